@@ -1,0 +1,40 @@
+/* cli.h -- the headless subcommands (`onebit-tui generate|eval|bench ...`)
+ * and what they share: option parsing helpers and teacher/tokenizer lookup.
+ * Exit codes: 0 ok, 1 runtime error, 2 usage error. */
+#ifndef OB_CLI_H
+#define OB_CLI_H
+
+#include "model.h"
+#include "tokenizer.h"
+
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);  /* argv[0] is the subcommand */
+    const char *summary;
+} CliCommand;
+
+extern const CliCommand cli_commands[];
+
+/* usage error: prints "onebit-tui CMD: msg" and a hint, returns EXIT_USAGE */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* runtime error: prints "error: msg", returns EXIT_RUNTIME */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The teacher path: explicit, else $ONEBIT_TEACHER, else models/stories260K.bin
+ * beside the executable (build tree), else the installed data directory.
+ * Returns a malloc'd path or NULL with err set. */
+char *cli_resolve_teacher(const char *explicit_path, char *err);
+/* The tokenizer: explicit, else $ONEBIT_TOKENIZER, else beside the teacher
+ * (tokenizer.bin for a 32000 vocabulary, tok<V>.bin otherwise). */
+char *cli_resolve_tokenizer(const char *explicit_path, const char *teacher, int vocab, char *err);
+
+/* load teacher + tokenizer by the rules above; prints the error itself */
+int cli_load_teacher(const char *teacher, const char *tokenizer, Model *m, Tokenizer *t);
+
+int cli_generate(int argc, char **argv);
+int cli_eval(int argc, char **argv);
+int cli_bench(int argc, char **argv);
+
+#endif

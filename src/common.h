@@ -1,0 +1,38 @@
+/* common.h -- small shared helpers for libonebit: error strings, allocation,
+ * whole-file reads, timing, checked size arithmetic, FP16/BF16 conversion. */
+#ifndef OB_COMMON_H
+#define OB_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define OB_ERRLEN 512
+
+/* Every fallible libonebit call takes `char *err` (OB_ERRLEN bytes) and
+ * returns 0 on success, -1 on failure with a message in err. */
+void ob_seterr(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+void *ob_malloc(size_t n);           /* aborts with a message on OOM */
+void *ob_calloc(size_t n, size_t sz);
+void *ob_aligned_alloc(size_t align, size_t n); /* zeroed; free() it */
+char *ob_strdup(const char *s);
+
+/* checked arithmetic: return 0 and set *out, or -1 on overflow */
+int ob_mul_size(size_t a, size_t b, size_t *out);
+int ob_add_size(size_t a, size_t b, size_t *out);
+
+/* read a whole file; NUL-terminated (the NUL is not counted in *len) */
+int ob_read_file(const char *path, char **data, size_t *len, char *err);
+
+double ob_now(void);                 /* monotonic seconds */
+
+float ob_fp16_to_fp32(uint16_t h);
+uint16_t ob_fp32_to_fp16(float f);   /* round to nearest even */
+float ob_bf16_to_fp32(uint16_t h);
+uint16_t ob_fp32_to_bf16(float f);   /* round to nearest even */
+
+/* parse a positive/nonnegative integer or float option; -1 on junk */
+int ob_parse_int(const char *s, long lo, long hi, long *out);
+int ob_parse_float(const char *s, double *out);
+
+#endif

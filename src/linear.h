@@ -1,0 +1,21 @@
+/* linear.h -- one linear projection y = x·Wᵀ, either dense FP32 (the teacher)
+ * or a packed OneBit layer (the student). The model's forward pass only ever
+ * calls linear_forward, so teacher and student share one forward. */
+#ifndef OB_LINEAR_H
+#define OB_LINEAR_H
+
+typedef struct BitLinear BitLinear; /* bitlinear.h */
+
+typedef enum { LINEAR_DENSE = 0, LINEAR_ONEBIT = 1 } LinearKind;
+
+typedef struct {
+    LinearKind kind;
+    int in, out;
+    const float *w;       /* LINEAR_DENSE: (out, in) row-major */
+    const BitLinear *bl;  /* LINEAR_ONEBIT */
+} Linear;
+
+/* y (N,out) = linear(x (N,in)). x and y must not alias. */
+void linear_forward(const Linear *l, const float *x, float *y, int N);
+
+#endif

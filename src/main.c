@@ -1,0 +1,50 @@
+/* main.c -- entry point of onebit-tui: dispatches to a headless subcommand.
+ * No curses here: the workbench lives in ui/. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+
+const CliCommand cli_commands[] = {
+    {"generate", cli_generate, "generate text with a teacher or a 1-bit student"},
+    {"eval", cli_eval, "perplexity of a teacher or student on a text file"},
+    {"bench", cli_bench, "benchmarks: forward (prefill/decode tokens/s)"},
+    {NULL, NULL, NULL},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: onebit-tui COMMAND [OPTIONS]\n"
+            "       onebit-tui --help | --version\n"
+            "\n"
+            "Make a 1-bit (OneBit) model of a LLaMA-family language model.\n"
+            "\n"
+            "Commands:\n");
+    for (const CliCommand *c = cli_commands; c->name; c++) fprintf(f, "  %-10s %s\n", c->name, c->summary);
+    fprintf(f,
+            "\n"
+            "'onebit-tui COMMAND --help' describes a command's options.\n"
+            "Exit status: 0 ok, 1 runtime error, 2 usage error.\n"
+            "Report bugs to: " PACKAGE_BUGREPORT "\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+        printf("onebit-tui " PACKAGE_VERSION "\n");
+        return EXIT_OK;
+    }
+    for (const CliCommand *c = cli_commands; c->name; c++)
+        if (!strcmp(argv[1], c->name)) return c->run(argc - 1, argv + 1);
+    return cli_usage_error(NULL, "unknown command '%s'", argv[1]);
+}

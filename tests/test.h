@@ -1,0 +1,55 @@
+/* test.h -- the unit-test harness: CHECK macros that count, a summary line,
+ * and automake's exit codes (0 pass, 1 fail, 77 skip). */
+#ifndef OB_TEST_H
+#define OB_TEST_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int t_pass, t_fail;
+
+#define CHECK(cond, ...)                                                        \
+    do {                                                                        \
+        if (cond) t_pass++;                                                     \
+        else {                                                                  \
+            t_fail++;                                                           \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);     \
+            fprintf(stderr, __VA_ARGS__);                                       \
+            fputc('\n', stderr);                                                \
+        }                                                                       \
+    } while (0)
+
+#define CHECK_NEAR(a, b, tol, what)                                             \
+    CHECK(fabs((double)(a) - (double)(b)) <= (tol), "%s: %.9g vs %.9g (tol %g)", what, (double)(a), (double)(b), (double)(tol))
+
+static inline int test_done(const char *name)
+{
+    printf("%s: %d checks passed, %d failed\n", name, t_pass, t_fail);
+    return t_fail ? 1 : (t_pass ? 0 : 1); /* a test that checked nothing fails */
+}
+
+/* path under $ONEBIT_SHARED, or NULL when the shared tree is absent */
+static inline const char *shared_path(const char *rel)
+{
+    static char buf[8][4096];
+    static int k;
+    const char *s = getenv("ONEBIT_SHARED");
+    if (!s || !*s) return NULL;
+    char *b = buf[k++ % 8];
+    snprintf(b, sizeof buf[0], "%s/%s", s, rel);
+    FILE *f = fopen(b, "rb");
+    if (!f) return NULL;
+    fclose(f);
+    return b;
+}
+
+#define REQUIRE_SHARED(var, rel)                                                \
+    const char *var = shared_path(rel);                                         \
+    if (!var) {                                                                 \
+        printf("SKIP: %s not found (set ONEBIT_SHARED)\n", rel);                \
+        return 77;                                                              \
+    }
+
+#endif

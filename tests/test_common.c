@@ -1,0 +1,37 @@
+/* test_common.c -- unit tests of common.c: FP16/BF16 conversion, checked
+ * arithmetic, number parsing. */
+#include "common.h"
+#include "test.h"
+
+int main(void)
+{
+    /* fp16 round trip of every finite half value */
+    int bad = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        if (((h >> 10) & 0x1f) == 31) continue;
+        float f = ob_fp16_to_fp32((uint16_t)h);
+        if (ob_fp32_to_fp16(f) != h) bad++;
+    }
+    CHECK(bad == 0, "%d halves do not round-trip", bad);
+    CHECK(ob_fp16_to_fp32(0x3c00) == 1.0f, "1.0");
+    CHECK(ob_fp16_to_fp32(0xc000) == -2.0f, "-2.0");
+    CHECK(ob_fp16_to_fp32(0x0001) == ldexpf(1.0f, -24), "smallest subnormal");
+    CHECK(ob_fp32_to_fp16(65520.0f) == 0x7c00, "overflow to inf");
+    CHECK(ob_fp32_to_fp16(1.0f + ldexpf(1.0f, -11)) == 0x3c00, "tie rounds to even");
+    CHECK(ob_fp32_to_fp16(1.0f + 3 * ldexpf(1.0f, -11)) == 0x3c02, "tie rounds to even (up)");
+    CHECK(isnan(ob_fp16_to_fp32(ob_fp32_to_fp16(NAN))), "nan stays nan");
+    CHECK(ob_bf16_to_fp32(ob_fp32_to_bf16(1.5f)) == 1.5f, "bf16 1.5");
+    CHECK(ob_fp32_to_bf16(1.0f + ldexpf(1.0f, -8)) == 0x3f80, "bf16 tie to even");
+    size_t out;
+    CHECK(ob_mul_size(SIZE_MAX / 2, 3, &out) == -1, "mul overflow");
+    CHECK(ob_mul_size(1000, 1000, &out) == 0 && out == 1000000, "mul");
+    CHECK(ob_add_size(SIZE_MAX, 1, &out) == -1, "add overflow");
+    long v;
+    CHECK(ob_parse_int("12", 0, 100, &v) == 0 && v == 12, "int");
+    CHECK(ob_parse_int("12x", 0, 100, &v) == -1, "junk int");
+    CHECK(ob_parse_int("101", 0, 100, &v) == -1, "range");
+    double d;
+    CHECK(ob_parse_float("0.9", &d) == 0 && d == 0.9, "float");
+    CHECK(ob_parse_float("nan", &d) == -1, "nan rejected");
+    return test_done("test_common");
+}
