@@ -3,6 +3,8 @@
 #include "linear.h"
 
 #include <cblas.h>
+
+#include "bitlinear.h"
 #include <stdlib.h>
 
 void linear_forward(const Linear *l, const float *x, float *y, int N)
@@ -16,7 +18,8 @@ void linear_forward(const Linear *l, const float *x, float *y, int N)
                         l->w, l->in, 0.0f, y, l->out);
         return;
     case LINEAR_ONEBIT:
-        break;
+        bitlinear_forward(l->bl, x, y, N);
+        return;
     }
     abort(); /* unreachable: every kind is handled above */
 }

@@ -1,0 +1,52 @@
+/* bitlinear.h -- the packed OneBit linear layer:
+ *
+ *     y = LayerNorm( h ⊙ (sign(W) · (g ⊙ x)) )
+ *
+ * LayerNorm without affine parameters, eps 1e-5, over the output dimension.
+ * sign(w) is +1 for w >= 0 and -1 for w < 0 (a weight of exactly 0 is +1).
+ * g (in) and h (out) are FP32 in memory (FP16 in .onebit files).
+ *
+ * Canonical sign packing (what files store and what bitlinear_get_bits
+ * returns): row-major over output rows; row r takes words_per_row =
+ * ceil(in/64) uint64 words; bit j (LSB = 0) of word k is column 64k+j;
+ * 1 means +1, 0 means -1; padding bits past `in` are 0. Kernels may keep a
+ * different layout internally.
+ */
+#ifndef OB_BITLINEAR_H
+#define OB_BITLINEAR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define BITLINEAR_EPS 1e-5f
+
+struct BitLinear {
+    int in, out;
+    int words_per_row;   /* ceil(in/64) */
+    uint64_t *bits;      /* (out, words_per_row), canonical layout */
+    float *g;            /* (in) */
+    float *h;            /* (out) */
+};
+typedef struct BitLinear BitLinear;
+
+BitLinear *bitlinear_new(int out, int in);
+void bitlinear_free(BitLinear *bl);
+/* signs from a dense (out, in) matrix */
+void bitlinear_pack(BitLinear *bl, const float *W);
+/* signs from canonical packed words (out * words_per_row) */
+void bitlinear_set_bits(BitLinear *bl, const uint64_t *bits);
+/* canonical packed words (out * words_per_row) */
+void bitlinear_get_bits(const BitLinear *bl, uint64_t *bits);
+void bitlinear_set_scales(BitLinear *bl, const float *g, const float *h);
+/* +1 or -1 */
+int bitlinear_sign(const BitLinear *bl, int row, int col);
+
+/* y (N,out) = layer(x (N,in)); uses the fastest kernel for this CPU */
+void bitlinear_forward(const BitLinear *bl, const float *x, float *y, int N);
+/* the plain scalar reference of the same computation */
+void bitlinear_forward_ref(const BitLinear *bl, const float *x, float *y, int N);
+
+/* parameter-free LayerNorm over n values in place (eps BITLINEAR_EPS) */
+void bitlinear_layernorm(float *y, int n);
+
+#endif
