@@ -19,6 +19,7 @@ BitLinear *bitlinear_new(int out, int in)
     bl->h = ob_aligned_alloc(64, (size_t)out * sizeof(float));
     for (int i = 0; i < in; i++) bl->g[i] = 1.0f;
     for (int i = 0; i < out; i++) bl->h[i] = 1.0f;
+    bl->norm = 1;
     return bl;
 }
 
@@ -91,7 +92,7 @@ void bitlinear_forward_ref(const BitLinear *bl, const float *x, float *y, int N)
             for (int c = 0; c < bl->in; c++) acc += bitlinear_sign(bl, r, c) > 0 ? gx[c] : -gx[c];
             yn[r] = acc * bl->h[r];
         }
-        bitlinear_layernorm(yn, bl->out);
+        if (bl->norm) bitlinear_layernorm(yn, bl->out);
     }
     free(gx);
 }

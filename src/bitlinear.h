@@ -3,6 +3,8 @@
  *     y = LayerNorm( h ⊙ (sign(W) · (g ⊙ x)) )
  *
  * LayerNorm without affine parameters, eps 1e-5, over the output dimension.
+ * With norm = 0 the LayerNorm is skipped: y = h ⊙ (sign(W) · (g ⊙ x)), a
+ * plain approximation of W (the PTQ baselines: XNOR, SVID without training).
  * sign(w) is +1 for w >= 0 and -1 for w < 0 (a weight of exactly 0 is +1).
  * g (in) and h (out) are FP32 in memory (FP16 in .onebit files).
  *
@@ -26,6 +28,7 @@ struct BitLinear {
     uint64_t *bits;      /* (out, words_per_row), canonical layout */
     float *g;            /* (in) */
     float *h;            /* (out) */
+    int norm;            /* 1: LayerNorm after (OneBit, the default); 0: none */
 };
 typedef struct BitLinear BitLinear;
 
