@@ -24,7 +24,6 @@ static void fill(float *p, size_t n, double scale, double offset)
 }
 
 /* relative error with a floor relative to the largest gradient */
-typedef struct { double max_rel; double max_abs_grad; const char *what; } Err;
 static double rel_err(double a, double n, double floor)
 {
     double d = fabs(a - n), s = fabs(a) > fabs(n) ? fabs(a) : fabs(n);
@@ -40,13 +39,8 @@ static double dotR(const float *y, const float *R, size_t n)
     return s;
 }
 
-static double worst[16];
-static const char *worst_name[16];
-static int n_worst;
 static void report(const char *name, double e, double tol)
 {
-    worst_name[n_worst] = name;
-    worst[n_worst++] = e;
     printf("  %-34s max rel err %.3g\n", name, e);
     CHECK(e < tol, "%s: max rel err %g >= %g", name, e, tol);
 }
