@@ -111,5 +111,7 @@ void model_rmsnorm(float *out, const float *x, const float *w, int n, float eps)
 void model_rope_table(const ModelConfig *c, float *cosv, float *sinv);
 void model_rope(float *v, int n, int hd, const float *cosv, const float *sinv);
 void model_softmax(float *x, int n);
+/* the softmax variants this CPU runs ("ref" first), for tests and benches */
+int model_softmax_variants(const char **names, void (**fns)(float *, int), int max);
 
 #endif
