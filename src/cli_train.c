@@ -60,9 +60,12 @@ static void help(void)
            "  --eval-every K       held-out student NLL every K steps (0: only at the end)\n"
            "  --eval-windows N     at most N held-out windows per periodic eval (0: all)\n"
            "  --log-every K        one progress line every K steps (1)\n"
+           "  --stop-after K       stop after K steps with a checkpoint, as an interrupt\n"
+           "                       would (exit 0); --resume continues the run\n"
            "\n"
            "SIGINT/SIGTERM finish the current step, write the checkpoint and exit 130.\n"
-           "Exit status: 0 finished, 1 runtime error, 2 usage error, 130 interrupted.\n",
+           "Exit status: 0 finished (or stopped by --stop-after), 1 runtime error,\n"
+           "2 usage error, 130 interrupted (checkpoint written).\n",
            DATA_GREEDY_TOKENS, (double)TRAINER_DEFAULT_LR);
 }
 
@@ -162,7 +165,7 @@ int cli_train(int argc, char **argv)
 {
     enum { O_TEACHER = 256, O_TOK, O_DATA, O_SPLIT, O_SELFGEN, O_CACHE, O_STEPS, O_SEQ, O_BATCH, O_ACCUM, O_LR, O_LRMIN,
            O_WARMUP, O_ALPHA, O_KL, O_WD, O_CLIP, O_INIT, O_SEED, O_THREADS, O_OUT, O_CKPT, O_CKPT_EVERY, O_RESUME,
-           O_EVAL_EVERY, O_EVAL_WIN, O_LOG_EVERY };
+           O_EVAL_EVERY, O_EVAL_WIN, O_LOG_EVERY, O_STOP_AFTER };
     static const struct option opts[] = {
         {"teacher", required_argument, 0, O_TEACHER}, {"tokenizer", required_argument, 0, O_TOK},
         {"data", required_argument, 0, O_DATA}, {"split", required_argument, 0, O_SPLIT},
@@ -177,7 +180,7 @@ int cli_train(int argc, char **argv)
         {"out", required_argument, 0, O_OUT}, {"ckpt", required_argument, 0, O_CKPT},
         {"ckpt-every", required_argument, 0, O_CKPT_EVERY}, {"resume", required_argument, 0, O_RESUME},
         {"eval-every", required_argument, 0, O_EVAL_EVERY}, {"eval-windows", required_argument, 0, O_EVAL_WIN},
-        {"log-every", required_argument, 0, O_LOG_EVERY}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"log-every", required_argument, 0, O_LOG_EVERY}, {"stop-after", required_argument, 0, O_STOP_AFTER}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *teacher = NULL, *tokenizer = NULL, *data_path = NULL, *split = NULL, *cache_dir = NULL;
     long selfgen = 0, v;
     double f;
@@ -225,6 +228,7 @@ int cli_train(int argc, char **argv)
         case O_EVAL_EVERY: INT_OPT(cfg.eval_every, 0, 1000000000, "--eval-every"); break;
         case O_EVAL_WIN: INT_OPT(cfg.max_eval_windows, 0, 1000000000, "--eval-windows"); break;
         case O_LOG_EVERY: INT_OPT(cfg.log_every, 1, 1000000000, "--log-every"); break;
+        case O_STOP_AFTER: INT_OPT(cfg.stop_after, 1, 1000000000, "--stop-after"); break;
         case 'h': help(); return EXIT_OK;
         case ':': return cli_usage_error("train", "option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage_error("train", "unknown option '%s'", argv[optind - 1]);
@@ -330,7 +334,7 @@ int cli_train(int argc, char **argv)
            exp(s.student_nll), s.steps_done, s.first_loss, s.last_loss);
     if (s.status == RUN_STOPPED) {
         fprintf(stderr, "stopped at step %ld of %ld: resume with --resume %s\n", s.steps_done, cfg.steps, cfg.ckpt_path);
-        rc = 130;
+        rc = g_interrupted ? 130 : EXIT_OK;
     } else {
         printf("wrote %s\n", cfg.out_path);
         rc = EXIT_OK;

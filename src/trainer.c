@@ -80,6 +80,7 @@ int trainer_config_check(const TrainConfig *c, const ModelConfig *mc, char *err)
     if (!(c->clip >= 0) || !isfinite(c->clip)) BAD("--clip must be >= 0 (0: no clipping)");
     if (c->init != QAT_INIT_NMF && c->init != QAT_INIT_SVD) BAD("--init must be nmf or svd");
     if (c->eval_every < 0 || c->ckpt_every < 0 || c->log_every < 1) BAD("--eval-every/--ckpt-every must be >= 0, log interval >= 1");
+    if (c->stop_after < 0) BAD("--stop-after must be >= 0");
     if (c->threads < 1 || c->threads > 1024) BAD("--threads must be between 1 and 1024");
     return 0;
 #undef BAD
@@ -473,6 +474,7 @@ static void *run(void *arg)
     double iv_loss = 0, iv_kl = 0, iv_mse = 0;
     int iv_n = 0, first_logged = 0, stopped = 0;
     while (t->step < k->steps) {
+        if (k->stop_after > 0 && t->step >= k->stop_after) { stopped = 1; break; }
         if (control(t, &active_since)) { stopped = 1; break; }
         qat_zero_grads(t->q);
         double loss = 0, kl = 0, mse = 0;

@@ -48,6 +48,7 @@ typedef struct {
     const char *out_path;    /* .onebit to export at the end (NULL: none) */
     const char *ckpt_path;   /* checkpoint file (NULL: no checkpoints) */
     const char *resume_path; /* checkpoint to resume from (NULL: fresh) */
+    long stop_after;         /* stop like trainer_stop once this many steps are done (0: never) */
     long max_eval_windows;   /* cap on held-out windows per eval (0: all) */
     int64_t run_id;          /* copied into every event */
 } TrainConfig;
