@@ -118,4 +118,49 @@ int qat_linear_srcs(const QatModel *q, void *lin_out);
  * forward, student forward and backward), for `bench train` */
 double qat_flops(const QatModel *q, int B, int T);
 
+/* ---- testing hooks ------------------------------------------------------ */
+/* on != 0: qat_forward_backward reuses the teacher logits and hidden states
+ * of its previous call instead of running the teacher (same tokens, B, T
+ * assumed), e.g. to differentiate the loss w.r.t. the student's input */
+void qat_reuse_teacher(QatModel *q, int on);
+/* (B·T, C): grad_scale × d(loss)/d(the student's embedded input rows) of the
+ * last qat_forward_backward (the embedding itself is frozen) */
+const float *qat_input_grad(const QatModel *q);
+
+/* ---- building blocks, forward and backward (used by the gradient checks).
+ * Shapes: N = B·T rows; *_bwd ADD into dx unless said otherwise. -------- */
+/* out (N,C) = RMSNorm(x)⊙w with model_rmsnorm's numerics; rstd (N) kept */
+void qat_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps);
+void qat_rmsnorm_bwd(float *dx, const float *dout, const float *x, const float *w, const float *rstd, int N, int C);
+/* RoPE (model_rope) of rows v (N, n_dim) at positions n % T, in place;
+ * _bwd applies the transposed rotation to a gradient in place */
+void qat_rope_fwd(float *v, int N, int T, int n_dim, int hd, const float *cosv, const float *sinv);
+void qat_rope_bwd(float *d, int N, int T, int n_dim, int hd, const float *cosv, const float *sinv);
+/* causal GQA attention of B sequences: q (N,qd), k, v (N,kvd) -> att
+ * (B,H,T,T) probabilities, out (N,qd). _bwd WRITES dq (N,qd), dk, dv
+ * (N,kvd); dP is (T,T) scratch */
+void qat_attention_fwd(const ModelConfig *c, const float *q, const float *k, const float *v, float *att,
+                       float *out, int B, int T);
+void qat_attention_bwd(const ModelConfig *c, const float *q, const float *k, const float *v, const float *att,
+                       const float *dout, float *dq, float *dk, float *dv, float *dP, int B, int T);
+/* hp = silu(gate) ⊙ up; _bwd WRITES dgate, dup */
+void qat_swiglu_fwd(float *hp, const float *gate, const float *up, size_t n);
+void qat_swiglu_bwd(float *dgate, float *dup, const float *dhp, const float *gate, const float *up, size_t n);
+/* the OneBit linear with S a free FP (out,in) matrix: y = LN(h⊙(S·(g⊙x)));
+ * keeps a = S·(g⊙x) (N,out), rstd (N); gx (N,in) scratch */
+void qat_onebit_fwd(int in, int out, const float *S, const float *g, const float *h, const float *x, int N,
+                    float *gx, float *a, float *y, float *rstd);
+typedef struct {
+    int in, out;
+    const float *S, *W, *g, *h; /* W: latent weights for the STE; NULL: skip dW */
+    float *dW, *dg, *dh;        /* accumulated */
+    float *dS;                  /* (out,in) written: d/dS */
+    float *gx, *dgx;            /* (N,in) scratch */
+    double *acc;                /* max(in,out) scratch */
+} QatOnebitGrad;
+/* consumes dy (N,out); dx (N,in) written, or added when accumulate;
+ * dW += dS ⊙ (1.001 − tanh²(W)) */
+void qat_onebit_bwd(const QatOnebitGrad *p, const float *x, int N, const float *a, const float *y,
+                    const float *rstd, float *dy, float *dx, int accumulate);
+
 #endif
