@@ -53,6 +53,11 @@ int student_has_tokenizer(const char *path, char *err);
 int student_quantize(const Model *teacher, SvidMethod init, int norm, StudentLinearSrc *lin_out, char *err);
 void student_src_free(StudentLinearSrc *lin, int n);
 
+/* the file checksum: 64-bit FNV-1a (offset basis 14695981039346656037,
+ * prime 1099511628211) over all n bytes of the file with the 8 checksum
+ * bytes at offset 104 taken as zero */
+uint64_t student_checksum(const unsigned char *file, size_t n);
+
 /* 1-bit storage in bytes of a model config: signs + FP16 g,h for the
  * linears, FP16 for the FP tensors (the `inspect` accounting) */
 uint64_t student_onebit_bytes(const ModelConfig *c);
