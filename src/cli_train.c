@@ -330,8 +330,9 @@ int cli_train(int argc, char **argv)
     printf("  %-22s nll %.6f  ppl %10.4f\n", "teacher", s.teacher_nll, exp(s.teacher_nll));
     printf("  %-22s nll %.6f  ppl %10.4f\n", "PTQ XNOR (sign x mean)", s.xnor_nll, exp(s.xnor_nll));
     printf("  %-22s nll %.6f  ppl %10.4f\n", cfg.init ? "PTQ SVID (svd)" : "PTQ SVID (nmf)", s.svid_nll, exp(s.svid_nll));
-    printf("  %-22s nll %.6f  ppl %10.4f  (%ld steps, loss %.4f -> %.4f)\n", "student (QAT)", s.student_nll,
-           exp(s.student_nll), s.steps_done, s.first_loss, s.last_loss);
+    printf("  %-22s nll %.6f  ppl %10.4f  (%ld steps", "student (QAT)", s.student_nll, exp(s.student_nll), s.steps_done);
+    if (isfinite(s.first_loss)) printf(", loss %.4f -> %.4f", s.first_loss, s.last_loss);
+    printf(")\n");
     if (s.status == RUN_STOPPED) {
         fprintf(stderr, "stopped at step %ld of %ld: resume with --resume %s\n", s.steps_done, cfg.steps, cfg.ckpt_path);
         rc = g_interrupted ? 130 : EXIT_OK;

@@ -549,10 +549,10 @@ static void *run(void *arg)
     }
     if (t->out_path) {
         if (export_student(t, err)) { fail(t, err); return NULL; }
-        emit_log(t, "wrote %s", t->out_path);
     }
     t->sum.status = RUN_FINISHED;
-    snprintf(t->sum.message, sizeof t->sum.message, "finished %ld steps", t->step);
+    snprintf(t->sum.message, sizeof t->sum.message, "finished %ld steps%s%s", t->step, t->out_path ? "; wrote " : "",
+             t->out_path ? t->out_path : "");
     emit_status(t, RUN_FINISHED, "%s", t->sum.message);
     return NULL;
 }
@@ -583,6 +583,7 @@ int trainer_start(Trainer **out, const TrainConfig *cfg, const Model *teacher, c
     t->ring = ring;
     t->data_fp = data_fingerprint(data);
     t->sum.status = RUN_RUNNING;
+    t->sum.first_loss = t->sum.last_loss = NAN;
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
     int e = pthread_create(&t->th, NULL, run_thread, t);

@@ -65,7 +65,7 @@ typedef struct {
     double teacher_nll, svid_nll, xnor_nll, student_nll; /* held-out, nats/token */
     long eval_tokens;
     long steps_done;
-    double first_loss, last_loss;     /* mean of the first/last logged steps */
+    double first_loss, last_loss;     /* mean of the first/last logged intervals of this session (NAN: none) */
     double elapsed;
     RunStatus status;
     char message[512];
