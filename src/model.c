@@ -233,7 +233,7 @@ void model_rmsnorm(float *out, const float *x, const float *w, int n, float eps)
 }
 
 /* exp(x) for x <= 0 (softmax arguments after the max is subtracted), within
- * 2 ulp of expf: x = n·ln2 + r, |r| <= ln2/2, degree-6 polynomial for e^r,
+ * ~1 ulp: x = n·ln2 + r, |r| <= ln2/2, degree-7 Taylor polynomial for e^r,
  * scaled by 2^n through the exponent bits. Branch-free so that the compiler
  * vectorises the loops below; the clones are chosen at run time. */
 static inline float exp_nonpos(float x)
@@ -243,7 +243,8 @@ static inline float exp_nonpos(float x)
     float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = x - n * 0.693145751953125f;
     r = r - n * 1.428606765330187045e-06f;
-    float p = 1.0f / 720;
+    float p = 1.0f / 5040;
+    p = p * r + 1.0f / 720;
     p = p * r + 1.0f / 120;
     p = p * r + 1.0f / 24;
     p = p * r + 1.0f / 6;
@@ -277,7 +278,8 @@ static void softmax_scalar(float *x, int n)
         __typeof__(V) nn = ROUND(MUL(V, SET1(1.44269504088896341f)));                        \
         __typeof__(V) r = FMA(nn, SET1(-0.693145751953125f), V);                             \
         r = FMA(nn, SET1(-1.428606765330187045e-06f), r);                                    \
-        __typeof__(V) p = SET1(1.0f / 720);                                                  \
+        __typeof__(V) p = SET1(1.0f / 5040);                                                 \
+        p = FMA(p, r, SET1(1.0f / 720));                                                     \
         p = FMA(p, r, SET1(1.0f / 120));                                                     \
         p = FMA(p, r, SET1(1.0f / 24));                                                      \
         p = FMA(p, r, SET1(1.0f / 6));                                                       \
