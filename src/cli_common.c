@@ -102,7 +102,12 @@ int cli_load_teacher(const char *teacher, const char *tokenizer, Model *m, Token
     char err[OB_ERRLEN];
     char *tp = cli_resolve_teacher(teacher, err);
     if (!tp) return cli_error("%s", err);
-    if (model_load(m, tp, err)) { free(tp); return cli_error("%s", err); }
+    /* an embedded tokenizer (GGUF, tokenizer.json) is used unless one is
+     * named explicitly (--tokenizer or $ONEBIT_TOKENIZER) */
+    const char *env = getenv("ONEBIT_TOKENIZER");
+    int want_embedded = !tokenizer && !(env && *env), embedded = 0;
+    if (model_load_ex(m, want_embedded ? t : NULL, &embedded, tp, err)) { free(tp); return cli_error("%s", err); }
+    if (embedded) { free(tp); return 0; }
     char *kp = cli_resolve_tokenizer(tokenizer, tp, m->cfg.vocab_size, err);
     free(tp);
     if (!kp) { model_free(m); return cli_error("%s", err); }
