@@ -12,6 +12,7 @@
 
 #include "common.h"
 #include "gguf.h"
+#include "hf.h"
 
 const char *const model_lin_names[LIN_PER_LAYER] = {"wq", "wk", "wv", "wo", "w1", "w2", "w3"};
 
@@ -457,10 +458,7 @@ int model_load_ex(Model *m, Tokenizer *tok, int *tok_loaded, const char *path, c
     *tok_loaded = 0;
     struct stat st;
     if (stat(path, &st) != 0) { ob_seterr(err, "%s: %s", path, strerror(errno)); return -1; }
-    if (S_ISDIR(st.st_mode)) {
-        ob_seterr(err, "%s: is a directory (Hugging Face directories are read by a later version; use a llama2.c .bin)", path);
-        return -1;
-    }
+    if (S_ISDIR(st.st_mode)) return hf_load_dir(m, tok, tok_loaded, path, err);
     FILE *f = fopen(path, "rb");
     if (!f) { ob_seterr(err, "%s: %s", path, strerror(errno)); return -1; }
     char magic[4] = {0};

@@ -520,6 +520,7 @@ static size_t run_of(const unsigned char *s, size_t n, size_t i, int cls)
 /* end of the pre-token starting at s[i] */
 static size_t pre_next(const unsigned char *s, size_t n, size_t i, int mode)
 {
+    if (i >= n) return n;
     int l, l2;
     int c = cls_at(s, n, i, &l);
     /* contractions */
@@ -631,4 +632,10 @@ static int encode_bytelevel(const Tokenizer *t, const char *text, int bos, int e
     *out = tok;
     *n_out = m;
     return 0;
+}
+
+size_t tok_pretoken_end(const char *text, size_t n, size_t i, int pretok)
+{
+    size_t e = pre_next((const unsigned char *)text, n, i, pretok);
+    return e > i ? e : i + 1;
 }

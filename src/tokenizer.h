@@ -54,6 +54,10 @@ int tok_init_bytelevel(Tokenizer *t, int n, const char *const *pieces, const int
                        const char *const *merges, int bos_id, int eos_id, int pretok, char *err);
 void tok_free(Tokenizer *t);
 
+/* byte-level pre-tokenization: end of the pre-token of text[0..n) that
+ * starts at i (merges never cross pre-token boundaries) */
+size_t tok_pretoken_end(const char *text, size_t n, size_t i, int pretok);
+
 /* token id of a piece, or -1 */
 int tok_lookup(const Tokenizer *t, const char *piece, size_t len);
 
