@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 
 #include "common.h"
+#include "gguf.h"
+#include "hf.h"
 
 const char *const model_lin_names[LIN_PER_LAYER] = {"wq", "wk", "wv", "wo", "w1", "w2", "w3"};
 
@@ -588,22 +590,24 @@ float *model_step(const Model *m, ModelState *s, int token, int pos)
 
 /* ---- format detection -------------------------------------------------- */
 
-int model_load(Model *m, const char *path, char *err)
+int model_load_ex(Model *m, Tokenizer *tok, int *tok_loaded, const char *path, char *err)
 {
+    int dummy;
+    if (!tok_loaded) tok_loaded = &dummy;
+    *tok_loaded = 0;
     struct stat st;
     if (stat(path, &st) != 0) { ob_seterr(err, "%s: %s", path, strerror(errno)); return -1; }
-    if (S_ISDIR(st.st_mode)) {
-        ob_seterr(err, "%s: is a directory (Hugging Face directories are read by a later version; use a llama2.c .bin)", path);
-        return -1;
-    }
+    if (S_ISDIR(st.st_mode)) return hf_load_dir(m, tok, tok_loaded, path, err);
     FILE *f = fopen(path, "rb");
     if (!f) { ob_seterr(err, "%s: %s", path, strerror(errno)); return -1; }
     char magic[4] = {0};
     size_t n = fread(magic, 1, 4, f);
     fclose(f);
-    if (n == 4 && memcmp(magic, "GGUF", 4) == 0) {
-        ob_seterr(err, "%s: is a GGUF file (GGUF teachers are read by a later version; use a llama2.c .bin)", path);
-        return -1;
-    }
+    if (n == 4 && memcmp(magic, "GGUF", 4) == 0) return gguf_load_model(m, tok, tok_loaded, path, err);
     return model_load_llama2c(m, path, err);
+}
+
+int model_load(Model *m, const char *path, char *err)
+{
+    return model_load_ex(m, NULL, NULL, path, err);
 }
