@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,6 +19,30 @@
 #include "db_internal.h"
 
 /* ---- errors ---------------------------------------------------------------- */
+
+/* SQLite often loses errno on a failed write: guess it from the file
+ * system's free space and RLIMIT_FSIZE */
+static int why_write_failed(const char *path)
+{
+    struct rlimit rl;
+    struct statvfs vs;
+    char *d = ob_strdup(path), *slash = strrchr(d, '/');
+    if (slash) *slash = 0;
+    int e = 0;
+    if (statvfs(slash ? (*d ? d : "/") : ".", &vs) == 0 && (unsigned long long)vs.f_bavail * vs.f_frsize < (1u << 20))
+        e = ENOSPC;
+    else if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        struct stat sb;
+        char wal[4200];
+        snprintf(wal, sizeof wal, "%s-wal", path);
+        /* the database or its log is within a page or two of the limit */
+        if ((stat(path, &sb) == 0 && (unsigned long long)sb.st_size + 65536 >= rl.rlim_cur) ||
+            (stat(wal, &sb) == 0 && (unsigned long long)sb.st_size + 65536 >= rl.rlim_cur))
+            e = EFBIG;
+    }
+    free(d);
+    return e;
+}
 
 void db_set_sqlerr(sqlite3 *h, int rc, const char *path, const char *what, int busy_ms, char *err)
 {
@@ -36,7 +62,10 @@ void db_set_sqlerr(sqlite3 *h, int rc, const char *path, const char *what, int b
                   msg, what);
         break;
     case SQLITE_IOERR:
-        if (sys == ENOSPC || sys == EFBIG || sys == EDQUOT)
+        if (!sys) sys = why_write_failed(path);
+        if (sys == EFBIG)
+            ob_seterr(err, "%s: file size limit reached (ulimit -f) while %s; what was committed before is intact", path, what);
+        else if (sys == ENOSPC || sys == EDQUOT)
             ob_seterr(err, "%s: disk full or file size limit reached while %s (%s); what was committed before is intact", path,
                       what, strerror(sys));
         else
@@ -89,12 +118,10 @@ static int prep(Db *db, sqlite3_stmt **st, const char *sql, const char *what, ch
 static int step_done(Db *db, sqlite3_stmt *st, const char *what, char *err)
 {
     int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) rc = sqlite3_extended_errcode(db->h);
+    if (rc != SQLITE_DONE) dberr(db, rc, what, err); /* before finalize: it keeps errno */
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
-        dberr(db, rc, what, err);
-        return -1;
-    }
-    return 0;
+    return rc == SQLITE_DONE ? 0 : -1;
 }
 
 static char *col_str(sqlite3_stmt *st, int i)
@@ -297,6 +324,20 @@ fail:
     return -1;
 }
 
+/* file:PATH?immutable=1 with PATH percent-encoded */
+static char *immutable_uri(const char *path)
+{
+    size_t n = strlen(path);
+    char *u = ob_malloc(3 * n + 32), *p = u;
+    p += sprintf(p, "file:");
+    for (const unsigned char *s = (const unsigned char *)path; *s; s++) {
+        if (*s == '%' || *s == '?' || *s == '#' || *s < 0x20 || *s >= 0x7f) p += sprintf(p, "%%%02X", *s);
+        else *p++ = (char)*s;
+    }
+    strcpy(p, "?immutable=1");
+    return u;
+}
+
 int db_connect(const char *path, int read_only, int busy_ms, sqlite3 **out, char *err)
 {
     sqlite3 *h = NULL;
@@ -327,6 +368,35 @@ int db_connect(const char *path, int read_only, int busy_ms, sqlite3 **out, char
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW) rc = SQLITE_OK;
         sqlite3_finalize(st);
+    }
+    if (rc != SQLITE_OK && read_only && ((rc & 0xff) == SQLITE_READONLY || (rc & 0xff) == SQLITE_CANTOPEN)) {
+        /* A WAL database in a directory we cannot write: SQLite cannot
+         * create the -shm index. With no log to replay nobody can be
+         * writing, so reading the file as immutable is exact. */
+        char wal[4200];
+        struct stat sb;
+        snprintf(wal, sizeof wal, "%s-wal", path);
+        if (stat(wal, &sb) == 0 && sb.st_size > 0) {
+            ob_seterr(err, "%s: cannot read it here: its write-ahead log %s must be replayed, which needs write access to "
+                           "the directory", path, wal);
+            sqlite3_close(h);
+            return -1;
+        }
+        sqlite3_close(h);
+        h = NULL;
+        char *uri = immutable_uri(path);
+        rc = sqlite3_open_v2(uri, &h, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI, NULL);
+        free(uri);
+        if (rc == SQLITE_OK) {
+            sqlite3_extended_result_codes(h, 1);
+            sqlite3_busy_timeout(h, busy_ms);
+            rc = sqlite3_prepare_v2(h, "SELECT count(*) FROM sqlite_master", -1, &st, NULL);
+            if (rc == SQLITE_OK) {
+                rc = sqlite3_step(st);
+                if (rc == SQLITE_ROW) rc = SQLITE_OK;
+                sqlite3_finalize(st);
+            }
+        }
     }
     if (rc != SQLITE_OK) {
         db_set_sqlerr(h, rc, path, "reading", busy_ms, err);
@@ -487,8 +557,9 @@ int64_t db_teacher_upsert(Db *db, const char *path, const char *sha256, const ch
     int rc = sqlite3_step(st);
     int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
     if (rc == SQLITE_ROW) rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) dberr(db, rc, "recording the teacher", err);
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) { dberr(db, rc, "recording the teacher", err); return -1; }
+    if (rc != SQLITE_DONE) return -1;
     return id;
 }
 
@@ -604,6 +675,8 @@ int64_t db_run_create(Db *db, const char *name, int64_t teacher_id, const char *
     sqlite3_bind_double(st, 5, db_wall_time());
     bind_owner(st, 6, &db->self);
     int rc = sqlite3_step(st);
+    char e2[OB_ERRLEN];
+    if (rc != SQLITE_DONE) dberr(db, rc, "creating a run", e2); /* while errno is known */
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
         if (rc == SQLITE_CONSTRAINT_UNIQUE && name)
@@ -611,7 +684,7 @@ int64_t db_run_create(Db *db, const char *name, int64_t teacher_id, const char *
         else if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
             ob_seterr(err, "%s: no teacher %lld", db->path, (long long)teacher_id);
         else
-            dberr(db, rc, "creating a run", err);
+            snprintf(err, OB_ERRLEN, "%s", e2);
         goto fail;
     }
     int64_t id = sqlite3_last_insert_rowid(db->h);
@@ -1065,11 +1138,13 @@ int64_t db_chat_add(Db *db, int64_t run, int64_t teacher, int64_t session, const
     sqlite3_bind_text(st, 5, text, -1, SQLITE_TRANSIENT);
     sqlite3_bind_double(st, 6, db_wall_time());
     int rc = sqlite3_step(st);
+    char e2[OB_ERRLEN];
+    if (rc != SQLITE_DONE) dberr(db, rc, "storing a chat message", e2); /* while errno is known */
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
         if (rc == SQLITE_CONSTRAINT_CHECK) ob_seterr(err, "%s: chat role must be system, user or assistant, not '%s'", db->path, role);
         else if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) ob_seterr(err, "%s: no such run or teacher for a chat", db->path);
-        else dberr(db, rc, "storing a chat message", err);
+        else snprintf(err, OB_ERRLEN, "%s", e2);
         return -1;
     }
     return sqlite3_last_insert_rowid(db->h);
