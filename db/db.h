@@ -181,6 +181,8 @@ typedef struct {
 DbWriter *db_writer_start(const char *path, int64_t run_id, EventRing *notify, char *err);
 /* batch limits (defaults 256 events, 0.25 s); call before pushing */
 void db_writer_set_batch(DbWriter *w, int max_events, double max_seconds);
+/* how long one commit waits for a lock held by someone else (default 5000 ms) */
+void db_writer_set_busy_timeout(DbWriter *w, int ms);
 /* Never blocks on the disk. EV_STEP -> metrics, EV_EVAL -> evals (dataset
  * in text), EV_CKPT -> checkpoints (path in text), EV_STATUS -> the run's
  * status (message in text). EV_CKPT and EV_STATUS are committed at once. */

@@ -30,7 +30,7 @@ struct DbWriter {
     pthread_t thread;
     atomic_int stop;
     pthread_mutex_t mu;           /* guards stats, err, has_err, batch limits */
-    int max_events;
+    int max_events, busy_ms, busy_applied;
     double max_seconds;
     DbWriterStats stats;
     long commit_hook_count;       /* transactions seen by sqlite3_commit_hook */
@@ -187,7 +187,7 @@ fail:
     if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
         ob_seterr(err, "%s: run %lld no longer exists (deleted?); its progress is not stored", w->path, (long long)w->run);
     else
-        db_set_sqlerr(w->h, rc, w->path, ctx, DB_BUSY_MS, err);
+        db_set_sqlerr(w->h, rc, w->path, ctx, w->busy_applied, err);
 fail_msg:
     sqlite3_finalize(sm); sqlite3_finalize(se); sqlite3_finalize(sc);
     sqlite3_finalize(ss); sqlite3_finalize(so); sqlite3_finalize(su);
@@ -199,6 +199,10 @@ fail_msg:
 static int flush(DbWriter *w, int durable)
 {
     char err[OB_ERRLEN];
+    pthread_mutex_lock(&w->mu);
+    int busy = w->busy_ms;
+    pthread_mutex_unlock(&w->mu);
+    if (busy != w->busy_applied) sqlite3_busy_timeout(w->h, w->busy_applied = busy);
     int n = w->npending;
     int rc = commit_pending(w, durable, err);
     pthread_mutex_lock(&w->mu);
@@ -233,7 +237,7 @@ static void *writer_main(void *arg)
         int stopping = atomic_load(&w->stop);
         int timeout = -1;
         if (w->npending > 0) {
-            double due = urgent ? 0 : w->first_pending + max_seconds;
+            double due = urgent || w->npending >= max_events ? 0 : w->first_pending + max_seconds;
             if (retry_at > due) due = retry_at;
             double dt = due - ob_now();
             timeout = dt <= 0 ? 0 : (int)(dt * 1000) + 1;
@@ -298,6 +302,7 @@ DbWriter *db_writer_start(const char *path, int64_t run_id, EventRing *notify, c
     w->notify = notify;
     w->max_events = 256;
     w->max_seconds = 0.25;
+    w->busy_ms = w->busy_applied = DB_BUSY_MS;
     db_owner_self(&w->self);
     if (db_connect(path, 0, DB_BUSY_MS, &w->h, err)) goto fail;
     /* the run must exist; the schema must be current (a Db opened it) */
@@ -334,6 +339,13 @@ void db_writer_set_batch(DbWriter *w, int max_events, double max_seconds)
     pthread_mutex_lock(&w->mu);
     if (max_events > 0) w->max_events = max_events;
     if (max_seconds > 0) w->max_seconds = max_seconds;
+    pthread_mutex_unlock(&w->mu);
+}
+
+void db_writer_set_busy_timeout(DbWriter *w, int ms)
+{
+    pthread_mutex_lock(&w->mu);
+    w->busy_ms = ms;
     pthread_mutex_unlock(&w->mu);
 }
 
