@@ -56,7 +56,7 @@ static int64_t fixture(const char *path)
     int64_t t = db_teacher_upsert(db, "/models/stories260K.bin", "ab12", "llama2c", "{\"dim\":64}", err);
     int64_t r = db_run_create(db, "distill-a", t, "{\"lr\":0.0004,\"steps\":20,\"note\":\"a \\\"quoted\\\" one\"}", 20, err);
     CHECK(r > 0, "run: %s", err);
-    for (int s = 0; s < 12; s++) {
+    for (int s = 1; s <= 12; s++) {
         DbMetric m = {s, 6.0 - 0.25 * s, 5.0 - 0.2 * s, 0.5, 4e-4, 1.25, 2000, 0.5 * s};
         db_metric_put(db, r, &m, err);
     }
@@ -119,15 +119,15 @@ int main(void)
           "show --json: %s", out);
 
     snprintf(a, sizeof a, "runs curves distill-a --csv --db '%s'", db);
-    static const char head[] = "step,loss,kl,mse,lr,grad_norm,tokens_per_s,wall\n0,6,5,0.5,0.0004,1.25,2000,0\n";
+    static const char head[] = "step,loss,kl,mse,lr,grad_norm,tokens_per_s,wall\n1,5.75,4.8,0.5,0.0004,1.25,2000,0.5\n";
     CHECK(run(a) == 0 && !strncmp(out, head, strlen(head)) &&
-              has(out, "\n11,3.25,2.8,0.5,0.0004,1.25,2000,5.5\n"),
+              has(out, "\n12,3,2.6,0.5,0.0004,1.25,2000,6\n"),
           "curves --csv:\n%s", out);
     int lines = 0;
     for (char *p = out; *p; p++) lines += *p == '\n';
     CHECK(lines == 13, "header + 12 rows: %d", lines);
     snprintf(a, sizeof a, "runs curves distill-a --json --db '%s'", db);
-    CHECK(run(a) == 0 && has(out, "{\"step\":11,\"loss\":3.25,\"kl\":2.8"), "curves --json: %.200s", out);
+    CHECK(run(a) == 0 && has(out, "{\"step\":12,\"loss\":3,\"kl\":2.6"), "curves --json: %.200s", out);
     snprintf(a, sizeof a, "runs curves distill-a --db '%s'", db);
     CHECK(run(a) == 0 && has(out, "STEP") && has(out, "3.25"), "curves text");
 
