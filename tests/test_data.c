@@ -29,7 +29,7 @@ static void synthetic(void)
     if (held < 1) held = 1;
     CHECK(d.n_train == usable - held, "held-out = 5%% (>= 1): n_train %d", d.n_train);
     /* the held-out sequences' ids (tokens) */
-    int held_id[N] = {0};
+    int held_id[N + 3] = {0}; /* by token: sequence i is all 3+i */
     for (int s = d.n_train; s < d.n_seq; s++) held_id[d.tok[d.off[s]]] = 1;
     DataCursor c1, c2, c3;
     data_cursor_init(&c1, 7);
@@ -81,8 +81,9 @@ static void synthetic(void)
     const char *sha = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     CHECK(data_cache_write(path, sha, 5, 60, V, N, lens, tok, err) == 0, "cache write: %s", err);
     int *l2, *t2;
-    CHECK(data_cache_read(path, sha, 5, 60, V, N, &l2, &t2, err) == 0, "cache read: %s", err);
-    if (!data_cache_read(path, sha, 5, 60, V, N, &l2, &t2, err)) {
+    int rd = data_cache_read(path, sha, 5, 60, V, N, &l2, &t2, err);
+    CHECK(rd == 0, "cache read: %s", err);
+    if (rd == 0) {
         CHECK(!memcmp(l2, lens, sizeof lens) && !memcmp(t2, tok, (size_t)k * sizeof(int)), "cache round trip");
         free(l2);
         free(t2);
