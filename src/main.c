@@ -10,6 +10,8 @@ const CliCommand cli_commands[] = {
     {"generate", cli_generate, "generate text with a teacher or a 1-bit student"},
     {"eval", cli_eval, "perplexity of a teacher or student on a text file"},
     {"bench", cli_bench, "benchmarks: forward (prefill/decode tokens/s)"},
+    {"inspect", cli_inspect, "per-layer SVID errors, sign balance and 1-bit sizes of a teacher"},
+    {"quantize", cli_quantize, "a 1-bit student from a teacher without training (SVID/XNOR)"},
     {NULL, NULL, NULL},
 };
 
