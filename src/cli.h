@@ -35,10 +35,17 @@ char *cli_resolve_tokenizer(const char *explicit_path, const char *teacher, int 
 /* load teacher + tokenizer by the rules above; prints the error itself */
 int cli_load_teacher(const char *teacher, const char *tokenizer, Model *m, Tokenizer *t);
 
+/* load a student (.onebit, tokenizer from the file unless `tokenizer` is
+ * given) when `student` is not NULL, else the teacher as cli_load_teacher;
+ * prints the error itself */
+int cli_load_model(const char *teacher, const char *student, const char *tokenizer, Model *m, Tokenizer *t);
+
 int cli_generate(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_runs(int argc, char **argv);
 int cli_train(int argc, char **argv);
+int cli_inspect(int argc, char **argv);
+int cli_quantize(int argc, char **argv);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "common.h"
 #include "hf.h"
+#include "student.h"
 
 #ifndef OB_DATADIR
 #define OB_DATADIR "/usr/local/share/onebit-tui"
@@ -130,5 +131,17 @@ int cli_load_teacher(const char *teacher, const char *tokenizer, Model *m, Token
         return cli_error("%s", err);
     }
     free(kp);
+    return 0;
+}
+
+int cli_load_model(const char *teacher, const char *student, const char *tokenizer, Model *m, Tokenizer *t)
+{
+    if (!student) return cli_load_teacher(teacher, tokenizer, m, t);
+    char err[OB_ERRLEN];
+    if (student_load(m, tokenizer ? NULL : t, student, err)) return cli_error("%s", err);
+    if (tokenizer && tok_load(t, tokenizer, m->cfg.vocab_size, err)) {
+        model_free(m);
+        return cli_error("%s", err);
+    }
     return 0;
 }
