@@ -29,8 +29,8 @@ static int bench_forward(int argc, char **argv)
         {"teacher", required_argument, 0, 'm'}, {"tokenizer", required_argument, 0, 'z'},
         {"tokens", required_argument, 0, 't'},  {"reps", required_argument, 0, 'r'},
         {"json", no_argument, 0, 'j'},          {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
-    const char *teacher = NULL, *tokenizer = NULL;
+        {"student", required_argument, 0, 'S'}, {0, 0, 0, 0}};
+    const char *teacher = NULL, *tokenizer = NULL, *student = NULL;
     long T = 0, reps = 20;
     int json = 0, ch;
     optind = 0;
@@ -38,12 +38,13 @@ static int bench_forward(int argc, char **argv)
     while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (ch) {
         case 'm': teacher = optarg; break;
+        case 'S': student = optarg; break;
         case 'z': tokenizer = optarg; break;
         case 't': if (ob_parse_int(optarg, 1, 1 << 20, &T)) return cli_usage_error("bench forward", "--tokens needs a positive integer"); break;
         case 'r': if (ob_parse_int(optarg, 1, 1000000, &reps)) return cli_usage_error("bench forward", "--reps needs a positive integer"); break;
         case 'j': json = 1; break;
         case 'h':
-            printf("Usage: onebit-tui bench forward [--teacher M] [--tokenizer T] [--tokens N] [--reps R] [--json]\n"
+            printf("Usage: onebit-tui bench forward [--teacher M | --student S] [--tokenizer T] [--tokens N] [--reps R] [--json]\n"
                    "\nPrefill (batched forward over N tokens) and decode (incremental, KV cache)\n"
                    "tokens/s, medians over R repetitions. N defaults to the model's context.\n");
             return EXIT_OK;
@@ -53,7 +54,8 @@ static int bench_forward(int argc, char **argv)
     }
     Model m;
     Tokenizer t;
-    if (cli_load_teacher(teacher, tokenizer, &m, &t)) return EXIT_RUNTIME;
+    if (teacher && student) return cli_usage_error("bench forward", "--teacher and --student exclude each other");
+    if (cli_load_model(teacher, student, tokenizer, &m, &t)) return EXIT_RUNTIME;
     const ModelConfig *c = &m.cfg;
     if (T == 0 || T > c->seq_len) T = c->seq_len;
     int *tok = ob_malloc(T * sizeof(int));
@@ -228,7 +230,7 @@ static int bench_train(int argc, char **argv)
 }
 
 static const struct { const char *name; int (*run)(int, char **); const char *summary; } benches[] = {
-    {"forward", bench_forward, "prefill and decode tokens/s of a teacher"},
+    {"forward", bench_forward, "prefill and decode tokens/s of a teacher or student"},
     {"train", bench_train, "QAT training tokens/s and fraction of the sgemm peak"},
 };
 
