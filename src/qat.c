@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "svid.h"
 
 #define QAT_LN_EPS 1e-5 /* = BITLINEAR_EPS */
 
@@ -97,77 +98,24 @@ static void sync_S(QatModel *q)
 
 void qat_sync(QatModel *q) { sync_S(q); }
 
-/* rank-1 nonnegative approximation |W| ≈ a·bᵀ, W (out,in) row-major.
- * NMF: alternating least squares a = Ab/bᵀb, b = Aᵀa/aᵀa with projection
- * onto >= 0; SVD: power iteration for the top singular pair, scaled
- * a = √σ·u, b = √σ·v. For a nonnegative matrix both reach the Perron pair. */
-static void rank1_abs(const float *W, int out, int in, int method, float *a, float *b)
-{
-    double *u = ob_malloc((size_t)out * sizeof(double)), *v = ob_malloc((size_t)in * sizeof(double));
-    for (int i = 0; i < in; i++) v[i] = 1.0 / sqrt((double)in);
-    double sigma = 0;
-    for (int it = 0; it < 100; it++) {
-        double vv = 0;
-        for (int i = 0; i < in; i++) vv += v[i] * v[i];
-        double uu = 0;
-        for (int r = 0; r < out; r++) {
-            const float *w = W + (size_t)r * in;
-            double s = 0;
-            for (int i = 0; i < in; i++) s += fabs((double)w[i]) * v[i];
-            u[r] = method == QAT_INIT_NMF ? (vv > 0 ? s / vv : 0) : s;
-            if (u[r] < 0) u[r] = 0;
-            uu += u[r] * u[r];
-        }
-        if (method != QAT_INIT_NMF) {
-            double nu = sqrt(uu);
-            if (nu > 0) for (int r = 0; r < out; r++) u[r] /= nu;
-            uu = nu > 0 ? 1 : 0;
-        }
-        double prev = sigma, vn = 0;
-        for (int i = 0; i < in; i++) v[i] = 0;
-        for (int r = 0; r < out; r++) {
-            const float *w = W + (size_t)r * in;
-            for (int i = 0; i < in; i++) v[i] += fabs((double)w[i]) * u[r];
-        }
-        for (int i = 0; i < in; i++) {
-            if (method == QAT_INIT_NMF) v[i] = uu > 0 ? v[i] / uu : 0;
-            if (v[i] < 0) v[i] = 0;
-            vn += v[i] * v[i];
-        }
-        vn = sqrt(vn);
-        if (method != QAT_INIT_NMF) {
-            sigma = vn;
-            if (vn > 0) for (int i = 0; i < in; i++) v[i] /= vn;
-        } else {
-            double nu = 0;
-            for (int r = 0; r < out; r++) nu += u[r] * u[r];
-            sigma = sqrt(nu) * vn;
-        }
-        if (it > 4 && fabs(sigma - prev) <= 1e-10 * sigma) break;
-    }
-    if (method == QAT_INIT_NMF) {
-        /* balance the scales: ‖a‖ = ‖b‖ */
-        double nu = 0, nv = 0;
-        for (int r = 0; r < out; r++) nu += u[r] * u[r];
-        for (int i = 0; i < in; i++) nv += v[i] * v[i];
-        double s = (nu > 0 && nv > 0) ? sqrt(sqrt(nv / nu)) : 1;
-        for (int r = 0; r < out; r++) a[r] = (float)(u[r] * s);
-        for (int i = 0; i < in; i++) b[i] = (float)(s > 0 ? v[i] / s : 0);
-    } else {
-        double s = sqrt(sigma);
-        for (int r = 0; r < out; r++) a[r] = (float)(u[r] * s);
-        for (int i = 0; i < in; i++) b[i] = (float)(v[i] * s);
-    }
-    free(u);
-    free(v);
-}
-
 /* ---- construction ------------------------------------------------------ */
+
+/* free what qat_new allocated before the activations */
+static void qat_free_partial(QatModel *q)
+{
+    for (int i = 0; i < q->cfg.n_layers * LIN_PER_LAYER; i++) free(q->lin[i].S);
+    free(q->lin);
+    free(q->params); free(q->grads); free(q->ste); free(q->vrow);
+    free(q);
+}
 
 QatModel *qat_new(const Model *teacher, int init, int max_B, int max_T, char *err)
 {
     const ModelConfig *c = &teacher->cfg;
-    if (init != QAT_INIT_NMF && init != QAT_INIT_SVD) { ob_seterr(err, "unknown SVID init method %d", init); return NULL; }
+    if (init != SVID_NMF && init != SVID_SVD && init != SVID_XNOR) {
+        ob_seterr(err, "unknown SVID init method %d", init);
+        return NULL;
+    }
     if (max_B <= 0 || max_T <= 0 || max_T > c->seq_len || (long)max_B * max_T > (1L << 24)) {
         ob_seterr(err, "bad batch shape %d x %d (seq_len %d)", max_B, max_T, c->seq_len);
         return NULL;
@@ -208,14 +156,19 @@ QatModel *qat_new(const Model *teacher, int init, int max_B, int max_T, char *er
     q->grads = falloc(off);
     q->ste = falloc(off);
     q->vrow = falloc((size_t)c->vocab_size);
-    /* SVID init from the teacher */
+    /* SVID init from the teacher: |W| ≈ a·bᵀ, h = a, g = b, W = 0.01·sign(W) */
     for (int i = 0; i < Lc * LIN_PER_LAYER; i++) {
         QLin *L = &q->lin[i];
         const float *Wt = teacher->lin[i].w;
         float *W = q->params + L->off_w;
         size_t n = (size_t)L->in * L->out;
         for (size_t k = 0; k < n; k++) W[k] = Wt[k] >= 0.0f ? 0.01f : -0.01f;
-        rank1_abs(Wt, L->out, L->in, init, q->params + L->off_h, q->params + L->off_g);
+        char why[OB_ERRLEN];
+        if (svid_rank1(Wt, L->out, L->in, (SvidMethod)init, q->params + L->off_h, q->params + L->off_g, NULL, why)) {
+            ob_seterr(err, "SVID of layer %d %s: %s", i / LIN_PER_LAYER, model_lin_names[i % LIN_PER_LAYER], why);
+            qat_free_partial(q);
+            return NULL;
+        }
     }
     sync_S(q);
     q->layer = ob_calloc(Lc, sizeof(QLayer));

@@ -445,6 +445,8 @@ int main(void)
     random_model(&m, 12, 20, 2, 3, 1, 37, 0);
     CHECK(qat_new(&m, 7, 2, 7, err) == NULL, "bad init rejected");
     CHECK(qat_new(&m, QAT_INIT_SVD, 2, 17, err) == NULL, "max_T > seq_len rejected");
+    m.wk[5] = NAN;
+    CHECK(qat_new(&m, QAT_INIT_NMF, 2, 7, err) == NULL && strstr(err, "wk"), "non-finite teacher weight: %s", err);
     model_free(&m);
     return test_done("test_qat_grad");
 }
