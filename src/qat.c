@@ -81,19 +81,31 @@ static void lin_dims(const ModelConfig *c, int j, int *in, int *out)
     }
 }
 
+/* the STE factor 1.001 − tanh²(w) = 0.001 + sech²(w), with one expf:
+ * sech²(w) = 4t/(1+t)², t = e^{−2|w|} */
+static inline float ste_of(float w)
+{
+    float t = expf(-2.0f * fabsf(w)), d = 1.0f + t;
+    return 0.001f + 4.0f * t / (d * d);
+}
+
+/* S = sign(W) and the STE factor for the latent weights [k0, k1) of L */
+static void sync_range(QatModel *q, QLin *L, size_t k0, size_t k1)
+{
+    const float *W = q->params + L->off_w;
+    float *ste = q->ste + L->off_w;
+    for (size_t k = k0; k < k1; k++) {
+        L->S[k] = W[k] >= 0.0f ? 1.0f : -1.0f;
+        ste[k] = ste_of(W[k]);
+    }
+}
+
+float qat_ste(float w) { return ste_of(w); }
+
 static void sync_S(QatModel *q)
 {
-    for (int i = 0; i < q->cfg.n_layers * LIN_PER_LAYER; i++) {
-        QLin *L = &q->lin[i];
-        const float *W = q->params + L->off_w;
-        size_t n = (size_t)L->in * L->out;
-        float *ste = q->ste + L->off_w;
-        for (size_t k = 0; k < n; k++) {
-            L->S[k] = W[k] >= 0.0f ? 1.0f : -1.0f;
-            float th = tanhf(W[k]);
-            ste[k] = 1.001f - th * th;
-        }
-    }
+    for (int i = 0; i < q->cfg.n_layers * LIN_PER_LAYER; i++)
+        sync_range(q, &q->lin[i], 0, (size_t)q->lin[i].in * q->lin[i].out);
 }
 
 void qat_sync(QatModel *q) { sync_S(q); }
@@ -711,20 +723,38 @@ float qat_clip_grads(QatModel *q, float max_norm)
     return (float)norm;
 }
 
+typedef struct { float lr, b1, b2, eps, wd, ib1, ib2; } AdamK;
+
+/* AdamW on params [i0, i1) */
+static void adamw_range(QatModel *q, float *m, float *v, size_t i0, size_t i1, const AdamK *k)
+{
+    float *p = q->params;
+    const float *g = q->grads;
+    for (size_t i = i0; i < i1; i++) {
+        m[i] = k->b1 * m[i] + (1.0f - k->b1) * g[i];
+        v[i] = k->b2 * v[i] + (1.0f - k->b2) * g[i] * g[i];
+        float mh = m[i] * k->ib1, vh = v[i] * k->ib2;
+        p[i] -= k->lr * (mh / (sqrtf(vh) + k->eps) + k->wd * p[i]);
+    }
+}
+
 void qat_adamw_step(QatModel *q, float *m, float *v, long t, const AdamWCfg *c)
 {
     double t0 = ob_now();
-    double bc1 = 1.0 - pow(c->beta1, (double)t), bc2 = 1.0 - pow(c->beta2, (double)t);
-    float lr = c->lr, b1 = c->beta1, b2 = c->beta2, eps = c->eps, wd = c->weight_decay;
-    float *p = q->params;
-    const float *g = q->grads;
-    for (size_t i = 0; i < q->nparams; i++) {
-        m[i] = b1 * m[i] + (1.0f - b1) * g[i];
-        v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
-        float mh = (float)(m[i] / bc1), vh = (float)(v[i] / bc2);
-        p[i] -= lr * (mh / (sqrtf(vh) + eps) + wd * p[i]);
+    AdamK k = {c->lr, c->beta1, c->beta2, c->eps, c->weight_decay,
+               (float)(1.0 / (1.0 - pow(c->beta1, (double)t))), (float)(1.0 / (1.0 - pow(c->beta2, (double)t)))};
+    /* per linear: W in cache-sized chunks, each followed by its sign/STE
+     * refresh; then g and h (contiguous after W) */
+    for (int i = 0; i < q->cfg.n_layers * LIN_PER_LAYER; i++) {
+        QLin *L = &q->lin[i];
+        size_t nw = (size_t)L->in * L->out;
+        for (size_t c0 = 0; c0 < nw; c0 += 8192) {
+            size_t c1 = c0 + 8192 < nw ? c0 + 8192 : nw;
+            adamw_range(q, m, v, L->off_w + c0, L->off_w + c1, &k);
+            sync_range(q, L, c0, c1);
+        }
+        adamw_range(q, m, v, L->off_g, L->off_h + L->out, &k);
     }
-    sync_S(q);
     q->tsec[QAT_T_OPTIM] += ob_now() - t0;
 }
 

@@ -162,6 +162,8 @@ typedef struct {
     double *acc;                /* max(in,out) scratch */
     const float *ste;           /* (out,in) 1.001 − tanh²(W) precomputed, or NULL */
 } QatOnebitGrad;
+/* 1.001 − tanh²(w), what the student's STE uses (precomputed per weight) */
+float qat_ste(float w);
 /* consumes dy (N,out); dx (N,in) written, or added when accumulate;
  * dW += dS ⊙ (1.001 − tanh²(W)) */
 void qat_onebit_bwd(const QatOnebitGrad *p, const float *x, int N, const float *a, const float *y,

@@ -211,6 +211,23 @@ static void check_onebit(void)
         if (r > e) e = r;
     }
     report("onebit STE dW = dS*(1.001-tanh^2)", e, 1e-5);
+    /* the precomputed factor the student uses */
+    double es = 0;
+    for (int i = -2000; i <= 2000; i++) {
+        double w = i * 0.005, t = tanh(w);
+        double r = fabs(qat_ste((float)w) - (1.001 - t * t)) / (1.001 - t * t);
+        if (r > es) es = r;
+    }
+    report("qat_ste(w) vs 1.001-tanh^2(w), |w|<=10", es, 1e-5);
+    float *ste = malloc(nw * 4), *dW2 = calloc(nw, 4), *dg2 = calloc(c.in, 4), *dh2 = calloc(c.out, 4);
+    for (size_t k = 0; k < nw; k++) ste[k] = qat_ste(W[k]);
+    QatOnebitGrad p2 = {c.in, c.out, c.S, W, c.g, c.h, dW2, dg2, dh2, dS, c.gx, dgx, acc, ste};
+    memcpy(dy, c.R, ny * 4);
+    qat_onebit_bwd(&p2, c.x, c.N, c.a, c.y, c.rstd, dy, dx, 0);
+    double e2 = 0;
+    for (size_t k = 0; k < nw; k++) { double r = rel_err(dW2[k], dW[k], 1e-6); if (r > e2) e2 = r; }
+    report("onebit dW with precomputed STE", e2, 1e-5);
+    free(ste); free(dW2); free(dg2); free(dh2);
     /* accumulate = 1 adds to dx */
     float *dx2 = malloc(nx * 4);
     for (size_t i = 0; i < nx; i++) dx2[i] = 1.0f;
