@@ -54,8 +54,6 @@ struct QatModel {
     float *logits;      /* (N,V) student */
     float *tlogits;     /* (N,V) teacher */
     float *thid;        /* (L,N,C) teacher hidden states */
-    float *thid_seq;    /* (L,T,C) one sequence's, from model_forward */
-    ModelActs tacts;    /* teacher forward scratch */
     float *rope_cos, *rope_sin; /* (seq_len, hd/2) */
     /* backward scratch */
     float *dres, *dyb, *dxn, *dhp, *dgate, *dup, *dao, *dq, *dk, *dv, *dlogits;
@@ -208,8 +206,6 @@ QatModel *qat_new(const Model *teacher, int init, int max_B, int max_T, char *er
     q->tlogits = falloc(N * V);
     q->dlogits = falloc(N * V);
     q->thid = falloc((size_t)Lc * N * C);
-    q->thid_seq = falloc((size_t)Lc * max_T * C);
-    model_acts_init(&q->tacts, c, max_T);
     q->rope_cos = falloc((size_t)c->seq_len * c->head_dim / 2);
     q->rope_sin = falloc((size_t)c->seq_len * c->head_dim / 2);
     model_rope_table(c, q->rope_cos, q->rope_sin);
@@ -241,8 +237,7 @@ void qat_free(QatModel *q)
     free(q->layer); free(q->lin);
     free(q->params); free(q->grads); free(q->ste); free(q->vrow);
     free(q->xL); free(q->xf); free(q->rf); free(q->logits); free(q->tlogits); free(q->dlogits);
-    free(q->thid); free(q->thid_seq);
-    model_acts_free(&q->tacts);
+    free(q->thid);
     free(q->rope_cos); free(q->rope_sin);
     free(q->dres); free(q->dyb); free(q->dxn); free(q->dhp); free(q->dgate); free(q->dup);
     free(q->dao); free(q->dq); free(q->dk); free(q->dv); free(q->gx); free(q->dgx); free(q->dSw); free(q->dP);
@@ -258,6 +253,8 @@ void qat_zero_grads(QatModel *q) { memset(q->grads, 0, q->nparams * sizeof(float
 const float *qat_logits(const QatModel *q) { return q->logits; }
 void qat_reuse_teacher(QatModel *q, int on) { q->reuse_teacher = on; }
 const float *qat_input_grad(const QatModel *q) { return q->dres; }
+const float *qat_teacher_logits(const QatModel *q) { return q->tlogits; }
+const float *qat_teacher_hidden(const QatModel *q) { return q->thid; }
 void qat_times(const QatModel *q, double sec[QAT_NTIMERS]) { memcpy(sec, q->tsec, sizeof q->tsec); }
 
 int qat_linear_params(QatModel *q, int l, int j, float **W, float **g, float **h, int *in, int *out)
@@ -563,6 +560,50 @@ static void student_forward(QatModel *q, const int *tokens, int B, int T)
                 q->logits, c->vocab_size);
 }
 
+/* y (N,out) = x (N,in) · Wᵀ: a dense teacher linear, as linear_forward */
+static void dense_fwd(const Linear *L, const float *x, float *y, int N)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, L->out, L->in, 1.0f, x, L->in, L->w, L->in, 0.0f, y,
+                L->out);
+}
+
+/* the teacher's forward (model_forward's computation) batched over all B·T
+ * tokens like the student's: hidden states into thid (L,N,C), logits into
+ * tlogits. Scratch: the student's layer-0 buffers and xL, which the
+ * student forward rewrites afterwards. */
+static void teacher_forward(QatModel *q, const int *tokens, int B, int T)
+{
+    const Model *m = q->t;
+    const ModelConfig *c = &q->cfg;
+    int C = c->dim, F = c->hidden_dim, N = B * T;
+    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    QLayer *s = &q->layer[0];
+    float *x = q->xL;
+    for (int n = 0; n < N; n++) memcpy(x + (size_t)n * C, m->tok_emb + (size_t)tokens[n] * C, C * sizeof(float));
+    for (int l = 0; l < c->n_layers; l++) {
+        const Linear *L = m->lin + (size_t)l * LIN_PER_LAYER;
+        qat_rmsnorm_fwd(s->xn1, s->r1, x, m->rms_att + (size_t)l * C, N, C, c->norm_eps);
+        dense_fwd(&L[LIN_Q], s->xn1, s->qr, N);
+        dense_fwd(&L[LIN_K], s->xn1, s->kr, N);
+        dense_fwd(&L[LIN_V], s->xn1, s->ly[LIN_V], N);
+        qat_rope_fwd(s->qr, N, T, qd, c->head_dim, q->rope_cos, q->rope_sin);
+        qat_rope_fwd(s->kr, N, T, kvd, c->head_dim, q->rope_cos, q->rope_sin);
+        qat_attention_fwd(c, s->qr, s->kr, s->ly[LIN_V], s->att, s->ao, B, T);
+        dense_fwd(&L[LIN_O], s->ao, s->ly[LIN_O], N);
+        for (size_t i = 0; i < (size_t)N * C; i++) x[i] += s->ly[LIN_O][i];
+        qat_rmsnorm_fwd(s->xn2, s->r2, x, m->rms_ffn + (size_t)l * C, N, C, c->norm_eps);
+        dense_fwd(&L[LIN_GATE], s->xn2, s->ly[LIN_GATE], N);
+        dense_fwd(&L[LIN_UP], s->xn2, s->ly[LIN_UP], N);
+        qat_swiglu_fwd(s->hp, s->ly[LIN_GATE], s->ly[LIN_UP], (size_t)N * F);
+        dense_fwd(&L[LIN_DOWN], s->hp, s->ly[LIN_DOWN], N);
+        for (size_t i = 0; i < (size_t)N * C; i++) x[i] += s->ly[LIN_DOWN][i];
+        memcpy(q->thid + (size_t)l * N * C, x, (size_t)N * C * sizeof(float));
+    }
+    qat_rmsnorm_fwd(q->xf, q->rf, x, m->rms_final, N, C, c->norm_eps);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, c->vocab_size, C, 1.0f, q->xf, C, m->wcls, C, 0.0f,
+                q->tlogits, c->vocab_size);
+}
+
 static const float *layer_out(const QatModel *q, int l)
 {
     return l + 1 < q->cfg.n_layers ? q->layer[l + 1].x : q->xL;
@@ -612,13 +653,8 @@ int qat_forward_backward(QatModel *q, const int *tokens, int B, int T, const Qat
     int C = c->dim, F = c->hidden_dim, V = c->vocab_size, N = B * T, Lc = c->n_layers;
     int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     double t0 = ob_now();
-    /* teacher: logits and per-layer hidden states, one sequence at a time */
-    for (int b = 0; b < B && !q->reuse_teacher; b++) {
-        model_forward(m, &q->tacts, tokens + (size_t)b * T, T, q->tlogits + (size_t)b * T * V, q->thid_seq);
-        for (int l = 0; l < Lc; l++)
-            memcpy(q->thid + ((size_t)l * N + (size_t)b * T) * C, q->thid_seq + (size_t)l * T * C,
-                   (size_t)T * C * sizeof(float));
-    }
+    /* teacher: logits and per-layer hidden states */
+    if (!q->reuse_teacher) teacher_forward(q, tokens, B, T);
     double t1 = ob_now();
     student_forward(q, tokens, B, T);
     double t2 = ob_now();

@@ -126,6 +126,10 @@ double qat_flops(const QatModel *q, int B, int T);
  * of its previous call instead of running the teacher (same tokens, B, T
  * assumed), e.g. to differentiate the loss w.r.t. the student's input */
 void qat_reuse_teacher(QatModel *q, int on);
+/* the teacher's logits (B·T, V) and hidden states (L, B·T, C) of the last
+ * qat_forward_backward */
+const float *qat_teacher_logits(const QatModel *q);
+const float *qat_teacher_hidden(const QatModel *q);
 /* (B·T, C): grad_scale × d(loss)/d(the student's embedded input rows) of the
  * last qat_forward_backward (the embedding itself is frozen) */
 const float *qat_input_grad(const QatModel *q);
