@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "svid.h"
@@ -110,6 +111,20 @@ void qat_sync(QatModel *q) { sync_S(q); }
 
 /* ---- construction ------------------------------------------------------ */
 
+double qat_memory_bytes(const ModelConfig *c, int B, int T)
+{
+    double N = (double)B * T, C = c->dim, F = c->hidden_dim, V = c->vocab_size, L = c->n_layers;
+    double qd = (double)c->n_heads * c->head_dim, kvd = (double)c->n_kv_heads * c->head_dim;
+    double sum_out = qd + 2 * kvd + C + 2 * F + C, sum_io = C * qd + 2 * C * kvd + qd * C + 3 * C * F;
+    double maxin = fmax(fmax(C, F), qd), maxio = fmax(fmax(C * qd, C * F), C * kvd);
+    double per_layer = 4 * N * C + 2 * N + 2 * N * sum_out + 7 * N + N * qd + N * kvd +
+                       (double)B * c->n_heads * T * T + N * qd + N * F;
+    double nparams = L * (sum_io + 2 * C + qd + 2 * kvd + 3 * C + 3 * F + 0.0);
+    double global = L * sum_io + 3 * nparams + 2 * N * C + 3 * N * V + L * N * C + 2 * N * C + N * maxin +
+                    3 * N * F + 2 * N * qd + 2 * N * kvd + 2 * N * maxin + maxio + (double)T * T;
+    return 4 * (L * per_layer + global);
+}
+
 /* free what qat_new allocated before the activations */
 static void qat_free_partial(QatModel *q)
 {
@@ -131,11 +146,26 @@ QatModel *qat_new(const Model *teacher, int init, int max_B, int max_T, char *er
         return NULL;
     }
     for (int i = 0; i < c->n_layers * LIN_PER_LAYER; i++) {
+        int in, out;
+        lin_dims(c, i % LIN_PER_LAYER, &in, &out);
         if (teacher->lin[i].kind != LINEAR_DENSE || !teacher->lin[i].w) {
             ob_seterr(err, "teacher linear %s of layer %d is not dense FP32", model_lin_names[i % LIN_PER_LAYER],
                       i / LIN_PER_LAYER);
             return NULL;
         }
+        if (teacher->lin[i].in != in || teacher->lin[i].out != out) {
+            ob_seterr(err, "teacher linear %s of layer %d is %dx%d, the config says %dx%d",
+                      model_lin_names[i % LIN_PER_LAYER], i / LIN_PER_LAYER, teacher->lin[i].out,
+                      teacher->lin[i].in, out, in);
+            return NULL;
+        }
+    }
+    double need = qat_memory_bytes(c, max_B, max_T);
+    double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    if (have > 0 && need > 0.9 * have) {
+        ob_seterr(err, "training batch %d x %d tokens needs %.1f GiB of activations and parameters; this machine has %.1f GiB",
+                  max_B, max_T, need / 1073741824.0, have / 1073741824.0);
+        return NULL;
     }
     QatModel *q = ob_calloc(1, sizeof *q);
     q->t = teacher;

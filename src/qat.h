@@ -56,6 +56,9 @@ typedef struct {
  * unchanged while q exists. NULL with err on failure. */
 QatModel *qat_new(const Model *teacher, int init, int max_B, int max_T, char *err);
 void qat_free(QatModel *q);
+/* estimated bytes qat_new allocates for (max_B, max_T) (qat_new refuses
+ * more than 90% of the physical memory) */
+double qat_memory_bytes(const ModelConfig *c, int max_B, int max_T);
 
 const ModelConfig *qat_config(const QatModel *q);
 

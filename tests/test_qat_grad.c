@@ -499,6 +499,10 @@ int main(void)
     random_model(&m, 12, 20, 2, 3, 1, 37, 0);
     CHECK(qat_new(&m, 7, 2, 7, err) == NULL, "bad init rejected");
     CHECK(qat_new(&m, QAT_INIT_SVD, 2, 17, err) == NULL, "max_T > seq_len rejected");
+    CHECK(qat_new(&m, QAT_INIT_SVD, 1 << 20, 16, err) == NULL && strstr(err, "GiB"), "too big a batch: %s", err);
+    m.lin[3].out = 11;
+    CHECK(qat_new(&m, QAT_INIT_SVD, 2, 7, err) == NULL && strstr(err, "wo"), "linear shape mismatch: %s", err);
+    m.lin[3].out = 12;
     m.wk[5] = NAN;
     CHECK(qat_new(&m, QAT_INIT_NMF, 2, 7, err) == NULL && strstr(err, "wk"), "non-finite teacher weight: %s", err);
     model_free(&m);
