@@ -85,9 +85,8 @@ static void *par_run(void *arg)
     return NULL;
 }
 
-static void par_for(size_t n, size_t work_per_item, ParFn fn, void *ctx)
+static void par_for_nt(int nt, size_t n, size_t work_per_item, ParFn fn, void *ctx)
 {
-    int nt = openblas_get_num_threads();
     if (nt > QAT_MAX_THREADS) nt = QAT_MAX_THREADS;
     if ((double)n * (double)work_per_item < 32768.0 || nt < 2 || n < 2) { fn(ctx, 0, n); return; }
     if ((size_t)nt > n) nt = (int)n;
@@ -101,6 +100,23 @@ static void par_for(size_t n, size_t work_per_item, ParFn fn, void *ctx)
         if (started[t]) pthread_join(th[t], NULL);
         else fn(ctx, jobs[t].lo, jobs[t].hi); /* could not start a thread: do it here */
     }
+}
+
+static void par_for(size_t n, size_t work_per_item, ParFn fn, void *ctx)
+{
+    par_for_nt(openblas_get_num_threads(), n, work_per_item, fn, ctx);
+}
+
+/* fn over [0, n) items that each run small sgemms: parallel over the items
+ * with single-threaded OpenBLAS calls (far less overhead than threading
+ * every small sgemm), the caller's thread count restored afterwards */
+static void par_for_blas(size_t n, size_t work_per_item, ParFn fn, void *ctx)
+{
+    int nt = openblas_get_num_threads();
+    if (nt < 2 || n < 2 || (double)n * (double)work_per_item < 32768.0) { fn(ctx, 0, n); return; }
+    openblas_set_num_threads(1);
+    par_for_nt(nt, n, work_per_item, fn, ctx);
+    openblas_set_num_threads(nt);
 }
 
 static void lin_dims(const ModelConfig *c, int j, int *in, int *out)
@@ -403,20 +419,68 @@ void qat_rope_bwd(float *d, int N, int T, int n_dim, int hd, const float *cosv, 
     }
 }
 
-/* causal GQA attention of B sequences, one (b, head) at a time with two
- * sgemms as model.c's attention_batched. q (N,qd), k, v (N,kvd) ->
- * att (B,H,T,T) probabilities, out (N,qd) */
-void qat_attention_fwd(const ModelConfig *c, const float *qm, const float *km, const float *vm, float *att,
-                          float *out, int B, int T)
+/* C (M,N) = alpha·op(A)·op(B) + beta·C, row-major. Small products are split
+ * over row blocks of C, one single-threaded sgemm per thread (OpenBLAS's own
+ * threading costs more than it gains on them); large ones go to OpenBLAS as
+ * they are. A row of C is computed the same way either way. */
+typedef struct {
+    enum CBLAS_TRANSPOSE ta, tb;
+    int M, N, K, lda, ldb, ldc;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+} GemmCtx;
+
+static void gemm_rows(void *ctx, size_t lo, size_t hi)
 {
-    int hd = c->head_dim, H = c->n_heads, qd = H * hd, kvd = c->n_kv_heads * hd, kv_mul = H / c->n_kv_heads;
+    const GemmCtx *g = ctx;
+    int r0 = (int)lo * 16, r1 = (int)hi * 16 < g->M ? (int)hi * 16 : g->M;
+    if (r1 <= r0) return;
+    const float *A = g->ta == CblasNoTrans ? g->A + (size_t)r0 * g->lda : g->A + r0;
+    cblas_sgemm(CblasRowMajor, g->ta, g->tb, r1 - r0, g->N, g->K, g->alpha, A, g->lda, g->B, g->ldb, g->beta,
+                g->C + (size_t)r0 * g->ldc, g->ldc);
+}
+
+#define QAT_SMALL_GEMM 1.5e8 /* flops under which rows are split by hand */
+
+static void qsgemm(enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
+                   const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    double flops = 2.0 * M * N * K;
+    int nt = openblas_get_num_threads();
+    if (nt < 2 || M < 32 || flops >= QAT_SMALL_GEMM) {
+        cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    GemmCtx g = {ta, tb, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C};
+    par_for_blas((size_t)(M + 15) / 16, (size_t)16 * N * K, gemm_rows, &g);
+}
+
+/* causal GQA attention of B sequences, one (b, head) at a time with two
+ * sgemms as model.c's attention_batched; the (b, kv head) groups run in
+ * parallel. q (N,qd), k, v (N,kvd) -> att (B,H,T,T) probabilities,
+ * out (N,qd) */
+typedef struct {
+    const ModelConfig *c;
+    const float *q, *k, *v, *att, *dout;
+    float *atto, *out, *dq, *dk, *dv;
+    int B, T;
+} AttCtx;
+
+static void att_fwd_groups(void *ctx, size_t lo, size_t hi)
+{
+    const AttCtx *p = ctx;
+    const ModelConfig *c = p->c;
+    int T = p->T, hd = c->head_dim, H = c->n_heads, KV = c->n_kv_heads, qd = H * hd, kvd = KV * hd;
+    int kv_mul = H / KV;
     float scale = 1.0f / sqrtf((float)hd);
-    for (int b = 0; b < B; b++) {
-        for (int h = 0; h < H; h++) {
-            const float *Q = qm + (size_t)b * T * qd + h * hd;
-            const float *K = km + (size_t)b * T * kvd + (h / kv_mul) * hd;
-            const float *V = vm + (size_t)b * T * kvd + (h / kv_mul) * hd;
-            float *A = att + ((size_t)b * H + h) * T * T;
+    for (size_t gi = lo; gi < hi; gi++) {
+        int b = (int)(gi / KV), kh = (int)(gi % KV);
+        for (int h = kh * kv_mul; h < (kh + 1) * kv_mul; h++) {
+            const float *Q = p->q + (size_t)b * T * qd + h * hd;
+            const float *K = p->k + (size_t)b * T * kvd + kh * hd;
+            const float *V = p->v + (size_t)b * T * kvd + kh * hd;
+            float *A = p->atto + ((size_t)b * H + h) * T * T;
             // A (T,T) = scale · Q (T,hd) · Kᵀ
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, Q, qd, K, kvd, 0.0f, A, T);
             for (int t = 0; t < T; t++) {
@@ -426,29 +490,42 @@ void qat_attention_fwd(const ModelConfig *c, const float *qm, const float *km, c
             }
             // out (T,hd) = A (T,T) · V (T,hd)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, A, T, V, kvd, 0.0f,
-                        out + (size_t)b * T * qd + h * hd, qd);
+                        p->out + (size_t)b * T * qd + h * hd, qd);
         }
     }
 }
 
-/* gradients of attention_fwd: dq (N,qd) written; dk, dv (N,kvd) written
- * (heads sharing a kv head accumulate in head order). dP: (T,T) scratch */
-void qat_attention_bwd(const ModelConfig *c, const float *qm, const float *km, const float *vm, const float *att,
-                          const float *dout, float *dq, float *dk, float *dv, float *dP, int B, int T)
+void qat_attention_fwd(const ModelConfig *c, const float *qm, const float *km, const float *vm, float *att,
+                       float *out, int B, int T)
 {
-    int hd = c->head_dim, H = c->n_heads, qd = H * hd, kvd = c->n_kv_heads * hd, kv_mul = H / c->n_kv_heads;
+    AttCtx p = {.c = c, .q = qm, .k = km, .v = vm, .atto = att, .out = out, .B = B, .T = T};
+    int kv_mul = c->n_heads / c->n_kv_heads;
+    par_for_blas((size_t)B * c->n_kv_heads, (size_t)kv_mul * T * T * c->head_dim * 2, att_fwd_groups, &p);
+}
+
+static void att_bwd_groups(void *ctx, size_t lo, size_t hi)
+{
+    const AttCtx *p = ctx;
+    const ModelConfig *c = p->c;
+    int T = p->T, hd = c->head_dim, H = c->n_heads, KV = c->n_kv_heads, qd = H * hd, kvd = KV * hd;
+    int kv_mul = H / KV;
     float scale = 1.0f / sqrtf((float)hd);
-    memset(dk, 0, (size_t)B * T * kvd * sizeof(float));
-    memset(dv, 0, (size_t)B * T * kvd * sizeof(float));
-    for (int b = 0; b < B; b++) {
-        for (int h = 0; h < H; h++) {
-            size_t qo = (size_t)b * T * qd + h * hd, ko = (size_t)b * T * kvd + (h / kv_mul) * hd;
-            const float *A = att + ((size_t)b * H + h) * T * T;
-            const float *dO = dout + qo;
+    float *dP = ob_aligned_alloc(64, (size_t)T * T * sizeof(float));
+    for (size_t gi = lo; gi < hi; gi++) {
+        int b = (int)(gi / KV), kh = (int)(gi % KV);
+        size_t ko = (size_t)b * T * kvd + kh * hd;
+        for (int t = 0; t < T; t++) {
+            memset(p->dk + ko + (size_t)t * kvd, 0, hd * sizeof(float));
+            memset(p->dv + ko + (size_t)t * kvd, 0, hd * sizeof(float));
+        }
+        for (int h = kh * kv_mul; h < (kh + 1) * kv_mul; h++) {
+            size_t qo = (size_t)b * T * qd + h * hd;
+            const float *A = p->att + ((size_t)b * H + h) * T * T;
+            const float *dO = p->dout + qo;
             // dP (T,T) = dO (T,hd) · Vᵀ
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dO, qd, vm + ko, kvd, 0.0f, dP, T);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dO, qd, p->v + ko, kvd, 0.0f, dP, T);
             // dV (T,hd) += Aᵀ (T,T) · dO (T,hd)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, A, T, dO, qd, 1.0f, dv + ko, kvd);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, A, T, dO, qd, 1.0f, p->dv + ko, kvd);
             // softmax backward, causal: dS = A ⊙ (dP − Σ_j A·dP)
             for (int t = 0; t < T; t++) {
                 const float *a = A + (size_t)t * T;
@@ -459,13 +536,27 @@ void qat_attention_bwd(const ModelConfig *c, const float *qm, const float *km, c
                 memset(d + t + 1, 0, (size_t)(T - t - 1) * sizeof(float));
             }
             // dQ (T,hd) = scale · dS (T,T) · K (T,hd)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, dP, T, km + ko, kvd, 0.0f,
-                        dq + qo, qd);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, dP, T, p->k + ko, kvd, 0.0f,
+                        p->dq + qo, qd);
             // dK (T,hd) += scale · dSᵀ · Q
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, dP, T, qm + qo, qd, 1.0f,
-                        dk + ko, kvd);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, dP, T, p->q + qo, qd, 1.0f,
+                        p->dk + ko, kvd);
         }
     }
+    free(dP);
+}
+
+/* gradients of qat_attention_fwd: dq (N,qd), dk, dv (N,kvd) written (heads
+ * sharing a kv head accumulate in head order); dP is unused scratch kept
+ * for the interface (each worker has its own) */
+void qat_attention_bwd(const ModelConfig *c, const float *qm, const float *km, const float *vm, const float *att,
+                       const float *dout, float *dq, float *dk, float *dv, float *dP, int B, int T)
+{
+    (void)dP;
+    AttCtx p = {.c = c, .q = qm, .k = km, .v = vm, .att = att, .dout = dout, .dq = dq, .dk = dk, .dv = dv,
+                .B = B, .T = T};
+    int kv_mul = c->n_heads / c->n_kv_heads;
+    par_for_blas((size_t)B * c->n_kv_heads, (size_t)kv_mul * T * T * c->head_dim * 4, att_bwd_groups, &p);
 }
 
 /* hp = silu(gate) ⊙ up, numerics of model.c */
@@ -536,7 +627,7 @@ void qat_onebit_fwd(int in, int out, const float *S, const float *g, const float
     LinPar p = {.in = in, .out = out, .x = x, .g = g, .h = h, .a = a, .gx = gx, .yo = y, .rstd = rstd};
     par_for((size_t)N, (size_t)in, lp_gx, &p);
     // a (N,out) = gx (N,in) · Sᵀ (in,out)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, in, 1.0f, gx, in, S, in, 0.0f, a, out);
+    qsgemm(CblasNoTrans, CblasTrans, N, out, in, 1.0f, gx, in, S, in, 0.0f, a, out);
     par_for((size_t)N, (size_t)out * 4, lp_ln_fwd, &p);
 }
 
@@ -635,9 +726,9 @@ void qat_onebit_bwd(const QatOnebitGrad *p, const float *x, int N, const float *
     par_for((size_t)out, (size_t)N * 2, lp_dh, &lp);
     par_for((size_t)N, (size_t)(in + out), lp_dz_gx, &lp);
     // d(gx) (N,in) = dz (N,out) · S (out,in)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, p->S, in, 0.0f, p->dgx, in);
+    qsgemm(CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, p->S, in, 0.0f, p->dgx, in);
     // dS (out,in) = dzᵀ (out,N) · gx (N,in)
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, N, 1.0f, dy, out, p->gx, in, 0.0f, p->dS, in);
+    qsgemm(CblasTrans, CblasNoTrans, out, in, N, 1.0f, dy, out, p->gx, in, 0.0f, p->dS, in);
     if (p->ste || p->W) {
         SteCtx sc = {p->dS, p->ste, p->W, p->dW};
         par_for((size_t)in * out, 2, lp_ste, &sc);
@@ -694,14 +785,14 @@ static void student_forward(QatModel *q, const int *tokens, int B, int T)
     }
     qat_rmsnorm_fwd(q->xf, q->rf, q->xL, m->rms_final, N, C, c->norm_eps);
     // logits (N,V) = xf (N,C) · wclsᵀ
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, c->vocab_size, C, 1.0f, q->xf, C, m->wcls, C, 0.0f,
+    qsgemm(CblasNoTrans, CblasTrans, N, c->vocab_size, C, 1.0f, q->xf, C, m->wcls, C, 0.0f,
                 q->logits, c->vocab_size);
 }
 
 /* y (N,out) = x (N,in) · Wᵀ: a dense teacher linear, as linear_forward */
 static void dense_fwd(const Linear *L, const float *x, float *y, int N)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, L->out, L->in, 1.0f, x, L->in, L->w, L->in, 0.0f, y,
+    qsgemm(CblasNoTrans, CblasTrans, N, L->out, L->in, 1.0f, x, L->in, L->w, L->in, 0.0f, y,
                 L->out);
 }
 
@@ -738,7 +829,7 @@ static void teacher_forward(QatModel *q, const int *tokens, int B, int T)
         memcpy(q->thid + (size_t)l * N * C, x, (size_t)N * C * sizeof(float));
     }
     qat_rmsnorm_fwd(q->xf, q->rf, x, m->rms_final, N, C, c->norm_eps);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, c->vocab_size, C, 1.0f, q->xf, C, m->wcls, C, 0.0f,
+    qsgemm(CblasNoTrans, CblasTrans, N, c->vocab_size, C, 1.0f, q->xf, C, m->wcls, C, 0.0f,
                 q->tlogits, c->vocab_size);
 }
 
@@ -836,7 +927,7 @@ int qat_forward_backward(QatModel *q, const int *tokens, int B, int T, const Qat
     double t3 = ob_now();
     /* backward: head (frozen) -> final RMSNorm */
     // dxf (N,C) = dlogits (N,V) · wcls (V,C)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, V, 1.0f, q->dlogits, V, m->wcls, C, 0.0f, q->dxn, C);
+    qsgemm(CblasNoTrans, CblasNoTrans, N, C, V, 1.0f, q->dlogits, V, m->wcls, C, 0.0f, q->dxn, C);
     memset(q->dres, 0, (size_t)N * C * sizeof(float));
     qat_rmsnorm_bwd(q->dres, q->dxn, q->xL, m->rms_final, q->rf, N, C);
     double mse = 0, hcoef = (double)lc->alpha / N * grad_scale;
