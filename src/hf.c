@@ -514,6 +514,9 @@ int hf_tokenizer_parse(Tokenizer *t, const char *json, size_t len, int vocab_siz
         if (tok_init_bytelevel(t, n, (const char *const *)pieces, types, n_merges, (const char *const *)merges, -1, -1, pretok, err)) goto out;
         t->bos_id = bos_piece ? tok_lookup(t, bos_piece, strlen(bos_piece)) : -1;
         t->eos_id = eos_cfg >= 0 && eos_cfg < n ? eos_cfg : -1;
+        /* no config.json id: the usual end-of-text specials */
+        const char *eos_names[] = {"<|endoftext|>", "<|end_of_text|>", "</s>"};
+        for (int i = 0; i < 3 && t->eos_id < 0; i++) t->eos_id = tok_lookup(t, eos_names[i], strlen(eos_names[i]));
     } else {
         int unk = 0;
         const cJSON *uk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
