@@ -411,7 +411,7 @@ static int take(const GGUF *g, const char *name, size_t rows, size_t cols, float
         else ob_seterr(err, "tensor %s has shape [%s], the metadata implies [%zu]", name, shape, cols);
         return -1;
     }
-    gguf_dequant(t->type, g->data + g->data_offset + t->offset, dst, t->n_elems);
+    if (dst) gguf_dequant(t->type, g->data + g->data_offset + t->offset, dst, t->n_elems);
     return 0;
 }
 
@@ -490,19 +490,22 @@ static int config_from_meta(const GGUF *g, ModelConfig *c, char *err)
     return model_config_check(c, err);
 }
 
-static int load_weights(const GGUF *g, Model *m, char *err)
+/* dry: only check that every tensor is there with its shape (before the
+ * arena is allocated, so a header cannot ask for more memory than the file
+ * backs) */
+static int load_weights(const GGUF *g, Model *m, int dry, char *err)
 {
     const ModelConfig *c = &m->cfg;
     size_t C = c->dim, F = c->hidden_dim, V = c->vocab_size;
     size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
-    if (take(g, "token_embd.weight", V, C, m->tok_emb, err)) return -1;
-    if (take(g, "output_norm.weight", 0, C, m->rms_final, err)) return -1;
-    if (!c->shared_classifier && take(g, "output.weight", V, C, m->wcls, err)) return -1;
+    if (take(g, "token_embd.weight", V, C, dry ? NULL : m->tok_emb, err)) return -1;
+    if (take(g, "output_norm.weight", 0, C, dry ? NULL : m->rms_final, err)) return -1;
+    if (!c->shared_classifier && take(g, "output.weight", V, C, dry ? NULL : m->wcls, err)) return -1;
     char nm[96];
 #define TAKE(suffix, rows, cols, dst)                                      \
     do {                                                                   \
         snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, suffix);            \
-        if (take(g, nm, rows, cols, dst, err)) return -1;                  \
+        if (take(g, nm, rows, cols, dry ? NULL : dst, err)) return -1;     \
     } while (0)
     for (int l = 0; l < c->n_layers; l++) {
         TAKE("attn_norm", 0, C, m->rms_att + l * C);
@@ -516,6 +519,7 @@ static int load_weights(const GGUF *g, Model *m, char *err)
         TAKE("ffn_up", F, C, m->w3 + l * F * C);
     }
 #undef TAKE
+    if (dry) return 0;
     for (size_t i = 0; i < m->arena_floats; i++)
         if (!isfinite(m->arena[i])) { ob_seterr(err, "weight %zu is not finite", i); return -1; }
     return 0;
@@ -622,14 +626,17 @@ int gguf_load_buffer(Model *m, Tokenizer *tok, int *tok_loaded, const void *data
     if (gguf_parse(&g, data, size, err)) return -1;
     ModelConfig c = {0};
     if (config_from_meta(&g, &c, err)) goto fail;
+    m->cfg = c;
+    if (load_weights(&g, m, 1, err)) goto fail;
     if (model_alloc(m, &c, 1, err)) goto fail;
-    if (load_weights(&g, m, err)) goto fail;
+    if (load_weights(&g, m, 0, err)) goto fail;
     if (tok && load_tokenizer(&g, c.vocab_size, tok, tok_loaded, err)) goto fail;
     gguf_free(&g);
     return 0;
 fail:
     gguf_free(&g);
     if (m->arena) model_free(m);
+    else memset(m, 0, sizeof *m);
     return -1;
 }
 

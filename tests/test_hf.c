@@ -286,7 +286,8 @@ int main(void)
         }
     }
 
-    /* byte-level BPE: ids 0..255 are the bytes, then merges */
+    /* byte-level BPE: ids 0..255 are the bytes, then merges; EOS is the
+     * special <|endoftext|> (267), given as config.json's eos_token_id */
     {
         const char *merges[] = {"\xc4\xa0 t", "h e", "\xc4\xa0t he", "c a", "ca t", "\xc4\xa0 c", "\xc4\xa0" "c at", "a t",
                                 "e \xc4\xa0", "1 2", "t '", "' s"};
@@ -315,6 +316,7 @@ int main(void)
             /* "the" -> t he; " cat" -> ' ' then c+a (rank 3) before ' '+c (rank 5), then ca+t */
             CHECK(ids_are(&tj, "the cat", 1, (int[]){'t', 257, ' ', 260}, 4), "the cat (mode %d)", mode);
             CHECK(ids_are(&tj, " the", 0, (int[]){258}, 1), "' the'");
+            CHECK(ids_are(&tj, "", 1, (int[]){267}, 1), "empty text starts with EOS when there is no BOS");
             /* "it's": the contraction is its own pre-token, so t+' never merges */
             CHECK(ids_are(&tj, "it's", 0, (int[]){'i', 't', 266}, 3), "it's");
             if (mode == 0) CHECK(ids_are(&tj, "a 12", 0, (int[]){'a', ' ', 264}, 3), "a 12 (gpt2: ' 12' one pre-token)");

@@ -226,7 +226,8 @@ static inline void st_permute(const float *src, float *dst, int heads, int hd, s
 static inline int st_write(const char *path, STens *ts, int n)
 {
     Buf hdr = {0}, data = {0};
-    buf_put(&hdr, "{\"__metadata__\":{\"format\":\"pt\"}", 32);
+    const char *meta = "{\"__metadata__\":{\"format\":\"pt\"}";
+    buf_put(&hdr, meta, strlen(meta));
     for (int i = 0; i < n; i++) {
         STens *t = &ts[i];
         uint64_t ne = 1;
