@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,13 +23,16 @@ struct Pool {
     pthread_mutex_t mu;         /* guards sleeping on cv_work / cv_done */
     pthread_cond_t cv_work, cv_done;
     pthread_mutex_t run_mu;     /* one pool_run at a time */
-    atomic_uint gen;            /* bumped once per pool_run */
+    atomic_uint gen;            /* bumped once per pool_run; workers wait for it */
     atomic_int stop;
-    atomic_int next;            /* next task to claim */
-    atomic_int active;          /* workers still inside the current run */
-    PoolFn fn;                  /* written before gen is bumped */
-    void *ctx;
-    int n_tasks;
+    /* (generation << 32) | next task: a task is claimed by a CAS that also
+     * checks the generation, so a worker that wakes late never runs a task
+     * of a newer run with the fields of an older one (or the reverse) */
+    _Atomic uint64_t next;
+    atomic_int done;            /* tasks finished in the current run */
+    _Atomic(PoolFn) fn;
+    _Atomic(void *) ctx;
+    atomic_int n_tasks;
 };
 
 static inline void cpu_relax(void)
@@ -38,10 +42,26 @@ static inline void cpu_relax(void)
 #endif
 }
 
-static void run_tasks(Pool *p)
+/* claim and run tasks of generation g until none is left */
+static void run_tasks(Pool *p, unsigned g)
 {
-    int i;
-    while ((i = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed)) < p->n_tasks) p->fn(p->ctx, i);
+    uint64_t v = atomic_load(&p->next);
+    for (;;) {
+        if ((unsigned)(v >> 32) != g) return;
+        PoolFn fn = atomic_load_explicit(&p->fn, memory_order_relaxed);
+        void *ctx = atomic_load_explicit(&p->ctx, memory_order_relaxed);
+        int n = atomic_load_explicit(&p->n_tasks, memory_order_relaxed);
+        int i = (int)(uint32_t)v;
+        if (i >= n) return;
+        if (!atomic_compare_exchange_weak(&p->next, &v, v + 1)) continue; /* v reloaded */
+        fn(ctx, i);
+        if (atomic_fetch_add(&p->done, 1) + 1 == n) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->cv_done);
+            pthread_mutex_unlock(&p->mu);
+        }
+        v = atomic_load(&p->next);
+    }
 }
 
 static void *worker(void *arg)
@@ -65,12 +85,7 @@ static void *worker(void *arg)
         }
         if (atomic_load(&p->stop)) return NULL;
         seen = g;
-        run_tasks(p);
-        if (atomic_fetch_sub_explicit(&p->active, 1, memory_order_acq_rel) == 1) {
-            pthread_mutex_lock(&p->mu);
-            pthread_cond_signal(&p->cv_done);
-            pthread_mutex_unlock(&p->mu);
-        }
+        run_tasks(p, g);
     }
 }
 
@@ -132,24 +147,26 @@ void pool_run(Pool *p, PoolFn fn, void *ctx, int n_tasks)
         return;
     }
     pthread_mutex_lock(&p->run_mu);
-    p->fn = fn;
-    p->ctx = ctx;
-    p->n_tasks = n_tasks;
-    atomic_store_explicit(&p->next, 0, memory_order_relaxed);
-    atomic_store_explicit(&p->active, p->n - 1, memory_order_relaxed);
+    unsigned g = atomic_load(&p->gen) + 1;
+    atomic_store(&p->fn, fn);
+    atomic_store(&p->ctx, ctx);
+    atomic_store(&p->n_tasks, n_tasks);
+    atomic_store(&p->done, 0);
+    atomic_store(&p->next, (uint64_t)g << 32);
     pthread_mutex_lock(&p->mu);
-    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+    atomic_store_explicit(&p->gen, g, memory_order_release);
     pthread_cond_broadcast(&p->cv_work);
     pthread_mutex_unlock(&p->mu);
-    run_tasks(p);
-    /* wait for the workers: spin, then sleep */
+    run_tasks(p, g);
+    /* wait until every task is done (not for every worker to show up): spin,
+     * then sleep */
     double t0 = ob_now();
     int k = 0;
-    while (atomic_load_explicit(&p->active, memory_order_acquire) != 0) {
+    while (atomic_load(&p->done) != n_tasks) {
         cpu_relax();
         if (++k % 64 == 0 && ob_now() - t0 > POOL_SPIN_S) {
             pthread_mutex_lock(&p->mu);
-            while (atomic_load_explicit(&p->active, memory_order_acquire) != 0) pthread_cond_wait(&p->cv_done, &p->mu);
+            while (atomic_load(&p->done) != n_tasks) pthread_cond_wait(&p->cv_done, &p->mu);
             pthread_mutex_unlock(&p->mu);
             break;
         }
