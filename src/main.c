@@ -9,7 +9,7 @@
 const CliCommand cli_commands[] = {
     {"generate", cli_generate, "generate text with a teacher or a 1-bit student"},
     {"eval", cli_eval, "perplexity of a teacher or student on a text file"},
-    {"bench", cli_bench, "benchmarks: forward (prefill/decode tokens/s)"},
+    {"bench", cli_bench, "benchmarks: forward (prefill/decode tokens/s), gemv, membw"},
     {NULL, NULL, NULL},
 };
 
