@@ -596,7 +596,11 @@ static int load_tokenizer(Tokenizer *tok, const Parsed *p, const char *path, cha
     }
     if (off != len) { ob_seterr(err, "%s: tokenizer.pieces has %zu bytes after the last piece", path, len - off); goto out; }
     if (copy_f32(scores, p, p->scores, path, err)) goto out;
-    if (tok_init(tok, n, (const char *const *)pieces, scores, p->bos, p->eos, err)) goto out;
+    char why[OB_ERRLEN];
+    if (tok_init(tok, n, (const char *const *)pieces, scores, p->bos, p->eos, why)) {
+        ob_seterr(err, "%s: tokenizer: %s", path, why);
+        goto out;
+    }
     rc = 0;
 out:
     for (int i = 0; i < n; i++) free(pieces[i]);
