@@ -23,6 +23,7 @@ static void help(void)
            "range of g and h from the --init method, and bits per weight of the layer.\n"
            "Then totals: parameters (all, 1-bit-able), FP32/FP16/1-bit sizes and bpw.\n"
            "\n"
+           "  --tokenizer T only checked against the teacher (not needed)\n"
            "  --init M      method for the g/h ranges (default nmf)\n"
            "  --threads N   worker threads (default: online CPUs)\n"
            "  --json        {\"layers\":[...],\"totals\":{...}} with histograms\n"
@@ -101,13 +102,21 @@ int cli_inspect(int argc, char **argv)
     if (json && csv) return cli_usage_error("inspect", "--json and --csv exclude each other");
     if (threads < 1) threads = 1;
     Model m;
-    Tokenizer t;
-    if (cli_load_teacher(teacher, tokenizer, &m, &t)) return EXIT_RUNTIME;
-    tok_free(&t); /* loaded only to check the pair belongs together */
+    char err[OB_ERRLEN];
+    if (tokenizer) { /* only checked: it must fit the teacher */
+        Tokenizer t;
+        if (cli_load_teacher(teacher, tokenizer, &m, &t)) return EXIT_RUNTIME;
+        tok_free(&t);
+    } else {
+        char *tp = cli_resolve_teacher(teacher, err);
+        if (!tp) return cli_error("%s", err);
+        int rc = model_load(&m, tp, err);
+        free(tp);
+        if (rc) return cli_error("%s", err);
+    }
     const ModelConfig *c = &m.cfg;
     int n = c->n_layers * LIN_PER_LAYER;
     LayerStats *st = ob_calloc((size_t)n, sizeof *st);
-    char err[OB_ERRLEN];
     if (svid_model_stats(&m, (int)threads, init, st, isatty(2) ? progress : NULL, NULL, err)) {
         free(st);
         model_free(&m);
