@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "svid.h"
 
 #define QAT_LN_EPS 1e-5 /* = BITLINEAR_EPS */
 
@@ -80,94 +81,53 @@ static void lin_dims(const ModelConfig *c, int j, int *in, int *out)
     }
 }
 
+/* the STE factor 1.001 − tanh²(w) = 0.001 + sech²(w), with one expf:
+ * sech²(w) = 4t/(1+t)², t = e^{−2|w|} */
+static inline float ste_of(float w)
+{
+    float t = expf(-2.0f * fabsf(w)), d = 1.0f + t;
+    return 0.001f + 4.0f * t / (d * d);
+}
+
+/* S = sign(W) and the STE factor for the latent weights [k0, k1) of L */
+static void sync_range(QatModel *q, QLin *L, size_t k0, size_t k1)
+{
+    const float *W = q->params + L->off_w;
+    float *ste = q->ste + L->off_w;
+    for (size_t k = k0; k < k1; k++) {
+        L->S[k] = W[k] >= 0.0f ? 1.0f : -1.0f;
+        ste[k] = ste_of(W[k]);
+    }
+}
+
+float qat_ste(float w) { return ste_of(w); }
+
 static void sync_S(QatModel *q)
 {
-    for (int i = 0; i < q->cfg.n_layers * LIN_PER_LAYER; i++) {
-        QLin *L = &q->lin[i];
-        const float *W = q->params + L->off_w;
-        size_t n = (size_t)L->in * L->out;
-        float *ste = q->ste + L->off_w;
-        for (size_t k = 0; k < n; k++) {
-            L->S[k] = W[k] >= 0.0f ? 1.0f : -1.0f;
-            float th = tanhf(W[k]);
-            ste[k] = 1.001f - th * th;
-        }
-    }
+    for (int i = 0; i < q->cfg.n_layers * LIN_PER_LAYER; i++)
+        sync_range(q, &q->lin[i], 0, (size_t)q->lin[i].in * q->lin[i].out);
 }
 
 void qat_sync(QatModel *q) { sync_S(q); }
 
-/* rank-1 nonnegative approximation |W| ≈ a·bᵀ, W (out,in) row-major.
- * NMF: alternating least squares a = Ab/bᵀb, b = Aᵀa/aᵀa with projection
- * onto >= 0; SVD: power iteration for the top singular pair, scaled
- * a = √σ·u, b = √σ·v. For a nonnegative matrix both reach the Perron pair. */
-static void rank1_abs(const float *W, int out, int in, int method, float *a, float *b)
-{
-    double *u = ob_malloc((size_t)out * sizeof(double)), *v = ob_malloc((size_t)in * sizeof(double));
-    for (int i = 0; i < in; i++) v[i] = 1.0 / sqrt((double)in);
-    double sigma = 0;
-    for (int it = 0; it < 100; it++) {
-        double vv = 0;
-        for (int i = 0; i < in; i++) vv += v[i] * v[i];
-        double uu = 0;
-        for (int r = 0; r < out; r++) {
-            const float *w = W + (size_t)r * in;
-            double s = 0;
-            for (int i = 0; i < in; i++) s += fabs((double)w[i]) * v[i];
-            u[r] = method == QAT_INIT_NMF ? (vv > 0 ? s / vv : 0) : s;
-            if (u[r] < 0) u[r] = 0;
-            uu += u[r] * u[r];
-        }
-        if (method != QAT_INIT_NMF) {
-            double nu = sqrt(uu);
-            if (nu > 0) for (int r = 0; r < out; r++) u[r] /= nu;
-            uu = nu > 0 ? 1 : 0;
-        }
-        double prev = sigma, vn = 0;
-        for (int i = 0; i < in; i++) v[i] = 0;
-        for (int r = 0; r < out; r++) {
-            const float *w = W + (size_t)r * in;
-            for (int i = 0; i < in; i++) v[i] += fabs((double)w[i]) * u[r];
-        }
-        for (int i = 0; i < in; i++) {
-            if (method == QAT_INIT_NMF) v[i] = uu > 0 ? v[i] / uu : 0;
-            if (v[i] < 0) v[i] = 0;
-            vn += v[i] * v[i];
-        }
-        vn = sqrt(vn);
-        if (method != QAT_INIT_NMF) {
-            sigma = vn;
-            if (vn > 0) for (int i = 0; i < in; i++) v[i] /= vn;
-        } else {
-            double nu = 0;
-            for (int r = 0; r < out; r++) nu += u[r] * u[r];
-            sigma = sqrt(nu) * vn;
-        }
-        if (it > 4 && fabs(sigma - prev) <= 1e-10 * sigma) break;
-    }
-    if (method == QAT_INIT_NMF) {
-        /* balance the scales: ‖a‖ = ‖b‖ */
-        double nu = 0, nv = 0;
-        for (int r = 0; r < out; r++) nu += u[r] * u[r];
-        for (int i = 0; i < in; i++) nv += v[i] * v[i];
-        double s = (nu > 0 && nv > 0) ? sqrt(sqrt(nv / nu)) : 1;
-        for (int r = 0; r < out; r++) a[r] = (float)(u[r] * s);
-        for (int i = 0; i < in; i++) b[i] = (float)(s > 0 ? v[i] / s : 0);
-    } else {
-        double s = sqrt(sigma);
-        for (int r = 0; r < out; r++) a[r] = (float)(u[r] * s);
-        for (int i = 0; i < in; i++) b[i] = (float)(v[i] * s);
-    }
-    free(u);
-    free(v);
-}
-
 /* ---- construction ------------------------------------------------------ */
+
+/* free what qat_new allocated before the activations */
+static void qat_free_partial(QatModel *q)
+{
+    for (int i = 0; i < q->cfg.n_layers * LIN_PER_LAYER; i++) free(q->lin[i].S);
+    free(q->lin);
+    free(q->params); free(q->grads); free(q->ste); free(q->vrow);
+    free(q);
+}
 
 QatModel *qat_new(const Model *teacher, int init, int max_B, int max_T, char *err)
 {
     const ModelConfig *c = &teacher->cfg;
-    if (init != QAT_INIT_NMF && init != QAT_INIT_SVD) { ob_seterr(err, "unknown SVID init method %d", init); return NULL; }
+    if (init != SVID_NMF && init != SVID_SVD && init != SVID_XNOR) {
+        ob_seterr(err, "unknown SVID init method %d", init);
+        return NULL;
+    }
     if (max_B <= 0 || max_T <= 0 || max_T > c->seq_len || (long)max_B * max_T > (1L << 24)) {
         ob_seterr(err, "bad batch shape %d x %d (seq_len %d)", max_B, max_T, c->seq_len);
         return NULL;
@@ -208,14 +168,19 @@ QatModel *qat_new(const Model *teacher, int init, int max_B, int max_T, char *er
     q->grads = falloc(off);
     q->ste = falloc(off);
     q->vrow = falloc((size_t)c->vocab_size);
-    /* SVID init from the teacher */
+    /* SVID init from the teacher: |W| ≈ a·bᵀ, h = a, g = b, W = 0.01·sign(W) */
     for (int i = 0; i < Lc * LIN_PER_LAYER; i++) {
         QLin *L = &q->lin[i];
         const float *Wt = teacher->lin[i].w;
         float *W = q->params + L->off_w;
         size_t n = (size_t)L->in * L->out;
         for (size_t k = 0; k < n; k++) W[k] = Wt[k] >= 0.0f ? 0.01f : -0.01f;
-        rank1_abs(Wt, L->out, L->in, init, q->params + L->off_h, q->params + L->off_g);
+        char why[OB_ERRLEN];
+        if (svid_rank1(Wt, L->out, L->in, (SvidMethod)init, q->params + L->off_h, q->params + L->off_g, NULL, why)) {
+            ob_seterr(err, "SVID of layer %d %s: %s", i / LIN_PER_LAYER, model_lin_names[i % LIN_PER_LAYER], why);
+            qat_free_partial(q);
+            return NULL;
+        }
     }
     sync_S(q);
     q->layer = ob_calloc(Lc, sizeof(QLayer));
@@ -758,20 +723,38 @@ float qat_clip_grads(QatModel *q, float max_norm)
     return (float)norm;
 }
 
+typedef struct { float lr, b1, b2, eps, wd, ib1, ib2; } AdamK;
+
+/* AdamW on params [i0, i1) */
+static void adamw_range(QatModel *q, float *m, float *v, size_t i0, size_t i1, const AdamK *k)
+{
+    float *p = q->params;
+    const float *g = q->grads;
+    for (size_t i = i0; i < i1; i++) {
+        m[i] = k->b1 * m[i] + (1.0f - k->b1) * g[i];
+        v[i] = k->b2 * v[i] + (1.0f - k->b2) * g[i] * g[i];
+        float mh = m[i] * k->ib1, vh = v[i] * k->ib2;
+        p[i] -= k->lr * (mh / (sqrtf(vh) + k->eps) + k->wd * p[i]);
+    }
+}
+
 void qat_adamw_step(QatModel *q, float *m, float *v, long t, const AdamWCfg *c)
 {
     double t0 = ob_now();
-    double bc1 = 1.0 - pow(c->beta1, (double)t), bc2 = 1.0 - pow(c->beta2, (double)t);
-    float lr = c->lr, b1 = c->beta1, b2 = c->beta2, eps = c->eps, wd = c->weight_decay;
-    float *p = q->params;
-    const float *g = q->grads;
-    for (size_t i = 0; i < q->nparams; i++) {
-        m[i] = b1 * m[i] + (1.0f - b1) * g[i];
-        v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
-        float mh = (float)(m[i] / bc1), vh = (float)(v[i] / bc2);
-        p[i] -= lr * (mh / (sqrtf(vh) + eps) + wd * p[i]);
+    AdamK k = {c->lr, c->beta1, c->beta2, c->eps, c->weight_decay,
+               (float)(1.0 / (1.0 - pow(c->beta1, (double)t))), (float)(1.0 / (1.0 - pow(c->beta2, (double)t)))};
+    /* per linear: W in cache-sized chunks, each followed by its sign/STE
+     * refresh; then g and h (contiguous after W) */
+    for (int i = 0; i < q->cfg.n_layers * LIN_PER_LAYER; i++) {
+        QLin *L = &q->lin[i];
+        size_t nw = (size_t)L->in * L->out;
+        for (size_t c0 = 0; c0 < nw; c0 += 8192) {
+            size_t c1 = c0 + 8192 < nw ? c0 + 8192 : nw;
+            adamw_range(q, m, v, L->off_w + c0, L->off_w + c1, &k);
+            sync_range(q, L, c0, c1);
+        }
+        adamw_range(q, m, v, L->off_g, L->off_h + L->out, &k);
     }
-    sync_S(q);
     q->tsec[QAT_T_OPTIM] += ob_now() - t0;
 }
 
