@@ -129,7 +129,7 @@ static void show_event(const Event *e)
         break;
     case EV_EVAL:
         clear_bar();
-        printf("eval step %d: held-out student nll %.6f ppl %.4f\n", e->step, e->eval_nll, e->eval_ppl);
+        printf("eval step %d: held-out %s nll %.6f ppl %.4f\n", e->step, e->text, e->eval_nll, e->eval_ppl);
         break;
     case EV_CKPT:
         clear_bar();
