@@ -155,7 +155,9 @@ int main(void)
         char name[32];
         snprintf(name, sizeof name, "hf_%s", dts[k]);
         const char *dd = write_hf(&ref, name, dts[k], k != 0, k == 0 ? 3 : 1);
-        if (model_load_ex(&r, NULL, NULL, dd, err)) { CHECK(0, "%s: %s", name, err); continue; }
+        int lrc = model_load_ex(&r, NULL, NULL, dd, err);
+        free((char *)dd);
+        if (lrc) { CHECK(0, "%s: %s", name, err); continue; }
         CHECK(r.cfg.shared_classifier == (k != 0), "%s: tied %d", name, r.cfg.shared_classifier);
         size_t bad = 0;
         for (size_t i = 0; i < ref.arena_floats; i++) {
