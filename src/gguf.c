@@ -565,7 +565,6 @@ static int load_tokenizer(const GGUF *g, int vocab, Tokenizer *tok, int *loaded,
     if (gguf_get_int(g, "tokenizer.ggml.eos_token_id", 0, vocab - 1, &eos, err) < 0) return -1;
     if (gguf_get_int(g, "tokenizer.ggml.unknown_token_id", 0, vocab - 1, &unk, err) < 0) return -1;
     char **pieces = ob_calloc(toks->len, sizeof(char *));
-    int *lens = ob_calloc(toks->len, sizeof(int));
     float *scores = ob_calloc(toks->len, sizeof(float));
     int *types = ob_calloc(toks->len, sizeof(int));
     const uint8_t *p = toks->str;
@@ -576,7 +575,6 @@ static int load_tokenizer(const GGUF *g, int vocab, Tokenizer *tok, int *loaded,
         pieces[i] = ob_malloc(n + 1);
         memcpy(pieces[i], p + 8, n);
         pieces[i][n] = 0;
-        lens[i] = n > (1u << 20) ? (1 << 20) : (int)n;
         p += 8 + n;
         if (ss) memcpy(&scores[i], ss + 4 * i, 4);
         if (ts) { int32_t v; memcpy(&v, ts + 4 * i, 4); types[i] = v; }
@@ -610,7 +608,7 @@ static int load_tokenizer(const GGUF *g, int vocab, Tokenizer *tok, int *loaded,
         }
     }
     for (uint64_t i = 0; i < toks->len; i++) free(pieces[i]);
-    free(pieces); free(lens); free(scores); free(types);
+    free(pieces); free(scores); free(types);
     if (rc) return -1;
     *loaded = 1;
     return 0;
