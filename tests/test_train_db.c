@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "data.h"
 #include "db.h"
 #include "db_internal.h"
 #include "test.h"
@@ -183,6 +184,13 @@ int main(void)
     CHECK(q_int(d->h, sql) == 1, "every step 1..%d once, same numbering across the resume", STEPS);
     snprintf(sql, sizeof sql, "SELECT count(*) FROM checkpoints WHERE run_id=%lld AND path LIKE '/%%'", (long long)id);
     CHECK(q_int(d->h, sql) >= STEPS / CKPT_EVERY, "checkpoints recorded with absolute paths: %lld", q_int(d->h, sql));
+    /* the final checkpoint's hash is the file's */
+    DbCheckpoint c;
+    char hex[65];
+    CHECK(db_checkpoint_latest(d, id, &c, err) == 1 && c.step == STEPS && data_sha256_file(c.path, hex, err) == 0 &&
+              !strcmp(hex, c.sha256),
+          "latest checkpoint sha256 '%s' matches the file", c.sha256);
+    free(c.path);
     db_close(d);
 
     /* a finished run cannot be resumed; an unknown one is named */
