@@ -2,6 +2,7 @@
  * (QAT) on a text file or on teacher-generated sequences, with progress
  * lines (a progress bar on a TTY), checkpoints, resume, SIGINT = graceful
  * stop, and a final held-out summary: teacher, PTQ baselines, student. */
+#include <cblas.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -52,7 +53,7 @@ static void help(void)
            "  --clip X             gradient-norm clip, 0 = none (1.0)\n"
            "  --init nmf|svd       SVID initialisation (nmf)\n"
            "  --seed S             data sampling seed (1)\n"
-           "  --threads T          OpenBLAS threads (1)\n"
+           "  --threads T          OpenBLAS threads; self-generation threads (1)\n"
            "Output:\n"
            "  --out S.onebit       the packed student, written at the end (required)\n"
            "  --ckpt PATH          checkpoint file (default S.onebit.ckpt)\n"
@@ -321,8 +322,9 @@ int cli_train(int argc, char **argv)
     } else {
         cdir = cache_dir ? ob_strdup(cache_dir) : dir_of(cfg.out_path);
         int reused;
-        if (data_self_generated(&data, &m, &tok, sha, cdir, (int)selfgen, cfg.seq_len, cfg.seed, &reused, gen_progress,
-                                NULL, err)) {
+        openblas_set_num_threads(1); /* the generation threads run one small sgemv each */
+        if (data_self_generated(&data, &m, &tok, sha, cdir, (int)selfgen, cfg.seq_len, cfg.seed, cfg.threads, &reused,
+                                gen_progress, NULL, err)) {
             if (g_tty) printf("\n");
             if (g_interrupted) { fprintf(stderr, "interrupted during self-generation; nothing written\n"); rc = 130; goto out; }
             cli_error("%s", err);
