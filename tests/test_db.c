@@ -6,7 +6,9 @@
  * intact afterwards. The writer thread is in test_db_writer.c. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -602,6 +604,58 @@ static void test_full_disk(void)
     db_close(db);
 }
 
+/* a real ENOSPC: a 1 MiB tmpfs in a private mount namespace, when the
+ * kernel lets us mount one (else only the RLIMIT_FSIZE test above runs) */
+static void test_full_tmpfs(void)
+{
+    int fd[2];
+    if (pipe(fd)) return;
+    pid_t pid = fork();
+    if (pid == 0) {
+        char err[OB_ERRLEN], mnt[600], path[700];
+        close(fd[0]);
+        snprintf(mnt, sizeof mnt, "%s", tmp("tmpfs"));
+        snprintf(path, sizeof path, "%s/full.db", mnt);
+        mkdir(mnt, 0755);
+        if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+            mount("tmpfs", mnt, "tmpfs", 0, "size=1m") != 0)
+            _exit(77);
+        Db *db = db_open(path, 0, err);
+        int64_t run = db ? db_run_create(db, "kept", 0, "{}", 1, err) : -1;
+        if (run < 0) _exit(2);
+        long ok = 0;
+        char big[2000];
+        memset(big, 'y', sizeof big - 1);
+        big[sizeof big - 1] = 0;
+        for (int i = 0; i < 100000 && db_chat_add(db, run, 0, 1, "user", big, err) > 0; i++) ok++;
+        int clear = strstr(err, "full.db: disk full") != NULL;
+        if (!clear) fprintf(stderr, "tmpfs full message: %s\n", err);
+        db_close(db);
+        /* the checks run here: the mount exists only in this namespace */
+        db = db_open(path, 1, err);
+        long long n = db ? q_int(db->h, "SELECT count(*) FROM chats") : -1;
+        int intact = db && db_integrity_check(db, err) == 0 && n == ok && ok > 10;
+        if (!intact) fprintf(stderr, "after ENOSPC: %lld rows vs %ld committed: %s\n", n, ok, err);
+        db_close(db);
+        long res[3] = {clear, intact, ok};
+        if (write(fd[1], res, sizeof res) != sizeof res) _exit(4);
+        _exit(0);
+    }
+    close(fd[1]);
+    long res[3] = {0, 0, 0};
+    ssize_t got = read(fd[0], res, sizeof res);
+    close(fd[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
+        printf("note: cannot mount a tmpfs here; the ENOSPC test did not run\n");
+        return;
+    }
+    CHECK(got == sizeof res && WIFEXITED(status) && WEXITSTATUS(status) == 0, "tmpfs child (status %d)", status);
+    CHECK(res[0] == 1, "ENOSPC gives 'disk full'");
+    CHECK(res[1] == 1, "after ENOSPC: integrity ok and all %ld committed rows there", res[2]);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "%s/onebit-test-db.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
@@ -612,6 +666,7 @@ int main(void)
     test_read_only();
     test_locked();
     test_full_disk();
+    test_full_tmpfs();
     test_default_path();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -4,6 +4,7 @@
  * `train --db DB --resume RUN` finishes it with the same step numbering
  * (every step 1..S recorded once, no holes), and no more than one
  * checkpoint interval of the recorded steps is re-done. */
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -37,7 +38,8 @@ static pid_t spawn(char *const argv[], const char *out)
     fflush(stderr);
     pid_t pid = fork();
     if (pid == 0) {
-        if (!freopen(out, "w", stdout) || !freopen(out, "a", stderr)) _exit(126);
+        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0) _exit(126);
         execv(argv[0], argv);
         _exit(127);
     }
@@ -201,6 +203,42 @@ int main(void)
     pid = spawn(bad, tmp("bad.out"));
     waitpid(pid, &status, 0);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1, "resuming an unknown run fails");
+
+    /* a database that cannot take the run: clear errors before any training */
+    FILE *j = fopen(tmp("junk.db"), "w");
+    fputs("junk junk junk junk junk junk junk junk junk junk junk junk junk junk junk junk junk junk", j);
+    fclose(j);
+    char junk[600];
+    snprintf(junk, sizeof junk, "%s", tmp("junk.db"));
+    train[25] = junk; /* --db */
+    train[27] = "other"; /* --name */
+    pid = spawn(train, tmp("junk.out"));
+    waitpid(pid, &status, 0);
+    f = fopen(tmp("junk.out"), "r");
+    n = f ? fread(log, 1, sizeof log - 1, f) : 0;
+    log[n] = 0;
+    if (f) fclose(f);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1 && strstr(log, "junk.db: not a onebit-tui database"),
+          "train --db on a junk file: %s", log);
+    /* locked by another process for longer than the busy timeout */
+    sqlite3 *h = NULL;
+    sqlite3_open(db, &h);
+    CHECK(sqlite3_exec(h, "BEGIN EXCLUSIVE; UPDATE runs SET message=message;", NULL, NULL, NULL) == SQLITE_OK, "lock");
+    train[25] = db;
+    pid = spawn(train, tmp("locked.out"));
+    waitpid(pid, &status, 0);
+    sqlite3_exec(h, "COMMIT", NULL, NULL, NULL);
+    sqlite3_close(h);
+    f = fopen(tmp("locked.out"), "r");
+    n = f ? fread(log, 1, sizeof log - 1, f) : 0;
+    log[n] = 0;
+    if (f) fclose(f);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1 && strstr(log, "runs.db: database is locked by another process"),
+          "train --db on a locked database: %s", log);
+    d = db_open(db, 1, err);
+    CHECK(d && db_run_find(d, "other", &r, err) == -1, "no half-made run left behind");
+    CHECK(d && db_integrity_check(d, err) == 0, "integrity: %s", err);
+    db_close(d);
 
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
