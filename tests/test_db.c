@@ -17,6 +17,7 @@
 #include "common.h"
 #include "db.h"
 #include "db_internal.h"
+#include "db_svid.h"
 #include "test.h"
 
 static char dir[256];
@@ -359,6 +360,59 @@ static void test_crud(void)
     db_close(db);
 }
 
+/* inspect's LayerStats round-trip exactly */
+static void test_layer_stats_roundtrip(void)
+{
+    char err[OB_ERRLEN];
+    Db *db = db_open(tmp("svid.db"), 0, err);
+    CHECK(db != NULL, "open: %s", err);
+    if (!db) return;
+    int64_t t = db_teacher_upsert(db, "/m/svid.bin", "s", "llama2c", "{}", err);
+    LayerStats st[3];
+    memset(st, 0, sizeof st);
+    unsigned x = 12345;
+    for (int k = 0; k < 3; k++) {
+        int rows = 24 + 8 * k, cols = 40 - 4 * k;
+        float *w = ob_malloc(sizeof(float) * rows * cols);
+        for (int i = 0; i < rows * cols; i++) {
+            x = x * 1103515245u + 12345u;
+            w[i] = ((x >> 8) & 0xffff) / 32768.0f - 1.0f + 0.01f * k;
+        }
+        CHECK(svid_layer_stats(w, rows, cols, SVID_NMF, &st[k], err) == 0, "svid_layer_stats: %s", err);
+        free(w);
+        st[k].layer = k / 2;
+        st[k].kind = k % 2;
+        snprintf(st[k].name, sizeof st[k].name, "layers.%d.w%d", k / 2, k % 2);
+    }
+    st[2].svd_err = NAN; /* a missing number survives as NAN */
+    CHECK(db_layer_stats_save(db, t, st, 3, err) == 0, "save: %s", err);
+    LayerStats *got;
+    int n;
+    CHECK(db_layer_stats_load(db, t, &got, &n, err) == 0 && n == 3, "load: %d %s", n, err);
+    for (int k = 0; k < n && n == 3; k++) {
+        const LayerStats *a = &st[k], *b = &got[k];
+        int same = !strcmp(a->name, b->name) && a->layer == b->layer && a->kind == b->kind && a->rows == b->rows &&
+                   a->cols == b->cols && a->nmf_err == b->nmf_err && a->xnor_err == b->xnor_err &&
+                   a->pos_frac == b->pos_frac && a->row_pos_min == b->row_pos_min && a->row_pos_max == b->row_pos_max &&
+                   a->row_pos_std == b->row_pos_std && a->col_pos_min == b->col_pos_min &&
+                   a->col_pos_max == b->col_pos_max && a->col_pos_std == b->col_pos_std && a->g_min == b->g_min &&
+                   a->g_max == b->g_max && a->h_min == b->h_min && a->h_max == b->h_max && a->bpw == b->bpw &&
+                   a->bins == b->bins && a->abs_lo == b->abs_lo && a->abs_hi == b->abs_hi && a->w_lo == b->w_lo &&
+                   a->w_hi == b->w_hi && !memcmp(a->abs_hist, b->abs_hist, sizeof a->abs_hist) &&
+                   !memcmp(a->w_hist, b->w_hist, sizeof a->w_hist);
+        same = same && (k == 2 ? isnan(b->svd_err) : a->svd_err == b->svd_err);
+        CHECK(same, "layer %d round trip is exact", k);
+    }
+    CHECK(n == 3 && got[0].bins == SVID_BINS && got[0].abs_hist[0] + got[0].abs_hist[SVID_BINS - 1] > 0, "histograms");
+    free(got);
+    CHECK(db_layer_stats_load(db, t + 1, &got, &n, err) == 0 && n == 0, "none for another teacher");
+    free(got);
+    sqlite3_exec(db->h, "UPDATE layer_stats SET detail='{\"bins\":64,\"abs_hist\":[1,2]}' WHERE kind=1", NULL, NULL, NULL);
+    CHECK(db_layer_stats_load(db, t, &got, &n, err) == -1 && strstr(err, "damaged layer statistics for layers.0.w1"),
+          "damaged detail: %s", err);
+    db_close(db);
+}
+
 /* a child creates a running run and dies; returns the run id */
 static int64_t child_run(const char *path, const char *name, int how)
 {
@@ -661,6 +715,7 @@ int main(void)
     if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
     test_fresh_and_migration();
     test_crud();
+    test_layer_stats_roundtrip();
     test_interrupted();
     test_read_only();
     test_locked();
