@@ -72,14 +72,22 @@ static void help(void)
            "  --stop-after K       stop after K steps with a checkpoint, as an interrupt\n"
            "                       would (exit 0); --resume continues the run\n"
            "\n"
-           "SIGINT/SIGTERM finish the current step, write the checkpoint and exit 130.\n"
+           "SIGINT/SIGTERM finish the current step, write the checkpoint and exit 130;\n"
+           "a second one exits at once (the last checkpoint stays valid).\n"
            "Exit status: 0 finished (or stopped by --stop-after), 1 runtime error,\n"
            "2 usage error, 130 interrupted (checkpoint written).\n",
            DATA_GREEDY_TOKENS, (double)TRAINER_DEFAULT_LR);
 }
 
 static volatile sig_atomic_t g_interrupted;
-static void on_signal(int sig) { (void)sig; g_interrupted = 1; }
+/* the first SIGINT/SIGTERM asks for a graceful stop; a second one exits at
+ * once (checkpoints are renamed into place, so the last one stays valid) */
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (g_interrupted) _exit(130);
+    g_interrupted = 1;
+}
 
 static int g_tty;
 
@@ -129,7 +137,7 @@ static void show_event(const Event *e)
         break;
     case EV_EVAL:
         clear_bar();
-        printf("eval step %d: held-out student nll %.6f ppl %.4f\n", e->step, e->eval_nll, e->eval_ppl);
+        printf("eval step %d: held-out %s nll %.6f ppl %.4f\n", e->step, e->text, e->eval_nll, e->eval_ppl);
         break;
     case EV_CKPT:
         clear_bar();
@@ -353,7 +361,8 @@ int cli_train(int argc, char **argv)
     for (;;) {
         if (g_interrupted && !stop_sent) {
             clear_bar();
-            fprintf(stderr, "interrupt: stopping after the current step and writing the checkpoint...\n");
+            fprintf(stderr, "interrupt: stopping after the current step and writing the checkpoint "
+                            "(interrupt again to quit at once)...\n");
             trainer_stop(tr);
             stop_sent = 1;
         }

@@ -113,4 +113,6 @@ check "SIGINT exits 130 (got $rc)" test "$rc" = 130
 check "SIGINT message" contains "$TMP/int.err" "interrupt"
 check "SIGINT checkpoint" test -s "$TMP/int.onebit.ckpt"
 check "SIGINT summary" contains "$TMP/int.out" "student (QAT)"
+check "SIGINT checkpoint resumes" "$BIN" train $T --data "$TMP/stories.txt" --split "$S" --steps 100000 --seq-len 64 --batch 4 \
+    --out "$TMP/int.onebit" --resume "$TMP/int.onebit.ckpt" --stop-after 3 > /dev/null 2>&1
 done_tests
