@@ -343,6 +343,11 @@ int db_connect(const char *path, int read_only, int busy_ms, sqlite3 **out, char
     sqlite3 *h = NULL;
     int flags = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     flags |= SQLITE_OPEN_NOMUTEX; /* one thread per connection */
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        ob_seterr(err, "%s: is a directory, not a database file", path);
+        return -1;
+    }
     if (read_only && access(path, F_OK) != 0) {
         ob_seterr(err, "%s: no database here (%s); nothing has been recorded yet, or pass --db PATH", path, strerror(errno));
         return -1;
@@ -374,7 +379,6 @@ int db_connect(const char *path, int read_only, int busy_ms, sqlite3 **out, char
          * create the -shm index. With no log to replay nobody can be
          * writing, so reading the file as immutable is exact. */
         char wal[4200];
-        struct stat sb;
         snprintf(wal, sizeof wal, "%s-wal", path);
         if (stat(wal, &sb) == 0 && sb.st_size > 0) {
             ob_seterr(err, "%s: cannot read it here: its write-ahead log %s must be replayed, which needs write access to "
@@ -397,6 +401,19 @@ int db_connect(const char *path, int read_only, int busy_ms, sqlite3 **out, char
                 sqlite3_finalize(st);
             }
         }
+    }
+    if (rc != SQLITE_OK && !read_only && ((rc & 0xff) == SQLITE_READONLY || (rc & 0xff) == SQLITE_CANTOPEN)) {
+        char *d = ob_strdup(path), *slash = strrchr(d, '/');
+        const char *dir = slash ? (slash == d ? "/" : (*slash = 0, d)) : ".";
+        if (access(dir, W_OK) != 0) {
+            ob_seterr(err, "%s: cannot write in the directory %s (%s): SQLite keeps its -wal and -shm files beside the "
+                           "database; fix the permissions or use a copy elsewhere",
+                      path, dir, strerror(errno));
+            free(d);
+            sqlite3_close(h);
+            return -1;
+        }
+        free(d);
     }
     if (rc != SQLITE_OK) {
         db_set_sqlerr(h, rc, path, "reading", busy_ms, err);

@@ -16,6 +16,9 @@
  * boot id, host). When the owner is gone the run reads as interrupted, and
  * a read-write open stores that.
  *
+ * A Db is one connection: use it from one thread at a time (each reader,
+ * e.g. the UI thread, opens its own).
+ *
  * Errors: every fallible call takes `char *err` (OB_ERRLEN) and returns -1
  * (or NULL) with "PATH: what happened" in it: a locked database, a read-only
  * file or directory, a full disk, an I/O error each get their own message. */

@@ -308,6 +308,13 @@ int cli_train(int argc, char **argv)
     char sha[65];
     if (!tpath || data_sha256_file(tpath, sha, err)) { cli_error("%s", err); goto out; }
     if (trainer_config_check(&cfg, &m.cfg, err)) { cli_error("%s", err); goto out; }
+    if (db_path) { /* before the data: a locked or broken store fails fast */
+        TrainDbArgs da = {tpath, tokenizer, data_path, split, selfgen, cache_dir};
+        if (train_db_begin(&g_tdb, db_path, run_name, resume_run, &da, &cfg, sha, &m.cfg, err)) {
+            cli_error("%s", err);
+            goto out;
+        }
+    }
     g_tty = isatty(STDOUT_FILENO);
 
     struct sigaction sa;
@@ -346,13 +353,7 @@ int cli_train(int argc, char **argv)
     }
     if (evring_init(&ring, 4096)) { cli_error("cannot create the event ring: %s", strerror(errno)); goto out; }
     ring_ok = 1;
-    if (db_path) {
-        TrainDbArgs da = {tpath, tokenizer, data_path, split, selfgen, cache_dir};
-        if (train_db_begin(&g_tdb, db_path, run_name, resume_run, &da, &cfg, sha, &m.cfg, &ring, err)) {
-            cli_error("%s", err);
-            goto out;
-        }
-    }
+    if (g_tdb && train_db_attach(g_tdb, &ring, err)) { cli_error("%s", err); goto out; }
     Trainer *tr;
     if (trainer_start(&tr, &cfg, &m, &tok, &data, sha, &ring, err)) { cli_error("%s", err); goto out; }
     int stop_sent = 0;

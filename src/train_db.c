@@ -189,7 +189,7 @@ static const char *base_name(const char *p)
 }
 
 int train_db_begin(TrainDb **out, const char *store, const char *name, const char *resume, const TrainDbArgs *a,
-                   TrainConfig *cfg, const char *teacher_sha, const ModelConfig *mc, EventRing *notify, char *err)
+                   TrainConfig *cfg, const char *teacher_sha, const ModelConfig *mc, char *err)
 {
     *out = NULL;
     TrainDb *t = ob_calloc(1, sizeof *t);
@@ -261,11 +261,6 @@ int train_db_begin(TrainDb **out, const char *store, const char *name, const cha
     } else {
         t->data_name = ob_strdup("self-generated held-out");
     }
-    if (!(t->w = db_writer_start(db_path(t->db), t->run, notify, err))) {
-        char e2[OB_ERRLEN];
-        if (!resume) db_run_set_status(t->db, t->run, RUN_FAILED, err, e2);
-        goto fail;
-    }
     *out = t;
     return 0;
 fail:
@@ -276,9 +271,15 @@ fail:
     return -1;
 }
 
+int train_db_attach(TrainDb *t, EventRing *notify, char *err)
+{
+    t->w = db_writer_start(db_path(t->db), t->run, notify, err);
+    return t->w ? 0 : -1;
+}
+
 void train_db_event(TrainDb *t, const Event *e)
 {
-    if (!t) return;
+    if (!t || !t->w) return;
     if (e->kind == EV_EVAL && !e->text[0]) {
         Event c = *e;
         snprintf(c.text, sizeof c.text, "%s", t->data_name);
@@ -303,7 +304,7 @@ void train_db_event(TrainDb *t, const Event *e)
 int train_db_end(TrainDb *t, int exit_code, char *err)
 {
     if (!t) return 0;
-    int rc = db_writer_stop(t->w, err);
+    int rc = t->w ? db_writer_stop(t->w, err) : 0;
     char e2[OB_ERRLEN];
     if (!t->ended) {
         char msg[128];

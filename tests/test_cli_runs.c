@@ -175,6 +175,8 @@ int main(void)
     fclose(f);
     snprintf(a, sizeof a, "runs list --db '%s'", tmp("junk.db"));
     CHECK(run(a) == 1 && has(errout, "junk.db: not a onebit-tui database"), "junk db: %s", errout);
+    snprintf(a, sizeof a, "runs list --db '%s'", dir);
+    CHECK(run(a) == 1 && has(errout, "is a directory, not a database file"), "directory as --db: %s", errout);
     snprintf(a, sizeof a, "runs export distill-a '%s/run.json' --db '%s'", tmp("exp"), db);
     CHECK(run(a) == 1 && has(errout, "not a directory"), "export onto a file: %s", errout);
 

@@ -156,12 +156,25 @@ static void test_urgent(void)
     CHECK(q_int(db->h, "SELECT count(*) FROM evals WHERE dataset='tinystories' AND step=10") == 1, "eval stored");
     db_writer_stats(w, &st);
     CHECK(st.commits == 2, "two transactions: %ld", st.commits);
+    /* a real checkpoint file gets its sha256 after the commit */
+    FILE *f = fopen(tmp("abc.ckpt"), "w");
+    fputs("abc", f);
+    fclose(f);
+    Event ck2 = {.kind = EV_CKPT, .step = 11};
+    snprintf(ck2.text, sizeof ck2.text, "%s", tmp("abc.ckpt"));
+    db_writer_push(w, &ck2);
+    CHECK(wait_for(db->h,
+                   "SELECT count(*) FROM checkpoints WHERE step=11 AND "
+                   "sha256='ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'",
+                   1),
+          "checkpoint sha256 recorded");
+    CHECK(q_int(db->h, "SELECT count(*) FROM checkpoints WHERE step=10 AND sha256=''") == 1, "a missing file has no hash");
     Event other = {.kind = EV_LOG};
     db_writer_push(w, &other); /* ignored */
     CHECK(db_writer_stop(w, err) == 0, "stop: %s", err);
     DbRun r;
     CHECK(db_run_get(db, run, &r, err) == 0 && r.status == RUN_FINISHED && !strcmp(r.message, "finished 10 steps") &&
-              r.steps_done == 9 && r.last_ckpt_step == 10,
+              r.steps_done == 9 && r.last_ckpt_step == 11,
           "run after the writer");
     db_run_free(&r);
     db_close(db);
