@@ -176,7 +176,7 @@ int main(void)
     model_free(&tm);
     /* a tiny model with a byte-level ("gpt2") tokenizer: 256 byte tokens
      * in GPT-2 spelling, merges "h e", "t he", "Ġ the" */
-    tiny_model(&tm, 16, 16, 1, 2, 1, 260, 1);
+    tiny_model(&tm, 16, 16, 1, 2, 1, 264, 1); /* 4 rows of padding past the 260 tokens */
     {
         GGUFW w = {0};
         gw_model(&w, &tm, GGML_F16, 1);
@@ -221,6 +221,7 @@ int main(void)
             int *ids2, n2;
             tok_encode(&tg, "the the", 1, 1, &ids2, &n2);
             CHECK(tg.mode == TOK_BYTELEVEL && tg.bos_id == -1 && tg.eos_id == 259, "byte-level from GGUF: mode %d bos %d eos %d", tg.mode, tg.bos_id, tg.eos_id);
+            CHECK(tg.vocab_size == 264 && tg.vocab_len[263] == 0, "padded vocabulary: %d", tg.vocab_size);
             CHECK(n2 == 3 && ids2[0] == 257 && ids2[1] == 258 && ids2[2] == 259, "gpt2 GGUF encodes 'the the' as 257 258 259 (%d ids)", n2);
             CHECK(!strcmp(tok_decode(&tg, 257, 258), " the"), "gpt2 GGUF decode");
             free(ids2);
