@@ -274,18 +274,13 @@ fail:
 int train_db_attach(TrainDb *t, EventRing *notify, char *err)
 {
     t->w = db_writer_start(db_path(t->db), t->run, notify, err);
+    if (t->w) db_writer_set_dataset(t->w, t->data_name);
     return t->w ? 0 : -1;
 }
 
 void train_db_event(TrainDb *t, const Event *e)
 {
     if (!t || !t->w) return;
-    if (e->kind == EV_EVAL && !e->text[0]) {
-        Event c = *e;
-        snprintf(c.text, sizeof c.text, "%s", t->data_name);
-        db_writer_push(t->w, &c);
-        return;
-    }
     if (e->kind == EV_CKPT && e->text[0] && e->text[0] != '/') { /* resumable from any directory */
         Event c = *e;
         char *p = abs_path(e->text);

@@ -186,6 +186,11 @@ int main(void)
     CHECK(q_int(d->h, sql) == 1, "every step 1..%d once, same numbering across the resume", STEPS);
     snprintf(sql, sizeof sql, "SELECT count(*) FROM checkpoints WHERE run_id=%lld AND path LIKE '/%%'", (long long)id);
     CHECK(q_int(d->h, sql) >= STEPS / CKPT_EVERY, "checkpoints recorded with absolute paths: %lld", q_int(d->h, sql));
+    snprintf(sql, sizeof sql,
+             "SELECT (SELECT count(*) FROM evals WHERE run_id=%lld AND step=0 AND model IN ('teacher','ptq-xnor','ptq-svid'))"
+             " * 1000 + (SELECT count(*) FROM evals WHERE run_id=%lld AND step=%d AND model='student')",
+             (long long)id, (long long)id, STEPS);
+    CHECK(q_int(d->h, sql) == 3001, "teacher/PTQ evals at step 0 once, the student's at the end: %lld", q_int(d->h, sql));
     /* the final checkpoint's hash is the file's */
     DbCheckpoint c;
     char hex[65];
