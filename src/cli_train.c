@@ -308,6 +308,15 @@ int cli_train(int argc, char **argv)
     char sha[65];
     if (!tpath || data_sha256_file(tpath, sha, err)) { cli_error("%s", err); goto out; }
     if (trainer_config_check(&cfg, &m.cfg, err)) { cli_error("%s", err); goto out; }
+    /* fail now, not after hours of training, when the outputs cannot be written */
+    const char *outs[2] = {cfg.out_path, cfg.ckpt_path};
+    for (int i = 0; i < 2; i++) {
+        char *d = dir_of(outs[i]);
+        int ok = access(d, W_OK | X_OK) == 0;
+        if (!ok) cli_error("%s: cannot write into directory %s: %s", outs[i], d, strerror(errno));
+        free(d);
+        if (!ok) goto out;
+    }
     if (db_path) { /* before the data: a locked or broken store fails fast */
         TrainDbArgs da = {tpath, tokenizer, data_path, split, selfgen, cache_dir};
         if (train_db_begin(&g_tdb, db_path, run_name, resume_run, &da, &cfg, sha, &m.cfg, err)) {

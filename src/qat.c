@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "svid.h"
 
 #define QAT_LN_EPS 1e-5 /* = BITLINEAR_EPS */
 
@@ -41,8 +42,11 @@ struct QatModel {
     ModelConfig cfg;
     int maxB, maxT, B, T; /* bounds; shape of the last forward */
     int reuse_teacher;
+    double tsec[QAT_NTIMERS]; /* accumulated seconds per phase */
     size_t nparams;
     float *params, *grads;
+    float *ste;         /* params layout: 1.001 − tanh²(W) at the W slots */
+    float *vrow;        /* (V) scratch */
     QLin *lin;          /* (L, LIN_PER_LAYER) */
     QLayer *layer;      /* (L) */
     float *xL;          /* (N,C) last block's output */
@@ -77,89 +81,53 @@ static void lin_dims(const ModelConfig *c, int j, int *in, int *out)
     }
 }
 
+/* the STE factor 1.001 − tanh²(w) = 0.001 + sech²(w), with one expf:
+ * sech²(w) = 4t/(1+t)², t = e^{−2|w|} */
+static inline float ste_of(float w)
+{
+    float t = expf(-2.0f * fabsf(w)), d = 1.0f + t;
+    return 0.001f + 4.0f * t / (d * d);
+}
+
+/* S = sign(W) and the STE factor for the latent weights [k0, k1) of L */
+static void sync_range(QatModel *q, QLin *L, size_t k0, size_t k1)
+{
+    const float *W = q->params + L->off_w;
+    float *ste = q->ste + L->off_w;
+    for (size_t k = k0; k < k1; k++) {
+        L->S[k] = W[k] >= 0.0f ? 1.0f : -1.0f;
+        ste[k] = ste_of(W[k]);
+    }
+}
+
+float qat_ste(float w) { return ste_of(w); }
+
 static void sync_S(QatModel *q)
 {
-    for (int i = 0; i < q->cfg.n_layers * LIN_PER_LAYER; i++) {
-        QLin *L = &q->lin[i];
-        const float *W = q->params + L->off_w;
-        size_t n = (size_t)L->in * L->out;
-        for (size_t k = 0; k < n; k++) L->S[k] = W[k] >= 0.0f ? 1.0f : -1.0f;
-    }
+    for (int i = 0; i < q->cfg.n_layers * LIN_PER_LAYER; i++)
+        sync_range(q, &q->lin[i], 0, (size_t)q->lin[i].in * q->lin[i].out);
 }
 
 void qat_sync(QatModel *q) { sync_S(q); }
 
-/* rank-1 nonnegative approximation |W| ≈ a·bᵀ, W (out,in) row-major.
- * NMF: alternating least squares a = Ab/bᵀb, b = Aᵀa/aᵀa with projection
- * onto >= 0; SVD: power iteration for the top singular pair, scaled
- * a = √σ·u, b = √σ·v. For a nonnegative matrix both reach the Perron pair. */
-static void rank1_abs(const float *W, int out, int in, int method, float *a, float *b)
-{
-    double *u = ob_malloc((size_t)out * sizeof(double)), *v = ob_malloc((size_t)in * sizeof(double));
-    for (int i = 0; i < in; i++) v[i] = 1.0 / sqrt((double)in);
-    double sigma = 0;
-    for (int it = 0; it < 100; it++) {
-        double vv = 0;
-        for (int i = 0; i < in; i++) vv += v[i] * v[i];
-        double uu = 0;
-        for (int r = 0; r < out; r++) {
-            const float *w = W + (size_t)r * in;
-            double s = 0;
-            for (int i = 0; i < in; i++) s += fabs((double)w[i]) * v[i];
-            u[r] = method == QAT_INIT_NMF ? (vv > 0 ? s / vv : 0) : s;
-            if (u[r] < 0) u[r] = 0;
-            uu += u[r] * u[r];
-        }
-        if (method != QAT_INIT_NMF) {
-            double nu = sqrt(uu);
-            if (nu > 0) for (int r = 0; r < out; r++) u[r] /= nu;
-            uu = nu > 0 ? 1 : 0;
-        }
-        double prev = sigma, vn = 0;
-        for (int i = 0; i < in; i++) v[i] = 0;
-        for (int r = 0; r < out; r++) {
-            const float *w = W + (size_t)r * in;
-            for (int i = 0; i < in; i++) v[i] += fabs((double)w[i]) * u[r];
-        }
-        for (int i = 0; i < in; i++) {
-            if (method == QAT_INIT_NMF) v[i] = uu > 0 ? v[i] / uu : 0;
-            if (v[i] < 0) v[i] = 0;
-            vn += v[i] * v[i];
-        }
-        vn = sqrt(vn);
-        if (method != QAT_INIT_NMF) {
-            sigma = vn;
-            if (vn > 0) for (int i = 0; i < in; i++) v[i] /= vn;
-        } else {
-            double nu = 0;
-            for (int r = 0; r < out; r++) nu += u[r] * u[r];
-            sigma = sqrt(nu) * vn;
-        }
-        if (it > 4 && fabs(sigma - prev) <= 1e-10 * sigma) break;
-    }
-    if (method == QAT_INIT_NMF) {
-        /* balance the scales: ‖a‖ = ‖b‖ */
-        double nu = 0, nv = 0;
-        for (int r = 0; r < out; r++) nu += u[r] * u[r];
-        for (int i = 0; i < in; i++) nv += v[i] * v[i];
-        double s = (nu > 0 && nv > 0) ? sqrt(sqrt(nv / nu)) : 1;
-        for (int r = 0; r < out; r++) a[r] = (float)(u[r] * s);
-        for (int i = 0; i < in; i++) b[i] = (float)(s > 0 ? v[i] / s : 0);
-    } else {
-        double s = sqrt(sigma);
-        for (int r = 0; r < out; r++) a[r] = (float)(u[r] * s);
-        for (int i = 0; i < in; i++) b[i] = (float)(v[i] * s);
-    }
-    free(u);
-    free(v);
-}
-
 /* ---- construction ------------------------------------------------------ */
+
+/* free what qat_new allocated before the activations */
+static void qat_free_partial(QatModel *q)
+{
+    for (int i = 0; i < q->cfg.n_layers * LIN_PER_LAYER; i++) free(q->lin[i].S);
+    free(q->lin);
+    free(q->params); free(q->grads); free(q->ste); free(q->vrow);
+    free(q);
+}
 
 QatModel *qat_new(const Model *teacher, int init, int max_B, int max_T, char *err)
 {
     const ModelConfig *c = &teacher->cfg;
-    if (init != QAT_INIT_NMF && init != QAT_INIT_SVD) { ob_seterr(err, "unknown SVID init method %d", init); return NULL; }
+    if (init != SVID_NMF && init != SVID_SVD && init != SVID_XNOR) {
+        ob_seterr(err, "unknown SVID init method %d", init);
+        return NULL;
+    }
     if (max_B <= 0 || max_T <= 0 || max_T > c->seq_len || (long)max_B * max_T > (1L << 24)) {
         ob_seterr(err, "bad batch shape %d x %d (seq_len %d)", max_B, max_T, c->seq_len);
         return NULL;
@@ -198,14 +166,21 @@ QatModel *qat_new(const Model *teacher, int init, int max_B, int max_T, char *er
     q->nparams = off;
     q->params = falloc(off);
     q->grads = falloc(off);
-    /* SVID init from the teacher */
+    q->ste = falloc(off);
+    q->vrow = falloc((size_t)c->vocab_size);
+    /* SVID init from the teacher: |W| ≈ a·bᵀ, h = a, g = b, W = 0.01·sign(W) */
     for (int i = 0; i < Lc * LIN_PER_LAYER; i++) {
         QLin *L = &q->lin[i];
         const float *Wt = teacher->lin[i].w;
         float *W = q->params + L->off_w;
         size_t n = (size_t)L->in * L->out;
         for (size_t k = 0; k < n; k++) W[k] = Wt[k] >= 0.0f ? 0.01f : -0.01f;
-        rank1_abs(Wt, L->out, L->in, init, q->params + L->off_h, q->params + L->off_g);
+        char why[OB_ERRLEN];
+        if (svid_rank1(Wt, L->out, L->in, (SvidMethod)init, q->params + L->off_h, q->params + L->off_g, NULL, why)) {
+            ob_seterr(err, "SVID of layer %d %s: %s", i / LIN_PER_LAYER, model_lin_names[i % LIN_PER_LAYER], why);
+            qat_free_partial(q);
+            return NULL;
+        }
     }
     sync_S(q);
     q->layer = ob_calloc(Lc, sizeof(QLayer));
@@ -264,7 +239,7 @@ void qat_free(QatModel *q)
         free(a->qr); free(a->kr); free(a->att); free(a->ao); free(a->xm); free(a->xn2); free(a->r2); free(a->hp);
     }
     free(q->layer); free(q->lin);
-    free(q->params); free(q->grads);
+    free(q->params); free(q->grads); free(q->ste); free(q->vrow);
     free(q->xL); free(q->xf); free(q->rf); free(q->logits); free(q->tlogits); free(q->dlogits);
     free(q->thid); free(q->thid_seq);
     model_acts_free(&q->tacts);
@@ -283,6 +258,7 @@ void qat_zero_grads(QatModel *q) { memset(q->grads, 0, q->nparams * sizeof(float
 const float *qat_logits(const QatModel *q) { return q->logits; }
 void qat_reuse_teacher(QatModel *q, int on) { q->reuse_teacher = on; }
 const float *qat_input_grad(const QatModel *q) { return q->dres; }
+void qat_times(const QatModel *q, double sec[QAT_NTIMERS]) { memcpy(sec, q->tsec, sizeof q->tsec); }
 
 int qat_linear_params(QatModel *q, int l, int j, float **W, float **g, float **h, int *in, int *out)
 {
@@ -514,8 +490,10 @@ void qat_onebit_bwd(const QatOnebitGrad *p, const float *x, int N, const float *
     // dS (out,in) = dzᵀ (out,N) · gx (N,in)
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, N, 1.0f, dy, out, p->gx, in, 0.0f, p->dS, in);
     /* STE: dW += dS ⊙ (1.001 − tanh²(W)) */
-    if (p->W) {
-        size_t nw = (size_t)in * out;
+    size_t nw = (size_t)in * out;
+    if (p->ste) {
+        for (size_t k = 0; k < nw; k++) p->dW[k] += p->dS[k] * p->ste[k];
+    } else if (p->W) {
         for (size_t k = 0; k < nw; k++) {
             float th = tanhf(p->W[k]);
             p->dW[k] += p->dS[k] * (1.001f - th * th);
@@ -543,7 +521,7 @@ static void qlin_bwd(QatModel *q, const QLin *L, const float *x, int N, const fl
 {
     QatOnebitGrad p = {L->in, L->out, L->S, q->params + L->off_w, q->params + L->off_g, q->params + L->off_h,
                        q->grads + L->off_w, q->grads + L->off_g, q->grads + L->off_h,
-                       q->dSw, q->gx, q->dgx, q->acc};
+                       q->dSw, q->gx, q->dgx, q->acc, q->ste + L->off_w};
     qat_onebit_bwd(&p, x, N, a, y, rstd, dy, dx, accumulate);
 }
 
@@ -633,6 +611,7 @@ int qat_forward_backward(QatModel *q, const int *tokens, int B, int T, const Qat
     const ModelConfig *c = &q->cfg;
     int C = c->dim, F = c->hidden_dim, V = c->vocab_size, N = B * T, Lc = c->n_layers;
     int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    double t0 = ob_now();
     /* teacher: logits and per-layer hidden states, one sequence at a time */
     for (int b = 0; b < B && !q->reuse_teacher; b++) {
         model_forward(m, &q->tacts, tokens + (size_t)b * T, T, q->tlogits + (size_t)b * T * V, q->thid_seq);
@@ -640,25 +619,34 @@ int qat_forward_backward(QatModel *q, const int *tokens, int B, int T, const Qat
             memcpy(q->thid + ((size_t)l * N + (size_t)b * T) * C, q->thid_seq + (size_t)l * T * C,
                    (size_t)T * C * sizeof(float));
     }
+    double t1 = ob_now();
     student_forward(q, tokens, B, T);
-    /* KL(p_t ‖ p_s) per token; dlogits = coef·(p_s − p_t) */
+    double t2 = ob_now();
+    /* KL(p_t ‖ p_s) per token; dlogits = coef·(p_s − p_t). exp in float,
+     * sums in double, fixed order */
     double kl = 0, kcoef = (double)lc->kl_scale / B * grad_scale;
+    float *et = q->vrow;
     for (int n = 0; n < N; n++) {
         const float *zs = q->logits + (size_t)n * V, *zt = q->tlogits + (size_t)n * V;
         float *d = q->dlogits + (size_t)n * V;
-        double ms = zs[0], mt = zt[0];
-        for (int v = 1; v < V; v++) { if (zs[v] > ms) ms = zs[v]; if (zt[v] > mt) mt = zt[v]; }
-        double es = 0, et = 0;
-        for (int v = 0; v < V; v++) { es += exp(zs[v] - ms); et += exp(zt[v] - mt); }
-        double lzs = ms + log(es), lzt = mt + log(et), k = 0;
+        float ms = zs[0], mt = zt[0];
+        for (int v = 1; v < V; v++) { ms = zs[v] > ms ? zs[v] : ms; mt = zt[v] > mt ? zt[v] : mt; }
+        double ss = 0, st = 0;
+        for (int v = 0; v < V; v++) { d[v] = expf(zs[v] - ms); et[v] = expf(zt[v] - mt); }
+        for (int v = 0; v < V; v++) { ss += d[v]; st += et[v]; }
+        /* log p_t − log p_s = (zt − mt − log st) − (zs − ms − log ss) */
+        float off = (float)((double)ms + log(ss) - (double)mt - log(st));
+        float is = (float)(1.0 / ss), it = (float)(1.0 / st), kc = (float)kcoef;
+        double k = 0;
         for (int v = 0; v < V; v++) {
-            double lpt = zt[v] - lzt, lps = zs[v] - lzs, pt = exp(lpt);
-            k += pt * (lpt - lps);
-            d[v] = (float)(kcoef * (exp(lps) - pt));
+            float pt = et[v] * it;
+            k += (double)(pt * (zt[v] - zs[v] + off));
+            d[v] = kc * (d[v] * is - pt);
         }
         kl += k;
     }
     kl /= B;
+    double t3 = ob_now();
     /* backward: head (frozen) -> final RMSNorm */
     // dxf (N,C) = dlogits (N,V) · wcls (V,C)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, V, 1.0f, q->dlogits, V, m->wcls, C, 0.0f, q->dxn, C);
@@ -688,6 +676,11 @@ int qat_forward_backward(QatModel *q, const int *tokens, int B, int T, const Qat
         qat_rmsnorm_bwd(q->dres, q->dxn, a->x, m->rms_att + (size_t)l * C, a->r1, N, C);
         /* dres is now the gradient w.r.t. block l's input; the embedding is frozen */
     }
+    double t4 = ob_now();
+    q->tsec[QAT_T_TEACHER] += t1 - t0;
+    q->tsec[QAT_T_FORWARD] += t2 - t1;
+    q->tsec[QAT_T_LOSS] += t3 - t2;
+    q->tsec[QAT_T_BACKWARD] += t4 - t3;
     if (out) {
         out->kl = kl;
         out->mse = mse;
@@ -730,19 +723,39 @@ float qat_clip_grads(QatModel *q, float max_norm)
     return (float)norm;
 }
 
-void qat_adamw_step(QatModel *q, float *m, float *v, long t, const AdamWCfg *c)
+typedef struct { float lr, b1, b2, eps, wd, ib1, ib2; } AdamK;
+
+/* AdamW on params [i0, i1) */
+static void adamw_range(QatModel *q, float *m, float *v, size_t i0, size_t i1, const AdamK *k)
 {
-    double bc1 = 1.0 - pow(c->beta1, (double)t), bc2 = 1.0 - pow(c->beta2, (double)t);
-    float lr = c->lr, b1 = c->beta1, b2 = c->beta2, eps = c->eps, wd = c->weight_decay;
     float *p = q->params;
     const float *g = q->grads;
-    for (size_t i = 0; i < q->nparams; i++) {
-        m[i] = b1 * m[i] + (1.0f - b1) * g[i];
-        v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
-        float mh = (float)(m[i] / bc1), vh = (float)(v[i] / bc2);
-        p[i] -= lr * (mh / (sqrtf(vh) + eps) + wd * p[i]);
+    for (size_t i = i0; i < i1; i++) {
+        m[i] = k->b1 * m[i] + (1.0f - k->b1) * g[i];
+        v[i] = k->b2 * v[i] + (1.0f - k->b2) * g[i] * g[i];
+        float mh = m[i] * k->ib1, vh = v[i] * k->ib2;
+        p[i] -= k->lr * (mh / (sqrtf(vh) + k->eps) + k->wd * p[i]);
     }
-    sync_S(q);
+}
+
+void qat_adamw_step(QatModel *q, float *m, float *v, long t, const AdamWCfg *c)
+{
+    double t0 = ob_now();
+    AdamK k = {c->lr, c->beta1, c->beta2, c->eps, c->weight_decay,
+               (float)(1.0 / (1.0 - pow(c->beta1, (double)t))), (float)(1.0 / (1.0 - pow(c->beta2, (double)t)))};
+    /* per linear: W in cache-sized chunks, each followed by its sign/STE
+     * refresh; then g and h (contiguous after W) */
+    for (int i = 0; i < q->cfg.n_layers * LIN_PER_LAYER; i++) {
+        QLin *L = &q->lin[i];
+        size_t nw = (size_t)L->in * L->out;
+        for (size_t c0 = 0; c0 < nw; c0 += 8192) {
+            size_t c1 = c0 + 8192 < nw ? c0 + 8192 : nw;
+            adamw_range(q, m, v, L->off_w + c0, L->off_w + c1, &k);
+            sync_range(q, L, c0, c1);
+        }
+        adamw_range(q, m, v, L->off_g, L->off_h + L->out, &k);
+    }
+    q->tsec[QAT_T_OPTIM] += ob_now() - t0;
 }
 
 float qat_lr(long step, long total, long warmup, float lr_max, float lr_min)

@@ -34,9 +34,8 @@
 
 typedef struct QatModel QatModel;
 
-/* init methods for qat_new: the rank-1 decomposition of |W| (SVID).
- * The values are those of svid.h's SvidMethod (NMF = 0, SVD = 1). */
-enum { QAT_INIT_NMF = 0, QAT_INIT_SVD = 1 };
+/* init methods for qat_new: svid.h's SvidMethod (svid_rank1 of |W|) */
+enum { QAT_INIT_NMF = 0, QAT_INIT_SVD = 1, QAT_INIT_XNOR = 2 }; /* = SVID_NMF, SVID_SVD, SVID_XNOR */
 
 typedef struct {
     float alpha;    /* weight of the hidden-state MSE term (1) */
@@ -52,7 +51,7 @@ typedef struct {
 
 /* Student initialised from the teacher by SVID of every dense linear:
  * |W| ≈ a·bᵀ (rank 1), h = a, g = b, latent W = 0.01·sign(W). init is
- * QAT_INIT_NMF or QAT_INIT_SVD. max_B, max_T bound qat_forward_backward's
+ * an SvidMethod (QAT_INIT_*). max_B, max_T bound qat_forward_backward's
  * B and T (max_T <= the teacher's seq_len). The teacher must stay alive and
  * unchanged while q exists. NULL with err on failure. */
 QatModel *qat_new(const Model *teacher, int init, int max_B, int max_T, char *err);
@@ -114,6 +113,10 @@ typedef struct {
  * pointers into the params arena; returns the count */
 int qat_linear_srcs(const QatModel *q, void *lin_out);
 
+/* seconds spent so far in each phase (for benchmarks and progress) */
+enum { QAT_T_TEACHER, QAT_T_FORWARD, QAT_T_LOSS, QAT_T_BACKWARD, QAT_T_OPTIM, QAT_NTIMERS };
+void qat_times(const QatModel *q, double sec[QAT_NTIMERS]);
+
 /* FLOPs of one qat_forward_backward with (B,T): matmuls only (teacher
  * forward, student forward and backward), for `bench train` */
 double qat_flops(const QatModel *q, int B, int T);
@@ -157,7 +160,10 @@ typedef struct {
     float *dS;                  /* (out,in) written: d/dS */
     float *gx, *dgx;            /* (N,in) scratch */
     double *acc;                /* max(in,out) scratch */
+    const float *ste;           /* (out,in) 1.001 − tanh²(W) precomputed, or NULL */
 } QatOnebitGrad;
+/* 1.001 − tanh²(w), what the student's STE uses (precomputed per weight) */
+float qat_ste(float w);
 /* consumes dy (N,out); dx (N,in) written, or added when accumulate;
  * dW += dS ⊙ (1.001 − tanh²(W)) */
 void qat_onebit_bwd(const QatOnebitGrad *p, const float *x, int N, const float *a, const float *y,

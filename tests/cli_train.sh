@@ -46,6 +46,8 @@ check "context message" contains "$TMP/err" "context 512"
 expect_exit 1 "missing data" "$BIN" train $T --data "$TMP/none.txt" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit"
 expect_exit 1 "missing resume" "$BIN" train $T --data "$X" --split "$S" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --resume "$TMP/none.ckpt"
 check "resume message" contains "$TMP/err" "none.ckpt"
+expect_exit 1 "unwritable out" "$BIN" train $T --data "$X" --split "$S" --steps 5 --seq-len 32 --batch 2 --out "$TMP/nodir/s.onebit"
+check "unwritable out message" contains "$TMP/err" "nodir"
 expect_exit 1 "bad teacher" "$BIN" train --teacher "$TMP/short.txt" --tokenizer "$Z" --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit"
 
 # ---- a short run: the loss falls, the student beats PTQ SVID ----
