@@ -39,6 +39,7 @@ struct DbWriter {
     char err[OB_ERRLEN];
     int has_err;
     char final_err[OB_ERRLEN];
+    char dataset[128];
     int final_rc;
     /* the writer thread's own */
     Event *pending;
@@ -134,7 +135,8 @@ static int commit_pending(DbWriter *w, int durable, char *err)
         }
         case EV_EVAL: {
             DbEval ev = {.step = e->step, .nll = e->eval_nll, .ppl = e->eval_ppl, .time = now};
-            snprintf(ev.dataset, sizeof ev.dataset, "%.127s", e->text);
+            snprintf(ev.dataset, sizeof ev.dataset, "%s", w->dataset);
+            snprintf(ev.model, sizeof ev.model, "%.31s", e->text);
             st = se;
             sqlite3_reset(st);
             db_bind_eval(st, w->run, &ev);
@@ -376,6 +378,13 @@ void db_writer_set_busy_timeout(DbWriter *w, int ms)
 {
     pthread_mutex_lock(&w->mu);
     w->busy_ms = ms;
+    pthread_mutex_unlock(&w->mu);
+}
+
+void db_writer_set_dataset(DbWriter *w, const char *name)
+{
+    pthread_mutex_lock(&w->mu);
+    snprintf(w->dataset, sizeof w->dataset, "%s", name ? name : "");
     pthread_mutex_unlock(&w->mu);
 }
 

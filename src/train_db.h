@@ -10,6 +10,7 @@
 #ifndef OB_TRAIN_DB_H
 #define OB_TRAIN_DB_H
 
+#include "db.h"
 #include "events.h"
 #include "model.h"
 #include "trainer.h"
@@ -25,6 +26,10 @@ typedef struct {
 } TrainDbArgs;
 
 typedef struct TrainDb TrainDb;
+
+/* record (or find) the teacher file: absolute path, sha256, format from
+ * the extension, shape as config JSON; returns its id or -1 */
+int64_t train_db_teacher(Db *db, const char *teacher_path, const char *sha, const ModelConfig *mc, char *err);
 
 /* For `--db DB --resume RUN`: a new argv (free with train_db_free_argv):
  * argv[0], RUN's stored options, then argv[1..]. */

@@ -15,6 +15,7 @@
 #include "data.h"
 #include "db.h"
 #include "db_internal.h"
+#include "db_svid.h"
 #include "test.h"
 
 #define STEPS 120
@@ -186,6 +187,11 @@ int main(void)
     CHECK(q_int(d->h, sql) == 1, "every step 1..%d once, same numbering across the resume", STEPS);
     snprintf(sql, sizeof sql, "SELECT count(*) FROM checkpoints WHERE run_id=%lld AND path LIKE '/%%'", (long long)id);
     CHECK(q_int(d->h, sql) >= STEPS / CKPT_EVERY, "checkpoints recorded with absolute paths: %lld", q_int(d->h, sql));
+    snprintf(sql, sizeof sql,
+             "SELECT (SELECT count(*) FROM evals WHERE run_id=%lld AND step=0 AND model IN ('teacher','ptq-xnor','ptq-svid'))"
+             " * 1000 + (SELECT count(*) FROM evals WHERE run_id=%lld AND step=%d AND model='student')",
+             (long long)id, (long long)id, STEPS);
+    CHECK(q_int(d->h, sql) == 3001, "teacher/PTQ evals at step 0 once, the student's at the end: %lld", q_int(d->h, sql));
     /* the final checkpoint's hash is the file's */
     DbCheckpoint c;
     char hex[65];
@@ -203,6 +209,26 @@ int main(void)
     pid = spawn(bad, tmp("bad.out"));
     waitpid(pid, &status, 0);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1, "resuming an unknown run fails");
+
+    /* inspect --db stores the teacher's layer statistics under the same teacher */
+    char *insp[] = {(char *)bin, "inspect", "--teacher", (char *)teacher, "--threads", "1", "--csv", "--db", db, NULL};
+    pid = spawn(insp, tmp("inspect.out"));
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "inspect --db exits 0 (status %d)", status);
+    d = db_open(db, 1, err);
+    CHECK(d != NULL, "open: %s", err);
+    if (d) {
+        long long tid = q_int(d->h, "SELECT teacher_id FROM runs WHERE name='killme'");
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM layer_stats WHERE teacher_id=%lld", tid);
+        CHECK(tid > 0 && q_int(d->h, sql) == 35, "35 linears stored for the run's teacher %lld", tid);
+        LayerStats *ls;
+        int nl = 0;
+        CHECK(db_layer_stats_load(d, tid, &ls, &nl, err) == 0 && nl == 35 && !strcmp(ls[0].name, "layers.0.wq") &&
+                  ls[0].rows == 64 && ls[0].bins == SVID_BINS && ls[0].nmf_err > 0 && ls[0].nmf_err < 1,
+              "load them back: %d %s", nl, err);
+        if (nl) free(ls);
+        db_close(d);
+    }
 
     /* a database that cannot take the run: clear errors before any training */
     FILE *j = fopen(tmp("junk.db"), "w");
