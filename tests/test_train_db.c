@@ -185,8 +185,19 @@ int main(void)
     snprintf(sql, sizeof sql, "SELECT count(*) = %d AND min(step) = 1 AND max(step) = %d FROM metrics WHERE run_id=%lld",
              STEPS, STEPS, (long long)id);
     CHECK(q_int(d->h, sql) == 1, "every step 1..%d once, same numbering across the resume", STEPS);
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM checkpoints WHERE run_id=%lld AND path LIKE '/%%'", (long long)id);
-    CHECK(q_int(d->h, sql) >= STEPS / CKPT_EVERY, "checkpoints recorded with absolute paths: %lld", q_int(d->h, sql));
+    /* The trainer rewrites one checkpoint file: a kill can land after the
+     * file holds step `from` but before that row was committed (then the
+     * resume starts at from > ckpt). What must hold: every checkpoint up to
+     * the last recorded one, and every one after the resume, has a row with
+     * an absolute path. */
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM checkpoints WHERE run_id=%lld AND path LIKE '/%%' AND step <= %d",
+             (long long)id, ckpt);
+    CHECK(q_int(d->h, sql) == ckpt / CKPT_EVERY, "checkpoints up to %d recorded with absolute paths: %lld", ckpt,
+          q_int(d->h, sql));
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM checkpoints WHERE run_id=%lld AND path LIKE '/%%' AND step > %d",
+             (long long)id, from);
+    CHECK(q_int(d->h, sql) == (STEPS - from) / CKPT_EVERY, "checkpoints after the resume at %d recorded: %lld", from,
+          q_int(d->h, sql));
     snprintf(sql, sizeof sql,
              "SELECT (SELECT count(*) FROM evals WHERE run_id=%lld AND step=0 AND model IN ('teacher','ptq-xnor','ptq-svid'))"
              " * 1000 + (SELECT count(*) FROM evals WHERE run_id=%lld AND step=%d AND model='student')",
