@@ -3,6 +3,7 @@
 #include <cblas.h>
 #include <getopt.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,8 @@
 #include "cli.h"
 #include "common.h"
 #include "qat.h"
+#include "pool.h"
+#include "kernels/kernels.h"
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -231,9 +234,196 @@ static int bench_train(int argc, char **argv)
     return EXIT_OK;
 }
 
+/* ---- bench gemv: the 1-bit layer vs FP32 OpenBLAS of the same shape ---- */
+
+static uint64_t bench_rng(uint64_t *s)
+{
+    *s ^= *s << 13; *s ^= *s >> 7; *s ^= *s << 17;
+    return *s;
+}
+
+static int bench_gemv(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"rows", required_argument, 0, 'R'},   {"cols", required_argument, 0, 'C'},
+        {"batch", required_argument, 0, 'N'},  {"threads", required_argument, 0, 'T'},
+        {"cold", no_argument, 0, 'c'},         {"json", no_argument, 0, 'j'},
+        {"reps", required_argument, 0, 'r'},   {"kernel", required_argument, 0, 'k'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    long R = 4096, C = 4096, N = 1, T = 0, reps = 100;
+    int cold = 0, json = 0, ch;
+    const char *kname = NULL;
+    optind = 0;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'R': if (ob_parse_int(optarg, 1, 1 << 20, &R)) return cli_usage_error("bench gemv", "--rows needs an integer in 1..1048576"); break;
+        case 'C': if (ob_parse_int(optarg, 1, 1 << 20, &C)) return cli_usage_error("bench gemv", "--cols needs an integer in 1..1048576"); break;
+        case 'N': if (ob_parse_int(optarg, 1, 4096, &N)) return cli_usage_error("bench gemv", "--batch needs an integer in 1..4096"); break;
+        case 'T': if (ob_parse_int(optarg, 1, 1024, &T)) return cli_usage_error("bench gemv", "--threads needs an integer in 1..1024"); break;
+        case 'r': if (ob_parse_int(optarg, 1, 1000000, &reps)) return cli_usage_error("bench gemv", "--reps needs a positive integer"); break;
+        case 'c': cold = 1; break;
+        case 'j': json = 1; break;
+        case 'k': kname = optarg; break;
+        case 'h':
+            printf("Usage: onebit-tui bench gemv [--rows R] [--cols C] [--batch N] [--threads T] [--cold]\n"
+                   "                            [--reps K] [--kernel ref|avx2|avx512|avx512mask] [--json]\n"
+                   "\nTimes the packed 1-bit layer (bitlinear_forward: g scaling, sign GEMV/GEMM, h\n"
+                   "scaling, LayerNorm) on an R x C weight matrix and N input vectors, and FP32\n"
+                   "OpenBLAS (cblas_sgemv for N = 1, cblas_sgemm otherwise) on the same shape, in\n"
+                   "the same process, alternating; prints both medians over K repetitions and\n"
+                   "ratio = sgemv_ms / onebit_ms. --cold cycles through >= 1 GiB of weight copies\n"
+                   "for each so every call reads its weights from DRAM. Defaults: 4096 x 4096,\n"
+                   "N 1, T = $ONEBIT_THREADS or the online CPUs, K 100, the fastest kernel.\n");
+            return EXIT_OK;
+        case ':': return cli_usage_error("bench gemv", "option '%s' needs a value", argv[optind - 1]);
+        default: return cli_usage_error("bench gemv", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return cli_usage_error("bench gemv", "unexpected argument '%s'", argv[optind]);
+    char err[OB_ERRLEN];
+    if (kname && kern_select(kname, err)) return cli_usage_error("bench gemv", "%s", err);
+    if (T == 0) T = pool_default_threads();
+    if (bitlinear_set_threads((int)T, err)) return cli_error("%s", err);
+    openblas_set_num_threads((int)T);
+
+    /* weights: one random sign pattern, copied as often as --cold needs */
+    uint64_t seed = 0x2545f4914f6cdd1dull;
+    BitLinear *proto = bitlinear_new((int)R, (int)C);
+    size_t nwords = (size_t)R * proto->words_per_row;
+    uint64_t *bits = ob_malloc(nwords * 8);
+    for (size_t i = 0; i < nwords; i++) bits[i] = bench_rng(&seed);
+    float *g = ob_malloc(C * 4), *h = ob_malloc(R * 4);
+    for (long i = 0; i < C; i++) g[i] = 0.5f + (float)(bench_rng(&seed) % 1000) / 1000.0f;
+    for (long i = 0; i < R; i++) h[i] = 0.01f + (float)(bench_rng(&seed) % 1000) / 1e5f;
+    size_t bit_bytes = nwords * 8, fp_bytes = (size_t)R * C * 4;
+    const size_t GiB = (size_t)1 << 30;
+    int n_bl = cold ? (int)((GiB + bit_bytes - 1) / bit_bytes) : 1;
+    int n_fp = cold ? (int)((GiB + fp_bytes - 1) / fp_bytes) : 1;
+    BitLinear **bl = ob_malloc(n_bl * sizeof *bl);
+    bl[0] = proto;
+    for (int i = 0; i < n_bl; i++) {
+        if (i) bl[i] = bitlinear_new((int)R, (int)C);
+        bitlinear_set_bits(bl[i], bits);
+        bitlinear_set_scales(bl[i], g, h);
+    }
+    float **W = ob_malloc(n_fp * sizeof *W);
+    for (int i = 0; i < n_fp; i++) {
+        W[i] = ob_aligned_alloc(64, fp_bytes);
+        for (size_t j = 0; j < (size_t)R * C; j++) W[i][j] = (bits[j / C * proto->words_per_row + j % C / 64] >> (j % 64)) & 1 ? h[j / C] : -h[j / C];
+    }
+    float *x = ob_aligned_alloc(64, (size_t)N * C * 4), *y = ob_aligned_alloc(64, (size_t)N * R * 4);
+    for (size_t i = 0; i < (size_t)N * C; i++) x[i] = (float)(bench_rng(&seed) % 2001) / 1000.0f - 1.0f;
+    double *t1 = ob_malloc(reps * sizeof(double)), *tb = ob_malloc(reps * sizeof(double));
+    /* warm up both (page faults, pool threads, OpenBLAS buffers) */
+    for (int i = 0; i < (n_bl > 3 ? n_bl : 3); i++) bitlinear_forward(bl[i % n_bl], x, y, (int)N);
+    for (int i = 0; i < (n_fp > 3 ? n_fp : 3); i++)
+        if (N == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)R, (int)C, 1.0f, W[i % n_fp], (int)C, x, 1, 0.0f, y, 1);
+        else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)R, (int)C, 1.0f, x, (int)C, W[i % n_fp], (int)C, 0.0f, y, (int)R);
+    for (long r = 0; r < reps; r++) {
+        const BitLinear *b = bl[r % n_bl];
+        double t0 = ob_now();
+        bitlinear_forward(b, x, y, (int)N);
+        t1[r] = ob_now() - t0;
+        const float *w = W[r % n_fp];
+        t0 = ob_now();
+        if (N == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)R, (int)C, 1.0f, w, (int)C, x, 1, 0.0f, y, 1);
+        else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)R, (int)C, 1.0f, x, (int)C, w, (int)C, 0.0f, y, (int)R);
+        tb[r] = ob_now() - t0;
+    }
+    double ms1 = 1e3 * median(t1, (int)reps), msb = 1e3 * median(tb, (int)reps);
+    const char *kn = kern_current()->name;
+    if (json)
+        printf("{\"rows\":%ld,\"cols\":%ld,\"batch\":%ld,\"threads\":%ld,\"cold\":%s,\"kernel\":\"%s\",\"reps\":%ld,"
+               "\"onebit_ms\":%.5f,\"sgemv_ms\":%.5f,\"ratio\":%.2f}\n",
+               R, C, N, T, cold ? "true" : "false", kn, reps, ms1, msb, msb / ms1);
+    else
+        printf("gemv %ldx%ld N=%ld threads=%ld %s kernel=%s: onebit %.4f ms  %s %.4f ms  ratio %.1fx  (median of %ld)\n", R, C, N, T,
+               cold ? "cold" : "hot", kn, ms1, N == 1 ? "sgemv" : "sgemm", msb, msb / ms1, reps);
+    for (int i = 0; i < n_bl; i++) bitlinear_free(bl[i]);
+    for (int i = 0; i < n_fp; i++) free(W[i]);
+    free(bl); free(W); free(bits); free(g); free(h); free(x); free(y); free(t1); free(tb);
+    return EXIT_OK;
+}
+
+/* ---- bench membw: streaming read bandwidth (the floor for cold GEMV) ---- */
+
+typedef struct {
+    const uint64_t *buf;
+    size_t n;
+    int ntasks;
+    uint64_t sums[1024];
+} MembwCtx;
+
+static void membw_task(void *vc, int t)
+{
+    MembwCtx *c = vc;
+    size_t i0 = c->n * t / c->ntasks, i1 = c->n * (t + 1) / c->ntasks;
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (size_t i = i0; i + 4 <= i1; i += 4) {
+        s0 += c->buf[i]; s1 += c->buf[i + 1]; s2 += c->buf[i + 2]; s3 += c->buf[i + 3];
+    }
+    c->sums[t] = s0 + s1 + s2 + s3;
+}
+
+static int bench_membw(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"threads", required_argument, 0, 'T'}, {"mib", required_argument, 0, 'm'},
+        {"reps", required_argument, 0, 'r'},    {"json", no_argument, 0, 'j'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+    long T = 0, mib = 1024, reps = 10;
+    int json = 0, ch;
+    optind = 0;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'T': if (ob_parse_int(optarg, 1, 1024, &T)) return cli_usage_error("bench membw", "--threads needs an integer in 1..1024"); break;
+        case 'm': if (ob_parse_int(optarg, 1, 1 << 20, &mib)) return cli_usage_error("bench membw", "--mib needs a positive integer"); break;
+        case 'r': if (ob_parse_int(optarg, 1, 100000, &reps)) return cli_usage_error("bench membw", "--reps needs a positive integer"); break;
+        case 'j': json = 1; break;
+        case 'h':
+            printf("Usage: onebit-tui bench membw [--threads T] [--mib M] [--reps K] [--json]\n"
+                   "\nDRAM read bandwidth: T threads sum a buffer of M MiB (default 1024), median of\n"
+                   "K passes, in GB/s (1e9 bytes/s). The floor of a cold 1-bit GEMV is its\n"
+                   "sign bytes divided by this.\n");
+            return EXIT_OK;
+        case ':': return cli_usage_error("bench membw", "option '%s' needs a value", argv[optind - 1]);
+        default: return cli_usage_error("bench membw", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return cli_usage_error("bench membw", "unexpected argument '%s'", argv[optind]);
+    char err[OB_ERRLEN];
+    if (T == 0) T = pool_default_threads();
+    if (bitlinear_set_threads((int)T, err)) return cli_error("%s", err);
+    MembwCtx *c = ob_calloc(1, sizeof *c);
+    size_t bytes = (size_t)mib << 20;
+    c->n = bytes / 8;
+    uint64_t *buf = ob_aligned_alloc(64, bytes);
+    for (size_t i = 0; i < c->n; i++) buf[i] = i;
+    c->buf = buf;
+    c->ntasks = (int)T;
+    double *t = ob_malloc(reps * sizeof(double));
+    pool_run(pool_global(), membw_task, c, c->ntasks);
+    for (long r = 0; r < reps; r++) {
+        double t0 = ob_now();
+        pool_run(pool_global(), membw_task, c, c->ntasks);
+        t[r] = ob_now() - t0;
+    }
+    uint64_t s = 0;
+    for (int i = 0; i < c->ntasks; i++) s += c->sums[i];
+    double gbs = bytes / median(t, (int)reps) / 1e9;
+    if (json) printf("{\"mib\":%ld,\"threads\":%ld,\"reps\":%ld,\"gb_s\":%.2f}\n", mib, T, reps, gbs);
+    else printf("membw %ld MiB threads=%ld: %.2f GB/s read (median of %ld; checksum %llx)\n", mib, T, gbs, reps, (unsigned long long)s);
+    free(buf); free(t); free(c);
+    return EXIT_OK;
+}
+
 static const struct { const char *name; int (*run)(int, char **); const char *summary; } benches[] = {
     {"forward", bench_forward, "prefill and decode tokens/s of a teacher or student"},
     {"train", bench_train, "QAT training tokens/s and fraction of the sgemm peak"},
+    {"gemv", bench_gemv, "1-bit layer vs FP32 OpenBLAS sgemv/sgemm, same shape"},
+    {"membw", bench_membw, "DRAM streaming read bandwidth (GB/s)"},
 };
 
 int cli_bench(int argc, char **argv)

@@ -411,7 +411,7 @@ static int take(const GGUF *g, const char *name, size_t rows, size_t cols, float
         else ob_seterr(err, "tensor %s has shape [%s], the metadata implies [%zu]", name, shape, cols);
         return -1;
     }
-    gguf_dequant(t->type, g->data + g->data_offset + t->offset, dst, t->n_elems);
+    if (dst) gguf_dequant(t->type, g->data + g->data_offset + t->offset, dst, t->n_elems);
     return 0;
 }
 
@@ -490,19 +490,22 @@ static int config_from_meta(const GGUF *g, ModelConfig *c, char *err)
     return model_config_check(c, err);
 }
 
-static int load_weights(const GGUF *g, Model *m, char *err)
+/* dry: only check that every tensor is there with its shape (before the
+ * arena is allocated, so a header cannot ask for more memory than the file
+ * backs) */
+static int load_weights(const GGUF *g, Model *m, int dry, char *err)
 {
     const ModelConfig *c = &m->cfg;
     size_t C = c->dim, F = c->hidden_dim, V = c->vocab_size;
     size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
-    if (take(g, "token_embd.weight", V, C, m->tok_emb, err)) return -1;
-    if (take(g, "output_norm.weight", 0, C, m->rms_final, err)) return -1;
-    if (!c->shared_classifier && take(g, "output.weight", V, C, m->wcls, err)) return -1;
+    if (take(g, "token_embd.weight", V, C, dry ? NULL : m->tok_emb, err)) return -1;
+    if (take(g, "output_norm.weight", 0, C, dry ? NULL : m->rms_final, err)) return -1;
+    if (!c->shared_classifier && take(g, "output.weight", V, C, dry ? NULL : m->wcls, err)) return -1;
     char nm[96];
 #define TAKE(suffix, rows, cols, dst)                                      \
     do {                                                                   \
         snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, suffix);            \
-        if (take(g, nm, rows, cols, dst, err)) return -1;                  \
+        if (take(g, nm, rows, cols, dry ? NULL : dst, err)) return -1;     \
     } while (0)
     for (int l = 0; l < c->n_layers; l++) {
         TAKE("attn_norm", 0, C, m->rms_att + l * C);
@@ -516,6 +519,7 @@ static int load_weights(const GGUF *g, Model *m, char *err)
         TAKE("ffn_up", F, C, m->w3 + l * F * C);
     }
 #undef TAKE
+    if (dry) return 0;
     for (size_t i = 0; i < m->arena_floats; i++)
         if (!isfinite(m->arena[i])) { ob_seterr(err, "weight %zu is not finite", i); return -1; }
     return 0;
@@ -548,7 +552,7 @@ static int load_tokenizer(const GGUF *g, int vocab, Tokenizer *tok, int *loaded,
         ob_seterr(err, "tokenizer.ggml.tokens is missing or not a string array");
         return -1;
     }
-    if (toks->len != (uint64_t)vocab) {
+    if (toks->len > (uint64_t)vocab || toks->len == 0) {
         ob_seterr(err, "tokenizer.ggml.tokens has %llu entries, the model's vocabulary has %d", (unsigned long long)toks->len, vocab);
         return -1;
     }
@@ -560,10 +564,11 @@ static int load_tokenizer(const GGUF *g, int vocab, Tokenizer *tok, int *loaded,
     if (gguf_get_int(g, "tokenizer.ggml.bos_token_id", 0, vocab - 1, &bos, err) < 0) return -1;
     if (gguf_get_int(g, "tokenizer.ggml.eos_token_id", 0, vocab - 1, &eos, err) < 0) return -1;
     if (gguf_get_int(g, "tokenizer.ggml.unknown_token_id", 0, vocab - 1, &unk, err) < 0) return -1;
-    char **pieces = ob_calloc(toks->len, sizeof(char *));
-    int *lens = ob_calloc(toks->len, sizeof(int));
-    float *scores = ob_calloc(toks->len, sizeof(float));
-    int *types = ob_calloc(toks->len, sizeof(int));
+    /* a vocabulary padded past the tokenizer gets empty, unused pieces */
+    char **pieces = ob_calloc((size_t)vocab, sizeof(char *));
+    float *scores = ob_calloc((size_t)vocab, sizeof(float));
+    int *types = ob_calloc((size_t)vocab, sizeof(int));
+    for (int i = (int)toks->len; i < vocab; i++) { pieces[i] = ob_strdup(""); types[i] = 5; }
     const uint8_t *p = toks->str;
     const uint8_t *ts = ty ? ty->str : NULL, *ss = sc ? sc->str : NULL;
     for (uint64_t i = 0; i < toks->len; i++) {
@@ -572,14 +577,13 @@ static int load_tokenizer(const GGUF *g, int vocab, Tokenizer *tok, int *loaded,
         pieces[i] = ob_malloc(n + 1);
         memcpy(pieces[i], p + 8, n);
         pieces[i][n] = 0;
-        lens[i] = n > (1u << 20) ? (1 << 20) : (int)n;
         p += 8 + n;
         if (ss) memcpy(&scores[i], ss + 4 * i, 4);
         if (ts) { int32_t v; memcpy(&v, ts + 4 * i, 4); types[i] = v; }
     }
     int rc;
     if (spm) {
-        rc = tok_init_spm(tok, (int)toks->len, (const char *const *)pieces, scores, types, (int)bos, (int)eos, (int)unk, err);
+        rc = tok_init_spm(tok, vocab, (const char *const *)pieces, scores, types, (int)bos, (int)eos, (int)unk, err);
     } else {
         const GGUFKV *mg = gguf_find_kv(g, "tokenizer.ggml.merges");
         if (!mg || mg->type != GGUF_ARRAY || mg->arr_type != GGUF_STRING || mg->len > (1u << 24)) {
@@ -599,14 +603,14 @@ static int load_tokenizer(const GGUF *g, int vocab, Tokenizer *tok, int *loaded,
             char *pre = gguf_get_str(g, "tokenizer.ggml.pre");
             int pretok = pre && (!strcmp(pre, "llama-bpe") || !strcmp(pre, "llama3")) ? TOK_PRE_LLAMA3 : TOK_PRE_GPT2;
             free(pre);
-            rc = tok_init_bytelevel(tok, (int)toks->len, (const char *const *)pieces, types, (int)mg->len,
+            rc = tok_init_bytelevel(tok, vocab, (const char *const *)pieces, types, (int)mg->len,
                                     (const char *const *)merges, (int)bos, (int)eos, pretok, err);
             for (uint64_t i = 0; i < mg->len; i++) free(merges[i]);
             free(merges);
         }
     }
-    for (uint64_t i = 0; i < toks->len; i++) free(pieces[i]);
-    free(pieces); free(lens); free(scores); free(types);
+    for (int i = 0; i < vocab; i++) free(pieces[i]);
+    free(pieces); free(scores); free(types);
     if (rc) return -1;
     *loaded = 1;
     return 0;
@@ -622,14 +626,17 @@ int gguf_load_buffer(Model *m, Tokenizer *tok, int *tok_loaded, const void *data
     if (gguf_parse(&g, data, size, err)) return -1;
     ModelConfig c = {0};
     if (config_from_meta(&g, &c, err)) goto fail;
+    m->cfg = c;
+    if (load_weights(&g, m, 1, err)) goto fail;
     if (model_alloc(m, &c, 1, err)) goto fail;
-    if (load_weights(&g, m, err)) goto fail;
+    if (load_weights(&g, m, 0, err)) goto fail;
     if (tok && load_tokenizer(&g, c.vocab_size, tok, tok_loaded, err)) goto fail;
     gguf_free(&g);
     return 0;
 fail:
     gguf_free(&g);
     if (m->arena) model_free(m);
+    else memset(m, 0, sizeof *m);
     return -1;
 }
 

@@ -276,6 +276,7 @@ static int take(const HF *h, const char *name, size_t rows, size_t cols, float *
         ob_seterr(err, "%s: tensor %s has dtype %s (supported: F32, F16, BF16)", s->path, name, st_dtype_name(t->dtype));
         return -1;
     }
+    if (!dst) return 0;
     if (!heads) return st_to_f32(&s->st, t, dst);
     float *tmp = ob_malloc(t->n_elems * sizeof(float));
     st_to_f32(&s->st, t, tmp);
@@ -284,19 +285,20 @@ static int take(const HF *h, const char *name, size_t rows, size_t cols, float *
     return 0;
 }
 
-static int load_weights(const HF *h, Model *m, char *err)
+/* dry: check names, shapes and dtypes before the arena is allocated */
+static int load_weights(const HF *h, Model *m, int dry, char *err)
 {
     const ModelConfig *c = &m->cfg;
     size_t C = c->dim, F = c->hidden_dim, V = c->vocab_size, hd = c->head_dim;
     size_t qd = (size_t)c->n_heads * hd, kvd = (size_t)c->n_kv_heads * hd;
-    if (take(h, "model.embed_tokens.weight", V, C, m->tok_emb, 0, 0, err)) return -1;
-    if (take(h, "model.norm.weight", 0, C, m->rms_final, 0, 0, err)) return -1;
-    if (!c->shared_classifier && take(h, "lm_head.weight", V, C, m->wcls, 0, 0, err)) return -1;
+    if (take(h, "model.embed_tokens.weight", V, C, dry ? NULL : m->tok_emb, 0, 0, err)) return -1;
+    if (take(h, "model.norm.weight", 0, C, dry ? NULL : m->rms_final, 0, 0, err)) return -1;
+    if (!c->shared_classifier && take(h, "lm_head.weight", V, C, dry ? NULL : m->wcls, 0, 0, err)) return -1;
     char nm[128];
 #define TAKE(s, r, cc, dst, heads)                                                   \
     do {                                                                             \
         snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, s);                  \
-        if (take(h, nm, r, cc, dst, heads, (int)hd, err)) return -1;                 \
+        if (take(h, nm, r, cc, dry ? NULL : dst, heads, (int)hd, err)) return -1;    \
     } while (0)
     for (int l = 0; l < c->n_layers; l++) {
         TAKE("input_layernorm", 0, C, m->rms_att + l * C, 0);
@@ -310,6 +312,7 @@ static int load_weights(const HF *h, Model *m, char *err)
         TAKE("mlp.up_proj", F, C, m->w3 + l * F * C, 0);
     }
 #undef TAKE
+    if (dry) return 0;
     for (size_t i = 0; i < m->arena_floats; i++)
         if (!isfinite(m->arena[i])) { ob_seterr(err, "%s: weight %zu is not finite", h->dir, i); return -1; }
     return 0;
@@ -343,8 +346,10 @@ int hf_load_dir(Model *m, Tokenizer *tok, int *tok_loaded, const char *dir, char
     HF *h = ob_calloc(1, sizeof *h);
     h->dir = dir;
     if (open_shards(h, err)) goto fail;
+    m->cfg = c;
+    if (load_weights(h, m, 1, err)) goto fail;
     if (model_alloc(m, &c, 1, err)) goto fail;
-    if (load_weights(h, m, err)) goto fail;
+    if (load_weights(h, m, 0, err)) goto fail;
     close_shards(h);
     if (tok) {
         char *tp = join(dir, "tokenizer.json");
@@ -366,6 +371,7 @@ fail:
 fail_model:
     free(h);
     if (m->arena) model_free(m);
+    else memset(m, 0, sizeof *m);
     return -1;
 }
 
@@ -508,6 +514,9 @@ int hf_tokenizer_parse(Tokenizer *t, const char *json, size_t len, int vocab_siz
         if (tok_init_bytelevel(t, n, (const char *const *)pieces, types, n_merges, (const char *const *)merges, -1, -1, pretok, err)) goto out;
         t->bos_id = bos_piece ? tok_lookup(t, bos_piece, strlen(bos_piece)) : -1;
         t->eos_id = eos_cfg >= 0 && eos_cfg < n ? eos_cfg : -1;
+        /* no config.json id: the usual end-of-text specials */
+        const char *eos_names[] = {"<|endoftext|>", "<|end_of_text|>", "</s>"};
+        for (int i = 0; i < 3 && t->eos_id < 0; i++) t->eos_id = tok_lookup(t, eos_names[i], strlen(eos_names[i]));
     } else {
         int unk = 0;
         const cJSON *uk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");

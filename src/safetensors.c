@@ -60,6 +60,8 @@ int st_parse(STFile *f, const void *data, size_t size, char *err)
     if (hl > ST_MAX_HEADER) { ob_seterr(err, "header length %llu is above the %u-byte limit", (unsigned long long)hl, ST_MAX_HEADER); return -1; }
     if (hl < 2 || p[8] != '{') { ob_seterr(err, "header does not start with a JSON object"); return -1; }
     const char *hdr = (const char *)p + 8, *end = NULL;
+    const char *nul = memchr(hdr, 0, (size_t)hl);
+    if (nul) { ob_seterr(err, "NUL byte in the JSON header at header byte %ld", (long)(nul - hdr)); return -1; }
     cJSON *root = cJSON_ParseWithLengthOpts(hdr, (size_t)hl, &end, 0);
     if (!root) {
         const char *e = cJSON_GetErrorPtr();
@@ -68,7 +70,7 @@ int st_parse(STFile *f, const void *data, size_t size, char *err)
         return -1;
     }
     for (const char *q = end; q && q < hdr + hl; q++)
-        if (*q != ' ' && *q != '\t' && *q != '\n' && *q != '\r' && *q != 0) {
+        if (*q != ' ' && *q != '\t' && *q != '\n' && *q != '\r') {
             ob_seterr(err, "junk after the JSON header at header byte %ld", (long)(q - hdr));
             cJSON_Delete(root);
             return -1;

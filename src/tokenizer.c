@@ -590,7 +590,12 @@ static int encode_bytelevel(const Tokenizer *t, const char *text, int bos, int e
     int *tok = ob_malloc((tl + 3) * sizeof(int));
     int *seg = ob_malloc((tl + 3) * sizeof(int));
     int n = 0, nseg = 0;
-    if (bos && t->bos_id >= 0) { seg[n] = -1; tok[n++] = t->bos_id; }
+    /* with bos requested the result is never empty: a tokenizer without BOS
+     * starts an empty text with EOS (GPT-2's document separator) */
+    if (bos && (t->bos_id >= 0 || tl == 0)) {
+        seg[n] = -1;
+        tok[n++] = t->bos_id >= 0 ? t->bos_id : t->eos_id >= 0 ? t->eos_id : 0;
+    }
     for (size_t i = 0; i < tl;) {
         size_t e = pre_next(s, tl, i, t->pretok);
         if (e <= i) e = i + 1;

@@ -62,7 +62,9 @@ size_t tok_pretoken_end(const char *text, size_t n, size_t i, int pretok);
 int tok_lookup(const Tokenizer *t, const char *piece, size_t len);
 
 /* encode text; *out is malloc'd (caller frees), *n its length.
- * bos/eos: prepend BOS / append EOS (when the tokenizer has them). */
+ * bos/eos: prepend BOS / append EOS (when the tokenizer has them; a
+ * byte-level tokenizer without BOS starts an empty text with EOS, so that
+ * bos = 1 never gives zero tokens). */
 int tok_encode(const Tokenizer *t, const char *text, int bos, int eos, int **out, int *n);
 
 /* the printable text of token after prev (space after BOS stripped,

@@ -124,6 +124,30 @@ int main(void)
         CHECK(d > 0 && d < (ty == GGML_F16 ? 0.05 : 0.2), "%s logits differ by %g", name, d);
         model_free(&r);
     }
+    /* stories260K in Q8_0 where rows allow it (64 columns), F16 for the
+     * down projection (172 columns is not a multiple of 32) */
+    {
+        GGUFW w = {0};
+        gw_model(&w, &ref, GGML_Q8_0, 0);
+        int nq = 0;
+        for (int i = 0; i < w.n_t; i++)
+            if (w.t[i].type == GGML_Q8_0 && w.t[i].ne[0] % 32) w.t[i].type = GGML_F16;
+            else nq += w.t[i].type == GGML_Q8_0;
+        Buf out = {0};
+        gw_build(&w, &out);
+        char path[600];
+        snprintf(path, sizeof path, "%s/stories_q8_0.gguf", dir);
+        write_buf(path, out.p, out.n);
+        free(out.p);
+        free(w.kv.p);
+        CHECK(nq == 2 + 6 * 5, "Q8_0 tensors: %d", nq);
+        if (model_load(&r, path, err) == 0) {
+            d = max_logit_diff(&ref, &r, greedy8, 8);
+            printf("stories260K Q8_0/F16: max |logit diff| vs F32 = %g\n", d);
+            CHECK(d > 0 && d < 0.5, "Q8_0 logits differ by %g", d);
+            model_free(&r);
+        } else CHECK(0, "stories Q8_0: %s", err);
+    }
     /* Q8_0 on a model whose rows are multiples of 32: dim 64, hidden 96 */
     Model tm;
     tiny_model(&tm, 64, 96, 2, 4, 2, 32, 0);
@@ -148,6 +172,68 @@ int main(void)
         for (size_t i = 0; i < 2 * 64 * 64; i++) md = fmax(md, fabs(r.wq[i] - tm.wq[i]));
         CHECK(md > 0 && md <= 0.1 / 127 * 0.5 + 1e-4, "Q8_0 error %g within half a step", md);
         model_free(&r);
+    }
+    model_free(&tm);
+    /* a tiny model with a byte-level ("gpt2") tokenizer: 256 byte tokens
+     * in GPT-2 spelling, merges "h e", "t he", "Ġ the" */
+    tiny_model(&tm, 16, 16, 1, 2, 1, 264, 1); /* 4 rows of padding past the 260 tokens */
+    {
+        GGUFW w = {0};
+        gw_model(&w, &tm, GGML_F16, 1);
+        gw_str(&w, "tokenizer.ggml.model", "gpt2");
+        gw_str(&w, "tokenizer.ggml.pre", "smollm");
+        gw_key(&w, "tokenizer.ggml.tokens", GGUF_ARRAY);
+        buf_u32(&w.kv, GGUF_STRING);
+        buf_u64(&w.kv, 260);
+        int k = 0;
+        for (int bt = 0; bt < 256; bt++) {
+            int keep = (bt >= 33 && bt <= 126) || (bt >= 161 && bt <= 172) || (bt >= 174 && bt <= 255);
+            int cp = keep ? bt : 256 + k++;
+            char u[3] = {(char)cp, 0, 0};
+            if (cp >= 0x80) { u[0] = (char)(0xc0 | (cp >> 6)); u[1] = (char)(0x80 | (cp & 0x3f)); }
+            buf_gstr(&w.kv, u);
+        }
+        buf_gstr(&w.kv, "he");
+        buf_gstr(&w.kv, "the");
+        buf_gstr(&w.kv, "\xc4\xa0the");
+        buf_gstr(&w.kv, "<|endoftext|>");
+        gw_key(&w, "tokenizer.ggml.token_type", GGUF_ARRAY);
+        buf_u32(&w.kv, GGUF_I32);
+        buf_u64(&w.kv, 260);
+        for (int i = 0; i < 260; i++) buf_u32(&w.kv, i == 259 ? 3 : 1);
+        gw_key(&w, "tokenizer.ggml.merges", GGUF_ARRAY);
+        buf_u32(&w.kv, GGUF_STRING);
+        buf_u64(&w.kv, 3);
+        buf_gstr(&w.kv, "h e");
+        buf_gstr(&w.kv, "t he");
+        buf_gstr(&w.kv, "\xc4\xa0 the");
+        gw_u32(&w, "tokenizer.ggml.eos_token_id", 259);
+        Buf out = {0};
+        gw_build(&w, &out);
+        char path[600];
+        snprintf(path, sizeof path, "%s/tiny_gpt2.gguf", dir);
+        write_buf(path, out.p, out.n);
+        free(out.p);
+        free(w.kv.p);
+        tl = -1;
+        CHECK(model_load_ex(&r, &tg, &tl, path, err) == 0 && tl == 1, "tiny gpt2 gguf: %s", err);
+        if (tl == 1) {
+            int *ids2, n2;
+            tok_encode(&tg, "the the", 1, 1, &ids2, &n2);
+            CHECK(tg.mode == TOK_BYTELEVEL && tg.bos_id == -1 && tg.eos_id == 259, "byte-level from GGUF: mode %d bos %d eos %d", tg.mode, tg.bos_id, tg.eos_id);
+            CHECK(tg.vocab_size == 264 && tg.vocab_len[263] == 0, "padded vocabulary: %d", tg.vocab_size);
+            CHECK(n2 == 3 && ids2[0] == 257 && ids2[1] == 258 && ids2[2] == 259, "gpt2 GGUF encodes 'the the' as 257 258 259 (%d ids)", n2);
+            CHECK(!strcmp(tok_decode(&tg, 257, 258), " the"), "gpt2 GGUF decode");
+            free(ids2);
+            tok_free(&tg);
+            model_free(&r);
+        }
+        const char *dump = getenv("ONEBIT_FUZZ_SEEDS");
+        if (dump) {
+            char cmd[1400];
+            snprintf(cmd, sizeof cmd, "cp '%s' '%s/'", path, dump);
+            CHECK(system(cmd) == 0, "copy seed");
+        }
     }
     model_free(&tm);
     /* one hand-made Q8_0 block: d = 0.5 (fp16 0x3800), q = -128, -1, 0, 1, 127 ... */
