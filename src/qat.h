@@ -23,7 +23,16 @@
  * major), then g (in), then h (out). qat_linear_params() gives the pointers.
  *
  * Determinism: the same inputs and OpenBLAS thread count give bit-identical
- * results (fixed reduction order everywhere, no atomics).
+ * results (fixed reduction order everywhere, no atomics); different thread
+ * counts agree to rounding.
+ *
+ * Threads: everything runs on openblas_get_num_threads() threads. Large
+ * sgemms use OpenBLAS's threading; small ones (and attention, per
+ * (sequence, kv head) group) are split over rows by qat itself with
+ * OpenBLAS set to 1 thread meanwhile (openblas_set_num_threads is process
+ * wide; the previous count is restored). The elementwise and per-row work
+ * (LayerNorm, reductions over tokens, KL, clip, AdamW) is split the same
+ * way. A QatModel must be used from one thread at a time.
  */
 #ifndef OB_QAT_H
 #define OB_QAT_H
