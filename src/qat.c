@@ -6,6 +6,7 @@
 #include "qat.h"
 
 #include <cblas.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,7 +48,7 @@ struct QatModel {
     size_t nparams;
     float *params, *grads;
     float *ste;         /* params layout: 1.001 − tanh²(W) at the W slots */
-    float *vrow;        /* (V) scratch */
+    double *klrow;      /* (N) per-token KL */
     QLin *lin;          /* (L, LIN_PER_LAYER) */
     QLayer *layer;      /* (L) */
     float *xL;          /* (N,C) last block's output */
@@ -67,6 +68,56 @@ struct QatModel {
 /* ---- small helpers ------------------------------------------------------ */
 
 static float *falloc(size_t n) { return ob_aligned_alloc(64, (n ? n : 1) * sizeof(float)); }
+
+/* ---- a tiny fork-join for the non-BLAS loops ---------------------------- */
+/* fn(ctx, lo, hi) over [0, n) split into contiguous chunks on as many
+ * threads as OpenBLAS uses. Every loop run this way computes each output
+ * element from the same inputs in the same order whatever the split, so
+ * results do not depend on the thread count. */
+#define QAT_MAX_THREADS 16
+typedef void (*ParFn)(void *ctx, size_t lo, size_t hi);
+typedef struct { ParFn fn; void *ctx; size_t lo, hi; } ParJob;
+
+static void *par_run(void *arg)
+{
+    ParJob *j = arg;
+    j->fn(j->ctx, j->lo, j->hi);
+    return NULL;
+}
+
+static void par_for_nt(int nt, size_t n, size_t work_per_item, ParFn fn, void *ctx)
+{
+    if (nt > QAT_MAX_THREADS) nt = QAT_MAX_THREADS;
+    if ((double)n * (double)work_per_item < 32768.0 || nt < 2 || n < 2) { fn(ctx, 0, n); return; }
+    if ((size_t)nt > n) nt = (int)n;
+    ParJob jobs[QAT_MAX_THREADS];
+    pthread_t th[QAT_MAX_THREADS];
+    int started[QAT_MAX_THREADS] = {0};
+    for (int t = 0; t < nt; t++) jobs[t] = (ParJob){fn, ctx, n * t / nt, n * (t + 1) / nt};
+    for (int t = 1; t < nt; t++) started[t] = pthread_create(&th[t], NULL, par_run, &jobs[t]) == 0;
+    fn(ctx, jobs[0].lo, jobs[0].hi);
+    for (int t = 1; t < nt; t++) {
+        if (started[t]) pthread_join(th[t], NULL);
+        else fn(ctx, jobs[t].lo, jobs[t].hi); /* could not start a thread: do it here */
+    }
+}
+
+static void par_for(size_t n, size_t work_per_item, ParFn fn, void *ctx)
+{
+    par_for_nt(openblas_get_num_threads(), n, work_per_item, fn, ctx);
+}
+
+/* fn over [0, n) items that each run small sgemms: parallel over the items
+ * with single-threaded OpenBLAS calls (far less overhead than threading
+ * every small sgemm), the caller's thread count restored afterwards */
+static void par_for_blas(size_t n, size_t work_per_item, ParFn fn, void *ctx)
+{
+    int nt = openblas_get_num_threads();
+    if (nt < 2 || n < 2 || (double)n * (double)work_per_item < 32768.0) { fn(ctx, 0, n); return; }
+    openblas_set_num_threads(1);
+    par_for_nt(nt, n, work_per_item, fn, ctx);
+    openblas_set_num_threads(nt);
+}
 
 static void lin_dims(const ModelConfig *c, int j, int *in, int *out)
 {
@@ -130,7 +181,7 @@ static void qat_free_partial(QatModel *q)
 {
     for (int i = 0; i < q->cfg.n_layers * LIN_PER_LAYER; i++) free(q->lin[i].S);
     free(q->lin);
-    free(q->params); free(q->grads); free(q->ste); free(q->vrow);
+    free(q->params); free(q->grads); free(q->ste); free(q->klrow);
     free(q);
 }
 
@@ -195,7 +246,7 @@ QatModel *qat_new(const Model *teacher, int init, int max_B, int max_T, char *er
     q->params = falloc(off);
     q->grads = falloc(off);
     q->ste = falloc(off);
-    q->vrow = falloc((size_t)c->vocab_size);
+    q->klrow = ob_calloc((size_t)max_B * max_T, sizeof(double));
     /* SVID init from the teacher: |W| ≈ a·bᵀ, h = a, g = b, W = 0.01·sign(W) */
     for (int i = 0; i < Lc * LIN_PER_LAYER; i++) {
         QLin *L = &q->lin[i];
@@ -265,7 +316,7 @@ void qat_free(QatModel *q)
         free(a->qr); free(a->kr); free(a->att); free(a->ao); free(a->xm); free(a->xn2); free(a->r2); free(a->hp);
     }
     free(q->layer); free(q->lin);
-    free(q->params); free(q->grads); free(q->ste); free(q->vrow);
+    free(q->params); free(q->grads); free(q->ste); free(q->klrow);
     free(q->xL); free(q->xf); free(q->rf); free(q->logits); free(q->tlogits); free(q->dlogits);
     free(q->thid);
     free(q->rope_cos); free(q->rope_sin);
@@ -368,20 +419,68 @@ void qat_rope_bwd(float *d, int N, int T, int n_dim, int hd, const float *cosv, 
     }
 }
 
-/* causal GQA attention of B sequences, one (b, head) at a time with two
- * sgemms as model.c's attention_batched. q (N,qd), k, v (N,kvd) ->
- * att (B,H,T,T) probabilities, out (N,qd) */
-void qat_attention_fwd(const ModelConfig *c, const float *qm, const float *km, const float *vm, float *att,
-                          float *out, int B, int T)
+/* C (M,N) = alpha·op(A)·op(B) + beta·C, row-major. Small products are split
+ * over row blocks of C, one single-threaded sgemm per thread (OpenBLAS's own
+ * threading costs more than it gains on them); large ones go to OpenBLAS as
+ * they are. A row of C is computed the same way either way. */
+typedef struct {
+    enum CBLAS_TRANSPOSE ta, tb;
+    int M, N, K, lda, ldb, ldc;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+} GemmCtx;
+
+static void gemm_rows(void *ctx, size_t lo, size_t hi)
 {
-    int hd = c->head_dim, H = c->n_heads, qd = H * hd, kvd = c->n_kv_heads * hd, kv_mul = H / c->n_kv_heads;
+    const GemmCtx *g = ctx;
+    int r0 = (int)lo * 16, r1 = (int)hi * 16 < g->M ? (int)hi * 16 : g->M;
+    if (r1 <= r0) return;
+    const float *A = g->ta == CblasNoTrans ? g->A + (size_t)r0 * g->lda : g->A + r0;
+    cblas_sgemm(CblasRowMajor, g->ta, g->tb, r1 - r0, g->N, g->K, g->alpha, A, g->lda, g->B, g->ldb, g->beta,
+                g->C + (size_t)r0 * g->ldc, g->ldc);
+}
+
+#define QAT_SMALL_GEMM 1.5e8 /* flops under which rows are split by hand */
+
+static void qsgemm(enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
+                   const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    double flops = 2.0 * M * N * K;
+    int nt = openblas_get_num_threads();
+    if (nt < 2 || M < 32 || flops >= QAT_SMALL_GEMM) {
+        cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    GemmCtx g = {ta, tb, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C};
+    par_for_blas((size_t)(M + 15) / 16, (size_t)16 * N * K, gemm_rows, &g);
+}
+
+/* causal GQA attention of B sequences, one (b, head) at a time with two
+ * sgemms as model.c's attention_batched; the (b, kv head) groups run in
+ * parallel. q (N,qd), k, v (N,kvd) -> att (B,H,T,T) probabilities,
+ * out (N,qd) */
+typedef struct {
+    const ModelConfig *c;
+    const float *q, *k, *v, *att, *dout;
+    float *atto, *out, *dq, *dk, *dv;
+    int B, T;
+} AttCtx;
+
+static void att_fwd_groups(void *ctx, size_t lo, size_t hi)
+{
+    const AttCtx *p = ctx;
+    const ModelConfig *c = p->c;
+    int T = p->T, hd = c->head_dim, H = c->n_heads, KV = c->n_kv_heads, qd = H * hd, kvd = KV * hd;
+    int kv_mul = H / KV;
     float scale = 1.0f / sqrtf((float)hd);
-    for (int b = 0; b < B; b++) {
-        for (int h = 0; h < H; h++) {
-            const float *Q = qm + (size_t)b * T * qd + h * hd;
-            const float *K = km + (size_t)b * T * kvd + (h / kv_mul) * hd;
-            const float *V = vm + (size_t)b * T * kvd + (h / kv_mul) * hd;
-            float *A = att + ((size_t)b * H + h) * T * T;
+    for (size_t gi = lo; gi < hi; gi++) {
+        int b = (int)(gi / KV), kh = (int)(gi % KV);
+        for (int h = kh * kv_mul; h < (kh + 1) * kv_mul; h++) {
+            const float *Q = p->q + (size_t)b * T * qd + h * hd;
+            const float *K = p->k + (size_t)b * T * kvd + kh * hd;
+            const float *V = p->v + (size_t)b * T * kvd + kh * hd;
+            float *A = p->atto + ((size_t)b * H + h) * T * T;
             // A (T,T) = scale · Q (T,hd) · Kᵀ
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, Q, qd, K, kvd, 0.0f, A, T);
             for (int t = 0; t < T; t++) {
@@ -391,29 +490,42 @@ void qat_attention_fwd(const ModelConfig *c, const float *qm, const float *km, c
             }
             // out (T,hd) = A (T,T) · V (T,hd)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, A, T, V, kvd, 0.0f,
-                        out + (size_t)b * T * qd + h * hd, qd);
+                        p->out + (size_t)b * T * qd + h * hd, qd);
         }
     }
 }
 
-/* gradients of attention_fwd: dq (N,qd) written; dk, dv (N,kvd) written
- * (heads sharing a kv head accumulate in head order). dP: (T,T) scratch */
-void qat_attention_bwd(const ModelConfig *c, const float *qm, const float *km, const float *vm, const float *att,
-                          const float *dout, float *dq, float *dk, float *dv, float *dP, int B, int T)
+void qat_attention_fwd(const ModelConfig *c, const float *qm, const float *km, const float *vm, float *att,
+                       float *out, int B, int T)
 {
-    int hd = c->head_dim, H = c->n_heads, qd = H * hd, kvd = c->n_kv_heads * hd, kv_mul = H / c->n_kv_heads;
+    AttCtx p = {.c = c, .q = qm, .k = km, .v = vm, .atto = att, .out = out, .B = B, .T = T};
+    int kv_mul = c->n_heads / c->n_kv_heads;
+    par_for_blas((size_t)B * c->n_kv_heads, (size_t)kv_mul * T * T * c->head_dim * 2, att_fwd_groups, &p);
+}
+
+static void att_bwd_groups(void *ctx, size_t lo, size_t hi)
+{
+    const AttCtx *p = ctx;
+    const ModelConfig *c = p->c;
+    int T = p->T, hd = c->head_dim, H = c->n_heads, KV = c->n_kv_heads, qd = H * hd, kvd = KV * hd;
+    int kv_mul = H / KV;
     float scale = 1.0f / sqrtf((float)hd);
-    memset(dk, 0, (size_t)B * T * kvd * sizeof(float));
-    memset(dv, 0, (size_t)B * T * kvd * sizeof(float));
-    for (int b = 0; b < B; b++) {
-        for (int h = 0; h < H; h++) {
-            size_t qo = (size_t)b * T * qd + h * hd, ko = (size_t)b * T * kvd + (h / kv_mul) * hd;
-            const float *A = att + ((size_t)b * H + h) * T * T;
-            const float *dO = dout + qo;
+    float *dP = ob_aligned_alloc(64, (size_t)T * T * sizeof(float));
+    for (size_t gi = lo; gi < hi; gi++) {
+        int b = (int)(gi / KV), kh = (int)(gi % KV);
+        size_t ko = (size_t)b * T * kvd + kh * hd;
+        for (int t = 0; t < T; t++) {
+            memset(p->dk + ko + (size_t)t * kvd, 0, hd * sizeof(float));
+            memset(p->dv + ko + (size_t)t * kvd, 0, hd * sizeof(float));
+        }
+        for (int h = kh * kv_mul; h < (kh + 1) * kv_mul; h++) {
+            size_t qo = (size_t)b * T * qd + h * hd;
+            const float *A = p->att + ((size_t)b * H + h) * T * T;
+            const float *dO = p->dout + qo;
             // dP (T,T) = dO (T,hd) · Vᵀ
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dO, qd, vm + ko, kvd, 0.0f, dP, T);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dO, qd, p->v + ko, kvd, 0.0f, dP, T);
             // dV (T,hd) += Aᵀ (T,T) · dO (T,hd)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, A, T, dO, qd, 1.0f, dv + ko, kvd);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, A, T, dO, qd, 1.0f, p->dv + ko, kvd);
             // softmax backward, causal: dS = A ⊙ (dP − Σ_j A·dP)
             for (int t = 0; t < T; t++) {
                 const float *a = A + (size_t)t * T;
@@ -424,13 +536,27 @@ void qat_attention_bwd(const ModelConfig *c, const float *qm, const float *km, c
                 memset(d + t + 1, 0, (size_t)(T - t - 1) * sizeof(float));
             }
             // dQ (T,hd) = scale · dS (T,T) · K (T,hd)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, dP, T, km + ko, kvd, 0.0f,
-                        dq + qo, qd);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, dP, T, p->k + ko, kvd, 0.0f,
+                        p->dq + qo, qd);
             // dK (T,hd) += scale · dSᵀ · Q
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, dP, T, qm + qo, qd, 1.0f,
-                        dk + ko, kvd);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, dP, T, p->q + qo, qd, 1.0f,
+                        p->dk + ko, kvd);
         }
     }
+    free(dP);
+}
+
+/* gradients of qat_attention_fwd: dq (N,qd), dk, dv (N,kvd) written (heads
+ * sharing a kv head accumulate in head order); dP is unused scratch kept
+ * for the interface (each worker has its own) */
+void qat_attention_bwd(const ModelConfig *c, const float *qm, const float *km, const float *vm, const float *att,
+                       const float *dout, float *dq, float *dk, float *dv, float *dP, int B, int T)
+{
+    (void)dP;
+    AttCtx p = {.c = c, .q = qm, .k = km, .v = vm, .att = att, .dout = dout, .dq = dq, .dk = dk, .dv = dv,
+                .B = B, .T = T};
+    int kv_mul = c->n_heads / c->n_kv_heads;
+    par_for_blas((size_t)B * c->n_kv_heads, (size_t)kv_mul * T * T * c->head_dim * 4, att_bwd_groups, &p);
 }
 
 /* hp = silu(gate) ⊙ up, numerics of model.c */
@@ -454,22 +580,34 @@ void qat_swiglu_bwd(float *dgate, float *dup, const float *dhp, const float *gat
 
 /* ---- the OneBit linear --------------------------------------------------- */
 
-/* y (N,out) = LayerNorm(h ⊙ (S · (g ⊙ x))); keeps a = S·(g⊙x) (N,out) and
- * the LayerNorm's 1/std (N); gx: (N,in) scratch */
-void qat_onebit_fwd(int in, int out, const float *S, const float *g, const float *h, const float *x, int N,
-                    float *gx, float *a, float *y, float *rstd)
+/* the elementwise and per-row/per-column parts of the OneBit linear, as
+ * par_for bodies */
+typedef struct {
+    int in, out;
+    const float *x, *g, *h, *a, *y, *rstd_in, *dgx;
+    float *gx, *yo, *rstd, *dy, *dx, *dg, *dh;
+    size_t N;
+    int accumulate;
+} LinPar;
+
+static void lp_gx(void *c, size_t lo, size_t hi) /* rows: gx = x ⊙ g */
 {
-    for (int n = 0; n < N; n++) {
-        const float *xn = x + (size_t)n * in;
-        float *gxn = gx + (size_t)n * in;
-        for (int i = 0; i < in; i++) gxn[i] = xn[i] * g[i];
+    const LinPar *p = c;
+    for (size_t n = lo; n < hi; n++) {
+        const float *xn = p->x + n * p->in;
+        float *gxn = p->gx + n * p->in;
+        for (int i = 0; i < p->in; i++) gxn[i] = xn[i] * p->g[i];
     }
-    // a (N,out) = gx (N,in) · Sᵀ (in,out)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, in, 1.0f, gx, in, S, in, 0.0f, a, out);
-    for (int n = 0; n < N; n++) {
-        const float *an = a + (size_t)n * out;
-        float *yn = y + (size_t)n * out;
-        for (int o = 0; o < out; o++) yn[o] = an[o] * h[o];
+}
+
+static void lp_ln_fwd(void *c, size_t lo, size_t hi) /* rows: y = LN(h ⊙ a) */
+{
+    const LinPar *p = c;
+    int out = p->out;
+    for (size_t n = lo; n < hi; n++) {
+        const float *an = p->a + n * out;
+        float *yn = p->yo + n * out;
+        for (int o = 0; o < out; o++) yn[o] = an[o] * p->h[o];
         double mean = 0, var = 0; /* as bitlinear_layernorm */
         for (int o = 0; o < out; o++) mean += yn[o];
         mean /= out;
@@ -477,7 +615,103 @@ void qat_onebit_fwd(int in, int out, const float *S, const float *g, const float
         var /= out;
         float inv = (float)(1.0 / sqrt(var + QAT_LN_EPS)), m = (float)mean;
         for (int o = 0; o < out; o++) yn[o] = (yn[o] - m) * inv;
-        rstd[n] = inv;
+        p->rstd[n] = inv;
+    }
+}
+
+/* y (N,out) = LayerNorm(h ⊙ (S · (g ⊙ x))); keeps a = S·(g⊙x) (N,out) and
+ * the LayerNorm's 1/std (N); gx: (N,in) scratch */
+void qat_onebit_fwd(int in, int out, const float *S, const float *g, const float *h, const float *x, int N,
+                    float *gx, float *a, float *y, float *rstd)
+{
+    LinPar p = {.in = in, .out = out, .x = x, .g = g, .h = h, .a = a, .gx = gx, .yo = y, .rstd = rstd};
+    par_for((size_t)N, (size_t)in, lp_gx, &p);
+    // a (N,out) = gx (N,in) · Sᵀ (in,out)
+    qsgemm(CblasNoTrans, CblasTrans, N, out, in, 1.0f, gx, in, S, in, 0.0f, a, out);
+    par_for((size_t)N, (size_t)out * 4, lp_ln_fwd, &p);
+}
+
+static void lp_ln_bwd(void *c, size_t lo, size_t hi) /* rows: du = r·(dy − mean(dy) − y·mean(dy⊙y)) */
+{
+    const LinPar *p = c;
+    int out = p->out;
+    for (size_t n = lo; n < hi; n++) {
+        float *d = p->dy + n * out;
+        const float *yn = p->y + n * out;
+        double s1 = 0, s2 = 0;
+        for (int o = 0; o < out; o++) { s1 += d[o]; s2 += (double)d[o] * yn[o]; }
+        s1 /= out;
+        s2 /= out;
+        double r = p->rstd_in[n];
+        for (int o = 0; o < out; o++) d[o] = (float)(r * (d[o] - s1 - yn[o] * s2));
+    }
+}
+
+static void lp_dh(void *c, size_t lo, size_t hi) /* columns: dh += Σ_n du ⊙ a, rows in order */
+{
+    const LinPar *p = c;
+    int out = p->out;
+    size_t N = p->N;
+    for (size_t o0 = lo; o0 < hi; o0 += 64) {
+        size_t o1 = o0 + 64 < hi ? o0 + 64 : hi;
+        double acc[64] = {0};
+        for (size_t n = 0; n < N; n++) {
+            const float *d = p->dy + n * out, *an = p->a + n * out;
+            for (size_t o = o0; o < o1; o++) acc[o - o0] += (double)d[o] * an[o];
+        }
+        for (size_t o = o0; o < o1; o++) p->dh[o] += (float)acc[o - o0];
+    }
+}
+
+static void lp_dz_gx(void *c, size_t lo, size_t hi) /* rows: dz = du ⊙ h; gx = x ⊙ g */
+{
+    const LinPar *p = c;
+    for (size_t n = lo; n < hi; n++) {
+        float *d = p->dy + n * p->out;
+        for (int o = 0; o < p->out; o++) d[o] *= p->h[o];
+    }
+    lp_gx(c, lo, hi);
+}
+
+static void lp_dg(void *c, size_t lo, size_t hi) /* columns: dg += Σ_n d(gx) ⊙ x, rows in order */
+{
+    const LinPar *p = c;
+    int in = p->in;
+    size_t N = p->N;
+    for (size_t i0 = lo; i0 < hi; i0 += 64) {
+        size_t i1 = i0 + 64 < hi ? i0 + 64 : hi;
+        double acc[64] = {0};
+        for (size_t n = 0; n < N; n++) {
+            const float *dg = p->dgx + n * in, *xn = p->x + n * in;
+            for (size_t i = i0; i < i1; i++) acc[i - i0] += (double)dg[i] * xn[i];
+        }
+        for (size_t i = i0; i < i1; i++) p->dg[i] += (float)acc[i - i0];
+    }
+}
+
+static void lp_dx(void *c, size_t lo, size_t hi) /* rows: dx (+)= d(gx) ⊙ g */
+{
+    const LinPar *p = c;
+    int in = p->in;
+    for (size_t n = lo; n < hi; n++) {
+        const float *dg = p->dgx + n * in;
+        float *dxn = p->dx + n * in;
+        if (p->accumulate) for (int i = 0; i < in; i++) dxn[i] += dg[i] * p->g[i];
+        else for (int i = 0; i < in; i++) dxn[i] = dg[i] * p->g[i];
+    }
+}
+
+typedef struct { const float *dS, *ste, *W; float *dW; } SteCtx;
+static void lp_ste(void *c, size_t lo, size_t hi) /* dW += dS ⊙ (1.001 − tanh²(W)) */
+{
+    const SteCtx *p = c;
+    if (p->ste) {
+        for (size_t k = lo; k < hi; k++) p->dW[k] += p->dS[k] * p->ste[k];
+    } else {
+        for (size_t k = lo; k < hi; k++) {
+            float th = tanhf(p->W[k]);
+            p->dW[k] += p->dS[k] * (1.001f - th * th);
+        }
     }
 }
 
@@ -485,57 +719,22 @@ void qat_onebit_bwd(const QatOnebitGrad *p, const float *x, int N, const float *
                     const float *rstd, float *dy, float *dx, int accumulate)
 {
     int in = p->in, out = p->out;
-    const float *g = p->g, *h = p->h;
-    double *acc = p->acc;
-    /* LayerNorm backward: du = r·(dy − mean(dy) − y·mean(dy⊙y)) */
-    for (int n = 0; n < N; n++) {
-        float *d = dy + (size_t)n * out;
-        const float *yn = y + (size_t)n * out;
-        double s1 = 0, s2 = 0;
-        for (int o = 0; o < out; o++) { s1 += d[o]; s2 += (double)d[o] * yn[o]; }
-        s1 /= out;
-        s2 /= out;
-        double r = rstd[n];
-        for (int o = 0; o < out; o++) d[o] = (float)(r * (d[o] - s1 - yn[o] * s2));
-    }
-    /* dh = Σ_n du ⊙ a ; dz = du ⊙ h */
-    memset(acc, 0, (size_t)out * sizeof(double));
-    for (int n = 0; n < N; n++) {
-        float *d = dy + (size_t)n * out;
-        const float *an = a + (size_t)n * out;
-        for (int o = 0; o < out; o++) { acc[o] += (double)d[o] * an[o]; d[o] *= h[o]; }
-    }
-    for (int o = 0; o < out; o++) p->dh[o] += (float)acc[o];
-    /* gx = g ⊙ x (recomputed) */
-    for (int n = 0; n < N; n++) {
-        const float *xn = x + (size_t)n * in;
-        float *gx = p->gx + (size_t)n * in;
-        for (int i = 0; i < in; i++) gx[i] = xn[i] * g[i];
-    }
+    LinPar lp = {.in = in, .out = out, .x = x, .g = p->g, .h = p->h, .a = a, .y = y, .rstd_in = rstd,
+                 .dgx = p->dgx, .gx = p->gx, .dy = dy, .dx = dx, .dg = p->dg, .dh = p->dh, .N = (size_t)N,
+                 .accumulate = accumulate};
+    par_for((size_t)N, (size_t)out * 4, lp_ln_bwd, &lp);
+    par_for((size_t)out, (size_t)N * 2, lp_dh, &lp);
+    par_for((size_t)N, (size_t)(in + out), lp_dz_gx, &lp);
     // d(gx) (N,in) = dz (N,out) · S (out,in)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, p->S, in, 0.0f, p->dgx, in);
+    qsgemm(CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, p->S, in, 0.0f, p->dgx, in);
     // dS (out,in) = dzᵀ (out,N) · gx (N,in)
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, N, 1.0f, dy, out, p->gx, in, 0.0f, p->dS, in);
-    /* STE: dW += dS ⊙ (1.001 − tanh²(W)) */
-    size_t nw = (size_t)in * out;
-    if (p->ste) {
-        for (size_t k = 0; k < nw; k++) p->dW[k] += p->dS[k] * p->ste[k];
-    } else if (p->W) {
-        for (size_t k = 0; k < nw; k++) {
-            float th = tanhf(p->W[k]);
-            p->dW[k] += p->dS[k] * (1.001f - th * th);
-        }
+    qsgemm(CblasTrans, CblasNoTrans, out, in, N, 1.0f, dy, out, p->gx, in, 0.0f, p->dS, in);
+    if (p->ste || p->W) {
+        SteCtx sc = {p->dS, p->ste, p->W, p->dW};
+        par_for((size_t)in * out, 2, lp_ste, &sc);
     }
-    /* dg = Σ_n d(gx) ⊙ x ; dx = d(gx) ⊙ g */
-    memset(acc, 0, (size_t)in * sizeof(double));
-    for (int n = 0; n < N; n++) {
-        const float *xn = x + (size_t)n * in, *dgx = p->dgx + (size_t)n * in;
-        float *dxn = dx + (size_t)n * in;
-        for (int i = 0; i < in; i++) acc[i] += (double)dgx[i] * xn[i];
-        if (accumulate) for (int i = 0; i < in; i++) dxn[i] += dgx[i] * g[i];
-        else for (int i = 0; i < in; i++) dxn[i] = dgx[i] * g[i];
-    }
-    for (int i = 0; i < in; i++) p->dg[i] += (float)acc[i];
+    par_for((size_t)in, (size_t)N * 2, lp_dg, &lp);
+    par_for((size_t)N, (size_t)in, lp_dx, &lp);
 }
 
 static void qlin_fwd(QatModel *q, const QLin *L, const float *x, int N, float *a, float *y, float *rstd)
@@ -586,14 +785,14 @@ static void student_forward(QatModel *q, const int *tokens, int B, int T)
     }
     qat_rmsnorm_fwd(q->xf, q->rf, q->xL, m->rms_final, N, C, c->norm_eps);
     // logits (N,V) = xf (N,C) · wclsᵀ
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, c->vocab_size, C, 1.0f, q->xf, C, m->wcls, C, 0.0f,
+    qsgemm(CblasNoTrans, CblasTrans, N, c->vocab_size, C, 1.0f, q->xf, C, m->wcls, C, 0.0f,
                 q->logits, c->vocab_size);
 }
 
 /* y (N,out) = x (N,in) · Wᵀ: a dense teacher linear, as linear_forward */
 static void dense_fwd(const Linear *L, const float *x, float *y, int N)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, L->out, L->in, 1.0f, x, L->in, L->w, L->in, 0.0f, y,
+    qsgemm(CblasNoTrans, CblasTrans, N, L->out, L->in, 1.0f, x, L->in, L->w, L->in, 0.0f, y,
                 L->out);
 }
 
@@ -630,7 +829,7 @@ static void teacher_forward(QatModel *q, const int *tokens, int B, int T)
         memcpy(q->thid + (size_t)l * N * C, x, (size_t)N * C * sizeof(float));
     }
     qat_rmsnorm_fwd(q->xf, q->rf, x, m->rms_final, N, C, c->norm_eps);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, c->vocab_size, C, 1.0f, q->xf, C, m->wcls, C, 0.0f,
+    qsgemm(CblasNoTrans, CblasTrans, N, c->vocab_size, C, 1.0f, q->xf, C, m->wcls, C, 0.0f,
                 q->tlogits, c->vocab_size);
 }
 
@@ -674,6 +873,36 @@ static int check_batch(const QatModel *q, const int *tokens, int B, int T)
     return 0;
 }
 
+/* KL(p_t ‖ p_s) of rows [lo, hi) into klrow; dlogits = coef·(p_s − p_t).
+ * exp in float, sums in double, fixed order within a row */
+typedef struct { const float *zs, *zt; float *d; double *klrow; int V; float coef; } KlCtx;
+static void kl_rows(void *c, size_t lo, size_t hi)
+{
+    const KlCtx *p = c;
+    int V = p->V;
+    float *et = ob_malloc((size_t)V * sizeof(float));
+    for (size_t n = lo; n < hi; n++) {
+        const float *zs = p->zs + n * V, *zt = p->zt + n * V;
+        float *d = p->d + n * V;
+        float ms = zs[0], mt = zt[0];
+        for (int v = 1; v < V; v++) { ms = zs[v] > ms ? zs[v] : ms; mt = zt[v] > mt ? zt[v] : mt; }
+        double ss = 0, st = 0;
+        for (int v = 0; v < V; v++) { d[v] = expf(zs[v] - ms); et[v] = expf(zt[v] - mt); }
+        for (int v = 0; v < V; v++) { ss += d[v]; st += et[v]; }
+        /* log p_t − log p_s = (zt − mt − log st) − (zs − ms − log ss) */
+        float off = (float)((double)ms + log(ss) - (double)mt - log(st));
+        float is = (float)(1.0 / ss), it = (float)(1.0 / st), kc = p->coef;
+        double k = 0;
+        for (int v = 0; v < V; v++) {
+            float pt = et[v] * it;
+            k += (double)(pt * (zt[v] - zs[v] + off));
+            d[v] = kc * (d[v] * is - pt);
+        }
+        p->klrow[n] = k;
+    }
+    free(et);
+}
+
 int qat_forward_backward(QatModel *q, const int *tokens, int B, int T, const QatLossCfg *lc, float grad_scale,
                          QatLoss *out)
 {
@@ -690,32 +919,15 @@ int qat_forward_backward(QatModel *q, const int *tokens, int B, int T, const Qat
     double t2 = ob_now();
     /* KL(p_t ‖ p_s) per token; dlogits = coef·(p_s − p_t). exp in float,
      * sums in double, fixed order */
-    double kl = 0, kcoef = (double)lc->kl_scale / B * grad_scale;
-    float *et = q->vrow;
-    for (int n = 0; n < N; n++) {
-        const float *zs = q->logits + (size_t)n * V, *zt = q->tlogits + (size_t)n * V;
-        float *d = q->dlogits + (size_t)n * V;
-        float ms = zs[0], mt = zt[0];
-        for (int v = 1; v < V; v++) { ms = zs[v] > ms ? zs[v] : ms; mt = zt[v] > mt ? zt[v] : mt; }
-        double ss = 0, st = 0;
-        for (int v = 0; v < V; v++) { d[v] = expf(zs[v] - ms); et[v] = expf(zt[v] - mt); }
-        for (int v = 0; v < V; v++) { ss += d[v]; st += et[v]; }
-        /* log p_t − log p_s = (zt − mt − log st) − (zs − ms − log ss) */
-        float off = (float)((double)ms + log(ss) - (double)mt - log(st));
-        float is = (float)(1.0 / ss), it = (float)(1.0 / st), kc = (float)kcoef;
-        double k = 0;
-        for (int v = 0; v < V; v++) {
-            float pt = et[v] * it;
-            k += (double)(pt * (zt[v] - zs[v] + off));
-            d[v] = kc * (d[v] * is - pt);
-        }
-        kl += k;
-    }
+    KlCtx kc = {q->logits, q->tlogits, q->dlogits, q->klrow, V, (float)((double)lc->kl_scale / B * grad_scale)};
+    par_for((size_t)N, (size_t)V * 8, kl_rows, &kc);
+    double kl = 0;
+    for (int n = 0; n < N; n++) kl += q->klrow[n];
     kl /= B;
     double t3 = ob_now();
     /* backward: head (frozen) -> final RMSNorm */
     // dxf (N,C) = dlogits (N,V) · wcls (V,C)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, V, 1.0f, q->dlogits, V, m->wcls, C, 0.0f, q->dxn, C);
+    qsgemm(CblasNoTrans, CblasNoTrans, N, C, V, 1.0f, q->dlogits, V, m->wcls, C, 0.0f, q->dxn, C);
     memset(q->dres, 0, (size_t)N * C * sizeof(float));
     qat_rmsnorm_bwd(q->dres, q->dxn, q->xL, m->rms_final, q->rf, N, C);
     double mse = 0, hcoef = (double)lc->alpha / N * grad_scale;
@@ -777,14 +989,38 @@ double qat_eval_nll_sum(QatModel *q, const int *tokens, int B, int T, long *n_pr
 
 /* ---- optimiser ----------------------------------------------------------- */
 
+/* squares of the grads in fixed blocks of 65536 (independent of threads) */
+#define CLIP_BLOCK 65536
+typedef struct { const float *g; size_t n; double *part; float k; float *gw; } ClipCtx;
+static void clip_sq(void *c, size_t lo, size_t hi)
+{
+    const ClipCtx *p = c;
+    for (size_t b = lo; b < hi; b++) {
+        size_t i1 = (b + 1) * CLIP_BLOCK < p->n ? (b + 1) * CLIP_BLOCK : p->n;
+        double s = 0;
+        for (size_t i = b * CLIP_BLOCK; i < i1; i++) s += (double)p->g[i] * p->g[i];
+        p->part[b] = s;
+    }
+}
+static void clip_scale(void *c, size_t lo, size_t hi)
+{
+    const ClipCtx *p = c;
+    for (size_t i = lo; i < hi; i++) p->gw[i] *= p->k;
+}
+
 float qat_clip_grads(QatModel *q, float max_norm)
 {
+    size_t nb = (q->nparams + CLIP_BLOCK - 1) / CLIP_BLOCK;
+    double *part = ob_calloc(nb ? nb : 1, sizeof(double));
+    ClipCtx cc = {q->grads, q->nparams, part, 1.0f, q->grads};
+    par_for(nb, CLIP_BLOCK, clip_sq, &cc);
     double ss = 0;
-    for (size_t i = 0; i < q->nparams; i++) ss += (double)q->grads[i] * q->grads[i];
+    for (size_t b = 0; b < nb; b++) ss += part[b];
+    free(part);
     double norm = sqrt(ss);
     if (max_norm > 0 && norm > max_norm) {
-        float k = (float)(max_norm / (norm + 1e-6));
-        for (size_t i = 0; i < q->nparams; i++) q->grads[i] *= k;
+        cc.k = (float)(max_norm / (norm + 1e-6));
+        par_for(q->nparams, 1, clip_scale, &cc);
     }
     return (float)norm;
 }
@@ -804,23 +1040,36 @@ static void adamw_range(QatModel *q, float *m, float *v, size_t i0, size_t i1, c
     }
 }
 
+typedef struct { QatModel *q; float *m, *v; const AdamK *k; } AdamCtx;
+
+/* params [lo, hi): AdamW, and the sign/STE refresh of the latent weights
+ * among them, in cache-sized chunks */
+static void adam_par(void *c, size_t lo, size_t hi)
+{
+    const AdamCtx *p = c;
+    QatModel *q = p->q;
+    for (int i = 0; i < q->cfg.n_layers * LIN_PER_LAYER; i++) {
+        QLin *L = &q->lin[i];
+        size_t w0 = L->off_w, w1 = L->off_w + (size_t)L->in * L->out, e1 = L->off_h + L->out;
+        size_t a = lo > w0 ? lo : w0, b = hi < w1 ? hi : w1;
+        for (size_t c0 = a; c0 < b; c0 += 8192) {
+            size_t c1 = c0 + 8192 < b ? c0 + 8192 : b;
+            adamw_range(q, p->m, p->v, c0, c1, p->k);
+            sync_range(q, L, c0 - w0, c1 - w0);
+        }
+        a = lo > w1 ? lo : w1;
+        b = hi < e1 ? hi : e1;
+        if (a < b) adamw_range(q, p->m, p->v, a, b, p->k); /* g, h */
+    }
+}
+
 void qat_adamw_step(QatModel *q, float *m, float *v, long t, const AdamWCfg *c)
 {
     double t0 = ob_now();
     AdamK k = {c->lr, c->beta1, c->beta2, c->eps, c->weight_decay,
                (float)(1.0 / (1.0 - pow(c->beta1, (double)t))), (float)(1.0 / (1.0 - pow(c->beta2, (double)t)))};
-    /* per linear: W in cache-sized chunks, each followed by its sign/STE
-     * refresh; then g and h (contiguous after W) */
-    for (int i = 0; i < q->cfg.n_layers * LIN_PER_LAYER; i++) {
-        QLin *L = &q->lin[i];
-        size_t nw = (size_t)L->in * L->out;
-        for (size_t c0 = 0; c0 < nw; c0 += 8192) {
-            size_t c1 = c0 + 8192 < nw ? c0 + 8192 : nw;
-            adamw_range(q, m, v, L->off_w + c0, L->off_w + c1, &k);
-            sync_range(q, L, c0, c1);
-        }
-        adamw_range(q, m, v, L->off_g, L->off_h + L->out, &k);
-    }
+    AdamCtx ac = {q, m, v, &k};
+    par_for(q->nparams, 16, adam_par, &ac);
     q->tsec[QAT_T_OPTIM] += ob_now() - t0;
 }
 

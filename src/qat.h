@@ -148,7 +148,7 @@ void qat_rope_fwd(float *v, int N, int T, int n_dim, int hd, const float *cosv, 
 void qat_rope_bwd(float *d, int N, int T, int n_dim, int hd, const float *cosv, const float *sinv);
 /* causal GQA attention of B sequences: q (N,qd), k, v (N,kvd) -> att
  * (B,H,T,T) probabilities, out (N,qd). _bwd WRITES dq (N,qd), dk, dv
- * (N,kvd); dP is (T,T) scratch */
+ * (N,kvd); dP is unused (each worker has its own scratch) */
 void qat_attention_fwd(const ModelConfig *c, const float *q, const float *k, const float *v, float *att,
                        float *out, int B, int T);
 void qat_attention_bwd(const ModelConfig *c, const float *q, const float *k, const float *v, const float *att,
@@ -166,7 +166,7 @@ typedef struct {
     float *dW, *dg, *dh;        /* accumulated */
     float *dS;                  /* (out,in) written: d/dS */
     float *gx, *dgx;            /* (N,in) scratch */
-    double *acc;                /* max(in,out) scratch */
+    double *acc;                /* unused (kept for layout compatibility) */
     const float *ste;           /* (out,in) 1.001 − tanh²(W) precomputed, or NULL */
 } QatOnebitGrad;
 /* 1.001 − tanh²(w), what the student's STE uses (precomputed per weight) */

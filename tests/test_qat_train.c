@@ -2,6 +2,7 @@
  * AdamW and the LR schedule against hand-computed values, gradient clipping,
  * the STE sign re-sync, gradient accumulation, bit-identical reruns, SVID
  * init, and a few dozen AdamW steps on stories260K lowering the loss. */
+#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -192,12 +193,47 @@ static void check_determinism(void)
     model_free(&m);
 }
 
+/* a model big enough for the parallel loops: the same result on 1 and 2
+ * threads (every loop is split so that no sum depends on the split),
+ * bit-identical reruns on 2 threads */
+static void check_threads(void)
+{
+    Model m;
+    ModelConfig cfg = {128, 256, 2, 4, 2, 32, 300, 64, 10000.0f, 1e-5f, 0};
+    char err[OB_ERRLEN];
+    if (model_alloc(&m, &cfg, 1, err)) { fprintf(stderr, "%s\n", err); exit(1); }
+    for (size_t i = 0; i < m.arena_floats; i++) m.arena[i] = (float)(0.2 * urand());
+    for (int i = 0; i < 2 * 128; i++) { m.rms_att[i] = 1.0f; m.rms_ffn[i] = 1.0f; }
+    for (int i = 0; i < 128; i++) m.rms_final[i] = 1.0f;
+    int tok[4 * 32];
+    for (int i = 0; i < 4 * 32; i++) tok[i] = (int)((urand() + 1) * 150) % 300;
+    double l1[3], l2[3], l3[3];
+    size_t n;
+    float *p1 = malloc(16 << 20), *p2 = malloc(16 << 20), *p3 = malloc(16 << 20);
+    int nt0 = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    train(&m, tok, 4, 32, 3, l1, p1, &n);
+    openblas_set_num_threads(2);
+    train(&m, tok, 4, 32, 3, l2, p2, &n);
+    train(&m, tok, 4, 32, 3, l3, p3, &n);
+    openblas_set_num_threads(nt0);
+    CHECK(!memcmp(l2, l3, sizeof l2) && !memcmp(p2, p3, n * 4), "2 threads: bit-identical reruns");
+    double d = 0;
+    for (size_t i = 0; i < n; i++) d = fmax(d, fabs(p1[i] - p2[i]));
+    printf("1 vs 2 threads: losses %.9g %.9g, max |dparam| %g\n", l1[2], l2[2], d);
+    CHECK_NEAR(l1[2], l2[2], 1e-5 * fabs(l1[2]), "1 vs 2 threads: loss");
+    CHECK(d < 1e-4, "1 vs 2 threads: params %g", d);
+    free(p1); free(p2); free(p3);
+    model_free(&m);
+}
+
 int main(void)
 {
     check_schedule();
     check_adamw_clip();
     check_accumulation();
     check_determinism();
+    check_threads();
 
     REQUIRE_SHARED(bin, "models/stories260K.bin");
     REQUIRE_SHARED(tokp, "models/tok512.bin");
