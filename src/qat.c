@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "svid.h"
@@ -54,8 +55,6 @@ struct QatModel {
     float *logits;      /* (N,V) student */
     float *tlogits;     /* (N,V) teacher */
     float *thid;        /* (L,N,C) teacher hidden states */
-    float *thid_seq;    /* (L,T,C) one sequence's, from model_forward */
-    ModelActs tacts;    /* teacher forward scratch */
     float *rope_cos, *rope_sin; /* (seq_len, hd/2) */
     /* backward scratch */
     float *dres, *dyb, *dxn, *dhp, *dgate, *dup, *dao, *dq, *dk, *dv, *dlogits;
@@ -112,6 +111,20 @@ void qat_sync(QatModel *q) { sync_S(q); }
 
 /* ---- construction ------------------------------------------------------ */
 
+double qat_memory_bytes(const ModelConfig *c, int B, int T)
+{
+    double N = (double)B * T, C = c->dim, F = c->hidden_dim, V = c->vocab_size, L = c->n_layers;
+    double qd = (double)c->n_heads * c->head_dim, kvd = (double)c->n_kv_heads * c->head_dim;
+    double sum_out = qd + 2 * kvd + C + 2 * F + C, sum_io = C * qd + 2 * C * kvd + qd * C + 3 * C * F;
+    double maxin = fmax(fmax(C, F), qd), maxio = fmax(fmax(C * qd, C * F), C * kvd);
+    double per_layer = 4 * N * C + 2 * N + 2 * N * sum_out + 7 * N + N * qd + N * kvd +
+                       (double)B * c->n_heads * T * T + N * qd + N * F;
+    double nparams = L * (sum_io + 2 * C + qd + 2 * kvd + 3 * C + 3 * F + 0.0);
+    double global = L * sum_io + 3 * nparams + 2 * N * C + 3 * N * V + L * N * C + 2 * N * C + N * maxin +
+                    3 * N * F + 2 * N * qd + 2 * N * kvd + 2 * N * maxin + maxio + (double)T * T;
+    return 4 * (L * per_layer + global);
+}
+
 /* free what qat_new allocated before the activations */
 static void qat_free_partial(QatModel *q)
 {
@@ -133,11 +146,26 @@ QatModel *qat_new(const Model *teacher, int init, int max_B, int max_T, char *er
         return NULL;
     }
     for (int i = 0; i < c->n_layers * LIN_PER_LAYER; i++) {
+        int in, out;
+        lin_dims(c, i % LIN_PER_LAYER, &in, &out);
         if (teacher->lin[i].kind != LINEAR_DENSE || !teacher->lin[i].w) {
             ob_seterr(err, "teacher linear %s of layer %d is not dense FP32", model_lin_names[i % LIN_PER_LAYER],
                       i / LIN_PER_LAYER);
             return NULL;
         }
+        if (teacher->lin[i].in != in || teacher->lin[i].out != out) {
+            ob_seterr(err, "teacher linear %s of layer %d is %dx%d, the config says %dx%d",
+                      model_lin_names[i % LIN_PER_LAYER], i / LIN_PER_LAYER, teacher->lin[i].out,
+                      teacher->lin[i].in, out, in);
+            return NULL;
+        }
+    }
+    double need = qat_memory_bytes(c, max_B, max_T);
+    double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    if (have > 0 && need > 0.9 * have) {
+        ob_seterr(err, "training batch %d x %d tokens needs %.1f GiB of activations and parameters; this machine has %.1f GiB",
+                  max_B, max_T, need / 1073741824.0, have / 1073741824.0);
+        return NULL;
     }
     QatModel *q = ob_calloc(1, sizeof *q);
     q->t = teacher;
@@ -208,8 +236,6 @@ QatModel *qat_new(const Model *teacher, int init, int max_B, int max_T, char *er
     q->tlogits = falloc(N * V);
     q->dlogits = falloc(N * V);
     q->thid = falloc((size_t)Lc * N * C);
-    q->thid_seq = falloc((size_t)Lc * max_T * C);
-    model_acts_init(&q->tacts, c, max_T);
     q->rope_cos = falloc((size_t)c->seq_len * c->head_dim / 2);
     q->rope_sin = falloc((size_t)c->seq_len * c->head_dim / 2);
     model_rope_table(c, q->rope_cos, q->rope_sin);
@@ -241,8 +267,7 @@ void qat_free(QatModel *q)
     free(q->layer); free(q->lin);
     free(q->params); free(q->grads); free(q->ste); free(q->vrow);
     free(q->xL); free(q->xf); free(q->rf); free(q->logits); free(q->tlogits); free(q->dlogits);
-    free(q->thid); free(q->thid_seq);
-    model_acts_free(&q->tacts);
+    free(q->thid);
     free(q->rope_cos); free(q->rope_sin);
     free(q->dres); free(q->dyb); free(q->dxn); free(q->dhp); free(q->dgate); free(q->dup);
     free(q->dao); free(q->dq); free(q->dk); free(q->dv); free(q->gx); free(q->dgx); free(q->dSw); free(q->dP);
@@ -258,6 +283,8 @@ void qat_zero_grads(QatModel *q) { memset(q->grads, 0, q->nparams * sizeof(float
 const float *qat_logits(const QatModel *q) { return q->logits; }
 void qat_reuse_teacher(QatModel *q, int on) { q->reuse_teacher = on; }
 const float *qat_input_grad(const QatModel *q) { return q->dres; }
+const float *qat_teacher_logits(const QatModel *q) { return q->tlogits; }
+const float *qat_teacher_hidden(const QatModel *q) { return q->thid; }
 void qat_times(const QatModel *q, double sec[QAT_NTIMERS]) { memcpy(sec, q->tsec, sizeof q->tsec); }
 
 int qat_linear_params(QatModel *q, int l, int j, float **W, float **g, float **h, int *in, int *out)
@@ -563,6 +590,50 @@ static void student_forward(QatModel *q, const int *tokens, int B, int T)
                 q->logits, c->vocab_size);
 }
 
+/* y (N,out) = x (N,in) · Wᵀ: a dense teacher linear, as linear_forward */
+static void dense_fwd(const Linear *L, const float *x, float *y, int N)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, L->out, L->in, 1.0f, x, L->in, L->w, L->in, 0.0f, y,
+                L->out);
+}
+
+/* the teacher's forward (model_forward's computation) batched over all B·T
+ * tokens like the student's: hidden states into thid (L,N,C), logits into
+ * tlogits. Scratch: the student's layer-0 buffers and xL, which the
+ * student forward rewrites afterwards. */
+static void teacher_forward(QatModel *q, const int *tokens, int B, int T)
+{
+    const Model *m = q->t;
+    const ModelConfig *c = &q->cfg;
+    int C = c->dim, F = c->hidden_dim, N = B * T;
+    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    QLayer *s = &q->layer[0];
+    float *x = q->xL;
+    for (int n = 0; n < N; n++) memcpy(x + (size_t)n * C, m->tok_emb + (size_t)tokens[n] * C, C * sizeof(float));
+    for (int l = 0; l < c->n_layers; l++) {
+        const Linear *L = m->lin + (size_t)l * LIN_PER_LAYER;
+        qat_rmsnorm_fwd(s->xn1, s->r1, x, m->rms_att + (size_t)l * C, N, C, c->norm_eps);
+        dense_fwd(&L[LIN_Q], s->xn1, s->qr, N);
+        dense_fwd(&L[LIN_K], s->xn1, s->kr, N);
+        dense_fwd(&L[LIN_V], s->xn1, s->ly[LIN_V], N);
+        qat_rope_fwd(s->qr, N, T, qd, c->head_dim, q->rope_cos, q->rope_sin);
+        qat_rope_fwd(s->kr, N, T, kvd, c->head_dim, q->rope_cos, q->rope_sin);
+        qat_attention_fwd(c, s->qr, s->kr, s->ly[LIN_V], s->att, s->ao, B, T);
+        dense_fwd(&L[LIN_O], s->ao, s->ly[LIN_O], N);
+        for (size_t i = 0; i < (size_t)N * C; i++) x[i] += s->ly[LIN_O][i];
+        qat_rmsnorm_fwd(s->xn2, s->r2, x, m->rms_ffn + (size_t)l * C, N, C, c->norm_eps);
+        dense_fwd(&L[LIN_GATE], s->xn2, s->ly[LIN_GATE], N);
+        dense_fwd(&L[LIN_UP], s->xn2, s->ly[LIN_UP], N);
+        qat_swiglu_fwd(s->hp, s->ly[LIN_GATE], s->ly[LIN_UP], (size_t)N * F);
+        dense_fwd(&L[LIN_DOWN], s->hp, s->ly[LIN_DOWN], N);
+        for (size_t i = 0; i < (size_t)N * C; i++) x[i] += s->ly[LIN_DOWN][i];
+        memcpy(q->thid + (size_t)l * N * C, x, (size_t)N * C * sizeof(float));
+    }
+    qat_rmsnorm_fwd(q->xf, q->rf, x, m->rms_final, N, C, c->norm_eps);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, c->vocab_size, C, 1.0f, q->xf, C, m->wcls, C, 0.0f,
+                q->tlogits, c->vocab_size);
+}
+
 static const float *layer_out(const QatModel *q, int l)
 {
     return l + 1 < q->cfg.n_layers ? q->layer[l + 1].x : q->xL;
@@ -612,13 +683,8 @@ int qat_forward_backward(QatModel *q, const int *tokens, int B, int T, const Qat
     int C = c->dim, F = c->hidden_dim, V = c->vocab_size, N = B * T, Lc = c->n_layers;
     int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     double t0 = ob_now();
-    /* teacher: logits and per-layer hidden states, one sequence at a time */
-    for (int b = 0; b < B && !q->reuse_teacher; b++) {
-        model_forward(m, &q->tacts, tokens + (size_t)b * T, T, q->tlogits + (size_t)b * T * V, q->thid_seq);
-        for (int l = 0; l < Lc; l++)
-            memcpy(q->thid + ((size_t)l * N + (size_t)b * T) * C, q->thid_seq + (size_t)l * T * C,
-                   (size_t)T * C * sizeof(float));
-    }
+    /* teacher: logits and per-layer hidden states */
+    if (!q->reuse_teacher) teacher_forward(q, tokens, B, T);
     double t1 = ob_now();
     student_forward(q, tokens, B, T);
     double t2 = ob_now();

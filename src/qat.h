@@ -56,6 +56,9 @@ typedef struct {
  * unchanged while q exists. NULL with err on failure. */
 QatModel *qat_new(const Model *teacher, int init, int max_B, int max_T, char *err);
 void qat_free(QatModel *q);
+/* estimated bytes qat_new allocates for (max_B, max_T) (qat_new refuses
+ * more than 90% of the physical memory) */
+double qat_memory_bytes(const ModelConfig *c, int max_B, int max_T);
 
 const ModelConfig *qat_config(const QatModel *q);
 
@@ -126,6 +129,10 @@ double qat_flops(const QatModel *q, int B, int T);
  * of its previous call instead of running the teacher (same tokens, B, T
  * assumed), e.g. to differentiate the loss w.r.t. the student's input */
 void qat_reuse_teacher(QatModel *q, int on);
+/* the teacher's logits (B·T, V) and hidden states (L, B·T, C) of the last
+ * qat_forward_backward */
+const float *qat_teacher_logits(const QatModel *q);
+const float *qat_teacher_hidden(const QatModel *q);
 /* (B·T, C): grad_scale × d(loss)/d(the student's embedded input rows) of the
  * last qat_forward_backward (the embedding itself is frozen) */
 const float *qat_input_grad(const QatModel *q);
