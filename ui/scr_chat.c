@@ -1,0 +1,387 @@
+/* scr_chat.c -- screen 5, Chat: type a prompt, the teacher continues it.
+ * Generation runs gen_run in a worker thread whose per-token callback
+ * appends to the job's text under a mutex, pushes an EV_TOKEN to wake the
+ * UI and checks a stop flag (Esc), so the partial reply is kept. The
+ * transcript follows the output only while it is scrolled to the bottom. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "app.h"
+#include "common.h"
+#include "generate.h"
+
+enum { ROLE_USER, ROLE_TEACHER };
+enum { T_STREAMING, T_DONE, T_STOPPED, T_FAILED };
+
+typedef struct {
+    int role, state;
+    char *text;
+    int ntok;
+    double tps;
+    int64_t job;
+} Turn;
+
+typedef struct {
+    pthread_t th;
+    int64_t id;
+    EventRing *ring;
+    const Model *m;
+    const Tokenizer *t;
+    char *prompt;
+    GenParams gp;
+    atomic_int stop;
+    pthread_mutex_t mu;
+    char *text;
+    size_t len, cap;
+    int ntok;
+    double t0, tps;
+    int rc;
+    char err[OB_ERRLEN];
+} GenJob;
+
+static struct {
+    Turn *turns;
+    int n, cap;
+    UiInput input;
+    int focus;
+    int follow, top;      /* first shown line when not following */
+    int view_h, nlines;
+    GenJob *job;
+    float temp, topp;
+    int n_new;
+    unsigned long seed;   /* 0: from the clock */
+    int inited;
+} C;
+
+/* ---- the worker ------------------------------------------------------------ */
+static int on_token(void *user, int token, const char *piece, int is_prompt)
+{
+    GenJob *j = user;
+    (void)token;
+    if (is_prompt) return atomic_load(&j->stop);
+    double now = ob_now();
+    pthread_mutex_lock(&j->mu);
+    if (j->ntok == 0) j->t0 = now;
+    j->ntok++;
+    if (j->ntok > 1) j->tps = (j->ntok - 1) / (now - j->t0 > 1e-9 ? now - j->t0 : 1e-9);
+    if (tok_piece_printable(piece)) {
+        size_t l = strlen(piece);
+        if (j->len + l + 1 > j->cap) {
+            size_t nc = j->cap ? j->cap * 2 : 256;
+            while (nc < j->len + l + 1) nc *= 2;
+            char *nt = ob_malloc(nc);
+            if (j->text) memcpy(nt, j->text, j->len + 1);
+            free(j->text);
+            j->text = nt;
+            j->cap = nc;
+        }
+        memcpy(j->text + j->len, piece, l + 1);
+        j->len += l;
+    }
+    Event ev = {.kind = EV_TOKEN, .run_id = j->id, .step = j->ntok, .tokens_per_s = j->tps};
+    pthread_mutex_unlock(&j->mu);
+    snprintf(ev.text, sizeof ev.text, "%s", piece);
+    evring_push(j->ring, &ev);
+    return atomic_load(&j->stop);
+}
+
+static void *gen_main(void *arg)
+{
+    GenJob *j = arg;
+    GenStats st;
+    j->rc = gen_run(j->m, j->t, j->prompt, &j->gp, on_token, j, &st, j->err);
+    Event ev = {.kind = EV_STATUS, .run_id = j->id,
+                .status = j->rc ? RUN_FAILED : atomic_load(&j->stop) ? RUN_STOPPED : RUN_FINISHED};
+    evring_push(j->ring, &ev);
+    return NULL;
+}
+
+/* ---- transcript ------------------------------------------------------------ */
+static Turn *add_turn(int role, const char *text)
+{
+    if (C.n == C.cap) {
+        C.cap = C.cap ? C.cap * 2 : 16;
+        Turn *nt = ob_calloc(C.cap, sizeof(Turn));
+        if (C.turns) memcpy(nt, C.turns, sizeof(Turn) * C.n);
+        free(C.turns);
+        C.turns = nt;
+    }
+    Turn *t = &C.turns[C.n++];
+    memset(t, 0, sizeof *t);
+    t->role = role;
+    t->text = ob_strdup(text);
+    return t;
+}
+
+static Turn *job_turn(int64_t id)
+{
+    for (int i = C.n - 1; i >= 0; i--)
+        if (C.turns[i].job == id) return &C.turns[i];
+    return NULL;
+}
+
+static void sync_turn(GenJob *j)
+{
+    Turn *t = job_turn(j->id);
+    if (!t) return;
+    pthread_mutex_lock(&j->mu);
+    free(t->text);
+    t->text = ob_strdup(j->text ? j->text : "");
+    t->ntok = j->ntok;
+    t->tps = j->tps;
+    pthread_mutex_unlock(&j->mu);
+}
+
+static void finish_job(App *a)
+{
+    GenJob *j = C.job;
+    pthread_join(j->th, NULL);
+    sync_turn(j);
+    Turn *t = job_turn(j->id);
+    if (t) {
+        t->state = j->rc ? T_FAILED : atomic_load(&j->stop) ? T_STOPPED : T_DONE;
+        if (j->rc) app_msg(a, 1, "generation failed: %s", j->err);
+        else app_msg(a, 0, "%s: %d tokens, %.1f tokens/s", t->state == T_STOPPED ? "stopped" : "done", t->ntok, t->tps);
+    }
+    a->teacher_users--;
+    pthread_mutex_destroy(&j->mu);
+    free(j->prompt);
+    free(j->text);
+    free(j);
+    C.job = NULL;
+}
+
+static void send(App *a)
+{
+    if (C.job) { app_msg(a, 1, "a reply is still streaming: Esc stops it"); return; }
+    if (!a->teacher) { app_msg(a, 1, "no teacher loaded (screen 1, o)"); return; }
+    const char *text = C.input.buf;
+    GenJob *j = ob_calloc(1, sizeof *j);
+    j->id = app_new_id(a);
+    j->ring = &a->ring;
+    j->m = a->teacher;
+    j->t = a->tok;
+    j->prompt = ob_strdup(text);
+    j->gp = (GenParams){C.n_new, C.temp, C.topp, C.seed ? C.seed : (uint64_t)time(NULL) ^ (uint64_t)j->id};
+    atomic_init(&j->stop, 0);
+    pthread_mutex_init(&j->mu, NULL);
+    add_turn(ROLE_USER, text);
+    Turn *t = add_turn(ROLE_TEACHER, "");
+    t->job = j->id;
+    if (pthread_create(&j->th, NULL, gen_main, j)) {
+        t->state = T_FAILED;
+        app_msg(a, 1, "cannot start the generation thread");
+        pthread_mutex_destroy(&j->mu);
+        free(j->prompt);
+        free(j);
+        return;
+    }
+    a->teacher_users++;
+    C.job = j;
+    C.follow = 1;
+    ui_input_set(&C.input, "");
+}
+
+/* ---- drawing --------------------------------------------------------------- */
+typedef struct { UiGrid *g; int y, skip, rows, x, w, attr; int count; } WrapDraw;
+static void wrap_line(void *user, const char *s, int len)
+{
+    WrapDraw *d = user;
+    if (d->g && d->count >= d->skip && d->count - d->skip < d->rows) {
+        char *tmp = ob_malloc(len + 1);
+        memcpy(tmp, s, len);
+        tmp[len] = 0;
+        ui_grid_text(d->g, d->x, d->y + d->count - d->skip, d->w, d->attr, tmp);
+        free(tmp);
+    }
+    d->count++;
+}
+
+static const char *turn_header(const Turn *t, char *buf, int n)
+{
+    if (t->role == ROLE_USER) { snprintf(buf, n, "you"); return buf; }
+    const char *st = t->state == T_STREAMING ? " ..." : t->state == T_STOPPED ? "  [stopped]" : t->state == T_FAILED ? "  [failed]" : "";
+    snprintf(buf, n, "teacher   %d tokens, %.1f tokens/s%s", t->ntok, t->tps, st);
+    return buf;
+}
+
+/* lines of the transcript at width w; draws rows [skip, skip+rows) when g */
+static int transcript(UiGrid *g, int y, int w, int skip, int rows)
+{
+    WrapDraw d = {g, y, skip, rows, 2, w - 2, UI_A_NORMAL, 0};
+    char hb[128];
+    for (int i = 0; i < C.n; i++) {
+        const Turn *t = &C.turns[i];
+        if (g && d.count >= skip && d.count - skip < rows)
+            ui_grid_text(g, 0, y + d.count - skip, w, t->role == ROLE_USER ? UI_A_BOLD : UI_A_S1, turn_header(t, hb, sizeof hb));
+        d.count++;
+        d.attr = t->role == ROLE_USER ? UI_A_BOLD : UI_A_NORMAL;
+        ui_wrap(t->text, w - 2, wrap_line, &d);
+        d.count++; /* blank line between turns */
+    }
+    return d.count;
+}
+
+static void chat_draw(App *a, UiGrid *g)
+{
+    ui_grid_printf(g, 0, 0, g->w, UI_A_DIM, "Chat with the teacher   temperature %.2f   top-p %.2f   max tokens %d   seed %s",
+                   C.temp, C.topp, C.n_new, C.seed ? "fixed" : "clock");
+    int view_h = g->h - 3;
+    if (view_h < 1) view_h = 1;
+    C.view_h = view_h;
+    C.nlines = transcript(NULL, 0, g->w, 0, 0);
+    int maxtop = C.nlines - view_h > 0 ? C.nlines - view_h : 0;
+    if (C.follow || C.top > maxtop) C.top = maxtop;
+    if (C.top < 0) C.top = 0;
+    if (C.n == 0)
+        ui_grid_text(g, 2, 2, g->w - 4, UI_A_DIM, "Type a prompt below and press Enter; the teacher continues it.");
+    transcript(g, 1, g->w, C.top, view_h);
+    uint32_t hb = g->ascii ? '-' : 0x2500;
+    ui_grid_hline(g, 0, g->h - 2, g->w, hb, UI_A_DIM);
+    if (!C.follow && C.top < maxtop) ui_grid_printf(g, 2, g->h - 2, g->w - 4, UI_A_DIM, " %d more lines below (End follows) ", maxtop - C.top);
+    int x = ui_grid_text(g, 0, g->h - 1, 2, C.focus ? UI_A_BOLD : UI_A_DIM, "> "), cx;
+    ui_input_render(&C.input, g, x, g->h - 1, g->w - x, C.focus ? UI_A_INPUT : UI_A_NORMAL, &cx);
+    if (C.focus) app_cursor(a, cx, g->h - 1);
+    else if (!C.input.len) ui_grid_text(g, x, g->h - 1, g->w - x, UI_A_DIM, "(Enter or i to type)");
+}
+
+static void scroll(int delta)
+{
+    int maxtop = C.nlines - C.view_h > 0 ? C.nlines - C.view_h : 0;
+    if (C.follow) C.top = maxtop;
+    C.top += delta;
+    if (C.top < 0) C.top = 0;
+    if (C.top >= maxtop) { C.top = maxtop; C.follow = 1; }
+    else C.follow = 0;
+}
+
+/* ---- settings ------------------------------------------------------------- */
+static void settings_done(App *a, UiForm *f, int ok)
+{
+    if (ok) {
+        double v;
+        ui_form_num(f, 0, &v); C.temp = (float)v;
+        ui_form_num(f, 1, &v); C.topp = (float)v;
+        ui_form_num(f, 2, &v); C.n_new = (int)v;
+        ui_form_num(f, 3, &v); C.seed = (unsigned long)v;
+        app_msg(a, 0, "sampling: temperature %.2f, top-p %.2f, %d tokens", C.temp, C.topp, C.n_new);
+    }
+    ui_form_free(f);
+    free(f);
+}
+
+static void open_settings(App *a)
+{
+    UiForm *f = ob_malloc(sizeof *f);
+    char b[4][32];
+    snprintf(b[0], 32, "%g", C.temp);
+    snprintf(b[1], 32, "%g", C.topp);
+    snprintf(b[2], 32, "%d", C.n_new);
+    snprintf(b[3], 32, "%lu", C.seed);
+    ui_form_init(f, "Sampling");
+    ui_form_add(f, "temperature", UI_F_NUM, b[0], 0, 10, "0 = greedy (always the most likely token)");
+    ui_form_add(f, "top-p", UI_F_NUM, b[1], 0, 1, "nucleus sampling threshold; 0 or 1 = off");
+    ui_form_add(f, "max new tokens", UI_F_INT, b[2], 1, 1 << 20, "the reply stops here, at EOS or at the context end");
+    ui_form_add(f, "seed", UI_F_INT, b[3], 0, 2147483647, "0 = a new seed from the clock for every reply");
+    app_form(a, f, settings_done);
+}
+
+/* ---- keys and events -------------------------------------------------------- */
+static void stop_gen(App *a)
+{
+    if (!C.job) return;
+    atomic_store(&C.job->stop, 1);
+    app_msg(a, 0, "stopping the generation ...");
+}
+
+static int chat_key(App *a, const UiKey *k, int key)
+{
+    if (C.focus) {
+        if (k) {
+            switch (k->action) {
+            case A_SEND:
+                if (C.input.len) send(a);
+                return 1;
+            case A_ESCAPE:
+                if (C.job) stop_gen(a);
+                else C.focus = 0;
+                return 1;
+            case A_PGUP: scroll(-(C.view_h - 1)); return 1;
+            case A_PGDN: scroll(C.view_h - 1); return 1;
+            default: break;
+            }
+        }
+        return ui_input_key(&C.input, key);
+    }
+    if (!k) return 0;
+    switch (k->action) {
+    case A_FOCUS: C.focus = 1; return 1;
+    case A_ESCAPE: stop_gen(a); return 1;
+    case A_SETTINGS: open_settings(a); return 1;
+    case A_NEW_CHAT:
+        if (C.job) { app_msg(a, 1, "a reply is still streaming: Esc stops it"); return 1; }
+        for (int i = 0; i < C.n; i++) free(C.turns[i].text);
+        C.n = 0;
+        C.follow = 1;
+        return 1;
+    case A_UP: scroll(-1); return 1;
+    case A_DOWN: scroll(1); return 1;
+    case A_PGUP: scroll(-(C.view_h - 1)); return 1;
+    case A_PGDN: scroll(C.view_h - 1); return 1;
+    case A_HOME: C.follow = 0; C.top = 0; return 1;
+    case A_END: C.follow = 1; return 1;
+    default: return 0;
+    }
+}
+
+static void chat_event(App *a, const Event *ev)
+{
+    if (!C.job || ev->run_id != C.job->id) return;
+    if (ev->kind == EV_TOKEN) sync_turn(C.job);
+    else if (ev->kind == EV_STATUS) finish_job(a);
+    app_dirty(a);
+}
+
+static UiCtx chat_typing(App *a) { return C.focus ? UI_CTX_CHAT_INPUT : 0; }
+
+static void chat_status(App *a, char *buf, int n)
+{
+    if (!C.job) return;
+    Turn *t = job_turn(C.job->id);
+    if (t) snprintf(buf, n, "generating: %d tokens, %.1f tokens/s ", t->ntok, t->tps);
+}
+
+static void chat_enter(App *a)
+{
+    if (!C.inited) {
+        C.inited = 1;
+        ui_input_init(&C.input);
+        C.temp = 0.8f;
+        C.topp = 0.9f;
+        C.n_new = 256;
+        C.follow = 1;
+    }
+    C.focus = 1;
+}
+
+static void chat_fini(App *a)
+{
+    if (C.job) {
+        atomic_store(&C.job->stop, 1);
+        finish_job(a);
+    }
+    for (int i = 0; i < C.n; i++) free(C.turns[i].text);
+    free(C.turns);
+    if (C.inited) ui_input_free(&C.input);
+    memset(&C, 0, sizeof C);
+}
+
+const UiScreen ui_scr_chat = {
+    .name = "Chat", .number = 5, .ctx = UI_CTX_CHAT, .list = 1,
+    .draw = chat_draw, .key = chat_key, .event = chat_event, .typing = chat_typing,
+    .status = chat_status, .enter = chat_enter, .fini = chat_fini,
+};
