@@ -36,5 +36,6 @@ int cli_load_teacher(const char *teacher, const char *tokenizer, Model *m, Token
 int cli_generate(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_bench(int argc, char **argv);
+int cli_train(int argc, char **argv);
 
 #endif

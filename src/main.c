@@ -11,6 +11,7 @@
 const CliCommand cli_commands[] = {
     {"generate", cli_generate, "generate text with a teacher or a 1-bit student"},
     {"eval", cli_eval, "perplexity of a teacher or student on a text file"},
+    {"train", cli_train, "distil a 1-bit student from the teacher (QAT), with checkpoints"},
     {"bench", cli_bench, "benchmarks: forward (prefill/decode tokens/s)"},
     {NULL, NULL, NULL},
 };

@@ -1,0 +1,775 @@
+/* qat.c -- quantisation-aware training of a OneBit student: FP32 forward and
+ * full backward of the LLaMA block with 1-bit linears (every matmul is a
+ * cblas_sgemm over all B·T tokens), the distillation loss (KL on logits +
+ * normalised hidden-state MSE), AdamW, cosine LR schedule, gradient clipping.
+ * Numerics of the FP parts follow src/model.c (llama2.c) exactly. */
+#include "qat.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+
+#define QAT_LN_EPS 1e-5 /* = BITLINEAR_EPS */
+
+typedef struct {
+    int in, out;
+    size_t off_w, off_g, off_h; /* into the params / grads arenas */
+    float *S;                   /* (out, in) ±1 = sign(W) */
+} QLin;
+
+/* activations of one block kept for the backward pass; N = max_B·max_T rows */
+typedef struct {
+    float *x;                 /* (N,C) block input (residual stream) */
+    float *xn1, *r1;          /* (N,C) RMSNorm(att) output, (N) its 1/rms */
+    float *ly[LIN_PER_LAYER]; /* (N,out) each linear's output (after LayerNorm) */
+    float *la[LIN_PER_LAYER]; /* (N,out) S·(g⊙x) before h and LayerNorm */
+    float *lr[LIN_PER_LAYER]; /* (N) each linear's LayerNorm 1/std */
+    float *qr, *kr;           /* (N,qd), (N,kvd) q, k after RoPE */
+    float *att;               /* (B,H,T,T) attention probabilities */
+    float *ao;                /* (N,qd) attention output */
+    float *xm;                /* (N,C) residual after attention */
+    float *xn2, *r2;          /* (N,C) RMSNorm(ffn) output, (N) */
+    float *hp;                /* (N,F) silu(gate)·up */
+} QLayer;
+
+struct QatModel {
+    const Model *t;     /* the teacher: frozen FP tensors live there */
+    ModelConfig cfg;
+    int maxB, maxT, B, T; /* bounds; shape of the last forward */
+    int reuse_teacher;
+    size_t nparams;
+    float *params, *grads;
+    QLin *lin;          /* (L, LIN_PER_LAYER) */
+    QLayer *layer;      /* (L) */
+    float *xL;          /* (N,C) last block's output */
+    float *xf, *rf;     /* (N,C) final RMSNorm output, (N) */
+    float *logits;      /* (N,V) student */
+    float *tlogits;     /* (N,V) teacher */
+    float *thid;        /* (L,N,C) teacher hidden states */
+    float *thid_seq;    /* (L,T,C) one sequence's, from model_forward */
+    ModelActs tacts;    /* teacher forward scratch */
+    float *rope_cos, *rope_sin; /* (seq_len, hd/2) */
+    /* backward scratch */
+    float *dres, *dyb, *dxn, *dhp, *dgate, *dup, *dao, *dq, *dk, *dv, *dlogits;
+    float *gx, *dgx;    /* (N, maxin) */
+    float *dSw;         /* (maxout·maxin) */
+    float *dP;          /* (T,T) */
+    double *acc;        /* (max(maxin, maxout)) reductions over tokens */
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static float *falloc(size_t n) { return ob_aligned_alloc(64, (n ? n : 1) * sizeof(float)); }
+
+static void lin_dims(const ModelConfig *c, int j, int *in, int *out)
+{
+    int C = c->dim, F = c->hidden_dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    switch (j) {
+    case LIN_Q: *in = C; *out = qd; break;
+    case LIN_K: case LIN_V: *in = C; *out = kvd; break;
+    case LIN_O: *in = qd; *out = C; break;
+    case LIN_GATE: case LIN_UP: *in = C; *out = F; break;
+    default: *in = F; *out = C; break; /* LIN_DOWN */
+    }
+}
+
+static void sync_S(QatModel *q)
+{
+    for (int i = 0; i < q->cfg.n_layers * LIN_PER_LAYER; i++) {
+        QLin *L = &q->lin[i];
+        const float *W = q->params + L->off_w;
+        size_t n = (size_t)L->in * L->out;
+        for (size_t k = 0; k < n; k++) L->S[k] = W[k] >= 0.0f ? 1.0f : -1.0f;
+    }
+}
+
+void qat_sync(QatModel *q) { sync_S(q); }
+
+/* rank-1 nonnegative approximation |W| ≈ a·bᵀ, W (out,in) row-major.
+ * NMF: alternating least squares a = Ab/bᵀb, b = Aᵀa/aᵀa with projection
+ * onto >= 0; SVD: power iteration for the top singular pair, scaled
+ * a = √σ·u, b = √σ·v. For a nonnegative matrix both reach the Perron pair. */
+static void rank1_abs(const float *W, int out, int in, int method, float *a, float *b)
+{
+    double *u = ob_malloc((size_t)out * sizeof(double)), *v = ob_malloc((size_t)in * sizeof(double));
+    for (int i = 0; i < in; i++) v[i] = 1.0 / sqrt((double)in);
+    double sigma = 0;
+    for (int it = 0; it < 100; it++) {
+        double vv = 0;
+        for (int i = 0; i < in; i++) vv += v[i] * v[i];
+        double uu = 0;
+        for (int r = 0; r < out; r++) {
+            const float *w = W + (size_t)r * in;
+            double s = 0;
+            for (int i = 0; i < in; i++) s += fabs((double)w[i]) * v[i];
+            u[r] = method == QAT_INIT_NMF ? (vv > 0 ? s / vv : 0) : s;
+            if (u[r] < 0) u[r] = 0;
+            uu += u[r] * u[r];
+        }
+        if (method != QAT_INIT_NMF) {
+            double nu = sqrt(uu);
+            if (nu > 0) for (int r = 0; r < out; r++) u[r] /= nu;
+            uu = nu > 0 ? 1 : 0;
+        }
+        double prev = sigma, vn = 0;
+        for (int i = 0; i < in; i++) v[i] = 0;
+        for (int r = 0; r < out; r++) {
+            const float *w = W + (size_t)r * in;
+            for (int i = 0; i < in; i++) v[i] += fabs((double)w[i]) * u[r];
+        }
+        for (int i = 0; i < in; i++) {
+            if (method == QAT_INIT_NMF) v[i] = uu > 0 ? v[i] / uu : 0;
+            if (v[i] < 0) v[i] = 0;
+            vn += v[i] * v[i];
+        }
+        vn = sqrt(vn);
+        if (method != QAT_INIT_NMF) {
+            sigma = vn;
+            if (vn > 0) for (int i = 0; i < in; i++) v[i] /= vn;
+        } else {
+            double nu = 0;
+            for (int r = 0; r < out; r++) nu += u[r] * u[r];
+            sigma = sqrt(nu) * vn;
+        }
+        if (it > 4 && fabs(sigma - prev) <= 1e-10 * sigma) break;
+    }
+    if (method == QAT_INIT_NMF) {
+        /* balance the scales: ‖a‖ = ‖b‖ */
+        double nu = 0, nv = 0;
+        for (int r = 0; r < out; r++) nu += u[r] * u[r];
+        for (int i = 0; i < in; i++) nv += v[i] * v[i];
+        double s = (nu > 0 && nv > 0) ? sqrt(sqrt(nv / nu)) : 1;
+        for (int r = 0; r < out; r++) a[r] = (float)(u[r] * s);
+        for (int i = 0; i < in; i++) b[i] = (float)(s > 0 ? v[i] / s : 0);
+    } else {
+        double s = sqrt(sigma);
+        for (int r = 0; r < out; r++) a[r] = (float)(u[r] * s);
+        for (int i = 0; i < in; i++) b[i] = (float)(v[i] * s);
+    }
+    free(u);
+    free(v);
+}
+
+/* ---- construction ------------------------------------------------------ */
+
+QatModel *qat_new(const Model *teacher, int init, int max_B, int max_T, char *err)
+{
+    const ModelConfig *c = &teacher->cfg;
+    if (init != QAT_INIT_NMF && init != QAT_INIT_SVD) { ob_seterr(err, "unknown SVID init method %d", init); return NULL; }
+    if (max_B <= 0 || max_T <= 0 || max_T > c->seq_len || (long)max_B * max_T > (1L << 24)) {
+        ob_seterr(err, "bad batch shape %d x %d (seq_len %d)", max_B, max_T, c->seq_len);
+        return NULL;
+    }
+    for (int i = 0; i < c->n_layers * LIN_PER_LAYER; i++) {
+        if (teacher->lin[i].kind != LINEAR_DENSE || !teacher->lin[i].w) {
+            ob_seterr(err, "teacher linear %s of layer %d is not dense FP32", model_lin_names[i % LIN_PER_LAYER],
+                      i / LIN_PER_LAYER);
+            return NULL;
+        }
+    }
+    QatModel *q = ob_calloc(1, sizeof *q);
+    q->t = teacher;
+    q->cfg = *c;
+    q->maxB = max_B;
+    q->maxT = max_T;
+    int Lc = c->n_layers, C = c->dim, F = c->hidden_dim, V = c->vocab_size, H = c->n_heads;
+    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    size_t N = (size_t)max_B * max_T;
+    q->lin = ob_calloc((size_t)Lc * LIN_PER_LAYER, sizeof(QLin));
+    size_t off = 0, maxio = 0;
+    int maxin = 0, maxout = 0;
+    for (int l = 0; l < Lc; l++) {
+        for (int j = 0; j < LIN_PER_LAYER; j++) {
+            QLin *L = &q->lin[l * LIN_PER_LAYER + j];
+            lin_dims(c, j, &L->in, &L->out);
+            L->off_w = off; off += (size_t)L->in * L->out;
+            L->off_g = off; off += L->in;
+            L->off_h = off; off += L->out;
+            L->S = falloc((size_t)L->in * L->out);
+            if (L->in > maxin) maxin = L->in;
+            if (L->out > maxout) maxout = L->out;
+            if ((size_t)L->in * L->out > maxio) maxio = (size_t)L->in * L->out;
+        }
+    }
+    q->nparams = off;
+    q->params = falloc(off);
+    q->grads = falloc(off);
+    /* SVID init from the teacher */
+    for (int i = 0; i < Lc * LIN_PER_LAYER; i++) {
+        QLin *L = &q->lin[i];
+        const float *Wt = teacher->lin[i].w;
+        float *W = q->params + L->off_w;
+        size_t n = (size_t)L->in * L->out;
+        for (size_t k = 0; k < n; k++) W[k] = Wt[k] >= 0.0f ? 0.01f : -0.01f;
+        rank1_abs(Wt, L->out, L->in, init, q->params + L->off_h, q->params + L->off_g);
+    }
+    sync_S(q);
+    q->layer = ob_calloc(Lc, sizeof(QLayer));
+    for (int l = 0; l < Lc; l++) {
+        QLayer *a = &q->layer[l];
+        a->x = falloc(N * C);
+        a->xn1 = falloc(N * C); a->r1 = falloc(N);
+        for (int j = 0; j < LIN_PER_LAYER; j++) {
+            const QLin *L = &q->lin[l * LIN_PER_LAYER + j];
+            a->ly[j] = falloc(N * L->out);
+            a->la[j] = falloc(N * L->out);
+            a->lr[j] = falloc(N);
+        }
+        a->qr = falloc(N * qd);
+        a->kr = falloc(N * kvd);
+        a->att = falloc((size_t)max_B * H * max_T * max_T);
+        a->ao = falloc(N * qd);
+        a->xm = falloc(N * C);
+        a->xn2 = falloc(N * C); a->r2 = falloc(N);
+        a->hp = falloc(N * F);
+    }
+    q->xL = falloc(N * C);
+    q->xf = falloc(N * C); q->rf = falloc(N);
+    q->logits = falloc(N * V);
+    q->tlogits = falloc(N * V);
+    q->dlogits = falloc(N * V);
+    q->thid = falloc((size_t)Lc * N * C);
+    q->thid_seq = falloc((size_t)Lc * max_T * C);
+    model_acts_init(&q->tacts, c, max_T);
+    q->rope_cos = falloc((size_t)c->seq_len * c->head_dim / 2);
+    q->rope_sin = falloc((size_t)c->seq_len * c->head_dim / 2);
+    model_rope_table(c, q->rope_cos, q->rope_sin);
+    int D = C > F ? C : F;
+    if (qd > D) D = qd;
+    q->dres = falloc(N * C);
+    q->dyb = falloc(N * D);
+    q->dxn = falloc(N * C);
+    q->dhp = falloc(N * F); q->dgate = falloc(N * F); q->dup = falloc(N * F);
+    q->dao = falloc(N * qd); q->dq = falloc(N * qd); q->dk = falloc(N * kvd); q->dv = falloc(N * kvd);
+    q->gx = falloc(N * maxin); q->dgx = falloc(N * maxin);
+    q->dSw = falloc(maxio);
+    q->dP = falloc((size_t)max_T * max_T);
+    q->acc = ob_calloc((size_t)(maxin > maxout ? maxin : maxout), sizeof(double));
+    return q;
+}
+
+void qat_free(QatModel *q)
+{
+    if (!q) return;
+    int Lc = q->cfg.n_layers;
+    for (int i = 0; i < Lc * LIN_PER_LAYER; i++) free(q->lin[i].S);
+    for (int l = 0; l < Lc; l++) {
+        QLayer *a = &q->layer[l];
+        free(a->x); free(a->xn1); free(a->r1);
+        for (int j = 0; j < LIN_PER_LAYER; j++) { free(a->ly[j]); free(a->la[j]); free(a->lr[j]); }
+        free(a->qr); free(a->kr); free(a->att); free(a->ao); free(a->xm); free(a->xn2); free(a->r2); free(a->hp);
+    }
+    free(q->layer); free(q->lin);
+    free(q->params); free(q->grads);
+    free(q->xL); free(q->xf); free(q->rf); free(q->logits); free(q->tlogits); free(q->dlogits);
+    free(q->thid); free(q->thid_seq);
+    model_acts_free(&q->tacts);
+    free(q->rope_cos); free(q->rope_sin);
+    free(q->dres); free(q->dyb); free(q->dxn); free(q->dhp); free(q->dgate); free(q->dup);
+    free(q->dao); free(q->dq); free(q->dk); free(q->dv); free(q->gx); free(q->dgx); free(q->dSw); free(q->dP);
+    free(q->acc);
+    free(q);
+}
+
+const ModelConfig *qat_config(const QatModel *q) { return &q->cfg; }
+size_t qat_num_params(const QatModel *q) { return q->nparams; }
+float *qat_params(QatModel *q) { return q->params; }
+float *qat_grads(QatModel *q) { return q->grads; }
+void qat_zero_grads(QatModel *q) { memset(q->grads, 0, q->nparams * sizeof(float)); }
+const float *qat_logits(const QatModel *q) { return q->logits; }
+void qat_reuse_teacher(QatModel *q, int on) { q->reuse_teacher = on; }
+const float *qat_input_grad(const QatModel *q) { return q->dres; }
+
+int qat_linear_params(QatModel *q, int l, int j, float **W, float **g, float **h, int *in, int *out)
+{
+    if (l < 0 || l >= q->cfg.n_layers || j < 0 || j >= LIN_PER_LAYER) return -1;
+    const QLin *L = &q->lin[l * LIN_PER_LAYER + j];
+    if (W) *W = q->params + L->off_w;
+    if (g) *g = q->params + L->off_g;
+    if (h) *h = q->params + L->off_h;
+    if (in) *in = L->in;
+    if (out) *out = L->out;
+    return 0;
+}
+
+int qat_linear_srcs(const QatModel *q, void *lin_out)
+{
+    QatLinearSrc *o = lin_out;
+    int n = q->cfg.n_layers * LIN_PER_LAYER;
+    for (int i = 0; i < n; i++) {
+        const QLin *L = &q->lin[i];
+        o[i] = (QatLinearSrc){L->in, L->out, q->params + L->off_w, q->params + L->off_g, q->params + L->off_h, 1};
+    }
+    return n;
+}
+
+/* ---- FP building blocks (forward as model.c, plus backward) ------------ */
+
+/* out (N,C) = RMSNorm(x) ⊙ w, numerics of model_rmsnorm; rstd (N) saved */
+void qat_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps)
+{
+    for (int n = 0; n < N; n++) {
+        const float *xn = x + (size_t)n * C;
+        float *o = out + (size_t)n * C;
+        float ss = 0.0f;
+        for (int j = 0; j < C; j++) ss += xn[j] * xn[j];
+        ss /= C;
+        ss += eps;
+        ss = 1.0f / sqrtf(ss);
+        rstd[n] = ss;
+        for (int j = 0; j < C; j++) o[j] = w[j] * (ss * xn[j]);
+    }
+}
+
+/* dx (N,C) += d/dx of RMSNorm given dout:
+ * dx = r·(w⊙dy) − x·r³/C·Σ(w⊙dy⊙x) */
+void qat_rmsnorm_bwd(float *dx, const float *dout, const float *x, const float *w, const float *rstd, int N, int C)
+{
+    for (int n = 0; n < N; n++) {
+        const float *xn = x + (size_t)n * C, *dy = dout + (size_t)n * C;
+        float *d = dx + (size_t)n * C;
+        double r = rstd[n], dot = 0;
+        for (int j = 0; j < C; j++) dot += (double)w[j] * dy[j] * xn[j];
+        double k = dot * r * r * r / C;
+        for (int j = 0; j < C; j++) d[j] += (float)(r * w[j] * dy[j] - k * xn[j]);
+    }
+}
+
+/* RoPE of every row n at position n % T (model_rope), in place */
+void qat_rope_fwd(float *v, int N, int T, int n_dim, int hd, const float *cosv, const float *sinv)
+{
+    int half = hd / 2;
+    for (int n = 0; n < N; n++) {
+        int t = n % T;
+        model_rope(v + (size_t)n * n_dim, n_dim, hd, cosv + (size_t)t * half, sinv + (size_t)t * half);
+    }
+}
+
+/* transpose of the rotation, in place: the gradient of qat_rope_fwd */
+void qat_rope_bwd(float *d, int N, int T, int n_dim, int hd, const float *cosv, const float *sinv)
+{
+    int half = hd / 2;
+    for (int n = 0; n < N; n++) {
+        const float *cs = cosv + (size_t)(n % T) * half, *sn = sinv + (size_t)(n % T) * half;
+        float *v = d + (size_t)n * n_dim;
+        for (int i = 0; i < n_dim; i += 2) {
+            int p = (i % hd) / 2;
+            float c = cs[p], s = sn[p], d0 = v[i], d1 = v[i + 1];
+            v[i] = d0 * c + d1 * s;
+            v[i + 1] = -d0 * s + d1 * c;
+        }
+    }
+}
+
+/* causal GQA attention of B sequences, one (b, head) at a time with two
+ * sgemms as model.c's attention_batched. q (N,qd), k, v (N,kvd) ->
+ * att (B,H,T,T) probabilities, out (N,qd) */
+void qat_attention_fwd(const ModelConfig *c, const float *qm, const float *km, const float *vm, float *att,
+                          float *out, int B, int T)
+{
+    int hd = c->head_dim, H = c->n_heads, qd = H * hd, kvd = c->n_kv_heads * hd, kv_mul = H / c->n_kv_heads;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < H; h++) {
+            const float *Q = qm + (size_t)b * T * qd + h * hd;
+            const float *K = km + (size_t)b * T * kvd + (h / kv_mul) * hd;
+            const float *V = vm + (size_t)b * T * kvd + (h / kv_mul) * hd;
+            float *A = att + ((size_t)b * H + h) * T * T;
+            // A (T,T) = scale · Q (T,hd) · Kᵀ
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, Q, qd, K, kvd, 0.0f, A, T);
+            for (int t = 0; t < T; t++) {
+                float *row = A + (size_t)t * T;
+                model_softmax(row, t + 1);
+                memset(row + t + 1, 0, (size_t)(T - t - 1) * sizeof(float));
+            }
+            // out (T,hd) = A (T,T) · V (T,hd)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, A, T, V, kvd, 0.0f,
+                        out + (size_t)b * T * qd + h * hd, qd);
+        }
+    }
+}
+
+/* gradients of attention_fwd: dq (N,qd) written; dk, dv (N,kvd) written
+ * (heads sharing a kv head accumulate in head order). dP: (T,T) scratch */
+void qat_attention_bwd(const ModelConfig *c, const float *qm, const float *km, const float *vm, const float *att,
+                          const float *dout, float *dq, float *dk, float *dv, float *dP, int B, int T)
+{
+    int hd = c->head_dim, H = c->n_heads, qd = H * hd, kvd = c->n_kv_heads * hd, kv_mul = H / c->n_kv_heads;
+    float scale = 1.0f / sqrtf((float)hd);
+    memset(dk, 0, (size_t)B * T * kvd * sizeof(float));
+    memset(dv, 0, (size_t)B * T * kvd * sizeof(float));
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < H; h++) {
+            size_t qo = (size_t)b * T * qd + h * hd, ko = (size_t)b * T * kvd + (h / kv_mul) * hd;
+            const float *A = att + ((size_t)b * H + h) * T * T;
+            const float *dO = dout + qo;
+            // dP (T,T) = dO (T,hd) · Vᵀ
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dO, qd, vm + ko, kvd, 0.0f, dP, T);
+            // dV (T,hd) += Aᵀ (T,T) · dO (T,hd)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, A, T, dO, qd, 1.0f, dv + ko, kvd);
+            // softmax backward, causal: dS = A ⊙ (dP − Σ_j A·dP)
+            for (int t = 0; t < T; t++) {
+                const float *a = A + (size_t)t * T;
+                float *d = dP + (size_t)t * T;
+                double s = 0;
+                for (int j = 0; j <= t; j++) s += (double)a[j] * d[j];
+                for (int j = 0; j <= t; j++) d[j] = a[j] * (d[j] - (float)s);
+                memset(d + t + 1, 0, (size_t)(T - t - 1) * sizeof(float));
+            }
+            // dQ (T,hd) = scale · dS (T,T) · K (T,hd)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, dP, T, km + ko, kvd, 0.0f,
+                        dq + qo, qd);
+            // dK (T,hd) += scale · dSᵀ · Q
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, dP, T, qm + qo, qd, 1.0f,
+                        dk + ko, kvd);
+        }
+    }
+}
+
+/* hp = silu(gate) ⊙ up, numerics of model.c */
+void qat_swiglu_fwd(float *hp, const float *gate, const float *up, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float v = gate[i];
+        v *= 1.0f / (1.0f + expf(-v));
+        hp[i] = v * up[i];
+    }
+}
+
+void qat_swiglu_bwd(float *dgate, float *dup, const float *dhp, const float *gate, const float *up, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float a = gate[i], sg = 1.0f / (1.0f + expf(-a));
+        dup[i] = dhp[i] * a * sg;
+        dgate[i] = dhp[i] * up[i] * sg * (1.0f + a * (1.0f - sg));
+    }
+}
+
+/* ---- the OneBit linear --------------------------------------------------- */
+
+/* y (N,out) = LayerNorm(h ⊙ (S · (g ⊙ x))); keeps a = S·(g⊙x) (N,out) and
+ * the LayerNorm's 1/std (N); gx: (N,in) scratch */
+void qat_onebit_fwd(int in, int out, const float *S, const float *g, const float *h, const float *x, int N,
+                    float *gx, float *a, float *y, float *rstd)
+{
+    for (int n = 0; n < N; n++) {
+        const float *xn = x + (size_t)n * in;
+        float *gxn = gx + (size_t)n * in;
+        for (int i = 0; i < in; i++) gxn[i] = xn[i] * g[i];
+    }
+    // a (N,out) = gx (N,in) · Sᵀ (in,out)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, in, 1.0f, gx, in, S, in, 0.0f, a, out);
+    for (int n = 0; n < N; n++) {
+        const float *an = a + (size_t)n * out;
+        float *yn = y + (size_t)n * out;
+        for (int o = 0; o < out; o++) yn[o] = an[o] * h[o];
+        double mean = 0, var = 0; /* as bitlinear_layernorm */
+        for (int o = 0; o < out; o++) mean += yn[o];
+        mean /= out;
+        for (int o = 0; o < out; o++) { double d = yn[o] - mean; var += d * d; }
+        var /= out;
+        float inv = (float)(1.0 / sqrt(var + QAT_LN_EPS)), m = (float)mean;
+        for (int o = 0; o < out; o++) yn[o] = (yn[o] - m) * inv;
+        rstd[n] = inv;
+    }
+}
+
+void qat_onebit_bwd(const QatOnebitGrad *p, const float *x, int N, const float *a, const float *y,
+                    const float *rstd, float *dy, float *dx, int accumulate)
+{
+    int in = p->in, out = p->out;
+    const float *g = p->g, *h = p->h;
+    double *acc = p->acc;
+    /* LayerNorm backward: du = r·(dy − mean(dy) − y·mean(dy⊙y)) */
+    for (int n = 0; n < N; n++) {
+        float *d = dy + (size_t)n * out;
+        const float *yn = y + (size_t)n * out;
+        double s1 = 0, s2 = 0;
+        for (int o = 0; o < out; o++) { s1 += d[o]; s2 += (double)d[o] * yn[o]; }
+        s1 /= out;
+        s2 /= out;
+        double r = rstd[n];
+        for (int o = 0; o < out; o++) d[o] = (float)(r * (d[o] - s1 - yn[o] * s2));
+    }
+    /* dh = Σ_n du ⊙ a ; dz = du ⊙ h */
+    memset(acc, 0, (size_t)out * sizeof(double));
+    for (int n = 0; n < N; n++) {
+        float *d = dy + (size_t)n * out;
+        const float *an = a + (size_t)n * out;
+        for (int o = 0; o < out; o++) { acc[o] += (double)d[o] * an[o]; d[o] *= h[o]; }
+    }
+    for (int o = 0; o < out; o++) p->dh[o] += (float)acc[o];
+    /* gx = g ⊙ x (recomputed) */
+    for (int n = 0; n < N; n++) {
+        const float *xn = x + (size_t)n * in;
+        float *gx = p->gx + (size_t)n * in;
+        for (int i = 0; i < in; i++) gx[i] = xn[i] * g[i];
+    }
+    // d(gx) (N,in) = dz (N,out) · S (out,in)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, p->S, in, 0.0f, p->dgx, in);
+    // dS (out,in) = dzᵀ (out,N) · gx (N,in)
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, N, 1.0f, dy, out, p->gx, in, 0.0f, p->dS, in);
+    /* STE: dW += dS ⊙ (1.001 − tanh²(W)) */
+    if (p->W) {
+        size_t nw = (size_t)in * out;
+        for (size_t k = 0; k < nw; k++) {
+            float th = tanhf(p->W[k]);
+            p->dW[k] += p->dS[k] * (1.001f - th * th);
+        }
+    }
+    /* dg = Σ_n d(gx) ⊙ x ; dx = d(gx) ⊙ g */
+    memset(acc, 0, (size_t)in * sizeof(double));
+    for (int n = 0; n < N; n++) {
+        const float *xn = x + (size_t)n * in, *dgx = p->dgx + (size_t)n * in;
+        float *dxn = dx + (size_t)n * in;
+        for (int i = 0; i < in; i++) acc[i] += (double)dgx[i] * xn[i];
+        if (accumulate) for (int i = 0; i < in; i++) dxn[i] += dgx[i] * g[i];
+        else for (int i = 0; i < in; i++) dxn[i] = dgx[i] * g[i];
+    }
+    for (int i = 0; i < in; i++) p->dg[i] += (float)acc[i];
+}
+
+static void qlin_fwd(QatModel *q, const QLin *L, const float *x, int N, float *a, float *y, float *rstd)
+{
+    qat_onebit_fwd(L->in, L->out, L->S, q->params + L->off_g, q->params + L->off_h, x, N, q->gx, a, y, rstd);
+}
+
+static void qlin_bwd(QatModel *q, const QLin *L, const float *x, int N, const float *a, const float *y,
+                     const float *rstd, float *dy, float *dx, int accumulate)
+{
+    QatOnebitGrad p = {L->in, L->out, L->S, q->params + L->off_w, q->params + L->off_g, q->params + L->off_h,
+                       q->grads + L->off_w, q->grads + L->off_g, q->grads + L->off_h,
+                       q->dSw, q->gx, q->dgx, q->acc};
+    qat_onebit_bwd(&p, x, N, a, y, rstd, dy, dx, accumulate);
+}
+
+/* ---- the student forward ------------------------------------------------ */
+
+static void student_forward(QatModel *q, const int *tokens, int B, int T)
+{
+    const Model *m = q->t;
+    const ModelConfig *c = &q->cfg;
+    int C = c->dim, F = c->hidden_dim, N = B * T;
+    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    q->B = B;
+    q->T = T;
+    float *x0 = q->layer[0].x;
+    for (int n = 0; n < N; n++) memcpy(x0 + (size_t)n * C, m->tok_emb + (size_t)tokens[n] * C, C * sizeof(float));
+    for (int l = 0; l < c->n_layers; l++) {
+        QLayer *a = &q->layer[l];
+        const QLin *L = q->lin + (size_t)l * LIN_PER_LAYER;
+        float *xout = l + 1 < c->n_layers ? q->layer[l + 1].x : q->xL;
+        qat_rmsnorm_fwd(a->xn1, a->r1, a->x, m->rms_att + (size_t)l * C, N, C, c->norm_eps);
+        for (int j = LIN_Q; j <= LIN_V; j++) qlin_fwd(q, &L[j], a->xn1, N, a->la[j], a->ly[j], a->lr[j]);
+        memcpy(a->qr, a->ly[LIN_Q], (size_t)N * qd * sizeof(float));
+        memcpy(a->kr, a->ly[LIN_K], (size_t)N * kvd * sizeof(float));
+        qat_rope_fwd(a->qr, N, T, qd, c->head_dim, q->rope_cos, q->rope_sin);
+        qat_rope_fwd(a->kr, N, T, kvd, c->head_dim, q->rope_cos, q->rope_sin);
+        qat_attention_fwd(c, a->qr, a->kr, a->ly[LIN_V], a->att, a->ao, B, T);
+        qlin_fwd(q, &L[LIN_O], a->ao, N, a->la[LIN_O], a->ly[LIN_O], a->lr[LIN_O]);
+        for (size_t i = 0; i < (size_t)N * C; i++) a->xm[i] = a->x[i] + a->ly[LIN_O][i];
+        qat_rmsnorm_fwd(a->xn2, a->r2, a->xm, m->rms_ffn + (size_t)l * C, N, C, c->norm_eps);
+        qlin_fwd(q, &L[LIN_GATE], a->xn2, N, a->la[LIN_GATE], a->ly[LIN_GATE], a->lr[LIN_GATE]);
+        qlin_fwd(q, &L[LIN_UP], a->xn2, N, a->la[LIN_UP], a->ly[LIN_UP], a->lr[LIN_UP]);
+        qat_swiglu_fwd(a->hp, a->ly[LIN_GATE], a->ly[LIN_UP], (size_t)N * F);
+        qlin_fwd(q, &L[LIN_DOWN], a->hp, N, a->la[LIN_DOWN], a->ly[LIN_DOWN], a->lr[LIN_DOWN]);
+        for (size_t i = 0; i < (size_t)N * C; i++) xout[i] = a->xm[i] + a->ly[LIN_DOWN][i];
+    }
+    qat_rmsnorm_fwd(q->xf, q->rf, q->xL, m->rms_final, N, C, c->norm_eps);
+    // logits (N,V) = xf (N,C) · wclsᵀ
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, c->vocab_size, C, 1.0f, q->xf, C, m->wcls, C, 0.0f,
+                q->logits, c->vocab_size);
+}
+
+static const float *layer_out(const QatModel *q, int l)
+{
+    return l + 1 < q->cfg.n_layers ? q->layer[l + 1].x : q->xL;
+}
+
+/* the hidden-state term of layer l: returns Σ_n ‖t̂ − ŝ‖² (double); when
+ * ds is not NULL adds coef · d/ds of it to ds (N,C):
+ * d/ds ‖t̂ − ŝ‖² = (2/‖s‖)·(ŝ(ŝ·t̂) − t̂) */
+static double hidden_term(const QatModel *q, int l, int N, float *ds, double coef)
+{
+    int C = q->cfg.dim;
+    const float *S = layer_out(q, l), *Tt = q->thid + (size_t)l * N * C;
+    double total = 0;
+    for (int n = 0; n < N; n++) {
+        const float *s = S + (size_t)n * C, *t = Tt + (size_t)n * C;
+        double ss = 0, tt = 0, st = 0;
+        for (int i = 0; i < C; i++) { ss += (double)s[i] * s[i]; tt += (double)t[i] * t[i]; st += (double)s[i] * t[i]; }
+        double ns = sqrt(ss), nt = sqrt(tt);
+        double is = ns > 0 ? 1 / ns : 0, it = nt > 0 ? 1 / nt : 0, f = 0;
+        for (int i = 0; i < C; i++) { double d = t[i] * it - s[i] * is; f += d * d; }
+        total += f;
+        if (ds && ns > 0) {
+            double cosv = st * is * it, k = coef * 2 * is;
+            float *d = ds + (size_t)n * C;
+            for (int i = 0; i < C; i++) d[i] += (float)(k * (s[i] * is * cosv - t[i] * it));
+        }
+    }
+    return total;
+}
+
+/* ---- forward + backward -------------------------------------------------- */
+
+static int check_batch(const QatModel *q, const int *tokens, int B, int T)
+{
+    if (!tokens || B <= 0 || T <= 0 || B > q->maxB || T > q->maxT) return -1;
+    for (long i = 0; i < (long)B * T; i++)
+        if (tokens[i] < 0 || tokens[i] >= q->cfg.vocab_size) return -1;
+    return 0;
+}
+
+int qat_forward_backward(QatModel *q, const int *tokens, int B, int T, const QatLossCfg *lc, float grad_scale,
+                         QatLoss *out)
+{
+    if (check_batch(q, tokens, B, T)) return -1;
+    const Model *m = q->t;
+    const ModelConfig *c = &q->cfg;
+    int C = c->dim, F = c->hidden_dim, V = c->vocab_size, N = B * T, Lc = c->n_layers;
+    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    /* teacher: logits and per-layer hidden states, one sequence at a time */
+    for (int b = 0; b < B && !q->reuse_teacher; b++) {
+        model_forward(m, &q->tacts, tokens + (size_t)b * T, T, q->tlogits + (size_t)b * T * V, q->thid_seq);
+        for (int l = 0; l < Lc; l++)
+            memcpy(q->thid + ((size_t)l * N + (size_t)b * T) * C, q->thid_seq + (size_t)l * T * C,
+                   (size_t)T * C * sizeof(float));
+    }
+    student_forward(q, tokens, B, T);
+    /* KL(p_t ‖ p_s) per token; dlogits = coef·(p_s − p_t) */
+    double kl = 0, kcoef = (double)lc->kl_scale / B * grad_scale;
+    for (int n = 0; n < N; n++) {
+        const float *zs = q->logits + (size_t)n * V, *zt = q->tlogits + (size_t)n * V;
+        float *d = q->dlogits + (size_t)n * V;
+        double ms = zs[0], mt = zt[0];
+        for (int v = 1; v < V; v++) { if (zs[v] > ms) ms = zs[v]; if (zt[v] > mt) mt = zt[v]; }
+        double es = 0, et = 0;
+        for (int v = 0; v < V; v++) { es += exp(zs[v] - ms); et += exp(zt[v] - mt); }
+        double lzs = ms + log(es), lzt = mt + log(et), k = 0;
+        for (int v = 0; v < V; v++) {
+            double lpt = zt[v] - lzt, lps = zs[v] - lzs, pt = exp(lpt);
+            k += pt * (lpt - lps);
+            d[v] = (float)(kcoef * (exp(lps) - pt));
+        }
+        kl += k;
+    }
+    kl /= B;
+    /* backward: head (frozen) -> final RMSNorm */
+    // dxf (N,C) = dlogits (N,V) · wcls (V,C)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, V, 1.0f, q->dlogits, V, m->wcls, C, 0.0f, q->dxn, C);
+    memset(q->dres, 0, (size_t)N * C * sizeof(float));
+    qat_rmsnorm_bwd(q->dres, q->dxn, q->xL, m->rms_final, q->rf, N, C);
+    double mse = 0, hcoef = (double)lc->alpha / N * grad_scale;
+    for (int l = Lc - 1; l >= 0; l--) {
+        QLayer *a = &q->layer[l];
+        const QLin *L = q->lin + (size_t)l * LIN_PER_LAYER;
+        mse += hidden_term(q, l, N, q->dres, hcoef) / N;
+        /* FFN: xout = xm + down(swiglu(gate(xn2), up(xn2))) */
+        memcpy(q->dyb, q->dres, (size_t)N * C * sizeof(float));
+        qlin_bwd(q, &L[LIN_DOWN], a->hp, N, a->la[LIN_DOWN], a->ly[LIN_DOWN], a->lr[LIN_DOWN], q->dyb, q->dhp, 0);
+        qat_swiglu_bwd(q->dgate, q->dup, q->dhp, a->ly[LIN_GATE], a->ly[LIN_UP], (size_t)N * F);
+        qlin_bwd(q, &L[LIN_GATE], a->xn2, N, a->la[LIN_GATE], a->ly[LIN_GATE], a->lr[LIN_GATE], q->dgate, q->dxn, 0);
+        qlin_bwd(q, &L[LIN_UP], a->xn2, N, a->la[LIN_UP], a->ly[LIN_UP], a->lr[LIN_UP], q->dup, q->dxn, 1);
+        qat_rmsnorm_bwd(q->dres, q->dxn, a->xm, m->rms_ffn + (size_t)l * C, a->r2, N, C);
+        /* attention: xm = x + o(attn(rope(q(xn1)), rope(k(xn1)), v(xn1))) */
+        memcpy(q->dyb, q->dres, (size_t)N * C * sizeof(float));
+        qlin_bwd(q, &L[LIN_O], a->ao, N, a->la[LIN_O], a->ly[LIN_O], a->lr[LIN_O], q->dyb, q->dao, 0);
+        qat_attention_bwd(c, a->qr, a->kr, a->ly[LIN_V], a->att, q->dao, q->dq, q->dk, q->dv, q->dP, B, T);
+        qat_rope_bwd(q->dq, N, T, qd, c->head_dim, q->rope_cos, q->rope_sin);
+        qat_rope_bwd(q->dk, N, T, kvd, c->head_dim, q->rope_cos, q->rope_sin);
+        qlin_bwd(q, &L[LIN_Q], a->xn1, N, a->la[LIN_Q], a->ly[LIN_Q], a->lr[LIN_Q], q->dq, q->dxn, 0);
+        qlin_bwd(q, &L[LIN_K], a->xn1, N, a->la[LIN_K], a->ly[LIN_K], a->lr[LIN_K], q->dk, q->dxn, 1);
+        qlin_bwd(q, &L[LIN_V], a->xn1, N, a->la[LIN_V], a->ly[LIN_V], a->lr[LIN_V], q->dv, q->dxn, 1);
+        qat_rmsnorm_bwd(q->dres, q->dxn, a->x, m->rms_att + (size_t)l * C, a->r1, N, C);
+        /* dres is now the gradient w.r.t. block l's input; the embedding is frozen */
+    }
+    if (out) {
+        out->kl = kl;
+        out->mse = mse;
+        out->loss = lc->kl_scale * kl + lc->alpha * mse;
+        out->tokens = N;
+    }
+    return 0;
+}
+
+double qat_eval_nll_sum(QatModel *q, const int *tokens, int B, int T, long *n_pred)
+{
+    if (check_batch(q, tokens, B, T)) return -1.0;
+    int V = q->cfg.vocab_size;
+    student_forward(q, tokens, B, T);
+    double nll = 0;
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t + 1 < T; t++) {
+            const float *z = q->logits + ((size_t)b * T + t) * V;
+            double mx = z[0], s = 0;
+            for (int v = 1; v < V; v++) if (z[v] > mx) mx = z[v];
+            for (int v = 0; v < V; v++) s += exp(z[v] - mx);
+            nll += mx + log(s) - z[tokens[(size_t)b * T + t + 1]];
+        }
+    }
+    if (n_pred) *n_pred = (long)B * (T - 1);
+    return nll;
+}
+
+/* ---- optimiser ----------------------------------------------------------- */
+
+float qat_clip_grads(QatModel *q, float max_norm)
+{
+    double ss = 0;
+    for (size_t i = 0; i < q->nparams; i++) ss += (double)q->grads[i] * q->grads[i];
+    double norm = sqrt(ss);
+    if (max_norm > 0 && norm > max_norm) {
+        float k = (float)(max_norm / (norm + 1e-6));
+        for (size_t i = 0; i < q->nparams; i++) q->grads[i] *= k;
+    }
+    return (float)norm;
+}
+
+void qat_adamw_step(QatModel *q, float *m, float *v, long t, const AdamWCfg *c)
+{
+    double bc1 = 1.0 - pow(c->beta1, (double)t), bc2 = 1.0 - pow(c->beta2, (double)t);
+    float lr = c->lr, b1 = c->beta1, b2 = c->beta2, eps = c->eps, wd = c->weight_decay;
+    float *p = q->params;
+    const float *g = q->grads;
+    for (size_t i = 0; i < q->nparams; i++) {
+        m[i] = b1 * m[i] + (1.0f - b1) * g[i];
+        v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+        float mh = (float)(m[i] / bc1), vh = (float)(v[i] / bc2);
+        p[i] -= lr * (mh / (sqrtf(vh) + eps) + wd * p[i]);
+    }
+    sync_S(q);
+}
+
+float qat_lr(long step, long total, long warmup, float lr_max, float lr_min)
+{
+    if (step < warmup) return lr_max * (float)(step + 1) / (float)warmup;
+    if (step >= total) return lr_min;
+    double r = (double)(step - warmup) / (double)(total - warmup);
+    double coeff = 0.5 * (1.0 + cos(M_PI * r));
+    return (float)(lr_min + coeff * (lr_max - lr_min));
+}
+
+/* ---- FLOP count ------------------------------------------------------------ */
+
+double qat_flops(const QatModel *q, int B, int T)
+{
+    const ModelConfig *c = &q->cfg;
+    double N = (double)B * T, lin = 0;
+    for (int j = 0; j < LIN_PER_LAYER; j++) {
+        int in, out;
+        lin_dims(c, j, &in, &out);
+        lin += 2.0 * N * in * out;
+    }
+    lin *= c->n_layers;
+    double att = 4.0 * B * c->n_heads * (double)T * T * c->head_dim * c->n_layers; /* QKᵀ + PV */
+    double head = 2.0 * N * c->dim * c->vocab_size;
+    double teacher = lin + att + head;
+    double student_fwd = lin + att + head;
+    double student_bwd = 2 * lin + 2 * att + head; /* dX and dS per linear; dP,dV,dQ,dK; dxf */
+    return teacher + student_fwd + student_bwd;
+}

@@ -1,0 +1,116 @@
+#!/bin/sh
+# cli_train.sh -- `train`: bad flags (exit 2), bad data (exit 1), a short run
+# on stories260K that lowers the loss and beats the SVID PTQ student on the
+# held-out split, stop + resume == straight run (byte-identical .onebit),
+# self-generation cache reuse, SIGINT = checkpoint + exit 130.
+. "${ONEBIT_SRCDIR:-.}/tests/lib.sh"
+need_shared models/stories260K.bin models/tok512.bin data/tinystories_train_head_sample.txt
+M="$SHARED/models/stories260K.bin"
+Z="$SHARED/models/tok512.bin"
+X="$SHARED/data/tinystories_train_head_sample.txt"
+T="--teacher $M --tokenizer $Z"
+S='<|endoftext|>'
+
+# ---- usage errors: exit 2 ----
+expect_exit 2 "no data" "$BIN" train $T --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit"
+check "no data message" contains "$TMP/err" "--data FILE or --self-generate"
+expect_exit 2 "both data kinds" "$BIN" train $T --data "$X" --self-generate 10 --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit"
+expect_exit 2 "split without data" "$BIN" train $T --self-generate 10 --split x --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit"
+expect_exit 2 "no steps" "$BIN" train $T --data "$X" --seq-len 32 --batch 2 --out "$TMP/s.onebit"
+check "steps message" contains "$TMP/err" "--steps"
+expect_exit 2 "no out" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2
+expect_exit 2 "bad lr" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --lr abc
+check "lr message" contains "$TMP/err" "--lr"
+expect_exit 2 "zero lr" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --lr 0
+expect_exit 2 "bad init" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --init pca
+check "init message" contains "$TMP/err" "nmf or svd"
+expect_exit 2 "bad batch" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 0 --out "$TMP/s.onebit"
+expect_exit 2 "warmup > steps" "$BIN" train $T --data "$X" --steps 5 --warmup 9 --seq-len 32 --batch 2 --out "$TMP/s.onebit"
+expect_exit 2 "unknown option" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --frobnicate
+expect_exit 2 "missing value" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out
+expect_exit 2 "stray argument" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" extra
+expect_exit 0 "help" "$BIN" train --help
+check "help mentions --resume" contains "$TMP/out" "--resume CKPT"
+
+# ---- bad data: exit 1 ----
+: > "$TMP/empty.txt"
+expect_exit 1 "empty data" "$BIN" train $T --data "$TMP/empty.txt" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit"
+check "empty message" contains "$TMP/err" "empty"
+echo "Once upon a time there was a cat." > "$TMP/short.txt"
+expect_exit 1 "short data" "$BIN" train $T --data "$TMP/short.txt" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit"
+check "short message" contains "$TMP/err" "fewer than two windows"
+expect_exit 1 "one document" "$BIN" train $T --data "$TMP/short.txt" --split "$S" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit"
+check "one document message" contains "$TMP/err" "1 document"
+expect_exit 1 "seq-len above context" "$BIN" train $T --data "$X" --steps 5 --seq-len 1024 --batch 2 --out "$TMP/s.onebit"
+check "context message" contains "$TMP/err" "context 512"
+expect_exit 1 "missing data" "$BIN" train $T --data "$TMP/none.txt" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit"
+expect_exit 1 "missing resume" "$BIN" train $T --data "$X" --split "$S" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --resume "$TMP/none.ckpt"
+check "resume message" contains "$TMP/err" "none.ckpt"
+expect_exit 1 "bad teacher" "$BIN" train --teacher "$TMP/short.txt" --tokenizer "$Z" --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit"
+
+# ---- a short run: the loss falls, the student beats PTQ SVID ----
+head -c 150000 "$X" > "$TMP/stories.txt"  # the file is 261693 bytes
+expect_exit 0 "short run" "$BIN" train $T --data "$TMP/stories.txt" --split "$S" --steps 60 --seq-len 64 --batch 4 \
+    --log-every 10 --eval-every 30 --out "$TMP/run.onebit"
+cp "$TMP/out" "$TMP/run.out"
+check "progress lines" contains "$TMP/run.out" "step 60/60 loss"
+check "eval lines" contains "$TMP/run.out" "eval step 30: held-out student nll"
+check "student written" test -s "$TMP/run.onebit"
+check "checkpoint written" test -s "$TMP/run.onebit.ckpt"
+nll() { awk -v k="$1" 'index($0, k) == 3 { for (i = 1; i <= NF; i++) if ($i == "nll") { print $(i + 1); exit } }' "$TMP/run.out"; }
+first=$(awk '/^step 10\/60/ { print $4 }' "$TMP/run.out")
+last=$(awk '/^step 60\/60/ { print $4 }' "$TMP/run.out")
+check "loss falls clearly ($first -> $last)" awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < 0.75 * a) }'
+svid=$(nll "PTQ SVID")
+qat=$(nll "student (QAT)")
+teach=$(nll "teacher")
+check "student ($qat) beats PTQ SVID ($svid)" awk -v a="$qat" -v b="$svid" 'BEGIN { exit !(a + 0 > 0 && a < b) }'
+check "teacher ($teach) beats the student ($qat)" awk -v a="$teach" -v b="$qat" 'BEGIN { exit !(a + 0 > 0 && a < b) }'
+
+# ---- stop after 25 + resume == 60 straight (same .onebit bytes) ----
+expect_exit 0 "stop after 25" "$BIN" train $T --data "$TMP/stories.txt" --split "$S" --steps 60 --seq-len 64 --batch 4 \
+    --log-every 10 --eval-every 30 --out "$TMP/res.onebit" --stop-after 25
+check "stopped message" contains "$TMP/err" "resume with --resume"
+check "no student before the end" test ! -e "$TMP/res.onebit"
+expect_exit 0 "resume" "$BIN" train $T --data "$TMP/stories.txt" --split "$S" --steps 60 --seq-len 64 --batch 4 \
+    --log-every 10 --eval-every 30 --out "$TMP/res.onebit" --resume "$TMP/res.onebit.ckpt"
+check "resumed at 25" contains "$TMP/out" "at step 25"
+check "resume gives the straight run's student, byte for byte" cmp -s "$TMP/run.onebit" "$TMP/res.onebit"
+grep '^step 60/60' "$TMP/run.out" | sed 's/ tok\/s.*//' > "$TMP/a60"
+grep '^step 60/60' "$TMP/out" | sed 's/ tok\/s.*//' > "$TMP/b60"
+check "same last loss line" cmp -s "$TMP/a60" "$TMP/b60"
+expect_exit 1 "resume with another batch" "$BIN" train $T --data "$TMP/stories.txt" --split "$S" --steps 60 --seq-len 64 --batch 3 \
+    --out "$TMP/res2.onebit" --resume "$TMP/res.onebit.ckpt"
+check "batch mismatch message" contains "$TMP/err" "--batch"
+expect_exit 1 "resume on other data" "$BIN" train $T --data "$X" --split "$S" --steps 60 --seq-len 64 --batch 4 \
+    --out "$TMP/res2.onebit" --resume "$TMP/res.onebit.ckpt"
+check "data mismatch message" contains "$TMP/err" "other data"
+
+# ---- self-generation: cached and reused ----
+mkdir "$TMP/cache"
+expect_exit 0 "self-generate" "$BIN" train $T --self-generate 24 --data-cache "$TMP/cache" --steps 3 --seq-len 64 --batch 2 --out "$TMP/g.onebit"
+check "cache written" contains "$TMP/out" "cached in"
+check "one cache file" test "$(ls "$TMP/cache" | grep -c '^selfgen-.*-s1-n24-l64\.tok$')" = 1
+cp "$TMP/out" "$TMP/g1.out"
+expect_exit 0 "self-generate again" "$BIN" train $T --self-generate 24 --data-cache "$TMP/cache" --steps 3 --seq-len 64 --batch 2 --out "$TMP/g2.onebit"
+check "cache reused" contains "$TMP/out" "reused"
+check "same student from the cache" cmp -s "$TMP/g.onebit" "$TMP/g2.onebit"
+f=$(ls "$TMP/cache"/selfgen-*.tok)
+printf 'X' | dd of="$f" bs=1 seek=200 conv=notrunc 2>/dev/null
+expect_exit 1 "corrupt cache" "$BIN" train $T --self-generate 24 --data-cache "$TMP/cache" --steps 3 --seq-len 64 --batch 2 --out "$TMP/g3.onebit"
+check "corrupt cache message" contains "$TMP/err" "checksum"
+
+# ---- SIGINT: finish the step, checkpoint, exit 130 ----
+"$BIN" train $T --data "$TMP/stories.txt" --split "$S" --steps 100000 --seq-len 64 --batch 4 \
+    --out "$TMP/int.onebit" > "$TMP/int.out" 2> "$TMP/int.err" &
+pid=$!
+i=0
+while [ $i -lt 600 ] && ! grep -q '^step 2/' "$TMP/int.out" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+kill -INT $pid
+rc=0
+wait $pid || rc=$?
+check "SIGINT exits 130 (got $rc)" test "$rc" = 130
+check "SIGINT message" contains "$TMP/int.err" "interrupt"
+check "SIGINT checkpoint" test -s "$TMP/int.onebit.ckpt"
+check "SIGINT summary" contains "$TMP/int.out" "student (QAT)"
+done_tests

@@ -1,0 +1,456 @@
+/* test_qat_grad.c -- finite-difference checks of every backward of the QAT
+ * student (RMSNorm, RoPE, GQA attention, SwiGLU, the OneBit linear with its
+ * LayerNorm, the STE) and of the whole distillation loss w.r.t. g, h and the
+ * student's input, on tiny random models with odd sizes; the student
+ * forward against model_forward with packed BitLinear layers. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bitlinear.h"
+#include "common.h"
+#include "model.h"
+#include "qat.h"
+#include "test.h"
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static double urand(void) /* [-1, 1) */
+{
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0;
+}
+static void fill(float *p, size_t n, double scale, double offset)
+{
+    for (size_t i = 0; i < n; i++) p[i] = (float)(offset + scale * urand());
+}
+
+/* relative error with a floor relative to the largest gradient */
+typedef struct { double max_rel; double max_abs_grad; const char *what; } Err;
+static double rel_err(double a, double n, double floor)
+{
+    double d = fabs(a - n), s = fabs(a) > fabs(n) ? fabs(a) : fabs(n);
+    if (s < floor) s = floor;
+    return d / s;
+}
+
+/* Σ R ⊙ y in double */
+static double dotR(const float *y, const float *R, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)y[i] * R[i];
+    return s;
+}
+
+static double worst[16];
+static const char *worst_name[16];
+static int n_worst;
+static void report(const char *name, double e, double tol)
+{
+    worst_name[n_worst] = name;
+    worst[n_worst++] = e;
+    printf("  %-34s max rel err %.3g\n", name, e);
+    CHECK(e < tol, "%s: max rel err %g >= %g", name, e, tol);
+}
+
+/* central differences of f with one Richardson step (error O(eps⁴), so a
+ * large eps keeps float32 rounding noise small) over the n entries of p,
+ * against the analytic grad g; returns the max relative error */
+typedef double (*LossFn)(void *ctx);
+static double fd_one(LossFn f, void *ctx, float *p, double eps)
+{
+    float p0 = *p;
+    *p = (float)(p0 + eps);
+    double lp = f(ctx);
+    *p = (float)(p0 - eps);
+    double lm = f(ctx);
+    *p = p0;
+    return (lp - lm) / ((double)(float)(p0 + eps) - (double)(float)(p0 - eps));
+}
+static double fd_num(LossFn f, void *ctx, float *p, double eps)
+{
+    return (4 * fd_one(f, ctx, p, eps / 2) - fd_one(f, ctx, p, eps)) / 3;
+}
+static double fd_check(LossFn f, void *ctx, float *p, const float *g, size_t n, double eps)
+{
+    double gmax = 0, worst_e = 0;
+    for (size_t i = 0; i < n; i++) if (fabs(g[i]) > gmax) gmax = fabs(g[i]);
+    for (size_t i = 0; i < n; i++) {
+        double num = fd_num(f, ctx, p + i, eps);
+        double e = rel_err(g[i], num, 1e-2 * gmax + 1e-6);
+        if (e > worst_e) worst_e = e;
+    }
+    f(ctx); /* leave the context's forward state at the unperturbed point */
+    return worst_e;
+}
+
+/* ---- RMSNorm ------------------------------------------------------------- */
+typedef struct { int N, C; float *x, *w, *out, *rstd, *R; } RmsCtx;
+static double rms_loss(void *v)
+{
+    RmsCtx *c = v;
+    qat_rmsnorm_fwd(c->out, c->rstd, c->x, c->w, c->N, c->C, 1e-5f);
+    return dotR(c->out, c->R, (size_t)c->N * c->C);
+}
+static void check_rmsnorm(void)
+{
+    RmsCtx c = {.N = 5, .C = 13};
+    size_t n = (size_t)c.N * c.C;
+    c.x = malloc(n * 4); c.w = malloc(c.C * 4); c.out = malloc(n * 4); c.rstd = malloc(c.N * 4); c.R = malloc(n * 4);
+    fill(c.x, n, 1, 0); fill(c.w, c.C, 0.5, 1); fill(c.R, n, 1, 0);
+    float *dx = calloc(n, 4);
+    rms_loss(&c);
+    qat_rmsnorm_bwd(dx, c.R, c.x, c.w, c.rstd, c.N, c.C);
+    report("rmsnorm dx", fd_check(rms_loss, &c, c.x, dx, n, 2e-2), 5e-3);
+    /* model_rmsnorm numerics exactly */
+    float *ref = malloc(c.C * 4);
+    int same = 1;
+    rms_loss(&c);
+    for (int i = 0; i < c.N; i++) {
+        model_rmsnorm(ref, c.x + (size_t)i * c.C, c.w, c.C, 1e-5f);
+        same &= !memcmp(ref, c.out + (size_t)i * c.C, c.C * 4);
+    }
+    CHECK(same, "qat_rmsnorm_fwd == model_rmsnorm bit for bit");
+    free(ref); free(dx); free(c.x); free(c.w); free(c.out); free(c.rstd); free(c.R);
+}
+
+/* ---- RoPE ------------------------------------------------------------------ */
+typedef struct { int N, T, nd, hd; float *x, *tmp, *R, *cs, *sn; } RopeCtx;
+static double rope_loss(void *v)
+{
+    RopeCtx *c = v;
+    memcpy(c->tmp, c->x, (size_t)c->N * c->nd * 4);
+    qat_rope_fwd(c->tmp, c->N, c->T, c->nd, c->hd, c->cs, c->sn);
+    return dotR(c->tmp, c->R, (size_t)c->N * c->nd);
+}
+static void check_rope(void)
+{
+    ModelConfig cfg = {.dim = 12, .n_heads = 3, .head_dim = 4, .seq_len = 16, .rope_theta = 10000.0f};
+    RopeCtx c = {.N = 14, .T = 7, .nd = 12, .hd = 4};
+    size_t n = (size_t)c.N * c.nd;
+    c.x = malloc(n * 4); c.tmp = malloc(n * 4); c.R = malloc(n * 4);
+    c.cs = malloc(16 * 2 * 4); c.sn = malloc(16 * 2 * 4);
+    model_rope_table(&cfg, c.cs, c.sn);
+    fill(c.x, n, 1, 0); fill(c.R, n, 1, 0);
+    float *d = malloc(n * 4);
+    memcpy(d, c.R, n * 4);
+    qat_rope_bwd(d, c.N, c.T, c.nd, c.hd, c.cs, c.sn);
+    report("rope dx", fd_check(rope_loss, &c, c.x, d, n, 1e-2), 2e-3);
+    free(d); free(c.x); free(c.tmp); free(c.R); free(c.cs); free(c.sn);
+}
+
+/* ---- attention --------------------------------------------------------------- */
+typedef struct { ModelConfig cfg; int B, T; float *q, *k, *v, *att, *out, *R; } AttCtx;
+static double att_loss(void *p)
+{
+    AttCtx *c = p;
+    qat_attention_fwd(&c->cfg, c->q, c->k, c->v, c->att, c->out, c->B, c->T);
+    return dotR(c->out, c->R, (size_t)c->B * c->T * c->cfg.n_heads * c->cfg.head_dim);
+}
+static void check_attention(int H, int KV, const char *nq, const char *nk, const char *nv)
+{
+    AttCtx c = {.cfg = {.dim = H * 4, .n_heads = H, .n_kv_heads = KV, .head_dim = 4}, .B = 2, .T = 7};
+    int N = c.B * c.T, qd = H * 4, kvd = KV * 4;
+    c.q = malloc(N * qd * 4); c.k = malloc(N * kvd * 4); c.v = malloc(N * kvd * 4);
+    c.att = malloc((size_t)c.B * H * c.T * c.T * 4); c.out = malloc(N * qd * 4); c.R = malloc(N * qd * 4);
+    fill(c.q, N * qd, 1, 0); fill(c.k, N * kvd, 1, 0); fill(c.v, N * kvd, 1, 0); fill(c.R, N * qd, 1, 0);
+    float *dq = malloc(N * qd * 4), *dk = malloc(N * kvd * 4), *dv = malloc(N * kvd * 4), *dP = malloc(c.T * c.T * 4);
+    att_loss(&c);
+    qat_attention_bwd(&c.cfg, c.q, c.k, c.v, c.att, c.R, dq, dk, dv, dP, c.B, c.T);
+    report(nq, fd_check(att_loss, &c, c.q, dq, N * qd, 2e-2), 5e-3);
+    report(nk, fd_check(att_loss, &c, c.k, dk, N * kvd, 2e-2), 5e-3);
+    report(nv, fd_check(att_loss, &c, c.v, dv, N * kvd, 2e-2), 5e-3);
+    free(dq); free(dk); free(dv); free(dP);
+    free(c.q); free(c.k); free(c.v); free(c.att); free(c.out); free(c.R);
+}
+
+/* ---- SwiGLU --------------------------------------------------------------------- */
+typedef struct { size_t n; float *gate, *up, *hp, *R; } SwiCtx;
+static double swi_loss(void *p)
+{
+    SwiCtx *c = p;
+    qat_swiglu_fwd(c->hp, c->gate, c->up, c->n);
+    return dotR(c->hp, c->R, c->n);
+}
+static void check_swiglu(void)
+{
+    SwiCtx c = {.n = 41};
+    c.gate = malloc(c.n * 4); c.up = malloc(c.n * 4); c.hp = malloc(c.n * 4); c.R = malloc(c.n * 4);
+    fill(c.gate, c.n, 3, 0); fill(c.up, c.n, 1, 0); fill(c.R, c.n, 1, 0);
+    float *dg = malloc(c.n * 4), *du = malloc(c.n * 4);
+    qat_swiglu_bwd(dg, du, c.R, c.gate, c.up, c.n);
+    report("swiglu dgate", fd_check(swi_loss, &c, c.gate, dg, c.n, 2e-2), 2e-3);
+    report("swiglu dup", fd_check(swi_loss, &c, c.up, du, c.n, 2e-2), 2e-3);
+    free(dg); free(du); free(c.gate); free(c.up); free(c.hp); free(c.R);
+}
+
+/* ---- the OneBit linear, S a free FP matrix ------------------------------------ */
+typedef struct { int in, out, N; float *S, *g, *h, *x, *gx, *a, *y, *rstd, *R; } LinCtx;
+static double lin_loss(void *p)
+{
+    LinCtx *c = p;
+    qat_onebit_fwd(c->in, c->out, c->S, c->g, c->h, c->x, c->N, c->gx, c->a, c->y, c->rstd);
+    return dotR(c->y, c->R, (size_t)c->N * c->out);
+}
+static void check_onebit(void)
+{
+    LinCtx c = {.in = 11, .out = 9, .N = 6};
+    size_t nx = (size_t)c.N * c.in, ny = (size_t)c.N * c.out, nw = (size_t)c.in * c.out;
+    c.S = malloc(nw * 4); c.g = malloc(c.in * 4); c.h = malloc(c.out * 4); c.x = malloc(nx * 4);
+    c.gx = malloc(nx * 4); c.a = malloc(ny * 4); c.y = malloc(ny * 4); c.rstd = malloc(c.N * 4); c.R = malloc(ny * 4);
+    fill(c.S, nw, 1, 0); fill(c.g, c.in, 0.5, 1); fill(c.h, c.out, 0.5, 1); fill(c.x, nx, 1, 0); fill(c.R, ny, 1, 0);
+    float *W = malloc(nw * 4), *dW = calloc(nw, 4), *dS = malloc(nw * 4), *dg = calloc(c.in, 4), *dh = calloc(c.out, 4);
+    float *dx = malloc(nx * 4), *dy = malloc(ny * 4), *dgx = malloc(nx * 4);
+    double *acc = malloc(16 * sizeof(double));
+    fill(W, nw, 1.5, 0);
+    lin_loss(&c);
+    memcpy(dy, c.R, ny * 4);
+    QatOnebitGrad p = {c.in, c.out, c.S, W, c.g, c.h, dW, dg, dh, dS, c.gx, dgx, acc};
+    qat_onebit_bwd(&p, c.x, c.N, c.a, c.y, c.rstd, dy, dx, 0);
+    report("onebit dS (surrogate, LN incl.)", fd_check(lin_loss, &c, c.S, dS, nw, 2e-2), 5e-3);
+    report("onebit dg", fd_check(lin_loss, &c, c.g, dg, c.in, 2e-2), 5e-3);
+    report("onebit dh", fd_check(lin_loss, &c, c.h, dh, c.out, 2e-2), 5e-3);
+    report("onebit dx", fd_check(lin_loss, &c, c.x, dx, nx, 2e-2), 5e-3);
+    /* STE: dW = dS ⊙ (1.001 − tanh²(W)) */
+    double e = 0;
+    for (size_t k = 0; k < nw; k++) {
+        double t = tanh((double)W[k]), want = dS[k] * (1.001 - t * t);
+        double r = rel_err(dW[k], want, 1e-6);
+        if (r > e) e = r;
+    }
+    report("onebit STE dW = dS*(1.001-tanh^2)", e, 1e-5);
+    /* accumulate = 1 adds to dx */
+    float *dx2 = malloc(nx * 4);
+    for (size_t i = 0; i < nx; i++) dx2[i] = 1.0f;
+    memcpy(dy, c.R, ny * 4);
+    qat_onebit_bwd(&p, c.x, c.N, c.a, c.y, c.rstd, dy, dx2, 1);
+    double ea = 0;
+    for (size_t i = 0; i < nx; i++) if (fabs(dx2[i] - 1.0f - dx[i]) > ea) ea = fabs(dx2[i] - 1.0f - dx[i]);
+    CHECK(ea < 1e-5, "accumulate adds dx: %g", ea);
+    /* the sign version equals bitlinear_forward_ref */
+    for (size_t k = 0; k < nw; k++) c.S[k] = W[k] >= 0 ? 1.0f : -1.0f;
+    lin_loss(&c);
+    BitLinear *bl = bitlinear_new(c.out, c.in);
+    bitlinear_pack(bl, W);
+    bitlinear_set_scales(bl, c.g, c.h);
+    float *yr = malloc(ny * 4);
+    bitlinear_forward_ref(bl, c.x, yr, c.N);
+    double md = 0;
+    for (size_t i = 0; i < ny; i++) if (fabs(yr[i] - c.y[i]) > md) md = fabs(yr[i] - c.y[i]);
+    CHECK(md < 1e-4, "qat_onebit_fwd vs bitlinear_forward_ref: %g", md);
+    bitlinear_free(bl);
+    free(yr); free(dx2);
+    free(W); free(dW); free(dS); free(dg); free(dh); free(dx); free(dy); free(dgx); free(acc);
+    free(c.S); free(c.g); free(c.h); free(c.x); free(c.gx); free(c.a); free(c.y); free(c.rstd); free(c.R);
+}
+
+/* ---- whole model ---------------------------------------------------------------- */
+static void random_model(Model *m, int dim, int hidden, int layers, int heads, int kv, int vocab, int shared)
+{
+    ModelConfig cfg = {dim, hidden, layers, heads, kv, dim / heads, vocab, 16, 10000.0f, 1e-5f, shared};
+    char err[OB_ERRLEN];
+    if (model_alloc(m, &cfg, 1, err)) { fprintf(stderr, "%s\n", err); exit(1); }
+    fill(m->arena, m->arena_floats, 0.5, 0);
+    for (int l = 0; l < layers; l++) {
+        fill(m->rms_att + (size_t)l * dim, dim, 0.2, 1);
+        fill(m->rms_ffn + (size_t)l * dim, dim, 0.2, 1);
+    }
+    fill(m->rms_final, dim, 0.2, 1);
+}
+
+typedef struct { QatModel *q; const int *tok; int B, T; QatLossCfg lc; } WholeCtx;
+static double whole_loss(void *p)
+{
+    WholeCtx *c = p;
+    QatLoss L;
+    qat_zero_grads(c->q);
+    qat_forward_backward(c->q, c->tok, c->B, c->T, &c->lc, 1.0f, &L);
+    return L.loss;
+}
+
+static void check_whole(int heads, int kv, int shared, const char *tag)
+{
+    Model m;
+    int B = 2, T = 7, C = 12, V = 37, N = B * T;
+    random_model(&m, C, 20, 2, heads, kv, V, shared);
+    char err[OB_ERRLEN];
+    QatModel *q = qat_new(&m, QAT_INIT_NMF, B, T, err);
+    CHECK(q != NULL, "qat_new: %s", err);
+    if (!q) return;
+    /* random latent weights and scales: the student differs from SVID */
+    float *P = qat_params(q);
+    fill(P, qat_num_params(q), 1, 0);
+    for (int l = 0; l < 2; l++) for (int j = 0; j < LIN_PER_LAYER; j++) {
+        float *g, *h;
+        int in, out;
+        qat_linear_params(q, l, j, NULL, &g, &h, &in, &out);
+        fill(g, in, 0.3, 1);
+        fill(h, out, 0.3, 1);
+    }
+    qat_sync(q);
+    int tok[14];
+    for (int i = 0; i < N; i++) tok[i] = (int)((urand() + 1) * 0.5 * V) % V;
+    tok[3] = tok[9]; /* a repeated token: its input grads add up */
+    static const QatLossCfg cfgs[3] = {{1.0f, 0.0f}, {0.0f, 1.0f}, {1.0f, 0.01f}};
+    static const char *names[3] = {"mse", "kl", "mse+0.01kl"};
+    size_t np = qat_num_params(q);
+    float *G = malloc(np * 4);
+    for (int k = 0; k < 3; k++) {
+        WholeCtx c = {q, tok, B, T, cfgs[k]};
+        whole_loss(&c);
+        memcpy(G, qat_grads(q), np * 4);
+        /* every g and h of every linear, one FD each */
+        double eg = 0, eh = 0;
+        for (int l = 0; l < 2; l++) for (int j = 0; j < LIN_PER_LAYER; j++) {
+            float *g, *h, *W;
+            int in, out;
+            qat_linear_params(q, l, j, &W, &g, &h, &in, &out);
+            double e1 = fd_check(whole_loss, &c, g, G + (g - P), in, 2e-2);
+            double e2 = fd_check(whole_loss, &c, h, G + (h - P), out, 2e-2);
+            if (e1 > eg) eg = e1;
+            if (e2 > eh) eh = e2;
+        }
+        static char nm[6][64];
+        snprintf(nm[2 * k], 64, "%s %s dg", tag, names[k]);
+        snprintf(nm[2 * k + 1], 64, "%s %s dh", tag, names[k]);
+        report(nm[2 * k], eg, 5e-2);
+        report(nm[2 * k + 1], eh, 5e-2);
+        /* directional derivative along a random ±1 direction over every g
+         * and h at once: far above the rounding noise, so a tight bound */
+        float *D = calloc(np, 4);
+        for (int l = 0; l < 2; l++) for (int j = 0; j < LIN_PER_LAYER; j++) {
+            float *g, *h;
+            int in, out;
+            qat_linear_params(q, l, j, NULL, &g, &h, &in, &out);
+            for (int i = 0; i < in; i++) D[g - P + i] = urand() < 0 ? -1.0f : 1.0f;
+            for (int i = 0; i < out; i++) D[h - P + i] = urand() < 0 ? -1.0f : 1.0f;
+        }
+        double an = 0;
+        for (size_t i = 0; i < np; i++) an += (double)G[i] * D[i];
+        float *P0 = malloc(np * 4);
+        memcpy(P0, P, np * 4);
+        double fd[2];
+        for (int r = 0; r < 2; r++) {
+            double e = r ? 1.25e-3 : 2.5e-3, lp, lm;
+            for (size_t i = 0; i < np; i++) P[i] = P0[i] + (float)(e * D[i]);
+            lp = whole_loss(&c);
+            for (size_t i = 0; i < np; i++) P[i] = P0[i] - (float)(e * D[i]);
+            lm = whole_loss(&c);
+            fd[r] = (lp - lm) / (2 * e);
+        }
+        memcpy(P, P0, np * 4);
+        free(P0); free(D);
+        double num = (4 * fd[1] - fd[0]) / 3;
+        printf("    directional: analytic %.9g numeric %.9g (eps 2.5e-3: %.9g)\n", an, num, fd[0]);
+        static char nd[3][64];
+        snprintf(nd[k], 64, "%s %s directional (g,h)", tag, names[k]);
+        report(nd[k], fabs(an - num) / fabs(num), 2e-3);
+    }
+    /* the input: teacher outputs held fixed, perturb embedding rows (with
+     * an untied head only: a tied one would move the head too) */
+    if (!shared) {
+        WholeCtx c = {q, tok, B, T, cfgs[2]};
+        whole_loss(&c);
+        float *dx = malloc((size_t)N * C * 4);
+        memcpy(dx, qat_input_grad(q), (size_t)N * C * 4);
+        qat_reuse_teacher(q, 1);
+        double e = 0, gmax = 0;
+        for (int i = 0; i < N * C; i++) if (fabs(dx[i]) > gmax) gmax = fabs(dx[i]);
+        for (int n = 0; n < N; n++) {
+            int seen = 0;
+            for (int k = 0; k < n; k++) seen |= tok[k] == tok[n];
+            if (seen) continue;
+            for (int i = 0; i < C; i++) {
+                double an = 0;
+                for (int k = 0; k < N; k++) if (tok[k] == tok[n]) an += dx[(size_t)k * C + i];
+                double num = fd_num(whole_loss, &c, m.tok_emb + (size_t)tok[n] * C + i, 2e-2);
+                double r = rel_err(an, num, 1e-2 * gmax + 1e-6);
+                if (r > e) e = r;
+            }
+        }
+        qat_reuse_teacher(q, 0);
+        static char nm[64];
+        snprintf(nm, 64, "%s whole loss d(input)", tag);
+        report(nm, e, 2e-2);
+        free(dx);
+    }
+    /* student forward == model_forward through packed BitLinear layers */
+    {
+        Model s;
+        CHECK(model_alloc(&s, &m.cfg, 0, err) == 0, "alloc");
+        memcpy(s.tok_emb, m.tok_emb, (size_t)V * C * 4);
+        memcpy(s.rms_att, m.rms_att, 2 * C * 4);
+        memcpy(s.rms_ffn, m.rms_ffn, 2 * C * 4);
+        memcpy(s.rms_final, m.rms_final, C * 4);
+        if (!shared) memcpy(s.wcls, m.wcls, (size_t)V * C * 4);
+        QatLinearSrc src[2 * LIN_PER_LAYER];
+        CHECK(qat_linear_srcs(q, src) == 2 * LIN_PER_LAYER, "srcs");
+        BitLinear *bls[2 * LIN_PER_LAYER];
+        for (int i = 0; i < 2 * LIN_PER_LAYER; i++) {
+            bls[i] = bitlinear_new(src[i].out, src[i].in);
+            bitlinear_pack(bls[i], src[i].w);
+            bitlinear_set_scales(bls[i], src[i].g, src[i].h);
+            s.lin[i] = (Linear){LINEAR_ONEBIT, src[i].in, src[i].out, NULL, bls[i]};
+        }
+        long np_ = 0;
+        double nll = qat_eval_nll_sum(q, tok, B, T, &np_);
+        CHECK(np_ == B * (T - 1), "n_pred %ld", np_);
+        const float *lq = qat_logits(q);
+        ModelActs a;
+        model_acts_init(&a, &s.cfg, T);
+        float *lg = malloc((size_t)T * V * 4);
+        double md = 0, nll2 = 0;
+        for (int b = 0; b < B; b++) {
+            model_forward(&s, &a, tok + b * T, T, lg, NULL);
+            for (int i = 0; i < T * V; i++) {
+                double d = fabs(lg[i] - lq[(size_t)b * T * V + i]);
+                if (d > md) md = d;
+            }
+            for (int t = 0; t + 1 < T; t++) {
+                float *z = lg + (size_t)t * V;
+                double mx = z[0], sum = 0;
+                for (int v = 1; v < V; v++) if (z[v] > mx) mx = z[v];
+                for (int v = 0; v < V; v++) sum += exp(z[v] - mx);
+                nll2 += mx + log(sum) - z[tok[b * T + t + 1]];
+            }
+        }
+        printf("  %s student fwd vs model_forward(BitLinear): max |dlogit| %.3g, nll %.6f vs %.6f\n", tag, md, nll, nll2);
+        CHECK(md < 1e-4, "%s student logits vs model_forward: %g", tag, md);
+        CHECK(fabs(nll - nll2) < 1e-4 * fabs(nll2), "%s nll %g vs %g", tag, nll, nll2);
+        free(lg);
+        model_acts_free(&a);
+        for (int i = 0; i < 2 * LIN_PER_LAYER; i++) bitlinear_free(bls[i]);
+        model_free(&s);
+    }
+    /* bad input */
+    int badtok[14];
+    memcpy(badtok, tok, sizeof tok);
+    badtok[5] = V;
+    QatLoss L;
+    QatLossCfg lc = {1, 0.01f};
+    CHECK(qat_forward_backward(q, badtok, B, T, &lc, 1, &L) == -1, "token out of range rejected");
+    CHECK(qat_forward_backward(q, tok, B + 1, T, &lc, 1, &L) == -1, "B too big rejected");
+    CHECK(qat_forward_backward(q, tok, B, T + 1, &lc, 1, &L) == -1, "T too big rejected");
+    CHECK(qat_eval_nll_sum(q, badtok, B, T, NULL) < 0, "eval: bad token rejected");
+    free(G);
+    qat_free(q);
+    model_free(&m);
+}
+
+int main(void)
+{
+    printf("finite-difference gradient checks (float32 forward, central differences):\n");
+    check_rmsnorm();
+    check_rope();
+    check_attention(3, 1, "attention dq (GQA 3/1)", "attention dk (GQA 3/1)", "attention dv (GQA 3/1)");
+    check_attention(3, 3, "attention dq (MHA 3/3)", "attention dk (MHA 3/3)", "attention dv (MHA 3/3)");
+    check_swiglu();
+    check_onebit();
+    check_whole(3, 1, 0, "GQA untied:");
+    check_whole(2, 2, 1, "MHA tied:");
+    char err[OB_ERRLEN];
+    Model m;
+    random_model(&m, 12, 20, 2, 3, 1, 37, 0);
+    CHECK(qat_new(&m, 7, 2, 7, err) == NULL, "bad init rejected");
+    CHECK(qat_new(&m, QAT_INIT_SVD, 2, 17, err) == NULL, "max_T > seq_len rejected");
+    model_free(&m);
+    return test_done("test_qat_grad");
+}

@@ -1,0 +1,311 @@
+/* test_student.c -- the .onebit student: write/load round trip (config,
+ * signs, g/h within FP16 rounding, norm flags, tokenizer, metadata), and
+ * logits of the packed student through model_forward against a plain dense
+ * FP32 evaluation of the same student (±1 matrices, g, h, LayerNorm) written
+ * here from scratch; PTQ (student_quantize) fills g/h from SVID. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bitlinear.h"
+#include "common.h"
+#include "model.h"
+#include "student.h"
+#include "svid.h"
+#include "test.h"
+#include "tokenizer.h"
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static double urand(void)
+{
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (rng >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* ---- the dense FP32 reference of a student ----------------------------------- */
+
+typedef struct { int in, out, norm; float *S, *g, *h; } DenseLin; /* S (out,in) of ±1 */
+
+static void dense_lin(const DenseLin *d, const float *x, float *y)
+{
+    for (int r = 0; r < d->out; r++) {
+        double acc = 0;
+        for (int c = 0; c < d->in; c++) acc += (double)d->S[(size_t)r * d->in + c] * d->g[c] * x[c];
+        y[r] = (float)(acc * d->h[r]);
+    }
+    if (d->norm) {
+        double mean = 0, var = 0;
+        for (int r = 0; r < d->out; r++) mean += y[r];
+        mean /= d->out;
+        for (int r = 0; r < d->out; r++) var += (y[r] - mean) * (y[r] - mean);
+        var /= d->out;
+        for (int r = 0; r < d->out; r++) y[r] = (float)((y[r] - mean) / sqrt(var + 1e-5));
+    }
+}
+
+static void rmsnorm(float *o, const float *x, const float *w, int n, float eps)
+{
+    double ss = 0;
+    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    double s = 1.0 / sqrt(ss / n + eps);
+    for (int i = 0; i < n; i++) o[i] = (float)(w[i] * x[i] * s);
+}
+
+/* logits (T, V) of tokens at positions 0..T-1, every step from scratch */
+static void dense_forward(const Model *m, DenseLin *lin, const int *tok, int T, float *logits)
+{
+    const ModelConfig *c = &m->cfg;
+    int C = c->dim, F = c->hidden_dim, hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
+    int L = c->n_layers, V = c->vocab_size, rep = c->n_heads / c->n_kv_heads;
+    float *x = calloc((size_t)T * C, 4), *xb = calloc(qd > C ? qd : C, 4), *q = calloc(qd, 4), *o = calloc(qd, 4);
+    float *K = calloc((size_t)T * kvd, 4), *Vv = calloc((size_t)T * kvd, 4), *att = calloc(T, 4);
+    float *h1 = calloc(F, 4), *h3 = calloc(F, 4), *y = calloc(C, 4);
+    for (int t = 0; t < T; t++) memcpy(x + (size_t)t * C, m->tok_emb + (size_t)tok[t] * C, C * 4);
+    for (int l = 0; l < L; l++) {
+        DenseLin *D = lin + (size_t)l * LIN_PER_LAYER;
+        for (int t = 0; t < T; t++) { /* keys and values of this layer for all positions */
+            rmsnorm(xb, x + (size_t)t * C, m->rms_att + (size_t)l * C, C, c->norm_eps);
+            dense_lin(&D[LIN_K], xb, K + (size_t)t * kvd);
+            dense_lin(&D[LIN_V], xb, Vv + (size_t)t * kvd);
+            for (int i = 0; i < kvd; i += 2) {
+                double f = t * pow(c->rope_theta, -(double)(i % hd) / hd);
+                float a = K[(size_t)t * kvd + i], b = K[(size_t)t * kvd + i + 1];
+                K[(size_t)t * kvd + i] = (float)(a * cos(f) - b * sin(f));
+                K[(size_t)t * kvd + i + 1] = (float)(a * sin(f) + b * cos(f));
+            }
+        }
+        for (int t = 0; t < T; t++) {
+            float *xt = x + (size_t)t * C;
+            rmsnorm(xb, xt, m->rms_att + (size_t)l * C, C, c->norm_eps);
+            dense_lin(&D[LIN_Q], xb, q);
+            for (int i = 0; i < qd; i += 2) {
+                double f = t * pow(c->rope_theta, -(double)(i % hd) / hd);
+                float a = q[i], b = q[i + 1];
+                q[i] = (float)(a * cos(f) - b * sin(f));
+                q[i + 1] = (float)(a * sin(f) + b * cos(f));
+            }
+            for (int hh = 0; hh < c->n_heads; hh++) {
+                int kv = (hh / rep) * hd;
+                double mx = -1e300, sum = 0;
+                for (int s = 0; s <= t; s++) {
+                    double d = 0;
+                    for (int i = 0; i < hd; i++) d += (double)q[hh * hd + i] * K[(size_t)s * kvd + kv + i];
+                    att[s] = (float)(d / sqrt(hd));
+                    if (att[s] > mx) mx = att[s];
+                }
+                for (int s = 0; s <= t; s++) { att[s] = (float)exp(att[s] - mx); sum += att[s]; }
+                for (int i = 0; i < hd; i++) {
+                    double acc = 0;
+                    for (int s = 0; s <= t; s++) acc += att[s] / sum * Vv[(size_t)s * kvd + kv + i];
+                    o[hh * hd + i] = (float)acc;
+                }
+            }
+            dense_lin(&D[LIN_O], o, y);
+            for (int i = 0; i < C; i++) xt[i] += y[i];
+            rmsnorm(xb, xt, m->rms_ffn + (size_t)l * C, C, c->norm_eps);
+            dense_lin(&D[LIN_GATE], xb, h1);
+            dense_lin(&D[LIN_UP], xb, h3);
+            for (int i = 0; i < F; i++) h1[i] = (float)(h1[i] / (1 + exp(-h1[i])) * h3[i]);
+            dense_lin(&D[LIN_DOWN], h1, y);
+            for (int i = 0; i < C; i++) xt[i] += y[i];
+        }
+        /* the next layer's K/V need this layer's outputs at all positions: done, x is updated in order */
+    }
+    for (int t = 0; t < T; t++) {
+        rmsnorm(xb, x + (size_t)t * C, m->rms_final, C, c->norm_eps);
+        for (int v = 0; v < V; v++) {
+            double d = 0;
+            for (int i = 0; i < C; i++) d += (double)xb[i] * m->wcls[(size_t)v * C + i];
+            logits[(size_t)t * V + v] = (float)d;
+        }
+    }
+    free(x); free(xb); free(q); free(o); free(K); free(Vv); free(att); free(h1); free(h3); free(y);
+}
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+static void random_teacher(Model *m, const ModelConfig *c)
+{
+    char err[OB_ERRLEN];
+    if (model_alloc(m, c, 1, err)) { fprintf(stderr, "%s\n", err); exit(1); }
+    for (size_t i = 0; i < m->arena_floats; i++) m->arena[i] = (float)((urand() - 0.5) * 0.4);
+    for (int i = 0; i < c->n_layers * c->dim; i++) { m->rms_att[i] = (float)(0.5 + urand()); m->rms_ffn[i] = (float)(0.5 + urand()); }
+    for (int i = 0; i < c->dim; i++) m->rms_final[i] = (float)(0.5 + urand());
+}
+
+static void make_tokenizer(Tokenizer *t, int n)
+{
+    char **p = malloc(n * sizeof *p);
+    float *s = malloc(n * sizeof *s);
+    for (int i = 0; i < n; i++) {
+        p[i] = malloc(16);
+        if (i < 3) snprintf(p[i], 16, "%s", i == 0 ? "<unk>" : i == 1 ? "<s>" : "</s>");
+        else snprintf(p[i], 16, "%c%d", 'a' + i % 26, i);
+        s[i] = (float)(-i * 0.5);
+    }
+    char err[OB_ERRLEN];
+    if (tok_init(t, n, (const char *const *)p, s, 1, 2, err)) { fprintf(stderr, "%s\n", err); exit(1); }
+    for (int i = 0; i < n; i++) free(p[i]);
+    free(p); free(s);
+}
+
+static double max_rel(const float *a, const float *b, size_t n)
+{
+    double md = 0, mx = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (d > md) md = d;
+        if (fabs(b[i]) > mx) mx = fabs(b[i]);
+    }
+    return md / (mx > 0 ? mx : 1);
+}
+
+static void round_trip(const ModelConfig *c, int with_tok, const char *dir)
+{
+    char err[OB_ERRLEN], path[4096];
+    snprintf(path, sizeof path, "%s/rt.onebit", dir);
+    Model t;
+    random_teacher(&t, c);
+    Tokenizer tok;
+    if (with_tok) make_tokenizer(&tok, c->vocab_size);
+    int nlin = c->n_layers * LIN_PER_LAYER;
+    StudentLinearSrc *src = calloc(nlin, sizeof *src);
+    for (int i = 0; i < nlin; i++) {
+        const Linear *L = &t.lin[i];
+        float *g = malloc(L->in * 4), *h = malloc(L->out * 4);
+        for (int j = 0; j < L->in; j++) g[j] = (float)(0.01 + urand());
+        for (int j = 0; j < L->out; j++) h[j] = (float)(0.01 + urand() * 0.1);
+        src[i] = (StudentLinearSrc){L->w, g, h, i % 3 != 1};
+    }
+    CHECK(student_write(path, &t, with_tok ? &tok : NULL, src, with_tok ? "{\"init\":\"test\"}" : NULL, err) == 0, "write: %s", err);
+    Model s;
+    Tokenizer st;
+    if (with_tok) CHECK(student_load(&s, &st, path, err) == 0, "load: %s", err);
+    else {
+        CHECK(student_load(&s, &st, path, err) == -1 && strstr(err, "no tokenizer"), "load without tokenizer: %s", err);
+        CHECK(student_load(&s, NULL, path, err) == 0, "load: %s", err);
+    }
+    CHECK(!memcmp(&s.cfg, &t.cfg, sizeof s.cfg), "config round trip");
+    CHECK(!memcmp(s.tok_emb, t.tok_emb, (size_t)c->vocab_size * c->dim * 4), "tok_emb");
+    CHECK(!memcmp(s.rms_att, t.rms_att, (size_t)c->n_layers * c->dim * 4), "rms_att");
+    CHECK(!memcmp(s.rms_ffn, t.rms_ffn, (size_t)c->n_layers * c->dim * 4), "rms_ffn");
+    CHECK(!memcmp(s.rms_final, t.rms_final, (size_t)c->dim * 4), "rms_final");
+    CHECK(!memcmp(s.wcls, t.wcls, (size_t)c->vocab_size * c->dim * 4), "wcls");
+    CHECK(s.wq == NULL && s.w2 == NULL, "no dense linears in a student");
+    int bad_sign = 0, bad_g = 0, bad_h = 0, bad_norm = 0;
+    for (int i = 0; i < nlin; i++) {
+        const Linear *L = &s.lin[i];
+        CHECK(L->kind == LINEAR_ONEBIT && L->in == t.lin[i].in && L->out == t.lin[i].out, "linear %d kind/shape", i);
+        for (int r = 0; r < L->out; r++)
+            for (int q = 0; q < L->in; q++) bad_sign += bitlinear_sign(L->bl, r, q) != (src[i].w[(size_t)r * L->in + q] >= 0 ? 1 : -1);
+        for (int j = 0; j < L->in; j++) bad_g += fabsf(L->bl->g[j] - src[i].g[j]) > fabsf(src[i].g[j]) * (1.0f / 2048);
+        for (int j = 0; j < L->out; j++) bad_h += fabsf(L->bl->h[j] - src[i].h[j]) > fabsf(src[i].h[j]) * (1.0f / 2048);
+        bad_norm += L->bl->norm != src[i].norm;
+    }
+    CHECK(bad_sign == 0, "%d signs differ", bad_sign);
+    CHECK(bad_g == 0 && bad_h == 0, "%d g, %d h beyond FP16 rounding", bad_g, bad_h);
+    CHECK(bad_norm == 0, "%d norm flags differ", bad_norm);
+    char *meta;
+    CHECK(student_read_meta(path, &meta, err) == 0, "meta: %s", err);
+    CHECK(!strcmp(meta, with_tok ? "{\"init\":\"test\"}" : ""), "meta '%s'", meta);
+    free(meta);
+    CHECK(student_has_tokenizer(path, err) == with_tok, "has tokenizer");
+    if (with_tok) {
+        int same = st.vocab_size == tok.vocab_size && st.bos_id == tok.bos_id && st.eos_id == tok.eos_id;
+        for (int i = 0; same && i < tok.vocab_size; i++)
+            same = !strcmp(st.vocab[i], tok.vocab[i]) && st.scores[i] == tok.scores[i];
+        CHECK(same, "tokenizer round trip");
+        tok_free(&st);
+        tok_free(&tok);
+    }
+
+    /* packed logits == dense FP32 evaluation of the same student */
+    int T = 7, toks[7];
+    for (int i = 0; i < T; i++) toks[i] = (int)(urand() * c->vocab_size);
+    DenseLin *D = calloc(nlin, sizeof *D);
+    for (int i = 0; i < nlin; i++) {
+        const BitLinear *bl = s.lin[i].bl;
+        D[i] = (DenseLin){bl->in, bl->out, bl->norm, malloc((size_t)bl->in * bl->out * 4), bl->g, bl->h};
+        for (int r = 0; r < bl->out; r++)
+            for (int q = 0; q < bl->in; q++) D[i].S[(size_t)r * bl->in + q] = src[i].w[(size_t)r * bl->in + q] >= 0 ? 1.0f : -1.0f;
+    }
+    float *ref = malloc((size_t)T * c->vocab_size * 4), *got = malloc((size_t)T * c->vocab_size * 4);
+    dense_forward(&s, D, toks, T, ref);
+    ModelActs a;
+    model_acts_init(&a, c, T);
+    model_forward(&s, &a, toks, T, got, NULL);
+    double rel = max_rel(got, ref, (size_t)T * c->vocab_size);
+    CHECK(rel <= 1e-4, "packed vs dense logits: max rel diff %g", rel);
+    /* and the incremental path */
+    ModelState ms;
+    model_state_init(&ms, c);
+    double rel2 = 0;
+    for (int p = 0; p < T; p++) {
+        float *lg = model_step(&s, &ms, toks[p], p);
+        double r = max_rel(lg, ref + (size_t)p * c->vocab_size, c->vocab_size);
+        if (r > rel2) rel2 = r;
+    }
+    CHECK(rel2 <= 1e-4, "model_step vs dense logits: max rel diff %g", rel2);
+    model_state_free(&ms);
+    model_acts_free(&a);
+    for (int i = 0; i < nlin; i++) free(D[i].S);
+    free(D); free(ref); free(got);
+
+    /* PTQ without LayerNorm: the student's layers approximate W */
+    StudentLinearSrc *q = calloc(nlin, sizeof *q);
+    CHECK(student_quantize(&t, SVID_NMF, 0, q, err) == 0, "quantize: %s", err);
+    for (int i = 0; i < nlin; i++) {
+        const Linear *L = &t.lin[i];
+        float *a2 = malloc(L->out * 4), *b2 = malloc(L->in * 4);
+        svid_rank1(L->w, L->out, L->in, SVID_NMF, a2, b2, NULL, err);
+        CHECK(q[i].w == L->w && q[i].norm == 0 && !memcmp(q[i].h, a2, L->out * 4) && !memcmp(q[i].g, b2, L->in * 4), "quantize %d = svid", i);
+        free(a2); free(b2);
+    }
+    student_src_free(q, nlin);
+    free(q);
+    unlink(path);
+    model_free(&s);
+    student_src_free(src, nlin);
+    free(src);
+    model_free(&t);
+}
+
+static void write_errors(const char *dir)
+{
+    ModelConfig c = {.dim = 16, .hidden_dim = 24, .n_layers = 1, .n_heads = 2, .n_kv_heads = 1, .head_dim = 8,
+                     .vocab_size = 20, .seq_len = 8, .rope_theta = 10000, .norm_eps = 1e-5f, .shared_classifier = 1};
+    Model t;
+    random_teacher(&t, &c);
+    StudentLinearSrc src[LIN_PER_LAYER];
+    char err[OB_ERRLEN], path[4096];
+    CHECK(student_quantize(&t, SVID_XNOR, 1, src, err) == 0, "%s", err);
+    snprintf(path, sizeof path, "%s/w.onebit", dir);
+    ((float *)src[2].h)[3] = NAN;
+    CHECK(student_write(path, &t, NULL, src, NULL, err) == -1 && strstr(err, "h[3]"), "NaN h: %s", err);
+    ((float *)src[2].h)[3] = 1e6f;
+    CHECK(student_write(path, &t, NULL, src, NULL, err) == -1 && strstr(err, "FP16"), "h out of FP16 range: %s", err);
+    CHECK(access(path, F_OK) != 0, "nothing written on error");
+    ((float *)src[2].h)[3] = 1;
+    snprintf(path, sizeof path, "%s/no/such/dir/w.onebit", dir);
+    CHECK(student_write(path, &t, NULL, src, NULL, err) == -1 && strstr(err, "temporary"), "bad dir: %s", err);
+    student_src_free(src, LIN_PER_LAYER);
+    model_free(&t);
+}
+
+int main(void)
+{
+    char dir[] = "/tmp/onebit-student.XXXXXX";
+    if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
+    /* widths that are not multiples of 64 (padding bits), GQA, own head */
+    ModelConfig c1 = {.dim = 40, .hidden_dim = 100, .n_layers = 2, .n_heads = 5, .n_kv_heads = 1, .head_dim = 8,
+                      .vocab_size = 37, .seq_len = 16, .rope_theta = 10000, .norm_eps = 1e-5f, .shared_classifier = 0};
+    round_trip(&c1, 1, dir);
+    /* 64-multiples, shared head, no tokenizer */
+    ModelConfig c2 = {.dim = 64, .hidden_dim = 128, .n_layers = 1, .n_heads = 4, .n_kv_heads = 2, .head_dim = 16,
+                      .vocab_size = 50, .seq_len = 16, .rope_theta = 500000, .norm_eps = 1e-6f, .shared_classifier = 1};
+    round_trip(&c2, 0, dir);
+    write_errors(dir);
+    rmdir(dir);
+    return test_done("test_student");
+}

@@ -1,0 +1,280 @@
+/* test_student_hostile.c -- damaged and hostile .onebit files: each gives
+ * a clear error from student_load (and nothing leaks or crashes under
+ * ASan). Most damage is made with a recomputed checksum, so the specific
+ * structural check is what must catch it. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "model.h"
+#include "student.h"
+#include "test.h"
+#include "tokenizer.h"
+
+static char dir[] = "/tmp/onebit-hostile.XXXXXX";
+static unsigned char *orig;
+static size_t orig_n;
+
+static void put32(unsigned char *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i)); }
+static void put64(unsigned char *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i)); }
+static uint64_t get64(const unsigned char *p) { uint64_t v = 0; for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i); return v; }
+
+/* the table entry of tensor `name` in buf */
+static unsigned char *entry(unsigned char *buf, const char *name)
+{
+    uint32_t n = buf[60] | buf[61] << 8 | buf[62] << 16 | (uint32_t)buf[63] << 24;
+    for (uint32_t i = 0; i < n; i++)
+        if (!strcmp((char *)buf + 128 + 128 * i, name)) return buf + 128 + 128 * i;
+    fprintf(stderr, "no tensor %s\n", name);
+    exit(1);
+}
+
+static void fix_checksum(unsigned char *buf, size_t n) { put64(buf + 104, student_checksum(buf, n)); }
+
+/* write buf[0..n) to a file, load it, expect failure with `want` in the message */
+static void expect_fail(const unsigned char *buf, size_t n, const char *want, const char *what)
+{
+    char path[4096], err[OB_ERRLEN] = "";
+    snprintf(path, sizeof path, "%s/bad.onebit", dir);
+    FILE *f = fopen(path, "wb");
+    if (n) fwrite(buf, 1, n, f);
+    fclose(f);
+    Model m;
+    Tokenizer t;
+    int rc = student_load(&m, &t, path, err);
+    CHECK(rc == -1 && strstr(err, want) && strstr(err, path), "%s: rc %d, error '%s' (wanted '%s')", what, rc, err, want);
+    if (rc == 0) { model_free(&m); tok_free(&t); }
+}
+
+static unsigned char *copy(void)
+{
+    unsigned char *b = malloc(orig_n);
+    memcpy(b, orig, orig_n);
+    return b;
+}
+
+int main(void)
+{
+    if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
+    char err[OB_ERRLEN], path[4096];
+    ModelConfig c = {.dim = 40, .hidden_dim = 72, .n_layers = 2, .n_heads = 5, .n_kv_heads = 5, .head_dim = 8,
+                     .vocab_size = 12, .seq_len = 16, .rope_theta = 10000, .norm_eps = 1e-5f, .shared_classifier = 1};
+    Model t;
+    if (model_alloc(&t, &c, 1, err)) { fprintf(stderr, "%s\n", err); return 1; }
+    for (size_t i = 0; i < t.arena_floats; i++) t.arena[i] = (float)((int)(i * 7919 % 201) - 100) * 0.001f;
+    const char *pieces[12] = {"<unk>", "<s>", "</s>", "a", "b", "c", "ab", "bc", "abc", " ", " a", "x"};
+    float scores[12] = {0, 0, 0, -1, -2, -3, -4, -5, -6, -7, -8, -9};
+    Tokenizer tok;
+    if (tok_init(&tok, 12, pieces, scores, 1, 2, err)) { fprintf(stderr, "%s\n", err); return 1; }
+    StudentLinearSrc src[2 * LIN_PER_LAYER];
+    CHECK(student_quantize(&t, SVID_NMF, 1, src, err) == 0, "%s", err);
+    snprintf(path, sizeof path, "%s/good.onebit", dir);
+    CHECK(student_write(path, &t, &tok, src, "{\"a\":1}", err) == 0, "write: %s", err);
+    student_src_free(src, 2 * LIN_PER_LAYER);
+    char *data;
+    if (ob_read_file(path, &data, &orig_n, err)) { fprintf(stderr, "%s\n", err); return 1; }
+    orig = (unsigned char *)data;
+    {
+        Model m;
+        Tokenizer tt;
+        CHECK(student_load(&m, &tt, path, err) == 0, "the good file loads: %s", err);
+        model_free(&m);
+        tok_free(&tt);
+    }
+    unsigned char *b;
+
+    /* truncation at every interesting point */
+    size_t cuts[] = {0, 7, 100, 127, 128, 300, orig_n / 2, orig_n - 1};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) expect_fail(orig, cuts[i], "truncated", "truncated");
+    b = copy();
+    memcpy(b, "ONEBIT\0\1", 8);
+    expect_fail(b, orig_n, "bad magic", "magic");
+    free(b);
+    b = copy();
+    put32(b + 8, 2);
+    fix_checksum(b, orig_n);
+    expect_fail(b, orig_n, "version 2", "version");
+    free(b);
+    /* trailing garbage */
+    b = malloc(orig_n + 64);
+    memcpy(b, orig, orig_n);
+    memset(b + orig_n, 0, 64);
+    expect_fail(b, orig_n + 64, "trailing data", "trailing");
+    free(b);
+    /* bad config */
+    b = copy();
+    put32(b + 28, 0); /* n_heads */
+    fix_checksum(b, orig_n);
+    expect_fail(b, orig_n, "bad model config", "config");
+    free(b);
+    /* config that disagrees with the tensors: hidden_dim 72 -> 80 */
+    b = copy();
+    put32(b + 20, 80);
+    fix_checksum(b, orig_n);
+    expect_fail(b, orig_n, "the config needs", "config vs shapes");
+    free(b);
+    /* huge tensor count */
+    b = copy();
+    put32(b + 60, 0xffffffffu);
+    fix_checksum(b, orig_n);
+    expect_fail(b, orig_n, "tensors, the config needs", "huge count");
+    free(b);
+    /* huge shape: size no longer matches (and the product overflows) */
+    b = copy();
+    put64(entry(b, "tok_emb") + 80, 1ull << 62);
+    fix_checksum(b, orig_n);
+    expect_fail(b, orig_n, "does not match its shape", "huge shape");
+    free(b);
+    /* huge size consistent with a huge shape: outside the file */
+    b = copy();
+    put64(entry(b, "tok_emb") + 80, 1ull << 40);
+    put64(entry(b, "tok_emb") + 104, (1ull << 40) * 40 * 4);
+    fix_checksum(b, orig_n);
+    expect_fail(b, orig_n, "outside the data area", "huge size");
+    free(b);
+    /* offset past the end */
+    b = copy();
+    put64(entry(b, "layers.1.w2.sign") + 96, (orig_n + 4096) & ~(uint64_t)63);
+    fix_checksum(b, orig_n);
+    expect_fail(b, orig_n, "outside the data area", "offset past end");
+    free(b);
+    /* offset wrapping around 2^64 */
+    b = copy();
+    put64(entry(b, "layers.0.wq.g") + 96, 0xffffffffffffffc0ull);
+    fix_checksum(b, orig_n);
+    expect_fail(b, orig_n, "outside the data area", "offset wrap");
+    free(b);
+    /* offset inside the header/table */
+    b = copy();
+    put64(entry(b, "layers.0.wq.g") + 96, 0);
+    fix_checksum(b, orig_n);
+    expect_fail(b, orig_n, "outside the data area", "offset in header");
+    free(b);
+    /* unaligned */
+    b = copy();
+    put64(entry(b, "layers.0.wk.h") + 96, get64(entry(b, "layers.0.wk.h") + 96) + 2);
+    fix_checksum(b, orig_n);
+    expect_fail(b, orig_n, "not 64-byte aligned", "unaligned");
+    free(b);
+    /* overlapping */
+    b = copy();
+    put64(entry(b, "layers.0.wk.g") + 96, get64(entry(b, "layers.0.wq.g") + 96));
+    fix_checksum(b, orig_n);
+    expect_fail(b, orig_n, "overlap", "overlap");
+    free(b);
+    /* unknown type, bad rank, flags */
+    b = copy();
+    put32(entry(b, "rms_final") + 64, 9);
+    fix_checksum(b, orig_n);
+    expect_fail(b, orig_n, "unknown type", "type");
+    free(b);
+    b = copy();
+    put32(entry(b, "rms_final") + 72, 3);
+    fix_checksum(b, orig_n);
+    expect_fail(b, orig_n, "bad rank", "rank");
+    free(b);
+    b = copy();
+    put32(entry(b, "layers.0.wv.sign") + 68, 6);
+    fix_checksum(b, orig_n);
+    expect_fail(b, orig_n, "unknown flags", "flags");
+    free(b);
+    /* wrong type for a known tensor (same byte size: F32 (40) -> F16 (80)) */
+    b = copy();
+    put32(entry(b, "rms_final") + 64, 1);
+    put64(entry(b, "rms_final") + 80, 80);
+    fix_checksum(b, orig_n);
+    expect_fail(b, orig_n, "the config needs F32", "type mismatch");
+    free(b);
+    /* names: unterminated, unknown, duplicate */
+    b = copy();
+    memset(entry(b, "meta"), 'x', 64);
+    fix_checksum(b, orig_n);
+    expect_fail(b, orig_n, "not NUL-terminated", "unterminated name");
+    free(b);
+    b = copy();
+    strcpy((char *)entry(b, "meta"), "metb");
+    fix_checksum(b, orig_n);
+    expect_fail(b, orig_n, "unexpected tensor 'metb'", "unknown name");
+    free(b);
+    b = copy();
+    strcpy((char *)entry(b, "layers.1.wo.g"), "layers.0.wo.g");
+    fix_checksum(b, orig_n);
+    expect_fail(b, orig_n, "appears twice", "duplicate");
+    free(b);
+    /* checksum */
+    b = copy();
+    b[orig_n - 3] ^= 0x10;
+    expect_fail(b, orig_n, "checksum mismatch", "checksum (data)");
+    free(b);
+    b = copy();
+    b[105] ^= 1;
+    expect_fail(b, orig_n, "checksum mismatch", "checksum (field)");
+    free(b);
+    /* NaN / Inf in g, h and an FP tensor */
+    b = copy();
+    unsigned char *g = b + get64(entry(b, "layers.1.w3.g") + 96);
+    g[6] = 0x00; g[7] = 0x7e;
+    fix_checksum(b, orig_n);
+    expect_fail(b, orig_n, "layers.1.w3.g: element 3 is not finite", "NaN g");
+    free(b);
+    b = copy();
+    g = b + get64(entry(b, "layers.0.wo.h") + 96);
+    g[0] = 0x00; g[1] = 0x7c;
+    fix_checksum(b, orig_n);
+    expect_fail(b, orig_n, "not finite", "Inf h");
+    free(b);
+    b = copy();
+    g = b + get64(entry(b, "rms_att") + 96);
+    put32(g + 8, 0x7fc00000u);
+    fix_checksum(b, orig_n);
+    expect_fail(b, orig_n, "rms_att: element 2 is not finite", "NaN rms");
+    free(b);
+    /* padding bits of a sign row (in = 40 < 64) */
+    b = copy();
+    g = b + get64(entry(b, "layers.0.wq.sign") + 96);
+    g[7] |= 0x80;
+    fix_checksum(b, orig_n);
+    expect_fail(b, orig_n, "padding bits", "padding");
+    free(b);
+    /* tokenizer: piece length past the end, bad bos, count mismatch */
+    b = copy();
+    g = b + get64(entry(b, "tokenizer.pieces") + 96);
+    put32(g, 1000);
+    fix_checksum(b, orig_n);
+    expect_fail(b, orig_n, "past the end of tokenizer.pieces", "piece length");
+    free(b);
+    b = copy();
+    put32(b + 92, 12);
+    fix_checksum(b, orig_n);
+    expect_fail(b, orig_n, "bad bos/eos", "bos");
+    free(b);
+    b = copy();
+    put32(b + 88, 11);
+    fix_checksum(b, orig_n);
+    expect_fail(b, orig_n, "tokenizer has 11 tokens", "tokenizer count");
+    free(b);
+    /* reserved bytes */
+    b = copy();
+    b[120] = 1;
+    fix_checksum(b, orig_n);
+    expect_fail(b, orig_n, "reserved", "reserved header");
+    free(b);
+    /* not a file */
+    {
+        Model m;
+        CHECK(student_load(&m, NULL, dir, err) == -1 && strstr(err, "not a regular file"), "directory: %s", err);
+        snprintf(path, sizeof path, "%s/none.onebit", dir);
+        CHECK(student_load(&m, NULL, path, err) == -1 && strstr(err, "No such file"), "missing: %s", err);
+    }
+    free(orig);
+    tok_free(&tok);
+    model_free(&t);
+    snprintf(path, sizeof path, "%s/good.onebit", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/bad.onebit", dir);
+    unlink(path);
+    rmdir(dir);
+    return test_done("test_student_hostile");
+}

@@ -1,0 +1,266 @@
+/* test_trainer.c -- the QAT trainer on stories260K: determinism, bitwise
+ * resume (N steps straight == K steps + checkpoint + resume + N-K steps,
+ * losses and final parameters), pause/resume/stop from another thread,
+ * hostile checkpoints (corrupt, other teacher, other config). */
+#include <poll.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "data.h"
+#include "student.h"
+#include "test.h"
+#include "trainer.h"
+
+enum { MAXSTEPS = 64 };
+
+static Model M;
+static Tokenizer TK;
+static DataSet D;
+static char SHA[65];
+static char dir[256];
+
+typedef struct {
+    double loss[MAXSTEPS + 1];   /* by step */
+    int nsteps, ckpts, paused, status_final;
+    char status_msg[512];
+} Seen;
+
+static void collect(EventRing *r, Seen *s)
+{
+    Event ev[64];
+    int n;
+    while ((n = evring_pop(r, ev, 64)) > 0)
+        for (int i = 0; i < n; i++) {
+            const Event *e = &ev[i];
+            if (e->kind == EV_STEP && e->step >= 1 && e->step <= MAXSTEPS) { s->loss[e->step] = e->loss; s->nsteps++; }
+            if (e->kind == EV_CKPT) s->ckpts++;
+            if (e->kind == EV_STATUS) {
+                if (e->status == RUN_PAUSED) s->paused++;
+                s->status_final = e->status;
+                snprintf(s->status_msg, sizeof s->status_msg, "%s", e->text);
+            }
+        }
+}
+
+static void base_cfg(TrainConfig *c, long steps)
+{
+    trainer_config_default(c);
+    c->steps = steps;
+    c->seq_len = 32;
+    c->batch = 2;
+    c->accum = 2;
+    c->lr = 2e-3f;
+    c->warmup = 2;
+    c->seed = 11;
+    c->max_eval_windows = 4;
+}
+
+/* run to the end; returns the join result; params malloc'd into *p */
+static int run(const TrainConfig *c, const char *sha, Seen *s, float **p, size_t *np, TrainSummary *sum, char *err)
+{
+    EventRing r;
+    evring_init(&r, 8192);
+    memset(s, 0, sizeof *s);
+    Trainer *t;
+    if (trainer_start(&t, c, &M, &TK, &D, sha, &r, err)) { evring_destroy(&r); return -2; }
+    int rc = trainer_join(t, sum);
+    collect(&r, s);
+    if (p) { *p = NULL; trainer_params(t, p, np); }
+    trainer_free(t);
+    evring_destroy(&r);
+    return rc;
+}
+
+static int file_copy(const char *from, const char *to)
+{
+    char *b, e[OB_ERRLEN];
+    size_t n;
+    if (ob_read_file(from, &b, &n, e)) return -1;
+    int rc = data_write_atomic(to, b, n, e);
+    free(b);
+    return rc;
+}
+
+int main(void)
+{
+    REQUIRE_SHARED(mp, "models/stories260K.bin");
+    REQUIRE_SHARED(tp, "models/tok512.bin");
+    REQUIRE_SHARED(xp, "data/tinystories_train_head_sample.txt");
+    char err[OB_ERRLEN];
+    snprintf(dir, sizeof dir, "%s/test_trainer.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
+    if (model_load(&M, mp, err) || tok_load(&TK, tp, M.cfg.vocab_size, err)) { fprintf(stderr, "%s\n", err); return 1; }
+    char *text;
+    size_t len;
+    ob_read_file(xp, &text, &len, err);
+    text[len > 60000 ? 60000 : len] = 0; /* a few hundred stories are plenty */
+    CHECK(data_from_text(&D, &TK, text, "<|endoftext|>", 32, M.cfg.seq_len, M.cfg.vocab_size, err) == 0, "data: %s", err);
+    free(text);
+    data_sha256_file(mp, SHA, err);
+    char ck[512], ck5[512];
+    snprintf(ck, sizeof ck, "%s/run.ckpt", dir);
+    snprintf(ck5, sizeof ck5, "%s/step5.ckpt", dir);
+
+    /* A: 12 steps straight */
+    TrainConfig c;
+    base_cfg(&c, 12);
+    Seen a, b, b2;
+    float *pa, *pb, *pb2;
+    size_t na, nb, nb2;
+    TrainSummary sa, sb, sb2;
+    CHECK(run(&c, SHA, &a, &pa, &na, &sa, err) == 0, "run A: %s", sa.message);
+    CHECK(a.nsteps == 12 && sa.status == RUN_FINISHED, "A: %d steps, status %d", a.nsteps, sa.status);
+    int finite = 1;
+    for (int i = 1; i <= 12; i++) finite &= isfinite(a.loss[i]) && a.loss[i] > 0;
+    CHECK(finite, "A losses finite and positive");
+    CHECK(sa.teacher_nll < sa.svid_nll, "teacher %.4f beats PTQ SVID %.4f", sa.teacher_nll, sa.svid_nll);
+
+    /* the exported .onebit gives (up to FP16 g, h) the trainer's held-out NLL */
+    {
+        char sp[512];
+        snprintf(sp, sizeof sp, "%s/a.onebit", dir);
+        TrainConfig ce = c;
+        ce.out_path = sp;
+        Seen e;
+        TrainSummary se;
+        CHECK(run(&ce, SHA, &e, NULL, NULL, &se, err) == 0 && access(sp, R_OK) == 0, "export: %s", se.message);
+        CHECK(se.student_nll == sa.student_nll, "export does not change the run");
+        Model sm;
+        Tokenizer st;
+        if (student_load(&sm, &st, sp, err) == 0) {
+            double nll;
+            long nt;
+            CHECK(trainer_dense_nll(&sm, &D, 0, &nll, &nt, err) == 0, "student eval: %s", err);
+            CHECK_NEAR(nll, sa.student_nll, 0.02, "packed student vs trainer held-out NLL");
+            tok_free(&st);
+            model_free(&sm);
+        } else
+            CHECK(0, "student_load: %s", err);
+        unlink(sp);
+    }
+
+    /* determinism: the same run again, bit for bit */
+    CHECK(run(&c, SHA, &b, &pb, &nb, &sb, err) == 0, "run A again");
+    CHECK(!memcmp(a.loss, b.loss, sizeof a.loss), "same config, bit-identical losses");
+    CHECK(na == nb && pa && pb && !memcmp(pa, pb, na * sizeof(float)), "same config, bit-identical parameters");
+    free(pb);
+
+    /* B: 5 steps + checkpoint, then resume to 12 */
+    c.ckpt_path = ck;
+    c.stop_after = 5;
+    CHECK(run(&c, SHA, &b, NULL, NULL, &sb, err) == 0, "run B1: %s", sb.message);
+    CHECK(sb.status == RUN_STOPPED && sb.steps_done == 5 && b.ckpts >= 1, "B1 stopped at 5 (%ld) with a checkpoint", sb.steps_done);
+    file_copy(ck, ck5);
+    c.stop_after = 0;
+    c.resume_path = ck5;
+    CHECK(run(&c, SHA, &b2, &pb2, &nb2, &sb2, err) == 0, "run B2: %s", sb2.message);
+    int same = 1;
+    for (int i = 1; i <= 5; i++) same &= b.loss[i] == a.loss[i];
+    for (int i = 6; i <= 12; i++) same &= b2.loss[i] == a.loss[i];
+    CHECK(same, "5 + resume + 7 steps: bit-identical losses");
+    CHECK(b2.nsteps == 7, "resume ran 7 steps (%d)", b2.nsteps);
+    CHECK(nb2 == na && pb2 && !memcmp(pa, pb2, na * sizeof(float)), "bit-identical final parameters after resume");
+    CHECK(sb2.student_nll == sa.student_nll, "same held-out NLL %.9g vs %.9g", sb2.student_nll, sa.student_nll);
+    free(pb2);
+    free(pa);
+
+    /* hostile checkpoints */
+    Seen h;
+    TrainSummary sh;
+    CHECK(run(&c, "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff", &h, NULL, NULL, &sh, err) == -1 &&
+              strstr(sh.message, "another teacher"), "other teacher: %s", sh.message);
+    c.batch = 3;
+    CHECK(run(&c, SHA, &h, NULL, NULL, &sh, err) == -1 && strstr(sh.message, "--batch"), "other batch: %s", sh.message);
+    c.batch = 2;
+    c.lr = 1e-3f;
+    CHECK(run(&c, SHA, &h, NULL, NULL, &sh, err) == -1 && strstr(sh.message, "--lr"), "other lr: %s", sh.message);
+    c.lr = 2e-3f;
+    char *raw;
+    size_t size;
+    ob_read_file(ck5, &raw, &size, err);
+    raw[size / 2] ^= 0x10;
+    data_write_atomic(ck5, raw, size, err);
+    CHECK(run(&c, SHA, &h, NULL, NULL, &sh, err) == -1 && strstr(sh.message, "checksum"), "corrupt: %s", sh.message);
+    raw[size / 2] ^= 0x10;
+    data_write_atomic(ck5, raw, size / 3, err);
+    CHECK(run(&c, SHA, &h, NULL, NULL, &sh, err) == -1 && strstr(sh.message, "checksum"), "truncated: %s", sh.message);
+    data_write_atomic(ck5, "OBCKPT1\n", 8, err);
+    CHECK(run(&c, SHA, &h, NULL, NULL, &sh, err) == -1, "header only: %s", sh.message);
+    data_write_atomic(ck5, "junk", 4, err);
+    CHECK(run(&c, SHA, &h, NULL, NULL, &sh, err) == -1 && strstr(sh.message, "not a onebit-tui checkpoint"), "junk: %s", sh.message);
+    free(raw);
+    c.resume_path = "/nonexistent/x.ckpt";
+    CHECK(run(&c, SHA, &h, NULL, NULL, &sh, err) == -1 && strstr(sh.message, "/nonexistent/x.ckpt"), "missing: %s", sh.message);
+    c.resume_path = NULL;
+
+    /* bad configs are refused before the thread starts */
+    TrainConfig bad;
+    base_cfg(&bad, 10);
+    bad.seq_len = 1024;
+    CHECK(trainer_start(&(Trainer *){0}, &bad, &M, &TK, &D, SHA, NULL, err) == -1 && strstr(err, "context 512"), "seq-len: %s", err);
+    base_cfg(&bad, 10);
+    bad.seq_len = 16;
+    CHECK(trainer_start(&(Trainer *){0}, &bad, &M, &TK, &D, SHA, NULL, err) == -1, "data/config seq-len mismatch: %s", err);
+
+    /* pause / resume / stop through the API from this thread */
+    TrainConfig pc;
+    base_cfg(&pc, 100000);
+    pc.ckpt_path = ck;
+    EventRing r;
+    evring_init(&r, 8192);
+    Trainer *t;
+    CHECK(trainer_start(&t, &pc, &M, &TK, &D, SHA, &r, err) == 0, "start: %s", err);
+    Seen s;
+    memset(&s, 0, sizeof s);
+    struct pollfd pf = {evring_fd(&r), POLLIN, 0};
+    int last_step = 0, state = 0, paused_at = -1, steps_while_paused = 0, resumed_ok = 0, stopped = 0;
+    while (!stopped) {
+        poll(&pf, 1, 1000);
+        Event ev[64];
+        int n = evring_pop(&r, ev, 64);
+        for (int i = 0; i < n; i++) {
+            Event *e = &ev[i];
+            if (e->kind == EV_STEP) {
+                if (state == 2) steps_while_paused++;
+                last_step = e->step;
+                if (state == 3 && e->step > paused_at) resumed_ok = 1;
+            }
+            if (e->kind == EV_STATUS && e->status == RUN_PAUSED) { state = 2; paused_at = last_step; }
+            if (e->kind == EV_STATUS && (e->status == RUN_STOPPED || e->status == RUN_FAILED || e->status == RUN_FINISHED)) {
+                stopped = 1;
+                s.status_final = e->status;
+            }
+            if (e->kind == EV_CKPT) s.ckpts++;
+        }
+        if (state == 0 && last_step >= 2) { trainer_pause(t); state = 1; }
+        if (state == 2) {
+            /* paused: no step may arrive; wait for silence a while, then resume */
+            if (poll(&pf, 1, 300) == 0) { trainer_resume(t); state = 3; }
+        }
+        if (state == 3 && resumed_ok) { trainer_stop(t); state = 4; }
+    }
+    TrainSummary ss;
+    CHECK(trainer_join(t, &ss) == 0, "join after stop: %s", ss.message);
+    CHECK(paused_at >= 2 && steps_while_paused == 0, "paused at %d, %d steps while paused", paused_at, steps_while_paused);
+    CHECK(resumed_ok, "steps again after resume");
+    CHECK(s.status_final == RUN_STOPPED && ss.status == RUN_STOPPED, "status stopped (%d)", s.status_final);
+    CHECK(ss.steps_done > paused_at && ss.steps_done < 100000, "stopped at %ld", ss.steps_done);
+    CHECK(s.ckpts >= 1 && access(ck, R_OK) == 0, "checkpoint on stop");
+    trainer_free(t);
+    evring_destroy(&r);
+    /* the stop checkpoint resumes */
+    pc.resume_path = ck;
+    pc.stop_after = ss.steps_done + 1;
+    Seen s2;
+    TrainSummary ss2;
+    CHECK(run(&pc, SHA, &s2, NULL, NULL, &ss2, err) == 0 && ss2.steps_done == ss.steps_done + 1, "resume the stop checkpoint: %s",
+          ss2.message);
+
+    unlink(ck);
+    unlink(ck5);
+    rmdir(dir);
+    data_free(&D);
+    tok_free(&TK);
+    model_free(&M);
+    return test_done("test_trainer");
+}
