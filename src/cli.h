@@ -37,5 +37,6 @@ int cli_generate(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_train(int argc, char **argv);
+int cli_runs(int argc, char **argv);
 
 #endif

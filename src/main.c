@@ -13,6 +13,7 @@ const CliCommand cli_commands[] = {
     {"eval", cli_eval, "perplexity of a teacher or student on a text file"},
     {"train", cli_train, "distil a 1-bit student from the teacher (QAT), with checkpoints"},
     {"bench", cli_bench, "benchmarks: forward (prefill/decode tokens/s)"},
+    {"runs", cli_runs, "list, show, plot, delete and export recorded training runs"},
     {NULL, NULL, NULL},
 };
 

@@ -1,0 +1,42 @@
+/* db_internal.h -- what db.c and writer.c share: the connection struct,
+ * the owner record, error mapping and the SQL both of them run. */
+#ifndef OB_DB_INTERNAL_H
+#define OB_DB_INTERNAL_H
+
+#include <sqlite3.h>
+
+#include "db.h"
+
+#define DB_BUSY_MS 5000
+
+typedef struct {
+    long long pid, start;  /* start: clock ticks since boot, -1 unknown */
+    char boot[64], host[256];
+} DbOwner;
+
+struct Db {
+    sqlite3 *h;
+    char *path;
+    int read_only, busy_ms;
+    DbOwner self;
+};
+
+#define DB_SQL_METRIC_PUT                                                                                  \
+    "INSERT OR REPLACE INTO metrics(run_id, step, loss, kl, mse, lr, grad_norm, tokens_per_s, wall) "      \
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+#define DB_SQL_EVAL_PUT \
+    "INSERT OR REPLACE INTO evals(run_id, step, dataset, nll, ppl, time) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+#define DB_SQL_CKPT_PUT \
+    "INSERT OR REPLACE INTO checkpoints(run_id, step, path, sha256, time) VALUES (?1, ?2, ?3, ?4, ?5)"
+
+/* "PATH: <clear message> while WHAT" for an SQLite result code */
+void db_set_sqlerr(sqlite3 *h, int rc, const char *path, const char *what, int busy_ms, char *err);
+int db_exec(sqlite3 *h, const char *path, const char *sql, const char *what, int busy_ms, char *err);
+/* open one connection: flags, busy timeout, WAL (read-write), foreign keys */
+int db_connect(const char *path, int read_only, int busy_ms, sqlite3 **out, char *err);
+void db_owner_self(DbOwner *o);
+double db_wall_time(void);
+void db_bind_metric(sqlite3_stmt *st, int64_t run, const DbMetric *m);
+void db_bind_eval(sqlite3_stmt *st, int64_t run, const DbEval *e);
+
+#endif

@@ -1,0 +1,306 @@
+/* test_db_writer.c -- the run store's writer thread: batching (counted
+ * with SQLite's commit hook, no timing), checkpoints and status changes
+ * committed at once, a resumed step replacing the old row, a locked
+ * database reported (EV_LOG + db_writer_error) and retried without loss,
+ * a full disk (RLIMIT_FSIZE) reported with every committed event intact,
+ * and a run deleted under the writer. */
+#include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "db.h"
+#include "db_internal.h"
+#include "test.h"
+
+static char dir[256];
+
+static const char *tmp(const char *name)
+{
+    static char buf[8][512];
+    static int k;
+    char *b = buf[k++ % 8];
+    snprintf(b, sizeof buf[0], "%s/%s", dir, name);
+    return b;
+}
+
+static long long q_int(sqlite3 *h, const char *sql)
+{
+    sqlite3_stmt *st;
+    long long v = -999;
+    if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK) return -998;
+    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static void nap(void)
+{
+    struct timespec ts = {0, 5 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
+/* wait (a hang guard, not a timing assertion) until sql returns want */
+static int wait_for(sqlite3 *h, const char *sql, long long want)
+{
+    for (int i = 0; i < 12000; i++) {
+        if (q_int(h, sql) == want) return 1;
+        nap();
+    }
+    return 0;
+}
+
+static Event step_ev(int step, double loss)
+{
+    Event e = {.kind = EV_STEP, .step = step, .total_steps = 1000, .loss = loss, .kl = loss / 2, .mse = 0.1, .lr = 1e-3,
+               .grad_norm = 0.5, .tokens_per_s = 1234, .elapsed = step * 0.01};
+    return e;
+}
+
+static int64_t new_run(const char *path, const char *name, Db **out)
+{
+    char err[OB_ERRLEN];
+    Db *db = db_open(path, 0, err);
+    CHECK(db != NULL, "open %s: %s", path, err);
+    if (!db) return -1;
+    int64_t id = db_run_create(db, name, 0, "{}", 1000, err);
+    CHECK(id > 0, "run: %s", err);
+    if (out) *out = db;
+    else db_close(db);
+    return id;
+}
+
+static void test_batching(void)
+{
+    char err[OB_ERRLEN];
+    const char *path = tmp("batch.db");
+    Db *db;
+    int64_t run = new_run(path, "batch", &db);
+    DbWriter *w = db_writer_start(path, run, NULL, err);
+    CHECK(w != NULL, "start: %s", err);
+    if (!w) return;
+    db_writer_set_batch(w, 256, 3600); /* only the count triggers a commit */
+    for (int s = 0; s < 1000; s++) {
+        Event e = step_ev(s, 10.0 - s * 0.001);
+        db_writer_push(w, &e);
+    }
+    DbWriterStats st;
+    db_writer_stats(w, &st);
+    CHECK(db_writer_stop(w, err) == 0, "stop: %s", err);
+    /* stats are gone with the writer: read them before stop next time */
+    CHECK(q_int(db->h, "SELECT count(*) FROM metrics") == 1000, "all 1000 steps stored");
+    CHECK(q_int(db->h, "SELECT total_steps FROM runs") == 1000, "total steps");
+    CHECK(q_int(db->h, "SELECT count(*) FROM metrics WHERE loss IS NULL OR kl IS NULL OR wall IS NULL") == 0, "values");
+    db_close(db);
+
+    /* again, keeping the stats */
+    run = new_run(path, "batch2", &db);
+    w = db_writer_start(path, run, NULL, err);
+    if (!w) return;
+    db_writer_set_batch(w, 256, 3600);
+    for (int s = 0; s < 1000; s++) {
+        Event e = step_ev(s, 1);
+        db_writer_push(w, &e);
+    }
+    /* a commit takes at least 256 events, so at most 255 wait for stop */
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT count(*) >= 745 FROM metrics WHERE run_id=%lld", (long long)run);
+    CHECK(wait_for(db->h, sql, 1), "full batches committed before stop");
+    db_writer_stats(w, &st);
+    CHECK(st.commits >= 2 && st.commits <= 3, "batched: %ld transactions for %ld events", st.commits, st.events);
+    CHECK(st.dropped == 0, "nothing dropped");
+    CHECK(db_writer_stop(w, err) == 0, "stop: %s", err);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM metrics WHERE run_id=%lld", (long long)run);
+    CHECK(q_int(db->h, sql) == 1000, "the rest committed by stop");
+    db_close(db);
+}
+
+static void test_urgent(void)
+{
+    char err[OB_ERRLEN];
+    const char *path = tmp("urgent.db");
+    Db *db;
+    int64_t run = new_run(path, "urgent", &db);
+    DbWriter *w = db_writer_start(path, run, NULL, err);
+    CHECK(w != NULL, "start: %s", err);
+    if (!w) return;
+    db_writer_set_batch(w, 1000000, 3600); /* never by count or time */
+    for (int s = 0; s < 10; s++) {
+        Event e = step_ev(s, 5.0);
+        db_writer_push(w, &e);
+    }
+    Event redo = step_ev(9, 4.5); /* a resumed run re-does step 9 */
+    db_writer_push(w, &redo);
+    Event ck = {.kind = EV_CKPT, .step = 10};
+    snprintf(ck.text, sizeof ck.text, "/ckpt/urgent-10.ckpt");
+    db_writer_push(w, &ck);
+    CHECK(wait_for(db->h, "SELECT count(*) FROM checkpoints WHERE step=10 AND path='/ckpt/urgent-10.ckpt'", 1),
+          "a checkpoint is committed without waiting for the batch");
+    CHECK(q_int(db->h, "SELECT count(*) FROM metrics") == 10, "the steps before it are in the same commit");
+    CHECK(q_int(db->h, "SELECT loss * 10 FROM metrics WHERE step=9") == 45, "the re-done step replaced the old row");
+    DbWriterStats st;
+    db_writer_stats(w, &st);
+    CHECK(st.commits == 1 && st.events == 12, "one transaction: %ld commits, %ld events", st.commits, st.events);
+    Event ev = {.kind = EV_EVAL, .step = 10, .eval_nll = 2.0, .eval_ppl = 7.389};
+    snprintf(ev.text, sizeof ev.text, "tinystories");
+    db_writer_push(w, &ev);
+    Event fin = {.kind = EV_STATUS, .status = RUN_FINISHED};
+    snprintf(fin.text, sizeof fin.text, "finished 10 steps");
+    db_writer_push(w, &fin);
+    CHECK(wait_for(db->h, "SELECT count(*) FROM runs WHERE status='finished' AND owner_pid IS NULL", 1),
+          "a status change is committed at once");
+    CHECK(q_int(db->h, "SELECT count(*) FROM evals WHERE dataset='tinystories' AND step=10") == 1, "eval stored");
+    db_writer_stats(w, &st);
+    CHECK(st.commits == 2, "two transactions: %ld", st.commits);
+    Event other = {.kind = EV_LOG};
+    db_writer_push(w, &other); /* ignored */
+    CHECK(db_writer_stop(w, err) == 0, "stop: %s", err);
+    DbRun r;
+    CHECK(db_run_get(db, run, &r, err) == 0 && r.status == RUN_FINISHED && !strcmp(r.message, "finished 10 steps") &&
+              r.steps_done == 10 && r.last_ckpt_step == 10,
+          "run after the writer");
+    db_run_free(&r);
+    db_close(db);
+}
+
+static void test_locked(void)
+{
+    char err[OB_ERRLEN];
+    const char *path = tmp("locked.db");
+    Db *db;
+    int64_t run = new_run(path, "locked", &db);
+    EventRing notify;
+    evring_init(&notify, 64);
+    DbWriter *w = db_writer_start(path, run, &notify, err);
+    CHECK(w != NULL, "start: %s", err);
+    if (!w) return;
+    db_writer_set_batch(w, 1000000, 3600);
+    db_writer_set_busy_timeout(w, 100);
+    sqlite3 *h = NULL;
+    sqlite3_open(path, &h);
+    CHECK(sqlite3_exec(h, "BEGIN EXCLUSIVE; UPDATE runs SET message='x';", NULL, NULL, NULL) == SQLITE_OK, "lock");
+    for (int s = 0; s < 5; s++) {
+        Event e = step_ev(s, 3.0);
+        db_writer_push(w, &e);
+    }
+    Event ck = {.kind = EV_CKPT, .step = 5};
+    snprintf(ck.text, sizeof ck.text, "/ckpt/5");
+    db_writer_push(w, &ck);
+    int seen = 0;
+    for (int i = 0; i < 12000 && !(seen = db_writer_error(w, err)); i++) nap();
+    CHECK(seen && strstr(err, "locked.db: database is locked by another process"), "error surfaced: %s", err);
+    Event got[8];
+    int n = evring_pop(&notify, got, 8);
+    CHECK(n >= 1 && got[0].kind == EV_LOG && strstr(got[0].text, "run store:") && strstr(got[0].text, "locked"),
+          "EV_LOG to the consumer: %d %s", n, n ? got[0].text : "");
+    for (int s = 5; s < 8; s++) {
+        Event e = step_ev(s, 3.0);
+        db_writer_push(w, &e); /* the producer carries on */
+    }
+    sqlite3_exec(h, "COMMIT", NULL, NULL, NULL);
+    sqlite3_close(h);
+    CHECK(wait_for(db->h, "SELECT count(*) FROM checkpoints", 1), "retried after the lock went away");
+    DbWriterStats st;
+    db_writer_stats(w, &st);
+    CHECK(st.failures >= 1 && st.dropped == 0, "failures %ld dropped %ld", st.failures, st.dropped);
+    CHECK(db_writer_error(w, err) == 0, "error cleared after a good commit");
+    CHECK(db_writer_stop(w, err) == 0, "stop: %s", err);
+    CHECK(q_int(db->h, "SELECT count(*) FROM metrics") == 8, "nothing lost: %lld", q_int(db->h, "SELECT count(*) FROM metrics"));
+    CHECK(db_integrity_check(db, err) == 0, "integrity: %s", err);
+    db_close(db);
+    evring_destroy(&notify);
+}
+
+static void test_full_disk(void)
+{
+    const char *path = tmp("full.db");
+    int64_t run = new_run(path, "full", NULL);
+    int fd[2];
+    if (pipe(fd)) return;
+    pid_t pid = fork();
+    if (pid == 0) {
+        char err[OB_ERRLEN];
+        close(fd[0]);
+        signal(SIGXFSZ, SIG_IGN);
+        DbWriter *w = db_writer_start(path, run, NULL, err);
+        if (!w) _exit(2);
+        db_writer_set_batch(w, 64, 3600);
+        struct rlimit rl = {192 * 1024, 192 * 1024};
+        if (setrlimit(RLIMIT_FSIZE, &rl)) _exit(3);
+        for (int s = 0; s < 20000; s++) {
+            Event e = step_ev(s, 1.0);
+            db_writer_push(w, &e);
+            if (s % 64 == 63) { /* let it commit, as it would during training */
+                DbWriterStats st;
+                for (int i = 0; i < 12000; i++) {
+                    db_writer_stats(w, &st);
+                    if (st.events == s + 1 || db_writer_error(w, err)) break;
+                    nap();
+                }
+                if (db_writer_error(w, err)) break;
+            }
+        }
+        DbWriterStats st;
+        db_writer_stats(w, &st);
+        long stored = st.events;
+        int rc = db_writer_stop(w, err);
+        int clear = rc == -1 && strstr(err, "full.db: file size limit reached (ulimit -f)") && strstr(err, "not stored");
+        if (!clear) fprintf(stderr, "writer stop: %d %s\n", rc, err);
+        if (write(fd[1], &stored, sizeof stored) != sizeof stored) _exit(4);
+        _exit(clear ? 0 : 1);
+    }
+    close(fd[1]);
+    long stored = -1;
+    if (read(fd[0], &stored, sizeof stored) != sizeof stored) stored = -1;
+    close(fd[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "writer reported the full disk clearly (status %d)", status);
+    char err[OB_ERRLEN];
+    Db *db = db_open(path, 0, err);
+    CHECK(db != NULL, "reopen: %s", err);
+    if (!db) return;
+    CHECK(db_integrity_check(db, err) == 0, "integrity: %s", err);
+    long long n = q_int(db->h, "SELECT count(*) FROM metrics");
+    CHECK(stored > 0 && n == stored, "every committed step is there: %lld stored %ld", n, stored);
+    CHECK(q_int(db->h, "SELECT count(*) FROM metrics WHERE step >= 0 AND step < (SELECT count(*) FROM metrics)") == n,
+          "a prefix of the steps, no holes");
+    db_close(db);
+}
+
+static void test_deleted_run(void)
+{
+    char err[OB_ERRLEN];
+    const char *path = tmp("deleted.db");
+    Db *db;
+    int64_t run = new_run(path, "doomed", &db);
+    DbWriter *w = db_writer_start(path, run, NULL, err);
+    CHECK(w != NULL, "start: %s", err);
+    if (!w) return;
+    CHECK(db_writer_start(path, 4242, NULL, err) == NULL && strstr(err, "no run 4242"), "writer for a missing run: %s", err);
+    CHECK(db_run_delete(db, run, err) == 0, "delete: %s", err);
+    Event e = step_ev(1, 1.0);
+    db_writer_push(w, &e);
+    CHECK(db_writer_stop(w, err) == -1 && strstr(err, "no longer exists"), "deleted run: %s", err);
+    CHECK(q_int(db->h, "SELECT count(*) FROM metrics") == 0, "nothing stored");
+    db_close(db);
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "%s/onebit-test-dbw.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
+    test_batching();
+    test_urgent();
+    test_locked();
+    test_full_disk();
+    test_deleted_run();
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", dir);
+    return test_done("test_db_writer");
+}
