@@ -23,6 +23,7 @@
 
 #include "cli.h"
 #include "common.h"
+#include "db.h"
 
 #define MIN_W 64
 #define MIN_H 18
@@ -81,7 +82,7 @@ static void install_signals(void)
 }
 
 /* ---- services for the screens ------------------------------------------- */
-int64_t app_new_id(App *a) { return ++a->next_id; }
+int64_t app_new_id(App *a) { return ((int64_t)1 << 40) + ++a->next_id; }
 void app_dirty(App *a) { a->dirty = 1; }
 
 static void log_add(App *a, const char *line)
@@ -589,17 +590,31 @@ static void drain_stderr(App *a)
     }
 }
 
+/* ---- the run store --------------------------------------------------------- */
+static void open_db(App *a)
+{
+    char err[OB_ERRLEN];
+    char *p = a->opt.db ? ob_strdup(a->opt.db) : db_default_path(err);
+    if (!p) { app_msg(a, 1, "run store: %s (runs are not recorded)", err); return; }
+    snprintf(a->db_path, sizeof a->db_path, "%s", p);
+    free(p);
+    a->db = db_open(a->db_path, 0, err);
+    if (!a->db) app_msg(a, 1, "run store: %s (runs are not recorded)", err);
+    else app_log(a, "run store: %s", a->db_path);
+}
+
 /* ---- options and the loop -------------------------------------------------- */
 static void usage(FILE *f)
 {
     fprintf(f,
-            "Usage: onebit-tui [--teacher M] [--tokenizer T] [--ascii] [--no-color]\n"
+            "Usage: onebit-tui [--teacher M] [--tokenizer T] [--db FILE] [--ascii] [--no-color]\n"
             "       onebit-tui COMMAND [OPTIONS]   (see 'onebit-tui --help')\n"
             "\n"
             "Start the full-screen workbench.\n"
             "\n"
             "  --teacher M     teacher to load at start (default: $ONEBIT_TEACHER, models/stories260K.bin)\n"
             "  --tokenizer T   its tokenizer (default: beside the teacher)\n"
+            "  --db FILE       the run store (default $XDG_DATA_HOME/onebit-tui/runs.db)\n"
             "  --ascii         ASCII charts and borders (default when the locale is not UTF-8)\n"
             "  --no-color      no colours (also when NO_COLOR is set)\n");
 }
@@ -608,7 +623,7 @@ static int parse_options(int argc, char **argv, UiOptions *o)
 {
     static const struct option opts[] = {
         {"teacher", required_argument, 0, 'm'}, {"tokenizer", required_argument, 0, 'z'},
-        {"ascii", no_argument, 0, 'a'},
+        {"db", required_argument, 0, 'd'},      {"ascii", no_argument, 0, 'a'},
         {"no-color", no_argument, 0, 'c'},      {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
@@ -622,6 +637,7 @@ static int parse_options(int argc, char **argv, UiOptions *o)
         switch (ch) {
         case 'm': o->teacher = optarg; break;
         case 'z': o->tokenizer = optarg; break;
+        case 'd': o->db = optarg; break;
         case 'a': o->ascii = 1; break;
         case 'c': o->color = 0; break;
         case 'h': usage(stdout); return 1;
@@ -665,6 +681,9 @@ int ui_main(int argc, char **argv)
     atexit(restore_terminal);
     ui_input_init(&a->prompt);
     a->screens[a->nscreens++] = &ui_scr_model;
+    a->screens[a->nscreens++] = &ui_scr_layers;
+    a->screens[a->nscreens++] = &ui_scr_train;
+    a->screens[a->nscreens++] = &ui_scr_runs;
     a->screens[a->nscreens++] = &ui_scr_chat;
     a->screens[a->nscreens++] = &ui_scr_log;
     ui_grid_init(&screen_grid, 0, 0, a->opt.ascii);
@@ -686,6 +705,7 @@ int ui_main(int argc, char **argv)
     set_escdelay(25);
     init_colors(a);
     app_log(a, "onebit-tui started (%s, %s)", a->opt.ascii ? "ASCII" : "UTF-8", color_on ? "colour" : "no colour");
+    open_db(a);
     for (int i = 0; i < a->nscreens; i++)
         if (a->screens[i]->enter && a->screens[i] == &ui_scr_model) a->screens[i]->enter(a);
     a->dirty = 1;
@@ -723,6 +743,7 @@ int ui_main(int argc, char **argv)
     restore_terminal();
     delscreen(scr);
     if (a->teacher) app_set_teacher(a, NULL, NULL, "", "");
+    if (a->db) db_close(a->db);
     for (int i = 0; i < a->nlog; i++) free(a->log[(a->log_first + i) % UI_LOG_MAX]);
     ui_input_free(&a->prompt);
     ui_grid_free(&screen_grid);

@@ -33,12 +33,13 @@ typedef struct {
     /* right side of the status bar (progress of what runs here), or NULL */
     void (*status)(App *a, char *buf, int n);
     void (*enter)(App *a);             /* became visible; may be NULL */
-    int (*busy)(App *a);               /* a run would be cut short by quitting; may be NULL */
+    int (*busy)(App *a);
+    void (*teacher)(App *a);           /* a new teacher was installed; may be NULL */               /* a run would be cut short by quitting; may be NULL */
     void (*fini)(App *a);              /* stop workers, free; may be NULL */
 } UiScreen;
 
 typedef struct {
-    const char *teacher, *tokenizer;
+    const char *teacher, *tokenizer, *db;
     int ascii, color;
 } UiOptions;
 
@@ -54,6 +55,12 @@ struct App {
     Tokenizer *tok;
     char teacher_path[4096], tok_path[4096];
     int teacher_users;                 /* background jobs reading the teacher */
+    char teacher_sha[65];              /* SHA-256 of the teacher file */
+    int64_t teacher_id;                /* its row in the run store (0: none) */
+
+    /* the run store (NULL when it could not be opened: see the Log) */
+    struct Db *db;
+    char db_path[4096];
 
     const UiScreen *screens[8];
     int nscreens, cur;
@@ -83,6 +90,8 @@ struct App {
     int body_h, body_w;
 };
 
+/* ids of UI jobs (generation, loading); far above run ids, so events of
+ * both can share the ring */
 int64_t app_new_id(App *a);
 void app_dirty(App *a);
 /* message line (err: in the error colour); also appended to the log */
@@ -100,9 +109,13 @@ void app_cursor(App *a, int x, int y);
 void app_switch(App *a, int number);
 /* install a loaded teacher (takes ownership); fails while jobs use the old */
 int app_set_teacher(App *a, Model *m, Tokenizer *t, const char *path, const char *tokpath);
+/* a screen's public actions, used across screens */
+void ui_train_queue_resume(App *a, int64_t run_id);   /* Runs: r */
+void ui_chat_use_student(App *a, const char *path, int64_t run); /* Runs: c */
+void ui_runs_refresh(App *a);
 
 /* the screens */
-extern const UiScreen ui_scr_model, ui_scr_chat, ui_scr_log;
+extern const UiScreen ui_scr_model, ui_scr_layers, ui_scr_train, ui_scr_runs, ui_scr_chat, ui_scr_log;
 
 
 #endif

@@ -20,7 +20,10 @@ const UiKey ui_keymap[] = {
     {UI_CTX_GLOBAL, 'q', "q", A_QUIT, 0, "quit (asks first while a run trains)", "quit"},
     {UI_CTX_GLOBAL, '?', "?", A_HELP, 0, "help: this list of keys", "help"},
     {UI_CTX_GLOBAL, '1', "1", A_SCREEN, 1, "Model screen: the teacher", NULL},
-    {UI_CTX_GLOBAL, '5', "5", A_SCREEN, 5, "Chat screen: talk to the teacher", NULL},
+    {UI_CTX_GLOBAL, '2', "2", A_SCREEN, 2, "Layers screen: per-layer errors and statistics", NULL},
+    {UI_CTX_GLOBAL, '3', "3", A_SCREEN, 3, "Train screen: start, watch, pause and stop runs", NULL},
+    {UI_CTX_GLOBAL, '4', "4", A_SCREEN, 4, "Runs screen: the run store", NULL},
+    {UI_CTX_GLOBAL, '5', "5", A_SCREEN, 5, "Chat screen: talk to the teacher or a student", NULL},
     {UI_CTX_GLOBAL, '6', "6", A_SCREEN, 6, "Log screen: messages and errors", NULL},
     {UI_CTX_GLOBAL, '\t', "Tab", A_NEXT_SCREEN, 0, "next screen", NULL},
     {UI_CTX_GLOBAL, UI_FN(KEY_BTAB), "S-Tab", A_PREV_SCREEN, 0, "previous screen", NULL},
@@ -42,11 +45,39 @@ const UiKey ui_keymap[] = {
     {UI_CTX_MODEL, 's', "s", A_SORT, 0, "sort the projection table by the next column", "sort"},
     {UI_CTX_MODEL, 'S', "S", A_SORT_REV, 0, "reverse the sort order", NULL},
 
+    /* Layers */
+    ENTER_KEYS(UI_CTX_LAYERS, A_OPEN, "histograms and sign-balance charts of the layer (again: back)", "details"),
+    {UI_CTX_LAYERS, UI_KEY_ESC, "Esc", A_ESCAPE, 0, "back to the table", NULL},
+    {UI_CTX_LAYERS, 's', "s", A_SORT, 0, "sort by the next column", "sort"},
+    {UI_CTX_LAYERS, 'S', "S", A_SORT_REV, 0, "reverse the sort order", NULL},
+    {UI_CTX_LAYERS, 'R', "R", A_RECOMPUTE, 0, "compute the statistics again (ignore the stored ones)", "recompute"},
+
+    /* Train */
+    {UI_CTX_TRAIN, 'n', "n", A_NEW_RUN, 0, "new run: a form with the defaults; queued if one trains", "new run"},
+    {UI_CTX_TRAIN, 'p', "p", A_PAUSE, 0, "pause / resume the run", "pause"},
+    {UI_CTX_TRAIN, 'x', "x", A_STOP, 0, "stop the run (asks; writes a checkpoint)", "stop"},
+    {UI_CTX_TRAIN, 'l', "l", A_LOGSCALE, 0, "log-scale y axes on / off", "log"},
+    {UI_CTX_TRAIN, 'm', "m", A_SMOOTH, 0, "smoothing of the loss curves on / off", "smooth"},
+
+    /* Runs */
+    ENTER_KEYS(UI_CTX_RUNS, A_OPEN, "details and loss curve of the run (again: hide)", "details"),
+    {UI_CTX_RUNS, UI_KEY_ESC, "Esc", A_ESCAPE, 0, "hide the details", NULL},
+    {UI_CTX_RUNS, 'm', "m", A_MARK, 0, "mark / unmark the run: its curve is overlaid on the selected run's", "compare"},
+    {UI_CTX_RUNS, 'r', "r", A_RESUME, 0, "resume the run from its latest checkpoint", "resume"},
+    {UI_CTX_RUNS, 'd', "d", A_DELETE, 0, "delete the run's records (asks; files stay)", "delete"},
+    {UI_CTX_RUNS, 'e', "e", A_EXPORT, 0, "export the run to a directory (runs export)", "export"},
+    {UI_CTX_RUNS, 'c', "c", A_CHAT_STUDENT, 0, "chat with the run's student", "chat"},
+    {UI_CTX_RUNS, 'R', "R", A_REFRESH, 0, "read the run store again", NULL},
+    {UI_CTX_RUNS, 's', "s", A_SORT, 0, "sort by the next column", "sort"},
+    {UI_CTX_RUNS, 'S', "S", A_SORT_REV, 0, "reverse the sort order", NULL},
+
     /* Chat */
     ENTER_KEYS(UI_CTX_CHAT, A_FOCUS, "type a message (focus the input line)", "type"),
     {UI_CTX_CHAT, 'i', "i", A_FOCUS, 0, "type a message (focus the input line)", NULL},
     {UI_CTX_CHAT, 's', "s", A_SETTINGS, 0, "sampling settings (temperature, top-p, tokens, seed)", "settings"},
     {UI_CTX_CHAT, 'n', "n", A_NEW_CHAT, 0, "new conversation (clears the transcript)", "new"},
+    {UI_CTX_CHAT, 'l', "l", A_STUDENT, 0, "load a student .onebit (path prompt)", "student"},
+    {UI_CTX_CHAT, 't', "t", A_TARGET_CYCLE, 0, "talk to: teacher, student, or both side by side", "target"},
     {UI_CTX_CHAT, UI_KEY_ESC, "Esc", A_ESCAPE, 0, "stop the generation in progress", NULL},
     ENTER_KEYS(UI_CTX_CHAT_INPUT, A_SEND, "send the message; the reply streams in", "send"),
     {UI_CTX_CHAT_INPUT, UI_KEY_ESC, "Esc", A_ESCAPE, 0, "stop the generation (keeps the partial reply), else leave the input line", "stop/leave"},

@@ -42,7 +42,14 @@ typedef enum {
     A_UP, A_DOWN, A_PGUP, A_PGDN, A_HOME, A_END, A_SORT, A_SORT_REV,
     /* model */
     A_OPEN,
+    /* train */
+    A_NEW_RUN, A_PAUSE, A_STOP, A_LOGSCALE, A_SMOOTH,
+    /* runs */
+    A_REFRESH, A_MARK, A_RESUME, A_DELETE, A_EXPORT, A_CHAT_STUDENT,
+    /* layers */
+    A_RECOMPUTE,
     /* chat */
+    A_STUDENT, A_TARGET_CYCLE,
     A_FOCUS, A_SEND, A_ESCAPE, A_SETTINGS, A_TARGET, A_NEW_CHAT,
     /* log */
     A_CLEAR,

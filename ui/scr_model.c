@@ -13,6 +13,8 @@
 #include "chart.h"
 #include "cli.h"
 #include "common.h"
+#include "data.h"
+#include "db.h"
 #include "table.h"
 
 typedef struct {
@@ -24,6 +26,7 @@ typedef struct {
     Model *m;
     Tokenizer *t;
     int rc;
+    char sha[65];
     char err[OB_ERRLEN];
 } LoadJob;
 
@@ -44,7 +47,10 @@ static void *load_main(void *arg)
         char *kp = cli_resolve_tokenizer(j->tokarg, j->path, j->m->cfg.vocab_size, j->err);
         if (kp) {
             snprintf(j->tokpath, sizeof j->tokpath, "%s", kp);
-            if (tok_load(j->t, kp, j->m->cfg.vocab_size, j->err) == 0) j->rc = 0;
+            if (tok_load(j->t, kp, j->m->cfg.vocab_size, j->err) == 0) {
+                if (data_sha256_file(j->path, j->sha, j->err) == 0) j->rc = 0;
+                else tok_free(j->t);
+            }
             free(kp);
         }
         if (j->rc) model_free(j->m);
@@ -110,8 +116,21 @@ static void model_event(App *a, const Event *ev)
             free(j->t);
         } else {
             const ModelConfig *c = &a->teacher->cfg;
+            snprintf(a->teacher_sha, sizeof a->teacher_sha, "%s", j->sha);
+            a->teacher_id = 0;
+            if (a->db) {
+                char cfg[512], err[OB_ERRLEN];
+                snprintf(cfg, sizeof cfg,
+                         "{\"dim\":%d,\"hidden_dim\":%d,\"n_layers\":%d,\"n_heads\":%d,\"n_kv_heads\":%d,"
+                         "\"vocab_size\":%d,\"seq_len\":%d}",
+                         c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, c->seq_len);
+                a->teacher_id = db_teacher_upsert(a->db, j->path, j->sha, "auto", cfg, err);
+                if (a->teacher_id <= 0) { a->teacher_id = 0; app_msg(a, 1, "run store: %s", err); }
+            }
             app_msg(a, 0, "loaded %s: dim %d, %d layers, vocab %d", j->path, c->dim, c->n_layers, c->vocab_size);
             fill_table(a);
+            for (int i = 0; i < a->nscreens; i++) /* screens that follow the teacher (Layers) */
+                if (a->screens[i]->teacher) a->screens[i]->teacher(a);
         }
     } else {
         app_msg(a, 1, "error: %s", j->err);

@@ -2,7 +2,7 @@
 #ifndef OB_UI_TUI_H
 #define OB_UI_TUI_H
 
-/* `onebit-tui [--teacher M] [--tokenizer T] [--ascii] [--no-color]`;
+/* `onebit-tui [--teacher M] [--tokenizer T] [--db F] [--ascii] [--no-color]`;
  * returns the exit status */
 int ui_main(int argc, char **argv);
 
