@@ -469,6 +469,56 @@ static void test_grid(void)
     ui_grid_free(&g);
 }
 
+/* the man page's KEYS section lists every key of the keymap with its text */
+static void test_man_keys(void)
+{
+    const char *src = getenv("ONEBIT_SRCDIR");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/man/onebit-tui.1", src && *src ? src : ".");
+    FILE *f = fopen(path, "rb");
+    CHECK(f != NULL, "open %s", path);
+    if (!f) return;
+    static char raw[1 << 18], man[1 << 18];
+    size_t n = fread(raw, 1, sizeof raw - 1, f);
+    fclose(f);
+    raw[n] = 0;
+    size_t k = 0; /* undo the troff escapes the page uses in KEYS */
+    for (size_t i = 0; i < n && k < sizeof man - 1; i++) {
+        if (raw[i] == '\\' && raw[i + 1] == '-') { man[k++] = '-'; i++; }
+        else if (raw[i] == '\\' && raw[i + 1] == 'e') { man[k++] = '\\'; i++; }
+        else if (!strncmp(raw + i, "\\(aq", 4)) { man[k++] = '\''; i += 3; }
+        else man[k++] = raw[i];
+    }
+    man[k] = 0;
+    const char *keys = strstr(man, "\n.SH KEYS\n"), *end = keys ? strstr(keys + 1, "\n.SH ") : NULL;
+    CHECK(keys && end, "the man page has a KEYS section");
+    if (!keys || !end) return;
+    for (int i = 0; i < ui_keymap_len; i++) {
+        const UiKey *e = &ui_keymap[i];
+        /* a ".SS <context>" heading, then ".B <names>" with this name and the help below it */
+        char head[128];
+        snprintf(head, sizeof head, ".SS \"%s\"", ui_ctx_name(e->ctx));
+        const char *h = strstr(keys, head);
+        CHECK(h && h < end, "man KEYS has the context '%s'", ui_ctx_name(e->ctx));
+        if (!h || h >= end) continue;
+        const char *next = strstr(h + 1, "\n.SS ");
+        if (!next || next > end) next = end;
+        int found = 0;
+        for (const char *p = strstr(h, "\n.B "); p && p < next && !found; p = strstr(p + 1, "\n.B ")) {
+            const char *eol = strchr(p + 4, '\n');
+            char names[160];
+            snprintf(names, sizeof names, "%.*s", (int)(eol - p - 4), p + 4);
+            int named = 0;
+            for (char *tok = strtok(names, ","); tok; tok = strtok(NULL, ",")) {
+                while (*tok == ' ') tok++;
+                named |= !strcmp(tok, e->name);
+            }
+            found = named && !strncmp(eol + 1, e->help, strlen(e->help));
+        }
+        CHECK(found, "man KEYS lists %s in '%s' as '%s'", e->name, ui_ctx_name(e->ctx), e->help);
+    }
+}
+
 int main(void)
 {
     setlocale(LC_ALL, "C.UTF-8");
@@ -483,5 +533,6 @@ int main(void)
     test_wrap();
     test_table();
     test_form();
+    test_man_keys();
     return test_done("test_ui_widgets");
 }
