@@ -133,6 +133,10 @@ s1=$(train_step)
 sed -n '5,16p' "$TMP/screen" >"$TMP/chart1"
 tm send-keys -t e2e p
 check "pause" wait_for "[paused]" 60
+tm send-keys -t e2e q
+check "q asks while a run trains" wait_for "A run is training"
+tm send-keys -t e2e n
+check "no: the workbench stays" wait_gone "A run is training"
 tm send-keys -t e2e p
 check "resume" wait_for "resumed at step" 60
 check "steps go on" wait_re " step ([2-9][0-9]|[1-9][0-9][0-9]+)/150 " 120
@@ -152,10 +156,28 @@ tm send-keys -t e2e Enter
 check "run details" wait_for "latest checkpoint: step"
 tm send-keys -t e2e r
 check "resume goes to Train" wait_re "run 1 .*\[(reading data|running|finished)\]" 60
-check "the run finishes" wait_for "[finished]" 180
+# a second, short run waits in the queue
+tm send-keys -t e2e n
+check "second form" wait_for "New training run"
+tm send-keys -t e2e -l second
+tm send-keys -t e2e Down Down Down C-u
+tm send-keys -t e2e -l 5
+tm send-keys -t e2e Enter
+check "queued behind run 1" wait_re "queued|run 2 second" 60
+check "run 1 finishes, then run 2" wait_re "run 2 second +\[finished\]" 240
 tm send-keys -t e2e 4
-check "Runs: finished" wait_re "run-1 +finished" 30
+check "Runs: both finished" wait_re "second +finished" 30
+check "Runs: run 1 finished" grep -qE "run-1 +finished" "$TMP/screen"
+# compare: mark run 2, select run 1: both curves in one chart
+tm send-keys -t e2e g m
+check "run 2 marked" wait_for "run 2 marked"
+tm send-keys -t e2e Down
+check "run 1 with run 2 overlaid" wait_for "run 2 (marked)"
 check "student file recorded" wait_for "run-1.onebit"
+tm send-keys -t e2e 1 r
+check "recent teachers" wait_for "recent teacher (Enter loads"
+tm send-keys -t e2e Escape 4
+check "back to Runs" wait_for "run 2 (marked)"
 
 # Chat with the student beside the teacher
 tm send-keys -t e2e c
@@ -238,6 +260,22 @@ tm kill-session -t e2e
 # bad teacher: the error shows in the message line, the UI keeps running
 start --teacher "$TMP/nope.bin" --db "$DB"
 check "load error in the message line" wait_for "nope.bin"
-tm send-keys -t e2e q
-check "quits after an error" wait_file "$TMP/exit"
+tm send-keys -t e2e 6
+check "the error is in the Log" wait_for "nope.bin"
+# SIGTERM: a clean exit with the terminal restored
+tui_pid() { ps -o pid= --ppid "$(tm list-panes -t e2e -F '#{pane_pid}')" | tr -d ' ' | head -n1; }
+kill -TERM "$(tui_pid)"
+check "SIGTERM quits cleanly" wait_file "$TMP/exit"
+check "SIGTERM: exit status 0" test "$(cat "$TMP/exit" 2>/dev/null)" = 0
+check "SIGTERM: terminal restored" wait_gone "1 Model"
+tm kill-session -t e2e
+
+# a crash restores the terminal and says so
+start --teacher "$TEACHER" --db "$DB"
+check "started again" wait_for "1-bit bpw"
+kill -SEGV "$(tui_pid)"
+check "crash: exit by the signal" wait_file "$TMP/exit"
+check "crash: status 139" test "$(cat "$TMP/exit" 2>/dev/null)" = 139
+check "crash: terminal restored with a message" wait_for "fatal signal; the terminal was restored"
+check "crash: no tab bar left" wait_gone "1 Model"
 done_tests

@@ -42,6 +42,9 @@ const UiKey ui_keymap[] = {
 
     /* Model */
     {UI_CTX_MODEL, 'o', "o", A_OPEN, 0, "open a teacher (path prompt, Tab completes)", "open"},
+    {UI_CTX_MODEL, 'r', "r", A_RECENT, 0, "recent teachers from the run store (Enter loads, Esc closes)", "recent"},
+    ENTER_KEYS(UI_CTX_MODEL, A_FOCUS, "load the selected recent teacher", NULL),
+    {UI_CTX_MODEL, UI_KEY_ESC, "Esc", A_ESCAPE, 0, "close the recent teachers", NULL},
     {UI_CTX_MODEL, 's', "s", A_SORT, 0, "sort the projection table by the next column", "sort"},
     {UI_CTX_MODEL, 'S', "S", A_SORT_REV, 0, "reverse the sort order", NULL},
 

@@ -41,7 +41,7 @@ typedef enum {
     /* lists */
     A_UP, A_DOWN, A_PGUP, A_PGDN, A_HOME, A_END, A_SORT, A_SORT_REV,
     /* model */
-    A_OPEN,
+    A_OPEN, A_RECENT,
     /* train */
     A_NEW_RUN, A_PAUSE, A_STOP, A_LOGSCALE, A_SMOOTH,
     /* runs */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "app.h"
 #include "chart.h"
@@ -32,6 +33,10 @@ typedef struct {
 
 static LoadJob *loading;
 static UiTable proj;
+/* recent teachers: the teachers of the run store's runs, newest first */
+static UiTable recent;
+static int show_recent;
+static const UiColumn recent_cols[] = {{"recent teacher (Enter loads, Esc closes)", 0, 0}, {"last run", 16, 0}};
 static const UiColumn proj_cols[] = {
     {"projection", 10, 0}, {"out x in", 12, 1}, {"layers", 6, 1}, {"params", 9, 1}, {"share", 6, 1}, {"1-bit bpw", 9, 1}, {"", 0, 0},
 };
@@ -143,6 +148,34 @@ static void model_event(App *a, const Event *ev)
     app_dirty(a);
 }
 
+static void open_recent(App *a)
+{
+    if (!a->db) { app_msg(a, 1, "no run store"); return; }
+    DbRun *runs;
+    int n;
+    char err[OB_ERRLEN];
+    if (db_run_list(a->db, &runs, &n, err)) { app_msg(a, 1, "run store: %s", err); return; }
+    ui_table_clear(&recent);
+    for (int i = 0; i < n; i++) {
+        const char *tp = runs[i].teacher_path;
+        if (!tp || !tp[0]) continue;
+        int dup = 0;
+        for (int r = 0; r < recent.nrows && !dup; r++) dup = !strcmp(ui_table_get(&recent, r, 0), tp);
+        if (dup) continue;
+        int r = ui_table_add(&recent);
+        ui_table_set(&recent, r, 0, tp, NAN);
+        char b[32];
+        time_t tt = (time_t)runs[i].updated;
+        struct tm tm;
+        localtime_r(&tt, &tm);
+        strftime(b, sizeof b, "%Y-%m-%d %H:%M", &tm);
+        ui_table_set(&recent, r, 1, b, runs[i].updated);
+    }
+    db_run_list_free(runs, n);
+    if (recent.nrows == 0) { app_msg(a, 0, "no teacher in the run store yet (they are recorded with runs)"); return; }
+    show_recent = 1;
+}
+
 static void prompt_done(App *a, const char *text)
 {
     if (!text[0]) return;
@@ -161,7 +194,8 @@ static void model_draw(App *a, UiGrid *g)
     int y = 1;
     if (loading) ui_grid_printf(g, 2, y++, g->w - 4, UI_A_BOLD, "Loading %s ...", loading->path);
     if (!a->teacher) {
-        ui_grid_text(g, 2, y + 1, g->w - 4, UI_A_NORMAL, "No teacher loaded. Press o to open a llama2.c checkpoint.");
+        ui_grid_text(g, 2, y + 1, g->w - 4, UI_A_NORMAL, "No teacher loaded. Press o to open a llama2.c checkpoint, r for a recent one.");
+        if (show_recent) ui_table_render(&recent, g, 2, y + 3, g->w - 4, g->h - y - 3, 1);
         return;
     }
     const ModelConfig *c = &a->teacher->cfg;
@@ -196,13 +230,30 @@ static void model_draw(App *a, UiGrid *g)
     size_line(g, y++, "1-bit projections, rest FP16", onebit_bits / 8 + rest * 2, total);
     size_line(g, y++, "projections alone: 1-bit", onebit_bits / 8, lin);
     y++;
-    if (y < g->h - 2) ui_table_render(&proj, g, 2, y, g->w - 4, g->h - y, 1);
+    if (y < g->h - 2) ui_table_render(&proj, g, 2, y, g->w - 4, g->h - y, !show_recent);
+    if (show_recent) { /* a box over the lower half */
+        int top = g->h / 2;
+        for (int r = top - 1; r < g->h; r++) ui_grid_hline(g, 0, r, g->w, ' ', UI_A_NORMAL);
+        ui_grid_hline(g, 0, top - 1, g->w, g->ascii ? '-' : 0x2500, UI_A_DIM);
+        ui_table_render(&recent, g, 2, top, g->w - 4, g->h - top, 1);
+    }
 }
 
 static int model_key(App *a, const UiKey *k, int key)
 {
     if (!k) return 0;
+    if (show_recent) {
+        if (k->action == A_ESCAPE) { show_recent = 0; return 1; }
+        if (k->action == A_FOCUS) {
+            int r = ui_table_selected(&recent);
+            show_recent = 0;
+            if (r >= 0) start_load(a, ui_table_get(&recent, r, 0));
+            return 1;
+        }
+        return ui_table_nav(&recent, k->action);
+    }
     switch (k->action) {
+    case A_RECENT: open_recent(a); return 1;
     case A_OPEN: app_prompt(a, "Teacher file", a->teacher ? a->teacher_path : "", 1, prompt_done); return 1;
     case A_SORT: ui_table_sort(&proj, (proj.sort_col + 1) % (NCOLS - 1), proj.sort_desc); return 1;
     case A_SORT_REV: ui_table_sort(&proj, proj.sort_col < 0 ? 0 : proj.sort_col, !proj.sort_desc); return 1;
@@ -216,6 +267,7 @@ static void model_enter(App *a)
     if (started) return;
     started = 1;
     ui_table_init(&proj, proj_cols, NCOLS);
+    ui_table_init(&recent, recent_cols, 2);
     char err[OB_ERRLEN];
     char *p = cli_resolve_teacher(a->opt.teacher, err);
     if (p) start_load(a, p);
@@ -241,6 +293,7 @@ static void model_fini(App *a)
         loading = NULL;
     }
     ui_table_free(&proj);
+    ui_table_free(&recent);
 }
 
 const UiScreen ui_scr_model = {
