@@ -157,7 +157,7 @@ static void test_chart_render(void)
 static void test_hist(void)
 {
     float v[] = {0, 0.1f, 0.5f, 0.99f, 1.0f, -1, 2, NAN, INFINITY};
-    long counts[4];
+    long counts[8];
     long k = ui_hist_bin(v, 9, 4, 0, 1, counts);
     CHECK(k == 5, "5 values in [0,1], got %ld", k);
     CHECK(counts[0] == 2 && counts[1] == 0 && counts[2] == 1 && counts[3] == 2, "bins %ld %ld %ld %ld", counts[0], counts[1],

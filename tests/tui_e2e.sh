@@ -75,7 +75,8 @@ wait_file() { # wait_file PATH [SECONDS]
 start() { # start ARGS...: the TUI in a fresh 100x30 session
     rm -f "$TMP/exit"
     tm new-session -d -s e2e -x 100 -y 30 \
-        "env LC_ALL=C.UTF-8 TERM=screen OPENBLAS_NUM_THREADS=1 $BIN $*; echo \$? >$TMP/exit; sleep 600"
+        "env LC_ALL=C.UTF-8 TERM=screen OPENBLAS_NUM_THREADS=1 ASAN_OPTIONS='${ASAN_OPTIONS:-}:log_path=$TMP/asan' \
+         UBSAN_OPTIONS='log_path=$TMP/ubsan' $BIN $*; echo \$? >$TMP/exit; sleep 600"
 }
 
 start --teacher "$TEACHER" --db "$DB"
@@ -278,4 +279,6 @@ check "crash: exit by the signal" wait_file "$TMP/exit"
 check "crash: status 139" test "$(cat "$TMP/exit" 2>/dev/null)" = 139
 check "crash: terminal restored with a message" wait_for "fatal signal; the terminal was restored"
 check "crash: no tab bar left" wait_gone "1 Model"
+# sanitizer builds: the workbench's own reports (its stderr is the Log)
+check "no sanitizer reports" sh -c "! ls '$TMP'/asan.* '$TMP'/ubsan.* >/dev/null 2>&1"
 done_tests
