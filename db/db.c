@@ -598,7 +598,7 @@ void db_teacher_free(DbTeacher *t)
 
 #define RUN_COLS                                                                                                   \
     "r.id, r.name, r.teacher_id, t.path, r.hparams, r.status, r.message, r.total_steps, r.student_path, r.created, " \
-    "r.updated, (SELECT max(step) + 1 FROM metrics m WHERE m.run_id=r.id), "                                      \
+    "r.updated, (SELECT max(step) FROM metrics m WHERE m.run_id=r.id), "                                      \
     "(SELECT max(step) FROM checkpoints c WHERE c.run_id=r.id), (SELECT min(ppl) FROM evals e WHERE e.run_id=r.id), " \
     "r.owner_pid, r.owner_start, r.owner_boot, r.owner_host "                                                      \
     "FROM runs r LEFT JOIN teachers t ON t.id=r.teacher_id "

@@ -72,7 +72,7 @@ typedef struct {
     char *name, *teacher_path, *hparams, *message, *student_path; /* student_path may be NULL */
     RunStatus status;             /* interrupted when the owner died */
     int total_steps;
-    int steps_done;               /* highest recorded step + 1 (0: none) */
+    int steps_done;               /* highest recorded step number (steps count from 1; 0: none) */
     int last_ckpt_step;           /* -1: no checkpoint */
     double best_ppl;              /* lowest held-out perplexity, NAN: none */
     double created, updated;

@@ -21,6 +21,7 @@ while [ $# -gt 0 ]; do
         --from) [ $# -ge 2 ] || { echo "fetch-models.sh: --from needs a directory" >&2; exit 2; }; from=$2; shift 2 ;;
         --all) all=1; shift ;;
         -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --version) echo "fetch-models.sh (onebit-tui) 0.1.0"; exit 0 ;;
         *) echo "fetch-models.sh: unknown argument '$1'" >&2; exit 2 ;;
     esac
 done

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "common.h"
+#include "kernels/kernels.h"
+#include "pool.h"
 
 BitLinear *bitlinear_new(int out, int in)
 {
@@ -17,6 +19,7 @@ BitLinear *bitlinear_new(int out, int in)
     bl->bits = ob_aligned_alloc(64, (size_t)out * bl->words_per_row * sizeof(uint64_t));
     bl->g = ob_aligned_alloc(64, (size_t)in * sizeof(float));
     bl->h = ob_aligned_alloc(64, (size_t)out * sizeof(float));
+    bl->kbits = ob_aligned_alloc(64, (size_t)bl->words_per_row * kern_nblk(bl) * KERN_ROWBLK * 2 * sizeof(uint32_t));
     for (int i = 0; i < in; i++) bl->g[i] = 1.0f;
     for (int i = 0; i < out; i++) bl->h[i] = 1.0f;
     bl->norm = 1;
@@ -29,6 +32,7 @@ void bitlinear_free(BitLinear *bl)
     free(bl->bits);
     free(bl->g);
     free(bl->h);
+    free(bl->kbits);
     free(bl);
 }
 
@@ -42,6 +46,12 @@ void bitlinear_pack(BitLinear *bl, const float *W)
         for (int c = 0; c < bl->in; c++)
             if (!(w[c] < 0)) row[c >> 6] |= 1ull << (c & 63);
     }
+    kern_repack(bl);
+}
+
+void bitlinear_repack(BitLinear *bl)
+{
+    kern_repack(bl);
 }
 
 void bitlinear_set_bits(BitLinear *bl, const uint64_t *bits)
@@ -51,6 +61,7 @@ void bitlinear_set_bits(BitLinear *bl, const uint64_t *bits)
     int tail = bl->in & 63;
     if (tail) /* keep the padding zero whatever the file said */
         for (int r = 0; r < bl->out; r++) bl->bits[(size_t)r * bl->words_per_row + bl->words_per_row - 1] &= (1ull << tail) - 1;
+    kern_repack(bl);
 }
 
 void bitlinear_get_bits(const BitLinear *bl, uint64_t *bits)
@@ -97,7 +108,83 @@ void bitlinear_forward_ref(const BitLinear *bl, const float *x, float *y, int N)
     free(gx);
 }
 
+/* ---- the fast path: kernel variants on the thread pool ----------------- */
+
+/* per-thread scratch, grown as needed and kept (no allocation per call) */
+static __thread float *s_gx, *s_acc;
+static __thread size_t s_gx_n, s_acc_n;
+
+static float *scratch(float **p, size_t *have, size_t n)
+{
+    if (*have < n) {
+        free(*p);
+        *p = ob_aligned_alloc(64, n * sizeof(float));
+        *have = n;
+    }
+    return *p;
+}
+
+typedef struct {
+    const BitLinear *bl;
+    const BitKernel *K;
+    const float *gx;
+    float *acc, *y;
+    int N, nblk, ntasks;
+} FwdCtx;
+
+static void fwd_rows_task(void *vc, int t)
+{
+    const FwdCtx *c = vc;
+    int b0 = (int)((long)c->nblk * t / c->ntasks), b1 = (int)((long)c->nblk * (t + 1) / c->ntasks);
+    if (b1 > b0) c->K->rows(c->bl, c->gx, c->N, b0, b1, c->acc);
+}
+
+static void fwd_norm_task(void *vc, int t)
+{
+    const FwdCtx *c = vc;
+    int out = c->bl->out;
+    size_t out_pad = (size_t)c->nblk * KERN_ROWBLK;
+    int n0 = (int)((long)c->N * t / c->ntasks), n1 = (int)((long)c->N * (t + 1) / c->ntasks);
+    for (int n = n0; n < n1; n++) {
+        float *yn = c->y + (size_t)n * out;
+        memcpy(yn, c->acc + n * out_pad, (size_t)out * sizeof(float));
+        if (c->bl->norm) {
+            if (c->K == &kern_ref) bitlinear_layernorm(yn, out);
+            else kern_layernorm(yn, out);
+        }
+    }
+}
+
+int bitlinear_set_threads(int n, char *err)
+{
+    return pool_set_global_threads(n, err);
+}
+
+int bitlinear_threads(void)
+{
+    return pool_threads(pool_global());
+}
+
 void bitlinear_forward(const BitLinear *bl, const float *x, float *y, int N)
 {
-    bitlinear_forward_ref(bl, x, y, N);
+    if (N <= 0) return;
+    const BitKernel *K = kern_current();
+    if (K->needs_kbits && !bl->kbits) K = kern_avx2.available() ? &kern_avx2 : &kern_ref; /* a BitLinear not made by bitlinear_new */
+    const int in = bl->in, in_pad = kern_in_pad(bl), nblk = kern_nblk(bl);
+    float *gx = scratch(&s_gx, &s_gx_n, (size_t)N * in_pad);
+    float *acc = scratch(&s_acc, &s_acc_n, (size_t)N * nblk * KERN_ROWBLK);
+    for (int n = 0; n < N; n++) {
+        const float *xn = x + (size_t)n * in;
+        float *gn = gx + (size_t)n * in_pad;
+        for (int c = 0; c < in; c++) gn[c] = xn[c] * bl->g[c];
+        for (int c = in; c < in_pad; c++) gn[c] = 0.0f;
+    }
+    Pool *pool = pool_global();
+    int T = pool_threads(pool);
+    double work = (double)bl->out * in * N;
+    FwdCtx c = {bl, K, gx, acc, y, N, nblk, 1};
+    if (T > 1 && work >= 1 << 18) c.ntasks = T * 2 < nblk ? T * 2 : nblk;
+    pool_run(pool, fwd_rows_task, &c, c.ntasks);
+    c.ntasks = T > 1 && N >= 4 && (double)N * bl->out >= 1 << 16 ? (T < N ? T : N) : 1;
+    pool_run(pool, fwd_norm_task, &c, c.ntasks);
 }

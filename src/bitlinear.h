@@ -12,7 +12,15 @@
  * returns): row-major over output rows; row r takes words_per_row =
  * ceil(in/64) uint64 words; bit j (LSB = 0) of word k is column 64k+j;
  * 1 means +1, 0 means -1; padding bits past `in` are 0. Kernels may keep a
- * different layout internally.
+ * different layout internally: `kbits` (see src/kernels/kernels.h), rebuilt
+ * by bitlinear_pack and bitlinear_set_bits; code that writes `bits` directly
+ * must call bitlinear_repack before the next bitlinear_forward.
+ *
+ * bitlinear_forward runs the fastest kernel variant for this CPU ($ONEBIT_KERNEL
+ * = ref|avx2|avx512 overrides it) on the process-wide thread pool (src/pool.h;
+ * $ONEBIT_THREADS or bitlinear_set_threads, default: online CPUs). Output rows
+ * are split across threads and each row is computed by one thread in a fixed
+ * order, so results do not depend on the thread count.
  */
 #ifndef OB_BITLINEAR_H
 #define OB_BITLINEAR_H
@@ -29,6 +37,7 @@ struct BitLinear {
     float *g;            /* (in) */
     float *h;            /* (out) */
     int norm;            /* 1: LayerNorm after (OneBit, the default); 0: none */
+    uint32_t *kbits;     /* kernel-private copy of the signs (kernels/kernels.h) */
 };
 typedef struct BitLinear BitLinear;
 
@@ -38,6 +47,8 @@ void bitlinear_free(BitLinear *bl);
 void bitlinear_pack(BitLinear *bl, const float *W);
 /* signs from canonical packed words (out * words_per_row) */
 void bitlinear_set_bits(BitLinear *bl, const uint64_t *bits);
+/* rebuild the kernel-private layout after writing bl->bits directly */
+void bitlinear_repack(BitLinear *bl);
 /* canonical packed words (out * words_per_row) */
 void bitlinear_get_bits(const BitLinear *bl, uint64_t *bits);
 void bitlinear_set_scales(BitLinear *bl, const float *g, const float *h);
@@ -48,6 +59,11 @@ int bitlinear_sign(const BitLinear *bl, int row, int col);
 void bitlinear_forward(const BitLinear *bl, const float *x, float *y, int N);
 /* the plain scalar reference of the same computation */
 void bitlinear_forward_ref(const BitLinear *bl, const float *x, float *y, int N);
+
+/* threads used by bitlinear_forward (n < 1: the default, $ONEBIT_THREADS or
+ * the online CPUs); 0, or -1 with err set. Not while a forward runs. */
+int bitlinear_set_threads(int n, char *err);
+int bitlinear_threads(void);
 
 /* parameter-free LayerNorm over n values in place (eps BITLINEAR_EPS) */
 void bitlinear_layernorm(float *y, int n);

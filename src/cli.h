@@ -26,17 +26,26 @@ int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * beside the executable (build tree), else the installed data directory.
  * Returns a malloc'd path or NULL with err set. */
 char *cli_resolve_teacher(const char *explicit_path, char *err);
-/* The tokenizer: explicit, else $ONEBIT_TOKENIZER, else beside the teacher
- * (tokenizer.bin for a 32000 vocabulary, tok<V>.bin otherwise). */
+/* The tokenizer: explicit, else $ONEBIT_TOKENIZER, else the one inside the
+ * teacher (GGUF tokenizer.ggml.*, a directory's tokenizer.json), else beside
+ * the teacher (tokenizer.bin for a 32000 vocabulary, tok<V>.bin otherwise;
+ * for a directory, inside it). */
 char *cli_resolve_tokenizer(const char *explicit_path, const char *teacher, int vocab, char *err);
 
 /* load teacher + tokenizer by the rules above; prints the error itself */
 int cli_load_teacher(const char *teacher, const char *tokenizer, Model *m, Tokenizer *t);
 
+/* load a student (.onebit, tokenizer from the file unless `tokenizer` is
+ * given) when `student` is not NULL, else the teacher as cli_load_teacher;
+ * prints the error itself */
+int cli_load_model(const char *teacher, const char *student, const char *tokenizer, Model *m, Tokenizer *t);
+
 int cli_generate(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_bench(int argc, char **argv);
-int cli_train(int argc, char **argv);
 int cli_runs(int argc, char **argv);
+int cli_train(int argc, char **argv);
+int cli_inspect(int argc, char **argv);
+int cli_quantize(int argc, char **argv);
 
 #endif

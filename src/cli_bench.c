@@ -1,12 +1,18 @@
 /* cli_bench.c -- `onebit-tui bench ...`: speed measurements (never tests).
  * Every figure is a median over repetitions. */
+#include <cblas.h>
 #include <getopt.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "common.h"
+#include "qat.h"
+#include "pool.h"
+#include "kernels/kernels.h"
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -26,8 +32,8 @@ static int bench_forward(int argc, char **argv)
         {"teacher", required_argument, 0, 'm'}, {"tokenizer", required_argument, 0, 'z'},
         {"tokens", required_argument, 0, 't'},  {"reps", required_argument, 0, 'r'},
         {"json", no_argument, 0, 'j'},          {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
-    const char *teacher = NULL, *tokenizer = NULL;
+        {"student", required_argument, 0, 'S'}, {0, 0, 0, 0}};
+    const char *teacher = NULL, *tokenizer = NULL, *student = NULL;
     long T = 0, reps = 20;
     int json = 0, ch;
     optind = 0;
@@ -35,12 +41,13 @@ static int bench_forward(int argc, char **argv)
     while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (ch) {
         case 'm': teacher = optarg; break;
+        case 'S': student = optarg; break;
         case 'z': tokenizer = optarg; break;
         case 't': if (ob_parse_int(optarg, 1, 1 << 20, &T)) return cli_usage_error("bench forward", "--tokens needs a positive integer"); break;
         case 'r': if (ob_parse_int(optarg, 1, 1000000, &reps)) return cli_usage_error("bench forward", "--reps needs a positive integer"); break;
         case 'j': json = 1; break;
         case 'h':
-            printf("Usage: onebit-tui bench forward [--teacher M] [--tokenizer T] [--tokens N] [--reps R] [--json]\n"
+            printf("Usage: onebit-tui bench forward [--teacher M | --student S] [--tokenizer T] [--tokens N] [--reps R] [--json]\n"
                    "\nPrefill (batched forward over N tokens) and decode (incremental, KV cache)\n"
                    "tokens/s, medians over R repetitions. N defaults to the model's context.\n");
             return EXIT_OK;
@@ -50,7 +57,8 @@ static int bench_forward(int argc, char **argv)
     }
     Model m;
     Tokenizer t;
-    if (cli_load_teacher(teacher, tokenizer, &m, &t)) return EXIT_RUNTIME;
+    if (teacher && student) return cli_usage_error("bench forward", "--teacher and --student exclude each other");
+    if (cli_load_model(teacher, student, tokenizer, &m, &t)) return EXIT_RUNTIME;
     const ModelConfig *c = &m.cfg;
     if (T == 0 || T > c->seq_len) T = c->seq_len;
     int *tok = ob_malloc(T * sizeof(int));
@@ -82,8 +90,338 @@ static int bench_forward(int argc, char **argv)
     return EXIT_OK;
 }
 
+
+/* ---- bench train: QAT step throughput vs this machine's sgemm peak ---- */
+
+/* GFLOP/s of single n×n×n sgemms into g[0..reps-1] */
+static void sgemm_rate(int n, int reps, double *g)
+{
+    float *a = ob_aligned_alloc(64, (size_t)n * n * 4), *b = ob_aligned_alloc(64, (size_t)n * n * 4),
+          *c = ob_aligned_alloc(64, (size_t)n * n * 4);
+    for (size_t i = 0; i < (size_t)n * n; i++) { a[i] = (float)(i % 7) * 0.1f; b[i] = (float)(i % 5) * 0.1f; }
+    for (int r = 0; r < reps; r++) {
+        double t0 = ob_now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        g[r] = 2.0 * n * n * (double)n / (ob_now() - t0) * 1e-9;
+    }
+    free(a); free(b); free(c);
+}
+
+/* a LLaMA-shaped model with random weights: dim,hidden,layers,heads,kv_heads,vocab */
+static int random_model(Model *m, const char *spec, int seq_len, char *err)
+{
+    int v[6];
+    char tail;
+    if (sscanf(spec, "%d,%d,%d,%d,%d,%d%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail) != 6) {
+        ob_seterr(err, "--random-model needs dim,hidden,layers,heads,kv_heads,vocab");
+        return -1;
+    }
+    if (v[3] <= 0 || v[0] % v[3]) { ob_seterr(err, "--random-model: dim must be a multiple of heads"); return -1; }
+    ModelConfig c = {v[0], v[1], v[2], v[3], v[4], v[0] / v[3], v[5], seq_len, 10000.0f, 1e-5f, 1};
+    if (model_alloc(m, &c, 1, err)) return -1;
+    uint64_t s = 7;
+    float scale = 1.0f / sqrtf((float)v[0]);
+    for (size_t i = 0; i < m->arena_floats; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        m->arena[i] = ((float)(s >> 40) / 16777216.0f * 2.0f - 1.0f) * scale;
+    }
+    for (size_t i = 0; i < (size_t)c.n_layers * c.dim; i++) { m->rms_att[i] = 1.0f; m->rms_ffn[i] = 1.0f; }
+    for (int i = 0; i < c.dim; i++) m->rms_final[i] = 1.0f;
+    return 0;
+}
+
+static int bench_train(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"teacher", required_argument, 0, 'm'}, {"batch", required_argument, 0, 'b'},
+        {"seq-len", required_argument, 0, 't'}, {"steps", required_argument, 0, 's'},
+        {"random-model", required_argument, 0, 'r'}, {"peak-size", required_argument, 0, 'p'},
+        {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *teacher = NULL, *spec = NULL;
+    long B = 4, T = 256, steps = 10, psize = 1024;
+    int json = 0, ch;
+    optind = 0;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'm': teacher = optarg; break;
+        case 'r': spec = optarg; break;
+        case 'b': if (ob_parse_int(optarg, 1, 4096, &B)) return cli_usage_error("bench train", "--batch needs a positive integer"); break;
+        case 't': if (ob_parse_int(optarg, 1, 1 << 16, &T)) return cli_usage_error("bench train", "--seq-len needs a positive integer"); break;
+        case 's': if (ob_parse_int(optarg, 1, 1000000, &steps)) return cli_usage_error("bench train", "--steps needs a positive integer"); break;
+        case 'p': if (ob_parse_int(optarg, 16, 8192, &psize)) return cli_usage_error("bench train", "--peak-size needs an integer in 16..8192"); break;
+        case 'j': json = 1; break;
+        case 'h':
+            printf("Usage: onebit-tui bench train [--teacher M | --random-model D,F,L,H,KV,V] [--batch B]\n"
+                   "                              [--seq-len T] [--steps N] [--peak-size P] [--json]\n"
+                   "\nQAT training steps (teacher forward, student forward + backward, clip,\n"
+                   "AdamW) on B random sequences of T tokens: median tokens/s and GFLOP/s of\n"
+                   "the matmuls, as a fraction of this machine's sgemm rate on P×P×P (default\n"
+                   "1024) measured in the same process between the steps (medians).\n");
+            return EXIT_OK;
+        case ':': return cli_usage_error("bench train", "option '%s' needs a value", argv[optind - 1]);
+        default: return cli_usage_error("bench train", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return cli_usage_error("bench train", "unexpected argument '%s'", argv[optind]);
+    if (teacher && spec) return cli_usage_error("bench train", "--teacher and --random-model exclude each other");
+    char err[OB_ERRLEN];
+    Model m;
+    if (spec) {
+        if (random_model(&m, spec, (int)T, err)) return cli_usage_error("bench train", "%s", err);
+    } else {
+        char *tp = cli_resolve_teacher(teacher, err);
+        if (!tp) return cli_error("%s", err);
+        if (model_load(&m, tp, err)) { free(tp); return cli_error("%s", err); }
+        free(tp);
+    }
+    const ModelConfig *c = &m.cfg;
+    if (T > c->seq_len) T = c->seq_len;
+    QatModel *q = qat_new(&m, QAT_INIT_NMF, (int)B, (int)T, err);
+    if (!q) { model_free(&m); return cli_error("%s", err); }
+    size_t np = qat_num_params(q);
+    int *tok = ob_malloc((size_t)B * T * sizeof(int));
+    uint64_t rng = 42;
+    for (long i = 0; i < B * T; i++)
+        tok[i] = (int)(((rng = rng * 6364136223846793005ull + 1442695040888963407ull) >> 33) % c->vocab_size);
+    float *mm = ob_aligned_alloc(64, np * 4), *vv = ob_aligned_alloc(64, np * 4);
+    double *dt = ob_malloc(steps * sizeof(double));
+    QatLossCfg lc = {1.0f, 0.01f};
+    AdamWCfg ac = {1e-4f, 0.9f, 0.98f, 1e-8f, 0.01f};
+    QatLoss L;
+    /* training steps interleaved with sgemm peak samples, so that both see
+     * the same machine load; medians of each */
+    double *pk = ob_malloc((size_t)(steps + 1) * 4 * sizeof(double));
+    sgemm_rate((int)psize, 2, pk); /* warm up */
+    for (long s = 0; s <= steps; s++) { /* step 0 warms up */
+        sgemm_rate((int)psize, 4, pk + s * 4);
+        double t0 = ob_now();
+        qat_zero_grads(q);
+        qat_forward_backward(q, tok, (int)B, (int)T, &lc, 1.0f, &L);
+        qat_clip_grads(q, 1.0f);
+        qat_adamw_step(q, mm, vv, s + 1, &ac);
+        if (s) dt[s - 1] = ob_now() - t0;
+    }
+    double peak = median(pk + 4, (int)steps * 4);
+    free(pk);
+    double ph[QAT_NTIMERS];
+    qat_times(q, ph);
+    double phs = 0;
+    for (int i = 0; i < QAT_NTIMERS; i++) phs += ph[i];
+    double step = median(dt, (int)steps), flops = qat_flops(q, (int)B, (int)T);
+    double tps = B * T / step, gf = flops / step * 1e-9;
+    if (json)
+        printf("{\"dim\":%d,\"hidden\":%d,\"layers\":%d,\"heads\":%d,\"kv_heads\":%d,\"vocab\":%d,"
+               "\"batch\":%ld,\"seq_len\":%ld,\"steps\":%ld,\"threads\":%d,\"step_s\":%.6f,\"tok_s\":%.1f,"
+               "\"gflop_per_step\":%.4f,\"gflop_s\":%.2f,\"peak_gflop_s\":%.2f,\"fraction\":%.4f,\"loss\":%.6f}\n",
+               c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, B, T, steps,
+               openblas_get_num_threads(), step, tps, flops * 1e-9, gf, peak, gf / peak, L.loss);
+    else
+        printf("model dim %d hidden %d layers %d heads %d/%d vocab %d, batch %ld x %ld tokens, %d threads\n"
+               "train %.1f tok/s  step %.4f s  %.2f GFLOP/s (%.3f GFLOP/step)  sgemm %.2f GFLOP/s (%ld^3)  fraction %.1f%%\n",
+               c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, B, T,
+               openblas_get_num_threads(), tps, step, gf, flops * 1e-9, peak, psize, 100 * gf / peak);
+    if (!json)
+        printf("time split: teacher %.0f%%  student forward %.0f%%  loss %.0f%%  backward %.0f%%  optimizer %.0f%%\n",
+               100 * ph[QAT_T_TEACHER] / phs, 100 * ph[QAT_T_FORWARD] / phs, 100 * ph[QAT_T_LOSS] / phs,
+               100 * ph[QAT_T_BACKWARD] / phs, 100 * ph[QAT_T_OPTIM] / phs);
+    free(dt); free(mm); free(vv); free(tok);
+    qat_free(q);
+    model_free(&m);
+    return EXIT_OK;
+}
+
+/* ---- bench gemv: the 1-bit layer vs FP32 OpenBLAS of the same shape ---- */
+
+static uint64_t bench_rng(uint64_t *s)
+{
+    *s ^= *s << 13; *s ^= *s >> 7; *s ^= *s << 17;
+    return *s;
+}
+
+static int bench_gemv(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"rows", required_argument, 0, 'R'},   {"cols", required_argument, 0, 'C'},
+        {"batch", required_argument, 0, 'N'},  {"threads", required_argument, 0, 'T'},
+        {"cold", no_argument, 0, 'c'},         {"json", no_argument, 0, 'j'},
+        {"reps", required_argument, 0, 'r'},   {"kernel", required_argument, 0, 'k'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    long R = 4096, C = 4096, N = 1, T = 0, reps = 100;
+    int cold = 0, json = 0, ch;
+    const char *kname = NULL;
+    optind = 0;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'R': if (ob_parse_int(optarg, 1, 1 << 20, &R)) return cli_usage_error("bench gemv", "--rows needs an integer in 1..1048576"); break;
+        case 'C': if (ob_parse_int(optarg, 1, 1 << 20, &C)) return cli_usage_error("bench gemv", "--cols needs an integer in 1..1048576"); break;
+        case 'N': if (ob_parse_int(optarg, 1, 4096, &N)) return cli_usage_error("bench gemv", "--batch needs an integer in 1..4096"); break;
+        case 'T': if (ob_parse_int(optarg, 1, 1024, &T)) return cli_usage_error("bench gemv", "--threads needs an integer in 1..1024"); break;
+        case 'r': if (ob_parse_int(optarg, 1, 1000000, &reps)) return cli_usage_error("bench gemv", "--reps needs a positive integer"); break;
+        case 'c': cold = 1; break;
+        case 'j': json = 1; break;
+        case 'k': kname = optarg; break;
+        case 'h':
+            printf("Usage: onebit-tui bench gemv [--rows R] [--cols C] [--batch N] [--threads T] [--cold]\n"
+                   "                            [--reps K] [--kernel ref|avx2|avx512|avx512mask] [--json]\n"
+                   "\nTimes the packed 1-bit layer (bitlinear_forward: g scaling, sign GEMV/GEMM, h\n"
+                   "scaling, LayerNorm) on an R x C weight matrix and N input vectors, and FP32\n"
+                   "OpenBLAS (cblas_sgemv for N = 1, cblas_sgemm otherwise) on the same shape, in\n"
+                   "the same process, alternating; prints both medians over K repetitions and\n"
+                   "ratio = sgemv_ms / onebit_ms. --cold cycles through >= 1 GiB of weight copies\n"
+                   "for each so every call reads its weights from DRAM. Defaults: 4096 x 4096,\n"
+                   "N 1, T = $ONEBIT_THREADS or the online CPUs, K 100, the fastest kernel.\n");
+            return EXIT_OK;
+        case ':': return cli_usage_error("bench gemv", "option '%s' needs a value", argv[optind - 1]);
+        default: return cli_usage_error("bench gemv", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return cli_usage_error("bench gemv", "unexpected argument '%s'", argv[optind]);
+    char err[OB_ERRLEN];
+    if (kname && kern_select(kname, err)) return cli_usage_error("bench gemv", "%s", err);
+    if (T == 0) T = pool_default_threads();
+    if (bitlinear_set_threads((int)T, err)) return cli_error("%s", err);
+    openblas_set_num_threads((int)T);
+
+    /* weights: one random sign pattern, copied as often as --cold needs */
+    uint64_t seed = 0x2545f4914f6cdd1dull;
+    BitLinear *proto = bitlinear_new((int)R, (int)C);
+    size_t nwords = (size_t)R * proto->words_per_row;
+    uint64_t *bits = ob_malloc(nwords * 8);
+    for (size_t i = 0; i < nwords; i++) bits[i] = bench_rng(&seed);
+    float *g = ob_malloc(C * 4), *h = ob_malloc(R * 4);
+    for (long i = 0; i < C; i++) g[i] = 0.5f + (float)(bench_rng(&seed) % 1000) / 1000.0f;
+    for (long i = 0; i < R; i++) h[i] = 0.01f + (float)(bench_rng(&seed) % 1000) / 1e5f;
+    size_t bit_bytes = nwords * 8, fp_bytes = (size_t)R * C * 4;
+    const size_t GiB = (size_t)1 << 30;
+    int n_bl = cold ? (int)((GiB + bit_bytes - 1) / bit_bytes) : 1;
+    int n_fp = cold ? (int)((GiB + fp_bytes - 1) / fp_bytes) : 1;
+    BitLinear **bl = ob_malloc(n_bl * sizeof *bl);
+    bl[0] = proto;
+    for (int i = 0; i < n_bl; i++) {
+        if (i) bl[i] = bitlinear_new((int)R, (int)C);
+        bitlinear_set_bits(bl[i], bits);
+        bitlinear_set_scales(bl[i], g, h);
+    }
+    float **W = ob_malloc(n_fp * sizeof *W);
+    for (int i = 0; i < n_fp; i++) {
+        W[i] = ob_aligned_alloc(64, fp_bytes);
+        for (size_t j = 0; j < (size_t)R * C; j++) W[i][j] = (bits[j / C * proto->words_per_row + j % C / 64] >> (j % 64)) & 1 ? h[j / C] : -h[j / C];
+    }
+    float *x = ob_aligned_alloc(64, (size_t)N * C * 4), *y = ob_aligned_alloc(64, (size_t)N * R * 4);
+    for (size_t i = 0; i < (size_t)N * C; i++) x[i] = (float)(bench_rng(&seed) % 2001) / 1000.0f - 1.0f;
+    double *t1 = ob_malloc(reps * sizeof(double)), *tb = ob_malloc(reps * sizeof(double));
+    /* warm up both (page faults, pool threads, OpenBLAS buffers) */
+    for (int i = 0; i < (n_bl > 3 ? n_bl : 3); i++) bitlinear_forward(bl[i % n_bl], x, y, (int)N);
+    for (int i = 0; i < (n_fp > 3 ? n_fp : 3); i++)
+        if (N == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)R, (int)C, 1.0f, W[i % n_fp], (int)C, x, 1, 0.0f, y, 1);
+        else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)R, (int)C, 1.0f, x, (int)C, W[i % n_fp], (int)C, 0.0f, y, (int)R);
+    for (long r = 0; r < reps; r++) {
+        const BitLinear *b = bl[r % n_bl];
+        double t0 = ob_now();
+        bitlinear_forward(b, x, y, (int)N);
+        t1[r] = ob_now() - t0;
+        const float *w = W[r % n_fp];
+        t0 = ob_now();
+        if (N == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)R, (int)C, 1.0f, w, (int)C, x, 1, 0.0f, y, 1);
+        else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)R, (int)C, 1.0f, x, (int)C, w, (int)C, 0.0f, y, (int)R);
+        tb[r] = ob_now() - t0;
+    }
+    double ms1 = 1e3 * median(t1, (int)reps), msb = 1e3 * median(tb, (int)reps);
+    const char *kn = kern_current()->name;
+    if (json)
+        printf("{\"rows\":%ld,\"cols\":%ld,\"batch\":%ld,\"threads\":%ld,\"cold\":%s,\"kernel\":\"%s\",\"reps\":%ld,"
+               "\"onebit_ms\":%.5f,\"sgemv_ms\":%.5f,\"ratio\":%.2f}\n",
+               R, C, N, T, cold ? "true" : "false", kn, reps, ms1, msb, msb / ms1);
+    else
+        printf("gemv %ldx%ld N=%ld threads=%ld %s kernel=%s: onebit %.4f ms  %s %.4f ms  ratio %.1fx  (median of %ld)\n", R, C, N, T,
+               cold ? "cold" : "hot", kn, ms1, N == 1 ? "sgemv" : "sgemm", msb, msb / ms1, reps);
+    for (int i = 0; i < n_bl; i++) bitlinear_free(bl[i]);
+    for (int i = 0; i < n_fp; i++) free(W[i]);
+    free(bl); free(W); free(bits); free(g); free(h); free(x); free(y); free(t1); free(tb);
+    return EXIT_OK;
+}
+
+/* ---- bench membw: streaming read bandwidth (the floor for cold GEMV) ---- */
+
+typedef struct {
+    const uint64_t *buf;
+    size_t n;
+    int ntasks;
+    uint64_t sums[1024];
+} MembwCtx;
+
+static void membw_task(void *vc, int t)
+{
+    MembwCtx *c = vc;
+    size_t i0 = c->n * t / c->ntasks, i1 = c->n * (t + 1) / c->ntasks;
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (size_t i = i0; i + 4 <= i1; i += 4) {
+        s0 += c->buf[i]; s1 += c->buf[i + 1]; s2 += c->buf[i + 2]; s3 += c->buf[i + 3];
+    }
+    c->sums[t] = s0 + s1 + s2 + s3;
+}
+
+static int bench_membw(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"threads", required_argument, 0, 'T'}, {"mib", required_argument, 0, 'm'},
+        {"reps", required_argument, 0, 'r'},    {"json", no_argument, 0, 'j'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+    long T = 0, mib = 1024, reps = 10;
+    int json = 0, ch;
+    optind = 0;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'T': if (ob_parse_int(optarg, 1, 1024, &T)) return cli_usage_error("bench membw", "--threads needs an integer in 1..1024"); break;
+        case 'm': if (ob_parse_int(optarg, 1, 1 << 20, &mib)) return cli_usage_error("bench membw", "--mib needs a positive integer"); break;
+        case 'r': if (ob_parse_int(optarg, 1, 100000, &reps)) return cli_usage_error("bench membw", "--reps needs a positive integer"); break;
+        case 'j': json = 1; break;
+        case 'h':
+            printf("Usage: onebit-tui bench membw [--threads T] [--mib M] [--reps K] [--json]\n"
+                   "\nDRAM read bandwidth: T threads sum a buffer of M MiB (default 1024), median of\n"
+                   "K passes, in GB/s (1e9 bytes/s). The floor of a cold 1-bit GEMV is its\n"
+                   "sign bytes divided by this.\n");
+            return EXIT_OK;
+        case ':': return cli_usage_error("bench membw", "option '%s' needs a value", argv[optind - 1]);
+        default: return cli_usage_error("bench membw", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return cli_usage_error("bench membw", "unexpected argument '%s'", argv[optind]);
+    char err[OB_ERRLEN];
+    if (T == 0) T = pool_default_threads();
+    if (bitlinear_set_threads((int)T, err)) return cli_error("%s", err);
+    MembwCtx *c = ob_calloc(1, sizeof *c);
+    size_t bytes = (size_t)mib << 20;
+    c->n = bytes / 8;
+    uint64_t *buf = ob_aligned_alloc(64, bytes);
+    for (size_t i = 0; i < c->n; i++) buf[i] = i;
+    c->buf = buf;
+    c->ntasks = (int)T;
+    double *t = ob_malloc(reps * sizeof(double));
+    pool_run(pool_global(), membw_task, c, c->ntasks);
+    for (long r = 0; r < reps; r++) {
+        double t0 = ob_now();
+        pool_run(pool_global(), membw_task, c, c->ntasks);
+        t[r] = ob_now() - t0;
+    }
+    uint64_t s = 0;
+    for (int i = 0; i < c->ntasks; i++) s += c->sums[i];
+    double gbs = bytes / median(t, (int)reps) / 1e9;
+    if (json) printf("{\"mib\":%ld,\"threads\":%ld,\"reps\":%ld,\"gb_s\":%.2f}\n", mib, T, reps, gbs);
+    else printf("membw %ld MiB threads=%ld: %.2f GB/s read (median of %ld; checksum %llx)\n", mib, T, gbs, reps, (unsigned long long)s);
+    free(buf); free(t); free(c);
+    return EXIT_OK;
+}
+
 static const struct { const char *name; int (*run)(int, char **); const char *summary; } benches[] = {
-    {"forward", bench_forward, "prefill and decode tokens/s of a teacher"},
+    {"forward", bench_forward, "prefill and decode tokens/s of a teacher or student"},
+    {"train", bench_train, "QAT training tokens/s and fraction of the sgemm peak"},
+    {"gemv", bench_gemv, "1-bit layer vs FP32 OpenBLAS sgemv/sgemm, same shape"},
+    {"membw", bench_membw, "DRAM streaming read bandwidth (GB/s)"},
 };
 
 int cli_bench(int argc, char **argv)

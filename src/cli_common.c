@@ -6,9 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common.h"
+#include "hf.h"
+#include "student.h"
 
 #ifndef OB_DATADIR
 #define OB_DATADIR "/usr/local/share/onebit-tui"
@@ -85,8 +88,15 @@ char *cli_resolve_tokenizer(const char *explicit_path, const char *teacher, int 
     char name[64];
     if (vocab == 32000) snprintf(name, sizeof name, "tokenizer.bin");
     else snprintf(name, sizeof name, "tok%d.bin", vocab);
+    struct stat st;
+    if (stat(teacher, &st) == 0 && S_ISDIR(st.st_mode)) { /* a directory: inside it first */
+        char *in = join(teacher, name);
+        if (exists(in)) return in;
+        free(in);
+    }
     char *dir = ob_strdup(teacher);
     char *slash = strrchr(dir, '/');
+    while (slash && slash[1] == 0 && slash > dir) { *slash = 0; slash = strrchr(dir, '/'); } /* "dir/" */
     if (slash) *slash = 0;
     else { free(dir); dir = ob_strdup("."); }
     char *p = join(dir, name);
@@ -102,15 +112,36 @@ int cli_load_teacher(const char *teacher, const char *tokenizer, Model *m, Token
     char err[OB_ERRLEN];
     char *tp = cli_resolve_teacher(teacher, err);
     if (!tp) return cli_error("%s", err);
-    if (model_load(m, tp, err)) { free(tp); return cli_error("%s", err); }
+    /* an embedded tokenizer (GGUF, tokenizer.json) is used unless one is
+     * named explicitly (--tokenizer or $ONEBIT_TOKENIZER) */
+    const char *env = getenv("ONEBIT_TOKENIZER");
+    int want_embedded = !tokenizer && !(env && *env), embedded = 0;
+    if (model_load_ex(m, want_embedded ? t : NULL, &embedded, tp, err)) { free(tp); return cli_error("%s", err); }
+    if (embedded) { free(tp); return 0; }
     char *kp = cli_resolve_tokenizer(tokenizer, tp, m->cfg.vocab_size, err);
     free(tp);
     if (!kp) { model_free(m); return cli_error("%s", err); }
-    if (tok_load(t, kp, m->cfg.vocab_size, err)) {
+    /* a tokenizer.json (a JSON object) or a llama2.c tokenizer.bin, by content */
+    FILE *f = fopen(kp, "rb");
+    int c = ' ';
+    if (f) { do c = fgetc(f); while (c == ' ' || c == '\n' || c == '\r' || c == '\t'); fclose(f); }
+    if (c == '{' ? hf_tokenizer_load(t, kp, m->cfg.vocab_size, err) : tok_load(t, kp, m->cfg.vocab_size, err)) {
         free(kp);
         model_free(m);
         return cli_error("%s", err);
     }
     free(kp);
+    return 0;
+}
+
+int cli_load_model(const char *teacher, const char *student, const char *tokenizer, Model *m, Tokenizer *t)
+{
+    if (!student) return cli_load_teacher(teacher, tokenizer, m, t);
+    char err[OB_ERRLEN];
+    if (student_load(m, tokenizer ? NULL : t, student, err)) return cli_error("%s", err);
+    if (tokenizer && tok_load(t, tokenizer, m->cfg.vocab_size, err)) {
+        model_free(m);
+        return cli_error("%s", err);
+    }
     return 0;
 }

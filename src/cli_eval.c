@@ -10,7 +10,7 @@
 
 static void help(void)
 {
-    printf("Usage: onebit-tui eval [--teacher M] [--tokenizer T] --text FILE [--seq-len L]\n"
+    printf("Usage: onebit-tui eval [--teacher M | --student S] [--tokenizer T] --text FILE [--seq-len L]\n"
            "                       [--split SEP] [--json]\n"
            "\n"
            "Teacher-forced mean negative log-likelihood (nats/token) and perplexity.\n"
@@ -19,6 +19,8 @@ static void help(void)
            "With --split SEP (e.g. '<|endoftext|>') every document is stripped, encoded\n"
            "with BOS and truncated to L tokens.\n"
            "\n"
+           "  --student S   evaluate a 1-bit student (.onebit); its own tokenizer\n"
+           "                unless --tokenizer is given\n"
            "  --seq-len L   window length (default: the model's context)\n"
            "  --json        print {\"nll\":..,\"ppl\":..,\"tokens\":..}\n");
 }
@@ -29,8 +31,9 @@ int cli_eval(int argc, char **argv)
         {"teacher", required_argument, 0, 'm'}, {"tokenizer", required_argument, 0, 'z'},
         {"text", required_argument, 0, 'x'},    {"seq-len", required_argument, 0, 'l'},
         {"split", required_argument, 0, 's'},   {"json", no_argument, 0, 'j'},
+        {"student", required_argument, 0, 'S'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
-    const char *teacher = NULL, *tokenizer = NULL, *text_path = NULL, *split = NULL;
+    const char *teacher = NULL, *tokenizer = NULL, *text_path = NULL, *split = NULL, *student = NULL;
     long seq_len = 0;
     int json = 0, ch;
     optind = 0;
@@ -38,6 +41,7 @@ int cli_eval(int argc, char **argv)
     while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (ch) {
         case 'm': teacher = optarg; break;
+        case 'S': student = optarg; break;
         case 'z': tokenizer = optarg; break;
         case 'x': text_path = optarg; break;
         case 'l':
@@ -52,13 +56,14 @@ int cli_eval(int argc, char **argv)
     }
     if (optind < argc) return cli_usage_error("eval", "unexpected argument '%s'", argv[optind]);
     if (!text_path) return cli_usage_error("eval", "--text FILE is required");
+    if (teacher && student) return cli_usage_error("eval", "--teacher and --student exclude each other");
     char err[OB_ERRLEN];
     char *text;
     size_t len;
     if (ob_read_file(text_path, &text, &len, err)) return cli_error("%s", err);
     Model m;
     Tokenizer t;
-    if (cli_load_teacher(teacher, tokenizer, &m, &t)) { free(text); return EXIT_RUNTIME; }
+    if (cli_load_model(teacher, student, tokenizer, &m, &t)) { free(text); return EXIT_RUNTIME; }
     if (seq_len == 0) seq_len = m.cfg.seq_len;
     EvalResult r;
     int rc = EXIT_OK;

@@ -11,14 +11,16 @@
 
 static void help(void)
 {
-    printf("Usage: onebit-tui generate [--teacher M] [--tokenizer T] [--prompt TEXT] [-n N]\n"
+    printf("Usage: onebit-tui generate [--teacher M | --student S] [--tokenizer T] [--prompt TEXT] [-n N]\n"
            "                           [--temp X] [--top-p P] [--seed S]\n"
            "\n"
            "Print the prompt and N new tokens (stops early at BOS/EOS or the end of\n"
            "the context), then a line with tokens/s on stderr.\n"
            "\n"
            "  --teacher M     llama2.c checkpoint (default: $ONEBIT_TEACHER, models/stories260K.bin)\n"
-           "  --tokenizer T   llama2.c tokenizer.bin (default: beside the teacher)\n"
+           "  --student S     a 1-bit student (.onebit) instead of the teacher\n"
+           "  --tokenizer T   llama2.c tokenizer.bin (default: beside the teacher; a\n"
+           "                  student's own tokenizer)\n"
            "  --prompt TEXT   prompt (default: empty, start from BOS)\n"
            "  -n N            new tokens (default 256)\n"
            "  --temp X        temperature, 0 = greedy (default 1.0)\n"
@@ -40,8 +42,9 @@ int cli_generate(int argc, char **argv)
         {"teacher", required_argument, 0, 'm'}, {"tokenizer", required_argument, 0, 'z'},
         {"prompt", required_argument, 0, 'i'},  {"temp", required_argument, 0, 't'},
         {"top-p", required_argument, 0, 'p'},   {"seed", required_argument, 0, 's'},
+        {"student", required_argument, 0, 'S'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
-    const char *teacher = NULL, *tokenizer = NULL, *prompt = "";
+    const char *teacher = NULL, *tokenizer = NULL, *prompt = "", *student = NULL;
     GenParams gp = {256, 1.0f, 0.9f, 0};
     int seeded = 0;
     long lv;
@@ -52,6 +55,7 @@ int cli_generate(int argc, char **argv)
     while ((ch = getopt_long(argc, argv, ":n:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'm': teacher = optarg; break;
+        case 'S': student = optarg; break;
         case 'z': tokenizer = optarg; break;
         case 'i': prompt = optarg; break;
         case 'n':
@@ -77,11 +81,12 @@ int cli_generate(int argc, char **argv)
         }
     }
     if (optind < argc) return cli_usage_error("generate", "unexpected argument '%s'", argv[optind]);
+    if (teacher && student) return cli_usage_error("generate", "--teacher and --student exclude each other");
     if (!seeded) gp.seed = (uint64_t)(ob_now() * 1e6);
     if (gp.seed == 0) gp.seed = 1; /* xorshift needs a nonzero state */
     Model m;
     Tokenizer t;
-    if (cli_load_teacher(teacher, tokenizer, &m, &t)) return EXIT_RUNTIME;
+    if (cli_load_model(teacher, student, tokenizer, &m, &t)) return EXIT_RUNTIME;
     char err[OB_ERRLEN];
     GenStats st;
     int rc = gen_run(&m, &t, prompt, &gp, print_piece, NULL, &st, err);

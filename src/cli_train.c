@@ -2,6 +2,7 @@
  * (QAT) on a text file or on teacher-generated sequences, with progress
  * lines (a progress bar on a TTY), checkpoints, resume, SIGINT = graceful
  * stop, and a final held-out summary: teacher, PTQ baselines, student. */
+#include <cblas.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -16,6 +17,7 @@
 #include "common.h"
 #include "data.h"
 #include "qat.h"
+#include "train_db.h"
 #include "trainer.h"
 
 static void help(void)
@@ -51,12 +53,19 @@ static void help(void)
            "  --clip X             gradient-norm clip, 0 = none (1.0)\n"
            "  --init nmf|svd       SVID initialisation (nmf)\n"
            "  --seed S             data sampling seed (1)\n"
-           "  --threads T          OpenBLAS threads (1)\n"
+           "  --threads T          OpenBLAS threads; self-generation threads (1)\n"
            "Output:\n"
            "  --out S.onebit       the packed student, written at the end (required)\n"
            "  --ckpt PATH          checkpoint file (default S.onebit.ckpt)\n"
            "  --ckpt-every K       checkpoint every K steps (0: only at stop/end)\n"
            "  --resume CKPT        continue a run from a checkpoint (bit-identical)\n"
+           "Run store:\n"
+           "  --db DB              record the run (hyperparameters, metrics, evaluations,\n"
+           "                       checkpoints) in DB; 'onebit-tui runs' shows it\n"
+           "  --name NAME          the run's name in DB (default run-<id>)\n"
+           "  --resume RUN         with --db: continue run RUN (id or name) from its latest\n"
+           "                       checkpoint with its stored options; options given again\n"
+           "                       override them\n"
            "  --eval-every K       held-out student NLL every K steps (0: only at the end)\n"
            "  --eval-windows N     at most N held-out windows per periodic eval (0: all)\n"
            "  --log-every K        one progress line every K steps (1)\n"
@@ -140,12 +149,17 @@ static void show_event(const Event *e)
     fflush(stdout);
 }
 
+static TrainDb *g_tdb; /* --db: the run store's side */
+
 static int drain(EventRing *r)
 {
     Event ev[64];
     int n, any = 0;
     while ((n = evring_pop(r, ev, 64)) > 0) {
-        for (int i = 0; i < n; i++) show_event(&ev[i]);
+        for (int i = 0; i < n; i++) {
+            show_event(&ev[i]);
+            train_db_event(g_tdb, &ev[i]);
+        }
         any = 1;
     }
     return any;
@@ -165,7 +179,7 @@ int cli_train(int argc, char **argv)
 {
     enum { O_TEACHER = 256, O_TOK, O_DATA, O_SPLIT, O_SELFGEN, O_CACHE, O_STEPS, O_SEQ, O_BATCH, O_ACCUM, O_LR, O_LRMIN,
            O_WARMUP, O_ALPHA, O_KL, O_WD, O_CLIP, O_INIT, O_SEED, O_THREADS, O_OUT, O_CKPT, O_CKPT_EVERY, O_RESUME,
-           O_EVAL_EVERY, O_EVAL_WIN, O_LOG_EVERY, O_STOP_AFTER };
+           O_EVAL_EVERY, O_EVAL_WIN, O_LOG_EVERY, O_STOP_AFTER, O_DB, O_NAME };
     static const struct option opts[] = {
         {"teacher", required_argument, 0, O_TEACHER}, {"tokenizer", required_argument, 0, O_TOK},
         {"data", required_argument, 0, O_DATA}, {"split", required_argument, 0, O_SPLIT},
@@ -180,8 +194,11 @@ int cli_train(int argc, char **argv)
         {"out", required_argument, 0, O_OUT}, {"ckpt", required_argument, 0, O_CKPT},
         {"ckpt-every", required_argument, 0, O_CKPT_EVERY}, {"resume", required_argument, 0, O_RESUME},
         {"eval-every", required_argument, 0, O_EVAL_EVERY}, {"eval-windows", required_argument, 0, O_EVAL_WIN},
-        {"log-every", required_argument, 0, O_LOG_EVERY}, {"stop-after", required_argument, 0, O_STOP_AFTER}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"log-every", required_argument, 0, O_LOG_EVERY}, {"stop-after", required_argument, 0, O_STOP_AFTER},
+        {"db", required_argument, 0, O_DB}, {"name", required_argument, 0, O_NAME}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *teacher = NULL, *tokenizer = NULL, *data_path = NULL, *split = NULL, *cache_dir = NULL;
+    const char *db_path = NULL, *run_name = NULL;
+    static int db_expanded; /* --db --resume RUN: argv already carries RUN's stored options */
     long selfgen = 0, v;
     double f;
     TrainConfig cfg;
@@ -229,6 +246,8 @@ int cli_train(int argc, char **argv)
         case O_EVAL_WIN: INT_OPT(cfg.max_eval_windows, 0, 1000000000, "--eval-windows"); break;
         case O_LOG_EVERY: INT_OPT(cfg.log_every, 1, 1000000000, "--log-every"); break;
         case O_STOP_AFTER: INT_OPT(cfg.stop_after, 1, 1000000000, "--stop-after"); break;
+        case O_DB: db_path = optarg; break;
+        case O_NAME: run_name = optarg; break;
         case 'h': help(); return EXIT_OK;
         case ':': return cli_usage_error("train", "option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage_error("train", "unknown option '%s'", argv[optind - 1]);
@@ -237,6 +256,20 @@ int cli_train(int argc, char **argv)
 #undef INT_OPT
 #undef FLT_OPT
     if (optind < argc) return cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
+    if (run_name && !db_path) return cli_usage_error("train", "--name needs --db");
+    if (run_name && cfg.resume_path) return cli_usage_error("train", "--name names a new run; --resume continues one");
+    const char *resume_run = db_path ? cfg.resume_path : NULL;
+    if (resume_run && !db_expanded) {
+        char e[OB_ERRLEN];
+        int nargc;
+        char **nargv;
+        if (train_db_resume_argv(db_path, resume_run, argc, argv, &nargc, &nargv, e)) return cli_error("%s", e);
+        db_expanded = 1;
+        int r = cli_train(nargc, nargv);
+        db_expanded = 0;
+        train_db_free_argv(nargc, nargv);
+        return r;
+    }
     if (!data_path && !selfgen) return cli_usage_error("train", "give the training data: --data FILE or --self-generate N");
     if (data_path && selfgen) return cli_usage_error("train", "--data and --self-generate exclude each other");
     if (split && !data_path) return cli_usage_error("train", "--split needs --data");
@@ -289,8 +322,9 @@ int cli_train(int argc, char **argv)
     } else {
         cdir = cache_dir ? ob_strdup(cache_dir) : dir_of(cfg.out_path);
         int reused;
-        if (data_self_generated(&data, &m, &tok, sha, cdir, (int)selfgen, cfg.seq_len, cfg.seed, &reused, gen_progress,
-                                NULL, err)) {
+        openblas_set_num_threads(1); /* the generation threads run one small sgemv each */
+        if (data_self_generated(&data, &m, &tok, sha, cdir, (int)selfgen, cfg.seq_len, cfg.seed, cfg.threads, &reused,
+                                gen_progress, NULL, err)) {
             if (g_tty) printf("\n");
             if (g_interrupted) { fprintf(stderr, "interrupted during self-generation; nothing written\n"); rc = 130; goto out; }
             cli_error("%s", err);
@@ -304,6 +338,13 @@ int cli_train(int argc, char **argv)
     }
     if (evring_init(&ring, 4096)) { cli_error("cannot create the event ring: %s", strerror(errno)); goto out; }
     ring_ok = 1;
+    if (db_path) {
+        TrainDbArgs da = {tpath, tokenizer, data_path, split, selfgen, cache_dir};
+        if (train_db_begin(&g_tdb, db_path, run_name, resume_run, &da, &cfg, sha, &m.cfg, &ring, err)) {
+            cli_error("%s", err);
+            goto out;
+        }
+    }
     Trainer *tr;
     if (trainer_start(&tr, &cfg, &m, &tok, &data, sha, &ring, err)) { cli_error("%s", err); goto out; }
     int stop_sent = 0;
@@ -334,13 +375,22 @@ int cli_train(int argc, char **argv)
     if (isfinite(s.first_loss)) printf(", loss %.4f -> %.4f", s.first_loss, s.last_loss);
     printf(")\n");
     if (s.status == RUN_STOPPED) {
-        fprintf(stderr, "stopped at step %ld of %ld: resume with --resume %s\n", s.steps_done, cfg.steps, cfg.ckpt_path);
+        if (db_path)
+            fprintf(stderr, "stopped at step %ld of %ld: resume with --db %s --resume %lld\n", s.steps_done, cfg.steps,
+                    db_path, (long long)cfg.run_id);
+        else
+            fprintf(stderr, "stopped at step %ld of %ld: resume with --resume %s\n", s.steps_done, cfg.steps, cfg.ckpt_path);
         rc = g_interrupted ? 130 : EXIT_OK;
     } else {
         printf("wrote %s\n", cfg.out_path);
         rc = EXIT_OK;
     }
 out:
+    if (g_tdb) {
+        if (ring_ok) drain(&ring);
+        if (train_db_end(g_tdb, rc, err)) fprintf(stderr, "error: %s (training results are not affected)\n", err);
+        g_tdb = NULL;
+    }
     if (ring_ok) evring_destroy(&ring);
     data_free(&data);
     free(text);

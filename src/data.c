@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <time.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -355,12 +357,77 @@ int data_heldout_windows(const DataSet *d, int64_t **start, int **len)
 }
 
 /* ---- self-generation ------------------------------------------------------- */
-int data_self_generate(const Model *m, const Tokenizer *t, int n, int seq_len, uint64_t seed,
+typedef struct {
+    const Model *m;
+    const Tokenizer *t;
+    const int *cand;
+    int nc, n, seq_len, nthreads, id;
+    uint64_t seed;
+    int *lens, *tok;           /* tok: (n, seq_len) fixed stride */
+    pthread_mutex_t *mu;
+    pthread_cond_t *cv;
+    int *done, *cancel;
+} GenJob;
+
+/* sequence s only depends on (seed, s): the result is the same for any
+ * number of threads */
+static void gen_one(GenJob *j, ModelState *st, Sampler *sm, int s)
+{
+    const Tokenizer *t = j->t;
+    int V = j->m->cfg.vocab_size;
+    DataCursor c;
+    data_cursor_init(&c, j->seed ^ ((uint64_t)(s + 1) * 0xD1B54A32D192ED03ull));
+    sm->rng_state = c.rng;
+    int *q = j->tok + (size_t)s * j->seq_len, len = 0;
+    q[len++] = t->bos_id;
+    model_step(j->m, st, t->bos_id, 0);
+    q[len++] = j->cand[rand_below(&sm->rng_state, (uint64_t)j->nc)];
+    while (len < j->seq_len) {
+        float *logits = model_step(j->m, st, q[len - 1], len - 1);
+        int next = len - 2 < DATA_GREEDY_TOKENS ? sampler_argmax(logits, V) : sampler_sample(sm, logits);
+        q[len++] = next;
+        if (next == t->eos_id || next == t->bos_id) break;
+    }
+    j->lens[s] = len;
+}
+
+static void *gen_worker(void *arg)
+{
+    GenJob *j = arg;
+    ModelState st;
+    if (model_state_init(&st, &j->m->cfg)) {
+        pthread_mutex_lock(j->mu);
+        *j->cancel = 2;
+        pthread_cond_broadcast(j->cv);
+        pthread_mutex_unlock(j->mu);
+        return NULL;
+    }
+    Sampler sm;
+    sampler_init(&sm, j->m->cfg.vocab_size, 1.0f, 1.0f, 1);
+    for (int s = j->id; s < j->n; s += j->nthreads) {
+        pthread_mutex_lock(j->mu);
+        int stop = *j->cancel;
+        pthread_mutex_unlock(j->mu);
+        if (stop) break;
+        gen_one(j, &st, &sm, s);
+        pthread_mutex_lock(j->mu);
+        (*j->done)++;
+        pthread_cond_broadcast(j->cv);
+        pthread_mutex_unlock(j->mu);
+    }
+    sampler_free(&sm);
+    model_state_free(&st);
+    return NULL;
+}
+
+int data_self_generate(const Model *m, const Tokenizer *t, int n, int seq_len, uint64_t seed, int threads,
                        int **lens_out, int **tokens_out, DataProgressFn fn, void *ud, char *err)
 {
     const ModelConfig *c = &m->cfg;
     if (check_len(seq_len, c->seq_len, err)) return -1;
     if (n < 2) { ob_seterr(err, "--self-generate needs at least 2 sequences (one is held out), not %d", n); return -1; }
+    if (threads < 1) threads = 1;
+    if (threads > n) threads = n;
     int V = c->vocab_size;
     /* candidate first tokens: not UNK(0)/BOS/EOS, not a byte piece */
     int *cand = ob_malloc((size_t)V * sizeof(int)), nc = 0;
@@ -374,39 +441,88 @@ int data_self_generate(const Model *m, const Tokenizer *t, int n, int seq_len, u
         ob_seterr(err, "the vocabulary has no ordinary token to start a sequence with");
         return -1;
     }
-    ModelState st;
-    if (model_state_init(&st, c)) { free(cand); ob_seterr(err, "cannot allocate the generation state"); return -1; }
-    Sampler sm;
-    DataCursor cur;
-    data_cursor_init(&cur, seed);
-    sampler_init(&sm, V, 1.0f, 1.0f, cur.rng);
-    int *lens = ob_malloc((size_t)n * sizeof(int));
-    int *tok = ob_malloc((size_t)n * seq_len * sizeof(int));
-    int64_t total = 0;
-    int rc = 0;
-    for (int s = 0; s < n; s++) {
-        int *q = tok + total, len = 0;
-        q[len++] = t->bos_id;
-        float *logits = model_step(m, &st, t->bos_id, 0);
-        q[len++] = cand[rand_below(&sm.rng_state, (uint64_t)nc)];
-        while (len < seq_len) {
-            logits = model_step(m, &st, q[len - 1], len - 1);
-            int next = len - 2 < DATA_GREEDY_TOKENS ? sampler_argmax(logits, V) : sampler_sample(&sm, logits);
-            q[len++] = next;
-            if (next == t->eos_id || next == t->bos_id) break;
-        }
-        lens[s] = len;
-        total += len;
-        if (fn && fn(ud, s + 1, n)) {
-            ob_seterr(err, "self-generation cancelled");
-            rc = -1;
-            break;
-        }
+    size_t cells;
+    if (ob_mul_size((size_t)n, (size_t)seq_len, &cells) || cells > ((size_t)1 << 34)) {
+        free(cand);
+        ob_seterr(err, "--self-generate %d x --seq-len %d is too many tokens", n, seq_len);
+        return -1;
     }
-    sampler_free(&sm);
-    model_state_free(&st);
+    int *lens = ob_calloc((size_t)n, sizeof(int));
+    int *tok = ob_malloc(cells * sizeof(int));
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+    int done = 0, cancel = 0, reported = 0;
+    GenJob *jobs = ob_calloc((size_t)threads, sizeof(GenJob));
+    pthread_t *th = ob_calloc((size_t)threads, sizeof(pthread_t));
+    int started = 0;
+    for (int i = 0; i < threads; i++) {
+        jobs[i] = (GenJob){m, t, cand, nc, n, seq_len, threads, i, seed, lens, tok, &mu, &cv, &done, &cancel};
+        if (threads == 1) break;
+        if (pthread_create(&th[i], NULL, gen_worker, &jobs[i]) != 0) break;
+        started++;
+    }
+    if (threads == 1) {
+        /* in the caller's thread, reporting progress as it goes */
+        ModelState st;
+        if (model_state_init(&st, c)) cancel = 2;
+        else {
+            Sampler sm;
+            sampler_init(&sm, V, 1.0f, 1.0f, 1);
+            for (int s = 0; s < n && !cancel; s++) {
+                gen_one(&jobs[0], &st, &sm, s);
+                done = s + 1;
+                if (fn && fn(ud, done, n)) cancel = 1;
+            }
+            sampler_free(&sm);
+            model_state_free(&st);
+        }
+    } else {
+        if (started < threads) {
+            pthread_mutex_lock(&mu);
+            cancel = 2;
+            pthread_mutex_unlock(&mu);
+        }
+        pthread_mutex_lock(&mu);
+        while (done < n && !cancel && started == threads) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 200000000;
+            if (ts.tv_nsec >= 1000000000) { ts.tv_sec++; ts.tv_nsec -= 1000000000; }
+            pthread_cond_timedwait(&cv, &mu, &ts);
+            if (fn && done != reported) {
+                reported = done;
+                int d = done;
+                pthread_mutex_unlock(&mu);
+                int stop = fn(ud, d, n);
+                pthread_mutex_lock(&mu);
+                if (stop) cancel = 1;
+            } else if (fn && !done) {
+                pthread_mutex_unlock(&mu);
+                int stop = fn(ud, 0, n);
+                pthread_mutex_lock(&mu);
+                if (stop) cancel = 1;
+            }
+        }
+        pthread_mutex_unlock(&mu);
+        for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+        if (fn && !cancel) fn(ud, n, n);
+    }
+    free(jobs);
+    free(th);
     free(cand);
-    if (rc) { free(lens); free(tok); return -1; }
+    if (cancel) {
+        if (cancel == 2) ob_seterr(err, "cannot start the self-generation threads or allocate their state");
+        else ob_seterr(err, "self-generation cancelled");
+        free(lens);
+        free(tok);
+        return -1;
+    }
+    /* compact the fixed-stride rows */
+    int64_t total = 0;
+    for (int s = 0; s < n; s++) {
+        memmove(tok + total, tok + (size_t)s * seq_len, (size_t)lens[s] * sizeof(int));
+        total += lens[s];
+    }
     *lens_out = lens;
     *tokens_out = tok;
     return 0;
@@ -511,7 +627,7 @@ out:
 }
 
 int data_self_generated(DataSet *d, const Model *m, const Tokenizer *t, const char *teacher_sha,
-                        const char *cache_dir, int n, int seq_len, uint64_t seed, int *reused,
+                        const char *cache_dir, int n, int seq_len, uint64_t seed, int threads, int *reused,
                         DataProgressFn fn, void *ud, char *err)
 {
     int *lens = NULL, *tok = NULL;
@@ -524,7 +640,7 @@ int data_self_generated(DataSet *d, const Model *m, const Tokenizer *t, const ch
         }
         *reused = 1;
     } else {
-        if (data_self_generate(m, t, n, seq_len, seed, &lens, &tok, fn, ud, err)) { free(path); return -1; }
+        if (data_self_generate(m, t, n, seq_len, seed, threads, &lens, &tok, fn, ud, err)) { free(path); return -1; }
         if (path) {
             mkdir(cache_dir, 0755);
             if (data_cache_write(path, teacher_sha, seed, seq_len, m->cfg.vocab_size, n, lens, tok, err)) {

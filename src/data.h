@@ -75,9 +75,11 @@ typedef int (*DataProgressFn)(void *ud, int done, int total);
 
 /* N sequences of at most seq_len tokens: BOS, a uniformly random first token
  * (not UNK/BOS/EOS nor a <0xXX> byte piece), DATA_GREEDY_TOKENS greedy tokens,
- * then sampled at temperature 1 until EOS/BOS or seq_len. Seeded. *lens and
- * *tokens are malloc'd. */
-int data_self_generate(const Model *m, const Tokenizer *t, int n, int seq_len, uint64_t seed,
+ * then sampled at temperature 1 until EOS/BOS (kept) or seq_len. Sequence i
+ * has its own RNG seeded from (seed, i), so the result does not depend on
+ * the number of threads (sequences are spread over `threads` threads; fn is
+ * called from the caller's thread). *lens and *tokens are malloc'd. */
+int data_self_generate(const Model *m, const Tokenizer *t, int n, int seq_len, uint64_t seed, int threads,
                        int **lens, int **tokens, DataProgressFn fn, void *ud, char *err);
 
 /* cache file name for a key: DIR/selfgen-<sha[0..16]>-s<seed>-n<N>-l<L>.tok (malloc'd) */
@@ -91,7 +93,7 @@ int data_cache_read(const char *path, const char *teacher_sha, uint64_t seed, in
 
 /* self-generate or reuse the cache (dir NULL: no cache) and build the set */
 int data_self_generated(DataSet *d, const Model *m, const Tokenizer *t, const char *teacher_sha,
-                        const char *cache_dir, int n, int seq_len, uint64_t seed, int *reused,
+                        const char *cache_dir, int n, int seq_len, uint64_t seed, int threads, int *reused,
                         DataProgressFn fn, void *ud, char *err);
 
 /* ---- small helpers shared with the trainer's checkpoints ------------------- */

@@ -12,8 +12,10 @@ const CliCommand cli_commands[] = {
     {"generate", cli_generate, "generate text with a teacher or a 1-bit student"},
     {"eval", cli_eval, "perplexity of a teacher or student on a text file"},
     {"train", cli_train, "distil a 1-bit student from the teacher (QAT), with checkpoints"},
-    {"bench", cli_bench, "benchmarks: forward (prefill/decode tokens/s)"},
+    {"bench", cli_bench, "benchmarks: forward, gemv, membw, train"},
     {"runs", cli_runs, "list, show, plot, delete and export recorded training runs"},
+    {"inspect", cli_inspect, "per-layer SVID errors, sign balance and 1-bit sizes of a teacher"},
+    {"quantize", cli_quantize, "a 1-bit student from a teacher without training (SVID/XNOR)"},
     {NULL, NULL, NULL},
 };
 

@@ -2,6 +2,8 @@
  * incremental forward passes. Numerics follow karpathy/llama2.c run.c. */
 #include "model.h"
 
+#include "config.h"
+
 #include <cblas.h>
 #include <errno.h>
 #include <math.h>
@@ -11,6 +13,8 @@
 #include <sys/stat.h>
 
 #include "common.h"
+#include "gguf.h"
+#include "hf.h"
 
 const char *const model_lin_names[LIN_PER_LAYER] = {"wq", "wk", "wv", "wo", "w1", "w2", "w3"};
 
@@ -230,13 +234,150 @@ void model_rmsnorm(float *out, const float *x, const float *w, int n, float eps)
     for (int j = 0; j < n; j++) out[j] = w[j] * (ss * x[j]);
 }
 
-void model_softmax(float *x, int n)
+/* exp(x) for x <= 0 (softmax arguments after the max is subtracted), within
+ * ~1 ulp: x = n·ln2 + r, |r| <= ln2/2, degree-7 Taylor polynomial for e^r,
+ * scaled by 2^n through the exponent bits. Branch-free so that the compiler
+ * vectorises the loops below; the clones are chosen at run time. */
+static inline float exp_nonpos(float x)
+{
+    x = __builtin_fmaxf(x, -87.0f);
+    /* round to nearest with the 1.5·2^23 trick (no libm call, vectorises) */
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = x - n * 0.693145751953125f;
+    r = r - n * 1.428606765330187045e-06f;
+    float p = 1.0f / 5040;
+    p = p * r + 1.0f / 720;
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    int32_t e = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &e, 4);
+    return p * scale;
+}
+
+/* softmax in place: the scalar reference, and AVX2 / AVX-512 variants of the
+ * same arithmetic chosen at run time (see model_softmax). */
+static void softmax_scalar(float *x, int n)
 {
     float max = x[0];
-    for (int i = 1; i < n; i++) if (x[i] > max) max = x[i];
+    for (int k = 1; k < n; k++) if (x[k] > max) max = x[k];
     float sum = 0.0f;
-    for (int i = 0; i < n; i++) { x[i] = expf(x[i] - max); sum += x[i]; }
-    for (int i = 0; i < n; i++) x[i] /= sum;
+    for (int k = 0; k < n; k++) { x[k] = exp_nonpos(x[k] - max); sum += x[k]; }
+    float inv = 1.0f / sum;
+    for (int k = 0; k < n; k++) x[k] *= inv;
+}
+
+#ifdef OB_X86
+#include <immintrin.h>
+
+#define EXP_POLY(V, FMA, MUL, SET1, ADD, SUB, MAX, ROUND, CVT, SLLI, ADDI, CAST, SET1I)       \
+    do {                                                                                     \
+        V = MAX(V, SET1(-87.0f));                                                            \
+        __typeof__(V) nn = ROUND(MUL(V, SET1(1.44269504088896341f)));                        \
+        __typeof__(V) r = FMA(nn, SET1(-0.693145751953125f), V);                             \
+        r = FMA(nn, SET1(-1.428606765330187045e-06f), r);                                    \
+        __typeof__(V) p = SET1(1.0f / 5040);                                                 \
+        p = FMA(p, r, SET1(1.0f / 720));                                                     \
+        p = FMA(p, r, SET1(1.0f / 120));                                                     \
+        p = FMA(p, r, SET1(1.0f / 24));                                                      \
+        p = FMA(p, r, SET1(1.0f / 6));                                                       \
+        p = FMA(p, r, SET1(0.5f));                                                           \
+        p = FMA(p, r, SET1(1.0f));                                                           \
+        p = FMA(p, r, SET1(1.0f));                                                           \
+        V = MUL(p, CAST(SLLI(ADDI(CVT(nn), SET1I(127)), 23)));                               \
+    } while (0)
+
+__attribute__((target("avx512f"))) static void softmax_avx512(float *x, int n)
+{
+    __m512 vmax = _mm512_set1_ps(-INFINITY);
+    int k = 0;
+    for (; k + 16 <= n; k += 16) vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(x + k));
+    float max = _mm512_reduce_max_ps(vmax);
+    for (; k < n; k++) if (x[k] > max) max = x[k];
+    __m512 vm = _mm512_set1_ps(max), vsum = _mm512_setzero_ps();
+    for (k = 0; k + 16 <= n; k += 16) {
+        __m512 v = _mm512_sub_ps(_mm512_loadu_ps(x + k), vm);
+#define R512(a) _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+        EXP_POLY(v, _mm512_fmadd_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_add_ps, _mm512_sub_ps, _mm512_max_ps,
+                 R512, _mm512_cvtps_epi32, _mm512_slli_epi32, _mm512_add_epi32, _mm512_castsi512_ps, _mm512_set1_epi32);
+#undef R512
+        _mm512_storeu_ps(x + k, v);
+        vsum = _mm512_add_ps(vsum, v);
+    }
+    float sum = _mm512_reduce_add_ps(vsum);
+    for (; k < n; k++) { x[k] = exp_nonpos(x[k] - max); sum += x[k]; }
+    __m512 vinv = _mm512_set1_ps(1.0f / sum);
+    for (k = 0; k + 16 <= n; k += 16) _mm512_storeu_ps(x + k, _mm512_mul_ps(_mm512_loadu_ps(x + k), vinv));
+    for (; k < n; k++) x[k] *= 1.0f / sum;
+}
+
+__attribute__((target("avx2,fma"))) static void softmax_avx2(float *x, int n)
+{
+    __m256 vmax = _mm256_set1_ps(-INFINITY);
+    int k = 0;
+    for (; k + 8 <= n; k += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(x + k));
+    float t[8];
+    _mm256_storeu_ps(t, vmax);
+    float max = t[0];
+    for (int j = 1; j < 8; j++) if (t[j] > max) max = t[j];
+    for (; k < n; k++) if (x[k] > max) max = x[k];
+    __m256 vm = _mm256_set1_ps(max), vsum = _mm256_setzero_ps();
+    for (k = 0; k + 8 <= n; k += 8) {
+        __m256 v = _mm256_sub_ps(_mm256_loadu_ps(x + k), vm);
+#define R256(a) _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+        EXP_POLY(v, _mm256_fmadd_ps, _mm256_mul_ps, _mm256_set1_ps, _mm256_add_ps, _mm256_sub_ps, _mm256_max_ps,
+                 R256, _mm256_cvtps_epi32, _mm256_slli_epi32, _mm256_add_epi32, _mm256_castsi256_ps, _mm256_set1_epi32);
+#undef R256
+        _mm256_storeu_ps(x + k, v);
+        vsum = _mm256_add_ps(vsum, v);
+    }
+    _mm256_storeu_ps(t, vsum);
+    float sum = 0.0f;
+    for (int j = 0; j < 8; j++) sum += t[j];
+    for (; k < n; k++) { x[k] = exp_nonpos(x[k] - max); sum += x[k]; }
+    __m256 vinv = _mm256_set1_ps(1.0f / sum);
+    for (k = 0; k + 8 <= n; k += 8) _mm256_storeu_ps(x + k, _mm256_mul_ps(_mm256_loadu_ps(x + k), vinv));
+    for (; k < n; k++) x[k] *= 1.0f / sum;
+}
+#endif
+
+int model_softmax_variants(const char **names, void (**fns)(float *, int), int max)
+{
+    int n = 0;
+    if (n < max) { names[n] = "ref"; fns[n++] = softmax_scalar; }
+#ifdef OB_X86
+    __builtin_cpu_init();
+    if (n < max && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) { names[n] = "avx2"; fns[n++] = softmax_avx2; }
+    if (n < max && __builtin_cpu_supports("avx512f")) { names[n] = "avx512"; fns[n++] = softmax_avx512; }
+#endif
+    return n;
+}
+
+static void (*softmax_impl)(float *, int);
+
+/* the variant for this CPU; ONEBIT_KERNEL=ref forces the scalar reference */
+static void softmax_pick(void)
+{
+    void (*f)(float *, int) = softmax_scalar;
+#ifdef OB_X86
+    const char *k = getenv("ONEBIT_KERNEL");
+    int ref = k && strcmp(k, "ref") == 0;
+    __builtin_cpu_init();
+    if (!ref && __builtin_cpu_supports("avx512f") && !(k && strcmp(k, "avx2") == 0)) f = softmax_avx512;
+    else if (!ref && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) f = softmax_avx2;
+#endif
+    __atomic_store_n(&softmax_impl, f, __ATOMIC_RELEASE);
+}
+
+void model_softmax(float *x, int n)
+{
+    void (*f)(float *, int) = __atomic_load_n(&softmax_impl, __ATOMIC_ACQUIRE);
+    if (!f) { softmax_pick(); f = softmax_impl; }
+    f(x, n);
 }
 
 void model_rope_table(const ModelConfig *c, float *cosv, float *sinv)
@@ -449,22 +590,24 @@ float *model_step(const Model *m, ModelState *s, int token, int pos)
 
 /* ---- format detection -------------------------------------------------- */
 
-int model_load(Model *m, const char *path, char *err)
+int model_load_ex(Model *m, Tokenizer *tok, int *tok_loaded, const char *path, char *err)
 {
+    int dummy;
+    if (!tok_loaded) tok_loaded = &dummy;
+    *tok_loaded = 0;
     struct stat st;
     if (stat(path, &st) != 0) { ob_seterr(err, "%s: %s", path, strerror(errno)); return -1; }
-    if (S_ISDIR(st.st_mode)) {
-        ob_seterr(err, "%s: is a directory (Hugging Face directories are read by a later version; use a llama2.c .bin)", path);
-        return -1;
-    }
+    if (S_ISDIR(st.st_mode)) return hf_load_dir(m, tok, tok_loaded, path, err);
     FILE *f = fopen(path, "rb");
     if (!f) { ob_seterr(err, "%s: %s", path, strerror(errno)); return -1; }
     char magic[4] = {0};
     size_t n = fread(magic, 1, 4, f);
     fclose(f);
-    if (n == 4 && memcmp(magic, "GGUF", 4) == 0) {
-        ob_seterr(err, "%s: is a GGUF file (GGUF teachers are read by a later version; use a llama2.c .bin)", path);
-        return -1;
-    }
+    if (n == 4 && memcmp(magic, "GGUF", 4) == 0) return gguf_load_model(m, tok, tok_loaded, path, err);
     return model_load_llama2c(m, path, err);
+}
+
+int model_load(Model *m, const char *path, char *err)
+{
+    return model_load_ex(m, NULL, NULL, path, err);
 }

@@ -63,8 +63,14 @@ void model_bind_dense(Model *m);
 
 /* llama2.c legacy checkpoint (7 int32 header; negative vocab = own classifier) */
 int model_load_llama2c(Model *m, const char *path, char *err);
-/* any supported teacher format, detected by content */
+/* any supported teacher format, detected by content: a llama2.c .bin, a GGUF
+ * file, or a Hugging Face directory (config.json + safetensors) */
 int model_load(Model *m, const char *path, char *err);
+/* the same; when tok is not NULL and the teacher carries a tokenizer (GGUF
+ * tokenizer.ggml.*, a directory's tokenizer.json) it is loaded into tok and
+ * *tok_loaded set to 1, else *tok_loaded = 0 and tok is untouched */
+struct Tokenizer;
+int model_load_ex(Model *m, struct Tokenizer *tok, int *tok_loaded, const char *path, char *err);
 
 size_t model_count_params(const ModelConfig *c);
 
@@ -111,5 +117,7 @@ void model_rmsnorm(float *out, const float *x, const float *w, int n, float eps)
 void model_rope_table(const ModelConfig *c, float *cosv, float *sinv);
 void model_rope(float *v, int n, int hd, const float *cosv, const float *sinv);
 void model_softmax(float *x, int n);
+/* the softmax variants this CPU runs ("ref" first), for tests and benches */
+int model_softmax_variants(const char **names, void (**fns)(float *, int), int max);
 
 #endif

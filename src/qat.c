@@ -41,8 +41,11 @@ struct QatModel {
     ModelConfig cfg;
     int maxB, maxT, B, T; /* bounds; shape of the last forward */
     int reuse_teacher;
+    double tsec[QAT_NTIMERS]; /* accumulated seconds per phase */
     size_t nparams;
     float *params, *grads;
+    float *ste;         /* params layout: 1.001 − tanh²(W) at the W slots */
+    float *vrow;        /* (V) scratch */
     QLin *lin;          /* (L, LIN_PER_LAYER) */
     QLayer *layer;      /* (L) */
     float *xL;          /* (N,C) last block's output */
@@ -83,7 +86,12 @@ static void sync_S(QatModel *q)
         QLin *L = &q->lin[i];
         const float *W = q->params + L->off_w;
         size_t n = (size_t)L->in * L->out;
-        for (size_t k = 0; k < n; k++) L->S[k] = W[k] >= 0.0f ? 1.0f : -1.0f;
+        float *ste = q->ste + L->off_w;
+        for (size_t k = 0; k < n; k++) {
+            L->S[k] = W[k] >= 0.0f ? 1.0f : -1.0f;
+            float th = tanhf(W[k]);
+            ste[k] = 1.001f - th * th;
+        }
     }
 }
 
@@ -198,6 +206,8 @@ QatModel *qat_new(const Model *teacher, int init, int max_B, int max_T, char *er
     q->nparams = off;
     q->params = falloc(off);
     q->grads = falloc(off);
+    q->ste = falloc(off);
+    q->vrow = falloc((size_t)c->vocab_size);
     /* SVID init from the teacher */
     for (int i = 0; i < Lc * LIN_PER_LAYER; i++) {
         QLin *L = &q->lin[i];
@@ -264,7 +274,7 @@ void qat_free(QatModel *q)
         free(a->qr); free(a->kr); free(a->att); free(a->ao); free(a->xm); free(a->xn2); free(a->r2); free(a->hp);
     }
     free(q->layer); free(q->lin);
-    free(q->params); free(q->grads);
+    free(q->params); free(q->grads); free(q->ste); free(q->vrow);
     free(q->xL); free(q->xf); free(q->rf); free(q->logits); free(q->tlogits); free(q->dlogits);
     free(q->thid); free(q->thid_seq);
     model_acts_free(&q->tacts);
@@ -283,6 +293,7 @@ void qat_zero_grads(QatModel *q) { memset(q->grads, 0, q->nparams * sizeof(float
 const float *qat_logits(const QatModel *q) { return q->logits; }
 void qat_reuse_teacher(QatModel *q, int on) { q->reuse_teacher = on; }
 const float *qat_input_grad(const QatModel *q) { return q->dres; }
+void qat_times(const QatModel *q, double sec[QAT_NTIMERS]) { memcpy(sec, q->tsec, sizeof q->tsec); }
 
 int qat_linear_params(QatModel *q, int l, int j, float **W, float **g, float **h, int *in, int *out)
 {
@@ -514,8 +525,10 @@ void qat_onebit_bwd(const QatOnebitGrad *p, const float *x, int N, const float *
     // dS (out,in) = dzᵀ (out,N) · gx (N,in)
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, N, 1.0f, dy, out, p->gx, in, 0.0f, p->dS, in);
     /* STE: dW += dS ⊙ (1.001 − tanh²(W)) */
-    if (p->W) {
-        size_t nw = (size_t)in * out;
+    size_t nw = (size_t)in * out;
+    if (p->ste) {
+        for (size_t k = 0; k < nw; k++) p->dW[k] += p->dS[k] * p->ste[k];
+    } else if (p->W) {
         for (size_t k = 0; k < nw; k++) {
             float th = tanhf(p->W[k]);
             p->dW[k] += p->dS[k] * (1.001f - th * th);
@@ -543,7 +556,7 @@ static void qlin_bwd(QatModel *q, const QLin *L, const float *x, int N, const fl
 {
     QatOnebitGrad p = {L->in, L->out, L->S, q->params + L->off_w, q->params + L->off_g, q->params + L->off_h,
                        q->grads + L->off_w, q->grads + L->off_g, q->grads + L->off_h,
-                       q->dSw, q->gx, q->dgx, q->acc};
+                       q->dSw, q->gx, q->dgx, q->acc, q->ste + L->off_w};
     qat_onebit_bwd(&p, x, N, a, y, rstd, dy, dx, accumulate);
 }
 
@@ -633,6 +646,7 @@ int qat_forward_backward(QatModel *q, const int *tokens, int B, int T, const Qat
     const ModelConfig *c = &q->cfg;
     int C = c->dim, F = c->hidden_dim, V = c->vocab_size, N = B * T, Lc = c->n_layers;
     int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    double t0 = ob_now();
     /* teacher: logits and per-layer hidden states, one sequence at a time */
     for (int b = 0; b < B && !q->reuse_teacher; b++) {
         model_forward(m, &q->tacts, tokens + (size_t)b * T, T, q->tlogits + (size_t)b * T * V, q->thid_seq);
@@ -640,25 +654,34 @@ int qat_forward_backward(QatModel *q, const int *tokens, int B, int T, const Qat
             memcpy(q->thid + ((size_t)l * N + (size_t)b * T) * C, q->thid_seq + (size_t)l * T * C,
                    (size_t)T * C * sizeof(float));
     }
+    double t1 = ob_now();
     student_forward(q, tokens, B, T);
-    /* KL(p_t ‖ p_s) per token; dlogits = coef·(p_s − p_t) */
+    double t2 = ob_now();
+    /* KL(p_t ‖ p_s) per token; dlogits = coef·(p_s − p_t). exp in float,
+     * sums in double, fixed order */
     double kl = 0, kcoef = (double)lc->kl_scale / B * grad_scale;
+    float *et = q->vrow;
     for (int n = 0; n < N; n++) {
         const float *zs = q->logits + (size_t)n * V, *zt = q->tlogits + (size_t)n * V;
         float *d = q->dlogits + (size_t)n * V;
-        double ms = zs[0], mt = zt[0];
-        for (int v = 1; v < V; v++) { if (zs[v] > ms) ms = zs[v]; if (zt[v] > mt) mt = zt[v]; }
-        double es = 0, et = 0;
-        for (int v = 0; v < V; v++) { es += exp(zs[v] - ms); et += exp(zt[v] - mt); }
-        double lzs = ms + log(es), lzt = mt + log(et), k = 0;
+        float ms = zs[0], mt = zt[0];
+        for (int v = 1; v < V; v++) { ms = zs[v] > ms ? zs[v] : ms; mt = zt[v] > mt ? zt[v] : mt; }
+        double ss = 0, st = 0;
+        for (int v = 0; v < V; v++) { d[v] = expf(zs[v] - ms); et[v] = expf(zt[v] - mt); }
+        for (int v = 0; v < V; v++) { ss += d[v]; st += et[v]; }
+        /* log p_t − log p_s = (zt − mt − log st) − (zs − ms − log ss) */
+        float off = (float)((double)ms + log(ss) - (double)mt - log(st));
+        float is = (float)(1.0 / ss), it = (float)(1.0 / st), kc = (float)kcoef;
+        double k = 0;
         for (int v = 0; v < V; v++) {
-            double lpt = zt[v] - lzt, lps = zs[v] - lzs, pt = exp(lpt);
-            k += pt * (lpt - lps);
-            d[v] = (float)(kcoef * (exp(lps) - pt));
+            float pt = et[v] * it;
+            k += (double)(pt * (zt[v] - zs[v] + off));
+            d[v] = kc * (d[v] * is - pt);
         }
         kl += k;
     }
     kl /= B;
+    double t3 = ob_now();
     /* backward: head (frozen) -> final RMSNorm */
     // dxf (N,C) = dlogits (N,V) · wcls (V,C)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, V, 1.0f, q->dlogits, V, m->wcls, C, 0.0f, q->dxn, C);
@@ -688,6 +711,11 @@ int qat_forward_backward(QatModel *q, const int *tokens, int B, int T, const Qat
         qat_rmsnorm_bwd(q->dres, q->dxn, a->x, m->rms_att + (size_t)l * C, a->r1, N, C);
         /* dres is now the gradient w.r.t. block l's input; the embedding is frozen */
     }
+    double t4 = ob_now();
+    q->tsec[QAT_T_TEACHER] += t1 - t0;
+    q->tsec[QAT_T_FORWARD] += t2 - t1;
+    q->tsec[QAT_T_LOSS] += t3 - t2;
+    q->tsec[QAT_T_BACKWARD] += t4 - t3;
     if (out) {
         out->kl = kl;
         out->mse = mse;
@@ -732,6 +760,7 @@ float qat_clip_grads(QatModel *q, float max_norm)
 
 void qat_adamw_step(QatModel *q, float *m, float *v, long t, const AdamWCfg *c)
 {
+    double t0 = ob_now();
     double bc1 = 1.0 - pow(c->beta1, (double)t), bc2 = 1.0 - pow(c->beta2, (double)t);
     float lr = c->lr, b1 = c->beta1, b2 = c->beta2, eps = c->eps, wd = c->weight_decay;
     float *p = q->params;
@@ -743,6 +772,7 @@ void qat_adamw_step(QatModel *q, float *m, float *v, long t, const AdamWCfg *c)
         p[i] -= lr * (mh / (sqrtf(vh) + eps) + wd * p[i]);
     }
     sync_S(q);
+    q->tsec[QAT_T_OPTIM] += ob_now() - t0;
 }
 
 float qat_lr(long step, long total, long warmup, float lr_max, float lr_min)

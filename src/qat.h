@@ -114,6 +114,10 @@ typedef struct {
  * pointers into the params arena; returns the count */
 int qat_linear_srcs(const QatModel *q, void *lin_out);
 
+/* seconds spent so far in each phase (for benchmarks and progress) */
+enum { QAT_T_TEACHER, QAT_T_FORWARD, QAT_T_LOSS, QAT_T_BACKWARD, QAT_T_OPTIM, QAT_NTIMERS };
+void qat_times(const QatModel *q, double sec[QAT_NTIMERS]);
+
 /* FLOPs of one qat_forward_backward with (B,T): matmuls only (teacher
  * forward, student forward and backward), for `bench train` */
 double qat_flops(const QatModel *q, int B, int T);
@@ -157,6 +161,7 @@ typedef struct {
     float *dS;                  /* (out,in) written: d/dS */
     float *gx, *dgx;            /* (N,in) scratch */
     double *acc;                /* max(in,out) scratch */
+    const float *ste;           /* (out,in) 1.001 − tanh²(W) precomputed, or NULL */
 } QatOnebitGrad;
 /* consumes dy (N,out); dx (N,in) written, or added when accumulate;
  * dW += dS ⊙ (1.001 − tanh²(W)) */

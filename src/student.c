@@ -254,6 +254,9 @@ int student_write(const char *path, const Model *teacher, const Tokenizer *tok,
         free(tmp); free(e);
         return -1;
     }
+    mode_t um = umask(0); /* mkstemp makes 0600; give the usual 0666 & ~umask */
+    umask(um);
+    (void)fchmod(fd, 0666 & ~um); /* failure is harmless: the file stays private */
     Writer *w = ob_calloc(1, sizeof *w);
     w->fd = fd;
     w->hash = FNV_INIT;

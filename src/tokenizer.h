@@ -1,12 +1,20 @@
 /* tokenizer.h -- SentencePiece-style BPE as llama2.c does it: encode by
  * merge scores with byte fallback (<0xXX> pieces at ids 3..258), a BOS token
- * and a dummy-prefix space; decode that strips the space after BOS. */
+ * and a dummy-prefix space; decode that strips the space after BOS.
+ * A second mode, byte-level BPE (GPT-2, SmolLM, Llama 3 tokenizer.json or
+ * GGUF "gpt2"), encodes by merge rank after a regex-like pre-tokenization,
+ * behind the same tok_encode/tok_decode API. */
 #ifndef OB_TOKENIZER_H
 #define OB_TOKENIZER_H
 
 #include <stddef.h>
 
-typedef struct {
+enum { TOK_SPM = 0, TOK_BYTELEVEL = 1 };
+/* byte-level pre-tokenizers: GPT-2's regex, the same with every digit split
+ * off (SmolLM), Llama 3's regex */
+enum { TOK_PRE_GPT2 = 0, TOK_PRE_GPT2_DIGITS = 1, TOK_PRE_LLAMA3 = 2 };
+
+typedef struct Tokenizer {
     int vocab_size;
     char **vocab;        /* piece bytes, NUL-terminated */
     int *vocab_len;      /* piece lengths (pieces may not contain NUL) */
@@ -18,6 +26,15 @@ typedef struct {
     int *hash;
     size_t hash_cap;
     unsigned char byte_pieces[512]; /* "\x00\0\x01\0..." for <0xXX> decode */
+    int unk_id;          /* 0 for llama2.c */
+    int mode;            /* TOK_SPM or TOK_BYTELEVEL */
+    /* byte-level mode only */
+    int pretok;          /* TOK_PRE_* */
+    int byte_id[256];    /* token of each single byte, -1 if none */
+    int n_merges;
+    int *merge_a, *merge_b, *merge_res; /* rank r merges (a,b) into res */
+    int *mhash;          /* open addressing over (a,b) -> rank */
+    size_t mhash_cap;
 } Tokenizer;
 
 /* llama2.c tokenizer.bin. vocab_size > 0 reads exactly that many entries
@@ -25,13 +42,29 @@ typedef struct {
 int tok_load(Tokenizer *t, const char *path, int vocab_size, char *err);
 /* build from pieces and scores (GGUF, tokenizer.json); copies everything */
 int tok_init(Tokenizer *t, int n, const char *const *pieces, const float *scores, int bos_id, int eos_id, char *err);
+/* SentencePiece vocabulary (GGUF "llama", tokenizer.json): "\xe2\x96\x81"
+ * (U+2581) becomes a space; unknown/control/unused tokens (types 2, 3, 5;
+ * types may be NULL) are never produced by merges */
+int tok_init_spm(Tokenizer *t, int n, const char *const *pieces, const float *scores, const int *types,
+                 int bos_id, int eos_id, int unk_id, char *err);
+/* byte-level BPE: pieces and merges ("A B") in GPT-2's byte-to-unicode
+ * spelling; merge rank = position. types (may be NULL): control pieces
+ * (3) are kept verbatim. bos_id/eos_id may be -1 (none). */
+int tok_init_bytelevel(Tokenizer *t, int n, const char *const *pieces, const int *types, int n_merges,
+                       const char *const *merges, int bos_id, int eos_id, int pretok, char *err);
 void tok_free(Tokenizer *t);
+
+/* byte-level pre-tokenization: end of the pre-token of text[0..n) that
+ * starts at i (merges never cross pre-token boundaries) */
+size_t tok_pretoken_end(const char *text, size_t n, size_t i, int pretok);
 
 /* token id of a piece, or -1 */
 int tok_lookup(const Tokenizer *t, const char *piece, size_t len);
 
 /* encode text; *out is malloc'd (caller frees), *n its length.
- * bos/eos: prepend BOS / append EOS. */
+ * bos/eos: prepend BOS / append EOS (when the tokenizer has them; a
+ * byte-level tokenizer without BOS starts an empty text with EOS, so that
+ * bos = 1 never gives zero tokens). */
 int tok_encode(const Tokenizer *t, const char *text, int bos, int eos, int **out, int *n);
 
 /* the printable text of token after prev (space after BOS stripped,

@@ -29,7 +29,7 @@ static void synthetic(void)
     if (held < 1) held = 1;
     CHECK(d.n_train == usable - held, "held-out = 5%% (>= 1): n_train %d", d.n_train);
     /* the held-out sequences' ids (tokens) */
-    int held_id[N] = {0};
+    int held_id[N + 3] = {0}; /* by token: sequence i is all 3+i */
     for (int s = d.n_train; s < d.n_seq; s++) held_id[d.tok[d.off[s]]] = 1;
     DataCursor c1, c2, c3;
     data_cursor_init(&c1, 7);
@@ -81,8 +81,9 @@ static void synthetic(void)
     const char *sha = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     CHECK(data_cache_write(path, sha, 5, 60, V, N, lens, tok, err) == 0, "cache write: %s", err);
     int *l2, *t2;
-    CHECK(data_cache_read(path, sha, 5, 60, V, N, &l2, &t2, err) == 0, "cache read: %s", err);
-    if (!data_cache_read(path, sha, 5, 60, V, N, &l2, &t2, err)) {
+    int rd = data_cache_read(path, sha, 5, 60, V, N, &l2, &t2, err);
+    CHECK(rd == 0, "cache read: %s", err);
+    if (rd == 0) {
         CHECK(!memcmp(l2, lens, sizeof lens) && !memcmp(t2, tok, (size_t)k * sizeof(int)), "cache round trip");
         free(l2);
         free(t2);
@@ -148,8 +149,8 @@ static void with_model(const char *mp, const char *tp, const char *textp)
 
     /* self-generation: deterministic, BOS first, greedy prefix, bounded */
     int *l1, *t1, *l2, *t2;
-    CHECK(data_self_generate(&m, &t, 6, 64, 3, &l1, &t1, NULL, NULL, err) == 0, "selfgen: %s", err);
-    CHECK(data_self_generate(&m, &t, 6, 64, 3, &l2, &t2, NULL, NULL, err) == 0, "selfgen 2: %s", err);
+    CHECK(data_self_generate(&m, &t, 6, 64, 3, 1, &l1, &t1, NULL, NULL, err) == 0, "selfgen: %s", err);
+    CHECK(data_self_generate(&m, &t, 6, 64, 3, 3, &l2, &t2, NULL, NULL, err) == 0, "selfgen 3 threads: %s", err);
     int64_t tot = 0;
     int ok = 1;
     for (int i = 0; i < 6; i++) {
@@ -158,16 +159,16 @@ static void with_model(const char *mp, const char *tp, const char *textp)
         tot += l1[i];
     }
     CHECK(ok, "sequences start with BOS and an ordinary token, fit seq_len");
-    CHECK(!memcmp(l1, l2, 6 * sizeof(int)) && !memcmp(t1, t2, (size_t)tot * sizeof(int)), "self-generation is deterministic");
+    CHECK(!memcmp(l1, l2, 6 * sizeof(int)) && !memcmp(t1, t2, (size_t)tot * sizeof(int)), "self-generation is deterministic, whatever the thread count");
     free(l2);
     free(t2);
     char hex[65];
     CHECK(data_sha256_file(mp, hex, err) == 0, "sha");
     int reused;
-    CHECK(data_self_generated(&d, &m, &t, hex, tmpdir, 6, 64, 3, &reused, NULL, NULL, err) == 0 && !reused, "gen + cache: %s", err);
+    CHECK(data_self_generated(&d, &m, &t, hex, tmpdir, 6, 64, 3, 2, &reused, NULL, NULL, err) == 0 && !reused, "gen + cache: %s", err);
     CHECK(d.train_tokens + d.heldout_tokens == tot && !memcmp(d.tok, t1, (size_t)tot * sizeof(int)), "same as direct");
     data_free(&d);
-    CHECK(data_self_generated(&d, &m, &t, hex, tmpdir, 6, 64, 3, &reused, NULL, NULL, err) == 0 && reused, "reused: %s", err);
+    CHECK(data_self_generated(&d, &m, &t, hex, tmpdir, 6, 64, 3, 2, &reused, NULL, NULL, err) == 0 && reused, "reused: %s", err);
     CHECK(d.train_tokens + d.heldout_tokens == tot && !memcmp(d.tok, t1, (size_t)tot * sizeof(int)), "cache gives the same");
     data_free(&d);
     char *cp = data_cache_path(tmpdir, hex, 3, 6, 64);

@@ -203,7 +203,7 @@ static void check_onebit(void)
     fill(W, nw, 1.5, 0);
     lin_loss(&c);
     memcpy(dy, c.R, ny * 4);
-    QatOnebitGrad p = {c.in, c.out, c.S, W, c.g, c.h, dW, dg, dh, dS, c.gx, dgx, acc};
+    QatOnebitGrad p = {c.in, c.out, c.S, W, c.g, c.h, dW, dg, dh, dS, c.gx, dgx, acc, NULL};
     qat_onebit_bwd(&p, c.x, c.N, c.a, c.y, c.rstd, dy, dx, 0);
     report("onebit dS (surrogate, LN incl.)", fd_check(lin_loss, &c, c.S, dS, nw, 2e-2), 5e-3);
     report("onebit dg", fd_check(lin_loss, &c, c.g, dg, c.in, 2e-2), 5e-3);

@@ -174,7 +174,7 @@ tm send-keys -t e2e g m
 check "run 2 marked" wait_for "run 2 marked"
 tm send-keys -t e2e Down
 check "run 1 with run 2 overlaid" wait_for "run 2 (marked)"
-check "student file recorded" wait_for "run-1.onebit"
+check "student file recorded" wait_re "students/run-[0-9-]+\.onebit"
 tm send-keys -t e2e 1 r
 check "recent teachers" wait_for "recent teacher (Enter loads"
 tm send-keys -t e2e Escape 4
@@ -182,7 +182,7 @@ check "back to Runs" wait_for "run 2 (marked)"
 
 # Chat with the student beside the teacher
 tm send-keys -t e2e c
-check "chat with teacher and student" wait_for "Chat with teacher | student run-1.onebit"
+check "chat with teacher and student" wait_re "Chat with teacher \| student run-[0-9-]+\.onebit"
 tm send-keys -t e2e -l "Once upon a time"
 tm send-keys -t e2e Enter
 check "student replies" wait_re "student +[0-9]+ tokens, [0-9.]+ tokens/s" 60

@@ -30,7 +30,7 @@
 
 /* ---- terminal restoration on exit, crash and signals -------------------- */
 static volatile sig_atomic_t curses_on;
-static int saved_stderr = -1;
+static int saved_stderr = -1, saved_stdout = -1;
 static int sig_pipe[2] = {-1, -1};
 
 static void restore_terminal(void)
@@ -38,6 +38,12 @@ static void restore_terminal(void)
     if (curses_on) {
         curses_on = 0;
         endwin();
+    }
+    if (saved_stdout >= 0) {
+        fflush(stdout);
+        dup2(saved_stdout, 1);
+        close(saved_stdout);
+        saved_stdout = -1;
     }
     if (saved_stderr >= 0) {
         dup2(saved_stderr, 2);
@@ -553,7 +559,8 @@ static void handle_key(App *a, int key)
     else s->key(a, k, key);
 }
 
-/* ---- captured stderr: library messages go to the log, not the screen --- */
+/* ---- captured stdout and stderr: what the library prints goes to the Log,
+ * not behind the screen (curses writes to its own copy of the terminal) --- */
 static int err_pipe[2] = {-1, -1};
 static char err_buf[4096];
 static size_t err_len;
@@ -566,10 +573,15 @@ static void capture_stderr(void)
     fcntl(err_pipe[0], F_SETFD, FD_CLOEXEC);
     fcntl(err_pipe[1], F_SETFD, FD_CLOEXEC);
     fflush(stderr);
+    fflush(stdout);
     saved_stderr = dup(2);
     fcntl(saved_stderr, F_SETFD, FD_CLOEXEC);
+    saved_stdout = dup(1);
+    fcntl(saved_stdout, F_SETFD, FD_CLOEXEC);
     dup2(err_pipe[1], 2);
+    dup2(err_pipe[1], 1);
     setvbuf(stderr, NULL, _IOLBF, 0);
+    setvbuf(stdout, NULL, _IOLBF, 0);
 }
 
 static void drain_stderr(App *a)
@@ -690,8 +702,13 @@ int ui_main(int argc, char **argv)
     ui_grid_init(&shown_grid, 0, 0, a->opt.ascii);
     ui_grid_init(&body_grid, 0, 0, a->opt.ascii);
 
-    SCREEN *scr = newterm(NULL, stdout, stdin);
+    /* curses gets its own stream on the terminal; fd 1 and 2 then go to the Log */
+    int ttyfd = dup(1);
+    FILE *tty = ttyfd >= 0 ? fdopen(ttyfd, "w") : NULL;
+    if (tty) fcntl(ttyfd, F_SETFD, FD_CLOEXEC);
+    SCREEN *scr = tty ? newterm(NULL, tty, stdin) : NULL;
     if (!scr) {
+        if (tty) fclose(tty);
         free(a);
         return cli_error("cannot start curses on this terminal (TERM=%s)", getenv("TERM") ? getenv("TERM") : "");
     }
@@ -742,6 +759,7 @@ int ui_main(int argc, char **argv)
         if (a->screens[i]->fini) a->screens[i]->fini(a);
     restore_terminal();
     delscreen(scr);
+    fclose(tty);
     if (a->teacher) app_set_teacher(a, NULL, NULL, "", "");
     if (a->db) db_close(a->db);
     for (int i = 0; i < a->nlog; i++) free(a->log[(a->log_first + i) % UI_LOG_MAX]);

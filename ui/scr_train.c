@@ -6,13 +6,16 @@
  * through the app's ring and are forwarded to a DbWriter, so the run, its
  * curves and checkpoints land in the run store. Live charts: total, KL and
  * MSE loss (log scale and smoothing toggles), learning rate, held-out
- * perplexity; step, tokens/s, ETA; pause, resume, stop. */
+ * perplexity; step, tokens/s, ETA; pause, resume, stop. The run store
+ * side is train_db.h, as for `onebit-tui train --db`: the same
+ * hyperparameter record, the same resume by run id. */
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "app.h"
 #include "chart.h"
@@ -20,6 +23,7 @@
 #include "data.h"
 #include "db.h"
 #include "qat.h"
+#include "train_db.h"
 #include "trainer.h"
 
 typedef struct {
@@ -55,7 +59,7 @@ static struct {
     /* the active run */
     Trainer *tr;
     DataSet data;
-    DbWriter *w;
+    TrainDb *tdb;                /* the run store's record of the run (NULL: none) */
     QItem it;
     int64_t run_id;
     RunStatus status;
@@ -155,33 +159,6 @@ static void start_next(App *a)
     snprintf(R.status_text, sizeof R.status_text, "reading %.900s", p->it.data);
 }
 
-static void hparams_json(const QItem *q, char *buf, size_t n)
-{
-    const TrainConfig *c = &q->cfg;
-    /* data/split are strings from the form: escape quotes and backslashes */
-    char data[8192], split[256];
-    const char *src[2] = {q->data, q->split};
-    char *dst[2] = {data, split};
-    size_t cap[2] = {sizeof data, sizeof split};
-    for (int k = 0; k < 2; k++) {
-        size_t j = 0;
-        for (const char *s = src[k]; *s && j + 7 < cap[k]; s++) {
-            unsigned char ch = (unsigned char)*s;
-            if (ch == '"' || ch == '\\') { dst[k][j++] = '\\'; dst[k][j++] = (char)ch; }
-            else if (ch < 0x20) j += (size_t)snprintf(dst[k] + j, cap[k] - j, "\\u%04x", ch);
-            else dst[k][j++] = (char)ch;
-        }
-        dst[k][j] = 0;
-    }
-    snprintf(buf, n,
-             "{\"data\":\"%s\",\"split\":\"%s\",\"steps\":%ld,\"seq_len\":%d,\"batch\":%d,\"accum\":%d,"
-             "\"lr\":%g,\"warmup\":%ld,\"init\":\"%s\",\"eval_every\":%ld,\"eval_windows\":%ld,"
-             "\"ckpt_every\":%ld,\"seed\":%llu}",
-             data, split, c->steps, c->seq_len, c->batch, c->accum, (double)c->lr, c->warmup,
-             c->init == QAT_INIT_SVD ? "svd" : "nmf", c->eval_every, c->max_eval_windows, c->ckpt_every,
-             (unsigned long long)c->seed);
-}
-
 static void prep_done(App *a)
 {
     Prep *p = R.prep;
@@ -196,52 +173,54 @@ static void prep_done(App *a)
         return;
     }
     char err[OB_ERRLEN];
-    QItem *it = &p->it;
-    int64_t run_id = it->run_id;
-    if (a->db && !run_id) {
-        char hp[16384];
-        hparams_json(it, hp, sizeof hp);
-        run_id = db_run_create(a->db, it->name[0] ? it->name : NULL, a->teacher_id, hp, (int)it->cfg.steps, err);
-        if (run_id <= 0) { app_msg(a, 1, "run store: %s", err); run_id = 0; }
-    } else if (a->db && run_id) {
-        if (db_run_set_status(a->db, run_id, RUN_RUNNING, "resumed", err)) app_msg(a, 1, "run store: %s", err);
-    }
-    if (!run_id) run_id = app_new_id(a); /* not recorded, but the events still need an owner */
-    /* file names of a new run: beside the run store, named after the run */
-    if (!it->out[0]) {
+    R.it = p->it;
+    R.data = p->data;
+    free(p);
+    QItem *it = &R.it;
+    if (!it->out[0]) { /* students/<name>-<time>.onebit beside the run store */
         char dir[4096];
         snprintf(dir, sizeof dir, "%s", a->db_path[0] ? a->db_path : "./runs.db");
         char *slash = strrchr(dir, '/');
         if (slash) *slash = 0;
         else snprintf(dir, sizeof dir, ".");
-        char sub[4200];
+        char sub[4200], stamp[32];
         snprintf(sub, sizeof sub, "%s/students", dir);
         mkdir(sub, 0777);
-        snprintf(it->out, sizeof it->out, "%.4000s/run-%lld.onebit", sub, (long long)run_id);
+        time_t now = time(NULL);
+        struct tm tm;
+        localtime_r(&now, &tm);
+        strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+        snprintf(it->out, sizeof it->out, "%.4000s/%.40s-%s.onebit", sub, it->name[0] ? it->name : "run", stamp);
     }
     if (!it->ckpt[0]) snprintf(it->ckpt, sizeof it->ckpt, "%.4080s.ckpt", it->out);
-    R.it = *it;
-    R.it.cfg.out_path = R.it.out; /* into R.it, not into p (freed next) */
-    R.it.cfg.ckpt_path = R.it.ckpt;
-    R.it.cfg.resume_path = R.it.resume[0] ? R.it.resume : NULL;
-    R.it.cfg.run_id = run_id;
-    R.data = p->data;
-    free(p);
-    if (a->db) {
-        R.w = db_writer_start(a->db_path, run_id, &a->ring, err);
-        if (!R.w) app_msg(a, 1, "run store: %s (this run is not recorded)", err);
+    it->cfg.out_path = it->out; /* pointers into R.it, which lives as long as the run */
+    it->cfg.ckpt_path = it->ckpt;
+    it->cfg.resume_path = NULL;
+    R.tdb = NULL;
+    if (a->db_path[0]) {
+        TrainDbArgs args = {.teacher = a->teacher_path, .tokenizer = a->opt.tokenizer, .data = it->data,
+                            .split = it->split[0] ? it->split : NULL};
+        char rid[32];
+        snprintf(rid, sizeof rid, "%lld", (long long)it->run_id);
+        if (train_db_begin(&R.tdb, a->db_path, it->name[0] ? it->name : NULL, it->run_id ? rid : NULL, &args, &it->cfg,
+                           a->teacher_sha, &a->teacher->cfg, &a->ring, err)) {
+            app_msg(a, 1, "run not started: %s", err);
+            data_free(&R.data);
+            start_next(a);
+            return;
+        }
+    } else {
+        it->cfg.run_id = app_new_id(a); /* not recorded, but the events still need an owner */
+        app_msg(a, 1, "no run store: this run is not recorded");
     }
+    int64_t run_id = it->cfg.run_id;
     curves_free(&R.c);
     memset(&R.last, 0, sizeof R.last);
     if (trainer_start(&R.tr, &R.it.cfg, a->teacher, a->tok, &R.data, a->teacher_sha, &a->ring, err)) {
         app_msg(a, 1, "run not started: %s", err);
-        if (R.w) {
-            Event ev = {.kind = EV_STATUS, .run_id = run_id, .status = RUN_FAILED};
-            snprintf(ev.text, sizeof ev.text, "%s", err);
-            db_writer_push(R.w, &ev);
-            db_writer_stop(R.w, err);
-            R.w = NULL;
-        }
+        char e2[OB_ERRLEN];
+        if (R.tdb && train_db_end(R.tdb, 1, e2)) app_msg(a, 1, "run store: %s", e2);
+        R.tdb = NULL;
         data_free(&R.data);
         R.tr = NULL;
         start_next(a);
@@ -263,13 +242,8 @@ static void run_ended(App *a)
     R.tr = NULL;
     a->teacher_users--;
     char err[OB_ERRLEN];
-    if (R.w) {
-        if (db_writer_stop(R.w, err)) app_msg(a, 1, "run store: %s", err);
-        R.w = NULL;
-    }
-    if (a->db && rc == 0 && s.status == RUN_FINISHED && R.run_id < ((int64_t)1 << 40)) {
-        if (db_run_set_student(a->db, R.run_id, R.it.out, err)) app_msg(a, 1, "run store: %s", err);
-    }
+    if (R.tdb && train_db_end(R.tdb, rc ? 1 : 0, err)) app_msg(a, 1, "run store: %s", err);
+    R.tdb = NULL;
     data_free(&R.data);
     R.status = rc ? RUN_FAILED : s.status;
     if (rc) app_msg(a, 1, "run %lld failed: %s", (long long)R.run_id, s.message);
@@ -366,7 +340,7 @@ static void open_form(App *a)
     ui_form_add(f, "eval windows", UI_F_INT, "16", 0, 1e9, "held-out windows per periodic evaluation; 0: all");
     ui_form_add(f, "ckpt every", UI_F_INT, "100", 0, 1e9, "checkpoint every K steps; 0: only at stop/end");
     ui_form_add(f, "init", UI_F_TEXT, "nmf", 0, 0, "SVID initialisation: nmf or svd");
-    ui_form_add(f, "student file", UI_F_PATH, "", 0, 0, "the .onebit written at the end; empty: students/run-<id>.onebit");
+    ui_form_add(f, "student file", UI_F_PATH, "", 0, 0, "the .onebit written at the end; empty: students/<name>-<time>.onebit");
     app_form(a, f, form_done);
 }
 
@@ -376,42 +350,42 @@ void ui_train_queue_resume(App *a, int64_t run_id)
     char err[OB_ERRLEN], v[4096];
     if (!a->db) { app_msg(a, 1, "no run store"); return; }
     if (R.tr && R.run_id == run_id) { app_msg(a, 1, "run %lld is training", (long long)run_id); return; }
-    DbCheckpoint ck;
-    int have = db_checkpoint_latest(a->db, run_id, &ck, err);
-    if (have < 0) { app_msg(a, 1, "run store: %s", err); return; }
-    if (have == 0) { app_msg(a, 1, "run %lld has no checkpoint to resume from", (long long)run_id); return; }
+    for (int i = 0; i < R.nq; i++)
+        if (R.queue[i].run_id == run_id) { app_msg(a, 1, "run %lld is queued already", (long long)run_id); return; }
     QItem q;
     memset(&q, 0, sizeof q);
     trainer_config_default(&q.cfg);
     q.run_id = run_id;
-    snprintf(q.resume, sizeof q.resume, "%s", ck.path);
-    snprintf(q.ckpt, sizeof q.ckpt, "%s", ck.path);
-    free(ck.path);
+    /* the options `train --db` recorded (train_db.h), by option name */
 #define HP(key) (db_run_hparam(a->db, run_id, key, v, sizeof v, err) == 1)
-    if (!HP("data")) { app_msg(a, 1, "run %lld: no data file recorded", (long long)run_id); return; }
+    if (!HP("data")) { app_msg(a, 1, "run %lld: no training text recorded (self-generated data: resume it with 'train --db --resume')", (long long)run_id); return; }
     snprintf(q.data, sizeof q.data, "%s", v);
     if (HP("split")) snprintf(q.split, sizeof q.split, "%.63s", v);
+    if (HP("out")) snprintf(q.out, sizeof q.out, "%s", v);
+    if (HP("ckpt")) snprintf(q.ckpt, sizeof q.ckpt, "%s", v);
     if (HP("steps")) q.cfg.steps = atol(v);
-    if (HP("seq_len")) q.cfg.seq_len = atoi(v);
+    if (HP("seq-len")) q.cfg.seq_len = atoi(v);
     if (HP("batch")) q.cfg.batch = atoi(v);
     if (HP("accum")) q.cfg.accum = atoi(v);
     if (HP("lr")) q.cfg.lr = (float)atof(v);
+    if (HP("lr-min")) q.cfg.lr_min = (float)atof(v);
     if (HP("warmup")) q.cfg.warmup = atol(v);
+    if (HP("alpha")) q.cfg.alpha = (float)atof(v);
+    if (HP("kl-scale")) q.cfg.kl_scale = (float)atof(v);
+    if (HP("wd")) q.cfg.wd = (float)atof(v);
+    if (HP("clip")) q.cfg.clip = (float)atof(v);
     if (HP("init")) q.cfg.init = !strcmp(v, "svd") ? QAT_INIT_SVD : QAT_INIT_NMF;
-    if (HP("eval_every")) q.cfg.eval_every = atol(v);
-    if (HP("eval_windows")) q.cfg.max_eval_windows = atol(v);
-    if (HP("ckpt_every")) q.cfg.ckpt_every = atol(v);
     if (HP("seed")) q.cfg.seed = strtoull(v, NULL, 10);
+    if (HP("threads")) q.cfg.threads = atoi(v);
+    if (HP("eval-every")) q.cfg.eval_every = atol(v);
+    if (HP("eval-windows")) q.cfg.max_eval_windows = atol(v);
+    if (HP("ckpt-every")) q.cfg.ckpt_every = atol(v);
+    if (HP("log-every")) q.cfg.log_every = atol(v);
 #undef HP
     DbRun r;
     if (db_run_get(a->db, run_id, &r, err) == 0) {
-        if (r.student_path) snprintf(q.out, sizeof q.out, "%s", r.student_path);
         snprintf(q.name, sizeof q.name, "%s", r.name);
         db_run_free(&r);
-    }
-    if (!q.out[0]) { /* the checkpoint is "<student>.ckpt" when the UI named it */
-        size_t l = strlen(q.ckpt);
-        if (l > 5 && !strcmp(q.ckpt + l - 5, ".ckpt")) snprintf(q.out, sizeof q.out, "%.*s", (int)(l - 5), q.ckpt);
     }
     if (trainer_config_check(&q.cfg, a->teacher ? &a->teacher->cfg : NULL, err)) {
         app_msg(a, 1, "run %lld cannot resume: %s", (long long)run_id, err);
@@ -526,7 +500,7 @@ static void train_event(App *a, const Event *ev)
         if (ev->kind == EV_LOG && ev->run_id == R.run_id) app_log(a, "%s", ev->text); /* writer errors */
         return;
     }
-    if (R.w && ev->kind != EV_LOG) db_writer_push(R.w, ev);
+    if (R.tdb) train_db_event(R.tdb, ev);
     switch (ev->kind) {
     case EV_STEP: R.last = *ev; curves_add_step(&R.c, ev); break;
     case EV_EVAL:
@@ -578,15 +552,13 @@ static void train_fini(App *a)
         int n;
         while ((n = evring_pop(&a->ring, ev, 64)) > 0)
             for (int i = 0; i < n; i++)
-                if (R.w && ev[i].run_id == R.run_id && ev[i].kind != EV_LOG) db_writer_push(R.w, &ev[i]);
+                if (R.tdb && ev[i].run_id == R.run_id) train_db_event(R.tdb, &ev[i]);
         trainer_free(R.tr);
         R.tr = NULL;
         data_free(&R.data);
-    }
-    if (R.w) {
         char err[OB_ERRLEN];
-        db_writer_stop(R.w, err);
-        R.w = NULL;
+        if (R.tdb) train_db_end(R.tdb, 0, err);
+        R.tdb = NULL;
     }
     curves_free(&R.c);
     free(R.queue);

@@ -132,6 +132,8 @@ void ui_input_render(UiInput *in, UiGrid *g, int x, int y, int w, int attr, int 
     if (cursor_x) *cursor_x = x + ccol - in->scroll;
 }
 
+static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
 int ui_complete_path(const char *path, char **completed, char *listing, size_t listing_len)
 {
     *completed = NULL;
@@ -170,7 +172,7 @@ int ui_complete_path(const char *path, char **completed, char *listing, size_t l
         names[nn++] = ob_strdup(e->d_name);
     }
     closedir(d);
-    qsort(names, nn, sizeof(char *), (int (*)(const void *, const void *))strcmp);
+    if (nn > 1) qsort(names, nn, sizeof(char *), cmp_names);
     for (int i = 0; i < nn; i++) {
         const char *nm = names[i];
         nmatch++;

@@ -1,0 +1,109 @@
+/* kernels/kern.c -- the scalar reference variant, the variant table, the
+ * run-time choice ($ONEBIT_KERNEL, cpuid) and the repacking into the
+ * kernel-private layout (see kernels.h). */
+#include "kernels.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+
+/* the scalar reference on the canonical layout: the same sum, in the same
+ * order, as bitlinear_forward_ref */
+static void ref_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc)
+{
+    const int in = bl->in, in_pad = kern_in_pad(bl);
+    const size_t out_pad = (size_t)kern_nblk(bl) * KERN_ROWBLK;
+    int r1 = b1 * KERN_ROWBLK < bl->out ? b1 * KERN_ROWBLK : bl->out;
+    for (int n = 0; n < N; n++) {
+        const float *x = gx + (size_t)n * in_pad;
+        float *a = acc + n * out_pad;
+        for (int r = b0 * KERN_ROWBLK; r < r1; r++) {
+            float s = 0.0f;
+            for (int c = 0; c < in; c++) s += bitlinear_sign(bl, r, c) > 0 ? x[c] : -x[c];
+            a[r] = s * bl->h[r];
+        }
+        for (int r = r1; r < b1 * KERN_ROWBLK; r++) a[r] = 0.0f;
+    }
+}
+
+static int always(void) { return 1; }
+
+const BitKernel kern_ref = {"ref", "scalar reference", always, 0, ref_rows};
+
+/* fastest first */
+static const BitKernel *const all[] = {&kern_avx512, &kern_avx2, &kern_ref, &kern_avx512mask, NULL};
+
+const BitKernel *const *kern_all(void) { return all; }
+
+const BitKernel *kern_find(const char *name)
+{
+    for (int i = 0; all[i]; i++)
+        if (!strcmp(all[i]->name, name)) return all[i]->available() ? all[i] : NULL;
+    return NULL;
+}
+
+static _Atomic(const BitKernel *) current;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static int have512;
+
+static void init_current(void)
+{
+    const BitKernel *k = NULL;
+    const char *env = getenv("ONEBIT_KERNEL");
+    if (env && *env) {
+        k = kern_find(env);
+        if (!k) fprintf(stderr, "onebit-tui: warning: ONEBIT_KERNEL=%s is unknown or not available on this CPU; using the default\n", env);
+    }
+    for (int i = 0; !k && all[i]; i++)
+        if (all[i]->available()) k = all[i];
+    have512 = kern_avx512.available();
+    atomic_store(&current, k);
+}
+
+const BitKernel *kern_current(void)
+{
+    pthread_once(&once, init_current);
+    return atomic_load(&current);
+}
+
+int kern_select(const char *name, char *err)
+{
+    pthread_once(&once, init_current);
+    const BitKernel *k = kern_find(name);
+    if (!k) {
+        int known = 0;
+        for (int i = 0; all[i]; i++) known |= !strcmp(all[i]->name, name);
+        ob_seterr(err, known ? "kernel '%s' is not available on this CPU" : "unknown kernel '%s' (try ref, avx2, avx512)", name);
+        return -1;
+    }
+    atomic_store(&current, k);
+    return 0;
+}
+
+void kern_repack(BitLinear *bl)
+{
+    const int wpr = bl->words_per_row, nblk = kern_nblk(bl);
+    for (int k = 0; k < wpr; k++)
+        for (int b = 0; b < nblk; b++) {
+            uint32_t *d = bl->kbits + ((size_t)k * nblk + b) * 32;
+            for (int i = 0; i < KERN_ROWBLK; i++) {
+                int r = b * KERN_ROWBLK + i;
+                uint64_t w = r < bl->out ? bl->bits[(size_t)r * wpr + k] : 0;
+                d[i] = (uint32_t)w;
+                d[16 + i] = (uint32_t)(w >> 32);
+            }
+        }
+}
+
+void kern_layernorm_avx512(float *y, int n);
+
+void kern_layernorm(float *y, int n)
+{
+    pthread_once(&once, init_current);
+    if (have512 && atomic_load(&current) != &kern_ref) kern_layernorm_avx512(y, n);
+    else bitlinear_layernorm(y, n);
+}

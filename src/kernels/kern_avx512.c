@@ -1,0 +1,229 @@
+/* kernels/kern_avx512.c -- AVX-512 variants of the 1-bit kernel (see
+ * kernels.h), compiled with target attributes and used only when cpuid says
+ * the CPU has AVX-512F.
+ *
+ * kern_avx512 (the default on AVX-512 CPUs): FP32 lookup tables, T-MAC style.
+ * For each group of 4 input columns and each token, the 16 possible signed
+ * sums  ±v0 ±v1 ±v2 ±v3  (bit k of the entry index = sign of column k, 1 = +)
+ * make one zmm register. The kernel-private layout puts the same 32 columns
+ * of 16 rows in the 16 dword lanes of one load; `vpermps` indexes a table with
+ * the low 4 bits of every lane, so one shift + one permute + one add do 16
+ * rows x 4 columns = 64 sign-MACs. For N = 1 the 16 tables of a 64-column word
+ * stay in registers while the thread streams its row blocks for that word
+ * (accumulating into acc); for N > 1 the tables of up to 8 tokens sit in L1
+ * and every weight load and every shifted index is reused for all tokens.
+ *
+ * kern_avx512mask (a measured alternative, selectable): canonical layout,
+ * masked adds. P = sum of gx where the sign bit is 1, one _mm512_mask_add_ps
+ * per 16 columns; the row's value is 2P - sum(gx).
+ */
+#include "kernels.h"
+
+#include <string.h>
+
+#if defined(OB_X86) || defined(__x86_64__)
+#include <immintrin.h>
+
+#define T512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma")))
+
+static int have_avx512(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma");
+}
+
+/* sign vectors: lane i of S[k] is +1 if bit k of i is set, else -1 */
+T512 static inline void sign_vectors(__m512 S[4])
+{
+    for (int k = 0; k < 4; k++) {
+        __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+        __mmask16 m = _mm512_test_epi32_mask(lane, _mm512_set1_epi32(1 << k));
+        S[k] = _mm512_mask_blend_ps(m, _mm512_set1_ps(-1.0f), _mm512_set1_ps(1.0f));
+    }
+}
+
+/* the table of columns v[0..3]: entry i = sum_k (bit k of i ? v[k] : -v[k]) */
+T512 static inline __m512 make_table(const float *v, const __m512 S[4])
+{
+    __m512 t = _mm512_mul_ps(_mm512_set1_ps(v[0]), S[0]);
+    t = _mm512_fmadd_ps(_mm512_set1_ps(v[1]), S[1], t);
+    t = _mm512_fmadd_ps(_mm512_set1_ps(v[2]), S[2], t);
+    return _mm512_fmadd_ps(_mm512_set1_ps(v[3]), S[3], t);
+}
+
+#define PERM(idx, t) _mm512_permutexvar_ps((idx), (t))
+
+/* sum over the 32 columns of one dword vector w with tables t[0..7] */
+#define LUT32(w, t, s0, s1)                                                   \
+    do {                                                                      \
+        s0 = _mm512_add_ps(s0, PERM((w), (t)[0]));                            \
+        s1 = _mm512_add_ps(s1, PERM(_mm512_srli_epi32((w), 4), (t)[1]));      \
+        s0 = _mm512_add_ps(s0, PERM(_mm512_srli_epi32((w), 8), (t)[2]));      \
+        s1 = _mm512_add_ps(s1, PERM(_mm512_srli_epi32((w), 12), (t)[3]));     \
+        s0 = _mm512_add_ps(s0, PERM(_mm512_srli_epi32((w), 16), (t)[4]));     \
+        s1 = _mm512_add_ps(s1, PERM(_mm512_srli_epi32((w), 20), (t)[5]));     \
+        s0 = _mm512_add_ps(s0, PERM(_mm512_srli_epi32((w), 24), (t)[6]));     \
+        s1 = _mm512_add_ps(s1, PERM(_mm512_srli_epi32((w), 28), (t)[7]));     \
+    } while (0)
+
+T512 static void scale_h(const BitLinear *bl, int N, int b0, int b1, float *acc)
+{
+    int out_pad = kern_nblk(bl) * KERN_ROWBLK;
+    for (int b = b0; b < b1; b++) {
+        int r = b * KERN_ROWBLK, left = bl->out - r;
+        __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+        __m512 h = _mm512_maskz_loadu_ps(m, bl->h + r);
+        for (int n = 0; n < N; n++) {
+            float *a = acc + (size_t)n * out_pad + r;
+            _mm512_storeu_ps(a, _mm512_mul_ps(_mm512_loadu_ps(a), h));
+        }
+    }
+}
+
+T512 static void lut_rows1(const BitLinear *bl, const float *gx, int b0, int b1, float *acc)
+{
+    const int wpr = bl->words_per_row, nblk = kern_nblk(bl);
+    __m512 S[4];
+    sign_vectors(S);
+    for (int k = 0; k < wpr; k++) {
+        __m512 t[16];
+        for (int j = 0; j < 16; j++) t[j] = make_table(gx + 64 * k + 4 * j, S);
+        const uint32_t *w = bl->kbits + ((size_t)k * nblk + b0) * 32;
+        float *a = acc + (size_t)b0 * KERN_ROWBLK;
+        for (int b = b0; b < b1; b++, w += 32, a += KERN_ROWBLK) {
+            __m512i lo = _mm512_load_si512((const void *)w), hi = _mm512_load_si512((const void *)(w + 16));
+            __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+            __m512 s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
+            LUT32(lo, t, s0, s1);
+            LUT32(hi, t + 8, s2, s3);
+            __m512 s = _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3));
+            _mm512_storeu_ps(a, k ? _mm512_add_ps(_mm512_loadu_ps(a), s) : s);
+        }
+    }
+    scale_h(bl, 1, b0, b1, acc);
+}
+
+#define LUT_NT 8 /* tokens per pass: tables of 8 tokens x 64 columns = 8 KiB */
+
+T512 static void lut_rowsN(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc)
+{
+    const int wpr = bl->words_per_row, nblk = kern_nblk(bl), in_pad = kern_in_pad(bl);
+    const size_t out_pad = (size_t)nblk * KERN_ROWBLK;
+    __m512 S[4];
+    sign_vectors(S);
+    __m512 tab[LUT_NT][16];
+    for (int n0 = 0; n0 < N; n0 += LUT_NT) {
+        int nt = N - n0 < LUT_NT ? N - n0 : LUT_NT;
+        for (int k = 0; k < wpr; k++) {
+            for (int n = 0; n < nt; n++)
+                for (int j = 0; j < 16; j++) tab[n][j] = make_table(gx + (size_t)(n0 + n) * in_pad + 64 * k + 4 * j, S);
+            const uint32_t *w = bl->kbits + ((size_t)k * nblk + b0) * 32;
+            for (int b = b0; b < b1; b++, w += 32) {
+                __m512i lo = _mm512_load_si512((const void *)w), hi = _mm512_load_si512((const void *)(w + 16));
+                __m512i ix[16];
+                for (int j = 0; j < 8; j++) {
+                    ix[j] = _mm512_srli_epi32(lo, 4 * j);
+                    ix[8 + j] = _mm512_srli_epi32(hi, 4 * j);
+                }
+                float *a = acc + (size_t)n0 * out_pad + (size_t)b * KERN_ROWBLK;
+                for (int n = 0; n < nt; n++, a += out_pad) {
+                    const __m512 *t = tab[n];
+                    __m512 s0 = PERM(ix[0], t[0]), s1 = PERM(ix[1], t[1]);
+                    __m512 s2 = PERM(ix[8], t[8]), s3 = PERM(ix[9], t[9]);
+                    for (int j = 2; j < 8; j += 2) {
+                        s0 = _mm512_add_ps(s0, PERM(ix[j], t[j]));
+                        s1 = _mm512_add_ps(s1, PERM(ix[j + 1], t[j + 1]));
+                        s2 = _mm512_add_ps(s2, PERM(ix[8 + j], t[8 + j]));
+                        s3 = _mm512_add_ps(s3, PERM(ix[9 + j], t[9 + j]));
+                    }
+                    __m512 s = _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3));
+                    _mm512_storeu_ps(a, k ? _mm512_add_ps(_mm512_loadu_ps(a), s) : s);
+                }
+            }
+        }
+    }
+    scale_h(bl, N, b0, b1, acc);
+}
+
+T512 static void lut_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc)
+{
+    if (N == 1) lut_rows1(bl, gx, b0, b1, acc);
+    else lut_rowsN(bl, gx, N, b0, b1, acc);
+}
+
+/* ---- masked-add alternative on the canonical layout -------------------- */
+T512 static void mask_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc)
+{
+    const int wpr = bl->words_per_row, in_pad = kern_in_pad(bl);
+    const size_t out_pad = (size_t)kern_nblk(bl) * KERN_ROWBLK;
+    int r1 = b1 * KERN_ROWBLK < bl->out ? b1 * KERN_ROWBLK : bl->out;
+    for (int n = 0; n < N; n++) {
+        const float *x = gx + (size_t)n * in_pad;
+        /* total = sum of gx (padding is zero) */
+        __m512 t0 = _mm512_setzero_ps(), t1 = _mm512_setzero_ps();
+        for (int c = 0; c < in_pad; c += 32) {
+            t0 = _mm512_add_ps(t0, _mm512_loadu_ps(x + c));
+            t1 = _mm512_add_ps(t1, _mm512_loadu_ps(x + c + 16));
+        }
+        float total = _mm512_reduce_add_ps(_mm512_add_ps(t0, t1));
+        float *a = acc + (size_t)n * out_pad;
+        for (int r = b0 * KERN_ROWBLK; r < r1; r++) {
+            const uint64_t *w = bl->bits + (size_t)r * wpr;
+            __m512 p0 = _mm512_setzero_ps(), p1 = _mm512_setzero_ps(), p2 = _mm512_setzero_ps(), p3 = _mm512_setzero_ps();
+            for (int k = 0; k < wpr; k++) {
+                uint64_t m = w[k];
+                const float *xk = x + 64 * k;
+                p0 = _mm512_mask_add_ps(p0, (__mmask16)m, p0, _mm512_loadu_ps(xk));
+                p1 = _mm512_mask_add_ps(p1, (__mmask16)(m >> 16), p1, _mm512_loadu_ps(xk + 16));
+                p2 = _mm512_mask_add_ps(p2, (__mmask16)(m >> 32), p2, _mm512_loadu_ps(xk + 32));
+                p3 = _mm512_mask_add_ps(p3, (__mmask16)(m >> 48), p3, _mm512_loadu_ps(xk + 48));
+            }
+            float p = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(p0, p1), _mm512_add_ps(p2, p3)));
+            a[r] = (2.0f * p - total) * bl->h[r];
+        }
+        for (int r = r1; r < b1 * KERN_ROWBLK; r++) a[r] = 0.0f;
+    }
+}
+
+/* LayerNorm with double statistics, 16 floats at a time */
+T512 void kern_layernorm_avx512(float *y, int n)
+{
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_loadu_ps(y + i);
+        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+        s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+    }
+    double mean = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+    for (; i < n; i++) mean += y[i];
+    mean /= n;
+    __m512d mv = _mm512_set1_pd(mean);
+    s0 = _mm512_setzero_pd();
+    s1 = _mm512_setzero_pd();
+    for (i = 0; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_loadu_ps(y + i);
+        __m512d d0 = _mm512_sub_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v)), mv);
+        __m512d d1 = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))), mv);
+        s0 = _mm512_fmadd_pd(d0, d0, s0);
+        s1 = _mm512_fmadd_pd(d1, d1, s1);
+    }
+    double var = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+    for (; i < n; i++) { double d = y[i] - mean; var += d * d; }
+    var /= n;
+    float inv = (float)(1.0 / __builtin_sqrt(var + BITLINEAR_EPS)), m = (float)mean;
+    __m512 mf = _mm512_set1_ps(m), invf = _mm512_set1_ps(inv);
+    for (i = 0; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(y + i), mf), invf));
+    for (; i < n; i++) y[i] = (y[i] - m) * inv;
+}
+
+#else /* not x86 */
+static int have_avx512(void) { return 0; }
+static void lut_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc) { kern_ref.rows(bl, gx, N, b0, b1, acc); }
+static void mask_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc) { kern_ref.rows(bl, gx, N, b0, b1, acc); }
+void kern_layernorm_avx512(float *y, int n) { bitlinear_layernorm(y, n); }
+#endif
+
+const BitKernel kern_avx512 = {"avx512", "AVX-512 FP32 lookup tables (vpermps, 4 columns x 16 rows per op)", have_avx512, 1, lut_rows};
+const BitKernel kern_avx512mask = {"avx512mask", "AVX-512 masked adds on the canonical layout (2P - sum)", have_avx512, 0, mask_rows};

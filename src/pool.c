@@ -1,0 +1,213 @@
+/* pool.c -- the persistent thread pool (see pool.h). Workers wait for a new
+ * generation number: spinning for up to POOL_SPIN_S seconds (calls in a
+ * decode loop come microseconds apart), then sleeping on a condition
+ * variable. Tasks are claimed with an atomic counter. */
+#include "pool.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+
+#define POOL_SPIN_S 100e-6
+#define POOL_MAX_THREADS 1024
+
+struct Pool {
+    int n;                      /* threads in all, the caller included */
+    pthread_t *th;
+    pthread_mutex_t mu;         /* guards sleeping on cv_work / cv_done */
+    pthread_cond_t cv_work, cv_done;
+    pthread_mutex_t run_mu;     /* one pool_run at a time */
+    atomic_uint gen;            /* bumped once per pool_run; workers wait for it */
+    atomic_int stop;
+    /* (generation << 32) | next task: a task is claimed by a CAS that also
+     * checks the generation, so a worker that wakes late never runs a task
+     * of a newer run with the fields of an older one (or the reverse) */
+    _Atomic uint64_t next;
+    atomic_int done;            /* tasks finished in the current run */
+    _Atomic(PoolFn) fn;
+    _Atomic(void *) ctx;
+    atomic_int n_tasks;
+};
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* claim and run tasks of generation g until none is left */
+static void run_tasks(Pool *p, unsigned g)
+{
+    uint64_t v = atomic_load(&p->next);
+    for (;;) {
+        if ((unsigned)(v >> 32) != g) return;
+        PoolFn fn = atomic_load_explicit(&p->fn, memory_order_relaxed);
+        void *ctx = atomic_load_explicit(&p->ctx, memory_order_relaxed);
+        int n = atomic_load_explicit(&p->n_tasks, memory_order_relaxed);
+        int i = (int)(uint32_t)v;
+        if (i >= n) return;
+        if (!atomic_compare_exchange_weak(&p->next, &v, v + 1)) continue; /* v reloaded */
+        fn(ctx, i);
+        if (atomic_fetch_add(&p->done, 1) + 1 == n) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->cv_done);
+            pthread_mutex_unlock(&p->mu);
+        }
+        v = atomic_load(&p->next);
+    }
+}
+
+static void *worker(void *arg)
+{
+    Pool *p = arg;
+    unsigned seen = 0; /* gen at creation: a run may start before this thread does */
+    for (;;) {
+        /* wait for a new generation: spin, then sleep */
+        double t0 = ob_now();
+        unsigned g;
+        int k = 0;
+        while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen && !atomic_load(&p->stop)) {
+            cpu_relax();
+            if (++k % 64 == 0 && ob_now() - t0 > POOL_SPIN_S) {
+                pthread_mutex_lock(&p->mu);
+                while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen && !atomic_load(&p->stop))
+                    pthread_cond_wait(&p->cv_work, &p->mu);
+                pthread_mutex_unlock(&p->mu);
+                break;
+            }
+        }
+        if (atomic_load(&p->stop)) return NULL;
+        seen = g;
+        run_tasks(p, g);
+    }
+}
+
+int pool_default_threads(void)
+{
+    const char *s = getenv("ONEBIT_THREADS");
+    long v;
+    if (s && *s && !ob_parse_int(s, 1, POOL_MAX_THREADS, &v)) return (int)v;
+    long c = sysconf(_SC_NPROCESSORS_ONLN);
+    return c < 1 ? 1 : c > POOL_MAX_THREADS ? POOL_MAX_THREADS : (int)c;
+}
+
+Pool *pool_new(int n, char *err)
+{
+    if (n < 1) n = pool_default_threads();
+    if (n > POOL_MAX_THREADS) n = POOL_MAX_THREADS;
+    Pool *p = ob_calloc(1, sizeof *p);
+    p->n = n;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_mutex_init(&p->run_mu, NULL);
+    pthread_cond_init(&p->cv_work, NULL);
+    pthread_cond_init(&p->cv_done, NULL);
+    p->th = ob_calloc(n, sizeof(pthread_t));
+    for (int i = 1; i < n; i++) {
+        int rc = pthread_create(&p->th[i], NULL, worker, p);
+        if (rc) {
+            ob_seterr(err, "cannot create thread %d of %d: %s", i, n, strerror(rc));
+            p->n = i; /* free only the threads that exist */
+            pool_free(p);
+            return NULL;
+        }
+    }
+    return p;
+}
+
+void pool_free(Pool *p)
+{
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    atomic_store(&p->stop, 1);
+    pthread_cond_broadcast(&p->cv_work);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 1; i < p->n; i++) pthread_join(p->th[i], NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_mutex_destroy(&p->run_mu);
+    pthread_cond_destroy(&p->cv_work);
+    pthread_cond_destroy(&p->cv_done);
+    free(p->th);
+    free(p);
+}
+
+int pool_threads(const Pool *p) { return p ? p->n : 1; }
+
+void pool_run(Pool *p, PoolFn fn, void *ctx, int n_tasks)
+{
+    if (n_tasks <= 0) return;
+    if (!p || p->n == 1 || n_tasks == 1) {
+        for (int i = 0; i < n_tasks; i++) fn(ctx, i);
+        return;
+    }
+    pthread_mutex_lock(&p->run_mu);
+    unsigned g = atomic_load(&p->gen) + 1;
+    atomic_store(&p->fn, fn);
+    atomic_store(&p->ctx, ctx);
+    atomic_store(&p->n_tasks, n_tasks);
+    atomic_store(&p->done, 0);
+    atomic_store(&p->next, (uint64_t)g << 32);
+    pthread_mutex_lock(&p->mu);
+    atomic_store_explicit(&p->gen, g, memory_order_release);
+    pthread_cond_broadcast(&p->cv_work);
+    pthread_mutex_unlock(&p->mu);
+    run_tasks(p, g);
+    /* wait until every task is done (not for every worker to show up): spin,
+     * then sleep */
+    double t0 = ob_now();
+    int k = 0;
+    while (atomic_load(&p->done) != n_tasks) {
+        cpu_relax();
+        if (++k % 64 == 0 && ob_now() - t0 > POOL_SPIN_S) {
+            pthread_mutex_lock(&p->mu);
+            while (atomic_load(&p->done) != n_tasks) pthread_cond_wait(&p->cv_done, &p->mu);
+            pthread_mutex_unlock(&p->mu);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&p->run_mu);
+}
+
+/* ---- the global pool ---------------------------------------------------- */
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static Pool *g_pool;
+static int g_registered; /* atexit(pool_global_free) done */
+
+static void pool_global_free(void)
+{
+    pool_free(g_pool);
+    g_pool = NULL;
+}
+
+Pool *pool_global(void)
+{
+    pthread_mutex_lock(&g_mu);
+    if (!g_pool) {
+        char err[OB_ERRLEN];
+        g_pool = pool_new(0, err);
+        if (!g_pool) g_pool = pool_new(1, err); /* a one-thread pool never fails */
+        if (!g_registered) { atexit(pool_global_free); g_registered = 1; }
+    }
+    Pool *p = g_pool;
+    pthread_mutex_unlock(&g_mu);
+    return p;
+}
+
+int pool_set_global_threads(int n, char *err)
+{
+    Pool *np = pool_new(n, err);
+    if (!np) return -1;
+    pthread_mutex_lock(&g_mu);
+    Pool *old = g_pool;
+    g_pool = np;
+    if (!g_registered) { atexit(pool_global_free); g_registered = 1; }
+    pthread_mutex_unlock(&g_mu);
+    pool_free(old);
+    return 0;
+}

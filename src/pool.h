@@ -1,0 +1,36 @@
+/* pool.h -- a persistent pthread pool for data-parallel kernels.
+ *
+ * Threads are created once (pool_new) and wait between calls, spinning
+ * briefly and then sleeping on a condition variable, so pool_run costs no
+ * thread creation. pool_run(p, fn, ctx, n) calls fn(ctx, i) for every task
+ * i in [0, n) across the pool's threads (the caller is one of them) and
+ * returns when all tasks are done. Tasks are claimed dynamically, so which
+ * thread runs task i varies; callers that need deterministic results make
+ * each task's result independent of the thread that runs it.
+ *
+ * pool_run is not reentrant: one caller at a time per pool (it serialises
+ * concurrent callers with a mutex), and fn must not call pool_run on the same
+ * pool.
+ */
+#ifndef OB_POOL_H
+#define OB_POOL_H
+
+typedef struct Pool Pool;
+typedef void (*PoolFn)(void *ctx, int task);
+
+/* a pool of n threads in all (n-1 workers + the caller); n < 1 means the
+ * number of online CPUs. NULL with err set when threads cannot be made. */
+Pool *pool_new(int n, char *err);
+void pool_free(Pool *p);
+int pool_threads(const Pool *p);
+void pool_run(Pool *p, PoolFn fn, void *ctx, int n_tasks);
+
+/* The process-wide pool the kernels use, created on first use with
+ * $ONEBIT_THREADS threads (default: online CPUs). */
+Pool *pool_global(void);
+/* resize the global pool (n < 1: back to the default); 0 or -1 */
+int pool_set_global_threads(int n, char *err);
+/* the default thread count: $ONEBIT_THREADS if valid, else online CPUs */
+int pool_default_threads(void);
+
+#endif

@@ -1,0 +1,40 @@
+/* safetensors.h -- Hugging Face safetensors reader: an 8-byte little-endian
+ * header length, a JSON header {name: {dtype, shape, data_offsets}, ...},
+ * then the data. The parser works on a byte buffer (mmap'd file or fuzzer
+ * input) and checks every offset, shape and size before anything is read. */
+#ifndef OB_SAFETENSORS_H
+#define OB_SAFETENSORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum { ST_F32, ST_F16, ST_BF16, ST_F64, ST_I64, ST_I32, ST_I16, ST_I8, ST_U8, ST_BOOL, ST_F8_E4M3, ST_F8_E5M2, ST_NDTYPES };
+
+#define ST_MAX_DIMS 8
+#define ST_MAX_HEADER (100u << 20) /* as the reference implementation */
+
+typedef struct {
+    char *name;
+    int dtype;
+    int n_dims;
+    uint64_t shape[ST_MAX_DIMS];
+    uint64_t begin, end; /* byte offsets into the data section */
+    uint64_t n_elems;
+} STTensor;
+
+typedef struct {
+    const uint8_t *base;  /* data section (borrowed) */
+    uint64_t data_size;
+    size_t n;
+    STTensor *t;
+} STFile;
+
+/* parse and validate; errors carry no path */
+int st_parse(STFile *f, const void *data, size_t size, char *err);
+void st_free(STFile *f);
+const STTensor *st_find(const STFile *f, const char *name);
+const char *st_dtype_name(int dtype);
+/* convert an F32/F16/BF16 tensor to FP32 (n_elems floats); -1 otherwise */
+int st_to_f32(const STFile *f, const STTensor *t, float *dst);
+
+#endif

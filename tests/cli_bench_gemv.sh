@@ -1,0 +1,29 @@
+#!/bin/sh
+# cli_bench_gemv.sh -- `bench gemv` / `bench membw`: options, usage errors,
+# the --json keys, every kernel name (no timing thresholds: speed is reported,
+# never tested).
+. "${ONEBIT_SRCDIR:-.}/tests/lib.sh"
+
+expect_exit 0 "bench gemv --help" "$BIN" bench gemv --help
+check "help names --cold" contains "$TMP/out" "--cold"
+expect_exit 2 "bad --rows" "$BIN" bench gemv --rows 0
+expect_exit 2 "bad --batch" "$BIN" bench gemv --batch x
+expect_exit 2 "unknown kernel" "$BIN" bench gemv --kernel nope
+check "unknown kernel named" contains "$TMP/err" "nope"
+expect_exit 2 "stray argument" "$BIN" bench gemv extra
+expect_exit 0 "gemv json" "$BIN" bench gemv --rows 33 --cols 65 --batch 3 --threads 2 --reps 3 --json
+for key in rows cols batch threads cold kernel onebit_ms sgemv_ms ratio; do
+    check "json has $key" contains "$TMP/out" "\"$key\":"
+done
+check "json rows" contains "$TMP/out" '"rows":33,"cols":65,"batch":3,"threads":2,"cold":false'
+for k in ref avx2 avx512 avx512mask; do
+    rc=0
+    "$BIN" bench gemv --rows 20 --cols 70 --reps 2 --kernel $k >"$TMP/out" 2>"$TMP/err" || rc=$?
+    if [ $rc -eq 2 ] && contains "$TMP/err" "not available"; then echo "kernel $k not available here"; continue; fi
+    check "kernel $k runs (exit $rc)" [ $rc -eq 0 ]
+    check "kernel $k reported" contains "$TMP/out" "kernel=$k"
+done
+expect_exit 0 "membw json" "$BIN" bench membw --mib 8 --reps 2 --threads 2 --json
+check "membw gb_s" contains "$TMP/out" '"gb_s":'
+expect_exit 2 "membw bad --mib" "$BIN" bench membw --mib -3
+done_tests

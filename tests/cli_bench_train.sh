@@ -1,0 +1,24 @@
+#!/bin/sh
+# cli_bench_train.sh -- `bench train`: usage errors, a tiny random model's
+# JSON report (no timing assertions), the default teacher when present.
+. "${ONEBIT_SRCDIR:-.}/tests/lib.sh"
+
+expect_exit 0 "bench train --help" "$BIN" bench train --help
+check "help names --random-model" contains "$TMP/out" "--random-model"
+expect_exit 2 "bad --batch" "$BIN" bench train --batch 0
+expect_exit 2 "bad --steps" "$BIN" bench train --steps x
+expect_exit 2 "bad --random-model" "$BIN" bench train --random-model 12,20
+check "random-model usage named" contains "$TMP/err" "dim,hidden,layers,heads,kv_heads,vocab"
+expect_exit 2 "heads not dividing dim" "$BIN" bench train --random-model 13,20,2,3,1,37
+expect_exit 2 "teacher and random model" "$BIN" bench train --teacher x --random-model 12,20,2,3,1,37
+expect_exit 1 "missing teacher" "$BIN" bench train --teacher "$TMP/nope.bin"
+check "error names the file" contains "$TMP/err" "$TMP/nope.bin"
+expect_exit 0 "tiny random model" "$BIN" bench train --random-model 12,20,2,3,1,37 --batch 2 --seq-len 7 --steps 2 --peak-size 64 --json
+check "json tok_s" contains "$TMP/out" '"tok_s":'
+check "json fraction" contains "$TMP/out" '"fraction":'
+check "json shape" contains "$TMP/out" '"dim":12,"hidden":20,"layers":2,"heads":3,"kv_heads":1,"vocab":37,"batch":2,"seq_len":7'
+if [ -n "$SHARED" ] && [ -e "$SHARED/models/stories260K.bin" ]; then
+    expect_exit 0 "stories260K" "$BIN" bench train --teacher "$SHARED/models/stories260K.bin" --batch 2 --seq-len 16 --steps 2 --peak-size 64
+    check "text report" contains "$TMP/out" "tok/s"
+fi
+done_tests

@@ -1,0 +1,49 @@
+#!/bin/sh
+# cli_student.sh -- `quantize` writes self-contained .onebit students of
+# stories260K that `eval`, `generate` and `bench forward` run with --student.
+. "${ONEBIT_SRCDIR:-.}/tests/lib.sh"
+need_shared models/stories260K.bin models/tok512.bin data/tinystories_train_head_sample.txt
+M="$SHARED/models/stories260K.bin"
+Z="$SHARED/models/tok512.bin"
+# the first three stories (the scalar 1-bit reference is slow; keep it small)
+awk '/<\|endoftext\|>/ { n++ } n < 3' "$SHARED/data/tinystories_train_head_sample.txt" > "$TMP/text.txt"
+field() { sed -n "s/.*\"$1\":\([-0-9.e+]*\).*/\1/p" "$TMP/out"; }
+lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 < b + 0) }'; }
+
+expect_exit 0 "teacher eval" "$BIN" eval --teacher "$M" --tokenizer "$Z" --json --split '<|endoftext|>' --text "$TMP/text.txt"
+T_NLL=$(field nll)
+for init in nmf svd xnor; do
+    expect_exit 0 "quantize $init" "$BIN" quantize --teacher "$M" --tokenizer "$Z" --init $init --out "$TMP/$init.onebit"
+    check "quantize $init reports" contains "$TMP/err" "LayerNorm off"
+    expect_exit 0 "eval --student $init" "$BIN" eval --student "$TMP/$init.onebit" --json --split '<|endoftext|>' --text "$TMP/text.txt"
+    eval "NLL_$init=\$(field nll)"
+    check "student $init is worse than the teacher ($(field nll) vs $T_NLL)" lt "$T_NLL" "$(field nll)"
+    check "same token count as the teacher" test "$(field tokens)" -gt 100
+done
+check "nmf no worse than xnor ($NLL_nmf vs $NLL_xnor)" lt "$NLL_nmf" "$NLL_xnor"
+# the tokenizer inside the student equals tok512.bin
+expect_exit 0 "eval --student --tokenizer" "$BIN" eval --student "$TMP/nmf.onebit" --tokenizer "$Z" --json --split '<|endoftext|>' --text "$TMP/text.txt"
+check "own tokenizer = tok512.bin" test "$(field nll)" = "$NLL_nmf"
+# LayerNorm without training
+expect_exit 0 "quantize --norm" "$BIN" quantize --teacher "$M" --tokenizer "$Z" --norm --out "$TMP/norm.onebit"
+check "quantize --norm reports" contains "$TMP/err" "LayerNorm on"
+expect_exit 0 "eval --student norm" "$BIN" eval --student "$TMP/norm.onebit" --json --split '<|endoftext|>' --text "$TMP/text.txt"
+check "LayerNorm without training is worse ($(field nll) vs $NLL_nmf)" lt "$NLL_nmf" "$(field nll)"
+# generate and bench
+expect_exit 0 "generate --student" "$BIN" generate --student "$TMP/nmf.onebit" --temp 0 -n 20 --prompt "Once upon a time"
+check "generate prints the prompt" contains "$TMP/out" "Once upon a time"
+check "generate tok/s" contains "$TMP/err" "achieved tok/s"
+expect_exit 0 "bench forward --student" "$BIN" bench forward --student "$TMP/xnor.onebit" --tokens 8 --reps 2
+check "bench prints prefill" contains "$TMP/out" "prefill"
+# errors
+expect_exit 2 "--teacher with --student" "$BIN" eval --teacher "$M" --student "$TMP/nmf.onebit" --text "$TMP/text.txt"
+expect_exit 2 "quantize without --out" "$BIN" quantize --teacher "$M" --tokenizer "$Z"
+expect_exit 2 "quantize bad --init" "$BIN" quantize --teacher "$M" --out "$TMP/x.onebit" --init foo
+expect_exit 1 "quantize into a missing directory" "$BIN" quantize --teacher "$M" --tokenizer "$Z" --out "$TMP/no/dir/x.onebit"
+check "missing directory message" contains "$TMP/err" "error: "
+head -c 1000 "$TMP/nmf.onebit" > "$TMP/cut.onebit"
+expect_exit 1 "truncated student" "$BIN" generate --student "$TMP/cut.onebit" -n 2
+check "truncated message" contains "$TMP/err" "cut.onebit: truncated"
+expect_exit 1 "a teacher given as student" "$BIN" eval --student "$M" --text "$TMP/text.txt"
+check "bad magic message" contains "$TMP/err" "bad magic"
+done_tests

@@ -1,0 +1,30 @@
+/* fuzz_gguf.c -- libFuzzer harness for the GGUF reader: parse, llama config,
+ * tensor shapes and dequantization, the embedded tokenizer (then encode and
+ * decode a little text with it). Built by `make fuzz` (clang). */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "common.h"
+#include "gguf.h"
+#include "model.h"
+#include "tokenizer.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    Model m;
+    Tokenizer t;
+    int tl = 0;
+    char err[OB_ERRLEN];
+    if (gguf_load_buffer(&m, &t, &tl, data, size, err) == 0) {
+        if (tl) {
+            int *ids, n;
+            tok_encode(&t, "Once upon a time, 12 caf\xc3\xa9s <s>", 1, 1, &ids, &n);
+            int prev = t.bos_id;
+            for (int i = 0; i < n; i++) { (void)tok_decode(&t, prev, ids[i]); prev = ids[i]; }
+            free(ids);
+            tok_free(&t);
+        }
+        model_free(&m);
+    }
+    return 0;
+}

@@ -1,0 +1,229 @@
+/* test_bitlinear.c -- the packed 1-bit layer: canonical packing round trips,
+ * every kernel variant the CPU has (ref, avx2, avx512, ...) against the
+ * scalar reference bitlinear_forward_ref on odd shapes, N = 1..9 and 16, norm
+ * on and off, 1/2/3 threads (bitwise identical across thread counts), and the
+ * whole layer against a dense FP32 evaluation through cblas_sgemm.
+ *
+ * Tolerance: for output row r the pre-norm value is h_r * sum_c s_rc gx_c; we
+ * allow |diff| <= 1e-5 * B_r with B_r = |h_r| * sum_c |gx_c|. Reordering an
+ * FP32 sum of `in` terms moves it by about eps32 * sqrt(in) * B_r (<= 4e-6 B_r
+ * for in <= 4097), while a single wrong sign moves it by 2 |h_r gx_c|, on
+ * average 2 B_r / in >= 4.9e-4 B_r here: 50x the tolerance. After the
+ * LayerNorm the same bound is divided by the pre-norm standard deviation.
+ */
+#include <cblas.h>
+#include <stdint.h>
+
+#include "bitlinear.h"
+#include "common.h"
+#include "kernels/kernels.h"
+#include "test.h"
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static uint32_t rnd(void)
+{
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (uint32_t)(rng >> 11);
+}
+static float frand(void) { return (float)(rnd() % 2000001) / 1e6f - 1.0f; } /* [-1, 1] */
+
+static const int widths[] = {1, 3, 31, 63, 64, 65, 127, 129, 200, 1000, 4097};
+static const int outs[] = {1, 7, 16, 17, 33, 100, 129, 31, 300, 97, 161};
+#define NW (int)(sizeof widths / sizeof widths[0])
+
+static BitLinear *random_layer(int out, int in, float *W)
+{
+    BitLinear *bl = bitlinear_new(out, in);
+    for (size_t i = 0; i < (size_t)out * in; i++) W[i] = (rnd() % 7 == 0) ? 0.0f : frand(); /* exact zeros are +1 */
+    bitlinear_pack(bl, W);
+    float *g = ob_malloc(in * sizeof(float)), *h = ob_malloc(out * sizeof(float));
+    for (int i = 0; i < in; i++) g[i] = 0.5f + frand();
+    for (int i = 0; i < out; i++) h[i] = 0.1f + 0.05f * frand();
+    bitlinear_set_scales(bl, g, h);
+    free(g);
+    free(h);
+    return bl;
+}
+
+static void test_packing(void)
+{
+    for (int wi = 0; wi < NW; wi++) {
+        int in = widths[wi], out = outs[wi];
+        float *W = ob_malloc((size_t)out * in * sizeof(float));
+        BitLinear *bl = random_layer(out, in, W);
+        int wpr = bl->words_per_row;
+        CHECK(wpr == (in + 63) / 64, "words_per_row %d for in %d", wpr, in);
+        uint64_t *b = ob_malloc((size_t)out * wpr * 8), *b2 = ob_malloc((size_t)out * wpr * 8);
+        bitlinear_get_bits(bl, b);
+        int bad = 0, badpad = 0;
+        for (int r = 0; r < out; r++)
+            for (int c = 0; c < wpr * 64; c++) {
+                int bit = (b[(size_t)r * wpr + c / 64] >> (c % 64)) & 1;
+                if (c >= in) badpad += bit;
+                else {
+                    int want = W[(size_t)r * in + c] >= 0;
+                    bad += bit != want;
+                    bad += bitlinear_sign(bl, r, c) != (want ? 1 : -1);
+                }
+            }
+        CHECK(bad == 0, "in %d: %d bits differ from sign(W)", in, bad);
+        CHECK(badpad == 0, "in %d: %d padding bits set", in, badpad);
+        /* set_bits with junk in the padding: padding cleared, the rest kept */
+        memcpy(b2, b, (size_t)out * wpr * 8);
+        if (in & 63)
+            for (int r = 0; r < out; r++) b2[(size_t)r * wpr + wpr - 1] |= ~0ull << (in & 63);
+        BitLinear *bl2 = bitlinear_new(out, in);
+        bitlinear_set_bits(bl2, b2);
+        bitlinear_get_bits(bl2, b2);
+        CHECK(!memcmp(b, b2, (size_t)out * wpr * 8), "in %d: set_bits/get_bits round trip", in);
+        /* the kernel-private copy follows set_bits: same outputs as the original */
+        bitlinear_set_scales(bl2, bl->g, bl->h);
+        float *x = ob_malloc(in * sizeof(float)), *y1 = ob_malloc(out * sizeof(float)), *y2 = ob_malloc(out * sizeof(float));
+        for (int i = 0; i < in; i++) x[i] = frand();
+        bitlinear_forward(bl, x, y1, 1);
+        bitlinear_forward(bl2, x, y2, 1);
+        CHECK(!memcmp(y1, y2, out * sizeof(float)), "in %d: forward after set_bits", in);
+        free(x); free(y1); free(y2);
+        bitlinear_free(bl2);
+        bitlinear_free(bl);
+        free(W); free(b); free(b2);
+    }
+}
+
+/* pre-norm bound B_r and the pre-norm standard deviation of token n */
+static void bounds(const BitLinear *bl, const float *x, int N, float *B, float *sd)
+{
+    for (int n = 0; n < N; n++) {
+        double s = 0;
+        for (int c = 0; c < bl->in; c++) s += fabs((double)x[(size_t)n * bl->in + c] * bl->g[c]);
+        for (int r = 0; r < bl->out; r++) B[(size_t)n * bl->out + r] = (float)(s * fabs(bl->h[r]));
+    }
+    BitLinear tmp = *bl;
+    tmp.norm = 0;
+    float *y = ob_malloc((size_t)N * bl->out * sizeof(float));
+    bitlinear_forward_ref(&tmp, x, y, N);
+    for (int n = 0; n < N; n++) {
+        double m = 0, v = 0;
+        for (int r = 0; r < bl->out; r++) m += y[(size_t)n * bl->out + r];
+        m /= bl->out;
+        for (int r = 0; r < bl->out; r++) v += (y[(size_t)n * bl->out + r] - m) * (y[(size_t)n * bl->out + r] - m);
+        sd[n] = (float)sqrt(v / bl->out + BITLINEAR_EPS);
+    }
+    free(y);
+}
+
+/* number of elements of y outside the tolerance against want */
+static int compare(const BitLinear *bl, const float *y, const float *want, const float *B, const float *sd, int N, double *worst)
+{
+    int bad = 0;
+    for (int n = 0; n < N; n++) {
+        double maxB = 0;
+        for (int r = 0; r < bl->out; r++) maxB = fmax(maxB, B[(size_t)n * bl->out + r]);
+        for (int r = 0; r < bl->out; r++) {
+            size_t i = (size_t)n * bl->out + r;
+            double tol = bl->norm ? 3e-5 * maxB / sd[n] : 1e-5 * B[i];
+            double d = fabs((double)y[i] - want[i]);
+            if (tol > 0 && d / tol > *worst) *worst = d / tol;
+            if (!(d <= tol + 1e-30)) bad++;
+        }
+    }
+    return bad;
+}
+
+static void test_variants(void)
+{
+    char err[OB_ERRLEN];
+    const BitKernel *const *all = kern_all();
+    for (int i = 0; all[i]; i++)
+        if (!all[i]->available()) printf("SKIP variant %s: not available on this CPU\n", all[i]->name);
+        else printf("testing variant %s (%s)\n", all[i]->name, all[i]->desc);
+    static const int Ns[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 16};
+    static const int threads[] = {1, 2, 3};
+    double worst = 0;
+    for (int wi = 0; wi < NW; wi++) {
+        int in = widths[wi], out = outs[wi];
+        float *W = ob_malloc((size_t)out * in * sizeof(float));
+        BitLinear *bl = random_layer(out, in, W);
+        for (int ni = 0; ni < (int)(sizeof Ns / sizeof Ns[0]); ni++) {
+            int N = Ns[ni];
+            size_t ny = (size_t)N * out;
+            float *x = ob_malloc((size_t)N * in * sizeof(float));
+            for (size_t i = 0; i < (size_t)N * in; i++) x[i] = frand();
+            float *want = ob_malloc(ny * 4), *y = ob_malloc(ny * 4), *y1 = ob_malloc(ny * 4);
+            float *B = ob_malloc(ny * 4), *sd = ob_malloc(N * 4);
+            bounds(bl, x, N, B, sd);
+            for (int norm = 0; norm <= 1; norm++) {
+                bl->norm = norm;
+                bitlinear_forward_ref(bl, x, want, N);
+                for (int k = 0; all[k]; k++) {
+                    if (!all[k]->available()) continue;
+                    CHECK(kern_select(all[k]->name, err) == 0, "select %s: %s", all[k]->name, err);
+                    for (int ti = 0; ti < 3; ti++) {
+                        CHECK(bitlinear_set_threads(threads[ti], err) == 0, "threads: %s", err);
+                        for (size_t i = 0; i < ny; i++) y[i] = NAN;
+                        bitlinear_forward(bl, x, y, N);
+                        int bad = compare(bl, y, want, B, sd, N, &worst);
+                        CHECK(bad == 0, "%s: out %d in %d N %d norm %d threads %d: %d of %zu outside tolerance", all[k]->name, out,
+                              in, N, norm, threads[ti], bad, ny);
+                        if (ti == 0) memcpy(y1, y, ny * 4);
+                        else CHECK(!memcmp(y, y1, ny * 4), "%s: out %d in %d N %d: %d threads differ from 1 thread", all[k]->name,
+                                   out, in, N, threads[ti]);
+                        if (!strcmp(all[k]->name, "ref"))
+                            CHECK(!memcmp(y, want, ny * 4), "ref variant: out %d in %d N %d not identical to bitlinear_forward_ref", out, in, N);
+                    }
+                }
+            }
+            free(x); free(want); free(y); free(y1); free(B); free(sd);
+        }
+        bitlinear_free(bl);
+        free(W);
+    }
+    printf("variants vs reference: worst error %.3f of the tolerance\n", worst);
+    CHECK(kern_select("no-such-kernel", err) == -1, "unknown kernel accepted");
+    CHECK(strstr(err, "unknown") != NULL, "message: %s", err);
+    CHECK(kern_select(kern_all()[0]->available() ? kern_all()[0]->name : "ref", err) == 0, "%s", err);
+    CHECK(bitlinear_set_threads(0, err) == 0, "%s", err);
+}
+
+/* the layer against a dense FP32 evaluation: S (out, in) = ±1, through sgemm */
+static void test_dense(void)
+{
+    double worst = 0;
+    const BitKernel *const *all = kern_all();
+    char err[OB_ERRLEN];
+    for (int wi = 0; wi < NW; wi++) {
+        int in = widths[wi], out = outs[wi], N = 1 + wi % 9;
+        float *W = ob_malloc((size_t)out * in * sizeof(float));
+        BitLinear *bl = random_layer(out, in, W);
+        float *S = ob_malloc((size_t)out * in * 4), *x = ob_malloc((size_t)N * in * 4), *gx = ob_malloc((size_t)N * in * 4);
+        for (size_t i = 0; i < (size_t)out * in; i++) S[i] = W[i] >= 0 ? 1.0f : -1.0f;
+        for (int i = 0; i < N * in; i++) { x[i] = frand(); gx[i] = x[i] * bl->g[i % in]; }
+        float *dense = ob_malloc((size_t)N * out * 4), *y = ob_malloc((size_t)N * out * 4);
+        float *B = ob_malloc((size_t)N * out * 4), *sd = ob_malloc(N * 4);
+        bounds(bl, x, N, B, sd);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, in, 1.0f, gx, in, S, in, 0.0f, dense, out);
+        for (int n = 0; n < N; n++) {
+            for (int r = 0; r < out; r++) dense[(size_t)n * out + r] *= bl->h[r];
+            bitlinear_layernorm(dense + (size_t)n * out, out);
+        }
+        for (int k = 0; all[k]; k++) {
+            if (!all[k]->available()) continue;
+            kern_select(all[k]->name, err);
+            bitlinear_forward(bl, x, y, N);
+            int bad = compare(bl, y, dense, B, sd, N, &worst);
+            CHECK(bad == 0, "%s vs dense sgemm: out %d in %d N %d: %d outside tolerance", all[k]->name, out, in, N, bad);
+        }
+        free(W); free(S); free(x); free(gx); free(dense); free(y); free(B); free(sd);
+        bitlinear_free(bl);
+    }
+    printf("vs dense sgemm: worst error %.3f of the tolerance\n", worst);
+    kern_select(kern_all()[0]->available() ? kern_all()[0]->name : "ref", err);
+}
+
+int main(void)
+{
+    test_packing();
+    test_variants();
+    test_dense();
+    return test_done("test_bitlinear");
+}

@@ -1,0 +1,225 @@
+/* test_qat_train.c -- the QAT optimiser pieces and training behaviour:
+ * AdamW and the LR schedule against hand-computed values, gradient clipping,
+ * the STE sign re-sync, gradient accumulation, bit-identical reruns, SVID
+ * init, and a few dozen AdamW steps on stories260K lowering the loss. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "model.h"
+#include "qat.h"
+#include "test.h"
+#include "tokenizer.h"
+
+static uint64_t rng = 12345;
+static double urand(void)
+{
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0;
+}
+
+static void random_model(Model *m)
+{
+    ModelConfig cfg = {12, 20, 2, 3, 1, 4, 37, 16, 10000.0f, 1e-5f, 0};
+    char err[OB_ERRLEN];
+    if (model_alloc(m, &cfg, 1, err)) { fprintf(stderr, "%s\n", err); exit(1); }
+    for (size_t i = 0; i < m->arena_floats; i++) m->arena[i] = (float)(0.5 * urand());
+    for (int i = 0; i < 2 * 12; i++) { m->rms_att[i] = 1.0f; m->rms_ffn[i] = 1.0f; }
+    for (int i = 0; i < 12; i++) m->rms_final[i] = 1.0f;
+}
+
+static void check_schedule(void)
+{
+    CHECK_NEAR(qat_lr(0, 100, 10, 1e-3f, 1e-4f), 1e-4, 1e-9, "lr warmup step 0");
+    CHECK_NEAR(qat_lr(4, 100, 10, 1e-3f, 1e-4f), 5e-4, 1e-9, "lr warmup step 4");
+    CHECK_NEAR(qat_lr(10, 100, 10, 1e-3f, 1e-4f), 1e-3, 1e-9, "lr peak");
+    CHECK_NEAR(qat_lr(55, 100, 10, 1e-3f, 1e-4f), 5.5e-4, 1e-9, "lr cosine midpoint");
+    /* step 32: ratio 22/90, 0.5(1+cos(pi·0.2444)) = 0.8596699 */
+    CHECK_NEAR(qat_lr(32, 100, 10, 1e-3f, 1e-4f), 1e-4 + 0.8596699 * 9e-4, 1e-8, "lr cosine step 32");
+    CHECK_NEAR(qat_lr(100, 100, 10, 1e-3f, 1e-4f), 1e-4, 1e-9, "lr end");
+    CHECK_NEAR(qat_lr(500, 100, 10, 1e-3f, 1e-4f), 1e-4, 1e-9, "lr after end");
+    CHECK_NEAR(qat_lr(0, 100, 0, 1e-3f, 0), 1e-3, 1e-9, "no warmup");
+    CHECK_NEAR(qat_lr(5, 5, 5, 1e-3f, 0), 0, 1e-9, "total = warmup");
+}
+
+static void check_adamw_clip(void)
+{
+    Model m;
+    random_model(&m);
+    char err[OB_ERRLEN];
+    QatModel *q = qat_new(&m, QAT_INIT_SVD, 2, 7, err);
+    CHECK(q != NULL, "qat_new: %s", err);
+    size_t n = qat_num_params(q);
+    float *P = qat_params(q), *G = qat_grads(q);
+    float *mm = calloc(n, 4), *vv = calloc(n, 4);
+    /* parameter 0: p = 0.5, grads 0.2 then -0.1; parameter 1: p = -0.004
+     * with grad -1: the step flips its sign (and S) */
+    qat_zero_grads(q);
+    P[0] = 0.5f; P[1] = -0.004f;
+    G[0] = 0.2f; G[1] = -1.0f;
+    AdamWCfg c = {0.1f, 0.9f, 0.98f, 1e-8f, 0.01f};
+    qat_adamw_step(q, mm, vv, 1, &c);
+    CHECK_NEAR(P[0], 0.399500005, 1e-6, "adamw step 1");
+    CHECK_NEAR(mm[0], 0.02, 1e-8, "m after step 1");
+    CHECK_NEAR(vv[0], 0.0008, 1e-9, "v after step 1");
+    CHECK_NEAR(P[1], -0.004 - 0.1 * (-1.0 + 0.01 * -0.004), 1e-6, "adamw step 1, param 1");
+    G[0] = -0.1f;
+    qat_adamw_step(q, mm, vv, 2, &c);
+    CHECK_NEAR(P[0], 0.372389735, 1e-6, "adamw step 2");
+    CHECK_NEAR(mm[0], 0.008, 1e-8, "m after step 2");
+    CHECK_NEAR(vv[0], 0.000984, 1e-9, "v after step 2");
+    /* the student's forward must see the new sign of parameter 1: compare
+     * with a student whose W[1] was set to the same value and synced */
+    QatModel *q2 = qat_new(&m, QAT_INIT_SVD, 2, 7, err);
+    memcpy(qat_params(q2), P, n * 4);
+    qat_sync(q2);
+    int tok[14];
+    for (int i = 0; i < 14; i++) tok[i] = (i * 7 + 3) % 37;
+    long np;
+    double a = qat_eval_nll_sum(q, tok, 2, 7, &np), b = qat_eval_nll_sum(q2, tok, 2, 7, &np);
+    CHECK(a == b, "adamw re-syncs the signs: %.9g vs %.9g", a, b);
+    /* clip */
+    qat_zero_grads(q);
+    G[3] = 3.0f; G[n - 1] = 4.0f;
+    CHECK_NEAR(qat_clip_grads(q, 0), 5.0, 1e-6, "norm, no clip");
+    CHECK(G[3] == 3.0f && G[n - 1] == 4.0f, "max_norm 0 leaves grads");
+    CHECK_NEAR(qat_clip_grads(q, 10), 5.0, 1e-6, "norm under max");
+    CHECK(G[3] == 3.0f, "under max leaves grads");
+    CHECK_NEAR(qat_clip_grads(q, 1), 5.0, 1e-6, "pre-clip norm");
+    CHECK_NEAR(G[3], 0.6, 1e-6, "clipped 3");
+    CHECK_NEAR(G[n - 1], 0.8, 1e-6, "clipped 4");
+    CHECK_NEAR(qat_clip_grads(q, 0), 1.0, 1e-6, "norm after clip");
+    free(mm); free(vv);
+    qat_free(q);
+    qat_free(q2);
+    model_free(&m);
+}
+
+/* two micro-batches of B=1 with grad_scale 1/2 == one batch of B=2 */
+static void check_accumulation(void)
+{
+    Model m;
+    random_model(&m);
+    char err[OB_ERRLEN];
+    QatModel *q = qat_new(&m, QAT_INIT_NMF, 2, 7, err);
+    size_t n = qat_num_params(q);
+    int tok[14];
+    for (int i = 0; i < 14; i++) tok[i] = (int)((urand() + 1) * 18.5) % 37;
+    QatLossCfg lc = {1.0f, 0.01f};
+    QatLoss L, L1, L2;
+    qat_zero_grads(q);
+    CHECK(qat_forward_backward(q, tok, 2, 7, &lc, 1.0f, &L) == 0, "fb");
+    float *G = malloc(n * 4);
+    memcpy(G, qat_grads(q), n * 4);
+    qat_zero_grads(q);
+    qat_forward_backward(q, tok, 1, 7, &lc, 0.5f, &L1);
+    qat_forward_backward(q, tok + 7, 1, 7, &lc, 0.5f, &L2);
+    double gmax = 0, d = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (fabs(G[i]) > gmax) gmax = fabs(G[i]);
+        if (fabs(G[i] - qat_grads(q)[i]) > d) d = fabs(G[i] - qat_grads(q)[i]);
+    }
+    CHECK(d <= 1e-4 * gmax, "accumulated grads differ by %g (max %g)", d, gmax);
+    CHECK_NEAR(0.5 * (L1.loss + L2.loss), L.loss, 1e-5 * L.loss, "loss of the halves");
+    CHECK_NEAR(0.5 * (L1.kl + L2.kl), L.kl, 1e-5 * L.kl, "kl of the halves");
+    CHECK(L.tokens == 14 && L1.tokens == 7, "token counts");
+    CHECK_NEAR(L.loss, lc.kl_scale * L.kl + lc.alpha * L.mse, 1e-9, "loss = kl_scale·kl + alpha·mse");
+    /* SVID init: h ⊙ g ≈ |W| on average; latent W = ±0.01 with W's sign */
+    float *W, *g, *h;
+    int in, out;
+    qat_linear_params(q, 1, LIN_GATE, &W, &g, &h, &in, &out);
+    const float *Wt = m.lin[1 * LIN_PER_LAYER + LIN_GATE].w;
+    double err_svid = 0, err_mean = 0, mean = 0;
+    int signs = 1;
+    for (int i = 0; i < in * out; i++) mean += fabs(Wt[i]) / (in * out);
+    for (int r = 0; r < out; r++) for (int c = 0; c < in; c++) {
+        double t = fabs(Wt[r * in + c]);
+        err_svid += (t - h[r] * g[c]) * (t - h[r] * g[c]);
+        err_mean += (t - mean) * (t - mean);
+        signs &= W[r * in + c] == (Wt[r * in + c] >= 0 ? 0.01f : -0.01f);
+    }
+    CHECK(signs, "latent W = 0.01·sign(W)");
+    CHECK(err_svid < err_mean, "rank-1 |W| fit %g beats the mean %g", err_svid, err_mean);
+    free(G);
+    qat_free(q);
+    model_free(&m);
+}
+
+/* run steps of training; returns the losses */
+static void train(const Model *m, const int *tok, int B, int T, int steps, double *loss, float *final_params,
+                  size_t *np_out)
+{
+    char err[OB_ERRLEN];
+    QatModel *q = qat_new(m, QAT_INIT_NMF, B, T, err);
+    if (!q) { fprintf(stderr, "%s\n", err); exit(1); }
+    size_t n = qat_num_params(q);
+    float *mm = calloc(n, 4), *vv = calloc(n, 4);
+    QatLossCfg lc = {1.0f, 0.01f};
+    for (int s = 0; s < steps; s++) {
+        QatLoss L;
+        qat_zero_grads(q);
+        qat_forward_backward(q, tok, B, T, &lc, 1.0f, &L);
+        loss[s] = L.loss;
+        qat_clip_grads(q, 1.0f);
+        AdamWCfg c = {qat_lr(s, steps, 4, 4e-3f, 4e-4f), 0.9f, 0.98f, 1e-8f, 0.01f};
+        qat_adamw_step(q, mm, vv, s + 1, &c);
+    }
+    if (final_params) memcpy(final_params, qat_params(q), n * 4);
+    if (np_out) *np_out = n;
+    free(mm); free(vv);
+    qat_free(q);
+}
+
+static void check_determinism(void)
+{
+    Model m;
+    random_model(&m);
+    int tok[14];
+    for (int i = 0; i < 14; i++) tok[i] = (i * 5 + 1) % 37;
+    double l1[4], l2[4];
+    float *p1 = malloc(4 << 20), *p2 = malloc(4 << 20);
+    size_t n;
+    train(&m, tok, 2, 7, 4, l1, p1, &n);
+    train(&m, tok, 2, 7, 4, l2, p2, &n);
+    CHECK(!memcmp(l1, l2, sizeof l1), "losses bit-identical");
+    CHECK(!memcmp(p1, p2, n * 4), "params bit-identical");
+    free(p1); free(p2);
+    model_free(&m);
+}
+
+int main(void)
+{
+    check_schedule();
+    check_adamw_clip();
+    check_accumulation();
+    check_determinism();
+
+    REQUIRE_SHARED(bin, "models/stories260K.bin");
+    REQUIRE_SHARED(tokp, "models/tok512.bin");
+    REQUIRE_SHARED(text, "data/tinystories_train_head_sample.txt");
+    char err[OB_ERRLEN];
+    Model m;
+    Tokenizer tk;
+    if (model_load(&m, bin, err) || tok_load(&tk, tokp, 512, err)) { fprintf(stderr, "%s\n", err); return 1; }
+    char *data;
+    size_t len;
+    if (ob_read_file(text, &data, &len, err)) { fprintf(stderr, "%s\n", err); return 1; }
+    if (len > 20000) data[20000] = 0;
+    int *ids, nid;
+    tok_encode(&tk, data, 1, 0, &ids, &nid);
+    enum { B = 4, T = 64, STEPS = 40 };
+    CHECK(nid >= B * T, "enough tokens: %d", nid);
+    int tok[B * T];
+    for (int b = 0; b < B; b++) memcpy(tok + b * T, ids + b * 3 * T, T * sizeof(int)); /* fixed windows */
+    double loss[STEPS];
+    train(&m, tok, B, T, STEPS, loss, NULL, NULL);
+    double first = loss[0], last = 0.25 * (loss[STEPS - 1] + loss[STEPS - 2] + loss[STEPS - 3] + loss[STEPS - 4]);
+    printf("stories260K: loss %.4f -> %.4f over %d AdamW steps (B=%d T=%d)\n", first, last, STEPS, B, T);
+    CHECK(last < 0.8 * first, "loss fell by >20%%: %g -> %g", first, last);
+    for (int s = 0; s < STEPS; s++) CHECK(isfinite(loss[s]), "finite loss at step %d", s);
+    free(ids);
+    free(data);
+    tok_free(&tk);
+    model_free(&m);
+    return test_done("test_qat_train");
+}
