@@ -149,6 +149,8 @@ tm send-keys -t e2e x
 check "stop asks first" wait_for "Stop the run?"
 tm send-keys -t e2e y
 check "run stopped" wait_for "[stopped]" 60
+tm send-keys -t e2e 6
+check "what the library prints goes to the Log" wait_for "recorded in $DB"
 
 # Runs: the stopped run, its details; resume it to the end
 tm send-keys -t e2e 4
