@@ -176,11 +176,25 @@ tm send-keys -t e2e g m
 check "run 2 marked" wait_for "run 2 marked"
 tm send-keys -t e2e Down
 check "run 1 with run 2 overlaid" wait_for "run 2 (marked)"
+# export run 1 (runs export in a child process), delete run 2
+tm send-keys -t e2e e
+check "export asks for a directory" wait_for "Export to directory"
+tm send-keys -t e2e C-u
+tm send-keys -t e2e -l "$TMP/export"
+tm send-keys -t e2e Enter
+check "exported" wait_for "exported run 1 to"
+check "export wrote run.json" test -s "$TMP/export/run.json"
+check "export wrote metrics.csv" test -s "$TMP/export/metrics.csv"
+tm send-keys -t e2e g d
+check "delete asks first" wait_for "Delete run 2 'second'"
+tm send-keys -t e2e y
+check "deleted" wait_for "deleted run 2"
+check "run 2 gone from the table" wait_gone "second "
 check "student file recorded" wait_re "students/run-[0-9-]+\.onebit"
 tm send-keys -t e2e 1 r
 check "recent teachers" wait_for "recent teacher (Enter loads"
 tm send-keys -t e2e Escape 4
-check "back to Runs" wait_for "run 2 (marked)"
+check "back to Runs" wait_re "run-1 +finished"
 
 # Chat with the student beside the teacher
 tm send-keys -t e2e c

@@ -16,6 +16,7 @@
 #include "common.h"
 #include "data.h"
 #include "db.h"
+#include "student.h"
 #include "table.h"
 
 typedef struct {
@@ -227,7 +228,7 @@ static void model_draw(App *a, UiGrid *g)
     ui_grid_text(g, 2, y++, g->w - 4, UI_A_BOLD, "Size");
     size_line(g, y++, "FP32", total * 4, total);
     size_line(g, y++, "FP16", total * 2, total);
-    size_line(g, y++, "1-bit projections, rest FP16", onebit_bits / 8 + rest * 2, total);
+    size_line(g, y++, "1-bit projections, rest FP16", (double)student_onebit_bytes(c), total); /* as inspect counts */
     size_line(g, y++, "projections alone: 1-bit", onebit_bits / 8, lin);
     y++;
     if (y < g->h - 2) ui_table_render(&proj, g, 2, y, g->w - 4, g->h - y, !show_recent);
