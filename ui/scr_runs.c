@@ -41,6 +41,7 @@ static struct {
     Curve cur, cmp;
     int64_t del_id;
     double last_refresh;
+    int stale;           /* the store changed since the last read */
     int inited;
 } S;
 
@@ -105,6 +106,7 @@ void ui_runs_refresh(App *a)
     ui_table_sort(&S.t, S.t.sort_col, S.t.sort_desc);
     if (sel) for (int i = 0; i < n; i++) if (runs[i].id == sel) ui_table_select_row(&S.t, i);
     S.last_refresh = ob_now();
+    S.stale = 0;
     app_dirty(a);
 }
 
@@ -149,7 +151,10 @@ static void draw_detail(App *a, UiGrid *g, const DbRun *r, int y0)
 
 static void runs_draw(App *a, UiGrid *g)
 {
-    if (!S.inited) ui_runs_refresh(a);
+    if (!S.inited || (S.stale && ob_now() - S.last_refresh > 1.0)) { /* read only while shown, at most once a second */
+        ui_runs_refresh(a);
+        curve_free(&S.cur);
+    }
     if (!a->db) { ui_grid_text(g, 2, 1, g->w - 4, UI_A_ERR, "No run store: see the Log screen (6)."); return; }
     if (S.nruns == 0) { ui_grid_text(g, 2, 1, g->w - 4, UI_A_NORMAL, "No runs yet: start one on the Train screen (3)."); return; }
     int th = S.detail ? (g->h / 3 > 4 ? g->h / 3 : 4) : g->h;
@@ -266,10 +271,8 @@ static void runs_event(App *a, const Event *ev)
 {
     /* status changes and checkpoints of runs change the table; steps at most once a second */
     if (ev->run_id >= ((int64_t)1 << 40)) return;
-    if (ev->kind == EV_STATUS || ev->kind == EV_CKPT || (ev->kind == EV_STEP && ob_now() - S.last_refresh > 1.0)) {
-        ui_runs_refresh(a);
-        if (S.cur.id == ev->run_id) curve_free(&S.cur);
-    }
+    if (ev->kind == EV_STATUS || ev->kind == EV_CKPT || ev->kind == EV_STEP || ev->kind == EV_EVAL) S.stale = 1;
+    if (ev->kind == EV_STATUS) S.last_refresh = 0; /* status changes show at once */
 }
 
 static void runs_enter(App *a) { ui_runs_refresh(a); curve_free(&S.cur); curve_free(&S.cmp); }
