@@ -43,24 +43,26 @@ static const UiColumn proj_cols[] = {
 };
 #define NCOLS ((int)(sizeof proj_cols / sizeof proj_cols[0]))
 
+/* the CLI's loader (cli_load_teacher: every teacher format, an embedded
+ * tokenizer, the same lookup rules); its error message goes to stderr, which
+ * the workbench shows in the message line and the Log */
 static void *load_main(void *arg)
 {
     LoadJob *j = arg;
     j->m = ob_calloc(1, sizeof(Model));
     j->t = ob_calloc(1, sizeof(Tokenizer));
     j->rc = -1;
-    if (model_load(j->m, j->path, j->err) == 0) {
-        char *kp = cli_resolve_tokenizer(j->tokarg, j->path, j->m->cfg.vocab_size, j->err);
-        if (kp) {
-            snprintf(j->tokpath, sizeof j->tokpath, "%s", kp);
-            if (tok_load(j->t, kp, j->m->cfg.vocab_size, j->err) == 0) {
-                if (data_sha256_file(j->path, j->sha, j->err) == 0) j->rc = 0;
-                else tok_free(j->t);
-            }
-            free(kp);
+    if (cli_load_teacher(j->path, j->tokarg, j->m, j->t) == 0) {
+        char e2[OB_ERRLEN];
+        char *kp = cli_resolve_tokenizer(j->tokarg, j->path, j->m->cfg.vocab_size, e2);
+        snprintf(j->tokpath, sizeof j->tokpath, "%s", kp ? kp : "(inside the teacher)");
+        free(kp);
+        j->rc = 0;
+        if (data_sha256_file(j->path, j->sha, e2)) { /* e.g. a directory: not recorded in the run store */
+            j->sha[0] = 0;
+            fprintf(stderr, "%s\n", e2);
         }
-        if (j->rc) model_free(j->m);
-    }
+    } else ob_seterr(j->err, "cannot load the teacher %s", j->path);
     Event ev = {.kind = EV_STATUS, .run_id = j->id, .status = j->rc ? RUN_FAILED : RUN_FINISHED};
     evring_push(j->ring, &ev);
     return NULL;
@@ -124,13 +126,17 @@ static void model_event(App *a, const Event *ev)
             const ModelConfig *c = &a->teacher->cfg;
             snprintf(a->teacher_sha, sizeof a->teacher_sha, "%s", j->sha);
             a->teacher_id = 0;
-            if (a->db) {
+            if (a->db && a->teacher_sha[0]) {
                 char cfg[512], err[OB_ERRLEN];
+                char *abs = realpath(j->path, NULL); /* as train --db records it */
                 snprintf(cfg, sizeof cfg,
                          "{\"dim\":%d,\"hidden_dim\":%d,\"n_layers\":%d,\"n_heads\":%d,\"n_kv_heads\":%d,"
                          "\"vocab_size\":%d,\"seq_len\":%d}",
                          c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, c->seq_len);
-                a->teacher_id = db_teacher_upsert(a->db, j->path, j->sha, "auto", cfg, err);
+                const char *ext = strrchr(j->path, '.'); /* the names train --db records */
+                const char *fmt = ext && !strcmp(ext, ".gguf") ? "gguf" : ext && !strcmp(ext, ".safetensors") ? "safetensors" : "llama2c";
+                a->teacher_id = db_teacher_upsert(a->db, abs ? abs : j->path, j->sha, fmt, cfg, err);
+                free(abs);
                 if (a->teacher_id <= 0) { a->teacher_id = 0; app_msg(a, 1, "run store: %s", err); }
             }
             app_msg(a, 0, "loaded %s: dim %d, %d layers, vocab %d", j->path, c->dim, c->n_layers, c->vocab_size);
