@@ -246,7 +246,8 @@ check "back to normal" wait_for "Chat with the teacher"
 
 tm send-keys -t e2e Escape q
 check "q quits" wait_file "$TMP/exit"
-check "exit status 0" test "$(cat "$TMP/exit" 2>/dev/null)" = 0
+st=$(cat "$TMP/exit" 2>/dev/null)
+check "exit status 0 (got $st)" test "$st" = 0
 check "terminal restored (no tab bar left)" wait_gone "1 Model"
 tm kill-session -t e2e
 
