@@ -343,6 +343,11 @@ int db_connect(const char *path, int read_only, int busy_ms, sqlite3 **out, char
     sqlite3 *h = NULL;
     int flags = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     flags |= SQLITE_OPEN_NOMUTEX; /* one thread per connection */
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        ob_seterr(err, "%s: is a directory, not a database file", path);
+        return -1;
+    }
     if (read_only && access(path, F_OK) != 0) {
         ob_seterr(err, "%s: no database here (%s); nothing has been recorded yet, or pass --db PATH", path, strerror(errno));
         return -1;
@@ -374,7 +379,6 @@ int db_connect(const char *path, int read_only, int busy_ms, sqlite3 **out, char
          * create the -shm index. With no log to replay nobody can be
          * writing, so reading the file as immutable is exact. */
         char wal[4200];
-        struct stat sb;
         snprintf(wal, sizeof wal, "%s-wal", path);
         if (stat(wal, &sb) == 0 && sb.st_size > 0) {
             ob_seterr(err, "%s: cannot read it here: its write-ahead log %s must be replayed, which needs write access to "
@@ -397,6 +401,19 @@ int db_connect(const char *path, int read_only, int busy_ms, sqlite3 **out, char
                 sqlite3_finalize(st);
             }
         }
+    }
+    if (rc != SQLITE_OK && !read_only && ((rc & 0xff) == SQLITE_READONLY || (rc & 0xff) == SQLITE_CANTOPEN)) {
+        char *d = ob_strdup(path), *slash = strrchr(d, '/');
+        const char *dir = slash ? (slash == d ? "/" : (*slash = 0, d)) : ".";
+        if (access(dir, W_OK) != 0) {
+            ob_seterr(err, "%s: cannot write in the directory %s (%s): SQLite keeps its -wal and -shm files beside the "
+                           "database; fix the permissions or use a copy elsewhere",
+                      path, dir, strerror(errno));
+            free(d);
+            sqlite3_close(h);
+            return -1;
+        }
+        free(d);
     }
     if (rc != SQLITE_OK) {
         db_set_sqlerr(h, rc, path, "reading", busy_ms, err);
@@ -599,7 +616,9 @@ void db_teacher_free(DbTeacher *t)
 #define RUN_COLS                                                                                                   \
     "r.id, r.name, r.teacher_id, t.path, r.hparams, r.status, r.message, r.total_steps, r.student_path, r.created, " \
     "r.updated, (SELECT max(step) FROM metrics m WHERE m.run_id=r.id), "                                      \
-    "(SELECT max(step) FROM checkpoints c WHERE c.run_id=r.id), (SELECT min(ppl) FROM evals e WHERE e.run_id=r.id), " \
+    "(SELECT max(step) FROM checkpoints c WHERE c.run_id=r.id), "                                                \
+    "coalesce((SELECT min(ppl) FROM evals e WHERE e.run_id=r.id AND e.model='student'), "                           \
+    "(SELECT min(ppl) FROM evals e WHERE e.run_id=r.id AND e.model='student-partial')), " \
     "r.owner_pid, r.owner_start, r.owner_boot, r.owner_host "                                                      \
     "FROM runs r LEFT JOIN teachers t ON t.id=r.teacher_id "
 
@@ -876,6 +895,7 @@ void db_bind_eval(sqlite3_stmt *st, int64_t run, const DbEval *e)
     bind_real_or_null(st, 4, e->nll);
     bind_real_or_null(st, 5, e->ppl);
     sqlite3_bind_double(st, 6, e->time > 0 ? e->time : db_wall_time());
+    sqlite3_bind_text(st, 7, e->model[0] ? e->model : "student", -1, SQLITE_TRANSIENT);
 }
 
 int db_eval_put(Db *db, int64_t run, const DbEval *e, char *err)
@@ -943,7 +963,7 @@ int db_evals(Db *db, int64_t run, DbEval **out, int *n, char *err)
     sqlite3_stmt *st;
     *out = NULL;
     *n = 0;
-    if (prep(db, &st, "SELECT step, dataset, nll, ppl, time FROM evals WHERE run_id=? ORDER BY step, dataset",
+    if (prep(db, &st, "SELECT step, dataset, nll, ppl, time, model FROM evals WHERE run_id=? ORDER BY step, dataset, model",
              "reading evaluations", err))
         return -1;
     sqlite3_bind_int64(st, 1, run);
@@ -958,6 +978,8 @@ int db_evals(Db *db, int64_t run, DbEval **out, int *n, char *err)
         e->nll = col_real_or_nan(st, 2);
         e->ppl = col_real_or_nan(st, 3);
         e->time = sqlite3_column_double(st, 4);
+        const char *mo = (const char *)sqlite3_column_text(st, 5);
+        snprintf(e->model, sizeof e->model, "%s", mo ? mo : "");
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) { free(v); *n = 0; dberr(db, rc, "reading evaluations", err); return -1; }

@@ -16,6 +16,9 @@
  * boot id, host). When the owner is gone the run reads as interrupted, and
  * a read-write open stores that.
  *
+ * A Db is one connection: use it from one thread at a time (each reader,
+ * e.g. the UI thread, opens its own).
+ *
  * Errors: every fallible call takes `char *err` (OB_ERRLEN) and returns -1
  * (or NULL) with "PATH: what happened" in it: a locked database, a read-only
  * file or directory, a full disk, an I/O error each get their own message. */
@@ -74,7 +77,8 @@ typedef struct {
     int total_steps;
     int steps_done;               /* highest recorded step number (steps count from 1; 0: none) */
     int last_ckpt_step;           /* -1: no checkpoint */
-    double best_ppl;              /* lowest held-out perplexity, NAN: none */
+    double best_ppl;              /* the student's lowest held-out perplexity (full evals,
+                                     else capped ones), NAN: none */
     double created, updated;
     int64_t owner_pid;            /* 0: none */
 } DbRun;
@@ -110,6 +114,7 @@ typedef struct {
 typedef struct {
     int step;
     char dataset[128];
+    char model[32];               /* student | student-partial | teacher | ptq-xnor | ptq-svid ("": student) */
     double nll, ppl, time;
 } DbEval;
 
@@ -183,9 +188,12 @@ DbWriter *db_writer_start(const char *path, int64_t run_id, EventRing *notify, c
 void db_writer_set_batch(DbWriter *w, int max_events, double max_seconds);
 /* how long one commit waits for a lock held by someone else (default 5000 ms) */
 void db_writer_set_busy_timeout(DbWriter *w, int ms);
-/* Never blocks on the disk. EV_STEP -> metrics, EV_EVAL -> evals (dataset
- * in text), EV_CKPT -> checkpoints (path in text), EV_STATUS -> the run's
- * status (message in text). EV_CKPT and EV_STATUS are committed at once. */
+/* the dataset name stored with EV_EVAL results (default ""); before pushing */
+void db_writer_set_dataset(DbWriter *w, const char *name);
+/* Never blocks on the disk. EV_STEP -> metrics, EV_EVAL -> evals (whose:
+ * text, "" = student), EV_CKPT -> checkpoints (path in text), EV_STATUS ->
+ * the run's status (message in text). EV_CKPT and EV_STATUS are committed
+ * at once. */
 void db_writer_push(DbWriter *w, const Event *ev);
 void db_writer_stats(DbWriter *w, DbWriterStats *st);
 /* 1 and the last error message when the latest commit failed, else 0 */

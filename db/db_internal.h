@@ -25,7 +25,7 @@ struct Db {
     "INSERT OR REPLACE INTO metrics(run_id, step, loss, kl, mse, lr, grad_norm, tokens_per_s, wall) "      \
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
 #define DB_SQL_EVAL_PUT \
-    "INSERT OR REPLACE INTO evals(run_id, step, dataset, nll, ppl, time) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+    "INSERT OR REPLACE INTO evals(run_id, step, dataset, nll, ppl, time, model) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
 #define DB_SQL_CKPT_PUT \
     "INSERT OR REPLACE INTO checkpoints(run_id, step, path, sha256, time) VALUES (?1, ?2, ?3, ?4, ?5)"
 

@@ -55,15 +55,21 @@ CREATE TABLE metrics (
     PRIMARY KEY (run_id, step)
 ) WITHOUT ROWID;
 
--- Held-out evaluations.
+-- Held-out evaluations of the student, and (at step 0) of the teacher and the
+-- PTQ baselines on the same data.
 CREATE TABLE evals (
     run_id  INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
     step    INTEGER NOT NULL,
     dataset TEXT NOT NULL DEFAULT '',
+    -- v3: whose perplexity: student | student-partial (a capped periodic
+    -- eval) | teacher | ptq-xnor | ptq-svid. (Key columns first: SQLite
+    -- 3.40's integrity_check misreads NOT NULL columns placed before a key
+    -- column of a WITHOUT ROWID table.)
+    model   TEXT NOT NULL DEFAULT 'student',
     nll     REAL,
     ppl     REAL,
     time    REAL NOT NULL,
-    PRIMARY KEY (run_id, step, dataset)
+    PRIMARY KEY (run_id, step, dataset, model)
 ) WITHOUT ROWID;
 
 -- Checkpoints written by a run (the files themselves live beside the student).

@@ -12,8 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common.h"
+#include "data.h"
 #include "db.h"
 #include "db_internal.h"
 
@@ -37,6 +39,7 @@ struct DbWriter {
     char err[OB_ERRLEN];
     int has_err;
     char final_err[OB_ERRLEN];
+    char dataset[128];
     int final_rc;
     /* the writer thread's own */
     Event *pending;
@@ -132,7 +135,8 @@ static int commit_pending(DbWriter *w, int durable, char *err)
         }
         case EV_EVAL: {
             DbEval ev = {.step = e->step, .nll = e->eval_nll, .ppl = e->eval_ppl, .time = now};
-            snprintf(ev.dataset, sizeof ev.dataset, "%.127s", e->text);
+            snprintf(ev.dataset, sizeof ev.dataset, "%s", w->dataset);
+            snprintf(ev.model, sizeof ev.model, "%.31s", e->text);
             st = se;
             sqlite3_reset(st);
             db_bind_eval(st, w->run, &ev);
@@ -195,6 +199,29 @@ fail_msg:
     return rc == SQLITE_CONSTRAINT_FOREIGNKEY ? -2 : -1;
 }
 
+/* After a checkpoint is committed: its sha256, unless the file was
+ * replaced while hashing (the trainer rewrites one checkpoint file). A
+ * failure here leaves the sha256 empty; the record itself is durable. */
+static void hash_checkpoint(DbWriter *w, const Event *e)
+{
+    struct stat a, b;
+    char hex[65], err[OB_ERRLEN];
+    if (stat(e->text, &a) != 0 || data_sha256_file(e->text, hex, err) || stat(e->text, &b) != 0) return;
+    if (a.st_ino != b.st_ino || a.st_size != b.st_size || a.st_mtim.tv_sec != b.st_mtim.tv_sec ||
+        a.st_mtim.tv_nsec != b.st_mtim.tv_nsec)
+        return;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(w->h, "UPDATE checkpoints SET sha256=?4 WHERE run_id=?1 AND step=?2 AND path=?3", -1, &st,
+                           NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_int64(st, 1, w->run);
+    sqlite3_bind_int(st, 2, e->step);
+    sqlite3_bind_text(st, 3, e->text, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, hex, -1, SQLITE_STATIC);
+    sqlite3_step(st);
+    sqlite3_finalize(st);
+}
+
 /* try to commit; on success forget the events, on failure keep them */
 static int flush(DbWriter *w, int durable)
 {
@@ -215,6 +242,11 @@ static int flush(DbWriter *w, int durable)
         if (rc == -2) w->stats.dropped += n; /* the run is gone: nothing can take them */
     }
     pthread_mutex_unlock(&w->mu);
+    if (rc == 0) {
+        /* the newest checkpoint of the batch (older ones were overwritten) */
+        for (int i = n - 1; i >= 0; i--)
+            if (w->pending[i].kind == EV_CKPT) { hash_checkpoint(w, &w->pending[i]); break; }
+    }
     if (rc == 0 || rc == -2) w->npending = 0;
     if (rc != 0) set_error(w, err);
     pthread_mutex_lock(&w->mu);
@@ -346,6 +378,13 @@ void db_writer_set_busy_timeout(DbWriter *w, int ms)
 {
     pthread_mutex_lock(&w->mu);
     w->busy_ms = ms;
+    pthread_mutex_unlock(&w->mu);
+}
+
+void db_writer_set_dataset(DbWriter *w, const char *name)
+{
+    pthread_mutex_lock(&w->mu);
+    snprintf(w->dataset, sizeof w->dataset, "%s", name ? name : "");
     pthread_mutex_unlock(&w->mu);
 }
 

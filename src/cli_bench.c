@@ -219,9 +219,11 @@ static int bench_train(int argc, char **argv)
                openblas_get_num_threads(), step, tps, flops * 1e-9, gf, peak, gf / peak, L.loss);
     else
         printf("model dim %d hidden %d layers %d heads %d/%d vocab %d, batch %ld x %ld tokens, %d threads\n"
-               "train %.1f tok/s  step %.4f s  %.2f GFLOP/s (%.3f GFLOP/step)  sgemm %.2f GFLOP/s (%ld^3)  fraction %.1f%%\n",
+               "train %.1f tok/s  step %.4f s  %.2f GFLOP/s (%.3f GFLOP/step)  sgemm %.2f GFLOP/s (%ld^3)  fraction %.1f%%\n"
+               "training state %.2f GiB\n",
                c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, B, T,
-               openblas_get_num_threads(), tps, step, gf, flops * 1e-9, peak, psize, 100 * gf / peak);
+               openblas_get_num_threads(), tps, step, gf, flops * 1e-9, peak, psize, 100 * gf / peak,
+               qat_memory_bytes(c, (int)B, (int)T) / 1073741824.0);
     if (!json)
         printf("time split: teacher %.0f%%  student forward %.0f%%  loss %.0f%%  backward %.0f%%  optimizer %.0f%%\n",
                100 * ph[QAT_T_TEACHER] / phs, 100 * ph[QAT_T_FORWARD] / phs, 100 * ph[QAT_T_LOSS] / phs,

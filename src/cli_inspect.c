@@ -9,13 +9,16 @@
 
 #include "cli.h"
 #include "common.h"
+#include "data.h"
+#include "db_svid.h"
+#include "train_db.h"
 #include "student.h"
 #include "svid.h"
 
 static void help(void)
 {
     printf("Usage: onebit-tui inspect [--teacher M] [--tokenizer T] [--init nmf|svd|xnor]\n"
-           "                          [--threads N] [--json|--csv]\n"
+           "                          [--threads N] [--json|--csv] [--db DB]\n"
            "\n"
            "For every linear layer of the teacher: the relative Frobenius error\n"
            "||W - sign(W)*(a b^T)||/||W|| of the three rank-1 inits (nmf, svd, xnor), the\n"
@@ -23,10 +26,12 @@ static void help(void)
            "range of g and h from the --init method, and bits per weight of the layer.\n"
            "Then totals: parameters (all, 1-bit-able), FP32/FP16/1-bit sizes and bpw.\n"
            "\n"
+           "  --tokenizer T only checked against the teacher (not needed)\n"
            "  --init M      method for the g/h ranges (default nmf)\n"
            "  --threads N   worker threads (default: online CPUs)\n"
            "  --json        {\"layers\":[...],\"totals\":{...}} with histograms\n"
-           "  --csv         one CSV row per layer, then a 'total' row\n");
+           "  --csv         one CSV row per layer, then a 'total' row\n"
+           "  --db DB       also store the statistics for this teacher in the run store\n");
 }
 
 typedef struct {
@@ -73,8 +78,9 @@ int cli_inspect(int argc, char **argv)
         {"teacher", required_argument, 0, 'm'}, {"tokenizer", required_argument, 0, 'z'},
         {"init", required_argument, 0, 'i'},    {"threads", required_argument, 0, 't'},
         {"json", no_argument, 0, 'j'},          {"csv", no_argument, 0, 'c'},
+        {"db", required_argument, 0, 'd'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
-    const char *teacher = NULL, *tokenizer = NULL;
+    const char *teacher = NULL, *tokenizer = NULL, *store = NULL;
     SvidMethod init = SVID_NMF;
     long threads = sysconf(_SC_NPROCESSORS_ONLN);
     int json = 0, csv = 0, ch;
@@ -92,6 +98,7 @@ int cli_inspect(int argc, char **argv)
             break;
         case 'j': json = 1; break;
         case 'c': csv = 1; break;
+        case 'd': store = optarg; break;
         case 'h': help(); return EXIT_OK;
         case ':': return cli_usage_error("inspect", "option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage_error("inspect", "unknown option '%s'", argv[optind - 1]);
@@ -101,17 +108,39 @@ int cli_inspect(int argc, char **argv)
     if (json && csv) return cli_usage_error("inspect", "--json and --csv exclude each other");
     if (threads < 1) threads = 1;
     Model m;
-    Tokenizer t;
-    if (cli_load_teacher(teacher, tokenizer, &m, &t)) return EXIT_RUNTIME;
-    tok_free(&t); /* loaded only to check the pair belongs together */
+    char err[OB_ERRLEN];
+    if (tokenizer) { /* only checked: it must fit the teacher */
+        Tokenizer t;
+        if (cli_load_teacher(teacher, tokenizer, &m, &t)) return EXIT_RUNTIME;
+        tok_free(&t);
+    } else {
+        char *tp = cli_resolve_teacher(teacher, err);
+        if (!tp) return cli_error("%s", err);
+        int rc = model_load(&m, tp, err);
+        free(tp);
+        if (rc) return cli_error("%s", err);
+    }
     const ModelConfig *c = &m.cfg;
     int n = c->n_layers * LIN_PER_LAYER;
     LayerStats *st = ob_calloc((size_t)n, sizeof *st);
-    char err[OB_ERRLEN];
     if (svid_model_stats(&m, (int)threads, init, st, isatty(2) ? progress : NULL, NULL, err)) {
         free(st);
         model_free(&m);
         return cli_error("%s", err);
+    }
+    if (store) { /* the run store keeps them for the workbench */
+        char *tp = cli_resolve_teacher(teacher, err), sha[65];
+        Db *db = tp && data_sha256_file(tp, sha, err) == 0 ? db_open(store, 0, err) : NULL;
+        int64_t tid = db ? train_db_teacher(db, tp, sha, c, err) : -1;
+        int ok = tid > 0 && db_layer_stats_save(db, tid, st, n, err) == 0;
+        if (ok) fprintf(stderr, "stored %d layer statistics of teacher %lld in %s\n", n, (long long)tid, db_path(db));
+        db_close(db);
+        free(tp);
+        if (!ok) {
+            free(st);
+            model_free(&m);
+            return cli_error("%s", err);
+        }
     }
     Totals T;
     totals_of(c, st, n, &T);

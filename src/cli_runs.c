@@ -217,7 +217,9 @@ static int write_run_json(FILE *f, Db *db, const DbRun *r, char *err)
     } else fputs("null", f);
     fputs(",\"evals\":[", f);
     for (int i = 0; i < ne; i++) {
-        fprintf(f, "%s{\"step\":%d,\"dataset\":", i ? "," : "", ev[i].step);
+        fprintf(f, "%s{\"step\":%d,\"model\":", i ? "," : "", ev[i].step);
+        json_str(f, ev[i].model);
+        fputs(",\"dataset\":", f);
         json_str(f, ev[i].dataset);
         fputs(",\"nll\":", f);
         json_num(f, ev[i].nll);
@@ -265,8 +267,8 @@ static int cmd_show(Db *db, const DbRun *r, int json)
     printf("hparams      %s\n", r->hparams);
     printf("evaluations  %d\n", ne);
     for (int i = 0; i < ne; i++)
-        printf("  step %-8d %-20s nll %.6f  ppl %.4f\n", ev[i].step, *ev[i].dataset ? ev[i].dataset : "-", ev[i].nll,
-               ev[i].ppl);
+        printf("  step %-8d %-16s %-24s nll %.6f  ppl %.4f\n", ev[i].step, ev[i].model,
+               *ev[i].dataset ? ev[i].dataset : "-", ev[i].nll, ev[i].ppl);
     printf("checkpoints  %d\n", nc);
     for (int i = 0; i < nc; i++) printf("  step %-8d %s\n", ck[i].step, ck[i].path);
     free(ev);
@@ -407,9 +409,11 @@ static int cmd_export(Db *db, const DbRun *r, const char *dir)
     DbEval *ev;
     if (db_evals(db, r->id, &ev, &n, err)) return cli_error("%s", err);
     if (!(f = create_in(dir, "evals.csv", path, sizeof path, err))) { free(ev); return cli_error("%s", err); }
-    fputs("step,dataset,nll,ppl\n", f);
+    fputs("step,model,dataset,nll,ppl\n", f);
     for (int i = 0; i < n; i++) {
         fprintf(f, "%d,", ev[i].step);
+        csv_str(f, ev[i].model);
+        fputc(',', f);
         csv_str(f, ev[i].dataset);
         fputc(',', f);
         csv_num(f, ev[i].nll);

@@ -72,14 +72,22 @@ static void help(void)
            "  --stop-after K       stop after K steps with a checkpoint, as an interrupt\n"
            "                       would (exit 0); --resume continues the run\n"
            "\n"
-           "SIGINT/SIGTERM finish the current step, write the checkpoint and exit 130.\n"
+           "SIGINT/SIGTERM finish the current step, write the checkpoint and exit 130;\n"
+           "a second one exits at once (the last checkpoint stays valid).\n"
            "Exit status: 0 finished (or stopped by --stop-after), 1 runtime error,\n"
            "2 usage error, 130 interrupted (checkpoint written).\n",
            DATA_GREEDY_TOKENS, (double)TRAINER_DEFAULT_LR);
 }
 
 static volatile sig_atomic_t g_interrupted;
-static void on_signal(int sig) { (void)sig; g_interrupted = 1; }
+/* the first SIGINT/SIGTERM asks for a graceful stop; a second one exits at
+ * once (checkpoints are renamed into place, so the last one stays valid) */
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (g_interrupted) _exit(130);
+    g_interrupted = 1;
+}
 
 static int g_tty;
 
@@ -129,7 +137,7 @@ static void show_event(const Event *e)
         break;
     case EV_EVAL:
         clear_bar();
-        printf("eval step %d: held-out student nll %.6f ppl %.4f\n", e->step, e->eval_nll, e->eval_ppl);
+        printf("eval step %d: held-out %s nll %.6f ppl %.4f\n", e->step, e->text, e->eval_nll, e->eval_ppl);
         break;
     case EV_CKPT:
         clear_bar();
@@ -300,6 +308,22 @@ int cli_train(int argc, char **argv)
     char sha[65];
     if (!tpath || data_sha256_file(tpath, sha, err)) { cli_error("%s", err); goto out; }
     if (trainer_config_check(&cfg, &m.cfg, err)) { cli_error("%s", err); goto out; }
+    /* fail now, not after hours of training, when the outputs cannot be written */
+    const char *outs[2] = {cfg.out_path, cfg.ckpt_path};
+    for (int i = 0; i < 2; i++) {
+        char *d = dir_of(outs[i]);
+        int ok = access(d, W_OK | X_OK) == 0;
+        if (!ok) cli_error("%s: cannot write into directory %s: %s", outs[i], d, strerror(errno));
+        free(d);
+        if (!ok) goto out;
+    }
+    if (db_path) { /* before the data: a locked or broken store fails fast */
+        TrainDbArgs da = {tpath, tokenizer, data_path, split, selfgen, cache_dir};
+        if (train_db_begin(&g_tdb, db_path, run_name, resume_run, &da, &cfg, sha, &m.cfg, err)) {
+            cli_error("%s", err);
+            goto out;
+        }
+    }
     g_tty = isatty(STDOUT_FILENO);
 
     struct sigaction sa;
@@ -338,13 +362,7 @@ int cli_train(int argc, char **argv)
     }
     if (evring_init(&ring, 4096)) { cli_error("cannot create the event ring: %s", strerror(errno)); goto out; }
     ring_ok = 1;
-    if (db_path) {
-        TrainDbArgs da = {tpath, tokenizer, data_path, split, selfgen, cache_dir};
-        if (train_db_begin(&g_tdb, db_path, run_name, resume_run, &da, &cfg, sha, &m.cfg, &ring, err)) {
-            cli_error("%s", err);
-            goto out;
-        }
-    }
+    if (g_tdb && train_db_attach(g_tdb, &ring, err)) { cli_error("%s", err); goto out; }
     Trainer *tr;
     if (trainer_start(&tr, &cfg, &m, &tok, &data, sha, &ring, err)) { cli_error("%s", err); goto out; }
     int stop_sent = 0;
@@ -352,7 +370,8 @@ int cli_train(int argc, char **argv)
     for (;;) {
         if (g_interrupted && !stop_sent) {
             clear_bar();
-            fprintf(stderr, "interrupt: stopping after the current step and writing the checkpoint...\n");
+            fprintf(stderr, "interrupt: stopping after the current step and writing the checkpoint "
+                            "(interrupt again to quit at once)...\n");
             trainer_stop(tr);
             stop_sent = 1;
         }

@@ -552,7 +552,7 @@ static int load_tokenizer(const GGUF *g, int vocab, Tokenizer *tok, int *loaded,
         ob_seterr(err, "tokenizer.ggml.tokens is missing or not a string array");
         return -1;
     }
-    if (toks->len != (uint64_t)vocab) {
+    if (toks->len > (uint64_t)vocab || toks->len == 0) {
         ob_seterr(err, "tokenizer.ggml.tokens has %llu entries, the model's vocabulary has %d", (unsigned long long)toks->len, vocab);
         return -1;
     }
@@ -564,10 +564,11 @@ static int load_tokenizer(const GGUF *g, int vocab, Tokenizer *tok, int *loaded,
     if (gguf_get_int(g, "tokenizer.ggml.bos_token_id", 0, vocab - 1, &bos, err) < 0) return -1;
     if (gguf_get_int(g, "tokenizer.ggml.eos_token_id", 0, vocab - 1, &eos, err) < 0) return -1;
     if (gguf_get_int(g, "tokenizer.ggml.unknown_token_id", 0, vocab - 1, &unk, err) < 0) return -1;
-    char **pieces = ob_calloc(toks->len, sizeof(char *));
-    int *lens = ob_calloc(toks->len, sizeof(int));
-    float *scores = ob_calloc(toks->len, sizeof(float));
-    int *types = ob_calloc(toks->len, sizeof(int));
+    /* a vocabulary padded past the tokenizer gets empty, unused pieces */
+    char **pieces = ob_calloc((size_t)vocab, sizeof(char *));
+    float *scores = ob_calloc((size_t)vocab, sizeof(float));
+    int *types = ob_calloc((size_t)vocab, sizeof(int));
+    for (int i = (int)toks->len; i < vocab; i++) { pieces[i] = ob_strdup(""); types[i] = 5; }
     const uint8_t *p = toks->str;
     const uint8_t *ts = ty ? ty->str : NULL, *ss = sc ? sc->str : NULL;
     for (uint64_t i = 0; i < toks->len; i++) {
@@ -576,14 +577,13 @@ static int load_tokenizer(const GGUF *g, int vocab, Tokenizer *tok, int *loaded,
         pieces[i] = ob_malloc(n + 1);
         memcpy(pieces[i], p + 8, n);
         pieces[i][n] = 0;
-        lens[i] = n > (1u << 20) ? (1 << 20) : (int)n;
         p += 8 + n;
         if (ss) memcpy(&scores[i], ss + 4 * i, 4);
         if (ts) { int32_t v; memcpy(&v, ts + 4 * i, 4); types[i] = v; }
     }
     int rc;
     if (spm) {
-        rc = tok_init_spm(tok, (int)toks->len, (const char *const *)pieces, scores, types, (int)bos, (int)eos, (int)unk, err);
+        rc = tok_init_spm(tok, vocab, (const char *const *)pieces, scores, types, (int)bos, (int)eos, (int)unk, err);
     } else {
         const GGUFKV *mg = gguf_find_kv(g, "tokenizer.ggml.merges");
         if (!mg || mg->type != GGUF_ARRAY || mg->arr_type != GGUF_STRING || mg->len > (1u << 24)) {
@@ -603,14 +603,14 @@ static int load_tokenizer(const GGUF *g, int vocab, Tokenizer *tok, int *loaded,
             char *pre = gguf_get_str(g, "tokenizer.ggml.pre");
             int pretok = pre && (!strcmp(pre, "llama-bpe") || !strcmp(pre, "llama3")) ? TOK_PRE_LLAMA3 : TOK_PRE_GPT2;
             free(pre);
-            rc = tok_init_bytelevel(tok, (int)toks->len, (const char *const *)pieces, types, (int)mg->len,
+            rc = tok_init_bytelevel(tok, vocab, (const char *const *)pieces, types, (int)mg->len,
                                     (const char *const *)merges, (int)bos, (int)eos, pretok, err);
             for (uint64_t i = 0; i < mg->len; i++) free(merges[i]);
             free(merges);
         }
     }
-    for (uint64_t i = 0; i < toks->len; i++) free(pieces[i]);
-    free(pieces); free(lens); free(scores); free(types);
+    for (int i = 0; i < vocab; i++) free(pieces[i]);
+    free(pieces); free(scores); free(types);
     if (rc) return -1;
     *loaded = 1;
     return 0;

@@ -600,10 +600,23 @@ int model_load_ex(Model *m, Tokenizer *tok, int *tok_loaded, const char *path, c
     if (S_ISDIR(st.st_mode)) return hf_load_dir(m, tok, tok_loaded, path, err);
     FILE *f = fopen(path, "rb");
     if (!f) { ob_seterr(err, "%s: %s", path, strerror(errno)); return -1; }
-    char magic[4] = {0};
-    size_t n = fread(magic, 1, 4, f);
+    unsigned char magic[9] = {0};
+    size_t n = fread(magic, 1, 9, f);
     fclose(f);
-    if (n == 4 && memcmp(magic, "GGUF", 4) == 0) return gguf_load_model(m, tok, tok_loaded, path, err);
+    if (n >= 4 && memcmp(magic, "GGUF", 4) == 0) return gguf_load_model(m, tok, tok_loaded, path, err);
+    uint64_t hl;
+    memcpy(&hl, magic, 8);
+    if (n == 9 && magic[8] == '{' && hl <= (uint64_t)st.st_size - 8) {
+        /* a safetensors file: its directory, when it has config.json */
+        char *dir = ob_strdup(path), *slash = strrchr(dir, '/');
+        if (slash) *slash = 0;
+        else { free(dir); dir = ob_strdup("."); }
+        int rc = -1;
+        if (hf_is_dir(dir)) rc = hf_load_dir(m, tok, tok_loaded, dir, err);
+        else ob_seterr(err, "%s: is a safetensors file without config.json beside it (pass the model directory)", path);
+        free(dir);
+        return rc;
+    }
     return model_load_llama2c(m, path, err);
 }
 

@@ -10,8 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common.h"
+#include "svid.h"
 
 #define QAT_LN_EPS 1e-5 /* = BITLINEAR_EPS */
 
@@ -53,8 +55,6 @@ struct QatModel {
     float *logits;      /* (N,V) student */
     float *tlogits;     /* (N,V) teacher */
     float *thid;        /* (L,N,C) teacher hidden states */
-    float *thid_seq;    /* (L,T,C) one sequence's, from model_forward */
-    ModelActs tacts;    /* teacher forward scratch */
     float *rope_cos, *rope_sin; /* (seq_len, hd/2) */
     /* backward scratch */
     float *dres, *dyb, *dxn, *dhp, *dgate, *dup, *dao, *dq, *dk, *dv, *dlogits;
@@ -80,104 +80,92 @@ static void lin_dims(const ModelConfig *c, int j, int *in, int *out)
     }
 }
 
+/* the STE factor 1.001 − tanh²(w) = 0.001 + sech²(w), with one expf:
+ * sech²(w) = 4t/(1+t)², t = e^{−2|w|} */
+static inline float ste_of(float w)
+{
+    float t = expf(-2.0f * fabsf(w)), d = 1.0f + t;
+    return 0.001f + 4.0f * t / (d * d);
+}
+
+/* S = sign(W) and the STE factor for the latent weights [k0, k1) of L */
+static void sync_range(QatModel *q, QLin *L, size_t k0, size_t k1)
+{
+    const float *W = q->params + L->off_w;
+    float *ste = q->ste + L->off_w;
+    for (size_t k = k0; k < k1; k++) {
+        L->S[k] = W[k] >= 0.0f ? 1.0f : -1.0f;
+        ste[k] = ste_of(W[k]);
+    }
+}
+
+float qat_ste(float w) { return ste_of(w); }
+
 static void sync_S(QatModel *q)
 {
-    for (int i = 0; i < q->cfg.n_layers * LIN_PER_LAYER; i++) {
-        QLin *L = &q->lin[i];
-        const float *W = q->params + L->off_w;
-        size_t n = (size_t)L->in * L->out;
-        float *ste = q->ste + L->off_w;
-        for (size_t k = 0; k < n; k++) {
-            L->S[k] = W[k] >= 0.0f ? 1.0f : -1.0f;
-            float th = tanhf(W[k]);
-            ste[k] = 1.001f - th * th;
-        }
-    }
+    for (int i = 0; i < q->cfg.n_layers * LIN_PER_LAYER; i++)
+        sync_range(q, &q->lin[i], 0, (size_t)q->lin[i].in * q->lin[i].out);
 }
 
 void qat_sync(QatModel *q) { sync_S(q); }
 
-/* rank-1 nonnegative approximation |W| ≈ a·bᵀ, W (out,in) row-major.
- * NMF: alternating least squares a = Ab/bᵀb, b = Aᵀa/aᵀa with projection
- * onto >= 0; SVD: power iteration for the top singular pair, scaled
- * a = √σ·u, b = √σ·v. For a nonnegative matrix both reach the Perron pair. */
-static void rank1_abs(const float *W, int out, int in, int method, float *a, float *b)
+/* ---- construction ------------------------------------------------------ */
+
+double qat_memory_bytes(const ModelConfig *c, int B, int T)
 {
-    double *u = ob_malloc((size_t)out * sizeof(double)), *v = ob_malloc((size_t)in * sizeof(double));
-    for (int i = 0; i < in; i++) v[i] = 1.0 / sqrt((double)in);
-    double sigma = 0;
-    for (int it = 0; it < 100; it++) {
-        double vv = 0;
-        for (int i = 0; i < in; i++) vv += v[i] * v[i];
-        double uu = 0;
-        for (int r = 0; r < out; r++) {
-            const float *w = W + (size_t)r * in;
-            double s = 0;
-            for (int i = 0; i < in; i++) s += fabs((double)w[i]) * v[i];
-            u[r] = method == QAT_INIT_NMF ? (vv > 0 ? s / vv : 0) : s;
-            if (u[r] < 0) u[r] = 0;
-            uu += u[r] * u[r];
-        }
-        if (method != QAT_INIT_NMF) {
-            double nu = sqrt(uu);
-            if (nu > 0) for (int r = 0; r < out; r++) u[r] /= nu;
-            uu = nu > 0 ? 1 : 0;
-        }
-        double prev = sigma, vn = 0;
-        for (int i = 0; i < in; i++) v[i] = 0;
-        for (int r = 0; r < out; r++) {
-            const float *w = W + (size_t)r * in;
-            for (int i = 0; i < in; i++) v[i] += fabs((double)w[i]) * u[r];
-        }
-        for (int i = 0; i < in; i++) {
-            if (method == QAT_INIT_NMF) v[i] = uu > 0 ? v[i] / uu : 0;
-            if (v[i] < 0) v[i] = 0;
-            vn += v[i] * v[i];
-        }
-        vn = sqrt(vn);
-        if (method != QAT_INIT_NMF) {
-            sigma = vn;
-            if (vn > 0) for (int i = 0; i < in; i++) v[i] /= vn;
-        } else {
-            double nu = 0;
-            for (int r = 0; r < out; r++) nu += u[r] * u[r];
-            sigma = sqrt(nu) * vn;
-        }
-        if (it > 4 && fabs(sigma - prev) <= 1e-10 * sigma) break;
-    }
-    if (method == QAT_INIT_NMF) {
-        /* balance the scales: ‖a‖ = ‖b‖ */
-        double nu = 0, nv = 0;
-        for (int r = 0; r < out; r++) nu += u[r] * u[r];
-        for (int i = 0; i < in; i++) nv += v[i] * v[i];
-        double s = (nu > 0 && nv > 0) ? sqrt(sqrt(nv / nu)) : 1;
-        for (int r = 0; r < out; r++) a[r] = (float)(u[r] * s);
-        for (int i = 0; i < in; i++) b[i] = (float)(s > 0 ? v[i] / s : 0);
-    } else {
-        double s = sqrt(sigma);
-        for (int r = 0; r < out; r++) a[r] = (float)(u[r] * s);
-        for (int i = 0; i < in; i++) b[i] = (float)(v[i] * s);
-    }
-    free(u);
-    free(v);
+    double N = (double)B * T, C = c->dim, F = c->hidden_dim, V = c->vocab_size, L = c->n_layers;
+    double qd = (double)c->n_heads * c->head_dim, kvd = (double)c->n_kv_heads * c->head_dim;
+    double sum_out = qd + 2 * kvd + C + 2 * F + C, sum_io = C * qd + 2 * C * kvd + qd * C + 3 * C * F;
+    double maxin = fmax(fmax(C, F), qd), maxio = fmax(fmax(C * qd, C * F), C * kvd);
+    double per_layer = 4 * N * C + 2 * N + 2 * N * sum_out + 7 * N + N * qd + N * kvd +
+                       (double)B * c->n_heads * T * T + N * qd + N * F;
+    double nparams = L * (sum_io + 2 * C + qd + 2 * kvd + 3 * C + 3 * F + 0.0);
+    double global = L * sum_io + 3 * nparams + 2 * N * C + 3 * N * V + L * N * C + 2 * N * C + N * maxin +
+                    3 * N * F + 2 * N * qd + 2 * N * kvd + 2 * N * maxin + maxio + (double)T * T;
+    return 4 * (L * per_layer + global);
 }
 
-/* ---- construction ------------------------------------------------------ */
+/* free what qat_new allocated before the activations */
+static void qat_free_partial(QatModel *q)
+{
+    for (int i = 0; i < q->cfg.n_layers * LIN_PER_LAYER; i++) free(q->lin[i].S);
+    free(q->lin);
+    free(q->params); free(q->grads); free(q->ste); free(q->vrow);
+    free(q);
+}
 
 QatModel *qat_new(const Model *teacher, int init, int max_B, int max_T, char *err)
 {
     const ModelConfig *c = &teacher->cfg;
-    if (init != QAT_INIT_NMF && init != QAT_INIT_SVD) { ob_seterr(err, "unknown SVID init method %d", init); return NULL; }
+    if (init != SVID_NMF && init != SVID_SVD && init != SVID_XNOR) {
+        ob_seterr(err, "unknown SVID init method %d", init);
+        return NULL;
+    }
     if (max_B <= 0 || max_T <= 0 || max_T > c->seq_len || (long)max_B * max_T > (1L << 24)) {
         ob_seterr(err, "bad batch shape %d x %d (seq_len %d)", max_B, max_T, c->seq_len);
         return NULL;
     }
     for (int i = 0; i < c->n_layers * LIN_PER_LAYER; i++) {
+        int in, out;
+        lin_dims(c, i % LIN_PER_LAYER, &in, &out);
         if (teacher->lin[i].kind != LINEAR_DENSE || !teacher->lin[i].w) {
             ob_seterr(err, "teacher linear %s of layer %d is not dense FP32", model_lin_names[i % LIN_PER_LAYER],
                       i / LIN_PER_LAYER);
             return NULL;
         }
+        if (teacher->lin[i].in != in || teacher->lin[i].out != out) {
+            ob_seterr(err, "teacher linear %s of layer %d is %dx%d, the config says %dx%d",
+                      model_lin_names[i % LIN_PER_LAYER], i / LIN_PER_LAYER, teacher->lin[i].out,
+                      teacher->lin[i].in, out, in);
+            return NULL;
+        }
+    }
+    double need = qat_memory_bytes(c, max_B, max_T);
+    double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    if (have > 0 && need > 0.9 * have) {
+        ob_seterr(err, "training batch %d x %d tokens needs %.1f GiB of activations and parameters; this machine has %.1f GiB",
+                  max_B, max_T, need / 1073741824.0, have / 1073741824.0);
+        return NULL;
     }
     QatModel *q = ob_calloc(1, sizeof *q);
     q->t = teacher;
@@ -208,14 +196,19 @@ QatModel *qat_new(const Model *teacher, int init, int max_B, int max_T, char *er
     q->grads = falloc(off);
     q->ste = falloc(off);
     q->vrow = falloc((size_t)c->vocab_size);
-    /* SVID init from the teacher */
+    /* SVID init from the teacher: |W| ≈ a·bᵀ, h = a, g = b, W = 0.01·sign(W) */
     for (int i = 0; i < Lc * LIN_PER_LAYER; i++) {
         QLin *L = &q->lin[i];
         const float *Wt = teacher->lin[i].w;
         float *W = q->params + L->off_w;
         size_t n = (size_t)L->in * L->out;
         for (size_t k = 0; k < n; k++) W[k] = Wt[k] >= 0.0f ? 0.01f : -0.01f;
-        rank1_abs(Wt, L->out, L->in, init, q->params + L->off_h, q->params + L->off_g);
+        char why[OB_ERRLEN];
+        if (svid_rank1(Wt, L->out, L->in, (SvidMethod)init, q->params + L->off_h, q->params + L->off_g, NULL, why)) {
+            ob_seterr(err, "SVID of layer %d %s: %s", i / LIN_PER_LAYER, model_lin_names[i % LIN_PER_LAYER], why);
+            qat_free_partial(q);
+            return NULL;
+        }
     }
     sync_S(q);
     q->layer = ob_calloc(Lc, sizeof(QLayer));
@@ -243,8 +236,6 @@ QatModel *qat_new(const Model *teacher, int init, int max_B, int max_T, char *er
     q->tlogits = falloc(N * V);
     q->dlogits = falloc(N * V);
     q->thid = falloc((size_t)Lc * N * C);
-    q->thid_seq = falloc((size_t)Lc * max_T * C);
-    model_acts_init(&q->tacts, c, max_T);
     q->rope_cos = falloc((size_t)c->seq_len * c->head_dim / 2);
     q->rope_sin = falloc((size_t)c->seq_len * c->head_dim / 2);
     model_rope_table(c, q->rope_cos, q->rope_sin);
@@ -276,8 +267,7 @@ void qat_free(QatModel *q)
     free(q->layer); free(q->lin);
     free(q->params); free(q->grads); free(q->ste); free(q->vrow);
     free(q->xL); free(q->xf); free(q->rf); free(q->logits); free(q->tlogits); free(q->dlogits);
-    free(q->thid); free(q->thid_seq);
-    model_acts_free(&q->tacts);
+    free(q->thid);
     free(q->rope_cos); free(q->rope_sin);
     free(q->dres); free(q->dyb); free(q->dxn); free(q->dhp); free(q->dgate); free(q->dup);
     free(q->dao); free(q->dq); free(q->dk); free(q->dv); free(q->gx); free(q->dgx); free(q->dSw); free(q->dP);
@@ -293,6 +283,8 @@ void qat_zero_grads(QatModel *q) { memset(q->grads, 0, q->nparams * sizeof(float
 const float *qat_logits(const QatModel *q) { return q->logits; }
 void qat_reuse_teacher(QatModel *q, int on) { q->reuse_teacher = on; }
 const float *qat_input_grad(const QatModel *q) { return q->dres; }
+const float *qat_teacher_logits(const QatModel *q) { return q->tlogits; }
+const float *qat_teacher_hidden(const QatModel *q) { return q->thid; }
 void qat_times(const QatModel *q, double sec[QAT_NTIMERS]) { memcpy(sec, q->tsec, sizeof q->tsec); }
 
 int qat_linear_params(QatModel *q, int l, int j, float **W, float **g, float **h, int *in, int *out)
@@ -598,6 +590,50 @@ static void student_forward(QatModel *q, const int *tokens, int B, int T)
                 q->logits, c->vocab_size);
 }
 
+/* y (N,out) = x (N,in) · Wᵀ: a dense teacher linear, as linear_forward */
+static void dense_fwd(const Linear *L, const float *x, float *y, int N)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, L->out, L->in, 1.0f, x, L->in, L->w, L->in, 0.0f, y,
+                L->out);
+}
+
+/* the teacher's forward (model_forward's computation) batched over all B·T
+ * tokens like the student's: hidden states into thid (L,N,C), logits into
+ * tlogits. Scratch: the student's layer-0 buffers and xL, which the
+ * student forward rewrites afterwards. */
+static void teacher_forward(QatModel *q, const int *tokens, int B, int T)
+{
+    const Model *m = q->t;
+    const ModelConfig *c = &q->cfg;
+    int C = c->dim, F = c->hidden_dim, N = B * T;
+    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    QLayer *s = &q->layer[0];
+    float *x = q->xL;
+    for (int n = 0; n < N; n++) memcpy(x + (size_t)n * C, m->tok_emb + (size_t)tokens[n] * C, C * sizeof(float));
+    for (int l = 0; l < c->n_layers; l++) {
+        const Linear *L = m->lin + (size_t)l * LIN_PER_LAYER;
+        qat_rmsnorm_fwd(s->xn1, s->r1, x, m->rms_att + (size_t)l * C, N, C, c->norm_eps);
+        dense_fwd(&L[LIN_Q], s->xn1, s->qr, N);
+        dense_fwd(&L[LIN_K], s->xn1, s->kr, N);
+        dense_fwd(&L[LIN_V], s->xn1, s->ly[LIN_V], N);
+        qat_rope_fwd(s->qr, N, T, qd, c->head_dim, q->rope_cos, q->rope_sin);
+        qat_rope_fwd(s->kr, N, T, kvd, c->head_dim, q->rope_cos, q->rope_sin);
+        qat_attention_fwd(c, s->qr, s->kr, s->ly[LIN_V], s->att, s->ao, B, T);
+        dense_fwd(&L[LIN_O], s->ao, s->ly[LIN_O], N);
+        for (size_t i = 0; i < (size_t)N * C; i++) x[i] += s->ly[LIN_O][i];
+        qat_rmsnorm_fwd(s->xn2, s->r2, x, m->rms_ffn + (size_t)l * C, N, C, c->norm_eps);
+        dense_fwd(&L[LIN_GATE], s->xn2, s->ly[LIN_GATE], N);
+        dense_fwd(&L[LIN_UP], s->xn2, s->ly[LIN_UP], N);
+        qat_swiglu_fwd(s->hp, s->ly[LIN_GATE], s->ly[LIN_UP], (size_t)N * F);
+        dense_fwd(&L[LIN_DOWN], s->hp, s->ly[LIN_DOWN], N);
+        for (size_t i = 0; i < (size_t)N * C; i++) x[i] += s->ly[LIN_DOWN][i];
+        memcpy(q->thid + (size_t)l * N * C, x, (size_t)N * C * sizeof(float));
+    }
+    qat_rmsnorm_fwd(q->xf, q->rf, x, m->rms_final, N, C, c->norm_eps);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, c->vocab_size, C, 1.0f, q->xf, C, m->wcls, C, 0.0f,
+                q->tlogits, c->vocab_size);
+}
+
 static const float *layer_out(const QatModel *q, int l)
 {
     return l + 1 < q->cfg.n_layers ? q->layer[l + 1].x : q->xL;
@@ -647,13 +683,8 @@ int qat_forward_backward(QatModel *q, const int *tokens, int B, int T, const Qat
     int C = c->dim, F = c->hidden_dim, V = c->vocab_size, N = B * T, Lc = c->n_layers;
     int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     double t0 = ob_now();
-    /* teacher: logits and per-layer hidden states, one sequence at a time */
-    for (int b = 0; b < B && !q->reuse_teacher; b++) {
-        model_forward(m, &q->tacts, tokens + (size_t)b * T, T, q->tlogits + (size_t)b * T * V, q->thid_seq);
-        for (int l = 0; l < Lc; l++)
-            memcpy(q->thid + ((size_t)l * N + (size_t)b * T) * C, q->thid_seq + (size_t)l * T * C,
-                   (size_t)T * C * sizeof(float));
-    }
+    /* teacher: logits and per-layer hidden states */
+    if (!q->reuse_teacher) teacher_forward(q, tokens, B, T);
     double t1 = ob_now();
     student_forward(q, tokens, B, T);
     double t2 = ob_now();
@@ -758,20 +789,38 @@ float qat_clip_grads(QatModel *q, float max_norm)
     return (float)norm;
 }
 
+typedef struct { float lr, b1, b2, eps, wd, ib1, ib2; } AdamK;
+
+/* AdamW on params [i0, i1) */
+static void adamw_range(QatModel *q, float *m, float *v, size_t i0, size_t i1, const AdamK *k)
+{
+    float *p = q->params;
+    const float *g = q->grads;
+    for (size_t i = i0; i < i1; i++) {
+        m[i] = k->b1 * m[i] + (1.0f - k->b1) * g[i];
+        v[i] = k->b2 * v[i] + (1.0f - k->b2) * g[i] * g[i];
+        float mh = m[i] * k->ib1, vh = v[i] * k->ib2;
+        p[i] -= k->lr * (mh / (sqrtf(vh) + k->eps) + k->wd * p[i]);
+    }
+}
+
 void qat_adamw_step(QatModel *q, float *m, float *v, long t, const AdamWCfg *c)
 {
     double t0 = ob_now();
-    double bc1 = 1.0 - pow(c->beta1, (double)t), bc2 = 1.0 - pow(c->beta2, (double)t);
-    float lr = c->lr, b1 = c->beta1, b2 = c->beta2, eps = c->eps, wd = c->weight_decay;
-    float *p = q->params;
-    const float *g = q->grads;
-    for (size_t i = 0; i < q->nparams; i++) {
-        m[i] = b1 * m[i] + (1.0f - b1) * g[i];
-        v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
-        float mh = (float)(m[i] / bc1), vh = (float)(v[i] / bc2);
-        p[i] -= lr * (mh / (sqrtf(vh) + eps) + wd * p[i]);
+    AdamK k = {c->lr, c->beta1, c->beta2, c->eps, c->weight_decay,
+               (float)(1.0 / (1.0 - pow(c->beta1, (double)t))), (float)(1.0 / (1.0 - pow(c->beta2, (double)t)))};
+    /* per linear: W in cache-sized chunks, each followed by its sign/STE
+     * refresh; then g and h (contiguous after W) */
+    for (int i = 0; i < q->cfg.n_layers * LIN_PER_LAYER; i++) {
+        QLin *L = &q->lin[i];
+        size_t nw = (size_t)L->in * L->out;
+        for (size_t c0 = 0; c0 < nw; c0 += 8192) {
+            size_t c1 = c0 + 8192 < nw ? c0 + 8192 : nw;
+            adamw_range(q, m, v, L->off_w + c0, L->off_w + c1, &k);
+            sync_range(q, L, c0, c1);
+        }
+        adamw_range(q, m, v, L->off_g, L->off_h + L->out, &k);
     }
-    sync_S(q);
     q->tsec[QAT_T_OPTIM] += ob_now() - t0;
 }
 

@@ -34,9 +34,8 @@
 
 typedef struct QatModel QatModel;
 
-/* init methods for qat_new: the rank-1 decomposition of |W| (SVID).
- * The values are those of svid.h's SvidMethod (NMF = 0, SVD = 1). */
-enum { QAT_INIT_NMF = 0, QAT_INIT_SVD = 1 };
+/* init methods for qat_new: svid.h's SvidMethod (svid_rank1 of |W|) */
+enum { QAT_INIT_NMF = 0, QAT_INIT_SVD = 1, QAT_INIT_XNOR = 2 }; /* = SVID_NMF, SVID_SVD, SVID_XNOR */
 
 typedef struct {
     float alpha;    /* weight of the hidden-state MSE term (1) */
@@ -52,11 +51,14 @@ typedef struct {
 
 /* Student initialised from the teacher by SVID of every dense linear:
  * |W| ≈ a·bᵀ (rank 1), h = a, g = b, latent W = 0.01·sign(W). init is
- * QAT_INIT_NMF or QAT_INIT_SVD. max_B, max_T bound qat_forward_backward's
+ * an SvidMethod (QAT_INIT_*). max_B, max_T bound qat_forward_backward's
  * B and T (max_T <= the teacher's seq_len). The teacher must stay alive and
  * unchanged while q exists. NULL with err on failure. */
 QatModel *qat_new(const Model *teacher, int init, int max_B, int max_T, char *err);
 void qat_free(QatModel *q);
+/* estimated bytes qat_new allocates for (max_B, max_T) (qat_new refuses
+ * more than 90% of the physical memory) */
+double qat_memory_bytes(const ModelConfig *c, int max_B, int max_T);
 
 const ModelConfig *qat_config(const QatModel *q);
 
@@ -127,6 +129,10 @@ double qat_flops(const QatModel *q, int B, int T);
  * of its previous call instead of running the teacher (same tokens, B, T
  * assumed), e.g. to differentiate the loss w.r.t. the student's input */
 void qat_reuse_teacher(QatModel *q, int on);
+/* the teacher's logits (B·T, V) and hidden states (L, B·T, C) of the last
+ * qat_forward_backward */
+const float *qat_teacher_logits(const QatModel *q);
+const float *qat_teacher_hidden(const QatModel *q);
 /* (B·T, C): grad_scale × d(loss)/d(the student's embedded input rows) of the
  * last qat_forward_backward (the embedding itself is frozen) */
 const float *qat_input_grad(const QatModel *q);
@@ -163,6 +169,8 @@ typedef struct {
     double *acc;                /* max(in,out) scratch */
     const float *ste;           /* (out,in) 1.001 − tanh²(W) precomputed, or NULL */
 } QatOnebitGrad;
+/* 1.001 − tanh²(w), what the student's STE uses (precomputed per weight) */
+float qat_ste(float w);
 /* consumes dy (N,out); dx (N,in) written, or added when accumulate;
  * dW += dS ⊙ (1.001 − tanh²(W)) */
 void qat_onebit_bwd(const QatOnebitGrad *p, const float *x, int N, const float *a, const float *y,

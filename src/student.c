@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -595,7 +596,11 @@ static int load_tokenizer(Tokenizer *tok, const Parsed *p, const char *path, cha
     }
     if (off != len) { ob_seterr(err, "%s: tokenizer.pieces has %zu bytes after the last piece", path, len - off); goto out; }
     if (copy_f32(scores, p, p->scores, path, err)) goto out;
-    if (tok_init(tok, n, (const char *const *)pieces, scores, p->bos, p->eos, err)) goto out;
+    char why[OB_ERRLEN];
+    if (tok_init(tok, n, (const char *const *)pieces, scores, p->bos, p->eos, why)) {
+        ob_seterr(err, "%s: tokenizer: %s", path, why);
+        goto out;
+    }
     rc = 0;
 out:
     for (int i = 0; i < n; i++) free(pieces[i]);
@@ -675,25 +680,63 @@ int student_has_tokenizer(const char *path, char *err)
 
 /* ---- PTQ ----------------------------------------------------------------- */
 
+typedef struct {
+    const Model *t;
+    SvidMethod init;
+    StudentLinearSrc *lin;
+    int total, next, failed;
+    char *err;
+    pthread_mutex_t mu;
+} QuantJob;
+
+static void *quant_worker(void *arg)
+{
+    QuantJob *j = arg;
+    char why[OB_ERRLEN];
+    for (;;) {
+        pthread_mutex_lock(&j->mu);
+        int i = j->failed ? j->total : j->next++;
+        pthread_mutex_unlock(&j->mu);
+        if (i >= j->total) break;
+        const Linear *L = &j->t->lin[i];
+        if (svid_rank1(L->w, L->out, L->in, j->init, (float *)j->lin[i].h, (float *)j->lin[i].g, NULL, why)) {
+            pthread_mutex_lock(&j->mu);
+            if (!j->failed) ob_seterr(j->err, "layers.%d.%s: %s", i / LIN_PER_LAYER, model_lin_names[i % LIN_PER_LAYER], why);
+            j->failed = 1;
+            pthread_mutex_unlock(&j->mu);
+        }
+    }
+    return NULL;
+}
+
 int student_quantize(const Model *teacher, SvidMethod init, int norm, StudentLinearSrc *lin_out, char *err)
 {
     int nlin = teacher->cfg.n_layers * LIN_PER_LAYER;
     memset(lin_out, 0, (size_t)nlin * sizeof *lin_out);
+    for (int i = 0; i < nlin; i++)
+        if (teacher->lin[i].kind != LINEAR_DENSE || !teacher->lin[i].w) {
+            ob_seterr(err, "quantize needs a dense teacher");
+            return -1;
+        }
     for (int i = 0; i < nlin; i++) {
         const Linear *L = &teacher->lin[i];
-        if (L->kind != LINEAR_DENSE || !L->w) {
-            ob_seterr(err, "quantize needs a dense teacher");
-            student_src_free(lin_out, nlin);
-            return -1;
-        }
-        float *g = ob_malloc((size_t)L->in * sizeof(float)), *h = ob_malloc((size_t)L->out * sizeof(float));
-        lin_out[i] = (StudentLinearSrc){L->w, g, h, norm};
-        char why[OB_ERRLEN];
-        if (svid_rank1(L->w, L->out, L->in, init, h, g, NULL, why)) {
-            ob_seterr(err, "layers.%d.%s: %s", i / LIN_PER_LAYER, model_lin_names[i % LIN_PER_LAYER], why);
-            student_src_free(lin_out, nlin);
-            return -1;
-        }
+        lin_out[i] = (StudentLinearSrc){L->w, ob_malloc((size_t)L->in * sizeof(float)), ob_malloc((size_t)L->out * sizeof(float)), norm};
+    }
+    /* the linears are independent: one worker per CPU, each takes the next */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int threads = cpus < 1 ? 1 : cpus > nlin ? nlin : (int)cpus;
+    QuantJob j = {teacher, init, lin_out, nlin, 0, 0, err, PTHREAD_MUTEX_INITIALIZER};
+    pthread_t *tid = ob_malloc((size_t)threads * sizeof *tid);
+    int started = 0;
+    for (int t = 1; t < threads; t++)
+        if (pthread_create(&tid[started], NULL, quant_worker, &j) == 0) started++;
+    quant_worker(&j);
+    for (int t = 0; t < started; t++) pthread_join(tid[t], NULL);
+    free(tid);
+    pthread_mutex_destroy(&j.mu);
+    if (j.failed) {
+        student_src_free(lin_out, nlin);
+        return -1;
     }
     return 0;
 }

@@ -371,9 +371,9 @@ int svid_model_stats(const Model *m, int threads, SvidMethod init, LayerStats *o
     pthread_t *tid = ob_malloc((size_t)threads * sizeof(pthread_t));
     int started = 0;
     for (int t = 1; t < threads; t++)
-        if (pthread_create(&tid[t], NULL, stats_worker, &j) == 0) tid[started++ + 1] = tid[t];
+        if (pthread_create(&tid[started], NULL, stats_worker, &j) == 0) started++;
     stats_worker(&j); /* the calling thread works too */
-    for (int t = 0; t < started; t++) pthread_join(tid[t + 1], NULL);
+    for (int t = 0; t < started; t++) pthread_join(tid[t], NULL);
     free(tid);
     pthread_mutex_destroy(&j.mu);
     return j.failed ? -1 : 0;

@@ -144,6 +144,21 @@ static char *config_json(const ModelConfig *m)
     return j.s;
 }
 
+int64_t train_db_teacher(Db *db, const char *teacher_path, const char *sha, const ModelConfig *mc, char *err)
+{
+    char *cj = config_json(mc);
+    char *tp = abs_path(teacher_path);
+    size_t n = strlen(tp);
+    const char *fmt = "llama2c";
+    if (n > 5 && !strcmp(tp + n - 5, ".gguf")) fmt = "gguf";
+    else if (n > 12 && !strcmp(tp + n - 12, ".safetensors")) fmt = "safetensors";
+    else if (n > 12 && !strcmp(tp + n - 12, "/config.json")) fmt = "hf";
+    int64_t id = db_teacher_upsert(db, tp, sha, fmt, cj, err);
+    free(cj);
+    free(tp);
+    return id;
+}
+
 /* ---- resume: rebuild the command line ------------------------------------------ */
 
 int train_db_resume_argv(const char *db_path, const char *run, int argc, char **argv, int *out_argc, char ***out_argv,
@@ -189,7 +204,7 @@ static const char *base_name(const char *p)
 }
 
 int train_db_begin(TrainDb **out, const char *store, const char *name, const char *resume, const TrainDbArgs *a,
-                   TrainConfig *cfg, const char *teacher_sha, const ModelConfig *mc, EventRing *notify, char *err)
+                   TrainConfig *cfg, const char *teacher_sha, const ModelConfig *mc, char *err)
 {
     *out = NULL;
     TrainDb *t = ob_calloc(1, sizeof *t);
@@ -234,15 +249,7 @@ int train_db_begin(TrainDb **out, const char *store, const char *name, const cha
         db_run_free(&r);
         if (db_run_set_status(t->db, t->run, RUN_RUNNING, "resuming", err)) goto fail;
     } else {
-        char *cj = config_json(mc);
-        char *tp = abs_path(a->teacher);
-        char *fmt = NULL;
-        const char *ext = strrchr(tp, '.');
-        fmt = ob_strdup(ext && !strcmp(ext, ".gguf") ? "gguf" : ext && !strcmp(ext, ".safetensors") ? "safetensors" : "llama2c");
-        int64_t teacher = db_teacher_upsert(t->db, tp, teacher_sha, fmt, cj, err);
-        free(cj);
-        free(tp);
-        free(fmt);
+        int64_t teacher = train_db_teacher(t->db, a->teacher, teacher_sha, mc, err);
         if (teacher < 0) goto fail;
         char *hp = hparams_json(a, cfg);
         t->run = db_run_create(t->db, name, teacher, hp, (int)cfg->steps, err);
@@ -261,11 +268,6 @@ int train_db_begin(TrainDb **out, const char *store, const char *name, const cha
     } else {
         t->data_name = ob_strdup("self-generated held-out");
     }
-    if (!(t->w = db_writer_start(db_path(t->db), t->run, notify, err))) {
-        char e2[OB_ERRLEN];
-        if (!resume) db_run_set_status(t->db, t->run, RUN_FAILED, err, e2);
-        goto fail;
-    }
     *out = t;
     return 0;
 fail:
@@ -276,15 +278,16 @@ fail:
     return -1;
 }
 
+int train_db_attach(TrainDb *t, EventRing *notify, char *err)
+{
+    t->w = db_writer_start(db_path(t->db), t->run, notify, err);
+    if (t->w) db_writer_set_dataset(t->w, t->data_name);
+    return t->w ? 0 : -1;
+}
+
 void train_db_event(TrainDb *t, const Event *e)
 {
-    if (!t) return;
-    if (e->kind == EV_EVAL && !e->text[0]) {
-        Event c = *e;
-        snprintf(c.text, sizeof c.text, "%s", t->data_name);
-        db_writer_push(t->w, &c);
-        return;
-    }
+    if (!t || !t->w) return;
     if (e->kind == EV_CKPT && e->text[0] && e->text[0] != '/') { /* resumable from any directory */
         Event c = *e;
         char *p = abs_path(e->text);
@@ -303,7 +306,7 @@ void train_db_event(TrainDb *t, const Event *e)
 int train_db_end(TrainDb *t, int exit_code, char *err)
 {
     if (!t) return 0;
-    int rc = db_writer_stop(t->w, err);
+    int rc = t->w ? db_writer_stop(t->w, err) : 0;
     char e2[OB_ERRLEN];
     if (!t->ended) {
         char msg[128];

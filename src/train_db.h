@@ -10,6 +10,7 @@
 #ifndef OB_TRAIN_DB_H
 #define OB_TRAIN_DB_H
 
+#include "db.h"
 #include "events.h"
 #include "model.h"
 #include "trainer.h"
@@ -26,6 +27,10 @@ typedef struct {
 
 typedef struct TrainDb TrainDb;
 
+/* record (or find) the teacher file: absolute path, sha256, format from
+ * the extension, shape as config JSON; returns its id or -1 */
+int64_t train_db_teacher(Db *db, const char *teacher_path, const char *sha, const ModelConfig *mc, char *err);
+
 /* For `--db DB --resume RUN`: a new argv (free with train_db_free_argv):
  * argv[0], RUN's stored options, then argv[1..]. */
 int train_db_resume_argv(const char *db_path, const char *run, int argc, char **argv, int *out_argc, char ***out_argv,
@@ -35,10 +40,11 @@ void train_db_free_argv(int argc, char **argv);
 /* Open the store and either create a run (resume == NULL; name may be
  * NULL) or take over run `resume` (id or name): then cfg->resume_path
  * becomes its latest checkpoint, or NULL to start over when it has none.
- * Sets cfg->run_id and starts the writer; writer errors go to notify as
- * EV_LOG. Prints one line saying which run it is. */
+ * Sets cfg->run_id. Prints one line saying which run it is. */
 int train_db_begin(TrainDb **out, const char *db_path, const char *name, const char *resume, const TrainDbArgs *a,
-                   TrainConfig *cfg, const char *teacher_sha, const ModelConfig *mc, EventRing *notify, char *err);
+                   TrainConfig *cfg, const char *teacher_sha, const ModelConfig *mc, char *err);
+/* start the writer; its errors go to notify as EV_LOG */
+int train_db_attach(TrainDb *t, EventRing *notify, char *err);
 /* hand one trainer event to the writer (never blocks) */
 void train_db_event(TrainDb *t, const Event *e);
 /* Stop the writer (everything is committed), record the student when the

@@ -119,6 +119,13 @@ static void emit_log(Trainer *t, const char *fmt, ...)
     emit(t, &e);
 }
 
+static void emit_eval(Trainer *t, long step, const char *what, double nll)
+{
+    Event e = {.kind = EV_EVAL, .step = (int)step, .eval_nll = nll, .eval_ppl = exp(nll)};
+    snprintf(e.text, sizeof e.text, "%s", what);
+    emit(t, &e);
+}
+
 /* ---- evaluation ------------------------------------------------------------- */
 int trainer_dense_nll(const Model *m, const DataSet *d, long max_windows, double *nll, long *tokens, char *err)
 {
@@ -453,12 +460,10 @@ static void *run(void *arg)
     t->v = ob_calloc(np, sizeof(float));
     t->batch_tok = ob_malloc((size_t)k->batch * k->seq_len * sizeof(int));
     if (student_nll(t, 0, &t->sum.svid_nll, &ntok, err)) { fail(t, err); return NULL; }
-    emit_log(t, "held-out NLL (%ld tokens): teacher %.4f, PTQ SVID(%s) %.4f, PTQ XNOR %.4f", ntok, t->sum.teacher_nll,
-             k->init ? "svd" : "nmf", t->sum.svid_nll, t->sum.xnor_nll);
-    {
-        Event e = {.kind = EV_EVAL, .step = 0, .eval_nll = t->sum.svid_nll, .eval_ppl = exp(t->sum.svid_nll)};
-        emit(t, &e);
-    }
+    emit_log(t, "held-out split: %ld tokens to predict", ntok);
+    emit_eval(t, 0, "teacher", t->sum.teacher_nll);
+    emit_eval(t, 0, "ptq-xnor", t->sum.xnor_nll);
+    emit_eval(t, 0, "ptq-svid", t->sum.svid_nll);
     data_cursor_init(&t->cur, k->seed);
     if (t->resume_path) {
         if (load_ckpt(t, t->resume_path, err)) { fail(t, err); return NULL; }
@@ -522,8 +527,7 @@ static void *run(void *arg)
         if (k->eval_every > 0 && t->step % k->eval_every == 0 && t->step < k->steps) {
             double nll;
             if (student_nll(t, k->max_eval_windows, &nll, &ntok, err)) { fail(t, err); return NULL; }
-            Event e = {.kind = EV_EVAL, .step = (int)t->step, .eval_nll = nll, .eval_ppl = exp(nll)};
-            emit(t, &e);
+            emit_eval(t, t->step, k->max_eval_windows > 0 ? "student-partial" : "student", nll);
         }
         if (t->ckpt_path && k->ckpt_every > 0 && t->step % k->ckpt_every == 0 && t->step < k->steps) {
             t->elapsed += ob_now() - active_since;
@@ -536,10 +540,7 @@ static void *run(void *arg)
     t->sum.elapsed = t->elapsed;
     if (t->ckpt_path && write_ckpt(t, err)) { fail(t, err); return NULL; }
     if (student_nll(t, 0, &t->sum.student_nll, &ntok, err)) { fail(t, err); return NULL; }
-    {
-        Event e = {.kind = EV_EVAL, .step = (int)t->step, .eval_nll = t->sum.student_nll, .eval_ppl = exp(t->sum.student_nll)};
-        emit(t, &e);
-    }
+    emit_eval(t, t->step, "student", t->sum.student_nll);
     if (stopped) {
         t->sum.status = RUN_STOPPED;
         snprintf(t->sum.message, sizeof t->sum.message, "stopped at step %ld of %ld%s%s", t->step, k->steps,

@@ -8,6 +8,13 @@
  * Determinism: the same data, config, seed and thread count give
  * bit-identical losses and parameters, also across a checkpoint + resume.
  *
+ * Events: EV_STATUS (running/paused/finished/failed/stopped + message),
+ * EV_STEP every log_every steps (means over the interval of loss, kl, mse;
+ * lr, grad_norm of the last step; tokens/s, elapsed, ETA), EV_CKPT (path),
+ * EV_LOG (text), EV_EVAL (held-out NLL; text says whose: "teacher",
+ * "ptq-xnor", "ptq-svid" at step 0, then "student" — or "student-partial"
+ * when max_eval_windows caps a periodic eval).
+ *
  * Checkpoint file (little-endian; written to PATH.tmp.<pid>, fsync'd,
  * renamed over PATH):
  *   "OBCKPT1\n" (8), u32 version (1), char teacher_sha256[64],

@@ -50,6 +50,9 @@ expect_exit 0 "inspect table" "$BIN" inspect --teacher "$M" --tokenizer "$Z" --i
 check "table has layers" contains "$TMP/out" "layers.4.w3"
 check "table has bpw" contains "$TMP/out" "bits per weight"
 check "table has sizes" contains "$TMP/out" "size 1-bit"
+cp "$M" "$TMP/alone.bin" # no tokenizer beside it: inspect does not need one
+expect_exit 0 "inspect without a tokenizer" "$BIN" inspect --teacher "$TMP/alone.bin" --csv
+check "same csv without a tokenizer" test "$(tail -1 "$TMP/out")" = "$(cd "$TMP" && "$BIN" inspect --teacher "$M" --tokenizer "$Z" --csv | tail -1)"
 expect_exit 2 "bad --init" "$BIN" inspect --teacher "$M" --init pca
 check "bad --init message" contains "$TMP/err" "nmf, svd or xnor"
 expect_exit 2 "--json --csv" "$BIN" inspect --teacher "$M" --json --csv

@@ -28,6 +28,12 @@ if [ -e "$SHARED/models/stories260K-hf/config.json" ]; then
     H="$SHARED/models/stories260K-hf"
     expect_exit 0 "hf greedy" "$BIN" generate --teacher "$H" --tokenizer "$Z" --temp 0 -n 256
     check "hf greedy text equals llama2.c" cmp -s "$TMP/out" "$GOLD"
+    expect_exit 0 "hf model.safetensors named directly" "$BIN" generate --teacher "$H/model.safetensors" --tokenizer "$Z" --temp 0 -n 256
+    check "hf (file named) greedy text equals llama2.c" cmp -s "$TMP/out" "$GOLD"
+    mkdir "$TMP/s"
+    cp "$H/model.safetensors" "$TMP/s/"
+    expect_exit 1 "safetensors without config.json" "$BIN" generate --teacher "$TMP/s/model.safetensors" --tokenizer "$Z" -n 5
+    check "says config.json" contains "$TMP/err" "without config.json"
     mkdir "$TMP/h"
     cp "$H/config.json" "$H/model.safetensors" "$Z" "$TMP/h/"
     expect_exit 0 "hf with tok512.bin inside" "$BIN" generate --teacher "$TMP/h/" --temp 0 -n 256

@@ -46,6 +46,8 @@ check "context message" contains "$TMP/err" "context 512"
 expect_exit 1 "missing data" "$BIN" train $T --data "$TMP/none.txt" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit"
 expect_exit 1 "missing resume" "$BIN" train $T --data "$X" --split "$S" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --resume "$TMP/none.ckpt"
 check "resume message" contains "$TMP/err" "none.ckpt"
+expect_exit 1 "unwritable out" "$BIN" train $T --data "$X" --split "$S" --steps 5 --seq-len 32 --batch 2 --out "$TMP/nodir/s.onebit"
+check "unwritable out message" contains "$TMP/err" "nodir"
 expect_exit 1 "bad teacher" "$BIN" train --teacher "$TMP/short.txt" --tokenizer "$Z" --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit"
 
 # ---- a short run: the loss falls, the student beats PTQ SVID ----
@@ -113,4 +115,6 @@ check "SIGINT exits 130 (got $rc)" test "$rc" = 130
 check "SIGINT message" contains "$TMP/int.err" "interrupt"
 check "SIGINT checkpoint" test -s "$TMP/int.onebit.ckpt"
 check "SIGINT summary" contains "$TMP/int.out" "student (QAT)"
+check "SIGINT checkpoint resumes" "$BIN" train $T --data "$TMP/stories.txt" --split "$S" --steps 100000 --seq-len 64 --batch 4 \
+    --out "$TMP/int.onebit" --resume "$TMP/int.onebit.ckpt" --stop-after 3 > /dev/null 2>&1
 done_tests

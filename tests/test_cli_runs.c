@@ -62,6 +62,8 @@ static int64_t fixture(const char *path)
     }
     DbEval e1 = {.step = 5, .dataset = "tiny,stories", .nll = 2.5, .ppl = 12.182};
     DbEval e2 = {.step = 10, .dataset = "tiny,stories", .nll = 2.25, .ppl = 9.4877};
+    DbEval e0 = {.step = 0, .dataset = "tiny,stories", .model = "teacher", .nll = 1.72, .ppl = 5.5845};
+    db_eval_put(db, r, &e0, err);
     db_eval_put(db, r, &e1, err);
     db_eval_put(db, r, &e2, err);
     db_checkpoint_put(db, r, 5, "/ckpt/a-5.ckpt", "c5", err);
@@ -110,7 +112,7 @@ int main(void)
 
     snprintf(a, sizeof a, "runs show distill-a --db '%s'", db);
     CHECK(run(a) == 0 && has(out, "finished: done") && has(out, "/ckpt/a-10.ckpt") && has(out, "\"lr\":0.0004") &&
-              has(out, "checkpoints  2") && has(out, "evaluations  2"),
+              has(out, "checkpoints  2") && has(out, "evaluations  3") && has(out, "teacher"),
           "show:\n%s", out);
     snprintf(a, sizeof a, "runs show %lld --json --db '%s'", (long long)r, db);
     CHECK(run(a) == 0 && has(out, "\"hparams\":{\"lr\":0.0004,\"steps\":20,\"note\":\"a \\\"quoted\\\" one\"}") &&
@@ -136,7 +138,8 @@ int main(void)
     slurp(tmp("exp/metrics.csv"), out, sizeof out);
     CHECK(has(out, "11,3.25,2.8"), "metrics.csv");
     slurp(tmp("exp/evals.csv"), out, sizeof out);
-    CHECK(!strcmp(out, "step,dataset,nll,ppl\n5,\"tiny,stories\",2.5,12.182\n10,\"tiny,stories\",2.25,9.4877\n"),
+    CHECK(!strcmp(out, "step,model,dataset,nll,ppl\n0,teacher,\"tiny,stories\",1.72,5.5845\n5,student,\"tiny,stories\",2.5,12.182\n"
+                       "10,student,\"tiny,stories\",2.25,9.4877\n"),
           "evals.csv quoted: %s", out);
     slurp(tmp("exp/checkpoints.csv"), out, sizeof out);
     CHECK(has(out, "step,path,sha256,time\n5,/ckpt/a-5.ckpt,c5,"), "checkpoints.csv: %s", out);
@@ -175,6 +178,8 @@ int main(void)
     fclose(f);
     snprintf(a, sizeof a, "runs list --db '%s'", tmp("junk.db"));
     CHECK(run(a) == 1 && has(errout, "junk.db: not a onebit-tui database"), "junk db: %s", errout);
+    snprintf(a, sizeof a, "runs list --db '%s'", dir);
+    CHECK(run(a) == 1 && has(errout, "is a directory, not a database file"), "directory as --db: %s", errout);
     snprintf(a, sizeof a, "runs export distill-a '%s/run.json' --db '%s'", tmp("exp"), db);
     CHECK(run(a) == 1 && has(errout, "not a directory"), "export onto a file: %s", errout);
 

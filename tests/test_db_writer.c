@@ -129,6 +129,7 @@ static void test_urgent(void)
     CHECK(w != NULL, "start: %s", err);
     if (!w) return;
     db_writer_set_batch(w, 1000000, 3600); /* never by count or time */
+    db_writer_set_dataset(w, "tinystories");
     for (int s = 0; s < 10; s++) {
         Event e = step_ev(s, 5.0);
         db_writer_push(w, &e);
@@ -146,22 +147,40 @@ static void test_urgent(void)
     db_writer_stats(w, &st);
     CHECK(st.commits == 1 && st.events == 12, "one transaction: %ld commits, %ld events", st.commits, st.events);
     Event ev = {.kind = EV_EVAL, .step = 10, .eval_nll = 2.0, .eval_ppl = 7.389};
-    snprintf(ev.text, sizeof ev.text, "tinystories");
+    snprintf(ev.text, sizeof ev.text, "student");
     db_writer_push(w, &ev);
+    Event tev = {.kind = EV_EVAL, .step = 10, .eval_nll = 1.0, .eval_ppl = 2.718}; /* same step, another model */
+    snprintf(tev.text, sizeof tev.text, "teacher");
+    db_writer_push(w, &tev);
     Event fin = {.kind = EV_STATUS, .status = RUN_FINISHED};
     snprintf(fin.text, sizeof fin.text, "finished 10 steps");
     db_writer_push(w, &fin);
     CHECK(wait_for(db->h, "SELECT count(*) FROM runs WHERE status='finished' AND owner_pid IS NULL", 1),
           "a status change is committed at once");
-    CHECK(q_int(db->h, "SELECT count(*) FROM evals WHERE dataset='tinystories' AND step=10") == 1, "eval stored");
+    CHECK(q_int(db->h, "SELECT count(*) FROM evals WHERE dataset='tinystories' AND step=10 AND model='student'") == 1 &&
+              q_int(db->h, "SELECT count(*) FROM evals WHERE dataset='tinystories' AND step=10 AND model='teacher'") == 1,
+          "evals stored with the dataset and whose they are");
     db_writer_stats(w, &st);
     CHECK(st.commits == 2, "two transactions: %ld", st.commits);
+    /* a real checkpoint file gets its sha256 after the commit */
+    FILE *f = fopen(tmp("abc.ckpt"), "w");
+    fputs("abc", f);
+    fclose(f);
+    Event ck2 = {.kind = EV_CKPT, .step = 11};
+    snprintf(ck2.text, sizeof ck2.text, "%s", tmp("abc.ckpt"));
+    db_writer_push(w, &ck2);
+    CHECK(wait_for(db->h,
+                   "SELECT count(*) FROM checkpoints WHERE step=11 AND "
+                   "sha256='ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'",
+                   1),
+          "checkpoint sha256 recorded");
+    CHECK(q_int(db->h, "SELECT count(*) FROM checkpoints WHERE step=10 AND sha256=''") == 1, "a missing file has no hash");
     Event other = {.kind = EV_LOG};
     db_writer_push(w, &other); /* ignored */
     CHECK(db_writer_stop(w, err) == 0, "stop: %s", err);
     DbRun r;
     CHECK(db_run_get(db, run, &r, err) == 0 && r.status == RUN_FINISHED && !strcmp(r.message, "finished 10 steps") &&
-              r.steps_done == 9 && r.last_ckpt_step == 10,
+              r.steps_done == 9 && r.last_ckpt_step == 11 && fabs(r.best_ppl - 7.389) < 1e-12,
           "run after the writer");
     db_run_free(&r);
     db_close(db);

@@ -124,6 +124,30 @@ int main(void)
         CHECK(d > 0 && d < (ty == GGML_F16 ? 0.05 : 0.2), "%s logits differ by %g", name, d);
         model_free(&r);
     }
+    /* stories260K in Q8_0 where rows allow it (64 columns), F16 for the
+     * down projection (172 columns is not a multiple of 32) */
+    {
+        GGUFW w = {0};
+        gw_model(&w, &ref, GGML_Q8_0, 0);
+        int nq = 0;
+        for (int i = 0; i < w.n_t; i++)
+            if (w.t[i].type == GGML_Q8_0 && w.t[i].ne[0] % 32) w.t[i].type = GGML_F16;
+            else nq += w.t[i].type == GGML_Q8_0;
+        Buf out = {0};
+        gw_build(&w, &out);
+        char path[600];
+        snprintf(path, sizeof path, "%s/stories_q8_0.gguf", dir);
+        write_buf(path, out.p, out.n);
+        free(out.p);
+        free(w.kv.p);
+        CHECK(nq == 2 + 6 * 5, "Q8_0 tensors: %d", nq);
+        if (model_load(&r, path, err) == 0) {
+            d = max_logit_diff(&ref, &r, greedy8, 8);
+            printf("stories260K Q8_0/F16: max |logit diff| vs F32 = %g\n", d);
+            CHECK(d > 0 && d < 0.5, "Q8_0 logits differ by %g", d);
+            model_free(&r);
+        } else CHECK(0, "stories Q8_0: %s", err);
+    }
     /* Q8_0 on a model whose rows are multiples of 32: dim 64, hidden 96 */
     Model tm;
     tiny_model(&tm, 64, 96, 2, 4, 2, 32, 0);
@@ -152,7 +176,7 @@ int main(void)
     model_free(&tm);
     /* a tiny model with a byte-level ("gpt2") tokenizer: 256 byte tokens
      * in GPT-2 spelling, merges "h e", "t he", "Ġ the" */
-    tiny_model(&tm, 16, 16, 1, 2, 1, 260, 1);
+    tiny_model(&tm, 16, 16, 1, 2, 1, 264, 1); /* 4 rows of padding past the 260 tokens */
     {
         GGUFW w = {0};
         gw_model(&w, &tm, GGML_F16, 1);
@@ -197,6 +221,7 @@ int main(void)
             int *ids2, n2;
             tok_encode(&tg, "the the", 1, 1, &ids2, &n2);
             CHECK(tg.mode == TOK_BYTELEVEL && tg.bos_id == -1 && tg.eos_id == 259, "byte-level from GGUF: mode %d bos %d eos %d", tg.mode, tg.bos_id, tg.eos_id);
+            CHECK(tg.vocab_size == 264 && tg.vocab_len[263] == 0, "padded vocabulary: %d", tg.vocab_size);
             CHECK(n2 == 3 && ids2[0] == 257 && ids2[1] == 258 && ids2[2] == 259, "gpt2 GGUF encodes 'the the' as 257 258 259 (%d ids)", n2);
             CHECK(!strcmp(tok_decode(&tg, 257, 258), " the"), "gpt2 GGUF decode");
             free(ids2);

@@ -155,7 +155,9 @@ int main(void)
         char name[32];
         snprintf(name, sizeof name, "hf_%s", dts[k]);
         const char *dd = write_hf(&ref, name, dts[k], k != 0, k == 0 ? 3 : 1);
-        if (model_load_ex(&r, NULL, NULL, dd, err)) { CHECK(0, "%s: %s", name, err); continue; }
+        int lrc = model_load_ex(&r, NULL, NULL, dd, err);
+        free((char *)dd);
+        if (lrc) { CHECK(0, "%s: %s", name, err); continue; }
         CHECK(r.cfg.shared_classifier == (k != 0), "%s: tied %d", name, r.cfg.shared_classifier);
         size_t bad = 0;
         for (size_t i = 0; i < ref.arena_floats; i++) {
@@ -171,6 +173,34 @@ int main(void)
         printf("%s: max |logit diff| = %g\n", name, d);
         CHECK(k == 0 ? d == 0 : d < 0.2, "%s logits differ by %g", name, d);
         model_free(&r);
+    }
+
+    /* head_dim larger than hidden_size / heads (32 / 4 = 8 < 16), GQA 4:2,
+     * through a Hugging Face directory and a GGUF file */
+    {
+        Model hm, rt;
+        tiny_model_hd(&hm, 32, 48, 2, 4, 2, 16, 40, 0);
+        const char *dd = write_hf(&hm, "head_dim", "F32", 0, 1);
+        if (model_load(&rt, dd, err) == 0) {
+            CHECK(rt.cfg.head_dim == 16 && rt.cfg.n_kv_heads == 2 && rt.arena_floats == hm.arena_floats &&
+                  !memcmp(rt.arena, hm.arena, hm.arena_floats * 4), "head_dim 16 directory round trip");
+            d = max_logit_diff(&hm, &rt, greedy8, 1);
+            CHECK(d == 0, "head_dim logits differ by %g", d);
+            model_free(&rt);
+        } else CHECK(0, "head_dim dir: %s", err);
+        free((char *)dd);
+        GGUFW w = {0};
+        gw_model(&w, &hm, GGML_F32, 0);
+        Buf out = {0};
+        gw_build(&w, &out);
+        write_buf(sub("head_dim.gguf"), out.p, out.n);
+        free(out.p);
+        free(w.kv.p);
+        if (model_load(&rt, sub("head_dim.gguf"), err) == 0) {
+            CHECK(rt.cfg.head_dim == 16 && !memcmp(rt.arena, hm.arena, hm.arena_floats * 4), "head_dim 16 GGUF round trip");
+            model_free(&rt);
+        } else CHECK(0, "head_dim gguf: %s", err);
+        model_free(&hm);
     }
 
     /* tokenizer.json, SentencePiece-style BPE: merges built from tok512's

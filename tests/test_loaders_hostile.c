@@ -82,8 +82,8 @@ static Buf gguf_variant(int v)
     else {
         gw_str(&w, "tokenizer.ggml.model", "llama");
         gw_key(&w, "tokenizer.ggml.tokens", GGUF_ARRAY);
-        buf_u32(&w.kv, GGUF_STRING); buf_u64(&w.kv, 3);
-        buf_gstr(&w.kv, "a"); buf_gstr(&w.kv, "b"); buf_gstr(&w.kv, "c");
+        buf_u32(&w.kv, GGUF_STRING); buf_u64(&w.kv, 9);
+        for (int i = 0; i < 9; i++) buf_gstr(&w.kv, "a");
     }
     if (v == G_BOS) gw_u32(&w, "tokenizer.ggml.unknown_token_id", 99);
     WTensor *q = &w.t[3]; /* blk.0.attn_q.weight */
@@ -116,7 +116,7 @@ static void gguf_cases(void)
         {G_SHAPE, "shape [32, 16]"}, {G_MISALIGN, "alignment"}, {G_OVERLAP, "overlap"}, {G_PASTEND, "past the end"},
         {G_ALIGN3, "general.alignment"}, {G_ARCH, "architecture 'gpt2'"}, {G_NOLAYERS, "missing metadata llama.block_count"},
         {G_LAYERS_STR, "expected an integer"}, {G_KVTYPE, "unknown metadata value type 99"}, {G_DEEP, "nested"},
-        {G_ARRBIG, "runs past the end"}, {G_Q8ROW, "not a multiple of 32"}, {G_TOKCOUNT, "tokenizer.ggml.tokens has 3 entries"},
+        {G_ARRBIG, "runs past the end"}, {G_Q8ROW, "not a multiple of 32"}, {G_TOKCOUNT, "tokenizer.ggml.tokens has 9 entries"},
         {G_DUPKEY, "duplicate metadata key llama.embedding_length"}, {G_BOS, "out of range"}, {G_NAN, "not finite"},
         {G_V1, "version 1"}, {G_V99, "version 99"},
     };

@@ -24,7 +24,6 @@ static void fill(float *p, size_t n, double scale, double offset)
 }
 
 /* relative error with a floor relative to the largest gradient */
-typedef struct { double max_rel; double max_abs_grad; const char *what; } Err;
 static double rel_err(double a, double n, double floor)
 {
     double d = fabs(a - n), s = fabs(a) > fabs(n) ? fabs(a) : fabs(n);
@@ -40,13 +39,8 @@ static double dotR(const float *y, const float *R, size_t n)
     return s;
 }
 
-static double worst[16];
-static const char *worst_name[16];
-static int n_worst;
 static void report(const char *name, double e, double tol)
 {
-    worst_name[n_worst] = name;
-    worst[n_worst++] = e;
     printf("  %-34s max rel err %.3g\n", name, e);
     CHECK(e < tol, "%s: max rel err %g >= %g", name, e, tol);
 }
@@ -217,6 +211,23 @@ static void check_onebit(void)
         if (r > e) e = r;
     }
     report("onebit STE dW = dS*(1.001-tanh^2)", e, 1e-5);
+    /* the precomputed factor the student uses */
+    double es = 0;
+    for (int i = -2000; i <= 2000; i++) {
+        double w = i * 0.005, t = tanh(w);
+        double r = fabs(qat_ste((float)w) - (1.001 - t * t)) / (1.001 - t * t);
+        if (r > es) es = r;
+    }
+    report("qat_ste(w) vs 1.001-tanh^2(w), |w|<=10", es, 1e-5);
+    float *ste = malloc(nw * 4), *dW2 = calloc(nw, 4), *dg2 = calloc(c.in, 4), *dh2 = calloc(c.out, 4);
+    for (size_t k = 0; k < nw; k++) ste[k] = qat_ste(W[k]);
+    QatOnebitGrad p2 = {c.in, c.out, c.S, W, c.g, c.h, dW2, dg2, dh2, dS, c.gx, dgx, acc, ste};
+    memcpy(dy, c.R, ny * 4);
+    qat_onebit_bwd(&p2, c.x, c.N, c.a, c.y, c.rstd, dy, dx, 0);
+    double e2 = 0;
+    for (size_t k = 0; k < nw; k++) { double r = rel_err(dW2[k], dW[k], 1e-6); if (r > e2) e2 = r; }
+    report("onebit dW with precomputed STE", e2, 1e-5);
+    free(ste); free(dW2); free(dg2); free(dh2);
     /* accumulate = 1 adds to dx */
     float *dx2 = malloc(nx * 4);
     for (size_t i = 0; i < nx; i++) dx2[i] = 1.0f;
@@ -420,6 +431,43 @@ static void check_whole(int heads, int kv, int shared, const char *tag)
         for (int i = 0; i < 2 * LIN_PER_LAYER; i++) bitlinear_free(bls[i]);
         model_free(&s);
     }
+    /* the batched teacher forward == model_forward; the KL value from the
+     * two sets of logits in double */
+    {
+        QatLoss L;
+        QatLossCfg lc = {1.0f, 0.01f};
+        qat_forward_backward(q, tok, B, T, &lc, 1.0f, &L);
+        const float *tl = qat_teacher_logits(q), *th = qat_teacher_hidden(q), *sl = qat_logits(q);
+        ModelActs a;
+        model_acts_init(&a, &m.cfg, T);
+        float *lg = malloc((size_t)T * V * 4), *hid = malloc((size_t)2 * T * C * 4);
+        double dl = 0, dh = 0, kl = 0;
+        for (int b = 0; b < B; b++) {
+            model_forward(&m, &a, tok + b * T, T, lg, hid);
+            for (int i = 0; i < T * V; i++) dl = fmax(dl, fabs(lg[i] - tl[(size_t)b * T * V + i]));
+            for (int l = 0; l < 2; l++)
+                for (int i = 0; i < T * C; i++)
+                    dh = fmax(dh, fabs(hid[(size_t)l * T * C + i] - th[((size_t)l * N + b * T) * C + i]));
+            for (int t = 0; t < T; t++) {
+                const float *zt = lg + (size_t)t * V, *zs = sl + ((size_t)b * T + t) * V;
+                double mt = zt[0], ms = zs[0], st = 0, ss = 0;
+                for (int v = 1; v < V; v++) { mt = fmax(mt, zt[v]); ms = fmax(ms, zs[v]); }
+                for (int v = 0; v < V; v++) { st += exp(zt[v] - mt); ss += exp(zs[v] - ms); }
+                for (int v = 0; v < V; v++) {
+                    double lpt = zt[v] - mt - log(st), lps = zs[v] - ms - log(ss);
+                    kl += exp(lpt) * (lpt - lps);
+                }
+            }
+        }
+        kl /= B;
+        printf("  %s teacher vs model_forward: max |dlogit| %.3g, max |dhidden| %.3g; kl %.9g vs %.9g\n", tag, dl, dh,
+               L.kl, kl);
+        CHECK(dl < 1e-4 && dh < 1e-4, "%s batched teacher: %g %g", tag, dl, dh);
+        CHECK(fabs(L.kl - kl) < 1e-5 * kl, "%s kl %.9g vs %.9g", tag, L.kl, kl);
+        CHECK_NEAR(L.loss, (double)0.01f * L.kl + L.mse, 1e-9, "loss total");
+        free(lg); free(hid);
+        model_acts_free(&a);
+    }
     /* bad input */
     int badtok[14];
     memcpy(badtok, tok, sizeof tok);
@@ -451,6 +499,12 @@ int main(void)
     random_model(&m, 12, 20, 2, 3, 1, 37, 0);
     CHECK(qat_new(&m, 7, 2, 7, err) == NULL, "bad init rejected");
     CHECK(qat_new(&m, QAT_INIT_SVD, 2, 17, err) == NULL, "max_T > seq_len rejected");
+    CHECK(qat_new(&m, QAT_INIT_SVD, 1 << 20, 16, err) == NULL && strstr(err, "GiB"), "too big a batch: %s", err);
+    m.lin[3].out = 11;
+    CHECK(qat_new(&m, QAT_INIT_SVD, 2, 7, err) == NULL && strstr(err, "wo"), "linear shape mismatch: %s", err);
+    m.lin[3].out = 12;
+    m.wk[5] = NAN;
+    CHECK(qat_new(&m, QAT_INIT_NMF, 2, 7, err) == NULL && strstr(err, "wk"), "non-finite teacher weight: %s", err);
     model_free(&m);
     return test_done("test_qat_grad");
 }

@@ -8,6 +8,7 @@
 #include "common.h"
 #include "model.h"
 #include "qat.h"
+#include "svid.h"
 #include "test.h"
 #include "tokenizer.h"
 
@@ -139,6 +140,10 @@ static void check_accumulation(void)
         signs &= W[r * in + c] == (Wt[r * in + c] >= 0 ? 0.01f : -0.01f);
     }
     CHECK(signs, "latent W = 0.01·sign(W)");
+    float *a = malloc(out * 4), *bb = malloc(in * 4);
+    CHECK(svid_rank1(Wt, out, in, SVID_NMF, a, bb, NULL, err) == 0, "svid");
+    CHECK(!memcmp(a, h, out * 4) && !memcmp(bb, g, in * 4), "h = a, g = b of svid_rank1(NMF)");
+    free(a); free(bb);
     CHECK(err_svid < err_mean, "rank-1 |W| fit %g beats the mean %g", err_svid, err_mean);
     free(G);
     qat_free(q);

@@ -290,6 +290,9 @@ static void write_errors(const char *dir)
     snprintf(path, sizeof path, "%s/no/such/dir/w.onebit", dir);
     CHECK(student_write(path, &t, NULL, src, NULL, err) == -1 && strstr(err, "temporary"), "bad dir: %s", err);
     student_src_free(src, LIN_PER_LAYER);
+    ((float *)t.lin[2].w)[5] = NAN;
+    CHECK(student_quantize(&t, SVID_NMF, 0, src, err) == -1 && strstr(err, "layers.0.wv") && strstr(err, "not finite"), "NaN weight: %s", err);
+    CHECK(src[0].g == NULL && src[6].h == NULL, "nothing left allocated on error");
     model_free(&t);
 }
 

@@ -22,6 +22,8 @@ static char dir[256];
 typedef struct {
     double loss[MAXSTEPS + 1];   /* by step */
     int nsteps, ckpts, paused, status_final;
+    int eval_kinds;              /* bits: teacher 1, ptq-xnor 2, ptq-svid 4, student 8 */
+    double eval_student;         /* last "student" EV_EVAL */
     char status_msg[512];
 } Seen;
 
@@ -34,6 +36,12 @@ static void collect(EventRing *r, Seen *s)
             const Event *e = &ev[i];
             if (e->kind == EV_STEP && e->step >= 1 && e->step <= MAXSTEPS) { s->loss[e->step] = e->loss; s->nsteps++; }
             if (e->kind == EV_CKPT) s->ckpts++;
+            if (e->kind == EV_EVAL) {
+                if (!strcmp(e->text, "teacher")) s->eval_kinds |= 1;
+                if (!strcmp(e->text, "ptq-xnor")) s->eval_kinds |= 2;
+                if (!strcmp(e->text, "ptq-svid")) s->eval_kinds |= 4;
+                if (!strcmp(e->text, "student")) { s->eval_kinds |= 8; s->eval_student = e->eval_nll; }
+            }
             if (e->kind == EV_STATUS) {
                 if (e->status == RUN_PAUSED) s->paused++;
                 s->status_final = e->status;
@@ -113,6 +121,7 @@ int main(void)
     int finite = 1;
     for (int i = 1; i <= 12; i++) finite &= isfinite(a.loss[i]) && a.loss[i] > 0;
     CHECK(finite, "A losses finite and positive");
+    CHECK(a.eval_kinds == 15 && a.eval_student == sa.student_nll, "EV_EVAL for teacher, PTQs, student (%d)", a.eval_kinds);
     CHECK(sa.teacher_nll < sa.svid_nll, "teacher %.4f beats PTQ SVID %.4f", sa.teacher_nll, sa.svid_nll);
 
     /* the exported .onebit gives (up to FP16 g, h) the trainer's held-out NLL */

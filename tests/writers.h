@@ -159,6 +159,7 @@ static inline void gw_model(GGUFW *w, const Model *m, uint32_t mat_type, int tie
     gw_u32(w, "llama.attention.head_count_kv", c->n_kv_heads);
     gw_u32(w, "llama.context_length", c->seq_len);
     gw_u32(w, "llama.rope.dimension_count", c->head_dim);
+    gw_u32(w, "llama.attention.key_length", c->head_dim);
     gw_f32(w, "llama.attention.layer_norm_rms_epsilon", c->norm_eps);
     gw_f32(w, "llama.rope.freq_base", c->rope_theta);
     gw_tensor(w, "token_embd.weight", mat_type, m->tok_emb, V, C);
@@ -197,9 +198,9 @@ static inline void gw_tokenizer(GGUFW *w, const Tokenizer *t)
 }
 
 /* a small random llama model for hostile-file tests */
-static inline void tiny_model(Model *m, int dim, int hidden, int layers, int heads, int kv, int vocab, int tied)
+static inline void tiny_model_hd(Model *m, int dim, int hidden, int layers, int heads, int kv, int hd, int vocab, int tied)
 {
-    ModelConfig c = {dim, hidden, layers, heads, kv, dim / heads, vocab, 16, 10000.0f, 1e-5f, tied};
+    ModelConfig c = {dim, hidden, layers, heads, kv, hd, vocab, 16, 10000.0f, 1e-5f, tied};
     char err[OB_ERRLEN];
     if (model_alloc(m, &c, 1, err)) { fprintf(stderr, "%s\n", err); exit(1); }
     uint32_t s = 12345;
@@ -207,6 +208,11 @@ static inline void tiny_model(Model *m, int dim, int hidden, int layers, int hea
         s = s * 1664525u + 1013904223u;
         m->arena[i] = ((float)(s >> 8) / 16777216.0f - 0.5f) * 0.2f;
     }
+}
+
+static inline void tiny_model(Model *m, int dim, int hidden, int layers, int heads, int kv, int vocab, int tied)
+{
+    tiny_model_hd(m, dim, hidden, layers, heads, kv, dim / heads, vocab, tied);
 }
 
 /* ---- safetensors ----------------------------------------------------------*/
@@ -313,9 +319,9 @@ static inline int st_config(const char *path, const ModelConfig *c, int tied)
             "{\"architectures\":[\"LlamaForCausalLM\"],\"model_type\":\"llama\",\"hidden_size\":%d,"
             "\"intermediate_size\":%d,\"num_hidden_layers\":%d,\"num_attention_heads\":%d,"
             "\"num_key_value_heads\":%d,\"vocab_size\":%d,\"max_position_embeddings\":%d,"
-            "\"rms_norm_eps\":%g,\"rope_theta\":%g,\"hidden_act\":\"silu\",\"tie_word_embeddings\":%s}\n",
+            "\"rms_norm_eps\":%g,\"rope_theta\":%g,\"hidden_act\":\"silu\",\"tie_word_embeddings\":%s,\"head_dim\":%d}\n",
             c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, c->seq_len,
-            (double)c->norm_eps, (double)c->rope_theta, tied ? "true" : "false");
+            (double)c->norm_eps, (double)c->rope_theta, tied ? "true" : "false", c->head_dim);
     return fclose(f);
 }
 

@@ -4,7 +4,7 @@
  * background thread as soon as a teacher is loaded, with a progress bar,
  * and stored in the run store so the next visit is instant. Sortable;
  * Enter shows the layer's |W| and W histograms and the spread of the sign
- * balance over rows and columns. */
+ * balance over rows and columns. `inspect --db` stores the same records. */
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -16,6 +16,7 @@
 #include "chart.h"
 #include "common.h"
 #include "db.h"
+#include "db_svid.h"
 #include "hist.h"
 #include "svid.h"
 #include "table.h"
@@ -47,110 +48,22 @@ static struct {
     int inited;
 } L;
 
-/* ---- the run-store cache: LayerStats <-> DbLayerStat (+ detail JSON) ---- */
-static char *detail_json(const LayerStats *s)
-{
-    size_t cap = 16384, k = 0;
-    char *b = ob_malloc(cap);
-#define P(...) k += (size_t)snprintf(b + k, cap - k, __VA_ARGS__)
-    P("{\"row_pos\":[%.9g,%.9g,%.9g],\"col_pos\":[%.9g,%.9g,%.9g],\"g\":[%.9g,%.9g],\"h\":[%.9g,%.9g],\"bpw\":%.9g,",
-      s->row_pos_min, s->row_pos_max, s->row_pos_std, s->col_pos_min, s->col_pos_max, s->col_pos_std, s->g_min, s->g_max,
-      s->h_min, s->h_max, s->bpw);
-    P("\"abs\":[%.9g,%.9g", (double)s->abs_lo, (double)s->abs_hi);
-    for (int i = 0; i < SVID_BINS; i++) P(",%ld", s->abs_hist[i]);
-    P("],\"w\":[%.9g,%.9g", (double)s->w_lo, (double)s->w_hi);
-    for (int i = 0; i < SVID_BINS; i++) P(",%ld", s->w_hist[i]);
-    P("]}");
-#undef P
-    return b;
-}
-
-/* the numbers of "key":[...] into v (at most n); returns how many */
-static int json_array(const char *js, const char *key, double *v, int n)
-{
-    char pat[32];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(js, pat);
-    if (!p) return 0;
-    p += strlen(pat);
-    int single = *p != '[';
-    if (!single) p++;
-    int k = 0;
-    while (k < n) {
-        char *end;
-        double x = strtod(p, &end);
-        if (end == p) break;
-        v[k++] = x;
-        p = end;
-        if (single || *p != ',') break;
-        p++;
-    }
-    return k;
-}
-
-static int from_db(const DbLayerStat *d, LayerStats *s)
-{
-    memset(s, 0, sizeof *s);
-    snprintf(s->name, sizeof s->name, "%s", d->name);
-    s->layer = d->layer;
-    s->kind = d->kind;
-    s->rows = d->rows;
-    s->cols = d->cols;
-    s->nmf_err = d->nmf_err;
-    s->svd_err = d->svd_err;
-    s->xnor_err = d->xnor_err;
-    s->pos_frac = d->pos_frac;
-    s->bins = SVID_BINS;
-    double v[SVID_BINS + 2];
-    const char *js = d->detail ? d->detail : "";
-    if (json_array(js, "row_pos", v, 3) != 3) return -1;
-    s->row_pos_min = v[0]; s->row_pos_max = v[1]; s->row_pos_std = v[2];
-    if (json_array(js, "col_pos", v, 3) != 3) return -1;
-    s->col_pos_min = v[0]; s->col_pos_max = v[1]; s->col_pos_std = v[2];
-    if (json_array(js, "g", v, 2) != 2) return -1;
-    s->g_min = v[0]; s->g_max = v[1];
-    if (json_array(js, "h", v, 2) != 2) return -1;
-    s->h_min = v[0]; s->h_max = v[1];
-    if (json_array(js, "bpw", v, 1) != 1) return -1;
-    s->bpw = v[0];
-    if (json_array(js, "abs", v, SVID_BINS + 2) != SVID_BINS + 2) return -1;
-    s->abs_lo = (float)v[0]; s->abs_hi = (float)v[1];
-    for (int i = 0; i < SVID_BINS; i++) s->abs_hist[i] = (long)v[i + 2];
-    if (json_array(js, "w", v, SVID_BINS + 2) != SVID_BINS + 2) return -1;
-    s->w_lo = (float)v[0]; s->w_hi = (float)v[1];
-    for (int i = 0; i < SVID_BINS; i++) s->w_hist[i] = (long)v[i + 2];
-    return 0;
-}
-
+/* ---- the run-store cache (db_svid.h: the same records as inspect --db) ---- */
 static void store(App *a)
 {
     if (!a->db || !a->teacher_id) return;
-    DbLayerStat *d = ob_calloc(L.n, sizeof *d);
-    for (int i = 0; i < L.n; i++) {
-        const LayerStats *s = &L.st[i];
-        d[i] = (DbLayerStat){.layer = s->layer, .kind = s->kind, .rows = s->rows, .cols = s->cols, .nmf_err = s->nmf_err,
-                             .svd_err = s->svd_err, .xnor_err = s->xnor_err, .pos_frac = s->pos_frac};
-        snprintf(d[i].name, sizeof d[i].name, "%s", s->name);
-        d[i].detail = detail_json(s);
-    }
     char err[OB_ERRLEN];
-    if (db_layer_stats_put(a->db, a->teacher_id, d, L.n, err)) app_msg(a, 1, "run store: %s", err);
-    for (int i = 0; i < L.n; i++) free(d[i].detail);
-    free(d);
+    if (db_layer_stats_save(a->db, a->teacher_id, L.st, L.n, err)) app_msg(a, 1, "run store: %s", err);
 }
 
 static int load_cached(App *a)
 {
     if (!a->db || !a->teacher_id || !a->teacher) return 0;
-    DbLayerStat *d;
+    LayerStats *st;
     int n;
     char err[OB_ERRLEN];
-    if (db_layer_stats_get(a->db, a->teacher_id, &d, &n, err)) { app_msg(a, 1, "run store: %s", err); return 0; }
-    int want = a->teacher->cfg.n_layers * LIN_PER_LAYER, ok = n == want;
-    LayerStats *st = ok ? ob_calloc(n, sizeof *st) : NULL;
-    for (int i = 0; ok && i < n; i++) ok = from_db(&d[i], &st[i]) == 0;
-    db_layer_stats_free(d, n);
-    if (!ok) { free(st); return 0; }
+    if (db_layer_stats_load(a->db, a->teacher_id, &st, &n, err)) { app_msg(a, 1, "run store: %s", err); return 0; }
+    if (n != a->teacher->cfg.n_layers * LIN_PER_LAYER) { free(st); return 0; }
     free(L.st);
     L.st = st;
     L.n = n;

@@ -18,6 +18,7 @@
 #include "db.h"
 #include "student.h"
 #include "table.h"
+#include "train_db.h"
 
 typedef struct {
     pthread_t th;
@@ -126,17 +127,9 @@ static void model_event(App *a, const Event *ev)
             const ModelConfig *c = &a->teacher->cfg;
             snprintf(a->teacher_sha, sizeof a->teacher_sha, "%s", j->sha);
             a->teacher_id = 0;
-            if (a->db && a->teacher_sha[0]) {
-                char cfg[512], err[OB_ERRLEN];
-                char *abs = realpath(j->path, NULL); /* as train --db records it */
-                snprintf(cfg, sizeof cfg,
-                         "{\"dim\":%d,\"hidden_dim\":%d,\"n_layers\":%d,\"n_heads\":%d,\"n_kv_heads\":%d,"
-                         "\"vocab_size\":%d,\"seq_len\":%d}",
-                         c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, c->seq_len);
-                const char *ext = strrchr(j->path, '.'); /* the names train --db records */
-                const char *fmt = ext && !strcmp(ext, ".gguf") ? "gguf" : ext && !strcmp(ext, ".safetensors") ? "safetensors" : "llama2c";
-                a->teacher_id = db_teacher_upsert(a->db, abs ? abs : j->path, j->sha, fmt, cfg, err);
-                free(abs);
+            if (a->db && a->teacher_sha[0]) { /* the teacher record of train --db and inspect --db */
+                char err[OB_ERRLEN];
+                a->teacher_id = train_db_teacher(a->db, j->path, j->sha, c, err);
                 if (a->teacher_id <= 0) { a->teacher_id = 0; app_msg(a, 1, "run store: %s", err); }
             }
             app_msg(a, 0, "loaded %s: dim %d, %d layers, vocab %d", j->path, c->dim, c->n_layers, c->vocab_size);

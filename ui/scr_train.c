@@ -48,8 +48,10 @@ typedef struct {
 typedef struct {
     double *step, *loss, *kl, *mse, *lr;
     int n, cap;
-    double *estep, *eppl;
+    double *estep, *eppl;        /* the student's held-out perplexity */
     int ne, ecap;
+    double teacher_ppl, xnor_ppl, svid_ppl;  /* reference lines (NAN: not yet) */
+    double ref_x[2], ref_t[2], ref_s[2];     /* drawn across the chart */
 } Curves;
 
 static struct {
@@ -101,6 +103,10 @@ static void curves_add_step(Curves *c, const Event *e)
 
 static void curves_add_eval(Curves *c, const Event *e)
 {
+    /* the trainer labels its evaluations: teacher, ptq-xnor, ptq-svid, student[-partial] */
+    if (!strcmp(e->text, "teacher")) { c->teacher_ppl = e->eval_ppl; return; }
+    if (!strcmp(e->text, "ptq-xnor")) { c->xnor_ppl = e->eval_ppl; return; }
+    if (!strcmp(e->text, "ptq-svid")) c->svid_ppl = e->eval_ppl; /* also the student at step 0 */
     if (c->ne == c->ecap) {
         int nc = c->ecap ? c->ecap * 2 : 32;
         grow(&c->estep, c->ne, nc); grow(&c->eppl, c->ne, nc);
@@ -115,6 +121,7 @@ static void curves_free(Curves *c)
 {
     free(c->step); free(c->loss); free(c->kl); free(c->mse); free(c->lr); free(c->estep); free(c->eppl);
     memset(c, 0, sizeof *c);
+    c->teacher_ppl = c->xnor_ppl = c->svid_ppl = NAN;
 }
 
 /* ---- starting runs -------------------------------------------------------------- */
@@ -203,8 +210,17 @@ static void prep_done(App *a)
         char rid[32];
         snprintf(rid, sizeof rid, "%lld", (long long)it->run_id);
         if (train_db_begin(&R.tdb, a->db_path, it->name[0] ? it->name : NULL, it->run_id ? rid : NULL, &args, &it->cfg,
-                           a->teacher_sha, &a->teacher->cfg, &a->ring, err)) {
+                           a->teacher_sha, &a->teacher->cfg, err)) {
             app_msg(a, 1, "run not started: %s", err);
+            data_free(&R.data);
+            start_next(a);
+            return;
+        }
+        if (train_db_attach(R.tdb, &a->ring, err)) {
+            app_msg(a, 1, "run not started: %s", err);
+            char e2[OB_ERRLEN];
+            train_db_end(R.tdb, 1, e2);
+            R.tdb = NULL;
             data_free(&R.data);
             start_next(a);
             return;
@@ -437,8 +453,14 @@ static void train_draw(App *a, UiGrid *g)
                    e->tokens_per_s, el, eta);
     int bw = g->w - 2;
     progress_bar(g, 0, y++, bw, R.it.cfg.steps ? (double)e->step / R.it.cfg.steps : 0);
-    ui_grid_printf(g, 0, y++, g->w, UI_A_DIM, "loss %.4f  kl %.4f  mse %.4f  lr %.2e  grad norm %.3f   %s%s", e->loss, e->kl,
-                   e->mse, e->lr, e->grad_norm, R.status_text, R.nq ? "" : "");
+    ui_grid_printf(g, 0, y++, g->w, UI_A_DIM, "loss %.4f  kl %.4f  mse %.4f  lr %.2e  grad norm %.3f   %s", e->loss, e->kl,
+                   e->mse, e->lr, e->grad_norm, R.status_text);
+    if (isfinite(R.c.teacher_ppl)) {
+        char sp[48] = "-";
+        if (R.c.ne) snprintf(sp, sizeof sp, "%.3f (step %.0f)", R.c.eppl[R.c.ne - 1], R.c.estep[R.c.ne - 1]);
+        ui_grid_printf(g, 0, y++, g->w, UI_A_DIM, "held-out ppl: teacher %.3f   PTQ XNOR %.3f   PTQ SVID %.3f   student %s",
+                       R.c.teacher_ppl, R.c.xnor_ppl, R.c.svid_ppl, sp);
+    }
     if (R.nq) {
         char q[256] = "";
         size_t k = 0;
@@ -461,6 +483,12 @@ static void train_draw(App *a, UiGrid *g)
     ui_chart_render(&l, g, 0, y + lh, lw, rh);
     UiChart p = {.title = "held-out ppl", .xlabel = "step", .logy = R.logy};
     p.series[p.nseries++] = (UiSeries){"student", R.c.estep, R.c.eppl, R.c.ne, 1};
+    if (isfinite(R.c.teacher_ppl) && R.c.ne > 0) { /* the teacher as a line across */
+        R.c.ref_x[0] = 0;
+        R.c.ref_x[1] = R.it.cfg.steps;
+        R.c.ref_t[0] = R.c.ref_t[1] = R.c.teacher_ppl;
+        p.series[p.nseries++] = (UiSeries){"teacher", R.c.ref_x, R.c.ref_t, 2, 0};
+    }
     ui_chart_render(&p, g, lw + 1, y + lh, rw, rh);
 }
 

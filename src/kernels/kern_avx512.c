@@ -121,22 +121,28 @@ T512 static void lut_rowsN(const BitLinear *bl, const float *gx, int N, int b0, 
             const uint32_t *w = bl->kbits + ((size_t)k * nblk + b0) * 32;
             for (int b = b0; b < b1; b++, w += 32) {
                 __m512i lo = _mm512_load_si512((const void *)w), hi = _mm512_load_si512((const void *)(w + 16));
-                __m512i ix[16];
-                for (int j = 0; j < 8; j++) {
-                    ix[j] = _mm512_srli_epi32(lo, 4 * j);
-                    ix[8 + j] = _mm512_srli_epi32(hi, 4 * j);
-                }
+                /* the 16 shifted index vectors, reused for every token */
+                const __m512i i0 = lo, i1 = _mm512_srli_epi32(lo, 4), i2 = _mm512_srli_epi32(lo, 8), i3 = _mm512_srli_epi32(lo, 12);
+                const __m512i i4 = _mm512_srli_epi32(lo, 16), i5 = _mm512_srli_epi32(lo, 20), i6 = _mm512_srli_epi32(lo, 24);
+                const __m512i i7 = _mm512_srli_epi32(lo, 28), i8 = hi, i9 = _mm512_srli_epi32(hi, 4), i10 = _mm512_srli_epi32(hi, 8);
+                const __m512i i11 = _mm512_srli_epi32(hi, 12), i12 = _mm512_srli_epi32(hi, 16), i13 = _mm512_srli_epi32(hi, 20);
+                const __m512i i14 = _mm512_srli_epi32(hi, 24), i15 = _mm512_srli_epi32(hi, 28);
                 float *a = acc + (size_t)n0 * out_pad + (size_t)b * KERN_ROWBLK;
                 for (int n = 0; n < nt; n++, a += out_pad) {
                     const __m512 *t = tab[n];
-                    __m512 s0 = PERM(ix[0], t[0]), s1 = PERM(ix[1], t[1]);
-                    __m512 s2 = PERM(ix[8], t[8]), s3 = PERM(ix[9], t[9]);
-                    for (int j = 2; j < 8; j += 2) {
-                        s0 = _mm512_add_ps(s0, PERM(ix[j], t[j]));
-                        s1 = _mm512_add_ps(s1, PERM(ix[j + 1], t[j + 1]));
-                        s2 = _mm512_add_ps(s2, PERM(ix[8 + j], t[8 + j]));
-                        s3 = _mm512_add_ps(s3, PERM(ix[9 + j], t[9 + j]));
-                    }
+                    __m512 s0 = PERM(i0, t[0]), s1 = PERM(i1, t[1]), s2 = PERM(i8, t[8]), s3 = PERM(i9, t[9]);
+                    s0 = _mm512_add_ps(s0, PERM(i2, t[2]));
+                    s1 = _mm512_add_ps(s1, PERM(i3, t[3]));
+                    s2 = _mm512_add_ps(s2, PERM(i10, t[10]));
+                    s3 = _mm512_add_ps(s3, PERM(i11, t[11]));
+                    s0 = _mm512_add_ps(s0, PERM(i4, t[4]));
+                    s1 = _mm512_add_ps(s1, PERM(i5, t[5]));
+                    s2 = _mm512_add_ps(s2, PERM(i12, t[12]));
+                    s3 = _mm512_add_ps(s3, PERM(i13, t[13]));
+                    s0 = _mm512_add_ps(s0, PERM(i6, t[6]));
+                    s1 = _mm512_add_ps(s1, PERM(i7, t[7]));
+                    s2 = _mm512_add_ps(s2, PERM(i14, t[14]));
+                    s3 = _mm512_add_ps(s3, PERM(i15, t[15]));
                     __m512 s = _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3));
                     _mm512_storeu_ps(a, k ? _mm512_add_ps(_mm512_loadu_ps(a), s) : s);
                 }

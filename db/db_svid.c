@@ -1,0 +1,201 @@
+/* db_svid.c -- LayerStats <-> layer_stats rows (see db_svid.h). Doubles
+ * are written with 17 significant digits and floats with 9, so they read
+ * back exactly; non-finite numbers become JSON null / SQL NULL and read
+ * back as NAN. */
+#include "db_svid.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "db_internal.h"
+
+typedef struct {
+    char *s;
+    size_t n, cap;
+} Buf;
+
+static void put(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(Buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    for (;;) {
+        va_start(ap, fmt);
+        int k = vsnprintf(b->s ? b->s + b->n : NULL, b->s ? b->cap - b->n : 0, fmt, ap);
+        va_end(ap);
+        if (k < 0) abort();
+        if (b->s && b->n + (size_t)k < b->cap) { b->n += (size_t)k; return; }
+        b->cap = (b->cap + (size_t)k + 1) * 2;
+        b->s = realloc(b->s, b->cap);
+        if (!b->s) abort();
+    }
+}
+
+static void num(Buf *b, double v, int digits)
+{
+    if (isfinite(v)) put(b, "%.*g", digits, v);
+    else put(b, "null");
+}
+
+static void pair(Buf *b, const char *key, double x, double y, int digits)
+{
+    put(b, ",\"%s\":[", key);
+    num(b, x, digits);
+    put(b, ",");
+    num(b, y, digits);
+    put(b, "]");
+}
+
+static void hist(Buf *b, const char *key, const long *h, int bins)
+{
+    put(b, ",\"%s\":[", key);
+    for (int i = 0; i < bins; i++) put(b, "%s%ld", i ? "," : "", h[i]);
+    put(b, "]");
+}
+
+static char *detail_json(const LayerStats *s)
+{
+    Buf b = {0};
+    put(&b, "{\"row_pos\":[");
+    num(&b, s->row_pos_min, 17);
+    put(&b, ",");
+    num(&b, s->row_pos_max, 17);
+    put(&b, ",");
+    num(&b, s->row_pos_std, 17);
+    put(&b, "],\"col_pos\":[");
+    num(&b, s->col_pos_min, 17);
+    put(&b, ",");
+    num(&b, s->col_pos_max, 17);
+    put(&b, ",");
+    num(&b, s->col_pos_std, 17);
+    put(&b, "]");
+    pair(&b, "g", s->g_min, s->g_max, 17);
+    pair(&b, "h", s->h_min, s->h_max, 17);
+    put(&b, ",\"bpw\":");
+    num(&b, s->bpw, 17);
+    put(&b, ",\"bins\":%d", s->bins);
+    pair(&b, "abs_range", s->abs_lo, s->abs_hi, 9);
+    pair(&b, "w_range", s->w_lo, s->w_hi, 9);
+    int bins = s->bins > 0 && s->bins <= SVID_BINS ? s->bins : SVID_BINS;
+    hist(&b, "abs_hist", s->abs_hist, bins);
+    hist(&b, "w_hist", s->w_hist, bins);
+    put(&b, "}");
+    return b.s;
+}
+
+int db_layer_stats_save(Db *db, int64_t teacher, const LayerStats *st, int n, char *err)
+{
+    DbLayerStat *v = ob_calloc(n > 0 ? (size_t)n : 1, sizeof *v);
+    for (int i = 0; i < n; i++) {
+        v[i].layer = st[i].layer;
+        v[i].kind = st[i].kind;
+        snprintf(v[i].name, sizeof v[i].name, "%s", st[i].name);
+        v[i].rows = st[i].rows;
+        v[i].cols = st[i].cols;
+        v[i].nmf_err = st[i].nmf_err;
+        v[i].svd_err = st[i].svd_err;
+        v[i].xnor_err = st[i].xnor_err;
+        v[i].pos_frac = st[i].pos_frac;
+        v[i].detail = detail_json(&st[i]);
+    }
+    int rc = db_layer_stats_put(db, teacher, v, n, err);
+    for (int i = 0; i < n; i++) free(v[i].detail);
+    free(v);
+    return rc;
+}
+
+/* the numbers of a JSON array of integers ("[1,2,3]") into h */
+static int parse_hist(const char *s, long *h, int bins)
+{
+    if (!s || *s != '[') return -1;
+    s++;
+    for (int i = 0; i < bins; i++) {
+        char *end;
+        h[i] = strtol(s, &end, 10);
+        if (end == s) return -1;
+        s = end;
+        if (*s == ',') s++;
+    }
+    return *s == ']' ? 0 : -1;
+}
+
+static double col(sqlite3_stmt *st, int i)
+{
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? NAN : sqlite3_column_double(st, i);
+}
+
+int db_layer_stats_load(Db *db, int64_t teacher, LayerStats **out, int *n, char *err)
+{
+    static const char *sql =
+        "SELECT layer, kind, name, rows, cols, nmf_err, svd_err, xnor_err, pos_frac, "
+        "json_extract(detail, '$.row_pos[0]'), json_extract(detail, '$.row_pos[1]'), json_extract(detail, '$.row_pos[2]'), "
+        "json_extract(detail, '$.col_pos[0]'), json_extract(detail, '$.col_pos[1]'), json_extract(detail, '$.col_pos[2]'), "
+        "json_extract(detail, '$.g[0]'), json_extract(detail, '$.g[1]'), json_extract(detail, '$.h[0]'), "
+        "json_extract(detail, '$.h[1]'), json_extract(detail, '$.bpw'), json_extract(detail, '$.bins'), "
+        "json_extract(detail, '$.abs_range[0]'), json_extract(detail, '$.abs_range[1]'), "
+        "json_extract(detail, '$.w_range[0]'), json_extract(detail, '$.w_range[1]'), "
+        "json_extract(detail, '$.abs_hist'), json_extract(detail, '$.w_hist') "
+        "FROM layer_stats WHERE teacher_id=? ORDER BY layer, kind";
+    sqlite3_stmt *st;
+    *out = NULL;
+    *n = 0;
+    int rc = sqlite3_prepare_v2(db->h, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        db_set_sqlerr(db->h, rc, db->path, "reading layer statistics", db->busy_ms, err);
+        return -1;
+    }
+    sqlite3_bind_int64(st, 1, teacher);
+    LayerStats *v = NULL;
+    int cap = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 64;
+            v = realloc(v, (size_t)cap * sizeof *v);
+            if (!v) abort();
+        }
+        LayerStats *s = &v[(*n)++];
+        memset(s, 0, sizeof *s);
+        s->layer = sqlite3_column_int(st, 0);
+        s->kind = sqlite3_column_int(st, 1);
+        const char *name = (const char *)sqlite3_column_text(st, 2);
+        snprintf(s->name, sizeof s->name, "%s", name ? name : "");
+        s->rows = sqlite3_column_int(st, 3);
+        s->cols = sqlite3_column_int(st, 4);
+        s->nmf_err = col(st, 5);
+        s->svd_err = col(st, 6);
+        s->xnor_err = col(st, 7);
+        s->pos_frac = col(st, 8);
+        s->row_pos_min = col(st, 9);
+        s->row_pos_max = col(st, 10);
+        s->row_pos_std = col(st, 11);
+        s->col_pos_min = col(st, 12);
+        s->col_pos_max = col(st, 13);
+        s->col_pos_std = col(st, 14);
+        s->g_min = col(st, 15);
+        s->g_max = col(st, 16);
+        s->h_min = col(st, 17);
+        s->h_max = col(st, 18);
+        s->bpw = col(st, 19);
+        s->bins = sqlite3_column_int(st, 20);
+        s->abs_lo = (float)col(st, 21);
+        s->abs_hi = (float)col(st, 22);
+        s->w_lo = (float)col(st, 23);
+        s->w_hi = (float)col(st, 24);
+        if (s->bins < 1 || s->bins > SVID_BINS || parse_hist((const char *)sqlite3_column_text(st, 25), s->abs_hist, s->bins) ||
+            parse_hist((const char *)sqlite3_column_text(st, 26), s->w_hist, s->bins)) {
+            ob_seterr(err, "%s: damaged layer statistics for %s of teacher %lld", db->path, s->name, (long long)teacher);
+            sqlite3_finalize(st);
+            free(v);
+            *n = 0;
+            return -1;
+        }
+    }
+    if (rc != SQLITE_DONE) db_set_sqlerr(db->h, rc, db->path, "reading layer statistics", db->busy_ms, err);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) { free(v); *n = 0; return -1; }
+    *out = v;
+    return 0;
+}
