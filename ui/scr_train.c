@@ -481,7 +481,7 @@ static void train_draw(App *a, UiGrid *g)
     UiChart l = {.title = "learning rate", .xlabel = "step"};
     l.series[l.nseries++] = (UiSeries){NULL, R.c.step, R.c.lr, R.c.n, 0};
     ui_chart_render(&l, g, 0, y + lh, lw, rh);
-    UiChart p = {.title = "held-out ppl", .xlabel = "step", .logy = R.logy};
+    UiChart p = {.title = "held-out ppl", .xlabel = "step", .logy = 1}; /* spans decades: always log */
     p.series[p.nseries++] = (UiSeries){"student", R.c.estep, R.c.eppl, R.c.ne, 1};
     if (isfinite(R.c.teacher_ppl) && R.c.ne > 0) { /* the teacher as a line across */
         R.c.ref_x[0] = 0;
