@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "app.h"
 #include "common.h"
@@ -486,9 +487,27 @@ static void chat_enter_init(void)
     }
 }
 
+/* the teacher is the default until a student exists: then the newest
+ * finished run's student joins it, side by side */
+static void default_student(App *a)
+{
+    if (C.student || C.jobs[1] || !a->db) return;
+    DbRun *runs;
+    int n;
+    char err[OB_ERRLEN];
+    if (db_run_list(a->db, &runs, &n, err)) return;
+    for (int i = 0; i < n; i++) /* newest first */
+        if (runs[i].status == RUN_FINISHED && runs[i].student_path && access(runs[i].student_path, R_OK) == 0) {
+            load_student(a, runs[i].student_path, runs[i].id);
+            break;
+        }
+    db_run_list_free(runs, n);
+}
+
 static void chat_enter(App *a)
 {
     chat_enter_init();
+    default_student(a);
     C.focus = 1;
 }
 
