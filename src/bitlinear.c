@@ -183,7 +183,9 @@ void bitlinear_forward(const BitLinear *bl, const float *x, float *y, int N)
     int T = pool_threads(pool);
     double work = (double)bl->out * in * N;
     FwdCtx c = {bl, K, gx, acc, y, N, nblk, 1};
-    if (T > 1 && work >= 1 << 18) c.ntasks = T * 2 < nblk ? T * 2 : nblk;
+    /* 4 tasks per thread, claimed dynamically: a thread that is preempted (a
+     * busy machine) holds up at most an eighth of the work on 2 threads */
+    if (T > 1 && work >= 1 << 18) c.ntasks = T * 4 < nblk ? T * 4 : nblk;
     pool_run(pool, fwd_rows_task, &c, c.ntasks);
     c.ntasks = T > 1 && N >= 4 && (double)N * bl->out >= 1 << 16 ? (T < N ? T : N) : 1;
     pool_run(pool, fwd_norm_task, &c, c.ntasks);

@@ -28,7 +28,7 @@ uint64_t data_fnv1a(uint64_t h, const void *p, size_t n)
     return h;
 }
 
-int data_write_atomic(const char *path, const void *buf, size_t n, char *err)
+int data_write_atomic_parts(const char *path, const void *const *bufs, const size_t *lens, int nparts, char *err)
 {
     size_t pl = strlen(path) + 32;
     char *tmp = ob_malloc(pl);
@@ -39,20 +39,22 @@ int data_write_atomic(const char *path, const void *buf, size_t n, char *err)
         free(tmp);
         return -1;
     }
-    const char *p = buf;
-    size_t left = n;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            ob_seterr(err, "%s: write failed: %s", tmp, w < 0 ? strerror(errno) : "no space");
-            close(fd);
-            unlink(tmp);
-            free(tmp);
-            return -1;
+    for (int k = 0; k < nparts; k++) {
+        const char *p = bufs[k];
+        size_t left = lens[k];
+        while (left > 0) {
+            ssize_t w = write(fd, p, left > ((size_t)1 << 30) ? ((size_t)1 << 30) : left);
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) {
+                ob_seterr(err, "%s: write failed: %s", tmp, w < 0 ? strerror(errno) : "no space");
+                close(fd);
+                unlink(tmp);
+                free(tmp);
+                return -1;
+            }
+            p += w;
+            left -= (size_t)w;
         }
-        p += w;
-        left -= (size_t)w;
     }
     if (fsync(fd) != 0) {
         ob_seterr(err, "%s: fsync failed: %s", tmp, strerror(errno));
@@ -76,6 +78,11 @@ int data_write_atomic(const char *path, const void *buf, size_t n, char *err)
     if (dfd >= 0) { fsync(dfd); close(dfd); }
     free(dir);
     return 0;
+}
+
+int data_write_atomic(const char *path, const void *buf, size_t n, char *err)
+{
+    return data_write_atomic_parts(path, &buf, &n, 1, err);
 }
 
 /* SHA-256 (FIPS 180-4) */

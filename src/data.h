@@ -103,5 +103,7 @@ uint64_t data_fnv1a(uint64_t h, const void *p, size_t n);   /* start with DATA_F
 int data_sha256_file(const char *path, char hex[65], char *err);
 /* write buf to path atomically: path.tmp.<pid>, fsync, rename, fsync dir */
 int data_write_atomic(const char *path, const void *buf, size_t n, char *err);
+/* the same for nparts buffers written back to back */
+int data_write_atomic_parts(const char *path, const void *const *bufs, const size_t *lens, int nparts, char *err);
 
 #endif

@@ -1,10 +1,12 @@
-/* main.c -- entry point of onebit-tui: dispatches to a headless subcommand.
- * No curses here: the workbench lives in ui/. */
+/* main.c -- entry point of onebit-tui: dispatches to a headless subcommand,
+ * or starts the workbench (ui/, linked into the program only) when there is
+ * none. No curses here. */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
 #include "config.h"
+#include "tui.h"
 
 const CliCommand cli_commands[] = {
     {"generate", cli_generate, "generate text with a teacher or a 1-bit student"},
@@ -20,10 +22,12 @@ const CliCommand cli_commands[] = {
 static void usage(FILE *f)
 {
     fprintf(f,
-            "Usage: onebit-tui COMMAND [OPTIONS]\n"
+            "Usage: onebit-tui [--teacher M] [--tokenizer T] [--db F] [--ascii] [--no-color]\n"
+            "       onebit-tui COMMAND [OPTIONS]\n"
             "       onebit-tui --help | --version\n"
             "\n"
             "Make a 1-bit (OneBit) model of a LLaMA-family language model.\n"
+            "Without a command: the full-screen workbench (see man onebit-tui).\n"
             "\n"
             "Commands:\n");
     for (const CliCommand *c = cli_commands; c->name; c++) fprintf(f, "  %-10s %s\n", c->name, c->summary);
@@ -36,10 +40,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        usage(stdout);
-        return EXIT_OK;
-    }
+    if (argc < 2) return ui_main(argc, argv);
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(stdout);
         return EXIT_OK;
@@ -48,6 +49,7 @@ int main(int argc, char **argv)
         printf("onebit-tui " PACKAGE_VERSION "\n");
         return EXIT_OK;
     }
+    if (argv[1][0] == '-') return ui_main(argc, argv); /* workbench options */
     for (const CliCommand *c = cli_commands; c->name; c++)
         if (!strcmp(argv[1], c->name)) return c->run(argc - 1, argv + 1);
     return cli_usage_error(NULL, "unknown command '%s'", argv[1]);

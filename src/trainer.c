@@ -4,12 +4,16 @@
 
 #include <cblas.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "eval.h"
@@ -278,11 +282,15 @@ static int write_ckpt(Trainer *t, char *err)
     bu64(&b, t->cur.drawn);
     bf64(&b, t->elapsed);
     put_cfg(&b, &t->cfg);
-    bput(&b, qat_params(t->q), np * sizeof(float));
-    bput(&b, t->m, np * sizeof(float));
-    bput(&b, t->v, np * sizeof(float));
-    bu64(&b, data_fnv1a(DATA_FNV_INIT, b.p, b.n));
-    int rc = data_write_atomic(t->ckpt_path, b.p, b.n, err);
+    /* the arrays go straight from memory to the file (no copy of the state) */
+    const void *parts[5] = {b.p, qat_params(t->q), t->m, t->v, NULL};
+    size_t lens[5] = {b.n, np * sizeof(float), np * sizeof(float), np * sizeof(float), 8};
+    uint64_t h = DATA_FNV_INIT;
+    for (int i = 0; i < 4; i++) h = data_fnv1a(h, parts[i], lens[i]);
+    unsigned char ck[8];
+    for (int i = 0; i < 8; i++) ck[i] = (unsigned char)(h >> 8 * i);
+    parts[4] = ck;
+    int rc = data_write_atomic_parts(t->ckpt_path, parts, lens, 5, err);
     free(b.p);
     if (rc == 0) {
         Event e = {.kind = EV_CKPT, .step = (int)t->step};
@@ -294,9 +302,24 @@ static int write_ckpt(Trainer *t, char *err)
 
 static int load_ckpt(Trainer *t, const char *path, char *err)
 {
-    char *raw;
-    size_t size;
-    if (ob_read_file(path, &raw, &size, err)) return -1;
+    /* mapped, not read: a big model's state is not copied twice */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) { ob_seterr(err, "%s: %s", path, strerror(errno)); return -1; }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ob_seterr(err, "%s: not a regular file", path);
+        close(fd);
+        return -1;
+    }
+    size_t size = (size_t)st.st_size;
+    if (size < 16) {
+        ob_seterr(err, "%s: not a onebit-tui checkpoint (%zu bytes)", path, size);
+        close(fd);
+        return -1;
+    }
+    char *raw = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (raw == MAP_FAILED) { ob_seterr(err, "%s: mmap failed: %s", path, strerror(errno)); return -1; }
     Rd r = {(const unsigned char *)raw, size, 0, 0};
     int rc = -1;
     const ModelConfig *c = &t->teacher->cfg;
@@ -372,7 +395,7 @@ static int load_ckpt(Trainer *t, const char *path, char *err)
     t->elapsed = elapsed;
     rc = 0;
 out:
-    free(raw);
+    munmap(raw, size);
     return rc;
 }
 

@@ -23,7 +23,7 @@ for k in ref avx2 avx512 avx512mask; do
     check "kernel $k runs (exit $rc)" [ $rc -eq 0 ]
     check "kernel $k reported" contains "$TMP/out" "kernel=$k"
 done
-expect_exit 0 "membw json" "$BIN" bench membw --mib 8 --reps 2 --threads 2 --json
+expect_exit 0 "membw json" "$BIN" bench membw --mib 8 --chunk 2 --reps 4 --threads 2 --json
 check "membw gb_s" contains "$TMP/out" '"gb_s":'
 expect_exit 2 "membw bad --mib" "$BIN" bench membw --mib -3
 done_tests

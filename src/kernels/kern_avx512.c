@@ -91,7 +91,13 @@ T512 static void lut_rows1(const BitLinear *bl, const float *gx, int b0, int b1,
         for (int j = 0; j < 16; j++) t[j] = make_table(gx + 64 * k + 4 * j, S);
         const uint32_t *w = bl->kbits + ((size_t)k * nblk + b0) * 32;
         float *a = acc + (size_t)b0 * KERN_ROWBLK;
+        /* the next word's run of blocks starts far away: prefetch it into L2
+         * one run ahead instead of waiting for the hardware prefetcher to
+         * find the new stream */
+        const size_t ahead = k + 1 < wpr ? (size_t)nblk * 32 : 0;
         for (int b = b0; b < b1; b++, w += 32, a += KERN_ROWBLK) {
+            _mm_prefetch((const char *)(w + ahead), _MM_HINT_T1);
+            _mm_prefetch((const char *)(w + ahead + 16), _MM_HINT_T1);
             __m512i lo = _mm512_load_si512((const void *)w), hi = _mm512_load_si512((const void *)(w + 16));
             __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
             __m512 s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
@@ -104,7 +110,7 @@ T512 static void lut_rows1(const BitLinear *bl, const float *gx, int b0, int b1,
     scale_h(bl, 1, b0, b1, acc);
 }
 
-#define LUT_NT 8 /* tokens per pass: tables of 8 tokens x 64 columns = 8 KiB */
+#define LUT_NT 8    /* tokens per pass: tables of 8 tokens x 64 columns = 8 KiB */
 
 T512 static void lut_rowsN(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc)
 {
@@ -119,7 +125,10 @@ T512 static void lut_rowsN(const BitLinear *bl, const float *gx, int N, int b0, 
             for (int n = 0; n < nt; n++)
                 for (int j = 0; j < 16; j++) tab[n][j] = make_table(gx + (size_t)(n0 + n) * in_pad + 64 * k + 4 * j, S);
             const uint32_t *w = bl->kbits + ((size_t)k * nblk + b0) * 32;
+            const size_t ahead = k + 1 < wpr ? (size_t)nblk * 32 : 0;
             for (int b = b0; b < b1; b++, w += 32) {
+                _mm_prefetch((const char *)(w + ahead), _MM_HINT_T1);
+                _mm_prefetch((const char *)(w + ahead + 16), _MM_HINT_T1);
                 __m512i lo = _mm512_load_si512((const void *)w), hi = _mm512_load_si512((const void *)(w + 16));
                 /* the 16 shifted index vectors, reused for every token */
                 const __m512i i0 = lo, i1 = _mm512_srli_epi32(lo, 4), i2 = _mm512_srli_epi32(lo, 8), i3 = _mm512_srli_epi32(lo, 12);

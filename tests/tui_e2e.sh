@@ -1,0 +1,307 @@
+#!/bin/sh
+# tui_e2e.sh -- the workbench end to end, driven through tmux on a private
+# socket at a fixed size with a temporary run store: load the teacher, visit
+# every screen and the help, compute the layer statistics (and find them
+# stored on a second start), start a training run and watch the step counter
+# and the chart move, pause, resume, stop it, resume it from the Runs screen
+# until it finishes, chat with the teacher and with the student side by
+# side, stop a generation with Esc, change the sampling settings, resize
+# (also below the minimum), quit; `runs list` then shows the run. Then
+# --ascii mode, whose screen must be pure ASCII, and a bad teacher. Every
+# wait polls the screen for the expected text until a deadline; there are
+# no fixed sleeps.
+. "${ONEBIT_SRCDIR:-.}/tests/lib.sh"
+
+command -v tmux >/dev/null 2>&1 || { echo "SKIP: tmux not found"; exit 77; }
+need_shared models/stories260K.bin models/tok512.bin data/tinystories_train_head_sample.txt
+TEACHER=$SHARED/models/stories260K.bin
+DATA=$SHARED/data/tinystories_train_head_sample.txt
+DB=$TMP/runs.db
+SOCK=onebit-e2e-$$
+tm() { tmux -L "$SOCK" -f /dev/null "$@"; }
+trap 'tm kill-server 2>/dev/null; rm -rf "$TMP"' EXIT
+
+# wait_for TEXT [SECONDS]: poll the pane until TEXT shows
+wait_for() {
+    deadline=$(( $(date +%s) + ${2:-30} ))
+    while :; do
+        tm capture-pane -p -t e2e >"$TMP/screen" 2>/dev/null || true
+        if grep -qF -- "$1" "$TMP/screen"; then return 0; fi
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            echo "timeout waiting for '$1'; the screen:" >&2
+            cat "$TMP/screen" >&2
+            return 1
+        fi
+        sleep 0.05
+    done
+}
+# wait_re REGEX [SECONDS]: poll the pane until the extended regex matches
+wait_re() {
+    deadline=$(( $(date +%s) + ${2:-30} ))
+    while :; do
+        tm capture-pane -p -t e2e >"$TMP/screen" 2>/dev/null || true
+        if grep -qE -- "$1" "$TMP/screen"; then return 0; fi
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            echo "timeout waiting for /$1/; the screen:" >&2
+            cat "$TMP/screen" >&2
+            return 1
+        fi
+        sleep 0.05
+    done
+}
+# the step counter of the Train screen
+train_step() { sed -n 's/.* step \([0-9]*\)\/[0-9]*.*/\1/p' "$TMP/screen" | head -n1; }
+# wait_gone TEXT [SECONDS]: poll until TEXT is no longer shown
+wait_gone() {
+    deadline=$(( $(date +%s) + ${2:-30} ))
+    while :; do
+        tm capture-pane -p -t e2e >"$TMP/screen" 2>/dev/null || true
+        if ! grep -qF -- "$1" "$TMP/screen"; then return 0; fi
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            echo "timeout waiting for '$1' to go; the screen:" >&2
+            cat "$TMP/screen" >&2
+            return 1
+        fi
+        sleep 0.05
+    done
+}
+wait_file() { # wait_file PATH [SECONDS]
+    deadline=$(( $(date +%s) + ${2:-30} ))
+    while [ ! -s "$1" ]; do
+        [ "$(date +%s)" -ge "$deadline" ] && return 1
+        sleep 0.05
+    done
+}
+start() { # start ARGS...: the TUI in a fresh 100x30 session
+    rm -f "$TMP/exit"
+    tm new-session -d -s e2e -x 100 -y 30 \
+        "env LC_ALL=C.UTF-8 TERM=screen OPENBLAS_NUM_THREADS=1 ASAN_OPTIONS='${ASAN_OPTIONS:-}:log_path=$TMP/asan' \
+         UBSAN_OPTIONS='log_path=$TMP/ubsan' $BIN $*; echo \$? >$TMP/exit; sleep 600"
+}
+
+start --teacher "$TEACHER" --db "$DB"
+check "Model screen shows the teacher" wait_for "1-bit bpw"
+check "config shown" wait_for "dim 64"
+check "bpw of wq (64x64) is 1.5" grep -q "wq .*1\.500" "$TMP/screen"
+check "status bar keys" grep -q "o open" "$TMP/screen"
+
+tm send-keys -t e2e '?'
+check "help opens" wait_for "Everywhere but while typing"
+check "help lists F10" grep -q "F10" "$TMP/screen"
+tm send-keys -t e2e Escape
+check "help closes" wait_for "1-bit bpw"
+
+tm send-keys -t e2e 6
+check "Log screen" wait_for "onebit-tui started"
+tm send-keys -t e2e Tab
+check "Tab wraps to Model" wait_for "1-bit bpw"
+
+# Layers: computed in the background, stored; Enter shows the charts
+tm send-keys -t e2e 2
+check "layer statistics computed" wait_for "layer statistics of 35 linears computed and stored" 120
+check "NMF error column" grep -q "NMF err" "$TMP/screen"
+tm send-keys -t e2e Enter
+check "layer detail: histograms" wait_for "|W| histogram"
+check "layer detail: sign balance" grep -q "sign balance of rows" "$TMP/screen"
+tm send-keys -t e2e Escape
+check "back to the layer table" wait_for "XNOR err"
+
+# Train: a form, a run in the background, live step counter and charts
+tm send-keys -t e2e 3
+check "Train screen" wait_for "Press n for a new training run"
+tm send-keys -t e2e n
+check "run form" wait_for "New training run"
+tm send-keys -t e2e Down
+tm send-keys -t e2e -l "$DATA"
+tm send-keys -t e2e Down C-u
+tm send-keys -t e2e -l "<|endoftext|>"
+tm send-keys -t e2e Down C-u
+tm send-keys -t e2e -l 150
+tm send-keys -t e2e Down C-u
+tm send-keys -t e2e -l 32
+tm send-keys -t e2e Down C-u
+tm send-keys -t e2e -l 2
+tm send-keys -t e2e Down Down Down C-u
+tm send-keys -t e2e -l 50
+tm send-keys -t e2e Down C-u
+tm send-keys -t e2e -l 4
+tm send-keys -t e2e Down C-u
+tm send-keys -t e2e -l 50
+tm send-keys -t e2e Enter
+check "the run starts" wait_for "run 1 " 60
+check "step counter moves" wait_re " step ([5-9]|[1-9][0-9]+)/150 " 120
+s1=$(train_step)
+sed -n '5,16p' "$TMP/screen" >"$TMP/chart1"
+tm send-keys -t e2e p
+check "pause" wait_for "[paused]" 60
+tm send-keys -t e2e q
+check "q asks while a run trains" wait_for "A run is training"
+tm send-keys -t e2e n
+check "no: the workbench stays" wait_gone "A run is training"
+tm send-keys -t e2e p
+check "resume" wait_for "resumed at step" 60
+check "steps go on" wait_re " step ([2-9][0-9]|[1-9][0-9][0-9]+)/150 " 120
+s2=$(train_step)
+sed -n '5,16p' "$TMP/screen" >"$TMP/chart2"
+check "the step counter moved ($s1 -> $s2)" test "${s2:-0}" -gt "${s1:-0}"
+check "the loss chart moved" sh -c "! cmp -s '$TMP/chart1' '$TMP/chart2'"
+tm send-keys -t e2e x
+check "stop asks first" wait_for "Stop the run?"
+tm send-keys -t e2e y
+check "run stopped" wait_for "[stopped]" 60
+tm send-keys -t e2e 6
+check "what the library prints goes to the Log" wait_for "recorded in $DB"
+
+# Runs: the stopped run, its details; resume it to the end
+tm send-keys -t e2e 4
+check "Runs screen lists the run" wait_re "run-1 +stopped" 30
+tm send-keys -t e2e Enter
+check "run details" wait_for "latest checkpoint: step"
+tm send-keys -t e2e r
+check "resume goes to Train" wait_re "run 1 .*\[(reading data|running|finished)\]" 60
+# a second, short run waits in the queue
+tm send-keys -t e2e n
+check "second form" wait_for "New training run"
+tm send-keys -t e2e -l second
+tm send-keys -t e2e Down Down Down C-u
+tm send-keys -t e2e -l 5
+tm send-keys -t e2e Enter
+check "queued behind run 1" wait_re "queued|run 2 second" 60
+check "run 1 finishes, then run 2" wait_re "run 2 second +\[finished\]" 240
+tm send-keys -t e2e 4
+check "Runs: both finished" wait_re "second +finished" 30
+check "Runs: run 1 finished" grep -qE "run-1 +finished" "$TMP/screen"
+# compare: mark run 2, select run 1: both curves in one chart
+tm send-keys -t e2e g m
+check "run 2 marked" wait_for "run 2 marked"
+tm send-keys -t e2e Down
+check "run 1 with run 2 overlaid" wait_for "run 2 (marked)"
+# export run 1 (runs export in a child process), delete run 2
+tm send-keys -t e2e e
+check "export asks for a directory" wait_for "Export to directory"
+tm send-keys -t e2e C-u
+tm send-keys -t e2e -l "$TMP/export"
+tm send-keys -t e2e Enter
+check "exported" wait_for "exported run 1 to"
+check "export wrote run.json" test -s "$TMP/export/run.json"
+check "export wrote metrics.csv" test -s "$TMP/export/metrics.csv"
+tm send-keys -t e2e g d
+check "delete asks first" wait_for "Delete run 2 'second'"
+tm send-keys -t e2e y
+check "deleted" wait_for "deleted run 2"
+check "run 2 gone from the table" wait_gone "second "
+check "student file recorded" wait_re "students/run-[0-9-]+\.onebit"
+tm send-keys -t e2e 1 r
+check "recent teachers" wait_for "recent teacher (Enter loads"
+tm send-keys -t e2e Escape 4
+check "back to Runs" wait_re "run-1 +finished"
+
+# Chat with the student beside the teacher
+tm send-keys -t e2e c
+check "chat with teacher and student" wait_re "Chat with teacher \| student run-[0-9-]+\.onebit"
+tm send-keys -t e2e -l "Once upon a time"
+tm send-keys -t e2e Enter
+check "student replies" wait_re "student +[0-9]+ tokens, [0-9.]+ tokens/s" 60
+check "teacher replies beside it" grep -qE "teacher +[0-9]+ tokens" "$TMP/screen"
+wait_re "student (done|stopped)" 60 >/dev/null
+tm send-keys -t e2e Escape t
+check "talk to the teacher only" wait_for "talking to the teacher"
+tm send-keys -t e2e n Enter
+
+tm send-keys -t e2e 5
+check "Chat screen" wait_for "Chat with the teacher"
+tm send-keys -t e2e -l "Once upon a time"
+tm send-keys -t e2e Enter
+check "tokens stream in" wait_for "tokens/s"
+check "reply finishes" wait_for "done:"
+check "prompt echoed" grep -q "Once upon a time" "$TMP/screen"
+
+# number keys are text while typing; Esc leaves the input line
+tm send-keys -t e2e -l "1"
+check "1 typed into the input" wait_for "> 1"
+tm send-keys -t e2e C-u Escape
+check "input left" wait_for "Enter or i to type"
+
+# sampling settings: long replies so that Esc stops one midway
+tm send-keys -t e2e s
+check "settings form" wait_for "temperature"
+tm send-keys -t e2e Down Down C-u
+tm send-keys -t e2e -l "100000"
+tm send-keys -t e2e Enter
+check "settings applied" wait_for "max tokens 100000"
+tm send-keys -t e2e i
+tm send-keys -t e2e -l "The dog"
+tm send-keys -t e2e Enter Escape
+check "Esc stops the generation and keeps the reply" wait_for "[stopped]"
+
+# resize: smaller, below the minimum, back
+tm resize-window -t e2e -x 80 -y 24
+check "redrawn at 80x24" wait_for "Chat with the teacher"
+tm capture-pane -p -t e2e >"$TMP/screen"
+check "24 lines after resize" test "$(wc -l <"$TMP/screen")" -eq 24
+tm resize-window -t e2e -x 40 -y 10
+check "too small message" wait_for "terminal too small"
+tm resize-window -t e2e -x 100 -y 30
+check "back to normal" wait_for "Chat with the teacher"
+
+tm send-keys -t e2e Escape q
+check "q quits" wait_file "$TMP/exit"
+st=$(cat "$TMP/exit" 2>/dev/null)
+check "exit status 0 (got $st)" test "$st" = 0
+check "terminal restored (no tab bar left)" wait_gone "1 Model"
+tm kill-session -t e2e
+
+expect_exit 0 "runs list" "$BIN" runs list --db "$DB"
+check "runs list shows the finished run" grep -qE "run-1 .*finished" "$TMP/out"
+
+# a second start finds the layer statistics in the run store
+start --teacher "$TEACHER" --db "$DB"
+check "second start" wait_for "1-bit bpw"
+tm send-keys -t e2e 2
+check "layer statistics from the run store" wait_for "layers.0.wq"
+tm send-keys -t e2e 6
+check "read, not computed" wait_for "read from the run store"
+tm send-keys -t e2e q
+check "quit" wait_file "$TMP/exit"
+tm kill-session -t e2e
+
+# ASCII, no colour: the screen is pure ASCII
+start --ascii --no-color --teacher "$TEACHER" --db "$DB"
+check "ascii: Model screen" wait_for "1-bit bpw"
+tm send-keys -t e2e 5
+check "ascii: Chat with the teacher and the newest student" wait_re "Chat with teacher \| student run-[0-9-]+\.onebit"
+check "ascii: only ASCII on screen" sh -c "! LC_ALL=C grep -q '[^ -~]' '$TMP/screen'"
+tm send-keys -t e2e F10
+check "F10 quits from the input line" wait_file "$TMP/exit"
+tm kill-session -t e2e
+
+# bad teacher: the error shows in the message line, the UI keeps running
+start --teacher "$TMP/nope.bin" --db "$DB"
+check "load error in the message line" wait_for "nope.bin"
+tm send-keys -t e2e 6
+check "the error is in the Log" wait_for "nope.bin"
+# SIGTERM: a clean exit with the terminal restored
+tui_pid() { ps -o pid= --ppid "$(tm list-panes -t e2e -F '#{pane_pid}')" | tr -d ' ' | head -n1; }
+kill -TERM "$(tui_pid)"
+check "SIGTERM quits cleanly" wait_file "$TMP/exit"
+check "SIGTERM: exit status 0" test "$(cat "$TMP/exit" 2>/dev/null)" = 0
+check "SIGTERM: terminal restored" wait_gone "1 Model"
+tm kill-session -t e2e
+
+# a crash restores the terminal and says so
+start --teacher "$TEACHER" --db "$DB"
+check "started again" wait_for "1-bit bpw"
+kill -SEGV "$(tui_pid)"
+check "crash: exit by the signal" wait_file "$TMP/exit"
+check "crash: status 139" test "$(cat "$TMP/exit" 2>/dev/null)" = 139
+check "crash: terminal restored with a message" wait_for "fatal signal; the terminal was restored"
+check "crash: no tab bar left" wait_gone "1 Model"
+# sanitizer builds: the workbench's own reports (its stderr is the Log)
+no_reports() {
+    for f in "$TMP"/asan.* "$TMP"/ubsan.*; do
+        if [ -e "$f" ]; then head -n 30 "$f" >&2; return 1; fi
+    done
+    return 0
+}
+check "no sanitizer reports" no_reports
+done_tests

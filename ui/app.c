@@ -1,0 +1,776 @@
+/* app.c -- the workbench main loop: curses setup and teardown (also on a
+ * crash), options, poll() on the terminal + the event ring + a signal pipe +
+ * captured stderr, key dispatch through the keymap, and drawing: the tab bar,
+ * the current screen's body, overlays (help, form), the message line and the
+ * status bar into one UiGrid that is blitted cell by cell where it changed,
+ * then wnoutrefresh + one doupdate. */
+#include "app.h"
+
+#include <curses.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <langinfo.h>
+#include <locale.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "common.h"
+#include "db.h"
+
+#define MIN_W 64
+#define MIN_H 18
+
+/* ---- terminal restoration on exit, crash and signals -------------------- */
+static volatile sig_atomic_t curses_on;
+static int saved_stderr = -1, saved_stdout = -1;
+static int sig_pipe[2] = {-1, -1};
+
+static void restore_terminal(void)
+{
+    if (curses_on) {
+        curses_on = 0;
+        endwin();
+    }
+    if (saved_stdout >= 0) {
+        fflush(stdout);
+        dup2(saved_stdout, 1);
+        close(saved_stdout);
+        saved_stdout = -1;
+    }
+    if (saved_stderr >= 0) {
+        dup2(saved_stderr, 2);
+        close(saved_stderr);
+        saved_stderr = -1;
+    }
+}
+
+static void crash_handler(int sig)
+{
+    restore_terminal();
+    const char m[] = "onebit-tui: fatal signal; the terminal was restored\n";
+    ssize_t w = write(2, m, sizeof m - 1);
+    (void)w;
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void quit_handler(int sig)
+{
+    char b = (char)sig;
+    if (sig_pipe[1] >= 0) {
+        ssize_t w = write(sig_pipe[1], &b, 1);
+        (void)w;
+    }
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = crash_handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND;
+    int crash[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+    for (size_t i = 0; i < sizeof crash / sizeof crash[0]; i++) sigaction(crash[i], &sa, NULL);
+    sa.sa_handler = quit_handler;
+    sa.sa_flags = 0;
+    int quit[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof quit / sizeof quit[0]; i++) sigaction(quit[i], &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* ---- services for the screens ------------------------------------------- */
+int64_t app_new_id(App *a) { return ((int64_t)1 << 40) + ++a->next_id; }
+void app_dirty(App *a) { a->dirty = 1; }
+
+static void log_add(App *a, const char *line)
+{
+    char stamp[16];
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(stamp, sizeof stamp, "%H:%M:%S ", &tm);
+    size_t n = strlen(stamp) + strlen(line) + 1;
+    char *s = ob_malloc(n);
+    snprintf(s, n, "%s%s", stamp, line);
+    if (a->nlog == UI_LOG_MAX) {
+        free(a->log[a->log_first]);
+        a->log[a->log_first] = s;
+        a->log_first = (a->log_first + 1) % UI_LOG_MAX;
+    } else {
+        a->log[(a->log_first + a->nlog) % UI_LOG_MAX] = s;
+        a->nlog++;
+    }
+    a->log_total++;
+    a->dirty = 1;
+}
+
+const char *app_log_line(const App *a, long i)
+{
+    if (i < 0 || i >= a->nlog) return "";
+    return a->log[(a->log_first + i) % UI_LOG_MAX];
+}
+
+void app_log_clear(App *a)
+{
+    for (int i = 0; i < a->nlog; i++) free(a->log[(a->log_first + i) % UI_LOG_MAX]);
+    a->nlog = a->log_first = 0;
+    a->dirty = 1;
+}
+
+void app_log(App *a, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    log_add(a, buf);
+}
+
+void app_msg(App *a, int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(a->msg, sizeof a->msg, fmt, ap);
+    va_end(ap);
+    a->msg_err = err;
+    log_add(a, a->msg);
+}
+
+void app_prompt(App *a, const char *title, const char *init, int path, void (*cb)(App *, const char *))
+{
+    snprintf(a->prompt_title, sizeof a->prompt_title, "%s", title);
+    ui_input_set(&a->prompt, init ? init : "");
+    a->prompt_path = path;
+    a->prompt_cb = cb;
+    a->prompt_listing[0] = 0;
+    a->prompting = 1;
+    a->dirty = 1;
+}
+
+void app_confirm(App *a, const char *question, void (*cb)(App *, int yes))
+{
+    snprintf(a->question, sizeof a->question, "%s", question);
+    a->confirm_cb = cb;
+    a->confirming = 1;
+    a->dirty = 1;
+}
+
+void app_form(App *a, UiForm *f, void (*cb)(App *, UiForm *, int accepted))
+{
+    a->form = f;
+    a->form_cb = cb;
+    a->dirty = 1;
+}
+
+void app_cursor(App *a, int x, int y)
+{
+    a->cursor_on = 1;
+    a->cx = x;
+    a->cy = y;
+}
+
+static const UiScreen *cur_screen(App *a) { return a->screens[a->cur]; }
+
+void app_switch(App *a, int number)
+{
+    for (int i = 0; i < a->nscreens; i++)
+        if (a->screens[i]->number == number) {
+            a->cur = i;
+            if (a->screens[i]->enter) a->screens[i]->enter(a);
+            a->dirty = 1;
+            return;
+        }
+}
+
+int app_set_teacher(App *a, Model *m, Tokenizer *t, const char *path, const char *tokpath)
+{
+    if (a->teacher_users > 0) return -1;
+    if (a->teacher) {
+        model_free(a->teacher);
+        tok_free(a->tok);
+        free(a->teacher);
+        free(a->tok);
+    }
+    a->teacher = m;
+    a->tok = t;
+    snprintf(a->teacher_path, sizeof a->teacher_path, "%s", path);
+    snprintf(a->tok_path, sizeof a->tok_path, "%s", tokpath);
+    a->dirty = 1;
+    return 0;
+}
+
+/* ---- quitting ------------------------------------------------------------ */
+static void quit_answer(App *a, int yes)
+{
+    if (yes) a->quit = 1;
+}
+
+static void request_quit(App *a)
+{
+    /* a screen with a training run asks first; generations just stop */
+    for (int i = 0; i < a->nscreens; i++)
+        if (a->screens[i]->busy && a->screens[i]->busy(a)) {
+            app_confirm(a, "A run is training; it keeps its last checkpoint. Quit?", quit_answer);
+            return;
+        }
+    a->quit = 1;
+}
+
+/* ---- drawing --------------------------------------------------------------- */
+static int color_on;
+enum { PAIR_DIM = 1, PAIR_TITLE, PAIR_SEL, PAIR_ERR, PAIR_OK, PAIR_S1, PAIR_S2, PAIR_S3, PAIR_S4 };
+
+static void init_colors(App *a)
+{
+    color_on = a->opt.color && has_colors() && start_color() == OK;
+    if (!color_on) return;
+    use_default_colors();
+    init_pair(PAIR_DIM, COLOR_CYAN, -1);
+    init_pair(PAIR_TITLE, COLOR_BLACK, COLOR_CYAN);
+    init_pair(PAIR_SEL, COLOR_BLACK, COLOR_GREEN);
+    init_pair(PAIR_ERR, COLOR_RED, -1);
+    init_pair(PAIR_OK, COLOR_GREEN, -1);
+    init_pair(PAIR_S1, COLOR_GREEN, -1);
+    init_pair(PAIR_S2, COLOR_YELLOW, -1);
+    init_pair(PAIR_S3, COLOR_MAGENTA, -1);
+    init_pair(PAIR_S4, COLOR_CYAN, -1);
+}
+
+static attr_t map_attr(int at, short *pair)
+{
+    *pair = 0;
+    switch (at) {
+    case UI_A_DIM: if (color_on) { *pair = PAIR_DIM; return A_NORMAL; } return A_DIM;
+    case UI_A_BOLD: return A_BOLD;
+    case UI_A_TITLE: if (color_on) { *pair = PAIR_TITLE; return A_NORMAL; } return A_REVERSE;
+    case UI_A_SEL: if (color_on) { *pair = PAIR_SEL; return A_BOLD; } return A_REVERSE | A_BOLD;
+    case UI_A_ERR: if (color_on) *pair = PAIR_ERR; return A_BOLD;
+    case UI_A_OK: if (color_on) *pair = PAIR_OK; return A_NORMAL;
+    case UI_A_INPUT: return A_UNDERLINE;
+    case UI_A_S1: if (color_on) *pair = PAIR_S1; return A_NORMAL;
+    case UI_A_S2: if (color_on) { *pair = PAIR_S2; return A_NORMAL; } return A_BOLD;
+    case UI_A_S3: if (color_on) *pair = PAIR_S3; return A_NORMAL;
+    case UI_A_S4: if (color_on) { *pair = PAIR_S4; return A_NORMAL; } return A_BOLD;
+    default: return A_NORMAL;
+    }
+}
+
+static UiGrid screen_grid, shown_grid, body_grid;
+static int shown_valid;
+
+static void blit(void)
+{
+    UiGrid *g = &screen_grid;
+    for (int y = 0; y < g->h; y++)
+        for (int x = 0; x < g->w; x++) {
+            UiCell c = g->cells[(size_t)y * g->w + x];
+            if (shown_valid) {
+                UiCell o = shown_grid.cells[(size_t)y * g->w + x];
+                if (o.ch == c.ch && o.attr == c.attr) continue;
+            }
+            if (c.ch == UI_WIDE_CONT) continue;
+            short pair;
+            attr_t at = map_attr(c.attr, &pair);
+            wchar_t wc[2] = {(wchar_t)c.ch, 0};
+            cchar_t cc;
+            setcchar(&cc, wc, at, pair, NULL);
+            mvwadd_wch(stdscr, y, x, &cc);
+        }
+    ui_grid_resize(&shown_grid, g->w, g->h);
+    memcpy(shown_grid.cells, g->cells, sizeof(UiCell) * g->w * g->h);
+    shown_valid = 1;
+}
+
+static UiCtx typing_ctx(App *a)
+{
+    const UiScreen *s = cur_screen(a);
+    return s->typing ? s->typing(a) : 0;
+}
+
+/* the contexts whose keys apply now, most specific first */
+static int active_ctxs(App *a, UiCtx *out)
+{
+    int n = 0;
+    if (a->confirming) out[n++] = UI_CTX_CONFIRM;
+    else if (a->form) out[n++] = UI_CTX_FORM;
+    else if (a->prompting) out[n++] = UI_CTX_PROMPT;
+    else if (a->help) { out[n++] = UI_CTX_HELP; out[n++] = UI_CTX_LIST; }
+    else {
+        UiCtx t = typing_ctx(a);
+        if (t) out[n++] = t;
+        else {
+            out[n++] = cur_screen(a)->ctx;
+            if (cur_screen(a)->list) out[n++] = UI_CTX_LIST;
+            out[n++] = UI_CTX_GLOBAL;
+        }
+    }
+    out[n++] = UI_CTX_ANYWHERE;
+    return n;
+}
+
+typedef struct { UiGrid *g; int y, top, bottom; } HelpDraw;
+static void help_line(void *user, const char *text, int heading)
+{
+    HelpDraw *h = user;
+    if (h->y >= h->top && h->y - h->top < h->bottom) ui_grid_text(h->g, 1, h->y - h->top, h->g->w - 2, heading ? UI_A_BOLD : UI_A_NORMAL, text);
+    h->y++;
+}
+
+static void help_contexts(App *a, UiCtx *ctxs, int *n)
+{
+    *n = 0;
+    const UiScreen *s = cur_screen(a);
+    ctxs[(*n)++] = UI_CTX_ANYWHERE;
+    ctxs[(*n)++] = UI_CTX_GLOBAL;
+    ctxs[(*n)++] = s->ctx;
+    if (s->ctx == UI_CTX_CHAT) ctxs[(*n)++] = UI_CTX_CHAT_INPUT;
+    if (s->list) ctxs[(*n)++] = UI_CTX_LIST;
+    for (int i = 0; i < a->nscreens; i++) {
+        UiCtx c = a->screens[i]->ctx;
+        if (c == s->ctx) continue;
+        ctxs[(*n)++] = c;
+        if (c == UI_CTX_CHAT) ctxs[(*n)++] = UI_CTX_CHAT_INPUT;
+    }
+    if (!s->list) ctxs[(*n)++] = UI_CTX_LIST;
+    ctxs[(*n)++] = UI_CTX_EDIT;
+    ctxs[(*n)++] = UI_CTX_PROMPT;
+    ctxs[(*n)++] = UI_CTX_FORM;
+    ctxs[(*n)++] = UI_CTX_CONFIRM;
+    ctxs[(*n)++] = UI_CTX_HELP;
+}
+
+static void draw_help(App *a, UiGrid *g)
+{
+    UiCtx ctxs[UI_CTX_COUNT + 8];
+    int n;
+    help_contexts(a, ctxs, &n);
+    int total = ui_keymap_help(ctxs, n, NULL, NULL);
+    int rows = g->h - 1;
+    if (a->help_top > total - rows) a->help_top = total - rows;
+    if (a->help_top < 0) a->help_top = 0;
+    ui_grid_clear(g);
+    HelpDraw h = {g, 0, a->help_top, rows};
+    ui_keymap_help(ctxs, n, help_line, &h);
+    ui_grid_printf(g, 1, g->h - 1, g->w - 2, UI_A_DIM, "Keys %d-%d of %d lines. Esc closes; Up/Down/PgUp/PgDn scroll.",
+                   a->help_top + 1, a->help_top + rows < total ? a->help_top + rows : total, total);
+}
+
+static void render(App *a)
+{
+    int H, W;
+    getmaxyx(stdscr, H, W);
+    a->cursor_on = 0;
+    if (W < MIN_W || H < MIN_H) {
+        shown_valid = 0;
+        werase(stdscr);
+        char m[96];
+        snprintf(m, sizeof m, "terminal too small: %dx%d, need %dx%d", W, H, MIN_W, MIN_H);
+        mvwaddnstr(stdscr, H / 2, 0, m, W);
+        curs_set(0);
+        wnoutrefresh(stdscr);
+        doupdate();
+        return;
+    }
+    if (screen_grid.w != W || screen_grid.h != H) {
+        ui_grid_resize(&screen_grid, W, H);
+        shown_valid = 0;
+        clearok(stdscr, TRUE);
+    }
+    UiGrid *g = &screen_grid;
+    ui_grid_clear(g);
+    /* tab bar */
+    ui_grid_hline(g, 0, 0, W, ' ', UI_A_TITLE);
+    int x = ui_grid_text(g, 0, 0, W, UI_A_TITLE, " onebit-tui ");
+    for (int i = 0; i < a->nscreens; i++) {
+        char t[64];
+        snprintf(t, sizeof t, " %d %s ", a->screens[i]->number, a->screens[i]->name);
+        x += ui_grid_text(g, x, 0, W - x, i == a->cur ? UI_A_SEL : UI_A_TITLE, t);
+    }
+    if (a->teacher) {
+        const char *base = strrchr(a->teacher_path, '/');
+        base = base ? base + 1 : a->teacher_path;
+        int l = ui_text_width(base) + 2;
+        if (W - l > x + 1) ui_grid_printf(g, W - l, 0, l, UI_A_TITLE, " %s ", base);
+    }
+    /* body */
+    a->body_w = W;
+    a->body_h = H - 3;
+    if (body_grid.w != W || body_grid.h != a->body_h) ui_grid_resize(&body_grid, W, a->body_h);
+    body_grid.ascii = g->ascii;
+    ui_grid_clear(&body_grid);
+    if (a->help) draw_help(a, &body_grid);
+    else {
+        cur_screen(a)->draw(a, &body_grid);
+        if (a->form) {
+            int cx = 0, cy = 0;
+            ui_form_render(a->form, &body_grid, &cx, &cy);
+            app_cursor(a, cx, cy);
+        }
+    }
+    memcpy(g->cells + W, body_grid.cells, sizeof(UiCell) * W * a->body_h);
+    /* message line: a prompt, a question or the last message */
+    int my = H - 2;
+    if (a->prompting) {
+        int l = ui_grid_printf(g, 0, my, W, UI_A_BOLD, "%s: ", a->prompt_title), cx;
+        ui_input_render(&a->prompt, g, l, my, W - l, UI_A_INPUT, &cx);
+        a->cursor_on = 1;
+        a->cx = cx;
+        a->cy = my - 1;
+        if (a->prompt_listing[0]) { /* completion choices above the prompt */
+            ui_grid_hline(g, 0, my - 1, W, ' ', UI_A_NORMAL);
+            ui_grid_text(g, 0, my - 1, W, UI_A_DIM, a->prompt_listing);
+        }
+    } else if (a->confirming) {
+        ui_grid_printf(g, 0, my, W, UI_A_BOLD, "%s (y/n)", a->question);
+    } else if (a->msg[0]) {
+        ui_grid_text(g, 0, my, W, a->msg_err ? UI_A_ERR : UI_A_NORMAL, a->msg);
+    }
+    /* status bar: the keys that apply, then what is running */
+    UiCtx ctxs[8];
+    int nc = active_ctxs(a, ctxs);
+    for (int i = 0; i < nc - 1; i++) /* q and ? are listed: F10 and F1 need no hint */
+        if (ctxs[i] == UI_CTX_GLOBAL) nc--;
+    char hints[512], right[256] = "";
+    ui_keymap_hints(ctxs, nc, hints, sizeof hints);
+    for (int i = 0; i < a->nscreens && !right[0]; i++)
+        if (a->screens[i]->status) a->screens[i]->status(a, right, sizeof right);
+    ui_grid_hline(g, 0, H - 1, W, ' ', UI_A_TITLE);
+    int rw = ui_text_width(right);
+    ui_grid_text(g, 0, H - 1, W - rw - 1, UI_A_TITLE, hints);
+    if (rw) ui_grid_text(g, W - rw, H - 1, rw, UI_A_TITLE, right);
+    blit();
+    if (a->cursor_on) {
+        curs_set(1);
+        wmove(stdscr, a->cy + 1, a->cx);
+    } else curs_set(0);
+    wnoutrefresh(stdscr);
+    doupdate();
+}
+
+/* ---- input ------------------------------------------------------------------ */
+static void prompt_key(App *a, int key)
+{
+    const UiKey *k = ui_keymap_find(UI_CTX_PROMPT, key);
+    if (k && k->action == A_ED_COMPLETE && !a->prompt_path) k = NULL;
+    if (k) {
+        switch (k->action) {
+        case A_ACCEPT: {
+            a->prompting = 0;
+            char *text = ob_strdup(a->prompt.buf);
+            a->prompt_listing[0] = 0;
+            if (a->prompt_cb) a->prompt_cb(a, text);
+            free(text);
+            return;
+        }
+        case A_CANCEL: a->prompting = 0; a->prompt_listing[0] = 0; return;
+        case A_ED_COMPLETE: {
+            int n = ui_input_complete(&a->prompt, a->prompt_listing, sizeof a->prompt_listing);
+            if (n <= 1) a->prompt_listing[0] = 0;
+            if (n == 0) app_msg(a, 1, "no file name starts like that");
+            return;
+        }
+        default: break;
+        }
+    }
+    ui_input_key(&a->prompt, key);
+}
+
+static void global_action(App *a, const UiKey *k)
+{
+    switch (k->action) {
+    case A_QUIT: request_quit(a); break;
+    case A_HELP: a->help = !a->help; a->help_top = 0; break;
+    case A_REDRAW: shown_valid = 0; clearok(stdscr, TRUE); break;
+    case A_SCREEN: app_switch(a, k->arg); break;
+    case A_NEXT_SCREEN: app_switch(a, a->screens[(a->cur + 1) % a->nscreens]->number); break;
+    case A_PREV_SCREEN: app_switch(a, a->screens[(a->cur + a->nscreens - 1) % a->nscreens]->number); break;
+    default: break;
+    }
+}
+
+static void handle_key(App *a, int key)
+{
+    a->dirty = 1;
+    if (key == UI_FN(KEY_RESIZE)) { shown_valid = 0; return; }
+    const UiKey *any = ui_keymap_find(UI_CTX_ANYWHERE, key);
+    if (any) {
+        if (any->action == A_QUIT && a->confirming && a->confirm_cb == quit_answer) a->quit = 1;
+        else if (any->action == A_HELP && (a->form || a->prompting || a->confirming)) { /* finish the modal first */ }
+        else global_action(a, any);
+        return;
+    }
+    if (a->confirming) {
+        const UiKey *k = ui_keymap_find(UI_CTX_CONFIRM, key);
+        if (!k) return;
+        a->confirming = 0;
+        if (a->confirm_cb) a->confirm_cb(a, k->action == A_YES);
+        return;
+    }
+    if (a->form) {
+        int r = ui_form_key(a->form, key);
+        if (r != UI_FORM_CONTINUE) {
+            UiForm *f = a->form;
+            a->form = NULL;
+            a->form_cb(a, f, r == UI_FORM_ACCEPT);
+        }
+        return;
+    }
+    if (a->prompting) { prompt_key(a, key); return; }
+    if (a->help) {
+        UiCtx hc[2] = {UI_CTX_HELP, UI_CTX_LIST};
+        const UiKey *k = ui_keymap_lookup(hc, 2, key);
+        if (!k) return;
+        int page = a->body_h - 2;
+        switch (k->action) {
+        case A_CANCEL: a->help = 0; break;
+        case A_UP: a->help_top--; break;
+        case A_DOWN: a->help_top++; break;
+        case A_PGUP: a->help_top -= page; break;
+        case A_PGDN: a->help_top += page; break;
+        case A_HOME: a->help_top = 0; break;
+        case A_END: a->help_top = 1 << 20; break;
+        default: break;
+        }
+        return;
+    }
+    const UiScreen *s = cur_screen(a);
+    UiCtx t = typing_ctx(a);
+    if (t) {
+        s->key(a, ui_keymap_find(t, key), key);
+        return;
+    }
+    UiCtx ctxs[3];
+    int n = 0;
+    ctxs[n++] = s->ctx;
+    if (s->list) ctxs[n++] = UI_CTX_LIST;
+    ctxs[n++] = UI_CTX_GLOBAL;
+    const UiKey *k = ui_keymap_lookup(ctxs, n, key);
+    if (k && k->ctx == UI_CTX_GLOBAL) global_action(a, k);
+    else s->key(a, k, key);
+}
+
+/* ---- captured stdout and stderr: what the library prints goes to the Log,
+ * not behind the screen (curses writes to its own copy of the terminal) --- */
+static int err_pipe[2] = {-1, -1};
+static char err_buf[4096];
+static size_t err_len;
+
+static void capture_stderr(void)
+{
+    if (pipe(err_pipe)) return;
+    fcntl(err_pipe[0], F_SETFL, O_NONBLOCK);
+    fcntl(err_pipe[1], F_SETFL, O_NONBLOCK);
+    fcntl(err_pipe[0], F_SETFD, FD_CLOEXEC);
+    fcntl(err_pipe[1], F_SETFD, FD_CLOEXEC);
+    fflush(stderr);
+    fflush(stdout);
+    saved_stderr = dup(2);
+    fcntl(saved_stderr, F_SETFD, FD_CLOEXEC);
+    saved_stdout = dup(1);
+    fcntl(saved_stdout, F_SETFD, FD_CLOEXEC);
+    dup2(err_pipe[1], 2);
+    dup2(err_pipe[1], 1);
+    setvbuf(stderr, NULL, _IOLBF, 0);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+}
+
+static void drain_stderr(App *a)
+{
+    ssize_t n;
+    while ((n = read(err_pipe[0], err_buf + err_len, sizeof err_buf - 1 - err_len)) > 0) {
+        err_len += (size_t)n;
+        char *nl;
+        err_buf[err_len] = 0;
+        while ((nl = memchr(err_buf, '\n', err_len))) {
+            *nl = 0;
+            app_msg(a, 1, "%s", err_buf);
+            size_t used = (size_t)(nl - err_buf) + 1;
+            memmove(err_buf, nl + 1, err_len - used);
+            err_len -= used;
+        }
+        if (err_len == sizeof err_buf - 1) { err_buf[err_len] = 0; app_msg(a, 1, "%s", err_buf); err_len = 0; }
+    }
+}
+
+/* ---- the run store --------------------------------------------------------- */
+static void open_db(App *a)
+{
+    char err[OB_ERRLEN];
+    char *p = a->opt.db ? ob_strdup(a->opt.db) : db_default_path(err);
+    if (!p) { app_msg(a, 1, "run store: %s (runs are not recorded)", err); return; }
+    snprintf(a->db_path, sizeof a->db_path, "%s", p);
+    free(p);
+    a->db = db_open(a->db_path, 0, err);
+    if (!a->db) app_msg(a, 1, "run store: %s (runs are not recorded)", err);
+    else app_log(a, "run store: %s", a->db_path);
+}
+
+/* ---- options and the loop -------------------------------------------------- */
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: onebit-tui [--teacher M] [--tokenizer T] [--db FILE] [--ascii] [--no-color]\n"
+            "       onebit-tui COMMAND [OPTIONS]   (see 'onebit-tui --help')\n"
+            "\n"
+            "Start the full-screen workbench.\n"
+            "\n"
+            "  --teacher M     teacher to load at start (default: $ONEBIT_TEACHER, models/stories260K.bin)\n"
+            "  --tokenizer T   its tokenizer (default: beside the teacher)\n"
+            "  --db FILE       the run store (default $XDG_DATA_HOME/onebit-tui/runs.db)\n"
+            "  --ascii         ASCII charts and borders (default when the locale is not UTF-8)\n"
+            "  --no-color      no colours (also when NO_COLOR is set)\n");
+}
+
+static int parse_options(int argc, char **argv, UiOptions *o)
+{
+    static const struct option opts[] = {
+        {"teacher", required_argument, 0, 'm'}, {"tokenizer", required_argument, 0, 'z'},
+        {"db", required_argument, 0, 'd'},      {"ascii", no_argument, 0, 'a'},
+        {"no-color", no_argument, 0, 'c'},      {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    memset(o, 0, sizeof *o);
+    o->color = 1;
+    const char *nc = getenv("NO_COLOR");
+    if (nc && *nc) o->color = 0;
+    optind = 0;
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'm': o->teacher = optarg; break;
+        case 'z': o->tokenizer = optarg; break;
+        case 'd': o->db = optarg; break;
+        case 'a': o->ascii = 1; break;
+        case 'c': o->color = 0; break;
+        case 'h': usage(stdout); return 1;
+        case ':': cli_usage_error(NULL, "option '%s' needs a value", argv[optind - 1]); return 2;
+        default: cli_usage_error(NULL, "unknown option '%s'", argv[optind - 1]); return 2;
+        }
+    }
+    if (optind < argc) { cli_usage_error(NULL, "unknown command '%s'", argv[optind]); return 2; }
+    return 0;
+}
+
+static int read_key(int *key)
+{
+    wint_t wc;
+    int r = wget_wch(stdscr, &wc);
+    if (r == ERR) return 0;
+    *key = r == KEY_CODE_YES ? UI_FN((int)wc) : (int)wc;
+    return 1;
+}
+
+int ui_main(int argc, char **argv)
+{
+    App *a = ob_calloc(1, sizeof *a);
+    int rc = parse_options(argc, argv, &a->opt);
+    if (rc) { free(a); return rc == 1 ? EXIT_OK : EXIT_USAGE; }
+    if (!isatty(0) || !isatty(1)) {
+        free(a);
+        return cli_error("the workbench needs a terminal (the subcommands work without one: see --help)");
+    }
+    setlocale(LC_ALL, "");
+    const char *cs = nl_langinfo(CODESET);
+    int utf8 = cs && (!strcmp(cs, "UTF-8") || !strcmp(cs, "utf8"));
+    if (!utf8) a->opt.ascii = 1;
+    if (evring_init(&a->ring, 4096) || pipe(sig_pipe)) {
+        free(a);
+        return cli_error("cannot create the event pipes: %s", strerror(errno));
+    }
+    fcntl(sig_pipe[0], F_SETFL, O_NONBLOCK);
+    fcntl(sig_pipe[1], F_SETFL, O_NONBLOCK);
+    install_signals();
+    atexit(restore_terminal);
+    ui_input_init(&a->prompt);
+    a->screens[a->nscreens++] = &ui_scr_model;
+    a->screens[a->nscreens++] = &ui_scr_layers;
+    a->screens[a->nscreens++] = &ui_scr_train;
+    a->screens[a->nscreens++] = &ui_scr_runs;
+    a->screens[a->nscreens++] = &ui_scr_chat;
+    a->screens[a->nscreens++] = &ui_scr_log;
+    ui_grid_init(&screen_grid, 0, 0, a->opt.ascii);
+    ui_grid_init(&shown_grid, 0, 0, a->opt.ascii);
+    ui_grid_init(&body_grid, 0, 0, a->opt.ascii);
+
+    /* curses gets its own stream on the terminal; fd 1 and 2 then go to the Log */
+    int ttyfd = dup(1);
+    FILE *tty = ttyfd >= 0 ? fdopen(ttyfd, "w") : NULL;
+    if (tty) fcntl(ttyfd, F_SETFD, FD_CLOEXEC);
+    SCREEN *scr = tty ? newterm(NULL, tty, stdin) : NULL;
+    if (!scr) {
+        if (tty) fclose(tty);
+        free(a);
+        return cli_error("cannot start curses on this terminal (TERM=%s)", getenv("TERM") ? getenv("TERM") : "");
+    }
+    curses_on = 1;
+    capture_stderr();
+    cbreak();
+    noecho();
+    nonl();
+    keypad(stdscr, TRUE);
+    nodelay(stdscr, TRUE);
+    set_escdelay(25);
+    init_colors(a);
+    app_log(a, "onebit-tui started (%s, %s)", a->opt.ascii ? "ASCII" : "UTF-8", color_on ? "colour" : "no colour");
+    open_db(a);
+    for (int i = 0; i < a->nscreens; i++)
+        if (a->screens[i]->enter && a->screens[i] == &ui_scr_model) a->screens[i]->enter(a);
+    a->dirty = 1;
+
+    while (!a->quit) {
+        if (a->dirty) {
+            a->dirty = 0;
+            render(a);
+        }
+        struct pollfd p[4] = {{0, POLLIN, 0}, {evring_fd(&a->ring), POLLIN, 0}, {sig_pipe[0], POLLIN, 0},
+                              {err_pipe[0], POLLIN, 0}};
+        int np = err_pipe[0] >= 0 ? 4 : 3;
+        int r = poll(p, np, -1);
+        if (r < 0 && errno != EINTR) break;
+        /* input (also after EINTR: SIGWINCH makes curses queue KEY_RESIZE) */
+        int key;
+        while (!a->quit && read_key(&key)) handle_key(a, key);
+        if (r > 0 && (p[1].revents & POLLIN)) {
+            Event ev[64];
+            int n;
+            while ((n = evring_pop(&a->ring, ev, 64)) > 0)
+                for (int i = 0; i < n; i++)
+                    for (int s = 0; s < a->nscreens; s++)
+                        if (a->screens[s]->event) a->screens[s]->event(a, &ev[i]);
+        }
+        if (r > 0 && (p[2].revents & POLLIN)) {
+            char b[16];
+            while (read(sig_pipe[0], b, sizeof b) > 0) {}
+            request_quit(a);
+        }
+        if (r > 0 && np > 3 && (p[3].revents & POLLIN)) drain_stderr(a);
+    }
+    for (int i = 0; i < a->nscreens; i++)
+        if (a->screens[i]->fini) a->screens[i]->fini(a);
+    restore_terminal();
+    delscreen(scr);
+    fclose(tty);
+    if (a->teacher) app_set_teacher(a, NULL, NULL, "", "");
+    if (a->db) db_close(a->db);
+    for (int i = 0; i < a->nlog; i++) free(a->log[(a->log_first + i) % UI_LOG_MAX]);
+    ui_input_free(&a->prompt);
+    ui_grid_free(&screen_grid);
+    ui_grid_free(&shown_grid);
+    ui_grid_free(&body_grid);
+    evring_destroy(&a->ring);
+    close(sig_pipe[0]);
+    close(sig_pipe[1]);
+    if (err_pipe[0] >= 0) { close(err_pipe[0]); close(err_pipe[1]); }
+    free(a);
+    return EXIT_OK;
+}

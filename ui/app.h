@@ -1,0 +1,121 @@
+/* app.h -- the workbench shell: the App state shared by the screens, the
+ * screen interface, and the services screens use (message line, log, path
+ * prompt, yes/no question, modal form, background-job ids). The main loop in
+ * app.c blocks in poll() on the terminal, the EventRing that worker threads
+ * push to, and a signal self-pipe; it redraws only when something changed. */
+#ifndef OB_UI_APP_H
+#define OB_UI_APP_H
+
+#include <stdint.h>
+
+#include "events.h"
+#include "form.h"
+#include "grid.h"
+#include "keymap.h"
+#include "model.h"
+#include "textinput.h"
+#include "tokenizer.h"
+#include "tui.h"
+
+typedef struct App App;
+
+typedef struct {
+    const char *name;
+    int number;                        /* its number key */
+    UiCtx ctx;                         /* its keymap context */
+    int list;                          /* also takes the "Lists" keys */
+    void (*draw)(App *a, UiGrid *g);   /* draw the body (g is the body grid) */
+    /* a key: k is its keymap entry in ctx/LIST, or NULL; return 1 if used */
+    int (*key)(App *a, const UiKey *k, int key);
+    void (*event)(App *a, const Event *ev);
+    /* nonzero while a text field of the screen has focus: its keymap ctx */
+    UiCtx (*typing)(App *a);
+    /* right side of the status bar (progress of what runs here), or NULL */
+    void (*status)(App *a, char *buf, int n);
+    void (*enter)(App *a);             /* became visible; may be NULL */
+    int (*busy)(App *a);
+    void (*teacher)(App *a);           /* a new teacher was installed; may be NULL */               /* a run would be cut short by quitting; may be NULL */
+    void (*fini)(App *a);              /* stop workers, free; may be NULL */
+} UiScreen;
+
+typedef struct {
+    const char *teacher, *tokenizer, *db;
+    int ascii, color;
+} UiOptions;
+
+#define UI_LOG_MAX 2000
+
+struct App {
+    UiOptions opt;
+    EventRing ring;
+    int64_t next_id;
+
+    /* the teacher (owned; replaced only when teacher_users == 0) */
+    Model *teacher;
+    Tokenizer *tok;
+    char teacher_path[4096], tok_path[4096];
+    int teacher_users;                 /* background jobs reading the teacher */
+    char teacher_sha[65];              /* SHA-256 of the teacher file */
+    int64_t teacher_id;                /* its row in the run store (0: none) */
+
+    /* the run store (NULL when it could not be opened: see the Log) */
+    struct Db *db;
+    char db_path[4096];
+
+    const UiScreen *screens[8];
+    int nscreens, cur;
+
+    /* message line and log */
+    char msg[512];
+    int msg_err;
+    char *log[UI_LOG_MAX];
+    int nlog, log_first;               /* ring of lines */
+    long log_total;
+
+    /* modal state */
+    int help, help_top;
+    int prompting;
+    UiInput prompt;
+    char prompt_title[128], prompt_listing[512];
+    int prompt_path;
+    void (*prompt_cb)(App *a, const char *text);
+    int confirming;
+    char question[256];
+    void (*confirm_cb)(App *a, int yes);
+    UiForm *form;
+    void (*form_cb)(App *a, UiForm *f, int accepted);
+
+    int dirty, quit;
+    int cursor_on, cx, cy;             /* cursor in body coordinates */
+    int body_h, body_w;
+};
+
+/* ids of UI jobs (generation, loading); far above run ids, so events of
+ * both can share the ring */
+int64_t app_new_id(App *a);
+void app_dirty(App *a);
+/* message line (err: in the error colour); also appended to the log */
+void app_msg(App *a, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void app_log(App *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *app_log_line(const App *a, long i); /* i in [0, a->nlog) */
+void app_log_clear(App *a);
+/* one-line prompt in the message line; path: Tab completes file names */
+void app_prompt(App *a, const char *title, const char *init, int path, void (*cb)(App *, const char *));
+void app_confirm(App *a, const char *question, void (*cb)(App *, int yes));
+/* show f as a modal form; cb gets it back (the callee frees it) */
+void app_form(App *a, UiForm *f, void (*cb)(App *, UiForm *, int accepted));
+/* the cursor goes to body (x,y) after this draw */
+void app_cursor(App *a, int x, int y);
+void app_switch(App *a, int number);
+/* install a loaded teacher (takes ownership); fails while jobs use the old */
+int app_set_teacher(App *a, Model *m, Tokenizer *t, const char *path, const char *tokpath);
+/* a screen's public actions, used across screens */
+void ui_train_queue_resume(App *a, int64_t run_id);   /* Runs: r */
+void ui_chat_use_student(App *a, const char *path, int64_t run); /* Runs: c */
+void ui_runs_refresh(App *a);
+
+/* the screens */
+extern const UiScreen ui_scr_model, ui_scr_layers, ui_scr_train, ui_scr_runs, ui_scr_chat, ui_scr_log;
+
+
+#endif

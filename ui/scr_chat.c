@@ -1,0 +1,538 @@
+/* scr_chat.c -- screen 5, Chat: type a prompt and the teacher, a 1-bit
+ * student (a finished run's .onebit, student_load) or both side by side
+ * continue it. Each reply is gen_run in a worker thread whose per-token
+ * callback appends to the job's text under a mutex, pushes an EV_TOKEN to
+ * wake the UI and checks a stop flag (Esc), so a partial reply is kept. The
+ * transcript follows the output only while it is scrolled to the bottom and
+ * is saved to the run store (db_chat_add). */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "common.h"
+#include "db.h"
+#include "generate.h"
+#include "student.h"
+
+enum { ROLE_USER, ROLE_TEACHER, ROLE_STUDENT };
+enum { TO_TEACHER, TO_STUDENT, TO_BOTH };
+enum { T_STREAMING, T_DONE, T_STOPPED, T_FAILED };
+
+typedef struct {
+    int role, state;
+    char *text;
+    int ntok;
+    double tps;
+    int64_t job, pair;    /* pair: the user turn and its replies share it */
+} Turn;
+
+typedef struct {
+    pthread_t th;
+    int64_t id;
+    EventRing *ring;
+    const Model *m;
+    const Tokenizer *t;
+    char *prompt;
+    GenParams gp;
+    atomic_int stop;
+    pthread_mutex_t mu;
+    char *text;
+    size_t len, cap;
+    int ntok;
+    double t0, tps;
+    int rc;
+    char err[OB_ERRLEN];
+} GenJob;
+
+static struct {
+    Turn *turns;
+    int n, cap;
+    UiInput input;
+    int focus;
+    int follow, top;      /* first shown line when not following */
+    int view_h, nlines;
+    GenJob *jobs[2];      /* [0] teacher, [1] student */
+    int target;
+    Model *student;
+    Tokenizer *stok;      /* the student's own tokenizer, or NULL: the teacher's */
+    char student_path[4096];
+    int64_t student_run;
+    int64_t sess[2];      /* run-store chat sessions (0: none yet) */
+    float temp, topp;
+    int n_new;
+    unsigned long seed;   /* 0: from the clock */
+    int inited;
+} C;
+
+/* ---- the worker ------------------------------------------------------------ */
+static int on_token(void *user, int token, const char *piece, int is_prompt)
+{
+    GenJob *j = user;
+    (void)token;
+    if (is_prompt) return atomic_load(&j->stop);
+    double now = ob_now();
+    pthread_mutex_lock(&j->mu);
+    if (j->ntok == 0) j->t0 = now;
+    j->ntok++;
+    if (j->ntok > 1) j->tps = (j->ntok - 1) / (now - j->t0 > 1e-9 ? now - j->t0 : 1e-9);
+    if (tok_piece_printable(piece)) {
+        size_t l = strlen(piece);
+        if (j->len + l + 1 > j->cap) {
+            size_t nc = j->cap ? j->cap * 2 : 256;
+            while (nc < j->len + l + 1) nc *= 2;
+            char *nt = ob_malloc(nc);
+            if (j->text) memcpy(nt, j->text, j->len + 1);
+            free(j->text);
+            j->text = nt;
+            j->cap = nc;
+        }
+        memcpy(j->text + j->len, piece, l + 1);
+        j->len += l;
+    }
+    Event ev = {.kind = EV_TOKEN, .run_id = j->id, .step = j->ntok, .tokens_per_s = j->tps};
+    pthread_mutex_unlock(&j->mu);
+    snprintf(ev.text, sizeof ev.text, "%s", piece);
+    evring_push(j->ring, &ev);
+    return atomic_load(&j->stop);
+}
+
+static void *gen_main(void *arg)
+{
+    GenJob *j = arg;
+    GenStats st;
+    j->rc = gen_run(j->m, j->t, j->prompt, &j->gp, on_token, j, &st, j->err);
+    Event ev = {.kind = EV_STATUS, .run_id = j->id,
+                .status = j->rc ? RUN_FAILED : atomic_load(&j->stop) ? RUN_STOPPED : RUN_FINISHED};
+    evring_push(j->ring, &ev);
+    return NULL;
+}
+
+/* ---- transcript ------------------------------------------------------------ */
+static Turn *add_turn(int role, const char *text)
+{
+    if (C.n == C.cap) {
+        C.cap = C.cap ? C.cap * 2 : 16;
+        Turn *nt = ob_calloc(C.cap, sizeof(Turn));
+        if (C.turns) memcpy(nt, C.turns, sizeof(Turn) * C.n);
+        free(C.turns);
+        C.turns = nt;
+    }
+    Turn *t = &C.turns[C.n++];
+    memset(t, 0, sizeof *t);
+    t->role = role;
+    t->text = ob_strdup(text);
+    return t;
+}
+
+static Turn *job_turn(int64_t id)
+{
+    for (int i = C.n - 1; i >= 0; i--)
+        if (C.turns[i].job == id) return &C.turns[i];
+    return NULL;
+}
+
+static void sync_turn(GenJob *j)
+{
+    Turn *t = job_turn(j->id);
+    if (!t) return;
+    pthread_mutex_lock(&j->mu);
+    free(t->text);
+    t->text = ob_strdup(j->text ? j->text : "");
+    t->ntok = j->ntok;
+    t->tps = j->tps;
+    pthread_mutex_unlock(&j->mu);
+}
+
+static const char *role_name(int role) { return role == ROLE_USER ? "you" : role == ROLE_TEACHER ? "teacher" : "student"; }
+
+/* save a line of the conversation in side's session */
+static void save(App *a, int side, const char *role, const char *text)
+{
+    if (!a->db) return;
+    char err[OB_ERRLEN];
+    int64_t run = side ? C.student_run : 0, teacher = side && C.student_run ? 0 : a->teacher_id;
+    if (!run && !teacher) return;
+    if (!C.sess[side]) {
+        C.sess[side] = db_chat_new_session(a->db, run, teacher, err);
+        if (C.sess[side] <= 0) { C.sess[side] = 0; app_msg(a, 1, "run store: %s", err); return; }
+    }
+    if (db_chat_add(a->db, run, teacher, C.sess[side], role, text, err) <= 0) app_msg(a, 1, "run store: %s", err);
+}
+
+static void finish_job(App *a, int side)
+{
+    GenJob *j = C.jobs[side];
+    pthread_join(j->th, NULL);
+    sync_turn(j);
+    Turn *t = job_turn(j->id);
+    if (t) {
+        t->state = j->rc ? T_FAILED : atomic_load(&j->stop) ? T_STOPPED : T_DONE;
+        if (j->rc) app_msg(a, 1, "%s: generation failed: %s", role_name(t->role), j->err);
+        else app_msg(a, 0, "%s %s: %d tokens, %.1f tokens/s", role_name(t->role), t->state == T_STOPPED ? "stopped" : "done",
+                     t->ntok, t->tps);
+        if (!j->rc) save(a, side, "assistant", t->text);
+    }
+    if (side == 0) a->teacher_users--;
+    pthread_mutex_destroy(&j->mu);
+    free(j->prompt);
+    free(j->text);
+    free(j);
+    C.jobs[side] = NULL;
+}
+
+static int busy(void) { return C.jobs[0] || C.jobs[1]; }
+
+static GenJob *start_job(App *a, int side, const Model *m, const Tokenizer *t, const char *text, int64_t pair)
+{
+    GenJob *j = ob_calloc(1, sizeof *j);
+    j->id = app_new_id(a);
+    j->ring = &a->ring;
+    j->m = m;
+    j->t = t;
+    j->prompt = ob_strdup(text);
+    j->gp = (GenParams){C.n_new, C.temp, C.topp, C.seed ? C.seed : (uint64_t)time(NULL) ^ (uint64_t)pair};
+    atomic_init(&j->stop, 0);
+    pthread_mutex_init(&j->mu, NULL);
+    Turn *tu = add_turn(side ? ROLE_STUDENT : ROLE_TEACHER, "");
+    tu->job = j->id;
+    tu->pair = pair;
+    if (pthread_create(&j->th, NULL, gen_main, j)) {
+        tu->state = T_FAILED;
+        app_msg(a, 1, "cannot start the generation thread");
+        pthread_mutex_destroy(&j->mu);
+        free(j->prompt);
+        free(j);
+        return NULL;
+    }
+    if (side == 0) a->teacher_users++;
+    C.jobs[side] = j;
+    return j;
+}
+
+static void send(App *a)
+{
+    if (busy()) { app_msg(a, 1, "a reply is still streaming: Esc stops it"); return; }
+    int want_t = C.target != TO_STUDENT, want_s = C.target != TO_TEACHER;
+    if (want_t && !a->teacher) { app_msg(a, 1, "no teacher loaded (screen 1, o)"); return; }
+    if (want_s && !C.student) { app_msg(a, 1, "no student loaded (l, or c on the Runs screen)"); return; }
+    const char *text = C.input.buf;
+    Turn *u = add_turn(ROLE_USER, text);
+    int64_t pair = app_new_id(a);
+    u->pair = pair;
+    if (want_t) { save(a, 0, "user", text); start_job(a, 0, a->teacher, a->tok, text, pair); }
+    if (want_s) { save(a, 1, "user", text); start_job(a, 1, C.student, C.stok ? C.stok : a->tok, text, pair); }
+    C.follow = 1;
+    ui_input_set(&C.input, "");
+}
+
+/* ---- students --------------------------------------------------------------- */
+static void free_student(void)
+{
+    if (C.student) { model_free(C.student); free(C.student); C.student = NULL; }
+    if (C.stok) { tok_free(C.stok); free(C.stok); C.stok = NULL; }
+}
+
+static int load_student(App *a, const char *path, int64_t run)
+{
+    if (C.jobs[1]) { app_msg(a, 1, "the student is still replying: Esc stops it"); return -1; }
+    char err[OB_ERRLEN];
+    int has = student_has_tokenizer(path, err);
+    if (has < 0) { app_msg(a, 1, "error: %s", err); return -1; }
+    Model *m = ob_calloc(1, sizeof *m);
+    Tokenizer *t = has ? ob_calloc(1, sizeof *t) : NULL;
+    if (student_load(m, t, path, err)) {
+        app_msg(a, 1, "error: %s", err);
+        free(m);
+        free(t);
+        return -1;
+    }
+    if (!t && (!a->tok || a->tok->vocab_size < m->cfg.vocab_size)) {
+        app_msg(a, 1, "%s has no tokenizer and the teacher's does not fit", path);
+        model_free(m);
+        free(m);
+        return -1;
+    }
+    free_student();
+    C.student = m;
+    C.stok = t;
+    C.student_run = run;
+    C.sess[1] = 0;
+    snprintf(C.student_path, sizeof C.student_path, "%s", path);
+    C.target = a->teacher ? TO_BOTH : TO_STUDENT;
+    app_msg(a, 0, "student %s loaded; talking to %s", path, C.target == TO_BOTH ? "teacher and student side by side" : "the student");
+    return 0;
+}
+
+static void student_prompt_done(App *a, const char *path)
+{
+    if (path[0]) load_student(a, path, 0);
+}
+
+/* ---- drawing --------------------------------------------------------------- */
+typedef struct { UiGrid *g; int y, skip, rows, x, w, attr; int count; } WrapDraw;
+static void wrap_line(void *user, const char *s, int len)
+{
+    WrapDraw *d = user;
+    if (d->g && d->count >= d->skip && d->count - d->skip < d->rows) {
+        char *tmp = ob_malloc(len + 1);
+        memcpy(tmp, s, len);
+        tmp[len] = 0;
+        ui_grid_text(d->g, d->x, d->y + d->count - d->skip, d->w, d->attr, tmp);
+        free(tmp);
+    }
+    d->count++;
+}
+
+static const char *turn_header(const Turn *t, char *buf, int n)
+{
+    if (t->role == ROLE_USER) { snprintf(buf, n, "you"); return buf; }
+    const char *st = t->state == T_STREAMING ? " ..." : t->state == T_STOPPED ? "  [stopped]" : t->state == T_FAILED ? "  [failed]" : "";
+    snprintf(buf, n, "%s   %d tokens, %.1f tokens/s%s", role_name(t->role), t->ntok, t->tps, st);
+    return buf;
+}
+
+/* one turn (header + wrapped text) at column x, width w, from transcript
+ * line line0; returns its lines */
+static int reply(UiGrid *g, const Turn *t, int x, int w, int y, int line0, int skip, int rows)
+{
+    char hb[128];
+    int attr = t->role == ROLE_USER ? UI_A_BOLD : t->role == ROLE_TEACHER ? UI_A_S1 : UI_A_S2;
+    if (g && line0 >= skip && line0 - skip < rows) ui_grid_text(g, x, y + line0 - skip, w, attr, turn_header(t, hb, sizeof hb));
+    WrapDraw d = {g, y, skip, rows, x + 2, w - 2, t->role == ROLE_USER ? UI_A_BOLD : UI_A_NORMAL, line0 + 1};
+    ui_wrap(t->text, w - 2 > 1 ? w - 2 : 1, wrap_line, &d);
+    return d.count - line0;
+}
+
+/* lines of the transcript at width w; draws rows [skip, skip+rows) when g.
+ * The replies of teacher and student to one prompt go side by side. */
+static int transcript(UiGrid *g, int y, int w, int skip, int rows)
+{
+    int line = 0;
+    for (int i = 0; i < C.n; i++) {
+        const Turn *t = &C.turns[i];
+        if (t->role != ROLE_USER && i + 1 < C.n && C.turns[i + 1].role != ROLE_USER && C.turns[i + 1].pair == t->pair) {
+            int half = (w - 1) / 2;
+            int l1 = reply(g, t, 0, half, y, line, skip, rows);
+            int l2 = reply(g, &C.turns[i + 1], half + 1, w - half - 1, y, line, skip, rows);
+            line += (l1 > l2 ? l1 : l2) + 1;
+            i++;
+            continue;
+        }
+        line += reply(g, t, 0, w, y, line, skip, rows) + 1;
+    }
+    return line;
+}
+
+static void chat_draw(App *a, UiGrid *g)
+{
+    const char *sb = strrchr(C.student_path, '/');
+    sb = sb ? sb + 1 : C.student_path;
+    char who[300];
+    if (C.target == TO_TEACHER) snprintf(who, sizeof who, "the teacher");
+    else if (C.target == TO_STUDENT) snprintf(who, sizeof who, "student %.200s", sb);
+    else snprintf(who, sizeof who, "teacher | student %.200s", sb);
+    ui_grid_printf(g, 0, 0, g->w, UI_A_DIM, "Chat with %s   temperature %.2f   top-p %.2f   max tokens %d   seed %s", who,
+                   C.temp, C.topp, C.n_new, C.seed ? "fixed" : "clock");
+    int view_h = g->h - 3;
+    if (view_h < 1) view_h = 1;
+    C.view_h = view_h;
+    C.nlines = transcript(NULL, 0, g->w, 0, 0);
+    int maxtop = C.nlines - view_h > 0 ? C.nlines - view_h : 0;
+    if (C.follow || C.top > maxtop) C.top = maxtop;
+    if (C.top < 0) C.top = 0;
+    if (C.n == 0)
+        ui_grid_text(g, 2, 2, g->w - 4, UI_A_DIM, "Type a prompt below and press Enter; the model continues it.");
+    transcript(g, 1, g->w, C.top, view_h);
+    uint32_t hb = g->ascii ? '-' : 0x2500;
+    ui_grid_hline(g, 0, g->h - 2, g->w, hb, UI_A_DIM);
+    if (!C.follow && C.top < maxtop) ui_grid_printf(g, 2, g->h - 2, g->w - 4, UI_A_DIM, " %d more lines below (End follows) ", maxtop - C.top);
+    int x = ui_grid_text(g, 0, g->h - 1, 2, C.focus ? UI_A_BOLD : UI_A_DIM, "> "), cx;
+    ui_input_render(&C.input, g, x, g->h - 1, g->w - x, C.focus ? UI_A_INPUT : UI_A_NORMAL, &cx);
+    if (C.focus) app_cursor(a, cx, g->h - 1);
+    else if (!C.input.len) ui_grid_text(g, x, g->h - 1, g->w - x, UI_A_DIM, "(Enter or i to type)");
+}
+
+static void scroll(int delta)
+{
+    int maxtop = C.nlines - C.view_h > 0 ? C.nlines - C.view_h : 0;
+    if (C.follow) C.top = maxtop;
+    C.top += delta;
+    if (C.top < 0) C.top = 0;
+    if (C.top >= maxtop) { C.top = maxtop; C.follow = 1; }
+    else C.follow = 0;
+}
+
+/* ---- settings ------------------------------------------------------------- */
+static void settings_done(App *a, UiForm *f, int ok)
+{
+    if (ok) {
+        double v;
+        ui_form_num(f, 0, &v); C.temp = (float)v;
+        ui_form_num(f, 1, &v); C.topp = (float)v;
+        ui_form_num(f, 2, &v); C.n_new = (int)v;
+        ui_form_num(f, 3, &v); C.seed = (unsigned long)v;
+        app_msg(a, 0, "sampling: temperature %.2f, top-p %.2f, %d tokens", C.temp, C.topp, C.n_new);
+    }
+    ui_form_free(f);
+    free(f);
+}
+
+static void open_settings(App *a)
+{
+    UiForm *f = ob_malloc(sizeof *f);
+    char b[4][32];
+    snprintf(b[0], 32, "%g", C.temp);
+    snprintf(b[1], 32, "%g", C.topp);
+    snprintf(b[2], 32, "%d", C.n_new);
+    snprintf(b[3], 32, "%lu", C.seed);
+    ui_form_init(f, "Sampling");
+    ui_form_add(f, "temperature", UI_F_NUM, b[0], 0, 10, "0 = greedy (always the most likely token)");
+    ui_form_add(f, "top-p", UI_F_NUM, b[1], 0, 1, "nucleus sampling threshold; 0 or 1 = off");
+    ui_form_add(f, "max new tokens", UI_F_INT, b[2], 1, 1 << 20, "the reply stops here, at EOS or at the context end");
+    ui_form_add(f, "seed", UI_F_INT, b[3], 0, 2147483647, "0 = a new seed from the clock for every reply");
+    app_form(a, f, settings_done);
+}
+
+/* ---- keys and events -------------------------------------------------------- */
+static void stop_gen(App *a)
+{
+    if (!busy()) return;
+    for (int i = 0; i < 2; i++)
+        if (C.jobs[i]) atomic_store(&C.jobs[i]->stop, 1);
+    app_msg(a, 0, "stopping the generation ...");
+}
+
+static int chat_key(App *a, const UiKey *k, int key)
+{
+    if (C.focus) {
+        if (k) {
+            switch (k->action) {
+            case A_SEND:
+                if (C.input.len) send(a);
+                return 1;
+            case A_ESCAPE:
+                if (busy()) stop_gen(a);
+                else C.focus = 0;
+                return 1;
+            case A_PGUP: scroll(-(C.view_h - 1)); return 1;
+            case A_PGDN: scroll(C.view_h - 1); return 1;
+            default: break;
+            }
+        }
+        return ui_input_key(&C.input, key);
+    }
+    if (!k) return 0;
+    switch (k->action) {
+    case A_FOCUS: C.focus = 1; return 1;
+    case A_ESCAPE: stop_gen(a); return 1;
+    case A_SETTINGS: open_settings(a); return 1;
+    case A_NEW_CHAT:
+        if (busy()) { app_msg(a, 1, "a reply is still streaming: Esc stops it"); return 1; }
+        for (int i = 0; i < C.n; i++) free(C.turns[i].text);
+        C.n = 0;
+        C.follow = 1;
+        C.sess[0] = C.sess[1] = 0;
+        return 1;
+    case A_STUDENT: app_prompt(a, "Student file (.onebit)", C.student_path, 1, student_prompt_done); return 1;
+    case A_TARGET_CYCLE:
+        if (!C.student) { C.target = TO_TEACHER; app_msg(a, 1, "no student loaded: l loads one"); return 1; }
+        C.target = (C.target + 1) % 3;
+        if (C.target != TO_STUDENT && !a->teacher) C.target = TO_STUDENT;
+        app_msg(a, 0, "talking to %s", C.target == TO_TEACHER ? "the teacher" : C.target == TO_STUDENT ? "the student" : "both, side by side");
+        return 1;
+    case A_UP: scroll(-1); return 1;
+    case A_DOWN: scroll(1); return 1;
+    case A_PGUP: scroll(-(C.view_h - 1)); return 1;
+    case A_PGDN: scroll(C.view_h - 1); return 1;
+    case A_HOME: C.follow = 0; C.top = 0; return 1;
+    case A_END: C.follow = 1; return 1;
+    default: return 0;
+    }
+}
+
+static void chat_event(App *a, const Event *ev)
+{
+    for (int i = 0; i < 2; i++) {
+        if (!C.jobs[i] || ev->run_id != C.jobs[i]->id) continue;
+        if (ev->kind == EV_TOKEN) sync_turn(C.jobs[i]);
+        else if (ev->kind == EV_STATUS) finish_job(a, i);
+        app_dirty(a);
+    }
+}
+
+static UiCtx chat_typing(App *a) { return C.focus ? UI_CTX_CHAT_INPUT : 0; }
+
+static void chat_status(App *a, char *buf, int n)
+{
+    for (int i = 0; i < 2; i++) {
+        Turn *t = C.jobs[i] ? job_turn(C.jobs[i]->id) : NULL;
+        if (t) { snprintf(buf, n, "%s: %d tokens, %.1f tokens/s ", role_name(t->role), t->ntok, t->tps); return; }
+    }
+}
+
+static void chat_enter_init(void)
+{
+    if (!C.inited) {
+        C.inited = 1;
+        ui_input_init(&C.input);
+        C.temp = 0.8f;
+        C.topp = 0.9f;
+        C.n_new = 256;
+        C.follow = 1;
+    }
+}
+
+/* the teacher is the default until a student exists: then the newest
+ * finished run's student joins it, side by side */
+static void default_student(App *a)
+{
+    if (C.student || C.jobs[1] || !a->db) return;
+    DbRun *runs;
+    int n;
+    char err[OB_ERRLEN];
+    if (db_run_list(a->db, &runs, &n, err)) return;
+    for (int i = 0; i < n; i++) /* newest first */
+        if (runs[i].status == RUN_FINISHED && runs[i].student_path && access(runs[i].student_path, R_OK) == 0) {
+            load_student(a, runs[i].student_path, runs[i].id);
+            break;
+        }
+    db_run_list_free(runs, n);
+}
+
+static void chat_enter(App *a)
+{
+    chat_enter_init();
+    default_student(a);
+    C.focus = 1;
+}
+
+void ui_chat_use_student(App *a, const char *path, int64_t run)
+{
+    chat_enter_init();
+    if (load_student(a, path, run) == 0) app_switch(a, 5);
+}
+
+static void chat_fini(App *a)
+{
+    for (int i = 0; i < 2; i++)
+        if (C.jobs[i]) {
+            atomic_store(&C.jobs[i]->stop, 1);
+            finish_job(a, i);
+        }
+    free_student();
+    for (int i = 0; i < C.n; i++) free(C.turns[i].text);
+    free(C.turns);
+    if (C.inited) ui_input_free(&C.input);
+    memset(&C, 0, sizeof C);
+}
+
+const UiScreen ui_scr_chat = {
+    .name = "Chat", .number = 5, .ctx = UI_CTX_CHAT, .list = 1,
+    .draw = chat_draw, .key = chat_key, .event = chat_event, .typing = chat_typing,
+    .status = chat_status, .enter = chat_enter, .fini = chat_fini,
+};

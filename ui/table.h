@@ -1,0 +1,46 @@
+/* table.h -- a sortable, scrollable table with a selected row, drawn into a
+ * UiGrid. Cells are strings with an optional numeric sort key. Pure:
+ * unit-tested. */
+#ifndef OB_UI_TABLE_H
+#define OB_UI_TABLE_H
+
+#include "grid.h"
+#include "keymap.h"
+
+typedef struct {
+    const char *title;
+    int width;        /* columns; 0 = share the remaining width */
+    int right;        /* right-aligned (numbers) */
+} UiColumn;
+
+typedef struct {
+    const UiColumn *cols;
+    int ncols;
+    int nrows, caprows;
+    char **cells;     /* (nrows, ncols), owned */
+    double *keys;     /* (nrows, ncols) numeric sort keys; NaN = sort as text */
+    int *order;       /* display position -> row */
+    int sort_col;     /* -1: insertion order */
+    int sort_desc;
+    int sel;          /* display position of the selection */
+    int top;          /* first displayed position */
+    int page;         /* rows shown by the last render */
+} UiTable;
+
+void ui_table_init(UiTable *t, const UiColumn *cols, int ncols);
+void ui_table_free(UiTable *t);
+void ui_table_clear(UiTable *t);                 /* rows only; keeps sort */
+int ui_table_add(UiTable *t);                    /* a new empty row; returns its index */
+void ui_table_set(UiTable *t, int row, int col, const char *text, double key);
+void ui_table_setf(UiTable *t, int row, int col, double key, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+const char *ui_table_get(const UiTable *t, int row, int col);
+/* sort by col (desc or not); the selected row stays selected */
+void ui_table_sort(UiTable *t, int col, int desc);
+/* A_UP/A_DOWN/A_PGUP/A_PGDN/A_HOME/A_END; returns 1 if handled */
+int ui_table_nav(UiTable *t, UiAction a);
+int ui_table_selected(const UiTable *t);          /* row index, -1 when empty */
+void ui_table_select_row(UiTable *t, int row);
+void ui_table_render(UiTable *t, UiGrid *g, int x, int y, int w, int h, int focused);
+
+#endif
