@@ -3,6 +3,7 @@
 #include "bitlinear.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -110,9 +111,33 @@ void bitlinear_forward_ref(const BitLinear *bl, const float *x, float *y, int N)
 
 /* ---- the fast path: kernel variants on the thread pool ----------------- */
 
-/* per-thread scratch, grown as needed and kept (no allocation per call) */
-static __thread float *s_gx, *s_acc;
-static __thread size_t s_gx_n, s_acc_n;
+/* per-thread scratch, grown as needed and kept (no allocation per call);
+ * freed by a thread-specific-data destructor when the thread exits (chat and
+ * training start threads of their own) */
+typedef struct { float *gx, *acc; size_t gx_n, acc_n; } Scratch;
+static pthread_key_t s_key;
+static pthread_once_t s_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
+{
+    Scratch *s = p;
+    free(s->gx);
+    free(s->acc);
+    free(s);
+}
+
+static void scratch_key_init(void) { pthread_key_create(&s_key, scratch_free); }
+
+static Scratch *scratch_get(void)
+{
+    pthread_once(&s_once, scratch_key_init);
+    Scratch *s = pthread_getspecific(s_key);
+    if (!s) {
+        s = ob_calloc(1, sizeof *s);
+        pthread_setspecific(s_key, s);
+    }
+    return s;
+}
 
 static float *scratch(float **p, size_t *have, size_t n)
 {
@@ -171,8 +196,9 @@ void bitlinear_forward(const BitLinear *bl, const float *x, float *y, int N)
     const BitKernel *K = kern_current();
     if (K->needs_kbits && !bl->kbits) K = kern_avx2.available() ? &kern_avx2 : &kern_ref; /* a BitLinear not made by bitlinear_new */
     const int in = bl->in, in_pad = kern_in_pad(bl), nblk = kern_nblk(bl);
-    float *gx = scratch(&s_gx, &s_gx_n, (size_t)N * in_pad);
-    float *acc = scratch(&s_acc, &s_acc_n, (size_t)N * nblk * KERN_ROWBLK);
+    Scratch *sc = scratch_get();
+    float *gx = scratch(&sc->gx, &sc->gx_n, (size_t)N * in_pad);
+    float *acc = scratch(&sc->acc, &sc->acc_n, (size_t)N * nblk * KERN_ROWBLK);
     for (int n = 0; n < N; n++) {
         const float *xn = x + (size_t)n * in;
         float *gn = gx + (size_t)n * in_pad;
