@@ -203,12 +203,44 @@ static Cand heap_pop(Heap *h)
     return top;
 }
 
-typedef struct {
+typedef struct Enc {
     const Tokenizer *t;
     int *id, *prev, *next, *ver;  /* symbol list; ver bumps when a symbol changes */
-    char *buf;
+    char *buf;                    /* llama2.c mode: the concatenated pair */
+    const int *seg;               /* byte-level mode: pre-token of each symbol */
     Heap heap;
+    void (*try_pair)(struct Enc *e, int left); /* push the pair (left, next) if it merges */
 } Enc;
+
+/* The merge loop of both encoders: merge the best candidate pair until none
+ * is left (the heap orders by score, then leftmost, as llama2.c's scan does),
+ * with e->try_pair proposing the candidates. Compacts the surviving symbols
+ * to the front of e->id and returns their count. */
+static int bpe_merge(Enc *e, int n)
+{
+    e->prev = ob_malloc((n + 1) * sizeof(int));
+    e->next = ob_malloc((n + 1) * sizeof(int));
+    e->ver = ob_calloc(n + 1, sizeof(int));
+    for (int i = 0; i < n; i++) { e->prev[i] = i - 1; e->next[i] = i + 1 < n ? i + 1 : -1; }
+    for (int i = 0; i + 1 < n; i++) e->try_pair(e, i);
+    while (e->heap.n) {
+        Cand c = heap_pop(&e->heap);
+        int left = c.left, right = c.right_id;
+        if (e->id[left] < 0 || e->next[left] != right || e->id[right] < 0) continue;
+        if (c.seq != e->ver[left] * 65536 + (e->ver[right] & 0xffff)) continue;
+        e->id[left] = c.merged;
+        e->ver[left]++;
+        e->id[right] = -1;
+        e->next[left] = e->next[right];
+        if (e->next[right] >= 0) e->prev[e->next[right]] = left;
+        if (e->prev[left] >= 0) e->try_pair(e, e->prev[left]);
+        e->try_pair(e, left);
+    }
+    int m = 0;
+    for (int i = n ? 0 : -1; i >= 0; i = e->next[i]) e->id[m++] = e->id[i]; /* m <= i: in place */
+    free(e->prev); free(e->next); free(e->ver); free(e->heap.a);
+    return m;
+}
 
 static void try_pair(Enc *e, int left)
 {
@@ -259,30 +291,11 @@ int tok_encode(const Tokenizer *t, const char *text, int bos, int eos, int **out
     Enc e = {0};
     e.t = t;
     e.id = tok;
-    e.prev = ob_malloc((n + 1) * sizeof(int));
-    e.next = ob_malloc((n + 1) * sizeof(int));
-    e.ver = ob_calloc(n + 1, sizeof(int));
     e.buf = ob_malloc((size_t)t->max_token_length * 2 + 8);
-    for (int i = 0; i < n; i++) { e.prev[i] = i - 1; e.next[i] = i + 1 < n ? i + 1 : -1; }
-    for (int i = 0; i + 1 < n; i++) try_pair(&e, i);
-    while (e.heap.n) {
-        Cand c = heap_pop(&e.heap);
-        int left = c.left, right = c.right_id;
-        if (e.id[left] < 0 || e.next[left] != right || e.id[right] < 0) continue;
-        if (c.seq != e.ver[left] * 65536 + (e.ver[right] & 0xffff)) continue;
-        e.id[left] = c.merged;
-        e.ver[left]++;
-        e.id[right] = -1;
-        e.next[left] = e.next[right];
-        if (e.next[right] >= 0) e.prev[e.next[right]] = left;
-        if (e.prev[left] >= 0) try_pair(&e, e.prev[left]);
-        try_pair(&e, left);
-    }
-    int m = 0;
-    for (int i = 0; i >= 0 && i < n; i = e.next[i]) tok[m++] = e.id[i];
-    if (n == 0) m = 0;
+    e.try_pair = try_pair;
+    int m = bpe_merge(&e, n);
+    free(e.buf);
     if (eos) tok[m++] = t->eos_id;
-    free(e.prev); free(e.next); free(e.ver); free(e.buf); free(e.heap.a);
     *out = tok;
     *n_out = m;
     return 0;
@@ -574,10 +587,10 @@ static size_t pre_next(const unsigned char *s, size_t n, size_t i, int mode)
     return prevq > i ? prevq : k;
 }
 
-static void try_pair_bl(Enc *e, const int *seg, int left)
+static void try_pair_bl(Enc *e, int left)
 {
     int right = e->next[left];
-    if (right < 0 || seg[left] != seg[right]) return;
+    if (right < 0 || e->seg[left] != e->seg[right]) return;
     int r = merge_rank(e->t, e->id[left], e->id[right]);
     if (r < 0) return;
     heap_push(&e->heap, (Cand){-(float)r, left, right, e->t->merge_res[r], e->ver[left] * 65536 + (e->ver[right] & 0xffff)});
@@ -612,28 +625,11 @@ static int encode_bytelevel(const Tokenizer *t, const char *text, int bos, int e
     Enc e = {0};
     e.t = t;
     e.id = tok;
-    e.prev = ob_malloc((n + 1) * sizeof(int));
-    e.next = ob_malloc((n + 1) * sizeof(int));
-    e.ver = ob_calloc(n + 1, sizeof(int));
-    for (int i = 0; i < n; i++) { e.prev[i] = i - 1; e.next[i] = i + 1 < n ? i + 1 : -1; }
-    for (int i = 0; i + 1 < n; i++) try_pair_bl(&e, seg, i);
-    while (e.heap.n) {
-        Cand c = heap_pop(&e.heap);
-        int left = c.left, right = c.right_id;
-        if (e.id[left] < 0 || e.next[left] != right || e.id[right] < 0) continue;
-        if (c.seq != e.ver[left] * 65536 + (e.ver[right] & 0xffff)) continue;
-        e.id[left] = c.merged;
-        e.ver[left]++;
-        e.id[right] = -1;
-        e.next[left] = e.next[right];
-        if (e.next[right] >= 0) e.prev[e.next[right]] = left;
-        if (e.prev[left] >= 0) try_pair_bl(&e, seg, e.prev[left]);
-        try_pair_bl(&e, seg, left);
-    }
-    int m = 0;
-    for (int i = n ? 0 : -1; i >= 0; i = e.next[i]) tok[m++] = e.id[i];
+    e.seg = seg;
+    e.try_pair = try_pair_bl;
+    int m = bpe_merge(&e, n);
     if (eos && t->eos_id >= 0) tok[m++] = t->eos_id;
-    free(e.prev); free(e.next); free(e.ver); free(e.heap.a); free(seg);
+    free(seg);
     *out = tok;
     *n_out = m;
     return 0;
