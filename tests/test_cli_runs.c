@@ -8,19 +8,10 @@
 
 #include "common.h"
 #include "db.h"
+#include "dbtest.h"
 #include "test.h"
 
-static char dir[256];
 static const char *bin;
-
-static const char *tmp(const char *name)
-{
-    static char buf[8][512];
-    static int k;
-    char *b = buf[k++ % 8];
-    snprintf(b, sizeof buf[0], "%s/%s", dir, name);
-    return b;
-}
 
 static char out[1 << 16], errout[1 << 14];
 

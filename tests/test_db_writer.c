@@ -15,28 +15,8 @@
 #include "common.h"
 #include "db.h"
 #include "db_internal.h"
+#include "dbtest.h"
 #include "test.h"
-
-static char dir[256];
-
-static const char *tmp(const char *name)
-{
-    static char buf[8][512];
-    static int k;
-    char *b = buf[k++ % 8];
-    snprintf(b, sizeof buf[0], "%s/%s", dir, name);
-    return b;
-}
-
-static long long q_int(sqlite3 *h, const char *sql)
-{
-    sqlite3_stmt *st;
-    long long v = -999;
-    if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK) return -998;
-    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
 
 static void nap(void)
 {

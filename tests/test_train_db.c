@@ -16,22 +16,12 @@
 #include "db.h"
 #include "db_internal.h"
 #include "db_svid.h"
+#include "dbtest.h"
 #include "test.h"
 
 #define STEPS 120
 #define CKPT_EVERY 20
 #define KILL_AFTER 50
-
-static char dir[256];
-
-static const char *tmp(const char *name)
-{
-    static char buf[8][512];
-    static int k;
-    char *b = buf[k++ % 8];
-    snprintf(b, sizeof buf[0], "%s/%s", dir, name);
-    return b;
-}
 
 static pid_t spawn(char *const argv[], const char *out)
 {
@@ -68,16 +58,6 @@ static int steps_done(const char *path, const char *name)
     }
     db_close(db);
     return s;
-}
-
-static long long q_int(sqlite3 *h, const char *sql)
-{
-    sqlite3_stmt *st;
-    long long v = -999;
-    if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK) return -998;
-    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
 }
 
 int main(void)
