@@ -647,20 +647,26 @@ static void lp_ln_bwd(void *c, size_t lo, size_t hi) /* rows: du = r·(dy − me
     }
 }
 
-static void lp_dh(void *c, size_t lo, size_t hi) /* columns: dh += Σ_n du ⊙ a, rows in order */
+/* out[j] += Σ_n a[n,j]·b[n,j] for columns lo..hi-1 of (N, width) arrays: in
+ * blocks of 64 columns, double accumulators, rows in order (deterministic
+ * whatever the column split) */
+static void colsum_prod(const float *a, const float *b, size_t N, size_t width, size_t lo, size_t hi, float *out)
 {
-    const LinPar *p = c;
-    int out = p->out;
-    size_t N = p->N;
-    for (size_t o0 = lo; o0 < hi; o0 += 64) {
-        size_t o1 = o0 + 64 < hi ? o0 + 64 : hi;
+    for (size_t j0 = lo; j0 < hi; j0 += 64) {
+        size_t j1 = j0 + 64 < hi ? j0 + 64 : hi;
         double acc[64] = {0};
         for (size_t n = 0; n < N; n++) {
-            const float *d = p->dy + n * out, *an = p->a + n * out;
-            for (size_t o = o0; o < o1; o++) acc[o - o0] += (double)d[o] * an[o];
+            const float *an = a + n * width, *bn = b + n * width;
+            for (size_t j = j0; j < j1; j++) acc[j - j0] += (double)an[j] * bn[j];
         }
-        for (size_t o = o0; o < o1; o++) p->dh[o] += (float)acc[o - o0];
+        for (size_t j = j0; j < j1; j++) out[j] += (float)acc[j - j0];
     }
+}
+
+static void lp_dh(void *c, size_t lo, size_t hi) /* columns: dh += Σ_n du ⊙ a */
+{
+    const LinPar *p = c;
+    colsum_prod(p->dy, p->a, p->N, (size_t)p->out, lo, hi, p->dh);
 }
 
 static void lp_dz_gx(void *c, size_t lo, size_t hi) /* rows: dz = du ⊙ h; gx = x ⊙ g */
@@ -673,20 +679,10 @@ static void lp_dz_gx(void *c, size_t lo, size_t hi) /* rows: dz = du ⊙ h; gx =
     lp_gx(c, lo, hi);
 }
 
-static void lp_dg(void *c, size_t lo, size_t hi) /* columns: dg += Σ_n d(gx) ⊙ x, rows in order */
+static void lp_dg(void *c, size_t lo, size_t hi) /* columns: dg += Σ_n d(gx) ⊙ x */
 {
     const LinPar *p = c;
-    int in = p->in;
-    size_t N = p->N;
-    for (size_t i0 = lo; i0 < hi; i0 += 64) {
-        size_t i1 = i0 + 64 < hi ? i0 + 64 : hi;
-        double acc[64] = {0};
-        for (size_t n = 0; n < N; n++) {
-            const float *dg = p->dgx + n * in, *xn = p->x + n * in;
-            for (size_t i = i0; i < i1; i++) acc[i - i0] += (double)dg[i] * xn[i];
-        }
-        for (size_t i = i0; i < i1; i++) p->dg[i] += (float)acc[i - i0];
-    }
+    colsum_prod(p->dgx, p->x, p->N, (size_t)p->in, lo, hi, p->dg);
 }
 
 static void lp_dx(void *c, size_t lo, size_t hi) /* rows: dx (+)= d(gx) ⊙ g */
