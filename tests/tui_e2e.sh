@@ -21,50 +21,33 @@ SOCK=onebit-e2e-$$
 tm() { tmux -L "$SOCK" -f /dev/null "$@"; }
 trap 'tm kill-server 2>/dev/null; rm -rf "$TMP"' EXIT
 
+# poll_screen WHAT SECONDS TEST...: capture the pane into $TMP/screen until
+# the command TEST... succeeds; on timeout say WHAT and show the screen.
+# (_poll_what, not "what": check() in lib.sh, its caller, has a local "what")
+poll_screen() {
+    _poll_what=$1
+    deadline=$(( $(date +%s) + $2 ))
+    shift 2
+    while :; do
+        tm capture-pane -p -t e2e >"$TMP/screen" 2>/dev/null || true
+        if "$@"; then return 0; fi
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            echo "timeout waiting for $_poll_what; the screen:" >&2
+            cat "$TMP/screen" >&2
+            return 1
+        fi
+        sleep 0.05
+    done
+}
+absent() { ! grep -qF -- "$1" "$TMP/screen"; }
 # wait_for TEXT [SECONDS]: poll the pane until TEXT shows
-wait_for() {
-    deadline=$(( $(date +%s) + ${2:-30} ))
-    while :; do
-        tm capture-pane -p -t e2e >"$TMP/screen" 2>/dev/null || true
-        if grep -qF -- "$1" "$TMP/screen"; then return 0; fi
-        if [ "$(date +%s)" -ge "$deadline" ]; then
-            echo "timeout waiting for '$1'; the screen:" >&2
-            cat "$TMP/screen" >&2
-            return 1
-        fi
-        sleep 0.05
-    done
-}
+wait_for() { poll_screen "'$1'" "${2:-30}" grep -qF -- "$1" "$TMP/screen"; }
 # wait_re REGEX [SECONDS]: poll the pane until the extended regex matches
-wait_re() {
-    deadline=$(( $(date +%s) + ${2:-30} ))
-    while :; do
-        tm capture-pane -p -t e2e >"$TMP/screen" 2>/dev/null || true
-        if grep -qE -- "$1" "$TMP/screen"; then return 0; fi
-        if [ "$(date +%s)" -ge "$deadline" ]; then
-            echo "timeout waiting for /$1/; the screen:" >&2
-            cat "$TMP/screen" >&2
-            return 1
-        fi
-        sleep 0.05
-    done
-}
+wait_re() { poll_screen "/$1/" "${2:-30}" grep -qE -- "$1" "$TMP/screen"; }
+# wait_gone TEXT [SECONDS]: poll until TEXT is no longer shown
+wait_gone() { poll_screen "'$1' to go" "${2:-30}" absent "$1"; }
 # the step counter of the Train screen
 train_step() { sed -n 's/.* step \([0-9]*\)\/[0-9]*.*/\1/p' "$TMP/screen" | head -n1; }
-# wait_gone TEXT [SECONDS]: poll until TEXT is no longer shown
-wait_gone() {
-    deadline=$(( $(date +%s) + ${2:-30} ))
-    while :; do
-        tm capture-pane -p -t e2e >"$TMP/screen" 2>/dev/null || true
-        if ! grep -qF -- "$1" "$TMP/screen"; then return 0; fi
-        if [ "$(date +%s)" -ge "$deadline" ]; then
-            echo "timeout waiting for '$1' to go; the screen:" >&2
-            cat "$TMP/screen" >&2
-            return 1
-        fi
-        sleep 0.05
-    done
-}
 wait_file() { # wait_file PATH [SECONDS]
     deadline=$(( $(date +%s) + ${2:-30} ))
     while [ ! -s "$1" ]; do
