@@ -14,7 +14,13 @@
 
 command -v tmux >/dev/null 2>&1 || { echo "SKIP: tmux not found"; exit 77; }
 need_shared models/stories260K.bin models/tok512.bin data/tinystories_train_head_sample.txt
-TEACHER=$SHARED/models/stories260K.bin
+# the teacher through a long directory name, so log lines that name it are
+# wider than the terminal and the Log screen must wrap them
+LONGDIR=$TMP/teachers-kept-in-a-directory-with-a-name-long-enough-to-wrap-every-log-line
+mkdir -p "$LONGDIR"
+ln -s "$SHARED/models/stories260K.bin" "$LONGDIR/stories260K.bin"
+ln -s "$SHARED/models/tok512.bin" "$LONGDIR/tok512.bin"
+TEACHER=$LONGDIR/stories260K.bin
 DATA=$SHARED/data/tinystories_train_head_sample.txt
 DB=$TMP/runs.db
 SOCK=onebit-e2e-$$
