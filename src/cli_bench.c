@@ -267,7 +267,7 @@ static int bench_gemv(int argc, char **argv)
         case 'k': kname = optarg; break;
         case 'h':
             printf("Usage: onebit-tui bench gemv [--rows R] [--cols C] [--batch N] [--threads T] [--cold]\n"
-                   "                            [--reps K] [--kernel ref|avx2|avx512|avx512mask] [--json]\n"
+                   "                            [--reps K] [--kernel ref|avx2|avx512|avx512lut4|avx512mask] [--json]\n"
                    "\nTimes the packed 1-bit layer (bitlinear_forward: g scaling, sign GEMV/GEMM, h\n"
                    "scaling, LayerNorm) on an R x C weight matrix and N input vectors, and FP32\n"
                    "OpenBLAS (cblas_sgemv for N = 1, cblas_sgemm otherwise) on the same shape, in\n"

@@ -2,7 +2,7 @@
  * kernels.h), compiled with target attributes and used only when cpuid says
  * the CPU has AVX-512F.
  *
- * kern_avx512 (the default on AVX-512 CPUs): FP32 lookup tables, T-MAC style.
+ * kern_avx512lut4: FP32 lookup tables, T-MAC style.
  * For each group of 4 input columns and each token, the 16 possible signed
  * sums  ±v0 ±v1 ±v2 ±v3  (bit k of the entry index = sign of column k, 1 = +)
  * make one zmm register. The kernel-private layout puts the same 32 columns
@@ -12,6 +12,10 @@
  * stay in registers while the thread streams its row blocks for that word
  * (accumulating into acc); for N > 1 the tables of up to 8 tokens sit in L1
  * and every weight load and every shifted index is reused for all tokens.
+ *
+ * kern_avx512 (the default on AVX-512 CPUs): the same with groups of 5
+ * columns where it can (vpermt2ps, 32 entries in two registers); see
+ * "5- and 4-column tables" below.
  *
  * kern_avx512mask (a measured alternative, selectable): canonical layout,
  * masked adds. P = sum of gx where the sign bit is 1, one _mm512_mask_add_ps
@@ -175,6 +179,121 @@ T512 static void lut_rows(const BitLinear *bl, const float *gx, int N, int b0, i
     else lut_rowsN(bl, gx, N, b0, b1, acc);
 }
 
+/* ---- 5- and 4-column tables (the default) -------------------------------
+ * vpermt2ps looks up 32 entries held in two registers with the low 5 bits of
+ * each lane, so one permute can cover 5 columns. The 32 bits of a lane (32
+ * columns of one row, bit i = column i) are cut into groups of 5,5,5,5,4,4,4
+ * columns at bit offsets 0,5,10,15,20,24,28: 7 permutes, 6 shifts and 6 adds
+ * per 32 columns of 16 rows instead of 8, 7 and 7 with 4-column tables. The
+ * kernel-private layout is the same; a block-word is done as two passes of
+ * 32 columns (lo, hi): for N = 1 in one pass with all 22 tables in registers,
+ * for N > 1 as two passes with each token's 11 tables in L1. */
+typedef struct {
+    __m512 a[4], b[4];  /* 5-column groups: entries 0..15 (column 4 at -) and 16..31 (+) */
+    __m512 t[3];        /* 4-column groups */
+} Tab32;
+
+/* the tables of the 32 columns v[0..31] */
+T512 static inline void make_tab32(const float *v, const __m512 S[4], Tab32 *T)
+{
+    for (int g = 0; g < 4; g++) {
+        __m512 t = make_table(v + 5 * g, S), v4 = _mm512_set1_ps(v[5 * g + 4]);
+        T->a[g] = _mm512_sub_ps(t, v4);
+        T->b[g] = _mm512_add_ps(t, v4);
+    }
+    for (int g = 0; g < 3; g++) T->t[g] = make_table(v + 20 + 4 * g, S);
+}
+
+#define P5(idx, T, g) _mm512_permutex2var_ps((T).a[g], (idx), (T).b[g])
+
+/* s = the sum over the 32 columns of the dword vector w (fixed order) */
+#define LUT32T(I, w, T, s)                                                    \
+    do {                                                                      \
+        __m512 s0_ = P5(I(w, 0), T, 0), s1_ = P5(I(w, 5), T, 1);              \
+        ADDP(s0_, P5(I(w, 10), T, 2));                                        \
+        ADDF(s1_, P5(I(w, 15), T, 3));                                        \
+        ADDP(s0_, PERM(I(w, 20), (T).t[0]));                                  \
+        ADDF(s1_, PERM(I(w, 24), (T).t[1]));                                  \
+        ADDP(s0_, PERM(I(w, 28), (T).t[2]));                                  \
+        s = _mm512_add_ps(s0_, s1_);                                          \
+    } while (0)
+
+#define SRI(w, n) ((n) ? _mm512_srli_epi32((w), (n)) : (w))
+
+/* N = 1: both halves of a block-word in one pass, their 22 tables in
+ * registers (measured faster than two passes of 11: one stream, one acc
+ * update) */
+T512 static void lut5_rows1b(const BitLinear *bl, const float *gx, int b0, int b1, float *acc)
+{
+    const int wpr = bl->words_per_row, nblk = kern_nblk(bl);
+    __m512 S[4];
+    sign_vectors(S);
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int k = 0; k < wpr; k++) {
+        Tab32 TL, TH;
+        make_tab32(gx + 64 * k, S, &TL);
+        make_tab32(gx + 64 * k + 32, S, &TH);
+        const uint32_t *w = bl->kbits + ((size_t)k * nblk + b0) * 32;
+        float *a = acc + (size_t)b0 * KERN_ROWBLK;
+        const size_t ahead = k + 1 < wpr ? (size_t)nblk * 32 : 0;
+        for (int b = b0; b < b1; b++, w += 32, a += KERN_ROWBLK) {
+            _mm_prefetch((const char *)(w + ahead), _MM_HINT_T1);
+            _mm_prefetch((const char *)(w + ahead + 16), _MM_HINT_T1);
+            const __m512i lo = _mm512_load_si512((const void *)w), hi = _mm512_load_si512((const void *)(w + 16));
+            __m512 sl, sh;
+            LUT32T(SRI, lo, TL, sl);
+            LUT32T(SRI, hi, TH, sh);
+            __m512 s = _mm512_add_ps(sl, sh);
+            _mm512_storeu_ps(a, k ? _mm512_add_ps(_mm512_loadu_ps(a), s) : s);
+        }
+    }
+    scale_h(bl, 1, b0, b1, acc);
+}
+
+#define IDX7(v, n) ((n) == 0 ? v[0] : (n) == 5 ? v[1] : (n) == 10 ? v[2] : (n) == 15 ? v[3] : (n) == 20 ? v[4] : (n) == 24 ? v[5] : v[6])
+
+T512 static void lut5_rowsN(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc)
+{
+    const int wpr = bl->words_per_row, nblk = kern_nblk(bl), in_pad = kern_in_pad(bl);
+    const size_t out_pad = (size_t)nblk * KERN_ROWBLK;
+    __m512 S[4];
+    sign_vectors(S);
+    const __m512 one = _mm512_set1_ps(1.0f);
+    Tab32 tab[LUT_NT];
+    for (int n0 = 0; n0 < N; n0 += LUT_NT) {
+        int nt = N - n0 < LUT_NT ? N - n0 : LUT_NT;
+        for (int k = 0; k < wpr; k++)
+            for (int half = 0; half < 2; half++) {
+                for (int n = 0; n < nt; n++) make_tab32(gx + (size_t)(n0 + n) * in_pad + 64 * k + 32 * half, S, &tab[n]);
+                const uint32_t *w = bl->kbits + ((size_t)k * nblk + b0) * 32 + 16 * half;
+                const int first = k == 0 && half == 0;
+                const size_t ahead = half == 0 && k + 1 < wpr ? (size_t)nblk * 32 : 0;
+                for (int b = b0; b < b1; b++, w += 32) {
+                    if (ahead) {
+                        _mm_prefetch((const char *)(w + ahead), _MM_HINT_T1);
+                        _mm_prefetch((const char *)(w + ahead + 16), _MM_HINT_T1);
+                    }
+                    const __m512i v = _mm512_load_si512((const void *)w);
+                    /* the 7 index vectors, reused for every token */
+                    const __m512i iv[7] = {v, SR(v, 5), SR(v, 10), SR(v, 15), SR(v, 20), SR(v, 24), SR(v, 28)};
+                    float *a = acc + (size_t)n0 * out_pad + (size_t)b * KERN_ROWBLK;
+                    for (int n = 0; n < nt; n++, a += out_pad) {
+                        __m512 s;
+                        LUT32T(IDX7, iv, tab[n], s);
+                        _mm512_storeu_ps(a, first ? s : _mm512_add_ps(_mm512_loadu_ps(a), s));
+                    }
+                }
+            }
+    }
+    scale_h(bl, N, b0, b1, acc);
+}
+
+T512 static void lut5_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc)
+{
+    if (N == 1) lut5_rows1b(bl, gx, b0, b1, acc);
+    else lut5_rowsN(bl, gx, N, b0, b1, acc);
+}
+
 /* ---- masked-add alternative on the canonical layout -------------------- */
 T512 static void mask_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc)
 {
@@ -244,9 +363,11 @@ T512 void kern_layernorm_avx512(float *y, int n)
 #else /* not x86 */
 static int have_avx512(void) { return 0; }
 static void lut_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc) { kern_ref.rows(bl, gx, N, b0, b1, acc); }
+static void lut5_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc) { kern_ref.rows(bl, gx, N, b0, b1, acc); }
 static void mask_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc) { kern_ref.rows(bl, gx, N, b0, b1, acc); }
 void kern_layernorm_avx512(float *y, int n) { bitlinear_layernorm(y, n); }
 #endif
 
-const BitKernel kern_avx512 = {"avx512", "AVX-512 FP32 lookup tables (vpermps, 4 columns x 16 rows per op)", have_avx512, 1, lut_rows};
+const BitKernel kern_avx512 = {"avx512", "AVX-512 FP32 lookup tables of 5 and 4 columns (vpermt2ps/vpermps, 16 rows per op)", have_avx512, 1, lut5_rows};
+const BitKernel kern_avx512lut4 = {"avx512lut4", "AVX-512 FP32 lookup tables of 4 columns (vpermps, 16 rows per op)", have_avx512, 1, lut_rows};
 const BitKernel kern_avx512mask = {"avx512mask", "AVX-512 masked adds on the canonical layout (2P - sum)", have_avx512, 0, mask_rows};
