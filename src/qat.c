@@ -6,7 +6,6 @@
 #include "qat.h"
 
 #include <cblas.h>
-#include <pthread.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "pool.h"
 #include "svid.h"
 
 #define QAT_LN_EPS 1e-5 /* = BITLINEAR_EPS */
@@ -69,20 +69,22 @@ struct QatModel {
 
 static float *falloc(size_t n) { return ob_aligned_alloc(64, (n ? n : 1) * sizeof(float)); }
 
-/* ---- a tiny fork-join for the non-BLAS loops ---------------------------- */
-/* fn(ctx, lo, hi) over [0, n) split into contiguous chunks on as many
- * threads as OpenBLAS uses. Every loop run this way computes each output
- * element from the same inputs in the same order whatever the split, so
- * results do not depend on the thread count. */
-#define QAT_MAX_THREADS 16
+/* ---- fork-join for the non-BLAS loops, on the persistent pool ---------- */
+/* fn(ctx, lo, hi) over [0, n) split into nt contiguous chunks, run as tasks
+ * of the process-wide thread pool (pool.h: no thread creation per call; a
+ * training step runs hundreds of these loops). Every loop run this way
+ * computes each output element from the same inputs in the same order
+ * whatever the split, so results do not depend on the thread count. No
+ * ParFn calls pool_run itself (pool_run is not reentrant). */
+#define QAT_MAX_THREADS 64
 typedef void (*ParFn)(void *ctx, size_t lo, size_t hi);
-typedef struct { ParFn fn; void *ctx; size_t lo, hi; } ParJob;
+typedef struct { ParFn fn; void *ctx; size_t n; int nt; } ParJob;
 
-static void *par_run(void *arg)
+static void par_task(void *arg, int t)
 {
-    ParJob *j = arg;
-    j->fn(j->ctx, j->lo, j->hi);
-    return NULL;
+    const ParJob *j = arg;
+    size_t lo = j->n * (size_t)t / (size_t)j->nt, hi = j->n * (size_t)(t + 1) / (size_t)j->nt;
+    if (hi > lo) j->fn(j->ctx, lo, hi);
 }
 
 static void par_for_nt(int nt, size_t n, size_t work_per_item, ParFn fn, void *ctx)
@@ -90,16 +92,10 @@ static void par_for_nt(int nt, size_t n, size_t work_per_item, ParFn fn, void *c
     if (nt > QAT_MAX_THREADS) nt = QAT_MAX_THREADS;
     if ((double)n * (double)work_per_item < 32768.0 || nt < 2 || n < 2) { fn(ctx, 0, n); return; }
     if ((size_t)nt > n) nt = (int)n;
-    ParJob jobs[QAT_MAX_THREADS];
-    pthread_t th[QAT_MAX_THREADS];
-    int started[QAT_MAX_THREADS] = {0};
-    for (int t = 0; t < nt; t++) jobs[t] = (ParJob){fn, ctx, n * t / nt, n * (t + 1) / nt};
-    for (int t = 1; t < nt; t++) started[t] = pthread_create(&th[t], NULL, par_run, &jobs[t]) == 0;
-    fn(ctx, jobs[0].lo, jobs[0].hi);
-    for (int t = 1; t < nt; t++) {
-        if (started[t]) pthread_join(th[t], NULL);
-        else fn(ctx, jobs[t].lo, jobs[t].hi); /* could not start a thread: do it here */
-    }
+    Pool *pool = pool_global();
+    if (pool_threads(pool) < 2) { fn(ctx, 0, n); return; }
+    ParJob job = {fn, ctx, n, nt};
+    pool_run(pool, par_task, &job, nt);
 }
 
 static void par_for(size_t n, size_t work_per_item, ParFn fn, void *ctx)
