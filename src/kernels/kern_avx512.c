@@ -187,7 +187,8 @@ T512 static void lut_rows(const BitLinear *bl, const float *gx, int N, int b0, i
  * per 32 columns of 16 rows instead of 8, 7 and 7 with 4-column tables. The
  * kernel-private layout is the same; a block-word is done as two passes of
  * 32 columns (lo, hi): for N = 1 in one pass with all 22 tables in registers,
- * for N > 1 as two passes with each token's 11 tables in L1. */
+ * for N > 1 as two passes, two tokens at a time with their 2 x 11 tables in
+ * registers. */
 typedef struct {
     __m512 a[4], b[4];  /* 5-column groups: entries 0..15 (column 4 at -) and 16..31 (+) */
     __m512 t[3];        /* 4-column groups */
@@ -250,8 +251,11 @@ T512 static void lut5_rows1b(const BitLinear *bl, const float *gx, int b0, int b
     scale_h(bl, 1, b0, b1, acc);
 }
 
-#define IDX7(v, n) ((n) == 0 ? v[0] : (n) == 5 ? v[1] : (n) == 10 ? v[2] : (n) == 15 ? v[3] : (n) == 20 ? v[4] : (n) == 24 ? v[5] : v[6])
-
+/* N > 1: tokens in pairs with their 2 x 11 tables in registers; the
+ * thread's run of block halves (L1/L2-resident after the first pair) is
+ * streamed once per pair. Measured 25-30% faster at N = 8 than keeping the
+ * tables of 8 tokens in L1 and sharing the index vectors (permutes with a
+ * table operand from memory cost two loads each). */
 T512 static void lut5_rowsN(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc)
 {
     const int wpr = bl->words_per_row, nblk = kern_nblk(bl), in_pad = kern_in_pad(bl);
@@ -259,32 +263,34 @@ T512 static void lut5_rowsN(const BitLinear *bl, const float *gx, int N, int b0,
     __m512 S[4];
     sign_vectors(S);
     const __m512 one = _mm512_set1_ps(1.0f);
-    Tab32 tab[LUT_NT];
-    for (int n0 = 0; n0 < N; n0 += LUT_NT) {
-        int nt = N - n0 < LUT_NT ? N - n0 : LUT_NT;
-        for (int k = 0; k < wpr; k++)
-            for (int half = 0; half < 2; half++) {
-                for (int n = 0; n < nt; n++) make_tab32(gx + (size_t)(n0 + n) * in_pad + 64 * k + 32 * half, S, &tab[n]);
+    for (int k = 0; k < wpr; k++)
+        for (int half = 0; half < 2; half++) {
+            const int first = k == 0 && half == 0;
+            for (int n = 0; n < N; n += 2) {
+                const int two = n + 1 < N;
+                Tab32 TA, TB;
+                make_tab32(gx + (size_t)n * in_pad + 64 * k + 32 * half, S, &TA);
+                make_tab32(gx + (size_t)(two ? n + 1 : n) * in_pad + 64 * k + 32 * half, S, &TB);
                 const uint32_t *w = bl->kbits + ((size_t)k * nblk + b0) * 32 + 16 * half;
-                const int first = k == 0 && half == 0;
-                const size_t ahead = half == 0 && k + 1 < wpr ? (size_t)nblk * 32 : 0;
-                for (int b = b0; b < b1; b++, w += 32) {
+                float *a = acc + (size_t)n * out_pad + (size_t)b0 * KERN_ROWBLK;
+                const size_t ahead = n == 0 && half == 0 && k + 1 < wpr ? (size_t)nblk * 32 : 0;
+                for (int b = b0; b < b1; b++, w += 32, a += KERN_ROWBLK) {
                     if (ahead) {
                         _mm_prefetch((const char *)(w + ahead), _MM_HINT_T1);
                         _mm_prefetch((const char *)(w + ahead + 16), _MM_HINT_T1);
                     }
                     const __m512i v = _mm512_load_si512((const void *)w);
-                    /* the 7 index vectors, reused for every token */
-                    const __m512i iv[7] = {v, SR(v, 5), SR(v, 10), SR(v, 15), SR(v, 20), SR(v, 24), SR(v, 28)};
-                    float *a = acc + (size_t)n0 * out_pad + (size_t)b * KERN_ROWBLK;
-                    for (int n = 0; n < nt; n++, a += out_pad) {
-                        __m512 s;
-                        LUT32T(IDX7, iv, tab[n], s);
-                        _mm512_storeu_ps(a, first ? s : _mm512_add_ps(_mm512_loadu_ps(a), s));
+                    __m512 sa, sb;
+                    LUT32T(SRI, v, TA, sa);
+                    _mm512_storeu_ps(a, first ? sa : _mm512_add_ps(_mm512_loadu_ps(a), sa));
+                    if (two) {
+                        LUT32T(SRI, v, TB, sb);
+                        float *a2 = a + out_pad;
+                        _mm512_storeu_ps(a2, first ? sb : _mm512_add_ps(_mm512_loadu_ps(a2), sb));
                     }
                 }
             }
-    }
+        }
     scale_h(bl, N, b0, b1, acc);
 }
 
