@@ -10,6 +10,9 @@
 
 #include "cli.h"
 #include "common.h"
+
+/* pause before each round of 1-bit calls (see bench gemv) */
+#define BENCH_BLAS_QUIET_S 0.3
 #include "qat.h"
 #include "pool.h"
 #include "kernels/kernels.h"
@@ -271,10 +274,12 @@ static int bench_gemv(int argc, char **argv)
                    "\nTimes the packed 1-bit layer (bitlinear_forward: g scaling, sign GEMV/GEMM, h\n"
                    "scaling, LayerNorm) on an R x C weight matrix and N input vectors, and FP32\n"
                    "OpenBLAS (cblas_sgemv for N = 1, cblas_sgemm otherwise) on the same shape, in\n"
-                   "the same process, in alternating rounds; prints both medians over K reps and\n"
-                   "ratio = sgemv_ms / onebit_ms. --cold cycles through >= 1 GiB of weight copies\n"
-                   "for each so every call reads its weights from DRAM. Defaults: 4096 x 4096,\n"
-                   "N 1, T = $ONEBIT_THREADS or the online CPUs, K 100, the fastest kernel.\n");
+                   "the same process, in alternating rounds (with T > 1 a 0.3 s pause before each\n"
+                   "1-bit round lets OpenBLAS's busy-waiting threads sleep); prints both medians\n"
+                   "over K reps and ratio = sgemv_ms / onebit_ms. --cold cycles through >= 1 GiB\n"
+                   "of weight copies for each so every call reads its weights from DRAM.\n"
+                   "Defaults: 4096 x 4096, N 1, T = $ONEBIT_THREADS or the online CPUs, K 100,\n"
+                   "the fastest kernel.\n");
             return EXIT_OK;
         case ':': return cli_usage_error("bench gemv", "option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage_error("bench gemv", "unknown option '%s'", argv[optind - 1]);
@@ -327,6 +332,10 @@ static int bench_gemv(int argc, char **argv)
     long round = reps < 10 ? reps : reps / 10;
     for (long r0 = 0; r0 < reps; r0 += round) {
         long r1 = r0 + round < reps ? r0 + round : reps;
+        /* OpenBLAS's worker threads busy-wait for a while after each call
+         * (2^28 cycles by default, OPENBLAS_THREAD_TIMEOUT) and would share
+         * the cores with our pool during the next round: let them sleep */
+        if (T > 1) ob_sleep(BENCH_BLAS_QUIET_S);
         for (long r = r0; r < r1; r++) {
             double t0 = ob_now();
             bitlinear_forward(bl[r % n_bl], x, y, (int)N);

@@ -100,6 +100,13 @@ double ob_now(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+void ob_sleep(double seconds)
+{
+    if (!(seconds > 0)) return;
+    struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {}
+}
+
 float ob_fp16_to_fp32(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16;

@@ -25,6 +25,7 @@ int ob_add_size(size_t a, size_t b, size_t *out);
 int ob_read_file(const char *path, char **data, size_t *len, char *err);
 
 double ob_now(void);                 /* monotonic seconds */
+void ob_sleep(double seconds);        /* nanosleep, resumed after signals */
 
 float ob_fp16_to_fp32(uint16_t h);
 uint16_t ob_fp32_to_fp16(float f);   /* round to nearest even */
