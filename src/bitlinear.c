@@ -194,7 +194,7 @@ void bitlinear_forward(const BitLinear *bl, const float *x, float *y, int N)
 {
     if (N <= 0) return;
     const BitKernel *K = kern_current();
-    if (K->needs_kbits && !bl->kbits) K = kern_avx2.available() ? &kern_avx2 : &kern_ref; /* a BitLinear not made by bitlinear_new */
+    if (K->needs_kbits && !bl->kbits) K = kern_avx2flip.available() ? &kern_avx2flip : &kern_ref; /* a BitLinear not made by bitlinear_new */
     const int in = bl->in, in_pad = kern_in_pad(bl), nblk = kern_nblk(bl);
     Scratch *sc = scratch_get();
     float *gx = scratch(&sc->gx, &sc->gx_n, (size_t)N * in_pad);

@@ -270,7 +270,7 @@ static int bench_gemv(int argc, char **argv)
         case 'k': kname = optarg; break;
         case 'h':
             printf("Usage: onebit-tui bench gemv [--rows R] [--cols C] [--batch N] [--threads T] [--cold]\n"
-                   "                            [--reps K] [--kernel ref|avx2|avx512|avx512lut4|avx512mask] [--json]\n"
+                   "                            [--reps K] [--kernel NAME] [--json]\n"
                    "\nTimes the packed 1-bit layer (bitlinear_forward: g scaling, sign GEMV/GEMM, h\n"
                    "scaling, LayerNorm) on an R x C weight matrix and N input vectors, and FP32\n"
                    "OpenBLAS (cblas_sgemv for N = 1, cblas_sgemm otherwise) on the same shape, in\n"
@@ -279,7 +279,8 @@ static int bench_gemv(int argc, char **argv)
                    "over K reps and ratio = sgemv_ms / onebit_ms. --cold cycles through >= 1 GiB\n"
                    "of weight copies for each so every call reads its weights from DRAM.\n"
                    "Defaults: 4096 x 4096, N 1, T = $ONEBIT_THREADS or the online CPUs, K 100,\n"
-                   "the fastest kernel.\n");
+                   "the fastest kernel. Kernels: ref, avx2, avx2flip, avx512, avx512lut4,\n"
+                   "avx512mask (see ONEBIT_KERNEL in the man page).\n");
             return EXIT_OK;
         case ':': return cli_usage_error("bench gemv", "option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage_error("bench gemv", "unknown option '%s'", argv[optind - 1]);

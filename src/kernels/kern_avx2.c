@@ -1,5 +1,16 @@
-/* kernels/kern_avx2.c -- AVX2+FMA variant of the 1-bit kernel (see
- * kernels.h): sign flips of the FP32 activations on the canonical layout.
+/* kernels/kern_avx2.c -- AVX2+FMA variants of the 1-bit kernel (see
+ * kernels.h).
+ *
+ * kern_avx2 (the default without AVX-512): FP32 lookup tables on the
+ * kernel-private layout. vpermps on 8 dword lanes indexes 8 entries with the
+ * low 3 bits, so the 32 columns of a lane are cut into 10 groups of 3 and one
+ * of 2 (bit offsets 0, 3, ..., 27, 30); each group's table of signed sums
+ * +-v0 +-v1 +-v2 is one ymm, read from L1 as the permute's memory operand.
+ * One shift + one permute + one add do 8 rows x 3 columns; a block-word (16
+ * rows x 64 columns) is 4 such vectors of 8 rows x 32 columns.
+ *
+ * kern_avx2flip (kept for comparison): sign flips of the FP32 activations
+ * on the canonical layout.
  * For 8 columns, the inverted sign bits of a 32-bit half-word are broadcast
  * and shifted (vpsllvd) so that lane i holds "bit i is 0" in its sign bit,
  * masked to the sign bit and XORed into gx, then added: 4 ops per 8 sign-MACs.
@@ -63,9 +74,84 @@ T2 static void avx2_rows(const BitLinear *bl, const float *gx, int N, int b0, in
         for (int r = r1; r < b1 * KERN_ROWBLK; r++) acc[n * out_pad + r] = 0.0f;
 }
 
+/* ---- lookup tables ------------------------------------------------------ */
+#define A2_NT 8       /* tokens per pass */
+#define A2_GROUPS 11  /* tables per 32 columns: 10 of 3 columns, 1 of 2 */
+
+/* table of up to 3 columns v[0..nc-1]: entry i = sum_k (bit k of i ? v_k : -v_k) */
+T2 static inline __m256 table3(const float *v, int nc)
+{
+    const __m256 s0 = _mm256_setr_ps(-1, 1, -1, 1, -1, 1, -1, 1);
+    const __m256 s1 = _mm256_setr_ps(-1, -1, 1, 1, -1, -1, 1, 1);
+    const __m256 s2 = _mm256_setr_ps(-1, -1, -1, -1, 1, 1, 1, 1);
+    __m256 t = _mm256_fmadd_ps(_mm256_set1_ps(v[1]), s1, _mm256_mul_ps(_mm256_set1_ps(v[0]), s0));
+    return nc == 3 ? _mm256_fmadd_ps(_mm256_set1_ps(v[2]), s2, t) : t;
+}
+
+/* the 11 tables of the 32 columns v[0..31] */
+T2 static void tables32(const float *v, __m256 *T)
+{
+    for (int g = 0; g < 10; g++) T[g] = table3(v + 3 * g, 3);
+    T[10] = table3(v + 30, 2);
+}
+
+#define P3(w, n, t) _mm256_permutevar8x32_ps((t), _mm256_srli_epi32((w), (n)))
+
+/* the sum over the 32 columns of the 8 lanes of w, tables T[11] (fixed order) */
+T2 static inline __m256 lut32(__m256i w, const __m256 *T)
+{
+    __m256 s0 = _mm256_permutevar8x32_ps(T[0], w), s1 = P3(w, 3, T[1]);
+    s0 = _mm256_add_ps(s0, P3(w, 6, T[2]));
+    s1 = _mm256_add_ps(s1, P3(w, 9, T[3]));
+    s0 = _mm256_add_ps(s0, P3(w, 12, T[4]));
+    s1 = _mm256_add_ps(s1, P3(w, 15, T[5]));
+    s0 = _mm256_add_ps(s0, P3(w, 18, T[6]));
+    s1 = _mm256_add_ps(s1, P3(w, 21, T[7]));
+    s0 = _mm256_add_ps(s0, P3(w, 24, T[8]));
+    s1 = _mm256_add_ps(s1, P3(w, 27, T[9]));
+    s0 = _mm256_add_ps(s0, P3(w, 30, T[10]));
+    return _mm256_add_ps(s0, s1);
+}
+
+T2 static void lut_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc)
+{
+    const int wpr = bl->words_per_row, nblk = kern_nblk(bl), in_pad = kern_in_pad(bl);
+    const size_t out_pad = (size_t)nblk * KERN_ROWBLK;
+    __m256 tab[A2_NT][2][A2_GROUPS];
+    for (int n0 = 0; n0 < N; n0 += A2_NT) {
+        const int nt = N - n0 < A2_NT ? N - n0 : A2_NT;
+        for (int k = 0; k < wpr; k++) {
+            for (int n = 0; n < nt; n++)
+                for (int half = 0; half < 2; half++) tables32(gx + (size_t)(n0 + n) * in_pad + 64 * k + 32 * half, tab[n][half]);
+            const uint32_t *w = bl->kbits + ((size_t)k * nblk + b0) * 32;
+            for (int b = b0; b < b1; b++, w += 32) {
+                /* rows 0-7 and 8-15 of the lo and hi 32 columns */
+                const __m256i l0 = _mm256_load_si256((const __m256i *)w), l1 = _mm256_load_si256((const __m256i *)(w + 8));
+                const __m256i h0 = _mm256_load_si256((const __m256i *)(w + 16)), h1 = _mm256_load_si256((const __m256i *)(w + 24));
+                float *a = acc + (size_t)n0 * out_pad + (size_t)b * KERN_ROWBLK;
+                for (int n = 0; n < nt; n++, a += out_pad) {
+                    __m256 r0 = _mm256_add_ps(lut32(l0, tab[n][0]), lut32(h0, tab[n][1]));
+                    __m256 r1 = _mm256_add_ps(lut32(l1, tab[n][0]), lut32(h1, tab[n][1]));
+                    if (k) {
+                        r0 = _mm256_add_ps(_mm256_loadu_ps(a), r0);
+                        r1 = _mm256_add_ps(_mm256_loadu_ps(a + 8), r1);
+                    }
+                    _mm256_storeu_ps(a, r0);
+                    _mm256_storeu_ps(a + 8, r1);
+                }
+            }
+        }
+    }
+    /* times h; rows past `out` (zero signs) stay 0 */
+    for (int n = 0; n < N; n++)
+        for (int r = b0 * KERN_ROWBLK; r < b1 * KERN_ROWBLK; r++) acc[n * out_pad + r] = r < bl->out ? acc[n * out_pad + r] * bl->h[r] : 0.0f;
+}
+
 #else
 static int have_avx2(void) { return 0; }
 static void avx2_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc) { kern_ref.rows(bl, gx, N, b0, b1, acc); }
+static void lut_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc) { kern_ref.rows(bl, gx, N, b0, b1, acc); }
 #endif
 
-const BitKernel kern_avx2 = {"avx2", "AVX2+FMA sign flips (vpsllvd + XOR) on the canonical layout", have_avx2, 0, avx2_rows};
+const BitKernel kern_avx2 = {"avx2", "AVX2+FMA FP32 lookup tables of 3 columns (vpermps, 8 rows per op)", have_avx2, 1, lut_rows};
+const BitKernel kern_avx2flip = {"avx2flip", "AVX2+FMA sign flips (vpsllvd + XOR) on the canonical layout", have_avx2, 0, avx2_rows};

@@ -62,7 +62,7 @@ int kern_select(const char *name, char *err);
 void kern_repack(BitLinear *bl);
 
 /* the variants (kern_*.c) */
-extern const BitKernel kern_ref, kern_avx2, kern_avx512, kern_avx512lut4, kern_avx512mask;
+extern const BitKernel kern_ref, kern_avx2, kern_avx2flip, kern_avx512, kern_avx512lut4, kern_avx512mask;
 
 /* the parameter-free LayerNorm (bitlinear_layernorm) vectorized when the CPU
  * allows; same double-precision statistics */
