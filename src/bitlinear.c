@@ -20,7 +20,7 @@ BitLinear *bitlinear_new(int out, int in)
     bl->bits = ob_aligned_alloc(64, (size_t)out * bl->words_per_row * sizeof(uint64_t));
     bl->g = ob_aligned_alloc(64, (size_t)in * sizeof(float));
     bl->h = ob_aligned_alloc(64, (size_t)out * sizeof(float));
-    bl->kbits = ob_aligned_alloc(64, (size_t)bl->words_per_row * kern_nblk(bl) * KERN_ROWBLK * 2 * sizeof(uint32_t));
+    bl->kbits = ob_huge_alloc((size_t)bl->words_per_row * kern_nblk(bl) * KERN_ROWBLK * 2 * sizeof(uint32_t));
     for (int i = 0; i < in; i++) bl->g[i] = 1.0f;
     for (int i = 0; i < out; i++) bl->h[i] = 1.0f;
     bl->norm = 1;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 
 void ob_seterr(char *err, const char *fmt, ...)
 {
@@ -44,6 +45,20 @@ void *ob_aligned_alloc(size_t align, size_t n)
     size_t sz = (n + align - 1) / align * align;
     if (sz == 0) sz = align;
     if (posix_memalign(&p, align, sz) != 0) oom(n);
+    memset(p, 0, sz);
+    return p;
+}
+
+void *ob_huge_alloc(size_t n)
+{
+    const size_t huge = (size_t)2 << 20;
+    if (n < huge) return ob_aligned_alloc(64, n);
+    void *p = NULL;
+    size_t sz = (n + huge - 1) / huge * huge;
+    if (posix_memalign(&p, huge, sz) != 0) oom(n);
+#ifdef MADV_HUGEPAGE
+    madvise(p, sz, MADV_HUGEPAGE); /* a hint: without THP the memory is still good */
+#endif
     memset(p, 0, sz);
     return p;
 }
