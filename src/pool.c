@@ -48,9 +48,9 @@ static void run_tasks(Pool *p, unsigned g)
     uint64_t v = atomic_load(&p->next);
     for (;;) {
         if ((unsigned)(v >> 32) != g) return;
-        PoolFn fn = atomic_load_explicit(&p->fn, memory_order_relaxed);
-        void *ctx = atomic_load_explicit(&p->ctx, memory_order_relaxed);
-        int n = atomic_load_explicit(&p->n_tasks, memory_order_relaxed);
+        PoolFn fn = atomic_load_explicit(&p->fn, memory_order_acquire);
+        void *ctx = atomic_load_explicit(&p->ctx, memory_order_acquire);
+        int n = atomic_load_explicit(&p->n_tasks, memory_order_acquire);
         int i = (int)(uint32_t)v;
         if (i >= n) return;
         if (!atomic_compare_exchange_weak(&p->next, &v, v + 1)) continue; /* v reloaded */
@@ -148,11 +148,19 @@ void pool_run(Pool *p, PoolFn fn, void *ctx, int n_tasks)
     }
     pthread_mutex_lock(&p->run_mu);
     unsigned g = atomic_load(&p->gen) + 1;
+    /* the new generation goes into `next` first: a worker still in
+     * run_tasks for the previous run may have read next = (g-1, i) with
+     * i = the old task count; if it then read the new n_tasks (larger) its
+     * claim (g-1, i) -> (g-1, i+1) would succeed and run a task of this run
+     * with a stale index and count it twice (done would pass n_tasks and
+     * pool_run would wait forever). Once next holds generation g, every
+     * claim of generation g-1 fails, and a worker that sees the new fields
+     * below (seq_cst) also sees this store. */
+    atomic_store(&p->next, (uint64_t)g << 32);
     atomic_store(&p->fn, fn);
     atomic_store(&p->ctx, ctx);
     atomic_store(&p->n_tasks, n_tasks);
     atomic_store(&p->done, 0);
-    atomic_store(&p->next, (uint64_t)g << 32);
     pthread_mutex_lock(&p->mu);
     atomic_store_explicit(&p->gen, g, memory_order_release);
     pthread_cond_broadcast(&p->cv_work);

@@ -1,0 +1,86 @@
+/* test_pool.c -- the persistent thread pool (src/pool.c): every task of
+ * every run executes exactly once, across runs of changing task counts
+ * back to back (a worker still finishing the previous run races the next
+ * run's setup) and after pauses long enough for the workers to fall asleep;
+ * a run never hangs (a watchdog fails the test instead). Regression test for
+ * a claim of generation g-1 succeeding against generation g's task count,
+ * which ran a task twice and left pool_run waiting forever. */
+#include <signal.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "pool.h"
+#include "test.h"
+
+#define MAXT 64
+
+typedef struct {
+    atomic_int hits[MAXT];
+    int n;
+} Run;
+
+static void task(void *ctx, int i)
+{
+    Run *r = ctx;
+    if (i >= 0 && i < MAXT) atomic_fetch_add(&r->hits[i], 1);
+    else atomic_fetch_add(&r->hits[0], 1000); /* out of range: counted as wrong */
+}
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    static const char msg[] = "FAIL: pool_run did not return within the watchdog time (lost wake-up or miscounted tasks)\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+    _exit(1);
+}
+
+/* n_runs runs on pool p with task counts from `counts`; pause_every > 0
+ * sleeps 1 ms after every pause_every-th run (the workers go to sleep) */
+static int exercise(Pool *p, long n_runs, const int *counts, int ncounts, int pause_every)
+{
+    int bad = 0;
+    for (long k = 0; k < n_runs; k++) {
+        Run r = {.n = counts[k % ncounts]};
+        for (int i = 0; i < MAXT; i++) atomic_init(&r.hits[i], 0);
+        pool_run(p, task, &r, r.n);
+        for (int i = 0; i < MAXT; i++) {
+            int want = i < r.n ? 1 : 0, got = atomic_load(&r.hits[i]);
+            if (got != want) {
+                if (bad < 5) fprintf(stderr, "run %ld (n=%d): task %d ran %d times\n", k, r.n, i, got);
+                bad++;
+            }
+        }
+        if (pause_every > 0 && k % pause_every == pause_every - 1) ob_sleep(1e-3);
+    }
+    return bad;
+}
+
+int main(void)
+{
+    signal(SIGALRM, on_alarm);
+    alarm(120);
+    char err[OB_ERRLEN];
+    static const int counts[] = {16, 2, 16, 1, 7, 2, 33, 3, 64, 2};
+    for (int nt = 2; nt <= 4; nt++) {
+        Pool *p = pool_new(nt, err);
+        CHECK(p != NULL, "pool_new(%d): %s", nt, err);
+        if (!p) continue;
+        CHECK(pool_threads(p) == nt, "%d threads", nt);
+        int bad = exercise(p, 200000, counts, (int)(sizeof counts / sizeof *counts), 0);
+        CHECK(bad == 0, "%d threads, back to back: %d wrong task counts", nt, bad);
+        bad = exercise(p, 2000, counts, (int)(sizeof counts / sizeof *counts), 3);
+        CHECK(bad == 0, "%d threads, with pauses: %d wrong task counts", nt, bad);
+        pool_free(p);
+    }
+    /* a one-thread pool runs everything on the caller */
+    Pool *p1 = pool_new(1, err);
+    CHECK(p1 && pool_threads(p1) == 1, "one-thread pool");
+    if (p1) {
+        CHECK(exercise(p1, 1000, counts, 3, 0) == 0, "one thread: every task once");
+        pool_free(p1);
+    }
+    alarm(0);
+    return test_done("test_pool");
+}
