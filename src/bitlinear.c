@@ -154,14 +154,18 @@ typedef struct {
     const BitKernel *K;
     const float *gx;
     float *acc, *y;
-    int N, nblk, ntasks;
+    int N, nblk, ntasks, by_panel;
 } FwdCtx;
 
 static void fwd_rows_task(void *vc, int t)
 {
     const FwdCtx *c = vc;
-    int b0 = (int)((long)c->nblk * t / c->ntasks), b1 = (int)((long)c->nblk * (t + 1) / c->ntasks);
-    if (b1 > b0) c->K->rows(c->bl, c->gx, c->N, b0, b1, c->acc);
+    /* whole panels (one contiguous stream each, kernels.h) when there are
+     * enough of them, else blocks */
+    long unit = c->by_panel ? KERN_PANEL : 1, nu = (c->nblk + unit - 1) / unit;
+    long b0 = nu * t / c->ntasks * unit, b1 = nu * (t + 1) / c->ntasks * unit;
+    if (b1 > c->nblk) b1 = c->nblk;
+    if (b1 > b0) c->K->rows(c->bl, c->gx, c->N, (int)b0, (int)b1, c->acc);
 }
 
 static void fwd_norm_task(void *vc, int t)
@@ -208,10 +212,16 @@ void bitlinear_forward(const BitLinear *bl, const float *x, float *y, int N)
     Pool *pool = pool_global();
     int T = pool_threads(pool);
     double work = (double)bl->out * in * N;
-    FwdCtx c = {bl, K, gx, acc, y, N, nblk, 1};
-    /* 4 tasks per thread, claimed dynamically: a thread that is preempted (a
-     * busy machine) holds up at most an eighth of the work on 2 threads */
-    if (T > 1 && work >= 1 << 18) c.ntasks = T * 4 < nblk ? T * 4 : nblk;
+    FwdCtx c = {bl, K, gx, acc, y, N, nblk, 1, 0};
+    /* up to 8 tasks per thread, claimed dynamically (a thread that is
+     * preempted on a busy machine holds up little of the work), made of
+     * whole panels when there are at least 2 per thread */
+    if (T > 1 && work >= 1 << 18) {
+        int np = (nblk + KERN_PANEL - 1) / KERN_PANEL;
+        c.by_panel = np >= 2 * T;
+        int units = c.by_panel ? np : nblk;
+        c.ntasks = T * 8 < units ? T * 8 : units;
+    }
     pool_run(pool, fwd_rows_task, &c, c.ntasks);
     c.ntasks = T > 1 && N >= 4 && (double)N * bl->out >= 1 << 16 ? (T < N ? T : N) : 1;
     pool_run(pool, fwd_norm_task, &c, c.ntasks);

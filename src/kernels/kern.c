@@ -89,7 +89,7 @@ void kern_repack(BitLinear *bl)
     const int wpr = bl->words_per_row, nblk = kern_nblk(bl);
     for (int k = 0; k < wpr; k++)
         for (int b = 0; b < nblk; b++) {
-            uint32_t *d = bl->kbits + ((size_t)k * nblk + b) * 32;
+            uint32_t *d = bl->kbits + kern_kb_off(bl, k, b);
             for (int i = 0; i < KERN_ROWBLK; i++) {
                 int r = b * KERN_ROWBLK + i;
                 uint64_t w = r < bl->out ? bl->bits[(size_t)r * wpr + k] : 0;

@@ -113,7 +113,7 @@ T2 static inline __m256 lut32(__m256i w, const __m256 *T)
     return _mm256_add_ps(s0, s1);
 }
 
-T2 static void lut_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc)
+T2 static void lut_seg(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc)
 {
     const int wpr = bl->words_per_row, nblk = kern_nblk(bl), in_pad = kern_in_pad(bl);
     const size_t out_pad = (size_t)nblk * KERN_ROWBLK;
@@ -123,7 +123,7 @@ T2 static void lut_rows(const BitLinear *bl, const float *gx, int N, int b0, int
         for (int k = 0; k < wpr; k++) {
             for (int n = 0; n < nt; n++)
                 for (int half = 0; half < 2; half++) tables32(gx + (size_t)(n0 + n) * in_pad + 64 * k + 32 * half, tab[n][half]);
-            const uint32_t *w = bl->kbits + ((size_t)k * nblk + b0) * 32;
+            const uint32_t *w = bl->kbits + kern_kb_off(bl, k, b0);
             for (int b = b0; b < b1; b++, w += 32) {
                 /* rows 0-7 and 8-15 of the lo and hi 32 columns */
                 const __m256i l0 = _mm256_load_si256((const __m256i *)w), l1 = _mm256_load_si256((const __m256i *)(w + 8));
@@ -145,6 +145,15 @@ T2 static void lut_rows(const BitLinear *bl, const float *gx, int N, int b0, int
     /* times h; rows past `out` (zero signs) stay 0 */
     for (int n = 0; n < N; n++)
         for (int r = b0 * KERN_ROWBLK; r < b1 * KERN_ROWBLK; r++) acc[n * out_pad + r] = r < bl->out ? acc[n * out_pad + r] * bl->h[r] : 0.0f;
+}
+
+/* one panel segment at a time (kernels.h) */
+T2 static void lut_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc)
+{
+    for (int s = b0, e; s < b1; s = e) {
+        e = kern_seg_end(s, b1);
+        lut_seg(bl, gx, N, s, e, acc);
+    }
 }
 
 #else

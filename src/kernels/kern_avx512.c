@@ -109,22 +109,18 @@ T512 static void scale_h(const BitLinear *bl, int N, int b0, int b1, float *acc)
 
 T512 static void lut_rows1(const BitLinear *bl, const float *gx, int b0, int b1, float *acc)
 {
-    const int wpr = bl->words_per_row, nblk = kern_nblk(bl);
+    const int wpr = bl->words_per_row;
     __m512 S[4];
     sign_vectors(S);
     const __m512 one = _mm512_set1_ps(1.0f);
     for (int k = 0; k < wpr; k++) {
         __m512 t[16];
         for (int j = 0; j < 16; j++) t[j] = make_table(gx + 64 * k + 4 * j, S);
-        const uint32_t *w = bl->kbits + ((size_t)k * nblk + b0) * 32;
+        const uint32_t *w = bl->kbits + kern_kb_off(bl, k, b0);
         float *a = acc + (size_t)b0 * KERN_ROWBLK;
-        /* the next word's run of blocks starts far away: prefetch it into L2
-         * one run ahead instead of waiting for the hardware prefetcher to
-         * find the new stream */
-        const size_t ahead = k + 1 < wpr ? (size_t)nblk * 32 : 0;
         for (int b = b0; b < b1; b++, w += 32, a += KERN_ROWBLK) {
-            _mm_prefetch((const char *)(w + ahead), _MM_HINT_T1);
-            _mm_prefetch((const char *)(w + ahead + 16), _MM_HINT_T1);
+            _mm_prefetch((const char *)(w + KERN_PF_DW), _MM_HINT_T0);
+            _mm_prefetch((const char *)(w + KERN_PF_DW + 16), _MM_HINT_T0);
             __m512i lo = _mm512_load_si512((const void *)w), hi = _mm512_load_si512((const void *)(w + 16));
             __m512 s0, s1, s2, s3;
             LUT64(SR, lo, hi, t, s0, s1, s2, s3);
@@ -150,11 +146,10 @@ T512 static void lut_rowsN(const BitLinear *bl, const float *gx, int N, int b0, 
         for (int k = 0; k < wpr; k++) {
             for (int n = 0; n < nt; n++)
                 for (int j = 0; j < 16; j++) tab[n][j] = make_table(gx + (size_t)(n0 + n) * in_pad + 64 * k + 4 * j, S);
-            const uint32_t *w = bl->kbits + ((size_t)k * nblk + b0) * 32;
-            const size_t ahead = k + 1 < wpr ? (size_t)nblk * 32 : 0;
+            const uint32_t *w = bl->kbits + kern_kb_off(bl, k, b0);
             for (int b = b0; b < b1; b++, w += 32) {
-                _mm_prefetch((const char *)(w + ahead), _MM_HINT_T1);
-                _mm_prefetch((const char *)(w + ahead + 16), _MM_HINT_T1);
+                _mm_prefetch((const char *)(w + KERN_PF_DW), _MM_HINT_T0);
+                _mm_prefetch((const char *)(w + KERN_PF_DW + 16), _MM_HINT_T0);
                 __m512i lo = _mm512_load_si512((const void *)w), hi = _mm512_load_si512((const void *)(w + 16));
                 /* the 16 shifted index vectors, reused for every token */
                 const __m512i il[8] = {lo, SR(lo, 4), SR(lo, 8), SR(lo, 12), SR(lo, 16), SR(lo, 20), SR(lo, 24), SR(lo, 28)};
@@ -173,10 +168,14 @@ T512 static void lut_rowsN(const BitLinear *bl, const float *gx, int N, int b0, 
     scale_h(bl, N, b0, b1, acc);
 }
 
+/* one panel segment at a time (kernels.h) */
 T512 static void lut_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc)
 {
-    if (N == 1) lut_rows1(bl, gx, b0, b1, acc);
-    else lut_rowsN(bl, gx, N, b0, b1, acc);
+    for (int s = b0, e; s < b1; s = e) {
+        e = kern_seg_end(s, b1);
+        if (N == 1) lut_rows1(bl, gx, s, e, acc);
+        else lut_rowsN(bl, gx, N, s, e, acc);
+    }
 }
 
 /* ---- 5- and 4-column tables (the default) -------------------------------
@@ -226,7 +225,7 @@ T512 static inline void make_tab32(const float *v, const __m512 S[4], Tab32 *T)
  * update) */
 T512 static void lut5_rows1b(const BitLinear *bl, const float *gx, int b0, int b1, float *acc)
 {
-    const int wpr = bl->words_per_row, nblk = kern_nblk(bl);
+    const int wpr = bl->words_per_row;
     __m512 S[4];
     sign_vectors(S);
     const __m512 one = _mm512_set1_ps(1.0f);
@@ -234,12 +233,11 @@ T512 static void lut5_rows1b(const BitLinear *bl, const float *gx, int b0, int b
         Tab32 TL, TH;
         make_tab32(gx + 64 * k, S, &TL);
         make_tab32(gx + 64 * k + 32, S, &TH);
-        const uint32_t *w = bl->kbits + ((size_t)k * nblk + b0) * 32;
+        const uint32_t *w = bl->kbits + kern_kb_off(bl, k, b0);
         float *a = acc + (size_t)b0 * KERN_ROWBLK;
-        const size_t ahead = k + 1 < wpr ? (size_t)nblk * 32 : 0;
         for (int b = b0; b < b1; b++, w += 32, a += KERN_ROWBLK) {
-            _mm_prefetch((const char *)(w + ahead), _MM_HINT_T1);
-            _mm_prefetch((const char *)(w + ahead + 16), _MM_HINT_T1);
+            _mm_prefetch((const char *)(w + KERN_PF_DW), _MM_HINT_T0);
+            _mm_prefetch((const char *)(w + KERN_PF_DW + 16), _MM_HINT_T0);
             const __m512i lo = _mm512_load_si512((const void *)w), hi = _mm512_load_si512((const void *)(w + 16));
             __m512 sl, sh;
             LUT32T(SRI, lo, TL, sl);
@@ -271,22 +269,26 @@ T512 static void lut5_rowsN(const BitLinear *bl, const float *gx, int N, int b0,
                 Tab32 TA, TB;
                 make_tab32(gx + (size_t)n * in_pad + 64 * k + 32 * half, S, &TA);
                 make_tab32(gx + (size_t)(two ? n + 1 : n) * in_pad + 64 * k + 32 * half, S, &TB);
-                const uint32_t *w = bl->kbits + ((size_t)k * nblk + b0) * 32 + 16 * half;
-                float *a = acc + (size_t)n * out_pad + (size_t)b0 * KERN_ROWBLK;
-                const size_t ahead = n == 0 && half == 0 && k + 1 < wpr ? (size_t)nblk * 32 : 0;
-                for (int b = b0; b < b1; b++, w += 32, a += KERN_ROWBLK) {
-                    if (ahead) {
-                        _mm_prefetch((const char *)(w + ahead), _MM_HINT_T1);
-                        _mm_prefetch((const char *)(w + ahead + 16), _MM_HINT_T1);
-                    }
-                    const __m512i v = _mm512_load_si512((const void *)w);
-                    __m512 sa, sb;
-                    LUT32T(SRI, v, TA, sa);
-                    _mm512_storeu_ps(a, first ? sa : _mm512_add_ps(_mm512_loadu_ps(a), sa));
-                    if (two) {
-                        LUT32T(SRI, v, TB, sb);
-                        float *a2 = a + out_pad;
-                        _mm512_storeu_ps(a2, first ? sb : _mm512_add_ps(_mm512_loadu_ps(a2), sb));
+                const int pf = n == 0 && half == 0;
+                /* the tables serve the whole range: its panel segments in turn */
+                for (int s0 = b0, s1; s0 < b1; s0 = s1) {
+                    s1 = kern_seg_end(s0, b1);
+                    const uint32_t *w = bl->kbits + kern_kb_off(bl, k, s0) + 16 * half;
+                    float *a = acc + (size_t)n * out_pad + (size_t)s0 * KERN_ROWBLK;
+                    for (int b = s0; b < s1; b++, w += 32, a += KERN_ROWBLK) {
+                        if (pf) {
+                            _mm_prefetch((const char *)(w + KERN_PF_DW), _MM_HINT_T0);
+                            _mm_prefetch((const char *)(w + KERN_PF_DW + 16), _MM_HINT_T0);
+                        }
+                        const __m512i v = _mm512_load_si512((const void *)w);
+                        __m512 sa, sb;
+                        LUT32T(SRI, v, TA, sa);
+                        _mm512_storeu_ps(a, first ? sa : _mm512_add_ps(_mm512_loadu_ps(a), sa));
+                        if (two) {
+                            LUT32T(SRI, v, TB, sb);
+                            float *a2 = a + out_pad;
+                            _mm512_storeu_ps(a2, first ? sb : _mm512_add_ps(_mm512_loadu_ps(a2), sb));
+                        }
                     }
                 }
             }
@@ -294,10 +296,15 @@ T512 static void lut5_rowsN(const BitLinear *bl, const float *gx, int N, int b0,
     scale_h(bl, N, b0, b1, acc);
 }
 
+/* N = 1 one panel segment at a time (one stream, kernels.h); N > 1 builds
+ * each token's tables once for the whole range */
 T512 static void lut5_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc)
 {
-    if (N == 1) lut5_rows1b(bl, gx, b0, b1, acc);
-    else lut5_rowsN(bl, gx, N, b0, b1, acc);
+    if (N > 1) { lut5_rowsN(bl, gx, N, b0, b1, acc); return; }
+    for (int s = b0, e; s < b1; s = e) {
+        e = kern_seg_end(s, b1);
+        lut5_rows1b(bl, gx, s, e, acc);
+    }
 }
 
 /* ---- masked-add alternative on the canonical layout -------------------- */

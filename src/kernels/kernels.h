@@ -15,16 +15,22 @@
  *
  * Kernel-private layout (BitLinear.kbits, built by kern_repack from the
  * canonical bits): the rows are cut into blocks of 16 (rows past `out` are
- * zero), and for each canonical word index k and block b there are 32 uint32:
+ * zero) and the blocks into panels of KERN_PANEL (the last may be shorter,
+ * pb blocks). For each canonical word index k and block b there are 32
+ * uint32 at kern_kb_off(bl, k, b):
  *
- *     kbits[(k * nblk + b) * 32 + i]      = low  32 bits of word k of row 16b+i
- *     kbits[(k * nblk + b) * 32 + 16 + i] = high 32 bits of word k of row 16b+i
+ *     [i]      = low  32 bits of word k of row 16b+i     (i = 0..15)
+ *     [16 + i] = high 32 bits of word k of row 16b+i
  *
  * so one 64-byte load gives the same 32 columns of 16 rows as 16 dword lanes,
- * and a right shift by 4j puts the sign nibble of columns 4j..4j+3 of each row
- * in the low 4 bits that vpermps uses as a table index (see kern_avx512.c).
- * Blocks of one word k are contiguous, so a thread that owns blocks
- * [b0, b1) streams (b1-b0)*128 bytes per word.
+ * and a right shift puts the sign bits of the next columns of each row in the
+ * low bits that vpermps / vpermt2ps use as a table index (see kern_avx512.c).
+ * Panel p starts at p * KERN_PANEL * words_per_row * 32 and holds its blocks
+ * word-major: (k, b) at ((k * pb) + (b - p * KERN_PANEL)) * 32 within it. A
+ * thread working on one panel therefore reads one contiguous stream of
+ * words_per_row * pb * 128 bytes (what DRAM and the prefetchers do best),
+ * while the tables of word k serve pb blocks in a row. kbits is allocated
+ * with ob_huge_alloc (transparent huge pages).
  */
 #ifndef OB_KERNELS_H
 #define OB_KERNELS_H
@@ -35,6 +41,9 @@
 #include "bitlinear.h"
 
 #define KERN_ROWBLK 16
+#ifndef KERN_PANEL
+#define KERN_PANEL 32   /* blocks per panel (512 rows) */
+#endif
 
 typedef struct {
     const char *name;
@@ -47,6 +56,26 @@ typedef struct {
 
 static inline int kern_in_pad(const BitLinear *bl) { return bl->words_per_row * 64; }
 static inline int kern_nblk(const BitLinear *bl) { return (bl->out + KERN_ROWBLK - 1) / KERN_ROWBLK; }
+
+/* dword offset of word k of block b in kbits (see above) */
+static inline size_t kern_kb_off(const BitLinear *bl, int k, int b)
+{
+    int nblk = kern_nblk(bl), p0 = b / KERN_PANEL * KERN_PANEL;
+    int pb = nblk - p0 < KERN_PANEL ? nblk - p0 : KERN_PANEL;
+    return ((size_t)p0 * bl->words_per_row + (size_t)k * pb + (size_t)(b - p0)) * 32;
+}
+
+/* the end of the panel segment that starts at block s, at most b1 */
+static inline int kern_seg_end(int s, int b1)
+{
+    int e = (s / KERN_PANEL + 1) * KERN_PANEL;
+    return e < b1 ? e : b1;
+}
+
+/* software prefetch distance along a panel's stream, in dwords (3 KiB) */
+#ifndef KERN_PF_DW
+#define KERN_PF_DW (24 * 32)
+#endif
 
 /* all variants compiled in (available or not on this CPU), NULL-terminated */
 const BitKernel *const *kern_all(void);
