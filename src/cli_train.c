@@ -91,15 +91,6 @@ static void on_signal(int sig)
 
 static int g_tty;
 
-static void fmt_time(char *b, size_t n, double s)
-{
-    if (!isfinite(s) || s < 0) { snprintf(b, n, "?"); return; }
-    long x = (long)(s + 0.5);
-    if (x >= 3600) snprintf(b, n, "%ldh%02ldm", x / 3600, x / 60 % 60);
-    else if (x >= 60) snprintf(b, n, "%ldm%02lds", x / 60, x % 60);
-    else snprintf(b, n, "%lds", x);
-}
-
 static int gen_progress(void *ud, int done, int total)
 {
     (void)ud;
@@ -121,8 +112,8 @@ static void show_event(const Event *e)
     char el[32], eta[32];
     switch (e->kind) {
     case EV_STEP:
-        fmt_time(el, sizeof el, e->elapsed);
-        fmt_time(eta, sizeof eta, e->eta);
+        ob_fmt_duration(el, sizeof el, e->elapsed);
+        ob_fmt_duration(eta, sizeof eta, e->eta);
         if (g_tty) {
             int w = 24, f = e->total_steps > 0 ? (int)((long)w * e->step / e->total_steps) : 0;
             char bar[32];

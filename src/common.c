@@ -115,6 +115,15 @@ double ob_now(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+void ob_fmt_duration(char *b, size_t n, double s)
+{
+    if (!isfinite(s) || s < 0) { snprintf(b, n, "?"); return; }
+    long x = (long)(s + 0.5);
+    if (x >= 3600) snprintf(b, n, "%ldh%02ldm", x / 3600, x / 60 % 60);
+    else if (x >= 60) snprintf(b, n, "%ldm%02lds", x / 60, x % 60);
+    else snprintf(b, n, "%lds", x);
+}
+
 void ob_sleep(double seconds)
 {
     if (!(seconds > 0)) return;

@@ -29,6 +29,8 @@ int ob_read_file(const char *path, char **data, size_t *len, char *err);
 
 double ob_now(void);                 /* monotonic seconds */
 void ob_sleep(double seconds);        /* nanosleep, resumed after signals */
+/* a duration for people: "42s", "3m07s", "2h05m"; "?" if negative or not finite */
+void ob_fmt_duration(char *buf, size_t n, double seconds);
 
 float ob_fp16_to_fp32(uint16_t h);
 uint16_t ob_fp32_to_fp16(float f);   /* round to nearest even */

@@ -27,6 +27,17 @@ int main(void)
     CHECK(ob_mul_size(1000, 1000, &out) == 0 && out == 1000000, "mul");
     CHECK(ob_add_size(SIZE_MAX, 1, &out) == -1, "add overflow");
     long v;
+    char dur[32];
+    ob_fmt_duration(dur, sizeof dur, 42.4);
+    CHECK(!strcmp(dur, "42s"), "duration %s", dur);
+    ob_fmt_duration(dur, sizeof dur, 187.0);
+    CHECK(!strcmp(dur, "3m07s"), "duration %s", dur);
+    ob_fmt_duration(dur, sizeof dur, 7530.0);
+    CHECK(!strcmp(dur, "2h05m"), "duration %s", dur);
+    ob_fmt_duration(dur, sizeof dur, -1.0);
+    CHECK(!strcmp(dur, "?"), "negative duration %s", dur);
+    ob_fmt_duration(dur, sizeof dur, NAN);
+    CHECK(!strcmp(dur, "?"), "NaN duration %s", dur);
     CHECK(ob_parse_int("12", 0, 100, &v) == 0 && v == 12, "int");
     CHECK(ob_parse_int("12x", 0, 100, &v) == -1, "junk int");
     CHECK(ob_parse_int("101", 0, 100, &v) == -1, "range");

@@ -412,15 +412,6 @@ void ui_train_queue_resume(App *a, int64_t run_id)
 }
 
 /* ---- drawing ------------------------------------------------------------------------ */
-static void fmt_secs(char *b, size_t n, double s)
-{
-    if (!isfinite(s) || s < 0) { snprintf(b, n, "?"); return; }
-    long x = (long)(s + 0.5);
-    if (x >= 3600) snprintf(b, n, "%ldh%02ldm", x / 3600, x / 60 % 60);
-    else if (x >= 60) snprintf(b, n, "%ldm%02lds", x / 60, x % 60);
-    else snprintf(b, n, "%lds", x);
-}
-
 static void progress_bar(UiGrid *g, int x, int y, int w, double frac)
 {
     if (w < 3) return;
@@ -445,8 +436,8 @@ static void train_draw(App *a, UiGrid *g)
     }
     const Event *e = &R.last;
     char el[32], eta[32];
-    fmt_secs(el, sizeof el, e->elapsed);
-    fmt_secs(eta, sizeof eta, e->eta);
+    ob_fmt_duration(el, sizeof el, e->elapsed);
+    ob_fmt_duration(eta, sizeof eta, e->eta);
     const char *st = R.prep ? "reading data" : R.tr ? (R.paused ? "paused" : run_status_name(R.status)) : run_status_name(R.status);
     ui_grid_printf(g, 0, y++, g->w, UI_A_BOLD, "run %lld %s  [%s]  step %d/%ld  %.0f tokens/s  elapsed %s  ETA %s",
                    (long long)(R.run_id < ((int64_t)1 << 40) ? R.run_id : 0), R.it.name, st, e->step, R.it.cfg.steps,
@@ -554,7 +545,7 @@ static void train_status(App *a, char *buf, int n)
     if (R.prep) snprintf(buf, n, "run: reading data ");
     else if (R.tr) {
         char eta[32];
-        fmt_secs(eta, sizeof eta, R.last.eta);
+        ob_fmt_duration(eta, sizeof eta, R.last.eta);
         snprintf(buf, n, "run %lld: %s step %d/%ld ETA %s%s ", (long long)R.run_id, R.paused ? "paused" : "training",
                  R.last.step, R.it.cfg.steps, eta, R.nq ? " +queued" : "");
     }
