@@ -130,7 +130,7 @@ static char *col_str(sqlite3_stmt *st, int i)
     return s ? ob_strdup((const char *)s) : NULL;
 }
 
-static double col_real_or_nan(sqlite3_stmt *st, int i)
+double db_col_real_or_nan(sqlite3_stmt *st, int i)
 {
     return sqlite3_column_type(st, i) == SQLITE_NULL ? NAN : sqlite3_column_double(st, i);
 }
@@ -641,7 +641,7 @@ static void run_from_row(Db *db, sqlite3_stmt *st, DbRun *r)
     r->updated = sqlite3_column_double(st, 10);
     r->steps_done = sqlite3_column_int(st, 11);
     r->last_ckpt_step = sqlite3_column_type(st, 12) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 12);
-    r->best_ppl = col_real_or_nan(st, 13);
+    r->best_ppl = db_col_real_or_nan(st, 13);
     r->owner_pid = sqlite3_column_int64(st, 14);
     /* a long-lived reader (the UI) sees a dead owner at once */
     if ((r->status == RUN_RUNNING || r->status == RUN_PAUSED) && owner_dead(&db->self, st, 14)) r->status = RUN_INTERRUPTED;
@@ -918,8 +918,7 @@ int db_checkpoint_put(Db *db, int64_t run, int step, const char *path, const cha
     return step_done(db, st, "storing a checkpoint", err);
 }
 
-/* grow *v (element size sz) to hold n+1 elements */
-static void *grow(void *v, int n, int *cap, size_t sz)
+void *db_grow(void *v, int n, int *cap, size_t sz)
 {
     if (n < *cap) return v;
     *cap = *cap ? 2 * *cap : 64;
@@ -941,16 +940,16 @@ int db_metrics(Db *db, int64_t run, DbMetric **out, int *n, char *err)
     int rc, cap = 0;
     DbMetric *v = NULL;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        v = grow(v, *n, &cap, sizeof *v);
+        v = db_grow(v, *n, &cap, sizeof *v);
         DbMetric *m = &v[(*n)++];
         m->step = sqlite3_column_int(st, 0);
-        m->loss = col_real_or_nan(st, 1);
-        m->kl = col_real_or_nan(st, 2);
-        m->mse = col_real_or_nan(st, 3);
-        m->lr = col_real_or_nan(st, 4);
-        m->grad_norm = col_real_or_nan(st, 5);
-        m->tokens_per_s = col_real_or_nan(st, 6);
-        m->wall = col_real_or_nan(st, 7);
+        m->loss = db_col_real_or_nan(st, 1);
+        m->kl = db_col_real_or_nan(st, 2);
+        m->mse = db_col_real_or_nan(st, 3);
+        m->lr = db_col_real_or_nan(st, 4);
+        m->grad_norm = db_col_real_or_nan(st, 5);
+        m->tokens_per_s = db_col_real_or_nan(st, 6);
+        m->wall = db_col_real_or_nan(st, 7);
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) { free(v); *n = 0; dberr(db, rc, "reading metrics", err); return -1; }
@@ -970,13 +969,13 @@ int db_evals(Db *db, int64_t run, DbEval **out, int *n, char *err)
     int rc, cap = 0;
     DbEval *v = NULL;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        v = grow(v, *n, &cap, sizeof *v);
+        v = db_grow(v, *n, &cap, sizeof *v);
         DbEval *e = &v[(*n)++];
         e->step = sqlite3_column_int(st, 0);
         const char *d = (const char *)sqlite3_column_text(st, 1);
         snprintf(e->dataset, sizeof e->dataset, "%s", d ? d : "");
-        e->nll = col_real_or_nan(st, 2);
-        e->ppl = col_real_or_nan(st, 3);
+        e->nll = db_col_real_or_nan(st, 2);
+        e->ppl = db_col_real_or_nan(st, 3);
         e->time = sqlite3_column_double(st, 4);
         const char *mo = (const char *)sqlite3_column_text(st, 5);
         snprintf(e->model, sizeof e->model, "%s", mo ? mo : "");
@@ -1009,7 +1008,7 @@ int db_checkpoints(Db *db, int64_t run, DbCheckpoint **out, int *n, char *err)
     int rc, cap = 0;
     DbCheckpoint *v = NULL;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        v = grow(v, *n, &cap, sizeof *v);
+        v = db_grow(v, *n, &cap, sizeof *v);
         ckpt_from_row(st, &v[(*n)++]);
     }
     sqlite3_finalize(st);
@@ -1101,7 +1100,7 @@ int db_layer_stats_get(Db *db, int64_t teacher, DbLayerStat **out, int *n, char 
     int rc, cap = 0;
     DbLayerStat *v = NULL;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        v = grow(v, *n, &cap, sizeof *v);
+        v = db_grow(v, *n, &cap, sizeof *v);
         DbLayerStat *s = &v[(*n)++];
         memset(s, 0, sizeof *s);
         s->layer = sqlite3_column_int(st, 0);
@@ -1110,10 +1109,10 @@ int db_layer_stats_get(Db *db, int64_t teacher, DbLayerStat **out, int *n, char 
         snprintf(s->name, sizeof s->name, "%s", name ? name : "");
         s->rows = sqlite3_column_int(st, 3);
         s->cols = sqlite3_column_int(st, 4);
-        s->nmf_err = col_real_or_nan(st, 5);
-        s->svd_err = col_real_or_nan(st, 6);
-        s->xnor_err = col_real_or_nan(st, 7);
-        s->pos_frac = col_real_or_nan(st, 8);
+        s->nmf_err = db_col_real_or_nan(st, 5);
+        s->svd_err = db_col_real_or_nan(st, 6);
+        s->xnor_err = db_col_real_or_nan(st, 7);
+        s->pos_frac = db_col_real_or_nan(st, 8);
         s->detail = col_str(st, 9);
     }
     sqlite3_finalize(st);
@@ -1189,7 +1188,7 @@ int db_chat_list(Db *db, int64_t run, int64_t teacher, int64_t session, DbChat *
     int rc, cap = 0;
     DbChat *v = NULL;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        v = grow(v, *n, &cap, sizeof *v);
+        v = db_grow(v, *n, &cap, sizeof *v);
         DbChat *c = &v[(*n)++];
         memset(c, 0, sizeof *c);
         c->id = sqlite3_column_int64(st, 0);

@@ -1,5 +1,6 @@
-/* db_internal.h -- what db.c and writer.c share: the connection struct,
- * the owner record, error mapping and the SQL both of them run. */
+/* db_internal.h -- what db.c, writer.c and db_svid.c share: the connection
+ * struct, the owner record, error mapping, column/array helpers and the SQL
+ * more than one of them runs. */
 #ifndef OB_DB_INTERNAL_H
 #define OB_DB_INTERNAL_H
 
@@ -38,5 +39,9 @@ void db_owner_self(DbOwner *o);
 double db_wall_time(void);
 void db_bind_metric(sqlite3_stmt *st, int64_t run, const DbMetric *m);
 void db_bind_eval(sqlite3_stmt *st, int64_t run, const DbEval *e);
+/* a REAL column, NaN for NULL */
+double db_col_real_or_nan(sqlite3_stmt *st, int i);
+/* grow *v (element size sz, capacity *cap) to hold n+1 elements; aborts on OOM */
+void *db_grow(void *v, int n, int *cap, size_t sz);
 
 #endif

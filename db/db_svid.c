@@ -122,11 +122,6 @@ static int parse_hist(const char *s, long *h, int bins)
     return *s == ']' ? 0 : -1;
 }
 
-static double col(sqlite3_stmt *st, int i)
-{
-    return sqlite3_column_type(st, i) == SQLITE_NULL ? NAN : sqlite3_column_double(st, i);
-}
-
 int db_layer_stats_load(Db *db, int64_t teacher, LayerStats **out, int *n, char *err)
 {
     static const char *sql =
@@ -151,11 +146,7 @@ int db_layer_stats_load(Db *db, int64_t teacher, LayerStats **out, int *n, char 
     LayerStats *v = NULL;
     int cap = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? 2 * cap : 64;
-            v = realloc(v, (size_t)cap * sizeof *v);
-            if (!v) abort();
-        }
+        v = db_grow(v, *n, &cap, sizeof *v);
         LayerStats *s = &v[(*n)++];
         memset(s, 0, sizeof *s);
         s->layer = sqlite3_column_int(st, 0);
@@ -164,26 +155,26 @@ int db_layer_stats_load(Db *db, int64_t teacher, LayerStats **out, int *n, char 
         snprintf(s->name, sizeof s->name, "%s", name ? name : "");
         s->rows = sqlite3_column_int(st, 3);
         s->cols = sqlite3_column_int(st, 4);
-        s->nmf_err = col(st, 5);
-        s->svd_err = col(st, 6);
-        s->xnor_err = col(st, 7);
-        s->pos_frac = col(st, 8);
-        s->row_pos_min = col(st, 9);
-        s->row_pos_max = col(st, 10);
-        s->row_pos_std = col(st, 11);
-        s->col_pos_min = col(st, 12);
-        s->col_pos_max = col(st, 13);
-        s->col_pos_std = col(st, 14);
-        s->g_min = col(st, 15);
-        s->g_max = col(st, 16);
-        s->h_min = col(st, 17);
-        s->h_max = col(st, 18);
-        s->bpw = col(st, 19);
+        s->nmf_err = db_col_real_or_nan(st, 5);
+        s->svd_err = db_col_real_or_nan(st, 6);
+        s->xnor_err = db_col_real_or_nan(st, 7);
+        s->pos_frac = db_col_real_or_nan(st, 8);
+        s->row_pos_min = db_col_real_or_nan(st, 9);
+        s->row_pos_max = db_col_real_or_nan(st, 10);
+        s->row_pos_std = db_col_real_or_nan(st, 11);
+        s->col_pos_min = db_col_real_or_nan(st, 12);
+        s->col_pos_max = db_col_real_or_nan(st, 13);
+        s->col_pos_std = db_col_real_or_nan(st, 14);
+        s->g_min = db_col_real_or_nan(st, 15);
+        s->g_max = db_col_real_or_nan(st, 16);
+        s->h_min = db_col_real_or_nan(st, 17);
+        s->h_max = db_col_real_or_nan(st, 18);
+        s->bpw = db_col_real_or_nan(st, 19);
         s->bins = sqlite3_column_int(st, 20);
-        s->abs_lo = (float)col(st, 21);
-        s->abs_hi = (float)col(st, 22);
-        s->w_lo = (float)col(st, 23);
-        s->w_hi = (float)col(st, 24);
+        s->abs_lo = (float)db_col_real_or_nan(st, 21);
+        s->abs_hi = (float)db_col_real_or_nan(st, 22);
+        s->w_lo = (float)db_col_real_or_nan(st, 23);
+        s->w_hi = (float)db_col_real_or_nan(st, 24);
         if (s->bins < 1 || s->bins > SVID_BINS || parse_hist((const char *)sqlite3_column_text(st, 25), s->abs_hist, s->bins) ||
             parse_hist((const char *)sqlite3_column_text(st, 26), s->w_hist, s->bins)) {
             ob_seterr(err, "%s: damaged layer statistics for %s of teacher %lld", db->path, s->name, (long long)teacher);
