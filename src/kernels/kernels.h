@@ -41,9 +41,7 @@
 #include "bitlinear.h"
 
 #define KERN_ROWBLK 16
-#ifndef KERN_PANEL
 #define KERN_PANEL 32   /* blocks per panel (512 rows) */
-#endif
 
 typedef struct {
     const char *name;
@@ -73,9 +71,7 @@ static inline int kern_seg_end(int s, int b1)
 }
 
 /* software prefetch distance along a panel's stream, in dwords (3 KiB) */
-#ifndef KERN_PF_DW
 #define KERN_PF_DW (24 * 32)
-#endif
 
 /* all variants compiled in (available or not on this CPU), NULL-terminated */
 const BitKernel *const *kern_all(void);
