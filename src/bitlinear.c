@@ -198,7 +198,10 @@ void bitlinear_forward(const BitLinear *bl, const float *x, float *y, int N)
 {
     if (N <= 0) return;
     const BitKernel *K = kern_current();
-    if (K->needs_kbits && !bl->kbits) K = kern_avx2flip.available() ? &kern_avx2flip : &kern_ref; /* a BitLinear not made by bitlinear_new */
+    /* a BitLinear not made by bitlinear_new, or packed for another kernel's
+     * layout (kern_select after the packing, without bitlinear_repack): a
+     * kernel on the canonical bits, correct if slower */
+    if (K->needs_kbits && (!bl->kbits || bl->klayout != K->layout)) K = kern_avx2flip.available() ? &kern_avx2flip : &kern_ref;
     const int in = bl->in, in_pad = kern_in_pad(bl), nblk = kern_nblk(bl);
     Scratch *sc = scratch_get();
     float *gx = scratch(&sc->gx, &sc->gx_n, (size_t)N * in_pad);

@@ -13,8 +13,11 @@
  * ceil(in/64) uint64 words; bit j (LSB = 0) of word k is column 64k+j;
  * 1 means +1, 0 means -1; padding bits past `in` are 0. Kernels may keep a
  * different layout internally: `kbits` (see src/kernels/kernels.h), rebuilt
- * by bitlinear_pack and bitlinear_set_bits; code that writes `bits` directly
- * must call bitlinear_repack before the next bitlinear_forward.
+ * by bitlinear_pack and bitlinear_set_bits in the layout of the active
+ * kernel; code that writes `bits` directly, or selects another kernel
+ * (kern_select), must call bitlinear_repack before the next bitlinear_forward
+ * (without it a changed kernel falls back to a slower one, with the same
+ * results).
  *
  * bitlinear_forward runs the fastest kernel variant for this CPU ($ONEBIT_KERNEL
  * = ref|avx2|avx512 overrides it) on the process-wide thread pool (src/pool.h;
@@ -38,6 +41,7 @@ struct BitLinear {
     float *h;            /* (out) */
     int norm;            /* 1: LayerNorm after (OneBit, the default); 0: none */
     uint32_t *kbits;     /* kernel-private copy of the signs (kernels/kernels.h) */
+    int klayout;         /* the layout kbits holds (KERN_LAYOUT_*) */
 };
 typedef struct BitLinear BitLinear;
 

@@ -27,8 +27,11 @@ static uint32_t rnd(void)
 }
 static float frand(void) { return (float)(rnd() % 2000001) / 1e6f - 1.0f; } /* [-1, 1] */
 
-static const int widths[] = {1, 3, 31, 63, 64, 65, 127, 129, 200, 1000, 4097};
-static const int outs[] = {1, 7, 16, 17, 33, 100, 129, 31, 300, 97, 161};
+/* the last two have several panels of KERN_PANEL blocks (the last one
+ * short), so the kernels' panel segments and bitlinear_forward's per-thread
+ * panel ranges with stealing are exercised at 2 and 3 threads */
+static const int widths[] = {1, 3, 31, 63, 64, 65, 127, 129, 200, 1000, 4097, 200, 130};
+static const int outs[] = {1, 7, 16, 17, 33, 100, 129, 31, 300, 97, 161, 2100, 4500};
 #define NW (int)(sizeof widths / sizeof widths[0])
 
 static BitLinear *random_layer(int out, int in, float *W)
@@ -148,7 +151,9 @@ static void test_variants(void)
             int N = Ns[ni];
             size_t ny = (size_t)N * out;
             float *x = ob_malloc((size_t)N * in * sizeof(float));
+            float *x2 = ob_malloc((size_t)N * in * sizeof(float));
             for (size_t i = 0; i < (size_t)N * in; i++) x[i] = frand();
+            for (size_t i = 0; i < (size_t)N * in; i++) x2[i] = frand();
             float *want = ob_malloc(ny * 4), *y = ob_malloc(ny * 4), *y1 = ob_malloc(ny * 4);
             float *B = ob_malloc(ny * 4), *sd = ob_malloc(N * 4);
             bounds(bl, x, N, B, sd);
@@ -158,7 +163,13 @@ static void test_variants(void)
                 for (int k = 0; all[k]; k++) {
                     if (!all[k]->available()) continue;
                     CHECK(kern_select(all[k]->name, err) == 0, "select %s: %s", all[k]->name, err);
+                    bitlinear_repack(bl); /* the kbits layout of this kernel */
                     for (int ti = 0; ti < 3; ti++) {
+                        /* another input first, on one thread (every row),
+                         * so that rows a call skipped would not keep this
+                         * input's values in the kernels' scratch */
+                        CHECK(bitlinear_set_threads(1, err) == 0, "threads: %s", err);
+                        bitlinear_forward(bl, x2, y, N);
                         CHECK(bitlinear_set_threads(threads[ti], err) == 0, "threads: %s", err);
                         for (size_t i = 0; i < ny; i++) y[i] = NAN;
                         bitlinear_forward(bl, x, y, N);
@@ -173,7 +184,7 @@ static void test_variants(void)
                     }
                 }
             }
-            free(x); free(want); free(y); free(y1); free(B); free(sd);
+            free(x); free(x2); free(want); free(y); free(y1); free(B); free(sd);
         }
         bitlinear_free(bl);
         free(W);
@@ -209,6 +220,7 @@ static void test_dense(void)
         for (int k = 0; all[k]; k++) {
             if (!all[k]->available()) continue;
             kern_select(all[k]->name, err);
+            bitlinear_repack(bl);
             bitlinear_forward(bl, x, y, N);
             int bad = compare(bl, y, dense, B, sd, N, &worst);
             CHECK(bad == 0, "%s vs dense sgemm: out %d in %d N %d: %d outside tolerance", all[k]->name, out, in, N, bad);
@@ -220,10 +232,45 @@ static void test_dense(void)
     kern_select(kern_all()[0]->available() ? kern_all()[0]->name : "ref", err);
 }
 
+/* a layer packed for one kernel's kbits layout, then another kernel
+ * selected without bitlinear_repack: still the right results (a kernel on the
+ * canonical bits runs instead), and the real kernel again after the repack */
+static void test_layout_change(void)
+{
+    char err[OB_ERRLEN];
+    if (!kern_avx512.available()) { printf("SKIP layout change: no AVX-512\n"); return; }
+    const int out = 300, in = 200, N = 3;
+    float *W = ob_malloc((size_t)out * in * sizeof(float)), *x = ob_malloc((size_t)N * in * 4);
+    float *want = ob_malloc((size_t)N * out * 4), *y = ob_malloc((size_t)N * out * 4);
+    float *B = ob_malloc((size_t)N * out * 4), *sd = ob_malloc(N * 4);
+    for (int i = 0; i < N * in; i++) x[i] = frand();
+    static const char *const order[][2] = {{"avx512", "avx512lut5"}, {"avx512lut5", "avx512"}};
+    double worst = 0;
+    for (int o = 0; o < 2; o++) {
+        CHECK(kern_select(order[o][0], err) == 0, "%s", err);
+        BitLinear *bl = random_layer(out, in, W);
+        CHECK(bl->klayout == kern_current()->layout, "%s: packed in layout %d", order[o][0], bl->klayout);
+        bounds(bl, x, N, B, sd);
+        bitlinear_forward_ref(bl, x, want, N);
+        CHECK(kern_select(order[o][1], err) == 0, "%s", err);
+        bitlinear_forward(bl, x, y, N);
+        CHECK(compare(bl, y, want, B, sd, N, &worst) == 0, "packed for %s, run with %s: wrong", order[o][0], order[o][1]);
+        bitlinear_repack(bl);
+        CHECK(bl->klayout == kern_current()->layout, "%s: repacked in layout %d", order[o][1], bl->klayout);
+        bitlinear_forward(bl, x, y, N);
+        CHECK(compare(bl, y, want, B, sd, N, &worst) == 0, "repacked for %s: wrong", order[o][1]);
+        bitlinear_free(bl);
+    }
+    CHECK(kern_avx512.layout != kern_avx512lut5.layout, "the two kernels share a layout: this test tests nothing");
+    free(W); free(x); free(want); free(y); free(B); free(sd);
+    kern_select(kern_all()[0]->available() ? kern_all()[0]->name : "ref", err);
+}
+
 int main(void)
 {
     test_packing();
     test_variants();
     test_dense();
+    test_layout_change();
     return test_done("test_bitlinear");
 }

@@ -32,10 +32,10 @@ static void ref_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1
 
 static int always(void) { return 1; }
 
-const BitKernel kern_ref = {"ref", "scalar reference", always, 0, ref_rows};
+const BitKernel kern_ref = {"ref", "scalar reference", always, 0, KERN_LAYOUT_BW, ref_rows};
 
 /* fastest first */
-static const BitKernel *const all[] = {&kern_avx512, &kern_avx2, &kern_ref, &kern_avx512lut4, &kern_avx512mask, &kern_avx2flip, NULL};
+static const BitKernel *const all[] = {&kern_avx512, &kern_avx2, &kern_ref, &kern_avx512lut5, &kern_avx512lut4, &kern_avx512mask, &kern_avx2flip, NULL};
 
 const BitKernel *const *kern_all(void) { return all; }
 
@@ -77,26 +77,42 @@ int kern_select(const char *name, char *err)
     if (!k) {
         int known = 0;
         for (int i = 0; all[i]; i++) known |= !strcmp(all[i]->name, name);
-        ob_seterr(err, known ? "kernel '%s' is not available on this CPU" : "unknown kernel '%s' (try ref, avx2, avx2flip, avx512, avx512lut4, avx512mask)", name);
+        ob_seterr(err, known ? "kernel '%s' is not available on this CPU" : "unknown kernel '%s' (try ref, avx2, avx2flip, avx512, avx512lut5, avx512lut4, avx512mask)", name);
         return -1;
     }
     atomic_store(&current, k);
     return 0;
 }
 
+/* KERN_LAYOUT_L6 (kern_avx512.c): columns 0-5, 6-10, 11-15, 16-21, 22-26,
+ * 27-31 of the 32 make six groups; a group's first five columns go to bits
+ * 0-4, 5-9, 10-14, 16-20, 21-25, 26-30, and the sixth column of groups 0 and
+ * 3 (columns 5 and 21) is a sign column: bit 15 (group 0) and bit 31 (group
+ * 3) hold 1 when that column's sign is -1, and then the group's five bits
+ * are stored inverted. */
+uint32_t kern_l6_encode(uint32_t r)
+{
+    uint32_t n0 = ~r >> 5 & 1, n3 = ~r >> 21 & 1;
+    uint32_t g0 = (r & 31) ^ (n0 ? 31 : 0), g3 = (r >> 16 & 31) ^ (n3 ? 31 : 0);
+    return g0 | (r >> 6 & 31) << 5 | (r >> 11 & 31) << 10 | n0 << 15 | g3 << 16 | (r >> 22 & 31) << 21 | (r >> 27 & 31) << 26 | n3 << 31;
+}
+
 void kern_repack(BitLinear *bl)
 {
-    const int wpr = bl->words_per_row, nblk = kern_nblk(bl);
+    const BitKernel *K = kern_current();
+    const int wpr = bl->words_per_row, nblk = kern_nblk(bl), l6 = K->needs_kbits && K->layout == KERN_LAYOUT_L6;
     for (int k = 0; k < wpr; k++)
         for (int b = 0; b < nblk; b++) {
             uint32_t *d = bl->kbits + kern_kb_off(bl, k, b);
             for (int i = 0; i < KERN_ROWBLK; i++) {
                 int r = b * KERN_ROWBLK + i;
                 uint64_t w = r < bl->out ? bl->bits[(size_t)r * wpr + k] : 0;
-                d[i] = (uint32_t)w;
-                d[16 + i] = (uint32_t)(w >> 32);
+                uint32_t lo = (uint32_t)w, hi = (uint32_t)(w >> 32);
+                d[i] = l6 ? kern_l6_encode(lo) : lo;
+                d[16 + i] = l6 ? kern_l6_encode(hi) : hi;
             }
         }
+    bl->klayout = l6 ? KERN_LAYOUT_L6 : KERN_LAYOUT_BW;
 }
 
 void kern_layernorm_avx512(float *y, int n);

@@ -13,9 +13,12 @@
  * (accumulating into acc); for N > 1 the tables of up to 8 tokens sit in L1
  * and every weight load and every shifted index is reused for all tokens.
  *
- * kern_avx512 (the default on AVX-512 CPUs): the same with groups of 5
- * columns where it can (vpermt2ps, 32 entries in two registers); see
- * "5- and 4-column tables" below.
+ * kern_avx512lut5: the same with groups of 5 columns where it can
+ * (vpermt2ps, 32 entries in two registers); see "5- and 4-column tables".
+ *
+ * kern_avx512 (the default on AVX-512 CPUs): groups of 6 columns with a sign
+ * column and indices made by multiplies, on its own kbits layout; see
+ * "6-column groups with sign columns".
  *
  * kern_avx512mask (a measured alternative, selectable): canonical layout,
  * masked adds. P = sum of gx where the sign bit is 1, one _mm512_mask_add_ps
@@ -307,6 +310,179 @@ T512 static void lut5_rows(const BitLinear *bl, const float *gx, int N, int b0, 
     }
 }
 
+/* ---- 6-column groups with sign columns (the default, KERN_LAYOUT_L6) ----
+ * The 5/4-column kernel above spends 6 shifts per 32 columns to bring each
+ * group's bits down to the low 5 bits that vpermt2ps reads, and the shifts
+ * compete with the permutes for the same two pipes. KERN_LAYOUT_L6 (see
+ * kern_l6_encode in kern.c) orders the bits of each 32-column dword so that
+ * the six indices come out of multiplies, which run on other pipes:
+ *
+ *   group 0: vpmaddwd(w, (1,0))  the low word, sign-extended: bits 0-4 = the
+ *            index, bit 31 = bit 15 of w = its sign column
+ *   group 1: vpmulhuw(w, 2^11)   bits 5-9 of w
+ *   group 2: vpmulhuw(w, 2^6)    bits 10-14
+ *   group 3: u = w >> 16         bits 16-20; its sign column is bit 31 of w
+ *   group 4: vpmulhuw(u, 2^11)   bits 21-25
+ *   group 5: vpmulhuw(u, 2^6)    bits 26-30
+ *
+ * Groups 0 and 3 cover six columns with a 32-entry table by symmetry: with
+ * T[i] = sum_k (bit k of i ? v_k : -v_k) + v_5 over the five index columns,
+ * a row whose sixth sign is -1 stores the inverted index and a set sign bit,
+ * and -T[~i] is exactly its signed sum; the sign bit is XORed into the
+ * looked-up value (one vpternlogd). So 32 columns of 16 rows take 6 permutes,
+ * 5 multiplies or shifts, 2 XORs and 6 adds, against 7 permutes, 6 shifts and
+ * 7 adds (measured in isolation on this Zen 5: 5.5 against 6.5 cycles; for
+ * two tokens sharing the indices 10.2 against 14.0). */
+typedef struct {
+    __m512 a[6], b[6];  /* entries 0..15 (index bit 4 clear) and 16..31 */
+} Tab6;
+
+/* the tables of the 32 columns v[0..31] (the groups of kern_l6_encode) */
+T512 static inline void make_tab6(const float *v, const __m512 S[4], Tab6 *T)
+{
+    static const int first[6] = {0, 6, 11, 16, 22, 27};
+    for (int g = 0; g < 6; g++) {
+        const float *c = v + first[g];
+        __m512 t = make_table(c, S), v4 = _mm512_set1_ps(c[4]);
+        if (g == 0 || g == 3) t = _mm512_add_ps(t, _mm512_set1_ps(c[5]));
+        T->a[g] = _mm512_sub_ps(t, v4);
+        T->b[g] = _mm512_add_ps(t, v4);
+    }
+}
+
+/* the six index vectors of the dword vector w, and the two sign carriers */
+typedef struct { __m512i i[6]; } Idx6;
+
+#define L6_M5 _mm512_set1_epi16(1 << 11)
+#define L6_M10 _mm512_set1_epi16(1 << 6)
+#define L6_LOW _mm512_set1_epi32(1)
+#define L6_SIGN _mm512_set1_epi32((int)0x80000000u)
+
+T512 static inline void idx6(__m512i w, Idx6 *x)
+{
+    const __m512i u = _mm512_srli_epi32(w, 16);
+    x->i[0] = _mm512_madd_epi16(w, L6_LOW);
+    x->i[1] = _mm512_mulhi_epu16(w, L6_M5);
+    x->i[2] = _mm512_mulhi_epu16(w, L6_M10);
+    x->i[3] = u;
+    x->i[4] = _mm512_mulhi_epu16(u, L6_M5);
+    x->i[5] = _mm512_mulhi_epu16(u, L6_M10);
+}
+
+#define P6(x, T, g) _mm512_permutex2var_ps((T).a[g], (x).i[g], (T).b[g])
+/* v with the sign bit of s XORed in: v ^ (s & 0x80000000) */
+#define FLIP(v, s) _mm512_castsi512_ps(_mm512_ternarylogic_epi32(_mm512_castps_si512(v), (s), L6_SIGN, 0x78))
+
+/* the sum over the 32 columns (fixed order); w is the dword vector itself
+ * (its bit 31 is group 3's sign) */
+#define LUT6(x, w, T, s)                                                      \
+    do {                                                                      \
+        __m512 s0_ = FLIP(P6(x, T, 0), (x).i[0]), s1_ = P6(x, T, 1);          \
+        s0_ = _mm512_add_ps(s0_, P6(x, T, 2));                                \
+        s1_ = _mm512_add_ps(s1_, FLIP(P6(x, T, 3), (w)));                     \
+        s0_ = _mm512_add_ps(s0_, P6(x, T, 4));                                \
+        s1_ = _mm512_add_ps(s1_, P6(x, T, 5));                                \
+        s = _mm512_add_ps(s0_, s1_);                                          \
+    } while (0)
+
+T512 static void lut6_rows1(const BitLinear *bl, const float *gx, int b0, int b1, float *acc)
+{
+    const int wpr = bl->words_per_row;
+    __m512 S[4];
+    sign_vectors(S);
+    for (int k = 0; k < wpr; k++) {
+        Tab6 TL, TH;
+        make_tab6(gx + 64 * k, S, &TL);
+        make_tab6(gx + 64 * k + 32, S, &TH);
+        const uint32_t *w = bl->kbits + kern_kb_off(bl, k, b0);
+        float *a = acc + (size_t)b0 * KERN_ROWBLK;
+        for (int b = b0; b < b1; b++, w += 32, a += KERN_ROWBLK) {
+            _mm_prefetch((const char *)(w + KERN_PF_DW), _MM_HINT_T0);
+            _mm_prefetch((const char *)(w + KERN_PF_DW + 16), _MM_HINT_T0);
+            const __m512i lo = _mm512_load_si512((const void *)w), hi = _mm512_load_si512((const void *)(w + 16));
+            Idx6 xl, xh;
+            idx6(lo, &xl);
+            idx6(hi, &xh);
+            __m512 sl, sh;
+            LUT6(xl, lo, TL, sl);
+            LUT6(xh, hi, TH, sh);
+            __m512 s = _mm512_add_ps(sl, sh);
+            _mm512_storeu_ps(a, k ? _mm512_add_ps(_mm512_loadu_ps(a), s) : s);
+        }
+    }
+    scale_h(bl, 1, b0, b1, acc);
+}
+
+/* N > 1: tokens in pairs, their 2 x 12 tables in registers, over the
+ * thread's range one block-word half at a time (as lut5_rowsN); each index
+ * vector is made once and used by both tokens right away. */
+T512 static void lut6_rowsN(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc)
+{
+    const int wpr = bl->words_per_row, nblk = kern_nblk(bl), in_pad = kern_in_pad(bl);
+    const size_t out_pad = (size_t)nblk * KERN_ROWBLK;
+    __m512 S[4];
+    sign_vectors(S);
+    for (int k = 0; k < wpr; k++)
+        for (int half = 0; half < 2; half++) {
+            const int first = k == 0 && half == 0;
+            for (int n = 0; n < N; n += 2) {
+                const int two = n + 1 < N;
+                Tab6 TA, TB;
+                make_tab6(gx + (size_t)n * in_pad + 64 * k + 32 * half, S, &TA);
+                make_tab6(gx + (size_t)(two ? n + 1 : n) * in_pad + 64 * k + 32 * half, S, &TB);
+                const int pf = n == 0 && half == 0;
+                for (int s0 = b0, s1; s0 < b1; s0 = s1) {
+                    s1 = kern_seg_end(s0, b1);
+                    const uint32_t *w = bl->kbits + kern_kb_off(bl, k, s0) + 16 * half;
+                    float *a = acc + (size_t)n * out_pad + (size_t)s0 * KERN_ROWBLK;
+                    for (int b = s0; b < s1; b++, w += 32, a += KERN_ROWBLK) {
+                        if (pf) {
+                            _mm_prefetch((const char *)(w + KERN_PF_DW), _MM_HINT_T0);
+                            _mm_prefetch((const char *)(w + KERN_PF_DW + 16), _MM_HINT_T0);
+                        }
+                        const __m512i v = _mm512_load_si512((const void *)w);
+                        __m512 a0, a1, b0_, b1_;
+                        __m512i x = _mm512_madd_epi16(v, L6_LOW);
+                        a0 = FLIP(_mm512_permutex2var_ps(TA.a[0], x, TA.b[0]), x);
+                        b0_ = FLIP(_mm512_permutex2var_ps(TB.a[0], x, TB.b[0]), x);
+                        x = _mm512_mulhi_epu16(v, L6_M5);
+                        a1 = _mm512_permutex2var_ps(TA.a[1], x, TA.b[1]);
+                        b1_ = _mm512_permutex2var_ps(TB.a[1], x, TB.b[1]);
+                        x = _mm512_mulhi_epu16(v, L6_M10);
+                        a0 = _mm512_add_ps(a0, _mm512_permutex2var_ps(TA.a[2], x, TA.b[2]));
+                        b0_ = _mm512_add_ps(b0_, _mm512_permutex2var_ps(TB.a[2], x, TB.b[2]));
+                        const __m512i u = _mm512_srli_epi32(v, 16);
+                        a1 = _mm512_add_ps(a1, FLIP(_mm512_permutex2var_ps(TA.a[3], u, TA.b[3]), v));
+                        b1_ = _mm512_add_ps(b1_, FLIP(_mm512_permutex2var_ps(TB.a[3], u, TB.b[3]), v));
+                        x = _mm512_mulhi_epu16(u, L6_M5);
+                        a0 = _mm512_add_ps(a0, _mm512_permutex2var_ps(TA.a[4], x, TA.b[4]));
+                        b0_ = _mm512_add_ps(b0_, _mm512_permutex2var_ps(TB.a[4], x, TB.b[4]));
+                        x = _mm512_mulhi_epu16(u, L6_M10);
+                        a1 = _mm512_add_ps(a1, _mm512_permutex2var_ps(TA.a[5], x, TA.b[5]));
+                        b1_ = _mm512_add_ps(b1_, _mm512_permutex2var_ps(TB.a[5], x, TB.b[5]));
+                        __m512 sa = _mm512_add_ps(a0, a1);
+                        _mm512_storeu_ps(a, first ? sa : _mm512_add_ps(_mm512_loadu_ps(a), sa));
+                        if (two) {
+                            __m512 sb = _mm512_add_ps(b0_, b1_);
+                            float *a2 = a + out_pad;
+                            _mm512_storeu_ps(a2, first ? sb : _mm512_add_ps(_mm512_loadu_ps(a2), sb));
+                        }
+                    }
+                }
+            }
+        }
+    scale_h(bl, N, b0, b1, acc);
+}
+
+T512 static void lut6_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc)
+{
+    if (N > 1) { lut6_rowsN(bl, gx, N, b0, b1, acc); return; }
+    for (int s = b0, e; s < b1; s = e) {
+        e = kern_seg_end(s, b1);
+        lut6_rows1(bl, gx, s, e, acc);
+    }
+}
+
 /* ---- masked-add alternative on the canonical layout -------------------- */
 T512 static void mask_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc)
 {
@@ -377,10 +553,12 @@ T512 void kern_layernorm_avx512(float *y, int n)
 static int have_avx512(void) { return 0; }
 static void lut_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc) { kern_ref.rows(bl, gx, N, b0, b1, acc); }
 static void lut5_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc) { kern_ref.rows(bl, gx, N, b0, b1, acc); }
+static void lut6_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc) { kern_ref.rows(bl, gx, N, b0, b1, acc); }
 static void mask_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc) { kern_ref.rows(bl, gx, N, b0, b1, acc); }
 void kern_layernorm_avx512(float *y, int n) { bitlinear_layernorm(y, n); }
 #endif
 
-const BitKernel kern_avx512 = {"avx512", "AVX-512 FP32 lookup tables of 5 and 4 columns (vpermt2ps/vpermps, 16 rows per op)", have_avx512, 1, lut5_rows};
-const BitKernel kern_avx512lut4 = {"avx512lut4", "AVX-512 FP32 lookup tables of 4 columns (vpermps, 16 rows per op)", have_avx512, 1, lut_rows};
-const BitKernel kern_avx512mask = {"avx512mask", "AVX-512 masked adds on the canonical layout (2P - sum)", have_avx512, 0, mask_rows};
+const BitKernel kern_avx512 = {"avx512", "AVX-512 FP32 lookup tables of 6 columns with sign columns (vpermt2ps, multiply-extracted indices)", have_avx512, 1, KERN_LAYOUT_L6, lut6_rows};
+const BitKernel kern_avx512lut5 = {"avx512lut5", "AVX-512 FP32 lookup tables of 5 and 4 columns (vpermt2ps/vpermps, 16 rows per op)", have_avx512, 1, KERN_LAYOUT_BW, lut5_rows};
+const BitKernel kern_avx512lut4 = {"avx512lut4", "AVX-512 FP32 lookup tables of 4 columns (vpermps, 16 rows per op)", have_avx512, 1, KERN_LAYOUT_BW, lut_rows};
+const BitKernel kern_avx512mask = {"avx512mask", "AVX-512 masked adds on the canonical layout (2P - sum)", have_avx512, 0, KERN_LAYOUT_BW, mask_rows};
