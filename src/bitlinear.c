@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -149,22 +150,57 @@ static float *scratch(float **p, size_t *have, size_t n)
     return *p;
 }
 
+/* a range of panels, claimed from the front by its owner and from the back
+ * by the others: (back << 32) | front, one cache line each */
+typedef struct {
+    _Atomic uint64_t fb;
+    char pad[64 - sizeof(uint64_t)];
+} PanelRange;
+
+#define FWD_MAX_RANGES 64
+
 typedef struct {
     const BitLinear *bl;
     const BitKernel *K;
     const float *gx;
     float *acc, *y;
     int N, nblk, ntasks, by_panel;
+    PanelRange *ranges;  /* by_panel: one per task */
 } FwdCtx;
+
+/* the next panel of r from the front (back = 0) or the back; -1 if none */
+static int claim_panel(PanelRange *r, int back)
+{
+    uint64_t v = atomic_load(&r->fb);
+    for (;;) {
+        uint32_t f = (uint32_t)v, b = (uint32_t)(v >> 32);
+        if (f >= b) return -1;
+        uint64_t nv = back ? (uint64_t)(b - 1) << 32 | f : v + 1;
+        if (atomic_compare_exchange_weak(&r->fb, &v, nv)) return (int)(back ? b - 1 : f);
+    }
+}
+
+static void fwd_panel(const FwdCtx *c, int p)
+{
+    int b0 = p * KERN_PANEL, b1 = b0 + KERN_PANEL < c->nblk ? b0 + KERN_PANEL : c->nblk;
+    c->K->rows(c->bl, c->gx, c->N, b0, b1, c->acc);
+}
 
 static void fwd_rows_task(void *vc, int t)
 {
     const FwdCtx *c = vc;
-    /* whole panels (one contiguous stream each, kernels.h) when there are
-     * enough of them, else blocks */
-    long unit = c->by_panel ? KERN_PANEL : 1, nu = (c->nblk + unit - 1) / unit;
-    long b0 = nu * t / c->ntasks * unit, b1 = nu * (t + 1) / c->ntasks * unit;
-    if (b1 > c->nblk) b1 = c->nblk;
+    if (c->by_panel) {
+        /* task t's own panels in order: one contiguous stream of signs
+         * (kernels.h), which DRAM and the prefetchers do best with; then
+         * what is left of the others' ranges, taken from their ends, so a
+         * thread that is held up (a busy machine) delays little */
+        int p;
+        while ((p = claim_panel(&c->ranges[t], 0)) >= 0) fwd_panel(c, p);
+        for (int j = 1; j < c->ntasks; j++)
+            while ((p = claim_panel(&c->ranges[(t + j) % c->ntasks], 1)) >= 0) fwd_panel(c, p);
+        return;
+    }
+    long b0 = (long)c->nblk * t / c->ntasks, b1 = (long)c->nblk * (t + 1) / c->ntasks;
     if (b1 > b0) c->K->rows(c->bl, c->gx, c->N, (int)b0, (int)b1, c->acc);
 }
 
@@ -215,15 +251,23 @@ void bitlinear_forward(const BitLinear *bl, const float *x, float *y, int N)
     Pool *pool = pool_global();
     int T = pool_threads(pool);
     double work = (double)bl->out * in * N;
-    FwdCtx c = {bl, K, gx, acc, y, N, nblk, 1, 0};
-    /* up to 8 tasks per thread, claimed dynamically (a thread that is
-     * preempted on a busy machine holds up little of the work), made of
-     * whole panels when there are at least 2 per thread */
+    PanelRange ranges[FWD_MAX_RANGES];
+    FwdCtx c = {bl, K, gx, acc, y, N, nblk, 1, 0, ranges};
     if (T > 1 && work >= 1 << 18) {
         int np = (nblk + KERN_PANEL - 1) / KERN_PANEL;
-        c.by_panel = np >= 2 * T;
-        int units = c.by_panel ? np : nblk;
-        c.ntasks = T * 8 < units ? T * 8 : units;
+        if (np >= 2 * T && T <= FWD_MAX_RANGES) {
+            /* whole panels: a contiguous range per thread, with stealing
+             * (fwd_rows_task) */
+            c.by_panel = 1;
+            c.ntasks = T;
+            for (int t = 0; t < T; t++) {
+                uint64_t p0 = (uint64_t)np * t / T, p1 = (uint64_t)np * (t + 1) / T;
+                atomic_init(&ranges[t].fb, p1 << 32 | p0);
+            }
+        } else {
+            /* blocks: up to 8 ranges per thread, claimed dynamically */
+            c.ntasks = T * 8 < nblk ? T * 8 : nblk;
+        }
     }
     pool_run(pool, fwd_rows_task, &c, c.ntasks);
     c.ntasks = T > 1 && N >= 4 && (double)N * bl->out >= 1 << 16 ? (T < N ? T : N) : 1;
