@@ -168,23 +168,33 @@ typedef struct {
     PanelRange *ranges;  /* by_panel: one per task */
 } FwdCtx;
 
-/* the next panel of r from the front (back = 0) or the back; -1 if none */
-static int claim_panel(PanelRange *r, int back)
+/* up to `want` panels of r from the front (back = 0), or one from the back:
+ * the first, with *n set to how many; -1 if none is left */
+static int claim_panels(PanelRange *r, int back, int want, int *n)
 {
     uint64_t v = atomic_load(&r->fb);
     for (;;) {
         uint32_t f = (uint32_t)v, b = (uint32_t)(v >> 32);
         if (f >= b) return -1;
-        uint64_t nv = back ? (uint64_t)(b - 1) << 32 | f : v + 1;
-        if (atomic_compare_exchange_weak(&r->fb, &v, nv)) return (int)(back ? b - 1 : f);
+        uint32_t k = back ? 1 : b - f < (uint32_t)want ? b - f : (uint32_t)want;
+        uint64_t nv = back ? (uint64_t)(b - 1) << 32 | f : v + k;
+        if (atomic_compare_exchange_weak(&r->fb, &v, nv)) {
+            *n = (int)k;
+            return (int)(back ? b - 1 : f);
+        }
     }
 }
 
-static void fwd_panel(const FwdCtx *c, int p)
+/* panels [p, p + n) */
+static void fwd_panels(const FwdCtx *c, int p, int n)
 {
-    int b0 = p * KERN_PANEL, b1 = b0 + KERN_PANEL < c->nblk ? b0 + KERN_PANEL : c->nblk;
+    int b0 = p * KERN_PANEL, b1 = (p + n) * KERN_PANEL < c->nblk ? (p + n) * KERN_PANEL : c->nblk;
     c->K->rows(c->bl, c->gx, c->N, b0, b1, c->acc);
 }
+
+/* panels per claim from a thread's own range: for N > 1 the kernels build
+ * each token's tables once per call and use them for every panel of it */
+#define FWD_CLAIM_N 4
 
 static void fwd_rows_task(void *vc, int t)
 {
@@ -192,12 +202,12 @@ static void fwd_rows_task(void *vc, int t)
     if (c->by_panel) {
         /* task t's own panels in order: one contiguous stream of signs
          * (kernels.h), which DRAM and the prefetchers do best with; then
-         * what is left of the others' ranges, taken from their ends, so a
-         * thread that is held up (a busy machine) delays little */
-        int p;
-        while ((p = claim_panel(&c->ranges[t], 0)) >= 0) fwd_panel(c, p);
+         * what is left of the others' ranges, one panel at a time from their
+         * ends, so a thread that is held up (a busy machine) delays little */
+        int p, n, want = c->N > 1 ? FWD_CLAIM_N : 1;
+        while ((p = claim_panels(&c->ranges[t], 0, want, &n)) >= 0) fwd_panels(c, p, n);
         for (int j = 1; j < c->ntasks; j++)
-            while ((p = claim_panel(&c->ranges[(t + j) % c->ntasks], 1)) >= 0) fwd_panel(c, p);
+            while ((p = claim_panels(&c->ranges[(t + j) % c->ntasks], 1, 1, &n)) >= 0) fwd_panels(c, p, n);
         return;
     }
     long b0 = (long)c->nblk * t / c->ntasks, b1 = (long)c->nblk * (t + 1) / c->ntasks;
