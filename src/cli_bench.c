@@ -279,8 +279,8 @@ static int bench_gemv(int argc, char **argv)
                    "over K reps and ratio = sgemv_ms / onebit_ms. --cold cycles through >= 1 GiB\n"
                    "of weight copies for each so every call reads its weights from DRAM.\n"
                    "Defaults: 4096 x 4096, N 1, T = $ONEBIT_THREADS or the online CPUs, K 100,\n"
-                   "the fastest kernel. Kernels: ref, avx2, avx2flip, avx512, avx512lut5,\n"
-                   "avx512lut4, avx512mask (see ONEBIT_KERNEL in the man page).\n");
+                   "the fastest kernel. Kernels: ref, avx2, avx2flip, avx512, avx512mask (see\n"
+                   "ONEBIT_KERNEL in the man page).\n");
             return EXIT_OK;
         case ':': return cli_usage_error("bench gemv", "option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage_error("bench gemv", "unknown option '%s'", argv[optind - 1]);

@@ -35,7 +35,7 @@ static int always(void) { return 1; }
 const BitKernel kern_ref = {"ref", "scalar reference", always, 0, KERN_LAYOUT_BW, ref_rows};
 
 /* fastest first */
-static const BitKernel *const all[] = {&kern_avx512, &kern_avx2, &kern_ref, &kern_avx512lut5, &kern_avx512lut4, &kern_avx512mask, &kern_avx2flip, NULL};
+static const BitKernel *const all[] = {&kern_avx512, &kern_avx2, &kern_ref, &kern_avx512mask, &kern_avx2flip, NULL};
 
 const BitKernel *const *kern_all(void) { return all; }
 
@@ -77,7 +77,7 @@ int kern_select(const char *name, char *err)
     if (!k) {
         int known = 0;
         for (int i = 0; all[i]; i++) known |= !strcmp(all[i]->name, name);
-        ob_seterr(err, known ? "kernel '%s' is not available on this CPU" : "unknown kernel '%s' (try ref, avx2, avx2flip, avx512, avx512lut5, avx512lut4, avx512mask)", name);
+        ob_seterr(err, known ? "kernel '%s' is not available on this CPU" : "unknown kernel '%s' (try ref, avx2, avx2flip, avx512, avx512mask)", name);
         return -1;
     }
     atomic_store(&current, k);

@@ -2,23 +2,17 @@
  * kernels.h), compiled with target attributes and used only when cpuid says
  * the CPU has AVX-512F.
  *
- * kern_avx512lut4: FP32 lookup tables, T-MAC style.
- * For each group of 4 input columns and each token, the 16 possible signed
- * sums  ±v0 ±v1 ±v2 ±v3  (bit k of the entry index = sign of column k, 1 = +)
- * make one zmm register. The kernel-private layout puts the same 32 columns
- * of 16 rows in the 16 dword lanes of one load; `vpermps` indexes a table with
- * the low 4 bits of every lane, so one shift + one permute + one add do 16
- * rows x 4 columns = 64 sign-MACs. For N = 1 the 16 tables of a 64-column word
- * stay in registers while the thread streams its row blocks for that word
- * (accumulating into acc); for N > 1 the tables of up to 8 tokens sit in L1
- * and every weight load and every shifted index is reused for all tokens.
- *
- * kern_avx512lut5: the same with groups of 5 columns where it can
- * (vpermt2ps, 32 entries in two registers); see "5- and 4-column tables".
- *
- * kern_avx512 (the default on AVX-512 CPUs): groups of 6 columns with a sign
- * column and indices made by multiplies, on its own kbits layout; see
- * "6-column groups with sign columns".
+ * kern_avx512 (the default on AVX-512 CPUs): FP32 lookup tables, T-MAC
+ * style. For a group of input columns and a token, the table of all signed
+ * sums  ±v0 ±v1 ...  (bit k of the entry index = sign of column k, 1 = +)
+ * sits in registers; the kernel-private layout puts the same 32 columns of 16
+ * rows in the 16 dword lanes of one load, and one vpermt2ps looks up 16 rows
+ * at once with the low 5 bits of every lane. Groups of 6 columns with a sign
+ * column, indices made by multiplies, on its own kbits layout: see "6-column
+ * groups with sign columns". (Its predecessors, 4-column vpermps tables and
+ * 5/4-column vpermt2ps tables with shifted indices, took 21% and 6-12% longer
+ * at N = 1, `bench gemv --rows 1024 --cols 4096 --threads 1`, on this
+ * Zen 5; they are in the history, commit 404ca34.)
  *
  * kern_avx512mask (a measured alternative, selectable): canonical layout,
  * masked adds. P = sum of gx where the sign bit is 1, one _mm512_mask_add_ps
@@ -59,43 +53,6 @@ T512 static inline __m512 make_table(const float *v, const __m512 S[4])
     return _mm512_fmadd_ps(_mm512_set1_ps(v[3]), S[3], t);
 }
 
-#define PERM(idx, t) _mm512_permutexvar_ps((idx), (t))
-
-/* s += x, on the FP add pipes (ADDP) or on the FMA pipes as x*1 + s (ADDF):
- * alternating the two keeps the additions off the critical pipes (measured
- * on this Zen 5: 20 -> 15 cycles per 16 rows x 64 columns, L2-resident) */
-#define ADDP(s, x) ((s) = _mm512_add_ps((s), (x)))
-#define ADDF(s, x) ((s) = _mm512_fmadd_ps((x), one, (s)))
-#define SR(w, n) _mm512_srli_epi32((w), (n))
-
-/* s0..s3 = the sums over the 64 columns of one block-word: the 16 index
- * vectors are lo, hi shifted by 0, 4, ..., 28 (passed as I(v, n)), t[16]
- * the tables. The order of the additions is fixed, so results do not depend
- * on the thread count. */
-#define LUT64(I, lo, hi, t, s0, s1, s2, s3)                                  \
-    do {                                                                     \
-        s0 = PERM(I(lo, 0), (t)[0]);                                         \
-        s1 = PERM(I(lo, 4), (t)[1]);                                         \
-        s2 = PERM(I(hi, 0), (t)[8]);                                         \
-        s3 = PERM(I(hi, 4), (t)[9]);                                         \
-        ADDP(s0, PERM(I(lo, 8), (t)[2]));                                    \
-        ADDF(s1, PERM(I(lo, 12), (t)[3]));                                   \
-        ADDP(s2, PERM(I(hi, 8), (t)[10]));                                   \
-        ADDF(s3, PERM(I(hi, 12), (t)[11]));                                  \
-        ADDP(s0, PERM(I(lo, 16), (t)[4]));                                   \
-        ADDF(s1, PERM(I(lo, 20), (t)[5]));                                   \
-        ADDP(s2, PERM(I(hi, 16), (t)[12]));                                  \
-        ADDF(s3, PERM(I(hi, 20), (t)[13]));                                  \
-        ADDP(s0, PERM(I(lo, 24), (t)[6]));                                   \
-        ADDF(s1, PERM(I(lo, 28), (t)[7]));                                   \
-        ADDP(s2, PERM(I(hi, 24), (t)[14]));                                  \
-        ADDF(s3, PERM(I(hi, 28), (t)[15]));                                  \
-    } while (0)
-
-/* N = 1: shift as we go (I = SR); N > 1: the 16 shifted vectors are made
- * once per block-word and reused for every token (I = IDX picks them) */
-#define IDX(v, n) v[(n) / 4]
-
 T512 static void scale_h(const BitLinear *bl, int N, int b0, int b1, float *acc)
 {
     int out_pad = kern_nblk(bl) * KERN_ROWBLK;
@@ -110,210 +67,11 @@ T512 static void scale_h(const BitLinear *bl, int N, int b0, int b1, float *acc)
     }
 }
 
-T512 static void lut_rows1(const BitLinear *bl, const float *gx, int b0, int b1, float *acc)
-{
-    const int wpr = bl->words_per_row;
-    __m512 S[4];
-    sign_vectors(S);
-    const __m512 one = _mm512_set1_ps(1.0f);
-    for (int k = 0; k < wpr; k++) {
-        __m512 t[16];
-        for (int j = 0; j < 16; j++) t[j] = make_table(gx + 64 * k + 4 * j, S);
-        const uint32_t *w = bl->kbits + kern_kb_off(bl, k, b0);
-        float *a = acc + (size_t)b0 * KERN_ROWBLK;
-        for (int b = b0; b < b1; b++, w += 32, a += KERN_ROWBLK) {
-            _mm_prefetch((const char *)(w + KERN_PF_DW), _MM_HINT_T0);
-            _mm_prefetch((const char *)(w + KERN_PF_DW + 16), _MM_HINT_T0);
-            __m512i lo = _mm512_load_si512((const void *)w), hi = _mm512_load_si512((const void *)(w + 16));
-            __m512 s0, s1, s2, s3;
-            LUT64(SR, lo, hi, t, s0, s1, s2, s3);
-            __m512 s = _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3));
-            _mm512_storeu_ps(a, k ? _mm512_add_ps(_mm512_loadu_ps(a), s) : s);
-        }
-    }
-    scale_h(bl, 1, b0, b1, acc);
-}
-
-#define LUT_NT 8    /* tokens per pass: tables of 8 tokens x 64 columns = 8 KiB */
-
-T512 static void lut_rowsN(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc)
-{
-    const int wpr = bl->words_per_row, nblk = kern_nblk(bl), in_pad = kern_in_pad(bl);
-    const size_t out_pad = (size_t)nblk * KERN_ROWBLK;
-    __m512 S[4];
-    sign_vectors(S);
-    const __m512 one = _mm512_set1_ps(1.0f);
-    __m512 tab[LUT_NT][16];
-    for (int n0 = 0; n0 < N; n0 += LUT_NT) {
-        int nt = N - n0 < LUT_NT ? N - n0 : LUT_NT;
-        for (int k = 0; k < wpr; k++) {
-            for (int n = 0; n < nt; n++)
-                for (int j = 0; j < 16; j++) tab[n][j] = make_table(gx + (size_t)(n0 + n) * in_pad + 64 * k + 4 * j, S);
-            const uint32_t *w = bl->kbits + kern_kb_off(bl, k, b0);
-            for (int b = b0; b < b1; b++, w += 32) {
-                _mm_prefetch((const char *)(w + KERN_PF_DW), _MM_HINT_T0);
-                _mm_prefetch((const char *)(w + KERN_PF_DW + 16), _MM_HINT_T0);
-                __m512i lo = _mm512_load_si512((const void *)w), hi = _mm512_load_si512((const void *)(w + 16));
-                /* the 16 shifted index vectors, reused for every token */
-                const __m512i il[8] = {lo, SR(lo, 4), SR(lo, 8), SR(lo, 12), SR(lo, 16), SR(lo, 20), SR(lo, 24), SR(lo, 28)};
-                const __m512i ih[8] = {hi, SR(hi, 4), SR(hi, 8), SR(hi, 12), SR(hi, 16), SR(hi, 20), SR(hi, 24), SR(hi, 28)};
-                float *a = acc + (size_t)n0 * out_pad + (size_t)b * KERN_ROWBLK;
-                for (int n = 0; n < nt; n++, a += out_pad) {
-                    const __m512 *t = tab[n];
-                    __m512 s0, s1, s2, s3;
-                    LUT64(IDX, il, ih, t, s0, s1, s2, s3);
-                    __m512 s = _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3));
-                    _mm512_storeu_ps(a, k ? _mm512_add_ps(_mm512_loadu_ps(a), s) : s);
-                }
-            }
-        }
-    }
-    scale_h(bl, N, b0, b1, acc);
-}
-
-/* one panel segment at a time (kernels.h) */
-T512 static void lut_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc)
-{
-    for (int s = b0, e; s < b1; s = e) {
-        e = kern_seg_end(s, b1);
-        if (N == 1) lut_rows1(bl, gx, s, e, acc);
-        else lut_rowsN(bl, gx, N, s, e, acc);
-    }
-}
-
-/* ---- 5- and 4-column tables (the default) -------------------------------
- * vpermt2ps looks up 32 entries held in two registers with the low 5 bits of
- * each lane, so one permute can cover 5 columns. The 32 bits of a lane (32
- * columns of one row, bit i = column i) are cut into groups of 5,5,5,5,4,4,4
- * columns at bit offsets 0,5,10,15,20,24,28: 7 permutes, 6 shifts and 6 adds
- * per 32 columns of 16 rows instead of 8, 7 and 7 with 4-column tables. The
- * kernel-private layout is the same; a block-word is done as two passes of
- * 32 columns (lo, hi): for N = 1 in one pass with all 22 tables in registers,
- * for N > 1 as two passes, two tokens at a time with their 2 x 11 tables in
- * registers. */
-typedef struct {
-    __m512 a[4], b[4];  /* 5-column groups: entries 0..15 (column 4 at -) and 16..31 (+) */
-    __m512 t[3];        /* 4-column groups */
-} Tab32;
-
-/* the tables of the 32 columns v[0..31] */
-T512 static inline void make_tab32(const float *v, const __m512 S[4], Tab32 *T)
-{
-    for (int g = 0; g < 4; g++) {
-        __m512 t = make_table(v + 5 * g, S), v4 = _mm512_set1_ps(v[5 * g + 4]);
-        T->a[g] = _mm512_sub_ps(t, v4);
-        T->b[g] = _mm512_add_ps(t, v4);
-    }
-    for (int g = 0; g < 3; g++) T->t[g] = make_table(v + 20 + 4 * g, S);
-}
-
-#define P5(idx, T, g) _mm512_permutex2var_ps((T).a[g], (idx), (T).b[g])
-
-/* s = the sum over the 32 columns of the dword vector w (fixed order) */
-#define LUT32T(I, w, T, s)                                                    \
-    do {                                                                      \
-        __m512 s0_ = P5(I(w, 0), T, 0), s1_ = P5(I(w, 5), T, 1);              \
-        ADDP(s0_, P5(I(w, 10), T, 2));                                        \
-        ADDF(s1_, P5(I(w, 15), T, 3));                                        \
-        ADDP(s0_, PERM(I(w, 20), (T).t[0]));                                  \
-        ADDF(s1_, PERM(I(w, 24), (T).t[1]));                                  \
-        ADDP(s0_, PERM(I(w, 28), (T).t[2]));                                  \
-        s = _mm512_add_ps(s0_, s1_);                                          \
-    } while (0)
-
-#define SRI(w, n) ((n) ? _mm512_srli_epi32((w), (n)) : (w))
-
-/* N = 1: both halves of a block-word in one pass, their 22 tables in
- * registers (measured faster than two passes of 11: one stream, one acc
- * update) */
-T512 static void lut5_rows1b(const BitLinear *bl, const float *gx, int b0, int b1, float *acc)
-{
-    const int wpr = bl->words_per_row;
-    __m512 S[4];
-    sign_vectors(S);
-    const __m512 one = _mm512_set1_ps(1.0f);
-    for (int k = 0; k < wpr; k++) {
-        Tab32 TL, TH;
-        make_tab32(gx + 64 * k, S, &TL);
-        make_tab32(gx + 64 * k + 32, S, &TH);
-        const uint32_t *w = bl->kbits + kern_kb_off(bl, k, b0);
-        float *a = acc + (size_t)b0 * KERN_ROWBLK;
-        for (int b = b0; b < b1; b++, w += 32, a += KERN_ROWBLK) {
-            _mm_prefetch((const char *)(w + KERN_PF_DW), _MM_HINT_T0);
-            _mm_prefetch((const char *)(w + KERN_PF_DW + 16), _MM_HINT_T0);
-            const __m512i lo = _mm512_load_si512((const void *)w), hi = _mm512_load_si512((const void *)(w + 16));
-            __m512 sl, sh;
-            LUT32T(SRI, lo, TL, sl);
-            LUT32T(SRI, hi, TH, sh);
-            __m512 s = _mm512_add_ps(sl, sh);
-            _mm512_storeu_ps(a, k ? _mm512_add_ps(_mm512_loadu_ps(a), s) : s);
-        }
-    }
-    scale_h(bl, 1, b0, b1, acc);
-}
-
-/* N > 1: tokens in pairs with their 2 x 11 tables in registers; the
- * thread's run of block halves (L1/L2-resident after the first pair) is
- * streamed once per pair. Measured 25-30% faster at N = 8 than keeping the
- * tables of 8 tokens in L1 and sharing the index vectors (permutes with a
- * table operand from memory cost two loads each). */
-T512 static void lut5_rowsN(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc)
-{
-    const int wpr = bl->words_per_row, nblk = kern_nblk(bl), in_pad = kern_in_pad(bl);
-    const size_t out_pad = (size_t)nblk * KERN_ROWBLK;
-    __m512 S[4];
-    sign_vectors(S);
-    const __m512 one = _mm512_set1_ps(1.0f);
-    for (int k = 0; k < wpr; k++)
-        for (int half = 0; half < 2; half++) {
-            const int first = k == 0 && half == 0;
-            for (int n = 0; n < N; n += 2) {
-                const int two = n + 1 < N;
-                Tab32 TA, TB;
-                make_tab32(gx + (size_t)n * in_pad + 64 * k + 32 * half, S, &TA);
-                make_tab32(gx + (size_t)(two ? n + 1 : n) * in_pad + 64 * k + 32 * half, S, &TB);
-                const int pf = n == 0 && half == 0;
-                /* the tables serve the whole range: its panel segments in turn */
-                for (int s0 = b0, s1; s0 < b1; s0 = s1) {
-                    s1 = kern_seg_end(s0, b1);
-                    const uint32_t *w = bl->kbits + kern_kb_off(bl, k, s0) + 16 * half;
-                    float *a = acc + (size_t)n * out_pad + (size_t)s0 * KERN_ROWBLK;
-                    for (int b = s0; b < s1; b++, w += 32, a += KERN_ROWBLK) {
-                        if (pf) {
-                            _mm_prefetch((const char *)(w + KERN_PF_DW), _MM_HINT_T0);
-                            _mm_prefetch((const char *)(w + KERN_PF_DW + 16), _MM_HINT_T0);
-                        }
-                        const __m512i v = _mm512_load_si512((const void *)w);
-                        __m512 sa, sb;
-                        LUT32T(SRI, v, TA, sa);
-                        _mm512_storeu_ps(a, first ? sa : _mm512_add_ps(_mm512_loadu_ps(a), sa));
-                        if (two) {
-                            LUT32T(SRI, v, TB, sb);
-                            float *a2 = a + out_pad;
-                            _mm512_storeu_ps(a2, first ? sb : _mm512_add_ps(_mm512_loadu_ps(a2), sb));
-                        }
-                    }
-                }
-            }
-        }
-    scale_h(bl, N, b0, b1, acc);
-}
-
-/* N = 1 one panel segment at a time (one stream, kernels.h); N > 1 builds
- * each token's tables once for the whole range */
-T512 static void lut5_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc)
-{
-    if (N > 1) { lut5_rowsN(bl, gx, N, b0, b1, acc); return; }
-    for (int s = b0, e; s < b1; s = e) {
-        e = kern_seg_end(s, b1);
-        lut5_rows1b(bl, gx, s, e, acc);
-    }
-}
-
-/* ---- 6-column groups with sign columns (the default, KERN_LAYOUT_L6) ----
- * The 5/4-column kernel above spends 6 shifts per 32 columns to bring each
- * group's bits down to the low 5 bits that vpermt2ps reads, and the shifts
- * compete with the permutes for the same two pipes. KERN_LAYOUT_L6 (see
+/* ---- 6-column groups with sign columns (KERN_LAYOUT_L6) ----------------
+ * Tables of 5 columns (32 entries, two registers for vpermt2ps) over the
+ * plain bit order need a shift per group to bring its bits down to the low 5
+ * bits that vpermt2ps reads (6 per 32 columns), and the shifts compete with
+ * the permutes for the same two pipes. KERN_LAYOUT_L6 (see
  * kern_l6_encode in kern.c) orders the bits of each 32-column dword so that
  * the six indices come out of multiplies, which run on other pipes:
  *
@@ -414,8 +172,13 @@ T512 static void lut6_rows1(const BitLinear *bl, const float *gx, int b0, int b1
 }
 
 /* N > 1: tokens in pairs, their 2 x 12 tables in registers, over the
- * thread's range one block-word half at a time (as lut5_rowsN); each index
- * vector is made once and used by both tokens right away. */
+ * thread's range one block-word half at a time (the tables of a pair are made
+ * once per call and serve all its panel segments; the signs of a half, L1- or
+ * L2-resident after the first pair, are streamed once per pair); each index
+ * vector is made once and used by both tokens right away. (GCC keeps some of
+ * the 24 tables on the stack: measured as fast as the 5/4-column pairs, not
+ * faster; a token at a time with indices kept in L1 was 2x slower, the
+ * stores of the indices being the bottleneck.) */
 T512 static void lut6_rowsN(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc)
 {
     const int wpr = bl->words_per_row, nblk = kern_nblk(bl), in_pad = kern_in_pad(bl);
@@ -551,14 +314,10 @@ T512 void kern_layernorm_avx512(float *y, int n)
 
 #else /* not x86 */
 static int have_avx512(void) { return 0; }
-static void lut_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc) { kern_ref.rows(bl, gx, N, b0, b1, acc); }
-static void lut5_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc) { kern_ref.rows(bl, gx, N, b0, b1, acc); }
 static void lut6_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc) { kern_ref.rows(bl, gx, N, b0, b1, acc); }
 static void mask_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc) { kern_ref.rows(bl, gx, N, b0, b1, acc); }
 void kern_layernorm_avx512(float *y, int n) { bitlinear_layernorm(y, n); }
 #endif
 
 const BitKernel kern_avx512 = {"avx512", "AVX-512 FP32 lookup tables of 6 columns with sign columns (vpermt2ps, multiply-extracted indices)", have_avx512, 1, KERN_LAYOUT_L6, lut6_rows};
-const BitKernel kern_avx512lut5 = {"avx512lut5", "AVX-512 FP32 lookup tables of 5 and 4 columns (vpermt2ps/vpermps, 16 rows per op)", have_avx512, 1, KERN_LAYOUT_BW, lut5_rows};
-const BitKernel kern_avx512lut4 = {"avx512lut4", "AVX-512 FP32 lookup tables of 4 columns (vpermps, 16 rows per op)", have_avx512, 1, KERN_LAYOUT_BW, lut_rows};
 const BitKernel kern_avx512mask = {"avx512mask", "AVX-512 masked adds on the canonical layout (2P - sum)", have_avx512, 0, KERN_LAYOUT_BW, mask_rows};

@@ -104,7 +104,7 @@ void kern_repack(BitLinear *bl);
 uint32_t kern_l6_encode(uint32_t bits);
 
 /* the variants (kern_*.c) */
-extern const BitKernel kern_ref, kern_avx2, kern_avx2flip, kern_avx512, kern_avx512lut5, kern_avx512lut4, kern_avx512mask;
+extern const BitKernel kern_ref, kern_avx2, kern_avx2flip, kern_avx512, kern_avx512mask;
 
 /* the parameter-free LayerNorm (bitlinear_layernorm) vectorized when the CPU
  * allows; same double-precision statistics */
