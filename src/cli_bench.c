@@ -1,12 +1,14 @@
 /* cli_bench.c -- `onebit-tui bench ...`: speed measurements (never tests).
  * Every figure is a median over repetitions. */
 #include <cblas.h>
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "common.h"
@@ -14,6 +16,8 @@
 /* pause before each round of 1-bit calls (see bench gemv) */
 #define BENCH_BLAS_QUIET_S 0.3
 #include "qat.h"
+#include "student.h"
+#include "svid.h"
 #include "pool.h"
 #include "kernels/kernels.h"
 
@@ -29,15 +33,91 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+static int random_model(Model *m, const char *spec, int seq_len, char *err);
+
+/* prefill and decode tokens/s of m over the T tokens tok, rep r of R */
+static void time_model(const Model *m, ModelActs *a, ModelState *s, const int *tok, int T, float *logits, double *pre, double *dec)
+{
+    double t0 = ob_now();
+    model_forward(m, a, tok, T, logits, NULL);
+    *pre = T / (ob_now() - t0);
+    t0 = ob_now();
+    for (int p = 0; p < T; p++) model_step(m, s, tok[p], p);
+    *dec = T / (ob_now() - t0);
+}
+
+/* --random-model: a random LLaMA-shaped teacher and its 1-bit student (XNOR
+ * init, LayerNorm on, written to a temporary .onebit and loaded from it as
+ * any student is), timed in alternating repetitions in one process */
+static int bench_forward_random(const char *spec, long T, long reps, int json)
+{
+    char err[OB_ERRLEN];
+    Model tm, sm;
+    if (random_model(&tm, spec, (int)T, err)) return cli_usage_error("bench forward", "%s", err);
+    const ModelConfig *c = &tm.cfg;
+    int nlin = c->n_layers * 7, rc = EXIT_OK;
+    StudentLinearSrc *lin = ob_calloc((size_t)nlin, sizeof *lin);
+    const char *dir = getenv("TMPDIR");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/onebit-bench-XXXXXX", dir && *dir ? dir : "/tmp");
+    int fd = mkstemp(path);
+    if (fd < 0) rc = cli_error("%s: %s", path, strerror(errno));
+    else close(fd);
+    if (rc == EXIT_OK && student_quantize(&tm, SVID_XNOR, 1, lin, err)) rc = cli_error("%s", err);
+    if (rc == EXIT_OK && student_write(path, &tm, NULL, lin, NULL, err)) rc = cli_error("%s", err);
+    if (rc == EXIT_OK && student_load(&sm, NULL, path, err)) rc = cli_error("%s", err);
+    if (fd >= 0) unlink(path); /* the student stays mapped */
+    student_src_free(lin, nlin);
+    free(lin);
+    if (rc != EXIT_OK) { model_free(&tm); return rc; }
+    int *tok = ob_malloc(T * sizeof(int));
+    uint64_t rng = 42;
+    for (int i = 0; i < T; i++) tok[i] = (int)((rng = rng * 6364136223846793005ull + 1442695040888963407ull) >> 33) % c->vocab_size;
+    ModelActs a;
+    ModelState st, ss;
+    model_acts_init(&a, c, (int)T);
+    model_state_init(&st, c);
+    model_state_init(&ss, &sm.cfg);
+    float *logits = ob_aligned_alloc(64, (size_t)T * c->vocab_size * 4);
+    double *v = ob_malloc(4 * reps * sizeof(double)), *tp = v, *td = v + reps, *sp = v + 2 * reps, *sd = v + 3 * reps;
+    time_model(&tm, &a, &st, tok, (int)T, logits, tp, td); /* warm up */
+    time_model(&sm, &a, &ss, tok, (int)T, logits, sp, sd);
+    for (long r = 0; r < reps; r++) {
+        time_model(&tm, &a, &st, tok, (int)T, logits, tp + r, td + r);
+        /* OpenBLAS's threads busy-wait after the teacher's sgemv/sgemm (see
+         * bench gemv); the student's own head sgemv is part of its time */
+        if (bitlinear_threads() > 1) ob_sleep(BENCH_BLAS_QUIET_S);
+        time_model(&sm, &a, &ss, tok, (int)T, logits, sp + r, sd + r);
+    }
+    double mtp = median(tp, (int)reps), mtd = median(td, (int)reps), msp = median(sp, (int)reps), msd = median(sd, (int)reps);
+    if (json)
+        printf("{\"model\":\"%s\",\"tokens\":%ld,\"reps\":%ld,\"teacher_prefill_tok_s\":%.2f,\"teacher_decode_tok_s\":%.2f,"
+               "\"student_prefill_tok_s\":%.2f,\"student_decode_tok_s\":%.2f,\"decode_ratio\":%.2f}\n",
+               spec, T, reps, mtp, mtd, msp, msd, msd / mtd);
+    else
+        printf("random model %s (%ld tokens, median of %ld)\n"
+               "teacher FP32:  prefill %.1f tok/s  decode %.2f tok/s\n"
+               "student 1-bit: prefill %.1f tok/s  decode %.2f tok/s  (decode %.2fx the teacher)\n",
+               spec, T, reps, mtp, mtd, msp, msd, msd / mtd);
+    free(v); free(tok); free(logits);
+    model_acts_free(&a);
+    model_state_free(&st);
+    model_state_free(&ss);
+    model_free(&sm);
+    model_free(&tm);
+    return EXIT_OK;
+}
+
 static int bench_forward(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"teacher", required_argument, 0, 'm'}, {"tokenizer", required_argument, 0, 'z'},
         {"tokens", required_argument, 0, 't'},  {"reps", required_argument, 0, 'r'},
         {"json", no_argument, 0, 'j'},          {"help", no_argument, 0, 'h'},
-        {"student", required_argument, 0, 'S'}, {0, 0, 0, 0}};
-    const char *teacher = NULL, *tokenizer = NULL, *student = NULL;
-    long T = 0, reps = 20;
+        {"student", required_argument, 0, 'S'}, {"random-model", required_argument, 0, 'R'},
+        {0, 0, 0, 0}};
+    const char *teacher = NULL, *tokenizer = NULL, *student = NULL, *spec = NULL;
+    long T = 0, reps = 0;
     int json = 0, ch;
     optind = 0;
     opterr = 0;
@@ -45,19 +125,31 @@ static int bench_forward(int argc, char **argv)
         switch (ch) {
         case 'm': teacher = optarg; break;
         case 'S': student = optarg; break;
+        case 'R': spec = optarg; break;
         case 'z': tokenizer = optarg; break;
         case 't': if (ob_parse_int(optarg, 1, 1 << 20, &T)) return cli_usage_error("bench forward", "--tokens needs a positive integer"); break;
         case 'r': if (ob_parse_int(optarg, 1, 1000000, &reps)) return cli_usage_error("bench forward", "--reps needs a positive integer"); break;
         case 'j': json = 1; break;
         case 'h':
-            printf("Usage: onebit-tui bench forward [--teacher M | --student S] [--tokenizer T] [--tokens N] [--reps R] [--json]\n"
+            printf("Usage: onebit-tui bench forward [--teacher M | --student S | --random-model D,F,L,H,KV,V]\n"
+                   "                             [--tokenizer T] [--tokens N] [--reps R] [--json]\n"
                    "\nPrefill (batched forward over N tokens) and decode (incremental, KV cache)\n"
-                   "tokens/s, medians over R repetitions. N defaults to the model's context.\n");
+                   "tokens/s, medians over R repetitions (default 20). N defaults to the model's\n"
+                   "context. --random-model times a LLaMA-shaped teacher with random weights\n"
+                   "(dim, hidden, layers, heads, kv heads, vocab) and its 1-bit student (XNOR\n"
+                   "init, LayerNorm on) in alternating repetitions of one process (N default 16,\n"
+                   "R default 5); 4096,11008,2,32,32,32000 is two LLaMA-7B layers (about 3.3 GB).\n");
             return EXIT_OK;
         case ':': return cli_usage_error("bench forward", "option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage_error("bench forward", "unknown option '%s'", argv[optind - 1]);
         }
     }
+    if (optind < argc) return cli_usage_error("bench forward", "unexpected argument '%s'", argv[optind]);
+    if (spec) {
+        if (teacher || student || tokenizer) return cli_usage_error("bench forward", "--random-model excludes --teacher, --student and --tokenizer");
+        return bench_forward_random(spec, T ? T : 16, reps ? reps : 5, json);
+    }
+    if (reps == 0) reps = 20;
     Model m;
     Tokenizer t;
     if (teacher && student) return cli_usage_error("bench forward", "--teacher and --student exclude each other");
@@ -74,14 +166,7 @@ static int bench_forward(int argc, char **argv)
     ModelState s;
     model_state_init(&s, c);
     model_forward(&m, &a, tok, (int)T, logits, NULL); /* warm up */
-    for (int r = 0; r < reps; r++) {
-        double t0 = ob_now();
-        model_forward(&m, &a, tok, (int)T, logits, NULL);
-        pre[r] = T / (ob_now() - t0);
-        t0 = ob_now();
-        for (int p = 0; p < T; p++) model_step(&m, &s, tok[p], p);
-        dec[r] = T / (ob_now() - t0);
-    }
+    for (int r = 0; r < reps; r++) time_model(&m, &a, &s, tok, (int)T, logits, pre + r, dec + r);
     double mp = median(pre, (int)reps), md = median(dec, (int)reps);
     if (json) printf("{\"tokens\":%ld,\"reps\":%ld,\"prefill_tok_s\":%.1f,\"decode_tok_s\":%.1f}\n", T, reps, mp, md);
     else printf("prefill %.1f tok/s  decode %.1f tok/s  (%ld tokens, median of %ld)\n", mp, md, T, reps);

@@ -18,6 +18,17 @@ expect_exit 0 "generate --help" "$BIN" generate --help
 expect_exit 0 "eval --help" "$BIN" eval --help
 expect_exit 0 "bench forward --help" "$BIN" bench forward --help
 expect_exit 2 "bench without what" "$BIN" bench
+# a random teacher and its 1-bit student in one process (a tiny shape)
+expect_exit 0 "bench forward --random-model" "$BIN" bench forward --random-model 64,172,2,4,4,100 --tokens 8 --reps 2 --json
+for key in teacher_prefill_tok_s teacher_decode_tok_s student_prefill_tok_s student_decode_tok_s decode_ratio; do
+    check "random-model json has $key" contains "$TMP/out" "\"$key\":"
+done
+check "random-model json names the shape" contains "$TMP/out" '"model":"64,172,2,4,4,100","tokens":8,"reps":2'
+expect_exit 2 "random-model bad spec" "$BIN" bench forward --random-model 64,172
+check "bad spec named" contains "$TMP/err" "dim,hidden,layers,heads,kv_heads,vocab"
+expect_exit 2 "random-model heads not dividing dim" "$BIN" bench forward --random-model 64,172,2,5,5,100
+expect_exit 2 "random-model with --student" "$BIN" bench forward --random-model 64,172,2,4,4,100 --student x.onebit
+expect_exit 2 "bench forward stray argument" "$BIN" bench forward extra
 expect_exit 1 "missing teacher file" "$BIN" generate --teacher "$TMP/nope.bin"
 check "error: <path>: ..." contains "$TMP/err" "error: $TMP/nope.bin: No such file"
 printf 'garbage!' > "$TMP/garbage.bin"
