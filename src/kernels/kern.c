@@ -89,8 +89,8 @@ int kern_select(const char *name, char *err)
  * 0-4, 5-9, 10-14, 16-20, 21-25, 26-30, and the sixth column of groups 0 and
  * 3 (columns 5 and 21) is a sign column: bit 15 (group 0) and bit 31 (group
  * 3) hold 1 when that column's sign is -1, and then the group's five bits
- * are stored inverted. */
-uint32_t kern_l6_encode(uint32_t r)
+ * are stored inverted. The input: bit i = column i, 1 = +. */
+static uint32_t l6_encode(uint32_t r)
 {
     uint32_t n0 = ~r >> 5 & 1, n3 = ~r >> 21 & 1;
     uint32_t g0 = (r & 31) ^ (n0 ? 31 : 0), g3 = (r >> 16 & 31) ^ (n3 ? 31 : 0);
@@ -100,7 +100,7 @@ uint32_t kern_l6_encode(uint32_t r)
 void kern_repack(BitLinear *bl)
 {
     const BitKernel *K = kern_current();
-    const int wpr = bl->words_per_row, nblk = kern_nblk(bl), l6 = K->needs_kbits && K->layout == KERN_LAYOUT_L6;
+    const int wpr = bl->words_per_row, nblk = kern_nblk(bl), l6 = K->layout == KERN_LAYOUT_L6;
     for (int k = 0; k < wpr; k++)
         for (int b = 0; b < nblk; b++) {
             uint32_t *d = bl->kbits + kern_kb_off(bl, k, b);
@@ -108,8 +108,8 @@ void kern_repack(BitLinear *bl)
                 int r = b * KERN_ROWBLK + i;
                 uint64_t w = r < bl->out ? bl->bits[(size_t)r * wpr + k] : 0;
                 uint32_t lo = (uint32_t)w, hi = (uint32_t)(w >> 32);
-                d[i] = l6 ? kern_l6_encode(lo) : lo;
-                d[16 + i] = l6 ? kern_l6_encode(hi) : hi;
+                d[i] = l6 ? l6_encode(lo) : lo;
+                d[16 + i] = l6 ? l6_encode(hi) : hi;
             }
         }
     bl->klayout = l6 ? KERN_LAYOUT_L6 : KERN_LAYOUT_BW;

@@ -72,7 +72,7 @@ T512 static void scale_h(const BitLinear *bl, int N, int b0, int b1, float *acc)
  * plain bit order need a shift per group to bring its bits down to the low 5
  * bits that vpermt2ps reads (6 per 32 columns), and the shifts compete with
  * the permutes for the same two pipes. KERN_LAYOUT_L6 (see
- * kern_l6_encode in kern.c) orders the bits of each 32-column dword so that
+ * l6_encode in kern.c) orders the bits of each 32-column dword so that
  * the six indices come out of multiplies, which run on other pipes:
  *
  *   group 0: vpmaddwd(w, (1,0))  the low word, sign-extended: bits 0-4 = the
@@ -95,7 +95,7 @@ typedef struct {
     __m512 a[6], b[6];  /* entries 0..15 (index bit 4 clear) and 16..31 */
 } Tab6;
 
-/* the tables of the 32 columns v[0..31] (the groups of kern_l6_encode) */
+/* the tables of the 32 columns v[0..31] (the groups of l6_encode in kern.c) */
 T512 static inline void make_tab6(const float *v, const __m512 S[4], Tab6 *T)
 {
     static const int first[6] = {0, 6, 11, 16, 22, 27};
@@ -108,7 +108,8 @@ T512 static inline void make_tab6(const float *v, const __m512 S[4], Tab6 *T)
     }
 }
 
-/* the six index vectors of the dword vector w, and the two sign carriers */
+/* the six index vectors of the dword vector w (i[0] also carries group 0's
+ * sign in bit 31; group 3's is bit 31 of w itself) */
 typedef struct { __m512i i[6]; } Idx6;
 
 #define L6_M5 _mm512_set1_epi16(1 << 11)
@@ -174,11 +175,13 @@ T512 static void lut6_rows1(const BitLinear *bl, const float *gx, int b0, int b1
 /* N > 1: tokens in pairs, their 2 x 12 tables in registers, over the
  * thread's range one block-word half at a time (the tables of a pair are made
  * once per call and serve all its panel segments; the signs of a half, L1- or
- * L2-resident after the first pair, are streamed once per pair); each index
- * vector is made once and used by both tokens right away. (GCC keeps some of
- * the 24 tables on the stack: measured as fast as the 5/4-column pairs, not
- * faster; a token at a time with indices kept in L1 was 2x slower, the
- * stores of the indices being the bottleneck.) */
+ * L2-resident after the first pair, are streamed once per pair). The block
+ * loop is LUT6 written out for both tokens, each index vector made once and
+ * used by both right away (the same additions in the same order as LUT6;
+ * idx6 + LUT6 twice measured 3-5% slower at 11008x4096, N = 8). GCC keeps
+ * some of the 24 tables on the stack: measured as fast as the 5/4-column
+ * pairs, not faster; a token at a time with indices kept in L1 was 2x
+ * slower, the stores of the indices being the bottleneck. */
 T512 static void lut6_rowsN(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc)
 {
     const int wpr = bl->words_per_row, nblk = kern_nblk(bl), in_pad = kern_in_pad(bl);

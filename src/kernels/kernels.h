@@ -34,7 +34,7 @@
  *
  * Within each of those dwords, KERN_LAYOUT_BW keeps bit i = column i;
  * KERN_LAYOUT_L6 (the avx512 kernel) reorders and partly inverts the 32 bits
- * (kern_l6_encode). kern_repack builds the layout of the active kernel and
+ * (l6_encode in kern.c). kern_repack builds the layout of the active kernel and
  * records it in bl->klayout; bitlinear_forward runs a kernel on the canonical
  * bits instead when they differ (kern_select after packing, without a
  * bitlinear_repack), so results stay right.
@@ -48,19 +48,19 @@
 #include "bitlinear.h"
 
 #define KERN_ROWBLK 16
+#define KERN_PANEL 32   /* blocks per panel (512 rows) */
 
 /* the two kbits layouts: the same blocks, panels and offsets; they differ in
- * the order of the bits inside each dword (see kern_l6_encode) */
+ * the order of the bits inside each dword (see l6_encode in kern.c) */
 #define KERN_LAYOUT_BW 0   /* bit i = column i of the 32 (the canonical order) */
 #define KERN_LAYOUT_L6 1   /* six groups with two sign columns (kern_avx512.c) */
-#define KERN_PANEL 32   /* blocks per panel (512 rows) */
 
 typedef struct {
     const char *name;
     const char *desc;
     int (*available)(void);
     int needs_kbits;     /* reads BitLinear.kbits (else only the canonical bits) */
-    int layout;          /* which kbits layout it reads (KERN_LAYOUT_*) */
+    int layout;          /* which kbits layout it reads (KERN_LAYOUT_*; BW if none) */
     /* blocks [b0, b1) of all N tokens; gx (N, in_pad), acc (N, out_pad) */
     void (*rows)(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc);
 } BitKernel;
@@ -99,9 +99,6 @@ int kern_select(const char *name, char *err);
 /* (re)build bl->kbits from bl->bits in the layout of the active kernel
  * (KERN_LAYOUT_BW when it reads no kbits); sets bl->klayout */
 void kern_repack(BitLinear *bl);
-/* the 32 sign bits of one row's 32 columns (bit i = column i, 1 = +) as
- * KERN_LAYOUT_L6 stores them (see kern_avx512.c) */
-uint32_t kern_l6_encode(uint32_t bits);
 
 /* the variants (kern_*.c) */
 extern const BitKernel kern_ref, kern_avx2, kern_avx2flip, kern_avx512, kern_avx512mask;
