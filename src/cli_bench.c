@@ -12,14 +12,14 @@
 
 #include "cli.h"
 #include "common.h"
-
-/* pause before each round of 1-bit calls (see bench gemv) */
-#define BENCH_BLAS_QUIET_S 0.3
 #include "qat.h"
 #include "student.h"
 #include "svid.h"
 #include "pool.h"
 #include "kernels/kernels.h"
+
+/* pause before each round of 1-bit calls (see bench gemv) */
+#define BENCH_BLAS_QUIET_S 0.3
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -35,7 +35,16 @@ static double median(double *v, int n)
 
 static int random_model(Model *m, const char *spec, int seq_len, char *err);
 
-/* prefill and decode tokens/s of m over the T tokens tok, rep r of R */
+/* T token ids in [0, vocab), the same every run */
+static int *random_tokens(long T, int vocab)
+{
+    int *tok = ob_malloc(T * sizeof(int));
+    uint64_t rng = 42;
+    for (long i = 0; i < T; i++) tok[i] = (int)((rng = rng * 6364136223846793005ull + 1442695040888963407ull) >> 33) % vocab;
+    return tok;
+}
+
+/* one repetition: prefill and decode tokens/s of m over the T tokens tok */
 static void time_model(const Model *m, ModelActs *a, ModelState *s, const int *tok, int T, float *logits, double *pre, double *dec)
 {
     double t0 = ob_now();
@@ -70,9 +79,7 @@ static int bench_forward_random(const char *spec, long T, long reps, int json)
     student_src_free(lin, nlin);
     free(lin);
     if (rc != EXIT_OK) { model_free(&tm); return rc; }
-    int *tok = ob_malloc(T * sizeof(int));
-    uint64_t rng = 42;
-    for (int i = 0; i < T; i++) tok[i] = (int)((rng = rng * 6364136223846793005ull + 1442695040888963407ull) >> 33) % c->vocab_size;
+    int *tok = random_tokens(T, c->vocab_size);
     ModelActs a;
     ModelState st, ss;
     model_acts_init(&a, c, (int)T);
@@ -156,9 +163,7 @@ static int bench_forward(int argc, char **argv)
     if (cli_load_model(teacher, student, tokenizer, &m, &t)) return EXIT_RUNTIME;
     const ModelConfig *c = &m.cfg;
     if (T == 0 || T > c->seq_len) T = c->seq_len;
-    int *tok = ob_malloc(T * sizeof(int));
-    uint64_t rng = 42;
-    for (int i = 0; i < T; i++) tok[i] = (int)((rng = rng * 6364136223846793005ull + 1442695040888963407ull) >> 33) % c->vocab_size;
+    int *tok = random_tokens(T, c->vocab_size);
     ModelActs a;
     model_acts_init(&a, c, (int)T);
     float *logits = ob_aligned_alloc(64, (size_t)T * c->vocab_size * 4);
@@ -269,10 +274,7 @@ static int bench_train(int argc, char **argv)
     QatModel *q = qat_new(&m, QAT_INIT_NMF, (int)B, (int)T, err);
     if (!q) { model_free(&m); return cli_error("%s", err); }
     size_t np = qat_num_params(q);
-    int *tok = ob_malloc((size_t)B * T * sizeof(int));
-    uint64_t rng = 42;
-    for (long i = 0; i < B * T; i++)
-        tok[i] = (int)(((rng = rng * 6364136223846793005ull + 1442695040888963407ull) >> 33) % c->vocab_size);
+    int *tok = random_tokens(B * T, c->vocab_size);
     float *mm = ob_aligned_alloc(64, np * 4), *vv = ob_aligned_alloc(64, np * 4);
     double *dt = ob_malloc(steps * sizeof(double));
     QatLossCfg lc = {1.0f, 0.01f};
