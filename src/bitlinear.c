@@ -5,6 +5,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,7 +116,12 @@ void bitlinear_forward_ref(const BitLinear *bl, const float *x, float *y, int N)
 /* per-thread scratch, grown as needed and kept (no allocation per call);
  * freed by a thread-specific-data destructor when the thread exits (chat and
  * training start threads of their own) */
-typedef struct { float *gx, *acc; size_t gx_n, acc_n; } Scratch;
+typedef struct {
+    float *gx, *acc, *scale;
+    int16_t *q, *acc16;
+    void *prep;
+    size_t gx_n, acc_n, scale_n, q_n, acc16_n, prep_n;
+} Scratch;
 static pthread_key_t s_key;
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
 
@@ -124,6 +130,10 @@ static void scratch_free(void *p)
     Scratch *s = p;
     free(s->gx);
     free(s->acc);
+    free(s->scale);
+    free(s->q);
+    free(s->acc16);
+    free(s->prep);
     free(s);
 }
 
@@ -140,15 +150,18 @@ static Scratch *scratch_get(void)
     return s;
 }
 
-static float *scratch(float **p, size_t *have, size_t n)
+static void *scratch_bytes(void *pp, size_t *have, size_t n)
 {
+    void **p = pp;
     if (*have < n) {
         free(*p);
-        *p = ob_aligned_alloc(64, n * sizeof(float));
+        *p = ob_aligned_alloc(64, n);
         *have = n;
     }
     return *p;
 }
+
+static float *scratch(float **p, size_t *have, size_t n) { return scratch_bytes(p, have, n * sizeof(float)); }
 
 /* a range of panels, claimed from the front by its owner and from the back
  * by the others: (back << 32) | front, one cache line each */
@@ -163,6 +176,10 @@ typedef struct {
     const BitLinear *bl;
     const BitKernel *K;
     const float *gx;
+    const int16_t *q;     /* int8 activations (NULL: FP32) */
+    const float *scale;
+    void *prep;           /* the kernel's per-call int8 preparation */
+    int16_t *acc16;
     float *acc, *y;
     int N, nblk, ntasks, by_panel;
     PanelRange *ranges;  /* by_panel: one per task */
@@ -189,7 +206,8 @@ static int claim_panels(PanelRange *r, int back, int want, int *n)
 static void fwd_panels(const FwdCtx *c, int p, int n)
 {
     int b0 = p * KERN_PANEL, b1 = (p + n) * KERN_PANEL < c->nblk ? (p + n) * KERN_PANEL : c->nblk;
-    c->K->rows(c->bl, c->gx, c->N, b0, b1, c->acc);
+    if (c->q) c->K->rows_q8(c->bl, c->q, c->scale, c->prep, c->N, b0, b1, c->acc, c->acc16);
+    else c->K->rows(c->bl, c->gx, c->N, b0, b1, c->acc);
 }
 
 /* panels per claim from a thread's own range: for N > 1 the kernels build
@@ -211,7 +229,17 @@ static void fwd_rows_task(void *vc, int t)
         return;
     }
     long b0 = (long)c->nblk * t / c->ntasks, b1 = (long)c->nblk * (t + 1) / c->ntasks;
-    if (b1 > b0) c->K->rows(c->bl, c->gx, c->N, (int)b0, (int)b1, c->acc);
+    if (b1 <= b0) return;
+    if (c->q) c->K->rows_q8(c->bl, c->q, c->scale, c->prep, c->N, (int)b0, (int)b1, c->acc, c->acc16);
+    else c->K->rows(c->bl, c->gx, c->N, (int)b0, (int)b1, c->acc);
+}
+
+/* the kernel's int8 preparation, the 32-column halves split across tasks */
+static void fwd_prep_task(void *vc, int t)
+{
+    const FwdCtx *c = vc;
+    int nh = 2 * c->bl->words_per_row, h0 = (int)((long)nh * t / c->ntasks), h1 = (int)((long)nh * (t + 1) / c->ntasks);
+    if (h1 > h0) c->K->prep_q8(c->bl, c->q, c->N, h0, h1, c->prep);
 }
 
 static void fwd_norm_task(void *vc, int t)
@@ -240,6 +268,44 @@ int bitlinear_threads(void)
     return pool_threads(pool_global());
 }
 
+static _Atomic int g_act = -1; /* -1: not read from $ONEBIT_ACT yet */
+
+static int act_parse(const char *name)
+{
+    if (!strcmp(name, "fp32")) return BITLINEAR_ACT_FP32;
+    if (!strcmp(name, "int8")) return BITLINEAR_ACT_INT8;
+    return -1;
+}
+
+const char *bitlinear_act_name(int act) { return act == BITLINEAR_ACT_INT8 ? "int8" : "fp32"; }
+
+int bitlinear_act(void)
+{
+    int a = atomic_load(&g_act);
+    if (a >= 0) return a;
+    const char *env = getenv("ONEBIT_ACT");
+    a = BITLINEAR_ACT_FP32;
+    if (env && *env) {
+        int p = act_parse(env);
+        if (p < 0) fprintf(stderr, "onebit-tui: warning: ONEBIT_ACT=%s is not fp32 or int8; using fp32\n", env);
+        else a = p;
+    }
+    int expect = -1;
+    atomic_compare_exchange_strong(&g_act, &expect, a);
+    return atomic_load(&g_act);
+}
+
+int bitlinear_set_act(const char *name, char *err)
+{
+    int a = act_parse(name);
+    if (a < 0) {
+        ob_seterr(err, "unknown activation precision '%s' (try fp32 or int8)", name);
+        return -1;
+    }
+    atomic_store(&g_act, a);
+    return 0;
+}
+
 void bitlinear_forward(const BitLinear *bl, const float *x, float *y, int N)
 {
     if (N <= 0) return;
@@ -248,6 +314,9 @@ void bitlinear_forward(const BitLinear *bl, const float *x, float *y, int N)
      * layout (kern_select after the packing, without bitlinear_repack): a
      * kernel on the canonical bits, correct if slower */
     if (K->needs_kbits && (!bl->kbits || bl->klayout != K->layout)) K = kern_avx2flip.available() ? &kern_avx2flip : &kern_ref;
+    const int q8 = bitlinear_act() == BITLINEAR_ACT_INT8;
+    /* int8 activations: the variant's own, else the reference's (same results) */
+    if (q8 && !K->rows_q8) K = &kern_ref;
     const int in = bl->in, in_pad = kern_in_pad(bl), nblk = kern_nblk(bl);
     Scratch *sc = scratch_get();
     float *gx = scratch(&sc->gx, &sc->gx_n, (size_t)N * in_pad);
@@ -258,11 +327,27 @@ void bitlinear_forward(const BitLinear *bl, const float *x, float *y, int N)
         for (int c = 0; c < in; c++) gn[c] = xn[c] * bl->g[c];
         for (int c = in; c < in_pad; c++) gn[c] = 0.0f;
     }
+    int16_t *q = NULL, *acc16 = NULL;
+    float *qscale = NULL;
+    if (q8) {
+        const int nq = kern_nqblk(bl);
+        q = scratch_bytes(&sc->q, &sc->q_n, (size_t)N * in_pad * sizeof(int16_t));
+        qscale = scratch(&sc->scale, &sc->scale_n, (size_t)N * nq);
+        acc16 = scratch_bytes(&sc->acc16, &sc->acc16_n, (size_t)N * nblk * KERN_ROWBLK * 2 * sizeof(int16_t));
+        for (int n = 0; n < N; n++) kern_quantize(gx + (size_t)n * in_pad, in_pad, q + (size_t)n * in_pad, qscale + (size_t)n * nq);
+    }
     Pool *pool = pool_global();
     int T = pool_threads(pool);
     double work = (double)bl->out * in * N;
     PanelRange ranges[FWD_MAX_RANGES];
-    FwdCtx c = {bl, K, gx, acc, y, N, nblk, 1, 0, ranges};
+    FwdCtx c = {bl, K, gx, q, qscale, NULL, acc16, acc, y, N, nblk, 1, 0, ranges};
+    if (q8 && K->prep_q8) {
+        c.prep = scratch_bytes(&sc->prep, &sc->prep_n, K->prep_q8_bytes(bl, N));
+        int nh = 2 * bl->words_per_row;
+        c.ntasks = T > 1 && (long)nh * N >= 256 ? (T < nh ? T : nh) : 1;
+        pool_run(pool, fwd_prep_task, &c, c.ntasks);
+        c.ntasks = 1;
+    }
     if (T > 1 && work >= 1 << 18) {
         int np = (nblk + KERN_PANEL - 1) / KERN_PANEL;
         if (np >= 2 * T && T <= FWD_MAX_RANGES) {

@@ -24,6 +24,15 @@
  * $ONEBIT_THREADS or bitlinear_set_threads, default: online CPUs). Output rows
  * are split across threads and each row is computed by one thread in a fixed
  * order, so results do not depend on the thread count.
+ *
+ * Activation precision (process-wide, like the thread count): FP32 by
+ * default, the exact computation above (within rounding of the reference).
+ * BITLINEAR_ACT_INT8 ($ONEBIT_ACT=int8, bitlinear_set_act, `--act int8`)
+ * quantizes g ⊙ x per token in blocks of 512 columns to int8 with one FP32
+ * scale each (absmax / 127) and sums the signs in integers: about twice the
+ * kernel speed where compute bounds it (N > 1), at the cost of that rounding
+ * (each product off by at most half a step, scale / 2). Every kernel variant
+ * gives the same int8 results (src/kernels/kernels.h).
  */
 #ifndef OB_BITLINEAR_H
 #define OB_BITLINEAR_H
@@ -68,6 +77,14 @@ void bitlinear_forward_ref(const BitLinear *bl, const float *x, float *y, int N)
  * the online CPUs); 0, or -1 with err set. Not while a forward runs. */
 int bitlinear_set_threads(int n, char *err);
 int bitlinear_threads(void);
+
+/* activation precision of bitlinear_forward */
+enum { BITLINEAR_ACT_FP32 = 0, BITLINEAR_ACT_INT8 = 1 };
+/* "fp32" or "int8"; 0, or -1 with err set. Not while a forward runs. */
+int bitlinear_set_act(const char *name, char *err);
+/* the current one: $ONEBIT_ACT until bitlinear_set_act is called */
+int bitlinear_act(void);
+const char *bitlinear_act_name(int act);
 
 /* parameter-free LayerNorm over n values in place (eps BITLINEAR_EPS) */
 void bitlinear_layernorm(float *y, int n);

@@ -40,6 +40,10 @@ int cli_load_teacher(const char *teacher, const char *tokenizer, Model *m, Token
  * prints the error itself */
 int cli_load_model(const char *teacher, const char *student, const char *tokenizer, Model *m, Tokenizer *t);
 
+/* --act NAME: the activation precision of the 1-bit layers (fp32 or int8,
+ * bitlinear_set_act); 0, or a usage error's exit code for `cmd` */
+int cli_set_act(const char *cmd, const char *name);
+
 int cli_generate(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_bench(int argc, char **argv);

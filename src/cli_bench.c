@@ -98,14 +98,14 @@ static int bench_forward_random(const char *spec, long T, long reps, int json)
     }
     double mtp = median(tp, (int)reps), mtd = median(td, (int)reps), msp = median(sp, (int)reps), msd = median(sd, (int)reps);
     if (json)
-        printf("{\"model\":\"%s\",\"tokens\":%ld,\"reps\":%ld,\"teacher_prefill_tok_s\":%.2f,\"teacher_decode_tok_s\":%.2f,"
-               "\"student_prefill_tok_s\":%.2f,\"student_decode_tok_s\":%.2f,\"decode_ratio\":%.2f}\n",
-               spec, T, reps, mtp, mtd, msp, msd, msd / mtd);
+        printf("{\"model\":\"%s\",\"tokens\":%ld,\"reps\":%ld,\"act\":\"%s\",\"teacher_prefill_tok_s\":%.2f,\"teacher_decode_tok_s\":%.2f,"
+               "\"student_prefill_tok_s\":%.2f,\"student_decode_tok_s\":%.2f,\"decode_ratio\":%.2f,\"prefill_ratio\":%.2f}\n",
+               spec, T, reps, bitlinear_act_name(bitlinear_act()), mtp, mtd, msp, msd, msd / mtd, msp / mtp);
     else
         printf("random model %s (%ld tokens, median of %ld)\n"
                "teacher FP32:  prefill %.1f tok/s  decode %.2f tok/s\n"
-               "student 1-bit: prefill %.1f tok/s  decode %.2f tok/s  (decode %.2fx the teacher)\n",
-               spec, T, reps, mtp, mtd, msp, msd, msd / mtd);
+               "student 1-bit (%s activations): prefill %.1f tok/s  decode %.2f tok/s  (%.2fx / %.2fx the teacher)\n",
+               spec, T, reps, mtp, mtd, bitlinear_act_name(bitlinear_act()), msp, msd, msp / mtp, msd / mtd);
     free(v); free(tok); free(logits);
     model_acts_free(&a);
     model_state_free(&st);
@@ -122,10 +122,10 @@ static int bench_forward(int argc, char **argv)
         {"tokens", required_argument, 0, 't'},  {"reps", required_argument, 0, 'r'},
         {"json", no_argument, 0, 'j'},          {"help", no_argument, 0, 'h'},
         {"student", required_argument, 0, 'S'}, {"random-model", required_argument, 0, 'R'},
-        {0, 0, 0, 0}};
+        {"act", required_argument, 0, 'A'},     {0, 0, 0, 0}};
     const char *teacher = NULL, *tokenizer = NULL, *student = NULL, *spec = NULL;
     long T = 0, reps = 0;
-    int json = 0, ch;
+    int json = 0, ch, rc0;
     optind = 0;
     opterr = 0;
     while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -133,19 +133,22 @@ static int bench_forward(int argc, char **argv)
         case 'm': teacher = optarg; break;
         case 'S': student = optarg; break;
         case 'R': spec = optarg; break;
+        case 'A': if ((rc0 = cli_set_act("bench forward", optarg))) return rc0; break;
         case 'z': tokenizer = optarg; break;
         case 't': if (ob_parse_int(optarg, 1, 1 << 20, &T)) return cli_usage_error("bench forward", "--tokens needs a positive integer"); break;
         case 'r': if (ob_parse_int(optarg, 1, 1000000, &reps)) return cli_usage_error("bench forward", "--reps needs a positive integer"); break;
         case 'j': json = 1; break;
         case 'h':
             printf("Usage: onebit-tui bench forward [--teacher M | --student S | --random-model D,F,L,H,KV,V]\n"
-                   "                             [--tokenizer T] [--tokens N] [--reps R] [--json]\n"
+                   "                             [--tokenizer T] [--tokens N] [--reps R] [--act fp32|int8]\n"
+                   "                             [--json]\n"
                    "\nPrefill (batched forward over N tokens) and decode (incremental, KV cache)\n"
                    "tokens/s, medians over R repetitions (default 20). N defaults to the model's\n"
                    "context. --random-model times a LLaMA-shaped teacher with random weights\n"
                    "(dim, hidden, layers, heads, kv heads, vocab) and its 1-bit student (XNOR\n"
                    "init, LayerNorm on) in alternating repetitions of one process (N default 16,\n"
-                   "R default 5); 4096,11008,2,32,32,32000 is two LLaMA-7B layers (about 3.3 GB).\n");
+                   "R default 5); 4096,11008,2,32,32,32000 is two LLaMA-7B layers (about 3.3 GB).\n"
+                   "--act sets the student's activation precision (default fp32).\n");
             return EXIT_OK;
         case ':': return cli_usage_error("bench forward", "option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage_error("bench forward", "unknown option '%s'", argv[optind - 1]);
@@ -173,8 +176,9 @@ static int bench_forward(int argc, char **argv)
     model_forward(&m, &a, tok, (int)T, logits, NULL); /* warm up */
     for (int r = 0; r < reps; r++) time_model(&m, &a, &s, tok, (int)T, logits, pre + r, dec + r);
     double mp = median(pre, (int)reps), md = median(dec, (int)reps);
-    if (json) printf("{\"tokens\":%ld,\"reps\":%ld,\"prefill_tok_s\":%.1f,\"decode_tok_s\":%.1f}\n", T, reps, mp, md);
-    else printf("prefill %.1f tok/s  decode %.1f tok/s  (%ld tokens, median of %ld)\n", mp, md, T, reps);
+    const char *an = student ? bitlinear_act_name(bitlinear_act()) : "fp32";
+    if (json) printf("{\"tokens\":%ld,\"reps\":%ld,\"act\":\"%s\",\"prefill_tok_s\":%.1f,\"decode_tok_s\":%.1f}\n", T, reps, an, mp, md);
+    else printf("prefill %.1f tok/s  decode %.1f tok/s  (%ld tokens, median of %ld%s)\n", mp, md, T, reps, student && bitlinear_act() == BITLINEAR_ACT_INT8 ? ", int8 activations" : "");
     free(pre); free(dec); free(tok); free(logits);
     model_acts_free(&a);
     model_state_free(&s);
@@ -339,9 +343,10 @@ static int bench_gemv(int argc, char **argv)
         {"batch", required_argument, 0, 'N'},  {"threads", required_argument, 0, 'T'},
         {"cold", no_argument, 0, 'c'},         {"json", no_argument, 0, 'j'},
         {"reps", required_argument, 0, 'r'},   {"kernel", required_argument, 0, 'k'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+        {"act", required_argument, 0, 'A'},    {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     long R = 4096, C = 4096, N = 1, T = 0, reps = 100;
-    int cold = 0, json = 0, ch;
+    int cold = 0, json = 0, ch, rc0;
     const char *kname = NULL;
     optind = 0;
     opterr = 0;
@@ -355,9 +360,10 @@ static int bench_gemv(int argc, char **argv)
         case 'c': cold = 1; break;
         case 'j': json = 1; break;
         case 'k': kname = optarg; break;
+        case 'A': if ((rc0 = cli_set_act("bench gemv", optarg))) return rc0; break;
         case 'h':
             printf("Usage: onebit-tui bench gemv [--rows R] [--cols C] [--batch N] [--threads T] [--cold]\n"
-                   "                            [--reps K] [--kernel NAME] [--json]\n"
+                   "                            [--reps K] [--kernel NAME] [--act fp32|int8] [--json]\n"
                    "\nTimes the packed 1-bit layer (bitlinear_forward: g scaling, sign GEMV/GEMM, h\n"
                    "scaling, LayerNorm) on an R x C weight matrix and N input vectors, and FP32\n"
                    "OpenBLAS (cblas_sgemv for N = 1, cblas_sgemm otherwise) on the same shape, in\n"
@@ -366,8 +372,9 @@ static int bench_gemv(int argc, char **argv)
                    "over K reps and ratio = sgemv_ms / onebit_ms. --cold cycles through >= 1 GiB\n"
                    "of weight copies for each so every call reads its weights from DRAM.\n"
                    "Defaults: 4096 x 4096, N 1, T = $ONEBIT_THREADS or the online CPUs, K 100,\n"
-                   "the fastest kernel. Kernels: ref, avx2, avx2flip, avx512, avx512mask (see\n"
-                   "ONEBIT_KERNEL in the man page).\n");
+                   "the fastest kernel, fp32 activations. Kernels: ref, avx2, avx2flip, avx512,\n"
+                   "avx512mask (see ONEBIT_KERNEL in the man page); --act int8 quantizes the\n"
+                   "activations (see ONEBIT_ACT).\n");
             return EXIT_OK;
         case ':': return cli_usage_error("bench gemv", "option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage_error("bench gemv", "unknown option '%s'", argv[optind - 1]);
@@ -439,14 +446,14 @@ static int bench_gemv(int argc, char **argv)
     }
     double ms1 = 1e3 * median(t1, (int)reps), msb = 1e3 * median(tb, (int)reps);
     double min1 = 1e3 * t1[0], minb = 1e3 * tb[0]; /* median() sorted them */
-    const char *kn = kern_current()->name;
+    const char *kn = kern_current()->name, *an = bitlinear_act_name(bitlinear_act());
     if (json)
-        printf("{\"rows\":%ld,\"cols\":%ld,\"batch\":%ld,\"threads\":%ld,\"cold\":%s,\"kernel\":\"%s\",\"reps\":%ld,"
+        printf("{\"rows\":%ld,\"cols\":%ld,\"batch\":%ld,\"threads\":%ld,\"cold\":%s,\"kernel\":\"%s\",\"act\":\"%s\",\"reps\":%ld,"
                "\"onebit_ms\":%.5f,\"sgemv_ms\":%.5f,\"ratio\":%.2f,\"onebit_min_ms\":%.5f,\"sgemv_min_ms\":%.5f}\n",
-               R, C, N, T, cold ? "true" : "false", kn, reps, ms1, msb, msb / ms1, min1, minb);
+               R, C, N, T, cold ? "true" : "false", kn, an, reps, ms1, msb, msb / ms1, min1, minb);
     else
-        printf("gemv %ldx%ld N=%ld threads=%ld %s kernel=%s: onebit %.4f ms  %s %.4f ms  ratio %.1fx  (median of %ld; min %.4f / %.4f ms)\n",
-               R, C, N, T, cold ? "cold" : "hot", kn, ms1, N == 1 ? "sgemv" : "sgemm", msb, msb / ms1, reps, min1, minb);
+        printf("gemv %ldx%ld N=%ld threads=%ld %s kernel=%s act=%s: onebit %.4f ms  %s %.4f ms  ratio %.1fx  (median of %ld; min %.4f / %.4f ms)\n",
+               R, C, N, T, cold ? "cold" : "hot", kn, an, ms1, N == 1 ? "sgemv" : "sgemm", msb, msb / ms1, reps, min1, minb);
     for (int i = 0; i < n_bl; i++) bitlinear_free(bl[i]);
     for (int i = 0; i < n_fp; i++) free(W[i]);
     free(bl); free(W); free(bits); free(g); free(h); free(x); free(y); free(t1); free(tb);

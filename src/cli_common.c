@@ -1,4 +1,5 @@
 /* cli_common.c -- shared pieces of the subcommands: errors, default paths. */
+#include "bitlinear.h"
 #include "cli.h"
 
 #include <limits.h>
@@ -26,6 +27,13 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "\nTry 'onebit-tui %s%s--help' for more information.\n", cmd ? cmd : "", cmd ? " " : "");
     return EXIT_USAGE;
+}
+
+int cli_set_act(const char *cmd, const char *name)
+{
+    char err[OB_ERRLEN];
+    if (bitlinear_set_act(name, err)) return cli_usage_error(cmd, "--act: %s", err);
+    return 0;
 }
 
 int cli_error(const char *fmt, ...)

@@ -11,7 +11,7 @@
 static void help(void)
 {
     printf("Usage: onebit-tui eval [--teacher M | --student S] [--tokenizer T] --text FILE [--seq-len L]\n"
-           "                       [--split SEP] [--json]\n"
+           "                       [--split SEP] [--act fp32|int8] [--json]\n"
            "\n"
            "Teacher-forced mean negative log-likelihood (nats/token) and perplexity.\n"
            "Without --split the whole file is encoded once with BOS and cut into\n"
@@ -22,6 +22,7 @@ static void help(void)
            "  --student S   evaluate a 1-bit student (.onebit); its own tokenizer\n"
            "                unless --tokenizer is given\n"
            "  --seq-len L   window length (default: the model's context)\n"
+           "  --act A       a student's activations: fp32 (default, exact) or int8\n"
            "  --json        print {\"nll\":..,\"ppl\":..,\"tokens\":..}\n");
 }
 
@@ -31,17 +32,18 @@ int cli_eval(int argc, char **argv)
         {"teacher", required_argument, 0, 'm'}, {"tokenizer", required_argument, 0, 'z'},
         {"text", required_argument, 0, 'x'},    {"seq-len", required_argument, 0, 'l'},
         {"split", required_argument, 0, 's'},   {"json", no_argument, 0, 'j'},
-        {"student", required_argument, 0, 'S'},
+        {"student", required_argument, 0, 'S'}, {"act", required_argument, 0, 'A'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     const char *teacher = NULL, *tokenizer = NULL, *text_path = NULL, *split = NULL, *student = NULL;
     long seq_len = 0;
-    int json = 0, ch;
+    int json = 0, ch, rc0;
     optind = 0;
     opterr = 0;
     while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (ch) {
         case 'm': teacher = optarg; break;
         case 'S': student = optarg; break;
+        case 'A': if ((rc0 = cli_set_act("eval", optarg))) return rc0; break;
         case 'z': tokenizer = optarg; break;
         case 'x': text_path = optarg; break;
         case 'l':

@@ -12,7 +12,7 @@
 static void help(void)
 {
     printf("Usage: onebit-tui generate [--teacher M | --student S] [--tokenizer T] [--prompt TEXT] [-n N]\n"
-           "                           [--temp X] [--top-p P] [--seed S]\n"
+           "                           [--temp X] [--top-p P] [--seed S] [--act fp32|int8]\n"
            "\n"
            "Print the prompt and N new tokens (stops early at BOS/EOS or the end of\n"
            "the context), then a line with tokens/s on stderr.\n"
@@ -25,7 +25,9 @@ static void help(void)
            "  -n N            new tokens (default 256)\n"
            "  --temp X        temperature, 0 = greedy (default 1.0)\n"
            "  --top-p P       nucleus sampling threshold, 0 or 1 = off (default 0.9)\n"
-           "  --seed S        random seed (default: time)\n");
+           "  --seed S        random seed (default: time)\n"
+           "  --act A         a student's activations: fp32 (default, exact) or int8\n"
+           "                  (faster batched kernels, slightly lossy; see the man page)\n");
 }
 
 static int print_piece(void *user, int token, const char *piece, int is_prompt)
@@ -42,11 +44,11 @@ int cli_generate(int argc, char **argv)
         {"teacher", required_argument, 0, 'm'}, {"tokenizer", required_argument, 0, 'z'},
         {"prompt", required_argument, 0, 'i'},  {"temp", required_argument, 0, 't'},
         {"top-p", required_argument, 0, 'p'},   {"seed", required_argument, 0, 's'},
-        {"student", required_argument, 0, 'S'},
+        {"student", required_argument, 0, 'S'}, {"act", required_argument, 0, 'A'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     const char *teacher = NULL, *tokenizer = NULL, *prompt = "", *student = NULL;
     GenParams gp = {256, 1.0f, 0.9f, 0};
-    int seeded = 0;
+    int seeded = 0, rc0;
     long lv;
     double dv;
     optind = 0;
@@ -56,6 +58,7 @@ int cli_generate(int argc, char **argv)
         switch (ch) {
         case 'm': teacher = optarg; break;
         case 'S': student = optarg; break;
+        case 'A': if ((rc0 = cli_set_act("generate", optarg))) return rc0; break;
         case 'z': tokenizer = optarg; break;
         case 'i': prompt = optarg; break;
         case 'n':

@@ -11,8 +11,18 @@ expect_exit 2 "bad --batch" "$BIN" bench gemv --batch x
 expect_exit 2 "unknown kernel" "$BIN" bench gemv --kernel nope
 check "unknown kernel named" contains "$TMP/err" "nope"
 expect_exit 2 "stray argument" "$BIN" bench gemv extra
+expect_exit 2 "unknown --act" "$BIN" bench gemv --act int4
+check "--act names the choices" contains "$TMP/err" "fp32 or int8"
+expect_exit 0 "gemv --act int8" "$BIN" bench gemv --rows 33 --cols 600 --batch 5 --threads 2 --reps 3 --act int8 --json
+check "json says int8" contains "$TMP/out" '"act":"int8"'
+expect_exit 0 "gemv ONEBIT_ACT=int8" env ONEBIT_ACT=int8 "$BIN" bench gemv --rows 33 --cols 65 --reps 2 --json
+check "ONEBIT_ACT is read" contains "$TMP/out" '"act":"int8"'
+expect_exit 0 "gemv bad ONEBIT_ACT" env ONEBIT_ACT=int3 "$BIN" bench gemv --rows 33 --cols 65 --reps 2 --json
+check "bad ONEBIT_ACT warns" contains "$TMP/err" "ONEBIT_ACT=int3"
+check "bad ONEBIT_ACT falls back to fp32" contains "$TMP/out" '"act":"fp32"'
+
 expect_exit 0 "gemv json" "$BIN" bench gemv --rows 33 --cols 65 --batch 3 --threads 2 --reps 3 --json
-for key in rows cols batch threads cold kernel onebit_ms sgemv_ms ratio; do
+for key in rows cols batch threads cold kernel act onebit_ms sgemv_ms ratio; do
     check "json has $key" contains "$TMP/out" "\"$key\":"
 done
 check "json rows" contains "$TMP/out" '"rows":33,"cols":65,"batch":3,"threads":2,"cold":false'

@@ -21,6 +21,14 @@ for init in nmf svd xnor; do
     check "same token count as the teacher" test "$(field tokens)" -gt 100
 done
 check "nmf no worse than xnor ($NLL_nmf vs $NLL_xnor)" lt "$NLL_nmf" "$NLL_xnor"
+# int8 activations: close to the exact (fp32) NLL, and not the same computation
+expect_exit 0 "eval --student --act int8" "$BIN" eval --student "$TMP/nmf.onebit" --act int8 --json --split '<|endoftext|>' --text "$TMP/text.txt"
+NLL_i8=$(field nll)
+check "int8 NLL $NLL_i8 within 0.01 of fp32 $NLL_nmf" awk -v a="$NLL_i8" -v b="$NLL_nmf" 'BEGIN { d = a - b; exit !(d < 0.01 && d > -0.01) }'
+check "int8 is not the fp32 computation" test "$NLL_i8" != "$NLL_nmf"
+expect_exit 0 "eval --student ONEBIT_ACT=int8" env ONEBIT_ACT=int8 "$BIN" eval --student "$TMP/nmf.onebit" --json --split '<|endoftext|>' --text "$TMP/text.txt"
+check "ONEBIT_ACT=int8 = --act int8" test "$(field nll)" = "$NLL_i8"
+expect_exit 2 "eval bad --act" "$BIN" eval --student "$TMP/nmf.onebit" --act fp16 --text "$TMP/text.txt"
 # the tokenizer inside the student equals tok512.bin
 expect_exit 0 "eval --student --tokenizer" "$BIN" eval --student "$TMP/nmf.onebit" --tokenizer "$Z" --json --split '<|endoftext|>' --text "$TMP/text.txt"
 check "own tokenizer = tok512.bin" test "$(field nll)" = "$NLL_nmf"
@@ -35,6 +43,10 @@ check "generate prints the prompt" contains "$TMP/out" "Once upon a time"
 check "generate tok/s" contains "$TMP/err" "achieved tok/s"
 expect_exit 0 "bench forward --student" "$BIN" bench forward --student "$TMP/xnor.onebit" --tokens 8 --reps 2
 check "bench prints prefill" contains "$TMP/out" "prefill"
+expect_exit 0 "bench forward --student --act int8" "$BIN" bench forward --student "$TMP/xnor.onebit" --tokens 8 --reps 2 --act int8 --json
+check "bench forward json says int8" contains "$TMP/out" '"act":"int8"'
+expect_exit 0 "generate --student --act int8" "$BIN" generate --student "$TMP/nmf.onebit" --act int8 --temp 0 -n 20 --prompt "Once upon a time"
+check "generate int8 prints the prompt" contains "$TMP/out" "Once upon a time"
 # errors
 expect_exit 2 "--teacher with --student" "$BIN" eval --teacher "$M" --student "$TMP/nmf.onebit" --text "$TMP/text.txt"
 expect_exit 2 "quantize without --out" "$BIN" quantize --teacher "$M" --tokenizer "$Z"

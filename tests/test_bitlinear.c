@@ -266,11 +266,174 @@ static void test_layout_change(void)
     kern_select(kern_all()[0]->available() ? kern_all()[0]->name : "ref", err);
 }
 
+/* ---- int8 activations (BITLINEAR_ACT_INT8, kernels.h) ---------------- */
+
+/* kern_quantize's rules, checked directly, and the SIMD quantizer identical
+ * to the scalar one */
+static void test_quantize(void)
+{
+    static const int pads[] = {64, 512, 576, 1024, 4160};
+    int bad = 0;
+    for (int pi = 0; pi < 5; pi++) {
+        int n = pads[pi], nq = (n + KERN_QBLOCK - 1) / KERN_QBLOCK;
+        float *x = ob_malloc(n * 4), *sc = ob_malloc(nq * 4), *sc2 = ob_malloc(nq * 4);
+        int16_t *q = ob_malloc(n * 2), *q2 = ob_malloc(n * 2);
+        for (int trial = 0; trial < 4; trial++) {
+            float mag = trial == 0 ? 1.0f : trial == 1 ? 1e-30f : trial == 2 ? 3e30f : 7.0f;
+            for (int i = 0; i < n; i++) x[i] = frand() * mag;
+            if (trial == 3) {
+                for (int i = 0; i < n && i < KERN_QBLOCK; i++) x[i] = 0.0f;   /* an all-zero block */
+                if (nq > 1) x[KERN_QBLOCK + 5] = NAN;                          /* a NaN block */
+                if (nq > 2) x[2 * KERN_QBLOCK + 1] = -INFINITY;                /* an infinite one */
+            }
+            kern_quantize_ref(x, n, q, sc);
+            for (int j = 0; j < nq; j++) {
+                int c0 = j * KERN_QBLOCK, c1 = c0 + KERN_QBLOCK < n ? c0 + KERN_QBLOCK : n;
+                double m = 0;
+                int nonfinite = 0;
+                for (int c = c0; c < c1; c++) {
+                    if (!isfinite(x[c])) nonfinite = 1;
+                    else m = fmax(m, fabs(x[c]));
+                }
+                if (nonfinite) { CHECK(isnan(sc[j]), "n %d block %d with NaN/Inf: scale %g", n, j, sc[j]); }
+                else CHECK(sc[j] == (float)m / 127.0f, "n %d block %d: scale %g, max %g", n, j, sc[j], m);
+                for (int c = c0; c < c1; c++) {
+                    if (q[c] < -127 || q[c] > 127) bad++;
+                    if (nonfinite || m == 0) { if (q[c] != 0) bad++; continue; }
+                    if (!(fabs((double)q[c] * sc[j] - x[c]) <= 0.5001 * sc[j])) bad++;
+                }
+            }
+            if (kern_avx512.available()) {
+                kern_quantize_avx512(x, n, q2, sc2);
+                CHECK(!memcmp(q, q2, n * 2), "n %d trial %d: avx512 quantizer's q differ", n, trial);
+                for (int j = 0; j < nq; j++)
+                    CHECK(sc[j] == sc2[j] || (isnan(sc[j]) && isnan(sc2[j])), "n %d block %d: scales %g vs %g", n, j, sc[j], sc2[j]);
+            }
+        }
+        free(x); free(sc); free(sc2); free(q); free(q2);
+    }
+    CHECK(bad == 0, "%d quantized values outside [-127, 127] or off by more than half a step", bad);
+}
+
+/* every variant with int8 activations: bit-identical to the reference
+ * variant at 1/2/3 threads; the reference against an independent double
+ * evaluation of the same quantized sum; and within the quantization bound of
+ * the FP32 layer */
+static void test_int8(void)
+{
+    char err[OB_ERRLEN];
+    const BitKernel *const *all = kern_all();
+    static const int Ns[] = {1, 2, 3, 4, 5, 8, 9};
+    static const int threads[] = {1, 2, 3};
+    CHECK(bitlinear_set_act("int9", err) == -1 && strstr(err, "int9"), "bad act name accepted: %s", err);
+    for (int wi = 0; wi <= NW; wi++) {
+        /* the last layer is the worst case for the int16 sums: every row has
+         * the same signs and the input matches them, so every product is +127 */
+        int worst_case = wi == NW;
+        int in = worst_case ? 4097 : widths[wi], out = worst_case ? 40 : outs[wi];
+        float *W = ob_malloc((size_t)out * in * sizeof(float));
+        BitLinear *bl = random_layer(out, in, W);
+        if (worst_case) {
+            for (int r = 1; r < out; r++) memcpy(W + (size_t)r * in, W, in * sizeof(float));
+            bitlinear_pack(bl, W);
+        }
+        const int in_pad = kern_in_pad(bl), nq = kern_nqblk(bl);
+        for (int ni = 0; ni < (int)(sizeof Ns / sizeof Ns[0]); ni++) {
+            int N = Ns[ni];
+            size_t ny = (size_t)N * out;
+            float *x = ob_malloc((size_t)N * in * 4), *x2 = ob_malloc((size_t)N * in * 4);
+            for (size_t i = 0; i < (size_t)N * in; i++) x[i] = frand(), x2[i] = frand();
+            if (worst_case)
+                for (int n = 0; n < N; n++)
+                    for (int c = 0; c < in; c++) x[(size_t)n * in + c] = (W[c] >= 0 ? 1.0f : -1.0f) / bl->g[c];
+            float *want = ob_malloc(ny * 4), *yfp = ob_malloc(ny * 4), *y = ob_malloc(ny * 4), *yr = ob_malloc(ny * 4);
+            float *B = ob_malloc(ny * 4), *sd = ob_malloc(N * 4);
+            bounds(bl, x, N, B, sd);
+            /* the quantized input as the kernels see it, and the bounds */
+            float *gx = ob_calloc((size_t)in_pad, 4), *sc = ob_malloc((size_t)N * nq * 4);
+            int16_t *q = ob_malloc((size_t)N * in_pad * 2);
+            for (int n = 0; n < N; n++) {
+                for (int c = 0; c < in_pad; c++) gx[c] = c < in ? x[(size_t)n * in + c] * bl->g[c] : 0.0f;
+                kern_quantize_ref(gx, in_pad, q + (size_t)n * in_pad, sc + (size_t)n * nq);
+            }
+            for (int norm = 0; norm <= 1; norm++) {
+                bl->norm = norm;
+                CHECK(bitlinear_set_act("fp32", err) == 0, "%s", err);
+                bitlinear_forward_ref(bl, x, yfp, N);
+                CHECK(bitlinear_set_act("int8", err) == 0 && bitlinear_act() == BITLINEAR_ACT_INT8, "%s", err);
+                CHECK(kern_select("ref", err) == 0, "%s", err);
+                bitlinear_repack(bl);
+                CHECK(bitlinear_set_threads(1, err) == 0, "%s", err);
+                bitlinear_forward(bl, x, yr, N);
+                if (!norm) {
+                    int badd = 0, badq = 0;
+                    for (int n = 0; n < N; n++)
+                        for (int r = 0; r < out; r++) {
+                            double d = 0, mag = 0, qb = 0;
+                            for (int j = 0; j < nq; j++) {
+                                long isum = 0, asum = 0;
+                                for (int c = j * KERN_QBLOCK; c < in_pad && c < (j + 1) * KERN_QBLOCK; c++) {
+                                    int v = q[(size_t)n * in_pad + c];
+                                    isum += c < in && bitlinear_sign(bl, r, c) < 0 ? -v : v;
+                                    asum += abs(v);
+                                }
+                                d += (double)sc[(size_t)n * nq + j] * isum;
+                                mag += (double)sc[(size_t)n * nq + j] * asum;
+                                int cols = (j + 1) * KERN_QBLOCK < in_pad ? KERN_QBLOCK : in_pad - j * KERN_QBLOCK;
+                                qb += 0.5 * sc[(size_t)n * nq + j] * cols;
+                            }
+                            size_t i = (size_t)n * out + r;
+                            double hr = fabs(bl->h[r]);
+                            if (!(fabs(yr[i] - d * bl->h[r]) <= 1e-6 * mag * hr + 1e-30)) badd++;
+                            if (!(fabs(yr[i] - yfp[i]) <= qb * hr + 1e-5 * B[i])) badq++;
+                            if (worst_case && r == 0 && n == 0)
+                                CHECK(d == 127.0 * sc[0] * 2 * (KERN_QBLOCK * (nq - 1) + (in - KERN_QBLOCK * (nq - 1))) / 2,
+                                      "worst case: the sum %g is not 127 per column", d);
+                        }
+                    CHECK(badd == 0, "int8 ref: out %d in %d N %d: %d values off the double evaluation", out, in, N, badd);
+                    CHECK(badq == 0, "int8: out %d in %d N %d: %d values off FP32 by more than the quantization bound", out, in, N, badq);
+                }
+                for (int k = 0; all[k]; k++) {
+                    if (!all[k]->available()) continue;
+                    CHECK(kern_select(all[k]->name, err) == 0, "%s", err);
+                    bitlinear_repack(bl);
+                    for (int ti = 0; ti < 3; ti++) {
+                        CHECK(bitlinear_set_threads(1, err) == 0, "%s", err);
+                        bitlinear_forward(bl, x2, y, N); /* stale scratch must not survive */
+                        CHECK(bitlinear_set_threads(threads[ti], err) == 0, "%s", err);
+                        for (size_t i = 0; i < ny; i++) y[i] = NAN;
+                        bitlinear_forward(bl, x, y, N);
+                        CHECK(!memcmp(y, yr, ny * 4), "int8 %s: out %d in %d N %d norm %d threads %d: not identical to the reference",
+                              all[k]->name, out, in, N, norm, threads[ti]);
+                    }
+                }
+            }
+            /* a NaN in one token's input: that token's outputs are NaN, the others' are not */
+            if (N >= 2) {
+                bl->norm = 1;
+                x[in / 2] = NAN;
+                bitlinear_forward(bl, x, y, N);
+                int nan0 = 0, nan1 = 0;
+                for (int r = 0; r < out; r++) nan0 += isnan(y[r]), nan1 += isnan(y[out + r]);
+                CHECK(nan0 == out && nan1 == 0, "int8 NaN input: %d of %d NaN in token 0, %d in token 1", nan0, out, nan1);
+            }
+            CHECK(bitlinear_set_act("fp32", err) == 0, "%s", err);
+            free(x); free(x2); free(want); free(yfp); free(y); free(yr); free(B); free(sd); free(gx); free(sc); free(q);
+        }
+        bitlinear_free(bl);
+        free(W);
+    }
+    kern_select(kern_all()[0]->available() ? kern_all()[0]->name : "ref", err);
+    CHECK(bitlinear_set_threads(0, err) == 0, "%s", err);
+}
+
 int main(void)
 {
     test_packing();
     test_variants();
     test_dense();
     test_layout_change();
+    test_quantize();
+    test_int8();
     return test_done("test_bitlinear");
 }

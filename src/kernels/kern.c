@@ -3,6 +3,8 @@
  * kernel-private layout (see kernels.h). */
 #include "kernels.h"
 
+#include <float.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -30,9 +32,63 @@ static void ref_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1
     }
 }
 
+/* int8 activations (kernels.h): the integer sum of each block, then one
+ * multiply or fused multiply-add per block */
+static void ref_rows_q8(const BitLinear *bl, const int16_t *q, const float *scale, const void *prep, int N, int b0, int b1,
+                        float *acc, int16_t *acc16)
+{
+    (void)prep;
+    (void)acc16;
+    const int in_pad = kern_in_pad(bl), nq = kern_nqblk(bl), wpr = bl->words_per_row;
+    const size_t out_pad = (size_t)kern_nblk(bl) * KERN_ROWBLK;
+    int r1 = b1 * KERN_ROWBLK < bl->out ? b1 * KERN_ROWBLK : bl->out;
+    for (int n = 0; n < N; n++) {
+        const int16_t *qn = q + (size_t)n * in_pad;
+        const float *sn = scale + (size_t)n * nq;
+        float *a = acc + n * out_pad;
+        for (int r = b0 * KERN_ROWBLK; r < r1; r++) {
+            const uint64_t *w = bl->bits + (size_t)r * wpr;
+            float s = 0.0f;
+            for (int j = 0; j < nq; j++) {
+                int32_t isum = 0;
+                int c1 = (j + 1) * KERN_QBLOCK < in_pad ? (j + 1) * KERN_QBLOCK : in_pad;
+                for (int c = j * KERN_QBLOCK; c < c1; c++) isum += (w[c >> 6] >> (c & 63) & 1) ? qn[c] : -qn[c];
+                s = j ? fmaf(sn[j], (float)isum, s) : sn[j] * (float)isum;
+            }
+            a[r] = s * bl->h[r];
+        }
+        for (int r = r1; r < b1 * KERN_ROWBLK; r++) a[r] = 0.0f;
+    }
+}
+
+void kern_quantize_ref(const float *gx, int in_pad, int16_t *q, float *scale)
+{
+    for (int j = 0; j * KERN_QBLOCK < in_pad; j++) {
+        int c0 = j * KERN_QBLOCK, c1 = c0 + KERN_QBLOCK < in_pad ? c0 + KERN_QBLOCK : in_pad;
+        float m = 0.0f;
+        int bad = 0;
+        for (int c = c0; c < c1; c++) {
+            float a = fabsf(gx[c]);
+            if (!(a <= FLT_MAX)) bad = 1;
+            else if (a > m) m = a;
+        }
+        if (bad || m == 0.0f) {
+            scale[j] = bad ? NAN : 0.0f;
+            for (int c = c0; c < c1; c++) q[c] = 0;
+            continue;
+        }
+        float inv = 127.0f / m;
+        scale[j] = m / 127.0f;
+        for (int c = c0; c < c1; c++) {
+            long v = lrintf(gx[c] * inv);
+            q[c] = (int16_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+        }
+    }
+}
+
 static int always(void) { return 1; }
 
-const BitKernel kern_ref = {"ref", "scalar reference", always, 0, KERN_LAYOUT_BW, ref_rows};
+const BitKernel kern_ref = {"ref", "scalar reference", always, 0, KERN_LAYOUT_BW, ref_rows, ref_rows_q8, NULL, NULL};
 
 /* fastest first */
 static const BitKernel *const all[] = {&kern_avx512, &kern_avx2, &kern_ref, &kern_avx512mask, &kern_avx2flip, NULL};
@@ -116,6 +172,13 @@ void kern_repack(BitLinear *bl)
 }
 
 void kern_layernorm_avx512(float *y, int n);
+
+void kern_quantize(const float *gx, int in_pad, int16_t *q, float *scale)
+{
+    pthread_once(&once, init_current);
+    if (have512 && atomic_load(&current) != &kern_ref) kern_quantize_avx512(gx, in_pad, q, scale);
+    else kern_quantize_ref(gx, in_pad, q, scale);
+}
 
 void kern_layernorm(float *y, int n)
 {

@@ -162,5 +162,5 @@ static void avx2_rows(const BitLinear *bl, const float *gx, int N, int b0, int b
 static void lut_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc) { kern_ref.rows(bl, gx, N, b0, b1, acc); }
 #endif
 
-const BitKernel kern_avx2 = {"avx2", "AVX2+FMA FP32 lookup tables of 3 columns (vpermps, 8 rows per op)", have_avx2, 1, KERN_LAYOUT_BW, lut_rows};
-const BitKernel kern_avx2flip = {"avx2flip", "AVX2+FMA sign flips (vpsllvd + XOR) on the canonical layout", have_avx2, 0, KERN_LAYOUT_BW, avx2_rows};
+const BitKernel kern_avx2 = {"avx2", "AVX2+FMA FP32 lookup tables of 3 columns (vpermps, 8 rows per op)", have_avx2, 1, KERN_LAYOUT_BW, lut_rows, NULL, NULL, NULL};
+const BitKernel kern_avx2flip = {"avx2flip", "AVX2+FMA sign flips (vpsllvd + XOR) on the canonical layout", have_avx2, 0, KERN_LAYOUT_BW, avx2_rows, NULL, NULL, NULL};

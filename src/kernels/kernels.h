@@ -63,9 +63,45 @@ typedef struct {
     int layout;          /* which kbits layout it reads (KERN_LAYOUT_*; BW if none) */
     /* blocks [b0, b1) of all N tokens; gx (N, in_pad), acc (N, out_pad) */
     void (*rows)(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc);
+    /* the same with int8 activations (BITLINEAR_ACT_INT8, see below), or
+     * NULL (bitlinear_forward then runs kern_ref's): q (N, in_pad) and
+     * scale (N, kern_nqblk) from kern_quantize; acc16 (N, 2 * out_pad) int16
+     * scratch, 64-byte aligned, for the kernels that want it */
+    void (*rows_q8)(const BitLinear *bl, const int16_t *q, const float *scale, const void *prep, int N, int b0, int b1,
+                    float *acc, int16_t *acc16);
+    /* optional (NULL: none): what rows_q8 wants made once per call and shared
+     * by the threads (the avx512 kernel's lookup tables), prep_q8_bytes(bl, N)
+     * bytes at 64-byte alignment, filled by prep_q8 for the 32-column halves
+     * [h0, h1) of all N tokens (so threads can split it) */
+    size_t (*prep_q8_bytes)(const BitLinear *bl, int N);
+    void (*prep_q8)(const BitLinear *bl, const int16_t *q, int N, int h0, int h1, void *prep);
 } BitKernel;
 
 static inline int kern_in_pad(const BitLinear *bl) { return bl->words_per_row * 64; }
+
+/* ---- int8 activations ---------------------------------------------------
+ * With BITLINEAR_ACT_INT8 the kernels see gx quantized, per token, in blocks
+ * of KERN_QBLOCK columns (the last may be shorter): with m = max |gx| over
+ * the block, scale = m / 127 and q = lrintf(gx * (127 / m)) in [-127, 127]
+ * (stored as int16); m = 0 gives scale 0 and q = 0; a NaN or infinite value
+ * gives scale NaN and q = 0, so the row's result is NaN. Every variant then
+ * computes, in this order,
+ *
+ *     s = 0;  for each block j:  isum = sum_{c in j} sign(r, c) * q[c]  (exact)
+ *                               s = (j == 0) ? scale_j * (float)isum
+ *                                            : fmaf(scale_j, (float)isum, s)
+ *     acc[n][r] = s * h[r]
+ *
+ * so all variants give bit-identical results (tests/test_bitlinear). With
+ * |q| <= 127 and 512 columns a block's sum fits in 16 bits per half row
+ * (kern_avx512.c), and is exact as a float. */
+#define KERN_QBLOCK 512
+static inline int kern_nqblk(const BitLinear *bl) { return (kern_in_pad(bl) + KERN_QBLOCK - 1) / KERN_QBLOCK; }
+/* one token: gx (in_pad) -> q (in_pad), scale (ceil(in_pad / KERN_QBLOCK));
+ * the SIMD variant when the CPU has it (identical results) */
+void kern_quantize(const float *gx, int in_pad, int16_t *q, float *scale);
+void kern_quantize_ref(const float *gx, int in_pad, int16_t *q, float *scale);
+void kern_quantize_avx512(const float *gx, int in_pad, int16_t *q, float *scale);
 static inline int kern_nblk(const BitLinear *bl) { return (bl->out + KERN_ROWBLK - 1) / KERN_ROWBLK; }
 
 /* dword offset of word k of block b in kbits (see above) */
