@@ -304,9 +304,19 @@ T512 static inline void make_tabw(const int16_t *q, TabW *T)
 
 /* nb blocks of one 32-column half for nt tokens (acc16 of token t at
  * a + t * stride); written with `first`, else added */
-T512 static inline __attribute__((always_inline)) void q8_blocks(const uint32_t *w, int nb, const TabW *T, const int nt,
+T512 static inline __attribute__((always_inline)) void q8_blocks(const uint32_t *w, int nb, const TabW *src, const int nt,
                                                                  int16_t *a, size_t stride, int first, int pf)
 {
+    /* the tables as values, loaded once (the stores to `a` cannot alias
+     * them; a struct copy of TabW[4] compiles to rep movsq and a reload) */
+    TabW T[4];
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++)
+#pragma GCC unroll 3
+        for (int g = 0; g < 3; g++) {
+            T[t].a[g] = _mm512_load_si512((const void *)&src[t].a[g]);
+            T[t].b[g] = _mm512_load_si512((const void *)&src[t].b[g]);
+        }
     for (int b = 0; b < nb; b++, w += 32, a += 32) {
         if (pf) {
             _mm_prefetch((const char *)(w + KERN_PF_DW), _MM_HINT_T0);
@@ -363,14 +373,12 @@ T512 static void q8_rows(const BitLinear *bl, const int16_t *q, const float *sca
                     const TabW *Th = tabs + (size_t)(2 * k + half) * N;
                     for (int n = 0; n < N; n += 4) {
                         const int nt = N - n < 4 ? N - n : 4, pf = n == 0 && half == 0;
-                        TabW T[4];
-                        for (int t = 0; t < nt; t++) T[t] = Th[n + t];
                         int16_t *a = acc16 + (size_t)n * stride + (size_t)s0 * 32;
                         switch (nt) {
-                        case 1: q8_blocks(w, s1 - s0, T, 1, a, stride, first, pf); break;
-                        case 2: q8_blocks(w, s1 - s0, T, 2, a, stride, first, pf); break;
-                        case 3: q8_blocks(w, s1 - s0, T, 3, a, stride, first, pf); break;
-                        default: q8_blocks(w, s1 - s0, T, 4, a, stride, first, pf); break;
+                        case 1: q8_blocks(w, s1 - s0, Th + n, 1, a, stride, first, pf); break;
+                        case 2: q8_blocks(w, s1 - s0, Th + n, 2, a, stride, first, pf); break;
+                        case 3: q8_blocks(w, s1 - s0, Th + n, 3, a, stride, first, pf); break;
+                        default: q8_blocks(w, s1 - s0, Th + n, 4, a, stride, first, pf); break;
                         }
                     }
                 }
