@@ -175,9 +175,10 @@ typedef struct {
 typedef struct {
     const BitLinear *bl;
     const BitKernel *K;
-    const float *gx;
-    const int16_t *q;     /* int8 activations (NULL: FP32) */
-    const float *scale;
+    const float *x;
+    float *gx;
+    int16_t *q;           /* int8 activations (NULL: FP32) */
+    float *scale;
     void *prep;           /* the kernel's per-call int8 preparation */
     int16_t *acc16;
     float *acc, *y;
@@ -234,12 +235,21 @@ static void fwd_rows_task(void *vc, int t)
     else c->K->rows(c->bl, c->gx, c->N, (int)b0, (int)b1, c->acc);
 }
 
-/* the kernel's int8 preparation, the 32-column halves split across tasks */
-static void fwd_prep_task(void *vc, int t)
+/* the input of tokens [n0, n1) of task t: gx = g ⊙ x, zero-padded; with
+ * int8 activations its quantization and the kernel's tables for it */
+static void fwd_input_task(void *vc, int t)
 {
     const FwdCtx *c = vc;
-    int nh = 2 * c->bl->words_per_row, h0 = (int)((long)nh * t / c->ntasks), h1 = (int)((long)nh * (t + 1) / c->ntasks);
-    if (h1 > h0) c->K->prep_q8(c->bl, c->q, c->N, h0, h1, c->prep);
+    const BitLinear *bl = c->bl;
+    const int in = bl->in, in_pad = kern_in_pad(bl), nq = kern_nqblk(bl);
+    int n0 = (int)((long)c->N * t / c->ntasks), n1 = (int)((long)c->N * (t + 1) / c->ntasks);
+    for (int n = n0; n < n1; n++) {
+        float *gn = c->gx + (size_t)n * in_pad;
+        kern_mul(c->x + (size_t)n * in, bl->g, gn, in);
+        memset(gn + in, 0, (size_t)(in_pad - in) * sizeof(float));
+        if (c->q) kern_quantize(gn, in_pad, c->q + (size_t)n * in_pad, c->scale + (size_t)n * nq);
+    }
+    if (c->prep && n1 > n0) c->K->prep_q8(bl, c->q, c->N, n0, n1, c->prep);
 }
 
 static void fwd_norm_task(void *vc, int t)
@@ -321,33 +331,24 @@ void bitlinear_forward(const BitLinear *bl, const float *x, float *y, int N)
     Scratch *sc = scratch_get();
     float *gx = scratch(&sc->gx, &sc->gx_n, (size_t)N * in_pad);
     float *acc = scratch(&sc->acc, &sc->acc_n, (size_t)N * nblk * KERN_ROWBLK);
-    for (int n = 0; n < N; n++) {
-        const float *xn = x + (size_t)n * in;
-        float *gn = gx + (size_t)n * in_pad;
-        for (int c = 0; c < in; c++) gn[c] = xn[c] * bl->g[c];
-        for (int c = in; c < in_pad; c++) gn[c] = 0.0f;
-    }
     int16_t *q = NULL, *acc16 = NULL;
     float *qscale = NULL;
+    void *prep = NULL;
     if (q8) {
-        const int nq = kern_nqblk(bl);
         q = scratch_bytes(&sc->q, &sc->q_n, (size_t)N * in_pad * sizeof(int16_t));
-        qscale = scratch(&sc->scale, &sc->scale_n, (size_t)N * nq);
+        qscale = scratch(&sc->scale, &sc->scale_n, (size_t)N * kern_nqblk(bl));
         acc16 = scratch_bytes(&sc->acc16, &sc->acc16_n, (size_t)N * nblk * KERN_ROWBLK * 2 * sizeof(int16_t));
-        for (int n = 0; n < N; n++) kern_quantize(gx + (size_t)n * in_pad, in_pad, q + (size_t)n * in_pad, qscale + (size_t)n * nq);
+        if (K->prep_q8) prep = scratch_bytes(&sc->prep, &sc->prep_n, K->prep_q8_bytes(bl, N));
     }
     Pool *pool = pool_global();
     int T = pool_threads(pool);
     double work = (double)bl->out * in * N;
     PanelRange ranges[FWD_MAX_RANGES];
-    FwdCtx c = {bl, K, gx, q, qscale, NULL, acc16, acc, y, N, nblk, 1, 0, ranges};
-    if (q8 && K->prep_q8) {
-        c.prep = scratch_bytes(&sc->prep, &sc->prep_n, K->prep_q8_bytes(bl, N));
-        int nh = 2 * bl->words_per_row;
-        c.ntasks = T > 1 && (long)nh * N >= 256 ? (T < nh ? T : nh) : 1;
-        pool_run(pool, fwd_prep_task, &c, c.ntasks);
-        c.ntasks = 1;
-    }
+    FwdCtx c = {bl, K, x, gx, q, qscale, prep, acc16, acc, y, N, nblk, 1, 0, ranges};
+    /* the input, split by tokens (one pool run, so the threads are awake for the rows) */
+    c.ntasks = T > 1 && N > 1 && (double)N * in_pad >= 1 << 13 ? (T < N ? T : N) : 1;
+    pool_run(pool, fwd_input_task, &c, c.ntasks);
+    c.ntasks = 1;
     if (T > 1 && work >= 1 << 18) {
         int np = (nblk + KERN_PANEL - 1) / KERN_PANEL;
         if (np >= 2 * T && T <= FWD_MAX_RANGES) {

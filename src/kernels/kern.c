@@ -180,6 +180,16 @@ void kern_quantize(const float *gx, int in_pad, int16_t *q, float *scale)
     else kern_quantize_ref(gx, in_pad, q, scale);
 }
 
+void kern_mul(const float *x, const float *g, float *y, int n)
+{
+    pthread_once(&once, init_current);
+    if (have512 && atomic_load(&current) != &kern_ref) {
+        kern_mul_avx512(x, g, y, n);
+        return;
+    }
+    for (int i = 0; i < n; i++) y[i] = x[i] * g[i];
+}
+
 void kern_layernorm(float *y, int n)
 {
     pthread_once(&once, init_current);

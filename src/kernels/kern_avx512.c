@@ -342,12 +342,22 @@ T512 static inline __attribute__((always_inline)) void q8_blocks(const uint32_t 
  * half hh of token n at ((hh * N) + n) * 6 vectors (TabW order) */
 static size_t q8_prep_bytes(const BitLinear *bl, int N) { return (size_t)2 * bl->words_per_row * N * sizeof(TabW); }
 
-T512 static void q8_prep(const BitLinear *bl, const int16_t *q, int N, int h0, int h1, void *prep)
+T512 static void q8_prep(const BitLinear *bl, const int16_t *q, int N, int n0, int n1, void *prep)
 {
-    const int in_pad = kern_in_pad(bl);
+    const int in_pad = kern_in_pad(bl), nh = 2 * bl->words_per_row;
     TabW *T = prep;
-    for (int hh = h0; hh < h1; hh++)
-        for (int n = 0; n < N; n++) make_tabw(q + (size_t)n * in_pad + 32 * hh, &T[(size_t)hh * N + n]);
+    for (int hh = 0; hh < nh; hh++)
+        for (int n = n0; n < n1; n++) make_tabw(q + (size_t)n * in_pad + 32 * hh, &T[(size_t)hh * N + n]);
+}
+
+T512 void kern_mul_avx512(const float *x, const float *g, float *y, int n)
+{
+    int i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(g + i)));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, g + i)));
+    }
 }
 
 /* panel segment by panel segment (its int16 and FP32 sums stay in L1): for
@@ -501,7 +511,8 @@ static void lut6_rows(const BitLinear *bl, const float *gx, int N, int b0, int b
 static void mask_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc) { kern_ref.rows(bl, gx, N, b0, b1, acc); }
 static void q8_rows(const BitLinear *bl, const int16_t *q, const float *scale, const void *prep, int N, int b0, int b1, float *acc, int16_t *acc16) { kern_ref.rows_q8(bl, q, scale, prep, N, b0, b1, acc, acc16); }
 static size_t q8_prep_bytes(const BitLinear *bl, int N) { return 0; }
-static void q8_prep(const BitLinear *bl, const int16_t *q, int N, int h0, int h1, void *prep) {}
+static void q8_prep(const BitLinear *bl, const int16_t *q, int N, int n0, int n1, void *prep) {}
+void kern_mul_avx512(const float *x, const float *g, float *y, int n) { for (int i = 0; i < n; i++) y[i] = x[i] * g[i]; }
 void kern_quantize_avx512(const float *gx, int in_pad, int16_t *q, float *scale) { kern_quantize_ref(gx, in_pad, q, scale); }
 void kern_layernorm_avx512(float *y, int n) { bitlinear_layernorm(y, n); }
 #endif

@@ -71,10 +71,10 @@ typedef struct {
                     float *acc, int16_t *acc16);
     /* optional (NULL: none): what rows_q8 wants made once per call and shared
      * by the threads (the avx512 kernel's lookup tables), prep_q8_bytes(bl, N)
-     * bytes at 64-byte alignment, filled by prep_q8 for the 32-column halves
-     * [h0, h1) of all N tokens (so threads can split it) */
+     * bytes at 64-byte alignment, filled by prep_q8 for tokens [n0, n1) of
+     * the N (so threads can split it) */
     size_t (*prep_q8_bytes)(const BitLinear *bl, int N);
-    void (*prep_q8)(const BitLinear *bl, const int16_t *q, int N, int h0, int h1, void *prep);
+    void (*prep_q8)(const BitLinear *bl, const int16_t *q, int N, int n0, int n1, void *prep);
 } BitKernel;
 
 static inline int kern_in_pad(const BitLinear *bl) { return bl->words_per_row * 64; }
@@ -102,6 +102,10 @@ static inline int kern_nqblk(const BitLinear *bl) { return (kern_in_pad(bl) + KE
 void kern_quantize(const float *gx, int in_pad, int16_t *q, float *scale);
 void kern_quantize_ref(const float *gx, int in_pad, int16_t *q, float *scale);
 void kern_quantize_avx512(const float *gx, int in_pad, int16_t *q, float *scale);
+
+/* y[i] = x[i] * g[i], i < n (vectorized when the CPU allows; the same products) */
+void kern_mul(const float *x, const float *g, float *y, int n);
+void kern_mul_avx512(const float *x, const float *g, float *y, int n);
 static inline int kern_nblk(const BitLinear *bl) { return (bl->out + KERN_ROWBLK - 1) / KERN_ROWBLK; }
 
 /* dword offset of word k of block b in kbits (see above) */
