@@ -326,7 +326,12 @@ void bitlinear_forward(const BitLinear *bl, const float *x, float *y, int N)
     if (K->needs_kbits && (!bl->kbits || bl->klayout != K->layout)) K = kern_avx2flip.available() ? &kern_avx2flip : &kern_ref;
     const int q8 = bitlinear_act() == BITLINEAR_ACT_INT8;
     /* int8 activations: the variant's own, else the reference's (same results) */
-    if (q8 && !K->rows_q8) K = &kern_ref;
+    if (q8 && !K->rows_q8) {
+        static atomic_flag warned = ATOMIC_FLAG_INIT;
+        if (K != &kern_ref && !atomic_flag_test_and_set(&warned))
+            fprintf(stderr, "onebit-tui: warning: kernel %s has no int8-activation variant; the scalar reference computes them (slow)\n", K->name);
+        K = &kern_ref;
+    }
     const int in = bl->in, in_pad = kern_in_pad(bl), nblk = kern_nblk(bl);
     Scratch *sc = scratch_get();
     float *gx = scratch(&sc->gx, &sc->gx_n, (size_t)N * in_pad);

@@ -446,7 +446,10 @@ static int bench_gemv(int argc, char **argv)
     }
     double ms1 = 1e3 * median(t1, (int)reps), msb = 1e3 * median(tb, (int)reps);
     double min1 = 1e3 * t1[0], minb = 1e3 * tb[0]; /* median() sorted them */
-    const char *kn = kern_current()->name, *an = bitlinear_act_name(bitlinear_act());
+    /* the kernel that ran: int8 activations without a variant of their own run on ref */
+    const BitKernel *K = kern_current();
+    const char *kn = bitlinear_act() == BITLINEAR_ACT_INT8 && !K->rows_q8 ? kern_ref.name : K->name;
+    const char *an = bitlinear_act_name(bitlinear_act());
     if (json)
         printf("{\"rows\":%ld,\"cols\":%ld,\"batch\":%ld,\"threads\":%ld,\"cold\":%s,\"kernel\":\"%s\",\"act\":\"%s\",\"reps\":%ld,"
                "\"onebit_ms\":%.5f,\"sgemv_ms\":%.5f,\"ratio\":%.2f,\"onebit_min_ms\":%.5f,\"sgemv_min_ms\":%.5f}\n",

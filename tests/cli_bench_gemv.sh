@@ -20,6 +20,14 @@ check "ONEBIT_ACT is read" contains "$TMP/out" '"act":"int8"'
 expect_exit 0 "gemv bad ONEBIT_ACT" env ONEBIT_ACT=int3 "$BIN" bench gemv --rows 33 --cols 65 --reps 2 --json
 check "bad ONEBIT_ACT warns" contains "$TMP/err" "ONEBIT_ACT=int3"
 check "bad ONEBIT_ACT falls back to fp32" contains "$TMP/out" '"act":"fp32"'
+# a kernel without an int8 variant: the reference runs it, with a warning, and the report says so
+rc=0
+"$BIN" bench gemv --rows 20 --cols 70 --reps 2 --kernel avx2 --act int8 >"$TMP/out" 2>"$TMP/err" || rc=$?
+if [ $rc -eq 2 ] && contains "$TMP/err" "not available"; then echo "kernel avx2 not available here"; else
+    check "avx2 int8 runs (exit $rc)" [ $rc -eq 0 ]
+    check "avx2 int8 warns" contains "$TMP/err" "no int8-activation variant"
+    check "avx2 int8 reports ref" contains "$TMP/out" "kernel=ref act=int8"
+fi
 
 expect_exit 0 "gemv json" "$BIN" bench gemv --rows 33 --cols 65 --batch 3 --threads 2 --reps 3 --json
 for key in rows cols batch threads cold kernel act onebit_ms sgemv_ms ratio; do
