@@ -196,7 +196,21 @@ wait_re "student (done|stopped)" 60 >/dev/null
 # both replies must be over: a reply still streaming (its header ends in
 # " ...") would take the Esc below as "stop", not as "leave the input line"
 check "both replies finish" wait_gone "tokens/s ..." 60
-tm send-keys -t e2e Escape t
+# int8 activations for the student (a), a reply with them, and back to fp32
+tm send-keys -t e2e Escape a
+check "int8 activations" wait_for "student activations: int8"
+check "header says int8" wait_re "Chat with teacher \| student run-[0-9-]+\.onebit \(int8\)"
+tm send-keys -t e2e n
+check "transcript cleared" wait_gone "Once upon a time"
+tm send-keys -t e2e i
+tm send-keys -t e2e -l "The cat"
+tm send-keys -t e2e Enter
+check "int8 student replies" wait_re "student +[0-9]+ tokens, [0-9.]+ tokens/s" 60
+check "int8 replies finish" wait_gone "tokens/s ..." 60
+tm send-keys -t e2e Escape a
+check "fp32 activations" wait_for "student activations: fp32 (exact)"
+check "header without int8" wait_gone "(int8)"
+tm send-keys -t e2e t
 check "talk to the teacher only" wait_for "talking to the teacher"
 tm send-keys -t e2e n Enter
 

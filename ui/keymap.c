@@ -81,6 +81,7 @@ const UiKey ui_keymap[] = {
     {UI_CTX_CHAT, 'n', "n", A_NEW_CHAT, 0, "new conversation (clears the transcript)", "new"},
     {UI_CTX_CHAT, 'l', "l", A_STUDENT, 0, "load a student .onebit (path prompt)", "student"},
     {UI_CTX_CHAT, 't', "t", A_TARGET_CYCLE, 0, "talk to: teacher, student, or both side by side", "target"},
+    {UI_CTX_CHAT, 'a', "a", A_ACT_TOGGLE, 0, "student activations: fp32 (exact) or int8 (faster batched kernels)", "fp32/int8"},
     {UI_CTX_CHAT, UI_KEY_ESC, "Esc", A_ESCAPE, 0, "stop the generation in progress", NULL},
     ENTER_KEYS(UI_CTX_CHAT_INPUT, A_SEND, "send the message; the reply streams in", "send"),
     {UI_CTX_CHAT_INPUT, UI_KEY_ESC, "Esc", A_ESCAPE, 0, "stop the generation (keeps the partial reply), else leave the input line", "stop/leave"},

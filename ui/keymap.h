@@ -49,7 +49,7 @@ typedef enum {
     /* layers */
     A_RECOMPUTE,
     /* chat */
-    A_STUDENT, A_TARGET_CYCLE,
+    A_STUDENT, A_TARGET_CYCLE, A_ACT_TOGGLE,
     A_FOCUS, A_SEND, A_ESCAPE, A_SETTINGS, A_TARGET, A_NEW_CHAT,
     /* log */
     A_CLEAR,

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "bitlinear.h"
 #include "common.h"
 #include "db.h"
 #include "generate.h"
@@ -336,8 +337,9 @@ static void chat_draw(App *a, UiGrid *g)
     if (C.target == TO_TEACHER) snprintf(who, sizeof who, "the teacher");
     else if (C.target == TO_STUDENT) snprintf(who, sizeof who, "student %.200s", sb);
     else snprintf(who, sizeof who, "teacher | student %.200s", sb);
-    ui_grid_printf(g, 0, 0, g->w, UI_A_DIM, "Chat with %s   temperature %.2f   top-p %.2f   max tokens %d   seed %s", who,
-                   C.temp, C.topp, C.n_new, C.seed ? "fixed" : "clock");
+    ui_grid_printf(g, 0, 0, g->w, UI_A_DIM, "Chat with %s%s   temperature %.2f   top-p %.2f   max tokens %d   seed %s", who,
+                   C.target != TO_TEACHER && bitlinear_act() == BITLINEAR_ACT_INT8 ? " (int8)" : "", C.temp, C.topp, C.n_new,
+                   C.seed ? "fixed" : "clock");
     int view_h = g->h - 3;
     if (view_h < 1) view_h = 1;
     C.view_h = view_h;
@@ -445,6 +447,14 @@ static int chat_key(App *a, const UiKey *k, int key)
         if (C.target != TO_STUDENT && !a->teacher) C.target = TO_STUDENT;
         app_msg(a, 0, "talking to %s", C.target == TO_TEACHER ? "the teacher" : C.target == TO_STUDENT ? "the student" : "both, side by side");
         return 1;
+    case A_ACT_TOGGLE: {
+        /* process-wide (bitlinear_set_act); not while a reply streams */
+        if (busy()) { app_msg(a, 1, "a reply is still streaming: Esc stops it"); return 1; }
+        int on = bitlinear_act() != BITLINEAR_ACT_INT8;
+        bitlinear_set_act(on ? "int8" : "fp32", NULL);
+        app_msg(a, 0, "student activations: %s", on ? "int8 (per-512-column scales; faster batched kernels, slightly lossy)" : "fp32 (exact)");
+        return 1;
+    }
     case A_UP: scroll(-1); return 1;
     case A_DOWN: scroll(1); return 1;
     case A_PGUP: scroll(-(C.view_h - 1)); return 1;
