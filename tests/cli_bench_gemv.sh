@@ -20,13 +20,17 @@ check "ONEBIT_ACT is read" contains "$TMP/out" '"act":"int8"'
 expect_exit 0 "gemv bad ONEBIT_ACT" env ONEBIT_ACT=int3 "$BIN" bench gemv --rows 33 --cols 65 --reps 2 --json
 check "bad ONEBIT_ACT warns" contains "$TMP/err" "ONEBIT_ACT=int3"
 check "bad ONEBIT_ACT falls back to fp32" contains "$TMP/out" '"act":"fp32"'
-# a kernel without an int8 variant: the reference runs it, with a warning, and the report says so
+# a kernel without an int8 variant (avx2flip): the reference runs it, with a
+# warning, and the report says so; avx2 has its own
 rc=0
-"$BIN" bench gemv --rows 20 --cols 70 --reps 2 --kernel avx2 --act int8 >"$TMP/out" 2>"$TMP/err" || rc=$?
-if [ $rc -eq 2 ] && contains "$TMP/err" "not available"; then echo "kernel avx2 not available here"; else
-    check "avx2 int8 runs (exit $rc)" [ $rc -eq 0 ]
-    check "avx2 int8 warns" contains "$TMP/err" "no int8-activation variant"
-    check "avx2 int8 reports ref" contains "$TMP/out" "kernel=ref act=int8"
+"$BIN" bench gemv --rows 20 --cols 70 --reps 2 --kernel avx2flip --act int8 >"$TMP/out" 2>"$TMP/err" || rc=$?
+if [ $rc -eq 2 ] && contains "$TMP/err" "not available"; then echo "kernel avx2flip not available here"; else
+    check "avx2flip int8 runs (exit $rc)" [ $rc -eq 0 ]
+    check "avx2flip int8 warns" contains "$TMP/err" "no int8-activation variant"
+    check "avx2flip int8 reports ref" contains "$TMP/out" "kernel=ref act=int8"
+    expect_exit 0 "avx2 int8" "$BIN" bench gemv --rows 20 --cols 70 --reps 2 --kernel avx2 --act int8
+    check "avx2 int8 is its own" contains "$TMP/out" "kernel=avx2 act=int8"
+    check "avx2 int8 does not warn" test "$(grep -c 'no int8-activation variant' "$TMP/err")" = 0
 fi
 
 expect_exit 0 "gemv json" "$BIN" bench gemv --rows 33 --cols 65 --batch 3 --threads 2 --reps 3 --json

@@ -9,6 +9,9 @@
  * One shift + one permute + one add do 8 rows x 3 columns; a block-word (16
  * rows x 64 columns) is 4 such vectors of 8 rows x 32 columns.
  *
+ * With int8 activations (kernels.h) kern_avx2 uses the same tables in
+ * int32 (vpermd), exact sums per 512-column block, then the block's scale.
+ *
  * kern_avx2flip (kept for comparison): sign flips of the FP32 activations
  * on the canonical layout.
  * For 8 columns, the inverted sign bits of a 32-bit half-word are broadcast
@@ -156,11 +159,106 @@ T2 static void lut_rows(const BitLinear *bl, const float *gx, int N, int b0, int
     }
 }
 
+/* ---- int8 activations (kernels.h): the same tables in int32 ----------- */
+
+/* entry i = sum_k (bit k of i ? q_k : -q_k), exact */
+T2 static inline __m256i table3i(const int16_t *q, int nc)
+{
+    const __m256i s0 = _mm256_setr_epi32(-1, 1, -1, 1, -1, 1, -1, 1);
+    const __m256i s1 = _mm256_setr_epi32(-1, -1, 1, 1, -1, -1, 1, 1);
+    const __m256i s2 = _mm256_setr_epi32(-1, -1, -1, -1, 1, 1, 1, 1);
+    __m256i t = _mm256_add_epi32(_mm256_sign_epi32(_mm256_set1_epi32(q[0]), s0), _mm256_sign_epi32(_mm256_set1_epi32(q[1]), s1));
+    return nc == 3 ? _mm256_add_epi32(t, _mm256_sign_epi32(_mm256_set1_epi32(q[2]), s2)) : t;
+}
+
+T2 static void tables32i(const int16_t *q, __m256i *T)
+{
+    for (int g = 0; g < 10; g++) T[g] = table3i(q + 3 * g, 3);
+    T[10] = table3i(q + 30, 2);
+}
+
+#define P3I(w, n, t) _mm256_permutevar8x32_epi32((t), _mm256_srli_epi32((w), (n)))
+
+T2 static inline __m256i lut32i(__m256i w, const __m256i *T)
+{
+    __m256i s0 = _mm256_permutevar8x32_epi32(T[0], w), s1 = P3I(w, 3, T[1]);
+    s0 = _mm256_add_epi32(s0, P3I(w, 6, T[2]));
+    s1 = _mm256_add_epi32(s1, P3I(w, 9, T[3]));
+    s0 = _mm256_add_epi32(s0, P3I(w, 12, T[4]));
+    s1 = _mm256_add_epi32(s1, P3I(w, 15, T[5]));
+    s0 = _mm256_add_epi32(s0, P3I(w, 18, T[6]));
+    s1 = _mm256_add_epi32(s1, P3I(w, 21, T[7]));
+    s0 = _mm256_add_epi32(s0, P3I(w, 24, T[8]));
+    s1 = _mm256_add_epi32(s1, P3I(w, 27, T[9]));
+    s0 = _mm256_add_epi32(s0, P3I(w, 30, T[10]));
+    return _mm256_add_epi32(s0, s1);
+}
+
+/* one panel segment: per 512-column block the exact int32 sums (in the
+ * acc16 scratch, which has 4 bytes per row and token), then into acc with
+ * the block's scale, in the order of kernels.h */
+T2 static void lut_seg_q8(const BitLinear *bl, const int16_t *q, const float *scale, int N, int b0, int b1, float *acc,
+                          int16_t *acc16)
+{
+    const int wpr = bl->words_per_row, nblk = kern_nblk(bl), in_pad = kern_in_pad(bl), nq = kern_nqblk(bl);
+    const int kpb = KERN_QBLOCK / 64;
+    const size_t out_pad = (size_t)nblk * KERN_ROWBLK;
+    __m256i tab[A2_NT][2][A2_GROUPS];
+    for (int n0 = 0; n0 < N; n0 += A2_NT) {
+        const int nt = N - n0 < A2_NT ? N - n0 : A2_NT;
+        for (int j = 0; j < nq; j++) {
+            const int k1 = (j + 1) * kpb < wpr ? (j + 1) * kpb : wpr;
+            for (int k = j * kpb; k < k1; k++) {
+                for (int n = 0; n < nt; n++)
+                    for (int half = 0; half < 2; half++) tables32i(q + (size_t)(n0 + n) * in_pad + 64 * k + 32 * half, tab[n][half]);
+                const uint32_t *w = bl->kbits + kern_kb_off(bl, k, b0);
+                for (int b = b0; b < b1; b++, w += 32) {
+                    const __m256i l0 = _mm256_load_si256((const __m256i *)w), l1 = _mm256_load_si256((const __m256i *)(w + 8));
+                    const __m256i h0 = _mm256_load_si256((const __m256i *)(w + 16)), h1 = _mm256_load_si256((const __m256i *)(w + 24));
+                    __m256i *a = (__m256i *)(acc16 + 2 * ((size_t)n0 * out_pad + (size_t)b * KERN_ROWBLK));
+                    for (int n = 0; n < nt; n++, a += out_pad / 8) {
+                        __m256i r0 = _mm256_add_epi32(lut32i(l0, tab[n][0]), lut32i(h0, tab[n][1]));
+                        __m256i r1 = _mm256_add_epi32(lut32i(l1, tab[n][0]), lut32i(h1, tab[n][1]));
+                        if (k > j * kpb) {
+                            r0 = _mm256_add_epi32(_mm256_load_si256(a), r0);
+                            r1 = _mm256_add_epi32(_mm256_load_si256(a + 1), r1);
+                        }
+                        _mm256_store_si256(a, r0);
+                        _mm256_store_si256(a + 1, r1);
+                    }
+                }
+            }
+            for (int n = n0; n < n0 + nt; n++) {
+                const __m256 sc = _mm256_set1_ps(scale[(size_t)n * nq + j]);
+                const __m256i *a16 = (const __m256i *)(acc16 + 2 * ((size_t)n * out_pad + (size_t)b0 * KERN_ROWBLK));
+                float *a = acc + (size_t)n * out_pad + (size_t)b0 * KERN_ROWBLK;
+                for (int r = 0; r < (b1 - b0) * KERN_ROWBLK; r += 8, a16++) {
+                    __m256 f = _mm256_cvtepi32_ps(_mm256_load_si256(a16));
+                    _mm256_storeu_ps(a + r, j ? _mm256_fmadd_ps(sc, f, _mm256_loadu_ps(a + r)) : _mm256_mul_ps(sc, f));
+                }
+            }
+        }
+    }
+    for (int n = 0; n < N; n++)
+        for (int r = b0 * KERN_ROWBLK; r < b1 * KERN_ROWBLK; r++) acc[n * out_pad + r] = r < bl->out ? acc[n * out_pad + r] * bl->h[r] : 0.0f;
+}
+
+T2 static void lut_rows_q8(const BitLinear *bl, const int16_t *q, const float *scale, const void *prep, int N, int b0, int b1,
+                           float *acc, int16_t *acc16)
+{
+    (void)prep;
+    for (int s = b0, e; s < b1; s = e) {
+        e = kern_seg_end(s, b1);
+        lut_seg_q8(bl, q, scale, N, s, e, acc, acc16);
+    }
+}
+
 #else
 static int have_avx2(void) { return 0; }
 static void avx2_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc) { kern_ref.rows(bl, gx, N, b0, b1, acc); }
 static void lut_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc) { kern_ref.rows(bl, gx, N, b0, b1, acc); }
+static void lut_rows_q8(const BitLinear *bl, const int16_t *q, const float *scale, const void *prep, int N, int b0, int b1, float *acc, int16_t *acc16) { kern_ref.rows_q8(bl, q, scale, prep, N, b0, b1, acc, acc16); }
 #endif
 
-const BitKernel kern_avx2 = {"avx2", "AVX2+FMA FP32 lookup tables of 3 columns (vpermps, 8 rows per op)", have_avx2, 1, KERN_LAYOUT_BW, lut_rows, NULL, NULL, NULL};
+const BitKernel kern_avx2 = {"avx2", "AVX2+FMA FP32 lookup tables of 3 columns (vpermps, 8 rows per op)", have_avx2, 1, KERN_LAYOUT_BW, lut_rows, lut_rows_q8, NULL, NULL};
 const BitKernel kern_avx2flip = {"avx2flip", "AVX2+FMA sign flips (vpsllvd + XOR) on the canonical layout", have_avx2, 0, KERN_LAYOUT_BW, avx2_rows, NULL, NULL, NULL};
