@@ -5,7 +5,32 @@
 #include <cblas.h>
 
 #include "bitlinear.h"
+#include "kernels/kernels.h"
+#include "pool.h"
 #include <stdlib.h>
+
+typedef struct {
+    const float *W, *x;
+    float *y;
+    int rows, cols, ntasks;
+} GemvCtx;
+
+static void gemv_task(void *vc, int t)
+{
+    const GemvCtx *c = vc;
+    int r0 = (int)((long)c->rows * t / c->ntasks), r1 = (int)((long)c->rows * (t + 1) / c->ntasks);
+    kern_gemv_rows(c->W, c->x, c->y, c->cols, r0, r1);
+}
+
+void linear_gemv_pool(const float *W, const float *x, float *y, int rows, int cols)
+{
+    Pool *p = pool_global();
+    int T = pool_threads(p);
+    /* a few contiguous chunks per thread, claimed dynamically */
+    GemvCtx c = {W, x, y, rows, cols, T > 1 && (double)rows * cols >= 1 << 18 ? 4 * T : 1};
+    if (c.ntasks > rows) c.ntasks = rows;
+    pool_run(p, gemv_task, &c, c.ntasks);
+}
 
 void linear_forward(const Linear *l, const float *x, float *y, int N)
 {

@@ -18,4 +18,10 @@ typedef struct {
 /* y (N,out) = linear(x (N,in)). x and y must not alias. */
 void linear_forward(const Linear *l, const float *x, float *y, int N);
 
+/* y (rows) = W (rows, cols) · x on the 1-bit layers' thread pool (src/pool.h)
+ * rather than OpenBLAS: a 1-bit student's FP32 output head in decoding,
+ * since OpenBLAS's threads busy-wait for a while after every call and would
+ * share the cores with the 1-bit layers of the next token */
+void linear_gemv_pool(const float *W, const float *x, float *y, int rows, int cols);
+
 #endif

@@ -584,7 +584,10 @@ float *model_step(const Model *m, ModelState *s, int token, int pos)
         for (int i = 0; i < C; i++) s->x[i] += s->xb2[i];
     }
     model_rmsnorm(s->x, s->x, m->rms_final, C, c->norm_eps);
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, c->vocab_size, C, 1.0f, m->wcls, C, s->x, 1, 0.0f, s->logits, 1);
+    /* a student's head on the pool (linear_gemv_pool); a teacher's through
+     * OpenBLAS, as every other matmul of it (and as llama2.c) */
+    if (m->lin[0].kind == LINEAR_ONEBIT) linear_gemv_pool(m->wcls, s->x, s->logits, c->vocab_size, C);
+    else cblas_sgemv(CblasRowMajor, CblasNoTrans, c->vocab_size, C, 1.0f, m->wcls, C, s->x, 1, 0.0f, s->logits, 1);
     return s->logits;
 }
 

@@ -17,6 +17,7 @@
 #include "bitlinear.h"
 #include "common.h"
 #include "kernels/kernels.h"
+#include "linear.h"
 #include "test.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
@@ -427,6 +428,44 @@ static void test_int8(void)
     CHECK(bitlinear_set_threads(0, err) == 0, "%s", err);
 }
 
+/* the dense FP32 rows of linear_gemv_pool (a student's head): every SIMD
+ * variant against a double evaluation on odd shapes, and the pool's result
+ * the same at 1/2/3 threads */
+static void test_gemv(void)
+{
+    char err[OB_ERRLEN];
+    static const int rows_[] = {1, 5, 37, 1000, 4099}, cols_[] = {1, 7, 64, 129, 1003};
+    for (int si = 0; si < 5; si++) {
+        int R = rows_[si], C = cols_[si];
+        float *W = ob_malloc((size_t)R * C * 4), *x = ob_malloc(C * 4), *y = ob_malloc(R * 4), *y1 = ob_malloc(R * 4);
+        for (size_t i = 0; i < (size_t)R * C; i++) W[i] = frand();
+        for (int i = 0; i < C; i++) x[i] = frand();
+        for (int v = 0; v < 3; v++) {
+            if (v == 1 && !kern_avx2.available()) continue;
+            if (v == 2 && !kern_avx512.available()) continue;
+            for (int r = 0; r < R; r++) y[r] = NAN;
+            if (v == 0) { kern_select("ref", err); kern_gemv_rows(W, x, y, C, 0, R); }
+            else if (v == 1) kern_gemv_rows_avx2(W, x, y, C, 0, R);
+            else kern_gemv_rows_avx512(W, x, y, C, 0, R);
+            int bad = 0;
+            for (int r = 0; r < R; r++) {
+                double d = 0, m = 0;
+                for (int c = 0; c < C; c++) d += (double)W[(size_t)r * C + c] * x[c], m += fabs((double)W[(size_t)r * C + c] * x[c]);
+                if (!(fabs(y[r] - d) <= 1e-6 * m + 1e-30)) bad++;
+            }
+            CHECK(bad == 0, "gemv variant %d %dx%d: %d rows off", v, R, C, bad);
+        }
+        kern_select(kern_all()[0]->available() ? kern_all()[0]->name : "ref", err);
+        for (int t = 1; t <= 3; t++) {
+            CHECK(bitlinear_set_threads(t, err) == 0, "%s", err);
+            linear_gemv_pool(W, x, t == 1 ? y1 : y, R, C);
+            if (t > 1) CHECK(!memcmp(y, y1, R * 4), "gemv %dx%d: %d threads differ from 1", R, C, t);
+        }
+        free(W); free(x); free(y); free(y1);
+    }
+    CHECK(bitlinear_set_threads(0, err) == 0, "%s", err);
+}
+
 int main(void)
 {
     test_packing();
@@ -435,5 +474,6 @@ int main(void)
     test_layout_change();
     test_quantize();
     test_int8();
+    test_gemv();
     return test_done("test_bitlinear");
 }

@@ -180,6 +180,21 @@ void kern_quantize(const float *gx, int in_pad, int16_t *q, float *scale)
     else kern_quantize_ref(gx, in_pad, q, scale);
 }
 
+void kern_gemv_rows(const float *W, const float *x, float *y, int cols, int r0, int r1)
+{
+    pthread_once(&once, init_current);
+    const BitKernel *k = atomic_load(&current);
+    if (have512 && k != &kern_ref) kern_gemv_rows_avx512(W, x, y, cols, r0, r1);
+    else if (kern_avx2.available() && k != &kern_ref) kern_gemv_rows_avx2(W, x, y, cols, r0, r1);
+    else
+        for (int r = r0; r < r1; r++) {
+            const float *w = W + (size_t)r * cols;
+            float s = 0.0f;
+            for (int c = 0; c < cols; c++) s += w[c] * x[c];
+            y[r] = s;
+        }
+}
+
 void kern_mul(const float *x, const float *g, float *y, int n)
 {
     pthread_once(&once, init_current);

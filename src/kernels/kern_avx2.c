@@ -253,8 +253,39 @@ T2 static void lut_rows_q8(const BitLinear *bl, const int16_t *q, const float *s
     }
 }
 
+/* dense FP32 rows (kernels.h): two rows at a time, 8 columns per FMA */
+T2 void kern_gemv_rows_avx2(const float *W, const float *x, float *y, int cols, int r0, int r1)
+{
+    const int c8 = cols & ~7;
+    for (int r = r0; r < r1; r++) {
+        const float *w = W + (size_t)r * cols;
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+        int c = 0;
+        for (; c + 16 <= c8; c += 16) {
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + c), _mm256_loadu_ps(x + c), a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + c + 8), _mm256_loadu_ps(x + c + 8), a1);
+        }
+        for (; c < c8; c += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + c), _mm256_loadu_ps(x + c), a0);
+        __m256 a = _mm256_add_ps(a0, a1);
+        __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+        s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        float t = _mm_cvtss_f32(s);
+        for (; c < cols; c++) t += w[c] * x[c];
+        y[r] = t;
+    }
+}
+
 #else
 static int have_avx2(void) { return 0; }
+void kern_gemv_rows_avx2(const float *W, const float *x, float *y, int cols, int r0, int r1)
+{
+    for (int r = r0; r < r1; r++) {
+        float s = 0.0f;
+        for (int c = 0; c < cols; c++) s += W[(size_t)r * cols + c] * x[c];
+        y[r] = s;
+    }
+}
 static void avx2_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc) { kern_ref.rows(bl, gx, N, b0, b1, acc); }
 static void lut_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc) { kern_ref.rows(bl, gx, N, b0, b1, acc); }
 static void lut_rows_q8(const BitLinear *bl, const int16_t *q, const float *scale, const void *prep, int N, int b0, int b1, float *acc, int16_t *acc16) { kern_ref.rows_q8(bl, q, scale, prep, N, b0, b1, acc, acc16); }

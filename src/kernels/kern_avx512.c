@@ -350,6 +350,43 @@ T512 static void q8_prep(const BitLinear *bl, const int16_t *q, int N, int n0, i
         for (int n = n0; n < n1; n++) make_tabw(q + (size_t)n * in_pad + 32 * hh, &T[(size_t)hh * N + n]);
 }
 
+/* four rows at a time, two accumulators each; a masked tail */
+T512 void kern_gemv_rows_avx512(const float *W, const float *x, float *y, int cols, int r0, int r1)
+{
+    const int c16 = cols & ~15;
+    const __mmask16 tail = (__mmask16)((1u << (cols - c16)) - 1);
+    int r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        const float *w0 = W + (size_t)r * cols, *w1 = w0 + cols, *w2 = w1 + cols, *w3 = w2 + cols;
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+        for (int c = 0; c < c16; c += 16) {
+            __m512 xv = _mm512_loadu_ps(x + c);
+            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + c), xv, a0);
+            a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w1 + c), xv, a1);
+            a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w2 + c), xv, a2);
+            a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w3 + c), xv, a3);
+        }
+        if (tail) {
+            __m512 xv = _mm512_maskz_loadu_ps(tail, x + c16);
+            a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w0 + c16), xv, a0);
+            a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w1 + c16), xv, a1);
+            a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w2 + c16), xv, a2);
+            a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w3 + c16), xv, a3);
+        }
+        y[r] = _mm512_reduce_add_ps(a0);
+        y[r + 1] = _mm512_reduce_add_ps(a1);
+        y[r + 2] = _mm512_reduce_add_ps(a2);
+        y[r + 3] = _mm512_reduce_add_ps(a3);
+    }
+    for (; r < r1; r++) {
+        const float *w = W + (size_t)r * cols;
+        __m512 a = _mm512_setzero_ps();
+        for (int c = 0; c < c16; c += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(w + c), _mm512_loadu_ps(x + c), a);
+        if (tail) a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w + c16), _mm512_maskz_loadu_ps(tail, x + c16), a);
+        y[r] = _mm512_reduce_add_ps(a);
+    }
+}
+
 T512 void kern_mul_avx512(const float *x, const float *g, float *y, int n)
 {
     int i = 0;
@@ -513,6 +550,7 @@ static void q8_rows(const BitLinear *bl, const int16_t *q, const float *scale, c
 static size_t q8_prep_bytes(const BitLinear *bl, int N) { return 0; }
 static void q8_prep(const BitLinear *bl, const int16_t *q, int N, int n0, int n1, void *prep) {}
 void kern_mul_avx512(const float *x, const float *g, float *y, int n) { for (int i = 0; i < n; i++) y[i] = x[i] * g[i]; }
+void kern_gemv_rows_avx512(const float *W, const float *x, float *y, int cols, int r0, int r1) { kern_gemv_rows_avx2(W, x, y, cols, r0, r1); }
 void kern_quantize_avx512(const float *gx, int in_pad, int16_t *q, float *scale) { kern_quantize_ref(gx, in_pad, q, scale); }
 void kern_layernorm_avx512(float *y, int n) { bitlinear_layernorm(y, n); }
 #endif

@@ -103,6 +103,13 @@ void kern_quantize(const float *gx, int in_pad, int16_t *q, float *scale);
 void kern_quantize_ref(const float *gx, int in_pad, int16_t *q, float *scale);
 void kern_quantize_avx512(const float *gx, int in_pad, int16_t *q, float *scale);
 
+/* dense FP32 rows: y[r] = sum_c W[r * cols + c] * x[c] for r in [r0, r1)
+ * (linear_gemv_pool: a 1-bit student's output head); SIMD when the CPU
+ * allows, its own summation order */
+void kern_gemv_rows(const float *W, const float *x, float *y, int cols, int r0, int r1);
+void kern_gemv_rows_avx512(const float *W, const float *x, float *y, int cols, int r0, int r1);
+void kern_gemv_rows_avx2(const float *W, const float *x, float *y, int cols, int r0, int r1);
+
 /* y[i] = x[i] * g[i], i < n (vectorized when the CPU allows; the same products) */
 void kern_mul(const float *x, const float *g, float *y, int n);
 void kern_mul_avx512(const float *x, const float *g, float *y, int n);
