@@ -98,23 +98,19 @@ T2 static void tables32(const float *v, __m256 *T)
     T[10] = table3(v + 30, 2);
 }
 
-#define P3(w, n, t) _mm256_permutevar8x32_ps((t), _mm256_srli_epi32((w), (n)))
-
-/* the sum over the 32 columns of the 8 lanes of w, tables T[11] (fixed order) */
-T2 static inline __m256 lut32(__m256i w, const __m256 *T)
-{
-    __m256 s0 = _mm256_permutevar8x32_ps(T[0], w), s1 = P3(w, 3, T[1]);
-    s0 = _mm256_add_ps(s0, P3(w, 6, T[2]));
-    s1 = _mm256_add_ps(s1, P3(w, 9, T[3]));
-    s0 = _mm256_add_ps(s0, P3(w, 12, T[4]));
-    s1 = _mm256_add_ps(s1, P3(w, 15, T[5]));
-    s0 = _mm256_add_ps(s0, P3(w, 18, T[6]));
-    s1 = _mm256_add_ps(s1, P3(w, 21, T[7]));
-    s0 = _mm256_add_ps(s0, P3(w, 24, T[8]));
-    s1 = _mm256_add_ps(s1, P3(w, 27, T[9]));
-    s0 = _mm256_add_ps(s0, P3(w, 30, T[10]));
-    return _mm256_add_ps(s0, s1);
-}
+/* the sum over the 32 columns of the 8 lanes of w, tables T[11] (fixed
+ * order): lut32 on FP32 tables, lut32i on int32 ones (int8 activations) */
+#define LUT32_DEF(name, type, perm, add)                                        \
+    T2 static inline type name(__m256i w, const type *T)                        \
+    {                                                                           \
+        type s0 = perm(T[0], w), s1 = perm(T[1], _mm256_srli_epi32(w, 3));     \
+        for (int g = 2; g < A2_GROUPS; g += 2) {                                \
+            s0 = add(s0, perm(T[g], _mm256_srli_epi32(w, 3 * g)));              \
+            if (g + 1 < A2_GROUPS) s1 = add(s1, perm(T[g + 1], _mm256_srli_epi32(w, 3 * g + 3))); \
+        }                                                                       \
+        return add(s0, s1);                                                     \
+    }
+LUT32_DEF(lut32, __m256, _mm256_permutevar8x32_ps, _mm256_add_ps)
 
 T2 static void lut_seg(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc)
 {
@@ -177,22 +173,7 @@ T2 static void tables32i(const int16_t *q, __m256i *T)
     T[10] = table3i(q + 30, 2);
 }
 
-#define P3I(w, n, t) _mm256_permutevar8x32_epi32((t), _mm256_srli_epi32((w), (n)))
-
-T2 static inline __m256i lut32i(__m256i w, const __m256i *T)
-{
-    __m256i s0 = _mm256_permutevar8x32_epi32(T[0], w), s1 = P3I(w, 3, T[1]);
-    s0 = _mm256_add_epi32(s0, P3I(w, 6, T[2]));
-    s1 = _mm256_add_epi32(s1, P3I(w, 9, T[3]));
-    s0 = _mm256_add_epi32(s0, P3I(w, 12, T[4]));
-    s1 = _mm256_add_epi32(s1, P3I(w, 15, T[5]));
-    s0 = _mm256_add_epi32(s0, P3I(w, 18, T[6]));
-    s1 = _mm256_add_epi32(s1, P3I(w, 21, T[7]));
-    s0 = _mm256_add_epi32(s0, P3I(w, 24, T[8]));
-    s1 = _mm256_add_epi32(s1, P3I(w, 27, T[9]));
-    s0 = _mm256_add_epi32(s0, P3I(w, 30, T[10]));
-    return _mm256_add_epi32(s0, s1);
-}
+LUT32_DEF(lut32i, __m256i, _mm256_permutevar8x32_epi32, _mm256_add_epi32)
 
 /* one panel segment: per 512-column block the exact int32 sums (in the
  * acc16 scratch, which has 4 bytes per row and token), then into acc with
