@@ -203,12 +203,17 @@ static int claim_panels(PanelRange *r, int back, int want, int *n)
     }
 }
 
+/* blocks [b0, b1), with the call's activation precision */
+static void fwd_blocks(const FwdCtx *c, int b0, int b1)
+{
+    if (c->q) c->K->rows_q8(c->bl, c->q, c->scale, c->prep, c->N, b0, b1, c->acc, c->acc16);
+    else c->K->rows(c->bl, c->gx, c->N, b0, b1, c->acc);
+}
+
 /* panels [p, p + n) */
 static void fwd_panels(const FwdCtx *c, int p, int n)
 {
-    int b0 = p * KERN_PANEL, b1 = (p + n) * KERN_PANEL < c->nblk ? (p + n) * KERN_PANEL : c->nblk;
-    if (c->q) c->K->rows_q8(c->bl, c->q, c->scale, c->prep, c->N, b0, b1, c->acc, c->acc16);
-    else c->K->rows(c->bl, c->gx, c->N, b0, b1, c->acc);
+    fwd_blocks(c, p * KERN_PANEL, (p + n) * KERN_PANEL < c->nblk ? (p + n) * KERN_PANEL : c->nblk);
 }
 
 /* panels per claim from a thread's own range: for N > 1 the kernels build
@@ -230,9 +235,7 @@ static void fwd_rows_task(void *vc, int t)
         return;
     }
     long b0 = (long)c->nblk * t / c->ntasks, b1 = (long)c->nblk * (t + 1) / c->ntasks;
-    if (b1 <= b0) return;
-    if (c->q) c->K->rows_q8(c->bl, c->q, c->scale, c->prep, c->N, (int)b0, (int)b1, c->acc, c->acc16);
-    else c->K->rows(c->bl, c->gx, c->N, (int)b0, (int)b1, c->acc);
+    if (b1 > b0) fwd_blocks(c, (int)b0, (int)b1);
 }
 
 /* the input of tokens [n0, n1) of task t: gx = g ⊙ x, zero-padded; with

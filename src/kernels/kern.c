@@ -39,7 +39,7 @@ static void ref_rows_q8(const BitLinear *bl, const int16_t *q, const float *scal
 {
     (void)prep;
     (void)acc16;
-    const int in_pad = kern_in_pad(bl), nq = kern_nqblk(bl), wpr = bl->words_per_row;
+    const int in_pad = kern_in_pad(bl), nq = kern_nqblk(bl);
     const size_t out_pad = (size_t)kern_nblk(bl) * KERN_ROWBLK;
     int r1 = b1 * KERN_ROWBLK < bl->out ? b1 * KERN_ROWBLK : bl->out;
     for (int n = 0; n < N; n++) {
@@ -47,12 +47,11 @@ static void ref_rows_q8(const BitLinear *bl, const int16_t *q, const float *scal
         const float *sn = scale + (size_t)n * nq;
         float *a = acc + n * out_pad;
         for (int r = b0 * KERN_ROWBLK; r < r1; r++) {
-            const uint64_t *w = bl->bits + (size_t)r * wpr;
             float s = 0.0f;
             for (int j = 0; j < nq; j++) {
-                int32_t isum = 0;
-                int c1 = (j + 1) * KERN_QBLOCK < in_pad ? (j + 1) * KERN_QBLOCK : in_pad;
-                for (int c = j * KERN_QBLOCK; c < c1; c++) isum += (w[c >> 6] >> (c & 63) & 1) ? qn[c] : -qn[c];
+                int32_t isum = 0; /* columns past `in` have q = 0 */
+                int c1 = (j + 1) * KERN_QBLOCK < bl->in ? (j + 1) * KERN_QBLOCK : bl->in;
+                for (int c = j * KERN_QBLOCK; c < c1; c++) isum += bitlinear_sign(bl, r, c) > 0 ? qn[c] : -qn[c];
                 s = j ? fmaf(sn[j], (float)isum, s) : sn[j] * (float)isum;
             }
             a[r] = s * bl->h[r];
@@ -104,7 +103,7 @@ const BitKernel *kern_find(const char *name)
 
 static _Atomic(const BitKernel *) current;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
-static int have512;
+static int have512, have2;
 
 static void init_current(void)
 {
@@ -117,6 +116,7 @@ static void init_current(void)
     for (int i = 0; !k && all[i]; i++)
         if (all[i]->available()) k = all[i];
     have512 = kern_avx512.available();
+    have2 = kern_avx2.available();
     atomic_store(&current, k);
 }
 
@@ -173,19 +173,30 @@ void kern_repack(BitLinear *bl)
 
 void kern_layernorm_avx512(float *y, int n);
 
-void kern_quantize(const float *gx, int in_pad, int16_t *q, float *scale)
+/* the helpers below use their AVX-512 (or AVX2) versions unless the CPU lacks
+ * them or the scalar reference is the active kernel */
+static int simd512(void)
 {
     pthread_once(&once, init_current);
-    if (have512 && atomic_load(&current) != &kern_ref) kern_quantize_avx512(gx, in_pad, q, scale);
+    return have512 && atomic_load(&current) != &kern_ref;
+}
+
+static int simd2(void)
+{
+    pthread_once(&once, init_current);
+    return have2 && atomic_load(&current) != &kern_ref;
+}
+
+void kern_quantize(const float *gx, int in_pad, int16_t *q, float *scale)
+{
+    if (simd512()) kern_quantize_avx512(gx, in_pad, q, scale);
     else kern_quantize_ref(gx, in_pad, q, scale);
 }
 
 void kern_gemv_rows(const float *W, const float *x, float *y, int cols, int r0, int r1)
 {
-    pthread_once(&once, init_current);
-    const BitKernel *k = atomic_load(&current);
-    if (have512 && k != &kern_ref) kern_gemv_rows_avx512(W, x, y, cols, r0, r1);
-    else if (kern_avx2.available() && k != &kern_ref) kern_gemv_rows_avx2(W, x, y, cols, r0, r1);
+    if (simd512()) kern_gemv_rows_avx512(W, x, y, cols, r0, r1);
+    else if (simd2()) kern_gemv_rows_avx2(W, x, y, cols, r0, r1);
     else
         for (int r = r0; r < r1; r++) {
             const float *w = W + (size_t)r * cols;
@@ -197,8 +208,7 @@ void kern_gemv_rows(const float *W, const float *x, float *y, int cols, int r0, 
 
 void kern_mul(const float *x, const float *g, float *y, int n)
 {
-    pthread_once(&once, init_current);
-    if (have512 && atomic_load(&current) != &kern_ref) {
+    if (simd512()) {
         kern_mul_avx512(x, g, y, n);
         return;
     }
@@ -207,7 +217,6 @@ void kern_mul(const float *x, const float *g, float *y, int n)
 
 void kern_layernorm(float *y, int n)
 {
-    pthread_once(&once, init_current);
-    if (have512 && atomic_load(&current) != &kern_ref) kern_layernorm_avx512(y, n);
+    if (simd512()) kern_layernorm_avx512(y, n);
     else bitlinear_layernorm(y, n);
 }

@@ -112,6 +112,14 @@ T2 static void tables32(const float *v, __m256 *T)
     }
 LUT32_DEF(lut32, __m256, _mm256_permutevar8x32_ps, _mm256_add_ps)
 
+/* acc times h for blocks [b0, b1); rows past `out` become 0 */
+static void scale_h(const BitLinear *bl, int N, int b0, int b1, float *acc)
+{
+    const size_t out_pad = (size_t)kern_nblk(bl) * KERN_ROWBLK;
+    for (int n = 0; n < N; n++)
+        for (int r = b0 * KERN_ROWBLK; r < b1 * KERN_ROWBLK; r++) acc[n * out_pad + r] = r < bl->out ? acc[n * out_pad + r] * bl->h[r] : 0.0f;
+}
+
 T2 static void lut_seg(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc)
 {
     const int wpr = bl->words_per_row, nblk = kern_nblk(bl), in_pad = kern_in_pad(bl);
@@ -141,9 +149,7 @@ T2 static void lut_seg(const BitLinear *bl, const float *gx, int N, int b0, int 
             }
         }
     }
-    /* times h; rows past `out` (zero signs) stay 0 */
-    for (int n = 0; n < N; n++)
-        for (int r = b0 * KERN_ROWBLK; r < b1 * KERN_ROWBLK; r++) acc[n * out_pad + r] = r < bl->out ? acc[n * out_pad + r] * bl->h[r] : 0.0f;
+    scale_h(bl, N, b0, b1, acc);
 }
 
 /* one panel segment at a time (kernels.h) */
@@ -220,8 +226,7 @@ T2 static void lut_seg_q8(const BitLinear *bl, const int16_t *q, const float *sc
             }
         }
     }
-    for (int n = 0; n < N; n++)
-        for (int r = b0 * KERN_ROWBLK; r < b1 * KERN_ROWBLK; r++) acc[n * out_pad + r] = r < bl->out ? acc[n * out_pad + r] * bl->h[r] : 0.0f;
+    scale_h(bl, N, b0, b1, acc);
 }
 
 T2 static void lut_rows_q8(const BitLinear *bl, const int16_t *q, const float *scale, const void *prep, int N, int b0, int b1,
@@ -234,7 +239,7 @@ T2 static void lut_rows_q8(const BitLinear *bl, const int16_t *q, const float *s
     }
 }
 
-/* dense FP32 rows (kernels.h): two rows at a time, 8 columns per FMA */
+/* dense FP32 rows (kernels.h): a row at a time, two accumulators of 8 columns */
 T2 void kern_gemv_rows_avx2(const float *W, const float *x, float *y, int cols, int r0, int r1)
 {
     const int c8 = cols & ~7;
