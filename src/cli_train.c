@@ -2,7 +2,6 @@
  * (QAT) on a text file or on teacher-generated sequences, with progress
  * lines (a progress bar on a TTY), checkpoints, resume, SIGINT = graceful
  * stop, and a final held-out summary: teacher, PTQ baselines, student. */
-#include <cblas.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -164,16 +163,6 @@ static int drain(EventRing *r)
     return any;
 }
 
-static char *dir_of(const char *path)
-{
-    char *d = ob_strdup(path);
-    char *slash = strrchr(d, '/');
-    if (!slash) { free(d); return ob_strdup("."); }
-    if (slash == d) slash[1] = 0;
-    else *slash = 0;
-    return d;
-}
-
 int cli_train(int argc, char **argv)
 {
     enum { O_TEACHER = 256, O_TOK, O_DATA, O_SPLIT, O_SELFGEN, O_CACHE, O_STEPS, O_SEQ, O_BATCH, O_ACCUM, O_LR, O_LRMIN,
@@ -302,7 +291,7 @@ int cli_train(int argc, char **argv)
     /* fail now, not after hours of training, when the outputs cannot be written */
     const char *outs[2] = {cfg.out_path, cfg.ckpt_path};
     for (int i = 0; i < 2; i++) {
-        char *d = dir_of(outs[i]);
+        char *d = ob_dir_of(outs[i]);
         int ok = access(d, W_OK | X_OK) == 0;
         if (!ok) cli_error("%s: cannot write into directory %s: %s", outs[i], d, strerror(errno));
         free(d);
@@ -335,9 +324,8 @@ int cli_train(int argc, char **argv)
                data.stream ? 1 : data.n_seq, data.stream ? "stream" : "documents", (long long)data.train_tokens,
                (long long)data.heldout_tokens);
     } else {
-        cdir = cache_dir ? ob_strdup(cache_dir) : dir_of(cfg.out_path);
+        cdir = cache_dir ? ob_strdup(cache_dir) : ob_dir_of(cfg.out_path);
         int reused;
-        openblas_set_num_threads(1); /* the generation threads run one small sgemv each */
         if (data_self_generated(&data, &m, &tok, sha, cdir, (int)selfgen, cfg.seq_len, cfg.seed, cfg.threads, &reused,
                                 gen_progress, NULL, err)) {
             if (g_tty) printf("\n");

@@ -71,6 +71,16 @@ char *ob_strdup(const char *s)
     return p;
 }
 
+char *ob_dir_of(const char *path)
+{
+    char *d = ob_strdup(path);
+    char *slash = strrchr(d, '/');
+    if (!slash) { free(d); return ob_strdup("."); }
+    if (slash == d) slash[1] = 0;
+    else *slash = 0;
+    return d;
+}
+
 int ob_mul_size(size_t a, size_t b, size_t *out)
 {
     if (a != 0 && b > SIZE_MAX / a) return -1;

@@ -19,6 +19,8 @@ void *ob_aligned_alloc(size_t align, size_t n); /* zeroed; free() it */
  * transparent huge pages (streamed weights: far fewer TLB misses) */
 void *ob_huge_alloc(size_t n);
 char *ob_strdup(const char *s);
+/* the directory part of a path (malloc'd): "." without a slash, "/" for "/x" */
+char *ob_dir_of(const char *path);
 
 /* checked arithmetic: return 0 and set *out, or -1 on overflow */
 int ob_mul_size(size_t a, size_t b, size_t *out);

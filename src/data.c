@@ -2,6 +2,8 @@
  * self-generation, the token cache, the held-out split (see data.h). */
 #include "data.h"
 
+#include <cblas.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -456,6 +458,10 @@ int data_self_generate(const Model *m, const Tokenizer *t, int n, int seq_len, u
     }
     int *lens = ob_calloc((size_t)n, sizeof(int));
     int *tok = ob_malloc(cells * sizeof(int));
+    /* each generation thread runs one small sgemv at a time: OpenBLAS's own
+     * threads would only compete with them (restored below) */
+    int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
     pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
     pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
     int done = 0, cancel = 0, reported = 0;
@@ -514,6 +520,7 @@ int data_self_generate(const Model *m, const Tokenizer *t, int n, int seq_len, u
         for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
         if (fn && !cancel) fn(ud, n, n);
     }
+    openblas_set_num_threads(blas_threads);
     free(jobs);
     free(th);
     free(cand);

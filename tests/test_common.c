@@ -44,5 +44,11 @@ int main(void)
     double d;
     CHECK(ob_parse_float("0.9", &d) == 0 && d == 0.9, "float");
     CHECK(ob_parse_float("nan", &d) == -1, "nan rejected");
+    static const char *dirs[][2] = {{"a/b/c.onebit", "a/b"}, {"c.onebit", "."}, {"/c", "/"}, {"/x/y", "/x"}, {"", "."}};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        char *dd = ob_dir_of(dirs[i][0]);
+        CHECK(!strcmp(dd, dirs[i][1]), "dir of '%s': '%s', wanted '%s'", dirs[i][0], dd, dirs[i][1]);
+        free(dd);
+    }
     return test_done("test_common");
 }

@@ -4,6 +4,8 @@
 #include <stdint.h>
 #include <unistd.h>
 
+#include <cblas.h>
+
 #include "common.h"
 #include "data.h"
 #include "test.h"
@@ -150,7 +152,9 @@ static void with_model(const char *mp, const char *tp, const char *textp)
     /* self-generation: deterministic, BOS first, greedy prefix, bounded */
     int *l1, *t1, *l2, *t2;
     CHECK(data_self_generate(&m, &t, 6, 64, 3, 1, &l1, &t1, NULL, NULL, err) == 0, "selfgen: %s", err);
+    openblas_set_num_threads(2);
     CHECK(data_self_generate(&m, &t, 6, 64, 3, 3, &l2, &t2, NULL, NULL, err) == 0, "selfgen 3 threads: %s", err);
+    CHECK(openblas_get_num_threads() == 2, "OpenBLAS threads restored after self-generation: %d", openblas_get_num_threads());
     int64_t tot = 0;
     int ok = 1;
     for (int i = 0; i < 6; i++) {

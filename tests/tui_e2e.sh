@@ -104,7 +104,7 @@ tm send-keys -t e2e Down
 tm send-keys -t e2e -l "$DATA"
 tm send-keys -t e2e Down C-u
 tm send-keys -t e2e -l "<|endoftext|>"
-tm send-keys -t e2e Down C-u
+tm send-keys -t e2e Down Down C-u
 tm send-keys -t e2e -l 150
 tm send-keys -t e2e Down C-u
 tm send-keys -t e2e -l 32
@@ -152,7 +152,7 @@ check "resume goes to Train" wait_re "run 1 .*\[(reading data|running|finished)\
 tm send-keys -t e2e n
 check "second form" wait_for "New training run"
 tm send-keys -t e2e -l second
-tm send-keys -t e2e Down Down Down C-u
+tm send-keys -t e2e Down Down Down Down C-u
 tm send-keys -t e2e -l 5
 tm send-keys -t e2e Enter
 check "queued behind run 1" wait_re "queued|run 2 second" 60
@@ -250,7 +250,34 @@ check "too small message" wait_for "terminal too small"
 tm resize-window -t e2e -x 100 -y 30
 check "back to normal" wait_for "Chat with the teacher"
 
-tm send-keys -t e2e Escape q
+# Train on data the teacher generates (no data file): progress, the cache,
+# the run store's record; then a long generation cancelled with x
+tm send-keys -t e2e Escape 3 n
+check "third form" wait_for "New training run"
+tm send-keys -t e2e Down C-u Down Down C-u
+tm send-keys -t e2e -l 40
+tm send-keys -t e2e Down C-u
+tm send-keys -t e2e -l 5
+tm send-keys -t e2e Enter
+# unnamed, 5 steps: only this run's header reads so (run 1 has 150 steps, run 2 a name)
+check "self-generated run finishes" wait_re "run [0-9]+ +\[finished\] +step 5/5 " 120
+sg_id=$(sed -n 's/^run \([0-9]*\) .*/\1/p' "$TMP/screen" | head -n1)
+check "the generated sequences are cached beside the student" sh -c "ls '$TMP'/students/selfgen-*-s1-n40-l32.tok"
+tm send-keys -t e2e 6
+check "the Log says where the data came from" wait_for "40 teacher-generated sequences"
+tm send-keys -t e2e 3 n
+check "fourth form" wait_for "New training run"
+tm send-keys -t e2e Down Down Down C-u
+tm send-keys -t e2e -l 1000000
+tm send-keys -t e2e Enter
+check "generation progress shows" wait_re "generating data [0-9]+/1000000" 60
+tm send-keys -t e2e x
+check "cancel asks first" wait_for "Cancel generating the training data?"
+tm send-keys -t e2e y
+check "cancelled" wait_for "self-generation cancelled" 60
+check "no progress left" wait_gone "generating data"
+
+tm send-keys -t e2e q
 check "q quits" wait_file "$TMP/exit"
 st=$(cat "$TMP/exit" 2>/dev/null)
 check "exit status 0 (got $st)" test "$st" = 0
@@ -259,6 +286,8 @@ tm kill-session -t e2e
 
 expect_exit 0 "runs list" "$BIN" runs list --db "$DB"
 check "runs list shows the finished run" grep -qE "run-1 .*finished" "$TMP/out"
+expect_exit 0 "runs show of the self-generated run" "$BIN" runs show "${sg_id:-0}" --db "$DB" --json
+check "its record names the self-generation and the cache" grep -q '"self-generate":40.*"data-cache":"'"$TMP"'/students"' "$TMP/out"
 
 # a second start finds the layer statistics in the run store
 start --teacher "$TEACHER" --db "$DB"
