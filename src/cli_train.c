@@ -289,13 +289,10 @@ int cli_train(int argc, char **argv)
     if (!tpath || data_sha256_file(tpath, sha, err)) { cli_error("%s", err); goto out; }
     if (trainer_config_check(&cfg, &m.cfg, err)) { cli_error("%s", err); goto out; }
     /* fail now, not after hours of training, when the outputs cannot be written */
-    const char *outs[2] = {cfg.out_path, cfg.ckpt_path};
-    for (int i = 0; i < 2; i++) {
-        char *d = ob_dir_of(outs[i]);
-        int ok = access(d, W_OK | X_OK) == 0;
-        if (!ok) cli_error("%s: cannot write into directory %s: %s", outs[i], d, strerror(errno));
-        free(d);
-        if (!ok) goto out;
+    if (ob_check_writable(cfg.out_path, 0, err) || ob_check_writable(cfg.ckpt_path, 0, err) ||
+        (selfgen && cache_dir && ob_check_writable(cache_dir, 1, err))) {
+        cli_error("%s", err);
+        goto out;
     }
     if (db_path) { /* before the data: a locked or broken store fails fast */
         TrainDbArgs da = {tpath, tokenizer, data_path, split, selfgen, cache_dir};

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 void ob_seterr(char *err, const char *fmt, ...)
 {
@@ -79,6 +81,24 @@ char *ob_dir_of(const char *path)
     if (slash == d) slash[1] = 0;
     else *slash = 0;
     return d;
+}
+
+int ob_check_writable(const char *path, int is_dir, char *err)
+{
+    char *d = is_dir ? ob_strdup(path) : ob_dir_of(path);
+    struct stat st;
+    if (is_dir && stat(d, &st) != 0 && errno == ENOENT) { /* made later: its parent must take it */
+        char *p = ob_dir_of(d);
+        free(d);
+        d = p;
+    }
+    int rc = 0;
+    if (access(d, W_OK | X_OK) != 0) {
+        ob_seterr(err, "%s: cannot write into directory %s: %s", path, d, strerror(errno));
+        rc = -1;
+    }
+    free(d);
+    return rc;
 }
 
 int ob_mul_size(size_t a, size_t b, size_t *out)

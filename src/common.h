@@ -21,6 +21,11 @@ void *ob_huge_alloc(size_t n);
 char *ob_strdup(const char *s);
 /* the directory part of a path (malloc'd): "." without a slash, "/" for "/x" */
 char *ob_dir_of(const char *path);
+/* 0 when files can be created where `path` goes: in its directory, or for a
+ * directory (is_dir) in itself, or, when it does not exist yet, in its
+ * parent (where it would be made); else -1 with err naming path and why.
+ * For failing fast, before hours of work whose result could not be saved. */
+int ob_check_writable(const char *path, int is_dir, char *err);
 
 /* checked arithmetic: return 0 and set *out, or -1 on overflow */
 int ob_mul_size(size_t a, size_t b, size_t *out);

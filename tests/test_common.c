@@ -1,5 +1,10 @@
 /* test_common.c -- unit tests of common.c: FP16/BF16 conversion, checked
  * arithmetic, number parsing. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 #include "common.h"
 #include "test.h"
 
@@ -50,5 +55,19 @@ int main(void)
         CHECK(!strcmp(dd, dirs[i][1]), "dir of '%s': '%s', wanted '%s'", dirs[i][0], dd, dirs[i][1]);
         free(dd);
     }
+    /* ob_check_writable: a new file, a directory to be made, and missing parents */
+    char tmpl[] = "/tmp/ob-common-XXXXXX", path[256], err[OB_ERRLEN];
+    CHECK(mkdtemp(tmpl) != NULL, "mkdtemp");
+    snprintf(path, sizeof path, "%s/s.onebit", tmpl);
+    CHECK(ob_check_writable(path, 0, err) == 0, "file in a writable directory: %s", err);
+    snprintf(path, sizeof path, "%s/cache", tmpl);
+    CHECK(ob_check_writable(path, 1, err) == 0, "a directory to be made in a writable one: %s", err);
+    CHECK(ob_check_writable(tmpl, 1, err) == 0, "an existing directory: %s", err);
+    snprintf(path, sizeof path, "%s/no/such/s.onebit", tmpl);
+    CHECK(ob_check_writable(path, 0, err) == -1 && strstr(err, "cannot write into directory") && strstr(err, "/no/such:"),
+          "missing directory: %s", err);
+    snprintf(path, sizeof path, "%s/no/cache", tmpl);
+    CHECK(ob_check_writable(path, 1, err) == -1 && strstr(err, "/no:"), "missing parent of a directory: %s", err);
+    rmdir(tmpl);
     return test_done("test_common");
 }

@@ -275,6 +275,14 @@ check "cancel asks first" wait_for "Cancel generating the training data?"
 tm send-keys -t e2e y
 check "cancelled" wait_for "self-generation cancelled" 60
 check "no progress left" wait_gone "generating data"
+# a student file that cannot be written: the run does not start (no data is made)
+tm send-keys -t e2e n
+check "fifth form" wait_for "New training run"
+tm send-keys -t e2e Up C-u
+tm send-keys -t e2e -l /nonexistent-ob/s.onebit
+tm send-keys -t e2e Enter
+check "unwritable student file: not started" wait_for "run not started: /nonexistent-ob/s.onebit: cannot write"
+check "and nothing generated" absent "generating data"
 
 tm send-keys -t e2e q
 check "q quits" wait_file "$TMP/exit"

@@ -211,6 +211,16 @@ static void start_next(App *a)
     memmove(R.queue, R.queue + 1, sizeof(QItem) * (R.nq - 1));
     R.nq--;
     default_paths(a, &p->it);
+    /* fail now, not after the data and the training, when the results cannot be written */
+    char err[OB_ERRLEN];
+    if (ob_check_writable(p->it.out, 0, err) || ob_check_writable(p->it.ckpt, 0, err) ||
+        (p->it.selfgen > 0 && ob_check_writable(p->it.cache, 1, err))) {
+        app_msg(a, 1, "run not started: %s", err);
+        snprintf(R.status_text, sizeof R.status_text, "not started: %.900s", err);
+        free(p);
+        start_next(a);
+        return;
+    }
     if (pthread_create(&p->th, NULL, prep_main, p)) {
         app_msg(a, 1, "cannot start a thread to prepare the data of the next run");
         free(p);
