@@ -66,7 +66,7 @@ static struct {
     QItem *queue;
     int nq, capq;
     Prep *prep;                  /* reading or generating the data of the next run */
-    long gen_done, gen_total;    /* its self-generation progress (EV_PROGRESS) */
+    long gen_done;               /* its self-generation progress (EV_PROGRESS) */
     /* the active run */
     Trainer *tr;
     DataSet data;
@@ -196,6 +196,18 @@ static void default_paths(App *a, QItem *it)
     }
 }
 
+static void start_next(App *a);
+
+/* the next run's data could not be made (err may live in p): say so, drop
+ * p, go on with the queue */
+static void not_started(App *a, Prep *p, const char *err)
+{
+    app_msg(a, 1, "run not started: %s", err);
+    snprintf(R.status_text, sizeof R.status_text, "not started: %.900s", err);
+    free(p);
+    start_next(a);
+}
+
 static void start_next(App *a)
 {
     if (R.prep || R.tr || R.nq == 0) return;
@@ -215,10 +227,7 @@ static void start_next(App *a)
     char err[OB_ERRLEN];
     if (ob_check_writable(p->it.out, 0, err) || ob_check_writable(p->it.ckpt, 0, err) ||
         (p->it.selfgen > 0 && ob_check_writable(p->it.cache, 1, err))) {
-        app_msg(a, 1, "run not started: %s", err);
-        snprintf(R.status_text, sizeof R.status_text, "not started: %.900s", err);
-        free(p);
-        start_next(a);
+        not_started(a, p, err);
         return;
     }
     if (pthread_create(&p->th, NULL, prep_main, p)) {
@@ -229,7 +238,6 @@ static void start_next(App *a)
     a->teacher_users++;
     R.prep = p;
     R.gen_done = 0;
-    R.gen_total = p->it.selfgen;
     if (p->it.selfgen > 0)
         snprintf(R.status_text, sizeof R.status_text, "%ld teacher-generated sequences (cache in %.900s)", p->it.selfgen,
                  p->it.cache);
@@ -243,10 +251,7 @@ static void prep_done(App *a)
     R.prep = NULL;
     a->teacher_users--;
     if (p->rc) {
-        app_msg(a, 1, "run not started: %s", p->err);
-        snprintf(R.status_text, sizeof R.status_text, "not started: %.900s", p->err);
-        free(p);
-        start_next(a);
+        not_started(a, p, p->err);
         return;
     }
     char err[OB_ERRLEN];
@@ -508,7 +513,7 @@ static void train_draw(App *a, UiGrid *g)
     ob_fmt_duration(el, sizeof el, e->elapsed);
     ob_fmt_duration(eta, sizeof eta, e->eta);
     char gen[64];
-    if (R.prep && R.prep->it.selfgen > 0) snprintf(gen, sizeof gen, "generating data %ld/%ld", R.gen_done, R.gen_total);
+    if (R.prep && R.prep->it.selfgen > 0) snprintf(gen, sizeof gen, "generating data %ld/%ld", R.gen_done, R.prep->it.selfgen);
     else snprintf(gen, sizeof gen, "reading data");
     const char *st = R.prep ? gen : R.tr ? (R.paused ? "paused" : run_status_name(R.status)) : run_status_name(R.status);
     ui_grid_printf(g, 0, y++, g->w, UI_A_BOLD, "run %lld %s  [%s]  step %d/%ld  %.0f tokens/s  elapsed %s  ETA %s",
@@ -598,7 +603,7 @@ static void train_event(App *a, const Event *ev)
 {
     if (R.prep && ev->run_id == R.prep->id) {
         if (ev->kind == EV_STATUS) prep_done(a);
-        else if (ev->kind == EV_PROGRESS) { R.gen_done = ev->done; R.gen_total = ev->total; }
+        else if (ev->kind == EV_PROGRESS) R.gen_done = ev->done;
         app_dirty(a);
         return;
     }
@@ -630,7 +635,7 @@ static void train_event(App *a, const Event *ev)
 static void train_status(App *a, char *buf, int n)
 {
     if (R.prep && R.prep->it.selfgen > 0)
-        snprintf(buf, n, "run: generating data %ld%% ", R.gen_total ? 100 * R.gen_done / R.gen_total : 0);
+        snprintf(buf, n, "run: generating data %ld%% ", 100 * R.gen_done / R.prep->it.selfgen);
     else if (R.prep) snprintf(buf, n, "run: reading data ");
     else if (R.tr) {
         char eta[32];
