@@ -30,6 +30,8 @@ struct Pool {
      * of a newer run with the fields of an older one (or the reverse) */
     _Atomic uint64_t next;
     atomic_int done;            /* tasks finished in the current run */
+    atomic_uint each_gen;       /* == gen: the current run is a pool_run_each */
+    struct WorkerArg { struct Pool *p; int index; } *args;
     _Atomic(PoolFn) fn;
     _Atomic(void *) ctx;
     atomic_int n_tasks;
@@ -40,6 +42,21 @@ static inline void cpu_relax(void)
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
+}
+
+/* the calling thread's index in the pool whose worker it is (0: not a worker) */
+static __thread int tls_index;
+
+int pool_thread_index(void) { return tls_index; }
+
+/* count a finished task of a run of n; the last one wakes the caller */
+static void task_done(Pool *p, int n)
+{
+    if (atomic_fetch_add(&p->done, 1) + 1 == n) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_signal(&p->cv_done);
+        pthread_mutex_unlock(&p->mu);
+    }
 }
 
 /* claim and run tasks of generation g until none is left */
@@ -55,18 +72,16 @@ static void run_tasks(Pool *p, unsigned g)
         if (i >= n) return;
         if (!atomic_compare_exchange_weak(&p->next, &v, v + 1)) continue; /* v reloaded */
         fn(ctx, i);
-        if (atomic_fetch_add(&p->done, 1) + 1 == n) {
-            pthread_mutex_lock(&p->mu);
-            pthread_cond_signal(&p->cv_done);
-            pthread_mutex_unlock(&p->mu);
-        }
+        task_done(p, n);
         v = atomic_load(&p->next);
     }
 }
 
 static void *worker(void *arg)
 {
-    Pool *p = arg;
+    struct WorkerArg *wa = arg;
+    Pool *p = wa->p;
+    tls_index = wa->index;
     unsigned seen = 0; /* gen at creation: a run may start before this thread does */
     for (;;) {
         /* wait for a new generation: spin, then sleep */
@@ -85,7 +100,13 @@ static void *worker(void *arg)
         }
         if (atomic_load(&p->stop)) return NULL;
         seen = g;
-        run_tasks(p, g);
+        /* a pool_run_each of generation g (not of a later one: a worker that
+         * missed runs reads the generation first) runs once on every thread */
+        if (atomic_load(&p->each_gen) == g) {
+            PoolFn fn = atomic_load(&p->fn);
+            fn(atomic_load(&p->ctx), tls_index);
+            task_done(p, atomic_load(&p->n_tasks));
+        } else run_tasks(p, g);
     }
 }
 
@@ -109,8 +130,11 @@ Pool *pool_new(int n, char *err)
     pthread_cond_init(&p->cv_work, NULL);
     pthread_cond_init(&p->cv_done, NULL);
     p->th = ob_calloc(n, sizeof(pthread_t));
+    p->args = ob_calloc(n, sizeof *p->args);
     for (int i = 1; i < n; i++) {
-        int rc = pthread_create(&p->th[i], NULL, worker, p);
+        p->args[i].p = p;
+        p->args[i].index = i;
+        int rc = pthread_create(&p->th[i], NULL, worker, &p->args[i]);
         if (rc) {
             ob_seterr(err, "cannot create thread %d of %d: %s", i, n, strerror(rc));
             p->n = i; /* free only the threads that exist */
@@ -134,10 +158,56 @@ void pool_free(Pool *p)
     pthread_cond_destroy(&p->cv_work);
     pthread_cond_destroy(&p->cv_done);
     free(p->th);
+    free(p->args);
     free(p);
 }
 
 int pool_threads(const Pool *p) { return p ? p->n : 1; }
+
+/* wait until all n tasks of the current run are done (not for every worker
+ * to show up, in a claimed run): spin, then sleep */
+static void wait_done(Pool *p, int n)
+{
+    double t0 = ob_now();
+    int k = 0;
+    while (atomic_load(&p->done) != n) {
+        cpu_relax();
+        if (++k % 64 == 0 && ob_now() - t0 > POOL_SPIN_S) {
+            pthread_mutex_lock(&p->mu);
+            while (atomic_load(&p->done) != n) pthread_cond_wait(&p->cv_done, &p->mu);
+            pthread_mutex_unlock(&p->mu);
+            break;
+        }
+    }
+}
+
+/* publish run g (fn, ctx, n tasks; each: a pool_run_each) and wake the workers */
+static unsigned start_run(Pool *p, PoolFn fn, void *ctx, int n_tasks, int each)
+{
+    unsigned g = atomic_load(&p->gen) + 1;
+    /* the new generation goes into `next` first: a worker still in
+     * run_tasks for the previous run may have read next = (g-1, i) with
+     * i = the old task count; if it then read the new n_tasks (larger) its
+     * claim (g-1, i) -> (g-1, i+1) would succeed and run a task of this run
+     * with a stale index and count it twice (done would pass n_tasks and
+     * pool_run would wait forever). Once next holds generation g, every
+     * claim of generation g-1 fails, and a worker that sees the new fields
+     * below (seq_cst) also sees this store. In a pool_run_each `next` is
+     * (g, n_tasks): nothing to claim. */
+    atomic_store(&p->next, (uint64_t)g << 32 | (each ? (unsigned)n_tasks : 0u));
+    atomic_store(&p->fn, fn);
+    atomic_store(&p->ctx, ctx);
+    atomic_store(&p->n_tasks, n_tasks);
+    atomic_store(&p->done, 0);
+    /* in a claimed run, a value no worker can hold as its generation (a late
+     * worker holds one of the last few) */
+    atomic_store(&p->each_gen, each ? g : g + 0x80000000u);
+    pthread_mutex_lock(&p->mu);
+    atomic_store_explicit(&p->gen, g, memory_order_release);
+    pthread_cond_broadcast(&p->cv_work);
+    pthread_mutex_unlock(&p->mu);
+    return g;
+}
 
 void pool_run(Pool *p, PoolFn fn, void *ctx, int n_tasks)
 {
@@ -147,38 +217,23 @@ void pool_run(Pool *p, PoolFn fn, void *ctx, int n_tasks)
         return;
     }
     pthread_mutex_lock(&p->run_mu);
-    unsigned g = atomic_load(&p->gen) + 1;
-    /* the new generation goes into `next` first: a worker still in
-     * run_tasks for the previous run may have read next = (g-1, i) with
-     * i = the old task count; if it then read the new n_tasks (larger) its
-     * claim (g-1, i) -> (g-1, i+1) would succeed and run a task of this run
-     * with a stale index and count it twice (done would pass n_tasks and
-     * pool_run would wait forever). Once next holds generation g, every
-     * claim of generation g-1 fails, and a worker that sees the new fields
-     * below (seq_cst) also sees this store. */
-    atomic_store(&p->next, (uint64_t)g << 32);
-    atomic_store(&p->fn, fn);
-    atomic_store(&p->ctx, ctx);
-    atomic_store(&p->n_tasks, n_tasks);
-    atomic_store(&p->done, 0);
-    pthread_mutex_lock(&p->mu);
-    atomic_store_explicit(&p->gen, g, memory_order_release);
-    pthread_cond_broadcast(&p->cv_work);
-    pthread_mutex_unlock(&p->mu);
+    unsigned g = start_run(p, fn, ctx, n_tasks, 0);
     run_tasks(p, g);
-    /* wait until every task is done (not for every worker to show up): spin,
-     * then sleep */
-    double t0 = ob_now();
-    int k = 0;
-    while (atomic_load(&p->done) != n_tasks) {
-        cpu_relax();
-        if (++k % 64 == 0 && ob_now() - t0 > POOL_SPIN_S) {
-            pthread_mutex_lock(&p->mu);
-            while (atomic_load(&p->done) != n_tasks) pthread_cond_wait(&p->cv_done, &p->mu);
-            pthread_mutex_unlock(&p->mu);
-            break;
-        }
+    wait_done(p, n_tasks);
+    pthread_mutex_unlock(&p->run_mu);
+}
+
+void pool_run_each(Pool *p, PoolFn fn, void *ctx)
+{
+    if (!p || p->n == 1) {
+        fn(ctx, 0);
+        return;
     }
+    pthread_mutex_lock(&p->run_mu);
+    start_run(p, fn, ctx, p->n, 1);
+    fn(ctx, 0);
+    task_done(p, p->n);
+    wait_done(p, p->n);
     pthread_mutex_unlock(&p->run_mu);
 }
 

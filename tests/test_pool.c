@@ -2,7 +2,8 @@
  * every run executes exactly once, across runs of changing task counts
  * back to back (a worker still finishing the previous run races the next
  * run's setup) and after pauses long enough for the workers to fall asleep;
- * a run never hangs (a watchdog fails the test instead). Regression test for
+ * a run never hangs (a watchdog fails the test instead); pool_run_each runs
+ * task i on thread i (pool_thread_index) once each. Regression test for
  * a claim of generation g-1 succeeding against generation g's task count,
  * which ran a task twice and left pool_run waiting forever. */
 #include <signal.h>
@@ -17,7 +18,8 @@
 
 typedef struct {
     atomic_int hits[MAXT];
-    int n;
+    atomic_int bad_index; /* pool_thread_index() out of range, or not i in pool_run_each */
+    int n, threads, each;
 } Run;
 
 static void task(void *ctx, int i)
@@ -25,6 +27,8 @@ static void task(void *ctx, int i)
     Run *r = ctx;
     if (i >= 0 && i < MAXT) atomic_fetch_add(&r->hits[i], 1);
     else atomic_fetch_add(&r->hits[0], 1000); /* out of range: counted as wrong */
+    int t = pool_thread_index();
+    if (t < 0 || t >= r->threads || (r->each && t != i)) atomic_fetch_add(&r->bad_index, 1);
 }
 
 static void on_alarm(int sig)
@@ -36,15 +40,23 @@ static void on_alarm(int sig)
     _exit(1);
 }
 
-/* n_runs runs on pool p with task counts from `counts`; pause_every > 0
- * sleeps 1 ms after every pause_every-th run (the workers go to sleep) */
+/* n_runs runs on pool p with task counts from `counts`, every 5th (from
+ * the 3rd) a pool_run_each (task i on thread i); pause_every > 0 sleeps 1 ms
+ * after every pause_every-th run (the workers go to sleep) */
 static int exercise(Pool *p, long n_runs, const int *counts, int ncounts, int pause_every)
 {
     int bad = 0;
     for (long k = 0; k < n_runs; k++) {
-        Run r = {.n = counts[k % ncounts]};
+        Run r = {.n = counts[k % ncounts], .threads = pool_threads(p), .each = k % 5 == 2};
+        if (r.each) r.n = r.threads;
         for (int i = 0; i < MAXT; i++) atomic_init(&r.hits[i], 0);
-        pool_run(p, task, &r, r.n);
+        atomic_init(&r.bad_index, 0);
+        if (r.each) pool_run_each(p, task, &r);
+        else pool_run(p, task, &r, r.n);
+        if (atomic_load(&r.bad_index)) {
+            if (bad < 5) fprintf(stderr, "run %ld (n=%d, each %d): %d tasks saw a wrong pool_thread_index\n", k, r.n, r.each, atomic_load(&r.bad_index));
+            bad++;
+        }
         for (int i = 0; i < MAXT; i++) {
             int want = i < r.n ? 1 : 0, got = atomic_load(&r.hits[i]);
             if (got != want) {
