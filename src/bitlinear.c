@@ -22,7 +22,7 @@ BitLinear *bitlinear_new(int out, int in)
     bl->bits = ob_aligned_alloc(64, (size_t)out * bl->words_per_row * sizeof(uint64_t));
     bl->g = ob_aligned_alloc(64, (size_t)in * sizeof(float));
     bl->h = ob_aligned_alloc(64, (size_t)out * sizeof(float));
-    bl->kbits = ob_huge_alloc((size_t)bl->words_per_row * kern_nblk(bl) * KERN_ROWBLK * 2 * sizeof(uint32_t));
+    bl->kbits = ob_huge_alloc((size_t)bl->words_per_row * kern_nblk_alloc(bl) * KERN_ROWBLK * 2 * sizeof(uint32_t));
     for (int i = 0; i < in; i++) bl->g[i] = 1.0f;
     for (int i = 0; i < out; i++) bl->h[i] = 1.0f;
     bl->norm = 1;
@@ -172,6 +172,14 @@ typedef struct {
 
 #define FWD_MAX_RANGES 64
 
+/* int8 activations for at most this many tokens: every thread makes the
+ * kernel's tables (and the quantized input) itself, in its own copy. One
+ * shared copy, made by one thread and read by all, costs more: before the
+ * next call can write it, every cache line of it must be taken back from the
+ * other cores (11008x4096, N = 1, 2 threads: 15 us for 80 KB of tables, against
+ * 1.4 us on one thread; the rows take 60-100 us) */
+#define FWD_COPIES_N 8
+
 typedef struct {
     const BitLinear *bl;
     const BitKernel *K;
@@ -183,6 +191,11 @@ typedef struct {
     int16_t *acc16;
     float *acc, *y;
     int N, nblk, ntasks, by_panel;
+    /* int8 with a copy per thread (FWD_COPIES_N): thread t makes gx, q,
+     * scale and prep of every token in copy t (pool_run_each) and its rows
+     * tasks read copy t; 0: one copy, the input split by tokens */
+    int copies;
+    size_t prep_bytes;
     PanelRange *ranges;  /* by_panel: one per task */
 } FwdCtx;
 
@@ -203,11 +216,15 @@ static int claim_panels(PanelRange *r, int back, int want, int *n)
     }
 }
 
-/* blocks [b0, b1), with the call's activation precision */
+/* blocks [b0, b1), with the call's activation precision (int8 with copies:
+ * the calling thread's copy) */
 static void fwd_blocks(const FwdCtx *c, int b0, int b1)
 {
-    if (c->q) c->K->rows_q8(c->bl, c->q, c->scale, c->prep, c->N, b0, b1, c->acc, c->acc16);
-    else c->K->rows(c->bl, c->gx, c->N, b0, b1, c->acc);
+    if (c->q) {
+        size_t k = c->copies ? (size_t)(pool_thread_index() % c->copies) : 0, nq = (size_t)c->N * kern_nqblk(c->bl);
+        c->K->rows_q8(c->bl, c->q + k * c->N * kern_in_pad(c->bl), c->scale + k * nq, c->prep ? (char *)c->prep + k * c->prep_bytes : NULL,
+                      c->N, b0, b1, c->acc, c->acc16);
+    } else c->K->rows(c->bl, c->gx, c->N, b0, b1, c->acc);
 }
 
 /* panels [p, p + n) */
@@ -235,24 +252,33 @@ static void fwd_rows_task(void *vc, int t)
         return;
     }
     long b0 = (long)c->nblk * t / c->ntasks, b1 = (long)c->nblk * (t + 1) / c->ntasks;
+    const long al = kern_blk_align(c->bl); /* the same rounding for the range before */
+    b0 -= b0 % al;
+    if (t + 1 < c->ntasks) b1 -= b1 % al;
     if (b1 > b0) fwd_blocks(c, (int)b0, (int)b1);
 }
 
 /* the input of tokens [n0, n1) of task t: gx = g ⊙ x, zero-padded; with
- * int8 activations its quantization and the kernel's tables for it */
+ * int8 activations its quantization and the kernel's tables for it (with
+ * copies: all tokens, in copy t, t = the thread) */
 static void fwd_input_task(void *vc, int t)
 {
     const FwdCtx *c = vc;
     const BitLinear *bl = c->bl;
     const int in = bl->in, in_pad = kern_in_pad(bl), nq = kern_nqblk(bl);
     int n0 = (int)((long)c->N * t / c->ntasks), n1 = (int)((long)c->N * (t + 1) / c->ntasks);
+    /* copy t: all the tokens */
+    const size_t k = c->copies ? (size_t)t : 0;
+    if (c->copies) n0 = 0, n1 = c->N;
+    float *gx = c->gx + k * c->N * in_pad, *scale = c->q ? c->scale + k * c->N * nq : NULL;
+    int16_t *q = c->q ? c->q + k * c->N * in_pad : NULL;
     for (int n = n0; n < n1; n++) {
-        float *gn = c->gx + (size_t)n * in_pad;
+        float *gn = gx + (size_t)n * in_pad;
         kern_mul(c->x + (size_t)n * in, bl->g, gn, in);
         memset(gn + in, 0, (size_t)(in_pad - in) * sizeof(float));
-        if (c->q) kern_quantize(gn, in_pad, c->q + (size_t)n * in_pad, c->scale + (size_t)n * nq);
+        if (q) kern_quantize(gn, in_pad, q + (size_t)n * in_pad, scale + (size_t)n * nq);
     }
-    if (c->prep && n1 > n0) c->K->prep_q8(bl, c->q, c->N, n0, n1, c->prep);
+    if (c->prep && n1 > n0) c->K->prep_q8(bl, q, c->N, n0, n1, (char *)c->prep + k * c->prep_bytes);
 }
 
 static void fwd_norm_task(void *vc, int t)
@@ -323,11 +349,14 @@ void bitlinear_forward(const BitLinear *bl, const float *x, float *y, int N)
 {
     if (N <= 0) return;
     const BitKernel *K = kern_current();
-    /* a BitLinear not made by bitlinear_new, or packed for another kernel's
-     * layout (kern_select after the packing, without bitlinear_repack): a
-     * kernel on the canonical bits, correct if slower */
-    if (K->needs_kbits && (!bl->kbits || bl->klayout != K->layout)) K = kern_avx2flip.available() ? &kern_avx2flip : &kern_ref;
     const int q8 = bitlinear_act() == BITLINEAR_ACT_INT8;
+    /* a BitLinear not made by bitlinear_new, or packed for another kernel's
+     * layout or the other activation precision (kern_select or
+     * bitlinear_set_act after the packing, without bitlinear_repack): a
+     * kernel on the canonical bits, correct if slower (rows_q8 reads both of
+     * its kernel's layouts) */
+    if (K->needs_kbits && (!bl->kbits || (bl->klayout != K->layout && !(q8 && bl->klayout == K->layout_q8))))
+        K = kern_avx2flip.available() ? &kern_avx2flip : &kern_ref;
     /* int8 activations: the variant's own, else the reference's (same results) */
     if (q8 && !K->rows_q8) {
         static atomic_flag warned = ATOMIC_FLAG_INIT;
@@ -336,26 +365,33 @@ void bitlinear_forward(const BitLinear *bl, const float *x, float *y, int N)
         K = &kern_ref;
     }
     const int in = bl->in, in_pad = kern_in_pad(bl), nblk = kern_nblk(bl);
+    Pool *pool = pool_global();
+    int T = pool_threads(pool);
+    /* int8 with the kernel's tables: for a few tokens every thread makes its
+     * own copy (FWD_COPIES_N) */
+    const int copies = q8 && K->prep_q8 && T > 1 && T <= FWD_MAX_RANGES && N <= FWD_COPIES_N ? T : 0, nc = copies ? copies : 1;
     Scratch *sc = scratch_get();
-    float *gx = scratch(&sc->gx, &sc->gx_n, (size_t)N * in_pad);
+    float *gx = scratch(&sc->gx, &sc->gx_n, (size_t)nc * N * in_pad);
     float *acc = scratch(&sc->acc, &sc->acc_n, (size_t)N * nblk * KERN_ROWBLK);
     int16_t *q = NULL, *acc16 = NULL;
     float *qscale = NULL;
     void *prep = NULL;
+    size_t prep_bytes = 0;
     if (q8) {
-        q = scratch_bytes(&sc->q, &sc->q_n, (size_t)N * in_pad * sizeof(int16_t));
-        qscale = scratch(&sc->scale, &sc->scale_n, (size_t)N * kern_nqblk(bl));
-        acc16 = scratch_bytes(&sc->acc16, &sc->acc16_n, (size_t)N * nblk * KERN_ROWBLK * 2 * sizeof(int16_t));
-        if (K->prep_q8) prep = scratch_bytes(&sc->prep, &sc->prep_n, K->prep_q8_bytes(bl, N));
+        q = scratch_bytes(&sc->q, &sc->q_n, (size_t)nc * N * in_pad * sizeof(int16_t));
+        qscale = scratch(&sc->scale, &sc->scale_n, (size_t)nc * N * kern_nqblk(bl));
+        acc16 = scratch_bytes(&sc->acc16, &sc->acc16_n, (size_t)N * kern_acc16_per_token(bl) * sizeof(int16_t));
+        if (K->prep_q8) prep_bytes = (K->prep_q8_bytes(bl, N) + 63) & ~(size_t)63;
+        if (K->prep_q8) prep = scratch_bytes(&sc->prep, &sc->prep_n, nc * prep_bytes);
     }
-    Pool *pool = pool_global();
-    int T = pool_threads(pool);
     double work = (double)bl->out * in * N;
     PanelRange ranges[FWD_MAX_RANGES];
-    FwdCtx c = {bl, K, x, gx, q, qscale, prep, acc16, acc, y, N, nblk, 1, 0, ranges};
-    /* the input, split by tokens (one pool run, so the threads are awake for the rows) */
-    c.ntasks = T > 1 && N > 1 && (double)N * in_pad >= 1 << 13 ? (T < N ? T : N) : 1;
-    pool_run(pool, fwd_input_task, &c, c.ntasks);
+    FwdCtx c = {bl, K, x, gx, q, qscale, prep, acc16, acc, y, N, nblk, 1, 0, copies, prep_bytes, ranges};
+    /* the input, split by tokens or one copy per thread (one pool run, so
+     * the threads are awake for the rows) */
+    c.ntasks = copies ? copies : T > 1 && N > 1 && (double)N * in_pad >= 1 << 13 ? (T < N ? T : N) : 1;
+    if (copies) pool_run_each(pool, fwd_input_task, &c);
+    else pool_run(pool, fwd_input_task, &c, c.ntasks);
     c.ntasks = 1;
     if (T > 1 && work >= 1 << 18) {
         int np = (nblk + KERN_PANEL - 1) / KERN_PANEL;

@@ -14,10 +14,10 @@
  * 1 means +1, 0 means -1; padding bits past `in` are 0. Kernels may keep a
  * different layout internally: `kbits` (see src/kernels/kernels.h), rebuilt
  * by bitlinear_pack and bitlinear_set_bits in the layout of the active
- * kernel; code that writes `bits` directly, or selects another kernel
- * (kern_select), must call bitlinear_repack before the next bitlinear_forward
- * (without it a changed kernel falls back to a slower one, with the same
- * results).
+ * kernel and activation precision; code that writes `bits` directly, or
+ * selects another kernel (kern_select) or precision (bitlinear_set_act), must
+ * call bitlinear_repack before the next bitlinear_forward (without it a
+ * changed kernel falls back to a slower one, with the same results).
  *
  * bitlinear_forward runs the fastest kernel variant for this CPU ($ONEBIT_KERNEL
  * = ref|avx2|avx512 overrides it) on the process-wide thread pool (src/pool.h;

@@ -263,6 +263,20 @@ static void test_layout_change(void)
         bitlinear_free(bl);
     }
     CHECK(kern_avx512.layout != kern_avx2.layout && kern_avx2.needs_kbits, "the two kernels share a layout: this test tests nothing");
+    /* packed while int8 activations were active (KERN_LAYOUT_W16), run in
+     * FP32 without a repack: the same FP32 results */
+    CHECK(kern_select("avx512", err) == 0, "%s", err);
+    CHECK(bitlinear_set_act("int8", err) == 0, "%s", err);
+    BitLinear *bl = random_layer(out, in, W);
+    CHECK(bl->klayout == KERN_LAYOUT_W16, "avx512 int8: packed in layout %d", bl->klayout);
+    CHECK(bitlinear_set_act("fp32", err) == 0, "%s", err);
+    bounds(bl, x, N, B, sd);
+    bitlinear_forward_ref(bl, x, want, N);
+    bitlinear_forward(bl, x, y, N);
+    CHECK(compare(bl, y, want, B, sd, N, &worst) == 0, "packed for int8, run in fp32: wrong");
+    bitlinear_repack(bl);
+    CHECK(bl->klayout == KERN_LAYOUT_L6, "avx512 fp32: repacked in layout %d", bl->klayout);
+    bitlinear_free(bl);
     free(W); free(x); free(want); free(y); free(B); free(sd);
     kern_select(kern_all()[0]->available() ? kern_all()[0]->name : "ref", err);
 }
@@ -397,15 +411,25 @@ static void test_int8(void)
                 for (int k = 0; all[k]; k++) {
                     if (!all[k]->available()) continue;
                     CHECK(kern_select(all[k]->name, err) == 0, "%s", err);
-                    bitlinear_repack(bl);
-                    for (int ti = 0; ti < 3; ti++) {
-                        CHECK(bitlinear_set_threads(1, err) == 0, "%s", err);
-                        bitlinear_forward(bl, x2, y, N); /* stale scratch must not survive */
-                        CHECK(bitlinear_set_threads(threads[ti], err) == 0, "%s", err);
-                        for (size_t i = 0; i < ny; i++) y[i] = NAN;
-                        bitlinear_forward(bl, x, y, N);
-                        CHECK(!memcmp(y, yr, ny * 4), "int8 %s: out %d in %d N %d norm %d threads %d: not identical to the reference",
-                              all[k]->name, out, in, N, norm, threads[ti]);
+                    /* the kernel's int8 layout (layout_q8), then, where it
+                     * differs, its FP32 layout, which rows_q8 also reads (the
+                     * precision switched without a repack) */
+                    for (int lay = 0; lay < 2; lay++) {
+                        if (lay && all[k]->layout_q8 == all[k]->layout) break;
+                        if (lay) CHECK(bitlinear_set_act("fp32", err) == 0, "%s", err);
+                        bitlinear_repack(bl);
+                        if (lay) CHECK(bitlinear_set_act("int8", err) == 0, "%s", err);
+                        const int want_layout = lay ? all[k]->layout : all[k]->layout_q8;
+                        CHECK(bl->klayout == want_layout, "int8 %s: packed in layout %d, not %d", all[k]->name, bl->klayout, want_layout);
+                        for (int ti = 0; ti < 3; ti++) {
+                            CHECK(bitlinear_set_threads(1, err) == 0, "%s", err);
+                            bitlinear_forward(bl, x2, y, N); /* stale scratch must not survive */
+                            CHECK(bitlinear_set_threads(threads[ti], err) == 0, "%s", err);
+                            for (size_t i = 0; i < ny; i++) y[i] = NAN;
+                            bitlinear_forward(bl, x, y, N);
+                            CHECK(!memcmp(y, yr, ny * 4), "int8 %s layout %d: out %d in %d N %d norm %d threads %d: not identical to the reference",
+                                  all[k]->name, bl->klayout, out, in, N, norm, threads[ti]);
+                        }
                     }
                 }
             }

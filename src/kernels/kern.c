@@ -87,7 +87,7 @@ void kern_quantize_ref(const float *gx, int in_pad, int16_t *q, float *scale)
 
 static int always(void) { return 1; }
 
-const BitKernel kern_ref = {"ref", "scalar reference", always, 0, KERN_LAYOUT_BW, ref_rows, ref_rows_q8, NULL, NULL};
+const BitKernel kern_ref = {"ref", "scalar reference", always, 0, KERN_LAYOUT_BW, ref_rows, ref_rows_q8, NULL, NULL, KERN_LAYOUT_BW};
 
 /* fastest first */
 static const BitKernel *const all[] = {&kern_avx512, &kern_avx2, &kern_ref, &kern_avx512mask, &kern_avx2flip, NULL};
@@ -153,10 +153,34 @@ static uint32_t l6_encode(uint32_t r)
     return g0 | (r >> 6 & 31) << 5 | (r >> 11 & 31) << 10 | n0 << 15 | g3 << 16 | (r >> 22 & 31) << 21 | (r >> 27 & 31) << 26 | n3 << 31;
 }
 
+/* KERN_LAYOUT_W16 (kernels.h): the canonical bits as they are, 16 columns
+ * of a row per uint16, 32 rows per 64 bytes */
+static void w16_repack(BitLinear *bl)
+{
+    const int wpr = bl->words_per_row, nw = kern_nblk_alloc(bl) / 2;
+    uint16_t *kb = (uint16_t *)bl->kbits;
+    for (int j = 0; j < 2 * wpr; j++)
+        for (int w = 0; w < nw; w++) {
+            uint16_t *d = kb + kern_w16_off(bl, j, w);
+            for (int i = 0; i < 32; i++) {
+                int r = w * 32 + i;
+                uint32_t v = r < bl->out ? (uint32_t)(bl->bits[(size_t)r * wpr + j / 2] >> (32 * (j & 1))) : 0;
+                d[i] = (uint16_t)v;
+                d[32 + i] = (uint16_t)(v >> 16);
+            }
+        }
+}
+
 void kern_repack(BitLinear *bl)
 {
     const BitKernel *K = kern_current();
-    const int wpr = bl->words_per_row, nblk = kern_nblk(bl), l6 = K->layout == KERN_LAYOUT_L6;
+    const int layout = bitlinear_act() == BITLINEAR_ACT_INT8 ? K->layout_q8 : K->layout;
+    if (layout == KERN_LAYOUT_W16) {
+        w16_repack(bl);
+        bl->klayout = layout;
+        return;
+    }
+    const int wpr = bl->words_per_row, nblk = kern_nblk(bl), l6 = layout == KERN_LAYOUT_L6;
     for (int k = 0; k < wpr; k++)
         for (int b = 0; b < nblk; b++) {
             uint32_t *d = bl->kbits + kern_kb_off(bl, k, b);

@@ -277,5 +277,5 @@ static void lut_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1
 static void lut_rows_q8(const BitLinear *bl, const int16_t *q, const float *scale, const void *prep, int N, int b0, int b1, float *acc, int16_t *acc16) { kern_ref.rows_q8(bl, q, scale, prep, N, b0, b1, acc, acc16); }
 #endif
 
-const BitKernel kern_avx2 = {"avx2", "AVX2+FMA FP32 lookup tables of 3 columns (vpermps, 8 rows per op)", have_avx2, 1, KERN_LAYOUT_BW, lut_rows, lut_rows_q8, NULL, NULL};
-const BitKernel kern_avx2flip = {"avx2flip", "AVX2+FMA sign flips (vpsllvd + XOR) on the canonical layout", have_avx2, 0, KERN_LAYOUT_BW, avx2_rows, NULL, NULL, NULL};
+const BitKernel kern_avx2 = {"avx2", "AVX2+FMA FP32 lookup tables of 3 columns (vpermps, 8 rows per op)", have_avx2, 1, KERN_LAYOUT_BW, lut_rows, lut_rows_q8, NULL, NULL, KERN_LAYOUT_BW};
+const BitKernel kern_avx2flip = {"avx2flip", "AVX2+FMA sign flips (vpsllvd + XOR) on the canonical layout", have_avx2, 0, KERN_LAYOUT_BW, avx2_rows, NULL, NULL, NULL, KERN_LAYOUT_BW};

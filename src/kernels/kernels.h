@@ -50,10 +50,23 @@
 #define KERN_ROWBLK 16
 #define KERN_PANEL 32   /* blocks per panel (512 rows) */
 
-/* the two kbits layouts: the same blocks, panels and offsets; they differ in
- * the order of the bits inside each dword (see l6_encode in kern.c) */
+/* the kbits layouts. BW and L6: the blocks, panels and offsets above; they
+ * differ in the order of the bits inside each dword (see l6_encode in
+ * kern.c). W16 (int8 activations on AVX-512, kern_avx512.c): 16-bit words,
+ * one per row and 16 columns, in blocks of 32 rows ("wblocks": 16-row blocks
+ * 2w and 2w+1); panels of KERN_PANEL / 2 wblocks (the same 512 rows and the
+ * same panel starts as above). For each 32-column index j (columns 32j ..
+ * 32j+31; 2 per canonical word) and wblock w there are 64 uint16 at
+ * kern_w16_off(bl, j, w):
+ *
+ *     [i]      = columns 32j    .. 32j+15 of row 32w+i  (bit t = column +t)
+ *     [32 + i] = columns 32j+16 .. 32j+31 of row 32w+i   (i = 0..31)
+ *
+ * word-major within a panel, as above, so a panel is one contiguous stream.
+ * Rows past `out` are zero; kbits holds an even number of 16-row blocks. */
 #define KERN_LAYOUT_BW 0   /* bit i = column i of the 32 (the canonical order) */
 #define KERN_LAYOUT_L6 1   /* six groups with two sign columns (kern_avx512.c) */
+#define KERN_LAYOUT_W16 2  /* 32 rows x 16 columns per 64 bytes (kern_avx512.c) */
 
 typedef struct {
     const char *name;
@@ -65,7 +78,7 @@ typedef struct {
     void (*rows)(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc);
     /* the same with int8 activations (BITLINEAR_ACT_INT8, see below), or
      * NULL (bitlinear_forward then runs kern_ref's): q (N, in_pad) and
-     * scale (N, kern_nqblk) from kern_quantize; acc16 (N, 2 * out_pad) int16
+     * scale (N, kern_nqblk) from kern_quantize; acc16 (N, kern_acc16_per_token) int16
      * scratch, 64-byte aligned, for the kernels that want it */
     void (*rows_q8)(const BitLinear *bl, const int16_t *q, const float *scale, const void *prep, int N, int b0, int b1,
                     float *acc, int16_t *acc16);
@@ -75,6 +88,9 @@ typedef struct {
      * the N (so threads can split it) */
     size_t (*prep_q8_bytes)(const BitLinear *bl, int N);
     void (*prep_q8)(const BitLinear *bl, const int16_t *q, int N, int n0, int n1, void *prep);
+    /* the kbits layout kern_repack builds while int8 activations are active
+     * (rows_q8 reads it and `layout`; rows reads only `layout`) */
+    int layout_q8;
 } BitKernel;
 
 static inline int kern_in_pad(const BitLinear *bl) { return bl->words_per_row * 64; }
@@ -115,6 +131,23 @@ void kern_mul(const float *x, const float *g, float *y, int n);
 void kern_mul_avx512(const float *x, const float *g, float *y, int n);
 static inline int kern_nblk(const BitLinear *bl) { return (bl->out + KERN_ROWBLK - 1) / KERN_ROWBLK; }
 
+/* 16-row blocks in kbits: even, so that KERN_LAYOUT_W16's last wblock fits */
+static inline int kern_nblk_alloc(const BitLinear *bl) { return (kern_nblk(bl) + 1) & ~1; }
+/* where a kernel's range of 16-row blocks may start: W16 works in pairs */
+static inline int kern_blk_align(const BitLinear *bl) { return bl->klayout == KERN_LAYOUT_W16 ? 2 : 1; }
+/* int16 scratch per token for rows_q8 (acc16): 3 per row of kbits (the
+ * W16 kernel's int16 sums and an int32 each; the others use 2) */
+static inline size_t kern_acc16_per_token(const BitLinear *bl) { return (size_t)kern_nblk_alloc(bl) * KERN_ROWBLK * 3; }
+
+/* uint16 offset of the 32-column index j of wblock w in a KERN_LAYOUT_W16
+ * kbits (see above) */
+static inline size_t kern_w16_off(const BitLinear *bl, int j, int w)
+{
+    int nw = kern_nblk_alloc(bl) / 2, pw = KERN_PANEL / 2, p0 = w / pw * pw;
+    int pb = nw - p0 < pw ? nw - p0 : pw;
+    return ((size_t)p0 * (bl->words_per_row * 2) + (size_t)j * pb + (size_t)(w - p0)) * 64;
+}
+
 /* dword offset of word k of block b in kbits (see above) */
 static inline size_t kern_kb_off(const BitLinear *bl, int k, int b)
 {
@@ -143,8 +176,9 @@ const BitKernel *kern_find(const char *name);
 /* make `name` the active kernel; 0, or -1 with err set */
 int kern_select(const char *name, char *err);
 
-/* (re)build bl->kbits from bl->bits in the layout of the active kernel
- * (KERN_LAYOUT_BW when it reads no kbits); sets bl->klayout */
+/* (re)build bl->kbits from bl->bits in the layout of the active kernel for
+ * the active activation precision (layout, or layout_q8 with int8; BW when it
+ * reads no kbits); sets bl->klayout */
 void kern_repack(BitLinear *bl);
 
 /* the variants (kern_*.c) */
