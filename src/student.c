@@ -552,6 +552,13 @@ static void extra_free(void *x)
     free(s);
 }
 
+void student_repack(Model *m)
+{
+    if (m->free_extra != extra_free) return;
+    StudentExtra *s = m->extra;
+    for (int i = 0; i < s->n; i++) bitlinear_repack(s->bl[i]);
+}
+
 static int copy_f32(float *dst, const Parsed *p, const Entry *e, const char *path, char *err)
 {
     size_t n = e->size / 4;

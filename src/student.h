@@ -40,6 +40,12 @@ int student_write(const char *path, const Model *teacher, const Tokenizer *tok,
  * no tokenizer and tok != NULL it fails. */
 int student_load(Model *m, Tokenizer *tok, const char *path, char *err);
 
+/* rebuild the kernel layout of every 1-bit linear of a student_load'ed m
+ * for the active kernel and activation precision (after kern_select or
+ * bitlinear_set_act; without it they run a slower kernel on the canonical
+ * bits). Nothing else may run m meanwhile. No-op for other models. */
+void student_repack(Model *m);
+
 /* the metadata JSON of a .onebit (malloc'd; "" when none); validates the
  * file like student_load */
 int student_read_meta(const char *path, char **meta_json, char *err);

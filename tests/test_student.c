@@ -10,6 +10,7 @@
 
 #include "bitlinear.h"
 #include "common.h"
+#include "kernels/kernels.h"
 #include "model.h"
 #include "student.h"
 #include "svid.h"
@@ -247,6 +248,38 @@ static void round_trip(const ModelConfig *c, int with_tok, const char *dir)
         if (r > rel2) rel2 = r;
     }
     CHECK(rel2 <= 1e-4, "model_step vs dense logits: max rel diff %g", rel2);
+    model_state_free(&ms);
+    /* student_repack after a change of activation precision: the layers
+     * get the kernel's layout for it, with the same logits as before the
+     * repack (a kernel reading the other layout) and as a fresh load */
+    {
+        const BitKernel *K = kern_current();
+        float *g8 = malloc((size_t)T * c->vocab_size * 4), *g8r = malloc((size_t)T * c->vocab_size * 4);
+        CHECK(bitlinear_set_act("int8", err) == 0, "int8: %s", err);
+        model_forward(&s, &a, toks, T, g8, NULL);
+        student_repack(&s);
+        int bad = 0;
+        for (int i = 0; i < nlin; i++) bad += K->needs_kbits && s.lin[i].bl->klayout != K->layout_q8;
+        CHECK(bad == 0, "%d layers not in %s's int8 layout after student_repack", bad, K->name);
+        model_forward(&s, &a, toks, T, g8r, NULL);
+        CHECK(!memcmp(g8, g8r, (size_t)T * c->vocab_size * 4), "int8 logits change with the repack");
+        Model s2;
+        CHECK(student_load(&s2, NULL, path, err) == 0, "reload: %s", err);
+        model_forward(&s2, &a, toks, T, g8, NULL);
+        CHECK(!memcmp(g8, g8r, (size_t)T * c->vocab_size * 4), "int8 logits: repacked vs loaded under int8");
+        model_free(&s2);
+        double r8 = max_rel(g8r, ref, (size_t)T * c->vocab_size);
+        /* int8 activations are lossy: 0.021 and 0.050 on these two students */
+        CHECK(r8 <= 0.1, "int8 vs dense logits: max rel diff %g", r8);
+        CHECK(bitlinear_set_act("fp32", err) == 0, "fp32: %s", err);
+        student_repack(&s);
+        bad = 0;
+        for (int i = 0; i < nlin; i++) bad += K->needs_kbits && s.lin[i].bl->klayout != K->layout;
+        CHECK(bad == 0, "%d layers not in %s's layout after the repack back", bad, K->name);
+        model_forward(&s, &a, toks, T, g8r, NULL);
+        CHECK(!memcmp(got, g8r, (size_t)T * c->vocab_size * 4), "fp32 logits change after the round trip through int8");
+        free(g8); free(g8r);
+    }
     model_state_free(&ms);
     model_acts_free(&a);
     for (int i = 0; i < nlin; i++) free(D[i].S);

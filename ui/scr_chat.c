@@ -452,6 +452,8 @@ static int chat_key(App *a, const UiKey *k, int key)
         if (busy()) { app_msg(a, 1, "a reply is still streaming: Esc stops it"); return 1; }
         int on = bitlinear_act() != BITLINEAR_ACT_INT8;
         bitlinear_set_act(on ? "int8" : "fp32", NULL);
+        /* the kernels' sign layout differs by precision (kernels.h) */
+        if (C.student) student_repack(C.student);
         app_msg(a, 0, "student activations: %s", on ? "int8 (per-512-column scales; faster batched kernels, slightly lossy)" : "fp32 (exact)");
         return 1;
     }
