@@ -15,6 +15,9 @@
 #include "common.h"
 
 #define POOL_SPIN_S 100e-6
+/* how long pool_run_each waits for a worker to start its task before the
+ * caller runs it (a spinning worker starts within a microsecond or two) */
+#define POOL_EACH_GRACE_S 10e-6
 #define POOL_MAX_THREADS 1024
 
 struct Pool {
@@ -31,6 +34,9 @@ struct Pool {
     _Atomic uint64_t next;
     atomic_int done;            /* tasks finished in the current run */
     atomic_uint each_gen;       /* == gen: the current run is a pool_run_each */
+    /* in a pool_run_each: (generation << 32) | the tasks < 32 taken, each by
+     * its own thread or, when that one is late, by the caller */
+    _Atomic uint64_t each_taken;
     struct WorkerArg { struct Pool *p; int index; } *args;
     _Atomic(PoolFn) fn;
     _Atomic(void *) ctx;
@@ -77,6 +83,18 @@ static void run_tasks(Pool *p, unsigned g)
     }
 }
 
+/* take task i of pool_run_each g (tasks from 32 on: always their own
+ * thread's); 0 if it is taken or run g is over */
+static int take_each(Pool *p, unsigned g, int i)
+{
+    if (i >= 32) return 1;
+    uint64_t v = atomic_load(&p->each_taken), bit = 1ull << i;
+    for (;;) {
+        if ((unsigned)(v >> 32) != g || (v & bit)) return 0;
+        if (atomic_compare_exchange_weak(&p->each_taken, &v, v | bit)) return 1;
+    }
+}
+
 static void *worker(void *arg)
 {
     struct WorkerArg *wa = arg;
@@ -103,9 +121,11 @@ static void *worker(void *arg)
         /* a pool_run_each of generation g (not of a later one: a worker that
          * missed runs reads the generation first) runs once on every thread */
         if (atomic_load(&p->each_gen) == g) {
-            PoolFn fn = atomic_load(&p->fn);
-            fn(atomic_load(&p->ctx), tls_index);
-            task_done(p, atomic_load(&p->n_tasks));
+            if (take_each(p, g, tls_index)) {
+                PoolFn fn = atomic_load(&p->fn);
+                fn(atomic_load(&p->ctx), tls_index);
+                task_done(p, atomic_load(&p->n_tasks));
+            }
         } else run_tasks(p, g);
     }
 }
@@ -201,6 +221,7 @@ static unsigned start_run(Pool *p, PoolFn fn, void *ctx, int n_tasks, int each)
     atomic_store(&p->done, 0);
     /* in a claimed run, a value no worker can hold as its generation (a late
      * worker holds one of the last few) */
+    atomic_store(&p->each_taken, (uint64_t)g << 32);
     atomic_store(&p->each_gen, each ? g : g + 0x80000000u);
     pthread_mutex_lock(&p->mu);
     atomic_store_explicit(&p->gen, g, memory_order_release);
@@ -230,9 +251,22 @@ void pool_run_each(Pool *p, PoolFn fn, void *ctx)
         return;
     }
     pthread_mutex_lock(&p->run_mu);
-    start_run(p, fn, ctx, p->n, 1);
+    unsigned g = start_run(p, fn, ctx, p->n, 1);
+    take_each(p, g, 0);
     fn(ctx, 0);
     task_done(p, p->n);
+    /* the tasks of threads that have not started theirs within
+     * POOL_EACH_GRACE_S (asleep, or descheduled on a busy machine: waiting
+     * for them would cost far more) */
+    const uint64_t all = p->n >= 32 ? 0xffffffffu : (1ull << p->n) - 1;
+    double t0 = ob_now();
+    int k = 0;
+    while ((atomic_load(&p->each_taken) & all) != all && (++k % 16 || ob_now() - t0 < POOL_EACH_GRACE_S)) cpu_relax();
+    for (int i = 1; i < p->n && i < 32; i++)
+        if (take_each(p, g, i)) {
+            fn(ctx, i);
+            task_done(p, p->n);
+        }
     wait_done(p, p->n);
     pthread_mutex_unlock(&p->run_mu);
 }

@@ -24,11 +24,14 @@ Pool *pool_new(int n, char *err);
 void pool_free(Pool *p);
 int pool_threads(const Pool *p);
 void pool_run(Pool *p, PoolFn fn, void *ctx, int n_tasks);
-/* fn(ctx, i) once on every thread i of the pool (0 = the caller, i =
- * pool_thread_index() on worker i); returns when all are done. For work
- * that should stay in one core's caches, read later by the same thread in
- * a pool_run (whose tasks may run anywhere: use pool_thread_index there).
- * Waits for sleeping workers to wake. */
+/* fn(ctx, i) once for every thread i of the pool, on thread i (0 = the
+ * caller, i = pool_thread_index() on worker i) unless worker i has not
+ * started it by the time the caller has run task 0: then the caller runs it
+ * (a sleeping or descheduled worker would cost far more). Returns when all
+ * are done. For work that should stay in one core's caches, read later by
+ * the same thread in a pool_run (whose tasks may run anywhere: use
+ * pool_thread_index there); task i must not depend on running on thread i.
+ * From worker 32 on, tasks always run on their own thread. */
 void pool_run_each(Pool *p, PoolFn fn, void *ctx);
 /* the calling thread's index in its pool (1..n-1 on a worker; 0 on any
  * other thread, the caller of pool_run included) */
