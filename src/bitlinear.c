@@ -192,8 +192,9 @@ typedef struct {
     float *acc, *y;
     int N, nblk, ntasks, by_panel;
     /* int8 with a copy per thread (FWD_COPIES_N): thread t makes gx, q,
-     * scale and prep of every token in copy t (pool_run_each) and its rows
-     * tasks read copy t; 0: one copy, the input split by tokens */
+     * scale and prep of every token in copy t (pool_run_each; the caller
+     * makes it when thread t is late) and its rows tasks read copy t; 0: one
+     * copy, the input split by tokens */
     int copies;
     size_t prep_bytes;
     PanelRange *ranges;  /* by_panel: one per task */
