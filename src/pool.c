@@ -33,9 +33,10 @@ struct Pool {
      * of a newer run with the fields of an older one (or the reverse) */
     _Atomic uint64_t next;
     atomic_int done;            /* tasks finished in the current run */
-    atomic_uint each_gen;       /* == gen: the current run is a pool_run_each */
-    /* in a pool_run_each: (generation << 32) | the tasks < 32 taken, each by
-     * its own thread or, when that one is late, by the caller */
+    /* (generation << 32) | the tasks < 32 taken, each by its own thread or,
+     * when that one is late, by the caller: the generation is the current
+     * run's in a pool_run_each, and one no worker can hold in a claimed run
+     * (a late worker holds one of the last few) */
     _Atomic uint64_t each_taken;
     struct WorkerArg { struct Pool *p; int index; } *args;
     _Atomic(PoolFn) fn;
@@ -120,7 +121,7 @@ static void *worker(void *arg)
         seen = g;
         /* a pool_run_each of generation g (not of a later one: a worker that
          * missed runs reads the generation first) runs once on every thread */
-        if (atomic_load(&p->each_gen) == g) {
+        if ((unsigned)(atomic_load(&p->each_taken) >> 32) == g) {
             if (take_each(p, g, tls_index)) {
                 PoolFn fn = atomic_load(&p->fn);
                 fn(atomic_load(&p->ctx), tls_index);
@@ -219,10 +220,7 @@ static unsigned start_run(Pool *p, PoolFn fn, void *ctx, int n_tasks, int each)
     atomic_store(&p->ctx, ctx);
     atomic_store(&p->n_tasks, n_tasks);
     atomic_store(&p->done, 0);
-    /* in a claimed run, a value no worker can hold as its generation (a late
-     * worker holds one of the last few) */
-    atomic_store(&p->each_taken, (uint64_t)g << 32);
-    atomic_store(&p->each_gen, each ? g : g + 0x80000000u);
+    atomic_store(&p->each_taken, (uint64_t)(each ? g : g + 0x80000000u) << 32);
     pthread_mutex_lock(&p->mu);
     atomic_store_explicit(&p->gen, g, memory_order_release);
     pthread_cond_broadcast(&p->cv_work);
