@@ -397,8 +397,10 @@ void bitlinear_forward(const BitLinear *bl, const float *x, float *y, int N)
         q = scratch_bytes(&sc->q, &sc->q_n, (size_t)nc * N * in_pad * sizeof(int16_t));
         qscale = scratch(&sc->scale, &sc->scale_n, (size_t)nc * N * kern_nqblk(bl));
         acc16 = scratch_bytes(&sc->acc16, &sc->acc16_n, (size_t)N * kern_acc16_per_token(bl) * sizeof(int16_t));
-        if (K->prep_q8) prep_bytes = (K->prep_q8_bytes(bl, N) + 63) & ~(size_t)63;
-        if (K->prep_q8) prep = scratch_bytes(&sc->prep, &sc->prep_n, nc * prep_bytes);
+        if (K->prep_q8) {
+            prep_bytes = (K->prep_q8_bytes(bl, N) + 63) & ~(size_t)63; /* each copy 64-byte aligned */
+            prep = scratch_bytes(&sc->prep, &sc->prep_n, nc * prep_bytes);
+        }
     }
     double work = (double)bl->out * in * N;
     PanelRange ranges[FWD_MAX_RANGES];
