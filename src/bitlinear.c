@@ -295,10 +295,12 @@ static void fwd_norm_task(void *vc, int t)
     int n0 = (int)((long)c->N * t / c->ntasks), n1 = (int)((long)c->N * (t + 1) / c->ntasks);
     for (int n = n0; n < n1; n++) {
         float *yn = c->y + (size_t)n * out;
-        memcpy(yn, c->acc + n * out_pad, (size_t)out * sizeof(float));
-        if (c->bl->norm) {
-            if (c->K == &kern_ref) bitlinear_layernorm(yn, out);
-            else kern_layernorm(yn, out);
+        const float *an = c->acc + n * out_pad;
+        if (!c->bl->norm) memcpy(yn, an, (size_t)out * sizeof(float));
+        else if (c->K != &kern_ref) kern_layernorm(an, yn, out);
+        else {
+            memcpy(yn, an, (size_t)out * sizeof(float));
+            bitlinear_layernorm(yn, out);
         }
     }
 }

@@ -490,6 +490,34 @@ static void test_gemv(void)
     CHECK(bitlinear_set_threads(0, err) == 0, "%s", err);
 }
 
+/* kern_layernorm (the AVX-512 one on this CPU) against bitlinear_layernorm:
+ * out of place equals in place bit for bit, x is left alone, and the values
+ * agree with the scalar double statistics to float rounding, also with a
+ * large common offset */
+static void test_layernorm(void)
+{
+    static const int ns[] = {1, 2, 15, 16, 31, 32, 33, 47, 100, 4096, 11008};
+    for (int i = 0; i < (int)(sizeof ns / sizeof ns[0]); i++)
+        for (int off = 0; off < 2; off++) {
+            int n = ns[i];
+            float *x = ob_malloc(n * 4), *x0 = ob_malloc(n * 4), *y = ob_malloc(n * 4), *yi = ob_malloc(n * 4), *want = ob_malloc(n * 4);
+            for (int k = 0; k < n; k++) x[k] = (off ? 1000.0f : 0.0f) + frand();
+            memcpy(x0, x, n * 4);
+            memcpy(yi, x, n * 4);
+            memcpy(want, x, n * 4);
+            kern_layernorm(x, y, n);
+            kern_layernorm(yi, yi, n);
+            bitlinear_layernorm(want, n);
+            CHECK(!memcmp(x, x0, n * 4), "layernorm n %d: the input changed", n);
+            CHECK(!memcmp(y, yi, n * 4), "layernorm n %d offset %d: out of place differs from in place", n, off);
+            int bad = 0;
+            for (int k = 0; k < n; k++)
+                if (!(fabsf(y[k] - want[k]) <= 1e-5f * (fabsf(want[k]) + 1.0f))) bad++;
+            CHECK(bad == 0, "layernorm n %d offset %d: %d values off bitlinear_layernorm", n, off, bad);
+            free(x); free(x0); free(y); free(yi); free(want);
+        }
+}
+
 int main(void)
 {
     test_packing();
@@ -499,5 +527,6 @@ int main(void)
     test_quantize();
     test_int8();
     test_gemv();
+    test_layernorm();
     return test_done("test_bitlinear");
 }

@@ -195,7 +195,7 @@ void kern_repack(BitLinear *bl)
     bl->klayout = l6 ? KERN_LAYOUT_L6 : KERN_LAYOUT_BW;
 }
 
-void kern_layernorm_avx512(float *y, int n);
+void kern_layernorm_avx512(const float *x, float *y, int n);
 
 /* the helpers below use their AVX-512 (or AVX2) versions unless the CPU lacks
  * them or the scalar reference is the active kernel */
@@ -239,8 +239,12 @@ void kern_mul(const float *x, const float *g, float *y, int n)
     for (int i = 0; i < n; i++) y[i] = x[i] * g[i];
 }
 
-void kern_layernorm(float *y, int n)
+void kern_layernorm(const float *x, float *y, int n)
 {
-    if (simd512()) kern_layernorm_avx512(y, n);
-    else bitlinear_layernorm(y, n);
+    if (simd512()) {
+        kern_layernorm_avx512(x, y, n);
+        return;
+    }
+    if (x != y) memcpy(y, x, (size_t)n * sizeof(float));
+    bitlinear_layernorm(y, n);
 }

@@ -736,36 +736,46 @@ T512 static void mask_rows(const BitLinear *bl, const float *gx, int N, int b0, 
     }
 }
 
-/* LayerNorm with double statistics, 16 floats at a time */
-T512 void kern_layernorm_avx512(float *y, int n)
+/* LayerNorm with double statistics of x into y (x may be y), 32 floats at a
+ * time in four double accumulators. Reading x and writing y in the last pass
+ * saves bitlinear_forward a copy: 11008 floats, hot, 1.79 us against 2.44
+ * for a copy and the in-place version with two accumulators */
+T512 void kern_layernorm_avx512(const float *x, float *y, int n)
 {
-    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    __m512d s0 = _mm512_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
+#define LN_LO(v) _mm512_cvtps_pd(_mm512_castps512_ps256(v))
+#define LN_HI(v) _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)))
     int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m512 v = _mm512_loadu_ps(y + i);
-        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
-        s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+    for (; i + 32 <= n; i += 32) {
+        const __m512 v = _mm512_loadu_ps(x + i), u = _mm512_loadu_ps(x + i + 16);
+        s0 = _mm512_add_pd(s0, LN_LO(v));
+        s1 = _mm512_add_pd(s1, LN_HI(v));
+        s2 = _mm512_add_pd(s2, LN_LO(u));
+        s3 = _mm512_add_pd(s3, LN_HI(u));
     }
-    double mean = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
-    for (; i < n; i++) mean += y[i];
+    double mean = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(s0, s1), _mm512_add_pd(s2, s3)));
+    for (; i < n; i++) mean += x[i];
     mean /= n;
-    __m512d mv = _mm512_set1_pd(mean);
-    s0 = _mm512_setzero_pd();
-    s1 = _mm512_setzero_pd();
-    for (i = 0; i + 16 <= n; i += 16) {
-        __m512 v = _mm512_loadu_ps(y + i);
-        __m512d d0 = _mm512_sub_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v)), mv);
-        __m512d d1 = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))), mv);
+    const __m512d mv = _mm512_set1_pd(mean);
+    s0 = s1 = s2 = s3 = _mm512_setzero_pd();
+    for (i = 0; i + 32 <= n; i += 32) {
+        const __m512 v = _mm512_loadu_ps(x + i), u = _mm512_loadu_ps(x + i + 16);
+        const __m512d d0 = _mm512_sub_pd(LN_LO(v), mv), d1 = _mm512_sub_pd(LN_HI(v), mv);
+        const __m512d d2 = _mm512_sub_pd(LN_LO(u), mv), d3 = _mm512_sub_pd(LN_HI(u), mv);
         s0 = _mm512_fmadd_pd(d0, d0, s0);
         s1 = _mm512_fmadd_pd(d1, d1, s1);
+        s2 = _mm512_fmadd_pd(d2, d2, s2);
+        s3 = _mm512_fmadd_pd(d3, d3, s3);
     }
-    double var = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
-    for (; i < n; i++) { double d = y[i] - mean; var += d * d; }
+#undef LN_LO
+#undef LN_HI
+    double var = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(s0, s1), _mm512_add_pd(s2, s3)));
+    for (; i < n; i++) { double d = x[i] - mean; var += d * d; }
     var /= n;
     float inv = (float)(1.0 / __builtin_sqrt(var + BITLINEAR_EPS)), m = (float)mean;
     __m512 mf = _mm512_set1_ps(m), invf = _mm512_set1_ps(inv);
-    for (i = 0; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(y + i), mf), invf));
-    for (; i < n; i++) y[i] = (y[i] - m) * inv;
+    for (i = 0; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i), mf), invf));
+    for (; i < n; i++) y[i] = (x[i] - m) * inv;
 }
 
 #else /* not x86 */

@@ -184,8 +184,9 @@ void kern_repack(BitLinear *bl);
 /* the variants (kern_*.c) */
 extern const BitKernel kern_ref, kern_avx2, kern_avx2flip, kern_avx512, kern_avx512mask;
 
-/* the parameter-free LayerNorm (bitlinear_layernorm) vectorized when the CPU
- * allows; same double-precision statistics */
-void kern_layernorm(float *y, int n);
+/* the parameter-free LayerNorm (bitlinear_layernorm) of x into y (x may be
+ * y), vectorized when the CPU allows; the same double-precision statistics,
+ * summed in another order */
+void kern_layernorm(const float *x, float *y, int n);
 
 #endif
