@@ -490,6 +490,22 @@ T512 static inline void make_tabx(const int16_t *q, TabX *T)
     T->t2 = _mm512_sub_epi16(_mm512_add_epi16(p, p), _mm512_permutexvar_epi16(l15, p));
 }
 
+/* the table indices of v beyond its low 6 bits: *i1 = v >> 6 and *i2 =
+ * v >> 12, the second as the high half of v * 16, a multiply that runs beside
+ * the permutes where a second shift competes with them for the same pipes (as
+ * in KERN_LAYOUT_L6). v is loaded into a register once: the compiler would
+ * fold the load into both index operations. 11008x4096, N = 1, alternated
+ * calls in one process (/tmp harness): one panel hot on 1 thread, 4.97
+ * cycles per 32 rows x 32 columns against 5.75 with two shifts and folded
+ * loads; cold on 2 threads, w16_seg1 alone 0.099-0.100 ms against
+ * 0.103-0.106, and 1-4% through rows_q8 in a slower phase; N = 8 about 1.5% */
+T512 static inline __attribute__((always_inline)) void w16_idx(__m512i *v, __m512i *i1, __m512i *i2)
+{
+    __asm__("" : "+v"(*v));
+    *i1 = _mm512_srli_epi16(*v, 6);
+    *i2 = _mm512_mulhi_epu16(*v, _mm512_set1_epi16(16));
+}
+
 /* the 16 columns of 32 rows in v (i1 = v >> 6, i2 = v >> 12) */
 #define TABX_SUM(T, v, i1, i2)                                                                        \
     _mm512_add_epi16(_mm512_add_epi16(_mm512_permutex2var_epi16((T).a0, (v), (T).b0),                  \
@@ -527,9 +543,9 @@ T512 static inline __attribute__((always_inline)) void w16_blocks(const uint16_t
             _mm_prefetch((const char *)(w + W16_PF), _MM_HINT_T0);
             _mm_prefetch((const char *)(w + W16_PF + 32), _MM_HINT_T0);
         }
-        const __m512i v0 = _mm512_load_si512((const void *)w), v1 = _mm512_load_si512((const void *)(w + 32));
-        const __m512i i01 = _mm512_srli_epi16(v0, 6), i02 = _mm512_srli_epi16(v0, 12);
-        const __m512i i11 = _mm512_srli_epi16(v1, 6), i12 = _mm512_srli_epi16(v1, 12);
+        __m512i v0 = _mm512_load_si512((const void *)w), v1 = _mm512_load_si512((const void *)(w + 32)), i01, i02, i11, i12;
+        w16_idx(&v0, &i01, &i02);
+        w16_idx(&v1, &i11, &i12);
 #pragma GCC unroll 2
         for (int t = 0; t < nt; t++) {
             __m512i s = _mm512_add_epi16(TABX_SUM(A[t], v0, i01, i02), TABX_SUM(B[t], v1, i11, i12));
@@ -610,9 +626,10 @@ T512 static void w16_seg1(const BitLinear *bl, const float *scale, const TabX *T
         for (int b = 0; b < nb; b++, p += 64, a += 96) {
             _mm_prefetch((const char *)(p + W16_PF), _MM_HINT_T0);
             _mm_prefetch((const char *)(p + W16_PF + 32), _MM_HINT_T0);
-            const __m512i v0 = _mm512_load_si512((const void *)p), v1 = _mm512_load_si512((const void *)(p + 32));
-            __m512i s = _mm512_add_epi16(TABX_SUM(A, v0, _mm512_srli_epi16(v0, 6), _mm512_srli_epi16(v0, 12)),
-                                         TABX_SUM(B, v1, _mm512_srli_epi16(v1, 6), _mm512_srli_epi16(v1, 12)));
+            __m512i v0 = _mm512_load_si512((const void *)p), v1 = _mm512_load_si512((const void *)(p + 32)), i01, i02, i11, i12;
+            w16_idx(&v0, &i01, &i02);
+            w16_idx(&v1, &i11, &i12);
+            __m512i s = _mm512_add_epi16(TABX_SUM(A, v0, i01, i02), TABX_SUM(B, v1, i11, i12));
             _mm512_store_si512((void *)a, first ? s : _mm512_add_epi16(_mm512_load_si512((const void *)a), s));
         }
         if (w16_half_end(bl, j)) w16_flush(bl, scale, 1, 0, j, w0, w1, acc, acc16);
