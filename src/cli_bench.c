@@ -20,10 +20,15 @@
 
 /* pause before each round of 1-bit calls (see bench gemv) */
 #define BENCH_BLAS_QUIET_S 0.3
-/* untimed 1-bit calls after the pause, for at least this long: the pool's
+/* untimed 1-bit work after the pause, for at least this long: the pool's
  * workers have fallen asleep and the cores idled, which a decode loop (one
- * layer right after another) never sees */
-#define BENCH_WARM_S 2e-3
+ * layer right after another) never sees. After an idle 0.3 s, 2 threads take
+ * 10-30 ms of work to come back to speed: 11008x4096 int8 cold, rounds of 30
+ * calls (/tmp harness), with 2 ms of warm-up calls 0-9 of a round took a
+ * median 0.29 ms, 10-19 0.20 and 20-29 0.15, against a flat 0.126-0.175
+ * without pauses; with 30 ms and more the positions were flat (1 thread: flat
+ * either way) */
+#define BENCH_WARM_S 50e-3
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -97,7 +102,13 @@ static int bench_forward_random(const char *spec, long T, long reps, int json)
         time_model(&tm, &a, &st, tok, (int)T, logits, tp + r, td + r);
         /* OpenBLAS's threads busy-wait after the teacher's sgemv/sgemm (see
          * bench gemv); the student's own head sgemv is part of its time */
-        if (bitlinear_threads() > 1) ob_sleep(BENCH_BLAS_QUIET_S);
+        if (bitlinear_threads() > 1) {
+            ob_sleep(BENCH_BLAS_QUIET_S);
+            /* untimed decode steps wake the pool and the cores (BENCH_WARM_S);
+             * time_model starts again at position 0 */
+            double w0 = ob_now();
+            for (long k = 0; ob_now() - w0 < BENCH_WARM_S; k++) model_step(&sm, &ss, tok[k % T], (int)(k % T));
+        }
         time_model(&sm, &a, &ss, tok, (int)T, logits, sp + r, sd + r);
     }
     double mtp = median(tp, (int)reps), mtd = median(td, (int)reps), msp = median(sp, (int)reps), msd = median(sd, (int)reps);
@@ -372,7 +383,7 @@ static int bench_gemv(int argc, char **argv)
                    "scaling, LayerNorm) on an R x C weight matrix and N input vectors, and FP32\n"
                    "OpenBLAS (cblas_sgemv for N = 1, cblas_sgemm otherwise) on the same shape, in\n"
                    "the same process, in alternating rounds (with T > 1 a 0.3 s pause before each\n"
-                   "1-bit round lets OpenBLAS's busy-waiting threads sleep, then 2 ms of untimed\n"
+                   "1-bit round lets OpenBLAS's busy-waiting threads sleep, then 50 ms of untimed\n"
                    "1-bit calls wake the pool); prints both medians over K reps and ratio =\n"
                    "sgemv_ms / onebit_ms. --cold cycles through >= 1 GiB of weight copies for\n"
                    "each so every call reads its weights from DRAM.\n"
