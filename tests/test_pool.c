@@ -4,9 +4,12 @@
  * run's setup) and after pauses long enough for the workers to fall asleep;
  * a run never hangs (a watchdog fails the test instead); pool_run_each runs
  * task i once, on thread i (pool_thread_index) or, for a late worker, on
- * the caller (thread 0). Regression test for
+ * the caller (thread 0), which a pool confined to one CPU forces: there
+ * the caller takes over the workers' tasks (checked to happen). Regression
+ * test for
  * a claim of generation g-1 succeeding against generation g's task count,
  * which ran a task twice and left pool_run waiting forever. */
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <unistd.h>
@@ -20,6 +23,7 @@
 typedef struct {
     atomic_int hits[MAXT];
     atomic_int bad_index; /* pool_thread_index() out of range, or neither i nor 0 in pool_run_each */
+    atomic_int by_caller; /* pool_run_each: tasks i > 0 that ran on the caller */
     int n, threads, each;
 } Run;
 
@@ -30,6 +34,7 @@ static void task(void *ctx, int i)
     else atomic_fetch_add(&r->hits[0], 1000); /* out of range: counted as wrong */
     int t = pool_thread_index();
     if (t < 0 || t >= r->threads || (r->each && t != i && t != 0)) atomic_fetch_add(&r->bad_index, 1);
+    if (r->each && i > 0 && t == 0) atomic_fetch_add(&r->by_caller, 1);
 }
 
 static void on_alarm(int sig)
@@ -52,6 +57,7 @@ static int exercise(Pool *p, long n_runs, const int *counts, int ncounts, int pa
         if (r.each) r.n = r.threads;
         for (int i = 0; i < MAXT; i++) atomic_init(&r.hits[i], 0);
         atomic_init(&r.bad_index, 0);
+        atomic_init(&r.by_caller, 0);
         if (r.each) pool_run_each(p, task, &r);
         else pool_run(p, task, &r, r.n);
         if (atomic_load(&r.bad_index)) {
@@ -68,6 +74,47 @@ static int exercise(Pool *p, long n_runs, const int *counts, int ncounts, int pa
         if (pause_every > 0 && k % pause_every == pause_every - 1) ob_sleep(1e-3);
     }
     return bad;
+}
+
+/* pool_run_each with every thread on one CPU: a worker cannot start its
+ * task while the caller spins through POOL_EACH_GRACE_S, so the caller takes
+ * it over; every task still runs exactly once, on its own thread or on the
+ * caller, and at least one is taken over (else the takeover path went
+ * untested). The pool's threads inherit the affinity from pool_new. */
+static void test_each_takeover(void)
+{
+    cpu_set_t old, one;
+    CHECK(sched_getaffinity(0, sizeof old, &old) == 0, "sched_getaffinity");
+    int cpu = -1;
+    for (int c = 0; c < CPU_SETSIZE && cpu < 0; c++)
+        if (CPU_ISSET(c, &old)) cpu = c;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    CHECK(cpu >= 0 && sched_setaffinity(0, sizeof one, &one) == 0, "confining the test to CPU %d", cpu);
+    char err[OB_ERRLEN];
+    Pool *p = pool_new(3, err);
+    CHECK(p != NULL, "pool_new(3): %s", err);
+    if (p) {
+        static const int counts[] = {3};
+        long taken = 0;
+        int bad = 0;
+        for (long k = 0; k < 2000; k++) {
+            Run r = {.n = 3, .threads = 3, .each = 1};
+            for (int i = 0; i < MAXT; i++) atomic_init(&r.hits[i], 0);
+            atomic_init(&r.bad_index, 0);
+            atomic_init(&r.by_caller, 0);
+            pool_run_each(p, task, &r);
+            for (int i = 0; i < MAXT; i++) bad += atomic_load(&r.hits[i]) != (i < 3);
+            bad += atomic_load(&r.bad_index) != 0;
+            taken += atomic_load(&r.by_caller);
+        }
+        CHECK(bad == 0, "one CPU: %d wrong task counts or thread indices", bad);
+        CHECK(taken > 0, "one CPU: the caller never took over a late worker's task in 2000 runs");
+        /* and plain runs still work there */
+        CHECK(exercise(p, 2000, counts, 1, 0) == 0, "one CPU: pool_run");
+        pool_free(p);
+    }
+    CHECK(sched_setaffinity(0, sizeof old, &old) == 0, "restoring the affinity");
 }
 
 int main(void)
@@ -94,6 +141,7 @@ int main(void)
         CHECK(exercise(p1, 1000, counts, 3, 0) == 0, "one thread: every task once");
         pool_free(p1);
     }
+    test_each_takeover();
     alarm(0);
     return test_done("test_pool");
 }
