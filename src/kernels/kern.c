@@ -195,8 +195,6 @@ void kern_repack(BitLinear *bl)
     bl->klayout = l6 ? KERN_LAYOUT_L6 : KERN_LAYOUT_BW;
 }
 
-void kern_layernorm_avx512(const float *x, float *y, int n);
-
 /* the helpers below use their AVX-512 (or AVX2) versions unless the CPU lacks
  * them or the scalar reference is the active kernel */
 static int simd512(void)

@@ -805,7 +805,11 @@ static void q8_prep(const BitLinear *bl, const int16_t *q, int N, int n0, int n1
 void kern_mul_avx512(const float *x, const float *g, float *y, int n) { for (int i = 0; i < n; i++) y[i] = x[i] * g[i]; }
 void kern_gemv_rows_avx512(const float *W, const float *x, float *y, int cols, int r0, int r1) { kern_gemv_rows_avx2(W, x, y, cols, r0, r1); }
 void kern_quantize_avx512(const float *gx, int in_pad, int16_t *q, float *scale) { kern_quantize_ref(gx, in_pad, q, scale); }
-void kern_layernorm_avx512(float *y, int n) { bitlinear_layernorm(y, n); }
+void kern_layernorm_avx512(const float *x, float *y, int n)
+{
+    if (x != y) memcpy(y, x, (size_t)n * sizeof(float));
+    bitlinear_layernorm(y, n);
+}
 #endif
 
 const BitKernel kern_avx512 = {"avx512", "AVX-512 FP32 lookup tables of 6 columns with sign columns (vpermt2ps, multiply-extracted indices)", have_avx512, 1, KERN_LAYOUT_L6, lut6_rows, q8_rows, q8_prep_bytes, q8_prep, KERN_LAYOUT_W16};

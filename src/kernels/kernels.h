@@ -188,5 +188,6 @@ extern const BitKernel kern_ref, kern_avx2, kern_avx2flip, kern_avx512, kern_avx
  * y), vectorized when the CPU allows; the same double-precision statistics,
  * summed in another order */
 void kern_layernorm(const float *x, float *y, int n);
+void kern_layernorm_avx512(const float *x, float *y, int n);
 
 #endif
