@@ -601,6 +601,9 @@ T512 static inline void w16_flush(const BitLinear *bl, const float *scale, int N
     }
 }
 
+/* whether the 32-column index j starts a 256-column half block */
+static inline int w16_half_start(int j) { return j % (KERN_QBLOCK / 64) == 0; }
+
 /* whether the 32-column index j ends a 256-column half block (or the input) */
 static inline int w16_half_end(const BitLinear *bl, int j)
 {
@@ -620,7 +623,7 @@ T512 static void w16_seg1(const BitLinear *bl, const float *scale, const TabX *T
     int16_t *a0 = acc16 + (size_t)w0 * 96;
     for (int j = 0; j < nj; j++, w += step) {
         const TabX A = T[2 * j], B = T[2 * j + 1];
-        const int first = j % (KERN_QBLOCK / 64) == 0;
+        const int first = w16_half_start(j);
         const uint16_t *p = w;
         int16_t *a = a0;
         for (int b = 0; b < nb; b++, p += 64, a += 96) {
@@ -641,7 +644,7 @@ T512 static void w16_seg1(const BitLinear *bl, const float *scale, const TabX *T
  * wblocks; at the end of a 512-column block its sums into acc */
 T512 static void w16_rows(const BitLinear *bl, const float *scale, const void *prep, int N, int b0, int b1, float *acc, int16_t *acc16)
 {
-    const int nj = kern_in_pad(bl) / 32, jpq = KERN_QBLOCK / 32;
+    const int nj = kern_in_pad(bl) / 32;
     const size_t stride = kern_acc16_per_token(bl);
     const uint16_t *kb = (const uint16_t *)bl->kbits;
     const TabX *T = prep;
@@ -654,7 +657,7 @@ T512 static void w16_rows(const BitLinear *bl, const float *scale, const void *p
         }
         for (int j = 0; j < nj; j++) {
             const uint16_t *w = kb + kern_w16_off(bl, j, w0);
-            const int first = j % (jpq / 2) == 0;
+            const int first = w16_half_start(j);
             const TabX *x0 = T + (size_t)(2 * j) * N, *x1 = T + (size_t)(2 * j + 1) * N;
             for (int n = 0; n < N; n += 2) {
                 int16_t *a = acc16 + (size_t)n * stride + (size_t)w0 * 96;
