@@ -280,7 +280,6 @@ static void round_trip(const ModelConfig *c, int with_tok, const char *dir)
         CHECK(!memcmp(got, g8r, (size_t)T * c->vocab_size * 4), "fp32 logits change after the round trip through int8");
         free(g8); free(g8r);
     }
-    model_state_free(&ms);
     model_acts_free(&a);
     for (int i = 0; i < nlin; i++) free(D[i].S);
     free(D); free(ref); free(got);
