@@ -1,7 +1,7 @@
 /* db.c -- the run store (see db.h): opening and migrating the SQLite file,
  * owner tracking for interrupted runs, and the direct CRUD calls. The
  * writer thread is in db/writer.c, shared helpers in db/db_internal.h. */
-#include "db.h"
+#include "db/db.h"
 
 #include <errno.h>
 #include <math.h>
@@ -15,8 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common.h"
-#include "db_internal.h"
+#include "base/common.h"
+#include "db/db_internal.h"
 
 /* ---- errors ---------------------------------------------------------------- */
 

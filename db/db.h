@@ -9,7 +9,7 @@
  * Two ways to write:
  *   - the direct calls below, on a Db of your own (the UI, the CLI), and
  *   - a DbWriter: a thread with its own connection that takes training
- *     Events (src/events.h) without ever blocking the producer and commits
+ *     Events (src/base/events.h) without ever blocking the producer and commits
  *     them in batches (not one fsync per step).
  *
  * A run in state running/paused records its owner process (pid, start time,
@@ -28,7 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "events.h"
+#include "base/events.h"
 
 typedef struct Db Db;
 

@@ -6,7 +6,7 @@
 
 #include <sqlite3.h>
 
-#include "db.h"
+#include "db/db.h"
 
 #define DB_BUSY_MS 5000
 

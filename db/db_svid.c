@@ -2,7 +2,7 @@
  * are written with 17 significant digits and floats with 9, so they read
  * back exactly; non-finite numbers become JSON null / SQL NULL and read
  * back as NAN. */
-#include "db_svid.h"
+#include "db/db_svid.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
-#include "db_internal.h"
+#include "base/common.h"
+#include "db/db_internal.h"
 
 typedef struct {
     char *s;

@@ -14,10 +14,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "common.h"
-#include "data.h"
-#include "db.h"
-#include "db_internal.h"
+#include "base/common.h"
+#include "train/data.h"
+#include "db/db.h"
+#include "db/db_internal.h"
 
 #define RING_CAP 8192
 #define MAX_PENDING 32768 /* beyond this (a database failing for long) the oldest steps go */

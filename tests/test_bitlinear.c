@@ -14,10 +14,10 @@
 #include <cblas.h>
 #include <stdint.h>
 
-#include "bitlinear.h"
-#include "common.h"
+#include "onebit/bitlinear.h"
+#include "base/common.h"
 #include "kernels/kernels.h"
-#include "linear.h"
+#include "model/linear.h"
 #include "test.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;

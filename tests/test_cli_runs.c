@@ -6,8 +6,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "common.h"
-#include "db.h"
+#include "base/common.h"
+#include "db/db.h"
 #include "dbtest.h"
 #include "test.h"
 

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common.h"
+#include "base/common.h"
 #include "test.h"
 
 int main(void)

@@ -6,8 +6,8 @@
 
 #include <cblas.h>
 
-#include "common.h"
-#include "data.h"
+#include "base/common.h"
+#include "train/data.h"
 #include "test.h"
 
 static char tmpdir[256];

@@ -14,10 +14,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "common.h"
-#include "db.h"
-#include "db_internal.h"
-#include "db_svid.h"
+#include "base/common.h"
+#include "db/db.h"
+#include "db/db_internal.h"
+#include "db/db_svid.h"
 #include "dbtest.h"
 #include "test.h"
 

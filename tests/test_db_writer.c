@@ -12,9 +12,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common.h"
-#include "db.h"
-#include "db_internal.h"
+#include "base/common.h"
+#include "db/db.h"
+#include "db/db_internal.h"
 #include "dbtest.h"
 #include "test.h"
 

@@ -3,7 +3,7 @@
 #include <poll.h>
 #include <pthread.h>
 
-#include "events.h"
+#include "base/events.h"
 #include "test.h"
 
 static EventRing ring;

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "hf.h"
+#include "format/hf.h"
 #include "test.h"
 #include "writers.h"
 

@@ -5,10 +5,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common.h"
-#include "model.h"
+#include "base/common.h"
+#include "model/model.h"
 #include "test.h"
-#include "tokenizer.h"
+#include "format/tokenizer.h"
 
 static char dir[] = "/tmp/onebit-hostile-XXXXXX";
 

@@ -6,8 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "hf.h"
-#include "safetensors.h"
+#include "format/hf.h"
+#include "format/safetensors.h"
 #include "test.h"
 #include "writers.h"
 

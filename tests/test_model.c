@@ -4,12 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
-#include "eval.h"
-#include "generate.h"
-#include "model.h"
+#include "base/common.h"
+#include "model/eval.h"
+#include "model/generate.h"
+#include "model/model.h"
 #include "test.h"
-#include "tokenizer.h"
+#include "format/tokenizer.h"
 
 static int collect(void *user, int token, const char *piece, int is_prompt)
 {

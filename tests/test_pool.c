@@ -1,4 +1,4 @@
-/* test_pool.c -- the persistent thread pool (src/pool.c): every task of
+/* test_pool.c -- the persistent thread pool (src/base/pool.c): every task of
  * every run executes exactly once, across runs of changing task counts
  * back to back (a worker still finishing the previous run races the next
  * run's setup) and after pauses long enough for the workers to fall asleep;
@@ -14,8 +14,8 @@
 #include <stdatomic.h>
 #include <unistd.h>
 
-#include "common.h"
-#include "pool.h"
+#include "base/common.h"
+#include "base/pool.h"
 #include "test.h"
 
 #define MAXT 64

@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bitlinear.h"
-#include "common.h"
-#include "model.h"
-#include "qat.h"
+#include "onebit/bitlinear.h"
+#include "base/common.h"
+#include "model/model.h"
+#include "train/qat.h"
 #include "test.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;

@@ -6,12 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
-#include "model.h"
-#include "qat.h"
-#include "svid.h"
+#include "base/common.h"
+#include "model/model.h"
+#include "train/qat.h"
+#include "onebit/svid.h"
 #include "test.h"
-#include "tokenizer.h"
+#include "format/tokenizer.h"
 
 static uint64_t rng = 12345;
 static double urand(void)

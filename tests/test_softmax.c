@@ -3,7 +3,7 @@
  * lengths around every vector width and on extreme inputs. */
 #include <stdint.h>
 
-#include "model.h"
+#include "model/model.h"
 #include "test.h"
 
 int main(void)

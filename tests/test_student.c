@@ -8,14 +8,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bitlinear.h"
-#include "common.h"
+#include "onebit/bitlinear.h"
+#include "base/common.h"
 #include "kernels/kernels.h"
-#include "model.h"
-#include "student.h"
-#include "svid.h"
+#include "model/model.h"
+#include "onebit/student.h"
+#include "onebit/svid.h"
 #include "test.h"
-#include "tokenizer.h"
+#include "format/tokenizer.h"
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
 static double urand(void)

@@ -7,11 +7,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common.h"
-#include "model.h"
-#include "student.h"
+#include "base/common.h"
+#include "model/model.h"
+#include "onebit/student.h"
 #include "test.h"
-#include "tokenizer.h"
+#include "format/tokenizer.h"
 
 static char dir[] = "/tmp/onebit-hostile.XXXXXX";
 static unsigned char *orig;

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
-#include "model.h"
-#include "svid.h"
+#include "base/common.h"
+#include "model/model.h"
+#include "onebit/svid.h"
 #include "test.h"
 
 static uint64_t rng = 88172645463325252ull;

@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
+#include "base/common.h"
 #include "test.h"
-#include "tokenizer.h"
+#include "format/tokenizer.h"
 
 /* llama2.c's encode() merge loop, literally, on our vocabulary */
 static int naive_encode(const Tokenizer *t, const char *text, int *tokens)

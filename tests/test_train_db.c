@@ -11,11 +11,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common.h"
-#include "data.h"
-#include "db.h"
-#include "db_internal.h"
-#include "db_svid.h"
+#include "base/common.h"
+#include "train/data.h"
+#include "db/db.h"
+#include "db/db_internal.h"
+#include "db/db_svid.h"
 #include "dbtest.h"
 #include "test.h"
 

@@ -5,11 +5,11 @@
 #include <poll.h>
 #include <unistd.h>
 
-#include "common.h"
-#include "data.h"
-#include "student.h"
+#include "base/common.h"
+#include "train/data.h"
+#include "onebit/student.h"
 #include "test.h"
-#include "trainer.h"
+#include "train/trainer.h"
 
 enum { MAXSTEPS = 64 };
 

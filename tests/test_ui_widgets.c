@@ -9,14 +9,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "chart.h"
-#include "form.h"
-#include "grid.h"
-#include "hist.h"
-#include "keymap.h"
-#include "table.h"
+#include "ui/chart.h"
+#include "ui/form.h"
+#include "ui/grid.h"
+#include "ui/hist.h"
+#include "ui/keymap.h"
+#include "ui/table.h"
 #include "test.h"
-#include "textinput.h"
+#include "ui/textinput.h"
 
 static int count_cp(const UiGrid *g, uint32_t lo, uint32_t hi)
 {

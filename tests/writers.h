@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
-#include "gguf.h"
-#include "model.h"
-#include "tokenizer.h"
+#include "base/common.h"
+#include "format/gguf.h"
+#include "model/model.h"
+#include "format/tokenizer.h"
 
 typedef struct { uint8_t *p; size_t n, cap; } Buf;
 

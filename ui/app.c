@@ -4,7 +4,7 @@
  * the current screen's body, overlays (help, form), the message line and the
  * status bar into one UiGrid that is blitted cell by cell where it changed,
  * then wnoutrefresh + one doupdate. */
-#include "app.h"
+#include "ui/app.h"
 
 #include <curses.h>
 #include <errno.h>
@@ -21,9 +21,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "common.h"
-#include "db.h"
+#include "cli/cli.h"
+#include "base/common.h"
+#include "db/db.h"
 
 #define MIN_W 64
 #define MIN_H 18

@@ -8,14 +8,14 @@
 
 #include <stdint.h>
 
-#include "events.h"
-#include "form.h"
-#include "grid.h"
-#include "keymap.h"
-#include "model.h"
-#include "textinput.h"
-#include "tokenizer.h"
-#include "tui.h"
+#include "base/events.h"
+#include "ui/form.h"
+#include "ui/grid.h"
+#include "ui/keymap.h"
+#include "model/model.h"
+#include "ui/textinput.h"
+#include "format/tokenizer.h"
+#include "ui/tui.h"
 
 typedef struct App App;
 

@@ -1,5 +1,5 @@
 /* chart.c -- braille / ASCII line charts (see chart.h). */
-#include "chart.h"
+#include "ui/chart.h"
 
 #include <float.h>
 #include <math.h>
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
+#include "base/common.h"
 
 uint32_t ui_braille(unsigned bits) { return 0x2800u + (bits & 0xffu); }
 

@@ -5,7 +5,7 @@
 #ifndef OB_UI_CHART_H
 #define OB_UI_CHART_H
 
-#include "grid.h"
+#include "ui/grid.h"
 
 #define UI_CHART_MAX_SERIES 4
 

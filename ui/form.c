@@ -1,13 +1,13 @@
 /* form.c -- forms of validated fields (see form.h). */
-#include "form.h"
+#include "ui/form.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
-#include "keymap.h"
+#include "base/common.h"
+#include "ui/keymap.h"
 
 void ui_form_init(UiForm *f, const char *title)
 {

@@ -3,8 +3,8 @@
 #ifndef OB_UI_FORM_H
 #define OB_UI_FORM_H
 
-#include "grid.h"
-#include "textinput.h"
+#include "ui/grid.h"
+#include "ui/textinput.h"
 
 typedef enum { UI_F_TEXT, UI_F_PATH, UI_F_INT, UI_F_NUM } UiFieldKind;
 

@@ -1,5 +1,5 @@
 /* grid.c -- the off-screen character grid and UTF-8 helpers (see grid.h). */
-#include "grid.h"
+#include "ui/grid.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -7,7 +7,7 @@
 #include <string.h>
 #include <wchar.h>
 
-#include "common.h"
+#include "base/common.h"
 
 void ui_grid_init(UiGrid *g, int w, int h, int ascii)
 {

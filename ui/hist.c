@@ -1,13 +1,13 @@
 /* hist.c -- histogram binning and bar rendering (see hist.h). */
-#include "hist.h"
+#include "ui/hist.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "chart.h"
-#include "common.h"
+#include "ui/chart.h"
+#include "base/common.h"
 
 void ui_hist_range(const float *v, long n, double *lo, double *hi)
 {

@@ -4,7 +4,7 @@
 #ifndef OB_UI_HIST_H
 #define OB_UI_HIST_H
 
-#include "grid.h"
+#include "ui/grid.h"
 
 /* min and max of the finite values (0,0 when there are none) */
 void ui_hist_range(const float *v, long n, double *lo, double *hi);

@@ -1,6 +1,6 @@
 /* keymap.c -- the keymap table, lookup, help text and status hints (see
  * keymap.h). To add a key: add a row here; dispatch and help follow. */
-#include "keymap.h"
+#include "ui/keymap.h"
 
 #include <curses.h>
 #include <stdio.h>

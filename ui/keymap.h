@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-#include "grid.h"
+#include "ui/grid.h"
 
 /* a key: a character (its code point) or a curses KEY_* code marked UI_FN */
 #define UI_FN(k) ((k) | 0x1000000)

@@ -13,12 +13,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "app.h"
-#include "bitlinear.h"
-#include "common.h"
-#include "db.h"
-#include "generate.h"
-#include "student.h"
+#include "ui/app.h"
+#include "onebit/bitlinear.h"
+#include "base/common.h"
+#include "db/db.h"
+#include "model/generate.h"
+#include "onebit/student.h"
 
 enum { ROLE_USER, ROLE_TEACHER, ROLE_STUDENT };
 enum { TO_TEACHER, TO_STUDENT, TO_BOTH };

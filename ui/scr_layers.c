@@ -12,14 +12,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "app.h"
-#include "chart.h"
-#include "common.h"
-#include "db.h"
-#include "db_svid.h"
-#include "hist.h"
-#include "svid.h"
-#include "table.h"
+#include "ui/app.h"
+#include "ui/chart.h"
+#include "base/common.h"
+#include "db/db.h"
+#include "db/db_svid.h"
+#include "ui/hist.h"
+#include "onebit/svid.h"
+#include "ui/table.h"
 
 typedef struct {
     pthread_t th;

@@ -2,7 +2,7 @@
  * output with its time, newest at the bottom; long lines wrap (nothing is
  * cut off at the right edge); follows new lines while scrolled to the
  * bottom. Scrolling counts wrapped rows. */
-#include "app.h"
+#include "ui/app.h"
 
 #include <string.h>
 

@@ -10,15 +10,15 @@
 #include <string.h>
 #include <time.h>
 
-#include "app.h"
-#include "chart.h"
-#include "cli.h"
-#include "common.h"
-#include "data.h"
-#include "db.h"
-#include "student.h"
-#include "table.h"
-#include "train_db.h"
+#include "ui/app.h"
+#include "ui/chart.h"
+#include "cli/cli.h"
+#include "base/common.h"
+#include "train/data.h"
+#include "db/db.h"
+#include "onebit/student.h"
+#include "ui/table.h"
+#include "db/train_db.h"
 
 typedef struct {
     pthread_t th;

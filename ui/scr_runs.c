@@ -14,11 +14,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "app.h"
-#include "chart.h"
-#include "common.h"
-#include "db.h"
-#include "table.h"
+#include "ui/app.h"
+#include "ui/chart.h"
+#include "base/common.h"
+#include "db/db.h"
+#include "ui/table.h"
 
 static const UiColumn run_cols[] = {
     {"id", 5, 1}, {"name", 16, 0}, {"status", 11, 0}, {"steps", 13, 1}, {"best ppl", 9, 1}, {"updated", 16, 0}, {"teacher", 0, 0},

@@ -20,14 +20,14 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "app.h"
-#include "chart.h"
-#include "common.h"
-#include "data.h"
-#include "db.h"
-#include "qat.h"
-#include "train_db.h"
-#include "trainer.h"
+#include "ui/app.h"
+#include "ui/chart.h"
+#include "base/common.h"
+#include "train/data.h"
+#include "db/db.h"
+#include "train/qat.h"
+#include "db/train_db.h"
+#include "train/trainer.h"
 
 typedef struct {
     TrainConfig cfg;

@@ -1,5 +1,5 @@
 /* table.c -- sortable scrolling tables (see table.h). */
-#include "table.h"
+#include "ui/table.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
+#include "base/common.h"
 
 void ui_table_init(UiTable *t, const UiColumn *cols, int ncols)
 {

@@ -4,8 +4,8 @@
 #ifndef OB_UI_TABLE_H
 #define OB_UI_TABLE_H
 
-#include "grid.h"
-#include "keymap.h"
+#include "ui/grid.h"
+#include "ui/keymap.h"
 
 typedef struct {
     const char *title;

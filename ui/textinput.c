@@ -1,6 +1,6 @@
 /* textinput.c -- one-line text fields and file-name completion (see
  * textinput.h). */
-#include "textinput.h"
+#include "ui/textinput.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -8,8 +8,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "common.h"
-#include "keymap.h"
+#include "base/common.h"
+#include "ui/keymap.h"
 
 void ui_input_init(UiInput *in)
 {

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "grid.h"
+#include "ui/grid.h"
 
 typedef struct {
     char *buf;     /* NUL-terminated UTF-8 */

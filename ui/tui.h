@@ -1,4 +1,4 @@
-/* tui.h -- the entry point of the full-screen workbench, for src/main.c. */
+/* tui.h -- the entry point of the full-screen workbench, for src/cli/main.c. */
 #ifndef OB_UI_TUI_H
 #define OB_UI_TUI_H
 

@@ -1,7 +1,7 @@
 /* kernels/kern.c -- the scalar reference variant, the variant table, the
  * run-time choice ($ONEBIT_KERNEL, cpuid) and the repacking into the
  * kernel-private layout (see kernels.h). */
-#include "kernels.h"
+#include "kernels/kernels.h"
 
 #include <float.h>
 #include <math.h>
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
+#include "base/common.h"
 
 /* the scalar reference on the canonical layout: the same sum, in the same
  * order, as bitlinear_forward_ref */

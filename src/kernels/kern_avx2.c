@@ -19,7 +19,7 @@
  * masked to the sign bit and XORed into gx, then added: 4 ops per 8 sign-MACs.
  * Rows go one at a time with two accumulators; for N > 1 the row's words stay
  * in L1 across the tokens. */
-#include "kernels.h"
+#include "kernels/kernels.h"
 
 #if defined(OB_X86) || defined(__x86_64__)
 #include <immintrin.h>

@@ -18,7 +18,7 @@
  * masked adds. P = sum of gx where the sign bit is 1, one _mm512_mask_add_ps
  * per 16 columns; the row's value is 2P - sum(gx).
  */
-#include "kernels.h"
+#include "kernels/kernels.h"
 
 #include <float.h>
 #include <math.h>

@@ -45,7 +45,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "bitlinear.h"
+#include "onebit/bitlinear.h"
 
 #define KERN_ROWBLK 16
 #define KERN_PANEL 32   /* blocks per panel (512 rows) */

@@ -4,10 +4,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "common.h"
-#include "gguf.h"
-#include "model.h"
-#include "tokenizer.h"
+#include "base/common.h"
+#include "format/gguf.h"
+#include "model/model.h"
+#include "format/tokenizer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

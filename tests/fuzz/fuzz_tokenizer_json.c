@@ -4,9 +4,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "common.h"
-#include "hf.h"
-#include "tokenizer.h"
+#include "base/common.h"
+#include "format/hf.h"
+#include "format/tokenizer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

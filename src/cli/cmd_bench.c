@@ -1,0 +1,588 @@
+/* cmd_bench.c -- `onebit-tui bench ...`: speed measurements (never tests).
+ * Every figure is a median over repetitions. */
+#include <cblas.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "base/common.h"
+#include "train/qat.h"
+#include "onebit/student.h"
+#include "onebit/svid.h"
+#include "base/pool.h"
+#include "kernels/kernels.h"
+
+/* pause before each round of 1-bit calls (see bench gemv) */
+#define BENCH_BLAS_QUIET_S 0.3
+/* untimed 1-bit work after the pause, for at least this long: the pool's
+ * workers have fallen asleep and the cores idled, which a decode loop (one
+ * layer right after another) never sees. After an idle 0.3 s, 2 threads take
+ * 10-30 ms of work to come back to speed: 11008x4096 int8 cold, rounds of 30
+ * calls (/tmp harness), with 2 ms of warm-up calls 0-9 of a round took a
+ * median 0.29 ms, 10-19 0.20 and 20-29 0.15, against a flat 0.126-0.175
+ * without pauses; with 30 ms and more the positions were flat (1 thread: flat
+ * either way) */
+#define BENCH_WARM_S 50e-3
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, n, sizeof(double), cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static int random_model(Model *m, const char *spec, int seq_len, char *err);
+
+/* T token ids in [0, vocab), the same every run */
+static int *random_tokens(long T, int vocab)
+{
+    int *tok = ob_malloc(T * sizeof(int));
+    uint64_t rng = 42;
+    for (long i = 0; i < T; i++) tok[i] = (int)((rng = rng * 6364136223846793005ull + 1442695040888963407ull) >> 33) % vocab;
+    return tok;
+}
+
+/* one repetition: prefill and decode tokens/s of m over the T tokens tok */
+static void time_model(const Model *m, ModelActs *a, ModelState *s, const int *tok, int T, float *logits, double *pre, double *dec)
+{
+    double t0 = ob_now();
+    model_forward(m, a, tok, T, logits, NULL);
+    *pre = T / (ob_now() - t0);
+    t0 = ob_now();
+    for (int p = 0; p < T; p++) model_step(m, s, tok[p], p);
+    *dec = T / (ob_now() - t0);
+}
+
+/* --random-model: a random LLaMA-shaped teacher and its 1-bit student (XNOR
+ * init, LayerNorm on, written to a temporary .onebit and loaded from it as
+ * any student is), timed in alternating repetitions in one process */
+static int bench_forward_random(const char *spec, long T, long reps, int json)
+{
+    char err[OB_ERRLEN];
+    Model tm, sm;
+    if (random_model(&tm, spec, (int)T, err)) return cli_usage_error("bench forward", "%s", err);
+    const ModelConfig *c = &tm.cfg;
+    int nlin = c->n_layers * 7, rc = EXIT_OK;
+    StudentLinearSrc *lin = ob_calloc((size_t)nlin, sizeof *lin);
+    const char *dir = getenv("TMPDIR");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/onebit-bench-XXXXXX", dir && *dir ? dir : "/tmp");
+    int fd = mkstemp(path);
+    if (fd < 0) rc = cli_error("%s: %s", path, strerror(errno));
+    else close(fd);
+    if (rc == EXIT_OK && student_quantize(&tm, SVID_XNOR, 1, lin, err)) rc = cli_error("%s", err);
+    if (rc == EXIT_OK && student_write(path, &tm, NULL, lin, NULL, err)) rc = cli_error("%s", err);
+    if (rc == EXIT_OK && student_load(&sm, NULL, path, err)) rc = cli_error("%s", err);
+    if (fd >= 0) unlink(path); /* the student stays mapped */
+    student_src_free(lin, nlin);
+    free(lin);
+    if (rc != EXIT_OK) { model_free(&tm); return rc; }
+    int *tok = random_tokens(T, c->vocab_size);
+    ModelActs a;
+    ModelState st, ss;
+    model_acts_init(&a, c, (int)T);
+    model_state_init(&st, c);
+    model_state_init(&ss, &sm.cfg);
+    float *logits = ob_aligned_alloc(64, (size_t)T * c->vocab_size * 4);
+    double *v = ob_malloc(4 * reps * sizeof(double)), *tp = v, *td = v + reps, *sp = v + 2 * reps, *sd = v + 3 * reps;
+    time_model(&tm, &a, &st, tok, (int)T, logits, tp, td); /* warm up */
+    time_model(&sm, &a, &ss, tok, (int)T, logits, sp, sd);
+    for (long r = 0; r < reps; r++) {
+        time_model(&tm, &a, &st, tok, (int)T, logits, tp + r, td + r);
+        /* OpenBLAS's threads busy-wait after the teacher's sgemv/sgemm (see
+         * bench gemv); the student's own head sgemv is part of its time */
+        if (bitlinear_threads() > 1) {
+            ob_sleep(BENCH_BLAS_QUIET_S);
+            /* untimed decode steps wake the pool and the cores (BENCH_WARM_S);
+             * time_model starts again at position 0 */
+            double w0 = ob_now();
+            for (long k = 0; ob_now() - w0 < BENCH_WARM_S; k++) model_step(&sm, &ss, tok[k % T], (int)(k % T));
+        }
+        time_model(&sm, &a, &ss, tok, (int)T, logits, sp + r, sd + r);
+    }
+    double mtp = median(tp, (int)reps), mtd = median(td, (int)reps), msp = median(sp, (int)reps), msd = median(sd, (int)reps);
+    if (json)
+        printf("{\"model\":\"%s\",\"tokens\":%ld,\"reps\":%ld,\"act\":\"%s\",\"teacher_prefill_tok_s\":%.2f,\"teacher_decode_tok_s\":%.2f,"
+               "\"student_prefill_tok_s\":%.2f,\"student_decode_tok_s\":%.2f,\"decode_ratio\":%.2f,\"prefill_ratio\":%.2f}\n",
+               spec, T, reps, bitlinear_act_name(bitlinear_act()), mtp, mtd, msp, msd, msd / mtd, msp / mtp);
+    else
+        printf("random model %s (%ld tokens, median of %ld)\n"
+               "teacher FP32:  prefill %.1f tok/s  decode %.2f tok/s\n"
+               "student 1-bit (%s activations): prefill %.1f tok/s  decode %.2f tok/s  (%.2fx / %.2fx the teacher)\n",
+               spec, T, reps, mtp, mtd, bitlinear_act_name(bitlinear_act()), msp, msd, msp / mtp, msd / mtd);
+    free(v); free(tok); free(logits);
+    model_acts_free(&a);
+    model_state_free(&st);
+    model_state_free(&ss);
+    model_free(&sm);
+    model_free(&tm);
+    return EXIT_OK;
+}
+
+static int bench_forward(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"teacher", required_argument, 0, 'm'}, {"tokenizer", required_argument, 0, 'z'},
+        {"tokens", required_argument, 0, 't'},  {"reps", required_argument, 0, 'r'},
+        {"json", no_argument, 0, 'j'},          {"help", no_argument, 0, 'h'},
+        {"student", required_argument, 0, 'S'}, {"random-model", required_argument, 0, 'R'},
+        {"act", required_argument, 0, 'A'},     {0, 0, 0, 0}};
+    const char *teacher = NULL, *tokenizer = NULL, *student = NULL, *spec = NULL;
+    long T = 0, reps = 0;
+    int json = 0, ch, rc0;
+    optind = 0;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'm': teacher = optarg; break;
+        case 'S': student = optarg; break;
+        case 'R': spec = optarg; break;
+        case 'A': if ((rc0 = cli_set_act("bench forward", optarg))) return rc0; break;
+        case 'z': tokenizer = optarg; break;
+        case 't': if (ob_parse_int(optarg, 1, 1 << 20, &T)) return cli_usage_error("bench forward", "--tokens needs a positive integer"); break;
+        case 'r': if (ob_parse_int(optarg, 1, 1000000, &reps)) return cli_usage_error("bench forward", "--reps needs a positive integer"); break;
+        case 'j': json = 1; break;
+        case 'h':
+            printf("Usage: onebit-tui bench forward [--teacher M | --student S | --random-model D,F,L,H,KV,V]\n"
+                   "                             [--tokenizer T] [--tokens N] [--reps R] [--act fp32|int8]\n"
+                   "                             [--json]\n"
+                   "\nPrefill (batched forward over N tokens) and decode (incremental, KV cache)\n"
+                   "tokens/s, medians over R repetitions (default 20). N defaults to the model's\n"
+                   "context. --random-model times a LLaMA-shaped teacher with random weights\n"
+                   "(dim, hidden, layers, heads, kv heads, vocab) and its 1-bit student (XNOR\n"
+                   "init, LayerNorm on) in alternating repetitions of one process (N default 16,\n"
+                   "R default 5); 4096,11008,2,32,32,32000 is two LLaMA-7B layers (about 3.3 GB).\n"
+                   "--act sets the student's activation precision (default fp32).\n");
+            return EXIT_OK;
+        case ':': return cli_usage_error("bench forward", "option '%s' needs a value", argv[optind - 1]);
+        default: return cli_usage_error("bench forward", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return cli_usage_error("bench forward", "unexpected argument '%s'", argv[optind]);
+    if (spec) {
+        if (teacher || student || tokenizer) return cli_usage_error("bench forward", "--random-model excludes --teacher, --student and --tokenizer");
+        return bench_forward_random(spec, T ? T : 16, reps ? reps : 5, json);
+    }
+    if (reps == 0) reps = 20;
+    Model m;
+    Tokenizer t;
+    if (teacher && student) return cli_usage_error("bench forward", "--teacher and --student exclude each other");
+    if (cli_load_model(teacher, student, tokenizer, &m, &t)) return EXIT_RUNTIME;
+    const ModelConfig *c = &m.cfg;
+    if (T == 0 || T > c->seq_len) T = c->seq_len;
+    int *tok = random_tokens(T, c->vocab_size);
+    ModelActs a;
+    model_acts_init(&a, c, (int)T);
+    float *logits = ob_aligned_alloc(64, (size_t)T * c->vocab_size * 4);
+    double *pre = ob_malloc(reps * sizeof(double)), *dec = ob_malloc(reps * sizeof(double));
+    ModelState s;
+    model_state_init(&s, c);
+    model_forward(&m, &a, tok, (int)T, logits, NULL); /* warm up */
+    for (int r = 0; r < reps; r++) time_model(&m, &a, &s, tok, (int)T, logits, pre + r, dec + r);
+    double mp = median(pre, (int)reps), md = median(dec, (int)reps);
+    const char *an = student ? bitlinear_act_name(bitlinear_act()) : "fp32";
+    if (json) printf("{\"tokens\":%ld,\"reps\":%ld,\"act\":\"%s\",\"prefill_tok_s\":%.1f,\"decode_tok_s\":%.1f}\n", T, reps, an, mp, md);
+    else printf("prefill %.1f tok/s  decode %.1f tok/s  (%ld tokens, median of %ld%s)\n", mp, md, T, reps, student && bitlinear_act() == BITLINEAR_ACT_INT8 ? ", int8 activations" : "");
+    free(pre); free(dec); free(tok); free(logits);
+    model_acts_free(&a);
+    model_state_free(&s);
+    tok_free(&t);
+    model_free(&m);
+    return EXIT_OK;
+}
+
+
+/* ---- bench train: QAT step throughput vs this machine's sgemm peak ---- */
+
+/* GFLOP/s of single n×n×n sgemms into g[0..reps-1] */
+static void sgemm_rate(int n, int reps, double *g)
+{
+    float *a = ob_aligned_alloc(64, (size_t)n * n * 4), *b = ob_aligned_alloc(64, (size_t)n * n * 4),
+          *c = ob_aligned_alloc(64, (size_t)n * n * 4);
+    for (size_t i = 0; i < (size_t)n * n; i++) { a[i] = (float)(i % 7) * 0.1f; b[i] = (float)(i % 5) * 0.1f; }
+    for (int r = 0; r < reps; r++) {
+        double t0 = ob_now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        g[r] = 2.0 * n * n * (double)n / (ob_now() - t0) * 1e-9;
+    }
+    free(a); free(b); free(c);
+}
+
+/* a LLaMA-shaped model with random weights: dim,hidden,layers,heads,kv_heads,vocab */
+static int random_model(Model *m, const char *spec, int seq_len, char *err)
+{
+    int v[6];
+    char tail;
+    if (sscanf(spec, "%d,%d,%d,%d,%d,%d%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail) != 6) {
+        ob_seterr(err, "--random-model needs dim,hidden,layers,heads,kv_heads,vocab");
+        return -1;
+    }
+    if (v[3] <= 0 || v[0] % v[3]) { ob_seterr(err, "--random-model: dim must be a multiple of heads"); return -1; }
+    ModelConfig c = {v[0], v[1], v[2], v[3], v[4], v[0] / v[3], v[5], seq_len, 10000.0f, 1e-5f, 1};
+    if (model_alloc(m, &c, 1, err)) return -1;
+    uint64_t s = 7;
+    float scale = 1.0f / sqrtf((float)v[0]);
+    for (size_t i = 0; i < m->arena_floats; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        m->arena[i] = ((float)(s >> 40) / 16777216.0f * 2.0f - 1.0f) * scale;
+    }
+    for (size_t i = 0; i < (size_t)c.n_layers * c.dim; i++) { m->rms_att[i] = 1.0f; m->rms_ffn[i] = 1.0f; }
+    for (int i = 0; i < c.dim; i++) m->rms_final[i] = 1.0f;
+    return 0;
+}
+
+static int bench_train(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"teacher", required_argument, 0, 'm'}, {"batch", required_argument, 0, 'b'},
+        {"seq-len", required_argument, 0, 't'}, {"steps", required_argument, 0, 's'},
+        {"random-model", required_argument, 0, 'r'}, {"peak-size", required_argument, 0, 'p'},
+        {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *teacher = NULL, *spec = NULL;
+    long B = 4, T = 256, steps = 10, psize = 1024;
+    int json = 0, ch;
+    optind = 0;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'm': teacher = optarg; break;
+        case 'r': spec = optarg; break;
+        case 'b': if (ob_parse_int(optarg, 1, 4096, &B)) return cli_usage_error("bench train", "--batch needs a positive integer"); break;
+        case 't': if (ob_parse_int(optarg, 1, 1 << 16, &T)) return cli_usage_error("bench train", "--seq-len needs a positive integer"); break;
+        case 's': if (ob_parse_int(optarg, 1, 1000000, &steps)) return cli_usage_error("bench train", "--steps needs a positive integer"); break;
+        case 'p': if (ob_parse_int(optarg, 16, 8192, &psize)) return cli_usage_error("bench train", "--peak-size needs an integer in 16..8192"); break;
+        case 'j': json = 1; break;
+        case 'h':
+            printf("Usage: onebit-tui bench train [--teacher M | --random-model D,F,L,H,KV,V] [--batch B]\n"
+                   "                              [--seq-len T] [--steps N] [--peak-size P] [--json]\n"
+                   "\nQAT training steps (teacher forward, student forward + backward, clip,\n"
+                   "AdamW) on B random sequences of T tokens: median tokens/s and GFLOP/s of\n"
+                   "the matmuls, as a fraction of this machine's sgemm rate on P×P×P (default\n"
+                   "1024) measured in the same process between the steps (medians).\n");
+            return EXIT_OK;
+        case ':': return cli_usage_error("bench train", "option '%s' needs a value", argv[optind - 1]);
+        default: return cli_usage_error("bench train", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return cli_usage_error("bench train", "unexpected argument '%s'", argv[optind]);
+    if (teacher && spec) return cli_usage_error("bench train", "--teacher and --random-model exclude each other");
+    char err[OB_ERRLEN];
+    Model m;
+    if (spec) {
+        if (random_model(&m, spec, (int)T, err)) return cli_usage_error("bench train", "%s", err);
+    } else {
+        char *tp = cli_resolve_teacher(teacher, err);
+        if (!tp) return cli_error("%s", err);
+        if (model_load(&m, tp, err)) { free(tp); return cli_error("%s", err); }
+        free(tp);
+    }
+    const ModelConfig *c = &m.cfg;
+    if (T > c->seq_len) T = c->seq_len;
+    QatModel *q = qat_new(&m, QAT_INIT_NMF, (int)B, (int)T, err);
+    if (!q) { model_free(&m); return cli_error("%s", err); }
+    size_t np = qat_num_params(q);
+    int *tok = random_tokens(B * T, c->vocab_size);
+    float *mm = ob_aligned_alloc(64, np * 4), *vv = ob_aligned_alloc(64, np * 4);
+    double *dt = ob_malloc(steps * sizeof(double));
+    QatLossCfg lc = {1.0f, 0.01f};
+    AdamWCfg ac = {1e-4f, 0.9f, 0.98f, 1e-8f, 0.01f};
+    QatLoss L;
+    /* training steps interleaved with sgemm peak samples, so that both see
+     * the same machine load; medians of each */
+    double *pk = ob_malloc((size_t)(steps + 1) * 4 * sizeof(double));
+    sgemm_rate((int)psize, 2, pk); /* warm up */
+    for (long s = 0; s <= steps; s++) { /* step 0 warms up */
+        sgemm_rate((int)psize, 4, pk + s * 4);
+        double t0 = ob_now();
+        qat_zero_grads(q);
+        qat_forward_backward(q, tok, (int)B, (int)T, &lc, 1.0f, &L);
+        qat_clip_grads(q, 1.0f);
+        qat_adamw_step(q, mm, vv, s + 1, &ac);
+        if (s) dt[s - 1] = ob_now() - t0;
+    }
+    double peak = median(pk + 4, (int)steps * 4);
+    free(pk);
+    double ph[QAT_NTIMERS];
+    qat_times(q, ph);
+    double phs = 0;
+    for (int i = 0; i < QAT_NTIMERS; i++) phs += ph[i];
+    double step = median(dt, (int)steps), flops = qat_flops(q, (int)B, (int)T);
+    double tps = B * T / step, gf = flops / step * 1e-9;
+    if (json)
+        printf("{\"dim\":%d,\"hidden\":%d,\"layers\":%d,\"heads\":%d,\"kv_heads\":%d,\"vocab\":%d,"
+               "\"batch\":%ld,\"seq_len\":%ld,\"steps\":%ld,\"threads\":%d,\"step_s\":%.6f,\"tok_s\":%.1f,"
+               "\"gflop_per_step\":%.4f,\"gflop_s\":%.2f,\"peak_gflop_s\":%.2f,\"fraction\":%.4f,\"loss\":%.6f}\n",
+               c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, B, T, steps,
+               openblas_get_num_threads(), step, tps, flops * 1e-9, gf, peak, gf / peak, L.loss);
+    else
+        printf("model dim %d hidden %d layers %d heads %d/%d vocab %d, batch %ld x %ld tokens, %d threads\n"
+               "train %.1f tok/s  step %.4f s  %.2f GFLOP/s (%.3f GFLOP/step)  sgemm %.2f GFLOP/s (%ld^3)  fraction %.1f%%\n"
+               "training state %.2f GiB\n",
+               c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, B, T,
+               openblas_get_num_threads(), tps, step, gf, flops * 1e-9, peak, psize, 100 * gf / peak,
+               qat_memory_bytes(c, (int)B, (int)T) / 1073741824.0);
+    if (!json)
+        printf("time split: teacher %.0f%%  student forward %.0f%%  loss %.0f%%  backward %.0f%%  optimizer %.0f%%\n",
+               100 * ph[QAT_T_TEACHER] / phs, 100 * ph[QAT_T_FORWARD] / phs, 100 * ph[QAT_T_LOSS] / phs,
+               100 * ph[QAT_T_BACKWARD] / phs, 100 * ph[QAT_T_OPTIM] / phs);
+    free(dt); free(mm); free(vv); free(tok);
+    qat_free(q);
+    model_free(&m);
+    return EXIT_OK;
+}
+
+/* ---- bench gemv: the 1-bit layer vs FP32 OpenBLAS of the same shape ---- */
+
+static uint64_t bench_rng(uint64_t *s)
+{
+    *s ^= *s << 13; *s ^= *s >> 7; *s ^= *s << 17;
+    return *s;
+}
+
+static int bench_gemv(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"rows", required_argument, 0, 'R'},   {"cols", required_argument, 0, 'C'},
+        {"batch", required_argument, 0, 'N'},  {"threads", required_argument, 0, 'T'},
+        {"cold", no_argument, 0, 'c'},         {"json", no_argument, 0, 'j'},
+        {"reps", required_argument, 0, 'r'},   {"kernel", required_argument, 0, 'k'},
+        {"act", required_argument, 0, 'A'},    {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    long R = 4096, C = 4096, N = 1, T = 0, reps = 100;
+    int cold = 0, json = 0, ch, rc0;
+    const char *kname = NULL;
+    optind = 0;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'R': if (ob_parse_int(optarg, 1, 1 << 20, &R)) return cli_usage_error("bench gemv", "--rows needs an integer in 1..1048576"); break;
+        case 'C': if (ob_parse_int(optarg, 1, 1 << 20, &C)) return cli_usage_error("bench gemv", "--cols needs an integer in 1..1048576"); break;
+        case 'N': if (ob_parse_int(optarg, 1, 4096, &N)) return cli_usage_error("bench gemv", "--batch needs an integer in 1..4096"); break;
+        case 'T': if (ob_parse_int(optarg, 1, 1024, &T)) return cli_usage_error("bench gemv", "--threads needs an integer in 1..1024"); break;
+        case 'r': if (ob_parse_int(optarg, 1, 1000000, &reps)) return cli_usage_error("bench gemv", "--reps needs a positive integer"); break;
+        case 'c': cold = 1; break;
+        case 'j': json = 1; break;
+        case 'k': kname = optarg; break;
+        case 'A': if ((rc0 = cli_set_act("bench gemv", optarg))) return rc0; break;
+        case 'h':
+            printf("Usage: onebit-tui bench gemv [--rows R] [--cols C] [--batch N] [--threads T] [--cold]\n"
+                   "                            [--reps K] [--kernel NAME] [--act fp32|int8] [--json]\n"
+                   "\nTimes the packed 1-bit layer (bitlinear_forward: g scaling, sign GEMV/GEMM, h\n"
+                   "scaling, LayerNorm) on an R x C weight matrix and N input vectors, and FP32\n"
+                   "OpenBLAS (cblas_sgemv for N = 1, cblas_sgemm otherwise) on the same shape, in\n"
+                   "the same process, in alternating rounds (with T > 1 a 0.3 s pause before each\n"
+                   "1-bit round lets OpenBLAS's busy-waiting threads sleep, then 50 ms of untimed\n"
+                   "1-bit calls wake the pool); prints both medians over K reps and ratio =\n"
+                   "sgemv_ms / onebit_ms. --cold cycles through >= 1 GiB of weight copies for\n"
+                   "each so every call reads its weights from DRAM.\n"
+                   "Defaults: 4096 x 4096, N 1, T = $ONEBIT_THREADS or the online CPUs, K 100,\n"
+                   "the fastest kernel, fp32 activations. Kernels: ref, avx2, avx2flip, avx512,\n"
+                   "avx512mask (see ONEBIT_KERNEL in the man page); --act int8 quantizes the\n"
+                   "activations (see ONEBIT_ACT).\n");
+            return EXIT_OK;
+        case ':': return cli_usage_error("bench gemv", "option '%s' needs a value", argv[optind - 1]);
+        default: return cli_usage_error("bench gemv", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return cli_usage_error("bench gemv", "unexpected argument '%s'", argv[optind]);
+    char err[OB_ERRLEN];
+    if (kname && kern_select(kname, err)) return cli_usage_error("bench gemv", "%s", err);
+    if (T == 0) T = pool_default_threads();
+    if (bitlinear_set_threads((int)T, err)) return cli_error("%s", err);
+    openblas_set_num_threads((int)T);
+
+    /* weights: one random sign pattern, copied as often as --cold needs */
+    uint64_t seed = 0x2545f4914f6cdd1dull;
+    BitLinear *proto = bitlinear_new((int)R, (int)C);
+    size_t nwords = (size_t)R * proto->words_per_row;
+    uint64_t *bits = ob_malloc(nwords * 8);
+    for (size_t i = 0; i < nwords; i++) bits[i] = bench_rng(&seed);
+    float *g = ob_malloc(C * 4), *h = ob_malloc(R * 4);
+    for (long i = 0; i < C; i++) g[i] = 0.5f + (float)(bench_rng(&seed) % 1000) / 1000.0f;
+    for (long i = 0; i < R; i++) h[i] = 0.01f + (float)(bench_rng(&seed) % 1000) / 1e5f;
+    size_t bit_bytes = nwords * 8, fp_bytes = (size_t)R * C * 4;
+    const size_t GiB = (size_t)1 << 30;
+    int n_bl = cold ? (int)((GiB + bit_bytes - 1) / bit_bytes) : 1;
+    int n_fp = cold ? (int)((GiB + fp_bytes - 1) / fp_bytes) : 1;
+    BitLinear **bl = ob_malloc(n_bl * sizeof *bl);
+    bl[0] = proto;
+    for (int i = 0; i < n_bl; i++) {
+        if (i) bl[i] = bitlinear_new((int)R, (int)C);
+        bitlinear_set_bits(bl[i], bits);
+        bitlinear_set_scales(bl[i], g, h);
+    }
+    float **W = ob_malloc(n_fp * sizeof *W);
+    for (int i = 0; i < n_fp; i++) {
+        W[i] = ob_aligned_alloc(64, fp_bytes);
+        for (size_t j = 0; j < (size_t)R * C; j++) W[i][j] = (bits[j / C * proto->words_per_row + j % C / 64] >> (j % 64)) & 1 ? h[j / C] : -h[j / C];
+    }
+    float *x = ob_aligned_alloc(64, (size_t)N * C * 4), *y = ob_aligned_alloc(64, (size_t)N * R * 4);
+    for (size_t i = 0; i < (size_t)N * C; i++) x[i] = (float)(bench_rng(&seed) % 2001) / 1000.0f - 1.0f;
+    double *t1 = ob_malloc(reps * sizeof(double)), *tb = ob_malloc(reps * sizeof(double));
+    /* warm up both (page faults, pool threads, OpenBLAS buffers) */
+    for (int i = 0; i < (n_bl > 3 ? n_bl : 3); i++) bitlinear_forward(bl[i % n_bl], x, y, (int)N);
+    for (int i = 0; i < (n_fp > 3 ? n_fp : 3); i++)
+        if (N == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)R, (int)C, 1.0f, W[i % n_fp], (int)C, x, 1, 0.0f, y, 1);
+        else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)R, (int)C, 1.0f, x, (int)C, W[i % n_fp], (int)C, 0.0f, y, (int)R);
+    /* rounds of back-to-back calls of one, then of the other: alternating
+     * single calls would let the pool's workers fall asleep during every
+     * sgemv and time their wake-up, which a decode loop never pays; rounds
+     * still spread slow phases of a busy machine over both */
+    long round = reps < 10 ? reps : reps / 10;
+    for (long r0 = 0; r0 < reps; r0 += round) {
+        long r1 = r0 + round < reps ? r0 + round : reps;
+        /* OpenBLAS's worker threads busy-wait for a while after each call
+         * (2^28 cycles by default, OPENBLAS_THREAD_TIMEOUT) and would share
+         * the cores with our pool during the next round: let them sleep */
+        if (T > 1) {
+            ob_sleep(BENCH_BLAS_QUIET_S);
+            /* on other copies than the round's first (cold) ones */
+            double w0 = ob_now();
+            for (long k = 0; ob_now() - w0 < BENCH_WARM_S; k++) bitlinear_forward(bl[(r0 + n_bl / 2 + k) % n_bl], x, y, (int)N);
+        }
+        for (long r = r0; r < r1; r++) {
+            double t0 = ob_now();
+            bitlinear_forward(bl[r % n_bl], x, y, (int)N);
+            t1[r] = ob_now() - t0;
+        }
+        for (long r = r0; r < r1; r++) {
+            const float *w = W[r % n_fp];
+            double t0 = ob_now();
+            if (N == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)R, (int)C, 1.0f, w, (int)C, x, 1, 0.0f, y, 1);
+            else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)R, (int)C, 1.0f, x, (int)C, w, (int)C, 0.0f, y, (int)R);
+            tb[r] = ob_now() - t0;
+        }
+    }
+    double ms1 = 1e3 * median(t1, (int)reps), msb = 1e3 * median(tb, (int)reps);
+    double min1 = 1e3 * t1[0], minb = 1e3 * tb[0]; /* median() sorted them */
+    /* the kernel that ran: int8 activations without a variant of their own run on ref */
+    const BitKernel *K = kern_current();
+    const char *kn = bitlinear_act() == BITLINEAR_ACT_INT8 && !K->rows_q8 ? kern_ref.name : K->name;
+    const char *an = bitlinear_act_name(bitlinear_act());
+    if (json)
+        printf("{\"rows\":%ld,\"cols\":%ld,\"batch\":%ld,\"threads\":%ld,\"cold\":%s,\"kernel\":\"%s\",\"act\":\"%s\",\"reps\":%ld,"
+               "\"onebit_ms\":%.5f,\"sgemv_ms\":%.5f,\"ratio\":%.2f,\"onebit_min_ms\":%.5f,\"sgemv_min_ms\":%.5f}\n",
+               R, C, N, T, cold ? "true" : "false", kn, an, reps, ms1, msb, msb / ms1, min1, minb);
+    else
+        printf("gemv %ldx%ld N=%ld threads=%ld %s kernel=%s act=%s: onebit %.4f ms  %s %.4f ms  ratio %.1fx  (median of %ld; min %.4f / %.4f ms)\n",
+               R, C, N, T, cold ? "cold" : "hot", kn, an, ms1, N == 1 ? "sgemv" : "sgemm", msb, msb / ms1, reps, min1, minb);
+    for (int i = 0; i < n_bl; i++) bitlinear_free(bl[i]);
+    for (int i = 0; i < n_fp; i++) free(W[i]);
+    free(bl); free(W); free(bits); free(g); free(h); free(x); free(y); free(t1); free(tb);
+    return EXIT_OK;
+}
+
+/* ---- bench membw: streaming read bandwidth (the floor for cold GEMV) ---- */
+
+typedef struct {
+    const uint64_t *buf;        /* the current chunk */
+    size_t n;                   /* its words */
+    int ntasks;
+    uint64_t sums[1024];
+} MembwCtx;
+
+static void membw_task(void *vc, int t)
+{
+    MembwCtx *c = vc;
+    size_t i0 = c->n * t / c->ntasks, i1 = c->n * (t + 1) / c->ntasks;
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (size_t i = i0; i + 4 <= i1; i += 4) {
+        s0 += c->buf[i]; s1 += c->buf[i + 1]; s2 += c->buf[i + 2]; s3 += c->buf[i + 3];
+    }
+    c->sums[t] += s0 + s1 + s2 + s3;
+}
+
+static int bench_membw(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"threads", required_argument, 0, 'T'}, {"mib", required_argument, 0, 'm'},
+        {"chunk", required_argument, 0, 'c'},   {"reps", required_argument, 0, 'r'},
+        {"json", no_argument, 0, 'j'},          {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    long T = 0, mib = 1024, chunk = 8, reps = 500;
+    int json = 0, ch;
+    optind = 0;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'T': if (ob_parse_int(optarg, 1, 1024, &T)) return cli_usage_error("bench membw", "--threads needs an integer in 1..1024"); break;
+        case 'm': if (ob_parse_int(optarg, 1, 1 << 20, &mib)) return cli_usage_error("bench membw", "--mib needs a positive integer"); break;
+        case 'c': if (ob_parse_int(optarg, 1, 1 << 20, &chunk)) return cli_usage_error("bench membw", "--chunk needs a positive integer"); break;
+        case 'r': if (ob_parse_int(optarg, 1, 10000000, &reps)) return cli_usage_error("bench membw", "--reps needs a positive integer"); break;
+        case 'j': json = 1; break;
+        case 'h':
+            printf("Usage: onebit-tui bench membw [--threads T] [--mib M] [--chunk C] [--reps K] [--json]\n"
+                   "\nDRAM read bandwidth: T threads sum chunks of C MiB (default 8) taken in turn\n"
+                   "from a buffer of M MiB (default 1024, far larger than the caches), so every\n"
+                   "chunk comes from DRAM; the median over K chunks (default 500), in GB/s (1e9\n"
+                   "bytes/s). Short chunks keep the median meaningful on a busy machine. A cold\n"
+                   "1-bit GEMV cannot beat its sign bytes divided by this.\n");
+            return EXIT_OK;
+        case ':': return cli_usage_error("bench membw", "option '%s' needs a value", argv[optind - 1]);
+        default: return cli_usage_error("bench membw", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return cli_usage_error("bench membw", "unexpected argument '%s'", argv[optind]);
+    if (chunk > mib) chunk = mib;
+    char err[OB_ERRLEN];
+    if (T == 0) T = pool_default_threads();
+    if (bitlinear_set_threads((int)T, err)) return cli_error("%s", err);
+    MembwCtx *c = ob_calloc(1, sizeof *c);
+    size_t bytes = (size_t)mib << 20, cbytes = (size_t)chunk << 20, nchunks = bytes / cbytes;
+    uint64_t *buf = ob_aligned_alloc(64, bytes);
+    for (size_t i = 0; i < bytes / 8; i++) buf[i] = i;
+    c->n = cbytes / 8;
+    c->ntasks = (int)T;
+    double *t = ob_malloc(reps * sizeof(double));
+    for (size_t i = 0; i < nchunks; i++) { /* one pass to warm up */
+        c->buf = buf + i * c->n;
+        pool_run(pool_global(), membw_task, c, c->ntasks);
+    }
+    for (long r = 0; r < reps; r++) {
+        c->buf = buf + (size_t)(r % nchunks) * c->n;
+        double t0 = ob_now();
+        pool_run(pool_global(), membw_task, c, c->ntasks);
+        t[r] = ob_now() - t0;
+    }
+    uint64_t s = 0;
+    for (int i = 0; i < c->ntasks; i++) s += c->sums[i];
+    double gbs = cbytes / median(t, (int)reps) / 1e9;
+    if (json) printf("{\"mib\":%ld,\"chunk_mib\":%ld,\"threads\":%ld,\"reps\":%ld,\"gb_s\":%.2f}\n", mib, chunk, T, reps, gbs);
+    else printf("membw %ld MiB in %ld MiB chunks, threads=%ld: %.2f GB/s read (median of %ld; checksum %llx)\n", mib, chunk, T, gbs, reps,
+                (unsigned long long)s);
+    free(buf); free(t); free(c);
+    return EXIT_OK;
+}
+
+static const struct { const char *name; int (*run)(int, char **); const char *summary; } benches[] = {
+    {"forward", bench_forward, "prefill and decode tokens/s of a teacher or student"},
+    {"train", bench_train, "QAT training tokens/s and fraction of the sgemm peak"},
+    {"gemv", bench_gemv, "1-bit layer vs FP32 OpenBLAS sgemv/sgemm, same shape"},
+    {"membw", bench_membw, "DRAM streaming read bandwidth (GB/s)"},
+};
+
+int cli_bench(int argc, char **argv)
+{
+    size_t nb = sizeof benches / sizeof benches[0];
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        FILE *f = argc < 2 ? stderr : stdout;
+        fprintf(f, "Usage: onebit-tui bench WHAT [OPTIONS]\n\n");
+        for (size_t i = 0; i < nb; i++) fprintf(f, "  %-10s %s\n", benches[i].name, benches[i].summary);
+        return argc < 2 ? EXIT_USAGE : EXIT_OK;
+    }
+    for (size_t i = 0; i < nb; i++)
+        if (!strcmp(argv[1], benches[i].name)) return benches[i].run(argc - 1, argv + 1);
+    return cli_usage_error("bench", "unknown benchmark '%s'", argv[1]);
+}

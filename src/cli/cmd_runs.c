@@ -1,0 +1,537 @@
+/* cmd_runs.c -- `onebit-tui runs`: list, show, curves, delete and export
+ * the training runs recorded in the run store (db/db.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "base/common.h"
+#include "db/db.h"
+
+static void help(void)
+{
+    printf("Usage: onebit-tui runs [list] [--db DB] [--json]\n"
+           "       onebit-tui runs show RUN [--db DB] [--json]\n"
+           "       onebit-tui runs curves RUN [--csv | --json] [--db DB]\n"
+           "       onebit-tui runs delete RUN [--db DB]\n"
+           "       onebit-tui runs export RUN DIR [--db DB]\n"
+           "\n"
+           "The training runs recorded by 'onebit-tui train --db DB'. RUN is a run id or\n"
+           "name. A run whose training process died reads as interrupted.\n"
+           "\n"
+           "  list     id, name, teacher, status, steps done/total, best held-out\n"
+           "           perplexity, last update (newest first)\n"
+           "  show     everything about one run: hyperparameters, evaluations, checkpoints\n"
+           "  curves   the per-step metrics (loss, kl, mse, lr, grad norm, tokens/s, wall time)\n"
+           "  delete   remove the run and its metrics, evaluations, checkpoint records and\n"
+           "           chats from the database (files on disk are kept)\n"
+           "  export   write DIR/run.json, metrics.csv, evals.csv, checkpoints.csv and a\n"
+           "           copy of the student file\n"
+           "\n"
+           "  --db DB   the database (default $XDG_DATA_HOME/onebit-tui/runs.db,\n"
+           "            ~/.local/share/onebit-tui/runs.db without XDG_DATA_HOME)\n"
+           "  --json    machine-readable output\n"
+           "  --csv     curves as CSV\n");
+}
+
+/* ---- output helpers ---------------------------------------------------------- */
+
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+        switch (*p) {
+        case '"': fputs("\\\"", f); break;
+        case '\\': fputs("\\\\", f); break;
+        case '\n': fputs("\\n", f); break;
+        case '\r': fputs("\\r", f); break;
+        case '\t': fputs("\\t", f); break;
+        default:
+            if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+            else fputc(*p, f);
+        }
+    }
+    fputc('"', f);
+}
+
+static void json_num(FILE *f, double v)
+{
+    if (isfinite(v)) fprintf(f, "%.9g", v);
+    else fputs("null", f);
+}
+
+static void csv_num(FILE *f, double v)
+{
+    if (isfinite(v)) fprintf(f, "%.9g", v);
+}
+
+/* a CSV field, quoted when it needs to be */
+static void csv_str(FILE *f, const char *s)
+{
+    if (!s) return;
+    if (!strpbrk(s, ",\"\n\r")) { fputs(s, f); return; }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+static const char *local_time(double t, char *buf, size_t n)
+{
+    time_t s = (time_t)t;
+    struct tm tm;
+    if (t <= 0 || !localtime_r(&s, &tm)) { snprintf(buf, n, "-"); return buf; }
+    strftime(buf, n, "%Y-%m-%d %H:%M", &tm);
+    return buf;
+}
+
+static const char *utc_time(double t, char *buf, size_t n)
+{
+    time_t s = (time_t)t;
+    struct tm tm;
+    if (t <= 0 || !gmtime_r(&s, &tm)) { snprintf(buf, n, "1970-01-01T00:00:00Z"); return buf; }
+    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+static const char *base_name(const char *p)
+{
+    const char *s = p ? strrchr(p, '/') : NULL;
+    return s ? s + 1 : p ? p : "";
+}
+
+/* ---- the database ----------------------------------------------------------------- */
+
+/* open for reading: read-write when we may (that migrates an older file and
+ * stores interrupted runs), else read-only. *missing = 1 when there is no
+ * database file at all. */
+static Db *open_for_read(const char *path, int *missing, char *err)
+{
+    char *def = NULL;
+    *missing = 0;
+    if (!path) {
+        if (!(def = db_default_path(err))) return NULL;
+        path = def;
+    }
+    Db *db = NULL;
+    if (access(path, F_OK) != 0) {
+        ob_seterr(err, "%s: %s", path, strerror(errno));
+        *missing = errno == ENOENT;
+    } else {
+        if (access(path, W_OK) == 0) db = db_open(path, 0, err);
+        if (!db) db = db_open(path, 1, err);
+    }
+    free(def);
+    return db;
+}
+
+/* ---- list ------------------------------------------------------------------------ */
+
+static void run_json(FILE *f, const DbRun *r, int with_hparams)
+{
+    char t1[32], t2[32];
+    fprintf(f, "{\"id\":%lld,\"name\":", (long long)r->id);
+    json_str(f, r->name);
+    fputs(",\"teacher\":", f);
+    json_str(f, r->teacher_path);
+    fputs(",\"status\":", f);
+    json_str(f, run_status_name(r->status));
+    fputs(",\"message\":", f);
+    json_str(f, r->message);
+    fprintf(f, ",\"steps_done\":%d,\"total_steps\":%d,\"last_checkpoint_step\":", r->steps_done, r->total_steps);
+    if (r->last_ckpt_step >= 0) fprintf(f, "%d", r->last_ckpt_step);
+    else fputs("null", f);
+    fputs(",\"best_ppl\":", f);
+    json_num(f, r->best_ppl);
+    fputs(",\"student\":", f);
+    if (r->student_path) json_str(f, r->student_path);
+    else fputs("null", f);
+    fprintf(f, ",\"created\":\"%s\",\"updated\":\"%s\"", utc_time(r->created, t1, sizeof t1),
+            utc_time(r->updated, t2, sizeof t2));
+    if (with_hparams) fprintf(f, ",\"hparams\":%s", r->hparams && *r->hparams ? r->hparams : "{}");
+    fputc('}', f);
+}
+
+static int cmd_list(Db *db, int json)
+{
+    char err[OB_ERRLEN];
+    DbRun *runs;
+    int n;
+    if (db_run_list(db, &runs, &n, err)) return cli_error("%s", err);
+    if (json) {
+        fputc('[', stdout);
+        for (int i = 0; i < n; i++) {
+            if (i) fputc(',', stdout);
+            run_json(stdout, &runs[i], 0);
+        }
+        fputs("]\n", stdout);
+    } else if (n == 0) {
+        printf("no runs recorded in %s\n", db_path(db));
+    } else {
+        printf("%5s  %-20s %-20s %-11s %13s %10s  %s\n", "ID", "NAME", "TEACHER", "STATUS", "STEPS", "BEST PPL", "UPDATED");
+        for (int i = 0; i < n; i++) {
+            const DbRun *r = &runs[i];
+            char steps[32], ppl[32], t[32];
+            snprintf(steps, sizeof steps, "%d/%d", r->steps_done, r->total_steps);
+            if (isfinite(r->best_ppl)) snprintf(ppl, sizeof ppl, "%.3f", r->best_ppl);
+            else snprintf(ppl, sizeof ppl, "-");
+            printf("%5lld  %-20s %-20s %-11s %13s %10s  %s\n", (long long)r->id, r->name, base_name(r->teacher_path),
+                   run_status_name(r->status), steps, ppl, local_time(r->updated, t, sizeof t));
+        }
+    }
+    db_run_list_free(runs, n);
+    return EXIT_OK;
+}
+
+/* ---- show ------------------------------------------------------------------------ */
+
+static int write_run_json(FILE *f, Db *db, const DbRun *r, char *err)
+{
+    DbEval *ev;
+    DbCheckpoint *ck;
+    int ne, nc;
+    if (db_evals(db, r->id, &ev, &ne, err)) return -1;
+    if (db_checkpoints(db, r->id, &ck, &nc, err)) { free(ev); return -1; }
+    DbTeacher t = {0};
+    int have_t = r->teacher_id > 0 && db_teacher_get(db, r->teacher_id, &t, err) == 0;
+    fputs("{\"run\":", f);
+    run_json(f, r, 1);
+    fputs(",\"teacher\":", f);
+    if (have_t) {
+        fprintf(f, "{\"id\":%lld,\"path\":", (long long)t.id);
+        json_str(f, t.path);
+        fputs(",\"sha256\":", f);
+        json_str(f, t.sha256);
+        fputs(",\"format\":", f);
+        json_str(f, t.format);
+        fprintf(f, ",\"config\":%s}", t.config && *t.config ? t.config : "{}");
+    } else fputs("null", f);
+    fputs(",\"evals\":[", f);
+    for (int i = 0; i < ne; i++) {
+        fprintf(f, "%s{\"step\":%d,\"model\":", i ? "," : "", ev[i].step);
+        json_str(f, ev[i].model);
+        fputs(",\"dataset\":", f);
+        json_str(f, ev[i].dataset);
+        fputs(",\"nll\":", f);
+        json_num(f, ev[i].nll);
+        fputs(",\"ppl\":", f);
+        json_num(f, ev[i].ppl);
+        fputc('}', f);
+    }
+    fputs("],\"checkpoints\":[", f);
+    for (int i = 0; i < nc; i++) {
+        char tb[32];
+        fprintf(f, "%s{\"step\":%d,\"path\":", i ? "," : "", ck[i].step);
+        json_str(f, ck[i].path);
+        fputs(",\"sha256\":", f);
+        json_str(f, ck[i].sha256);
+        fprintf(f, ",\"time\":\"%s\"}", utc_time(ck[i].time, tb, sizeof tb));
+    }
+    fputs("]}\n", f);
+    if (have_t) db_teacher_free(&t);
+    free(ev);
+    db_checkpoints_free(ck, nc);
+    return 0;
+}
+
+static int cmd_show(Db *db, const DbRun *r, int json)
+{
+    char err[OB_ERRLEN];
+    if (json) {
+        if (write_run_json(stdout, db, r, err)) return cli_error("%s", err);
+        return EXIT_OK;
+    }
+    DbEval *ev;
+    DbCheckpoint *ck;
+    int ne, nc;
+    if (db_evals(db, r->id, &ev, &ne, err)) return cli_error("%s", err);
+    if (db_checkpoints(db, r->id, &ck, &nc, err)) { free(ev); return cli_error("%s", err); }
+    char t1[32], t2[32];
+    printf("run          %lld  %s\n", (long long)r->id, r->name);
+    printf("status       %s%s%s\n", run_status_name(r->status), *r->message ? ": " : "", r->message);
+    printf("teacher      %s\n", *r->teacher_path ? r->teacher_path : "-");
+    printf("steps        %d/%d\n", r->steps_done, r->total_steps);
+    if (isfinite(r->best_ppl)) printf("best ppl     %.4f\n", r->best_ppl);
+    printf("student      %s\n", r->student_path ? r->student_path : "-");
+    printf("created      %s\n", local_time(r->created, t1, sizeof t1));
+    printf("updated      %s\n", local_time(r->updated, t2, sizeof t2));
+    printf("hparams      %s\n", r->hparams);
+    printf("evaluations  %d\n", ne);
+    for (int i = 0; i < ne; i++)
+        printf("  step %-8d %-16s %-24s nll %.6f  ppl %.4f\n", ev[i].step, ev[i].model,
+               *ev[i].dataset ? ev[i].dataset : "-", ev[i].nll, ev[i].ppl);
+    printf("checkpoints  %d\n", nc);
+    for (int i = 0; i < nc; i++) printf("  step %-8d %s\n", ck[i].step, ck[i].path);
+    free(ev);
+    db_checkpoints_free(ck, nc);
+    return EXIT_OK;
+}
+
+/* ---- curves ----------------------------------------------------------------------- */
+
+static const char *const metric_header = "step,loss,kl,mse,lr,grad_norm,tokens_per_s,wall";
+
+static void metrics_csv(FILE *f, const DbMetric *m, int n)
+{
+    fprintf(f, "%s\n", metric_header);
+    for (int i = 0; i < n; i++) {
+        fprintf(f, "%d,", m[i].step);
+        csv_num(f, m[i].loss); fputc(',', f);
+        csv_num(f, m[i].kl); fputc(',', f);
+        csv_num(f, m[i].mse); fputc(',', f);
+        csv_num(f, m[i].lr); fputc(',', f);
+        csv_num(f, m[i].grad_norm); fputc(',', f);
+        csv_num(f, m[i].tokens_per_s); fputc(',', f);
+        csv_num(f, m[i].wall); fputc('\n', f);
+    }
+}
+
+static int cmd_curves(Db *db, const DbRun *r, int json, int csv)
+{
+    char err[OB_ERRLEN];
+    DbMetric *m;
+    int n;
+    if (db_metrics(db, r->id, &m, &n, err)) return cli_error("%s", err);
+    if (csv) metrics_csv(stdout, m, n);
+    else if (json) {
+        fputc('[', stdout);
+        for (int i = 0; i < n; i++) {
+            printf("%s{\"step\":%d,\"loss\":", i ? "," : "", m[i].step);
+            json_num(stdout, m[i].loss);
+            fputs(",\"kl\":", stdout);
+            json_num(stdout, m[i].kl);
+            fputs(",\"mse\":", stdout);
+            json_num(stdout, m[i].mse);
+            fputs(",\"lr\":", stdout);
+            json_num(stdout, m[i].lr);
+            fputs(",\"grad_norm\":", stdout);
+            json_num(stdout, m[i].grad_norm);
+            fputs(",\"tokens_per_s\":", stdout);
+            json_num(stdout, m[i].tokens_per_s);
+            fputs(",\"wall\":", stdout);
+            json_num(stdout, m[i].wall);
+            fputc('}', stdout);
+        }
+        fputs("]\n", stdout);
+    } else {
+        printf("%8s %12s %12s %12s %10s %10s %10s %10s\n", "STEP", "LOSS", "KL", "MSE", "LR", "GRADNORM", "TOK/S", "WALL");
+        for (int i = 0; i < n; i++)
+            printf("%8d %12.6g %12.6g %12.6g %10.4g %10.4g %10.1f %10.1f\n", m[i].step, m[i].loss, m[i].kl, m[i].mse,
+                   m[i].lr, m[i].grad_norm, m[i].tokens_per_s, m[i].wall);
+    }
+    free(m);
+    return EXIT_OK;
+}
+
+/* ---- export ------------------------------------------------------------------------ */
+
+/* close f, reporting a failed write (a full disk shows up here) */
+static int close_checked(FILE *f, const char *path, char *err)
+{
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) {
+        ob_seterr(err, "%s: write failed: %s", path, strerror(errno ? errno : EIO));
+        return -1;
+    }
+    return 0;
+}
+
+static int copy_file(const char *from, const char *to, char *err)
+{
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    if (in < 0) { ob_seterr(err, "%s: %s", from, strerror(errno)); return -1; }
+    int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (out < 0) { ob_seterr(err, "%s: %s", to, strerror(errno)); close(in); return -1; }
+    char buf[1 << 16];
+    ssize_t n;
+    int rc = 0;
+    while ((n = read(in, buf, sizeof buf)) != 0) {
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            ob_seterr(err, "%s: %s", from, strerror(errno));
+            rc = -1;
+            break;
+        }
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = write(out, buf + off, (size_t)(n - off));
+            if (w < 0) {
+                if (errno == EINTR) continue;
+                ob_seterr(err, "%s: %s", to, strerror(errno));
+                rc = -1;
+                break;
+            }
+            off += w;
+        }
+        if (rc) break;
+    }
+    if (close(out) != 0 && rc == 0) { ob_seterr(err, "%s: %s", to, strerror(errno)); rc = -1; }
+    close(in);
+    return rc;
+}
+
+static FILE *create_in(const char *dir, const char *name, char *path, size_t n, char *err)
+{
+    snprintf(path, n, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f) ob_seterr(err, "%s: %s", path, strerror(errno));
+    return f;
+}
+
+static int cmd_export(Db *db, const DbRun *r, const char *dir)
+{
+    char err[OB_ERRLEN], path[4096];
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return cli_error("%s: %s", dir, strerror(errno));
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) return cli_error("%s: not a directory", dir);
+
+    FILE *f = create_in(dir, "run.json", path, sizeof path, err);
+    if (!f) return cli_error("%s", err);
+    if (write_run_json(f, db, r, err)) { fclose(f); return cli_error("%s", err); }
+    if (close_checked(f, path, err)) return cli_error("%s", err);
+
+    DbMetric *m;
+    int n;
+    if (db_metrics(db, r->id, &m, &n, err)) return cli_error("%s", err);
+    if (!(f = create_in(dir, "metrics.csv", path, sizeof path, err))) { free(m); return cli_error("%s", err); }
+    metrics_csv(f, m, n);
+    free(m);
+    if (close_checked(f, path, err)) return cli_error("%s", err);
+
+    DbEval *ev;
+    if (db_evals(db, r->id, &ev, &n, err)) return cli_error("%s", err);
+    if (!(f = create_in(dir, "evals.csv", path, sizeof path, err))) { free(ev); return cli_error("%s", err); }
+    fputs("step,model,dataset,nll,ppl\n", f);
+    for (int i = 0; i < n; i++) {
+        fprintf(f, "%d,", ev[i].step);
+        csv_str(f, ev[i].model);
+        fputc(',', f);
+        csv_str(f, ev[i].dataset);
+        fputc(',', f);
+        csv_num(f, ev[i].nll);
+        fputc(',', f);
+        csv_num(f, ev[i].ppl);
+        fputc('\n', f);
+    }
+    free(ev);
+    if (close_checked(f, path, err)) return cli_error("%s", err);
+
+    DbCheckpoint *ck;
+    if (db_checkpoints(db, r->id, &ck, &n, err)) return cli_error("%s", err);
+    if (!(f = create_in(dir, "checkpoints.csv", path, sizeof path, err))) { db_checkpoints_free(ck, n); return cli_error("%s", err); }
+    fputs("step,path,sha256,time\n", f);
+    for (int i = 0; i < n; i++) {
+        char tb[32];
+        fprintf(f, "%d,", ck[i].step);
+        csv_str(f, ck[i].path);
+        fprintf(f, ",%s,%s\n", ck[i].sha256, utc_time(ck[i].time, tb, sizeof tb));
+    }
+    db_checkpoints_free(ck, n);
+    if (close_checked(f, path, err)) return cli_error("%s", err);
+
+    int copied = 0;
+    if (r->student_path && *r->student_path) {
+        if (access(r->student_path, R_OK) == 0) {
+            snprintf(path, sizeof path, "%s/%s", dir, base_name(r->student_path));
+            if (copy_file(r->student_path, path, err)) return cli_error("%s", err);
+            copied = 1;
+        } else {
+            fprintf(stderr, "onebit-tui runs: warning: student file %s: %s (not copied)\n", r->student_path,
+                    strerror(errno));
+        }
+    }
+    printf("exported run %lld to %s: run.json metrics.csv evals.csv checkpoints.csv%s%s\n", (long long)r->id, dir,
+           copied ? " " : "", copied ? base_name(r->student_path) : "");
+    return EXIT_OK;
+}
+
+/* ---- dispatch ------------------------------------------------------------------------ */
+
+int cli_runs(int argc, char **argv)
+{
+    static const struct option opts[] = {{"db", required_argument, 0, 'd'}, {"json", no_argument, 0, 'j'},
+                                         {"csv", no_argument, 0, 'c'},       {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *dbpath = NULL;
+    int json = 0, csv = 0, ch;
+    optind = 0;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'd': dbpath = optarg; break;
+        case 'j': json = 1; break;
+        case 'c': csv = 1; break;
+        case 'h': help(); return EXIT_OK;
+        case ':': return cli_usage_error("runs", "option '%s' needs a value", argv[optind - 1]);
+        default: return cli_usage_error("runs", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    char **pos = argv + optind;
+    int npos = argc - optind;
+    const char *sub = npos > 0 ? pos[0] : "list";
+    int want; /* positional arguments after the subcommand */
+    if (!strcmp(sub, "list")) want = 0;
+    else if (!strcmp(sub, "show") || !strcmp(sub, "curves") || !strcmp(sub, "delete")) want = 1;
+    else if (!strcmp(sub, "export")) want = 2;
+    else return cli_usage_error("runs", "unknown subcommand '%s' (list, show, curves, delete, export)", sub);
+    int have = npos > 0 ? npos - 1 : 0;
+    if (have < want)
+        return cli_usage_error("runs", "'%s' needs %s", sub, want == 1 ? "a RUN (id or name)" : "a RUN and a DIR");
+    if (have > want) return cli_usage_error("runs", "unexpected argument '%s'", pos[1 + want]);
+    if (csv && strcmp(sub, "curves")) return cli_usage_error("runs", "--csv goes with 'curves'");
+    if (csv && json) return cli_usage_error("runs", "--csv and --json exclude each other");
+    if (json && (!strcmp(sub, "delete") || !strcmp(sub, "export")))
+        return cli_usage_error("runs", "--json does not apply to '%s'", sub);
+
+    char err[OB_ERRLEN];
+    Db *db;
+    int rc;
+    if (!strcmp(sub, "delete")) {
+        if (!(db = db_open(dbpath, 0, err))) return cli_error("%s", err);
+    } else {
+        int missing;
+        if (!(db = open_for_read(dbpath, &missing, err))) {
+            if (missing && !strcmp(sub, "list")) { /* nothing recorded yet: an empty list */
+                if (json) printf("[]\n");
+                else printf("no runs recorded yet (%s)\n", err);
+                return EXIT_OK;
+            }
+            return cli_error("%s", err);
+        }
+    }
+    if (!strcmp(sub, "list")) {
+        rc = cmd_list(db, json);
+        db_close(db);
+        return rc;
+    }
+    DbRun r;
+    if (db_run_find(db, pos[1], &r, err)) {
+        db_close(db);
+        return cli_error("%s", err);
+    }
+    if (!strcmp(sub, "show")) rc = cmd_show(db, &r, json);
+    else if (!strcmp(sub, "curves")) rc = cmd_curves(db, &r, json, csv);
+    else if (!strcmp(sub, "export")) rc = cmd_export(db, &r, pos[2]);
+    else {
+        if (r.status == RUN_RUNNING || r.status == RUN_PAUSED) {
+            rc = cli_error("%s: run %lld '%s' is %s (process %lld); stop it before deleting", db_path(db), (long long)r.id,
+                           r.name, run_status_name(r.status), (long long)r.owner_pid);
+        } else if (db_run_delete(db, r.id, err)) {
+            rc = cli_error("%s", err);
+        } else {
+            printf("deleted run %lld '%s' (checkpoint and student files on disk are kept)\n", (long long)r.id, r.name);
+            rc = EXIT_OK;
+        }
+    }
+    db_run_free(&r);
+    db_close(db);
+    return rc;
+}

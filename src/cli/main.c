@@ -1,0 +1,56 @@
+/* main.c -- entry point of onebit-tui: dispatches to a headless subcommand,
+ * or starts the workbench (ui/, linked into the program only) when there is
+ * none. No curses here. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "config.h"
+#include "ui/tui.h"
+
+const CliCommand cli_commands[] = {
+    {"generate", cli_generate, "generate text with a teacher or a 1-bit student"},
+    {"eval", cli_eval, "perplexity of a teacher or student on a text file"},
+    {"train", cli_train, "distil a 1-bit student from the teacher (QAT), with checkpoints"},
+    {"bench", cli_bench, "benchmarks: forward, gemv, membw, train"},
+    {"runs", cli_runs, "list, show, plot, delete and export recorded training runs"},
+    {"inspect", cli_inspect, "per-layer SVID errors, sign balance and 1-bit sizes of a teacher"},
+    {"quantize", cli_quantize, "a 1-bit student from a teacher without training (SVID/XNOR)"},
+    {NULL, NULL, NULL},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: onebit-tui [--teacher M] [--tokenizer T] [--db F] [--ascii] [--no-color]\n"
+            "       onebit-tui COMMAND [OPTIONS]\n"
+            "       onebit-tui --help | --version\n"
+            "\n"
+            "Make a 1-bit (OneBit) model of a LLaMA-family language model.\n"
+            "Without a command: the full-screen workbench (see man onebit-tui).\n"
+            "\n"
+            "Commands:\n");
+    for (const CliCommand *c = cli_commands; c->name; c++) fprintf(f, "  %-10s %s\n", c->name, c->summary);
+    fprintf(f,
+            "\n"
+            "'onebit-tui COMMAND --help' describes a command's options.\n"
+            "Exit status: 0 ok, 1 runtime error, 2 usage error.\n"
+            "Report bugs to: " PACKAGE_BUGREPORT "\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) return ui_main(argc, argv);
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+        printf("onebit-tui " PACKAGE_VERSION "\n");
+        return EXIT_OK;
+    }
+    if (argv[1][0] == '-') return ui_main(argc, argv); /* workbench options */
+    for (const CliCommand *c = cli_commands; c->name; c++)
+        if (!strcmp(argv[1], c->name)) return c->run(argc - 1, argv + 1);
+    return cli_usage_error(NULL, "unknown command '%s'", argv[1]);
+}

@@ -1,0 +1,576 @@
+/* hf.c -- Hugging Face directory loader and tokenizer.json reader (see hf.h).
+ * JSON through cJSON (Debian: libcjson-dev). */
+#include "format/hf.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/common.h"
+#include "format/safetensors.h"
+
+#define MAX_SHARDS 1024
+
+static char *join(const char *a, const char *b)
+{
+    size_t n = strlen(a) + strlen(b) + 2;
+    char *p = ob_malloc(n);
+    snprintf(p, n, "%s%s%s", a, (*a && a[strlen(a) - 1] == '/') ? "" : "/", b);
+    return p;
+}
+
+int hf_is_dir(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) || !S_ISDIR(st.st_mode)) return 0;
+    char *c = join(path, "config.json");
+    int ok = access(c, R_OK) == 0;
+    free(c);
+    return ok;
+}
+
+void hf_unpermute_rows(const float *src, float *dst, int heads, int hd, size_t cols)
+{
+    for (int h = 0; h < heads; h++)
+        for (int i = 0; i < hd / 2; i++)
+            for (int j = 0; j < 2; j++)
+                memcpy(dst + ((size_t)h * hd + 2 * i + j) * cols, src + ((size_t)h * hd + j * (hd / 2) + i) * cols,
+                       cols * sizeof(float));
+}
+
+/* ---- config.json ---------------------------------------------------------*/
+
+/* 0 ok, 1 absent (or null), -1 bad */
+static int cfg_int(const cJSON *o, const char *key, long lo, long hi, int *out, char *err)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!j || cJSON_IsNull(j)) return 1;
+    double v = cJSON_IsNumber(j) ? j->valuedouble : NAN;
+    if (!(v == floor(v)) || v < lo || v > hi) { ob_seterr(err, "%s is not an integer in [%ld, %ld]", key, lo, hi); return -1; }
+    *out = (int)v;
+    return 0;
+}
+
+static int cfg_float(const cJSON *o, const char *key, float *out, char *err)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!j || cJSON_IsNull(j)) return 1;
+    if (!cJSON_IsNumber(j) || !isfinite(j->valuedouble) || !(j->valuedouble > 0)) {
+        ob_seterr(err, "%s is not a positive number", key);
+        return -1;
+    }
+    *out = (float)j->valuedouble;
+    return 0;
+}
+
+/* first integer of a number or an array of numbers (eos_token_id may be a list) */
+static int cfg_token_id(const cJSON *o, const char *key)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (cJSON_IsArray(j)) j = j->child;
+    if (!cJSON_IsNumber(j) || j->valuedouble < 0 || j->valuedouble > (1 << 22) || j->valuedouble != floor(j->valuedouble)) return -1;
+    return (int)j->valuedouble;
+}
+
+static int parse_config(const cJSON *o, ModelConfig *c, int *bos, int *eos, char *err)
+{
+    memset(c, 0, sizeof *c);
+    if (!cJSON_IsObject(o)) { ob_seterr(err, "not a JSON object"); return -1; }
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(o, "model_type");
+    if (cJSON_IsString(mt)) {
+        if (strcmp(mt->valuestring, "llama") && strcmp(mt->valuestring, "mistral")) {
+            char b[48];
+            snprintf(b, sizeof b, "%s", mt->valuestring);
+            ob_seterr(err, "model_type '%s' is not supported (llama, mistral)", b);
+            return -1;
+        }
+    } else {
+        ob_seterr(err, "no model_type");
+        return -1;
+    }
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(o, "hidden_act");
+    if (act && !(cJSON_IsString(act) && !strcmp(act->valuestring, "silu"))) { ob_seterr(err, "hidden_act must be silu"); return -1; }
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(o, "rope_scaling");
+    if (rs && !cJSON_IsNull(rs)) { ob_seterr(err, "rope_scaling is not supported"); return -1; }
+    const char *bias[] = {"attention_bias", "mlp_bias"};
+    for (int i = 0; i < 2; i++)
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, bias[i]))) { ob_seterr(err, "%s is not supported", bias[i]); return -1; }
+    struct { const char *key; int *dst; int required; long hi; } ints[] = {
+        {"hidden_size", &c->dim, 1, 1 << 20},
+        {"intermediate_size", &c->hidden_dim, 1, 1 << 22},
+        {"num_hidden_layers", &c->n_layers, 1, 1 << 16},
+        {"num_attention_heads", &c->n_heads, 1, 1 << 16},
+        {"num_key_value_heads", &c->n_kv_heads, 0, 1 << 16},
+        {"head_dim", &c->head_dim, 0, 1 << 16},
+        {"vocab_size", &c->vocab_size, 1, 1 << 22},
+        {"max_position_embeddings", &c->seq_len, 0, 1 << 24},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        int rc = cfg_int(o, ints[i].key, 1, ints[i].hi, ints[i].dst, err);
+        if (rc < 0) return -1;
+        if (rc == 1 && ints[i].required) { ob_seterr(err, "missing %s", ints[i].key); return -1; }
+    }
+    if (!c->n_kv_heads) c->n_kv_heads = c->n_heads;
+    if (!c->seq_len) c->seq_len = 2048;
+    if (!c->head_dim) {
+        if (c->dim % c->n_heads) { ob_seterr(err, "hidden_size %d is not a multiple of num_attention_heads %d", c->dim, c->n_heads); return -1; }
+        c->head_dim = c->dim / c->n_heads;
+    }
+    c->rope_theta = 10000.0f;
+    c->norm_eps = 1e-6f; /* LlamaConfig's default */
+    if (cfg_float(o, "rope_theta", &c->rope_theta, err) < 0) return -1;
+    if (cfg_float(o, "rms_norm_eps", &c->norm_eps, err) < 0) return -1;
+    c->shared_classifier = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "tie_word_embeddings"));
+    *bos = cfg_token_id(o, "bos_token_id");
+    *eos = cfg_token_id(o, "eos_token_id");
+    return model_config_check(c, err);
+}
+
+static cJSON *read_json(const char *path, char *err)
+{
+    char *txt;
+    size_t len;
+    if (ob_read_file(path, &txt, &len, err)) return NULL;
+    cJSON *j = cJSON_ParseWithLength(txt, len);
+    free(txt);
+    if (!j) ob_seterr(err, "%s: not valid JSON", path);
+    return j;
+}
+
+/* ---- shards --------------------------------------------------------------*/
+
+typedef struct { char *path; void *map; size_t size; STFile st; } Shard;
+
+typedef struct {
+    const char *dir;
+    Shard sh[MAX_SHARDS];
+    int n;
+    cJSON *index;            /* weight_map when sharded */
+} HF;
+
+static int open_shard(HF *h, const char *file, char *err)
+{
+    for (int i = 0; i < h->n; i++)
+        if (!strcmp(strrchr(h->sh[i].path, '/') + 1, file)) return i;
+    if (h->n == MAX_SHARDS) { ob_seterr(err, "%s: more than %d shards", h->dir, MAX_SHARDS); return -1; }
+    Shard *s = &h->sh[h->n];
+    memset(s, 0, sizeof *s);
+    s->path = join(h->dir, file);
+    int fd = open(s->path, O_RDONLY);
+    if (fd < 0) { ob_seterr(err, "%s: %s", s->path, strerror(errno)); free(s->path); return -1; }
+    struct stat st;
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) { ob_seterr(err, "%s: not a regular file", s->path); close(fd); free(s->path); return -1; }
+    s->size = (size_t)st.st_size;
+    s->map = s->size ? mmap(NULL, s->size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
+    close(fd);
+    if (s->map == MAP_FAILED) { ob_seterr(err, "%s: mmap: %s", s->path, strerror(errno)); free(s->path); return -1; }
+    char why[OB_ERRLEN];
+    if (st_parse(&s->st, s->map, s->size, why)) {
+        ob_seterr(err, "%s: %s", s->path, why);
+        if (s->map) munmap(s->map, s->size);
+        free(s->path);
+        return -1;
+    }
+    return h->n++;
+}
+
+static void close_shards(HF *h)
+{
+    for (int i = 0; i < h->n; i++) {
+        st_free(&h->sh[i].st);
+        if (h->sh[i].map) munmap(h->sh[i].map, h->sh[i].size);
+        free(h->sh[i].path);
+    }
+    h->n = 0;
+    if (h->index) cJSON_Delete(h->index);
+    h->index = NULL;
+}
+
+static int valid_shard_name(const char *s)
+{
+    return s[0] && s[0] != '.' && !strchr(s, '/') && strlen(s) < 256;
+}
+
+static int open_shards(HF *h, char *err)
+{
+    char *ip = join(h->dir, "model.safetensors.index.json");
+    if (access(ip, F_OK) == 0) {
+        cJSON *idx = read_json(ip, err);
+        if (!idx) { free(ip); return -1; }
+        const cJSON *wm = cJSON_GetObjectItemCaseSensitive(idx, "weight_map");
+        if (!cJSON_IsObject(wm)) { ob_seterr(err, "%s: no weight_map object", ip); cJSON_Delete(idx); free(ip); return -1; }
+        for (const cJSON *e = wm->child; e; e = e->next) {
+            if (!cJSON_IsString(e) || !valid_shard_name(e->valuestring)) {
+                ob_seterr(err, "%s: weight_map entry for %.64s is not a file name in the directory", ip, e->string ? e->string : "?");
+                cJSON_Delete(idx);
+                free(ip);
+                return -1;
+            }
+        }
+        free(ip);
+        h->index = idx;
+        for (const cJSON *e = wm->child; e; e = e->next)
+            if (open_shard(h, e->valuestring, err) < 0) return -1;
+        return 0;
+    }
+    free(ip);
+    char *sp = join(h->dir, "model.safetensors");
+    int ok = access(sp, F_OK) == 0;
+    free(sp);
+    if (!ok) { ob_seterr(err, "%s: no model.safetensors or model.safetensors.index.json", h->dir); return -1; }
+    return open_shard(h, "model.safetensors", err) < 0 ? -1 : 0;
+}
+
+/* find a tensor: the shard named by the index, and nowhere else */
+static int find_tensor(const HF *h, const char *name, const Shard **sh, const STTensor **t, char *err)
+{
+    int where = -1;
+    for (int i = 0; i < h->n; i++) {
+        const STTensor *x = st_find(&h->sh[i].st, name);
+        if (!x) continue;
+        if (where >= 0) {
+            ob_seterr(err, "%s: tensor %s is in both %s and %s", h->dir, name, h->sh[where].path, h->sh[i].path);
+            return -1;
+        }
+        where = i;
+        *t = x;
+    }
+    if (where < 0) { ob_seterr(err, "%s: missing tensor %s", h->dir, name); return -1; }
+    if (h->index) {
+        const cJSON *wm = cJSON_GetObjectItemCaseSensitive(h->index, "weight_map");
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(wm, name);
+        const char *base = strrchr(h->sh[where].path, '/') + 1;
+        if (!cJSON_IsString(f) || strcmp(f->valuestring, base)) {
+            ob_seterr(err, "%s: tensor %s is in %s but the index says %s", h->dir, name, base,
+                      cJSON_IsString(f) ? f->valuestring : "nothing");
+            return -1;
+        }
+    }
+    *sh = &h->sh[where];
+    return 0;
+}
+
+static int take(const HF *h, const char *name, size_t rows, size_t cols, float *dst, int heads, int hd, char *err)
+{
+    const Shard *s = NULL;
+    const STTensor *t = NULL;
+    if (find_tensor(h, name, &s, &t, err)) return -1;
+    int ok = rows == 0 ? (t->n_dims == 1 && t->shape[0] == cols) : (t->n_dims == 2 && t->shape[0] == rows && t->shape[1] == cols);
+    if (!ok) {
+        char shape[160] = "";
+        size_t k = 0;
+        for (int d = 0; d < t->n_dims && k < sizeof shape - 24; d++)
+            k += snprintf(shape + k, sizeof shape - k, "%s%llu", d ? ", " : "", (unsigned long long)t->shape[d]);
+        if (rows) ob_seterr(err, "%s: tensor %s has shape [%s], config.json implies [%zu, %zu]", s->path, name, shape, rows, cols);
+        else ob_seterr(err, "%s: tensor %s has shape [%s], config.json implies [%zu]", s->path, name, shape, cols);
+        return -1;
+    }
+    if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16) {
+        ob_seterr(err, "%s: tensor %s has dtype %s (supported: F32, F16, BF16)", s->path, name, st_dtype_name(t->dtype));
+        return -1;
+    }
+    if (!dst) return 0;
+    if (!heads) return st_to_f32(&s->st, t, dst);
+    float *tmp = ob_malloc(t->n_elems * sizeof(float));
+    st_to_f32(&s->st, t, tmp);
+    hf_unpermute_rows(tmp, dst, heads, hd, cols);
+    free(tmp);
+    return 0;
+}
+
+/* dry: check names, shapes and dtypes before the arena is allocated */
+static int load_weights(const HF *h, Model *m, int dry, char *err)
+{
+    const ModelConfig *c = &m->cfg;
+    size_t C = c->dim, F = c->hidden_dim, V = c->vocab_size, hd = c->head_dim;
+    size_t qd = (size_t)c->n_heads * hd, kvd = (size_t)c->n_kv_heads * hd;
+    if (take(h, "model.embed_tokens.weight", V, C, dry ? NULL : m->tok_emb, 0, 0, err)) return -1;
+    if (take(h, "model.norm.weight", 0, C, dry ? NULL : m->rms_final, 0, 0, err)) return -1;
+    if (!c->shared_classifier && take(h, "lm_head.weight", V, C, dry ? NULL : m->wcls, 0, 0, err)) return -1;
+    char nm[128];
+#define TAKE(s, r, cc, dst, heads)                                                   \
+    do {                                                                             \
+        snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, s);                  \
+        if (take(h, nm, r, cc, dry ? NULL : dst, heads, (int)hd, err)) return -1;    \
+    } while (0)
+    for (int l = 0; l < c->n_layers; l++) {
+        TAKE("input_layernorm", 0, C, m->rms_att + l * C, 0);
+        TAKE("self_attn.q_proj", qd, C, m->wq + l * qd * C, c->n_heads);
+        TAKE("self_attn.k_proj", kvd, C, m->wk + l * kvd * C, c->n_kv_heads);
+        TAKE("self_attn.v_proj", kvd, C, m->wv + l * kvd * C, 0);
+        TAKE("self_attn.o_proj", C, qd, m->wo + l * C * qd, 0);
+        TAKE("post_attention_layernorm", 0, C, m->rms_ffn + l * C, 0);
+        TAKE("mlp.gate_proj", F, C, m->w1 + l * F * C, 0);
+        TAKE("mlp.down_proj", C, F, m->w2 + l * C * F, 0);
+        TAKE("mlp.up_proj", F, C, m->w3 + l * F * C, 0);
+    }
+#undef TAKE
+    if (dry) return 0;
+    for (size_t i = 0; i < m->arena_floats; i++)
+        if (!isfinite(m->arena[i])) { ob_seterr(err, "%s: weight %zu is not finite", h->dir, i); return -1; }
+    return 0;
+}
+
+int hf_load_dir(Model *m, Tokenizer *tok, int *tok_loaded, const char *dir, char *err)
+{
+    int dummy;
+    if (!tok_loaded) tok_loaded = &dummy;
+    *tok_loaded = 0;
+    memset(m, 0, sizeof *m);
+    char *cp = join(dir, "config.json");
+    if (access(cp, F_OK) != 0) {
+        ob_seterr(err, "%s: is a directory without config.json (not a Hugging Face model directory)", dir);
+        free(cp);
+        return -1;
+    }
+    cJSON *cfg = read_json(cp, err);
+    if (!cfg) { free(cp); return -1; }
+    ModelConfig c;
+    int bos = -1, eos = -1;
+    char why[OB_ERRLEN];
+    if (parse_config(cfg, &c, &bos, &eos, why)) {
+        ob_seterr(err, "%s: %s", cp, why);
+        cJSON_Delete(cfg);
+        free(cp);
+        return -1;
+    }
+    cJSON_Delete(cfg);
+    free(cp);
+    HF *h = ob_calloc(1, sizeof *h);
+    h->dir = dir;
+    if (open_shards(h, err)) goto fail;
+    m->cfg = c;
+    if (load_weights(h, m, 1, err)) goto fail;
+    if (model_alloc(m, &c, 1, err)) goto fail;
+    if (load_weights(h, m, 0, err)) goto fail;
+    close_shards(h);
+    if (tok) {
+        char *tp = join(dir, "tokenizer.json");
+        if (access(tp, F_OK) == 0) {
+            char *txt;
+            size_t len;
+            if (ob_read_file(tp, &txt, &len, err)) { free(tp); goto fail_model; }
+            int rc = hf_tokenizer_parse(tok, txt, len, c.vocab_size, bos, eos, why);
+            free(txt);
+            if (rc) { ob_seterr(err, "%s: %s", tp, why); free(tp); goto fail_model; }
+            *tok_loaded = 1;
+        }
+        free(tp);
+    }
+    free(h);
+    return 0;
+fail:
+    close_shards(h);
+fail_model:
+    free(h);
+    if (m->arena) model_free(m);
+    else memset(m, 0, sizeof *m);
+    return -1;
+}
+
+/* ---- tokenizer.json ------------------------------------------------------*/
+
+/* does j (recursively) hold an object with "type": type? */
+static int has_type(const cJSON *j, const char *type, int depth)
+{
+    if (!j || depth > 8) return 0;
+    if (cJSON_IsObject(j)) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "type");
+        if (cJSON_IsString(t) && !strcmp(t->valuestring, type)) return 1;
+    }
+    if (cJSON_IsObject(j) || cJSON_IsArray(j))
+        for (const cJSON *c = j->child; c; c = c->next)
+            if (has_type(c, type, depth + 1)) return 1;
+    return 0;
+}
+
+/* does any string inside j contain needle? */
+static int has_string(const cJSON *j, const char *needle, int depth)
+{
+    if (!j || depth > 8) return 0;
+    if (cJSON_IsString(j) && strstr(j->valuestring, needle)) return 1;
+    for (const cJSON *c = j->child; c; c = c->next)
+        if (has_string(c, needle, depth + 1)) return 1;
+    return 0;
+}
+
+/* the special token a TemplateProcessing post-processor puts first */
+static const char *template_bos(const cJSON *root)
+{
+    const cJSON *pp = cJSON_GetObjectItemCaseSensitive(root, "post_processor");
+    if (!cJSON_IsObject(pp)) return NULL;
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(pp, "type");
+    if (cJSON_IsString(t) && !strcmp(t->valuestring, "Sequence")) {
+        const cJSON *ps = cJSON_GetObjectItemCaseSensitive(pp, "processors");
+        for (const cJSON *p = ps ? ps->child : NULL; p; p = p->next) {
+            const cJSON *pt = cJSON_GetObjectItemCaseSensitive(p, "type");
+            if (cJSON_IsString(pt) && !strcmp(pt->valuestring, "TemplateProcessing")) { pp = p; t = pt; break; }
+        }
+    }
+    if (!cJSON_IsString(t) || strcmp(t->valuestring, "TemplateProcessing")) return NULL;
+    const cJSON *single = cJSON_GetObjectItemCaseSensitive(pp, "single");
+    const cJSON *first = cJSON_IsArray(single) ? single->child : NULL;
+    const cJSON *sp = first ? cJSON_GetObjectItemCaseSensitive(first, "SpecialToken") : NULL;
+    const cJSON *id = sp ? cJSON_GetObjectItemCaseSensitive(sp, "id") : NULL;
+    return cJSON_IsString(id) ? id->valuestring : NULL;
+}
+
+static int json_id(const cJSON *j, int *out)
+{
+    if (!cJSON_IsNumber(j) || j->valuedouble < 0 || j->valuedouble >= (1 << 22) || j->valuedouble != floor(j->valuedouble)) return -1;
+    *out = (int)j->valuedouble;
+    return 0;
+}
+
+int hf_tokenizer_parse(Tokenizer *t, const char *json, size_t len, int vocab_size, int bos_cfg, int eos_cfg, char *err)
+{
+    memset(t, 0, sizeof *t);
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    if (!root) { ob_seterr(err, "not valid JSON"); return -1; }
+    int rc = -1, n = 0;
+    char **pieces = NULL, **merges = NULL;
+    int *types = NULL, n_merges = 0;
+    float *scores = NULL;
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    const cJSON *mtype = cJSON_GetObjectItemCaseSensitive(model, "type");
+    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
+    const cJSON *mg = cJSON_GetObjectItemCaseSensitive(model, "merges");
+    const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
+    int unigram = cJSON_IsString(mtype) && !strcmp(mtype->valuestring, "Unigram");
+    int bpe = !unigram && (!cJSON_IsString(mtype) || !strcmp(mtype->valuestring, "BPE"));
+    if (!bpe && !unigram) { ob_seterr(err, "model type %.32s is not supported (BPE, Unigram)", mtype->valuestring); goto out; }
+    if (bpe ? !cJSON_IsObject(vocab) : !cJSON_IsArray(vocab)) { ob_seterr(err, "model.vocab is missing or malformed"); goto out; }
+    /* vocabulary size: largest id + 1 */
+    int id = 0;
+    if (bpe) {
+        for (const cJSON *e = vocab->child; e; e = e->next) {
+            if (json_id(e, &id)) { ob_seterr(err, "vocab entry %.64s has a bad id", e->string ? e->string : "?"); goto out; }
+            if (id + 1 > n) n = id + 1;
+        }
+    } else n = cJSON_GetArraySize(vocab);
+    for (const cJSON *a = added ? added->child : NULL; a; a = a->next) {
+        if (json_id(cJSON_GetObjectItemCaseSensitive(a, "id"), &id) || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(a, "content"))) {
+            ob_seterr(err, "malformed added_tokens entry");
+            goto out;
+        }
+        if (id + 1 > n) n = id + 1;
+    }
+    if (n < 1) { ob_seterr(err, "empty vocabulary"); goto out; }
+    if (vocab_size > 0) {
+        if (n > vocab_size) { ob_seterr(err, "%d tokens, more than the model's vocabulary of %d", n, vocab_size); goto out; }
+        n = vocab_size;
+    }
+    pieces = ob_calloc(n, sizeof(char *));
+    types = ob_calloc(n, sizeof(int));
+    scores = ob_calloc(n, sizeof(float));
+    if (bpe) {
+        for (const cJSON *e = vocab->child; e; e = e->next) {
+            json_id(e, &id);
+            if (pieces[id]) { ob_seterr(err, "token id %d appears twice in model.vocab", id); goto out; }
+            pieces[id] = ob_strdup(e->string ? e->string : "");
+        }
+    } else {
+        id = 0;
+        for (const cJSON *e = vocab->child; e; e = e->next, id++) {
+            const cJSON *p = cJSON_GetArrayItem(e, 0), *s = cJSON_GetArrayItem(e, 1);
+            if (!cJSON_IsString(p) || !cJSON_IsNumber(s)) { ob_seterr(err, "Unigram vocab entry %d is not [piece, score]", id); goto out; }
+            pieces[id] = ob_strdup(p->valuestring);
+            scores[id] = (float)s->valuedouble;
+        }
+    }
+    for (const cJSON *a = added ? added->child : NULL; a; a = a->next) {
+        json_id(cJSON_GetObjectItemCaseSensitive(a, "id"), &id);
+        free(pieces[id]);
+        pieces[id] = ob_strdup(cJSON_GetObjectItemCaseSensitive(a, "content")->valuestring);
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "special"))) types[id] = 3;
+    }
+    for (int i = 0; i < n; i++)
+        if (!pieces[i]) { pieces[i] = ob_strdup(""); types[i] = 5; }
+    if (bpe && mg) {
+        if (!cJSON_IsArray(mg)) { ob_seterr(err, "model.merges is not an array"); goto out; }
+        int cnt = cJSON_GetArraySize(mg);
+        merges = ob_calloc(cnt ? cnt : 1, sizeof(char *));
+        for (const cJSON *e = mg->child; e; e = e->next) {
+            if (cJSON_IsString(e)) merges[n_merges++] = ob_strdup(e->valuestring);
+            else if (cJSON_IsArray(e) && cJSON_GetArraySize(e) == 2 && cJSON_IsString(e->child) && cJSON_IsString(e->child->next)) {
+                size_t l = strlen(e->child->valuestring) + strlen(e->child->next->valuestring) + 2;
+                merges[n_merges] = ob_malloc(l);
+                snprintf(merges[n_merges++], l, "%s %s", e->child->valuestring, e->child->next->valuestring);
+            } else { ob_seterr(err, "merge %d is neither \"a b\" nor [a, b]", n_merges); goto out; }
+        }
+    }
+    const char *bos_piece = template_bos(root);
+    const cJSON *pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
+    int bytelevel = bpe && (has_type(pre, "ByteLevel", 0) || has_type(cJSON_GetObjectItemCaseSensitive(root, "decoder"), "ByteLevel", 0));
+    if (bytelevel) {
+        int pretok = has_type(pre, "Digits", 0) ? TOK_PRE_GPT2_DIGITS : has_string(pre, "{1,3}", 0) ? TOK_PRE_LLAMA3 : TOK_PRE_GPT2;
+        if (tok_init_bytelevel(t, n, (const char *const *)pieces, types, n_merges, (const char *const *)merges, -1, -1, pretok, err)) goto out;
+        t->bos_id = bos_piece ? tok_lookup(t, bos_piece, strlen(bos_piece)) : -1;
+        t->eos_id = eos_cfg >= 0 && eos_cfg < n ? eos_cfg : -1;
+        /* no config.json id: the usual end-of-text specials */
+        const char *eos_names[] = {"<|endoftext|>", "<|end_of_text|>", "</s>"};
+        for (int i = 0; i < 3 && t->eos_id < 0; i++) t->eos_id = tok_lookup(t, eos_names[i], strlen(eos_names[i]));
+    } else {
+        int unk = 0;
+        const cJSON *uk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
+        const cJSON *ukid = cJSON_GetObjectItemCaseSensitive(model, "unk_id");
+        if (n < 3) { ob_seterr(err, "only %d tokens", n); goto out; }
+        if (tok_init_spm(t, n, (const char *const *)pieces, unigram ? scores : NULL, types, 0, 0, 0, err)) goto out;
+        if (cJSON_IsString(uk)) unk = tok_lookup(t, uk->valuestring, strlen(uk->valuestring));
+        else if (json_id(ukid, &unk) || unk >= n) unk = tok_lookup(t, "<unk>", 5);
+        t->unk_id = unk >= 0 ? unk : 0;
+        int b = bos_piece ? tok_lookup(t, bos_piece, strlen(bos_piece)) : tok_lookup(t, "<s>", 3);
+        int e = tok_lookup(t, "</s>", 4);
+        t->bos_id = b >= 0 ? b : bos_cfg >= 0 && bos_cfg < n ? bos_cfg : 1;
+        t->eos_id = eos_cfg >= 0 && eos_cfg < n ? eos_cfg : e >= 0 ? e : 2;
+        if (bpe) {
+            /* SentencePiece-style scores from merge ranks: the token a merge
+             * makes scores -rank (earliest merge wins); the rest never merge */
+            float *best = ob_malloc((size_t)n * sizeof(float));
+            for (int i = 0; i < n; i++) best[i] = NAN;
+            char *buf = ob_malloc((size_t)t->max_token_length * 4 + 8);
+            for (int r = 0; r < n_merges; r++) {
+                const char *sp = strchr(merges[r], ' ');
+                if (!sp) continue;
+                size_t k = 0;
+                for (const char *p = merges[r]; *p && k < (size_t)t->max_token_length * 4; p++) {
+                    if (p == sp) continue;
+                    if ((unsigned char)p[0] == 0xe2 && (unsigned char)p[1] == 0x96 && (unsigned char)p[2] == 0x81) { buf[k++] = ' '; p += 2; }
+                    else buf[k++] = *p;
+                }
+                int res = tok_lookup(t, buf, k);
+                if (res >= 0 && isnan(best[res])) best[res] = -(float)r;
+            }
+            for (int i = 0; i < n; i++) t->scores[i] = isnan(best[i]) || types[i] ? -1e30f : best[i];
+            free(best);
+            free(buf);
+        }
+    }
+    rc = 0;
+out:
+    if (pieces) for (int i = 0; i < n; i++) free(pieces[i]);
+    if (merges) for (int i = 0; i < n_merges; i++) free(merges[i]);
+    free(pieces); free(merges); free(types); free(scores);
+    cJSON_Delete(root);
+    if (rc && t->vocab) tok_free(t);
+    return rc;
+}
+
+int hf_tokenizer_load(Tokenizer *t, const char *path, int vocab_size, char *err)
+{
+    char *txt, why[OB_ERRLEN];
+    size_t len;
+    memset(t, 0, sizeof *t);
+    if (ob_read_file(path, &txt, &len, err)) return -1;
+    int rc = hf_tokenizer_parse(t, txt, len, vocab_size, -1, -1, why);
+    free(txt);
+    if (rc) ob_seterr(err, "%s: %s", path, why);
+    return rc;
+}

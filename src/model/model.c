@@ -1,0 +1,629 @@
+/* model.c -- LLaMA model: parameter arena, llama2.c loader, batched and
+ * incremental forward passes. Numerics follow karpathy/llama2.c run.c. */
+#include "model/model.h"
+
+#include "config.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base/common.h"
+#include "format/gguf.h"
+#include "format/hf.h"
+
+const char *const model_lin_names[LIN_PER_LAYER] = {"wq", "wk", "wv", "wo", "w1", "w2", "w3"};
+
+/* limits that keep every size computation far from overflow and reject
+ * absurd headers before any allocation */
+#define MAX_DIM (1 << 16)
+#define MAX_HIDDEN (1 << 18)
+#define MAX_LAYERS 1024
+#define MAX_HEADS 1024
+#define MAX_VOCAB (1 << 22)
+#define MAX_SEQ (1 << 20)
+
+int model_config_check(const ModelConfig *c, char *err)
+{
+    if (c->dim <= 0 || c->dim > MAX_DIM) { ob_seterr(err, "bad dim %d", c->dim); return -1; }
+    if (c->hidden_dim <= 0 || c->hidden_dim > MAX_HIDDEN) { ob_seterr(err, "bad hidden_dim %d", c->hidden_dim); return -1; }
+    if (c->n_layers <= 0 || c->n_layers > MAX_LAYERS) { ob_seterr(err, "bad n_layers %d", c->n_layers); return -1; }
+    if (c->n_heads <= 0 || c->n_heads > MAX_HEADS) { ob_seterr(err, "bad n_heads %d", c->n_heads); return -1; }
+    if (c->n_kv_heads <= 0 || c->n_kv_heads > c->n_heads) { ob_seterr(err, "bad n_kv_heads %d", c->n_kv_heads); return -1; }
+    if (c->n_heads % c->n_kv_heads) { ob_seterr(err, "n_heads %d is not a multiple of n_kv_heads %d", c->n_heads, c->n_kv_heads); return -1; }
+    if (c->head_dim <= 0 || c->head_dim % 2 || (long)c->head_dim * c->n_heads > MAX_DIM) {
+        ob_seterr(err, "bad head_dim %d", c->head_dim); return -1;
+    }
+    if (c->vocab_size <= 0 || c->vocab_size > MAX_VOCAB) { ob_seterr(err, "bad vocab_size %d", c->vocab_size); return -1; }
+    if (c->seq_len <= 0 || c->seq_len > MAX_SEQ) { ob_seterr(err, "bad seq_len %d", c->seq_len); return -1; }
+    if (!(c->rope_theta > 0) || !isfinite(c->rope_theta)) { ob_seterr(err, "bad rope_theta"); return -1; }
+    if (!(c->norm_eps > 0) || !(c->norm_eps < 1)) { ob_seterr(err, "bad norm_eps"); return -1; }
+    return 0;
+}
+
+/* sizes of the arena's tensors in llama2.c order */
+typedef struct { size_t emb, rms_att, wq, wk, wv, wo, rms_ffn, w1, w2, w3, rms_final, wcls; } Sizes;
+
+static void sizes_of(const ModelConfig *c, Sizes *s)
+{
+    /* bounded by model_config_check: every product fits in 64 bits */
+    size_t C = c->dim, F = c->hidden_dim, L = c->n_layers, V = c->vocab_size;
+    size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
+    s->emb = V * C;
+    s->rms_att = L * C;
+    s->wq = L * qd * C;
+    s->wk = L * kvd * C;
+    s->wv = L * kvd * C;
+    s->wo = L * C * qd;
+    s->rms_ffn = L * C;
+    s->w1 = L * F * C;
+    s->w2 = L * C * F;
+    s->w3 = L * F * C;
+    s->rms_final = C;
+    s->wcls = c->shared_classifier ? 0 : V * C;
+}
+
+int model_arena_size(const ModelConfig *c, int with_linears, size_t *out)
+{
+    Sizes s;
+    sizes_of(c, &s);
+    size_t n = s.emb + s.rms_att + s.rms_ffn + s.rms_final + s.wcls;
+    if (with_linears) n += s.wq + s.wk + s.wv + s.wo + s.w1 + s.w2 + s.w3;
+    *out = n;
+    return 0;
+}
+
+size_t model_count_params(const ModelConfig *c)
+{
+    size_t n;
+    model_arena_size(c, 1, &n);
+    return n;
+}
+
+void model_bind_dense(Model *m)
+{
+    const ModelConfig *c = &m->cfg;
+    int C = c->dim, F = c->hidden_dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    for (int l = 0; l < c->n_layers; l++) {
+        Linear *L = m->lin + (size_t)l * LIN_PER_LAYER;
+        L[LIN_Q] = (Linear){LINEAR_DENSE, C, qd, m->wq + (size_t)l * qd * C, NULL};
+        L[LIN_K] = (Linear){LINEAR_DENSE, C, kvd, m->wk + (size_t)l * kvd * C, NULL};
+        L[LIN_V] = (Linear){LINEAR_DENSE, C, kvd, m->wv + (size_t)l * kvd * C, NULL};
+        L[LIN_O] = (Linear){LINEAR_DENSE, qd, C, m->wo + (size_t)l * C * qd, NULL};
+        L[LIN_GATE] = (Linear){LINEAR_DENSE, C, F, m->w1 + (size_t)l * F * C, NULL};
+        L[LIN_DOWN] = (Linear){LINEAR_DENSE, F, C, m->w2 + (size_t)l * C * F, NULL};
+        L[LIN_UP] = (Linear){LINEAR_DENSE, C, F, m->w3 + (size_t)l * F * C, NULL};
+    }
+}
+
+int model_alloc(Model *m, const ModelConfig *c, int with_linears, char *err)
+{
+    memset(m, 0, sizeof *m);
+    if (model_config_check(c, err)) return -1;
+    m->cfg = *c;
+    Sizes s;
+    sizes_of(c, &s);
+    size_t n;
+    model_arena_size(c, with_linears, &n);
+    m->arena = ob_aligned_alloc(64, n * sizeof(float));
+    m->arena_floats = n;
+    float *p = m->arena;
+    m->tok_emb = p; p += s.emb;
+    m->rms_att = p; p += s.rms_att;
+    if (with_linears) {
+        m->wq = p; p += s.wq;
+        m->wk = p; p += s.wk;
+        m->wv = p; p += s.wv;
+        m->wo = p; p += s.wo;
+    }
+    m->rms_ffn = p; p += s.rms_ffn;
+    if (with_linears) {
+        m->w1 = p; p += s.w1;
+        m->w2 = p; p += s.w2;
+        m->w3 = p; p += s.w3;
+    }
+    m->rms_final = p; p += s.rms_final;
+    if (c->shared_classifier) m->wcls = m->tok_emb;
+    else { m->wcls = p; p += s.wcls; }
+    m->lin = ob_calloc((size_t)c->n_layers * LIN_PER_LAYER, sizeof(Linear));
+    if (with_linears) model_bind_dense(m);
+    return 0;
+}
+
+void model_free(Model *m)
+{
+    if (!m) return;
+    free(m->arena);
+    free(m->lin);
+    if (m->free_extra) m->free_extra(m->extra);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---- llama2.c checkpoint ------------------------------------------------ */
+
+static int read_exact(FILE *f, void *dst, size_t nfloats, const char *path, char *err)
+{
+    if (fread(dst, sizeof(float), nfloats, f) != nfloats) {
+        ob_seterr(err, "%s: unexpected end of file", path);
+        return -1;
+    }
+    return 0;
+}
+
+int model_load_llama2c(Model *m, const char *path, char *err)
+{
+    memset(m, 0, sizeof *m);
+    FILE *f = fopen(path, "rb");
+    if (!f) { ob_seterr(err, "%s: %s", path, strerror(errno)); return -1; }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        ob_seterr(err, "%s: not a regular file", path);
+        fclose(f);
+        return -1;
+    }
+    int32_t h[7];
+    if (fread(h, sizeof h, 1, f) != 1) {
+        ob_seterr(err, "%s: file too short for a llama2.c header (%lld bytes)", path, (long long)st.st_size);
+        fclose(f);
+        return -1;
+    }
+    ModelConfig c = {0};
+    c.dim = h[0]; c.hidden_dim = h[1]; c.n_layers = h[2]; c.n_heads = h[3]; c.n_kv_heads = h[4];
+    c.vocab_size = h[5] < 0 ? (h[5] == INT32_MIN ? 0 : -h[5]) : h[5];
+    c.shared_classifier = h[5] > 0;
+    c.seq_len = h[6];
+    c.head_dim = c.n_heads > 0 ? c.dim / c.n_heads : 0;
+    c.rope_theta = 10000.0f;
+    c.norm_eps = 1e-5f;
+    char why[OB_ERRLEN];
+    if (c.n_heads > 0 && c.dim % c.n_heads) {
+        ob_seterr(err, "%s: not a llama2.c checkpoint: dim %d is not a multiple of n_heads %d", path, c.dim, c.n_heads);
+        fclose(f);
+        return -1;
+    }
+    if (model_config_check(&c, why)) {
+        ob_seterr(err, "%s: not a llama2.c checkpoint: %s", path, why);
+        fclose(f);
+        return -1;
+    }
+    Sizes s;
+    sizes_of(&c, &s);
+    size_t nfloats, freq = (size_t)c.seq_len * c.head_dim; /* freq_cis_real + imag */
+    model_arena_size(&c, 1, &nfloats);
+    size_t expect = 28 + (nfloats + freq) * sizeof(float);
+    if ((unsigned long long)st.st_size != expect) {
+        ob_seterr(err, "%s: size %lld bytes does not match the header (dim=%d hidden=%d layers=%d heads=%d kv_heads=%d vocab=%d seq_len=%d needs %zu bytes)",
+                  path, (long long)st.st_size, c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads,
+                  c.vocab_size, c.seq_len, expect);
+        fclose(f);
+        return -1;
+    }
+    if (model_alloc(m, &c, 1, err)) { fclose(f); return -1; }
+    /* the arena is in file order up to rms_final; then freq_cis; then wcls */
+    size_t head = nfloats - s.wcls;
+    if (read_exact(f, m->arena, head, path, err)) goto fail;
+    if (fseek(f, (long)(freq * sizeof(float)), SEEK_CUR) != 0) { ob_seterr(err, "%s: seek failed", path); goto fail; }
+    if (s.wcls && read_exact(f, m->wcls, s.wcls, path, err)) goto fail;
+    for (size_t i = 0; i < m->arena_floats; i++) {
+        if (!isfinite(m->arena[i])) {
+            ob_seterr(err, "%s: weight %zu is not finite", path, i);
+            goto fail;
+        }
+    }
+    fclose(f);
+    return 0;
+fail:
+    fclose(f);
+    model_free(m);
+    return -1;
+}
+
+/* ---- building blocks --------------------------------------------------- */
+
+void model_rmsnorm(float *out, const float *x, const float *w, int n, float eps)
+{
+    float ss = 0.0f;
+    for (int j = 0; j < n; j++) ss += x[j] * x[j];
+    ss /= n;
+    ss += eps;
+    ss = 1.0f / sqrtf(ss);
+    for (int j = 0; j < n; j++) out[j] = w[j] * (ss * x[j]);
+}
+
+/* exp(x) for x <= 0 (softmax arguments after the max is subtracted), within
+ * ~1 ulp: x = n·ln2 + r, |r| <= ln2/2, degree-7 Taylor polynomial for e^r,
+ * scaled by 2^n through the exponent bits. Branch-free so that the compiler
+ * vectorises the loops below; the clones are chosen at run time. */
+static inline float exp_nonpos(float x)
+{
+    x = __builtin_fmaxf(x, -87.0f);
+    /* round to nearest with the 1.5·2^23 trick (no libm call, vectorises) */
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = x - n * 0.693145751953125f;
+    r = r - n * 1.428606765330187045e-06f;
+    float p = 1.0f / 5040;
+    p = p * r + 1.0f / 720;
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    int32_t e = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &e, 4);
+    return p * scale;
+}
+
+/* softmax in place: the scalar reference, and AVX2 / AVX-512 variants of the
+ * same arithmetic chosen at run time (see model_softmax). */
+static void softmax_scalar(float *x, int n)
+{
+    float max = x[0];
+    for (int k = 1; k < n; k++) if (x[k] > max) max = x[k];
+    float sum = 0.0f;
+    for (int k = 0; k < n; k++) { x[k] = exp_nonpos(x[k] - max); sum += x[k]; }
+    float inv = 1.0f / sum;
+    for (int k = 0; k < n; k++) x[k] *= inv;
+}
+
+#ifdef OB_X86
+#include <immintrin.h>
+
+#define EXP_POLY(V, FMA, MUL, SET1, ADD, SUB, MAX, ROUND, CVT, SLLI, ADDI, CAST, SET1I)       \
+    do {                                                                                     \
+        V = MAX(V, SET1(-87.0f));                                                            \
+        __typeof__(V) nn = ROUND(MUL(V, SET1(1.44269504088896341f)));                        \
+        __typeof__(V) r = FMA(nn, SET1(-0.693145751953125f), V);                             \
+        r = FMA(nn, SET1(-1.428606765330187045e-06f), r);                                    \
+        __typeof__(V) p = SET1(1.0f / 5040);                                                 \
+        p = FMA(p, r, SET1(1.0f / 720));                                                     \
+        p = FMA(p, r, SET1(1.0f / 120));                                                     \
+        p = FMA(p, r, SET1(1.0f / 24));                                                      \
+        p = FMA(p, r, SET1(1.0f / 6));                                                       \
+        p = FMA(p, r, SET1(0.5f));                                                           \
+        p = FMA(p, r, SET1(1.0f));                                                           \
+        p = FMA(p, r, SET1(1.0f));                                                           \
+        V = MUL(p, CAST(SLLI(ADDI(CVT(nn), SET1I(127)), 23)));                               \
+    } while (0)
+
+__attribute__((target("avx512f"))) static void softmax_avx512(float *x, int n)
+{
+    __m512 vmax = _mm512_set1_ps(-INFINITY);
+    int k = 0;
+    for (; k + 16 <= n; k += 16) vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(x + k));
+    float max = _mm512_reduce_max_ps(vmax);
+    for (; k < n; k++) if (x[k] > max) max = x[k];
+    __m512 vm = _mm512_set1_ps(max), vsum = _mm512_setzero_ps();
+    for (k = 0; k + 16 <= n; k += 16) {
+        __m512 v = _mm512_sub_ps(_mm512_loadu_ps(x + k), vm);
+#define R512(a) _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+        EXP_POLY(v, _mm512_fmadd_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_add_ps, _mm512_sub_ps, _mm512_max_ps,
+                 R512, _mm512_cvtps_epi32, _mm512_slli_epi32, _mm512_add_epi32, _mm512_castsi512_ps, _mm512_set1_epi32);
+#undef R512
+        _mm512_storeu_ps(x + k, v);
+        vsum = _mm512_add_ps(vsum, v);
+    }
+    float sum = _mm512_reduce_add_ps(vsum);
+    for (; k < n; k++) { x[k] = exp_nonpos(x[k] - max); sum += x[k]; }
+    __m512 vinv = _mm512_set1_ps(1.0f / sum);
+    for (k = 0; k + 16 <= n; k += 16) _mm512_storeu_ps(x + k, _mm512_mul_ps(_mm512_loadu_ps(x + k), vinv));
+    for (; k < n; k++) x[k] *= 1.0f / sum;
+}
+
+__attribute__((target("avx2,fma"))) static void softmax_avx2(float *x, int n)
+{
+    __m256 vmax = _mm256_set1_ps(-INFINITY);
+    int k = 0;
+    for (; k + 8 <= n; k += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(x + k));
+    float t[8];
+    _mm256_storeu_ps(t, vmax);
+    float max = t[0];
+    for (int j = 1; j < 8; j++) if (t[j] > max) max = t[j];
+    for (; k < n; k++) if (x[k] > max) max = x[k];
+    __m256 vm = _mm256_set1_ps(max), vsum = _mm256_setzero_ps();
+    for (k = 0; k + 8 <= n; k += 8) {
+        __m256 v = _mm256_sub_ps(_mm256_loadu_ps(x + k), vm);
+#define R256(a) _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+        EXP_POLY(v, _mm256_fmadd_ps, _mm256_mul_ps, _mm256_set1_ps, _mm256_add_ps, _mm256_sub_ps, _mm256_max_ps,
+                 R256, _mm256_cvtps_epi32, _mm256_slli_epi32, _mm256_add_epi32, _mm256_castsi256_ps, _mm256_set1_epi32);
+#undef R256
+        _mm256_storeu_ps(x + k, v);
+        vsum = _mm256_add_ps(vsum, v);
+    }
+    _mm256_storeu_ps(t, vsum);
+    float sum = 0.0f;
+    for (int j = 0; j < 8; j++) sum += t[j];
+    for (; k < n; k++) { x[k] = exp_nonpos(x[k] - max); sum += x[k]; }
+    __m256 vinv = _mm256_set1_ps(1.0f / sum);
+    for (k = 0; k + 8 <= n; k += 8) _mm256_storeu_ps(x + k, _mm256_mul_ps(_mm256_loadu_ps(x + k), vinv));
+    for (; k < n; k++) x[k] *= 1.0f / sum;
+}
+#endif
+
+int model_softmax_variants(const char **names, void (**fns)(float *, int), int max)
+{
+    int n = 0;
+    if (n < max) { names[n] = "ref"; fns[n++] = softmax_scalar; }
+#ifdef OB_X86
+    __builtin_cpu_init();
+    if (n < max && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) { names[n] = "avx2"; fns[n++] = softmax_avx2; }
+    if (n < max && __builtin_cpu_supports("avx512f")) { names[n] = "avx512"; fns[n++] = softmax_avx512; }
+#endif
+    return n;
+}
+
+static void (*softmax_impl)(float *, int);
+
+/* the variant for this CPU; ONEBIT_KERNEL=ref forces the scalar reference */
+static void softmax_pick(void)
+{
+    void (*f)(float *, int) = softmax_scalar;
+#ifdef OB_X86
+    const char *k = getenv("ONEBIT_KERNEL");
+    int ref = k && strcmp(k, "ref") == 0;
+    __builtin_cpu_init();
+    if (!ref && __builtin_cpu_supports("avx512f") && !(k && strcmp(k, "avx2") == 0)) f = softmax_avx512;
+    else if (!ref && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) f = softmax_avx2;
+#endif
+    __atomic_store_n(&softmax_impl, f, __ATOMIC_RELEASE);
+}
+
+void model_softmax(float *x, int n)
+{
+    void (*f)(float *, int) = __atomic_load_n(&softmax_impl, __ATOMIC_ACQUIRE);
+    if (!f) { softmax_pick(); f = softmax_impl; }
+    f(x, n);
+}
+
+void model_rope_table(const ModelConfig *c, float *cosv, float *sinv)
+{
+    int hd = c->head_dim, half = hd / 2;
+    for (int pos = 0; pos < c->seq_len; pos++) {
+        for (int p = 0; p < half; p++) {
+            float freq = 1.0f / powf(c->rope_theta, (float)(2 * p) / (float)hd);
+            float val = pos * freq;
+            cosv[(size_t)pos * half + p] = cosf(val);
+            sinv[(size_t)pos * half + p] = sinf(val);
+        }
+    }
+}
+
+/* rotate consecutive pairs of every head of v (n = heads*hd) at one position */
+void model_rope(float *v, int n, int hd, const float *cosv, const float *sinv)
+{
+    int half = hd / 2;
+    for (int i = 0; i < n; i += 2) {
+        int p = (i % hd) / 2;
+        (void)half;
+        float fcr = cosv[p], fci = sinv[p];
+        float v0 = v[i], v1 = v[i + 1];
+        v[i] = v0 * fcr - v1 * fci;
+        v[i + 1] = v0 * fci + v1 * fcr;
+    }
+}
+
+/* ---- batched forward --------------------------------------------------- */
+
+int model_acts_init(ModelActs *a, const ModelConfig *c, int T)
+{
+    memset(a, 0, sizeof *a);
+    size_t C = c->dim, F = c->hidden_dim, qd = (size_t)c->n_heads * c->head_dim,
+           kvd = (size_t)c->n_kv_heads * c->head_dim, t = T;
+    a->T = T;
+    a->x = ob_aligned_alloc(64, t * C * 4);
+    a->xb = ob_aligned_alloc(64, t * C * 4);
+    a->xb2 = ob_aligned_alloc(64, t * C * 4);
+    a->q = ob_aligned_alloc(64, t * qd * 4);
+    a->k = ob_aligned_alloc(64, t * kvd * 4);
+    a->v = ob_aligned_alloc(64, t * kvd * 4);
+    a->att = ob_aligned_alloc(64, t * t * 4);
+    a->attout = ob_aligned_alloc(64, t * qd * 4);
+    a->hb = ob_aligned_alloc(64, t * F * 4);
+    a->hb2 = ob_aligned_alloc(64, t * F * 4);
+    a->rope_cos = ob_aligned_alloc(64, (size_t)c->seq_len * c->head_dim / 2 * 4);
+    a->rope_sin = ob_aligned_alloc(64, (size_t)c->seq_len * c->head_dim / 2 * 4);
+    model_rope_table(c, a->rope_cos, a->rope_sin);
+    return 0;
+}
+
+void model_acts_free(ModelActs *a)
+{
+    free(a->x); free(a->xb); free(a->xb2); free(a->q); free(a->k); free(a->v);
+    free(a->att); free(a->attout); free(a->hb); free(a->hb2);
+    free(a->rope_cos); free(a->rope_sin);
+    memset(a, 0, sizeof *a);
+}
+
+/* causal grouped-query attention over the whole sequence, one head at a time
+ * with two sgemms: att = softmax(Q_h K_hᵀ / sqrt(hd)), out_h = att V_h */
+static void attention_batched(const ModelConfig *c, ModelActs *a, int T)
+{
+    int hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
+    int kv_mul = c->n_heads / c->n_kv_heads;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int h = 0; h < c->n_heads; h++) {
+        const float *Q = a->q + h * hd;
+        const float *K = a->k + (h / kv_mul) * hd;
+        const float *V = a->v + (h / kv_mul) * hd;
+        // att (T,T) = Q (T,hd) · Kᵀ (hd,T)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, Q, qd, K, kvd, 0.0f, a->att, T);
+        for (int t = 0; t < T; t++) {
+            float *row = a->att + (size_t)t * T;
+            model_softmax(row, t + 1);
+            memset(row + t + 1, 0, (size_t)(T - t - 1) * sizeof(float));
+        }
+        // out (T,hd) = att (T,T) · V (T,hd)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, a->att, T, V, kvd, 0.0f,
+                    a->attout + h * hd, qd);
+    }
+}
+
+void model_forward(const Model *m, ModelActs *a, const int *tokens, int T, float *logits, float *hidden)
+{
+    const ModelConfig *c = &m->cfg;
+    int C = c->dim, F = c->hidden_dim, hd = c->head_dim, half = hd / 2;
+    int qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
+    for (int t = 0; t < T; t++) memcpy(a->x + (size_t)t * C, m->tok_emb + (size_t)tokens[t] * C, C * sizeof(float));
+    for (int l = 0; l < c->n_layers; l++) {
+        const Linear *L = m->lin + (size_t)l * LIN_PER_LAYER;
+        for (int t = 0; t < T; t++)
+            model_rmsnorm(a->xb + (size_t)t * C, a->x + (size_t)t * C, m->rms_att + (size_t)l * C, C, c->norm_eps);
+        linear_forward(&L[LIN_Q], a->xb, a->q, T); // (T, qd)
+        linear_forward(&L[LIN_K], a->xb, a->k, T); // (T, kvd)
+        linear_forward(&L[LIN_V], a->xb, a->v, T); // (T, kvd)
+        for (int t = 0; t < T; t++) {
+            model_rope(a->q + (size_t)t * qd, qd, hd, a->rope_cos + (size_t)t * half, a->rope_sin + (size_t)t * half);
+            model_rope(a->k + (size_t)t * kvd, kvd, hd, a->rope_cos + (size_t)t * half, a->rope_sin + (size_t)t * half);
+        }
+        attention_batched(c, a, T);
+        linear_forward(&L[LIN_O], a->attout, a->xb2, T); // (T, C)
+        for (size_t i = 0; i < (size_t)T * C; i++) a->x[i] += a->xb2[i];
+        for (int t = 0; t < T; t++)
+            model_rmsnorm(a->xb + (size_t)t * C, a->x + (size_t)t * C, m->rms_ffn + (size_t)l * C, C, c->norm_eps);
+        linear_forward(&L[LIN_GATE], a->xb, a->hb, T); // (T, F)
+        linear_forward(&L[LIN_UP], a->xb, a->hb2, T);  // (T, F)
+        for (size_t i = 0; i < (size_t)T * F; i++) {
+            float v = a->hb[i];
+            v *= 1.0f / (1.0f + expf(-v));
+            a->hb[i] = v * a->hb2[i];
+        }
+        linear_forward(&L[LIN_DOWN], a->hb, a->xb2, T); // (T, C)
+        for (size_t i = 0; i < (size_t)T * C; i++) a->x[i] += a->xb2[i];
+        if (hidden) memcpy(hidden + (size_t)l * T * C, a->x, (size_t)T * C * sizeof(float));
+    }
+    for (int t = 0; t < T; t++)
+        model_rmsnorm(a->xb + (size_t)t * C, a->x + (size_t)t * C, m->rms_final, C, c->norm_eps);
+    // logits (T,V) = xb (T,C) · wclsᵀ
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, c->vocab_size, C, 1.0f, a->xb, C, m->wcls, C, 0.0f,
+                logits, c->vocab_size);
+}
+
+/* ---- incremental forward ----------------------------------------------- */
+
+int model_state_init(ModelState *s, const ModelConfig *c)
+{
+    memset(s, 0, sizeof *s);
+    size_t C = c->dim, F = c->hidden_dim, qd = (size_t)c->n_heads * c->head_dim,
+           kvd = (size_t)c->n_kv_heads * c->head_dim;
+    size_t big = C > qd ? C : qd;
+    s->x = ob_aligned_alloc(64, C * 4);
+    s->xb = ob_aligned_alloc(64, big * 4);
+    s->xb2 = ob_aligned_alloc(64, C * 4);
+    s->q = ob_aligned_alloc(64, qd * 4);
+    s->att = ob_aligned_alloc(64, (size_t)c->n_heads * c->seq_len * 4);
+    s->hb = ob_aligned_alloc(64, F * 4);
+    s->hb2 = ob_aligned_alloc(64, F * 4);
+    s->logits = ob_aligned_alloc(64, (size_t)c->vocab_size * 4);
+    s->kcache = ob_aligned_alloc(64, (size_t)c->n_layers * c->seq_len * kvd * 4);
+    s->vcache = ob_aligned_alloc(64, (size_t)c->n_layers * c->seq_len * kvd * 4);
+    s->rope_cos = ob_aligned_alloc(64, (size_t)c->seq_len * c->head_dim / 2 * 4);
+    s->rope_sin = ob_aligned_alloc(64, (size_t)c->seq_len * c->head_dim / 2 * 4);
+    model_rope_table(c, s->rope_cos, s->rope_sin);
+    return 0;
+}
+
+void model_state_free(ModelState *s)
+{
+    free(s->x); free(s->xb); free(s->xb2); free(s->q); free(s->att); free(s->hb); free(s->hb2);
+    free(s->logits); free(s->kcache); free(s->vcache); free(s->rope_cos); free(s->rope_sin);
+    memset(s, 0, sizeof *s);
+}
+
+float *model_step(const Model *m, ModelState *s, int token, int pos)
+{
+    const ModelConfig *c = &m->cfg;
+    int C = c->dim, F = c->hidden_dim, hd = c->head_dim, half = hd / 2;
+    int qd = c->n_heads * hd, kvd = c->n_kv_heads * hd, kv_mul = c->n_heads / c->n_kv_heads;
+    float scale = 1.0f / sqrtf((float)hd);
+    memcpy(s->x, m->tok_emb + (size_t)token * C, C * sizeof(float));
+    for (int l = 0; l < c->n_layers; l++) {
+        const Linear *L = m->lin + (size_t)l * LIN_PER_LAYER;
+        float *kc = s->kcache + (size_t)l * c->seq_len * kvd;
+        float *vc = s->vcache + (size_t)l * c->seq_len * kvd;
+        model_rmsnorm(s->xb, s->x, m->rms_att + (size_t)l * C, C, c->norm_eps);
+        linear_forward(&L[LIN_Q], s->xb, s->q, 1);
+        linear_forward(&L[LIN_K], s->xb, kc + (size_t)pos * kvd, 1);
+        linear_forward(&L[LIN_V], s->xb, vc + (size_t)pos * kvd, 1);
+        model_rope(s->q, qd, hd, s->rope_cos + (size_t)pos * half, s->rope_sin + (size_t)pos * half);
+        model_rope(kc + (size_t)pos * kvd, kvd, hd, s->rope_cos + (size_t)pos * half, s->rope_sin + (size_t)pos * half);
+        for (int h = 0; h < c->n_heads; h++) {
+            const float *q = s->q + h * hd;
+            float *att = s->att + (size_t)h * c->seq_len;
+            int kvo = (h / kv_mul) * hd;
+            for (int t = 0; t <= pos; t++) {
+                const float *k = kc + (size_t)t * kvd + kvo;
+                float score = 0.0f;
+                for (int i = 0; i < hd; i++) score += q[i] * k[i];
+                att[t] = score * scale;
+            }
+            model_softmax(att, pos + 1);
+            float *out = s->xb + h * hd;
+            memset(out, 0, hd * sizeof(float));
+            for (int t = 0; t <= pos; t++) {
+                const float *v = vc + (size_t)t * kvd + kvo;
+                float a = att[t];
+                for (int i = 0; i < hd; i++) out[i] += a * v[i];
+            }
+        }
+        linear_forward(&L[LIN_O], s->xb, s->xb2, 1);
+        for (int i = 0; i < C; i++) s->x[i] += s->xb2[i];
+        model_rmsnorm(s->xb, s->x, m->rms_ffn + (size_t)l * C, C, c->norm_eps);
+        linear_forward(&L[LIN_GATE], s->xb, s->hb, 1);
+        linear_forward(&L[LIN_UP], s->xb, s->hb2, 1);
+        for (int i = 0; i < F; i++) {
+            float v = s->hb[i];
+            v *= 1.0f / (1.0f + expf(-v));
+            s->hb[i] = v * s->hb2[i];
+        }
+        linear_forward(&L[LIN_DOWN], s->hb, s->xb2, 1);
+        for (int i = 0; i < C; i++) s->x[i] += s->xb2[i];
+    }
+    model_rmsnorm(s->x, s->x, m->rms_final, C, c->norm_eps);
+    /* a student's head on the pool (linear_gemv_pool); a teacher's through
+     * OpenBLAS, as every other matmul of it (and as llama2.c) */
+    if (m->lin[0].kind == LINEAR_ONEBIT) linear_gemv_pool(m->wcls, s->x, s->logits, c->vocab_size, C);
+    else cblas_sgemv(CblasRowMajor, CblasNoTrans, c->vocab_size, C, 1.0f, m->wcls, C, s->x, 1, 0.0f, s->logits, 1);
+    return s->logits;
+}
+
+/* ---- format detection -------------------------------------------------- */
+
+int model_load_ex(Model *m, Tokenizer *tok, int *tok_loaded, const char *path, char *err)
+{
+    int dummy;
+    if (!tok_loaded) tok_loaded = &dummy;
+    *tok_loaded = 0;
+    struct stat st;
+    if (stat(path, &st) != 0) { ob_seterr(err, "%s: %s", path, strerror(errno)); return -1; }
+    if (S_ISDIR(st.st_mode)) return hf_load_dir(m, tok, tok_loaded, path, err);
+    FILE *f = fopen(path, "rb");
+    if (!f) { ob_seterr(err, "%s: %s", path, strerror(errno)); return -1; }
+    unsigned char magic[9] = {0};
+    size_t n = fread(magic, 1, 9, f);
+    fclose(f);
+    if (n >= 4 && memcmp(magic, "GGUF", 4) == 0) return gguf_load_model(m, tok, tok_loaded, path, err);
+    uint64_t hl;
+    memcpy(&hl, magic, 8);
+    if (n == 9 && magic[8] == '{' && hl <= (uint64_t)st.st_size - 8) {
+        /* a safetensors file: its directory, when it has config.json */
+        char *dir = ob_strdup(path), *slash = strrchr(dir, '/');
+        if (slash) *slash = 0;
+        else { free(dir); dir = ob_strdup("."); }
+        int rc = -1;
+        if (hf_is_dir(dir)) rc = hf_load_dir(m, tok, tok_loaded, dir, err);
+        else ob_seterr(err, "%s: is a safetensors file without config.json beside it (pass the model directory)", path);
+        free(dir);
+        return rc;
+    }
+    return model_load_llama2c(m, path, err);
+}
+
+int model_load(Model *m, const char *path, char *err)
+{
+    return model_load_ex(m, NULL, NULL, path, err);
+}

@@ -1,0 +1,123 @@
+/* model.h -- the LLaMA-family model: config, one FP32 parameter arena with
+ * pointers into it (llama2.c / llm.c style), the llama2.c checkpoint loader,
+ * the batched forward pass over a sequence and the incremental forward with
+ * a KV cache used for generation. */
+#ifndef OB_MODEL_H
+#define OB_MODEL_H
+
+#include <stddef.h>
+#include "model/linear.h"
+
+typedef struct {
+    int dim;          /* C: model width */
+    int hidden_dim;   /* FFN width */
+    int n_layers;
+    int n_heads;
+    int n_kv_heads;
+    int head_dim;     /* dim / n_heads unless a format says otherwise */
+    int vocab_size;
+    int seq_len;      /* maximum context */
+    float rope_theta; /* 10000 for llama2.c */
+    float norm_eps;   /* 1e-5 for llama2.c */
+    int shared_classifier; /* output head tied to the token embedding */
+} ModelConfig;
+
+/* the seven projections of a block, in this order everywhere */
+enum { LIN_Q, LIN_K, LIN_V, LIN_O, LIN_GATE, LIN_DOWN, LIN_UP, LIN_PER_LAYER };
+extern const char *const model_lin_names[LIN_PER_LAYER]; /* "wq","wk",... */
+
+typedef struct Model {
+    ModelConfig cfg;
+    float *arena;        /* every FP32 parameter lives here */
+    size_t arena_floats;
+    /* pointers into the arena; layer tensors are stacked over layers */
+    float *tok_emb;   /* (V, C) */
+    float *rms_att;   /* (L, C) */
+    float *wq;        /* (L, H*hd, C) -- NULL in a 1-bit student */
+    float *wk;        /* (L, KV*hd, C) */
+    float *wv;        /* (L, KV*hd, C) */
+    float *wo;        /* (L, C, H*hd) */
+    float *rms_ffn;   /* (L, C) */
+    float *w1;        /* gate (L, F, C) */
+    float *w2;        /* down (L, C, F) */
+    float *w3;        /* up   (L, F, C) */
+    float *rms_final; /* (C) */
+    float *wcls;      /* (V, C); equals tok_emb when shared */
+    Linear *lin;      /* (L, LIN_PER_LAYER): what the forward pass calls */
+    /* owner of anything else the model points into (e.g. an mmap'd student) */
+    void *extra;
+    void (*free_extra)(void *extra);
+} Model;
+
+/* validate a config: positive dims, divisibility, sane limits */
+int model_config_check(const ModelConfig *c, char *err);
+/* size in floats of the arena for cfg (dense weights when with_linears) */
+int model_arena_size(const ModelConfig *c, int with_linears, size_t *out);
+/* allocate a zeroed arena for cfg and set every pointer; with_linears=0
+ * leaves wq..w3 NULL (a 1-bit student keeps its linears elsewhere) and
+ * m->lin zeroed for the caller to fill; otherwise m->lin is dense */
+int model_alloc(Model *m, const ModelConfig *c, int with_linears, char *err);
+void model_free(Model *m);
+/* point m->lin at the dense weights in the arena */
+void model_bind_dense(Model *m);
+
+/* llama2.c legacy checkpoint (7 int32 header; negative vocab = own classifier) */
+int model_load_llama2c(Model *m, const char *path, char *err);
+/* any supported teacher format, detected by content: a llama2.c .bin, a GGUF
+ * file, or a Hugging Face directory (config.json + safetensors) */
+int model_load(Model *m, const char *path, char *err);
+/* the same; when tok is not NULL and the teacher carries a tokenizer (GGUF
+ * tokenizer.ggml.*, a directory's tokenizer.json) it is loaded into tok and
+ * *tok_loaded set to 1, else *tok_loaded = 0 and tok is untouched */
+struct Tokenizer;
+int model_load_ex(Model *m, struct Tokenizer *tok, int *tok_loaded, const char *path, char *err);
+
+size_t model_count_params(const ModelConfig *c);
+
+/* ---- batched forward over one sequence --------------------------------- */
+typedef struct {
+    int T;                 /* capacity in tokens */
+    float *x;              /* (T, C) residual stream */
+    float *xb;             /* (T, C) */
+    float *xb2;            /* (T, C) */
+    float *q;              /* (T, H*hd) */
+    float *k;              /* (T, KV*hd) */
+    float *v;              /* (T, KV*hd) */
+    float *att;            /* (T, T) one head at a time */
+    float *attout;         /* (T, H*hd) */
+    float *hb;             /* (T, F) */
+    float *hb2;            /* (T, F) */
+    float *rope_cos;       /* (seq_len, hd/2) */
+    float *rope_sin;
+} ModelActs;
+
+int model_acts_init(ModelActs *a, const ModelConfig *c, int T);
+void model_acts_free(ModelActs *a);
+
+/* logits (T, V) for tokens[0..T-1] at positions 0..T-1. If hidden is not
+ * NULL it receives each block's output residual stream, (L, T, C). */
+void model_forward(const Model *m, ModelActs *a, const int *tokens, int T,
+                   float *logits, float *hidden);
+
+/* ---- incremental forward with a KV cache ------------------------------- */
+typedef struct {
+    float *x, *xb, *xb2, *q, *att, *hb, *hb2, *logits;
+    float *kcache;  /* (L, seq_len, KV*hd) */
+    float *vcache;
+    float *rope_cos, *rope_sin;
+} ModelState;
+
+int model_state_init(ModelState *s, const ModelConfig *c);
+void model_state_free(ModelState *s);
+/* logits (V) for token at pos, given the cache holds positions 0..pos-1 */
+float *model_step(const Model *m, ModelState *s, int token, int pos);
+
+/* shared building blocks, also used by the trainer */
+void model_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
+void model_rope_table(const ModelConfig *c, float *cosv, float *sinv);
+void model_rope(float *v, int n, int hd, const float *cosv, const float *sinv);
+void model_softmax(float *x, int n);
+/* the softmax variants this CPU runs ("ref" first), for tests and benches */
+int model_softmax_variants(const char **names, void (**fns)(float *, int), int max);
+
+#endif

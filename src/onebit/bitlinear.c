@@ -1,0 +1,435 @@
+/* bitlinear.c -- packing and the scalar reference of the OneBit layer (see
+ * bitlinear.h). */
+#include "onebit/bitlinear.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/common.h"
+#include "kernels/kernels.h"
+#include "base/pool.h"
+
+BitLinear *bitlinear_new(int out, int in)
+{
+    BitLinear *bl = ob_calloc(1, sizeof *bl);
+    bl->in = in;
+    bl->out = out;
+    bl->words_per_row = (in + 63) / 64;
+    bl->bits = ob_aligned_alloc(64, (size_t)out * bl->words_per_row * sizeof(uint64_t));
+    bl->g = ob_aligned_alloc(64, (size_t)in * sizeof(float));
+    bl->h = ob_aligned_alloc(64, (size_t)out * sizeof(float));
+    bl->kbits = ob_huge_alloc((size_t)bl->words_per_row * kern_nblk_alloc(bl) * KERN_ROWBLK * 2 * sizeof(uint32_t));
+    for (int i = 0; i < in; i++) bl->g[i] = 1.0f;
+    for (int i = 0; i < out; i++) bl->h[i] = 1.0f;
+    bl->norm = 1;
+    return bl;
+}
+
+void bitlinear_free(BitLinear *bl)
+{
+    if (!bl) return;
+    free(bl->bits);
+    free(bl->g);
+    free(bl->h);
+    free(bl->kbits);
+    free(bl);
+}
+
+void bitlinear_pack(BitLinear *bl, const float *W)
+{
+    int wpr = bl->words_per_row;
+    for (int r = 0; r < bl->out; r++) {
+        uint64_t *row = bl->bits + (size_t)r * wpr;
+        memset(row, 0, wpr * sizeof(uint64_t));
+        const float *w = W + (size_t)r * bl->in;
+        for (int c = 0; c < bl->in; c++)
+            if (!(w[c] < 0)) row[c >> 6] |= 1ull << (c & 63);
+    }
+    kern_repack(bl);
+}
+
+void bitlinear_repack(BitLinear *bl)
+{
+    kern_repack(bl);
+}
+
+void bitlinear_set_bits(BitLinear *bl, const uint64_t *bits)
+{
+    size_t n = (size_t)bl->out * bl->words_per_row;
+    memcpy(bl->bits, bits, n * sizeof(uint64_t));
+    int tail = bl->in & 63;
+    if (tail) /* keep the padding zero whatever the file said */
+        for (int r = 0; r < bl->out; r++) bl->bits[(size_t)r * bl->words_per_row + bl->words_per_row - 1] &= (1ull << tail) - 1;
+    kern_repack(bl);
+}
+
+void bitlinear_get_bits(const BitLinear *bl, uint64_t *bits)
+{
+    memcpy(bits, bl->bits, (size_t)bl->out * bl->words_per_row * sizeof(uint64_t));
+}
+
+void bitlinear_set_scales(BitLinear *bl, const float *g, const float *h)
+{
+    memcpy(bl->g, g, (size_t)bl->in * sizeof(float));
+    memcpy(bl->h, h, (size_t)bl->out * sizeof(float));
+}
+
+int bitlinear_sign(const BitLinear *bl, int row, int col)
+{
+    return (bl->bits[(size_t)row * bl->words_per_row + (col >> 6)] >> (col & 63)) & 1 ? 1 : -1;
+}
+
+void bitlinear_layernorm(float *y, int n)
+{
+    double mean = 0, var = 0;
+    for (int i = 0; i < n; i++) mean += y[i];
+    mean /= n;
+    for (int i = 0; i < n; i++) { double d = y[i] - mean; var += d * d; }
+    var /= n;
+    float inv = (float)(1.0 / sqrt(var + BITLINEAR_EPS)), m = (float)mean;
+    for (int i = 0; i < n; i++) y[i] = (y[i] - m) * inv;
+}
+
+void bitlinear_forward_ref(const BitLinear *bl, const float *x, float *y, int N)
+{
+    float *gx = ob_malloc((size_t)bl->in * sizeof(float));
+    for (int n = 0; n < N; n++) {
+        const float *xn = x + (size_t)n * bl->in;
+        float *yn = y + (size_t)n * bl->out;
+        for (int c = 0; c < bl->in; c++) gx[c] = xn[c] * bl->g[c];
+        for (int r = 0; r < bl->out; r++) {
+            float acc = 0.0f;
+            for (int c = 0; c < bl->in; c++) acc += bitlinear_sign(bl, r, c) > 0 ? gx[c] : -gx[c];
+            yn[r] = acc * bl->h[r];
+        }
+        if (bl->norm) bitlinear_layernorm(yn, bl->out);
+    }
+    free(gx);
+}
+
+/* ---- the fast path: kernel variants on the thread pool ----------------- */
+
+/* per-thread scratch, grown as needed and kept (no allocation per call);
+ * freed by a thread-specific-data destructor when the thread exits (chat and
+ * training start threads of their own) */
+typedef struct {
+    float *gx, *acc, *scale;
+    int16_t *q, *acc16;
+    void *prep;
+    size_t gx_n, acc_n, scale_n, q_n, acc16_n, prep_n;
+} Scratch;
+static pthread_key_t s_key;
+static pthread_once_t s_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
+{
+    Scratch *s = p;
+    free(s->gx);
+    free(s->acc);
+    free(s->scale);
+    free(s->q);
+    free(s->acc16);
+    free(s->prep);
+    free(s);
+}
+
+static void scratch_key_init(void) { pthread_key_create(&s_key, scratch_free); }
+
+static Scratch *scratch_get(void)
+{
+    pthread_once(&s_once, scratch_key_init);
+    Scratch *s = pthread_getspecific(s_key);
+    if (!s) {
+        s = ob_calloc(1, sizeof *s);
+        pthread_setspecific(s_key, s);
+    }
+    return s;
+}
+
+static void *scratch_bytes(void *pp, size_t *have, size_t n)
+{
+    void **p = pp;
+    if (*have < n) {
+        free(*p);
+        *p = ob_aligned_alloc(64, n);
+        *have = n;
+    }
+    return *p;
+}
+
+static float *scratch(float **p, size_t *have, size_t n) { return scratch_bytes(p, have, n * sizeof(float)); }
+
+/* a range of panels, claimed from the front by its owner and from the back
+ * by the others: (back << 32) | front, one cache line each */
+typedef struct {
+    _Atomic uint64_t fb;
+    char pad[64 - sizeof(uint64_t)];
+} PanelRange;
+
+#define FWD_MAX_RANGES 64
+
+/* int8 activations for at most this many tokens: every thread makes the
+ * kernel's tables (and the quantized input) itself, in its own copy. One
+ * shared copy, made by one thread and read by all, costs more: before the
+ * next call can write it, every cache line of it must be taken back from the
+ * other cores (11008x4096, N = 1, 2 threads: 15 us for 80 KB of tables, against
+ * 1.4 us on one thread; the rows take 60-100 us) */
+#define FWD_COPIES_N 8
+/* int8 with the kernel's tables: tokens per call of the kernels (see
+ * bitlinear_forward). 4096x4096, 2 threads, in-process medians: N = 64 in
+ * chunks of 8 1.51 ms against 1.98 in one; N = 512 12.6 against 25.0; chunks
+ * of 16 were no better than one */
+#define FWD_CHUNK_N FWD_COPIES_N
+
+typedef struct {
+    const BitLinear *bl;
+    const BitKernel *K;
+    const float *x;
+    float *gx;
+    int16_t *q;           /* int8 activations (NULL: FP32) */
+    float *scale;
+    void *prep;           /* the kernel's per-call int8 preparation */
+    int16_t *acc16;
+    float *acc, *y;
+    int N, nblk, ntasks, by_panel;
+    /* int8 with a copy per thread (FWD_COPIES_N): thread t makes gx, q,
+     * scale and prep of every token in copy t (pool_run_each; the caller
+     * makes it when thread t is late) and its rows tasks read copy t; 0: one
+     * copy, the input split by tokens */
+    int copies;
+    size_t prep_bytes;
+    PanelRange *ranges;  /* by_panel: one per task */
+} FwdCtx;
+
+/* up to `want` panels of r from the front (back = 0), or one from the back:
+ * the first, with *n set to how many; -1 if none is left */
+static int claim_panels(PanelRange *r, int back, int want, int *n)
+{
+    uint64_t v = atomic_load(&r->fb);
+    for (;;) {
+        uint32_t f = (uint32_t)v, b = (uint32_t)(v >> 32);
+        if (f >= b) return -1;
+        uint32_t k = back ? 1 : b - f < (uint32_t)want ? b - f : (uint32_t)want;
+        uint64_t nv = back ? (uint64_t)(b - 1) << 32 | f : v + k;
+        if (atomic_compare_exchange_weak(&r->fb, &v, nv)) {
+            *n = (int)k;
+            return (int)(back ? b - 1 : f);
+        }
+    }
+}
+
+/* blocks [b0, b1), with the call's activation precision (int8 with copies:
+ * the calling thread's copy) */
+static void fwd_blocks(const FwdCtx *c, int b0, int b1)
+{
+    if (c->q) {
+        size_t k = c->copies ? (size_t)(pool_thread_index() % c->copies) : 0, nq = (size_t)c->N * kern_nqblk(c->bl);
+        c->K->rows_q8(c->bl, c->q + k * c->N * kern_in_pad(c->bl), c->scale + k * nq, c->prep ? (char *)c->prep + k * c->prep_bytes : NULL,
+                      c->N, b0, b1, c->acc, c->acc16);
+    } else c->K->rows(c->bl, c->gx, c->N, b0, b1, c->acc);
+}
+
+/* panels [p, p + n) */
+static void fwd_panels(const FwdCtx *c, int p, int n)
+{
+    fwd_blocks(c, p * KERN_PANEL, (p + n) * KERN_PANEL < c->nblk ? (p + n) * KERN_PANEL : c->nblk);
+}
+
+/* panels per claim from a thread's own range: for N > 1 the kernels build
+ * each token's tables once per call and use them for every panel of it */
+#define FWD_CLAIM_N 4
+
+static void fwd_rows_task(void *vc, int t)
+{
+    const FwdCtx *c = vc;
+    if (c->by_panel) {
+        /* task t's own panels in order: one contiguous stream of signs
+         * (kernels.h), which DRAM and the prefetchers do best with; then
+         * what is left of the others' ranges, one panel at a time from their
+         * ends, so a thread that is held up (a busy machine) delays little */
+        int p, n, want = c->N > 1 ? FWD_CLAIM_N : 1;
+        while ((p = claim_panels(&c->ranges[t], 0, want, &n)) >= 0) fwd_panels(c, p, n);
+        for (int j = 1; j < c->ntasks; j++)
+            while ((p = claim_panels(&c->ranges[(t + j) % c->ntasks], 1, 1, &n)) >= 0) fwd_panels(c, p, n);
+        return;
+    }
+    long b0 = (long)c->nblk * t / c->ntasks, b1 = (long)c->nblk * (t + 1) / c->ntasks;
+    const long al = kern_blk_align(c->bl); /* the same rounding for the range before */
+    b0 -= b0 % al;
+    if (t + 1 < c->ntasks) b1 -= b1 % al;
+    if (b1 > b0) fwd_blocks(c, (int)b0, (int)b1);
+}
+
+/* the input of tokens [n0, n1) of task t: gx = g ⊙ x, zero-padded; with
+ * int8 activations its quantization and the kernel's tables for it (with
+ * copies: all tokens, in copy t, t = the thread) */
+static void fwd_input_task(void *vc, int t)
+{
+    const FwdCtx *c = vc;
+    const BitLinear *bl = c->bl;
+    const int in = bl->in, in_pad = kern_in_pad(bl), nq = kern_nqblk(bl);
+    int n0 = (int)((long)c->N * t / c->ntasks), n1 = (int)((long)c->N * (t + 1) / c->ntasks);
+    /* copy t: all the tokens */
+    const size_t k = c->copies ? (size_t)t : 0;
+    if (c->copies) n0 = 0, n1 = c->N;
+    float *gx = c->gx + k * c->N * in_pad, *scale = c->q ? c->scale + k * c->N * nq : NULL;
+    int16_t *q = c->q ? c->q + k * c->N * in_pad : NULL;
+    for (int n = n0; n < n1; n++) {
+        float *gn = gx + (size_t)n * in_pad;
+        kern_mul(c->x + (size_t)n * in, bl->g, gn, in);
+        memset(gn + in, 0, (size_t)(in_pad - in) * sizeof(float));
+        if (q) kern_quantize(gn, in_pad, q + (size_t)n * in_pad, scale + (size_t)n * nq);
+    }
+    if (c->prep && n1 > n0) c->K->prep_q8(bl, q, c->N, n0, n1, (char *)c->prep + k * c->prep_bytes);
+}
+
+static void fwd_norm_task(void *vc, int t)
+{
+    const FwdCtx *c = vc;
+    int out = c->bl->out;
+    size_t out_pad = (size_t)c->nblk * KERN_ROWBLK;
+    int n0 = (int)((long)c->N * t / c->ntasks), n1 = (int)((long)c->N * (t + 1) / c->ntasks);
+    for (int n = n0; n < n1; n++) {
+        float *yn = c->y + (size_t)n * out;
+        const float *an = c->acc + n * out_pad;
+        if (!c->bl->norm) memcpy(yn, an, (size_t)out * sizeof(float));
+        else if (c->K != &kern_ref) kern_layernorm(an, yn, out);
+        else {
+            memcpy(yn, an, (size_t)out * sizeof(float));
+            bitlinear_layernorm(yn, out);
+        }
+    }
+}
+
+int bitlinear_set_threads(int n, char *err)
+{
+    return pool_set_global_threads(n, err);
+}
+
+int bitlinear_threads(void)
+{
+    return pool_threads(pool_global());
+}
+
+static _Atomic int g_act = -1; /* -1: not read from $ONEBIT_ACT yet */
+
+static int act_parse(const char *name)
+{
+    if (!strcmp(name, "fp32")) return BITLINEAR_ACT_FP32;
+    if (!strcmp(name, "int8")) return BITLINEAR_ACT_INT8;
+    return -1;
+}
+
+const char *bitlinear_act_name(int act) { return act == BITLINEAR_ACT_INT8 ? "int8" : "fp32"; }
+
+int bitlinear_act(void)
+{
+    int a = atomic_load(&g_act);
+    if (a >= 0) return a;
+    const char *env = getenv("ONEBIT_ACT");
+    a = BITLINEAR_ACT_FP32;
+    if (env && *env) {
+        int p = act_parse(env);
+        if (p < 0) fprintf(stderr, "onebit-tui: warning: ONEBIT_ACT=%s is not fp32 or int8; using fp32\n", env);
+        else a = p;
+    }
+    int expect = -1;
+    atomic_compare_exchange_strong(&g_act, &expect, a);
+    return atomic_load(&g_act);
+}
+
+int bitlinear_set_act(const char *name, char *err)
+{
+    int a = act_parse(name);
+    if (a < 0) {
+        ob_seterr(err, "unknown activation precision '%s' (try fp32 or int8)", name);
+        return -1;
+    }
+    atomic_store(&g_act, a);
+    return 0;
+}
+
+void bitlinear_forward(const BitLinear *bl, const float *x, float *y, int N)
+{
+    if (N <= 0) return;
+    const BitKernel *K = kern_current();
+    const int q8 = bitlinear_act() == BITLINEAR_ACT_INT8;
+    /* a BitLinear not made by bitlinear_new, or packed for another kernel's
+     * layout or the other activation precision (kern_select or
+     * bitlinear_set_act after the packing, without bitlinear_repack): a
+     * kernel on the canonical bits, correct if slower (rows_q8 reads both of
+     * its kernel's layouts) */
+    if (K->needs_kbits && (!bl->kbits || (bl->klayout != K->layout && !(q8 && bl->klayout == K->layout_q8))))
+        K = kern_avx2flip.available() ? &kern_avx2flip : &kern_ref;
+    /* int8 activations: the variant's own, else the reference's (same results) */
+    if (q8 && !K->rows_q8) {
+        static atomic_flag warned = ATOMIC_FLAG_INIT;
+        if (K != &kern_ref && !atomic_flag_test_and_set(&warned))
+            fprintf(stderr, "onebit-tui: warning: kernel %s has no int8-activation variant; the scalar reference computes them (slow)\n", K->name);
+        K = &kern_ref;
+    }
+    const int in = bl->in, in_pad = kern_in_pad(bl), nblk = kern_nblk(bl);
+    /* int8 with the kernel's tables, many tokens: FWD_CHUNK_N at a time.
+     * Every panel of rows reads the tables of all N tokens (80 KB per token
+     * for 4096 columns), which for many tokens no longer fit in the caches;
+     * a chunk's do, and the signs are read once per chunk instead. Tokens
+     * are independent, so the results are the same. */
+    if (q8 && K->prep_q8 && N > FWD_CHUNK_N) {
+        for (int n0 = 0; n0 < N; n0 += FWD_CHUNK_N)
+            bitlinear_forward(bl, x + (size_t)n0 * in, y + (size_t)n0 * bl->out, N - n0 < FWD_CHUNK_N ? N - n0 : FWD_CHUNK_N);
+        return;
+    }
+    Pool *pool = pool_global();
+    int T = pool_threads(pool);
+    /* int8 with the kernel's tables: for a few tokens every thread makes its
+     * own copy (FWD_COPIES_N) */
+    const int copies = q8 && K->prep_q8 && T > 1 && T <= FWD_MAX_RANGES && N <= FWD_COPIES_N ? T : 0, nc = copies ? copies : 1;
+    Scratch *sc = scratch_get();
+    float *gx = scratch(&sc->gx, &sc->gx_n, (size_t)nc * N * in_pad);
+    float *acc = scratch(&sc->acc, &sc->acc_n, (size_t)N * nblk * KERN_ROWBLK);
+    int16_t *q = NULL, *acc16 = NULL;
+    float *qscale = NULL;
+    void *prep = NULL;
+    size_t prep_bytes = 0;
+    if (q8) {
+        q = scratch_bytes(&sc->q, &sc->q_n, (size_t)nc * N * in_pad * sizeof(int16_t));
+        qscale = scratch(&sc->scale, &sc->scale_n, (size_t)nc * N * kern_nqblk(bl));
+        acc16 = scratch_bytes(&sc->acc16, &sc->acc16_n, (size_t)N * kern_acc16_per_token(bl) * sizeof(int16_t));
+        if (K->prep_q8) {
+            prep_bytes = (K->prep_q8_bytes(bl, N) + 63) & ~(size_t)63; /* each copy 64-byte aligned */
+            prep = scratch_bytes(&sc->prep, &sc->prep_n, nc * prep_bytes);
+        }
+    }
+    double work = (double)bl->out * in * N;
+    PanelRange ranges[FWD_MAX_RANGES];
+    FwdCtx c = {bl, K, x, gx, q, qscale, prep, acc16, acc, y, N, nblk, 1, 0, copies, prep_bytes, ranges};
+    /* the input, split by tokens or one copy per thread (one pool run, so
+     * the threads are awake for the rows) */
+    c.ntasks = copies ? copies : T > 1 && N > 1 && (double)N * in_pad >= 1 << 13 ? (T < N ? T : N) : 1;
+    if (copies) pool_run_each(pool, fwd_input_task, &c);
+    else pool_run(pool, fwd_input_task, &c, c.ntasks);
+    c.ntasks = 1;
+    if (T > 1 && work >= 1 << 18) {
+        int np = (nblk + KERN_PANEL - 1) / KERN_PANEL;
+        if (np >= 2 * T && T <= FWD_MAX_RANGES) {
+            /* whole panels: a contiguous range per thread, with stealing
+             * (fwd_rows_task) */
+            c.by_panel = 1;
+            c.ntasks = T;
+            for (int t = 0; t < T; t++) {
+                uint64_t p0 = (uint64_t)np * t / T, p1 = (uint64_t)np * (t + 1) / T;
+                atomic_init(&ranges[t].fb, p1 << 32 | p0);
+            }
+        } else {
+            /* blocks: up to 8 ranges per thread, claimed dynamically */
+            c.ntasks = T * 8 < nblk ? T * 8 : nblk;
+        }
+    }
+    pool_run(pool, fwd_rows_task, &c, c.ntasks);
+    c.ntasks = T > 1 && N >= 4 && (double)N * bl->out >= 1 << 16 ? (T < N ? T : N) : 1;
+    pool_run(pool, fwd_norm_task, &c, c.ntasks);
+}

@@ -1,0 +1,776 @@
+/* student.c -- the .onebit student file: writer (temp file + fsync +
+ * rename), mmap loader that validates every field, and post-training
+ * quantisation of a teacher by SVID / XNOR (see student.h). The byte layout
+ * is documented in man/onebit-tui.1 (FILES) and summarised here.
+ *
+ * All integers little-endian. Header, 128 bytes:
+ *   0 magic "ONEBIT\0\0"   8 u32 version (1)   12 u32 header size (128)
+ *  16 i32 dim, hidden_dim, n_layers, n_heads, n_kv_heads, head_dim,
+ *         vocab_size, seq_len        48 f32 rope_theta  52 f32 norm_eps
+ *  56 u32 shared_classifier          60 u32 n_tensors
+ *  64 u64 table offset (128)         72 u64 data offset (table end, 64-aligned)
+ *  80 u64 file size                  88 i32 tokenizer vocab (0 = none)
+ *  92 i32 bos id   96 i32 eos id    100 u32 reserved (0)
+ * 104 u64 checksum: 64-bit FNV-1a over the whole file with these 8 bytes zero
+ * 112 16 reserved bytes (0)
+ * Tensor table: n_tensors entries of 128 bytes:
+ *   0 name[64] (NUL-terminated, NUL-padded)  64 u32 type (0 F32, 1 F16,
+ *   2 U64, 3 BLOB bytes)  68 u32 flags  72 u32 ndim (1|2)  76 u32 reserved
+ *  80 u64 shape[2] (shape[1] = 1 when ndim = 1)  96 u64 offset  104 u64 size
+ * 112 16 reserved bytes (0)
+ * Data: every tensor at a 64-byte aligned offset inside [data offset, file
+ * size), no two overlapping, size = elements × element size. */
+#include "onebit/student.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "onebit/bitlinear.h"
+#include "base/common.h"
+
+enum { T_F32 = 0, T_F16 = 1, T_U64 = 2, T_BLOB = 3 };
+#define HDR_SIZE 128
+#define ENT_SIZE 128
+#define NAME_LEN 64
+#define CKSUM_OFF 104
+#define MAX_PIECE 65536
+
+static const size_t type_size[4] = {4, 2, 8, 1};
+static const char *const type_name[4] = {"F32", "F16", "U64", "BLOB"};
+
+/* ---- checksum ------------------------------------------------------------ */
+
+static uint64_t fnv_update(uint64_t h, const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) { h ^= p[i]; h *= 1099511628211ull; }
+    return h;
+}
+#define FNV_INIT 14695981039346656037ull
+
+uint64_t student_checksum(const unsigned char *file, size_t n)
+{
+    static const unsigned char zero[8] = {0};
+    if (n < CKSUM_OFF + 8) return fnv_update(FNV_INIT, file, n);
+    uint64_t h = fnv_update(FNV_INIT, file, CKSUM_OFF);
+    h = fnv_update(h, zero, 8);
+    return fnv_update(h, file + CKSUM_OFF + 8, n - CKSUM_OFF - 8);
+}
+
+/* ---- little-endian fields -------------------------------------------------- */
+
+static void put32(unsigned char *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i)); }
+static void put64(unsigned char *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i)); }
+static uint32_t get32(const unsigned char *p) { uint32_t v = 0; for (int i = 0; i < 4; i++) v |= (uint32_t)p[i] << (8 * i); return v; }
+static uint64_t get64(const unsigned char *p) { uint64_t v = 0; for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i); return v; }
+static void putf(unsigned char *p, float f) { uint32_t v; memcpy(&v, &f, 4); put32(p, v); }
+static float getf(const unsigned char *p) { uint32_t v = get32(p); float f; memcpy(&f, &v, 4); return f; }
+
+/* ---- the expected tensors of a config ------------------------------------- */
+
+typedef struct {
+    char name[NAME_LEN];
+    uint32_t type, flags, ndim;
+    uint64_t shape[2], offset, size;
+} Entry;
+
+static void lin_shape(const ModelConfig *c, int k, int *out, int *in)
+{
+    int C = c->dim, F = c->hidden_dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    switch (k) {
+    case LIN_Q: *out = qd; *in = C; break;
+    case LIN_K: case LIN_V: *out = kvd; *in = C; break;
+    case LIN_O: *out = C; *in = qd; break;
+    case LIN_DOWN: *out = C; *in = F; break;
+    default: *out = F; *in = C; break; /* gate, up */
+    }
+}
+
+static void set_entry(Entry *e, const char *name, uint32_t type, uint64_t d0, uint64_t d1, int ndim)
+{
+    memset(e, 0, sizeof *e);
+    snprintf(e->name, sizeof e->name, "%s", name);
+    e->type = type;
+    e->ndim = (uint32_t)ndim;
+    e->shape[0] = d0;
+    e->shape[1] = ndim == 2 ? d1 : 1;
+    e->size = d0 * e->shape[1] * type_size[type]; /* bounded by model_config_check */
+}
+
+/* the fixed part of the table for cfg: FP tensors then per linear sign/g/h.
+ * Returns the count; e may be NULL to count. */
+static int expected_entries(const ModelConfig *c, Entry *e)
+{
+    int n = 0;
+    uint64_t V = c->vocab_size, C = c->dim, L = c->n_layers;
+    if (e) set_entry(&e[n], "tok_emb", T_F32, V, C, 2);
+    n++;
+    if (e) set_entry(&e[n], "rms_att", T_F32, L, C, 2);
+    n++;
+    if (e) set_entry(&e[n], "rms_ffn", T_F32, L, C, 2);
+    n++;
+    if (e) set_entry(&e[n], "rms_final", T_F32, C, 1, 1);
+    n++;
+    if (!c->shared_classifier) {
+        if (e) set_entry(&e[n], "wcls", T_F32, V, C, 2);
+        n++;
+    }
+    for (int l = 0; l < c->n_layers; l++)
+        for (int k = 0; k < LIN_PER_LAYER; k++) {
+            int out, in;
+            lin_shape(c, k, &out, &in);
+            if (e) {
+                char nm[NAME_LEN];
+                snprintf(nm, sizeof nm, "layers.%d.%s.sign", l, model_lin_names[k]);
+                set_entry(&e[n], nm, T_U64, out, (in + 63) / 64, 2);
+                snprintf(nm, sizeof nm, "layers.%d.%s.g", l, model_lin_names[k]);
+                set_entry(&e[n + 1], nm, T_F16, in, 1, 1);
+                snprintf(nm, sizeof nm, "layers.%d.%s.h", l, model_lin_names[k]);
+                set_entry(&e[n + 2], nm, T_F16, out, 1, 1);
+            }
+            n += 3;
+        }
+    return n;
+}
+
+static uint64_t align64(uint64_t x) { return (x + 63) & ~(uint64_t)63; }
+
+/* ---- writer ---------------------------------------------------------------- */
+
+typedef struct {
+    int fd;
+    uint64_t pos, hash;
+    unsigned char buf[1 << 16];
+    size_t n;
+    int failed;
+    char *err;
+    const char *path;
+} Writer;
+
+static void w_flush(Writer *w)
+{
+    size_t off = 0;
+    while (!w->failed && off < w->n) {
+        ssize_t k = write(w->fd, w->buf + off, w->n - off);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) {
+            w->failed = 1;
+            ob_seterr(w->err, "%s: write failed: %s", w->path, k < 0 ? strerror(errno) : "no progress");
+            break;
+        }
+        off += (size_t)k;
+    }
+    w->n = 0;
+}
+
+static void w_bytes(Writer *w, const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    w->hash = fnv_update(w->hash, s, n);
+    w->pos += n;
+    while (n > 0 && !w->failed) {
+        size_t k = sizeof w->buf - w->n;
+        if (k > n) k = n;
+        memcpy(w->buf + w->n, s, k);
+        w->n += k;
+        s += k;
+        n -= k;
+        if (w->n == sizeof w->buf) w_flush(w);
+    }
+}
+
+static void w_pad(Writer *w, uint64_t to)
+{
+    static const unsigned char z[64] = {0};
+    while (w->pos < to) w_bytes(w, z, to - w->pos > 64 ? 64 : (size_t)(to - w->pos));
+}
+
+static void w_f32(Writer *w, const float *x, size_t n)
+{
+    unsigned char b[4];
+    for (size_t i = 0; i < n; i++) { putf(b, x[i]); w_bytes(w, b, 4); }
+}
+
+static int fp16_ok(float x, uint16_t *out)
+{
+    if (!isfinite(x)) return 0;
+    uint16_t h = ob_fp32_to_fp16(x);
+    if ((h & 0x7c00) == 0x7c00) return 0;
+    *out = h;
+    return 1;
+}
+
+int student_write(const char *path, const Model *teacher, const Tokenizer *tok,
+                  const StudentLinearSrc *lin, const char *meta_json, char *err)
+{
+    const ModelConfig *c = &teacher->cfg;
+    if (model_config_check(c, err)) return -1;
+    if (tok && tok->vocab_size != c->vocab_size) {
+        ob_seterr(err, "%s: tokenizer has %d tokens, the model %d", path, tok->vocab_size, c->vocab_size);
+        return -1;
+    }
+    int nlin = c->n_layers * LIN_PER_LAYER;
+    /* validate the sources before creating anything */
+    for (int i = 0; i < nlin; i++) {
+        int out, in;
+        lin_shape(c, i % LIN_PER_LAYER, &out, &in);
+        if (!lin[i].w || !lin[i].g || !lin[i].h) { ob_seterr(err, "%s: linear %d has no weights", path, i); return -1; }
+        uint16_t hv = 0;
+        for (int j = 0; j < in; j++)
+            if (!fp16_ok(lin[i].g[j], &hv)) { ob_seterr(err, "%s: layers.%d.%s g[%d] = %g is not a finite FP16 value", path, i / LIN_PER_LAYER, model_lin_names[i % LIN_PER_LAYER], j, lin[i].g[j]); return -1; }
+        for (int j = 0; j < out; j++)
+            if (!fp16_ok(lin[i].h[j], &hv)) { ob_seterr(err, "%s: layers.%d.%s h[%d] = %g is not a finite FP16 value", path, i / LIN_PER_LAYER, model_lin_names[i % LIN_PER_LAYER], j, lin[i].h[j]); return -1; }
+    }
+    int nfix = expected_entries(c, NULL), n = nfix + (tok ? 2 : 0) + (meta_json ? 1 : 0);
+    Entry *e = ob_calloc((size_t)n, sizeof *e);
+    expected_entries(c, e);
+    for (int i = 0; i < nlin; i++) e[nfix - 3 * nlin + 3 * i].flags = lin[i].norm ? 1 : 0;
+    uint64_t pieces_size = 0;
+    if (tok) {
+        for (int i = 0; i < tok->vocab_size; i++) pieces_size += 4 + (uint64_t)tok->vocab_len[i];
+        set_entry(&e[nfix], "tokenizer.pieces", T_BLOB, pieces_size, 1, 1);
+        set_entry(&e[nfix + 1], "tokenizer.scores", T_F32, (uint64_t)tok->vocab_size, 1, 1);
+    }
+    if (meta_json) set_entry(&e[n - 1], "meta", T_BLOB, strlen(meta_json), 1, 1);
+    uint64_t data_off = align64(HDR_SIZE + (uint64_t)n * ENT_SIZE), off = data_off;
+    for (int i = 0; i < n; i++) {
+        e[i].offset = off;
+        off = align64(off + e[i].size);
+    }
+    uint64_t file_size = e[n - 1].offset + e[n - 1].size;
+
+    size_t plen = strlen(path);
+    char *tmp = ob_malloc(plen + 16);
+    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        ob_seterr(err, "%s: cannot create a temporary file: %s", tmp, strerror(errno));
+        free(tmp); free(e);
+        return -1;
+    }
+    mode_t um = umask(0); /* mkstemp makes 0600; give the usual 0666 & ~umask */
+    umask(um);
+    (void)fchmod(fd, 0666 & ~um); /* failure is harmless: the file stays private */
+    Writer *w = ob_calloc(1, sizeof *w);
+    w->fd = fd;
+    w->hash = FNV_INIT;
+    w->err = err;
+    w->path = path;
+    unsigned char h[HDR_SIZE] = {0};
+    memcpy(h, STUDENT_MAGIC, 8);
+    put32(h + 8, STUDENT_VERSION);
+    put32(h + 12, HDR_SIZE);
+    int32_t ci[8] = {c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab_size, c->seq_len};
+    for (int i = 0; i < 8; i++) put32(h + 16 + 4 * i, (uint32_t)ci[i]);
+    putf(h + 48, c->rope_theta);
+    putf(h + 52, c->norm_eps);
+    put32(h + 56, c->shared_classifier ? 1 : 0);
+    put32(h + 60, (uint32_t)n);
+    put64(h + 64, HDR_SIZE);
+    put64(h + 72, data_off);
+    put64(h + 80, file_size);
+    put32(h + 88, tok ? (uint32_t)tok->vocab_size : 0);
+    put32(h + 92, tok ? (uint32_t)tok->bos_id : 0);
+    put32(h + 96, tok ? (uint32_t)tok->eos_id : 0);
+    w_bytes(w, h, HDR_SIZE); /* checksum field still zero */
+    for (int i = 0; i < n; i++) {
+        unsigned char b[ENT_SIZE] = {0};
+        memcpy(b, e[i].name, NAME_LEN);
+        put32(b + 64, e[i].type);
+        put32(b + 68, e[i].flags);
+        put32(b + 72, e[i].ndim);
+        put64(b + 80, e[i].shape[0]);
+        put64(b + 88, e[i].shape[1]);
+        put64(b + 96, e[i].offset);
+        put64(b + 104, e[i].size);
+        w_bytes(w, b, ENT_SIZE);
+    }
+    int k = 0;
+    size_t V = c->vocab_size, C = c->dim, L = c->n_layers;
+    w_pad(w, e[k].offset); w_f32(w, teacher->tok_emb, V * C); k++;
+    w_pad(w, e[k].offset); w_f32(w, teacher->rms_att, L * C); k++;
+    w_pad(w, e[k].offset); w_f32(w, teacher->rms_ffn, L * C); k++;
+    w_pad(w, e[k].offset); w_f32(w, teacher->rms_final, C); k++;
+    if (!c->shared_classifier) { w_pad(w, e[k].offset); w_f32(w, teacher->wcls, V * C); k++; }
+    for (int i = 0; i < nlin && !w->failed; i++) {
+        int out, in;
+        lin_shape(c, i % LIN_PER_LAYER, &out, &in);
+        int wpr = (in + 63) / 64;
+        w_pad(w, e[k++].offset);
+        unsigned char b[8];
+        for (int r = 0; r < out; r++) {
+            const float *row = lin[i].w + (size_t)r * in;
+            for (int q = 0; q < wpr; q++) {
+                uint64_t word = 0;
+                for (int j = 64 * q; j < in && j < 64 * q + 64; j++)
+                    if (!(row[j] < 0)) word |= 1ull << (j & 63);
+                put64(b, word);
+                w_bytes(w, b, 8);
+            }
+        }
+        uint16_t hv = 0;
+        w_pad(w, e[k++].offset);
+        for (int j = 0; j < in; j++) { fp16_ok(lin[i].g[j], &hv); b[0] = hv & 0xff; b[1] = hv >> 8; w_bytes(w, b, 2); }
+        w_pad(w, e[k++].offset);
+        for (int j = 0; j < out; j++) { fp16_ok(lin[i].h[j], &hv); b[0] = hv & 0xff; b[1] = hv >> 8; w_bytes(w, b, 2); }
+    }
+    if (tok) {
+        w_pad(w, e[k++].offset);
+        unsigned char b[4];
+        for (int i = 0; i < tok->vocab_size; i++) {
+            put32(b, (uint32_t)tok->vocab_len[i]);
+            w_bytes(w, b, 4);
+            w_bytes(w, tok->vocab[i], (size_t)tok->vocab_len[i]);
+        }
+        w_pad(w, e[k++].offset);
+        w_f32(w, tok->scores, (size_t)tok->vocab_size);
+    }
+    if (meta_json) { w_pad(w, e[k].offset); w_bytes(w, meta_json, strlen(meta_json)); }
+    w_flush(w);
+    int rc = w->failed ? -1 : 0;
+    if (!rc) {
+        unsigned char b[8];
+        put64(b, w->hash);
+        if (pwrite(fd, b, 8, CKSUM_OFF) != 8) { ob_seterr(err, "%s: write failed: %s", path, strerror(errno)); rc = -1; }
+    }
+    if (!rc && fsync(fd) != 0) { ob_seterr(err, "%s: fsync failed: %s", path, strerror(errno)); rc = -1; }
+    if (close(fd) != 0 && !rc) { ob_seterr(err, "%s: close failed: %s", path, strerror(errno)); rc = -1; }
+    if (!rc && rename(tmp, path) != 0) { ob_seterr(err, "%s: rename failed: %s", path, strerror(errno)); rc = -1; }
+    if (rc) unlink(tmp);
+    else {
+        /* make the rename durable */
+        char *dir = ob_strdup(path), *slash = strrchr(dir, '/');
+        if (slash) *(slash == dir ? slash + 1 : slash) = 0;
+        int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY);
+        if (dfd >= 0) { fsync(dfd); close(dfd); }
+        free(dir);
+    }
+    free(w); free(tmp); free(e);
+    return rc;
+}
+
+/* ---- loader ---------------------------------------------------------------- */
+
+typedef struct {
+    const unsigned char *data;
+    size_t size;
+    ModelConfig cfg;
+    int n;
+    Entry *e;
+    int tok_n, bos, eos;
+    const Entry *pieces, *scores, *meta;
+    const Entry **lin; /* (L*7*3): sign, g, h */
+    const Entry *fp[5]; /* tok_emb, rms_att, rms_ffn, rms_final, wcls */
+} Parsed;
+
+static void parsed_free(Parsed *p)
+{
+    if (p->data) munmap((void *)p->data, p->size);
+    free(p->e);
+    free(p->lin);
+    memset(p, 0, sizeof *p);
+}
+
+static int cmp_off(const void *a, const void *b)
+{
+    const Entry *x = *(const Entry *const *)a, *y = *(const Entry *const *)b;
+    return (x->offset > y->offset) - (x->offset < y->offset);
+}
+
+static int parse(Parsed *p, const char *path, char *err)
+{
+    memset(p, 0, sizeof *p);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) { ob_seterr(err, "%s: %s", path, strerror(errno)); return -1; }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) { ob_seterr(err, "%s: not a regular file", path); close(fd); return -1; }
+    if (st.st_size < HDR_SIZE) {
+        ob_seterr(err, "%s: truncated: %lld bytes, a .onebit header alone is %d", path, (long long)st.st_size, HDR_SIZE);
+        close(fd);
+        return -1;
+    }
+    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) { ob_seterr(err, "%s: mmap failed: %s", path, strerror(errno)); return -1; }
+    p->data = map;
+    p->size = (size_t)st.st_size;
+    const unsigned char *h = p->data;
+    if (memcmp(h, STUDENT_MAGIC, 8) != 0) { ob_seterr(err, "%s: not a .onebit student (bad magic)", path); goto fail; }
+    uint32_t ver = get32(h + 8);
+    if (ver != STUDENT_VERSION) { ob_seterr(err, "%s: unsupported .onebit version %u (this program reads %d)", path, ver, STUDENT_VERSION); goto fail; }
+    if (get32(h + 12) != HDR_SIZE) { ob_seterr(err, "%s: bad header size %u", path, get32(h + 12)); goto fail; }
+    uint64_t fsize = get64(h + 80);
+    if (fsize != p->size) {
+        ob_seterr(err, "%s: %s: header says %llu bytes, the file has %zu", path, fsize > p->size ? "truncated" : "trailing data",
+                  (unsigned long long)fsize, p->size);
+        goto fail;
+    }
+    ModelConfig *c = &p->cfg;
+    int32_t ci[8];
+    for (int i = 0; i < 8; i++) ci[i] = (int32_t)get32(h + 16 + 4 * i);
+    c->dim = ci[0]; c->hidden_dim = ci[1]; c->n_layers = ci[2]; c->n_heads = ci[3];
+    c->n_kv_heads = ci[4]; c->head_dim = ci[5]; c->vocab_size = ci[6]; c->seq_len = ci[7];
+    c->rope_theta = getf(h + 48);
+    c->norm_eps = getf(h + 52);
+    uint32_t shared = get32(h + 56);
+    if (shared > 1) { ob_seterr(err, "%s: bad shared_classifier flag %u", path, shared); goto fail; }
+    c->shared_classifier = (int)shared;
+    char why[OB_ERRLEN];
+    if (model_config_check(c, why)) { ob_seterr(err, "%s: bad model config: %s", path, why); goto fail; }
+    for (int i = 100; i < 104; i++) if (h[i]) { ob_seterr(err, "%s: reserved header bytes are not zero", path); goto fail; }
+    for (int i = 112; i < HDR_SIZE; i++) if (h[i]) { ob_seterr(err, "%s: reserved header bytes are not zero", path); goto fail; }
+    uint32_t n = get32(h + 60);
+    uint64_t toff = get64(h + 64), doff = get64(h + 72);
+    int nfix = expected_entries(c, NULL);
+    if (n < (uint32_t)nfix || n > (uint32_t)nfix + 3) {
+        ob_seterr(err, "%s: %u tensors, the config needs %d (+ up to 3 optional)", path, n, nfix);
+        goto fail;
+    }
+    if (toff != HDR_SIZE) { ob_seterr(err, "%s: tensor table at offset %llu, expected %d", path, (unsigned long long)toff, HDR_SIZE); goto fail; }
+    uint64_t tend = HDR_SIZE + (uint64_t)n * ENT_SIZE;
+    if (tend > p->size) { ob_seterr(err, "%s: truncated: the tensor table (%u entries) ends past the end of the file", path, n); goto fail; }
+    if (doff != align64(tend)) { ob_seterr(err, "%s: data offset %llu, expected %llu", path, (unsigned long long)doff, (unsigned long long)align64(tend)); goto fail; }
+    int32_t tn = (int32_t)get32(h + 88), bos = (int32_t)get32(h + 92), eos = (int32_t)get32(h + 96);
+    if (tn != 0 && tn != c->vocab_size) { ob_seterr(err, "%s: tokenizer has %d tokens, the model %d", path, tn, c->vocab_size); goto fail; }
+    if (tn && (bos < 0 || bos >= tn || eos < 0 || eos >= tn)) { ob_seterr(err, "%s: bad bos/eos ids %d/%d", path, bos, eos); goto fail; }
+    p->tok_n = tn; p->bos = bos; p->eos = eos;
+    p->n = (int)n;
+    p->e = ob_calloc(n, sizeof(Entry));
+    for (uint32_t i = 0; i < n; i++) {
+        const unsigned char *b = p->data + HDR_SIZE + (size_t)i * ENT_SIZE;
+        Entry *e = &p->e[i];
+        if (!memchr(b, 0, NAME_LEN)) { ob_seterr(err, "%s: tensor %u: name is not NUL-terminated", path, i); goto fail; }
+        memcpy(e->name, b, NAME_LEN);
+        for (int j = (int)strlen(e->name); j < NAME_LEN; j++)
+            if (b[j]) { ob_seterr(err, "%s: tensor %u (%s): name padding is not zero", path, i, e->name); goto fail; }
+        e->type = get32(b + 64); e->flags = get32(b + 68); e->ndim = get32(b + 72);
+        e->shape[0] = get64(b + 80); e->shape[1] = get64(b + 88);
+        e->offset = get64(b + 96); e->size = get64(b + 104);
+        if (get32(b + 76)) { ob_seterr(err, "%s: tensor %s: reserved field is not zero", path, e->name); goto fail; }
+        for (int j = 112; j < ENT_SIZE; j++) if (b[j]) { ob_seterr(err, "%s: tensor %s: reserved bytes are not zero", path, e->name); goto fail; }
+        if (e->type > T_BLOB) { ob_seterr(err, "%s: tensor %s: unknown type %u", path, e->name, e->type); goto fail; }
+        if (e->ndim < 1 || e->ndim > 2 || (e->ndim == 1 && e->shape[1] != 1)) { ob_seterr(err, "%s: tensor %s: bad rank %u", path, e->name, e->ndim); goto fail; }
+        size_t elems, bytes;
+        if (ob_mul_size(e->shape[0], e->shape[1], &elems) || ob_mul_size(elems, type_size[e->type], &bytes) || bytes != e->size) {
+            ob_seterr(err, "%s: tensor %s: size %llu does not match its shape", path, e->name, (unsigned long long)e->size);
+            goto fail;
+        }
+        if (e->offset % 64) { ob_seterr(err, "%s: tensor %s: offset %llu is not 64-byte aligned", path, e->name, (unsigned long long)e->offset); goto fail; }
+        if (e->offset < doff || e->offset > p->size || e->size > p->size - e->offset) {
+            ob_seterr(err, "%s: tensor %s: bytes [%llu, +%llu) lie outside the data area [%llu, %zu)", path, e->name,
+                      (unsigned long long)e->offset, (unsigned long long)e->size, (unsigned long long)doff, p->size);
+            goto fail;
+        }
+        if (e->flags && e->type != T_U64) { ob_seterr(err, "%s: tensor %s: unexpected flags %u", path, e->name, e->flags); goto fail; }
+        if (e->flags > 1) { ob_seterr(err, "%s: tensor %s: unknown flags %u", path, e->name, e->flags); goto fail; }
+    }
+    /* no overlaps */
+    const Entry **ord = ob_malloc(n * sizeof *ord);
+    for (uint32_t i = 0; i < n; i++) ord[i] = &p->e[i];
+    qsort(ord, n, sizeof *ord, cmp_off);
+    for (uint32_t i = 1; i < n; i++)
+        if (ord[i - 1]->offset + ord[i - 1]->size > ord[i]->offset) {
+            ob_seterr(err, "%s: tensors %s and %s overlap", path, ord[i - 1]->name, ord[i]->name);
+            free(ord);
+            goto fail;
+        }
+    free(ord);
+    /* match names against what the config needs */
+    Entry *want = ob_calloc((size_t)nfix, sizeof *want);
+    expected_entries(c, want);
+    int nlin = c->n_layers * LIN_PER_LAYER;
+    p->lin = ob_calloc((size_t)nlin * 3, sizeof *p->lin);
+    const Entry **slot = ob_calloc((size_t)nfix, sizeof *slot);
+    int ok = 1;
+    for (int i = 0; i < p->n && ok; i++) {
+        Entry *e = &p->e[i];
+        const Entry **dst = NULL;
+        const Entry *w = NULL;
+        if (!strcmp(e->name, "tokenizer.pieces")) dst = &p->pieces;
+        else if (!strcmp(e->name, "tokenizer.scores")) dst = &p->scores;
+        else if (!strcmp(e->name, "meta")) dst = &p->meta;
+        else
+            for (int j = 0; j < nfix; j++)
+                if (!strcmp(e->name, want[j].name)) { dst = &slot[j]; w = &want[j]; break; }
+        if (!dst) { ob_seterr(err, "%s: unexpected tensor '%s'", path, e->name); ok = 0; break; }
+        if (*dst) { ob_seterr(err, "%s: tensor '%s' appears twice", path, e->name); ok = 0; break; }
+        *dst = e;
+        if (w && (w->type != e->type || w->ndim != e->ndim || w->shape[0] != e->shape[0] || w->shape[1] != e->shape[1])) {
+            ob_seterr(err, "%s: tensor %s is %s (%llu, %llu), the config needs %s (%llu, %llu)", path, e->name,
+                      type_name[e->type], (unsigned long long)e->shape[0], (unsigned long long)e->shape[1], type_name[w->type],
+                      (unsigned long long)w->shape[0], (unsigned long long)w->shape[1]);
+            ok = 0;
+        }
+    }
+    for (int j = 0; j < nfix && ok; j++)
+        if (!slot[j]) { ob_seterr(err, "%s: missing tensor %s", path, want[j].name); ok = 0; }
+    if (ok && (p->pieces || p->scores || tn) && !(p->pieces && p->scores && tn)) {
+        ob_seterr(err, "%s: incomplete tokenizer (pieces, scores and a token count are all needed)", path);
+        ok = 0;
+    }
+    if (ok && p->pieces && (p->pieces->type != T_BLOB || p->pieces->ndim != 1)) { ob_seterr(err, "%s: tokenizer.pieces must be a BLOB", path); ok = 0; }
+    if (ok && p->scores && (p->scores->type != T_F32 || p->scores->ndim != 1 || p->scores->shape[0] != (uint64_t)tn)) {
+        ob_seterr(err, "%s: tokenizer.scores must be F32 (%d)", path, tn);
+        ok = 0;
+    }
+    if (ok && p->meta && (p->meta->type != T_BLOB || p->meta->ndim != 1)) { ob_seterr(err, "%s: meta must be a BLOB", path); ok = 0; }
+    if (ok) {
+        int nfp = nfix - 3 * nlin;
+        for (int j = 0; j < nfp; j++) p->fp[j] = slot[j];
+        for (int j = 0; j < 3 * nlin; j++) p->lin[j] = slot[nfp + j];
+    }
+    free(want);
+    free(slot);
+    if (!ok) goto fail;
+    uint64_t want_ck = get64(h + CKSUM_OFF), got_ck = student_checksum(p->data, p->size);
+    if (want_ck != got_ck) {
+        ob_seterr(err, "%s: checksum mismatch (file says %016llx, contents give %016llx): the file is corrupt", path,
+                  (unsigned long long)want_ck, (unsigned long long)got_ck);
+        goto fail;
+    }
+    return 0;
+fail:
+    parsed_free(p);
+    return -1;
+}
+
+typedef struct { int n; BitLinear **bl; } StudentExtra;
+
+static void extra_free(void *x)
+{
+    StudentExtra *s = x;
+    if (!s) return;
+    for (int i = 0; i < s->n; i++) bitlinear_free(s->bl[i]);
+    free(s->bl);
+    free(s);
+}
+
+void student_repack(Model *m)
+{
+    if (m->free_extra != extra_free) return;
+    StudentExtra *s = m->extra;
+    for (int i = 0; i < s->n; i++) bitlinear_repack(s->bl[i]);
+}
+
+static int copy_f32(float *dst, const Parsed *p, const Entry *e, const char *path, char *err)
+{
+    size_t n = e->size / 4;
+    const unsigned char *s = p->data + e->offset;
+    for (size_t i = 0; i < n; i++) {
+        dst[i] = getf(s + 4 * i);
+        if (!isfinite(dst[i])) { ob_seterr(err, "%s: tensor %s: element %zu is not finite", path, e->name, i); return -1; }
+    }
+    return 0;
+}
+
+static int copy_f16(float *dst, const Parsed *p, const Entry *e, const char *path, char *err)
+{
+    size_t n = e->size / 2;
+    const unsigned char *s = p->data + e->offset;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t v = (uint16_t)(s[2 * i] | s[2 * i + 1] << 8);
+        if ((v & 0x7c00) == 0x7c00) { ob_seterr(err, "%s: tensor %s: element %zu is not finite", path, e->name, i); return -1; }
+        dst[i] = ob_fp16_to_fp32(v);
+    }
+    return 0;
+}
+
+static int load_tokenizer(Tokenizer *tok, const Parsed *p, const char *path, char *err)
+{
+    int n = p->tok_n;
+    const unsigned char *s = p->data + p->pieces->offset;
+    size_t len = p->pieces->size, off = 0;
+    char **pieces = ob_calloc((size_t)n, sizeof(char *));
+    float *scores = ob_malloc((size_t)n * sizeof(float));
+    int rc = -1;
+    for (int i = 0; i < n; i++) {
+        if (len - off < 4) { ob_seterr(err, "%s: tokenizer.pieces truncated at token %d of %d", path, i, n); goto out; }
+        uint32_t l = get32(s + off);
+        off += 4;
+        if (l > MAX_PIECE || l > len - off) { ob_seterr(err, "%s: tokenizer piece %d has length %u past the end of tokenizer.pieces", path, i, l); goto out; }
+        if (memchr(s + off, 0, l)) { ob_seterr(err, "%s: tokenizer piece %d contains a NUL byte", path, i); goto out; }
+        pieces[i] = ob_malloc((size_t)l + 1);
+        memcpy(pieces[i], s + off, l);
+        pieces[i][l] = 0;
+        off += l;
+    }
+    if (off != len) { ob_seterr(err, "%s: tokenizer.pieces has %zu bytes after the last piece", path, len - off); goto out; }
+    if (copy_f32(scores, p, p->scores, path, err)) goto out;
+    char why[OB_ERRLEN];
+    if (tok_init(tok, n, (const char *const *)pieces, scores, p->bos, p->eos, why)) {
+        ob_seterr(err, "%s: tokenizer: %s", path, why);
+        goto out;
+    }
+    rc = 0;
+out:
+    for (int i = 0; i < n; i++) free(pieces[i]);
+    free(pieces);
+    free(scores);
+    return rc;
+}
+
+int student_load(Model *m, Tokenizer *tok, const char *path, char *err)
+{
+    memset(m, 0, sizeof *m);
+    if (tok) memset(tok, 0, sizeof *tok);
+    Parsed p;
+    if (parse(&p, path, err)) return -1;
+    if (tok && !p.tok_n) { ob_seterr(err, "%s: the student has no tokenizer (pass --tokenizer)", path); parsed_free(&p); return -1; }
+    const ModelConfig *c = &p.cfg;
+    if (model_alloc(m, c, 0, err)) { parsed_free(&p); return -1; }
+    float *fpdst[5] = {m->tok_emb, m->rms_att, m->rms_ffn, m->rms_final, m->wcls};
+    int nfp = c->shared_classifier ? 4 : 5;
+    int nlin = c->n_layers * LIN_PER_LAYER;
+    StudentExtra *x = ob_calloc(1, sizeof *x);
+    x->bl = ob_calloc((size_t)nlin, sizeof *x->bl);
+    m->extra = x;
+    m->free_extra = extra_free;
+    for (int j = 0; j < nfp; j++)
+        if (copy_f32(fpdst[j], &p, p.fp[j], path, err)) goto fail;
+    for (int i = 0; i < nlin; i++) {
+        int out, in;
+        lin_shape(c, i % LIN_PER_LAYER, &out, &in);
+        const Entry *es = p.lin[3 * i], *eg = p.lin[3 * i + 1], *eh = p.lin[3 * i + 2];
+        BitLinear *bl = bitlinear_new(out, in);
+        x->bl[x->n++] = bl;
+        const uint64_t *words = (const uint64_t *)(p.data + es->offset); /* 64-byte aligned in a page-aligned map */
+        int wpr = bl->words_per_row, tail = in & 63;
+        if (tail)
+            for (int r = 0; r < out; r++)
+                if (words[(size_t)r * wpr + wpr - 1] >> tail) {
+                    ob_seterr(err, "%s: tensor %s: padding bits of row %d are not zero", path, es->name, r);
+                    goto fail;
+                }
+        bitlinear_set_bits(bl, words);
+        if (copy_f16(bl->g, &p, eg, path, err) || copy_f16(bl->h, &p, eh, path, err)) goto fail;
+        bl->norm = (int)(es->flags & 1);
+        m->lin[i] = (Linear){LINEAR_ONEBIT, in, out, NULL, bl};
+    }
+    if (tok && load_tokenizer(tok, &p, path, err)) goto fail;
+    parsed_free(&p);
+    return 0;
+fail:
+    parsed_free(&p);
+    model_free(m);
+    return -1;
+}
+
+int student_read_meta(const char *path, char **meta_json, char *err)
+{
+    Parsed p;
+    if (parse(&p, path, err)) return -1;
+    size_t n = p.meta ? p.meta->size : 0;
+    if (p.meta && memchr(p.data + p.meta->offset, 0, n)) { ob_seterr(err, "%s: metadata contains a NUL byte", path); parsed_free(&p); return -1; }
+    char *s = ob_malloc(n + 1);
+    if (n) memcpy(s, p.data + p.meta->offset, n);
+    s[n] = 0;
+    *meta_json = s;
+    parsed_free(&p);
+    return 0;
+}
+
+int student_has_tokenizer(const char *path, char *err)
+{
+    Parsed p;
+    if (parse(&p, path, err)) return -1;
+    int has = p.tok_n > 0;
+    parsed_free(&p);
+    return has;
+}
+
+/* ---- PTQ ----------------------------------------------------------------- */
+
+typedef struct {
+    const Model *t;
+    SvidMethod init;
+    StudentLinearSrc *lin;
+    int total, next, failed;
+    char *err;
+    pthread_mutex_t mu;
+} QuantJob;
+
+static void *quant_worker(void *arg)
+{
+    QuantJob *j = arg;
+    char why[OB_ERRLEN];
+    for (;;) {
+        pthread_mutex_lock(&j->mu);
+        int i = j->failed ? j->total : j->next++;
+        pthread_mutex_unlock(&j->mu);
+        if (i >= j->total) break;
+        const Linear *L = &j->t->lin[i];
+        if (svid_rank1(L->w, L->out, L->in, j->init, (float *)j->lin[i].h, (float *)j->lin[i].g, NULL, why)) {
+            pthread_mutex_lock(&j->mu);
+            if (!j->failed) ob_seterr(j->err, "layers.%d.%s: %s", i / LIN_PER_LAYER, model_lin_names[i % LIN_PER_LAYER], why);
+            j->failed = 1;
+            pthread_mutex_unlock(&j->mu);
+        }
+    }
+    return NULL;
+}
+
+int student_quantize(const Model *teacher, SvidMethod init, int norm, StudentLinearSrc *lin_out, char *err)
+{
+    int nlin = teacher->cfg.n_layers * LIN_PER_LAYER;
+    memset(lin_out, 0, (size_t)nlin * sizeof *lin_out);
+    for (int i = 0; i < nlin; i++)
+        if (teacher->lin[i].kind != LINEAR_DENSE || !teacher->lin[i].w) {
+            ob_seterr(err, "quantize needs a dense teacher");
+            return -1;
+        }
+    for (int i = 0; i < nlin; i++) {
+        const Linear *L = &teacher->lin[i];
+        lin_out[i] = (StudentLinearSrc){L->w, ob_malloc((size_t)L->in * sizeof(float)), ob_malloc((size_t)L->out * sizeof(float)), norm};
+    }
+    /* the linears are independent: one worker per CPU, each takes the next */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int threads = cpus < 1 ? 1 : cpus > nlin ? nlin : (int)cpus;
+    QuantJob j = {teacher, init, lin_out, nlin, 0, 0, err, PTHREAD_MUTEX_INITIALIZER};
+    pthread_t *tid = ob_malloc((size_t)threads * sizeof *tid);
+    int started = 0;
+    for (int t = 1; t < threads; t++)
+        if (pthread_create(&tid[started], NULL, quant_worker, &j) == 0) started++;
+    quant_worker(&j);
+    for (int t = 0; t < started; t++) pthread_join(tid[t], NULL);
+    free(tid);
+    pthread_mutex_destroy(&j.mu);
+    if (j.failed) {
+        student_src_free(lin_out, nlin);
+        return -1;
+    }
+    return 0;
+}
+
+void student_src_free(StudentLinearSrc *lin, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free((void *)lin[i].g);
+        free((void *)lin[i].h);
+        lin[i].g = lin[i].h = NULL;
+    }
+}
+
+uint64_t student_onebit_bytes(const ModelConfig *c)
+{
+    uint64_t fp;
+    size_t all;
+    model_arena_size(c, 0, &all);
+    fp = all;
+    uint64_t bits = 0, scales = 0;
+    for (int k = 0; k < LIN_PER_LAYER; k++) {
+        int out, in;
+        lin_shape(c, k, &out, &in);
+        bits += (uint64_t)out * in;
+        scales += (uint64_t)out + in;
+    }
+    bits *= c->n_layers;
+    scales *= c->n_layers;
+    return (bits + 7) / 8 + 2 * scales + 2 * fp;
+}

@@ -1,0 +1,71 @@
+/* student.h -- the 1-bit student: the .onebit file (write, mmap + validate +
+ * load) and post-training quantisation of a teacher (SVID / XNOR init
+ * without training).
+ *
+ * A .onebit file holds the FP tensors (token embedding, RMSNorm weights,
+ * output head), per linear the packed signs (bitlinear.h canonical layout),
+ * FP16 g and h and the LayerNorm flag, the tokenizer and a metadata JSON
+ * string. The layout is documented in man/onebit-tui.1 (FILES). */
+#ifndef OB_STUDENT_H
+#define OB_STUDENT_H
+
+#include <stdint.h>
+
+#include "model/model.h"
+#include "onebit/svid.h"
+#include "format/tokenizer.h"
+
+#define STUDENT_MAGIC "ONEBIT\0\0"
+#define STUDENT_VERSION 1
+
+typedef struct {
+    const float *w;  /* (out, in) sign source: sign(w) (w >= 0 -> +1) */
+    const float *g;  /* (in) */
+    const float *h;  /* (out) */
+    int norm;        /* 1: LayerNorm after (OneBit); 0: none (PTQ baseline) */
+} StudentLinearSrc;
+
+/* write a .onebit: FP tensors (embedding, norms, head) from teacher, packed
+ * signs + FP16 g,h per linear (lin: L*7 in LIN_ order), the tokenizer (may
+ * be NULL: then the file has none) and free-form metadata JSON (may be
+ * NULL). Written to PATH.tmp.XXXXXX, fsync'd, renamed over PATH. Fails on
+ * non-finite g/h or values out of FP16 range. */
+int student_write(const char *path, const Model *teacher, const Tokenizer *tok,
+                  const StudentLinearSrc *lin, const char *meta_json, char *err);
+
+/* load with mmap and validate everything (magic, version, config, every
+ * offset/size/count/shape/string, checksum, finite values); m gets
+ * LINEAR_ONEBIT linears (BitLinear objects owned through m->extra /
+ * m->free_extra; model_free releases them). tok may be NULL; if the file has
+ * no tokenizer and tok != NULL it fails. */
+int student_load(Model *m, Tokenizer *tok, const char *path, char *err);
+
+/* rebuild the kernel layout of every 1-bit linear of a student_load'ed m
+ * for the active kernel and activation precision (after kern_select or
+ * bitlinear_set_act; without it they run a slower kernel on the canonical
+ * bits). Nothing else may run m meanwhile. No-op for other models. */
+void student_repack(Model *m);
+
+/* the metadata JSON of a .onebit (malloc'd; "" when none); validates the
+ * file like student_load */
+int student_read_meta(const char *path, char **meta_json, char *err);
+
+/* has the file a tokenizer? (after validation) 1/0, -1 on error */
+int student_has_tokenizer(const char *path, char *err);
+
+/* PTQ: a student from a dense teacher without training. lin_out receives
+ * L*7 sources (w points into the teacher; g, h malloc'd), free with
+ * student_src_free(lin_out, L*7). */
+int student_quantize(const Model *teacher, SvidMethod init, int norm, StudentLinearSrc *lin_out, char *err);
+void student_src_free(StudentLinearSrc *lin, int n);
+
+/* the file checksum: 64-bit FNV-1a (offset basis 14695981039346656037,
+ * prime 1099511628211) over all n bytes of the file with the 8 checksum
+ * bytes at offset 104 taken as zero */
+uint64_t student_checksum(const unsigned char *file, size_t n);
+
+/* 1-bit storage in bytes of a model config: signs + FP16 g,h for the
+ * linears, FP16 for the FP tensors (the `inspect` accounting) */
+uint64_t student_onebit_bytes(const ModelConfig *c);
+
+#endif

@@ -1,0 +1,380 @@
+/* svid.c -- rank-1 nonnegative factorisations of |W| (NMF by alternating
+ * nonnegative least squares, SVD by power iteration, XNOR row means) and the
+ * per-layer statistics of `inspect` (see svid.h). All sums in double. */
+#include "onebit/svid.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/common.h"
+
+int svid_method_parse(const char *s, SvidMethod *m)
+{
+    if (!s) return -1;
+    if (!strcmp(s, "nmf")) *m = SVID_NMF;
+    else if (!strcmp(s, "svd")) *m = SVID_SVD;
+    else if (!strcmp(s, "xnor")) *m = SVID_XNOR;
+    else return -1;
+    return 0;
+}
+
+const char *svid_method_name(SvidMethod m)
+{
+    switch (m) {
+    case SVID_NMF: return "nmf";
+    case SVID_SVD: return "svd";
+    case SVID_XNOR: return "xnor";
+    }
+    return "?";
+}
+
+/* y (rows) = |W| x (cols) */
+static void absmv(const float *W, int rows, int cols, const double *x, double *y)
+{
+    for (int i = 0; i < rows; i++) {
+        const float *w = W + (size_t)i * cols;
+        double s = 0;
+        for (int j = 0; j < cols; j++) s += fabsf(w[j]) * x[j];
+        y[i] = s;
+    }
+}
+
+/* y (cols) = |W|ᵀ x (rows) */
+static void abstmv(const float *W, int rows, int cols, const double *x, double *y)
+{
+    memset(y, 0, (size_t)cols * sizeof(double));
+    for (int i = 0; i < rows; i++) {
+        const float *w = W + (size_t)i * cols;
+        double xi = x[i];
+        if (xi == 0) continue;
+        for (int j = 0; j < cols; j++) y[j] += fabsf(w[j]) * xi;
+    }
+}
+
+static double dot(const double *x, const double *y, int n)
+{
+    double s = 0;
+    for (int i = 0; i < n; i++) s += x[i] * y[i];
+    return s;
+}
+
+/* ‖x/‖x‖ − y/‖y‖‖_∞: the change of a direction between iterations */
+static double dir_change(const double *x, const double *y, int n)
+{
+    double nx = sqrt(dot(x, x, n)), ny = sqrt(dot(y, y, n)), d = 0;
+    if (nx == 0 || ny == 0) return nx == ny ? 0 : 1;
+    for (int i = 0; i < n; i++) {
+        double e = fabs(x[i] / nx - y[i] / ny);
+        if (e > d) d = e;
+    }
+    return d;
+}
+
+/* ‖|W| − a bᵀ‖_F² exactly, one pass */
+static double fit_err2(const float *W, int rows, int cols, const double *a, const double *b)
+{
+    double s = 0;
+    for (int i = 0; i < rows; i++) {
+        const float *w = W + (size_t)i * cols;
+        for (int j = 0; j < cols; j++) {
+            double d = fabsf(w[j]) - a[i] * b[j];
+            s += d * d;
+        }
+    }
+    return s;
+}
+
+/* leading singular pair of |W| by power iteration from the column means;
+ * the iterates stay nonnegative (Perron-Frobenius). a = √σ u, b = √σ v. */
+static int power_svd(const float *W, int rows, int cols, double *a, double *b)
+{
+    double *v = ob_malloc((size_t)cols * sizeof(double)), *vold = ob_malloc((size_t)cols * sizeof(double));
+    double *u = ob_malloc((size_t)rows * sizeof(double));
+    for (int i = 0; i < rows; i++) u[i] = 1.0;
+    abstmv(W, rows, cols, u, vold); /* column sums of |W|: a nonnegative start */
+    double nv = sqrt(dot(vold, vold, cols));
+    if (nv == 0) nv = 1, vold[0] = 1;
+    for (int j = 0; j < cols; j++) v[j] = vold[j] / nv;
+    int it = 0;
+    double sigma = 0;
+    while (it < SVID_MAX_ITERS) {
+        it++;
+        memcpy(vold, v, (size_t)cols * sizeof(double));
+        absmv(W, rows, cols, v, u);
+        double nu = sqrt(dot(u, u, rows));
+        if (nu == 0) { sigma = 0; break; }
+        for (int i = 0; i < rows; i++) u[i] /= nu;
+        abstmv(W, rows, cols, u, v);
+        sigma = sqrt(dot(v, v, cols));
+        for (int j = 0; j < cols; j++) v[j] /= sigma;
+        if (dir_change(v, vold, cols) <= SVID_TOL) break;
+    }
+    double s = sqrt(sigma);
+    for (int i = 0; i < rows; i++) a[i] = sigma > 0 ? s * u[i] : 0;
+    for (int j = 0; j < cols; j++) b[j] = sigma > 0 ? s * v[j] : 1;
+    free(u); free(v); free(vold);
+    return it;
+}
+
+/* rank-1 ANLS: a = max(0, |W| b / bᵀb), b = max(0, |W|ᵀ a / aᵀa), from the
+ * row/column means (a_i = mean_j |w_ij|, b = column means / overall mean) */
+static int anls_nmf(const float *W, int rows, int cols, double *a, double *b)
+{
+    double *bold = ob_malloc((size_t)cols * sizeof(double));
+    double *ones = ob_malloc((size_t)(rows > cols ? rows : cols) * sizeof(double));
+    for (int k = 0; k < (rows > cols ? rows : cols); k++) ones[k] = 1.0;
+    absmv(W, rows, cols, ones, a);
+    abstmv(W, rows, cols, ones, b);
+    double tot = 0;
+    for (int i = 0; i < rows; i++) tot += a[i];
+    free(ones);
+    int it = 0;
+    if (tot == 0) {
+        for (int i = 0; i < rows; i++) a[i] = 0;
+        for (int j = 0; j < cols; j++) b[j] = 1;
+        free(bold);
+        return 0;
+    }
+    double mean = tot / ((double)rows * cols);
+    for (int i = 0; i < rows; i++) a[i] /= cols;
+    for (int j = 0; j < cols; j++) b[j] /= rows * mean;
+    while (it < SVID_MAX_ITERS) {
+        it++;
+        memcpy(bold, b, (size_t)cols * sizeof(double));
+        double bb = dot(b, b, cols);
+        absmv(W, rows, cols, b, a);
+        for (int i = 0; i < rows; i++) a[i] = a[i] > 0 ? a[i] / bb : 0;
+        double aa = dot(a, a, rows);
+        if (aa == 0) break; /* unreachable for a nonzero |W| from a positive b */
+        abstmv(W, rows, cols, a, b);
+        for (int j = 0; j < cols; j++) b[j] = b[j] > 0 ? b[j] / aa : 0;
+        if (dir_change(b, bold, cols) <= SVID_TOL) break;
+    }
+    /* balance the scale between the factors: ‖a‖ = ‖b‖ (the product is unchanged) */
+    double na = sqrt(dot(a, a, rows)), nb = sqrt(dot(b, b, cols));
+    if (na > 0 && nb > 0) {
+        double s = sqrt(nb / na);
+        for (int i = 0; i < rows; i++) a[i] *= s;
+        for (int j = 0; j < cols; j++) b[j] /= s;
+    }
+    free(bold);
+    return it;
+}
+
+int svid_rank1(const float *W, int rows, int cols, SvidMethod m, float *a, float *b, SvidInfo *info, char *err)
+{
+    if (rows <= 0 || cols <= 0) { ob_seterr(err, "svid: bad shape (%d, %d)", rows, cols); return -1; }
+    if (m != SVID_NMF && m != SVID_SVD && m != SVID_XNOR) { ob_seterr(err, "svid: unknown method %d", (int)m); return -1; }
+    double norm2 = 0;
+    size_t n = (size_t)rows * cols;
+    for (size_t k = 0; k < n; k++) {
+        if (!isfinite(W[k])) { ob_seterr(err, "svid: weight (%zu, %zu) is not finite", k / cols, k % cols); return -1; }
+        norm2 += (double)W[k] * W[k];
+    }
+    double *da = ob_malloc((size_t)rows * sizeof(double)), *db = ob_malloc((size_t)cols * sizeof(double));
+    int iters = 0;
+    if (m == SVID_XNOR) {
+        for (int i = 0; i < rows; i++) {
+            const float *w = W + (size_t)i * cols;
+            double s = 0;
+            for (int j = 0; j < cols; j++) s += fabsf(w[j]);
+            da[i] = s / cols;
+        }
+        for (int j = 0; j < cols; j++) db[j] = 1;
+    } else if (m == SVID_SVD) {
+        iters = power_svd(W, rows, cols, da, db);
+    } else {
+        iters = anls_nmf(W, rows, cols, da, db);
+    }
+    for (int i = 0; i < rows; i++) a[i] = (float)da[i];
+    for (int j = 0; j < cols; j++) b[j] = (float)db[j];
+    if (info) {
+        info->iters = iters;
+        /* the error of the float factors actually returned */
+        for (int i = 0; i < rows; i++) da[i] = a[i];
+        for (int j = 0; j < cols; j++) db[j] = b[j];
+        info->rel_err = norm2 > 0 ? sqrt(fit_err2(W, rows, cols, da, db) / norm2) : 0;
+    }
+    free(da); free(db);
+    return 0;
+}
+
+/* ---- statistics ---------------------------------------------------------- */
+
+static void min_max_std(const double *v, int n, double *mn, double *mx, double *sd)
+{
+    double lo = v[0], hi = v[0], s = 0, ss = 0;
+    for (int i = 0; i < n; i++) {
+        if (v[i] < lo) lo = v[i];
+        if (v[i] > hi) hi = v[i];
+        s += v[i];
+    }
+    double mean = s / n;
+    for (int i = 0; i < n; i++) ss += (v[i] - mean) * (v[i] - mean);
+    *mn = lo; *mx = hi; *sd = sqrt(ss / n);
+}
+
+static void vec_range(const float *v, int n, double *mn, double *mx)
+{
+    float lo = v[0], hi = v[0];
+    for (int i = 1; i < n; i++) {
+        if (v[i] < lo) lo = v[i];
+        if (v[i] > hi) hi = v[i];
+    }
+    *mn = lo; *mx = hi;
+}
+
+static int bin_of(float x, float lo, float hi, int bins)
+{
+    if (!(hi > lo)) return 0;
+    int k = (int)((double)(x - lo) / ((double)hi - lo) * bins);
+    return k < 0 ? 0 : k >= bins ? bins - 1 : k;
+}
+
+int svid_layer_stats(const float *W, int rows, int cols, SvidMethod init, LayerStats *st, char *err)
+{
+    char name[sizeof st->name];
+    int layer = st->layer, kind = st->kind;
+    memcpy(name, st->name, sizeof name);
+    memset(st, 0, sizeof *st);
+    memcpy(st->name, name, sizeof name);
+    st->name[sizeof st->name - 1] = 0;
+    st->layer = layer;
+    st->kind = kind;
+    st->rows = rows;
+    st->cols = cols;
+    float *a = ob_malloc((size_t)rows * sizeof(float)), *b = ob_malloc((size_t)cols * sizeof(float));
+    const SvidMethod ms[3] = {SVID_NMF, SVID_SVD, SVID_XNOR};
+    double *errs[3] = {&st->nmf_err, &st->svd_err, &st->xnor_err};
+    /* the init method last, so a and b hold its factors */
+    int order[3], k = 0;
+    for (int i = 0; i < 3; i++) if (ms[i] != init) order[k++] = i;
+    order[k] = (int)init;
+    if (init != SVID_NMF && init != SVID_SVD && init != SVID_XNOR) { ob_seterr(err, "svid: unknown method %d", (int)init); goto fail; }
+    for (int i = 0; i < 3; i++) {
+        SvidInfo info;
+        if (svid_rank1(W, rows, cols, ms[order[i]], a, b, &info, err)) goto fail;
+        *errs[order[i]] = info.rel_err;
+    }
+    vec_range(b, cols, &st->g_min, &st->g_max);
+    vec_range(a, rows, &st->h_min, &st->h_max);
+    /* sign balance */
+    double *rowf = ob_malloc((size_t)rows * sizeof(double)), *colf = ob_calloc((size_t)cols, sizeof(double));
+    size_t pos = 0;
+    float wlo = W[0], whi = W[0], ahi = 0;
+    for (int i = 0; i < rows; i++) {
+        const float *w = W + (size_t)i * cols;
+        long rp = 0;
+        for (int j = 0; j < cols; j++) {
+            if (w[j] >= 0) { rp++; colf[j] += 1; }
+            if (w[j] < wlo) wlo = w[j];
+            if (w[j] > whi) whi = w[j];
+            if (fabsf(w[j]) > ahi) ahi = fabsf(w[j]);
+        }
+        pos += rp;
+        rowf[i] = (double)rp / cols;
+    }
+    for (int j = 0; j < cols; j++) colf[j] /= rows;
+    st->pos_frac = (double)pos / ((double)rows * cols);
+    min_max_std(rowf, rows, &st->row_pos_min, &st->row_pos_max, &st->row_pos_std);
+    min_max_std(colf, cols, &st->col_pos_min, &st->col_pos_max, &st->col_pos_std);
+    free(rowf);
+    free(colf);
+    /* histograms */
+    st->bins = SVID_BINS;
+    st->abs_lo = 0; st->abs_hi = ahi;
+    st->w_lo = wlo; st->w_hi = whi;
+    for (size_t q = 0; q < (size_t)rows * cols; q++) {
+        st->abs_hist[bin_of(fabsf(W[q]), 0, ahi, SVID_BINS)]++;
+        st->w_hist[bin_of(W[q], wlo, whi, SVID_BINS)]++;
+    }
+    st->bpw = 1.0 + 16.0 * ((double)rows + cols) / ((double)rows * cols);
+    free(a); free(b);
+    return 0;
+fail:
+    free(a); free(b);
+    return -1;
+}
+
+void svid_layer_name(char *buf, size_t n, int l, int k)
+{
+    snprintf(buf, n, "layers.%d.%s", l, model_lin_names[k]);
+}
+
+const float *svid_model_weight(const Model *m, int l, int k, int *rows, int *cols)
+{
+    const Linear *L = &m->lin[(size_t)l * LIN_PER_LAYER + k];
+    if (L->kind != LINEAR_DENSE || !L->w) return NULL;
+    *rows = L->out;
+    *cols = L->in;
+    return L->w;
+}
+
+typedef struct {
+    const Model *m;
+    SvidMethod init;
+    LayerStats *out;
+    int total, next, done, failed;
+    char *err;
+    pthread_mutex_t mu;
+    void (*progress)(void *, int, int);
+    void *user;
+} StatsJob;
+
+static void *stats_worker(void *arg)
+{
+    StatsJob *j = arg;
+    char err[OB_ERRLEN];
+    for (;;) {
+        pthread_mutex_lock(&j->mu);
+        int i = j->failed ? j->total : j->next++;
+        pthread_mutex_unlock(&j->mu);
+        if (i >= j->total) break;
+        int l = i / LIN_PER_LAYER, k = i % LIN_PER_LAYER, rows = 0, cols = 0;
+        const float *W = svid_model_weight(j->m, l, k, &rows, &cols);
+        LayerStats *st = &j->out[i];
+        svid_layer_name(st->name, sizeof st->name, l, k);
+        st->layer = l;
+        st->kind = k;
+        int rc = svid_layer_stats(W, rows, cols, j->init, st, err);
+        pthread_mutex_lock(&j->mu);
+        if (rc && !j->failed) {
+            j->failed = 1;
+            ob_seterr(j->err, "%s: %s", st->name, err);
+        }
+        if (!rc) {
+            j->done++;
+            if (j->progress) j->progress(j->user, j->done, j->total);
+        }
+        pthread_mutex_unlock(&j->mu);
+    }
+    return NULL;
+}
+
+int svid_model_stats(const Model *m, int threads, SvidMethod init, LayerStats *out,
+                     void (*progress)(void *user, int done, int total), void *user, char *err)
+{
+    int total = m->cfg.n_layers * LIN_PER_LAYER;
+    for (int i = 0; i < total; i++) {
+        int r, c;
+        if (!svid_model_weight(m, i / LIN_PER_LAYER, i % LIN_PER_LAYER, &r, &c)) {
+            ob_seterr(err, "layer statistics need a dense (teacher) model");
+            return -1;
+        }
+    }
+    if (threads < 1) threads = 1;
+    if (threads > total) threads = total;
+    StatsJob j = {m, init, out, total, 0, 0, 0, err, PTHREAD_MUTEX_INITIALIZER, progress, user};
+    pthread_t *tid = ob_malloc((size_t)threads * sizeof(pthread_t));
+    int started = 0;
+    for (int t = 1; t < threads; t++)
+        if (pthread_create(&tid[started], NULL, stats_worker, &j) == 0) started++;
+    stats_worker(&j); /* the calling thread works too */
+    for (int t = 0; t < started; t++) pthread_join(tid[t], NULL);
+    free(tid);
+    pthread_mutex_destroy(&j.mu);
+    return j.failed ? -1 : 0;
+}

@@ -1,0 +1,72 @@
+/* svid.h -- Sign-Value-Independent Decomposition (OneBit's SVID) and the
+ * per-layer statistics behind `onebit-tui inspect`:
+ *
+ *     W ≈ sign(W) ⊙ (a·bᵀ),   |W| ≈ a·bᵀ rank-1 nonnegative,
+ *
+ * which initialises a student linear with h = a (output dim) and g = b
+ * (input dim). Three ways to get a, b:
+ *   SVID_NMF   rank-1 nonnegative factorisation by alternating nonnegative
+ *              least squares (closed forms for rank 1), started from the
+ *              leading singular pair; the paper's default.
+ *   SVID_SVD   leading singular pair of |W| by power iteration, taken
+ *              nonnegative (Perron-Frobenius), scaled by σ: a = √σ·u, b = √σ·v.
+ *   SVID_XNOR  a = per-row mean|W|, b = 1 (sign × row scale, XNOR-style).
+ * For a nonnegative rank-1 fit ‖W − sign(W)⊙(abᵀ)‖_F = ‖|W| − abᵀ‖_F, so the
+ * errors below are also the PTQ errors of the student weight. */
+#ifndef OB_SVID_H
+#define OB_SVID_H
+
+#include "model/model.h"
+
+typedef enum { SVID_NMF = 0, SVID_SVD = 1, SVID_XNOR = 2 } SvidMethod;
+
+/* "nmf" | "svd" | "xnor" -> 0, else -1 */
+int svid_method_parse(const char *s, SvidMethod *m);
+const char *svid_method_name(SvidMethod m);
+
+/* stopping rules (relative change of the fit / of the singular vector) */
+#define SVID_TOL 1e-7
+#define SVID_MAX_ITERS 500
+
+typedef struct {
+    int iters;       /* iterations used (0 for XNOR) */
+    double rel_err;  /* ‖|W| − a bᵀ‖_F / ‖W‖_F (0 when W = 0) */
+} SvidInfo;
+
+/* rank-1 nonnegative factorisation |W| ≈ a·bᵀ; W (rows, cols) row-major;
+ * a (rows) -> h, b (cols) -> g. Deterministic. Fails (-1, err) on bad sizes
+ * or non-finite weights. info may be NULL. */
+int svid_rank1(const float *W, int rows, int cols, SvidMethod m, float *a, float *b, SvidInfo *info, char *err);
+
+#define SVID_BINS 64
+
+typedef struct {
+    char name[32];               /* "layers.3.wq" */
+    int layer, kind;             /* kind: LIN_Q .. LIN_UP */
+    int rows, cols;              /* out, in */
+    double nmf_err, svd_err, xnor_err; /* relative Frobenius errors */
+    double pos_frac;             /* fraction of w >= 0, whole matrix */
+    double row_pos_min, row_pos_max, row_pos_std; /* of the per-row fractions */
+    double col_pos_min, col_pos_max, col_pos_std; /* of the per-column fractions */
+    double g_min, g_max, h_min, h_max;            /* of the `init` factorisation */
+    double bpw;                  /* 1 + 16(m+n)/(mn) */
+    int bins;                    /* SVID_BINS */
+    float abs_lo, abs_hi, w_lo, w_hi; /* histogram ranges */
+    long abs_hist[SVID_BINS], w_hist[SVID_BINS];
+} LayerStats;
+
+/* statistics of one (rows, cols) matrix; g/h ranges from method `init` */
+int svid_layer_stats(const float *W, int rows, int cols, SvidMethod init, LayerStats *st, char *err);
+
+/* all L*7 linears of a dense model (out has L*7 entries in LIN_ order),
+ * layers in parallel on `threads` threads; progress(user, done, total) may
+ * be NULL and is called from worker threads (serialised by a mutex) */
+int svid_model_stats(const Model *m, int threads, SvidMethod init, LayerStats *out,
+                     void (*progress)(void *user, int done, int total), void *user, char *err);
+
+/* the dense (out, in) weight of linear k of layer l of a dense model, and
+ * its name ("layers.l.wq") */
+const float *svid_model_weight(const Model *m, int l, int k, int *rows, int *cols);
+void svid_layer_name(char *buf, size_t n, int l, int k);
+
+#endif

@@ -1,0 +1,1095 @@
+/* qat.c -- quantisation-aware training of a OneBit student: FP32 forward and
+ * full backward of the LLaMA block with 1-bit linears (every matmul is a
+ * cblas_sgemm over all B·T tokens), the distillation loss (KL on logits +
+ * normalised hidden-state MSE), AdamW, cosine LR schedule, gradient clipping.
+ * Numerics of the FP parts follow src/model/model.c (llama2.c) exactly. */
+#include "train/qat.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/common.h"
+#include "base/pool.h"
+#include "onebit/svid.h"
+
+#define QAT_LN_EPS 1e-5 /* = BITLINEAR_EPS */
+
+typedef struct {
+    int in, out;
+    size_t off_w, off_g, off_h; /* into the params / grads arenas */
+    float *S;                   /* (out, in) ±1 = sign(W) */
+} QLin;
+
+/* activations of one block kept for the backward pass; N = max_B·max_T rows */
+typedef struct {
+    float *x;                 /* (N,C) block input (residual stream) */
+    float *xn1, *r1;          /* (N,C) RMSNorm(att) output, (N) its 1/rms */
+    float *ly[LIN_PER_LAYER]; /* (N,out) each linear's output (after LayerNorm) */
+    float *la[LIN_PER_LAYER]; /* (N,out) S·(g⊙x) before h and LayerNorm */
+    float *lr[LIN_PER_LAYER]; /* (N) each linear's LayerNorm 1/std */
+    float *qr, *kr;           /* (N,qd), (N,kvd) q, k after RoPE */
+    float *att;               /* (B,H,T,T) attention probabilities */
+    float *ao;                /* (N,qd) attention output */
+    float *xm;                /* (N,C) residual after attention */
+    float *xn2, *r2;          /* (N,C) RMSNorm(ffn) output, (N) */
+    float *hp;                /* (N,F) silu(gate)·up */
+} QLayer;
+
+struct QatModel {
+    const Model *t;     /* the teacher: frozen FP tensors live there */
+    ModelConfig cfg;
+    int maxB, maxT, B, T; /* bounds; shape of the last forward */
+    int reuse_teacher;
+    double tsec[QAT_NTIMERS]; /* accumulated seconds per phase */
+    size_t nparams;
+    float *params, *grads;
+    float *ste;         /* params layout: 1.001 − tanh²(W) at the W slots */
+    double *klrow;      /* (N) per-token KL */
+    QLin *lin;          /* (L, LIN_PER_LAYER) */
+    QLayer *layer;      /* (L) */
+    float *xL;          /* (N,C) last block's output */
+    float *xf, *rf;     /* (N,C) final RMSNorm output, (N) */
+    float *logits;      /* (N,V) student */
+    float *tlogits;     /* (N,V) teacher */
+    float *thid;        /* (L,N,C) teacher hidden states */
+    float *rope_cos, *rope_sin; /* (seq_len, hd/2) */
+    /* backward scratch */
+    float *dres, *dyb, *dxn, *dhp, *dgate, *dup, *dao, *dq, *dk, *dv, *dlogits;
+    float *gx, *dgx;    /* (N, maxin) */
+    float *dSw;         /* (maxout·maxin) */
+    float *dP;          /* (T,T) */
+    double *acc;        /* (max(maxin, maxout)) reductions over tokens */
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static float *falloc(size_t n) { return ob_aligned_alloc(64, (n ? n : 1) * sizeof(float)); }
+
+/* ---- fork-join for the non-BLAS loops, on the persistent pool ---------- */
+/* fn(ctx, lo, hi) over [0, n) split into nt contiguous chunks, run as tasks
+ * of the process-wide thread pool (pool.h: no thread creation per call; a
+ * training step runs hundreds of these loops). Every loop run this way
+ * computes each output element from the same inputs in the same order
+ * whatever the split, so results do not depend on the thread count. No
+ * ParFn calls pool_run itself (pool_run is not reentrant). */
+#define QAT_MAX_THREADS 64
+typedef void (*ParFn)(void *ctx, size_t lo, size_t hi);
+typedef struct { ParFn fn; void *ctx; size_t n; int nt; } ParJob;
+
+static void par_task(void *arg, int t)
+{
+    const ParJob *j = arg;
+    size_t lo = j->n * (size_t)t / (size_t)j->nt, hi = j->n * (size_t)(t + 1) / (size_t)j->nt;
+    if (hi > lo) j->fn(j->ctx, lo, hi);
+}
+
+static void par_for_nt(int nt, size_t n, size_t work_per_item, ParFn fn, void *ctx)
+{
+    if (nt > QAT_MAX_THREADS) nt = QAT_MAX_THREADS;
+    if ((double)n * (double)work_per_item < 32768.0 || nt < 2 || n < 2) { fn(ctx, 0, n); return; }
+    if ((size_t)nt > n) nt = (int)n;
+    Pool *pool = pool_global();
+    if (pool_threads(pool) < 2) { fn(ctx, 0, n); return; }
+    ParJob job = {fn, ctx, n, nt};
+    pool_run(pool, par_task, &job, nt);
+}
+
+static void par_for(size_t n, size_t work_per_item, ParFn fn, void *ctx)
+{
+    par_for_nt(openblas_get_num_threads(), n, work_per_item, fn, ctx);
+}
+
+/* fn over [0, n) items that each run small sgemms: parallel over the items
+ * with single-threaded OpenBLAS calls (far less overhead than threading
+ * every small sgemm), the caller's thread count restored afterwards */
+static void par_for_blas(size_t n, size_t work_per_item, ParFn fn, void *ctx)
+{
+    int nt = openblas_get_num_threads();
+    if (nt < 2 || n < 2 || (double)n * (double)work_per_item < 32768.0) { fn(ctx, 0, n); return; }
+    openblas_set_num_threads(1);
+    par_for_nt(nt, n, work_per_item, fn, ctx);
+    openblas_set_num_threads(nt);
+}
+
+static void lin_dims(const ModelConfig *c, int j, int *in, int *out)
+{
+    int C = c->dim, F = c->hidden_dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    switch (j) {
+    case LIN_Q: *in = C; *out = qd; break;
+    case LIN_K: case LIN_V: *in = C; *out = kvd; break;
+    case LIN_O: *in = qd; *out = C; break;
+    case LIN_GATE: case LIN_UP: *in = C; *out = F; break;
+    default: *in = F; *out = C; break; /* LIN_DOWN */
+    }
+}
+
+/* the STE factor 1.001 − tanh²(w) = 0.001 + sech²(w), with one expf:
+ * sech²(w) = 4t/(1+t)², t = e^{−2|w|} */
+static inline float ste_of(float w)
+{
+    float t = expf(-2.0f * fabsf(w)), d = 1.0f + t;
+    return 0.001f + 4.0f * t / (d * d);
+}
+
+/* S = sign(W) and the STE factor for the latent weights [k0, k1) of L */
+static void sync_range(QatModel *q, QLin *L, size_t k0, size_t k1)
+{
+    const float *W = q->params + L->off_w;
+    float *ste = q->ste + L->off_w;
+    for (size_t k = k0; k < k1; k++) {
+        L->S[k] = W[k] >= 0.0f ? 1.0f : -1.0f;
+        ste[k] = ste_of(W[k]);
+    }
+}
+
+float qat_ste(float w) { return ste_of(w); }
+
+static void sync_S(QatModel *q)
+{
+    for (int i = 0; i < q->cfg.n_layers * LIN_PER_LAYER; i++)
+        sync_range(q, &q->lin[i], 0, (size_t)q->lin[i].in * q->lin[i].out);
+}
+
+void qat_sync(QatModel *q) { sync_S(q); }
+
+/* ---- construction ------------------------------------------------------ */
+
+double qat_memory_bytes(const ModelConfig *c, int B, int T)
+{
+    double N = (double)B * T, C = c->dim, F = c->hidden_dim, V = c->vocab_size, L = c->n_layers;
+    double qd = (double)c->n_heads * c->head_dim, kvd = (double)c->n_kv_heads * c->head_dim;
+    double sum_out = qd + 2 * kvd + C + 2 * F + C, sum_io = C * qd + 2 * C * kvd + qd * C + 3 * C * F;
+    double maxin = fmax(fmax(C, F), qd), maxio = fmax(fmax(C * qd, C * F), C * kvd);
+    double per_layer = 4 * N * C + 2 * N + 2 * N * sum_out + 7 * N + N * qd + N * kvd +
+                       (double)B * c->n_heads * T * T + N * qd + N * F;
+    double nparams = L * (sum_io + 2 * C + qd + 2 * kvd + 3 * C + 3 * F + 0.0);
+    double global = L * sum_io + 3 * nparams + 2 * N * C + 3 * N * V + L * N * C + 2 * N * C + N * maxin +
+                    3 * N * F + 2 * N * qd + 2 * N * kvd + 2 * N * maxin + maxio + (double)T * T;
+    return 4 * (L * per_layer + global);
+}
+
+/* free what qat_new allocated before the activations */
+static void qat_free_partial(QatModel *q)
+{
+    for (int i = 0; i < q->cfg.n_layers * LIN_PER_LAYER; i++) free(q->lin[i].S);
+    free(q->lin);
+    free(q->params); free(q->grads); free(q->ste); free(q->klrow);
+    free(q);
+}
+
+QatModel *qat_new(const Model *teacher, int init, int max_B, int max_T, char *err)
+{
+    const ModelConfig *c = &teacher->cfg;
+    if (init != SVID_NMF && init != SVID_SVD && init != SVID_XNOR) {
+        ob_seterr(err, "unknown SVID init method %d", init);
+        return NULL;
+    }
+    if (max_B <= 0 || max_T <= 0 || max_T > c->seq_len || (long)max_B * max_T > (1L << 24)) {
+        ob_seterr(err, "bad batch shape %d x %d (seq_len %d)", max_B, max_T, c->seq_len);
+        return NULL;
+    }
+    for (int i = 0; i < c->n_layers * LIN_PER_LAYER; i++) {
+        int in, out;
+        lin_dims(c, i % LIN_PER_LAYER, &in, &out);
+        if (teacher->lin[i].kind != LINEAR_DENSE || !teacher->lin[i].w) {
+            ob_seterr(err, "teacher linear %s of layer %d is not dense FP32", model_lin_names[i % LIN_PER_LAYER],
+                      i / LIN_PER_LAYER);
+            return NULL;
+        }
+        if (teacher->lin[i].in != in || teacher->lin[i].out != out) {
+            ob_seterr(err, "teacher linear %s of layer %d is %dx%d, the config says %dx%d",
+                      model_lin_names[i % LIN_PER_LAYER], i / LIN_PER_LAYER, teacher->lin[i].out,
+                      teacher->lin[i].in, out, in);
+            return NULL;
+        }
+    }
+    double need = qat_memory_bytes(c, max_B, max_T);
+    double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    if (have > 0 && need > 0.9 * have) {
+        ob_seterr(err, "training batch %d x %d tokens needs %.1f GiB of activations and parameters; this machine has %.1f GiB",
+                  max_B, max_T, need / 1073741824.0, have / 1073741824.0);
+        return NULL;
+    }
+    QatModel *q = ob_calloc(1, sizeof *q);
+    q->t = teacher;
+    q->cfg = *c;
+    q->maxB = max_B;
+    q->maxT = max_T;
+    int Lc = c->n_layers, C = c->dim, F = c->hidden_dim, V = c->vocab_size, H = c->n_heads;
+    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    size_t N = (size_t)max_B * max_T;
+    q->lin = ob_calloc((size_t)Lc * LIN_PER_LAYER, sizeof(QLin));
+    size_t off = 0, maxio = 0;
+    int maxin = 0, maxout = 0;
+    for (int l = 0; l < Lc; l++) {
+        for (int j = 0; j < LIN_PER_LAYER; j++) {
+            QLin *L = &q->lin[l * LIN_PER_LAYER + j];
+            lin_dims(c, j, &L->in, &L->out);
+            L->off_w = off; off += (size_t)L->in * L->out;
+            L->off_g = off; off += L->in;
+            L->off_h = off; off += L->out;
+            L->S = falloc((size_t)L->in * L->out);
+            if (L->in > maxin) maxin = L->in;
+            if (L->out > maxout) maxout = L->out;
+            if ((size_t)L->in * L->out > maxio) maxio = (size_t)L->in * L->out;
+        }
+    }
+    q->nparams = off;
+    q->params = falloc(off);
+    q->grads = falloc(off);
+    q->ste = falloc(off);
+    q->klrow = ob_calloc((size_t)max_B * max_T, sizeof(double));
+    /* SVID init from the teacher: |W| ≈ a·bᵀ, h = a, g = b, W = 0.01·sign(W) */
+    for (int i = 0; i < Lc * LIN_PER_LAYER; i++) {
+        QLin *L = &q->lin[i];
+        const float *Wt = teacher->lin[i].w;
+        float *W = q->params + L->off_w;
+        size_t n = (size_t)L->in * L->out;
+        for (size_t k = 0; k < n; k++) W[k] = Wt[k] >= 0.0f ? 0.01f : -0.01f;
+        char why[OB_ERRLEN];
+        if (svid_rank1(Wt, L->out, L->in, (SvidMethod)init, q->params + L->off_h, q->params + L->off_g, NULL, why)) {
+            ob_seterr(err, "SVID of layer %d %s: %s", i / LIN_PER_LAYER, model_lin_names[i % LIN_PER_LAYER], why);
+            qat_free_partial(q);
+            return NULL;
+        }
+    }
+    sync_S(q);
+    q->layer = ob_calloc(Lc, sizeof(QLayer));
+    for (int l = 0; l < Lc; l++) {
+        QLayer *a = &q->layer[l];
+        a->x = falloc(N * C);
+        a->xn1 = falloc(N * C); a->r1 = falloc(N);
+        for (int j = 0; j < LIN_PER_LAYER; j++) {
+            const QLin *L = &q->lin[l * LIN_PER_LAYER + j];
+            a->ly[j] = falloc(N * L->out);
+            a->la[j] = falloc(N * L->out);
+            a->lr[j] = falloc(N);
+        }
+        a->qr = falloc(N * qd);
+        a->kr = falloc(N * kvd);
+        a->att = falloc((size_t)max_B * H * max_T * max_T);
+        a->ao = falloc(N * qd);
+        a->xm = falloc(N * C);
+        a->xn2 = falloc(N * C); a->r2 = falloc(N);
+        a->hp = falloc(N * F);
+    }
+    q->xL = falloc(N * C);
+    q->xf = falloc(N * C); q->rf = falloc(N);
+    q->logits = falloc(N * V);
+    q->tlogits = falloc(N * V);
+    q->dlogits = falloc(N * V);
+    q->thid = falloc((size_t)Lc * N * C);
+    q->rope_cos = falloc((size_t)c->seq_len * c->head_dim / 2);
+    q->rope_sin = falloc((size_t)c->seq_len * c->head_dim / 2);
+    model_rope_table(c, q->rope_cos, q->rope_sin);
+    int D = C > F ? C : F;
+    if (qd > D) D = qd;
+    q->dres = falloc(N * C);
+    q->dyb = falloc(N * D);
+    q->dxn = falloc(N * C);
+    q->dhp = falloc(N * F); q->dgate = falloc(N * F); q->dup = falloc(N * F);
+    q->dao = falloc(N * qd); q->dq = falloc(N * qd); q->dk = falloc(N * kvd); q->dv = falloc(N * kvd);
+    q->gx = falloc(N * maxin); q->dgx = falloc(N * maxin);
+    q->dSw = falloc(maxio);
+    q->dP = falloc((size_t)max_T * max_T);
+    q->acc = ob_calloc((size_t)(maxin > maxout ? maxin : maxout), sizeof(double));
+    return q;
+}
+
+void qat_free(QatModel *q)
+{
+    if (!q) return;
+    int Lc = q->cfg.n_layers;
+    for (int i = 0; i < Lc * LIN_PER_LAYER; i++) free(q->lin[i].S);
+    for (int l = 0; l < Lc; l++) {
+        QLayer *a = &q->layer[l];
+        free(a->x); free(a->xn1); free(a->r1);
+        for (int j = 0; j < LIN_PER_LAYER; j++) { free(a->ly[j]); free(a->la[j]); free(a->lr[j]); }
+        free(a->qr); free(a->kr); free(a->att); free(a->ao); free(a->xm); free(a->xn2); free(a->r2); free(a->hp);
+    }
+    free(q->layer); free(q->lin);
+    free(q->params); free(q->grads); free(q->ste); free(q->klrow);
+    free(q->xL); free(q->xf); free(q->rf); free(q->logits); free(q->tlogits); free(q->dlogits);
+    free(q->thid);
+    free(q->rope_cos); free(q->rope_sin);
+    free(q->dres); free(q->dyb); free(q->dxn); free(q->dhp); free(q->dgate); free(q->dup);
+    free(q->dao); free(q->dq); free(q->dk); free(q->dv); free(q->gx); free(q->dgx); free(q->dSw); free(q->dP);
+    free(q->acc);
+    free(q);
+}
+
+const ModelConfig *qat_config(const QatModel *q) { return &q->cfg; }
+size_t qat_num_params(const QatModel *q) { return q->nparams; }
+float *qat_params(QatModel *q) { return q->params; }
+float *qat_grads(QatModel *q) { return q->grads; }
+void qat_zero_grads(QatModel *q) { memset(q->grads, 0, q->nparams * sizeof(float)); }
+const float *qat_logits(const QatModel *q) { return q->logits; }
+void qat_reuse_teacher(QatModel *q, int on) { q->reuse_teacher = on; }
+const float *qat_input_grad(const QatModel *q) { return q->dres; }
+const float *qat_teacher_logits(const QatModel *q) { return q->tlogits; }
+const float *qat_teacher_hidden(const QatModel *q) { return q->thid; }
+void qat_times(const QatModel *q, double sec[QAT_NTIMERS]) { memcpy(sec, q->tsec, sizeof q->tsec); }
+
+int qat_linear_params(QatModel *q, int l, int j, float **W, float **g, float **h, int *in, int *out)
+{
+    if (l < 0 || l >= q->cfg.n_layers || j < 0 || j >= LIN_PER_LAYER) return -1;
+    const QLin *L = &q->lin[l * LIN_PER_LAYER + j];
+    if (W) *W = q->params + L->off_w;
+    if (g) *g = q->params + L->off_g;
+    if (h) *h = q->params + L->off_h;
+    if (in) *in = L->in;
+    if (out) *out = L->out;
+    return 0;
+}
+
+int qat_linear_srcs(const QatModel *q, void *lin_out)
+{
+    QatLinearSrc *o = lin_out;
+    int n = q->cfg.n_layers * LIN_PER_LAYER;
+    for (int i = 0; i < n; i++) {
+        const QLin *L = &q->lin[i];
+        o[i] = (QatLinearSrc){L->in, L->out, q->params + L->off_w, q->params + L->off_g, q->params + L->off_h, 1};
+    }
+    return n;
+}
+
+/* ---- FP building blocks (forward as model.c, plus backward) ------------ */
+
+/* out (N,C) = RMSNorm(x) ⊙ w, numerics of model_rmsnorm; rstd (N) saved */
+void qat_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps)
+{
+    for (int n = 0; n < N; n++) {
+        const float *xn = x + (size_t)n * C;
+        float *o = out + (size_t)n * C;
+        float ss = 0.0f;
+        for (int j = 0; j < C; j++) ss += xn[j] * xn[j];
+        ss /= C;
+        ss += eps;
+        ss = 1.0f / sqrtf(ss);
+        rstd[n] = ss;
+        for (int j = 0; j < C; j++) o[j] = w[j] * (ss * xn[j]);
+    }
+}
+
+/* dx (N,C) += d/dx of RMSNorm given dout:
+ * dx = r·(w⊙dy) − x·r³/C·Σ(w⊙dy⊙x) */
+void qat_rmsnorm_bwd(float *dx, const float *dout, const float *x, const float *w, const float *rstd, int N, int C)
+{
+    for (int n = 0; n < N; n++) {
+        const float *xn = x + (size_t)n * C, *dy = dout + (size_t)n * C;
+        float *d = dx + (size_t)n * C;
+        double r = rstd[n], dot = 0;
+        for (int j = 0; j < C; j++) dot += (double)w[j] * dy[j] * xn[j];
+        double k = dot * r * r * r / C;
+        for (int j = 0; j < C; j++) d[j] += (float)(r * w[j] * dy[j] - k * xn[j]);
+    }
+}
+
+/* RoPE of every row n at position n % T (model_rope), in place */
+void qat_rope_fwd(float *v, int N, int T, int n_dim, int hd, const float *cosv, const float *sinv)
+{
+    int half = hd / 2;
+    for (int n = 0; n < N; n++) {
+        int t = n % T;
+        model_rope(v + (size_t)n * n_dim, n_dim, hd, cosv + (size_t)t * half, sinv + (size_t)t * half);
+    }
+}
+
+/* transpose of the rotation, in place: the gradient of qat_rope_fwd */
+void qat_rope_bwd(float *d, int N, int T, int n_dim, int hd, const float *cosv, const float *sinv)
+{
+    int half = hd / 2;
+    for (int n = 0; n < N; n++) {
+        const float *cs = cosv + (size_t)(n % T) * half, *sn = sinv + (size_t)(n % T) * half;
+        float *v = d + (size_t)n * n_dim;
+        for (int i = 0; i < n_dim; i += 2) {
+            int p = (i % hd) / 2;
+            float c = cs[p], s = sn[p], d0 = v[i], d1 = v[i + 1];
+            v[i] = d0 * c + d1 * s;
+            v[i + 1] = -d0 * s + d1 * c;
+        }
+    }
+}
+
+/* C (M,N) = alpha·op(A)·op(B) + beta·C, row-major. Small products are split
+ * over row blocks of C, one single-threaded sgemm per thread (OpenBLAS's own
+ * threading costs more than it gains on them); large ones go to OpenBLAS as
+ * they are. A row of C is computed the same way either way. */
+typedef struct {
+    enum CBLAS_TRANSPOSE ta, tb;
+    int M, N, K, lda, ldb, ldc;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+} GemmCtx;
+
+static void gemm_rows(void *ctx, size_t lo, size_t hi)
+{
+    const GemmCtx *g = ctx;
+    int r0 = (int)lo * 16, r1 = (int)hi * 16 < g->M ? (int)hi * 16 : g->M;
+    if (r1 <= r0) return;
+    const float *A = g->ta == CblasNoTrans ? g->A + (size_t)r0 * g->lda : g->A + r0;
+    cblas_sgemm(CblasRowMajor, g->ta, g->tb, r1 - r0, g->N, g->K, g->alpha, A, g->lda, g->B, g->ldb, g->beta,
+                g->C + (size_t)r0 * g->ldc, g->ldc);
+}
+
+#define QAT_SMALL_GEMM 1.5e8 /* flops under which rows are split by hand */
+
+static void qsgemm(enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
+                   const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    double flops = 2.0 * M * N * K;
+    int nt = openblas_get_num_threads();
+    if (nt < 2 || M < 32 || flops >= QAT_SMALL_GEMM) {
+        cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    GemmCtx g = {ta, tb, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C};
+    par_for_blas((size_t)(M + 15) / 16, (size_t)16 * N * K, gemm_rows, &g);
+}
+
+/* causal GQA attention of B sequences, one (b, head) at a time with two
+ * sgemms as model.c's attention_batched; the (b, kv head) groups run in
+ * parallel. q (N,qd), k, v (N,kvd) -> att (B,H,T,T) probabilities,
+ * out (N,qd) */
+typedef struct {
+    const ModelConfig *c;
+    const float *q, *k, *v, *att, *dout;
+    float *atto, *out, *dq, *dk, *dv;
+    int B, T;
+} AttCtx;
+
+static void att_fwd_groups(void *ctx, size_t lo, size_t hi)
+{
+    const AttCtx *p = ctx;
+    const ModelConfig *c = p->c;
+    int T = p->T, hd = c->head_dim, H = c->n_heads, KV = c->n_kv_heads, qd = H * hd, kvd = KV * hd;
+    int kv_mul = H / KV;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (size_t gi = lo; gi < hi; gi++) {
+        int b = (int)(gi / KV), kh = (int)(gi % KV);
+        for (int h = kh * kv_mul; h < (kh + 1) * kv_mul; h++) {
+            const float *Q = p->q + (size_t)b * T * qd + h * hd;
+            const float *K = p->k + (size_t)b * T * kvd + kh * hd;
+            const float *V = p->v + (size_t)b * T * kvd + kh * hd;
+            float *A = p->atto + ((size_t)b * H + h) * T * T;
+            // A (T,T) = scale · Q (T,hd) · Kᵀ
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, Q, qd, K, kvd, 0.0f, A, T);
+            for (int t = 0; t < T; t++) {
+                float *row = A + (size_t)t * T;
+                model_softmax(row, t + 1);
+                memset(row + t + 1, 0, (size_t)(T - t - 1) * sizeof(float));
+            }
+            // out (T,hd) = A (T,T) · V (T,hd)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, A, T, V, kvd, 0.0f,
+                        p->out + (size_t)b * T * qd + h * hd, qd);
+        }
+    }
+}
+
+void qat_attention_fwd(const ModelConfig *c, const float *qm, const float *km, const float *vm, float *att,
+                       float *out, int B, int T)
+{
+    AttCtx p = {.c = c, .q = qm, .k = km, .v = vm, .atto = att, .out = out, .B = B, .T = T};
+    int kv_mul = c->n_heads / c->n_kv_heads;
+    par_for_blas((size_t)B * c->n_kv_heads, (size_t)kv_mul * T * T * c->head_dim * 2, att_fwd_groups, &p);
+}
+
+static void att_bwd_groups(void *ctx, size_t lo, size_t hi)
+{
+    const AttCtx *p = ctx;
+    const ModelConfig *c = p->c;
+    int T = p->T, hd = c->head_dim, H = c->n_heads, KV = c->n_kv_heads, qd = H * hd, kvd = KV * hd;
+    int kv_mul = H / KV;
+    float scale = 1.0f / sqrtf((float)hd);
+    float *dP = ob_aligned_alloc(64, (size_t)T * T * sizeof(float));
+    for (size_t gi = lo; gi < hi; gi++) {
+        int b = (int)(gi / KV), kh = (int)(gi % KV);
+        size_t ko = (size_t)b * T * kvd + kh * hd;
+        for (int t = 0; t < T; t++) {
+            memset(p->dk + ko + (size_t)t * kvd, 0, hd * sizeof(float));
+            memset(p->dv + ko + (size_t)t * kvd, 0, hd * sizeof(float));
+        }
+        for (int h = kh * kv_mul; h < (kh + 1) * kv_mul; h++) {
+            size_t qo = (size_t)b * T * qd + h * hd;
+            const float *A = p->att + ((size_t)b * H + h) * T * T;
+            const float *dO = p->dout + qo;
+            // dP (T,T) = dO (T,hd) · Vᵀ
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dO, qd, p->v + ko, kvd, 0.0f, dP, T);
+            // dV (T,hd) += Aᵀ (T,T) · dO (T,hd)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, A, T, dO, qd, 1.0f, p->dv + ko, kvd);
+            // softmax backward, causal: dS = A ⊙ (dP − Σ_j A·dP)
+            for (int t = 0; t < T; t++) {
+                const float *a = A + (size_t)t * T;
+                float *d = dP + (size_t)t * T;
+                double s = 0;
+                for (int j = 0; j <= t; j++) s += (double)a[j] * d[j];
+                for (int j = 0; j <= t; j++) d[j] = a[j] * (d[j] - (float)s);
+                memset(d + t + 1, 0, (size_t)(T - t - 1) * sizeof(float));
+            }
+            // dQ (T,hd) = scale · dS (T,T) · K (T,hd)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, dP, T, p->k + ko, kvd, 0.0f,
+                        p->dq + qo, qd);
+            // dK (T,hd) += scale · dSᵀ · Q
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, dP, T, p->q + qo, qd, 1.0f,
+                        p->dk + ko, kvd);
+        }
+    }
+    free(dP);
+}
+
+/* gradients of qat_attention_fwd: dq (N,qd), dk, dv (N,kvd) written (heads
+ * sharing a kv head accumulate in head order); dP is unused scratch kept
+ * for the interface (each worker has its own) */
+void qat_attention_bwd(const ModelConfig *c, const float *qm, const float *km, const float *vm, const float *att,
+                       const float *dout, float *dq, float *dk, float *dv, float *dP, int B, int T)
+{
+    (void)dP;
+    AttCtx p = {.c = c, .q = qm, .k = km, .v = vm, .att = att, .dout = dout, .dq = dq, .dk = dk, .dv = dv,
+                .B = B, .T = T};
+    int kv_mul = c->n_heads / c->n_kv_heads;
+    par_for_blas((size_t)B * c->n_kv_heads, (size_t)kv_mul * T * T * c->head_dim * 4, att_bwd_groups, &p);
+}
+
+/* hp = silu(gate) ⊙ up, numerics of model.c */
+void qat_swiglu_fwd(float *hp, const float *gate, const float *up, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float v = gate[i];
+        v *= 1.0f / (1.0f + expf(-v));
+        hp[i] = v * up[i];
+    }
+}
+
+void qat_swiglu_bwd(float *dgate, float *dup, const float *dhp, const float *gate, const float *up, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float a = gate[i], sg = 1.0f / (1.0f + expf(-a));
+        dup[i] = dhp[i] * a * sg;
+        dgate[i] = dhp[i] * up[i] * sg * (1.0f + a * (1.0f - sg));
+    }
+}
+
+/* ---- the OneBit linear --------------------------------------------------- */
+
+/* the elementwise and per-row/per-column parts of the OneBit linear, as
+ * par_for bodies */
+typedef struct {
+    int in, out;
+    const float *x, *g, *h, *a, *y, *rstd_in, *dgx;
+    float *gx, *yo, *rstd, *dy, *dx, *dg, *dh;
+    size_t N;
+    int accumulate;
+} LinPar;
+
+static void lp_gx(void *c, size_t lo, size_t hi) /* rows: gx = x ⊙ g */
+{
+    const LinPar *p = c;
+    for (size_t n = lo; n < hi; n++) {
+        const float *xn = p->x + n * p->in;
+        float *gxn = p->gx + n * p->in;
+        for (int i = 0; i < p->in; i++) gxn[i] = xn[i] * p->g[i];
+    }
+}
+
+static void lp_ln_fwd(void *c, size_t lo, size_t hi) /* rows: y = LN(h ⊙ a) */
+{
+    const LinPar *p = c;
+    int out = p->out;
+    for (size_t n = lo; n < hi; n++) {
+        const float *an = p->a + n * out;
+        float *yn = p->yo + n * out;
+        for (int o = 0; o < out; o++) yn[o] = an[o] * p->h[o];
+        double mean = 0, var = 0; /* as bitlinear_layernorm */
+        for (int o = 0; o < out; o++) mean += yn[o];
+        mean /= out;
+        for (int o = 0; o < out; o++) { double d = yn[o] - mean; var += d * d; }
+        var /= out;
+        float inv = (float)(1.0 / sqrt(var + QAT_LN_EPS)), m = (float)mean;
+        for (int o = 0; o < out; o++) yn[o] = (yn[o] - m) * inv;
+        p->rstd[n] = inv;
+    }
+}
+
+/* y (N,out) = LayerNorm(h ⊙ (S · (g ⊙ x))); keeps a = S·(g⊙x) (N,out) and
+ * the LayerNorm's 1/std (N); gx: (N,in) scratch */
+void qat_onebit_fwd(int in, int out, const float *S, const float *g, const float *h, const float *x, int N,
+                    float *gx, float *a, float *y, float *rstd)
+{
+    LinPar p = {.in = in, .out = out, .x = x, .g = g, .h = h, .a = a, .gx = gx, .yo = y, .rstd = rstd};
+    par_for((size_t)N, (size_t)in, lp_gx, &p);
+    // a (N,out) = gx (N,in) · Sᵀ (in,out)
+    qsgemm(CblasNoTrans, CblasTrans, N, out, in, 1.0f, gx, in, S, in, 0.0f, a, out);
+    par_for((size_t)N, (size_t)out * 4, lp_ln_fwd, &p);
+}
+
+static void lp_ln_bwd(void *c, size_t lo, size_t hi) /* rows: du = r·(dy − mean(dy) − y·mean(dy⊙y)) */
+{
+    const LinPar *p = c;
+    int out = p->out;
+    for (size_t n = lo; n < hi; n++) {
+        float *d = p->dy + n * out;
+        const float *yn = p->y + n * out;
+        double s1 = 0, s2 = 0;
+        for (int o = 0; o < out; o++) { s1 += d[o]; s2 += (double)d[o] * yn[o]; }
+        s1 /= out;
+        s2 /= out;
+        double r = p->rstd_in[n];
+        for (int o = 0; o < out; o++) d[o] = (float)(r * (d[o] - s1 - yn[o] * s2));
+    }
+}
+
+/* out[j] += Σ_n a[n,j]·b[n,j] for columns lo..hi-1 of (N, width) arrays: in
+ * blocks of 64 columns, double accumulators, rows in order (deterministic
+ * whatever the column split) */
+static void colsum_prod(const float *a, const float *b, size_t N, size_t width, size_t lo, size_t hi, float *out)
+{
+    for (size_t j0 = lo; j0 < hi; j0 += 64) {
+        size_t j1 = j0 + 64 < hi ? j0 + 64 : hi;
+        double acc[64] = {0};
+        for (size_t n = 0; n < N; n++) {
+            const float *an = a + n * width, *bn = b + n * width;
+            for (size_t j = j0; j < j1; j++) acc[j - j0] += (double)an[j] * bn[j];
+        }
+        for (size_t j = j0; j < j1; j++) out[j] += (float)acc[j - j0];
+    }
+}
+
+static void lp_dh(void *c, size_t lo, size_t hi) /* columns: dh += Σ_n du ⊙ a */
+{
+    const LinPar *p = c;
+    colsum_prod(p->dy, p->a, p->N, (size_t)p->out, lo, hi, p->dh);
+}
+
+static void lp_dz_gx(void *c, size_t lo, size_t hi) /* rows: dz = du ⊙ h; gx = x ⊙ g */
+{
+    const LinPar *p = c;
+    for (size_t n = lo; n < hi; n++) {
+        float *d = p->dy + n * p->out;
+        for (int o = 0; o < p->out; o++) d[o] *= p->h[o];
+    }
+    lp_gx(c, lo, hi);
+}
+
+static void lp_dg(void *c, size_t lo, size_t hi) /* columns: dg += Σ_n d(gx) ⊙ x */
+{
+    const LinPar *p = c;
+    colsum_prod(p->dgx, p->x, p->N, (size_t)p->in, lo, hi, p->dg);
+}
+
+static void lp_dx(void *c, size_t lo, size_t hi) /* rows: dx (+)= d(gx) ⊙ g */
+{
+    const LinPar *p = c;
+    int in = p->in;
+    for (size_t n = lo; n < hi; n++) {
+        const float *dg = p->dgx + n * in;
+        float *dxn = p->dx + n * in;
+        if (p->accumulate) for (int i = 0; i < in; i++) dxn[i] += dg[i] * p->g[i];
+        else for (int i = 0; i < in; i++) dxn[i] = dg[i] * p->g[i];
+    }
+}
+
+typedef struct { const float *dS, *ste, *W; float *dW; } SteCtx;
+static void lp_ste(void *c, size_t lo, size_t hi) /* dW += dS ⊙ (1.001 − tanh²(W)) */
+{
+    const SteCtx *p = c;
+    if (p->ste) {
+        for (size_t k = lo; k < hi; k++) p->dW[k] += p->dS[k] * p->ste[k];
+    } else {
+        for (size_t k = lo; k < hi; k++) {
+            float th = tanhf(p->W[k]);
+            p->dW[k] += p->dS[k] * (1.001f - th * th);
+        }
+    }
+}
+
+void qat_onebit_bwd(const QatOnebitGrad *p, const float *x, int N, const float *a, const float *y,
+                    const float *rstd, float *dy, float *dx, int accumulate)
+{
+    int in = p->in, out = p->out;
+    LinPar lp = {.in = in, .out = out, .x = x, .g = p->g, .h = p->h, .a = a, .y = y, .rstd_in = rstd,
+                 .dgx = p->dgx, .gx = p->gx, .dy = dy, .dx = dx, .dg = p->dg, .dh = p->dh, .N = (size_t)N,
+                 .accumulate = accumulate};
+    par_for((size_t)N, (size_t)out * 4, lp_ln_bwd, &lp);
+    par_for((size_t)out, (size_t)N * 2, lp_dh, &lp);
+    par_for((size_t)N, (size_t)(in + out), lp_dz_gx, &lp);
+    // d(gx) (N,in) = dz (N,out) · S (out,in)
+    qsgemm(CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, p->S, in, 0.0f, p->dgx, in);
+    // dS (out,in) = dzᵀ (out,N) · gx (N,in)
+    qsgemm(CblasTrans, CblasNoTrans, out, in, N, 1.0f, dy, out, p->gx, in, 0.0f, p->dS, in);
+    if (p->ste || p->W) {
+        SteCtx sc = {p->dS, p->ste, p->W, p->dW};
+        par_for((size_t)in * out, 2, lp_ste, &sc);
+    }
+    par_for((size_t)in, (size_t)N * 2, lp_dg, &lp);
+    par_for((size_t)N, (size_t)in, lp_dx, &lp);
+}
+
+static void qlin_fwd(QatModel *q, const QLin *L, const float *x, int N, float *a, float *y, float *rstd)
+{
+    qat_onebit_fwd(L->in, L->out, L->S, q->params + L->off_g, q->params + L->off_h, x, N, q->gx, a, y, rstd);
+}
+
+static void qlin_bwd(QatModel *q, const QLin *L, const float *x, int N, const float *a, const float *y,
+                     const float *rstd, float *dy, float *dx, int accumulate)
+{
+    QatOnebitGrad p = {L->in, L->out, L->S, q->params + L->off_w, q->params + L->off_g, q->params + L->off_h,
+                       q->grads + L->off_w, q->grads + L->off_g, q->grads + L->off_h,
+                       q->dSw, q->gx, q->dgx, q->acc, q->ste + L->off_w};
+    qat_onebit_bwd(&p, x, N, a, y, rstd, dy, dx, accumulate);
+}
+
+/* ---- the student forward ------------------------------------------------ */
+
+static void student_forward(QatModel *q, const int *tokens, int B, int T)
+{
+    const Model *m = q->t;
+    const ModelConfig *c = &q->cfg;
+    int C = c->dim, F = c->hidden_dim, N = B * T;
+    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    q->B = B;
+    q->T = T;
+    float *x0 = q->layer[0].x;
+    for (int n = 0; n < N; n++) memcpy(x0 + (size_t)n * C, m->tok_emb + (size_t)tokens[n] * C, C * sizeof(float));
+    for (int l = 0; l < c->n_layers; l++) {
+        QLayer *a = &q->layer[l];
+        const QLin *L = q->lin + (size_t)l * LIN_PER_LAYER;
+        float *xout = l + 1 < c->n_layers ? q->layer[l + 1].x : q->xL;
+        qat_rmsnorm_fwd(a->xn1, a->r1, a->x, m->rms_att + (size_t)l * C, N, C, c->norm_eps);
+        for (int j = LIN_Q; j <= LIN_V; j++) qlin_fwd(q, &L[j], a->xn1, N, a->la[j], a->ly[j], a->lr[j]);
+        memcpy(a->qr, a->ly[LIN_Q], (size_t)N * qd * sizeof(float));
+        memcpy(a->kr, a->ly[LIN_K], (size_t)N * kvd * sizeof(float));
+        qat_rope_fwd(a->qr, N, T, qd, c->head_dim, q->rope_cos, q->rope_sin);
+        qat_rope_fwd(a->kr, N, T, kvd, c->head_dim, q->rope_cos, q->rope_sin);
+        qat_attention_fwd(c, a->qr, a->kr, a->ly[LIN_V], a->att, a->ao, B, T);
+        qlin_fwd(q, &L[LIN_O], a->ao, N, a->la[LIN_O], a->ly[LIN_O], a->lr[LIN_O]);
+        for (size_t i = 0; i < (size_t)N * C; i++) a->xm[i] = a->x[i] + a->ly[LIN_O][i];
+        qat_rmsnorm_fwd(a->xn2, a->r2, a->xm, m->rms_ffn + (size_t)l * C, N, C, c->norm_eps);
+        qlin_fwd(q, &L[LIN_GATE], a->xn2, N, a->la[LIN_GATE], a->ly[LIN_GATE], a->lr[LIN_GATE]);
+        qlin_fwd(q, &L[LIN_UP], a->xn2, N, a->la[LIN_UP], a->ly[LIN_UP], a->lr[LIN_UP]);
+        qat_swiglu_fwd(a->hp, a->ly[LIN_GATE], a->ly[LIN_UP], (size_t)N * F);
+        qlin_fwd(q, &L[LIN_DOWN], a->hp, N, a->la[LIN_DOWN], a->ly[LIN_DOWN], a->lr[LIN_DOWN]);
+        for (size_t i = 0; i < (size_t)N * C; i++) xout[i] = a->xm[i] + a->ly[LIN_DOWN][i];
+    }
+    qat_rmsnorm_fwd(q->xf, q->rf, q->xL, m->rms_final, N, C, c->norm_eps);
+    // logits (N,V) = xf (N,C) · wclsᵀ
+    qsgemm(CblasNoTrans, CblasTrans, N, c->vocab_size, C, 1.0f, q->xf, C, m->wcls, C, 0.0f,
+                q->logits, c->vocab_size);
+}
+
+/* y (N,out) = x (N,in) · Wᵀ: a dense teacher linear, as linear_forward */
+static void dense_fwd(const Linear *L, const float *x, float *y, int N)
+{
+    qsgemm(CblasNoTrans, CblasTrans, N, L->out, L->in, 1.0f, x, L->in, L->w, L->in, 0.0f, y,
+                L->out);
+}
+
+/* the teacher's forward (model_forward's computation) batched over all B·T
+ * tokens like the student's: hidden states into thid (L,N,C), logits into
+ * tlogits. Scratch: the student's layer-0 buffers and xL, which the
+ * student forward rewrites afterwards. */
+static void teacher_forward(QatModel *q, const int *tokens, int B, int T)
+{
+    const Model *m = q->t;
+    const ModelConfig *c = &q->cfg;
+    int C = c->dim, F = c->hidden_dim, N = B * T;
+    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    QLayer *s = &q->layer[0];
+    float *x = q->xL;
+    for (int n = 0; n < N; n++) memcpy(x + (size_t)n * C, m->tok_emb + (size_t)tokens[n] * C, C * sizeof(float));
+    for (int l = 0; l < c->n_layers; l++) {
+        const Linear *L = m->lin + (size_t)l * LIN_PER_LAYER;
+        qat_rmsnorm_fwd(s->xn1, s->r1, x, m->rms_att + (size_t)l * C, N, C, c->norm_eps);
+        dense_fwd(&L[LIN_Q], s->xn1, s->qr, N);
+        dense_fwd(&L[LIN_K], s->xn1, s->kr, N);
+        dense_fwd(&L[LIN_V], s->xn1, s->ly[LIN_V], N);
+        qat_rope_fwd(s->qr, N, T, qd, c->head_dim, q->rope_cos, q->rope_sin);
+        qat_rope_fwd(s->kr, N, T, kvd, c->head_dim, q->rope_cos, q->rope_sin);
+        qat_attention_fwd(c, s->qr, s->kr, s->ly[LIN_V], s->att, s->ao, B, T);
+        dense_fwd(&L[LIN_O], s->ao, s->ly[LIN_O], N);
+        for (size_t i = 0; i < (size_t)N * C; i++) x[i] += s->ly[LIN_O][i];
+        qat_rmsnorm_fwd(s->xn2, s->r2, x, m->rms_ffn + (size_t)l * C, N, C, c->norm_eps);
+        dense_fwd(&L[LIN_GATE], s->xn2, s->ly[LIN_GATE], N);
+        dense_fwd(&L[LIN_UP], s->xn2, s->ly[LIN_UP], N);
+        qat_swiglu_fwd(s->hp, s->ly[LIN_GATE], s->ly[LIN_UP], (size_t)N * F);
+        dense_fwd(&L[LIN_DOWN], s->hp, s->ly[LIN_DOWN], N);
+        for (size_t i = 0; i < (size_t)N * C; i++) x[i] += s->ly[LIN_DOWN][i];
+        memcpy(q->thid + (size_t)l * N * C, x, (size_t)N * C * sizeof(float));
+    }
+    qat_rmsnorm_fwd(q->xf, q->rf, x, m->rms_final, N, C, c->norm_eps);
+    qsgemm(CblasNoTrans, CblasTrans, N, c->vocab_size, C, 1.0f, q->xf, C, m->wcls, C, 0.0f,
+                q->tlogits, c->vocab_size);
+}
+
+static const float *layer_out(const QatModel *q, int l)
+{
+    return l + 1 < q->cfg.n_layers ? q->layer[l + 1].x : q->xL;
+}
+
+/* the hidden-state term of layer l: returns Σ_n ‖t̂ − ŝ‖² (double); when
+ * ds is not NULL adds coef · d/ds of it to ds (N,C):
+ * d/ds ‖t̂ − ŝ‖² = (2/‖s‖)·(ŝ(ŝ·t̂) − t̂) */
+static double hidden_term(const QatModel *q, int l, int N, float *ds, double coef)
+{
+    int C = q->cfg.dim;
+    const float *S = layer_out(q, l), *Tt = q->thid + (size_t)l * N * C;
+    double total = 0;
+    for (int n = 0; n < N; n++) {
+        const float *s = S + (size_t)n * C, *t = Tt + (size_t)n * C;
+        double ss = 0, tt = 0, st = 0;
+        for (int i = 0; i < C; i++) { ss += (double)s[i] * s[i]; tt += (double)t[i] * t[i]; st += (double)s[i] * t[i]; }
+        double ns = sqrt(ss), nt = sqrt(tt);
+        double is = ns > 0 ? 1 / ns : 0, it = nt > 0 ? 1 / nt : 0, f = 0;
+        for (int i = 0; i < C; i++) { double d = t[i] * it - s[i] * is; f += d * d; }
+        total += f;
+        if (ds && ns > 0) {
+            double cosv = st * is * it, k = coef * 2 * is;
+            float *d = ds + (size_t)n * C;
+            for (int i = 0; i < C; i++) d[i] += (float)(k * (s[i] * is * cosv - t[i] * it));
+        }
+    }
+    return total;
+}
+
+/* ---- forward + backward -------------------------------------------------- */
+
+static int check_batch(const QatModel *q, const int *tokens, int B, int T)
+{
+    if (!tokens || B <= 0 || T <= 0 || B > q->maxB || T > q->maxT) return -1;
+    for (long i = 0; i < (long)B * T; i++)
+        if (tokens[i] < 0 || tokens[i] >= q->cfg.vocab_size) return -1;
+    return 0;
+}
+
+/* KL(p_t ‖ p_s) of rows [lo, hi) into klrow; dlogits = coef·(p_s − p_t).
+ * exp in float, sums in double, fixed order within a row */
+typedef struct { const float *zs, *zt; float *d; double *klrow; int V; float coef; } KlCtx;
+static void kl_rows(void *c, size_t lo, size_t hi)
+{
+    const KlCtx *p = c;
+    int V = p->V;
+    float *et = ob_malloc((size_t)V * sizeof(float));
+    for (size_t n = lo; n < hi; n++) {
+        const float *zs = p->zs + n * V, *zt = p->zt + n * V;
+        float *d = p->d + n * V;
+        float ms = zs[0], mt = zt[0];
+        for (int v = 1; v < V; v++) { ms = zs[v] > ms ? zs[v] : ms; mt = zt[v] > mt ? zt[v] : mt; }
+        double ss = 0, st = 0;
+        for (int v = 0; v < V; v++) { d[v] = expf(zs[v] - ms); et[v] = expf(zt[v] - mt); }
+        for (int v = 0; v < V; v++) { ss += d[v]; st += et[v]; }
+        /* log p_t − log p_s = (zt − mt − log st) − (zs − ms − log ss) */
+        float off = (float)((double)ms + log(ss) - (double)mt - log(st));
+        float is = (float)(1.0 / ss), it = (float)(1.0 / st), kc = p->coef;
+        double k = 0;
+        for (int v = 0; v < V; v++) {
+            float pt = et[v] * it;
+            k += (double)(pt * (zt[v] - zs[v] + off));
+            d[v] = kc * (d[v] * is - pt);
+        }
+        p->klrow[n] = k;
+    }
+    free(et);
+}
+
+int qat_forward_backward(QatModel *q, const int *tokens, int B, int T, const QatLossCfg *lc, float grad_scale,
+                         QatLoss *out)
+{
+    if (check_batch(q, tokens, B, T)) return -1;
+    const Model *m = q->t;
+    const ModelConfig *c = &q->cfg;
+    int C = c->dim, F = c->hidden_dim, V = c->vocab_size, N = B * T, Lc = c->n_layers;
+    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    double t0 = ob_now();
+    /* teacher: logits and per-layer hidden states */
+    if (!q->reuse_teacher) teacher_forward(q, tokens, B, T);
+    double t1 = ob_now();
+    student_forward(q, tokens, B, T);
+    double t2 = ob_now();
+    /* KL(p_t ‖ p_s) per token; dlogits = coef·(p_s − p_t). exp in float,
+     * sums in double, fixed order */
+    KlCtx kc = {q->logits, q->tlogits, q->dlogits, q->klrow, V, (float)((double)lc->kl_scale / B * grad_scale)};
+    par_for((size_t)N, (size_t)V * 8, kl_rows, &kc);
+    double kl = 0;
+    for (int n = 0; n < N; n++) kl += q->klrow[n];
+    kl /= B;
+    double t3 = ob_now();
+    /* backward: head (frozen) -> final RMSNorm */
+    // dxf (N,C) = dlogits (N,V) · wcls (V,C)
+    qsgemm(CblasNoTrans, CblasNoTrans, N, C, V, 1.0f, q->dlogits, V, m->wcls, C, 0.0f, q->dxn, C);
+    memset(q->dres, 0, (size_t)N * C * sizeof(float));
+    qat_rmsnorm_bwd(q->dres, q->dxn, q->xL, m->rms_final, q->rf, N, C);
+    double mse = 0, hcoef = (double)lc->alpha / N * grad_scale;
+    for (int l = Lc - 1; l >= 0; l--) {
+        QLayer *a = &q->layer[l];
+        const QLin *L = q->lin + (size_t)l * LIN_PER_LAYER;
+        mse += hidden_term(q, l, N, q->dres, hcoef) / N;
+        /* FFN: xout = xm + down(swiglu(gate(xn2), up(xn2))) */
+        memcpy(q->dyb, q->dres, (size_t)N * C * sizeof(float));
+        qlin_bwd(q, &L[LIN_DOWN], a->hp, N, a->la[LIN_DOWN], a->ly[LIN_DOWN], a->lr[LIN_DOWN], q->dyb, q->dhp, 0);
+        qat_swiglu_bwd(q->dgate, q->dup, q->dhp, a->ly[LIN_GATE], a->ly[LIN_UP], (size_t)N * F);
+        qlin_bwd(q, &L[LIN_GATE], a->xn2, N, a->la[LIN_GATE], a->ly[LIN_GATE], a->lr[LIN_GATE], q->dgate, q->dxn, 0);
+        qlin_bwd(q, &L[LIN_UP], a->xn2, N, a->la[LIN_UP], a->ly[LIN_UP], a->lr[LIN_UP], q->dup, q->dxn, 1);
+        qat_rmsnorm_bwd(q->dres, q->dxn, a->xm, m->rms_ffn + (size_t)l * C, a->r2, N, C);
+        /* attention: xm = x + o(attn(rope(q(xn1)), rope(k(xn1)), v(xn1))) */
+        memcpy(q->dyb, q->dres, (size_t)N * C * sizeof(float));
+        qlin_bwd(q, &L[LIN_O], a->ao, N, a->la[LIN_O], a->ly[LIN_O], a->lr[LIN_O], q->dyb, q->dao, 0);
+        qat_attention_bwd(c, a->qr, a->kr, a->ly[LIN_V], a->att, q->dao, q->dq, q->dk, q->dv, q->dP, B, T);
+        qat_rope_bwd(q->dq, N, T, qd, c->head_dim, q->rope_cos, q->rope_sin);
+        qat_rope_bwd(q->dk, N, T, kvd, c->head_dim, q->rope_cos, q->rope_sin);
+        qlin_bwd(q, &L[LIN_Q], a->xn1, N, a->la[LIN_Q], a->ly[LIN_Q], a->lr[LIN_Q], q->dq, q->dxn, 0);
+        qlin_bwd(q, &L[LIN_K], a->xn1, N, a->la[LIN_K], a->ly[LIN_K], a->lr[LIN_K], q->dk, q->dxn, 1);
+        qlin_bwd(q, &L[LIN_V], a->xn1, N, a->la[LIN_V], a->ly[LIN_V], a->lr[LIN_V], q->dv, q->dxn, 1);
+        qat_rmsnorm_bwd(q->dres, q->dxn, a->x, m->rms_att + (size_t)l * C, a->r1, N, C);
+        /* dres is now the gradient w.r.t. block l's input; the embedding is frozen */
+    }
+    double t4 = ob_now();
+    q->tsec[QAT_T_TEACHER] += t1 - t0;
+    q->tsec[QAT_T_FORWARD] += t2 - t1;
+    q->tsec[QAT_T_LOSS] += t3 - t2;
+    q->tsec[QAT_T_BACKWARD] += t4 - t3;
+    if (out) {
+        out->kl = kl;
+        out->mse = mse;
+        out->loss = lc->kl_scale * kl + lc->alpha * mse;
+        out->tokens = N;
+    }
+    return 0;
+}
+
+double qat_eval_nll_sum(QatModel *q, const int *tokens, int B, int T, long *n_pred)
+{
+    if (check_batch(q, tokens, B, T)) return -1.0;
+    int V = q->cfg.vocab_size;
+    student_forward(q, tokens, B, T);
+    double nll = 0;
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t + 1 < T; t++) {
+            const float *z = q->logits + ((size_t)b * T + t) * V;
+            double mx = z[0], s = 0;
+            for (int v = 1; v < V; v++) if (z[v] > mx) mx = z[v];
+            for (int v = 0; v < V; v++) s += exp(z[v] - mx);
+            nll += mx + log(s) - z[tokens[(size_t)b * T + t + 1]];
+        }
+    }
+    if (n_pred) *n_pred = (long)B * (T - 1);
+    return nll;
+}
+
+/* ---- optimiser ----------------------------------------------------------- */
+
+/* squares of the grads in fixed blocks of 65536 (independent of threads) */
+#define CLIP_BLOCK 65536
+typedef struct { const float *g; size_t n; double *part; float k; float *gw; } ClipCtx;
+static void clip_sq(void *c, size_t lo, size_t hi)
+{
+    const ClipCtx *p = c;
+    for (size_t b = lo; b < hi; b++) {
+        size_t i1 = (b + 1) * CLIP_BLOCK < p->n ? (b + 1) * CLIP_BLOCK : p->n;
+        double s = 0;
+        for (size_t i = b * CLIP_BLOCK; i < i1; i++) s += (double)p->g[i] * p->g[i];
+        p->part[b] = s;
+    }
+}
+static void clip_scale(void *c, size_t lo, size_t hi)
+{
+    const ClipCtx *p = c;
+    for (size_t i = lo; i < hi; i++) p->gw[i] *= p->k;
+}
+
+float qat_clip_grads(QatModel *q, float max_norm)
+{
+    size_t nb = (q->nparams + CLIP_BLOCK - 1) / CLIP_BLOCK;
+    double *part = ob_calloc(nb ? nb : 1, sizeof(double));
+    ClipCtx cc = {q->grads, q->nparams, part, 1.0f, q->grads};
+    par_for(nb, CLIP_BLOCK, clip_sq, &cc);
+    double ss = 0;
+    for (size_t b = 0; b < nb; b++) ss += part[b];
+    free(part);
+    double norm = sqrt(ss);
+    if (max_norm > 0 && norm > max_norm) {
+        cc.k = (float)(max_norm / (norm + 1e-6));
+        par_for(q->nparams, 1, clip_scale, &cc);
+    }
+    return (float)norm;
+}
+
+typedef struct { float lr, b1, b2, eps, wd, ib1, ib2; } AdamK;
+
+/* AdamW on params [i0, i1) */
+static void adamw_range(QatModel *q, float *m, float *v, size_t i0, size_t i1, const AdamK *k)
+{
+    float *p = q->params;
+    const float *g = q->grads;
+    for (size_t i = i0; i < i1; i++) {
+        m[i] = k->b1 * m[i] + (1.0f - k->b1) * g[i];
+        v[i] = k->b2 * v[i] + (1.0f - k->b2) * g[i] * g[i];
+        float mh = m[i] * k->ib1, vh = v[i] * k->ib2;
+        p[i] -= k->lr * (mh / (sqrtf(vh) + k->eps) + k->wd * p[i]);
+    }
+}
+
+typedef struct { QatModel *q; float *m, *v; const AdamK *k; } AdamCtx;
+
+/* params [lo, hi): AdamW, and the sign/STE refresh of the latent weights
+ * among them, in cache-sized chunks */
+static void adam_par(void *c, size_t lo, size_t hi)
+{
+    const AdamCtx *p = c;
+    QatModel *q = p->q;
+    for (int i = 0; i < q->cfg.n_layers * LIN_PER_LAYER; i++) {
+        QLin *L = &q->lin[i];
+        size_t w0 = L->off_w, w1 = L->off_w + (size_t)L->in * L->out, e1 = L->off_h + L->out;
+        size_t a = lo > w0 ? lo : w0, b = hi < w1 ? hi : w1;
+        for (size_t c0 = a; c0 < b; c0 += 8192) {
+            size_t c1 = c0 + 8192 < b ? c0 + 8192 : b;
+            adamw_range(q, p->m, p->v, c0, c1, p->k);
+            sync_range(q, L, c0 - w0, c1 - w0);
+        }
+        a = lo > w1 ? lo : w1;
+        b = hi < e1 ? hi : e1;
+        if (a < b) adamw_range(q, p->m, p->v, a, b, p->k); /* g, h */
+    }
+}
+
+void qat_adamw_step(QatModel *q, float *m, float *v, long t, const AdamWCfg *c)
+{
+    double t0 = ob_now();
+    AdamK k = {c->lr, c->beta1, c->beta2, c->eps, c->weight_decay,
+               (float)(1.0 / (1.0 - pow(c->beta1, (double)t))), (float)(1.0 / (1.0 - pow(c->beta2, (double)t)))};
+    AdamCtx ac = {q, m, v, &k};
+    par_for(q->nparams, 16, adam_par, &ac);
+    q->tsec[QAT_T_OPTIM] += ob_now() - t0;
+}
+
+float qat_lr(long step, long total, long warmup, float lr_max, float lr_min)
+{
+    if (step < warmup) return lr_max * (float)(step + 1) / (float)warmup;
+    if (step >= total) return lr_min;
+    double r = (double)(step - warmup) / (double)(total - warmup);
+    double coeff = 0.5 * (1.0 + cos(M_PI * r));
+    return (float)(lr_min + coeff * (lr_max - lr_min));
+}
+
+/* ---- FLOP count ------------------------------------------------------------ */
+
+double qat_flops(const QatModel *q, int B, int T)
+{
+    const ModelConfig *c = &q->cfg;
+    double N = (double)B * T, lin = 0;
+    for (int j = 0; j < LIN_PER_LAYER; j++) {
+        int in, out;
+        lin_dims(c, j, &in, &out);
+        lin += 2.0 * N * in * out;
+    }
+    lin *= c->n_layers;
+    double att = 4.0 * B * c->n_heads * (double)T * T * c->head_dim * c->n_layers; /* QKᵀ + PV */
+    double head = 2.0 * N * c->dim * c->vocab_size;
+    double teacher = lin + att + head;
+    double student_fwd = lin + att + head;
+    double student_bwd = 2 * lin + 2 * att + head; /* dX and dS per linear; dP,dV,dQ,dK; dxf */
+    return teacher + student_fwd + student_bwd;
+}

@@ -1,0 +1,188 @@
+/* qat.h -- quantisation-aware training of a OneBit student (issue 4): the
+ * trainable student's FP32 forward and full backward pass (cblas_sgemm for
+ * every matmul), the distillation loss, AdamW, the LR schedule and gradient
+ * clipping. The trainer (data, checkpoints, threads) is built around this.
+ *
+ * Student linear (every q,k,v,o,gate,down,up projection):
+ *     y = LayerNorm( h ⊙ (S · (g ⊙ x)) ),   S = sign(W) (w >= 0 -> +1)
+ * LayerNorm without affine parameters, eps 1e-5, over the output dim. The
+ * latent FP32 W (out,in), g (in), h (out) are trained; the gradient through
+ * sign is the STE dW = dS ⊙ (1.001 − tanh²(W)). Embedding, RMSNorm weights
+ * and the output head are the teacher's, frozen (referenced, not copied).
+ *
+ * Loss of one micro-batch of B sequences of T tokens (N = B·T tokens):
+ *     kl   = Σ_{b,t} KL(p_teacher ‖ p_student) / B          (raw, nats)
+ *     mse  = Σ_layers (1/N) Σ_{b,t} ‖t/‖t‖ − s/‖s‖‖²          (raw)
+ *     loss = kl_scale · kl + alpha · mse
+ * where t, s are each block's output residual stream (teacher, student);
+ * "mean_tokens" averages over all N = B·T tokens. QatLoss reports the raw kl
+ * and mse and the weighted total in `loss`.
+ *
+ * Parameter arena layout (qat_params / qat_grads, same layout): for layer l
+ * in 0..L-1, for linear j in LIN_Q..LIN_UP (model.h order): W (out·in, row
+ * major), then g (in), then h (out). qat_linear_params() gives the pointers.
+ *
+ * Determinism: the same inputs and OpenBLAS thread count give bit-identical
+ * results (fixed reduction order everywhere, no atomics); different thread
+ * counts agree to rounding.
+ *
+ * Threads: everything runs on openblas_get_num_threads() threads. Large
+ * sgemms use OpenBLAS's threading; small ones (and attention, per
+ * (sequence, kv head) group) are split over rows by qat itself with
+ * OpenBLAS set to 1 thread meanwhile (openblas_set_num_threads is process
+ * wide; the previous count is restored). The elementwise and per-row work
+ * (LayerNorm, reductions over tokens, KL, clip, AdamW) is split the same
+ * way. A QatModel must be used from one thread at a time.
+ */
+#ifndef OB_QAT_H
+#define OB_QAT_H
+
+#include <stddef.h>
+
+#include "model/model.h"
+
+typedef struct QatModel QatModel;
+
+/* init methods for qat_new: svid.h's SvidMethod (svid_rank1 of |W|) */
+enum { QAT_INIT_NMF = 0, QAT_INIT_SVD = 1, QAT_INIT_XNOR = 2 }; /* = SVID_NMF, SVID_SVD, SVID_XNOR */
+
+typedef struct {
+    float alpha;    /* weight of the hidden-state MSE term (1) */
+    float kl_scale; /* weight of the KL term (0.01) */
+} QatLossCfg;
+
+typedef struct {
+    double loss;    /* kl_scale·kl + alpha·mse */
+    double kl;      /* raw Σ_tokens KL / B */
+    double mse;     /* raw Σ_layers mean_tokens ‖t̂ − ŝ‖² */
+    long tokens;    /* B·T */
+} QatLoss;
+
+/* Student initialised from the teacher by SVID of every dense linear:
+ * |W| ≈ a·bᵀ (rank 1), h = a, g = b, latent W = 0.01·sign(W). init is
+ * an SvidMethod (QAT_INIT_*). max_B, max_T bound qat_forward_backward's
+ * B and T (max_T <= the teacher's seq_len). The teacher must stay alive and
+ * unchanged while q exists. NULL with err on failure. */
+QatModel *qat_new(const Model *teacher, int init, int max_B, int max_T, char *err);
+void qat_free(QatModel *q);
+/* estimated bytes qat_new allocates for (max_B, max_T) (qat_new refuses
+ * more than 90% of the physical memory) */
+double qat_memory_bytes(const ModelConfig *c, int max_B, int max_T);
+
+const ModelConfig *qat_config(const QatModel *q);
+
+/* the trainable parameters as one flat FP32 arena and its gradient arena */
+size_t qat_num_params(const QatModel *q);
+float *qat_params(QatModel *q);
+float *qat_grads(QatModel *q);
+void qat_zero_grads(QatModel *q);
+/* pointers of linear j (LIN_*) of layer l into the params arena (grads:
+ * qat_grads(q) + the same offsets); in/out sizes. 0, or -1 on bad l/j. */
+int qat_linear_params(QatModel *q, int l, int j, float **W, float **g, float **h, int *in, int *out);
+/* after writing the params arena directly (e.g. loading a checkpoint):
+ * recompute the ±1 matrices S from the latent W. qat_adamw_step does this
+ * itself. */
+void qat_sync(QatModel *q);
+
+/* One micro-batch: tokens (B,T) row-major. Runs the teacher forward (no
+ * grad), the student forward and backward, and ACCUMULATES into the grads
+ * arena grad_scale × d(loss)/d(params): A micro-batches with grad_scale =
+ * 1/A give the gradient of one batch of A·B sequences. 0, or -1 when B, T
+ * exceed the bounds or a token is out of range (nothing accumulated). */
+int qat_forward_backward(QatModel *q, const int *tokens, int B, int T, const QatLossCfg *lc,
+                         float grad_scale, QatLoss *out);
+/* student NLL summed over tokens (B,T) predicting t+1 (B·(T−1) predictions
+ * into *n_pred), no grads; -1.0 on bad input */
+double qat_eval_nll_sum(QatModel *q, const int *tokens, int B, int T, long *n_pred);
+
+/* student logits (B·T, V) of the last forward (qat_forward_backward or
+ * qat_eval_nll_sum); valid until the next call */
+const float *qat_logits(const QatModel *q);
+
+/* clip the global L2 norm of the grads to max_norm; returns the pre-clip
+ * norm (computed in double, fixed order); max_norm <= 0: no clip */
+float qat_clip_grads(QatModel *q, float max_norm);
+
+typedef struct { float lr, beta1, beta2, eps, weight_decay; } AdamWCfg; /* ?, 0.9, 0.98, 1e-8, 0.01 */
+/* AdamW over the arena (decoupled weight decay p -= lr·wd·p on every
+ * parameter); m, v: caller-owned, qat_num_params floats, zero at t = 1;
+ * t is the 1-based step. Recomputes S afterwards. */
+void qat_adamw_step(QatModel *q, float *m, float *v, long t, const AdamWCfg *c);
+/* llm.c convention, step 0-based: step < warmup: lr_max·(step+1)/warmup;
+ * then cosine from lr_max (step = warmup) to lr_min (step = total);
+ * lr_min after total */
+float qat_lr(long step, long total, long warmup, float lr_max, float lr_min);
+
+/* one linear of the current student, for writing a .onebit file */
+typedef struct {
+    int in, out;
+    const float *w;  /* (out, in) latent weights: the sign is what counts */
+    const float *g;  /* (in) */
+    const float *h;  /* (out) */
+    int norm;        /* 1: LayerNorm after */
+} QatLinearSrc;
+/* fills lin_out (a QatLinearSrc array of L*LIN_PER_LAYER, layer-major) with
+ * pointers into the params arena; returns the count */
+int qat_linear_srcs(const QatModel *q, void *lin_out);
+
+/* seconds spent so far in each phase (for benchmarks and progress) */
+enum { QAT_T_TEACHER, QAT_T_FORWARD, QAT_T_LOSS, QAT_T_BACKWARD, QAT_T_OPTIM, QAT_NTIMERS };
+void qat_times(const QatModel *q, double sec[QAT_NTIMERS]);
+
+/* FLOPs of one qat_forward_backward with (B,T): matmuls only (teacher
+ * forward, student forward and backward), for `bench train` */
+double qat_flops(const QatModel *q, int B, int T);
+
+/* ---- testing hooks ------------------------------------------------------ */
+/* on != 0: qat_forward_backward reuses the teacher logits and hidden states
+ * of its previous call instead of running the teacher (same tokens, B, T
+ * assumed), e.g. to differentiate the loss w.r.t. the student's input */
+void qat_reuse_teacher(QatModel *q, int on);
+/* the teacher's logits (B·T, V) and hidden states (L, B·T, C) of the last
+ * qat_forward_backward */
+const float *qat_teacher_logits(const QatModel *q);
+const float *qat_teacher_hidden(const QatModel *q);
+/* (B·T, C): grad_scale × d(loss)/d(the student's embedded input rows) of the
+ * last qat_forward_backward (the embedding itself is frozen) */
+const float *qat_input_grad(const QatModel *q);
+
+/* ---- building blocks, forward and backward (used by the gradient checks).
+ * Shapes: N = B·T rows; *_bwd ADD into dx unless said otherwise. -------- */
+/* out (N,C) = RMSNorm(x)⊙w with model_rmsnorm's numerics; rstd (N) kept */
+void qat_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps);
+void qat_rmsnorm_bwd(float *dx, const float *dout, const float *x, const float *w, const float *rstd, int N, int C);
+/* RoPE (model_rope) of rows v (N, n_dim) at positions n % T, in place;
+ * _bwd applies the transposed rotation to a gradient in place */
+void qat_rope_fwd(float *v, int N, int T, int n_dim, int hd, const float *cosv, const float *sinv);
+void qat_rope_bwd(float *d, int N, int T, int n_dim, int hd, const float *cosv, const float *sinv);
+/* causal GQA attention of B sequences: q (N,qd), k, v (N,kvd) -> att
+ * (B,H,T,T) probabilities, out (N,qd). _bwd WRITES dq (N,qd), dk, dv
+ * (N,kvd); dP is unused (each worker has its own scratch) */
+void qat_attention_fwd(const ModelConfig *c, const float *q, const float *k, const float *v, float *att,
+                       float *out, int B, int T);
+void qat_attention_bwd(const ModelConfig *c, const float *q, const float *k, const float *v, const float *att,
+                       const float *dout, float *dq, float *dk, float *dv, float *dP, int B, int T);
+/* hp = silu(gate) ⊙ up; _bwd WRITES dgate, dup */
+void qat_swiglu_fwd(float *hp, const float *gate, const float *up, size_t n);
+void qat_swiglu_bwd(float *dgate, float *dup, const float *dhp, const float *gate, const float *up, size_t n);
+/* the OneBit linear with S a free FP (out,in) matrix: y = LN(h⊙(S·(g⊙x)));
+ * keeps a = S·(g⊙x) (N,out), rstd (N); gx (N,in) scratch */
+void qat_onebit_fwd(int in, int out, const float *S, const float *g, const float *h, const float *x, int N,
+                    float *gx, float *a, float *y, float *rstd);
+typedef struct {
+    int in, out;
+    const float *S, *W, *g, *h; /* W: latent weights for the STE; NULL: skip dW */
+    float *dW, *dg, *dh;        /* accumulated */
+    float *dS;                  /* (out,in) written: d/dS */
+    float *gx, *dgx;            /* (N,in) scratch */
+    double *acc;                /* unused (kept for layout compatibility) */
+    const float *ste;           /* (out,in) 1.001 − tanh²(W) precomputed, or NULL */
+} QatOnebitGrad;
+/* 1.001 − tanh²(w), what the student's STE uses (precomputed per weight) */
+float qat_ste(float w);
+/* consumes dy (N,out); dx (N,in) written, or added when accumulate;
+ * dW += dS ⊙ (1.001 − tanh²(W)) */
+void qat_onebit_bwd(const QatOnebitGrad *p, const float *x, int N, const float *a, const float *y,
+                    const float *rstd, float *dy, float *dx, int accumulate);
+
+#endif

@@ -1,0 +1,691 @@
+/* trainer.c -- the background QAT trainer: thread, control, events,
+ * evaluation, checkpoints and resume, export (see trainer.h). */
+#include "train/trainer.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/common.h"
+#include "model/eval.h"
+#include "train/qat.h"
+#include "onebit/student.h"
+
+struct Trainer {
+    TrainConfig cfg;
+    char *out_path, *ckpt_path, *resume_path;
+    const Model *teacher;
+    const Tokenizer *tok;
+    const DataSet *data;
+    char sha[65];
+    EventRing *ring;
+    pthread_t th;
+    int started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int pause_req, stop_req, done;
+    /* training state */
+    QatModel *q;
+    float *m, *v;
+    long step;          /* completed optimizer steps */
+    DataCursor cur;
+    double elapsed;     /* active training seconds, over all sessions */
+    uint64_t data_fp;
+    int *batch_tok;     /* (batch, seq_len) */
+    TrainSummary sum;
+    int rc;
+};
+
+void trainer_config_default(TrainConfig *c)
+{
+    memset(c, 0, sizeof *c);
+    c->accum = 1;
+    c->lr = TRAINER_DEFAULT_LR;
+    c->lr_min = -1;
+    c->warmup = -1;
+    c->alpha = 1.0f;
+    c->kl_scale = 0.01f;
+    c->beta1 = 0.9f;
+    c->beta2 = 0.98f;
+    c->eps = 1e-8f;
+    c->wd = 0.01f;
+    c->clip = 1.0f;
+    c->init = QAT_INIT_NMF;
+    c->log_every = 1;
+    c->threads = 1;
+    c->seed = 1;
+}
+
+int trainer_config_check(const TrainConfig *c, const ModelConfig *mc, char *err)
+{
+#define BAD(...) do { ob_seterr(err, __VA_ARGS__); return -1; } while (0)
+    if (c->steps < 1) BAD("--steps must be at least 1");
+    if (c->seq_len < 2) BAD("--seq-len must be at least 2");
+    if (mc && c->seq_len > mc->seq_len) BAD("--seq-len %d must be between 2 and the model's context %d", c->seq_len, mc->seq_len);
+    if (c->batch < 1) BAD("--batch must be at least 1");
+    if (c->accum < 1) BAD("--accum must be at least 1");
+    if (!(c->lr > 0) || !isfinite(c->lr)) BAD("--lr must be a positive number");
+    if (c->lr_min >= 0 && (c->lr_min > c->lr || !isfinite(c->lr_min))) BAD("--lr-min must be between 0 and --lr");
+    if (c->warmup > c->steps) BAD("--warmup %ld exceeds --steps %ld", c->warmup, c->steps);
+    if (!(c->alpha >= 0) || !isfinite(c->alpha)) BAD("--alpha must be >= 0");
+    if (!(c->kl_scale >= 0) || !isfinite(c->kl_scale)) BAD("--kl-scale must be >= 0");
+    if (!(c->beta1 >= 0 && c->beta1 < 1) || !(c->beta2 >= 0 && c->beta2 < 1)) BAD("betas must be in [0, 1)");
+    if (!(c->eps > 0)) BAD("eps must be positive");
+    if (!(c->wd >= 0) || !isfinite(c->wd)) BAD("--wd must be >= 0");
+    if (!(c->clip >= 0) || !isfinite(c->clip)) BAD("--clip must be >= 0 (0: no clipping)");
+    if (c->init != QAT_INIT_NMF && c->init != QAT_INIT_SVD) BAD("--init must be nmf or svd");
+    if (c->eval_every < 0 || c->ckpt_every < 0 || c->log_every < 1) BAD("--eval-every/--ckpt-every must be >= 0, log interval >= 1");
+    if (c->stop_after < 0) BAD("--stop-after must be >= 0");
+    if (c->threads < 1 || c->threads > 1024) BAD("--threads must be between 1 and 1024");
+    return 0;
+#undef BAD
+}
+
+static float eff_lr_min(const TrainConfig *c) { return c->lr_min >= 0 ? c->lr_min : c->lr / 10; }
+static long eff_warmup(const TrainConfig *c) { return c->warmup >= 0 ? c->warmup : c->steps / 20; }
+
+/* ---- events ------------------------------------------------------------------ */
+static void emit(Trainer *t, Event *e)
+{
+    e->run_id = t->cfg.run_id;
+    e->total_steps = (int)t->cfg.steps;
+    if (t->ring) evring_push(t->ring, e);
+}
+
+static void emit_status(Trainer *t, RunStatus s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void emit_status(Trainer *t, RunStatus s, const char *fmt, ...)
+{
+    Event e = {.kind = EV_STATUS, .status = s, .step = (int)t->step};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e.text, sizeof e.text, fmt, ap);
+    va_end(ap);
+    emit(t, &e);
+}
+
+static void emit_log(Trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void emit_log(Trainer *t, const char *fmt, ...)
+{
+    Event e = {.kind = EV_LOG, .step = (int)t->step};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e.text, sizeof e.text, fmt, ap);
+    va_end(ap);
+    emit(t, &e);
+}
+
+static void emit_eval(Trainer *t, long step, const char *what, double nll)
+{
+    Event e = {.kind = EV_EVAL, .step = (int)step, .eval_nll = nll, .eval_ppl = exp(nll)};
+    snprintf(e.text, sizeof e.text, "%s", what);
+    emit(t, &e);
+}
+
+/* ---- evaluation ------------------------------------------------------------- */
+int trainer_dense_nll(const Model *m, const DataSet *d, long max_windows, double *nll, long *tokens, char *err)
+{
+    int64_t *st;
+    int *ln;
+    int nw = data_heldout_windows(d, &st, &ln);
+    if (max_windows > 0 && nw > max_windows) nw = (int)max_windows;
+    ModelActs a;
+    if (model_acts_init(&a, &m->cfg, d->seq_len)) {
+        free(st); free(ln);
+        ob_seterr(err, "cannot allocate activations");
+        return -1;
+    }
+    float *logits = ob_aligned_alloc(64, (size_t)d->seq_len * m->cfg.vocab_size * sizeof(float));
+    double sum = 0;
+    long n = 0;
+    for (int i = 0; i < nw; i++) {
+        model_forward(m, &a, d->tok + st[i], ln[i], logits, NULL);
+        sum += eval_nll_sum(logits, d->tok + st[i], ln[i], m->cfg.vocab_size);
+        n += ln[i] - 1;
+    }
+    free(logits);
+    model_acts_free(&a);
+    free(st);
+    free(ln);
+    if (n == 0) { ob_seterr(err, "the held-out split has no token to predict"); return -1; }
+    *nll = sum / n;
+    *tokens = n;
+    return 0;
+}
+
+static int student_nll(Trainer *t, long max_windows, double *nll, long *tokens, char *err)
+{
+    int64_t *st;
+    int *ln;
+    int nw = data_heldout_windows(t->data, &st, &ln);
+    if (max_windows > 0 && nw > max_windows) nw = (int)max_windows;
+    double sum = 0;
+    long n = 0;
+    int rc = 0;
+    for (int i = 0; i < nw; i++) {
+        long np = 0;
+        double s = qat_eval_nll_sum(t->q, t->data->tok + st[i], 1, ln[i], &np);
+        if (s < 0) { ob_seterr(err, "student evaluation failed (window %d)", i); rc = -1; break; }
+        sum += s;
+        n += np;
+    }
+    free(st);
+    free(ln);
+    if (rc) return -1;
+    if (n == 0) { ob_seterr(err, "the held-out split has no token to predict"); return -1; }
+    *nll = sum / n;
+    *tokens = n;
+    return 0;
+}
+
+/* XNOR-style PTQ: every linear sign(W) × per-row mean|W|, no LayerNorm */
+static int xnor_nll(const Model *teacher, const DataSet *d, double *nll, char *err)
+{
+    const ModelConfig *c = &teacher->cfg;
+    int nl = c->n_layers * LIN_PER_LAYER;
+    Model x = *teacher;
+    x.lin = ob_calloc((size_t)nl, sizeof(Linear));
+    float **bufs = ob_calloc((size_t)nl, sizeof(float *));
+    for (int k = 0; k < nl; k++) {
+        const Linear *src = &teacher->lin[k];
+        x.lin[k] = *src;
+        if (src->kind != LINEAR_DENSE) continue;
+        float *w = ob_malloc((size_t)src->in * src->out * sizeof(float));
+        for (int r = 0; r < src->out; r++) {
+            const float *row = src->w + (size_t)r * src->in;
+            double s = 0;
+            for (int i = 0; i < src->in; i++) s += fabsf(row[i]);
+            float a = (float)(s / src->in);
+            for (int i = 0; i < src->in; i++) w[(size_t)r * src->in + i] = row[i] >= 0 ? a : -a;
+        }
+        bufs[k] = w;
+        x.lin[k].w = w;
+    }
+    long n;
+    int rc = trainer_dense_nll(&x, d, 0, nll, &n, err);
+    for (int k = 0; k < nl; k++) free(bufs[k]);
+    free(bufs);
+    free(x.lin);
+    return rc;
+}
+
+/* ---- checkpoints -------------------------------------------------------------- */
+#define CKPT_MAGIC "OBCKPT1\n"
+
+typedef struct { unsigned char *p; size_t n, cap; } Buf;
+static void bput(Buf *b, const void *src, size_t n)
+{
+    if (b->n + n > b->cap) {
+        b->cap = (b->n + n) * 2;
+        b->p = realloc(b->p, b->cap);
+        if (!b->p) abort();
+    }
+    memcpy(b->p + b->n, src, n);
+    b->n += n;
+}
+static void bu32(Buf *b, uint32_t v) { unsigned char x[4]; for (int i = 0; i < 4; i++) x[i] = (unsigned char)(v >> 8 * i); bput(b, x, 4); }
+static void bu64(Buf *b, uint64_t v) { unsigned char x[8]; for (int i = 0; i < 8; i++) x[i] = (unsigned char)(v >> 8 * i); bput(b, x, 8); }
+static void bf64(Buf *b, double d) { uint64_t v; memcpy(&v, &d, 8); bu64(b, v); }
+
+typedef struct { const unsigned char *p; size_t n, at; int bad; } Rd;
+static void rget(Rd *r, void *dst, size_t n)
+{
+    if (r->bad || r->n - r->at < n) { r->bad = 1; memset(dst, 0, n); return; }
+    memcpy(dst, r->p + r->at, n);
+    r->at += n;
+}
+static uint32_t ru32(Rd *r) { unsigned char x[4]; rget(r, x, 4); uint32_t v = 0; for (int i = 3; i >= 0; i--) v = v << 8 | x[i]; return v; }
+static uint64_t ru64(Rd *r) { unsigned char x[8]; rget(r, x, 8); uint64_t v = 0; for (int i = 7; i >= 0; i--) v = v << 8 | x[i]; return v; }
+static double rf64(Rd *r) { uint64_t v = ru64(r); double d; memcpy(&d, &v, 8); return d; }
+
+static uint64_t data_fingerprint(const DataSet *d)
+{
+    uint64_t h = DATA_FNV_INIT;
+    int32_t hdr[4] = {d->n_seq, d->n_train, d->stream, d->seq_len};
+    h = data_fnv1a(h, hdr, sizeof hdr);
+    h = data_fnv1a(h, d->off, (size_t)(d->n_seq + 1) * sizeof(int64_t));
+    return data_fnv1a(h, d->tok, (size_t)d->off[d->n_seq] * sizeof(int));
+}
+
+static void put_cfg(Buf *b, const TrainConfig *c)
+{
+    bu64(b, (uint64_t)c->steps);
+    bu32(b, (uint32_t)c->seq_len); bu32(b, (uint32_t)c->batch); bu32(b, (uint32_t)c->accum);
+    bu32(b, (uint32_t)eff_warmup(c)); bu32(b, (uint32_t)c->init);
+    bu64(b, c->seed);
+    double f[9] = {c->lr, eff_lr_min(c), c->alpha, c->kl_scale, c->beta1, c->beta2, c->eps, c->wd, c->clip};
+    for (int i = 0; i < 9; i++) bf64(b, f[i]);
+}
+
+static int write_ckpt(Trainer *t, char *err)
+{
+    const ModelConfig *c = &t->teacher->cfg;
+    size_t np = qat_num_params(t->q);
+    Buf b = {0};
+    bput(&b, CKPT_MAGIC, 8);
+    bu32(&b, 1);
+    bput(&b, t->sha, 64);
+    bu64(&b, t->data_fp);
+    uint32_t dims[7] = {c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, c->seq_len};
+    for (int i = 0; i < 7; i++) bu32(&b, dims[i]);
+    bu64(&b, np);
+    bu64(&b, (uint64_t)t->step);
+    bu64(&b, t->cur.rng);
+    bu64(&b, t->cur.drawn);
+    bf64(&b, t->elapsed);
+    put_cfg(&b, &t->cfg);
+    /* the arrays go straight from memory to the file (no copy of the state) */
+    const void *parts[5] = {b.p, qat_params(t->q), t->m, t->v, NULL};
+    size_t lens[5] = {b.n, np * sizeof(float), np * sizeof(float), np * sizeof(float), 8};
+    uint64_t h = DATA_FNV_INIT;
+    for (int i = 0; i < 4; i++) h = data_fnv1a(h, parts[i], lens[i]);
+    unsigned char ck[8];
+    for (int i = 0; i < 8; i++) ck[i] = (unsigned char)(h >> 8 * i);
+    parts[4] = ck;
+    int rc = data_write_atomic_parts(t->ckpt_path, parts, lens, 5, err);
+    free(b.p);
+    if (rc == 0) {
+        Event e = {.kind = EV_CKPT, .step = (int)t->step};
+        snprintf(e.text, sizeof e.text, "%s", t->ckpt_path);
+        emit(t, &e);
+    }
+    return rc;
+}
+
+static int load_ckpt(Trainer *t, const char *path, char *err)
+{
+    /* mapped, not read: a big model's state is not copied twice */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) { ob_seterr(err, "%s: %s", path, strerror(errno)); return -1; }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ob_seterr(err, "%s: not a regular file", path);
+        close(fd);
+        return -1;
+    }
+    size_t size = (size_t)st.st_size;
+    if (size < 16) {
+        ob_seterr(err, "%s: not a onebit-tui checkpoint (%zu bytes)", path, size);
+        close(fd);
+        return -1;
+    }
+    char *raw = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (raw == MAP_FAILED) { ob_seterr(err, "%s: mmap failed: %s", path, strerror(errno)); return -1; }
+    Rd r = {(const unsigned char *)raw, size, 0, 0};
+    int rc = -1;
+    const ModelConfig *c = &t->teacher->cfg;
+    size_t np = qat_num_params(t->q);
+    char magic[8], sha[65];
+    rget(&r, magic, 8);
+    if (r.bad || memcmp(magic, CKPT_MAGIC, 8) != 0) { ob_seterr(err, "%s: not a onebit-tui checkpoint (bad magic)", path); goto out; }
+    if (size < 16 || ru64(&(Rd){(const unsigned char *)raw + size - 8, 8, 0, 0}) != data_fnv1a(DATA_FNV_INIT, raw, size - 8)) {
+        ob_seterr(err, "%s: checksum mismatch: the checkpoint is truncated or corrupt", path);
+        goto out;
+    }
+    uint32_t ver = ru32(&r);
+    if (ver != 1) { ob_seterr(err, "%s: unsupported checkpoint version %u", path, ver); goto out; }
+    rget(&r, sha, 64);
+    sha[64] = 0;
+    if (strncmp(sha, t->sha, 64) != 0) {
+        ob_seterr(err, "%s: the checkpoint is for another teacher (sha256 %.16s..., this teacher %.16s...)", path, sha, t->sha);
+        goto out;
+    }
+    uint64_t fp = ru64(&r);
+    uint32_t dims[7], want[7] = {c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, c->seq_len};
+    for (int i = 0; i < 7; i++) dims[i] = ru32(&r);
+    if (memcmp(dims, want, sizeof dims) != 0) {
+        ob_seterr(err, "%s: the checkpoint's model shape (dim %u, layers %u, vocab %u) does not match the teacher (dim %u, layers %u, vocab %u)",
+                  path, dims[0], dims[2], dims[5], want[0], want[2], want[5]);
+        goto out;
+    }
+    uint64_t cnp = ru64(&r);
+    if (cnp != np) { ob_seterr(err, "%s: %" PRIu64 " parameters, the student has %zu", path, cnp, np); goto out; }
+    if (fp != t->data_fp) {
+        ob_seterr(err, "%s: the checkpoint was trained on other data (different --data/--split/--self-generate/--seq-len/--seed)", path);
+        goto out;
+    }
+    uint64_t step = ru64(&r), rng = ru64(&r), drawn = ru64(&r);
+    double elapsed = rf64(&r);
+    uint64_t steps = ru64(&r);
+    uint32_t seq_len = ru32(&r), batch = ru32(&r), accum = ru32(&r), warmup = ru32(&r), init = ru32(&r);
+    uint64_t seed = ru64(&r);
+    double f[9];
+    for (int i = 0; i < 9; i++) f[i] = rf64(&r);
+    const TrainConfig *k = &t->cfg;
+    double g[9] = {k->lr, eff_lr_min(k), k->alpha, k->kl_scale, k->beta1, k->beta2, k->eps, k->wd, k->clip};
+    static const char *const fname[9] = {"--lr", "--lr-min", "--alpha", "--kl-scale", "beta1", "beta2", "eps", "--wd", "--clip"};
+    (void)steps;
+    if (r.bad) { ob_seterr(err, "%s: truncated header", path); goto out; }
+    if ((int)seq_len != k->seq_len || (int)batch != k->batch || (int)accum != k->accum) {
+        ob_seterr(err, "%s: the checkpoint was made with --seq-len %u --batch %u --accum %u, not %d/%d/%d",
+                  path, seq_len, batch, accum, k->seq_len, k->batch, k->accum);
+        goto out;
+    }
+    if ((long)warmup != eff_warmup(k) || (int)init != k->init || seed != k->seed) {
+        ob_seterr(err, "%s: the checkpoint was made with --warmup %u --init %s --seed %" PRIu64 ", not %ld --init %s --seed %" PRIu64,
+                  path, warmup, init ? "svd" : "nmf", seed, eff_warmup(k), k->init ? "svd" : "nmf", k->seed);
+        goto out;
+    }
+    for (int i = 0; i < 9; i++)
+        if (f[i] != g[i]) { ob_seterr(err, "%s: the checkpoint was made with %s %g, not %g", path, fname[i], f[i], g[i]); goto out; }
+    if ((long)step > k->steps) { ob_seterr(err, "%s: the checkpoint is at step %" PRIu64 ", beyond --steps %ld", path, step, k->steps); goto out; }
+    if (r.n - r.at != 3 * np * sizeof(float) + 8) { ob_seterr(err, "%s: size does not match %zu parameters", path, np); goto out; }
+    float *p = qat_params(t->q);
+    rget(&r, p, np * sizeof(float));
+    rget(&r, t->m, np * sizeof(float));
+    rget(&r, t->v, np * sizeof(float));
+    for (size_t i = 0; i < np; i++)
+        if (!isfinite(p[i]) || !isfinite(t->m[i]) || !(t->v[i] >= 0) || !isfinite(t->v[i])) {
+            ob_seterr(err, "%s: non-finite value in the saved state (parameter %zu)", path, i);
+            goto out;
+        }
+    qat_sync(t->q);
+    t->step = (long)step;
+    t->cur.rng = rng;
+    t->cur.drawn = drawn;
+    t->elapsed = elapsed;
+    rc = 0;
+out:
+    munmap(raw, size);
+    return rc;
+}
+
+/* ---- export ----------------------------------------------------------------------- */
+static int export_student(Trainer *t, char *err)
+{
+    const ModelConfig *c = &t->teacher->cfg;
+    int nl = c->n_layers * LIN_PER_LAYER;
+    QatLinearSrc *qs = ob_calloc((size_t)nl, sizeof(QatLinearSrc));
+    StudentLinearSrc *ss = ob_calloc((size_t)nl, sizeof(StudentLinearSrc));
+    int n = qat_linear_srcs(t->q, qs);
+    for (int i = 0; i < n && i < nl; i++) {
+        ss[i].w = qs[i].w;
+        ss[i].g = qs[i].g;
+        ss[i].h = qs[i].h;
+        ss[i].norm = qs[i].norm;
+    }
+    char meta[1024];
+    const TrainConfig *k = &t->cfg;
+    snprintf(meta, sizeof meta,
+             "{\"method\":\"onebit-qat\",\"teacher_sha256\":\"%s\",\"steps\":%ld,\"seq_len\":%d,\"batch\":%d,\"accum\":%d,"
+             "\"lr\":%g,\"lr_min\":%g,\"warmup\":%ld,\"alpha\":%g,\"kl_scale\":%g,\"init\":\"%s\",\"seed\":%" PRIu64 ","
+             "\"heldout_nll\":%.6f,\"teacher_heldout_nll\":%.6f}",
+             t->sha, t->step, k->seq_len, k->batch, k->accum, k->lr, eff_lr_min(k), eff_warmup(k), k->alpha, k->kl_scale,
+             k->init ? "svd" : "nmf", k->seed, t->sum.student_nll, t->sum.teacher_nll);
+    int rc = n == nl ? student_write(t->out_path, t->teacher, t->tok, ss, meta, err) : -1;
+    if (n != nl) ob_seterr(err, "the student has %d linears, expected %d", n, nl);
+    free(qs);
+    free(ss);
+    return rc;
+}
+
+/* ---- the thread ------------------------------------------------------------------------ */
+static int fail(Trainer *t, const char *msg)
+{
+    t->sum.status = RUN_FAILED;
+    snprintf(t->sum.message, sizeof t->sum.message, "%s", msg);
+    emit_status(t, RUN_FAILED, "%s", msg);
+    t->rc = -1;
+    return -1;
+}
+
+/* wait while paused; returns 1 when a stop was requested */
+static int control(Trainer *t, double *active_since)
+{
+    pthread_mutex_lock(&t->mu);
+    if (t->pause_req && !t->stop_req) {
+        t->elapsed += ob_now() - *active_since;
+        emit_status(t, RUN_PAUSED, "paused at step %ld", t->step);
+        while (t->pause_req && !t->stop_req) pthread_cond_wait(&t->cv, &t->mu);
+        *active_since = ob_now();
+        if (!t->stop_req) emit_status(t, RUN_RUNNING, "resumed at step %ld", t->step);
+    }
+    int stop = t->stop_req;
+    pthread_mutex_unlock(&t->mu);
+    return stop;
+}
+
+static void *run(void *arg);
+static void *run_thread(void *arg)
+{
+    Trainer *t = arg;
+    run(arg);
+    pthread_mutex_lock(&t->mu);
+    t->done = 1;
+    pthread_mutex_unlock(&t->mu);
+    return NULL;
+}
+
+static void *run(void *arg)
+{
+    Trainer *t = arg;
+    const TrainConfig *k = &t->cfg;
+    char err[OB_ERRLEN];
+    openblas_set_num_threads(k->threads);
+    emit_status(t, RUN_RUNNING, "preparing: teacher and PTQ baselines on the held-out split");
+    long ntok;
+    if (trainer_dense_nll(t->teacher, t->data, 0, &t->sum.teacher_nll, &ntok, err)) { fail(t, err); return NULL; }
+    t->sum.eval_tokens = ntok;
+    if (xnor_nll(t->teacher, t->data, &t->sum.xnor_nll, err)) { fail(t, err); return NULL; }
+    t->q = qat_new(t->teacher, k->init, k->batch, k->seq_len, err);
+    if (!t->q) { fail(t, err); return NULL; }
+    size_t np = qat_num_params(t->q);
+    t->m = ob_calloc(np, sizeof(float));
+    t->v = ob_calloc(np, sizeof(float));
+    t->batch_tok = ob_malloc((size_t)k->batch * k->seq_len * sizeof(int));
+    if (student_nll(t, 0, &t->sum.svid_nll, &ntok, err)) { fail(t, err); return NULL; }
+    emit_log(t, "held-out split: %ld tokens to predict", ntok);
+    emit_eval(t, 0, "teacher", t->sum.teacher_nll);
+    emit_eval(t, 0, "ptq-xnor", t->sum.xnor_nll);
+    emit_eval(t, 0, "ptq-svid", t->sum.svid_nll);
+    data_cursor_init(&t->cur, k->seed);
+    if (t->resume_path) {
+        if (load_ckpt(t, t->resume_path, err)) { fail(t, err); return NULL; }
+        emit_log(t, "resumed from %s at step %ld", t->resume_path, t->step);
+    }
+    emit_status(t, RUN_RUNNING, "training");
+    QatLossCfg lc = {.alpha = k->alpha, .kl_scale = k->kl_scale};
+    AdamWCfg ac = {.lr = k->lr, .beta1 = k->beta1, .beta2 = k->beta2, .eps = k->eps, .weight_decay = k->wd};
+    float lr_min = eff_lr_min(k);
+    long warmup = eff_warmup(k);
+    double active_since = ob_now(), elapsed0 = t->elapsed;
+    long session_steps = 0;
+    double iv_loss = 0, iv_kl = 0, iv_mse = 0;
+    int iv_n = 0, first_logged = 0, stopped = 0;
+    while (t->step < k->steps) {
+        if (k->stop_after > 0 && t->step >= k->stop_after) { stopped = 1; break; }
+        if (control(t, &active_since)) { stopped = 1; break; }
+        qat_zero_grads(t->q);
+        double loss = 0, kl = 0, mse = 0;
+        for (int a = 0; a < k->accum; a++) {
+            for (int b = 0; b < k->batch; b++) data_sample(t->data, &t->cur, t->batch_tok + (size_t)b * k->seq_len);
+            QatLoss ql;
+            if (qat_forward_backward(t->q, t->batch_tok, k->batch, k->seq_len, &lc, 1.0f / k->accum, &ql)) {
+                fail(t, "qat_forward_backward rejected the batch (token out of range or bad shape)");
+                return NULL;
+            }
+            loss += ql.loss / k->accum;
+            kl += ql.kl / k->accum;
+            mse += ql.mse / k->accum;
+        }
+        if (!isfinite(loss)) {
+            snprintf(err, sizeof err, "the loss is not finite at step %ld (try a lower --lr)", t->step + 1);
+            fail(t, err);
+            return NULL;
+        }
+        float gn = qat_clip_grads(t->q, k->clip);
+        ac.lr = qat_lr(t->step, k->steps, warmup, k->lr, lr_min);
+        qat_adamw_step(t->q, t->m, t->v, t->step + 1, &ac);
+        t->step++;
+        session_steps++;
+        iv_loss += loss; iv_kl += kl; iv_mse += mse; iv_n++;
+        double now = ob_now();
+        double active = t->elapsed + (now - active_since);
+        if (t->step % k->log_every == 0 || t->step == k->steps) {
+            Event e = {.kind = EV_STEP, .step = (int)t->step};
+            e.loss = iv_loss / iv_n;
+            e.kl = iv_kl / iv_n;
+            e.mse = iv_mse / iv_n;
+            e.lr = ac.lr;
+            e.grad_norm = gn;
+            double sps = session_steps / (active - elapsed0 + 1e-9);
+            e.tokens_per_s = sps * k->batch * k->accum * k->seq_len;
+            e.elapsed = active;
+            e.eta = (k->steps - t->step) / sps;
+            emit(t, &e);
+            if (!first_logged) { t->sum.first_loss = e.loss; first_logged = 1; }
+            t->sum.last_loss = e.loss;
+            iv_loss = iv_kl = iv_mse = 0;
+            iv_n = 0;
+        }
+        if (k->eval_every > 0 && t->step % k->eval_every == 0 && t->step < k->steps) {
+            double nll;
+            if (student_nll(t, k->max_eval_windows, &nll, &ntok, err)) { fail(t, err); return NULL; }
+            emit_eval(t, t->step, k->max_eval_windows > 0 ? "student-partial" : "student", nll);
+        }
+        if (t->ckpt_path && k->ckpt_every > 0 && t->step % k->ckpt_every == 0 && t->step < k->steps) {
+            t->elapsed += ob_now() - active_since;
+            active_since = ob_now();
+            if (write_ckpt(t, err)) { fail(t, err); return NULL; }
+        }
+    }
+    t->elapsed += ob_now() - active_since;
+    t->sum.steps_done = t->step;
+    t->sum.elapsed = t->elapsed;
+    if (t->ckpt_path && write_ckpt(t, err)) { fail(t, err); return NULL; }
+    if (student_nll(t, 0, &t->sum.student_nll, &ntok, err)) { fail(t, err); return NULL; }
+    emit_eval(t, t->step, "student", t->sum.student_nll);
+    if (stopped) {
+        t->sum.status = RUN_STOPPED;
+        snprintf(t->sum.message, sizeof t->sum.message, "stopped at step %ld of %ld%s%s", t->step, k->steps,
+                 t->ckpt_path ? "; checkpoint " : "", t->ckpt_path ? t->ckpt_path : "");
+        emit_status(t, RUN_STOPPED, "%s", t->sum.message);
+        return NULL;
+    }
+    if (t->out_path) {
+        if (export_student(t, err)) { fail(t, err); return NULL; }
+    }
+    t->sum.status = RUN_FINISHED;
+    snprintf(t->sum.message, sizeof t->sum.message, "finished %ld steps%s%s", t->step, t->out_path ? "; wrote " : "",
+             t->out_path ? t->out_path : "");
+    emit_status(t, RUN_FINISHED, "%s", t->sum.message);
+    return NULL;
+}
+
+int trainer_start(Trainer **out, const TrainConfig *cfg, const Model *teacher, const Tokenizer *tok,
+                  const DataSet *data, const char *teacher_sha, EventRing *ring, char *err)
+{
+    *out = NULL;
+    if (trainer_config_check(cfg, &teacher->cfg, err)) return -1;
+    if (data->seq_len != cfg->seq_len) {
+        ob_seterr(err, "the data set has windows of %d tokens, the config %d", data->seq_len, cfg->seq_len);
+        return -1;
+    }
+    for (int k = 0; k < teacher->cfg.n_layers * LIN_PER_LAYER; k++)
+        if (teacher->lin[k].kind != LINEAR_DENSE) { ob_seterr(err, "the teacher must be a dense model, not a 1-bit student"); return -1; }
+    Trainer *t = ob_calloc(1, sizeof *t);
+    t->cfg = *cfg;
+    t->out_path = cfg->out_path ? ob_strdup(cfg->out_path) : NULL;
+    t->ckpt_path = cfg->ckpt_path ? ob_strdup(cfg->ckpt_path) : NULL;
+    t->resume_path = cfg->resume_path ? ob_strdup(cfg->resume_path) : NULL;
+    t->cfg.out_path = t->out_path;
+    t->cfg.ckpt_path = t->ckpt_path;
+    t->cfg.resume_path = t->resume_path;
+    t->teacher = teacher;
+    t->tok = tok;
+    t->data = data;
+    snprintf(t->sha, sizeof t->sha, "%s", teacher_sha ? teacher_sha : "");
+    t->ring = ring;
+    t->data_fp = data_fingerprint(data);
+    t->sum.status = RUN_RUNNING;
+    t->sum.first_loss = t->sum.last_loss = NAN;
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->cv, NULL);
+    int e = pthread_create(&t->th, NULL, run_thread, t);
+    if (e) {
+        ob_seterr(err, "cannot start the trainer thread: %s", strerror(e));
+        trainer_free(t);
+        return -1;
+    }
+    t->started = 1;
+    *out = t;
+    return 0;
+}
+
+void trainer_pause(Trainer *t)
+{
+    pthread_mutex_lock(&t->mu);
+    t->pause_req = 1;
+    pthread_mutex_unlock(&t->mu);
+}
+
+void trainer_resume(Trainer *t)
+{
+    pthread_mutex_lock(&t->mu);
+    t->pause_req = 0;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+}
+
+void trainer_stop(Trainer *t)
+{
+    pthread_mutex_lock(&t->mu);
+    t->stop_req = 1;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+}
+
+int trainer_done(Trainer *t)
+{
+    pthread_mutex_lock(&t->mu);
+    int d = t->done;
+    pthread_mutex_unlock(&t->mu);
+    return d;
+}
+
+int trainer_join(Trainer *t, TrainSummary *sum)
+{
+    if (t->started) {
+        pthread_join(t->th, NULL);
+        t->started = 0;
+    }
+    if (sum) *sum = t->sum;
+    return t->rc;
+}
+
+int trainer_params(Trainer *t, float **out, size_t *n)
+{
+    if (t->started || !t->q) return -1;
+    *n = qat_num_params(t->q);
+    *out = ob_malloc(*n * sizeof(float));
+    memcpy(*out, qat_params(t->q), *n * sizeof(float));
+    return 0;
+}
+
+void trainer_free(Trainer *t)
+{
+    if (!t) return;
+    if (t->started) {
+        trainer_stop(t);
+        trainer_join(t, NULL);
+    }
+    if (t->q) qat_free(t->q);
+    free(t->m);
+    free(t->v);
+    free(t->batch_tok);
+    free(t->out_path);
+    free(t->ckpt_path);
+    free(t->resume_path);
+    pthread_mutex_destroy(&t->mu);
+    pthread_cond_destroy(&t->cv);
+    free(t);
+}

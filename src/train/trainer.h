@@ -1,0 +1,111 @@
+/* trainer.h -- the QAT trainer around qat.h: a background thread that
+ * distils a OneBit student from a teacher on a DataSet, with AdamW, the
+ * cosine schedule, clipping, periodic held-out evaluation, checkpoints with
+ * bit-identical resume, and export of the packed .onebit student. Progress
+ * goes out as events into an EventRing (events.h); consumers (CLI, run
+ * store, UI) only read events.
+ *
+ * Determinism: the same data, config, seed and thread count give
+ * bit-identical losses and parameters, also across a checkpoint + resume.
+ *
+ * Events: EV_STATUS (running/paused/finished/failed/stopped + message),
+ * EV_STEP every log_every steps (means over the interval of loss, kl, mse;
+ * lr, grad_norm of the last step; tokens/s, elapsed, ETA), EV_CKPT (path),
+ * EV_LOG (text), EV_EVAL (held-out NLL; text says whose: "teacher",
+ * "ptq-xnor", "ptq-svid" at step 0, then "student" — or "student-partial"
+ * when max_eval_windows caps a periodic eval).
+ *
+ * Checkpoint file (little-endian; written to PATH.tmp.<pid>, fsync'd,
+ * renamed over PATH):
+ *   "OBCKPT1\n" (8), u32 version (1), char teacher_sha256[64],
+ *   u64 data fingerprint (FNV-1a of the data set's tokens and split),
+ *   u32 dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len,
+ *   u64 n_params, u64 step, u64 rng, u64 windows drawn, f64 elapsed seconds,
+ *   TrainConfig numbers (u64 steps, u32 seq_len, batch, accum, warmup, init,
+ *   seed(u64), f64 lr, lr_min, alpha, kl_scale, beta1, beta2, eps, wd, clip),
+ *   f32 params[n_params], f32 adam_m[n_params], f32 adam_v[n_params],
+ *   u64 FNV-1a 64 checksum of every byte before it. */
+#ifndef OB_TRAINER_H
+#define OB_TRAINER_H
+
+#include <stdint.h>
+
+#include "train/data.h"
+#include "base/events.h"
+#include "model/model.h"
+#include "format/tokenizer.h"
+
+typedef struct {
+    long steps;          /* optimizer steps (required) */
+    int seq_len;         /* tokens per sequence (required) */
+    int batch;           /* sequences per micro-batch (required) */
+    int accum;           /* micro-batches per step (1) */
+    float lr;            /* peak learning rate (TRAINER_DEFAULT_LR) */
+    float lr_min;        /* cosine floor (lr / 10) ; < 0: lr/10 */
+    long warmup;         /* warmup steps (-1: steps / 20) */
+    float alpha;         /* hidden-state MSE weight (1) */
+    float kl_scale;      /* KL weight (0.01) */
+    float beta1, beta2, eps, wd, clip; /* 0.9, 0.98, 1e-8, 0.01, 1.0 */
+    int init;            /* QAT_INIT_NMF (0) | QAT_INIT_SVD (1) */
+    long eval_every;     /* held-out eval every K steps (0: only at the end) */
+    long ckpt_every;     /* checkpoint every K steps (0: only at stop/end) */
+    long log_every;      /* EV_STEP every K steps (1) */
+    int threads;         /* OpenBLAS threads (1) */
+    uint64_t seed;       /* data sampling seed (1) */
+    const char *out_path;    /* .onebit to export at the end (NULL: none) */
+    const char *ckpt_path;   /* checkpoint file (NULL: no checkpoints) */
+    const char *resume_path; /* checkpoint to resume from (NULL: fresh) */
+    long stop_after;         /* stop like trainer_stop once this many steps are done (0: never) */
+    long max_eval_windows;   /* cap on held-out windows per eval (0: all) */
+    int64_t run_id;          /* copied into every event */
+} TrainConfig;
+
+#define TRAINER_DEFAULT_LR 2e-3f
+
+/* the defaults above; steps, seq_len, batch stay 0 (required) */
+void trainer_config_default(TrainConfig *c);
+/* check ranges; the message names the option (--lr ...) */
+int trainer_config_check(const TrainConfig *c, const ModelConfig *mc, char *err);
+
+/* numbers of the final summary (also sent as EV_LOG lines) */
+typedef struct {
+    double teacher_nll, svid_nll, xnor_nll, student_nll; /* held-out, nats/token */
+    long eval_tokens;
+    long steps_done;
+    double first_loss, last_loss;     /* mean of the first/last logged intervals of this session (NAN: none) */
+    double elapsed;
+    RunStatus status;
+    char message[512];
+} TrainSummary;
+
+typedef struct Trainer Trainer;
+
+/* Start training in a new thread. teacher, tok, data and ring are borrowed
+ * and must outlive the trainer; teacher_sha identifies the teacher in
+ * checkpoints. Config strings are copied. The thread builds the student
+ * (SVID init), evaluates teacher / SVID PTQ / XNOR PTQ on the held-out split,
+ * loads the resume checkpoint, trains, exports, and ends with EV_STATUS
+ * finished | stopped | failed. */
+int trainer_start(Trainer **out, const TrainConfig *cfg, const Model *teacher, const Tokenizer *tok,
+                  const DataSet *data, const char *teacher_sha, EventRing *ring, char *err);
+/* pause after the current step / resume. Thread-safe, idempotent. */
+void trainer_pause(Trainer *t);
+void trainer_resume(Trainer *t);
+/* finish the current step, write a checkpoint, stop (status stopped) */
+void trainer_stop(Trainer *t);
+/* 1 once the thread has ended (its last event is in the ring) */
+int trainer_done(Trainer *t);
+/* wait for the thread; fills sum (may be NULL). Returns 0 when the run
+ * finished or was stopped cleanly, -1 when it failed (sum->message). */
+int trainer_join(Trainer *t, TrainSummary *sum);
+/* stop and join if still running, free everything */
+void trainer_free(Trainer *t);
+
+/* the final parameters (for tests): a malloc'd copy of the qat_params arena
+ * (n floats); only after trainer_join. -1 otherwise. */
+int trainer_params(Trainer *t, float **out, size_t *n);
+
+/* held-out NLL of a dense model (the teacher) over the data's held-out windows */
+int trainer_dense_nll(const Model *m, const DataSet *d, long max_windows, double *nll, long *tokens, char *err);
+
+#endif
