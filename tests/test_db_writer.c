@@ -34,6 +34,22 @@ static int wait_for(sqlite3 *h, const char *sql, long long want)
     return 0;
 }
 
+/* the writer's stats once they count `events` stored events (or an error
+ * stopped it): a commit is visible to other connections a moment before the
+ * writer thread counts it, so a test that saw the rows waits for the count
+ * too (a hang guard, not a timing assertion) */
+static DbWriterStats stats_when(DbWriter *w, long events)
+{
+    DbWriterStats st;
+    char err[OB_ERRLEN];
+    for (int i = 0; i < 12000; i++) {
+        db_writer_stats(w, &st);
+        if (st.events >= events || db_writer_error(w, err)) break;
+        nap();
+    }
+    return st;
+}
+
 static Event step_ev(int step, double loss)
 {
     Event e = {.kind = EV_STEP, .step = step, .total_steps = 1000, .loss = loss, .kl = loss / 2, .mse = 0.1, .lr = 1e-3,
@@ -90,7 +106,7 @@ static void test_batching(void)
     char sql[128];
     snprintf(sql, sizeof sql, "SELECT count(*) >= 745 FROM metrics WHERE run_id=%lld", (long long)run);
     CHECK(wait_for(db->h, sql, 1), "full batches committed before stop");
-    db_writer_stats(w, &st);
+    st = stats_when(w, 745);
     CHECK(st.commits >= 2 && st.commits <= 3, "batched: %ld transactions for %ld events", st.commits, st.events);
     CHECK(st.dropped == 0, "nothing dropped");
     CHECK(db_writer_stop(w, err) == 0, "stop: %s", err);
@@ -123,8 +139,7 @@ static void test_urgent(void)
           "a checkpoint is committed without waiting for the batch");
     CHECK(q_int(db->h, "SELECT count(*) FROM metrics") == 10, "the steps before it are in the same commit");
     CHECK(q_int(db->h, "SELECT loss * 10 FROM metrics WHERE step=9") == 45, "the re-done step replaced the old row");
-    DbWriterStats st;
-    db_writer_stats(w, &st);
+    DbWriterStats st = stats_when(w, 12);
     CHECK(st.commits == 1 && st.events == 12, "one transaction: %ld commits, %ld events", st.commits, st.events);
     Event ev = {.kind = EV_EVAL, .step = 10, .eval_nll = 2.0, .eval_ppl = 7.389};
     snprintf(ev.text, sizeof ev.text, "student");
@@ -140,8 +155,8 @@ static void test_urgent(void)
     CHECK(q_int(db->h, "SELECT count(*) FROM evals WHERE dataset='tinystories' AND step=10 AND model='student'") == 1 &&
               q_int(db->h, "SELECT count(*) FROM evals WHERE dataset='tinystories' AND step=10 AND model='teacher'") == 1,
           "evals stored with the dataset and whose they are");
-    db_writer_stats(w, &st);
-    CHECK(st.commits == 2, "two transactions: %ld", st.commits);
+    st = stats_when(w, 15);
+    CHECK(st.commits == 2 && st.events == 15, "two transactions: %ld (%ld events)", st.commits, st.events);
     /* a real checkpoint file gets its sha256 after the commit */
     FILE *f = fopen(tmp("abc.ckpt"), "w");
     fputs("abc", f);
@@ -203,8 +218,7 @@ static void test_locked(void)
     sqlite3_exec(h, "COMMIT", NULL, NULL, NULL);
     sqlite3_close(h);
     CHECK(wait_for(db->h, "SELECT count(*) FROM checkpoints", 1), "retried after the lock went away");
-    DbWriterStats st;
-    db_writer_stats(w, &st);
+    DbWriterStats st = stats_when(w, 6); /* the 5 steps and the checkpoint */
     CHECK(st.failures >= 1 && st.dropped == 0, "failures %ld dropped %ld", st.failures, st.dropped);
     CHECK(db_writer_error(w, err) == 0, "error cleared after a good commit");
     CHECK(db_writer_stop(w, err) == 0, "stop: %s", err);
@@ -234,12 +248,7 @@ static void test_full_disk(void)
             Event e = step_ev(s, 1.0);
             db_writer_push(w, &e);
             if (s % 64 == 63) { /* let it commit, as it would during training */
-                DbWriterStats st;
-                for (int i = 0; i < 12000; i++) {
-                    db_writer_stats(w, &st);
-                    if (st.events == s + 1 || db_writer_error(w, err)) break;
-                    nap();
-                }
+                stats_when(w, s + 1);
                 if (db_writer_error(w, err)) break;
             }
         }
