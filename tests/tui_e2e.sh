@@ -65,7 +65,8 @@ start() { # start ARGS...: the TUI in a fresh 100x30 session
     rm -f "$TMP/exit"
     tm new-session -d -s e2e -x 100 -y 30 \
         "env LC_ALL=C.UTF-8 TERM=screen OPENBLAS_NUM_THREADS=1 ASAN_OPTIONS='${ASAN_OPTIONS:-}:log_path=$TMP/asan' \
-         UBSAN_OPTIONS='log_path=$TMP/ubsan' $BIN $*; echo \$? >$TMP/exit; sleep 600"
+         UBSAN_OPTIONS='log_path=$TMP/ubsan' TSAN_OPTIONS='${TSAN_OPTIONS:-}:log_path=$TMP/tsan' \
+         $BIN $*; echo \$? >$TMP/exit; sleep 600"
 }
 
 start --teacher "$TEACHER" --db "$DB"
@@ -340,7 +341,7 @@ check "crash: terminal restored with a message" wait_for "fatal signal; the term
 check "crash: no tab bar left" wait_gone "1 Model"
 # sanitizer builds: the workbench's own reports (its stderr is the Log)
 no_reports() {
-    for f in "$TMP"/asan.* "$TMP"/ubsan.*; do
+    for f in "$TMP"/asan.* "$TMP"/ubsan.* "$TMP"/tsan.*; do
         if [ -e "$f" ]; then head -n 30 "$f" >&2; return 1; fi
     done
     return 0
