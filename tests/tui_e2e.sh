@@ -124,6 +124,10 @@ s1=$(train_step)
 sed -n '5,16p' "$TMP/screen" >"$TMP/chart1"
 tm send-keys -t e2e p
 check "pause" wait_for "[paused]" 60
+# [paused] is the screen's at the key press; the trainer pauses at the end of
+# its step (slow under a sanitizer): wait for it, else the next p (resume)
+# could come before the pause was ever taken
+check "the trainer paused" wait_for "paused at step" 60
 tm send-keys -t e2e q
 check "q asks while a run trains" wait_for "A run is training"
 tm send-keys -t e2e n
