@@ -1,5 +1,5 @@
 /* test_common.c -- unit tests of common.c: FP16/BF16 conversion, checked
- * arithmetic, number parsing. */
+ * arithmetic, number parsing, little-endian float arrays. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +27,37 @@ int main(void)
     CHECK(isnan(ob_fp16_to_fp32(ob_fp32_to_fp16(NAN))), "nan stays nan");
     CHECK(ob_bf16_to_fp32(ob_fp32_to_bf16(1.5f)) == 1.5f, "bf16 1.5");
     CHECK(ob_fp32_to_bf16(1.0f + ldexpf(1.0f, -8)) == 0x3f80, "bf16 tie to even");
+    /* little-endian float arrays: the bytes of known values, whatever the
+     * host's byte order, and a bit-identical way back (also in place) */
+    {
+        const float f[4] = {1.0f, -2.5f, 0x345678p-149f /* subnormal, bits 0x00345678 */, -0.0f};
+        static const unsigned char want[16] = {0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x20, 0xc0,
+                                               0x78, 0x56, 0x34, 0x00, 0x00, 0x00, 0x00, 0x80};
+        unsigned char le[16];
+        ob_f32_to_le(le, f, 4);
+        CHECK(!memcmp(le, want, 16), "1, -2.5, a subnormal, -0 as little-endian bytes");
+        float back[4];
+        ob_f32_from_le(back, want, 4);
+        CHECK(!memcmp(back, f, sizeof f), "little-endian bytes back to the same floats");
+        /* every exponent, sign and a few mantissas, NaN payloads included */
+        float g[1024], h[1024];
+        for (uint32_t i = 0; i < 1024; i++) {
+            uint32_t bits = (i << 22) ^ (i * 2654435761u >> 9);
+            memcpy(&g[i], &bits, 4);
+        }
+        ob_f32_to_le(h, g, 1024);
+        int order = 1;
+        for (uint32_t i = 0; i < 1024; i++) {
+            uint32_t bits;
+            memcpy(&bits, &g[i], 4);
+            const unsigned char *b = (const unsigned char *)&h[i];
+            order &= b[0] == (bits & 0xff) && b[1] == (bits >> 8 & 0xff) && b[2] == (bits >> 16 & 0xff) && b[3] == bits >> 24;
+        }
+        CHECK(order, "1024 bit patterns: least significant byte first");
+        ob_f32_from_le(h, h, 1024);
+        CHECK(!memcmp(g, h, sizeof g), "in place, bit-identical round trip (NaN payloads too)");
+        CHECK(OB_HOST_LITTLE_ENDIAN == (le[3] == ((const unsigned char *)&f[0])[3]), "OB_HOST_LITTLE_ENDIAN says the host's order");
+    }
     size_t out;
     CHECK(ob_mul_size(SIZE_MAX / 2, 3, &out) == -1, "mul overflow");
     CHECK(ob_mul_size(1000, 1000, &out) == 0 && out == 1000000, "mul");
