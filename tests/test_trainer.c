@@ -157,9 +157,36 @@ int main(void)
     /* B: 5 steps + checkpoint, then resume to 12 */
     c.ckpt_path = ck;
     c.stop_after = 5;
-    CHECK(run(&c, SHA, &b, NULL, NULL, &sb, err) == 0, "run B1: %s", sb.message);
+    float *pb1;
+    size_t nb1;
+    CHECK(run(&c, SHA, &b, &pb1, &nb1, &sb, err) == 0, "run B1: %s", sb.message);
     CHECK(sb.status == RUN_STOPPED && sb.steps_done == 5 && b.ckpts >= 1, "B1 stopped at 5 (%ld) with a checkpoint", sb.steps_done);
     file_copy(ck, ck5);
+    /* the parameters on disk are little-endian, whatever the host: the
+     * bytes of each value least significant first (params, Adam m, Adam v,
+     * then the u64 checksum end the file) */
+    {
+        char *raw = NULL;
+        size_t size = 0;
+        CHECK(ob_read_file(ck5, &raw, &size, err) == 0 && pb1 && size > 3 * nb1 * 4 + 8, "read the checkpoint: %s", err);
+        if (pb1 && size > 3 * nb1 * 4 + 8) {
+            const unsigned char *at = (const unsigned char *)raw + size - 8 - 3 * nb1 * 4;
+            size_t wrong = 0;
+            for (size_t i = 0; i < nb1; i++) {
+                uint32_t bits, disk = 0;
+                memcpy(&bits, &pb1[i], 4);
+                for (int k = 0; k < 4; k++) disk |= (uint32_t)at[4 * i + (size_t)k] << 8 * k;
+                wrong += disk != bits;
+            }
+            CHECK(wrong == 0, "%zu of %zu parameters on disk are not their little-endian bytes", wrong, nb1);
+            uint32_t bits0;
+            memcpy(&bits0, &pb1[0], 4);
+            CHECK(bits0 != 0 && at[0] == (bits0 & 0xff) && at[3] == bits0 >> 24, "parameter 0 (%08x): %02x %02x %02x %02x",
+                  (unsigned)bits0, at[0], at[1], at[2], at[3]);
+        }
+        free(raw);
+    }
+    free(pb1);
     c.stop_after = 0;
     c.resume_path = ck5;
     CHECK(run(&c, SHA, &b2, &pb2, &nb2, &sb2, err) == 0, "run B2: %s", sb2.message);

@@ -282,15 +282,26 @@ static int write_ckpt(Trainer *t, char *err)
     bu64(&b, t->cur.drawn);
     bf64(&b, t->elapsed);
     put_cfg(&b, &t->cfg);
-    /* the arrays go straight from memory to the file (no copy of the state) */
+    /* the arrays, little-endian like the header: on a little-endian host
+     * straight from memory to the file (no copy of the state), elsewhere
+     * byte-swapped into one copy */
     const void *parts[5] = {b.p, qat_params(t->q), t->m, t->v, NULL};
     size_t lens[5] = {b.n, np * sizeof(float), np * sizeof(float), np * sizeof(float), 8};
+    unsigned char *le = NULL;
+    if (!OB_HOST_LITTLE_ENDIAN) {
+        le = ob_malloc(3 * lens[1]);
+        for (int i = 0; i < 3; i++) {
+            ob_f32_to_le(le + (size_t)i * lens[1], parts[1 + i], np);
+            parts[1 + i] = le + (size_t)i * lens[1];
+        }
+    }
     uint64_t h = DATA_FNV_INIT;
     for (int i = 0; i < 4; i++) h = data_fnv1a(h, parts[i], lens[i]);
     unsigned char ck[8];
     for (int i = 0; i < 8; i++) ck[i] = (unsigned char)(h >> 8 * i);
     parts[4] = ck;
     int rc = data_write_atomic_parts(t->ckpt_path, parts, lens, 5, err);
+    free(le);
     free(b.p);
     if (rc == 0) {
         Event e = {.kind = EV_CKPT, .step = (int)t->step};
@@ -383,6 +394,11 @@ static int load_ckpt(Trainer *t, const char *path, char *err)
     rget(&r, p, np * sizeof(float));
     rget(&r, t->m, np * sizeof(float));
     rget(&r, t->v, np * sizeof(float));
+    if (!OB_HOST_LITTLE_ENDIAN) {
+        ob_f32_from_le(p, p, np);
+        ob_f32_from_le(t->m, t->m, np);
+        ob_f32_from_le(t->v, t->v, np);
+    }
     for (size_t i = 0; i < np; i++)
         if (!isfinite(p[i]) || !isfinite(t->m[i]) || !(t->v[i] >= 0) || !isfinite(t->v[i])) {
             ob_seterr(err, "%s: non-finite value in the saved state (parameter %zu)", path, i);
