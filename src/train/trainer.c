@@ -246,13 +246,24 @@ static uint32_t ru32(Rd *r) { unsigned char x[4]; rget(r, x, 4); uint32_t v = 0;
 static uint64_t ru64(Rd *r) { unsigned char x[8]; rget(r, x, 8); uint64_t v = 0; for (int i = 7; i >= 0; i--) v = v << 8 | x[i]; return v; }
 static double rf64(Rd *r) { uint64_t v = ru64(r); double d; memcpy(&d, &v, 8); return d; }
 
+/* FNV-1a of n integers of `size` bytes as they are little-endian, so that
+ * the fingerprint (and a checkpoint) is the same on every host */
+static uint64_t fnv_le(uint64_t h, const void *v, size_t size, size_t n)
+{
+    if (OB_HOST_LITTLE_ENDIAN) return data_fnv1a(h, v, size * n);
+    const unsigned char *p = v;
+    for (size_t i = 0; i < n; i++, p += size)
+        for (size_t k = size; k-- > 0;) h = data_fnv1a(h, p + k, 1);
+    return h;
+}
+
 static uint64_t data_fingerprint(const DataSet *d)
 {
     uint64_t h = DATA_FNV_INIT;
     int32_t hdr[4] = {d->n_seq, d->n_train, d->stream, d->seq_len};
-    h = data_fnv1a(h, hdr, sizeof hdr);
-    h = data_fnv1a(h, d->off, (size_t)(d->n_seq + 1) * sizeof(int64_t));
-    return data_fnv1a(h, d->tok, (size_t)d->off[d->n_seq] * sizeof(int));
+    h = fnv_le(h, hdr, sizeof hdr[0], 4);
+    h = fnv_le(h, d->off, sizeof d->off[0], (size_t)d->n_seq + 1);
+    return fnv_le(h, d->tok, sizeof d->tok[0], (size_t)d->off[d->n_seq]);
 }
 
 static void put_cfg(Buf *b, const TrainConfig *c)
