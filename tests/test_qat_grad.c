@@ -193,11 +193,10 @@ static void check_onebit(void)
     fill(c.S, nw, 1, 0); fill(c.g, c.in, 0.5, 1); fill(c.h, c.out, 0.5, 1); fill(c.x, nx, 1, 0); fill(c.R, ny, 1, 0);
     float *W = malloc(nw * 4), *dW = calloc(nw, 4), *dS = malloc(nw * 4), *dg = calloc(c.in, 4), *dh = calloc(c.out, 4);
     float *dx = malloc(nx * 4), *dy = malloc(ny * 4), *dgx = malloc(nx * 4);
-    double *acc = malloc(16 * sizeof(double));
     fill(W, nw, 1.5, 0);
     lin_loss(&c);
     memcpy(dy, c.R, ny * 4);
-    QatOnebitGrad p = {c.in, c.out, c.S, W, c.g, c.h, dW, dg, dh, dS, c.gx, dgx, acc, NULL};
+    QatOnebitGrad p = {c.in, c.out, c.S, W, c.g, c.h, dW, dg, dh, dS, c.gx, dgx, NULL};
     qat_onebit_bwd(&p, c.x, c.N, c.a, c.y, c.rstd, dy, dx, 0);
     report("onebit dS (surrogate, LN incl.)", fd_check(lin_loss, &c, c.S, dS, nw, 2e-2), 5e-3);
     report("onebit dg", fd_check(lin_loss, &c, c.g, dg, c.in, 2e-2), 5e-3);
@@ -221,7 +220,7 @@ static void check_onebit(void)
     report("qat_ste(w) vs 1.001-tanh^2(w), |w|<=10", es, 1e-5);
     float *ste = malloc(nw * 4), *dW2 = calloc(nw, 4), *dg2 = calloc(c.in, 4), *dh2 = calloc(c.out, 4);
     for (size_t k = 0; k < nw; k++) ste[k] = qat_ste(W[k]);
-    QatOnebitGrad p2 = {c.in, c.out, c.S, W, c.g, c.h, dW2, dg2, dh2, dS, c.gx, dgx, acc, ste};
+    QatOnebitGrad p2 = {c.in, c.out, c.S, W, c.g, c.h, dW2, dg2, dh2, dS, c.gx, dgx, ste};
     memcpy(dy, c.R, ny * 4);
     qat_onebit_bwd(&p2, c.x, c.N, c.a, c.y, c.rstd, dy, dx, 0);
     double e2 = 0;
@@ -249,7 +248,7 @@ static void check_onebit(void)
     CHECK(md < 1e-4, "qat_onebit_fwd vs bitlinear_forward_ref: %g", md);
     bitlinear_free(bl);
     free(yr); free(dx2);
-    free(W); free(dW); free(dS); free(dg); free(dh); free(dx); free(dy); free(dgx); free(acc);
+    free(W); free(dW); free(dS); free(dg); free(dh); free(dx); free(dy); free(dgx);
     free(c.S); free(c.g); free(c.h); free(c.x); free(c.gx); free(c.a); free(c.y); free(c.rstd); free(c.R);
 }
 

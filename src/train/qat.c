@@ -62,7 +62,6 @@ struct QatModel {
     float *gx, *dgx;    /* (N, maxin) */
     float *dSw;         /* (maxout·maxin) */
     float *dP;          /* (T,T) */
-    double *acc;        /* (max(maxin, maxout)) reductions over tokens */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -224,7 +223,7 @@ QatModel *qat_new(const Model *teacher, int init, int max_B, int max_T, char *er
     size_t N = (size_t)max_B * max_T;
     q->lin = ob_calloc((size_t)Lc * LIN_PER_LAYER, sizeof(QLin));
     size_t off = 0, maxio = 0;
-    int maxin = 0, maxout = 0;
+    int maxin = 0;
     for (int l = 0; l < Lc; l++) {
         for (int j = 0; j < LIN_PER_LAYER; j++) {
             QLin *L = &q->lin[l * LIN_PER_LAYER + j];
@@ -234,7 +233,6 @@ QatModel *qat_new(const Model *teacher, int init, int max_B, int max_T, char *er
             L->off_h = off; off += L->out;
             L->S = falloc((size_t)L->in * L->out);
             if (L->in > maxin) maxin = L->in;
-            if (L->out > maxout) maxout = L->out;
             if ((size_t)L->in * L->out > maxio) maxio = (size_t)L->in * L->out;
         }
     }
@@ -296,7 +294,6 @@ QatModel *qat_new(const Model *teacher, int init, int max_B, int max_T, char *er
     q->gx = falloc(N * maxin); q->dgx = falloc(N * maxin);
     q->dSw = falloc(maxio);
     q->dP = falloc((size_t)max_T * max_T);
-    q->acc = ob_calloc((size_t)(maxin > maxout ? maxin : maxout), sizeof(double));
     return q;
 }
 
@@ -318,7 +315,6 @@ void qat_free(QatModel *q)
     free(q->rope_cos); free(q->rope_sin);
     free(q->dres); free(q->dyb); free(q->dxn); free(q->dhp); free(q->dgate); free(q->dup);
     free(q->dao); free(q->dq); free(q->dk); free(q->dv); free(q->gx); free(q->dgx); free(q->dSw); free(q->dP);
-    free(q->acc);
     free(q);
 }
 
@@ -739,7 +735,7 @@ static void qlin_bwd(QatModel *q, const QLin *L, const float *x, int N, const fl
 {
     QatOnebitGrad p = {L->in, L->out, L->S, q->params + L->off_w, q->params + L->off_g, q->params + L->off_h,
                        q->grads + L->off_w, q->grads + L->off_g, q->grads + L->off_h,
-                       q->dSw, q->gx, q->dgx, q->acc, q->ste + L->off_w};
+                       q->dSw, q->gx, q->dgx, q->ste + L->off_w};
     qat_onebit_bwd(&p, x, N, a, y, rstd, dy, dx, accumulate);
 }
 

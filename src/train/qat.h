@@ -175,7 +175,6 @@ typedef struct {
     float *dW, *dg, *dh;        /* accumulated */
     float *dS;                  /* (out,in) written: d/dS */
     float *gx, *dgx;            /* (N,in) scratch */
-    double *acc;                /* unused (kept for layout compatibility) */
     const float *ste;           /* (out,in) 1.001 − tanh²(W) precomputed, or NULL */
 } QatOnebitGrad;
 /* 1.001 − tanh²(w), what the student's STE uses (precomputed per weight) */
