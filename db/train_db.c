@@ -108,7 +108,7 @@ static char *hparams_json(const TrainDbArgs *a, const TrainConfig *c)
     jflt(&j, "kl-scale", c->kl_scale);
     jflt(&j, "wd", c->wd);
     jflt(&j, "clip", c->clip);
-    jstr(&j, "init", c->init == QAT_INIT_SVD ? "svd" : "nmf");
+    jstr(&j, "init", c->init == SVID_SVD ? "svd" : "nmf");
     jint(&j, "seed", (long long)c->seed);
     jint(&j, "threads", c->threads);
     p = abs_path(c->out_path);

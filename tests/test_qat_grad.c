@@ -282,7 +282,7 @@ static void check_whole(int heads, int kv, int shared, const char *tag)
     int B = 2, T = 7, C = 12, V = 37, N = B * T;
     random_model(&m, C, 20, 2, heads, kv, V, shared);
     char err[OB_ERRLEN];
-    QatModel *q = qat_new(&m, QAT_INIT_NMF, B, T, err);
+    QatModel *q = qat_new(&m, SVID_NMF, B, T, err);
     CHECK(q != NULL, "qat_new: %s", err);
     if (!q) return;
     /* random latent weights and scales: the student differs from SVID */
@@ -497,13 +497,13 @@ int main(void)
     Model m;
     random_model(&m, 12, 20, 2, 3, 1, 37, 0);
     CHECK(qat_new(&m, 7, 2, 7, err) == NULL, "bad init rejected");
-    CHECK(qat_new(&m, QAT_INIT_SVD, 2, 17, err) == NULL, "max_T > seq_len rejected");
-    CHECK(qat_new(&m, QAT_INIT_SVD, 1 << 20, 16, err) == NULL && strstr(err, "GiB"), "too big a batch: %s", err);
+    CHECK(qat_new(&m, SVID_SVD, 2, 17, err) == NULL, "max_T > seq_len rejected");
+    CHECK(qat_new(&m, SVID_SVD, 1 << 20, 16, err) == NULL && strstr(err, "GiB"), "too big a batch: %s", err);
     m.lin[3].out = 11;
-    CHECK(qat_new(&m, QAT_INIT_SVD, 2, 7, err) == NULL && strstr(err, "wo"), "linear shape mismatch: %s", err);
+    CHECK(qat_new(&m, SVID_SVD, 2, 7, err) == NULL && strstr(err, "wo"), "linear shape mismatch: %s", err);
     m.lin[3].out = 12;
     m.wk[5] = NAN;
-    CHECK(qat_new(&m, QAT_INIT_NMF, 2, 7, err) == NULL && strstr(err, "wk"), "non-finite teacher weight: %s", err);
+    CHECK(qat_new(&m, SVID_NMF, 2, 7, err) == NULL && strstr(err, "wk"), "non-finite teacher weight: %s", err);
     model_free(&m);
     return test_done("test_qat_grad");
 }

@@ -49,7 +49,7 @@ static void check_adamw_clip(void)
     Model m;
     random_model(&m);
     char err[OB_ERRLEN];
-    QatModel *q = qat_new(&m, QAT_INIT_SVD, 2, 7, err);
+    QatModel *q = qat_new(&m, SVID_SVD, 2, 7, err);
     CHECK(q != NULL, "qat_new: %s", err);
     size_t n = qat_num_params(q);
     float *P = qat_params(q), *G = qat_grads(q);
@@ -72,7 +72,7 @@ static void check_adamw_clip(void)
     CHECK_NEAR(vv[0], 0.000984, 1e-9, "v after step 2");
     /* the student's forward must see the new sign of parameter 1: compare
      * with a student whose W[1] was set to the same value and synced */
-    QatModel *q2 = qat_new(&m, QAT_INIT_SVD, 2, 7, err);
+    QatModel *q2 = qat_new(&m, SVID_SVD, 2, 7, err);
     memcpy(qat_params(q2), P, n * 4);
     qat_sync(q2);
     int tok[14];
@@ -103,7 +103,7 @@ static void check_accumulation(void)
     Model m;
     random_model(&m);
     char err[OB_ERRLEN];
-    QatModel *q = qat_new(&m, QAT_INIT_NMF, 2, 7, err);
+    QatModel *q = qat_new(&m, SVID_NMF, 2, 7, err);
     size_t n = qat_num_params(q);
     int tok[14];
     for (int i = 0; i < 14; i++) tok[i] = (int)((urand() + 1) * 18.5) % 37;
@@ -156,7 +156,7 @@ static void train(const Model *m, const int *tok, int B, int T, int steps, doubl
                   size_t *np_out)
 {
     char err[OB_ERRLEN];
-    QatModel *q = qat_new(m, QAT_INIT_NMF, B, T, err);
+    QatModel *q = qat_new(m, SVID_NMF, B, T, err);
     if (!q) { fprintf(stderr, "%s\n", err); exit(1); }
     size_t n = qat_num_params(q);
     float *mm = calloc(n, 4), *vv = calloc(n, 4);

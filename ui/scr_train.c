@@ -386,7 +386,7 @@ static void form_done(App *a, UiForm *f, int ok)
         app_form(a, f, form_done);
         return;
     }
-    q.cfg.init = !strcmp(init, "svd") ? QAT_INIT_SVD : QAT_INIT_NMF;
+    q.cfg.init = !strcmp(init, "svd") ? SVID_SVD : SVID_NMF;
     snprintf(R.last_data, sizeof R.last_data, "%s", q.data);
     snprintf(R.last_split, sizeof R.last_split, "%s", q.split);
     R.last_steps = q.cfg.steps;
@@ -464,7 +464,7 @@ void ui_train_queue_resume(App *a, int64_t run_id)
     if (HP("kl-scale")) q.cfg.kl_scale = (float)atof(v);
     if (HP("wd")) q.cfg.wd = (float)atof(v);
     if (HP("clip")) q.cfg.clip = (float)atof(v);
-    if (HP("init")) q.cfg.init = !strcmp(v, "svd") ? QAT_INIT_SVD : QAT_INIT_NMF;
+    if (HP("init")) q.cfg.init = !strcmp(v, "svd") ? SVID_SVD : SVID_NMF;
     if (HP("seed")) q.cfg.seed = strtoull(v, NULL, 10);
     if (HP("threads")) q.cfg.threads = atoi(v);
     if (HP("eval-every")) q.cfg.eval_every = atol(v);

@@ -290,7 +290,7 @@ static int bench_train(int argc, char **argv)
     }
     const ModelConfig *c = &m.cfg;
     if (T > c->seq_len) T = c->seq_len;
-    QatModel *q = qat_new(&m, QAT_INIT_NMF, (int)B, (int)T, err);
+    QatModel *q = qat_new(&m, SVID_NMF, (int)B, (int)T, err);
     if (!q) { model_free(&m); return cli_error("%s", err); }
     size_t np = qat_num_params(q);
     int *tok = random_tokens(B * T, c->vocab_size);

@@ -220,8 +220,8 @@ int cli_train(int argc, char **argv)
         case O_WD: FLT_OPT(cfg.wd, "--wd"); break;
         case O_CLIP: FLT_OPT(cfg.clip, "--clip"); break;
         case O_INIT:
-            if (!strcmp(optarg, "nmf")) cfg.init = QAT_INIT_NMF;
-            else if (!strcmp(optarg, "svd")) cfg.init = QAT_INIT_SVD;
+            if (!strcmp(optarg, "nmf")) cfg.init = SVID_NMF;
+            else if (!strcmp(optarg, "svd")) cfg.init = SVID_SVD;
             else return cli_usage_error("train", "--init must be nmf or svd, not '%s'", optarg);
             break;
         case O_SEED: INT_OPT(cfg.seed, 0, 0x7fffffffffffffffL, "--seed"); break;

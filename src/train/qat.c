@@ -180,11 +180,11 @@ static void qat_free_partial(QatModel *q)
     free(q);
 }
 
-QatModel *qat_new(const Model *teacher, int init, int max_B, int max_T, char *err)
+QatModel *qat_new(const Model *teacher, SvidMethod init, int max_B, int max_T, char *err)
 {
     const ModelConfig *c = &teacher->cfg;
     if (init != SVID_NMF && init != SVID_SVD && init != SVID_XNOR) {
-        ob_seterr(err, "unknown SVID init method %d", init);
+        ob_seterr(err, "unknown SVID init method %d", (int)init);
         return NULL;
     }
     if (max_B <= 0 || max_T <= 0 || max_T > c->seq_len || (long)max_B * max_T > (1L << 24)) {

@@ -40,11 +40,9 @@
 #include <stddef.h>
 
 #include "model/model.h"
+#include "onebit/svid.h"
 
 typedef struct QatModel QatModel;
-
-/* init methods for qat_new: svid.h's SvidMethod (svid_rank1 of |W|) */
-enum { QAT_INIT_NMF = 0, QAT_INIT_SVD = 1, QAT_INIT_XNOR = 2 }; /* = SVID_NMF, SVID_SVD, SVID_XNOR */
 
 typedef struct {
     float alpha;    /* weight of the hidden-state MSE term (1) */
@@ -60,10 +58,10 @@ typedef struct {
 
 /* Student initialised from the teacher by SVID of every dense linear:
  * |W| ≈ a·bᵀ (rank 1), h = a, g = b, latent W = 0.01·sign(W). init is
- * an SvidMethod (QAT_INIT_*). max_B, max_T bound qat_forward_backward's
+ * the SvidMethod (svid_rank1 of |W|). max_B, max_T bound qat_forward_backward's
  * B and T (max_T <= the teacher's seq_len). The teacher must stay alive and
  * unchanged while q exists. NULL with err on failure. */
-QatModel *qat_new(const Model *teacher, int init, int max_B, int max_T, char *err);
+QatModel *qat_new(const Model *teacher, SvidMethod init, int max_B, int max_T, char *err);
 void qat_free(QatModel *q);
 /* estimated bytes qat_new allocates for (max_B, max_T) (qat_new refuses
  * more than 90% of the physical memory) */

@@ -59,7 +59,7 @@ void trainer_config_default(TrainConfig *c)
     c->eps = 1e-8f;
     c->wd = 0.01f;
     c->clip = 1.0f;
-    c->init = QAT_INIT_NMF;
+    c->init = SVID_NMF;
     c->log_every = 1;
     c->threads = 1;
     c->seed = 1;
@@ -82,7 +82,7 @@ int trainer_config_check(const TrainConfig *c, const ModelConfig *mc, char *err)
     if (!(c->eps > 0)) BAD("eps must be positive");
     if (!(c->wd >= 0) || !isfinite(c->wd)) BAD("--wd must be >= 0");
     if (!(c->clip >= 0) || !isfinite(c->clip)) BAD("--clip must be >= 0 (0: no clipping)");
-    if (c->init != QAT_INIT_NMF && c->init != QAT_INIT_SVD) BAD("--init must be nmf or svd");
+    if (c->init != SVID_NMF && c->init != SVID_SVD) BAD("--init must be nmf or svd");
     if (c->eval_every < 0 || c->ckpt_every < 0 || c->log_every < 1) BAD("--eval-every/--ckpt-every must be >= 0, log interval >= 1");
     if (c->stop_after < 0) BAD("--stop-after must be >= 0");
     if (c->threads < 1 || c->threads > 1024) BAD("--threads must be between 1 and 1024");
@@ -392,9 +392,9 @@ static int load_ckpt(Trainer *t, const char *path, char *err)
                   path, seq_len, batch, accum, k->seq_len, k->batch, k->accum);
         goto out;
     }
-    if ((long)warmup != eff_warmup(k) || (int)init != k->init || seed != k->seed) {
+    if ((long)warmup != eff_warmup(k) || init != (uint32_t)k->init || seed != k->seed) {
         ob_seterr(err, "%s: the checkpoint was made with --warmup %u --init %s --seed %" PRIu64 ", not %ld --init %s --seed %" PRIu64,
-                  path, warmup, init ? "svd" : "nmf", seed, eff_warmup(k), k->init ? "svd" : "nmf", k->seed);
+                  path, warmup, svid_method_name((SvidMethod)init), seed, eff_warmup(k), svid_method_name(k->init), k->seed);
         goto out;
     }
     for (int i = 0; i < 9; i++)
@@ -447,7 +447,7 @@ static int export_student(Trainer *t, char *err)
              "\"lr\":%g,\"lr_min\":%g,\"warmup\":%ld,\"alpha\":%g,\"kl_scale\":%g,\"init\":\"%s\",\"seed\":%" PRIu64 ","
              "\"heldout_nll\":%.6f,\"teacher_heldout_nll\":%.6f}",
              t->sha, t->step, k->seq_len, k->batch, k->accum, k->lr, eff_lr_min(k), eff_warmup(k), k->alpha, k->kl_scale,
-             k->init ? "svd" : "nmf", k->seed, t->sum.student_nll, t->sum.teacher_nll);
+             svid_method_name(k->init), k->seed, t->sum.student_nll, t->sum.teacher_nll);
     int rc = n == nl ? student_write(t->out_path, t->teacher, t->tok, ss, meta, err) : -1;
     if (n != nl) ob_seterr(err, "the student has %d linears, expected %d", n, nl);
     free(qs);

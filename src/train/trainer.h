@@ -33,6 +33,7 @@
 #include "train/data.h"
 #include "base/events.h"
 #include "model/model.h"
+#include "onebit/svid.h"
 #include "format/tokenizer.h"
 
 typedef struct {
@@ -46,7 +47,7 @@ typedef struct {
     float alpha;         /* hidden-state MSE weight (1) */
     float kl_scale;      /* KL weight (0.01) */
     float beta1, beta2, eps, wd, clip; /* 0.9, 0.98, 1e-8, 0.01, 1.0 */
-    int init;            /* QAT_INIT_NMF (0) | QAT_INIT_SVD (1) */
+    SvidMethod init;     /* SVID_NMF | SVID_SVD (SVID_NMF) */
     long eval_every;     /* held-out eval every K steps (0: only at the end) */
     long ckpt_every;     /* checkpoint every K steps (0: only at stop/end) */
     long log_every;      /* EV_STEP every K steps (1) */
