@@ -103,7 +103,7 @@ int db_exec(sqlite3 *h, const char *path, const char *sql, const char *what, int
     return 0;
 }
 
-static int prep(Db *db, sqlite3_stmt **st, const char *sql, const char *what, char *err)
+int db_prep(Db *db, sqlite3_stmt **st, const char *sql, const char *what, char *err)
 {
     int rc = sqlite3_prepare_v2(db->h, sql, -1, st, NULL);
     if (rc != SQLITE_OK) {
@@ -114,8 +114,7 @@ static int prep(Db *db, sqlite3_stmt **st, const char *sql, const char *what, ch
     return 0;
 }
 
-/* step a statement that returns no rows, then finalize it */
-static int step_done(Db *db, sqlite3_stmt *st, const char *what, char *err)
+int db_step_done(Db *db, sqlite3_stmt *st, const char *what, char *err)
 {
     int rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) rc = sqlite3_extended_errcode(db->h);
@@ -135,7 +134,7 @@ double db_col_real_or_nan(sqlite3_stmt *st, int i)
     return sqlite3_column_type(st, i) == SQLITE_NULL ? NAN : sqlite3_column_double(st, i);
 }
 
-static void bind_real_or_null(sqlite3_stmt *st, int i, double v)
+void db_bind_real_or_null(sqlite3_stmt *st, int i, double v)
 {
     if (isfinite(v)) sqlite3_bind_double(st, i, v);
     else sqlite3_bind_null(st, i);
@@ -499,7 +498,7 @@ void db_set_busy_timeout(Db *db, int ms)
 int db_integrity_check(Db *db, char *err)
 {
     sqlite3_stmt *st;
-    if (prep(db, &st, "PRAGMA integrity_check", "checking integrity", err)) return -1;
+    if (db_prep(db, &st, "PRAGMA integrity_check", "checking integrity", err)) return -1;
     int rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
         sqlite3_finalize(st);
@@ -517,7 +516,7 @@ int db_mark_interrupted(Db *db, char *err)
 {
     if (db->read_only) return 0;
     sqlite3_stmt *st;
-    if (prep(db, &st,
+    if (db_prep(db, &st,
              "SELECT id, owner_pid, owner_start, owner_boot, owner_host FROM runs WHERE status IN ('running','paused')",
              "looking for interrupted runs", err))
         return -1;
@@ -533,21 +532,22 @@ int db_mark_interrupted(Db *db, char *err)
     int marked = 0;
     for (int i = 0; i < n; i++) {
         /* the status check again: the owner may have finished meanwhile */
-        if (prep(db, &st,
+        if (db_prep(db, &st,
                  "UPDATE runs SET status='interrupted', message='the training process ended without finishing the run', "
                  "owner_pid=NULL, owner_start=NULL, owner_boot=NULL, owner_host=NULL, updated=?2 "
                  "WHERE id=?1 AND status IN ('running','paused')",
                  "marking a run interrupted", err)) { free(ids); return -1; }
         sqlite3_bind_int64(st, 1, ids[i]);
         sqlite3_bind_double(st, 2, db_wall_time());
-        if (step_done(db, st, "marking a run interrupted", err)) { free(ids); return -1; }
+        if (db_step_done(db, st, "marking a run interrupted", err)) { free(ids); return -1; }
         marked += sqlite3_changes(db->h);
     }
     free(ids);
     return marked;
 }
 
-int db_status_parse(const char *s)
+/* "running" -> RUN_RUNNING ...; -1 for an unknown name */
+static int status_parse(const char *s)
 {
     for (int i = RUN_PENDING; i <= RUN_INTERRUPTED; i++)
         if (!strcmp(s, run_status_name((RunStatus)i))) return i;
@@ -560,7 +560,7 @@ int64_t db_teacher_upsert(Db *db, const char *path, const char *sha256, const ch
                           char *err)
 {
     sqlite3_stmt *st;
-    if (prep(db, &st,
+    if (db_prep(db, &st,
              "INSERT INTO teachers(path, sha256, format, config, created) VALUES (?1, ?2, ?3, json(?4), ?5) "
              "ON CONFLICT(path, sha256) DO UPDATE SET format=excluded.format, config=excluded.config "
              "RETURNING id",
@@ -584,7 +584,7 @@ int db_teacher_get(Db *db, int64_t id, DbTeacher *out, char *err)
 {
     sqlite3_stmt *st;
     memset(out, 0, sizeof *out);
-    if (prep(db, &st, "SELECT id, path, sha256, format, config, created FROM teachers WHERE id=?", "reading a teacher", err))
+    if (db_prep(db, &st, "SELECT id, path, sha256, format, config, created FROM teachers WHERE id=?", "reading a teacher", err))
         return -1;
     sqlite3_bind_int64(st, 1, id);
     int rc = sqlite3_step(st);
@@ -632,7 +632,7 @@ static void run_from_row(Db *db, sqlite3_stmt *st, DbRun *r)
     if (!r->teacher_path) r->teacher_path = ob_strdup("");
     r->hparams = col_str(st, 4);
     const char *s = (const char *)sqlite3_column_text(st, 5);
-    int status = s ? db_status_parse(s) : -1;
+    int status = s ? status_parse(s) : -1;
     r->status = status < 0 ? RUN_FAILED : (RunStatus)status;
     r->message = col_str(st, 6);
     r->total_steps = sqlite3_column_int(st, 7);
@@ -681,7 +681,7 @@ int64_t db_run_create(Db *db, const char *name, int64_t teacher_id, const char *
         return -1;
     }
     if (db_exec(db->h, db->path, "BEGIN IMMEDIATE", "creating a run", db->busy_ms, err)) return -1;
-    if (prep(db, &st,
+    if (db_prep(db, &st,
              "INSERT INTO runs(name, teacher_id, hparams, status, total_steps, created, updated, owner_pid, owner_start, "
              "owner_boot, owner_host) VALUES (coalesce(?1, 'run-' || hex(randomblob(6))), ?2, json(?3), 'running', ?4, ?5, "
              "?5, ?6, ?7, ?8, ?9)",
@@ -728,7 +728,7 @@ int db_run_get(Db *db, int64_t id, DbRun *out, char *err)
 {
     sqlite3_stmt *st;
     memset(out, 0, sizeof *out);
-    if (prep(db, &st, "SELECT " RUN_COLS "WHERE r.id=?", "reading a run", err)) return -1;
+    if (db_prep(db, &st, "SELECT " RUN_COLS "WHERE r.id=?", "reading a run", err)) return -1;
     sqlite3_bind_int64(st, 1, id);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) run_from_row(db, st, out);
@@ -743,7 +743,7 @@ int db_run_find(Db *db, const char *key, DbRun *out, char *err)
     sqlite3_stmt *st;
     memset(out, 0, sizeof *out);
     int digits = *key && key[strspn(key, "0123456789")] == 0 && strlen(key) < 19;
-    if (prep(db, &st, "SELECT " RUN_COLS "WHERE r.name=?1 OR (?2 AND r.id=?3)", "finding a run", err)) return -1;
+    if (db_prep(db, &st, "SELECT " RUN_COLS "WHERE r.name=?1 OR (?2 AND r.id=?3)", "finding a run", err)) return -1;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int(st, 2, digits);
     sqlite3_bind_int64(st, 3, digits ? strtoll(key, NULL, 10) : 0);
@@ -763,7 +763,7 @@ int db_run_list(Db *db, DbRun **out, int *n, char *err)
     sqlite3_stmt *st;
     *out = NULL;
     *n = 0;
-    if (prep(db, &st, "SELECT " RUN_COLS "ORDER BY r.id DESC", "listing runs", err)) return -1;
+    if (db_prep(db, &st, "SELECT " RUN_COLS "ORDER BY r.id DESC", "listing runs", err)) return -1;
     int rc, cap = 0;
     DbRun *v = NULL;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -784,7 +784,7 @@ int db_run_list(Db *db, DbRun **out, int *n, char *err)
 /* run an UPDATE on one run and make sure the run exists */
 static int update_run(Db *db, sqlite3_stmt *st, int64_t id, const char *what, char *err)
 {
-    if (step_done(db, st, what, err)) return -1;
+    if (db_step_done(db, st, what, err)) return -1;
     if (sqlite3_changes(db->h) == 0) { ob_seterr(err, "%s: no run %lld", db->path, (long long)id); return -1; }
     return 0;
 }
@@ -793,7 +793,7 @@ int db_run_set_status(Db *db, int64_t id, RunStatus s, const char *message, char
 {
     sqlite3_stmt *st;
     int owned = s == RUN_RUNNING || s == RUN_PAUSED;
-    if (prep(db, &st,
+    if (db_prep(db, &st,
              owned ? "UPDATE runs SET status=?2, message=?3, updated=?4, owner_pid=?5, owner_start=?6, owner_boot=?7, "
                      "owner_host=?8 WHERE id=?1"
                    : "UPDATE runs SET status=?2, message=?3, updated=?4, owner_pid=NULL, owner_start=NULL, "
@@ -811,7 +811,7 @@ int db_run_set_status(Db *db, int64_t id, RunStatus s, const char *message, char
 int db_run_set_student(Db *db, int64_t id, const char *path, char *err)
 {
     sqlite3_stmt *st;
-    if (prep(db, &st, "UPDATE runs SET student_path=?2, updated=?3 WHERE id=?1", "setting the student path", err)) return -1;
+    if (db_prep(db, &st, "UPDATE runs SET student_path=?2, updated=?3 WHERE id=?1", "setting the student path", err)) return -1;
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_text(st, 2, path, -1, SQLITE_TRANSIENT);
     sqlite3_bind_double(st, 3, db_wall_time());
@@ -821,7 +821,7 @@ int db_run_set_student(Db *db, int64_t id, const char *path, char *err)
 int db_run_set_total(Db *db, int64_t id, int total_steps, char *err)
 {
     sqlite3_stmt *st;
-    if (prep(db, &st, "UPDATE runs SET total_steps=?2, updated=?3 WHERE id=?1", "setting the step count", err)) return -1;
+    if (db_prep(db, &st, "UPDATE runs SET total_steps=?2, updated=?3 WHERE id=?1", "setting the step count", err)) return -1;
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int(st, 2, total_steps);
     sqlite3_bind_double(st, 3, db_wall_time());
@@ -831,7 +831,7 @@ int db_run_set_total(Db *db, int64_t id, int total_steps, char *err)
 int db_run_delete(Db *db, int64_t id, char *err)
 {
     sqlite3_stmt *st;
-    if (prep(db, &st, "DELETE FROM runs WHERE id=?1", "deleting a run", err)) return -1;
+    if (db_prep(db, &st, "DELETE FROM runs WHERE id=?1", "deleting a run", err)) return -1;
     sqlite3_bind_int64(st, 1, id);
     return update_run(db, st, id, "deleting a run", err);
 }
@@ -839,7 +839,7 @@ int db_run_delete(Db *db, int64_t id, char *err)
 int db_run_hparam(Db *db, int64_t id, const char *key, char *buf, size_t n, char *err)
 {
     sqlite3_stmt *st;
-    if (prep(db, &st,
+    if (db_prep(db, &st,
              "SELECT json_type(hparams, '$.\"' || ?2 || '\"'), json_extract(hparams, '$.\"' || ?2 || '\"') FROM runs "
              "WHERE id=?1",
              "reading a hyperparameter", err))
@@ -869,22 +869,22 @@ int db_run_hparam(Db *db, int64_t id, const char *key, char *buf, size_t n, char
 int db_metric_put(Db *db, int64_t run, const DbMetric *m, char *err)
 {
     sqlite3_stmt *st;
-    if (prep(db, &st, DB_SQL_METRIC_PUT, "storing a metric", err)) return -1;
+    if (db_prep(db, &st, DB_SQL_METRIC_PUT, "storing a metric", err)) return -1;
     db_bind_metric(st, run, m);
-    return step_done(db, st, "storing a metric", err);
+    return db_step_done(db, st, "storing a metric", err);
 }
 
 void db_bind_metric(sqlite3_stmt *st, int64_t run, const DbMetric *m)
 {
     sqlite3_bind_int64(st, 1, run);
     sqlite3_bind_int(st, 2, m->step);
-    bind_real_or_null(st, 3, m->loss);
-    bind_real_or_null(st, 4, m->kl);
-    bind_real_or_null(st, 5, m->mse);
-    bind_real_or_null(st, 6, m->lr);
-    bind_real_or_null(st, 7, m->grad_norm);
-    bind_real_or_null(st, 8, m->tokens_per_s);
-    bind_real_or_null(st, 9, m->wall);
+    db_bind_real_or_null(st, 3, m->loss);
+    db_bind_real_or_null(st, 4, m->kl);
+    db_bind_real_or_null(st, 5, m->mse);
+    db_bind_real_or_null(st, 6, m->lr);
+    db_bind_real_or_null(st, 7, m->grad_norm);
+    db_bind_real_or_null(st, 8, m->tokens_per_s);
+    db_bind_real_or_null(st, 9, m->wall);
 }
 
 void db_bind_eval(sqlite3_stmt *st, int64_t run, const DbEval *e)
@@ -892,8 +892,8 @@ void db_bind_eval(sqlite3_stmt *st, int64_t run, const DbEval *e)
     sqlite3_bind_int64(st, 1, run);
     sqlite3_bind_int(st, 2, e->step);
     sqlite3_bind_text(st, 3, e->dataset, -1, SQLITE_TRANSIENT);
-    bind_real_or_null(st, 4, e->nll);
-    bind_real_or_null(st, 5, e->ppl);
+    db_bind_real_or_null(st, 4, e->nll);
+    db_bind_real_or_null(st, 5, e->ppl);
     sqlite3_bind_double(st, 6, e->time > 0 ? e->time : db_wall_time());
     sqlite3_bind_text(st, 7, e->model[0] ? e->model : "student", -1, SQLITE_TRANSIENT);
 }
@@ -901,21 +901,21 @@ void db_bind_eval(sqlite3_stmt *st, int64_t run, const DbEval *e)
 int db_eval_put(Db *db, int64_t run, const DbEval *e, char *err)
 {
     sqlite3_stmt *st;
-    if (prep(db, &st, DB_SQL_EVAL_PUT, "storing an evaluation", err)) return -1;
+    if (db_prep(db, &st, DB_SQL_EVAL_PUT, "storing an evaluation", err)) return -1;
     db_bind_eval(st, run, e);
-    return step_done(db, st, "storing an evaluation", err);
+    return db_step_done(db, st, "storing an evaluation", err);
 }
 
 int db_checkpoint_put(Db *db, int64_t run, int step, const char *path, const char *sha256, char *err)
 {
     sqlite3_stmt *st;
-    if (prep(db, &st, DB_SQL_CKPT_PUT, "storing a checkpoint", err)) return -1;
+    if (db_prep(db, &st, DB_SQL_CKPT_PUT, "storing a checkpoint", err)) return -1;
     sqlite3_bind_int64(st, 1, run);
     sqlite3_bind_int(st, 2, step);
     sqlite3_bind_text(st, 3, path, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 4, sha256 ? sha256 : "", -1, SQLITE_TRANSIENT);
     sqlite3_bind_double(st, 5, db_wall_time());
-    return step_done(db, st, "storing a checkpoint", err);
+    return db_step_done(db, st, "storing a checkpoint", err);
 }
 
 void *db_grow(void *v, int n, int *cap, size_t sz)
@@ -932,7 +932,7 @@ int db_metrics(Db *db, int64_t run, DbMetric **out, int *n, char *err)
     sqlite3_stmt *st;
     *out = NULL;
     *n = 0;
-    if (prep(db, &st,
+    if (db_prep(db, &st,
              "SELECT step, loss, kl, mse, lr, grad_norm, tokens_per_s, wall FROM metrics WHERE run_id=? ORDER BY step",
              "reading metrics", err))
         return -1;
@@ -962,7 +962,7 @@ int db_evals(Db *db, int64_t run, DbEval **out, int *n, char *err)
     sqlite3_stmt *st;
     *out = NULL;
     *n = 0;
-    if (prep(db, &st, "SELECT step, dataset, nll, ppl, time, model FROM evals WHERE run_id=? ORDER BY step, dataset, model",
+    if (db_prep(db, &st, "SELECT step, dataset, nll, ppl, time, model FROM evals WHERE run_id=? ORDER BY step, dataset, model",
              "reading evaluations", err))
         return -1;
     sqlite3_bind_int64(st, 1, run);
@@ -1001,7 +1001,7 @@ int db_checkpoints(Db *db, int64_t run, DbCheckpoint **out, int *n, char *err)
     sqlite3_stmt *st;
     *out = NULL;
     *n = 0;
-    if (prep(db, &st, "SELECT id, step, path, sha256, time FROM checkpoints WHERE run_id=? ORDER BY step",
+    if (db_prep(db, &st, "SELECT id, step, path, sha256, time FROM checkpoints WHERE run_id=? ORDER BY step",
              "reading checkpoints", err))
         return -1;
     sqlite3_bind_int64(st, 1, run);
@@ -1027,7 +1027,7 @@ int db_checkpoint_latest(Db *db, int64_t run, DbCheckpoint *out, char *err)
 {
     sqlite3_stmt *st;
     memset(out, 0, sizeof *out);
-    if (prep(db, &st, "SELECT id, step, path, sha256, time FROM checkpoints WHERE run_id=? ORDER BY step DESC LIMIT 1",
+    if (db_prep(db, &st, "SELECT id, step, path, sha256, time FROM checkpoints WHERE run_id=? ORDER BY step DESC LIMIT 1",
              "reading checkpoints", err))
         return -1;
     sqlite3_bind_int64(st, 1, run);
@@ -1040,99 +1040,12 @@ int db_checkpoint_latest(Db *db, int64_t run, DbCheckpoint *out, char *err)
     return -1;
 }
 
-/* ---- per-layer statistics ---------------------------------------------------------- */
-
-int db_layer_stats_put(Db *db, int64_t teacher, const DbLayerStat *s, int n, char *err)
-{
-    sqlite3_stmt *st = NULL;
-    if (db_exec(db->h, db->path, "BEGIN IMMEDIATE", "storing layer statistics", db->busy_ms, err)) return -1;
-    if (prep(db, &st, "DELETE FROM layer_stats WHERE teacher_id=?", "storing layer statistics", err)) goto fail;
-    sqlite3_bind_int64(st, 1, teacher);
-    if (step_done(db, st, "storing layer statistics", err)) goto fail;
-    if (prep(db, &st,
-             "INSERT INTO layer_stats(teacher_id, layer, kind, name, rows, cols, nmf_err, svd_err, xnor_err, pos_frac, "
-             "detail, time) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, json(?11), ?12)",
-             "storing layer statistics", err))
-        goto fail;
-    double now = db_wall_time();
-    for (int i = 0; i < n; i++) {
-        sqlite3_reset(st);
-        sqlite3_bind_int64(st, 1, teacher);
-        sqlite3_bind_int(st, 2, s[i].layer);
-        sqlite3_bind_int(st, 3, s[i].kind);
-        sqlite3_bind_text(st, 4, s[i].name, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int(st, 5, s[i].rows);
-        sqlite3_bind_int(st, 6, s[i].cols);
-        bind_real_or_null(st, 7, s[i].nmf_err);
-        bind_real_or_null(st, 8, s[i].svd_err);
-        bind_real_or_null(st, 9, s[i].xnor_err);
-        bind_real_or_null(st, 10, s[i].pos_frac);
-        sqlite3_bind_text(st, 11, s[i].detail && *s[i].detail ? s[i].detail : "{}", -1, SQLITE_TRANSIENT);
-        sqlite3_bind_double(st, 12, now);
-        int rc = sqlite3_step(st);
-        if (rc != SQLITE_DONE) {
-            if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) ob_seterr(err, "%s: no teacher %lld", db->path, (long long)teacher);
-            else dberr(db, rc, "storing layer statistics", err);
-            goto fail;
-        }
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-    if (db_exec(db->h, db->path, "COMMIT", "storing layer statistics", db->busy_ms, err)) goto fail;
-    return 0;
-fail:
-    sqlite3_finalize(st);
-    sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
-    return -1;
-}
-
-int db_layer_stats_get(Db *db, int64_t teacher, DbLayerStat **out, int *n, char *err)
-{
-    sqlite3_stmt *st;
-    *out = NULL;
-    *n = 0;
-    if (prep(db, &st,
-             "SELECT layer, kind, name, rows, cols, nmf_err, svd_err, xnor_err, pos_frac, detail FROM layer_stats "
-             "WHERE teacher_id=? ORDER BY layer, kind",
-             "reading layer statistics", err))
-        return -1;
-    sqlite3_bind_int64(st, 1, teacher);
-    int rc, cap = 0;
-    DbLayerStat *v = NULL;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        v = db_grow(v, *n, &cap, sizeof *v);
-        DbLayerStat *s = &v[(*n)++];
-        memset(s, 0, sizeof *s);
-        s->layer = sqlite3_column_int(st, 0);
-        s->kind = sqlite3_column_int(st, 1);
-        const char *name = (const char *)sqlite3_column_text(st, 2);
-        snprintf(s->name, sizeof s->name, "%s", name ? name : "");
-        s->rows = sqlite3_column_int(st, 3);
-        s->cols = sqlite3_column_int(st, 4);
-        s->nmf_err = db_col_real_or_nan(st, 5);
-        s->svd_err = db_col_real_or_nan(st, 6);
-        s->xnor_err = db_col_real_or_nan(st, 7);
-        s->pos_frac = db_col_real_or_nan(st, 8);
-        s->detail = col_str(st, 9);
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) { db_layer_stats_free(v, *n); *n = 0; dberr(db, rc, "reading layer statistics", err); return -1; }
-    *out = v;
-    return 0;
-}
-
-void db_layer_stats_free(DbLayerStat *s, int n)
-{
-    for (int i = 0; i < n; i++) free(s[i].detail);
-    free(s);
-}
-
 /* ---- chats ------------------------------------------------------------------------- */
 
 int64_t db_chat_new_session(Db *db, int64_t run, int64_t teacher, char *err)
 {
     sqlite3_stmt *st;
-    if (prep(db, &st,
+    if (db_prep(db, &st,
              run ? "SELECT coalesce(max(session), 0) + 1 FROM chats WHERE run_id=?1"
                  : "SELECT coalesce(max(session), 0) + 1 FROM chats WHERE teacher_id=?1 AND run_id IS NULL",
              "starting a chat", err))
@@ -1149,7 +1062,7 @@ int64_t db_chat_add(Db *db, int64_t run, int64_t teacher, int64_t session, const
 {
     sqlite3_stmt *st;
     if (!run && !teacher) { ob_seterr(err, "%s: a chat belongs to a run or a teacher", db->path); return -1; }
-    if (prep(db, &st, "INSERT INTO chats(run_id, teacher_id, session, role, text, time) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    if (db_prep(db, &st, "INSERT INTO chats(run_id, teacher_id, session, role, text, time) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
              "storing a chat message", err))
         return -1;
     if (run) sqlite3_bind_int64(st, 1, run);
@@ -1176,7 +1089,7 @@ int db_chat_list(Db *db, int64_t run, int64_t teacher, int64_t session, DbChat *
     sqlite3_stmt *st;
     *out = NULL;
     *n = 0;
-    if (prep(db, &st,
+    if (db_prep(db, &st,
              run ? "SELECT id, run_id, teacher_id, session, role, text, time FROM chats WHERE run_id=?1 AND (?2 < 0 OR "
                    "session=?2) ORDER BY session, id"
                  : "SELECT id, run_id, teacher_id, session, role, text, time FROM chats WHERE teacher_id=?1 AND run_id IS "

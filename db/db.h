@@ -53,9 +53,6 @@ int db_integrity_check(Db *db, char *err);
  * returns how many, or -1 */
 int db_mark_interrupted(Db *db, char *err);
 
-/* "running" -> RUN_RUNNING ...; -1 for an unknown name */
-int db_status_parse(const char *s);
-
 /* ---- teachers ----------------------------------------------------------- */
 typedef struct {
     int64_t id;
@@ -138,20 +135,7 @@ void db_checkpoints_free(DbCheckpoint *c, int n);
 /* latest checkpoint: 1 found (free out->path), 0 none, -1 error */
 int db_checkpoint_latest(Db *db, int64_t run, DbCheckpoint *out, char *err);
 
-/* ---- per-layer statistics (inspect) --------------------------------------- */
-typedef struct {
-    int layer, kind;              /* kind: LIN_Q .. LIN_UP */
-    char name[32];
-    int rows, cols;
-    double nmf_err, svd_err, xnor_err, pos_frac;
-    char *detail;                 /* JSON: balance spreads, ranges, histograms */
-} DbLayerStat;
-
-/* replace every statistic of the teacher by these n, in one transaction */
-int db_layer_stats_put(Db *db, int64_t teacher, const DbLayerStat *st, int n, char *err);
-/* in (layer, kind) order; n = 0 when inspect never ran */
-int db_layer_stats_get(Db *db, int64_t teacher, DbLayerStat **out, int *n, char *err);
-void db_layer_stats_free(DbLayerStat *st, int n);
+/* ---- per-layer statistics: db_svid.h ----------------------------------- */
 
 /* ---- chats ---------------------------------------------------------------- */
 typedef struct {

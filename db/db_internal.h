@@ -37,6 +37,12 @@ int db_exec(sqlite3 *h, const char *path, const char *sql, const char *what, int
 int db_connect(const char *path, int read_only, int busy_ms, sqlite3 **out, char *err);
 void db_owner_self(DbOwner *o);
 double db_wall_time(void);
+/* prepare sql on db's connection; -1 with err ("... while WHAT") */
+int db_prep(Db *db, sqlite3_stmt **st, const char *sql, const char *what, char *err);
+/* step a statement that returns no rows, then finalize it */
+int db_step_done(Db *db, sqlite3_stmt *st, const char *what, char *err);
+/* bind v, or NULL when it is not finite */
+void db_bind_real_or_null(sqlite3_stmt *st, int i, double v);
 void db_bind_metric(sqlite3_stmt *st, int64_t run, const DbMetric *m);
 void db_bind_eval(sqlite3_stmt *st, int64_t run, const DbEval *e);
 /* a REAL column, NaN for NULL */

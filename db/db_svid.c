@@ -86,25 +86,51 @@ static char *detail_json(const LayerStats *s)
     return b.s;
 }
 
-int db_layer_stats_save(Db *db, int64_t teacher, const LayerStats *st, int n, char *err)
+int db_layer_stats_save(Db *db, int64_t teacher, const LayerStats *s, int n, char *err)
 {
-    DbLayerStat *v = ob_calloc(n > 0 ? (size_t)n : 1, sizeof *v);
+    static const char *what = "storing layer statistics";
+    sqlite3_stmt *st = NULL;
+    if (db_exec(db->h, db->path, "BEGIN IMMEDIATE", what, db->busy_ms, err)) return -1;
+    if (db_prep(db, &st, "DELETE FROM layer_stats WHERE teacher_id=?", what, err)) goto fail;
+    sqlite3_bind_int64(st, 1, teacher);
+    int bad = db_step_done(db, st, what, err); /* finalizes st */
+    st = NULL;
+    if (bad) goto fail;
+    if (db_prep(db, &st,
+                "INSERT INTO layer_stats(teacher_id, layer, kind, name, rows, cols, nmf_err, svd_err, xnor_err, pos_frac, "
+                "detail, time) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, json(?11), ?12)",
+                what, err))
+        goto fail;
+    double now = db_wall_time();
     for (int i = 0; i < n; i++) {
-        v[i].layer = st[i].layer;
-        v[i].kind = st[i].kind;
-        snprintf(v[i].name, sizeof v[i].name, "%s", st[i].name);
-        v[i].rows = st[i].rows;
-        v[i].cols = st[i].cols;
-        v[i].nmf_err = st[i].nmf_err;
-        v[i].svd_err = st[i].svd_err;
-        v[i].xnor_err = st[i].xnor_err;
-        v[i].pos_frac = st[i].pos_frac;
-        v[i].detail = detail_json(&st[i]);
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, teacher);
+        sqlite3_bind_int(st, 2, s[i].layer);
+        sqlite3_bind_int(st, 3, s[i].kind);
+        sqlite3_bind_text(st, 4, s[i].name, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(st, 5, s[i].rows);
+        sqlite3_bind_int(st, 6, s[i].cols);
+        db_bind_real_or_null(st, 7, s[i].nmf_err);
+        db_bind_real_or_null(st, 8, s[i].svd_err);
+        db_bind_real_or_null(st, 9, s[i].xnor_err);
+        db_bind_real_or_null(st, 10, s[i].pos_frac);
+        sqlite3_bind_text(st, 11, detail_json(&s[i]), -1, free);
+        sqlite3_bind_double(st, 12, now);
+        int rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE) {
+            if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) ob_seterr(err, "%s: no teacher %lld", db->path, (long long)teacher);
+            else db_set_sqlerr(db->h, rc, db->path, what, db->busy_ms, err);
+            goto fail;
+        }
     }
-    int rc = db_layer_stats_put(db, teacher, v, n, err);
-    for (int i = 0; i < n; i++) free(v[i].detail);
-    free(v);
-    return rc;
+    sqlite3_finalize(st);
+    st = NULL;
+    if (db_exec(db->h, db->path, "COMMIT", what, db->busy_ms, err)) goto fail;
+    return 0;
+fail:
+    sqlite3_finalize(st);
+    sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+    return -1;
 }
 
 /* the numbers of a JSON array of integers ("[1,2,3]") into h */

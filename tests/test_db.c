@@ -294,23 +294,6 @@ static void test_crud(void)
     CHECK(db_run_list(db, &list, &n, err) == 0 && n == 2 && list[0].id == r2 && list[1].id == r1, "list newest first");
     db_run_list_free(list, n);
 
-    /* layer statistics */
-    DbLayerStat ls[3] = {
-        {0, 0, "layers.0.wq", 64, 64, 0.5, 0.51, 0.6, 0.5, "{\"w_hist\":[1,2,3]}"},
-        {0, 1, "layers.0.wk", 32, 64, 0.4, 0.41, 0.5, 0.49, NULL},
-        {1, 0, "layers.1.wq", 64, 64, 0.45, 0.46, 0.55, 0.52, "{}"},
-    };
-    CHECK(db_layer_stats_put(db, t1, ls, 3, err) == 0, "layer stats: %s", err);
-    CHECK(db_layer_stats_put(db, t1, ls, 2, err) == 0, "layer stats replaced: %s", err);
-    DbLayerStat *got;
-    CHECK(db_layer_stats_get(db, t1, &got, &n, err) == 0 && n == 2, "layer stats get: %d", n);
-    if (n == 2)
-        CHECK(!strcmp(got[0].name, "layers.0.wq") && got[0].rows == 64 && got[1].cols == 64 && got[0].nmf_err == 0.5 &&
-                  !strcmp(got[0].detail, "{\"w_hist\":[1,2,3]}") && !strcmp(got[1].detail, "{}"),
-              "layer stat values");
-    db_layer_stats_free(got, n);
-    CHECK(db_layer_stats_put(db, 4242, ls, 1, err) == -1 && strstr(err, "no teacher 4242"), "stats fk: %s", err);
-
     /* chats */
     int64_t s1 = db_chat_new_session(db, r1, 0, err);
     CHECK(s1 == 1, "first session");
@@ -387,6 +370,15 @@ static void test_layer_stats_roundtrip(void)
     free(got);
     CHECK(db_layer_stats_load(db, t + 1, &got, &n, err) == 0 && n == 0, "none for another teacher");
     free(got);
+    /* a save replaces the teacher's whole set; a missing teacher is refused */
+    CHECK(db_layer_stats_save(db, t, st, 2, err) == 0, "save again: %s", err);
+    CHECK(db_layer_stats_load(db, t, &got, &n, err) == 0 && n == 2 && !strcmp(got[0].name, "layers.0.w0") &&
+              !strcmp(got[1].name, "layers.0.w1") && got[1].rows == st[1].rows && got[0].nmf_err == st[0].nmf_err,
+          "replaced by the 2 saved last: %d %s", n, err);
+    free(got);
+    CHECK(q_int(db->h, "SELECT count(*) FROM layer_stats") == 2, "no rows of the first save left");
+    CHECK(db_layer_stats_save(db, 4242, st, 1, err) == -1 && strstr(err, "no teacher 4242"), "stats fk: %s", err);
+    CHECK(q_int(db->h, "SELECT count(*) FROM layer_stats") == 2, "a refused save changes nothing");
     sqlite3_exec(db->h, "UPDATE layer_stats SET detail='{\"bins\":64,\"abs_hist\":[1,2]}' WHERE kind=1", NULL, NULL, NULL);
     CHECK(db_layer_stats_load(db, t, &got, &n, err) == -1 && strstr(err, "damaged layer statistics for layers.0.w1"),
           "damaged detail: %s", err);
