@@ -289,6 +289,38 @@ tm send-keys -t e2e Enter
 check "unwritable student file: not started" wait_for "run not started: /nonexistent-ob/s.onebit: cannot write"
 check "and nothing generated" absent "generating data"
 
+# a training run and a chat at the same time (what a ThreadSanitizer build
+# is here for): the teacher replies on the Chat screen while a long run
+# trains; the status bar says the run trained before, during and after
+tm send-keys -t e2e n
+check "sixth form" wait_for "New training run"
+tm send-keys -t e2e Down C-u
+tm send-keys -t e2e -l "$DATA"
+tm send-keys -t e2e Down Down C-u
+tm send-keys -t e2e -l 0
+tm send-keys -t e2e Down C-u
+tm send-keys -t e2e -l 100000
+tm send-keys -t e2e Enter
+check "a long run trains" wait_re "\[running\] +step [1-9][0-9]*/100000 " 120
+tm send-keys -t e2e 5 Escape n
+check "Chat screen, transcript cleared" wait_gone "The dog"
+check "the run trains while the Chat screen shows" wait_re "training step [0-9]+/100000"
+bar_step() { sed -n 's/.*: training step \([0-9]*\)\/100000.*/\1/p' "$TMP/screen" | head -n1; }
+c1=$(bar_step)
+tm send-keys -t e2e i
+tm send-keys -t e2e -l "Once upon a time there was a"
+tm send-keys -t e2e Enter
+check "the teacher replies while the run trains" wait_re "teacher +[0-9]+ tokens, [0-9.]+ tokens/s" 120
+check "the reply finishes" wait_gone "tokens/s ..." 120
+check "the run still trains" grep -qE "training step [0-9]+/100000" "$TMP/screen"
+c2=$(bar_step)
+step_past() { [ "$(bar_step)" -gt "$1" ] 2>/dev/null; }
+check "the run stepped on past the chat ($c1, $c2)" poll_screen "the run to step past $c2" 120 step_past "${c2:-0}"
+tm send-keys -t e2e Escape 3 x
+check "stop the long run asks first" wait_for "Stop the run?"
+tm send-keys -t e2e y
+check "the long run stopped" wait_re "\[stopped\] +step [0-9]+/100000 " 60
+
 tm send-keys -t e2e q
 check "q quits" wait_file "$TMP/exit"
 st=$(cat "$TMP/exit" 2>/dev/null)
