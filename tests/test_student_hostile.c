@@ -55,6 +55,47 @@ static unsigned char *copy(void)
     return b;
 }
 
+/* One field set to a hostile value, the checksum recomputed: the little-
+ * endian integer of `width` (4 or 8) bytes at `off` from the start of the
+ * file (name NULL) or of tensor `name`'s table entry. */
+typedef struct {
+    const char *name;
+    size_t off;
+    int width;
+    uint64_t v;
+    const char *want, *what; /* as for expect_fail */
+} Damage;
+
+static const Damage damages[] = {
+    {NULL, 8, 4, 2, "version 2", "version"},
+    {NULL, 28, 4, 0, "bad model config", "config"},                 /* n_heads */
+    {NULL, 20, 4, 80, "the config needs", "config vs shapes"},      /* hidden_dim 72 -> 80 */
+    {NULL, 60, 4, 0xffffffffu, "tensors, the config needs", "huge count"},
+    /* huge shape: size no longer matches (and the product overflows) */
+    {"tok_emb", 80, 8, 1ull << 62, "does not match its shape", "huge shape"},
+    /* offsets wrapping around 2^64, inside the header/table */
+    {"layers.0.wq.g", 96, 8, 0xffffffffffffffc0ull, "outside the data area", "offset wrap"},
+    {"layers.0.wq.g", 96, 8, 0, "outside the data area", "offset in header"},
+    /* unknown type, bad rank, flags */
+    {"rms_final", 64, 4, 9, "unknown type", "type"},
+    {"rms_final", 72, 4, 3, "bad rank", "rank"},
+    {"layers.0.wv.sign", 68, 4, 6, "unknown flags", "flags"},
+    /* tokenizer: bad bos, count mismatch */
+    {NULL, 92, 4, 12, "bad bos/eos", "bos"},
+    {NULL, 88, 4, 11, "tokenizer has 11 tokens", "tokenizer count"},
+};
+
+static void expect_fail_damage(const Damage *d)
+{
+    unsigned char *b = copy();
+    unsigned char *p = (d->name ? entry(b, d->name) : b) + d->off;
+    if (d->width == 4) put32(p, (uint32_t)d->v);
+    else put64(p, d->v);
+    fix_checksum(b, orig_n);
+    expect_fail(b, orig_n, d->want, d->what);
+    free(b);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
@@ -92,40 +133,13 @@ int main(void)
     memcpy(b, "ONEBIT\0\1", 8);
     expect_fail(b, orig_n, "bad magic", "magic");
     free(b);
-    b = copy();
-    put32(b + 8, 2);
-    fix_checksum(b, orig_n);
-    expect_fail(b, orig_n, "version 2", "version");
-    free(b);
+    /* single fields: header, table entries */
+    for (size_t i = 0; i < sizeof damages / sizeof damages[0]; i++) expect_fail_damage(&damages[i]);
     /* trailing garbage */
     b = malloc(orig_n + 64);
     memcpy(b, orig, orig_n);
     memset(b + orig_n, 0, 64);
     expect_fail(b, orig_n + 64, "trailing data", "trailing");
-    free(b);
-    /* bad config */
-    b = copy();
-    put32(b + 28, 0); /* n_heads */
-    fix_checksum(b, orig_n);
-    expect_fail(b, orig_n, "bad model config", "config");
-    free(b);
-    /* config that disagrees with the tensors: hidden_dim 72 -> 80 */
-    b = copy();
-    put32(b + 20, 80);
-    fix_checksum(b, orig_n);
-    expect_fail(b, orig_n, "the config needs", "config vs shapes");
-    free(b);
-    /* huge tensor count */
-    b = copy();
-    put32(b + 60, 0xffffffffu);
-    fix_checksum(b, orig_n);
-    expect_fail(b, orig_n, "tensors, the config needs", "huge count");
-    free(b);
-    /* huge shape: size no longer matches (and the product overflows) */
-    b = copy();
-    put64(entry(b, "tok_emb") + 80, 1ull << 62);
-    fix_checksum(b, orig_n);
-    expect_fail(b, orig_n, "does not match its shape", "huge shape");
     free(b);
     /* huge size consistent with a huge shape: outside the file */
     b = copy();
@@ -140,18 +154,6 @@ int main(void)
     fix_checksum(b, orig_n);
     expect_fail(b, orig_n, "outside the data area", "offset past end");
     free(b);
-    /* offset wrapping around 2^64 */
-    b = copy();
-    put64(entry(b, "layers.0.wq.g") + 96, 0xffffffffffffffc0ull);
-    fix_checksum(b, orig_n);
-    expect_fail(b, orig_n, "outside the data area", "offset wrap");
-    free(b);
-    /* offset inside the header/table */
-    b = copy();
-    put64(entry(b, "layers.0.wq.g") + 96, 0);
-    fix_checksum(b, orig_n);
-    expect_fail(b, orig_n, "outside the data area", "offset in header");
-    free(b);
     /* unaligned */
     b = copy();
     put64(entry(b, "layers.0.wk.h") + 96, get64(entry(b, "layers.0.wk.h") + 96) + 2);
@@ -163,22 +165,6 @@ int main(void)
     put64(entry(b, "layers.0.wk.g") + 96, get64(entry(b, "layers.0.wq.g") + 96));
     fix_checksum(b, orig_n);
     expect_fail(b, orig_n, "overlap", "overlap");
-    free(b);
-    /* unknown type, bad rank, flags */
-    b = copy();
-    put32(entry(b, "rms_final") + 64, 9);
-    fix_checksum(b, orig_n);
-    expect_fail(b, orig_n, "unknown type", "type");
-    free(b);
-    b = copy();
-    put32(entry(b, "rms_final") + 72, 3);
-    fix_checksum(b, orig_n);
-    expect_fail(b, orig_n, "bad rank", "rank");
-    free(b);
-    b = copy();
-    put32(entry(b, "layers.0.wv.sign") + 68, 6);
-    fix_checksum(b, orig_n);
-    expect_fail(b, orig_n, "unknown flags", "flags");
     free(b);
     /* wrong type for a known tensor (same byte size: F32 (40) -> F16 (80)) */
     b = copy();
@@ -212,48 +198,31 @@ int main(void)
     b[105] ^= 1;
     expect_fail(b, orig_n, "checksum mismatch", "checksum (field)");
     free(b);
-    /* NaN / Inf in g, h and an FP tensor */
-    b = copy();
-    unsigned char *g = b + get64(entry(b, "layers.1.w3.g") + 96);
-    g[6] = 0x00; g[7] = 0x7e;
-    fix_checksum(b, orig_n);
-    expect_fail(b, orig_n, "layers.1.w3.g: element 3 is not finite", "NaN g");
-    free(b);
-    b = copy();
-    g = b + get64(entry(b, "layers.0.wo.h") + 96);
-    g[0] = 0x00; g[1] = 0x7c;
-    fix_checksum(b, orig_n);
-    expect_fail(b, orig_n, "not finite", "Inf h");
-    free(b);
-    b = copy();
-    g = b + get64(entry(b, "rms_att") + 96);
-    put32(g + 8, 0x7fc00000u);
-    fix_checksum(b, orig_n);
-    expect_fail(b, orig_n, "rms_att: element 2 is not finite", "NaN rms");
-    free(b);
+    /* in the data: NaN / Inf in g (FP16), h and an FP32 tensor, a
+     * tokenizer piece length past the end */
+    static const struct {
+        const char *name;
+        size_t at, n;
+        unsigned char bytes[4];
+        const char *want, *what;
+    } data_damages[] = {
+        {"layers.1.w3.g", 6, 2, {0x00, 0x7e}, "layers.1.w3.g: element 3 is not finite", "NaN g"},
+        {"layers.0.wo.h", 0, 2, {0x00, 0x7c}, "not finite", "Inf h"},
+        {"rms_att", 8, 4, {0x00, 0x00, 0xc0, 0x7f}, "rms_att: element 2 is not finite", "NaN rms"},
+        {"tokenizer.pieces", 0, 4, {0xe8, 0x03, 0x00, 0x00}, "past the end of tokenizer.pieces", "piece length"},
+    };
+    for (size_t i = 0; i < sizeof data_damages / sizeof data_damages[0]; i++) {
+        b = copy();
+        memcpy(b + get64(entry(b, data_damages[i].name) + 96) + data_damages[i].at, data_damages[i].bytes, data_damages[i].n);
+        fix_checksum(b, orig_n);
+        expect_fail(b, orig_n, data_damages[i].want, data_damages[i].what);
+        free(b);
+    }
     /* padding bits of a sign row (in = 40 < 64) */
     b = copy();
-    g = b + get64(entry(b, "layers.0.wq.sign") + 96);
-    g[7] |= 0x80;
+    b[get64(entry(b, "layers.0.wq.sign") + 96) + 7] |= 0x80;
     fix_checksum(b, orig_n);
     expect_fail(b, orig_n, "padding bits", "padding");
-    free(b);
-    /* tokenizer: piece length past the end, bad bos, count mismatch */
-    b = copy();
-    g = b + get64(entry(b, "tokenizer.pieces") + 96);
-    put32(g, 1000);
-    fix_checksum(b, orig_n);
-    expect_fail(b, orig_n, "past the end of tokenizer.pieces", "piece length");
-    free(b);
-    b = copy();
-    put32(b + 92, 12);
-    fix_checksum(b, orig_n);
-    expect_fail(b, orig_n, "bad bos/eos", "bos");
-    free(b);
-    b = copy();
-    put32(b + 88, 11);
-    fix_checksum(b, orig_n);
-    expect_fail(b, orig_n, "tokenizer has 11 tokens", "tokenizer count");
     free(b);
     /* reserved bytes */
     b = copy();
