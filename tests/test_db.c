@@ -577,43 +577,38 @@ static void test_locked(void)
     db_close(db);
 }
 
+/* the child of test_full_disk: chat rows into the database at path until
+ * the file size limit; *res (long): how many were committed */
+static int fill_until_full(void *path, void *res)
+{
+    char err[OB_ERRLEN];
+    long *ok = res;
+    *ok = 0;
+    Db *db = db_open(path, 0, err);
+    if (!db) return 2;
+    if (limit_file_size(256 * 1024)) return 3;
+    char big[2000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    for (int s = 0; s < 100000; s++) {
+        /* each one its own transaction, with a chat text to fill pages fast */
+        if (db_chat_add(db, 1, 0, 1, "user", big, err) < 0) break;
+        (*ok)++;
+    }
+    int full = strstr(err, "full.db: file size limit reached (ulimit -f)") != NULL;
+    if (!full) fprintf(stderr, "full disk message: %s\n", err);
+    db_close(db);
+    return full ? 0 : 1;
+}
+
 /* fill the database under RLIMIT_FSIZE until the disk is "full" */
 static void test_full_disk(void)
 {
     const char *path = tmp("full.db");
     make_db_with_run(path);
-    int fd[2];
-    if (pipe(fd)) return;
-    pid_t pid = fork();
-    if (pid == 0) {
-        char err[OB_ERRLEN];
-        close(fd[0]);
-        signal(SIGXFSZ, SIG_IGN);
-        Db *db = db_open(path, 0, err);
-        if (!db) _exit(2);
-        struct rlimit rl = {256 * 1024, 256 * 1024};
-        if (setrlimit(RLIMIT_FSIZE, &rl)) _exit(3);
-        long ok = 0;
-        char big[2000];
-        memset(big, 'x', sizeof big - 1);
-        big[sizeof big - 1] = 0;
-        for (int s = 0; s < 100000; s++) {
-            /* each one its own transaction, with a chat text to fill pages fast */
-            if (db_chat_add(db, 1, 0, 1, "user", big, err) < 0) break;
-            ok++;
-        }
-        int full = strstr(err, "full.db: file size limit reached (ulimit -f)") != NULL;
-        if (!full) fprintf(stderr, "full disk message: %s\n", err);
-        if (write(fd[1], &ok, sizeof ok) != sizeof ok) _exit(4);
-        db_close(db);
-        _exit(full ? 0 : 1);
-    }
-    close(fd[1]);
     long ok = -1;
-    if (read(fd[0], &ok, sizeof ok) != sizeof ok) ok = -1;
-    close(fd[0]);
     int status;
-    waitpid(pid, &status, 0);
+    in_child(fill_until_full, (void *)path, &ok, sizeof ok, &status);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child saw a clear full-disk error (status %d)", status);
     CHECK(ok > 10 && ok < 100000, "some inserts succeeded before the limit: %ld", ok);
     char err[OB_ERRLEN];
@@ -629,62 +624,61 @@ static void test_full_disk(void)
     db_close(db);
 }
 
+/* the child of test_full_tmpfs: res (long[3]) = {the error said "disk
+ * full", the database was intact after it, rows committed}; 77 when no
+ * tmpfs can be mounted */
+static int fill_tmpfs(void *ctx, void *res)
+{
+    char err[OB_ERRLEN], mnt[600], path[700];
+    snprintf(mnt, sizeof mnt, "%s", tmp("tmpfs"));
+    snprintf(path, sizeof path, "%s/full.db", mnt);
+    mkdir(mnt, 0755);
+    if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+        mount("tmpfs", mnt, "tmpfs", 0, "size=1m") != 0)
+        _exit(77);
+    Db *db = db_open(path, 0, err);
+    int64_t run = db ? db_run_create(db, "kept", 0, "{}", 1, err) : -1;
+    if (run < 0) _exit(2);
+    long ok = 0;
+    char big[2000];
+    memset(big, 'y', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    for (int i = 0; i < 100000 && db_chat_add(db, run, 0, 1, "user", big, err) > 0; i++) ok++;
+    int clear = strstr(err, "full.db: disk full") != NULL;
+    if (!clear) fprintf(stderr, "tmpfs full message: %s\n", err);
+    db_close(db);
+    /* the checks run here: the mount exists only in this namespace */
+    db = db_open(path, 1, err);
+    long long n = db ? q_int(db->h, "SELECT count(*) FROM chats") : -1;
+    int intact = db && db_integrity_check(db, err) == 0 && n == ok && ok > 10;
+    if (!intact) fprintf(stderr, "after ENOSPC: %lld rows vs %ld committed: %s\n", n, ok, err);
+    db_close(db);
+    long *r = res;
+    r[0] = clear;
+    r[1] = intact;
+    r[2] = ok;
+    return 0;
+}
+
 /* a real ENOSPC: a 1 MiB tmpfs in a private mount namespace, when the
  * kernel lets us mount one (else only the RLIMIT_FSIZE test above runs) */
 static void test_full_tmpfs(void)
 {
-    int fd[2];
-    if (pipe(fd)) return;
-    pid_t pid = fork();
-    if (pid == 0) {
-        char err[OB_ERRLEN], mnt[600], path[700];
-        close(fd[0]);
-        snprintf(mnt, sizeof mnt, "%s", tmp("tmpfs"));
-        snprintf(path, sizeof path, "%s/full.db", mnt);
-        mkdir(mnt, 0755);
-        if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
-            mount("tmpfs", mnt, "tmpfs", 0, "size=1m") != 0)
-            _exit(77);
-        Db *db = db_open(path, 0, err);
-        int64_t run = db ? db_run_create(db, "kept", 0, "{}", 1, err) : -1;
-        if (run < 0) _exit(2);
-        long ok = 0;
-        char big[2000];
-        memset(big, 'y', sizeof big - 1);
-        big[sizeof big - 1] = 0;
-        for (int i = 0; i < 100000 && db_chat_add(db, run, 0, 1, "user", big, err) > 0; i++) ok++;
-        int clear = strstr(err, "full.db: disk full") != NULL;
-        if (!clear) fprintf(stderr, "tmpfs full message: %s\n", err);
-        db_close(db);
-        /* the checks run here: the mount exists only in this namespace */
-        db = db_open(path, 1, err);
-        long long n = db ? q_int(db->h, "SELECT count(*) FROM chats") : -1;
-        int intact = db && db_integrity_check(db, err) == 0 && n == ok && ok > 10;
-        if (!intact) fprintf(stderr, "after ENOSPC: %lld rows vs %ld committed: %s\n", n, ok, err);
-        db_close(db);
-        long res[3] = {clear, intact, ok};
-        if (write(fd[1], res, sizeof res) != sizeof res) _exit(4);
-        _exit(0);
-    }
-    close(fd[1]);
     long res[3] = {0, 0, 0};
-    ssize_t got = read(fd[0], res, sizeof res);
-    close(fd[0]);
     int status;
-    waitpid(pid, &status, 0);
+    int got = in_child(fill_tmpfs, NULL, res, sizeof res, &status) == 0;
     if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
         printf("note: cannot mount a tmpfs here; the ENOSPC test did not run\n");
         return;
     }
-    CHECK(got == sizeof res && WIFEXITED(status) && WEXITSTATUS(status) == 0, "tmpfs child (status %d)", status);
+    CHECK(got && WIFEXITED(status) && WEXITSTATUS(status) == 0, "tmpfs child (status %d)", status);
     CHECK(res[0] == 1, "ENOSPC gives 'disk full'");
     CHECK(res[1] == 1, "after ENOSPC: integrity ok and all %ld committed rows there", res[2]);
 }
 
 int main(void)
 {
-    snprintf(dir, sizeof dir, "%s/onebit-test-db.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
+    if (test_tmpdir(dir, sizeof dir, "onebit-test-db")) return 1;
     test_fresh_and_migration();
     test_crud();
     test_layer_stats_roundtrip();
@@ -694,8 +688,6 @@ int main(void)
     test_full_disk();
     test_full_tmpfs();
     test_default_path();
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", dir);
+    test_rmtree(dir);
     return test_done("test_db");
 }

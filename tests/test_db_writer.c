@@ -228,45 +228,47 @@ static void test_locked(void)
     evring_destroy(&notify);
 }
 
+typedef struct {
+    const char *path;
+    int64_t run;
+} FullDisk;
+
+/* the child of test_full_disk: steps through a writer until the file size
+ * limit; *res (long): how many the writer stored */
+static int write_until_full(void *ctx, void *res)
+{
+    const FullDisk *a = ctx;
+    char err[OB_ERRLEN];
+    long *stored = res;
+    *stored = -1;
+    DbWriter *w = db_writer_start(a->path, a->run, NULL, err);
+    if (!w) return 2;
+    db_writer_set_batch(w, 64, 3600);
+    if (limit_file_size(192 * 1024)) return 3;
+    for (int s = 0; s < 20000; s++) {
+        Event e = step_ev(s, 1.0);
+        db_writer_push(w, &e);
+        if (s % 64 == 63) { /* let it commit, as it would during training */
+            stats_when(w, s + 1);
+            if (db_writer_error(w, err)) break;
+        }
+    }
+    DbWriterStats st;
+    db_writer_stats(w, &st);
+    *stored = st.events;
+    int rc = db_writer_stop(w, err);
+    int clear = rc == -1 && strstr(err, "full.db: file size limit reached (ulimit -f)") && strstr(err, "not stored");
+    if (!clear) fprintf(stderr, "writer stop: %d %s\n", rc, err);
+    return clear ? 0 : 1;
+}
+
 static void test_full_disk(void)
 {
     const char *path = tmp("full.db");
-    int64_t run = new_run(path, "full", NULL);
-    int fd[2];
-    if (pipe(fd)) return;
-    pid_t pid = fork();
-    if (pid == 0) {
-        char err[OB_ERRLEN];
-        close(fd[0]);
-        signal(SIGXFSZ, SIG_IGN);
-        DbWriter *w = db_writer_start(path, run, NULL, err);
-        if (!w) _exit(2);
-        db_writer_set_batch(w, 64, 3600);
-        struct rlimit rl = {192 * 1024, 192 * 1024};
-        if (setrlimit(RLIMIT_FSIZE, &rl)) _exit(3);
-        for (int s = 0; s < 20000; s++) {
-            Event e = step_ev(s, 1.0);
-            db_writer_push(w, &e);
-            if (s % 64 == 63) { /* let it commit, as it would during training */
-                stats_when(w, s + 1);
-                if (db_writer_error(w, err)) break;
-            }
-        }
-        DbWriterStats st;
-        db_writer_stats(w, &st);
-        long stored = st.events;
-        int rc = db_writer_stop(w, err);
-        int clear = rc == -1 && strstr(err, "full.db: file size limit reached (ulimit -f)") && strstr(err, "not stored");
-        if (!clear) fprintf(stderr, "writer stop: %d %s\n", rc, err);
-        if (write(fd[1], &stored, sizeof stored) != sizeof stored) _exit(4);
-        _exit(clear ? 0 : 1);
-    }
-    close(fd[1]);
+    FullDisk a = {path, new_run(path, "full", NULL)};
     long stored = -1;
-    if (read(fd[0], &stored, sizeof stored) != sizeof stored) stored = -1;
-    close(fd[0]);
     int status;
-    waitpid(pid, &status, 0);
+    in_child(write_until_full, &a, &stored, sizeof stored, &status);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "writer reported the full disk clearly (status %d)", status);
     char err[OB_ERRLEN];
     Db *db = db_open(path, 0, err);
@@ -300,15 +302,12 @@ static void test_deleted_run(void)
 
 int main(void)
 {
-    snprintf(dir, sizeof dir, "%s/onebit-test-dbw.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
+    if (test_tmpdir(dir, sizeof dir, "onebit-test-dbw")) return 1;
     test_batching();
     test_urgent();
     test_locked();
     test_full_disk();
     test_deleted_run();
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", dir);
+    test_rmtree(dir);
     return test_done("test_db_writer");
 }
