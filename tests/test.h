@@ -1,5 +1,5 @@
 /* test.h -- the unit-test harness: CHECK macros that count, a summary line,
- * and automake's exit codes (0 pass, 1 fail, 77 skip). */
+ * automake's exit codes (0 pass, 1 fail, 77 skip), temporary directories. */
 #ifndef OB_TEST_H
 #define OB_TEST_H
 
@@ -28,6 +28,25 @@ static inline int test_done(const char *name)
 {
     printf("%s: %d checks passed, %d failed\n", name, t_pass, t_fail);
     return t_fail ? 1 : (t_pass ? 0 : 1); /* a test that checked nothing fails */
+}
+
+/* path (n bytes) = a new directory $TMPDIR/<name>.XXXXXX (/tmp when TMPDIR
+ * is unset); -1 with a message when it cannot be made */
+static inline int test_tmpdir(char *path, size_t n, const char *name)
+{
+    snprintf(path, n, "%s/%s.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", name);
+    if (!mkdtemp(path)) { perror("mkdtemp"); return -1; }
+    return 0;
+}
+
+/* rm -rf path; -1 with a warning when that fails */
+static inline int test_rmtree(const char *path)
+{
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+    if (system(cmd) == 0) return 0;
+    fprintf(stderr, "warning: could not remove %s\n", path);
+    return -1;
 }
 
 /* path under $ONEBIT_SHARED, or NULL when the shared tree is absent */

@@ -74,8 +74,7 @@ int main(void)
 {
     bin = getenv("ONEBIT_BIN");
     if (!bin) { printf("SKIP: ONEBIT_BIN not set (run through make check)\n"); return 77; }
-    snprintf(dir, sizeof dir, "%s/onebit-test-runs.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
+    if (test_tmpdir(dir, sizeof dir, "onebit-test-runs")) return 1;
     char db[600], a[2048];
     snprintf(db, sizeof db, "%s", tmp("runs.db"));
 
@@ -199,8 +198,6 @@ int main(void)
     CHECK(d && db_integrity_check(d, err) == 0, "integrity: %s", err);
     db_close(d);
 
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", dir);
+    test_rmtree(dir);
     return test_done("test_cli_runs");
 }

@@ -186,8 +186,7 @@ static void with_model(const char *mp, const char *tp, const char *textp)
 
 int main(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "%s/test_data.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
+    if (test_tmpdir(tmpdir, sizeof tmpdir, "test_data")) return 1;
     synthetic();
     const char *mp = shared_path("models/stories260K.bin");
     const char *tp = shared_path("models/tok512.bin");

@@ -253,8 +253,6 @@ int main(void)
 
     tok_free(&t512);
     model_free(&ref);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    CHECK(system(cmd) == 0, "cleanup");
+    CHECK(test_rmtree(dir) == 0, "cleanup");
     return test_done("test_gguf");
 }

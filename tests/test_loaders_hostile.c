@@ -435,8 +435,6 @@ int main(void)
     tokenizer_json_cases();
     tok_free(&tt);
     model_free(&tm);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    CHECK(system(cmd) == 0, "cleanup");
+    CHECK(test_rmtree(dir) == 0, "cleanup");
     return test_done("test_loaders_hostile");
 }

@@ -67,8 +67,7 @@ int main(void)
     REQUIRE_SHARED(datapath, "data/tinystories_train_head_sample.txt");
     const char *bin = getenv("ONEBIT_BIN");
     if (!bin) { printf("SKIP: ONEBIT_BIN not set (run through make check)\n"); return 77; }
-    snprintf(dir, sizeof dir, "%s/onebit-test-traindb.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
+    if (test_tmpdir(dir, sizeof dir, "onebit-test-traindb")) return 1;
     char err[OB_ERRLEN];
 
     /* the first 150 kB of the stories, as cli_train.sh uses */
@@ -257,8 +256,6 @@ int main(void)
     CHECK(d && db_integrity_check(d, err) == 0, "integrity: %s", err);
     db_close(d);
 
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", dir);
+    test_rmtree(dir);
     return test_done("test_train_db");
 }

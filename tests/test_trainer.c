@@ -95,8 +95,7 @@ int main(void)
     REQUIRE_SHARED(tp, "models/tok512.bin");
     REQUIRE_SHARED(xp, "data/tinystories_train_head_sample.txt");
     char err[OB_ERRLEN];
-    snprintf(dir, sizeof dir, "%s/test_trainer.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
+    if (test_tmpdir(dir, sizeof dir, "test_trainer")) return 1;
     if (model_load(&M, mp, err) || tok_load(&TK, tp, M.cfg.vocab_size, err)) { fprintf(stderr, "%s\n", err); return 1; }
     char *text;
     size_t len;

@@ -338,8 +338,7 @@ static void test_complete(void)
     CHECK(ui_input_complete(&in, listing, sizeof listing) == 1 && strstr(in.buf, "tok512.bin") && in.cur == in.len,
           "field completion: %s", in.buf);
     ui_input_free(&in);
-    snprintf(p, sizeof p, "rm -rf '%s'", dir);
-    CHECK(system(p) == 0, "cleanup");
+    CHECK(test_rmtree(dir) == 0, "cleanup");
 }
 
 static char wl[16][64];
