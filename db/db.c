@@ -129,6 +129,12 @@ static char *col_str(sqlite3_stmt *st, int i)
     return s ? ob_strdup((const char *)s) : NULL;
 }
 
+void db_col_text(sqlite3_stmt *st, int i, char *buf, size_t n)
+{
+    const char *s = (const char *)sqlite3_column_text(st, i);
+    snprintf(buf, n, "%s", s ? s : "");
+}
+
 double db_col_real_or_nan(sqlite3_stmt *st, int i)
 {
     return sqlite3_column_type(st, i) == SQLITE_NULL ? NAN : sqlite3_column_double(st, i);
@@ -758,27 +764,21 @@ int db_run_find(Db *db, const char *key, DbRun *out, char *err)
     return 0;
 }
 
+static int run_row(void *db, sqlite3_stmt *st, void *elem, char *err)
+{
+    run_from_row(db, st, elem);
+    return 0;
+}
+
+static void run_drop(void *elem) { db_run_free(elem); }
+
 int db_run_list(Db *db, DbRun **out, int *n, char *err)
 {
-    sqlite3_stmt *st;
-    *out = NULL;
-    *n = 0;
-    if (db_prep(db, &st, "SELECT " RUN_COLS "ORDER BY r.id DESC", "listing runs", err)) return -1;
-    int rc, cap = 0;
-    DbRun *v = NULL;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) { cap = cap ? 2 * cap : 16; v = realloc(v, cap * sizeof *v); if (!v) abort(); }
-        run_from_row(db, st, &v[(*n)++]);
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
-        db_run_list_free(v, *n);
-        *n = 0;
-        dberr(db, rc, "listing runs", err);
-        return -1;
-    }
+    void *v;
+    int rc = db_select(db, "SELECT " RUN_COLS "ORDER BY r.id DESC", 0, 0, sizeof **out, run_row, db, run_drop, "listing runs",
+                       &v, n, err);
     *out = v;
-    return 0;
+    return rc;
 }
 
 /* run an UPDATE on one run and make sure the run exists */
@@ -927,63 +927,81 @@ void *db_grow(void *v, int n, int *cap, size_t sz)
     return v;
 }
 
-int db_metrics(Db *db, int64_t run, DbMetric **out, int *n, char *err)
+int db_select(Db *db, const char *sql, int64_t p1, int64_t p2, size_t sz,
+              int (*row)(void *ctx, sqlite3_stmt *st, void *elem, char *err), void *ctx, void (*drop)(void *elem),
+              const char *what, void **out, int *n, char *err)
 {
     sqlite3_stmt *st;
     *out = NULL;
     *n = 0;
-    if (db_prep(db, &st,
-             "SELECT step, loss, kl, mse, lr, grad_norm, tokens_per_s, wall FROM metrics WHERE run_id=? ORDER BY step",
-             "reading metrics", err))
-        return -1;
-    sqlite3_bind_int64(st, 1, run);
-    int rc, cap = 0;
-    DbMetric *v = NULL;
+    if (db_prep(db, &st, sql, what, err)) return -1;
+    int np = sqlite3_bind_parameter_count(st);
+    if (np >= 1) sqlite3_bind_int64(st, 1, p1);
+    if (np >= 2) sqlite3_bind_int64(st, 2, p2);
+    int rc, cap = 0, bad = 0;
+    unsigned char *v = NULL;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        v = db_grow(v, *n, &cap, sizeof *v);
-        DbMetric *m = &v[(*n)++];
-        m->step = sqlite3_column_int(st, 0);
-        m->loss = db_col_real_or_nan(st, 1);
-        m->kl = db_col_real_or_nan(st, 2);
-        m->mse = db_col_real_or_nan(st, 3);
-        m->lr = db_col_real_or_nan(st, 4);
-        m->grad_norm = db_col_real_or_nan(st, 5);
-        m->tokens_per_s = db_col_real_or_nan(st, 6);
-        m->wall = db_col_real_or_nan(st, 7);
+        v = db_grow(v, *n, &cap, sz);
+        unsigned char *e = v + (size_t)*n * sz;
+        memset(e, 0, sz);
+        ++*n;
+        if ((bad = row(ctx, st, e, err)) != 0) break;
     }
+    if (!bad && rc != SQLITE_DONE) dberr(db, rc, what, err);
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) { free(v); *n = 0; dberr(db, rc, "reading metrics", err); return -1; }
+    if (bad || rc != SQLITE_DONE) {
+        for (int i = 0; drop && i < *n; i++) drop(v + (size_t)i * sz);
+        free(v);
+        *n = 0;
+        return -1;
+    }
     *out = v;
+    return 0;
+}
+
+static int metric_row(void *ctx, sqlite3_stmt *st, void *elem, char *err)
+{
+    DbMetric *m = elem;
+    m->step = sqlite3_column_int(st, 0);
+    m->loss = db_col_real_or_nan(st, 1);
+    m->kl = db_col_real_or_nan(st, 2);
+    m->mse = db_col_real_or_nan(st, 3);
+    m->lr = db_col_real_or_nan(st, 4);
+    m->grad_norm = db_col_real_or_nan(st, 5);
+    m->tokens_per_s = db_col_real_or_nan(st, 6);
+    m->wall = db_col_real_or_nan(st, 7);
+    return 0;
+}
+
+int db_metrics(Db *db, int64_t run, DbMetric **out, int *n, char *err)
+{
+    void *v;
+    int rc = db_select(db, "SELECT step, loss, kl, mse, lr, grad_norm, tokens_per_s, wall FROM metrics WHERE run_id=?1 "
+                           "ORDER BY step",
+                       run, 0, sizeof **out, metric_row, NULL, NULL, "reading metrics", &v, n, err);
+    *out = v;
+    return rc;
+}
+
+static int eval_row(void *ctx, sqlite3_stmt *st, void *elem, char *err)
+{
+    DbEval *e = elem;
+    e->step = sqlite3_column_int(st, 0);
+    db_col_text(st, 1, e->dataset, sizeof e->dataset);
+    e->nll = db_col_real_or_nan(st, 2);
+    e->ppl = db_col_real_or_nan(st, 3);
+    e->time = sqlite3_column_double(st, 4);
+    db_col_text(st, 5, e->model, sizeof e->model);
     return 0;
 }
 
 int db_evals(Db *db, int64_t run, DbEval **out, int *n, char *err)
 {
-    sqlite3_stmt *st;
-    *out = NULL;
-    *n = 0;
-    if (db_prep(db, &st, "SELECT step, dataset, nll, ppl, time, model FROM evals WHERE run_id=? ORDER BY step, dataset, model",
-             "reading evaluations", err))
-        return -1;
-    sqlite3_bind_int64(st, 1, run);
-    int rc, cap = 0;
-    DbEval *v = NULL;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        v = db_grow(v, *n, &cap, sizeof *v);
-        DbEval *e = &v[(*n)++];
-        e->step = sqlite3_column_int(st, 0);
-        const char *d = (const char *)sqlite3_column_text(st, 1);
-        snprintf(e->dataset, sizeof e->dataset, "%s", d ? d : "");
-        e->nll = db_col_real_or_nan(st, 2);
-        e->ppl = db_col_real_or_nan(st, 3);
-        e->time = sqlite3_column_double(st, 4);
-        const char *mo = (const char *)sqlite3_column_text(st, 5);
-        snprintf(e->model, sizeof e->model, "%s", mo ? mo : "");
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) { free(v); *n = 0; dberr(db, rc, "reading evaluations", err); return -1; }
+    void *v;
+    int rc = db_select(db, "SELECT step, dataset, nll, ppl, time, model FROM evals WHERE run_id=?1 ORDER BY step, dataset, model",
+                       run, 0, sizeof **out, eval_row, NULL, NULL, "reading evaluations", &v, n, err);
     *out = v;
-    return 0;
+    return rc;
 }
 
 static void ckpt_from_row(sqlite3_stmt *st, DbCheckpoint *c)
@@ -991,30 +1009,25 @@ static void ckpt_from_row(sqlite3_stmt *st, DbCheckpoint *c)
     c->id = sqlite3_column_int64(st, 0);
     c->step = sqlite3_column_int(st, 1);
     c->path = col_str(st, 2);
-    const char *s = (const char *)sqlite3_column_text(st, 3);
-    snprintf(c->sha256, sizeof c->sha256, "%s", s ? s : "");
+    db_col_text(st, 3, c->sha256, sizeof c->sha256);
     c->time = sqlite3_column_double(st, 4);
 }
 
+static int ckpt_row(void *ctx, sqlite3_stmt *st, void *elem, char *err)
+{
+    ckpt_from_row(st, elem);
+    return 0;
+}
+
+static void ckpt_drop(void *elem) { free(((DbCheckpoint *)elem)->path); }
+
 int db_checkpoints(Db *db, int64_t run, DbCheckpoint **out, int *n, char *err)
 {
-    sqlite3_stmt *st;
-    *out = NULL;
-    *n = 0;
-    if (db_prep(db, &st, "SELECT id, step, path, sha256, time FROM checkpoints WHERE run_id=? ORDER BY step",
-             "reading checkpoints", err))
-        return -1;
-    sqlite3_bind_int64(st, 1, run);
-    int rc, cap = 0;
-    DbCheckpoint *v = NULL;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        v = db_grow(v, *n, &cap, sizeof *v);
-        ckpt_from_row(st, &v[(*n)++]);
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) { db_checkpoints_free(v, *n); *n = 0; dberr(db, rc, "reading checkpoints", err); return -1; }
+    void *v;
+    int rc = db_select(db, "SELECT id, step, path, sha256, time FROM checkpoints WHERE run_id=?1 ORDER BY step", run, 0,
+                       sizeof **out, ckpt_row, NULL, ckpt_drop, "reading checkpoints", &v, n, err);
     *out = v;
-    return 0;
+    return rc;
 }
 
 void db_checkpoints_free(DbCheckpoint *c, int n)
@@ -1084,40 +1097,33 @@ int64_t db_chat_add(Db *db, int64_t run, int64_t teacher, int64_t session, const
     return sqlite3_last_insert_rowid(db->h);
 }
 
+static int chat_row(void *ctx, sqlite3_stmt *st, void *elem, char *err)
+{
+    DbChat *c = elem;
+    c->id = sqlite3_column_int64(st, 0);
+    c->run_id = sqlite3_column_int64(st, 1);
+    c->teacher_id = sqlite3_column_int64(st, 2);
+    c->session = sqlite3_column_int64(st, 3);
+    db_col_text(st, 4, c->role, sizeof c->role);
+    c->text = col_str(st, 5);
+    if (!c->text) c->text = ob_strdup("");
+    c->time = sqlite3_column_double(st, 6);
+    return 0;
+}
+
+static void chat_drop(void *elem) { free(((DbChat *)elem)->text); }
+
 int db_chat_list(Db *db, int64_t run, int64_t teacher, int64_t session, DbChat **out, int *n, char *err)
 {
-    sqlite3_stmt *st;
-    *out = NULL;
-    *n = 0;
-    if (db_prep(db, &st,
-             run ? "SELECT id, run_id, teacher_id, session, role, text, time FROM chats WHERE run_id=?1 AND (?2 < 0 OR "
-                   "session=?2) ORDER BY session, id"
-                 : "SELECT id, run_id, teacher_id, session, role, text, time FROM chats WHERE teacher_id=?1 AND run_id IS "
-                   "NULL AND (?2 < 0 OR session=?2) ORDER BY session, id",
-             "reading chats", err))
-        return -1;
-    sqlite3_bind_int64(st, 1, run ? run : teacher);
-    sqlite3_bind_int64(st, 2, session);
-    int rc, cap = 0;
-    DbChat *v = NULL;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        v = db_grow(v, *n, &cap, sizeof *v);
-        DbChat *c = &v[(*n)++];
-        memset(c, 0, sizeof *c);
-        c->id = sqlite3_column_int64(st, 0);
-        c->run_id = sqlite3_column_int64(st, 1);
-        c->teacher_id = sqlite3_column_int64(st, 2);
-        c->session = sqlite3_column_int64(st, 3);
-        const char *role = (const char *)sqlite3_column_text(st, 4);
-        snprintf(c->role, sizeof c->role, "%s", role ? role : "");
-        c->text = col_str(st, 5);
-        if (!c->text) c->text = ob_strdup("");
-        c->time = sqlite3_column_double(st, 6);
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) { db_chat_list_free(v, *n); *n = 0; dberr(db, rc, "reading chats", err); return -1; }
+    void *v;
+    int rc = db_select(db,
+                       run ? "SELECT id, run_id, teacher_id, session, role, text, time FROM chats WHERE run_id=?1 AND (?2 < 0 "
+                             "OR session=?2) ORDER BY session, id"
+                           : "SELECT id, run_id, teacher_id, session, role, text, time FROM chats WHERE teacher_id=?1 AND "
+                             "run_id IS NULL AND (?2 < 0 OR session=?2) ORDER BY session, id",
+                       run ? run : teacher, session, sizeof **out, chat_row, NULL, chat_drop, "reading chats", &v, n, err);
     *out = v;
-    return 0;
+    return rc;
 }
 
 void db_chat_list_free(DbChat *c, int n)

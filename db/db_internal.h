@@ -45,9 +45,20 @@ int db_step_done(Db *db, sqlite3_stmt *st, const char *what, char *err);
 void db_bind_real_or_null(sqlite3_stmt *st, int i, double v);
 void db_bind_metric(sqlite3_stmt *st, int64_t run, const DbMetric *m);
 void db_bind_eval(sqlite3_stmt *st, int64_t run, const DbEval *e);
+/* a TEXT column into buf (n bytes, truncated), "" for NULL */
+void db_col_text(sqlite3_stmt *st, int i, char *buf, size_t n);
 /* a REAL column, NaN for NULL */
 double db_col_real_or_nan(sqlite3_stmt *st, int i);
 /* grow *v (element size sz, capacity *cap) to hold n+1 elements; aborts on OOM */
 void *db_grow(void *v, int n, int *cap, size_t sz);
+/* The rows of sql (its ?1 and ?2, when it has them, bound to p1 and p2) as
+ * a malloc'd array of *n elements of sz bytes in *out: row(ctx, st, elem,
+ * err) fills a zeroed element and returns 0, or -1 with err set to stop.
+ * On a failure the elements so far are released with drop(elem) (NULL:
+ * nothing to release), *out is NULL, *n 0, and err says what went wrong
+ * ("... while WHAT" for SQLite). */
+int db_select(Db *db, const char *sql, int64_t p1, int64_t p2, size_t sz,
+              int (*row)(void *ctx, sqlite3_stmt *st, void *elem, char *err), void *ctx, void (*drop)(void *elem),
+              const char *what, void **out, int *n, char *err);
 
 #endif

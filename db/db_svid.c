@@ -148,6 +148,45 @@ static int parse_hist(const char *s, long *h, int bins)
     return *s == ']' ? 0 : -1;
 }
 
+/* a layer_stats row (see db_layer_stats_load's SELECT) */
+static int stats_row(void *ctx, sqlite3_stmt *st, void *elem, char *err)
+{
+    const Db *db = ctx;
+    LayerStats *s = elem;
+    s->layer = sqlite3_column_int(st, 0);
+    s->kind = sqlite3_column_int(st, 1);
+    db_col_text(st, 2, s->name, sizeof s->name);
+    s->rows = sqlite3_column_int(st, 3);
+    s->cols = sqlite3_column_int(st, 4);
+    s->nmf_err = db_col_real_or_nan(st, 5);
+    s->svd_err = db_col_real_or_nan(st, 6);
+    s->xnor_err = db_col_real_or_nan(st, 7);
+    s->pos_frac = db_col_real_or_nan(st, 8);
+    s->row_pos_min = db_col_real_or_nan(st, 9);
+    s->row_pos_max = db_col_real_or_nan(st, 10);
+    s->row_pos_std = db_col_real_or_nan(st, 11);
+    s->col_pos_min = db_col_real_or_nan(st, 12);
+    s->col_pos_max = db_col_real_or_nan(st, 13);
+    s->col_pos_std = db_col_real_or_nan(st, 14);
+    s->g_min = db_col_real_or_nan(st, 15);
+    s->g_max = db_col_real_or_nan(st, 16);
+    s->h_min = db_col_real_or_nan(st, 17);
+    s->h_max = db_col_real_or_nan(st, 18);
+    s->bpw = db_col_real_or_nan(st, 19);
+    s->bins = sqlite3_column_int(st, 20);
+    s->abs_lo = (float)db_col_real_or_nan(st, 21);
+    s->abs_hi = (float)db_col_real_or_nan(st, 22);
+    s->w_lo = (float)db_col_real_or_nan(st, 23);
+    s->w_hi = (float)db_col_real_or_nan(st, 24);
+    if (s->bins < 1 || s->bins > SVID_BINS || parse_hist((const char *)sqlite3_column_text(st, 25), s->abs_hist, s->bins) ||
+        parse_hist((const char *)sqlite3_column_text(st, 26), s->w_hist, s->bins)) {
+        ob_seterr(err, "%s: damaged layer statistics for %s of teacher %lld", db->path, s->name,
+                  (long long)sqlite3_column_int64(st, 27));
+        return -1;
+    }
+    return 0;
+}
+
 int db_layer_stats_load(Db *db, int64_t teacher, LayerStats **out, int *n, char *err)
 {
     static const char *sql =
@@ -158,61 +197,10 @@ int db_layer_stats_load(Db *db, int64_t teacher, LayerStats **out, int *n, char 
         "json_extract(detail, '$.h[1]'), json_extract(detail, '$.bpw'), json_extract(detail, '$.bins'), "
         "json_extract(detail, '$.abs_range[0]'), json_extract(detail, '$.abs_range[1]'), "
         "json_extract(detail, '$.w_range[0]'), json_extract(detail, '$.w_range[1]'), "
-        "json_extract(detail, '$.abs_hist'), json_extract(detail, '$.w_hist') "
-        "FROM layer_stats WHERE teacher_id=? ORDER BY layer, kind";
-    sqlite3_stmt *st;
-    *out = NULL;
-    *n = 0;
-    int rc = sqlite3_prepare_v2(db->h, sql, -1, &st, NULL);
-    if (rc != SQLITE_OK) {
-        db_set_sqlerr(db->h, rc, db->path, "reading layer statistics", db->busy_ms, err);
-        return -1;
-    }
-    sqlite3_bind_int64(st, 1, teacher);
-    LayerStats *v = NULL;
-    int cap = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        v = db_grow(v, *n, &cap, sizeof *v);
-        LayerStats *s = &v[(*n)++];
-        memset(s, 0, sizeof *s);
-        s->layer = sqlite3_column_int(st, 0);
-        s->kind = sqlite3_column_int(st, 1);
-        const char *name = (const char *)sqlite3_column_text(st, 2);
-        snprintf(s->name, sizeof s->name, "%s", name ? name : "");
-        s->rows = sqlite3_column_int(st, 3);
-        s->cols = sqlite3_column_int(st, 4);
-        s->nmf_err = db_col_real_or_nan(st, 5);
-        s->svd_err = db_col_real_or_nan(st, 6);
-        s->xnor_err = db_col_real_or_nan(st, 7);
-        s->pos_frac = db_col_real_or_nan(st, 8);
-        s->row_pos_min = db_col_real_or_nan(st, 9);
-        s->row_pos_max = db_col_real_or_nan(st, 10);
-        s->row_pos_std = db_col_real_or_nan(st, 11);
-        s->col_pos_min = db_col_real_or_nan(st, 12);
-        s->col_pos_max = db_col_real_or_nan(st, 13);
-        s->col_pos_std = db_col_real_or_nan(st, 14);
-        s->g_min = db_col_real_or_nan(st, 15);
-        s->g_max = db_col_real_or_nan(st, 16);
-        s->h_min = db_col_real_or_nan(st, 17);
-        s->h_max = db_col_real_or_nan(st, 18);
-        s->bpw = db_col_real_or_nan(st, 19);
-        s->bins = sqlite3_column_int(st, 20);
-        s->abs_lo = (float)db_col_real_or_nan(st, 21);
-        s->abs_hi = (float)db_col_real_or_nan(st, 22);
-        s->w_lo = (float)db_col_real_or_nan(st, 23);
-        s->w_hi = (float)db_col_real_or_nan(st, 24);
-        if (s->bins < 1 || s->bins > SVID_BINS || parse_hist((const char *)sqlite3_column_text(st, 25), s->abs_hist, s->bins) ||
-            parse_hist((const char *)sqlite3_column_text(st, 26), s->w_hist, s->bins)) {
-            ob_seterr(err, "%s: damaged layer statistics for %s of teacher %lld", db->path, s->name, (long long)teacher);
-            sqlite3_finalize(st);
-            free(v);
-            *n = 0;
-            return -1;
-        }
-    }
-    if (rc != SQLITE_DONE) db_set_sqlerr(db->h, rc, db->path, "reading layer statistics", db->busy_ms, err);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) { free(v); *n = 0; return -1; }
+        "json_extract(detail, '$.abs_hist'), json_extract(detail, '$.w_hist'), teacher_id "
+        "FROM layer_stats WHERE teacher_id=?1 ORDER BY layer, kind";
+    void *v;
+    int rc = db_select(db, sql, teacher, 0, sizeof **out, stats_row, db, NULL, "reading layer statistics", &v, n, err);
     *out = v;
-    return 0;
+    return rc;
 }
