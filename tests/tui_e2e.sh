@@ -89,7 +89,7 @@ check "Tab wraps to Model" wait_for "1-bit bpw"
 # Layers: computed in the background, stored; Enter shows the charts
 tm send-keys -t e2e 2
 check "layer statistics computed" wait_for "layer statistics of 35 linears computed and stored" 120
-check "NMF error column" grep -q "NMF err" "$TMP/screen"
+check "NMF error column" wait_for "NMF err"
 tm send-keys -t e2e Enter
 check "layer detail: histograms" wait_for "|W| histogram"
 check "layer detail: sign balance" grep -q "sign balance of rows" "$TMP/screen"
