@@ -70,14 +70,24 @@ static int64_t new_run(const char *path, const char *name, Db **out)
     return id;
 }
 
+/* a run named name in a new database path (kept open in *db) and a writer
+ * for it (NULL when it could not start: that is a failed check) */
+static DbWriter *new_writer(const char *path, const char *name, EventRing *notify, Db **db, int64_t *run)
+{
+    char err[OB_ERRLEN];
+    *run = new_run(path, name, db);
+    DbWriter *w = db_writer_start(path, *run, notify, err);
+    CHECK(w != NULL, "start: %s", err);
+    return w;
+}
+
 static void test_batching(void)
 {
     char err[OB_ERRLEN];
     const char *path = tmp("batch.db");
     Db *db;
-    int64_t run = new_run(path, "batch", &db);
-    DbWriter *w = db_writer_start(path, run, NULL, err);
-    CHECK(w != NULL, "start: %s", err);
+    int64_t run;
+    DbWriter *w = new_writer(path, "batch", NULL, &db, &run);
     if (!w) return;
     db_writer_set_batch(w, 256, 3600); /* only the count triggers a commit */
     for (int s = 0; s < 1000; s++) {
@@ -120,9 +130,8 @@ static void test_urgent(void)
     char err[OB_ERRLEN];
     const char *path = tmp("urgent.db");
     Db *db;
-    int64_t run = new_run(path, "urgent", &db);
-    DbWriter *w = db_writer_start(path, run, NULL, err);
-    CHECK(w != NULL, "start: %s", err);
+    int64_t run;
+    DbWriter *w = new_writer(path, "urgent", NULL, &db, &run);
     if (!w) return;
     db_writer_set_batch(w, 1000000, 3600); /* never by count or time */
     db_writer_set_dataset(w, "tinystories");
@@ -186,11 +195,10 @@ static void test_locked(void)
     char err[OB_ERRLEN];
     const char *path = tmp("locked.db");
     Db *db;
-    int64_t run = new_run(path, "locked", &db);
+    int64_t run;
     EventRing notify;
     evring_init(&notify, 64);
-    DbWriter *w = db_writer_start(path, run, &notify, err);
-    CHECK(w != NULL, "start: %s", err);
+    DbWriter *w = new_writer(path, "locked", &notify, &db, &run);
     if (!w) return;
     db_writer_set_batch(w, 1000000, 3600);
     db_writer_set_busy_timeout(w, 100);
@@ -287,9 +295,8 @@ static void test_deleted_run(void)
     char err[OB_ERRLEN];
     const char *path = tmp("deleted.db");
     Db *db;
-    int64_t run = new_run(path, "doomed", &db);
-    DbWriter *w = db_writer_start(path, run, NULL, err);
-    CHECK(w != NULL, "start: %s", err);
+    int64_t run;
+    DbWriter *w = new_writer(path, "doomed", NULL, &db, &run);
     if (!w) return;
     CHECK(db_writer_start(path, 4242, NULL, err) == NULL && strstr(err, "no run 4242"), "writer for a missing run: %s", err);
     CHECK(db_run_delete(db, run, err) == 0, "delete: %s", err);
