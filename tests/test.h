@@ -39,6 +39,18 @@ static inline int test_tmpdir(char *path, size_t n, const char *name)
     return 0;
 }
 
+/* the start of file path (at most n-1 bytes) in buf, NUL-terminated; ""
+ * when it cannot be read */
+static inline void test_slurp(const char *path, char *buf, size_t n)
+{
+    buf[0] = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    size_t k = fread(buf, 1, n - 1, f);
+    buf[k] = 0;
+    fclose(f);
+}
+
 /* rm -rf path; -1 with a warning when that fails */
 static inline int test_rmtree(const char *path)
 {

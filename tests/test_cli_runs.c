@@ -15,24 +15,14 @@ static const char *bin;
 
 static char out[1 << 16], errout[1 << 14];
 
-static void slurp(const char *path, char *buf, size_t n)
-{
-    buf[0] = 0;
-    FILE *f = fopen(path, "r");
-    if (!f) return;
-    size_t k = fread(buf, 1, n - 1, f);
-    buf[k] = 0;
-    fclose(f);
-}
-
 /* run `onebit-tui ARGS` (a shell word list), capture stdout/stderr, return the exit status */
 static int run(const char *args)
 {
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s'", bin, args, tmp("stdout"), tmp("stderr"));
     int st = system(cmd);
-    slurp(tmp("stdout"), out, sizeof out);
-    slurp(tmp("stderr"), errout, sizeof errout);
+    test_slurp(tmp("stdout"), out, sizeof out);
+    test_slurp(tmp("stderr"), errout, sizeof errout);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
@@ -125,17 +115,17 @@ int main(void)
 
     snprintf(a, sizeof a, "runs export distill-a '%s' --db '%s'", tmp("exp"), db);
     CHECK(run(a) == 0 && has(out, "exported run"), "export: %s", errout);
-    slurp(tmp("exp/metrics.csv"), out, sizeof out);
+    test_slurp(tmp("exp/metrics.csv"), out, sizeof out);
     CHECK(has(out, "11,3.25,2.8"), "metrics.csv");
-    slurp(tmp("exp/evals.csv"), out, sizeof out);
+    test_slurp(tmp("exp/evals.csv"), out, sizeof out);
     CHECK(!strcmp(out, "step,model,dataset,nll,ppl\n0,teacher,\"tiny,stories\",1.72,5.5845\n5,student,\"tiny,stories\",2.5,12.182\n"
                        "10,student,\"tiny,stories\",2.25,9.4877\n"),
           "evals.csv quoted: %s", out);
-    slurp(tmp("exp/checkpoints.csv"), out, sizeof out);
+    test_slurp(tmp("exp/checkpoints.csv"), out, sizeof out);
     CHECK(has(out, "step,path,sha256,time\n5,/ckpt/a-5.ckpt,c5,"), "checkpoints.csv: %s", out);
-    slurp(tmp("exp/run.json"), out, sizeof out);
+    test_slurp(tmp("exp/run.json"), out, sizeof out);
     CHECK(has(out, "\"name\":\"distill-a\"") && has(out, "\"evals\":["), "run.json");
-    slurp(tmp("exp/a.onebit"), out, sizeof out);
+    test_slurp(tmp("exp/a.onebit"), out, sizeof out);
     CHECK(!strcmp(out, "student bytes"), "student copied");
 
     /* a run whose process died */

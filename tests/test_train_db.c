@@ -137,10 +137,7 @@ int main(void)
     if (chdir(cwd)) {}
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "resume exits 0 (status %d)", status);
     char log[1 << 16];
-    f = fopen(tmp("resume.out"), "r");
-    size_t n = f ? fread(log, 1, sizeof log - 1, f) : 0;
-    log[n] = 0;
-    if (f) fclose(f);
+    test_slurp(tmp("resume.out"), log, sizeof log);
     const char *at = strstr(log, "resumed from ");
     at = at ? strstr(at, " at step ") : NULL;
     int from = at ? atoi(at + 9) : -1;
@@ -230,10 +227,7 @@ int main(void)
     train[27] = "other"; /* --name */
     pid = spawn(train, tmp("junk.out"));
     waitpid(pid, &status, 0);
-    f = fopen(tmp("junk.out"), "r");
-    n = f ? fread(log, 1, sizeof log - 1, f) : 0;
-    log[n] = 0;
-    if (f) fclose(f);
+    test_slurp(tmp("junk.out"), log, sizeof log);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1 && strstr(log, "junk.db: not a onebit-tui database"),
           "train --db on a junk file: %s", log);
     /* locked by another process for longer than the busy timeout */
@@ -245,10 +239,7 @@ int main(void)
     waitpid(pid, &status, 0);
     sqlite3_exec(h, "COMMIT", NULL, NULL, NULL);
     sqlite3_close(h);
-    f = fopen(tmp("locked.out"), "r");
-    n = f ? fread(log, 1, sizeof log - 1, f) : 0;
-    log[n] = 0;
-    if (f) fclose(f);
+    test_slurp(tmp("locked.out"), log, sizeof log);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1 && strstr(log, "runs.db: database is locked by another process"),
           "train --db on a locked database: %s", log);
     d = db_open(db, 1, err);
