@@ -199,11 +199,19 @@ static void test_default_path(void)
     db_close(db);
 }
 
+/* db_open(tmp(name)) read-write; NULL is a failed check */
+static Db *open_tmp(const char *name)
+{
+    char err[OB_ERRLEN];
+    Db *db = db_open(tmp(name), 0, err);
+    CHECK(db != NULL, "open: %s", err);
+    return db;
+}
+
 static void test_crud(void)
 {
     char err[OB_ERRLEN];
-    Db *db = db_open(tmp("crud.db"), 0, err);
-    CHECK(db != NULL, "open: %s", err);
+    Db *db = open_tmp("crud.db");
     if (!db) return;
     int64_t t1 = db_teacher_upsert(db, "/m/a.bin", "sha-a", "llama2c", "{\"dim\":64}", err);
     int64_t t1b = db_teacher_upsert(db, "/m/a.bin", "sha-a", "llama2c", "{\"dim\":64,\"layers\":5}", err);
@@ -327,8 +335,7 @@ static void test_crud(void)
 static void test_layer_stats_roundtrip(void)
 {
     char err[OB_ERRLEN];
-    Db *db = db_open(tmp("svid.db"), 0, err);
-    CHECK(db != NULL, "open: %s", err);
+    Db *db = open_tmp("svid.db");
     if (!db) return;
     int64_t t = db_teacher_upsert(db, "/m/svid.bin", "s", "llama2c", "{}", err);
     LayerStats st[3];
@@ -485,6 +492,20 @@ static int as_nobody(int (*fn)(void))
     return WIFEXITED(status) ? WEXITSTATUS(status) : 100 + WTERMSIG(status);
 }
 
+/* in a child: a read-only open of tmp(name) finds the run "kept"; 1 (and
+ * a FAIL line about `what`) when not */
+static int kept_readable(const char *name, const char *what)
+{
+    char err[OB_ERRLEN];
+    Db *db = db_open(tmp(name), 1, err);
+    DbRun r;
+    int bad = !db || db_run_find(db, "kept", &r, err);
+    if (bad) fprintf(stderr, "FAIL read-only open %s: %s\n", what, err);
+    else db_run_free(&r);
+    db_close(db);
+    return bad;
+}
+
 static int ro_file_child(void)
 {
     char err[OB_ERRLEN];
@@ -492,11 +513,7 @@ static int ro_file_child(void)
     Db *db = db_open(tmp("rodir1/ro.db"), 0, err);
     if (db || !strstr(err, "ro.db: database is read-only")) { fprintf(stderr, "FAIL rw open of 0444 file: %s\n", err); bad++; }
     db_close(db);
-    db = db_open(tmp("rodir1/ro.db"), 1, err);
-    DbRun r;
-    if (!db || db_run_find(db, "kept", &r, err)) { fprintf(stderr, "FAIL read-only open of 0444 file: %s\n", err); bad++; }
-    else db_run_free(&r);
-    db_close(db);
+    bad += kept_readable("rodir1/ro.db", "of 0444 file");
     return bad ? 1 : 0;
 }
 
@@ -511,11 +528,7 @@ static int ro_dir_child(void)
         bad++;
     }
     db_close(db);
-    db = db_open(tmp("rodir2/w.db"), 1, err);
-    DbRun r;
-    if (!db || db_run_find(db, "kept", &r, err)) { fprintf(stderr, "FAIL read-only open in a read-only directory: %s\n", err); bad++; }
-    else db_run_free(&r);
-    db_close(db);
+    bad += kept_readable("rodir2/w.db", "in a read-only directory");
     return bad ? 1 : 0;
 }
 
