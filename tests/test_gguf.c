@@ -18,13 +18,9 @@ static int roundtrip(const Model *m, const Tokenizer *t, uint32_t ty, int tied, 
     GGUFW w = {0};
     gw_model(&w, m, ty, tied);
     if (t) gw_tokenizer(&w, t);
-    Buf b = {0};
-    gw_build(&w, &b);
     char path[600], err[OB_ERRLEN];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    write_buf(path, b.p, b.n);
-    free(b.p);
-    free(w.kv.p);
+    gw_save(&w, path);
     int rc = model_load_ex(out, tok, tl, path, err);
     CHECK(rc == 0, "%s: %s", name, err);
     const char *dump = getenv("ONEBIT_FUZZ_SEEDS");
@@ -133,13 +129,9 @@ int main(void)
         for (int i = 0; i < w.n_t; i++)
             if (w.t[i].type == GGML_Q8_0 && w.t[i].ne[0] % 32) w.t[i].type = GGML_F16;
             else nq += w.t[i].type == GGML_Q8_0;
-        Buf out = {0};
-        gw_build(&w, &out);
         char path[600];
         snprintf(path, sizeof path, "%s/stories_q8_0.gguf", dir);
-        write_buf(path, out.p, out.n);
-        free(out.p);
-        free(w.kv.p);
+        gw_save(&w, path);
         CHECK(nq == 2 + 6 * 5, "Q8_0 tensors: %d", nq);
         if (model_load(&r, path, err) == 0) {
             d = max_logit_diff(&ref, &r, greedy8, 8);
@@ -208,13 +200,9 @@ int main(void)
         buf_gstr(&w.kv, "t he");
         buf_gstr(&w.kv, "\xc4\xa0 the");
         gw_u32(&w, "tokenizer.ggml.eos_token_id", 259);
-        Buf out = {0};
-        gw_build(&w, &out);
         char path[600];
         snprintf(path, sizeof path, "%s/tiny_gpt2.gguf", dir);
-        write_buf(path, out.p, out.n);
-        free(out.p);
-        free(w.kv.p);
+        gw_save(&w, path);
         tl = -1;
         CHECK(model_load_ex(&r, &tg, &tl, path, err) == 0 && tl == 1, "tiny gpt2 gguf: %s", err);
         if (tl == 1) {

@@ -191,11 +191,7 @@ int main(void)
         free((char *)dd);
         GGUFW w = {0};
         gw_model(&w, &hm, GGML_F32, 0);
-        Buf out = {0};
-        gw_build(&w, &out);
-        write_buf(sub("head_dim.gguf"), out.p, out.n);
-        free(out.p);
-        free(w.kv.p);
+        gw_save(&w, sub("head_dim.gguf"));
         if (model_load(&rt, sub("head_dim.gguf"), err) == 0) {
             CHECK(rt.cfg.head_dim == 16 && !memcmp(rt.arena, hm.arena, hm.arena_floats * 4), "head_dim 16 GGUF round trip");
             model_free(&rt);

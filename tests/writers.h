@@ -145,6 +145,17 @@ static inline void gw_build(GGUFW *w, Buf *out)
     free(offs);
 }
 
+/* build w into the file path, then free w's key/value buffer */
+static inline int gw_save(GGUFW *w, const char *path)
+{
+    Buf b = {0};
+    gw_build(w, &b);
+    int rc = write_buf(path, b.p, b.n);
+    free(b.p);
+    free(w->kv.p);
+    return rc;
+}
+
 /* metadata + tensors of a llama model; mat_type for the 2-D weights */
 static inline void gw_model(GGUFW *w, const Model *m, uint32_t mat_type, int tied)
 {
