@@ -53,13 +53,22 @@ static void check_ids(const Tokenizer *t, const char *text, const int *want, int
     free(ids);
 }
 
+/* the first len bytes of text as a string (*s, malloc'd) and its ids with
+ * BOS (malloc'd, *n of them) */
+static int *encode_prefix(const Tokenizer *t, const char *text, size_t len, char **s, int *n)
+{
+    *s = malloc(len + 1);
+    memcpy(*s, text, len);
+    (*s)[len] = 0;
+    int *ids;
+    tok_encode(t, *s, 1, 0, &ids, n);
+    return ids;
+}
+
 static void check_naive(const Tokenizer *t, const char *text, size_t len, const char *what)
 {
-    char *s = malloc(len + 1);
-    memcpy(s, text, len);
-    s[len] = 0;
-    int *ids, n;
-    tok_encode(t, s, 1, 0, &ids, &n);
+    char *s;
+    int n, *ids = encode_prefix(t, text, len, &s, &n);
     int *ref = malloc((len + 3) * sizeof(int));
     int nr = naive_encode(t, s, ref);
     int same = n == nr;
@@ -70,11 +79,8 @@ static void check_naive(const Tokenizer *t, const char *text, size_t len, const 
 
 static void check_roundtrip(const Tokenizer *t, const char *text, size_t len, const char *what)
 {
-    char *s = malloc(len + 1);
-    memcpy(s, text, len);
-    s[len] = 0;
-    int *ids, n;
-    tok_encode(t, s, 1, 0, &ids, &n);
+    char *s;
+    int n, *ids = encode_prefix(t, text, len, &s, &n);
     char *out = malloc(len * 4 + 16);
     size_t o = 0;
     for (int i = 1; i < n; i++) {
