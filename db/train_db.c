@@ -18,6 +18,7 @@ struct TrainDb {
     DbWriter *w;
     int64_t run;
     char *out_path, *data_name;
+    char *resume_from;  /* the checkpoint a resume starts from; cfg->resume_path points here */
     int ended;          /* a terminal EV_STATUS went to the writer */
     RunStatus last;
 };
@@ -234,10 +235,9 @@ int train_db_begin(TrainDb **out, const char *store, const char *name, const cha
             goto fail;
         }
         /* the trainer keeps the latest checkpoint in one file: resume from it */
-        static char resume_from[4096];
         if (k == 1) {
-            snprintf(resume_from, sizeof resume_from, "%s", c.path);
-            cfg->resume_path = resume_from;
+            t->resume_from = ob_strdup(c.path);
+            cfg->resume_path = t->resume_from;
             printf("run %lld '%s' in %s: resuming from the checkpoint of step %d (%s)\n", (long long)r.id, r.name,
                    db_path(t->db), c.step, c.path);
             free(c.path);
@@ -274,6 +274,7 @@ fail:
     if (t->db) db_close(t->db);
     free(t->out_path);
     free(t->data_name);
+    free(t->resume_from);
     free(t);
     return -1;
 }
@@ -324,6 +325,7 @@ int train_db_end(TrainDb *t, int exit_code, char *err)
     db_close(t->db);
     free(t->out_path);
     free(t->data_name);
+    free(t->resume_from);
     free(t);
     return rc;
 }

@@ -39,7 +39,8 @@ void train_db_free_argv(int argc, char **argv);
 
 /* Open the store and either create a run (resume == NULL; name may be
  * NULL) or take over run `resume` (id or name): then cfg->resume_path
- * becomes its latest checkpoint, or NULL to start over when it has none.
+ * becomes its latest checkpoint (a string owned by *out, valid until
+ * train_db_end), or NULL to start over when it has none.
  * Sets cfg->run_id. Prints one line saying which run it is. */
 int train_db_begin(TrainDb **out, const char *db_path, const char *name, const char *resume, const TrainDbArgs *a,
                    TrainConfig *cfg, const char *teacher_sha, const ModelConfig *mc, char *err);
