@@ -1,5 +1,7 @@
-/* train_db.c -- `train --db`: the run record, resume by run id, and the
- * writer that stores the trainer's events (see train_db.h). */
+/* db/train_db.c -- the run record of a training session (`train --db`, the
+ * workbench): the run, resume by run id with the stored options read back
+ * through the train option table, and the writer that stores the trainer's
+ * events (see train_db.h). The session's owner thread calls it. */
 #include "db/train_db.h"
 
 #include <errno.h>
@@ -11,6 +13,7 @@
 
 #include "base/common.h"
 #include "db/db.h"
+#include "base/opt.h"
 #include "train/qat.h"
 
 struct TrainDb {
@@ -18,16 +21,9 @@ struct TrainDb {
     DbWriter *w;
     int64_t run;
     char *out_path, *data_name;
-    char *resume_from;  /* the checkpoint a resume starts from; cfg->resume_path points here */
     int ended;          /* a terminal EV_STATUS went to the writer */
     RunStatus last;
 };
-
-/* the options stored for a run, in the order they are replayed */
-static const char *const keys[] = {
-    "teacher", "tokenizer", "data", "split", "self-generate", "data-cache", "steps", "seq-len", "batch", "accum",
-    "lr", "lr-min", "warmup", "alpha", "kl-scale", "wd", "clip", "init", "seed", "threads", "out", "ckpt",
-    "ckpt-every", "eval-every", "eval-windows", "log-every", NULL};
 
 static char *abs_path(const char *p)
 {
@@ -64,71 +60,7 @@ static void jput(Json *j, const char *fmt, ...)
 
 static void jkey(Json *j, const char *k) { jput(j, "%s\"%s\":", j->n > 1 ? "," : "", k); }
 
-static void jstr(Json *j, const char *k, const char *v)
-{
-    if (!v) return;
-    jkey(j, k);
-    jput(j, "\"");
-    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
-        if (*p == '"' || *p == '\\') jput(j, "\\%c", *p);
-        else if (*p < 0x20) jput(j, "\\u%04x", *p);
-        else jput(j, "%c", *p);
-    }
-    jput(j, "\"");
-}
-
 static void jint(Json *j, const char *k, long long v) { jkey(j, k); jput(j, "%lld", v); }
-static void jflt(Json *j, const char *k, double v) { jkey(j, k); jput(j, "%.9g", v); }
-
-static char *hparams_json(const TrainDbArgs *a, const TrainConfig *c)
-{
-    Json j = {0};
-    jput(&j, "{");
-    char *p = abs_path(a->teacher);
-    jstr(&j, "teacher", p);
-    free(p);
-    p = abs_path(a->tokenizer);
-    jstr(&j, "tokenizer", p);
-    free(p);
-    p = abs_path(a->data);
-    jstr(&j, "data", p);
-    free(p);
-    jstr(&j, "split", a->split);
-    if (a->self_generate > 0) jint(&j, "self-generate", a->self_generate);
-    p = abs_path(a->data_cache);
-    jstr(&j, "data-cache", p);
-    free(p);
-    jint(&j, "steps", c->steps);
-    jint(&j, "seq-len", c->seq_len);
-    jint(&j, "batch", c->batch);
-    jint(&j, "accum", c->accum);
-    jflt(&j, "lr", c->lr);
-    if (c->lr_min >= 0) jflt(&j, "lr-min", c->lr_min);
-    if (c->warmup >= 0) jint(&j, "warmup", c->warmup);
-    jflt(&j, "alpha", c->alpha);
-    jflt(&j, "kl-scale", c->kl_scale);
-    jflt(&j, "wd", c->wd);
-    jflt(&j, "clip", c->clip);
-    jstr(&j, "init", c->init == SVID_SVD ? "svd" : "nmf");
-    jint(&j, "seed", (long long)c->seed);
-    jint(&j, "threads", c->threads);
-    p = abs_path(c->out_path);
-    jstr(&j, "out", p);
-    free(p);
-    p = abs_path(c->ckpt_path);
-    jstr(&j, "ckpt", p);
-    free(p);
-    jint(&j, "ckpt-every", c->ckpt_every);
-    jint(&j, "eval-every", c->eval_every);
-    jint(&j, "eval-windows", c->max_eval_windows);
-    jint(&j, "log-every", c->log_every);
-    /* fixed by the method; recorded so a run documents itself */
-    jflt(&j, "beta1", c->beta1);
-    jflt(&j, "beta2", c->beta2);
-    jflt(&j, "eps", c->eps);
-    jput(&j, "}");
-    return j.s;
-}
 
 static char *config_json(const ModelConfig *m)
 {
@@ -160,40 +92,40 @@ int64_t train_db_teacher(Db *db, const char *teacher_path, const char *sha, cons
     return id;
 }
 
-/* ---- resume: rebuild the command line ------------------------------------------ */
+/* ---- resume: the stored options ----------------------------------------------- */
 
-int train_db_resume_argv(const char *db_path, const char *run, int argc, char **argv, int *out_argc, char ***out_argv,
-                         char *err)
+typedef struct {
+    Db *db;
+    int64_t run;
+} Stored;
+
+static int get_stored(void *ud, const char *key, char *buf, size_t n, char *err)
+{
+    Stored *st = ud;
+    return db_run_hparam(st->db, st->run, key, buf, n, err);
+}
+
+int train_db_load_opts(Db *db, int64_t run, SessionOpts *o, char *err)
+{
+    Stored st = {db, run};
+    char e2[OB_ERRLEN];
+    if (opt_load(session_opts, o, get_stored, &st, e2) == 0) return 0;
+    ob_seterr(err, "%s: run %lld: %s", db_path(db), (long long)run, e2);
+    return -1;
+}
+
+int train_db_load_opts_named(const char *db_path, const char *run, SessionOpts *o, char *err)
 {
     Db *db = db_open(db_path, 0, err);
     if (!db) return -1;
     DbRun r;
-    if (db_run_find(db, run, &r, err)) { db_close(db); return -1; }
-    int n = 0;
-    char **v = ob_calloc((size_t)argc + 2 * 32 + 1, sizeof *v);
-    v[n++] = ob_strdup(argv[0]);
-    char val[4096];
-    for (int i = 0; keys[i]; i++) {
-        int k = db_run_hparam(db, r.id, keys[i], val, sizeof val, err);
-        if (k < 0) { db_run_free(&r); db_close(db); train_db_free_argv(n, v); return -1; }
-        if (k == 0) continue;
-        char *opt = ob_malloc(strlen(keys[i]) + 3);
-        sprintf(opt, "--%s", keys[i]);
-        v[n++] = opt;
-        v[n++] = ob_strdup(val);
+    int rc = db_run_find(db, run, &r, err);
+    if (rc == 0) {
+        rc = train_db_load_opts(db, r.id, o, err);
+        db_run_free(&r);
     }
-    for (int i = 1; i < argc; i++) v[n++] = ob_strdup(argv[i]);
-    db_run_free(&r);
     db_close(db);
-    *out_argc = n;
-    *out_argv = v;
-    return 0;
-}
-
-void train_db_free_argv(int argc, char **argv)
-{
-    for (int i = 0; i < argc; i++) free(argv[i]);
-    free(argv);
+    return rc;
 }
 
 /* ---- the run ---------------------------------------------------------------------- */
@@ -204,9 +136,11 @@ static const char *base_name(const char *p)
     return s ? s + 1 : p;
 }
 
-int train_db_begin(TrainDb **out, const char *store, const char *name, const char *resume, const TrainDbArgs *a,
-                   TrainConfig *cfg, const char *teacher_sha, const ModelConfig *mc, char *err)
+int train_db_begin(TrainDb **out, const char *store, SessionOpts *o, const char *teacher_sha, const ModelConfig *mc,
+                   char *err)
 {
+    const char *resume = o->resume, *name = o->name;
+    TrainConfig *cfg = &o->cfg;
     *out = NULL;
     TrainDb *t = ob_calloc(1, sizeof *t);
     if (!(t->db = db_open(store, 0, err))) goto fail;
@@ -235,23 +169,23 @@ int train_db_begin(TrainDb **out, const char *store, const char *name, const cha
             goto fail;
         }
         /* the trainer keeps the latest checkpoint in one file: resume from it */
+        free(o->resume_ckpt);
+        o->resume_ckpt = NULL;
         if (k == 1) {
-            t->resume_from = ob_strdup(c.path);
-            cfg->resume_path = t->resume_from;
+            o->resume_ckpt = ob_strdup(c.path);
             printf("run %lld '%s' in %s: resuming from the checkpoint of step %d (%s)\n", (long long)r.id, r.name,
                    db_path(t->db), c.step, c.path);
             free(c.path);
         } else {
-            cfg->resume_path = NULL;
             printf("run %lld '%s' in %s: no checkpoint was recorded; starting it over from step 0\n", (long long)r.id,
                    r.name, db_path(t->db));
         }
         db_run_free(&r);
         if (db_run_set_status(t->db, t->run, RUN_RUNNING, "resuming", err)) goto fail;
     } else {
-        int64_t teacher = train_db_teacher(t->db, a->teacher, teacher_sha, mc, err);
+        int64_t teacher = train_db_teacher(t->db, o->teacher, teacher_sha, mc, err);
         if (teacher < 0) goto fail;
-        char *hp = hparams_json(a, cfg);
+        char *hp = opt_to_json(session_opts, o);
         t->run = db_run_create(t->db, name, teacher, hp, (int)cfg->steps, err);
         free(hp);
         if (t->run < 0) goto fail;
@@ -262,9 +196,9 @@ int train_db_begin(TrainDb **out, const char *store, const char *name, const cha
     }
     fflush(stdout);
     cfg->run_id = t->run;
-    t->out_path = abs_path(cfg->out_path);
-    if (a->data) {
-        if (asprintf(&t->data_name, "%s held-out", base_name(a->data)) < 0) abort();
+    t->out_path = abs_path(o->out);
+    if (o->data) {
+        if (asprintf(&t->data_name, "%s held-out", base_name(o->data)) < 0) abort();
     } else {
         t->data_name = ob_strdup("self-generated held-out");
     }
@@ -274,7 +208,6 @@ fail:
     if (t->db) db_close(t->db);
     free(t->out_path);
     free(t->data_name);
-    free(t->resume_from);
     free(t);
     return -1;
 }
@@ -325,7 +258,44 @@ int train_db_end(TrainDb *t, int exit_code, char *err)
     db_close(t->db);
     free(t->out_path);
     free(t->data_name);
-    free(t->resume_from);
     free(t);
     return rc;
+}
+
+/* ---- the session's run record -------------------------------------------------- */
+
+typedef struct {
+    SessionRecord r;    /* first: the session hands back &r */
+    char *store;
+    TrainDb *t;
+} Record;
+
+static int rec_begin(SessionRecord *r, SessionOpts *o, const char *teacher_sha, const ModelConfig *mc, char *err)
+{
+    Record *x = (Record *)r;
+    return train_db_begin(&x->t, x->store, o, teacher_sha, mc, err);
+}
+
+static int rec_attach(SessionRecord *r, EventRing *notify, char *err)
+{
+    return train_db_attach(((Record *)r)->t, notify, err);
+}
+
+static void rec_event(SessionRecord *r, const Event *e) { train_db_event(((Record *)r)->t, e); }
+
+static int rec_end(SessionRecord *r, int exit_code, char *err)
+{
+    Record *x = (Record *)r;
+    int rc = x->t ? train_db_end(x->t, exit_code, err) : 0;
+    free(x->store);
+    free(x);
+    return rc;
+}
+
+SessionRecord *train_db_record(const char *db_path)
+{
+    Record *x = ob_calloc(1, sizeof *x);
+    x->r = (SessionRecord){rec_begin, rec_attach, rec_event, rec_end};
+    x->store = ob_strdup(db_path);
+    return &x->r;
 }

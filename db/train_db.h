@@ -1,11 +1,13 @@
-/* train_db.h -- `onebit-tui train --db DB`: record a training run in the
- * run store (db/db.h) and resume one by its id or name.
+/* db/train_db.h -- the run record of a training session (`onebit-tui train
+ * --db DB`, the workbench): record a run in the run store (db/db.h) and
+ * resume one by its id or name. The session's owner thread calls it.
  *
  * The run's hyperparameters are stored as a JSON object keyed by the train
- * option names ("steps", "seq-len", "lr", "data", ...; paths absolute), so
- * `train --db DB --resume RUN` can rebuild the command line: the stored
- * options come first and anything given again on the command line
- * overrides them. Training then continues from the run's latest checkpoint,
+ * option names ("steps", "seq-len", "lr", "data", ...; paths absolute),
+ * written and read back by the rows of session_opts (train/session.h), so
+ * `train --db DB --resume RUN` gets the stored options, checked as on the
+ * command line, and anything given again on the command line overrides
+ * them. Training then continues from the run's latest checkpoint,
  * with the same step numbers, and its events go to a db_writer. */
 #ifndef OB_TRAIN_DB_H
 #define OB_TRAIN_DB_H
@@ -13,17 +15,8 @@
 #include "db/db.h"
 #include "base/events.h"
 #include "model/model.h"
+#include "train/session.h"
 #include "train/trainer.h"
-
-/* What `train` parsed besides the TrainConfig. */
-typedef struct {
-    const char *teacher;      /* resolved path */
-    const char *tokenizer;    /* as given (NULL: beside the teacher) */
-    const char *data;         /* --data or NULL */
-    const char *split;        /* --split or NULL */
-    long self_generate;       /* --self-generate or 0 */
-    const char *data_cache;   /* --data-cache or NULL */
-} TrainDbArgs;
 
 typedef struct TrainDb TrainDb;
 
@@ -31,19 +24,21 @@ typedef struct TrainDb TrainDb;
  * the extension, shape as config JSON; returns its id or -1 */
 int64_t train_db_teacher(Db *db, const char *teacher_path, const char *sha, const ModelConfig *mc, char *err);
 
-/* For `--db DB --resume RUN`: a new argv (free with train_db_free_argv):
- * argv[0], RUN's stored options, then argv[1..]. */
-int train_db_resume_argv(const char *db_path, const char *run, int argc, char **argv, int *out_argc, char ***out_argv,
-                         char *err);
-void train_db_free_argv(int argc, char **argv);
+/* The options stored for run `run` over o, each read and checked by its
+ * row of session_opts as on the command line; an error names the store,
+ * the run and the option ("stored option 'batch' needs an integer from 1
+ * to 65536, not '0'"). Options absent from the record keep their value. */
+int train_db_load_opts(Db *db, int64_t run, SessionOpts *o, char *err);
+/* the same for `--db DB --resume RUN` (RUN: id or name) */
+int train_db_load_opts_named(const char *db_path, const char *run, SessionOpts *o, char *err);
 
-/* Open the store and either create a run (resume == NULL; name may be
- * NULL) or take over run `resume` (id or name): then cfg->resume_path
- * becomes its latest checkpoint (a string owned by *out, valid until
- * train_db_end), or NULL to start over when it has none.
- * Sets cfg->run_id. Prints one line saying which run it is. */
-int train_db_begin(TrainDb **out, const char *db_path, const char *name, const char *resume, const TrainDbArgs *a,
-                   TrainConfig *cfg, const char *teacher_sha, const ModelConfig *mc, char *err);
+/* Open the store and either create a run named o->name (NULL: run-<id>)
+ * with o's options as its hyperparameters (o->resume == NULL), or take
+ * over run o->resume (id or name): then o->resume_ckpt becomes a copy of
+ * its latest checkpoint's path, or NULL to start over when it has none.
+ * Sets o->cfg.run_id. Prints one line saying which run it is. */
+int train_db_begin(TrainDb **out, const char *db_path, SessionOpts *o, const char *teacher_sha, const ModelConfig *mc,
+                   char *err);
 /* start the writer; its errors go to notify as EV_LOG */
 int train_db_attach(TrainDb *t, EventRing *notify, char *err);
 /* hand one trainer event to the writer (never blocks) */
@@ -53,5 +48,9 @@ void train_db_event(TrainDb *t, const Event *e);
  * -1 with err when the store could not keep up (training results are not
  * affected). Frees t. */
 int train_db_end(TrainDb *t, int exit_code, char *err);
+
+/* the session's run record (session.h) in the store at db_path: begin,
+ * attach, event and end above; its end frees it */
+SessionRecord *train_db_record(const char *db_path);
 
 #endif
