@@ -1,6 +1,6 @@
 /* tests/test_opt.c -- option tables (src/base/opt.h) and the train options
  * (session_opts, src/train/session.h): defaults, command-line parsing with
- * bounds, --help, the run store's JSON written and read back (also with
+ * bounds, switches and one-letter options, --help, the run store's JSON written and read back (also with
  * more than 32 stored options), stored values out of bounds refused.
  * Single-threaded. */
 #include <cJSON.h>
@@ -25,10 +25,10 @@ typedef struct {
 } Toy;
 
 static const OptSpec toy[] = {
-    {"n", OPT_INT, offsetof(Toy, n), OPT_STORE | OPT_REQUIRED, 1, 100, NULL, NULL, "N", "how many", "Counts"},
+    {"num", OPT_INT, offsetof(Toy, n), OPT_STORE | OPT_REQUIRED, 1, 100, NULL, NULL, "N", "how many", "Counts"},
     {"big", OPT_LONG, offsetof(Toy, big), OPT_STORE, 0, 1e12, "-1", NULL, "B", "a big one\nover two lines", NULL},
     {"seed", OPT_U64, offsetof(Toy, seed), OPT_STORE, 0, 9.2e18, "7", NULL, "S", "seed (7)", NULL},
-    {"x", OPT_FLOAT, offsetof(Toy, x), OPT_STORE | OPT_LO_OPEN, 0, 10, "0.002", NULL, "X", "a rate", "Numbers"},
+    {"rate", OPT_FLOAT, offsetof(Toy, x), OPT_STORE | OPT_LO_OPEN, 0, 10, "0.002", NULL, "X", "a rate", "Numbers"},
     {"path", OPT_STR, offsetof(Toy, path), OPT_STORE | OPT_PATH, 0, 0, NULL, NULL, "FILE", "a file", NULL},
     {"label", OPT_STR, offsetof(Toy, label), OPT_STORE, 0, 0, "hi", NULL, "L", "a label", NULL},
     {"mode", OPT_CHOICE, offsetof(Toy, mode), OPT_STORE, 0, 0, "b", "a|b|c", "a|b|c", "the mode", NULL},
@@ -77,26 +77,26 @@ static void toy_table(void)
     CHECK(t.n == 0 && !opt_given(&toy[0], &t), "n not given: %d", t.n);
     CHECK(t.big == -1 && !opt_given(&toy[1], &t), "big not given: %ld", t.big);
     CHECK(t.seed == 7 && t.x == 0.002f && t.path == NULL && !strcmp(t.label, "hi") && t.mode == 1, "defaults");
-    CHECK(opt_check_required(toy, &t, err) == -1 && !strcmp(err, "--n N is required"), "required: %s", err);
+    CHECK(opt_check_required(toy, &t, err) == -1 && !strcmp(err, "--num N is required"), "required: %s", err);
     opt_format(&toy[3], &t, buf, sizeof buf);
     CHECK(!strcmp(buf, "0.002"), "shortest float text: %s", buf);
 
     /* the command line */
-    CHECK(parse(toy, &t, err, "--n", "5", "--x", "1.5", "--path", "f.txt", "--mode", "c", "--seed", "123456789012",
+    CHECK(parse(toy, &t, err, "--num", "5", "--rate", "1.5", "--path", "f.txt", "--mode", "c", "--seed", "123456789012",
                 NULL) == 0, "parse: %s", err);
     CHECK(t.n == 5 && t.x == 1.5f && !strcmp(t.path, "f.txt") && t.mode == 2 && t.seed == 123456789012ull, "values");
-    CHECK(parse(toy, &t, err, "--n", "0", NULL) == -1 && !strcmp(err, "--n needs an integer from 1 to 100, not '0'"),
+    CHECK(parse(toy, &t, err, "--num", "0", NULL) == -1 && !strcmp(err, "--num needs an integer from 1 to 100, not '0'"),
           "int below: %s", err);
-    CHECK(parse(toy, &t, err, "--n", "101", NULL) == -1 && strstr(err, "not '101'"), "int above: %s", err);
-    CHECK(parse(toy, &t, err, "--n", "2x", NULL) == -1, "int junk");
-    CHECK(parse(toy, &t, err, "--x", "0", NULL) == -1 && !strcmp(err, "--x needs a number from 0 to 10, not '0'"),
+    CHECK(parse(toy, &t, err, "--num", "101", NULL) == -1 && strstr(err, "not '101'"), "int above: %s", err);
+    CHECK(parse(toy, &t, err, "--num", "2x", NULL) == -1, "int junk");
+    CHECK(parse(toy, &t, err, "--rate", "0", NULL) == -1 && !strcmp(err, "--rate needs a number from 0 to 10, not '0'"),
           "open lower bound: %s", err);
-    CHECK(parse(toy, &t, err, "--x", "nan", NULL) == -1, "nan refused");
+    CHECK(parse(toy, &t, err, "--rate", "nan", NULL) == -1, "nan refused");
     CHECK(parse(toy, &t, err, "--mode", "d", NULL) == -1 && !strcmp(err, "--mode must be a, b or c, not 'd'"),
           "choice: %s", err);
     CHECK(parse(toy, &t, err, "--frob", "1", NULL) == -1 && !strcmp(err, "unknown option '--frob'"), "unknown: %s", err);
-    CHECK(parse(toy, &t, err, "--n", NULL) == -1 && !strcmp(err, "option '--n' needs a value"), "no value: %s", err);
-    CHECK(parse(toy, &t, err, "--n", "3", "extra", NULL) == -1 && !strcmp(err, "unexpected argument 'extra'"),
+    CHECK(parse(toy, &t, err, "--num", NULL) == -1 && !strcmp(err, "option '--num' needs a value"), "no value: %s", err);
+    CHECK(parse(toy, &t, err, "--num", "3", "extra", NULL) == -1 && !strcmp(err, "unexpected argument 'extra'"),
           "stray: %s", err);
     CHECK(parse(toy, &t, err, "--help", NULL) == 1, "--help");
     CHECK(t.n == 3, "the last good value stays: %d", t.n);
@@ -108,12 +108,12 @@ static void toy_table(void)
     opt_help(f, toy);
     fclose(f);
     CHECK(!strcmp(h, "Counts:\n"
-                     "  --n N                how many\n"
+                     "  --num N              how many\n"
                      "  --big B              a big one\n"
                      "                       over two lines\n"
                      "  --seed S             seed (7)\n"
                      "Numbers:\n"
-                     "  --x X                a rate\n"
+                     "  --rate X             a rate\n"
                      "  --path FILE          a file\n"
                      "  --label L            a label\n"
                      "  --mode a|b|c         the mode\n"
@@ -125,7 +125,7 @@ static void toy_table(void)
     char *j = opt_to_json(toy, &t);
     char cwd[4096], want[4200];
     CHECK(getcwd(cwd, sizeof cwd) != NULL, "cwd");
-    snprintf(want, sizeof want, "{\"n\":3,\"seed\":123456789012,\"x\":1.5,\"path\":\"%s/f.txt\",\"label\":\"hi\",\"mode\":\"c\"}",
+    snprintf(want, sizeof want, "{\"num\":3,\"seed\":123456789012,\"rate\":1.5,\"path\":\"%s/f.txt\",\"label\":\"hi\",\"mode\":\"c\"}",
              cwd);
     CHECK(!strcmp(j, want), "json: %s", j);
     Toy u;
@@ -139,13 +139,13 @@ static void toy_table(void)
     /* stored values are checked as on the command line */
     opt_free(toy, &u);
     opt_defaults(toy, &u);
-    CHECK(from_json(toy, &u, "{\"n\":500}", err) == -1 && !strcmp(err, "stored option 'n' needs an integer from 1 to 100, not '500'"),
+    CHECK(from_json(toy, &u, "{\"num\":500}", err) == -1 && !strcmp(err, "stored option 'num' needs an integer from 1 to 100, not '500'"),
           "stored out of bounds: %s", err);
-    CHECK(from_json(toy, &u, "{\"x\":\"abc\"}", err) == -1 && strstr(err, "stored option 'x'"), "stored junk: %s", err);
-    CHECK(from_json(toy, &u, "{\"n\":2.5}", err) == -1 && strstr(err, "'n'"), "stored fraction: %s", err);
+    CHECK(from_json(toy, &u, "{\"rate\":\"abc\"}", err) == -1 && strstr(err, "stored option 'rate'"), "stored junk: %s", err);
+    CHECK(from_json(toy, &u, "{\"num\":2.5}", err) == -1 && strstr(err, "'num'"), "stored fraction: %s", err);
     CHECK(from_json(toy, &u, "{\"mode\":\"z\"}", err) == -1 && strstr(err, "must be a, b or c"), "stored choice: %s", err);
-    CHECK(from_json(toy, &u, "{\"n\":\"\"}", err) == -1 && strstr(err, "'n' is empty"), "stored empty: %s", err);
-    CHECK(from_json(toy, &u, "{\"other\":1,\"n\":4}", err) == 0 && u.n == 4, "unknown keys are ignored: %s", err);
+    CHECK(from_json(toy, &u, "{\"num\":\"\"}", err) == -1 && strstr(err, "'num' is empty"), "stored empty: %s", err);
+    CHECK(from_json(toy, &u, "{\"other\":1,\"num\":4}", err) == 0 && u.n == 4, "unknown keys are ignored: %s", err);
 
     /* a deep copy */
     Toy c;
@@ -155,6 +155,44 @@ static void toy_table(void)
     CHECK(c.path == NULL && c.label == NULL, "free leaves NULLs");
     opt_free(toy, &u);
     opt_free(toy, &t);
+}
+
+/* switches and one-letter options: -n N, --on/--off on one field */
+typedef struct {
+    int n, on;
+    char *out;
+} Sw;
+
+static const OptSpec sw[] = {
+    {"n", OPT_INT, offsetof(Sw, n), 0, 0, 50, "7", NULL, "N", "count", NULL},
+    {"out", OPT_STR, offsetof(Sw, out), 0, 0, 0, NULL, NULL, "F", "output", NULL},
+    {"o", OPT_STR, offsetof(Sw, out), OPT_NOHELP, 0, 0, NULL, NULL, "F", "the same", NULL},
+    {"on", OPT_FLAG, offsetof(Sw, on), 0, 0, 1, NULL, NULL, NULL, "switch on", NULL},
+    {"off", OPT_FLAG, offsetof(Sw, on), 0, 0, 0, NULL, NULL, NULL, "switch off", NULL},
+    {NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL},
+};
+
+static void switches(void)
+{
+    char err[OB_ERRLEN];
+    Sw s;
+    opt_defaults(sw, &s);
+    CHECK(s.n == 7 && s.on == 0 && !s.out, "defaults");
+    CHECK(parse(sw, &s, err, "-n", "3", "--on", "-o", "x", NULL) == 0 && s.n == 3 && s.on == 1 && !strcmp(s.out, "x"),
+          "-n, --on, -o: %s", err);
+    CHECK(parse(sw, &s, err, "--off", "--out", "y", NULL) == 0 && s.on == 0 && !strcmp(s.out, "y"), "--off, --out: %s", err);
+    CHECK(parse(sw, &s, err, "-n", "99", NULL) == -1 && !strcmp(err, "-n needs an integer from 0 to 50, not '99'"), "-n 99: %s",
+          err);
+    CHECK(parse(sw, &s, err, "--n", "3", NULL) == -1 && strstr(err, "unknown option"), "no --n: %s", err);
+    CHECK(parse(sw, &s, err, "--on=1", NULL) == -1, "a switch takes no value: %s", err);
+    char *h = NULL;
+    size_t hn = 0;
+    FILE *f = open_memstream(&h, &hn);
+    opt_help_width(f, sw, 8);
+    fclose(f);
+    CHECK(!strcmp(h, "  -n N     count\n  --out F  output\n  --on     switch on\n  --off    switch off\n"), "help:\n%s", h);
+    free(h);
+    opt_free(sw, &s);
 }
 
 /* 40 stored options: nothing assumes a limit on their number */
@@ -244,6 +282,7 @@ static void train_options(void)
 int main(void)
 {
     toy_table();
+    switches();
     many_rows();
     train_options();
     return test_done("test_opt");

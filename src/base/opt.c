@@ -6,7 +6,6 @@
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,7 +50,7 @@ int opt_given(const OptSpec *o, const void *obj)
 {
     switch (o->type) {
     case OPT_STR: return *CFIELD(obj, o, char *) != NULL;
-    case OPT_CHOICE: return 1;
+    case OPT_CHOICE: case OPT_FLAG: return 1;
     case OPT_NOTE: return 0;
     default: return in_bounds(o, num(o, obj));
     }
@@ -66,7 +65,7 @@ static void set_unset(const OptSpec *o, void *obj)
     case OPT_U64: *FIELD(obj, o, uint64_t) = 0; break;
     case OPT_FLOAT: *FIELD(obj, o, float) = o->lo > 0 || (o->flags & OPT_LO_OPEN) ? 0.0f : -1.0f; break;
     case OPT_STR: free(*FIELD(obj, o, char *)); *FIELD(obj, o, char *) = NULL; break;
-    case OPT_CHOICE: *FIELD(obj, o, int) = 0; break;
+    case OPT_CHOICE: case OPT_FLAG: *FIELD(obj, o, int) = 0; break;
     case OPT_NOTE: break;
     }
 }
@@ -99,6 +98,7 @@ static void choice_name(const char *choices, int i, char *buf, size_t n)
 int opt_set(const OptSpec *o, void *obj, const char *text, char *err)
 {
     if (o->type == OPT_NOTE) { ob_seterr(err, "is not an option"); return -1; }
+    if (o->type == OPT_FLAG) { *FIELD(obj, o, int) = (int)o->hi; return 0; }
     if (!text || !*text) { set_unset(o, obj); return 0; }
     if (o->type == OPT_STR) {
         free(*FIELD(obj, o, char *));
@@ -162,6 +162,7 @@ void opt_format(const OptSpec *o, const void *obj, char *buf, size_t n)
     }
     case OPT_STR: snprintf(buf, n, "%s", *CFIELD(obj, o, char *)); break;
     case OPT_CHOICE: choice_name(o->choices, *CFIELD(obj, o, int), buf, n); break;
+    case OPT_FLAG: snprintf(buf, n, "%d", *CFIELD(obj, o, int)); break;
     case OPT_NOTE: snprintf(buf, n, "%s", ""); break;
     }
 }
@@ -181,6 +182,7 @@ void opt_defaults(const OptSpec *rows, void *obj)
         else if (o->type == OPT_INT) *FIELD(obj, o, int) = (int)v;
         else if (o->type == OPT_LONG) *FIELD(obj, o, long) = (long)v;
         else if (o->type == OPT_U64) *FIELD(obj, o, uint64_t) = strtoull(o->def, NULL, 10);
+        else if (o->type == OPT_FLAG) *FIELD(obj, o, int) = (int)v;
         else if (opt_set(o, obj, o->def, err)) abort(); /* a choice the table does not list */
     }
 }
@@ -198,7 +200,7 @@ void opt_copy(const OptSpec *rows, void *dst, const void *src)
 {
     for (const OptSpec *o = rows; o->name; o++) {
         switch (o->type) {
-        case OPT_INT: case OPT_CHOICE: *FIELD(dst, o, int) = *CFIELD(src, o, int); break;
+        case OPT_INT: case OPT_CHOICE: case OPT_FLAG: *FIELD(dst, o, int) = *CFIELD(src, o, int); break;
         case OPT_LONG: *FIELD(dst, o, long) = *CFIELD(src, o, long); break;
         case OPT_U64: *FIELD(dst, o, uint64_t) = *CFIELD(src, o, uint64_t); break;
         case OPT_FLOAT: *FIELD(dst, o, float) = *CFIELD(src, o, float); break;
@@ -217,27 +219,42 @@ int opt_parse_argv(const OptSpec *rows, void *obj, int argc, char **argv, char *
     int n = 0;
     for (const OptSpec *o = rows; o->name; o++) n++;
     struct option *lo = ob_calloc((size_t)n + 2, sizeof *lo);
+    char *shorts = ob_malloc(2 * (size_t)n + 4), *sp = shorts;
+    *sp++ = ':';
+    *sp++ = 'h';
     int k = 0;
     for (int i = 0; i < n; i++) {
-        if (rows[i].type == OPT_NOTE || (rows[i].flags & OPT_NOCLI)) continue;
-        lo[k++] = (struct option){rows[i].name, required_argument, NULL, 256 + i};
+        const OptSpec *o = &rows[i];
+        if (o->type == OPT_NOTE || (o->flags & OPT_NOCLI)) continue;
+        if (o->name[0] && !o->name[1]) { /* -n: getopt returns the letter */
+            *sp++ = o->name[0];
+            if (o->type != OPT_FLAG) *sp++ = ':';
+            continue;
+        }
+        lo[k++] = (struct option){o->name, o->type == OPT_FLAG ? no_argument : required_argument, NULL, 256 + i};
     }
+    *sp = 0;
     lo[k++] = (struct option){"help", no_argument, NULL, 'h'};
     int ch, rc = 0;
     optind = 0;
     opterr = 0;
-    while (rc == 0 && (ch = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
+    while (rc == 0 && (ch = getopt_long(argc, argv, shorts, lo, NULL)) != -1) {
+        const OptSpec *o = NULL;
+        if (ch >= 256 && ch < 256 + n) o = &rows[ch - 256];
+        else if (ch != 'h' && ch != ':' && ch != '?')
+            for (int i = 0; i < n && !o; i++)
+                if (rows[i].name[0] == ch && !rows[i].name[1] && rows[i].type != OPT_NOTE) o = &rows[i];
         if (ch == 'h') rc = 1;
         else if (ch == ':') { ob_seterr(err, "option '%s' needs a value", argv[optind - 1]); rc = -1; }
-        else if (ch < 256 || ch >= 256 + n) { ob_seterr(err, "unknown option '%s'", argv[optind - 1]); rc = -1; }
+        else if (!o) { ob_seterr(err, "unknown option '%s'", argv[optind - 1]); rc = -1; }
         else {
-            const OptSpec *o = &rows[ch - 256];
             char e2[OB_ERRLEN];
-            if (opt_set(o, obj, optarg, e2)) { ob_seterr(err, "--%s %s", o->name, e2); rc = -1; }
+            if (opt_set(o, obj, optarg, e2)) { ob_seterr(err, "%s%s %s", o->name[1] ? "--" : "-", o->name, e2); rc = -1; }
         }
     }
     if (rc == 0 && optind < argc) { ob_seterr(err, "unexpected argument '%s'", argv[optind]); rc = -1; }
     free(lo);
+    free(shorts);
     return rc;
 }
 
@@ -251,46 +268,28 @@ int opt_check_required(const OptSpec *rows, const void *obj, char *err)
     return 0;
 }
 
-void opt_help(FILE *f, const OptSpec *rows)
+void opt_help_width(FILE *f, const OptSpec *rows, int width)
 {
     for (const OptSpec *o = rows; o->name; o++) {
         if (o->flags & (OPT_NOHELP | OPT_NOCLI)) continue;
         if (o->section) fprintf(f, "%s:\n", o->section);
         char head[64];
-        snprintf(head, sizeof head, "--%s%s%s", o->name, o->meta ? " " : "", o->meta ? o->meta : "");
+        snprintf(head, sizeof head, "%s%s%s%s", o->name[1] ? "--" : "-", o->name, o->meta ? " " : "",
+                 o->meta ? o->meta : "");
         const char *h = o->help ? o->help : "";
         const char *nl = strchr(h, '\n');
-        fprintf(f, "  %-20s %.*s\n", head, (int)(nl ? nl - h : (ptrdiff_t)strlen(h)), h);
+        fprintf(f, "  %-*s %.*s\n", width, head, (int)(nl ? nl - h : (ptrdiff_t)strlen(h)), h);
         while (nl) {
             h = nl + 1;
             nl = strchr(h, '\n');
-            fprintf(f, "%23s%.*s\n", "", (int)(nl ? nl - h : (ptrdiff_t)strlen(h)), h);
+            fprintf(f, "%*s%.*s\n", width + 3, "", (int)(nl ? nl - h : (ptrdiff_t)strlen(h)), h);
         }
     }
 }
 
+void opt_help(FILE *f, const OptSpec *rows) { opt_help_width(f, rows, 20); }
+
 /* ---- JSON ------------------------------------------------------------------------ */
-typedef struct {
-    char *s;
-    size_t n, cap;
-} Buf;
-
-static void put(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(Buf *b, const char *fmt, ...)
-{
-    va_list ap;
-    for (;;) {
-        va_start(ap, fmt);
-        int k = vsnprintf(b->s ? b->s + b->n : NULL, b->s ? b->cap - b->n : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0) abort();
-        if (b->s && b->n + (size_t)k < b->cap) { b->n += (size_t)k; return; }
-        b->cap = (b->cap + (size_t)k + 1) * 2;
-        b->s = realloc(b->s, b->cap);
-        if (!b->s) abort();
-    }
-}
-
 static char *abs_path(const char *p)
 {
     if (p[0] == '/') return ob_strdup(p);
@@ -304,12 +303,15 @@ static char *abs_path(const char *p)
 
 char *opt_to_json(const OptSpec *rows, const void *obj)
 {
-    Buf b = {0};
-    put(&b, "{");
+    char *s = NULL;
+    size_t sn = 0;
+    FILE *b = open_memstream(&s, &sn);
+    if (!b) abort();
+    fputc('{', b);
     int first = 1;
     for (const OptSpec *o = rows; o->name; o++) {
         if (!(o->flags & OPT_STORE) || !opt_given(o, obj)) continue;
-        put(&b, "%s\"%s\":", first ? "" : ",", o->name);
+        fprintf(b, "%s\"%s\":", first ? "" : ",", o->name);
         first = 0;
         if (o->type == OPT_STR || o->type == OPT_CHOICE) {
             char cb[64];
@@ -319,22 +321,23 @@ char *opt_to_json(const OptSpec *rows, const void *obj)
                 v = *CFIELD(obj, o, char *);
                 if (o->flags & OPT_PATH) v = own = abs_path(v);
             } else opt_format(o, obj, cb, sizeof cb);
-            put(&b, "\"");
+            fprintf(b, "\"");
             for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
-                if (*p == '"' || *p == '\\') put(&b, "\\%c", *p);
-                else if (*p < 0x20) put(&b, "\\u%04x", *p);
-                else put(&b, "%c", *p);
+                if (*p == '"' || *p == '\\') fprintf(b, "\\%c", *p);
+                else if (*p < 0x20) fprintf(b, "\\u%04x", *p);
+                else fprintf(b, "%c", *p);
             }
-            put(&b, "\"");
+            fprintf(b, "\"");
             free(own);
         } else {
             char nb[64];
             opt_format(o, obj, nb, sizeof nb);
-            put(&b, "%s", nb);
+            fprintf(b, "%s", nb);
         }
     }
-    put(&b, "}");
-    return b.s;
+    fputc('}', b);
+    if (fclose(b)) abort();
+    return s;
 }
 
 int opt_load(const OptSpec *rows, void *obj, OptGetter get, void *ud, char *err)

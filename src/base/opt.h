@@ -24,6 +24,7 @@ typedef enum {
     OPT_FLOAT,   /* float */
     OPT_STR,     /* char *, malloc'd */
     OPT_CHOICE,  /* int: the index of the value in `choices` ("nmf|svd") */
+    OPT_FLAG,    /* int, no value: the option sets the field to (int)hi (1 for a plain switch) */
     OPT_NOTE,    /* no field: one more help entry for the option above */
 } OptType;
 
@@ -37,7 +38,8 @@ enum {
 };
 
 typedef struct {
-    const char *name;      /* "seq-len": --seq-len, the JSON key (NULL ends a table) */
+    const char *name;      /* "seq-len": --seq-len, the JSON key; one letter: "n" is -n
+                              (NULL ends a table) */
     OptType type;
     size_t off;            /* offsetof the field */
     unsigned flags;
@@ -72,8 +74,10 @@ int opt_given(const OptSpec *o, const void *obj);
 int opt_parse_argv(const OptSpec *rows, void *obj, int argc, char **argv, char *err);
 /* "--steps S is required" for the first OPT_REQUIRED row not given */
 int opt_check_required(const OptSpec *rows, const void *obj, char *err);
-/* the option list of --help: sections, "  --name META" and the help lines */
+/* the option list of --help: sections, "  --name META" and the help lines,
+ * which start in column width + 3 (opt_help: width 20) */
 void opt_help(FILE *f, const OptSpec *rows);
+void opt_help_width(FILE *f, const OptSpec *rows, int width);
 
 /* the OPT_STORE rows that hold a value as one JSON object, paths absolute;
  * malloc'd */
