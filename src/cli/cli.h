@@ -4,6 +4,7 @@
 #ifndef OB_CLI_H
 #define OB_CLI_H
 
+#include "base/opt.h"
 #include "model/model.h"
 #include "format/tokenizer.h"
 
@@ -39,6 +40,11 @@ int cli_load_teacher(const char *teacher, const char *tokenizer, Model *m, Token
  * given) when `student` is not NULL, else the teacher as cli_load_teacher;
  * prints the error itself */
 int cli_load_model(const char *teacher, const char *student, const char *tokenizer, Model *m, Tokenizer *t);
+
+/* Parse argv (argv[0] is the subcommand) by the option table's rows into
+ * obj: -1 to go on, else the exit code to return with (--help printed by
+ * help: 0; a usage error printed: 2). */
+int cli_parse_opts(const char *cmd, const OptSpec *rows, void *obj, int argc, char **argv, void (*help)(void));
 
 /* --act NAME: the activation precision of the 1-bit layers (fp32 or int8,
  * bitlinear_set_act); 0, or a usage error's exit code for `cmd` */

@@ -29,6 +29,15 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     return EXIT_USAGE;
 }
 
+int cli_parse_opts(const char *cmd, const OptSpec *rows, void *obj, int argc, char **argv, void (*help)(void))
+{
+    char err[OB_ERRLEN];
+    int k = opt_parse_argv(rows, obj, argc, argv, err);
+    if (k == 1) { help(); return EXIT_OK; }
+    if (k < 0) return cli_usage_error(cmd, "%s", err);
+    return -1;
+}
+
 int cli_set_act(const char *cmd, const char *name)
 {
     char err[OB_ERRLEN];

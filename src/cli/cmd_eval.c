@@ -1,12 +1,34 @@
-/* cmd_eval.c -- `onebit-tui eval`: mean NLL and perplexity on a text file. */
-#include <getopt.h>
+/* src/cli/cmd_eval.c -- `onebit-tui eval`: mean NLL and perplexity on a text
+ * file. The options are one table (eval_opts). Main thread only. */
 #include <math.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "cli/cli.h"
 #include "base/common.h"
 #include "model/eval.h"
+
+typedef struct {
+    char *teacher, *student, *tokenizer, *text, *split, *act;
+    int seq_len;                 /* 0: the model's context */
+    int json;
+} EvalOpts;
+
+#define F(field) offsetof(EvalOpts, field)
+static const OptSpec eval_opts[] = {
+    {"teacher", OPT_STR, F(teacher), OPT_NOHELP, 0, 0, NULL, NULL, "M", "the teacher", NULL},
+    {"student", OPT_STR, F(student), 0, 0, 0, NULL, NULL, "S",
+     "evaluate a 1-bit student (.onebit); its own tokenizer\nunless --tokenizer is given", NULL},
+    {"tokenizer", OPT_STR, F(tokenizer), OPT_NOHELP, 0, 0, NULL, NULL, "T", "the tokenizer", NULL},
+    {"text", OPT_STR, F(text), OPT_NOHELP, 0, 0, NULL, NULL, "FILE", "the text", NULL},
+    {"seq-len", OPT_INT, F(seq_len), 0, 2, 1 << 20, NULL, NULL, "L", "window length (default: the model's context)", NULL},
+    {"split", OPT_STR, F(split), OPT_NOHELP, 0, 0, NULL, NULL, "SEP", "one document per SEP", NULL},
+    {"act", OPT_STR, F(act), 0, 0, 0, NULL, NULL, "A", "a student's activations: fp32 (default, exact) or int8", NULL},
+    {"json", OPT_FLAG, F(json), 0, 0, 1, NULL, NULL, NULL, "print {\"nll\":..,\"ppl\":..,\"tokens\":..}", NULL},
+    {NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL},
+};
+#undef F
 
 static void help(void)
 {
@@ -18,65 +40,44 @@ static void help(void)
            "non-overlapping windows of L tokens; the loss covers tokens 1..L-1 of each.\n"
            "With --split SEP (e.g. '<|endoftext|>') every document is stripped, encoded\n"
            "with BOS and truncated to L tokens.\n"
-           "\n"
-           "  --student S   evaluate a 1-bit student (.onebit); its own tokenizer\n"
-           "                unless --tokenizer is given\n"
-           "  --seq-len L   window length (default: the model's context)\n"
-           "  --act A       a student's activations: fp32 (default, exact) or int8\n"
-           "  --json        print {\"nll\":..,\"ppl\":..,\"tokens\":..}\n");
+           "\n");
+    opt_help_width(stdout, eval_opts, 13);
 }
 
-int cli_eval(int argc, char **argv)
+static int eval_main(const EvalOpts *o)
 {
-    static const struct option opts[] = {
-        {"teacher", required_argument, 0, 'm'}, {"tokenizer", required_argument, 0, 'z'},
-        {"text", required_argument, 0, 'x'},    {"seq-len", required_argument, 0, 'l'},
-        {"split", required_argument, 0, 's'},   {"json", no_argument, 0, 'j'},
-        {"student", required_argument, 0, 'S'}, {"act", required_argument, 0, 'A'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
-    const char *teacher = NULL, *tokenizer = NULL, *text_path = NULL, *split = NULL, *student = NULL;
-    long seq_len = 0;
-    int json = 0, ch, rc0;
-    optind = 0;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'm': teacher = optarg; break;
-        case 'S': student = optarg; break;
-        case 'A': if ((rc0 = cli_set_act("eval", optarg))) return rc0; break;
-        case 'z': tokenizer = optarg; break;
-        case 'x': text_path = optarg; break;
-        case 'l':
-            if (ob_parse_int(optarg, 2, 1 << 20, &seq_len)) return cli_usage_error("eval", "--seq-len needs an integer >= 2, not '%s'", optarg);
-            break;
-        case 's': split = optarg; break;
-        case 'j': json = 1; break;
-        case 'h': help(); return EXIT_OK;
-        case ':': return cli_usage_error("eval", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error("eval", "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc) return cli_usage_error("eval", "unexpected argument '%s'", argv[optind]);
-    if (!text_path) return cli_usage_error("eval", "--text FILE is required");
-    if (teacher && student) return cli_usage_error("eval", "--teacher and --student exclude each other");
     char err[OB_ERRLEN];
     char *text;
     size_t len;
-    if (ob_read_file(text_path, &text, &len, err)) return cli_error("%s", err);
+    if (ob_read_file(o->text, &text, &len, err)) return cli_error("%s", err);
     Model m;
     Tokenizer t;
-    if (cli_load_model(teacher, student, tokenizer, &m, &t)) { free(text); return EXIT_RUNTIME; }
-    if (seq_len == 0) seq_len = m.cfg.seq_len;
+    if (cli_load_model(o->teacher, o->student, o->tokenizer, &m, &t)) { free(text); return EXIT_RUNTIME; }
+    int seq_len = o->seq_len > 0 ? o->seq_len : m.cfg.seq_len;
     EvalResult r;
     int rc = EXIT_OK;
-    if (eval_text(&m, &t, text, (int)seq_len, split, &r, err)) rc = cli_error("%s: %s", text_path, err);
+    if (eval_text(&m, &t, text, seq_len, o->split, &r, err)) rc = cli_error("%s: %s", o->text, err);
     else {
         double nll = r.nll_sum / r.tokens;
-        if (json) printf("{\"nll\":%.6f,\"ppl\":%.6f,\"tokens\":%ld,\"windows\":%d}\n", nll, exp(nll), r.tokens, r.windows);
-        else printf("nll %.6f  ppl %.6f  tokens %ld  %s %d\n", nll, exp(nll), r.tokens, split ? "documents" : "windows", r.windows);
+        if (o->json) printf("{\"nll\":%.6f,\"ppl\":%.6f,\"tokens\":%ld,\"windows\":%d}\n", nll, exp(nll), r.tokens, r.windows);
+        else printf("nll %.6f  ppl %.6f  tokens %ld  %s %d\n", nll, exp(nll), r.tokens, o->split ? "documents" : "windows", r.windows);
     }
     free(text);
     tok_free(&t);
     model_free(&m);
+    return rc;
+}
+
+int cli_eval(int argc, char **argv)
+{
+    EvalOpts o;
+    opt_defaults(eval_opts, &o);
+    int rc = cli_parse_opts("eval", eval_opts, &o, argc, argv, help);
+    if (rc < 0 && o.act && cli_set_act("eval", o.act)) rc = EXIT_USAGE; /* it printed why */
+    if (rc < 0 && !o.text) rc = cli_usage_error("eval", "--text FILE is required");
+    if (rc < 0 && o.teacher && o.student) rc = cli_usage_error("eval", "--teacher and --student exclude each other");
+    if (rc >= 0) { opt_free(eval_opts, &o); return rc; }
+    rc = eval_main(&o);
+    opt_free(eval_opts, &o);
     return rc;
 }

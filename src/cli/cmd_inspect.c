@@ -1,7 +1,8 @@
-/* cmd_inspect.c -- `onebit-tui inspect`: per-layer SVID errors, sign
+/* src/cli/cmd_inspect.c -- `onebit-tui inspect`: per-layer SVID errors, sign
  * balance and scale ranges of a teacher, and what a 1-bit student of it
- * costs (parameters, sizes, bits per weight). Table, JSON or CSV. */
-#include <getopt.h>
+ * costs (parameters, sizes, bits per weight). Table, JSON or CSV. The
+ * options are one table (insp_opts). Main thread only. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,26 @@
 #include "onebit/student.h"
 #include "onebit/svid.h"
 
+typedef struct {
+    char *teacher, *tokenizer, *db;
+    int init;                    /* SvidMethod: the order of "nmf|svd|xnor" */
+    int threads;                 /* 0: the online CPUs */
+    int json, csv;
+} InspOpts;
+
+#define F(field) offsetof(InspOpts, field)
+static const OptSpec insp_opts[] = {
+    {"teacher", OPT_STR, F(teacher), OPT_NOHELP, 0, 0, NULL, NULL, "M", "the teacher", NULL},
+    {"tokenizer", OPT_STR, F(tokenizer), 0, 0, 0, NULL, NULL, "T", "only checked against the teacher (not needed)", NULL},
+    {"init", OPT_CHOICE, F(init), 0, 0, 0, "nmf", "nmf|svd|xnor", "M", "method for the g/h ranges (default nmf)", NULL},
+    {"threads", OPT_INT, F(threads), 0, 1, 1024, NULL, NULL, "N", "worker threads (default: online CPUs)", NULL},
+    {"json", OPT_FLAG, F(json), 0, 0, 1, NULL, NULL, NULL, "{\"layers\":[...],\"totals\":{...}} with histograms", NULL},
+    {"csv", OPT_FLAG, F(csv), 0, 0, 1, NULL, NULL, NULL, "one CSV row per layer, then a 'total' row", NULL},
+    {"db", OPT_STR, F(db), 0, 0, 0, NULL, NULL, "DB", "also store the statistics for this teacher in the run store", NULL},
+    {NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL},
+};
+#undef F
+
 static void help(void)
 {
     printf("Usage: onebit-tui inspect [--teacher M] [--tokenizer T] [--init nmf|svd|xnor]\n"
@@ -25,13 +46,8 @@ static void help(void)
            "fraction of weights >= 0 (whole matrix, min/max over rows and columns), the\n"
            "range of g and h from the --init method, and bits per weight of the layer.\n"
            "Then totals: parameters (all, 1-bit-able), FP32/FP16/1-bit sizes and bpw.\n"
-           "\n"
-           "  --tokenizer T only checked against the teacher (not needed)\n"
-           "  --init M      method for the g/h ranges (default nmf)\n"
-           "  --threads N   worker threads (default: online CPUs)\n"
-           "  --json        {\"layers\":[...],\"totals\":{...}} with histograms\n"
-           "  --csv         one CSV row per layer, then a 'total' row\n"
-           "  --db DB       also store the statistics for this teacher in the run store\n");
+           "\n");
+    opt_help_width(stdout, insp_opts, 13);
 }
 
 typedef struct {
@@ -72,40 +88,12 @@ static void print_hist(const long *h, int n)
     putchar(']');
 }
 
-int cli_inspect(int argc, char **argv)
+static int inspect_main(const InspOpts *o)
 {
-    static const struct option opts[] = {
-        {"teacher", required_argument, 0, 'm'}, {"tokenizer", required_argument, 0, 'z'},
-        {"init", required_argument, 0, 'i'},    {"threads", required_argument, 0, 't'},
-        {"json", no_argument, 0, 'j'},          {"csv", no_argument, 0, 'c'},
-        {"db", required_argument, 0, 'd'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
-    const char *teacher = NULL, *tokenizer = NULL, *store = NULL;
-    SvidMethod init = SVID_NMF;
-    long threads = sysconf(_SC_NPROCESSORS_ONLN);
-    int json = 0, csv = 0, ch;
-    optind = 0;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'm': teacher = optarg; break;
-        case 'z': tokenizer = optarg; break;
-        case 'i':
-            if (svid_method_parse(optarg, &init)) return cli_usage_error("inspect", "--init must be nmf, svd or xnor, not '%s'", optarg);
-            break;
-        case 't':
-            if (ob_parse_int(optarg, 1, 1024, &threads)) return cli_usage_error("inspect", "--threads needs an integer in 1..1024, not '%s'", optarg);
-            break;
-        case 'j': json = 1; break;
-        case 'c': csv = 1; break;
-        case 'd': store = optarg; break;
-        case 'h': help(); return EXIT_OK;
-        case ':': return cli_usage_error("inspect", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error("inspect", "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc) return cli_usage_error("inspect", "unexpected argument '%s'", argv[optind]);
-    if (json && csv) return cli_usage_error("inspect", "--json and --csv exclude each other");
+    const char *teacher = o->teacher, *tokenizer = o->tokenizer, *store = o->db;
+    SvidMethod init = (SvidMethod)o->init;
+    long threads = o->threads ? o->threads : sysconf(_SC_NPROCESSORS_ONLN);
+    int json = o->json, csv = o->csv;
     if (threads < 1) threads = 1;
     Model m;
     char err[OB_ERRLEN];
@@ -200,4 +188,15 @@ int cli_inspect(int argc, char **argv)
     free(st);
     model_free(&m);
     return EXIT_OK;
+}
+
+int cli_inspect(int argc, char **argv)
+{
+    InspOpts o;
+    opt_defaults(insp_opts, &o);
+    int rc = cli_parse_opts("inspect", insp_opts, &o, argc, argv, help);
+    if (rc < 0 && o.json && o.csv) rc = cli_usage_error("inspect", "--json and --csv exclude each other");
+    if (rc < 0) rc = inspect_main(&o);
+    opt_free(insp_opts, &o);
+    return rc;
 }

@@ -1,6 +1,7 @@
-/* cmd_quantize.c -- `onebit-tui quantize`: post-training quantisation of a
- * teacher into a .onebit student (SVID or XNOR init, no training). */
-#include <getopt.h>
+/* src/cli/cmd_quantize.c -- `onebit-tui quantize`: post-training quantisation of a
+ * teacher into a .onebit student (SVID or XNOR init, no training). The
+ * options are one table (quant_opts). Main thread only. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,27 @@
 #include "onebit/student.h"
 #include "onebit/svid.h"
 
+typedef struct {
+    char *teacher, *tokenizer, *out;
+    int init;                    /* SvidMethod: the order of "nmf|svd|xnor" */
+    int norm;
+} QuantOpts;
+
+#define F(field) offsetof(QuantOpts, field)
+static const OptSpec quant_opts[] = {
+    {"teacher", OPT_STR, F(teacher), OPT_NOHELP, 0, 0, NULL, NULL, "M", "the teacher", NULL},
+    {"tokenizer", OPT_STR, F(tokenizer), OPT_NOHELP, 0, 0, NULL, NULL, "T", "its tokenizer", NULL},
+    {"out", OPT_STR, F(out), 0, 0, 0, NULL, NULL, "S", "the .onebit file (written to a temporary file, then renamed)", NULL},
+    {"o", OPT_STR, F(out), OPT_NOHELP, 0, 0, NULL, NULL, "S", "the same as --out", NULL},
+    {"init", OPT_CHOICE, F(init), OPT_NOHELP, 0, 0, "nmf", "nmf|svd|xnor", "nmf|svd|xnor", "the rank-1 fit", NULL},
+    {"no-norm", OPT_FLAG, F(norm), 0, 0, 0, NULL, NULL, NULL,
+     "no LayerNorm after the 1-bit product (the default: the\nlayer then approximates W itself)", NULL},
+    {"norm", OPT_FLAG, F(norm), 0, 0, 1, NULL, NULL, NULL,
+     "LayerNorm after it, the OneBit architecture that training\n(QAT) needs; without training it changes the layer's scale", NULL},
+    {NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL},
+};
+#undef F
+
 static void help(void)
 {
     printf("Usage: onebit-tui quantize [--teacher M] [--tokenizer T] --out S.onebit\n"
@@ -20,12 +42,8 @@ static void help(void)
            "becomes sign(W) with g, h from a rank-1 fit |W| ~ h g^T (--init, default\n"
            "nmf; xnor = per-row mean |W|, g = 1). The student holds the teacher's\n"
            "embedding, norms, head and tokenizer, so it is self-contained.\n"
-           "\n"
-           "  --out S       the .onebit file (written to a temporary file, then renamed)\n"
-           "  --no-norm     no LayerNorm after the 1-bit product (the default: the\n"
-           "                layer then approximates W itself)\n"
-           "  --norm        LayerNorm after it, the OneBit architecture that training\n"
-           "                (QAT) needs; without training it changes the layer's scale\n");
+           "\n");
+    opt_help_width(stdout, quant_opts, 13);
 }
 
 static void json_string(char *dst, size_t n, const char *s)
@@ -40,37 +58,13 @@ static void json_string(char *dst, size_t n, const char *s)
     dst[k] = 0;
 }
 
-int cli_quantize(int argc, char **argv)
+static int quantize_main(const QuantOpts *o)
 {
-    static const struct option opts[] = {
-        {"teacher", required_argument, 0, 'm'}, {"tokenizer", required_argument, 0, 'z'},
-        {"out", required_argument, 0, 'o'},     {"init", required_argument, 0, 'i'},
-        {"norm", no_argument, 0, 'N'},          {"no-norm", no_argument, 0, 'n'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
-    const char *teacher = NULL, *tokenizer = NULL, *out = NULL;
-    SvidMethod init = SVID_NMF;
-    int norm = 0, ch;
-    optind = 0;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'm': teacher = optarg; break;
-        case 'z': tokenizer = optarg; break;
-        case 'o': out = optarg; break;
-        case 'i':
-            if (svid_method_parse(optarg, &init)) return cli_usage_error("quantize", "--init must be nmf, svd or xnor, not '%s'", optarg);
-            break;
-        case 'N': norm = 1; break;
-        case 'n': norm = 0; break;
-        case 'h': help(); return EXIT_OK;
-        case ':': return cli_usage_error("quantize", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error("quantize", "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc) return cli_usage_error("quantize", "unexpected argument '%s'", argv[optind]);
-    if (!out) return cli_usage_error("quantize", "--out S.onebit is required");
+    const char *tokenizer = o->tokenizer, *out = o->out;
+    SvidMethod init = (SvidMethod)o->init;
+    int norm = o->norm;
     char err[OB_ERRLEN];
-    char *tp = cli_resolve_teacher(teacher, err);
+    char *tp = cli_resolve_teacher(o->teacher, err);
     if (!tp) return cli_error("%s", err);
     Model m;
     Tokenizer t;
@@ -95,5 +89,16 @@ int cli_quantize(int argc, char **argv)
     free(tp);
     tok_free(&t);
     model_free(&m);
+    return rc;
+}
+
+int cli_quantize(int argc, char **argv)
+{
+    QuantOpts o;
+    opt_defaults(quant_opts, &o);
+    int rc = cli_parse_opts("quantize", quant_opts, &o, argc, argv, help);
+    if (rc < 0 && !o.out) rc = cli_usage_error("quantize", "--out S.onebit is required");
+    if (rc < 0) rc = quantize_main(&o);
+    opt_free(quant_opts, &o);
     return rc;
 }
