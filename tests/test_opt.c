@@ -185,6 +185,8 @@ static void switches(void)
           err);
     CHECK(parse(sw, &s, err, "--n", "3", NULL) == -1 && strstr(err, "unknown option"), "no --n: %s", err);
     CHECK(parse(sw, &s, err, "--on=1", NULL) == -1, "a switch takes no value: %s", err);
+    CHECK(parse(sw, &s, err, "-n", "", NULL) == -1 && !strcmp(err, "option '-n' needs a value") && s.n == 3,
+          "an empty number on the command line: %s", err);
     char *h = NULL;
     size_t hn = 0;
     FILE *f = open_memstream(&h, &hn);

@@ -249,7 +249,10 @@ int opt_parse_argv(const OptSpec *rows, void *obj, int argc, char **argv, char *
         else if (!o) { ob_seterr(err, "unknown option '%s'", argv[optind - 1]); rc = -1; }
         else {
             char e2[OB_ERRLEN];
-            if (opt_set(o, obj, optarg, e2)) { ob_seterr(err, "%s%s %s", o->name[1] ? "--" : "-", o->name, e2); rc = -1; }
+            const char *dash = o->name[1] ? "--" : "-";
+            /* on the command line an empty number is a mistake, not "not given" */
+            if (optarg && !*optarg && o->type != OPT_STR) { ob_seterr(err, "option '%s%s' needs a value", dash, o->name); rc = -1; }
+            else if (opt_set(o, obj, optarg, e2)) { ob_seterr(err, "%s%s %s", dash, o->name, e2); rc = -1; }
         }
     }
     if (rc == 0 && optind < argc) { ob_seterr(err, "unexpected argument '%s'", argv[optind]); rc = -1; }

@@ -10,7 +10,8 @@
  * default of 0 for --steps with bounds [1, ...] is "required, missing", and
  * -1 for --warmup with bounds [0, ...] is "derived from --steps"); a string
  * field is malloc'd and owned by the struct (opt_free), NULL when not
- * given; an empty text sets a string or number to "not given". */
+ * given. opt_set (forms) takes an empty text as "not given"; on the command
+ * line an empty number is an error, and stored values must not be empty. */
 #ifndef OB_OPT_H
 #define OB_OPT_H
 
