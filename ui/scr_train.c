@@ -12,6 +12,7 @@
  * perplexity; step, tokens/s, ETA; pause, resume, stop. A resume from the
  * Runs screen reads the run's stored options through the same rows.
  * UI thread only, but for the data worker (prep_main). */
+#include <assert.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -288,6 +289,13 @@ static const char *const form_rows[] = {"name", "data", "split", "self-generate"
                                         "lr", "warmup", "eval-every", "eval-windows", "ckpt-every", "init", "out"};
 #define N_FORM ((int)(sizeof form_rows / sizeof form_rows[0]))
 
+static const OptSpec *form_row(int i)
+{
+    const OptSpec *r = opt_find(session_opts, form_rows[i]);
+    assert(r && "a Train form field names no train option");
+    return r;
+}
+
 static void form_done(App *a, UiForm *f, int ok)
 {
     if (!ok) { ui_form_free(f); free(f); return; }
@@ -296,7 +304,7 @@ static void form_done(App *a, UiForm *f, int ok)
     char err[OB_ERRLEN], e2[OB_ERRLEN];
     int bad = 0;
     for (int i = 0; i < N_FORM && !bad; i++) {
-        const OptSpec *r = opt_find(session_opts, form_rows[i]);
+        const OptSpec *r = form_row(i);
         if (opt_set(r, &q.o, ui_form_text(f, i), e2)) {
             snprintf(err, sizeof err, "%s %.400s", r->name, e2);
             f->cur = i;
@@ -339,7 +347,7 @@ static void open_form(App *a)
     UiForm *f = ob_malloc(sizeof *f);
     ui_form_init(f, "New training run");
     for (int i = 0; i < N_FORM; i++) {
-        const OptSpec *r = opt_find(session_opts, form_rows[i]);
+        const OptSpec *r = form_row(i);
         char v[4096], help[128];
         opt_format(r, &R.form, v, sizeof v);
         const char *nl = strchr(r->help, '\n');
