@@ -305,7 +305,9 @@ static void form_done(App *a, UiForm *f, int ok)
     int bad = 0;
     for (int i = 0; i < N_FORM && !bad; i++) {
         const OptSpec *r = form_row(i);
-        if (opt_set(r, &q.o, ui_form_text(f, i), e2)) {
+        const char *text = ui_form_text(f, i);
+        if (!strcmp(r->name, "self-generate") && !strcmp(text, "0")) text = ""; /* the form's 0: none, as ever */
+        if (opt_set(r, &q.o, text, e2)) {
             snprintf(err, sizeof err, "%s %.400s", r->name, e2);
             f->cur = i;
             bad = 1;
