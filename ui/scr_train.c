@@ -618,7 +618,7 @@ static void train_event(App *a, const Event *ev)
         curves_add_eval(&R.c, ev);
         app_log(a, "run %lld: held-out ppl %.3f at step %d", (long long)R.run_id, ev->eval_ppl, ev->step);
         break;
-    case EV_CKPT: app_log(a, "run %lld: checkpoint at step %d: %s", (long long)R.run_id, ev->step, ev->text); break;
+    case EV_CKPT: app_log(a, "run %lld: checkpoint at step %d: %s", (long long)R.run_id, ev->step, event_path(ev)); break;
     case EV_LOG: app_log(a, "run %lld: %s", (long long)R.run_id, ev->text); break;
     case EV_STATUS:
         R.status = ev->status;

@@ -317,8 +317,8 @@ static int write_ckpt(Trainer *t, char *err)
     free(le);
     free(b.p);
     if (rc == 0) {
-        Event e = {.kind = EV_CKPT, .step = (int)t->step};
-        snprintf(e.text, sizeof e.text, "%s", t->ckpt_path);
+        Event e = {.kind = EV_CKPT, .step = (int)t->step, .path = evring_intern(t->ckpt_path)};
+        snprintf(e.text, sizeof e.text, "%s", t->ckpt_path); /* for display; path is the whole */
         emit(t, &e);
     }
     return rc;
