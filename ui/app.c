@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "ui/crash.h"
 #include "base/common.h"
 #include "db/db.h"
 
@@ -35,6 +36,7 @@ static int sig_pipe[2] = {-1, -1};
 
 static void restore_terminal(void)
 {
+    ui_crash_disarm(); /* from here on a crash only reports */
     if (curses_on) {
         curses_on = 0;
         endwin();
@@ -52,16 +54,6 @@ static void restore_terminal(void)
     }
 }
 
-static void crash_handler(int sig)
-{
-    restore_terminal();
-    const char m[] = "onebit-tui: fatal signal; the terminal was restored\n";
-    ssize_t w = write(2, m, sizeof m - 1);
-    (void)w;
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
 static void quit_handler(int sig)
 {
     char b = (char)sig;
@@ -73,13 +65,10 @@ static void quit_handler(int sig)
 
 static void install_signals(void)
 {
+    /* fatal signals: ui_crash_arm, once curses is set up */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = crash_handler;
     sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESETHAND;
-    int crash[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
-    for (size_t i = 0; i < sizeof crash / sizeof crash[0]; i++) sigaction(crash[i], &sa, NULL);
     sa.sa_handler = quit_handler;
     sa.sa_flags = 0;
     int quit[] = {SIGINT, SIGTERM, SIGHUP};
@@ -706,6 +695,7 @@ int ui_main(int argc, char **argv)
     int ttyfd = dup(1);
     FILE *tty = ttyfd >= 0 ? fdopen(ttyfd, "w") : NULL;
     if (tty) fcntl(ttyfd, F_SETFD, FD_CLOEXEC);
+    if (tty) ui_crash_save_modes(ttyfd);
     SCREEN *scr = tty ? newterm(NULL, tty, stdin) : NULL;
     if (!scr) {
         if (tty) fclose(tty);
@@ -714,6 +704,7 @@ int ui_main(int argc, char **argv)
     }
     curses_on = 1;
     capture_stderr();
+    ui_crash_arm(ttyfd, NULL, saved_stderr); /* async-signal-safe restore, computed now */
     cbreak();
     noecho();
     nonl();
