@@ -15,7 +15,8 @@
  * Which thread calls what. The thread that calls job_start is the job's
  * owner: only it waits for, joins and frees the job (one joiner, as
  * pthreads requires). The function runs in the job's thread and is the only
- * caller of job_progress and job_wait_resumed. Flags (cancel, pause) are set
+ * caller of job_wait_resumed; it (or helpers it fans out to, such as the
+ * per-layer workers of the layer statistics) calls job_progress. Flags (cancel, pause) are set
  * from any thread, typically the owner's UI or a signal-driven main loop.
  *
  * Events. A job with a ring reports through it and only through it:
@@ -58,7 +59,8 @@ struct Job {
     pthread_cond_t cv;          /* signalled on resume, cancel and the end */
     atomic_int cancel, pause, done;
     atomic_long p_done, p_total;
-    long pushed;                /* job thread only: the last pushed done */
+    pthread_mutex_t pmu;        /* serialises job_progress */
+    long pushed;                /* the last pushed done (under pmu) */
     int rc;                     /* valid once done */
 };
 
@@ -102,11 +104,13 @@ int job_start(Job **out, const JobSpec *spec, char *err)
     j->pushed = -1;
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->cv, NULL);
+    pthread_mutex_init(&j->pmu, NULL);
     int e = pthread_create(&j->th, NULL, trampoline, j);
     if (e) {
         ob_seterr(err, "cannot start a thread for %s: %s", j->name, strerror(e));
         pthread_mutex_destroy(&j->mu);
         pthread_cond_destroy(&j->cv);
+        pthread_mutex_destroy(&j->pmu);
         free(j);
         return -1;
     }
@@ -186,20 +190,23 @@ void job_free(Job *j)
     }
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
+    pthread_mutex_destroy(&j->pmu);
     free(j);
 }
 
 void job_progress(Job *j, long done, long total)
 {
-    assert(current == j && "job_progress: only from the job's own function");
+    assert(!atomic_load(&j->done) && "job_progress: the job has ended");
+    pthread_mutex_lock(&j->pmu);
     atomic_store(&j->p_total, total);
     atomic_store(&j->p_done, done);
-    if (!j->spec.ring) return;
-    long step = total / 256 > 1 ? total / 256 : 1;
-    if (j->pushed >= 0 && done != total && done - j->pushed < step) return;
-    j->pushed = done;
-    Event ev = {.kind = EV_PROGRESS, .run_id = j->spec.id, .done = done, .total = total};
-    evring_push(j->spec.ring, &ev);
+    long step = (total + 255) / 256 > 1 ? (total + 255) / 256 : 1;
+    if (j->spec.ring && (j->pushed < 0 || done == total || done - j->pushed >= step)) {
+        j->pushed = done;
+        Event ev = {.kind = EV_PROGRESS, .run_id = j->spec.id, .done = done, .total = total};
+        evring_push(j->spec.ring, &ev);
+    }
+    pthread_mutex_unlock(&j->pmu);
 }
 
 int job_pause_requested(Job *j) { return atomic_load(&j->pause) && !atomic_load(&j->cancel); }

@@ -7,8 +7,9 @@
  * Threads: job_start, job_wait, job_join and job_free belong to the thread
  * that started the job (its owner; checked with assert). job_cancel,
  * job_pause, job_resume, job_cancelled, job_done, job_progress_get and
- * job_id may be called from any thread. job_progress and job_wait_resumed
- * only from the job's own thread, inside its function (checked). */
+ * job_id may be called from any thread. job_wait_resumed only from the
+ * job's own thread, inside its function (checked); job_progress from it or
+ * from threads working for it (a job's function may fan out). */
 #ifndef OB_JOB_H
 #define OB_JOB_H
 
@@ -56,7 +57,8 @@ void job_free(Job *j);
 
 /* ---- the job's own thread ------------------------------------------------- */
 /* record progress (done of total) and push it as EV_PROGRESS: the first
- * call, the last (done == total) and about 256 in between are pushed */
+ * call, the last (done == total) and about 256 in between are pushed.
+ * From the job's thread or its helpers; calls are serialised. */
 void job_progress(Job *j, long done, long total);
 /* 1 when a pause is requested and the job is not cancelled */
 int job_pause_requested(Job *j);
