@@ -12,8 +12,6 @@
  * side is train_db.h, as for `onebit-tui train --db`: the same
  * hyperparameter record, the same resume by run id. */
 #include <math.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +21,7 @@
 #include "ui/app.h"
 #include "ui/chart.h"
 #include "base/common.h"
+#include "base/job.h"
 #include "train/data.h"
 #include "db/db.h"
 #include "train/qat.h"
@@ -38,17 +37,12 @@ typedef struct {
 } QItem;
 
 typedef struct {
-    pthread_t th;
-    int64_t id;
-    EventRing *ring;
+    Job *job;                    /* cancel: stop the self-generation; its end event: the data is ready */
     const Model *m;
     const Tokenizer *t;
     QItem it;
     char sha[65];                /* the teacher's (the cache key) */
-    atomic_int cancel;           /* set by the UI: stop the self-generation */
-    long pushed;                 /* the progress last reported */
     DataSet data;
-    int rc;
     char err[OB_ERRLEN];
 } Prep;
 
@@ -134,41 +128,35 @@ static void curves_free(Curves *c)
 }
 
 /* ---- starting runs -------------------------------------------------------------- */
-/* self-generation progress: to the UI as EV_PROGRESS (about 200 per run);
+/* self-generation progress: to the UI as EV_PROGRESS (job_progress);
  * nonzero cancels */
 static int prep_progress(void *ud, int done, int total)
 {
-    Prep *p = ud;
-    if (done == total || done - p->pushed > total / 200) {
-        p->pushed = done;
-        Event ev = {.kind = EV_PROGRESS, .run_id = p->id, .done = done, .total = total};
-        evring_push(p->ring, &ev);
-    }
-    return atomic_load(&p->cancel);
+    Job *job = ud;
+    job_progress(job, done, total);
+    return job_cancelled(job);
 }
 
-static void *prep_main(void *arg)
+static int prep_main(Job *job, void *arg)
 {
     Prep *p = arg;
     char *text = NULL;
     size_t len;
-    p->rc = -1;
+    int rc = -1;
     if (p->it.selfgen > 0) {
         int reused;
         if (data_self_generated(&p->data, p->m, p->t, p->sha, p->it.cache, (int)p->it.selfgen, p->it.cfg.seq_len,
-                                p->it.cfg.seed, p->it.cfg.threads, &reused, prep_progress, p, p->err) == 0)
-            p->rc = 0;
+                                p->it.cfg.seed, p->it.cfg.threads, &reused, prep_progress, job, p->err) == 0)
+            rc = 0;
     } else if (ob_read_file(p->it.data, &text, &len, p->err) == 0) {
         char e2[OB_ERRLEN];
         if (data_from_text(&p->data, p->t, text, p->it.split[0] ? p->it.split : NULL, p->it.cfg.seq_len,
                            p->m->cfg.seq_len, p->m->cfg.vocab_size, e2) == 0)
-            p->rc = 0;
+            rc = 0;
         else ob_seterr(p->err, "%s: %s", p->it.data, e2);
     }
     free(text);
-    Event ev = {.kind = EV_STATUS, .run_id = p->id, .status = p->rc ? RUN_FAILED : RUN_FINISHED};
-    evring_push(p->ring, &ev);
-    return NULL;
+    return rc;
 }
 
 /* the student file when the form left it empty: students/<name>-<time>.onebit
@@ -213,13 +201,10 @@ static void start_next(App *a)
     if (R.prep || R.tr || R.nq == 0) return;
     if (!a->teacher) { app_msg(a, 1, "the queued run waits for a teacher (screen 1)"); return; }
     Prep *p = ob_calloc(1, sizeof *p);
-    p->id = app_new_id(a);
-    p->ring = &a->ring;
     p->m = a->teacher;
     p->t = a->tok;
     p->it = R.queue[0];
     snprintf(p->sha, sizeof p->sha, "%s", a->teacher_sha);
-    p->pushed = -1;
     memmove(R.queue, R.queue + 1, sizeof(QItem) * (R.nq - 1));
     R.nq--;
     default_paths(a, &p->it);
@@ -230,8 +215,9 @@ static void start_next(App *a)
         not_started(a, p, err);
         return;
     }
-    if (pthread_create(&p->th, NULL, prep_main, p)) {
-        app_msg(a, 1, "cannot start a thread to prepare the data of the next run");
+    JobSpec js = {.name = "data", .id = app_new_id(a), .ring = &a->ring, .fn = prep_main, .arg = p, .end_event = 1};
+    if (job_start(&p->job, &js, err)) {
+        app_msg(a, 1, "%s", err);
         free(p);
         return;
     }
@@ -247,10 +233,11 @@ static void start_next(App *a)
 static void prep_done(App *a)
 {
     Prep *p = R.prep;
-    pthread_join(p->th, NULL);
+    int rc = job_join(p->job);
+    job_free(p->job);
     R.prep = NULL;
     a->teacher_users--;
-    if (p->rc) {
+    if (rc) {
         not_started(a, p, p->err);
         return;
     }
@@ -332,7 +319,7 @@ static void run_ended(App *a)
                 exp(s.student_nll), exp(s.teacher_nll), exp(s.svid_nll), R.it.out);
     else app_msg(a, 0, "run %lld stopped at step %ld; resume it from the Runs screen", (long long)R.run_id, s.steps_done);
     snprintf(R.status_text, sizeof R.status_text, "%.900s", s.message);
-    ui_runs_refresh(a);
+    app_post(a, &(Event){.kind = EV_REQUEST, .req = UI_REQ_RUNS_CHANGED});
     start_next(a);
 }
 
@@ -431,8 +418,8 @@ static void open_form(App *a)
     app_form(a, f, form_done);
 }
 
-/* Runs screen: resume a stopped/interrupted run from its latest checkpoint */
-void ui_train_queue_resume(App *a, int64_t run_id)
+/* UI_REQ_RESUME_RUN (Runs: r): resume a stopped/interrupted run from its latest checkpoint */
+static void queue_resume(App *a, int64_t run_id)
 {
     char err[OB_ERRLEN], v[4096];
     if (!a->db) { app_msg(a, 1, "no run store"); return; }
@@ -565,7 +552,7 @@ static void train_draw(App *a, UiGrid *g)
 static void stop_answer(App *a, int yes)
 {
     if (yes && R.prep && !R.tr) {
-        atomic_store(&R.prep->cancel, 1);
+        job_cancel(R.prep->job);
         app_msg(a, 0, "cancelling the self-generation (nothing is recorded)");
         return;
     }
@@ -601,7 +588,11 @@ static int train_key(App *a, const UiKey *k, int key)
 
 static void train_event(App *a, const Event *ev)
 {
-    if (R.prep && ev->run_id == R.prep->id) {
+    if (ev->kind == EV_REQUEST) {
+        if (ev->req == UI_REQ_RESUME_RUN) queue_resume(a, ev->run_id);
+        return;
+    }
+    if (R.prep && ev->run_id == job_id(R.prep->job)) {
         if (ev->kind == EV_STATUS) prep_done(a);
         else if (ev->kind == EV_PROGRESS) R.gen_done = ev->done;
         app_dirty(a);
@@ -652,9 +643,10 @@ static void train_teacher(App *a) { start_next(a); }
 static void train_fini(App *a)
 {
     if (R.prep) {
-        atomic_store(&R.prep->cancel, 1); /* quitting: do not finish a long self-generation */
-        pthread_join(R.prep->th, NULL);
+        job_cancel(R.prep->job); /* quitting: do not finish a long self-generation */
+        job_join(R.prep->job);
         data_free(&R.prep->data);
+        job_free(R.prep->job);
         free(R.prep);
         R.prep = NULL;
     }

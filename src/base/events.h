@@ -25,6 +25,8 @@ typedef enum {
     EV_LOG,        /* a line of text for a log (msg) */
     EV_PROGRESS,   /* generic progress of a background job (done/total) */
     EV_TOKEN,      /* generation produced text (msg) */
+    EV_REQUEST,    /* one consumer asks others in the same process (the workbench's
+                    * screens) for something: req says what (ui/app.h) */
 } EventKind;
 
 typedef enum {
@@ -40,6 +42,7 @@ typedef struct {
     double eval_nll, eval_ppl;   /* EV_EVAL */
     long done, total;            /* EV_PROGRESS */
     RunStatus status;            /* EV_STATUS */
+    int req;                     /* EV_REQUEST: what is asked (the consumers' own numbers) */
     char text[512];              /* EV_STATUS/EV_LOG message, EV_TOKEN text; EV_CKPT: the path, for display only (may be cut) */
     const char *path;            /* EV_CKPT: the full path (evring_intern), or NULL: text is the path */
 } Event;
