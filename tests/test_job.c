@@ -2,9 +2,13 @@
  * result and end event, cancellation (of a running and of a paused job),
  * pause and resume, progress events (ordered, throttled, the last one
  * always sent), many jobs at once on one ring, job_wait's timeout, and
- * job_free of a job that is still running. Single test thread as owner. */
+ * job_free of a job that is still running; the thread contracts (only the
+ * owner joins, job_wait_resumed only inside the job) abort when broken. */
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "base/common.h"
 #include "base/job.h"
@@ -198,6 +202,57 @@ static void test_free_running(void)
     CHECK(job_current() == NULL, "the test thread runs no job");
 }
 
+static void *join_from_elsewhere(void *arg)
+{
+    job_join(arg); /* not the owner: aborts */
+    return NULL;
+}
+
+/* run f in a child; 1 when the child died by SIGABRT */
+static int aborts(void (*f)(void))
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        f();
+        _exit(0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT;
+}
+
+static void wrong_joiner(void)
+{
+    char err[OB_ERRLEN];
+    int zero = 0;
+    Job *j;
+    if (job_start(&j, &(JobSpec){.name = "owned", .fn = ret_value, .arg = &zero}, err)) _exit(3);
+    pthread_t th;
+    pthread_create(&th, NULL, join_from_elsewhere, j);
+    pthread_join(th, NULL);
+}
+
+static void wait_resumed_outside(void)
+{
+    char err[OB_ERRLEN];
+    int zero = 0;
+    Job *j;
+    if (job_start(&j, &(JobSpec){.name = "owned", .fn = ret_value, .arg = &zero}, err)) _exit(3);
+    job_join(j);
+    job_wait_resumed(j); /* the owner is not the job's thread: aborts */
+}
+
+static void test_contracts(void)
+{
+#ifdef NDEBUG
+    printf("NDEBUG: the thread contracts are not checked in this build\n");
+    return;
+#endif
+    CHECK(aborts(wrong_joiner), "job_join from a thread that is not the owner aborts");
+    CHECK(aborts(wait_resumed_outside), "job_wait_resumed outside the job aborts");
+}
+
 int main(void)
 {
     test_result_and_end_event();
@@ -205,5 +260,6 @@ int main(void)
     test_progress();
     test_many();
     test_free_running();
+    test_contracts();
     return test_done("test_job");
 }
