@@ -1,9 +1,10 @@
-/* app.c -- the workbench main loop: curses setup and teardown (also on a
- * crash), options, poll() on the terminal + the event ring + a signal pipe +
+/* ui/app.c -- the workbench main loop (the UI thread; every App function
+ * asserts it): curses setup and teardown (a crash: ui/crash.c), options, poll() on the terminal + the event ring + a signal pipe +
  * captured stderr, key dispatch through the keymap, and drawing: the tab bar,
  * the current screen's body, overlays (help, form), the message line and the
  * status bar into one UiGrid that is blitted cell by cell where it changed,
- * then wnoutrefresh + one doupdate. */
+ * then wnoutrefresh + one doupdate. Jobs' events and the screens' requests
+ * (app_post) are dispatched to every screen, one at a time. */
 #include "ui/app.h"
 
 #include <assert.h>

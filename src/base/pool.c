@@ -1,4 +1,5 @@
-/* pool.c -- the persistent thread pool (see pool.h). Workers wait for a new
+/* src/base/pool.c -- the persistent thread pool (see pool.h; pool_run from
+ * any thread but not from a task of the same pool, asserted). Workers wait for a new
  * generation number: spinning for up to POOL_SPIN_S seconds (calls in a
  * decode loop come microseconds apart), then sleeping on a condition
  * variable. Tasks are claimed with an atomic counter. */

@@ -1,4 +1,4 @@
-/* svid.h -- Sign-Value-Independent Decomposition (OneBit's SVID) and the
+/* src/onebit/svid.h -- (reentrant; any thread) Sign-Value-Independent Decomposition (OneBit's SVID) and the
  * per-layer statistics behind `onebit-tui inspect`:
  *
  *     W ≈ sign(W) ⊙ (a·bᵀ),   |W| ≈ a·bᵀ rank-1 nonnegative,
