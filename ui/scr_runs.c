@@ -1,10 +1,12 @@
-/* ui/scr_runs.c -- screen 4, Runs (UI thread only): the run store's training runs (db_run_list)
- * in a sortable table; Enter shows a run's details (hyperparameters,
- * evaluations, checkpoints, student) and its loss curve; m marks a run and
- * a second run's curve is drawn over it for comparison; r resumes from the
- * latest checkpoint (Train screen), d deletes (asks first), e exports to a
- * directory by running `onebit-tui runs export` as a child process (its
- * output goes to the Log), c chats with the run's student. */
+/* ui/scr_runs.c -- screen 4, Runs (UI thread only): the run store's
+ * training runs (db_run_list) in a sortable table; Enter shows a run's
+ * details (hyperparameters, evaluations, checkpoints, student) and its loss
+ * curve; m marks a run and a second run's curve is drawn over it for
+ * comparison; r resumes from the latest checkpoint (Train screen), d
+ * deletes (asks first), e exports to a directory by running `onebit-tui
+ * runs export` as a child process (its output goes to the Log), c chats
+ * with the run's student. r and c are requests to the Train and Chat
+ * screens (app_post), not calls. */
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
