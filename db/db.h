@@ -175,7 +175,7 @@ void db_writer_set_busy_timeout(DbWriter *w, int ms);
 /* the dataset name stored with EV_EVAL results (default ""); before pushing */
 void db_writer_set_dataset(DbWriter *w, const char *name);
 /* Never blocks on the disk. EV_STEP -> metrics, EV_EVAL -> evals (whose:
- * text, "" = student), EV_CKPT -> checkpoints (path in text), EV_STATUS ->
+ * text, "" = student), EV_CKPT -> checkpoints (event_path: path, else text), EV_STATUS ->
  * the run's status (message in text). EV_CKPT and EV_STATUS are committed
  * at once. */
 void db_writer_push(DbWriter *w, const Event *ev);

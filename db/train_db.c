@@ -222,10 +222,11 @@ int train_db_attach(TrainDb *t, EventRing *notify, char *err)
 void train_db_event(TrainDb *t, const Event *e)
 {
     if (!t || !t->w) return;
-    if (e->kind == EV_CKPT && e->text[0] && e->text[0] != '/') { /* resumable from any directory */
+    if (e->kind == EV_CKPT && event_path(e)[0] && event_path(e)[0] != '/') { /* resumable from any directory */
         Event c = *e;
-        char *p = abs_path(e->text);
-        snprintf(c.text, sizeof c.text, "%.511s", p);
+        char *p = abs_path(event_path(e));
+        c.path = evring_intern(p); /* whole, however long (events.h) */
+        snprintf(c.text, sizeof c.text, "%s", p);
         free(p);
         db_writer_push(t->w, &c);
         return;

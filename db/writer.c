@@ -147,7 +147,7 @@ static int commit_pending(DbWriter *w, int durable, char *err)
             sqlite3_reset(st);
             sqlite3_bind_int64(st, 1, w->run);
             sqlite3_bind_int(st, 2, e->step);
-            sqlite3_bind_text(st, 3, e->text, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_text(st, 3, event_path(e), -1, SQLITE_TRANSIENT);
             sqlite3_bind_text(st, 4, "", -1, SQLITE_STATIC);
             sqlite3_bind_double(st, 5, now);
             break;
@@ -206,7 +206,8 @@ static void hash_checkpoint(DbWriter *w, const Event *e)
 {
     struct stat a, b;
     char hex[65], err[OB_ERRLEN];
-    if (stat(e->text, &a) != 0 || data_sha256_file(e->text, hex, err) || stat(e->text, &b) != 0) return;
+    const char *path = event_path(e);
+    if (stat(path, &a) != 0 || data_sha256_file(path, hex, err) || stat(path, &b) != 0) return;
     if (a.st_ino != b.st_ino || a.st_size != b.st_size || a.st_mtim.tv_sec != b.st_mtim.tv_sec ||
         a.st_mtim.tv_nsec != b.st_mtim.tv_nsec)
         return;
@@ -216,7 +217,7 @@ static void hash_checkpoint(DbWriter *w, const Event *e)
         return;
     sqlite3_bind_int64(st, 1, w->run);
     sqlite3_bind_int(st, 2, e->step);
-    sqlite3_bind_text(st, 3, e->text, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, path, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, hex, -1, SQLITE_STATIC);
     sqlite3_step(st);
     sqlite3_finalize(st);

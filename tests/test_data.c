@@ -1,6 +1,7 @@
 /* test_data.c -- the trainer's data module: windows, packing, the held-out
  * split and its disjointness, determinism, text errors, the token cache
  * (round trip, corruption, wrong key), SHA-256, teacher self-generation. */
+#include <pthread.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -11,6 +12,21 @@
 #include "test.h"
 
 static char tmpdir[256];
+
+typedef struct {
+    pthread_t self;
+    int calls, last, in_order, same_thread, cancel_at;
+} Prog;
+
+static int prog(void *ud, int done, int total)
+{
+    Prog *p = ud;
+    if (p->calls++ == 0) p->in_order = p->same_thread = 1;
+    if (done < p->last || total <= 0) p->in_order = 0;
+    if (!pthread_equal(pthread_self(), p->self)) p->same_thread = 0;
+    p->last = done;
+    return p->cancel_at >= 0 && done >= p->cancel_at;
+}
 
 static void synthetic(void)
 {
@@ -166,6 +182,17 @@ static void with_model(const char *mp, const char *tp, const char *textp)
     CHECK(!memcmp(l1, l2, 6 * sizeof(int)) && !memcmp(t1, t2, (size_t)tot * sizeof(int)), "self-generation is deterministic, whatever the thread count");
     free(l2);
     free(t2);
+    /* with worker jobs: progress in the caller's thread, in order, ending at n; a cancel stops them */
+    Prog pr = {.self = pthread_self(), .last = -1, .cancel_at = -1};
+    CHECK(data_self_generate(&m, &t, 6, 64, 3, 3, &l2, &t2, prog, &pr, err) == 0, "selfgen with progress: %s", err);
+    CHECK(pr.calls > 0 && pr.in_order && pr.same_thread && pr.last == 6, "progress: %d calls, in order %d, caller's thread %d, last %d",
+          pr.calls, pr.in_order, pr.same_thread, pr.last);
+    CHECK(!memcmp(l1, l2, 6 * sizeof(int)), "the same sequences with a progress callback");
+    free(l2);
+    free(t2);
+    Prog pc = {.self = pthread_self(), .last = -1, .cancel_at = 0};
+    CHECK(data_self_generate(&m, &t, 400, 64, 3, 3, &l2, &t2, prog, &pc, err) == -1 && strstr(err, "cancelled"), "cancelled: %s", err);
+    CHECK(pc.same_thread && pc.last < 400, "cancelled early (progress %d of 400)", pc.last);
     char hex[65];
     CHECK(data_sha256_file(mp, hex, err) == 0, "sha");
     int reused;

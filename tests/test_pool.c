@@ -8,7 +8,10 @@
  * the caller takes over the workers' tasks (checked to happen). Regression
  * test for
  * a claim of generation g-1 succeeding against generation g's task count,
- * which ran a task twice and left pool_run waiting forever. */
+ * which ran a task twice and left pool_run waiting forever. A task that
+ * calls pool_run on its own pool (pool.h: not reentrant) aborts instead of
+ * deadlocking, on the caller's thread and on a worker's. */
+#include <sys/wait.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -117,6 +120,35 @@ static void test_each_takeover(void)
     CHECK(sched_setaffinity(0, sizeof old, &old) == 0, "restoring the affinity");
 }
 
+static Pool *nested_pool;
+static atomic_int nested_ran;
+static void nop(void *ctx, int i) { (void)ctx; (void)i; atomic_fetch_add(&nested_ran, 1); }
+static void nests(void *ctx, int i)
+{
+    (void)ctx;
+    if (i == *(int *)ctx) pool_run(nested_pool, nop, NULL, 4); /* forbidden */
+}
+
+/* 1 when a task i == which that calls pool_run on its pool aborts the process (in a child) */
+static int nested_aborts(int which)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char err[OB_ERRLEN];
+        alarm(20); /* a deadlock ends as SIGALRM, not SIGABRT */
+        signal(SIGALRM, SIG_DFL);
+        nested_pool = pool_new(3, err);
+        if (!nested_pool) _exit(3);
+        int w = which;
+        for (int k = 0; k < 200; k++) pool_run_each(nested_pool, nests, &w); /* task 'which' on thread 'which' (mostly) */
+        _exit(0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT;
+}
+
 int main(void)
 {
     signal(SIGALRM, on_alarm);
@@ -142,6 +174,10 @@ int main(void)
         pool_free(p1);
     }
     test_each_takeover();
+#ifndef NDEBUG
+    CHECK(nested_aborts(0), "pool_run inside a task on the caller's thread aborts");
+    CHECK(nested_aborts(1), "pool_run inside a task on a worker aborts");
+#endif
     alarm(0);
     return test_done("test_pool");
 }

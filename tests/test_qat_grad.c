@@ -2,8 +2,14 @@
  * student (RMSNorm, RoPE, GQA attention, SwiGLU, the OneBit linear with its
  * LayerNorm, the STE) and of the whole distillation loss w.r.t. g, h and the
  * student's input, on tiny random models with odd sizes; the student
- * forward against model_forward with packed BitLinear layers. */
+ * forward against model_forward with packed BitLinear layers; and the
+ * one-thread-at-a-time contract of a QatModel asserted (two threads in
+ * qat_eval_nll_sum at once abort). */
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "onebit/bitlinear.h"
@@ -482,6 +488,43 @@ static void check_whole(int heads, int kv, int shared, const char *tag)
     model_free(&m);
 }
 
+typedef struct { QatModel *q; const int *tok; } Shared;
+static void *eval_forever(void *arg)
+{
+    Shared *s = arg;
+    long n;
+    for (;;) qat_eval_nll_sum(s->q, s->tok, 2, 16, &n);
+    return NULL;
+}
+
+/* two threads evaluating one QatModel: the assert ends the child with
+ * SIGABRT as soon as their calls overlap (a 30 s alarm if they never do) */
+static void check_one_thread(void)
+{
+#ifndef NDEBUG
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(30);
+        char err[OB_ERRLEN];
+        Model m;
+        random_model(&m, 32, 48, 2, 4, 2, 64, 0);
+        QatModel *q = qat_new(&m, SVID_NMF, 2, 16, err);
+        if (!q) _exit(3);
+        int tok[32];
+        for (int i = 0; i < 32; i++) tok[i] = i % 64;
+        Shared s = {q, tok};
+        pthread_t th;
+        if (pthread_create(&th, NULL, eval_forever, &s)) _exit(3);
+        eval_forever(&s);
+        _exit(0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "a QatModel used by two threads at once aborts (status %#x)", st);
+#endif
+}
+
 int main(void)
 {
     printf("finite-difference gradient checks (float32 forward, central differences):\n");
@@ -505,5 +548,6 @@ int main(void)
     m.wk[5] = NAN;
     CHECK(qat_new(&m, SVID_NMF, 2, 7, err) == NULL && strstr(err, "wk"), "non-finite teacher weight: %s", err);
     model_free(&m);
+    check_one_thread();
     return test_done("test_qat_grad");
 }

@@ -131,6 +131,15 @@ static void known_stats(void)
     CHECK(!memcmp(st.w_hist, want_w, sizeof want_w), "W histogram");
 }
 
+typedef struct { int at, calls; } CancelAt;
+static int cancel_at(void *user, int done, int total)
+{
+    CancelAt *c = user;
+    (void)total;
+    c->calls++;
+    return done >= c->at;
+}
+
 static void model_stats(void)
 {
     ModelConfig c = {.dim = 32, .hidden_dim = 48, .n_layers = 3, .n_heads = 4, .n_kv_heads = 2, .head_dim = 8,
@@ -153,6 +162,10 @@ static void model_stats(void)
     }
     CHECK(!strcmp(par[8].name, "layers.1.wk") && par[8].rows == 16 && par[8].cols == 32, "name/shape %s %dx%d", par[8].name, par[8].rows, par[8].cols);
     CHECK(par[LIN_DOWN].rows == 32 && par[LIN_DOWN].cols == 48, "down shape");
+    /* progress returning nonzero cancels: the rest is skipped, the call fails */
+    CancelAt ca = {.at = 2};
+    CHECK(svid_model_stats(&m, 3, SVID_NMF, par, cancel_at, &ca, err) == -1 && strstr(err, "cancelled"), "cancelled: %s", err);
+    CHECK(ca.calls >= 2 && ca.calls < n, "cancelled early: %d progress calls of %d layers", ca.calls, n);
     /* a student (no dense weights) is refused */
     Linear saved = m.lin[3];
     m.lin[3].kind = LINEAR_ONEBIT;

@@ -1,11 +1,15 @@
 /* test_trainer.c -- the QAT trainer on stories260K: determinism, bitwise
  * resume (N steps straight == K steps + checkpoint + resume + N-K steps,
  * losses and final parameters), pause/resume/stop from another thread,
- * hostile checkpoints (corrupt, other teacher, other config). */
+ * hostile checkpoints (corrupt, other teacher, other config), and a
+ * checkpoint path longer than an event's text reaching the run store
+ * intact (the DbWriter records and hashes the file the trainer wrote). */
 #include <poll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/common.h"
+#include "db/db.h"
 #include "train/data.h"
 #include "onebit/student.h"
 #include "test.h"
@@ -290,6 +294,60 @@ int main(void)
     TrainSummary ss2;
     CHECK(run(&pc, SHA, &s2, NULL, NULL, &ss2, err) == 0 && ss2.steps_done == ss.steps_done + 1, "resume the stop checkpoint: %s",
           ss2.message);
+
+    /* a long checkpoint path: trainer -> ring -> DbWriter, as in train --db */
+    {
+        char ldir[2048], lp[2300], dbp[512];
+        int k = snprintf(ldir, sizeof ldir, "%s", dir);
+        for (int i = 0; i < 5; i++) { /* five levels of 150 characters */
+            k += snprintf(ldir + k, sizeof ldir - k, "/%03d", i);
+            for (int j = 0; j < 146; j++) ldir[k++] = 'd';
+            ldir[k] = 0;
+            CHECK(mkdir(ldir, 0777) == 0, "mkdir level %d", i);
+        }
+        snprintf(lp, sizeof lp, "%s/long-path.ckpt", ldir);
+        snprintf(dbp, sizeof dbp, "%s/long.db", dir);
+        CHECK(strlen(lp) > 512, "the path is long (%zu)", strlen(lp));
+        Db *db = db_open(dbp, 0, err);
+        CHECK(db != NULL, "db: %s", err);
+        int64_t id = db ? db_run_create(db, "long", 0, "{}", 2, err) : -1;
+        DbWriter *w = id > 0 ? db_writer_start(dbp, id, NULL, err) : NULL;
+        CHECK(w != NULL, "writer: %s", err);
+        TrainConfig lc;
+        base_cfg(&lc, 2);
+        lc.ckpt_path = lp;
+        lc.run_id = id;
+        EventRing r2;
+        evring_init(&r2, 8192);
+        Trainer *lt;
+        TrainSummary ls;
+        CHECK(w && trainer_start(&lt, &lc, &M, &TK, &D, SHA, &r2, err) == 0, "start: %s", err);
+        if (w) {
+            CHECK(trainer_join(lt, &ls) == 0, "long-path run: %s", ls.message);
+            trainer_free(lt);
+            Event ev[64];
+            int n;
+            while ((n = evring_pop(&r2, ev, 64)) > 0)
+                for (int i = 0; i < n; i++) db_writer_push(w, &ev[i]);
+            CHECK(db_writer_stop(w, err) == 0, "writer stop: %s", err);
+            CHECK(access(lp, R_OK) == 0, "the trainer wrote %s", lp);
+            char want[65];
+            data_sha256_file(lp, want, err);
+            DbCheckpoint c1;
+            int have = db_checkpoint_latest(db, id, &c1, err);
+            CHECK(have == 1, "checkpoint recorded: %s", err);
+            if (have == 1) {
+                CHECK(!strcmp(c1.path, lp), "the full path is recorded (%zu of %zu characters)", strlen(c1.path), strlen(lp));
+                CHECK(!strcmp(c1.sha256, want), "and the file's sha256 (%s)", c1.sha256);
+                free(c1.path);
+            }
+        }
+        evring_destroy(&r2);
+        if (db) db_close(db);
+        unlink(lp);
+        unlink(dbp);
+        for (int i = 0; i < 5; i++) { rmdir(ldir); *strrchr(ldir, '/') = 0; }
+    }
 
     unlink(ck);
     unlink(ck5);

@@ -1,12 +1,15 @@
-/* app.c -- the workbench main loop: curses setup and teardown (also on a
- * crash), options, poll() on the terminal + the event ring + a signal pipe +
+/* ui/app.c -- the workbench main loop (the UI thread; every App function
+ * asserts it): curses setup and teardown (a crash: ui/crash.c), options, poll() on the terminal + the event ring + a signal pipe +
  * captured stderr, key dispatch through the keymap, and drawing: the tab bar,
  * the current screen's body, overlays (help, form), the message line and the
  * status bar into one UiGrid that is blitted cell by cell where it changed,
- * then wnoutrefresh + one doupdate. */
+ * then wnoutrefresh + one doupdate. Jobs' events and the screens' requests
+ * (app_post) are dispatched to every screen, one at a time. */
 #include "ui/app.h"
 
+#include <assert.h>
 #include <curses.h>
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -22,6 +25,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "ui/crash.h"
 #include "base/common.h"
 #include "db/db.h"
 
@@ -35,6 +39,7 @@ static int sig_pipe[2] = {-1, -1};
 
 static void restore_terminal(void)
 {
+    ui_crash_disarm(); /* from here on a crash only reports */
     if (curses_on) {
         curses_on = 0;
         endwin();
@@ -52,16 +57,6 @@ static void restore_terminal(void)
     }
 }
 
-static void crash_handler(int sig)
-{
-    restore_terminal();
-    const char m[] = "onebit-tui: fatal signal; the terminal was restored\n";
-    ssize_t w = write(2, m, sizeof m - 1);
-    (void)w;
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
 static void quit_handler(int sig)
 {
     char b = (char)sig;
@@ -73,13 +68,10 @@ static void quit_handler(int sig)
 
 static void install_signals(void)
 {
+    /* fatal signals: ui_crash_arm, once curses is set up */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = crash_handler;
     sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESETHAND;
-    int crash[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
-    for (size_t i = 0; i < sizeof crash / sizeof crash[0]; i++) sigaction(crash[i], &sa, NULL);
     sa.sa_handler = quit_handler;
     sa.sa_flags = 0;
     int quit[] = {SIGINT, SIGTERM, SIGHUP};
@@ -88,11 +80,58 @@ static void install_signals(void)
 }
 
 /* ---- services for the screens ------------------------------------------- */
-int64_t app_new_id(App *a) { return ((int64_t)1 << 40) + ++a->next_id; }
-void app_dirty(App *a) { a->dirty = 1; }
+void app_assert_ui(const App *a)
+{
+    assert(pthread_equal(pthread_self(), a->ui_thread) && "the workbench's App is for the UI thread only");
+    (void)a;
+}
+
+int64_t app_new_id(App *a) { app_assert_ui(a); return ((int64_t)1 << 40) + ++a->next_id; }
+void app_dirty(App *a) { app_assert_ui(a); a->dirty = 1; }
+
+void *app_state(App *a, const UiScreen *s)
+{
+    app_assert_ui(a);
+    for (int i = 0; i < a->nscreens; i++)
+        if (a->screens[i] == s) return a->state[i];
+    assert(!"app_state: not a screen of this app");
+    return NULL;
+}
+
+void app_post(App *a, const Event *ev)
+{
+    app_assert_ui(a);
+    if (a->nposted == a->capposted) {
+        a->capposted = a->capposted ? a->capposted * 2 : 8;
+        Event *n = ob_malloc(sizeof(Event) * a->capposted);
+        if (a->posted) memcpy(n, a->posted, sizeof(Event) * a->nposted);
+        free(a->posted);
+        a->posted = n;
+    }
+    a->posted[a->nposted++] = *ev;
+}
+
+static void dispatch(App *a, const Event *ev)
+{
+    for (int s = 0; s < a->nscreens; s++)
+        if (a->screens[s]->event) a->screens[s]->event(a, ev);
+}
+
+void app_dispatch_posted(App *a)
+{
+    app_assert_ui(a);
+    /* requests may post requests: take one at a time from the front */
+    while (a->nposted > 0) {
+        Event ev = a->posted[0];
+        memmove(a->posted, a->posted + 1, sizeof(Event) * (a->nposted - 1));
+        a->nposted--;
+        dispatch(a, &ev);
+    }
+}
 
 static void log_add(App *a, const char *line)
 {
+    app_assert_ui(a);
     char stamp[16];
     time_t now = time(NULL);
     struct tm tm;
@@ -194,6 +233,7 @@ void app_switch(App *a, int number)
 
 int app_set_teacher(App *a, Model *m, Tokenizer *t, const char *path, const char *tokpath)
 {
+    app_assert_ui(a);
     if (a->teacher_users > 0) return -1;
     if (a->teacher) {
         model_free(a->teacher);
@@ -673,6 +713,7 @@ static int read_key(int *key)
 int ui_main(int argc, char **argv)
 {
     App *a = ob_calloc(1, sizeof *a);
+    a->ui_thread = pthread_self();
     int rc = parse_options(argc, argv, &a->opt);
     if (rc) { free(a); return rc == 1 ? EXIT_OK : EXIT_USAGE; }
     if (!isatty(0) || !isatty(1)) {
@@ -698,6 +739,8 @@ int ui_main(int argc, char **argv)
     a->screens[a->nscreens++] = &ui_scr_runs;
     a->screens[a->nscreens++] = &ui_scr_chat;
     a->screens[a->nscreens++] = &ui_scr_log;
+    for (int i = 0; i < a->nscreens; i++) /* each screen's state, owned here */
+        a->state[i] = ob_calloc(1, a->screens[i]->state_size ? a->screens[i]->state_size : 1);
     ui_grid_init(&screen_grid, 0, 0, a->opt.ascii);
     ui_grid_init(&shown_grid, 0, 0, a->opt.ascii);
     ui_grid_init(&body_grid, 0, 0, a->opt.ascii);
@@ -706,6 +749,7 @@ int ui_main(int argc, char **argv)
     int ttyfd = dup(1);
     FILE *tty = ttyfd >= 0 ? fdopen(ttyfd, "w") : NULL;
     if (tty) fcntl(ttyfd, F_SETFD, FD_CLOEXEC);
+    if (tty) ui_crash_save_modes(ttyfd);
     SCREEN *scr = tty ? newterm(NULL, tty, stdin) : NULL;
     if (!scr) {
         if (tty) fclose(tty);
@@ -714,6 +758,7 @@ int ui_main(int argc, char **argv)
     }
     curses_on = 1;
     capture_stderr();
+    ui_crash_arm(ttyfd, NULL, saved_stderr); /* async-signal-safe restore, computed now */
     cbreak();
     noecho();
     nonl();
@@ -739,14 +784,18 @@ int ui_main(int argc, char **argv)
         if (r < 0 && errno != EINTR) break;
         /* input (also after EINTR: SIGWINCH makes curses queue KEY_RESIZE) */
         int key;
-        while (!a->quit && read_key(&key)) handle_key(a, key);
+        while (!a->quit && read_key(&key)) {
+            handle_key(a, key);
+            app_dispatch_posted(a);
+        }
         if (r > 0 && (p[1].revents & POLLIN)) {
             Event ev[64];
             int n;
             while ((n = evring_pop(&a->ring, ev, 64)) > 0)
-                for (int i = 0; i < n; i++)
-                    for (int s = 0; s < a->nscreens; s++)
-                        if (a->screens[s]->event) a->screens[s]->event(a, &ev[i]);
+                for (int i = 0; i < n; i++) {
+                    dispatch(a, &ev[i]);
+                    app_dispatch_posted(a);
+                }
         }
         if (r > 0 && (p[2].revents & POLLIN)) {
             char b[16];
@@ -757,6 +806,8 @@ int ui_main(int argc, char **argv)
     }
     for (int i = 0; i < a->nscreens; i++)
         if (a->screens[i]->fini) a->screens[i]->fini(a);
+    for (int i = 0; i < a->nscreens; i++) free(a->state[i]);
+    free(a->posted);
     restore_terminal();
     delscreen(scr);
     fclose(tty);

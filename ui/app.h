@@ -1,8 +1,18 @@
-/* app.h -- the workbench shell: the App state shared by the screens, the
+/* ui/app.h -- the workbench shell: the App state shared by the screens, the
  * screen interface, and the services screens use (message line, log, path
- * prompt, yes/no question, modal form, background-job ids). The main loop in
- * app.c blocks in poll() on the terminal, the EventRing that worker threads
- * push to, and a signal self-pipe; it redraws only when something changed. */
+ * prompt, yes/no question, modal form, background-job ids, requests to
+ * other screens). The main loop in app.c blocks in poll() on the terminal,
+ * the EventRing that background jobs (base/job.h) push to, and a signal
+ * self-pipe; it redraws only when something changed.
+ *
+ * Threads: everything here is for the UI thread, the one that runs ui_main
+ * (asserted); background jobs reach the UI only through a->ring.
+ *
+ * Screens own their state: a screen declares state_size, the app allocates
+ * it (zeroed) before the first call and frees it after fini; the screen
+ * finds it with app_state. Screens do not call each other: they post a
+ * request (app_post, an EV_REQUEST event with one of the UI_REQ_ numbers)
+ * that every screen's event callback sees, as it sees the jobs' events. */
 #ifndef OB_UI_APP_H
 #define OB_UI_APP_H
 
@@ -35,8 +45,16 @@ typedef struct {
     void (*enter)(App *a);             /* became visible; may be NULL */
     int (*busy)(App *a);
     void (*teacher)(App *a);           /* a new teacher was installed; may be NULL */               /* a run would be cut short by quitting; may be NULL */
-    void (*fini)(App *a);              /* stop workers, free; may be NULL */
+    void (*fini)(App *a);              /* stop workers, free what the state points to; may be NULL */
+    size_t state_size;                 /* its state (app_state), owned by the app */
 } UiScreen;
+
+/* what screens ask each other for (Event.req of an EV_REQUEST) */
+enum {
+    UI_REQ_RESUME_RUN = 1,   /* Train: queue the resume of run run_id */
+    UI_REQ_CHAT_STUDENT,     /* Chat: load the student at path (run run_id) and show it */
+    UI_REQ_RUNS_CHANGED,     /* Runs: the run store changed, read it again */
+};
 
 typedef struct {
     const char *teacher, *tokenizer, *db;
@@ -63,7 +81,11 @@ struct App {
     char db_path[4096];
 
     const UiScreen *screens[8];
+    void *state[8];                    /* screens[i]'s state */
     int nscreens, cur;
+    Event *posted;                     /* requests waiting for dispatch (app_post) */
+    int nposted, capposted;
+    pthread_t ui_thread;               /* the thread of ui_main */
 
     /* message line and log */
     char msg[512];
@@ -109,10 +131,16 @@ void app_cursor(App *a, int x, int y);
 void app_switch(App *a, int number);
 /* install a loaded teacher (takes ownership); fails while jobs use the old */
 int app_set_teacher(App *a, Model *m, Tokenizer *t, const char *path, const char *tokpath);
-/* a screen's public actions, used across screens */
-void ui_train_queue_resume(App *a, int64_t run_id);   /* Runs: r */
-void ui_chat_use_student(App *a, const char *path, int64_t run); /* Runs: c */
-void ui_runs_refresh(App *a);
+/* the state of screen s (allocated by the app, s->state_size bytes) */
+void *app_state(App *a, const UiScreen *s);
+/* a request to the screens (ev->kind EV_REQUEST): every screen's event
+ * callback gets it after the current key or event is handled. Never
+ * dropped; a path travels in ev->path (evring_intern). */
+void app_post(App *a, const Event *ev);
+/* deliver the posted requests (the main loop; tests) */
+void app_dispatch_posted(App *a);
+/* assert that the caller is the UI thread */
+void app_assert_ui(const App *a);
 
 /* the screens */
 extern const UiScreen ui_scr_model, ui_scr_layers, ui_scr_train, ui_scr_runs, ui_scr_chat, ui_scr_log;

@@ -1,12 +1,13 @@
-/* scr_chat.c -- screen 5, Chat: type a prompt and the teacher, a 1-bit
- * student (a finished run's .onebit, student_load) or both side by side
- * continue it. Each reply is gen_run in a worker thread whose per-token
- * callback appends to the job's text under a mutex, pushes an EV_TOKEN to
- * wake the UI and checks a stop flag (Esc), so a partial reply is kept. The
+/* ui/scr_chat.c -- screen 5, Chat (UI thread only, but for the generation
+ * jobs' functions on_token and gen_main): type a prompt and the teacher, a
+ * 1-bit student (a finished run's .onebit, student_load) or both side by
+ * side continue it. Each reply is gen_run in a background job (base/job.h)
+ * whose per-token callback appends to the job's text under a mutex, pushes
+ * an EV_TOKEN to wake the UI and checks the job's cancel flag (Esc), so a
+ * partial reply is kept. The
  * transcript follows the output only while it is scrolled to the bottom and
  * is saved to the run store (db_chat_add). */
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "ui/app.h"
 #include "onebit/bitlinear.h"
 #include "base/common.h"
+#include "base/job.h"
 #include "db/db.h"
 #include "model/generate.h"
 #include "onebit/student.h"
@@ -33,24 +35,22 @@ typedef struct {
 } Turn;
 
 typedef struct {
-    pthread_t th;
+    Job *job;             /* its end event (EV_STATUS) says finished / stopped / failed */
     int64_t id;
     EventRing *ring;
     const Model *m;
     const Tokenizer *t;
     char *prompt;
     GenParams gp;
-    atomic_int stop;
     pthread_mutex_t mu;
     char *text;
     size_t len, cap;
     int ntok;
     double t0, tps;
-    int rc;
     char err[OB_ERRLEN];
 } GenJob;
 
-static struct {
+typedef struct {
     Turn *turns;
     int n, cap;
     UiInput input;
@@ -68,14 +68,17 @@ static struct {
     int n_new;
     unsigned long seed;   /* 0: from the clock */
     int inited;
-} C;
+} ChatState;
+
+static ChatState *state(App *a) { return app_state(a, &ui_scr_chat); }
 
 /* ---- the worker ------------------------------------------------------------ */
 static int on_token(void *user, int token, const char *piece, int is_prompt)
 {
     GenJob *j = user;
     (void)token;
-    if (is_prompt) return atomic_load(&j->stop);
+    Job *job = job_current();
+    if (is_prompt) return job_cancelled(job);
     double now = ob_now();
     pthread_mutex_lock(&j->mu);
     if (j->ntok == 0) j->t0 = now;
@@ -99,47 +102,44 @@ static int on_token(void *user, int token, const char *piece, int is_prompt)
     pthread_mutex_unlock(&j->mu);
     snprintf(ev.text, sizeof ev.text, "%s", piece);
     evring_push(j->ring, &ev);
-    return atomic_load(&j->stop);
+    return job_cancelled(job);
 }
 
-static void *gen_main(void *arg)
+static int gen_main(Job *job, void *arg)
 {
+    (void)job;
     GenJob *j = arg;
     GenStats st;
-    j->rc = gen_run(j->m, j->t, j->prompt, &j->gp, on_token, j, &st, j->err);
-    Event ev = {.kind = EV_STATUS, .run_id = j->id,
-                .status = j->rc ? RUN_FAILED : atomic_load(&j->stop) ? RUN_STOPPED : RUN_FINISHED};
-    evring_push(j->ring, &ev);
-    return NULL;
+    return gen_run(j->m, j->t, j->prompt, &j->gp, on_token, j, &st, j->err);
 }
 
 /* ---- transcript ------------------------------------------------------------ */
-static Turn *add_turn(int role, const char *text)
+static Turn *add_turn(ChatState *C, int role, const char *text)
 {
-    if (C.n == C.cap) {
-        C.cap = C.cap ? C.cap * 2 : 16;
-        Turn *nt = ob_calloc(C.cap, sizeof(Turn));
-        if (C.turns) memcpy(nt, C.turns, sizeof(Turn) * C.n);
-        free(C.turns);
-        C.turns = nt;
+    if (C->n == C->cap) {
+        C->cap = C->cap ? C->cap * 2 : 16;
+        Turn *nt = ob_calloc(C->cap, sizeof(Turn));
+        if (C->turns) memcpy(nt, C->turns, sizeof(Turn) * C->n);
+        free(C->turns);
+        C->turns = nt;
     }
-    Turn *t = &C.turns[C.n++];
+    Turn *t = &C->turns[C->n++];
     memset(t, 0, sizeof *t);
     t->role = role;
     t->text = ob_strdup(text);
     return t;
 }
 
-static Turn *job_turn(int64_t id)
+static Turn *job_turn(ChatState *C, int64_t id)
 {
-    for (int i = C.n - 1; i >= 0; i--)
-        if (C.turns[i].job == id) return &C.turns[i];
+    for (int i = C->n - 1; i >= 0; i--)
+        if (C->turns[i].job == id) return &C->turns[i];
     return NULL;
 }
 
-static void sync_turn(GenJob *j)
+static void sync_turn(ChatState *C, GenJob *j)
 {
-    Turn *t = job_turn(j->id);
+    Turn *t = job_turn(C, j->id);
     if (!t) return;
     pthread_mutex_lock(&j->mu);
     free(t->text);
@@ -154,93 +154,101 @@ static const char *role_name(int role) { return role == ROLE_USER ? "you" : role
 /* save a line of the conversation in side's session */
 static void save(App *a, int side, const char *role, const char *text)
 {
+    ChatState *C = state(a);
     if (!a->db) return;
     char err[OB_ERRLEN];
-    int64_t run = side ? C.student_run : 0, teacher = side && C.student_run ? 0 : a->teacher_id;
+    int64_t run = side ? C->student_run : 0, teacher = side && C->student_run ? 0 : a->teacher_id;
     if (!run && !teacher) return;
-    if (!C.sess[side]) {
-        C.sess[side] = db_chat_new_session(a->db, run, teacher, err);
-        if (C.sess[side] <= 0) { C.sess[side] = 0; app_msg(a, 1, "run store: %s", err); return; }
+    if (!C->sess[side]) {
+        C->sess[side] = db_chat_new_session(a->db, run, teacher, err);
+        if (C->sess[side] <= 0) { C->sess[side] = 0; app_msg(a, 1, "run store: %s", err); return; }
     }
-    if (db_chat_add(a->db, run, teacher, C.sess[side], role, text, err) <= 0) app_msg(a, 1, "run store: %s", err);
+    if (db_chat_add(a->db, run, teacher, C->sess[side], role, text, err) <= 0) app_msg(a, 1, "run store: %s", err);
 }
 
 static void finish_job(App *a, int side)
 {
-    GenJob *j = C.jobs[side];
-    pthread_join(j->th, NULL);
-    sync_turn(j);
-    Turn *t = job_turn(j->id);
+    ChatState *C = state(a);
+    GenJob *j = C->jobs[side];
+    int rc = job_join(j->job), stopped = job_cancelled(j->job);
+    job_free(j->job);
+    sync_turn(C, j);
+    Turn *t = job_turn(C, j->id);
     if (t) {
-        t->state = j->rc ? T_FAILED : atomic_load(&j->stop) ? T_STOPPED : T_DONE;
-        if (j->rc) app_msg(a, 1, "%s: generation failed: %s", role_name(t->role), j->err);
+        t->state = rc ? T_FAILED : stopped ? T_STOPPED : T_DONE;
+        if (rc) app_msg(a, 1, "%s: generation failed: %s", role_name(t->role), j->err);
         else app_msg(a, 0, "%s %s: %d tokens, %.1f tokens/s", role_name(t->role), t->state == T_STOPPED ? "stopped" : "done",
                      t->ntok, t->tps);
-        if (!j->rc) save(a, side, "assistant", t->text);
+        if (!rc) save(a, side, "assistant", t->text);
     }
     if (side == 0) a->teacher_users--;
     pthread_mutex_destroy(&j->mu);
     free(j->prompt);
     free(j->text);
     free(j);
-    C.jobs[side] = NULL;
+    C->jobs[side] = NULL;
 }
 
-static int busy(void) { return C.jobs[0] || C.jobs[1]; }
+static int busy(const ChatState *C) { return C->jobs[0] || C->jobs[1]; }
 
 static GenJob *start_job(App *a, int side, const Model *m, const Tokenizer *t, const char *text, int64_t pair)
 {
+    ChatState *C = state(a);
     GenJob *j = ob_calloc(1, sizeof *j);
     j->id = app_new_id(a);
     j->ring = &a->ring;
     j->m = m;
     j->t = t;
     j->prompt = ob_strdup(text);
-    j->gp = (GenParams){C.n_new, C.temp, C.topp, C.seed ? C.seed : (uint64_t)time(NULL) ^ (uint64_t)pair};
-    atomic_init(&j->stop, 0);
+    j->gp = (GenParams){C->n_new, C->temp, C->topp, C->seed ? C->seed : (uint64_t)time(NULL) ^ (uint64_t)pair};
     pthread_mutex_init(&j->mu, NULL);
-    Turn *tu = add_turn(side ? ROLE_STUDENT : ROLE_TEACHER, "");
+    Turn *tu = add_turn(C, side ? ROLE_STUDENT : ROLE_TEACHER, "");
     tu->job = j->id;
     tu->pair = pair;
-    if (pthread_create(&j->th, NULL, gen_main, j)) {
+    char err[OB_ERRLEN];
+    JobSpec js = {.name = side ? "student reply" : "teacher reply", .id = j->id, .ring = j->ring, .fn = gen_main, .arg = j,
+                  .end_event = 1};
+    if (job_start(&j->job, &js, err)) {
         tu->state = T_FAILED;
-        app_msg(a, 1, "cannot start the generation thread");
+        app_msg(a, 1, "%s", err);
         pthread_mutex_destroy(&j->mu);
         free(j->prompt);
         free(j);
         return NULL;
     }
     if (side == 0) a->teacher_users++;
-    C.jobs[side] = j;
+    C->jobs[side] = j;
     return j;
 }
 
 static void send(App *a)
 {
-    if (busy()) { app_msg(a, 1, "a reply is still streaming: Esc stops it"); return; }
-    int want_t = C.target != TO_STUDENT, want_s = C.target != TO_TEACHER;
+    ChatState *C = state(a);
+    if (busy(C)) { app_msg(a, 1, "a reply is still streaming: Esc stops it"); return; }
+    int want_t = C->target != TO_STUDENT, want_s = C->target != TO_TEACHER;
     if (want_t && !a->teacher) { app_msg(a, 1, "no teacher loaded (screen 1, o)"); return; }
-    if (want_s && !C.student) { app_msg(a, 1, "no student loaded (l, or c on the Runs screen)"); return; }
-    const char *text = C.input.buf;
-    Turn *u = add_turn(ROLE_USER, text);
+    if (want_s && !C->student) { app_msg(a, 1, "no student loaded (l, or c on the Runs screen)"); return; }
+    const char *text = C->input.buf;
+    Turn *u = add_turn(C, ROLE_USER, text);
     int64_t pair = app_new_id(a);
     u->pair = pair;
     if (want_t) { save(a, 0, "user", text); start_job(a, 0, a->teacher, a->tok, text, pair); }
-    if (want_s) { save(a, 1, "user", text); start_job(a, 1, C.student, C.stok ? C.stok : a->tok, text, pair); }
-    C.follow = 1;
-    ui_input_set(&C.input, "");
+    if (want_s) { save(a, 1, "user", text); start_job(a, 1, C->student, C->stok ? C->stok : a->tok, text, pair); }
+    C->follow = 1;
+    ui_input_set(&C->input, "");
 }
 
 /* ---- students --------------------------------------------------------------- */
-static void free_student(void)
+static void free_student(ChatState *C)
 {
-    if (C.student) { model_free(C.student); free(C.student); C.student = NULL; }
-    if (C.stok) { tok_free(C.stok); free(C.stok); C.stok = NULL; }
+    if (C->student) { model_free(C->student); free(C->student); C->student = NULL; }
+    if (C->stok) { tok_free(C->stok); free(C->stok); C->stok = NULL; }
 }
 
 static int load_student(App *a, const char *path, int64_t run)
 {
-    if (C.jobs[1]) { app_msg(a, 1, "the student is still replying: Esc stops it"); return -1; }
+    ChatState *C = state(a);
+    if (C->jobs[1]) { app_msg(a, 1, "the student is still replying: Esc stops it"); return -1; }
     char err[OB_ERRLEN];
     int has = student_has_tokenizer(path, err);
     if (has < 0) { app_msg(a, 1, "error: %s", err); return -1; }
@@ -258,14 +266,14 @@ static int load_student(App *a, const char *path, int64_t run)
         free(m);
         return -1;
     }
-    free_student();
-    C.student = m;
-    C.stok = t;
-    C.student_run = run;
-    C.sess[1] = 0;
-    snprintf(C.student_path, sizeof C.student_path, "%s", path);
-    C.target = a->teacher ? TO_BOTH : TO_STUDENT;
-    app_msg(a, 0, "student %s loaded; talking to %s", path, C.target == TO_BOTH ? "teacher and student side by side" : "the student");
+    free_student(C);
+    C->student = m;
+    C->stok = t;
+    C->student_run = run;
+    C->sess[1] = 0;
+    snprintf(C->student_path, sizeof C->student_path, "%s", path);
+    C->target = a->teacher ? TO_BOTH : TO_STUDENT;
+    app_msg(a, 0, "student %s loaded; talking to %s", path, C->target == TO_BOTH ? "teacher and student side by side" : "the student");
     return 0;
 }
 
@@ -311,15 +319,15 @@ static int reply(UiGrid *g, const Turn *t, int x, int w, int y, int line0, int s
 
 /* lines of the transcript at width w; draws rows [skip, skip+rows) when g.
  * The replies of teacher and student to one prompt go side by side. */
-static int transcript(UiGrid *g, int y, int w, int skip, int rows)
+static int transcript(const ChatState *C, UiGrid *g, int y, int w, int skip, int rows)
 {
     int line = 0;
-    for (int i = 0; i < C.n; i++) {
-        const Turn *t = &C.turns[i];
-        if (t->role != ROLE_USER && i + 1 < C.n && C.turns[i + 1].role != ROLE_USER && C.turns[i + 1].pair == t->pair) {
+    for (int i = 0; i < C->n; i++) {
+        const Turn *t = &C->turns[i];
+        if (t->role != ROLE_USER && i + 1 < C->n && C->turns[i + 1].role != ROLE_USER && C->turns[i + 1].pair == t->pair) {
             int half = (w - 1) / 2;
             int l1 = reply(g, t, 0, half, y, line, skip, rows);
-            int l2 = reply(g, &C.turns[i + 1], half + 1, w - half - 1, y, line, skip, rows);
+            int l2 = reply(g, &C->turns[i + 1], half + 1, w - half - 1, y, line, skip, rows);
             line += (l1 > l2 ? l1 : l2) + 1;
             i++;
             continue;
@@ -331,54 +339,56 @@ static int transcript(UiGrid *g, int y, int w, int skip, int rows)
 
 static void chat_draw(App *a, UiGrid *g)
 {
-    const char *sb = strrchr(C.student_path, '/');
-    sb = sb ? sb + 1 : C.student_path;
+    ChatState *C = state(a);
+    const char *sb = strrchr(C->student_path, '/');
+    sb = sb ? sb + 1 : C->student_path;
     char who[300];
-    if (C.target == TO_TEACHER) snprintf(who, sizeof who, "the teacher");
-    else if (C.target == TO_STUDENT) snprintf(who, sizeof who, "student %.200s", sb);
+    if (C->target == TO_TEACHER) snprintf(who, sizeof who, "the teacher");
+    else if (C->target == TO_STUDENT) snprintf(who, sizeof who, "student %.200s", sb);
     else snprintf(who, sizeof who, "teacher | student %.200s", sb);
     ui_grid_printf(g, 0, 0, g->w, UI_A_DIM, "Chat with %s%s   temperature %.2f   top-p %.2f   max tokens %d   seed %s", who,
-                   C.target != TO_TEACHER && bitlinear_act() == BITLINEAR_ACT_INT8 ? " (int8)" : "", C.temp, C.topp, C.n_new,
-                   C.seed ? "fixed" : "clock");
+                   C->target != TO_TEACHER && bitlinear_act() == BITLINEAR_ACT_INT8 ? " (int8)" : "", C->temp, C->topp, C->n_new,
+                   C->seed ? "fixed" : "clock");
     int view_h = g->h - 3;
     if (view_h < 1) view_h = 1;
-    C.view_h = view_h;
-    C.nlines = transcript(NULL, 0, g->w, 0, 0);
-    int maxtop = C.nlines - view_h > 0 ? C.nlines - view_h : 0;
-    if (C.follow || C.top > maxtop) C.top = maxtop;
-    if (C.top < 0) C.top = 0;
-    if (C.n == 0)
+    C->view_h = view_h;
+    C->nlines = transcript(C, NULL, 0, g->w, 0, 0);
+    int maxtop = C->nlines - view_h > 0 ? C->nlines - view_h : 0;
+    if (C->follow || C->top > maxtop) C->top = maxtop;
+    if (C->top < 0) C->top = 0;
+    if (C->n == 0)
         ui_grid_text(g, 2, 2, g->w - 4, UI_A_DIM, "Type a prompt below and press Enter; the model continues it.");
-    transcript(g, 1, g->w, C.top, view_h);
+    transcript(C, g, 1, g->w, C->top, view_h);
     uint32_t hb = g->ascii ? '-' : 0x2500;
     ui_grid_hline(g, 0, g->h - 2, g->w, hb, UI_A_DIM);
-    if (!C.follow && C.top < maxtop) ui_grid_printf(g, 2, g->h - 2, g->w - 4, UI_A_DIM, " %d more lines below (End follows) ", maxtop - C.top);
-    int x = ui_grid_text(g, 0, g->h - 1, 2, C.focus ? UI_A_BOLD : UI_A_DIM, "> "), cx;
-    ui_input_render(&C.input, g, x, g->h - 1, g->w - x, C.focus ? UI_A_INPUT : UI_A_NORMAL, &cx);
-    if (C.focus) app_cursor(a, cx, g->h - 1);
-    else if (!C.input.len) ui_grid_text(g, x, g->h - 1, g->w - x, UI_A_DIM, "(Enter or i to type)");
+    if (!C->follow && C->top < maxtop) ui_grid_printf(g, 2, g->h - 2, g->w - 4, UI_A_DIM, " %d more lines below (End follows) ", maxtop - C->top);
+    int x = ui_grid_text(g, 0, g->h - 1, 2, C->focus ? UI_A_BOLD : UI_A_DIM, "> "), cx;
+    ui_input_render(&C->input, g, x, g->h - 1, g->w - x, C->focus ? UI_A_INPUT : UI_A_NORMAL, &cx);
+    if (C->focus) app_cursor(a, cx, g->h - 1);
+    else if (!C->input.len) ui_grid_text(g, x, g->h - 1, g->w - x, UI_A_DIM, "(Enter or i to type)");
 }
 
-static void scroll(int delta)
+static void scroll(ChatState *C, int delta)
 {
-    int maxtop = C.nlines - C.view_h > 0 ? C.nlines - C.view_h : 0;
-    if (C.follow) C.top = maxtop;
-    C.top += delta;
-    if (C.top < 0) C.top = 0;
-    if (C.top >= maxtop) { C.top = maxtop; C.follow = 1; }
-    else C.follow = 0;
+    int maxtop = C->nlines - C->view_h > 0 ? C->nlines - C->view_h : 0;
+    if (C->follow) C->top = maxtop;
+    C->top += delta;
+    if (C->top < 0) C->top = 0;
+    if (C->top >= maxtop) { C->top = maxtop; C->follow = 1; }
+    else C->follow = 0;
 }
 
 /* ---- settings ------------------------------------------------------------- */
 static void settings_done(App *a, UiForm *f, int ok)
 {
+    ChatState *C = state(a);
     if (ok) {
         double v;
-        ui_form_num(f, 0, &v); C.temp = (float)v;
-        ui_form_num(f, 1, &v); C.topp = (float)v;
-        ui_form_num(f, 2, &v); C.n_new = (int)v;
-        ui_form_num(f, 3, &v); C.seed = (unsigned long)v;
-        app_msg(a, 0, "sampling: temperature %.2f, top-p %.2f, %d tokens", C.temp, C.topp, C.n_new);
+        ui_form_num(f, 0, &v); C->temp = (float)v;
+        ui_form_num(f, 1, &v); C->topp = (float)v;
+        ui_form_num(f, 2, &v); C->n_new = (int)v;
+        ui_form_num(f, 3, &v); C->seed = (unsigned long)v;
+        app_msg(a, 0, "sampling: temperature %.2f, top-p %.2f, %d tokens", C->temp, C->topp, C->n_new);
     }
     ui_form_free(f);
     free(f);
@@ -386,12 +396,13 @@ static void settings_done(App *a, UiForm *f, int ok)
 
 static void open_settings(App *a)
 {
+    ChatState *C = state(a);
     UiForm *f = ob_malloc(sizeof *f);
     char b[4][32];
-    snprintf(b[0], 32, "%g", C.temp);
-    snprintf(b[1], 32, "%g", C.topp);
-    snprintf(b[2], 32, "%d", C.n_new);
-    snprintf(b[3], 32, "%lu", C.seed);
+    snprintf(b[0], 32, "%g", C->temp);
+    snprintf(b[1], 32, "%g", C->topp);
+    snprintf(b[2], 32, "%d", C->n_new);
+    snprintf(b[3], 32, "%lu", C->seed);
     ui_form_init(f, "Sampling");
     ui_form_add(f, "temperature", UI_F_NUM, b[0], 0, 10, "0 = greedy (always the most likely token)");
     ui_form_add(f, "top-p", UI_F_NUM, b[1], 0, 1, "nucleus sampling threshold; 0 or 1 = off");
@@ -403,99 +414,109 @@ static void open_settings(App *a)
 /* ---- keys and events -------------------------------------------------------- */
 static void stop_gen(App *a)
 {
-    if (!busy()) return;
+    ChatState *C = state(a);
+    if (!busy(C)) return;
     for (int i = 0; i < 2; i++)
-        if (C.jobs[i]) atomic_store(&C.jobs[i]->stop, 1);
+        if (C->jobs[i]) job_cancel(C->jobs[i]->job);
     app_msg(a, 0, "stopping the generation ...");
 }
 
 static int chat_key(App *a, const UiKey *k, int key)
 {
-    if (C.focus) {
+    ChatState *C = state(a);
+    if (C->focus) {
         if (k) {
             switch (k->action) {
             case A_SEND:
-                if (C.input.len) send(a);
+                if (C->input.len) send(a);
                 return 1;
             case A_ESCAPE:
-                if (busy()) stop_gen(a);
-                else C.focus = 0;
+                if (busy(C)) stop_gen(a);
+                else C->focus = 0;
                 return 1;
-            case A_PGUP: scroll(-(C.view_h - 1)); return 1;
-            case A_PGDN: scroll(C.view_h - 1); return 1;
+            case A_PGUP: scroll(C, -(C->view_h - 1)); return 1;
+            case A_PGDN: scroll(C, C->view_h - 1); return 1;
             default: break;
             }
         }
-        return ui_input_key(&C.input, key);
+        return ui_input_key(&C->input, key);
     }
     if (!k) return 0;
     switch (k->action) {
-    case A_FOCUS: C.focus = 1; return 1;
+    case A_FOCUS: C->focus = 1; return 1;
     case A_ESCAPE: stop_gen(a); return 1;
     case A_SETTINGS: open_settings(a); return 1;
     case A_NEW_CHAT:
-        if (busy()) { app_msg(a, 1, "a reply is still streaming: Esc stops it"); return 1; }
-        for (int i = 0; i < C.n; i++) free(C.turns[i].text);
-        C.n = 0;
-        C.follow = 1;
-        C.sess[0] = C.sess[1] = 0;
+        if (busy(C)) { app_msg(a, 1, "a reply is still streaming: Esc stops it"); return 1; }
+        for (int i = 0; i < C->n; i++) free(C->turns[i].text);
+        C->n = 0;
+        C->follow = 1;
+        C->sess[0] = C->sess[1] = 0;
         return 1;
-    case A_STUDENT: app_prompt(a, "Student file (.onebit)", C.student_path, 1, student_prompt_done); return 1;
+    case A_STUDENT: app_prompt(a, "Student file (.onebit)", C->student_path, 1, student_prompt_done); return 1;
     case A_TARGET_CYCLE:
-        if (!C.student) { C.target = TO_TEACHER; app_msg(a, 1, "no student loaded: l loads one"); return 1; }
-        C.target = (C.target + 1) % 3;
-        if (C.target != TO_STUDENT && !a->teacher) C.target = TO_STUDENT;
-        app_msg(a, 0, "talking to %s", C.target == TO_TEACHER ? "the teacher" : C.target == TO_STUDENT ? "the student" : "both, side by side");
+        if (!C->student) { C->target = TO_TEACHER; app_msg(a, 1, "no student loaded: l loads one"); return 1; }
+        C->target = (C->target + 1) % 3;
+        if (C->target != TO_STUDENT && !a->teacher) C->target = TO_STUDENT;
+        app_msg(a, 0, "talking to %s", C->target == TO_TEACHER ? "the teacher" : C->target == TO_STUDENT ? "the student" : "both, side by side");
         return 1;
     case A_ACT_TOGGLE: {
         /* process-wide (bitlinear_set_act); not while a reply streams */
-        if (busy()) { app_msg(a, 1, "a reply is still streaming: Esc stops it"); return 1; }
+        if (busy(C)) { app_msg(a, 1, "a reply is still streaming: Esc stops it"); return 1; }
         int on = bitlinear_act() != BITLINEAR_ACT_INT8;
         bitlinear_set_act(on ? "int8" : "fp32", NULL);
         /* the kernels' sign layout differs by precision (kernels.h) */
-        if (C.student) student_repack(C.student);
+        if (C->student) student_repack(C->student);
         app_msg(a, 0, "student activations: %s", on ? "int8 (per-512-column scales; faster batched kernels, slightly lossy)" : "fp32 (exact)");
         return 1;
     }
-    case A_UP: scroll(-1); return 1;
-    case A_DOWN: scroll(1); return 1;
-    case A_PGUP: scroll(-(C.view_h - 1)); return 1;
-    case A_PGDN: scroll(C.view_h - 1); return 1;
-    case A_HOME: C.follow = 0; C.top = 0; return 1;
-    case A_END: C.follow = 1; return 1;
+    case A_UP: scroll(C, -1); return 1;
+    case A_DOWN: scroll(C, 1); return 1;
+    case A_PGUP: scroll(C, -(C->view_h - 1)); return 1;
+    case A_PGDN: scroll(C, C->view_h - 1); return 1;
+    case A_HOME: C->follow = 0; C->top = 0; return 1;
+    case A_END: C->follow = 1; return 1;
     default: return 0;
     }
 }
 
+static void use_student(App *a, const char *path, int64_t run);
+
 static void chat_event(App *a, const Event *ev)
 {
+    ChatState *C = state(a);
+    if (ev->kind == EV_REQUEST) {
+        if (ev->req == UI_REQ_CHAT_STUDENT && ev->path) use_student(a, ev->path, ev->run_id);
+        return;
+    }
     for (int i = 0; i < 2; i++) {
-        if (!C.jobs[i] || ev->run_id != C.jobs[i]->id) continue;
-        if (ev->kind == EV_TOKEN) sync_turn(C.jobs[i]);
+        if (!C->jobs[i] || ev->run_id != C->jobs[i]->id) continue;
+        if (ev->kind == EV_TOKEN) sync_turn(C, C->jobs[i]);
         else if (ev->kind == EV_STATUS) finish_job(a, i);
         app_dirty(a);
     }
 }
 
-static UiCtx chat_typing(App *a) { return C.focus ? UI_CTX_CHAT_INPUT : 0; }
+static UiCtx chat_typing(App *a) { return state(a)->focus ? UI_CTX_CHAT_INPUT : 0; }
 
 static void chat_status(App *a, char *buf, int n)
 {
+    ChatState *C = state(a);
     for (int i = 0; i < 2; i++) {
-        Turn *t = C.jobs[i] ? job_turn(C.jobs[i]->id) : NULL;
+        Turn *t = C->jobs[i] ? job_turn(C, C->jobs[i]->id) : NULL;
         if (t) { snprintf(buf, n, "%s: %d tokens, %.1f tokens/s ", role_name(t->role), t->ntok, t->tps); return; }
     }
 }
 
-static void chat_enter_init(void)
+static void chat_enter_init(ChatState *C)
 {
-    if (!C.inited) {
-        C.inited = 1;
-        ui_input_init(&C.input);
-        C.temp = 0.8f;
-        C.topp = 0.9f;
-        C.n_new = 256;
-        C.follow = 1;
+    if (!C->inited) {
+        C->inited = 1;
+        ui_input_init(&C->input);
+        C->temp = 0.8f;
+        C->topp = 0.9f;
+        C->n_new = 256;
+        C->follow = 1;
     }
 }
 
@@ -503,7 +524,8 @@ static void chat_enter_init(void)
  * finished run's student joins it, side by side */
 static void default_student(App *a)
 {
-    if (C.student || C.jobs[1] || !a->db) return;
+    ChatState *C = state(a);
+    if (C->student || C->jobs[1] || !a->db) return;
     DbRun *runs;
     int n;
     char err[OB_ERRLEN];
@@ -518,33 +540,37 @@ static void default_student(App *a)
 
 static void chat_enter(App *a)
 {
-    chat_enter_init();
+    ChatState *C = state(a);
+    chat_enter_init(C);
     default_student(a);
-    C.focus = 1;
+    C->focus = 1;
 }
 
-void ui_chat_use_student(App *a, const char *path, int64_t run)
+/* UI_REQ_CHAT_STUDENT (Runs: c) */
+static void use_student(App *a, const char *path, int64_t run)
 {
-    chat_enter_init();
+    ChatState *C = state(a);
+    chat_enter_init(C);
     if (load_student(a, path, run) == 0) app_switch(a, 5);
 }
 
 static void chat_fini(App *a)
 {
+    ChatState *C = state(a);
     for (int i = 0; i < 2; i++)
-        if (C.jobs[i]) {
-            atomic_store(&C.jobs[i]->stop, 1);
+        if (C->jobs[i]) {
+            job_cancel(C->jobs[i]->job);
             finish_job(a, i);
         }
-    free_student();
-    for (int i = 0; i < C.n; i++) free(C.turns[i].text);
-    free(C.turns);
-    if (C.inited) ui_input_free(&C.input);
-    memset(&C, 0, sizeof C);
+    free_student(C);
+    for (int i = 0; i < C->n; i++) free(C->turns[i].text);
+    free(C->turns);
+    if (C->inited) ui_input_free(&C->input);
+    memset(C, 0, sizeof *C);
 }
 
 const UiScreen ui_scr_chat = {
     .name = "Chat", .number = 5, .ctx = UI_CTX_CHAT, .list = 1,
     .draw = chat_draw, .key = chat_key, .event = chat_event, .typing = chat_typing,
-    .status = chat_status, .enter = chat_enter, .fini = chat_fini,
+    .status = chat_status, .enter = chat_enter, .fini = chat_fini, .state_size = sizeof(ChatState),
 };

@@ -1,12 +1,12 @@
-/* scr_layers.c -- screen 2, Layers: every linear layer of the teacher with
- * its NMF / SVD / XNOR relative error, sign balance and g/h range
- * (svid_model_stats, the numbers of `onebit-tui inspect`), computed in a
- * background thread as soon as a teacher is loaded, with a progress bar,
+/* ui/scr_layers.c -- screen 2, Layers (UI thread only): every linear layer
+ * of the teacher with its NMF / SVD / XNOR relative error, sign balance and
+ * g/h range (svid_model_stats, the numbers of `onebit-tui inspect`),
+ * computed in a background job (base/job.h) as soon as a teacher is loaded,
+ * with a progress bar,
  * and stored in the run store so the next visit is instant. Sortable;
  * Enter shows the layer's |W| and W histograms and the spread of the sign
  * balance over rows and columns. `inspect --db` stores the same records. */
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,19 +15,19 @@
 #include "ui/app.h"
 #include "ui/chart.h"
 #include "base/common.h"
+#include "base/job.h"
 #include "db/db.h"
 #include "db/db_svid.h"
 #include "ui/hist.h"
 #include "onebit/svid.h"
 #include "ui/table.h"
 
+/* what the statistics job works on; the UI frees it after job_join */
 typedef struct {
-    pthread_t th;
-    int64_t id;
-    EventRing *ring;
+    Job *job;
     const Model *m;
     LayerStats *out;
-    int n, threads, rc;
+    int n, threads;
     char err[OB_ERRLEN];
 } StatsJob;
 
@@ -37,7 +37,7 @@ static const UiColumn cols[] = {
 };
 #define NCOLS ((int)(sizeof cols / sizeof cols[0]))
 
-static struct {
+typedef struct {
     UiTable t;
     LayerStats *st;
     int n;
@@ -46,118 +46,123 @@ static struct {
     int detail;
     const Model *for_model;  /* the teacher st belongs to */
     int inited;
-} L;
+} LayersState;
+
+static LayersState *state(App *a) { return app_state(a, &ui_scr_layers); }
 
 /* ---- the run-store cache (db_svid.h: the same records as inspect --db) ---- */
 static void store(App *a)
 {
+    LayersState *L = state(a);
     if (!a->db || !a->teacher_id) return;
     char err[OB_ERRLEN];
-    if (db_layer_stats_save(a->db, a->teacher_id, L.st, L.n, err)) app_msg(a, 1, "run store: %s", err);
+    if (db_layer_stats_save(a->db, a->teacher_id, L->st, L->n, err)) app_msg(a, 1, "run store: %s", err);
 }
 
 static int load_cached(App *a)
 {
+    LayersState *L = state(a);
     if (!a->db || !a->teacher_id || !a->teacher) return 0;
     LayerStats *st;
     int n;
     char err[OB_ERRLEN];
     if (db_layer_stats_load(a->db, a->teacher_id, &st, &n, err)) { app_msg(a, 1, "run store: %s", err); return 0; }
     if (n != a->teacher->cfg.n_layers * LIN_PER_LAYER) { free(st); return 0; }
-    free(L.st);
-    L.st = st;
-    L.n = n;
+    free(L->st);
+    L->st = st;
+    L->n = n;
     return 1;
 }
 
 /* ---- the table ---------------------------------------------------------------- */
-static void fill(void)
+static void fill(LayersState *L)
 {
-    ui_table_clear(&L.t);
-    for (int i = 0; i < L.n; i++) {
-        const LayerStats *s = &L.st[i];
-        int r = ui_table_add(&L.t);
-        ui_table_set(&L.t, r, 0, s->name, NAN);
-        ui_table_setf(&L.t, r, 1, (double)s->rows * s->cols, "%dx%d", s->rows, s->cols);
-        ui_table_setf(&L.t, r, 2, s->nmf_err, "%.4f", s->nmf_err);
-        ui_table_setf(&L.t, r, 3, s->svd_err, "%.4f", s->svd_err);
-        ui_table_setf(&L.t, r, 4, s->xnor_err, "%.4f", s->xnor_err);
-        ui_table_setf(&L.t, r, 5, s->pos_frac, "%.3f", s->pos_frac);
-        ui_table_setf(&L.t, r, 6, s->row_pos_max - s->row_pos_min, "%.2f-%.2f", s->row_pos_min, s->row_pos_max);
-        ui_table_setf(&L.t, r, 7, s->g_max, "%.3g..%.3g", s->g_min, s->g_max);
-        ui_table_setf(&L.t, r, 8, s->h_max, "%.3g..%.3g", s->h_min, s->h_max);
-        ui_table_setf(&L.t, r, 9, s->bpw, "%.3f", s->bpw);
+    ui_table_clear(&L->t);
+    for (int i = 0; i < L->n; i++) {
+        const LayerStats *s = &L->st[i];
+        int r = ui_table_add(&L->t);
+        ui_table_set(&L->t, r, 0, s->name, NAN);
+        ui_table_setf(&L->t, r, 1, (double)s->rows * s->cols, "%dx%d", s->rows, s->cols);
+        ui_table_setf(&L->t, r, 2, s->nmf_err, "%.4f", s->nmf_err);
+        ui_table_setf(&L->t, r, 3, s->svd_err, "%.4f", s->svd_err);
+        ui_table_setf(&L->t, r, 4, s->xnor_err, "%.4f", s->xnor_err);
+        ui_table_setf(&L->t, r, 5, s->pos_frac, "%.3f", s->pos_frac);
+        ui_table_setf(&L->t, r, 6, s->row_pos_max - s->row_pos_min, "%.2f-%.2f", s->row_pos_min, s->row_pos_max);
+        ui_table_setf(&L->t, r, 7, s->g_max, "%.3g..%.3g", s->g_min, s->g_max);
+        ui_table_setf(&L->t, r, 8, s->h_max, "%.3g..%.3g", s->h_min, s->h_max);
+        ui_table_setf(&L->t, r, 9, s->bpw, "%.3f", s->bpw);
     }
-    ui_table_sort(&L.t, L.t.sort_col, L.t.sort_desc);
+    ui_table_sort(&L->t, L->t.sort_col, L->t.sort_desc);
 }
 
 /* ---- the worker --------------------------------------------------------------- */
-static void on_progress(void *user, int done, int total)
+/* from the job or its helpers: progress out, cancel in */
+static int on_progress(void *user, int done, int total)
 {
-    StatsJob *j = user;
-    Event ev = {.kind = EV_PROGRESS, .run_id = j->id, .done = done, .total = total};
-    evring_push(j->ring, &ev);
+    Job *job = user;
+    job_progress(job, done, total);
+    return job_cancelled(job);
 }
 
-static void *stats_main(void *arg)
+static int stats_main(Job *job, void *arg)
 {
     StatsJob *j = arg;
-    j->rc = svid_model_stats(j->m, j->threads, SVID_NMF, j->out, on_progress, j, j->err);
-    Event ev = {.kind = EV_STATUS, .run_id = j->id, .status = j->rc ? RUN_FAILED : RUN_FINISHED};
-    evring_push(j->ring, &ev);
-    return NULL;
+    return svid_model_stats(j->m, j->threads, SVID_NMF, j->out, on_progress, job, j->err);
 }
 
 static void start(App *a, int force)
 {
-    if (!a->teacher || L.job) return;
-    if (!L.inited) { ui_table_init(&L.t, cols, NCOLS); L.inited = 1; }
-    if (!force && L.for_model == a->teacher && L.n) return;
+    LayersState *L = state(a);
+    if (!a->teacher || L->job) return;
+    if (!L->inited) { ui_table_init(&L->t, cols, NCOLS); L->inited = 1; }
+    if (!force && L->for_model == a->teacher && L->n) return;
     if (!force && load_cached(a)) {
-        L.for_model = a->teacher;
-        fill();
+        L->for_model = a->teacher;
+        fill(L);
         app_log(a, "layer statistics of %s read from the run store", a->teacher_path);
         return;
     }
     if (!a->teacher->wq) { app_msg(a, 1, "layer statistics need a dense teacher"); return; }
     StatsJob *j = ob_calloc(1, sizeof *j);
-    j->id = app_new_id(a);
-    j->ring = &a->ring;
     j->m = a->teacher;
     j->n = a->teacher->cfg.n_layers * LIN_PER_LAYER;
     j->out = ob_calloc(j->n, sizeof(LayerStats));
     long nc = sysconf(_SC_NPROCESSORS_ONLN);
     j->threads = nc < 1 ? 1 : nc > 4 ? 4 : (int)nc;
-    if (pthread_create(&j->th, NULL, stats_main, j)) {
-        app_msg(a, 1, "cannot start the statistics thread");
+    char err[OB_ERRLEN];
+    JobSpec js = {.name = "layer statistics", .id = app_new_id(a), .ring = &a->ring, .fn = stats_main, .arg = j, .end_event = 1};
+    if (job_start(&j->job, &js, err)) {
+        app_msg(a, 1, "%s", err);
         free(j->out);
         free(j);
         return;
     }
     a->teacher_users++;
-    L.job = j;
-    L.done = 0;
-    L.total = j->n;
+    L->job = j;
+    L->done = 0;
+    L->total = j->n;
     app_log(a, "computing layer statistics of %s", a->teacher_path);
 }
 
 static void finish(App *a)
 {
-    StatsJob *j = L.job;
-    pthread_join(j->th, NULL);
-    L.job = NULL;
+    LayersState *L = state(a);
+    StatsJob *j = L->job;
+    int rc = job_join(j->job);
+    job_free(j->job);
+    L->job = NULL;
     a->teacher_users--;
-    if (j->rc) {
+    if (rc) {
         app_msg(a, 1, "layer statistics failed: %s", j->err);
         free(j->out);
     } else {
-        free(L.st);
-        L.st = j->out;
-        L.n = j->n;
-        L.for_model = j->m;
-        fill();
+        free(L->st);
+        L->st = j->out;
+        L->n = j->n;
+        L->for_model = j->m;
+        fill(L);
         store(a);
-        app_msg(a, 0, "layer statistics of %d linears computed%s", L.n, a->db && a->teacher_id ? " and stored" : "");
+        app_msg(a, 0, "layer statistics of %d linears computed%s", L->n, a->db && a->teacher_id ? " and stored" : "");
     }
     free(j);
 }
@@ -209,75 +214,83 @@ static void draw_detail(App *a, UiGrid *g, const LayerStats *s)
 
 static void layers_draw(App *a, UiGrid *g)
 {
+    LayersState *L = state(a);
     if (!a->teacher) { ui_grid_text(g, 2, 1, g->w - 4, UI_A_NORMAL, "No teacher loaded (screen 1)."); return; }
     int y = 0;
-    if (L.job) {
-        ui_grid_printf(g, 0, y, g->w, UI_A_BOLD, "computing layer statistics: %ld/%ld ", L.done, L.total);
+    if (L->job) {
+        ui_grid_printf(g, 0, y, g->w, UI_A_BOLD, "computing layer statistics: %ld/%ld ", L->done, L->total);
         int x = 40, w = g->w - x - 1;
-        double f = L.total ? (double)L.done / L.total : 0;
+        double f = L->total ? (double)L->done / L->total : 0;
         for (int i = 0; i < w; i++)
             ui_grid_put(g, x + i, y, i < (int)(f * w) ? (g->ascii ? '#' : 0x2588) : (g->ascii ? '.' : 0x2591),
                         i < (int)(f * w) ? UI_A_OK : UI_A_DIM);
         y++;
     }
-    if (!L.n || L.for_model != a->teacher) {
-        if (!L.job) ui_grid_text(g, 2, y + 1, g->w - 4, UI_A_DIM, "no statistics yet");
+    if (!L->n || L->for_model != a->teacher) {
+        if (!L->job) ui_grid_text(g, 2, y + 1, g->w - 4, UI_A_DIM, "no statistics yet");
         return;
     }
-    int r = ui_table_selected(&L.t);
-    if (L.detail && r >= 0) { draw_detail(a, g, &L.st[r]); return; }
-    ui_table_render(&L.t, g, 0, y, g->w, g->h - y, 1);
+    int r = ui_table_selected(&L->t);
+    if (L->detail && r >= 0) { draw_detail(a, g, &L->st[r]); return; }
+    ui_table_render(&L->t, g, 0, y, g->w, g->h - y, 1);
 }
 
 static int layers_key(App *a, const UiKey *k, int key)
 {
+    LayersState *L = state(a);
     if (!k) return 0;
     switch (k->action) {
-    case A_OPEN: if (L.n) L.detail = !L.detail; return 1;
-    case A_ESCAPE: L.detail = 0; return 1;
+    case A_OPEN: if (L->n) L->detail = !L->detail; return 1;
+    case A_ESCAPE: L->detail = 0; return 1;
     case A_RECOMPUTE:
-        if (L.job) { app_msg(a, 1, "the statistics are being computed"); return 1; }
+        if (L->job) { app_msg(a, 1, "the statistics are being computed"); return 1; }
         start(a, 1);
         return 1;
-    case A_SORT: ui_table_sort(&L.t, (L.t.sort_col + 1) % NCOLS, L.t.sort_desc); return 1;
-    case A_SORT_REV: ui_table_sort(&L.t, L.t.sort_col < 0 ? 0 : L.t.sort_col, !L.t.sort_desc); return 1;
-    default: return ui_table_nav(&L.t, k->action);
+    case A_SORT: ui_table_sort(&L->t, (L->t.sort_col + 1) % NCOLS, L->t.sort_desc); return 1;
+    case A_SORT_REV: ui_table_sort(&L->t, L->t.sort_col < 0 ? 0 : L->t.sort_col, !L->t.sort_desc); return 1;
+    default: return ui_table_nav(&L->t, k->action);
     }
 }
 
 static void layers_event(App *a, const Event *ev)
 {
-    if (!L.job || ev->run_id != L.job->id) return;
-    if (ev->kind == EV_PROGRESS) { L.done = ev->done; L.total = ev->total; }
+    LayersState *L = state(a);
+    if (!L->job || ev->run_id != job_id(L->job->job)) return;
+    if (ev->kind == EV_PROGRESS) { L->done = ev->done; L->total = ev->total; }
     else if (ev->kind == EV_STATUS) finish(a);
     app_dirty(a);
 }
 
 static void layers_teacher(App *a)
 {
-    L.detail = 0;
+    LayersState *L = state(a);
+    L->detail = 0;
     start(a, 0);
 }
 
 static void layers_status(App *a, char *buf, int n)
 {
-    if (L.job) snprintf(buf, n, "layer statistics %ld/%ld ", L.done, L.total);
+    LayersState *L = state(a);
+    if (L->job) snprintf(buf, n, "layer statistics %ld/%ld ", L->done, L->total);
 }
 
 static void layers_fini(App *a)
 {
-    if (L.job) {
-        pthread_join(L.job->th, NULL);
-        free(L.job->out);
-        free(L.job);
+    LayersState *L = state(a);
+    if (L->job) { /* quitting: skip the layers not started yet */
+        job_cancel(L->job->job);
+        job_free(L->job->job);
+        free(L->job->out);
+        free(L->job);
+        a->teacher_users--;
     }
-    free(L.st);
-    if (L.inited) ui_table_free(&L.t);
-    memset(&L, 0, sizeof L);
+    free(L->st);
+    if (L->inited) ui_table_free(&L->t);
+    memset(L, 0, sizeof *L); /* the app frees the state itself */
 }
 
 const UiScreen ui_scr_layers = {
     .name = "Layers", .number = 2, .ctx = UI_CTX_LAYERS, .list = 1,
     .draw = layers_draw, .key = layers_key, .event = layers_event,
-    .status = layers_status, .teacher = layers_teacher, .fini = layers_fini,
+    .status = layers_status, .teacher = layers_teacher, .fini = layers_fini, .state_size = sizeof(LayersState),
 };

@@ -1,10 +1,10 @@
-/* scr_model.c -- screen 1, Model: the teacher's path, config, parameter
- * counts, FP32/FP16 vs 1-bit size and bits per weight, and a table of the
- * seven projections. 'o' loads another teacher (path prompt with Tab
- * completion); loading runs in a worker thread that reports through the
- * event ring. */
+/* ui/scr_model.c -- screen 1, Model (UI thread only, but for load_main, the
+ * load job's function): the teacher's path, config, parameter counts,
+ * FP32/FP16 vs 1-bit size and bits per weight, and a table of the seven
+ * projections. 'o' loads another teacher (path prompt with Tab completion);
+ * loading runs in a background job (base/job.h) whose end event arrives
+ * through the event ring. */
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +14,7 @@
 #include "ui/chart.h"
 #include "cli/cli.h"
 #include "base/common.h"
+#include "base/job.h"
 #include "train/data.h"
 #include "db/db.h"
 #include "onebit/student.h"
@@ -21,23 +22,24 @@
 #include "db/train_db.h"
 
 typedef struct {
-    pthread_t th;
-    int64_t id;
-    EventRing *ring;
+    Job *job;
     char *path, *tokarg;
     char tokpath[4096];
     Model *m;
     Tokenizer *t;
-    int rc;
     char sha[65];
     char err[OB_ERRLEN];
 } LoadJob;
 
-static LoadJob *loading;
-static UiTable proj;
-/* recent teachers: the teachers of the run store's runs, newest first */
-static UiTable recent;
-static int show_recent;
+typedef struct {
+    LoadJob *loading;
+    UiTable proj;
+    UiTable recent;   /* recent teachers: the teachers of the run store's runs, newest first */
+    int show_recent;
+    int started;
+} ModelScr;
+
+static ModelScr *state(App *a) { return app_state(a, &ui_scr_model); }
 static const UiColumn recent_cols[] = {{"recent teacher (Enter loads, Esc closes)", 0, 0}, {"last run", 16, 0}};
 static const UiColumn proj_cols[] = {
     {"projection", 10, 0}, {"out x in", 12, 1}, {"layers", 6, 1}, {"params", 9, 1}, {"share", 6, 1}, {"1-bit bpw", 9, 1}, {"", 0, 0},
@@ -47,76 +49,79 @@ static const UiColumn proj_cols[] = {
 /* the CLI's loader (cli_load_teacher: every teacher format, an embedded
  * tokenizer, the same lookup rules); its error message goes to stderr, which
  * the workbench shows in the message line and the Log */
-static void *load_main(void *arg)
+static int load_main(Job *job, void *arg)
 {
+    (void)job;
     LoadJob *j = arg;
     j->m = ob_calloc(1, sizeof(Model));
     j->t = ob_calloc(1, sizeof(Tokenizer));
-    j->rc = -1;
+    int rc = -1;
     if (cli_load_teacher(j->path, j->tokarg, j->m, j->t) == 0) {
         char e2[OB_ERRLEN];
         char *kp = cli_resolve_tokenizer(j->tokarg, j->path, j->m->cfg.vocab_size, e2);
         snprintf(j->tokpath, sizeof j->tokpath, "%s", kp ? kp : "(inside the teacher)");
         free(kp);
-        j->rc = 0;
+        rc = 0;
         if (data_sha256_file(j->path, j->sha, e2)) { /* e.g. a directory: not recorded in the run store */
             j->sha[0] = 0;
             fprintf(stderr, "%s\n", e2);
         }
     } else ob_seterr(j->err, "cannot load the teacher %s", j->path);
-    Event ev = {.kind = EV_STATUS, .run_id = j->id, .status = j->rc ? RUN_FAILED : RUN_FINISHED};
-    evring_push(j->ring, &ev);
-    return NULL;
+    return rc;
 }
 
 static void start_load(App *a, const char *path)
 {
-    if (loading) { app_msg(a, 1, "a teacher is already loading"); return; }
+    ModelScr *M = state(a);
+    if (M->loading) { app_msg(a, 1, "a teacher is already loading"); return; }
     if (a->teacher_users) { app_msg(a, 1, "stop the jobs that use the teacher first (generation, statistics)"); return; }
     LoadJob *j = ob_calloc(1, sizeof *j);
-    j->id = app_new_id(a);
-    j->ring = &a->ring;
     j->path = ob_strdup(path);
     j->tokarg = a->opt.tokenizer ? ob_strdup(a->opt.tokenizer) : NULL;
-    if (pthread_create(&j->th, NULL, load_main, j)) {
-        app_msg(a, 1, "cannot start a thread to load %s", path);
+    char err[OB_ERRLEN];
+    JobSpec js = {.name = "teacher load", .id = app_new_id(a), .ring = &a->ring, .fn = load_main, .arg = j, .end_event = 1};
+    if (job_start(&j->job, &js, err)) {
+        app_msg(a, 1, "%s: %s", path, err);
         free(j->path);
         free(j->tokarg);
         free(j);
         return;
     }
-    loading = j;
+    M->loading = j;
     app_msg(a, 0, "loading %s ...", path);
 }
 
 static void fill_table(App *a)
 {
-    ui_table_clear(&proj);
+    ModelScr *M = state(a);
+    ui_table_clear(&M->proj);
     if (!a->teacher) return;
     const ModelConfig *c = &a->teacher->cfg;
     double total = (double)model_count_params(c);
     for (int k = 0; k < LIN_PER_LAYER; k++) {
         const Linear *L = &a->teacher->lin[k];
         double m = L->out, n = L->in, p = m * n * c->n_layers, bpw = 1 + 16 * (m + n) / (m * n);
-        int r = ui_table_add(&proj);
-        ui_table_set(&proj, r, 0, model_lin_names[k], NAN);
-        ui_table_setf(&proj, r, 1, m * n, "%d x %d", L->out, L->in);
-        ui_table_setf(&proj, r, 2, c->n_layers, "%d", c->n_layers);
+        int r = ui_table_add(&M->proj);
+        ui_table_set(&M->proj, r, 0, model_lin_names[k], NAN);
+        ui_table_setf(&M->proj, r, 1, m * n, "%d x %d", L->out, L->in);
+        ui_table_setf(&M->proj, r, 2, c->n_layers, "%d", c->n_layers);
         char b[32];
-        ui_table_set(&proj, r, 3, ui_fmt_num(p, b, sizeof b), p);
-        ui_table_setf(&proj, r, 4, p / total, "%.1f%%", 100 * p / total);
-        ui_table_setf(&proj, r, 5, bpw, "%.3f", bpw);
+        ui_table_set(&M->proj, r, 3, ui_fmt_num(p, b, sizeof b), p);
+        ui_table_setf(&M->proj, r, 4, p / total, "%.1f%%", 100 * p / total);
+        ui_table_setf(&M->proj, r, 5, bpw, "%.3f", bpw);
     }
-    ui_table_sort(&proj, proj.sort_col, proj.sort_desc);
+    ui_table_sort(&M->proj, M->proj.sort_col, M->proj.sort_desc);
 }
 
 static void model_event(App *a, const Event *ev)
 {
-    if (!loading || ev->run_id != loading->id || ev->kind != EV_STATUS) return;
-    LoadJob *j = loading;
-    pthread_join(j->th, NULL);
-    loading = NULL;
-    if (j->rc == 0) {
+    ModelScr *M = state(a);
+    if (!M->loading || ev->run_id != job_id(M->loading->job) || ev->kind != EV_STATUS) return;
+    LoadJob *j = M->loading;
+    int rc = job_join(j->job);
+    job_free(j->job);
+    M->loading = NULL;
+    if (rc == 0) {
         if (app_set_teacher(a, j->m, j->t, j->path, j->tokpath)) {
             app_msg(a, 1, "%s: not installed: jobs are using the current teacher", j->path);
             model_free(j->m);
@@ -150,30 +155,31 @@ static void model_event(App *a, const Event *ev)
 
 static void open_recent(App *a)
 {
+    ModelScr *M = state(a);
     if (!a->db) { app_msg(a, 1, "no run store"); return; }
     DbRun *runs;
     int n;
     char err[OB_ERRLEN];
     if (db_run_list(a->db, &runs, &n, err)) { app_msg(a, 1, "run store: %s", err); return; }
-    ui_table_clear(&recent);
+    ui_table_clear(&M->recent);
     for (int i = 0; i < n; i++) {
         const char *tp = runs[i].teacher_path;
         if (!tp || !tp[0]) continue;
         int dup = 0;
-        for (int r = 0; r < recent.nrows && !dup; r++) dup = !strcmp(ui_table_get(&recent, r, 0), tp);
+        for (int r = 0; r < M->recent.nrows && !dup; r++) dup = !strcmp(ui_table_get(&M->recent, r, 0), tp);
         if (dup) continue;
-        int r = ui_table_add(&recent);
-        ui_table_set(&recent, r, 0, tp, NAN);
+        int r = ui_table_add(&M->recent);
+        ui_table_set(&M->recent, r, 0, tp, NAN);
         char b[32];
         time_t tt = (time_t)runs[i].updated;
         struct tm tm;
         localtime_r(&tt, &tm);
         strftime(b, sizeof b, "%Y-%m-%d %H:%M", &tm);
-        ui_table_set(&recent, r, 1, b, runs[i].updated);
+        ui_table_set(&M->recent, r, 1, b, runs[i].updated);
     }
     db_run_list_free(runs, n);
-    if (recent.nrows == 0) { app_msg(a, 0, "no teacher in the run store yet (they are recorded with runs)"); return; }
-    show_recent = 1;
+    if (M->recent.nrows == 0) { app_msg(a, 0, "no teacher in the run store yet (they are recorded with runs)"); return; }
+    M->show_recent = 1;
 }
 
 static void prompt_done(App *a, const char *text)
@@ -191,11 +197,12 @@ static void size_line(UiGrid *g, int y, const char *what, double bytes, double p
 
 static void model_draw(App *a, UiGrid *g)
 {
+    ModelScr *M = state(a);
     int y = 1;
-    if (loading) ui_grid_printf(g, 2, y++, g->w - 4, UI_A_BOLD, "Loading %s ...", loading->path);
+    if (M->loading) ui_grid_printf(g, 2, y++, g->w - 4, UI_A_BOLD, "Loading %s ...", M->loading->path);
     if (!a->teacher) {
         ui_grid_text(g, 2, y + 1, g->w - 4, UI_A_NORMAL, "No teacher loaded. Press o to open a llama2.c checkpoint, r for a recent one.");
-        if (show_recent) ui_table_render(&recent, g, 2, y + 3, g->w - 4, g->h - y - 3, 1);
+        if (M->show_recent) ui_table_render(&M->recent, g, 2, y + 3, g->w - 4, g->h - y - 3, 1);
         return;
     }
     const ModelConfig *c = &a->teacher->cfg;
@@ -230,44 +237,45 @@ static void model_draw(App *a, UiGrid *g)
     size_line(g, y++, "1-bit projections, rest FP16", (double)student_onebit_bytes(c), total); /* as inspect counts */
     size_line(g, y++, "projections alone: 1-bit", onebit_bits / 8, lin);
     y++;
-    if (y < g->h - 2) ui_table_render(&proj, g, 2, y, g->w - 4, g->h - y, !show_recent);
-    if (show_recent) { /* a box over the lower half */
+    if (y < g->h - 2) ui_table_render(&M->proj, g, 2, y, g->w - 4, g->h - y, !M->show_recent);
+    if (M->show_recent) { /* a box over the lower half */
         int top = g->h / 2;
         for (int r = top - 1; r < g->h; r++) ui_grid_hline(g, 0, r, g->w, ' ', UI_A_NORMAL);
         ui_grid_hline(g, 0, top - 1, g->w, g->ascii ? '-' : 0x2500, UI_A_DIM);
-        ui_table_render(&recent, g, 2, top, g->w - 4, g->h - top, 1);
+        ui_table_render(&M->recent, g, 2, top, g->w - 4, g->h - top, 1);
     }
 }
 
 static int model_key(App *a, const UiKey *k, int key)
 {
+    ModelScr *M = state(a);
     if (!k) return 0;
-    if (show_recent) {
-        if (k->action == A_ESCAPE) { show_recent = 0; return 1; }
+    if (M->show_recent) {
+        if (k->action == A_ESCAPE) { M->show_recent = 0; return 1; }
         if (k->action == A_FOCUS) {
-            int r = ui_table_selected(&recent);
-            show_recent = 0;
-            if (r >= 0) start_load(a, ui_table_get(&recent, r, 0));
+            int r = ui_table_selected(&M->recent);
+            M->show_recent = 0;
+            if (r >= 0) start_load(a, ui_table_get(&M->recent, r, 0));
             return 1;
         }
-        return ui_table_nav(&recent, k->action);
+        return ui_table_nav(&M->recent, k->action);
     }
     switch (k->action) {
     case A_RECENT: open_recent(a); return 1;
     case A_OPEN: app_prompt(a, "Teacher file", a->teacher ? a->teacher_path : "", 1, prompt_done); return 1;
-    case A_SORT: ui_table_sort(&proj, (proj.sort_col + 1) % (NCOLS - 1), proj.sort_desc); return 1;
-    case A_SORT_REV: ui_table_sort(&proj, proj.sort_col < 0 ? 0 : proj.sort_col, !proj.sort_desc); return 1;
-    default: return ui_table_nav(&proj, k->action);
+    case A_SORT: ui_table_sort(&M->proj, (M->proj.sort_col + 1) % (NCOLS - 1), M->proj.sort_desc); return 1;
+    case A_SORT_REV: ui_table_sort(&M->proj, M->proj.sort_col < 0 ? 0 : M->proj.sort_col, !M->proj.sort_desc); return 1;
+    default: return ui_table_nav(&M->proj, k->action);
     }
 }
 
-static int started;
 static void model_enter(App *a)
 {
-    if (started) return;
-    started = 1;
-    ui_table_init(&proj, proj_cols, NCOLS);
-    ui_table_init(&recent, recent_cols, 2);
+    ModelScr *M = state(a);
+    if (M->started) return;
+    M->started = 1;
+    ui_table_init(&M->proj, proj_cols, NCOLS);
+    ui_table_init(&M->recent, recent_cols, 2);
     char err[OB_ERRLEN];
     char *p = cli_resolve_teacher(a->opt.teacher, err);
     if (p) start_load(a, p);
@@ -277,27 +285,28 @@ static void model_enter(App *a)
 
 static void model_status(App *a, char *buf, int n)
 {
-    if (loading) snprintf(buf, n, "loading teacher ");
+    if (state(a)->loading) snprintf(buf, n, "loading teacher ");
 }
 
 static void model_fini(App *a)
 {
-    if (loading) {
-        pthread_join(loading->th, NULL);
-        if (loading->rc == 0) { model_free(loading->m); tok_free(loading->t); }
-        free(loading->m);
-        free(loading->t);
-        free(loading->path);
-        free(loading->tokarg);
-        free(loading);
-        loading = NULL;
+    ModelScr *M = state(a);
+    if (M->loading) {
+        if (job_join(M->loading->job) == 0) { model_free(M->loading->m); tok_free(M->loading->t); }
+        job_free(M->loading->job);
+        free(M->loading->m);
+        free(M->loading->t);
+        free(M->loading->path);
+        free(M->loading->tokarg);
+        free(M->loading);
+        M->loading = NULL;
     }
-    ui_table_free(&proj);
-    ui_table_free(&recent);
+    ui_table_free(&M->proj);
+    ui_table_free(&M->recent);
 }
 
 const UiScreen ui_scr_model = {
     .name = "Model", .number = 1, .ctx = UI_CTX_MODEL, .list = 1,
     .draw = model_draw, .key = model_key, .event = model_event,
-    .status = model_status, .enter = model_enter, .fini = model_fini,
+    .status = model_status, .enter = model_enter, .fini = model_fini, .state_size = sizeof(ModelScr),
 };

@@ -1,10 +1,12 @@
-/* scr_runs.c -- screen 4, Runs: the run store's training runs (db_run_list)
- * in a sortable table; Enter shows a run's details (hyperparameters,
- * evaluations, checkpoints, student) and its loss curve; m marks a run and
- * a second run's curve is drawn over it for comparison; r resumes from the
- * latest checkpoint (Train screen), d deletes (asks first), e exports to a
- * directory by running `onebit-tui runs export` as a child process (its
- * output goes to the Log), c chats with the run's student. */
+/* ui/scr_runs.c -- screen 4, Runs (UI thread only): the run store's
+ * training runs (db_run_list) in a sortable table; Enter shows a run's
+ * details (hyperparameters, evaluations, checkpoints, student) and its loss
+ * curve; m marks a run and a second run's curve is drawn over it for
+ * comparison; r resumes from the latest checkpoint (Train screen), d
+ * deletes (asks first), e exports to a directory by running `onebit-tui
+ * runs export` as a child process (its output goes to the Log), c chats
+ * with the run's student. r and c are requests to the Train and Chat
+ * screens (app_post), not calls. */
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
@@ -32,7 +34,7 @@ typedef struct {
     double *x, *loss;
 } Curve;
 
-static struct {
+typedef struct {
     UiTable t;
     DbRun *runs;
     int nruns;
@@ -43,7 +45,10 @@ static struct {
     double last_refresh;
     int stale;           /* the store changed since the last read */
     int inited;
-} S;
+    int64_t export_id;   /* the run the export prompt is for */
+} RunsState;
+
+static RunsState *state(App *a) { return app_state(a, &ui_scr_runs); }
 
 static void curve_free(Curve *c)
 {
@@ -65,53 +70,55 @@ static void curve_load(App *a, Curve *c, int64_t id)
     for (int i = 0; i < c->n; i++) { c->x[i] = c->m[i].step; c->loss[i] = c->m[i].loss; }
 }
 
-static const DbRun *selected(void)
+static const DbRun *selected(RunsState *S)
 {
-    int r = ui_table_selected(&S.t);
-    return r >= 0 && r < S.nruns ? &S.runs[r] : NULL;
+    int r = ui_table_selected(&S->t);
+    return r >= 0 && r < S->nruns ? &S->runs[r] : NULL;
 }
 
-void ui_runs_refresh(App *a)
+static void refresh(App *a)
 {
-    if (!S.inited) { ui_table_init(&S.t, run_cols, NCOLS); S.inited = 1; S.t.sort_col = -1; }
+    RunsState *S = state(a);
+    if (!S->inited) { ui_table_init(&S->t, run_cols, NCOLS); S->inited = 1; S->t.sort_col = -1; }
     if (!a->db) return;
-    int64_t sel = selected() ? selected()->id : 0;
+    int64_t sel = selected(S) ? selected(S)->id : 0;
     DbRun *runs;
     int n;
     char err[OB_ERRLEN];
     if (db_run_list(a->db, &runs, &n, err)) { app_msg(a, 1, "run store: %s", err); return; }
-    db_run_list_free(S.runs, S.nruns);
-    S.runs = runs;
-    S.nruns = n;
-    ui_table_clear(&S.t);
+    db_run_list_free(S->runs, S->nruns);
+    S->runs = runs;
+    S->nruns = n;
+    ui_table_clear(&S->t);
     for (int i = 0; i < n; i++) {
         const DbRun *r = &runs[i];
-        int row = ui_table_add(&S.t);
+        int row = ui_table_add(&S->t);
         char b[64];
-        ui_table_setf(&S.t, row, 0, (double)r->id, "%lld", (long long)r->id);
-        ui_table_set(&S.t, row, 1, r->name, NAN);
-        ui_table_set(&S.t, row, 2, run_status_name(r->status), NAN);
-        ui_table_setf(&S.t, row, 3, r->steps_done, "%d/%d", r->steps_done, r->total_steps);
-        if (isfinite(r->best_ppl)) ui_table_setf(&S.t, row, 4, r->best_ppl, "%.3f", r->best_ppl);
-        else ui_table_set(&S.t, row, 4, "-", INFINITY);
+        ui_table_setf(&S->t, row, 0, (double)r->id, "%lld", (long long)r->id);
+        ui_table_set(&S->t, row, 1, r->name, NAN);
+        ui_table_set(&S->t, row, 2, run_status_name(r->status), NAN);
+        ui_table_setf(&S->t, row, 3, r->steps_done, "%d/%d", r->steps_done, r->total_steps);
+        if (isfinite(r->best_ppl)) ui_table_setf(&S->t, row, 4, r->best_ppl, "%.3f", r->best_ppl);
+        else ui_table_set(&S->t, row, 4, "-", INFINITY);
         time_t tt = (time_t)r->updated;
         struct tm tm;
         localtime_r(&tt, &tm);
         strftime(b, sizeof b, "%Y-%m-%d %H:%M", &tm);
-        ui_table_set(&S.t, row, 5, b, r->updated);
+        ui_table_set(&S->t, row, 5, b, r->updated);
         const char *tp = r->teacher_path ? strrchr(r->teacher_path, '/') : NULL;
-        ui_table_set(&S.t, row, 6, tp ? tp + 1 : r->teacher_path ? r->teacher_path : "", NAN);
-        if (r->id == sel) ui_table_select_row(&S.t, row);
+        ui_table_set(&S->t, row, 6, tp ? tp + 1 : r->teacher_path ? r->teacher_path : "", NAN);
+        if (r->id == sel) ui_table_select_row(&S->t, row);
     }
-    ui_table_sort(&S.t, S.t.sort_col, S.t.sort_desc);
-    if (sel) for (int i = 0; i < n; i++) if (runs[i].id == sel) ui_table_select_row(&S.t, i);
-    S.last_refresh = ob_now();
-    S.stale = 0;
+    ui_table_sort(&S->t, S->t.sort_col, S->t.sort_desc);
+    if (sel) for (int i = 0; i < n; i++) if (runs[i].id == sel) ui_table_select_row(&S->t, i);
+    S->last_refresh = ob_now();
+    S->stale = 0;
     app_dirty(a);
 }
 
 static void draw_detail(App *a, UiGrid *g, const DbRun *r, int y0)
 {
+    RunsState *S = state(a);
     int y = y0;
     char err[OB_ERRLEN];
     ui_grid_printf(g, 0, y++, g->w, UI_A_BOLD, "run %lld  %s  [%s]  %d/%d steps%s%s", (long long)r->id, r->name,
@@ -136,61 +143,63 @@ static void draw_detail(App *a, UiGrid *g, const DbRun *r, int y0)
         free(ck.path);
     } else ui_grid_text(g, 2, y++, g->w - 2, UI_A_DIM, "no checkpoint");
     /* the loss curve, and the marked run's over it */
-    curve_load(a, &S.cur, r->id);
+    curve_load(a, &S->cur, r->id);
     UiChart c = {.title = "loss", .xlabel = "step"};
     char n1[80], n2[80];
     snprintf(n1, sizeof n1, "run %lld", (long long)r->id);
-    c.series[c.nseries++] = (UiSeries){n1, S.cur.x, S.cur.loss, S.cur.n, 0};
-    if (S.mark && S.mark != r->id) {
-        curve_load(a, &S.cmp, S.mark);
-        snprintf(n2, sizeof n2, "run %lld (marked)", (long long)S.mark);
-        c.series[c.nseries++] = (UiSeries){n2, S.cmp.x, S.cmp.loss, S.cmp.n, 0};
+    c.series[c.nseries++] = (UiSeries){n1, S->cur.x, S->cur.loss, S->cur.n, 0};
+    if (S->mark && S->mark != r->id) {
+        curve_load(a, &S->cmp, S->mark);
+        snprintf(n2, sizeof n2, "run %lld (marked)", (long long)S->mark);
+        c.series[c.nseries++] = (UiSeries){n2, S->cmp.x, S->cmp.loss, S->cmp.n, 0};
     }
     if (g->h - y > 6) ui_chart_render(&c, g, 0, y + 1, g->w, g->h - y - 1);
 }
 
 static void runs_draw(App *a, UiGrid *g)
 {
-    if (!S.inited || (S.stale && ob_now() - S.last_refresh > 1.0)) { /* read only while shown, at most once a second */
-        ui_runs_refresh(a);
-        curve_free(&S.cur);
+    RunsState *S = state(a);
+    if (!S->inited || (S->stale && ob_now() - S->last_refresh > 1.0)) { /* read only while shown, at most once a second */
+        refresh(a);
+        curve_free(&S->cur);
     }
     if (!a->db) { ui_grid_text(g, 2, 1, g->w - 4, UI_A_ERR, "No run store: see the Log screen (6)."); return; }
-    if (S.nruns == 0) { ui_grid_text(g, 2, 1, g->w - 4, UI_A_NORMAL, "No runs yet: start one on the Train screen (3)."); return; }
-    int th = S.detail ? (g->h / 3 > 4 ? g->h / 3 : 4) : g->h;
-    if (th > S.nruns + 1 && S.detail) th = S.nruns + 1;
-    ui_table_render(&S.t, g, 0, 0, g->w, th, 1);
-    if (S.mark) {
-        for (int i = 0; i < S.t.page && S.t.top + i < S.nruns; i++)
-            if (S.runs[S.t.order[S.t.top + i]].id == S.mark) ui_grid_put(g, 0, 1 + i, '*', UI_A_BOLD);
+    if (S->nruns == 0) { ui_grid_text(g, 2, 1, g->w - 4, UI_A_NORMAL, "No runs yet: start one on the Train screen (3)."); return; }
+    int th = S->detail ? (g->h / 3 > 4 ? g->h / 3 : 4) : g->h;
+    if (th > S->nruns + 1 && S->detail) th = S->nruns + 1;
+    ui_table_render(&S->t, g, 0, 0, g->w, th, 1);
+    if (S->mark) {
+        for (int i = 0; i < S->t.page && S->t.top + i < S->nruns; i++)
+            if (S->runs[S->t.order[S->t.top + i]].id == S->mark) ui_grid_put(g, 0, 1 + i, '*', UI_A_BOLD);
     }
-    const DbRun *r = selected();
-    if (S.detail && r) draw_detail(a, g, r, th + 1);
+    const DbRun *r = selected(S);
+    if (S->detail && r) draw_detail(a, g, r, th + 1);
 }
 
 static void delete_answer(App *a, int yes)
 {
-    if (!yes || !S.del_id) return;
+    RunsState *S = state(a);
+    if (!yes || !S->del_id) return;
     char err[OB_ERRLEN];
-    if (db_run_delete(a->db, S.del_id, err)) app_msg(a, 1, "run store: %s", err);
-    else app_msg(a, 0, "deleted run %lld (its files are kept)", (long long)S.del_id);
-    if (S.mark == S.del_id) S.mark = 0;
-    curve_free(&S.cur);
-    curve_free(&S.cmp);
-    S.del_id = 0;
-    ui_runs_refresh(a);
+    if (db_run_delete(a->db, S->del_id, err)) app_msg(a, 1, "run store: %s", err);
+    else app_msg(a, 0, "deleted run %lld (its files are kept)", (long long)S->del_id);
+    if (S->mark == S->del_id) S->mark = 0;
+    curve_free(&S->cur);
+    curve_free(&S->cmp);
+    S->del_id = 0;
+    refresh(a);
 }
 
-static int64_t export_id;
 static void export_to(App *a, const char *dir)
 {
+    RunsState *S = state(a);
     if (!dir[0]) return;
     char self[4096];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0) { app_msg(a, 1, "cannot find the onebit-tui executable"); return; }
     self[n] = 0;
     char id[32];
-    snprintf(id, sizeof id, "%lld", (long long)export_id);
+    snprintf(id, sizeof id, "%lld", (long long)S->export_id);
     int pfd[2];
     if (pipe(pfd)) { app_msg(a, 1, "export: pipe failed"); return; }
     pid_t pid = fork();
@@ -215,42 +224,43 @@ static void export_to(App *a, const char *dir)
     int st;
     waitpid(pid, &st, 0);
     for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) app_log(a, "export: %s", line);
-    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) app_msg(a, 0, "exported run %lld to %s", (long long)export_id, dir);
-    else app_msg(a, 1, "export of run %lld failed (see the Log)", (long long)export_id);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) app_msg(a, 0, "exported run %lld to %s", (long long)S->export_id, dir);
+    else app_msg(a, 1, "export of run %lld failed (see the Log)", (long long)S->export_id);
 }
 
 static int runs_key(App *a, const UiKey *k, int key)
 {
+    RunsState *S = state(a);
     if (!k) return 0;
-    const DbRun *r = selected();
+    const DbRun *r = selected(S);
     switch (k->action) {
-    case A_OPEN: S.detail = !S.detail; return 1;
-    case A_ESCAPE: S.detail = 0; return 1;
-    case A_REFRESH: ui_runs_refresh(a); return 1;
+    case A_OPEN: S->detail = !S->detail; return 1;
+    case A_ESCAPE: S->detail = 0; return 1;
+    case A_REFRESH: refresh(a); return 1;
     case A_MARK:
         if (!r) return 1;
-        S.mark = S.mark == r->id ? 0 : r->id;
-        if (S.mark) app_msg(a, 0, "run %lld marked: its curve is drawn over the selected run's", (long long)S.mark);
-        S.detail = 1;
+        S->mark = S->mark == r->id ? 0 : r->id;
+        if (S->mark) app_msg(a, 0, "run %lld marked: its curve is drawn over the selected run's", (long long)S->mark);
+        S->detail = 1;
         return 1;
     case A_RESUME:
         if (!r) return 1;
         if (r->status == RUN_FINISHED) { app_msg(a, 1, "run %lld has finished", (long long)r->id); return 1; }
         if (r->status == RUN_RUNNING || r->status == RUN_PAUSED) { app_msg(a, 1, "run %lld is still training", (long long)r->id); return 1; }
-        ui_train_queue_resume(a, r->id);
+        app_post(a, &(Event){.kind = EV_REQUEST, .req = UI_REQ_RESUME_RUN, .run_id = r->id});
         return 1;
     case A_DELETE: {
         if (!r) return 1;
         if (r->status == RUN_RUNNING || r->status == RUN_PAUSED) { app_msg(a, 1, "stop run %lld first", (long long)r->id); return 1; }
         char q[160];
         snprintf(q, sizeof q, "Delete run %lld '%s' and its records (files stay)?", (long long)r->id, r->name);
-        S.del_id = r->id;
+        S->del_id = r->id;
         app_confirm(a, q, delete_answer);
         return 1;
     }
     case A_EXPORT: {
         if (!r) return 1;
-        export_id = r->id;
+        S->export_id = r->id;
         char dir[128];
         snprintf(dir, sizeof dir, "run-%lld-export", (long long)r->id);
         app_prompt(a, "Export to directory", dir, 1, export_to);
@@ -259,34 +269,45 @@ static int runs_key(App *a, const UiKey *k, int key)
     case A_CHAT_STUDENT:
         if (!r) return 1;
         if (!r->student_path) { app_msg(a, 1, "run %lld has no student file yet", (long long)r->id); return 1; }
-        ui_chat_use_student(a, r->student_path, r->id);
+        app_post(a, &(Event){.kind = EV_REQUEST, .req = UI_REQ_CHAT_STUDENT, .run_id = r->id,
+                             .path = evring_intern(r->student_path)});
         return 1;
-    case A_SORT: ui_table_sort(&S.t, (S.t.sort_col + 1) % NCOLS, S.t.sort_desc); return 1;
-    case A_SORT_REV: ui_table_sort(&S.t, S.t.sort_col < 0 ? 0 : S.t.sort_col, !S.t.sort_desc); return 1;
-    default: return ui_table_nav(&S.t, k->action);
+    case A_SORT: ui_table_sort(&S->t, (S->t.sort_col + 1) % NCOLS, S->t.sort_desc); return 1;
+    case A_SORT_REV: ui_table_sort(&S->t, S->t.sort_col < 0 ? 0 : S->t.sort_col, !S->t.sort_desc); return 1;
+    default: return ui_table_nav(&S->t, k->action);
     }
 }
 
 static void runs_event(App *a, const Event *ev)
 {
+    RunsState *S = state(a);
+    if (ev->kind == EV_REQUEST && ev->req == UI_REQ_RUNS_CHANGED) { S->stale = 1; S->last_refresh = 0; app_dirty(a); return; }
     /* status changes and checkpoints of runs change the table; steps at most once a second */
-    if (ev->run_id >= ((int64_t)1 << 40)) return;
-    if (ev->kind == EV_STATUS || ev->kind == EV_CKPT || ev->kind == EV_STEP || ev->kind == EV_EVAL) S.stale = 1;
-    if (ev->kind == EV_STATUS) S.last_refresh = 0; /* status changes show at once */
+    if (ev->kind == EV_REQUEST || ev->run_id >= ((int64_t)1 << 40)) return;
+    if (ev->kind == EV_STATUS || ev->kind == EV_CKPT || ev->kind == EV_STEP || ev->kind == EV_EVAL) S->stale = 1;
+    if (ev->kind == EV_STATUS) S->last_refresh = 0; /* status changes show at once */
 }
 
-static void runs_enter(App *a) { ui_runs_refresh(a); curve_free(&S.cur); curve_free(&S.cmp); }
+static void runs_enter(App *a)
+{
+    RunsState *S = state(a);
+    refresh(a);
+    curve_free(&S->cur);
+    curve_free(&S->cmp);
+}
 
 static void runs_fini(App *a)
 {
-    db_run_list_free(S.runs, S.nruns);
-    curve_free(&S.cur);
-    curve_free(&S.cmp);
-    if (S.inited) ui_table_free(&S.t);
-    memset(&S, 0, sizeof S);
+    RunsState *S = state(a);
+    db_run_list_free(S->runs, S->nruns);
+    curve_free(&S->cur);
+    curve_free(&S->cmp);
+    if (S->inited) ui_table_free(&S->t);
+    memset(S, 0, sizeof *S);
 }
 
 const UiScreen ui_scr_runs = {
     .name = "Runs", .number = 4, .ctx = UI_CTX_RUNS, .list = 1,
     .draw = runs_draw, .key = runs_key, .event = runs_event, .enter = runs_enter, .fini = runs_fini,
+    .state_size = sizeof(RunsState),
 };

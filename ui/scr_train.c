@@ -11,11 +11,10 @@
  * MSE loss (log scale and smoothing toggles), learning rate, held-out
  * perplexity; step, tokens/s, ETA; pause, resume, stop. A resume from the
  * Runs screen reads the run's stored options through the same rows.
- * UI thread only, but for the data worker (prep_main). */
+ * Screen 4 (Runs) asks for a resume with a UI_REQ_RESUME_RUN request.
+ * UI thread only, but for the data job's function (prep_main). */
 #include <assert.h>
 #include <math.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +23,7 @@
 #include "ui/app.h"
 #include "ui/chart.h"
 #include "base/common.h"
+#include "base/job.h"
 #include "base/opt.h"
 #include "db/db.h"
 #include "db/train_db.h"
@@ -38,14 +38,9 @@ typedef struct {
 /* the data of the next run, read or generated in a worker thread: the
  * worker alone uses the session until it pushes its EV_STATUS */
 typedef struct {
-    pthread_t th;
-    int64_t id;
-    EventRing *ring;
+    Job *job;                    /* cancel: stop the self-generation; its end event: the data is ready */
     Session *s;
     long selfgen;                /* > 0: generating that many sequences */
-    atomic_int cancel;           /* set by the UI: stop the self-generation */
-    long pushed;                 /* the progress last reported */
-    int rc;
     char err[OB_ERRLEN];
 } Prep;
 
@@ -59,7 +54,7 @@ typedef struct {
     double ref_x[2], ref_t[2], ref_s[2];     /* drawn across the chart */
 } Curves;
 
-static struct {
+typedef struct {
     QItem *queue;
     int nq, capq;
     Prep *prep;                  /* reading or generating the data of the next run */
@@ -76,9 +71,11 @@ static struct {
     int logy, smooth;
     SessionOpts form;            /* the last form's options: the next form's defaults */
     int have_form;
-} R;
+} TrainScr;
 
-static Trainer *trainer(void) { return R.sess ? session_trainer(R.sess) : NULL; }
+static TrainScr *state(App *a) { return app_state(a, &ui_scr_train); }
+
+static Trainer *trainer(TrainScr *R) { return R->sess ? session_trainer(R->sess) : NULL; }
 
 /* ---- curves ------------------------------------------------------------------ */
 static void grow(double **p, int n, int cap)
@@ -129,26 +126,20 @@ static void curves_free(Curves *c)
 }
 
 /* ---- starting runs -------------------------------------------------------------- */
-/* self-generation progress: to the UI as EV_PROGRESS (about 200 per run);
+/* self-generation progress: to the UI as EV_PROGRESS (job_progress);
  * nonzero cancels */
 static int prep_progress(void *ud, int done, int total)
 {
-    Prep *p = ud;
-    if (done == total || done - p->pushed > total / 200) {
-        p->pushed = done;
-        Event ev = {.kind = EV_PROGRESS, .run_id = p->id, .done = done, .total = total};
-        evring_push(p->ring, &ev);
-    }
-    return atomic_load(&p->cancel);
+    Job *job = ud;
+    job_progress(job, done, total);
+    return job_cancelled(job);
 }
 
-static void *prep_main(void *arg)
+/* the data job: the worker alone uses the session until the job ends */
+static int prep_main(Job *job, void *arg)
 {
     Prep *p = arg;
-    p->rc = session_prepare_data(p->s, prep_progress, p, p->err);
-    Event ev = {.kind = EV_STATUS, .run_id = p->id, .status = p->rc ? RUN_FAILED : RUN_FINISHED};
-    evring_push(p->ring, &ev);
-    return NULL;
+    return session_prepare_data(p->s, prep_progress, job, p->err);
 }
 
 static void start_next(App *a);
@@ -156,8 +147,9 @@ static void start_next(App *a);
 /* the next run could not start: say so, go on with the queue */
 static void not_started(App *a, const char *err)
 {
+    TrainScr *R = state(a);
     app_msg(a, 1, "run not started: %s", err);
-    snprintf(R.status_text, sizeof R.status_text, "not started: %.900s", err);
+    snprintf(R->status_text, sizeof R->status_text, "not started: %.900s", err);
     start_next(a);
 }
 
@@ -169,11 +161,12 @@ static void set_str(char **dst, const char *v)
 
 static void start_next(App *a)
 {
-    if (R.prep || R.sess || R.nq == 0) return;
+    TrainScr *R = state(a);
+    if (R->prep || R->sess || R->nq == 0) return;
     if (!a->teacher) { app_msg(a, 1, "the queued run waits for a teacher (screen 1)"); return; }
-    QItem it = R.queue[0];
-    memmove(R.queue, R.queue + 1, sizeof(QItem) * (R.nq - 1));
-    R.nq--;
+    QItem it = R->queue[0];
+    memmove(R->queue, R->queue + 1, sizeof(QItem) * (R->nq - 1));
+    R->nq--;
     SessionOpts *o = &it.o;
     set_str(&o->db, a->db_path); /* the student defaults to students/ beside it */
     if (!it.run_id) set_str(&o->tokenizer, a->opt.tokenizer);
@@ -189,36 +182,37 @@ static void start_next(App *a)
     session_opts_free(o);
     if (rc) { not_started(a, err); return; }
     Prep *p = ob_calloc(1, sizeof *p);
-    p->id = app_new_id(a);
-    p->ring = &a->ring;
     p->s = s;
-    p->pushed = -1;
     const SessionOpts *so = session_opts_of(s);
     p->selfgen = so->self_generate;
     if (p->selfgen > 0)
-        snprintf(R.status_text, sizeof R.status_text, "%ld teacher-generated sequences (cache in %.900s)", p->selfgen,
+        snprintf(R->status_text, sizeof R->status_text, "%ld teacher-generated sequences (cache in %.900s)", p->selfgen,
                  so->data_cache);
-    else snprintf(R.status_text, sizeof R.status_text, "reading %.900s", so->data);
-    if (pthread_create(&p->th, NULL, prep_main, p)) {
-        app_msg(a, 1, "cannot start a thread to prepare the data of the next run");
-        session_end(s, 1, err);
+    else snprintf(R->status_text, sizeof R->status_text, "reading %.900s", so->data);
+    JobSpec js = {.name = "data", .id = app_new_id(a), .ring = &a->ring, .fn = prep_main, .arg = p, .end_event = 1};
+    if (job_start(&p->job, &js, err)) {
+        app_msg(a, 1, "%s", err);
+        char e2[OB_ERRLEN];
+        session_end(s, 1, e2);
         free(p);
         return;
     }
     a->teacher_users++;
-    R.prep = p;
-    R.gen_done = 0;
+    R->prep = p;
+    R->gen_done = 0;
 }
 
 static void prep_done(App *a)
 {
-    Prep *p = R.prep;
-    pthread_join(p->th, NULL);
-    R.prep = NULL;
+    TrainScr *R = state(a);
+    Prep *p = R->prep;
+    int rc = job_join(p->job);
+    job_free(p->job);
+    R->prep = NULL;
     a->teacher_users--;
     Session *s = p->s;
     char err[OB_ERRLEN], e2[OB_ERRLEN];
-    if (p->rc) {
+    if (rc) {
         snprintf(err, sizeof err, "%s", p->err);
         free(p);
         session_end(s, 1, e2);
@@ -229,55 +223,57 @@ static void prep_done(App *a)
     char line[1024];
     session_data_text(s, line, sizeof line);
     app_log(a, "%s", line);
-    curves_free(&R.c);
-    memset(&R.last, 0, sizeof R.last);
+    curves_free(&R->c);
+    memset(&R->last, 0, sizeof R->last);
     if (session_start(s, &a->ring, err)) {
         if (session_end(s, 1, e2)) app_msg(a, 1, "run store: %s", e2);
         not_started(a, err);
         return;
     }
-    session_opts_free(&R.it);
-    session_opts_copy(&R.it, session_opts_of(s));
-    R.sess = s;
+    session_opts_free(&R->it);
+    session_opts_copy(&R->it, session_opts_of(s));
+    R->sess = s;
     a->teacher_users++;
-    R.run_id = session_run_id(s);
-    R.status = RUN_RUNNING;
-    R.paused = 0;
-    snprintf(R.status_text, sizeof R.status_text, "starting");
-    app_msg(a, 0, "run %lld started: %ld steps, student -> %s", (long long)R.run_id, R.it.cfg.steps, R.it.out);
+    R->run_id = session_run_id(s);
+    R->status = RUN_RUNNING;
+    R->paused = 0;
+    snprintf(R->status_text, sizeof R->status_text, "starting");
+    app_msg(a, 0, "run %lld started: %ld steps, student -> %s", (long long)R->run_id, R->it.cfg.steps, R->it.out);
 }
 
 static void run_ended(App *a)
 {
+    TrainScr *R = state(a);
     TrainSummary s;
-    int rc = session_join(R.sess, &s);
+    int rc = session_join(R->sess, &s);
     a->teacher_users--;
     char err[OB_ERRLEN];
-    if (session_end(R.sess, rc ? 1 : 0, err)) app_msg(a, 1, "run store: %s", err);
-    R.sess = NULL;
-    R.status = rc ? RUN_FAILED : s.status;
-    if (rc) app_msg(a, 1, "run %lld failed: %s", (long long)R.run_id, s.message);
+    if (session_end(R->sess, rc ? 1 : 0, err)) app_msg(a, 1, "run store: %s", err);
+    R->sess = NULL;
+    R->status = rc ? RUN_FAILED : s.status;
+    if (rc) app_msg(a, 1, "run %lld failed: %s", (long long)R->run_id, s.message);
     else if (s.status == RUN_FINISHED)
-        app_msg(a, 0, "run %lld finished: student ppl %.3f (teacher %.3f, PTQ SVID %.3f); wrote %s", (long long)R.run_id,
-                exp(s.student_nll), exp(s.teacher_nll), exp(s.svid_nll), R.it.out);
-    else app_msg(a, 0, "run %lld stopped at step %ld; resume it from the Runs screen", (long long)R.run_id, s.steps_done);
-    snprintf(R.status_text, sizeof R.status_text, "%.900s", s.message);
-    ui_runs_refresh(a);
+        app_msg(a, 0, "run %lld finished: student ppl %.3f (teacher %.3f, PTQ SVID %.3f); wrote %s", (long long)R->run_id,
+                exp(s.student_nll), exp(s.teacher_nll), exp(s.svid_nll), R->it.out);
+    else app_msg(a, 0, "run %lld stopped at step %ld; resume it from the Runs screen", (long long)R->run_id, s.steps_done);
+    snprintf(R->status_text, sizeof R->status_text, "%.900s", s.message);
+    app_post(a, &(Event){.kind = EV_REQUEST, .req = UI_REQ_RUNS_CHANGED});
     start_next(a);
 }
 
 /* takes q's options */
 static void enqueue(App *a, QItem *q)
 {
-    if (R.nq == R.capq) {
-        R.capq = R.capq ? R.capq * 2 : 8;
-        QItem *nq = ob_malloc(sizeof(QItem) * R.capq);
-        if (R.queue) memcpy(nq, R.queue, sizeof(QItem) * R.nq);
-        free(R.queue);
-        R.queue = nq;
+    TrainScr *R = state(a);
+    if (R->nq == R->capq) {
+        R->capq = R->capq ? R->capq * 2 : 8;
+        QItem *nq = ob_malloc(sizeof(QItem) * R->capq);
+        if (R->queue) memcpy(nq, R->queue, sizeof(QItem) * R->nq);
+        free(R->queue);
+        R->queue = nq;
     }
-    R.queue[R.nq++] = *q;
-    if (R.sess || R.prep) app_msg(a, 0, "queued: %d run(s) waiting", R.nq);
+    R->queue[R->nq++] = *q;
+    if (R->sess || R->prep) app_msg(a, 0, "queued: %d run(s) waiting", R->nq);
     start_next(a);
 }
 
@@ -298,6 +294,7 @@ static const OptSpec *form_row(int i)
 
 static void form_done(App *a, UiForm *f, int ok)
 {
+    TrainScr *R = state(a);
     if (!ok) { ui_form_free(f); free(f); return; }
     QItem q = {0};
     session_opts_init(&q.o);
@@ -322,11 +319,11 @@ static void form_done(App *a, UiForm *f, int ok)
         return;
     }
     /* the next form starts from these, with a fresh name and student file */
-    session_opts_free(&R.form);
-    session_opts_copy(&R.form, &q.o);
-    set_str(&R.form.name, NULL);
-    set_str(&R.form.out, NULL);
-    R.have_form = 1;
+    session_opts_free(&R->form);
+    session_opts_copy(&R->form, &q.o);
+    set_str(&R->form.name, NULL);
+    set_str(&R->form.out, NULL);
+    R->have_form = 1;
     ui_form_free(f);
     free(f);
     enqueue(a, &q);
@@ -334,24 +331,25 @@ static void form_done(App *a, UiForm *f, int ok)
 
 static void open_form(App *a)
 {
+    TrainScr *R = state(a);
     if (!a->teacher) { app_msg(a, 1, "load a teacher first (screen 1)"); return; }
-    if (!R.have_form) { /* the trainer's defaults, and a small first run */
-        session_opts_init(&R.form);
+    if (!R->have_form) { /* the trainer's defaults, and a small first run */
+        session_opts_init(&R->form);
         int ctx = a->teacher->cfg.seq_len;
-        R.form.cfg.steps = 200;
-        R.form.cfg.seq_len = ctx < 256 ? ctx : 256;
-        R.form.cfg.batch = 4;
-        R.form.cfg.eval_every = 50;
-        R.form.cfg.max_eval_windows = 16;
-        R.form.cfg.ckpt_every = 100;
-        R.have_form = 1;
+        R->form.cfg.steps = 200;
+        R->form.cfg.seq_len = ctx < 256 ? ctx : 256;
+        R->form.cfg.batch = 4;
+        R->form.cfg.eval_every = 50;
+        R->form.cfg.max_eval_windows = 16;
+        R->form.cfg.ckpt_every = 100;
+        R->have_form = 1;
     }
     UiForm *f = ob_malloc(sizeof *f);
     ui_form_init(f, "New training run");
     for (int i = 0; i < N_FORM; i++) {
         const OptSpec *r = form_row(i);
         char v[4096], help[128];
-        opt_format(r, &R.form, v, sizeof v);
+        opt_format(r, &R->form, v, sizeof v);
         const char *nl = strchr(r->help, '\n');
         snprintf(help, sizeof help, "%.*s", (int)(nl ? nl - r->help : (ptrdiff_t)strlen(r->help)), r->help);
         ui_form_add(f, r->name, r->flags & OPT_PATH ? UI_F_PATH : UI_F_TEXT, v, 0, 0, help);
@@ -359,15 +357,17 @@ static void open_form(App *a)
     app_form(a, f, form_done);
 }
 
-/* Runs screen: resume a stopped/interrupted run from its latest checkpoint
- * with its stored options, read and checked by the rows of session_opts */
-void ui_train_queue_resume(App *a, int64_t run_id)
+/* UI_REQ_RESUME_RUN (Runs: r): resume a stopped/interrupted run from its
+ * latest checkpoint with its stored options, read and checked by the rows of
+ * session_opts */
+static void queue_resume(App *a, int64_t run_id)
 {
+    TrainScr *R = state(a);
     char err[OB_ERRLEN];
     if (!a->db) { app_msg(a, 1, "no run store"); return; }
-    if (R.sess && R.run_id == run_id) { app_msg(a, 1, "run %lld is training", (long long)run_id); return; }
-    for (int i = 0; i < R.nq; i++)
-        if (R.queue[i].run_id == run_id) { app_msg(a, 1, "run %lld is queued already", (long long)run_id); return; }
+    if (R->sess && R->run_id == run_id) { app_msg(a, 1, "run %lld is training", (long long)run_id); return; }
+    for (int i = 0; i < R->nq; i++)
+        if (R->queue[i].run_id == run_id) { app_msg(a, 1, "run %lld is queued already", (long long)run_id); return; }
     QItem q = {0};
     session_opts_init(&q.o);
     q.run_id = run_id;
@@ -406,61 +406,62 @@ static void progress_bar(UiGrid *g, int x, int y, int w, double frac)
 
 static void train_draw(App *a, UiGrid *g)
 {
+    TrainScr *R = state(a);
     int y = 0;
-    if (!R.sess && !R.prep && !R.it.cfg.steps && R.nq == 0) { /* no run yet in this session */
+    if (!R->sess && !R->prep && !R->it.cfg.steps && R->nq == 0) { /* no run yet in this session */
         ui_grid_text(g, 2, 1, g->w - 4, UI_A_NORMAL, "No run yet. Press n for a new training run (a form with the trainer's defaults).");
-        if (R.status_text[0]) ui_grid_text(g, 2, 3, g->w - 4, UI_A_DIM, R.status_text);
+        if (R->status_text[0]) ui_grid_text(g, 2, 3, g->w - 4, UI_A_DIM, R->status_text);
         return;
     }
-    const Event *e = &R.last;
+    const Event *e = &R->last;
     char el[32], eta[32];
     ob_fmt_duration(el, sizeof el, e->elapsed);
     ob_fmt_duration(eta, sizeof eta, e->eta);
     char gen[64];
-    if (R.prep && R.prep->selfgen > 0) snprintf(gen, sizeof gen, "generating data %ld/%ld", R.gen_done, R.prep->selfgen);
+    if (R->prep && R->prep->selfgen > 0) snprintf(gen, sizeof gen, "generating data %ld/%ld", R->gen_done, R->prep->selfgen);
     else snprintf(gen, sizeof gen, "reading data");
-    const char *st = R.prep ? gen : R.sess ? (R.paused ? "paused" : run_status_name(R.status)) : run_status_name(R.status);
+    const char *st = R->prep ? gen : R->sess ? (R->paused ? "paused" : run_status_name(R->status)) : run_status_name(R->status);
     ui_grid_printf(g, 0, y++, g->w, UI_A_BOLD, "run %lld %s  [%s]  step %d/%ld  %.0f tokens/s  elapsed %s  ETA %s",
-                   (long long)(R.run_id < ((int64_t)1 << 40) ? R.run_id : 0), R.it.name ? R.it.name : "", st, e->step, R.it.cfg.steps,
+                   (long long)(R->run_id < ((int64_t)1 << 40) ? R->run_id : 0), R->it.name ? R->it.name : "", st, e->step, R->it.cfg.steps,
                    e->tokens_per_s, el, eta);
     int bw = g->w - 2;
-    progress_bar(g, 0, y++, bw, R.it.cfg.steps ? (double)e->step / R.it.cfg.steps : 0);
+    progress_bar(g, 0, y++, bw, R->it.cfg.steps ? (double)e->step / R->it.cfg.steps : 0);
     ui_grid_printf(g, 0, y++, g->w, UI_A_DIM, "loss %.4f  kl %.4f  mse %.4f  lr %.2e  grad norm %.3f   %s", e->loss, e->kl,
-                   e->mse, e->lr, e->grad_norm, R.status_text);
-    if (isfinite(R.c.teacher_ppl)) {
+                   e->mse, e->lr, e->grad_norm, R->status_text);
+    if (isfinite(R->c.teacher_ppl)) {
         char sp[48] = "-";
-        if (R.c.ne) snprintf(sp, sizeof sp, "%.3f (step %.0f)", R.c.eppl[R.c.ne - 1], R.c.estep[R.c.ne - 1]);
+        if (R->c.ne) snprintf(sp, sizeof sp, "%.3f (step %.0f)", R->c.eppl[R->c.ne - 1], R->c.estep[R->c.ne - 1]);
         ui_grid_printf(g, 0, y++, g->w, UI_A_DIM, "held-out ppl: teacher %.3f   PTQ XNOR %.3f   PTQ SVID %.3f   student %s",
-                       R.c.teacher_ppl, R.c.xnor_ppl, R.c.svid_ppl, sp);
+                       R->c.teacher_ppl, R->c.xnor_ppl, R->c.svid_ppl, sp);
     }
-    if (R.nq) {
+    if (R->nq) {
         char q[256] = "";
         size_t k = 0;
-        for (int i = 0; i < R.nq && k < sizeof q - 40; i++)
+        for (int i = 0; i < R->nq && k < sizeof q - 40; i++)
             k += (size_t)snprintf(q + k, sizeof q - k, "%s%s", i ? ", " : "",
-                                  R.queue[i].o.name ? R.queue[i].o.name : R.queue[i].o.self_generate ? "self-generated" : R.queue[i].o.data ? R.queue[i].o.data : "?");
-        ui_grid_printf(g, 0, y++, g->w, UI_A_DIM, "queued (%d): %s", R.nq, q);
+                                  R->queue[i].o.name ? R->queue[i].o.name : R->queue[i].o.self_generate ? "self-generated" : R->queue[i].o.data ? R->queue[i].o.data : "?");
+        ui_grid_printf(g, 0, y++, g->w, UI_A_DIM, "queued (%d): %s", R->nq, q);
     }
     int ch = g->h - y;
     if (ch < 8) return;
     int lh = ch * 3 / 5, rh = ch - lh, lw = g->w * 3 / 5, rw = g->w - lw - 1;
-    UiChart c = {.title = "loss", .xlabel = "step", .logy = R.logy, .smooth = R.smooth ? 0.9 : 0};
-    c.series[c.nseries++] = (UiSeries){"total", R.c.step, R.c.loss, R.c.n, 0};
+    UiChart c = {.title = "loss", .xlabel = "step", .logy = R->logy, .smooth = R->smooth ? 0.9 : 0};
+    c.series[c.nseries++] = (UiSeries){"total", R->c.step, R->c.loss, R->c.n, 0};
     ui_chart_render(&c, g, 0, y, lw, lh);
-    UiChart k = {.title = "KL / MSE", .xlabel = "step", .logy = R.logy, .smooth = R.smooth ? 0.9 : 0};
-    k.series[k.nseries++] = (UiSeries){"KL", R.c.step, R.c.kl, R.c.n, 0};
-    k.series[k.nseries++] = (UiSeries){"MSE", R.c.step, R.c.mse, R.c.n, 0};
+    UiChart k = {.title = "KL / MSE", .xlabel = "step", .logy = R->logy, .smooth = R->smooth ? 0.9 : 0};
+    k.series[k.nseries++] = (UiSeries){"KL", R->c.step, R->c.kl, R->c.n, 0};
+    k.series[k.nseries++] = (UiSeries){"MSE", R->c.step, R->c.mse, R->c.n, 0};
     ui_chart_render(&k, g, lw + 1, y, rw, lh);
     UiChart l = {.title = "learning rate", .xlabel = "step"};
-    l.series[l.nseries++] = (UiSeries){NULL, R.c.step, R.c.lr, R.c.n, 0};
+    l.series[l.nseries++] = (UiSeries){NULL, R->c.step, R->c.lr, R->c.n, 0};
     ui_chart_render(&l, g, 0, y + lh, lw, rh);
     UiChart p = {.title = "held-out ppl", .xlabel = "step", .logy = 1}; /* spans decades: always log */
-    p.series[p.nseries++] = (UiSeries){"student", R.c.estep, R.c.eppl, R.c.ne, 1};
-    if (isfinite(R.c.teacher_ppl) && R.c.ne > 0) { /* the teacher as a line across */
-        R.c.ref_x[0] = 0;
-        R.c.ref_x[1] = R.it.cfg.steps;
-        R.c.ref_t[0] = R.c.ref_t[1] = R.c.teacher_ppl;
-        p.series[p.nseries++] = (UiSeries){"teacher", R.c.ref_x, R.c.ref_t, 2, 0};
+    p.series[p.nseries++] = (UiSeries){"student", R->c.estep, R->c.eppl, R->c.ne, 1};
+    if (isfinite(R->c.teacher_ppl) && R->c.ne > 0) { /* the teacher as a line across */
+        R->c.ref_x[0] = 0;
+        R->c.ref_x[1] = R->it.cfg.steps;
+        R->c.ref_t[0] = R->c.ref_t[1] = R->c.teacher_ppl;
+        p.series[p.nseries++] = (UiSeries){"teacher", R->c.ref_x, R->c.ref_t, 2, 0};
     }
     ui_chart_render(&p, g, lw + 1, y + lh, rw, rh);
 }
@@ -468,67 +469,74 @@ static void train_draw(App *a, UiGrid *g)
 /* ---- keys and events ------------------------------------------------------------------ */
 static void stop_answer(App *a, int yes)
 {
-    if (yes && R.prep && !R.sess) {
-        atomic_store(&R.prep->cancel, 1);
+    TrainScr *R = state(a);
+    if (yes && R->prep && !R->sess) {
+        job_cancel(R->prep->job);
         app_msg(a, 0, "cancelling the self-generation (nothing is recorded)");
         return;
     }
-    if (yes && R.sess) {
-        trainer_stop(trainer());
-        app_msg(a, 0, "stopping run %lld after this step (a checkpoint is written)", (long long)R.run_id);
+    if (yes && R->sess) {
+        trainer_stop(trainer(R));
+        app_msg(a, 0, "stopping run %lld after this step (a checkpoint is written)", (long long)R->run_id);
     }
 }
 
 static int train_key(App *a, const UiKey *k, int key)
 {
+    TrainScr *R = state(a);
     if (!k) return 0;
     switch (k->action) {
     case A_NEW_RUN: open_form(a); return 1;
     case A_PAUSE:
-        if (!R.sess) { app_msg(a, 1, "no run is training"); return 1; }
-        if (R.paused) { trainer_resume(trainer()); R.paused = 0; app_msg(a, 0, "resumed"); }
-        else { trainer_pause(trainer()); R.paused = 1; app_msg(a, 0, "pausing after this step"); }
+        if (!R->sess) { app_msg(a, 1, "no run is training"); return 1; }
+        if (R->paused) { trainer_resume(trainer(R)); R->paused = 0; app_msg(a, 0, "resumed"); }
+        else { trainer_pause(trainer(R)); R->paused = 1; app_msg(a, 0, "pausing after this step"); }
         return 1;
     case A_STOP:
-        if (!R.sess && R.prep && R.prep->selfgen > 0) {
+        if (!R->sess && R->prep && R->prep->selfgen > 0) {
             app_confirm(a, "Cancel generating the training data? The run does not start", stop_answer);
             return 1;
         }
-        if (!R.sess) { app_msg(a, 1, "no run is training"); return 1; }
+        if (!R->sess) { app_msg(a, 1, "no run is training"); return 1; }
         app_confirm(a, "Stop the run? It writes a checkpoint and can be resumed", stop_answer);
         return 1;
-    case A_LOGSCALE: R.logy = !R.logy; return 1;
-    case A_SMOOTH: R.smooth = !R.smooth; return 1;
+    case A_LOGSCALE: R->logy = !R->logy; return 1;
+    case A_SMOOTH: R->smooth = !R->smooth; return 1;
     default: return 0;
     }
 }
 
 static void train_event(App *a, const Event *ev)
 {
-    if (R.prep && ev->run_id == R.prep->id) {
+    TrainScr *R = state(a);
+    if (ev->kind == EV_REQUEST) {
+        if (ev->req == UI_REQ_RESUME_RUN) queue_resume(a, ev->run_id);
+        return;
+    }
+    if (R->prep && ev->run_id == job_id(R->prep->job)) {
         if (ev->kind == EV_STATUS) prep_done(a);
-        else if (ev->kind == EV_PROGRESS) R.gen_done = ev->done;
+        else if (ev->kind == EV_PROGRESS) R->gen_done = ev->done;
         app_dirty(a);
         return;
     }
-    if (!R.sess || ev->run_id != R.run_id) {
-        if (ev->kind == EV_LOG && ev->run_id == R.run_id) app_log(a, "%s", ev->text); /* writer errors */
+    if (!R->sess || ev->run_id != R->run_id) {
+        if (ev->kind == EV_LOG && ev->run_id == R->run_id) app_log(a, "%s", ev->text); /* writer errors */
         return;
     }
-    session_event(R.sess, ev);
+    session_event(R->sess, ev);
     switch (ev->kind) {
-    case EV_STEP: R.last = *ev; curves_add_step(&R.c, ev); break;
+    case EV_STEP: R->last = *ev; curves_add_step(&R->c, ev); break;
     case EV_EVAL:
-        curves_add_eval(&R.c, ev);
-        app_log(a, "run %lld: held-out ppl %.3f at step %d", (long long)R.run_id, ev->eval_ppl, ev->step);
+        curves_add_eval(&R->c, ev);
+        app_log(a, "run %lld: held-out ppl %.3f at step %d", (long long)R->run_id, ev->eval_ppl, ev->step);
         break;
-    case EV_CKPT: app_log(a, "run %lld: checkpoint at step %d: %s", (long long)R.run_id, ev->step, ev->text); break;
-    case EV_LOG: app_log(a, "run %lld: %s", (long long)R.run_id, ev->text); break;
+    case EV_CKPT: app_log(a, "run %lld: checkpoint at step %d: %s", (long long)R->run_id, ev->step, ev->text); break;
+    case EV_LOG: app_log(a, "run %lld: %s", (long long)R->run_id, ev->text); break;
     case EV_STATUS:
-        R.status = ev->status;
-        R.paused = ev->status == RUN_PAUSED;
-        snprintf(R.status_text, sizeof R.status_text, "%.900s", ev->text);
-        app_log(a, "run %lld: [%s] %s", (long long)R.run_id, run_status_name(ev->status), ev->text);
+        R->status = ev->status;
+        R->paused = ev->status == RUN_PAUSED;
+        snprintf(R->status_text, sizeof R->status_text, "%.900s", ev->text);
+        app_log(a, "run %lld: [%s] %s", (long long)R->run_id, run_status_name(ev->status), ev->text);
         if (ev->status == RUN_FINISHED || ev->status == RUN_STOPPED || ev->status == RUN_FAILED) run_ended(a);
         break;
     default: break;
@@ -538,53 +546,57 @@ static void train_event(App *a, const Event *ev)
 
 static void train_status(App *a, char *buf, int n)
 {
-    if (R.prep && R.prep->selfgen > 0)
-        snprintf(buf, n, "run: generating data %ld%% ", 100 * R.gen_done / R.prep->selfgen);
-    else if (R.prep) snprintf(buf, n, "run: reading data ");
-    else if (R.sess) {
+    TrainScr *R = state(a);
+    if (R->prep && R->prep->selfgen > 0)
+        snprintf(buf, n, "run: generating data %ld%% ", 100 * R->gen_done / R->prep->selfgen);
+    else if (R->prep) snprintf(buf, n, "run: reading data ");
+    else if (R->sess) {
         char eta[32];
-        ob_fmt_duration(eta, sizeof eta, R.last.eta);
-        snprintf(buf, n, "run %lld: %s step %d/%ld ETA %s%s ", (long long)R.run_id, R.paused ? "paused" : "training",
-                 R.last.step, R.it.cfg.steps, eta, R.nq ? " +queued" : "");
+        ob_fmt_duration(eta, sizeof eta, R->last.eta);
+        snprintf(buf, n, "run %lld: %s step %d/%ld ETA %s%s ", (long long)R->run_id, R->paused ? "paused" : "training",
+                 R->last.step, R->it.cfg.steps, eta, R->nq ? " +queued" : "");
     }
 }
 
-static int train_busy(App *a) { return R.sess != NULL || R.prep != NULL; }
+static int train_busy(App *a) { return R->sess != NULL || R->prep != NULL; }
 
 static void train_teacher(App *a) { start_next(a); }
 
 static void train_fini(App *a)
 {
+    TrainScr *R = state(a);
     char err[OB_ERRLEN];
-    if (R.prep) {
-        atomic_store(&R.prep->cancel, 1); /* quitting: do not finish a long self-generation */
-        pthread_join(R.prep->th, NULL);
-        session_end(R.prep->s, 1, err);
-        free(R.prep);
-        R.prep = NULL;
+    if (R->prep) {
+        job_cancel(R->prep->job); /* quitting: do not finish a long self-generation */
+        job_join(R->prep->job);
+        job_free(R->prep->job);
+        session_end(R->prep->s, 1, err);
+        free(R->prep);
+        R->prep = NULL;
     }
-    if (R.sess) { /* quitting: the run keeps its checkpoint */
-        trainer_stop(trainer());
+    if (R->sess) { /* quitting: the run keeps its checkpoint */
+        trainer_stop(trainer(R));
         TrainSummary s;
-        session_join(R.sess, &s);
+        session_join(R->sess, &s);
         Event ev[64];
         int n;
         while ((n = evring_pop(&a->ring, ev, 64)) > 0)
             for (int i = 0; i < n; i++)
-                if (ev[i].run_id == R.run_id) session_event(R.sess, &ev[i]);
-        session_end(R.sess, 0, err);
-        R.sess = NULL;
+                if (ev[i].run_id == R->run_id) session_event(R->sess, &ev[i]);
+        session_end(R->sess, 0, err);
+        R->sess = NULL;
     }
-    curves_free(&R.c);
-    for (int i = 0; i < R.nq; i++) session_opts_free(&R.queue[i].o);
-    free(R.queue);
-    session_opts_free(&R.it);
-    session_opts_free(&R.form);
-    memset(&R, 0, sizeof R);
+    curves_free(&R->c);
+    for (int i = 0; i < R->nq; i++) session_opts_free(&R->queue[i].o);
+    free(R->queue);
+    session_opts_free(&R->it);
+    session_opts_free(&R->form);
+    memset(R, 0, sizeof *R);
 }
 
 const UiScreen ui_scr_train = {
     .name = "Train", .number = 3, .ctx = UI_CTX_TRAIN,
     .draw = train_draw, .key = train_key, .event = train_event,
     .status = train_status, .busy = train_busy, .teacher = train_teacher, .fini = train_fini,
+    .state_size = sizeof(TrainScr),
 };

@@ -1,4 +1,5 @@
-/* events.c -- the event ring buffer with self-pipe wake-up (see events.h). */
+/* src/base/events.c -- the event ring buffer with self-pipe wake-up, and the
+ * interned paths events carry (see events.h for which thread calls what). */
 #include "base/events.h"
 
 #include <errno.h>
@@ -76,3 +77,26 @@ int evring_pop(EventRing *r, Event *out, int max)
 }
 
 int evring_fd(const EventRing *r) { return r->pipefd[0]; }
+
+/* a list is enough: a process sees a handful of distinct checkpoint paths */
+typedef struct Interned { struct Interned *next; char s[]; } Interned;
+static Interned *interned;
+static pthread_mutex_t intern_mu = PTHREAD_MUTEX_INITIALIZER;
+
+const char *evring_intern(const char *s)
+{
+    if (!s) return NULL;
+    pthread_mutex_lock(&intern_mu);
+    Interned *p;
+    for (p = interned; p; p = p->next)
+        if (!strcmp(p->s, s)) break;
+    if (!p) {
+        size_t n = strlen(s) + 1;
+        p = ob_malloc(sizeof *p + n);
+        memcpy(p->s, s, n);
+        p->next = interned;
+        interned = p;
+    }
+    pthread_mutex_unlock(&intern_mu);
+    return p->s;
+}

@@ -1,9 +1,16 @@
-/* events.h -- progress events from worker threads (training, layer
+/* src/base/events.h -- progress events from worker threads (training, layer
  * statistics, generation) to their consumers (the CLI, the run store, the
  * UI): a mutex-guarded ring buffer plus a self-pipe whose read end a
  * consumer can poll() on, so an idle UI blocks instead of spinning.
  * Producers never block: when the ring is full the oldest event is dropped
- * and counted. */
+ * and counted. Any number of threads may push; one thread pops a ring.
+ * evring_intern may be called from any thread.
+ *
+ * Events are plain values (copied into and out of rings, kept in arrays by
+ * the run store's writer), so text is a fixed buffer for messages. A path
+ * must arrive intact however long it is, so paths travel in `path`: a
+ * pointer to an interned copy (evring_intern) that lives as long as the
+ * process and is never freed, so any copy of the event may use it. */
 #ifndef OB_EVENTS_H
 #define OB_EVENTS_H
 
@@ -18,6 +25,8 @@ typedef enum {
     EV_LOG,        /* a line of text for a log (msg) */
     EV_PROGRESS,   /* generic progress of a background job (done/total) */
     EV_TOKEN,      /* generation produced text (msg) */
+    EV_REQUEST,    /* one consumer asks others in the same process (the workbench's
+                    * screens) for something: req says what (ui/app.h) */
 } EventKind;
 
 typedef enum {
@@ -33,8 +42,17 @@ typedef struct {
     double eval_nll, eval_ppl;   /* EV_EVAL */
     long done, total;            /* EV_PROGRESS */
     RunStatus status;            /* EV_STATUS */
-    char text[512];              /* EV_CKPT path, EV_STATUS/EV_LOG message, EV_TOKEN text */
+    int req;                     /* EV_REQUEST: what is asked (the consumers' own numbers) */
+    char text[512];              /* EV_STATUS/EV_LOG message, EV_TOKEN text; EV_CKPT: the path, for display only (may be cut) */
+    const char *path;            /* EV_CKPT: the full path (evring_intern), or NULL: text is the path */
 } Event;
+
+/* an immutable copy of s that lives until the process exits; the same
+ * string gives the same pointer (so a run's one checkpoint path costs one
+ * copy however many checkpoints are written). For paths in events. */
+const char *evring_intern(const char *s);
+/* the path an EV_CKPT names: ev->path, else ev->text */
+static inline const char *event_path(const Event *ev) { return ev->path ? ev->path : ev->text; }
 
 typedef struct {
     pthread_mutex_t mu;

@@ -1,9 +1,11 @@
-/* pool.c -- the persistent thread pool (see pool.h). Workers wait for a new
+/* src/base/pool.c -- the persistent thread pool (see pool.h; pool_run from
+ * any thread but not from a task of the same pool, asserted). Workers wait for a new
  * generation number: spinning for up to POOL_SPIN_S seconds (calls in a
  * decode loop come microseconds apart), then sleeping on a condition
  * variable. Tasks are claimed with an atomic counter. */
 #include "base/pool.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -53,6 +55,9 @@ static inline void cpu_relax(void)
 
 /* the calling thread's index in the pool whose worker it is (0: not a worker) */
 static __thread int tls_index;
+/* the pool whose tasks this thread runs now (a worker: its pool; a caller:
+ * during pool_run), to catch the reentrant call pool.h forbids */
+static __thread const Pool *tls_pool;
 
 int pool_thread_index(void) { return tls_index; }
 
@@ -101,6 +106,7 @@ static void *worker(void *arg)
     struct WorkerArg *wa = arg;
     Pool *p = wa->p;
     tls_index = wa->index;
+    tls_pool = wa->p;
     unsigned seen = 0; /* gen at creation: a run may start before this thread does */
     for (;;) {
         /* wait for a new generation: spin, then sleep */
@@ -231,24 +237,31 @@ static unsigned start_run(Pool *p, PoolFn fn, void *ctx, int n_tasks, int each)
 void pool_run(Pool *p, PoolFn fn, void *ctx, int n_tasks)
 {
     if (n_tasks <= 0) return;
+    assert((!p || tls_pool != p) && "pool_run: not reentrant (a task called pool_run on its own pool)");
     if (!p || p->n == 1 || n_tasks == 1) {
         for (int i = 0; i < n_tasks; i++) fn(ctx, i);
         return;
     }
     pthread_mutex_lock(&p->run_mu);
+    const Pool *outer = tls_pool;
+    tls_pool = p;
     unsigned g = start_run(p, fn, ctx, n_tasks, 0);
     run_tasks(p, g);
     wait_done(p, n_tasks);
+    tls_pool = outer;
     pthread_mutex_unlock(&p->run_mu);
 }
 
 void pool_run_each(Pool *p, PoolFn fn, void *ctx)
 {
+    assert((!p || tls_pool != p) && "pool_run_each: not reentrant (a task called it on its own pool)");
     if (!p || p->n == 1) {
         fn(ctx, 0);
         return;
     }
     pthread_mutex_lock(&p->run_mu);
+    const Pool *outer = tls_pool;
+    tls_pool = p;
     unsigned g = start_run(p, fn, ctx, p->n, 1);
     take_each(p, g, 0);
     fn(ctx, 0);
@@ -266,6 +279,7 @@ void pool_run_each(Pool *p, PoolFn fn, void *ctx)
             task_done(p, p->n);
         }
     wait_done(p, p->n);
+    tls_pool = outer;
     pthread_mutex_unlock(&p->run_mu);
 }
 

@@ -74,11 +74,12 @@ static void totals_of(const ModelConfig *c, const LayerStats *st, int n, Totals 
     t->bpw_linears = (t->params_1bit + 16.0 * scales) / t->params_1bit;
 }
 
-static void progress(void *user, int done, int total)
+static int progress(void *user, int done, int total)
 {
     (void)user;
     fprintf(stderr, "\rinspect: %d/%d layers", done, total);
     if (done == total) fputc('\n', stderr);
+    return 0;
 }
 
 static void print_hist(const long *h, int n)

@@ -95,7 +95,7 @@ static void show_event(const Event *e)
         break;
     case EV_CKPT:
         clear_bar();
-        printf("checkpoint step %d: %s\n", e->step, e->text);
+        printf("checkpoint step %d: %s\n", e->step, event_path(e));
         break;
     case EV_LOG:
         clear_bar();

@@ -1,5 +1,6 @@
-/* student.c -- the .onebit student file: writer (temp file + fsync +
- * rename), mmap loader that validates every field, and post-training
+/* src/onebit/student.c -- (reentrant; student_quantize fans out to helper
+ * jobs, base/job.h, joined before it returns) the .onebit student file:
+ * writer (temp file + fsync + rename), mmap loader that validates every field, and post-training
  * quantisation of a teacher by SVID / XNOR (see student.h). The byte layout
  * is documented in man/onebit-tui.1 (FILES) and summarised here.
  *
@@ -35,6 +36,7 @@
 
 #include "onebit/bitlinear.h"
 #include "base/common.h"
+#include "base/job.h"
 
 enum { T_F32 = 0, T_F16 = 1, T_U64 = 2, T_BLOB = 3 };
 #define HDR_SIZE 128
@@ -694,11 +696,11 @@ typedef struct {
     int total, next, failed;
     char *err;
     pthread_mutex_t mu;
-} QuantJob;
+} QuantWork;
 
-static void *quant_worker(void *arg)
+/* take linears until none is left (or one failed) */
+static void quant_loop(QuantWork *j)
 {
-    QuantJob *j = arg;
     char why[OB_ERRLEN];
     for (;;) {
         pthread_mutex_lock(&j->mu);
@@ -713,7 +715,13 @@ static void *quant_worker(void *arg)
             pthread_mutex_unlock(&j->mu);
         }
     }
-    return NULL;
+}
+
+static int quant_job(Job *self, void *arg)
+{
+    (void)self;
+    quant_loop(arg);
+    return 0;
 }
 
 int student_quantize(const Model *teacher, SvidMethod init, int norm, StudentLinearSrc *lin_out, char *err)
@@ -732,14 +740,18 @@ int student_quantize(const Model *teacher, SvidMethod init, int norm, StudentLin
     /* the linears are independent: one worker per CPU, each takes the next */
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     int threads = cpus < 1 ? 1 : cpus > nlin ? nlin : (int)cpus;
-    QuantJob j = {teacher, init, lin_out, nlin, 0, 0, err, PTHREAD_MUTEX_INITIALIZER};
-    pthread_t *tid = ob_malloc((size_t)threads * sizeof *tid);
+    QuantWork j = {teacher, init, lin_out, nlin, 0, 0, err, PTHREAD_MUTEX_INITIALIZER};
+    Job **helpers = ob_calloc((size_t)threads, sizeof *helpers);
     int started = 0;
-    for (int t = 1; t < threads; t++)
-        if (pthread_create(&tid[started], NULL, quant_worker, &j) == 0) started++;
-    quant_worker(&j);
-    for (int t = 0; t < started; t++) pthread_join(tid[t], NULL);
-    free(tid);
+    char e2[OB_ERRLEN];
+    for (int t = 1; t < threads; t++) /* fewer helpers when threads cannot be made: slower, same result */
+        if (job_start(&helpers[started], &(JobSpec){.name = "quantize", .fn = quant_job, .arg = &j}, e2) == 0) started++;
+    quant_loop(&j); /* the calling thread works too */
+    for (int t = 0; t < started; t++) {
+        job_join(helpers[t]);
+        job_free(helpers[t]);
+    }
+    free(helpers);
     pthread_mutex_destroy(&j.mu);
     if (j.failed) {
         student_src_free(lin_out, nlin);

@@ -1,6 +1,8 @@
-/* svid.c -- rank-1 nonnegative factorisations of |W| (NMF by alternating
- * nonnegative least squares, SVD by power iteration, XNOR row means) and the
- * per-layer statistics of `inspect` (see svid.h). All sums in double. */
+/* src/onebit/svid.c -- rank-1 nonnegative factorisations of |W| (NMF by
+ * alternating nonnegative least squares, SVD by power iteration, XNOR row
+ * means) and the per-layer statistics of `inspect` (see svid.h). All sums in
+ * double. Every function is reentrant; svid_model_stats fans out to helper
+ * jobs (base/job.h) and returns when they are joined. */
 #include "onebit/svid.h"
 
 #include <math.h>
@@ -10,6 +12,7 @@
 #include <string.h>
 
 #include "base/common.h"
+#include "base/job.h"
 
 int svid_method_parse(const char *s, SvidMethod *m)
 {
@@ -317,20 +320,20 @@ typedef struct {
     const Model *m;
     SvidMethod init;
     LayerStats *out;
-    int total, next, done, failed;
+    int total, next, done, failed, cancelled;
     char *err;
     pthread_mutex_t mu;
-    void (*progress)(void *, int, int);
+    int (*progress)(void *, int, int);
     void *user;
-} StatsJob;
+} StatsWork;
 
-static void *stats_worker(void *arg)
+/* take layers until none is left (or one failed, or progress cancelled) */
+static void stats_loop(StatsWork *j)
 {
-    StatsJob *j = arg;
     char err[OB_ERRLEN];
     for (;;) {
         pthread_mutex_lock(&j->mu);
-        int i = j->failed ? j->total : j->next++;
+        int i = j->failed || j->cancelled ? j->total : j->next++;
         pthread_mutex_unlock(&j->mu);
         if (i >= j->total) break;
         int l = i / LIN_PER_LAYER, k = i % LIN_PER_LAYER, rows = 0, cols = 0;
@@ -347,15 +350,21 @@ static void *stats_worker(void *arg)
         }
         if (!rc) {
             j->done++;
-            if (j->progress) j->progress(j->user, j->done, j->total);
+            if (j->progress && j->progress(j->user, j->done, j->total)) j->cancelled = 1;
         }
         pthread_mutex_unlock(&j->mu);
     }
-    return NULL;
+}
+
+static int stats_job(Job *self, void *arg)
+{
+    (void)self;
+    stats_loop(arg);
+    return 0;
 }
 
 int svid_model_stats(const Model *m, int threads, SvidMethod init, LayerStats *out,
-                     void (*progress)(void *user, int done, int total), void *user, char *err)
+                     int (*progress)(void *user, int done, int total), void *user, char *err)
 {
     int total = m->cfg.n_layers * LIN_PER_LAYER;
     for (int i = 0; i < total; i++) {
@@ -367,14 +376,19 @@ int svid_model_stats(const Model *m, int threads, SvidMethod init, LayerStats *o
     }
     if (threads < 1) threads = 1;
     if (threads > total) threads = total;
-    StatsJob j = {m, init, out, total, 0, 0, 0, err, PTHREAD_MUTEX_INITIALIZER, progress, user};
-    pthread_t *tid = ob_malloc((size_t)threads * sizeof(pthread_t));
+    StatsWork j = {m, init, out, total, 0, 0, 0, 0, err, PTHREAD_MUTEX_INITIALIZER, progress, user};
+    Job **helpers = ob_calloc((size_t)threads, sizeof(Job *));
     int started = 0;
-    for (int t = 1; t < threads; t++)
-        if (pthread_create(&tid[started], NULL, stats_worker, &j) == 0) started++;
-    stats_worker(&j); /* the calling thread works too */
-    for (int t = 0; t < started; t++) pthread_join(tid[t], NULL);
-    free(tid);
+    char e2[OB_ERRLEN];
+    for (int t = 1; t < threads; t++) /* fewer helpers when threads cannot be made: slower, same result */
+        if (job_start(&helpers[started], &(JobSpec){.name = "layer statistics", .fn = stats_job, .arg = &j}, e2) == 0) started++;
+    stats_loop(&j); /* the calling thread works too */
+    for (int t = 0; t < started; t++) {
+        job_join(helpers[t]);
+        job_free(helpers[t]);
+    }
+    free(helpers);
     pthread_mutex_destroy(&j.mu);
-    return j.failed ? -1 : 0;
+    if (!j.failed && j.cancelled) ob_seterr(err, "layer statistics cancelled");
+    return j.failed || j.cancelled ? -1 : 0;
 }

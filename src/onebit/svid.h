@@ -1,4 +1,4 @@
-/* svid.h -- Sign-Value-Independent Decomposition (OneBit's SVID) and the
+/* src/onebit/svid.h -- (reentrant; any thread) Sign-Value-Independent Decomposition (OneBit's SVID) and the
  * per-layer statistics behind `onebit-tui inspect`:
  *
  *     W ≈ sign(W) ⊙ (a·bᵀ),   |W| ≈ a·bᵀ rank-1 nonnegative,
@@ -59,10 +59,12 @@ typedef struct {
 int svid_layer_stats(const float *W, int rows, int cols, SvidMethod init, LayerStats *st, char *err);
 
 /* all L*7 linears of a dense model (out has L*7 entries in LIN_ order),
- * layers in parallel on `threads` threads; progress(user, done, total) may
- * be NULL and is called from worker threads (serialised by a mutex) */
+ * layers in parallel on `threads` threads (the caller and threads-1 helper
+ * jobs, base/job.h); progress(user, done, total) may be NULL and is called
+ * from any of them (serialised by a mutex); when it returns nonzero the
+ * remaining layers are skipped and the call fails ("cancelled") */
 int svid_model_stats(const Model *m, int threads, SvidMethod init, LayerStats *out,
-                     void (*progress)(void *user, int done, int total), void *user, char *err);
+                     int (*progress)(void *user, int done, int total), void *user, char *err);
 
 /* the dense (out, in) weight of linear k of layer l of a dense model, and
  * its name ("layers.l.wq") */

@@ -1,12 +1,14 @@
-/* data.c -- training data for the QAT trainer: text windows, teacher
- * self-generation, the token cache, the held-out split (see data.h). */
+/* src/train/data.c -- training data for the QAT trainer: text windows,
+ * teacher self-generation (its workers are jobs, base/job.h, joined before
+ * data_self_generate returns; the progress callback runs in the caller's
+ * thread), the token cache, the held-out split (see data.h). Reentrant. */
 #include "train/data.h"
 
 #include <cblas.h>
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
+#include <stdatomic.h>
 #include <time.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -16,6 +18,7 @@
 #include <unistd.h>
 
 #include "base/common.h"
+#include "base/job.h"
 #include "model/eval.h"
 #include "model/sampler.h"
 
@@ -373,9 +376,8 @@ typedef struct {
     int nc, n, seq_len, nthreads, id;
     uint64_t seed;
     int *lens, *tok;           /* tok: (n, seq_len) fixed stride */
-    pthread_mutex_t *mu;
-    pthread_cond_t *cv;
-    int *done, *cancel;
+    atomic_int *done;          /* sequences finished, over all workers */
+    atomic_int *cancel;        /* 1: cancelled by the progress callback, 2: a worker failed */
 } GenJob;
 
 /* sequence s only depends on (seed, s): the result is the same for any
@@ -400,33 +402,25 @@ static void gen_one(GenJob *j, ModelState *st, Sampler *sm, int s)
     j->lens[s] = len;
 }
 
-static void *gen_worker(void *arg)
+/* one worker job: sequences id, id + nthreads, ... until done or cancelled */
+static int gen_worker(Job *self, void *arg)
 {
     GenJob *j = arg;
     ModelState st;
     if (model_state_init(&st, &j->m->cfg)) {
-        pthread_mutex_lock(j->mu);
-        *j->cancel = 2;
-        pthread_cond_broadcast(j->cv);
-        pthread_mutex_unlock(j->mu);
-        return NULL;
+        atomic_store(j->cancel, 2);
+        return -1;
     }
     Sampler sm;
     sampler_init(&sm, j->m->cfg.vocab_size, 1.0f, 1.0f, 1);
     for (int s = j->id; s < j->n; s += j->nthreads) {
-        pthread_mutex_lock(j->mu);
-        int stop = *j->cancel;
-        pthread_mutex_unlock(j->mu);
-        if (stop) break;
+        if (atomic_load(j->cancel) || job_cancelled(self)) break;
         gen_one(j, &st, &sm, s);
-        pthread_mutex_lock(j->mu);
-        (*j->done)++;
-        pthread_cond_broadcast(j->cv);
-        pthread_mutex_unlock(j->mu);
+        atomic_fetch_add(j->done, 1);
     }
     sampler_free(&sm);
     model_state_free(&st);
-    return NULL;
+    return 0;
 }
 
 int data_self_generate(const Model *m, const Tokenizer *t, int n, int seq_len, uint64_t seed, int threads,
@@ -462,18 +456,18 @@ int data_self_generate(const Model *m, const Tokenizer *t, int n, int seq_len, u
      * threads would only compete with them (restored below) */
     int blas_threads = openblas_get_num_threads();
     openblas_set_num_threads(1);
-    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-    pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-    int done = 0, cancel = 0, reported = 0;
-    GenJob *jobs = ob_calloc((size_t)threads, sizeof(GenJob));
-    pthread_t *th = ob_calloc((size_t)threads, sizeof(pthread_t));
+    atomic_int done = 0, cancel_ = 0;
+    GenJob *work = ob_calloc((size_t)threads, sizeof(GenJob));
+    Job **jobs = ob_calloc((size_t)threads, sizeof(Job *));
     int started = 0;
     for (int i = 0; i < threads; i++) {
-        jobs[i] = (GenJob){m, t, cand, nc, n, seq_len, threads, i, seed, lens, tok, &mu, &cv, &done, &cancel};
+        work[i] = (GenJob){m, t, cand, nc, n, seq_len, threads, i, seed, lens, tok, &done, &cancel_};
         if (threads == 1) break;
-        if (pthread_create(&th[i], NULL, gen_worker, &jobs[i]) != 0) break;
+        char e2[OB_ERRLEN];
+        if (job_start(&jobs[i], &(JobSpec){.name = "self-generation", .fn = gen_worker, .arg = &work[i]}, e2) != 0) break;
         started++;
     }
+    int cancel = 0;
     if (threads == 1) {
         /* in the caller's thread, reporting progress as it goes */
         ModelState st;
@@ -482,47 +476,36 @@ int data_self_generate(const Model *m, const Tokenizer *t, int n, int seq_len, u
             Sampler sm;
             sampler_init(&sm, V, 1.0f, 1.0f, 1);
             for (int s = 0; s < n && !cancel; s++) {
-                gen_one(&jobs[0], &st, &sm, s);
-                done = s + 1;
-                if (fn && fn(ud, done, n)) cancel = 1;
+                gen_one(&work[0], &st, &sm, s);
+                if (fn && fn(ud, s + 1, n)) cancel = 1;
             }
             sampler_free(&sm);
             model_state_free(&st);
         }
     } else {
-        if (started < threads) {
-            pthread_mutex_lock(&mu);
-            cancel = 2;
-            pthread_mutex_unlock(&mu);
-        }
-        pthread_mutex_lock(&mu);
-        while (done < n && !cancel && started == threads) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 200000000;
-            if (ts.tv_nsec >= 1000000000) { ts.tv_sec++; ts.tv_nsec -= 1000000000; }
-            pthread_cond_timedwait(&cv, &mu, &ts);
-            if (fn && done != reported) {
-                reported = done;
-                int d = done;
-                pthread_mutex_unlock(&mu);
-                int stop = fn(ud, d, n);
-                pthread_mutex_lock(&mu);
-                if (stop) cancel = 1;
-            } else if (fn && !done) {
-                pthread_mutex_unlock(&mu);
-                int stop = fn(ud, 0, n);
-                pthread_mutex_lock(&mu);
-                if (stop) cancel = 1;
+        /* the workers are jobs; this thread reports their progress (fn is
+         * called from the caller's thread only) and passes on a cancel */
+        if (started < threads) atomic_store(&cancel_, 2);
+        for (int w = 0; w < started;) {
+            if (job_wait(jobs[w], 0.2)) { w++; continue; } /* this one has finished: wait for the next */
+            int d = atomic_load(&done);
+            if (fn && !atomic_load(&cancel_)) { /* every tick, so that a cancel is seen before the first sequence */
+                if (fn(ud, d, n)) {
+                    atomic_store(&cancel_, 1);
+                    for (int i = 0; i < started; i++) job_cancel(jobs[i]);
+                }
             }
         }
-        pthread_mutex_unlock(&mu);
-        for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+        for (int i = 0; i < started; i++) {
+            job_join(jobs[i]);
+            job_free(jobs[i]);
+        }
+        cancel = atomic_load(&cancel_);
         if (fn && !cancel) fn(ud, n, n);
     }
     openblas_set_num_threads(blas_threads);
+    free(work);
     free(jobs);
-    free(th);
     free(cand);
     if (cancel) {
         if (cancel == 2) ob_seterr(err, "cannot start the self-generation threads or allocate their state");

@@ -1,4 +1,4 @@
-/* data.h -- training data for the QAT trainer: a text file tokenized once
+/* src/train/data.h -- training data for the QAT trainer: a text file tokenized once
  * (one stream, or one sequence per document with --split), or sequences the
  * teacher generates itself (LLM-QAT / OneBit data-free distillation), cached
  * to a token file. A seeded xorshift RNG samples training windows; a
@@ -77,8 +77,10 @@ typedef int (*DataProgressFn)(void *ud, int done, int total);
  * (not UNK/BOS/EOS nor a <0xXX> byte piece), DATA_GREEDY_TOKENS greedy tokens,
  * then sampled at temperature 1 until EOS/BOS (kept) or seq_len. Sequence i
  * has its own RNG seeded from (seed, i), so the result does not depend on
- * the number of threads (sequences are spread over `threads` threads; fn is
- * called from the caller's thread). *lens and *tokens are malloc'd. */
+ * the number of threads (sequences are spread over `threads` worker jobs,
+ * base/job.h, joined before this returns; fn is called from the caller's
+ * thread, about every 0.2 s, and a nonzero return cancels the workers).
+ * *lens and *tokens are malloc'd. */
 int data_self_generate(const Model *m, const Tokenizer *t, int n, int seq_len, uint64_t seed, int threads,
                        int **lens, int **tokens, DataProgressFn fn, void *ud, char *err);
 

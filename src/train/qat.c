@@ -5,8 +5,10 @@
  * Numerics of the FP parts follow src/model/model.c (llama2.c) exactly. */
 #include "train/qat.h"
 
+#include <assert.h>
 #include <cblas.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +42,7 @@ typedef struct {
 } QLayer;
 
 struct QatModel {
+    atomic_int in_use;  /* 1 during a forward(-backward): one thread at a time (qat.h), asserted */
     const Model *t;     /* the teacher: frozen FP tensors live there */
     ModelConfig cfg;
     int maxB, maxT, B, T; /* bounds; shape of the last forward */
@@ -891,8 +894,37 @@ static void kl_rows(void *c, size_t lo, size_t hi)
     free(et);
 }
 
-int qat_forward_backward(QatModel *q, const int *tokens, int B, int T, const QatLossCfg *lc, float grad_scale,
-                         QatLoss *out)
+/* the contract of qat.h, "one thread at a time": a second thread entering
+ * while one is inside would share every activation buffer */
+static void use_begin(QatModel *q)
+{
+    int was = atomic_exchange(&q->in_use, 1);
+    assert(!was && "a QatModel is used from two threads at once (qat.h: one thread at a time)");
+    (void)was;
+}
+static void use_end(QatModel *q) { atomic_store(&q->in_use, 0); }
+
+static int forward_backward(QatModel *q, const int *tokens, int B, int T, const QatLossCfg *lc, float grad_scale,
+                            QatLoss *out);
+int qat_forward_backward(QatModel *q, const int *tokens, int B, int T, const QatLossCfg *lc, float grad_scale, QatLoss *out)
+{
+    use_begin(q);
+    int rc = forward_backward(q, tokens, B, T, lc, grad_scale, out);
+    use_end(q);
+    return rc;
+}
+
+static double eval_nll_sum(QatModel *q, const int *tokens, int B, int T, long *n_pred);
+double qat_eval_nll_sum(QatModel *q, const int *tokens, int B, int T, long *n_pred)
+{
+    use_begin(q);
+    double r = eval_nll_sum(q, tokens, B, T, n_pred);
+    use_end(q);
+    return r;
+}
+
+static int forward_backward(QatModel *q, const int *tokens, int B, int T, const QatLossCfg *lc, float grad_scale,
+                            QatLoss *out)
 {
     if (check_batch(q, tokens, B, T)) return -1;
     const Model *m = q->t;
@@ -956,7 +988,7 @@ int qat_forward_backward(QatModel *q, const int *tokens, int B, int T, const Qat
     return 0;
 }
 
-double qat_eval_nll_sum(QatModel *q, const int *tokens, int B, int T, long *n_pred)
+static double eval_nll_sum(QatModel *q, const int *tokens, int B, int T, long *n_pred)
 {
     if (check_batch(q, tokens, B, T)) return -1.0;
     int V = q->cfg.vocab_size;

@@ -32,7 +32,8 @@
  * OpenBLAS set to 1 thread meanwhile (openblas_set_num_threads is process
  * wide; the previous count is restored). The elementwise and per-row work
  * (LayerNorm, reductions over tokens, KL, clip, AdamW) is split the same
- * way. A QatModel must be used from one thread at a time.
+ * way. A QatModel must be used from one thread at a time (asserted in
+ * qat_forward_backward and qat_eval_nll_sum).
  */
 #ifndef OB_QAT_H
 #define OB_QAT_H

@@ -1,5 +1,9 @@
-/* trainer.c -- the background QAT trainer: thread, control, events,
- * evaluation, checkpoints and resume, export (see trainer.h). */
+/* src/train/trainer.c -- the background QAT trainer: a job (base/job.h)
+ * that trains, its control (pause/resume/stop are the job's flags), events,
+ * evaluation, checkpoints and resume, export (see trainer.h). trainer_start,
+ * trainer_join and trainer_free belong to the thread that started the
+ * trainer; pause, resume, stop and done to any thread; everything static
+ * below "the thread" runs in the trainer's job. */
 #include "train/trainer.h"
 
 #include <cblas.h>
@@ -16,6 +20,7 @@
 #include <unistd.h>
 
 #include "base/common.h"
+#include "base/job.h"
 #include "model/eval.h"
 #include "train/qat.h"
 #include "onebit/student.h"
@@ -28,11 +33,8 @@ struct Trainer {
     const DataSet *data;
     char sha[65];
     EventRing *ring;
-    pthread_t th;
-    int started;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int pause_req, stop_req, done;
+    Job *job;           /* the training thread; pause/stop are its flags */
+    int joined;
     /* training state */
     QatModel *q;
     float *m, *v;
@@ -315,8 +317,8 @@ static int write_ckpt(Trainer *t, char *err)
     free(le);
     free(b.p);
     if (rc == 0) {
-        Event e = {.kind = EV_CKPT, .step = (int)t->step};
-        snprintf(e.text, sizeof e.text, "%s", t->ckpt_path);
+        Event e = {.kind = EV_CKPT, .step = (int)t->step, .path = evring_intern(t->ckpt_path)};
+        snprintf(e.text, sizeof e.text, "%s", t->ckpt_path); /* for display; path is the whole */
         emit(t, &e);
     }
     return rc;
@@ -468,28 +470,24 @@ static int fail(Trainer *t, const char *msg)
 /* wait while paused; returns 1 when a stop was requested */
 static int control(Trainer *t, double *active_since)
 {
-    pthread_mutex_lock(&t->mu);
-    if (t->pause_req && !t->stop_req) {
+    Job *j = job_current(); /* the trainer's job: this runs in its thread */
+    if (job_pause_requested(j)) {
         t->elapsed += ob_now() - *active_since;
         emit_status(t, RUN_PAUSED, "paused at step %ld", t->step);
-        while (t->pause_req && !t->stop_req) pthread_cond_wait(&t->cv, &t->mu);
+        int stop = job_wait_resumed(j);
         *active_since = ob_now();
-        if (!t->stop_req) emit_status(t, RUN_RUNNING, "resumed at step %ld", t->step);
+        if (!stop) emit_status(t, RUN_RUNNING, "resumed at step %ld", t->step);
     }
-    int stop = t->stop_req;
-    pthread_mutex_unlock(&t->mu);
-    return stop;
+    return job_cancelled(j);
 }
 
 static void *run(void *arg);
-static void *run_thread(void *arg)
+static int run_job(Job *j, void *arg)
 {
+    (void)j;
     Trainer *t = arg;
-    run(arg);
-    pthread_mutex_lock(&t->mu);
-    t->done = 1;
-    pthread_mutex_unlock(&t->mu);
-    return NULL;
+    run(t);
+    return t->rc;
 }
 
 static void *run(void *arg)
@@ -635,55 +633,26 @@ int trainer_start(Trainer **out, const TrainConfig *cfg, const Model *teacher, c
     t->data_fp = data_fingerprint(data);
     t->sum.status = RUN_RUNNING;
     t->sum.first_loss = t->sum.last_loss = NAN;
-    pthread_mutex_init(&t->mu, NULL);
-    pthread_cond_init(&t->cv, NULL);
-    int e = pthread_create(&t->th, NULL, run_thread, t);
-    if (e) {
-        ob_seterr(err, "cannot start the trainer thread: %s", strerror(e));
+    /* the trainer sends its own final EV_STATUS (with the summary's message) */
+    JobSpec js = {.name = "trainer", .id = cfg->run_id, .ring = ring, .fn = run_job, .arg = t, .end_event = 0};
+    if (job_start(&t->job, &js, err)) {
         trainer_free(t);
         return -1;
     }
-    t->started = 1;
     *out = t;
     return 0;
 }
 
-void trainer_pause(Trainer *t)
-{
-    pthread_mutex_lock(&t->mu);
-    t->pause_req = 1;
-    pthread_mutex_unlock(&t->mu);
-}
-
-void trainer_resume(Trainer *t)
-{
-    pthread_mutex_lock(&t->mu);
-    t->pause_req = 0;
-    pthread_cond_broadcast(&t->cv);
-    pthread_mutex_unlock(&t->mu);
-}
-
-void trainer_stop(Trainer *t)
-{
-    pthread_mutex_lock(&t->mu);
-    t->stop_req = 1;
-    pthread_cond_broadcast(&t->cv);
-    pthread_mutex_unlock(&t->mu);
-}
-
-int trainer_done(Trainer *t)
-{
-    pthread_mutex_lock(&t->mu);
-    int d = t->done;
-    pthread_mutex_unlock(&t->mu);
-    return d;
-}
+void trainer_pause(Trainer *t) { job_pause(t->job); }
+void trainer_resume(Trainer *t) { job_resume(t->job); }
+void trainer_stop(Trainer *t) { job_cancel(t->job); }
+int trainer_done(Trainer *t) { return job_done(t->job); }
 
 int trainer_join(Trainer *t, TrainSummary *sum)
 {
-    if (t->started) {
-        pthread_join(t->th, NULL);
-        t->started = 0;
+    if (!t->joined) {
+        job_join(t->job); /* asserts that the starting thread joins */
+        t->joined = 1;
     }
     if (sum) *sum = t->sum;
     return t->rc;
@@ -691,7 +660,7 @@ int trainer_join(Trainer *t, TrainSummary *sum)
 
 int trainer_params(Trainer *t, float **out, size_t *n)
 {
-    if (t->started || !t->q) return -1;
+    if (!t->joined || !t->q) return -1;
     *n = qat_num_params(t->q);
     *out = ob_malloc(*n * sizeof(float));
     memcpy(*out, qat_params(t->q), *n * sizeof(float));
@@ -701,10 +670,7 @@ int trainer_params(Trainer *t, float **out, size_t *n)
 void trainer_free(Trainer *t)
 {
     if (!t) return;
-    if (t->started) {
-        trainer_stop(t);
-        trainer_join(t, NULL);
-    }
+    job_free(t->job); /* a running trainer: stop (checkpoint) and join */
     if (t->q) qat_free(t->q);
     free(t->m);
     free(t->v);
@@ -712,7 +678,5 @@ void trainer_free(Trainer *t)
     free(t->out_path);
     free(t->ckpt_path);
     free(t->resume_path);
-    pthread_mutex_destroy(&t->mu);
-    pthread_cond_destroy(&t->cv);
     free(t);
 }

@@ -1,4 +1,6 @@
-/* trainer.h -- the QAT trainer around qat.h: a background thread that
+/* src/train/trainer.h -- the QAT trainer around qat.h: a background job
+ * (base/job.h; trainer_start, trainer_join and trainer_free from the thread
+ * that started it, pause/resume/stop/done from any thread) that
  * distils a OneBit student from a teacher on a DataSet, with AdamW, the
  * cosine schedule, clipping, periodic held-out evaluation, checkpoints with
  * bit-identical resume, and export of the packed .onebit student. Progress
@@ -81,7 +83,7 @@ typedef struct {
 
 typedef struct Trainer Trainer;
 
-/* Start training in a new thread. teacher, tok, data and ring are borrowed
+/* Start training in a new job (its own thread). teacher, tok, data and ring are borrowed
  * and must outlive the trainer; teacher_sha identifies the teacher in
  * checkpoints. Config strings are copied. The thread builds the student
  * (SVID init), evaluates teacher / SVID PTQ / XNOR PTQ on the held-out split,
