@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "base/common.h"
+#include "base/file.h"
 #include "model/eval.h"
 #include "train/qat.h"
 #include "onebit/student.h"
@@ -242,24 +243,24 @@ static void rget(Rd *r, void *dst, size_t n)
     memcpy(dst, r->p + r->at, n);
     r->at += n;
 }
-static uint32_t ru32(Rd *r) { unsigned char x[4]; rget(r, x, 4); uint32_t v = 0; for (int i = 3; i >= 0; i--) v = v << 8 | x[i]; return v; }
-static uint64_t ru64(Rd *r) { unsigned char x[8]; rget(r, x, 8); uint64_t v = 0; for (int i = 7; i >= 0; i--) v = v << 8 | x[i]; return v; }
+static uint32_t ru32(Rd *r) { unsigned char x[4]; rget(r, x, 4); return file_get_u32le(x); }
+static uint64_t ru64(Rd *r) { unsigned char x[8]; rget(r, x, 8); return file_get_u64le(x); }
 static double rf64(Rd *r) { uint64_t v = ru64(r); double d; memcpy(&d, &v, 8); return d; }
 
 /* FNV-1a of n integers of `size` bytes as they are little-endian, so that
  * the fingerprint (and a checkpoint) is the same on every host */
 static uint64_t fnv_le(uint64_t h, const void *v, size_t size, size_t n)
 {
-    if (OB_HOST_LITTLE_ENDIAN) return data_fnv1a(h, v, size * n);
+    if (OB_HOST_LITTLE_ENDIAN) return file_fnv1a(h, v, size * n);
     const unsigned char *p = v;
     for (size_t i = 0; i < n; i++, p += size)
-        for (size_t k = size; k-- > 0;) h = data_fnv1a(h, p + k, 1);
+        for (size_t k = size; k-- > 0;) h = file_fnv1a(h, p + k, 1);
     return h;
 }
 
 static uint64_t data_fingerprint(const DataSet *d)
 {
-    uint64_t h = DATA_FNV_INIT;
+    uint64_t h = FILE_FNV_INIT;
     int32_t hdr[4] = {d->n_seq, d->n_train, d->stream, d->seq_len};
     h = fnv_le(h, hdr, sizeof hdr[0], 4);
     h = fnv_le(h, d->off, sizeof d->off[0], (size_t)d->n_seq + 1);
@@ -306,12 +307,12 @@ static int write_ckpt(Trainer *t, char *err)
             parts[1 + i] = le + (size_t)i * lens[1];
         }
     }
-    uint64_t h = DATA_FNV_INIT;
-    for (int i = 0; i < 4; i++) h = data_fnv1a(h, parts[i], lens[i]);
+    uint64_t h = FILE_FNV_INIT;
+    for (int i = 0; i < 4; i++) h = file_fnv1a(h, parts[i], lens[i]);
     unsigned char ck[8];
     for (int i = 0; i < 8; i++) ck[i] = (unsigned char)(h >> 8 * i);
     parts[4] = ck;
-    int rc = data_write_atomic_parts(t->ckpt_path, parts, lens, 5, err);
+    int rc = file_write_atomic_parts(t->ckpt_path, parts, lens, 5, err);
     free(le);
     free(b.p);
     if (rc == 0) {
@@ -349,7 +350,7 @@ static int load_ckpt(Trainer *t, const char *path, char *err)
     char magic[8], sha[65];
     rget(&r, magic, 8);
     if (r.bad || memcmp(magic, CKPT_MAGIC, 8) != 0) { ob_seterr(err, "%s: not a onebit-tui checkpoint (bad magic)", path); goto out; }
-    if (size < 16 || ru64(&(Rd){(const unsigned char *)raw + size - 8, 8, 0, 0}) != data_fnv1a(DATA_FNV_INIT, raw, size - 8)) {
+    if (size < 16 || ru64(&(Rd){(const unsigned char *)raw + size - 8, 8, 0, 0}) != file_fnv1a(FILE_FNV_INIT, raw, size - 8)) {
         ob_seterr(err, "%s: checksum mismatch: the checkpoint is truncated or corrupt", path);
         goto out;
     }
