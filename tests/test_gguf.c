@@ -229,14 +229,14 @@ int main(void)
     int8_t qs[32] = {-128, -1, 0, 1, 127, 2, -2, 64};
     memcpy(blk + 2, qs, 32);
     float out[32];
-    gguf_dequant(GGML_Q8_0, blk, out, 32);
+    llama_dequant(LLAMA_Q8_0, blk, out, 32);
     CHECK(out[0] == -64.0f && out[1] == -0.5f && out[2] == 0.0f && out[3] == 0.5f && out[4] == 63.5f && out[5] == 1.0f &&
           out[6] == -1.0f && out[7] == 32.0f && out[31] == 0.0f, "Q8_0 block: %g %g %g %g %g", out[0], out[1], out[2], out[3], out[4]);
     uint8_t h2[4] = {0x00, 0x3c, 0x00, 0xc0}; /* fp16 1.0, -2.0 */
-    gguf_dequant(GGML_F16, h2, out, 2);
+    llama_dequant(LLAMA_F16, h2, out, 2);
     CHECK(out[0] == 1.0f && out[1] == -2.0f, "F16 dequant %g %g", out[0], out[1]);
     uint8_t b2[4] = {0x80, 0x3f, 0x40, 0xc0}; /* bf16 1.0, -3.0 */
-    gguf_dequant(GGML_BF16, b2, out, 2);
+    llama_dequant(LLAMA_BF16, b2, out, 2);
     CHECK(out[0] == 1.0f && out[1] == -3.0f, "BF16 dequant %g %g", out[0], out[1]);
 
     tok_free(&t512);

@@ -145,7 +145,7 @@ int main(void)
     float src[4 * 8 * 3], perm[4 * 8 * 3], back[4 * 8 * 3];
     for (int i = 0; i < 96; i++) src[i] = (float)i;
     st_permute(src, perm, 4, 8, 3);
-    hf_unpermute_rows(perm, back, 4, 8, 3);
+    llama_unpermute_rows(perm, back, 4, 8, 3);
     CHECK(!memcmp(src, back, sizeof src), "unpermute inverts permute");
     CHECK(perm[(1 * 8 + 1 * 4 + 2) * 3] == src[(1 * 8 + 2 * 2 + 1) * 3], "HF row h*hd + j*hd/2 + i = interleaved row h*hd + 2i + j");
 

@@ -197,7 +197,7 @@ int student_write(const char *path, const Model *teacher, const Tokenizer *tok,
                   const StudentLinearSrc *lin, const char *meta_json, char *err)
 {
     const ModelConfig *c = &teacher->cfg;
-    if (model_config_check(c, err)) return -1;
+    if (llama_config_check(c, err)) return -1;
     if (tok && tok->vocab_size != c->vocab_size) {
         ob_seterr(err, "%s: tokenizer has %d tokens, the model %d", path, tok->vocab_size, c->vocab_size);
         return -1;
@@ -409,7 +409,7 @@ static int parse(Parsed *p, const char *path, char *err)
     if (shared > 1) { ob_seterr(err, "%s: bad shared_classifier flag %u", path, shared); goto fail; }
     c->shared_classifier = (int)shared;
     char why[OB_ERRLEN];
-    if (model_config_check(c, why)) { ob_seterr(err, "%s: bad model config: %s", path, why); goto fail; }
+    if (llama_config_check(c, why)) { ob_seterr(err, "%s: bad model config: %s", path, why); goto fail; }
     for (int i = 100; i < 104; i++) if (h[i]) { ob_seterr(err, "%s: reserved header bytes are not zero", path); goto fail; }
     for (int i = 112; i < HDR_SIZE; i++) if (h[i]) { ob_seterr(err, "%s: reserved header bytes are not zero", path); goto fail; }
     uint32_t n = file_get_u32le(h + 60);
