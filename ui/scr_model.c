@@ -14,7 +14,7 @@
 #include "ui/chart.h"
 #include "cli/cli.h"
 #include "base/common.h"
-#include "base/file.h"
+#include "format/loader.h"
 #include "train/data.h"
 #include "db/db.h"
 #include "onebit/student.h"
@@ -60,7 +60,7 @@ static void *load_main(void *arg)
         snprintf(j->tokpath, sizeof j->tokpath, "%s", kp ? kp : "(inside the teacher)");
         free(kp);
         j->rc = 0;
-        if (file_sha256(j->path, j->sha, e2)) { /* e.g. a directory: not recorded in the run store */
+        if (loader_fingerprint(j->path, j->sha, NULL, e2)) { /* not recorded in the run store */
             j->sha[0] = 0;
             fprintf(stderr, "%s\n", e2);
         }

@@ -9,7 +9,7 @@
 
 #include "cli/cli.h"
 #include "base/common.h"
-#include "base/file.h"
+#include "format/loader.h"
 #include "train/data.h"
 #include "db/db_svid.h"
 #include "db/train_db.h"
@@ -131,7 +131,7 @@ int cli_inspect(int argc, char **argv)
     }
     if (store) { /* the run store keeps them for the workbench */
         char *tp = cli_resolve_teacher(teacher, err), sha[65];
-        Db *db = tp && file_sha256(tp, sha, err) == 0 ? db_open(store, 0, err) : NULL;
+        Db *db = tp && loader_fingerprint(tp, sha, NULL, err) == 0 ? db_open(store, 0, err) : NULL;
         int64_t tid = db ? train_db_teacher(db, tp, sha, c, err) : -1;
         int ok = tid > 0 && db_layer_stats_save(db, tid, st, n, err) == 0;
         if (ok) fprintf(stderr, "stored %d layer statistics of teacher %lld in %s\n", n, (long long)tid, db_path(db));

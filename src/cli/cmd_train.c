@@ -14,7 +14,7 @@
 
 #include "cli/cli.h"
 #include "base/common.h"
-#include "base/file.h"
+#include "format/loader.h"
 #include "train/data.h"
 #include "train/qat.h"
 #include "db/train_db.h"
@@ -287,7 +287,7 @@ int cli_train(int argc, char **argv)
     if (cli_load_teacher(teacher, tokenizer, &m, &tok)) { free(ckpt_default); return EXIT_RUNTIME; }
     tpath = cli_resolve_teacher(teacher, err);
     char sha[65];
-    if (!tpath || file_sha256(tpath, sha, err)) { cli_error("%s", err); goto out; }
+    if (!tpath || loader_fingerprint(tpath, sha, NULL, err)) { cli_error("%s", err); goto out; }
     if (trainer_config_check(&cfg, &m.cfg, err)) { cli_error("%s", err); goto out; }
     /* fail now, not after hours of training, when the outputs cannot be written */
     if (ob_check_writable(cfg.out_path, 0, err) || ob_check_writable(cfg.ckpt_path, 0, err) ||
