@@ -63,8 +63,10 @@ static float through(const char *dt, float x)
 
 static int ids_are(const Tokenizer *t, const char *text, int bos, const int *want, int nw)
 {
-    int *ids, n;
-    tok_encode(t, text, bos, 0, &ids, &n);
+    int *ids;
+    size_t nz;
+    tok_encode(t, text, bos, 0, &ids, &nz);
+    int n = (int)nz;
     int ok = n == nw && !memcmp(ids, want, nw * sizeof(int));
     if (!ok) {
         fprintf(stderr, "  '%s' ->", text);
@@ -263,10 +265,11 @@ int main(void)
             size_t len;
             CHECK(ob_read_file(stories, &txt, &len, err) == 0, "%s", err);
             txt[len > 20000 ? 20000 : len] = 0;
-            int *a, na, *b, nb;
+            int *a, *b;
+            size_t na, nb;
             tok_encode(&tj, txt, 1, 1, &a, &na);
             tok_encode(&t512, txt, 1, 1, &b, &nb);
-            CHECK(na == nb && !memcmp(a, b, na * sizeof(int)), "tokenizer.json (merges) vs tok512 on 20000 chars: %d vs %d ids", na, nb);
+            CHECK(na == nb && !memcmp(a, b, na * sizeof(int)), "tokenizer.json (merges) vs tok512 on 20000 chars: %zu vs %zu ids", na, nb);
             free(a); free(b); free(txt);
             CHECK(!strcmp(tok_decode(&tj, 1, 403), "Once") && !strcmp(tok_decode(&tj, 403, 407), " upon"), "decode");
             tok_free(&tj);
@@ -303,7 +306,8 @@ int main(void)
         if (tj.vocab) {
             CHECK(ids_are(&tj, "Once upon a time", 1, (int[]){1, 403, 407, 261, 378}, 5), "unigram: Once upon a time");
             const char *txt = "Lily saw a big, red ball. She said, \"I want to play!\" 123";
-            int *a, na, *b, nb;
+            int *a, *b;
+            size_t na, nb;
             tok_encode(&tj, txt, 1, 1, &a, &na);
             tok_encode(&t512, txt, 1, 1, &b, &nb);
             CHECK(na == nb && !memcmp(a, b, na * sizeof(int)), "unigram tokenizer.json vs tok512");

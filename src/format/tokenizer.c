@@ -159,7 +159,9 @@ void tok_free(Tokenizer *t)
 
 /* ---- encode ------------------------------------------------------------ */
 
-typedef struct { float score; int left; int right_id; int merged; int seq; } Cand; /* pair (left, next(left)) */
+/* pair (left, next(left)); symbol positions are 64-bit (a corpus may hold
+ * more than 2^31 symbols); seq stamps both symbols' versions */
+typedef struct { float score; int64_t left, right_id; int merged; uint32_t seq; } Cand;
 
 typedef struct { Cand *a; size_t n, cap; } Heap;
 
@@ -205,29 +207,33 @@ static Cand heap_pop(Heap *h)
 
 typedef struct Enc {
     const Tokenizer *t;
-    int *id, *prev, *next, *ver;  /* symbol list; ver bumps when a symbol changes */
+    int *id;                      /* symbol tokens */
+    int64_t *prev, *next;         /* symbol list */
+    uint32_t *ver;                /* bumps when a symbol changes */
     char *buf;                    /* llama2.c mode: the concatenated pair */
-    const int *seg;               /* byte-level mode: pre-token of each symbol */
+    const int64_t *seg;           /* byte-level mode: pre-token of each symbol */
     Heap heap;
-    void (*try_pair)(struct Enc *e, int left); /* push the pair (left, next) if it merges */
+    void (*try_pair)(struct Enc *e, int64_t left); /* push the pair (left, next) if it merges */
 } Enc;
+
+#define STAMP(e, l, r) ((e)->ver[l] * 65536u + ((e)->ver[r] & 0xffffu))
 
 /* The merge loop of both encoders: merge the best candidate pair until none
  * is left (the heap orders by score, then leftmost, as llama2.c's scan does),
  * with e->try_pair proposing the candidates. Compacts the surviving symbols
  * to the front of e->id and returns their count. */
-static int bpe_merge(Enc *e, int n)
+static size_t bpe_merge(Enc *e, size_t n)
 {
-    e->prev = ob_malloc((n + 1) * sizeof(int));
-    e->next = ob_malloc((n + 1) * sizeof(int));
-    e->ver = ob_calloc(n + 1, sizeof(int));
-    for (int i = 0; i < n; i++) { e->prev[i] = i - 1; e->next[i] = i + 1 < n ? i + 1 : -1; }
-    for (int i = 0; i + 1 < n; i++) e->try_pair(e, i);
+    e->prev = ob_malloc((n + 1) * sizeof(int64_t));
+    e->next = ob_malloc((n + 1) * sizeof(int64_t));
+    e->ver = ob_calloc(n + 1, sizeof(uint32_t));
+    for (size_t i = 0; i < n; i++) { e->prev[i] = (int64_t)i - 1; e->next[i] = i + 1 < n ? (int64_t)i + 1 : -1; }
+    for (size_t i = 0; i + 1 < n; i++) e->try_pair(e, (int64_t)i);
     while (e->heap.n) {
         Cand c = heap_pop(&e->heap);
-        int left = c.left, right = c.right_id;
+        int64_t left = c.left, right = c.right_id;
         if (e->id[left] < 0 || e->next[left] != right || e->id[right] < 0) continue;
-        if (c.seq != e->ver[left] * 65536 + (e->ver[right] & 0xffff)) continue;
+        if (c.seq != STAMP(e, left, right)) continue;
         e->id[left] = c.merged;
         e->ver[left]++;
         e->id[right] = -1;
@@ -236,15 +242,15 @@ static int bpe_merge(Enc *e, int n)
         if (e->prev[left] >= 0) e->try_pair(e, e->prev[left]);
         e->try_pair(e, left);
     }
-    int m = 0;
-    for (int i = n ? 0 : -1; i >= 0; i = e->next[i]) e->id[m++] = e->id[i]; /* m <= i: in place */
+    size_t m = 0;
+    for (int64_t i = n ? 0 : -1; i >= 0; i = e->next[i]) e->id[m++] = e->id[i]; /* m <= i: in place */
     free(e->prev); free(e->next); free(e->ver); free(e->heap.a);
     return m;
 }
 
-static void try_pair(Enc *e, int left)
+static void try_pair(Enc *e, int64_t left)
 {
-    int right = e->next[left];
+    int64_t right = e->next[left];
     if (right < 0) return;
     const Tokenizer *t = e->t;
     int a = e->id[left], b = e->id[right];
@@ -254,18 +260,21 @@ static void try_pair(Enc *e, int left)
     int id = tok_lookup(t, e->buf, la + lb);
     if (id < 0 || !(t->scores[id] > -1e10f)) return;
     /* stamp both versions so a stale candidate is recognised */
-    heap_push(&e->heap, (Cand){t->scores[id], left, right, id, e->ver[left] * 65536 + (e->ver[right] & 0xffff)});
+    heap_push(&e->heap, (Cand){t->scores[id], left, right, id, STAMP(e, left, right)});
 }
 
-static int encode_bytelevel(const Tokenizer *t, const char *text, int bos, int eos, int **out, int *n_out);
+static int encode_bytelevel(const Tokenizer *t, const char *text, int bos, int eos, int **out, size_t *n_out);
 
-int tok_encode(const Tokenizer *t, const char *text, int bos, int eos, int **out, int *n_out)
+int tok_encode(const Tokenizer *t, const char *text, int bos, int eos, int **out, size_t *n_out)
 {
+    *out = NULL;
+    *n_out = 0;
+    if (!text || !t || t->vocab_size <= 0 || !t->vocab || !t->hash) { errno = EINVAL; return -1; }
     if (t->mode == TOK_BYTELEVEL) return encode_bytelevel(t, text, bos, eos, out, n_out);
     size_t tl = strlen(text);
     size_t cap = tl + 3;
     int *tok = ob_malloc(cap * sizeof(int));
-    int n = 0;
+    size_t n = 0;
     if (bos) tok[n++] = t->bos_id;
     if (text[0] != '\0') {
         int dummy = tok_lookup(t, " ", 1);
@@ -293,7 +302,7 @@ int tok_encode(const Tokenizer *t, const char *text, int bos, int eos, int **out
     e.id = tok;
     e.buf = ob_malloc((size_t)t->max_token_length * 2 + 8);
     e.try_pair = try_pair;
-    int m = bpe_merge(&e, n);
+    size_t m = bpe_merge(&e, n);
     free(e.buf);
     if (eos) tok[m++] = t->eos_id;
     *out = tok;
@@ -587,22 +596,23 @@ static size_t pre_next(const unsigned char *s, size_t n, size_t i, int mode)
     return prevq > i ? prevq : k;
 }
 
-static void try_pair_bl(Enc *e, int left)
+static void try_pair_bl(Enc *e, int64_t left)
 {
-    int right = e->next[left];
+    int64_t right = e->next[left];
     if (right < 0 || e->seg[left] != e->seg[right]) return;
     int r = merge_rank(e->t, e->id[left], e->id[right]);
     if (r < 0) return;
-    heap_push(&e->heap, (Cand){-(float)r, left, right, e->t->merge_res[r], e->ver[left] * 65536 + (e->ver[right] & 0xffff)});
+    heap_push(&e->heap, (Cand){-(float)r, left, right, e->t->merge_res[r], STAMP(e, left, right)});
 }
 
-static int encode_bytelevel(const Tokenizer *t, const char *text, int bos, int eos, int **out, int *n_out)
+static int encode_bytelevel(const Tokenizer *t, const char *text, int bos, int eos, int **out, size_t *n_out)
 {
     const unsigned char *s = (const unsigned char *)text;
     size_t tl = strlen(text);
     int *tok = ob_malloc((tl + 3) * sizeof(int));
-    int *seg = ob_malloc((tl + 3) * sizeof(int));
-    int n = 0, nseg = 0;
+    int64_t *seg = ob_malloc((tl + 3) * sizeof(int64_t));
+    size_t n = 0;
+    int64_t nseg = 0;
     /* with bos requested the result is never empty: a tokenizer without BOS
      * starts an empty text with EOS (GPT-2's document separator) */
     if (bos && (t->bos_id >= 0 || tl == 0)) {
@@ -627,7 +637,7 @@ static int encode_bytelevel(const Tokenizer *t, const char *text, int bos, int e
     e.id = tok;
     e.seg = seg;
     e.try_pair = try_pair_bl;
-    int m = bpe_merge(&e, n);
+    size_t m = bpe_merge(&e, n);
     if (eos && t->eos_id >= 0) tok[m++] = t->eos_id;
     free(seg);
     *out = tok;

@@ -61,11 +61,13 @@ size_t tok_pretoken_end(const char *text, size_t n, size_t i, int pretok);
 /* token id of a piece, or -1 */
 int tok_lookup(const Tokenizer *t, const char *piece, size_t len);
 
-/* encode text; *out is malloc'd (caller frees), *n its length.
- * bos/eos: prepend BOS / append EOS (when the tokenizer has them; a
- * byte-level tokenizer without BOS starts an empty text with EOS, so that
- * bos = 1 never gives zero tokens). */
-int tok_encode(const Tokenizer *t, const char *text, int bos, int eos, int **out, int *n);
+/* encode text; *out is malloc'd (caller frees), *n its length (64-bit: a
+ * corpus may give more than 2^31 tokens). bos/eos: prepend BOS / append
+ * EOS (when the tokenizer has them; a byte-level tokenizer without BOS
+ * starts an empty text with EOS, so that bos = 1 never gives zero tokens).
+ * -1 (errno EINVAL, *out NULL, *n 0) for a NULL text or an empty
+ * tokenizer. */
+int tok_encode(const Tokenizer *t, const char *text, int bos, int eos, int **out, size_t *n);
 
 /* the printable text of token after prev (space after BOS stripped,
  * <0xXX> turned into the byte). Never NULL. */

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <time.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,21 +124,36 @@ int data_from_text(DataSet *d, const Tokenizer *t, const char *text, const char 
         int *lens = ob_malloc((size_t)(nd ? nd : 1) * sizeof(int));
         int *all = NULL;
         int64_t total = 0, cap = 0;
+        int bad = 0;
         for (int i = 0; i < nd; i++) {
-            int *tok, n;
-            tok_encode(t, docs[i], 1, 0, &tok, &n);
-            if (total + n > cap) {
-                cap = (total + n) * 2;
-                all = realloc(all, (size_t)cap * sizeof(int));
-                if (!all) abort();
+            int *tok = NULL;
+            size_t n = 0;
+            if (!bad && tok_encode(t, docs[i], 1, 0, &tok, &n)) {
+                ob_seterr(err, "cannot encode the text: the tokenizer is empty");
+                bad = 1;
+            } else if (!bad && n > (size_t)INT_MAX) {
+                ob_seterr(err, "document %d gives %zu tokens, more than %d", i + 1, n, INT_MAX);
+                bad = 1;
             }
-            memcpy(all + total, tok, (size_t)n * sizeof(int));
-            total += n;
-            lens[i] = n;
+            if (!bad) {
+                if (total + (int64_t)n > cap) {
+                    cap = (total + (int64_t)n) * 2;
+                    all = realloc(all, (size_t)cap * sizeof(int));
+                    if (!all) abort();
+                }
+                memcpy(all + total, tok, n * sizeof(int));
+                total += (int64_t)n;
+                lens[i] = (int)n;
+            }
             free(tok);
             free(docs[i]);
         }
         free(docs);
+        if (bad) {
+            free(lens);
+            free(all);
+            return -1;
+        }
         int rc;
         if (nd < 2) {
             ob_seterr(err, "the text has %d document%s separated by '%s': need at least 2, one to train and one held out",
@@ -149,16 +165,18 @@ int data_from_text(DataSet *d, const Tokenizer *t, const char *text, const char 
         free(all);
         return rc;
     }
-    int *tok, n;
-    tok_encode(t, text, 1, 0, &tok, &n);
+    int *tok;
+    size_t nt;
+    if (tok_encode(t, text, 1, 0, &tok, &nt)) { ob_seterr(err, "cannot encode the text: the tokenizer is empty"); return -1; }
+    int64_t n = (int64_t)nt;
     if (check_vocab(tok, n, vocab, err)) { free(tok); return -1; }
-    if (n < 2 * seq_len) {
-        ob_seterr(err, "the text gives %d tokens, fewer than two windows of %d (one to train, one held out): "
-                  "use more text or a smaller --seq-len", n, seq_len);
+    if (n < 2 * (int64_t)seq_len) {
+        ob_seterr(err, "the text gives %lld tokens, fewer than two windows of %d (one to train, one held out): "
+                  "use more text or a smaller --seq-len", (long long)n, seq_len);
         free(tok);
         return -1;
     }
-    int held = (int)((int64_t)n * DATA_HELDOUT_PCT / 100);
+    int64_t held = n * DATA_HELDOUT_PCT / 100;
     if (held < seq_len) held = seq_len;
     d->n_seq = 2;
     d->off = ob_malloc(3 * sizeof(int64_t));
