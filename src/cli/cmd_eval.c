@@ -65,7 +65,7 @@ int cli_eval(int argc, char **argv)
     if (ob_read_file(text_path, &text, &len, err)) return cli_error("%s", err);
     Model m;
     Tokenizer t;
-    if (cli_load_model(teacher, student, tokenizer, &m, &t)) { free(text); return EXIT_RUNTIME; }
+    if (open_model(teacher, student, tokenizer, &m, &t, err)) { free(text); return cli_error("%s", err); }
     if (seq_len == 0) seq_len = m.cfg.seq_len;
     EvalResult r;
     int rc = EXIT_OK;

@@ -89,8 +89,8 @@ int cli_generate(int argc, char **argv)
     if (gp.seed == 0) gp.seed = 1; /* xorshift needs a nonzero state */
     Model m;
     Tokenizer t;
-    if (cli_load_model(teacher, student, tokenizer, &m, &t)) return EXIT_RUNTIME;
     char err[OB_ERRLEN];
+    if (open_model(teacher, student, tokenizer, &m, &t, err)) return cli_error("%s", err);
     GenStats st;
     int rc = gen_run(&m, &t, prompt, &gp, print_piece, NULL, &st, err);
     printf("\n");

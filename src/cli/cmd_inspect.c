@@ -112,10 +112,10 @@ int cli_inspect(int argc, char **argv)
     char err[OB_ERRLEN];
     if (tokenizer) { /* only checked: it must fit the teacher */
         Tokenizer t;
-        if (cli_load_teacher(teacher, tokenizer, &m, &t)) return EXIT_RUNTIME;
+        if (open_teacher(teacher, tokenizer, &m, &t, NULL, err)) return cli_error("%s", err);
         tok_free(&t);
     } else {
-        char *tp = cli_resolve_teacher(teacher, err);
+        char *tp = open_resolve_teacher(teacher, err);
         if (!tp) return cli_error("%s", err);
         int rc = model_load(&m, tp, err);
         free(tp);
@@ -130,7 +130,7 @@ int cli_inspect(int argc, char **argv)
         return cli_error("%s", err);
     }
     if (store) { /* the run store keeps them for the workbench */
-        char *tp = cli_resolve_teacher(teacher, err), sha[65];
+        char *tp = open_resolve_teacher(teacher, err), sha[65];
         Db *db = tp && loader_fingerprint(tp, sha, NULL, err) == 0 ? db_open(store, 0, err) : NULL;
         int64_t tid = db ? train_db_teacher(db, tp, sha, c, err) : -1;
         int ok = tid > 0 && db_layer_stats_save(db, tid, st, n, err) == 0;

@@ -284,8 +284,8 @@ int cli_train(int argc, char **argv)
     int ring_ok = 0;
     Model m;
     Tokenizer tok;
-    if (cli_load_teacher(teacher, tokenizer, &m, &tok)) { free(ckpt_default); return EXIT_RUNTIME; }
-    tpath = cli_resolve_teacher(teacher, err);
+    if (open_teacher(teacher, tokenizer, &m, &tok, NULL, err)) { free(ckpt_default); return cli_error("%s", err); }
+    tpath = open_resolve_teacher(teacher, err);
     char sha[65];
     if (!tpath || loader_fingerprint(tpath, sha, NULL, err)) { cli_error("%s", err); goto out; }
     if (trainer_config_check(&cfg, &m.cfg, err)) { cli_error("%s", err); goto out; }
