@@ -93,6 +93,7 @@ int main(void)
     CHECK(student_write(sub("s.onebit"), &m, NULL, lin, NULL, err) == 0, "write: %s", err);
     CHECK(student_write(sub("st.onebit"), &m, &t, lin, NULL, err) == 0, "write with tokenizer: %s", err);
     student_src_free(lin, nlin);
+    free(lin);
     write_tokenizer_json(sub("tokenizer.json"), &t);
     model_free(&m);
     tok_free(&t);
