@@ -14,54 +14,87 @@
 
 /* ---- atomic writes ------------------------------------------------------- */
 
-int file_write_atomic_parts(const char *path, const void *const *bufs, const size_t *lens, int nparts, char *err)
+int file_atomic_open(FileAtomic *a, const char *path, char *err)
 {
-    size_t pl = strlen(path) + 32;
-    char *tmp = ob_malloc(pl);
-    snprintf(tmp, pl, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        ob_seterr(err, "%s: cannot create: %s", tmp, strerror(errno));
-        free(tmp);
+    memset(a, 0, sizeof *a);
+    a->fd = -1;
+    size_t pl = strlen(path) + 16;
+    a->tmp = ob_malloc(pl);
+    snprintf(a->tmp, pl, "%s.tmp.XXXXXX", path);
+    a->fd = mkstemp(a->tmp);
+    if (a->fd < 0) {
+        ob_seterr(err, "%s: cannot create a temporary file: %s", a->tmp, strerror(errno));
+        free(a->tmp);
+        a->tmp = NULL;
         return -1;
     }
-    for (int k = 0; k < nparts; k++) {
-        const char *p = bufs[k];
-        size_t left = lens[k];
-        while (left > 0) {
-            ssize_t w = write(fd, p, left > ((size_t)1 << 30) ? ((size_t)1 << 30) : left);
-            if (w < 0 && errno == EINTR) continue;
-            if (w <= 0) {
-                ob_seterr(err, "%s: write failed: %s", tmp, w < 0 ? strerror(errno) : "no space");
-                close(fd);
-                unlink(tmp);
-                free(tmp);
-                return -1;
-            }
-            p += w;
-            left -= (size_t)w;
+    (void)fcntl(a->fd, F_SETFD, FD_CLOEXEC);
+    mode_t um = umask(0); /* mkstemp makes 0600; give the usual 0666 & ~umask */
+    umask(um);
+    (void)fchmod(a->fd, 0666 & ~um); /* failure is harmless: the file stays private */
+    a->path = path;
+    return 0;
+}
+
+int file_atomic_write(FileAtomic *a, const void *buf, size_t n, char *err)
+{
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = write(a->fd, p, n > ((size_t)1 << 30) ? ((size_t)1 << 30) : n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            ob_seterr(err, "%s: write failed: %s", a->path, w < 0 ? strerror(errno) : "no space");
+            return -1;
         }
+        p += w;
+        n -= (size_t)w;
     }
-    if (fsync(fd) != 0) {
-        ob_seterr(err, "%s: fsync failed: %s", tmp, strerror(errno));
-        close(fd);
-        unlink(tmp);
-        free(tmp);
+    return 0;
+}
+
+void file_atomic_abort(FileAtomic *a)
+{
+    if (a->fd >= 0) close(a->fd);
+    if (a->tmp) { unlink(a->tmp); free(a->tmp); }
+    a->fd = -1;
+    a->tmp = NULL;
+}
+
+int file_atomic_commit(FileAtomic *a, char *err)
+{
+    if (fsync(a->fd) != 0) {
+        ob_seterr(err, "%s: fsync failed: %s", a->path, strerror(errno));
+        file_atomic_abort(a);
         return -1;
     }
-    if (close(fd) != 0 || rename(tmp, path) != 0) {
-        ob_seterr(err, "%s: cannot rename into place: %s", path, strerror(errno));
-        unlink(tmp);
-        free(tmp);
+    int rc = close(a->fd);
+    a->fd = -1;
+    if (rc != 0 || rename(a->tmp, a->path) != 0) {
+        ob_seterr(err, "%s: cannot rename into place: %s", a->path, strerror(errno));
+        file_atomic_abort(a);
         return -1;
     }
-    free(tmp);
+    free(a->tmp);
+    a->tmp = NULL;
     /* make the rename durable */
-    char *dir = ob_dir_of(path);
+    char *dir = ob_dir_of(a->path);
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) { fsync(dfd); close(dfd); }
     free(dir);
     return 0;
+}
+
+int file_write_atomic_parts(const char *path, const void *const *bufs, const size_t *lens, int nparts, char *err)
+{
+    FileAtomic a;
+    if (file_atomic_open(&a, path, err)) return -1;
+    for (int k = 0; k < nparts; k++) {
+        if (file_atomic_write(&a, bufs[k], lens[k], err)) {
+            file_atomic_abort(&a);
+            return -1;
+        }
+    }
+    return file_atomic_commit(&a, err);
 }
 
 int file_write_atomic(const char *path, const void *buf, size_t n, char *err)

@@ -10,7 +10,25 @@
 #include <string.h>
 
 /* ---- atomic writes ------------------------------------------------------- */
-/* write buf to path atomically: path.tmp.<pid>, fsync, rename, fsync dir */
+/* A file written in steps to PATH.tmp.XXXXXX (mkstemp, mode 0666 & ~umask),
+ * then fsync'd, renamed over PATH and the directory fsync'd: readers see the
+ * old file or the whole new one, never a part. */
+typedef struct {
+    int fd;           /* write here (write, pwrite) between open and commit */
+    char *tmp;
+    const char *path; /* borrowed until commit/abort */
+} FileAtomic;
+
+int file_atomic_open(FileAtomic *a, const char *path, char *err);
+/* every byte of buf at the current offset (short writes, EINTR) */
+int file_atomic_write(FileAtomic *a, const void *buf, size_t n, char *err);
+/* fsync, rename over path, fsync the directory; on failure the temporary
+ * file is removed */
+int file_atomic_commit(FileAtomic *a, char *err);
+/* close and remove the temporary file */
+void file_atomic_abort(FileAtomic *a);
+
+/* write buf to path atomically (the steps above) */
 int file_write_atomic(const char *path, const void *buf, size_t n, char *err);
 /* the same for nparts buffers written back to back */
 int file_write_atomic_parts(const char *path, const void *const *bufs, const size_t *lens, int nparts, char *err);

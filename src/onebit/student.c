@@ -131,28 +131,17 @@ static uint64_t align64(uint64_t x) { return (x + 63) & ~(uint64_t)63; }
 /* ---- writer ---------------------------------------------------------------- */
 
 typedef struct {
-    int fd;
+    FileAtomic *f;
     uint64_t pos, hash;
     unsigned char buf[1 << 16];
     size_t n;
     int failed;
     char *err;
-    const char *path;
 } Writer;
 
 static void w_flush(Writer *w)
 {
-    size_t off = 0;
-    while (!w->failed && off < w->n) {
-        ssize_t k = write(w->fd, w->buf + off, w->n - off);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) {
-            w->failed = 1;
-            ob_seterr(w->err, "%s: write failed: %s", w->path, k < 0 ? strerror(errno) : "no progress");
-            break;
-        }
-        off += (size_t)k;
-    }
+    if (!w->failed && w->n && file_atomic_write(w->f, w->buf, w->n, w->err)) w->failed = 1;
     w->n = 0;
 }
 
@@ -232,23 +221,12 @@ int student_write(const char *path, const Model *teacher, const Tokenizer *tok,
     }
     uint64_t file_size = e[n - 1].offset + e[n - 1].size;
 
-    size_t plen = strlen(path);
-    char *tmp = ob_malloc(plen + 16);
-    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        ob_seterr(err, "%s: cannot create a temporary file: %s", tmp, strerror(errno));
-        free(tmp); free(e);
-        return -1;
-    }
-    mode_t um = umask(0); /* mkstemp makes 0600; give the usual 0666 & ~umask */
-    umask(um);
-    (void)fchmod(fd, 0666 & ~um); /* failure is harmless: the file stays private */
+    FileAtomic fa;
+    if (file_atomic_open(&fa, path, err)) { free(e); return -1; }
     Writer *w = ob_calloc(1, sizeof *w);
-    w->fd = fd;
+    w->f = &fa;
     w->hash = FILE_FNV_INIT;
     w->err = err;
-    w->path = path;
     unsigned char h[HDR_SIZE] = {0};
     memcpy(h, STUDENT_MAGIC, 8);
     file_put_u32le(h + 8, STUDENT_VERSION);
@@ -324,21 +302,11 @@ int student_write(const char *path, const Model *teacher, const Tokenizer *tok,
     if (!rc) {
         unsigned char b[8];
         file_put_u64le(b, w->hash);
-        if (pwrite(fd, b, 8, CKSUM_OFF) != 8) { ob_seterr(err, "%s: write failed: %s", path, strerror(errno)); rc = -1; }
+        if (pwrite(fa.fd, b, 8, CKSUM_OFF) != 8) { ob_seterr(err, "%s: write failed: %s", path, strerror(errno)); rc = -1; }
     }
-    if (!rc && fsync(fd) != 0) { ob_seterr(err, "%s: fsync failed: %s", path, strerror(errno)); rc = -1; }
-    if (close(fd) != 0 && !rc) { ob_seterr(err, "%s: close failed: %s", path, strerror(errno)); rc = -1; }
-    if (!rc && rename(tmp, path) != 0) { ob_seterr(err, "%s: rename failed: %s", path, strerror(errno)); rc = -1; }
-    if (rc) unlink(tmp);
-    else {
-        /* make the rename durable */
-        char *dir = ob_strdup(path), *slash = strrchr(dir, '/');
-        if (slash) *(slash == dir ? slash + 1 : slash) = 0;
-        int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY);
-        if (dfd >= 0) { fsync(dfd); close(dfd); }
-        free(dir);
-    }
-    free(w); free(tmp); free(e);
+    if (rc) file_atomic_abort(&fa);
+    else rc = file_atomic_commit(&fa, err);
+    free(w); free(e);
     return rc;
 }
 

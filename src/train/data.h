@@ -15,7 +15,7 @@
  *   char teacher_sha256[64] (hex),
  *   u32 lengths[count], i32 tokens[sum lengths],
  *   u64 FNV-1a 64 checksum of every byte before it.
- * Written to PATH.tmp.<pid>, fsync'd and renamed over PATH. */
+ * Written atomically (file_write_atomic: a temporary file, fsync, rename). */
 #ifndef OB_DATA_H
 #define OB_DATA_H
 
