@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -100,6 +101,34 @@ int file_write_atomic_parts(const char *path, const void *const *bufs, const siz
 int file_write_atomic(const char *path, const void *buf, size_t n, char *err)
 {
     return file_write_atomic_parts(path, &buf, &n, 1, err);
+}
+
+/* ---- read-only mappings ------------------------------------------------- */
+
+int file_map(const char *path, void **data, size_t *size, char *err)
+{
+    *data = NULL;
+    *size = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) { ob_seterr(err, "%s: %s", path, strerror(errno)); return -1; }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ob_seterr(err, "%s: not a regular file", path);
+        close(fd);
+        return -1;
+    }
+    if (st.st_size == 0) { close(fd); return 0; }
+    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) { ob_seterr(err, "%s: mmap: %s", path, strerror(errno)); return -1; }
+    *data = map;
+    *size = (size_t)st.st_size;
+    return 0;
+}
+
+void file_unmap(void *data, size_t size)
+{
+    if (data) munmap(data, size);
 }
 
 /* ---- SHA-256 (FIPS 180-4) ------------------------------------------------ */

@@ -33,6 +33,12 @@ int file_write_atomic(const char *path, const void *buf, size_t n, char *err);
 /* the same for nparts buffers written back to back */
 int file_write_atomic_parts(const char *path, const void *const *bufs, const size_t *lens, int nparts, char *err);
 
+/* ---- read-only mappings ------------------------------------------------- */
+/* map a whole regular file read-only (MAP_PRIVATE); an empty file maps
+ * nothing (*data NULL, *size 0). Errors are "path: why". */
+int file_map(const char *path, void **data, size_t *size, char *err);
+void file_unmap(void *data, size_t size);
+
 /* ---- SHA-256 ------------------------------------------------------------- */
 typedef struct {
     uint32_t h[8];

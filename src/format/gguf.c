@@ -4,16 +4,15 @@
 #include "format/gguf.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/common.h"
+#include "base/file.h"
 
 #define GGUF_DEFAULT_ALIGNMENT 32
 #define GGUF_MAX_NAME 256
@@ -632,20 +631,16 @@ int gguf_load(LlamaFile *f, Tokenizer *tok, int *tok_loaded, const char *path, c
 {
     llama_file_init(f);
     if (tok_loaded) *tok_loaded = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) { ob_seterr(err, "%s: %s", path, strerror(errno)); return -1; }
-    struct stat st;
-    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) { ob_seterr(err, "%s: not a regular file", path); close(fd); return -1; }
-    if (st.st_size < 24) { ob_seterr(err, "%s: truncated GGUF header (%lld bytes)", path, (long long)st.st_size); close(fd); return -1; }
-    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED) { ob_seterr(err, "%s: mmap: %s", path, strerror(errno)); return -1; }
+    void *map;
+    size_t size;
+    if (file_map(path, &map, &size, err)) return -1;
+    if (size < 24) { ob_seterr(err, "%s: truncated GGUF header (%zu bytes)", path, size); file_unmap(map, size); return -1; }
     char why[OB_ERRLEN];
-    if (gguf_read(f, tok, tok_loaded, map, (size_t)st.st_size, why)) {
-        munmap(map, (size_t)st.st_size);
+    if (gguf_read(f, tok, tok_loaded, map, size, why)) {
+        file_unmap(map, size);
         ob_seterr(err, "%s: %s", path, why);
         return -1;
     }
-    llama_file_own(f, map, (size_t)st.st_size, 1); /* the tensors point into it */
+    llama_file_own(f, map, size, 1); /* the tensors point into it */
     return 0;
 }

@@ -4,12 +4,10 @@
 
 #include <cJSON.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -137,18 +135,11 @@ static int open_shard(HF *h, const char *file, char *err)
     Shard *s = &h->sh[h->n];
     memset(s, 0, sizeof *s);
     s->path = file_join(h->dir, file);
-    int fd = open(s->path, O_RDONLY);
-    if (fd < 0) { ob_seterr(err, "%s: %s", s->path, strerror(errno)); free(s->path); return -1; }
-    struct stat st;
-    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) { ob_seterr(err, "%s: not a regular file", s->path); close(fd); free(s->path); return -1; }
-    s->size = (size_t)st.st_size;
-    s->map = s->size ? mmap(NULL, s->size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
-    close(fd);
-    if (s->map == MAP_FAILED) { ob_seterr(err, "%s: mmap: %s", s->path, strerror(errno)); free(s->path); return -1; }
+    if (file_map(s->path, &s->map, &s->size, err)) { free(s->path); return -1; }
     char why[OB_ERRLEN];
     if (st_parse(&s->st, s->map, s->size, why)) {
         ob_seterr(err, "%s: %s", s->path, why);
-        if (s->map) munmap(s->map, s->size);
+        file_unmap(s->map, s->size);
         free(s->path);
         return -1;
     }
@@ -159,7 +150,7 @@ static void close_shards(HF *h)
 {
     for (int i = 0; i < h->n; i++) {
         st_free(&h->sh[i].st);
-        if (h->sh[i].map) munmap(h->sh[i].map, h->sh[i].size);
+        file_unmap(h->sh[i].map, h->sh[i].size);
         free(h->sh[i].path);
     }
     h->n = 0;

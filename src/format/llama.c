@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "base/common.h"
+#include "base/file.h"
 
 /* limits that keep every size computation far from overflow and reject
  * absurd headers before any allocation */
@@ -46,7 +46,7 @@ void llama_file_free(LlamaFile *f)
     if (!f) return;
     for (int i = 0; i < f->n_regions; i++) {
         LlamaRegion *r = &f->regions[i];
-        if (r->mapped) { if (r->p) munmap(r->p, r->n); }
+        if (r->mapped) file_unmap(r->p, r->n);
         else free(r->p);
     }
     free(f->regions);

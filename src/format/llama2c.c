@@ -1,13 +1,9 @@
 /* llama2c.c -- llama2.c checkpoint reader (see llama2c.h). */
 #include "format/llama2c.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "base/common.h"
 #include "base/file.h"
@@ -71,27 +67,19 @@ int llama2c_load(LlamaFile *f, Tokenizer *tok, int *tok_loaded, const char *path
     (void)tok;
     if (tok_loaded) *tok_loaded = 0;
     llama_file_init(f);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) { ob_seterr(err, "%s: %s", path, strerror(errno)); return -1; }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        ob_seterr(err, "%s: not a regular file", path);
-        close(fd);
+    void *map;
+    size_t size;
+    if (file_map(path, &map, &size, err)) return -1;
+    if (size < HEADER_BYTES) {
+        ob_seterr(err, "%s: file too short for a llama2.c header (%zu bytes)", path, size);
+        file_unmap(map, size);
         return -1;
     }
-    if (st.st_size < HEADER_BYTES) {
-        ob_seterr(err, "%s: file too short for a llama2.c header (%lld bytes)", path, (long long)st.st_size);
-        close(fd);
-        return -1;
-    }
-    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED) { ob_seterr(err, "%s: mmap: %s", path, strerror(errno)); return -1; }
-    llama_file_own(f, map, (size_t)st.st_size, 1);
+    llama_file_own(f, map, size, 1);
     LlamaConfig c;
     size_t floats;
     char why[OB_ERRLEN];
-    if (parse_header(map, (unsigned long long)st.st_size, &c, &floats, why)) {
+    if (parse_header(map, (unsigned long long)size, &c, &floats, why)) {
         ob_seterr(err, "%s: not a llama2.c checkpoint: %s", path, why);
         llama_file_free(f);
         return -1;

@@ -326,7 +326,7 @@ typedef struct {
 
 static void parsed_free(Parsed *p)
 {
-    if (p->data) munmap((void *)p->data, p->size);
+    file_unmap((void *)p->data, p->size);
     free(p->e);
     free(p->lin);
     memset(p, 0, sizeof *p);
@@ -341,20 +341,16 @@ static int cmp_off(const void *a, const void *b)
 static int parse(Parsed *p, const char *path, char *err)
 {
     memset(p, 0, sizeof *p);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) { ob_seterr(err, "%s: %s", path, strerror(errno)); return -1; }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) { ob_seterr(err, "%s: not a regular file", path); close(fd); return -1; }
-    if (st.st_size < HDR_SIZE) {
-        ob_seterr(err, "%s: truncated: %lld bytes, a .onebit header alone is %d", path, (long long)st.st_size, HDR_SIZE);
-        close(fd);
+    void *map;
+    size_t size;
+    if (file_map(path, &map, &size, err)) return -1;
+    if (size < HDR_SIZE) {
+        ob_seterr(err, "%s: truncated: %zu bytes, a .onebit header alone is %d", path, size, HDR_SIZE);
+        file_unmap(map, size);
         return -1;
     }
-    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED) { ob_seterr(err, "%s: mmap failed: %s", path, strerror(errno)); return -1; }
     p->data = map;
-    p->size = (size_t)st.st_size;
+    p->size = size;
     const unsigned char *h = p->data;
     if (memcmp(h, STUDENT_MAGIC, 8) != 0) { ob_seterr(err, "%s: not a .onebit student (bad magic)", path); goto fail; }
     uint32_t ver = file_get_u32le(h + 8);
