@@ -83,4 +83,17 @@ static inline const char *shared_path(const char *rel)
         return 77;                                                              \
     }
 
+/* s as a JSON string literal (for tests that write JSON files) */
+static inline void test_json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
+}
+
 #endif

@@ -90,18 +90,6 @@ static void b2u(int b, char *out)
     else { out[0] = (char)(0xc0 | (cp >> 6)); out[1] = (char)(0x80 | (cp & 0x3f)); out[2] = 0; }
 }
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 static void pretok_case(const char *text, int mode, const char *const *want, int nw)
 {
     size_t n = strlen(text), i = 0;
@@ -223,7 +211,7 @@ int main(void)
             }
             sp[k] = 0;
             if (i) fputc(',', f);
-            json_str(f, sp);
+            test_json_str(f, sp);
             fprintf(f, ":%d", i);
         }
         fprintf(f, "},\"merges\":[");
@@ -249,7 +237,7 @@ int main(void)
                     m[q] = 0;
                     if (!first) fputc(',', f);
                     first = 0;
-                    json_str(f, m);
+                    test_json_str(f, m);
                     break;
                 }
             }
@@ -297,7 +285,7 @@ int main(void)
             }
             sp[k] = 0;
             fprintf(f, "%s[", i ? "," : "");
-            json_str(f, sp);
+            test_json_str(f, sp);
             fprintf(f, ",%.9g]", (double)t512.scores[i]);
         }
         fprintf(f, "]}}\n");
@@ -331,11 +319,11 @@ int main(void)
                     : mode == 1 ? "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Digits\",\"individual_digits\":true},{\"type\":\"ByteLevel\"}]}"
                                 : "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":\"\\\\p{N}{1,3}\"}},{\"type\":\"ByteLevel\",\"use_regex\":false}]}");
             char u[4];
-            for (int b = 0; b < 256; b++) { b2u(b, u); fprintf(f, "%s", b ? "," : ""); json_str(f, u); fprintf(f, ":%d", b); }
+            for (int b = 0; b < 256; b++) { b2u(b, u); fprintf(f, "%s", b ? "," : ""); test_json_str(f, u); fprintf(f, ":%d", b); }
             int id = 256;
-            for (int k = 0; k < 12; k++) if (res[k]) { fputc(',', f); json_str(f, res[k]); fprintf(f, ":%d", id++); }
+            for (int k = 0; k < 12; k++) if (res[k]) { fputc(',', f); test_json_str(f, res[k]); fprintf(f, ":%d", id++); }
             fprintf(f, "},\"merges\":[");
-            for (int k = 0; k < 12; k++) { if (k) fputc(',', f); if (k % 2) json_str(f, merges[k]); else { char a[16], b[16]; sscanf(merges[k], "%15s %15s", a, b); fprintf(f, "["); json_str(f, a); fputc(',', f); json_str(f, b); fprintf(f, "]"); } }
+            for (int k = 0; k < 12; k++) { if (k) fputc(',', f); if (k % 2) test_json_str(f, merges[k]); else { char a[16], b[16]; sscanf(merges[k], "%15s %15s", a, b); fprintf(f, "["); test_json_str(f, a); fputc(',', f); test_json_str(f, b); fprintf(f, "]"); } }
             fprintf(f, "]}}\n");
             fclose(f);
             Tokenizer tj;

@@ -23,18 +23,6 @@ static const char *sub(const char *name)
     return b;
 }
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 /* a SentencePiece-style BPE tokenizer.json with tok512's pieces */
 static void write_tokenizer_json(const char *path, const Tokenizer *t)
 {
@@ -52,7 +40,7 @@ static void write_tokenizer_json(const char *path, const Tokenizer *t)
         }
         sp[k] = 0;
         if (i) fputc(',', f);
-        json_str(f, sp);
+        test_json_str(f, sp);
         fprintf(f, ":%d", i);
     }
     fprintf(f, "},\"merges\":[]}}\n");
