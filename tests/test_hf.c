@@ -245,7 +245,7 @@ int main(void)
         fprintf(f, "]}}\n");
         fclose(f);
         Tokenizer tj;
-        CHECK(hf_tokenizer_load(&tj, tp, 512, err) == 0, "%s", err);
+        CHECK(tok_json_load(&tj, tp, 512, err) == 0, "%s", err);
         if (tj.vocab) {
             CHECK(tj.mode == TOK_SPM && tj.bos_id == 1 && tj.eos_id == 2 && tj.unk_id == 0 && tj.byte_base == 3, "spm tokenizer.json ids");
             CHECK(ids_are(&tj, "Once upon a time", 1, (int[]){1, 403, 407, 261, 378}, 5), "Once upon a time");
@@ -290,7 +290,7 @@ int main(void)
         }
         fprintf(f, "]}}\n");
         fclose(f);
-        CHECK(hf_tokenizer_load(&tj, tp, 512, err) == 0, "%s", err);
+        CHECK(tok_json_load(&tj, tp, 512, err) == 0, "%s", err);
         if (tj.vocab) {
             CHECK(ids_are(&tj, "Once upon a time", 1, (int[]){1, 403, 407, 261, 378}, 5), "unigram: Once upon a time");
             const char *txt = "Lily saw a big, red ball. She said, \"I want to play!\" 123";
@@ -327,7 +327,7 @@ int main(void)
             fprintf(f, "]}}\n");
             fclose(f);
             Tokenizer tj;
-            CHECK(hf_tokenizer_load(&tj, tp, 300, err) == 0, "%s", err);
+            CHECK(tok_json_load(&tj, tp, 300, err) == 0, "%s", err);
             if (!tj.vocab) continue;
             CHECK(tj.mode == TOK_BYTELEVEL && tj.vocab_size == 300 && tj.bos_id == -1, "byte-level: mode %d size %d bos %d", tj.mode, tj.vocab_size, tj.bos_id);
             CHECK(tj.pretok == (mode == 0 ? TOK_PRE_GPT2 : mode == 1 ? TOK_PRE_GPT2_DIGITS : TOK_PRE_LLAMA3), "pre-tokenizer %d", tj.pretok);

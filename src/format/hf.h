@@ -2,8 +2,8 @@
  * model.safetensors or a sharded model.safetensors.index.json, F32/F16/BF16
  * weights, tied embeddings; q/k rows marked as HF's rotate-half layout
  * (llama_tensor_to_f32 makes them the interleaved RoPE pairs the engine
- * uses); tokenizer.json
- * (SentencePiece-style BPE/Unigram or byte-level BPE). */
+ * uses); a tokenizer.json beside them is read by tok_json_parse
+ * (format/tokenizer.h). */
 #ifndef OB_HF_H
 #define OB_HF_H
 
@@ -24,9 +24,5 @@ int hf_load(LlamaFile *f, Tokenizer *tok, int *tok_loaded, const char *path, cha
  * shards, or model.safetensors), in name order, each as name, NUL, u64
  * little-endian size and contents */
 int hf_fingerprint(const char *path, char hex[65], char *err);
-/* tokenizer.json (its text) into t; vocab_size > 0 pads/limits the
- * vocabulary to the model's size; bos/eos from config.json or -1 */
-int hf_tokenizer_parse(Tokenizer *t, const char *json, size_t len, int vocab_size, int bos_id, int eos_id, char *err);
-int hf_tokenizer_load(Tokenizer *t, const char *path, int vocab_size, char *err);
 
 #endif

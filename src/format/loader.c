@@ -76,6 +76,6 @@ int loader_load_tokenizer(Tokenizer *t, const char *path, int vocab_size, char *
     int c;
     do c = fgetc(f); while (c == ' ' || c == '\n' || c == '\r' || c == '\t');
     fclose(f);
-    if (c == '{') return hf_tokenizer_load(t, path, vocab_size, err);
+    if (c == '{') return tok_json_load(t, path, vocab_size, err);
     return tok_load(t, path, vocab_size, err);
 }
