@@ -1,7 +1,8 @@
 /* model.h -- the LLaMA-family model: config, one FP32 parameter arena with
  * pointers into it (llama2.c / llm.c style) built from what a format loader
- * read, * the batched forward pass over a sequence and the incremental forward with
- * a KV cache used for generation. */
+ * read (format/llama.h; the model knows no file format), the batched
+ * forward pass over a sequence and the incremental forward with a KV cache
+ * used for generation. */
 #ifndef OB_MODEL_H
 #define OB_MODEL_H
 
