@@ -18,14 +18,7 @@
 
 static char dir[] = "/tmp/onebit-loader-XXXXXX";
 
-static const char *sub(const char *name)
-{
-    static char p[8][700];
-    static int k;
-    char *b = p[k++ % 8];
-    snprintf(b, 700, "%s/%s", dir, name);
-    return b;
-}
+static const char *sub(const char *name) { return test_sub(dir, name); }
 
 static int copy(const char *from, const char *to)
 {

@@ -14,14 +14,7 @@
 
 static char dir[] = "/tmp/onebit-open-XXXXXX";
 
-static const char *sub(const char *name)
-{
-    static char p[8][700];
-    static int k;
-    char *b = p[k++ % 8];
-    snprintf(b, 700, "%s/%s", dir, name);
-    return b;
-}
+static const char *sub(const char *name) { return test_sub(dir, name); }
 
 /* a SentencePiece-style BPE tokenizer.json with tok512's pieces */
 static void write_tokenizer_json(const char *path, const Tokenizer *t)
