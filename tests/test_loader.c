@@ -16,7 +16,7 @@
 #include "format/tokenizer.h"
 #include "test.h"
 
-static char dir[] = "/tmp/onebit-loader-XXXXXX";
+static char dir[512];
 
 static const char *sub(const char *name) { return test_sub(dir, name); }
 
@@ -71,7 +71,7 @@ int main(void)
         printf("SKIP: shared models not found\n");
         return 77;
     }
-    if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
+    if (test_tmpdir(dir, sizeof dir, "onebit-loader")) return 1;
     char err[OB_ERRLEN], a[65], b[65], c[65];
 
     /* ---- by content, whatever the name ---- */
@@ -142,8 +142,6 @@ int main(void)
           "a tokenizer.bin named .json: %s", err);
     if (t.vocab) tok_free(&t);
 
-    char cmd[800];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd)) {}
+    test_rmtree(dir);
     return test_done("test_loader");
 }

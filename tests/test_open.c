@@ -12,7 +12,7 @@
 #include "onebit/student.h"
 #include "test.h"
 
-static char dir[] = "/tmp/onebit-open-XXXXXX";
+static char dir[512];
 
 static const char *sub(const char *name) { return test_sub(dir, name); }
 
@@ -50,7 +50,7 @@ int main(void)
     }
     unsetenv("ONEBIT_TOKENIZER");
     unsetenv("ONEBIT_TEACHER");
-    if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
+    if (test_tmpdir(dir, sizeof dir, "onebit-open")) return 1;
     char err[OB_ERRLEN] = "";
     Model m;
     Tokenizer t;
@@ -107,8 +107,6 @@ int main(void)
     CHECK(!kp && strstr(err, "tok777.bin"), "names what it looked for: %s", err);
     free(kp);
 
-    char cmd[800];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd)) {}
+    test_rmtree(dir);
     return test_done("test_open");
 }
