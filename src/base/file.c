@@ -243,6 +243,20 @@ uint64_t file_fnv1a(uint64_t h, const void *p, size_t n)
     return h;
 }
 
+/* ---- little-endian arrays ------------------------------------------------ */
+
+void file_f32_to_le(void *dst, const float *src, size_t n)
+{
+    unsigned char *d = dst;
+    for (size_t i = 0; i < n; i++) file_put_f32le(d + 4 * i, src[i]);
+}
+
+void file_f32_from_le(float *dst, const void *src, size_t n)
+{
+    const unsigned char *s = src;
+    for (size_t i = 0; i < n; i++) dst[i] = file_get_f32le(s + 4 * i);
+}
+
 /* ---- paths --------------------------------------------------------------- */
 
 char *file_join(const char *dir, const char *name)

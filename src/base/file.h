@@ -95,6 +95,17 @@ static inline float file_get_f32le(const unsigned char *p)
     return f;
 }
 
+/* Files we write are little-endian. FILE_HOST_LITTLE_ENDIAN lets a writer
+ * pass its float arrays straight to the file on little-endian hosts; the
+ * array conversions work on any host (by shifts, not by casts) and are the
+ * path for the others. dst may equal src. */
+#if !defined(__BYTE_ORDER__)
+#error "__BYTE_ORDER__ is not defined: say the host's byte order in file.h"
+#endif
+#define FILE_HOST_LITTLE_ENDIAN (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__)
+void file_f32_to_le(void *dst, const float *src, size_t n);   /* 4n bytes out */
+void file_f32_from_le(float *dst, const void *src, size_t n); /* 4n bytes in */
+
 /* ---- paths --------------------------------------------------------------- */
 /* "dir/name" (malloc'd); no second slash when dir already ends with one */
 char *file_join(const char *dir, const char *name);

@@ -251,7 +251,7 @@ static double rf64(Rd *r) { uint64_t v = ru64(r); double d; memcpy(&d, &v, 8); r
  * the fingerprint (and a checkpoint) is the same on every host */
 static uint64_t fnv_le(uint64_t h, const void *v, size_t size, size_t n)
 {
-    if (OB_HOST_LITTLE_ENDIAN) return file_fnv1a(h, v, size * n);
+    if (FILE_HOST_LITTLE_ENDIAN) return file_fnv1a(h, v, size * n);
     const unsigned char *p = v;
     for (size_t i = 0; i < n; i++, p += size)
         for (size_t k = size; k-- > 0;) h = file_fnv1a(h, p + k, 1);
@@ -300,10 +300,10 @@ static int write_ckpt(Trainer *t, char *err)
     const void *parts[5] = {b.p, qat_params(t->q), t->m, t->v, NULL};
     size_t lens[5] = {b.n, np * sizeof(float), np * sizeof(float), np * sizeof(float), 8};
     unsigned char *le = NULL;
-    if (!OB_HOST_LITTLE_ENDIAN) {
+    if (!FILE_HOST_LITTLE_ENDIAN) {
         le = ob_malloc(3 * lens[1]);
         for (int i = 0; i < 3; i++) {
-            ob_f32_to_le(le + (size_t)i * lens[1], parts[1 + i], np);
+            file_f32_to_le(le + (size_t)i * lens[1], parts[1 + i], np);
             parts[1 + i] = le + (size_t)i * lens[1];
         }
     }
@@ -406,10 +406,10 @@ static int load_ckpt(Trainer *t, const char *path, char *err)
     rget(&r, p, np * sizeof(float));
     rget(&r, t->m, np * sizeof(float));
     rget(&r, t->v, np * sizeof(float));
-    if (!OB_HOST_LITTLE_ENDIAN) {
-        ob_f32_from_le(p, p, np);
-        ob_f32_from_le(t->m, t->m, np);
-        ob_f32_from_le(t->v, t->v, np);
+    if (!FILE_HOST_LITTLE_ENDIAN) {
+        file_f32_from_le(p, p, np);
+        file_f32_from_le(t->m, t->m, np);
+        file_f32_from_le(t->v, t->v, np);
     }
     for (size_t i = 0; i < np; i++)
         if (!isfinite(p[i]) || !isfinite(t->m[i]) || !(t->v[i] >= 0) || !isfinite(t->v[i])) {
