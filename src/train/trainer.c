@@ -326,23 +326,15 @@ static int write_ckpt(Trainer *t, char *err)
 static int load_ckpt(Trainer *t, const char *path, char *err)
 {
     /* mapped, not read: a big model's state is not copied twice */
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) { ob_seterr(err, "%s: %s", path, strerror(errno)); return -1; }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        ob_seterr(err, "%s: not a regular file", path);
-        close(fd);
-        return -1;
-    }
-    size_t size = (size_t)st.st_size;
+    void *map;
+    size_t size;
+    if (file_map(path, &map, &size, err)) return -1;
     if (size < 16) {
         ob_seterr(err, "%s: not a onebit-tui checkpoint (%zu bytes)", path, size);
-        close(fd);
+        file_unmap(map, size);
         return -1;
     }
-    char *raw = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (raw == MAP_FAILED) { ob_seterr(err, "%s: mmap failed: %s", path, strerror(errno)); return -1; }
+    char *raw = map;
     Rd r = {(const unsigned char *)raw, size, 0, 0};
     int rc = -1;
     const ModelConfig *c = &t->teacher->cfg;
@@ -423,7 +415,7 @@ static int load_ckpt(Trainer *t, const char *path, char *err)
     t->elapsed = elapsed;
     rc = 0;
 out:
-    munmap(raw, size);
+    file_unmap(raw, size);
     return rc;
 }
 
