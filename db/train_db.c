@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "base/common.h"
+#include "format/loader.h"
 #include "db/db.h"
 #include "base/opt.h"
 #include "train/qat.h"
@@ -81,11 +82,9 @@ int64_t train_db_teacher(Db *db, const char *teacher_path, const char *sha, cons
 {
     char *cj = config_json(mc);
     char *tp = abs_path(teacher_path);
-    size_t n = strlen(tp);
-    const char *fmt = "llama2c";
-    if (n > 5 && !strcmp(tp + n - 5, ".gguf")) fmt = "gguf";
-    else if (n > 12 && !strcmp(tp + n - 12, ".safetensors")) fmt = "safetensors";
-    else if (n > 12 && !strcmp(tp + n - 12, "/config.json")) fmt = "hf";
+    char why[OB_ERRLEN];
+    const LoaderFormat *lf = loader_detect(tp, why); /* by content, as the loader read it */
+    const char *fmt = lf ? lf->name : "";
     int64_t id = db_teacher_upsert(db, tp, sha, fmt, cj, err);
     free(cj);
     free(tp);

@@ -21,7 +21,7 @@
 typedef struct TrainDb TrainDb;
 
 /* record (or find) the teacher file: absolute path, sha256, format from
- * the extension, shape as config JSON; returns its id or -1 */
+ * its content (the loader registry's name), shape as config JSON; returns its id or -1 */
 int64_t train_db_teacher(Db *db, const char *teacher_path, const char *sha, const ModelConfig *mc, char *err);
 
 /* The options stored for run `run` over o, each read and checked by its

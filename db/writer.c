@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 
 #include "base/common.h"
-#include "train/data.h"
+#include "base/file.h"
 #include "db/db.h"
 #include "db/db_internal.h"
 
@@ -207,7 +207,7 @@ static void hash_checkpoint(DbWriter *w, const Event *e)
     struct stat a, b;
     char hex[65], err[OB_ERRLEN];
     const char *path = event_path(e);
-    if (stat(path, &a) != 0 || data_sha256_file(path, hex, err) || stat(path, &b) != 0) return;
+    if (stat(path, &a) != 0 || file_sha256(path, hex, err) || stat(path, &b) != 0) return;
     if (a.st_ino != b.st_ino || a.st_size != b.st_size || a.st_mtim.tv_sec != b.st_mtim.tv_sec ||
         a.st_mtim.tv_nsec != b.st_mtim.tv_nsec)
         return;

@@ -83,4 +83,27 @@ static inline const char *shared_path(const char *rel)
         return 77;                                                              \
     }
 
+/* base/name in one of eight rotating buffers (a test's scratch files) */
+static inline const char *test_sub(const char *base, const char *name)
+{
+    static char p[8][700];
+    static int k;
+    char *b = p[k++ % 8];
+    snprintf(b, sizeof p[0], "%s/%s", base, name);
+    return b;
+}
+
+/* s as a JSON string literal (for tests that write JSON files) */
+static inline void test_json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
+}
+
 #endif

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "base/common.h"
+#include "base/file.h"
 #include "test.h"
 
 int main(void)
@@ -34,10 +35,10 @@ int main(void)
         static const unsigned char want[16] = {0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x20, 0xc0,
                                                0x78, 0x56, 0x34, 0x00, 0x00, 0x00, 0x00, 0x80};
         unsigned char le[16];
-        ob_f32_to_le(le, f, 4);
+        file_f32_to_le(le, f, 4);
         CHECK(!memcmp(le, want, 16), "1, -2.5, a subnormal, -0 as little-endian bytes");
         float back[4];
-        ob_f32_from_le(back, want, 4);
+        file_f32_from_le(back, want, 4);
         CHECK(!memcmp(back, f, sizeof f), "little-endian bytes back to the same floats");
         /* every exponent, sign and a few mantissas, NaN payloads included */
         float g[1024], h[1024];
@@ -45,7 +46,7 @@ int main(void)
             uint32_t bits = (i << 22) ^ (i * 2654435761u >> 9);
             memcpy(&g[i], &bits, 4);
         }
-        ob_f32_to_le(h, g, 1024);
+        file_f32_to_le(h, g, 1024);
         int order = 1;
         for (uint32_t i = 0; i < 1024; i++) {
             uint32_t bits;
@@ -54,9 +55,9 @@ int main(void)
             order &= b[0] == (bits & 0xff) && b[1] == (bits >> 8 & 0xff) && b[2] == (bits >> 16 & 0xff) && b[3] == bits >> 24;
         }
         CHECK(order, "1024 bit patterns: least significant byte first");
-        ob_f32_from_le(h, h, 1024);
+        file_f32_from_le(h, h, 1024);
         CHECK(!memcmp(g, h, sizeof g), "in place, bit-identical round trip (NaN payloads too)");
-        CHECK(OB_HOST_LITTLE_ENDIAN == (le[3] == ((const unsigned char *)&f[0])[3]), "OB_HOST_LITTLE_ENDIAN says the host's order");
+        CHECK(FILE_HOST_LITTLE_ENDIAN == (le[3] == ((const unsigned char *)&f[0])[3]), "FILE_HOST_LITTLE_ENDIAN says the host's order");
     }
     size_t out;
     CHECK(ob_mul_size(SIZE_MAX / 2, 3, &out) == -1, "mul overflow");

@@ -8,6 +8,7 @@
 #include <cblas.h>
 
 #include "base/common.h"
+#include "base/file.h"
 #include "train/data.h"
 #include "test.h"
 
@@ -111,20 +112,20 @@ static void synthetic(void)
     size_t size;
     ob_read_file(path, &raw, &size, err);
     raw[size / 2] ^= 1;
-    data_write_atomic(path, raw, size, err);
+    file_write_atomic(path, raw, size, err);
     CHECK(data_cache_read(path, sha, 5, 60, V, N, &l2, &t2, err) == -1 && strstr(err, "checksum"), "flipped bit: %s", err);
-    data_write_atomic(path, raw, size - 4, err);
+    file_write_atomic(path, raw, size - 4, err);
     CHECK(data_cache_read(path, sha, 5, 60, V, N, &l2, &t2, err) == -1, "truncated: %s", err);
-    data_write_atomic(path, "hello", 5, err);
+    file_write_atomic(path, "hello", 5, err);
     CHECK(data_cache_read(path, sha, 5, 60, V, N, &l2, &t2, err) == -1 && strstr(err, "magic"), "junk: %s", err);
     free(raw);
     unlink(path);
 
     /* SHA-256("abc") */
     snprintf(path, sizeof path, "%s/abc", tmpdir);
-    data_write_atomic(path, "abc", 3, err);
+    file_write_atomic(path, "abc", 3, err);
     char hex[65];
-    CHECK(data_sha256_file(path, hex, err) == 0 &&
+    CHECK(file_sha256(path, hex, err) == 0 &&
               !strcmp(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
           "sha256 abc: %s", hex);
     unlink(path);
@@ -194,7 +195,7 @@ static void with_model(const char *mp, const char *tp, const char *textp)
     CHECK(data_self_generate(&m, &t, 400, 64, 3, 3, &l2, &t2, prog, &pc, err) == -1 && strstr(err, "cancelled"), "cancelled: %s", err);
     CHECK(pc.same_thread && pc.last < 400, "cancelled early (progress %d of 400)", pc.last);
     char hex[65];
-    CHECK(data_sha256_file(mp, hex, err) == 0, "sha");
+    CHECK(file_sha256(mp, hex, err) == 0, "sha");
     int reused;
     CHECK(data_self_generated(&d, &m, &t, hex, tmpdir, 6, 64, 3, 2, &reused, NULL, NULL, err) == 0 && !reused, "gen + cache: %s", err);
     CHECK(d.train_tokens + d.heldout_tokens == tot && !memcmp(d.tok, t1, (size_t)tot * sizeof(int)), "same as direct");

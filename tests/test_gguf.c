@@ -61,10 +61,11 @@ int main(void)
     double d = max_logit_diff(&ref, &g, greedy8, 8);
     printf("stories260K.gguf vs .bin: max |logit diff| = %g\n", d);
     CHECK(d <= 1e-5, "gguf logits differ from the .bin by %g", d);
-    int *ids, n;
+    int *ids;
+    size_t n;
     tok_encode(&tg, "Once upon a time", 1, 0, &ids, &n);
     CHECK(n == 5 && ids[0] == 1 && ids[1] == 403 && ids[2] == 407 && ids[3] == 261 && ids[4] == 378,
-          "embedded tokenizer: %d ids, %d %d %d %d %d", n, ids[0], n > 1 ? ids[1] : -1, n > 2 ? ids[2] : -1,
+          "embedded tokenizer: %zu ids, %d %d %d %d %d", n, ids[0], n > 1 ? ids[1] : -1, n > 2 ? ids[2] : -1,
           n > 3 ? ids[3] : -1, n > 4 ? ids[4] : -1);
     free(ids);
     CHECK(tg.bos_id == 1 && tg.eos_id == 2 && tg.unk_id == 0 && tg.vocab_size == 512, "bos/eos/unk");
@@ -72,10 +73,11 @@ int main(void)
     CHECK(!strcmp(tok_decode(&tg, 1, 403), "Once") && !strcmp(tok_decode(&tg, 403, 407), " upon"), "decode");
     /* same ids as tok512 on a longer text (BOS/EOS pieces aside, the vocabularies agree) */
     const char *txt = "Lily saw a big, red ball. She said, \"I want to play!\" 123 caf\xc3\xa9 \xe2\x82\xac";
-    int *a, na, *b, nb;
+    int *a, *b;
+    size_t na, nb;
     tok_encode(&tg, txt, 1, 1, &a, &na);
     tok_encode(&t512, txt, 1, 1, &b, &nb);
-    CHECK(na == nb && !memcmp(a, b, na * sizeof(int)), "embedded and tok512 encodings differ (%d vs %d ids)", na, nb);
+    CHECK(na == nb && !memcmp(a, b, na * sizeof(int)), "embedded and tok512 encodings differ (%zu vs %zu ids)", na, nb);
     free(a); free(b);
     tok_free(&tg);
     model_free(&g);
@@ -206,11 +208,12 @@ int main(void)
         tl = -1;
         CHECK(model_load_ex(&r, &tg, &tl, path, err) == 0 && tl == 1, "tiny gpt2 gguf: %s", err);
         if (tl == 1) {
-            int *ids2, n2;
+            int *ids2;
+            size_t n2;
             tok_encode(&tg, "the the", 1, 1, &ids2, &n2);
             CHECK(tg.mode == TOK_BYTELEVEL && tg.bos_id == -1 && tg.eos_id == 259, "byte-level from GGUF: mode %d bos %d eos %d", tg.mode, tg.bos_id, tg.eos_id);
             CHECK(tg.vocab_size == 264 && tg.vocab_len[263] == 0, "padded vocabulary: %d", tg.vocab_size);
-            CHECK(n2 == 3 && ids2[0] == 257 && ids2[1] == 258 && ids2[2] == 259, "gpt2 GGUF encodes 'the the' as 257 258 259 (%d ids)", n2);
+            CHECK(n2 == 3 && ids2[0] == 257 && ids2[1] == 258 && ids2[2] == 259, "gpt2 GGUF encodes 'the the' as 257 258 259 (%zu ids)", n2);
             CHECK(!strcmp(tok_decode(&tg, 257, 258), " the"), "gpt2 GGUF decode");
             free(ids2);
             tok_free(&tg);
@@ -229,14 +232,14 @@ int main(void)
     int8_t qs[32] = {-128, -1, 0, 1, 127, 2, -2, 64};
     memcpy(blk + 2, qs, 32);
     float out[32];
-    gguf_dequant(GGML_Q8_0, blk, out, 32);
+    llama_dequant(LLAMA_Q8_0, blk, out, 32);
     CHECK(out[0] == -64.0f && out[1] == -0.5f && out[2] == 0.0f && out[3] == 0.5f && out[4] == 63.5f && out[5] == 1.0f &&
           out[6] == -1.0f && out[7] == 32.0f && out[31] == 0.0f, "Q8_0 block: %g %g %g %g %g", out[0], out[1], out[2], out[3], out[4]);
     uint8_t h2[4] = {0x00, 0x3c, 0x00, 0xc0}; /* fp16 1.0, -2.0 */
-    gguf_dequant(GGML_F16, h2, out, 2);
+    llama_dequant(LLAMA_F16, h2, out, 2);
     CHECK(out[0] == 1.0f && out[1] == -2.0f, "F16 dequant %g %g", out[0], out[1]);
     uint8_t b2[4] = {0x80, 0x3f, 0x40, 0xc0}; /* bf16 1.0, -3.0 */
-    gguf_dequant(GGML_BF16, b2, out, 2);
+    llama_dequant(LLAMA_BF16, b2, out, 2);
     CHECK(out[0] == 1.0f && out[1] == -3.0f, "BF16 dequant %g %g", out[0], out[1]);
 
     tok_free(&t512);

@@ -63,8 +63,10 @@ static float through(const char *dt, float x)
 
 static int ids_are(const Tokenizer *t, const char *text, int bos, const int *want, int nw)
 {
-    int *ids, n;
-    tok_encode(t, text, bos, 0, &ids, &n);
+    int *ids;
+    size_t nz;
+    tok_encode(t, text, bos, 0, &ids, &nz);
+    int n = (int)nz;
     int ok = n == nw && !memcmp(ids, want, nw * sizeof(int));
     if (!ok) {
         fprintf(stderr, "  '%s' ->", text);
@@ -86,18 +88,6 @@ static void b2u(int b, char *out)
     }
     if (cp < 0x80) { out[0] = (char)cp; out[1] = 0; }
     else { out[0] = (char)(0xc0 | (cp >> 6)); out[1] = (char)(0x80 | (cp & 0x3f)); out[2] = 0; }
-}
-
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
-    }
-    fputc('"', f);
 }
 
 static void pretok_case(const char *text, int mode, const char *const *want, int nw)
@@ -145,7 +135,7 @@ int main(void)
     float src[4 * 8 * 3], perm[4 * 8 * 3], back[4 * 8 * 3];
     for (int i = 0; i < 96; i++) src[i] = (float)i;
     st_permute(src, perm, 4, 8, 3);
-    hf_unpermute_rows(perm, back, 4, 8, 3);
+    llama_unpermute_rows(perm, back, 4, 8, 3);
     CHECK(!memcmp(src, back, sizeof src), "unpermute inverts permute");
     CHECK(perm[(1 * 8 + 1 * 4 + 2) * 3] == src[(1 * 8 + 2 * 2 + 1) * 3], "HF row h*hd + j*hd/2 + i = interleaved row h*hd + 2i + j");
 
@@ -221,7 +211,7 @@ int main(void)
             }
             sp[k] = 0;
             if (i) fputc(',', f);
-            json_str(f, sp);
+            test_json_str(f, sp);
             fprintf(f, ":%d", i);
         }
         fprintf(f, "},\"merges\":[");
@@ -247,7 +237,7 @@ int main(void)
                     m[q] = 0;
                     if (!first) fputc(',', f);
                     first = 0;
-                    json_str(f, m);
+                    test_json_str(f, m);
                     break;
                 }
             }
@@ -255,7 +245,7 @@ int main(void)
         fprintf(f, "]}}\n");
         fclose(f);
         Tokenizer tj;
-        CHECK(hf_tokenizer_load(&tj, tp, 512, err) == 0, "%s", err);
+        CHECK(tok_json_load(&tj, tp, 512, err) == 0, "%s", err);
         if (tj.vocab) {
             CHECK(tj.mode == TOK_SPM && tj.bos_id == 1 && tj.eos_id == 2 && tj.unk_id == 0 && tj.byte_base == 3, "spm tokenizer.json ids");
             CHECK(ids_are(&tj, "Once upon a time", 1, (int[]){1, 403, 407, 261, 378}, 5), "Once upon a time");
@@ -263,10 +253,11 @@ int main(void)
             size_t len;
             CHECK(ob_read_file(stories, &txt, &len, err) == 0, "%s", err);
             txt[len > 20000 ? 20000 : len] = 0;
-            int *a, na, *b, nb;
+            int *a, *b;
+            size_t na, nb;
             tok_encode(&tj, txt, 1, 1, &a, &na);
             tok_encode(&t512, txt, 1, 1, &b, &nb);
-            CHECK(na == nb && !memcmp(a, b, na * sizeof(int)), "tokenizer.json (merges) vs tok512 on 20000 chars: %d vs %d ids", na, nb);
+            CHECK(na == nb && !memcmp(a, b, na * sizeof(int)), "tokenizer.json (merges) vs tok512 on 20000 chars: %zu vs %zu ids", na, nb);
             free(a); free(b); free(txt);
             CHECK(!strcmp(tok_decode(&tj, 1, 403), "Once") && !strcmp(tok_decode(&tj, 403, 407), " upon"), "decode");
             tok_free(&tj);
@@ -294,16 +285,17 @@ int main(void)
             }
             sp[k] = 0;
             fprintf(f, "%s[", i ? "," : "");
-            json_str(f, sp);
+            test_json_str(f, sp);
             fprintf(f, ",%.9g]", (double)t512.scores[i]);
         }
         fprintf(f, "]}}\n");
         fclose(f);
-        CHECK(hf_tokenizer_load(&tj, tp, 512, err) == 0, "%s", err);
+        CHECK(tok_json_load(&tj, tp, 512, err) == 0, "%s", err);
         if (tj.vocab) {
             CHECK(ids_are(&tj, "Once upon a time", 1, (int[]){1, 403, 407, 261, 378}, 5), "unigram: Once upon a time");
             const char *txt = "Lily saw a big, red ball. She said, \"I want to play!\" 123";
-            int *a, na, *b, nb;
+            int *a, *b;
+            size_t na, nb;
             tok_encode(&tj, txt, 1, 1, &a, &na);
             tok_encode(&t512, txt, 1, 1, &b, &nb);
             CHECK(na == nb && !memcmp(a, b, na * sizeof(int)), "unigram tokenizer.json vs tok512");
@@ -327,15 +319,15 @@ int main(void)
                     : mode == 1 ? "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Digits\",\"individual_digits\":true},{\"type\":\"ByteLevel\"}]}"
                                 : "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":\"\\\\p{N}{1,3}\"}},{\"type\":\"ByteLevel\",\"use_regex\":false}]}");
             char u[4];
-            for (int b = 0; b < 256; b++) { b2u(b, u); fprintf(f, "%s", b ? "," : ""); json_str(f, u); fprintf(f, ":%d", b); }
+            for (int b = 0; b < 256; b++) { b2u(b, u); fprintf(f, "%s", b ? "," : ""); test_json_str(f, u); fprintf(f, ":%d", b); }
             int id = 256;
-            for (int k = 0; k < 12; k++) if (res[k]) { fputc(',', f); json_str(f, res[k]); fprintf(f, ":%d", id++); }
+            for (int k = 0; k < 12; k++) if (res[k]) { fputc(',', f); test_json_str(f, res[k]); fprintf(f, ":%d", id++); }
             fprintf(f, "},\"merges\":[");
-            for (int k = 0; k < 12; k++) { if (k) fputc(',', f); if (k % 2) json_str(f, merges[k]); else { char a[16], b[16]; sscanf(merges[k], "%15s %15s", a, b); fprintf(f, "["); json_str(f, a); fputc(',', f); json_str(f, b); fprintf(f, "]"); } }
+            for (int k = 0; k < 12; k++) { if (k) fputc(',', f); if (k % 2) test_json_str(f, merges[k]); else { char a[16], b[16]; sscanf(merges[k], "%15s %15s", a, b); fprintf(f, "["); test_json_str(f, a); fputc(',', f); test_json_str(f, b); fprintf(f, "]"); } }
             fprintf(f, "]}}\n");
             fclose(f);
             Tokenizer tj;
-            CHECK(hf_tokenizer_load(&tj, tp, 300, err) == 0, "%s", err);
+            CHECK(tok_json_load(&tj, tp, 300, err) == 0, "%s", err);
             if (!tj.vocab) continue;
             CHECK(tj.mode == TOK_BYTELEVEL && tj.vocab_size == 300 && tj.bos_id == -1, "byte-level: mode %d size %d bos %d", tj.mode, tj.vocab_size, tj.bos_id);
             CHECK(tj.pretok == (mode == 0 ? TOK_PRE_GPT2 : mode == 1 ? TOK_PRE_GPT2_DIGITS : TOK_PRE_LLAMA3), "pre-tokenizer %d", tj.pretok);

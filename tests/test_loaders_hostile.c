@@ -416,7 +416,7 @@ static void tokenizer_json_cases(void)
         fclose(f);
         Tokenizer t;
         char err[OB_ERRLEN] = "";
-        int rc = hf_tokenizer_load(&t, p, 16, err);
+        int rc = tok_json_load(&t, p, 16, err);
         CHECK(rc == -1 && !strncmp(err, p, strlen(p)) && strstr(err, cases[i].needle), "tokenizer.json case %zu: %s", i, err);
         if (rc == 0) tok_free(&t);
     }

@@ -135,6 +135,21 @@ int main(void)
     free(txt);
     /* bad seq-len */
     CHECK(eval_text(&m, &t, "hello", 513, NULL, &r, err) == -1, "seq-len above the model's");
+    /* a tokenizer that cannot encode: an error, in both modes (tok_encode's
+     * result was unchecked) */
+    Tokenizer empty;
+    memset(&empty, 0, sizeof empty);
+    err[0] = 0;
+    CHECK(eval_text(&m, &empty, "Once upon a time there was a cat.", 16, NULL, &r, err) == -1 && strstr(err, "tokenizer"),
+          "eval with an empty tokenizer: %s", err);
+    err[0] = 0;
+    CHECK(eval_text(&m, &empty, "a<|endoftext|>b", 16, "<|endoftext|>", &r, err) == -1 && strstr(err, "tokenizer"),
+          "eval (documents) with an empty tokenizer: %s", err);
+    empty.vocab_size = c->vocab_size; /* past gen_run's size check */
+    GenParams egp = {.n_new = 4, .temperature = 0, .topp = 1, .seed = 1};
+    err[0] = 0;
+    CHECK(gen_run(&m, &empty, "Once", &egp, NULL, NULL, NULL, err) == -1 && strstr(err, "tokenizer"),
+          "generate with an empty tokenizer: %s", err);
 
     free(logits);
     free(ref);

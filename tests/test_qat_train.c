@@ -246,10 +246,11 @@ int main(void)
     size_t len;
     if (ob_read_file(text, &data, &len, err)) { fprintf(stderr, "%s\n", err); return 1; }
     if (len > 20000) data[20000] = 0;
-    int *ids, nid;
+    int *ids;
+    size_t nid;
     tok_encode(&tk, data, 1, 0, &ids, &nid);
     enum { B = 4, T = 64, STEPS = 40 };
-    CHECK(nid >= B * T, "enough tokens: %d", nid);
+    CHECK(nid >= B * T, "enough tokens: %zu", nid);
     int tok[B * T];
     for (int b = 0; b < B; b++) memcpy(tok + b * T, ids + b * 3 * T, T * sizeof(int)); /* fixed windows */
     double loss[STEPS];

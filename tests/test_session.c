@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "base/common.h"
+#include "base/file.h"
 #include "train/session.h"
 #include "test.h"
 
@@ -142,7 +143,7 @@ int main(void)
     snprintf(dir, sizeof dir, "%s/onebit-test-session.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
     if (model_load(&M, mp, err) || tok_load(&TK, tp, M.cfg.vocab_size, err)) { fprintf(stderr, "%s\n", err); return 1; }
-    data_sha256_file(mp, SHA, err);
+    file_sha256(mp, SHA, err);
     char *text;
     size_t len;
     if (ob_read_file(dp, &text, &len, err)) { fprintf(stderr, "%s\n", err); return 1; }

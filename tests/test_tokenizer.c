@@ -45,8 +45,10 @@ static int naive_encode(const Tokenizer *t, const char *text, int *tokens)
 
 static void check_ids(const Tokenizer *t, const char *text, const int *want, int nwant)
 {
-    int *ids, n;
-    tok_encode(t, text, 1, 0, &ids, &n);
+    int *ids;
+    size_t nz;
+    tok_encode(t, text, 1, 0, &ids, &nz);
+    int n = (int)nz;
     int same = n == nwant;
     for (int i = 0; same && i < n; i++) same = ids[i] == want[i];
     CHECK(same, "encode(\"%s\") gives %d ids, first %d", text, n, n ? ids[n > 1] : -1);
@@ -61,7 +63,9 @@ static int *encode_prefix(const Tokenizer *t, const char *text, size_t len, char
     memcpy(*s, text, len);
     (*s)[len] = 0;
     int *ids;
-    tok_encode(t, *s, 1, 0, &ids, n);
+    size_t nz;
+    tok_encode(t, *s, 1, 0, &ids, &nz);
+    *n = (int)nz;
     return ids;
 }
 
@@ -139,5 +143,14 @@ int main(void)
     free(st); free(wk);
     tok_free(&t);
     tok_free(&big);
+    /* counts are 64-bit; a tokenizer that holds nothing is an error */
+    {
+        Tokenizer z;
+        memset(&z, 0, sizeof z);
+        int *zi = (int *)&z;
+        size_t zn = 7;
+        CHECK(tok_encode(&z, "abc", 1, 0, &zi, &zn) == -1 && zi == NULL && zn == 0, "empty tokenizer: -1, nothing out");
+        CHECK(tok_encode(&z, NULL, 1, 0, &zi, &zn) == -1 && zi == NULL, "NULL text: -1");
+    }
     return test_done("test_tokenizer");
 }

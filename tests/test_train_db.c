@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "base/common.h"
+#include "base/file.h"
 #include "train/data.h"
 #include "db/db.h"
 #include "db/db_internal.h"
@@ -182,7 +183,7 @@ int main(void)
     /* the final checkpoint's hash is the file's */
     DbCheckpoint c;
     char hex[65];
-    CHECK(db_checkpoint_latest(d, id, &c, err) == 1 && c.step == STEPS && data_sha256_file(c.path, hex, err) == 0 &&
+    CHECK(db_checkpoint_latest(d, id, &c, err) == 1 && c.step == STEPS && file_sha256(c.path, hex, err) == 0 &&
               !strcmp(hex, c.sha256),
           "latest checkpoint sha256 '%s' matches the file", c.sha256);
     free(c.path);

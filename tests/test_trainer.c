@@ -10,6 +10,7 @@
 
 #include "base/common.h"
 #include "db/db.h"
+#include "base/file.h"
 #include "train/data.h"
 #include "onebit/student.h"
 #include "test.h"
@@ -88,7 +89,7 @@ static int file_copy(const char *from, const char *to)
     char *b, e[OB_ERRLEN];
     size_t n;
     if (ob_read_file(from, &b, &n, e)) return -1;
-    int rc = data_write_atomic(to, b, n, e);
+    int rc = file_write_atomic(to, b, n, e);
     free(b);
     return rc;
 }
@@ -107,7 +108,7 @@ int main(void)
     text[len > 60000 ? 60000 : len] = 0; /* a few hundred stories are plenty */
     CHECK(data_from_text(&D, &TK, text, "<|endoftext|>", 32, M.cfg.seq_len, M.cfg.vocab_size, err) == 0, "data: %s", err);
     free(text);
-    data_sha256_file(mp, SHA, err);
+    file_sha256(mp, SHA, err);
     char ck[512], ck5[512];
     snprintf(ck, sizeof ck, "%s/run.ckpt", dir);
     snprintf(ck5, sizeof ck5, "%s/step5.ckpt", dir);
@@ -218,14 +219,14 @@ int main(void)
     size_t size;
     ob_read_file(ck5, &raw, &size, err);
     raw[size / 2] ^= 0x10;
-    data_write_atomic(ck5, raw, size, err);
+    file_write_atomic(ck5, raw, size, err);
     CHECK(run(&c, SHA, &h, NULL, NULL, &sh, err) == -1 && strstr(sh.message, "checksum"), "corrupt: %s", sh.message);
     raw[size / 2] ^= 0x10;
-    data_write_atomic(ck5, raw, size / 3, err);
+    file_write_atomic(ck5, raw, size / 3, err);
     CHECK(run(&c, SHA, &h, NULL, NULL, &sh, err) == -1 && strstr(sh.message, "checksum"), "truncated: %s", sh.message);
-    data_write_atomic(ck5, "OBCKPT1\n", 8, err);
+    file_write_atomic(ck5, "OBCKPT1\n", 8, err);
     CHECK(run(&c, SHA, &h, NULL, NULL, &sh, err) == -1, "header only: %s", sh.message);
-    data_write_atomic(ck5, "junk", 4, err);
+    file_write_atomic(ck5, "junk", 4, err);
     CHECK(run(&c, SHA, &h, NULL, NULL, &sh, err) == -1 && strstr(sh.message, "not a onebit-tui checkpoint"), "junk: %s", sh.message);
     free(raw);
     c.resume_path = "/nonexistent/x.ckpt";
@@ -332,7 +333,7 @@ int main(void)
             CHECK(db_writer_stop(w, err) == 0, "writer stop: %s", err);
             CHECK(access(lp, R_OK) == 0, "the trainer wrote %s", lp);
             char want[65];
-            data_sha256_file(lp, want, err);
+            file_sha256(lp, want, err);
             DbCheckpoint c1;
             int have = db_checkpoint_latest(db, id, &c1, err);
             CHECK(have == 1, "checkpoint recorded: %s", err);

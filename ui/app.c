@@ -24,7 +24,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli/cli.h"
 #include "ui/crash.h"
 #include "base/common.h"
 #include "db/db.h"
@@ -671,6 +670,32 @@ static void usage(FILE *f)
             "  --no-color      no colours (also when NO_COLOR is set)\n");
 }
 
+/* the workbench's own command-line errors, worded as the subcommands' */
+enum { APP_EXIT_OK = 0, APP_EXIT_RUNTIME = 1, APP_EXIT_USAGE = 2 };
+
+static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "onebit-tui: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'onebit-tui --help' for more information.\n");
+}
+
+static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int fail(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "error: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return APP_EXIT_RUNTIME;
+}
+
 static int parse_options(int argc, char **argv, UiOptions *o)
 {
     static const struct option opts[] = {
@@ -693,11 +718,11 @@ static int parse_options(int argc, char **argv, UiOptions *o)
         case 'a': o->ascii = 1; break;
         case 'c': o->color = 0; break;
         case 'h': usage(stdout); return 1;
-        case ':': cli_usage_error(NULL, "option '%s' needs a value", argv[optind - 1]); return 2;
-        default: cli_usage_error(NULL, "unknown option '%s'", argv[optind - 1]); return 2;
+        case ':': usage_error("option '%s' needs a value", argv[optind - 1]); return 2;
+        default: usage_error("unknown option '%s'", argv[optind - 1]); return 2;
         }
     }
-    if (optind < argc) { cli_usage_error(NULL, "unknown command '%s'", argv[optind]); return 2; }
+    if (optind < argc) { usage_error("unknown command '%s'", argv[optind]); return 2; }
     return 0;
 }
 
@@ -715,10 +740,10 @@ int ui_main(int argc, char **argv)
     App *a = ob_calloc(1, sizeof *a);
     a->ui_thread = pthread_self();
     int rc = parse_options(argc, argv, &a->opt);
-    if (rc) { free(a); return rc == 1 ? EXIT_OK : EXIT_USAGE; }
+    if (rc) { free(a); return rc == 1 ? APP_EXIT_OK : APP_EXIT_USAGE; }
     if (!isatty(0) || !isatty(1)) {
         free(a);
-        return cli_error("the workbench needs a terminal (the subcommands work without one: see --help)");
+        return fail("the workbench needs a terminal (the subcommands work without one: see --help)");
     }
     setlocale(LC_ALL, "");
     const char *cs = nl_langinfo(CODESET);
@@ -726,7 +751,7 @@ int ui_main(int argc, char **argv)
     if (!utf8) a->opt.ascii = 1;
     if (evring_init(&a->ring, 4096) || pipe(sig_pipe)) {
         free(a);
-        return cli_error("cannot create the event pipes: %s", strerror(errno));
+        return fail("cannot create the event pipes: %s", strerror(errno));
     }
     fcntl(sig_pipe[0], F_SETFL, O_NONBLOCK);
     fcntl(sig_pipe[1], F_SETFL, O_NONBLOCK);
@@ -754,7 +779,7 @@ int ui_main(int argc, char **argv)
     if (!scr) {
         if (tty) fclose(tty);
         free(a);
-        return cli_error("cannot start curses on this terminal (TERM=%s)", getenv("TERM") ? getenv("TERM") : "");
+        return fail("cannot start curses on this terminal (TERM=%s)", getenv("TERM") ? getenv("TERM") : "");
     }
     curses_on = 1;
     capture_stderr();
@@ -823,5 +848,5 @@ int ui_main(int argc, char **argv)
     close(sig_pipe[1]);
     if (err_pipe[0] >= 0) { close(err_pipe[0]); close(err_pipe[1]); }
     free(a);
-    return EXIT_OK;
+    return APP_EXIT_OK;
 }

@@ -12,11 +12,12 @@
 
 #include "ui/app.h"
 #include "ui/chart.h"
-#include "cli/cli.h"
 #include "base/common.h"
 #include "base/job.h"
+#include "format/loader.h"
 #include "train/data.h"
 #include "db/db.h"
+#include "onebit/open.h"
 #include "onebit/student.h"
 #include "ui/table.h"
 #include "db/train_db.h"
@@ -46,9 +47,9 @@ static const UiColumn proj_cols[] = {
 };
 #define NCOLS ((int)(sizeof proj_cols / sizeof proj_cols[0]))
 
-/* the CLI's loader (cli_load_teacher: every teacher format, an embedded
- * tokenizer, the same lookup rules); its error message goes to stderr, which
- * the workbench shows in the message line and the Log */
+/* the loader the CLI uses too (open_teacher: every teacher format, an
+ * embedded tokenizer, the same lookup rules); its error message goes to
+ * stderr, which the workbench shows in the message line and the Log */
 static int load_main(Job *job, void *arg)
 {
     (void)job;
@@ -56,17 +57,21 @@ static int load_main(Job *job, void *arg)
     j->m = ob_calloc(1, sizeof(Model));
     j->t = ob_calloc(1, sizeof(Tokenizer));
     int rc = -1;
-    if (cli_load_teacher(j->path, j->tokarg, j->m, j->t) == 0) {
-        char e2[OB_ERRLEN];
-        char *kp = cli_resolve_tokenizer(j->tokarg, j->path, j->m->cfg.vocab_size, e2);
+    char e2[OB_ERRLEN];
+    int embedded = 0;
+    if (open_teacher(j->path, j->tokarg, j->m, j->t, &embedded, e2) == 0) {
+        char *kp = embedded ? NULL : open_resolve_tokenizer(j->tokarg, j->path, j->m->cfg.vocab_size, e2);
         snprintf(j->tokpath, sizeof j->tokpath, "%s", kp ? kp : "(inside the teacher)");
         free(kp);
         rc = 0;
-        if (data_sha256_file(j->path, j->sha, e2)) { /* e.g. a directory: not recorded in the run store */
+        if (loader_fingerprint(j->path, j->sha, NULL, e2)) { /* not recorded in the run store */
             j->sha[0] = 0;
             fprintf(stderr, "%s\n", e2);
         }
-    } else ob_seterr(j->err, "cannot load the teacher %s", j->path);
+    } else {
+        fprintf(stderr, "error: %s\n", e2);
+        ob_seterr(j->err, "cannot load the teacher %s", j->path);
+    }
     return rc;
 }
 
@@ -277,7 +282,7 @@ static void model_enter(App *a)
     ui_table_init(&M->proj, proj_cols, NCOLS);
     ui_table_init(&M->recent, recent_cols, 2);
     char err[OB_ERRLEN];
-    char *p = cli_resolve_teacher(a->opt.teacher, err);
+    char *p = open_resolve_teacher(a->opt.teacher, err);
     if (p) start_load(a, p);
     else app_msg(a, 0, "%s", err);
     free(p);

@@ -161,26 +161,6 @@ void ob_sleep(double seconds)
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {}
 }
 
-void ob_f32_to_le(void *dst, const float *src, size_t n)
-{
-    unsigned char *d = dst;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t x;
-        memcpy(&x, &src[i], 4);
-        for (int k = 0; k < 4; k++) d[4 * i + (size_t)k] = (unsigned char)(x >> 8 * k);
-    }
-}
-
-void ob_f32_from_le(float *dst, const void *src, size_t n)
-{
-    const unsigned char *s = src;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t x = 0;
-        for (int k = 3; k >= 0; k--) x = x << 8 | s[4 * i + (size_t)k];
-        memcpy(&dst[i], &x, 4);
-    }
-}
-
 float ob_fp16_to_fp32(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16;

@@ -39,16 +39,6 @@ void ob_sleep(double seconds);        /* nanosleep, resumed after signals */
 /* a duration for people: "42s", "3m07s", "2h05m"; "?" if negative or not finite */
 void ob_fmt_duration(char *buf, size_t n, double seconds);
 
-/* Files we write are little-endian. OB_HOST_LITTLE_ENDIAN lets a writer pass
- * its float arrays straight to the file on little-endian hosts; the
- * conversions below work on any host (by shifts, not by casts) and are the
- * path for the others. dst may equal src. */
-#if !defined(__BYTE_ORDER__)
-#error "__BYTE_ORDER__ is not defined: say the host's byte order in common.h"
-#endif
-#define OB_HOST_LITTLE_ENDIAN (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__)
-void ob_f32_to_le(void *dst, const float *src, size_t n);   /* 4n bytes out */
-void ob_f32_from_le(float *dst, const void *src, size_t n); /* 4n bytes in */
 
 float ob_fp16_to_fp32(uint16_t h);
 uint16_t ob_fp32_to_fp16(float f);   /* round to nearest even */

@@ -1,12 +1,12 @@
 /* cli.h -- the headless subcommands (`onebit-tui generate|eval|bench ...`)
- * and what they share: option parsing helpers and teacher/tokenizer lookup.
+ * and what they share: error reporting and option helpers (models are
+ * opened through onebit/open.h, as the workbench opens them).
  * Exit codes: 0 ok, 1 runtime error, 2 usage error. */
 #ifndef OB_CLI_H
 #define OB_CLI_H
 
 #include "base/opt.h"
-#include "model/model.h"
-#include "format/tokenizer.h"
+#include "onebit/open.h"
 
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
@@ -22,24 +22,6 @@ extern const CliCommand cli_commands[];
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* runtime error: prints "error: msg", returns EXIT_RUNTIME */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* The teacher path: explicit, else $ONEBIT_TEACHER, else models/stories260K.bin
- * beside the executable (build tree), else the installed data directory.
- * Returns a malloc'd path or NULL with err set. */
-char *cli_resolve_teacher(const char *explicit_path, char *err);
-/* The tokenizer: explicit, else $ONEBIT_TOKENIZER, else the one inside the
- * teacher (GGUF tokenizer.ggml.*, a directory's tokenizer.json), else beside
- * the teacher (tokenizer.bin for a 32000 vocabulary, tok<V>.bin otherwise;
- * for a directory, inside it). */
-char *cli_resolve_tokenizer(const char *explicit_path, const char *teacher, int vocab, char *err);
-
-/* load teacher + tokenizer by the rules above; prints the error itself */
-int cli_load_teacher(const char *teacher, const char *tokenizer, Model *m, Tokenizer *t);
-
-/* load a student (.onebit, tokenizer from the file unless `tokenizer` is
- * given) when `student` is not NULL, else the teacher as cli_load_teacher;
- * prints the error itself */
-int cli_load_model(const char *teacher, const char *student, const char *tokenizer, Model *m, Tokenizer *t);
 
 /* Parse argv (argv[0] is the subcommand) by the option table's rows into
  * obj: -1 to go on, else the exit code to return with (--help printed by

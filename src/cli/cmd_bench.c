@@ -178,7 +178,8 @@ static int bench_forward(int argc, char **argv)
     Model m;
     Tokenizer t;
     if (teacher && student) return cli_usage_error("bench forward", "--teacher and --student exclude each other");
-    if (cli_load_model(teacher, student, tokenizer, &m, &t)) return EXIT_RUNTIME;
+    char err[OB_ERRLEN];
+    if (open_model(teacher, student, tokenizer, &m, &t, err)) return cli_error("%s", err);
     const ModelConfig *c = &m.cfg;
     if (T == 0 || T > c->seq_len) T = c->seq_len;
     int *tok = random_tokens(T, c->vocab_size);
@@ -283,7 +284,7 @@ static int bench_train(int argc, char **argv)
     if (spec) {
         if (random_model(&m, spec, (int)T, err)) return cli_usage_error("bench train", "%s", err);
     } else {
-        char *tp = cli_resolve_teacher(teacher, err);
+        char *tp = open_resolve_teacher(teacher, err);
         if (!tp) return cli_error("%s", err);
         if (model_load(&m, tp, err)) { free(tp); return cli_error("%s", err); }
         free(tp);

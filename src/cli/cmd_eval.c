@@ -52,7 +52,7 @@ static int eval_main(const EvalOpts *o)
     if (ob_read_file(o->text, &text, &len, err)) return cli_error("%s", err);
     Model m;
     Tokenizer t;
-    if (cli_load_model(o->teacher, o->student, o->tokenizer, &m, &t)) { free(text); return EXIT_RUNTIME; }
+    if (open_model(o->teacher, o->student, o->tokenizer, &m, &t, err)) { free(text); return cli_error("%s", err); }
     int seq_len = o->seq_len > 0 ? o->seq_len : m.cfg.seq_len;
     EvalResult r;
     int rc = EXIT_OK;

@@ -67,8 +67,11 @@ int cli_generate(int argc, char **argv)
     if (gp.seed == 0) gp.seed = 1; /* xorshift needs a nonzero state */
     Model m;
     Tokenizer t;
-    if (cli_load_model(o.teacher, o.student, o.tokenizer, &m, &t)) { opt_free(gen_opts, &o); return EXIT_RUNTIME; }
     char err[OB_ERRLEN];
+    if (open_model(o.teacher, o.student, o.tokenizer, &m, &t, err)) {
+        opt_free(gen_opts, &o);
+        return cli_error("%s", err);
+    }
     GenStats st;
     rc = gen_run(&m, &t, o.prompt ? o.prompt : "", &gp, print_piece, NULL, &st, err);
     printf("\n");

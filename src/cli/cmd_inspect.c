@@ -10,6 +10,7 @@
 
 #include "cli/cli.h"
 #include "base/common.h"
+#include "format/loader.h"
 #include "train/data.h"
 #include "db/db_svid.h"
 #include "db/train_db.h"
@@ -100,10 +101,10 @@ static int inspect_main(const InspOpts *o)
     char err[OB_ERRLEN];
     if (tokenizer) { /* only checked: it must fit the teacher */
         Tokenizer t;
-        if (cli_load_teacher(teacher, tokenizer, &m, &t)) return EXIT_RUNTIME;
+        if (open_teacher(teacher, tokenizer, &m, &t, NULL, err)) return cli_error("%s", err);
         tok_free(&t);
     } else {
-        char *tp = cli_resolve_teacher(teacher, err);
+        char *tp = open_resolve_teacher(teacher, err);
         if (!tp) return cli_error("%s", err);
         int rc = model_load(&m, tp, err);
         free(tp);
@@ -118,8 +119,8 @@ static int inspect_main(const InspOpts *o)
         return cli_error("%s", err);
     }
     if (store) { /* the run store keeps them for the workbench */
-        char *tp = cli_resolve_teacher(teacher, err), sha[65];
-        Db *db = tp && data_sha256_file(tp, sha, err) == 0 ? db_open(store, 0, err) : NULL;
+        char *tp = open_resolve_teacher(teacher, err), sha[65];
+        Db *db = tp && loader_fingerprint(tp, sha, NULL, err) == 0 ? db_open(store, 0, err) : NULL;
         int64_t tid = db ? train_db_teacher(db, tp, sha, c, err) : -1;
         int ok = tid > 0 && db_layer_stats_save(db, tid, st, n, err) == 0;
         if (ok) fprintf(stderr, "stored %d layer statistics of teacher %lld in %s\n", n, (long long)tid, db_path(db));

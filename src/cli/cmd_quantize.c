@@ -64,11 +64,11 @@ static int quantize_main(const QuantOpts *o)
     SvidMethod init = (SvidMethod)o->init;
     int norm = o->norm;
     char err[OB_ERRLEN];
-    char *tp = cli_resolve_teacher(o->teacher, err);
+    char *tp = open_resolve_teacher(o->teacher, err);
     if (!tp) return cli_error("%s", err);
     Model m;
     Tokenizer t;
-    if (cli_load_teacher(tp, tokenizer, &m, &t)) { free(tp); return EXIT_RUNTIME; }
+    if (open_teacher(tp, tokenizer, &m, &t, NULL, err)) { free(tp); return cli_error("%s", err); }
     int nlin = m.cfg.n_layers * LIN_PER_LAYER;
     StudentLinearSrc *lin = ob_calloc((size_t)nlin, sizeof *lin);
     double t0 = ob_now();

@@ -15,6 +15,7 @@
 
 #include "cli/cli.h"
 #include "base/common.h"
+#include "format/loader.h"
 #include "train/data.h"
 #include "train/qat.h"
 #include "base/opt.h"
@@ -153,10 +154,10 @@ int cli_train(int argc, char **argv)
     int ring_ok = 0;
     Model m;
     Tokenizer tok;
-    if (cli_load_teacher(o.teacher, o.tokenizer, &m, &tok)) { session_opts_free(&o); return EXIT_RUNTIME; }
-    char *tpath = cli_resolve_teacher(o.teacher, err);
+    if (open_teacher(o.teacher, o.tokenizer, &m, &tok, NULL, err)) { session_opts_free(&o); return cli_error("%s", err); }
+    char *tpath = open_resolve_teacher(o.teacher, err);
     char sha[65];
-    if (!tpath || data_sha256_file(tpath, sha, err)) { cli_error("%s", err); goto out; }
+    if (!tpath || loader_fingerprint(tpath, sha, NULL, err)) { cli_error("%s", err); goto out; }
     /* the options against the teacher, writable outputs; then the run
      * record before the data: a locked or broken store fails fast */
     if (session_init(&s, &o, tpath, &m, &tok, sha, o.db ? train_db_record(o.db) : NULL, err) ||

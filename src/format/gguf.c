@@ -4,16 +4,15 @@
 #include "format/gguf.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/common.h"
+#include "base/file.h"
 
 #define GGUF_DEFAULT_ALIGNMENT 32
 #define GGUF_MAX_NAME 256
@@ -370,33 +369,22 @@ char *gguf_get_str(const GGUF *g, const char *key)
     return s;
 }
 
-void gguf_dequant(uint32_t type, const uint8_t *src, float *dst, size_t n)
-{
-    switch (type) {
-    case GGML_F32: memcpy(dst, src, n * 4); break;
-    case GGML_F16:
-        for (size_t i = 0; i < n; i++) { uint16_t h; memcpy(&h, src + 2 * i, 2); dst[i] = ob_fp16_to_fp32(h); }
-        break;
-    case GGML_BF16:
-        for (size_t i = 0; i < n; i++) { uint16_t h; memcpy(&h, src + 2 * i, 2); dst[i] = ob_bf16_to_fp32(h); }
-        break;
-    case GGML_Q8_0:
-        for (size_t b = 0; b < n / 32; b++) {
-            const uint8_t *blk = src + b * 34;
-            uint16_t h;
-            memcpy(&h, blk, 2);
-            float d = ob_fp16_to_fp32(h);
-            for (int i = 0; i < 32; i++) dst[b * 32 + i] = d * (float)(int8_t)blk[2 + i];
-        }
-        break;
-    }
-}
-
 /* ---- llama teacher ------------------------------------------------------ */
 
-/* copy tensor `name` into dst after checking it is (rows, cols) -- or 1-D
- * (cols) when rows == 0 */
-static int take(const GGUF *g, const char *name, size_t rows, size_t cols, float *dst, char *err)
+static int llama_dtype_of(uint32_t ggml_type)
+{
+    switch (ggml_type) {
+    case GGML_F32: return LLAMA_F32;
+    case GGML_F16: return LLAMA_F16;
+    case GGML_BF16: return LLAMA_BF16;
+    case GGML_Q8_0: return LLAMA_Q8_0;
+    }
+    return -1;
+}
+
+/* add tensor `name` to f as (role, layer) after checking it is (rows, cols)
+ * -- or 1-D (cols) when rows == 0; its data stays in the buffer */
+static int take(const GGUF *g, LlamaFile *f, const char *name, int role, int layer, size_t rows, size_t cols, char *err)
 {
     const GGUFTensor *t = gguf_find_tensor(g, name);
     if (!t) { ob_seterr(err, "missing tensor %s", name); return -1; }
@@ -411,11 +399,11 @@ static int take(const GGUF *g, const char *name, size_t rows, size_t cols, float
         else ob_seterr(err, "tensor %s has shape [%s], the metadata implies [%zu]", name, shape, cols);
         return -1;
     }
-    if (dst) gguf_dequant(t->type, g->data + g->data_offset + t->offset, dst, t->n_elems);
+    llama_file_add(f, role, layer, llama_dtype_of(t->type), rows ? rows : 1, cols, g->data + g->data_offset + t->offset, 0);
     return 0;
 }
 
-static int config_from_meta(const GGUF *g, ModelConfig *c, char *err)
+static int config_from_meta(const GGUF *g, LlamaConfig *c, char *err)
 {
     char *arch = gguf_get_str(g, "general.architecture");
     if (!arch) { ob_seterr(err, "no general.architecture string"); return -1; }
@@ -487,41 +475,36 @@ static int config_from_meta(const GGUF *g, ModelConfig *c, char *err)
         return -1;
     }
     c->shared_classifier = gguf_find_tensor(g, "output.weight") == NULL;
-    return model_config_check(c, err);
+    return llama_config_check(c, err);
 }
 
-/* dry: only check that every tensor is there with its shape (before the
- * arena is allocated, so a header cannot ask for more memory than the file
- * backs) */
-static int load_weights(const GGUF *g, Model *m, int dry, char *err)
+/* every tensor of the config, there with its shape, into f */
+static int add_tensors(const GGUF *g, LlamaFile *f, char *err)
 {
-    const ModelConfig *c = &m->cfg;
+    const LlamaConfig *c = &f->cfg;
     size_t C = c->dim, F = c->hidden_dim, V = c->vocab_size;
     size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
-    if (take(g, "token_embd.weight", V, C, dry ? NULL : m->tok_emb, err)) return -1;
-    if (take(g, "output_norm.weight", 0, C, dry ? NULL : m->rms_final, err)) return -1;
-    if (!c->shared_classifier && take(g, "output.weight", V, C, dry ? NULL : m->wcls, err)) return -1;
+    if (take(g, f, "token_embd.weight", LLAMA_TOK_EMB, -1, V, C, err)) return -1;
+    if (take(g, f, "output_norm.weight", LLAMA_RMS_FINAL, -1, 0, C, err)) return -1;
+    if (!c->shared_classifier && take(g, f, "output.weight", LLAMA_WCLS, -1, V, C, err)) return -1;
     char nm[96];
-#define TAKE(suffix, rows, cols, dst)                                      \
+#define TAKE(suffix, role, rows, cols)                                     \
     do {                                                                   \
         snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, suffix);            \
-        if (take(g, nm, rows, cols, dry ? NULL : dst, err)) return -1;     \
+        if (take(g, f, nm, role, l, rows, cols, err)) return -1;           \
     } while (0)
     for (int l = 0; l < c->n_layers; l++) {
-        TAKE("attn_norm", 0, C, m->rms_att + l * C);
-        TAKE("attn_q", qd, C, m->wq + l * qd * C);
-        TAKE("attn_k", kvd, C, m->wk + l * kvd * C);
-        TAKE("attn_v", kvd, C, m->wv + l * kvd * C);
-        TAKE("attn_output", C, qd, m->wo + l * C * qd);
-        TAKE("ffn_norm", 0, C, m->rms_ffn + l * C);
-        TAKE("ffn_gate", F, C, m->w1 + l * F * C);
-        TAKE("ffn_down", C, F, m->w2 + l * C * F);
-        TAKE("ffn_up", F, C, m->w3 + l * F * C);
+        TAKE("attn_norm", LLAMA_RMS_ATT_L, 0, C);
+        TAKE("attn_q", LLAMA_WQ_L, qd, C);
+        TAKE("attn_k", LLAMA_WK_L, kvd, C);
+        TAKE("attn_v", LLAMA_WV_L, kvd, C);
+        TAKE("attn_output", LLAMA_WO_L, C, qd);
+        TAKE("ffn_norm", LLAMA_RMS_FFN_L, 0, C);
+        TAKE("ffn_gate", LLAMA_W1_L, F, C);
+        TAKE("ffn_down", LLAMA_W2_L, C, F);
+        TAKE("ffn_up", LLAMA_W3_L, F, C);
     }
 #undef TAKE
-    if (dry) return 0;
-    for (size_t i = 0; i < m->arena_floats; i++)
-        if (!isfinite(m->arena[i])) { ob_seterr(err, "weight %zu is not finite", i); return -1; }
     return 0;
 }
 
@@ -616,44 +599,48 @@ static int load_tokenizer(const GGUF *g, int vocab, Tokenizer *tok, int *loaded,
     return 0;
 }
 
-int gguf_load_buffer(Model *m, Tokenizer *tok, int *tok_loaded, const void *data, size_t size, char *err)
+int gguf_probe(const char *path, const struct stat *st, const unsigned char *head, size_t n, char *why)
+{
+    (void)path;
+    if (!S_ISREG(st->st_mode)) { ob_seterr(why, "not a file"); return 0; }
+    if (n < 4 || memcmp(head, "GGUF", 4)) { ob_seterr(why, "no GGUF magic"); return 0; }
+    return 1;
+}
+
+int gguf_read(LlamaFile *f, Tokenizer *tok, int *tok_loaded, const void *data, size_t size, char *err)
 {
     GGUF g;
     int dummy;
     if (!tok_loaded) tok_loaded = &dummy;
     *tok_loaded = 0;
-    memset(m, 0, sizeof *m);
+    llama_file_init(f);
+    f->format = "gguf";
     if (gguf_parse(&g, data, size, err)) return -1;
-    ModelConfig c = {0};
-    if (config_from_meta(&g, &c, err)) goto fail;
-    m->cfg = c;
-    if (load_weights(&g, m, 1, err)) goto fail;
-    if (model_alloc(m, &c, 1, err)) goto fail;
-    if (load_weights(&g, m, 0, err)) goto fail;
-    if (tok && load_tokenizer(&g, c.vocab_size, tok, tok_loaded, err)) goto fail;
+    if (config_from_meta(&g, &f->cfg, err)) goto fail;
+    if (add_tensors(&g, f, err)) goto fail;
+    if (tok && load_tokenizer(&g, f->cfg.vocab_size, tok, tok_loaded, err)) goto fail;
     gguf_free(&g);
     return 0;
 fail:
     gguf_free(&g);
-    if (m->arena) model_free(m);
-    else memset(m, 0, sizeof *m);
+    llama_file_free(f);
     return -1;
 }
 
-int gguf_load_model(Model *m, Tokenizer *tok, int *tok_loaded, const char *path, char *err)
+int gguf_load(LlamaFile *f, Tokenizer *tok, int *tok_loaded, const char *path, char *err)
 {
-    memset(m, 0, sizeof *m);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) { ob_seterr(err, "%s: %s", path, strerror(errno)); return -1; }
-    struct stat st;
-    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) { ob_seterr(err, "%s: not a regular file", path); close(fd); return -1; }
-    if (st.st_size < 24) { ob_seterr(err, "%s: truncated GGUF header (%lld bytes)", path, (long long)st.st_size); close(fd); return -1; }
-    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED) { ob_seterr(err, "%s: mmap: %s", path, strerror(errno)); return -1; }
+    llama_file_init(f);
+    if (tok_loaded) *tok_loaded = 0;
+    void *map;
+    size_t size;
+    if (file_map(path, &map, &size, err)) return -1;
+    if (size < 24) { ob_seterr(err, "%s: truncated GGUF header (%zu bytes)", path, size); file_unmap(map, size); return -1; }
     char why[OB_ERRLEN];
-    int rc = gguf_load_buffer(m, tok, tok_loaded, map, (size_t)st.st_size, why);
-    munmap(map, (size_t)st.st_size);
-    if (rc) ob_seterr(err, "%s: %s", path, why);
-    return rc;
+    if (gguf_read(f, tok, tok_loaded, map, size, why)) {
+        file_unmap(map, size);
+        ob_seterr(err, "%s: %s", path, why);
+        return -1;
+    }
+    llama_file_own(f, map, size, 1); /* the tensors point into it */
+    return 0;
 }

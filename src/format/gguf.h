@@ -1,7 +1,7 @@
 /* gguf.h -- GGUF (llama.cpp) v2/v3 reader: a bounds-checked parser over a
  * byte buffer (header, metadata key/values of every type, tensor infos,
- * alignment, data offset) and the llama teacher loader on top of it
- * (F32/F16/BF16/Q8_0 tensors dequantized to FP32, the tokenizer from
+ * alignment, data offset) and the llama teacher reader on top of it
+ * (F32/F16/BF16/Q8_0 tensors described in place, the tokenizer from
  * tokenizer.ggml.*). GGUF keeps llama.cpp's interleaved RoPE pairs, the same
  * layout as llama2.c, so no row permutation is needed. */
 #ifndef OB_GGUF_H
@@ -10,7 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model/model.h"
+#include <sys/stat.h>
+
+#include "format/llama.h"
 #include "format/tokenizer.h"
 
 /* metadata value types */
@@ -68,13 +70,13 @@ int gguf_get_float(const GGUF *g, const char *key, double *out, char *err);
 char *gguf_get_str(const GGUF *g, const char *key);
 const char *gguf_type_name(uint32_t ggml_type);
 
-/* dequantize n elements of a tensor of ggml type into FP32 */
-void gguf_dequant(uint32_t type, const uint8_t *src, float *dst, size_t n);
-
-/* load a llama GGUF teacher from a buffer; tok (optional) receives the
- * embedded tokenizer when there is one (*tok_loaded = 1) */
-int gguf_load_buffer(Model *m, Tokenizer *tok, int *tok_loaded, const void *data, size_t size, char *err);
-/* the same from a file (mmap'd); errors are "path: what" */
-int gguf_load_model(Model *m, Tokenizer *tok, int *tok_loaded, const char *path, char *err);
+/* 1 when the file starts with the GGUF magic, else 0 with why */
+int gguf_probe(const char *path, const struct stat *st, const unsigned char *head, size_t n, char *why);
+/* read a llama GGUF teacher from a buffer that outlives f (tensors point
+ * into it); tok (optional) receives the embedded tokenizer when there is
+ * one (*tok_loaded = 1); errors carry no path */
+int gguf_read(LlamaFile *f, Tokenizer *tok, int *tok_loaded, const void *data, size_t size, char *err);
+/* the same from a file, mmap'd and owned by f; errors are "path: what" */
+int gguf_load(LlamaFile *f, Tokenizer *tok, int *tok_loaded, const char *path, char *err);
 
 #endif

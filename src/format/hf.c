@@ -1,49 +1,21 @@
-/* hf.c -- Hugging Face directory loader and tokenizer.json reader (see hf.h).
+/* hf.c -- Hugging Face directory reader and fingerprint (see hf.h).
  * JSON through cJSON (Debian: libcjson-dev). */
 #include "format/hf.h"
 
 #include <cJSON.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/common.h"
+#include "base/file.h"
 #include "format/safetensors.h"
 
 #define MAX_SHARDS 1024
-
-static char *join(const char *a, const char *b)
-{
-    size_t n = strlen(a) + strlen(b) + 2;
-    char *p = ob_malloc(n);
-    snprintf(p, n, "%s%s%s", a, (*a && a[strlen(a) - 1] == '/') ? "" : "/", b);
-    return p;
-}
-
-int hf_is_dir(const char *path)
-{
-    struct stat st;
-    if (stat(path, &st) || !S_ISDIR(st.st_mode)) return 0;
-    char *c = join(path, "config.json");
-    int ok = access(c, R_OK) == 0;
-    free(c);
-    return ok;
-}
-
-void hf_unpermute_rows(const float *src, float *dst, int heads, int hd, size_t cols)
-{
-    for (int h = 0; h < heads; h++)
-        for (int i = 0; i < hd / 2; i++)
-            for (int j = 0; j < 2; j++)
-                memcpy(dst + ((size_t)h * hd + 2 * i + j) * cols, src + ((size_t)h * hd + j * (hd / 2) + i) * cols,
-                       cols * sizeof(float));
-}
 
 /* ---- config.json ---------------------------------------------------------*/
 
@@ -79,7 +51,7 @@ static int cfg_token_id(const cJSON *o, const char *key)
     return (int)j->valuedouble;
 }
 
-static int parse_config(const cJSON *o, ModelConfig *c, int *bos, int *eos, char *err)
+static int parse_config(const cJSON *o, LlamaConfig *c, int *bos, int *eos, char *err)
 {
     memset(c, 0, sizeof *c);
     if (!cJSON_IsObject(o)) { ob_seterr(err, "not a JSON object"); return -1; }
@@ -130,7 +102,7 @@ static int parse_config(const cJSON *o, ModelConfig *c, int *bos, int *eos, char
     c->shared_classifier = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "tie_word_embeddings"));
     *bos = cfg_token_id(o, "bos_token_id");
     *eos = cfg_token_id(o, "eos_token_id");
-    return model_config_check(c, err);
+    return llama_config_check(c, err);
 }
 
 static cJSON *read_json(const char *path, char *err)
@@ -162,19 +134,12 @@ static int open_shard(HF *h, const char *file, char *err)
     if (h->n == MAX_SHARDS) { ob_seterr(err, "%s: more than %d shards", h->dir, MAX_SHARDS); return -1; }
     Shard *s = &h->sh[h->n];
     memset(s, 0, sizeof *s);
-    s->path = join(h->dir, file);
-    int fd = open(s->path, O_RDONLY);
-    if (fd < 0) { ob_seterr(err, "%s: %s", s->path, strerror(errno)); free(s->path); return -1; }
-    struct stat st;
-    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) { ob_seterr(err, "%s: not a regular file", s->path); close(fd); free(s->path); return -1; }
-    s->size = (size_t)st.st_size;
-    s->map = s->size ? mmap(NULL, s->size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
-    close(fd);
-    if (s->map == MAP_FAILED) { ob_seterr(err, "%s: mmap: %s", s->path, strerror(errno)); free(s->path); return -1; }
+    s->path = file_join(h->dir, file);
+    if (file_map(s->path, &s->map, &s->size, err)) { free(s->path); return -1; }
     char why[OB_ERRLEN];
     if (st_parse(&s->st, s->map, s->size, why)) {
         ob_seterr(err, "%s: %s", s->path, why);
-        if (s->map) munmap(s->map, s->size);
+        file_unmap(s->map, s->size);
         free(s->path);
         return -1;
     }
@@ -185,7 +150,7 @@ static void close_shards(HF *h)
 {
     for (int i = 0; i < h->n; i++) {
         st_free(&h->sh[i].st);
-        if (h->sh[i].map) munmap(h->sh[i].map, h->sh[i].size);
+        file_unmap(h->sh[i].map, h->sh[i].size);
         free(h->sh[i].path);
     }
     h->n = 0;
@@ -200,7 +165,7 @@ static int valid_shard_name(const char *s)
 
 static int open_shards(HF *h, char *err)
 {
-    char *ip = join(h->dir, "model.safetensors.index.json");
+    char *ip = file_join(h->dir, "model.safetensors.index.json");
     if (access(ip, F_OK) == 0) {
         cJSON *idx = read_json(ip, err);
         if (!idx) { free(ip); return -1; }
@@ -221,7 +186,7 @@ static int open_shards(HF *h, char *err)
         return 0;
     }
     free(ip);
-    char *sp = join(h->dir, "model.safetensors");
+    char *sp = file_join(h->dir, "model.safetensors");
     int ok = access(sp, F_OK) == 0;
     free(sp);
     if (!ok) { ob_seterr(err, "%s: no model.safetensors or model.safetensors.index.json", h->dir); return -1; }
@@ -257,7 +222,7 @@ static int find_tensor(const HF *h, const char *name, const Shard **sh, const ST
     return 0;
 }
 
-static int take(const HF *h, const char *name, size_t rows, size_t cols, float *dst, int heads, int hd, char *err)
+static int take(const HF *h, LlamaFile *f, const char *name, int role, int layer, size_t rows, size_t cols, int heads, char *err)
 {
     const Shard *s = NULL;
     const STTensor *t = NULL;
@@ -272,305 +237,208 @@ static int take(const HF *h, const char *name, size_t rows, size_t cols, float *
         else ob_seterr(err, "%s: tensor %s has shape [%s], config.json implies [%zu]", s->path, name, shape, cols);
         return -1;
     }
-    if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16) {
+    int dtype = t->dtype == ST_F32 ? LLAMA_F32 : t->dtype == ST_F16 ? LLAMA_F16 : t->dtype == ST_BF16 ? LLAMA_BF16 : -1;
+    if (dtype < 0) {
         ob_seterr(err, "%s: tensor %s has dtype %s (supported: F32, F16, BF16)", s->path, name, st_dtype_name(t->dtype));
         return -1;
     }
-    if (!dst) return 0;
-    if (!heads) return st_to_f32(&s->st, t, dst);
-    float *tmp = ob_malloc(t->n_elems * sizeof(float));
-    st_to_f32(&s->st, t, tmp);
-    hf_unpermute_rows(tmp, dst, heads, hd, cols);
-    free(tmp);
+    llama_file_add(f, role, layer, dtype, rows ? rows : 1, cols, s->st.base + t->begin, heads);
     return 0;
 }
 
-/* dry: check names, shapes and dtypes before the arena is allocated */
-static int load_weights(const HF *h, Model *m, int dry, char *err)
+/* every tensor of the config, with its shape and dtype, into f; q and k
+ * are marked as rotate-half rows */
+static int add_tensors(const HF *h, LlamaFile *f, char *err)
 {
-    const ModelConfig *c = &m->cfg;
+    const LlamaConfig *c = &f->cfg;
     size_t C = c->dim, F = c->hidden_dim, V = c->vocab_size, hd = c->head_dim;
     size_t qd = (size_t)c->n_heads * hd, kvd = (size_t)c->n_kv_heads * hd;
-    if (take(h, "model.embed_tokens.weight", V, C, dry ? NULL : m->tok_emb, 0, 0, err)) return -1;
-    if (take(h, "model.norm.weight", 0, C, dry ? NULL : m->rms_final, 0, 0, err)) return -1;
-    if (!c->shared_classifier && take(h, "lm_head.weight", V, C, dry ? NULL : m->wcls, 0, 0, err)) return -1;
+    if (take(h, f, "model.embed_tokens.weight", LLAMA_TOK_EMB, -1, V, C, 0, err)) return -1;
+    if (take(h, f, "model.norm.weight", LLAMA_RMS_FINAL, -1, 0, C, 0, err)) return -1;
+    if (!c->shared_classifier && take(h, f, "lm_head.weight", LLAMA_WCLS, -1, V, C, 0, err)) return -1;
     char nm[128];
-#define TAKE(s, r, cc, dst, heads)                                                   \
+#define TAKE(s, role, r, cc, heads)                                                  \
     do {                                                                             \
         snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, s);                  \
-        if (take(h, nm, r, cc, dry ? NULL : dst, heads, (int)hd, err)) return -1;    \
+        if (take(h, f, nm, role, l, r, cc, heads, err)) return -1;                   \
     } while (0)
     for (int l = 0; l < c->n_layers; l++) {
-        TAKE("input_layernorm", 0, C, m->rms_att + l * C, 0);
-        TAKE("self_attn.q_proj", qd, C, m->wq + l * qd * C, c->n_heads);
-        TAKE("self_attn.k_proj", kvd, C, m->wk + l * kvd * C, c->n_kv_heads);
-        TAKE("self_attn.v_proj", kvd, C, m->wv + l * kvd * C, 0);
-        TAKE("self_attn.o_proj", C, qd, m->wo + l * C * qd, 0);
-        TAKE("post_attention_layernorm", 0, C, m->rms_ffn + l * C, 0);
-        TAKE("mlp.gate_proj", F, C, m->w1 + l * F * C, 0);
-        TAKE("mlp.down_proj", C, F, m->w2 + l * C * F, 0);
-        TAKE("mlp.up_proj", F, C, m->w3 + l * F * C, 0);
+        TAKE("input_layernorm", LLAMA_RMS_ATT_L, 0, C, 0);
+        TAKE("self_attn.q_proj", LLAMA_WQ_L, qd, C, c->n_heads);
+        TAKE("self_attn.k_proj", LLAMA_WK_L, kvd, C, c->n_kv_heads);
+        TAKE("self_attn.v_proj", LLAMA_WV_L, kvd, C, 0);
+        TAKE("self_attn.o_proj", LLAMA_WO_L, C, qd, 0);
+        TAKE("post_attention_layernorm", LLAMA_RMS_FFN_L, 0, C, 0);
+        TAKE("mlp.gate_proj", LLAMA_W1_L, F, C, 0);
+        TAKE("mlp.down_proj", LLAMA_W2_L, C, F, 0);
+        TAKE("mlp.up_proj", LLAMA_W3_L, F, C, 0);
     }
 #undef TAKE
-    if (dry) return 0;
-    for (size_t i = 0; i < m->arena_floats; i++)
-        if (!isfinite(m->arena[i])) { ob_seterr(err, "%s: weight %zu is not finite", h->dir, i); return -1; }
     return 0;
 }
 
-int hf_load_dir(Model *m, Tokenizer *tok, int *tok_loaded, const char *dir, char *err)
+/* hand the shards' mappings to f (the tensors point into them) */
+static void give_shards(HF *h, LlamaFile *f)
+{
+    for (int i = 0; i < h->n; i++) {
+        if (h->sh[i].map) llama_file_own(f, h->sh[i].map, h->sh[i].size, 1);
+        h->sh[i].map = NULL;
+    }
+    close_shards(h);
+}
+
+/* a safetensors file: 8-byte little-endian header length, then '{' */
+static int is_safetensors(const struct stat *st, const unsigned char *head, size_t n)
+{
+    if (!S_ISREG(st->st_mode) || n < 9 || head[8] != '{') return 0;
+    uint64_t hl = file_get_u64le(head);
+    return hl <= (uint64_t)st->st_size - 8;
+}
+
+int hf_probe(const char *path, const struct stat *st, const unsigned char *head, size_t n, char *why)
+{
+    (void)path;
+    if (S_ISDIR(st->st_mode) || is_safetensors(st, head, n)) return 1;
+    ob_seterr(why, "neither a directory nor a safetensors file");
+    return 0;
+}
+
+/* the model directory of path: path itself, or the directory of a
+ * safetensors file (malloc'd), or NULL with err set */
+static char *model_dir(const char *path, char *err)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) { ob_seterr(err, "%s: %s", path, strerror(errno)); return NULL; }
+    if (S_ISDIR(st.st_mode)) return ob_strdup(path);
+    char *dir = ob_dir_of(path);
+    char *cp = file_join(dir, "config.json");
+    int ok = access(cp, F_OK) == 0;
+    free(cp);
+    if (!ok) {
+        ob_seterr(err, "%s: is a safetensors file without config.json beside it (pass the model directory)", path);
+        free(dir);
+        return NULL;
+    }
+    return dir;
+}
+
+int hf_load(LlamaFile *f, Tokenizer *tok, int *tok_loaded, const char *path, char *err)
 {
     int dummy;
     if (!tok_loaded) tok_loaded = &dummy;
     *tok_loaded = 0;
-    memset(m, 0, sizeof *m);
-    char *cp = join(dir, "config.json");
+    llama_file_init(f);
+    char *dir = model_dir(path, err);
+    if (!dir) return -1;
+    char *cp = file_join(dir, "config.json");
     if (access(cp, F_OK) != 0) {
         ob_seterr(err, "%s: is a directory without config.json (not a Hugging Face model directory)", dir);
         free(cp);
+        free(dir);
         return -1;
     }
     cJSON *cfg = read_json(cp, err);
-    if (!cfg) { free(cp); return -1; }
-    ModelConfig c;
+    if (!cfg) { free(cp); free(dir); return -1; }
+    LlamaConfig c;
     int bos = -1, eos = -1;
     char why[OB_ERRLEN];
     if (parse_config(cfg, &c, &bos, &eos, why)) {
         ob_seterr(err, "%s: %s", cp, why);
         cJSON_Delete(cfg);
         free(cp);
+        free(dir);
         return -1;
     }
     cJSON_Delete(cfg);
     free(cp);
     HF *h = ob_calloc(1, sizeof *h);
     h->dir = dir;
-    if (open_shards(h, err)) goto fail;
-    m->cfg = c;
-    if (load_weights(h, m, 1, err)) goto fail;
-    if (model_alloc(m, &c, 1, err)) goto fail;
-    if (load_weights(h, m, 0, err)) goto fail;
-    close_shards(h);
+    f->format = "hf";
+    f->cfg = c;
+    if (open_shards(h, err) || add_tensors(h, f, err)) {
+        close_shards(h);
+        goto fail;
+    }
+    give_shards(h, f);
     if (tok) {
-        char *tp = join(dir, "tokenizer.json");
+        char *tp = file_join(dir, "tokenizer.json");
         if (access(tp, F_OK) == 0) {
             char *txt;
             size_t len;
-            if (ob_read_file(tp, &txt, &len, err)) { free(tp); goto fail_model; }
-            int rc = hf_tokenizer_parse(tok, txt, len, c.vocab_size, bos, eos, why);
+            if (ob_read_file(tp, &txt, &len, err)) { free(tp); goto fail; }
+            int rc = tok_json_parse(tok, txt, len, c.vocab_size, bos, eos, why);
             free(txt);
-            if (rc) { ob_seterr(err, "%s: %s", tp, why); free(tp); goto fail_model; }
+            if (rc) { ob_seterr(err, "%s: %s", tp, why); free(tp); goto fail; }
             *tok_loaded = 1;
         }
         free(tp);
     }
     free(h);
+    free(dir);
     return 0;
 fail:
-    close_shards(h);
-fail_model:
     free(h);
-    if (m->arena) model_free(m);
-    else memset(m, 0, sizeof *m);
+    free(dir);
+    llama_file_free(f);
     return -1;
 }
 
-/* ---- tokenizer.json ------------------------------------------------------*/
+/* ---- fingerprint ---------------------------------------------------------*/
 
-/* does j (recursively) hold an object with "type": type? */
-static int has_type(const cJSON *j, const char *type, int depth)
-{
-    if (!j || depth > 8) return 0;
-    if (cJSON_IsObject(j)) {
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "type");
-        if (cJSON_IsString(t) && !strcmp(t->valuestring, type)) return 1;
-    }
-    if (cJSON_IsObject(j) || cJSON_IsArray(j))
-        for (const cJSON *c = j->child; c; c = c->next)
-            if (has_type(c, type, depth + 1)) return 1;
-    return 0;
-}
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-/* does any string inside j contain needle? */
-static int has_string(const cJSON *j, const char *needle, int depth)
+int hf_fingerprint(const char *path, char hex[65], char *err)
 {
-    if (!j || depth > 8) return 0;
-    if (cJSON_IsString(j) && strstr(j->valuestring, needle)) return 1;
-    for (const cJSON *c = j->child; c; c = c->next)
-        if (has_string(c, needle, depth + 1)) return 1;
-    return 0;
-}
-
-/* the special token a TemplateProcessing post-processor puts first */
-static const char *template_bos(const cJSON *root)
-{
-    const cJSON *pp = cJSON_GetObjectItemCaseSensitive(root, "post_processor");
-    if (!cJSON_IsObject(pp)) return NULL;
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(pp, "type");
-    if (cJSON_IsString(t) && !strcmp(t->valuestring, "Sequence")) {
-        const cJSON *ps = cJSON_GetObjectItemCaseSensitive(pp, "processors");
-        for (const cJSON *p = ps ? ps->child : NULL; p; p = p->next) {
-            const cJSON *pt = cJSON_GetObjectItemCaseSensitive(p, "type");
-            if (cJSON_IsString(pt) && !strcmp(pt->valuestring, "TemplateProcessing")) { pp = p; t = pt; break; }
-        }
-    }
-    if (!cJSON_IsString(t) || strcmp(t->valuestring, "TemplateProcessing")) return NULL;
-    const cJSON *single = cJSON_GetObjectItemCaseSensitive(pp, "single");
-    const cJSON *first = cJSON_IsArray(single) ? single->child : NULL;
-    const cJSON *sp = first ? cJSON_GetObjectItemCaseSensitive(first, "SpecialToken") : NULL;
-    const cJSON *id = sp ? cJSON_GetObjectItemCaseSensitive(sp, "id") : NULL;
-    return cJSON_IsString(id) ? id->valuestring : NULL;
-}
-
-static int json_id(const cJSON *j, int *out)
-{
-    if (!cJSON_IsNumber(j) || j->valuedouble < 0 || j->valuedouble >= (1 << 22) || j->valuedouble != floor(j->valuedouble)) return -1;
-    *out = (int)j->valuedouble;
-    return 0;
-}
-
-int hf_tokenizer_parse(Tokenizer *t, const char *json, size_t len, int vocab_size, int bos_cfg, int eos_cfg, char *err)
-{
-    memset(t, 0, sizeof *t);
-    cJSON *root = cJSON_ParseWithLength(json, len);
-    if (!root) { ob_seterr(err, "not valid JSON"); return -1; }
-    int rc = -1, n = 0;
-    char **pieces = NULL, **merges = NULL;
-    int *types = NULL, n_merges = 0;
-    float *scores = NULL;
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
-    const cJSON *mtype = cJSON_GetObjectItemCaseSensitive(model, "type");
-    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
-    const cJSON *mg = cJSON_GetObjectItemCaseSensitive(model, "merges");
-    const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
-    int unigram = cJSON_IsString(mtype) && !strcmp(mtype->valuestring, "Unigram");
-    int bpe = !unigram && (!cJSON_IsString(mtype) || !strcmp(mtype->valuestring, "BPE"));
-    if (!bpe && !unigram) { ob_seterr(err, "model type %.32s is not supported (BPE, Unigram)", mtype->valuestring); goto out; }
-    if (bpe ? !cJSON_IsObject(vocab) : !cJSON_IsArray(vocab)) { ob_seterr(err, "model.vocab is missing or malformed"); goto out; }
-    /* vocabulary size: largest id + 1 */
-    int id = 0;
-    if (bpe) {
-        for (const cJSON *e = vocab->child; e; e = e->next) {
-            if (json_id(e, &id)) { ob_seterr(err, "vocab entry %.64s has a bad id", e->string ? e->string : "?"); goto out; }
-            if (id + 1 > n) n = id + 1;
-        }
-    } else n = cJSON_GetArraySize(vocab);
-    for (const cJSON *a = added ? added->child : NULL; a; a = a->next) {
-        if (json_id(cJSON_GetObjectItemCaseSensitive(a, "id"), &id) || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(a, "content"))) {
-            ob_seterr(err, "malformed added_tokens entry");
-            goto out;
-        }
-        if (id + 1 > n) n = id + 1;
-    }
-    if (n < 1) { ob_seterr(err, "empty vocabulary"); goto out; }
-    if (vocab_size > 0) {
-        if (n > vocab_size) { ob_seterr(err, "%d tokens, more than the model's vocabulary of %d", n, vocab_size); goto out; }
-        n = vocab_size;
-    }
-    pieces = ob_calloc(n, sizeof(char *));
-    types = ob_calloc(n, sizeof(int));
-    scores = ob_calloc(n, sizeof(float));
-    if (bpe) {
-        for (const cJSON *e = vocab->child; e; e = e->next) {
-            json_id(e, &id);
-            if (pieces[id]) { ob_seterr(err, "token id %d appears twice in model.vocab", id); goto out; }
-            pieces[id] = ob_strdup(e->string ? e->string : "");
-        }
-    } else {
-        id = 0;
-        for (const cJSON *e = vocab->child; e; e = e->next, id++) {
-            const cJSON *p = cJSON_GetArrayItem(e, 0), *s = cJSON_GetArrayItem(e, 1);
-            if (!cJSON_IsString(p) || !cJSON_IsNumber(s)) { ob_seterr(err, "Unigram vocab entry %d is not [piece, score]", id); goto out; }
-            pieces[id] = ob_strdup(p->valuestring);
-            scores[id] = (float)s->valuedouble;
-        }
-    }
-    for (const cJSON *a = added ? added->child : NULL; a; a = a->next) {
-        json_id(cJSON_GetObjectItemCaseSensitive(a, "id"), &id);
-        free(pieces[id]);
-        pieces[id] = ob_strdup(cJSON_GetObjectItemCaseSensitive(a, "content")->valuestring);
-        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "special"))) types[id] = 3;
-    }
-    for (int i = 0; i < n; i++)
-        if (!pieces[i]) { pieces[i] = ob_strdup(""); types[i] = 5; }
-    if (bpe && mg) {
-        if (!cJSON_IsArray(mg)) { ob_seterr(err, "model.merges is not an array"); goto out; }
-        int cnt = cJSON_GetArraySize(mg);
-        merges = ob_calloc(cnt ? cnt : 1, sizeof(char *));
-        for (const cJSON *e = mg->child; e; e = e->next) {
-            if (cJSON_IsString(e)) merges[n_merges++] = ob_strdup(e->valuestring);
-            else if (cJSON_IsArray(e) && cJSON_GetArraySize(e) == 2 && cJSON_IsString(e->child) && cJSON_IsString(e->child->next)) {
-                size_t l = strlen(e->child->valuestring) + strlen(e->child->next->valuestring) + 2;
-                merges[n_merges] = ob_malloc(l);
-                snprintf(merges[n_merges++], l, "%s %s", e->child->valuestring, e->child->next->valuestring);
-            } else { ob_seterr(err, "merge %d is neither \"a b\" nor [a, b]", n_merges); goto out; }
-        }
-    }
-    const char *bos_piece = template_bos(root);
-    const cJSON *pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
-    int bytelevel = bpe && (has_type(pre, "ByteLevel", 0) || has_type(cJSON_GetObjectItemCaseSensitive(root, "decoder"), "ByteLevel", 0));
-    if (bytelevel) {
-        int pretok = has_type(pre, "Digits", 0) ? TOK_PRE_GPT2_DIGITS : has_string(pre, "{1,3}", 0) ? TOK_PRE_LLAMA3 : TOK_PRE_GPT2;
-        if (tok_init_bytelevel(t, n, (const char *const *)pieces, types, n_merges, (const char *const *)merges, -1, -1, pretok, err)) goto out;
-        t->bos_id = bos_piece ? tok_lookup(t, bos_piece, strlen(bos_piece)) : -1;
-        t->eos_id = eos_cfg >= 0 && eos_cfg < n ? eos_cfg : -1;
-        /* no config.json id: the usual end-of-text specials */
-        const char *eos_names[] = {"<|endoftext|>", "<|end_of_text|>", "</s>"};
-        for (int i = 0; i < 3 && t->eos_id < 0; i++) t->eos_id = tok_lookup(t, eos_names[i], strlen(eos_names[i]));
-    } else {
-        int unk = 0;
-        const cJSON *uk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
-        const cJSON *ukid = cJSON_GetObjectItemCaseSensitive(model, "unk_id");
-        if (n < 3) { ob_seterr(err, "only %d tokens", n); goto out; }
-        if (tok_init_spm(t, n, (const char *const *)pieces, unigram ? scores : NULL, types, 0, 0, 0, err)) goto out;
-        if (cJSON_IsString(uk)) unk = tok_lookup(t, uk->valuestring, strlen(uk->valuestring));
-        else if (json_id(ukid, &unk) || unk >= n) unk = tok_lookup(t, "<unk>", 5);
-        t->unk_id = unk >= 0 ? unk : 0;
-        int b = bos_piece ? tok_lookup(t, bos_piece, strlen(bos_piece)) : tok_lookup(t, "<s>", 3);
-        int e = tok_lookup(t, "</s>", 4);
-        t->bos_id = b >= 0 ? b : bos_cfg >= 0 && bos_cfg < n ? bos_cfg : 1;
-        t->eos_id = eos_cfg >= 0 && eos_cfg < n ? eos_cfg : e >= 0 ? e : 2;
-        if (bpe) {
-            /* SentencePiece-style scores from merge ranks: the token a merge
-             * makes scores -rank (earliest merge wins); the rest never merge */
-            float *best = ob_malloc((size_t)n * sizeof(float));
-            for (int i = 0; i < n; i++) best[i] = NAN;
-            char *buf = ob_malloc((size_t)t->max_token_length * 4 + 8);
-            for (int r = 0; r < n_merges; r++) {
-                const char *sp = strchr(merges[r], ' ');
-                if (!sp) continue;
-                size_t k = 0;
-                for (const char *p = merges[r]; *p && k < (size_t)t->max_token_length * 4; p++) {
-                    if (p == sp) continue;
-                    if ((unsigned char)p[0] == 0xe2 && (unsigned char)p[1] == 0x96 && (unsigned char)p[2] == 0x81) { buf[k++] = ' '; p += 2; }
-                    else buf[k++] = *p;
-                }
-                int res = tok_lookup(t, buf, k);
-                if (res >= 0 && isnan(best[res])) best[res] = -(float)r;
+    char *dir = model_dir(path, err);
+    if (!dir) return -1;
+    /* the files the loader reads: config.json, the index and the shards it
+     * names, or model.safetensors */
+    int cap = 8, n = 0, rc = -1;
+    char **names = ob_malloc((size_t)cap * sizeof *names);
+    names[n++] = ob_strdup("config.json");
+    char *ip = file_join(dir, "model.safetensors.index.json");
+    if (access(ip, F_OK) == 0) {
+        names[n++] = ob_strdup("model.safetensors.index.json");
+        cJSON *idx = read_json(ip, err);
+        if (!idx) goto out;
+        const cJSON *wm = cJSON_GetObjectItemCaseSensitive(idx, "weight_map");
+        if (!cJSON_IsObject(wm)) { ob_seterr(err, "%s: no weight_map object", ip); cJSON_Delete(idx); goto out; }
+        for (const cJSON *e = wm->child; e; e = e->next) {
+            if (!cJSON_IsString(e) || !valid_shard_name(e->valuestring)) {
+                ob_seterr(err, "%s: weight_map entry for %.64s is not a file name in the directory", ip, e->string ? e->string : "?");
+                cJSON_Delete(idx);
+                goto out;
             }
-            for (int i = 0; i < n; i++) t->scores[i] = isnan(best[i]) || types[i] ? -1e30f : best[i];
-            free(best);
-            free(buf);
+            int seen = 0;
+            for (int i = 0; i < n && !seen; i++) seen = !strcmp(names[i], e->valuestring);
+            if (seen) continue;
+            if (n == cap) { cap *= 2; names = realloc(names, (size_t)cap * sizeof *names); if (!names) abort(); }
+            names[n++] = ob_strdup(e->valuestring);
         }
+        cJSON_Delete(idx);
+    } else names[n++] = ob_strdup("model.safetensors");
+    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    /* sha256 over (name, NUL, u64 size, contents) of each, in name order */
+    FileSha256 s;
+    file_sha256_init(&s);
+    for (int i = 0; i < n; i++) {
+        char *fp = file_join(dir, names[i]);
+        struct stat st;
+        if (stat(fp, &st) != 0) { ob_seterr(err, "%s: %s", fp, strerror(errno)); free(fp); goto out; }
+        unsigned char sz[8];
+        file_put_u64le(sz, (uint64_t)st.st_size);
+        file_sha256_update(&s, names[i], strlen(names[i]) + 1);
+        file_sha256_update(&s, sz, 8);
+        int bad = file_sha256_add_file(&s, fp, err);
+        free(fp);
+        if (bad) goto out;
     }
+    file_sha256_final(&s, hex);
     rc = 0;
 out:
-    if (pieces) for (int i = 0; i < n; i++) free(pieces[i]);
-    if (merges) for (int i = 0; i < n_merges; i++) free(merges[i]);
-    free(pieces); free(merges); free(types); free(scores);
-    cJSON_Delete(root);
-    if (rc && t->vocab) tok_free(t);
-    return rc;
-}
-
-int hf_tokenizer_load(Tokenizer *t, const char *path, int vocab_size, char *err)
-{
-    char *txt, why[OB_ERRLEN];
-    size_t len;
-    memset(t, 0, sizeof *t);
-    if (ob_read_file(path, &txt, &len, err)) return -1;
-    int rc = hf_tokenizer_parse(t, txt, len, vocab_size, -1, -1, why);
-    free(txt);
-    if (rc) ob_seterr(err, "%s: %s", path, why);
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+    free(ip);
+    free(dir);
     return rc;
 }

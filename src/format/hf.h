@@ -1,25 +1,28 @@
 /* hf.h -- Hugging Face model directories: config.json (llama/mistral),
  * model.safetensors or a sharded model.safetensors.index.json, F32/F16/BF16
- * weights, tied embeddings; q/k rows converted from HF's rotate-half layout
- * to the interleaved RoPE pairs the engine uses; tokenizer.json
- * (SentencePiece-style BPE/Unigram or byte-level BPE). */
+ * weights, tied embeddings; q/k rows marked as HF's rotate-half layout
+ * (llama_tensor_to_f32 makes them the interleaved RoPE pairs the engine
+ * uses); a tokenizer.json beside them is read by tok_json_parse
+ * (format/tokenizer.h). */
 #ifndef OB_HF_H
 #define OB_HF_H
 
-#include "model/model.h"
+#include <stddef.h>
+#include <sys/stat.h>
+
+#include "format/llama.h"
 #include "format/tokenizer.h"
 
-/* 1 if path is a directory holding config.json */
-int hf_is_dir(const char *path);
-/* load dir; tok (optional) gets tokenizer.json when present (*tok_loaded) */
-int hf_load_dir(Model *m, Tokenizer *tok, int *tok_loaded, const char *dir, char *err);
-/* tokenizer.json (its text) into t; vocab_size > 0 pads/limits the
- * vocabulary to the model's size; bos/eos from config.json or -1 */
-int hf_tokenizer_parse(Tokenizer *t, const char *json, size_t len, int vocab_size, int bos_id, int eos_id, char *err);
-int hf_tokenizer_load(Tokenizer *t, const char *path, int vocab_size, char *err);
-
-/* interleaved row h*hd + 2i + j <- HF row h*hd + j*(hd/2) + i, for every
- * head of a (heads*hd, cols) matrix */
-void hf_unpermute_rows(const float *src, float *dst, int heads, int hd, size_t cols);
+/* 1 for a directory or a safetensors file (by content), else 0 with why */
+int hf_probe(const char *path, const struct stat *st, const unsigned char *head, size_t n, char *why);
+/* read a model directory -- or the directory of a safetensors file named
+ * directly, when config.json is beside it -- into f (tensors in the mmap'd
+ * shards, q/k marked rotate-half); tok (optional) gets tokenizer.json when
+ * present (*tok_loaded) */
+int hf_load(LlamaFile *f, Tokenizer *tok, int *tok_loaded, const char *path, char *err);
+/* SHA-256 over the files hf_load reads (config.json, the index and its
+ * shards, or model.safetensors), in name order, each as name, NUL, u64
+ * little-endian size and contents */
+int hf_fingerprint(const char *path, char hex[65], char *err);
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/common.h"
+#include "format/llama.h"
 
 static const char *const dtype_names[ST_NDTYPES] = {"F32", "F16", "BF16", "F64", "I64", "I32", "I16", "I8", "U8", "BOOL",
                                                     "F8_E4M3", "F8_E5M2"};
@@ -190,16 +191,8 @@ const STTensor *st_find(const STFile *f, const char *name)
 
 int st_to_f32(const STFile *f, const STTensor *t, float *dst)
 {
-    const uint8_t *s = f->base + t->begin;
-    size_t n = t->n_elems;
-    switch (t->dtype) {
-    case ST_F32: memcpy(dst, s, n * 4); return 0;
-    case ST_F16:
-        for (size_t i = 0; i < n; i++) { uint16_t h; memcpy(&h, s + 2 * i, 2); dst[i] = ob_fp16_to_fp32(h); }
-        return 0;
-    case ST_BF16:
-        for (size_t i = 0; i < n; i++) { uint16_t h; memcpy(&h, s + 2 * i, 2); dst[i] = ob_bf16_to_fp32(h); }
-        return 0;
-    }
-    return -1;
+    int dtype = t->dtype == ST_F32 ? LLAMA_F32 : t->dtype == ST_F16 ? LLAMA_F16 : t->dtype == ST_BF16 ? LLAMA_BF16 : -1;
+    if (dtype < 0) return -1;
+    llama_dequant(dtype, f->base + t->begin, dst, (size_t)t->n_elems);
+    return 0;
 }

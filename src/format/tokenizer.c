@@ -4,11 +4,14 @@
  * be encoded at once. Also byte-level BPE (GPT-2 style, merge ranks) with the
  * same heap, after a pre-tokenizer that follows the GPT-2 / Llama 3 split
  * regexes (Unicode letters approximated: every non-ASCII code point that is
- * not a space or general punctuation counts as a letter). */
+ * not a space or general punctuation counts as a letter). Reads llama2.c
+ * tokenizer.bin and Hugging Face tokenizer.json (cJSON). */
 #include "format/tokenizer.h"
 
+#include <cJSON.h>
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,7 +162,9 @@ void tok_free(Tokenizer *t)
 
 /* ---- encode ------------------------------------------------------------ */
 
-typedef struct { float score; int left; int right_id; int merged; int seq; } Cand; /* pair (left, next(left)) */
+/* pair (left, next(left)); symbol positions are 64-bit (a corpus may hold
+ * more than 2^31 symbols); seq stamps both symbols' versions */
+typedef struct { float score; int64_t left, right_id; int merged; uint32_t seq; } Cand;
 
 typedef struct { Cand *a; size_t n, cap; } Heap;
 
@@ -205,29 +210,33 @@ static Cand heap_pop(Heap *h)
 
 typedef struct Enc {
     const Tokenizer *t;
-    int *id, *prev, *next, *ver;  /* symbol list; ver bumps when a symbol changes */
+    int *id;                      /* symbol tokens */
+    int64_t *prev, *next;         /* symbol list */
+    uint32_t *ver;                /* bumps when a symbol changes */
     char *buf;                    /* llama2.c mode: the concatenated pair */
-    const int *seg;               /* byte-level mode: pre-token of each symbol */
+    const int64_t *seg;           /* byte-level mode: pre-token of each symbol */
     Heap heap;
-    void (*try_pair)(struct Enc *e, int left); /* push the pair (left, next) if it merges */
+    void (*try_pair)(struct Enc *e, int64_t left); /* push the pair (left, next) if it merges */
 } Enc;
+
+#define STAMP(e, l, r) ((e)->ver[l] * 65536u + ((e)->ver[r] & 0xffffu))
 
 /* The merge loop of both encoders: merge the best candidate pair until none
  * is left (the heap orders by score, then leftmost, as llama2.c's scan does),
  * with e->try_pair proposing the candidates. Compacts the surviving symbols
  * to the front of e->id and returns their count. */
-static int bpe_merge(Enc *e, int n)
+static size_t bpe_merge(Enc *e, size_t n)
 {
-    e->prev = ob_malloc((n + 1) * sizeof(int));
-    e->next = ob_malloc((n + 1) * sizeof(int));
-    e->ver = ob_calloc(n + 1, sizeof(int));
-    for (int i = 0; i < n; i++) { e->prev[i] = i - 1; e->next[i] = i + 1 < n ? i + 1 : -1; }
-    for (int i = 0; i + 1 < n; i++) e->try_pair(e, i);
+    e->prev = ob_malloc((n + 1) * sizeof(int64_t));
+    e->next = ob_malloc((n + 1) * sizeof(int64_t));
+    e->ver = ob_calloc(n + 1, sizeof(uint32_t));
+    for (size_t i = 0; i < n; i++) { e->prev[i] = (int64_t)i - 1; e->next[i] = i + 1 < n ? (int64_t)i + 1 : -1; }
+    for (size_t i = 0; i + 1 < n; i++) e->try_pair(e, (int64_t)i);
     while (e->heap.n) {
         Cand c = heap_pop(&e->heap);
-        int left = c.left, right = c.right_id;
+        int64_t left = c.left, right = c.right_id;
         if (e->id[left] < 0 || e->next[left] != right || e->id[right] < 0) continue;
-        if (c.seq != e->ver[left] * 65536 + (e->ver[right] & 0xffff)) continue;
+        if (c.seq != STAMP(e, left, right)) continue;
         e->id[left] = c.merged;
         e->ver[left]++;
         e->id[right] = -1;
@@ -236,15 +245,15 @@ static int bpe_merge(Enc *e, int n)
         if (e->prev[left] >= 0) e->try_pair(e, e->prev[left]);
         e->try_pair(e, left);
     }
-    int m = 0;
-    for (int i = n ? 0 : -1; i >= 0; i = e->next[i]) e->id[m++] = e->id[i]; /* m <= i: in place */
+    size_t m = 0;
+    for (int64_t i = n ? 0 : -1; i >= 0; i = e->next[i]) e->id[m++] = e->id[i]; /* m <= i: in place */
     free(e->prev); free(e->next); free(e->ver); free(e->heap.a);
     return m;
 }
 
-static void try_pair(Enc *e, int left)
+static void try_pair(Enc *e, int64_t left)
 {
-    int right = e->next[left];
+    int64_t right = e->next[left];
     if (right < 0) return;
     const Tokenizer *t = e->t;
     int a = e->id[left], b = e->id[right];
@@ -254,18 +263,21 @@ static void try_pair(Enc *e, int left)
     int id = tok_lookup(t, e->buf, la + lb);
     if (id < 0 || !(t->scores[id] > -1e10f)) return;
     /* stamp both versions so a stale candidate is recognised */
-    heap_push(&e->heap, (Cand){t->scores[id], left, right, id, e->ver[left] * 65536 + (e->ver[right] & 0xffff)});
+    heap_push(&e->heap, (Cand){t->scores[id], left, right, id, STAMP(e, left, right)});
 }
 
-static int encode_bytelevel(const Tokenizer *t, const char *text, int bos, int eos, int **out, int *n_out);
+static int encode_bytelevel(const Tokenizer *t, const char *text, int bos, int eos, int **out, size_t *n_out);
 
-int tok_encode(const Tokenizer *t, const char *text, int bos, int eos, int **out, int *n_out)
+int tok_encode(const Tokenizer *t, const char *text, int bos, int eos, int **out, size_t *n_out)
 {
+    *out = NULL;
+    *n_out = 0;
+    if (!text || !t || t->vocab_size <= 0 || !t->vocab || !t->hash) { errno = EINVAL; return -1; }
     if (t->mode == TOK_BYTELEVEL) return encode_bytelevel(t, text, bos, eos, out, n_out);
     size_t tl = strlen(text);
     size_t cap = tl + 3;
     int *tok = ob_malloc(cap * sizeof(int));
-    int n = 0;
+    size_t n = 0;
     if (bos) tok[n++] = t->bos_id;
     if (text[0] != '\0') {
         int dummy = tok_lookup(t, " ", 1);
@@ -293,7 +305,7 @@ int tok_encode(const Tokenizer *t, const char *text, int bos, int eos, int **out
     e.id = tok;
     e.buf = ob_malloc((size_t)t->max_token_length * 2 + 8);
     e.try_pair = try_pair;
-    int m = bpe_merge(&e, n);
+    size_t m = bpe_merge(&e, n);
     free(e.buf);
     if (eos) tok[m++] = t->eos_id;
     *out = tok;
@@ -587,22 +599,23 @@ static size_t pre_next(const unsigned char *s, size_t n, size_t i, int mode)
     return prevq > i ? prevq : k;
 }
 
-static void try_pair_bl(Enc *e, int left)
+static void try_pair_bl(Enc *e, int64_t left)
 {
-    int right = e->next[left];
+    int64_t right = e->next[left];
     if (right < 0 || e->seg[left] != e->seg[right]) return;
     int r = merge_rank(e->t, e->id[left], e->id[right]);
     if (r < 0) return;
-    heap_push(&e->heap, (Cand){-(float)r, left, right, e->t->merge_res[r], e->ver[left] * 65536 + (e->ver[right] & 0xffff)});
+    heap_push(&e->heap, (Cand){-(float)r, left, right, e->t->merge_res[r], STAMP(e, left, right)});
 }
 
-static int encode_bytelevel(const Tokenizer *t, const char *text, int bos, int eos, int **out, int *n_out)
+static int encode_bytelevel(const Tokenizer *t, const char *text, int bos, int eos, int **out, size_t *n_out)
 {
     const unsigned char *s = (const unsigned char *)text;
     size_t tl = strlen(text);
     int *tok = ob_malloc((tl + 3) * sizeof(int));
-    int *seg = ob_malloc((tl + 3) * sizeof(int));
-    int n = 0, nseg = 0;
+    int64_t *seg = ob_malloc((tl + 3) * sizeof(int64_t));
+    size_t n = 0;
+    int64_t nseg = 0;
     /* with bos requested the result is never empty: a tokenizer without BOS
      * starts an empty text with EOS (GPT-2's document separator) */
     if (bos && (t->bos_id >= 0 || tl == 0)) {
@@ -627,7 +640,7 @@ static int encode_bytelevel(const Tokenizer *t, const char *text, int bos, int e
     e.id = tok;
     e.seg = seg;
     e.try_pair = try_pair_bl;
-    int m = bpe_merge(&e, n);
+    size_t m = bpe_merge(&e, n);
     if (eos && t->eos_id >= 0) tok[m++] = t->eos_id;
     free(seg);
     *out = tok;
@@ -639,4 +652,204 @@ size_t tok_pretoken_end(const char *text, size_t n, size_t i, int pretok)
 {
     size_t e = pre_next((const unsigned char *)text, n, i, pretok);
     return e > i ? e : i + 1;
+}
+
+/* ---- tokenizer.json ------------------------------------------------------*/
+
+/* does j (recursively) hold an object with "type": type? */
+static int has_type(const cJSON *j, const char *type, int depth)
+{
+    if (!j || depth > 8) return 0;
+    if (cJSON_IsObject(j)) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "type");
+        if (cJSON_IsString(t) && !strcmp(t->valuestring, type)) return 1;
+    }
+    if (cJSON_IsObject(j) || cJSON_IsArray(j))
+        for (const cJSON *c = j->child; c; c = c->next)
+            if (has_type(c, type, depth + 1)) return 1;
+    return 0;
+}
+
+/* does any string inside j contain needle? */
+static int has_string(const cJSON *j, const char *needle, int depth)
+{
+    if (!j || depth > 8) return 0;
+    if (cJSON_IsString(j) && strstr(j->valuestring, needle)) return 1;
+    for (const cJSON *c = j->child; c; c = c->next)
+        if (has_string(c, needle, depth + 1)) return 1;
+    return 0;
+}
+
+/* the special token a TemplateProcessing post-processor puts first */
+static const char *template_bos(const cJSON *root)
+{
+    const cJSON *pp = cJSON_GetObjectItemCaseSensitive(root, "post_processor");
+    if (!cJSON_IsObject(pp)) return NULL;
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(pp, "type");
+    if (cJSON_IsString(t) && !strcmp(t->valuestring, "Sequence")) {
+        const cJSON *ps = cJSON_GetObjectItemCaseSensitive(pp, "processors");
+        for (const cJSON *p = ps ? ps->child : NULL; p; p = p->next) {
+            const cJSON *pt = cJSON_GetObjectItemCaseSensitive(p, "type");
+            if (cJSON_IsString(pt) && !strcmp(pt->valuestring, "TemplateProcessing")) { pp = p; t = pt; break; }
+        }
+    }
+    if (!cJSON_IsString(t) || strcmp(t->valuestring, "TemplateProcessing")) return NULL;
+    const cJSON *single = cJSON_GetObjectItemCaseSensitive(pp, "single");
+    const cJSON *first = cJSON_IsArray(single) ? single->child : NULL;
+    const cJSON *sp = first ? cJSON_GetObjectItemCaseSensitive(first, "SpecialToken") : NULL;
+    const cJSON *id = sp ? cJSON_GetObjectItemCaseSensitive(sp, "id") : NULL;
+    return cJSON_IsString(id) ? id->valuestring : NULL;
+}
+
+static int json_id(const cJSON *j, int *out)
+{
+    if (!cJSON_IsNumber(j) || j->valuedouble < 0 || j->valuedouble >= (1 << 22) || j->valuedouble != floor(j->valuedouble)) return -1;
+    *out = (int)j->valuedouble;
+    return 0;
+}
+
+int tok_json_parse(Tokenizer *t, const char *json, size_t len, int vocab_size, int bos_cfg, int eos_cfg, char *err)
+{
+    memset(t, 0, sizeof *t);
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    if (!root) { ob_seterr(err, "not valid JSON"); return -1; }
+    int rc = -1, n = 0;
+    char **pieces = NULL, **merges = NULL;
+    int *types = NULL, n_merges = 0;
+    float *scores = NULL;
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    const cJSON *mtype = cJSON_GetObjectItemCaseSensitive(model, "type");
+    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
+    const cJSON *mg = cJSON_GetObjectItemCaseSensitive(model, "merges");
+    const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
+    int unigram = cJSON_IsString(mtype) && !strcmp(mtype->valuestring, "Unigram");
+    int bpe = !unigram && (!cJSON_IsString(mtype) || !strcmp(mtype->valuestring, "BPE"));
+    if (!bpe && !unigram) { ob_seterr(err, "model type %.32s is not supported (BPE, Unigram)", mtype->valuestring); goto out; }
+    if (bpe ? !cJSON_IsObject(vocab) : !cJSON_IsArray(vocab)) { ob_seterr(err, "model.vocab is missing or malformed"); goto out; }
+    /* vocabulary size: largest id + 1 */
+    int id = 0;
+    if (bpe) {
+        for (const cJSON *e = vocab->child; e; e = e->next) {
+            if (json_id(e, &id)) { ob_seterr(err, "vocab entry %.64s has a bad id", e->string ? e->string : "?"); goto out; }
+            if (id + 1 > n) n = id + 1;
+        }
+    } else n = cJSON_GetArraySize(vocab);
+    for (const cJSON *a = added ? added->child : NULL; a; a = a->next) {
+        if (json_id(cJSON_GetObjectItemCaseSensitive(a, "id"), &id) || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(a, "content"))) {
+            ob_seterr(err, "malformed added_tokens entry");
+            goto out;
+        }
+        if (id + 1 > n) n = id + 1;
+    }
+    if (n < 1) { ob_seterr(err, "empty vocabulary"); goto out; }
+    if (vocab_size > 0) {
+        if (n > vocab_size) { ob_seterr(err, "%d tokens, more than the model's vocabulary of %d", n, vocab_size); goto out; }
+        n = vocab_size;
+    }
+    pieces = ob_calloc(n, sizeof(char *));
+    types = ob_calloc(n, sizeof(int));
+    scores = ob_calloc(n, sizeof(float));
+    if (bpe) {
+        for (const cJSON *e = vocab->child; e; e = e->next) {
+            json_id(e, &id);
+            if (pieces[id]) { ob_seterr(err, "token id %d appears twice in model.vocab", id); goto out; }
+            pieces[id] = ob_strdup(e->string ? e->string : "");
+        }
+    } else {
+        id = 0;
+        for (const cJSON *e = vocab->child; e; e = e->next, id++) {
+            const cJSON *p = cJSON_GetArrayItem(e, 0), *s = cJSON_GetArrayItem(e, 1);
+            if (!cJSON_IsString(p) || !cJSON_IsNumber(s)) { ob_seterr(err, "Unigram vocab entry %d is not [piece, score]", id); goto out; }
+            pieces[id] = ob_strdup(p->valuestring);
+            scores[id] = (float)s->valuedouble;
+        }
+    }
+    for (const cJSON *a = added ? added->child : NULL; a; a = a->next) {
+        json_id(cJSON_GetObjectItemCaseSensitive(a, "id"), &id);
+        free(pieces[id]);
+        pieces[id] = ob_strdup(cJSON_GetObjectItemCaseSensitive(a, "content")->valuestring);
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "special"))) types[id] = 3;
+    }
+    for (int i = 0; i < n; i++)
+        if (!pieces[i]) { pieces[i] = ob_strdup(""); types[i] = 5; }
+    if (bpe && mg) {
+        if (!cJSON_IsArray(mg)) { ob_seterr(err, "model.merges is not an array"); goto out; }
+        int cnt = cJSON_GetArraySize(mg);
+        merges = ob_calloc(cnt ? cnt : 1, sizeof(char *));
+        for (const cJSON *e = mg->child; e; e = e->next) {
+            if (cJSON_IsString(e)) merges[n_merges++] = ob_strdup(e->valuestring);
+            else if (cJSON_IsArray(e) && cJSON_GetArraySize(e) == 2 && cJSON_IsString(e->child) && cJSON_IsString(e->child->next)) {
+                size_t l = strlen(e->child->valuestring) + strlen(e->child->next->valuestring) + 2;
+                merges[n_merges] = ob_malloc(l);
+                snprintf(merges[n_merges++], l, "%s %s", e->child->valuestring, e->child->next->valuestring);
+            } else { ob_seterr(err, "merge %d is neither \"a b\" nor [a, b]", n_merges); goto out; }
+        }
+    }
+    const char *bos_piece = template_bos(root);
+    const cJSON *pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
+    int bytelevel = bpe && (has_type(pre, "ByteLevel", 0) || has_type(cJSON_GetObjectItemCaseSensitive(root, "decoder"), "ByteLevel", 0));
+    if (bytelevel) {
+        int pretok = has_type(pre, "Digits", 0) ? TOK_PRE_GPT2_DIGITS : has_string(pre, "{1,3}", 0) ? TOK_PRE_LLAMA3 : TOK_PRE_GPT2;
+        if (tok_init_bytelevel(t, n, (const char *const *)pieces, types, n_merges, (const char *const *)merges, -1, -1, pretok, err)) goto out;
+        t->bos_id = bos_piece ? tok_lookup(t, bos_piece, strlen(bos_piece)) : -1;
+        t->eos_id = eos_cfg >= 0 && eos_cfg < n ? eos_cfg : -1;
+        /* no config.json id: the usual end-of-text specials */
+        const char *eos_names[] = {"<|endoftext|>", "<|end_of_text|>", "</s>"};
+        for (int i = 0; i < 3 && t->eos_id < 0; i++) t->eos_id = tok_lookup(t, eos_names[i], strlen(eos_names[i]));
+    } else {
+        int unk = 0;
+        const cJSON *uk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
+        const cJSON *ukid = cJSON_GetObjectItemCaseSensitive(model, "unk_id");
+        if (n < 3) { ob_seterr(err, "only %d tokens", n); goto out; }
+        if (tok_init_spm(t, n, (const char *const *)pieces, unigram ? scores : NULL, types, 0, 0, 0, err)) goto out;
+        if (cJSON_IsString(uk)) unk = tok_lookup(t, uk->valuestring, strlen(uk->valuestring));
+        else if (json_id(ukid, &unk) || unk >= n) unk = tok_lookup(t, "<unk>", 5);
+        t->unk_id = unk >= 0 ? unk : 0;
+        int b = bos_piece ? tok_lookup(t, bos_piece, strlen(bos_piece)) : tok_lookup(t, "<s>", 3);
+        int e = tok_lookup(t, "</s>", 4);
+        t->bos_id = b >= 0 ? b : bos_cfg >= 0 && bos_cfg < n ? bos_cfg : 1;
+        t->eos_id = eos_cfg >= 0 && eos_cfg < n ? eos_cfg : e >= 0 ? e : 2;
+        if (bpe) {
+            /* SentencePiece-style scores from merge ranks: the token a merge
+             * makes scores -rank (earliest merge wins); the rest never merge */
+            float *best = ob_malloc((size_t)n * sizeof(float));
+            for (int i = 0; i < n; i++) best[i] = NAN;
+            char *buf = ob_malloc((size_t)t->max_token_length * 4 + 8);
+            for (int r = 0; r < n_merges; r++) {
+                const char *sp = strchr(merges[r], ' ');
+                if (!sp) continue;
+                size_t k = 0;
+                for (const char *p = merges[r]; *p && k < (size_t)t->max_token_length * 4; p++) {
+                    if (p == sp) continue;
+                    if ((unsigned char)p[0] == 0xe2 && (unsigned char)p[1] == 0x96 && (unsigned char)p[2] == 0x81) { buf[k++] = ' '; p += 2; }
+                    else buf[k++] = *p;
+                }
+                int res = tok_lookup(t, buf, k);
+                if (res >= 0 && isnan(best[res])) best[res] = -(float)r;
+            }
+            for (int i = 0; i < n; i++) t->scores[i] = isnan(best[i]) || types[i] ? -1e30f : best[i];
+            free(best);
+            free(buf);
+        }
+    }
+    rc = 0;
+out:
+    if (pieces) for (int i = 0; i < n; i++) free(pieces[i]);
+    if (merges) for (int i = 0; i < n_merges; i++) free(merges[i]);
+    free(pieces); free(merges); free(types); free(scores);
+    cJSON_Delete(root);
+    if (rc && t->vocab) tok_free(t);
+    return rc;
+}
+
+int tok_json_load(Tokenizer *t, const char *path, int vocab_size, char *err)
+{
+    char *txt, why[OB_ERRLEN];
+    size_t len;
+    memset(t, 0, sizeof *t);
+    if (ob_read_file(path, &txt, &len, err)) return -1;
+    int rc = tok_json_parse(t, txt, len, vocab_size, -1, -1, why);
+    free(txt);
+    if (rc) ob_seterr(err, "%s: %s", path, why);
+    return rc;
 }

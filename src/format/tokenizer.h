@@ -3,7 +3,9 @@
  * and a dummy-prefix space; decode that strips the space after BOS.
  * A second mode, byte-level BPE (GPT-2, SmolLM, Llama 3 tokenizer.json or
  * GGUF "gpt2"), encodes by merge rank after a regex-like pre-tokenization,
- * behind the same tok_encode/tok_decode API. */
+ * behind the same tok_encode/tok_decode API. Read from a llama2.c
+ * tokenizer.bin (tok_load) or a Hugging Face tokenizer.json (tok_json_*,
+ * SentencePiece-style BPE/Unigram or byte-level BPE). */
 #ifndef OB_TOKENIZER_H
 #define OB_TOKENIZER_H
 
@@ -54,6 +56,11 @@ int tok_init_bytelevel(Tokenizer *t, int n, const char *const *pieces, const int
                        const char *const *merges, int bos_id, int eos_id, int pretok, char *err);
 void tok_free(Tokenizer *t);
 
+/* tokenizer.json (its text) into t; vocab_size > 0 pads/limits the
+ * vocabulary to the model's size; bos/eos from config.json or -1 */
+int tok_json_parse(Tokenizer *t, const char *json, size_t len, int vocab_size, int bos_id, int eos_id, char *err);
+int tok_json_load(Tokenizer *t, const char *path, int vocab_size, char *err);
+
 /* byte-level pre-tokenization: end of the pre-token of text[0..n) that
  * starts at i (merges never cross pre-token boundaries) */
 size_t tok_pretoken_end(const char *text, size_t n, size_t i, int pretok);
@@ -61,11 +68,13 @@ size_t tok_pretoken_end(const char *text, size_t n, size_t i, int pretok);
 /* token id of a piece, or -1 */
 int tok_lookup(const Tokenizer *t, const char *piece, size_t len);
 
-/* encode text; *out is malloc'd (caller frees), *n its length.
- * bos/eos: prepend BOS / append EOS (when the tokenizer has them; a
- * byte-level tokenizer without BOS starts an empty text with EOS, so that
- * bos = 1 never gives zero tokens). */
-int tok_encode(const Tokenizer *t, const char *text, int bos, int eos, int **out, int *n);
+/* encode text; *out is malloc'd (caller frees), *n its length (64-bit: a
+ * corpus may give more than 2^31 tokens). bos/eos: prepend BOS / append
+ * EOS (when the tokenizer has them; a byte-level tokenizer without BOS
+ * starts an empty text with EOS, so that bos = 1 never gives zero tokens).
+ * -1 (errno EINVAL, *out NULL, *n 0) for a NULL text or an empty
+ * tokenizer. */
+int tok_encode(const Tokenizer *t, const char *text, int bos, int eos, int **out, size_t *n);
 
 /* the printable text of token after prev (space after BOS stripped,
  * <0xXX> turned into the byte). Never NULL. */

@@ -47,9 +47,9 @@ int eval_split_docs(const char *text, const char *sep, char ***docs)
     return (int)n;
 }
 
-static int check_tokens(const int *tok, int n, int V, char *err)
+static int check_tokens(const int *tok, size_t n, int V, char *err)
 {
-    for (int i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++)
         if (tok[i] < 0 || tok[i] >= V) {
             ob_seterr(err, "token id %d is outside the model's vocabulary (%d): wrong tokenizer?", tok[i], V);
             return -1;
@@ -74,10 +74,14 @@ int eval_text(const Model *m, const Tokenizer *t, const char *text, int seq_len,
         char **docs;
         int nd = eval_split_docs(text, split, &docs);
         for (int i = 0; i < nd; i++) {
-            int *tok, n;
-            tok_encode(t, docs[i], 1, 0, &tok, &n);
-            if (n > seq_len) n = seq_len;
-            if (rc == 0 && check_tokens(tok, n, c->vocab_size, err)) rc = -1;
+            int *tok = NULL;
+            size_t nt = 0;
+            if (rc == 0 && tok_encode(t, docs[i], 1, 0, &tok, &nt)) {
+                ob_seterr(err, "cannot encode the text: the tokenizer is empty");
+                rc = -1;
+            }
+            int n = nt > (size_t)seq_len ? seq_len : (int)nt;
+            if (rc == 0 && check_tokens(tok, (size_t)n, c->vocab_size, err)) rc = -1;
             if (rc == 0 && n >= 2) {
                 model_forward(m, &a, tok, n, logits, NULL);
                 r->nll_sum += eval_nll_sum(logits, tok, n, c->vocab_size);
@@ -89,11 +93,15 @@ int eval_text(const Model *m, const Tokenizer *t, const char *text, int seq_len,
         }
         free(docs);
     } else {
-        int *tok, n;
-        tok_encode(t, text, 1, 0, &tok, &n);
-        if (check_tokens(tok, n, c->vocab_size, err)) rc = -1;
-        for (int s = 0; rc == 0 && s < n; s += seq_len) {
-            int w = n - s < seq_len ? n - s : seq_len;
+        int *tok;
+        size_t n;
+        if (tok_encode(t, text, 1, 0, &tok, &n)) {
+            ob_seterr(err, "cannot encode the text: the tokenizer is empty");
+            rc = -1;
+        }
+        if (rc == 0 && check_tokens(tok, n, c->vocab_size, err)) rc = -1;
+        for (size_t s = 0; rc == 0 && s < n; s += (size_t)seq_len) {
+            int w = n - s < (size_t)seq_len ? (int)(n - s) : seq_len;
             if (w < 2) break;
             model_forward(m, &a, tok + s, w, logits, NULL);
             r->nll_sum += eval_nll_sum(logits, tok + s, w, c->vocab_size);

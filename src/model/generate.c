@@ -14,19 +14,29 @@ int gen_run(const Model *m, const Tokenizer *t, const char *prompt, const GenPar
         ob_seterr(err, "tokenizer has %d tokens but the model has %d", t->vocab_size, c->vocab_size);
         return -1;
     }
-    int *toks, nt;
-    tok_encode(t, prompt ? prompt : "", 1, 0, &toks, &nt);
+    int *toks;
+    size_t n_toks;
+    if (tok_encode(t, prompt ? prompt : "", 1, 0, &toks, &n_toks)) {
+        ob_seterr(err, "cannot encode the prompt: the tokenizer is empty");
+        return -1;
+    }
+    if (n_toks == 0) {
+        ob_seterr(err, "the prompt gives no tokens");
+        free(toks);
+        return -1;
+    }
+    if (n_toks > (size_t)c->seq_len) {
+        ob_seterr(err, "prompt has %zu tokens; the model's context is %d", n_toks, c->seq_len);
+        free(toks);
+        return -1;
+    }
+    int nt = (int)n_toks;
     for (int i = 0; i < nt; i++) {
         if (toks[i] >= c->vocab_size) {
             ob_seterr(err, "prompt token %d is outside the model's vocabulary (%d)", toks[i], c->vocab_size);
             free(toks);
             return -1;
         }
-    }
-    if (nt > c->seq_len) {
-        ob_seterr(err, "prompt has %d tokens; the model's context is %d", nt, c->seq_len);
-        free(toks);
-        return -1;
     }
     ModelState s;
     model_state_init(&s, c);

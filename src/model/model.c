@@ -1,5 +1,5 @@
-/* model.c -- LLaMA model: parameter arena, llama2.c loader, batched and
- * incremental forward passes. Numerics follow karpathy/llama2.c run.c. */
+/* model.c -- LLaMA model: parameter arena (built from what a format loader
+ * read), batched and incremental forward passes. Numerics follow karpathy/llama2.c run.c. */
 #include "model/model.h"
 
 #include "config.h"
@@ -13,44 +13,16 @@
 #include <sys/stat.h>
 
 #include "base/common.h"
-#include "format/gguf.h"
-#include "format/hf.h"
+#include "format/loader.h"
 
 const char *const model_lin_names[LIN_PER_LAYER] = {"wq", "wk", "wv", "wo", "w1", "w2", "w3"};
-
-/* limits that keep every size computation far from overflow and reject
- * absurd headers before any allocation */
-#define MAX_DIM (1 << 16)
-#define MAX_HIDDEN (1 << 18)
-#define MAX_LAYERS 1024
-#define MAX_HEADS 1024
-#define MAX_VOCAB (1 << 22)
-#define MAX_SEQ (1 << 20)
-
-int model_config_check(const ModelConfig *c, char *err)
-{
-    if (c->dim <= 0 || c->dim > MAX_DIM) { ob_seterr(err, "bad dim %d", c->dim); return -1; }
-    if (c->hidden_dim <= 0 || c->hidden_dim > MAX_HIDDEN) { ob_seterr(err, "bad hidden_dim %d", c->hidden_dim); return -1; }
-    if (c->n_layers <= 0 || c->n_layers > MAX_LAYERS) { ob_seterr(err, "bad n_layers %d", c->n_layers); return -1; }
-    if (c->n_heads <= 0 || c->n_heads > MAX_HEADS) { ob_seterr(err, "bad n_heads %d", c->n_heads); return -1; }
-    if (c->n_kv_heads <= 0 || c->n_kv_heads > c->n_heads) { ob_seterr(err, "bad n_kv_heads %d", c->n_kv_heads); return -1; }
-    if (c->n_heads % c->n_kv_heads) { ob_seterr(err, "n_heads %d is not a multiple of n_kv_heads %d", c->n_heads, c->n_kv_heads); return -1; }
-    if (c->head_dim <= 0 || c->head_dim % 2 || (long)c->head_dim * c->n_heads > MAX_DIM) {
-        ob_seterr(err, "bad head_dim %d", c->head_dim); return -1;
-    }
-    if (c->vocab_size <= 0 || c->vocab_size > MAX_VOCAB) { ob_seterr(err, "bad vocab_size %d", c->vocab_size); return -1; }
-    if (c->seq_len <= 0 || c->seq_len > MAX_SEQ) { ob_seterr(err, "bad seq_len %d", c->seq_len); return -1; }
-    if (!(c->rope_theta > 0) || !isfinite(c->rope_theta)) { ob_seterr(err, "bad rope_theta"); return -1; }
-    if (!(c->norm_eps > 0) || !(c->norm_eps < 1)) { ob_seterr(err, "bad norm_eps"); return -1; }
-    return 0;
-}
 
 /* sizes of the arena's tensors in llama2.c order */
 typedef struct { size_t emb, rms_att, wq, wk, wv, wo, rms_ffn, w1, w2, w3, rms_final, wcls; } Sizes;
 
 static void sizes_of(const ModelConfig *c, Sizes *s)
 {
-    /* bounded by model_config_check: every product fits in 64 bits */
+    /* bounded by llama_config_check: every product fits in 64 bits */
     size_t C = c->dim, F = c->hidden_dim, L = c->n_layers, V = c->vocab_size;
     size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
     s->emb = V * C;
@@ -103,7 +75,7 @@ void model_bind_dense(Model *m)
 int model_alloc(Model *m, const ModelConfig *c, int with_linears, char *err)
 {
     memset(m, 0, sizeof *m);
-    if (model_config_check(c, err)) return -1;
+    if (llama_config_check(c, err)) return -1;
     m->cfg = *c;
     Sizes s;
     sizes_of(c, &s);
@@ -141,85 +113,6 @@ void model_free(Model *m)
     free(m->lin);
     if (m->free_extra) m->free_extra(m->extra);
     memset(m, 0, sizeof *m);
-}
-
-/* ---- llama2.c checkpoint ------------------------------------------------ */
-
-static int read_exact(FILE *f, void *dst, size_t nfloats, const char *path, char *err)
-{
-    if (fread(dst, sizeof(float), nfloats, f) != nfloats) {
-        ob_seterr(err, "%s: unexpected end of file", path);
-        return -1;
-    }
-    return 0;
-}
-
-int model_load_llama2c(Model *m, const char *path, char *err)
-{
-    memset(m, 0, sizeof *m);
-    FILE *f = fopen(path, "rb");
-    if (!f) { ob_seterr(err, "%s: %s", path, strerror(errno)); return -1; }
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        ob_seterr(err, "%s: not a regular file", path);
-        fclose(f);
-        return -1;
-    }
-    int32_t h[7];
-    if (fread(h, sizeof h, 1, f) != 1) {
-        ob_seterr(err, "%s: file too short for a llama2.c header (%lld bytes)", path, (long long)st.st_size);
-        fclose(f);
-        return -1;
-    }
-    ModelConfig c = {0};
-    c.dim = h[0]; c.hidden_dim = h[1]; c.n_layers = h[2]; c.n_heads = h[3]; c.n_kv_heads = h[4];
-    c.vocab_size = h[5] < 0 ? (h[5] == INT32_MIN ? 0 : -h[5]) : h[5];
-    c.shared_classifier = h[5] > 0;
-    c.seq_len = h[6];
-    c.head_dim = c.n_heads > 0 ? c.dim / c.n_heads : 0;
-    c.rope_theta = 10000.0f;
-    c.norm_eps = 1e-5f;
-    char why[OB_ERRLEN];
-    if (c.n_heads > 0 && c.dim % c.n_heads) {
-        ob_seterr(err, "%s: not a llama2.c checkpoint: dim %d is not a multiple of n_heads %d", path, c.dim, c.n_heads);
-        fclose(f);
-        return -1;
-    }
-    if (model_config_check(&c, why)) {
-        ob_seterr(err, "%s: not a llama2.c checkpoint: %s", path, why);
-        fclose(f);
-        return -1;
-    }
-    Sizes s;
-    sizes_of(&c, &s);
-    size_t nfloats, freq = (size_t)c.seq_len * c.head_dim; /* freq_cis_real + imag */
-    model_arena_size(&c, 1, &nfloats);
-    size_t expect = 28 + (nfloats + freq) * sizeof(float);
-    if ((unsigned long long)st.st_size != expect) {
-        ob_seterr(err, "%s: size %lld bytes does not match the header (dim=%d hidden=%d layers=%d heads=%d kv_heads=%d vocab=%d seq_len=%d needs %zu bytes)",
-                  path, (long long)st.st_size, c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads,
-                  c.vocab_size, c.seq_len, expect);
-        fclose(f);
-        return -1;
-    }
-    if (model_alloc(m, &c, 1, err)) { fclose(f); return -1; }
-    /* the arena is in file order up to rms_final; then freq_cis; then wcls */
-    size_t head = nfloats - s.wcls;
-    if (read_exact(f, m->arena, head, path, err)) goto fail;
-    if (fseek(f, (long)(freq * sizeof(float)), SEEK_CUR) != 0) { ob_seterr(err, "%s: seek failed", path); goto fail; }
-    if (s.wcls && read_exact(f, m->wcls, s.wcls, path, err)) goto fail;
-    for (size_t i = 0; i < m->arena_floats; i++) {
-        if (!isfinite(m->arena[i])) {
-            ob_seterr(err, "%s: weight %zu is not finite", path, i);
-            goto fail;
-        }
-    }
-    fclose(f);
-    return 0;
-fail:
-    fclose(f);
-    model_free(m);
-    return -1;
 }
 
 /* ---- building blocks --------------------------------------------------- */
@@ -591,36 +484,58 @@ float *model_step(const Model *m, ModelState *s, int token, int pos)
     return s->logits;
 }
 
-/* ---- format detection -------------------------------------------------- */
+/* ---- from a loader's description --------------------------------------- */
+
+int model_from_llama(Model *m, const LlamaFile *f, const char *path, char *err)
+{
+    memset(m, 0, sizeof *m);
+    char why[OB_ERRLEN];
+    if (llama_file_check(f, why)) { ob_seterr(err, "%s: %s", path, why); return -1; }
+    if (model_alloc(m, &f->cfg, 1, err)) return -1;
+    const ModelConfig *c = &m->cfg;
+    size_t C = c->dim, F = c->hidden_dim, qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
+    /* where each role goes in the arena: base, and the stride per layer */
+    float *base[LLAMA_NROLES] = {
+        [LLAMA_TOK_EMB] = m->tok_emb, [LLAMA_RMS_FINAL] = m->rms_final, [LLAMA_WCLS] = m->wcls,
+        [LLAMA_RMS_ATT_L] = m->rms_att, [LLAMA_WQ_L] = m->wq, [LLAMA_WK_L] = m->wk, [LLAMA_WV_L] = m->wv,
+        [LLAMA_WO_L] = m->wo, [LLAMA_RMS_FFN_L] = m->rms_ffn, [LLAMA_W1_L] = m->w1, [LLAMA_W2_L] = m->w2,
+        [LLAMA_W3_L] = m->w3};
+    size_t stride[LLAMA_NROLES] = {
+        [LLAMA_RMS_ATT_L] = C, [LLAMA_WQ_L] = qd * C, [LLAMA_WK_L] = kvd * C, [LLAMA_WV_L] = kvd * C,
+        [LLAMA_WO_L] = C * qd, [LLAMA_RMS_FFN_L] = C, [LLAMA_W1_L] = F * C, [LLAMA_W2_L] = C * F, [LLAMA_W3_L] = F * C};
+    for (int role = 0; role < LLAMA_NROLES; role++) {
+        if (role == LLAMA_WCLS && c->shared_classifier) continue;
+        int layers = role < LLAMA_FIRST_LAYER_ROLE ? 1 : c->n_layers;
+        for (int l = 0; l < layers; l++) {
+            const LlamaTensor *t = llama_file_find(f, role, role < LLAMA_FIRST_LAYER_ROLE ? -1 : l);
+            llama_tensor_to_f32(t, base[role] + (size_t)l * stride[role]);
+        }
+    }
+    for (size_t i = 0; i < m->arena_floats; i++) {
+        if (!isfinite(m->arena[i])) {
+            ob_seterr(err, "%s: weight %zu is not finite", path, i);
+            model_free(m);
+            return -1;
+        }
+    }
+    return 0;
+}
 
 int model_load_ex(Model *m, Tokenizer *tok, int *tok_loaded, const char *path, char *err)
 {
     int dummy;
     if (!tok_loaded) tok_loaded = &dummy;
     *tok_loaded = 0;
-    struct stat st;
-    if (stat(path, &st) != 0) { ob_seterr(err, "%s: %s", path, strerror(errno)); return -1; }
-    if (S_ISDIR(st.st_mode)) return hf_load_dir(m, tok, tok_loaded, path, err);
-    FILE *f = fopen(path, "rb");
-    if (!f) { ob_seterr(err, "%s: %s", path, strerror(errno)); return -1; }
-    unsigned char magic[9] = {0};
-    size_t n = fread(magic, 1, 9, f);
-    fclose(f);
-    if (n >= 4 && memcmp(magic, "GGUF", 4) == 0) return gguf_load_model(m, tok, tok_loaded, path, err);
-    uint64_t hl;
-    memcpy(&hl, magic, 8);
-    if (n == 9 && magic[8] == '{' && hl <= (uint64_t)st.st_size - 8) {
-        /* a safetensors file: its directory, when it has config.json */
-        char *dir = ob_strdup(path), *slash = strrchr(dir, '/');
-        if (slash) *slash = 0;
-        else { free(dir); dir = ob_strdup("."); }
-        int rc = -1;
-        if (hf_is_dir(dir)) rc = hf_load_dir(m, tok, tok_loaded, dir, err);
-        else ob_seterr(err, "%s: is a safetensors file without config.json beside it (pass the model directory)", path);
-        free(dir);
-        return rc;
+    memset(m, 0, sizeof *m);
+    LlamaFile f;
+    if (loader_load(&f, tok, tok_loaded, path, err)) return -1;
+    int rc = model_from_llama(m, &f, path, err);
+    llama_file_free(&f);
+    if (rc && *tok_loaded) {
+        tok_free(tok);
+        *tok_loaded = 0;
     }
-    return model_load_llama2c(m, path, err);
+    return rc;
 }
 
 int model_load(Model *m, const char *path, char *err)

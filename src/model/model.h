@@ -1,26 +1,17 @@
 /* model.h -- the LLaMA-family model: config, one FP32 parameter arena with
- * pointers into it (llama2.c / llm.c style), the llama2.c checkpoint loader,
- * the batched forward pass over a sequence and the incremental forward with
- * a KV cache used for generation. */
+ * pointers into it (llama2.c / llm.c style) built from what a format loader
+ * read (format/llama.h; the model knows no file format), the batched
+ * forward pass over a sequence and the incremental forward with a KV cache
+ * used for generation. */
 #ifndef OB_MODEL_H
 #define OB_MODEL_H
 
 #include <stddef.h>
+#include "format/llama.h"
 #include "model/linear.h"
 
-typedef struct {
-    int dim;          /* C: model width */
-    int hidden_dim;   /* FFN width */
-    int n_layers;
-    int n_heads;
-    int n_kv_heads;
-    int head_dim;     /* dim / n_heads unless a format says otherwise */
-    int vocab_size;
-    int seq_len;      /* maximum context */
-    float rope_theta; /* 10000 for llama2.c */
-    float norm_eps;   /* 1e-5 for llama2.c */
-    int shared_classifier; /* output head tied to the token embedding */
-} ModelConfig;
+/* the LLaMA config, as the loaders describe it (format/llama.h) */
+typedef LlamaConfig ModelConfig;
 
 /* the seven projections of a block, in this order everywhere */
 enum { LIN_Q, LIN_K, LIN_V, LIN_O, LIN_GATE, LIN_DOWN, LIN_UP, LIN_PER_LAYER };
@@ -49,8 +40,6 @@ typedef struct Model {
     void (*free_extra)(void *extra);
 } Model;
 
-/* validate a config: positive dims, divisibility, sane limits */
-int model_config_check(const ModelConfig *c, char *err);
 /* size in floats of the arena for cfg (dense weights when with_linears) */
 int model_arena_size(const ModelConfig *c, int with_linears, size_t *out);
 /* allocate a zeroed arena for cfg and set every pointer; with_linears=0
@@ -61,10 +50,12 @@ void model_free(Model *m);
 /* point m->lin at the dense weights in the arena */
 void model_bind_dense(Model *m);
 
-/* llama2.c legacy checkpoint (7 int32 header; negative vocab = own classifier) */
-int model_load_llama2c(Model *m, const char *path, char *err);
-/* any supported teacher format, detected by content: a llama2.c .bin, a GGUF
- * file, or a Hugging Face directory (config.json + safetensors) */
+/* the FP32 model of what a loader read (any format: the model knows none);
+ * every weight must be finite. path is only for messages. */
+int model_from_llama(Model *m, const LlamaFile *f, const char *path, char *err);
+/* any supported teacher format, detected by content (format/loader.h): a
+ * llama2.c .bin, a GGUF file, or a Hugging Face directory (config.json +
+ * safetensors) */
 int model_load(Model *m, const char *path, char *err);
 /* the same; when tok is not NULL and the teacher carries a tokenizer (GGUF
  * tokenizer.ggml.*, a directory's tokenizer.json) it is loaded into tok and

@@ -37,6 +37,7 @@
 #include "onebit/bitlinear.h"
 #include "base/common.h"
 #include "base/job.h"
+#include "base/file.h"
 
 enum { T_F32 = 0, T_F16 = 1, T_U64 = 2, T_BLOB = 3 };
 #define HDR_SIZE 128
@@ -50,30 +51,15 @@ static const char *const type_name[4] = {"F32", "F16", "U64", "BLOB"};
 
 /* ---- checksum ------------------------------------------------------------ */
 
-static uint64_t fnv_update(uint64_t h, const unsigned char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) { h ^= p[i]; h *= 1099511628211ull; }
-    return h;
-}
-#define FNV_INIT 14695981039346656037ull
-
 uint64_t student_checksum(const unsigned char *file, size_t n)
 {
     static const unsigned char zero[8] = {0};
-    if (n < CKSUM_OFF + 8) return fnv_update(FNV_INIT, file, n);
-    uint64_t h = fnv_update(FNV_INIT, file, CKSUM_OFF);
-    h = fnv_update(h, zero, 8);
-    return fnv_update(h, file + CKSUM_OFF + 8, n - CKSUM_OFF - 8);
+    if (n < CKSUM_OFF + 8) return file_fnv1a(FILE_FNV_INIT, file, n);
+    uint64_t h = file_fnv1a(FILE_FNV_INIT, file, CKSUM_OFF);
+    h = file_fnv1a(h, zero, 8);
+    return file_fnv1a(h, file + CKSUM_OFF + 8, n - CKSUM_OFF - 8);
 }
 
-/* ---- little-endian fields -------------------------------------------------- */
-
-static void put32(unsigned char *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i)); }
-static void put64(unsigned char *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i)); }
-static uint32_t get32(const unsigned char *p) { uint32_t v = 0; for (int i = 0; i < 4; i++) v |= (uint32_t)p[i] << (8 * i); return v; }
-static uint64_t get64(const unsigned char *p) { uint64_t v = 0; for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i); return v; }
-static void putf(unsigned char *p, float f) { uint32_t v; memcpy(&v, &f, 4); put32(p, v); }
-static float getf(const unsigned char *p) { uint32_t v = get32(p); float f; memcpy(&f, &v, 4); return f; }
 
 /* ---- the expected tensors of a config ------------------------------------- */
 
@@ -147,35 +133,24 @@ static uint64_t align64(uint64_t x) { return (x + 63) & ~(uint64_t)63; }
 /* ---- writer ---------------------------------------------------------------- */
 
 typedef struct {
-    int fd;
+    FileAtomic *f;
     uint64_t pos, hash;
     unsigned char buf[1 << 16];
     size_t n;
     int failed;
     char *err;
-    const char *path;
 } Writer;
 
 static void w_flush(Writer *w)
 {
-    size_t off = 0;
-    while (!w->failed && off < w->n) {
-        ssize_t k = write(w->fd, w->buf + off, w->n - off);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) {
-            w->failed = 1;
-            ob_seterr(w->err, "%s: write failed: %s", w->path, k < 0 ? strerror(errno) : "no progress");
-            break;
-        }
-        off += (size_t)k;
-    }
+    if (!w->failed && w->n && file_atomic_write(w->f, w->buf, w->n, w->err)) w->failed = 1;
     w->n = 0;
 }
 
 static void w_bytes(Writer *w, const void *p, size_t n)
 {
     const unsigned char *s = p;
-    w->hash = fnv_update(w->hash, s, n);
+    w->hash = file_fnv1a(w->hash, s, n);
     w->pos += n;
     while (n > 0 && !w->failed) {
         size_t k = sizeof w->buf - w->n;
@@ -197,7 +172,7 @@ static void w_pad(Writer *w, uint64_t to)
 static void w_f32(Writer *w, const float *x, size_t n)
 {
     unsigned char b[4];
-    for (size_t i = 0; i < n; i++) { putf(b, x[i]); w_bytes(w, b, 4); }
+    for (size_t i = 0; i < n; i++) { file_put_f32le(b, x[i]); w_bytes(w, b, 4); }
 }
 
 static int fp16_ok(float x, uint16_t *out)
@@ -213,7 +188,7 @@ int student_write(const char *path, const Model *teacher, const Tokenizer *tok,
                   const StudentLinearSrc *lin, const char *meta_json, char *err)
 {
     const ModelConfig *c = &teacher->cfg;
-    if (model_config_check(c, err)) return -1;
+    if (llama_config_check(c, err)) return -1;
     if (tok && tok->vocab_size != c->vocab_size) {
         ob_seterr(err, "%s: tokenizer has %d tokens, the model %d", path, tok->vocab_size, c->vocab_size);
         return -1;
@@ -248,50 +223,39 @@ int student_write(const char *path, const Model *teacher, const Tokenizer *tok,
     }
     uint64_t file_size = e[n - 1].offset + e[n - 1].size;
 
-    size_t plen = strlen(path);
-    char *tmp = ob_malloc(plen + 16);
-    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        ob_seterr(err, "%s: cannot create a temporary file: %s", tmp, strerror(errno));
-        free(tmp); free(e);
-        return -1;
-    }
-    mode_t um = umask(0); /* mkstemp makes 0600; give the usual 0666 & ~umask */
-    umask(um);
-    (void)fchmod(fd, 0666 & ~um); /* failure is harmless: the file stays private */
+    FileAtomic fa;
+    if (file_atomic_open(&fa, path, err)) { free(e); return -1; }
     Writer *w = ob_calloc(1, sizeof *w);
-    w->fd = fd;
-    w->hash = FNV_INIT;
+    w->f = &fa;
+    w->hash = FILE_FNV_INIT;
     w->err = err;
-    w->path = path;
     unsigned char h[HDR_SIZE] = {0};
     memcpy(h, STUDENT_MAGIC, 8);
-    put32(h + 8, STUDENT_VERSION);
-    put32(h + 12, HDR_SIZE);
+    file_put_u32le(h + 8, STUDENT_VERSION);
+    file_put_u32le(h + 12, HDR_SIZE);
     int32_t ci[8] = {c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab_size, c->seq_len};
-    for (int i = 0; i < 8; i++) put32(h + 16 + 4 * i, (uint32_t)ci[i]);
-    putf(h + 48, c->rope_theta);
-    putf(h + 52, c->norm_eps);
-    put32(h + 56, c->shared_classifier ? 1 : 0);
-    put32(h + 60, (uint32_t)n);
-    put64(h + 64, HDR_SIZE);
-    put64(h + 72, data_off);
-    put64(h + 80, file_size);
-    put32(h + 88, tok ? (uint32_t)tok->vocab_size : 0);
-    put32(h + 92, tok ? (uint32_t)tok->bos_id : 0);
-    put32(h + 96, tok ? (uint32_t)tok->eos_id : 0);
+    for (int i = 0; i < 8; i++) file_put_u32le(h + 16 + 4 * i, (uint32_t)ci[i]);
+    file_put_f32le(h + 48, c->rope_theta);
+    file_put_f32le(h + 52, c->norm_eps);
+    file_put_u32le(h + 56, c->shared_classifier ? 1 : 0);
+    file_put_u32le(h + 60, (uint32_t)n);
+    file_put_u64le(h + 64, HDR_SIZE);
+    file_put_u64le(h + 72, data_off);
+    file_put_u64le(h + 80, file_size);
+    file_put_u32le(h + 88, tok ? (uint32_t)tok->vocab_size : 0);
+    file_put_u32le(h + 92, tok ? (uint32_t)tok->bos_id : 0);
+    file_put_u32le(h + 96, tok ? (uint32_t)tok->eos_id : 0);
     w_bytes(w, h, HDR_SIZE); /* checksum field still zero */
     for (int i = 0; i < n; i++) {
         unsigned char b[ENT_SIZE] = {0};
         memcpy(b, e[i].name, NAME_LEN);
-        put32(b + 64, e[i].type);
-        put32(b + 68, e[i].flags);
-        put32(b + 72, e[i].ndim);
-        put64(b + 80, e[i].shape[0]);
-        put64(b + 88, e[i].shape[1]);
-        put64(b + 96, e[i].offset);
-        put64(b + 104, e[i].size);
+        file_put_u32le(b + 64, e[i].type);
+        file_put_u32le(b + 68, e[i].flags);
+        file_put_u32le(b + 72, e[i].ndim);
+        file_put_u64le(b + 80, e[i].shape[0]);
+        file_put_u64le(b + 88, e[i].shape[1]);
+        file_put_u64le(b + 96, e[i].offset);
+        file_put_u64le(b + 104, e[i].size);
         w_bytes(w, b, ENT_SIZE);
     }
     int k = 0;
@@ -313,7 +277,7 @@ int student_write(const char *path, const Model *teacher, const Tokenizer *tok,
                 uint64_t word = 0;
                 for (int j = 64 * q; j < in && j < 64 * q + 64; j++)
                     if (!(row[j] < 0)) word |= 1ull << (j & 63);
-                put64(b, word);
+                file_put_u64le(b, word);
                 w_bytes(w, b, 8);
             }
         }
@@ -327,7 +291,7 @@ int student_write(const char *path, const Model *teacher, const Tokenizer *tok,
         w_pad(w, e[k++].offset);
         unsigned char b[4];
         for (int i = 0; i < tok->vocab_size; i++) {
-            put32(b, (uint32_t)tok->vocab_len[i]);
+            file_put_u32le(b, (uint32_t)tok->vocab_len[i]);
             w_bytes(w, b, 4);
             w_bytes(w, tok->vocab[i], (size_t)tok->vocab_len[i]);
         }
@@ -339,22 +303,12 @@ int student_write(const char *path, const Model *teacher, const Tokenizer *tok,
     int rc = w->failed ? -1 : 0;
     if (!rc) {
         unsigned char b[8];
-        put64(b, w->hash);
-        if (pwrite(fd, b, 8, CKSUM_OFF) != 8) { ob_seterr(err, "%s: write failed: %s", path, strerror(errno)); rc = -1; }
+        file_put_u64le(b, w->hash);
+        if (pwrite(fa.fd, b, 8, CKSUM_OFF) != 8) { ob_seterr(err, "%s: write failed: %s", path, strerror(errno)); rc = -1; }
     }
-    if (!rc && fsync(fd) != 0) { ob_seterr(err, "%s: fsync failed: %s", path, strerror(errno)); rc = -1; }
-    if (close(fd) != 0 && !rc) { ob_seterr(err, "%s: close failed: %s", path, strerror(errno)); rc = -1; }
-    if (!rc && rename(tmp, path) != 0) { ob_seterr(err, "%s: rename failed: %s", path, strerror(errno)); rc = -1; }
-    if (rc) unlink(tmp);
-    else {
-        /* make the rename durable */
-        char *dir = ob_strdup(path), *slash = strrchr(dir, '/');
-        if (slash) *(slash == dir ? slash + 1 : slash) = 0;
-        int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY);
-        if (dfd >= 0) { fsync(dfd); close(dfd); }
-        free(dir);
-    }
-    free(w); free(tmp); free(e);
+    if (rc) file_atomic_abort(&fa);
+    else rc = file_atomic_commit(&fa, err);
+    free(w); free(e);
     return rc;
 }
 
@@ -374,7 +328,7 @@ typedef struct {
 
 static void parsed_free(Parsed *p)
 {
-    if (p->data) munmap((void *)p->data, p->size);
+    file_unmap((void *)p->data, p->size);
     free(p->e);
     free(p->lin);
     memset(p, 0, sizeof *p);
@@ -389,26 +343,22 @@ static int cmp_off(const void *a, const void *b)
 static int parse(Parsed *p, const char *path, char *err)
 {
     memset(p, 0, sizeof *p);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) { ob_seterr(err, "%s: %s", path, strerror(errno)); return -1; }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) { ob_seterr(err, "%s: not a regular file", path); close(fd); return -1; }
-    if (st.st_size < HDR_SIZE) {
-        ob_seterr(err, "%s: truncated: %lld bytes, a .onebit header alone is %d", path, (long long)st.st_size, HDR_SIZE);
-        close(fd);
+    void *map;
+    size_t size;
+    if (file_map(path, &map, &size, err)) return -1;
+    if (size < HDR_SIZE) {
+        ob_seterr(err, "%s: truncated: %zu bytes, a .onebit header alone is %d", path, size, HDR_SIZE);
+        file_unmap(map, size);
         return -1;
     }
-    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED) { ob_seterr(err, "%s: mmap failed: %s", path, strerror(errno)); return -1; }
     p->data = map;
-    p->size = (size_t)st.st_size;
+    p->size = size;
     const unsigned char *h = p->data;
     if (memcmp(h, STUDENT_MAGIC, 8) != 0) { ob_seterr(err, "%s: not a .onebit student (bad magic)", path); goto fail; }
-    uint32_t ver = get32(h + 8);
+    uint32_t ver = file_get_u32le(h + 8);
     if (ver != STUDENT_VERSION) { ob_seterr(err, "%s: unsupported .onebit version %u (this program reads %d)", path, ver, STUDENT_VERSION); goto fail; }
-    if (get32(h + 12) != HDR_SIZE) { ob_seterr(err, "%s: bad header size %u", path, get32(h + 12)); goto fail; }
-    uint64_t fsize = get64(h + 80);
+    if (file_get_u32le(h + 12) != HDR_SIZE) { ob_seterr(err, "%s: bad header size %u", path, file_get_u32le(h + 12)); goto fail; }
+    uint64_t fsize = file_get_u64le(h + 80);
     if (fsize != p->size) {
         ob_seterr(err, "%s: %s: header says %llu bytes, the file has %zu", path, fsize > p->size ? "truncated" : "trailing data",
                   (unsigned long long)fsize, p->size);
@@ -416,20 +366,20 @@ static int parse(Parsed *p, const char *path, char *err)
     }
     ModelConfig *c = &p->cfg;
     int32_t ci[8];
-    for (int i = 0; i < 8; i++) ci[i] = (int32_t)get32(h + 16 + 4 * i);
+    for (int i = 0; i < 8; i++) ci[i] = (int32_t)file_get_u32le(h + 16 + 4 * i);
     c->dim = ci[0]; c->hidden_dim = ci[1]; c->n_layers = ci[2]; c->n_heads = ci[3];
     c->n_kv_heads = ci[4]; c->head_dim = ci[5]; c->vocab_size = ci[6]; c->seq_len = ci[7];
-    c->rope_theta = getf(h + 48);
-    c->norm_eps = getf(h + 52);
-    uint32_t shared = get32(h + 56);
+    c->rope_theta = file_get_f32le(h + 48);
+    c->norm_eps = file_get_f32le(h + 52);
+    uint32_t shared = file_get_u32le(h + 56);
     if (shared > 1) { ob_seterr(err, "%s: bad shared_classifier flag %u", path, shared); goto fail; }
     c->shared_classifier = (int)shared;
     char why[OB_ERRLEN];
-    if (model_config_check(c, why)) { ob_seterr(err, "%s: bad model config: %s", path, why); goto fail; }
+    if (llama_config_check(c, why)) { ob_seterr(err, "%s: bad model config: %s", path, why); goto fail; }
     for (int i = 100; i < 104; i++) if (h[i]) { ob_seterr(err, "%s: reserved header bytes are not zero", path); goto fail; }
     for (int i = 112; i < HDR_SIZE; i++) if (h[i]) { ob_seterr(err, "%s: reserved header bytes are not zero", path); goto fail; }
-    uint32_t n = get32(h + 60);
-    uint64_t toff = get64(h + 64), doff = get64(h + 72);
+    uint32_t n = file_get_u32le(h + 60);
+    uint64_t toff = file_get_u64le(h + 64), doff = file_get_u64le(h + 72);
     int nfix = expected_entries(c, NULL);
     if (n < (uint32_t)nfix || n > (uint32_t)nfix + 3) {
         ob_seterr(err, "%s: %u tensors, the config needs %d (+ up to 3 optional)", path, n, nfix);
@@ -439,7 +389,7 @@ static int parse(Parsed *p, const char *path, char *err)
     uint64_t tend = HDR_SIZE + (uint64_t)n * ENT_SIZE;
     if (tend > p->size) { ob_seterr(err, "%s: truncated: the tensor table (%u entries) ends past the end of the file", path, n); goto fail; }
     if (doff != align64(tend)) { ob_seterr(err, "%s: data offset %llu, expected %llu", path, (unsigned long long)doff, (unsigned long long)align64(tend)); goto fail; }
-    int32_t tn = (int32_t)get32(h + 88), bos = (int32_t)get32(h + 92), eos = (int32_t)get32(h + 96);
+    int32_t tn = (int32_t)file_get_u32le(h + 88), bos = (int32_t)file_get_u32le(h + 92), eos = (int32_t)file_get_u32le(h + 96);
     if (tn != 0 && tn != c->vocab_size) { ob_seterr(err, "%s: tokenizer has %d tokens, the model %d", path, tn, c->vocab_size); goto fail; }
     if (tn && (bos < 0 || bos >= tn || eos < 0 || eos >= tn)) { ob_seterr(err, "%s: bad bos/eos ids %d/%d", path, bos, eos); goto fail; }
     p->tok_n = tn; p->bos = bos; p->eos = eos;
@@ -452,10 +402,10 @@ static int parse(Parsed *p, const char *path, char *err)
         memcpy(e->name, b, NAME_LEN);
         for (int j = (int)strlen(e->name); j < NAME_LEN; j++)
             if (b[j]) { ob_seterr(err, "%s: tensor %u (%s): name padding is not zero", path, i, e->name); goto fail; }
-        e->type = get32(b + 64); e->flags = get32(b + 68); e->ndim = get32(b + 72);
-        e->shape[0] = get64(b + 80); e->shape[1] = get64(b + 88);
-        e->offset = get64(b + 96); e->size = get64(b + 104);
-        if (get32(b + 76)) { ob_seterr(err, "%s: tensor %s: reserved field is not zero", path, e->name); goto fail; }
+        e->type = file_get_u32le(b + 64); e->flags = file_get_u32le(b + 68); e->ndim = file_get_u32le(b + 72);
+        e->shape[0] = file_get_u64le(b + 80); e->shape[1] = file_get_u64le(b + 88);
+        e->offset = file_get_u64le(b + 96); e->size = file_get_u64le(b + 104);
+        if (file_get_u32le(b + 76)) { ob_seterr(err, "%s: tensor %s: reserved field is not zero", path, e->name); goto fail; }
         for (int j = 112; j < ENT_SIZE; j++) if (b[j]) { ob_seterr(err, "%s: tensor %s: reserved bytes are not zero", path, e->name); goto fail; }
         if (e->type > T_BLOB) { ob_seterr(err, "%s: tensor %s: unknown type %u", path, e->name, e->type); goto fail; }
         if (e->ndim < 1 || e->ndim > 2 || (e->ndim == 1 && e->shape[1] != 1)) { ob_seterr(err, "%s: tensor %s: bad rank %u", path, e->name, e->ndim); goto fail; }
@@ -531,7 +481,7 @@ static int parse(Parsed *p, const char *path, char *err)
     free(want);
     free(slot);
     if (!ok) goto fail;
-    uint64_t want_ck = get64(h + CKSUM_OFF), got_ck = student_checksum(p->data, p->size);
+    uint64_t want_ck = file_get_u64le(h + CKSUM_OFF), got_ck = student_checksum(p->data, p->size);
     if (want_ck != got_ck) {
         ob_seterr(err, "%s: checksum mismatch (file says %016llx, contents give %016llx): the file is corrupt", path,
                   (unsigned long long)want_ck, (unsigned long long)got_ck);
@@ -566,7 +516,7 @@ static int copy_f32(float *dst, const Parsed *p, const Entry *e, const char *pat
     size_t n = e->size / 4;
     const unsigned char *s = p->data + e->offset;
     for (size_t i = 0; i < n; i++) {
-        dst[i] = getf(s + 4 * i);
+        dst[i] = file_get_f32le(s + 4 * i);
         if (!isfinite(dst[i])) { ob_seterr(err, "%s: tensor %s: element %zu is not finite", path, e->name, i); return -1; }
     }
     return 0;
@@ -594,7 +544,7 @@ static int load_tokenizer(Tokenizer *tok, const Parsed *p, const char *path, cha
     int rc = -1;
     for (int i = 0; i < n; i++) {
         if (len - off < 4) { ob_seterr(err, "%s: tokenizer.pieces truncated at token %d of %d", path, i, n); goto out; }
-        uint32_t l = get32(s + off);
+        uint32_t l = file_get_u32le(s + off);
         off += 4;
         if (l > MAX_PIECE || l > len - off) { ob_seterr(err, "%s: tokenizer piece %d has length %u past the end of tokenizer.pieces", path, i, l); goto out; }
         if (memchr(s + off, 0, l)) { ob_seterr(err, "%s: tokenizer piece %d contains a NUL byte", path, i); goto out; }

@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <time.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,154 +20,9 @@
 
 #include "base/common.h"
 #include "base/job.h"
+#include "base/file.h"
 #include "model/eval.h"
 #include "model/sampler.h"
-
-/* ---- helpers ------------------------------------------------------------- */
-uint64_t data_fnv1a(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
-int data_write_atomic_parts(const char *path, const void *const *bufs, const size_t *lens, int nparts, char *err)
-{
-    size_t pl = strlen(path) + 32;
-    char *tmp = ob_malloc(pl);
-    snprintf(tmp, pl, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        ob_seterr(err, "%s: cannot create: %s", tmp, strerror(errno));
-        free(tmp);
-        return -1;
-    }
-    for (int k = 0; k < nparts; k++) {
-        const char *p = bufs[k];
-        size_t left = lens[k];
-        while (left > 0) {
-            ssize_t w = write(fd, p, left > ((size_t)1 << 30) ? ((size_t)1 << 30) : left);
-            if (w < 0 && errno == EINTR) continue;
-            if (w <= 0) {
-                ob_seterr(err, "%s: write failed: %s", tmp, w < 0 ? strerror(errno) : "no space");
-                close(fd);
-                unlink(tmp);
-                free(tmp);
-                return -1;
-            }
-            p += w;
-            left -= (size_t)w;
-        }
-    }
-    if (fsync(fd) != 0) {
-        ob_seterr(err, "%s: fsync failed: %s", tmp, strerror(errno));
-        close(fd);
-        unlink(tmp);
-        free(tmp);
-        return -1;
-    }
-    if (close(fd) != 0 || rename(tmp, path) != 0) {
-        ob_seterr(err, "%s: cannot rename into place: %s", path, strerror(errno));
-        unlink(tmp);
-        free(tmp);
-        return -1;
-    }
-    free(tmp);
-    /* make the rename durable */
-    char *dir = ob_strdup(path);
-    char *slash = strrchr(dir, '/');
-    if (slash) { if (slash == dir) slash[1] = 0; else *slash = 0; }
-    int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) { fsync(dfd); close(dfd); }
-    free(dir);
-    return 0;
-}
-
-int data_write_atomic(const char *path, const void *buf, size_t n, char *err)
-{
-    return data_write_atomic_parts(path, &buf, &n, 1, err);
-}
-
-/* SHA-256 (FIPS 180-4) */
-typedef struct { uint32_t h[8]; uint64_t len; unsigned char buf[64]; size_t n; } Sha256;
-static const uint32_t sha_k[64] = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
-#define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
-static void sha_block(Sha256 *s, const unsigned char *p)
-{
-    uint32_t w[64], a, b, c, d, e, f, g, h;
-    for (int i = 0; i < 16; i++)
-        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
-    for (int i = 16; i < 64; i++) {
-        uint32_t s0 = ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^ (w[i - 15] >> 3);
-        uint32_t s1 = ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ (w[i - 2] >> 10);
-        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-    }
-    a = s->h[0]; b = s->h[1]; c = s->h[2]; d = s->h[3];
-    e = s->h[4]; f = s->h[5]; g = s->h[6]; h = s->h[7];
-    for (int i = 0; i < 64; i++) {
-        uint32_t t1 = h + (ROR(e, 6) ^ ROR(e, 11) ^ ROR(e, 25)) + ((e & f) ^ (~e & g)) + sha_k[i] + w[i];
-        uint32_t t2 = (ROR(a, 2) ^ ROR(a, 13) ^ ROR(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
-        h = g; g = f; f = e; e = d + t1; d = c; c = b; b = a; a = t1 + t2;
-    }
-    s->h[0] += a; s->h[1] += b; s->h[2] += c; s->h[3] += d;
-    s->h[4] += e; s->h[5] += f; s->h[6] += g; s->h[7] += h;
-}
-static void sha_init(Sha256 *s)
-{
-    static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-    memcpy(s->h, iv, sizeof iv);
-    s->len = 0;
-    s->n = 0;
-}
-static void sha_update(Sha256 *s, const unsigned char *p, size_t n)
-{
-    s->len += n;
-    while (n > 0) {
-        size_t k = 64 - s->n < n ? 64 - s->n : n;
-        memcpy(s->buf + s->n, p, k);
-        s->n += k; p += k; n -= k;
-        if (s->n == 64) { sha_block(s, s->buf); s->n = 0; }
-    }
-}
-static void sha_final(Sha256 *s, char hex[65])
-{
-    uint64_t bits = s->len * 8;
-    unsigned char pad = 0x80, zero = 0, lenb[8];
-    sha_update(s, &pad, 1);
-    while (s->n != 56) sha_update(s, &zero, 1);
-    for (int i = 0; i < 8; i++) lenb[i] = (unsigned char)(bits >> (56 - 8 * i));
-    sha_update(s, lenb, 8);
-    for (int i = 0; i < 8; i++) snprintf(hex + 8 * i, 9, "%08x", s->h[i]);
-}
-
-int data_sha256_file(const char *path, char hex[65], char *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) { ob_seterr(err, "%s: %s", path, strerror(errno)); return -1; }
-    Sha256 s;
-    sha_init(&s);
-    unsigned char *buf = ob_malloc(1 << 20);
-    size_t n;
-    while ((n = fread(buf, 1, 1 << 20, f)) > 0) sha_update(&s, buf, n);
-    int bad = ferror(f);
-    fclose(f);
-    free(buf);
-    if (bad) { ob_seterr(err, "%s: read error", path); return -1; }
-    sha_final(&s, hex);
-    return 0;
-}
 
 /* ---- the data set ---------------------------------------------------------- */
 void data_cursor_init(DataCursor *c, uint64_t seed)
@@ -271,21 +127,36 @@ int data_from_text(DataSet *d, const Tokenizer *t, const char *text, const char 
         int *lens = ob_malloc((size_t)(nd ? nd : 1) * sizeof(int));
         int *all = NULL;
         int64_t total = 0, cap = 0;
+        int bad = 0;
         for (int i = 0; i < nd; i++) {
-            int *tok, n;
-            tok_encode(t, docs[i], 1, 0, &tok, &n);
-            if (total + n > cap) {
-                cap = (total + n) * 2;
-                all = realloc(all, (size_t)cap * sizeof(int));
-                if (!all) abort();
+            int *tok = NULL;
+            size_t n = 0;
+            if (!bad && tok_encode(t, docs[i], 1, 0, &tok, &n)) {
+                ob_seterr(err, "cannot encode the text: the tokenizer is empty");
+                bad = 1;
+            } else if (!bad && n > (size_t)INT_MAX) {
+                ob_seterr(err, "document %d gives %zu tokens, more than %d", i + 1, n, INT_MAX);
+                bad = 1;
             }
-            memcpy(all + total, tok, (size_t)n * sizeof(int));
-            total += n;
-            lens[i] = n;
+            if (!bad) {
+                if (total + (int64_t)n > cap) {
+                    cap = (total + (int64_t)n) * 2;
+                    all = realloc(all, (size_t)cap * sizeof(int));
+                    if (!all) abort();
+                }
+                memcpy(all + total, tok, n * sizeof(int));
+                total += (int64_t)n;
+                lens[i] = (int)n;
+            }
             free(tok);
             free(docs[i]);
         }
         free(docs);
+        if (bad) {
+            free(lens);
+            free(all);
+            return -1;
+        }
         int rc;
         if (nd < 2) {
             ob_seterr(err, "the text has %d document%s separated by '%s': need at least 2, one to train and one held out",
@@ -297,16 +168,18 @@ int data_from_text(DataSet *d, const Tokenizer *t, const char *text, const char 
         free(all);
         return rc;
     }
-    int *tok, n;
-    tok_encode(t, text, 1, 0, &tok, &n);
+    int *tok;
+    size_t nt;
+    if (tok_encode(t, text, 1, 0, &tok, &nt)) { ob_seterr(err, "cannot encode the text: the tokenizer is empty"); return -1; }
+    int64_t n = (int64_t)nt;
     if (check_vocab(tok, n, vocab, err)) { free(tok); return -1; }
-    if (n < 2 * seq_len) {
-        ob_seterr(err, "the text gives %d tokens, fewer than two windows of %d (one to train, one held out): "
-                  "use more text or a smaller --seq-len", n, seq_len);
+    if (n < 2 * (int64_t)seq_len) {
+        ob_seterr(err, "the text gives %lld tokens, fewer than two windows of %d (one to train, one held out): "
+                  "use more text or a smaller --seq-len", (long long)n, seq_len);
         free(tok);
         return -1;
     }
-    int held = (int)((int64_t)n * DATA_HELDOUT_PCT / 100);
+    int64_t held = n * DATA_HELDOUT_PCT / 100;
     if (held < seq_len) held = seq_len;
     d->n_seq = 2;
     d->off = ob_malloc(3 * sizeof(int64_t));
@@ -536,10 +409,6 @@ char *data_cache_path(const char *dir, const char *teacher_sha, uint64_t seed, i
 #define CACHE_MAGIC "OBTOKC1\n"
 #define CACHE_HDR (8 + 4 * 4 + 8 + 64)
 
-static void put32(unsigned char *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i)); }
-static void put64(unsigned char *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i)); }
-static uint32_t get32(const unsigned char *p) { uint32_t v = 0; for (int i = 3; i >= 0; i--) v = v << 8 | p[i]; return v; }
-static uint64_t get64(const unsigned char *p) { uint64_t v = 0; for (int i = 7; i >= 0; i--) v = v << 8 | p[i]; return v; }
 
 int data_cache_write(const char *path, const char *teacher_sha, uint64_t seed, int seq_len, int vocab,
                      int n, const int *lens, const int *tokens, char *err)
@@ -549,17 +418,17 @@ int data_cache_write(const char *path, const char *teacher_sha, uint64_t seed, i
     size_t size = CACHE_HDR + (size_t)n * 4 + (size_t)total * 4 + 8;
     unsigned char *b = ob_malloc(size), *p = b;
     memcpy(p, CACHE_MAGIC, 8); p += 8;
-    put32(p, 1); p += 4;
-    put32(p, (uint32_t)n); p += 4;
-    put32(p, (uint32_t)seq_len); p += 4;
-    put32(p, (uint32_t)vocab); p += 4;
-    put64(p, seed); p += 8;
+    file_put_u32le(p, 1); p += 4;
+    file_put_u32le(p, (uint32_t)n); p += 4;
+    file_put_u32le(p, (uint32_t)seq_len); p += 4;
+    file_put_u32le(p, (uint32_t)vocab); p += 4;
+    file_put_u64le(p, seed); p += 8;
     memset(p, 0, 64);
     memcpy(p, teacher_sha, strnlen(teacher_sha, 64)); p += 64;
-    for (int i = 0; i < n; i++, p += 4) put32(p, (uint32_t)lens[i]);
-    for (int64_t i = 0; i < total; i++, p += 4) put32(p, (uint32_t)tokens[i]);
-    put64(p, data_fnv1a(DATA_FNV_INIT, b, (size_t)(p - b)));
-    int rc = data_write_atomic(path, b, size, err);
+    for (int i = 0; i < n; i++, p += 4) file_put_u32le(p, (uint32_t)lens[i]);
+    for (int64_t i = 0; i < total; i++, p += 4) file_put_u32le(p, (uint32_t)tokens[i]);
+    file_put_u64le(p, file_fnv1a(FILE_FNV_INIT, b, (size_t)(p - b)));
+    int rc = file_write_atomic(path, b, size, err);
     free(b);
     return rc;
 }
@@ -577,12 +446,12 @@ int data_cache_read(const char *path, const char *teacher_sha, uint64_t seed, in
         ob_seterr(err, "%s: not a onebit-tui token cache (bad magic or too short)", path);
         goto out;
     }
-    if (get64(b + size - 8) != data_fnv1a(DATA_FNV_INIT, b, size - 8)) {
+    if (file_get_u64le(b + size - 8) != file_fnv1a(FILE_FNV_INIT, b, size - 8)) {
         ob_seterr(err, "%s: checksum mismatch: the token cache is corrupt (delete it to regenerate)", path);
         goto out;
     }
-    uint32_t ver = get32(b + 8), cn = get32(b + 12), cl = get32(b + 16), cv = get32(b + 20);
-    uint64_t cs = get64(b + 24);
+    uint32_t ver = file_get_u32le(b + 8), cn = file_get_u32le(b + 12), cl = file_get_u32le(b + 16), cv = file_get_u32le(b + 20);
+    uint64_t cs = file_get_u64le(b + 24);
     char sha[65];
     memcpy(sha, b + 32, 64);
     sha[64] = 0;
@@ -596,7 +465,7 @@ int data_cache_read(const char *path, const char *teacher_sha, uint64_t seed, in
     lens = ob_malloc((size_t)(cn ? cn : 1) * sizeof(int));
     uint64_t total = 0;
     for (uint32_t i = 0; i < cn; i++) {
-        uint32_t l = get32(b + CACHE_HDR + 4 * (size_t)i);
+        uint32_t l = file_get_u32le(b + CACHE_HDR + 4 * (size_t)i);
         if (l < 1 || l > cl) { ob_seterr(err, "%s: sequence %u has length %u (max %u)", path, i, l, cl); goto out; }
         lens[i] = (int)l;
         total += l;
@@ -608,7 +477,7 @@ int data_cache_read(const char *path, const char *teacher_sha, uint64_t seed, in
     tok = ob_malloc((size_t)(total ? total : 1) * sizeof(int));
     const unsigned char *p = b + CACHE_HDR + 4 * (size_t)cn;
     for (uint64_t i = 0; i < total; i++) {
-        uint32_t v = get32(p + 4 * i);
+        uint32_t v = file_get_u32le(p + 4 * i);
         if (v >= cv) { ob_seterr(err, "%s: token %u outside the vocabulary %u", path, v, cv); goto out; }
         tok[i] = (int)v;
     }

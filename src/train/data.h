@@ -15,7 +15,7 @@
  *   char teacher_sha256[64] (hex),
  *   u32 lengths[count], i32 tokens[sum lengths],
  *   u64 FNV-1a 64 checksum of every byte before it.
- * Written to PATH.tmp.<pid>, fsync'd and renamed over PATH. */
+ * Written atomically (file_write_atomic: a temporary file, fsync, rename). */
 #ifndef OB_DATA_H
 #define OB_DATA_H
 
@@ -97,15 +97,5 @@ int data_cache_read(const char *path, const char *teacher_sha, uint64_t seed, in
 int data_self_generated(DataSet *d, const Model *m, const Tokenizer *t, const char *teacher_sha,
                         const char *cache_dir, int n, int seq_len, uint64_t seed, int threads, int *reused,
                         DataProgressFn fn, void *ud, char *err);
-
-/* ---- small helpers shared with the trainer's checkpoints ------------------- */
-uint64_t data_fnv1a(uint64_t h, const void *p, size_t n);   /* start with DATA_FNV_INIT */
-#define DATA_FNV_INIT 0xcbf29ce484222325ull
-/* SHA-256 of a file as 64 hex chars + NUL */
-int data_sha256_file(const char *path, char hex[65], char *err);
-/* write buf to path atomically: path.tmp.<pid>, fsync, rename, fsync dir */
-int data_write_atomic(const char *path, const void *buf, size_t n, char *err);
-/* the same for nparts buffers written back to back */
-int data_write_atomic_parts(const char *path, const void *const *bufs, const size_t *lens, int nparts, char *err);
 
 #endif

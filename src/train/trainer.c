@@ -21,6 +21,7 @@
 
 #include "base/common.h"
 #include "base/job.h"
+#include "base/file.h"
 #include "model/eval.h"
 #include "train/qat.h"
 #include "onebit/student.h"
@@ -244,24 +245,24 @@ static void rget(Rd *r, void *dst, size_t n)
     memcpy(dst, r->p + r->at, n);
     r->at += n;
 }
-static uint32_t ru32(Rd *r) { unsigned char x[4]; rget(r, x, 4); uint32_t v = 0; for (int i = 3; i >= 0; i--) v = v << 8 | x[i]; return v; }
-static uint64_t ru64(Rd *r) { unsigned char x[8]; rget(r, x, 8); uint64_t v = 0; for (int i = 7; i >= 0; i--) v = v << 8 | x[i]; return v; }
+static uint32_t ru32(Rd *r) { unsigned char x[4]; rget(r, x, 4); return file_get_u32le(x); }
+static uint64_t ru64(Rd *r) { unsigned char x[8]; rget(r, x, 8); return file_get_u64le(x); }
 static double rf64(Rd *r) { uint64_t v = ru64(r); double d; memcpy(&d, &v, 8); return d; }
 
 /* FNV-1a of n integers of `size` bytes as they are little-endian, so that
  * the fingerprint (and a checkpoint) is the same on every host */
 static uint64_t fnv_le(uint64_t h, const void *v, size_t size, size_t n)
 {
-    if (OB_HOST_LITTLE_ENDIAN) return data_fnv1a(h, v, size * n);
+    if (FILE_HOST_LITTLE_ENDIAN) return file_fnv1a(h, v, size * n);
     const unsigned char *p = v;
     for (size_t i = 0; i < n; i++, p += size)
-        for (size_t k = size; k-- > 0;) h = data_fnv1a(h, p + k, 1);
+        for (size_t k = size; k-- > 0;) h = file_fnv1a(h, p + k, 1);
     return h;
 }
 
 static uint64_t data_fingerprint(const DataSet *d)
 {
-    uint64_t h = DATA_FNV_INIT;
+    uint64_t h = FILE_FNV_INIT;
     int32_t hdr[4] = {d->n_seq, d->n_train, d->stream, d->seq_len};
     h = fnv_le(h, hdr, sizeof hdr[0], 4);
     h = fnv_le(h, d->off, sizeof d->off[0], (size_t)d->n_seq + 1);
@@ -301,19 +302,19 @@ static int write_ckpt(Trainer *t, char *err)
     const void *parts[5] = {b.p, qat_params(t->q), t->m, t->v, NULL};
     size_t lens[5] = {b.n, np * sizeof(float), np * sizeof(float), np * sizeof(float), 8};
     unsigned char *le = NULL;
-    if (!OB_HOST_LITTLE_ENDIAN) {
+    if (!FILE_HOST_LITTLE_ENDIAN) {
         le = ob_malloc(3 * lens[1]);
         for (int i = 0; i < 3; i++) {
-            ob_f32_to_le(le + (size_t)i * lens[1], parts[1 + i], np);
+            file_f32_to_le(le + (size_t)i * lens[1], parts[1 + i], np);
             parts[1 + i] = le + (size_t)i * lens[1];
         }
     }
-    uint64_t h = DATA_FNV_INIT;
-    for (int i = 0; i < 4; i++) h = data_fnv1a(h, parts[i], lens[i]);
+    uint64_t h = FILE_FNV_INIT;
+    for (int i = 0; i < 4; i++) h = file_fnv1a(h, parts[i], lens[i]);
     unsigned char ck[8];
     for (int i = 0; i < 8; i++) ck[i] = (unsigned char)(h >> 8 * i);
     parts[4] = ck;
-    int rc = data_write_atomic_parts(t->ckpt_path, parts, lens, 5, err);
+    int rc = file_write_atomic_parts(t->ckpt_path, parts, lens, 5, err);
     free(le);
     free(b.p);
     if (rc == 0) {
@@ -327,23 +328,15 @@ static int write_ckpt(Trainer *t, char *err)
 static int load_ckpt(Trainer *t, const char *path, char *err)
 {
     /* mapped, not read: a big model's state is not copied twice */
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) { ob_seterr(err, "%s: %s", path, strerror(errno)); return -1; }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        ob_seterr(err, "%s: not a regular file", path);
-        close(fd);
-        return -1;
-    }
-    size_t size = (size_t)st.st_size;
+    void *map;
+    size_t size;
+    if (file_map(path, &map, &size, err)) return -1;
     if (size < 16) {
         ob_seterr(err, "%s: not a onebit-tui checkpoint (%zu bytes)", path, size);
-        close(fd);
+        file_unmap(map, size);
         return -1;
     }
-    char *raw = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (raw == MAP_FAILED) { ob_seterr(err, "%s: mmap failed: %s", path, strerror(errno)); return -1; }
+    char *raw = map;
     Rd r = {(const unsigned char *)raw, size, 0, 0};
     int rc = -1;
     const ModelConfig *c = &t->teacher->cfg;
@@ -351,7 +344,7 @@ static int load_ckpt(Trainer *t, const char *path, char *err)
     char magic[8], sha[65];
     rget(&r, magic, 8);
     if (r.bad || memcmp(magic, CKPT_MAGIC, 8) != 0) { ob_seterr(err, "%s: not a onebit-tui checkpoint (bad magic)", path); goto out; }
-    if (size < 16 || ru64(&(Rd){(const unsigned char *)raw + size - 8, 8, 0, 0}) != data_fnv1a(DATA_FNV_INIT, raw, size - 8)) {
+    if (size < 16 || ru64(&(Rd){(const unsigned char *)raw + size - 8, 8, 0, 0}) != file_fnv1a(FILE_FNV_INIT, raw, size - 8)) {
         ob_seterr(err, "%s: checksum mismatch: the checkpoint is truncated or corrupt", path);
         goto out;
     }
@@ -407,10 +400,10 @@ static int load_ckpt(Trainer *t, const char *path, char *err)
     rget(&r, p, np * sizeof(float));
     rget(&r, t->m, np * sizeof(float));
     rget(&r, t->v, np * sizeof(float));
-    if (!OB_HOST_LITTLE_ENDIAN) {
-        ob_f32_from_le(p, p, np);
-        ob_f32_from_le(t->m, t->m, np);
-        ob_f32_from_le(t->v, t->v, np);
+    if (!FILE_HOST_LITTLE_ENDIAN) {
+        file_f32_from_le(p, p, np);
+        file_f32_from_le(t->m, t->m, np);
+        file_f32_from_le(t->v, t->v, np);
     }
     for (size_t i = 0; i < np; i++)
         if (!isfinite(p[i]) || !isfinite(t->m[i]) || !(t->v[i] >= 0) || !isfinite(t->v[i])) {
@@ -424,7 +417,7 @@ static int load_ckpt(Trainer *t, const char *path, char *err)
     t->elapsed = elapsed;
     rc = 0;
 out:
-    munmap(raw, size);
+    file_unmap(raw, size);
     return rc;
 }
 

@@ -17,7 +17,7 @@
  * "ptq-xnor", "ptq-svid" at step 0, then "student" — or "student-partial"
  * when max_eval_windows caps a periodic eval).
  *
- * Checkpoint file (little-endian; written to PATH.tmp.<pid>, fsync'd,
+ * Checkpoint file (little-endian; written to PATH.tmp.XXXXXX, fsync'd,
  * renamed over PATH):
  *   "OBCKPT1\n" (8), u32 version (1), char teacher_sha256[64],
  *   u64 data fingerprint (FNV-1a of the data set's tokens and split),

@@ -11,20 +11,23 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    LlamaFile f;
     Model m;
     Tokenizer t;
     int tl = 0;
     char err[OB_ERRLEN];
-    if (gguf_load_buffer(&m, &t, &tl, data, size, err) == 0) {
+    if (gguf_read(&f, &t, &tl, data, size, err) == 0) {
         if (tl) {
-            int *ids, n;
+            int *ids;
+            size_t n;
             tok_encode(&t, "Once upon a time, 12 caf\xc3\xa9s <s>", 1, 1, &ids, &n);
             int prev = t.bos_id;
-            for (int i = 0; i < n; i++) { (void)tok_decode(&t, prev, ids[i]); prev = ids[i]; }
+            for (size_t i = 0; i < n; i++) { (void)tok_decode(&t, prev, ids[i]); prev = ids[i]; }
             free(ids);
             tok_free(&t);
         }
-        model_free(&m);
+        if (model_from_llama(&m, &f, "fuzz", err) == 0) model_free(&m);
+        llama_file_free(&f);
     }
     return 0;
 }

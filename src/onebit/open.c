@@ -1,0 +1,114 @@
+/* open.c -- default paths and model opening for the CLI and the workbench
+ * (see open.h). */
+#include "onebit/open.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/common.h"
+#include "base/file.h"
+#include "format/loader.h"
+#include "onebit/student.h"
+
+#ifndef OB_DATADIR
+#define OB_DATADIR "/usr/local/share/onebit-tui"
+#endif
+
+static int exists(const char *p) { return access(p, R_OK) == 0; }
+
+static char *exe_dir(void)
+{
+    char buf[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n <= 0) return NULL;
+    buf[n] = 0;
+    char *slash = strrchr(buf, '/');
+    if (!slash) return NULL;
+    *slash = 0;
+    return ob_strdup(buf);
+}
+
+char *open_resolve_teacher(const char *explicit_path, char *err)
+{
+    if (explicit_path) return ob_strdup(explicit_path);
+    const char *env = getenv("ONEBIT_TEACHER");
+    if (env && *env) return ob_strdup(env);
+    char *dir = exe_dir();
+    if (dir) {
+        char *p = file_join(dir, "models/stories260K.bin");
+        free(dir);
+        if (exists(p)) return p;
+        free(p);
+    }
+    char *p = file_join(OB_DATADIR, "models/stories260K.bin");
+    if (exists(p)) return p;
+    free(p);
+    ob_seterr(err, "no teacher given and no default teacher found (run 'make models', or pass --teacher, or set ONEBIT_TEACHER)");
+    return NULL;
+}
+
+char *open_resolve_tokenizer(const char *explicit_path, const char *teacher, int vocab, char *err)
+{
+    if (explicit_path) return ob_strdup(explicit_path);
+    const char *env = getenv("ONEBIT_TOKENIZER");
+    if (env && *env) return ob_strdup(env);
+    char name[64];
+    if (vocab == 32000) snprintf(name, sizeof name, "tokenizer.bin");
+    else snprintf(name, sizeof name, "tok%d.bin", vocab);
+    struct stat st;
+    if (stat(teacher, &st) == 0 && S_ISDIR(st.st_mode)) { /* a directory: inside it first */
+        char *in = file_join(teacher, name);
+        if (exists(in)) return in;
+        free(in);
+    }
+    char *dir = ob_strdup(teacher);
+    char *slash = strrchr(dir, '/');
+    while (slash && slash[1] == 0 && slash > dir) { *slash = 0; slash = strrchr(dir, '/'); } /* "dir/" */
+    if (slash) *slash = 0;
+    else { free(dir); dir = ob_strdup("."); }
+    char *p = file_join(dir, name);
+    free(dir);
+    if (exists(p)) return p;
+    ob_seterr(err, "no tokenizer given and %s does not exist (pass --tokenizer or set ONEBIT_TOKENIZER)", p);
+    free(p);
+    return NULL;
+}
+
+int open_teacher(const char *teacher, const char *tokenizer, Model *m, Tokenizer *t, int *embedded, char *err)
+{
+    int dummy;
+    if (!embedded) embedded = &dummy;
+    *embedded = 0;
+    char *tp = open_resolve_teacher(teacher, err);
+    if (!tp) return -1;
+    /* an embedded tokenizer (GGUF, tokenizer.json) is used unless one is
+     * named explicitly (--tokenizer or $ONEBIT_TOKENIZER) */
+    const char *env = getenv("ONEBIT_TOKENIZER");
+    int want_embedded = !tokenizer && !(env && *env);
+    if (model_load_ex(m, want_embedded ? t : NULL, embedded, tp, err)) { free(tp); return -1; }
+    if (*embedded) { free(tp); return 0; }
+    char *kp = open_resolve_tokenizer(tokenizer, tp, m->cfg.vocab_size, err);
+    free(tp);
+    if (!kp || loader_load_tokenizer(t, kp, m->cfg.vocab_size, err)) {
+        free(kp);
+        model_free(m);
+        return -1;
+    }
+    free(kp);
+    return 0;
+}
+
+int open_model(const char *teacher, const char *student, const char *tokenizer, Model *m, Tokenizer *t, char *err)
+{
+    if (!student) return open_teacher(teacher, tokenizer, m, t, NULL, err);
+    if (student_load(m, tokenizer ? NULL : t, student, err)) return -1;
+    if (tokenizer && loader_load_tokenizer(t, tokenizer, m->cfg.vocab_size, err)) {
+        model_free(m);
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,32 @@
+/* open.h -- opening a model the way the CLI and the workbench both do: the
+ * default teacher and tokenizer paths, a teacher of any format (through the
+ * loader registry) with its embedded or a named tokenizer, or a 1-bit
+ * student (.onebit). Errors go to err; the callers print them. */
+#ifndef OB_OPEN_H
+#define OB_OPEN_H
+
+#include "format/tokenizer.h"
+#include "model/model.h"
+
+/* The teacher path: explicit, else $ONEBIT_TEACHER, else models/stories260K.bin
+ * beside the executable (build tree), else the installed data directory.
+ * Returns a malloc'd path or NULL with err set. */
+char *open_resolve_teacher(const char *explicit_path, char *err);
+/* The tokenizer: explicit, else $ONEBIT_TOKENIZER, else beside the teacher
+ * (tokenizer.bin for a 32000 vocabulary, tok<V>.bin otherwise; for a
+ * directory, inside it first). Returns a malloc'd path or NULL with err. */
+char *open_resolve_tokenizer(const char *explicit_path, const char *teacher, int vocab, char *err);
+
+/* load the teacher and its tokenizer: an embedded one (GGUF
+ * tokenizer.ggml.*, a directory's tokenizer.json) unless one is named
+ * (tokenizer or $ONEBIT_TOKENIZER), else as open_resolve_tokenizer finds
+ * it; a tokenizer file is a tokenizer.json or a llama2.c tokenizer.bin, by
+ * content. *embedded (may be NULL) says whether the teacher's own was used. */
+int open_teacher(const char *teacher, const char *tokenizer, Model *m, Tokenizer *t, int *embedded, char *err);
+
+/* a student (.onebit) when student is not NULL -- its tokenizer from the
+ * file unless tokenizer names one (any kind open_teacher takes) -- else the
+ * teacher as open_teacher */
+int open_model(const char *teacher, const char *student, const char *tokenizer, Model *m, Tokenizer *t, char *err);
+
+#endif
