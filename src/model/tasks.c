@@ -1,0 +1,441 @@
+/* tasks.c -- zero-shot multiple-choice tasks: JSONL reading and
+ * lm-eval-harness loglikelihood scoring over a KV cache (see tasks.h). */
+#include "model/tasks.h"
+
+#include <cJSON.h>
+#include <cblas.h>
+#include <ctype.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/common.h"
+
+const char *const task_names[] = {"arc_easy", "arc_challenge", "piqa", "boolq", "tinystories_mc", "winogrande", NULL};
+static const TaskFormat task_formats[] = {TASK_MC, TASK_MC, TASK_MC, TASK_MC, TASK_MC, TASK_SCHEMA};
+
+int task_format_of(const char *name)
+{
+    for (int i = 0; task_names[i]; i++)
+        if (strcmp(name, task_names[i]) == 0) return (int)task_formats[i];
+    return -1;
+}
+
+const char *task_names_list(void)
+{
+    return "arc_easy, arc_challenge, piqa, boolq, tinystories_mc (multiple choice), winogrande (schema)";
+}
+
+int task_utf8_len(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        if (((unsigned char)*s & 0xC0) != 0x80) n++;
+    return n;
+}
+
+double task_stderr(double p, int n)
+{
+    if (n < 2) return NAN;
+    return sqrt(p * (1.0 - p) / (n - 1));
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+static char *cat(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    char *s = ob_malloc(la + lb + 1);
+    memcpy(s, a, la);
+    memcpy(s + la, b, lb + 1);
+    return s;
+}
+
+static void item_free(TaskItem *it)
+{
+    for (int c = 0; c < it->n_choices; c++) {
+        if (it->ctx) free(it->ctx[c]);
+        if (it->cont) free(it->cont[c]);
+    }
+    free(it->ctx);
+    free(it->cont);
+    free(it->norm_len);
+    memset(it, 0, sizeof *it);
+}
+
+void task_free(Task *t)
+{
+    for (int i = 0; i < t->n_items; i++) item_free(&t->items[i]);
+    free(t->items);
+    memset(t, 0, sizeof *t);
+}
+
+static const char *fmt_hint(TaskFormat f)
+{
+    return f == TASK_MC ? " (multiple choice: {\"query\",\"choices\",\"gold\"}; winogrande files need --task winogrande)"
+                        : " (schema: {\"context_options\",\"continuation\",\"gold\"})";
+}
+
+/* one JSON object into it; 0, or -1 with err (without the location) */
+static int item_from_json(const cJSON *o, TaskFormat f, TaskItem *it, char *err)
+{
+    memset(it, 0, sizeof *it);
+    if (!cJSON_IsObject(o)) { ob_seterr(err, "not a JSON object%s", fmt_hint(f)); return -1; }
+    const char *list_key = f == TASK_MC ? "choices" : "context_options";
+    const cJSON *query = NULL, *cont = NULL;
+    if (f == TASK_MC) {
+        query = cJSON_GetObjectItemCaseSensitive(o, "query");
+        if (!cJSON_IsString(query)) {
+            ob_seterr(err, "\"query\" is %s%s", query ? "not a string" : "missing", fmt_hint(f));
+            return -1;
+        }
+    } else {
+        cont = cJSON_GetObjectItemCaseSensitive(o, "continuation");
+        if (!cJSON_IsString(cont)) {
+            ob_seterr(err, "\"continuation\" is %s%s", cont ? "not a string" : "missing", fmt_hint(f));
+            return -1;
+        }
+        if (!*cont->valuestring) { ob_seterr(err, "\"continuation\" is empty"); return -1; }
+    }
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(o, list_key);
+    if (!cJSON_IsArray(list)) {
+        ob_seterr(err, "\"%s\" is %s%s", list_key, list ? "not an array" : "missing", fmt_hint(f));
+        return -1;
+    }
+    int n = cJSON_GetArraySize(list);
+    if (n < 2) { ob_seterr(err, "\"%s\" has %d entries; an item needs at least 2", list_key, n); return -1; }
+    const cJSON *gold = cJSON_GetObjectItemCaseSensitive(o, "gold");
+    if (!cJSON_IsNumber(gold)) { ob_seterr(err, "\"gold\" is %s", gold ? "not a number" : "missing"); return -1; }
+    double g = gold->valuedouble;
+    if (g != floor(g) || g < 0 || g >= n) {
+        ob_seterr(err, "\"gold\" is %g; it must be the index of one of the %d %s (0..%d)", g, n, list_key, n - 1);
+        return -1;
+    }
+    int c = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, list) {
+        if (!cJSON_IsString(e)) { ob_seterr(err, "\"%s\"[%d] is not a string", list_key, c); return -1; }
+        if (!*e->valuestring) { ob_seterr(err, "\"%s\"[%d] is empty", list_key, c); return -1; }
+        c++;
+    }
+    it->n_choices = n;
+    it->gold = (int)g;
+    it->ctx = ob_calloc((size_t)n, sizeof(char *));
+    it->cont = ob_calloc((size_t)n, sizeof(char *));
+    it->norm_len = ob_calloc((size_t)n, sizeof(int));
+    c = 0;
+    cJSON_ArrayForEach(e, list) {
+        if (f == TASK_MC) {
+            it->ctx[c] = ob_strdup(query->valuestring);
+            it->cont[c] = cat(" ", e->valuestring);
+            it->norm_len[c] = task_utf8_len(e->valuestring);
+        } else {
+            it->ctx[c] = ob_strdup(e->valuestring);
+            it->cont[c] = cat(" ", cont->valuestring);
+            it->norm_len[c] = task_utf8_len(cont->valuestring);
+        }
+        c++;
+    }
+    return 0;
+}
+
+int task_parse(Task *t, const char *name, const char *text, const char *what, int limit, char *err)
+{
+    memset(t, 0, sizeof *t);
+    int f = task_format_of(name);
+    if (f < 0) { ob_seterr(err, "unknown task '%s' (known: %s)", name, task_names_list()); return -1; }
+    for (int i = 0; task_names[i]; i++)
+        if (strcmp(name, task_names[i]) == 0) t->name = task_names[i];
+    t->format = (TaskFormat)f;
+    int cap = 0, line = 0;
+    const char *p = text;
+    while (*p && (limit <= 0 || t->n_items < limit)) {
+        const char *e = strchr(p, '\n');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        line++;
+        size_t k = 0;
+        while (k < len && isspace((unsigned char)p[k])) k++;
+        if (k < len) {
+            cJSON *o = cJSON_ParseWithLength(p, len);
+            char msg[OB_ERRLEN];
+            TaskItem it = {0};
+            int rc = -1;
+            if (!o) ob_seterr(msg, "not valid JSON");
+            else rc = item_from_json(o, t->format, &it, msg);
+            cJSON_Delete(o);
+            if (rc) {
+                ob_seterr(err, "%s:%d: %s", what, line, msg);
+                item_free(&it);
+                task_free(t);
+                return -1;
+            }
+            if (t->n_items == cap) {
+                cap = cap ? 2 * cap : 256;
+                t->items = realloc(t->items, (size_t)cap * sizeof *t->items);
+                if (!t->items) abort();
+            }
+            it.line = line;
+            t->items[t->n_items++] = it;
+        }
+        if (!e) break;
+        p = e + 1;
+    }
+    if (t->n_items == 0) {
+        ob_seterr(err, "%s: no items (one JSON object per line expected%s)", what, fmt_hint(t->format));
+        task_free(t);
+        return -1;
+    }
+    return 0;
+}
+
+int task_load(Task *t, const char *name, const char *path, int limit, char *err)
+{
+    memset(t, 0, sizeof *t);
+    if (task_format_of(name) < 0) { ob_seterr(err, "unknown task '%s' (known: %s)", name, task_names_list()); return -1; }
+    char *text;
+    size_t len;
+    if (ob_read_file(path, &text, &len, err)) return -1;
+    if (strlen(text) != len) {
+        free(text);
+        ob_seterr(err, "%s: contains a NUL byte; not a JSONL text file", path);
+        return -1;
+    }
+    int rc = task_parse(t, name, text, path, limit, err);
+    free(text);
+    return rc;
+}
+
+/* ---- tokenization ------------------------------------------------------- */
+
+void task_encode_pair(const Tokenizer *tok, const char *ctx, const char *cont, int **ctx_tok, int *n_ctx,
+                      int **cont_tok, int *n_cont)
+{
+    size_t L = strlen(ctx), k = L;
+    while (k > 0 && isspace((unsigned char)ctx[k - 1])) k--;
+    char *c = ob_malloc(k + 1);
+    memcpy(c, ctx, k);
+    c[k] = 0;
+    char *whole = cat(ctx, cont); /* = context without its end whitespace + (that whitespace + cont) */
+    int *wt, nw;
+    tok_encode(tok, c, 1, 0, ctx_tok, n_ctx);
+    tok_encode(tok, whole, 1, 0, &wt, &nw);
+    int n = nw > *n_ctx ? nw - *n_ctx : 0;
+    *cont_tok = ob_malloc((size_t)(n ? n : 1) * sizeof(int));
+    memcpy(*cont_tok, wt + (nw - n), (size_t)n * sizeof(int));
+    *n_cont = n;
+    free(wt);
+    free(whole);
+    free(c);
+}
+
+/* ---- scoring ------------------------------------------------------------ */
+
+static double row_logprob(const float *row, int V, int tok)
+{
+    float max = row[0];
+    for (int i = 1; i < V; i++) if (row[i] > max) max = row[i];
+    double s = 0;
+    for (int i = 0; i < V; i++) s += exp((double)row[i] - max);
+    return (double)row[tok] - max - log(s);
+}
+
+typedef struct {
+    ModelActs a;
+    ModelState s;
+    float *last;    /* (V) the prefix's last row */
+    float *logits;  /* (seq_len, V) */
+} Work;
+
+static void work_init(Work *w, const ModelConfig *c)
+{
+    model_acts_init(&w->a, c, c->seq_len);
+    model_state_init(&w->s, c);
+    w->last = ob_aligned_alloc(64, (size_t)c->vocab_size * sizeof(float));
+    w->logits = ob_aligned_alloc(64, (size_t)c->seq_len * c->vocab_size * sizeof(float));
+}
+
+static void work_free(Work *w)
+{
+    model_acts_free(&w->a);
+    model_state_free(&w->s);
+    free(w->last);
+    free(w->logits);
+}
+
+/* the choices' scores of one item: each distinct prefix (context tokens left
+ * after truncation) runs once and fills the KV cache; every continuation
+ * sharing it is scored from there, its first token from the prefix's last
+ * row. 0, or -1 with err. */
+static int score_item(const Model *m, const Tokenizer *tok, const TaskItem *it, Work *w, double *ll, long *ntok,
+                      char *err)
+{
+    const int S = m->cfg.seq_len, V = m->cfg.vocab_size, n = it->n_choices;
+    int **ct = ob_calloc((size_t)n, sizeof(int *)), **kt = ob_calloc((size_t)n, sizeof(int *));
+    int *nc = ob_calloc((size_t)n, sizeof(int)), *nk = ob_calloc((size_t)n, sizeof(int));
+    int *drop = ob_calloc((size_t)n, sizeof(int)), *done = ob_calloc((size_t)n, sizeof(int));
+    int rc = 0;
+    *ntok = 0;
+    for (int c = 0; c < n && rc == 0; c++) {
+        task_encode_pair(tok, it->ctx[c], it->cont[c], &ct[c], &nc[c], &kt[c], &nk[c]);
+        for (int i = 0; i < nc[c] + nk[c] && rc == 0; i++) {
+            int id = i < nc[c] ? ct[c][i] : kt[c][i - nc[c]];
+            if (id < 0 || id >= V) {
+                ob_seterr(err, "token id %d is outside the model's vocabulary (%d): wrong tokenizer?", id, V);
+                rc = -1;
+            }
+        }
+        if (rc) break;
+        if (nk[c] == 0) {
+            ob_seterr(err, "choice %d gives no token of its own after the context", c);
+            rc = -1;
+        } else if (nk[c] > S) {
+            ob_seterr(err, "choice %d has %d tokens, more than the model's context (%d)", c, nk[c], S);
+            rc = -1;
+        } else {
+            int d = nc[c] + nk[c] - 1 - S;
+            drop[c] = d > 0 ? d : 0; /* < nc[c] since nk[c] <= S */
+        }
+    }
+    for (int c = 0; c < n && rc == 0; c++) {
+        if (done[c]) continue;
+        const int *pre = ct[c] + drop[c];
+        int P = nc[c] - drop[c];
+        model_forward_kv(m, &w->a, &w->s, pre, P, 0, w->last, 1);
+        *ntok += P;
+        for (int j = c; j < n; j++) {
+            if (done[j] || nc[j] - drop[j] != P || memcmp(ct[j] + drop[j], pre, (size_t)P * sizeof(int))) continue;
+            double s = row_logprob(w->last, V, kt[j][0]);
+            if (nk[j] > 1) {
+                model_forward_kv(m, &w->a, &w->s, kt[j], nk[j] - 1, P, w->logits, nk[j] - 1);
+                *ntok += nk[j] - 1;
+                for (int i = 1; i < nk[j]; i++) s += row_logprob(w->logits + (size_t)(i - 1) * V, V, kt[j][i]);
+            }
+            ll[j] = s;
+            done[j] = 1;
+        }
+    }
+    for (int c = 0; c < n; c++) { free(ct[c]); free(kt[c]); }
+    free(ct); free(kt); free(nc); free(nk); free(drop); free(done);
+    return rc;
+}
+
+typedef struct {
+    const Model *m;
+    const Tokenizer *tok;
+    const Task *t;
+    TaskResult *r;
+    long *ntok;          /* (n_items) */
+    atomic_int next;
+    atomic_int failed;   /* the lowest failing item + 1, 0 if none */
+    pthread_mutex_t mu;
+    int err_item;
+    char err[OB_ERRLEN];
+} ScoreJob;
+
+static void job_fail(ScoreJob *j, int item, const char *msg)
+{
+    pthread_mutex_lock(&j->mu);
+    if (j->err_item < 0 || item < j->err_item) {
+        j->err_item = item;
+        snprintf(j->err, sizeof j->err, "%s", msg);
+    }
+    pthread_mutex_unlock(&j->mu);
+    atomic_store(&j->failed, 1);
+}
+
+static void *score_worker(void *arg)
+{
+    ScoreJob *j = arg;
+    Work w;
+    work_init(&w, &j->m->cfg);
+    char err[OB_ERRLEN];
+    for (;;) {
+        int i = atomic_fetch_add(&j->next, 1);
+        if (i >= j->t->n_items || atomic_load(&j->failed)) break;
+        if (score_item(j->m, j->tok, &j->t->items[i], &w, j->r->ll + j->r->choice0[i], &j->ntok[i], err))
+            job_fail(j, i, err);
+    }
+    work_free(&w);
+    return NULL;
+}
+
+void task_metrics(const Task *t, TaskResult *r)
+{
+    r->correct = r->correct_norm = 0;
+    for (int i = 0; i < r->n; i++) {
+        const TaskItem *it = &t->items[i];
+        const double *ll = r->ll + r->choice0[i];
+        int best = 0, bestn = 0;
+        for (int c = 1; c < it->n_choices; c++) {
+            if (ll[c] > ll[best]) best = c;
+            if (ll[c] / it->norm_len[c] > ll[bestn] / it->norm_len[bestn]) bestn = c;
+        }
+        r->pred[i] = best;
+        r->pred_norm[i] = bestn;
+        r->correct += best == it->gold;
+        r->correct_norm += bestn == it->gold;
+    }
+    r->acc = r->n ? (double)r->correct / r->n : NAN;
+    r->acc_norm = r->n ? (double)r->correct_norm / r->n : NAN;
+    r->acc_stderr = task_stderr(r->acc, r->n);
+    r->acc_norm_stderr = task_stderr(r->acc_norm, r->n);
+}
+
+void task_result_free(TaskResult *r)
+{
+    free(r->choice0);
+    free(r->ll);
+    free(r->pred);
+    free(r->pred_norm);
+    memset(r, 0, sizeof *r);
+}
+
+int task_score(const Model *m, const Tokenizer *tok, const Task *t, int threads, TaskResult *r, char *err)
+{
+    memset(r, 0, sizeof *r);
+    double t0 = ob_now();
+    int n = t->n_items;
+    r->n = n;
+    r->choice0 = ob_malloc((size_t)(n + 1) * sizeof(int));
+    r->choice0[0] = 0;
+    for (int i = 0; i < n; i++) r->choice0[i + 1] = r->choice0[i] + t->items[i].n_choices;
+    r->ll = ob_calloc((size_t)r->choice0[n] + 1, sizeof(double));
+    r->pred = ob_calloc((size_t)n + 1, sizeof(int));
+    r->pred_norm = ob_calloc((size_t)n + 1, sizeof(int));
+    ScoreJob j = {.m = m, .tok = tok, .t = t, .r = r, .err_item = -1};
+    j.ntok = ob_calloc((size_t)n + 1, sizeof(long));
+    atomic_init(&j.next, 0);
+    atomic_init(&j.failed, 0);
+    pthread_mutex_init(&j.mu, NULL);
+    /* a 1-bit model's layers run on the kernels' pool, which serves one
+     * caller at a time: its items go one by one */
+    if (m->lin[0].kind == LINEAR_ONEBIT || threads < 1) threads = 1;
+    if (threads > n) threads = n;
+    if (threads == 1) score_worker(&j);
+    else {
+        int blas = openblas_get_num_threads();
+        openblas_set_num_threads(1);
+        pthread_t *th = ob_calloc((size_t)threads, sizeof(pthread_t));
+        int started = 0;
+        for (int i = 1; i < threads; i++)
+            if (pthread_create(&th[started], NULL, score_worker, &j) == 0) started++;
+        score_worker(&j); /* the caller is one of them */
+        for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+        free(th);
+        openblas_set_num_threads(blas);
+    }
+    pthread_mutex_destroy(&j.mu);
+    for (int i = 0; i < n; i++) r->tokens += j.ntok[i];
+    free(j.ntok);
+    if (j.err_item >= 0) {
+        ob_seterr(err, "item %d (line %d): %s", j.err_item + 1, t->items[j.err_item].line, j.err);
+        task_result_free(r);
+        return -1;
+    }
+    task_metrics(t, r);
+    r->seconds = ob_now() - t0;
+    return 0;
+}
