@@ -266,7 +266,8 @@ static void work_free(Work *w)
 }
 
 /* the choices' scores of one item: each distinct prefix (context tokens left
- * after truncation) runs once and fills the KV cache; every continuation
+ * after truncation) runs once and fills the KV cache, from the first
+ * position where it differs from the prefix before it; every continuation
  * sharing it is scored from there, its first token from the prefix's last
  * row. 0, or -1 with err. */
 static int score_item(const Model *m, const Tokenizer *tok, const TaskItem *it, Work *w, double *ll, long *ntok,
@@ -299,12 +300,21 @@ static int score_item(const Model *m, const Tokenizer *tok, const TaskItem *it, 
             drop[c] = d > 0 ? d : 0; /* < nc[c] since nk[c] <= S */
         }
     }
+    const int *cached = NULL; /* the prefix whose keys and values the cache holds */
+    int ncached = 0;
     for (int c = 0; c < n && rc == 0; c++) {
         if (done[c]) continue;
         const int *pre = ct[c] + drop[c];
         int P = nc[c] - drop[c];
-        model_forward_kv(m, &w->a, &w->s, pre, P, 0, w->last, 1);
-        *ntok += P;
+        /* positions shared with the prefix in the cache (winogrande's
+         * options share their start) are not run again; the last one
+         * always is, for its logits */
+        int keep = 0;
+        while (keep < ncached && keep < P - 1 && cached[keep] == pre[keep]) keep++;
+        model_forward_kv(m, &w->a, &w->s, pre + keep, P - keep, keep, w->last, 1);
+        *ntok += P - keep;
+        cached = pre;
+        ncached = P;
         for (int j = c; j < n; j++) {
             if (done[j] || nc[j] - drop[j] != P || memcmp(ct[j] + drop[j], pre, (size_t)P * sizeof(int))) continue;
             double s = row_logprob(w->last, V, kt[j][0]);
