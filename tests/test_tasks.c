@@ -141,7 +141,9 @@ static void test_forward_kv(const Model *m)
 }
 
 /* the score of one request, independently: the harness's _encode_pair,
- * (ctx + cont)[-(seq_len+1):], one model_forward, log-softmax by hand */
+ * (ctx + cont)[-(seq_len+1):] and one model_forward per window, log-softmax
+ * by hand. A continuation longer than seq_len: its last seq_len tokens in
+ * that window, the seq_len before them in the window ending with them, ... */
 static double independent_score(const Model *m, const Tokenizer *tok, const char *ctx, const char *cont, int *ntrunc)
 {
     size_t n = strlen(ctx), k = n;
@@ -159,20 +161,22 @@ static double independent_score(const Model *m, const Tokenizer *tok, const char
     int *all = ob_malloc((size_t)(nc + nk) * sizeof(int));
     memcpy(all, ct, (size_t)nc * sizeof(int));
     memcpy(all + nc, wt + nc, (size_t)nk * sizeof(int));
-    int len = nc + nk, start = len > S + 1 ? len - (S + 1) : 0;
-    *ntrunc = start;
-    int T = len - start - 1; /* inputs: all but the last token */
-    ModelActs a;
-    model_acts_init(&a, &m->cfg, T);
-    float *lg = ob_malloc((size_t)T * V * sizeof(float));
-    model_forward(m, &a, all + start, T, lg, NULL);
+    int len = nc + nk;
+    *ntrunc = len > S + 1;
     double sum = 0;
-    for (int j = 0; j < nk; j++) {
-        int row = T - nk + j, target = all[start + row + 1];
-        const float *r = lg + (size_t)row * V;
-        double z = 0;
-        for (int v = 0; v < V; v++) z += exp((double)r[v]);
-        sum += r[target] - log(z);
+    ModelActs a;
+    model_acts_init(&a, &m->cfg, S);
+    float *lg = ob_malloc((size_t)S * V * sizeof(float));
+    for (int end = len; end > nc; end -= S) { /* targets [first, end) */
+        int first = end - S > nc ? end - S : nc, start = end - (S + 1) > 0 ? end - (S + 1) : 0;
+        int T = end - 1 - start; /* inputs all[start .. end-1) */
+        model_forward(m, &a, all + start, T, lg, NULL);
+        for (int j = first; j < end; j++) {
+            const float *r = lg + (size_t)(j - 1 - start) * V;
+            double z = 0;
+            for (int v = 0; v < V; v++) z += exp((double)r[v]);
+            sum += r[all[j]] - log(z);
+        }
     }
     free(lg);
     model_acts_free(&a);
@@ -252,23 +256,25 @@ int main(void)
 
     /* hand-made items of both formats, one context past the model's 512
      * tokens with choices of different lengths (truncated differently) */
-    size_t cap = 40000;
-    char *text = ob_malloc(cap), *longq = ob_malloc(cap / 2);
+    size_t cap = 80000;
+    char *text = ob_malloc(cap), *longq = ob_malloc(cap / 4);
     longq[0] = 0;
     for (int i = 0; i < 90; i++) strcat(longq, "Once upon a time there was a cat. ");
+    /* a choice of about 1100 tokens: three windows */
     snprintf(text, cap,
              "{\"query\": \"%s\", \"choices\": [\"It was happy.\", \"The cat liked to play with a ball of red yarn "
              "in the sun every day.\", \"Zq.\"], \"gold\": 0}\n"
              "{\"query\": \"Question: Where is the ball?\\n\", \"choices\": [\"under the bed\", \"in the sky\"], \"gold\": 0}\n"
-             "{\"query\": \"Ends with spaces  \", \"choices\": [\"yes\", \"no\"], \"gold\": 1}\n",
-             longq);
+             "{\"query\": \"Ends with spaces  \", \"choices\": [\"yes\", \"no\"], \"gold\": 1}\n"
+             "{\"query\": \"A long one:\", \"choices\": [\"%s%s\", \"short\"], \"gold\": 1}\n",
+             longq, longq, longq);
     Task t;
     if (task_parse(&t, "tinystories_mc", text, "hand-made", 0, err)) CHECK(0, "%s", err);
     else {
         check_against_independent(&m, &tok, &t, "hand-made mc", &truncated);
         task_free(&t);
     }
-    CHECK(truncated >= 3, "the long context was truncated (%d requests)", truncated);
+    CHECK(truncated >= 4, "the long context and choice were truncated (%d requests)", truncated);
     const char *wg = "{\"context_options\": [\"Lily had a cat and a dog. The cat\", \"Lily had a cat and a dog. The dog\"], "
                      "\"continuation\": \"was very happy.\", \"gold\": 0}\n";
     if (task_parse(&t, "winogrande", wg, "hand-made", 0, err)) CHECK(0, "%s", err);

@@ -265,47 +265,64 @@ static void work_free(Work *w)
     free(w->logits);
 }
 
-/* the choices' scores of one item: each distinct prefix (context tokens left
- * after truncation) runs once and fills the KV cache, from the first
- * position where it differs from the prefix before it; every continuation
- * sharing it is scored from there, its first token from the prefix's last
- * row. 0, or -1 with err. */
+/* one forward's worth of a choice: cont[0..K) scored after pre[0..P) */
+typedef struct {
+    const int *pre, *cont;
+    int P, K, choice;
+} Req;
+
+/* the choices' scores of one item. A choice's tokens X = context +
+ * continuation (N of them) are cut, from the end, into chunks of at most
+ * seq_len continuation tokens, each scored after the tokens before it in the
+ * (seq_len + 1)-token window that ends with it: one chunk, the harness's
+ * (ctx + cont)[-(seq_len + 1):], unless the continuation alone is longer than
+ * the model's context. Each distinct prefix runs once and fills the KV
+ * cache, from the first position where it differs from the prefix before
+ * it; every chunk sharing it is scored from there, its first token from the
+ * prefix's last row. 0, or -1 with err. */
 static int score_item(const Model *m, const Tokenizer *tok, const TaskItem *it, Work *w, double *ll, long *ntok,
                       char *err)
 {
     const int S = m->cfg.seq_len, V = m->cfg.vocab_size, n = it->n_choices;
-    int **ct = ob_calloc((size_t)n, sizeof(int *)), **kt = ob_calloc((size_t)n, sizeof(int *));
-    int *nc = ob_calloc((size_t)n, sizeof(int)), *nk = ob_calloc((size_t)n, sizeof(int));
-    int *drop = ob_calloc((size_t)n, sizeof(int)), *done = ob_calloc((size_t)n, sizeof(int));
-    int rc = 0;
+    int **X = ob_calloc((size_t)n, sizeof(int *));
+    Req *rq = NULL;
+    int nrq = 0, caprq = 0, rc = 0;
     *ntok = 0;
     for (int c = 0; c < n && rc == 0; c++) {
-        task_encode_pair(tok, it->ctx[c], it->cont[c], &ct[c], &nc[c], &kt[c], &nk[c]);
-        for (int i = 0; i < nc[c] + nk[c] && rc == 0; i++) {
-            int id = i < nc[c] ? ct[c][i] : kt[c][i - nc[c]];
-            if (id < 0 || id >= V) {
-                ob_seterr(err, "token id %d is outside the model's vocabulary (%d): wrong tokenizer?", id, V);
+        int *ct, nc, *kt, nk;
+        task_encode_pair(tok, it->ctx[c], it->cont[c], &ct, &nc, &kt, &nk);
+        int N = nc + nk;
+        X[c] = ob_malloc((size_t)N * sizeof(int));
+        memcpy(X[c], ct, (size_t)nc * sizeof(int));
+        memcpy(X[c] + nc, kt, (size_t)nk * sizeof(int));
+        free(ct);
+        free(kt);
+        for (int i = 0; i < N && rc == 0; i++)
+            if (X[c][i] < 0 || X[c][i] >= V) {
+                ob_seterr(err, "token id %d is outside the model's vocabulary (%d): wrong tokenizer?", X[c][i], V);
                 rc = -1;
             }
-        }
-        if (rc) break;
-        if (nk[c] == 0) {
+        if (rc == 0 && nk == 0) {
             ob_seterr(err, "choice %d gives no token of its own after the context", c);
             rc = -1;
-        } else if (nk[c] > S) {
-            ob_seterr(err, "choice %d has %d tokens, more than the model's context (%d)", c, nk[c], S);
-            rc = -1;
-        } else {
-            int d = nc[c] + nk[c] - 1 - S;
-            drop[c] = d > 0 ? d : 0; /* < nc[c] since nk[c] <= S */
+        }
+        for (int b = N; rc == 0 && b > nc; b -= S) {
+            int a = b - S > nc ? b - S : nc, s0 = b - 1 - S > 0 ? b - 1 - S : 0; /* a - s0 >= 1 */
+            if (nrq == caprq) {
+                caprq = caprq ? 2 * caprq : 2 * n;
+                rq = realloc(rq, (size_t)caprq * sizeof *rq);
+                if (!rq) abort();
+            }
+            rq[nrq++] = (Req){X[c] + s0, X[c] + a, a - s0, b - a, c};
         }
     }
+    for (int c = 0; c < n; c++) ll[c] = 0;
     const int *cached = NULL; /* the prefix whose keys and values the cache holds */
     int ncached = 0;
-    for (int c = 0; c < n && rc == 0; c++) {
-        if (done[c]) continue;
-        const int *pre = ct[c] + drop[c];
-        int P = nc[c] - drop[c];
+    for (int r = 0; r < nrq && rc == 0; r++) {
+        if (!rq[r].pre) continue; /* done */
+        const int *pre = rq[r].pre;
+        int P = rq[r].P;
         /* positions shared with the prefix in the cache (winogrande's
          * options share their start) are not run again; the last one
          * always is, for its logits */
@@ -315,20 +332,22 @@ static int score_item(const Model *m, const Tokenizer *tok, const TaskItem *it, 
         *ntok += P - keep;
         cached = pre;
         ncached = P;
-        for (int j = c; j < n; j++) {
-            if (done[j] || nc[j] - drop[j] != P || memcmp(ct[j] + drop[j], pre, (size_t)P * sizeof(int))) continue;
-            double s = row_logprob(w->last, V, kt[j][0]);
-            if (nk[j] > 1) {
-                model_forward_kv(m, &w->a, &w->s, kt[j], nk[j] - 1, P, w->logits, nk[j] - 1);
-                *ntok += nk[j] - 1;
-                for (int i = 1; i < nk[j]; i++) s += row_logprob(w->logits + (size_t)(i - 1) * V, V, kt[j][i]);
+        for (int j = r; j < nrq; j++) {
+            Req *q = &rq[j];
+            if (!q->pre || q->P != P || (q->pre != pre && memcmp(q->pre, pre, (size_t)P * sizeof(int)))) continue;
+            double sum = row_logprob(w->last, V, q->cont[0]);
+            if (q->K > 1) {
+                model_forward_kv(m, &w->a, &w->s, q->cont, q->K - 1, P, w->logits, q->K - 1);
+                *ntok += q->K - 1;
+                for (int i = 1; i < q->K; i++) sum += row_logprob(w->logits + (size_t)(i - 1) * V, V, q->cont[i]);
             }
-            ll[j] = s;
-            done[j] = 1;
+            ll[q->choice] += sum;
+            q->pre = NULL;
         }
     }
-    for (int c = 0; c < n; c++) { free(ct[c]); free(kt[c]); }
-    free(ct); free(kt); free(nc); free(nk); free(drop); free(done);
+    for (int c = 0; c < n; c++) free(X[c]);
+    free(X);
+    free(rq);
     return rc;
 }
 

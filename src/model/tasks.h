@@ -15,7 +15,10 @@
  * len(context encoding). Its score is the sum of the log-probabilities of
  * the continuation's tokens after the context's tokens; when the two exceed
  * the model's context they are truncated from the left (the harness's
- * (ctx + cont)[-(seq_len + 1):]).
+ * (ctx + cont)[-(seq_len + 1):]). A continuation longer than the model's
+ * context (the harness fails on those) is cut, from its end, into chunks
+ * of seq_len tokens, each scored in the (seq_len + 1)-token window that ends
+ * with it, so that every token of it is scored.
  * acc counts the items whose best score (first on ties) is the gold one;
  * acc_norm does so with score / the choice's length in characters (Unicode
  * code points of the choice, delimiter excluded; a schema item's choices
