@@ -106,6 +106,9 @@ tc=$(field .teacher.correct)
 expect_exit 0 "student alone" "$BIN" eval --student "$TMP/s.onebit" --task tinystories_mc --task-file "$TS" --limit 40 --json
 check "student alone: no teacher" test "$(field .teacher)" = null
 check "student alone = student beside the teacher" near "$(field .student.acc)" "$s_acc" 0
+sc="$(field .student.correct) $(field .student.correct_norm)"
+expect_exit 0 "student, 1 thread" "$BIN" eval --student "$TMP/s.onebit" --task tinystories_mc --task-file "$TS" --limit 40 --threads 1 --json
+check "student: 1 and 2 threads agree" test "$(field .student.correct) $(field .student.correct_norm)" = "$sc"
 expect_exit 0 "teacher + student plain" $E --student "$TMP/s.onebit" --task tinystories_mc --task-file "$TS" --limit 40
 check "plain: keeps" contains "$TMP/out" "student keeps"
 check "teacher correct is an integer ($tc)" test "$tc" -ge 0

@@ -8,8 +8,11 @@
 
 #include "test.h"
 #include "base/common.h"
+#include "base/pool.h"
 #include "model/model.h"
 #include "model/tasks.h"
+#include "onebit/student.h"
+#include <unistd.h>
 
 /* ---- model-free: parsing and metrics ------------------------------------ */
 
@@ -268,12 +271,9 @@ int main(void)
              "{\"query\": \"Ends with spaces  \", \"choices\": [\"yes\", \"no\"], \"gold\": 1}\n"
              "{\"query\": \"A long one:\", \"choices\": [\"%s%s\", \"short\"], \"gold\": 1}\n",
              longq, longq, longq);
-    Task t;
-    if (task_parse(&t, "tinystories_mc", text, "hand-made", 0, err)) CHECK(0, "%s", err);
-    else {
-        check_against_independent(&m, &tok, &t, "hand-made mc", &truncated);
-        task_free(&t);
-    }
+    Task t, t_hand = {0};
+    if (task_parse(&t_hand, "tinystories_mc", text, "hand-made", 0, err)) CHECK(0, "%s", err);
+    else check_against_independent(&m, &tok, &t_hand, "hand-made mc", &truncated);
     CHECK(truncated >= 4, "the long context and choice were truncated (%d requests)", truncated);
     const char *wg = "{\"context_options\": [\"Lily had a cat and a dog. The cat\", \"Lily had a cat and a dog. The dog\"], "
                      "\"continuation\": \"was very happy.\", \"gold\": 0}\n";
@@ -325,6 +325,40 @@ int main(void)
         }
         task_free(&t);
     }
+
+    /* a PTQ student: the same checks, and items in parallel (a pool of one
+     * thread) give the same scores as items one by one on a pool of two */
+    char dir[] = "/tmp/onebit-tasks.XXXXXX", path[64];
+    int nl = m.cfg.n_layers * LIN_PER_LAYER;
+    StudentLinearSrc *src = ob_calloc((size_t)nl, sizeof *src);
+    Model st;
+    Tokenizer stok;
+    if (!mkdtemp(dir)) CHECK(0, "mkdtemp");
+    else if (snprintf(path, sizeof path, "%s/s.onebit", dir), student_quantize(&m, SVID_NMF, 0, src, err) ||
+             student_write(path, &m, &tok, src, NULL, err) || student_load(&st, &stok, path, err))
+        CHECK(0, "student: %s", err);
+    else {
+        CHECK(pool_set_global_threads(2, err) == 0, "%s", err);
+        check_against_independent(&st, &stok, &t_hand, "student", &truncated);
+        TaskResult a, b;
+        if (task_score(&st, &stok, &t_hand, 2, &a, err) == 0) {
+            CHECK(pool_set_global_threads(1, err) == 0, "%s", err);
+            if (task_score(&st, &stok, &t_hand, 2, &b, err) == 0) {
+                double md = 0;
+                for (int i = 0; i < a.choice0[a.n]; i++) md = fmax(md, fabs(a.ll[i] - b.ll[i]));
+                CHECK(md == 0, "student: items in parallel vs one by one: max diff %g", md);
+                task_result_free(&b);
+            } else CHECK(0, "%s", err);
+            task_result_free(&a);
+        } else CHECK(0, "%s", err);
+        tok_free(&stok);
+        model_free(&st);
+        unlink(path);
+    }
+    if (*dir) rmdir(dir);
+    student_src_free(src, nl);
+    free(src);
+    task_free(&t_hand);
 
     free(text);
     free(longq);

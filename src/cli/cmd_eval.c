@@ -119,7 +119,11 @@ static int run_task(const char *teacher, const char *student, const char *tokeni
             break;
         }
         sc[k].label = which[k];
-        if (task_score(&m, &t, &task, (int)threads, &sc[k].r, err)) rc = cli_error("%s: %s", file, err);
+        /* a student's items in parallel too, each thread running its own
+         * 1-bit layers: a pool of one thread (the kernels' pool otherwise
+         * parallelises one item's layers, with a synchronisation per layer) */
+        if (is_student && threads > 1 && pool_set_global_threads(1, err)) rc = cli_error("%s", err);
+        else if (task_score(&m, &t, &task, (int)threads, &sc[k].r, err)) rc = cli_error("%s: %s", file, err);
         else done++;
         tok_free(&t);
         model_free(&m);

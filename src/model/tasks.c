@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "base/common.h"
+#include "base/pool.h"
 
 const char *const task_names[] = {"arc_easy", "arc_challenge", "piqa", "boolq", "tinystories_mc", "winogrande", NULL};
 static const TaskFormat task_formats[] = {TASK_MC, TASK_MC, TASK_MC, TASK_MC, TASK_MC, TASK_SCHEMA};
@@ -440,8 +441,9 @@ int task_score(const Model *m, const Tokenizer *tok, const Task *t, int threads,
     atomic_init(&j.failed, 0);
     pthread_mutex_init(&j.mu, NULL);
     /* a 1-bit model's layers run on the kernels' pool, which serves one
-     * caller at a time: its items go one by one */
-    if (m->lin[0].kind == LINEAR_ONEBIT || threads < 1) threads = 1;
+     * caller at a time: its items go one by one unless the pool has a
+     * single thread (then each caller runs its layers itself) */
+    if (threads < 1 || (m->lin[0].kind == LINEAR_ONEBIT && pool_threads(pool_global()) > 1)) threads = 1;
     if (threads > n) threads = n;
     if (threads == 1) score_worker(&j);
     else {

@@ -77,10 +77,11 @@ typedef struct {
     double seconds;
 } TaskResult;
 
-/* score every item of t with m. threads > 1 scores items in parallel (each
+/* score every item of t with m. threads > 1 scores items in parallel, each
  * thread with its own activations and KV cache, OpenBLAS on one thread
- * meanwhile) for a dense model; a 1-bit model scores them one at a time, its
- * layers parallel on the kernels' pool. Results do not depend on threads. */
+ * meanwhile; for a 1-bit model only when the kernels' pool has one thread
+ * (pool_set_global_threads(1)), else its items go one at a time, its layers
+ * parallel on the pool. Results do not depend on threads. */
 int task_score(const Model *m, const Tokenizer *tok, const Task *t, int threads, TaskResult *r, char *err);
 void task_result_free(TaskResult *r);
 
