@@ -247,7 +247,8 @@ typedef struct {
     ModelActs a;
     ModelState s;
     float *last;    /* (V) the prefix's last row */
-    float *logits;  /* (seq_len, V) */
+    float *logits;  /* (rows, V), grown as continuations need */
+    int rows;
 } Work;
 
 static void work_init(Work *w, const ModelConfig *c)
@@ -255,7 +256,18 @@ static void work_init(Work *w, const ModelConfig *c)
     model_acts_init(&w->a, c, c->seq_len);
     model_state_init(&w->s, c);
     w->last = ob_aligned_alloc(64, (size_t)c->vocab_size * sizeof(float));
-    w->logits = ob_aligned_alloc(64, (size_t)c->seq_len * c->vocab_size * sizeof(float));
+    w->logits = NULL;
+    w->rows = 0;
+}
+
+static float *work_logits(Work *w, int rows, int V)
+{
+    if (rows > w->rows) {
+        free(w->logits);
+        w->logits = ob_aligned_alloc(64, (size_t)rows * V * sizeof(float));
+        w->rows = rows;
+    }
+    return w->logits;
 }
 
 static void work_free(Work *w)
@@ -338,9 +350,10 @@ static int score_item(const Model *m, const Tokenizer *tok, const TaskItem *it, 
             if (!q->pre || q->P != P || (q->pre != pre && memcmp(q->pre, pre, (size_t)P * sizeof(int)))) continue;
             double sum = row_logprob(w->last, V, q->cont[0]);
             if (q->K > 1) {
-                model_forward_kv(m, &w->a, &w->s, q->cont, q->K - 1, P, w->logits, q->K - 1);
+                float *lg = work_logits(w, q->K - 1, V);
+                model_forward_kv(m, &w->a, &w->s, q->cont, q->K - 1, P, lg, q->K - 1);
                 *ntok += q->K - 1;
-                for (int i = 1; i < q->K; i++) sum += row_logprob(w->logits + (size_t)(i - 1) * V, V, q->cont[i]);
+                for (int i = 1; i < q->K; i++) sum += row_logprob(lg + (size_t)(i - 1) * V, V, q->cont[i]);
             }
             ll[q->choice] += sum;
             q->pre = NULL;
