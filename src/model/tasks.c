@@ -372,9 +372,9 @@ typedef struct {
     TaskResult *r;
     long *ntok;          /* (n_items) */
     atomic_int next;
-    atomic_int failed;   /* the lowest failing item + 1, 0 if none */
+    atomic_int failed;   /* set on the first error: no new item is started */
     pthread_mutex_t mu;
-    int err_item;
+    int err_item;        /* the lowest failing item (-1: none) and its error */
     char err[OB_ERRLEN];
 } ScoreJob;
 
