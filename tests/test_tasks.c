@@ -326,8 +326,9 @@ int main(void)
         task_free(&t);
     }
 
-    /* a PTQ student: the same checks, and items in parallel (a pool of one
-     * thread) give the same scores as items one by one on a pool of two */
+    /* a PTQ student: the same checks, and the same scores with items in
+     * parallel on a pool of two threads (its callers take turns) and on a
+     * pool of one (each thread runs its own layers) */
     char dir[] = "/tmp/onebit-tasks.XXXXXX", path[64];
     int nl = m.cfg.n_layers * LIN_PER_LAYER;
     StudentLinearSrc *src = ob_calloc((size_t)nl, sizeof *src);
@@ -346,7 +347,7 @@ int main(void)
             if (task_score(&st, &stok, &t_hand, 2, &b, err) == 0) {
                 double md = 0;
                 for (int i = 0; i < a.choice0[a.n]; i++) md = fmax(md, fabs(a.ll[i] - b.ll[i]));
-                CHECK(md == 0, "student: items in parallel vs one by one: max diff %g", md);
+                CHECK(md == 0, "student: pool of 2 vs pool of 1: max diff %g", md);
                 task_result_free(&b);
             } else CHECK(0, "%s", err);
             task_result_free(&a);

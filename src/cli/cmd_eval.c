@@ -104,6 +104,14 @@ static int run_task(const char *teacher, const char *student, const char *tokeni
     Task task;
     if (task_load(&task, name, file, (int)limit, err)) return cli_error("%s", err);
     /* the teacher when asked for or when no student is given, then the student */
+    /* items in parallel, each thread running its model's products alone:
+     * OpenBLAS at one thread, the 1-bit kernels' pool at one thread (else
+     * each thread's products would wait for the pool, which serves one
+     * caller at a time). --threads 1 leaves both as they are. */
+    if (threads > 1) {
+        openblas_set_num_threads(1);
+        if (pool_set_global_threads(1, err)) { task_free(&task); return cli_error("%s", err); }
+    }
     const char *which[2] = {NULL, NULL};
     int nm = 0;
     if (teacher || !student) which[nm++] = "teacher";
@@ -119,11 +127,7 @@ static int run_task(const char *teacher, const char *student, const char *tokeni
             break;
         }
         sc[k].label = which[k];
-        /* a student's items in parallel too, each thread running its own
-         * 1-bit layers: a pool of one thread (the kernels' pool otherwise
-         * parallelises one item's layers, with a synchronisation per layer) */
-        if (is_student && threads > 1 && pool_set_global_threads(1, err)) rc = cli_error("%s", err);
-        else if (task_score(&m, &t, &task, (int)threads, &sc[k].r, err)) rc = cli_error("%s: %s", file, err);
+        if (task_score(&m, &t, &task, (int)threads, &sc[k].r, err)) rc = cli_error("%s: %s", file, err);
         else done++;
         tok_free(&t);
         model_free(&m);

@@ -3,7 +3,6 @@
 #include "model/tasks.h"
 
 #include <cJSON.h>
-#include <cblas.h>
 #include <ctype.h>
 #include <math.h>
 #include <pthread.h>
@@ -13,7 +12,6 @@
 #include <string.h>
 
 #include "base/common.h"
-#include "base/pool.h"
 
 const char *const task_names[] = {"arc_easy", "arc_challenge", "piqa", "boolq", "tinystories_mc", "winogrande", NULL};
 static const TaskFormat task_formats[] = {TASK_MC, TASK_MC, TASK_MC, TASK_MC, TASK_MC, TASK_SCHEMA};
@@ -453,15 +451,10 @@ int task_score(const Model *m, const Tokenizer *tok, const Task *t, int threads,
     atomic_init(&j.next, 0);
     atomic_init(&j.failed, 0);
     pthread_mutex_init(&j.mu, NULL);
-    /* a 1-bit model's layers run on the kernels' pool, which serves one
-     * caller at a time: its items go one by one unless the pool has a
-     * single thread (then each caller runs its layers itself) */
-    if (threads < 1 || (m->lin[0].kind == LINEAR_ONEBIT && pool_threads(pool_global()) > 1)) threads = 1;
+    if (threads < 1) threads = 1;
     if (threads > n) threads = n;
     if (threads == 1) score_worker(&j);
     else {
-        int blas = openblas_get_num_threads();
-        openblas_set_num_threads(1);
         pthread_t *th = ob_calloc((size_t)threads, sizeof(pthread_t));
         int started = 0;
         for (int i = 1; i < threads; i++)
@@ -469,7 +462,6 @@ int task_score(const Model *m, const Tokenizer *tok, const Task *t, int threads,
         score_worker(&j); /* the caller is one of them */
         for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
         free(th);
-        openblas_set_num_threads(blas);
     }
     pthread_mutex_destroy(&j.mu);
     for (int i = 0; i < n; i++) r->tokens += j.ntok[i];

@@ -78,10 +78,11 @@ typedef struct {
 } TaskResult;
 
 /* score every item of t with m. threads > 1 scores items in parallel, each
- * thread with its own activations and KV cache, OpenBLAS on one thread
- * meanwhile; for a 1-bit model only when the kernels' pool has one thread
- * (pool_set_global_threads(1)), else its items go one at a time, its layers
- * parallel on the pool. Results do not depend on threads. */
+ * thread with its own activations and KV cache; m's forward must allow
+ * concurrent callers (a dense model's OpenBLAS calls, a student's 1-bit
+ * layers) and pays best when its products run on the calling thread alone
+ * (OpenBLAS at one thread, a student's kernels on a one-thread pool: the
+ * caller sets that up). Results do not depend on threads. */
 int task_score(const Model *m, const Tokenizer *tok, const Task *t, int threads, TaskResult *r, char *err);
 void task_result_free(TaskResult *r);
 
