@@ -5,6 +5,7 @@
  * hand), acc/acc_norm on a hand-made task whose answers are known, and
  * model_forward_kv against model_forward. */
 #include <ctype.h>
+#include <pthread.h>
 
 #include "test.h"
 #include "base/common.h"
@@ -115,6 +116,20 @@ static void test_metrics(void)
 
 /* ---- with the model ------------------------------------------------------ */
 
+typedef struct {
+    pthread_t main;
+    int calls, last, total, bad;
+} Progress;
+
+static void on_progress(void *user, int done, int total)
+{
+    Progress *p = user;
+    if (!pthread_equal(pthread_self(), p->main) || done < p->last || done > total) p->bad++;
+    p->calls++;
+    p->last = done;
+    p->total = total;
+}
+
 static void test_forward_kv(const Model *m)
 {
     const ModelConfig *c = &m->cfg;
@@ -192,8 +207,8 @@ static void check_against_independent(const Model *m, const Tokenizer *tok, cons
 {
     char err[OB_ERRLEN];
     TaskResult r1, r2;
-    if (task_score(m, tok, t, 1, &r1, err)) { CHECK(0, "%s: %s", what, err); return; }
-    if (task_score(m, tok, t, 2, &r2, err)) { CHECK(0, "%s: %s", what, err); task_result_free(&r1); return; }
+    if (task_score(m, tok, t, 1, NULL, NULL, &r1, err)) { CHECK(0, "%s: %s", what, err); return; }
+    if (task_score(m, tok, t, 2, NULL, NULL, &r2, err)) { CHECK(0, "%s: %s", what, err); task_result_free(&r1); return; }
     double md = 0, mt = 0;
     for (int i = 0; i < t->n_items; i++)
         for (int c = 0; c < t->items[i].n_choices; c++) {
@@ -296,13 +311,16 @@ int main(void)
     if (task_parse(&t, "tinystories_mc", known, "known", 0, err)) CHECK(0, "%s", err);
     else {
         TaskResult r;
-        if (task_score(&m, &tok, &t, 2, &r, err)) CHECK(0, "%s", err);
+        Progress pg = {.main = pthread_self()};
+        if (task_score(&m, &tok, &t, 2, on_progress, &pg, &r, err)) CHECK(0, "%s", err);
         else {
             int wp[] = {0, 0, 0, 1}, wn[] = {0, 1, 0, 0};
             for (int i = 0; i < 4; i++)
                 CHECK(r.pred[i] == wp[i] && r.pred_norm[i] == wn[i], "known item %d: pred %d/%d, want %d/%d", i + 1,
                       r.pred[i], r.pred_norm[i], wp[i], wn[i]);
             CHECK(r.correct == 1 && r.correct_norm == 3, "correct %d %d", r.correct, r.correct_norm);
+            CHECK(pg.calls >= 1 && pg.last == 4 && pg.total == 4 && pg.bad == 0,
+                  "progress: %d calls, last %d/%d, %d bad", pg.calls, pg.last, pg.total, pg.bad);
             CHECK_NEAR(r.acc, 0.25, 1e-15, "acc");
             CHECK_NEAR(r.acc_norm, 0.75, 1e-15, "acc_norm");
             CHECK_NEAR(r.acc_stderr, 0.25, 1e-12, "acc_stderr");
@@ -317,7 +335,7 @@ int main(void)
     if (task_parse(&t, "winogrande", wknown, "known", 0, err)) CHECK(0, "%s", err);
     else {
         TaskResult r;
-        if (task_score(&m, &tok, &t, 1, &r, err)) CHECK(0, "%s", err);
+        if (task_score(&m, &tok, &t, 1, NULL, NULL, &r, err)) CHECK(0, "%s", err);
         else {
             CHECK(r.pred[0] == 0 && r.pred[1] == 1, "schema preds %d %d", r.pred[0], r.pred[1]);
             CHECK(r.correct == 1 && r.correct_norm == 1, "schema: acc_norm = acc (%d %d)", r.correct, r.correct_norm);
@@ -342,9 +360,9 @@ int main(void)
         CHECK(pool_set_global_threads(2, err) == 0, "%s", err);
         check_against_independent(&st, &stok, &t_hand, "student", &truncated);
         TaskResult a, b;
-        if (task_score(&st, &stok, &t_hand, 2, &a, err) == 0) {
+        if (task_score(&st, &stok, &t_hand, 2, NULL, NULL, &a, err) == 0) {
             CHECK(pool_set_global_threads(1, err) == 0, "%s", err);
-            if (task_score(&st, &stok, &t_hand, 2, &b, err) == 0) {
+            if (task_score(&st, &stok, &t_hand, 2, NULL, NULL, &b, err) == 0) {
                 double md = 0;
                 for (int i = 0; i < a.choice0[a.n]; i++) md = fmax(md, fabs(a.ll[i] - b.ll[i]));
                 CHECK(md == 0, "student: pool of 2 vs pool of 1: max diff %g", md);

@@ -86,6 +86,12 @@ static int eval_main(const EvalOpts *o)
     return rc;
 }
 
+static void progress(void *user, int done, int total)
+{
+    fprintf(stderr, "\r%s: %d/%d items", (const char *)user, done, total);
+    if (done == total) fputs("\r\033[K", stderr);
+}
+
 typedef struct {
     const char *label;   /* "teacher" or "student" */
     TaskResult r;
@@ -127,7 +133,10 @@ static int run_task(const char *teacher, const char *student, const char *tokeni
             break;
         }
         sc[k].label = which[k];
-        if (task_score(&m, &t, &task, (int)threads, &sc[k].r, err)) rc = cli_error("%s: %s", file, err);
+        if (task_score(&m, &t, &task, (int)threads, isatty(2) ? progress : NULL, (void *)which[k], &sc[k].r, err)) {
+            if (isatty(2)) fputc('\n', stderr);
+            rc = cli_error("%s: %s", file, err);
+        }
         else done++;
         tok_free(&t);
         model_free(&m);

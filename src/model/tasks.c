@@ -369,7 +369,10 @@ typedef struct {
     const Task *t;
     TaskResult *r;
     long *ntok;          /* (n_items) */
-    atomic_int next;
+    void (*progress)(void *user, int done, int total);
+    void *user;
+    pthread_t caller;    /* the only thread that calls progress */
+    atomic_int next, done;
     atomic_int failed;   /* set on the first error: no new item is started */
     pthread_mutex_t mu;
     int err_item;        /* the lowest failing item (-1: none) and its error */
@@ -393,11 +396,20 @@ static void *score_worker(void *arg)
     Work w;
     work_init(&w, &j->m->cfg);
     char err[OB_ERRLEN];
+    double last = ob_now();
     for (;;) {
         int i = atomic_fetch_add(&j->next, 1);
         if (i >= j->t->n_items || atomic_load(&j->failed)) break;
         if (score_item(j->m, j->tok, &j->t->items[i], &w, j->r->ll + j->r->choice0[i], &j->ntok[i], err))
             job_fail(j, i, err);
+        int d = atomic_fetch_add(&j->done, 1) + 1;
+        if (j->progress && pthread_equal(pthread_self(), j->caller)) {
+            double now = ob_now();
+            if (now - last >= 0.25) {
+                j->progress(j->user, d, j->t->n_items);
+                last = now;
+            }
+        }
     }
     work_free(&w);
     return NULL;
@@ -434,7 +446,8 @@ void task_result_free(TaskResult *r)
     memset(r, 0, sizeof *r);
 }
 
-int task_score(const Model *m, const Tokenizer *tok, const Task *t, int threads, TaskResult *r, char *err)
+int task_score(const Model *m, const Tokenizer *tok, const Task *t, int threads,
+               void (*progress)(void *user, int done, int total), void *user, TaskResult *r, char *err)
 {
     memset(r, 0, sizeof *r);
     double t0 = ob_now();
@@ -446,9 +459,11 @@ int task_score(const Model *m, const Tokenizer *tok, const Task *t, int threads,
     r->ll = ob_calloc((size_t)r->choice0[n] + 1, sizeof(double));
     r->pred = ob_calloc((size_t)n + 1, sizeof(int));
     r->pred_norm = ob_calloc((size_t)n + 1, sizeof(int));
-    ScoreJob j = {.m = m, .tok = tok, .t = t, .r = r, .err_item = -1};
+    ScoreJob j = {.m = m, .tok = tok, .t = t, .r = r, .progress = progress, .user = user, .err_item = -1};
+    j.caller = pthread_self();
     j.ntok = ob_calloc((size_t)n + 1, sizeof(long));
     atomic_init(&j.next, 0);
+    atomic_init(&j.done, 0);
     atomic_init(&j.failed, 0);
     pthread_mutex_init(&j.mu, NULL);
     if (threads < 1) threads = 1;
@@ -473,5 +488,6 @@ int task_score(const Model *m, const Tokenizer *tok, const Task *t, int threads,
     }
     task_metrics(t, r);
     r->seconds = ob_now() - t0;
+    if (progress) progress(user, n, n);
     return 0;
 }

@@ -83,7 +83,10 @@ typedef struct {
  * layers) and pays best when its products run on the calling thread alone
  * (OpenBLAS at one thread, a student's kernels on a one-thread pool: the
  * caller sets that up). Results do not depend on threads. */
-int task_score(const Model *m, const Tokenizer *tok, const Task *t, int threads, TaskResult *r, char *err);
+/* progress (may be NULL) is called on the calling thread, at most every
+ * 0.25 s and once at the end, with the items scored so far. */
+int task_score(const Model *m, const Tokenizer *tok, const Task *t, int threads,
+               void (*progress)(void *user, int done, int total), void *user, TaskResult *r, char *err);
 void task_result_free(TaskResult *r);
 
 /* sample standard error of the mean of n 0/1 values with mean p, as
