@@ -109,7 +109,6 @@ static int run_task(const char *teacher, const char *student, const char *tokeni
     char err[OB_ERRLEN];
     Task task;
     if (task_load(&task, name, file, (int)limit, err)) return cli_error("%s", err);
-    /* the teacher when asked for or when no student is given, then the student */
     /* items in parallel, each thread running its model's products alone:
      * OpenBLAS at one thread, the 1-bit kernels' pool at one thread (else
      * each thread's products would wait for the pool, which serves one
@@ -118,6 +117,7 @@ static int run_task(const char *teacher, const char *student, const char *tokeni
         openblas_set_num_threads(1);
         if (pool_set_global_threads(1, err)) { task_free(&task); return cli_error("%s", err); }
     }
+    /* the teacher when asked for or when no student is given, then the student */
     const char *which[2] = {NULL, NULL};
     int nm = 0;
     if (teacher || !student) which[nm++] = "teacher";
@@ -136,8 +136,7 @@ static int run_task(const char *teacher, const char *student, const char *tokeni
         if (task_score(&m, &t, &task, (int)threads, isatty(2) ? progress : NULL, (void *)which[k], &sc[k].r, err)) {
             if (isatty(2)) fputc('\n', stderr);
             rc = cli_error("%s: %s", file, err);
-        }
-        else done++;
+        } else done++;
         tok_free(&t);
         model_free(&m);
     }
