@@ -158,6 +158,14 @@ static void test_forward_kv(const Model *m)
     model_state_free(&s);
 }
 
+/* tok_encode with BOS into *out; the token count */
+static int encode(const Tokenizer *tok, const char *text, int **out)
+{
+    int n = 0;
+    tok_encode(tok, text, 1, 0, out, &n);
+    return n;
+}
+
 /* the score of one request, independently: the harness's _encode_pair,
  * (ctx + cont)[-(seq_len+1):] and one model_forward per window, log-softmax
  * by hand. A continuation longer than seq_len: its last seq_len tokens in
@@ -172,9 +180,7 @@ static double independent_score(const Model *m, const Tokenizer *tok, const char
     strcpy(cc, c);
     strcat(cc, ctx + k); /* the moved whitespace starts the continuation */
     strcat(cc, cont);
-    int *ct, nc, *wt, nw;
-    tok_encode(tok, c, 1, 0, &ct, &nc);
-    tok_encode(tok, cc, 1, 0, &wt, &nw);
+    int *ct, *wt, nc = encode(tok, c, &ct), nw = encode(tok, cc, &wt);
     int nk = nw - nc, S = m->cfg.seq_len, V = m->cfg.vocab_size;
     int *all = ob_malloc((size_t)(nc + nk) * sizeof(int));
     memcpy(all, ct, (size_t)nc * sizeof(int));
@@ -229,10 +235,10 @@ static void check_against_independent(const Model *m, const Tokenizer *tok, cons
 
 static void test_encode_pair(const Tokenizer *tok)
 {
-    int *ct, nc, *kt, nk, *a, na, *b, nb;
-    task_encode_pair(tok, "Question: what is it?\n", " A dog", &ct, &nc, &kt, &nk);
-    tok_encode(tok, "Question: what is it?", 1, 0, &a, &na);
-    tok_encode(tok, "Question: what is it?\n A dog", 1, 0, &b, &nb);
+    int *ct, nc, *kt, nk, *a, *b;
+    char err[OB_ERRLEN];
+    CHECK(task_encode_pair(tok, "Question: what is it?\n", " A dog", &ct, &nc, &kt, &nk, err) == 0, "%s", err);
+    int na = encode(tok, "Question: what is it?", &a), nb = encode(tok, "Question: what is it?\n A dog", &b);
     CHECK(nc == na && memcmp(ct, a, (size_t)na * sizeof(int)) == 0, "context: the stripped context's tokens");
     CHECK(nk == nb - na && nk > 0 && memcmp(kt, b + na, (size_t)nk * sizeof(int)) == 0,
           "continuation: the whole string's tokens after len(context)");

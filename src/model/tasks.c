@@ -209,8 +209,8 @@ int task_load(Task *t, const char *name, const char *path, int limit, char *err)
 
 /* ---- tokenization ------------------------------------------------------- */
 
-void task_encode_pair(const Tokenizer *tok, const char *ctx, const char *cont, int **ctx_tok, int *n_ctx,
-                      int **cont_tok, int *n_cont)
+int task_encode_pair(const Tokenizer *tok, const char *ctx, const char *cont, int **ctx_tok, int *n_ctx,
+                     int **cont_tok, int *n_cont, char *err)
 {
     size_t L = strlen(ctx), k = L;
     while (k > 0 && isspace((unsigned char)ctx[k - 1])) k--;
@@ -218,16 +218,20 @@ void task_encode_pair(const Tokenizer *tok, const char *ctx, const char *cont, i
     memcpy(c, ctx, k);
     c[k] = 0;
     char *whole = cat(ctx, cont); /* = context without its end whitespace + (that whitespace + cont) */
-    int *wt, nw;
-    tok_encode(tok, c, 1, 0, ctx_tok, n_ctx);
+    int *ct = NULL, *wt = NULL, nc = 0, nw = 0;
+    tok_encode(tok, c, 1, 0, &ct, &nc);
     tok_encode(tok, whole, 1, 0, &wt, &nw);
-    int n = nw > *n_ctx ? nw - *n_ctx : 0;
+    (void)err; /* this tokenizer API cannot fail */
+    int n = nw > nc ? nw - nc : 0;
     *cont_tok = ob_malloc((size_t)(n ? n : 1) * sizeof(int));
     memcpy(*cont_tok, wt + (nw - n), (size_t)n * sizeof(int));
     *n_cont = n;
+    *ctx_tok = ct;
+    *n_ctx = nc;
     free(wt);
     free(whole);
     free(c);
+    return 0;
 }
 
 /* ---- scoring ------------------------------------------------------------ */
@@ -301,9 +305,9 @@ static int score_item(const Model *m, const Tokenizer *tok, const TaskItem *it, 
     *ntok = 0;
     for (int c = 0; c < n && rc == 0; c++) {
         int *ct, nc, *kt, nk;
-        task_encode_pair(tok, it->ctx[c], it->cont[c], &ct, &nc, &kt, &nk);
+        if (task_encode_pair(tok, it->ctx[c], it->cont[c], &ct, &nc, &kt, &nk, err)) rc = -1;
         int N = nc + nk;
-        X[c] = ob_malloc((size_t)N * sizeof(int));
+        X[c] = ob_malloc((size_t)(N ? N : 1) * sizeof(int));
         memcpy(X[c], ct, (size_t)nc * sizeof(int));
         memcpy(X[c] + nc, kt, (size_t)nk * sizeof(int));
         free(ct);

@@ -62,9 +62,9 @@ int task_parse(Task *t, const char *name, const char *text, const char *what, in
 void task_free(Task *t);
 
 /* the harness's split of a request into context and continuation tokens
- * (see above); both malloc'd */
-void task_encode_pair(const Tokenizer *tok, const char *ctx, const char *cont, int **ctx_tok, int *n_ctx,
-                      int **cont_tok, int *n_cont);
+ * (see above); both malloc'd (also on an error) */
+int task_encode_pair(const Tokenizer *tok, const char *ctx, const char *cont, int **ctx_tok, int *n_ctx,
+                     int **cont_tok, int *n_cont, char *err);
 
 typedef struct {
     int n;                    /* items scored */
