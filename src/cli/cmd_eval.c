@@ -1,17 +1,24 @@
 /* src/cli/cmd_eval.c -- `onebit-tui eval`: mean NLL and perplexity on a text
  * file. The options are one table (eval_opts). Main thread only. */
+#include <cJSON.h>
+#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "base/common.h"
+#include "base/pool.h"
 #include "model/eval.h"
+#include "model/tasks.h"
 
 typedef struct {
-    char *teacher, *student, *tokenizer, *text, *split, *act;
+    char *teacher, *student, *tokenizer, *text, *split, *act, *task, *task_file;
     int seq_len;                 /* 0: the model's context */
+    int limit;                   /* 0: every item */
+    int threads;                 /* 0: online CPUs */
     int json;
 } EvalOpts;
 
@@ -26,6 +33,11 @@ static const OptSpec eval_opts[] = {
     {"split", OPT_STR, F(split), OPT_NOHELP, 0, 0, NULL, NULL, "SEP", "one document per SEP", NULL},
     {"act", OPT_STR, F(act), 0, 0, 0, NULL, NULL, "A", "a student's activations: fp32 (default, exact) or int8", NULL},
     {"json", OPT_FLAG, F(json), 0, 0, 1, NULL, NULL, NULL, "print {\"nll\":..,\"ppl\":..,\"tokens\":..}", NULL},
+    {"task", OPT_STR, F(task), 0, 0, 0, NULL, NULL, "NAME",
+     "zero-shot accuracy: arc_easy, arc_challenge, piqa, boolq,\ntinystories_mc (multiple choice) or winogrande (schema)", "With --task"},
+    {"task-file", OPT_STR, F(task_file), 0, 0, 0, NULL, NULL, "F", "the task's JSONL file (llm-foundry's format)", NULL},
+    {"limit", OPT_INT, F(limit), 0, 1, 1 << 30, NULL, NULL, "N", "the first N items only", NULL},
+    {"threads", OPT_INT, F(threads), 0, 1, 1024, NULL, NULL, "N", "items scored in parallel, each on one thread\n(default: online CPUs)", NULL},
     {NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL},
 };
 #undef F
@@ -34,12 +46,18 @@ static void help(void)
 {
     printf("Usage: onebit-tui eval [--teacher M | --student S] [--tokenizer T] --text FILE [--seq-len L]\n"
            "                       [--split SEP] [--act fp32|int8] [--json]\n"
+           "       onebit-tui eval [--teacher M] [--student S] [--tokenizer T] --task NAME --task-file FILE\n"
+           "                       [--limit N] [--threads N] [--act fp32|int8] [--json]\n"
            "\n"
            "Teacher-forced mean negative log-likelihood (nats/token) and perplexity.\n"
            "Without --split the whole file is encoded once with BOS and cut into\n"
            "non-overlapping windows of L tokens; the loss covers tokens 1..L-1 of each.\n"
            "With --split SEP (e.g. '<|endoftext|>') every document is stripped, encoded\n"
            "with BOS and truncated to L tokens.\n"
+           "With --task: zero-shot accuracy as lm-eval-harness scores it (acc, acc_norm\n"
+           "and their standard errors; see the man page for the tokenization). With both\n"
+           "--teacher and --student, both are scored and the share of the teacher's\n"
+           "accuracy the student keeps is printed.\n"
            "\n");
     opt_help_width(stdout, eval_opts, 13);
 }
@@ -68,13 +86,127 @@ static int eval_main(const EvalOpts *o)
     return rc;
 }
 
+static void progress(void *user, int done, int total)
+{
+    fprintf(stderr, "\r%s: %d/%d items", (const char *)user, done, total);
+    if (done == total) fputs("\r\033[K", stderr);
+}
+
+typedef struct {
+    const char *label;   /* "teacher" or "student" */
+    TaskResult r;
+} Scored;
+
+static void json_num(cJSON *o, const char *k, double v)
+{
+    if (isfinite(v)) cJSON_AddNumberToObject(o, k, v);
+    else cJSON_AddNullToObject(o, k);
+}
+
+static int run_task(const char *teacher, const char *student, const char *tokenizer, const char *name,
+                    const char *file, long limit, long threads, int json)
+{
+    char err[OB_ERRLEN];
+    Task task;
+    if (task_load(&task, name, file, (int)limit, err)) return cli_error("%s", err);
+    /* items in parallel, each thread running its model's products alone:
+     * OpenBLAS at one thread, the 1-bit kernels' pool at one thread (else
+     * each thread's products would wait for the pool, which serves one
+     * caller at a time). --threads 1 leaves both as they are. */
+    if (threads > 1) {
+        openblas_set_num_threads(1);
+        if (pool_set_global_threads(1, err)) { task_free(&task); return cli_error("%s", err); }
+    }
+    /* the teacher when asked for or when no student is given, then the student */
+    const char *which[2] = {NULL, NULL};
+    int nm = 0;
+    if (teacher || !student) which[nm++] = "teacher";
+    if (student) which[nm++] = "student";
+    Scored sc[2];
+    int rc = EXIT_OK, done = 0;
+    for (int k = 0; k < nm && rc == EXIT_OK; k++) {
+        Model m;
+        Tokenizer t;
+        int is_student = which[k][0] == 's';
+        if (open_model(is_student ? NULL : teacher, is_student ? student : NULL, tokenizer, &m, &t, err)) {
+            rc = cli_error("%s", err);
+            break;
+        }
+        sc[k].label = which[k];
+        if (task_score(&m, &t, &task, (int)threads, isatty(2) ? progress : NULL, (void *)which[k], &sc[k].r, err)) {
+            if (isatty(2)) fputc('\n', stderr);
+            rc = cli_error("%s: %s", file, err);
+        } else done++;
+        tok_free(&t);
+        model_free(&m);
+    }
+    if (rc == EXIT_OK) {
+        double kept = NAN, kept_norm = NAN;
+        if (done == 2) {
+            if (sc[0].r.acc > 0) kept = sc[1].r.acc / sc[0].r.acc;
+            if (sc[0].r.acc_norm > 0) kept_norm = sc[1].r.acc_norm / sc[0].r.acc_norm;
+        }
+        if (json) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "task", task.name);
+            cJSON_AddNumberToObject(o, "items", task.n_items);
+            for (int k = 0; k < done; k++) {
+                cJSON *e = cJSON_AddObjectToObject(o, sc[k].label);
+                json_num(e, "acc", sc[k].r.acc);
+                json_num(e, "acc_stderr", sc[k].r.acc_stderr);
+                json_num(e, "acc_norm", sc[k].r.acc_norm);
+                json_num(e, "acc_norm_stderr", sc[k].r.acc_norm_stderr);
+                cJSON_AddNumberToObject(e, "correct", sc[k].r.correct);
+                cJSON_AddNumberToObject(e, "correct_norm", sc[k].r.correct_norm);
+                cJSON_AddNumberToObject(e, "tokens", (double)sc[k].r.tokens);
+                json_num(e, "seconds", sc[k].r.seconds);
+            }
+            if (done == 2) {
+                cJSON *e = cJSON_AddObjectToObject(o, "kept");
+                json_num(e, "acc", kept);
+                json_num(e, "acc_norm", kept_norm);
+            }
+            char *txt = cJSON_PrintUnformatted(o);
+            printf("%s\n", txt);
+            free(txt);
+            cJSON_Delete(o);
+        } else {
+            printf("task %s  items %d  (%s)\n", task.name, task.n_items, file);
+            for (int k = 0; k < done; k++)
+                printf("%-8s acc %.4f +- %.4f  acc_norm %.4f +- %.4f  tokens %ld  %.1fs\n", sc[k].label,
+                       sc[k].r.acc, sc[k].r.acc_stderr, sc[k].r.acc_norm, sc[k].r.acc_norm_stderr, sc[k].r.tokens,
+                       sc[k].r.seconds);
+            if (done == 2) {
+                if (isfinite(kept)) printf("student keeps %.1f%% of the teacher's acc", 100 * kept);
+                else printf("student keeps ? of the teacher's acc (the teacher's is 0)");
+                if (isfinite(kept_norm)) printf(", %.1f%% of its acc_norm\n", 100 * kept_norm);
+                else printf(", ? of its acc_norm (the teacher's is 0)\n");
+            }
+        }
+    }
+    for (int k = 0; k < done; k++) task_result_free(&sc[k].r);
+    task_free(&task);
+    return rc;
+}
+
 int cli_eval(int argc, char **argv)
 {
     EvalOpts o;
     opt_defaults(eval_opts, &o);
     int rc = cli_parse_opts("eval", eval_opts, &o, argc, argv, help);
     if (rc < 0 && o.act && cli_set_act("eval", o.act)) rc = EXIT_USAGE; /* it printed why */
-    if (rc < 0 && !o.text) rc = cli_usage_error("eval", "--text FILE is required");
+    if (rc < 0 && (o.task || o.task_file)) {
+        if (!o.task) rc = cli_usage_error("eval", "--task-file needs --task NAME (%s)", task_names_list());
+        else if (task_format_of(o.task) < 0) rc = cli_usage_error("eval", "unknown task '%s' (known: %s)", o.task, task_names_list());
+        else if (!o.task_file) rc = cli_usage_error("eval", "--task %s needs --task-file FILE", o.task);
+        else if (o.text || o.split || o.seq_len) rc = cli_usage_error("eval", "--text, --split and --seq-len do not go with --task");
+        else rc = run_task(o.teacher, o.student, o.tokenizer, o.task, o.task_file, o.limit,
+                           o.threads ? o.threads : pool_default_threads(), o.json);
+        opt_free(eval_opts, &o);
+        return rc;
+    }
+    if (rc < 0 && (o.limit || o.threads)) rc = cli_usage_error("eval", "--limit and --threads go with --task");
+    if (rc < 0 && !o.text) rc = cli_usage_error("eval", "--text FILE (or --task NAME --task-file FILE) is required");
     if (rc < 0 && o.teacher && o.student) rc = cli_usage_error("eval", "--teacher and --student exclude each other");
     if (rc >= 0) { opt_free(eval_opts, &o); return rc; }
     rc = eval_main(&o);

@@ -10,7 +10,7 @@
 
 const CliCommand cli_commands[] = {
     {"generate", cli_generate, "generate text with a teacher or a 1-bit student"},
-    {"eval", cli_eval, "perplexity of a teacher or student on a text file"},
+    {"eval", cli_eval, "perplexity on a text file, or zero-shot accuracy on a task (--task)"},
     {"train", cli_train, "distil a 1-bit student from the teacher (QAT), with checkpoints"},
     {"bench", cli_bench, "benchmarks: forward, gemv, membw, train"},
     {"runs", cli_runs, "list, show, plot, delete and export recorded training runs"},

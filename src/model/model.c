@@ -396,6 +396,79 @@ void model_forward(const Model *m, ModelActs *a, const int *tokens, int T, float
                 logits, c->vocab_size);
 }
 
+/* ---- batched forward from a KV cache ------------------------------------ */
+
+/* causal attention of T queries at positions pos0.. over the cache's
+ * positions 0..pos0+T-1, one head at a time with two sgemms */
+static void attention_cached(const ModelConfig *c, ModelActs *a, const float *kc, const float *vc, int T, int pos0)
+{
+    int hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
+    int kv_mul = c->n_heads / c->n_kv_heads, S = pos0 + T;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int h = 0; h < c->n_heads; h++) {
+        const float *Q = a->q + h * hd;
+        const float *K = kc + (h / kv_mul) * hd;
+        const float *V = vc + (h / kv_mul) * hd;
+        // att (T,S) = Q (T,hd) · Kᵀ (hd,S)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, hd, scale, Q, qd, K, kvd, 0.0f, a->att, S);
+        for (int t = 0; t < T; t++) {
+            float *row = a->att + (size_t)t * S;
+            int n = pos0 + t + 1;
+            model_softmax(row, n);
+            memset(row + n, 0, (size_t)(S - n) * sizeof(float));
+        }
+        // out (T,hd) = att (T,S) · V (S,hd)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, S, 1.0f, a->att, S, V, kvd, 0.0f,
+                    a->attout + h * hd, qd);
+    }
+}
+
+void model_forward_kv(const Model *m, ModelActs *a, ModelState *s, const int *tokens, int T, int pos0,
+                      float *logits, int n_logits)
+{
+    const ModelConfig *c = &m->cfg;
+    int C = c->dim, F = c->hidden_dim, hd = c->head_dim, half = hd / 2;
+    int qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
+    for (int t = 0; t < T; t++) memcpy(a->x + (size_t)t * C, m->tok_emb + (size_t)tokens[t] * C, C * sizeof(float));
+    for (int l = 0; l < c->n_layers; l++) {
+        const Linear *L = m->lin + (size_t)l * LIN_PER_LAYER;
+        float *kc = s->kcache + (size_t)l * c->seq_len * kvd;
+        float *vc = s->vcache + (size_t)l * c->seq_len * kvd;
+        float *kt = kc + (size_t)pos0 * kvd, *vt = vc + (size_t)pos0 * kvd;
+        for (int t = 0; t < T; t++)
+            model_rmsnorm(a->xb + (size_t)t * C, a->x + (size_t)t * C, m->rms_att + (size_t)l * C, C, c->norm_eps);
+        linear_forward(&L[LIN_Q], a->xb, a->q, T); // (T, qd)
+        linear_forward(&L[LIN_K], a->xb, kt, T);   // (T, kvd) into the cache
+        linear_forward(&L[LIN_V], a->xb, vt, T);
+        for (int t = 0; t < T; t++) {
+            size_t p = (size_t)(pos0 + t) * half;
+            model_rope(a->q + (size_t)t * qd, qd, hd, a->rope_cos + p, a->rope_sin + p);
+            model_rope(kt + (size_t)t * kvd, kvd, hd, a->rope_cos + p, a->rope_sin + p);
+        }
+        attention_cached(c, a, kc, vc, T, pos0);
+        linear_forward(&L[LIN_O], a->attout, a->xb2, T); // (T, C)
+        for (size_t i = 0; i < (size_t)T * C; i++) a->x[i] += a->xb2[i];
+        for (int t = 0; t < T; t++)
+            model_rmsnorm(a->xb + (size_t)t * C, a->x + (size_t)t * C, m->rms_ffn + (size_t)l * C, C, c->norm_eps);
+        linear_forward(&L[LIN_GATE], a->xb, a->hb, T); // (T, F)
+        linear_forward(&L[LIN_UP], a->xb, a->hb2, T);  // (T, F)
+        for (size_t i = 0; i < (size_t)T * F; i++) {
+            float v = a->hb[i];
+            v *= 1.0f / (1.0f + expf(-v));
+            a->hb[i] = v * a->hb2[i];
+        }
+        linear_forward(&L[LIN_DOWN], a->hb, a->xb2, T); // (T, C)
+        for (size_t i = 0; i < (size_t)T * C; i++) a->x[i] += a->xb2[i];
+    }
+    if (n_logits <= 0) return;
+    int t0 = T - n_logits;
+    for (int t = t0; t < T; t++)
+        model_rmsnorm(a->xb + (size_t)t * C, a->x + (size_t)t * C, m->rms_final, C, c->norm_eps);
+    // logits (n,V) = xb (n,C) · wclsᵀ
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_logits, c->vocab_size, C, 1.0f, a->xb + (size_t)t0 * C, C,
+                m->wcls, C, 0.0f, logits, c->vocab_size);
+}
+
 /* ---- incremental forward ----------------------------------------------- */
 
 int model_state_init(ModelState *s, const ModelConfig *c)

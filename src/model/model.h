@@ -102,6 +102,15 @@ int model_state_init(ModelState *s, const ModelConfig *c);
 void model_state_free(ModelState *s);
 /* logits (V) for token at pos, given the cache holds positions 0..pos-1 */
 float *model_step(const Model *m, ModelState *s, int token, int pos);
+/* The batched forward continued from a KV cache (prefill after a prefix):
+ * tokens[0..T-1] at positions pos0..pos0+T-1 attend to the cached positions
+ * 0..pos0-1 and to themselves; their keys and values go into s's cache.
+ * logits (n_logits, V) receive the rows of the last n_logits positions
+ * (0 <= n_logits <= T). Needs pos0 + T <= seq_len and a capacity a->T >= T
+ * with T * (pos0 + T) <= a->T * a->T (true for a->T = seq_len). With pos0 =
+ * 0 it computes what model_forward does. */
+void model_forward_kv(const Model *m, ModelActs *a, ModelState *s, const int *tokens, int T, int pos0,
+                      float *logits, int n_logits);
 
 /* shared building blocks, also used by the trainer */
 void model_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
