@@ -94,10 +94,13 @@ static void par_for_nt(int nt, size_t n, size_t work_per_item, ParFn fn, void *c
     if (nt > QAT_MAX_THREADS) nt = QAT_MAX_THREADS;
     if ((double)n * (double)work_per_item < 32768.0 || nt < 2 || n < 2) { fn(ctx, 0, n); return; }
     if ((size_t)nt > n) nt = (int)n;
-    Pool *pool = pool_global();
-    if (pool_threads(pool) < 2) { fn(ctx, 0, n); return; }
-    ParJob job = {fn, ctx, n, nt};
-    pool_run(pool, par_task, &job, nt);
+    Pool *pool = pool_global_ref();
+    if (pool_threads(pool) < 2) fn(ctx, 0, n);
+    else {
+        ParJob job = {fn, ctx, n, nt};
+        pool_run(pool, par_task, &job, nt);
+    }
+    pool_free(pool);
 }
 
 static void par_for(size_t n, size_t work_per_item, ParFn fn, void *ctx)
