@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "base/blas.h"
 #include "base/common.h"
 #include "train/qat.h"
 #include "onebit/student.h"
@@ -326,13 +327,13 @@ static int bench_train(int argc, char **argv)
                "\"batch\":%ld,\"seq_len\":%ld,\"steps\":%ld,\"threads\":%d,\"step_s\":%.6f,\"tok_s\":%.1f,"
                "\"gflop_per_step\":%.4f,\"gflop_s\":%.2f,\"peak_gflop_s\":%.2f,\"fraction\":%.4f,\"loss\":%.6f}\n",
                c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, B, T, steps,
-               openblas_get_num_threads(), step, tps, flops * 1e-9, gf, peak, gf / peak, L.loss);
+               blas_threads(), step, tps, flops * 1e-9, gf, peak, gf / peak, L.loss);
     else
         printf("model dim %d hidden %d layers %d heads %d/%d vocab %d, batch %ld x %ld tokens, %d threads\n"
                "train %.1f tok/s  step %.4f s  %.2f GFLOP/s (%.3f GFLOP/step)  sgemm %.2f GFLOP/s (%ld^3)  fraction %.1f%%\n"
                "training state %.2f GiB\n",
                c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, B, T,
-               openblas_get_num_threads(), tps, step, gf, flops * 1e-9, peak, psize, 100 * gf / peak,
+               blas_threads(), tps, step, gf, flops * 1e-9, peak, psize, 100 * gf / peak,
                qat_memory_bytes(c, (int)B, (int)T) / 1073741824.0);
     if (!json)
         printf("time split: teacher %.0f%%  student forward %.0f%%  loss %.0f%%  backward %.0f%%  optimizer %.0f%%\n",
@@ -402,7 +403,7 @@ static int bench_gemv(int argc, char **argv)
     if (kname && bitlinear_set_kernel(kname, err)) return cli_usage_error("bench gemv", "%s", err);
     if (T == 0) T = pool_default_threads();
     if (bitlinear_set_threads((int)T, err)) return cli_error("%s", err);
-    openblas_set_num_threads((int)T);
+    if (blas_set_threads((int)T, err)) return cli_error("%s", err);
 
     /* weights: one random sign pattern, copied as often as --cold needs */
     uint64_t seed = 0x2545f4914f6cdd1dull;
