@@ -1,5 +1,7 @@
-/* cmd_bench.c -- `onebit-tui bench ...`: speed measurements (never tests).
- * Every figure is a median over repetitions. */
+/* src/cli/cmd_bench.c -- `onebit-tui bench ...`: speed measurements (never
+ * tests). Every figure is a median over repetitions. Runs on the program's
+ * main thread, which sets the thread counts (the 1-bit defaults, OpenBLAS's)
+ * before it makes layers or starts threads. */
 #include <cblas.h>
 #include <errno.h>
 #include <getopt.h>

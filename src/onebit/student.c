@@ -1,6 +1,8 @@
 /* src/onebit/student.c -- (reentrant; student_quantize fans out to helper
- * jobs, base/job.h, joined before it returns) the .onebit student file:
- * writer (temp file + fsync + rename), mmap loader that validates every field, and post-training
+ * jobs, base/job.h, joined before it returns; student_set_exec: the owner of
+ * a loaded student, between forwards) the .onebit student file: writer
+ * (temp file + fsync + rename), mmap loader that validates every field, the
+ * execution context of a loaded student's layers, and post-training
  * quantisation of a teacher by SVID / XNOR (see student.h). The byte layout
  * is documented in man/onebit-tui.1 (FILES) and summarised here.
  *
