@@ -38,7 +38,7 @@
  *
  * so one 64-byte load gives the same 32 columns of 16 rows as 16 dword lanes,
  * and a right shift puts the sign bits of the next columns of each row in the
- * low bits that vpermps / vpermt2ps use as a table index (see kern_avx512.c).
+ * low bits that vpermps / vpermt2ps use as a table index (see x86/avx512.c).
  * Panel p starts at p * KERN_PANEL * words_per_row * 32 and holds its blocks
  * word-major: (k, b) at ((k * pb) + (b - p * KERN_PANEL)) * 32 within it. A
  * thread working on one panel therefore reads one contiguous stream of

@@ -4,7 +4,7 @@
  * the CPU has AVX2 and FMA. Pure functions of their arguments: any thread
  * may call any of them at any time.
  *
- * kern_avx2 (the default without AVX-512): FP32 lookup tables on the
+ * "avx2" (kern_rows_avx2; the default without AVX-512): FP32 lookup tables on the
  * kernel-private layout. vpermps on 8 dword lanes indexes 8 entries with the
  * low 3 bits, so the 32 columns of a lane are cut into 10 groups of 3 and one
  * of 2 (bit offsets 0, 3, ..., 27, 30); each group's table of signed sums
@@ -12,10 +12,10 @@
  * One shift + one permute + one add do 8 rows x 3 columns; a block-word (16
  * rows x 64 columns) is 4 such vectors of 8 rows x 32 columns.
  *
- * With int8 activations (kernels.h) kern_avx2 uses the same tables in
+ * With int8 activations (kernels.h) "avx2" uses the same tables in
  * int32 (vpermd), exact sums per 512-column block, then the block's scale.
  *
- * kern_avx2flip (kept for comparison): sign flips of the FP32 activations
+ * "avx2flip" (kern_rows_avx2flip, kept for comparison): sign flips of the FP32 activations
  * on the canonical layout.
  * For 8 columns, the inverted sign bits of a 32-bit half-word are broadcast
  * and shifted (vpsllvd) so that lane i holds "bit i is 0" in its sign bit,

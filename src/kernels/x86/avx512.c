@@ -4,7 +4,7 @@
  * base/cpu.c says the CPU has AVX-512F/BW/VL/DQ and FMA. Pure functions of
  * their arguments: any thread may call any of them at any time.
  *
- * kern_avx512 (the default on AVX-512 CPUs): FP32 lookup tables, T-MAC
+ * "avx512" (kern_rows_avx512; the default on AVX-512 CPUs): FP32 lookup tables, T-MAC
  * style. For a group of input columns and a token, the table of all signed
  * sums  ±v0 ±v1 ...  (bit k of the entry index = sign of column k, 1 = +)
  * sits in registers; the kernel-private layout puts the same 32 columns of 16
@@ -16,7 +16,7 @@
  * at N = 1, `bench gemv --rows 1024 --cols 4096 --threads 1`, on this
  * Zen 5; they are in the history, commit 404ca34.)
  *
- * kern_avx512mask (a measured alternative, selectable): canonical layout,
+ * "avx512mask" (kern_rows_avx512mask, a measured alternative): canonical layout,
  * masked adds. P = sum of gx where the sign bit is 1, one _mm512_mask_add_ps
  * per 16 columns; the row's value is 2P - sum(gx).
  */
