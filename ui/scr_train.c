@@ -558,7 +558,11 @@ static void train_status(App *a, char *buf, int n)
     }
 }
 
-static int train_busy(App *a) { return R->sess != NULL || R->prep != NULL; }
+static int train_busy(App *a)
+{
+    TrainScr *R = state(a);
+    return R->sess != NULL || R->prep != NULL;
+}
 
 static void train_teacher(App *a) { start_next(a); }
 
