@@ -1,8 +1,10 @@
-/* test_bitlinear.c -- the packed 1-bit layer: canonical packing round trips,
- * every kernel variant the CPU has (ref, avx2, avx512, ...) against the
- * scalar reference bitlinear_forward_ref on odd shapes, N = 1..9 and 16, norm
- * on and off, 1/2/3 threads (bitwise identical across thread counts), and the
- * whole layer against a dense FP32 evaluation through cblas_sgemm.
+/* tests/test_bitlinear.c -- the packed 1-bit layer: canonical packing round
+ * trips, every kernel variant the CPU has (ref, avx2, avx512, ...) against
+ * the scalar reference bitlinear_forward_ref on odd shapes, N = 1..9 and 16,
+ * norm on and off, 1/2/3 threads (bitwise identical across thread counts),
+ * the whole layer against a dense FP32 evaluation through cblas_sgemm, and
+ * the execution context a layer holds (changing defaults or another layer's
+ * context does not change what it computes, also while it runs).
  *
  * Tolerance: for output row r the pre-norm value is h_r * sum_c s_rc gx_c; we
  * allow |diff| <= 1e-5 * B_r with B_r = |h_r| * sum_c |gx_c|. Reordering an
@@ -12,13 +14,40 @@
  * LayerNorm the same bound is divided by the pre-norm standard deviation.
  */
 #include <cblas.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "onebit/bitlinear.h"
 #include "base/common.h"
+#include "base/cpu.h"
+#include "base/pool.h"
 #include "kernels/kernels.h"
+#include "kernels/variants.h" /* the variants' own functions, to test them one by one */
 #include "model/linear.h"
 #include "test.h"
+
+/* pools of 1, 2 and 3 threads, made once */
+static Pool *pools[4];
+static Pool *pool_of(int t)
+{
+    char err[OB_ERRLEN];
+    if (!pools[t]) pools[t] = pool_new(t, err);
+    if (!pools[t]) { fprintf(stderr, "pool_new(%d): %s\n", t, err); exit(1); }
+    return pools[t];
+}
+
+/* run bl with kernel k at precision act on a pool of t threads */
+static void use(BitLinear *bl, const BitKernel *k, int act, int t)
+{
+    char err[OB_ERRLEN];
+    KernExec ex;
+    kern_exec_init(&ex, k, act, pool_of(t));
+    CHECK(bitlinear_set_exec(bl, &ex, err) == 0, "set_exec: %s", err);
+    kern_exec_fini(&ex);
+}
+
+static int avail(int id) { return kern_available(kern_variant(id)); }
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 static uint32_t rnd(void)
@@ -139,7 +168,7 @@ static void test_variants(void)
     char err[OB_ERRLEN];
     const BitKernel *const *all = kern_all();
     for (int i = 0; all[i]; i++)
-        if (!all[i]->available()) printf("SKIP variant %s: not available on this CPU\n", all[i]->name);
+        if (!kern_available(all[i])) printf("SKIP variant %s: not available on this CPU\n", all[i]->name);
         else printf("testing variant %s (%s)\n", all[i]->name, all[i]->desc);
     static const int Ns[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 16};
     static const int threads[] = {1, 2, 3};
@@ -162,16 +191,15 @@ static void test_variants(void)
                 bl->norm = norm;
                 bitlinear_forward_ref(bl, x, want, N);
                 for (int k = 0; all[k]; k++) {
-                    if (!all[k]->available()) continue;
-                    CHECK(kern_select(all[k]->name, err) == 0, "select %s: %s", all[k]->name, err);
-                    bitlinear_repack(bl); /* the kbits layout of this kernel */
+                    if (!kern_available(all[k])) continue;
                     for (int ti = 0; ti < 3; ti++) {
                         /* another input first, on one thread (every row),
                          * so that rows a call skipped would not keep this
                          * input's values in the kernels' scratch */
-                        CHECK(bitlinear_set_threads(1, err) == 0, "threads: %s", err);
+                        use(bl, all[k], KERN_ACT_FP32, 1);
+                        CHECK(bl->km.layout == all[k]->layout, "%s: packed in layout %d", all[k]->name, bl->km.layout);
                         bitlinear_forward(bl, x2, y, N);
-                        CHECK(bitlinear_set_threads(threads[ti], err) == 0, "threads: %s", err);
+                        use(bl, all[k], KERN_ACT_FP32, threads[ti]);
                         for (size_t i = 0; i < ny; i++) y[i] = NAN;
                         bitlinear_forward(bl, x, y, N);
                         int bad = compare(bl, y, want, B, sd, N, &worst);
@@ -191,10 +219,9 @@ static void test_variants(void)
         free(W);
     }
     printf("variants vs reference: worst error %.3f of the tolerance\n", worst);
-    CHECK(kern_select("no-such-kernel", err) == -1, "unknown kernel accepted");
+    CHECK(bitlinear_set_kernel("no-such-kernel", err) == -1, "unknown kernel accepted");
     CHECK(strstr(err, "unknown") != NULL, "message: %s", err);
-    CHECK(kern_select(kern_all()[0]->available() ? kern_all()[0]->name : "ref", err) == 0, "%s", err);
-    CHECK(bitlinear_set_threads(0, err) == 0, "%s", err);
+    CHECK(kern_lookup("no-such-kernel", err) == NULL && strstr(err, "unknown"), "kern_lookup: %s", err);
 }
 
 /* the layer against a dense FP32 evaluation: S (out, in) = ±1, through sgemm */
@@ -202,7 +229,6 @@ static void test_dense(void)
 {
     double worst = 0;
     const BitKernel *const *all = kern_all();
-    char err[OB_ERRLEN];
     for (int wi = 0; wi < NW; wi++) {
         int in = widths[wi], out = outs[wi], N = 1 + wi % 9;
         float *W = ob_malloc((size_t)out * in * sizeof(float));
@@ -219,9 +245,8 @@ static void test_dense(void)
             bitlinear_layernorm(dense + (size_t)n * out, out);
         }
         for (int k = 0; all[k]; k++) {
-            if (!all[k]->available()) continue;
-            kern_select(all[k]->name, err);
-            bitlinear_repack(bl);
+            if (!kern_available(all[k])) continue;
+            use(bl, all[k], KERN_ACT_FP32, 2);
             bitlinear_forward(bl, x, y, N);
             int bad = compare(bl, y, dense, B, sd, N, &worst);
             CHECK(bad == 0, "%s vs dense sgemm: out %d in %d N %d: %d outside tolerance", all[k]->name, out, in, N, bad);
@@ -230,55 +255,87 @@ static void test_dense(void)
         bitlinear_free(bl);
     }
     printf("vs dense sgemm: worst error %.3f of the tolerance\n", worst);
-    kern_select(kern_all()[0]->available() ? kern_all()[0]->name : "ref", err);
 }
 
-/* a layer packed for one kernel's kbits layout, then another kernel
- * selected without bitlinear_repack: still the right results (a kernel on the
- * canonical bits runs instead), and the real kernel again after the repack */
-static void test_layout_change(void)
+/* the execution context travels with the layer: after a layer is made,
+ * changing the defaults (the kernel, the activation precision, the global
+ * pool) and another layer's context leave what it computes unchanged, also
+ * while a forward on it runs on another thread. (Before each layer held its
+ * context, bitlinear_set_act switched every layer of the process, running
+ * or not.) */
+typedef struct {
+    const BitLinear *bl;
+    const float *x, *want;
+    int N, n_out, rounds;
+    atomic_int stop, bad, done;
+} IsoJob;
+
+static void *iso_thread(void *arg)
+{
+    IsoJob *j = arg;
+    float *y = ob_malloc((size_t)j->N * j->n_out * 4);
+    while (!atomic_load(&j->stop) || j->rounds < 20) {
+        bitlinear_forward(j->bl, j->x, y, j->N);
+        if (memcmp(y, j->want, (size_t)j->N * j->n_out * 4)) atomic_fetch_add(&j->bad, 1);
+        j->rounds++;
+    }
+    free(y);
+    atomic_store(&j->done, 1);
+    return NULL;
+}
+
+static void test_exec_isolated(void)
 {
     char err[OB_ERRLEN];
-    if (!kern_avx512.available() || !kern_avx2.available()) { printf("SKIP layout change: no AVX-512\n"); return; }
-    const int out = 300, in = 200, N = 3;
+    const int out = 1100, in = 700, N = 3;
     float *W = ob_malloc((size_t)out * in * sizeof(float)), *x = ob_malloc((size_t)N * in * 4);
     float *want = ob_malloc((size_t)N * out * 4), *y = ob_malloc((size_t)N * out * 4);
-    float *B = ob_malloc((size_t)N * out * 4), *sd = ob_malloc(N * 4);
     for (int i = 0; i < N * in; i++) x[i] = frand();
-    static const char *const order[][2] = {{"avx512", "avx2"}, {"avx2", "avx512"}};
-    double worst = 0;
-    for (int o = 0; o < 2; o++) {
-        CHECK(kern_select(order[o][0], err) == 0, "%s", err);
-        BitLinear *bl = random_layer(out, in, W);
-        CHECK(bl->klayout == kern_current()->layout, "%s: packed in layout %d", order[o][0], bl->klayout);
-        bounds(bl, x, N, B, sd);
-        bitlinear_forward_ref(bl, x, want, N);
-        CHECK(kern_select(order[o][1], err) == 0, "%s", err);
-        bitlinear_forward(bl, x, y, N);
-        CHECK(compare(bl, y, want, B, sd, N, &worst) == 0, "packed for %s, run with %s: wrong", order[o][0], order[o][1]);
-        bitlinear_repack(bl);
-        CHECK(bl->klayout == kern_current()->layout, "%s: repacked in layout %d", order[o][1], bl->klayout);
-        bitlinear_forward(bl, x, y, N);
-        CHECK(compare(bl, y, want, B, sd, N, &worst) == 0, "repacked for %s: wrong", order[o][1]);
-        bitlinear_free(bl);
-    }
-    CHECK(kern_avx512.layout != kern_avx2.layout && kern_avx2.needs_kbits, "the two kernels share a layout: this test tests nothing");
-    /* packed while int8 activations were active (KERN_LAYOUT_W16), run in
-     * FP32 without a repack: the same FP32 results */
-    CHECK(kern_select("avx512", err) == 0, "%s", err);
-    CHECK(bitlinear_set_act("int8", err) == 0, "%s", err);
-    BitLinear *bl = random_layer(out, in, W);
-    CHECK(bl->klayout == KERN_LAYOUT_W16, "avx512 int8: packed in layout %d", bl->klayout);
     CHECK(bitlinear_set_act("fp32", err) == 0, "%s", err);
-    bounds(bl, x, N, B, sd);
-    bitlinear_forward_ref(bl, x, want, N);
-    bitlinear_forward(bl, x, y, N);
-    CHECK(compare(bl, y, want, B, sd, N, &worst) == 0, "packed for int8, run in fp32: wrong");
-    bitlinear_repack(bl);
-    CHECK(bl->klayout == KERN_LAYOUT_L6, "avx512 fp32: repacked in layout %d", bl->klayout);
-    bitlinear_free(bl);
-    free(W); free(x); free(want); free(y); free(B); free(sd);
-    kern_select(kern_all()[0]->available() ? kern_all()[0]->name : "ref", err);
+    BitLinear *a = random_layer(out, in, W), *b = random_layer(out, in, W);
+    CHECK(a->ex.act == KERN_ACT_FP32 && a->ex.kernel == kern_default(), "a new layer takes the defaults");
+    bitlinear_forward(a, x, want, N);
+    /* the defaults change: a keeps its context */
+    CHECK(bitlinear_set_act("int8", err) == 0 && bitlinear_default_act() == BITLINEAR_ACT_INT8, "%s", err);
+    CHECK(bitlinear_set_kernel("ref", err) == 0, "%s", err);
+    CHECK(bitlinear_set_threads(3, err) == 0, "%s", err);
+    bitlinear_forward(a, x, y, N);
+    CHECK(!memcmp(y, want, (size_t)N * out * 4), "changing the defaults changed a layer made before");
+    BitLinear *c = random_layer(out, in, W);
+    CHECK(c->ex.act == KERN_ACT_INT8 && c->ex.kernel == kern_variant(KERN_REF) && pool_threads(c->ex.pool) == 3,
+          "a layer made after takes the new defaults (act %d kernel %s threads %d)", c->ex.act, c->ex.kernel->name,
+          pool_threads(c->ex.pool));
+    bitlinear_free(c);
+    /* while a forward on a runs on another thread: switch b's precision and
+     * kernel back and forth, and the defaults, and replace the global pool */
+    IsoJob j = {a, x, want, N, out, 0, 0, 0, 0};
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, iso_thread, &j) == 0, "thread");
+    const BitKernel *const *all = kern_all();
+    for (int r = 0; r < 40; r++) {
+        const BitKernel *k = all[r % 5] && kern_available(all[r % 5]) ? all[r % 5] : kern_variant(KERN_REF);
+        use(b, k, r & 1 ? KERN_ACT_INT8 : KERN_ACT_FP32, 1 + r % 3);
+        bitlinear_forward(b, x, y, N);
+        CHECK(bitlinear_set_act(r & 1 ? "fp32" : "int8", err) == 0, "%s", err);
+        CHECK(bitlinear_set_threads(1 + r % 3, err) == 0, "%s", err);
+    }
+    atomic_store(&j.stop, 1);
+    pthread_join(th, NULL);
+    CHECK(j.bad == 0, "%d of %d forwards of a layer changed while others' contexts and the defaults changed", j.bad, j.rounds);
+    /* the owner's check: set_exec refuses while a forward runs */
+    atomic_store(&a->running, 1);
+    KernExec ex;
+    kern_exec_init(&ex, NULL, KERN_ACT_INT8, NULL);
+    CHECK(bitlinear_set_exec(a, &ex, err) == -1 && strstr(err, "running"), "set_exec during a forward: %s", err);
+    atomic_store(&a->running, 0);
+    CHECK(bitlinear_set_exec(a, &ex, err) == 0 && a->ex.act == KERN_ACT_INT8, "%s", err);
+    kern_exec_fini(&ex);
+    CHECK(bitlinear_set_act("fp32", err) == 0, "%s", err);
+    CHECK(bitlinear_set_kernel(kern_default()->name, err) == 0, "%s", err);
+    CHECK(bitlinear_set_threads(0, err) == 0, "%s", err);
+    bitlinear_free(a);
+    bitlinear_free(b);
+    free(W); free(x); free(want); free(y);
 }
 
 /* ---- int8 activations (BITLINEAR_ACT_INT8, kernels.h) ---------------- */
@@ -318,7 +375,7 @@ static void test_quantize(void)
                     if (!(fabs((double)q[c] * sc[j] - x[c]) <= 0.5001 * sc[j])) bad++;
                 }
             }
-            if (kern_avx512.available()) {
+            if (avail(KERN_AVX512)) {
                 kern_quantize_avx512(x, n, q2, sc2);
                 CHECK(!memcmp(q, q2, n * 2), "n %d trial %d: avx512 quantizer's q differ", n, trial);
                 for (int j = 0; j < nq; j++)
@@ -352,7 +409,7 @@ static void test_int8(void)
             for (int r = 1; r < out; r++) memcpy(W + (size_t)r * in, W, in * sizeof(float));
             bitlinear_pack(bl, W);
         }
-        const int in_pad = kern_in_pad(bl), nq = kern_nqblk(bl);
+        const int in_pad = kern_in_pad(&bl->km), nq = kern_nqblk(&bl->km);
         for (int ni = 0; ni < (int)(sizeof Ns / sizeof Ns[0]); ni++) {
             int N = Ns[ni];
             size_t ny = (size_t)N * out;
@@ -373,12 +430,8 @@ static void test_int8(void)
             }
             for (int norm = 0; norm <= 1; norm++) {
                 bl->norm = norm;
-                CHECK(bitlinear_set_act("fp32", err) == 0, "%s", err);
                 bitlinear_forward_ref(bl, x, yfp, N);
-                CHECK(bitlinear_set_act("int8", err) == 0 && bitlinear_act() == BITLINEAR_ACT_INT8, "%s", err);
-                CHECK(kern_select("ref", err) == 0, "%s", err);
-                bitlinear_repack(bl);
-                CHECK(bitlinear_set_threads(1, err) == 0, "%s", err);
+                use(bl, kern_variant(KERN_REF), KERN_ACT_INT8, 1);
                 bitlinear_forward(bl, x, yr, N);
                 if (!norm) {
                     int badd = 0, badq = 0;
@@ -409,26 +462,25 @@ static void test_int8(void)
                     CHECK(badq == 0, "int8: out %d in %d N %d: %d values off FP32 by more than the quantization bound", out, in, N, badq);
                 }
                 for (int k = 0; all[k]; k++) {
-                    if (!all[k]->available()) continue;
-                    CHECK(kern_select(all[k]->name, err) == 0, "%s", err);
+                    if (!kern_available(all[k])) continue;
                     /* the kernel's int8 layout (layout_q8), then, where it
-                     * differs, its FP32 layout, which rows_q8 also reads (the
-                     * precision switched without a repack) */
+                     * differs, its FP32 layout, which its rows_q8 also reads
+                     * (rebuilt by hand: a layer's own context never asks
+                     * for it) */
                     for (int lay = 0; lay < 2; lay++) {
-                        if (lay && all[k]->layout_q8 == all[k]->layout) break;
-                        if (lay) CHECK(bitlinear_set_act("fp32", err) == 0, "%s", err);
-                        bitlinear_repack(bl);
-                        if (lay) CHECK(bitlinear_set_act("int8", err) == 0, "%s", err);
-                        const int want_layout = lay ? all[k]->layout : all[k]->layout_q8;
-                        CHECK(bl->klayout == want_layout, "int8 %s: packed in layout %d, not %d", all[k]->name, bl->klayout, want_layout);
+                        if (lay && (!all[k]->rows_q8 || all[k]->layout_q8 == all[k]->layout)) break;
                         for (int ti = 0; ti < 3; ti++) {
-                            CHECK(bitlinear_set_threads(1, err) == 0, "%s", err);
+                            use(bl, all[k], KERN_ACT_INT8, 1);
+                            const int want_layout = lay ? all[k]->layout : kern_layout_for(bl->ex.kernel, KERN_ACT_INT8);
+                            if (lay) kern_repack(&bl->km, want_layout);
+                            CHECK(bl->km.layout == want_layout, "int8 %s: packed in layout %d, not %d", all[k]->name, bl->km.layout, want_layout);
                             bitlinear_forward(bl, x2, y, N); /* stale scratch must not survive */
-                            CHECK(bitlinear_set_threads(threads[ti], err) == 0, "%s", err);
+                            use(bl, all[k], KERN_ACT_INT8, threads[ti]);
+                            if (lay) kern_repack(&bl->km, want_layout);
                             for (size_t i = 0; i < ny; i++) y[i] = NAN;
                             bitlinear_forward(bl, x, y, N);
                             CHECK(!memcmp(y, yr, ny * 4), "int8 %s layout %d: out %d in %d N %d norm %d threads %d: not identical to the reference",
-                                  all[k]->name, bl->klayout, out, in, N, norm, threads[ti]);
+                                  all[k]->name, bl->km.layout, out, in, N, norm, threads[ti]);
                         }
                     }
                 }
@@ -442,22 +494,18 @@ static void test_int8(void)
                 for (int r = 0; r < out; r++) nan0 += isnan(y[r]), nan1 += isnan(y[out + r]);
                 CHECK(nan0 == out && nan1 == 0, "int8 NaN input: %d of %d NaN in token 0, %d in token 1", nan0, out, nan1);
             }
-            CHECK(bitlinear_set_act("fp32", err) == 0, "%s", err);
             free(x); free(x2); free(want); free(yfp); free(y); free(yr); free(B); free(sd); free(gx); free(sc); free(q);
         }
         bitlinear_free(bl);
         free(W);
     }
-    kern_select(kern_all()[0]->available() ? kern_all()[0]->name : "ref", err);
-    CHECK(bitlinear_set_threads(0, err) == 0, "%s", err);
 }
 
-/* the dense FP32 rows of linear_gemv_pool (a student's head): every SIMD
- * variant against a double evaluation on odd shapes, and the pool's result
- * the same at 1/2/3 threads */
+/* the dense FP32 rows of a student's head (linear_head through the 1-bit
+ * ops): every SIMD variant against a double evaluation on odd shapes, and
+ * the result on the layer's pool the same at 1/2/3 threads */
 static void test_gemv(void)
 {
-    char err[OB_ERRLEN];
     static const int rows_[] = {1, 5, 37, 1000, 4099}, cols_[] = {1, 7, 64, 129, 1003};
     for (int si = 0; si < 5; si++) {
         int R = rows_[si], C = cols_[si];
@@ -465,10 +513,10 @@ static void test_gemv(void)
         for (size_t i = 0; i < (size_t)R * C; i++) W[i] = frand();
         for (int i = 0; i < C; i++) x[i] = frand();
         for (int v = 0; v < 3; v++) {
-            if (v == 1 && !kern_avx2.available()) continue;
-            if (v == 2 && !kern_avx512.available()) continue;
+            if (v == 1 && !avail(KERN_AVX2)) continue;
+            if (v == 2 && !avail(KERN_AVX512)) continue;
             for (int r = 0; r < R; r++) y[r] = NAN;
-            if (v == 0) { kern_select("ref", err); kern_gemv_rows(W, x, y, C, 0, R); }
+            if (v == 0) kern_gemv_rows_ref(W, x, y, C, 0, R);
             else if (v == 1) kern_gemv_rows_avx2(W, x, y, C, 0, R);
             else kern_gemv_rows_avx512(W, x, y, C, 0, R);
             int bad = 0;
@@ -479,15 +527,17 @@ static void test_gemv(void)
             }
             CHECK(bad == 0, "gemv variant %d %dx%d: %d rows off", v, R, C, bad);
         }
-        kern_select(kern_all()[0]->available() ? kern_all()[0]->name : "ref", err);
+        BitLinear *bl = bitlinear_new(1, 1);
         for (int t = 1; t <= 3; t++) {
-            CHECK(bitlinear_set_threads(t, err) == 0, "%s", err);
-            linear_gemv_pool(W, x, t == 1 ? y1 : y, R, C);
+            use(bl, NULL, KERN_ACT_FP32, t);
+            Linear l = bitlinear_linear(bl);
+            CHECK(l.kind != LINEAR_DENSE && l.ops && l.ops->head && l.impl == bl, "the 1-bit Linear's ops");
+            linear_head(&l, W, x, t == 1 ? y1 : y, R, C);
             if (t > 1) CHECK(!memcmp(y, y1, R * 4), "gemv %dx%d: %d threads differ from 1", R, C, t);
         }
+        bitlinear_free(bl);
         free(W); free(x); free(y); free(y1);
     }
-    CHECK(bitlinear_set_threads(0, err) == 0, "%s", err);
 }
 
 /* kern_layernorm (the AVX-512 one on this CPU) against bitlinear_layernorm:
@@ -505,8 +555,9 @@ static void test_layernorm(void)
             memcpy(x0, x, n * 4);
             memcpy(yi, x, n * 4);
             memcpy(want, x, n * 4);
-            kern_layernorm(x, y, n);
-            kern_layernorm(yi, yi, n);
+            void (*ln)(const float *, float *, int) = avail(KERN_AVX512) ? kern_layernorm_avx512 : kern_layernorm_ref;
+            ln(x, y, n);
+            ln(yi, yi, n);
             bitlinear_layernorm(want, n);
             CHECK(!memcmp(x, x0, n * 4), "layernorm n %d: the input changed", n);
             CHECK(!memcmp(y, yi, n * 4), "layernorm n %d offset %d: out of place differs from in place", n, off);
@@ -523,10 +574,11 @@ int main(void)
     test_packing();
     test_variants();
     test_dense();
-    test_layout_change();
+    test_exec_isolated();
     test_quantize();
     test_int8();
     test_gemv();
     test_layernorm();
+    for (int t = 1; t <= 3; t++) pool_free(pools[t]);
     return test_done("test_bitlinear");
 }

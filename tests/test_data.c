@@ -7,8 +7,10 @@
 
 #include <cblas.h>
 
+#include "base/blas.h"
 #include "base/common.h"
 #include "base/file.h"
+#include "blaswatch.h"
 #include "train/data.h"
 #include "test.h"
 
@@ -169,9 +171,14 @@ static void with_model(const char *mp, const char *tp, const char *textp)
     /* self-generation: deterministic, BOS first, greedy prefix, bounded */
     int *l1, *t1, *l2, *t2;
     CHECK(data_self_generate(&m, &t, 6, 64, 3, 1, &l1, &t1, NULL, NULL, err) == 0, "selfgen: %s", err);
-    openblas_set_num_threads(2);
+    /* OpenBLAS's thread count is the main thread's to set (base/blas.h):
+     * self-generation never changes it, not even for a while */
+    CHECK(blas_set_threads(2, err) == 0, "%s", err);
+    BlasWatch bw;
+    CHECK(blaswatch_start(&bw) == 0, "watch thread");
     CHECK(data_self_generate(&m, &t, 6, 64, 3, 3, &l2, &t2, NULL, NULL, err) == 0, "selfgen 3 threads: %s", err);
-    CHECK(openblas_get_num_threads() == 2, "OpenBLAS threads restored after self-generation: %d", openblas_get_num_threads());
+    int changed = blaswatch_stop(&bw);
+    CHECK(changed == 0, "self-generation changed OpenBLAS's thread count (seen %d times in %d polls)", changed, atomic_load(&bw.polls));
     int64_t tot = 0;
     int ok = 1;
     for (int i = 0; i < 6; i++) {

@@ -1,4 +1,4 @@
-/* test_pool.c -- the persistent thread pool (src/base/pool.c): every task of
+/* tests/test_pool.c -- the persistent thread pool (src/base/pool.c): every task of
  * every run executes exactly once, across runs of changing task counts
  * back to back (a worker still finishing the previous run races the next
  * run's setup) and after pauses long enough for the workers to fall asleep;
@@ -10,7 +10,11 @@
  * a claim of generation g-1 succeeding against generation g's task count,
  * which ran a task twice and left pool_run waiting forever. A task that
  * calls pool_run on its own pool (pool.h: not reentrant) aborts instead of
- * deadlocking, on the caller's thread and on a worker's. */
+ * deadlocking, on the caller's thread and on a worker's. And the global
+ * pool: replacing it (pool_set_global_threads) while another thread holds
+ * and runs the old one leaves the old one working until its holder lets go
+ * (it used to be freed at once: a use after free). */
+#include <pthread.h>
 #include <sys/wait.h>
 #include <sched.h>
 #include <signal.h>
@@ -149,6 +153,57 @@ static int nested_aborts(int which)
     return WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT;
 }
 
+/* a thread that holds the global pool of the moment and runs on it,
+ * while the main thread replaces the global pool again and again */
+typedef struct {
+    atomic_int stop, bad, runs;
+} Holder;
+
+static void *holder(void *arg)
+{
+    Holder *h = arg;
+    static const int counts[] = {8, 3};
+    while (!atomic_load(&h->stop)) {
+        Pool *p = pool_global_ref();
+        int t = pool_threads(p);
+        if (exercise(p, 50, counts, 2, 0)) atomic_fetch_add(&h->bad, 1);
+        if (pool_threads(p) != t) atomic_fetch_add(&h->bad, 1);
+        pool_free(p);
+        atomic_fetch_add(&h->runs, 1);
+    }
+    return NULL;
+}
+
+static void test_global_replace(void)
+{
+    char err[OB_ERRLEN];
+    static const int counts[] = {16, 5};
+    CHECK(pool_set_global_threads(2, err) == 0, "%s", err);
+    Pool *p = pool_global_ref();
+    CHECK(pool_threads(p) == 2, "global pool of 2: %d", pool_threads(p));
+    CHECK(pool_set_global_threads(3, err) == 0, "%s", err);
+    /* the old pool is still whole: its thread count, its workers */
+    CHECK(pool_threads(p) == 2, "the replaced pool held here: %d threads (freed?)", pool_threads(p));
+    CHECK(exercise(p, 2000, counts, 2, 0) == 0, "the replaced pool held here runs every task once");
+    Pool *q = pool_global_ref();
+    CHECK(q != p && pool_threads(q) == 3, "the new global pool: %d threads", pool_threads(q));
+    pool_free(q);
+    pool_free(p);
+    /* concurrently */
+    Holder h;
+    atomic_init(&h.stop, 0);
+    atomic_init(&h.bad, 0);
+    atomic_init(&h.runs, 0);
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, holder, &h) == 0, "thread");
+    for (int k = 0; k < 200; k++) CHECK(pool_set_global_threads(2 + k % 3, err) == 0, "%s", err);
+    while (atomic_load(&h.runs) < 20) ob_sleep(1e-3);
+    atomic_store(&h.stop, 1);
+    pthread_join(th, NULL);
+    CHECK(atomic_load(&h.bad) == 0, "%d runs on a held global pool went wrong while it was replaced", atomic_load(&h.bad));
+    CHECK(pool_set_global_threads(0, err) == 0, "%s", err);
+}
+
 int main(void)
 {
     signal(SIGALRM, on_alarm);
@@ -178,6 +233,7 @@ int main(void)
     CHECK(nested_aborts(0), "pool_run inside a task on the caller's thread aborts");
     CHECK(nested_aborts(1), "pool_run inside a task on a worker aborts");
 #endif
+    test_global_replace();
     alarm(0);
     return test_done("test_pool");
 }

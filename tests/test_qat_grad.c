@@ -404,7 +404,7 @@ static void check_whole(int heads, int kv, int shared, const char *tag)
             bls[i] = bitlinear_new(src[i].out, src[i].in);
             bitlinear_pack(bls[i], src[i].w);
             bitlinear_set_scales(bls[i], src[i].g, src[i].h);
-            s.lin[i] = (Linear){LINEAR_ONEBIT, src[i].in, src[i].out, NULL, bls[i]};
+            s.lin[i] = bitlinear_linear(bls[i]);
         }
         long np_ = 0;
         double nll = qat_eval_nll_sum(q, tok, B, T, &np_);

@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/blas.h"
 #include "base/common.h"
+#include "blaswatch.h"
 #include "model/model.h"
 #include "train/qat.h"
 #include "onebit/svid.h"
@@ -210,13 +212,19 @@ static void check_threads(void)
     double l1[3], l2[3], l3[3];
     size_t n;
     float *p1 = malloc(16 << 20), *p2 = malloc(16 << 20), *p3 = malloc(16 << 20);
-    int nt0 = openblas_get_num_threads();
-    openblas_set_num_threads(1);
+    int nt0 = blas_threads();
+    CHECK(blas_set_threads(1, err) == 0, "%s", err);
     train(&m, tok, 4, 32, 3, l1, p1, &n);
-    openblas_set_num_threads(2);
+    CHECK(blas_set_threads(2, err) == 0, "%s", err);
+    /* training splits its small products over the threads without ever
+     * changing OpenBLAS's count (base/blas.h: others may be in cblas) */
+    BlasWatch bw;
+    CHECK(blaswatch_start(&bw) == 0, "watch thread");
     train(&m, tok, 4, 32, 3, l2, p2, &n);
+    int changed = blaswatch_stop(&bw);
+    CHECK(changed == 0, "training changed OpenBLAS's thread count (seen %d times in %d polls)", changed, atomic_load(&bw.polls));
     train(&m, tok, 4, 32, 3, l3, p3, &n);
-    openblas_set_num_threads(nt0);
+    CHECK(blas_set_threads(nt0, err) == 0, "%s", err);
     CHECK(!memcmp(l2, l3, sizeof l2) && !memcmp(p2, p3, n * 4), "2 threads: bit-identical reruns");
     double d = 0;
     for (size_t i = 0; i < n; i++) d = fmax(d, fabs(p1[i] - p2[i]));

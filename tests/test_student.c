@@ -15,6 +15,9 @@
 #include "onebit/student.h"
 #include "onebit/svid.h"
 #include "test.h"
+
+/* the BitLinear behind a student's Linear */
+#define BL(L) ((const BitLinear *)(L)->impl)
 #include "format/tokenizer.h"
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
@@ -199,10 +202,10 @@ static void round_trip(const ModelConfig *c, int with_tok, const char *dir)
         const Linear *L = &s.lin[i];
         CHECK(L->kind == LINEAR_ONEBIT && L->in == t.lin[i].in && L->out == t.lin[i].out, "linear %d kind/shape", i);
         for (int r = 0; r < L->out; r++)
-            for (int q = 0; q < L->in; q++) bad_sign += bitlinear_sign(L->bl, r, q) != (src[i].w[(size_t)r * L->in + q] >= 0 ? 1 : -1);
-        for (int j = 0; j < L->in; j++) bad_g += fabsf(L->bl->g[j] - src[i].g[j]) > fabsf(src[i].g[j]) * (1.0f / 2048);
-        for (int j = 0; j < L->out; j++) bad_h += fabsf(L->bl->h[j] - src[i].h[j]) > fabsf(src[i].h[j]) * (1.0f / 2048);
-        bad_norm += L->bl->norm != src[i].norm;
+            for (int q = 0; q < L->in; q++) bad_sign += bitlinear_sign(BL(L), r, q) != (src[i].w[(size_t)r * L->in + q] >= 0 ? 1 : -1);
+        for (int j = 0; j < L->in; j++) bad_g += fabsf(BL(L)->g[j] - src[i].g[j]) > fabsf(src[i].g[j]) * (1.0f / 2048);
+        for (int j = 0; j < L->out; j++) bad_h += fabsf(BL(L)->h[j] - src[i].h[j]) > fabsf(src[i].h[j]) * (1.0f / 2048);
+        bad_norm += BL(L)->norm != src[i].norm;
     }
     CHECK(bad_sign == 0, "%d signs differ", bad_sign);
     CHECK(bad_g == 0 && bad_h == 0, "%d g, %d h beyond FP16 rounding", bad_g, bad_h);
@@ -226,7 +229,7 @@ static void round_trip(const ModelConfig *c, int with_tok, const char *dir)
     for (int i = 0; i < T; i++) toks[i] = (int)(urand() * c->vocab_size);
     DenseLin *D = calloc(nlin, sizeof *D);
     for (int i = 0; i < nlin; i++) {
-        const BitLinear *bl = s.lin[i].bl;
+        const BitLinear *bl = BL(&s.lin[i]);
         D[i] = (DenseLin){bl->in, bl->out, bl->norm, malloc((size_t)bl->in * bl->out * 4), bl->g, bl->h};
         for (int r = 0; r < bl->out; r++)
             for (int q = 0; q < bl->in; q++) D[i].S[(size_t)r * bl->in + q] = src[i].w[(size_t)r * bl->in + q] >= 0 ? 1.0f : -1.0f;
@@ -249,35 +252,42 @@ static void round_trip(const ModelConfig *c, int with_tok, const char *dir)
     }
     CHECK(rel2 <= 1e-4, "model_step vs dense logits: max rel diff %g", rel2);
     model_state_free(&ms);
-    /* student_repack after a change of activation precision: the layers
-     * get the kernel's layout for it, with the same logits as before the
-     * repack (a kernel reading the other layout) and as a fresh load */
+    /* student_set_exec to int8 activations: the layers get the kernel's
+     * layout for it and the logits of a fresh load made with int8 as the
+     * default; back to fp32: the fp32 logits again */
     {
-        const BitKernel *K = kern_current();
+        const KernExec *cur = student_exec(&s);
+        CHECK(cur && cur->act == KERN_ACT_FP32, "a student's layers take the default (fp32) context");
+        const BitKernel *K = cur->asked;
+        KernExec e8, e32;
+        kern_exec_init(&e8, K, KERN_ACT_INT8, cur->pool);
+        kern_exec_init(&e32, K, KERN_ACT_FP32, cur->pool);
         float *g8 = malloc((size_t)T * c->vocab_size * 4), *g8r = malloc((size_t)T * c->vocab_size * 4);
-        CHECK(bitlinear_set_act("int8", err) == 0, "int8: %s", err);
-        model_forward(&s, &a, toks, T, g8, NULL);
-        student_repack(&s);
+        CHECK(student_set_exec(&s, &e8, err) == 0, "int8: %s", err);
         int bad = 0;
-        for (int i = 0; i < nlin; i++) bad += K->needs_kbits && s.lin[i].bl->klayout != K->layout_q8;
-        CHECK(bad == 0, "%d layers not in %s's int8 layout after student_repack", bad, K->name);
+        for (int i = 0; i < nlin; i++) bad += BL(&s.lin[i])->km.layout != kern_layout_for(e8.kernel, KERN_ACT_INT8) || BL(&s.lin[i])->ex.act != KERN_ACT_INT8;
+        CHECK(bad == 0, "%d layers not in %s's int8 layout and context after student_set_exec", bad, K->name);
         model_forward(&s, &a, toks, T, g8r, NULL);
-        CHECK(!memcmp(g8, g8r, (size_t)T * c->vocab_size * 4), "int8 logits change with the repack");
+        CHECK(bitlinear_set_act("int8", err) == 0, "int8: %s", err);
         Model s2;
         CHECK(student_load(&s2, NULL, path, err) == 0, "reload: %s", err);
+        CHECK(bitlinear_set_act("fp32", err) == 0, "fp32: %s", err);
         model_forward(&s2, &a, toks, T, g8, NULL);
-        CHECK(!memcmp(g8, g8r, (size_t)T * c->vocab_size * 4), "int8 logits: repacked vs loaded under int8");
+        CHECK(!memcmp(g8, g8r, (size_t)T * c->vocab_size * 4), "int8 logits: switched vs loaded under int8");
         model_free(&s2);
         double r8 = max_rel(g8r, ref, (size_t)T * c->vocab_size);
         /* int8 activations are lossy: 0.021 and 0.050 on these two students */
         CHECK(r8 <= 0.1, "int8 vs dense logits: max rel diff %g", r8);
-        CHECK(bitlinear_set_act("fp32", err) == 0, "fp32: %s", err);
-        student_repack(&s);
+        CHECK(student_set_exec(&s, &e32, err) == 0, "fp32: %s", err);
         bad = 0;
-        for (int i = 0; i < nlin; i++) bad += K->needs_kbits && s.lin[i].bl->klayout != K->layout;
-        CHECK(bad == 0, "%d layers not in %s's layout after the repack back", bad, K->name);
+        for (int i = 0; i < nlin; i++) bad += BL(&s.lin[i])->km.layout != kern_layout_for(e32.kernel, KERN_ACT_FP32);
+        CHECK(bad == 0, "%d layers not in %s's layout after the switch back", bad, K->name);
         model_forward(&s, &a, toks, T, g8r, NULL);
         CHECK(!memcmp(got, g8r, (size_t)T * c->vocab_size * 4), "fp32 logits change after the round trip through int8");
+        /* not a student: refused */
+        CHECK(student_set_exec(&t, &e8, err) == -1 && student_exec(&t) == NULL, "set_exec on a teacher");
+        kern_exec_fini(&e8);
+        kern_exec_fini(&e32);
         free(g8); free(g8r);
     }
     model_acts_free(&a);

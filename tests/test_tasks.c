@@ -363,11 +363,19 @@ int main(void)
              student_write(path, &m, &tok, src, NULL, err) || student_load(&st, &stok, path, err))
         CHECK(0, "student: %s", err);
     else {
-        CHECK(pool_set_global_threads(2, err) == 0, "%s", err);
+        /* the student's layers run on the pool of their execution context */
+        Pool *p2 = pool_new(2, err), *p1 = pool_new(1, err);
+        KernExec ex;
+        kern_exec_init(&ex, NULL, KERN_ACT_FP32, p2);
+        CHECK(p2 && p1 && student_set_exec(&st, &ex, err) == 0, "%s", err);
+        kern_exec_fini(&ex);
         check_against_independent(&st, &stok, &t_hand, "student", &truncated);
         TaskResult a, b;
         if (task_score(&st, &stok, &t_hand, 2, NULL, NULL, &a, err) == 0) {
-            CHECK(pool_set_global_threads(1, err) == 0, "%s", err);
+            kern_exec_init(&ex, NULL, KERN_ACT_FP32, p1);
+            CHECK(student_set_exec(&st, &ex, err) == 0, "%s", err);
+            CHECK(student_exec(&st) && pool_threads(student_exec(&st)->pool) == 1, "the student runs on a pool of 1");
+            kern_exec_fini(&ex);
             if (task_score(&st, &stok, &t_hand, 2, NULL, NULL, &b, err) == 0) {
                 double md = 0;
                 for (int i = 0; i < a.choice0[a.n]; i++) md = fmax(md, fabs(a.ll[i] - b.ll[i]));
@@ -378,6 +386,8 @@ int main(void)
         } else CHECK(0, "%s", err);
         tok_free(&stok);
         model_free(&st);
+        pool_free(p2);
+        pool_free(p1);
         unlink(path);
     }
     if (*dir) rmdir(dir);

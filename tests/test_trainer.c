@@ -8,9 +8,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/blas.h"
 #include "base/common.h"
 #include "db/db.h"
 #include "base/file.h"
+#include "blaswatch.h"
 #include "train/data.h"
 #include "onebit/student.h"
 #include "test.h"
@@ -94,6 +96,27 @@ static int file_copy(const char *from, const char *to)
     return rc;
 }
 
+/* the trainer's thread never sets OpenBLAS's thread count (base/blas.h):
+ * the caller's stays, during the run and after it, whatever cfg.threads */
+static void check_blas_owner(void)
+{
+    char err[OB_ERRLEN];
+    TrainConfig c;
+    base_cfg(&c, 2);
+    c.threads = 1;
+    int nt0 = blas_threads();
+    CHECK(blas_set_threads(2, err) == 0, "%s", err);
+    BlasWatch bw;
+    CHECK(blaswatch_start(&bw) == 0, "watch thread");
+    Seen s;
+    TrainSummary sum;
+    int rc = run(&c, SHA, &s, NULL, NULL, &sum, err);
+    int changed = blaswatch_stop(&bw);
+    CHECK(rc == 0, "run: %s", err);
+    CHECK(changed == 0, "the trainer changed OpenBLAS's thread count (seen %d times in %d polls)", changed, atomic_load(&bw.polls));
+    CHECK(blas_set_threads(nt0, err) == 0, "%s", err);
+}
+
 int main(void)
 {
     REQUIRE_SHARED(mp, "models/stories260K.bin");
@@ -112,6 +135,7 @@ int main(void)
     char ck[512], ck5[512];
     snprintf(ck, sizeof ck, "%s/run.ckpt", dir);
     snprintf(ck5, sizeof ck5, "%s/step5.ckpt", dir);
+    check_blas_owner();
 
     /* A: 12 steps straight */
     TrainConfig c;

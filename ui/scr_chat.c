@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include "ui/app.h"
-#include "onebit/bitlinear.h"
 #include "base/common.h"
 #include "base/job.h"
 #include "db/db.h"
@@ -347,8 +346,8 @@ static void chat_draw(App *a, UiGrid *g)
     else if (C->target == TO_STUDENT) snprintf(who, sizeof who, "student %.200s", sb);
     else snprintf(who, sizeof who, "teacher | student %.200s", sb);
     ui_grid_printf(g, 0, 0, g->w, UI_A_DIM, "Chat with %s%s   temperature %.2f   top-p %.2f   max tokens %d   seed %s", who,
-                   C->target != TO_TEACHER && bitlinear_act() == BITLINEAR_ACT_INT8 ? " (int8)" : "", C->temp, C->topp, C->n_new,
-                   C->seed ? "fixed" : "clock");
+                   C->target != TO_TEACHER && C->student && student_exec(C->student) && student_exec(C->student)->act == KERN_ACT_INT8 ? " (int8)" : "",
+                   C->temp, C->topp, C->n_new, C->seed ? "fixed" : "clock");
     int view_h = g->h - 3;
     if (view_h < 1) view_h = 1;
     C->view_h = view_h;
@@ -461,12 +460,19 @@ static int chat_key(App *a, const UiKey *k, int key)
         app_msg(a, 0, "talking to %s", C->target == TO_TEACHER ? "the teacher" : C->target == TO_STUDENT ? "the student" : "both, side by side");
         return 1;
     case A_ACT_TOGGLE: {
-        /* process-wide (bitlinear_set_act); not while a reply streams */
+        /* the student's own execution context (its layers hold it): only
+         * this screen runs it, and only between replies, so no forward can
+         * see the switch half-way (student_set_exec also checks) */
         if (busy(C)) { app_msg(a, 1, "a reply is still streaming: Esc stops it"); return 1; }
-        int on = bitlinear_act() != BITLINEAR_ACT_INT8;
-        bitlinear_set_act(on ? "int8" : "fp32", NULL);
-        /* the kernels' sign layout differs by precision (kernels.h) */
-        if (C->student) student_repack(C->student);
+        const KernExec *cur = C->student ? student_exec(C->student) : NULL;
+        if (!cur) { app_msg(a, 1, "no student loaded: l loads one"); return 1; }
+        int on = cur->act != KERN_ACT_INT8;
+        KernExec ex;
+        kern_exec_init(&ex, cur->asked, on ? KERN_ACT_INT8 : KERN_ACT_FP32, cur->pool);
+        char err[OB_ERRLEN];
+        int rc = student_set_exec(C->student, &ex, err);
+        kern_exec_fini(&ex);
+        if (rc) { app_msg(a, 1, "%s", err); return 1; }
         app_msg(a, 0, "student activations: %s", on ? "int8 (per-512-column scales; faster batched kernels, slightly lossy)" : "fp32 (exact)");
         return 1;
     }

@@ -44,6 +44,7 @@ struct Pool {
     _Atomic(PoolFn) fn;
     _Atomic(void *) ctx;
     atomic_int n_tasks;
+    atomic_int refs;            /* pool_ref / pool_free */
 };
 
 static inline void cpu_relax(void)
@@ -152,6 +153,7 @@ Pool *pool_new(int n, char *err)
     if (n > POOL_MAX_THREADS) n = POOL_MAX_THREADS;
     Pool *p = ob_calloc(1, sizeof *p);
     p->n = n;
+    atomic_init(&p->refs, 1);
     pthread_mutex_init(&p->mu, NULL);
     pthread_mutex_init(&p->run_mu, NULL);
     pthread_cond_init(&p->cv_work, NULL);
@@ -172,9 +174,15 @@ Pool *pool_new(int n, char *err)
     return p;
 }
 
+Pool *pool_ref(Pool *p)
+{
+    if (p) atomic_fetch_add(&p->refs, 1);
+    return p;
+}
+
 void pool_free(Pool *p)
 {
-    if (!p) return;
+    if (!p || atomic_fetch_sub(&p->refs, 1) != 1) return;
     pthread_mutex_lock(&p->mu);
     atomic_store(&p->stop, 1);
     pthread_cond_broadcast(&p->cv_work);
@@ -290,11 +298,14 @@ static int g_registered; /* atexit(pool_global_free) done */
 
 static void pool_global_free(void)
 {
-    pool_free(g_pool);
+    pthread_mutex_lock(&g_mu);
+    Pool *p = g_pool;
     g_pool = NULL;
+    pthread_mutex_unlock(&g_mu);
+    pool_free(p);
 }
 
-Pool *pool_global(void)
+Pool *pool_global_ref(void)
 {
     pthread_mutex_lock(&g_mu);
     if (!g_pool) {
@@ -303,7 +314,7 @@ Pool *pool_global(void)
         if (!g_pool) g_pool = pool_new(1, err); /* a one-thread pool never fails */
         if (!g_registered) { atexit(pool_global_free); g_registered = 1; }
     }
-    Pool *p = g_pool;
+    Pool *p = pool_ref(g_pool);
     pthread_mutex_unlock(&g_mu);
     return p;
 }
@@ -317,6 +328,6 @@ int pool_set_global_threads(int n, char *err)
     g_pool = np;
     if (!g_registered) { atexit(pool_global_free); g_registered = 1; }
     pthread_mutex_unlock(&g_mu);
-    pool_free(old);
+    pool_free(old); /* the global's reference: holders keep theirs */
     return 0;
 }

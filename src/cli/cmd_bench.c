@@ -1,5 +1,7 @@
-/* cmd_bench.c -- `onebit-tui bench ...`: speed measurements (never tests).
- * Every figure is a median over repetitions. */
+/* src/cli/cmd_bench.c -- `onebit-tui bench ...`: speed measurements (never
+ * tests). Every figure is a median over repetitions. Runs on the program's
+ * main thread, which sets the thread counts (the 1-bit defaults, OpenBLAS's)
+ * before it makes layers or starts threads. */
 #include <cblas.h>
 #include <errno.h>
 #include <getopt.h>
@@ -11,12 +13,14 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "base/blas.h"
 #include "base/common.h"
 #include "train/qat.h"
 #include "onebit/student.h"
 #include "onebit/svid.h"
 #include "base/pool.h"
 #include "kernels/kernels.h"
+#include "onebit/bitlinear.h"
 
 /* pause before each round of 1-bit calls (see bench gemv) */
 #define BENCH_BLAS_QUIET_S 0.3
@@ -115,12 +119,12 @@ static int bench_forward_random(const char *spec, long T, long reps, int json)
     if (json)
         printf("{\"model\":\"%s\",\"tokens\":%ld,\"reps\":%ld,\"act\":\"%s\",\"teacher_prefill_tok_s\":%.2f,\"teacher_decode_tok_s\":%.2f,"
                "\"student_prefill_tok_s\":%.2f,\"student_decode_tok_s\":%.2f,\"decode_ratio\":%.2f,\"prefill_ratio\":%.2f}\n",
-               spec, T, reps, bitlinear_act_name(bitlinear_act()), mtp, mtd, msp, msd, msd / mtd, msp / mtp);
+               spec, T, reps, bitlinear_act_name(bitlinear_default_act()), mtp, mtd, msp, msd, msd / mtd, msp / mtp);
     else
         printf("random model %s (%ld tokens, median of %ld)\n"
                "teacher FP32:  prefill %.1f tok/s  decode %.2f tok/s\n"
                "student 1-bit (%s activations): prefill %.1f tok/s  decode %.2f tok/s  (%.2fx / %.2fx the teacher)\n",
-               spec, T, reps, mtp, mtd, bitlinear_act_name(bitlinear_act()), msp, msd, msp / mtp, msd / mtd);
+               spec, T, reps, mtp, mtd, bitlinear_act_name(bitlinear_default_act()), msp, msd, msp / mtp, msd / mtd);
     free(v); free(tok); free(logits);
     model_acts_free(&a);
     model_state_free(&st);
@@ -192,9 +196,9 @@ static int bench_forward(int argc, char **argv)
     model_forward(&m, &a, tok, (int)T, logits, NULL); /* warm up */
     for (int r = 0; r < reps; r++) time_model(&m, &a, &s, tok, (int)T, logits, pre + r, dec + r);
     double mp = median(pre, (int)reps), md = median(dec, (int)reps);
-    const char *an = student ? bitlinear_act_name(bitlinear_act()) : "fp32";
+    const char *an = student ? bitlinear_act_name(bitlinear_default_act()) : "fp32";
     if (json) printf("{\"tokens\":%ld,\"reps\":%ld,\"act\":\"%s\",\"prefill_tok_s\":%.1f,\"decode_tok_s\":%.1f}\n", T, reps, an, mp, md);
-    else printf("prefill %.1f tok/s  decode %.1f tok/s  (%ld tokens, median of %ld%s)\n", mp, md, T, reps, student && bitlinear_act() == BITLINEAR_ACT_INT8 ? ", int8 activations" : "");
+    else printf("prefill %.1f tok/s  decode %.1f tok/s  (%ld tokens, median of %ld%s)\n", mp, md, T, reps, student && bitlinear_default_act() == BITLINEAR_ACT_INT8 ? ", int8 activations" : "");
     free(pre); free(dec); free(tok); free(logits);
     model_acts_free(&a);
     model_state_free(&s);
@@ -326,13 +330,13 @@ static int bench_train(int argc, char **argv)
                "\"batch\":%ld,\"seq_len\":%ld,\"steps\":%ld,\"threads\":%d,\"step_s\":%.6f,\"tok_s\":%.1f,"
                "\"gflop_per_step\":%.4f,\"gflop_s\":%.2f,\"peak_gflop_s\":%.2f,\"fraction\":%.4f,\"loss\":%.6f}\n",
                c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, B, T, steps,
-               openblas_get_num_threads(), step, tps, flops * 1e-9, gf, peak, gf / peak, L.loss);
+               blas_threads(), step, tps, flops * 1e-9, gf, peak, gf / peak, L.loss);
     else
         printf("model dim %d hidden %d layers %d heads %d/%d vocab %d, batch %ld x %ld tokens, %d threads\n"
                "train %.1f tok/s  step %.4f s  %.2f GFLOP/s (%.3f GFLOP/step)  sgemm %.2f GFLOP/s (%ld^3)  fraction %.1f%%\n"
                "training state %.2f GiB\n",
                c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, B, T,
-               openblas_get_num_threads(), tps, step, gf, flops * 1e-9, peak, psize, 100 * gf / peak,
+               blas_threads(), tps, step, gf, flops * 1e-9, peak, psize, 100 * gf / peak,
                qat_memory_bytes(c, (int)B, (int)T) / 1073741824.0);
     if (!json)
         printf("time split: teacher %.0f%%  student forward %.0f%%  loss %.0f%%  backward %.0f%%  optimizer %.0f%%\n",
@@ -399,10 +403,10 @@ static int bench_gemv(int argc, char **argv)
     }
     if (optind < argc) return cli_usage_error("bench gemv", "unexpected argument '%s'", argv[optind]);
     char err[OB_ERRLEN];
-    if (kname && kern_select(kname, err)) return cli_usage_error("bench gemv", "%s", err);
+    if (kname && bitlinear_set_kernel(kname, err)) return cli_usage_error("bench gemv", "%s", err);
     if (T == 0) T = pool_default_threads();
     if (bitlinear_set_threads((int)T, err)) return cli_error("%s", err);
-    openblas_set_num_threads((int)T);
+    if (blas_set_threads((int)T, err)) return cli_error("%s", err);
 
     /* weights: one random sign pattern, copied as often as --cold needs */
     uint64_t seed = 0x2545f4914f6cdd1dull;
@@ -468,10 +472,10 @@ static int bench_gemv(int argc, char **argv)
     }
     double ms1 = 1e3 * median(t1, (int)reps), msb = 1e3 * median(tb, (int)reps);
     double min1 = 1e3 * t1[0], minb = 1e3 * tb[0]; /* median() sorted them */
-    /* the kernel that ran: int8 activations without a variant of their own run on ref */
-    const BitKernel *K = kern_current();
-    const char *kn = bitlinear_act() == BITLINEAR_ACT_INT8 && !K->rows_q8 ? kern_ref.name : K->name;
-    const char *an = bitlinear_act_name(bitlinear_act());
+    /* the kernel that ran (int8 activations without a variant of their own
+     * run on ref) and the precision: what the layers were made with */
+    const char *kn = bl[0]->ex.kernel->name;
+    const char *an = bitlinear_act_name(bl[0]->ex.act);
     if (json)
         printf("{\"rows\":%ld,\"cols\":%ld,\"batch\":%ld,\"threads\":%ld,\"cold\":%s,\"kernel\":\"%s\",\"act\":\"%s\",\"reps\":%ld,"
                "\"onebit_ms\":%.5f,\"sgemv_ms\":%.5f,\"ratio\":%.2f,\"onebit_min_ms\":%.5f,\"sgemv_min_ms\":%.5f}\n",
@@ -547,16 +551,18 @@ static int bench_membw(int argc, char **argv)
     c->n = cbytes / 8;
     c->ntasks = (int)T;
     double *t = ob_malloc(reps * sizeof(double));
+    Pool *pool = pool_global_ref();
     for (size_t i = 0; i < nchunks; i++) { /* one pass to warm up */
         c->buf = buf + i * c->n;
-        pool_run(pool_global(), membw_task, c, c->ntasks);
+        pool_run(pool, membw_task, c, c->ntasks);
     }
     for (long r = 0; r < reps; r++) {
         c->buf = buf + (size_t)(r % nchunks) * c->n;
         double t0 = ob_now();
-        pool_run(pool_global(), membw_task, c, c->ntasks);
+        pool_run(pool, membw_task, c, c->ntasks);
         t[r] = ob_now() - t0;
     }
+    pool_free(pool);
     uint64_t s = 0;
     for (int i = 0; i < c->ntasks; i++) s += c->sums[i];
     double gbs = cbytes / median(t, (int)reps) / 1e9;

@@ -1,7 +1,6 @@
 /* src/cli/cmd_eval.c -- `onebit-tui eval`: mean NLL and perplexity on a text
  * file. The options are one table (eval_opts). Main thread only. */
 #include <cJSON.h>
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stddef.h>
@@ -10,9 +9,10 @@
 
 #include "cli/cli.h"
 #include "base/common.h"
-#include "base/pool.h"
+#include "base/blas.h"
 #include "model/eval.h"
 #include "model/tasks.h"
+#include "onebit/bitlinear.h"
 
 typedef struct {
     char *teacher, *student, *tokenizer, *text, *split, *act, *task, *task_file;
@@ -114,8 +114,10 @@ static int run_task(const char *teacher, const char *student, const char *tokeni
      * each thread's products would wait for the pool, which serves one
      * caller at a time). --threads 1 leaves both as they are. */
     if (threads > 1) {
-        openblas_set_num_threads(1);
-        if (pool_set_global_threads(1, err)) { task_free(&task); return cli_error("%s", err); }
+        if (blas_set_threads(1, err) || bitlinear_set_threads(1, err)) { /* the students loaded below take it */
+            task_free(&task);
+            return cli_error("%s", err);
+        }
     }
     /* the teacher when asked for or when no student is given, then the student */
     const char *which[2] = {NULL, NULL};

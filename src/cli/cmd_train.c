@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "base/blas.h"
 #include "base/common.h"
 #include "format/loader.h"
 #include "train/data.h"
@@ -175,6 +176,9 @@ int cli_train(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
 
     const SessionOpts *so = session_opts_of(s);
+    /* self-generation's threads run one small sgemv each: one OpenBLAS
+     * thread (set here, on the main thread, before any thread starts) */
+    if (so->self_generate > 0 && blas_set_threads(1, err)) { cli_error("%s", err); goto out; }
     if (session_prepare_data(s, gen_progress, NULL, err)) {
         if (so->self_generate > 0 && g_tty) printf("\n");
         if (so->self_generate > 0 && g_interrupted) {
@@ -191,6 +195,9 @@ int cli_train(int argc, char **argv)
     printf("%s\n", line);
     if (evring_init(&ring, 4096)) { cli_error("cannot create the event ring: %s", strerror(errno)); goto out; }
     ring_ok = 1;
+    /* --threads: OpenBLAS's thread count for the training (base/blas.h: the
+     * main thread sets it, before the trainer's thread starts) */
+    if (blas_set_threads(so->cfg.threads, err)) { cli_error("%s", err); goto out; }
     if (session_start(s, &ring, err)) { cli_error("%s", err); goto out; }
     Trainer *tr = session_trainer(s);
     int stop_sent = 0;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/blas.h"
 #include "cli/cli.h"
 #include "config.h"
 #include "ui/tui.h"
@@ -40,6 +41,9 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    /* this thread owns OpenBLAS's thread count (base/blas.h): OpenBLAS's
+     * default until a subcommand's --threads, before it starts threads */
+    blas_threads_init(0);
     if (argc < 2) return ui_main(argc, argv);
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(stdout);

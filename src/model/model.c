@@ -62,13 +62,13 @@ void model_bind_dense(Model *m)
     int C = c->dim, F = c->hidden_dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     for (int l = 0; l < c->n_layers; l++) {
         Linear *L = m->lin + (size_t)l * LIN_PER_LAYER;
-        L[LIN_Q] = (Linear){LINEAR_DENSE, C, qd, m->wq + (size_t)l * qd * C, NULL};
-        L[LIN_K] = (Linear){LINEAR_DENSE, C, kvd, m->wk + (size_t)l * kvd * C, NULL};
-        L[LIN_V] = (Linear){LINEAR_DENSE, C, kvd, m->wv + (size_t)l * kvd * C, NULL};
-        L[LIN_O] = (Linear){LINEAR_DENSE, qd, C, m->wo + (size_t)l * C * qd, NULL};
-        L[LIN_GATE] = (Linear){LINEAR_DENSE, C, F, m->w1 + (size_t)l * F * C, NULL};
-        L[LIN_DOWN] = (Linear){LINEAR_DENSE, F, C, m->w2 + (size_t)l * C * F, NULL};
-        L[LIN_UP] = (Linear){LINEAR_DENSE, C, F, m->w3 + (size_t)l * F * C, NULL};
+        L[LIN_Q] = (Linear){LINEAR_DENSE, C, qd, m->wq + (size_t)l * qd * C, NULL, NULL};
+        L[LIN_K] = (Linear){LINEAR_DENSE, C, kvd, m->wk + (size_t)l * kvd * C, NULL, NULL};
+        L[LIN_V] = (Linear){LINEAR_DENSE, C, kvd, m->wv + (size_t)l * kvd * C, NULL, NULL};
+        L[LIN_O] = (Linear){LINEAR_DENSE, qd, C, m->wo + (size_t)l * C * qd, NULL, NULL};
+        L[LIN_GATE] = (Linear){LINEAR_DENSE, C, F, m->w1 + (size_t)l * F * C, NULL, NULL};
+        L[LIN_DOWN] = (Linear){LINEAR_DENSE, F, C, m->w2 + (size_t)l * C * F, NULL, NULL};
+        L[LIN_UP] = (Linear){LINEAR_DENSE, C, F, m->w3 + (size_t)l * F * C, NULL, NULL};
     }
 }
 
@@ -550,10 +550,9 @@ float *model_step(const Model *m, ModelState *s, int token, int pos)
         for (int i = 0; i < C; i++) s->x[i] += s->xb2[i];
     }
     model_rmsnorm(s->x, s->x, m->rms_final, C, c->norm_eps);
-    /* a student's head on the pool (linear_gemv_pool); a teacher's through
-     * OpenBLAS, as every other matmul of it (and as llama2.c) */
-    if (m->lin[0].kind == LINEAR_ONEBIT) linear_gemv_pool(m->wcls, s->x, s->logits, c->vocab_size, C);
-    else cblas_sgemv(CblasRowMajor, CblasNoTrans, c->vocab_size, C, 1.0f, m->wcls, C, s->x, 1, 0.0f, s->logits, 1);
+    /* a student's head on its layers' pool (linear_head); a teacher's
+     * through OpenBLAS, as every other matmul of it (and as llama2.c) */
+    linear_head(&m->lin[0], m->wcls, s->x, s->logits, c->vocab_size, C);
     return s->logits;
 }
 

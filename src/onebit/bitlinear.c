@@ -1,5 +1,7 @@
-/* bitlinear.c -- packing and the scalar reference of the OneBit layer (see
- * bitlinear.h). */
+/* src/onebit/bitlinear.c -- the OneBit layer (see bitlinear.h): packing,
+ * the scalar reference, the forward on the layer's own execution context
+ * (kernel, precision, pool: bl->ex) and the defaults new layers take.
+ * Forwards: any thread, concurrently; writing a layer: its owner only. */
 #include "onebit/bitlinear.h"
 
 #include <math.h>
@@ -10,8 +12,8 @@
 #include <string.h>
 
 #include "base/common.h"
-#include "kernels/kernels.h"
 #include "base/pool.h"
+#include "kernels/kernels.h"
 
 BitLinear *bitlinear_new(int out, int in)
 {
@@ -22,16 +24,20 @@ BitLinear *bitlinear_new(int out, int in)
     bl->bits = ob_aligned_alloc(64, (size_t)out * bl->words_per_row * sizeof(uint64_t));
     bl->g = ob_aligned_alloc(64, (size_t)in * sizeof(float));
     bl->h = ob_aligned_alloc(64, (size_t)out * sizeof(float));
-    bl->kbits = ob_huge_alloc((size_t)bl->words_per_row * kern_nblk_alloc(bl) * KERN_ROWBLK * 2 * sizeof(uint32_t));
+    bl->km = (KernMat){in, out, bl->words_per_row, bl->bits, bl->h, NULL, KERN_LAYOUT_BW};
+    bl->kbits = bl->km.kbits = ob_huge_alloc(kern_kbits_bytes(&bl->km));
     for (int i = 0; i < in; i++) bl->g[i] = 1.0f;
     for (int i = 0; i < out; i++) bl->h[i] = 1.0f;
     bl->norm = 1;
+    bitlinear_default_exec(&bl->ex);
+    atomic_init(&bl->running, 0);
     return bl;
 }
 
 void bitlinear_free(BitLinear *bl)
 {
     if (!bl) return;
+    kern_exec_fini(&bl->ex);
     free(bl->bits);
     free(bl->g);
     free(bl->h);
@@ -49,12 +55,23 @@ void bitlinear_pack(BitLinear *bl, const float *W)
         for (int c = 0; c < bl->in; c++)
             if (!(w[c] < 0)) row[c >> 6] |= 1ull << (c & 63);
     }
-    kern_repack(bl);
+    bitlinear_repack(bl);
 }
 
 void bitlinear_repack(BitLinear *bl)
 {
-    kern_repack(bl);
+    kern_repack(&bl->km, kern_layout_for(bl->ex.kernel, bl->ex.act));
+}
+
+int bitlinear_set_exec(BitLinear *bl, const KernExec *ex, char *err)
+{
+    if (atomic_load(&bl->running)) {
+        ob_seterr(err, "a forward is running on this layer: change its execution context between forwards");
+        return -1;
+    }
+    kern_exec_copy(&bl->ex, ex);
+    bitlinear_repack(bl);
+    return 0;
 }
 
 void bitlinear_set_bits(BitLinear *bl, const uint64_t *bits)
@@ -64,7 +81,7 @@ void bitlinear_set_bits(BitLinear *bl, const uint64_t *bits)
     int tail = bl->in & 63;
     if (tail) /* keep the padding zero whatever the file said */
         for (int r = 0; r < bl->out; r++) bl->bits[(size_t)r * bl->words_per_row + bl->words_per_row - 1] &= (1ull << tail) - 1;
-    kern_repack(bl);
+    bitlinear_repack(bl);
 }
 
 void bitlinear_get_bits(const BitLinear *bl, uint64_t *bits)
@@ -78,21 +95,9 @@ void bitlinear_set_scales(BitLinear *bl, const float *g, const float *h)
     memcpy(bl->h, h, (size_t)bl->out * sizeof(float));
 }
 
-int bitlinear_sign(const BitLinear *bl, int row, int col)
-{
-    return (bl->bits[(size_t)row * bl->words_per_row + (col >> 6)] >> (col & 63)) & 1 ? 1 : -1;
-}
+int bitlinear_sign(const BitLinear *bl, int row, int col) { return kern_sign(&bl->km, row, col); }
 
-void bitlinear_layernorm(float *y, int n)
-{
-    double mean = 0, var = 0;
-    for (int i = 0; i < n; i++) mean += y[i];
-    mean /= n;
-    for (int i = 0; i < n; i++) { double d = y[i] - mean; var += d * d; }
-    var /= n;
-    float inv = (float)(1.0 / sqrt(var + BITLINEAR_EPS)), m = (float)mean;
-    for (int i = 0; i < n; i++) y[i] = (y[i] - m) * inv;
-}
+void bitlinear_layernorm(float *y, int n) { kern_layernorm_ref(y, y, n); }
 
 void bitlinear_forward_ref(const BitLinear *bl, const float *x, float *y, int N)
 {
@@ -186,7 +191,8 @@ typedef struct {
 #define FWD_CHUNK_N FWD_COPIES_N
 
 typedef struct {
-    const BitLinear *bl;
+    const KernMat *bl;
+    const KernExec *ex;
     const BitKernel *K;
     const float *x;
     float *gx;
@@ -195,6 +201,8 @@ typedef struct {
     void *prep;           /* the kernel's per-call int8 preparation */
     int16_t *acc16;
     float *acc, *y;
+    const float *g;       /* the layer's g */
+    int norm;             /* the layer's norm */
     int N, nblk, ntasks, by_panel;
     /* int8 with a copy per thread (FWD_COPIES_N): thread t makes gx, q,
      * scale and prep of every token in copy t (pool_run_each; the caller
@@ -270,7 +278,8 @@ static void fwd_rows_task(void *vc, int t)
 static void fwd_input_task(void *vc, int t)
 {
     const FwdCtx *c = vc;
-    const BitLinear *bl = c->bl;
+    const KernMat *bl = c->bl;
+    const float *g = c->g;
     const int in = bl->in, in_pad = kern_in_pad(bl), nq = kern_nqblk(bl);
     int n0 = (int)((long)c->N * t / c->ntasks), n1 = (int)((long)c->N * (t + 1) / c->ntasks);
     /* copy t: all the tokens */
@@ -280,9 +289,9 @@ static void fwd_input_task(void *vc, int t)
     int16_t *q = c->q ? c->q + k * c->N * in_pad : NULL;
     for (int n = n0; n < n1; n++) {
         float *gn = gx + (size_t)n * in_pad;
-        kern_mul(c->x + (size_t)n * in, bl->g, gn, in);
+        c->ex->mul(c->x + (size_t)n * in, g, gn, in);
         memset(gn + in, 0, (size_t)(in_pad - in) * sizeof(float));
-        if (q) kern_quantize(gn, in_pad, q + (size_t)n * in_pad, scale + (size_t)n * nq);
+        if (q) c->ex->quantize(gn, in_pad, q + (size_t)n * in_pad, scale + (size_t)n * nq);
     }
     if (c->prep && n1 > n0) c->K->prep_q8(bl, q, c->N, n0, n1, (char *)c->prep + k * c->prep_bytes);
 }
@@ -296,28 +305,35 @@ static void fwd_norm_task(void *vc, int t)
     for (int n = n0; n < n1; n++) {
         float *yn = c->y + (size_t)n * out;
         const float *an = c->acc + n * out_pad;
-        if (!c->bl->norm) memcpy(yn, an, (size_t)out * sizeof(float));
-        else if (c->K != &kern_ref) kern_layernorm(an, yn, out);
-        else {
-            memcpy(yn, an, (size_t)out * sizeof(float));
-            bitlinear_layernorm(yn, out);
-        }
+        if (!c->norm) memcpy(yn, an, (size_t)out * sizeof(float));
+        else c->ex->layernorm(an, yn, out);
     }
 }
 
-int bitlinear_set_threads(int n, char *err)
-{
-    return pool_set_global_threads(n, err);
-}
+/* ---- the defaults new layers take ------------------------------------- */
+
+int bitlinear_set_threads(int n, char *err) { return pool_set_global_threads(n, err); }
 
 int bitlinear_threads(void)
 {
-    return pool_threads(pool_global());
+    Pool *p = pool_global_ref();
+    int n = pool_threads(p);
+    pool_free(p);
+    return n;
 }
 
-static _Atomic int g_act = -1; /* -1: not read from $ONEBIT_ACT yet */
+static _Atomic(const BitKernel *) g_kernel; /* NULL: kern_default() */
+static _Atomic int g_act = -1;             /* -1: not read from $ONEBIT_ACT yet */
 
-static int act_parse(const char *name)
+int bitlinear_set_kernel(const char *name, char *err)
+{
+    const BitKernel *k = kern_lookup(name, err);
+    if (!k) return -1;
+    atomic_store(&g_kernel, k);
+    return 0;
+}
+
+int bitlinear_act_parse(const char *name)
 {
     if (!strcmp(name, "fp32")) return BITLINEAR_ACT_FP32;
     if (!strcmp(name, "int8")) return BITLINEAR_ACT_INT8;
@@ -326,14 +342,14 @@ static int act_parse(const char *name)
 
 const char *bitlinear_act_name(int act) { return act == BITLINEAR_ACT_INT8 ? "int8" : "fp32"; }
 
-int bitlinear_act(void)
+int bitlinear_default_act(void)
 {
     int a = atomic_load(&g_act);
     if (a >= 0) return a;
     const char *env = getenv("ONEBIT_ACT");
     a = BITLINEAR_ACT_FP32;
     if (env && *env) {
-        int p = act_parse(env);
+        int p = bitlinear_act_parse(env);
         if (p < 0) fprintf(stderr, "onebit-tui: warning: ONEBIT_ACT=%s is not fp32 or int8; using fp32\n", env);
         else a = p;
     }
@@ -344,7 +360,7 @@ int bitlinear_act(void)
 
 int bitlinear_set_act(const char *name, char *err)
 {
-    int a = act_parse(name);
+    int a = bitlinear_act_parse(name);
     if (a < 0) {
         ob_seterr(err, "unknown activation precision '%s' (try fp32 or int8)", name);
         return -1;
@@ -353,26 +369,20 @@ int bitlinear_set_act(const char *name, char *err)
     return 0;
 }
 
-void bitlinear_forward(const BitLinear *bl, const float *x, float *y, int N)
+void bitlinear_default_exec(KernExec *ex)
 {
-    if (N <= 0) return;
-    const BitKernel *K = kern_current();
-    const int q8 = bitlinear_act() == BITLINEAR_ACT_INT8;
-    /* a BitLinear not made by bitlinear_new, or packed for another kernel's
-     * layout or the other activation precision (kern_select or
-     * bitlinear_set_act after the packing, without bitlinear_repack): a
-     * kernel on the canonical bits, correct if slower (rows_q8 reads both of
-     * its kernel's layouts) */
-    if (K->needs_kbits && (!bl->kbits || (bl->klayout != K->layout && !(q8 && bl->klayout == K->layout_q8))))
-        K = kern_avx2flip.available() ? &kern_avx2flip : &kern_ref;
-    /* int8 activations: the variant's own, else the reference's (same results) */
-    if (q8 && !K->rows_q8) {
-        static atomic_flag warned = ATOMIC_FLAG_INIT;
-        if (K != &kern_ref && !atomic_flag_test_and_set(&warned))
-            fprintf(stderr, "onebit-tui: warning: kernel %s has no int8-activation variant; the scalar reference computes them (slow)\n", K->name);
-        K = &kern_ref;
-    }
-    const int in = bl->in, in_pad = kern_in_pad(bl), nblk = kern_nblk(bl);
+    kern_exec_init(ex, atomic_load(&g_kernel), bitlinear_default_act(), NULL);
+}
+
+/* ---- the forward ------------------------------------------------------- */
+
+static void forward(const BitLinear *bl, const float *x, float *y, int N)
+{
+    const KernExec *ex = &bl->ex;
+    const BitKernel *K = ex->kernel;
+    const int q8 = ex->act == KERN_ACT_INT8;
+    const KernMat *km = &bl->km;
+    const int in = bl->in, in_pad = kern_in_pad(km), nblk = kern_nblk(km);
     /* int8 with the kernel's tables, many tokens: FWD_CHUNK_N at a time.
      * Every panel of rows reads the tables of all N tokens (80 KB per token
      * for 4096 columns), which for many tokens no longer fit in the caches;
@@ -380,10 +390,10 @@ void bitlinear_forward(const BitLinear *bl, const float *x, float *y, int N)
      * are independent, so the results are the same. */
     if (q8 && K->prep_q8 && N > FWD_CHUNK_N) {
         for (int n0 = 0; n0 < N; n0 += FWD_CHUNK_N)
-            bitlinear_forward(bl, x + (size_t)n0 * in, y + (size_t)n0 * bl->out, N - n0 < FWD_CHUNK_N ? N - n0 : FWD_CHUNK_N);
+            forward(bl, x + (size_t)n0 * in, y + (size_t)n0 * bl->out, N - n0 < FWD_CHUNK_N ? N - n0 : FWD_CHUNK_N);
         return;
     }
-    Pool *pool = pool_global();
+    Pool *pool = ex->pool;
     int T = pool_threads(pool);
     /* int8 with the kernel's tables: for a few tokens every thread makes its
      * own copy (FWD_COPIES_N) */
@@ -397,16 +407,16 @@ void bitlinear_forward(const BitLinear *bl, const float *x, float *y, int N)
     size_t prep_bytes = 0;
     if (q8) {
         q = scratch_bytes(&sc->q, &sc->q_n, (size_t)nc * N * in_pad * sizeof(int16_t));
-        qscale = scratch(&sc->scale, &sc->scale_n, (size_t)nc * N * kern_nqblk(bl));
-        acc16 = scratch_bytes(&sc->acc16, &sc->acc16_n, (size_t)N * kern_acc16_per_token(bl) * sizeof(int16_t));
+        qscale = scratch(&sc->scale, &sc->scale_n, (size_t)nc * N * kern_nqblk(km));
+        acc16 = scratch_bytes(&sc->acc16, &sc->acc16_n, (size_t)N * kern_acc16_per_token(km) * sizeof(int16_t));
         if (K->prep_q8) {
-            prep_bytes = (K->prep_q8_bytes(bl, N) + 63) & ~(size_t)63; /* each copy 64-byte aligned */
+            prep_bytes = (K->prep_q8_bytes(km, N) + 63) & ~(size_t)63; /* each copy 64-byte aligned */
             prep = scratch_bytes(&sc->prep, &sc->prep_n, nc * prep_bytes);
         }
     }
     double work = (double)bl->out * in * N;
     PanelRange ranges[FWD_MAX_RANGES];
-    FwdCtx c = {bl, K, x, gx, q, qscale, prep, acc16, acc, y, N, nblk, 1, 0, copies, prep_bytes, ranges};
+    FwdCtx c = {km, ex, K, x, gx, q, qscale, prep, acc16, acc, y, bl->g, bl->norm, N, nblk, 1, 0, copies, prep_bytes, ranges};
     /* the input, split by tokens or one copy per thread (one pool run, so
      * the threads are awake for the rows) */
     c.ntasks = copies ? copies : T > 1 && N > 1 && (double)N * in_pad >= 1 << 13 ? (T < N ? T : N) : 1;
@@ -432,4 +442,51 @@ void bitlinear_forward(const BitLinear *bl, const float *x, float *y, int N)
     pool_run(pool, fwd_rows_task, &c, c.ntasks);
     c.ntasks = T > 1 && N >= 4 && (double)N * bl->out >= 1 << 16 ? (T < N ? T : N) : 1;
     pool_run(pool, fwd_norm_task, &c, c.ntasks);
+}
+
+void bitlinear_forward(const BitLinear *bl, const float *x, float *y, int N)
+{
+    if (N <= 0) return;
+    /* the owner's writes (bitlinear_set_exec) check this; a forward only
+     * reads the layer, so concurrent forwards are fine */
+    atomic_fetch_add((atomic_int *)&bl->running, 1);
+    forward(bl, x, y, N);
+    atomic_fetch_sub((atomic_int *)&bl->running, 1);
+}
+
+/* ---- as a model's Linear ------------------------------------------------ */
+
+typedef struct {
+    const KernExec *ex;
+    const float *W, *x;
+    float *y;
+    int rows, cols, ntasks;
+} HeadCtx;
+
+static void head_task(void *vc, int t)
+{
+    const HeadCtx *c = vc;
+    int r0 = (int)((long)c->rows * t / c->ntasks), r1 = (int)((long)c->rows * (t + 1) / c->ntasks);
+    c->ex->gemv_rows(c->W, c->x, c->y, c->cols, r0, r1);
+}
+
+/* the FP32 head y = W x on the layer's pool, with its helpers */
+static void lin_head(const void *impl, const float *W, const float *x, float *y, int rows, int cols)
+{
+    const BitLinear *bl = impl;
+    Pool *p = bl->ex.pool;
+    int T = pool_threads(p);
+    /* a few contiguous chunks per thread, claimed dynamically */
+    HeadCtx c = {&bl->ex, W, x, y, rows, cols, T > 1 && (double)rows * cols >= 1 << 18 ? 4 * T : 1};
+    if (c.ntasks > rows) c.ntasks = rows;
+    pool_run(p, head_task, &c, c.ntasks);
+}
+
+static void lin_forward(const void *impl, const float *x, float *y, int N) { bitlinear_forward(impl, x, y, N); }
+
+static const LinearOps onebit_ops = {"onebit", lin_forward, lin_head};
+
+Linear bitlinear_linear(const BitLinear *bl)
+{
+    return (Linear){LINEAR_ONEBIT, bl->in, bl->out, NULL, &onebit_ops, bl};
 }

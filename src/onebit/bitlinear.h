@@ -1,4 +1,4 @@
-/* bitlinear.h -- the packed OneBit linear layer:
+/* src/onebit/bitlinear.h -- the packed OneBit linear layer:
  *
  *     y = LayerNorm( h ⊙ (sign(W) · (g ⊙ x)) )
  *
@@ -11,36 +11,51 @@
  * Canonical sign packing (what files store and what bitlinear_get_bits
  * returns): row-major over output rows; row r takes words_per_row =
  * ceil(in/64) uint64 words; bit j (LSB = 0) of word k is column 64k+j;
- * 1 means +1, 0 means -1; padding bits past `in` are 0. Kernels may keep a
- * different layout internally: `kbits` (see src/kernels/kernels.h), rebuilt
- * by bitlinear_pack and bitlinear_set_bits in the layout of the active
- * kernel and activation precision; code that writes `bits` directly, or
- * selects another kernel (kern_select) or precision (bitlinear_set_act), must
- * call bitlinear_repack before the next bitlinear_forward (without it a
- * changed kernel falls back to a slower one, with the same results).
+ * 1 means +1, 0 means -1; padding bits past `in` are 0. The kernels see the
+ * layer as a KernMat (bl->km, src/kernels/kernels.h) and keep a private
+ * copy of the signs (`kbits`) in the layout of the layer's kernel and
+ * activation precision; code that writes `bits` directly must call
+ * bitlinear_repack before the next bitlinear_forward.
  *
- * bitlinear_forward runs the fastest kernel variant for this CPU ($ONEBIT_KERNEL
- * = ref|avx2|avx512 overrides it) on the process-wide thread pool (src/base/pool.h;
- * $ONEBIT_THREADS or bitlinear_set_threads, default: online CPUs). Output rows
- * are split across threads and each row is computed by one thread in a fixed
- * order, so results do not depend on the thread count.
+ * Execution context. Each layer holds a KernExec (bl->ex): the kernel
+ * variant, the activation precision and the thread pool its forward runs
+ * with, chosen when it is made (bitlinear_new takes the defaults below) and
+ * changed only by bitlinear_set_exec, which repacks kbits for it. A forward
+ * reads nothing process-wide, so changing a default, or another layer's
+ * context, cannot change what a running forward computes. Output rows are
+ * split across the pool's threads and each row is computed by one thread in
+ * a fixed order, so results do not depend on the thread count.
  *
- * Activation precision (process-wide, like the thread count): FP32 by
- * default, the exact computation above (within rounding of the reference).
- * BITLINEAR_ACT_INT8 ($ONEBIT_ACT=int8, bitlinear_set_act, `--act int8`)
- * quantizes g ⊙ x per token in blocks of 512 columns to int8 with one FP32
- * scale each (absmax / 127) and sums the signs in integers: about twice the
- * kernel speed where compute bounds it (N > 1), at the cost of that rounding
- * (each product off by at most half a step, scale / 2). Every kernel variant
- * gives the same int8 results (src/kernels/kernels.h).
+ * Defaults for layers made from then on (process-wide, set up by the
+ * program's start-up code or a test): the kernel ($ONEBIT_KERNEL, else the
+ * fastest for this CPU; bitlinear_set_kernel), the activation precision
+ * ($ONEBIT_ACT, `--act`; bitlinear_set_act) and the global pool
+ * ($ONEBIT_THREADS; bitlinear_set_threads).
+ *
+ * Activation precision: FP32 by default, the exact computation above
+ * (within rounding of the reference). KERN_ACT_INT8 quantizes g ⊙ x per
+ * token in blocks of 512 columns to int8 with one FP32 scale each (absmax /
+ * 127) and sums the signs in integers: about twice the kernel speed where
+ * compute bounds it (N > 1), at the cost of that rounding (each product off
+ * by at most half a step, scale / 2). Every kernel variant gives the same
+ * int8 results (src/kernels/kernels.h).
+ *
+ * Threads: bitlinear_forward may run on any number of threads at once, on
+ * the same layer or others. bitlinear_new/free/pack/set_bits/repack/
+ * set_scales/set_exec write the layer: only its owner, while no forward runs
+ * on it (bitlinear_set_exec checks and refuses).
  */
 #ifndef OB_BITLINEAR_H
 #define OB_BITLINEAR_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define BITLINEAR_EPS 1e-5f
+#include "kernels/kernels.h"
+#include "model/linear.h"
+
+#define BITLINEAR_EPS KERN_LN_EPS
 
 struct BitLinear {
     int in, out;
@@ -50,7 +65,9 @@ struct BitLinear {
     float *h;            /* (out) */
     int norm;            /* 1: LayerNorm after (OneBit, the default); 0: none */
     uint32_t *kbits;     /* kernel-private copy of the signs (kernels/kernels.h) */
-    int klayout;         /* the layout kbits holds (KERN_LAYOUT_*) */
+    KernMat km;          /* the kernels' view: bits, h, kbits and kbits' layout */
+    KernExec ex;         /* what bitlinear_forward runs with (bitlinear_set_exec) */
+    atomic_int running;  /* forwards in progress on this layer */
 };
 typedef struct BitLinear BitLinear;
 
@@ -62,29 +79,43 @@ void bitlinear_pack(BitLinear *bl, const float *W);
 void bitlinear_set_bits(BitLinear *bl, const uint64_t *bits);
 /* rebuild the kernel-private layout after writing bl->bits directly */
 void bitlinear_repack(BitLinear *bl);
+/* run with ex from now on (a copy, with its own pool reference) and repack
+ * for it; 0, or -1 with err set when a forward is running on bl */
+int bitlinear_set_exec(BitLinear *bl, const KernExec *ex, char *err);
+/* the Linear (model/linear.h) that runs bl: the model's forward calls it
+ * through its ops table, and a model whose linears these are computes its
+ * FP32 output head on bl's pool */
+Linear bitlinear_linear(const BitLinear *bl);
 /* canonical packed words (out * words_per_row) */
 void bitlinear_get_bits(const BitLinear *bl, uint64_t *bits);
 void bitlinear_set_scales(BitLinear *bl, const float *g, const float *h);
 /* +1 or -1 */
 int bitlinear_sign(const BitLinear *bl, int row, int col);
 
-/* y (N,out) = layer(x (N,in)); uses the fastest kernel for this CPU */
+/* y (N,out) = layer(x (N,in)) with bl->ex; any thread, concurrently */
 void bitlinear_forward(const BitLinear *bl, const float *x, float *y, int N);
 /* the plain scalar reference of the same computation */
 void bitlinear_forward_ref(const BitLinear *bl, const float *x, float *y, int N);
 
-/* threads used by bitlinear_forward (n < 1: the default, $ONEBIT_THREADS or
- * the online CPUs); 0, or -1 with err set. Not while a forward runs. */
+/* ---- defaults for layers made from now on (start-up code) ---- */
+/* the global pool's threads (n < 1: $ONEBIT_THREADS or the online CPUs);
+ * layers made before keep theirs; 0, or -1 with err set */
 int bitlinear_set_threads(int n, char *err);
 int bitlinear_threads(void);
+/* the kernel by name (kern_lookup); 0, or -1 with err set */
+int bitlinear_set_kernel(const char *name, char *err);
 
-/* activation precision of bitlinear_forward */
-enum { BITLINEAR_ACT_FP32 = 0, BITLINEAR_ACT_INT8 = 1 };
-/* "fp32" or "int8"; 0, or -1 with err set. Not while a forward runs. */
+/* activation precision */
+enum { BITLINEAR_ACT_FP32 = KERN_ACT_FP32, BITLINEAR_ACT_INT8 = KERN_ACT_INT8 };
+/* "fp32" or "int8"; 0, or -1 with err set */
 int bitlinear_set_act(const char *name, char *err);
-/* the current one: $ONEBIT_ACT until bitlinear_set_act is called */
-int bitlinear_act(void);
+/* the default: $ONEBIT_ACT until bitlinear_set_act is called */
+int bitlinear_default_act(void);
 const char *bitlinear_act_name(int act);
+/* "fp32" / "int8" -> BITLINEAR_ACT_*, or -1 */
+int bitlinear_act_parse(const char *name);
+/* ex = the defaults (the caller owns it: kern_exec_fini) */
+void bitlinear_default_exec(KernExec *ex);
 
 /* parameter-free LayerNorm over n values in place (eps BITLINEAR_EPS) */
 void bitlinear_layernorm(float *y, int n);

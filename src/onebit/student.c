@@ -1,6 +1,8 @@
 /* src/onebit/student.c -- (reentrant; student_quantize fans out to helper
- * jobs, base/job.h, joined before it returns) the .onebit student file:
- * writer (temp file + fsync + rename), mmap loader that validates every field, and post-training
+ * jobs, base/job.h, joined before it returns; student_set_exec: the owner of
+ * a loaded student, between forwards) the .onebit student file: writer
+ * (temp file + fsync + rename), mmap loader that validates every field, the
+ * execution context of a loaded student's layers, and post-training
  * quantisation of a teacher by SVID / XNOR (see student.h). The byte layout
  * is documented in man/onebit-tui.1 (FILES) and summarised here.
  *
@@ -504,11 +506,28 @@ static void extra_free(void *x)
     free(s);
 }
 
-void student_repack(Model *m)
+int student_set_exec(Model *m, const KernExec *ex, char *err)
 {
-    if (m->free_extra != extra_free) return;
+    if (m->free_extra != extra_free) {
+        ob_seterr(err, "not a 1-bit student");
+        return -1;
+    }
     StudentExtra *s = m->extra;
-    for (int i = 0; i < s->n; i++) bitlinear_repack(s->bl[i]);
+    for (int i = 0; i < s->n; i++)
+        if (atomic_load(&s->bl[i]->running)) {
+            ob_seterr(err, "a forward is running on the student: change its execution context between forwards");
+            return -1;
+        }
+    for (int i = 0; i < s->n; i++)
+        if (bitlinear_set_exec(s->bl[i], ex, err)) return -1;
+    return 0;
+}
+
+const KernExec *student_exec(const Model *m)
+{
+    if (m->free_extra != extra_free) return NULL;
+    const StudentExtra *s = m->extra;
+    return s->n ? &s->bl[0]->ex : NULL;
 }
 
 static int copy_f32(float *dst, const Parsed *p, const Entry *e, const char *path, char *err)
@@ -603,7 +622,7 @@ int student_load(Model *m, Tokenizer *tok, const char *path, char *err)
         bitlinear_set_bits(bl, words);
         if (copy_f16(bl->g, &p, eg, path, err) || copy_f16(bl->h, &p, eh, path, err)) goto fail;
         bl->norm = (int)(es->flags & 1);
-        m->lin[i] = (Linear){LINEAR_ONEBIT, in, out, NULL, bl};
+        m->lin[i] = bitlinear_linear(bl);
     }
     if (tok && load_tokenizer(tok, &p, path, err)) goto fail;
     parsed_free(&p);

@@ -1,6 +1,7 @@
-/* student.h -- the 1-bit student: the .onebit file (write, mmap + validate +
- * load) and post-training quantisation of a teacher (SVID / XNOR init
- * without training).
+/* src/onebit/student.h -- the 1-bit student: the .onebit file (write, mmap
+ * + validate + load) and post-training quantisation of a teacher (SVID /
+ * XNOR init without training). Threads: a loaded student's forward may run
+ * on any thread; student_set_exec only on its owner's, between forwards.
  *
  * A .onebit file holds the FP tensors (token embedding, RMSNorm weights,
  * output head), per linear the packed signs (bitlinear.h canonical layout),
@@ -11,6 +12,7 @@
 
 #include <stdint.h>
 
+#include "kernels/kernels.h"
 #include "model/model.h"
 #include "onebit/svid.h"
 #include "format/tokenizer.h"
@@ -40,11 +42,15 @@ int student_write(const char *path, const Model *teacher, const Tokenizer *tok,
  * no tokenizer and tok != NULL it fails. */
 int student_load(Model *m, Tokenizer *tok, const char *path, char *err);
 
-/* rebuild the kernel layout of every 1-bit linear of a student_load'ed m
- * for the active kernel and activation precision (after kern_select or
- * bitlinear_set_act; without it they run a slower kernel on the canonical
- * bits). Nothing else may run m meanwhile. No-op for other models. */
-void student_repack(Model *m);
+/* run every 1-bit linear of a student_load'ed m with ex from now on (its
+ * kernel, activation precision and pool; each layer repacks its signs for
+ * it). The owner of m calls it between forwards: it checks that no forward
+ * runs on any layer of m and then fails with err set (changing nothing). 0;
+ * -1 also for a model that is not a student. */
+int student_set_exec(Model *m, const KernExec *ex, char *err);
+/* the execution context m's 1-bit linears run with (a borrowed pointer,
+ * valid until the next student_set_exec or model_free), or NULL */
+const KernExec *student_exec(const Model *m);
 
 /* the metadata JSON of a .onebit (malloc'd; "" when none); validates the
  * file like student_load */

@@ -325,10 +325,9 @@ int data_self_generate(const Model *m, const Tokenizer *t, int n, int seq_len, u
     }
     int *lens = ob_calloc((size_t)n, sizeof(int));
     int *tok = ob_malloc(cells * sizeof(int));
-    /* each generation thread runs one small sgemv at a time: OpenBLAS's own
-     * threads would only compete with them (restored below) */
-    int blas_threads = openblas_get_num_threads();
-    openblas_set_num_threads(1);
+    /* each generation thread runs one small sgemv at a time. OpenBLAS's
+     * thread count is not touched here (base/blas.h: chat and layer jobs
+     * may be in cblas now); the CLI sets it to 1 before calling this */
     atomic_int done = 0, cancel_ = 0;
     GenJob *work = ob_calloc((size_t)threads, sizeof(GenJob));
     Job **jobs = ob_calloc((size_t)threads, sizeof(Job *));
@@ -376,7 +375,6 @@ int data_self_generate(const Model *m, const Tokenizer *t, int n, int seq_len, u
         cancel = atomic_load(&cancel_);
         if (fn && !cancel) fn(ud, n, n);
     }
-    openblas_set_num_threads(blas_threads);
     free(work);
     free(jobs);
     free(cand);

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/blas.h"
 #include "base/common.h"
 #include "base/pool.h"
 #include "onebit/svid.h"
@@ -94,27 +95,31 @@ static void par_for_nt(int nt, size_t n, size_t work_per_item, ParFn fn, void *c
     if (nt > QAT_MAX_THREADS) nt = QAT_MAX_THREADS;
     if ((double)n * (double)work_per_item < 32768.0 || nt < 2 || n < 2) { fn(ctx, 0, n); return; }
     if ((size_t)nt > n) nt = (int)n;
-    Pool *pool = pool_global();
-    if (pool_threads(pool) < 2) { fn(ctx, 0, n); return; }
-    ParJob job = {fn, ctx, n, nt};
-    pool_run(pool, par_task, &job, nt);
+    Pool *pool = pool_global_ref();
+    if (pool_threads(pool) < 2) fn(ctx, 0, n);
+    else {
+        ParJob job = {fn, ctx, n, nt};
+        pool_run(pool, par_task, &job, nt);
+    }
+    pool_free(pool);
 }
 
 static void par_for(size_t n, size_t work_per_item, ParFn fn, void *ctx)
 {
-    par_for_nt(openblas_get_num_threads(), n, work_per_item, fn, ctx);
+    par_for_nt(blas_threads(), n, work_per_item, fn, ctx);
 }
 
 /* fn over [0, n) items that each run small sgemms: parallel over the items
- * with single-threaded OpenBLAS calls (far less overhead than threading
- * every small sgemm), the caller's thread count restored afterwards */
+ * (far less overhead than threading every small sgemm). OpenBLAS's thread
+ * count is left alone (base/blas.h: other threads may be in cblas now):
+ * OpenBLAS runs products under its threshold (MNK <= 4 * 65536 in 0.3.21) on the
+ * calling thread anyway, and a larger one started from two threads at once
+ * is still computed correctly, only queued for OpenBLAS's threads */
 static void par_for_blas(size_t n, size_t work_per_item, ParFn fn, void *ctx)
 {
-    int nt = openblas_get_num_threads();
+    int nt = blas_threads();
     if (nt < 2 || n < 2 || (double)n * (double)work_per_item < 32768.0) { fn(ctx, 0, n); return; }
-    openblas_set_num_threads(1);
     par_for_nt(nt, n, work_per_item, fn, ctx);
-    openblas_set_num_threads(nt);
 }
 
 static void lin_dims(const ModelConfig *c, int j, int *in, int *out)
@@ -442,7 +447,7 @@ static void qsgemm(enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M, int 
                    const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
     double flops = 2.0 * M * N * K;
-    int nt = openblas_get_num_threads();
+    int nt = blas_threads();
     if (nt < 2 || M < 32 || flops >= QAT_SMALL_GEMM) {
         cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;

@@ -26,11 +26,12 @@
  * results (fixed reduction order everywhere, no atomics); different thread
  * counts agree to rounding.
  *
- * Threads: everything runs on openblas_get_num_threads() threads. Large
- * sgemms use OpenBLAS's threading; small ones (and attention, per
- * (sequence, kv head) group) are split over rows by qat itself with
- * OpenBLAS set to 1 thread meanwhile (openblas_set_num_threads is process
- * wide; the previous count is restored). The elementwise and per-row work
+ * Threads: everything runs on blas_threads() threads (OpenBLAS's count,
+ * set by the program's main thread: src/base/blas.h; qat never changes it).
+ * Large sgemms use OpenBLAS's threading; small ones (and attention, per
+ * (sequence, kv head) group) are split over rows by qat itself on the
+ * global pool, each piece one OpenBLAS call (under OpenBLAS's own threshold
+ * it runs on the calling thread). The elementwise and per-row work
  * (LayerNorm, reductions over tokens, KL, clip, AdamW) is split the same
  * way. A QatModel must be used from one thread at a time (asserted in
  * qat_forward_backward and qat_eval_nll_sum).

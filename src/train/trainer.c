@@ -488,7 +488,9 @@ static void *run(void *arg)
     Trainer *t = arg;
     const TrainConfig *k = &t->cfg;
     char err[OB_ERRLEN];
-    openblas_set_num_threads(k->threads);
+    /* OpenBLAS's thread count is the caller's (base/blas.h): set on the
+     * program's main thread, never here (chat and layer jobs may be in
+     * cblas right now) */
     emit_status(t, RUN_RUNNING, "preparing: teacher and PTQ baselines on the held-out split");
     long ntok;
     if (trainer_dense_nll(t->teacher, t->data, 0, &t->sum.teacher_nll, &ntok, err)) { fail(t, err); return NULL; }

@@ -53,7 +53,8 @@ typedef struct {
     long eval_every;     /* held-out eval every K steps (0: only at the end) */
     long ckpt_every;     /* checkpoint every K steps (0: only at stop/end) */
     long log_every;      /* EV_STEP every K steps (1) */
-    int threads;         /* OpenBLAS threads (1) */
+    int threads;         /* self-generation threads; the CLI also sets OpenBLAS's
+                          * threads to it before trainer_start (base/blas.h) (1) */
     uint64_t seed;       /* data sampling seed (1) */
     const char *out_path;    /* .onebit to export at the end (NULL: none) */
     const char *ckpt_path;   /* checkpoint file (NULL: no checkpoints) */

@@ -1,8 +1,10 @@
-/* kernels/kern_avx512.c -- AVX-512 variants of the 1-bit kernel (see
- * kernels.h), compiled with target attributes and used only when cpuid says
- * the CPU has AVX-512F.
+/* src/kernels/x86/avx512.c -- AVX-512 variants of the 1-bit kernel and its
+ * helpers (see kernels.h), compiled on x86 only, each function with a target
+ * attribute; table.c lists them in its table and runs them only when
+ * base/cpu.c says the CPU has AVX-512F/BW/VL/DQ and FMA. Pure functions of
+ * their arguments: any thread may call any of them at any time.
  *
- * kern_avx512 (the default on AVX-512 CPUs): FP32 lookup tables, T-MAC
+ * "avx512" (kern_rows_avx512; the default on AVX-512 CPUs): FP32 lookup tables, T-MAC
  * style. For a group of input columns and a token, the table of all signed
  * sums  ±v0 ±v1 ...  (bit k of the entry index = sign of column k, 1 = +)
  * sits in registers; the kernel-private layout puts the same 32 columns of 16
@@ -14,27 +16,20 @@
  * at N = 1, `bench gemv --rows 1024 --cols 4096 --threads 1`, on this
  * Zen 5; they are in the history, commit 404ca34.)
  *
- * kern_avx512mask (a measured alternative, selectable): canonical layout,
+ * "avx512mask" (kern_rows_avx512mask, a measured alternative): canonical layout,
  * masked adds. P = sum of gx where the sign bit is 1, one _mm512_mask_add_ps
  * per 16 columns; the row's value is 2P - sum(gx).
  */
-#include "kernels/kernels.h"
+#include "kernels/variants.h"
 
 #include <float.h>
 #include <math.h>
 #include <string.h>
 
-#if defined(OB_X86) || defined(__x86_64__)
 #include <immintrin.h>
 
 #define T512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma")))
 
-static int have_avx512(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma");
-}
 
 /* sign vectors: lane i of S[k] is +1 if bit k of i is set, else -1 */
 T512 static inline void sign_vectors(__m512 S[4])
@@ -55,13 +50,13 @@ T512 static inline __m512 make_table(const float *v, const __m512 S[4])
     return _mm512_fmadd_ps(_mm512_set1_ps(v[3]), S[3], t);
 }
 
-T512 static void scale_h(const BitLinear *bl, int N, int b0, int b1, float *acc)
+T512 static void scale_h(const KernMat *km, int N, int b0, int b1, float *acc)
 {
-    int out_pad = kern_nblk(bl) * KERN_ROWBLK;
+    int out_pad = kern_nblk(km) * KERN_ROWBLK;
     for (int b = b0; b < b1; b++) {
-        int r = b * KERN_ROWBLK, left = bl->out - r;
+        int r = b * KERN_ROWBLK, left = km->out - r;
         __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
-        __m512 h = _mm512_maskz_loadu_ps(m, bl->h + r);
+        __m512 h = _mm512_maskz_loadu_ps(m, km->h + r);
         for (int n = 0; n < N; n++) {
             float *a = acc + (size_t)n * out_pad + r;
             _mm512_storeu_ps(a, _mm512_mul_ps(_mm512_loadu_ps(a), h));
@@ -74,7 +69,7 @@ T512 static void scale_h(const BitLinear *bl, int N, int b0, int b1, float *acc)
  * plain bit order need a shift per group to bring its bits down to the low 5
  * bits that vpermt2ps reads (6 per 32 columns), and the shifts compete with
  * the permutes for the same two pipes. KERN_LAYOUT_L6 (see
- * l6_encode in kern.c) orders the bits of each 32-column dword so that
+ * l6_encode in table.c) orders the bits of each 32-column dword so that
  * the six indices come out of multiplies, which run on other pipes:
  *
  *   group 0: vpmaddwd(w, (1,0))  the low word, sign-extended: bits 0-4 = the
@@ -97,7 +92,7 @@ typedef struct {
     __m512 a[6], b[6];  /* entries 0..15 (index bit 4 clear) and 16..31 */
 } Tab6;
 
-/* the tables of the 32 columns v[0..31] (the groups of l6_encode in kern.c) */
+/* the tables of the 32 columns v[0..31] (the groups of l6_encode in table.c) */
 T512 static inline void make_tab6(const float *v, const __m512 S[4], Tab6 *T)
 {
     static const int first[6] = {0, 6, 11, 16, 22, 27};
@@ -146,16 +141,16 @@ T512 static inline void idx6(__m512i w, Idx6 *x)
         s = _mm512_add_ps(s0_, s1_);                                          \
     } while (0)
 
-T512 static void lut6_rows1(const BitLinear *bl, const float *gx, int b0, int b1, float *acc)
+T512 static void lut6_rows1(const KernMat *km, const float *gx, int b0, int b1, float *acc)
 {
-    const int wpr = bl->words_per_row;
+    const int wpr = km->words_per_row;
     __m512 S[4];
     sign_vectors(S);
     for (int k = 0; k < wpr; k++) {
         Tab6 TL, TH;
         make_tab6(gx + 64 * k, S, &TL);
         make_tab6(gx + 64 * k + 32, S, &TH);
-        const uint32_t *w = bl->kbits + kern_kb_off(bl, k, b0);
+        const uint32_t *w = km->kbits + kern_kb_off(km, k, b0);
         float *a = acc + (size_t)b0 * KERN_ROWBLK;
         for (int b = b0; b < b1; b++, w += 32, a += KERN_ROWBLK) {
             _mm_prefetch((const char *)(w + KERN_PF_DW), _MM_HINT_T0);
@@ -171,7 +166,7 @@ T512 static void lut6_rows1(const BitLinear *bl, const float *gx, int b0, int b1
             _mm512_storeu_ps(a, k ? _mm512_add_ps(_mm512_loadu_ps(a), s) : s);
         }
     }
-    scale_h(bl, 1, b0, b1, acc);
+    scale_h(km, 1, b0, b1, acc);
 }
 
 /* N > 1: tokens in pairs, their 2 x 12 tables in registers, over the
@@ -184,9 +179,9 @@ T512 static void lut6_rows1(const BitLinear *bl, const float *gx, int b0, int b1
  * some of the 24 tables on the stack: measured as fast as the 5/4-column
  * pairs, not faster; a token at a time with indices kept in L1 was 2x
  * slower, the stores of the indices being the bottleneck. */
-T512 static void lut6_rowsN(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc)
+T512 static void lut6_rowsN(const KernMat *km, const float *gx, int N, int b0, int b1, float *acc)
 {
-    const int wpr = bl->words_per_row, nblk = kern_nblk(bl), in_pad = kern_in_pad(bl);
+    const int wpr = km->words_per_row, nblk = kern_nblk(km), in_pad = kern_in_pad(km);
     const size_t out_pad = (size_t)nblk * KERN_ROWBLK;
     __m512 S[4];
     sign_vectors(S);
@@ -201,7 +196,7 @@ T512 static void lut6_rowsN(const BitLinear *bl, const float *gx, int N, int b0,
                 const int pf = n == 0 && half == 0;
                 for (int s0 = b0, s1; s0 < b1; s0 = s1) {
                     s1 = kern_seg_end(s0, b1);
-                    const uint32_t *w = bl->kbits + kern_kb_off(bl, k, s0) + 16 * half;
+                    const uint32_t *w = km->kbits + kern_kb_off(km, k, s0) + 16 * half;
                     float *a = acc + (size_t)n * out_pad + (size_t)s0 * KERN_ROWBLK;
                     for (int b = s0; b < s1; b++, w += 32, a += KERN_ROWBLK) {
                         if (pf) {
@@ -239,15 +234,15 @@ T512 static void lut6_rowsN(const BitLinear *bl, const float *gx, int N, int b0,
                 }
             }
         }
-    scale_h(bl, N, b0, b1, acc);
+    scale_h(km, N, b0, b1, acc);
 }
 
-T512 static void lut6_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc)
+T512 void kern_rows_avx512(const KernMat *km, const float *gx, int N, int b0, int b1, float *acc)
 {
-    if (N > 1) { lut6_rowsN(bl, gx, N, b0, b1, acc); return; }
+    if (N > 1) { lut6_rowsN(km, gx, N, b0, b1, acc); return; }
     for (int s = b0, e; s < b1; s = e) {
         e = kern_seg_end(s, b1);
-        lut6_rows1(bl, gx, s, e, acc);
+        lut6_rows1(km, gx, s, e, acc);
     }
 }
 
@@ -340,11 +335,11 @@ T512 static inline __attribute__((always_inline)) void q8_blocks(const uint32_t 
 
 /* the tables of every 32-column half of every token, made once per call:
  * half hh of token n at ((hh * N) + n) * 6 vectors (TabW order) */
-static size_t q8l6_prep_bytes(const BitLinear *bl, int N) { return (size_t)2 * bl->words_per_row * N * sizeof(TabW); }
+static size_t q8l6_prep_bytes(const KernMat *km, int N) { return (size_t)2 * km->words_per_row * N * sizeof(TabW); }
 
-T512 static void q8l6_prep(const BitLinear *bl, const int16_t *q, int N, int n0, int n1, void *prep)
+T512 static void q8l6_prep(const KernMat *km, const int16_t *q, int N, int n0, int n1, void *prep)
 {
-    const int in_pad = kern_in_pad(bl), nh = 2 * bl->words_per_row;
+    const int in_pad = kern_in_pad(km), nh = 2 * km->words_per_row;
     TabW *T = prep;
     for (int hh = 0; hh < nh; hh++)
         for (int n = n0; n < n1; n++) make_tabw(q + (size_t)n * in_pad + 32 * hh, &T[(size_t)hh * N + n]);
@@ -400,12 +395,12 @@ T512 void kern_mul_avx512(const float *x, const float *g, float *y, int n)
 /* panel segment by panel segment (its int16 and FP32 sums stay in L1): for
  * each 512-column block, every 32-column half for groups of up to 4 tokens,
  * then the block's sums into the FP32 accumulators */
-T512 static void q8l6_rows(const BitLinear *bl, const int16_t *q, const float *scale, const void *prep, int N, int b0, int b1,
+T512 static void q8l6_rows(const KernMat *km, const int16_t *q, const float *scale, const void *prep, int N, int b0, int b1,
                            float *acc, int16_t *acc16)
 {
     (void)q;
-    const int wpr = bl->words_per_row, nq = kern_nqblk(bl);
-    const size_t out_pad = (size_t)kern_nblk(bl) * KERN_ROWBLK, stride = 2 * out_pad;
+    const int wpr = km->words_per_row, nq = kern_nqblk(km);
+    const size_t out_pad = (size_t)kern_nblk(km) * KERN_ROWBLK, stride = 2 * out_pad;
     const int kpb = KERN_QBLOCK / 64; /* kbits words per block */
     const TabW *tabs = prep;
     const __m512i ones = _mm512_set1_epi16(1);
@@ -416,7 +411,7 @@ T512 static void q8l6_rows(const BitLinear *bl, const int16_t *q, const float *s
             for (int k = j * kpb; k < k1; k++)
                 for (int half = 0; half < 2; half++) {
                     const int first = k == j * kpb && half == 0;
-                    const uint32_t *w = bl->kbits + kern_kb_off(bl, k, s0) + 16 * half;
+                    const uint32_t *w = km->kbits + kern_kb_off(km, k, s0) + 16 * half;
                     const TabW *Th = tabs + (size_t)(2 * k + half) * N;
                     for (int n = 0; n < N; n += 4) {
                         const int nt = N - n < 4 ? N - n : 4, pf = n == 0 && half == 0;
@@ -441,7 +436,7 @@ T512 static void q8l6_rows(const BitLinear *bl, const int16_t *q, const float *s
             }
         }
     }
-    scale_h(bl, N, b0, b1, acc);
+    scale_h(km, N, b0, b1, acc);
 }
 
 /* ---- int8 activations on KERN_LAYOUT_W16 (the default with int8) ------
@@ -557,11 +552,11 @@ T512 static inline __attribute__((always_inline)) void w16_blocks(const uint16_t
 
 /* the tables of every 16-column word u of every token, made once per call:
  * word u of token n at u * N + n */
-static size_t w16_prep_bytes(const BitLinear *bl, int N) { return (size_t)kern_in_pad(bl) / 16 * N * sizeof(TabX); }
+static size_t w16_prep_bytes(const KernMat *km, int N) { return (size_t)kern_in_pad(km) / 16 * N * sizeof(TabX); }
 
-T512 static void w16_prep(const BitLinear *bl, const int16_t *q, int N, int n0, int n1, void *prep)
+T512 static void w16_prep(const KernMat *km, const int16_t *q, int N, int n0, int n1, void *prep)
 {
-    const int in_pad = kern_in_pad(bl);
+    const int in_pad = kern_in_pad(km);
     TabX *T = prep;
     for (int u = 0; u < in_pad / 16; u++)
         for (int n = n0; n < n1; n++) make_tabx(q + (size_t)n * in_pad + 16 * u, &T[(size_t)u * N + n]);
@@ -571,15 +566,15 @@ T512 static void w16_prep(const BitLinear *bl, const int16_t *q, int N, int n0, 
  * wblocks [w0, w1) of token n: its int16 sums widened and kept as int32 (the
  * first half), or added to the first half's and into acc (the end of the
  * 512-column block) */
-T512 static inline void w16_flush(const BitLinear *bl, const float *scale, int N, int n, int j, int w0, int w1, float *acc,
+T512 static inline void w16_flush(const KernMat *km, const float *scale, int N, int n, int j, int w0, int w1, float *acc,
                                   int16_t *acc16)
 {
-    const int nj = kern_in_pad(bl) / 32, nq = kern_nqblk(bl), nblk = kern_nblk(bl), jpq = KERN_QBLOCK / 32;
+    const int nj = kern_in_pad(km) / 32, nq = kern_nqblk(km), nblk = kern_nblk(km), jpq = KERN_QBLOCK / 32;
     const int last = j % jpq == jpq - 1 || j == nj - 1, jq = j / jpq, second = j % jpq >= jpq / 2;
     const size_t out_pad = (size_t)nblk * KERN_ROWBLK;
     const __m512 sc = _mm512_set1_ps(scale[(size_t)n * nq + jq]);
     for (int wb = w0; wb < w1; wb++) {
-        int16_t *a16 = acc16 + (size_t)n * kern_acc16_per_token(bl) + (size_t)wb * 96;
+        int16_t *a16 = acc16 + (size_t)n * kern_acc16_per_token(km) + (size_t)wb * 96;
         int32_t *a32 = (int32_t *)(a16 + 32);
         const __m512i S = _mm512_load_si512((const void *)a16);
         __m512i r0 = _mm512_cvtepi16_epi32(_mm512_castsi512_si256(S));
@@ -605,9 +600,9 @@ T512 static inline void w16_flush(const BitLinear *bl, const float *scale, int N
 static inline int w16_half_start(int j) { return j % (KERN_QBLOCK / 64) == 0; }
 
 /* whether the 32-column index j ends a 256-column half block (or the input) */
-static inline int w16_half_end(const BitLinear *bl, int j)
+static inline int w16_half_end(const KernMat *km, int j)
 {
-    return j % (KERN_QBLOCK / 64) == KERN_QBLOCK / 64 - 1 || j == kern_in_pad(bl) / 32 - 1;
+    return j % (KERN_QBLOCK / 64) == KERN_QBLOCK / 64 - 1 || j == kern_in_pad(km) / 32 - 1;
 }
 
 /* N = 1: the loop of w16_blocks with as little as possible around it (a
@@ -615,11 +610,11 @@ static inline int w16_half_end(const BitLinear *bl, int j)
  * is short). 11008x4096, signs in cache, alternated calls: 0.066-0.075 ms on
  * 2 threads against 0.077-0.086 through w16_blocks, 0.117-0.123 against
  * 0.135-0.139 on 1; no difference cold */
-T512 static void w16_seg1(const BitLinear *bl, const float *scale, const TabX *T, int w0, int w1, float *acc, int16_t *acc16)
+T512 static void w16_seg1(const KernMat *km, const float *scale, const TabX *T, int w0, int w1, float *acc, int16_t *acc16)
 {
-    const int nj = kern_in_pad(bl) / 32, nb = w1 - w0;
-    const uint16_t *w = (const uint16_t *)bl->kbits + kern_w16_off(bl, 0, w0);
-    const size_t step = kern_w16_off(bl, 1, w0) - kern_w16_off(bl, 0, w0); /* from one index to the next */
+    const int nj = kern_in_pad(km) / 32, nb = w1 - w0;
+    const uint16_t *w = (const uint16_t *)km->kbits + kern_w16_off(km, 0, w0);
+    const size_t step = kern_w16_off(km, 1, w0) - kern_w16_off(km, 0, w0); /* from one index to the next */
     int16_t *a0 = acc16 + (size_t)w0 * 96;
     for (int j = 0; j < nj; j++, w += step) {
         const TabX A = T[2 * j], B = T[2 * j + 1];
@@ -635,28 +630,28 @@ T512 static void w16_seg1(const BitLinear *bl, const float *scale, const TabX *T
             __m512i s = _mm512_add_epi16(TABX_SUM(A, v0, i01, i02), TABX_SUM(B, v1, i11, i12));
             _mm512_store_si512((void *)a, first ? s : _mm512_add_epi16(_mm512_load_si512((const void *)a), s));
         }
-        if (w16_half_end(bl, j)) w16_flush(bl, scale, 1, 0, j, w0, w1, acc, acc16);
+        if (w16_half_end(km, j)) w16_flush(km, scale, 1, 0, j, w0, w1, acc, acc16);
     }
 }
 
 /* blocks [b0, b1) (b0 even: kern_blk_align), panel segment by panel
  * segment: for each 32-column index, tokens in pairs over the segment's
  * wblocks; at the end of a 512-column block its sums into acc */
-T512 static void w16_rows(const BitLinear *bl, const float *scale, const void *prep, int N, int b0, int b1, float *acc, int16_t *acc16)
+T512 static void w16_rows(const KernMat *km, const float *scale, const void *prep, int N, int b0, int b1, float *acc, int16_t *acc16)
 {
-    const int nj = kern_in_pad(bl) / 32;
-    const size_t stride = kern_acc16_per_token(bl);
-    const uint16_t *kb = (const uint16_t *)bl->kbits;
+    const int nj = kern_in_pad(km) / 32;
+    const size_t stride = kern_acc16_per_token(km);
+    const uint16_t *kb = (const uint16_t *)km->kbits;
     const TabX *T = prep;
     for (int s0 = b0, s1; s0 < b1; s0 = s1) {
         s1 = kern_seg_end(s0, b1);
         const int w0 = s0 / 2, w1 = (s1 + 1) / 2;
         if (N == 1) {
-            w16_seg1(bl, scale, T, w0, w1, acc, acc16);
+            w16_seg1(km, scale, T, w0, w1, acc, acc16);
             continue;
         }
         for (int j = 0; j < nj; j++) {
-            const uint16_t *w = kb + kern_w16_off(bl, j, w0);
+            const uint16_t *w = kb + kern_w16_off(km, j, w0);
             const int first = w16_half_start(j);
             const TabX *x0 = T + (size_t)(2 * j) * N, *x1 = T + (size_t)(2 * j + 1) * N;
             for (int n = 0; n < N; n += 2) {
@@ -664,30 +659,30 @@ T512 static void w16_rows(const BitLinear *bl, const float *scale, const void *p
                 if (N - n >= 2) w16_blocks(w, w1 - w0, x0 + n, x1 + n, 2, a, stride, first, n == 0);
                 else w16_blocks(w, w1 - w0, x0 + n, x1 + n, 1, a, stride, first, n == 0);
             }
-            if (w16_half_end(bl, j))
-                for (int n = 0; n < N; n++) w16_flush(bl, scale, N, n, j, w0, w1, acc, acc16);
+            if (w16_half_end(km, j))
+                for (int n = 0; n < N; n++) w16_flush(km, scale, N, n, j, w0, w1, acc, acc16);
         }
     }
-    scale_h(bl, N, b0, b1, acc);
+    scale_h(km, N, b0, b1, acc);
 }
 
-/* int8 activations on whichever of the kernel's two layouts bl holds */
-static size_t q8_prep_bytes(const BitLinear *bl, int N)
+/* int8 activations on whichever of the kernel's two layouts km holds */
+size_t kern_prep_q8_bytes_avx512(const KernMat *km, int N)
 {
-    return bl->klayout == KERN_LAYOUT_W16 ? w16_prep_bytes(bl, N) : q8l6_prep_bytes(bl, N);
+    return km->layout == KERN_LAYOUT_W16 ? w16_prep_bytes(km, N) : q8l6_prep_bytes(km, N);
 }
 
-static void q8_prep(const BitLinear *bl, const int16_t *q, int N, int n0, int n1, void *prep)
+void kern_prep_q8_avx512(const KernMat *km, const int16_t *q, int N, int n0, int n1, void *prep)
 {
-    if (bl->klayout == KERN_LAYOUT_W16) w16_prep(bl, q, N, n0, n1, prep);
-    else q8l6_prep(bl, q, N, n0, n1, prep);
+    if (km->layout == KERN_LAYOUT_W16) w16_prep(km, q, N, n0, n1, prep);
+    else q8l6_prep(km, q, N, n0, n1, prep);
 }
 
-static void q8_rows(const BitLinear *bl, const int16_t *q, const float *scale, const void *prep, int N, int b0, int b1, float *acc,
+void kern_rows_q8_avx512(const KernMat *km, const int16_t *q, const float *scale, const void *prep, int N, int b0, int b1, float *acc,
                     int16_t *acc16)
 {
-    if (bl->klayout == KERN_LAYOUT_W16) w16_rows(bl, scale, prep, N, b0, b1, acc, acc16);
-    else q8l6_rows(bl, q, scale, prep, N, b0, b1, acc, acc16);
+    if (km->layout == KERN_LAYOUT_W16) w16_rows(km, scale, prep, N, b0, b1, acc, acc16);
+    else q8l6_rows(km, q, scale, prep, N, b0, b1, acc, acc16);
 }
 
 /* kern_quantize_ref with 16 floats at a time (the same operations, so the
@@ -723,11 +718,11 @@ T512 void kern_quantize_avx512(const float *gx, int in_pad, int16_t *q, float *s
 }
 
 /* ---- masked-add alternative on the canonical layout -------------------- */
-T512 static void mask_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc)
+T512 void kern_rows_avx512mask(const KernMat *km, const float *gx, int N, int b0, int b1, float *acc)
 {
-    const int wpr = bl->words_per_row, in_pad = kern_in_pad(bl);
-    const size_t out_pad = (size_t)kern_nblk(bl) * KERN_ROWBLK;
-    int r1 = b1 * KERN_ROWBLK < bl->out ? b1 * KERN_ROWBLK : bl->out;
+    const int wpr = km->words_per_row, in_pad = kern_in_pad(km);
+    const size_t out_pad = (size_t)kern_nblk(km) * KERN_ROWBLK;
+    int r1 = b1 * KERN_ROWBLK < km->out ? b1 * KERN_ROWBLK : km->out;
     for (int n = 0; n < N; n++) {
         const float *x = gx + (size_t)n * in_pad;
         /* total = sum of gx (padding is zero) */
@@ -739,7 +734,7 @@ T512 static void mask_rows(const BitLinear *bl, const float *gx, int N, int b0, 
         float total = _mm512_reduce_add_ps(_mm512_add_ps(t0, t1));
         float *a = acc + (size_t)n * out_pad;
         for (int r = b0 * KERN_ROWBLK; r < r1; r++) {
-            const uint64_t *w = bl->bits + (size_t)r * wpr;
+            const uint64_t *w = km->bits + (size_t)r * wpr;
             __m512 p0 = _mm512_setzero_ps(), p1 = _mm512_setzero_ps(), p2 = _mm512_setzero_ps(), p3 = _mm512_setzero_ps();
             for (int k = 0; k < wpr; k++) {
                 uint64_t m = w[k];
@@ -750,7 +745,7 @@ T512 static void mask_rows(const BitLinear *bl, const float *gx, int N, int b0, 
                 p3 = _mm512_mask_add_ps(p3, (__mmask16)(m >> 48), p3, _mm512_loadu_ps(xk + 48));
             }
             float p = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(p0, p1), _mm512_add_ps(p2, p3)));
-            a[r] = (2.0f * p - total) * bl->h[r];
+            a[r] = (2.0f * p - total) * km->h[r];
         }
         for (int r = r1; r < b1 * KERN_ROWBLK; r++) a[r] = 0.0f;
     }
@@ -792,28 +787,9 @@ T512 void kern_layernorm_avx512(const float *x, float *y, int n)
     double var = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(s0, s1), _mm512_add_pd(s2, s3)));
     for (; i < n; i++) { double d = x[i] - mean; var += d * d; }
     var /= n;
-    float inv = (float)(1.0 / __builtin_sqrt(var + BITLINEAR_EPS)), m = (float)mean;
+    float inv = (float)(1.0 / __builtin_sqrt(var + KERN_LN_EPS)), m = (float)mean;
     __m512 mf = _mm512_set1_ps(m), invf = _mm512_set1_ps(inv);
     for (i = 0; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i), mf), invf));
     for (; i < n; i++) y[i] = (x[i] - m) * inv;
 }
 
-#else /* not x86 */
-static int have_avx512(void) { return 0; }
-static void lut6_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc) { kern_ref.rows(bl, gx, N, b0, b1, acc); }
-static void mask_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc) { kern_ref.rows(bl, gx, N, b0, b1, acc); }
-static void q8_rows(const BitLinear *bl, const int16_t *q, const float *scale, const void *prep, int N, int b0, int b1, float *acc, int16_t *acc16) { kern_ref.rows_q8(bl, q, scale, prep, N, b0, b1, acc, acc16); }
-static size_t q8_prep_bytes(const BitLinear *bl, int N) { return 0; }
-static void q8_prep(const BitLinear *bl, const int16_t *q, int N, int n0, int n1, void *prep) {}
-void kern_mul_avx512(const float *x, const float *g, float *y, int n) { for (int i = 0; i < n; i++) y[i] = x[i] * g[i]; }
-void kern_gemv_rows_avx512(const float *W, const float *x, float *y, int cols, int r0, int r1) { kern_gemv_rows_avx2(W, x, y, cols, r0, r1); }
-void kern_quantize_avx512(const float *gx, int in_pad, int16_t *q, float *scale) { kern_quantize_ref(gx, in_pad, q, scale); }
-void kern_layernorm_avx512(const float *x, float *y, int n)
-{
-    if (x != y) memcpy(y, x, (size_t)n * sizeof(float));
-    bitlinear_layernorm(y, n);
-}
-#endif
-
-const BitKernel kern_avx512 = {"avx512", "AVX-512 FP32 lookup tables of 6 columns with sign columns (vpermt2ps, multiply-extracted indices)", have_avx512, 1, KERN_LAYOUT_L6, lut6_rows, q8_rows, q8_prep_bytes, q8_prep, KERN_LAYOUT_W16};
-const BitKernel kern_avx512mask = {"avx512mask", "AVX-512 masked adds on the canonical layout (2P - sum)", have_avx512, 0, KERN_LAYOUT_BW, mask_rows, NULL, NULL, NULL, KERN_LAYOUT_BW};

@@ -1,7 +1,10 @@
-/* kernels/kern_avx2.c -- AVX2+FMA variants of the 1-bit kernel (see
- * kernels.h).
+/* src/kernels/x86/avx2.c -- AVX2+FMA variants of the 1-bit kernel (see
+ * kernels.h), compiled on x86 only, each function with a target attribute;
+ * table.c lists them in its table and runs them only when base/cpu.c says
+ * the CPU has AVX2 and FMA. Pure functions of their arguments: any thread
+ * may call any of them at any time.
  *
- * kern_avx2 (the default without AVX-512): FP32 lookup tables on the
+ * "avx2" (kern_rows_avx2; the default without AVX-512): FP32 lookup tables on the
  * kernel-private layout. vpermps on 8 dword lanes indexes 8 entries with the
  * low 3 bits, so the 32 columns of a lane are cut into 10 groups of 3 and one
  * of 2 (bit offsets 0, 3, ..., 27, 30); each group's table of signed sums
@@ -9,28 +12,21 @@
  * One shift + one permute + one add do 8 rows x 3 columns; a block-word (16
  * rows x 64 columns) is 4 such vectors of 8 rows x 32 columns.
  *
- * With int8 activations (kernels.h) kern_avx2 uses the same tables in
+ * With int8 activations (kernels.h) "avx2" uses the same tables in
  * int32 (vpermd), exact sums per 512-column block, then the block's scale.
  *
- * kern_avx2flip (kept for comparison): sign flips of the FP32 activations
+ * "avx2flip" (kern_rows_avx2flip, kept for comparison): sign flips of the FP32 activations
  * on the canonical layout.
  * For 8 columns, the inverted sign bits of a 32-bit half-word are broadcast
  * and shifted (vpsllvd) so that lane i holds "bit i is 0" in its sign bit,
  * masked to the sign bit and XORed into gx, then added: 4 ops per 8 sign-MACs.
  * Rows go one at a time with two accumulators; for N > 1 the row's words stay
  * in L1 across the tokens. */
-#include "kernels/kernels.h"
+#include "kernels/variants.h"
 
-#if defined(OB_X86) || defined(__x86_64__)
 #include <immintrin.h>
 
 #define T2 __attribute__((target("avx2,fma")))
-
-static int have_avx2(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
 
 T2 static inline __m256 flip8(__m256i nd, __m256i sh, __m256i sign, const float *x)
 {
@@ -64,14 +60,14 @@ T2 static float dot_row(const uint64_t *w, int wpr, const float *x)
     return _mm_cvtss_f32(s);
 }
 
-T2 static void avx2_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc)
+T2 void kern_rows_avx2flip(const KernMat *km, const float *gx, int N, int b0, int b1, float *acc)
 {
-    const int wpr = bl->words_per_row, in_pad = kern_in_pad(bl);
-    const size_t out_pad = (size_t)kern_nblk(bl) * KERN_ROWBLK;
-    int r1 = b1 * KERN_ROWBLK < bl->out ? b1 * KERN_ROWBLK : bl->out;
+    const int wpr = km->words_per_row, in_pad = kern_in_pad(km);
+    const size_t out_pad = (size_t)kern_nblk(km) * KERN_ROWBLK;
+    int r1 = b1 * KERN_ROWBLK < km->out ? b1 * KERN_ROWBLK : km->out;
     for (int r = b0 * KERN_ROWBLK; r < r1; r++) {
-        const uint64_t *w = bl->bits + (size_t)r * wpr;
-        for (int n = 0; n < N; n++) acc[n * out_pad + r] = dot_row(w, wpr, gx + (size_t)n * in_pad) * bl->h[r];
+        const uint64_t *w = km->bits + (size_t)r * wpr;
+        for (int n = 0; n < N; n++) acc[n * out_pad + r] = dot_row(w, wpr, gx + (size_t)n * in_pad) * km->h[r];
     }
     for (int n = 0; n < N; n++)
         for (int r = r1; r < b1 * KERN_ROWBLK; r++) acc[n * out_pad + r] = 0.0f;
@@ -113,16 +109,16 @@ T2 static void tables32(const float *v, __m256 *T)
 LUT32_DEF(lut32, __m256, _mm256_permutevar8x32_ps, _mm256_add_ps)
 
 /* acc times h for blocks [b0, b1); rows past `out` become 0 */
-static void scale_h(const BitLinear *bl, int N, int b0, int b1, float *acc)
+static void scale_h(const KernMat *km, int N, int b0, int b1, float *acc)
 {
-    const size_t out_pad = (size_t)kern_nblk(bl) * KERN_ROWBLK;
+    const size_t out_pad = (size_t)kern_nblk(km) * KERN_ROWBLK;
     for (int n = 0; n < N; n++)
-        for (int r = b0 * KERN_ROWBLK; r < b1 * KERN_ROWBLK; r++) acc[n * out_pad + r] = r < bl->out ? acc[n * out_pad + r] * bl->h[r] : 0.0f;
+        for (int r = b0 * KERN_ROWBLK; r < b1 * KERN_ROWBLK; r++) acc[n * out_pad + r] = r < km->out ? acc[n * out_pad + r] * km->h[r] : 0.0f;
 }
 
-T2 static void lut_seg(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc)
+T2 static void lut_seg(const KernMat *km, const float *gx, int N, int b0, int b1, float *acc)
 {
-    const int wpr = bl->words_per_row, nblk = kern_nblk(bl), in_pad = kern_in_pad(bl);
+    const int wpr = km->words_per_row, nblk = kern_nblk(km), in_pad = kern_in_pad(km);
     const size_t out_pad = (size_t)nblk * KERN_ROWBLK;
     __m256 tab[A2_NT][2][A2_GROUPS];
     for (int n0 = 0; n0 < N; n0 += A2_NT) {
@@ -130,7 +126,7 @@ T2 static void lut_seg(const BitLinear *bl, const float *gx, int N, int b0, int 
         for (int k = 0; k < wpr; k++) {
             for (int n = 0; n < nt; n++)
                 for (int half = 0; half < 2; half++) tables32(gx + (size_t)(n0 + n) * in_pad + 64 * k + 32 * half, tab[n][half]);
-            const uint32_t *w = bl->kbits + kern_kb_off(bl, k, b0);
+            const uint32_t *w = km->kbits + kern_kb_off(km, k, b0);
             for (int b = b0; b < b1; b++, w += 32) {
                 /* rows 0-7 and 8-15 of the lo and hi 32 columns */
                 const __m256i l0 = _mm256_load_si256((const __m256i *)w), l1 = _mm256_load_si256((const __m256i *)(w + 8));
@@ -149,15 +145,15 @@ T2 static void lut_seg(const BitLinear *bl, const float *gx, int N, int b0, int 
             }
         }
     }
-    scale_h(bl, N, b0, b1, acc);
+    scale_h(km, N, b0, b1, acc);
 }
 
 /* one panel segment at a time (kernels.h) */
-T2 static void lut_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc)
+T2 void kern_rows_avx2(const KernMat *km, const float *gx, int N, int b0, int b1, float *acc)
 {
     for (int s = b0, e; s < b1; s = e) {
         e = kern_seg_end(s, b1);
-        lut_seg(bl, gx, N, s, e, acc);
+        lut_seg(km, gx, N, s, e, acc);
     }
 }
 
@@ -184,10 +180,10 @@ LUT32_DEF(lut32i, __m256i, _mm256_permutevar8x32_epi32, _mm256_add_epi32)
 /* one panel segment: per 512-column block the exact int32 sums (in the
  * acc16 scratch, which has 4 bytes per row and token), then into acc with
  * the block's scale, in the order of kernels.h */
-T2 static void lut_seg_q8(const BitLinear *bl, const int16_t *q, const float *scale, int N, int b0, int b1, float *acc,
+T2 static void lut_seg_q8(const KernMat *km, const int16_t *q, const float *scale, int N, int b0, int b1, float *acc,
                           int16_t *acc16)
 {
-    const int wpr = bl->words_per_row, nblk = kern_nblk(bl), in_pad = kern_in_pad(bl), nq = kern_nqblk(bl);
+    const int wpr = km->words_per_row, nblk = kern_nblk(km), in_pad = kern_in_pad(km), nq = kern_nqblk(km);
     const int kpb = KERN_QBLOCK / 64;
     const size_t out_pad = (size_t)nblk * KERN_ROWBLK;
     __m256i tab[A2_NT][2][A2_GROUPS];
@@ -198,7 +194,7 @@ T2 static void lut_seg_q8(const BitLinear *bl, const int16_t *q, const float *sc
             for (int k = j * kpb; k < k1; k++) {
                 for (int n = 0; n < nt; n++)
                     for (int half = 0; half < 2; half++) tables32i(q + (size_t)(n0 + n) * in_pad + 64 * k + 32 * half, tab[n][half]);
-                const uint32_t *w = bl->kbits + kern_kb_off(bl, k, b0);
+                const uint32_t *w = km->kbits + kern_kb_off(km, k, b0);
                 for (int b = b0; b < b1; b++, w += 32) {
                     const __m256i l0 = _mm256_load_si256((const __m256i *)w), l1 = _mm256_load_si256((const __m256i *)(w + 8));
                     const __m256i h0 = _mm256_load_si256((const __m256i *)(w + 16)), h1 = _mm256_load_si256((const __m256i *)(w + 24));
@@ -226,16 +222,16 @@ T2 static void lut_seg_q8(const BitLinear *bl, const int16_t *q, const float *sc
             }
         }
     }
-    scale_h(bl, N, b0, b1, acc);
+    scale_h(km, N, b0, b1, acc);
 }
 
-T2 static void lut_rows_q8(const BitLinear *bl, const int16_t *q, const float *scale, const void *prep, int N, int b0, int b1,
+T2 void kern_rows_q8_avx2(const KernMat *km, const int16_t *q, const float *scale, const void *prep, int N, int b0, int b1,
                            float *acc, int16_t *acc16)
 {
     (void)prep;
     for (int s = b0, e; s < b1; s = e) {
         e = kern_seg_end(s, b1);
-        lut_seg_q8(bl, q, scale, N, s, e, acc, acc16);
+        lut_seg_q8(km, q, scale, N, s, e, acc, acc16);
     }
 }
 
@@ -262,20 +258,3 @@ T2 void kern_gemv_rows_avx2(const float *W, const float *x, float *y, int cols, 
     }
 }
 
-#else
-static int have_avx2(void) { return 0; }
-void kern_gemv_rows_avx2(const float *W, const float *x, float *y, int cols, int r0, int r1)
-{
-    for (int r = r0; r < r1; r++) {
-        float s = 0.0f;
-        for (int c = 0; c < cols; c++) s += W[(size_t)r * cols + c] * x[c];
-        y[r] = s;
-    }
-}
-static void avx2_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc) { kern_ref.rows(bl, gx, N, b0, b1, acc); }
-static void lut_rows(const BitLinear *bl, const float *gx, int N, int b0, int b1, float *acc) { kern_ref.rows(bl, gx, N, b0, b1, acc); }
-static void lut_rows_q8(const BitLinear *bl, const int16_t *q, const float *scale, const void *prep, int N, int b0, int b1, float *acc, int16_t *acc16) { kern_ref.rows_q8(bl, q, scale, prep, N, b0, b1, acc, acc16); }
-#endif
-
-const BitKernel kern_avx2 = {"avx2", "AVX2+FMA FP32 lookup tables of 3 columns (vpermps, 8 rows per op)", have_avx2, 1, KERN_LAYOUT_BW, lut_rows, lut_rows_q8, NULL, NULL, KERN_LAYOUT_BW};
-const BitKernel kern_avx2flip = {"avx2flip", "AVX2+FMA sign flips (vpsllvd + XOR) on the canonical layout", have_avx2, 0, KERN_LAYOUT_BW, avx2_rows, NULL, NULL, NULL, KERN_LAYOUT_BW};

@@ -1,0 +1,25 @@
+/* src/kernels/arch-fallback.h -- for builds without the x86 variant files
+ * (as ggml's arch-fallback.h): every x86 function name the table in
+ * table.c lists becomes the generic (scalar) function of the same
+ * signature, so the table compiles unchanged. Those entries need CPU
+ * features such a host never reports (base/cpu.c), so they are never chosen;
+ * the mapping only keeps one table for all builds. Included by variants.h
+ * only. */
+#ifndef OB_KERNELS_ARCH_FALLBACK_H
+#define OB_KERNELS_ARCH_FALLBACK_H
+
+#define kern_rows_avx2 kern_rows_ref
+#define kern_rows_q8_avx2 kern_rows_q8_ref
+#define kern_rows_avx2flip kern_rows_ref
+#define kern_gemv_rows_avx2 kern_gemv_rows_ref
+#define kern_rows_avx512 kern_rows_ref
+#define kern_rows_q8_avx512 kern_rows_q8_ref
+#define kern_prep_q8_bytes_avx512 NULL
+#define kern_prep_q8_avx512 NULL
+#define kern_rows_avx512mask kern_rows_ref
+#define kern_gemv_rows_avx512 kern_gemv_rows_ref
+#define kern_mul_avx512 kern_mul_ref
+#define kern_quantize_avx512 kern_quantize_ref
+#define kern_layernorm_avx512 kern_layernorm_ref
+
+#endif

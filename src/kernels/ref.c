@@ -1,0 +1,108 @@
+/* src/kernels/ref.c -- the scalar reference of the 1-bit kernel (FP32 and
+ * int8 activations) and the generic helpers (quantize, multiply, LayerNorm,
+ * dense rows): what every SIMD variant is tested against
+ * (tests/test_bitlinear) and what non-x86 builds run. Pure functions of
+ * their arguments: any thread may call any of them at any time. */
+#include "kernels/variants.h"
+
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+/* the same sum, in the same order, as bitlinear_forward_ref */
+void kern_rows_ref(const KernMat *m, const float *gx, int N, int b0, int b1, float *acc)
+{
+    const int in = m->in, in_pad = kern_in_pad(m);
+    const size_t out_pad = (size_t)kern_nblk(m) * KERN_ROWBLK;
+    int r1 = b1 * KERN_ROWBLK < m->out ? b1 * KERN_ROWBLK : m->out;
+    for (int n = 0; n < N; n++) {
+        const float *x = gx + (size_t)n * in_pad;
+        float *a = acc + n * out_pad;
+        for (int r = b0 * KERN_ROWBLK; r < r1; r++) {
+            float s = 0.0f;
+            for (int c = 0; c < in; c++) s += kern_sign(m, r, c) > 0 ? x[c] : -x[c];
+            a[r] = s * m->h[r];
+        }
+        for (int r = r1; r < b1 * KERN_ROWBLK; r++) a[r] = 0.0f;
+    }
+}
+
+/* int8 activations (kernels.h): the integer sum of each block, then one
+ * multiply or fused multiply-add per block */
+void kern_rows_q8_ref(const KernMat *m, const int16_t *q, const float *scale, const void *prep, int N, int b0, int b1,
+                      float *acc, int16_t *acc16)
+{
+    (void)prep;
+    (void)acc16;
+    const int in_pad = kern_in_pad(m), nq = kern_nqblk(m);
+    const size_t out_pad = (size_t)kern_nblk(m) * KERN_ROWBLK;
+    int r1 = b1 * KERN_ROWBLK < m->out ? b1 * KERN_ROWBLK : m->out;
+    for (int n = 0; n < N; n++) {
+        const int16_t *qn = q + (size_t)n * in_pad;
+        const float *sn = scale + (size_t)n * nq;
+        float *a = acc + n * out_pad;
+        for (int r = b0 * KERN_ROWBLK; r < r1; r++) {
+            float s = 0.0f;
+            for (int j = 0; j < nq; j++) {
+                int32_t isum = 0; /* columns past `in` have q = 0 */
+                int c1 = (j + 1) * KERN_QBLOCK < m->in ? (j + 1) * KERN_QBLOCK : m->in;
+                for (int c = j * KERN_QBLOCK; c < c1; c++) isum += kern_sign(m, r, c) > 0 ? qn[c] : -qn[c];
+                s = j ? fmaf(sn[j], (float)isum, s) : sn[j] * (float)isum;
+            }
+            a[r] = s * m->h[r];
+        }
+        for (int r = r1; r < b1 * KERN_ROWBLK; r++) a[r] = 0.0f;
+    }
+}
+
+void kern_quantize_ref(const float *gx, int in_pad, int16_t *q, float *scale)
+{
+    for (int j = 0; j * KERN_QBLOCK < in_pad; j++) {
+        int c0 = j * KERN_QBLOCK, c1 = c0 + KERN_QBLOCK < in_pad ? c0 + KERN_QBLOCK : in_pad;
+        float m = 0.0f;
+        int bad = 0;
+        for (int c = c0; c < c1; c++) {
+            float a = fabsf(gx[c]);
+            if (!(a <= FLT_MAX)) bad = 1;
+            else if (a > m) m = a;
+        }
+        if (bad || m == 0.0f) {
+            scale[j] = bad ? NAN : 0.0f;
+            for (int c = c0; c < c1; c++) q[c] = 0;
+            continue;
+        }
+        float inv = 127.0f / m;
+        scale[j] = m / 127.0f;
+        for (int c = c0; c < c1; c++) {
+            long v = lrintf(gx[c] * inv);
+            q[c] = (int16_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+        }
+    }
+}
+
+void kern_mul_ref(const float *x, const float *g, float *y, int n)
+{
+    for (int i = 0; i < n; i++) y[i] = x[i] * g[i];
+}
+
+void kern_layernorm_ref(const float *x, float *y, int n)
+{
+    if (x != y) memcpy(y, x, (size_t)n * sizeof(float));
+    double mean = 0, var = 0;
+    for (int i = 0; i < n; i++) mean += y[i];
+    mean /= n;
+    for (int i = 0; i < n; i++) { double d = y[i] - mean; var += d * d; }
+    var /= n;
+    float inv = (float)(1.0 / sqrt(var + KERN_LN_EPS)), mf = (float)mean;
+    for (int i = 0; i < n; i++) y[i] = (y[i] - mf) * inv;
+}
+
+void kern_gemv_rows_ref(const float *W, const float *x, float *y, int cols, int r0, int r1)
+{
+    for (int r = r0; r < r1; r++) {
+        const float *w = W + (size_t)r * cols;
+        float s = 0.0f;
+        for (int c = 0; c < cols; c++) s += w[c] * x[c];
+        y[r] = s;
+    }
+}

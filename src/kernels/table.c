@@ -1,0 +1,186 @@
+/* src/kernels/table.c -- the table of kernel variants (one
+ * designated-initializer entry each), the default choice ($ONEBIT_KERNEL,
+ * the CPU probe of base/cpu.c), execution contexts, and the repacking into
+ * the kernel-private layouts (see kernels.h). The table and the default are
+ * constant: any thread. kern_repack writes its matrix: its owner only. */
+#include "kernels/variants.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/common.h"
+#include "base/cpu.h"
+
+static const BitKernel table[KERN_NVARIANTS] = {
+    [KERN_REF] = {
+        .name = "ref", .desc = "scalar reference",
+        .needs = 0, .needs_kbits = 0, .layout = KERN_LAYOUT_BW, .layout_q8 = KERN_LAYOUT_BW,
+        .rows = kern_rows_ref, .rows_q8 = kern_rows_q8_ref,
+    },
+    [KERN_AVX2] = {
+        .name = "avx2", .desc = "AVX2+FMA FP32 lookup tables of 3 columns (vpermps, 8 rows per op)",
+        .needs = CPU_NEEDS_AVX2, .needs_kbits = 1, .layout = KERN_LAYOUT_BW, .layout_q8 = KERN_LAYOUT_BW,
+        .rows = kern_rows_avx2, .rows_q8 = kern_rows_q8_avx2,
+    },
+    [KERN_AVX2FLIP] = {
+        .name = "avx2flip", .desc = "AVX2+FMA sign flips (vpsllvd + XOR) on the canonical layout",
+        .needs = CPU_NEEDS_AVX2, .needs_kbits = 0, .layout = KERN_LAYOUT_BW, .layout_q8 = KERN_LAYOUT_BW,
+        .rows = kern_rows_avx2flip,
+    },
+    [KERN_AVX512] = {
+        .name = "avx512", .desc = "AVX-512 FP32 lookup tables of 6 columns with sign columns (vpermt2ps, multiply-extracted indices)",
+        .needs = CPU_NEEDS_AVX512, .needs_kbits = 1, .layout = KERN_LAYOUT_L6, .layout_q8 = KERN_LAYOUT_W16,
+        .rows = kern_rows_avx512, .rows_q8 = kern_rows_q8_avx512,
+        .prep_q8_bytes = kern_prep_q8_bytes_avx512, .prep_q8 = kern_prep_q8_avx512,
+    },
+    [KERN_AVX512MASK] = {
+        .name = "avx512mask", .desc = "AVX-512 masked adds on the canonical layout (2P - sum)",
+        .needs = CPU_NEEDS_AVX512, .needs_kbits = 0, .layout = KERN_LAYOUT_BW, .layout_q8 = KERN_LAYOUT_BW,
+        .rows = kern_rows_avx512mask,
+    },
+};
+
+/* fastest first */
+static const BitKernel *const all[] = {&table[KERN_AVX512], &table[KERN_AVX2], &table[KERN_REF], &table[KERN_AVX512MASK],
+                                       &table[KERN_AVX2FLIP], NULL};
+
+const BitKernel *kern_variant(int id) { return id >= 0 && id < KERN_NVARIANTS ? &table[id] : NULL; }
+
+const BitKernel *const *kern_all(void) { return all; }
+
+int kern_available(const BitKernel *k) { return cpu_has(k->needs); }
+
+const BitKernel *kern_find(const char *name)
+{
+    for (int i = 0; all[i]; i++)
+        if (!strcmp(all[i]->name, name)) return kern_available(all[i]) ? all[i] : NULL;
+    return NULL;
+}
+
+const BitKernel *kern_lookup(const char *name, char *err)
+{
+    const BitKernel *k = kern_find(name);
+    if (!k) {
+        int known = 0;
+        for (int i = 0; all[i]; i++) known |= !strcmp(all[i]->name, name);
+        ob_seterr(err, known ? "kernel '%s' is not available on this CPU" : "unknown kernel '%s' (try ref, avx2, avx2flip, avx512, avx512mask)", name);
+    }
+    return k;
+}
+
+static pthread_once_t def_once = PTHREAD_ONCE_INIT;
+static const BitKernel *def;
+
+static void def_init(void)
+{
+    const char *env = cpu_kernel_override();
+    if (env) {
+        def = kern_find(env);
+        if (!def) fprintf(stderr, "onebit-tui: warning: ONEBIT_KERNEL=%s is unknown or not available on this CPU; using the default\n", env);
+    }
+    for (int i = 0; !def && all[i]; i++)
+        if (kern_available(all[i])) def = all[i];
+}
+
+const BitKernel *kern_default(void)
+{
+    pthread_once(&def_once, def_init);
+    return def;
+}
+
+/* ---- execution contexts -------------------------------------------------- */
+
+static atomic_flag warned_q8 = ATOMIC_FLAG_INIT;
+
+void kern_exec_init(KernExec *ex, const BitKernel *k, int act, Pool *pool)
+{
+    if (!k) k = kern_default();
+    ex->act = act == KERN_ACT_INT8 ? KERN_ACT_INT8 : KERN_ACT_FP32;
+    /* int8 activations with a kernel that has no int8 variant: the
+     * reference's (the same results) */
+    const BitKernel *run = ex->act == KERN_ACT_INT8 && !k->rows_q8 ? &table[KERN_REF] : k;
+    if (run != k && k != &table[KERN_REF] && !atomic_flag_test_and_set(&warned_q8))
+        fprintf(stderr, "onebit-tui: warning: kernel %s has no int8-activation variant; the scalar reference computes them (slow)\n", k->name);
+    ex->kernel = run;
+    ex->asked = k;
+    ex->pool = pool ? pool_ref(pool) : pool_global_ref();
+    /* the helpers: the SIMD ones the CPU has, unless the reference is the
+     * chosen kernel (then all scalar: the plain reference of the layer); the
+     * LayerNorm follows the kernel that runs */
+    const int simd = k != &table[KERN_REF], h512 = simd && cpu_has(CPU_NEEDS_AVX512), h2 = simd && cpu_has(CPU_NEEDS_AVX2);
+    ex->mul = h512 ? kern_mul_avx512 : kern_mul_ref;
+    ex->quantize = h512 ? kern_quantize_avx512 : kern_quantize_ref;
+    ex->layernorm = h512 && run != &table[KERN_REF] ? kern_layernorm_avx512 : kern_layernorm_ref;
+    ex->gemv_rows = h512 ? kern_gemv_rows_avx512 : h2 ? kern_gemv_rows_avx2 : kern_gemv_rows_ref;
+}
+
+void kern_exec_fini(KernExec *ex)
+{
+    if (ex->pool) pool_free(ex->pool);
+    ex->pool = NULL;
+}
+
+void kern_exec_copy(KernExec *dst, const KernExec *src)
+{
+    Pool *old = dst->pool;
+    *dst = *src;
+    if (dst->pool) pool_ref(dst->pool);
+    if (old) pool_free(old);
+}
+
+/* ---- repacking ------------------------------------------------------------ */
+
+/* KERN_LAYOUT_L6 (x86/avx512.c): columns 0-5, 6-10, 11-15, 16-21, 22-26,
+ * 27-31 of the 32 make six groups; a group's first five columns go to bits
+ * 0-4, 5-9, 10-14, 16-20, 21-25, 26-30, and the sixth column of groups 0 and
+ * 3 (columns 5 and 21) is a sign column: bit 15 (group 0) and bit 31 (group
+ * 3) hold 1 when that column's sign is -1, and then the group's five bits
+ * are stored inverted. The input: bit i = column i, 1 = +. */
+static uint32_t l6_encode(uint32_t r)
+{
+    uint32_t n0 = ~r >> 5 & 1, n3 = ~r >> 21 & 1;
+    uint32_t g0 = (r & 31) ^ (n0 ? 31 : 0), g3 = (r >> 16 & 31) ^ (n3 ? 31 : 0);
+    return g0 | (r >> 6 & 31) << 5 | (r >> 11 & 31) << 10 | n0 << 15 | g3 << 16 | (r >> 22 & 31) << 21 | (r >> 27 & 31) << 26 | n3 << 31;
+}
+
+/* KERN_LAYOUT_W16 (kernels.h): the canonical bits as they are, 16 columns
+ * of a row per uint16, 32 rows per 64 bytes */
+static void w16_repack(KernMat *m)
+{
+    const int wpr = m->words_per_row, nw = kern_nblk_alloc(m) / 2;
+    uint16_t *kb = (uint16_t *)m->kbits;
+    for (int j = 0; j < 2 * wpr; j++)
+        for (int w = 0; w < nw; w++) {
+            uint16_t *d = kb + kern_w16_off(m, j, w);
+            for (int i = 0; i < 32; i++) {
+                int r = w * 32 + i;
+                uint32_t v = r < m->out ? (uint32_t)(m->bits[(size_t)r * wpr + j / 2] >> (32 * (j & 1))) : 0;
+                d[i] = (uint16_t)v;
+                d[32 + i] = (uint16_t)(v >> 16);
+            }
+        }
+}
+
+void kern_repack(KernMat *m, int layout)
+{
+    if (layout == KERN_LAYOUT_W16) {
+        w16_repack(m);
+        m->layout = layout;
+        return;
+    }
+    const int wpr = m->words_per_row, nblk = kern_nblk(m), l6 = layout == KERN_LAYOUT_L6;
+    for (int k = 0; k < wpr; k++)
+        for (int b = 0; b < nblk; b++) {
+            uint32_t *d = m->kbits + kern_kb_off(m, k, b);
+            for (int i = 0; i < KERN_ROWBLK; i++) {
+                int r = b * KERN_ROWBLK + i;
+                uint64_t w = r < m->out ? m->bits[(size_t)r * wpr + k] : 0;
+                uint32_t lo = (uint32_t)w, hi = (uint32_t)(w >> 32);
+                d[i] = l6 ? l6_encode(lo) : lo;
+                d[16 + i] = l6 ? l6_encode(hi) : hi;
+            }
+        }
+    m->layout = l6 ? KERN_LAYOUT_L6 : KERN_LAYOUT_BW;
+}

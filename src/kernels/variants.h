@@ -1,0 +1,38 @@
+/* src/kernels/variants.h -- private to src/kernels: the functions of each
+ * variant file (ref.c, x86/avx2.c, x86/avx512.c) that the table in table.c
+ * lists. Non-x86 builds compile no x86/ file and get their names mapped to
+ * the generic functions by arch-fallback.h. Pure functions: any thread. */
+#ifndef OB_KERNELS_VARIANTS_H
+#define OB_KERNELS_VARIANTS_H
+
+#include "config.h"
+#include "kernels/kernels.h"
+
+/* ref.c: the scalar reference (the generic functions) */
+void kern_rows_ref(const KernMat *m, const float *gx, int N, int b0, int b1, float *acc);
+void kern_rows_q8_ref(const KernMat *m, const int16_t *q, const float *scale, const void *prep, int N, int b0, int b1,
+                      float *acc, int16_t *acc16);
+
+#if defined(OB_X86)
+/* x86/avx2.c */
+void kern_rows_avx2(const KernMat *m, const float *gx, int N, int b0, int b1, float *acc);
+void kern_rows_q8_avx2(const KernMat *m, const int16_t *q, const float *scale, const void *prep, int N, int b0, int b1,
+                       float *acc, int16_t *acc16);
+void kern_rows_avx2flip(const KernMat *m, const float *gx, int N, int b0, int b1, float *acc);
+void kern_gemv_rows_avx2(const float *W, const float *x, float *y, int cols, int r0, int r1);
+/* x86/avx512.c */
+void kern_rows_avx512(const KernMat *m, const float *gx, int N, int b0, int b1, float *acc);
+void kern_rows_q8_avx512(const KernMat *m, const int16_t *q, const float *scale, const void *prep, int N, int b0, int b1,
+                         float *acc, int16_t *acc16);
+size_t kern_prep_q8_bytes_avx512(const KernMat *m, int N);
+void kern_prep_q8_avx512(const KernMat *m, const int16_t *q, int N, int n0, int n1, void *prep);
+void kern_rows_avx512mask(const KernMat *m, const float *gx, int N, int b0, int b1, float *acc);
+void kern_gemv_rows_avx512(const float *W, const float *x, float *y, int cols, int r0, int r1);
+void kern_mul_avx512(const float *x, const float *g, float *y, int n);
+void kern_quantize_avx512(const float *gx, int in_pad, int16_t *q, float *scale);
+void kern_layernorm_avx512(const float *x, float *y, int n);
+#else
+#include "kernels/arch-fallback.h"
+#endif
+
+#endif
