@@ -39,5 +39,6 @@ int cli_runs(int argc, char **argv);
 int cli_train(int argc, char **argv);
 int cli_inspect(int argc, char **argv);
 int cli_quantize(int argc, char **argv);
+int cli_synth(int argc, char **argv);
 
 #endif

@@ -17,6 +17,7 @@ const CliCommand cli_commands[] = {
     {"runs", cli_runs, "list, show, plot, delete and export recorded training runs"},
     {"inspect", cli_inspect, "per-layer SVID errors, sign balance and 1-bit sizes of a teacher"},
     {"quantize", cli_quantize, "a 1-bit student from a teacher without training (SVID/XNOR)"},
+    {"synth", cli_synth, "a random-weight teacher of a real shape (HF directory or GGUF)"},
     {NULL, NULL, NULL},
 };
 
