@@ -216,25 +216,31 @@ static void test_refusals(void)
     CHECK(synth_write(&o, "/nonexistent-dir/x.gguf", err) == -1 && strstr(err, "cannot write"), "%s", err);
 }
 
-static void test_llama2c_tokenizer(void)
+/* a llama2.c tokenizer.bin of V entries carried into both formats encodes
+ * as the file itself */
+static void test_llama2c_tokenizer(const char *rel, int V)
 {
-    const char *tb = shared_path("models/tok512.bin");
-    if (!tb) { printf("tok512.bin not found: the tokenizer.bin part skipped\n"); return; }
+    const char *tb = shared_path(rel);
+    if (!tb) { printf("%s not found: that tokenizer.bin part skipped\n", rel); return; }
     char err[OB_ERRLEN];
     Tokenizer ref;
-    if (tok_load(&ref, tb, 512, err)) { CHECK(0, "%s", err); return; }
+    if (tok_load(&ref, tb, V, err)) { CHECK(0, "%s", err); return; }
     static const char *texts[] = {"Once upon a time, there was a little girl named Lily.", "She liked to play outside!",
-                                  "The cat's hat: 3.5 zebras\nnew line \xc3\xa9t\xc3\xa9"};
+                                  "The cat's hat: 3.5 zebras\nnew line \xc3\xa9t\xc3\xa9",
+                                  "Il \xc3\xa9tait une fois \xe2\x80\x94 \xd0\xbc\xd0\xb8\xd1\x80, \xe4\xb8\x96\xe7\x95\x8c  double  spaces"};
     for (int f = SYNTH_HF; f <= SYNTH_GGUF; f++) {
         SynthOpts o = small_opts(f, SYNTH_F32, 1);
+        o.shape.vocab_size = V;
         o.tokenizer_path = tb;
-        const char *p = sub(f == SYNTH_HF ? "tok-hf" : "tok.gguf");
+        char nm[64];
+        snprintf(nm, sizeof nm, f == SYNTH_HF ? "tok-hf-%d" : "tok-%d.gguf", V);
+        const char *p = sub(nm);
         CHECK(synth_write(&o, p, err) == 0, "%s", err);
         Model m;
         Tokenizer t;
         int tl = 0;
         if (load(p, &m, &t, &tl)) { CHECK(0, "load"); continue; }
-        CHECK(tl && t.vocab_size == 512, "tokenizer loaded");
+        CHECK(tl && t.vocab_size == V, "tokenizer loaded");
         for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
             int *x, *y;
             size_t nx, ny;
@@ -247,9 +253,9 @@ static void test_llama2c_tokenizer(void)
         model_free(&m);
     }
     SynthOpts o = small_opts(SYNTH_GGUF, SYNTH_F32, 1);
-    o.shape.vocab_size = 1000;
+    o.shape.vocab_size = V + 1000;
     o.tokenizer_path = tb;
-    CHECK(synth_write(&o, sub("tok-bad.gguf"), err) == -1 && strstr(err, "truncated"), "a 512-entry file for 1000: %s", err);
+    CHECK(synth_write(&o, sub("tok-bad.gguf"), err) == -1 && strstr(err, "truncated"), "a %d-entry file for %d: %s", V, V + 1000, err);
     tok_free(&ref);
 }
 
@@ -260,7 +266,8 @@ int main(void)
     test_formats_agree();
     test_determinism_and_shards();
     test_refusals();
-    test_llama2c_tokenizer();
+    test_llama2c_tokenizer("models/tok512.bin", 512);
+    test_llama2c_tokenizer("models/tokenizer.bin", 32000); /* Llama 2's */
     if (!t_fail) test_rmtree(dir);
     else fprintf(stderr, "kept %s\n", dir);
     return test_done("test_synth");

@@ -751,8 +751,20 @@ static void remove_tree(const char *dir)
     rmdir(dir);
 }
 
+static int synth_write_to(const SynthOpts *o, const char *out, char *err);
+
 int synth_write(const SynthOpts *o, const char *out, char *err)
 {
+    char *p = ob_strdup(out); /* "dir/" names dir */
+    for (size_t n = strlen(p); n > 1 && p[n - 1] == '/'; n--) p[n - 1] = 0;
+    int rc = synth_write_to(o, p, err);
+    free(p);
+    return rc;
+}
+
+static int synth_write_to(const SynthOpts *o, const char *out, char *err)
+{
+    if (!*out) { ob_seterr(err, "empty output path"); return -1; }
     if (synth_shape_check(&o->shape, err)) return -1;
     struct stat st;
     if (lstat(out, &st) == 0) { ob_seterr(err, "%s: already exists (remove it first)", out); return -1; }
