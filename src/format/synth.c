@@ -201,6 +201,8 @@ typedef struct {
     uint8_t *buf;         /* CHUNK_BYTES */
     uint64_t done, total; /* progress over all files */
     const char *file;     /* shown in progress */
+    const char *out_base; /* the output's name, for progress */
+    char disp[320];
 } W;
 
 static int write_all(int fd, const void *p, size_t n, const char *path, char *err)
@@ -589,7 +591,8 @@ static int write_hf(W *w, const char *dir, char *err)
         if (fd < 0) goto out;
         uint8_t hl[8];
         for (int k = 0; k < 8; k++) hl[k] = (uint8_t)((uint64_t)b.n >> (8 * k));
-        w->file = strrchr(path, '/') + 1;
+        snprintf(w->disp, sizeof w->disp, "%s/%s", w->out_base, name);
+        w->file = w->disp;
         if (write_all(fd, hl, 8, path, err) || write_all(fd, b.p, b.n, path, err)) { close(fd); goto out; }
         for (int i = 0; i < nt; i++)
             if (t[i].shard == sh && write_tensor(w, fd, &t[i], 1, path, err)) { close(fd); goto out; }
@@ -715,7 +718,6 @@ static int write_gguf(W *w, const char *path, char *err)
     while (b.n % GGUF_ALIGN) sb_put(&b, "", 1);
     int fd = create_file(path, err);
     if (fd < 0) goto out;
-    w->file = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     uint64_t pos = 0;
     if (write_all(fd, b.p, b.n, path, err)) { close(fd); goto out; }
     for (int i = 0; i < nt; i++) {
@@ -787,7 +789,7 @@ static int synth_write_to(const SynthOpts *o, const char *out, char *err)
     char *tmp = ob_malloc(tl);
     snprintf(tmp, tl, "%s/.%s.tmp-XXXXXX", dir, base);
     free(dir);
-    W w = {o, ob_malloc(CHUNK_BYTES), 0, synth_data_bytes(o), NULL};
+    W w = {o, ob_malloc(CHUNK_BYTES), 0, synth_data_bytes(o), base, base, ""};
     int rc;
     if (o->format == SYNTH_HF) {
         if (!mkdtemp(tmp)) { ob_seterr(err, "%s: %s", tmp, strerror(errno)); rc = -1; }
