@@ -5,6 +5,9 @@
 # for bad shapes, runtime errors for outputs that cannot be written.
 . "${ONEBIT_SRCDIR:-.}/tests/lib.sh"
 S=64,172,2,4,2,512
+# the JSON checks need python3; without it they are left out, the rest runs
+PY3=python3
+command -v python3 >/dev/null 2>&1 || { echo "python3 not found: JSON checks skipped"; PY3=true; }
 printf 'Once upon a time there was a little cat. The cat sat on the mat and was happy.\n' > "$TMP/text"
 
 for f in hf gguf; do
@@ -27,7 +30,7 @@ done
 "$BIN" generate --teacher "$TMP/m-hf-bf16" --temp 0 -n 16 > "$TMP/g1" 2>/dev/null
 "$BIN" generate --teacher "$TMP/m-gguf-bf16" --temp 0 -n 16 > "$TMP/g2" 2>/dev/null
 check "hf and gguf greedy text equal" cmp -s "$TMP/g1" "$TMP/g2"
-check "config.json fields" python3 -c "
+check "config.json fields" $PY3 -c "
 import json, sys
 c = json.load(open('$TMP/m-hf-bf16/config.json'))
 assert c['architectures'] == ['LlamaForCausalLM'] and c['torch_dtype'] == 'bfloat16' and c['tie_word_embeddings'] is False
@@ -51,6 +54,35 @@ check "other seed: same tokenizer" cmp -s "$TMP/m-hf-f16/tokenizer.json" "$TMP/o
 expect_exit 0 "hf sharded" "$BIN" synth --shape $S --format hf --dtype bf16 --seed 5 --max-shard-size 100000 --out "$TMP/sh"
 check "index written" test -f "$TMP/sh/model.safetensors.index.json"
 check "four shards named model-0000i-of-00004" test "$(ls "$TMP/sh" | grep -c '^model-0000[1-4]-of-00004\.safetensors$')" -eq 4
+# what the safetensors reference implementation demands: header length,
+# JSON, offsets contiguous from 0 to the end of the file, sizes = shape x
+# dtype; the index's weight_map and total_size agree with the shards
+check "shards and index are well-formed" $PY3 - "$TMP/sh" <<'PY'
+import json, os, struct, sys
+d = sys.argv[1]
+idx = json.load(open(os.path.join(d, "model.safetensors.index.json")))
+wm, total, seen = idx["weight_map"], 0, {}
+for f in sorted(set(wm.values())):
+    raw = open(os.path.join(d, f), "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    assert n % 8 == 0
+    h = json.loads(raw[8:8 + n])
+    h.pop("__metadata__")
+    end = 0
+    for name, t in sorted(h.items(), key=lambda kv: kv[1]["data_offsets"][0]):
+        b, e = t["data_offsets"]
+        assert b == end, (f, name)
+        size = {"BF16": 2, "F16": 2, "F32": 4}[t["dtype"]]
+        for x in t["shape"]: size *= x
+        assert e - b == size, name
+        end = e
+        seen[name] = f
+    assert 8 + n + end == len(raw), f
+    total += end
+assert seen == wm, "weight_map"
+assert idx["metadata"]["total_size"] == total
+assert len(wm) == 3 + 9 * 2
+PY
 expect_exit 0 "generate sharded" "$BIN" generate --teacher "$TMP/sh" --temp 0 -n 16
 check "sharded = unsharded greedy text" cmp -s "$TMP/out" "$TMP/g1"
 
