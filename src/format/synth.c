@@ -812,6 +812,12 @@ static int synth_write_to(const SynthOpts *o, const char *out, char *err)
             if (rc) unlink(tmp);
         }
     }
+    if (!rc) { /* the rename itself made durable */
+        char *pd = ob_dir_of(out);
+        int dfd = open(pd, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) { fsync(dfd); close(dfd); }
+        free(pd);
+    }
     free(w.buf);
     free(tmp);
     return rc;
