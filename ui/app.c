@@ -688,11 +688,9 @@ static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int fail(const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "error: ");
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    ob_verror(fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     return APP_EXIT_RUNTIME;
 }
 

@@ -12,6 +12,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+void ob_verror(const char *fmt, va_list ap)
+{
+    fprintf(stderr, "error: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
 void ob_seterr(char *err, const char *fmt, ...)
 {
     if (!err) return;
@@ -161,6 +168,21 @@ void ob_sleep(double seconds)
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {}
 }
 
+/* the IEEE-754 bits of a float and back */
+static float f32_from_bits(uint32_t bits)
+{
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static uint32_t f32_bits(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    return x;
+}
+
 float ob_fp16_to_fp32(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16;
@@ -175,15 +197,12 @@ float ob_fp16_to_fp32(uint16_t h)
         }
     } else if (exp == 31) bits = sign | 0x7f800000u | (man << 13);
     else bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
+    return f32_from_bits(bits);
 }
 
 uint16_t ob_fp32_to_fp16(float f)
 {
-    uint32_t x;
-    memcpy(&x, &f, 4);
+    uint32_t x = f32_bits(f);
     uint32_t sign = (x >> 16) & 0x8000;
     uint32_t absx = x & 0x7fffffff;
     if (absx >= 0x7f800000u) /* inf or nan */
@@ -206,15 +225,12 @@ uint16_t ob_fp32_to_fp16(float f)
 float ob_bf16_to_fp32(uint16_t h)
 {
     uint32_t bits = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
+    return f32_from_bits(bits);
 }
 
 uint16_t ob_fp32_to_bf16(float f)
 {
-    uint32_t x;
-    memcpy(&x, &f, 4);
+    uint32_t x = f32_bits(f);
     if ((x & 0x7fffffff) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40);
     x += 0x7fff + ((x >> 16) & 1);
     return (uint16_t)(x >> 16);

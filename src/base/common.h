@@ -3,6 +3,7 @@
 #ifndef OB_COMMON_H
 #define OB_COMMON_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -11,6 +12,9 @@
 /* Every fallible libonebit call takes `char *err` (OB_ERRLEN bytes) and
  * returns 0 on success, -1 on failure with a message in err. */
 void ob_seterr(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* "error: <message>\n" on stderr, for the command-line front ends */
+void ob_verror(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 void *ob_malloc(size_t n);           /* aborts with a message on OOM */
 void *ob_calloc(size_t n, size_t sz);

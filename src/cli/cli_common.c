@@ -37,10 +37,8 @@ int cli_set_act(const char *cmd, const char *name)
 int cli_error(const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "error: ");
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    ob_verror(fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     return EXIT_RUNTIME;
 }
