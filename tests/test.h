@@ -106,4 +106,28 @@ static inline void test_json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* p with its spaces as U+2581, as SentencePiece writes pieces */
+static inline void test_sp_piece(char *sp, size_t cap, const char *p)
+{
+    size_t k = 0;
+    for (; *p && k < cap - 4; p++) {
+        if (*p == ' ') { memcpy(sp + k, "\xe2\x96\x81", 3); k += 3; }
+        else sp[k++] = *p;
+    }
+    sp[k] = 0;
+}
+
+/* a tokenizer.json "vocab" object's members: "piece":id for ids 0..n-1, with
+ * ids 1 and 2 as <s> and </s> */
+static inline void test_json_sp_vocab(FILE *f, char *const *vocab, int n)
+{
+    char sp[256];
+    for (int i = 0; i < n; i++) {
+        test_sp_piece(sp, sizeof sp, i == 1 ? "<s>" : i == 2 ? "</s>" : vocab[i]);
+        if (i) fputc(',', f);
+        test_json_str(f, sp);
+        fprintf(f, ":%d", i);
+    }
+}
+
 #endif

@@ -201,19 +201,7 @@ int main(void)
                    "\"post_processor\":{\"type\":\"TemplateProcessing\",\"single\":[{\"SpecialToken\":{\"id\":\"<s>\",\"type_id\":0}},"
                    "{\"Sequence\":{\"id\":\"A\",\"type_id\":0}}]},"
                    "\"model\":{\"type\":\"BPE\",\"byte_fallback\":true,\"unk_token\":\"<unk>\",\"vocab\":{");
-        char sp[256];
-        for (int i = 0; i < 512; i++) {
-            const char *p = i == 1 ? "<s>" : i == 2 ? "</s>" : t512.vocab[i];
-            size_t k = 0;
-            for (; *p; p++) {
-                if (*p == ' ') { memcpy(sp + k, "\xe2\x96\x81", 3); k += 3; }
-                else sp[k++] = *p;
-            }
-            sp[k] = 0;
-            if (i) fputc(',', f);
-            test_json_str(f, sp);
-            fprintf(f, ":%d", i);
-        }
+        test_json_sp_vocab(f, t512.vocab, 512);
         fprintf(f, "},\"merges\":[");
         /* merges in descending score order: any split into two pieces */
         int order[512], no = 0;
@@ -277,13 +265,8 @@ int main(void)
         f = fopen(tp, "w");
         fprintf(f, "{\"model\":{\"type\":\"Unigram\",\"unk_id\":0,\"vocab\":[");
         for (int i = 0; i < 512; i++) {
-            const char *p = t512.vocab[i];
-            size_t k = 0;
-            for (; *p; p++) {
-                if (*p == ' ') { memcpy(sp + k, "\xe2\x96\x81", 3); k += 3; }
-                else sp[k++] = *p;
-            }
-            sp[k] = 0;
+            char sp[256];
+            test_sp_piece(sp, sizeof sp, t512.vocab[i]);
             fprintf(f, "%s[", i ? "," : "");
             test_json_str(f, sp);
             fprintf(f, ",%.9g]", (double)t512.scores[i]);
