@@ -465,15 +465,28 @@ typedef struct {
     const float *q, *k, *v, *att, *dout;
     float *atto, *out, *dq, *dk, *dv;
     int B, T;
+    int hd, H, KV, qd, kvd, kv_mul; /* from c, set by att_ctx_dims */
+    float scale;
 } AttCtx;
+
+/* the head geometry both attention passes work with */
+static void att_ctx_dims(AttCtx *p)
+{
+    const ModelConfig *c = p->c;
+    p->hd = c->head_dim;
+    p->H = c->n_heads;
+    p->KV = c->n_kv_heads;
+    p->qd = p->H * p->hd;
+    p->kvd = p->KV * p->hd;
+    p->kv_mul = p->H / p->KV;
+    p->scale = 1.0f / sqrtf((float)p->hd);
+}
 
 static void att_fwd_groups(void *ctx, size_t lo, size_t hi)
 {
     const AttCtx *p = ctx;
-    const ModelConfig *c = p->c;
-    int T = p->T, hd = c->head_dim, H = c->n_heads, KV = c->n_kv_heads, qd = H * hd, kvd = KV * hd;
-    int kv_mul = H / KV;
-    float scale = 1.0f / sqrtf((float)hd);
+    int T = p->T, hd = p->hd, H = p->H, KV = p->KV, qd = p->qd, kvd = p->kvd, kv_mul = p->kv_mul;
+    float scale = p->scale;
     for (size_t gi = lo; gi < hi; gi++) {
         int b = (int)(gi / KV), kh = (int)(gi % KV);
         for (int h = kh * kv_mul; h < (kh + 1) * kv_mul; h++) {
@@ -499,6 +512,7 @@ void qat_attention_fwd(const ModelConfig *c, const float *qm, const float *km, c
                        float *out, int B, int T)
 {
     AttCtx p = {.c = c, .q = qm, .k = km, .v = vm, .atto = att, .out = out, .B = B, .T = T};
+    att_ctx_dims(&p);
     int kv_mul = c->n_heads / c->n_kv_heads;
     par_for_blas((size_t)B * c->n_kv_heads, (size_t)kv_mul * T * T * c->head_dim * 2, att_fwd_groups, &p);
 }
@@ -506,10 +520,8 @@ void qat_attention_fwd(const ModelConfig *c, const float *qm, const float *km, c
 static void att_bwd_groups(void *ctx, size_t lo, size_t hi)
 {
     const AttCtx *p = ctx;
-    const ModelConfig *c = p->c;
-    int T = p->T, hd = c->head_dim, H = c->n_heads, KV = c->n_kv_heads, qd = H * hd, kvd = KV * hd;
-    int kv_mul = H / KV;
-    float scale = 1.0f / sqrtf((float)hd);
+    int T = p->T, hd = p->hd, H = p->H, KV = p->KV, qd = p->qd, kvd = p->kvd, kv_mul = p->kv_mul;
+    float scale = p->scale;
     float *dP = ob_aligned_alloc(64, (size_t)T * T * sizeof(float));
     for (size_t gi = lo; gi < hi; gi++) {
         int b = (int)(gi / KV), kh = (int)(gi % KV);
@@ -555,6 +567,7 @@ void qat_attention_bwd(const ModelConfig *c, const float *qm, const float *km, c
     (void)dP;
     AttCtx p = {.c = c, .q = qm, .k = km, .v = vm, .att = att, .dout = dout, .dq = dq, .dk = dk, .dv = dv,
                 .B = B, .T = T};
+    att_ctx_dims(&p);
     int kv_mul = c->n_heads / c->n_kv_heads;
     par_for_blas((size_t)B * c->n_kv_heads, (size_t)kv_mul * T * T * c->head_dim * 4, att_bwd_groups, &p);
 }
