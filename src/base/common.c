@@ -19,6 +19,21 @@ void ob_verror(const char *fmt, va_list ap)
     fputc('\n', stderr);
 }
 
+void ob_buf_printf(ObBuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    for (;;) {
+        va_start(ap, fmt);
+        int k = vsnprintf(b->s ? b->s + b->n : NULL, b->s ? b->cap - b->n : 0, fmt, ap);
+        va_end(ap);
+        if (k < 0) abort();
+        if (b->s && b->n + (size_t)k < b->cap) { b->n += (size_t)k; return; }
+        b->cap = (b->cap + (size_t)k + 1) * 2;
+        b->s = realloc(b->s, b->cap);
+        if (!b->s) abort();
+    }
+}
+
 void ob_seterr(char *err, const char *fmt, ...)
 {
     if (!err) return;

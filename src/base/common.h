@@ -16,6 +16,14 @@ void ob_seterr(char *err, const char *fmt, ...) __attribute__((format(printf, 2,
 /* "error: <message>\n" on stderr, for the command-line front ends */
 void ob_verror(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
+/* a growing string: ob_buf_printf appends (aborts on OOM); s is malloc'd,
+ * NULL until the first append */
+typedef struct {
+    char *s;
+    size_t n, cap;
+} ObBuf;
+void ob_buf_printf(ObBuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 void *ob_malloc(size_t n);           /* aborts with a message on OOM */
 void *ob_calloc(size_t n, size_t sz);
 void *ob_aligned_alloc(size_t align, size_t n); /* zeroed; free() it */
