@@ -118,25 +118,22 @@ int job_start(Job **out, const JobSpec *spec, char *err)
     return 0;
 }
 
-void job_cancel(Job *j)
+/* set a flag under the lock and wake the waiters (a paused worker) */
+static void set_and_wake(Job *j, atomic_int *flag, int v)
 {
     pthread_mutex_lock(&j->mu);
-    atomic_store(&j->cancel, 1);
+    atomic_store(flag, v);
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
 }
+
+void job_cancel(Job *j) { set_and_wake(j, &j->cancel, 1); }
 
 int job_cancelled(Job *j) { return atomic_load(&j->cancel); }
 
 void job_pause(Job *j) { atomic_store(&j->pause, 1); }
 
-void job_resume(Job *j)
-{
-    pthread_mutex_lock(&j->mu);
-    atomic_store(&j->pause, 0);
-    pthread_cond_broadcast(&j->cv);
-    pthread_mutex_unlock(&j->mu);
-}
+void job_resume(Job *j) { set_and_wake(j, &j->pause, 0); }
 
 int job_done(Job *j) { return atomic_load(&j->done); }
 
