@@ -130,4 +130,31 @@ static inline void test_json_sp_vocab(FILE *f, char *const *vocab, int n)
     }
 }
 
+/* folder/name in one of 8 rotating buffers (a call may hold up to 8 at once) */
+static inline char *test_path_in(const char *folder, const char *name)
+{
+    static char p[8][700];
+    static int k;
+    char *b = p[k++ % 8];
+    snprintf(b, 700, "%s/%s", folder, name);
+    return b;
+}
+
+/* the first max bytes of src (all of it when shorter) into a new file dst;
+ * 0, or -1 with a message on stderr */
+static inline int test_copy_head(const char *src, const char *dst, size_t max)
+{
+    FILE *in = fopen(src, "rb");
+    if (!in) { perror(src); return -1; }
+    char *b = malloc(max ? max : 1);
+    size_t n = fread(b, 1, max, in);
+    fclose(in);
+    FILE *out = fopen(dst, "wb");
+    if (!out) { perror(dst); free(b); return -1; }
+    fwrite(b, 1, n, out);
+    fclose(out);
+    free(b);
+    return 0;
+}
+
 #endif

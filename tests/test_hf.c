@@ -14,14 +14,7 @@
 static char dir[] = "/tmp/onebit-hf-XXXXXX";
 static const int greedy8[8] = {1, 403, 407, 261, 378, 432, 383, 286};
 
-static char *sub(const char *name)
-{
-    static char p[8][700];
-    static int k;
-    char *b = p[k++ % 8];
-    snprintf(b, 700, "%s/%s", dir, name);
-    return b;
-}
+static char *sub(const char *name) { return test_path_in(dir, name); }
 
 /* write m into directory name with matrices of dtype; shards > 1 splits by layer */
 static const char *write_hf(const Model *m, const char *name, const char *dtype, int tied, int shards)
