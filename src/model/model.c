@@ -17,6 +17,18 @@
 
 const char *const model_lin_names[LIN_PER_LAYER] = {"wq", "wk", "wv", "wo", "w1", "w2", "w3"};
 
+void model_lin_shape(const ModelConfig *c, int k, int *out, int *in)
+{
+    int C = c->dim, F = c->hidden_dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    switch (k) {
+    case LIN_Q: *out = qd; *in = C; break;
+    case LIN_K: case LIN_V: *out = kvd; *in = C; break;
+    case LIN_O: *out = C; *in = qd; break;
+    case LIN_DOWN: *out = C; *in = F; break;
+    default: *out = F; *in = C; break; /* gate, up */
+    }
+}
+
 /* sizes of the arena's tensors in llama2.c order */
 typedef struct { size_t emb, rms_att, wq, wk, wv, wo, rms_ffn, w1, w2, w3, rms_final, wcls; } Sizes;
 

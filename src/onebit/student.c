@@ -71,18 +71,6 @@ typedef struct {
     uint64_t shape[2], offset, size;
 } Entry;
 
-static void lin_shape(const ModelConfig *c, int k, int *out, int *in)
-{
-    int C = c->dim, F = c->hidden_dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
-    switch (k) {
-    case LIN_Q: *out = qd; *in = C; break;
-    case LIN_K: case LIN_V: *out = kvd; *in = C; break;
-    case LIN_O: *out = C; *in = qd; break;
-    case LIN_DOWN: *out = C; *in = F; break;
-    default: *out = F; *in = C; break; /* gate, up */
-    }
-}
-
 static void set_entry(Entry *e, const char *name, uint32_t type, uint64_t d0, uint64_t d1, int ndim)
 {
     memset(e, 0, sizeof *e);
@@ -115,7 +103,7 @@ static int expected_entries(const ModelConfig *c, Entry *e)
     for (int l = 0; l < c->n_layers; l++)
         for (int k = 0; k < LIN_PER_LAYER; k++) {
             int out, in;
-            lin_shape(c, k, &out, &in);
+            model_lin_shape(c, k, &out, &in);
             if (e) {
                 char nm[NAME_LEN];
                 snprintf(nm, sizeof nm, "layers.%d.%s.sign", l, model_lin_names[k]);
@@ -199,7 +187,7 @@ int student_write(const char *path, const Model *teacher, const Tokenizer *tok,
     /* validate the sources before creating anything */
     for (int i = 0; i < nlin; i++) {
         int out, in;
-        lin_shape(c, i % LIN_PER_LAYER, &out, &in);
+        model_lin_shape(c, i % LIN_PER_LAYER, &out, &in);
         if (!lin[i].w || !lin[i].g || !lin[i].h) { ob_seterr(err, "%s: linear %d has no weights", path, i); return -1; }
         uint16_t hv = 0;
         for (int j = 0; j < in; j++)
@@ -269,7 +257,7 @@ int student_write(const char *path, const Model *teacher, const Tokenizer *tok,
     if (!c->shared_classifier) { w_pad(w, e[k].offset); w_f32(w, teacher->wcls, V * C); k++; }
     for (int i = 0; i < nlin && !w->failed; i++) {
         int out, in;
-        lin_shape(c, i % LIN_PER_LAYER, &out, &in);
+        model_lin_shape(c, i % LIN_PER_LAYER, &out, &in);
         int wpr = (in + 63) / 64;
         w_pad(w, e[k++].offset);
         unsigned char b[8];
@@ -607,7 +595,7 @@ int student_load(Model *m, Tokenizer *tok, const char *path, char *err)
         if (copy_f32(fpdst[j], &p, p.fp[j], path, err)) goto fail;
     for (int i = 0; i < nlin; i++) {
         int out, in;
-        lin_shape(c, i % LIN_PER_LAYER, &out, &in);
+        model_lin_shape(c, i % LIN_PER_LAYER, &out, &in);
         const Entry *es = p.lin[3 * i], *eg = p.lin[3 * i + 1], *eh = p.lin[3 * i + 2];
         BitLinear *bl = bitlinear_new(out, in);
         x->bl[x->n++] = bl;
@@ -747,7 +735,7 @@ uint64_t student_onebit_bytes(const ModelConfig *c)
     uint64_t bits = 0, scales = 0;
     for (int k = 0; k < LIN_PER_LAYER; k++) {
         int out, in;
-        lin_shape(c, k, &out, &in);
+        model_lin_shape(c, k, &out, &in);
         bits += (uint64_t)out * in;
         scales += (uint64_t)out + in;
     }

@@ -122,18 +122,6 @@ static void par_for_blas(size_t n, size_t work_per_item, ParFn fn, void *ctx)
     par_for_nt(nt, n, work_per_item, fn, ctx);
 }
 
-static void lin_dims(const ModelConfig *c, int j, int *in, int *out)
-{
-    int C = c->dim, F = c->hidden_dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
-    switch (j) {
-    case LIN_Q: *in = C; *out = qd; break;
-    case LIN_K: case LIN_V: *in = C; *out = kvd; break;
-    case LIN_O: *in = qd; *out = C; break;
-    case LIN_GATE: case LIN_UP: *in = C; *out = F; break;
-    default: *in = F; *out = C; break; /* LIN_DOWN */
-    }
-}
-
 /* the STE factor 1.001 − tanh²(w) = 0.001 + sech²(w), with one expf:
  * sech²(w) = 4t/(1+t)², t = e^{−2|w|} */
 static inline float ste_of(float w)
@@ -201,7 +189,7 @@ QatModel *qat_new(const Model *teacher, SvidMethod init, int max_B, int max_T, c
     }
     for (int i = 0; i < c->n_layers * LIN_PER_LAYER; i++) {
         int in, out;
-        lin_dims(c, i % LIN_PER_LAYER, &in, &out);
+        model_lin_shape(c, i % LIN_PER_LAYER, &out, &in);
         if (teacher->lin[i].kind != LINEAR_DENSE || !teacher->lin[i].w) {
             ob_seterr(err, "teacher linear %s of layer %d is not dense FP32", model_lin_names[i % LIN_PER_LAYER],
                       i / LIN_PER_LAYER);
@@ -235,7 +223,7 @@ QatModel *qat_new(const Model *teacher, SvidMethod init, int max_B, int max_T, c
     for (int l = 0; l < Lc; l++) {
         for (int j = 0; j < LIN_PER_LAYER; j++) {
             QLin *L = &q->lin[l * LIN_PER_LAYER + j];
-            lin_dims(c, j, &L->in, &L->out);
+            model_lin_shape(c, j, &L->out, &L->in);
             L->off_w = off; off += (size_t)L->in * L->out;
             L->off_g = off; off += L->in;
             L->off_h = off; off += L->out;
@@ -1128,7 +1116,7 @@ double qat_flops(const QatModel *q, int B, int T)
     double N = (double)B * T, lin = 0;
     for (int j = 0; j < LIN_PER_LAYER; j++) {
         int in, out;
-        lin_dims(c, j, &in, &out);
+        model_lin_shape(c, j, &out, &in);
         lin += 2.0 * N * in * out;
     }
     lin *= c->n_layers;
