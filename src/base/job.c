@@ -118,6 +118,35 @@ int job_start(Job **out, const JobSpec *spec, char *err)
     return 0;
 }
 
+typedef struct {
+    void (*loop)(void *arg);
+    void *arg;
+} LoopCall;
+
+static int loop_job(Job *self, void *p)
+{
+    (void)self;
+    const LoopCall *c = p;
+    c->loop(c->arg);
+    return 0;
+}
+
+void job_run_parallel(const char *name, int threads, void (*loop)(void *arg), void *arg)
+{
+    LoopCall call = {loop, arg};
+    Job **helpers = ob_calloc(threads > 1 ? (size_t)threads : 1, sizeof *helpers);
+    int started = 0;
+    char e2[OB_ERRLEN];
+    for (int t = 1; t < threads; t++)
+        if (job_start(&helpers[started], &(JobSpec){.name = name, .fn = loop_job, .arg = &call}, e2) == 0) started++;
+    loop(arg); /* the calling thread works too */
+    for (int t = 0; t < started; t++) {
+        job_join(helpers[t]);
+        job_free(helpers[t]);
+    }
+    free(helpers);
+}
+
 /* set a flag under the lock and wake the waiters (a paused worker) */
 static void set_and_wake(Job *j, atomic_int *flag, int v)
 {

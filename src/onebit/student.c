@@ -656,8 +656,9 @@ typedef struct {
 } QuantWork;
 
 /* take linears until none is left (or one failed) */
-static void quant_loop(QuantWork *j)
+static void quant_loop(void *arg)
 {
+    QuantWork *j = arg;
     char why[OB_ERRLEN];
     for (;;) {
         pthread_mutex_lock(&j->mu);
@@ -672,13 +673,6 @@ static void quant_loop(QuantWork *j)
             pthread_mutex_unlock(&j->mu);
         }
     }
-}
-
-static int quant_job(Job *self, void *arg)
-{
-    (void)self;
-    quant_loop(arg);
-    return 0;
 }
 
 int student_quantize(const Model *teacher, SvidMethod init, int norm, StudentLinearSrc *lin_out, char *err)
@@ -698,17 +692,7 @@ int student_quantize(const Model *teacher, SvidMethod init, int norm, StudentLin
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     int threads = cpus < 1 ? 1 : cpus > nlin ? nlin : (int)cpus;
     QuantWork j = {teacher, init, lin_out, nlin, 0, 0, err, PTHREAD_MUTEX_INITIALIZER};
-    Job **helpers = ob_calloc((size_t)threads, sizeof *helpers);
-    int started = 0;
-    char e2[OB_ERRLEN];
-    for (int t = 1; t < threads; t++) /* fewer helpers when threads cannot be made: slower, same result */
-        if (job_start(&helpers[started], &(JobSpec){.name = "quantize", .fn = quant_job, .arg = &j}, e2) == 0) started++;
-    quant_loop(&j); /* the calling thread works too */
-    for (int t = 0; t < started; t++) {
-        job_join(helpers[t]);
-        job_free(helpers[t]);
-    }
-    free(helpers);
+    job_run_parallel("quantize", threads, quant_loop, &j);
     pthread_mutex_destroy(&j.mu);
     if (j.failed) {
         student_src_free(lin_out, nlin);
