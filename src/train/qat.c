@@ -17,6 +17,7 @@
 #include "base/blas.h"
 #include "base/common.h"
 #include "base/pool.h"
+#include "kernels/kernels.h"
 #include "onebit/svid.h"
 
 #define QAT_LN_EPS 1e-5 /* = BITLINEAR_EPS */
@@ -609,14 +610,7 @@ static void lp_ln_fwd(void *c, size_t lo, size_t hi) /* rows: y = LN(h ⊙ a) */
         const float *an = p->a + n * out;
         float *yn = p->yo + n * out;
         for (int o = 0; o < out; o++) yn[o] = an[o] * p->h[o];
-        double mean = 0, var = 0; /* as bitlinear_layernorm */
-        for (int o = 0; o < out; o++) mean += yn[o];
-        mean /= out;
-        for (int o = 0; o < out; o++) { double d = yn[o] - mean; var += d * d; }
-        var /= out;
-        float inv = (float)(1.0 / sqrt(var + QAT_LN_EPS)), m = (float)mean;
-        for (int o = 0; o < out; o++) yn[o] = (yn[o] - m) * inv;
-        p->rstd[n] = inv;
+        p->rstd[n] = kern_layernorm_inplace(yn, out, QAT_LN_EPS); /* as bitlinear_layernorm */
     }
 }
 
