@@ -96,18 +96,10 @@ static void fill(LayersState *L)
 }
 
 /* ---- the worker --------------------------------------------------------------- */
-/* from the job or its helpers: progress out, cancel in */
-static int on_progress(void *user, int done, int total)
-{
-    Job *job = user;
-    job_progress(job, done, total);
-    return job_cancelled(job);
-}
-
 static int stats_main(Job *job, void *arg)
 {
     StatsJob *j = arg;
-    return svid_model_stats(j->m, j->threads, SVID_NMF, j->out, on_progress, job, j->err);
+    return svid_model_stats(j->m, j->threads, SVID_NMF, j->out, job_progress_cb, job, j->err);
 }
 
 static void start(App *a, int force)
@@ -246,9 +238,7 @@ static int layers_key(App *a, const UiKey *k, int key)
         if (L->job) { app_msg(a, 1, "the statistics are being computed"); return 1; }
         start(a, 1);
         return 1;
-    case A_SORT: ui_table_sort(&L->t, (L->t.sort_col + 1) % NCOLS, L->t.sort_desc); return 1;
-    case A_SORT_REV: ui_table_sort(&L->t, L->t.sort_col < 0 ? 0 : L->t.sort_col, !L->t.sort_desc); return 1;
-    default: return ui_table_nav(&L->t, k->action);
+    default: return ui_table_keys(&L->t, k->action, NCOLS);
     }
 }
 

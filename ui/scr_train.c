@@ -126,20 +126,11 @@ static void curves_free(Curves *c)
 }
 
 /* ---- starting runs -------------------------------------------------------------- */
-/* self-generation progress: to the UI as EV_PROGRESS (job_progress);
- * nonzero cancels */
-static int prep_progress(void *ud, int done, int total)
-{
-    Job *job = ud;
-    job_progress(job, done, total);
-    return job_cancelled(job);
-}
-
 /* the data job: the worker alone uses the session until the job ends */
 static int prep_main(Job *job, void *arg)
 {
     Prep *p = arg;
-    return session_prepare_data(p->s, prep_progress, job, p->err);
+    return session_prepare_data(p->s, job_progress_cb, job, p->err) /* self-generation progress: EV_PROGRESS */;
 }
 
 static void start_next(App *a);

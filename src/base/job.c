@@ -147,6 +147,12 @@ void job_run_parallel(const char *name, int threads, void (*loop)(void *arg), vo
     free(helpers);
 }
 
+int job_progress_cb(void *job, int done, int total)
+{
+    job_progress(job, done, total);
+    return job_cancelled(job);
+}
+
 /* set a flag under the lock and wake the waiters (a paused worker) */
 static void set_and_wake(Job *j, atomic_int *flag, int v)
 {
