@@ -100,13 +100,7 @@ void *app_state(App *a, const UiScreen *s)
 void app_post(App *a, const Event *ev)
 {
     app_assert_ui(a);
-    if (a->nposted == a->capposted) {
-        a->capposted = a->capposted ? a->capposted * 2 : 8;
-        Event *n = ob_malloc(sizeof(Event) * a->capposted);
-        if (a->posted) memcpy(n, a->posted, sizeof(Event) * a->nposted);
-        free(a->posted);
-        a->posted = n;
-    }
+    a->posted = ob_grow(a->posted, (size_t)a->nposted, &a->capposted, 8, sizeof(Event));
     a->posted[a->nposted++] = *ev;
 }
 

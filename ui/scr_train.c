@@ -256,13 +256,7 @@ static void run_ended(App *a)
 static void enqueue(App *a, QItem *q)
 {
     TrainScr *R = state(a);
-    if (R->nq == R->capq) {
-        R->capq = R->capq ? R->capq * 2 : 8;
-        QItem *nq = ob_malloc(sizeof(QItem) * R->capq);
-        if (R->queue) memcpy(nq, R->queue, sizeof(QItem) * R->nq);
-        free(R->queue);
-        R->queue = nq;
-    }
+    R->queue = ob_grow(R->queue, (size_t)R->nq, &R->capq, 8, sizeof(QItem));
     R->queue[R->nq++] = *q;
     if (R->sess || R->prep) app_msg(a, 0, "queued: %d run(s) waiting", R->nq);
     start_next(a);

@@ -34,6 +34,16 @@ void ob_buf_printf(ObBuf *b, const char *fmt, ...)
     }
 }
 
+void *ob_grow(void *arr, size_t n, int *cap, int first, size_t elem)
+{
+    if (n < (size_t)*cap) return arr;
+    *cap = *cap ? *cap * 2 : first;
+    void *p = ob_malloc(elem * (size_t)*cap);
+    if (arr) memcpy(p, arr, elem * n);
+    free(arr);
+    return p;
+}
+
 void ob_seterr(char *err, const char *fmt, ...)
 {
     if (!err) return;

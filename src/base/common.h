@@ -24,6 +24,11 @@ typedef struct {
 } ObBuf;
 void ob_buf_printf(ObBuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* room for one more elem-byte item in a growing array of n items: when n
+ * == *cap, *cap doubles (first: first) and the items move to a new block;
+ * returns the (possibly new) array */
+void *ob_grow(void *arr, size_t n, int *cap, int first, size_t elem);
+
 void *ob_malloc(size_t n);           /* aborts with a message on OOM */
 void *ob_calloc(size_t n, size_t sz);
 void *ob_aligned_alloc(size_t align, size_t n); /* zeroed; free() it */
