@@ -86,6 +86,26 @@ void app_assert_ui(const App *a)
 }
 
 int64_t app_new_id(App *a) { app_assert_ui(a); return ((int64_t)1 << 40) + ++a->next_id; }
+
+int app_start_teacher_job(App *a, Job **out, const char *name, JobFn fn, void *arg)
+{
+    char err[OB_ERRLEN];
+    JobSpec js = {.name = name, .id = app_new_id(a), .ring = &a->ring, .fn = fn, .arg = arg, .end_event = 1};
+    if (job_start(out, &js, err)) {
+        app_msg(a, 1, "%s", err);
+        return -1;
+    }
+    a->teacher_users++;
+    return 0;
+}
+
+int app_join_teacher_job(App *a, Job *job)
+{
+    int rc = job_join(job);
+    job_free(job);
+    a->teacher_users--;
+    return rc;
+}
 void app_dirty(App *a) { app_assert_ui(a); a->dirty = 1; }
 
 void *app_state(App *a, const UiScreen *s)

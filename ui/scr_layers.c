@@ -121,15 +121,11 @@ static void start(App *a, int force)
     j->out = ob_calloc(j->n, sizeof(LayerStats));
     long nc = sysconf(_SC_NPROCESSORS_ONLN);
     j->threads = nc < 1 ? 1 : nc > 4 ? 4 : (int)nc;
-    char err[OB_ERRLEN];
-    JobSpec js = {.name = "layer statistics", .id = app_new_id(a), .ring = &a->ring, .fn = stats_main, .arg = j, .end_event = 1};
-    if (job_start(&j->job, &js, err)) {
-        app_msg(a, 1, "%s", err);
+    if (app_start_teacher_job(a, &j->job, "layer statistics", stats_main, j)) {
         free(j->out);
         free(j);
         return;
     }
-    a->teacher_users++;
     L->job = j;
     L->done = 0;
     L->total = j->n;
@@ -140,10 +136,8 @@ static void finish(App *a)
 {
     LayersState *L = state(a);
     StatsJob *j = L->job;
-    int rc = job_join(j->job);
-    job_free(j->job);
+    int rc = app_join_teacher_job(a, j->job);
     L->job = NULL;
-    a->teacher_users--;
     if (rc) {
         app_msg(a, 1, "layer statistics failed: %s", j->err);
         free(j->out);

@@ -180,15 +180,12 @@ static void start_next(App *a)
         snprintf(R->status_text, sizeof R->status_text, "%ld teacher-generated sequences (cache in %.900s)", p->selfgen,
                  so->data_cache);
     else snprintf(R->status_text, sizeof R->status_text, "reading %.900s", so->data);
-    JobSpec js = {.name = "data", .id = app_new_id(a), .ring = &a->ring, .fn = prep_main, .arg = p, .end_event = 1};
-    if (job_start(&p->job, &js, err)) {
-        app_msg(a, 1, "%s", err);
+    if (app_start_teacher_job(a, &p->job, "data", prep_main, p)) {
         char e2[OB_ERRLEN];
         session_end(s, 1, e2);
         free(p);
         return;
     }
-    a->teacher_users++;
     R->prep = p;
     R->gen_done = 0;
 }
@@ -197,10 +194,8 @@ static void prep_done(App *a)
 {
     TrainScr *R = state(a);
     Prep *p = R->prep;
-    int rc = job_join(p->job);
-    job_free(p->job);
+    int rc = app_join_teacher_job(a, p->job);
     R->prep = NULL;
-    a->teacher_users--;
     Session *s = p->s;
     char err[OB_ERRLEN], e2[OB_ERRLEN];
     if (rc) {
