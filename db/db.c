@@ -1090,6 +1090,8 @@ int64_t db_chat_add(Db *db, int64_t run, int64_t teacher, int64_t session, const
     return sqlite3_last_insert_rowid(db->h);
 }
 
+/* each *_row maps one table's columns (as metric_row does): alike in shape
+ * by design, the loop they share is db_select */
 static int chat_row(void *ctx, sqlite3_stmt *st, void *elem, char *err)
 {
     DbChat *c = elem;

@@ -24,6 +24,8 @@ typedef struct {
     int json, csv;
 } InspOpts;
 
+/* deliberately its own table (like cmd_eval.c's): each subcommand's rows are
+ * data that --help prints in order; rows alike in shape are not shared logic */
 #define F(field) offsetof(InspOpts, field)
 static const OptSpec insp_opts[] = {
     {"teacher", OPT_STR, F(teacher), OPT_NOHELP, 0, 0, NULL, NULL, "M", "the teacher", NULL},

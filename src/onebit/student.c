@@ -612,6 +612,8 @@ int student_load(Model *m, Tokenizer *tok, const char *path, char *err)
         bl->norm = (int)(es->flags & 1);
         m->lin[i] = bitlinear_linear(bl);
     }
+    /* the same cleanup shape as gguf_load_buffer's on purpose: each format
+     * frees its own parse state, then the half-built model */
     if (tok && load_tokenizer(tok, &p, path, err)) goto fail;
     parsed_free(&p);
     return 0;

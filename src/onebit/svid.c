@@ -327,6 +327,8 @@ typedef struct {
     void *user;
 } StatsWork;
 
+/* a separate work loop from student.c's quant_loop on purpose: the claim-
+ * under-lock step is alike, but this one counts progress and cancels */
 /* take layers until none is left (or one failed, or progress cancelled) */
 static void stats_loop(void *arg)
 {
