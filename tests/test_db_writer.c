@@ -70,6 +70,15 @@ static int64_t new_run(const char *path, const char *name, Db **out)
     return id;
 }
 
+/* steps s0..s1-1 with loss loss0 - s * dloss */
+static void push_steps(DbWriter *w, int s0, int s1, double loss0, double dloss)
+{
+    for (int s = s0; s < s1; s++) {
+        Event e = step_ev(s, loss0 - s * dloss);
+        db_writer_push(w, &e);
+    }
+}
+
 /* a run named name in a new database path (kept open in *db) and a writer
  * for it (NULL when it could not start: that is a failed check) */
 static DbWriter *new_writer(const char *path, const char *name, EventRing *notify, Db **db, int64_t *run)
@@ -90,10 +99,7 @@ static void test_batching(void)
     DbWriter *w = new_writer(path, "batch", NULL, &db, &run);
     if (!w) return;
     db_writer_set_batch(w, 256, 3600); /* only the count triggers a commit */
-    for (int s = 0; s < 1000; s++) {
-        Event e = step_ev(s, 10.0 - s * 0.001);
-        db_writer_push(w, &e);
-    }
+    push_steps(w, 0, 1000, 10.0, 0.001);
     DbWriterStats st;
     db_writer_stats(w, &st);
     CHECK(db_writer_stop(w, err) == 0, "stop: %s", err);
@@ -108,10 +114,7 @@ static void test_batching(void)
     w = db_writer_start(path, run, NULL, err);
     if (!w) return;
     db_writer_set_batch(w, 256, 3600);
-    for (int s = 0; s < 1000; s++) {
-        Event e = step_ev(s, 1);
-        db_writer_push(w, &e);
-    }
+    push_steps(w, 0, 1000, 1, 0);
     /* a commit takes at least 256 events, so at most 255 wait for stop */
     char sql[128];
     snprintf(sql, sizeof sql, "SELECT count(*) >= 745 FROM metrics WHERE run_id=%lld", (long long)run);
@@ -135,10 +138,7 @@ static void test_urgent(void)
     if (!w) return;
     db_writer_set_batch(w, 1000000, 3600); /* never by count or time */
     db_writer_set_dataset(w, "tinystories");
-    for (int s = 0; s < 10; s++) {
-        Event e = step_ev(s, 5.0);
-        db_writer_push(w, &e);
-    }
+    push_steps(w, 0, 10, 5.0, 0);
     Event redo = step_ev(9, 4.5); /* a resumed run re-does step 9 */
     db_writer_push(w, &redo);
     Event ck = {.kind = EV_CKPT, .step = 10};
@@ -227,10 +227,7 @@ static void test_locked(void)
     sqlite3 *h = NULL;
     sqlite3_open(path, &h);
     CHECK(sqlite3_exec(h, "BEGIN EXCLUSIVE; UPDATE runs SET message='x';", NULL, NULL, NULL) == SQLITE_OK, "lock");
-    for (int s = 0; s < 5; s++) {
-        Event e = step_ev(s, 3.0);
-        db_writer_push(w, &e);
-    }
+    push_steps(w, 0, 5, 3.0, 0);
     Event ck = {.kind = EV_CKPT, .step = 5};
     snprintf(ck.text, sizeof ck.text, "/ckpt/5");
     db_writer_push(w, &ck);
@@ -241,10 +238,7 @@ static void test_locked(void)
     int n = evring_pop(&notify, got, 8);
     CHECK(n >= 1 && got[0].kind == EV_LOG && strstr(got[0].text, "run store:") && strstr(got[0].text, "locked"),
           "EV_LOG to the consumer: %d %s", n, n ? got[0].text : "");
-    for (int s = 5; s < 8; s++) {
-        Event e = step_ev(s, 3.0);
-        db_writer_push(w, &e); /* the producer carries on */
-    }
+    push_steps(w, 5, 8, 3.0, 0); /* the producer carries on */
     sqlite3_exec(h, "COMMIT", NULL, NULL, NULL);
     sqlite3_close(h);
     CHECK(wait_for(db->h, "SELECT count(*) FROM checkpoints", 1), "retried after the lock went away");
