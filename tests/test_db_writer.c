@@ -90,51 +90,62 @@ static DbWriter *new_writer(const char *path, const char *name, EventRing *notif
     return w;
 }
 
+/* a writer on a new run in tmp(file), with its path and open database */
+typedef struct {
+    const char *path;
+    Db *db;
+    int64_t run;
+    DbWriter *w;
+} WriterFix;
+
+static int fix_start(WriterFix *f, const char *file, const char *name)
+{
+    f->path = tmp(file);
+    f->w = new_writer(f->path, name, NULL, &f->db, &f->run);
+    return f->w ? 0 : -1;
+}
+
 static void test_batching(void)
 {
     char err[OB_ERRLEN];
-    const char *path = tmp("batch.db");
-    Db *db;
-    int64_t run;
-    DbWriter *w = new_writer(path, "batch", NULL, &db, &run);
-    if (!w) return;
-    db_writer_set_batch(w, 256, 3600); /* only the count triggers a commit */
-    push_steps(w, 0, 1000, 10.0, 0.001);
+    WriterFix f;
+    if (fix_start(&f, "batch.db", "batch")) return;
+    db_writer_set_batch(f.w, 256, 3600); /* only the count triggers a commit */
+    push_steps(f.w, 0, 1000, 10.0, 0.001);
     DbWriterStats st;
-    db_writer_stats(w, &st);
-    CHECK(db_writer_stop(w, err) == 0, "stop: %s", err);
+    db_writer_stats(f.w, &st);
+    CHECK(db_writer_stop(f.w, err) == 0, "stop: %s", err);
     /* stats are gone with the writer: read them before stop next time */
-    CHECK(q_int(db->h, "SELECT count(*) FROM metrics") == 1000, "all 1000 steps stored");
-    CHECK(q_int(db->h, "SELECT total_steps FROM runs") == 1000, "total steps");
-    CHECK(q_int(db->h, "SELECT count(*) FROM metrics WHERE loss IS NULL OR kl IS NULL OR wall IS NULL") == 0, "values");
-    db_close(db);
+    CHECK(q_int(f.db->h, "SELECT count(*) FROM metrics") == 1000, "all 1000 steps stored");
+    CHECK(q_int(f.db->h, "SELECT total_steps FROM runs") == 1000, "total steps");
+    CHECK(q_int(f.db->h, "SELECT count(*) FROM metrics WHERE loss IS NULL OR kl IS NULL OR wall IS NULL") == 0, "values");
+    db_close(f.db);
 
     /* again, keeping the stats */
-    run = new_run(path, "batch2", &db);
-    w = db_writer_start(path, run, NULL, err);
-    if (!w) return;
-    db_writer_set_batch(w, 256, 3600);
-    push_steps(w, 0, 1000, 1, 0);
+    f.run = new_run(f.path, "batch2", &f.db);
+    f.w = db_writer_start(f.path, f.run, NULL, err);
+    if (!f.w) return;
+    db_writer_set_batch(f.w, 256, 3600);
+    push_steps(f.w, 0, 1000, 1, 0);
     /* a commit takes at least 256 events, so at most 255 wait for stop */
     char sql[128];
-    snprintf(sql, sizeof sql, "SELECT count(*) >= 745 FROM metrics WHERE run_id=%lld", (long long)run);
-    CHECK(wait_for(db->h, sql, 1), "full batches committed before stop");
-    st = stats_when(w, 745);
+    snprintf(sql, sizeof sql, "SELECT count(*) >= 745 FROM metrics WHERE run_id=%lld", (long long)f.run);
+    CHECK(wait_for(f.db->h, sql, 1), "full batches committed before stop");
+    st = stats_when(f.w, 745);
     CHECK(st.commits >= 2 && st.commits <= 3, "batched: %ld transactions for %ld events", st.commits, st.events);
     CHECK(st.dropped == 0, "nothing dropped");
-    CHECK(db_writer_stop(w, err) == 0, "stop: %s", err);
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM metrics WHERE run_id=%lld", (long long)run);
-    CHECK(q_int(db->h, sql) == 1000, "the rest committed by stop");
-    db_close(db);
+    CHECK(db_writer_stop(f.w, err) == 0, "stop: %s", err);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM metrics WHERE run_id=%lld", (long long)f.run);
+    CHECK(q_int(f.db->h, sql) == 1000, "the rest committed by stop");
+    db_close(f.db);
 }
 
 static void test_urgent(void)
 {
     char err[OB_ERRLEN];
-    const char *path = tmp("urgent.db");
     Db *db;
     int64_t run;
-    DbWriter *w = new_writer(path, "urgent", NULL, &db, &run);
+    DbWriter *w = new_writer(tmp("urgent.db"), "urgent", NULL, &db, &run);
     if (!w) return;
     db_writer_set_batch(w, 1000000, 3600); /* never by count or time */
     db_writer_set_dataset(w, "tinystories");
@@ -312,18 +323,15 @@ static void test_full_disk(void)
 static void test_deleted_run(void)
 {
     char err[OB_ERRLEN];
-    const char *path = tmp("deleted.db");
-    Db *db;
-    int64_t run;
-    DbWriter *w = new_writer(path, "doomed", NULL, &db, &run);
-    if (!w) return;
-    CHECK(db_writer_start(path, 4242, NULL, err) == NULL && strstr(err, "no run 4242"), "writer for a missing run: %s", err);
-    CHECK(db_run_delete(db, run, err) == 0, "delete: %s", err);
+    WriterFix f;
+    if (fix_start(&f, "deleted.db", "doomed")) return;
+    CHECK(db_writer_start(f.path, 4242, NULL, err) == NULL && strstr(err, "no run 4242"), "writer for a missing run: %s", err);
+    CHECK(db_run_delete(f.db, f.run, err) == 0, "delete: %s", err);
     Event e = step_ev(1, 1.0);
-    db_writer_push(w, &e);
-    CHECK(db_writer_stop(w, err) == -1 && strstr(err, "no longer exists"), "deleted run: %s", err);
-    CHECK(q_int(db->h, "SELECT count(*) FROM metrics") == 0, "nothing stored");
-    db_close(db);
+    db_writer_push(f.w, &e);
+    CHECK(db_writer_stop(f.w, err) == -1 && strstr(err, "no longer exists"), "deleted run: %s", err);
+    CHECK(q_int(f.db->h, "SELECT count(*) FROM metrics") == 0, "nothing stored");
+    db_close(f.db);
 }
 
 int main(void)
