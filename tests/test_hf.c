@@ -111,6 +111,8 @@ int main(void)
     int tl = -1;
     if (model_load(&ref, bin, err) || tok_load(&t512, tokp, 512, err)) { fprintf(stderr, "%s\n", err); return 1; }
 
+    /* set up and checked as test_gguf.c does, on purpose: each loader's test
+     * stands alone against the .bin reference, with its own expectations */
     /* the shared stories260K-hf (q/k permuted to rotate-half, no tokenizer.json) */
     CHECK(model_load_ex(&h, &tk, &tl, hfdir, err) == 0, "%s", err);
     CHECK(tl == 0, "no tokenizer.json there");

@@ -282,6 +282,8 @@ static int random_model(Model *m, const char *spec, int seq_len, char *err)
 
 static int bench_train(int argc, char **argv)
 {
+    /* each bench's option rows and defaults are its own data, alike in shape
+     * only; the parsing they share is next_opt */
     static const struct option opts[] = {
         {"teacher", required_argument, 0, 'm'}, {"batch", required_argument, 0, 'b'},
         {"seq-len", required_argument, 0, 't'}, {"steps", required_argument, 0, 's'},
