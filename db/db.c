@@ -610,10 +610,7 @@ int db_teacher_get(Db *db, int64_t id, DbTeacher *out, char *err)
 
 void db_teacher_free(DbTeacher *t)
 {
-    free(t->path);
-    free(t->sha256);
-    free(t->format);
-    free(t->config);
+    free(t->path); free(t->sha256); free(t->format); free(t->config);
     memset(t, 0, sizeof *t);
 }
 
@@ -655,11 +652,7 @@ static void run_from_row(Db *db, sqlite3_stmt *st, DbRun *r)
 
 void db_run_free(DbRun *r)
 {
-    free(r->name);
-    free(r->teacher_path);
-    free(r->hparams);
-    free(r->message);
-    free(r->student_path);
+    free(r->name); free(r->teacher_path); free(r->hparams); free(r->message); free(r->student_path);
     memset(r, 0, sizeof *r);
 }
 
@@ -1097,6 +1090,8 @@ int64_t db_chat_add(Db *db, int64_t run, int64_t teacher, int64_t session, const
     return sqlite3_last_insert_rowid(db->h);
 }
 
+/* each *_row maps one table's columns (as metric_row does): alike in shape
+ * by design, the loop they share is db_select */
 static int chat_row(void *ctx, sqlite3_stmt *st, void *elem, char *err)
 {
     DbChat *c = elem;

@@ -5,7 +5,6 @@
 #include "db/db_svid.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,76 +12,57 @@
 #include "base/common.h"
 #include "db/db_internal.h"
 
-typedef struct {
-    char *s;
-    size_t n, cap;
-} Buf;
-
-static void put(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(Buf *b, const char *fmt, ...)
+static void num(ObBuf *b, double v, int digits)
 {
-    va_list ap;
-    for (;;) {
-        va_start(ap, fmt);
-        int k = vsnprintf(b->s ? b->s + b->n : NULL, b->s ? b->cap - b->n : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0) abort();
-        if (b->s && b->n + (size_t)k < b->cap) { b->n += (size_t)k; return; }
-        b->cap = (b->cap + (size_t)k + 1) * 2;
-        b->s = realloc(b->s, b->cap);
-        if (!b->s) abort();
-    }
+    if (isfinite(v)) ob_buf_printf(b, "%.*g", digits, v);
+    else ob_buf_printf(b, "null");
 }
 
-static void num(Buf *b, double v, int digits)
+static void pair(ObBuf *b, const char *key, double x, double y, int digits)
 {
-    if (isfinite(v)) put(b, "%.*g", digits, v);
-    else put(b, "null");
-}
-
-static void pair(Buf *b, const char *key, double x, double y, int digits)
-{
-    put(b, ",\"%s\":[", key);
+    ob_buf_printf(b, ",\"%s\":[", key);
     num(b, x, digits);
-    put(b, ",");
+    ob_buf_printf(b, ",");
     num(b, y, digits);
-    put(b, "]");
+    ob_buf_printf(b, "]");
 }
 
-static void hist(Buf *b, const char *key, const long *h, int bins)
+/* min,max,std with 17 digits */
+static void min_max_std(ObBuf *b, double lo, double hi, double sd)
 {
-    put(b, ",\"%s\":[", key);
-    for (int i = 0; i < bins; i++) put(b, "%s%ld", i ? "," : "", h[i]);
-    put(b, "]");
+    num(b, lo, 17);
+    ob_buf_printf(b, ",");
+    num(b, hi, 17);
+    ob_buf_printf(b, ",");
+    num(b, sd, 17);
+}
+
+static void hist(ObBuf *b, const char *key, const long *h, int bins)
+{
+    ob_buf_printf(b, ",\"%s\":[", key);
+    for (int i = 0; i < bins; i++) ob_buf_printf(b, "%s%ld", i ? "," : "", h[i]);
+    ob_buf_printf(b, "]");
 }
 
 static char *detail_json(const LayerStats *s)
 {
-    Buf b = {0};
-    put(&b, "{\"row_pos\":[");
-    num(&b, s->row_pos_min, 17);
-    put(&b, ",");
-    num(&b, s->row_pos_max, 17);
-    put(&b, ",");
-    num(&b, s->row_pos_std, 17);
-    put(&b, "],\"col_pos\":[");
-    num(&b, s->col_pos_min, 17);
-    put(&b, ",");
-    num(&b, s->col_pos_max, 17);
-    put(&b, ",");
-    num(&b, s->col_pos_std, 17);
-    put(&b, "]");
+    ObBuf b = {0};
+    ob_buf_printf(&b, "{\"row_pos\":[");
+    min_max_std(&b, s->row_pos_min, s->row_pos_max, s->row_pos_std);
+    ob_buf_printf(&b, "],\"col_pos\":[");
+    min_max_std(&b, s->col_pos_min, s->col_pos_max, s->col_pos_std);
+    ob_buf_printf(&b, "]");
     pair(&b, "g", s->g_min, s->g_max, 17);
     pair(&b, "h", s->h_min, s->h_max, 17);
-    put(&b, ",\"bpw\":");
+    ob_buf_printf(&b, ",\"bpw\":");
     num(&b, s->bpw, 17);
-    put(&b, ",\"bins\":%d", s->bins);
+    ob_buf_printf(&b, ",\"bins\":%d", s->bins);
     pair(&b, "abs_range", s->abs_lo, s->abs_hi, 9);
     pair(&b, "w_range", s->w_lo, s->w_hi, 9);
     int bins = s->bins > 0 && s->bins <= SVID_BINS ? s->bins : SVID_BINS;
     hist(&b, "abs_hist", s->abs_hist, bins);
     hist(&b, "w_hist", s->w_hist, bins);
-    put(&b, "}");
+    ob_buf_printf(&b, "}");
     return b.s;
 }
 

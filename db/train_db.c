@@ -5,7 +5,6 @@
 #include "db/train_db.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,35 +37,16 @@ static char *abs_path(const char *p)
 }
 
 /* ---- a small JSON object writer ------------------------------------------------ */
-typedef struct {
-    char *s;
-    size_t n, cap;
-} Json;
+typedef ObBuf Json;
 
-static void jput(Json *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void jput(Json *j, const char *fmt, ...)
-{
-    va_list ap;
-    for (;;) {
-        va_start(ap, fmt);
-        int k = vsnprintf(j->s ? j->s + j->n : NULL, j->s ? j->cap - j->n : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0) abort();
-        if (j->s && j->n + (size_t)k < j->cap) { j->n += (size_t)k; return; }
-        j->cap = (j->cap + (size_t)k + 1) * 2;
-        j->s = realloc(j->s, j->cap);
-        if (!j->s) abort();
-    }
-}
+static void jkey(Json *j, const char *k) { ob_buf_printf(j, "%s\"%s\":", j->n > 1 ? "," : "", k); }
 
-static void jkey(Json *j, const char *k) { jput(j, "%s\"%s\":", j->n > 1 ? "," : "", k); }
-
-static void jint(Json *j, const char *k, long long v) { jkey(j, k); jput(j, "%lld", v); }
+static void jint(Json *j, const char *k, long long v) { jkey(j, k); ob_buf_printf(j, "%lld", v); }
 
 static char *config_json(const ModelConfig *m)
 {
     Json j = {0};
-    jput(&j, "{");
+    ob_buf_printf(&j, "{");
     jint(&j, "dim", m->dim);
     jint(&j, "hidden_dim", m->hidden_dim);
     jint(&j, "n_layers", m->n_layers);
@@ -74,7 +54,7 @@ static char *config_json(const ModelConfig *m)
     jint(&j, "n_kv_heads", m->n_kv_heads);
     jint(&j, "vocab_size", m->vocab_size);
     jint(&j, "seq_len", m->seq_len);
-    jput(&j, "}");
+    ob_buf_printf(&j, "}");
     return j.s;
 }
 

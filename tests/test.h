@@ -106,4 +106,55 @@ static inline void test_json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* p with its spaces as U+2581, as SentencePiece writes pieces */
+static inline void test_sp_piece(char *sp, size_t cap, const char *p)
+{
+    size_t k = 0;
+    for (; *p && k < cap - 4; p++) {
+        if (*p == ' ') { memcpy(sp + k, "\xe2\x96\x81", 3); k += 3; }
+        else sp[k++] = *p;
+    }
+    sp[k] = 0;
+}
+
+/* a tokenizer.json "vocab" object's members: "piece":id for ids 0..n-1, with
+ * ids 1 and 2 as <s> and </s> */
+static inline void test_json_sp_vocab(FILE *f, char *const *vocab, int n)
+{
+    char sp[256];
+    for (int i = 0; i < n; i++) {
+        test_sp_piece(sp, sizeof sp, i == 1 ? "<s>" : i == 2 ? "</s>" : vocab[i]);
+        if (i) fputc(',', f);
+        test_json_str(f, sp);
+        fprintf(f, ":%d", i);
+    }
+}
+
+/* folder/name in one of 8 rotating buffers (a call may hold up to 8 at once) */
+static inline char *test_path_in(const char *folder, const char *name)
+{
+    static char p[8][700];
+    static int k;
+    char *b = p[k++ % 8];
+    snprintf(b, 700, "%s/%s", folder, name);
+    return b;
+}
+
+/* the first max bytes of src (all of it when shorter) into a new file dst;
+ * 0, or -1 with a message on stderr */
+static inline int test_copy_head(const char *src, const char *dst, size_t max)
+{
+    FILE *in = fopen(src, "rb");
+    if (!in) { perror(src); return -1; }
+    char *b = malloc(max ? max : 1);
+    size_t n = fread(b, 1, max, in);
+    fclose(in);
+    FILE *out = fopen(dst, "wb");
+    if (!out) { perror(dst); free(b); return -1; }
+    fwrite(b, 1, n, out);
+    fclose(out);
+    free(b);
+    return 0;
+}
+
 #endif

@@ -70,6 +70,15 @@ static int64_t new_run(const char *path, const char *name, Db **out)
     return id;
 }
 
+/* steps s0..s1-1 with loss loss0 - s * dloss */
+static void push_steps(DbWriter *w, int s0, int s1, double loss0, double dloss)
+{
+    for (int s = s0; s < s1; s++) {
+        Event e = step_ev(s, loss0 - s * dloss);
+        db_writer_push(w, &e);
+    }
+}
+
 /* a run named name in a new database path (kept open in *db) and a writer
  * for it (NULL when it could not start: that is a failed check) */
 static DbWriter *new_writer(const char *path, const char *name, EventRing *notify, Db **db, int64_t *run)
@@ -81,64 +90,66 @@ static DbWriter *new_writer(const char *path, const char *name, EventRing *notif
     return w;
 }
 
+/* a writer on a new run in tmp(file), with its path and open database */
+typedef struct {
+    const char *path;
+    Db *db;
+    int64_t run;
+    DbWriter *w;
+} WriterFix;
+
+static int fix_start(WriterFix *f, const char *file, const char *name)
+{
+    f->path = tmp(file);
+    f->w = new_writer(f->path, name, NULL, &f->db, &f->run);
+    return f->w ? 0 : -1;
+}
+
 static void test_batching(void)
 {
     char err[OB_ERRLEN];
-    const char *path = tmp("batch.db");
-    Db *db;
-    int64_t run;
-    DbWriter *w = new_writer(path, "batch", NULL, &db, &run);
-    if (!w) return;
-    db_writer_set_batch(w, 256, 3600); /* only the count triggers a commit */
-    for (int s = 0; s < 1000; s++) {
-        Event e = step_ev(s, 10.0 - s * 0.001);
-        db_writer_push(w, &e);
-    }
+    WriterFix f;
+    if (fix_start(&f, "batch.db", "batch")) return;
+    db_writer_set_batch(f.w, 256, 3600); /* only the count triggers a commit */
+    push_steps(f.w, 0, 1000, 10.0, 0.001);
     DbWriterStats st;
-    db_writer_stats(w, &st);
-    CHECK(db_writer_stop(w, err) == 0, "stop: %s", err);
+    db_writer_stats(f.w, &st);
+    CHECK(db_writer_stop(f.w, err) == 0, "stop: %s", err);
     /* stats are gone with the writer: read them before stop next time */
-    CHECK(q_int(db->h, "SELECT count(*) FROM metrics") == 1000, "all 1000 steps stored");
-    CHECK(q_int(db->h, "SELECT total_steps FROM runs") == 1000, "total steps");
-    CHECK(q_int(db->h, "SELECT count(*) FROM metrics WHERE loss IS NULL OR kl IS NULL OR wall IS NULL") == 0, "values");
-    db_close(db);
+    CHECK(q_int(f.db->h, "SELECT count(*) FROM metrics") == 1000, "all 1000 steps stored");
+    CHECK(q_int(f.db->h, "SELECT total_steps FROM runs") == 1000, "total steps");
+    CHECK(q_int(f.db->h, "SELECT count(*) FROM metrics WHERE loss IS NULL OR kl IS NULL OR wall IS NULL") == 0, "values");
+    db_close(f.db);
 
     /* again, keeping the stats */
-    run = new_run(path, "batch2", &db);
-    w = db_writer_start(path, run, NULL, err);
-    if (!w) return;
-    db_writer_set_batch(w, 256, 3600);
-    for (int s = 0; s < 1000; s++) {
-        Event e = step_ev(s, 1);
-        db_writer_push(w, &e);
-    }
+    f.run = new_run(f.path, "batch2", &f.db);
+    f.w = db_writer_start(f.path, f.run, NULL, err);
+    if (!f.w) return;
+    db_writer_set_batch(f.w, 256, 3600);
+    push_steps(f.w, 0, 1000, 1, 0);
     /* a commit takes at least 256 events, so at most 255 wait for stop */
     char sql[128];
-    snprintf(sql, sizeof sql, "SELECT count(*) >= 745 FROM metrics WHERE run_id=%lld", (long long)run);
-    CHECK(wait_for(db->h, sql, 1), "full batches committed before stop");
-    st = stats_when(w, 745);
+    snprintf(sql, sizeof sql, "SELECT count(*) >= 745 FROM metrics WHERE run_id=%lld", (long long)f.run);
+    CHECK(wait_for(f.db->h, sql, 1), "full batches committed before stop");
+    st = stats_when(f.w, 745);
     CHECK(st.commits >= 2 && st.commits <= 3, "batched: %ld transactions for %ld events", st.commits, st.events);
     CHECK(st.dropped == 0, "nothing dropped");
-    CHECK(db_writer_stop(w, err) == 0, "stop: %s", err);
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM metrics WHERE run_id=%lld", (long long)run);
-    CHECK(q_int(db->h, sql) == 1000, "the rest committed by stop");
-    db_close(db);
+    CHECK(db_writer_stop(f.w, err) == 0, "stop: %s", err);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM metrics WHERE run_id=%lld", (long long)f.run);
+    CHECK(q_int(f.db->h, sql) == 1000, "the rest committed by stop");
+    db_close(f.db);
 }
 
 static void test_urgent(void)
 {
     char err[OB_ERRLEN];
-    const char *path = tmp("urgent.db");
     Db *db;
     int64_t run;
-    DbWriter *w = new_writer(path, "urgent", NULL, &db, &run);
+    DbWriter *w = new_writer(tmp("urgent.db"), "urgent", NULL, &db, &run);
     if (!w) return;
     db_writer_set_batch(w, 1000000, 3600); /* never by count or time */
     db_writer_set_dataset(w, "tinystories");
-    for (int s = 0; s < 10; s++) {
-        Event e = step_ev(s, 5.0);
-        db_writer_push(w, &e);
-    }
+    push_steps(w, 0, 10, 5.0, 0);
     Event redo = step_ev(9, 4.5); /* a resumed run re-does step 9 */
     db_writer_push(w, &redo);
     Event ck = {.kind = EV_CKPT, .step = 10};
@@ -227,10 +238,7 @@ static void test_locked(void)
     sqlite3 *h = NULL;
     sqlite3_open(path, &h);
     CHECK(sqlite3_exec(h, "BEGIN EXCLUSIVE; UPDATE runs SET message='x';", NULL, NULL, NULL) == SQLITE_OK, "lock");
-    for (int s = 0; s < 5; s++) {
-        Event e = step_ev(s, 3.0);
-        db_writer_push(w, &e);
-    }
+    push_steps(w, 0, 5, 3.0, 0);
     Event ck = {.kind = EV_CKPT, .step = 5};
     snprintf(ck.text, sizeof ck.text, "/ckpt/5");
     db_writer_push(w, &ck);
@@ -241,10 +249,7 @@ static void test_locked(void)
     int n = evring_pop(&notify, got, 8);
     CHECK(n >= 1 && got[0].kind == EV_LOG && strstr(got[0].text, "run store:") && strstr(got[0].text, "locked"),
           "EV_LOG to the consumer: %d %s", n, n ? got[0].text : "");
-    for (int s = 5; s < 8; s++) {
-        Event e = step_ev(s, 3.0);
-        db_writer_push(w, &e); /* the producer carries on */
-    }
+    push_steps(w, 5, 8, 3.0, 0); /* the producer carries on */
     sqlite3_exec(h, "COMMIT", NULL, NULL, NULL);
     sqlite3_close(h);
     CHECK(wait_for(db->h, "SELECT count(*) FROM checkpoints", 1), "retried after the lock went away");
@@ -318,18 +323,15 @@ static void test_full_disk(void)
 static void test_deleted_run(void)
 {
     char err[OB_ERRLEN];
-    const char *path = tmp("deleted.db");
-    Db *db;
-    int64_t run;
-    DbWriter *w = new_writer(path, "doomed", NULL, &db, &run);
-    if (!w) return;
-    CHECK(db_writer_start(path, 4242, NULL, err) == NULL && strstr(err, "no run 4242"), "writer for a missing run: %s", err);
-    CHECK(db_run_delete(db, run, err) == 0, "delete: %s", err);
+    WriterFix f;
+    if (fix_start(&f, "deleted.db", "doomed")) return;
+    CHECK(db_writer_start(f.path, 4242, NULL, err) == NULL && strstr(err, "no run 4242"), "writer for a missing run: %s", err);
+    CHECK(db_run_delete(f.db, f.run, err) == 0, "delete: %s", err);
     Event e = step_ev(1, 1.0);
-    db_writer_push(w, &e);
-    CHECK(db_writer_stop(w, err) == -1 && strstr(err, "no longer exists"), "deleted run: %s", err);
-    CHECK(q_int(db->h, "SELECT count(*) FROM metrics") == 0, "nothing stored");
-    db_close(db);
+    db_writer_push(f.w, &e);
+    CHECK(db_writer_stop(f.w, err) == -1 && strstr(err, "no longer exists"), "deleted run: %s", err);
+    CHECK(q_int(f.db->h, "SELECT count(*) FROM metrics") == 0, "nothing stored");
+    db_close(f.db);
 }
 
 int main(void)

@@ -14,14 +14,7 @@
 static char dir[] = "/tmp/onebit-hf-XXXXXX";
 static const int greedy8[8] = {1, 403, 407, 261, 378, 432, 383, 286};
 
-static char *sub(const char *name)
-{
-    static char p[8][700];
-    static int k;
-    char *b = p[k++ % 8];
-    snprintf(b, 700, "%s/%s", dir, name);
-    return b;
-}
+static char *sub(const char *name) { return test_path_in(dir, name); }
 
 /* write m into directory name with matrices of dtype; shards > 1 splits by layer */
 static const char *write_hf(const Model *m, const char *name, const char *dtype, int tied, int shards)
@@ -118,6 +111,8 @@ int main(void)
     int tl = -1;
     if (model_load(&ref, bin, err) || tok_load(&t512, tokp, 512, err)) { fprintf(stderr, "%s\n", err); return 1; }
 
+    /* set up and checked as test_gguf.c does, on purpose: each loader's test
+     * stands alone against the .bin reference, with its own expectations */
     /* the shared stories260K-hf (q/k permuted to rotate-half, no tokenizer.json) */
     CHECK(model_load_ex(&h, &tk, &tl, hfdir, err) == 0, "%s", err);
     CHECK(tl == 0, "no tokenizer.json there");
@@ -201,19 +196,7 @@ int main(void)
                    "\"post_processor\":{\"type\":\"TemplateProcessing\",\"single\":[{\"SpecialToken\":{\"id\":\"<s>\",\"type_id\":0}},"
                    "{\"Sequence\":{\"id\":\"A\",\"type_id\":0}}]},"
                    "\"model\":{\"type\":\"BPE\",\"byte_fallback\":true,\"unk_token\":\"<unk>\",\"vocab\":{");
-        char sp[256];
-        for (int i = 0; i < 512; i++) {
-            const char *p = i == 1 ? "<s>" : i == 2 ? "</s>" : t512.vocab[i];
-            size_t k = 0;
-            for (; *p; p++) {
-                if (*p == ' ') { memcpy(sp + k, "\xe2\x96\x81", 3); k += 3; }
-                else sp[k++] = *p;
-            }
-            sp[k] = 0;
-            if (i) fputc(',', f);
-            test_json_str(f, sp);
-            fprintf(f, ":%d", i);
-        }
+        test_json_sp_vocab(f, t512.vocab, 512);
         fprintf(f, "},\"merges\":[");
         /* merges in descending score order: any split into two pieces */
         int order[512], no = 0;
@@ -277,13 +260,8 @@ int main(void)
         f = fopen(tp, "w");
         fprintf(f, "{\"model\":{\"type\":\"Unigram\",\"unk_id\":0,\"vocab\":[");
         for (int i = 0; i < 512; i++) {
-            const char *p = t512.vocab[i];
-            size_t k = 0;
-            for (; *p; p++) {
-                if (*p == ' ') { memcpy(sp + k, "\xe2\x96\x81", 3); k += 3; }
-                else sp[k++] = *p;
-            }
-            sp[k] = 0;
+            char sp[256];
+            test_sp_piece(sp, sizeof sp, t512.vocab[i]);
             fprintf(f, "%s[", i ? "," : "");
             test_json_str(f, sp);
             fprintf(f, ",%.9g]", (double)t512.scores[i]);

@@ -74,15 +74,22 @@ static int until_cancelled(Job *j, void *arg)
     return 0;
 }
 
+/* a job with an end event on a new ring of cap events */
+static Job *start_ringed(EventRing *ring, int cap, const char *name, int64_t id, JobFn fn, void *arg)
+{
+    char err[OB_ERRLEN];
+    Job *j = NULL;
+    evring_init(ring, cap);
+    CHECK(job_start(&j, &(JobSpec){.name = name, .id = id, .ring = ring, .fn = fn, .arg = arg, .end_event = 1}, err) == 0,
+          "start: %s", err);
+    return j;
+}
+
 static void test_cancel_and_pause(void)
 {
     EventRing ring;
-    evring_init(&ring, 16);
-    char err[OB_ERRLEN];
     atomic_long rounds = 0;
-    Job *j;
-    CHECK(job_start(&j, &(JobSpec){.name = "loop", .id = 5, .ring = &ring, .fn = until_cancelled, .arg = &rounds, .end_event = 1}, err) == 0,
-          "start: %s", err);
+    Job *j = start_ringed(&ring, 16, "loop", 5, until_cancelled, &rounds);
     CHECK(job_wait(j, 0.05) == 0, "still running after the timeout");
     CHECK(!job_done(j) && !job_cancelled(j), "running, not cancelled");
     /* pause: the count stops moving */
@@ -122,12 +129,8 @@ static int counter(Job *j, void *arg)
 static void test_progress(void)
 {
     EventRing ring;
-    evring_init(&ring, 4096);
-    char err[OB_ERRLEN];
     long total = 100000;
-    Job *j;
-    CHECK(job_start(&j, &(JobSpec){.name = "count", .id = 9, .ring = &ring, .fn = counter, .arg = &total, .end_event = 1}, err) == 0,
-          "start: %s", err);
+    Job *j = start_ringed(&ring, 4096, "count", 9, counter, &total);
     CHECK(job_join(j) == 0, "joined");
     long d, t;
     job_progress_get(j, &d, &t);
@@ -144,6 +147,7 @@ static void test_progress(void)
     CHECK(ev[n - 1].kind == EV_STATUS && ev[n - 1].status == RUN_FINISHED, "the end event comes last");
     job_free(j);
     /* without a ring: progress is kept, nothing is pushed */
+    char err[OB_ERRLEN];
     CHECK(job_start(&j, &(JobSpec){.name = "no ring", .fn = counter, .arg = &total, .end_event = 1}, err) == 0, "start");
     CHECK(job_join(j) == 0, "joined");
     job_progress_get(j, &d, NULL);

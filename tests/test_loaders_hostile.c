@@ -15,14 +15,7 @@ static char dir[] = "/tmp/onebit-hostile2-XXXXXX";
 static Model tm;   /* dim 32, hidden 32, 1 layer, 2 heads, 1 kv head, vocab 8, tied */
 static Tokenizer tt;
 
-static char *path_of(const char *name)
-{
-    static char p[8][700];
-    static int k;
-    char *b = p[k++ % 8];
-    snprintf(b, 700, "%s/%s", dir, name);
-    return b;
-}
+static char *path_of(const char *name) { return test_path_in(dir, name); }
 
 /* load path; expect failure mentioning errpath (default path) and needle */
 static void expect_fail(const char *path, const char *errpath, const char *needle, const char *what)

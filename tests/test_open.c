@@ -23,19 +23,7 @@ static void write_tokenizer_json(const char *path, const Tokenizer *t)
     fprintf(f, "{\"version\":\"1.0\",\"added_tokens\":[{\"id\":0,\"content\":\"<unk>\",\"special\":true},"
                "{\"id\":1,\"content\":\"<s>\",\"special\":true},{\"id\":2,\"content\":\"</s>\",\"special\":true}],"
                "\"model\":{\"type\":\"BPE\",\"byte_fallback\":true,\"unk_token\":\"<unk>\",\"vocab\":{");
-    char sp[256];
-    for (int i = 0; i < t->vocab_size; i++) {
-        const char *p = i == 1 ? "<s>" : i == 2 ? "</s>" : t->vocab[i];
-        size_t k = 0;
-        for (; *p && k < sizeof sp - 4; p++) {
-            if (*p == ' ') { memcpy(sp + k, "\xe2\x96\x81", 3); k += 3; }
-            else sp[k++] = *p;
-        }
-        sp[k] = 0;
-        if (i) fputc(',', f);
-        test_json_str(f, sp);
-        fprintf(f, ":%d", i);
-    }
+    test_json_sp_vocab(f, t->vocab, t->vocab_size);
     fprintf(f, "},\"merges\":[]}}\n");
     fclose(f);
 }

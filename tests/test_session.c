@@ -144,13 +144,7 @@ int main(void)
     if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
     if (model_load(&M, mp, err) || tok_load(&TK, tp, M.cfg.vocab_size, err)) { fprintf(stderr, "%s\n", err); return 1; }
     file_sha256(mp, SHA, err);
-    char *text;
-    size_t len;
-    if (ob_read_file(dp, &text, &len, err)) { fprintf(stderr, "%s\n", err); return 1; }
-    FILE *f = fopen(tmp("stories.txt"), "w");
-    fwrite(text, 1, len < 60000 ? len : 60000, f);
-    fclose(f);
-    free(text);
+    if (test_copy_head(dp, tmp("stories.txt"), 60000)) return 1;
     char data[600];
     snprintf(data, sizeof data, "%s", tmp("stories.txt"));
 

@@ -8,7 +8,8 @@
 #include "test.h"
 #include "format/tokenizer.h"
 
-/* llama2.c's encode() merge loop, literally, on our vocabulary */
+/* llama2.c's encode() merge loop, literally, on our vocabulary: deliberately a
+ * separate copy of tokenizer.c's encode, the independent reference it is checked against */
 static int naive_encode(const Tokenizer *t, const char *text, int *tokens)
 {
     int n = 0;

@@ -72,13 +72,7 @@ int main(void)
     char err[OB_ERRLEN];
 
     /* the first 150 kB of the stories, as cli_train.sh uses */
-    char *text;
-    size_t len;
-    if (ob_read_file(datapath, &text, &len, err)) { fprintf(stderr, "%s\n", err); return 1; }
-    FILE *f = fopen(tmp("stories.txt"), "w");
-    fwrite(text, 1, len < 150000 ? len : 150000, f);
-    fclose(f);
-    free(text);
+    if (test_copy_head(datapath, tmp("stories.txt"), 150000)) return 1;
 
     char data[600], db[600], out[600], steps[16], every[16];
     snprintf(data, sizeof data, "%s", tmp("stories.txt"));

@@ -57,6 +57,8 @@ static void collect(EventRing *r, Seen *s)
         }
 }
 
+/* deliberately spelled out rather than shared with trainer_config_default:
+ * the test's own small, fast settings on top of the defaults it checks */
 static void base_cfg(TrainConfig *c, long steps)
 {
     trainer_config_default(c);

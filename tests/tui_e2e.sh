@@ -75,6 +75,8 @@ check "config shown" wait_for "dim 64"
 check "bpw of wq (64x64) is 1.5" grep -q "wq .*1\.500" "$TMP/screen"
 check "status bar keys" grep -q "o open" "$TMP/screen"
 
+# each step below is deliberately spelled out (send keys, then check the
+# screen): the script reads as the sequence of things a user does
 tm send-keys -t e2e '?'
 check "help opens" wait_for "Everywhere but while typing"
 check "help lists F10" grep -q "F10" "$TMP/screen"

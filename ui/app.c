@@ -86,6 +86,26 @@ void app_assert_ui(const App *a)
 }
 
 int64_t app_new_id(App *a) { app_assert_ui(a); return ((int64_t)1 << 40) + ++a->next_id; }
+
+int app_start_teacher_job(App *a, Job **out, const char *name, JobFn fn, void *arg)
+{
+    char err[OB_ERRLEN];
+    JobSpec js = {.name = name, .id = app_new_id(a), .ring = &a->ring, .fn = fn, .arg = arg, .end_event = 1};
+    if (job_start(out, &js, err)) {
+        app_msg(a, 1, "%s", err);
+        return -1;
+    }
+    a->teacher_users++;
+    return 0;
+}
+
+int app_join_teacher_job(App *a, Job *job)
+{
+    int rc = job_join(job);
+    job_free(job);
+    a->teacher_users--;
+    return rc;
+}
 void app_dirty(App *a) { app_assert_ui(a); a->dirty = 1; }
 
 void *app_state(App *a, const UiScreen *s)
@@ -100,13 +120,7 @@ void *app_state(App *a, const UiScreen *s)
 void app_post(App *a, const Event *ev)
 {
     app_assert_ui(a);
-    if (a->nposted == a->capposted) {
-        a->capposted = a->capposted ? a->capposted * 2 : 8;
-        Event *n = ob_malloc(sizeof(Event) * a->capposted);
-        if (a->posted) memcpy(n, a->posted, sizeof(Event) * a->nposted);
-        free(a->posted);
-        a->posted = n;
-    }
+    a->posted = ob_grow(a->posted, (size_t)a->nposted, &a->capposted, 8, sizeof(Event));
     a->posted[a->nposted++] = *ev;
 }
 
@@ -688,11 +702,9 @@ static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int fail(const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "error: ");
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    ob_verror(fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     return APP_EXIT_RUNTIME;
 }
 

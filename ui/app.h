@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "base/events.h"
+#include "base/job.h"
 #include "ui/form.h"
 #include "ui/grid.h"
 #include "ui/keymap.h"
@@ -115,6 +116,11 @@ struct App {
 /* ids of UI jobs (generation, loading); far above run ids, so events of
  * both can share the ring */
 int64_t app_new_id(App *a);
+/* a background job that reads the teacher, its events on the app's ring:
+ * 0 and teacher_users counted, or -1 with the error shown */
+int app_start_teacher_job(App *a, Job **out, const char *name, JobFn fn, void *arg);
+/* join and free such a job, teacher_users uncounted; fn's result */
+int app_join_teacher_job(App *a, Job *job);
 void app_dirty(App *a);
 /* message line (err: in the error colour); also appended to the log */
 void app_msg(App *a, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -48,6 +48,8 @@ const UiKey ui_keymap[] = {
     {UI_CTX_MODEL, 's', "s", A_SORT, 0, "sort the projection table by the next column", "sort"},
     {UI_CTX_MODEL, 'S', "S", A_SORT_REV, 0, "reverse the sort order", NULL},
 
+    /* the Layers and Runs rows below are alike on purpose: the same keys mean
+     * the same on both tables, each row is data (context, key, help text) */
     /* Layers */
     ENTER_KEYS(UI_CTX_LAYERS, A_OPEN, "histograms and sign-balance charts of the layer (again: back)", "details"),
     {UI_CTX_LAYERS, UI_KEY_ESC, "Esc", A_ESCAPE, 0, "back to the table", NULL},

@@ -96,18 +96,10 @@ static void fill(LayersState *L)
 }
 
 /* ---- the worker --------------------------------------------------------------- */
-/* from the job or its helpers: progress out, cancel in */
-static int on_progress(void *user, int done, int total)
-{
-    Job *job = user;
-    job_progress(job, done, total);
-    return job_cancelled(job);
-}
-
 static int stats_main(Job *job, void *arg)
 {
     StatsJob *j = arg;
-    return svid_model_stats(j->m, j->threads, SVID_NMF, j->out, on_progress, job, j->err);
+    return svid_model_stats(j->m, j->threads, SVID_NMF, j->out, job_progress_cb, job, j->err);
 }
 
 static void start(App *a, int force)
@@ -129,15 +121,11 @@ static void start(App *a, int force)
     j->out = ob_calloc(j->n, sizeof(LayerStats));
     long nc = sysconf(_SC_NPROCESSORS_ONLN);
     j->threads = nc < 1 ? 1 : nc > 4 ? 4 : (int)nc;
-    char err[OB_ERRLEN];
-    JobSpec js = {.name = "layer statistics", .id = app_new_id(a), .ring = &a->ring, .fn = stats_main, .arg = j, .end_event = 1};
-    if (job_start(&j->job, &js, err)) {
-        app_msg(a, 1, "%s", err);
+    if (app_start_teacher_job(a, &j->job, "layer statistics", stats_main, j)) {
         free(j->out);
         free(j);
         return;
     }
-    a->teacher_users++;
     L->job = j;
     L->done = 0;
     L->total = j->n;
@@ -148,10 +136,8 @@ static void finish(App *a)
 {
     LayersState *L = state(a);
     StatsJob *j = L->job;
-    int rc = job_join(j->job);
-    job_free(j->job);
+    int rc = app_join_teacher_job(a, j->job);
     L->job = NULL;
-    a->teacher_users--;
     if (rc) {
         app_msg(a, 1, "layer statistics failed: %s", j->err);
         free(j->out);
@@ -246,9 +232,7 @@ static int layers_key(App *a, const UiKey *k, int key)
         if (L->job) { app_msg(a, 1, "the statistics are being computed"); return 1; }
         start(a, 1);
         return 1;
-    case A_SORT: ui_table_sort(&L->t, (L->t.sort_col + 1) % NCOLS, L->t.sort_desc); return 1;
-    case A_SORT_REV: ui_table_sort(&L->t, L->t.sort_col < 0 ? 0 : L->t.sort_col, !L->t.sort_desc); return 1;
-    default: return ui_table_nav(&L->t, k->action);
+    default: return ui_table_keys(&L->t, k->action, NCOLS);
     }
 }
 

@@ -268,9 +268,7 @@ static int model_key(App *a, const UiKey *k, int key)
     switch (k->action) {
     case A_RECENT: open_recent(a); return 1;
     case A_OPEN: app_prompt(a, "Teacher file", a->teacher ? a->teacher_path : "", 1, prompt_done); return 1;
-    case A_SORT: ui_table_sort(&M->proj, (M->proj.sort_col + 1) % (NCOLS - 1), M->proj.sort_desc); return 1;
-    case A_SORT_REV: ui_table_sort(&M->proj, M->proj.sort_col < 0 ? 0 : M->proj.sort_col, !M->proj.sort_desc); return 1;
-    default: return ui_table_nav(&M->proj, k->action);
+    default: return ui_table_keys(&M->proj, k->action, (NCOLS - 1));
     }
 }
 

@@ -272,9 +272,7 @@ static int runs_key(App *a, const UiKey *k, int key)
         app_post(a, &(Event){.kind = EV_REQUEST, .req = UI_REQ_CHAT_STUDENT, .run_id = r->id,
                              .path = evring_intern(r->student_path)});
         return 1;
-    case A_SORT: ui_table_sort(&S->t, (S->t.sort_col + 1) % NCOLS, S->t.sort_desc); return 1;
-    case A_SORT_REV: ui_table_sort(&S->t, S->t.sort_col < 0 ? 0 : S->t.sort_col, !S->t.sort_desc); return 1;
-    default: return ui_table_nav(&S->t, k->action);
+    default: return ui_table_keys(&S->t, k->action, NCOLS);
     }
 }
 

@@ -126,20 +126,11 @@ static void curves_free(Curves *c)
 }
 
 /* ---- starting runs -------------------------------------------------------------- */
-/* self-generation progress: to the UI as EV_PROGRESS (job_progress);
- * nonzero cancels */
-static int prep_progress(void *ud, int done, int total)
-{
-    Job *job = ud;
-    job_progress(job, done, total);
-    return job_cancelled(job);
-}
-
 /* the data job: the worker alone uses the session until the job ends */
 static int prep_main(Job *job, void *arg)
 {
     Prep *p = arg;
-    return session_prepare_data(p->s, prep_progress, job, p->err);
+    return session_prepare_data(p->s, job_progress_cb, job, p->err) /* self-generation progress: EV_PROGRESS */;
 }
 
 static void start_next(App *a);
@@ -189,15 +180,12 @@ static void start_next(App *a)
         snprintf(R->status_text, sizeof R->status_text, "%ld teacher-generated sequences (cache in %.900s)", p->selfgen,
                  so->data_cache);
     else snprintf(R->status_text, sizeof R->status_text, "reading %.900s", so->data);
-    JobSpec js = {.name = "data", .id = app_new_id(a), .ring = &a->ring, .fn = prep_main, .arg = p, .end_event = 1};
-    if (job_start(&p->job, &js, err)) {
-        app_msg(a, 1, "%s", err);
+    if (app_start_teacher_job(a, &p->job, "data", prep_main, p)) {
         char e2[OB_ERRLEN];
         session_end(s, 1, e2);
         free(p);
         return;
     }
-    a->teacher_users++;
     R->prep = p;
     R->gen_done = 0;
 }
@@ -206,10 +194,8 @@ static void prep_done(App *a)
 {
     TrainScr *R = state(a);
     Prep *p = R->prep;
-    int rc = job_join(p->job);
-    job_free(p->job);
+    int rc = app_join_teacher_job(a, p->job);
     R->prep = NULL;
-    a->teacher_users--;
     Session *s = p->s;
     char err[OB_ERRLEN], e2[OB_ERRLEN];
     if (rc) {
@@ -265,13 +251,7 @@ static void run_ended(App *a)
 static void enqueue(App *a, QItem *q)
 {
     TrainScr *R = state(a);
-    if (R->nq == R->capq) {
-        R->capq = R->capq ? R->capq * 2 : 8;
-        QItem *nq = ob_malloc(sizeof(QItem) * R->capq);
-        if (R->queue) memcpy(nq, R->queue, sizeof(QItem) * R->nq);
-        free(R->queue);
-        R->queue = nq;
-    }
+    R->queue = ob_grow(R->queue, (size_t)R->nq, &R->capq, 8, sizeof(QItem));
     R->queue[R->nq++] = *q;
     if (R->sess || R->prep) app_msg(a, 0, "queued: %d run(s) waiting", R->nq);
     start_next(a);

@@ -141,6 +141,15 @@ int ui_table_nav(UiTable *t, UiAction a)
     return 1;
 }
 
+int ui_table_keys(UiTable *t, UiAction a, int nsort)
+{
+    switch (a) {
+    case A_SORT: ui_table_sort(t, (t->sort_col + 1) % nsort, t->sort_desc); return 1;
+    case A_SORT_REV: ui_table_sort(t, t->sort_col < 0 ? 0 : t->sort_col, !t->sort_desc); return 1;
+    default: return ui_table_nav(t, a);
+    }
+}
+
 void ui_table_render(UiTable *t, UiGrid *g, int x, int y, int w, int h, int focused)
 {
     if (w < 1 || h < 1) return;

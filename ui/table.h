@@ -39,6 +39,9 @@ const char *ui_table_get(const UiTable *t, int row, int col);
 void ui_table_sort(UiTable *t, int col, int desc);
 /* A_UP/A_DOWN/A_PGUP/A_PGDN/A_HOME/A_END; returns 1 if handled */
 int ui_table_nav(UiTable *t, UiAction a);
+/* ui_table_nav, plus A_SORT (the next of the first nsort columns) and
+ * A_SORT_REV (reverse the order); 1 when handled */
+int ui_table_keys(UiTable *t, UiAction a, int nsort);
 int ui_table_selected(const UiTable *t);          /* row index, -1 when empty */
 void ui_table_select_row(UiTable *t, int row);
 void ui_table_render(UiTable *t, UiGrid *g, int x, int y, int w, int h, int focused);

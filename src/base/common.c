@@ -12,6 +12,38 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+void ob_verror(const char *fmt, va_list ap)
+{
+    fprintf(stderr, "error: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+void ob_buf_printf(ObBuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    for (;;) {
+        va_start(ap, fmt);
+        int k = vsnprintf(b->s ? b->s + b->n : NULL, b->s ? b->cap - b->n : 0, fmt, ap);
+        va_end(ap);
+        if (k < 0) abort();
+        if (b->s && b->n + (size_t)k < b->cap) { b->n += (size_t)k; return; }
+        b->cap = (b->cap + (size_t)k + 1) * 2;
+        b->s = realloc(b->s, b->cap);
+        if (!b->s) abort();
+    }
+}
+
+void *ob_grow(void *arr, size_t n, int *cap, int first, size_t elem)
+{
+    if (n < (size_t)*cap) return arr;
+    *cap = *cap ? *cap * 2 : first;
+    void *p = ob_malloc(elem * (size_t)*cap);
+    if (arr) memcpy(p, arr, elem * n);
+    free(arr);
+    return p;
+}
+
 void ob_seterr(char *err, const char *fmt, ...)
 {
     if (!err) return;
@@ -161,6 +193,21 @@ void ob_sleep(double seconds)
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {}
 }
 
+/* the IEEE-754 bits of a float and back */
+static float f32_from_bits(uint32_t bits)
+{
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static uint32_t f32_bits(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    return x;
+}
+
 float ob_fp16_to_fp32(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16;
@@ -175,15 +222,12 @@ float ob_fp16_to_fp32(uint16_t h)
         }
     } else if (exp == 31) bits = sign | 0x7f800000u | (man << 13);
     else bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
+    return f32_from_bits(bits);
 }
 
 uint16_t ob_fp32_to_fp16(float f)
 {
-    uint32_t x;
-    memcpy(&x, &f, 4);
+    uint32_t x = f32_bits(f);
     uint32_t sign = (x >> 16) & 0x8000;
     uint32_t absx = x & 0x7fffffff;
     if (absx >= 0x7f800000u) /* inf or nan */
@@ -206,15 +250,12 @@ uint16_t ob_fp32_to_fp16(float f)
 float ob_bf16_to_fp32(uint16_t h)
 {
     uint32_t bits = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
+    return f32_from_bits(bits);
 }
 
 uint16_t ob_fp32_to_bf16(float f)
 {
-    uint32_t x;
-    memcpy(&x, &f, 4);
+    uint32_t x = f32_bits(f);
     if ((x & 0x7fffffff) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40);
     x += 0x7fff + ((x >> 16) & 1);
     return (uint16_t)(x >> 16);

@@ -3,6 +3,7 @@
 #ifndef OB_COMMON_H
 #define OB_COMMON_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -11,6 +12,22 @@
 /* Every fallible libonebit call takes `char *err` (OB_ERRLEN bytes) and
  * returns 0 on success, -1 on failure with a message in err. */
 void ob_seterr(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* "error: <message>\n" on stderr, for the command-line front ends */
+void ob_verror(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+
+/* a growing string: ob_buf_printf appends (aborts on OOM); s is malloc'd,
+ * NULL until the first append */
+typedef struct {
+    char *s;
+    size_t n, cap;
+} ObBuf;
+void ob_buf_printf(ObBuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* room for one more elem-byte item in a growing array of n items: when n
+ * == *cap, *cap doubles (first: first) and the items move to a new block;
+ * returns the (possibly new) array */
+void *ob_grow(void *arr, size_t n, int *cap, int first, size_t elem);
 
 void *ob_malloc(size_t n);           /* aborts with a message on OOM */
 void *ob_calloc(size_t n, size_t sz);

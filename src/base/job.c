@@ -118,25 +118,57 @@ int job_start(Job **out, const JobSpec *spec, char *err)
     return 0;
 }
 
-void job_cancel(Job *j)
+typedef struct {
+    void (*loop)(void *arg);
+    void *arg;
+} LoopCall;
+
+static int loop_job(Job *self, void *p)
+{
+    (void)self;
+    const LoopCall *c = p;
+    c->loop(c->arg);
+    return 0;
+}
+
+void job_run_parallel(const char *name, int threads, void (*loop)(void *arg), void *arg)
+{
+    LoopCall call = {loop, arg};
+    Job **helpers = ob_calloc(threads > 1 ? (size_t)threads : 1, sizeof *helpers);
+    int started = 0;
+    char e2[OB_ERRLEN];
+    for (int t = 1; t < threads; t++)
+        if (job_start(&helpers[started], &(JobSpec){.name = name, .fn = loop_job, .arg = &call}, e2) == 0) started++;
+    loop(arg); /* the calling thread works too */
+    for (int t = 0; t < started; t++) {
+        job_join(helpers[t]);
+        job_free(helpers[t]);
+    }
+    free(helpers);
+}
+
+int job_progress_cb(void *job, int done, int total)
+{
+    job_progress(job, done, total);
+    return job_cancelled(job);
+}
+
+/* set a flag under the lock and wake the waiters (a paused worker) */
+static void set_and_wake(Job *j, atomic_int *flag, int v)
 {
     pthread_mutex_lock(&j->mu);
-    atomic_store(&j->cancel, 1);
+    atomic_store(flag, v);
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
 }
+
+void job_cancel(Job *j) { set_and_wake(j, &j->cancel, 1); }
 
 int job_cancelled(Job *j) { return atomic_load(&j->cancel); }
 
 void job_pause(Job *j) { atomic_store(&j->pause, 1); }
 
-void job_resume(Job *j)
-{
-    pthread_mutex_lock(&j->mu);
-    atomic_store(&j->pause, 0);
-    pthread_cond_broadcast(&j->cv);
-    pthread_mutex_unlock(&j->mu);
-}
+void job_resume(Job *j) { set_and_wake(j, &j->pause, 0); }
 
 int job_done(Job *j) { return atomic_load(&j->done); }
 

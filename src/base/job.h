@@ -38,6 +38,15 @@ typedef struct {
  * owner. -1 with err when the thread cannot be created. */
 int job_start(Job **out, const JobSpec *spec, char *err);
 
+/* loop(arg) on the calling thread and on up to threads-1 helper jobs named
+ * name (fewer when threads cannot be made: slower, same result); returns
+ * when all are done. loop takes its work items from arg itself. */
+void job_run_parallel(const char *name, int threads, void (*loop)(void *arg), void *arg);
+
+/* a progress callback for code that reports (done, total) and stops when
+ * it returns nonzero: job_progress on the Job *job, nonzero once cancelled */
+int job_progress_cb(void *job, int done, int total);
+
 /* ---- any thread ----------------------------------------------------------- */
 void job_cancel(Job *j);          /* set the cancel flag (and wake a paused job); idempotent */
 int job_cancelled(Job *j);        /* 1 once job_cancel was called */

@@ -27,6 +27,17 @@ int cli_parse_opts(const char *cmd, const OptSpec *rows, void *obj, int argc, ch
     return -1;
 }
 
+int cli_run_opts(const char *cmd, const OptSpec *rows, void *obj, int argc, char **argv, void (*help)(void),
+                 int (*check)(const void *obj), int (*run)(const void *obj))
+{
+    opt_defaults(rows, obj);
+    int rc = cli_parse_opts(cmd, rows, obj, argc, argv, help);
+    if (rc < 0 && check) rc = check(obj);
+    if (rc < 0) rc = run(obj);
+    opt_free(rows, obj);
+    return rc;
+}
+
 int cli_set_act(const char *cmd, const char *name)
 {
     char err[OB_ERRLEN];
@@ -37,10 +48,8 @@ int cli_set_act(const char *cmd, const char *name)
 int cli_error(const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "error: ");
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    ob_verror(fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     return EXIT_RUNTIME;
 }

@@ -134,6 +134,38 @@ static int bench_forward_random(const char *spec, long T, long reps, int json)
     return EXIT_OK;
 }
 
+/* the int options of a bench: the option, its range, where it goes and the
+ * usage error when it is out of range */
+typedef struct {
+    int ch;
+    long lo, hi;
+    long *v;
+    const char *err;
+} IntOpt;
+
+/* getopt_long for cmd: parses the int options itself, reports a missing
+ * value, an unknown option or a stray argument; the next other option, -1
+ * at the end, or -2 with *rc the exit code to return with */
+static int next_opt(const char *cmd, int argc, char **argv, const struct option *opts, const IntOpt *ints, int *rc)
+{
+    for (;;) {
+        int ch = getopt_long(argc, argv, ":h", opts, NULL);
+        if (ch == -1) {
+            if (optind < argc) { *rc = cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]); return -2; }
+            return -1;
+        }
+        const IntOpt *io = ints;
+        while (io->ch && io->ch != ch) io++;
+        if (io->ch) {
+            if (ob_parse_int(optarg, io->lo, io->hi, io->v)) { *rc = cli_usage_error(cmd, "%s", io->err); return -2; }
+            continue;
+        }
+        if (ch == ':') { *rc = cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]); return -2; }
+        if (ch == '?') { *rc = cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]); return -2; }
+        return ch;
+    }
+}
+
 static int bench_forward(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -147,15 +179,18 @@ static int bench_forward(int argc, char **argv)
     int json = 0, ch, rc0;
     optind = 0;
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+    const IntOpt ints[] = {
+        {'t', 1, 1 << 20, &T, "--tokens needs a positive integer"},
+        {'r', 1, 1000000, &reps, "--reps needs a positive integer"},
+        {0, 0, 0, NULL, NULL}};
+    int rc = -1;
+    while ((ch = next_opt("bench forward", argc, argv, opts, ints, &rc)) >= 0) {
         switch (ch) {
         case 'm': teacher = optarg; break;
         case 'S': student = optarg; break;
         case 'R': spec = optarg; break;
         case 'A': if ((rc0 = cli_set_act("bench forward", optarg))) return rc0; break;
         case 'z': tokenizer = optarg; break;
-        case 't': if (ob_parse_int(optarg, 1, 1 << 20, &T)) return cli_usage_error("bench forward", "--tokens needs a positive integer"); break;
-        case 'r': if (ob_parse_int(optarg, 1, 1000000, &reps)) return cli_usage_error("bench forward", "--reps needs a positive integer"); break;
         case 'j': json = 1; break;
         case 'h':
             printf("Usage: onebit-tui bench forward [--teacher M | --student S | --random-model D,F,L,H,KV,V]\n"
@@ -169,11 +204,9 @@ static int bench_forward(int argc, char **argv)
                    "R default 5); 4096,11008,2,32,32,32000 is two LLaMA-7B layers (about 3.3 GB).\n"
                    "--act sets the student's activation precision (default fp32).\n");
             return EXIT_OK;
-        case ':': return cli_usage_error("bench forward", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error("bench forward", "unknown option '%s'", argv[optind - 1]);
         }
     }
-    if (optind < argc) return cli_usage_error("bench forward", "unexpected argument '%s'", argv[optind]);
+    if (rc >= 0) return rc;
     if (spec) {
         if (teacher || student || tokenizer) return cli_usage_error("bench forward", "--random-model excludes --teacher, --student and --tokenizer");
         return bench_forward_random(spec, T ? T : 16, reps ? reps : 5, json);
@@ -249,6 +282,8 @@ static int random_model(Model *m, const char *spec, int seq_len, char *err)
 
 static int bench_train(int argc, char **argv)
 {
+    /* each bench's option rows and defaults are its own data, alike in shape
+     * only; the parsing they share is next_opt */
     static const struct option opts[] = {
         {"teacher", required_argument, 0, 'm'}, {"batch", required_argument, 0, 'b'},
         {"seq-len", required_argument, 0, 't'}, {"steps", required_argument, 0, 's'},
@@ -260,14 +295,17 @@ static int bench_train(int argc, char **argv)
     int json = 0, ch;
     optind = 0;
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+    const IntOpt ints[] = {
+        {'b', 1, 4096, &B, "--batch needs a positive integer"},
+        {'t', 1, 1 << 16, &T, "--seq-len needs a positive integer"},
+        {'s', 1, 1000000, &steps, "--steps needs a positive integer"},
+        {'p', 16, 8192, &psize, "--peak-size needs an integer in 16..8192"},
+        {0, 0, 0, NULL, NULL}};
+    int rc = -1;
+    while ((ch = next_opt("bench train", argc, argv, opts, ints, &rc)) >= 0) {
         switch (ch) {
         case 'm': teacher = optarg; break;
         case 'r': spec = optarg; break;
-        case 'b': if (ob_parse_int(optarg, 1, 4096, &B)) return cli_usage_error("bench train", "--batch needs a positive integer"); break;
-        case 't': if (ob_parse_int(optarg, 1, 1 << 16, &T)) return cli_usage_error("bench train", "--seq-len needs a positive integer"); break;
-        case 's': if (ob_parse_int(optarg, 1, 1000000, &steps)) return cli_usage_error("bench train", "--steps needs a positive integer"); break;
-        case 'p': if (ob_parse_int(optarg, 16, 8192, &psize)) return cli_usage_error("bench train", "--peak-size needs an integer in 16..8192"); break;
         case 'j': json = 1; break;
         case 'h':
             printf("Usage: onebit-tui bench train [--teacher M | --random-model D,F,L,H,KV,V] [--batch B]\n"
@@ -277,11 +315,9 @@ static int bench_train(int argc, char **argv)
                    "the matmuls, as a fraction of this machine's sgemm rate on P×P×P (default\n"
                    "1024) measured in the same process between the steps (medians).\n");
             return EXIT_OK;
-        case ':': return cli_usage_error("bench train", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error("bench train", "unknown option '%s'", argv[optind - 1]);
         }
     }
-    if (optind < argc) return cli_usage_error("bench train", "unexpected argument '%s'", argv[optind]);
+    if (rc >= 0) return rc;
     if (teacher && spec) return cli_usage_error("bench train", "--teacher and --random-model exclude each other");
     char err[OB_ERRLEN];
     Model m;
@@ -370,13 +406,16 @@ static int bench_gemv(int argc, char **argv)
     const char *kname = NULL;
     optind = 0;
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+    const IntOpt ints[] = {
+        {'R', 1, 1 << 20, &R, "--rows needs an integer in 1..1048576"},
+        {'C', 1, 1 << 20, &C, "--cols needs an integer in 1..1048576"},
+        {'N', 1, 4096, &N, "--batch needs an integer in 1..4096"},
+        {'T', 1, 1024, &T, "--threads needs an integer in 1..1024"},
+        {'r', 1, 1000000, &reps, "--reps needs a positive integer"},
+        {0, 0, 0, NULL, NULL}};
+    int rc = -1;
+    while ((ch = next_opt("bench gemv", argc, argv, opts, ints, &rc)) >= 0) {
         switch (ch) {
-        case 'R': if (ob_parse_int(optarg, 1, 1 << 20, &R)) return cli_usage_error("bench gemv", "--rows needs an integer in 1..1048576"); break;
-        case 'C': if (ob_parse_int(optarg, 1, 1 << 20, &C)) return cli_usage_error("bench gemv", "--cols needs an integer in 1..1048576"); break;
-        case 'N': if (ob_parse_int(optarg, 1, 4096, &N)) return cli_usage_error("bench gemv", "--batch needs an integer in 1..4096"); break;
-        case 'T': if (ob_parse_int(optarg, 1, 1024, &T)) return cli_usage_error("bench gemv", "--threads needs an integer in 1..1024"); break;
-        case 'r': if (ob_parse_int(optarg, 1, 1000000, &reps)) return cli_usage_error("bench gemv", "--reps needs a positive integer"); break;
         case 'c': cold = 1; break;
         case 'j': json = 1; break;
         case 'k': kname = optarg; break;
@@ -397,11 +436,9 @@ static int bench_gemv(int argc, char **argv)
                    "avx512mask (see ONEBIT_KERNEL in the man page); --act int8 quantizes the\n"
                    "activations (see ONEBIT_ACT).\n");
             return EXIT_OK;
-        case ':': return cli_usage_error("bench gemv", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error("bench gemv", "unknown option '%s'", argv[optind - 1]);
         }
     }
-    if (optind < argc) return cli_usage_error("bench gemv", "unexpected argument '%s'", argv[optind]);
+    if (rc >= 0) return rc;
     char err[OB_ERRLEN];
     if (kname && bitlinear_set_kernel(kname, err)) return cli_usage_error("bench gemv", "%s", err);
     if (T == 0) T = pool_default_threads();
@@ -520,12 +557,15 @@ static int bench_membw(int argc, char **argv)
     int json = 0, ch;
     optind = 0;
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+    const IntOpt ints[] = {
+        {'T', 1, 1024, &T, "--threads needs an integer in 1..1024"},
+        {'m', 1, 1 << 20, &mib, "--mib needs a positive integer"},
+        {'c', 1, 1 << 20, &chunk, "--chunk needs a positive integer"},
+        {'r', 1, 10000000, &reps, "--reps needs a positive integer"},
+        {0, 0, 0, NULL, NULL}};
+    int rc = -1;
+    while ((ch = next_opt("bench membw", argc, argv, opts, ints, &rc)) >= 0) {
         switch (ch) {
-        case 'T': if (ob_parse_int(optarg, 1, 1024, &T)) return cli_usage_error("bench membw", "--threads needs an integer in 1..1024"); break;
-        case 'm': if (ob_parse_int(optarg, 1, 1 << 20, &mib)) return cli_usage_error("bench membw", "--mib needs a positive integer"); break;
-        case 'c': if (ob_parse_int(optarg, 1, 1 << 20, &chunk)) return cli_usage_error("bench membw", "--chunk needs a positive integer"); break;
-        case 'r': if (ob_parse_int(optarg, 1, 10000000, &reps)) return cli_usage_error("bench membw", "--reps needs a positive integer"); break;
         case 'j': json = 1; break;
         case 'h':
             printf("Usage: onebit-tui bench membw [--threads T] [--mib M] [--chunk C] [--reps K] [--json]\n"
@@ -535,11 +575,9 @@ static int bench_membw(int argc, char **argv)
                    "bytes/s). Short chunks keep the median meaningful on a busy machine. A cold\n"
                    "1-bit GEMV cannot beat its sign bytes divided by this.\n");
             return EXIT_OK;
-        case ':': return cli_usage_error("bench membw", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error("bench membw", "unknown option '%s'", argv[optind - 1]);
         }
     }
-    if (optind < argc) return cli_usage_error("bench membw", "unexpected argument '%s'", argv[optind]);
+    if (rc >= 0) return rc;
     if (chunk > mib) chunk = mib;
     char err[OB_ERRLEN];
     if (T == 0) T = pool_default_threads();

@@ -24,6 +24,8 @@ typedef struct {
     int json, csv;
 } InspOpts;
 
+/* deliberately its own table (like cmd_eval.c's): each subcommand's rows are
+ * data that --help prints in order; rows alike in shape are not shared logic */
 #define F(field) offsetof(InspOpts, field)
 static const OptSpec insp_opts[] = {
     {"teacher", OPT_STR, F(teacher), OPT_NOHELP, 0, 0, NULL, NULL, "M", "the teacher", NULL},
@@ -192,13 +194,16 @@ static int inspect_main(const InspOpts *o)
     return EXIT_OK;
 }
 
+static int inspect_check(const void *p)
+{
+    const InspOpts *o = p;
+    return o->json && o->csv ? cli_usage_error("inspect", "--json and --csv exclude each other") : -1;
+}
+
+static int inspect_run(const void *o) { return inspect_main(o); }
+
 int cli_inspect(int argc, char **argv)
 {
     InspOpts o;
-    opt_defaults(insp_opts, &o);
-    int rc = cli_parse_opts("inspect", insp_opts, &o, argc, argv, help);
-    if (rc < 0 && o.json && o.csv) rc = cli_usage_error("inspect", "--json and --csv exclude each other");
-    if (rc < 0) rc = inspect_main(&o);
-    opt_free(insp_opts, &o);
-    return rc;
+    return cli_run_opts("inspect", insp_opts, &o, argc, argv, help, inspect_check, inspect_run);
 }

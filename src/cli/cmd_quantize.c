@@ -92,13 +92,16 @@ static int quantize_main(const QuantOpts *o)
     return rc;
 }
 
+static int quantize_check(const void *p)
+{
+    const QuantOpts *o = p;
+    return !o->out ? cli_usage_error("quantize", "--out S.onebit is required") : -1;
+}
+
+static int quantize_run(const void *o) { return quantize_main(o); }
+
 int cli_quantize(int argc, char **argv)
 {
     QuantOpts o;
-    opt_defaults(quant_opts, &o);
-    int rc = cli_parse_opts("quantize", quant_opts, &o, argc, argv, help);
-    if (rc < 0 && !o.out) rc = cli_usage_error("quantize", "--out S.onebit is required");
-    if (rc < 0) rc = quantize_main(&o);
-    opt_free(quant_opts, &o);
-    return rc;
+    return cli_run_opts("quantize", quant_opts, &o, argc, argv, help, quantize_check, quantize_run);
 }

@@ -67,6 +67,19 @@ static void json_num(FILE *f, double v)
     else fputs("null", f);
 }
 
+/* ,"key":value */
+static void json_str_field(FILE *f, const char *key, const char *s)
+{
+    fprintf(f, ",\"%s\":", key);
+    json_str(f, s);
+}
+
+static void json_num_field(FILE *f, const char *key, double v)
+{
+    fprintf(f, ",\"%s\":", key);
+    json_num(f, v);
+}
+
 static void csv_num(FILE *f, double v)
 {
     if (isfinite(v)) fprintf(f, "%.9g", v);
@@ -85,23 +98,21 @@ static void csv_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
-static const char *local_time(double t, char *buf, size_t n)
+/* t as local "YYYY-MM-DD HH:MM" ("-" when unset) or as UTC ISO 8601 */
+static const char *fmt_time(double t, char *buf, size_t n, int utc)
 {
     time_t s = (time_t)t;
     struct tm tm;
-    if (t <= 0 || !localtime_r(&s, &tm)) { snprintf(buf, n, "-"); return buf; }
-    strftime(buf, n, "%Y-%m-%d %H:%M", &tm);
+    if (t <= 0 || !(utc ? gmtime_r(&s, &tm) : localtime_r(&s, &tm))) {
+        snprintf(buf, n, "%s", utc ? "1970-01-01T00:00:00Z" : "-");
+        return buf;
+    }
+    strftime(buf, n, utc ? "%Y-%m-%dT%H:%M:%SZ" : "%Y-%m-%d %H:%M", &tm);
     return buf;
 }
 
-static const char *utc_time(double t, char *buf, size_t n)
-{
-    time_t s = (time_t)t;
-    struct tm tm;
-    if (t <= 0 || !gmtime_r(&s, &tm)) { snprintf(buf, n, "1970-01-01T00:00:00Z"); return buf; }
-    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
+static const char *local_time(double t, char *buf, size_t n) { return fmt_time(t, buf, n, 0); }
+static const char *utc_time(double t, char *buf, size_t n) { return fmt_time(t, buf, n, 1); }
 
 static const char *base_name(const char *p)
 {
@@ -141,17 +152,13 @@ static void run_json(FILE *f, const DbRun *r, int with_hparams)
     char t1[32], t2[32];
     fprintf(f, "{\"id\":%lld,\"name\":", (long long)r->id);
     json_str(f, r->name);
-    fputs(",\"teacher\":", f);
-    json_str(f, r->teacher_path);
-    fputs(",\"status\":", f);
-    json_str(f, run_status_name(r->status));
-    fputs(",\"message\":", f);
-    json_str(f, r->message);
+    json_str_field(f, "teacher", r->teacher_path);
+    json_str_field(f, "status", run_status_name(r->status));
+    json_str_field(f, "message", r->message);
     fprintf(f, ",\"steps_done\":%d,\"total_steps\":%d,\"last_checkpoint_step\":", r->steps_done, r->total_steps);
     if (r->last_ckpt_step >= 0) fprintf(f, "%d", r->last_ckpt_step);
     else fputs("null", f);
-    fputs(",\"best_ppl\":", f);
-    json_num(f, r->best_ppl);
+    json_num_field(f, "best_ppl", r->best_ppl);
     fputs(",\"student\":", f);
     if (r->student_path) json_str(f, r->student_path);
     else fputs("null", f);
@@ -209,22 +216,17 @@ static int write_run_json(FILE *f, Db *db, const DbRun *r, char *err)
     if (have_t) {
         fprintf(f, "{\"id\":%lld,\"path\":", (long long)t.id);
         json_str(f, t.path);
-        fputs(",\"sha256\":", f);
-        json_str(f, t.sha256);
-        fputs(",\"format\":", f);
-        json_str(f, t.format);
+        json_str_field(f, "sha256", t.sha256);
+        json_str_field(f, "format", t.format);
         fprintf(f, ",\"config\":%s}", t.config && *t.config ? t.config : "{}");
     } else fputs("null", f);
     fputs(",\"evals\":[", f);
     for (int i = 0; i < ne; i++) {
         fprintf(f, "%s{\"step\":%d,\"model\":", i ? "," : "", ev[i].step);
         json_str(f, ev[i].model);
-        fputs(",\"dataset\":", f);
-        json_str(f, ev[i].dataset);
-        fputs(",\"nll\":", f);
-        json_num(f, ev[i].nll);
-        fputs(",\"ppl\":", f);
-        json_num(f, ev[i].ppl);
+        json_str_field(f, "dataset", ev[i].dataset);
+        json_num_field(f, "nll", ev[i].nll);
+        json_num_field(f, "ppl", ev[i].ppl);
         fputc('}', f);
     }
     fputs("],\"checkpoints\":[", f);
@@ -232,8 +234,7 @@ static int write_run_json(FILE *f, Db *db, const DbRun *r, char *err)
         char tb[32];
         fprintf(f, "%s{\"step\":%d,\"path\":", i ? "," : "", ck[i].step);
         json_str(f, ck[i].path);
-        fputs(",\"sha256\":", f);
-        json_str(f, ck[i].sha256);
+        json_str_field(f, "sha256", ck[i].sha256);
         fprintf(f, ",\"time\":\"%s\"}", utc_time(ck[i].time, tb, sizeof tb));
     }
     fputs("]}\n", f);
@@ -307,18 +308,12 @@ static int cmd_curves(Db *db, const DbRun *r, int json, int csv)
         for (int i = 0; i < n; i++) {
             printf("%s{\"step\":%d,\"loss\":", i ? "," : "", m[i].step);
             json_num(stdout, m[i].loss);
-            fputs(",\"kl\":", stdout);
-            json_num(stdout, m[i].kl);
-            fputs(",\"mse\":", stdout);
-            json_num(stdout, m[i].mse);
-            fputs(",\"lr\":", stdout);
-            json_num(stdout, m[i].lr);
-            fputs(",\"grad_norm\":", stdout);
-            json_num(stdout, m[i].grad_norm);
-            fputs(",\"tokens_per_s\":", stdout);
-            json_num(stdout, m[i].tokens_per_s);
-            fputs(",\"wall\":", stdout);
-            json_num(stdout, m[i].wall);
+            json_num_field(stdout, "kl", m[i].kl);
+            json_num_field(stdout, "mse", m[i].mse);
+            json_num_field(stdout, "lr", m[i].lr);
+            json_num_field(stdout, "grad_norm", m[i].grad_norm);
+            json_num_field(stdout, "tokens_per_s", m[i].tokens_per_s);
+            json_num_field(stdout, "wall", m[i].wall);
             fputc('}', stdout);
         }
         fputs("]\n", stdout);

@@ -58,6 +58,17 @@ static int rd_str(Rd *r, const uint8_t **s, uint64_t *len, const char *what, cha
     return 0;
 }
 
+/* rd_str into a key's or a tensor's name */
+static int rd_name(Rd *r, const char **s, size_t *len, const char *what, char *err)
+{
+    const uint8_t *p;
+    uint64_t n;
+    if (rd_str(r, &p, &n, what, err)) return -1;
+    *s = (const char *)p;
+    *len = n;
+    return 0;
+}
+
 /* validate (and step over) one value of type t */
 static int skip_value(Rd *r, uint32_t t, int depth, GGUFKV *kv, char *err)
 {
@@ -112,6 +123,16 @@ static int name_cmp(const char *a, size_t al, const char *b, size_t bl)
     int c = memcmp(a, b, al < bl ? al : bl);
     if (c) return c;
     return al < bl ? -1 : al > bl;
+}
+
+/* sort the n items of size sz at ix with cmp; the index of the first one
+ * equal to its predecessor, or 0 when all differ */
+static uint64_t sort_first_dup(void *ix, uint64_t n, size_t sz, int (*cmp)(const void *, const void *))
+{
+    qsort(ix, n, sz, cmp);
+    for (uint64_t i = 1; i < n; i++)
+        if (!cmp((const char *)ix + (i - 1) * sz, (const char *)ix + i * sz)) return i;
+    return 0;
 }
 
 static int cmp_tensor_name(const void *x, const void *y)
@@ -200,21 +221,14 @@ int gguf_parse(GGUF *g, const void *data, size_t size, char *err)
     char nb[80];
     for (uint64_t i = 0; i < g->n_kv; i++) {
         GGUFKV *kv = &g->kv[i];
-        const uint8_t *k;
-        uint64_t kl;
-        if (rd_str(&r, &k, &kl, "metadata key", err)) goto fail;
-        kv->key = (const char *)k;
-        kv->key_len = kl;
+        if (rd_name(&r, &kv->key, &kv->key_len, "metadata key", err)) goto fail;
         if (rd(&r, &kv->type, 4)) { ob_seterr(err, "truncated at metadata %llu", (unsigned long long)i); goto fail; }
         if (skip_value(&r, kv->type, 0, kv, err)) goto fail;
     }
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         GGUFTensor *t = &g->tensors[i];
-        const uint8_t *nm;
-        uint64_t nl;
-        if (rd_str(&r, &nm, &nl, "tensor name", err)) goto fail;
-        t->name = (const char *)nm;
-        t->name_len = nl;
+        if (rd_name(&r, &t->name, &t->name_len, "tensor name", err)) goto fail;
+        uint64_t nl = t->name_len;
         if (nl == 0 || nl > GGUF_MAX_NAME) { ob_seterr(err, "tensor %llu: name length %llu", (unsigned long long)i, (unsigned long long)nl); goto fail; }
         if (rd(&r, &t->n_dims, 4)) { ob_seterr(err, "truncated tensor info for %s", shown(t->name, nl, nb, sizeof nb)); goto fail; }
         if (t->n_dims < 1 || t->n_dims > GGUF_MAX_DIMS) {
@@ -261,13 +275,9 @@ int gguf_parse(GGUF *g, const void *data, size_t size, char *err)
     if (g->n_tensors > 1) {
         const GGUFTensor **ix = ob_malloc(g->n_tensors * sizeof *ix);
         for (uint64_t i = 0; i < g->n_tensors; i++) ix[i] = &g->tensors[i];
-        qsort(ix, g->n_tensors, sizeof *ix, cmp_tensor_name);
-        int bad = 0;
-        for (uint64_t i = 1; i < g->n_tensors && !bad; i++)
-            if (!cmp_tensor_name(&ix[i - 1], &ix[i])) {
-                ob_seterr(err, "duplicate tensor name %s", shown(ix[i]->name, ix[i]->name_len, nb, sizeof nb));
-                bad = 1;
-            }
+        uint64_t d = sort_first_dup(ix, g->n_tensors, sizeof *ix, cmp_tensor_name);
+        int bad = d != 0;
+        if (bad) ob_seterr(err, "duplicate tensor name %s", shown(ix[d]->name, ix[d]->name_len, nb, sizeof nb));
         if (!bad) {
             qsort(ix, g->n_tensors, sizeof *ix, cmp_tensor_off);
             for (uint64_t i = 1; i < g->n_tensors && !bad; i++)
@@ -284,15 +294,10 @@ int gguf_parse(GGUF *g, const void *data, size_t size, char *err)
     if (g->n_kv > 1) {
         const GGUFKV **ix = ob_malloc(g->n_kv * sizeof *ix);
         for (uint64_t i = 0; i < g->n_kv; i++) ix[i] = &g->kv[i];
-        qsort(ix, g->n_kv, sizeof *ix, cmp_kv_key);
-        int bad = 0;
-        for (uint64_t i = 1; i < g->n_kv && !bad; i++)
-            if (!cmp_kv_key(&ix[i - 1], &ix[i])) {
-                ob_seterr(err, "duplicate metadata key %s", shown(ix[i]->key, ix[i]->key_len, nb, sizeof nb));
-                bad = 1;
-            }
+        uint64_t d = sort_first_dup(ix, g->n_kv, sizeof *ix, cmp_kv_key);
+        if (d) ob_seterr(err, "duplicate metadata key %s", shown(ix[d]->key, ix[d]->key_len, nb, sizeof nb));
         free(ix);
-        if (bad) goto fail;
+        if (d) goto fail;
     }
     return 0;
 fail:
@@ -521,6 +526,19 @@ static const GGUFKV *arr_of(const GGUF *g, const char *key, uint32_t t1, uint32_
     return kv;
 }
 
+/* a copy (NUL-terminated) of the length-prefixed string at *p, already
+ * checked by the parser; *p moves past it */
+static char *take_str(const uint8_t **p)
+{
+    uint64_t n;
+    memcpy(&n, *p, 8);
+    char *s = ob_malloc(n + 1);
+    memcpy(s, *p + 8, n);
+    s[n] = 0;
+    *p += 8 + n;
+    return s;
+}
+
 /* tokenizer.ggml.*: "llama" (SentencePiece) and "gpt2" (byte-level BPE) */
 static int load_tokenizer(const GGUF *g, int vocab, Tokenizer *tok, int *loaded, char *err)
 {
@@ -555,12 +573,7 @@ static int load_tokenizer(const GGUF *g, int vocab, Tokenizer *tok, int *loaded,
     const uint8_t *p = toks->str;
     const uint8_t *ts = ty ? ty->str : NULL, *ss = sc ? sc->str : NULL;
     for (uint64_t i = 0; i < toks->len; i++) {
-        uint64_t n;
-        memcpy(&n, p, 8);
-        pieces[i] = ob_malloc(n + 1);
-        memcpy(pieces[i], p + 8, n);
-        pieces[i][n] = 0;
-        p += 8 + n;
+        pieces[i] = take_str(&p);
         if (ss) memcpy(&scores[i], ss + 4 * i, 4);
         if (ts) { int32_t v; memcpy(&v, ts + 4 * i, 4); types[i] = v; }
     }
@@ -576,12 +589,7 @@ static int load_tokenizer(const GGUF *g, int vocab, Tokenizer *tok, int *loaded,
             char **merges = ob_calloc(mg->len ? mg->len : 1, sizeof(char *));
             const uint8_t *q = mg->str;
             for (uint64_t i = 0; i < mg->len; i++) {
-                uint64_t n;
-                memcpy(&n, q, 8);
-                merges[i] = ob_malloc(n + 1);
-                memcpy(merges[i], q + 8, n);
-                merges[i][n] = 0;
-                q += 8 + n;
+                merges[i] = take_str(&q);
             }
             char *pre = gguf_get_str(g, "tokenizer.ggml.pre");
             int pretok = pre && (!strcmp(pre, "llama-bpe") || !strcmp(pre, "llama3")) ? TOK_PRE_LLAMA3 : TOK_PRE_GPT2;

@@ -252,6 +252,9 @@ void kern_exec_copy(KernExec *dst, const KernExec *src);
 void kern_quantize_ref(const float *gx, int in_pad, int16_t *q, float *scale);
 void kern_mul_ref(const float *x, const float *g, float *y, int n);
 void kern_layernorm_ref(const float *x, float *y, int n);
+/* y = (y - mean) / sqrt(var + eps) in place (double sums); returns the
+ * 1/sqrt(var + eps) it used (the backward pass keeps it) */
+float kern_layernorm_inplace(float *y, int n, double eps);
 void kern_gemv_rows_ref(const float *W, const float *x, float *y, int cols, int r0, int r1);
 
 #endif

@@ -85,16 +85,22 @@ void kern_mul_ref(const float *x, const float *g, float *y, int n)
     for (int i = 0; i < n; i++) y[i] = x[i] * g[i];
 }
 
-void kern_layernorm_ref(const float *x, float *y, int n)
+float kern_layernorm_inplace(float *y, int n, double eps)
 {
-    if (x != y) memcpy(y, x, (size_t)n * sizeof(float));
     double mean = 0, var = 0;
     for (int i = 0; i < n; i++) mean += y[i];
     mean /= n;
     for (int i = 0; i < n; i++) { double d = y[i] - mean; var += d * d; }
     var /= n;
-    float inv = (float)(1.0 / sqrt(var + KERN_LN_EPS)), mf = (float)mean;
+    float inv = (float)(1.0 / sqrt(var + eps)), mf = (float)mean;
     for (int i = 0; i < n; i++) y[i] = (y[i] - mf) * inv;
+    return inv;
+}
+
+void kern_layernorm_ref(const float *x, float *y, int n)
+{
+    if (x != y) memcpy(y, x, (size_t)n * sizeof(float));
+    kern_layernorm_inplace(y, n, KERN_LN_EPS);
 }
 
 void kern_gemv_rows_ref(const float *W, const float *x, float *y, int cols, int r0, int r1)

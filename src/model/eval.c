@@ -47,7 +47,7 @@ int eval_split_docs(const char *text, const char *sep, char ***docs)
     return (int)n;
 }
 
-static int check_tokens(const int *tok, size_t n, int V, char *err)
+int eval_check_tokens(const int *tok, size_t n, int V, char *err)
 {
     for (size_t i = 0; i < n; i++)
         if (tok[i] < 0 || tok[i] >= V) {
@@ -81,7 +81,7 @@ int eval_text(const Model *m, const Tokenizer *t, const char *text, int seq_len,
                 rc = -1;
             }
             int n = nt > (size_t)seq_len ? seq_len : (int)nt;
-            if (rc == 0 && check_tokens(tok, (size_t)n, c->vocab_size, err)) rc = -1;
+            if (rc == 0 && eval_check_tokens(tok, (size_t)n, c->vocab_size, err)) rc = -1;
             if (rc == 0 && n >= 2) {
                 model_forward(m, &a, tok, n, logits, NULL);
                 r->nll_sum += eval_nll_sum(logits, tok, n, c->vocab_size);
@@ -99,7 +99,7 @@ int eval_text(const Model *m, const Tokenizer *t, const char *text, int seq_len,
             ob_seterr(err, "cannot encode the text: the tokenizer is empty");
             rc = -1;
         }
-        if (rc == 0 && check_tokens(tok, n, c->vocab_size, err)) rc = -1;
+        if (rc == 0 && eval_check_tokens(tok, n, c->vocab_size, err)) rc = -1;
         for (size_t s = 0; rc == 0 && s < n; s += (size_t)seq_len) {
             int w = n - s < (size_t)seq_len ? (int)(n - s) : seq_len;
             if (w < 2) break;

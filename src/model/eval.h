@@ -24,6 +24,9 @@ int eval_text(const Model *m, const Tokenizer *t, const char *text, int seq_len,
 int eval_split_docs(const char *text, const char *sep, char ***docs);
 
 /* NLL sum over positions 0..T-2 of logits (T,V) predicting tokens[1..T-1] */
+/* 0 when every id in tok[0..n) is in 0..V-1, else -1 with err */
+int eval_check_tokens(const int *tok, size_t n, int V, char *err);
+
 double eval_nll_sum(const float *logits, const int *tokens, int T, int V);
 
 #endif

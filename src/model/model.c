@@ -17,6 +17,18 @@
 
 const char *const model_lin_names[LIN_PER_LAYER] = {"wq", "wk", "wv", "wo", "w1", "w2", "w3"};
 
+void model_lin_shape(const ModelConfig *c, int k, int *out, int *in)
+{
+    int C = c->dim, F = c->hidden_dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    switch (k) {
+    case LIN_Q: *out = qd; *in = C; break;
+    case LIN_K: case LIN_V: *out = kvd; *in = C; break;
+    case LIN_O: *out = C; *in = qd; break;
+    case LIN_DOWN: *out = C; *in = F; break;
+    default: *out = F; *in = C; break; /* gate, up */
+    }
+}
+
 /* sizes of the arena's tensors in llama2.c order */
 typedef struct { size_t emb, rms_att, wq, wk, wv, wo, rms_ffn, w1, w2, w3, rms_final, wcls; } Sizes;
 
@@ -208,6 +220,9 @@ __attribute__((target("avx512f"))) static void softmax_avx512(float *x, int n)
     for (; k < n; k++) x[k] *= 1.0f / sum;
 }
 
+/* deliberately a separate copy of softmax_avx512: the same three passes at
+ * 8 lanes with a manual horizontal max/sum (AVX2 has no reduce intrinsics);
+ * a shared macro would hide the hot loop of each ISA */
 __attribute__((target("avx2,fma"))) static void softmax_avx2(float *x, int n)
 {
     __m256 vmax = _mm256_set1_ps(-INFINITY);
@@ -332,6 +347,34 @@ void model_acts_free(ModelActs *a)
     memset(a, 0, sizeof *a);
 }
 
+/* xb[t] = rmsnorm(x[t]) * w for rows t0..T-1 (shared by both batched forwards) */
+static void rmsnorm_rows(const Model *m, ModelActs *a, const float *w, int t0, int T)
+{
+    int C = m->cfg.dim;
+    for (int t = t0; t < T; t++)
+        model_rmsnorm(a->xb + (size_t)t * C, a->x + (size_t)t * C, w, C, m->cfg.norm_eps);
+}
+
+/* the rest of a layer once attout holds the attention output: output
+ * projection + residual, FFN norm, SwiGLU FFN + residual */
+static void block_tail_batched(const Model *m, ModelActs *a, const Linear *L, int l, int T)
+{
+    const ModelConfig *c = &m->cfg;
+    int C = c->dim, F = c->hidden_dim;
+    linear_forward(&L[LIN_O], a->attout, a->xb2, T); // (T, C)
+    for (size_t i = 0; i < (size_t)T * C; i++) a->x[i] += a->xb2[i];
+    rmsnorm_rows(m, a, m->rms_ffn + (size_t)l * C, 0, T);
+    linear_forward(&L[LIN_GATE], a->xb, a->hb, T); // (T, F)
+    linear_forward(&L[LIN_UP], a->xb, a->hb2, T);  // (T, F)
+    for (size_t i = 0; i < (size_t)T * F; i++) {
+        float v = a->hb[i];
+        v *= 1.0f / (1.0f + expf(-v));
+        a->hb[i] = v * a->hb2[i];
+    }
+    linear_forward(&L[LIN_DOWN], a->hb, a->xb2, T); // (T, C)
+    for (size_t i = 0; i < (size_t)T * C; i++) a->x[i] += a->xb2[i];
+}
+
 /* causal grouped-query attention over the whole sequence, one head at a time
  * with two sgemms: att = softmax(Q_h K_hᵀ / sqrt(hd)), out_h = att V_h */
 static void attention_batched(const ModelConfig *c, ModelActs *a, int T)
@@ -359,13 +402,12 @@ static void attention_batched(const ModelConfig *c, ModelActs *a, int T)
 void model_forward(const Model *m, ModelActs *a, const int *tokens, int T, float *logits, float *hidden)
 {
     const ModelConfig *c = &m->cfg;
-    int C = c->dim, F = c->hidden_dim, hd = c->head_dim, half = hd / 2;
+    int C = c->dim, hd = c->head_dim, half = hd / 2;
     int qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
     for (int t = 0; t < T; t++) memcpy(a->x + (size_t)t * C, m->tok_emb + (size_t)tokens[t] * C, C * sizeof(float));
     for (int l = 0; l < c->n_layers; l++) {
         const Linear *L = m->lin + (size_t)l * LIN_PER_LAYER;
-        for (int t = 0; t < T; t++)
-            model_rmsnorm(a->xb + (size_t)t * C, a->x + (size_t)t * C, m->rms_att + (size_t)l * C, C, c->norm_eps);
+        rmsnorm_rows(m, a, m->rms_att + (size_t)l * C, 0, T);
         linear_forward(&L[LIN_Q], a->xb, a->q, T); // (T, qd)
         linear_forward(&L[LIN_K], a->xb, a->k, T); // (T, kvd)
         linear_forward(&L[LIN_V], a->xb, a->v, T); // (T, kvd)
@@ -374,23 +416,10 @@ void model_forward(const Model *m, ModelActs *a, const int *tokens, int T, float
             model_rope(a->k + (size_t)t * kvd, kvd, hd, a->rope_cos + (size_t)t * half, a->rope_sin + (size_t)t * half);
         }
         attention_batched(c, a, T);
-        linear_forward(&L[LIN_O], a->attout, a->xb2, T); // (T, C)
-        for (size_t i = 0; i < (size_t)T * C; i++) a->x[i] += a->xb2[i];
-        for (int t = 0; t < T; t++)
-            model_rmsnorm(a->xb + (size_t)t * C, a->x + (size_t)t * C, m->rms_ffn + (size_t)l * C, C, c->norm_eps);
-        linear_forward(&L[LIN_GATE], a->xb, a->hb, T); // (T, F)
-        linear_forward(&L[LIN_UP], a->xb, a->hb2, T);  // (T, F)
-        for (size_t i = 0; i < (size_t)T * F; i++) {
-            float v = a->hb[i];
-            v *= 1.0f / (1.0f + expf(-v));
-            a->hb[i] = v * a->hb2[i];
-        }
-        linear_forward(&L[LIN_DOWN], a->hb, a->xb2, T); // (T, C)
-        for (size_t i = 0; i < (size_t)T * C; i++) a->x[i] += a->xb2[i];
+        block_tail_batched(m, a, L, l, T);
         if (hidden) memcpy(hidden + (size_t)l * T * C, a->x, (size_t)T * C * sizeof(float));
     }
-    for (int t = 0; t < T; t++)
-        model_rmsnorm(a->xb + (size_t)t * C, a->x + (size_t)t * C, m->rms_final, C, c->norm_eps);
+    rmsnorm_rows(m, a, m->rms_final, 0, T);
     // logits (T,V) = xb (T,C) · wclsᵀ
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, c->vocab_size, C, 1.0f, a->xb, C, m->wcls, C, 0.0f,
                 logits, c->vocab_size);
@@ -427,7 +456,7 @@ void model_forward_kv(const Model *m, ModelActs *a, ModelState *s, const int *to
                       float *logits, int n_logits)
 {
     const ModelConfig *c = &m->cfg;
-    int C = c->dim, F = c->hidden_dim, hd = c->head_dim, half = hd / 2;
+    int C = c->dim, hd = c->head_dim, half = hd / 2;
     int qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
     for (int t = 0; t < T; t++) memcpy(a->x + (size_t)t * C, m->tok_emb + (size_t)tokens[t] * C, C * sizeof(float));
     for (int l = 0; l < c->n_layers; l++) {
@@ -435,8 +464,7 @@ void model_forward_kv(const Model *m, ModelActs *a, ModelState *s, const int *to
         float *kc = s->kcache + (size_t)l * c->seq_len * kvd;
         float *vc = s->vcache + (size_t)l * c->seq_len * kvd;
         float *kt = kc + (size_t)pos0 * kvd, *vt = vc + (size_t)pos0 * kvd;
-        for (int t = 0; t < T; t++)
-            model_rmsnorm(a->xb + (size_t)t * C, a->x + (size_t)t * C, m->rms_att + (size_t)l * C, C, c->norm_eps);
+        rmsnorm_rows(m, a, m->rms_att + (size_t)l * C, 0, T);
         linear_forward(&L[LIN_Q], a->xb, a->q, T); // (T, qd)
         linear_forward(&L[LIN_K], a->xb, kt, T);   // (T, kvd) into the cache
         linear_forward(&L[LIN_V], a->xb, vt, T);
@@ -446,24 +474,11 @@ void model_forward_kv(const Model *m, ModelActs *a, ModelState *s, const int *to
             model_rope(kt + (size_t)t * kvd, kvd, hd, a->rope_cos + p, a->rope_sin + p);
         }
         attention_cached(c, a, kc, vc, T, pos0);
-        linear_forward(&L[LIN_O], a->attout, a->xb2, T); // (T, C)
-        for (size_t i = 0; i < (size_t)T * C; i++) a->x[i] += a->xb2[i];
-        for (int t = 0; t < T; t++)
-            model_rmsnorm(a->xb + (size_t)t * C, a->x + (size_t)t * C, m->rms_ffn + (size_t)l * C, C, c->norm_eps);
-        linear_forward(&L[LIN_GATE], a->xb, a->hb, T); // (T, F)
-        linear_forward(&L[LIN_UP], a->xb, a->hb2, T);  // (T, F)
-        for (size_t i = 0; i < (size_t)T * F; i++) {
-            float v = a->hb[i];
-            v *= 1.0f / (1.0f + expf(-v));
-            a->hb[i] = v * a->hb2[i];
-        }
-        linear_forward(&L[LIN_DOWN], a->hb, a->xb2, T); // (T, C)
-        for (size_t i = 0; i < (size_t)T * C; i++) a->x[i] += a->xb2[i];
+        block_tail_batched(m, a, L, l, T);
     }
     if (n_logits <= 0) return;
     int t0 = T - n_logits;
-    for (int t = t0; t < T; t++)
-        model_rmsnorm(a->xb + (size_t)t * C, a->x + (size_t)t * C, m->rms_final, C, c->norm_eps);
+    rmsnorm_rows(m, a, m->rms_final, t0, T);
     // logits (n,V) = xb (n,C) · wclsᵀ
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_logits, c->vocab_size, C, 1.0f, a->xb + (size_t)t0 * C, C,
                 m->wcls, C, 0.0f, logits, c->vocab_size);

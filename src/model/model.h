@@ -16,6 +16,8 @@ typedef LlamaConfig ModelConfig;
 /* the seven projections of a block, in this order everywhere */
 enum { LIN_Q, LIN_K, LIN_V, LIN_O, LIN_GATE, LIN_DOWN, LIN_UP, LIN_PER_LAYER };
 extern const char *const model_lin_names[LIN_PER_LAYER]; /* "wq","wk",... */
+/* projection k's shape: out rows by in columns */
+void model_lin_shape(const ModelConfig *c, int k, int *out, int *in);
 
 typedef struct Model {
     ModelConfig cfg;

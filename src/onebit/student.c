@@ -71,18 +71,6 @@ typedef struct {
     uint64_t shape[2], offset, size;
 } Entry;
 
-static void lin_shape(const ModelConfig *c, int k, int *out, int *in)
-{
-    int C = c->dim, F = c->hidden_dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
-    switch (k) {
-    case LIN_Q: *out = qd; *in = C; break;
-    case LIN_K: case LIN_V: *out = kvd; *in = C; break;
-    case LIN_O: *out = C; *in = qd; break;
-    case LIN_DOWN: *out = C; *in = F; break;
-    default: *out = F; *in = C; break; /* gate, up */
-    }
-}
-
 static void set_entry(Entry *e, const char *name, uint32_t type, uint64_t d0, uint64_t d1, int ndim)
 {
     memset(e, 0, sizeof *e);
@@ -115,7 +103,7 @@ static int expected_entries(const ModelConfig *c, Entry *e)
     for (int l = 0; l < c->n_layers; l++)
         for (int k = 0; k < LIN_PER_LAYER; k++) {
             int out, in;
-            lin_shape(c, k, &out, &in);
+            model_lin_shape(c, k, &out, &in);
             if (e) {
                 char nm[NAME_LEN];
                 snprintf(nm, sizeof nm, "layers.%d.%s.sign", l, model_lin_names[k]);
@@ -199,7 +187,7 @@ int student_write(const char *path, const Model *teacher, const Tokenizer *tok,
     /* validate the sources before creating anything */
     for (int i = 0; i < nlin; i++) {
         int out, in;
-        lin_shape(c, i % LIN_PER_LAYER, &out, &in);
+        model_lin_shape(c, i % LIN_PER_LAYER, &out, &in);
         if (!lin[i].w || !lin[i].g || !lin[i].h) { ob_seterr(err, "%s: linear %d has no weights", path, i); return -1; }
         uint16_t hv = 0;
         for (int j = 0; j < in; j++)
@@ -269,7 +257,7 @@ int student_write(const char *path, const Model *teacher, const Tokenizer *tok,
     if (!c->shared_classifier) { w_pad(w, e[k].offset); w_f32(w, teacher->wcls, V * C); k++; }
     for (int i = 0; i < nlin && !w->failed; i++) {
         int out, in;
-        lin_shape(c, i % LIN_PER_LAYER, &out, &in);
+        model_lin_shape(c, i % LIN_PER_LAYER, &out, &in);
         int wpr = (in + 63) / 64;
         w_pad(w, e[k++].offset);
         unsigned char b[8];
@@ -607,7 +595,7 @@ int student_load(Model *m, Tokenizer *tok, const char *path, char *err)
         if (copy_f32(fpdst[j], &p, p.fp[j], path, err)) goto fail;
     for (int i = 0; i < nlin; i++) {
         int out, in;
-        lin_shape(c, i % LIN_PER_LAYER, &out, &in);
+        model_lin_shape(c, i % LIN_PER_LAYER, &out, &in);
         const Entry *es = p.lin[3 * i], *eg = p.lin[3 * i + 1], *eh = p.lin[3 * i + 2];
         BitLinear *bl = bitlinear_new(out, in);
         x->bl[x->n++] = bl;
@@ -624,6 +612,8 @@ int student_load(Model *m, Tokenizer *tok, const char *path, char *err)
         bl->norm = (int)(es->flags & 1);
         m->lin[i] = bitlinear_linear(bl);
     }
+    /* the same cleanup shape as gguf_load_buffer's on purpose: each format
+     * frees its own parse state, then the half-built model */
     if (tok && load_tokenizer(tok, &p, path, err)) goto fail;
     parsed_free(&p);
     return 0;
@@ -668,8 +658,9 @@ typedef struct {
 } QuantWork;
 
 /* take linears until none is left (or one failed) */
-static void quant_loop(QuantWork *j)
+static void quant_loop(void *arg)
 {
+    QuantWork *j = arg;
     char why[OB_ERRLEN];
     for (;;) {
         pthread_mutex_lock(&j->mu);
@@ -684,13 +675,6 @@ static void quant_loop(QuantWork *j)
             pthread_mutex_unlock(&j->mu);
         }
     }
-}
-
-static int quant_job(Job *self, void *arg)
-{
-    (void)self;
-    quant_loop(arg);
-    return 0;
 }
 
 int student_quantize(const Model *teacher, SvidMethod init, int norm, StudentLinearSrc *lin_out, char *err)
@@ -710,17 +694,7 @@ int student_quantize(const Model *teacher, SvidMethod init, int norm, StudentLin
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     int threads = cpus < 1 ? 1 : cpus > nlin ? nlin : (int)cpus;
     QuantWork j = {teacher, init, lin_out, nlin, 0, 0, err, PTHREAD_MUTEX_INITIALIZER};
-    Job **helpers = ob_calloc((size_t)threads, sizeof *helpers);
-    int started = 0;
-    char e2[OB_ERRLEN];
-    for (int t = 1; t < threads; t++) /* fewer helpers when threads cannot be made: slower, same result */
-        if (job_start(&helpers[started], &(JobSpec){.name = "quantize", .fn = quant_job, .arg = &j}, e2) == 0) started++;
-    quant_loop(&j); /* the calling thread works too */
-    for (int t = 0; t < started; t++) {
-        job_join(helpers[t]);
-        job_free(helpers[t]);
-    }
-    free(helpers);
+    job_run_parallel("quantize", threads, quant_loop, &j);
     pthread_mutex_destroy(&j.mu);
     if (j.failed) {
         student_src_free(lin_out, nlin);
@@ -747,7 +721,7 @@ uint64_t student_onebit_bytes(const ModelConfig *c)
     uint64_t bits = 0, scales = 0;
     for (int k = 0; k < LIN_PER_LAYER; k++) {
         int out, in;
-        lin_shape(c, k, &out, &in);
+        model_lin_shape(c, k, &out, &in);
         bits += (uint64_t)out * in;
         scales += (uint64_t)out + in;
     }

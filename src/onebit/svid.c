@@ -327,9 +327,12 @@ typedef struct {
     void *user;
 } StatsWork;
 
+/* a separate work loop from student.c's quant_loop on purpose: the claim-
+ * under-lock step is alike, but this one counts progress and cancels */
 /* take layers until none is left (or one failed, or progress cancelled) */
-static void stats_loop(StatsWork *j)
+static void stats_loop(void *arg)
 {
+    StatsWork *j = arg;
     char err[OB_ERRLEN];
     for (;;) {
         pthread_mutex_lock(&j->mu);
@@ -356,13 +359,6 @@ static void stats_loop(StatsWork *j)
     }
 }
 
-static int stats_job(Job *self, void *arg)
-{
-    (void)self;
-    stats_loop(arg);
-    return 0;
-}
-
 int svid_model_stats(const Model *m, int threads, SvidMethod init, LayerStats *out,
                      int (*progress)(void *user, int done, int total), void *user, char *err)
 {
@@ -377,17 +373,7 @@ int svid_model_stats(const Model *m, int threads, SvidMethod init, LayerStats *o
     if (threads < 1) threads = 1;
     if (threads > total) threads = total;
     StatsWork j = {m, init, out, total, 0, 0, 0, 0, err, PTHREAD_MUTEX_INITIALIZER, progress, user};
-    Job **helpers = ob_calloc((size_t)threads, sizeof(Job *));
-    int started = 0;
-    char e2[OB_ERRLEN];
-    for (int t = 1; t < threads; t++) /* fewer helpers when threads cannot be made: slower, same result */
-        if (job_start(&helpers[started], &(JobSpec){.name = "layer statistics", .fn = stats_job, .arg = &j}, e2) == 0) started++;
-    stats_loop(&j); /* the calling thread works too */
-    for (int t = 0; t < started; t++) {
-        job_join(helpers[t]);
-        job_free(helpers[t]);
-    }
-    free(helpers);
+    job_run_parallel("layer statistics", threads, stats_loop, &j);
     pthread_mutex_destroy(&j.mu);
     if (!j.failed && j.cancelled) ob_seterr(err, "layer statistics cancelled");
     return j.failed || j.cancelled ? -1 : 0;

@@ -55,16 +55,6 @@ static int check_len(int seq_len, int model_ctx, char *err)
     return 0;
 }
 
-static int check_vocab(const int *tok, int64_t n, int V, char *err)
-{
-    for (int64_t i = 0; i < n; i++)
-        if (tok[i] < 0 || tok[i] >= V) {
-            ob_seterr(err, "token id %d is outside the model's vocabulary (%d): wrong tokenizer?", tok[i], V);
-            return -1;
-        }
-    return 0;
-}
-
 static void finish_counts(DataSet *d)
 {
     d->train_tokens = d->off[d->n_train] - d->off[0];
@@ -83,7 +73,7 @@ int data_from_seqs(DataSet *d, int n, const int *lens, const int *tokens, int se
         total += lens[i];
         if (lens[i] >= 2) kept++;
     }
-    if (check_vocab(tokens, total, vocab, err)) return -1;
+    if (eval_check_tokens(tokens, (size_t)total, vocab, err)) return -1;
     if (kept < 2) {
         ob_seterr(err, "%d usable sequence%s (of at least 2 tokens): need at least 2, one to train and one held out",
                   kept, kept == 1 ? "" : "s");
@@ -172,7 +162,7 @@ int data_from_text(DataSet *d, const Tokenizer *t, const char *text, const char 
     size_t nt;
     if (tok_encode(t, text, 1, 0, &tok, &nt)) { ob_seterr(err, "cannot encode the text: the tokenizer is empty"); return -1; }
     int64_t n = (int64_t)nt;
-    if (check_vocab(tok, n, vocab, err)) { free(tok); return -1; }
+    if (eval_check_tokens(tok, (size_t)n, vocab, err)) { free(tok); return -1; }
     if (n < 2 * (int64_t)seq_len) {
         ob_seterr(err, "the text gives %lld tokens, fewer than two windows of %d (one to train, one held out): "
                   "use more text or a smaller --seq-len", (long long)n, seq_len);

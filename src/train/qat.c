@@ -17,6 +17,7 @@
 #include "base/blas.h"
 #include "base/common.h"
 #include "base/pool.h"
+#include "kernels/kernels.h"
 #include "onebit/svid.h"
 
 #define QAT_LN_EPS 1e-5 /* = BITLINEAR_EPS */
@@ -122,18 +123,6 @@ static void par_for_blas(size_t n, size_t work_per_item, ParFn fn, void *ctx)
     par_for_nt(nt, n, work_per_item, fn, ctx);
 }
 
-static void lin_dims(const ModelConfig *c, int j, int *in, int *out)
-{
-    int C = c->dim, F = c->hidden_dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
-    switch (j) {
-    case LIN_Q: *in = C; *out = qd; break;
-    case LIN_K: case LIN_V: *in = C; *out = kvd; break;
-    case LIN_O: *in = qd; *out = C; break;
-    case LIN_GATE: case LIN_UP: *in = C; *out = F; break;
-    default: *in = F; *out = C; break; /* LIN_DOWN */
-    }
-}
-
 /* the STE factor 1.001 − tanh²(w) = 0.001 + sech²(w), with one expf:
  * sech²(w) = 4t/(1+t)², t = e^{−2|w|} */
 static inline float ste_of(float w)
@@ -201,7 +190,7 @@ QatModel *qat_new(const Model *teacher, SvidMethod init, int max_B, int max_T, c
     }
     for (int i = 0; i < c->n_layers * LIN_PER_LAYER; i++) {
         int in, out;
-        lin_dims(c, i % LIN_PER_LAYER, &in, &out);
+        model_lin_shape(c, i % LIN_PER_LAYER, &out, &in);
         if (teacher->lin[i].kind != LINEAR_DENSE || !teacher->lin[i].w) {
             ob_seterr(err, "teacher linear %s of layer %d is not dense FP32", model_lin_names[i % LIN_PER_LAYER],
                       i / LIN_PER_LAYER);
@@ -235,7 +224,7 @@ QatModel *qat_new(const Model *teacher, SvidMethod init, int max_B, int max_T, c
     for (int l = 0; l < Lc; l++) {
         for (int j = 0; j < LIN_PER_LAYER; j++) {
             QLin *L = &q->lin[l * LIN_PER_LAYER + j];
-            lin_dims(c, j, &L->in, &L->out);
+            model_lin_shape(c, j, &L->out, &L->in);
             L->off_w = off; off += (size_t)L->in * L->out;
             L->off_g = off; off += L->in;
             L->off_h = off; off += L->out;
@@ -465,15 +454,28 @@ typedef struct {
     const float *q, *k, *v, *att, *dout;
     float *atto, *out, *dq, *dk, *dv;
     int B, T;
+    int hd, H, KV, qd, kvd, kv_mul; /* from c, set by att_ctx_dims */
+    float scale;
 } AttCtx;
+
+/* the head geometry both attention passes work with */
+static void att_ctx_dims(AttCtx *p)
+{
+    const ModelConfig *c = p->c;
+    p->hd = c->head_dim;
+    p->H = c->n_heads;
+    p->KV = c->n_kv_heads;
+    p->qd = p->H * p->hd;
+    p->kvd = p->KV * p->hd;
+    p->kv_mul = p->H / p->KV;
+    p->scale = 1.0f / sqrtf((float)p->hd);
+}
 
 static void att_fwd_groups(void *ctx, size_t lo, size_t hi)
 {
     const AttCtx *p = ctx;
-    const ModelConfig *c = p->c;
-    int T = p->T, hd = c->head_dim, H = c->n_heads, KV = c->n_kv_heads, qd = H * hd, kvd = KV * hd;
-    int kv_mul = H / KV;
-    float scale = 1.0f / sqrtf((float)hd);
+    int T = p->T, hd = p->hd, H = p->H, KV = p->KV, qd = p->qd, kvd = p->kvd, kv_mul = p->kv_mul;
+    float scale = p->scale;
     for (size_t gi = lo; gi < hi; gi++) {
         int b = (int)(gi / KV), kh = (int)(gi % KV);
         for (int h = kh * kv_mul; h < (kh + 1) * kv_mul; h++) {
@@ -499,6 +501,7 @@ void qat_attention_fwd(const ModelConfig *c, const float *qm, const float *km, c
                        float *out, int B, int T)
 {
     AttCtx p = {.c = c, .q = qm, .k = km, .v = vm, .atto = att, .out = out, .B = B, .T = T};
+    att_ctx_dims(&p);
     int kv_mul = c->n_heads / c->n_kv_heads;
     par_for_blas((size_t)B * c->n_kv_heads, (size_t)kv_mul * T * T * c->head_dim * 2, att_fwd_groups, &p);
 }
@@ -506,10 +509,8 @@ void qat_attention_fwd(const ModelConfig *c, const float *qm, const float *km, c
 static void att_bwd_groups(void *ctx, size_t lo, size_t hi)
 {
     const AttCtx *p = ctx;
-    const ModelConfig *c = p->c;
-    int T = p->T, hd = c->head_dim, H = c->n_heads, KV = c->n_kv_heads, qd = H * hd, kvd = KV * hd;
-    int kv_mul = H / KV;
-    float scale = 1.0f / sqrtf((float)hd);
+    int T = p->T, hd = p->hd, H = p->H, KV = p->KV, qd = p->qd, kvd = p->kvd, kv_mul = p->kv_mul;
+    float scale = p->scale;
     float *dP = ob_aligned_alloc(64, (size_t)T * T * sizeof(float));
     for (size_t gi = lo; gi < hi; gi++) {
         int b = (int)(gi / KV), kh = (int)(gi % KV);
@@ -555,6 +556,7 @@ void qat_attention_bwd(const ModelConfig *c, const float *qm, const float *km, c
     (void)dP;
     AttCtx p = {.c = c, .q = qm, .k = km, .v = vm, .att = att, .dout = dout, .dq = dq, .dk = dk, .dv = dv,
                 .B = B, .T = T};
+    att_ctx_dims(&p);
     int kv_mul = c->n_heads / c->n_kv_heads;
     par_for_blas((size_t)B * c->n_kv_heads, (size_t)kv_mul * T * T * c->head_dim * 4, att_bwd_groups, &p);
 }
@@ -608,14 +610,7 @@ static void lp_ln_fwd(void *c, size_t lo, size_t hi) /* rows: y = LN(h ⊙ a) */
         const float *an = p->a + n * out;
         float *yn = p->yo + n * out;
         for (int o = 0; o < out; o++) yn[o] = an[o] * p->h[o];
-        double mean = 0, var = 0; /* as bitlinear_layernorm */
-        for (int o = 0; o < out; o++) mean += yn[o];
-        mean /= out;
-        for (int o = 0; o < out; o++) { double d = yn[o] - mean; var += d * d; }
-        var /= out;
-        float inv = (float)(1.0 / sqrt(var + QAT_LN_EPS)), m = (float)mean;
-        for (int o = 0; o < out; o++) yn[o] = (yn[o] - m) * inv;
-        p->rstd[n] = inv;
+        p->rstd[n] = kern_layernorm_inplace(yn, out, QAT_LN_EPS); /* as bitlinear_layernorm */
     }
 }
 
@@ -1115,7 +1110,7 @@ double qat_flops(const QatModel *q, int B, int T)
     double N = (double)B * T, lin = 0;
     for (int j = 0; j < LIN_PER_LAYER; j++) {
         int in, out;
-        lin_dims(c, j, &in, &out);
+        model_lin_shape(c, j, &out, &in);
         lin += 2.0 * N * in * out;
     }
     lin *= c->n_layers;

@@ -177,6 +177,9 @@ T2 static void tables32i(const int16_t *q, __m256i *T)
 
 LUT32_DEF(lut32i, __m256i, _mm256_permutevar8x32_epi32, _mm256_add_epi32)
 
+/* deliberately a separate copy of lut_seg's loop nest: the int8 variant
+ * walks the same panels with integer tables and per-block scales; merging
+ * the two would put a branch or an indirection into the hot loop */
 /* one panel segment: per 512-column block the exact int32 sums (in the
  * acc16 scratch, which has 4 bytes per row and token), then into acc with
  * the block's scale, in the order of kernels.h */
