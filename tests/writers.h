@@ -26,6 +26,15 @@ static inline void buf_put(Buf *b, const void *d, size_t n)
     if (n) memcpy(b->p + b->n, d, n);
     b->n += n;
 }
+/* stories260K's shape as a loader must report it (the context and whether
+ * the classifier is shared differ between its files) */
+static inline int stories_config_ok(const ModelConfig *c, int seq_len, int shared)
+{
+    return c->dim == 64 && c->hidden_dim == 172 && c->n_layers == 5 && c->n_heads == 8 && c->n_kv_heads == 4 &&
+           c->head_dim == 8 && c->vocab_size == 512 && c->seq_len == seq_len && c->shared_classifier == shared &&
+           c->rope_theta == 10000.0f && c->norm_eps == 1e-5f;
+}
+
 static inline void buf_u32(Buf *b, uint32_t v) { buf_put(b, &v, 4); }
 static inline void buf_u64(Buf *b, uint64_t v) { buf_put(b, &v, 8); }
 static inline void buf_gstr(Buf *b, const char *s) { buf_u64(b, strlen(s)); buf_put(b, s, strlen(s)); }
