@@ -610,7 +610,10 @@ int db_teacher_get(Db *db, int64_t id, DbTeacher *out, char *err)
 
 void db_teacher_free(DbTeacher *t)
 {
-    free(t->path); free(t->sha256); free(t->format); free(t->config);
+    free(t->path);
+    free(t->sha256);
+    free(t->format);
+    free(t->config);
     memset(t, 0, sizeof *t);
 }
 
@@ -652,7 +655,11 @@ static void run_from_row(Db *db, sqlite3_stmt *st, DbRun *r)
 
 void db_run_free(DbRun *r)
 {
-    free(r->name); free(r->teacher_path); free(r->hparams); free(r->message); free(r->student_path);
+    free(r->name);
+    free(r->teacher_path);
+    free(r->hparams);
+    free(r->message);
+    free(r->student_path);
     memset(r, 0, sizeof *r);
 }
 

@@ -149,8 +149,14 @@ void tok_free(Tokenizer *t)
 {
     if (!t) return;
     if (t->vocab) for (int i = 0; i < t->vocab_size; i++) free(t->vocab[i]);
-    free(t->vocab); free(t->vocab_len); free(t->scores); free(t->hash); free(t->merge_a); free(t->merge_b);
-    free(t->merge_res); free(t->mhash);
+    free(t->vocab);
+    free(t->vocab_len);
+    free(t->scores);
+    free(t->hash);
+    free(t->merge_a);
+    free(t->merge_b);
+    free(t->merge_res);
+    free(t->mhash);
     memset(t, 0, sizeof *t);
 }
 

@@ -223,7 +223,10 @@ int task_encode_pair(const Tokenizer *tok, const char *ctx, const char *cont, in
     size_t nc = 0, nw = 0;
     if (tok_encode(tok, c, 1, 0, &ct, &nc) || tok_encode(tok, whole, 1, 0, &wt, &nw) || nw > INT_MAX) {
         ob_seterr(err, "cannot tokenize a request (an empty tokenizer, or over 2^31 tokens)");
-        free(ct); free(wt); free(whole); free(c);
+        free(ct);
+        free(wt);
+        free(whole);
+        free(c);
         return -1;
     }
     int n = nw > nc ? (int)(nw - nc) : 0;
@@ -447,7 +450,10 @@ void task_metrics(const Task *t, TaskResult *r)
 
 void task_result_free(TaskResult *r)
 {
-    free(r->choice0); free(r->ll); free(r->pred); free(r->pred_norm);
+    free(r->choice0);
+    free(r->ll);
+    free(r->pred);
+    free(r->pred_norm);
     memset(r, 0, sizeof *r);
 }
 

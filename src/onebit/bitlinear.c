@@ -38,7 +38,11 @@ void bitlinear_free(BitLinear *bl)
 {
     if (!bl) return;
     kern_exec_fini(&bl->ex);
-    free(bl->bits); free(bl->g); free(bl->h); free(bl->kbits); free(bl);
+    free(bl->bits);
+    free(bl->g);
+    free(bl->h);
+    free(bl->kbits);
+    free(bl);
 }
 
 void bitlinear_pack(BitLinear *bl, const float *W)
@@ -129,7 +133,13 @@ static pthread_once_t s_once = PTHREAD_ONCE_INIT;
 static void scratch_free(void *p)
 {
     Scratch *s = p;
-    free(s->gx); free(s->acc); free(s->scale); free(s->q); free(s->acc16); free(s->prep); free(s);
+    free(s->gx);
+    free(s->acc);
+    free(s->scale);
+    free(s->q);
+    free(s->acc16);
+    free(s->prep);
+    free(s);
 }
 
 static void scratch_key_init(void) { pthread_key_create(&s_key, scratch_free); }

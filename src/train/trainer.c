@@ -667,6 +667,11 @@ void trainer_free(Trainer *t)
     if (!t) return;
     job_free(t->job); /* a running trainer: stop (checkpoint) and join */
     if (t->q) qat_free(t->q);
-    free(t->m); free(t->v); free(t->batch_tok); free(t->out_path); free(t->ckpt_path); free(t->resume_path);
+    free(t->m);
+    free(t->v);
+    free(t->batch_tok);
+    free(t->out_path);
+    free(t->ckpt_path);
+    free(t->resume_path);
     free(t);
 }
