@@ -142,7 +142,7 @@ typedef struct { ModelConfig cfg; int B, T; float *q, *k, *v, *att, *out, *R; } 
 static double att_loss(void *p)
 {
     AttCtx *c = p;
-    qat_attention_fwd(&c->cfg, c->q, c->k, c->v, c->att, c->out, c->B, c->T);
+    qat_attention_fwd(NULL, &c->cfg, c->q, c->k, c->v, c->att, c->out, c->B, c->T);
     return dotR(c->out, c->R, (size_t)c->B * c->T * c->cfg.n_heads * c->cfg.head_dim);
 }
 static void check_attention(int H, int KV, const char *nq, const char *nk, const char *nv)
@@ -154,7 +154,7 @@ static void check_attention(int H, int KV, const char *nq, const char *nk, const
     fill(c.q, N * qd, 1, 0); fill(c.k, N * kvd, 1, 0); fill(c.v, N * kvd, 1, 0); fill(c.R, N * qd, 1, 0);
     float *dq = malloc(N * qd * 4), *dk = malloc(N * kvd * 4), *dv = malloc(N * kvd * 4), *dP = malloc(c.T * c.T * 4);
     att_loss(&c);
-    qat_attention_bwd(&c.cfg, c.q, c.k, c.v, c.att, c.R, dq, dk, dv, dP, c.B, c.T);
+    qat_attention_bwd(NULL, &c.cfg, c.q, c.k, c.v, c.att, c.R, dq, dk, dv, dP, c.B, c.T);
     report(nq, fd_check(att_loss, &c, c.q, dq, N * qd, 2e-2), 5e-3);
     report(nk, fd_check(att_loss, &c, c.k, dk, N * kvd, 2e-2), 5e-3);
     report(nv, fd_check(att_loss, &c, c.v, dv, N * kvd, 2e-2), 5e-3);
@@ -187,7 +187,7 @@ typedef struct { int in, out, N; float *S, *g, *h, *x, *gx, *a, *y, *rstd, *R; }
 static double lin_loss(void *p)
 {
     LinCtx *c = p;
-    qat_onebit_fwd(c->in, c->out, c->S, c->g, c->h, c->x, c->N, c->gx, c->a, c->y, c->rstd);
+    qat_onebit_fwd(NULL, c->in, c->out, c->S, c->g, c->h, c->x, c->N, c->gx, c->a, c->y, c->rstd);
     return dotR(c->y, c->R, (size_t)c->N * c->out);
 }
 static void check_onebit(void)
@@ -203,7 +203,7 @@ static void check_onebit(void)
     lin_loss(&c);
     memcpy(dy, c.R, ny * 4);
     QatOnebitGrad p = {c.in, c.out, c.S, W, c.g, c.h, dW, dg, dh, dS, c.gx, dgx, NULL};
-    qat_onebit_bwd(&p, c.x, c.N, c.a, c.y, c.rstd, dy, dx, 0);
+    qat_onebit_bwd(NULL, &p, c.x, c.N, c.a, c.y, c.rstd, dy, dx, 0);
     report("onebit dS (surrogate, LN incl.)", fd_check(lin_loss, &c, c.S, dS, nw, 2e-2), 5e-3);
     report("onebit dg", fd_check(lin_loss, &c, c.g, dg, c.in, 2e-2), 5e-3);
     report("onebit dh", fd_check(lin_loss, &c, c.h, dh, c.out, 2e-2), 5e-3);
@@ -228,7 +228,7 @@ static void check_onebit(void)
     for (size_t k = 0; k < nw; k++) ste[k] = qat_ste(W[k]);
     QatOnebitGrad p2 = {c.in, c.out, c.S, W, c.g, c.h, dW2, dg2, dh2, dS, c.gx, dgx, ste};
     memcpy(dy, c.R, ny * 4);
-    qat_onebit_bwd(&p2, c.x, c.N, c.a, c.y, c.rstd, dy, dx, 0);
+    qat_onebit_bwd(NULL, &p2, c.x, c.N, c.a, c.y, c.rstd, dy, dx, 0);
     double e2 = 0;
     for (size_t k = 0; k < nw; k++) { double r = rel_err(dW2[k], dW[k], 1e-6); if (r > e2) e2 = r; }
     report("onebit dW with precomputed STE", e2, 1e-5);
@@ -237,7 +237,7 @@ static void check_onebit(void)
     float *dx2 = malloc(nx * 4);
     for (size_t i = 0; i < nx; i++) dx2[i] = 1.0f;
     memcpy(dy, c.R, ny * 4);
-    qat_onebit_bwd(&p, c.x, c.N, c.a, c.y, c.rstd, dy, dx2, 1);
+    qat_onebit_bwd(NULL, &p, c.x, c.N, c.a, c.y, c.rstd, dy, dx2, 1);
     double ea = 0;
     for (size_t i = 0; i < nx; i++) if (fabs(dx2[i] - 1.0f - dx[i]) > ea) ea = fabs(dx2[i] - 1.0f - dx[i]);
     CHECK(ea < 1e-5, "accumulate adds dx: %g", ea);

@@ -154,12 +154,14 @@ static void check_accumulation(void)
 }
 
 /* run steps of training; returns the losses */
-static void train(const Model *m, const int *tok, int B, int T, int steps, double *loss, float *final_params,
-                  size_t *np_out)
+static void train_nt(const Model *m, const int *tok, int B, int T, int steps, double *loss, float *final_params,
+                     size_t *np_out, int nt)
 {
     char err[OB_ERRLEN];
     QatModel *q = qat_new(m, SVID_NMF, B, T, err);
     if (!q) { fprintf(stderr, "%s\n", err); exit(1); }
+    if (qat_set_threads(q, nt, err)) { fprintf(stderr, "%s\n", err); exit(1); }
+    CHECK(qat_threads(q) == nt, "qat_threads %d", qat_threads(q));
     size_t n = qat_num_params(q);
     float *mm = calloc(n, 4), *vv = calloc(n, 4);
     QatLossCfg lc = {1.0f, 0.01f};
@@ -176,6 +178,12 @@ static void train(const Model *m, const int *tok, int B, int T, int steps, doubl
     if (np_out) *np_out = n;
     free(mm); free(vv);
     qat_free(q);
+}
+
+static void train(const Model *m, const int *tok, int B, int T, int steps, double *loss, float *final_params,
+                  size_t *np_out)
+{
+    train_nt(m, tok, B, T, steps, loss, final_params, np_out, 1);
 }
 
 static void check_determinism(void)
@@ -212,19 +220,28 @@ static void check_threads(void)
     double l1[3], l2[3], l3[3];
     size_t n;
     float *p1 = malloc(16 << 20), *p2 = malloc(16 << 20), *p3 = malloc(16 << 20);
+    /* qat's own threads; OpenBLAS at 1 as `train` sets it, and training
+     * never changes OpenBLAS's count (base/blas.h: others may be in cblas) */
     int nt0 = blas_threads();
     CHECK(blas_set_threads(1, err) == 0, "%s", err);
-    train(&m, tok, 4, 32, 3, l1, p1, &n);
-    CHECK(blas_set_threads(2, err) == 0, "%s", err);
-    /* training splits its small products over the threads without ever
-     * changing OpenBLAS's count (base/blas.h: others may be in cblas) */
+    train_nt(&m, tok, 4, 32, 3, l1, p1, &n, 1);
     BlasWatch bw;
     CHECK(blaswatch_start(&bw) == 0, "watch thread");
-    train(&m, tok, 4, 32, 3, l2, p2, &n);
+    train_nt(&m, tok, 4, 32, 3, l2, p2, &n, 2);
     int changed = blaswatch_stop(&bw);
     CHECK(changed == 0, "training changed OpenBLAS's thread count (seen %d times in %d polls)", changed, atomic_load(&bw.polls));
-    train(&m, tok, 4, 32, 3, l3, p3, &n);
+    train_nt(&m, tok, 4, 32, 3, l3, p3, &n, 2);
+    /* the workbench's case: OpenBLAS keeps 2 threads, qat splits too */
+    double l4[3];
+    float *p4 = malloc(16 << 20);
+    CHECK(blas_set_threads(2, err) == 0, "%s", err);
+    train_nt(&m, tok, 4, 32, 3, l4, p4, &n, 2);
     CHECK(blas_set_threads(nt0, err) == 0, "%s", err);
+    double d4 = 0;
+    for (size_t i = 0; i < n; i++) d4 = fmax(d4, fabs(p1[i] - p4[i]));
+    CHECK_NEAR(l1[2], l4[2], 1e-5 * fabs(l1[2]), "1 thread vs 2 + OpenBLAS 2: loss");
+    CHECK(d4 < 1e-4, "1 thread vs 2 + OpenBLAS 2: max |dparam| %g", d4);
+    free(p4);
     CHECK(!memcmp(l2, l3, sizeof l2) && !memcmp(p2, p3, n * 4), "2 threads: bit-identical reruns");
     double d = 0;
     for (size_t i = 0; i < n; i++) d = fmax(d, fabs(p1[i] - p2[i]));

@@ -4,7 +4,6 @@
  * before it makes layers or starts threads. */
 #include <cblas.h>
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -15,6 +14,7 @@
 #include "cli/cli.h"
 #include "base/blas.h"
 #include "base/common.h"
+#include "base/opt.h"
 #include "train/qat.h"
 #include "onebit/student.h"
 #include "onebit/svid.h"
@@ -134,79 +134,96 @@ static int bench_forward_random(const char *spec, long T, long reps, int json)
     return EXIT_OK;
 }
 
-/* the int options of a bench: the option, its range, where it goes and the
- * usage error when it is out of range */
-typedef struct {
-    int ch;
-    long lo, hi;
-    long *v;
-    const char *err;
-} IntOpt;
+/* ---- the options of every bench: one struct, one row table per bench ---- */
 
-/* getopt_long for cmd: parses the int options itself, reports a missing
- * value, an unknown option or a stray argument; the next other option, -1
- * at the end, or -2 with *rc the exit code to return with */
-static int next_opt(const char *cmd, int argc, char **argv, const struct option *opts, const IntOpt *ints, int *rc)
+typedef struct {
+    char *teacher, *tokenizer, *student, *spec, *kernel, *act;
+    int tokens, reps, batch, seq_len, steps, peak, rows, cols, threads, mib, chunk;
+    int cold, json;
+} BenchOpts;
+
+#define F(field) offsetof(BenchOpts, field)
+#define ROW_JSON {"json", OPT_FLAG, F(json), 0, 0, 1, NULL, NULL, NULL, "one JSON object instead of text", NULL}
+#define ROW_ACT {"act", OPT_STR, F(act), 0, 0, 0, NULL, NULL, "fp32|int8", "the 1-bit layers' activations (default fp32)", NULL}
+#define ROW_END {NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL}
+static const OptSpec forward_opts[] = {
+    {"teacher", OPT_STR, F(teacher), 0, 0, 0, NULL, NULL, "M", "a teacher (default: the default teacher)", NULL},
+    {"student", OPT_STR, F(student), 0, 0, 0, NULL, NULL, "S", "a 1-bit student (.onebit) instead", NULL},
+    {"random-model", OPT_STR, F(spec), 0, 0, 0, NULL, NULL, "D,F,L,H,KV,V",
+     "a random teacher of this shape and its 1-bit student", NULL},
+    {"tokenizer", OPT_STR, F(tokenizer), 0, 0, 0, NULL, NULL, "T", "the tokenizer", NULL},
+    {"tokens", OPT_INT, F(tokens), 0, 1, 1 << 20, NULL, NULL, "N", "tokens per repetition", NULL},
+    {"reps", OPT_INT, F(reps), 0, 1, 1000000, NULL, NULL, "R", "repetitions", NULL},
+    ROW_ACT, ROW_JSON, ROW_END};
+static const OptSpec train_opts[] = {
+    {"teacher", OPT_STR, F(teacher), 0, 0, 0, NULL, NULL, "M", "a teacher (default: the default teacher)", NULL},
+    {"random-model", OPT_STR, F(spec), 0, 0, 0, NULL, NULL, "D,F,L,H,KV,V", "a random teacher of this shape instead", NULL},
+    {"batch", OPT_INT, F(batch), 0, 1, 4096, "4", NULL, "B", "sequences per step (4)", NULL},
+    {"seq-len", OPT_INT, F(seq_len), 0, 1, 1 << 16, "256", NULL, "T", "tokens per sequence (256, at most the context)", NULL},
+    {"steps", OPT_INT, F(steps), 0, 1, 1000000, "10", NULL, "N", "timed steps (10)", NULL},
+    {"threads", OPT_INT, F(threads), 0, 1, 1024, NULL, NULL, "T", "training threads (default: online CPUs)", NULL},
+    {"peak-size", OPT_INT, F(peak), 0, 16, 8192, "1024", NULL, "P", "the sgemm peak's P x P x P (1024)", NULL},
+    ROW_JSON, ROW_END};
+static const OptSpec gemv_opts[] = {
+    {"rows", OPT_INT, F(rows), 0, 1, 1 << 20, "4096", NULL, "R", "weight rows (4096)", NULL},
+    {"cols", OPT_INT, F(cols), 0, 1, 1 << 20, "4096", NULL, "C", "weight columns (4096)", NULL},
+    {"batch", OPT_INT, F(batch), 0, 1, 4096, "1", NULL, "N", "input vectors (1)", NULL},
+    {"threads", OPT_INT, F(threads), 0, 1, 1024, NULL, NULL, "T", "threads (default: $ONEBIT_THREADS or online CPUs)", NULL},
+    {"cold", OPT_FLAG, F(cold), 0, 0, 1, NULL, NULL, NULL, "read the weights from DRAM every call", NULL},
+    {"reps", OPT_INT, F(reps), 0, 1, 1000000, "100", NULL, "K", "repetitions (100)", NULL},
+    {"kernel", OPT_STR, F(kernel), 0, 0, 0, NULL, NULL, "NAME", "ref, avx2, avx2flip, avx512, avx512mask (default: fastest)", NULL},
+    ROW_ACT, ROW_JSON, ROW_END};
+static const OptSpec membw_opts[] = {
+    {"threads", OPT_INT, F(threads), 0, 1, 1024, NULL, NULL, "T", "threads (default: online CPUs)", NULL},
+    {"mib", OPT_INT, F(mib), 0, 1, 1 << 20, "1024", NULL, "M", "buffer size in MiB (1024)", NULL},
+    {"chunk", OPT_INT, F(chunk), 0, 1, 1 << 20, "8", NULL, "C", "chunk size in MiB (8)", NULL},
+    {"reps", OPT_INT, F(reps), 0, 1, 10000000, "500", NULL, "K", "chunks timed (500)", NULL},
+    ROW_JSON, ROW_END};
+#undef ROW_JSON
+#undef ROW_ACT
+#undef ROW_END
+#undef F
+
+/* parse a bench's options: -1 go on, else the exit code (after --help:
+ * the description, then the option list from the rows) */
+static int bench_opts(const char *cmd, const OptSpec *rows, BenchOpts *o, int argc, char **argv, const char *usage)
 {
-    for (;;) {
-        int ch = getopt_long(argc, argv, ":h", opts, NULL);
-        if (ch == -1) {
-            if (optind < argc) { *rc = cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]); return -2; }
-            return -1;
-        }
-        const IntOpt *io = ints;
-        while (io->ch && io->ch != ch) io++;
-        if (io->ch) {
-            if (ob_parse_int(optarg, io->lo, io->hi, io->v)) { *rc = cli_usage_error(cmd, "%s", io->err); return -2; }
-            continue;
-        }
-        if (ch == ':') { *rc = cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]); return -2; }
-        if (ch == '?') { *rc = cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]); return -2; }
-        return ch;
+    char err[OB_ERRLEN];
+    opt_defaults(rows, o);
+    int k = opt_parse_argv(rows, o, argc, argv, err);
+    if (k == 1) {
+        fputs(usage, stdout);
+        opt_help(stdout, rows);
+        return EXIT_OK;
     }
+    if (k < 0) return cli_usage_error(cmd, "%s", err);
+    if (o->act && cli_set_act(cmd, o->act)) return EXIT_USAGE; /* it printed why */
+    return -1;
 }
 
-static int bench_forward(int argc, char **argv)
+static int bench_done(const OptSpec *rows, BenchOpts *o, int rc)
 {
-    static const struct option opts[] = {
-        {"teacher", required_argument, 0, 'm'}, {"tokenizer", required_argument, 0, 'z'},
-        {"tokens", required_argument, 0, 't'},  {"reps", required_argument, 0, 'r'},
-        {"json", no_argument, 0, 'j'},          {"help", no_argument, 0, 'h'},
-        {"student", required_argument, 0, 'S'}, {"random-model", required_argument, 0, 'R'},
-        {"act", required_argument, 0, 'A'},     {0, 0, 0, 0}};
-    const char *teacher = NULL, *tokenizer = NULL, *student = NULL, *spec = NULL;
-    long T = 0, reps = 0;
-    int json = 0, ch, rc0;
-    optind = 0;
-    opterr = 0;
-    const IntOpt ints[] = {
-        {'t', 1, 1 << 20, &T, "--tokens needs a positive integer"},
-        {'r', 1, 1000000, &reps, "--reps needs a positive integer"},
-        {0, 0, 0, NULL, NULL}};
-    int rc = -1;
-    while ((ch = next_opt("bench forward", argc, argv, opts, ints, &rc)) >= 0) {
-        switch (ch) {
-        case 'm': teacher = optarg; break;
-        case 'S': student = optarg; break;
-        case 'R': spec = optarg; break;
-        case 'A': if ((rc0 = cli_set_act("bench forward", optarg))) return rc0; break;
-        case 'z': tokenizer = optarg; break;
-        case 'j': json = 1; break;
-        case 'h':
-            printf("Usage: onebit-tui bench forward [--teacher M | --student S | --random-model D,F,L,H,KV,V]\n"
-                   "                             [--tokenizer T] [--tokens N] [--reps R] [--act fp32|int8]\n"
-                   "                             [--json]\n"
-                   "\nPrefill (batched forward over N tokens) and decode (incremental, KV cache)\n"
-                   "tokens/s, medians over R repetitions (default 20). N defaults to the model's\n"
-                   "context. --random-model times a LLaMA-shaped teacher with random weights\n"
-                   "(dim, hidden, layers, heads, kv heads, vocab) and its 1-bit student (XNOR\n"
-                   "init, LayerNorm on) in alternating repetitions of one process (N default 16,\n"
-                   "R default 5); 4096,11008,2,32,32,32000 is two LLaMA-7B layers (about 3.3 GB).\n"
-                   "--act sets the student's activation precision (default fp32).\n");
-            return EXIT_OK;
-        }
-    }
-    if (rc >= 0) return rc;
+    opt_free(rows, o);
+    return rc;
+}
+
+static const char forward_usage[] =
+    "Usage: onebit-tui bench forward [--teacher M | --student S | --random-model D,F,L,H,KV,V]\n"
+    "                             [--tokenizer T] [--tokens N] [--reps R] [--act fp32|int8]\n"
+    "                             [--json]\n"
+    "\nPrefill (batched forward over N tokens) and decode (incremental, KV cache)\n"
+    "tokens/s, medians over R repetitions (default 20). N defaults to the model's\n"
+    "context. --random-model times a LLaMA-shaped teacher with random weights\n"
+    "(dim, hidden, layers, heads, kv heads, vocab) and its 1-bit student (XNOR\n"
+    "init, LayerNorm on) in alternating repetitions of one process (N default 16,\n"
+    "R default 5); 4096,11008,2,32,32,32000 is two LLaMA-7B layers (about 3.3 GB).\n"
+    "--act sets the student's activation precision (default fp32).\n\n";
+
+static int forward_run(const BenchOpts *o)
+{
+    const char *teacher = o->teacher, *tokenizer = o->tokenizer, *student = o->student, *spec = o->spec;
+    long T = o->tokens, reps = o->reps;
+    int json = o->json;
     if (spec) {
         if (teacher || student || tokenizer) return cli_usage_error("bench forward", "--random-model excludes --teacher, --student and --tokenizer");
         return bench_forward_random(spec, T ? T : 16, reps ? reps : 5, json);
@@ -240,6 +257,12 @@ static int bench_forward(int argc, char **argv)
     return EXIT_OK;
 }
 
+static int bench_forward(int argc, char **argv)
+{
+    BenchOpts o;
+    int rc = bench_opts("bench forward", forward_opts, &o, argc, argv, forward_usage);
+    return bench_done(forward_opts, &o, rc >= 0 ? rc : forward_run(&o));
+}
 
 /* ---- bench train: QAT step throughput vs this machine's sgemm peak ---- */
 
@@ -280,44 +303,21 @@ static int random_model(Model *m, const char *spec, int seq_len, char *err)
     return 0;
 }
 
-static int bench_train(int argc, char **argv)
+static const char train_usage[] =
+    "Usage: onebit-tui bench train [--teacher M | --random-model D,F,L,H,KV,V] [--batch B]\n"
+    "                              [--seq-len T] [--steps N] [--threads T] [--peak-size P] [--json]\n"
+    "\nQAT training steps (teacher forward, student forward + backward, clip,\n"
+    "AdamW) on B random sequences of T tokens, split over T threads as `train`\n"
+    "does (OpenBLAS on one thread each): median tokens/s and GFLOP/s of the\n"
+    "matmuls, as a fraction of this machine's sgemm rate on P x P x P on the same\n"
+    "threads (OpenBLAS's own threading) measured in the same process between the\n"
+    "steps (medians).\n\n";
+
+static int train_run(const BenchOpts *o)
 {
-    /* each bench's option rows and defaults are its own data, alike in shape
-     * only; the parsing they share is next_opt */
-    static const struct option opts[] = {
-        {"teacher", required_argument, 0, 'm'}, {"batch", required_argument, 0, 'b'},
-        {"seq-len", required_argument, 0, 't'}, {"steps", required_argument, 0, 's'},
-        {"random-model", required_argument, 0, 'r'}, {"peak-size", required_argument, 0, 'p'},
-        {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
-    const char *teacher = NULL, *spec = NULL;
-    long B = 4, T = 256, steps = 10, psize = 1024;
-    int json = 0, ch;
-    optind = 0;
-    opterr = 0;
-    const IntOpt ints[] = {
-        {'b', 1, 4096, &B, "--batch needs a positive integer"},
-        {'t', 1, 1 << 16, &T, "--seq-len needs a positive integer"},
-        {'s', 1, 1000000, &steps, "--steps needs a positive integer"},
-        {'p', 16, 8192, &psize, "--peak-size needs an integer in 16..8192"},
-        {0, 0, 0, NULL, NULL}};
-    int rc = -1;
-    while ((ch = next_opt("bench train", argc, argv, opts, ints, &rc)) >= 0) {
-        switch (ch) {
-        case 'm': teacher = optarg; break;
-        case 'r': spec = optarg; break;
-        case 'j': json = 1; break;
-        case 'h':
-            printf("Usage: onebit-tui bench train [--teacher M | --random-model D,F,L,H,KV,V] [--batch B]\n"
-                   "                              [--seq-len T] [--steps N] [--peak-size P] [--json]\n"
-                   "\nQAT training steps (teacher forward, student forward + backward, clip,\n"
-                   "AdamW) on B random sequences of T tokens: median tokens/s and GFLOP/s of\n"
-                   "the matmuls, as a fraction of this machine's sgemm rate on P×P×P (default\n"
-                   "1024) measured in the same process between the steps (medians).\n");
-            return EXIT_OK;
-        }
-    }
-    if (rc >= 0) return rc;
+    const char *teacher = o->teacher, *spec = o->spec;
+    long B = o->batch, T = o->seq_len, steps = o->steps, psize = o->peak;
+    int json = o->json, nt = o->threads > 0 ? o->threads : pool_default_threads();
     if (teacher && spec) return cli_usage_error("bench train", "--teacher and --random-model exclude each other");
     char err[OB_ERRLEN];
     Model m;
@@ -333,6 +333,7 @@ static int bench_train(int argc, char **argv)
     if (T > c->seq_len) T = c->seq_len;
     QatModel *q = qat_new(&m, SVID_NMF, (int)B, (int)T, err);
     if (!q) { model_free(&m); return cli_error("%s", err); }
+    if (qat_set_threads(q, nt, err)) { qat_free(q); model_free(&m); return cli_error("%s", err); }
     size_t np = qat_num_params(q);
     int *tok = random_tokens(B * T, c->vocab_size);
     float *mm = ob_aligned_alloc(64, np * 4), *vv = ob_aligned_alloc(64, np * 4);
@@ -343,9 +344,15 @@ static int bench_train(int argc, char **argv)
     /* training steps interleaved with sgemm peak samples, so that both see
      * the same machine load; medians of each */
     double *pk = ob_malloc((size_t)(steps + 1) * 4 * sizeof(double));
+    /* the peak on nt threads of OpenBLAS; the steps as `train` runs them:
+     * qat's nt threads, OpenBLAS on one (this is the main thread, which
+     * owns OpenBLAS's count: base/blas.h) */
+    if (blas_set_threads(nt, err)) { free(pk); free(dt); free(mm); free(vv); free(tok); qat_free(q); model_free(&m); return cli_error("%s", err); }
     sgemm_rate((int)psize, 2, pk); /* warm up */
     for (long s = 0; s <= steps; s++) { /* step 0 warms up */
+        blas_set_threads(nt, err);
         sgemm_rate((int)psize, 4, pk + s * 4);
+        blas_set_threads(1, err);
         double t0 = ob_now();
         qat_zero_grads(q);
         qat_forward_backward(q, tok, (int)B, (int)T, &lc, 1.0f, &L);
@@ -366,13 +373,13 @@ static int bench_train(int argc, char **argv)
                "\"batch\":%ld,\"seq_len\":%ld,\"steps\":%ld,\"threads\":%d,\"step_s\":%.6f,\"tok_s\":%.1f,"
                "\"gflop_per_step\":%.4f,\"gflop_s\":%.2f,\"peak_gflop_s\":%.2f,\"fraction\":%.4f,\"loss\":%.6f}\n",
                c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, B, T, steps,
-               blas_threads(), step, tps, flops * 1e-9, gf, peak, gf / peak, L.loss);
+               nt, step, tps, flops * 1e-9, gf, peak, gf / peak, L.loss);
     else
         printf("model dim %d hidden %d layers %d heads %d/%d vocab %d, batch %ld x %ld tokens, %d threads\n"
                "train %.1f tok/s  step %.4f s  %.2f GFLOP/s (%.3f GFLOP/step)  sgemm %.2f GFLOP/s (%ld^3)  fraction %.1f%%\n"
                "training state %.2f GiB\n",
                c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, B, T,
-               blas_threads(), tps, step, gf, flops * 1e-9, peak, psize, 100 * gf / peak,
+               nt, tps, step, gf, flops * 1e-9, peak, psize, 100 * gf / peak,
                qat_memory_bytes(c, (int)B, (int)T) / 1073741824.0);
     if (!json)
         printf("time split: teacher %.0f%%  student forward %.0f%%  loss %.0f%%  backward %.0f%%  optimizer %.0f%%\n",
@@ -384,6 +391,13 @@ static int bench_train(int argc, char **argv)
     return EXIT_OK;
 }
 
+static int bench_train(int argc, char **argv)
+{
+    BenchOpts o;
+    int rc = bench_opts("bench train", train_opts, &o, argc, argv, train_usage);
+    return bench_done(train_opts, &o, rc >= 0 ? rc : train_run(&o));
+}
+
 /* ---- bench gemv: the 1-bit layer vs FP32 OpenBLAS of the same shape ---- */
 
 static uint64_t bench_rng(uint64_t *s)
@@ -392,53 +406,24 @@ static uint64_t bench_rng(uint64_t *s)
     return *s;
 }
 
-static int bench_gemv(int argc, char **argv)
+static const char gemv_usage[] =
+    "Usage: onebit-tui bench gemv [--rows R] [--cols C] [--batch N] [--threads T] [--cold]\n"
+    "                            [--reps K] [--kernel NAME] [--act fp32|int8] [--json]\n"
+    "\nTimes the packed 1-bit layer (bitlinear_forward: g scaling, sign GEMV/GEMM, h\n"
+    "scaling, LayerNorm) on an R x C weight matrix and N input vectors, and FP32\n"
+    "OpenBLAS (cblas_sgemv for N = 1, cblas_sgemm otherwise) on the same shape, in\n"
+    "the same process, in alternating rounds (with T > 1 a 0.3 s pause before each\n"
+    "1-bit round lets OpenBLAS's busy-waiting threads sleep, then 50 ms of untimed\n"
+    "1-bit calls wake the pool); prints both medians over K reps and ratio =\n"
+    "sgemv_ms / onebit_ms. --cold cycles through >= 1 GiB of weight copies for\n"
+    "each so every call reads its weights from DRAM. Kernels: see ONEBIT_KERNEL\n"
+    "in the man page; --act int8 quantizes the activations (see ONEBIT_ACT).\n\n";
+
+static int gemv_run(const BenchOpts *o)
 {
-    static const struct option opts[] = {
-        {"rows", required_argument, 0, 'R'},   {"cols", required_argument, 0, 'C'},
-        {"batch", required_argument, 0, 'N'},  {"threads", required_argument, 0, 'T'},
-        {"cold", no_argument, 0, 'c'},         {"json", no_argument, 0, 'j'},
-        {"reps", required_argument, 0, 'r'},   {"kernel", required_argument, 0, 'k'},
-        {"act", required_argument, 0, 'A'},    {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
-    long R = 4096, C = 4096, N = 1, T = 0, reps = 100;
-    int cold = 0, json = 0, ch, rc0;
-    const char *kname = NULL;
-    optind = 0;
-    opterr = 0;
-    const IntOpt ints[] = {
-        {'R', 1, 1 << 20, &R, "--rows needs an integer in 1..1048576"},
-        {'C', 1, 1 << 20, &C, "--cols needs an integer in 1..1048576"},
-        {'N', 1, 4096, &N, "--batch needs an integer in 1..4096"},
-        {'T', 1, 1024, &T, "--threads needs an integer in 1..1024"},
-        {'r', 1, 1000000, &reps, "--reps needs a positive integer"},
-        {0, 0, 0, NULL, NULL}};
-    int rc = -1;
-    while ((ch = next_opt("bench gemv", argc, argv, opts, ints, &rc)) >= 0) {
-        switch (ch) {
-        case 'c': cold = 1; break;
-        case 'j': json = 1; break;
-        case 'k': kname = optarg; break;
-        case 'A': if ((rc0 = cli_set_act("bench gemv", optarg))) return rc0; break;
-        case 'h':
-            printf("Usage: onebit-tui bench gemv [--rows R] [--cols C] [--batch N] [--threads T] [--cold]\n"
-                   "                            [--reps K] [--kernel NAME] [--act fp32|int8] [--json]\n"
-                   "\nTimes the packed 1-bit layer (bitlinear_forward: g scaling, sign GEMV/GEMM, h\n"
-                   "scaling, LayerNorm) on an R x C weight matrix and N input vectors, and FP32\n"
-                   "OpenBLAS (cblas_sgemv for N = 1, cblas_sgemm otherwise) on the same shape, in\n"
-                   "the same process, in alternating rounds (with T > 1 a 0.3 s pause before each\n"
-                   "1-bit round lets OpenBLAS's busy-waiting threads sleep, then 50 ms of untimed\n"
-                   "1-bit calls wake the pool); prints both medians over K reps and ratio =\n"
-                   "sgemv_ms / onebit_ms. --cold cycles through >= 1 GiB of weight copies for\n"
-                   "each so every call reads its weights from DRAM.\n"
-                   "Defaults: 4096 x 4096, N 1, T = $ONEBIT_THREADS or the online CPUs, K 100,\n"
-                   "the fastest kernel, fp32 activations. Kernels: ref, avx2, avx2flip, avx512,\n"
-                   "avx512mask (see ONEBIT_KERNEL in the man page); --act int8 quantizes the\n"
-                   "activations (see ONEBIT_ACT).\n");
-            return EXIT_OK;
-        }
-    }
-    if (rc >= 0) return rc;
+    long R = o->rows, C = o->cols, N = o->batch, T = o->threads > 0 ? o->threads : 0, reps = o->reps;
+    int cold = o->cold, json = o->json;
+    const char *kname = o->kernel;
     char err[OB_ERRLEN];
     if (kname && bitlinear_set_kernel(kname, err)) return cli_usage_error("bench gemv", "%s", err);
     if (T == 0) T = pool_default_threads();
@@ -526,6 +511,13 @@ static int bench_gemv(int argc, char **argv)
     return EXIT_OK;
 }
 
+static int bench_gemv(int argc, char **argv)
+{
+    BenchOpts o;
+    int rc = bench_opts("bench gemv", gemv_opts, &o, argc, argv, gemv_usage);
+    return bench_done(gemv_opts, &o, rc >= 0 ? rc : gemv_run(&o));
+}
+
 /* ---- bench membw: streaming read bandwidth (the floor for cold GEMV) ---- */
 
 typedef struct {
@@ -546,38 +538,18 @@ static void membw_task(void *vc, int t)
     c->sums[t] += s0 + s1 + s2 + s3;
 }
 
-static int bench_membw(int argc, char **argv)
+static const char membw_usage[] =
+    "Usage: onebit-tui bench membw [--threads T] [--mib M] [--chunk C] [--reps K] [--json]\n"
+    "\nDRAM read bandwidth: T threads sum chunks of C MiB taken in turn from a\n"
+    "buffer of M MiB (far larger than the caches), so every chunk comes from\n"
+    "DRAM; the median over K chunks, in GB/s (1e9 bytes/s). Short chunks keep the\n"
+    "median meaningful on a busy machine. A cold 1-bit GEMV cannot beat its sign\n"
+    "bytes divided by this.\n\n";
+
+static int membw_run(const BenchOpts *o)
 {
-    static const struct option opts[] = {
-        {"threads", required_argument, 0, 'T'}, {"mib", required_argument, 0, 'm'},
-        {"chunk", required_argument, 0, 'c'},   {"reps", required_argument, 0, 'r'},
-        {"json", no_argument, 0, 'j'},          {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
-    long T = 0, mib = 1024, chunk = 8, reps = 500;
-    int json = 0, ch;
-    optind = 0;
-    opterr = 0;
-    const IntOpt ints[] = {
-        {'T', 1, 1024, &T, "--threads needs an integer in 1..1024"},
-        {'m', 1, 1 << 20, &mib, "--mib needs a positive integer"},
-        {'c', 1, 1 << 20, &chunk, "--chunk needs a positive integer"},
-        {'r', 1, 10000000, &reps, "--reps needs a positive integer"},
-        {0, 0, 0, NULL, NULL}};
-    int rc = -1;
-    while ((ch = next_opt("bench membw", argc, argv, opts, ints, &rc)) >= 0) {
-        switch (ch) {
-        case 'j': json = 1; break;
-        case 'h':
-            printf("Usage: onebit-tui bench membw [--threads T] [--mib M] [--chunk C] [--reps K] [--json]\n"
-                   "\nDRAM read bandwidth: T threads sum chunks of C MiB (default 8) taken in turn\n"
-                   "from a buffer of M MiB (default 1024, far larger than the caches), so every\n"
-                   "chunk comes from DRAM; the median over K chunks (default 500), in GB/s (1e9\n"
-                   "bytes/s). Short chunks keep the median meaningful on a busy machine. A cold\n"
-                   "1-bit GEMV cannot beat its sign bytes divided by this.\n");
-            return EXIT_OK;
-        }
-    }
-    if (rc >= 0) return rc;
+    long T = o->threads > 0 ? o->threads : 0, mib = o->mib, chunk = o->chunk, reps = o->reps;
+    int json = o->json;
     if (chunk > mib) chunk = mib;
     char err[OB_ERRLEN];
     if (T == 0) T = pool_default_threads();
@@ -609,6 +581,13 @@ static int bench_membw(int argc, char **argv)
                 (unsigned long long)s);
     free(buf); free(t); free(c);
     return EXIT_OK;
+}
+
+static int bench_membw(int argc, char **argv)
+{
+    BenchOpts o;
+    int rc = bench_opts("bench membw", membw_opts, &o, argc, argv, membw_usage);
+    return bench_done(membw_opts, &o, rc >= 0 ? rc : membw_run(&o));
 }
 
 static const struct { const char *name; int (*run)(int, char **); const char *summary; } benches[] = {

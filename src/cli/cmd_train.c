@@ -195,9 +195,11 @@ int cli_train(int argc, char **argv)
     printf("%s\n", line);
     if (evring_init(&ring, 4096)) { cli_error("cannot create the event ring: %s", strerror(errno)); goto out; }
     ring_ok = 1;
-    /* --threads: OpenBLAS's thread count for the training (base/blas.h: the
-     * main thread sets it, before the trainer's thread starts) */
-    if (blas_set_threads(so->cfg.threads, err)) { cli_error("%s", err); goto out; }
+    /* training splits its work over its own --threads (qat.h) and wants
+     * every OpenBLAS call on the calling thread: one OpenBLAS thread (set
+     * here, by the main thread, before the trainer's thread starts:
+     * base/blas.h) */
+    if (blas_set_threads(1, err)) { cli_error("%s", err); goto out; }
     if (session_start(s, &ring, err)) { cli_error("%s", err); goto out; }
     Trainer *tr = session_trainer(s);
     int stop_sent = 0;

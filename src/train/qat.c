@@ -44,6 +44,7 @@ typedef struct {
 } QLayer;
 
 struct QatModel {
+    QatPar par;         /* the pool qat splits its work over (qat_set_threads) */
     atomic_int in_use;  /* 1 during a forward(-backward): one thread at a time (qat.h), asserted */
     const Model *t;     /* the teacher: frozen FP tensors live there */
     ModelConfig cfg;
@@ -75,8 +76,8 @@ static float *falloc(size_t n) { return ob_aligned_alloc(64, (n ? n : 1) * sizeo
 
 /* ---- fork-join for the non-BLAS loops, on the persistent pool ---------- */
 /* fn(ctx, lo, hi) over [0, n) split into nt contiguous chunks, run as tasks
- * of the process-wide thread pool (pool.h: no thread creation per call; a
- * training step runs hundreds of these loops). Every loop run this way
+ * of the QatModel's own pool (qat_set_threads; pool.h: no thread creation
+ * per call, a training step runs hundreds of these loops). Every loop run this way
  * computes each output element from the same inputs in the same order
  * whatever the split, so results do not depend on the thread count. No
  * ParFn calls pool_run itself (pool_run is not reentrant). */
@@ -91,36 +92,16 @@ static void par_task(void *arg, int t)
     if (hi > lo) j->fn(j->ctx, lo, hi);
 }
 
-static void par_for_nt(int nt, size_t n, size_t work_per_item, ParFn fn, void *ctx)
+static int par_threads(const QatPar *par) { return par && par->pool ? pool_threads(par->pool) : 1; }
+
+static void par_for(const QatPar *par, size_t n, size_t work_per_item, ParFn fn, void *ctx)
 {
+    int nt = par_threads(par);
     if (nt > QAT_MAX_THREADS) nt = QAT_MAX_THREADS;
     if ((double)n * (double)work_per_item < 32768.0 || nt < 2 || n < 2) { fn(ctx, 0, n); return; }
     if ((size_t)nt > n) nt = (int)n;
-    Pool *pool = pool_global_ref();
-    if (pool_threads(pool) < 2) fn(ctx, 0, n);
-    else {
-        ParJob job = {fn, ctx, n, nt};
-        pool_run(pool, par_task, &job, nt);
-    }
-    pool_free(pool);
-}
-
-static void par_for(size_t n, size_t work_per_item, ParFn fn, void *ctx)
-{
-    par_for_nt(blas_threads(), n, work_per_item, fn, ctx);
-}
-
-/* fn over [0, n) items that each run small sgemms: parallel over the items
- * (far less overhead than threading every small sgemm). OpenBLAS's thread
- * count is left alone (base/blas.h: other threads may be in cblas now):
- * OpenBLAS runs products under its threshold (MNK <= 4 * 65536 in 0.3.21) on the
- * calling thread anyway, and a larger one started from two threads at once
- * is still computed correctly, only queued for OpenBLAS's threads */
-static void par_for_blas(size_t n, size_t work_per_item, ParFn fn, void *ctx)
-{
-    int nt = blas_threads();
-    if (nt < 2 || n < 2 || (double)n * (double)work_per_item < 32768.0) { fn(ctx, 0, n); return; }
-    par_for_nt(nt, n, work_per_item, fn, ctx);
+    ParJob job = {fn, ctx, n, nt};
+    pool_run(par->pool, par_task, &job, nt);
 }
 
 /* the STE factor 1.001 − tanh²(w) = 0.001 + sech²(w), with one expf:
@@ -312,8 +293,23 @@ void qat_free(QatModel *q)
     free(q->rope_cos); free(q->rope_sin);
     free(q->dres); free(q->dyb); free(q->dxn); free(q->dhp); free(q->dgate); free(q->dup);
     free(q->dao); free(q->dq); free(q->dk); free(q->dv); free(q->gx); free(q->dgx); free(q->dSw); free(q->dP);
+    pool_free(q->par.pool);
     free(q);
 }
+
+int qat_set_threads(QatModel *q, int n, char *err)
+{
+    assert(!atomic_load(&q->in_use) && "qat_set_threads while the model is in use");
+    if (n < 1 || n > 1024) { ob_seterr(err, "qat threads must be between 1 and 1024, not %d", n); return -1; }
+    if (n == qat_threads(q)) return 0;
+    Pool *p = NULL;
+    if (n > 1 && !(p = pool_new(n, err))) return -1;
+    pool_free(q->par.pool);
+    q->par.pool = p;
+    return 0;
+}
+
+int qat_threads(const QatModel *q) { return par_threads(&q->par); }
 
 const ModelConfig *qat_config(const QatModel *q) { return &q->cfg; }
 size_t qat_num_params(const QatModel *q) { return q->nparams; }
@@ -432,17 +428,23 @@ static void gemm_rows(void *ctx, size_t lo, size_t hi)
 
 #define QAT_SMALL_GEMM 1.5e8 /* flops under which rows are split by hand */
 
-static void qsgemm(enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
-                   const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+/* C = alpha·op(A)·op(B) + beta·C. With one qat thread: one OpenBLAS call
+ * (OpenBLAS threads it as its own count says). With more: split over rows on
+ * qat's pool, each piece one OpenBLAS call -- except a large product while
+ * OpenBLAS itself has several threads (the workbench, where the main thread
+ * keeps OpenBLAS's count for chat), which goes to OpenBLAS whole. The
+ * trainer and bench train set OpenBLAS to 1 thread (base/blas.h, from the
+ * main thread before training), so every product is split here. */
+static void qsgemm(const QatPar *par, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M, int N, int K,
+                   float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
     double flops = 2.0 * M * N * K;
-    int nt = blas_threads();
-    if (nt < 2 || M < 32 || flops >= QAT_SMALL_GEMM) {
+    if (par_threads(par) < 2 || M < 32 || (flops >= QAT_SMALL_GEMM && blas_threads() > 1)) {
         cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     GemmCtx g = {ta, tb, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C};
-    par_for_blas((size_t)(M + 15) / 16, (size_t)16 * N * K, gemm_rows, &g);
+    par_for(par, (size_t)(M + 15) / 16, (size_t)16 * N * K, gemm_rows, &g);
 }
 
 /* causal GQA attention of B sequences, one (b, head) at a time with two
@@ -497,13 +499,13 @@ static void att_fwd_groups(void *ctx, size_t lo, size_t hi)
     }
 }
 
-void qat_attention_fwd(const ModelConfig *c, const float *qm, const float *km, const float *vm, float *att,
+void qat_attention_fwd(const QatPar *par, const ModelConfig *c, const float *qm, const float *km, const float *vm, float *att,
                        float *out, int B, int T)
 {
     AttCtx p = {.c = c, .q = qm, .k = km, .v = vm, .atto = att, .out = out, .B = B, .T = T};
     att_ctx_dims(&p);
     int kv_mul = c->n_heads / c->n_kv_heads;
-    par_for_blas((size_t)B * c->n_kv_heads, (size_t)kv_mul * T * T * c->head_dim * 2, att_fwd_groups, &p);
+    par_for(par, (size_t)B * c->n_kv_heads, (size_t)kv_mul * T * T * c->head_dim * 2, att_fwd_groups, &p);
 }
 
 static void att_bwd_groups(void *ctx, size_t lo, size_t hi)
@@ -550,7 +552,7 @@ static void att_bwd_groups(void *ctx, size_t lo, size_t hi)
 /* gradients of qat_attention_fwd: dq (N,qd), dk, dv (N,kvd) written (heads
  * sharing a kv head accumulate in head order); dP is unused scratch kept
  * for the interface (each worker has its own) */
-void qat_attention_bwd(const ModelConfig *c, const float *qm, const float *km, const float *vm, const float *att,
+void qat_attention_bwd(const QatPar *par, const ModelConfig *c, const float *qm, const float *km, const float *vm, const float *att,
                        const float *dout, float *dq, float *dk, float *dv, float *dP, int B, int T)
 {
     (void)dP;
@@ -558,7 +560,7 @@ void qat_attention_bwd(const ModelConfig *c, const float *qm, const float *km, c
                 .B = B, .T = T};
     att_ctx_dims(&p);
     int kv_mul = c->n_heads / c->n_kv_heads;
-    par_for_blas((size_t)B * c->n_kv_heads, (size_t)kv_mul * T * T * c->head_dim * 4, att_bwd_groups, &p);
+    par_for(par, (size_t)B * c->n_kv_heads, (size_t)kv_mul * T * T * c->head_dim * 4, att_bwd_groups, &p);
 }
 
 /* hp = silu(gate) ⊙ up, numerics of model.c */
@@ -616,14 +618,14 @@ static void lp_ln_fwd(void *c, size_t lo, size_t hi) /* rows: y = LN(h ⊙ a) */
 
 /* y (N,out) = LayerNorm(h ⊙ (S · (g ⊙ x))); keeps a = S·(g⊙x) (N,out) and
  * the LayerNorm's 1/std (N); gx: (N,in) scratch */
-void qat_onebit_fwd(int in, int out, const float *S, const float *g, const float *h, const float *x, int N,
+void qat_onebit_fwd(const QatPar *par, int in, int out, const float *S, const float *g, const float *h, const float *x, int N,
                     float *gx, float *a, float *y, float *rstd)
 {
     LinPar p = {.in = in, .out = out, .x = x, .g = g, .h = h, .a = a, .gx = gx, .yo = y, .rstd = rstd};
-    par_for((size_t)N, (size_t)in, lp_gx, &p);
+    par_for(par, (size_t)N, (size_t)in, lp_gx, &p);
     // a (N,out) = gx (N,in) · Sᵀ (in,out)
-    qsgemm(CblasNoTrans, CblasTrans, N, out, in, 1.0f, gx, in, S, in, 0.0f, a, out);
-    par_for((size_t)N, (size_t)out * 4, lp_ln_fwd, &p);
+    qsgemm(par, CblasNoTrans, CblasTrans, N, out, in, 1.0f, gx, in, S, in, 0.0f, a, out);
+    par_for(par, (size_t)N, (size_t)out * 4, lp_ln_fwd, &p);
 }
 
 static void lp_ln_bwd(void *c, size_t lo, size_t hi) /* rows: du = r·(dy − mean(dy) − y·mean(dy⊙y)) */
@@ -706,31 +708,31 @@ static void lp_ste(void *c, size_t lo, size_t hi) /* dW += dS ⊙ (1.001 − tan
     }
 }
 
-void qat_onebit_bwd(const QatOnebitGrad *p, const float *x, int N, const float *a, const float *y,
+void qat_onebit_bwd(const QatPar *par, const QatOnebitGrad *p, const float *x, int N, const float *a, const float *y,
                     const float *rstd, float *dy, float *dx, int accumulate)
 {
     int in = p->in, out = p->out;
     LinPar lp = {.in = in, .out = out, .x = x, .g = p->g, .h = p->h, .a = a, .y = y, .rstd_in = rstd,
                  .dgx = p->dgx, .gx = p->gx, .dy = dy, .dx = dx, .dg = p->dg, .dh = p->dh, .N = (size_t)N,
                  .accumulate = accumulate};
-    par_for((size_t)N, (size_t)out * 4, lp_ln_bwd, &lp);
-    par_for((size_t)out, (size_t)N * 2, lp_dh, &lp);
-    par_for((size_t)N, (size_t)(in + out), lp_dz_gx, &lp);
+    par_for(par, (size_t)N, (size_t)out * 4, lp_ln_bwd, &lp);
+    par_for(par, (size_t)out, (size_t)N * 2, lp_dh, &lp);
+    par_for(par, (size_t)N, (size_t)(in + out), lp_dz_gx, &lp);
     // d(gx) (N,in) = dz (N,out) · S (out,in)
-    qsgemm(CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, p->S, in, 0.0f, p->dgx, in);
+    qsgemm(par, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, p->S, in, 0.0f, p->dgx, in);
     // dS (out,in) = dzᵀ (out,N) · gx (N,in)
-    qsgemm(CblasTrans, CblasNoTrans, out, in, N, 1.0f, dy, out, p->gx, in, 0.0f, p->dS, in);
+    qsgemm(par, CblasTrans, CblasNoTrans, out, in, N, 1.0f, dy, out, p->gx, in, 0.0f, p->dS, in);
     if (p->ste || p->W) {
         SteCtx sc = {p->dS, p->ste, p->W, p->dW};
-        par_for((size_t)in * out, 2, lp_ste, &sc);
+        par_for(par, (size_t)in * out, 2, lp_ste, &sc);
     }
-    par_for((size_t)in, (size_t)N * 2, lp_dg, &lp);
-    par_for((size_t)N, (size_t)in, lp_dx, &lp);
+    par_for(par, (size_t)in, (size_t)N * 2, lp_dg, &lp);
+    par_for(par, (size_t)N, (size_t)in, lp_dx, &lp);
 }
 
 static void qlin_fwd(QatModel *q, const QLin *L, const float *x, int N, float *a, float *y, float *rstd)
 {
-    qat_onebit_fwd(L->in, L->out, L->S, q->params + L->off_g, q->params + L->off_h, x, N, q->gx, a, y, rstd);
+    qat_onebit_fwd(&q->par, L->in, L->out, L->S, q->params + L->off_g, q->params + L->off_h, x, N, q->gx, a, y, rstd);
 }
 
 static void qlin_bwd(QatModel *q, const QLin *L, const float *x, int N, const float *a, const float *y,
@@ -739,7 +741,7 @@ static void qlin_bwd(QatModel *q, const QLin *L, const float *x, int N, const fl
     QatOnebitGrad p = {L->in, L->out, L->S, q->params + L->off_w, q->params + L->off_g, q->params + L->off_h,
                        q->grads + L->off_w, q->grads + L->off_g, q->grads + L->off_h,
                        q->dSw, q->gx, q->dgx, q->ste + L->off_w};
-    qat_onebit_bwd(&p, x, N, a, y, rstd, dy, dx, accumulate);
+    qat_onebit_bwd(&q->par, &p, x, N, a, y, rstd, dy, dx, accumulate);
 }
 
 /* ---- the student forward ------------------------------------------------ */
@@ -764,7 +766,7 @@ static void student_forward(QatModel *q, const int *tokens, int B, int T)
         memcpy(a->kr, a->ly[LIN_K], (size_t)N * kvd * sizeof(float));
         qat_rope_fwd(a->qr, N, T, qd, c->head_dim, q->rope_cos, q->rope_sin);
         qat_rope_fwd(a->kr, N, T, kvd, c->head_dim, q->rope_cos, q->rope_sin);
-        qat_attention_fwd(c, a->qr, a->kr, a->ly[LIN_V], a->att, a->ao, B, T);
+        qat_attention_fwd(&q->par, c, a->qr, a->kr, a->ly[LIN_V], a->att, a->ao, B, T);
         qlin_fwd(q, &L[LIN_O], a->ao, N, a->la[LIN_O], a->ly[LIN_O], a->lr[LIN_O]);
         for (size_t i = 0; i < (size_t)N * C; i++) a->xm[i] = a->x[i] + a->ly[LIN_O][i];
         qat_rmsnorm_fwd(a->xn2, a->r2, a->xm, m->rms_ffn + (size_t)l * C, N, C, c->norm_eps);
@@ -776,14 +778,14 @@ static void student_forward(QatModel *q, const int *tokens, int B, int T)
     }
     qat_rmsnorm_fwd(q->xf, q->rf, q->xL, m->rms_final, N, C, c->norm_eps);
     // logits (N,V) = xf (N,C) · wclsᵀ
-    qsgemm(CblasNoTrans, CblasTrans, N, c->vocab_size, C, 1.0f, q->xf, C, m->wcls, C, 0.0f,
+    qsgemm(&q->par, CblasNoTrans, CblasTrans, N, c->vocab_size, C, 1.0f, q->xf, C, m->wcls, C, 0.0f,
                 q->logits, c->vocab_size);
 }
 
 /* y (N,out) = x (N,in) · Wᵀ: a dense teacher linear, as linear_forward */
-static void dense_fwd(const Linear *L, const float *x, float *y, int N)
+static void dense_fwd(const QatPar *par, const Linear *L, const float *x, float *y, int N)
 {
-    qsgemm(CblasNoTrans, CblasTrans, N, L->out, L->in, 1.0f, x, L->in, L->w, L->in, 0.0f, y,
+    qsgemm(par, CblasNoTrans, CblasTrans, N, L->out, L->in, 1.0f, x, L->in, L->w, L->in, 0.0f, y,
                 L->out);
 }
 
@@ -803,24 +805,24 @@ static void teacher_forward(QatModel *q, const int *tokens, int B, int T)
     for (int l = 0; l < c->n_layers; l++) {
         const Linear *L = m->lin + (size_t)l * LIN_PER_LAYER;
         qat_rmsnorm_fwd(s->xn1, s->r1, x, m->rms_att + (size_t)l * C, N, C, c->norm_eps);
-        dense_fwd(&L[LIN_Q], s->xn1, s->qr, N);
-        dense_fwd(&L[LIN_K], s->xn1, s->kr, N);
-        dense_fwd(&L[LIN_V], s->xn1, s->ly[LIN_V], N);
+        dense_fwd(&q->par, &L[LIN_Q], s->xn1, s->qr, N);
+        dense_fwd(&q->par, &L[LIN_K], s->xn1, s->kr, N);
+        dense_fwd(&q->par, &L[LIN_V], s->xn1, s->ly[LIN_V], N);
         qat_rope_fwd(s->qr, N, T, qd, c->head_dim, q->rope_cos, q->rope_sin);
         qat_rope_fwd(s->kr, N, T, kvd, c->head_dim, q->rope_cos, q->rope_sin);
-        qat_attention_fwd(c, s->qr, s->kr, s->ly[LIN_V], s->att, s->ao, B, T);
-        dense_fwd(&L[LIN_O], s->ao, s->ly[LIN_O], N);
+        qat_attention_fwd(&q->par, c, s->qr, s->kr, s->ly[LIN_V], s->att, s->ao, B, T);
+        dense_fwd(&q->par, &L[LIN_O], s->ao, s->ly[LIN_O], N);
         for (size_t i = 0; i < (size_t)N * C; i++) x[i] += s->ly[LIN_O][i];
         qat_rmsnorm_fwd(s->xn2, s->r2, x, m->rms_ffn + (size_t)l * C, N, C, c->norm_eps);
-        dense_fwd(&L[LIN_GATE], s->xn2, s->ly[LIN_GATE], N);
-        dense_fwd(&L[LIN_UP], s->xn2, s->ly[LIN_UP], N);
+        dense_fwd(&q->par, &L[LIN_GATE], s->xn2, s->ly[LIN_GATE], N);
+        dense_fwd(&q->par, &L[LIN_UP], s->xn2, s->ly[LIN_UP], N);
         qat_swiglu_fwd(s->hp, s->ly[LIN_GATE], s->ly[LIN_UP], (size_t)N * F);
-        dense_fwd(&L[LIN_DOWN], s->hp, s->ly[LIN_DOWN], N);
+        dense_fwd(&q->par, &L[LIN_DOWN], s->hp, s->ly[LIN_DOWN], N);
         for (size_t i = 0; i < (size_t)N * C; i++) x[i] += s->ly[LIN_DOWN][i];
         memcpy(q->thid + (size_t)l * N * C, x, (size_t)N * C * sizeof(float));
     }
     qat_rmsnorm_fwd(q->xf, q->rf, x, m->rms_final, N, C, c->norm_eps);
-    qsgemm(CblasNoTrans, CblasTrans, N, c->vocab_size, C, 1.0f, q->xf, C, m->wcls, C, 0.0f,
+    qsgemm(&q->par, CblasNoTrans, CblasTrans, N, c->vocab_size, C, 1.0f, q->xf, C, m->wcls, C, 0.0f,
                 q->tlogits, c->vocab_size);
 }
 
@@ -940,14 +942,14 @@ static int forward_backward(QatModel *q, const int *tokens, int B, int T, const 
     /* KL(p_t ‖ p_s) per token; dlogits = coef·(p_s − p_t). exp in float,
      * sums in double, fixed order */
     KlCtx kc = {q->logits, q->tlogits, q->dlogits, q->klrow, V, (float)((double)lc->kl_scale / B * grad_scale)};
-    par_for((size_t)N, (size_t)V * 8, kl_rows, &kc);
+    par_for(&q->par, (size_t)N, (size_t)V * 8, kl_rows, &kc);
     double kl = 0;
     for (int n = 0; n < N; n++) kl += q->klrow[n];
     kl /= B;
     double t3 = ob_now();
     /* backward: head (frozen) -> final RMSNorm */
     // dxf (N,C) = dlogits (N,V) · wcls (V,C)
-    qsgemm(CblasNoTrans, CblasNoTrans, N, C, V, 1.0f, q->dlogits, V, m->wcls, C, 0.0f, q->dxn, C);
+    qsgemm(&q->par, CblasNoTrans, CblasNoTrans, N, C, V, 1.0f, q->dlogits, V, m->wcls, C, 0.0f, q->dxn, C);
     memset(q->dres, 0, (size_t)N * C * sizeof(float));
     qat_rmsnorm_bwd(q->dres, q->dxn, q->xL, m->rms_final, q->rf, N, C);
     double mse = 0, hcoef = (double)lc->alpha / N * grad_scale;
@@ -965,7 +967,7 @@ static int forward_backward(QatModel *q, const int *tokens, int B, int T, const 
         /* attention: xm = x + o(attn(rope(q(xn1)), rope(k(xn1)), v(xn1))) */
         memcpy(q->dyb, q->dres, (size_t)N * C * sizeof(float));
         qlin_bwd(q, &L[LIN_O], a->ao, N, a->la[LIN_O], a->ly[LIN_O], a->lr[LIN_O], q->dyb, q->dao, 0);
-        qat_attention_bwd(c, a->qr, a->kr, a->ly[LIN_V], a->att, q->dao, q->dq, q->dk, q->dv, q->dP, B, T);
+        qat_attention_bwd(&q->par, c, a->qr, a->kr, a->ly[LIN_V], a->att, q->dao, q->dq, q->dk, q->dv, q->dP, B, T);
         qat_rope_bwd(q->dq, N, T, qd, c->head_dim, q->rope_cos, q->rope_sin);
         qat_rope_bwd(q->dk, N, T, kvd, c->head_dim, q->rope_cos, q->rope_sin);
         qlin_bwd(q, &L[LIN_Q], a->xn1, N, a->la[LIN_Q], a->ly[LIN_Q], a->lr[LIN_Q], q->dq, q->dxn, 0);
@@ -1033,14 +1035,14 @@ float qat_clip_grads(QatModel *q, float max_norm)
     size_t nb = (q->nparams + CLIP_BLOCK - 1) / CLIP_BLOCK;
     double *part = ob_calloc(nb ? nb : 1, sizeof(double));
     ClipCtx cc = {q->grads, q->nparams, part, 1.0f, q->grads};
-    par_for(nb, CLIP_BLOCK, clip_sq, &cc);
+    par_for(&q->par, nb, CLIP_BLOCK, clip_sq, &cc);
     double ss = 0;
     for (size_t b = 0; b < nb; b++) ss += part[b];
     free(part);
     double norm = sqrt(ss);
     if (max_norm > 0 && norm > max_norm) {
         cc.k = (float)(max_norm / (norm + 1e-6));
-        par_for(q->nparams, 1, clip_scale, &cc);
+        par_for(&q->par, q->nparams, 1, clip_scale, &cc);
     }
     return (float)norm;
 }
@@ -1089,7 +1091,7 @@ void qat_adamw_step(QatModel *q, float *m, float *v, long t, const AdamWCfg *c)
     AdamK k = {c->lr, c->beta1, c->beta2, c->eps, c->weight_decay,
                (float)(1.0 / (1.0 - pow(c->beta1, (double)t))), (float)(1.0 / (1.0 - pow(c->beta2, (double)t)))};
     AdamCtx ac = {q, m, v, &k};
-    par_for(q->nparams, 16, adam_par, &ac);
+    par_for(&q->par, q->nparams, 16, adam_par, &ac);
     q->tsec[QAT_T_OPTIM] += ob_now() - t0;
 }
 

@@ -26,25 +26,31 @@
  * results (fixed reduction order everywhere, no atomics); different thread
  * counts agree to rounding.
  *
- * Threads: everything runs on blas_threads() threads (OpenBLAS's count,
- * set by the program's main thread: src/base/blas.h; qat never changes it).
- * Large sgemms use OpenBLAS's threading; small ones (and attention, per
- * (sequence, kv head) group) are split over rows by qat itself on the
- * global pool, each piece one OpenBLAS call (under OpenBLAS's own threshold
- * it runs on the calling thread). The elementwise and per-row work
- * (LayerNorm, reductions over tokens, KL, clip, AdamW) is split the same
- * way. A QatModel must be used from one thread at a time (asserted in
- * qat_forward_backward and qat_eval_nll_sum).
+ * Threads: a QatModel splits its work over its own pool of
+ * qat_set_threads() threads (1 after qat_new): the sgemms by rows (each
+ * piece one OpenBLAS call), attention per (sequence, kv head) group, and the
+ * elementwise and per-row work (LayerNorm, reductions over tokens, KL, clip,
+ * AdamW). OpenBLAS's own count is the main thread's business
+ * (src/base/blas.h); qat never changes it. With it at 1 (what `train` and
+ * `bench train` set) every product is split by qat; with it above 1 (the
+ * workbench, for chat) large products go to OpenBLAS whole. A QatModel must
+ * be used from one thread at a time (asserted in qat_forward_backward and
+ * qat_eval_nll_sum).
  */
 #ifndef OB_QAT_H
 #define OB_QAT_H
 
 #include <stddef.h>
 
+#include "base/pool.h"
 #include "model/model.h"
 #include "onebit/svid.h"
 
 typedef struct QatModel QatModel;
+
+/* the threads a piece of qat work may use: a pool (NULL: the calling
+ * thread alone). The helpers below that take one accept NULL. */
+typedef struct { Pool *pool; } QatPar;
 
 typedef struct {
     float alpha;    /* weight of the hidden-state MSE term (1) */
@@ -65,6 +71,11 @@ typedef struct {
  * unchanged while q exists. NULL with err on failure. */
 QatModel *qat_new(const Model *teacher, SvidMethod init, int max_B, int max_T, char *err);
 void qat_free(QatModel *q);
+/* split the work over n threads (n >= 1; n - 1 pool workers are started,
+ * n = 1 stops them) from now on. Not while the model is in use. 0, or -1
+ * with err set (threads could not be made; nothing changes) */
+int qat_set_threads(QatModel *q, int n, char *err);
+int qat_threads(const QatModel *q);
 /* estimated bytes qat_new allocates for (max_B, max_T) (qat_new refuses
  * more than 90% of the physical memory) */
 double qat_memory_bytes(const ModelConfig *c, int max_B, int max_T);
@@ -158,16 +169,16 @@ void qat_rope_bwd(float *d, int N, int T, int n_dim, int hd, const float *cosv, 
 /* causal GQA attention of B sequences: q (N,qd), k, v (N,kvd) -> att
  * (B,H,T,T) probabilities, out (N,qd). _bwd WRITES dq (N,qd), dk, dv
  * (N,kvd); dP is unused (each worker has its own scratch) */
-void qat_attention_fwd(const ModelConfig *c, const float *q, const float *k, const float *v, float *att,
+void qat_attention_fwd(const QatPar *par, const ModelConfig *c, const float *q, const float *k, const float *v, float *att,
                        float *out, int B, int T);
-void qat_attention_bwd(const ModelConfig *c, const float *q, const float *k, const float *v, const float *att,
+void qat_attention_bwd(const QatPar *par, const ModelConfig *c, const float *q, const float *k, const float *v, const float *att,
                        const float *dout, float *dq, float *dk, float *dv, float *dP, int B, int T);
 /* hp = silu(gate) ⊙ up; _bwd WRITES dgate, dup */
 void qat_swiglu_fwd(float *hp, const float *gate, const float *up, size_t n);
 void qat_swiglu_bwd(float *dgate, float *dup, const float *dhp, const float *gate, const float *up, size_t n);
 /* the OneBit linear with S a free FP (out,in) matrix: y = LN(h⊙(S·(g⊙x)));
  * keeps a = S·(g⊙x) (N,out), rstd (N); gx (N,in) scratch */
-void qat_onebit_fwd(int in, int out, const float *S, const float *g, const float *h, const float *x, int N,
+void qat_onebit_fwd(const QatPar *par, int in, int out, const float *S, const float *g, const float *h, const float *x, int N,
                     float *gx, float *a, float *y, float *rstd);
 typedef struct {
     int in, out;
@@ -181,7 +192,7 @@ typedef struct {
 float qat_ste(float w);
 /* consumes dy (N,out); dx (N,in) written, or added when accumulate;
  * dW += dS ⊙ (1.001 − tanh²(W)) */
-void qat_onebit_bwd(const QatOnebitGrad *p, const float *x, int N, const float *a, const float *y,
+void qat_onebit_bwd(const QatPar *par, const QatOnebitGrad *p, const float *x, int N, const float *a, const float *y,
                     const float *rstd, float *dy, float *dx, int accumulate);
 
 #endif

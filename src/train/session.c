@@ -50,7 +50,7 @@ const OptSpec session_opts[] = {
     {"clip", OPT_FLOAT, C(clip), OPT_STORE, 0, INFINITY, "1", NULL, "X", "gradient-norm clip, 0 = none (1.0)", NULL},
     {"init", OPT_CHOICE, C(init), OPT_STORE, 0, 0, "nmf", "nmf|svd", "nmf|svd", "SVID initialisation (nmf)", NULL},
     {"seed", OPT_U64, C(seed), OPT_STORE, 0, (double)0x7fffffffffffffffL, "1", NULL, "S", "data sampling seed (1)", NULL},
-    {"threads", OPT_INT, C(threads), OPT_STORE, 1, 1024, "1", NULL, "T", "OpenBLAS threads; self-generation threads (1)", NULL},
+    {"threads", OPT_INT, C(threads), OPT_STORE, 0, 1024, "0", NULL, "T", "training and self-generation threads (0: all online cores)", NULL},
     {"out", OPT_STR, F(out), OPT_STORE | OPT_PATH, 0, 0, NULL, NULL, "S.onebit",
      "the packed student, written at the end (required)", "Output"},
     {"ckpt", OPT_STR, F(ckpt), OPT_STORE | OPT_PATH, 0, 0, NULL, NULL, "PATH", "checkpoint file (default S.onebit.ckpt)", NULL},
@@ -191,7 +191,7 @@ int session_prepare_data(Session *s, DataProgressFn progress, void *ud, char *er
     const ModelConfig *mc = &s->teacher->cfg;
     if (o->self_generate > 0) {
         if (data_self_generated(&s->data, s->teacher, s->tok, s->sha, o->data_cache, (int)o->self_generate,
-                                o->cfg.seq_len, o->cfg.seed, o->cfg.threads, &s->reused, progress, ud, err))
+                                o->cfg.seq_len, o->cfg.seed, trainer_threads(&o->cfg), &s->reused, progress, ud, err))
             return -1;
     } else {
         char *text;

@@ -21,6 +21,7 @@
 
 #include "base/common.h"
 #include "base/job.h"
+#include "base/pool.h"
 #include "base/file.h"
 #include "model/eval.h"
 #include "train/qat.h"
@@ -64,9 +65,11 @@ void trainer_config_default(TrainConfig *c)
     c->clip = 1.0f;
     c->init = SVID_NMF;
     c->log_every = 1;
-    c->threads = 1;
+    c->threads = 0; /* all online cores (trainer_threads) */
     c->seed = 1;
 }
+
+int trainer_threads(const TrainConfig *c) { return c->threads > 0 ? c->threads : pool_default_threads(); }
 
 int trainer_config_check(const TrainConfig *c, const ModelConfig *mc, char *err)
 {
@@ -88,7 +91,7 @@ int trainer_config_check(const TrainConfig *c, const ModelConfig *mc, char *err)
     if (c->init != SVID_NMF && c->init != SVID_SVD) BAD("--init must be nmf or svd");
     if (c->eval_every < 0 || c->ckpt_every < 0 || c->log_every < 1) BAD("--eval-every/--ckpt-every must be >= 0, log interval >= 1");
     if (c->stop_after < 0) BAD("--stop-after must be >= 0");
-    if (c->threads < 1 || c->threads > 1024) BAD("--threads must be between 1 and 1024");
+    if (c->threads < 0 || c->threads > 1024) BAD("--threads must be between 0 (all cores) and 1024");
     return 0;
 #undef BAD
 }
@@ -498,6 +501,7 @@ static void *run(void *arg)
     if (xnor_nll(t->teacher, t->data, &t->sum.xnor_nll, err)) { fail(t, err); return NULL; }
     t->q = qat_new(t->teacher, k->init, k->batch, k->seq_len, err);
     if (!t->q) { fail(t, err); return NULL; }
+    if (qat_set_threads(t->q, trainer_threads(k), err)) { fail(t, err); return NULL; }
     size_t np = qat_num_params(t->q);
     t->m = ob_calloc(np, sizeof(float));
     t->v = ob_calloc(np, sizeof(float));

@@ -53,8 +53,8 @@ typedef struct {
     long eval_every;     /* held-out eval every K steps (0: only at the end) */
     long ckpt_every;     /* checkpoint every K steps (0: only at stop/end) */
     long log_every;      /* EV_STEP every K steps (1) */
-    int threads;         /* self-generation threads; the CLI also sets OpenBLAS's
-                          * threads to it before trainer_start (base/blas.h) (1) */
+    int threads;         /* threads of the training (qat's pool) and of
+                          * self-generation; 0: all online cores (0) */
     uint64_t seed;       /* data sampling seed (1) */
     const char *out_path;    /* .onebit to export at the end (NULL: none) */
     const char *ckpt_path;   /* checkpoint file (NULL: no checkpoints) */
@@ -69,6 +69,8 @@ typedef struct {
 /* the defaults above; steps, seq_len, batch stay 0 (required) */
 void trainer_config_default(TrainConfig *c);
 /* check ranges; the message names the option (--lr ...) */
+/* the threads a run uses: --threads, or all online cores when it is 0 */
+int trainer_threads(const TrainConfig *c);
 int trainer_config_check(const TrainConfig *c, const ModelConfig *mc, char *err);
 
 /* numbers of the final summary (also sent as EV_LOG lines) */
