@@ -147,6 +147,51 @@ void job_run_parallel(const char *name, int threads, void (*loop)(void *arg), vo
     free(helpers);
 }
 
+typedef struct {
+    int (*fn)(void *ctx, int i, char *err);
+    void *ctx;
+    int (*progress)(void *user, int done, int total);
+    void *user;
+    int total, next, done, failed, cancelled;
+    char *err;
+    pthread_mutex_t mu;
+} ItemsWork;
+
+static void items_loop(void *arg)
+{
+    ItemsWork *w = arg;
+    char why[OB_ERRLEN];
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        int i = w->failed || w->cancelled ? w->total : w->next++;
+        pthread_mutex_unlock(&w->mu);
+        if (i >= w->total) break;
+        why[0] = '\0';
+        int rc = w->fn(w->ctx, i, why);
+        pthread_mutex_lock(&w->mu);
+        if (rc && !w->failed) {
+            w->failed = 1;
+            snprintf(w->err, OB_ERRLEN, "%s", why);
+        }
+        if (!rc) {
+            w->done++;
+            if (w->progress && w->progress(w->user, w->done, w->total)) w->cancelled = 1;
+        }
+        pthread_mutex_unlock(&w->mu);
+    }
+}
+
+int job_for_items(const char *name, int threads, int total, int (*fn)(void *ctx, int i, char *err), void *ctx,
+                  int (*progress)(void *user, int done, int total), void *user, char *err)
+{
+    if (threads > total) threads = total;
+    if (threads < 1) threads = 1;
+    ItemsWork w = {fn, ctx, progress, user, total, 0, 0, 0, 0, err, PTHREAD_MUTEX_INITIALIZER};
+    job_run_parallel(name, threads, items_loop, &w);
+    pthread_mutex_destroy(&w.mu);
+    return w.failed ? -1 : w.cancelled ? 1 : 0;
+}
+
 int job_progress_cb(void *job, int done, int total)
 {
     job_progress(job, done, total);

@@ -43,6 +43,15 @@ int job_start(Job **out, const JobSpec *spec, char *err);
  * when all are done. loop takes its work items from arg itself. */
 void job_run_parallel(const char *name, int threads, void (*loop)(void *arg), void *arg);
 
+/* fn(ctx, i, err) for every item i in [0, total), in parallel as
+ * job_run_parallel does (each thread takes the next item under a lock).
+ * After the first failure no new item is taken and err holds that item's
+ * message; after each success progress(user, done, total) is called (may be
+ * NULL; under the lock, so calls are serial) and a nonzero return stops
+ * taking items. 0 all done, -1 an item failed, 1 cancelled by progress. */
+int job_for_items(const char *name, int threads, int total, int (*fn)(void *ctx, int i, char *err), void *ctx,
+                  int (*progress)(void *user, int done, int total), void *user, char *err);
+
 /* a progress callback for code that reports (done, total) and stops when
  * it returns nonzero: job_progress on the Job *job, nonzero once cancelled */
 int job_progress_cb(void *job, int done, int total);

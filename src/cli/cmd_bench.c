@@ -161,7 +161,7 @@ static const OptSpec train_opts[] = {
     {"batch", OPT_INT, F(batch), 0, 1, 4096, "4", NULL, "B", "sequences per step (4)", NULL},
     {"seq-len", OPT_INT, F(seq_len), 0, 1, 1 << 16, "256", NULL, "T", "tokens per sequence (256, at most the context)", NULL},
     {"steps", OPT_INT, F(steps), 0, 1, 1000000, "10", NULL, "N", "timed steps (10)", NULL},
-    {"threads", OPT_INT, F(threads), 0, 1, 1024, NULL, NULL, "T", "training threads (default: online CPUs)", NULL},
+    {"threads", OPT_INT, F(threads), 0, 1, 1024, NULL, NULL, "K", "training threads (default: online CPUs)", NULL},
     {"peak-size", OPT_INT, F(peak), 0, 16, 8192, "1024", NULL, "P", "the sgemm peak's P x P x P (1024)", NULL},
     ROW_JSON, ROW_END};
 static const OptSpec gemv_opts[] = {
@@ -199,12 +199,6 @@ static int bench_opts(const char *cmd, const OptSpec *rows, BenchOpts *o, int ar
     if (k < 0) return cli_usage_error(cmd, "%s", err);
     if (o->act && cli_set_act(cmd, o->act)) return EXIT_USAGE; /* it printed why */
     return -1;
-}
-
-static int bench_done(const OptSpec *rows, BenchOpts *o, int rc)
-{
-    opt_free(rows, o);
-    return rc;
 }
 
 static const char forward_usage[] =
@@ -257,12 +251,6 @@ static int forward_run(const BenchOpts *o)
     return EXIT_OK;
 }
 
-static int bench_forward(int argc, char **argv)
-{
-    BenchOpts o;
-    int rc = bench_opts("bench forward", forward_opts, &o, argc, argv, forward_usage);
-    return bench_done(forward_opts, &o, rc >= 0 ? rc : forward_run(&o));
-}
 
 /* ---- bench train: QAT step throughput vs this machine's sgemm peak ---- */
 
@@ -305,9 +293,9 @@ static int random_model(Model *m, const char *spec, int seq_len, char *err)
 
 static const char train_usage[] =
     "Usage: onebit-tui bench train [--teacher M | --random-model D,F,L,H,KV,V] [--batch B]\n"
-    "                              [--seq-len T] [--steps N] [--threads T] [--peak-size P] [--json]\n"
+    "                              [--seq-len T] [--steps N] [--threads K] [--peak-size P] [--json]\n"
     "\nQAT training steps (teacher forward, student forward + backward, clip,\n"
-    "AdamW) on B random sequences of T tokens, split over T threads as `train`\n"
+    "AdamW) on B random sequences of T tokens, split over K threads as `train`\n"
     "does (OpenBLAS on one thread each): median tokens/s and GFLOP/s of the\n"
     "matmuls, as a fraction of this machine's sgemm rate on P x P x P on the same\n"
     "threads (OpenBLAS's own threading) measured in the same process between the\n"
@@ -391,12 +379,6 @@ static int train_run(const BenchOpts *o)
     return EXIT_OK;
 }
 
-static int bench_train(int argc, char **argv)
-{
-    BenchOpts o;
-    int rc = bench_opts("bench train", train_opts, &o, argc, argv, train_usage);
-    return bench_done(train_opts, &o, rc >= 0 ? rc : train_run(&o));
-}
 
 /* ---- bench gemv: the 1-bit layer vs FP32 OpenBLAS of the same shape ---- */
 
@@ -511,12 +493,6 @@ static int gemv_run(const BenchOpts *o)
     return EXIT_OK;
 }
 
-static int bench_gemv(int argc, char **argv)
-{
-    BenchOpts o;
-    int rc = bench_opts("bench gemv", gemv_opts, &o, argc, argv, gemv_usage);
-    return bench_done(gemv_opts, &o, rc >= 0 ? rc : gemv_run(&o));
-}
 
 /* ---- bench membw: streaming read bandwidth (the floor for cold GEMV) ---- */
 
@@ -583,18 +559,19 @@ static int membw_run(const BenchOpts *o)
     return EXIT_OK;
 }
 
-static int bench_membw(int argc, char **argv)
-{
-    BenchOpts o;
-    int rc = bench_opts("bench membw", membw_opts, &o, argc, argv, membw_usage);
-    return bench_done(membw_opts, &o, rc >= 0 ? rc : membw_run(&o));
-}
 
-static const struct { const char *name; int (*run)(int, char **); const char *summary; } benches[] = {
-    {"forward", bench_forward, "prefill and decode tokens/s of a teacher or student"},
-    {"train", bench_train, "QAT training tokens/s and fraction of the sgemm peak"},
-    {"gemv", bench_gemv, "1-bit layer vs FP32 OpenBLAS sgemv/sgemm, same shape"},
-    {"membw", bench_membw, "DRAM streaming read bandwidth (GB/s)"},
+/* every bench: its option rows, its --help text and its body */
+static const struct {
+    const char *name;
+    const OptSpec *rows;
+    const char *usage;
+    int (*run)(const BenchOpts *o);
+    const char *summary;
+} benches[] = {
+    {"forward", forward_opts, forward_usage, forward_run, "prefill and decode tokens/s of a teacher or student"},
+    {"train", train_opts, train_usage, train_run, "QAT training tokens/s and fraction of the sgemm peak"},
+    {"gemv", gemv_opts, gemv_usage, gemv_run, "1-bit layer vs FP32 OpenBLAS sgemv/sgemm, same shape"},
+    {"membw", membw_opts, membw_usage, membw_run, "DRAM streaming read bandwidth (GB/s)"},
 };
 
 int cli_bench(int argc, char **argv)
@@ -606,7 +583,15 @@ int cli_bench(int argc, char **argv)
         for (size_t i = 0; i < nb; i++) fprintf(f, "  %-10s %s\n", benches[i].name, benches[i].summary);
         return argc < 2 ? EXIT_USAGE : EXIT_OK;
     }
-    for (size_t i = 0; i < nb; i++)
-        if (!strcmp(argv[1], benches[i].name)) return benches[i].run(argc - 1, argv + 1);
+    for (size_t i = 0; i < nb; i++) {
+        if (strcmp(argv[1], benches[i].name)) continue;
+        char cmd[32];
+        snprintf(cmd, sizeof cmd, "bench %s", benches[i].name);
+        BenchOpts o;
+        int rc = bench_opts(cmd, benches[i].rows, &o, argc - 1, argv + 1, benches[i].usage);
+        if (rc < 0) rc = benches[i].run(&o);
+        opt_free(benches[i].rows, &o);
+        return rc;
+    }
     return cli_usage_error("bench", "unknown benchmark '%s'", argv[1]);
 }

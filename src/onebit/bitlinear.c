@@ -121,11 +121,10 @@ void bitlinear_forward_ref(const BitLinear *bl, const float *x, float *y, int N)
 /* per-thread scratch, grown as needed and kept (no allocation per call);
  * freed by a thread-specific-data destructor when the thread exits (chat and
  * training start threads of their own) */
+enum { SCR_GX, SCR_ACC, SCR_SCALE, SCR_Q, SCR_ACC16, SCR_PREP, SCR_N };
 typedef struct {
-    float *gx, *acc, *scale;
-    int16_t *q, *acc16;
-    void *prep;
-    size_t gx_n, acc_n, scale_n, q_n, acc16_n, prep_n;
+    void *p[SCR_N];      /* 64-byte aligned buffers, by SCR_* */
+    size_t have[SCR_N];  /* their sizes in bytes */
 } Scratch;
 static pthread_key_t s_key;
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
@@ -133,12 +132,7 @@ static pthread_once_t s_once = PTHREAD_ONCE_INIT;
 static void scratch_free(void *p)
 {
     Scratch *s = p;
-    free(s->gx);
-    free(s->acc);
-    free(s->scale);
-    free(s->q);
-    free(s->acc16);
-    free(s->prep);
+    for (int i = 0; i < SCR_N; i++) free(s->p[i]);
     free(s);
 }
 
@@ -155,18 +149,18 @@ static Scratch *scratch_get(void)
     return s;
 }
 
-static void *scratch_bytes(void *pp, size_t *have, size_t n)
+/* buffer `which` of s, at least n bytes */
+static void *scratch_bytes(Scratch *s, int which, size_t n)
 {
-    void **p = pp;
-    if (*have < n) {
-        free(*p);
-        *p = ob_aligned_alloc(64, n);
-        *have = n;
+    if (s->have[which] < n) {
+        free(s->p[which]);
+        s->p[which] = ob_aligned_alloc(64, n);
+        s->have[which] = n;
     }
-    return *p;
+    return s->p[which];
 }
 
-static float *scratch(float **p, size_t *have, size_t n) { return scratch_bytes(p, have, n * sizeof(float)); }
+static float *scratch(Scratch *s, int which, size_t n) { return scratch_bytes(s, which, n * sizeof(float)); }
 
 /* a range of panels, claimed from the front by its owner and from the back
  * by the others: (back << 32) | front, one cache line each */
@@ -399,19 +393,19 @@ static void forward(const BitLinear *bl, const float *x, float *y, int N)
      * own copy (FWD_COPIES_N) */
     const int copies = q8 && K->prep_q8 && T > 1 && T <= FWD_MAX_RANGES && N <= FWD_COPIES_N ? T : 0, nc = copies ? copies : 1;
     Scratch *sc = scratch_get();
-    float *gx = scratch(&sc->gx, &sc->gx_n, (size_t)nc * N * in_pad);
-    float *acc = scratch(&sc->acc, &sc->acc_n, (size_t)N * nblk * KERN_ROWBLK);
+    float *gx = scratch(sc, SCR_GX, (size_t)nc * N * in_pad);
+    float *acc = scratch(sc, SCR_ACC, (size_t)N * nblk * KERN_ROWBLK);
     int16_t *q = NULL, *acc16 = NULL;
     float *qscale = NULL;
     void *prep = NULL;
     size_t prep_bytes = 0;
     if (q8) {
-        q = scratch_bytes(&sc->q, &sc->q_n, (size_t)nc * N * in_pad * sizeof(int16_t));
-        qscale = scratch(&sc->scale, &sc->scale_n, (size_t)nc * N * kern_nqblk(km));
-        acc16 = scratch_bytes(&sc->acc16, &sc->acc16_n, (size_t)N * kern_acc16_per_token(km) * sizeof(int16_t));
+        q = scratch_bytes(sc, SCR_Q, (size_t)nc * N * in_pad * sizeof(int16_t));
+        qscale = scratch(sc, SCR_SCALE, (size_t)nc * N * kern_nqblk(km));
+        acc16 = scratch_bytes(sc, SCR_ACC16, (size_t)N * kern_acc16_per_token(km) * sizeof(int16_t));
         if (K->prep_q8) {
             prep_bytes = (K->prep_q8_bytes(km, N) + 63) & ~(size_t)63; /* each copy 64-byte aligned */
-            prep = scratch_bytes(&sc->prep, &sc->prep_n, nc * prep_bytes);
+            prep = scratch_bytes(sc, SCR_PREP, nc * prep_bytes);
         }
     }
     double work = (double)bl->out * in * N;

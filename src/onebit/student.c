@@ -1,5 +1,5 @@
 /* src/onebit/student.c -- (reentrant; student_quantize fans out to helper
- * jobs, base/job.h, joined before it returns; student_set_exec: the owner of
+ * jobs through svid_model_rank1, joined before it returns; student_set_exec: the owner of
  * a loaded student, between forwards) the .onebit student file: writer
  * (temp file + fsync + rename), mmap loader that validates every field, the
  * execution context of a loaded student's layers, and post-training
@@ -28,7 +28,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +37,7 @@
 
 #include "onebit/bitlinear.h"
 #include "base/common.h"
-#include "base/job.h"
+#include "base/pool.h"
 #include "base/file.h"
 
 enum { T_F32 = 0, T_F16 = 1, T_U64 = 2, T_BLOB = 3 };
@@ -648,59 +647,23 @@ int student_has_tokenizer(const char *path, char *err)
 
 /* ---- PTQ ----------------------------------------------------------------- */
 
-typedef struct {
-    const Model *t;
-    SvidMethod init;
-    StudentLinearSrc *lin;
-    int total, next, failed;
-    char *err;
-    pthread_mutex_t mu;
-} QuantWork;
-
-/* take linears until none is left (or one failed) */
-static void quant_loop(void *arg)
-{
-    QuantWork *j = arg;
-    char why[OB_ERRLEN];
-    for (;;) {
-        pthread_mutex_lock(&j->mu);
-        int i = j->failed ? j->total : j->next++;
-        pthread_mutex_unlock(&j->mu);
-        if (i >= j->total) break;
-        const Linear *L = &j->t->lin[i];
-        if (svid_rank1(L->w, L->out, L->in, j->init, (float *)j->lin[i].h, (float *)j->lin[i].g, NULL, why)) {
-            pthread_mutex_lock(&j->mu);
-            if (!j->failed) ob_seterr(j->err, "layers.%d.%s: %s", i / LIN_PER_LAYER, model_lin_names[i % LIN_PER_LAYER], why);
-            j->failed = 1;
-            pthread_mutex_unlock(&j->mu);
-        }
-    }
-}
-
 int student_quantize(const Model *teacher, SvidMethod init, int norm, StudentLinearSrc *lin_out, char *err)
 {
     int nlin = teacher->cfg.n_layers * LIN_PER_LAYER;
     memset(lin_out, 0, (size_t)nlin * sizeof *lin_out);
-    for (int i = 0; i < nlin; i++)
-        if (teacher->lin[i].kind != LINEAR_DENSE || !teacher->lin[i].w) {
-            ob_seterr(err, "quantize needs a dense teacher");
-            return -1;
-        }
+    float **h = ob_malloc((size_t)nlin * sizeof *h), **g = ob_malloc((size_t)nlin * sizeof *g);
     for (int i = 0; i < nlin; i++) {
         const Linear *L = &teacher->lin[i];
-        lin_out[i] = (StudentLinearSrc){L->w, ob_malloc((size_t)L->in * sizeof(float)), ob_malloc((size_t)L->out * sizeof(float)), norm};
+        g[i] = ob_malloc((size_t)L->in * sizeof(float));
+        h[i] = ob_malloc((size_t)L->out * sizeof(float));
+        lin_out[i] = (StudentLinearSrc){L->w, g[i], h[i], norm};
     }
     /* the linears are independent: one worker per CPU, each takes the next */
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    int threads = cpus < 1 ? 1 : cpus > nlin ? nlin : (int)cpus;
-    QuantWork j = {teacher, init, lin_out, nlin, 0, 0, err, PTHREAD_MUTEX_INITIALIZER};
-    job_run_parallel("quantize", threads, quant_loop, &j);
-    pthread_mutex_destroy(&j.mu);
-    if (j.failed) {
-        student_src_free(lin_out, nlin);
-        return -1;
-    }
-    return 0;
+    int rc = svid_model_rank1(teacher, init, pool_default_threads(), h, g, err);
+    free(h);
+    free(g);
+    if (rc) student_src_free(lin_out, nlin);
+    return rc;
 }
 
 void student_src_free(StudentLinearSrc *lin, int n)

@@ -6,7 +6,6 @@
 #include "onebit/svid.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -316,65 +315,64 @@ const float *svid_model_weight(const Model *m, int l, int k, int *rows, int *col
     return L->w;
 }
 
+/* the per-linear work over a whole model: the statistics (stats) or the
+ * rank-1 factors (h[i], g[i]) of every linear */
 typedef struct {
     const Model *m;
     SvidMethod init;
-    LayerStats *out;
-    int total, next, done, failed, cancelled;
-    char *err;
-    pthread_mutex_t mu;
-    int (*progress)(void *, int, int);
-    void *user;
-} StatsWork;
+    LayerStats *stats;
+    float *const *h, *const *g;
+} ModelWork;
 
-/* a separate work loop from student.c's quant_loop on purpose: the claim-
- * under-lock step is alike, but this one counts progress and cancels */
-/* take layers until none is left (or one failed, or progress cancelled) */
-static void stats_loop(void *arg)
+/* one linear (an item of job_for_items) */
+static int model_item(void *ctx, int i, char *err)
 {
-    StatsWork *j = arg;
-    char err[OB_ERRLEN];
-    for (;;) {
-        pthread_mutex_lock(&j->mu);
-        int i = j->failed || j->cancelled ? j->total : j->next++;
-        pthread_mutex_unlock(&j->mu);
-        if (i >= j->total) break;
-        int l = i / LIN_PER_LAYER, k = i % LIN_PER_LAYER, rows = 0, cols = 0;
-        const float *W = svid_model_weight(j->m, l, k, &rows, &cols);
-        LayerStats *st = &j->out[i];
+    const ModelWork *j = ctx;
+    int l = i / LIN_PER_LAYER, k = i % LIN_PER_LAYER, rows = 0, cols = 0;
+    const float *W = svid_model_weight(j->m, l, k, &rows, &cols);
+    char name[64], why[OB_ERRLEN];
+    svid_layer_name(name, sizeof name, l, k);
+    int rc;
+    if (j->stats) {
+        LayerStats *st = &j->stats[i];
         svid_layer_name(st->name, sizeof st->name, l, k);
         st->layer = l;
         st->kind = k;
-        int rc = svid_layer_stats(W, rows, cols, j->init, st, err);
-        pthread_mutex_lock(&j->mu);
-        if (rc && !j->failed) {
-            j->failed = 1;
-            ob_seterr(j->err, "%s: %s", st->name, err);
-        }
-        if (!rc) {
-            j->done++;
-            if (j->progress && j->progress(j->user, j->done, j->total)) j->cancelled = 1;
-        }
-        pthread_mutex_unlock(&j->mu);
+        rc = svid_layer_stats(W, rows, cols, j->init, st, why);
+    } else {
+        rc = svid_rank1(W, rows, cols, j->init, j->h[i], j->g[i], NULL, why);
     }
+    if (!rc) return 0;
+    ob_seterr(err, "%s: %s", name, why);
+    return -1;
+}
+
+/* every linear of m dense; else -1 with err = msg */
+static int model_dense(const Model *m, const char *msg, char *err)
+{
+    for (int i = 0; i < m->cfg.n_layers * LIN_PER_LAYER; i++) {
+        int r, c;
+        if (!svid_model_weight(m, i / LIN_PER_LAYER, i % LIN_PER_LAYER, &r, &c)) {
+            ob_seterr(err, "%s", msg);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int svid_model_rank1(const Model *m, SvidMethod init, int threads, float *const *h, float *const *g, char *err)
+{
+    if (model_dense(m, "quantize needs a dense teacher", err)) return -1;
+    ModelWork j = {m, init, NULL, h, g};
+    return job_for_items("quantize", threads, m->cfg.n_layers * LIN_PER_LAYER, model_item, &j, NULL, NULL, err) ? -1 : 0;
 }
 
 int svid_model_stats(const Model *m, int threads, SvidMethod init, LayerStats *out,
                      int (*progress)(void *user, int done, int total), void *user, char *err)
 {
-    int total = m->cfg.n_layers * LIN_PER_LAYER;
-    for (int i = 0; i < total; i++) {
-        int r, c;
-        if (!svid_model_weight(m, i / LIN_PER_LAYER, i % LIN_PER_LAYER, &r, &c)) {
-            ob_seterr(err, "layer statistics need a dense (teacher) model");
-            return -1;
-        }
-    }
-    if (threads < 1) threads = 1;
-    if (threads > total) threads = total;
-    StatsWork j = {m, init, out, total, 0, 0, 0, 0, err, PTHREAD_MUTEX_INITIALIZER, progress, user};
-    job_run_parallel("layer statistics", threads, stats_loop, &j);
-    pthread_mutex_destroy(&j.mu);
-    if (!j.failed && j.cancelled) ob_seterr(err, "layer statistics cancelled");
-    return j.failed || j.cancelled ? -1 : 0;
+    if (model_dense(m, "layer statistics need a dense (teacher) model", err)) return -1;
+    ModelWork j = {m, init, out, NULL, NULL};
+    int rc = job_for_items("layer statistics", threads, m->cfg.n_layers * LIN_PER_LAYER, model_item, &j, progress, user, err);
+    if (rc > 0) ob_seterr(err, "layer statistics cancelled");
+    return rc ? -1 : 0;
 }

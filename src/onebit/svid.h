@@ -65,6 +65,10 @@ int svid_layer_stats(const float *W, int rows, int cols, SvidMethod init, LayerS
  * remaining layers are skipped and the call fails ("cancelled") */
 int svid_model_stats(const Model *m, int threads, SvidMethod init, LayerStats *out,
                      int (*progress)(void *user, int done, int total), void *user, char *err);
+/* the rank-1 factors of every linear of a dense model, linear i (layer-major,
+ * model.h order) into h[i] (out) and g[i] (in), on up to `threads` threads
+ * as svid_model_stats. 0, or -1 with err naming the linear */
+int svid_model_rank1(const Model *m, SvidMethod init, int threads, float *const *h, float *const *g, char *err);
 
 /* the dense (out, in) weight of linear k of layer l of a dense model, and
  * its name ("layers.l.wq") */
