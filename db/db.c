@@ -3,6 +3,7 @@
  * writer thread is in db/writer.c, shared helpers in db/db_internal.h. */
 #include "db/db.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -103,8 +104,12 @@ int db_exec(sqlite3 *h, const char *path, const char *sql, const char *what, int
     return 0;
 }
 
+void db_adopt(Db *db) { db->thread = pthread_self(); }
+
 int db_prep(Db *db, sqlite3_stmt **st, const char *sql, const char *what, char *err)
 {
+    /* db.h's contract: the thread that opened (or adopted) it */
+    assert(pthread_equal(db->thread, pthread_self()) && "a Db used from a thread that did not open or adopt it (db.h)");
     int rc = sqlite3_prepare_v2(db->h, sql, -1, st, NULL);
     if (rc != SQLITE_OK) {
         dberr(db, rc, what, err);
@@ -458,6 +463,7 @@ Db *db_open(const char *path, int read_only, char *err)
     db->read_only = read_only;
     db->busy_ms = DB_BUSY_MS;
     db_owner_self(&db->self);
+    db->thread = pthread_self();
     if (db_connect(p, read_only, db->busy_ms, &db->h, err)) goto fail;
     int v = 0, rc = user_version(db->h, &v);
     if (rc != SQLITE_OK) { dberr(db, rc, "reading the schema version", err); goto fail; }

@@ -16,8 +16,10 @@
  * boot id, host). When the owner is gone the run reads as interrupted, and
  * a read-write open stores that.
  *
- * A Db is one connection: use it from one thread at a time (each reader,
- * e.g. the UI thread, opens its own).
+ * A Db is one connection: use it from the thread that opened it (each
+ * reader, e.g. the UI thread, opens its own); another thread takes it over
+ * with db_adopt, after the first one is done with it. Debug builds assert
+ * this on every statement.
  *
  * Errors: every fallible call takes `char *err` (OB_ERRLEN) and returns -1
  * (or NULL) with "PATH: what happened" in it: a locked database, a read-only
@@ -31,6 +33,9 @@
 #include "base/events.h"
 
 typedef struct Db Db;
+
+/* make the calling thread the one that uses db from now on (db.h) */
+void db_adopt(Db *db);
 
 /* the schema version this build creates and migrates to */
 int db_schema_version(void);

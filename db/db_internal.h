@@ -4,6 +4,7 @@
 #ifndef OB_DB_INTERNAL_H
 #define OB_DB_INTERNAL_H
 
+#include <pthread.h>
 #include <sqlite3.h>
 
 #include "db/db.h"
@@ -20,6 +21,7 @@ struct Db {
     char *path;
     int read_only, busy_ms;
     DbOwner self;
+    pthread_t thread;   /* the thread using it (db.h: one at a time), checked by db_prep */
 };
 
 #define DB_SQL_METRIC_PUT                                                                                  \

@@ -266,7 +266,8 @@ static void test_dense(void)
 typedef struct {
     const BitLinear *bl;
     const float *x, *want;
-    int N, n_out, rounds;
+    int N, n_out;
+    atomic_int rounds;
     atomic_int stop, bad, done;
 } IsoJob;
 
@@ -328,6 +329,28 @@ static void test_exec_isolated(void)
     kern_exec_init(&ex, NULL, KERN_ACT_INT8, NULL);
     CHECK(bitlinear_set_exec(a, &ex, err) == -1 && strstr(err, "running"), "set_exec during a forward: %s", err);
     atomic_store(&a->running, 0);
+    /* all or none: a forward on the second layer leaves the first one as
+     * it was and released */
+    atomic_store(&b->running, 1);
+    int b_act = b->ex.act;
+    BitLinear *ab[2] = {a, b};
+    CHECK(bitlinear_set_exec_all(ab, 2, &ex, err) == -1 && strstr(err, "running"), "set_exec_all during a forward: %s", err);
+    CHECK(atomic_load(&a->running) == 0 && a->ex.act != KERN_ACT_INT8 && b->ex.act == b_act,
+          "a refused set_exec_all changed nothing (running %d)", atomic_load(&a->running));
+    atomic_store(&b->running, 0);
+    /* a forward started during a switch waits for it, then runs the new
+     * context: a thread forwards a while this one holds a */
+    atomic_store(&a->running, -1);
+    IsoJob w = {a, x, want, N, out, 0, 0, 0, 0};
+    CHECK(pthread_create(&th, NULL, iso_thread, &w) == 0, "thread");
+    ob_sleep(0.05);
+    CHECK(atomic_load(&w.rounds) == 0, "a forward ran on a layer being switched (%d)", atomic_load(&w.rounds));
+    atomic_store(&a->running, 0);
+    while (atomic_load(&w.rounds) == 0) ob_sleep(0.001);
+    atomic_store(&w.stop, 1);
+    pthread_join(th, NULL);
+    CHECK(w.bad == 0, "forwards after the switch: %d bad", w.bad);
+    CHECK(bitlinear_set_exec_all(ab, 2, &ex, err) == 0 && a->ex.act == KERN_ACT_INT8 && b->ex.act == KERN_ACT_INT8, "%s", err);
     CHECK(bitlinear_set_exec(a, &ex, err) == 0 && a->ex.act == KERN_ACT_INT8, "%s", err);
     kern_exec_fini(&ex);
     CHECK(bitlinear_set_act("fp32", err) == 0, "%s", err);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
@@ -689,6 +690,53 @@ static void test_full_tmpfs(void)
     CHECK(res[1] == 1, "after ENOSPC: integrity ok and all %ld committed rows there", res[2]);
 }
 
+/* db.h's thread contract, asserted: another thread's statement aborts
+ * (in a child: the assertion kills it), after db_adopt it works */
+typedef struct { Db *db; int adopt, rc; } OtherThread;
+
+static void *other_thread(void *arg)
+{
+    OtherThread *o = arg;
+    char err[OB_ERRLEN];
+    DbRun *runs = NULL;
+    int n = 0;
+    if (o->adopt) db_adopt(o->db);
+    o->rc = db_run_list(o->db, &runs, &n, err);
+    for (int i = 0; i < n; i++) db_run_free(&runs[i]);
+    free(runs);
+    return NULL;
+}
+
+static void test_thread_contract(void)
+{
+    char path[4200], err[OB_ERRLEN];
+    snprintf(path, sizeof path, "%s/thread.db", dir);
+    Db *db = db_open(path, 0, err);
+    CHECK(db != NULL, "%s", err);
+    if (!db) return;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        signal(SIGABRT, SIG_DFL);
+        freopen("/dev/null", "w", stderr);
+        OtherThread o = {db, 0, 0};
+        pthread_t th;
+        pthread_create(&th, NULL, other_thread, &o);
+        pthread_join(th, NULL);
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "a Db used from another thread aborts (status %d)", status);
+    OtherThread o = {db, 1, -1};
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, other_thread, &o) == 0, "thread");
+    pthread_join(th, NULL);
+    CHECK(o.rc == 0, "after db_adopt another thread uses it");
+    db_adopt(db);
+    db_close(db);
+}
+
 int main(void)
 {
     if (test_tmpdir(dir, sizeof dir, "onebit-test-db")) return 1;
@@ -701,6 +749,7 @@ int main(void)
     test_full_disk();
     test_full_tmpfs();
     test_default_path();
+    test_thread_contract();
     test_rmtree(dir);
     return test_done("test_db");
 }

@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,16 +64,27 @@ void bitlinear_repack(BitLinear *bl)
     kern_repack(&bl->km, kern_layout_for(bl->ex.kernel, bl->ex.act));
 }
 
-int bitlinear_set_exec(BitLinear *bl, const KernExec *ex, char *err)
+int bitlinear_set_exec_all(BitLinear *const *bl, int n, const KernExec *ex, char *err)
 {
-    if (atomic_load(&bl->running)) {
-        ob_seterr(err, "a forward is running on this layer: change its execution context between forwards");
-        return -1;
+    /* claim every layer (running 0 -> -1: no forward in it, and none can
+     * start until released), or release the ones claimed and fail */
+    for (int i = 0; i < n; i++) {
+        int idle = 0;
+        if (!atomic_compare_exchange_strong(&bl[i]->running, &idle, -1)) {
+            while (i-- > 0) atomic_store(&bl[i]->running, 0);
+            ob_seterr(err, "a forward is running on this layer: change its execution context between forwards");
+            return -1;
+        }
     }
-    kern_exec_copy(&bl->ex, ex);
-    bitlinear_repack(bl);
+    for (int i = 0; i < n; i++) {
+        kern_exec_copy(&bl[i]->ex, ex);
+        bitlinear_repack(bl[i]);
+    }
+    for (int i = 0; i < n; i++) atomic_store(&bl[i]->running, 0);
     return 0;
 }
+
+int bitlinear_set_exec(BitLinear *bl, const KernExec *ex, char *err) { return bitlinear_set_exec_all(&bl, 1, ex, err); }
 
 void bitlinear_set_bits(BitLinear *bl, const uint64_t *bits)
 {
@@ -442,8 +454,13 @@ void bitlinear_forward(const BitLinear *bl, const float *x, float *y, int N)
 {
     if (N <= 0) return;
     /* the owner's writes (bitlinear_set_exec) check this; a forward only
-     * reads the layer, so concurrent forwards are fine */
-    atomic_fetch_add((atomic_int *)&bl->running, 1);
+     * reads the layer, so concurrent forwards are fine; while a switch holds
+     * the layer (-1), wait for it (a repack: milliseconds) */
+    atomic_int *run = (atomic_int *)&bl->running;
+    for (int v = atomic_load(run);;) {
+        if (v < 0) { sched_yield(); v = atomic_load(run); continue; }
+        if (atomic_compare_exchange_weak(run, &v, v + 1)) break;
+    }
     forward(bl, x, y, N);
     atomic_fetch_sub((atomic_int *)&bl->running, 1);
 }

@@ -67,7 +67,8 @@ struct BitLinear {
     uint32_t *kbits;     /* kernel-private copy of the signs (kernels/kernels.h) */
     KernMat km;          /* the kernels' view: bits, h, kbits and kbits' layout */
     KernExec ex;         /* what bitlinear_forward runs with (bitlinear_set_exec) */
-    atomic_int running;  /* forwards in progress on this layer */
+    atomic_int running;  /* forwards in progress on this layer; -1 while
+                          * bitlinear_set_exec switches it (forwards wait) */
 };
 typedef struct BitLinear BitLinear;
 
@@ -82,6 +83,10 @@ void bitlinear_repack(BitLinear *bl);
 /* run with ex from now on (a copy, with its own pool reference) and repack
  * for it; 0, or -1 with err set when a forward is running on bl */
 int bitlinear_set_exec(BitLinear *bl, const KernExec *ex, char *err);
+/* the same for n layers at once: all switch, or none (-1 with err when a
+ * forward is running on any of them). A forward that starts during the
+ * switch waits for it, so no forward sees a half-switched layer. */
+int bitlinear_set_exec_all(BitLinear *const *bl, int n, const KernExec *ex, char *err);
 /* the Linear (model/linear.h) that runs bl: the model's forward calls it
  * through its ops table, and a model whose linears these are computes its
  * FP32 output head on bl's pool */

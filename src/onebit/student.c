@@ -500,14 +500,9 @@ int student_set_exec(Model *m, const KernExec *ex, char *err)
         return -1;
     }
     StudentExtra *s = m->extra;
-    for (int i = 0; i < s->n; i++)
-        if (atomic_load(&s->bl[i]->running)) {
-            ob_seterr(err, "a forward is running on the student: change its execution context between forwards");
-            return -1;
-        }
-    for (int i = 0; i < s->n; i++)
-        if (bitlinear_set_exec(s->bl[i], ex, err)) return -1;
-    return 0;
+    if (!bitlinear_set_exec_all(s->bl, s->n, ex, err)) return 0;
+    ob_seterr(err, "a forward is running on the student: change its execution context between forwards");
+    return -1;
 }
 
 const KernExec *student_exec(const Model *m)
