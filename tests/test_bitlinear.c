@@ -486,25 +486,18 @@ static void test_int8(void)
                 }
                 for (int k = 0; all[k]; k++) {
                     if (!kern_available(all[k])) continue;
-                    /* the kernel's int8 layout (layout_q8), then, where it
-                     * differs, its FP32 layout, which its rows_q8 also reads
-                     * (rebuilt by hand: a layer's own context never asks
-                     * for it) */
-                    for (int lay = 0; lay < 2; lay++) {
-                        if (lay && (!all[k]->rows_q8 || all[k]->layout_q8 == all[k]->layout)) break;
-                        for (int ti = 0; ti < 3; ti++) {
-                            use(bl, all[k], KERN_ACT_INT8, 1);
-                            const int want_layout = lay ? all[k]->layout : kern_layout_for(bl->ex.kernel, KERN_ACT_INT8);
-                            if (lay) kern_repack(&bl->km, want_layout);
-                            CHECK(bl->km.layout == want_layout, "int8 %s: packed in layout %d, not %d", all[k]->name, bl->km.layout, want_layout);
-                            bitlinear_forward(bl, x2, y, N); /* stale scratch must not survive */
-                            use(bl, all[k], KERN_ACT_INT8, threads[ti]);
-                            if (lay) kern_repack(&bl->km, want_layout);
-                            for (size_t i = 0; i < ny; i++) y[i] = NAN;
-                            bitlinear_forward(bl, x, y, N);
-                            CHECK(!memcmp(y, yr, ny * 4), "int8 %s layout %d: out %d in %d N %d norm %d threads %d: not identical to the reference",
-                                  all[k]->name, bl->km.layout, out, in, N, norm, threads[ti]);
-                        }
+                    /* on the kernel's int8 layout (layout_q8), the one
+                     * bitlinear packs an int8 layer in */
+                    for (int ti = 0; ti < 3; ti++) {
+                        use(bl, all[k], KERN_ACT_INT8, 1);
+                        const int want_layout = kern_layout_for(bl->ex.kernel, KERN_ACT_INT8);
+                        CHECK(bl->km.layout == want_layout, "int8 %s: packed in layout %d, not %d", all[k]->name, bl->km.layout, want_layout);
+                        bitlinear_forward(bl, x2, y, N); /* stale scratch must not survive */
+                        use(bl, all[k], KERN_ACT_INT8, threads[ti]);
+                        for (size_t i = 0; i < ny; i++) y[i] = NAN;
+                        bitlinear_forward(bl, x, y, N);
+                        CHECK(!memcmp(y, yr, ny * 4), "int8 %s layout %d: out %d in %d N %d norm %d threads %d: not identical to the reference",
+                              all[k]->name, bl->km.layout, out, in, N, norm, threads[ti]);
                     }
                 }
             }

@@ -22,6 +22,7 @@
  */
 #include "kernels/variants.h"
 
+#include <assert.h>
 #include <float.h>
 #include <math.h>
 #include <string.h>
@@ -246,105 +247,6 @@ T512 void kern_rows_avx512(const KernMat *km, const float *gx, int N, int b0, in
     }
 }
 
-/* ---- int8 activations on the same L6 layout (BITLINEAR_ACT_INT8) --------
- * With integer activations (kernels.h: |q| <= 127 per 512-column block) the
- * table entries fit in 16 bits, and vpermt2w looks up 32 words at once from
- * a 64-entry table. Read as 32 words, an L6 dword vector holds the low word
- * of each of 16 rows (groups 0-2: bits 0-4, 5-9, 10-14, sign column in bit
- * 15) in the even lanes and the high word (groups 3-5, the same positions)
- * in the odd lanes. So one table register pair serves two groups: entries
- * 0-31 (table a) are group j's, 32-63 (table b) group j+3's, and the index of
- * a lane is its five bits with bit 5 set in the odd lanes (one vpternlogd;
- * vpermt2w ignores the bits above 5). Per 32 columns of 16 rows and token:
- * 3 permutes, one masked negate (groups 0 and 3 with the sign bit set: the
- * value is -T[~i], as in the FP32 kernel) and 3 adds, against 6 permutes,
- * 2 XORs and 7 adds in FP32; the index work (2 shifts, 3 vpternlogd, one
- * vpmovw2m) is shared by up to 4 tokens, whose 4 x 6 tables sit in registers.
- * Each word lane sums 16 of every 32 columns, at most 256 x 127 = 32512 over
- * a 512-column block, so the int16 sums are exact; at the end of a block the
- * two words of each row are added as int32 (vpmaddwd), converted and
- * accumulated in FP32 with the block's scale, in the order of kernels.h. */
-typedef struct {
-    __m512i a[3], b[3];  /* groups 0-2 (even lanes) and 3-5 (odd lanes) */
-} TabW;
-
-/* the int16 tables of columns q[0..31], groups as in make_tab6: with p[e]
- * the sum of the group's columns whose bit is set in e, entry e is
- * 2 p[e] - p[31] (+ the sign column for groups 0 and 3) */
-#define TABW_GROUP(c, sgn, dst)                                                              \
-    do {                                                                                     \
-        __m512i p_ = _mm512_maskz_mov_epi16(0xAAAAAAAAu, _mm512_set1_epi16((c)[0]));           \
-        p_ = _mm512_mask_add_epi16(p_, 0xCCCCCCCCu, p_, _mm512_set1_epi16((c)[1]));            \
-        p_ = _mm512_mask_add_epi16(p_, 0xF0F0F0F0u, p_, _mm512_set1_epi16((c)[2]));            \
-        p_ = _mm512_mask_add_epi16(p_, 0xFF00FF00u, p_, _mm512_set1_epi16((c)[3]));            \
-        p_ = _mm512_mask_add_epi16(p_, 0xFFFF0000u, p_, _mm512_set1_epi16((c)[4]));            \
-        __m512i t_ = _mm512_sub_epi16(_mm512_add_epi16(p_, p_), _mm512_permutexvar_epi16(last, p_)); \
-        dst = (sgn) ? _mm512_add_epi16(t_, _mm512_set1_epi16((c)[5])) : t_;                  \
-    } while (0)
-
-T512 static inline void make_tabw(const int16_t *q, TabW *T)
-{
-    const __m512i last = _mm512_set1_epi16(31);
-    TABW_GROUP(q + 0, 1, T->a[0]);
-    TABW_GROUP(q + 6, 0, T->a[1]);
-    TABW_GROUP(q + 11, 0, T->a[2]);
-    TABW_GROUP(q + 16, 1, T->b[0]);
-    TABW_GROUP(q + 22, 0, T->b[1]);
-    TABW_GROUP(q + 27, 0, T->b[2]);
-}
-
-#define QW_MASK _mm512_set1_epi32(0x001F001F)
-#define QW_HIGH _mm512_set1_epi32(0x00200000)
-#define QIDX(t) _mm512_ternarylogic_epi32((t), QW_MASK, QW_HIGH, 0xEA) /* (t & mask) | high */
-
-/* nb blocks of one 32-column half for nt tokens (acc16 of token t at
- * a + t * stride); written with `first`, else added */
-T512 static inline __attribute__((always_inline)) void q8_blocks(const uint32_t *w, int nb, const TabW *src, const int nt,
-                                                                 int16_t *a, size_t stride, int first, int pf)
-{
-    /* the tables as values, loaded once (the stores to `a` cannot alias
-     * them; a struct copy of TabW[4] compiles to rep movsq and a reload) */
-    TabW T[4];
-#pragma GCC unroll 4
-    for (int t = 0; t < nt; t++)
-#pragma GCC unroll 3
-        for (int g = 0; g < 3; g++) {
-            T[t].a[g] = _mm512_load_si512((const void *)&src[t].a[g]);
-            T[t].b[g] = _mm512_load_si512((const void *)&src[t].b[g]);
-        }
-    for (int b = 0; b < nb; b++, w += 32, a += 32) {
-        if (pf) {
-            _mm_prefetch((const char *)(w + KERN_PF_DW), _MM_HINT_T0);
-            _mm_prefetch((const char *)(w + KERN_PF_DW + 16), _MM_HINT_T0);
-        }
-        const __m512i v = _mm512_load_si512((const void *)w);
-        const __mmask32 neg = _mm512_movepi16_mask(v);
-        const __m512i i0 = QIDX(v), i1 = QIDX(_mm512_srli_epi16(v, 5)), i2 = QIDX(_mm512_srli_epi16(v, 10));
-#pragma GCC unroll 4
-        for (int t = 0; t < nt; t++) {
-            __m512i p0 = _mm512_permutex2var_epi16(T[t].a[0], i0, T[t].b[0]);
-            p0 = _mm512_mask_sub_epi16(p0, neg, _mm512_setzero_si512(), p0);
-            __m512i s = _mm512_add_epi16(_mm512_permutex2var_epi16(T[t].a[1], i1, T[t].b[1]),
-                                         _mm512_permutex2var_epi16(T[t].a[2], i2, T[t].b[2]));
-            s = _mm512_add_epi16(s, p0);
-            int16_t *ap = a + t * stride;
-            _mm512_store_si512((void *)ap, first ? s : _mm512_add_epi16(_mm512_load_si512((const void *)ap), s));
-        }
-    }
-}
-
-/* the tables of every 32-column half of every token, made once per call:
- * half hh of token n at ((hh * N) + n) * 6 vectors (TabW order) */
-static size_t q8l6_prep_bytes(const KernMat *km, int N) { return (size_t)2 * km->words_per_row * N * sizeof(TabW); }
-
-T512 static void q8l6_prep(const KernMat *km, const int16_t *q, int N, int n0, int n1, void *prep)
-{
-    const int in_pad = kern_in_pad(km), nh = 2 * km->words_per_row;
-    TabW *T = prep;
-    for (int hh = 0; hh < nh; hh++)
-        for (int n = n0; n < n1; n++) make_tabw(q + (size_t)n * in_pad + 32 * hh, &T[(size_t)hh * N + n]);
-}
-
 /* four rows at a time, two accumulators each; a masked tail */
 T512 void kern_gemv_rows_avx512(const float *W, const float *x, float *y, int cols, int r0, int r1)
 {
@@ -390,53 +292,6 @@ T512 void kern_mul_avx512(const float *x, const float *g, float *y, int n)
         __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
         _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, g + i)));
     }
-}
-
-/* panel segment by panel segment (its int16 and FP32 sums stay in L1): for
- * each 512-column block, every 32-column half for groups of up to 4 tokens,
- * then the block's sums into the FP32 accumulators */
-T512 static void q8l6_rows(const KernMat *km, const int16_t *q, const float *scale, const void *prep, int N, int b0, int b1,
-                           float *acc, int16_t *acc16)
-{
-    (void)q;
-    const int wpr = km->words_per_row, nq = kern_nqblk(km);
-    const size_t out_pad = (size_t)kern_nblk(km) * KERN_ROWBLK, stride = 2 * out_pad;
-    const int kpb = KERN_QBLOCK / 64; /* kbits words per block */
-    const TabW *tabs = prep;
-    const __m512i ones = _mm512_set1_epi16(1);
-    for (int s0 = b0, s1; s0 < b1; s0 = s1) {
-        s1 = kern_seg_end(s0, b1);
-        for (int j = 0; j < nq; j++) {
-            const int k1 = (j + 1) * kpb < wpr ? (j + 1) * kpb : wpr;
-            for (int k = j * kpb; k < k1; k++)
-                for (int half = 0; half < 2; half++) {
-                    const int first = k == j * kpb && half == 0;
-                    const uint32_t *w = km->kbits + kern_kb_off(km, k, s0) + 16 * half;
-                    const TabW *Th = tabs + (size_t)(2 * k + half) * N;
-                    for (int n = 0; n < N; n += 4) {
-                        const int nt = N - n < 4 ? N - n : 4, pf = n == 0 && half == 0;
-                        int16_t *a = acc16 + (size_t)n * stride + (size_t)s0 * 32;
-                        switch (nt) {
-                        case 1: q8_blocks(w, s1 - s0, Th + n, 1, a, stride, first, pf); break;
-                        case 2: q8_blocks(w, s1 - s0, Th + n, 2, a, stride, first, pf); break;
-                        case 3: q8_blocks(w, s1 - s0, Th + n, 3, a, stride, first, pf); break;
-                        default: q8_blocks(w, s1 - s0, Th + n, 4, a, stride, first, pf); break;
-                        }
-                    }
-                }
-            /* the block's sums into the FP32 accumulators */
-            for (int n = 0; n < N; n++) {
-                const __m512 sc = _mm512_set1_ps(scale[(size_t)n * nq + j]);
-                const int16_t *a16 = acc16 + (size_t)n * stride + (size_t)s0 * 32;
-                float *a = acc + (size_t)n * out_pad + (size_t)s0 * KERN_ROWBLK;
-                for (int b = s0; b < s1; b++, a16 += 32, a += KERN_ROWBLK) {
-                    __m512 f = _mm512_cvtepi32_ps(_mm512_madd_epi16(_mm512_load_si512((const void *)a16), ones));
-                    _mm512_storeu_ps(a, j ? _mm512_fmadd_ps(sc, f, _mm512_loadu_ps(a)) : _mm512_mul_ps(sc, f));
-                }
-            }
-        }
-    }
-    scale_h(km, N, b0, b1, acc);
 }
 
 /* ---- int8 activations on KERN_LAYOUT_W16 (the default with int8) ------
@@ -666,23 +521,26 @@ T512 static void w16_rows(const KernMat *km, const float *scale, const void *pre
     scale_h(km, N, b0, b1, acc);
 }
 
-/* int8 activations on whichever of the kernel's two layouts km holds */
+/* int8 activations: on KERN_LAYOUT_W16 (the variant's layout_q8, which
+ * bitlinear packs a layer in for int8) */
 size_t kern_prep_q8_bytes_avx512(const KernMat *km, int N)
 {
-    return km->layout == KERN_LAYOUT_W16 ? w16_prep_bytes(km, N) : q8l6_prep_bytes(km, N);
+    assert(km->layout == KERN_LAYOUT_W16);
+    return w16_prep_bytes(km, N);
 }
 
 void kern_prep_q8_avx512(const KernMat *km, const int16_t *q, int N, int n0, int n1, void *prep)
 {
-    if (km->layout == KERN_LAYOUT_W16) w16_prep(km, q, N, n0, n1, prep);
-    else q8l6_prep(km, q, N, n0, n1, prep);
+    assert(km->layout == KERN_LAYOUT_W16);
+    w16_prep(km, q, N, n0, n1, prep);
 }
 
 void kern_rows_q8_avx512(const KernMat *km, const int16_t *q, const float *scale, const void *prep, int N, int b0, int b1, float *acc,
                     int16_t *acc16)
 {
-    if (km->layout == KERN_LAYOUT_W16) w16_rows(km, scale, prep, N, b0, b1, acc, acc16);
-    else q8l6_rows(km, q, scale, prep, N, b0, b1, acc, acc16);
+    (void)q;
+    assert(km->layout == KERN_LAYOUT_W16);
+    w16_rows(km, scale, prep, N, b0, b1, acc, acc16);
 }
 
 /* kern_quantize_ref with 16 floats at a time (the same operations, so the
