@@ -17,6 +17,8 @@
 #include "onebit/student.h"
 #include "test.h"
 #include "train/trainer.h"
+#include "train/session.h"
+#include "base/opt.h"
 
 enum { MAXSTEPS = 64 };
 
@@ -57,19 +59,20 @@ static void collect(EventRing *r, Seen *s)
         }
 }
 
-/* deliberately spelled out rather than shared with trainer_config_default:
- * the test's own small, fast settings on top of the defaults it checks */
+/* the test's small, fast settings, given as a user types them: through
+ * train's own option rows (session_opts), on top of their defaults */
 static void base_cfg(TrainConfig *c, long steps)
 {
-    trainer_config_default(c);
+    static const char *const set[][2] = {{"seq-len", "32"}, {"batch", "2"}, {"accum", "2"}, {"lr", "2e-3"},
+                                         {"warmup", "2"},   {"seed", "11"}, {"eval-windows", "4"}};
+    char err[OB_ERRLEN];
+    SessionOpts o;
+    session_opts_init(&o);
+    for (size_t i = 0; i < sizeof set / sizeof set[0]; i++)
+        CHECK(opt_set(opt_find(session_opts, set[i][0]), &o, set[i][1], err) == 0, "--%s: %s", set[i][0], err);
+    *c = o.cfg;
     c->steps = steps;
-    c->seq_len = 32;
-    c->batch = 2;
-    c->accum = 2;
-    c->lr = 2e-3f;
-    c->warmup = 2;
-    c->seed = 11;
-    c->max_eval_windows = 4;
+    session_opts_free(&o);
 }
 
 /* run to the end; returns the join result; params malloc'd into *p */

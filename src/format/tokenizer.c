@@ -153,9 +153,7 @@ void tok_free(Tokenizer *t)
     free(t->vocab_len);
     free(t->scores);
     free(t->hash);
-    free(t->merge_a);
-    free(t->merge_b);
-    free(t->merge_res);
+    free(t->merges);
     free(t->mhash);
     memset(t, 0, sizeof *t);
 }
@@ -423,7 +421,7 @@ static int merge_rank(const Tokenizer *t, int a, int b)
     for (;;) {
         int r = t->mhash[i];
         if (r < 0) return -1;
-        if (t->merge_a[r] == a && t->merge_b[r] == b) return r;
+        if (t->merges[r].a == a && t->merges[r].b == b) return r;
         i = (i + 1) & mask;
     }
 }
@@ -464,9 +462,7 @@ int tok_init_bytelevel(Tokenizer *t, int n, const char *const *pieces, const int
         char c = (char)b;
         t->byte_id[b] = tok_lookup(t, &c, 1);
     }
-    t->merge_a = ob_malloc(((size_t)n_merges + 1) * sizeof(int));
-    t->merge_b = ob_malloc(((size_t)n_merges + 1) * sizeof(int));
-    t->merge_res = ob_malloc(((size_t)n_merges + 1) * sizeof(int));
+    t->merges = ob_malloc(((size_t)n_merges + 1) * sizeof *t->merges);
     size_t cap = 16;
     while (cap < (size_t)n_merges * 2) cap <<= 1;
     t->mhash_cap = cap;
@@ -474,7 +470,7 @@ int tok_init_bytelevel(Tokenizer *t, int n, const char *const *pieces, const int
     for (size_t i = 0; i < cap; i++) t->mhash[i] = -1;
     char *buf = ob_malloc((size_t)maxlen * 2 + 8);
     for (int r = 0; r < n_merges; r++) {
-        t->merge_a[r] = t->merge_b[r] = t->merge_res[r] = -1;
+        t->merges[r] = (struct TokMerge){-1, -1, -1};
         const char *m = merges[r], *sp = strchr(m, ' ');
         if (!sp || sp == m || !sp[1]) continue;
         size_t la = (size_t)(sp - m), lb = strlen(sp + 1);
@@ -490,9 +486,7 @@ int tok_init_bytelevel(Tokenizer *t, int n, const char *const *pieces, const int
                 memcpy(buf + lra, rb, lrb);
                 int res = tok_lookup(t, buf, (size_t)(lra + lrb));
                 if (res >= 0 && merge_rank(t, a, b) < 0) {
-                    t->merge_a[r] = a;
-                    t->merge_b[r] = b;
-                    t->merge_res[r] = res;
+                    t->merges[r] = (struct TokMerge){a, b, res};
                     size_t i = (size_t)(pair_hash(a, b) >> 17) & (cap - 1);
                     while (t->mhash[i] >= 0) i = (i + 1) & (cap - 1);
                     t->mhash[i] = r;
@@ -605,7 +599,7 @@ static void try_pair_bl(Enc *e, int64_t left)
     if (right < 0 || e->seg[left] != e->seg[right]) return;
     int r = merge_rank(e->t, e->id[left], e->id[right]);
     if (r < 0) return;
-    heap_push(&e->heap, (Cand){-(float)r, left, right, e->t->merge_res[r], STAMP(e, left, right)});
+    heap_push(&e->heap, (Cand){-(float)r, left, right, e->t->merges[r].res, STAMP(e, left, right)});
 }
 
 static int encode_bytelevel(const Tokenizer *t, const char *text, int bos, int eos, int **out, size_t *n_out)

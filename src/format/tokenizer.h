@@ -34,7 +34,7 @@ typedef struct Tokenizer {
     int pretok;          /* TOK_PRE_* */
     int byte_id[256];    /* token of each single byte, -1 if none */
     int n_merges;
-    int *merge_a, *merge_b, *merge_res; /* rank r merges (a,b) into res */
+    struct TokMerge { int a, b, res; } *merges; /* rank r merges (a,b) into res */
     int *mhash;          /* open addressing over (a,b) -> rank */
     size_t mhash_cap;
 } Tokenizer;
