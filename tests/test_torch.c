@@ -387,6 +387,11 @@ static void test_hf_dirs(void)
         if (model_load(&r, dd, err)) { CHECK(0, "%s: %s", dd, err); continue; }
         CHECK(r.arena_floats == m.arena_floats && !memcmp(r.arena, m.arena, m.arena_floats * 4), "%s: weights bit-identical", dd);
         model_free(&r);
+        if (!k) { /* the .bin named directly stands for its directory */
+            int lr = model_load(&r, test_path_in(dd, "pytorch_model.bin"), err);
+            CHECK(lr == 0, "tiny/pytorch_model.bin: %s", err);
+            if (!lr) model_free(&r);
+        }
         char hex[65], hex2[65];
         const char *fmt = NULL;
         CHECK(loader_fingerprint(dd, hex, &fmt, err) == 0 && fmt && !strcmp(fmt, "hf"), "fingerprint %s: %s", dd, err);

@@ -330,13 +330,13 @@ static int is_safetensors(const struct stat *st, const unsigned char *head, size
 int hf_probe(const char *path, const struct stat *st, const unsigned char *head, size_t n, char *why)
 {
     (void)path;
-    if (S_ISDIR(st->st_mode) || is_safetensors(st, head, n)) return 1;
-    ob_seterr(why, "neither a directory nor a safetensors file");
+    if (S_ISDIR(st->st_mode) || is_safetensors(st, head, n) || (S_ISREG(st->st_mode) && torch_is_zip(head, n))) return 1;
+    ob_seterr(why, "neither a directory nor a safetensors or torch.save file");
     return 0;
 }
 
 /* the model directory of path: path itself, or the directory of a
- * safetensors file (malloc'd), or NULL with err set */
+ * safetensors or torch.save file (malloc'd), or NULL with err set */
 static char *model_dir(const char *path, char *err)
 {
     struct stat st;
@@ -347,7 +347,7 @@ static char *model_dir(const char *path, char *err)
     int ok = access(cp, F_OK) == 0;
     free(cp);
     if (!ok) {
-        ob_seterr(err, "%s: is a safetensors file without config.json beside it (pass the model directory)", path);
+        ob_seterr(err, "%s: is a weights file without config.json beside it (pass the model directory)", path);
         free(dir);
         return NULL;
     }
@@ -424,7 +424,7 @@ int hf_fingerprint(const char *path, char hex[65], char *err)
     char *dir = model_dir(path, err);
     if (!dir) return -1;
     /* the files the loader reads: config.json, the index and the shards it
-     * names, or model.safetensors */
+     * names, or model.safetensors or pytorch_model.bin */
     int cap = 8, n = 0, rc = -1;
     char **names = ob_malloc((size_t)cap * sizeof *names);
     names[n++] = ob_strdup("config.json");
