@@ -23,6 +23,9 @@ cp "$TMP/out" "$TMP/ref.txt"
 check "16 tokens of text" test -s "$TMP/ref.txt"
 expect_exit 0 "generate from pytorch_model.bin" "$BIN" generate --teacher "$TMP/t32" --tokenizer "$Z" --temp 0 -n 16
 check "the same text as safetensors" cmp -s "$TMP/out" "$TMP/ref.txt"
+expect_exit 0 "write 2 F32 shards, tensors packed into shared storages" "$W" --write-hf "$H" "$TMP/t32s" F32 2
+expect_exit 0 "generate from F32 shards" "$BIN" generate --teacher "$TMP/t32s" --tokenizer "$Z" --temp 0 -n 16
+check "the same text again" cmp -s "$TMP/out" "$TMP/ref.txt"
 expect_exit 0 "generate from BF16 shards" "$BIN" generate --teacher "$TMP/tbf" --tokenizer "$Z" --temp 0 -n 16
 check "BF16 shards print text" test -s "$TMP/out"
 

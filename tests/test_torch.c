@@ -7,7 +7,8 @@
  * Face directories with pytorch_model*.bin through the loader registry, and
  * stories260K written in torch format giving the logits of its safetensors
  * directory. `test_torch --write-hf SRC OUT DTYPE SHARDS` only writes the
- * model at SRC as such a directory (for tests/cli_teacher_torch.sh);
+ * model at SRC as such a directory, its tensors packed into one storage
+ * per dtype when SHARDS > 1 (for tests/cli_teacher_torch.sh);
  * `test_torch --write-seeds DIR` writes small files to seed fuzz_torch. */
 #include <stdlib.h>
 #include <string.h>
