@@ -248,6 +248,30 @@ static inline void st_permute(const float *src, float *dst, int heads, int hd, s
                 memcpy(dst + ((size_t)h * hd + j * (hd / 2) + i) * cols, src + ((size_t)h * hd + 2 * i + j) * cols, cols * 4);
 }
 
+/* append t's elements in its dtype (F32, F16 or BF16), q/k rows permuted
+ * to rotate-half when asked */
+static inline void st_tensor_bytes(const STens *t, Buf *data)
+{
+    uint64_t ne = 1;
+    for (int d = 0; d < t->n_dims; d++) ne *= t->shape[d];
+    size_t es = !strcmp(t->dtype, "F32") ? 4 : 2;
+    float *tmp = NULL;
+    const float *src = t->src;
+    if (t->permute_heads) {
+        tmp = malloc(ne * 4);
+        st_permute(src, tmp, t->permute_heads, t->hd, t->shape[1]);
+        src = tmp;
+    }
+    for (uint64_t k = 0; k < ne; k++) {
+        if (es == 4) buf_put(data, &src[k], 4);
+        else {
+            uint16_t h = !strcmp(t->dtype, "F16") ? ob_fp32_to_fp16(src[k]) : ob_fp32_to_bf16(src[k]);
+            buf_put(data, &h, 2);
+        }
+    }
+    free(tmp);
+}
+
 /* serialize tensors [first, last) to a safetensors file; pad header to 8 */
 static inline int st_write(const char *path, STens *ts, int n)
 {
@@ -256,25 +280,8 @@ static inline int st_write(const char *path, STens *ts, int n)
     buf_put(&hdr, meta, strlen(meta));
     for (int i = 0; i < n; i++) {
         STens *t = &ts[i];
-        uint64_t ne = 1;
-        for (int d = 0; d < t->n_dims; d++) ne *= t->shape[d];
-        size_t es = !strcmp(t->dtype, "F32") ? 4 : 2;
         size_t begin = data.n;
-        float *tmp = NULL;
-        const float *src = t->src;
-        if (t->permute_heads) {
-            tmp = malloc(ne * 4);
-            st_permute(src, tmp, t->permute_heads, t->hd, t->shape[1]);
-            src = tmp;
-        }
-        for (uint64_t k = 0; k < ne; k++) {
-            if (es == 4) buf_put(&data, &src[k], 4);
-            else {
-                uint16_t h = !strcmp(t->dtype, "F16") ? ob_fp32_to_fp16(src[k]) : ob_fp32_to_bf16(src[k]);
-                buf_put(&data, &h, 2);
-            }
-        }
-        free(tmp);
+        st_tensor_bytes(t, &data);
         char s[512];
         int k = snprintf(s, sizeof s, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[", t->name, t->dtype);
         for (int d = 0; d < t->n_dims; d++) k += snprintf(s + k, sizeof s - k, "%s%llu", d ? "," : "", (unsigned long long)t->shape[d]);

@@ -14,6 +14,7 @@
 #include "base/common.h"
 #include "base/file.h"
 #include "format/safetensors.h"
+#include "format/torch.h"
 
 #define MAX_SHARDS 1024
 
@@ -137,7 +138,9 @@ static int open_shard(HF *h, const char *file, char *err)
     s->path = file_join(h->dir, file);
     if (file_map(s->path, &s->map, &s->size, err)) { free(s->path); return -1; }
     char why[OB_ERRLEN];
-    if (st_parse(&s->st, s->map, s->size, why)) {
+    /* by content: a torch.save zip, else safetensors */
+    int bad = torch_is_zip(s->map, s->size) ? torch_parse(&s->st, s->map, s->size, why) : st_parse(&s->st, s->map, s->size, why);
+    if (bad) {
         ob_seterr(err, "%s: %s", s->path, why);
         file_unmap(s->map, s->size);
         free(s->path);
@@ -163,34 +166,63 @@ static int valid_shard_name(const char *s)
     return s[0] && s[0] != '.' && !strchr(s, '/') && strlen(s) < 256;
 }
 
+/* the weight files a directory may hold, looked for in this order (as
+ * transformers prefers safetensors): an index naming the shards, or one file */
+static const struct { const char *index, *single; } weight_sets[] = {
+    {"model.safetensors.index.json", "model.safetensors"},
+    {"pytorch_model.bin.index.json", "pytorch_model.bin"},
+};
+#define N_WEIGHT_SETS ((int)(sizeof weight_sets / sizeof weight_sets[0]))
+
+/* the weights of dir: *index (malloc'd path) when sharded, else *single (a
+ * name in dir); -1 with err when there are none */
+static int find_weights(const char *dir, char **index, const char **single, char *err)
+{
+    *index = NULL;
+    *single = NULL;
+    for (int i = 0; i < N_WEIGHT_SETS; i++) {
+        char *ip = file_join(dir, weight_sets[i].index), *sp = file_join(dir, weight_sets[i].single);
+        int has_index = access(ip, F_OK) == 0, has_single = access(sp, F_OK) == 0;
+        free(sp);
+        if (has_index) { *index = ip; return 0; }
+        free(ip);
+        if (has_single) { *single = weight_sets[i].single; return 0; }
+    }
+    ob_seterr(err, "%s: no model.safetensors, pytorch_model.bin or their sharded .index.json", dir);
+    return -1;
+}
+
+/* the weight_map of index file ip, every entry checked to be a file name in
+ * the directory; NULL with err */
+static cJSON *read_index(const char *ip, const cJSON **wm, char *err)
+{
+    cJSON *idx = read_json(ip, err);
+    if (!idx) return NULL;
+    *wm = cJSON_GetObjectItemCaseSensitive(idx, "weight_map");
+    if (!cJSON_IsObject(*wm)) { ob_seterr(err, "%s: no weight_map object", ip); cJSON_Delete(idx); return NULL; }
+    for (const cJSON *e = (*wm)->child; e; e = e->next) {
+        if (!cJSON_IsString(e) || !valid_shard_name(e->valuestring)) {
+            ob_seterr(err, "%s: weight_map entry for %.64s is not a file name in the directory", ip, e->string ? e->string : "?");
+            cJSON_Delete(idx);
+            return NULL;
+        }
+    }
+    return idx;
+}
+
 static int open_shards(HF *h, char *err)
 {
-    char *ip = file_join(h->dir, "model.safetensors.index.json");
-    if (access(ip, F_OK) == 0) {
-        cJSON *idx = read_json(ip, err);
-        if (!idx) { free(ip); return -1; }
-        const cJSON *wm = cJSON_GetObjectItemCaseSensitive(idx, "weight_map");
-        if (!cJSON_IsObject(wm)) { ob_seterr(err, "%s: no weight_map object", ip); cJSON_Delete(idx); free(ip); return -1; }
-        for (const cJSON *e = wm->child; e; e = e->next) {
-            if (!cJSON_IsString(e) || !valid_shard_name(e->valuestring)) {
-                ob_seterr(err, "%s: weight_map entry for %.64s is not a file name in the directory", ip, e->string ? e->string : "?");
-                cJSON_Delete(idx);
-                free(ip);
-                return -1;
-            }
-        }
-        free(ip);
-        h->index = idx;
-        for (const cJSON *e = wm->child; e; e = e->next)
-            if (open_shard(h, e->valuestring, err) < 0) return -1;
-        return 0;
-    }
+    char *ip;
+    const char *single;
+    if (find_weights(h->dir, &ip, &single, err)) return -1;
+    if (single) return open_shard(h, single, err) < 0 ? -1 : 0;
+    const cJSON *wm;
+    h->index = read_index(ip, &wm, err);
     free(ip);
-    char *sp = file_join(h->dir, "model.safetensors");
-    int ok = access(sp, F_OK) == 0;
-    free(sp);
-    if (!ok) { ob_seterr(err, "%s: no model.safetensors or model.safetensors.index.json", h->dir); return -1; }
-    return open_shard(h, "model.safetensors", err) < 0 ? -1 : 0;
+    if (!h->index) return -1;
+    for (const cJSON *e = wm->child; e; e = e->next)
+        if (open_shard(h, e->valuestring, err) < 0) return -1;
+    return 0;
 }
 
 /* find a tensor: the shard named by the index, and nowhere else */
@@ -298,13 +330,13 @@ static int is_safetensors(const struct stat *st, const unsigned char *head, size
 int hf_probe(const char *path, const struct stat *st, const unsigned char *head, size_t n, char *why)
 {
     (void)path;
-    if (S_ISDIR(st->st_mode) || is_safetensors(st, head, n)) return 1;
-    ob_seterr(why, "neither a directory nor a safetensors file");
+    if (S_ISDIR(st->st_mode) || is_safetensors(st, head, n) || (S_ISREG(st->st_mode) && torch_is_zip(head, n))) return 1;
+    ob_seterr(why, "neither a directory nor a safetensors or torch.save file");
     return 0;
 }
 
 /* the model directory of path: path itself, or the directory of a
- * safetensors file (malloc'd), or NULL with err set */
+ * safetensors or torch.save file (malloc'd), or NULL with err set */
 static char *model_dir(const char *path, char *err)
 {
     struct stat st;
@@ -315,7 +347,7 @@ static char *model_dir(const char *path, char *err)
     int ok = access(cp, F_OK) == 0;
     free(cp);
     if (!ok) {
-        ob_seterr(err, "%s: is a safetensors file without config.json beside it (pass the model directory)", path);
+        ob_seterr(err, "%s: is a weights file without config.json beside it (pass the model directory)", path);
         free(dir);
         return NULL;
     }
@@ -392,23 +424,19 @@ int hf_fingerprint(const char *path, char hex[65], char *err)
     char *dir = model_dir(path, err);
     if (!dir) return -1;
     /* the files the loader reads: config.json, the index and the shards it
-     * names, or model.safetensors */
+     * names, or model.safetensors or pytorch_model.bin */
     int cap = 8, n = 0, rc = -1;
     char **names = ob_malloc((size_t)cap * sizeof *names);
     names[n++] = ob_strdup("config.json");
-    char *ip = file_join(dir, "model.safetensors.index.json");
-    if (access(ip, F_OK) == 0) {
-        names[n++] = ob_strdup("model.safetensors.index.json");
-        cJSON *idx = read_json(ip, err);
+    char *ip = NULL;
+    const char *single;
+    if (find_weights(dir, &ip, &single, err)) goto out;
+    if (ip) {
+        names[n++] = ob_strdup(strrchr(ip, '/') + 1);
+        const cJSON *wm;
+        cJSON *idx = read_index(ip, &wm, err);
         if (!idx) goto out;
-        const cJSON *wm = cJSON_GetObjectItemCaseSensitive(idx, "weight_map");
-        if (!cJSON_IsObject(wm)) { ob_seterr(err, "%s: no weight_map object", ip); cJSON_Delete(idx); goto out; }
         for (const cJSON *e = wm->child; e; e = e->next) {
-            if (!cJSON_IsString(e) || !valid_shard_name(e->valuestring)) {
-                ob_seterr(err, "%s: weight_map entry for %.64s is not a file name in the directory", ip, e->string ? e->string : "?");
-                cJSON_Delete(idx);
-                goto out;
-            }
             int seen = 0;
             for (int i = 0; i < n && !seen; i++) seen = !strcmp(names[i], e->valuestring);
             if (seen) continue;
@@ -416,7 +444,7 @@ int hf_fingerprint(const char *path, char hex[65], char *err)
             names[n++] = ob_strdup(e->valuestring);
         }
         cJSON_Delete(idx);
-    } else names[n++] = ob_strdup("model.safetensors");
+    } else names[n++] = ob_strdup(single);
     qsort(names, (size_t)n, sizeof *names, cmp_str);
     /* sha256 over (name, NUL, u64 size, contents) of each, in name order */
     FileSha256 s;

@@ -1,6 +1,7 @@
 /* hf.h -- Hugging Face model directories: config.json (llama/mistral),
- * model.safetensors or a sharded model.safetensors.index.json, F32/F16/BF16
- * weights, tied embeddings; q/k rows marked as HF's rotate-half layout
+ * model.safetensors or a sharded model.safetensors.index.json, else
+ * torch.save's pytorch_model.bin or pytorch_model.bin.index.json (read by
+ * format/torch.h), F32/F16/BF16 weights, tied embeddings; q/k rows marked as HF's rotate-half layout
  * (llama_tensor_to_f32 makes them the interleaved RoPE pairs the engine
  * uses); a tokenizer.json beside them is read by tok_json_parse
  * (format/tokenizer.h). */
@@ -13,16 +14,17 @@
 #include "format/llama.h"
 #include "format/tokenizer.h"
 
-/* 1 for a directory or a safetensors file (by content), else 0 with why */
+/* 1 for a directory or a safetensors or torch.save zip file (by content),
+ * else 0 with why */
 int hf_probe(const char *path, const struct stat *st, const unsigned char *head, size_t n, char *why);
-/* read a model directory -- or the directory of a safetensors file named
- * directly, when config.json is beside it -- into f (tensors in the mmap'd
- * shards, q/k marked rotate-half); tok (optional) gets tokenizer.json when
- * present (*tok_loaded) */
+/* read a model directory -- or the directory of a safetensors or torch.save
+ * file named directly, when config.json is beside it -- into f (tensors in
+ * the mmap'd shards, q/k marked rotate-half); tok (optional) gets
+ * tokenizer.json when present (*tok_loaded) */
 int hf_load(LlamaFile *f, Tokenizer *tok, int *tok_loaded, const char *path, char *err);
 /* SHA-256 over the files hf_load reads (config.json, the index and its
- * shards, or model.safetensors), in name order, each as name, NUL, u64
- * little-endian size and contents */
+ * shards, or model.safetensors or pytorch_model.bin), in name order, each
+ * as name, NUL, u64 little-endian size and contents */
 int hf_fingerprint(const char *path, char hex[65], char *err);
 
 #endif

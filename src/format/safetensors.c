@@ -39,12 +39,27 @@ static int cmp_begin(const void *a, const void *b)
     return x->end < y->end ? -1 : x->end > y->end;
 }
 
-static void shown(char *dst, size_t cap, const char *s)
+void st_show(char *dst, size_t cap, const char *s, size_t n)
 {
     size_t k = 0;
-    for (; s[k] && k + 4 < cap; k++) dst[k] = (s[k] >= 32 && s[k] < 127) ? s[k] : '?';
-    if (s[k]) { dst[k++] = '.'; dst[k++] = '.'; dst[k++] = '.'; }
+    for (; k < n && k + 4 < cap; k++) dst[k] = (s[k] >= 32 && s[k] < 127) ? s[k] : '?';
+    if (k < n) { dst[k++] = '.'; dst[k++] = '.'; dst[k++] = '.'; }
     dst[k] = 0;
+}
+
+static void shown(char *dst, size_t cap, const char *s) { st_show(dst, cap, s, strlen(s)); }
+
+int st_index(STFile *f, char *err)
+{
+    if (f->n > 1) qsort(f->t, f->n, sizeof *f->t, cmp_name);
+    for (size_t i = 1; i < f->n; i++)
+        if (!strcmp(f->t[i - 1].name, f->t[i].name)) {
+            char nb[96];
+            shown(nb, sizeof nb, f->t[i].name);
+            ob_seterr(err, "duplicate tensor name %s", nb);
+            return -1;
+        }
+    return 0;
 }
 
 int st_parse(STFile *f, const void *data, size_t size, char *err)
@@ -138,14 +153,8 @@ int st_parse(STFile *f, const void *data, size_t size, char *err)
     }
     cJSON_Delete(root);
     root = NULL;
+    if (st_index(f, err)) goto fail;
     if (f->n > 1) {
-        qsort(f->t, f->n, sizeof *f->t, cmp_name);
-        for (size_t i = 1; i < f->n; i++)
-            if (!strcmp(f->t[i - 1].name, f->t[i].name)) {
-                shown(nb, sizeof nb, f->t[i].name);
-                ob_seterr(err, "duplicate tensor name %s", nb);
-                goto fail;
-            }
         const STTensor **ix = ob_malloc(f->n * sizeof *ix);
         for (size_t i = 0; i < f->n; i++) ix[i] = &f->t[i];
         qsort(ix, f->n, sizeof *ix, cmp_begin);

@@ -33,6 +33,12 @@ typedef struct {
 int st_parse(STFile *f, const void *data, size_t size, char *err);
 void st_free(STFile *f);
 const STTensor *st_find(const STFile *f, const char *name);
+/* sort f's tensors by name (as st_find wants them); -1 on a duplicate name
+ * (st_parse does it; other readers that fill an STFile call it) */
+int st_index(STFile *f, char *err);
+/* the n bytes at s for a message: non-printable bytes as '?', cut with "..."
+ * to fit cap (> 4) bytes with the NUL */
+void st_show(char *dst, size_t cap, const char *s, size_t n);
 const char *st_dtype_name(int dtype);
 /* convert an F32/F16/BF16 tensor to FP32 (n_elems floats); -1 otherwise */
 int st_to_f32(const STFile *f, const STTensor *t, float *dst);

@@ -1,0 +1,30 @@
+/* fuzz_torch.c -- libFuzzer harness for the torch.save reader: the zip
+ * (end records, ZIP64, central directory, local headers), the restricted
+ * pickle machine (opcodes, memo, marks, globals, persistent ids) and the
+ * tensors it yields, each looked up by name and every F32/F16/BF16 one
+ * converted to FP32. Built by `make fuzz` (clang). Seed corpus: files from
+ * tests/torchwriter.h (test_torch --write-hf, or any small torch.save file). */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "base/common.h"
+#include "format/torch.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    STFile f;
+    char err[OB_ERRLEN];
+    if (torch_parse(&f, data, size, err) == 0) {
+        for (size_t i = 0; i < f.n; i++) {
+            const STTensor *t = &f.t[i];
+            if (st_find(&f, t->name) != t) abort(); /* lookup must find every tensor */
+            if (t->begin > t->end || t->end > size) abort(); /* inside the input */
+            if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16) continue;
+            float *dst = malloc(t->n_elems * sizeof(float) + 1);
+            st_to_f32(&f, t, dst);
+            free(dst);
+        }
+        st_free(&f);
+    }
+    return 0;
+}
