@@ -52,6 +52,18 @@ static void expect_reject(const Buf *b, const char *want, const char *what)
 }
 
 /* the zip of a good w with the pickle replaced by pk's bytes */
+static void with_pickle(const TW *w, const Pk *pk, Buf *out);
+
+/* the pickle made again from w (after a test changed w) must be refused */
+static void reject_repickled(const TW *w, Pk *p, Buf *out, const char *want, const char *what)
+{
+    p->b.n = 0;
+    p->memo = 0;
+    tw_pickle(w, p);
+    with_pickle(w, p, out);
+    expect_reject(out, want, what);
+}
+
 static void with_pickle(const TW *w, const Pk *pk, Buf *out)
 {
     out->n = 0;
@@ -185,35 +197,23 @@ static void test_hostile(void)
 
     /* an offset past its storage; a size past it */
     w->t[1].offset = 10;
-    p.b.n = 0; p.memo = 0;
-    tw_pickle(w, &p);
-    with_pickle(w, &p, &out);
-    expect_reject(&out, "tensor b: elements [10, 16) run past its storage of 12 elements", "offset past the storage");
+    reject_repickled(w, &p, &out, "tensor b: elements [10, 16) run past its storage of 12 elements", "offset past the storage");
     w->t[1].offset = 6;
     w->t[1].shape[0] = 4;
     w->t[1].stride[0] = 2;
-    p.b.n = 0; p.memo = 0;
-    tw_pickle(w, &p);
-    with_pickle(w, &p, &out);
-    expect_reject(&out, "run past its storage", "size past the storage");
+    reject_repickled(w, &p, &out, "run past its storage", "size past the storage");
     w->t[1].shape[0] = 3;
 
     /* non-contiguous strides (a transposed view) */
     w->t[0].stride[0] = 1;
     w->t[0].stride[1] = 2;
-    p.b.n = 0; p.memo = 0;
-    tw_pickle(w, &p);
-    with_pickle(w, &p, &out);
-    expect_reject(&out, "tensor a: strides are not those of a contiguous tensor", "transposed strides");
+    reject_repickled(w, &p, &out, "tensor a: strides are not those of a contiguous tensor", "transposed strides");
     w->t[0].stride[0] = 3;
     w->t[0].stride[1] = 1;
 
     /* the storage's numel does not fit its entry; one key as two dtypes */
     w->s[1].numel = 3;
-    p.b.n = 0; p.memo = 0;
-    tw_pickle(w, &p);
-    with_pickle(w, &p, &out);
-    expect_reject(&out, "storage '1' holds 3 HalfStorage elements (6 bytes) but its entry has 8 bytes", "numel mismatch");
+    reject_repickled(w, &p, &out, "storage '1' holds 3 HalfStorage elements (6 bytes) but its entry has 8 bytes", "numel mismatch");
     w->s[1].numel = 4;
     STFile f;
     char err[OB_ERRLEN];

@@ -5,22 +5,13 @@
 #include <stdlib.h>
 
 #include "base/common.h"
+#include "fuzz_stfile.h"
 #include "format/safetensors.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     STFile f;
     char err[OB_ERRLEN];
-    if (st_parse(&f, data, size, err) == 0) {
-        for (size_t i = 0; i < f.n; i++) {
-            const STTensor *t = &f.t[i];
-            if (st_find(&f, t->name) != t) abort(); /* lookup must find every tensor */
-            if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16) continue;
-            float *dst = malloc(t->n_elems * sizeof(float) + 1);
-            st_to_f32(&f, t, dst);
-            free(dst);
-        }
-        st_free(&f);
-    }
+    if (st_parse(&f, data, size, err) == 0) fuzz_check_stfile(&f, size);
     return 0;
 }
