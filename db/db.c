@@ -6,6 +6,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,6 +144,64 @@ void db_col_text(sqlite3_stmt *st, int i, char *buf, size_t n)
 double db_col_real_or_nan(sqlite3_stmt *st, int i)
 {
     return sqlite3_column_type(st, i) == SQLITE_NULL ? NAN : sqlite3_column_double(st, i);
+}
+
+/* ---- a row as a column table: column i of the SELECT into field i ------- */
+typedef enum {
+    COL_SKIP,     /* read by the caller */
+    COL_I64,      /* int64_t */
+    COL_INT,      /* int */
+    COL_REAL,     /* double */
+    COL_REAL_NAN, /* double, NAN for NULL */
+    COL_STR,      /* char *, malloc'd ("" for NULL when the table says so) */
+    COL_TEXT,     /* char[size] */
+} ColKind;
+typedef struct { ColKind kind; size_t off, size; } Col;
+typedef struct {
+    const Col *col;
+    int n;
+    size_t size;    /* the struct's */
+    int str_empty;  /* COL_STR: "" instead of NULL for a NULL column */
+} ColTable;
+#define COL(kind, T, f) {kind, offsetof(T, f), sizeof(((T *)0)->f)}
+#define COL_TABLE(cols, T, str_empty) {cols, (int)(sizeof cols / sizeof cols[0]), sizeof(T), str_empty}
+
+/* the row's columns into obj (zeroed first) */
+static void cols_read(const ColTable *t, sqlite3_stmt *st, void *obj)
+{
+    char *o = obj;
+    memset(obj, 0, t->size);
+    for (int i = 0; i < t->n; i++) {
+        void *f = o + t->col[i].off;
+        switch (t->col[i].kind) {
+        case COL_SKIP: break;
+        case COL_I64: *(int64_t *)f = sqlite3_column_int64(st, i); break;
+        case COL_INT: *(int *)f = sqlite3_column_int(st, i); break;
+        case COL_REAL: *(double *)f = sqlite3_column_double(st, i); break;
+        case COL_REAL_NAN: *(double *)f = db_col_real_or_nan(st, i); break;
+        case COL_STR:
+            *(char **)f = col_str(st, i);
+            if (!*(char **)f && t->str_empty) *(char **)f = ob_strdup("");
+            break;
+        case COL_TEXT: db_col_text(st, i, f, t->col[i].size); break;
+        }
+    }
+}
+
+/* free obj's strings and zero it */
+static void cols_free(const ColTable *t, void *obj)
+{
+    for (int i = 0; i < t->n; i++)
+        if (t->col[i].kind == COL_STR) free(*(char **)((char *)obj + t->col[i].off));
+    memset(obj, 0, t->size);
+}
+
+/* db_select's row callback for a plain table (ctx: the ColTable) */
+static int cols_row(void *ctx, sqlite3_stmt *st, void *elem, char *err)
+{
+    (void)err;
+    cols_read(ctx, st, elem);
+    return 0;
 }
 
 void db_bind_real_or_null(sqlite3_stmt *st, int i, double v)
@@ -592,6 +651,12 @@ int64_t db_teacher_upsert(Db *db, const char *path, const char *sha256, const ch
     return id;
 }
 
+static const Col teacher_cols[] = {
+    COL(COL_I64, DbTeacher, id),     COL(COL_STR, DbTeacher, path),   COL(COL_STR, DbTeacher, sha256),
+    COL(COL_STR, DbTeacher, format), COL(COL_STR, DbTeacher, config), COL(COL_REAL, DbTeacher, created),
+};
+static const ColTable teacher_table = COL_TABLE(teacher_cols, DbTeacher, 0);
+
 int db_teacher_get(Db *db, int64_t id, DbTeacher *out, char *err)
 {
     sqlite3_stmt *st;
@@ -600,28 +665,14 @@ int db_teacher_get(Db *db, int64_t id, DbTeacher *out, char *err)
         return -1;
     sqlite3_bind_int64(st, 1, id);
     int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        out->id = sqlite3_column_int64(st, 0);
-        out->path = col_str(st, 1);
-        out->sha256 = col_str(st, 2);
-        out->format = col_str(st, 3);
-        out->config = col_str(st, 4);
-        out->created = sqlite3_column_double(st, 5);
-    }
+    if (rc == SQLITE_ROW) cols_read(&teacher_table, st, out);
     sqlite3_finalize(st);
     if (rc == SQLITE_DONE) { ob_seterr(err, "%s: no teacher %lld", db->path, (long long)id); return -1; }
     if (rc != SQLITE_ROW) { dberr(db, rc, "reading a teacher", err); return -1; }
     return 0;
 }
 
-void db_teacher_free(DbTeacher *t)
-{
-    free(t->path);
-    free(t->sha256);
-    free(t->format);
-    free(t->config);
-    memset(t, 0, sizeof *t);
-}
+void db_teacher_free(DbTeacher *t) { cols_free(&teacher_table, t); }
 
 /* ---- runs -------------------------------------------------------------------------- */
 
@@ -634,40 +685,29 @@ void db_teacher_free(DbTeacher *t)
     "r.owner_pid, r.owner_start, r.owner_boot, r.owner_host "                                                      \
     "FROM runs r LEFT JOIN teachers t ON t.id=r.teacher_id "
 
+/* RUN_COLS' columns; status and the last checkpoint are read by hand */
+static const Col run_cols[] = {
+    COL(COL_I64, DbRun, id),           COL(COL_STR, DbRun, name),          COL(COL_I64, DbRun, teacher_id),
+    COL(COL_STR, DbRun, teacher_path), COL(COL_STR, DbRun, hparams),       COL(COL_SKIP, DbRun, status),
+    COL(COL_STR, DbRun, message),      COL(COL_INT, DbRun, total_steps),   COL(COL_STR, DbRun, student_path),
+    COL(COL_REAL, DbRun, created),     COL(COL_REAL, DbRun, updated),      COL(COL_INT, DbRun, steps_done),
+    COL(COL_SKIP, DbRun, last_ckpt_step), COL(COL_REAL_NAN, DbRun, best_ppl), COL(COL_I64, DbRun, owner_pid),
+};
+static const ColTable run_table = COL_TABLE(run_cols, DbRun, 0);
+
 static void run_from_row(Db *db, sqlite3_stmt *st, DbRun *r)
 {
-    memset(r, 0, sizeof *r);
-    r->id = sqlite3_column_int64(st, 0);
-    r->name = col_str(st, 1);
-    r->teacher_id = sqlite3_column_int64(st, 2);
-    r->teacher_path = col_str(st, 3);
+    cols_read(&run_table, st, r);
     if (!r->teacher_path) r->teacher_path = ob_strdup("");
-    r->hparams = col_str(st, 4);
     const char *s = (const char *)sqlite3_column_text(st, 5);
     int status = s ? status_parse(s) : -1;
     r->status = status < 0 ? RUN_FAILED : (RunStatus)status;
-    r->message = col_str(st, 6);
-    r->total_steps = sqlite3_column_int(st, 7);
-    r->student_path = col_str(st, 8);
-    r->created = sqlite3_column_double(st, 9);
-    r->updated = sqlite3_column_double(st, 10);
-    r->steps_done = sqlite3_column_int(st, 11);
     r->last_ckpt_step = sqlite3_column_type(st, 12) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 12);
-    r->best_ppl = db_col_real_or_nan(st, 13);
-    r->owner_pid = sqlite3_column_int64(st, 14);
     /* a long-lived reader (the UI) sees a dead owner at once */
     if ((r->status == RUN_RUNNING || r->status == RUN_PAUSED) && owner_dead(&db->self, st, 14)) r->status = RUN_INTERRUPTED;
 }
 
-void db_run_free(DbRun *r)
-{
-    free(r->name);
-    free(r->teacher_path);
-    free(r->hparams);
-    free(r->message);
-    free(r->student_path);
-    memset(r, 0, sizeof *r);
-}
+void db_run_free(DbRun *r) { cols_free(&run_table, r); }
 
 void db_run_list_free(DbRun *runs, int n)
 {
@@ -965,80 +1005,58 @@ int db_select(Db *db, const char *sql, int64_t p1, int64_t p2, size_t sz,
     return 0;
 }
 
-static int metric_row(void *ctx, sqlite3_stmt *st, void *elem, char *err)
-{
-    DbMetric *m = elem;
-    m->step = sqlite3_column_int(st, 0);
-    m->loss = db_col_real_or_nan(st, 1);
-    m->kl = db_col_real_or_nan(st, 2);
-    m->mse = db_col_real_or_nan(st, 3);
-    m->lr = db_col_real_or_nan(st, 4);
-    m->grad_norm = db_col_real_or_nan(st, 5);
-    m->tokens_per_s = db_col_real_or_nan(st, 6);
-    m->wall = db_col_real_or_nan(st, 7);
-    return 0;
-}
+static const Col metric_cols[] = {
+    COL(COL_INT, DbMetric, step),       COL(COL_REAL_NAN, DbMetric, loss),         COL(COL_REAL_NAN, DbMetric, kl),
+    COL(COL_REAL_NAN, DbMetric, mse),   COL(COL_REAL_NAN, DbMetric, lr),           COL(COL_REAL_NAN, DbMetric, grad_norm),
+    COL(COL_REAL_NAN, DbMetric, tokens_per_s), COL(COL_REAL_NAN, DbMetric, wall),
+};
+static const ColTable metric_table = COL_TABLE(metric_cols, DbMetric, 0);
 
 int db_metrics(Db *db, int64_t run, DbMetric **out, int *n, char *err)
 {
     void *v;
     int rc = db_select(db, "SELECT step, loss, kl, mse, lr, grad_norm, tokens_per_s, wall FROM metrics WHERE run_id=?1 "
                            "ORDER BY step",
-                       run, 0, sizeof **out, metric_row, NULL, NULL, "reading metrics", &v, n, err);
+                       run, 0, sizeof **out, cols_row, (void *)&metric_table, NULL, "reading metrics", &v, n, err);
     *out = v;
     return rc;
 }
 
-static int eval_row(void *ctx, sqlite3_stmt *st, void *elem, char *err)
-{
-    DbEval *e = elem;
-    e->step = sqlite3_column_int(st, 0);
-    db_col_text(st, 1, e->dataset, sizeof e->dataset);
-    e->nll = db_col_real_or_nan(st, 2);
-    e->ppl = db_col_real_or_nan(st, 3);
-    e->time = sqlite3_column_double(st, 4);
-    db_col_text(st, 5, e->model, sizeof e->model);
-    return 0;
-}
+static const Col eval_cols[] = {
+    COL(COL_INT, DbEval, step),     COL(COL_TEXT, DbEval, dataset), COL(COL_REAL_NAN, DbEval, nll),
+    COL(COL_REAL_NAN, DbEval, ppl), COL(COL_REAL, DbEval, time),    COL(COL_TEXT, DbEval, model),
+};
+static const ColTable eval_table = COL_TABLE(eval_cols, DbEval, 0);
 
 int db_evals(Db *db, int64_t run, DbEval **out, int *n, char *err)
 {
     void *v;
     int rc = db_select(db, "SELECT step, dataset, nll, ppl, time, model FROM evals WHERE run_id=?1 ORDER BY step, dataset, model",
-                       run, 0, sizeof **out, eval_row, NULL, NULL, "reading evaluations", &v, n, err);
+                       run, 0, sizeof **out, cols_row, (void *)&eval_table, NULL, "reading evaluations", &v, n, err);
     *out = v;
     return rc;
 }
 
-static void ckpt_from_row(sqlite3_stmt *st, DbCheckpoint *c)
-{
-    c->id = sqlite3_column_int64(st, 0);
-    c->step = sqlite3_column_int(st, 1);
-    c->path = col_str(st, 2);
-    db_col_text(st, 3, c->sha256, sizeof c->sha256);
-    c->time = sqlite3_column_double(st, 4);
-}
+static const Col ckpt_cols[] = {
+    COL(COL_I64, DbCheckpoint, id),      COL(COL_INT, DbCheckpoint, step), COL(COL_STR, DbCheckpoint, path),
+    COL(COL_TEXT, DbCheckpoint, sha256), COL(COL_REAL, DbCheckpoint, time),
+};
+static const ColTable ckpt_table = COL_TABLE(ckpt_cols, DbCheckpoint, 0);
 
-static int ckpt_row(void *ctx, sqlite3_stmt *st, void *elem, char *err)
-{
-    ckpt_from_row(st, elem);
-    return 0;
-}
-
-static void ckpt_drop(void *elem) { free(((DbCheckpoint *)elem)->path); }
+static void ckpt_drop(void *elem) { cols_free(&ckpt_table, elem); }
 
 int db_checkpoints(Db *db, int64_t run, DbCheckpoint **out, int *n, char *err)
 {
     void *v;
     int rc = db_select(db, "SELECT id, step, path, sha256, time FROM checkpoints WHERE run_id=?1 ORDER BY step", run, 0,
-                       sizeof **out, ckpt_row, NULL, ckpt_drop, "reading checkpoints", &v, n, err);
+                       sizeof **out, cols_row, (void *)&ckpt_table, ckpt_drop, "reading checkpoints", &v, n, err);
     *out = v;
     return rc;
 }
 
 void db_checkpoints_free(DbCheckpoint *c, int n)
 {
-    for (int i = 0; i < n; i++) free(c[i].path);
+    for (int i = 0; i < n; i++) ckpt_drop(&c[i]);
     free(c);
 }
 
@@ -1051,7 +1069,7 @@ int db_checkpoint_latest(Db *db, int64_t run, DbCheckpoint *out, char *err)
         return -1;
     sqlite3_bind_int64(st, 1, run);
     int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) ckpt_from_row(st, out);
+    if (rc == SQLITE_ROW) cols_read(&ckpt_table, st, out);
     sqlite3_finalize(st);
     if (rc == SQLITE_ROW) return 1;
     if (rc == SQLITE_DONE) return 0;
@@ -1103,23 +1121,14 @@ int64_t db_chat_add(Db *db, int64_t run, int64_t teacher, int64_t session, const
     return sqlite3_last_insert_rowid(db->h);
 }
 
-/* each *_row maps one table's columns (as metric_row does): alike in shape
- * by design, the loop they share is db_select */
-static int chat_row(void *ctx, sqlite3_stmt *st, void *elem, char *err)
-{
-    DbChat *c = elem;
-    c->id = sqlite3_column_int64(st, 0);
-    c->run_id = sqlite3_column_int64(st, 1);
-    c->teacher_id = sqlite3_column_int64(st, 2);
-    c->session = sqlite3_column_int64(st, 3);
-    db_col_text(st, 4, c->role, sizeof c->role);
-    c->text = col_str(st, 5);
-    if (!c->text) c->text = ob_strdup("");
-    c->time = sqlite3_column_double(st, 6);
-    return 0;
-}
+static const Col chat_cols[] = {
+    COL(COL_I64, DbChat, id),       COL(COL_I64, DbChat, run_id), COL(COL_I64, DbChat, teacher_id),
+    COL(COL_I64, DbChat, session),  COL(COL_TEXT, DbChat, role),  COL(COL_STR, DbChat, text),
+    COL(COL_REAL, DbChat, time),
+};
+static const ColTable chat_table = COL_TABLE(chat_cols, DbChat, 1); /* text "" for NULL */
 
-static void chat_drop(void *elem) { free(((DbChat *)elem)->text); }
+static void chat_drop(void *elem) { cols_free(&chat_table, elem); }
 
 int db_chat_list(Db *db, int64_t run, int64_t teacher, int64_t session, DbChat **out, int *n, char *err)
 {
@@ -1129,13 +1138,13 @@ int db_chat_list(Db *db, int64_t run, int64_t teacher, int64_t session, DbChat *
                              "OR session=?2) ORDER BY session, id"
                            : "SELECT id, run_id, teacher_id, session, role, text, time FROM chats WHERE teacher_id=?1 AND "
                              "run_id IS NULL AND (?2 < 0 OR session=?2) ORDER BY session, id",
-                       run ? run : teacher, session, sizeof **out, chat_row, NULL, chat_drop, "reading chats", &v, n, err);
+                       run ? run : teacher, session, sizeof **out, cols_row, (void *)&chat_table, chat_drop, "reading chats", &v, n, err);
     *out = v;
     return rc;
 }
 
 void db_chat_list_free(DbChat *c, int n)
 {
-    for (int i = 0; i < n; i++) free(c[i].text);
+    for (int i = 0; i < n; i++) chat_drop(&c[i]);
     free(c);
 }

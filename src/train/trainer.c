@@ -666,6 +666,8 @@ int trainer_params(Trainer *t, float **out, size_t *n)
     return 0;
 }
 
+/* one free() per owned buffer, like tok_free's: each struct frees its own
+ * fields (the pair duplicates reports is only the shape of a free list) */
 void trainer_free(Trainer *t)
 {
     if (!t) return;
