@@ -14,6 +14,7 @@
 #include "base/common.h"
 #include "base/file.h"
 #include "format/safetensors.h"
+#include "format/spm.h"
 
 #define MAX_SHARDS 1024
 
@@ -370,6 +371,14 @@ int hf_load(LlamaFile *f, Tokenizer *tok, int *tok_loaded, const char *path, cha
             free(txt);
             if (rc) { ob_seterr(err, "%s: %s", tp, why); free(tp); goto fail; }
             *tok_loaded = 1;
+        } else {
+            /* no tokenizer.json: a SentencePiece tokenizer.model */
+            free(tp);
+            tp = file_join(dir, "tokenizer.model");
+            if (access(tp, F_OK) == 0) {
+                if (spm_load(tok, tp, c.vocab_size, err)) { free(tp); goto fail; }
+                *tok_loaded = 1;
+            }
         }
         free(tp);
     }

@@ -274,12 +274,21 @@ int tok_encode(const Tokenizer *t, const char *text, int bos, int eos, int **out
     *n_out = 0;
     if (!text || !t || t->vocab_size <= 0 || !t->vocab || !t->hash) { errno = EINVAL; return -1; }
     if (t->mode == TOK_BYTELEVEL) return encode_bytelevel(t, text, bos, eos, out, n_out);
+    char *squeezed = NULL;
+    if (t->squeeze_spaces) { /* SentencePiece's remove_extra_whitespaces */
+        char *q = squeezed = ob_malloc(strlen(text) + 1);
+        for (const char *c = text; *c; c++)
+            if (*c != ' ' || (q > squeezed && q[-1] != ' ')) *q++ = *c;
+        if (q > squeezed && q[-1] == ' ') q--;
+        *q = 0;
+        text = squeezed;
+    }
     size_t tl = strlen(text);
     size_t cap = tl + 3;
     int *tok = ob_malloc(cap * sizeof(int));
     size_t n = 0;
     if (bos) tok[n++] = t->bos_id;
-    if (text[0] != '\0') {
+    if (text[0] != '\0' && !t->no_dummy_prefix) {
         int dummy = tok_lookup(t, " ", 1);
         if (dummy >= 0) tok[n++] = dummy;
     }
@@ -307,6 +316,7 @@ int tok_encode(const Tokenizer *t, const char *text, int bos, int eos, int **out
     e.try_pair = try_pair;
     size_t m = bpe_merge(&e, n);
     free(e.buf);
+    free(squeezed);
     if (eos) tok[m++] = t->eos_id;
     *out = tok;
     *n_out = m;

@@ -20,8 +20,8 @@ char *open_resolve_tokenizer(const char *explicit_path, const char *teacher, int
 /* load the teacher and its tokenizer: an embedded one (GGUF
  * tokenizer.ggml.*, a directory's tokenizer.json) unless one is named
  * (tokenizer or $ONEBIT_TOKENIZER), else as open_resolve_tokenizer finds
- * it; a tokenizer file is a tokenizer.json or a llama2.c tokenizer.bin, by
- * content. *embedded (may be NULL) says whether the teacher's own was used. */
+ * it; a tokenizer file is a tokenizer.json, a SentencePiece tokenizer.model
+ * or a llama2.c tokenizer.bin, by content. *embedded (may be NULL) says whether the teacher's own was used. */
 int open_teacher(const char *teacher, const char *tokenizer, Model *m, Tokenizer *t, int *embedded, char *err);
 
 /* a student (.onebit) when student is not NULL -- its tokenizer from the
