@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "format/llama.h"
+#include "format/safetensors.h"
 #include "format/tokenizer.h"
 
 /* 1 for a directory or a safetensors file (by content), else 0 with why */
@@ -24,5 +25,31 @@ int hf_load(LlamaFile *f, Tokenizer *tok, int *tok_loaded, const char *path, cha
  * shards, or model.safetensors), in name order, each as name, NUL, u64
  * little-endian size and contents */
 int hf_fingerprint(const char *path, char hex[65], char *err);
+
+/* An open model directory, for readers of other tensor layouts (the
+ * OneBit authors' bitllama checkpoints, onebit/bitllama.h): config.json
+ * (model_type llama, mistral or bitllama) and the mapped shards. */
+typedef struct {
+    char *dir;
+    LlamaConfig cfg;
+    int bos, eos;           /* config.json's ids, or -1 */
+    char model_type[32];    /* config.json's, "" when absent */
+    char arch[64];          /* architectures[0], "" when absent */
+    char torch_dtype[16];   /* "" when absent */
+    void *priv;             /* the shards */
+} HFModel;
+/* open path (a directory, or a safetensors file beside its config.json) */
+int hf_model_open(HFModel *m, const char *path, char *err);
+void hf_model_close(HFModel *m);
+/* the tensor called name and its bytes (in the shard the index names);
+ * -1 with err when it is missing */
+int hf_model_tensor(const HFModel *m, const char *name, const STTensor **t, const uint8_t **data, char *err);
+/* an F32/F16/BF16 tensor of shape (rows, cols), or (cols) when rows is 0,
+ * as FP32 into dst (as stored: no RoPE reordering); -1 with err naming the
+ * file, the tensor and its shape or dtype otherwise */
+int hf_model_f32(const HFModel *m, const char *name, uint64_t rows, uint64_t cols, float *dst, char *err);
+/* the directory's tokenizer.json, else tokenizer.model, into tok
+ * (*loaded = 1); *loaded = 0 when it has neither */
+int hf_model_tokenizer(const HFModel *m, Tokenizer *tok, int *loaded, char *err);
 
 #endif
