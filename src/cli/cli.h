@@ -38,6 +38,10 @@ int cli_run_opts(const char *cmd, const OptSpec *rows, void *obj, int argc, char
  * bitlinear_set_act); 0, or a usage error's exit code for `cmd` */
 int cli_set_act(const char *cmd, const char *name);
 
+/* s as the inside of a JSON string literal (quotes and backslashes
+ * escaped, control characters as \uXXXX) into dst (n bytes, cut short) */
+void cli_json_string(char *dst, size_t n, const char *s);
+
 int cli_generate(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_bench(int argc, char **argv);
@@ -46,5 +50,7 @@ int cli_train(int argc, char **argv);
 int cli_inspect(int argc, char **argv);
 int cli_quantize(int argc, char **argv);
 int cli_synth(int argc, char **argv);
+int cli_convert(int argc, char **argv);
+int cli_export(int argc, char **argv);
 
 #endif

@@ -53,3 +53,15 @@ int cli_error(const char *fmt, ...)
     va_end(ap);
     return EXIT_RUNTIME;
 }
+
+void cli_json_string(char *dst, size_t n, const char *s)
+{
+    size_t k = 0;
+    for (; *s && k + 7 < n; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') { dst[k++] = '\\'; dst[k++] = (char)ch; }
+        else if (ch < 0x20) k += (size_t)snprintf(dst + k, n - k, "\\u%04x", ch);
+        else dst[k++] = (char)ch;
+    }
+    dst[k] = 0;
+}

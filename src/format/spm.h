@@ -5,7 +5,7 @@
  * into the same Tokenizer that llama2.c's tokenizer.bin export of it gives
  * (format/tokenizer.h): '\xe2\x96\x81' becomes ' ', the BOS and EOS pieces
  * become "\n<s>\n" and "\n</s>\n" as llama2.c's tokenizer.py writes them,
- * scores as they are. */
+ * scores as they are. Also the reverse (spm_write). */
 #ifndef OB_SPM_H
 #define OB_SPM_H
 
@@ -21,5 +21,11 @@ int spm_probe(const unsigned char *head, size_t n);
 int spm_parse(Tokenizer *t, const unsigned char *buf, size_t len, int vocab_size, char *err);
 /* the file at path; errors name it */
 int spm_load(Tokenizer *t, const char *path, int vocab_size, char *err);
+/* t (a SentencePiece-mode Tokenizer) as a tokenizer.model at path
+ * (atomically): ' ' back to U+2581, "\n<s>\n"/"\n</s>\n" back to <s> and
+ * </s>, types unknown/control/byte/normal, model type BPE, byte fallback
+ * when t has <0x00>..<0xFF>, the normalizer flags; spm_load of it gives t
+ * back */
+int spm_write(const Tokenizer *t, const char *path, char *err);
 
 #endif

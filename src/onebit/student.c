@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "onebit/bitlinear.h"
+#include "onebit/bitllama.h"
 #include "base/common.h"
 #include "base/job.h"
 #include "base/file.h"
@@ -188,7 +189,7 @@ int student_write(const char *path, const Model *teacher, const Tokenizer *tok,
     for (int i = 0; i < nlin; i++) {
         int out, in;
         model_lin_shape(c, i % LIN_PER_LAYER, &out, &in);
-        if (!lin[i].w || !lin[i].g || !lin[i].h) { ob_seterr(err, "%s: linear %d has no weights", path, i); return -1; }
+        if ((!lin[i].w && !lin[i].bits) || !lin[i].g || !lin[i].h) { ob_seterr(err, "%s: linear %d has no weights", path, i); return -1; }
         uint16_t hv = 0;
         for (int j = 0; j < in; j++)
             if (!fp16_ok(lin[i].g[j], &hv)) { ob_seterr(err, "%s: layers.%d.%s g[%d] = %g is not a finite FP16 value", path, i / LIN_PER_LAYER, model_lin_names[i % LIN_PER_LAYER], j, lin[i].g[j]); return -1; }
@@ -261,7 +262,12 @@ int student_write(const char *path, const Model *teacher, const Tokenizer *tok,
         int wpr = (in + 63) / 64;
         w_pad(w, e[k++].offset);
         unsigned char b[8];
-        for (int r = 0; r < out; r++) {
+        for (int r = 0; r < out && !lin[i].w; r++)
+            for (int q = 0; q < wpr; q++) {
+                file_put_u64le(b, lin[i].bits[(size_t)r * wpr + q]);
+                w_bytes(w, b, 8);
+            }
+        for (int r = 0; r < out && lin[i].w; r++) {
             const float *row = lin[i].w + (size_t)r * in;
             for (int q = 0; q < wpr; q++) {
                 uint64_t word = 0;
@@ -575,30 +581,68 @@ out:
     return rc;
 }
 
-int student_load(Model *m, Tokenizer *tok, const char *path, char *err)
+int student_new(Model *m, const ModelConfig *c, char *err)
 {
-    memset(m, 0, sizeof *m);
-    if (tok) memset(tok, 0, sizeof *tok);
-    Parsed p;
-    if (parse(&p, path, err)) return -1;
-    if (tok && !p.tok_n) { ob_seterr(err, "%s: the student has no tokenizer (pass --tokenizer)", path); parsed_free(&p); return -1; }
-    const ModelConfig *c = &p.cfg;
-    if (model_alloc(m, c, 0, err)) { parsed_free(&p); return -1; }
-    float *fpdst[5] = {m->tok_emb, m->rms_att, m->rms_ffn, m->rms_final, m->wcls};
-    int nfp = c->shared_classifier ? 4 : 5;
+    if (model_alloc(m, c, 0, err)) return -1;
     int nlin = c->n_layers * LIN_PER_LAYER;
     StudentExtra *x = ob_calloc(1, sizeof *x);
     x->bl = ob_calloc((size_t)nlin, sizeof *x->bl);
     m->extra = x;
     m->free_extra = extra_free;
+    for (int i = 0; i < nlin; i++) {
+        int out, in;
+        model_lin_shape(c, i % LIN_PER_LAYER, &out, &in);
+        BitLinear *bl = bitlinear_new(out, in);
+        x->bl[x->n++] = bl;
+        m->lin[i] = bitlinear_linear(bl);
+    }
+    return 0;
+}
+
+BitLinear *student_linear(const Model *m, int i)
+{
+    if (m->free_extra != extra_free) return NULL;
+    const StudentExtra *x = m->extra;
+    return i >= 0 && i < x->n ? x->bl[i] : NULL;
+}
+
+int student_sources(const Model *m, StudentLinearSrc *lin, char *err)
+{
+    int nlin = m->cfg.n_layers * LIN_PER_LAYER;
+    for (int i = 0; i < nlin; i++) {
+        const BitLinear *bl = student_linear(m, i);
+        if (!bl) { ob_seterr(err, "not a 1-bit student"); return -1; }
+        lin[i] = (StudentLinearSrc){NULL, bl->g, bl->h, bl->norm, bl->bits};
+    }
+    return 0;
+}
+
+int student_load(Model *m, Tokenizer *tok, const char *path, char *err)
+{
+    memset(m, 0, sizeof *m);
+    if (tok) memset(tok, 0, sizeof *tok);
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) { /* a checkpoint directory (else parse says what it is not) */
+        char *cfg = file_join(path, "config.json");
+        int is_ckpt = access(cfg, F_OK) == 0;
+        free(cfg);
+        if (is_ckpt) return bitllama_load(m, tok, path, err);
+    }
+    Parsed p;
+    if (parse(&p, path, err)) return -1;
+    if (tok && !p.tok_n) { ob_seterr(err, "%s: the student has no tokenizer (pass --tokenizer)", path); parsed_free(&p); return -1; }
+    const ModelConfig *c = &p.cfg;
+    if (student_new(m, c, err)) { parsed_free(&p); return -1; }
+    float *fpdst[5] = {m->tok_emb, m->rms_att, m->rms_ffn, m->rms_final, m->wcls};
+    int nfp = c->shared_classifier ? 4 : 5;
+    int nlin = c->n_layers * LIN_PER_LAYER;
     for (int j = 0; j < nfp; j++)
         if (copy_f32(fpdst[j], &p, p.fp[j], path, err)) goto fail;
     for (int i = 0; i < nlin; i++) {
         int out, in;
         model_lin_shape(c, i % LIN_PER_LAYER, &out, &in);
         const Entry *es = p.lin[3 * i], *eg = p.lin[3 * i + 1], *eh = p.lin[3 * i + 2];
-        BitLinear *bl = bitlinear_new(out, in);
-        x->bl[x->n++] = bl;
+        BitLinear *bl = student_linear(m, i);
         const uint64_t *words = (const uint64_t *)(p.data + es->offset); /* 64-byte aligned in a page-aligned map */
         int wpr = bl->words_per_row, tail = in & 63;
         if (tail)
@@ -610,7 +654,6 @@ int student_load(Model *m, Tokenizer *tok, const char *path, char *err)
         bitlinear_set_bits(bl, words);
         if (copy_f16(bl->g, &p, eg, path, err) || copy_f16(bl->h, &p, eh, path, err)) goto fail;
         bl->norm = (int)(es->flags & 1);
-        m->lin[i] = bitlinear_linear(bl);
     }
     /* the same cleanup shape as gguf_load_buffer's on purpose: each format
      * frees its own parse state, then the half-built model */
@@ -688,7 +731,7 @@ int student_quantize(const Model *teacher, SvidMethod init, int norm, StudentLin
         }
     for (int i = 0; i < nlin; i++) {
         const Linear *L = &teacher->lin[i];
-        lin_out[i] = (StudentLinearSrc){L->w, ob_malloc((size_t)L->in * sizeof(float)), ob_malloc((size_t)L->out * sizeof(float)), norm};
+        lin_out[i] = (StudentLinearSrc){L->w, ob_malloc((size_t)L->in * sizeof(float)), ob_malloc((size_t)L->out * sizeof(float)), norm, NULL};
     }
     /* the linears are independent: one worker per CPU, each takes the next */
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
