@@ -224,7 +224,7 @@ static void expect_fail(const char *dir, const char *want, const char *what)
     Model m;
     Tokenizer t;
     char err[OB_ERRLEN] = "";
-    int rc = student_load(&m, &t, dir, err);
+    int rc = open_student(&m, &t, dir, err);
     CHECK(rc == -1 && strstr(err, want), "%s: rc %d, '%s' (want '%s')", what, rc, err, want);
     if (rc == 0) { model_free(&m); tok_free(&t); }
 }
@@ -274,7 +274,7 @@ static void hostile(const char *base, const char *inf)
     expect_fail(d, "no tokenizer.json or tokenizer.model", "no tokenizer");
     Model m;
     char err[OB_ERRLEN];
-    CHECK(student_load(&m, NULL, d, err) == 0, "no tokenizer needed when none is asked for: %s", err);
+    CHECK(open_student(&m, NULL, d, err) == 0, "no tokenizer needed when none is asked for: %s", err);
     model_free(&m);
     tl_free(&l);
     /* a dense teacher directory is no student, a student directory no teacher */
@@ -309,7 +309,7 @@ int main(void)
     CHECK(bitllama_export(&s, &st, NULL, inf, err) == 0, "export: %s", err);
     CHECK(access(test_sub(inf, "tokenizer.model"), F_OK) == 0 && access(test_sub(inf, "tokenizer_config.json"), F_OK) == 0, "tokenizer files");
     CHECK(bitllama_export(&s, &st, NULL, inf, err) == -1 && strstr(err, "not empty"), "a second export into it: %s", err);
-    CHECK(student_load(&r, &rt, inf, err) == 0, "open the directory: %s", err);
+    CHECK(open_student(&r, &rt, inf, err) == 0, "open the directory: %s", err);
     same_students(&s, &r, "inference checkpoint");
     same_logits(&s, &r, "inference checkpoint");
     int tsame = rt.vocab_size == st.vocab_size && rt.bos_id == st.bos_id && rt.eos_id == st.eos_id;
@@ -329,7 +329,7 @@ int main(void)
     training_tensors(&tl, &s, inf);
     const char *trn = make_dir(base, "train", inf, &tl, "BitLlamaForCausalLMInf", "BitLlamaForCausalLM");
     tl_free(&tl);
-    CHECK(student_load(&r, &rt, trn, err) == 0, "open the training checkpoint: %s", err);
+    CHECK(open_student(&r, &rt, trn, err) == 0, "open the training checkpoint: %s", err);
     same_students(&s, &r, "training checkpoint");
     same_logits(&s, &r, "training checkpoint");
     model_free(&r);

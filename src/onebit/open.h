@@ -24,7 +24,15 @@ char *open_resolve_tokenizer(const char *explicit_path, const char *teacher, int
  * or a llama2.c tokenizer.bin, by content. *embedded (may be NULL) says whether the teacher's own was used. */
 int open_teacher(const char *teacher, const char *tokenizer, Model *m, Tokenizer *t, int *embedded, char *err);
 
-/* a student (.onebit) when student is not NULL -- its tokenizer from the
+/* a student: a .onebit (student_load) or, for a directory with a
+ * config.json, the OneBit authors' checkpoint (bitllama_load); tok may be
+ * NULL. A directory without config.json is student_load's error. */
+int open_student(Model *m, Tokenizer *tok, const char *path, char *err);
+/* 1 when path is a student with a tokenizer (a checkpoint directory
+ * always: it fails to open without one), 0 without, -1 on error */
+int open_student_has_tokenizer(const char *path, char *err);
+
+/* a student (.onebit or a checkpoint directory) when student is not NULL -- its tokenizer from the
  * file unless tokenizer names one (any kind open_teacher takes) -- else the
  * teacher as open_teacher */
 int open_model(const char *teacher, const char *student, const char *tokenizer, Model *m, Tokenizer *t, char *err);

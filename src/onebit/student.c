@@ -37,7 +37,6 @@
 #include <unistd.h>
 
 #include "onebit/bitlinear.h"
-#include "onebit/bitllama.h"
 #include "base/common.h"
 #include "base/job.h"
 #include "base/file.h"
@@ -621,13 +620,6 @@ int student_load(Model *m, Tokenizer *tok, const char *path, char *err)
 {
     memset(m, 0, sizeof *m);
     if (tok) memset(tok, 0, sizeof *tok);
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) { /* a checkpoint directory (else parse says what it is not) */
-        char *cfg = file_join(path, "config.json");
-        int is_ckpt = access(cfg, F_OK) == 0;
-        free(cfg);
-        if (is_ckpt) return bitllama_load(m, tok, path, err);
-    }
     Parsed p;
     if (parse(&p, path, err)) return -1;
     if (tok && !p.tok_n) { ob_seterr(err, "%s: the student has no tokenizer (pass --tokenizer)", path); parsed_free(&p); return -1; }

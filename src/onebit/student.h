@@ -38,9 +38,7 @@ int student_write(const char *path, const Model *teacher, const Tokenizer *tok,
                   const StudentLinearSrc *lin, const char *meta_json, char *err);
 
 /* load with mmap and validate everything (magic, version, config, every
- * offset/size/count/shape/string, checksum, finite values) -- or, when
- * path is a directory, the OneBit authors' checkpoint (onebit/bitllama.h,
- * its tokenizer.json or tokenizer.model); m gets
+ * offset/size/count/shape/string, checksum, finite values); m gets
  * LINEAR_ONEBIT linears (BitLinear objects owned through m->extra /
  * m->free_extra; model_free releases them). tok may be NULL; if the file has
  * no tokenizer and tok != NULL it fails. */
