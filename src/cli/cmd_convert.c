@@ -19,10 +19,10 @@ typedef struct {
 #define F(field) offsetof(ConvertOpts, field)
 static const OptSpec convert_opts[] = {
     {"to", OPT_CHOICE, F(to), OPT_NOHELP, 0, 0, "onebit", "onebit", "onebit", "the output format", NULL},
-    {"student", OPT_STR, F(student), OPT_NOHELP, 0, 0, NULL, NULL, "DIR", "the checkpoint", NULL},
+    {"student", OPT_STR, F(student), OPT_NOHELP | OPT_REQUIRED, 0, 0, NULL, NULL, "DIR", "the checkpoint", NULL},
     {"tokenizer", OPT_STR, F(tokenizer), 0, 0, 0, NULL, NULL, "T",
      "a tokenizer file instead of the directory's tokenizer.json or\ntokenizer.model (tokenizer.json, tokenizer.model or tokenizer.bin)", NULL},
-    {"out", OPT_STR, F(out), OPT_NOHELP, 0, 0, NULL, NULL, "S", "the .onebit file", NULL},
+    {"out", OPT_STR, F(out), OPT_NOHELP | OPT_REQUIRED, 0, 0, NULL, NULL, "S.onebit", "the .onebit file", NULL},
     {"o", OPT_STR, F(out), OPT_NOHELP, 0, 0, NULL, NULL, "S", "the same as --out", NULL},
     {NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL},
 };
@@ -40,42 +40,34 @@ static void help(void)
     opt_help_width(stdout, convert_opts, 13);
 }
 
-static int convert_main(const ConvertOpts *o)
+static int convert_student(Model *m, Tokenizer *t, const void *ctx)
 {
+    const ConvertOpts *o = ctx;
     char err[OB_ERRLEN];
-    Model m;
-    Tokenizer t;
-    if (open_model(NULL, o->student, o->tokenizer, &m, &t, err)) return cli_error("%s", err);
-    int nlin = m.cfg.n_layers * LIN_PER_LAYER, rc = EXIT_OK;
+    int nlin = m->cfg.n_layers * LIN_PER_LAYER, rc = EXIT_OK;
     StudentLinearSrc *lin = ob_calloc((size_t)nlin, sizeof *lin);
     double t0 = ob_now();
-    if (student_sources(&m, lin, err)) rc = cli_error("%s: %s", o->student, err);
+    if (student_sources(m, lin, err)) rc = cli_error("%s: %s", o->student, err);
     else {
         char esc[2048], meta[4096];
         cli_json_string(esc, sizeof esc, o->student);
         snprintf(meta, sizeof meta, "{\"kind\":\"import\",\"format\":\"bitllama\",\"source\":\"%s\",\"created\":%lld}", esc,
                  (long long)time(NULL));
-        if (student_write(o->out, &m, &t, lin, meta, err)) rc = cli_error("%s", err);
+        if (student_write(o->out, m, t, lin, meta, err)) rc = cli_error("%s", err);
         else fprintf(stderr, "wrote %s: %d 1-bit linears from %s (%.2f s)\n", o->out, nlin, o->student, ob_now() - t0);
     }
     free(lin);
-    tok_free(&t);
-    model_free(&m);
     return rc;
 }
 
-static int convert_check(const void *p)
+static int convert_run(const void *p)
 {
     const ConvertOpts *o = p;
-    if (!o->student) return cli_usage_error("convert", "--student DIR is required");
-    if (!o->out) return cli_usage_error("convert", "--out S.onebit is required");
-    return -1;
+    return cli_with_student(o->student, o->tokenizer, convert_student, o);
 }
-
-static int convert_run(const void *o) { return convert_main(o); }
 
 int cli_convert(int argc, char **argv)
 {
     ConvertOpts o;
-    return cli_run_opts("convert", convert_opts, &o, argc, argv, help, convert_check, convert_run);
+    return cli_run_opts("convert", convert_opts, &o, argc, argv, help, NULL, convert_run);
 }

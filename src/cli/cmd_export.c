@@ -19,11 +19,11 @@ typedef struct {
 #define F(field) offsetof(ExportOpts, field)
 static const OptSpec export_opts[] = {
     {"format", OPT_CHOICE, F(format), OPT_NOHELP, 0, 0, "bitllama-inf", "bitllama-inf", "bitllama-inf", "the output format", NULL},
-    {"student", OPT_STR, F(student), OPT_NOHELP, 0, 0, NULL, NULL, "S", "the student", NULL},
+    {"student", OPT_STR, F(student), OPT_NOHELP | OPT_REQUIRED, 0, 0, NULL, NULL, "S.onebit", "the student", NULL},
     {"teacher", OPT_STR, F(teacher), 0, 0, 0, NULL, NULL, "DIR",
      "the teacher's Hugging Face directory: its tokenizer.model,\ntokenizer.json, tokenizer_config.json and special_tokens_map.json\nare copied (else the student's tokenizer is written as a\ntokenizer.model)", NULL},
     {"tokenizer", OPT_STR, F(tokenizer), 0, 0, 0, NULL, NULL, "T", "a tokenizer file instead of the student's", NULL},
-    {"out", OPT_STR, F(out), OPT_NOHELP, 0, 0, NULL, NULL, "DIR", "the output directory (new or empty)", NULL},
+    {"out", OPT_STR, F(out), OPT_NOHELP | OPT_REQUIRED, 0, 0, NULL, NULL, "DIR", "the output directory (new or empty)", NULL},
     {"o", OPT_STR, F(out), OPT_NOHELP, 0, 0, NULL, NULL, "DIR", "the same as --out", NULL},
     {NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL},
 };
@@ -42,33 +42,26 @@ static void help(void)
     opt_help_width(stdout, export_opts, 13);
 }
 
-static int export_main(const ExportOpts *o)
+static int export_student(Model *m, Tokenizer *t, const void *ctx)
 {
+    const ExportOpts *o = ctx;
     char err[OB_ERRLEN];
-    Model m;
-    Tokenizer t;
-    if (open_model(NULL, o->student, o->tokenizer, &m, &t, err)) return cli_error("%s", err);
-    int rc = EXIT_OK;
     double t0 = ob_now();
-    if (bitllama_export(&m, &t, o->teacher, o->out, err)) rc = cli_error("%s", err);
-    else fprintf(stderr, "wrote %s: bitllama inference checkpoint of %s (%.2f s)\n", o->out, o->student, ob_now() - t0);
-    tok_free(&t);
-    model_free(&m);
-    return rc;
+    if (bitllama_export(m, t, o->teacher, o->out, err)) return cli_error("%s", err);
+    fprintf(stderr, "wrote %s: bitllama inference checkpoint of %s (%.2f s)\n", o->out, o->student, ob_now() - t0);
+    return EXIT_OK;
 }
 
-static int export_check(const void *p)
+/* the entry glue of every student subcommand (cmd_convert.c's alike on
+ * purpose: the options' struct differs, the steps are the shared ones) */
+static int export_run(const void *p)
 {
     const ExportOpts *o = p;
-    if (!o->student) return cli_usage_error("export", "--student S.onebit is required");
-    if (!o->out) return cli_usage_error("export", "--out DIR is required");
-    return -1;
+    return cli_with_student(o->student, o->tokenizer, export_student, o);
 }
-
-static int export_run(const void *o) { return export_main(o); }
 
 int cli_export(int argc, char **argv)
 {
     ExportOpts o;
-    return cli_run_opts("export", export_opts, &o, argc, argv, help, export_check, export_run);
+    return cli_run_opts("export", export_opts, &o, argc, argv, help, NULL, export_run);
 }

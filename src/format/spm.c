@@ -219,72 +219,58 @@ out:
     return rc;
 }
 
+static int parse_bytes(Tokenizer *t, const char *data, size_t len, int vocab_size, char *err)
+{
+    return spm_parse(t, (const unsigned char *)data, len, vocab_size, err);
+}
+
 int spm_load(Tokenizer *t, const char *path, int vocab_size, char *err)
 {
-    char *data, why[OB_ERRLEN];
-    size_t len;
-    memset(t, 0, sizeof *t);
-    if (ob_read_file(path, &data, &len, err)) return -1;
-    int rc = spm_parse(t, (const unsigned char *)data, len, vocab_size, why);
-    free(data);
-    if (rc) ob_seterr(err, "%s: %s", path, why);
-    return rc;
+    return tok_load_file(t, path, vocab_size, parse_bytes, err);
 }
 
 /* ---- writer ----------------------------------------------------------------*/
 
-typedef struct { unsigned char *b; size_t n, cap; } PbOut;
-
-static void po_put(PbOut *o, const void *p, size_t n)
-{
-    if (o->n + n > o->cap) {
-        o->cap = (o->n + n) * 2 + 64;
-        o->b = realloc(o->b, o->cap);
-        if (!o->b) { fprintf(stderr, "error: out of memory\n"); exit(1); }
-    }
-    memcpy(o->b + o->n, p, n);
-    o->n += n;
-}
-static void po_varint(PbOut *o, uint64_t v)
+static void po_varint(ObBuf *o, uint64_t v)
 {
     unsigned char c[10];
     size_t k = 0;
     while (v >= 0x80) { c[k++] = (unsigned char)(v | 0x80); v >>= 7; }
     c[k++] = (unsigned char)v;
-    po_put(o, c, k);
+    ob_buf_put(o, c, k);
 }
-static void po_int(PbOut *o, uint32_t f, int64_t v) { po_varint(o, (uint64_t)f << 3 | WT_VARINT); po_varint(o, (uint64_t)v); }
-static void po_bytes(PbOut *o, uint32_t f, const void *p, size_t n)
+static void po_int(ObBuf *o, uint32_t f, int64_t v) { po_varint(o, (uint64_t)f << 3 | WT_VARINT); po_varint(o, (uint64_t)v); }
+static void po_bytes(ObBuf *o, uint32_t f, const void *p, size_t n)
 {
     po_varint(o, (uint64_t)f << 3 | WT_LEN);
     po_varint(o, n);
-    po_put(o, p, n);
+    ob_buf_put(o, p, n);
 }
 
 int spm_write(const Tokenizer *t, const char *path, char *err)
 {
     if (t->mode != TOK_SPM || t->vocab_size < 3) { ob_seterr(err, "%s: only a SentencePiece-style tokenizer can be written as a tokenizer.model", path); return -1; }
-    PbOut o = {0}, p = {0}, sp = {0};
+    ObBuf o = {0}, p = {0}, sp = {0};
     for (int i = 0; i < t->vocab_size; i++) {
         const char *v = t->vocab[i];
         sp.n = 0;
         if (i == t->bos_id && !strcmp(v, "\n<s>\n")) v = "<s>";
         else if (i == t->eos_id && !strcmp(v, "\n</s>\n")) v = "</s>";
         for (; *v; v++) {
-            if (*v == ' ') po_put(&sp, "\xe2\x96\x81", 3);
-            else po_put(&sp, v, 1);
+            if (*v == ' ') ob_buf_put(&sp, "\xe2\x96\x81", 3);
+            else ob_buf_put(&sp, v, 1);
         }
         int type = i == t->unk_id ? 2 : i == t->bos_id || i == t->eos_id ? 3
                    : t->byte_base >= 0 && i >= t->byte_base && i < t->byte_base + 256 ? 6 : t->vocab_len[i] == 0 ? 5 : 1;
         p.n = 0;
-        po_bytes(&p, 1, sp.b ? sp.b : (unsigned char *)"", sp.n);
+        po_bytes(&p, 1, sp.s ? sp.s : "", sp.n);
         uint32_t u;
         memcpy(&u, &t->scores[i], 4);
         unsigned char le[4] = {(unsigned char)u, (unsigned char)(u >> 8), (unsigned char)(u >> 16), (unsigned char)(u >> 24)};
         po_varint(&p, 2u << 3 | WT_I32);
-        po_put(&p, le, 4);
+        ob_buf_put(&p, le, 4);
         if (type != 1) po_int(&p, 3, type);
-        po_bytes(&o, 1, p.b, p.n);
+        po_bytes(&o, 1, p.s, p.n);
     }
     p.n = 0; /* trainer_spec */
     po_int(&p, 3, 2);
@@ -294,16 +280,16 @@ int spm_write(const Tokenizer *t, const char *path, char *err)
     po_int(&p, 41, t->bos_id);
     po_int(&p, 42, t->eos_id);
     po_int(&p, 43, -1);
-    po_bytes(&o, 2, p.b, p.n);
+    po_bytes(&o, 2, p.s, p.n);
     p.n = 0; /* normalizer_spec */
     po_bytes(&p, 1, "identity", 8);
     po_int(&p, 3, !t->no_dummy_prefix);
     po_int(&p, 4, t->squeeze_spaces);
     po_int(&p, 5, 1);
-    po_bytes(&o, 3, p.b, p.n);
-    int rc = file_write_atomic(path, o.b, o.n, err);
-    free(o.b);
-    free(p.b);
-    free(sp.b);
+    po_bytes(&o, 3, p.s, p.n);
+    int rc = file_write_atomic(path, o.s, o.n, err);
+    free(o.s);
+    free(p.s);
+    free(sp.s);
     return rc;
 }

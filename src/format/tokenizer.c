@@ -852,14 +852,24 @@ out:
     return rc;
 }
 
-int tok_json_load(Tokenizer *t, const char *path, int vocab_size, char *err)
+int tok_load_file(Tokenizer *t, const char *path, int vocab_size, TokParseFn parse, char *err)
 {
-    char *txt, why[OB_ERRLEN];
+    char *data, why[OB_ERRLEN];
     size_t len;
     memset(t, 0, sizeof *t);
-    if (ob_read_file(path, &txt, &len, err)) return -1;
-    int rc = tok_json_parse(t, txt, len, vocab_size, -1, -1, why);
-    free(txt);
+    if (ob_read_file(path, &data, &len, err)) return -1;
+    int rc = parse(t, data, len, vocab_size, why);
+    free(data);
     if (rc) ob_seterr(err, "%s: %s", path, why);
     return rc;
+}
+
+static int json_parse_no_ids(Tokenizer *t, const char *data, size_t len, int vocab_size, char *err)
+{
+    return tok_json_parse(t, data, len, vocab_size, -1, -1, err);
+}
+
+int tok_json_load(Tokenizer *t, const char *path, int vocab_size, char *err)
+{
+    return tok_load_file(t, path, vocab_size, json_parse_no_ids, err);
 }

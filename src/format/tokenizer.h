@@ -65,6 +65,10 @@ void tok_free(Tokenizer *t);
  * vocabulary to the model's size; bos/eos from config.json or -1 */
 int tok_json_parse(Tokenizer *t, const char *json, size_t len, int vocab_size, int bos_id, int eos_id, char *err);
 int tok_json_load(Tokenizer *t, const char *path, int vocab_size, char *err);
+/* a tokenizer file's bytes into t (vocab_size as the parser takes it) */
+typedef int (*TokParseFn)(Tokenizer *t, const char *data, size_t len, int vocab_size, char *err);
+/* read path whole and parse it; errors read "path: why" */
+int tok_load_file(Tokenizer *t, const char *path, int vocab_size, TokParseFn parse, char *err);
 
 /* byte-level pre-tokenization: end of the pre-token of text[0..n) that
  * starts at i (merges never cross pre-token boundaries) */

@@ -135,6 +135,8 @@ int bitllama_load(Model *m, Tokenizer *tok, const char *dir, char *err)
         if (hf_model_tokenizer(&h, tok, &loaded, err)) goto fail;
         if (!loaded) { ob_seterr(err, "%s: no tokenizer.json or tokenizer.model (pass --tokenizer)", h.dir); goto fail; }
     }
+    /* the cleanup shape of student_load's and gguf_load_buffer's on
+     * purpose: the format's own parse state, then the half-built model */
     hf_model_close(&h);
     return 0;
 fail:
