@@ -39,6 +39,14 @@ printf '{"tokenizer_class": "LlamaTokenizer", "marker": 1}\n' > "$TMP/teacher/to
 expect_exit 0 "export --teacher DIR" "$BIN" export --format bitllama-inf --student "$TMP/x.onebit" --teacher "$TMP/teacher" --out "$TMP/inf2"
 check "tokenizer_config.json copied" contains "$TMP/inf2/tokenizer_config.json" '"marker": 1'
 check "tokenizer.model copied" cmp -s "$TMP/inf2/tokenizer.model" "$TMP/teacher/tokenizer.model"
+# synth --tokenizer takes a tokenizer.model as the tokenizer.bin it was exported to
+if [ -e "$SHARED/models/tokenizer.model" ] && [ -e "$SHARED/models/tokenizer.bin" ]; then
+    expect_exit 0 "synth --tokenizer tokenizer.bin" "$BIN" synth --shape 64,172,1,4,2,32000 --format hf --dtype f16 --tokenizer "$SHARED/models/tokenizer.bin" --out "$TMP/sb" --quiet
+    expect_exit 0 "synth --tokenizer tokenizer.model" "$BIN" synth --shape 64,172,1,4,2,32000 --format hf --dtype f16 --tokenizer "$SHARED/models/tokenizer.model" --out "$TMP/sm" --quiet
+    check "synth: the same tokenizer.json from either" cmp -s "$TMP/sb/tokenizer.json" "$TMP/sm/tokenizer.json"
+    check "synth: the same weights" cmp -s "$TMP/sb/model.safetensors" "$TMP/sm/model.safetensors"
+    rm -rf "$TMP/sb" "$TMP/sm"
+fi
 # errors
 expect_exit 1 "export into a non-empty directory" "$BIN" export --format bitllama-inf --student "$TMP/x.onebit" --out "$TMP/inf"
 check "non-empty message" contains "$TMP/err" "not empty"
