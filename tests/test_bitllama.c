@@ -301,6 +301,7 @@ int main(void)
     CHECK(student_write(x, &t, &tk, src, "{\"kind\":\"test\"}", err) == 0, "%s", err);
     student_src_free(src, nlin);
     model_free(&t);
+    tok_free(&tk);
     Model s, r;
     Tokenizer st, rt;
     CHECK(student_load(&s, &st, x, err) == 0, "%s", err);
