@@ -454,7 +454,7 @@ static int chat_key(App *a, const UiKey *k, int key)
         C->follow = 1;
         C->sess[0] = C->sess[1] = 0;
         return 1;
-    case A_STUDENT: app_prompt(a, "Student file (.onebit)", C->student_path, 1, student_prompt_done); return 1;
+    case A_STUDENT: app_prompt(a, "Student (.onebit or checkpoint dir)", C->student_path, 1, student_prompt_done); return 1;
     case A_TARGET_CYCLE:
         if (!C->student) { C->target = TO_TEACHER; app_msg(a, 1, "no student loaded: l loads one"); return 1; }
         C->target = (C->target + 1) % 3;
