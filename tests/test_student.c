@@ -180,7 +180,7 @@ static void round_trip(const ModelConfig *c, int with_tok, const char *dir)
         float *g = malloc(L->in * 4), *h = malloc(L->out * 4);
         for (int j = 0; j < L->in; j++) g[j] = (float)(0.01 + urand());
         for (int j = 0; j < L->out; j++) h[j] = (float)(0.01 + urand() * 0.1);
-        src[i] = (StudentLinearSrc){L->w, g, h, i % 3 != 1};
+        src[i] = (StudentLinearSrc){L->w, g, h, i % 3 != 1, NULL};
     }
     CHECK(student_write(path, &t, with_tok ? &tok : NULL, src, with_tok ? "{\"init\":\"test\"}" : NULL, err) == 0, "write: %s", err);
     Model s;

@@ -81,7 +81,7 @@ const UiKey ui_keymap[] = {
     {UI_CTX_CHAT, 'i', "i", A_FOCUS, 0, "type a message (focus the input line)", NULL},
     {UI_CTX_CHAT, 's', "s", A_SETTINGS, 0, "sampling settings (temperature, top-p, tokens, seed)", "settings"},
     {UI_CTX_CHAT, 'n', "n", A_NEW_CHAT, 0, "new conversation (clears the transcript)", "new"},
-    {UI_CTX_CHAT, 'l', "l", A_STUDENT, 0, "load a student .onebit (path prompt)", "student"},
+    {UI_CTX_CHAT, 'l', "l", A_STUDENT, 0, "load a student .onebit or OneBit checkpoint directory (path prompt)", "student"},
     {UI_CTX_CHAT, 't', "t", A_TARGET_CYCLE, 0, "talk to: teacher, student, or both side by side", "target"},
     {UI_CTX_CHAT, 'a', "a", A_ACT_TOGGLE, 0, "student activations: fp32 (exact) or int8 (faster batched kernels)", "fp32/int8"},
     {UI_CTX_CHAT, UI_KEY_ESC, "Esc", A_ESCAPE, 0, "stop the generation in progress", NULL},

@@ -1,6 +1,7 @@
 /* ui/scr_chat.c -- screen 5, Chat (UI thread only, but for the generation
  * jobs' functions on_token and gen_main): type a prompt and the teacher, a
- * 1-bit student (a finished run's .onebit, student_load) or both side by
+ * 1-bit student (a finished run's .onebit or a OneBit checkpoint directory,
+ * open_student) or both side by
  * side continue it. Each reply is gen_run in a background job (base/job.h)
  * whose per-token callback appends to the job's text under a mutex, pushes
  * an EV_TOKEN to wake the UI and checks the job's cancel flag (Esc), so a
@@ -19,6 +20,7 @@
 #include "base/job.h"
 #include "db/db.h"
 #include "model/generate.h"
+#include "onebit/open.h"
 #include "onebit/student.h"
 
 enum { ROLE_USER, ROLE_TEACHER, ROLE_STUDENT };
@@ -249,11 +251,11 @@ static int load_student(App *a, const char *path, int64_t run)
     ChatState *C = state(a);
     if (C->jobs[1]) { app_msg(a, 1, "the student is still replying: Esc stops it"); return -1; }
     char err[OB_ERRLEN];
-    int has = student_has_tokenizer(path, err);
+    int has = open_student_has_tokenizer(path, err);
     if (has < 0) { app_msg(a, 1, "error: %s", err); return -1; }
     Model *m = ob_calloc(1, sizeof *m);
     Tokenizer *t = has ? ob_calloc(1, sizeof *t) : NULL;
-    if (student_load(m, t, path, err)) {
+    if (open_student(m, t, path, err)) {
         app_msg(a, 1, "error: %s", err);
         free(m);
         free(t);
@@ -452,7 +454,7 @@ static int chat_key(App *a, const UiKey *k, int key)
         C->follow = 1;
         C->sess[0] = C->sess[1] = 0;
         return 1;
-    case A_STUDENT: app_prompt(a, "Student file (.onebit)", C->student_path, 1, student_prompt_done); return 1;
+    case A_STUDENT: app_prompt(a, "Student (.onebit or checkpoint dir)", C->student_path, 1, student_prompt_done); return 1;
     case A_TARGET_CYCLE:
         if (!C->student) { C->target = TO_TEACHER; app_msg(a, 1, "no student loaded: l loads one"); return 1; }
         C->target = (C->target + 1) % 3;

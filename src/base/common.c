@@ -34,6 +34,18 @@ void ob_buf_printf(ObBuf *b, const char *fmt, ...)
     }
 }
 
+void ob_buf_put(ObBuf *b, const void *p, size_t n)
+{
+    if (b->n + n + 1 > b->cap) {
+        b->cap = (b->n + n + 1) * 2;
+        b->s = realloc(b->s, b->cap);
+        if (!b->s) abort();
+    }
+    memcpy(b->s + b->n, p, n);
+    b->n += n;
+    b->s[b->n] = 0;
+}
+
 void *ob_grow(void *arr, size_t n, int *cap, int first, size_t elem)
 {
     if (n < (size_t)*cap) return arr;

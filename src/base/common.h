@@ -23,6 +23,8 @@ typedef struct {
     size_t n, cap;
 } ObBuf;
 void ob_buf_printf(ObBuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* append n bytes (any bytes, NULs too; a NUL is kept after them) */
+void ob_buf_put(ObBuf *b, const void *p, size_t n);
 
 /* room for one more elem-byte item in a growing array of n items: when n
  * == *cap, *cap doubles (first: first) and the items move to a new block;

@@ -32,9 +32,24 @@ int cli_run_opts(const char *cmd, const OptSpec *rows, void *obj, int argc, char
 {
     opt_defaults(rows, obj);
     int rc = cli_parse_opts(cmd, rows, obj, argc, argv, help);
+    char err[OB_ERRLEN];
+    if (rc < 0 && opt_check_required(rows, obj, err)) rc = cli_usage_error(cmd, "%s", err);
     if (rc < 0 && check) rc = check(obj);
     if (rc < 0) rc = run(obj);
     opt_free(rows, obj);
+    return rc;
+}
+
+int cli_with_student(const char *student, const char *tokenizer, int (*fn)(Model *m, Tokenizer *t, const void *ctx),
+                     const void *ctx)
+{
+    char err[OB_ERRLEN];
+    Model m;
+    Tokenizer t;
+    if (open_model(NULL, student, tokenizer, &m, &t, err)) return cli_error("%s", err);
+    int rc = fn(&m, &t, ctx);
+    tok_free(&t);
+    model_free(&m);
     return rc;
 }
 
@@ -52,4 +67,16 @@ int cli_error(const char *fmt, ...)
     ob_verror(fmt, ap);
     va_end(ap);
     return EXIT_RUNTIME;
+}
+
+void cli_json_string(char *dst, size_t n, const char *s)
+{
+    size_t k = 0;
+    for (; *s && k + 7 < n; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') { dst[k++] = '\\'; dst[k++] = (char)ch; }
+        else if (ch < 0x20) k += (size_t)snprintf(dst + k, n - k, "\\u%04x", ch);
+        else dst[k++] = (char)ch;
+    }
+    dst[k] = 0;
 }

@@ -26,7 +26,7 @@ typedef struct {
 static const OptSpec eval_opts[] = {
     {"teacher", OPT_STR, F(teacher), OPT_NOHELP, 0, 0, NULL, NULL, "M", "the teacher", NULL},
     {"student", OPT_STR, F(student), 0, 0, 0, NULL, NULL, "S",
-     "evaluate a 1-bit student (.onebit); its own tokenizer\nunless --tokenizer is given", NULL},
+     "evaluate a 1-bit student (.onebit, or a OneBit checkpoint\ndirectory); its own tokenizer unless --tokenizer is given", NULL},
     {"tokenizer", OPT_STR, F(tokenizer), OPT_NOHELP, 0, 0, NULL, NULL, "T", "the tokenizer", NULL},
     {"text", OPT_STR, F(text), OPT_NOHELP, 0, 0, NULL, NULL, "FILE", "the text", NULL},
     {"seq-len", OPT_INT, F(seq_len), 0, 2, 1 << 20, NULL, NULL, "L", "window length (default: the model's context)", NULL},

@@ -22,9 +22,9 @@ typedef struct {
 static const OptSpec gen_opts[] = {
     {"teacher", OPT_STR, F(teacher), 0, 0, 0, NULL, NULL, "M",
      "llama2.c checkpoint (default: $ONEBIT_TEACHER, models/stories260K.bin)", NULL},
-    {"student", OPT_STR, F(student), 0, 0, 0, NULL, NULL, "S", "a 1-bit student (.onebit) instead of the teacher", NULL},
+    {"student", OPT_STR, F(student), 0, 0, 0, NULL, NULL, "S", "a 1-bit student (.onebit, or a OneBit checkpoint directory)\ninstead of the teacher", NULL},
     {"tokenizer", OPT_STR, F(tokenizer), 0, 0, 0, NULL, NULL, "T",
-     "llama2.c tokenizer.bin (default: beside the teacher; a\nstudent's own tokenizer)", NULL},
+     "tokenizer.bin, tokenizer.json or tokenizer.model (default:\nbeside the teacher; a student's own tokenizer)", NULL},
     {"prompt", OPT_STR, F(prompt), 0, 0, 0, NULL, NULL, "TEXT", "prompt (default: empty, start from BOS)", NULL},
     {"n", OPT_INT, F(n), 0, 0, 1 << 24, "256", NULL, "N", "new tokens (default 256)", NULL},
     {"temp", OPT_FLOAT, F(temp), 0, 0, INFINITY, "1", NULL, "X", "temperature, 0 = greedy (default 1.0)", NULL},

@@ -46,18 +46,6 @@ static void help(void)
     opt_help_width(stdout, quant_opts, 13);
 }
 
-static void json_string(char *dst, size_t n, const char *s)
-{
-    size_t k = 0;
-    for (; *s && k + 7 < n; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') { dst[k++] = '\\'; dst[k++] = (char)ch; }
-        else if (ch < 0x20) k += (size_t)snprintf(dst + k, n - k, "\\u%04x", ch);
-        else dst[k++] = (char)ch;
-    }
-    dst[k] = 0;
-}
-
 static int quantize_main(const QuantOpts *o)
 {
     const char *tokenizer = o->tokenizer, *out = o->out;
@@ -76,7 +64,7 @@ static int quantize_main(const QuantOpts *o)
     if (student_quantize(&m, init, norm, lin, err)) rc = cli_error("%s: %s", tp, err);
     else {
         char esc[2048], meta[4096];
-        json_string(esc, sizeof esc, tp);
+        cli_json_string(esc, sizeof esc, tp);
         snprintf(meta, sizeof meta, "{\"kind\":\"ptq\",\"init\":\"%s\",\"norm\":%s,\"teacher\":\"%s\",\"created\":%lld}",
                  svid_method_name(init), norm ? "true" : "false", esc, (long long)time(NULL));
         if (student_write(out, &m, &t, lin, meta, err)) rc = cli_error("%s", err);

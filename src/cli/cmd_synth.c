@@ -34,7 +34,7 @@ static const OptSpec synth_opts[] = {
     {"seq-len", OPT_INT, F(seq_len), 0, 1, 1 << 24, NULL, NULL, "N",
      "max_position_embeddings / context_length (default: the\npreset's, 2048 for a custom shape)", NULL},
     {"tokenizer", OPT_STR, F(tokenizer), OPT_PATH, 0, 0, NULL, NULL, "T",
-     "a llama2.c tokenizer.bin with exactly VOCAB entries (e.g. the\nLlama 2 one for 32000) instead of the synthetic vocabulary", NULL},
+     "a llama2.c tokenizer.bin or a tokenizer.model with exactly VOCAB\nentries (e.g. the Llama 2 one for 32000) instead of the synthetic\nvocabulary", NULL},
     {"max-shard-size", OPT_U64, F(max_shard), 0, 1, 1e18, NULL, NULL, "N", "bytes per hf shard at most (default 5000000000)", NULL},
     {"quiet", OPT_FLAG, F(quiet), 0, 0, 1, NULL, NULL, NULL, "no progress line", NULL},
     {NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL},

@@ -14,6 +14,7 @@
 #include "base/common.h"
 #include "base/file.h"
 #include "format/safetensors.h"
+#include "format/spm.h"
 #include "format/torch.h"
 
 #define MAX_SHARDS 1024
@@ -58,10 +59,10 @@ static int parse_config(const cJSON *o, LlamaConfig *c, int *bos, int *eos, char
     if (!cJSON_IsObject(o)) { ob_seterr(err, "not a JSON object"); return -1; }
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(o, "model_type");
     if (cJSON_IsString(mt)) {
-        if (strcmp(mt->valuestring, "llama") && strcmp(mt->valuestring, "mistral")) {
+        if (strcmp(mt->valuestring, "llama") && strcmp(mt->valuestring, "mistral") && strcmp(mt->valuestring, "bitllama")) {
             char b[48];
             snprintf(b, sizeof b, "%s", mt->valuestring);
-            ob_seterr(err, "model_type '%s' is not supported (llama, mistral)", b);
+            ob_seterr(err, "model_type '%s' is not supported (llama, mistral, bitllama)", b);
             return -1;
         }
     } else {
@@ -261,10 +262,8 @@ static int take(const HF *h, LlamaFile *f, const char *name, int role, int layer
     if (find_tensor(h, name, &s, &t, err)) return -1;
     int ok = rows == 0 ? (t->n_dims == 1 && t->shape[0] == cols) : (t->n_dims == 2 && t->shape[0] == rows && t->shape[1] == cols);
     if (!ok) {
-        char shape[160] = "";
-        size_t k = 0;
-        for (int d = 0; d < t->n_dims && k < sizeof shape - 24; d++)
-            k += snprintf(shape + k, sizeof shape - k, "%s%llu", d ? ", " : "", (unsigned long long)t->shape[d]);
+        char shape[160];
+        st_shape_str(t, shape, sizeof shape);
         if (rows) ob_seterr(err, "%s: tensor %s has shape [%s], config.json implies [%zu, %zu]", s->path, name, shape, rows, cols);
         else ob_seterr(err, "%s: tensor %s has shape [%s], config.json implies [%zu]", s->path, name, shape, cols);
         return -1;
@@ -354,12 +353,18 @@ static char *model_dir(const char *path, char *err)
     return dir;
 }
 
-int hf_load(LlamaFile *f, Tokenizer *tok, int *tok_loaded, const char *path, char *err)
+/* ---- an open directory (hf.h HFModel) -------------------------------------*/
+
+static void json_str(const cJSON *o, const char *key, char *dst, size_t n)
 {
-    int dummy;
-    if (!tok_loaded) tok_loaded = &dummy;
-    *tok_loaded = 0;
-    llama_file_init(f);
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (cJSON_IsArray(j)) j = j->child;
+    snprintf(dst, n, "%s", cJSON_IsString(j) ? j->valuestring : "");
+}
+
+int hf_model_open(HFModel *m, const char *path, char *err)
+{
+    memset(m, 0, sizeof *m);
     char *dir = model_dir(path, err);
     if (!dir) return -1;
     char *cp = file_join(dir, "config.json");
@@ -371,46 +376,112 @@ int hf_load(LlamaFile *f, Tokenizer *tok, int *tok_loaded, const char *path, cha
     }
     cJSON *cfg = read_json(cp, err);
     if (!cfg) { free(cp); free(dir); return -1; }
-    LlamaConfig c;
-    int bos = -1, eos = -1;
     char why[OB_ERRLEN];
-    if (parse_config(cfg, &c, &bos, &eos, why)) {
+    if (parse_config(cfg, &m->cfg, &m->bos, &m->eos, why)) {
         ob_seterr(err, "%s: %s", cp, why);
         cJSON_Delete(cfg);
         free(cp);
         free(dir);
         return -1;
     }
+    json_str(cfg, "model_type", m->model_type, sizeof m->model_type);
+    json_str(cfg, "architectures", m->arch, sizeof m->arch);
+    json_str(cfg, "torch_dtype", m->torch_dtype, sizeof m->torch_dtype);
     cJSON_Delete(cfg);
     free(cp);
     HF *h = ob_calloc(1, sizeof *h);
     h->dir = dir;
-    f->format = "hf";
-    f->cfg = c;
-    if (open_shards(h, err) || add_tensors(h, f, err)) {
-        close_shards(h);
-        goto fail;
+    m->dir = dir;
+    m->priv = h;
+    if (open_shards(h, err)) { hf_model_close(m); return -1; }
+    return 0;
+}
+
+void hf_model_close(HFModel *m)
+{
+    if (m->priv) close_shards(m->priv);
+    free(m->priv);
+    free(m->dir);
+    memset(m, 0, sizeof *m);
+}
+
+int hf_model_tensor(const HFModel *m, const char *name, const STTensor **t, const uint8_t **data, char *err)
+{
+    const Shard *s = NULL;
+    if (find_tensor(m->priv, name, &s, t, err)) return -1;
+    *data = s->st.base + (*t)->begin;
+    return 0;
+}
+
+int hf_model_f32(const HFModel *m, const char *name, uint64_t rows, uint64_t cols, float *dst, char *err)
+{
+    const Shard *s = NULL;
+    const STTensor *t = NULL;
+    if (find_tensor(m->priv, name, &s, &t, err)) return -1;
+    int ok = rows == 0 ? (t->n_dims == 1 && t->shape[0] == cols) : (t->n_dims == 2 && t->shape[0] == rows && t->shape[1] == cols);
+    if (!ok) {
+        char shape[160];
+        st_shape_str(t, shape, sizeof shape);
+        if (rows) ob_seterr(err, "%s: tensor %s has shape [%s], config.json implies [%llu, %llu]", s->path, name, shape, (unsigned long long)rows, (unsigned long long)cols);
+        else ob_seterr(err, "%s: tensor %s has shape [%s], config.json implies [%llu]", s->path, name, shape, (unsigned long long)cols);
+        return -1;
     }
-    give_shards(h, f);
-    if (tok) {
-        char *tp = file_join(dir, "tokenizer.json");
-        if (access(tp, F_OK) == 0) {
-            char *txt;
-            size_t len;
-            if (ob_read_file(tp, &txt, &len, err)) { free(tp); goto fail; }
-            int rc = tok_json_parse(tok, txt, len, c.vocab_size, bos, eos, why);
-            free(txt);
-            if (rc) { ob_seterr(err, "%s: %s", tp, why); free(tp); goto fail; }
-            *tok_loaded = 1;
-        }
+    if (st_to_f32(&s->st, t, dst)) {
+        ob_seterr(err, "%s: tensor %s has dtype %s (supported: F32, F16, BF16)", s->path, name, st_dtype_name(t->dtype));
+        return -1;
+    }
+    return 0;
+}
+
+int hf_model_tokenizer(const HFModel *m, Tokenizer *tok, int *loaded, char *err)
+{
+    *loaded = 0;
+    char why[OB_ERRLEN];
+    char *tp = file_join(m->dir, "tokenizer.json");
+    if (access(tp, F_OK) == 0) {
+        char *txt;
+        size_t len;
+        if (ob_read_file(tp, &txt, &len, err)) { free(tp); return -1; }
+        int rc = tok_json_parse(tok, txt, len, m->cfg.vocab_size, m->bos, m->eos, why);
+        free(txt);
+        if (rc) { ob_seterr(err, "%s: %s", tp, why); free(tp); return -1; }
+        *loaded = 1;
+    } else {
+        /* no tokenizer.json: a SentencePiece tokenizer.model */
         free(tp);
+        tp = file_join(m->dir, "tokenizer.model");
+        if (access(tp, F_OK) == 0) {
+            if (spm_load(tok, tp, m->cfg.vocab_size, err)) { free(tp); return -1; }
+            *loaded = 1;
+        }
     }
-    free(h);
-    free(dir);
+    free(tp);
+    return 0;
+}
+
+int hf_load(LlamaFile *f, Tokenizer *tok, int *tok_loaded, const char *path, char *err)
+{
+    int dummy;
+    if (!tok_loaded) tok_loaded = &dummy;
+    *tok_loaded = 0;
+    llama_file_init(f);
+    HFModel m;
+    if (hf_model_open(&m, path, err)) return -1;
+    if (!strcmp(m.model_type, "bitllama")) {
+        ob_seterr(err, "%s: is a 1-bit OneBit checkpoint (model_type bitllama): open it with --student", m.dir);
+        hf_model_close(&m);
+        return -1;
+    }
+    HF *h = m.priv;
+    f->format = "hf";
+    f->cfg = m.cfg;
+    if (add_tensors(h, f, err)) goto fail;
+    if (tok && hf_model_tokenizer(&m, tok, tok_loaded, err)) goto fail;
+    give_shards(h, f);
+    hf_model_close(&m);
     return 0;
 fail:
-    free(h);
-    free(dir);
+    hf_model_close(&m);
     llama_file_free(f);
     return -1;
 }

@@ -11,6 +11,7 @@
 #include "format/gguf.h"
 #include "format/hf.h"
 #include "format/llama2c.h"
+#include "format/spm.h"
 
 const LoaderFormat loader_formats[] = {
     {"gguf", gguf_probe, gguf_load, file_sha256},
@@ -73,9 +74,13 @@ int loader_load_tokenizer(Tokenizer *t, const char *path, int vocab_size, char *
 {
     FILE *f = fopen(path, "rb");
     if (!f) { ob_seterr(err, "%s: %s", path, strerror(errno)); return -1; }
+    unsigned char head[HEAD_BYTES];
+    size_t n = fread(head, 1, sizeof head, f);
     int c;
+    rewind(f);
     do c = fgetc(f); while (c == ' ' || c == '\n' || c == '\r' || c == '\t');
     fclose(f);
     if (c == '{') return tok_json_load(t, path, vocab_size, err);
+    if (spm_probe(head, n)) return spm_load(t, path, vocab_size, err);
     return tok_load(t, path, vocab_size, err);
 }

@@ -35,8 +35,9 @@ const LoaderFormat *loader_detect(const char *path, char *err);
 int loader_load(LlamaFile *f, Tokenizer *tok, int *tok_loaded, const char *path, char *err);
 /* detect and fingerprint; *format (may be NULL) gets the format's name */
 int loader_fingerprint(const char *path, char hex[65], const char **format, char *err);
-/* a tokenizer file by content: a tokenizer.json (a JSON object) or a
- * llama2.c tokenizer.bin; vocab_size as tok_load */
+/* a tokenizer file by content: a tokenizer.json (a JSON object), a
+ * SentencePiece tokenizer.model (a protobuf whose first field is a piece)
+ * or a llama2.c tokenizer.bin; vocab_size as tok_load */
 int loader_load_tokenizer(Tokenizer *t, const char *path, int vocab_size, char *err);
 
 #endif

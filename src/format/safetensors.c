@@ -1,5 +1,5 @@
-/* safetensors.c -- safetensors header parser and dtype conversion (see
- * safetensors.h). JSON through cJSON (Debian: libcjson-dev). */
+/* safetensors.c -- safetensors header parser, dtype conversion and writer
+ * (see safetensors.h). JSON through cJSON (Debian: libcjson-dev). */
 #include "format/safetensors.h"
 
 #include <cJSON.h>
@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/common.h"
+#include "base/file.h"
 #include "format/llama.h"
 
 static const char *const dtype_names[ST_NDTYPES] = {"F32", "F16", "BF16", "F64", "I64", "I32", "I16", "I8", "U8", "BOOL",
@@ -204,4 +205,45 @@ int st_to_f32(const STFile *f, const STTensor *t, float *dst)
     if (dtype < 0) return -1;
     llama_dequant(dtype, f->base + t->begin, dst, (size_t)t->n_elems);
     return 0;
+}
+
+void st_shape_str(const STTensor *t, char *buf, size_t n)
+{
+    size_t k = 0;
+    buf[0] = 0;
+    for (int d = 0; d < t->n_dims && k + 24 < n; d++)
+        k += (size_t)snprintf(buf + k, n - k, "%s%llu", d ? ", " : "", (unsigned long long)t->shape[d]);
+}
+
+int st_write_file(const char *path, const STWrite *t, size_t n, char *err)
+{
+    ObBuf h = {0};
+    uint64_t off = 0;
+    ob_buf_printf(&h, "{\"__metadata__\":{\"format\":\"pt\"}");
+    size_t *bytes = ob_calloc(n ? n : 1, sizeof *bytes);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t ne = 1;
+        ob_buf_printf(&h, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[", t[i].name, st_dtype_name(t[i].dtype));
+        for (int d = 0; d < t[i].n_dims; d++) {
+            ob_buf_printf(&h, "%s%llu", d ? "," : "", (unsigned long long)t[i].shape[d]);
+            ne *= t[i].shape[d];
+        }
+        bytes[i] = (size_t)(ne * (uint64_t)dtype_size[t[i].dtype]);
+        ob_buf_printf(&h, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off, (unsigned long long)(off + bytes[i]));
+        off += bytes[i];
+    }
+    ob_buf_printf(&h, "}");
+    while (h.n % 8) ob_buf_printf(&h, " ");
+    unsigned char hl[8];
+    file_put_u64le(hl, (uint64_t)h.n);
+    FileAtomic fa;
+    int rc = file_atomic_open(&fa, path, err);
+    if (!rc) rc = file_atomic_write(&fa, hl, 8, err);
+    if (!rc) rc = file_atomic_write(&fa, h.s, h.n, err);
+    for (size_t i = 0; i < n && !rc; i++) rc = file_atomic_write(&fa, t[i].data, bytes[i], err);
+    if (rc) file_atomic_abort(&fa);
+    else rc = file_atomic_commit(&fa, err);
+    free(bytes);
+    free(h.s);
+    return rc;
 }

@@ -42,5 +42,20 @@ void st_show(char *dst, size_t cap, const char *s, size_t n);
 const char *st_dtype_name(int dtype);
 /* convert an F32/F16/BF16 tensor to FP32 (n_elems floats); -1 otherwise */
 int st_to_f32(const STFile *f, const STTensor *t, float *dst);
+/* "4096, 512" (the shape, for messages) into buf */
+void st_shape_str(const STTensor *t, char *buf, size_t n);
+
+/* a tensor to write: data is n_elems little-endian elements of dtype */
+typedef struct {
+    const char *name;
+    int dtype;
+    int n_dims;
+    uint64_t shape[ST_MAX_DIMS];
+    const void *data;
+} STWrite;
+/* write a safetensors file at path (atomically, base/file.h): the header
+ * with "__metadata__": {"format": "pt"} (what transformers' torch loader
+ * expects), the tensors in the order given, 8-byte aligned header */
+int st_write_file(const char *path, const STWrite *t, size_t n, char *err);
 
 #endif

@@ -18,6 +18,7 @@
 #include "base/common.h"
 #include "base/file.h"
 #include "format/gguf.h"
+#include "format/loader.h"
 #include "format/tokenizer.h"
 
 #define CHUNK_BYTES (4u << 20)  /* the write buffer: all the weights held at once */
@@ -430,7 +431,12 @@ static void vocab_synthetic(Vocab *v, int V)
 static int vocab_from_bin(Vocab *v, const char *path, int V, char *err)
 {
     Tokenizer t;
-    if (tok_load(&t, path, V, err)) return -1;
+    if (loader_load_tokenizer(&t, path, V, err)) return -1;
+    if (t.mode != TOK_SPM) {
+        ob_seterr(err, "%s: a byte-level tokenizer; synth carries SentencePiece-style ones (tokenizer.bin, tokenizer.model)", path);
+        tok_free(&t);
+        return -1;
+    }
     v->piece = ob_calloc((size_t)V, sizeof(char *));
     v->score = ob_calloc((size_t)V, sizeof(float));
     v->type = ob_calloc((size_t)V, sizeof(int));

@@ -28,8 +28,9 @@ typedef struct {
     int format;          /* SYNTH_HF or SYNTH_GGUF */
     int dtype;           /* SYNTH_F32/F16/BF16 for the matrices */
     uint64_t seed;
-    /* a llama2.c tokenizer.bin of exactly vocab_size entries (e.g. the
-     * Llama 2 one for 32000) instead of the synthetic vocabulary; or NULL */
+    /* a llama2.c tokenizer.bin or a SentencePiece tokenizer.model (by
+     * content) of exactly vocab_size entries (e.g. the Llama 2 one for
+     * 32000) instead of the synthetic vocabulary; or NULL */
     const char *tokenizer_path;
     uint64_t max_shard_bytes;      /* HF shards; 0: 5 GB (5e9 bytes) */
     uint64_t free_bytes_override;  /* tests: pretend this much is free; 0: statvfs */

@@ -272,12 +272,21 @@ int tok_encode(const Tokenizer *t, const char *text, int bos, int eos, int **out
     *n_out = 0;
     if (!text || !t || t->vocab_size <= 0 || !t->vocab || !t->hash) { errno = EINVAL; return -1; }
     if (t->mode == TOK_BYTELEVEL) return encode_bytelevel(t, text, bos, eos, out, n_out);
+    char *squeezed = NULL;
+    if (t->squeeze_spaces) { /* SentencePiece's remove_extra_whitespaces */
+        char *q = squeezed = ob_malloc(strlen(text) + 1);
+        for (const char *c = text; *c; c++)
+            if (*c != ' ' || (q > squeezed && q[-1] != ' ')) *q++ = *c;
+        if (q > squeezed && q[-1] == ' ') q--;
+        *q = 0;
+        text = squeezed;
+    }
     size_t tl = strlen(text);
     size_t cap = tl + 3;
     int *tok = ob_malloc(cap * sizeof(int));
     size_t n = 0;
     if (bos) tok[n++] = t->bos_id;
-    if (text[0] != '\0') {
+    if (text[0] != '\0' && !t->no_dummy_prefix) {
         int dummy = tok_lookup(t, " ", 1);
         if (dummy >= 0) tok[n++] = dummy;
     }
@@ -305,6 +314,7 @@ int tok_encode(const Tokenizer *t, const char *text, int bos, int eos, int **out
     e.try_pair = try_pair;
     size_t m = bpe_merge(&e, n);
     free(e.buf);
+    free(squeezed);
     if (eos) tok[m++] = t->eos_id;
     *out = tok;
     *n_out = m;
@@ -836,14 +846,24 @@ out:
     return rc;
 }
 
-int tok_json_load(Tokenizer *t, const char *path, int vocab_size, char *err)
+int tok_load_file(Tokenizer *t, const char *path, int vocab_size, TokParseFn parse, char *err)
 {
-    char *txt, why[OB_ERRLEN];
+    char *data, why[OB_ERRLEN];
     size_t len;
     memset(t, 0, sizeof *t);
-    if (ob_read_file(path, &txt, &len, err)) return -1;
-    int rc = tok_json_parse(t, txt, len, vocab_size, -1, -1, why);
-    free(txt);
+    if (ob_read_file(path, &data, &len, err)) return -1;
+    int rc = parse(t, data, len, vocab_size, why);
+    free(data);
     if (rc) ob_seterr(err, "%s: %s", path, why);
     return rc;
+}
+
+static int json_parse_no_ids(Tokenizer *t, const char *data, size_t len, int vocab_size, char *err)
+{
+    return tok_json_parse(t, data, len, vocab_size, -1, -1, err);
+}
+
+int tok_json_load(Tokenizer *t, const char *path, int vocab_size, char *err)
+{
+    return tok_load_file(t, path, vocab_size, json_parse_no_ids, err);
 }

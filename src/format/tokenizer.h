@@ -4,8 +4,9 @@
  * A second mode, byte-level BPE (GPT-2, SmolLM, Llama 3 tokenizer.json or
  * GGUF "gpt2"), encodes by merge rank after a regex-like pre-tokenization,
  * behind the same tok_encode/tok_decode API. Read from a llama2.c
- * tokenizer.bin (tok_load) or a Hugging Face tokenizer.json (tok_json_*,
- * SentencePiece-style BPE/Unigram or byte-level BPE). */
+ * tokenizer.bin (tok_load), a Hugging Face tokenizer.json (tok_json_*,
+ * SentencePiece-style BPE/Unigram or byte-level BPE) or a SentencePiece
+ * tokenizer.model (format/spm.h). */
 #ifndef OB_TOKENIZER_H
 #define OB_TOKENIZER_H
 
@@ -30,6 +31,10 @@ typedef struct Tokenizer {
     unsigned char byte_pieces[512]; /* "\x00\0\x01\0..." for <0xXX> decode */
     int unk_id;          /* 0 for llama2.c */
     int mode;            /* TOK_SPM or TOK_BYTELEVEL */
+    /* SentencePiece normalizer flags (tokenizer.model; 0 as llama2.c) */
+    int no_dummy_prefix; /* add_dummy_prefix false: no leading space */
+    int squeeze_spaces;  /* remove_extra_whitespaces: strip leading and
+                          * trailing spaces, runs of spaces become one */
     /* byte-level mode only */
     int pretok;          /* TOK_PRE_* */
     int byte_id[256];    /* token of each single byte, -1 if none */
@@ -60,6 +65,10 @@ void tok_free(Tokenizer *t);
  * vocabulary to the model's size; bos/eos from config.json or -1 */
 int tok_json_parse(Tokenizer *t, const char *json, size_t len, int vocab_size, int bos_id, int eos_id, char *err);
 int tok_json_load(Tokenizer *t, const char *path, int vocab_size, char *err);
+/* a tokenizer file's bytes into t (vocab_size as the parser takes it) */
+typedef int (*TokParseFn)(Tokenizer *t, const char *data, size_t len, int vocab_size, char *err);
+/* read path whole and parse it; errors read "path: why" */
+int tok_load_file(Tokenizer *t, const char *path, int vocab_size, TokParseFn parse, char *err);
 
 /* byte-level pre-tokenization: end of the pre-token of text[0..n) that
  * starts at i (merges never cross pre-token boundaries) */

@@ -12,6 +12,7 @@
 #include "base/common.h"
 #include "base/file.h"
 #include "format/loader.h"
+#include "onebit/bitllama.h"
 #include "onebit/student.h"
 
 #ifndef OB_DATADIR
@@ -102,10 +103,32 @@ int open_teacher(const char *teacher, const char *tokenizer, Model *m, Tokenizer
     return 0;
 }
 
+/* a directory holding a config.json */
+static int is_ckpt_dir(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return 0;
+    char *cfg = file_join(path, "config.json");
+    int yes = access(cfg, F_OK) == 0;
+    free(cfg);
+    return yes;
+}
+
+int open_student(Model *m, Tokenizer *tok, const char *path, char *err)
+{
+    if (is_ckpt_dir(path)) return bitllama_load(m, tok, path, err);
+    return student_load(m, tok, path, err);
+}
+
+int open_student_has_tokenizer(const char *path, char *err)
+{
+    return is_ckpt_dir(path) ? 1 : student_has_tokenizer(path, err);
+}
+
 int open_model(const char *teacher, const char *student, const char *tokenizer, Model *m, Tokenizer *t, char *err)
 {
     if (!student) return open_teacher(teacher, tokenizer, m, t, NULL, err);
-    if (student_load(m, tokenizer ? NULL : t, student, err)) return -1;
+    if (open_student(m, tokenizer ? NULL : t, student, err)) return -1;
     if (tokenizer && loader_load_tokenizer(t, tokenizer, m->cfg.vocab_size, err)) {
         model_free(m);
         return -1;

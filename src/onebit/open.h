@@ -20,11 +20,19 @@ char *open_resolve_tokenizer(const char *explicit_path, const char *teacher, int
 /* load the teacher and its tokenizer: an embedded one (GGUF
  * tokenizer.ggml.*, a directory's tokenizer.json) unless one is named
  * (tokenizer or $ONEBIT_TOKENIZER), else as open_resolve_tokenizer finds
- * it; a tokenizer file is a tokenizer.json or a llama2.c tokenizer.bin, by
- * content. *embedded (may be NULL) says whether the teacher's own was used. */
+ * it; a tokenizer file is a tokenizer.json, a SentencePiece tokenizer.model
+ * or a llama2.c tokenizer.bin, by content. *embedded (may be NULL) says whether the teacher's own was used. */
 int open_teacher(const char *teacher, const char *tokenizer, Model *m, Tokenizer *t, int *embedded, char *err);
 
-/* a student (.onebit) when student is not NULL -- its tokenizer from the
+/* a student: a .onebit (student_load) or, for a directory with a
+ * config.json, the OneBit authors' checkpoint (bitllama_load); tok may be
+ * NULL. A directory without config.json is student_load's error. */
+int open_student(Model *m, Tokenizer *tok, const char *path, char *err);
+/* 1 when path is a student with a tokenizer (a checkpoint directory
+ * always: it fails to open without one), 0 without, -1 on error */
+int open_student_has_tokenizer(const char *path, char *err);
+
+/* a student (.onebit or a checkpoint directory) when student is not NULL -- its tokenizer from the
  * file unless tokenizer names one (any kind open_teacher takes) -- else the
  * teacher as open_teacher */
 int open_model(const char *teacher, const char *student, const char *tokenizer, Model *m, Tokenizer *t, char *err);

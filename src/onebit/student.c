@@ -187,7 +187,7 @@ int student_write(const char *path, const Model *teacher, const Tokenizer *tok,
     for (int i = 0; i < nlin; i++) {
         int out, in;
         model_lin_shape(c, i % LIN_PER_LAYER, &out, &in);
-        if (!lin[i].w || !lin[i].g || !lin[i].h) { ob_seterr(err, "%s: linear %d has no weights", path, i); return -1; }
+        if ((!lin[i].w && !lin[i].bits) || !lin[i].g || !lin[i].h) { ob_seterr(err, "%s: linear %d has no weights", path, i); return -1; }
         uint16_t hv = 0;
         for (int j = 0; j < in; j++)
             if (!fp16_ok(lin[i].g[j], &hv)) { ob_seterr(err, "%s: layers.%d.%s g[%d] = %g is not a finite FP16 value", path, i / LIN_PER_LAYER, model_lin_names[i % LIN_PER_LAYER], j, lin[i].g[j]); return -1; }
@@ -260,7 +260,12 @@ int student_write(const char *path, const Model *teacher, const Tokenizer *tok,
         int wpr = (in + 63) / 64;
         w_pad(w, e[k++].offset);
         unsigned char b[8];
-        for (int r = 0; r < out; r++) {
+        for (int r = 0; r < out && !lin[i].w; r++)
+            for (int q = 0; q < wpr; q++) {
+                file_put_u64le(b, lin[i].bits[(size_t)r * wpr + q]);
+                w_bytes(w, b, 8);
+            }
+        for (int r = 0; r < out && lin[i].w; r++) {
             const float *row = lin[i].w + (size_t)r * in;
             for (int q = 0; q < wpr; q++) {
                 uint64_t word = 0;
@@ -569,6 +574,42 @@ out:
     return rc;
 }
 
+int student_new(Model *m, const ModelConfig *c, char *err)
+{
+    if (model_alloc(m, c, 0, err)) return -1;
+    int nlin = c->n_layers * LIN_PER_LAYER;
+    StudentExtra *x = ob_calloc(1, sizeof *x);
+    x->bl = ob_calloc((size_t)nlin, sizeof *x->bl);
+    m->extra = x;
+    m->free_extra = extra_free;
+    for (int i = 0; i < nlin; i++) {
+        int out, in;
+        model_lin_shape(c, i % LIN_PER_LAYER, &out, &in);
+        BitLinear *bl = bitlinear_new(out, in);
+        x->bl[x->n++] = bl;
+        m->lin[i] = bitlinear_linear(bl);
+    }
+    return 0;
+}
+
+BitLinear *student_linear(const Model *m, int i)
+{
+    if (m->free_extra != extra_free) return NULL;
+    const StudentExtra *x = m->extra;
+    return i >= 0 && i < x->n ? x->bl[i] : NULL;
+}
+
+int student_sources(const Model *m, StudentLinearSrc *lin, char *err)
+{
+    int nlin = m->cfg.n_layers * LIN_PER_LAYER;
+    for (int i = 0; i < nlin; i++) {
+        const BitLinear *bl = student_linear(m, i);
+        if (!bl) { ob_seterr(err, "not a 1-bit student"); return -1; }
+        lin[i] = (StudentLinearSrc){NULL, bl->g, bl->h, bl->norm, bl->bits};
+    }
+    return 0;
+}
+
 int student_load(Model *m, Tokenizer *tok, const char *path, char *err)
 {
     memset(m, 0, sizeof *m);
@@ -577,22 +618,17 @@ int student_load(Model *m, Tokenizer *tok, const char *path, char *err)
     if (parse(&p, path, err)) return -1;
     if (tok && !p.tok_n) { ob_seterr(err, "%s: the student has no tokenizer (pass --tokenizer)", path); parsed_free(&p); return -1; }
     const ModelConfig *c = &p.cfg;
-    if (model_alloc(m, c, 0, err)) { parsed_free(&p); return -1; }
+    if (student_new(m, c, err)) { parsed_free(&p); return -1; }
     float *fpdst[5] = {m->tok_emb, m->rms_att, m->rms_ffn, m->rms_final, m->wcls};
     int nfp = c->shared_classifier ? 4 : 5;
     int nlin = c->n_layers * LIN_PER_LAYER;
-    StudentExtra *x = ob_calloc(1, sizeof *x);
-    x->bl = ob_calloc((size_t)nlin, sizeof *x->bl);
-    m->extra = x;
-    m->free_extra = extra_free;
     for (int j = 0; j < nfp; j++)
         if (copy_f32(fpdst[j], &p, p.fp[j], path, err)) goto fail;
     for (int i = 0; i < nlin; i++) {
         int out, in;
         model_lin_shape(c, i % LIN_PER_LAYER, &out, &in);
         const Entry *es = p.lin[3 * i], *eg = p.lin[3 * i + 1], *eh = p.lin[3 * i + 2];
-        BitLinear *bl = bitlinear_new(out, in);
-        x->bl[x->n++] = bl;
+        BitLinear *bl = student_linear(m, i);
         const uint64_t *words = (const uint64_t *)(p.data + es->offset); /* 64-byte aligned in a page-aligned map */
         int wpr = bl->words_per_row, tail = in & 63;
         if (tail)
@@ -604,7 +640,6 @@ int student_load(Model *m, Tokenizer *tok, const char *path, char *err)
         bitlinear_set_bits(bl, words);
         if (copy_f16(bl->g, &p, eg, path, err) || copy_f16(bl->h, &p, eh, path, err)) goto fail;
         bl->norm = (int)(es->flags & 1);
-        m->lin[i] = bitlinear_linear(bl);
     }
     /* the same cleanup shape as gguf_load_buffer's on purpose: each format
      * frees its own parse state, then the half-built model */
@@ -651,7 +686,7 @@ int student_quantize(const Model *teacher, SvidMethod init, int norm, StudentLin
         const Linear *L = &teacher->lin[i];
         g[i] = ob_malloc((size_t)L->in * sizeof(float));
         h[i] = ob_malloc((size_t)L->out * sizeof(float));
-        lin_out[i] = (StudentLinearSrc){L->w, g[i], h[i], norm};
+        lin_out[i] = (StudentLinearSrc){L->w, g[i], h[i], norm, NULL};
     }
     /* the linears are independent: one worker per CPU, each takes the next */
     int rc = svid_model_rank1(teacher, init, pool_default_threads(), h, g, err);

@@ -25,6 +25,8 @@ typedef struct {
     const float *g;  /* (in) */
     const float *h;  /* (out) */
     int norm;        /* 1: LayerNorm after (OneBit); 0: none (PTQ baseline) */
+    const uint64_t *bits; /* when w is NULL: the canonical packed signs
+                           * (bitlinear.h) */
 } StudentLinearSrc;
 
 /* write a .onebit: FP tensors (embedding, norms, head) from teacher, packed
@@ -41,6 +43,17 @@ int student_write(const char *path, const Model *teacher, const Tokenizer *tok,
  * m->free_extra; model_free releases them). tok may be NULL; if the file has
  * no tokenizer and tok != NULL it fails. */
 int student_load(Model *m, Tokenizer *tok, const char *path, char *err);
+
+/* the empty student of config c that student_load fills: m's FP arena
+ * (tok_emb, norms, wcls) and L*7 BitLinears in LIN_ order (norm 1, signs
+ * all +1, g and h 0) that the caller fills (bitlinear_set_bits / _pack,
+ * g, h); m->lin are set. 0, or -1 with err. */
+int student_new(Model *m, const ModelConfig *c, char *err);
+/* the i-th 1-bit linear (LIN_ order, layer-major) of a student, or NULL */
+struct BitLinear *student_linear(const Model *m, int i);
+/* the sources student_write takes for a loaded student's own layers
+ * (signs, g, h borrowed from m): L*7 entries into lin */
+int student_sources(const Model *m, StudentLinearSrc *lin, char *err);
 
 /* run every 1-bit linear of a student_load'ed m with ex from now on (its
  * kernel, activation precision and pool; each layer repacks its signs for
