@@ -624,15 +624,13 @@ int gguf_read(LlamaFile *f, Tokenizer *tok, int *tok_loaded, const void *data, s
     llama_file_init(f);
     f->format = "gguf";
     if (gguf_parse(&g, data, size, err)) return -1;
-    if (config_from_meta(&g, &f->cfg, err)) goto fail;
-    if (add_tensors(&g, f, err)) goto fail;
-    if (tok && load_tokenizer(&g, f->cfg.vocab_size, tok, tok_loaded, err)) goto fail;
+    int rc = config_from_meta(&g, &f->cfg, err) || add_tensors(&g, f, err) ||
+                     (tok && load_tokenizer(&g, f->cfg.vocab_size, tok, tok_loaded, err))
+                 ? -1
+                 : 0;
     gguf_free(&g);
-    return 0;
-fail:
-    gguf_free(&g);
-    llama_file_free(f);
-    return -1;
+    if (rc) llama_file_free(f);
+    return rc;
 }
 
 int gguf_load(LlamaFile *f, Tokenizer *tok, int *tok_loaded, const char *path, char *err)

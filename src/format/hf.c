@@ -475,15 +475,11 @@ int hf_load(LlamaFile *f, Tokenizer *tok, int *tok_loaded, const char *path, cha
     HF *h = m.priv;
     f->format = "hf";
     f->cfg = m.cfg;
-    if (add_tensors(h, f, err)) goto fail;
-    if (tok && hf_model_tokenizer(&m, tok, tok_loaded, err)) goto fail;
-    give_shards(h, f);
+    int rc = add_tensors(h, f, err) || (tok && hf_model_tokenizer(&m, tok, tok_loaded, err)) ? -1 : 0;
+    if (!rc) give_shards(h, f); /* f owns the maps from now on */
     hf_model_close(&m);
-    return 0;
-fail:
-    hf_model_close(&m);
-    llama_file_free(f);
-    return -1;
+    if (rc) llama_file_free(f);
+    return rc;
 }
 
 /* ---- fingerprint ---------------------------------------------------------*/

@@ -119,6 +119,7 @@ int bitllama_load(Model *m, Tokenizer *tok, const char *dir, char *err)
     if (student_new(m, c, err)) { hf_model_close(&h); return -1; }
     size_t C = (size_t)c->dim, V = (size_t)c->vocab_size;
     char nm[160];
+    int rc = -1;
     if (hf_model_f32(&h, "model.embed_tokens.weight", V, C, m->tok_emb, err)) goto fail;
     if (hf_model_f32(&h, "model.norm.weight", 0, C, m->rms_final, err)) goto fail;
     if (!c->shared_classifier && hf_model_f32(&h, "lm_head.weight", V, C, m->wcls, err)) goto fail;
@@ -135,14 +136,11 @@ int bitllama_load(Model *m, Tokenizer *tok, const char *dir, char *err)
         if (hf_model_tokenizer(&h, tok, &loaded, err)) goto fail;
         if (!loaded) { ob_seterr(err, "%s: no tokenizer.json or tokenizer.model (pass --tokenizer)", h.dir); goto fail; }
     }
-    /* the cleanup shape of student_load's and gguf_load_buffer's on
-     * purpose: the format's own parse state, then the half-built model */
+    rc = 0;
+fail: /* the directory's state, and on failure the half-built model */
     hf_model_close(&h);
-    return 0;
-fail:
-    hf_model_close(&h);
-    model_free(m);
-    return -1;
+    if (rc) model_free(m);
+    return rc;
 }
 
 /* ---- export ---------------------------------------------------------------*/

@@ -621,7 +621,7 @@ int student_load(Model *m, Tokenizer *tok, const char *path, char *err)
     if (student_new(m, c, err)) { parsed_free(&p); return -1; }
     float *fpdst[5] = {m->tok_emb, m->rms_att, m->rms_ffn, m->rms_final, m->wcls};
     int nfp = c->shared_classifier ? 4 : 5;
-    int nlin = c->n_layers * LIN_PER_LAYER;
+    int nlin = c->n_layers * LIN_PER_LAYER, rc = -1;
     for (int j = 0; j < nfp; j++)
         if (copy_f32(fpdst[j], &p, p.fp[j], path, err)) goto fail;
     for (int i = 0; i < nlin; i++) {
@@ -641,15 +641,12 @@ int student_load(Model *m, Tokenizer *tok, const char *path, char *err)
         if (copy_f16(bl->g, &p, eg, path, err) || copy_f16(bl->h, &p, eh, path, err)) goto fail;
         bl->norm = (int)(es->flags & 1);
     }
-    /* the same cleanup shape as gguf_load_buffer's on purpose: each format
-     * frees its own parse state, then the half-built model */
     if (tok && load_tokenizer(tok, &p, path, err)) goto fail;
+    rc = 0;
+fail: /* the parse state, and on failure the half-built model */
     parsed_free(&p);
-    return 0;
-fail:
-    parsed_free(&p);
-    model_free(m);
-    return -1;
+    if (rc) model_free(m);
+    return rc;
 }
 
 int student_read_meta(const char *path, char **meta_json, char *err)
