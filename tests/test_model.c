@@ -78,7 +78,7 @@ int main(void)
     if (f) fclose(f);
     CHECK(nw == 256, "golden ids: %d", nw);
     int got[300] = {0};
-    GenParams gpar = {256, 0.0f, 0.0f, 1};
+    GenParams gpar = {.n_new = 256, .temperature = 0.0f, .topp = 0.0f, .seed = 1};
     GenStats st;
     CHECK(gen_run(&m, &t, "", &gpar, collect, got, &st, err) == 0, "%s", err);
     int same = got[0] == 256;

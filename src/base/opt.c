@@ -171,7 +171,7 @@ void opt_defaults(const OptSpec *rows, void *obj)
 {
     char err[OB_ERRLEN];
     for (const OptSpec *o = rows; o->name; o++) {
-        if (o->type == OPT_NOTE) continue;
+        if (o->type == OPT_NOTE || (o->flags & OPT_ALIAS)) continue;
         if (o->type == OPT_STR) *FIELD(obj, o, char *) = NULL;
         set_unset(o, obj);
         if (!o->def) continue;
@@ -190,7 +190,7 @@ void opt_defaults(const OptSpec *rows, void *obj)
 void opt_free(const OptSpec *rows, void *obj)
 {
     for (const OptSpec *o = rows; o->name; o++)
-        if (o->type == OPT_STR) {
+        if (o->type == OPT_STR && !(o->flags & OPT_ALIAS)) {
             free(*FIELD(obj, o, char *));
             *FIELD(obj, o, char *) = NULL;
         }
@@ -199,6 +199,7 @@ void opt_free(const OptSpec *rows, void *obj)
 void opt_copy(const OptSpec *rows, void *dst, const void *src)
 {
     for (const OptSpec *o = rows; o->name; o++) {
+        if (o->flags & OPT_ALIAS) continue;
         switch (o->type) {
         case OPT_INT: case OPT_CHOICE: case OPT_FLAG: *FIELD(dst, o, int) = *CFIELD(src, o, int); break;
         case OPT_LONG: *FIELD(dst, o, long) = *CFIELD(src, o, long); break;
@@ -249,10 +250,11 @@ int opt_parse_argv(const OptSpec *rows, void *obj, int argc, char **argv, char *
         else if (!o) { ob_seterr(err, "unknown option '%s'", argv[optind - 1]); rc = -1; }
         else {
             char e2[OB_ERRLEN];
-            const char *dash = o->name[1] ? "--" : "-";
+            const char *dash = o->name[1] ? "--" : "-", *typed = o->name;
+            while ((o->flags & OPT_ALIAS) && o > rows) o--; /* the row it names */
             /* on the command line an empty number is a mistake, not "not given" */
-            if (optarg && !*optarg && o->type != OPT_STR) { ob_seterr(err, "option '%s%s' needs a value", dash, o->name); rc = -1; }
-            else if (opt_set(o, obj, optarg, e2)) { ob_seterr(err, "%s%s %s", dash, o->name, e2); rc = -1; }
+            if (optarg && !*optarg && o->type != OPT_STR) { ob_seterr(err, "option '%s%s' needs a value", dash, typed); rc = -1; }
+            else if (opt_set(o, obj, optarg, e2)) { ob_seterr(err, "%s%s %s", dash, typed, e2); rc = -1; }
         }
     }
     if (rc == 0 && optind < argc) { ob_seterr(err, "unexpected argument '%s'", argv[optind]); rc = -1; }
@@ -274,10 +276,13 @@ int opt_check_required(const OptSpec *rows, const void *obj, char *err)
 void opt_help_width(FILE *f, const OptSpec *rows, int width)
 {
     for (const OptSpec *o = rows; o->name; o++) {
-        if (o->flags & (OPT_NOHELP | OPT_NOCLI)) continue;
+        if (o->flags & (OPT_NOHELP | OPT_NOCLI | OPT_ALIAS)) continue;
         if (o->section) fprintf(f, "%s:\n", o->section);
-        char head[64];
-        snprintf(head, sizeof head, "%s%s%s%s", o->name[1] ? "--" : "-", o->name, o->meta ? " " : "",
+        char head[96];
+        size_t hl = 0;
+        for (const OptSpec *a = o + 1; a->name && (a->flags & OPT_ALIAS); a++) /* "-p, --prompt" */
+            hl += (size_t)snprintf(head + hl, sizeof head - hl, "%s%s, ", a->name[1] ? "--" : "-", a->name);
+        snprintf(head + hl, sizeof head - hl, "%s%s%s%s", o->name[1] ? "--" : "-", o->name, o->meta ? " " : "",
                  o->meta ? o->meta : "");
         const char *h = o->help ? o->help : "";
         const char *nl = strchr(h, '\n');

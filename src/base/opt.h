@@ -36,6 +36,9 @@ enum {
     OPT_NOCLI = 1 << 3,    /* not a command-line option (recorded only) */
     OPT_NOHELP = 1 << 4,   /* an option --help does not list (it is in the usage line) */
     OPT_LO_OPEN = 1 << 5,  /* the lower bound itself is not allowed (lr > 0) */
+    OPT_ALIAS = 1 << 6,    /* another name of the row above (-p for --prompt): the same
+                              type and field; --help lists it on that row, and it takes
+                              no part in defaults, copies, frees or the JSON */
 };
 
 typedef struct {

@@ -50,6 +50,7 @@ int cli_set_act(const char *cmd, const char *name);
 void cli_json_string(char *dst, size_t n, const char *s);
 
 int cli_generate(int argc, char **argv);
+int cli_chat(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_runs(int argc, char **argv);

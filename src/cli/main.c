@@ -11,6 +11,7 @@
 
 const CliCommand cli_commands[] = {
     {"generate", cli_generate, "generate text with a teacher or a 1-bit student"},
+    {"chat", cli_chat, "a conversation in the terminal, with the model's chat template"},
     {"eval", cli_eval, "perplexity on a text file, or zero-shot accuracy on a task (--task)"},
     {"train", cli_train, "distil a 1-bit student from the teacher (QAT), with checkpoints"},
     {"bench", cli_bench, "benchmarks: forward, gemv, membw, train"},

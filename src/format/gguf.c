@@ -603,6 +603,7 @@ static int load_tokenizer(const GGUF *g, int vocab, Tokenizer *tok, int *loaded,
     for (int i = 0; i < vocab; i++) free(pieces[i]);
     free(pieces); free(scores); free(types);
     if (rc) return -1;
+    tok->chat_template = gguf_get_str(g, "tokenizer.chat_template");
     *loaded = 1;
     return 0;
 }

@@ -433,6 +433,30 @@ int hf_model_f32(const HFModel *m, const char *name, uint64_t rows, uint64_t col
     return 0;
 }
 
+char *hf_chat_template(const char *dir)
+{
+    char *path = file_join(dir, "tokenizer_config.json"), *txt = NULL, *out = NULL, why[OB_ERRLEN];
+    size_t len;
+    if (access(path, F_OK) == 0 && ob_read_file(path, &txt, &len, why) == 0) {
+        cJSON *root = cJSON_ParseWithLength(txt, len);
+        const cJSON *ct = cJSON_GetObjectItemCaseSensitive(root, "chat_template");
+        if (cJSON_IsString(ct)) out = ob_strdup(ct->valuestring);
+        else if (cJSON_IsArray(ct)) {
+            const cJSON *e, *pick = NULL;
+            cJSON_ArrayForEach(e, ct) {
+                const cJSON *nm = cJSON_GetObjectItemCaseSensitive(e, "name"), *tp = cJSON_GetObjectItemCaseSensitive(e, "template");
+                if (!cJSON_IsString(tp)) continue;
+                if (!pick || (cJSON_IsString(nm) && !strcmp(nm->valuestring, "default"))) pick = tp;
+            }
+            if (pick) out = ob_strdup(pick->valuestring);
+        }
+        cJSON_Delete(root);
+        free(txt);
+    }
+    free(path);
+    return out;
+}
+
 int hf_model_tokenizer(const HFModel *m, Tokenizer *tok, int *loaded, char *err)
 {
     *loaded = 0;
@@ -456,6 +480,7 @@ int hf_model_tokenizer(const HFModel *m, Tokenizer *tok, int *loaded, char *err)
         }
     }
     free(tp);
+    if (*loaded) tok->chat_template = hf_chat_template(m->dir);
     return 0;
 }
 

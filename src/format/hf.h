@@ -51,6 +51,10 @@ int hf_model_tensor(const HFModel *m, const char *name, const STTensor **t, cons
  * as FP32 into dst (as stored: no RoPE reordering); -1 with err naming the
  * file, the tensor and its shape or dtype otherwise */
 int hf_model_f32(const HFModel *m, const char *name, uint64_t rows, uint64_t cols, float *dst, char *err);
+/* tokenizer_config.json's chat_template in dir: a string, or a list of
+ * {name, template} (the "default" one, else the first); malloc'd, NULL when
+ * absent or unreadable (a template is optional) */
+char *hf_chat_template(const char *dir);
 /* the directory's tokenizer.json, else tokenizer.model, into tok
  * (*loaded = 1); *loaded = 0 when it has neither */
 int hf_model_tokenizer(const HFModel *m, Tokenizer *tok, int *loaded, char *err);

@@ -155,6 +155,7 @@ void tok_free(Tokenizer *t)
     free(t->hash);
     free(t->merges);
     free(t->mhash);
+    free(t->chat_template);
     memset(t, 0, sizeof *t);
 }
 

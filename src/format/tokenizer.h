@@ -42,6 +42,10 @@ typedef struct Tokenizer {
     struct TokMerge { int a, b, res; } *merges; /* rank r merges (a,b) into res */
     int *mhash;          /* open addressing over (a,b) -> rank */
     size_t mhash_cap;
+    /* the model's chat template as shipped (GGUF tokenizer.chat_template,
+     * tokenizer_config.json's chat_template; Jinja text, malloc'd), NULL
+     * when there is none: model/chat.h recognises its family */
+    char *chat_template;
 } Tokenizer;
 
 /* llama2.c tokenizer.bin. vocab_size > 0 reads exactly that many entries

@@ -12,6 +12,8 @@ void sampler_init(Sampler *s, int vocab_size, float temperature, float topp, uin
     s->vocab_size = vocab_size;
     s->temperature = temperature;
     s->topp = topp;
+    s->top_k = 0;
+    s->min_p = 0.0f;
     s->rng_state = seed;
     s->probindex = ob_malloc((size_t)vocab_size * sizeof(ProbIndex));
 }
@@ -20,6 +22,66 @@ void sampler_free(Sampler *s)
 {
     free(s->probindex);
     s->probindex = NULL;
+}
+
+void sampler_set_filters(Sampler *s, int top_k, float min_p)
+{
+    s->top_k = top_k > 0 && top_k < s->vocab_size ? top_k : 0;
+    s->min_p = min_p > 0 && min_p <= 1 ? min_p : 0.0f;
+}
+
+void sampler_penalize(float *logits, int vocab_size, const int *recent, int n, float penalty)
+{
+    if (penalty == 1.0f || !(penalty > 0)) return;
+    for (int i = 0; i < n; i++) {
+        int t = recent[i];
+        if (t < 0 || t >= vocab_size) continue;
+        int seen = 0; /* each token once, as llama.cpp counts them */
+        for (int j = 0; j < i && !seen; j++) seen = recent[j] == t;
+        if (seen) continue;
+        logits[t] = logits[t] > 0 ? logits[t] / penalty : logits[t] * penalty;
+    }
+}
+
+/* probabilities p to 0 outside the k largest (ties at the k-th value
+ * kept), the rest renormalised (the temperature keeps the order of the
+ * logits, so this is top-k over the logits) */
+static void keep_top_k(float *p, int n, int k, ProbIndex *pi)
+{
+    for (int i = 0; i < n; i++) { pi[i].prob = p[i]; pi[i].index = i; }
+    /* the k-th largest by quickselect */
+    int lo = 0, hi = n - 1, want = k - 1;
+    while (lo < hi) {
+        float pivot = pi[(lo + hi) / 2].prob;
+        int i = lo, j = hi;
+        while (i <= j) {
+            while (pi[i].prob > pivot) i++;
+            while (pi[j].prob < pivot) j--;
+            if (i <= j) { ProbIndex t = pi[i]; pi[i] = pi[j]; pi[j] = t; i++; j--; }
+        }
+        if (want <= j) hi = j;
+        else if (want >= i) lo = i;
+        else break;
+    }
+    float kth = pi[want].prob, sum = 0.0f;
+    for (int i = 0; i < n; i++) {
+        if (p[i] < kth) p[i] = 0.0f;
+        sum += p[i];
+    }
+    for (int i = 0; i < n; i++) p[i] /= sum;
+}
+
+/* probabilities below min_p x the largest to 0, the rest renormalised */
+static void keep_min_p(float *p, int n, float min_p)
+{
+    float mx = 0.0f;
+    for (int i = 0; i < n; i++) if (p[i] > mx) mx = p[i];
+    float cut = min_p * mx, sum = 0.0f;
+    for (int i = 0; i < n; i++) {
+        if (p[i] < cut) p[i] = 0.0f;
+        sum += p[i];
+    }
+    for (int i = 0; i < n; i++) p[i] /= sum;
 }
 
 uint32_t sampler_random_u32(uint64_t *state)
@@ -89,6 +151,8 @@ int sampler_sample(Sampler *s, float *logits)
     if (s->temperature == 0.0f) return sampler_argmax(logits, s->vocab_size);
     for (int q = 0; q < s->vocab_size; q++) logits[q] /= s->temperature;
     model_softmax(logits, s->vocab_size);
+    if (s->top_k) keep_top_k(logits, s->vocab_size, s->top_k, s->probindex);
+    if (s->min_p > 0) keep_min_p(logits, s->vocab_size, s->min_p);
     float coin = sampler_random_f32(&s->rng_state);
     if (s->topp <= 0 || s->topp >= 1) return sample_mult(logits, s->vocab_size, coin);
     return sample_topp(logits, s->vocab_size, s->topp, s->probindex, coin);

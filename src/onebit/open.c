@@ -2,6 +2,7 @@
  * (see open.h). */
 #include "onebit/open.h"
 
+#include <cJSON.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 
 #include "base/common.h"
 #include "base/file.h"
+#include "format/hf.h"
 #include "format/loader.h"
 #include "onebit/bitllama.h"
 #include "onebit/student.h"
@@ -100,6 +102,9 @@ int open_teacher(const char *teacher, const char *tokenizer, Model *m, Tokenizer
         return -1;
     }
     free(kp);
+    /* a directory's chat template goes with it whatever the tokenizer */
+    struct stat st;
+    if (teacher && stat(teacher, &st) == 0 && S_ISDIR(st.st_mode)) t->chat_template = hf_chat_template(teacher);
     return 0;
 }
 
@@ -118,6 +123,32 @@ int open_student(Model *m, Tokenizer *tok, const char *path, char *err)
 {
     if (is_ckpt_dir(path)) return bitllama_load(m, tok, path, err);
     return student_load(m, tok, path, err);
+}
+
+int open_is_student(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) return 0;
+    if (S_ISDIR(st.st_mode)) {
+        char *cfg = file_join(path, "config.json"), *txt = NULL, why[OB_ERRLEN];
+        size_t len;
+        int yes = 0;
+        if (ob_read_file(cfg, &txt, &len, why) == 0) {
+            cJSON *root = cJSON_ParseWithLength(txt, len);
+            const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+            yes = cJSON_IsString(mt) && !strcmp(mt->valuestring, "bitllama");
+            cJSON_Delete(root);
+            free(txt);
+        }
+        free(cfg);
+        return yes;
+    }
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    char magic[8];
+    int yes = fread(magic, 1, 8, f) == 8 && !memcmp(magic, "ONEBIT\0\0", 8);
+    fclose(f);
+    return yes;
 }
 
 int open_student_has_tokenizer(const char *path, char *err)

@@ -28,6 +28,10 @@ int open_teacher(const char *teacher, const char *tokenizer, Model *m, Tokenizer
  * config.json, the OneBit authors' checkpoint (bitllama_load); tok may be
  * NULL. A directory without config.json is student_load's error. */
 int open_student(Model *m, Tokenizer *tok, const char *path, char *err);
+/* 1 when path is a 1-bit student by content: a .onebit file (its magic)
+ * or a directory whose config.json says model_type bitllama; else 0 (a
+ * teacher, or nothing openable: the open call says why) */
+int open_is_student(const char *path);
 /* 1 when path is a student with a tokenizer (a checkpoint directory
  * always: it fails to open without one), 0 without, -1 on error */
 int open_student_has_tokenizer(const char *path, char *err);
