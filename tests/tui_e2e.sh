@@ -25,7 +25,9 @@ DATA=$SHARED/data/tinystories_train_head_sample.txt
 DB=$TMP/runs.db
 SOCK=onebit-e2e-$$
 tm() { tmux -L "$SOCK" -f /dev/null "$@"; }
-trap 'tm kill-server 2>/dev/null; rm -rf "$TMP"' EXIT
+# a workbench left behind by a failed check (one that would not exit) is ended
+LEFT_PID=
+trap 'tm kill-server 2>/dev/null; [ -n "$LEFT_PID" ] && kill -9 "$LEFT_PID" 2>/dev/null; rm -rf "$TMP"' EXIT
 
 # poll_screen WHAT SECONDS TEST...: capture the pane into $TMP/screen until
 # the command TEST... succeeds; on timeout say WHAT and show the screen.
@@ -377,6 +379,65 @@ check "crash: exit by the signal" wait_file "$TMP/exit"
 check "crash: status 139" test "$(cat "$TMP/exit" 2>/dev/null)" = 139
 check "crash: terminal restored with a message" wait_for "fatal signal; the terminal was restored"
 check "crash: no tab bar left" wait_gone "1 Model"
+tm kill-session -t e2e
+# a dropped terminal while a run trains (issue #20): SIGTERM, then the tmux
+# server killed (SIGHUP and the terminal gone); nobody can answer a
+# question, so none is asked: the run stops with a checkpoint (status
+# stopped, resumable) and the workbench exits within seconds
+pid_gone() { ! kill -0 "$1" 2>/dev/null; }
+wait_gone_pid() { # wait_gone_pid PID SECONDS
+    deadline=$(( $(date +%s) + $2 ))
+    while ! pid_gone "$1"; do
+        [ "$(date +%s)" -ge "$deadline" ] && return 1
+        sleep 0.1
+    done
+}
+long_run() { # long_run NAME: a run of 100000 steps on the Train screen, training
+    tm send-keys -t e2e 3 n
+    check "$1: run form" wait_for "New training run"
+    tm send-keys -t e2e -l "$1"
+    tm send-keys -t e2e Down C-u
+    tm send-keys -t e2e -l "$DATA"
+    tm send-keys -t e2e Down C-u
+    tm send-keys -t e2e -l "<|endoftext|>"
+    tm send-keys -t e2e Down Down C-u
+    tm send-keys -t e2e -l 100000
+    tm send-keys -t e2e Down C-u
+    tm send-keys -t e2e -l 32
+    tm send-keys -t e2e Down C-u
+    tm send-keys -t e2e -l 2
+    tm send-keys -t e2e Enter
+    check "$1: the run trains" wait_re "$1 +\[running\] +step [1-9][0-9]*/100000 " 120
+}
+start --teacher "$TEACHER" --db "$DB"
+check "terminate: started" wait_for "1-bit bpw"
+long_run termed
+pid=$(tui_pid)
+LEFT_PID=$pid
+kill -TERM "$pid"
+check "SIGTERM while a run trains: no question, an exit" wait_file "$TMP/exit" 30
+check "SIGTERM while a run trains: exit status 0" test "$(cat "$TMP/exit" 2>/dev/null)" = 0
+tm kill-session -t e2e
+expect_exit 0 "runs list after SIGTERM" "$BIN" runs list --db "$DB"
+check "the SIGTERMed run is stopped" grep -qE "termed .* stopped " "$TMP/out"
+
+start --teacher "$TEACHER" --db "$DB"
+check "hangup: started" wait_for "1-bit bpw"
+long_run hungup
+pid=$(tui_pid)
+LEFT_PID=$pid
+tm kill-server
+check "hangup: the workbench exits within 30 s" wait_gone_pid "$pid" 30
+expect_exit 0 "runs list after the hangup" "$BIN" runs list --db "$DB"
+check "the hung-up run is stopped" grep -qE "hungup .* stopped " "$TMP/out"
+hid=$(sed -n 's/^ *\([0-9][0-9]*\) .*hungup .*/\1/p' "$TMP/out" | head -n1)
+expect_exit 0 "runs show of the hung-up run" "$BIN" runs show "${hid:-0}" --db "$DB" --json
+hstep=$(sed -n 's/.*"last_checkpoint_step":\([0-9][0-9]*\).*/\1/p' "$TMP/out" | head -n1)
+check "the hung-up run has a checkpoint (step $hstep)" test "${hstep:-0}" -gt 0
+expect_exit 0 "train --resume continues the hung-up run" env OPENBLAS_NUM_THREADS=1 "$BIN" train --teacher "$TEACHER" \
+    --db "$DB" --resume "${hid:-0}" --stop-after $(( ${hstep:-0} + 2 ))
+check "it resumed at its checkpoint" grep -q "at step ${hstep:-x}" "$TMP/out"
+
 # sanitizer builds: the workbench's own reports (its stderr is the Log)
 no_reports() {
     for f in "$TMP"/asan.* "$TMP"/ubsan.* "$TMP"/tsan.*; do

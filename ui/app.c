@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -277,6 +278,24 @@ static void request_quit(App *a)
             return;
         }
     a->quit = 1;
+}
+
+/* SIGTERM, SIGHUP or the terminal gone (poll's POLLHUP, a read error):
+ * nobody can answer a question, so no question: the screens' fini stop the
+ * runs with a checkpoint (status stopped, resumable) and the loop ends */
+static void terminate(App *a, const char *why)
+{
+    if (a->quit) return;
+    app_log(a, "%s: stopping the runs with a checkpoint and quitting", why);
+    a->confirming = 0;
+    a->quit = 1;
+}
+
+/* the terminal was hung up (or closed): its ioctls fail with EIO */
+static int tty_gone(void)
+{
+    struct termios t;
+    return tcgetattr(0, &t) < 0 && errno != EINTR;
 }
 
 /* ---- drawing --------------------------------------------------------------- */
@@ -820,11 +839,16 @@ int ui_main(int argc, char **argv)
         int r = poll(p, np, -1);
         if (r < 0 && errno != EINTR) break;
         /* input (also after EINTR: SIGWINCH makes curses queue KEY_RESIZE) */
-        int key;
+        int key, got = 0;
         while (!a->quit && read_key(&key)) {
+            got = 1;
             handle_key(a, key);
             app_dispatch_posted(a);
         }
+        /* a dropped terminal: poll says so at once and ever after (POLLHUP),
+         * or reads fail (EIO); waiting for keys again would spin */
+        if (r > 0 && (p[0].revents & (POLLHUP | POLLERR | POLLNVAL))) terminate(a, "the terminal hung up");
+        else if (r > 0 && (p[0].revents & POLLIN) && !got && tty_gone()) terminate(a, "the terminal is gone");
         if (r > 0 && (p[1].revents & POLLIN)) {
             Event ev[64];
             int n;
@@ -836,8 +860,12 @@ int ui_main(int argc, char **argv)
         }
         if (r > 0 && (p[2].revents & POLLIN)) {
             char b[16];
-            while (read(sig_pipe[0], b, sizeof b) > 0) {}
-            request_quit(a);
+            ssize_t nb;
+            while ((nb = read(sig_pipe[0], b, sizeof b)) > 0)
+                for (ssize_t i = 0; i < nb; i++) {
+                    if (b[i] == SIGINT) request_quit(a); /* ^C: someone is at the keyboard */
+                    else terminate(a, b[i] == SIGHUP ? "SIGHUP (the terminal hung up)" : "SIGTERM");
+                }
         }
         if (r > 0 && np > 3 && (p[3].revents & POLLIN)) drain_stderr(a);
     }
