@@ -90,6 +90,23 @@ check "Log screen" wait_for "onebit-tui started"
 tm send-keys -t e2e Tab
 check "Tab wraps to Model" wait_for "1-bit bpw"
 
+# Chat does not take the keyboard on arrival (issue #20): the screen keys
+# switch screens until a message is typed
+tm send-keys -t e2e 5
+check "Chat: the input line waits" wait_for "1-6 and Tab still switch screens"
+tm send-keys -t e2e 6
+check "6 from Chat: the Log" wait_for "onebit-tui started"
+tm send-keys -t e2e 5 Tab
+check "Tab from Chat: the Log" wait_for "onebit-tui started"
+tm send-keys -t e2e 5 1
+check "1 from Chat: the Model" wait_for "1-bit bpw"
+tm send-keys -t e2e 5
+check "nothing was typed into the input" wait_for ">  (type a message; 1-6 and Tab still switch screens)"
+tm send-keys -t e2e i 1
+check "after i, 1 is text" wait_re "^> 1 *$"
+tm send-keys -t e2e C-u Escape 1
+check "Esc leaves the input, 1 switches" wait_for "1-bit bpw"
+
 # Layers: computed in the background, stored; Enter shows the charts
 tm send-keys -t e2e 2
 check "layer statistics computed" wait_for "layer statistics of 35 linears computed and stored" 120

@@ -405,13 +405,13 @@ static void help_contexts(App *a, UiCtx *ctxs, int *n)
     ctxs[(*n)++] = UI_CTX_ANYWHERE;
     ctxs[(*n)++] = UI_CTX_GLOBAL;
     ctxs[(*n)++] = s->ctx;
-    if (s->ctx == UI_CTX_CHAT) ctxs[(*n)++] = UI_CTX_CHAT_INPUT;
+    if (s->ctx == UI_CTX_CHAT) { ctxs[(*n)++] = UI_CTX_CHAT_READY; ctxs[(*n)++] = UI_CTX_CHAT_INPUT; }
     if (s->list) ctxs[(*n)++] = UI_CTX_LIST;
     for (int i = 0; i < a->nscreens; i++) {
         UiCtx c = a->screens[i]->ctx;
         if (c == s->ctx) continue;
         ctxs[(*n)++] = c;
-        if (c == UI_CTX_CHAT) ctxs[(*n)++] = UI_CTX_CHAT_INPUT;
+        if (c == UI_CTX_CHAT) { ctxs[(*n)++] = UI_CTX_CHAT_READY; ctxs[(*n)++] = UI_CTX_CHAT_INPUT; }
     }
     if (!s->list) ctxs[(*n)++] = UI_CTX_LIST;
     ctxs[(*n)++] = UI_CTX_EDIT;
@@ -563,7 +563,7 @@ static void global_action(App *a, const UiKey *k)
     case A_QUIT: request_quit(a); break;
     case A_HELP: a->help = !a->help; a->help_top = 0; break;
     case A_REDRAW: shown_valid = 0; clearok(stdscr, TRUE); break;
-    case A_SCREEN: app_switch(a, k->arg); break;
+    case A_SCREEN: app_switch(a, k->arg ? k->arg : k->key - '0'); break; /* arg 0: the digit pressed */
     case A_NEXT_SCREEN: app_switch(a, a->screens[(a->cur + 1) % a->nscreens]->number); break;
     case A_PREV_SCREEN: app_switch(a, a->screens[(a->cur + a->nscreens - 1) % a->nscreens]->number); break;
     default: break;
@@ -618,7 +618,11 @@ static void handle_key(App *a, int key)
     const UiScreen *s = cur_screen(a);
     UiCtx t = typing_ctx(a);
     if (t) {
-        s->key(a, ui_keymap_find(t, key), key);
+        const UiKey *tk = ui_keymap_find(t, key);
+        /* a typing context may keep the screen keys (Chat before typing) */
+        if (tk && (tk->action == A_SCREEN || tk->action == A_NEXT_SCREEN || tk->action == A_PREV_SCREEN))
+            global_action(a, tk);
+        else s->key(a, tk, key);
         return;
     }
     UiCtx ctxs[3];

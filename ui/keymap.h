@@ -25,6 +25,7 @@ typedef enum {
     UI_CTX_RUNS,
     UI_CTX_CHAT,
     UI_CTX_CHAT_INPUT, /* the chat input line has focus */
+    UI_CTX_CHAT_READY, /* Chat just shown: typing text starts a message, screen keys still switch */
     UI_CTX_LOG,
     UI_CTX_EDIT,       /* any text field: line editing */
     UI_CTX_PROMPT,     /* a one-line prompt (file path, value) */
