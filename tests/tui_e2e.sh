@@ -164,6 +164,7 @@ tm send-keys -t e2e x
 check "stop asks first" wait_for "Stop the run?"
 tm send-keys -t e2e y
 check "run stopped" wait_for "[stopped]" 60
+stop_step=$(train_step)
 tm send-keys -t e2e 6
 check "what the library prints goes to the Log" wait_for "recorded in $DB"
 
@@ -174,6 +175,17 @@ tm send-keys -t e2e Enter
 check "run details" wait_for "latest checkpoint: step"
 tm send-keys -t e2e r
 check "resume goes to Train" wait_re "run 1 .*\[(reading data|running|finished)\]" 60
+# the resumed run's charts and header go on from its history (issue #20):
+# the loss chart's first x label (the line below its axis) lies before the
+# step it was resumed at, and the student's score is not the SVID baseline
+loss_x0() { awk '/└/ { getline; print; exit }' "$TMP/screen" | grep -oE '[0-9]+' | head -n1; }
+resumed_with_history() {
+    s=$(train_step) x0=$(loss_x0)
+    [ "${s:-0}" -gt "${stop_step:-0}" ] && [ -n "$x0" ] && [ "$x0" -lt "${stop_step:-0}" ]
+}
+check "the resumed run's charts keep their history (stopped at $stop_step)" \
+    poll_screen "run 1 past step $stop_step with its history" 60 resumed_with_history
+check "the header does not take the SVID baseline for the student" absent "(step 0)"
 # a second, short run waits in the queue
 tm send-keys -t e2e n
 check "second form" wait_for "New training run"

@@ -40,6 +40,7 @@ typedef struct {
 typedef struct {
     Job *job;                    /* cancel: stop the self-generation; its end event: the data is ready */
     Session *s;
+    int64_t resume_run;          /* a resume: the run whose history the charts start from */
     long selfgen;                /* > 0: generating that many sequences */
     char err[OB_ERRLEN];
 } Prep;
@@ -107,7 +108,10 @@ static void curves_add_eval(Curves *c, const Event *e)
     /* the trainer labels its evaluations: teacher, ptq-xnor, ptq-svid, student[-partial] */
     if (!strcmp(e->text, "teacher")) { c->teacher_ppl = e->eval_ppl; return; }
     if (!strcmp(e->text, "ptq-xnor")) { c->xnor_ppl = e->eval_ppl; return; }
-    if (!strcmp(e->text, "ptq-svid")) c->svid_ppl = e->eval_ppl; /* also the student at step 0 */
+    if (!strcmp(e->text, "ptq-svid")) { /* also the student at step 0, unless a resume's history has it */
+        c->svid_ppl = e->eval_ppl;
+        if (c->ne > 0) return;
+    }
     if (c->ne == c->ecap) {
         int nc = c->ecap ? c->ecap * 2 : 32;
         grow(&c->estep, c->ne, nc); grow(&c->eppl, c->ne, nc);
@@ -116,6 +120,35 @@ static void curves_add_eval(Curves *c, const Event *e)
     c->estep[c->ne] = e->step;
     c->eppl[c->ne] = e->eval_ppl;
     c->ne++;
+}
+
+/* a resumed run's curves up to its checkpoint (the trainer goes on from
+ * there), from the run store: the charts and the header go on where they were */
+static void curves_load(App *a, Curves *c, int64_t run)
+{
+    char err[OB_ERRLEN];
+    DbCheckpoint ck;
+    int have = db_checkpoint_latest(a->db, run, &ck, err);
+    if (have < 0) { app_msg(a, 1, "run store: %s", err); return; }
+    int upto = have ? ck.step : 0;
+    if (have) free(ck.path);
+    DbMetric *m;
+    DbEval *ev;
+    int nm, ne;
+    if (db_metrics(a->db, run, &m, &nm, err)) { app_msg(a, 1, "run store: %s", err); return; }
+    for (int i = 0; i < nm && m[i].step <= upto; i++)
+        curves_add_step(c, &(Event){.step = m[i].step, .loss = m[i].loss, .kl = m[i].kl, .mse = m[i].mse, .lr = m[i].lr});
+    free(m);
+    if (db_evals(a->db, run, &ev, &ne, err)) { app_msg(a, 1, "run store: %s", err); return; }
+    for (int i = 0; i < ne; i++) {
+        if (ev[i].step > upto) continue;
+        Event e = {.step = ev[i].step, .eval_ppl = ev[i].ppl};
+        snprintf(e.text, sizeof e.text, "%s", ev[i].model[0] ? ev[i].model : "student");
+        curves_add_eval(c, &e);
+    }
+    free(ev);
+    app_log(a, "run %lld: %d steps and %d evaluations of its history read from the run store", (long long)run,
+            c->n, c->ne);
 }
 
 static void curves_free(Curves *c)
@@ -175,6 +208,7 @@ static void start_next(App *a)
     Prep *p = ob_calloc(1, sizeof *p);
     p->s = s;
     const SessionOpts *so = session_opts_of(s);
+    p->resume_run = it.run_id;
     p->selfgen = so->self_generate;
     if (p->selfgen > 0)
         snprintf(R->status_text, sizeof R->status_text, "%ld teacher-generated sequences (cache in %.900s)", p->selfgen,
@@ -197,6 +231,7 @@ static void prep_done(App *a)
     int rc = app_join_teacher_job(a, p->job);
     R->prep = NULL;
     Session *s = p->s;
+    int64_t resume_run = p->resume_run;
     char err[OB_ERRLEN], e2[OB_ERRLEN];
     if (rc) {
         snprintf(err, sizeof err, "%s", p->err);
@@ -211,6 +246,13 @@ static void prep_done(App *a)
     app_log(a, "%s", line);
     curves_free(&R->c);
     memset(&R->last, 0, sizeof R->last);
+    if (resume_run && a->db) {
+        curves_load(a, &R->c, resume_run);
+        if (R->c.n > 0) { /* the header starts from the checkpoint's step */
+            int i = R->c.n - 1;
+            R->last = (Event){.step = (int)R->c.step[i], .loss = R->c.loss[i], .kl = R->c.kl[i], .mse = R->c.mse[i], .lr = R->c.lr[i]};
+        }
+    }
     if (session_start(s, &a->ring, err)) {
         if (session_end(s, 1, e2)) app_msg(a, 1, "run store: %s", e2);
         not_started(a, err);
