@@ -404,6 +404,52 @@ tm send-keys -t e2e F10
 check "F10 quits from the input line" wait_file "$TMP/exit"
 tm kill-session -t e2e
 
+# the New-run form at the minimum size, 64x18 (issue #20): its fields
+# scroll with the cursor, threads is a field, and the next form keeps the
+# eval and checkpoint intervals and the threads
+start_sized 64 18 --teacher "$TEACHER" --db "$DB"
+check "64x18: started" wait_for "1-bit projections"
+tm send-keys -t e2e 3 n
+check "64x18: the form says which fields show" wait_for "fields 1-10 of 15"
+tm send-keys -t e2e -l small
+tm send-keys -t e2e Down C-u
+tm send-keys -t e2e -l "$DATA"
+tm send-keys -t e2e Down C-u
+tm send-keys -t e2e -l "<|endoftext|>"
+tm send-keys -t e2e Down Down C-u
+tm send-keys -t e2e -l 3
+tm send-keys -t e2e Down C-u
+tm send-keys -t e2e -l 32
+tm send-keys -t e2e Down C-u
+tm send-keys -t e2e -l 2
+tm send-keys -t e2e Down Down Down C-u
+tm send-keys -t e2e -l 7
+tm send-keys -t e2e Down Down C-u
+tm send-keys -t e2e -l 9
+check "64x18: ckpt-every scrolled into view" wait_re "ckpt-every +9"
+check "64x18: the fields shown moved" wait_for "fields 3-12 of 15"
+tm send-keys -t e2e Down C-u
+tm send-keys -t e2e -l 2
+check "64x18: a threads field, with its help" wait_for "OpenBLAS threads"
+check "64x18: threads 2 typed" wait_re "threads +2"
+tm send-keys -t e2e Enter
+check "64x18: the run finishes" wait_re "small +\[finished\] +step 3/3" 120
+tm send-keys -t e2e n
+check "64x18: a second form" wait_for "fields 1-10 of 15"
+check "64x18: eval-every kept" wait_re "eval-every +7"
+tm send-keys -t e2e Up
+check "64x18: Up from the first field wraps to the last" wait_for "fields 6-15 of 15"
+check "64x18: ckpt-every kept" wait_re "ckpt-every +9"
+check "64x18: threads kept" wait_re "threads +2"
+tm send-keys -t e2e Escape q
+check "64x18: quit" wait_file "$TMP/exit"
+tm kill-session -t e2e
+expect_exit 0 "runs list after the 64x18 run" "$BIN" runs list --db "$DB"
+sid=$(sed -n 's/^ *\([0-9][0-9]*\) .*small .*/\1/p' "$TMP/out" | head -n1)
+expect_exit 0 "runs show of the 64x18 run" "$BIN" runs show "${sid:-0}" --db "$DB" --json
+check "the run trained with 2 threads, eval every 7, checkpoints every 9" \
+    sh -c "grep -q '\"threads\":2' '$TMP/out' && grep -q '\"eval-every\":7' '$TMP/out' && grep -q '\"ckpt-every\":9' '$TMP/out'"
+
 # bad teacher: the error shows in the message line, the UI keeps running
 start --teacher "$TMP/nope.bin" --db "$DB"
 check "load error in the message line" wait_for "nope.bin"
