@@ -71,6 +71,7 @@ wait_file() { # wait_file PATH [SECONDS]
 # with its last session can race the next start: "server exited
 # unexpectedly" under load); a start that fails anyway is tried again.
 start() { start_sized 100 30 "$@"; }
+RUN_AS= # a command the workbench runs under (another user)
 start_sized() { # start_sized COLS LINES ARGS...
     _cols=$1 _lines=$2
     shift 2
@@ -78,7 +79,7 @@ start_sized() { # start_sized COLS LINES ARGS...
     tm has-session -t keep 2>/dev/null || tm new-session -d -s keep -x 20 -y 5 "sleep 86400" 2>/dev/null || true
     _tries=0
     while ! tm new-session -d -s e2e -x "$_cols" -y "$_lines" \
-        "env LC_ALL=C.UTF-8 TERM=screen OPENBLAS_NUM_THREADS=1 ASAN_OPTIONS='${ASAN_OPTIONS:-}:log_path=$TMP/asan' \
+        "$RUN_AS env LC_ALL=C.UTF-8 TERM=screen OPENBLAS_NUM_THREADS=1 ASAN_OPTIONS='${ASAN_OPTIONS:-}:log_path=$TMP/asan' \
          UBSAN_OPTIONS='log_path=$TMP/ubsan' TSAN_OPTIONS='${TSAN_OPTIONS:-}:log_path=$TMP/tsan' \
          $BIN $*; echo \$? >$TMP/exit; sleep 600"; do
         _tries=$((_tries + 1))
@@ -449,6 +450,59 @@ sid=$(sed -n 's/^ *\([0-9][0-9]*\) .*small .*/\1/p' "$TMP/out" | head -n1)
 expect_exit 0 "runs show of the 64x18 run" "$BIN" runs show "${sid:-0}" --db "$DB" --json
 check "the run trained with 2 threads, eval every 7, checkpoints every 9" \
     sh -c "grep -q '\"threads\":2' '$TMP/out' && grep -q '\"eval-every\":7' '$TMP/out' && grep -q '\"ckpt-every\":9' '$TMP/out'"
+
+# a run store that cannot be opened (a directory): the workbench runs, says
+# so in a banner that stays, and runs train unrecorded (issue #20)
+mkdir -p "$TMP/dbdir"
+start --teacher "$TEACHER" --db "$TMP/dbdir"
+check "bad --db: a banner" wait_for "No run store:"
+tm send-keys -t e2e 3 n
+check "bad --db: the run form" wait_for "New training run"
+tm send-keys -t e2e -l unrec
+tm send-keys -t e2e Down C-u
+tm send-keys -t e2e -l "$DATA"
+tm send-keys -t e2e Down C-u
+tm send-keys -t e2e -l "<|endoftext|>"
+tm send-keys -t e2e Down Down C-u
+tm send-keys -t e2e -l 3
+tm send-keys -t e2e Down C-u
+tm send-keys -t e2e -l 32
+tm send-keys -t e2e Down C-u
+tm send-keys -t e2e -l 2
+tm send-keys -t e2e Up Up Up Up Up Up Up C-u
+tm send-keys -t e2e -l "$TMP/unrec.onebit"
+tm send-keys -t e2e Enter
+check "bad --db: an unrecorded run trains to the end" wait_re "unrecorded run unrec +\[finished\] +step 3/3" 120
+check "bad --db: the student is written" test -s "$TMP/unrec.onebit"
+check "bad --db: the banner stays" wait_for "No run store:"
+tm send-keys -t e2e 4
+check "bad --db: Runs says there is no store" wait_for "No run store: see the Log"
+tm send-keys -t e2e q
+check "bad --db: quit" wait_file "$TMP/exit"
+tm kill-session -t e2e
+
+# a read-only run store opens read-only, as `runs` does: browse, no training
+mkdir -p "$TMP/ro"
+cp "$DB" "$TMP/ro/runs.db"
+chmod 444 "$TMP/ro/runs.db"
+chmod 555 "$TMP/ro"
+if [ "$(id -u)" = 0 ]; then # root ignores file modes: the workbench as nobody
+    chmod 755 "$TMP"
+    RUN_AS="setpriv --reuid=65534 --regid=65534 --clear-groups"
+fi
+start --teacher "$TEACHER" --db "$TMP/ro/runs.db"
+check "read-only store: a banner" wait_for "is read-only: runs can be browsed, not trained"
+tm send-keys -t e2e 4
+check "read-only store: its runs are listed" wait_re "run-1 +finished"
+tm send-keys -t e2e 3 n
+check "read-only store: no training, and why" wait_for "cannot train: the run store $TMP/ro/runs.db is read-only"
+check "read-only store: no form" absent "New training run"
+tm send-keys -t e2e q
+check "read-only store: quit" wait_file "$TMP/exit"
+tm kill-session -t e2e
+RUN_AS=
+chmod 700 "$TMP"
+chmod 755 "$TMP/ro"
 
 # bad teacher: the error shows in the message line, the UI keeps running
 start --teacher "$TMP/nope.bin" --db "$DB"

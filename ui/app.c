@@ -474,9 +474,16 @@ static void render(App *a)
         int l = ui_text_width(base) + 2;
         if (W - l > x + 1) ui_grid_printf(g, W - l, 0, l, UI_A_TITLE, " %s ", base);
     }
-    /* body */
+    /* the store's banner, then the body */
+    int by = 1;
+    if (a->banner[0]) {
+        ui_grid_hline(g, 0, 1, W, ' ', UI_A_ERR);
+        ui_grid_text(g, 0, 1, W, UI_A_ERR, a->banner);
+        by = 2;
+    }
+    a->body_y = by;
     a->body_w = W;
-    a->body_h = H - 3;
+    a->body_h = H - 2 - by;
     if (body_grid.w != W || body_grid.h != a->body_h) ui_grid_resize(&body_grid, W, a->body_h);
     body_grid.ascii = g->ascii;
     ui_grid_clear(&body_grid);
@@ -489,7 +496,7 @@ static void render(App *a)
             app_cursor(a, cx, cy);
         }
     }
-    memcpy(g->cells + W, body_grid.cells, sizeof(UiCell) * W * a->body_h);
+    memcpy(g->cells + (size_t)W * by, body_grid.cells, sizeof(UiCell) * W * a->body_h);
     /* message line: a prompt, a question or the last message */
     int my = H - 2;
     if (a->prompting) {
@@ -497,7 +504,7 @@ static void render(App *a)
         ui_input_render(&a->prompt, g, l, my, W - l, UI_A_INPUT, &cx);
         a->cursor_on = 1;
         a->cx = cx;
-        a->cy = my - 1;
+        a->cy = my - by;
         if (a->prompt_listing[0]) { /* completion choices above the prompt */
             ui_grid_hline(g, 0, my - 1, W, ' ', UI_A_NORMAL);
             ui_grid_text(g, 0, my - 1, W, UI_A_DIM, a->prompt_listing);
@@ -523,7 +530,7 @@ static void render(App *a)
     blit();
     if (a->cursor_on) {
         curs_set(1);
-        wmove(stdscr, a->cy + 1, a->cx);
+        wmove(stdscr, a->cy + a->body_y, a->cx);
     } else curs_set(0);
     wnoutrefresh(stdscr);
     doupdate();
@@ -679,16 +686,43 @@ static void drain_stderr(App *a)
 }
 
 /* ---- the run store --------------------------------------------------------- */
+/* read-write when it may (as `runs`), else read-only (browse, no
+ * training), else none: runs train unrecorded. Either of the last two keeps
+ * a banner on the screen (a message would be overwritten by the next). */
 static void open_db(App *a)
 {
-    char err[OB_ERRLEN];
+    char err[OB_ERRLEN], e2[OB_ERRLEN];
     char *p = a->opt.db ? ob_strdup(a->opt.db) : db_default_path(err);
-    if (!p) { app_msg(a, 1, "run store: %s (runs are not recorded)", err); return; }
+    if (!p) {
+        snprintf(a->banner, sizeof a->banner, "No run store (%.300s): runs train unrecorded", err);
+        app_msg(a, 1, "run store: %s (runs are not recorded)", err);
+        return;
+    }
     snprintf(a->db_path, sizeof a->db_path, "%s", p);
     free(p);
-    a->db = db_open(a->db_path, 0, err);
-    if (!a->db) app_msg(a, 1, "run store: %s (runs are not recorded)", err);
-    else app_log(a, "run store: %s", a->db_path);
+    int exists = access(a->db_path, F_OK) == 0;
+    if (!exists || access(a->db_path, W_OK) == 0) a->db = db_open(a->db_path, 0, err);
+    else snprintf(err, sizeof err, "%.400s: %s", a->db_path, strerror(EACCES));
+    if (!a->db && exists && (a->db = db_open(a->db_path, 1, e2))) {
+        a->db_ro = 1;
+        snprintf(a->banner, sizeof a->banner, "Run store %.300s is read-only: runs can be browsed, not trained", a->db_path);
+        app_log(a, "run store: %s (read-only: %s)", a->db_path, err);
+        return;
+    }
+    if (!a->db) {
+        snprintf(a->banner, sizeof a->banner, "No run store: %.300s; runs train unrecorded", err);
+        app_msg(a, 1, "run store: %s (runs are not recorded)", err);
+        a->db_path[0] = 0;
+        return;
+    }
+    app_log(a, "run store: %s", a->db_path);
+}
+
+int app_db_writable(App *a, const char *what)
+{
+    if (!a->db_ro) return 1;
+    app_msg(a, 1, "cannot %s: the run store %s is read-only (start with --db on a writable file)", what, a->db_path);
+    return 0;
 }
 
 /* ---- options and the loop -------------------------------------------------- */

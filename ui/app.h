@@ -77,9 +77,13 @@ struct App {
     char teacher_sha[65];              /* SHA-256 of the teacher file */
     int64_t teacher_id;                /* its row in the run store (0: none) */
 
-    /* the run store (NULL when it could not be opened: see the Log) */
+    /* the run store (NULL when it could not be opened: then db_path is ""
+     * and runs train unrecorded); db_ro: opened read-only (browse, no
+     * training); banner: the persistent line that says either */
     struct Db *db;
     char db_path[4096];
+    int db_ro;
+    char banner[512];
 
     const UiScreen *screens[8];
     void *state[8];                    /* screens[i]'s state */
@@ -110,7 +114,7 @@ struct App {
 
     int dirty, quit;
     int cursor_on, cx, cy;             /* cursor in body coordinates */
-    int body_h, body_w;
+    int body_h, body_w, body_y;        /* the body's size, and its first line on the screen */
 };
 
 /* ids of UI jobs (generation, loading); far above run ids, so events of
@@ -147,6 +151,9 @@ void app_post(App *a, const Event *ev);
 void app_dispatch_posted(App *a);
 /* assert that the caller is the UI thread */
 void app_assert_ui(const App *a);
+/* the run store can be written: 1, else 0 with the reason in the message line
+ * (what: the refused action, "train") */
+int app_db_writable(App *a, const char *what);
 
 /* the screens */
 extern const UiScreen ui_scr_model, ui_scr_layers, ui_scr_train, ui_scr_runs, ui_scr_chat, ui_scr_log;

@@ -157,7 +157,7 @@ static const char *role_name(int role) { return role == ROLE_USER ? "you" : role
 static void save(App *a, int side, const char *role, const char *text)
 {
     ChatState *C = state(a);
-    if (!a->db) return;
+    if (!a->db || a->db_ro) return; /* not recorded: the banner says so */
     char err[OB_ERRLEN];
     int64_t run = side ? C->student_run : 0, teacher = side && C->student_run ? 0 : a->teacher_id;
     if (!run && !teacher) return;

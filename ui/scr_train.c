@@ -355,6 +355,7 @@ static void open_form(App *a)
 {
     TrainScr *R = state(a);
     if (!a->teacher) { app_msg(a, 1, "load a teacher first (screen 1)"); return; }
+    if (!app_db_writable(a, "train")) return;
     if (!R->have_form) { /* the trainer's defaults, and a small first run */
         session_opts_init(&R->form);
         int ctx = a->teacher->cfg.seq_len;
@@ -387,6 +388,7 @@ static void queue_resume(App *a, int64_t run_id)
     TrainScr *R = state(a);
     char err[OB_ERRLEN];
     if (!a->db) { app_msg(a, 1, "no run store"); return; }
+    if (!app_db_writable(a, "resume a run")) return;
     if (R->sess && R->run_id == run_id) { app_msg(a, 1, "run %lld is training", (long long)run_id); return; }
     for (int i = 0; i < R->nq; i++)
         if (R->queue[i].run_id == run_id) { app_msg(a, 1, "run %lld is queued already", (long long)run_id); return; }
@@ -443,9 +445,11 @@ static void train_draw(App *a, UiGrid *g)
     if (R->prep && R->prep->selfgen > 0) snprintf(gen, sizeof gen, "generating data %ld/%ld", R->gen_done, R->prep->selfgen);
     else snprintf(gen, sizeof gen, "reading data");
     const char *st = R->prep ? gen : R->sess ? (R->paused ? "paused" : run_status_name(R->status)) : run_status_name(R->status);
-    ui_grid_printf(g, 0, y++, g->w, UI_A_BOLD, "run %lld %s  [%s]  step %d/%ld  %.0f tokens/s  elapsed %s  ETA %s",
-                   (long long)(R->run_id < ((int64_t)1 << 40) ? R->run_id : 0), R->it.name ? R->it.name : "", st, e->step, R->it.cfg.steps,
-                   e->tokens_per_s, el, eta);
+    char rid[32]; /* a run without a store has a UI id, not a run number */
+    if (R->run_id < ((int64_t)1 << 40)) snprintf(rid, sizeof rid, "run %lld", (long long)R->run_id);
+    else snprintf(rid, sizeof rid, "unrecorded run");
+    ui_grid_printf(g, 0, y++, g->w, UI_A_BOLD, "%s %s  [%s]  step %d/%ld  %.0f tokens/s  elapsed %s  ETA %s", rid,
+                   R->it.name ? R->it.name : "", st, e->step, R->it.cfg.steps, e->tokens_per_s, el, eta);
     int bw = g->w - 2;
     progress_bar(g, 0, y++, bw, R->it.cfg.steps ? (double)e->step / R->it.cfg.steps : 0);
     ui_grid_printf(g, 0, y++, g->w, UI_A_DIM, "loss %.4f  kl %.4f  mse %.4f  lr %.2e  grad norm %.3f   %s", e->loss, e->kl,
