@@ -559,6 +559,32 @@ long_run() { # long_run NAME: a run of 100000 steps on the Train screen, trainin
 start --teacher "$TEACHER" --db "$DB"
 check "terminate: started" wait_for "1-bit bpw"
 long_run termed
+# queued runs are listed, numbered, and can be cancelled; quitting says
+# they would be dropped (issue #20)
+queue_run() { # queue_run NAME: a new run behind the training one
+    tm send-keys -t e2e n
+    check "$1: form" wait_for "New training run"
+    tm send-keys -t e2e C-u
+    tm send-keys -t e2e -l "$1"
+    tm send-keys -t e2e Enter
+    check "$1: queued" wait_re "queued \\([0-9]+, c cancels one\\): .*$1"
+}
+queue_run q3
+queue_run q4
+check "the queue line numbers the runs" wait_for "queued (2, c cancels one): 1 q3, 2 q4"
+tm send-keys -t e2e q
+check "quitting warns about the queued runs" wait_for "A run is training; it keeps its last checkpoint; 2 queued runs are dropped. Quit?"
+tm send-keys -t e2e n
+check "no: the question goes" wait_gone "Quit? (y/n)"
+tm send-keys -t e2e c
+check "c asks which queued run" wait_for "Cancel which queued run (1-2 or its name)"
+tm send-keys -t e2e C-u
+tm send-keys -t e2e -l q3
+tm send-keys -t e2e Enter
+check "and asks before cancelling" wait_for "Cancel the queued run 1 'q3'?"
+tm send-keys -t e2e y
+check "q3 cancelled" wait_for "cancelled the queued run 'q3'"
+check "q4 is left, now first" wait_for "queued (1, c cancels one): 1 q4"
 pid=$(tui_pid)
 kill -TERM "$pid"
 check "SIGTERM while a run trains: no question, an exit" wait_file "$TMP/exit" 30
@@ -566,6 +592,7 @@ check "SIGTERM while a run trains: exit status 0" test "$(cat "$TMP/exit" 2>/dev
 tm kill-session -t e2e
 expect_exit 0 "runs list after SIGTERM" "$BIN" runs list --db "$DB"
 check "the SIGTERMed run is stopped" grep -qE "termed .* stopped " "$TMP/out"
+check "the cancelled and the dropped queued runs were never recorded" sh -c "! grep -qE ' q3 | q4 ' '$TMP/out'"
 
 start --teacher "$TEACHER" --db "$DB"
 check "hangup: started" wait_for "1-bit bpw"

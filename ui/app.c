@@ -271,12 +271,15 @@ static void quit_answer(App *a, int yes)
 
 static void request_quit(App *a)
 {
-    /* a screen with a training run asks first; generations just stop */
-    for (int i = 0; i < a->nscreens; i++)
-        if (a->screens[i]->busy && a->screens[i]->busy(a)) {
-            app_confirm(a, "A run is training; it keeps its last checkpoint. Quit?", quit_answer);
+    /* a screen with a training run or queued runs asks first; generations just stop */
+    for (int i = 0; i < a->nscreens; i++) {
+        char why[200], q[256];
+        if (a->screens[i]->busy && a->screens[i]->busy(a, why, sizeof why)) {
+            snprintf(q, sizeof q, "%s. Quit?", why);
+            app_confirm(a, q, quit_answer);
             return;
         }
+    }
     a->quit = 1;
 }
 

@@ -44,7 +44,9 @@ typedef struct {
     /* right side of the status bar (progress of what runs here), or NULL */
     void (*status)(App *a, char *buf, int n);
     void (*enter)(App *a);             /* became visible; may be NULL */
-    int (*busy)(App *a);
+    /* what quitting would cut short, into why (n bytes): nonzero when
+     * something would (a run training, runs queued); may be NULL */
+    int (*busy)(App *a, char *why, int n);
     void (*teacher)(App *a);           /* a new teacher was installed; may be NULL */               /* a run would be cut short by quitting; may be NULL */
     void (*fini)(App *a);              /* stop workers, free what the state points to; may be NULL */
     size_t state_size;                 /* its state (app_state), owned by the app */

@@ -63,6 +63,7 @@ const UiKey ui_keymap[] = {
     {UI_CTX_TRAIN, 'x', "x", A_STOP, 0, "stop the run (asks; writes a checkpoint), or cancel the generation of its data", "stop"},
     {UI_CTX_TRAIN, 'l', "l", A_LOGSCALE, 0, "log-scale y axes of the loss charts on / off (perplexity is always log)", "log"},
     {UI_CTX_TRAIN, 'm', "m", A_SMOOTH, 0, "smoothing of the loss curves on / off", "smooth"},
+    {UI_CTX_TRAIN, 'c', "c", A_UNQUEUE, 0, "cancel a queued run (asks which: its number or name in the queue line)", NULL},
 
     /* Runs */
     ENTER_KEYS(UI_CTX_RUNS, A_OPEN, "details and loss curve of the run (again: hide)", "details"),

@@ -44,7 +44,7 @@ typedef enum {
     /* model */
     A_OPEN, A_RECENT,
     /* train */
-    A_NEW_RUN, A_PAUSE, A_STOP, A_LOGSCALE, A_SMOOTH,
+    A_NEW_RUN, A_PAUSE, A_STOP, A_LOGSCALE, A_SMOOTH, A_UNQUEUE,
     /* runs */
     A_REFRESH, A_MARK, A_RESUME, A_DELETE, A_EXPORT, A_CHAT_STUDENT,
     /* layers */

@@ -70,6 +70,7 @@ typedef struct {
     Event last;                  /* the latest EV_STEP */
     Curves c;
     int logy, smooth;
+    int unqueue;                 /* the queued run the question is about (index + 1) */
     SessionOpts form;            /* the last form's options: the next form's defaults */
     int have_form;
 } TrainScr;
@@ -413,6 +414,40 @@ static void queue_resume(App *a, int64_t run_id)
     app_switch(a, 3);
 }
 
+/* ---- the queue: cancel a run before it starts ------------------------------------------ */
+static const char *queued_name(const QItem *q)
+{
+    return q->o.name ? q->o.name : q->o.self_generate ? "self-generated" : q->o.data ? q->o.data : "?";
+}
+
+static void unqueue_answer(App *a, int yes)
+{
+    TrainScr *R = state(a);
+    int i = R->unqueue - 1;
+    R->unqueue = 0;
+    if (!yes || i < 0 || i >= R->nq) return;
+    app_msg(a, 0, "cancelled the queued run '%s'", queued_name(&R->queue[i]));
+    session_opts_free(&R->queue[i].o);
+    memmove(R->queue + i, R->queue + i + 1, sizeof(QItem) * (R->nq - i - 1));
+    R->nq--;
+}
+
+/* the prompt's answer: a number in the queue line or a queued run's name */
+static void unqueue_prompt_done(App *a, const char *text)
+{
+    TrainScr *R = state(a);
+    long num;
+    int i = -1;
+    if (ob_parse_int(text, 1, R->nq, &num) == 0) i = (int)num - 1;
+    for (int j = 0; j < R->nq && i < 0; j++)
+        if (!strcmp(queued_name(&R->queue[j]), text)) i = j;
+    if (i < 0) { app_msg(a, 1, "no queued run '%s' (the queue line numbers them 1-%d)", text, R->nq); return; }
+    char q[256];
+    snprintf(q, sizeof q, "Cancel the queued run %d '%.200s'?", i + 1, queued_name(&R->queue[i]));
+    R->unqueue = i + 1;
+    app_confirm(a, q, unqueue_answer);
+}
+
 /* ---- drawing ------------------------------------------------------------------------ */
 static void progress_bar(UiGrid *g, int x, int y, int w, double frac)
 {
@@ -464,9 +499,8 @@ static void train_draw(App *a, UiGrid *g)
         char q[256] = "";
         size_t k = 0;
         for (int i = 0; i < R->nq && k < sizeof q - 40; i++)
-            k += (size_t)snprintf(q + k, sizeof q - k, "%s%s", i ? ", " : "",
-                                  R->queue[i].o.name ? R->queue[i].o.name : R->queue[i].o.self_generate ? "self-generated" : R->queue[i].o.data ? R->queue[i].o.data : "?");
-        ui_grid_printf(g, 0, y++, g->w, UI_A_DIM, "queued (%d): %s", R->nq, q);
+            k += (size_t)snprintf(q + k, sizeof q - k, "%s%d %s", i ? ", " : "", i + 1, queued_name(&R->queue[i]));
+        ui_grid_printf(g, 0, y++, g->w, UI_A_DIM, "queued (%d, c cancels one): %s", R->nq, q);
     }
     int ch = g->h - y;
     if (ch < 8) return;
@@ -526,6 +560,14 @@ static int train_key(App *a, const UiKey *k, int key)
         if (!R->sess) { app_msg(a, 1, "no run is training"); return 1; }
         app_confirm(a, "Stop the run? It writes a checkpoint and can be resumed", stop_answer);
         return 1;
+    case A_UNQUEUE: {
+        if (R->nq == 0) { app_msg(a, 1, "no run is queued"); return 1; }
+        char t[64], init[16];
+        snprintf(t, sizeof t, "Cancel which queued run (1-%d or its name)", R->nq);
+        snprintf(init, sizeof init, "%d", R->nq);
+        app_prompt(a, t, init, 0, unqueue_prompt_done);
+        return 1;
+    }
     case A_LOGSCALE: R->logy = !R->logy; return 1;
     case A_SMOOTH: R->smooth = !R->smooth; return 1;
     default: return 0;
@@ -584,7 +626,16 @@ static void train_status(App *a, char *buf, int n)
     }
 }
 
-static int train_busy(App *a) { return state(a)->sess != NULL || state(a)->prep != NULL; }
+static int train_busy(App *a, char *why, int n)
+{
+    TrainScr *R = state(a);
+    int k = 0;
+    why[0] = 0;
+    if (R->sess || R->prep) k = snprintf(why, n, "A run is training; it keeps its last checkpoint");
+    if (R->nq && k >= 0 && k < n)
+        snprintf(why + k, n - k, "%s%d queued run%s dropped", k ? "; " : "", R->nq, R->nq == 1 ? " is" : "s are");
+    return why[0] != 0;
+}
 
 static void train_teacher(App *a) { start_next(a); }
 
