@@ -72,6 +72,21 @@ wait_file() { # wait_file PATH [SECONDS]
 # unexpectedly" under load); a start that fails anyway is tried again.
 start() { start_sized 100 30 "$@"; }
 RUN_AS= # a command the workbench runs under (another user)
+# fill_form NAME STEPS: in a fresh New-run form, the name, the data file and
+# its split, STEPS steps of 2 sequences of 32 tokens; the cursor stays on batch
+fill_form() {
+    tm send-keys -t e2e -l "$1"
+    tm send-keys -t e2e Down C-u
+    tm send-keys -t e2e -l "$DATA"
+    tm send-keys -t e2e Down C-u
+    tm send-keys -t e2e -l "<|endoftext|>"
+    tm send-keys -t e2e Down Down C-u
+    tm send-keys -t e2e -l "$2"
+    tm send-keys -t e2e Down C-u
+    tm send-keys -t e2e -l 32
+    tm send-keys -t e2e Down C-u
+    tm send-keys -t e2e -l 2
+}
 start_sized() { # start_sized COLS LINES ARGS...
     _cols=$1 _lines=$2
     shift 2
@@ -412,17 +427,7 @@ start_sized 64 18 --teacher "$TEACHER" --db "$DB"
 check "64x18: started" wait_for "1-bit projections"
 tm send-keys -t e2e 3 n
 check "64x18: the form says which fields show" wait_for "fields 1-10 of 15"
-tm send-keys -t e2e -l small
-tm send-keys -t e2e Down C-u
-tm send-keys -t e2e -l "$DATA"
-tm send-keys -t e2e Down C-u
-tm send-keys -t e2e -l "<|endoftext|>"
-tm send-keys -t e2e Down Down C-u
-tm send-keys -t e2e -l 3
-tm send-keys -t e2e Down C-u
-tm send-keys -t e2e -l 32
-tm send-keys -t e2e Down C-u
-tm send-keys -t e2e -l 2
+fill_form small 3
 tm send-keys -t e2e Down Down Down C-u
 tm send-keys -t e2e -l 7
 tm send-keys -t e2e Down Down C-u
@@ -456,19 +461,10 @@ check "the run trained with 2 threads, eval every 7, checkpoints every 9" \
 mkdir -p "$TMP/dbdir"
 start --teacher "$TEACHER" --db "$TMP/dbdir"
 check "bad --db: a banner" wait_for "No run store:"
+check "bad --db: the teacher loads" wait_for "1-bit bpw"
 tm send-keys -t e2e 3 n
 check "bad --db: the run form" wait_for "New training run"
-tm send-keys -t e2e -l unrec
-tm send-keys -t e2e Down C-u
-tm send-keys -t e2e -l "$DATA"
-tm send-keys -t e2e Down C-u
-tm send-keys -t e2e -l "<|endoftext|>"
-tm send-keys -t e2e Down Down C-u
-tm send-keys -t e2e -l 3
-tm send-keys -t e2e Down C-u
-tm send-keys -t e2e -l 32
-tm send-keys -t e2e Down C-u
-tm send-keys -t e2e -l 2
+fill_form unrec 3
 tm send-keys -t e2e Up Up Up Up Up Up Up C-u
 tm send-keys -t e2e -l "$TMP/unrec.onebit"
 tm send-keys -t e2e Enter
@@ -492,6 +488,7 @@ if [ "$(id -u)" = 0 ]; then # root ignores file modes: the workbench as nobody
 fi
 start --teacher "$TEACHER" --db "$TMP/ro/runs.db"
 check "read-only store: a banner" wait_for "is read-only: runs can be browsed, not trained"
+check "read-only store: the teacher loads" wait_for "1-bit bpw"
 tm send-keys -t e2e 4
 check "read-only store: its runs are listed" wait_re "run-1 +finished"
 tm send-keys -t e2e 3 n
@@ -541,17 +538,7 @@ wait_gone_pid() { # wait_gone_pid PID SECONDS
 long_run() { # long_run NAME: a run of 100000 steps on the Train screen, training
     tm send-keys -t e2e 3 n
     check "$1: run form" wait_for "New training run"
-    tm send-keys -t e2e -l "$1"
-    tm send-keys -t e2e Down C-u
-    tm send-keys -t e2e -l "$DATA"
-    tm send-keys -t e2e Down C-u
-    tm send-keys -t e2e -l "<|endoftext|>"
-    tm send-keys -t e2e Down Down C-u
-    tm send-keys -t e2e -l 100000
-    tm send-keys -t e2e Down C-u
-    tm send-keys -t e2e -l 32
-    tm send-keys -t e2e Down C-u
-    tm send-keys -t e2e -l 2
+    fill_form "$1" 100000
     tm send-keys -t e2e Enter
     check "$1: the run trains" wait_re "$1 +\[running\] +step [1-9][0-9]*/100000 " 120
     LEFT_PID=$(tui_pid)

@@ -92,7 +92,9 @@ const UiKey ui_keymap[] = {
     {UI_CTX_CHAT_INPUT, UI_FN(KEY_NPAGE), "PgDn", A_PGDN, 0, "scroll the transcript down (follows at the bottom)", NULL},
 
     /* Chat just shown: the input line waits for text (any other key starts
-     * the message); until then the screen keys switch screens */
+     * the message); until then the screen keys switch screens. These rows
+     * repeat the global screen keys on purpose: each row is a key of this
+     * context, so that dispatch, help and the man page's KEYS follow it */
     {UI_CTX_CHAT_READY, '1', "1", A_SCREEN, 0, "switch screens, until you type (then they are text)", NULL},
     {UI_CTX_CHAT_READY, '2', "2", A_SCREEN, 0, "switch screens, until you type (then they are text)", NULL},
     {UI_CTX_CHAT_READY, '3', "3", A_SCREEN, 0, "switch screens, until you type (then they are text)", NULL},

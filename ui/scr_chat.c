@@ -429,20 +429,11 @@ static int chat_key(App *a, const UiKey *k, int key)
 {
     ChatState *C = state(a);
     if (C->focus == FOCUS_READY) { /* the screen keys went to the app (the READY context) */
-        if (k) {
-            switch (k->action) {
-            case A_FOCUS: C->focus = FOCUS_TYPING; return 1;
-            case A_ESCAPE:
-                if (busy(C)) stop_gen(a);
-                else C->focus = 0;
-                return 1;
-            case A_PGUP: scroll(C, -(C->view_h - 1)); return 1;
-            case A_PGDN: scroll(C, C->view_h - 1); return 1;
-            default: break;
-            }
-        }
-        C->focus = FOCUS_TYPING; /* any other key starts the message */
-        k = ui_keymap_find(UI_CTX_CHAT_INPUT, key);
+        if (k && k->action == A_FOCUS) { C->focus = FOCUS_TYPING; return 1; }
+        if (!k) { /* any key without a meaning here starts the message */
+            C->focus = FOCUS_TYPING;
+            k = ui_keymap_find(UI_CTX_CHAT_INPUT, key);
+        } /* else Esc, PgUp, PgDn: as in the input line */
     }
     if (C->focus) {
         if (k) {

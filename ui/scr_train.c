@@ -79,6 +79,15 @@ static TrainScr *state(App *a) { return app_state(a, &ui_scr_train); }
 
 static Trainer *trainer(TrainScr *R) { return R->sess ? session_trainer(R->sess) : NULL; }
 
+/* "run 7", or "unrecorded run" for a run without a store (its id is the UI's) */
+static const char *run_label(const TrainScr *R, char *buf, size_t n)
+{
+    if (R->run_id < ((int64_t)1 << 40)) snprintf(buf, n, "run %lld", (long long)R->run_id);
+    else snprintf(buf, n, "unrecorded run");
+    return buf;
+}
+#define RUN_LABEL(R) run_label((R), (char[32]){0}, 32)
+
 /* ---- curves ------------------------------------------------------------------ */
 static void grow(double **p, int n, int cap)
 {
@@ -267,7 +276,7 @@ static void prep_done(App *a)
     R->status = RUN_RUNNING;
     R->paused = 0;
     snprintf(R->status_text, sizeof R->status_text, "starting");
-    app_msg(a, 0, "run %lld started: %ld steps, student -> %s", (long long)R->run_id, R->it.cfg.steps, R->it.out);
+    app_msg(a, 0, "%s started: %ld steps, student -> %s", RUN_LABEL(R), R->it.cfg.steps, R->it.out);
 }
 
 static void run_ended(App *a)
@@ -280,11 +289,11 @@ static void run_ended(App *a)
     if (session_end(R->sess, rc ? 1 : 0, err)) app_msg(a, 1, "run store: %s", err);
     R->sess = NULL;
     R->status = rc ? RUN_FAILED : s.status;
-    if (rc) app_msg(a, 1, "run %lld failed: %s", (long long)R->run_id, s.message);
+    if (rc) app_msg(a, 1, "%s failed: %s", RUN_LABEL(R), s.message);
     else if (s.status == RUN_FINISHED)
-        app_msg(a, 0, "run %lld finished: student ppl %.3f (teacher %.3f, PTQ SVID %.3f); wrote %s", (long long)R->run_id,
+        app_msg(a, 0, "%s finished: student ppl %.3f (teacher %.3f, PTQ SVID %.3f); wrote %s", RUN_LABEL(R),
                 exp(s.student_nll), exp(s.teacher_nll), exp(s.svid_nll), R->it.out);
-    else app_msg(a, 0, "run %lld stopped at step %ld; resume it from the Runs screen", (long long)R->run_id, s.steps_done);
+    else app_msg(a, 0, "%s stopped at step %ld; resume it from the Runs screen", RUN_LABEL(R), s.steps_done);
     snprintf(R->status_text, sizeof R->status_text, "%.900s", s.message);
     app_post(a, &(Event){.kind = EV_REQUEST, .req = UI_REQ_RUNS_CHANGED});
     start_next(a);
@@ -480,10 +489,7 @@ static void train_draw(App *a, UiGrid *g)
     if (R->prep && R->prep->selfgen > 0) snprintf(gen, sizeof gen, "generating data %ld/%ld", R->gen_done, R->prep->selfgen);
     else snprintf(gen, sizeof gen, "reading data");
     const char *st = R->prep ? gen : R->sess ? (R->paused ? "paused" : run_status_name(R->status)) : run_status_name(R->status);
-    char rid[32]; /* a run without a store has a UI id, not a run number */
-    if (R->run_id < ((int64_t)1 << 40)) snprintf(rid, sizeof rid, "run %lld", (long long)R->run_id);
-    else snprintf(rid, sizeof rid, "unrecorded run");
-    ui_grid_printf(g, 0, y++, g->w, UI_A_BOLD, "%s %s  [%s]  step %d/%ld  %.0f tokens/s  elapsed %s  ETA %s", rid,
+    ui_grid_printf(g, 0, y++, g->w, UI_A_BOLD, "%s %s  [%s]  step %d/%ld  %.0f tokens/s  elapsed %s  ETA %s", RUN_LABEL(R),
                    R->it.name ? R->it.name : "", st, e->step, R->it.cfg.steps, e->tokens_per_s, el, eta);
     int bw = g->w - 2;
     progress_bar(g, 0, y++, bw, R->it.cfg.steps ? (double)e->step / R->it.cfg.steps : 0);
@@ -537,7 +543,7 @@ static void stop_answer(App *a, int yes)
     }
     if (yes && R->sess) {
         trainer_stop(trainer(R));
-        app_msg(a, 0, "stopping run %lld after this step (a checkpoint is written)", (long long)R->run_id);
+        app_msg(a, 0, "stopping %s after this step (a checkpoint is written)", RUN_LABEL(R));
     }
 }
 
@@ -596,15 +602,15 @@ static void train_event(App *a, const Event *ev)
     case EV_STEP: R->last = *ev; curves_add_step(&R->c, ev); break;
     case EV_EVAL:
         curves_add_eval(&R->c, ev);
-        app_log(a, "run %lld: held-out ppl %.3f at step %d", (long long)R->run_id, ev->eval_ppl, ev->step);
+        app_log(a, "%s: held-out ppl %.3f at step %d", RUN_LABEL(R), ev->eval_ppl, ev->step);
         break;
-    case EV_CKPT: app_log(a, "run %lld: checkpoint at step %d: %s", (long long)R->run_id, ev->step, ev->text); break;
-    case EV_LOG: app_log(a, "run %lld: %s", (long long)R->run_id, ev->text); break;
+    case EV_CKPT: app_log(a, "%s: checkpoint at step %d: %s", RUN_LABEL(R), ev->step, ev->text); break;
+    case EV_LOG: app_log(a, "%s: %s", RUN_LABEL(R), ev->text); break;
     case EV_STATUS:
         R->status = ev->status;
         R->paused = ev->status == RUN_PAUSED;
         snprintf(R->status_text, sizeof R->status_text, "%.900s", ev->text);
-        app_log(a, "run %lld: [%s] %s", (long long)R->run_id, run_status_name(ev->status), ev->text);
+        app_log(a, "%s: [%s] %s", RUN_LABEL(R), run_status_name(ev->status), ev->text);
         if (ev->status == RUN_FINISHED || ev->status == RUN_STOPPED || ev->status == RUN_FAILED) run_ended(a);
         break;
     default: break;
@@ -621,7 +627,7 @@ static void train_status(App *a, char *buf, int n)
     else if (R->sess) {
         char eta[32];
         ob_fmt_duration(eta, sizeof eta, R->last.eta);
-        snprintf(buf, n, "run %lld: %s step %d/%ld ETA %s%s ", (long long)R->run_id, R->paused ? "paused" : "training",
+        snprintf(buf, n, "%s: %s step %d/%ld ETA %s%s ", RUN_LABEL(R), R->paused ? "paused" : "training",
                  R->last.step, R->it.cfg.steps, eta, R->nq ? " +queued" : "");
     }
 }
