@@ -7,9 +7,11 @@
 # until it finishes, chat with the teacher and with the student side by
 # side, stop a generation with Esc, change the sampling settings, resize
 # (also below the minimum), quit; `runs list` then shows the run. Then
-# --ascii mode, whose screen must be pure ASCII, and a bad teacher. Every
-# wait polls the screen for the expected text until a deadline; there are
-# no fixed sleeps.
+# --ascii mode, whose screen must be pure ASCII; the New-run form at 64x18;
+# a --db that cannot be opened and a read-only one; a bad teacher; SIGTERM
+# and a killed tmux server while a run trains (with runs queued behind it);
+# a crash. Every wait polls the screen for the expected text until a
+# generous deadline; there are no fixed sleeps.
 . "${ONEBIT_SRCDIR:-.}/tests/lib.sh"
 
 command -v tmux >/dev/null 2>&1 || { echo "SKIP: tmux not found"; exit 77; }
@@ -72,6 +74,12 @@ wait_file() { # wait_file PATH [SECONDS]
 # unexpectedly" under load); a start that fails anyway is tried again.
 start() { start_sized 100 30 "$@"; }
 RUN_AS= # a command the workbench runs under (another user)
+# quit_tui WHAT: q, the workbench exits, its session goes
+quit_tui() {
+    tm send-keys -t e2e q
+    check "$1" wait_file "$TMP/exit"
+    tm kill-session -t e2e
+}
 # fill_form NAME STEPS: in a fresh New-run form, the name, the data file and
 # its split, STEPS steps of 2 sequences of 32 tokens; the cursor stays on batch
 fill_form() {
@@ -406,9 +414,7 @@ tm send-keys -t e2e 2
 check "layer statistics from the run store" wait_for "layers.0.wq"
 tm send-keys -t e2e 6
 check "read, not computed" wait_for "read from the run store"
-tm send-keys -t e2e q
-check "quit" wait_file "$TMP/exit"
-tm kill-session -t e2e
+quit_tui "quit"
 
 # ASCII, no colour: the screen is pure ASCII
 start --ascii --no-color --teacher "$TEACHER" --db "$DB"
@@ -473,9 +479,7 @@ check "bad --db: the student is written" test -s "$TMP/unrec.onebit"
 check "bad --db: the banner stays" wait_for "No run store:"
 tm send-keys -t e2e 4
 check "bad --db: Runs says there is no store" wait_for "No run store: see the Log"
-tm send-keys -t e2e q
-check "bad --db: quit" wait_file "$TMP/exit"
-tm kill-session -t e2e
+quit_tui "bad --db: quit"
 
 # a read-only run store opens read-only, as `runs` does: browse, no training
 mkdir -p "$TMP/ro"
@@ -494,9 +498,7 @@ check "read-only store: its runs are listed" wait_re "run-1 +finished"
 tm send-keys -t e2e 3 n
 check "read-only store: no training, and why" wait_for "cannot train: the run store $TMP/ro/runs.db is read-only"
 check "read-only store: no form" absent "New training run"
-tm send-keys -t e2e q
-check "read-only store: quit" wait_file "$TMP/exit"
-tm kill-session -t e2e
+quit_tui "read-only store: quit"
 RUN_AS=
 chmod 700 "$TMP"
 chmod 755 "$TMP/ro"
