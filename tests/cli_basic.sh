@@ -4,6 +4,13 @@
 
 expect_exit 0 "--help" "$BIN" --help
 check "--help lists generate" contains "$TMP/out" "generate"
+# the subcommands of runs that --help names exist (it once promised a 'runs plot')
+runs_words=$(sed -n 's/^ *runs  *\(.*\) recorded training runs$/\1/p' "$TMP/out" | sed 's/,/ /g; s/ and / /')
+check "--help describes runs" test -n "$runs_words"
+"$BIN" runs --help >"$TMP/runs_help" 2>&1
+for w in $runs_words; do
+    check "--help names 'runs $w', which runs --help lists" grep -qE "onebit-tui runs (\[$w\]|$w )" "$TMP/runs_help"
+done
 expect_exit 0 "--version" "$BIN" --version
 check "--version prints the name" contains "$TMP/out" "onebit-tui"
 expect_exit 2 "unknown command" "$BIN" frobnicate
@@ -36,4 +43,14 @@ expect_exit 1 "garbage teacher" "$BIN" generate --teacher "$TMP/garbage.bin" --t
 check "garbage error names the file" contains "$TMP/err" "error: $TMP/garbage.bin:"
 ONEBIT_TEACHER="$TMP/env.bin" expect_exit 1 "ONEBIT_TEACHER is used" "$BIN" generate
 check "ONEBIT_TEACHER path in message" contains "$TMP/err" "$TMP/env.bin"
+# the man page renders with its paragraphs apart (EXAMPLES, FILES and
+# TOKENIZERS once ran together)
+if command -v groff >/dev/null 2>&1; then
+    groff -man -Tutf8 -P-cbou "$SRCDIR/man/onebit-tui.1" >"$TMP/man.txt" 2>/dev/null
+    check "man: an example starts its own paragraph" grep -qE '^ +Train a student on 2000 sequences' "$TMP/man.txt"
+    check "man: the next example too" grep -qE '^ +Where the 1-bit budget goes' "$TMP/man.txt"
+    check "man: FILES has *.onebit as an entry" grep -qE '^ +\*\.onebit$' "$TMP/man.txt"
+    check "man: the run store once in FILES" test "$(grep -cE '^ +\$XDG_DATA_HOME/onebit-tui/runs\.db$' "$TMP/man.txt")" -eq 1
+    check "man: no words run together in TOKENIZERS" sh -c "! grep -q 'addedspecial' '$TMP/man.txt'"
+fi
 done_tests

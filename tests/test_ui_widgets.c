@@ -444,6 +444,31 @@ static void test_form(void)
     CHECK(ui_grid_contains(&g, "Enter accept"), "form hints from the keymap");
     ui_grid_free(&g);
     ui_form_free(&f);
+
+    /* more fields than rows (the New-run form at 64x18: a 15-line body):
+     * the form scrolls to keep the current field in view */
+    ui_form_init(&f, "Long");
+    char label[16];
+    for (int i = 0; i < 15; i++) {
+        snprintf(label, sizeof label, "field-%02d", i);
+        ui_form_add(&f, label, UI_F_TEXT, "", 0, 0, "h");
+    }
+    ui_grid_init(&g, 64, 15, 0);
+    ui_form_render(&f, &g, &cx, &cy);
+    CHECK(ui_grid_contains(&g, "field-00") && !ui_grid_contains(&g, "field-14") && ui_grid_contains(&g, "fields 1-10 of 15"),
+          "a long form shows its first fields and says so");
+    for (int i = 0; i < 14; i++) ui_form_key(&f, UI_FN(KEY_DOWN));
+    ui_grid_clear(&g);
+    ui_form_render(&f, &g, &cx, &cy);
+    CHECK(f.cur == 14 && ui_grid_contains(&g, "field-14") && !ui_grid_contains(&g, "field-00") &&
+              ui_grid_contains(&g, "fields 6-15 of 15") && cy > 0 && cy < 15,
+          "the last field scrolls into view, the cursor on it (row %d)", cy);
+    ui_form_key(&f, UI_FN(KEY_DOWN)); /* wraps to the first */
+    ui_grid_clear(&g);
+    ui_form_render(&f, &g, &cx, &cy);
+    CHECK(f.cur == 0 && ui_grid_contains(&g, "field-00") && ui_grid_contains(&g, "fields 1-10 of 15"), "and back to the top");
+    ui_grid_free(&g);
+    ui_form_free(&f);
 }
 
 static void test_grid(void)

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -270,13 +271,34 @@ static void quit_answer(App *a, int yes)
 
 static void request_quit(App *a)
 {
-    /* a screen with a training run asks first; generations just stop */
-    for (int i = 0; i < a->nscreens; i++)
-        if (a->screens[i]->busy && a->screens[i]->busy(a)) {
-            app_confirm(a, "A run is training; it keeps its last checkpoint. Quit?", quit_answer);
+    /* a screen with a training run or queued runs asks first; generations just stop */
+    for (int i = 0; i < a->nscreens; i++) {
+        char why[200], q[256];
+        if (a->screens[i]->busy && a->screens[i]->busy(a, why, sizeof why)) {
+            snprintf(q, sizeof q, "%s. Quit?", why);
+            app_confirm(a, q, quit_answer);
             return;
         }
+    }
     a->quit = 1;
+}
+
+/* SIGTERM, SIGHUP or the terminal gone (poll's POLLHUP, a read error):
+ * nobody can answer a question, so no question: the screens' fini stop the
+ * runs with a checkpoint (status stopped, resumable) and the loop ends */
+static void terminate(App *a, const char *why)
+{
+    if (a->quit) return;
+    app_log(a, "%s: stopping the runs with a checkpoint and quitting", why);
+    a->confirming = 0;
+    a->quit = 1;
+}
+
+/* the terminal was hung up (or closed): its ioctls fail with EIO */
+static int tty_gone(void)
+{
+    struct termios t;
+    return tcgetattr(0, &t) < 0 && errno != EINTR;
 }
 
 /* ---- drawing --------------------------------------------------------------- */
@@ -386,13 +408,13 @@ static void help_contexts(App *a, UiCtx *ctxs, int *n)
     ctxs[(*n)++] = UI_CTX_ANYWHERE;
     ctxs[(*n)++] = UI_CTX_GLOBAL;
     ctxs[(*n)++] = s->ctx;
-    if (s->ctx == UI_CTX_CHAT) ctxs[(*n)++] = UI_CTX_CHAT_INPUT;
+    if (s->ctx == UI_CTX_CHAT) { ctxs[(*n)++] = UI_CTX_CHAT_READY; ctxs[(*n)++] = UI_CTX_CHAT_INPUT; }
     if (s->list) ctxs[(*n)++] = UI_CTX_LIST;
     for (int i = 0; i < a->nscreens; i++) {
         UiCtx c = a->screens[i]->ctx;
         if (c == s->ctx) continue;
         ctxs[(*n)++] = c;
-        if (c == UI_CTX_CHAT) ctxs[(*n)++] = UI_CTX_CHAT_INPUT;
+        if (c == UI_CTX_CHAT) { ctxs[(*n)++] = UI_CTX_CHAT_READY; ctxs[(*n)++] = UI_CTX_CHAT_INPUT; }
     }
     if (!s->list) ctxs[(*n)++] = UI_CTX_LIST;
     ctxs[(*n)++] = UI_CTX_EDIT;
@@ -455,9 +477,16 @@ static void render(App *a)
         int l = ui_text_width(base) + 2;
         if (W - l > x + 1) ui_grid_printf(g, W - l, 0, l, UI_A_TITLE, " %s ", base);
     }
-    /* body */
+    /* the store's banner, then the body */
+    int by = 1;
+    if (a->banner[0]) {
+        ui_grid_hline(g, 0, 1, W, ' ', UI_A_ERR);
+        ui_grid_text(g, 0, 1, W, UI_A_ERR, a->banner);
+        by = 2;
+    }
+    a->body_y = by;
     a->body_w = W;
-    a->body_h = H - 3;
+    a->body_h = H - 2 - by;
     if (body_grid.w != W || body_grid.h != a->body_h) ui_grid_resize(&body_grid, W, a->body_h);
     body_grid.ascii = g->ascii;
     ui_grid_clear(&body_grid);
@@ -470,7 +499,7 @@ static void render(App *a)
             app_cursor(a, cx, cy);
         }
     }
-    memcpy(g->cells + W, body_grid.cells, sizeof(UiCell) * W * a->body_h);
+    memcpy(g->cells + (size_t)W * by, body_grid.cells, sizeof(UiCell) * W * a->body_h);
     /* message line: a prompt, a question or the last message */
     int my = H - 2;
     if (a->prompting) {
@@ -478,7 +507,7 @@ static void render(App *a)
         ui_input_render(&a->prompt, g, l, my, W - l, UI_A_INPUT, &cx);
         a->cursor_on = 1;
         a->cx = cx;
-        a->cy = my - 1;
+        a->cy = my - by;
         if (a->prompt_listing[0]) { /* completion choices above the prompt */
             ui_grid_hline(g, 0, my - 1, W, ' ', UI_A_NORMAL);
             ui_grid_text(g, 0, my - 1, W, UI_A_DIM, a->prompt_listing);
@@ -504,7 +533,7 @@ static void render(App *a)
     blit();
     if (a->cursor_on) {
         curs_set(1);
-        wmove(stdscr, a->cy + 1, a->cx);
+        wmove(stdscr, a->cy + a->body_y, a->cx);
     } else curs_set(0);
     wnoutrefresh(stdscr);
     doupdate();
@@ -544,7 +573,7 @@ static void global_action(App *a, const UiKey *k)
     case A_QUIT: request_quit(a); break;
     case A_HELP: a->help = !a->help; a->help_top = 0; break;
     case A_REDRAW: shown_valid = 0; clearok(stdscr, TRUE); break;
-    case A_SCREEN: app_switch(a, k->arg); break;
+    case A_SCREEN: app_switch(a, k->arg ? k->arg : k->key - '0'); break; /* arg 0: the digit pressed */
     case A_NEXT_SCREEN: app_switch(a, a->screens[(a->cur + 1) % a->nscreens]->number); break;
     case A_PREV_SCREEN: app_switch(a, a->screens[(a->cur + a->nscreens - 1) % a->nscreens]->number); break;
     default: break;
@@ -599,7 +628,11 @@ static void handle_key(App *a, int key)
     const UiScreen *s = cur_screen(a);
     UiCtx t = typing_ctx(a);
     if (t) {
-        s->key(a, ui_keymap_find(t, key), key);
+        const UiKey *tk = ui_keymap_find(t, key);
+        /* a typing context may keep the screen keys (Chat before typing) */
+        if (tk && (tk->action == A_SCREEN || tk->action == A_NEXT_SCREEN || tk->action == A_PREV_SCREEN))
+            global_action(a, tk);
+        else s->key(a, tk, key);
         return;
     }
     UiCtx ctxs[3];
@@ -656,16 +689,43 @@ static void drain_stderr(App *a)
 }
 
 /* ---- the run store --------------------------------------------------------- */
+/* read-write when it may (as `runs`), else read-only (browse, no
+ * training), else none: runs train unrecorded. Either of the last two keeps
+ * a banner on the screen (a message would be overwritten by the next). */
 static void open_db(App *a)
 {
-    char err[OB_ERRLEN];
+    char err[OB_ERRLEN], e2[OB_ERRLEN];
     char *p = a->opt.db ? ob_strdup(a->opt.db) : db_default_path(err);
-    if (!p) { app_msg(a, 1, "run store: %s (runs are not recorded)", err); return; }
+    if (!p) {
+        snprintf(a->banner, sizeof a->banner, "No run store (%.300s): runs train unrecorded", err);
+        app_msg(a, 1, "run store: %s (runs are not recorded)", err);
+        return;
+    }
     snprintf(a->db_path, sizeof a->db_path, "%s", p);
     free(p);
-    a->db = db_open(a->db_path, 0, err);
-    if (!a->db) app_msg(a, 1, "run store: %s (runs are not recorded)", err);
-    else app_log(a, "run store: %s", a->db_path);
+    int exists = access(a->db_path, F_OK) == 0;
+    if (!exists || access(a->db_path, W_OK) == 0) a->db = db_open(a->db_path, 0, err);
+    else snprintf(err, sizeof err, "%.400s: %s", a->db_path, strerror(EACCES));
+    if (!a->db && exists && (a->db = db_open(a->db_path, 1, e2))) {
+        a->db_ro = 1;
+        snprintf(a->banner, sizeof a->banner, "Run store %.300s is read-only: runs can be browsed, not trained", a->db_path);
+        app_log(a, "run store: %s (read-only: %s)", a->db_path, err);
+        return;
+    }
+    if (!a->db) {
+        snprintf(a->banner, sizeof a->banner, "No run store: %.300s; runs train unrecorded", err);
+        app_msg(a, 1, "run store: %s (runs are not recorded)", err);
+        a->db_path[0] = 0;
+        return;
+    }
+    app_log(a, "run store: %s", a->db_path);
+}
+
+int app_db_writable(App *a, const char *what)
+{
+    if (!a->db_ro) return 1;
+    app_msg(a, 1, "cannot %s: the run store %s is read-only (start with --db on a writable file)", what, a->db_path);
+    return 0;
 }
 
 /* ---- options and the loop -------------------------------------------------- */
@@ -820,11 +880,16 @@ int ui_main(int argc, char **argv)
         int r = poll(p, np, -1);
         if (r < 0 && errno != EINTR) break;
         /* input (also after EINTR: SIGWINCH makes curses queue KEY_RESIZE) */
-        int key;
+        int key, got = 0;
         while (!a->quit && read_key(&key)) {
+            got = 1;
             handle_key(a, key);
             app_dispatch_posted(a);
         }
+        /* a dropped terminal: poll says so at once and ever after (POLLHUP),
+         * or reads fail (EIO); waiting for keys again would spin */
+        if (r > 0 && (p[0].revents & (POLLHUP | POLLERR | POLLNVAL))) terminate(a, "the terminal hung up");
+        else if (r > 0 && (p[0].revents & POLLIN) && !got && tty_gone()) terminate(a, "the terminal is gone");
         if (r > 0 && (p[1].revents & POLLIN)) {
             Event ev[64];
             int n;
@@ -836,8 +901,12 @@ int ui_main(int argc, char **argv)
         }
         if (r > 0 && (p[2].revents & POLLIN)) {
             char b[16];
-            while (read(sig_pipe[0], b, sizeof b) > 0) {}
-            request_quit(a);
+            ssize_t nb;
+            while ((nb = read(sig_pipe[0], b, sizeof b)) > 0)
+                for (ssize_t i = 0; i < nb; i++) {
+                    if (b[i] == SIGINT) request_quit(a); /* ^C: someone is at the keyboard */
+                    else terminate(a, b[i] == SIGHUP ? "SIGHUP (the terminal hung up)" : "SIGTERM");
+                }
         }
         if (r > 0 && np > 3 && (p[3].revents & POLLIN)) drain_stderr(a);
     }

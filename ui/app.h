@@ -44,7 +44,9 @@ typedef struct {
     /* right side of the status bar (progress of what runs here), or NULL */
     void (*status)(App *a, char *buf, int n);
     void (*enter)(App *a);             /* became visible; may be NULL */
-    int (*busy)(App *a);
+    /* what quitting would cut short, into why (n bytes): nonzero when
+     * something would (a run training, runs queued); may be NULL */
+    int (*busy)(App *a, char *why, int n);
     void (*teacher)(App *a);           /* a new teacher was installed; may be NULL */               /* a run would be cut short by quitting; may be NULL */
     void (*fini)(App *a);              /* stop workers, free what the state points to; may be NULL */
     size_t state_size;                 /* its state (app_state), owned by the app */
@@ -77,9 +79,13 @@ struct App {
     char teacher_sha[65];              /* SHA-256 of the teacher file */
     int64_t teacher_id;                /* its row in the run store (0: none) */
 
-    /* the run store (NULL when it could not be opened: see the Log) */
+    /* the run store (NULL when it could not be opened: then db_path is ""
+     * and runs train unrecorded); db_ro: opened read-only (browse, no
+     * training); banner: the persistent line that says either */
     struct Db *db;
     char db_path[4096];
+    int db_ro;
+    char banner[512];
 
     const UiScreen *screens[8];
     void *state[8];                    /* screens[i]'s state */
@@ -110,7 +116,7 @@ struct App {
 
     int dirty, quit;
     int cursor_on, cx, cy;             /* cursor in body coordinates */
-    int body_h, body_w;
+    int body_h, body_w, body_y;        /* the body's size, and its first line on the screen */
 };
 
 /* ids of UI jobs (generation, loading); far above run ids, so events of
@@ -147,6 +153,9 @@ void app_post(App *a, const Event *ev);
 void app_dispatch_posted(App *a);
 /* assert that the caller is the UI thread */
 void app_assert_ui(const App *a);
+/* the run store can be written: 1, else 0 with the reason in the message line
+ * (what: the refused action, "train") */
+int app_db_writable(App *a, const char *what);
 
 /* the screens */
 extern const UiScreen ui_scr_model, ui_scr_layers, ui_scr_train, ui_scr_runs, ui_scr_chat, ui_scr_log;

@@ -124,8 +124,19 @@ void ui_form_render(UiForm *f, UiGrid *g, int *cx, int *cy)
     ui_grid_put(g, x + w - 1, y + h - 1, br, UI_A_DIM);
     ui_grid_printf(g, x + 2, y, w - 4, UI_A_BOLD, " %s ", f->title);
     int fx = x + 2 + lw + 2, fw = w - (fx - x) - 2;
-    for (int i = 0; i < f->n && 1 + i < h - 4; i++) {
-        int yy = y + 1 + i, cur = i == f->cur;
+    int rows = h - 5 > 1 ? h - 5 : 1; /* rows for fields, above help, error and hints */
+    if (f->cur < f->top) f->top = f->cur;
+    if (f->cur >= f->top + rows) f->top = f->cur - rows + 1;
+    if (f->top > f->n - rows) f->top = f->n - rows;
+    if (f->top < 0) f->top = 0;
+    if (f->n > rows) {
+        char pos[48];
+        int last = f->top + rows < f->n ? f->top + rows : f->n;
+        int l = snprintf(pos, sizeof pos, " fields %d-%d of %d ", f->top + 1, last, f->n);
+        ui_grid_text(g, x + w - 2 - l, y, l, UI_A_DIM, pos);
+    }
+    for (int r = 0; r < rows && f->top + r < f->n; r++) {
+        int i = f->top + r, yy = y + 1 + r, cur = i == f->cur;
         ui_grid_text(g, x + 2, yy, lw, cur ? UI_A_BOLD : UI_A_NORMAL, f->f[i].label);
         int cxx;
         ui_input_render(&f->f[i].in, g, fx, yy, fw, cur ? UI_A_INPUT : UI_A_NORMAL, &cxx);

@@ -22,6 +22,7 @@ typedef struct {
     char title[64];
     UiField f[UI_FORM_MAX];
     int n, cur;
+    int top;            /* the first field shown when they do not all fit (scrolls with cur) */
     char err[256];      /* the last validation error */
     char listing[512];  /* completion choices of a path field */
 } UiForm;
@@ -41,7 +42,9 @@ int ui_form_key(UiForm *f, int key);
 int ui_form_num(const UiForm *f, int i, double *out);
 const char *ui_form_text(const UiForm *f, int i);
 int ui_form_validate(UiForm *f);
-/* a box centred in the grid; *cx,*cy receive the cursor position */
+/* a box centred in the grid; *cx,*cy receive the cursor position. When the
+ * fields do not fit, they scroll to keep the current one in view and the
+ * top border says which are shown ("fields 3-12 of 15") */
 void ui_form_render(UiForm *f, UiGrid *g, int *cx, int *cy);
 
 #endif

@@ -63,6 +63,7 @@ const UiKey ui_keymap[] = {
     {UI_CTX_TRAIN, 'x', "x", A_STOP, 0, "stop the run (asks; writes a checkpoint), or cancel the generation of its data", "stop"},
     {UI_CTX_TRAIN, 'l', "l", A_LOGSCALE, 0, "log-scale y axes of the loss charts on / off (perplexity is always log)", "log"},
     {UI_CTX_TRAIN, 'm', "m", A_SMOOTH, 0, "smoothing of the loss curves on / off", "smooth"},
+    {UI_CTX_TRAIN, 'c', "c", A_UNQUEUE, 0, "cancel a queued run (asks which: its number or name in the queue line)", NULL},
 
     /* Runs */
     ENTER_KEYS(UI_CTX_RUNS, A_OPEN, "details and loss curve of the run (again: hide)", "details"),
@@ -89,6 +90,24 @@ const UiKey ui_keymap[] = {
     {UI_CTX_CHAT_INPUT, UI_KEY_ESC, "Esc", A_ESCAPE, 0, "stop the generation (keeps the partial reply), else leave the input line", "stop/leave"},
     {UI_CTX_CHAT_INPUT, UI_FN(KEY_PPAGE), "PgUp", A_PGUP, 0, "scroll the transcript up", NULL},
     {UI_CTX_CHAT_INPUT, UI_FN(KEY_NPAGE), "PgDn", A_PGDN, 0, "scroll the transcript down (follows at the bottom)", NULL},
+
+    /* Chat just shown: the input line waits for text (any other key starts
+     * the message); until then the screen keys switch screens. These rows
+     * repeat the global screen keys on purpose: each row is a key of this
+     * context, so that dispatch, help and the man page's KEYS follow it */
+    {UI_CTX_CHAT_READY, '1', "1", A_SCREEN, 0, "switch screens, until you type (then they are text)", NULL},
+    {UI_CTX_CHAT_READY, '2', "2", A_SCREEN, 0, "switch screens, until you type (then they are text)", NULL},
+    {UI_CTX_CHAT_READY, '3', "3", A_SCREEN, 0, "switch screens, until you type (then they are text)", NULL},
+    {UI_CTX_CHAT_READY, '4', "4", A_SCREEN, 0, "switch screens, until you type (then they are text)", NULL},
+    {UI_CTX_CHAT_READY, '5', "5", A_SCREEN, 0, "switch screens, until you type (then they are text)", NULL},
+    {UI_CTX_CHAT_READY, '6', "6", A_SCREEN, 0, "switch screens, until you type (then they are text)", NULL},
+    {UI_CTX_CHAT_READY, '\t', "Tab", A_NEXT_SCREEN, 0, "next screen", NULL},
+    {UI_CTX_CHAT_READY, UI_FN(KEY_BTAB), "S-Tab", A_PREV_SCREEN, 0, "previous screen", NULL},
+    ENTER_KEYS(UI_CTX_CHAT_READY, A_FOCUS, "type a message (focus the input line)", "type"),
+    {UI_CTX_CHAT_READY, 'i', "i", A_FOCUS, 0, "type a message (focus the input line)", NULL},
+    {UI_CTX_CHAT_READY, UI_KEY_ESC, "Esc", A_ESCAPE, 0, "stop the generation, else the chat's keys (s, n, l, t, a)", "keys"},
+    {UI_CTX_CHAT_READY, UI_FN(KEY_PPAGE), "PgUp", A_PGUP, 0, "scroll the transcript up", NULL},
+    {UI_CTX_CHAT_READY, UI_FN(KEY_NPAGE), "PgDn", A_PGDN, 0, "scroll the transcript down (follows at the bottom)", NULL},
 
     /* Log */
     {UI_CTX_LOG, 'c', "c", A_CLEAR, 0, "clear the log", "clear"},
@@ -142,7 +161,8 @@ const char *ui_ctx_name(UiCtx c)
 {
     static const char *const names[UI_CTX_COUNT] = {
         "Everywhere but while typing", "Everywhere", "Lists and tables", "Model screen", "Layers screen",
-        "Train screen", "Runs screen", "Chat screen", "Chat input line", "Log screen", "Text fields",
+        "Train screen", "Runs screen", "Chat screen", "Chat input line",
+        "Chat input line, before typing", "Log screen", "Text fields",
         "Prompts", "Forms", "Questions", "Help"};
     return (unsigned)c < UI_CTX_COUNT ? names[c] : "?";
 }

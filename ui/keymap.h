@@ -25,6 +25,7 @@ typedef enum {
     UI_CTX_RUNS,
     UI_CTX_CHAT,
     UI_CTX_CHAT_INPUT, /* the chat input line has focus */
+    UI_CTX_CHAT_READY, /* Chat just shown: typing text starts a message, screen keys still switch */
     UI_CTX_LOG,
     UI_CTX_EDIT,       /* any text field: line editing */
     UI_CTX_PROMPT,     /* a one-line prompt (file path, value) */
@@ -43,7 +44,7 @@ typedef enum {
     /* model */
     A_OPEN, A_RECENT,
     /* train */
-    A_NEW_RUN, A_PAUSE, A_STOP, A_LOGSCALE, A_SMOOTH,
+    A_NEW_RUN, A_PAUSE, A_STOP, A_LOGSCALE, A_SMOOTH, A_UNQUEUE,
     /* runs */
     A_REFRESH, A_MARK, A_RESUME, A_DELETE, A_EXPORT, A_CHAT_STUDENT,
     /* layers */

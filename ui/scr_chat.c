@@ -26,6 +26,9 @@
 enum { ROLE_USER, ROLE_TEACHER, ROLE_STUDENT };
 enum { TO_TEACHER, TO_STUDENT, TO_BOTH };
 enum { T_STREAMING, T_DONE, T_STOPPED, T_FAILED };
+/* the input line's focus: on arrival it waits (FOCUS_READY): the first key
+ * that is not a screen key starts the message; Enter or i focus it */
+enum { FOCUS_TYPING = 1, FOCUS_READY };
 
 typedef struct {
     int role, state;
@@ -55,7 +58,7 @@ typedef struct {
     Turn *turns;
     int n, cap;
     UiInput input;
-    int focus;
+    int focus;            /* 0: the chat's keys; FOCUS_TYPING; FOCUS_READY: just shown, nothing typed */
     int follow, top;      /* first shown line when not following */
     int view_h, nlines;
     GenJob *jobs[2];      /* [0] teacher, [1] student */
@@ -156,7 +159,7 @@ static const char *role_name(int role) { return role == ROLE_USER ? "you" : role
 static void save(App *a, int side, const char *role, const char *text)
 {
     ChatState *C = state(a);
-    if (!a->db) return;
+    if (!a->db || a->db_ro) return; /* not recorded: the banner says so */
     char err[OB_ERRLEN];
     int64_t run = side ? C->student_run : 0, teacher = side && C->student_run ? 0 : a->teacher_id;
     if (!run && !teacher) return;
@@ -366,7 +369,9 @@ static void chat_draw(App *a, UiGrid *g)
     int x = ui_grid_text(g, 0, g->h - 1, 2, C->focus ? UI_A_BOLD : UI_A_DIM, "> "), cx;
     ui_input_render(&C->input, g, x, g->h - 1, g->w - x, C->focus ? UI_A_INPUT : UI_A_NORMAL, &cx);
     if (C->focus) app_cursor(a, cx, g->h - 1);
-    else if (!C->input.len) ui_grid_text(g, x, g->h - 1, g->w - x, UI_A_DIM, "(Enter or i to type)");
+    if (C->focus == FOCUS_READY && !C->input.len)
+        ui_grid_text(g, x + 1, g->h - 1, g->w - x - 1, UI_A_DIM, "(type a message; 1-6 and Tab still switch screens)");
+    else if (!C->focus && !C->input.len) ui_grid_text(g, x, g->h - 1, g->w - x, UI_A_DIM, "(Enter or i to type)");
 }
 
 static void scroll(ChatState *C, int delta)
@@ -425,6 +430,13 @@ static void stop_gen(App *a)
 static int chat_key(App *a, const UiKey *k, int key)
 {
     ChatState *C = state(a);
+    if (C->focus == FOCUS_READY) { /* the screen keys went to the app (the READY context) */
+        if (k && k->action == A_FOCUS) { C->focus = FOCUS_TYPING; return 1; }
+        if (!k) { /* any key without a meaning here starts the message */
+            C->focus = FOCUS_TYPING;
+            k = ui_keymap_find(UI_CTX_CHAT_INPUT, key);
+        } /* else Esc, PgUp, PgDn: as in the input line */
+    }
     if (C->focus) {
         if (k) {
             switch (k->action) {
@@ -444,7 +456,7 @@ static int chat_key(App *a, const UiKey *k, int key)
     }
     if (!k) return 0;
     switch (k->action) {
-    case A_FOCUS: C->focus = 1; return 1;
+    case A_FOCUS: C->focus = FOCUS_TYPING; return 1;
     case A_ESCAPE: stop_gen(a); return 1;
     case A_SETTINGS: open_settings(a); return 1;
     case A_NEW_CHAT:
@@ -505,7 +517,11 @@ static void chat_event(App *a, const Event *ev)
     }
 }
 
-static UiCtx chat_typing(App *a) { return state(a)->focus ? UI_CTX_CHAT_INPUT : 0; }
+static UiCtx chat_typing(App *a)
+{
+    int f = state(a)->focus;
+    return f == FOCUS_READY ? UI_CTX_CHAT_READY : f ? UI_CTX_CHAT_INPUT : 0;
+}
 
 static void chat_status(App *a, char *buf, int n)
 {
@@ -551,7 +567,7 @@ static void chat_enter(App *a)
     ChatState *C = state(a);
     chat_enter_init(C);
     default_student(a);
-    C->focus = 1;
+    C->focus = FOCUS_READY;
 }
 
 /* UI_REQ_CHAT_STUDENT (Runs: c) */

@@ -137,7 +137,7 @@ static void model_event(App *a, const Event *ev)
             const ModelConfig *c = &a->teacher->cfg;
             snprintf(a->teacher_sha, sizeof a->teacher_sha, "%s", j->sha);
             a->teacher_id = 0;
-            if (a->db && a->teacher_sha[0]) { /* the teacher record of train --db and inspect --db */
+            if (a->db && !a->db_ro && a->teacher_sha[0]) { /* the teacher record of train --db and inspect --db */
                 char err[OB_ERRLEN];
                 a->teacher_id = train_db_teacher(a->db, j->path, j->sha, c, err);
                 if (a->teacher_id <= 0) { a->teacher_id = 0; app_msg(a, 1, "run store: %s", err); }

@@ -250,7 +250,7 @@ static int runs_key(App *a, const UiKey *k, int key)
         app_post(a, &(Event){.kind = EV_REQUEST, .req = UI_REQ_RESUME_RUN, .run_id = r->id});
         return 1;
     case A_DELETE: {
-        if (!r) return 1;
+        if (!r || !app_db_writable(a, "delete a run")) return 1;
         if (r->status == RUN_RUNNING || r->status == RUN_PAUSED) { app_msg(a, 1, "stop run %lld first", (long long)r->id); return 1; }
         char q[160];
         snprintf(q, sizeof q, "Delete run %lld '%s' and its records (files stay)?", (long long)r->id, r->name);

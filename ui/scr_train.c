@@ -40,6 +40,7 @@ typedef struct {
 typedef struct {
     Job *job;                    /* cancel: stop the self-generation; its end event: the data is ready */
     Session *s;
+    int64_t resume_run;          /* a resume: the run whose history the charts start from */
     long selfgen;                /* > 0: generating that many sequences */
     char err[OB_ERRLEN];
 } Prep;
@@ -69,6 +70,7 @@ typedef struct {
     Event last;                  /* the latest EV_STEP */
     Curves c;
     int logy, smooth;
+    int unqueue;                 /* the queued run the question is about (index + 1) */
     SessionOpts form;            /* the last form's options: the next form's defaults */
     int have_form;
 } TrainScr;
@@ -76,6 +78,15 @@ typedef struct {
 static TrainScr *state(App *a) { return app_state(a, &ui_scr_train); }
 
 static Trainer *trainer(TrainScr *R) { return R->sess ? session_trainer(R->sess) : NULL; }
+
+/* "run 7", or "unrecorded run" for a run without a store (its id is the UI's) */
+static const char *run_label(const TrainScr *R, char *buf, size_t n)
+{
+    if (R->run_id < ((int64_t)1 << 40)) snprintf(buf, n, "run %lld", (long long)R->run_id);
+    else snprintf(buf, n, "unrecorded run");
+    return buf;
+}
+#define RUN_LABEL(R) run_label((R), (char[32]){0}, 32)
 
 /* ---- curves ------------------------------------------------------------------ */
 static void grow(double **p, int n, int cap)
@@ -107,7 +118,10 @@ static void curves_add_eval(Curves *c, const Event *e)
     /* the trainer labels its evaluations: teacher, ptq-xnor, ptq-svid, student[-partial] */
     if (!strcmp(e->text, "teacher")) { c->teacher_ppl = e->eval_ppl; return; }
     if (!strcmp(e->text, "ptq-xnor")) { c->xnor_ppl = e->eval_ppl; return; }
-    if (!strcmp(e->text, "ptq-svid")) c->svid_ppl = e->eval_ppl; /* also the student at step 0 */
+    if (!strcmp(e->text, "ptq-svid")) { /* also the student at step 0, unless a resume's history has it */
+        c->svid_ppl = e->eval_ppl;
+        if (c->ne > 0) return;
+    }
     if (c->ne == c->ecap) {
         int nc = c->ecap ? c->ecap * 2 : 32;
         grow(&c->estep, c->ne, nc); grow(&c->eppl, c->ne, nc);
@@ -116,6 +130,35 @@ static void curves_add_eval(Curves *c, const Event *e)
     c->estep[c->ne] = e->step;
     c->eppl[c->ne] = e->eval_ppl;
     c->ne++;
+}
+
+/* a resumed run's curves up to its checkpoint (the trainer goes on from
+ * there), from the run store: the charts and the header go on where they were */
+static void curves_load(App *a, Curves *c, int64_t run)
+{
+    char err[OB_ERRLEN];
+    DbCheckpoint ck;
+    int have = db_checkpoint_latest(a->db, run, &ck, err);
+    if (have < 0) { app_msg(a, 1, "run store: %s", err); return; }
+    int upto = have ? ck.step : 0;
+    if (have) free(ck.path);
+    DbMetric *m;
+    DbEval *ev;
+    int nm, ne;
+    if (db_metrics(a->db, run, &m, &nm, err)) { app_msg(a, 1, "run store: %s", err); return; }
+    for (int i = 0; i < nm && m[i].step <= upto; i++)
+        curves_add_step(c, &(Event){.step = m[i].step, .loss = m[i].loss, .kl = m[i].kl, .mse = m[i].mse, .lr = m[i].lr});
+    free(m);
+    if (db_evals(a->db, run, &ev, &ne, err)) { app_msg(a, 1, "run store: %s", err); return; }
+    for (int i = 0; i < ne; i++) {
+        if (ev[i].step > upto) continue;
+        Event e = {.step = ev[i].step, .eval_ppl = ev[i].ppl};
+        snprintf(e.text, sizeof e.text, "%s", ev[i].model[0] ? ev[i].model : "student");
+        curves_add_eval(c, &e);
+    }
+    free(ev);
+    app_log(a, "run %lld: %d steps and %d evaluations of its history read from the run store", (long long)run,
+            c->n, c->ne);
 }
 
 static void curves_free(Curves *c)
@@ -175,6 +218,7 @@ static void start_next(App *a)
     Prep *p = ob_calloc(1, sizeof *p);
     p->s = s;
     const SessionOpts *so = session_opts_of(s);
+    p->resume_run = it.run_id;
     p->selfgen = so->self_generate;
     if (p->selfgen > 0)
         snprintf(R->status_text, sizeof R->status_text, "%ld teacher-generated sequences (cache in %.900s)", p->selfgen,
@@ -197,6 +241,7 @@ static void prep_done(App *a)
     int rc = app_join_teacher_job(a, p->job);
     R->prep = NULL;
     Session *s = p->s;
+    int64_t resume_run = p->resume_run;
     char err[OB_ERRLEN], e2[OB_ERRLEN];
     if (rc) {
         snprintf(err, sizeof err, "%s", p->err);
@@ -211,6 +256,13 @@ static void prep_done(App *a)
     app_log(a, "%s", line);
     curves_free(&R->c);
     memset(&R->last, 0, sizeof R->last);
+    if (resume_run && a->db) {
+        curves_load(a, &R->c, resume_run);
+        if (R->c.n > 0) { /* the header starts from the checkpoint's step */
+            int i = R->c.n - 1;
+            R->last = (Event){.step = (int)R->c.step[i], .loss = R->c.loss[i], .kl = R->c.kl[i], .mse = R->c.mse[i], .lr = R->c.lr[i]};
+        }
+    }
     if (session_start(s, &a->ring, err)) {
         if (session_end(s, 1, e2)) app_msg(a, 1, "run store: %s", e2);
         not_started(a, err);
@@ -224,7 +276,7 @@ static void prep_done(App *a)
     R->status = RUN_RUNNING;
     R->paused = 0;
     snprintf(R->status_text, sizeof R->status_text, "starting");
-    app_msg(a, 0, "run %lld started: %ld steps, student -> %s", (long long)R->run_id, R->it.cfg.steps, R->it.out);
+    app_msg(a, 0, "%s started: %ld steps, student -> %s", RUN_LABEL(R), R->it.cfg.steps, R->it.out);
 }
 
 static void run_ended(App *a)
@@ -237,11 +289,11 @@ static void run_ended(App *a)
     if (session_end(R->sess, rc ? 1 : 0, err)) app_msg(a, 1, "run store: %s", err);
     R->sess = NULL;
     R->status = rc ? RUN_FAILED : s.status;
-    if (rc) app_msg(a, 1, "run %lld failed: %s", (long long)R->run_id, s.message);
+    if (rc) app_msg(a, 1, "%s failed: %s", RUN_LABEL(R), s.message);
     else if (s.status == RUN_FINISHED)
-        app_msg(a, 0, "run %lld finished: student ppl %.3f (teacher %.3f, PTQ SVID %.3f); wrote %s", (long long)R->run_id,
+        app_msg(a, 0, "%s finished: student ppl %.3f (teacher %.3f, PTQ SVID %.3f); wrote %s", RUN_LABEL(R),
                 exp(s.student_nll), exp(s.teacher_nll), exp(s.svid_nll), R->it.out);
-    else app_msg(a, 0, "run %lld stopped at step %ld; resume it from the Runs screen", (long long)R->run_id, s.steps_done);
+    else app_msg(a, 0, "%s stopped at step %ld; resume it from the Runs screen", RUN_LABEL(R), s.steps_done);
     snprintf(R->status_text, sizeof R->status_text, "%.900s", s.message);
     app_post(a, &(Event){.kind = EV_REQUEST, .req = UI_REQ_RUNS_CHANGED});
     start_next(a);
@@ -262,7 +314,7 @@ static void enqueue(App *a, QItem *q)
  * session_opts (name, help, parsing and bounds); an empty field is "not
  * given" (the student file: students/<name>-<time>.onebit) */
 static const char *const form_rows[] = {"name", "data", "split", "self-generate", "steps", "seq-len", "batch",
-                                        "lr", "warmup", "eval-every", "eval-windows", "ckpt-every", "init", "out"};
+                                        "lr", "warmup", "eval-every", "eval-windows", "ckpt-every", "threads", "init", "out"};
 #define N_FORM ((int)(sizeof form_rows / sizeof form_rows[0]))
 
 static const OptSpec *form_row(int i)
@@ -313,6 +365,7 @@ static void open_form(App *a)
 {
     TrainScr *R = state(a);
     if (!a->teacher) { app_msg(a, 1, "load a teacher first (screen 1)"); return; }
+    if (!app_db_writable(a, "train")) return;
     if (!R->have_form) { /* the trainer's defaults, and a small first run */
         session_opts_init(&R->form);
         int ctx = a->teacher->cfg.seq_len;
@@ -345,6 +398,7 @@ static void queue_resume(App *a, int64_t run_id)
     TrainScr *R = state(a);
     char err[OB_ERRLEN];
     if (!a->db) { app_msg(a, 1, "no run store"); return; }
+    if (!app_db_writable(a, "resume a run")) return;
     if (R->sess && R->run_id == run_id) { app_msg(a, 1, "run %lld is training", (long long)run_id); return; }
     for (int i = 0; i < R->nq; i++)
         if (R->queue[i].run_id == run_id) { app_msg(a, 1, "run %lld is queued already", (long long)run_id); return; }
@@ -367,6 +421,40 @@ static void queue_resume(App *a, int64_t run_id)
     }
     enqueue(a, &q);
     app_switch(a, 3);
+}
+
+/* ---- the queue: cancel a run before it starts ------------------------------------------ */
+static const char *queued_name(const QItem *q)
+{
+    return q->o.name ? q->o.name : q->o.self_generate ? "self-generated" : q->o.data ? q->o.data : "?";
+}
+
+static void unqueue_answer(App *a, int yes)
+{
+    TrainScr *R = state(a);
+    int i = R->unqueue - 1;
+    R->unqueue = 0;
+    if (!yes || i < 0 || i >= R->nq) return;
+    app_msg(a, 0, "cancelled the queued run '%s'", queued_name(&R->queue[i]));
+    session_opts_free(&R->queue[i].o);
+    memmove(R->queue + i, R->queue + i + 1, sizeof(QItem) * (R->nq - i - 1));
+    R->nq--;
+}
+
+/* the prompt's answer: a number in the queue line or a queued run's name */
+static void unqueue_prompt_done(App *a, const char *text)
+{
+    TrainScr *R = state(a);
+    long num;
+    int i = -1;
+    if (ob_parse_int(text, 1, R->nq, &num) == 0) i = (int)num - 1;
+    for (int j = 0; j < R->nq && i < 0; j++)
+        if (!strcmp(queued_name(&R->queue[j]), text)) i = j;
+    if (i < 0) { app_msg(a, 1, "no queued run '%s' (the queue line numbers them 1-%d)", text, R->nq); return; }
+    char q[256];
+    snprintf(q, sizeof q, "Cancel the queued run %d '%.200s'?", i + 1, queued_name(&R->queue[i]));
+    R->unqueue = i + 1;
+    app_confirm(a, q, unqueue_answer);
 }
 
 /* ---- drawing ------------------------------------------------------------------------ */
@@ -401,9 +489,8 @@ static void train_draw(App *a, UiGrid *g)
     if (R->prep && R->prep->selfgen > 0) snprintf(gen, sizeof gen, "generating data %ld/%ld", R->gen_done, R->prep->selfgen);
     else snprintf(gen, sizeof gen, "reading data");
     const char *st = R->prep ? gen : R->sess ? (R->paused ? "paused" : run_status_name(R->status)) : run_status_name(R->status);
-    ui_grid_printf(g, 0, y++, g->w, UI_A_BOLD, "run %lld %s  [%s]  step %d/%ld  %.0f tokens/s  elapsed %s  ETA %s",
-                   (long long)(R->run_id < ((int64_t)1 << 40) ? R->run_id : 0), R->it.name ? R->it.name : "", st, e->step, R->it.cfg.steps,
-                   e->tokens_per_s, el, eta);
+    ui_grid_printf(g, 0, y++, g->w, UI_A_BOLD, "%s %s  [%s]  step %d/%ld  %.0f tokens/s  elapsed %s  ETA %s", RUN_LABEL(R),
+                   R->it.name ? R->it.name : "", st, e->step, R->it.cfg.steps, e->tokens_per_s, el, eta);
     int bw = g->w - 2;
     progress_bar(g, 0, y++, bw, R->it.cfg.steps ? (double)e->step / R->it.cfg.steps : 0);
     ui_grid_printf(g, 0, y++, g->w, UI_A_DIM, "loss %.4f  kl %.4f  mse %.4f  lr %.2e  grad norm %.3f   %s", e->loss, e->kl,
@@ -418,9 +505,8 @@ static void train_draw(App *a, UiGrid *g)
         char q[256] = "";
         size_t k = 0;
         for (int i = 0; i < R->nq && k < sizeof q - 40; i++)
-            k += (size_t)snprintf(q + k, sizeof q - k, "%s%s", i ? ", " : "",
-                                  R->queue[i].o.name ? R->queue[i].o.name : R->queue[i].o.self_generate ? "self-generated" : R->queue[i].o.data ? R->queue[i].o.data : "?");
-        ui_grid_printf(g, 0, y++, g->w, UI_A_DIM, "queued (%d): %s", R->nq, q);
+            k += (size_t)snprintf(q + k, sizeof q - k, "%s%d %s", i ? ", " : "", i + 1, queued_name(&R->queue[i]));
+        ui_grid_printf(g, 0, y++, g->w, UI_A_DIM, "queued (%d, c cancels one): %s", R->nq, q);
     }
     int ch = g->h - y;
     if (ch < 8) return;
@@ -457,7 +543,7 @@ static void stop_answer(App *a, int yes)
     }
     if (yes && R->sess) {
         trainer_stop(trainer(R));
-        app_msg(a, 0, "stopping run %lld after this step (a checkpoint is written)", (long long)R->run_id);
+        app_msg(a, 0, "stopping %s after this step (a checkpoint is written)", RUN_LABEL(R));
     }
 }
 
@@ -480,6 +566,14 @@ static int train_key(App *a, const UiKey *k, int key)
         if (!R->sess) { app_msg(a, 1, "no run is training"); return 1; }
         app_confirm(a, "Stop the run? It writes a checkpoint and can be resumed", stop_answer);
         return 1;
+    case A_UNQUEUE: {
+        if (R->nq == 0) { app_msg(a, 1, "no run is queued"); return 1; }
+        char t[64], init[16];
+        snprintf(t, sizeof t, "Cancel which queued run (1-%d or its name)", R->nq);
+        snprintf(init, sizeof init, "%d", R->nq);
+        app_prompt(a, t, init, 0, unqueue_prompt_done);
+        return 1;
+    }
     case A_LOGSCALE: R->logy = !R->logy; return 1;
     case A_SMOOTH: R->smooth = !R->smooth; return 1;
     default: return 0;
@@ -508,15 +602,15 @@ static void train_event(App *a, const Event *ev)
     case EV_STEP: R->last = *ev; curves_add_step(&R->c, ev); break;
     case EV_EVAL:
         curves_add_eval(&R->c, ev);
-        app_log(a, "run %lld: held-out ppl %.3f at step %d", (long long)R->run_id, ev->eval_ppl, ev->step);
+        app_log(a, "%s: held-out ppl %.3f at step %d", RUN_LABEL(R), ev->eval_ppl, ev->step);
         break;
-    case EV_CKPT: app_log(a, "run %lld: checkpoint at step %d: %s", (long long)R->run_id, ev->step, ev->text); break;
-    case EV_LOG: app_log(a, "run %lld: %s", (long long)R->run_id, ev->text); break;
+    case EV_CKPT: app_log(a, "%s: checkpoint at step %d: %s", RUN_LABEL(R), ev->step, ev->text); break;
+    case EV_LOG: app_log(a, "%s: %s", RUN_LABEL(R), ev->text); break;
     case EV_STATUS:
         R->status = ev->status;
         R->paused = ev->status == RUN_PAUSED;
         snprintf(R->status_text, sizeof R->status_text, "%.900s", ev->text);
-        app_log(a, "run %lld: [%s] %s", (long long)R->run_id, run_status_name(ev->status), ev->text);
+        app_log(a, "%s: [%s] %s", RUN_LABEL(R), run_status_name(ev->status), ev->text);
         if (ev->status == RUN_FINISHED || ev->status == RUN_STOPPED || ev->status == RUN_FAILED) run_ended(a);
         break;
     default: break;
@@ -533,12 +627,21 @@ static void train_status(App *a, char *buf, int n)
     else if (R->sess) {
         char eta[32];
         ob_fmt_duration(eta, sizeof eta, R->last.eta);
-        snprintf(buf, n, "run %lld: %s step %d/%ld ETA %s%s ", (long long)R->run_id, R->paused ? "paused" : "training",
+        snprintf(buf, n, "%s: %s step %d/%ld ETA %s%s ", RUN_LABEL(R), R->paused ? "paused" : "training",
                  R->last.step, R->it.cfg.steps, eta, R->nq ? " +queued" : "");
     }
 }
 
-static int train_busy(App *a) { return state(a)->sess != NULL || state(a)->prep != NULL; }
+static int train_busy(App *a, char *why, int n)
+{
+    TrainScr *R = state(a);
+    int k = 0;
+    why[0] = 0;
+    if (R->sess || R->prep) k = snprintf(why, n, "A run is training; it keeps its last checkpoint");
+    if (R->nq && k >= 0 && k < n)
+        snprintf(why + k, n - k, "%s%d queued run%s dropped", k ? "; " : "", R->nq, R->nq == 1 ? " is" : "s are");
+    return why[0] != 0;
+}
 
 static void train_teacher(App *a) { start_next(a); }
 

@@ -15,7 +15,7 @@ const CliCommand cli_commands[] = {
     {"eval", cli_eval, "perplexity on a text file, or zero-shot accuracy on a task (--task)"},
     {"train", cli_train, "distil a 1-bit student from the teacher (QAT), with checkpoints"},
     {"bench", cli_bench, "benchmarks: forward, gemv, membw, train"},
-    {"runs", cli_runs, "list, show, plot, delete and export recorded training runs"},
+    {"runs", cli_runs, "list, show, curves, delete and export recorded training runs"},
     {"inspect", cli_inspect, "per-layer SVID errors, sign balance and 1-bit sizes of a teacher"},
     {"quantize", cli_quantize, "a 1-bit student from a teacher without training (SVID/XNOR)"},
     {"synth", cli_synth, "a random-weight teacher of a real shape (HF directory or GGUF)"},
