@@ -204,7 +204,8 @@ static GenJob *start_job(App *a, int side, const Model *m, const Tokenizer *t, c
     j->m = m;
     j->t = t;
     j->prompt = ob_strdup(text);
-    j->gp = (GenParams){C->n_new, C->temp, C->topp, C->seed ? C->seed : (uint64_t)time(NULL) ^ (uint64_t)pair};
+    j->gp = (GenParams){.n_new = C->n_new, .temperature = C->temp, .topp = C->topp,
+                        .seed = C->seed ? C->seed : (uint64_t)time(NULL) ^ (uint64_t)pair};
     pthread_mutex_init(&j->mu, NULL);
     Turn *tu = add_turn(C, side ? ROLE_STUDENT : ROLE_TEACHER, "");
     tu->job = j->id;
