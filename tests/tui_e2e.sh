@@ -442,7 +442,7 @@ check "64x18: ckpt-every scrolled into view" wait_re "ckpt-every +9"
 check "64x18: the fields shown moved" wait_for "fields 3-12 of 15"
 tm send-keys -t e2e Down C-u
 tm send-keys -t e2e -l 2
-check "64x18: a threads field, with its help" wait_for "OpenBLAS threads"
+check "64x18: a threads field, with its help" wait_for "training and self-generation"
 check "64x18: threads 2 typed" wait_re "threads +2"
 tm send-keys -t e2e Enter
 check "64x18: the run finishes" wait_re "small +\[finished\] +step 3/3" 120
