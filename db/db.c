@@ -372,14 +372,19 @@ static int migrate(Db *db, char *err)
             ob_seterr(err, "%s: not a onebit-tui database (it has tables but no schema version)", db->path);
             goto fail;
         }
+        /* schema.sql is a version of its own (its PRAGMA): the migrations
+         * after it bring the new database forward */
         if (db_exec(db->h, db->path, db_schema_sql, "creating the schema", db->busy_ms, err)) goto fail;
-    } else {
-        for (int i = 0; db_migration_sql[i]; i++) {
-            if (db_migration_version[i] <= v) continue;
-            char what[64];
-            snprintf(what, sizeof what, "migrating the schema to version %d", db_migration_version[i]);
-            if (db_exec(db->h, db->path, db_migration_sql[i], what, db->busy_ms, err)) goto fail;
+        if ((rc = user_version(db->h, &v)) != SQLITE_OK) {
+            dberr(db, rc, "reading the schema version", err);
+            goto fail;
         }
+    }
+    for (int i = 0; db_migration_sql[i]; i++) {
+        if (db_migration_version[i] <= v) continue;
+        char what[64];
+        snprintf(what, sizeof what, "migrating the schema to version %d", db_migration_version[i]);
+        if (db_exec(db->h, db->path, db_migration_sql[i], what, db->busy_ms, err)) goto fail;
     }
     if (v != target) {
         char sql[64];
@@ -1075,6 +1080,74 @@ int db_checkpoint_latest(Db *db, int64_t run, DbCheckpoint *out, char *err)
     if (rc == SQLITE_DONE) return 0;
     dberr(db, rc, "reading checkpoints", err);
     return -1;
+}
+
+/* ---- zero-shot task results ------------------------------------------------------- */
+
+static const Col task_cols[] = {
+    COL(COL_I64, DbTaskResult, id),       COL(COL_I64, DbTaskResult, run_id),   COL(COL_I64, DbTaskResult, teacher_id),
+    COL(COL_TEXT, DbTaskResult, model),   COL(COL_TEXT, DbTaskResult, task),    COL(COL_STR, DbTaskResult, file),
+    COL(COL_INT, DbTaskResult, items),    COL(COL_REAL_NAN, DbTaskResult, acc), COL(COL_REAL_NAN, DbTaskResult, acc_stderr),
+    COL(COL_REAL_NAN, DbTaskResult, acc_norm), COL(COL_REAL_NAN, DbTaskResult, acc_norm_stderr),
+    COL(COL_REAL, DbTaskResult, time),
+};
+static const ColTable task_table = COL_TABLE(task_cols, DbTaskResult, 1);
+
+static void task_drop(void *elem) { cols_free(&task_table, elem); }
+
+int64_t db_task_result_put(Db *db, const DbTaskResult *r, char *err)
+{
+    sqlite3_stmt *st;
+    if (db_prep(db, &st,
+                "INSERT INTO task_results(run_id, teacher_id, model, task, file, items, acc, acc_stderr, acc_norm, "
+                "acc_norm_stderr, time) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                "recording a task result", err))
+        return -1;
+    if (r->run_id > 0) sqlite3_bind_int64(st, 1, r->run_id);
+    if (r->teacher_id > 0) sqlite3_bind_int64(st, 2, r->teacher_id);
+    sqlite3_bind_text(st, 3, r->model, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 4, r->task, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 5, r->file ? r->file : "", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 6, r->items);
+    db_bind_real_or_null(st, 7, r->acc);
+    db_bind_real_or_null(st, 8, r->acc_stderr);
+    db_bind_real_or_null(st, 9, r->acc_norm);
+    db_bind_real_or_null(st, 10, r->acc_norm_stderr);
+    sqlite3_bind_double(st, 11, r->time > 0 ? r->time : db_wall_time());
+    if (db_step_done(db, st, "recording a task result", err)) return -1;
+    return sqlite3_last_insert_rowid(db->h);
+}
+
+int db_task_results(Db *db, int64_t run, int64_t teacher, DbTaskResult **out, int *n, char *err)
+{
+    void *v;
+    int rc = db_select(db,
+                       "SELECT id, coalesce(run_id, 0), coalesce(teacher_id, 0), model, task, file, items, acc, acc_stderr, "
+                       "acc_norm, acc_norm_stderr, time FROM task_results WHERE (?1 > 0 AND run_id=?1) OR (?2 > 0 AND "
+                       "teacher_id=?2 AND run_id IS NULL) ORDER BY task, model, time DESC",
+                       run, teacher, sizeof **out, cols_row, (void *)&task_table, task_drop, "reading task results", &v, n,
+                       err);
+    *out = v;
+    return rc;
+}
+
+void db_task_results_free(DbTaskResult *r, int n)
+{
+    for (int i = 0; i < n; i++) task_drop(&r[i]);
+    free(r);
+}
+
+int64_t db_run_of_student(Db *db, const char *path, char *err)
+{
+    sqlite3_stmt *st;
+    if (db_prep(db, &st, "SELECT id FROM runs WHERE student_path=?1 ORDER BY id DESC LIMIT 1", "finding a student's run", err))
+        return -1;
+    sqlite3_bind_text(st, 1, path, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st);
+    int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) { dberr(db, rc, "finding a student's run", err); return -1; }
+    return id;
 }
 
 /* ---- chats ------------------------------------------------------------------------- */

@@ -142,6 +142,28 @@ int db_checkpoint_latest(Db *db, int64_t run, DbCheckpoint *out, char *err);
 
 /* ---- per-layer statistics: db_svid.h ----------------------------------- */
 
+/* ---- zero-shot task results (eval --task --db) ------------------------------ */
+typedef struct {
+    int64_t id;
+    int64_t run_id, teacher_id;   /* a run's student, or a teacher (0: none) */
+    char model[16];               /* teacher | student */
+    char task[64];
+    char *file;                   /* the task file's absolute path */
+    int items;
+    double acc, acc_stderr, acc_norm, acc_norm_stderr; /* NAN: none */
+    double time;
+} DbTaskResult;
+
+/* record one (time 0: now); returns its id */
+int64_t db_task_result_put(Db *db, const DbTaskResult *r, char *err);
+/* the results of run's student and of teacher (either 0: none), in task
+ * order, the student's before the teacher's, newest first; free with
+ * db_task_results_free */
+int db_task_results(Db *db, int64_t run, int64_t teacher, DbTaskResult **out, int *n, char *err);
+void db_task_results_free(DbTaskResult *r, int n);
+/* the run whose student is path (absolute), the newest; 0 when none */
+int64_t db_run_of_student(Db *db, const char *path, char *err);
+
 /* ---- chats ---------------------------------------------------------------- */
 typedef struct {
     int64_t id, run_id, teacher_id, session; /* run_id/teacher_id 0: none */

@@ -1,7 +1,8 @@
--- schema.sql -- the onebit-tui run store at its current version, which is
--- the highest db/migrations number (db.c sets PRAGMA user_version). A new
--- database is created from this file; an older one is brought forward by
--- db/migrations/NNNN-*.sql, each moving user_version from NNNN-1 to NNNN.
+-- schema.sql -- the onebit-tui run store at version 3 (the PRAGMA at the
+-- end). A new database is created from this file and brought to the current
+-- version (the highest db/migrations number) by the migrations after 3; an
+-- older one is brought forward by db/migrations/NNNN-*.sql, each moving
+-- user_version from NNNN-1 to NNNN.
 -- A migrated database must equal a new one (tests/test_db.c checks it):
 -- change this file and add a migration together.
 -- Times are Unix seconds (REAL); JSON columns hold JSON text.
@@ -114,3 +115,6 @@ CREATE TABLE chats (
 CREATE INDEX chats_run ON chats(run_id, session, id);
 CREATE INDEX chats_teacher ON chats(teacher_id, session, id);
 
+-- The version this file creates; a new database then takes the migrations
+-- after it (0004-task-results.sql on), as an old one does.
+PRAGMA user_version = 3;

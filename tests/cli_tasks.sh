@@ -112,4 +112,27 @@ check "student: 1 and 2 threads agree" test "$(field .student.correct) $(field .
 expect_exit 0 "teacher + student plain" $E --student "$TMP/s.onebit" --task tinystories_mc --task-file "$TS" --limit 40
 check "plain: keeps" contains "$TMP/out" "student keeps"
 check "teacher correct is an integer ($tc)" test "$tc" -ge 0
+
+# ---- results in the run store: the teacher's and a run's student's, side by side ----
+X="$SHARED/data/tinystories_train_head_sample.txt"
+head -c 40000 "$X" > "$TMP/small.txt"
+expect_exit 0 "a short recorded run" "$BIN" train --teacher "$M" --tokenizer "$Z" --data "$TMP/small.txt" --steps 3 \
+    --seq-len 32 --batch 2 --out "$TMP/run.onebit" --db "$TMP/runs.db" --name taskrun
+expect_exit 2 "--db without --task" $E --text "$TMP/small.txt" --db "$TMP/runs.db"
+expect_exit 2 "--run without --db" $E --student "$TMP/run.onebit" --task tinystories_mc --task-file "$TS" --limit 5 --run taskrun
+expect_exit 1 "a student no run has" $E --student "$TMP/s.onebit" --task tinystories_mc --task-file "$TS" --limit 5 --db "$TMP/runs.db"
+check "says which run is missing" contains "$TMP/err" "no run in the store has this student"
+expect_exit 0 "recorded" $E --student "$TMP/run.onebit" --task tinystories_mc --task-file "$TS" --limit 20 --db "$TMP/runs.db" --json
+st=$(field .student.acc)
+check "recorded both" contains "$TMP/err" "recorded 2 results of tinystories_mc"
+expect_exit 0 "the student alone, its run named" "$BIN" eval --student "$TMP/run.onebit" --task tinystories_mc --task-file "$TS" \
+    --limit 20 --db "$TMP/runs.db" --run taskrun
+expect_exit 0 "runs show" "$BIN" runs show taskrun --db "$TMP/runs.db"
+check "runs show lists the tasks" contains "$TMP/out" "tasks        3"
+check "the teacher's result" grep -q "tinystories_mc   teacher" "$TMP/out"
+check "the share the student keeps" grep -q "tinystories_mc   student .* keeps" "$TMP/out"
+expect_exit 0 "runs show --json" "$BIN" runs show taskrun --db "$TMP/runs.db" --json
+first_task() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['tasks'][0][sys.argv[2]])" "$TMP/out" "$1"; }
+check "json tasks" test "$(first_task task)" = tinystories_mc
+check "the student's acc as recorded ($(first_task acc) = $st)" test "$(first_task acc)" = "$st"
 done_tests

@@ -5,9 +5,13 @@
 #include <stdio.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "db/db.h"
+#include "db/train_db.h"
+#include "format/loader.h"
 #include "base/common.h"
 #include "base/blas.h"
 #include "model/eval.h"
@@ -15,7 +19,7 @@
 #include "onebit/bitlinear.h"
 
 typedef struct {
-    char *teacher, *student, *tokenizer, *text, *split, *act, *task, *task_file;
+    char *teacher, *student, *tokenizer, *text, *split, *act, *task, *task_file, *db, *run;
     int seq_len;                 /* 0: the model's context */
     int limit;                   /* 0: every item */
     int threads;                 /* 0: online CPUs */
@@ -38,6 +42,8 @@ static const OptSpec eval_opts[] = {
     {"task-file", OPT_STR, F(task_file), 0, 0, 0, NULL, NULL, "F", "the task's JSONL file (llm-foundry's format)", NULL},
     {"limit", OPT_INT, F(limit), 0, 1, 1 << 30, NULL, NULL, "N", "the first N items only", NULL},
     {"threads", OPT_INT, F(threads), 0, 1, 1024, NULL, NULL, "N", "items scored in parallel, each on one thread\n(default: online CPUs)", NULL},
+    {"db", OPT_STR, F(db), 0, 0, 0, NULL, NULL, "DB", "record the accuracies in the run store DB: the teacher's\nunder the teacher, the student's under its run", NULL},
+    {"run", OPT_STR, F(run), 0, 0, 0, NULL, NULL, "RUN", "the run (id or name) the student's result belongs to\n(default: the run whose student file it is)", NULL},
     {NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL},
 };
 #undef F
@@ -95,7 +101,73 @@ static void progress(void *user, int done, int total)
 typedef struct {
     const char *label;   /* "teacher" or "student" */
     TaskResult r;
+    ModelConfig cfg;
 } Scored;
+
+/* path made absolute against the working directory (as the run store keeps
+ * paths); malloc'd */
+static char *abs_of(const char *p)
+{
+    char cwd[4096];
+    if (p[0] == '/' || !getcwd(cwd, sizeof cwd)) return ob_strdup(p);
+    size_t n = strlen(cwd) + strlen(p) + 2;
+    char *r = ob_malloc(n);
+    snprintf(r, n, "%s/%s", cwd, p);
+    return r;
+}
+
+/* the run a student's result goes to: --run, else the run whose student file
+ * it is; 0 with a message when there is none, -1 on an error */
+static int64_t student_run(Db *db, const char *run, const char *student, char *err)
+{
+    if (run) {
+        DbRun r;
+        if (db_run_find(db, run, &r, err)) return -1;
+        int64_t id = r.id;
+        db_run_free(&r);
+        return id;
+    }
+    char *a = abs_of(student), *rp = realpath(student, NULL);
+    int64_t id = db_run_of_student(db, a, err);
+    if (id == 0 && rp) id = db_run_of_student(db, rp, err);
+    free(a);
+    free(rp);
+    if (id == 0) ob_seterr(err, "%s: no run in the store has this student (give --run RUN)", student);
+    return id;
+}
+
+/* the scored results into the run store: the teacher's under its
+ * fingerprinted teacher, the student's under run_id */
+static int record_results(Db *db, const char *teacher, const Task *task, const char *file, const Scored *sc, int n,
+                          int64_t run_id, char *err)
+{
+    for (int k = 0; k < n; k++) {
+        DbTaskResult r = {0};
+        int is_student = sc[k].label[0] == 's';
+        if (is_student) r.run_id = run_id;
+        else {
+            char *tp = open_resolve_teacher(teacher, err), sha[65];
+            if (!tp) return -1;
+            int64_t tid = loader_fingerprint(tp, sha, NULL, err) ? -1 : train_db_teacher(db, tp, sha, &sc[k].cfg, err);
+            free(tp);
+            if (tid < 0) return -1;
+            r.teacher_id = tid;
+        }
+        snprintf(r.model, sizeof r.model, "%s", sc[k].label);
+        snprintf(r.task, sizeof r.task, "%s", task->name);
+        r.file = realpath(file, NULL);
+        if (!r.file) r.file = abs_of(file);
+        r.items = sc[k].r.n;
+        r.acc = sc[k].r.acc;
+        r.acc_stderr = sc[k].r.acc_stderr;
+        r.acc_norm = sc[k].r.acc_norm;
+        r.acc_norm_stderr = sc[k].r.acc_norm_stderr;
+        int64_t id = db_task_result_put(db, &r, err);
+        free(r.file);
+        if (id < 0) return -1;
+    }
+    return 0;
+}
 
 static void json_num(cJSON *o, const char *k, double v)
 {
@@ -104,11 +176,19 @@ static void json_num(cJSON *o, const char *k, double v)
 }
 
 static int run_task(const char *teacher, const char *student, const char *tokenizer, const char *name,
-                    const char *file, long limit, long threads, int json)
+                    const char *file, long limit, long threads, int json, const char *store, const char *run)
 {
     char err[OB_ERRLEN];
     Task task;
-    if (task_load(&task, name, file, (int)limit, err)) return cli_error("%s", err);
+    /* the store first: a result with nowhere to go is found out before the
+     * scoring, not after it */
+    Db *db = NULL;
+    int64_t run_id = 0;
+    if (store) {
+        if (!(db = db_open(store, 0, err))) return cli_error("%s", err);
+        if (student && (run_id = student_run(db, run, student, err)) <= 0) { db_close(db); return cli_error("%s", err); }
+    } else if (run) return cli_usage_error("eval", "--run goes with --db");
+    if (task_load(&task, name, file, (int)limit, err)) { db_close(db); return cli_error("%s", err); }
     /* items in parallel, each thread running its model's products alone:
      * OpenBLAS at one thread, the 1-bit kernels' pool at one thread (else
      * each thread's products would wait for the pool, which serves one
@@ -135,6 +215,7 @@ static int run_task(const char *teacher, const char *student, const char *tokeni
             break;
         }
         sc[k].label = which[k];
+        sc[k].cfg = m.cfg;
         if (task_score(&m, &t, &task, (int)threads, isatty(2) ? progress : NULL, (void *)which[k], &sc[k].r, err)) {
             if (isatty(2)) fputc('\n', stderr);
             rc = cli_error("%s: %s", file, err);
@@ -186,6 +267,11 @@ static int run_task(const char *teacher, const char *student, const char *tokeni
             }
         }
     }
+    if (rc == EXIT_OK && db) {
+        if (record_results(db, teacher, &task, file, sc, done, run_id, err)) rc = cli_error("%s", err);
+        else fprintf(stderr, "recorded %d result%s of %s in %s\n", done, done == 1 ? "" : "s", task.name, db_path(db));
+    }
+    db_close(db);
     for (int k = 0; k < done; k++) task_result_free(&sc[k].r);
     task_free(&task);
     return rc;
@@ -203,11 +289,11 @@ int cli_eval(int argc, char **argv)
         else if (!o.task_file) rc = cli_usage_error("eval", "--task %s needs --task-file FILE", o.task);
         else if (o.text || o.split || o.seq_len) rc = cli_usage_error("eval", "--text, --split and --seq-len do not go with --task");
         else rc = run_task(o.teacher, o.student, o.tokenizer, o.task, o.task_file, o.limit,
-                           o.threads ? o.threads : pool_default_threads(), o.json);
+                           o.threads ? o.threads : pool_default_threads(), o.json, o.db, o.run);
         opt_free(eval_opts, &o);
         return rc;
     }
-    if (rc < 0 && (o.limit || o.threads)) rc = cli_usage_error("eval", "--limit and --threads go with --task");
+    if (rc < 0 && (o.limit || o.threads || o.db || o.run)) rc = cli_usage_error("eval", "--limit, --threads, --db and --run go with --task");
     if (rc < 0 && !o.text) rc = cli_usage_error("eval", "--text FILE (or --task NAME --task-file FILE) is required");
     if (rc < 0 && o.teacher && o.student) rc = cli_usage_error("eval", "--teacher and --student exclude each other");
     if (rc >= 0) { opt_free(eval_opts, &o); return rc; }

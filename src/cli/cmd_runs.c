@@ -229,6 +229,28 @@ static int write_run_json(FILE *f, Db *db, const DbRun *r, char *err)
         json_num_field(f, "ppl", ev[i].ppl);
         fputc('}', f);
     }
+    DbTaskResult *tr;
+    int nt;
+    if (db_task_results(db, r->id, r->teacher_id, &tr, &nt, err)) {
+        if (have_t) db_teacher_free(&t);
+        free(ev);
+        db_checkpoints_free(ck, nc);
+        return -1;
+    }
+    fputs("],\"tasks\":[", f);
+    for (int i = 0; i < nt; i++) {
+        fprintf(f, "%s{\"task\":", i ? "," : "");
+        json_str(f, tr[i].task);
+        json_str_field(f, "model", tr[i].model);
+        json_str_field(f, "file", tr[i].file);
+        fprintf(f, ",\"items\":%d", tr[i].items);
+        json_num_field(f, "acc", tr[i].acc);
+        json_num_field(f, "acc_stderr", tr[i].acc_stderr);
+        json_num_field(f, "acc_norm", tr[i].acc_norm);
+        json_num_field(f, "acc_norm_stderr", tr[i].acc_norm_stderr);
+        fputc('}', f);
+    }
+    db_task_results_free(tr, nt);
     fputs("],\"checkpoints\":[", f);
     for (int i = 0; i < nc; i++) {
         char tb[32];
@@ -270,6 +292,28 @@ static int cmd_show(Db *db, const DbRun *r, int json)
     for (int i = 0; i < ne; i++)
         printf("  step %-8d %-16s %-24s nll %.6f  ppl %.4f\n", ev[i].step, ev[i].model,
                *ev[i].dataset ? ev[i].dataset : "-", ev[i].nll, ev[i].ppl);
+    DbTaskResult *tr;
+    int nt;
+    if (db_task_results(db, r->id, r->teacher_id, &tr, &nt, err)) {
+        free(ev);
+        db_checkpoints_free(ck, nc);
+        return cli_error("%s", err);
+    }
+    printf("tasks        %d\n", nt);
+    for (int i = 0; i < nt; i++) {
+        /* the student's newest result beside its teacher's newest on the
+         * same task: the share of the teacher's accuracy it keeps */
+        printf("  %-16s %-8s acc %.4f +- %.4f  acc_norm %.4f +- %.4f  items %d", tr[i].task, tr[i].model, tr[i].acc,
+               tr[i].acc_stderr, tr[i].acc_norm, tr[i].acc_norm_stderr, tr[i].items);
+        if (!strcmp(tr[i].model, "student"))
+            for (int j = 0; j < nt; j++)
+                if (!strcmp(tr[j].model, "teacher") && !strcmp(tr[j].task, tr[i].task)) {
+                    if (tr[j].acc > 0) printf("  keeps %.1f%%", 100 * tr[i].acc / tr[j].acc);
+                    break;
+                }
+        printf("\n");
+    }
+    db_task_results_free(tr, nt);
     printf("checkpoints  %d\n", nc);
     for (int i = 0; i < nc; i++) printf("  step %-8d %s\n", ck[i].step, ck[i].path);
     free(ev);
