@@ -15,7 +15,7 @@
 . "${ONEBIT_SRCDIR:-.}/tests/lib.sh"
 
 command -v tmux >/dev/null 2>&1 || { echo "SKIP: tmux not found"; exit 77; }
-need_shared models/stories260K.bin models/tok512.bin data/tinystories_train_head_sample.txt
+need_shared models/stories260K.bin models/tok512.bin data/tinystories_train_head_sample.txt data/tasks/tinystories_mc.jsonl
 # the teacher through a long directory name, so log lines that name it are
 # wider than the terminal and the Log screen must wrap them
 LONGDIR=$TMP/teachers-kept-in-a-directory-with-a-name-long-enough-to-wrap-every-log-line
@@ -407,6 +407,10 @@ check "runs list shows the finished run" grep -qE "run-1 .*finished" "$TMP/out"
 expect_exit 0 "runs show of the self-generated run" "$BIN" runs show "${sg_id:-0}" --db "$DB" --json
 check "its record names the self-generation and the cache" grep -q '"self-generate":40.*"data-cache":"'"$TMP"'/students"' "$TMP/out"
 
+# the teacher's zero-shot accuracy, recorded by the CLI, shows in every run
+# of that teacher on the Runs screen
+expect_exit 0 "eval --task --db" "$BIN" eval --teacher "$TEACHER" --task tinystories_mc \
+    --task-file "$SHARED/data/tasks/tinystories_mc.jsonl" --limit 5 --db "$DB"
 # a second start finds the layer statistics in the run store
 start --teacher "$TEACHER" --db "$DB"
 check "second start" wait_for "1-bit bpw"
@@ -414,6 +418,10 @@ tm send-keys -t e2e 2
 check "layer statistics from the run store" wait_for "layers.0.wq"
 tm send-keys -t e2e 6
 check "read, not computed" wait_for "read from the run store"
+tm send-keys -t e2e 4
+check "Runs screen" wait_re "run-1 +finished"
+tm send-keys -t e2e Enter
+check "Runs details: the teacher's task accuracy" wait_re "task tinystories_mc +student acc - +teacher acc 0\.[0-9]+"
 quit_tui "quit"
 
 # ASCII, no colour: the screen is pure ASCII

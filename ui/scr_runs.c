@@ -136,6 +136,26 @@ static void draw_detail(App *a, UiGrid *g, const DbRun *r, int y0)
         ui_grid_text(g, 2, y++, g->w - 2, UI_A_NORMAL, line);
     }
     free(ev);
+    /* zero-shot tasks (eval --task --db): per task the student's newest
+     * accuracy beside its teacher's */
+    DbTaskResult *tr = NULL;
+    int nt = 0;
+    if (a->db && db_task_results(a->db, r->id, r->teacher_id, &tr, &nt, err) == 0)
+        for (int i = 0; i < nt; i++) {
+            if (i && !strcmp(tr[i].task, tr[i - 1].task)) continue; /* the newest of each task and model first */
+            double st = NAN, te = NAN;
+            for (int j = i; j < nt && !strcmp(tr[j].task, tr[i].task); j++) {
+                if (!strcmp(tr[j].model, "student") && isnan(st)) st = tr[j].acc;
+                if (!strcmp(tr[j].model, "teacher") && isnan(te)) te = tr[j].acc;
+            }
+            char keeps[32] = "", sb[16] = "-", tb[16] = "-";
+            if (isfinite(st)) snprintf(sb, sizeof sb, "%.3f", st);
+            if (isfinite(te)) snprintf(tb, sizeof tb, "%.3f", te);
+            if (isfinite(st) && te > 0) snprintf(keeps, sizeof keeps, "  keeps %.1f%%", 100 * st / te);
+            ui_grid_printf(g, 2, y++, g->w - 2, UI_A_NORMAL, "task %-16s student acc %s  teacher acc %s%s", tr[i].task, sb,
+                           tb, keeps);
+        }
+    db_task_results_free(tr, nt);
     DbCheckpoint ck;
     int have = a->db ? db_checkpoint_latest(a->db, r->id, &ck, err) : 0;
     if (have == 1) {
