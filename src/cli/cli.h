@@ -57,7 +57,6 @@ int cli_train(int argc, char **argv);
 int cli_inspect(int argc, char **argv);
 int cli_quantize(int argc, char **argv);
 int cli_synth(int argc, char **argv);
-int cli_convert(int argc, char **argv);
 int cli_export(int argc, char **argv);
 
 #endif

@@ -236,11 +236,7 @@ typedef struct {
 
 static void out_add(OutList *o, const char *name, int dtype, int nd, uint64_t d0, uint64_t d1, int part, int lin, const float *fp)
 {
-    if (o->n == o->cap) {
-        o->cap = o->cap ? 2 * o->cap : 64;
-        o->t = realloc(o->t, (size_t)o->cap * sizeof *o->t);
-        if (!o->t) abort();
-    }
+    o->t = ob_grow(o->t, (size_t)o->n, &o->cap, 64, sizeof *o->t);
     OutTensor *t = &o->t[o->n++];
     snprintf(t->name, sizeof t->name, "%s", name);
     t->dtype = dtype;
