@@ -20,6 +20,7 @@ const CliCommand cli_commands[] = {
     {"synth", cli_synth, "a random-weight teacher of a real shape (HF directory or GGUF)"},
     {"convert", cli_export, "the same as export (--to for --format)"},
     {"export", cli_export, "students, start checkpoints and data to/from the OneBit authors' formats"},
+    {"import", cli_import, "a run trained elsewhere (the OneBit authors' trainer) into the run store"},
     {NULL, NULL, NULL},
 };
 
