@@ -9,11 +9,9 @@
 # store -- nothing recorded, no .onebit left behind.
 . "${ONEBIT_SRCDIR:-.}/tests/lib.sh"
 need_shared models/stories260K.bin models/tok512.bin data/tinystories_train_head_sample.txt
-M="$SHARED/models/stories260K.bin"
-Z="$SHARED/models/tok512.bin"
-T="--teacher $M --tokenizer $Z"
 DB="$TMP/runs.db"
 head -c 20000 "$SHARED/data/tinystories_train_head_sample.txt" > "$TMP/ev.txt"
+T="--teacher $SHARED/models/stories260K.bin --tokenizer $SHARED/models/tok512.bin"
 nruns() { "$BIN" runs list --db "$DB" --json 2>/dev/null | grep -o '"id":' | wc -l; }
 
 expect_exit 0 "a training checkpoint directory" "$BIN" export --format bitllama-start $T --out "$TMP/gpu-run"
@@ -61,10 +59,7 @@ check "curves: header + 3 rows" test "$(wc -l < "$TMP/out")" = 4
 check "curves: kl and mse of step 20" contains "$TMP/out" "20,2.75,120.5,0.25,1.5e-05,1.25"
 # the imported student is the start checkpoint's: quantize --norm --init nmf
 expect_exit 0 "quantize" "$BIN" quantize $T --norm --init nmf --out "$TMP/q.onebit"
-expect_exit 0 "eval quantize" "$BIN" eval --student "$TMP/q.onebit" --text "$TMP/ev.txt" --seq-len 64 --json
-cp "$TMP/out" "$TMP/eq"
-expect_exit 0 "eval imported" "$BIN" eval --student "$TMP/gpu-run.onebit" --text "$TMP/ev.txt" --seq-len 64 --json
-check "the imported student = the student" cmp -s "$TMP/out" "$TMP/eq"
+same_student "the imported student = the student" "$TMP/gpu-run.onebit" "$TMP/q.onebit"
 
 # ---- hostile ----
 expect_exit 1 "the name is taken" "$BIN" import --from "$TMP/gpu-run" --name gpu-7b --out "$TMP/again.onebit" --db "$DB"
