@@ -36,6 +36,7 @@ typedef struct {
     uint64_t shard_size;         /* bytes per safetensors shard */
     char *student, *teacher, *tokenizer, *ckpt, *data_cache, *out;
     int fmt;                     /* set by check: the index of format */
+    const char *cmd;             /* "export" or "convert" (not a row: set before parsing) */
 } ExportOpts;
 
 #define F(field) offsetof(ExportOpts, field)
@@ -205,14 +206,15 @@ static int export_check(const void *p)
     o->fmt = -1;
     for (int i = 0; i < FMT_N && o->format; i++)
         if (!strcmp(o->format, fmt_names[i])) o->fmt = i;
-    if (!o->format) return cli_usage_error("export", "--format F is required (onebit, bitllama-inf, bitllama-start, dataset)");
-    if (o->fmt < 0) return cli_usage_error("export", "unknown format '%s' (onebit, bitllama-inf, bitllama-start, dataset)", o->format);
+    if (!o->format)
+        return cli_usage_error(o->cmd, "--%s F is required (onebit, bitllama-inf, bitllama-start, dataset)", strcmp(o->cmd, "convert") ? "format" : "to");
+    if (o->fmt < 0) return cli_usage_error(o->cmd, "unknown format '%s' (onebit, bitllama-inf, bitllama-start, dataset)", o->format);
     int with_student = o->fmt == FMT_ONEBIT || o->fmt == FMT_INF;
-    if (with_student && !o->student) return cli_usage_error("export", "--format %s needs --student S", o->format);
-    if (!with_student && o->student) return cli_usage_error("export", "--format %s takes no --student (it starts from --teacher)", o->format);
-    if (o->ckpt && o->fmt != FMT_START) return cli_usage_error("export", "--ckpt is for --format bitllama-start");
-    if (o->data_cache && o->fmt != FMT_DATASET) return cli_usage_error("export", "--data-cache is for --format dataset");
-    if (o->fmt == FMT_DATASET && !o->data_cache) return cli_usage_error("export", "--format dataset needs --data-cache F");
+    if (with_student && !o->student) return cli_usage_error(o->cmd, "--format %s needs --student S", o->format);
+    if (!with_student && o->student) return cli_usage_error(o->cmd, "--format %s takes no --student (it starts from --teacher)", o->format);
+    if (o->ckpt && o->fmt != FMT_START) return cli_usage_error(o->cmd, "--ckpt is for --format bitllama-start");
+    if (o->data_cache && o->fmt != FMT_DATASET) return cli_usage_error(o->cmd, "--data-cache is for --format dataset");
+    if (o->fmt == FMT_DATASET && !o->data_cache) return cli_usage_error(o->cmd, "--format dataset needs --data-cache F");
     return -1;
 }
 
@@ -227,5 +229,6 @@ static int export_run(const void *p)
 int cli_export(int argc, char **argv)
 {
     ExportOpts o;
+    o.cmd = argv[0];
     return cli_run_opts(argv[0], export_opts, &o, argc, argv, help, export_check, export_run);
 }
