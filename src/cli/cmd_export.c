@@ -169,12 +169,11 @@ static int export_dataset(const ExportOpts *o)
     DataCacheKey key;
     int *lens = NULL, *tok = NULL;
     if (data_cache_load(o->data_cache, NULL, &key, &lens, &tok, err)) return cli_error("%s", err);
-    Model m;
     Tokenizer t;
     char sha[65];
     char *tpath = NULL;
-    int rc = EXIT_RUNTIME;
-    if (open_teacher(o->teacher, o->tokenizer, &m, &t, NULL, err)) { free(lens); free(tok); return cli_error("%s", err); }
+    int rc = EXIT_RUNTIME, vocab;
+    if (open_teacher_tokenizer(o->teacher, o->tokenizer, &t, &vocab, err)) { free(lens); free(tok); return cli_error("%s", err); }
     tpath = open_resolve_teacher(o->teacher, err);
     if (!tpath || loader_fingerprint(tpath, sha, NULL, err)) { cli_error("%s", err); goto out; }
     if (strncmp(sha, key.teacher_sha, 64)) { /* its tokenizer decodes the tokens */
@@ -182,8 +181,8 @@ static int export_dataset(const ExportOpts *o)
                   tpath, sha);
         goto out;
     }
-    if (key.vocab != t.vocab_size) {
-        cli_error("%s: vocabulary %d, the tokenizer has %d", o->data_cache, key.vocab, t.vocab_size);
+    if (key.vocab != vocab || key.vocab != t.vocab_size) {
+        cli_error("%s: vocabulary %d, the teacher's is %d and its tokenizer's %d", o->data_cache, key.vocab, vocab, t.vocab_size);
         goto out;
     }
     if (data_write_llamafactory(o->out, &t, key.n, lens, tok, err)) { cli_error("%s", err); goto out; }
@@ -194,7 +193,6 @@ out:
     free(lens);
     free(tok);
     tok_free(&t);
-    model_free(&m);
     return rc;
 }
 
