@@ -5,6 +5,7 @@
 #include "db/train_db.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 
 #include "base/common.h"
 #include "format/loader.h"
+#include "format/trainer_state.h"
 #include "db/db.h"
 #include "base/opt.h"
 #include "train/qat.h"
@@ -278,4 +280,74 @@ SessionRecord *train_db_record(const char *db_path)
     x->r = (SessionRecord){rec_begin, rec_attach, rec_event, rec_end};
     x->store = ob_strdup(db_path);
     return &x->r;
+}
+
+/* ---- a run trained elsewhere ------------------------------------------------------ */
+
+static int import_rows(Db *db, int64_t run, const TState *ts, int *nm, int *ne, char *err)
+{
+    *nm = *ne = 0;
+    for (int i = 0; ts && i < ts->n; i++) {
+        const TStateRow *r = &ts->rows[i];
+        if (isfinite(r->loss)) {
+            DbMetric m = {r->step, r->loss, r->kl, r->mse, r->lr, r->grad_norm, NAN, NAN};
+            if (db_metric_put(db, run, &m, err)) return -1;
+            ++*nm;
+        }
+        if (isfinite(r->eval_loss)) {
+            DbEval e = {.step = r->step, .nll = r->eval_loss, .ppl = exp(r->eval_loss), .time = NAN};
+            snprintf(e.dataset, sizeof e.dataset, "imported eval_loss");
+            snprintf(e.model, sizeof e.model, "student");
+            if (db_eval_put(db, run, &e, err)) return -1;
+            ++*ne;
+        }
+    }
+    return 0;
+}
+
+int64_t train_db_import(const char *db_path, const TrainImport *im, int (*write_student)(void *ud, char *err), void *ud,
+                        TrainImportCounts *counts, char *err)
+{
+    Db *db = db_open(db_path, 0, err);
+    if (!db) return -1;
+    int64_t teacher = 0, run = -1;
+    if (im->teacher_path && (teacher = train_db_teacher(db, im->teacher_path, im->teacher_sha, im->mc, err)) < 0) goto fail;
+    const TState *ts = im->ts;
+    int total = ts ? (ts->max_steps > 0 ? ts->max_steps : ts->global_step > 0 ? ts->global_step : 0) : 0;
+    for (int i = 0; ts && i < ts->n; i++)
+        if (ts->rows[i].step > total) total = ts->rows[i].step;
+    char *src = abs_path(im->source), *student = abs_path(im->student_path);
+    Json j = {0};
+    ob_buf_printf(&j, "{");
+    jkey(&j, "imported-from");
+    ob_buf_printf(&j, "\"");
+    ob_buf_json_string(&j, src);
+    ob_buf_printf(&j, "\"");
+    jkey(&j, "format");
+    ob_buf_printf(&j, "\"bitllama\"");
+    if (ts && ts->global_step >= 0) jint(&j, "global-step", ts->global_step);
+    if (ts && ts->max_steps >= 0) jint(&j, "max-steps", ts->max_steps);
+    if (ts && isfinite(ts->train_runtime)) { jkey(&j, "train-runtime"); ob_buf_printf(&j, "%.9g", ts->train_runtime); }
+    ob_buf_printf(&j, "}");
+    run = db_run_create(db, im->name, teacher, j.s, total, err);
+    free(j.s);
+    int nm = 0, ne = 0, ok = run > 0 && import_rows(db, run, ts, &nm, &ne, err) == 0 && write_student(ud, err) == 0;
+    if (ok) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "imported from %s", src);
+        ok = db_run_set_student(db, run, student, err) == 0 && db_run_set_status(db, run, RUN_FINISHED, msg, err) == 0;
+    }
+    free(src);
+    free(student);
+    if (!ok) goto fail;
+    if (counts) *counts = (TrainImportCounts){nm, ne};
+    db_close(db);
+    return run;
+fail:
+    if (run > 0) { /* nothing half-written: the run goes again */
+        char e2[OB_ERRLEN];
+        db_run_delete(db, run, e2);
+    }
+    db_close(db);
+    return -1;
 }

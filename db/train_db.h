@@ -14,6 +14,7 @@
 
 #include "db/db.h"
 #include "base/events.h"
+#include "format/trainer_state.h"
 #include "model/model.h"
 #include "train/session.h"
 #include "train/trainer.h"
@@ -48,6 +49,27 @@ void train_db_event(TrainDb *t, const Event *e);
  * -1 with err when the store could not keep up (training results are not
  * affected). Frees t. */
 int train_db_end(TrainDb *t, int exit_code, char *err);
+
+/* A run trained elsewhere (`onebit-tui import`) into the store at db_path:
+ * the teacher (when teacher_path is given: its sha256 and shape), a run
+ * named name (NULL: run-<id>) with hyperparameters {"imported-from": DIR,
+ * "format": "bitllama", "global-step", "max-steps", "train-runtime" as
+ * trainer_state.json has them} and total steps max_steps (else the last
+ * step), a metric per training log row (loss, kl, mse, lr, grad_norm), an
+ * evaluation per eval_loss row (model "student", dataset "imported
+ * eval_loss", nll = eval_loss, ppl = exp), then write_student(ud) writes the
+ * student file, which becomes the run's student, and the run is finished.
+ * When anything fails the run is deleted again (nothing half-written) and
+ * -1 returned with err; else the run's id, counts (may be NULL) filled. */
+typedef struct {
+    const char *name, *source, *student_path;
+    const char *teacher_path, *teacher_sha; /* NULL: no teacher */
+    const ModelConfig *mc;                   /* the teacher's shape */
+    const TState *ts;                        /* NULL: no metrics */
+} TrainImport;
+typedef struct { int metrics, evals; } TrainImportCounts;
+int64_t train_db_import(const char *db_path, const TrainImport *im, int (*write_student)(void *ud, char *err), void *ud,
+                        TrainImportCounts *counts, char *err);
 
 /* the session's run record (session.h) in the store at db_path: begin,
  * attach, event and end above; its end frees it */

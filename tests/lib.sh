@@ -32,6 +32,18 @@ expect_exit() {
     if [ "$rc" -eq "$want" ]; then ok; else bad "$what: exit $rc, wanted $want; stderr: $(head -c 400 "$TMP/err")"; fi
 }
 contains() { grep -qF -- "$2" "$1"; }
+# same_student WHAT A B: the students A and B (.onebit or checkpoint
+# directories) give the same greedy text and the same held-out numbers on
+# $TMP/ev.txt (made by the caller), 2 checks
+same_student() {
+    local what=$1 a=$2 b=$3
+    "$BIN" generate --student "$a" --temp 0 -n 48 --prompt "Once upon a time" > "$TMP/same.a" 2>/dev/null
+    "$BIN" generate --student "$b" --temp 0 -n 48 --prompt "Once upon a time" > "$TMP/same.b" 2>/dev/null
+    check "$what: same greedy text" sh -c "test -s '$TMP/same.a' && cmp -s '$TMP/same.a' '$TMP/same.b'"
+    "$BIN" eval --student "$a" --text "$TMP/ev.txt" --seq-len 64 --json > "$TMP/same.a" 2>/dev/null
+    "$BIN" eval --student "$b" --text "$TMP/ev.txt" --seq-len 64 --json > "$TMP/same.b" 2>/dev/null
+    check "$what: same held-out nll" sh -c "grep -q nll '$TMP/same.a' && cmp -s '$TMP/same.a' '$TMP/same.b'"
+}
 done_tests() {
     echo "$(basename "$0"): $T_PASS checks passed, $T_FAIL failed"
     [ "$T_FAIL" -eq 0 ] && [ "$T_PASS" -gt 0 ]

@@ -1,5 +1,6 @@
 /* test_common.c -- unit tests of common.c: FP16/BF16 conversion, checked
- * arithmetic, number parsing, little-endian float arrays. */
+ * arithmetic, number parsing, little-endian float arrays, JSON string
+ * escaping. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,5 +102,26 @@ int main(void)
     snprintf(path, sizeof path, "%s/no/cache", tmpl);
     CHECK(ob_check_writable(path, 1, err) == -1 && strstr(err, "/no:"), "missing parent of a directory: %s", err);
     rmdir(tmpl);
+    /* JSON string insides: escapes, UTF-8 kept, other bytes as U+FFFD, cut
+     * between characters and escapes */
+    {
+        ObBuf b = {0};
+        ob_buf_json_string(&b, "a\"b\\c\n\x01 \xc3\xa9 \xe2\x96\x81 \xff \xc3 \xed\xa0\x80 \xf0\x9f\x98\x80");
+        CHECK(b.s && !strcmp(b.s, "a\\\"b\\\\c\\u000a\\u0001 \xc3\xa9 \xe2\x96\x81 \\ufffd \\ufffd \\ufffd\\ufffd\\ufffd \xf0\x9f\x98\x80"),
+              "escaped: %s", b.s ? b.s : "(null)");
+        free(b.s);
+        b = (ObBuf){0};
+        ob_buf_json_string(&b, "");
+        CHECK(b.s && !*b.s, "empty string");
+        free(b.s);
+        b = (ObBuf){0};
+        ob_buf_json_string_n(&b, "ab\"cd", 3);
+        CHECK(!strcmp(b.s, "ab"), "cut before an escape: %s", b.s);
+        free(b.s);
+        b = (ObBuf){0};
+        ob_buf_json_string_n(&b, "a\xc3\xa9", 2);
+        CHECK(!strcmp(b.s, "a"), "cut before a character: %s", b.s);
+        free(b.s);
+    }
     return test_done("test_common");
 }

@@ -46,6 +46,40 @@ void ob_buf_put(ObBuf *b, const void *p, size_t n)
     b->s[b->n] = 0;
 }
 
+/* the length of the UTF-8 sequence at s (1..4), 0 when it is not one */
+static int utf8_len(const unsigned char *s)
+{
+    int n = s[0] < 0x80 ? 1 : (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3 : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+    if (n == 2 && s[0] < 0xc2) return 0; /* overlong */
+    for (int i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80) return 0;
+    if (n == 3 && ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0))) return 0; /* overlong, surrogate */
+    if (n == 4 && ((s[0] == 0xf0 && s[1] < 0x90) || s[0] > 0xf4 || (s[0] == 0xf4 && s[1] >= 0x90))) return 0;
+    return n;
+}
+
+void ob_buf_json_string_n(ObBuf *b, const char *s, size_t max)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t start = b->n;
+    char esc[8];
+    while (*p) {
+        int n = utf8_len(p), used = 1;
+        const char *piece = esc;
+        size_t len;
+        if (*p == '"' || *p == '\\') len = (size_t)snprintf(esc, sizeof esc, "\\%c", *p);
+        else if (*p < 0x20) len = (size_t)snprintf(esc, sizeof esc, "\\u%04x", *p);
+        else if (n) { piece = (const char *)p; len = (size_t)n; used = n; }
+        else len = (size_t)snprintf(esc, sizeof esc, "\\ufffd");
+        if (b->n - start + len > max) break;
+        ob_buf_put(b, piece, len);
+        p += used;
+    }
+    if (!b->s) ob_buf_put(b, "", 0);
+}
+
+void ob_buf_json_string(ObBuf *b, const char *s) { ob_buf_json_string_n(b, s, (size_t)-1); }
+
 void *ob_grow(void *arr, size_t n, int *cap, int first, size_t elem)
 {
     if (n < (size_t)*cap) return arr;

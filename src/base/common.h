@@ -25,6 +25,12 @@ typedef struct {
 void ob_buf_printf(ObBuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* append n bytes (any bytes, NULs too; a NUL is kept after them) */
 void ob_buf_put(ObBuf *b, const void *p, size_t n);
+/* append s as the inside of a JSON string literal: quotes and backslashes
+ * escaped, control characters as \uXXXX, bytes that are not UTF-8 as
+ * \ufffd (what a decoder's errors="replace" gives) */
+void ob_buf_json_string(ObBuf *b, const char *s);
+/* the same, cut short (between characters and escapes) at max bytes */
+void ob_buf_json_string_n(ObBuf *b, const char *s, size_t max);
 
 /* room for one more elem-byte item in a growing array of n items: when n
  * == *cap, *cap doubles (first: first) and the items move to a new block;

@@ -2,6 +2,7 @@
  * file.h). */
 #include "base/file.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -265,4 +266,77 @@ char *file_join(const char *dir, const char *name)
     char *p = ob_malloc(n);
     snprintf(p, n, "%s%s%s", dir, (dl && dir[dl - 1] == '/') ? "" : "/", name);
     return p;
+}
+
+/* ---- directories written whole -------------------------------------------- */
+
+char *file_dir_begin(const char *out, char *err)
+{
+    struct stat st;
+    if (!*out) { ob_seterr(err, "empty output path"); return NULL; }
+    if (stat(out, &st) == 0) {
+        if (!S_ISDIR(st.st_mode)) { ob_seterr(err, "%s: exists and is not a directory", out); return NULL; }
+        DIR *d = opendir(out);
+        if (!d) { ob_seterr(err, "%s: %s", out, strerror(errno)); return NULL; }
+        struct dirent *e;
+        int empty = 1;
+        while ((e = readdir(d)))
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) empty = 0;
+        closedir(d);
+        if (!empty) { ob_seterr(err, "%s: exists and is not empty", out); return NULL; }
+    } else if (errno != ENOENT) {
+        ob_seterr(err, "%s: %s", out, strerror(errno));
+        return NULL;
+    }
+    char *p = ob_strdup(out); /* "dir/" names dir */
+    for (size_t n = strlen(p); n > 1 && p[n - 1] == '/'; n--) p[n - 1] = 0;
+    char *dir = ob_dir_of(p);
+    const char *base = strrchr(p, '/') ? strrchr(p, '/') + 1 : p;
+    size_t tl = strlen(dir) + strlen(base) + 32;
+    char *tmp = ob_malloc(tl);
+    snprintf(tmp, tl, "%s/.%s.tmp-XXXXXX", dir, base);
+    free(dir);
+    free(p);
+    if (!mkdtemp(tmp)) {
+        ob_seterr(err, "%s: cannot create a temporary directory: %s", tmp, strerror(errno));
+        free(tmp);
+        return NULL;
+    }
+    mode_t um = umask(0); /* mkdtemp makes it 0700: give it a directory's usual mode */
+    umask(um);
+    chmod(tmp, 0777 & ~um);
+    return tmp;
+}
+
+void file_dir_abort(char *tmp)
+{
+    if (!tmp) return;
+    DIR *d = opendir(tmp);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            char *p = file_join(tmp, e->d_name);
+            unlink(p);
+            free(p);
+        }
+        closedir(d);
+    }
+    rmdir(tmp);
+    free(tmp);
+}
+
+int file_dir_commit(char *tmp, const char *out, char *err)
+{
+    if (rename(tmp, out)) {
+        ob_seterr(err, "%s: rename: %s", out, strerror(errno));
+        file_dir_abort(tmp);
+        return -1;
+    }
+    free(tmp);
+    char *pd = ob_dir_of(out);
+    int dfd = open(pd, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) { fsync(dfd); close(dfd); }
+    free(pd);
+    return 0;
 }

@@ -1,7 +1,8 @@
 /* file.h -- file utilities shared by every layer: atomic writes (a temp
  * file, fsync, rename over the target, fsync of the directory), SHA-256
  * (FIPS 180-4) of bytes and files, 64-bit FNV-1a, little-endian get/put of
- * fixed-width integers, and joining a directory and a name. */
+ * fixed-width integers, joining a directory and a name, and directories
+ * written whole (a temporary directory renamed into place). */
 #ifndef OB_FILE_H
 #define OB_FILE_H
 
@@ -109,5 +110,18 @@ void file_f32_from_le(float *dst, const void *src, size_t n); /* 4n bytes in */
 /* ---- paths --------------------------------------------------------------- */
 /* "dir/name" (malloc'd); no second slash when dir already ends with one */
 char *file_join(const char *dir, const char *name);
+
+/* ---- directories written whole ------------------------------------------- */
+/* A directory of files is filled in a temporary directory beside it
+ * (DIR/.NAME.tmp-XXXXXX, the usual directory mode) and renamed into place:
+ * readers see no directory or the whole one. file_dir_begin: out must not
+ * exist or be an empty directory ("exists and is not empty" otherwise);
+ * the temporary path (malloc'd), or NULL with err. */
+char *file_dir_begin(const char *out, char *err);
+/* rename tmp over out (an empty directory there is replaced) and fsync the
+ * parent; on failure tmp is removed. Frees tmp. */
+int file_dir_commit(char *tmp, const char *out, char *err);
+/* remove tmp (its plain files, then itself); frees tmp */
+void file_dir_abort(char *tmp);
 
 #endif

@@ -58,7 +58,7 @@ int cli_train(int argc, char **argv);
 int cli_inspect(int argc, char **argv);
 int cli_quantize(int argc, char **argv);
 int cli_synth(int argc, char **argv);
-int cli_convert(int argc, char **argv);
 int cli_export(int argc, char **argv);
+int cli_import(int argc, char **argv);
 
 #endif

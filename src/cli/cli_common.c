@@ -4,6 +4,8 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "base/common.h"
 
@@ -71,12 +73,8 @@ int cli_error(const char *fmt, ...)
 
 void cli_json_string(char *dst, size_t n, const char *s)
 {
-    size_t k = 0;
-    for (; *s && k + 7 < n; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') { dst[k++] = '\\'; dst[k++] = (char)ch; }
-        else if (ch < 0x20) k += (size_t)snprintf(dst + k, n - k, "\\u%04x", ch);
-        else dst[k++] = (char)ch;
-    }
-    dst[k] = 0;
+    ObBuf b = {0};
+    ob_buf_json_string_n(&b, s, n - 1);
+    memcpy(dst, b.s, b.n + 1);
+    free(b.s);
 }

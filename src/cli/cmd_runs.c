@@ -28,7 +28,8 @@ static void help(void)
            "\n"
            "  list     id, name, teacher, status, steps done/total, best held-out\n"
            "           perplexity, last update (newest first)\n"
-           "  show     everything about one run: hyperparameters, evaluations, checkpoints\n"
+           "  show     everything about one run: hyperparameters, the loss curve's ends,\n"
+           "           evaluations, checkpoints\n"
            "  curves   the per-step metrics (loss, kl, mse, lr, grad norm, tokens/s, wall time)\n"
            "  delete   remove the run and its metrics, evaluations, checkpoint records and\n"
            "           chats from the database (files on disk are kept)\n"
@@ -288,6 +289,14 @@ static int cmd_show(Db *db, const DbRun *r, int json)
     printf("created      %s\n", local_time(r->created, t1, sizeof t1));
     printf("updated      %s\n", local_time(r->updated, t2, sizeof t2));
     printf("hparams      %s\n", r->hparams);
+    DbMetric *m;
+    int nm;
+    if (db_metrics(db, r->id, &m, &nm, err) == 0) { /* the curve in one line: `runs curves` has it all */
+        printf("metrics      %d", nm);
+        if (nm > 0) printf(" (steps %d..%d, loss %.4f -> %.4f)", m[0].step, m[nm - 1].step, m[0].loss, m[nm - 1].loss);
+        printf("\n");
+        free(m);
+    }
     printf("evaluations  %d\n", ne);
     for (int i = 0; i < ne; i++)
         printf("  step %-8d %-16s %-24s nll %.6f  ppl %.4f\n", ev[i].step, ev[i].model,

@@ -19,8 +19,9 @@ const CliCommand cli_commands[] = {
     {"inspect", cli_inspect, "per-layer SVID errors, sign balance and 1-bit sizes of a teacher"},
     {"quantize", cli_quantize, "a 1-bit student from a teacher without training (SVID/XNOR)"},
     {"synth", cli_synth, "a random-weight teacher of a real shape (HF directory or GGUF)"},
-    {"convert", cli_convert, "a OneBit authors' checkpoint directory (bitllama) to a .onebit"},
-    {"export", cli_export, "a .onebit student as the OneBit authors' inference checkpoint"},
+    {"convert", cli_export, "the same as export (--to for --format)"},
+    {"export", cli_export, "students, start checkpoints and data to/from the OneBit authors' formats"},
+    {"import", cli_import, "a run trained elsewhere (the OneBit authors' trainer) into the run store"},
     {NULL, NULL, NULL},
 };
 

@@ -742,23 +742,6 @@ out:
 
 /* ---- the whole ------------------------------------------------------------*/
 
-/* remove the temporary directory write_hf filled (plain files only) */
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2]))) continue;
-            char *p = join(dir, e->d_name);
-            unlink(p);
-            free(p);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-}
-
 static int synth_write_to(const SynthOpts *o, const char *out, char *err);
 
 int synth_write(const SynthOpts *o, const char *out, char *err)
@@ -798,15 +781,13 @@ static int synth_write_to(const SynthOpts *o, const char *out, char *err)
     W w = {o, ob_malloc(CHUNK_BYTES), 0, synth_data_bytes(o), base, base, ""};
     int rc;
     if (o->format == SYNTH_HF) {
-        if (!mkdtemp(tmp)) { ob_seterr(err, "%s: %s", tmp, strerror(errno)); rc = -1; }
-        else {
-            mode_t um = umask(0); /* mkdtemp makes it 0700: give it a directory's usual mode */
-            umask(um);
-            chmod(tmp, 0777 & ~um);
-            rc = write_hf(&w, tmp, err);
-            if (!rc && rename(tmp, out)) { ob_seterr(err, "%s: rename: %s", out, strerror(errno)); rc = -1; }
-            if (rc) remove_tree(tmp);
-        }
+        char *td = file_dir_begin(out, err); /* renamed into place whole */
+        if (!td) rc = -1;
+        else if (write_hf(&w, td, err)) { file_dir_abort(td); rc = -1; }
+        else rc = file_dir_commit(td, out, err);
+        free(tmp);
+        free(w.buf);
+        return rc;
     } else {
         int fd = mkstemp(tmp);
         if (fd < 0) { ob_seterr(err, "%s: %s", tmp, strerror(errno)); rc = -1; }

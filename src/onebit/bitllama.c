@@ -3,7 +3,6 @@
  * student_new's student, and a student written as BitLlamaForCausalLMInf. */
 #include "onebit/bitllama.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -143,7 +142,7 @@ fail: /* the directory's state, and on failure the half-built model */
     return rc;
 }
 
-/* ---- export ---------------------------------------------------------------*/
+/* ---- export ----------------------------------------------------------------*/
 
 static int write_text(const char *dir, const char *name, const char *text, char *err)
 {
@@ -172,93 +171,12 @@ static int copy_if_there(const char *dir, const char *name, const char *out, cha
     return rc;
 }
 
-/* out: made, or already there and empty */
-static int make_out_dir(const char *out, char *err)
+/* config.json: LlamaConfig's fields with their model type and `arch` */
+static int write_config(const ModelConfig *c, const Tokenizer *tok, const char *arch, const char *out, char *err)
 {
-    if (mkdir(out, 0777) == 0) return 0;
-    if (errno != EEXIST) { ob_seterr(err, "%s: %s", out, strerror(errno)); return -1; }
-    DIR *d = opendir(out);
-    if (!d) { ob_seterr(err, "%s: %s", out, strerror(errno)); return -1; }
-    struct dirent *e;
-    int empty = 1;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) empty = 0;
-    closedir(d);
-    if (!empty) { ob_seterr(err, "%s: exists and is not empty", out); return -1; }
-    return 0;
-}
-
-int bitllama_export(const Model *m, const Tokenizer *tok, const char *tok_dir, const char *out, char *err)
-{
-    const ModelConfig *c = &m->cfg;
-    int L = c->n_layers, nlin = L * LIN_PER_LAYER;
-    for (int i = 0; i < nlin; i++) {
-        const BitLinear *bl = student_linear(m, i);
-        if (!bl) { ob_seterr(err, "not a 1-bit student"); return -1; }
-        if (!bl->norm) { ob_seterr(err, "layers.%d.%s has no LayerNorm (a PTQ baseline): bitllama always normalizes", i / LIN_PER_LAYER, proj_names[i % LIN_PER_LAYER]); return -1; }
-    }
-    if (make_out_dir(out, err)) return -1;
-    int nt = 2 + !c->shared_classifier + L * (2 + 3 * LIN_PER_LAYER);
-    STWrite *t = ob_calloc((size_t)nt, sizeof *t);
-    char **names = ob_calloc((size_t)nt, sizeof *names);
-    void **bufs = ob_calloc((size_t)nlin * 2, sizeof *bufs);
-    int n = 0;
-    size_t C = (size_t)c->dim, V = (size_t)c->vocab_size;
-#define ADD(nm, dt, nd, d0, d1, ptr)                                                       \
-    do {                                                                                   \
-        names[n] = ob_strdup(nm);                                                          \
-        t[n] = (STWrite){names[n], dt, nd, {(uint64_t)(d0), (uint64_t)(d1)}, ptr};         \
-        n++;                                                                               \
-    } while (0)
-    char nm[160];
-    ADD("model.embed_tokens.weight", ST_F32, 2, V, C, m->tok_emb);
-    for (int l = 0; l < L; l++) {
-        snprintf(nm, sizeof nm, "model.layers.%d.input_layernorm.weight", l);
-        ADD(nm, ST_F32, 1, C, 0, m->rms_att + (size_t)l * C);
-        snprintf(nm, sizeof nm, "model.layers.%d.post_attention_layernorm.weight", l);
-        ADD(nm, ST_F32, 1, C, 0, m->rms_ffn + (size_t)l * C);
-        for (int k = 0; k < LIN_PER_LAYER; k++) {
-            int i = l * LIN_PER_LAYER + k;
-            const BitLinear *bl = student_linear(m, i);
-            int o = bl->out, in = bl->in, nb = (in + 7) / 8, heads = rope_heads(c, k);
-            uint8_t *packed = ob_malloc((size_t)o * nb);
-            float *hs = ob_malloc((size_t)o * sizeof(float));
-            bufs[2 * i] = packed;
-            bufs[2 * i + 1] = hs;
-            for (int r = 0; r < o; r++) { /* Hugging Face row r from engine row er */
-                int er = engine_row(r, heads, c->head_dim);
-                const uint64_t *src = bl->bits + (size_t)er * bl->words_per_row;
-                for (int j = 0; j < nb; j++) {
-                    uint8_t minus = (uint8_t)~(src[(8 * j) / 64] >> ((8 * j) & 63));
-                    if (8 * j + 8 > in) minus &= (uint8_t)((1u << (in - 8 * j)) - 1); /* padding bits 0 */
-                    packed[(size_t)r * nb + j] = minus;
-                }
-                hs[r] = bl->h[er];
-            }
-            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, proj_names[k]);
-            ADD(nm, ST_I8, 2, o, nb, packed);
-            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight_scale", l, proj_names[k]);
-            ADD(nm, ST_F32, 1, o, 0, hs);
-            snprintf(nm, sizeof nm, "model.layers.%d.%s.input_factor", l, proj_names[k]);
-            ADD(nm, ST_F32, 1, in, 0, bl->g);
-        }
-    }
-    ADD("model.norm.weight", ST_F32, 1, C, 0, m->rms_final);
-    if (!c->shared_classifier) ADD("lm_head.weight", ST_F32, 2, V, C, m->wcls);
-#undef ADD
-    char *sp = file_join(out, "model.safetensors");
-    int rc = st_write_file(sp, t, (size_t)n, err);
-    free(sp);
-    for (int i = 0; i < n; i++) free(names[i]);
-    for (int i = 0; i < 2 * nlin; i++) free(bufs[i]);
-    free(names);
-    free(bufs);
-    free(t);
-    if (rc) return -1;
-    /* config.json: LlamaConfig's fields with their model type */
     int bos = tok ? tok->bos_id : 1, eos = tok ? tok->eos_id : 2;
     ObBuf b = {0};
-    ob_buf_printf(&b, "{\n  \"architectures\": [\"BitLlamaForCausalLMInf\"],\n  \"model_type\": \"bitllama\",\n");
+    ob_buf_printf(&b, "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"bitllama\",\n", arch);
     ob_buf_printf(&b, "  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n  \"num_hidden_layers\": %d,\n", c->dim, c->hidden_dim, c->n_layers);
     ob_buf_printf(&b, "  \"num_attention_heads\": %d,\n  \"num_key_value_heads\": %d,\n  \"head_dim\": %d,\n", c->n_heads, c->n_kv_heads, c->head_dim);
     ob_buf_printf(&b, "  \"vocab_size\": %d,\n  \"max_position_embeddings\": %d,\n", c->vocab_size, c->seq_len);
@@ -266,10 +184,15 @@ int bitllama_export(const Model *m, const Tokenizer *tok, const char *tok_dir, c
     ob_buf_printf(&b, "  \"hidden_act\": \"silu\",\n  \"attention_bias\": false,\n  \"mlp_bias\": false,\n  \"pretraining_tp\": 1,\n");
     ob_buf_printf(&b, "  \"initializer_range\": 0.02,\n  \"use_cache\": true,\n  \"tie_word_embeddings\": %s,\n", c->shared_classifier ? "true" : "false");
     ob_buf_printf(&b, "  \"bos_token_id\": %d,\n  \"eos_token_id\": %d,\n  \"torch_dtype\": \"float32\"\n}\n", bos, eos);
-    rc = write_text(out, "config.json", b.s, err);
+    int rc = write_text(out, "config.json", b.s, err);
     free(b.s);
-    if (rc) return -1;
-    /* the tokenizer: the teacher's files, else what the student carries */
+    return rc;
+}
+
+/* the tokenizer: tok_dir's files (a teacher's directory), else tok written
+ * as a tokenizer.model with a tokenizer_config.json */
+static int write_tokenizer(const ModelConfig *c, const Tokenizer *tok, const char *tok_dir, const char *out, char *err)
+{
     int copied = 0;
     struct stat st;
     if (tok_dir && stat(tok_dir, &st) == 0 && S_ISDIR(st.st_mode)) {
@@ -280,18 +203,218 @@ int bitllama_export(const Model *m, const Tokenizer *tok, const char *tok_dir, c
             if (i < 2) copied += r;
         }
     }
-    if (!copied && tok) {
-        char *tp = file_join(out, "tokenizer.model");
-        rc = spm_write(tok, tp, err);
-        free(tp);
-        if (rc) return -1;
-        ObBuf tc = {0};
-        ob_buf_printf(&tc, "{\n  \"tokenizer_class\": \"LlamaTokenizer\",\n  \"add_bos_token\": true,\n  \"add_eos_token\": false,\n"
-                           "  \"bos_token\": \"<s>\",\n  \"eos_token\": \"</s>\",\n  \"unk_token\": \"<unk>\",\n"
-                           "  \"model_max_length\": %d,\n  \"legacy\": true\n}\n", c->seq_len);
-        rc = write_text(out, "tokenizer_config.json", tc.s, err);
-        free(tc.s);
-        if (rc) return -1;
+    if (copied || !tok) return 0;
+    char *tp = file_join(out, "tokenizer.model");
+    int rc = spm_write(tok, tp, err);
+    free(tp);
+    if (rc) return -1;
+    ObBuf tc = {0};
+    ob_buf_printf(&tc, "{\n  \"tokenizer_class\": \"LlamaTokenizer\",\n  \"add_bos_token\": true,\n  \"add_eos_token\": false,\n"
+                       "  \"bos_token\": \"<s>\",\n  \"eos_token\": \"</s>\",\n  \"unk_token\": \"<unk>\",\n"
+                       "  \"model_max_length\": %d,\n  \"legacy\": true\n}\n", c->seq_len);
+    rc = write_text(out, "tokenizer_config.json", tc.s, err);
+    free(tc.s);
+    return rc;
+}
+
+/* One tensor of a checkpoint to write: an FP tensor as it is (fp), or a
+ * projection's part computed when its shard is written (lin >= 0). */
+enum { PART_FP, PART_PACKED, PART_LATENT, PART_H };
+typedef struct {
+    char name[128];
+    int dtype, nd;
+    uint64_t d0, d1;
+    int part, lin;         /* lin: the linear (LIN_ order, layer-major) */
+    const float *fp;       /* PART_FP */
+    uint64_t bytes;
+} OutTensor;
+
+typedef struct {
+    OutTensor *t;
+    int n, cap;
+} OutList;
+
+static void out_add(OutList *o, const char *name, int dtype, int nd, uint64_t d0, uint64_t d1, int part, int lin, const float *fp)
+{
+    o->t = ob_grow(o->t, (size_t)o->n, &o->cap, 64, sizeof *o->t);
+    OutTensor *t = &o->t[o->n++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->dtype = dtype;
+    t->nd = nd;
+    t->d0 = d0;
+    t->d1 = d1;
+    t->part = part;
+    t->lin = lin;
+    t->fp = fp;
+    t->bytes = d0 * (nd == 2 ? d1 : 1) * (dtype == ST_I8 ? 1 : 4);
+}
+
+/* the tensors of a checkpoint in the order Hugging Face's state dict has
+ * them: fp's embedding, norms and head; per projection weight (packed or
+ * latent), weight_scale (h) and input_factor (g: ing[i], or NULL) */
+static void out_list(OutList *o, const Model *fp, int weight_part, const float *const *ing)
+{
+    const ModelConfig *c = &fp->cfg;
+    size_t C = (size_t)c->dim, V = (size_t)c->vocab_size;
+    char nm[128];
+    out_add(o, "model.embed_tokens.weight", ST_F32, 2, V, C, PART_FP, -1, fp->tok_emb);
+    for (int l = 0; l < c->n_layers; l++) {
+        snprintf(nm, sizeof nm, "model.layers.%d.input_layernorm.weight", l);
+        out_add(o, nm, ST_F32, 1, C, 0, PART_FP, -1, fp->rms_att + (size_t)l * C);
+        snprintf(nm, sizeof nm, "model.layers.%d.post_attention_layernorm.weight", l);
+        out_add(o, nm, ST_F32, 1, C, 0, PART_FP, -1, fp->rms_ffn + (size_t)l * C);
+        for (int k = 0; k < LIN_PER_LAYER; k++) {
+            int i = l * LIN_PER_LAYER + k, out, in;
+            model_lin_shape(c, k, &out, &in);
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, proj_names[k]);
+            if (weight_part == PART_PACKED) out_add(o, nm, ST_I8, 2, (uint64_t)out, (uint64_t)(in + 7) / 8, PART_PACKED, i, NULL);
+            else out_add(o, nm, ST_F32, 2, (uint64_t)out, (uint64_t)in, PART_LATENT, i, NULL);
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight_scale", l, proj_names[k]);
+            out_add(o, nm, ST_F32, 1, (uint64_t)out, 0, PART_H, i, NULL);
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.input_factor", l, proj_names[k]);
+            out_add(o, nm, ST_F32, 1, (uint64_t)in, 0, PART_FP, i, ing[i]);
+        }
     }
-    return 0;
+    out_add(o, "model.norm.weight", ST_F32, 1, C, 0, PART_FP, -1, fp->rms_final);
+    if (!c->shared_classifier) out_add(o, "lm_head.weight", ST_F32, 2, V, C, PART_FP, -1, fp->wcls);
+}
+
+/* Where a projection's rows come from: a loaded student's BitLinear (bl),
+ * or a source's FP weights (w: sign or latent) and h, in engine row order. */
+typedef struct {
+    const Model *m;           /* the config (and the student, for bl) */
+    const StudentLinearSrc *lin; /* NULL: the student's own BitLinears */
+    int latent;               /* 1: w as it is; 0: 0.01·sign(w) */
+} OutSrc;
+
+/* the bytes of a computed tensor (malloc'd), in Hugging Face's row order */
+static void *out_make(const OutSrc *s, const OutTensor *t)
+{
+    const ModelConfig *c = &s->m->cfg;
+    int k = t->lin % LIN_PER_LAYER, heads = rope_heads(c, k), out = (int)t->d0;
+    const BitLinear *bl = s->lin ? NULL : student_linear(s->m, t->lin);
+    const StudentLinearSrc *src = s->lin ? &s->lin[t->lin] : NULL;
+    void *buf = ob_malloc((size_t)t->bytes);
+    for (int r = 0; r < out; r++) { /* Hugging Face row r from engine row er */
+        int er = engine_row(r, heads, c->head_dim);
+        if (t->part == PART_H) ((float *)buf)[r] = bl ? bl->h[er] : src->h[er];
+        else if (t->part == PART_PACKED) {
+            int in = bl->in, nb = (int)t->d1;
+            const uint64_t *w = bl->bits + (size_t)er * bl->words_per_row;
+            uint8_t *dst = (uint8_t *)buf + (size_t)r * nb;
+            for (int j = 0; j < nb; j++) {
+                uint8_t minus = (uint8_t)~(w[(8 * j) / 64] >> ((8 * j) & 63));
+                if (8 * j + 8 > in) minus &= (uint8_t)((1u << (in - 8 * j)) - 1); /* padding bits 0 */
+                dst[j] = minus;
+            }
+        } else { /* PART_LATENT */
+            size_t in = (size_t)t->d1;
+            const float *w = src->w + (size_t)er * in;
+            float *dst = (float *)buf + (size_t)r * in;
+            if (s->latent) memcpy(dst, w, in * sizeof(float));
+            else
+                for (size_t j = 0; j < in; j++) dst[j] = w[j] < 0 ? -0.01f : 0.01f;
+        }
+    }
+    return buf;
+}
+
+/* the tensors into dir as shards of at most shard_bytes (a tensor larger
+ * than that alone): model.safetensors, or model-0000i-of-0000n.safetensors
+ * and model.safetensors.index.json */
+static int write_shards(const OutList *o, const OutSrc *s, uint64_t shard_bytes, const char *dir, char *err)
+{
+    int *shard = ob_malloc((size_t)o->n * sizeof(int)), ns = 0;
+    uint64_t cur = 0, total = 0;
+    for (int i = 0; i < o->n; i++) {
+        if (i == 0 || (cur > 0 && cur + o->t[i].bytes > shard_bytes)) { ns++; cur = 0; }
+        shard[i] = ns - 1;
+        cur += o->t[i].bytes;
+        total += o->t[i].bytes;
+    }
+    int rc = 0;
+    char fname[64];
+    ObBuf idx = {0};
+    ob_buf_printf(&idx, "{\n  \"metadata\": {\"total_size\": %llu},\n  \"weight_map\": {", (unsigned long long)total);
+    STWrite *w = ob_calloc((size_t)o->n, sizeof *w);
+    void **bufs = ob_calloc((size_t)o->n, sizeof *bufs);
+    for (int sh = 0, i0 = 0; sh < ns && !rc; sh++) {
+        if (ns == 1) snprintf(fname, sizeof fname, "model.safetensors");
+        else snprintf(fname, sizeof fname, "model-%05d-of-%05d.safetensors", sh + 1, ns);
+        int n = 0;
+        for (int i = i0; i < o->n && shard[i] == sh; i++, n++) {
+            const OutTensor *t = &o->t[i];
+            const void *data = t->fp;
+            if (t->part != PART_FP) data = bufs[n] = out_make(s, t);
+            w[n] = (STWrite){t->name, t->dtype, t->nd, {t->d0, t->d1}, data};
+            ob_buf_printf(&idx, "%s\n    \"%s\": \"%s\"", i ? "," : "", t->name, fname);
+        }
+        char *p = file_join(dir, fname);
+        rc = st_write_file(p, w, (size_t)n, err);
+        free(p);
+        for (int i = 0; i < n; i++) { free(bufs[i]); bufs[i] = NULL; }
+        i0 += n;
+    }
+    ob_buf_printf(&idx, "\n  }\n}\n");
+    if (!rc && ns > 1) rc = write_text(dir, "model.safetensors.index.json", idx.s, err);
+    free(idx.s);
+    free(w);
+    free(bufs);
+    free(shard);
+    return rc;
+}
+
+/* a checkpoint directory written whole: tensors, config, tokenizer */
+static int write_ckpt_dir(const OutList *o, const OutSrc *s, uint64_t shard_bytes, const char *arch, const Tokenizer *tok,
+                          const char *tok_dir, const char *out, char *err)
+{
+    char *tmp = file_dir_begin(out, err);
+    if (!tmp) return -1;
+    const ModelConfig *c = &s->m->cfg;
+    if (write_shards(o, s, shard_bytes, tmp, err) || write_config(c, tok, arch, tmp, err) ||
+        write_tokenizer(c, tok, tok_dir, tmp, err)) {
+        file_dir_abort(tmp);
+        return -1;
+    }
+    return file_dir_commit(tmp, out, err);
+}
+
+int bitllama_export(const Model *m, const Tokenizer *tok, const char *tok_dir, const char *out, char *err)
+{
+    const ModelConfig *c = &m->cfg;
+    int nlin = c->n_layers * LIN_PER_LAYER;
+    const float **g = ob_calloc((size_t)nlin, sizeof *g);
+    for (int i = 0; i < nlin; i++) {
+        const BitLinear *bl = student_linear(m, i);
+        if (!bl) { ob_seterr(err, "not a 1-bit student"); free(g); return -1; }
+        if (!bl->norm) {
+            ob_seterr(err, "layers.%d.%s has no LayerNorm (a PTQ baseline): bitllama always normalizes", i / LIN_PER_LAYER, proj_names[i % LIN_PER_LAYER]);
+            free(g);
+            return -1;
+        }
+        g[i] = bl->g;
+    }
+    OutList o = {0};
+    out_list(&o, m, PART_PACKED, g);
+    OutSrc s = {m, NULL, 0};
+    int rc = write_ckpt_dir(&o, &s, UINT64_MAX, "BitLlamaForCausalLMInf", tok, tok_dir, out, err);
+    free(o.t);
+    free(g);
+    return rc;
+}
+
+int bitllama_export_start(const Model *fp, const StudentLinearSrc *lin, int latent, const Tokenizer *tok, const char *tok_dir,
+                          uint64_t shard_bytes, const char *out, char *err)
+{
+    const ModelConfig *c = &fp->cfg;
+    int nlin = c->n_layers * LIN_PER_LAYER;
+    const float **g = ob_calloc((size_t)nlin, sizeof *g);
+    for (int i = 0; i < nlin; i++) g[i] = lin[i].g;
+    OutList o = {0};
+    out_list(&o, fp, PART_LATENT, g);
+    OutSrc s = {fp, lin, latent};
+    int rc = write_ckpt_dir(&o, &s, shard_bytes ? shard_bytes : BITLLAMA_SHARD_BYTES, "BitLlamaForCausalLM", tok, tok_dir, out, err);
+    free(o.t);
+    free(g);
+    return rc;
 }

@@ -13,12 +13,17 @@
  * LLaMA's) packs into ceil(in/8) bytes, the last one's unused bits 0.
  * q/k rows come in Hugging Face's rotate-half order and are reordered to
  * the engine's interleaved RoPE pairs (signs and h alike), and back on
- * export. Other keys (teacher_model.*, the optimizer's) are ignored. */
+ * export. Other keys (teacher_model.*, the optimizer's) are ignored.
+ * Checkpoints are written as safetensors ({"format":"pt"}), whole
+ * directories renamed into place. */
 #ifndef OB_BITLLAMA_H
 #define OB_BITLLAMA_H
 
+#include <stdint.h>
+
 #include "format/tokenizer.h"
 #include "model/model.h"
+#include "onebit/student.h"
 
 /* the directory's student into m (student_new: what student_load gives
  * for a .onebit); tok (may be NULL) gets its tokenizer.json or
@@ -32,5 +37,21 @@ int bitllama_load(Model *m, Tokenizer *tok, const char *dir, char *err);
  * special_tokens_map.json of tok_dir when it names a directory holding
  * them, else tok (may be NULL) written as a tokenizer.model */
 int bitllama_export(const Model *m, const Tokenizer *tok, const char *tok_dir, const char *out, char *err);
+
+/* what the authors' scripts/build_start_ckpt.py shards at */
+#define BITLLAMA_SHARD_BYTES 5000000000ull
+
+/* write the start checkpoint their trainer (BitLlamaForCausalLM) starts
+ * from into the new or empty directory out: per projection the latent FP32
+ * `weight` (out, in) -- lin[i].w as it is when latent (a QAT checkpoint's
+ * trained weights), else 0.01·sign(w) (SVID from a teacher's weights) --
+ * `weight_scale` = lin[i].h, `input_factor` = lin[i].g (lin: L*7 sources in
+ * LIN_ order, engine row order; written in Hugging Face's); fp's embedding,
+ * norms and head (the frozen FP tensors); config.json; the tokenizer as
+ * bitllama_export. Shards of at most shard_bytes (0: BITLLAMA_SHARD_BYTES)
+ * with model.safetensors.index.json when there is more than one. The
+ * directory is written whole (file_dir_begin) or not at all. */
+int bitllama_export_start(const Model *fp, const StudentLinearSrc *lin, int latent, const Tokenizer *tok, const char *tok_dir,
+                          uint64_t shard_bytes, const char *out, char *err);
 
 #endif

@@ -81,6 +81,24 @@ char *open_resolve_tokenizer(const char *explicit_path, const char *teacher, int
     return NULL;
 }
 
+/* the teacher's tokenizer when it carries none (or another is named):
+ * tokenizer, else as open_resolve_tokenizer finds it beside tp */
+static int named_tokenizer(const char *tokenizer, const char *tp, int vocab, Tokenizer *t, char *err)
+{
+    char *kp = open_resolve_tokenizer(tokenizer, tp, vocab, err);
+    int rc = !kp || loader_load_tokenizer(t, kp, vocab, err) ? -1 : 0;
+    free(kp);
+    return rc;
+}
+
+/* an embedded tokenizer (GGUF, tokenizer.json) is used unless one is named
+ * explicitly (--tokenizer or $ONEBIT_TOKENIZER) */
+static int want_embedded(const char *tokenizer)
+{
+    const char *env = getenv("ONEBIT_TOKENIZER");
+    return !tokenizer && !(env && *env);
+}
+
 int open_teacher(const char *teacher, const char *tokenizer, Model *m, Tokenizer *t, int *embedded, char *err)
 {
     int dummy;
@@ -88,24 +106,29 @@ int open_teacher(const char *teacher, const char *tokenizer, Model *m, Tokenizer
     *embedded = 0;
     char *tp = open_resolve_teacher(teacher, err);
     if (!tp) return -1;
-    /* an embedded tokenizer (GGUF, tokenizer.json) is used unless one is
-     * named explicitly (--tokenizer or $ONEBIT_TOKENIZER) */
-    const char *env = getenv("ONEBIT_TOKENIZER");
-    int want_embedded = !tokenizer && !(env && *env);
-    if (model_load_ex(m, want_embedded ? t : NULL, embedded, tp, err)) { free(tp); return -1; }
-    if (*embedded) { free(tp); return 0; }
-    char *kp = open_resolve_tokenizer(tokenizer, tp, m->cfg.vocab_size, err);
-    free(tp);
-    if (!kp || loader_load_tokenizer(t, kp, m->cfg.vocab_size, err)) {
-        free(kp);
-        model_free(m);
-        return -1;
-    }
-    free(kp);
+    if (model_load_ex(m, want_embedded(tokenizer) ? t : NULL, embedded, tp, err)) { free(tp); return -1; }
+    int rc = *embedded ? 0 : named_tokenizer(tokenizer, tp, m->cfg.vocab_size, t, err);
     /* a directory's chat template goes with it whatever the tokenizer */
     struct stat st;
-    if (teacher && stat(teacher, &st) == 0 && S_ISDIR(st.st_mode)) t->chat_template = hf_chat_template(teacher);
-    return 0;
+    if (!rc && !t->chat_template && stat(tp, &st) == 0 && S_ISDIR(st.st_mode)) t->chat_template = hf_chat_template(tp);
+    free(tp);
+    if (rc) model_free(m);
+    return rc;
+}
+
+int open_teacher_tokenizer(const char *teacher, const char *tokenizer, Tokenizer *t, int *vocab, char *err)
+{
+    char *tp = open_resolve_teacher(teacher, err);
+    if (!tp) return -1;
+    LlamaFile f;
+    int embedded = 0, rc = -1;
+    if (loader_load(&f, want_embedded(tokenizer) ? t : NULL, &embedded, tp, err) == 0) {
+        *vocab = f.cfg.vocab_size;
+        rc = embedded ? 0 : named_tokenizer(tokenizer, tp, f.cfg.vocab_size, t, err);
+        llama_file_free(&f);
+    }
+    free(tp);
+    return rc;
 }
 
 /* a directory holding a config.json */

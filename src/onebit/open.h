@@ -23,6 +23,9 @@ char *open_resolve_tokenizer(const char *explicit_path, const char *teacher, int
  * it; a tokenizer file is a tokenizer.json, a SentencePiece tokenizer.model
  * or a llama2.c tokenizer.bin, by content. *embedded (may be NULL) says whether the teacher's own was used. */
 int open_teacher(const char *teacher, const char *tokenizer, Model *m, Tokenizer *t, int *embedded, char *err);
+/* the tokenizer open_teacher gives, and the teacher's vocabulary, without
+ * building the model (its file is read and mapped, not converted) */
+int open_teacher_tokenizer(const char *teacher, const char *tokenizer, Tokenizer *t, int *vocab, char *err);
 
 /* a student: a .onebit (student_load) or, for a directory with a
  * config.json, the OneBit authors' checkpoint (bitllama_load); tok may be

@@ -424,6 +424,13 @@ int data_cache_write(const char *path, const char *teacher_sha, uint64_t seed, i
 int data_cache_read(const char *path, const char *teacher_sha, uint64_t seed, int seq_len, int vocab,
                     int n, int **lens_out, int **tokens_out, char *err)
 {
+    DataCacheKey want = {.seed = seed, .n = n, .seq_len = seq_len, .vocab = vocab}, got;
+    snprintf(want.teacher_sha, sizeof want.teacher_sha, "%s", teacher_sha);
+    return data_cache_load(path, &want, &got, lens_out, tokens_out, err);
+}
+
+int data_cache_load(const char *path, const DataCacheKey *want, DataCacheKey *key, int **lens_out, int **tokens_out, char *err)
+{
     char *raw;
     size_t size;
     if (ob_read_file(path, &raw, &size, err)) return -1;
@@ -444,7 +451,11 @@ int data_cache_read(const char *path, const char *teacher_sha, uint64_t seed, in
     memcpy(sha, b + 32, 64);
     sha[64] = 0;
     if (ver != 1) { ob_seterr(err, "%s: unsupported token cache version %u", path, ver); goto out; }
-    if ((int)cn != n || (int)cl != seq_len || (int)cv != vocab || cs != seed || strncmp(sha, teacher_sha, 64) != 0) {
+    *key = (DataCacheKey){.seed = cs, .n = (int)cn, .seq_len = (int)cl, .vocab = (int)cv};
+    memcpy(key->teacher_sha, sha, 65);
+    if (cn > INT32_MAX || cl > INT32_MAX || cv > INT32_MAX) { ob_seterr(err, "%s: bad header (count %u, seq-len %u, vocab %u)", path, cn, cl, cv); goto out; }
+    if (want && ((int)cn != want->n || (int)cl != want->seq_len || (int)cv != want->vocab || cs != want->seed ||
+                 strncmp(sha, want->teacher_sha, 64) != 0)) {
         ob_seterr(err, "%s: the token cache was made for another teacher/seed/count/seq-len "
                   "(teacher %.16s seed %" PRIu64 " n %u seq-len %u vocab %u)", path, sha, cs, cn, cl, cv);
         goto out;
@@ -507,5 +518,53 @@ int data_self_generated(DataSet *d, const Model *m, const Tokenizer *t, const ch
     int rc = data_from_seqs(d, n, lens, tok, seq_len, m->cfg.seq_len, m->cfg.vocab_size, err);
     free(lens);
     free(tok);
+    return rc;
+}
+
+/* ---- the OneBit authors' trainer: a LLaMA-Factory dataset ---------------------- */
+
+static int write_json_file(const char *dir, const char *name, const ObBuf *b, char *err)
+{
+    char *p = file_join(dir, name);
+    int rc = file_write_atomic(p, b->s, b->n, err);
+    free(p);
+    return rc;
+}
+
+int data_write_llamafactory(const char *dir, const Tokenizer *t, int n, const int *lens, const int *tokens, char *err)
+{
+    ObBuf j = {0}, text = {0};
+    ob_buf_printf(&j, "[");
+    const int *p = tokens;
+    for (int i = 0; i < n; i++) {
+        text.n = 0;
+        ob_buf_put(&text, "", 0);
+        int prev = t->bos_id;
+        for (int k = 0; k < lens[i]; k++) {
+            int id = p[k];
+            if (id == t->bos_id && k == 0) continue;
+            if (id == t->bos_id || id == t->eos_id) break; /* the end of the sequence (kept in the cache) */
+            const char *piece = tok_decode(t, prev, id);
+            ob_buf_put(&text, piece, strlen(piece));
+            prev = id;
+        }
+        p += lens[i];
+        ob_buf_printf(&j, "%s\n  {\"text\": \"", i ? "," : "");
+        ob_buf_json_string(&j, text.s);
+        ob_buf_printf(&j, "\"}");
+    }
+    ob_buf_printf(&j, "\n]\n");
+    free(text.s);
+    ObBuf info = {0};
+    ob_buf_printf(&info, "{\n  \"%s\": {\n    \"file_name\": \"%s.json\",\n    \"columns\": {\"prompt\": \"text\"}\n  }\n}\n",
+                  DATA_LF_NAME, DATA_LF_NAME);
+    char *tmp = file_dir_begin(dir, err);
+    int rc = -1;
+    if (tmp) {
+        if (write_json_file(tmp, DATA_LF_NAME ".json", &j, err) || write_json_file(tmp, "dataset_info.json", &info, err)) file_dir_abort(tmp);
+        else rc = file_dir_commit(tmp, dir, err);
+    }
+    free(j.s);
+    free(info.s);
     return rc;
 }

@@ -93,6 +93,25 @@ int data_cache_write(const char *path, const char *teacher_sha, uint64_t seed, i
 int data_cache_read(const char *path, const char *teacher_sha, uint64_t seed, int seq_len, int vocab,
                     int n, int **lens, int **tokens, char *err);
 
+/* a cache file's key, and any cache file read whatever its key (want NULL;
+ * else a mismatch is data_cache_read's error): the same checks otherwise */
+typedef struct {
+    char teacher_sha[65];
+    uint64_t seed;
+    int n, seq_len, vocab;
+} DataCacheKey;
+int data_cache_load(const char *path, const DataCacheKey *want, DataCacheKey *key, int **lens, int **tokens, char *err);
+
+/* The sequences as the OneBit authors' trainer (LLaMA-Factory) takes a
+ * dataset, into the new or empty directory dir (written whole): a JSON list
+ * of {"text": ...} in dir/onebit_selfgen.json (each sequence decoded with
+ * t, without its BOS and from its first EOS/BOS on; bytes that are not
+ * UTF-8 as U+FFFD) and dir/dataset_info.json with the entry
+ * {"onebit_selfgen": {"file_name": "onebit_selfgen.json", "columns":
+ * {"prompt": "text"}}} (pretraining-style: the text is the prompt column). */
+#define DATA_LF_NAME "onebit_selfgen"
+int data_write_llamafactory(const char *dir, const Tokenizer *t, int n, const int *lens, const int *tokens, char *err);
+
 /* self-generate or reuse the cache (dir NULL: no cache) and build the set */
 int data_self_generated(DataSet *d, const Model *m, const Tokenizer *t, const char *teacher_sha,
                         const char *cache_dir, int n, int seq_len, uint64_t seed, int threads, int *reused,

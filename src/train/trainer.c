@@ -328,47 +328,67 @@ static int write_ckpt(Trainer *t, char *err)
     return rc;
 }
 
+/* the parameters of config c: per linear W (out·in), g (in), h (out) */
+static size_t ckpt_num_params(const ModelConfig *c)
+{
+    size_t np = 0;
+    for (int k = 0; k < LIN_PER_LAYER; k++) {
+        int out, in;
+        model_lin_shape(c, k, &out, &in);
+        np += (size_t)out * in + (size_t)in + (size_t)out;
+    }
+    return np * (size_t)c->n_layers;
+}
+
+/* a mapped checkpoint's header up to the parameter count: magic, checksum,
+ * version, teacher (sha), data fingerprint (*fp), model shape against c,
+ * np parameters; r is left after them */
+static int ckpt_head(const char *path, const char *raw, size_t size, const ModelConfig *c, size_t np, char sha[65],
+                     uint64_t *fp, Rd *r, char *err)
+{
+    *r = (Rd){(const unsigned char *)raw, size, 0, 0};
+    char magic[8];
+    if (size < 16) { ob_seterr(err, "%s: not a onebit-tui checkpoint (%zu bytes)", path, size); return -1; }
+    rget(r, magic, 8);
+    if (r->bad || memcmp(magic, CKPT_MAGIC, 8) != 0) { ob_seterr(err, "%s: not a onebit-tui checkpoint (bad magic)", path); return -1; }
+    if (ru64(&(Rd){(const unsigned char *)raw + size - 8, 8, 0, 0}) != file_fnv1a(FILE_FNV_INIT, raw, size - 8)) {
+        ob_seterr(err, "%s: checksum mismatch: the checkpoint is truncated or corrupt", path);
+        return -1;
+    }
+    uint32_t ver = ru32(r);
+    if (ver != 1) { ob_seterr(err, "%s: unsupported checkpoint version %u", path, ver); return -1; }
+    rget(r, sha, 64);
+    sha[64] = 0;
+    *fp = ru64(r);
+    uint32_t dims[7], want[7] = {c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, c->seq_len};
+    for (int i = 0; i < 7; i++) dims[i] = ru32(r);
+    if (memcmp(dims, want, sizeof dims) != 0) {
+        ob_seterr(err, "%s: the checkpoint's model shape (dim %u, layers %u, vocab %u) does not match the teacher (dim %u, layers %u, vocab %u)",
+                  path, dims[0], dims[2], dims[5], want[0], want[2], want[5]);
+        return -1;
+    }
+    uint64_t cnp = ru64(r);
+    if (cnp != np) { ob_seterr(err, "%s: %" PRIu64 " parameters, the student has %zu", path, cnp, np); return -1; }
+    return 0;
+}
+
 static int load_ckpt(Trainer *t, const char *path, char *err)
 {
     /* mapped, not read: a big model's state is not copied twice */
     void *map;
     size_t size;
     if (file_map(path, &map, &size, err)) return -1;
-    if (size < 16) {
-        ob_seterr(err, "%s: not a onebit-tui checkpoint (%zu bytes)", path, size);
-        file_unmap(map, size);
-        return -1;
-    }
     char *raw = map;
-    Rd r = {(const unsigned char *)raw, size, 0, 0};
+    Rd r;
     int rc = -1;
-    const ModelConfig *c = &t->teacher->cfg;
     size_t np = qat_num_params(t->q);
-    char magic[8], sha[65];
-    rget(&r, magic, 8);
-    if (r.bad || memcmp(magic, CKPT_MAGIC, 8) != 0) { ob_seterr(err, "%s: not a onebit-tui checkpoint (bad magic)", path); goto out; }
-    if (size < 16 || ru64(&(Rd){(const unsigned char *)raw + size - 8, 8, 0, 0}) != file_fnv1a(FILE_FNV_INIT, raw, size - 8)) {
-        ob_seterr(err, "%s: checksum mismatch: the checkpoint is truncated or corrupt", path);
-        goto out;
-    }
-    uint32_t ver = ru32(&r);
-    if (ver != 1) { ob_seterr(err, "%s: unsupported checkpoint version %u", path, ver); goto out; }
-    rget(&r, sha, 64);
-    sha[64] = 0;
+    char sha[65];
+    uint64_t fp;
+    if (ckpt_head(path, raw, size, &t->teacher->cfg, np, sha, &fp, &r, err)) goto out;
     if (strncmp(sha, t->sha, 64) != 0) {
         ob_seterr(err, "%s: the checkpoint is for another teacher (sha256 %.16s..., this teacher %.16s...)", path, sha, t->sha);
         goto out;
     }
-    uint64_t fp = ru64(&r);
-    uint32_t dims[7], want[7] = {c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, c->seq_len};
-    for (int i = 0; i < 7; i++) dims[i] = ru32(&r);
-    if (memcmp(dims, want, sizeof dims) != 0) {
-        ob_seterr(err, "%s: the checkpoint's model shape (dim %u, layers %u, vocab %u) does not match the teacher (dim %u, layers %u, vocab %u)",
-                  path, dims[0], dims[2], dims[5], want[0], want[2], want[5]);
-        goto out;
-    }
-    uint64_t cnp = ru64(&r);
-    if (cnp != np) { ob_seterr(err, "%s: %" PRIu64 " parameters, the student has %zu", path, cnp, np); goto out; }
     if (fp != t->data_fp) {
         ob_seterr(err, "%s: the checkpoint was trained on other data (different --data/--split/--self-generate/--seq-len/--seed)", path);
         goto out;
@@ -422,6 +442,59 @@ static int load_ckpt(Trainer *t, const char *path, char *err)
 out:
     file_unmap(raw, size);
     return rc;
+}
+
+int trainer_ckpt_read(const char *path, const ModelConfig *c, const char *teacher_sha, TrainerCkpt *out, char *err)
+{
+    memset(out, 0, sizeof *out);
+    void *map;
+    size_t size;
+    if (file_map(path, &map, &size, err)) return -1;
+    Rd r;
+    size_t np = ckpt_num_params(c);
+    uint64_t fp;
+    int rc = -1;
+    if (ckpt_head(path, map, size, c, np, out->teacher_sha, &fp, &r, err)) goto out;
+    if (teacher_sha && strncmp(out->teacher_sha, teacher_sha, 64) != 0) {
+        ob_seterr(err, "%s: the checkpoint is for another teacher (sha256 %.16s..., this teacher %.16s...)", path, out->teacher_sha, teacher_sha);
+        goto out;
+    }
+    out->step = (long)ru64(&r);
+    r.at += 8 + 8 + 8 + 8 + 4 * 5 + 8 + 9 * 8; /* rng, drawn, elapsed, the TrainConfig */
+    if (r.at > r.n || r.n - r.at != 3 * np * sizeof(float) + 8) { ob_seterr(err, "%s: size does not match %zu parameters", path, np); goto out; }
+    out->params = ob_malloc(np * sizeof(float));
+    out->n_params = np;
+    file_f32_from_le(out->params, r.p + r.at, np);
+    for (size_t i = 0; i < np; i++)
+        if (!isfinite(out->params[i])) { ob_seterr(err, "%s: non-finite value in the saved state (parameter %zu)", path, i); goto out; }
+    rc = 0;
+out:
+    file_unmap(map, size);
+    if (rc) trainer_ckpt_free(out);
+    return rc;
+}
+
+void trainer_ckpt_sources(const TrainerCkpt *k, const ModelConfig *c, StudentLinearSrc *lin)
+{
+    const float *p = k->params;
+    for (int l = 0; l < c->n_layers; l++)
+        for (int j = 0; j < LIN_PER_LAYER; j++) {
+            int out, in;
+            model_lin_shape(c, j, &out, &in);
+            StudentLinearSrc *s = &lin[l * LIN_PER_LAYER + j];
+            memset(s, 0, sizeof *s);
+            s->w = p;
+            s->g = p + (size_t)out * in;
+            s->h = s->g + in;
+            s->norm = 1;
+            p = s->h + out;
+        }
+}
+
+void trainer_ckpt_free(TrainerCkpt *k)
+{
+    free(k->params);
+    memset(k, 0, sizeof *k);
 }
 
 /* ---- export ----------------------------------------------------------------------- */

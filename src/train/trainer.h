@@ -37,6 +37,7 @@
 #include "model/model.h"
 #include "onebit/svid.h"
 #include "format/tokenizer.h"
+#include "onebit/student.h"
 
 typedef struct {
     long steps;          /* optimizer steps (required) */
@@ -110,6 +111,23 @@ void trainer_free(Trainer *t);
 /* the final parameters (for tests): a malloc'd copy of the qat_params arena
  * (n floats); only after trainer_join. -1 otherwise. */
 int trainer_params(Trainer *t, float **out, size_t *n);
+
+/* A checkpoint's trained student, read without a trainer (`export
+ * --format bitllama-start --ckpt`): the file is checked (magic, version,
+ * checksum, the model shape against c, the parameter count, finite values;
+ * the teacher when teacher_sha is not NULL) and its latent parameters
+ * copied out (the qat_params layout). */
+typedef struct {
+    char teacher_sha[65];
+    long step;
+    float *params;
+    size_t n_params;
+} TrainerCkpt;
+int trainer_ckpt_read(const char *path, const ModelConfig *c, const char *teacher_sha, TrainerCkpt *out, char *err);
+/* the L*7 sources (latent w, g, h, norm 1; pointing into k) of the student
+ * the trainer writes from these parameters */
+void trainer_ckpt_sources(const TrainerCkpt *k, const ModelConfig *c, StudentLinearSrc *lin);
+void trainer_ckpt_free(TrainerCkpt *k);
 
 /* held-out NLL of a dense model (the teacher) over the data's held-out windows */
 int trainer_dense_nll(const Model *m, const DataSet *d, long max_windows, double *nll, long *tokens, char *err);
