@@ -157,4 +157,18 @@ static inline int test_copy_head(const char *src, const char *dst, size_t max)
     return 0;
 }
 
+/* GPT-2's byte -> unicode stand-in for byte b, UTF-8 encoded into out (3
+ * bytes), as a tokenizer.json spells bytes */
+static inline void test_b2u(int b, char *out)
+{
+    int k = 0, cp = -1;
+    for (int x = 0; x < 256; x++) {
+        int keep = (x >= 33 && x <= 126) || (x >= 161 && x <= 172) || (x >= 174 && x <= 255);
+        int c = keep ? x : 256 + k++;
+        if (x == b) cp = c;
+    }
+    if (cp < 0x80) { out[0] = (char)cp; out[1] = 0; }
+    else { out[0] = (char)(0xc0 | (cp >> 6)); out[1] = (char)(0x80 | (cp & 0x3f)); out[2] = 0; }
+}
+
 #endif

@@ -94,18 +94,6 @@ static void test_spm(const char *path)
     tok_free(&t);
 }
 
-/* GPT-2's byte -> unicode stand-in, UTF-8 encoded (as tokenizer.json spells bytes) */
-static void b2u(int b, char *out)
-{
-    int k = 0, cp = -1;
-    for (int x = 0; x < 256; x++) {
-        int keep = (x >= 33 && x <= 126) || (x >= 161 && x <= 172) || (x >= 174 && x <= 255);
-        int c = keep ? x : 256 + k++;
-        if (x == b) cp = c;
-    }
-    if (cp < 0x80) { out[0] = (char)cp; out[1] = 0; }
-    else { out[0] = (char)(0xc0 | (cp >> 6)); out[1] = (char)(0x80 | (cp & 0x3f)); out[2] = 0; }
-}
 
 static void test_bytelevel(void)
 {
@@ -113,7 +101,7 @@ static void test_bytelevel(void)
     const int ns = 6, n = 256 + ns;
     char **pieces = calloc(n, sizeof *pieces);
     int *types = calloc(n, sizeof *types);
-    for (int b = 0; b < 256; b++) { pieces[b] = malloc(4); b2u(b, pieces[b]); types[b] = 1; }
+    for (int b = 0; b < 256; b++) { pieces[b] = malloc(4); test_b2u(b, pieces[b]); types[b] = 1; }
     for (int i = 0; i < ns; i++) { pieces[256 + i] = strdup(special[i]); types[256 + i] = 3; }
     Tokenizer t;
     char err[OB_ERRLEN];

@@ -70,18 +70,6 @@ static int ids_are(const Tokenizer *t, const char *text, int bos, const int *wan
     return ok;
 }
 
-/* GPT-2's byte -> unicode stand-in, UTF-8 encoded */
-static void b2u(int b, char *out)
-{
-    int k = 0, cp = -1;
-    for (int x = 0; x < 256; x++) {
-        int keep = (x >= 33 && x <= 126) || (x >= 161 && x <= 172) || (x >= 174 && x <= 255);
-        int c = keep ? x : 256 + k++;
-        if (x == b) cp = c;
-    }
-    if (cp < 0x80) { out[0] = (char)cp; out[1] = 0; }
-    else { out[0] = (char)(0xc0 | (cp >> 6)); out[1] = (char)(0x80 | (cp & 0x3f)); out[2] = 0; }
-}
 
 static void pretok_case(const char *text, int mode, const char *const *want, int nw)
 {
@@ -295,7 +283,7 @@ int main(void)
                     : mode == 1 ? "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Digits\",\"individual_digits\":true},{\"type\":\"ByteLevel\"}]}"
                                 : "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":\"\\\\p{N}{1,3}\"}},{\"type\":\"ByteLevel\",\"use_regex\":false}]}");
             char u[4];
-            for (int b = 0; b < 256; b++) { b2u(b, u); fprintf(f, "%s", b ? "," : ""); test_json_str(f, u); fprintf(f, ":%d", b); }
+            for (int b = 0; b < 256; b++) { test_b2u(b, u); fprintf(f, "%s", b ? "," : ""); test_json_str(f, u); fprintf(f, ":%d", b); }
             int id = 256;
             for (int k = 0; k < 12; k++) if (res[k]) { fputc(',', f); test_json_str(f, res[k]); fprintf(f, ":%d", id++); }
             fprintf(f, "},\"merges\":[");
