@@ -616,6 +616,23 @@ expect_exit 0 "train --resume continues the hung-up run" env OPENBLAS_NUM_THREAD
     --db "$DB" --resume "${hid:-0}" --stop-after $(( ${hstep:-0} + 2 ))
 check "it resumed at its checkpoint" grep -q "at step ${hstep:-x}" "$TMP/out"
 
+# a teacher that ships a chat template (tokenizer_config.json): Chat says
+# which, and a message is answered as a user turn of it
+mkdir -p "$TMP/hfchat"
+cp "$SHARED/models/stories260K-hf/"* "$TMP/hfchat/"
+printf '{"chat_template": "{%% for m in messages %%}{{ \\"<|im_start|>\\" + m[\\"role\\"] }}{%% endfor %%}"}\n' \
+    >"$TMP/hfchat/tokenizer_config.json"
+start --teacher "$TMP/hfchat" --tokenizer "$SHARED/models/tok512.bin" --db "$DB"
+check "template: started" wait_for "1-bit bpw"
+tm send-keys -t e2e 5
+check "template: Chat names the template" wait_for "template chatml"
+tm send-keys -t e2e -l "Hi"
+tm send-keys -t e2e Enter
+check "template: the teacher replies" wait_re "teacher +(done|stopped): [0-9]+ tokens" 60
+tm send-keys -t e2e F10 # q would be text in the input line
+check "template: quit" wait_file "$TMP/exit"
+tm kill-session -t e2e
+
 # sanitizer builds: the workbench's own reports (its stderr is the Log)
 no_reports() {
     for f in "$TMP"/asan.* "$TMP"/ubsan.* "$TMP"/tsan.*; do

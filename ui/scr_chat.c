@@ -19,6 +19,7 @@
 #include "base/common.h"
 #include "base/job.h"
 #include "db/db.h"
+#include "model/chat.h"
 #include "model/generate.h"
 #include "onebit/open.h"
 #include "onebit/student.h"
@@ -45,6 +46,7 @@ typedef struct {
     const Model *m;
     const Tokenizer *t;
     char *prompt;
+    ChatFamily fam;       /* the model's chat template; CHAT_NONE: the prompt is continued */
     GenParams gp;
     pthread_mutex_t mu;
     char *text;
@@ -114,7 +116,19 @@ static int gen_main(Job *job, void *arg)
     (void)job;
     GenJob *j = arg;
     GenStats st;
-    return gen_run(j->m, j->t, j->prompt, &j->gp, on_token, j, &st, j->err);
+    if (j->fam == CHAT_NONE) return gen_run(j->m, j->t, j->prompt, &j->gp, on_token, j, &st, j->err);
+    /* an instruction-tuned model: the message as a user turn of its template,
+     * the reply up to its end-of-turn token */
+    ChatMsg msg = {"user", j->prompt};
+    int *ids, n;
+    if (chat_render(j->fam, j->t, &msg, 1, &ids, &n, j->err)) return -1;
+    GenCtx g;
+    int rc = gen_ctx_init(&g, j->m, j->t, &j->gp, j->err);
+    if (!rc) rc = gen_ctx_feed(&g, ids, n, NULL, NULL, &st, j->err);
+    if (!rc) gen_ctx_generate(&g, j->gp.n_new, chat_stop_token(j->fam, j->t), on_token, j, &st);
+    gen_ctx_free(&g);
+    free(ids);
+    return rc;
 }
 
 /* ---- transcript ------------------------------------------------------------ */
@@ -195,6 +209,15 @@ static void finish_job(App *a, int side)
 
 static int busy(const ChatState *C) { return C->jobs[0] || C->jobs[1]; }
 
+/* the template a model's replies use: its tokenizer's, else (a student
+ * keeps none in its file) the teacher's when the vocabularies agree */
+static ChatFamily chat_template_of(const App *a, const Tokenizer *t)
+{
+    if (t->chat_template) return chat_detect(t->chat_template);
+    if (a->tok && a->tok != t && a->tok->vocab_size == t->vocab_size) return chat_detect(a->tok->chat_template);
+    return CHAT_NONE;
+}
+
 static GenJob *start_job(App *a, int side, const Model *m, const Tokenizer *t, const char *text, int64_t pair)
 {
     ChatState *C = state(a);
@@ -204,6 +227,7 @@ static GenJob *start_job(App *a, int side, const Model *m, const Tokenizer *t, c
     j->m = m;
     j->t = t;
     j->prompt = ob_strdup(text);
+    j->fam = chat_template_of(a, t);
     j->gp = (GenParams){.n_new = C->n_new, .temperature = C->temp, .topp = C->topp,
                         .seed = C->seed ? C->seed : (uint64_t)time(NULL) ^ (uint64_t)pair};
     pthread_mutex_init(&j->mu, NULL);
@@ -351,9 +375,10 @@ static void chat_draw(App *a, UiGrid *g)
     if (C->target == TO_TEACHER) snprintf(who, sizeof who, "the teacher");
     else if (C->target == TO_STUDENT) snprintf(who, sizeof who, "student %.200s", sb);
     else snprintf(who, sizeof who, "teacher | student %.200s", sb);
-    ui_grid_printf(g, 0, 0, g->w, UI_A_DIM, "Chat with %s%s   temperature %.2f   top-p %.2f   max tokens %d   seed %s", who,
+    ChatFamily fam = a->tok ? chat_template_of(a, a->tok) : CHAT_NONE;
+    ui_grid_printf(g, 0, 0, g->w, UI_A_DIM, "Chat with %s%s   template %s   temperature %.2f   top-p %.2f   max tokens %d   seed %s", who,
                    C->target != TO_TEACHER && C->student && student_exec(C->student) && student_exec(C->student)->act == KERN_ACT_INT8 ? " (int8)" : "",
-                   C->temp, C->topp, C->n_new, C->seed ? "fixed" : "clock");
+                   chat_family_name(fam), C->temp, C->topp, C->n_new, C->seed ? "fixed" : "clock");
     int view_h = g->h - 3;
     if (view_h < 1) view_h = 1;
     C->view_h = view_h;
