@@ -917,6 +917,9 @@ int ui_main(int argc, char **argv)
     restore_terminal();
     delscreen(scr);
     fclose(tty);
+    /* the screens' fini joined every job that used the teacher; the end
+     * events that would count them down are never read now */
+    a->teacher_users = 0;
     if (a->teacher) app_set_teacher(a, NULL, NULL, "", "");
     if (a->db) db_close(a->db);
     for (int i = 0; i < a->nlog; i++) free(a->log[(a->log_first + i) % UI_LOG_MAX]);
