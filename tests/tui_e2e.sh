@@ -565,6 +565,7 @@ long_run() { # long_run NAME: a run of 100000 steps on the Train screen, trainin
 start --teacher "$TEACHER" --db "$DB"
 check "terminate: started" wait_for "1-bit bpw"
 long_run termed
+check "the status bar: the process's CPU, RSS and threads while a run trains" wait_re "CPU [0-9]+%  RSS [0-9]+M  [0-9]+ threads"
 # queued runs are listed, numbered, and can be cancelled; quitting says
 # they would be dropped (issue #20)
 queue_run() { # queue_run NAME: a new run behind the training one

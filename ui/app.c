@@ -301,6 +301,49 @@ static int tty_gone(void)
     return tcgetattr(0, &t) < 0 && errno != EINTR;
 }
 
+/* ---- the process's figures ---------------------------------------------------- */
+/* CPU seconds (user + system) and threads of this process from
+ * /proc/self/stat, RSS bytes from /proc/self/statm; -1 when unreadable */
+static int proc_read(double *cpu, long *threads, double *rss)
+{
+    char buf[1024];
+    FILE *f = fopen("/proc/self/stat", "r");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long ut, st;
+    long nt;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d %ld", &ut, &st, &nt) != 3)
+        return -1;
+    long tck = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+    unsigned long size, res;
+    f = fopen("/proc/self/statm", "r");
+    if (!f) return -1;
+    int ok = fscanf(f, "%lu %lu", &size, &res) == 2;
+    fclose(f);
+    if (!ok || tck <= 0) return -1;
+    *cpu = (double)(ut + st) / (double)tck;
+    *threads = nt;
+    *rss = (double)res * (double)page;
+    return 0;
+}
+
+/* a->ps_text from a sample at least a second after the last one */
+static void proc_sample(App *a)
+{
+    double now = ob_now(), cpu, rss;
+    long nt;
+    if (a->ps_wall > 0 && now - a->ps_wall < 1.0) return;
+    if (proc_read(&cpu, &nt, &rss)) { a->ps_text[0] = 0; return; }
+    if (a->ps_wall > 0)
+        snprintf(a->ps_text, sizeof a->ps_text, "CPU %.0f%%  RSS %.0fM  %ld threads", 100 * (cpu - a->ps_cpu) / (now - a->ps_wall),
+                 rss / 1048576.0, nt);
+    a->ps_wall = now;
+    a->ps_cpu = cpu;
+}
+
 /* ---- drawing --------------------------------------------------------------- */
 static int color_on;
 enum { PAIR_DIM = 1, PAIR_TITLE, PAIR_SEL, PAIR_ERR, PAIR_OK, PAIR_S1, PAIR_S2, PAIR_S3, PAIR_S4 };
@@ -517,7 +560,8 @@ static void render(App *a)
     } else if (a->msg[0]) {
         ui_grid_text(g, 0, my, W, a->msg_err ? UI_A_ERR : UI_A_NORMAL, a->msg);
     }
-    /* status bar: the keys that apply, then what is running */
+    /* status bar: the keys that apply, then what is running and what it
+     * costs (the process's CPU, RSS and threads, as top shows them) */
     UiCtx ctxs[8];
     int nc = active_ctxs(a, ctxs);
     for (int i = 0; i < nc - 1; i++) /* q and ? are listed: F10 and F1 need no hint */
@@ -526,6 +570,11 @@ static void render(App *a)
     ui_keymap_hints(ctxs, nc, hints, sizeof hints);
     for (int i = 0; i < a->nscreens && !right[0]; i++)
         if (a->screens[i]->status) a->screens[i]->status(a, right, sizeof right);
+    if (right[0] || a->teacher_users) {
+        proc_sample(a);
+        size_t k = strlen(right);
+        if (a->ps_text[0]) snprintf(right + k, sizeof right - k, "%s%s ", k ? "| " : " ", a->ps_text);
+    }
     ui_grid_hline(g, 0, H - 1, W, ' ', UI_A_TITLE);
     int rw = ui_text_width(right);
     ui_grid_text(g, 0, H - 1, W - rw - 1, UI_A_TITLE, hints);

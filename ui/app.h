@@ -114,6 +114,11 @@ struct App {
     UiForm *form;
     void (*form_cb)(App *a, UiForm *f, int accepted);
 
+    /* the process's own figures for the status bar while something runs
+     * (from /proc/self, sampled at most once a second) */
+    double ps_wall, ps_cpu;            /* when, and CPU seconds then */
+    char ps_text[64];                  /* "CPU 150%  RSS 480M  5 threads" */
+
     int dirty, quit;
     int cursor_on, cx, cy;             /* cursor in body coordinates */
     int body_h, body_w, body_y;        /* the body's size, and its first line on the screen */
