@@ -1,11 +1,15 @@
 /* test_qat_train.c -- the QAT optimiser pieces and training behaviour:
  * AdamW and the LR schedule against hand-computed values, gradient clipping,
  * the STE sign re-sync, gradient accumulation, bit-identical reruns, SVID
- * init, and a few dozen AdamW steps on stories260K lowering the loss. */
+ * init, AdamW with BF16 moments, qat_memory_bytes against what qat_new
+ * allocates, and a few dozen AdamW steps on stories260K lowering the loss. */
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__GLIBC__)
+#include <malloc.h> /* mallinfo2, mallopt */
+#endif
 
 #include "base/blas.h"
 #include "base/common.h"
@@ -293,8 +297,65 @@ static void check_threads(void)
     model_free(&m);
 }
 
+/* qat_memory_bytes is what qat_new allocates: equal to the model's own
+ * count for several shapes and both moment precisions, and (glibc) to the
+ * heap's growth over qat_new within the allocator's per-block overhead;
+ * the parameter state is 16 or 12 bytes per trainable parameter */
+static void check_memory(void)
+{
+    static const int shapes[][7] = {{12, 20, 2, 3, 1, 37, 16}, {64, 176, 2, 4, 2, 96, 32}, {48, 64, 3, 6, 6, 50, 24}};
+    static const int bt[][2] = {{2, 7}, {1, 16}, {3, 5}};
+    char err[OB_ERRLEN];
+    int exact = 1, checked = 0;
+    for (int si = 0; si < 3; si++) {
+        const int *v = shapes[si];
+        ModelConfig cfg = {v[0], v[1], v[2], v[3], v[4], v[0] / v[3], v[5], v[6], 10000.0f, 1e-5f, 0};
+        Model m;
+        if (model_alloc(&m, &cfg, 1, err)) { CHECK(0, "model_alloc: %s", err); return; }
+        for (size_t i = 0; i < m.arena_floats; i++) m.arena[i] = (float)(0.5 * urand());
+        for (int o = 0; o < 2; o++)
+            for (int k = 0; k < 3; k++) {
+                QatSize sz = {bt[k][0], bt[k][1], o ? QAT_OPTIM_BF16 : QAT_OPTIM_FP32};
+                double want = qat_memory_bytes(&cfg, &sz);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+                struct mallinfo2 a0 = mallinfo2();
+#endif
+                QatModel *q = qat_new(&m, SVID_SVD, &sz, err);
+                if (!q) { CHECK(0, "qat_new: %s", err); continue; }
+                if (qat_allocated_bytes(q) != want) {
+                    exact = 0;
+                    printf("shape %d, %dx%d, optim %d: allocated %.0f, qat_memory_bytes %.0f\n", si, sz.max_B, sz.max_T, o,
+                           qat_allocated_bytes(q), want);
+                }
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+                struct mallinfo2 a1 = mallinfo2();
+                double grown = (double)(a1.uordblks + a1.hblkhd) - (double)(a0.uordblks + a0.hblkhd);
+                if (grown > 0) { /* 0 under a sanitizer's allocator */
+                    checked++;
+                    /* at most ~200 buffers, each with a header and up to 64 bytes of alignment */
+                    CHECK(grown >= want && grown <= want + 200 * 128,
+                          "shape %d %dx%d optim %d: the heap grew by %.0f bytes for %.0f counted", si, sz.max_B, sz.max_T, o,
+                          grown, want);
+                }
+#endif
+                size_t np = qat_num_params(q);
+                CHECK(np == qat_config_params(&cfg), "qat_config_params %zu vs %zu", qat_config_params(&cfg), np);
+                CHECK(qat_param_state_bytes(&cfg, sz.optim) == (o ? 12.0 : 16.0) * np, "%d bytes per parameter", o ? 12 : 16);
+                qat_free(q);
+            }
+        model_free(&m);
+    }
+    CHECK(exact, "qat_memory_bytes == qat_allocated_bytes for 3 shapes x 3 batches x 2 precisions");
+    printf("memory: heap growth checked for %d models\n", checked);
+}
+
 int main(void)
 {
+    /* every buffer on the heap proper, so that mallinfo2 sees it whole */
+#if defined(__GLIBC__)
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+#endif
+    check_memory();
     check_schedule();
     check_adamw_clip();
     check_accumulation();
