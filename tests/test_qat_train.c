@@ -57,7 +57,7 @@ static void check_schedule(void)
 static void check_adamw_bf16(const Model *m)
 {
     char err[OB_ERRLEN];
-    QatModel *q = qat_new(m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_BF16}, err);
+    QatModel *q = qat_new(m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_BF16, 0}, err);
     CHECK(q != NULL, "qat_new bf16: %s", err);
     if (!q) return;
     size_t eb;
@@ -87,7 +87,7 @@ static void check_adamw_bf16(const Model *m)
     CHECK_NEAR(P[0], 0.372389735, 2e-3, "bf16 adamw step 2 near the fp32 one");
     CHECK(mb[0] == ob_fp32_to_bf16(m2) && vb[0] == ob_fp32_to_bf16(v2), "step 2 moments rounded on store");
     /* half the moment bytes of an fp32 model of the same shape */
-    QatModel *q32 = qat_new(m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_FP32}, err);
+    QatModel *q32 = qat_new(m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_FP32, 0}, err);
     size_t n = qat_num_params(q);
     CHECK(qat_allocated_bytes(q32) - qat_allocated_bytes(q) >= 4.0 * n && qat_allocated_bytes(q32) - qat_allocated_bytes(q) <= 4.0 * n + 128,
           "bf16 saves 4 bytes per parameter: %.0f vs %.0f (%zu params)", qat_allocated_bytes(q), qat_allocated_bytes(q32), n);
@@ -100,7 +100,7 @@ static void check_adamw_clip(void)
     Model m;
     random_model(&m);
     char err[OB_ERRLEN];
-    QatModel *q = qat_new(&m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_FP32}, err);
+    QatModel *q = qat_new(&m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_FP32, 0}, err);
     CHECK(q != NULL, "qat_new: %s", err);
     size_t n = qat_num_params(q);
     float *P = qat_params(q), *G = qat_grads(q);
@@ -122,7 +122,7 @@ static void check_adamw_clip(void)
     CHECK_NEAR(qat_moment(q, 1, 0), 0.000984, 1e-9, "v after step 2");
     /* the student's forward must see the new sign of parameter 1: compare
      * with a student whose W[1] was set to the same value and synced */
-    QatModel *q2 = qat_new(&m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_FP32}, err);
+    QatModel *q2 = qat_new(&m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_FP32, 0}, err);
     memcpy(qat_params(q2), P, n * 4);
     int tok[14];
     for (int i = 0; i < 14; i++) tok[i] = (i * 7 + 3) % 37;
@@ -152,7 +152,7 @@ static void check_accumulation(void)
     Model m;
     random_model(&m);
     char err[OB_ERRLEN];
-    QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){2, 7, QAT_OPTIM_FP32}, err);
+    QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){2, 7, QAT_OPTIM_FP32, 0}, err);
     size_t n = qat_num_params(q);
     int tok[14];
     for (int i = 0; i < 14; i++) tok[i] = (int)((urand() + 1) * 18.5) % 37;
@@ -205,7 +205,7 @@ static void train_nt(const Model *m, const int *tok, int B, int T, int steps, do
                      size_t *np_out, int nt)
 {
     char err[OB_ERRLEN];
-    QatModel *q = qat_new(m, SVID_NMF, &(QatSize){B, T, QAT_OPTIM_FP32}, err);
+    QatModel *q = qat_new(m, SVID_NMF, &(QatSize){B, T, QAT_OPTIM_FP32, 0}, err);
     if (!q) { fprintf(stderr, "%s\n", err); exit(1); }
     if (qat_set_threads(q, nt, err)) { fprintf(stderr, "%s\n", err); exit(1); }
     CHECK(qat_threads(q) == nt, "qat_threads %d", qat_threads(q));
@@ -298,7 +298,8 @@ static void check_threads(void)
 }
 
 /* qat_memory_bytes is what qat_new allocates: equal to the model's own
- * count for several shapes and both moment precisions, and (glibc) to the
+ * count for several shapes, both moment precisions, with and without
+ * recomputation, and (glibc) to the
  * heap's growth over qat_new within the allocator's per-block overhead;
  * the parameter state is 16 or 12 bytes per trainable parameter */
 static void check_memory(void)
@@ -313,9 +314,9 @@ static void check_memory(void)
         Model m;
         if (model_alloc(&m, &cfg, 1, err)) { CHECK(0, "model_alloc: %s", err); return; }
         for (size_t i = 0; i < m.arena_floats; i++) m.arena[i] = (float)(0.5 * urand());
-        for (int o = 0; o < 2; o++)
+        for (int o = 0; o < 4; o++)
             for (int k = 0; k < 3; k++) {
-                QatSize sz = {bt[k][0], bt[k][1], o ? QAT_OPTIM_BF16 : QAT_OPTIM_FP32};
+                QatSize sz = {bt[k][0], bt[k][1], o & 1 ? QAT_OPTIM_BF16 : QAT_OPTIM_FP32, o >> 1};
                 double want = qat_memory_bytes(&cfg, &sz);
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
                 struct mallinfo2 a0 = mallinfo2();
@@ -324,7 +325,7 @@ static void check_memory(void)
                 if (!q) { CHECK(0, "qat_new: %s", err); continue; }
                 if (qat_allocated_bytes(q) != want) {
                     exact = 0;
-                    printf("shape %d, %dx%d, optim %d: allocated %.0f, qat_memory_bytes %.0f\n", si, sz.max_B, sz.max_T, o,
+                    printf("shape %d, %dx%d, variant %d: allocated %.0f, qat_memory_bytes %.0f\n", si, sz.max_B, sz.max_T, o,
                            qat_allocated_bytes(q), want);
                 }
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
@@ -334,18 +335,18 @@ static void check_memory(void)
                     checked++;
                     /* at most ~200 buffers, each with a header and up to 64 bytes of alignment */
                     CHECK(grown >= want && grown <= want + 200 * 128,
-                          "shape %d %dx%d optim %d: the heap grew by %.0f bytes for %.0f counted", si, sz.max_B, sz.max_T, o,
+                          "shape %d %dx%d variant %d: the heap grew by %.0f bytes for %.0f counted", si, sz.max_B, sz.max_T, o,
                           grown, want);
                 }
 #endif
                 size_t np = qat_num_params(q);
                 CHECK(np == qat_config_params(&cfg), "qat_config_params %zu vs %zu", qat_config_params(&cfg), np);
-                CHECK(qat_param_state_bytes(&cfg, sz.optim) == (o ? 12.0 : 16.0) * np, "%d bytes per parameter", o ? 12 : 16);
+                CHECK(qat_param_state_bytes(&cfg, sz.optim) == (o & 1 ? 12.0 : 16.0) * np, "%d bytes per parameter", o & 1 ? 12 : 16);
                 qat_free(q);
             }
         model_free(&m);
     }
-    CHECK(exact, "qat_memory_bytes == qat_allocated_bytes for 3 shapes x 3 batches x 2 precisions");
+    CHECK(exact, "qat_memory_bytes == qat_allocated_bytes for 3 shapes x 3 batches x 2 precisions x recompute or not");
     printf("memory: heap growth checked for %d models\n", checked);
 }
 

@@ -139,7 +139,7 @@ static int bench_forward_random(const char *spec, long T, long reps, int json)
 
 typedef struct {
     char *teacher, *tokenizer, *student, *spec, *kernel, *act;
-    int tokens, reps, batch, seq_len, steps, peak, rows, cols, threads, mib, chunk, optim;
+    int tokens, reps, batch, seq_len, steps, peak, rows, cols, threads, mib, chunk, optim, recompute;
     int cold, json;
 } BenchOpts;
 
@@ -165,6 +165,7 @@ static const OptSpec train_opts[] = {
     {"threads", OPT_INT, F(threads), 0, 1, 1024, NULL, NULL, "K", "training threads (default: online CPUs)", NULL},
     {"peak-size", OPT_INT, F(peak), 0, 16, 8192, "1024", NULL, "P", "the sgemm peak's P x P x P (1024)", NULL},
     {"optim-state", OPT_CHOICE, F(optim), 0, 0, 0, "fp32", "fp32|bf16", "fp32|bf16", "AdamW moments' storage, as train's (fp32)", NULL},
+    {"recompute", OPT_FLAG, F(recompute), 0, 0, 1, NULL, NULL, NULL, "recompute block activations in the backward, as train's", NULL},
     ROW_JSON, ROW_END};
 static const OptSpec gemv_opts[] = {
     {"rows", OPT_INT, F(rows), 0, 1, 1 << 20, "4096", NULL, "R", "weight rows (4096)", NULL},
@@ -296,7 +297,7 @@ static int random_model(Model *m, const char *spec, int seq_len, char *err)
 static const char train_usage[] =
     "Usage: onebit-tui bench train [--teacher M | --random-model D,F,L,H,KV,V] [--batch B]\n"
     "                              [--seq-len T] [--steps N] [--threads K] [--peak-size P]\n"
-    "                              [--optim-state fp32|bf16] [--json]\n"
+    "                              [--optim-state fp32|bf16] [--recompute] [--json]\n"
     "\nQAT training steps (teacher forward, student forward + backward, clip,\n"
     "AdamW) on B random sequences of T tokens, split over K threads as `train`\n"
     "does (OpenBLAS on one thread each): median tokens/s and GFLOP/s of the\n"
@@ -328,11 +329,12 @@ static int train_run(const BenchOpts *o)
     tc.batch = (int)B;
     tc.seq_len = (int)T;
     tc.optim_state = o->optim;
+    tc.recompute = o->recompute;
     char mem[OB_ERRLEN];
     trainer_memory_text(c, &tc, mem, sizeof mem);
     if (!json) { printf("%s\n", mem); fflush(stdout); }
     if (trainer_memory_check(c, &tc, qat_memory_available(), err)) { model_free(&m); return cli_error("%s", err); }
-    QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){(int)B, (int)T, (QatOptim)o->optim}, err);
+    QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){(int)B, (int)T, (QatOptim)o->optim, o->recompute}, err);
     if (!q) { model_free(&m); return cli_error("%s", err); }
     if (qat_set_threads(q, nt, err)) { qat_free(q); model_free(&m); return cli_error("%s", err); }
     int *tok = random_tokens(B * T, c->vocab_size);
@@ -371,10 +373,10 @@ static int train_run(const BenchOpts *o)
         printf("{\"dim\":%d,\"hidden\":%d,\"layers\":%d,\"heads\":%d,\"kv_heads\":%d,\"vocab\":%d,"
                "\"batch\":%ld,\"seq_len\":%ld,\"steps\":%ld,\"threads\":%d,\"step_s\":%.6f,\"tok_s\":%.1f,"
                "\"gflop_per_step\":%.4f,\"gflop_s\":%.2f,\"peak_gflop_s\":%.2f,\"fraction\":%.4f,\"loss\":%.6f,"
-               "\"optim_state\":\"%s\",\"state_bytes\":%.0f,\"trainable_params\":%zu}\n",
+               "\"optim_state\":\"%s\",\"recompute\":%d,\"state_bytes\":%.0f,\"trainable_params\":%zu}\n",
                c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, B, T, steps,
                nt, step, tps, flops * 1e-9, gf, peak, gf / peak, L.loss, o->optim == QAT_OPTIM_BF16 ? "bf16" : "fp32",
-               qat_allocated_bytes(q), qat_num_params(q));
+               o->recompute, qat_allocated_bytes(q), qat_num_params(q));
     else
         printf("model dim %d hidden %d layers %d heads %d/%d vocab %d, batch %ld x %ld tokens, %d threads\n"
                "train %.1f tok/s  step %.4f s  %.2f GFLOP/s (%.3f GFLOP/step)  sgemm %.2f GFLOP/s (%ld^3)  fraction %.1f%%\n",

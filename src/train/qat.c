@@ -27,7 +27,9 @@ typedef struct {
     size_t off_w, off_g, off_h; /* into the params / grads arenas */
 } QLin;
 
-/* activations of one block kept for the backward pass; N = max_B·max_T rows */
+/* activations of one block kept for the backward pass; N = max_B·max_T rows.
+ * With recompute, every layer has its own x, and all share the rest: the
+ * backward pass recomputes them from x, block by block. */
 typedef struct {
     float *x;                 /* (N,C) block input (residual stream) */
     float *xn1, *r1;          /* (N,C) RMSNorm(att) output, (N) its 1/rms */
@@ -57,6 +59,7 @@ struct QatModel {
     float *Sx;          /* (maxout·maxin) sign(W) of the linear at hand, expanded before its sgemms */
     double bytes;       /* what take() allocated (or counted, when dry) */
     int dry;            /* qat_memory_bytes: count only the big buffers */
+    int recompute;      /* the layers share one set of block activations (all but x), recomputed in the backward */
     double *klrow;      /* (N) per-token KL */
     QLin *lin;          /* (L, LIN_PER_LAYER) */
     QLayer *layer;      /* (L) */
@@ -180,6 +183,12 @@ static void alloc_buffers(QatModel *q)
     for (int l = 0; l < Lc; l++) {
         QLayer *a = &q->layer[l];
         a->x = ftake(q, N * C);
+        if (q->recompute && l > 0) { /* the rest: layer 0's */
+            float *x = a->x;
+            *a = q->layer[0];
+            a->x = x;
+            continue;
+        }
         a->xn1 = ftake(q, N * C); a->r1 = ftake(q, N);
         for (int j = 0; j < LIN_PER_LAYER; j++) {
             const QLin *L = &q->lin[l * LIN_PER_LAYER + j];
@@ -221,7 +230,9 @@ static void free_buffers(QatModel *q)
     if (q->layer)
         for (int l = 0; l < q->cfg.n_layers; l++) {
             QLayer *a = &q->layer[l];
-            free(a->x); free(a->xn1); free(a->r1);
+            free(a->x);
+            if (q->recompute && l > 0) continue; /* the rest is layer 0's */
+            free(a->xn1); free(a->r1);
             for (int j = 0; j < LIN_PER_LAYER; j++) { free(a->ly[j]); free(a->la[j]); free(a->lr[j]); }
             free(a->qr); free(a->kr); free(a->att); free(a->ao); free(a->xm); free(a->xn2); free(a->r2); free(a->hp);
         }
@@ -246,6 +257,7 @@ static double dry_bytes(const ModelConfig *c, const QatSize *sz, size_t *nparams
     d.maxB = sz->max_B;
     d.maxT = sz->max_T;
     d.optim = sz->optim;
+    d.recompute = sz->recompute != 0;
     d.dry = 1;
     d.bytes = QAT_STRUCT_BYTES;
     alloc_buffers(&d);
@@ -259,7 +271,7 @@ double qat_memory_bytes(const ModelConfig *c, const QatSize *sz) { return dry_by
 size_t qat_config_params(const ModelConfig *c)
 {
     size_t n;
-    dry_bytes(c, &(QatSize){1, 1, QAT_OPTIM_FP32}, &n);
+    dry_bytes(c, &(QatSize){1, 1, QAT_OPTIM_FP32, 0}, &n);
     return n;
 }
 
@@ -330,6 +342,7 @@ QatModel *qat_new(const Model *teacher, SvidMethod init, const QatSize *sz, char
     q->maxB = max_B;
     q->maxT = max_T;
     q->optim = sz->optim;
+    q->recompute = sz->recompute != 0;
     q->bytes = QAT_STRUCT_BYTES;
     alloc_buffers(q);
     /* SVID init from the teacher: |W| ≈ a·bᵀ, h = a, g = b, W = 0.01·sign(W) */
@@ -814,36 +827,44 @@ static void qlin_bwd(QatModel *q, const QLin *L, const float *x, int N, const fl
 
 /* ---- the student forward ------------------------------------------------ */
 
-static void student_forward(QatModel *q, const int *tokens, int B, int T)
+/* block l of the student from its input q->layer[l].x into its activations
+ * and, unless xout is NULL (a recomputation), its output xout */
+static void block_forward(QatModel *q, int l, int B, int T, float *xout)
 {
     const Model *m = q->t;
     const ModelConfig *c = &q->cfg;
     int C = c->dim, F = c->hidden_dim, N = B * T;
     int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    QLayer *a = &q->layer[l];
+    const QLin *L = q->lin + (size_t)l * LIN_PER_LAYER;
+    qat_rmsnorm_fwd(a->xn1, a->r1, a->x, m->rms_att + (size_t)l * C, N, C, c->norm_eps);
+    for (int j = LIN_Q; j <= LIN_V; j++) qlin_fwd(q, &L[j], a->xn1, N, a->la[j], a->ly[j], a->lr[j]);
+    memcpy(a->qr, a->ly[LIN_Q], (size_t)N * qd * sizeof(float));
+    memcpy(a->kr, a->ly[LIN_K], (size_t)N * kvd * sizeof(float));
+    qat_rope_fwd(a->qr, N, T, qd, c->head_dim, q->rope_cos, q->rope_sin);
+    qat_rope_fwd(a->kr, N, T, kvd, c->head_dim, q->rope_cos, q->rope_sin);
+    qat_attention_fwd(&q->par, c, a->qr, a->kr, a->ly[LIN_V], a->att, a->ao, B, T);
+    qlin_fwd(q, &L[LIN_O], a->ao, N, a->la[LIN_O], a->ly[LIN_O], a->lr[LIN_O]);
+    for (size_t i = 0; i < (size_t)N * C; i++) a->xm[i] = a->x[i] + a->ly[LIN_O][i];
+    qat_rmsnorm_fwd(a->xn2, a->r2, a->xm, m->rms_ffn + (size_t)l * C, N, C, c->norm_eps);
+    qlin_fwd(q, &L[LIN_GATE], a->xn2, N, a->la[LIN_GATE], a->ly[LIN_GATE], a->lr[LIN_GATE]);
+    qlin_fwd(q, &L[LIN_UP], a->xn2, N, a->la[LIN_UP], a->ly[LIN_UP], a->lr[LIN_UP]);
+    qat_swiglu_fwd(a->hp, a->ly[LIN_GATE], a->ly[LIN_UP], (size_t)N * F);
+    qlin_fwd(q, &L[LIN_DOWN], a->hp, N, a->la[LIN_DOWN], a->ly[LIN_DOWN], a->lr[LIN_DOWN]);
+    if (xout)
+        for (size_t i = 0; i < (size_t)N * C; i++) xout[i] = a->xm[i] + a->ly[LIN_DOWN][i];
+}
+
+static void student_forward(QatModel *q, const int *tokens, int B, int T)
+{
+    const Model *m = q->t;
+    const ModelConfig *c = &q->cfg;
+    int C = c->dim, N = B * T;
     q->B = B;
     q->T = T;
     float *x0 = q->layer[0].x;
     for (int n = 0; n < N; n++) memcpy(x0 + (size_t)n * C, m->tok_emb + (size_t)tokens[n] * C, C * sizeof(float));
-    for (int l = 0; l < c->n_layers; l++) {
-        QLayer *a = &q->layer[l];
-        const QLin *L = q->lin + (size_t)l * LIN_PER_LAYER;
-        float *xout = l + 1 < c->n_layers ? q->layer[l + 1].x : q->xL;
-        qat_rmsnorm_fwd(a->xn1, a->r1, a->x, m->rms_att + (size_t)l * C, N, C, c->norm_eps);
-        for (int j = LIN_Q; j <= LIN_V; j++) qlin_fwd(q, &L[j], a->xn1, N, a->la[j], a->ly[j], a->lr[j]);
-        memcpy(a->qr, a->ly[LIN_Q], (size_t)N * qd * sizeof(float));
-        memcpy(a->kr, a->ly[LIN_K], (size_t)N * kvd * sizeof(float));
-        qat_rope_fwd(a->qr, N, T, qd, c->head_dim, q->rope_cos, q->rope_sin);
-        qat_rope_fwd(a->kr, N, T, kvd, c->head_dim, q->rope_cos, q->rope_sin);
-        qat_attention_fwd(&q->par, c, a->qr, a->kr, a->ly[LIN_V], a->att, a->ao, B, T);
-        qlin_fwd(q, &L[LIN_O], a->ao, N, a->la[LIN_O], a->ly[LIN_O], a->lr[LIN_O]);
-        for (size_t i = 0; i < (size_t)N * C; i++) a->xm[i] = a->x[i] + a->ly[LIN_O][i];
-        qat_rmsnorm_fwd(a->xn2, a->r2, a->xm, m->rms_ffn + (size_t)l * C, N, C, c->norm_eps);
-        qlin_fwd(q, &L[LIN_GATE], a->xn2, N, a->la[LIN_GATE], a->ly[LIN_GATE], a->lr[LIN_GATE]);
-        qlin_fwd(q, &L[LIN_UP], a->xn2, N, a->la[LIN_UP], a->ly[LIN_UP], a->lr[LIN_UP]);
-        qat_swiglu_fwd(a->hp, a->ly[LIN_GATE], a->ly[LIN_UP], (size_t)N * F);
-        qlin_fwd(q, &L[LIN_DOWN], a->hp, N, a->la[LIN_DOWN], a->ly[LIN_DOWN], a->lr[LIN_DOWN]);
-        for (size_t i = 0; i < (size_t)N * C; i++) xout[i] = a->xm[i] + a->ly[LIN_DOWN][i];
-    }
+    for (int l = 0; l < c->n_layers; l++) block_forward(q, l, B, T, l + 1 < c->n_layers ? q->layer[l + 1].x : q->xL);
     qat_rmsnorm_fwd(q->xf, q->rf, q->xL, m->rms_final, N, C, c->norm_eps);
     // logits (N,V) = xf (N,C) · wclsᵀ
     qsgemm(&q->par, CblasNoTrans, CblasTrans, N, c->vocab_size, C, 1.0f, q->xf, C, m->wcls, C, 0.0f,
@@ -1025,6 +1046,8 @@ static int forward_backward(QatModel *q, const int *tokens, int B, int T, const 
         QLayer *a = &q->layer[l];
         const QLin *L = q->lin + (size_t)l * LIN_PER_LAYER;
         mse += hidden_term(q, l, N, q->dres, hcoef) / N;
+        /* the shared activations hold the last block's after the forward */
+        if (q->recompute && l + 1 < Lc) block_forward(q, l, B, T, NULL);
         /* FFN: xout = xm + down(swiglu(gate(xn2), up(xn2))) */
         memcpy(q->dyb, q->dres, (size_t)N * C * sizeof(float));
         qlin_bwd(q, &L[LIN_DOWN], a->hp, N, a->la[LIN_DOWN], a->ly[LIN_DOWN], a->lr[LIN_DOWN], q->dyb, q->dhp, 0);

@@ -70,10 +70,15 @@ typedef struct {
 typedef enum { QAT_OPTIM_FP32 = 0, QAT_OPTIM_BF16 = 1 } QatOptim;
 
 /* what a QatModel is sized for: max_B, max_T bound qat_forward_backward's
- * B and T (max_T <= the teacher's seq_len); optim: the moments' storage */
+ * B and T (max_T <= the teacher's seq_len); optim: the moments' storage;
+ * recompute != 0: keep only each block's input for the backward pass and
+ * recompute the block's forward there (one block's activations instead of
+ * every block's; about one more student forward per step; the same
+ * results, bit for bit) */
 typedef struct {
     int max_B, max_T;
     QatOptim optim;
+    int recompute;
 } QatSize;
 
 /* Student initialised from the teacher by SVID of every dense linear:

@@ -54,6 +54,8 @@ const OptSpec session_opts[] = {
     {"init", OPT_CHOICE, C(init), OPT_STORE, 0, 0, "nmf", "nmf|svd", "nmf|svd", "SVID initialisation (nmf)", NULL},
     {"optim-state", OPT_CHOICE, C(optim_state), OPT_STORE, 0, 0, "fp32", "fp32|bf16", "fp32|bf16",
      "AdamW moments' storage: 16 (fp32) or 12 (bf16) bytes\nper trainable parameter in all (fp32)", NULL},
+    {"recompute", OPT_FLAG, C(recompute), OPT_STORE, 0, 1, NULL, NULL, NULL,
+     "keep only each block's input, recompute its activations\nin the backward pass (less memory, same results)", NULL},
     {"seed", OPT_U64, C(seed), OPT_STORE, 0, (double)0x7fffffffffffffffL, "1", NULL, "S", "data sampling seed (1)", NULL},
     {"threads", OPT_INT, C(threads), OPT_STORE, 0, 1024, "0", NULL, "T", "training and self-generation threads (0: all online cores)", NULL},
     {"out", OPT_STR, F(out), OPT_STORE | OPT_PATH, 0, 0, NULL, NULL, "S.onebit",

@@ -97,9 +97,9 @@ int trainer_config_check(const TrainConfig *c, const ModelConfig *mc, char *err)
 }
 
 /* ---- memory ------------------------------------------------------------------ */
-static double need_of(const ModelConfig *mc, int B, int T, int optim)
+static double need_of(const ModelConfig *mc, const TrainConfig *c, int B, int T, int optim)
 {
-    return qat_memory_bytes(mc, &(QatSize){B, T, (QatOptim)optim});
+    return qat_memory_bytes(mc, &(QatSize){B, T, (QatOptim)optim, c->recompute});
 }
 
 /* the largest n in [1, hi) for which need(n) fits in have (need grows with
@@ -109,7 +109,7 @@ static int largest_fit(const ModelConfig *mc, const TrainConfig *c, int optim, i
     int lo = 0;
     while (hi - lo > 1) {
         int mid = lo + (hi - lo) / 2;
-        double n = vary_T ? need_of(mc, c->batch, mid, optim) : need_of(mc, mid, c->seq_len, optim);
+        double n = vary_T ? need_of(mc, c, c->batch, mid, optim) : need_of(mc, c, mid, c->seq_len, optim);
         if (n <= have) lo = mid;
         else hi = mid;
     }
@@ -126,22 +126,27 @@ static const char *gib(char *buf, double bytes)
 
 void trainer_memory_text(const ModelConfig *mc, const TrainConfig *c, char *buf, size_t n)
 {
-    double need = need_of(mc, c->batch, c->seq_len, c->optim_state), ps = qat_param_state_bytes(mc, (QatOptim)c->optim_state);
+    double need = need_of(mc, c, c->batch, c->seq_len, c->optim_state), ps = qat_param_state_bytes(mc, (QatOptim)c->optim_state);
     size_t np = qat_config_params(mc);
     char g[3][32];
     snprintf(buf, n, "training state %s: %zu trainable parameters at %.0f bytes each (%s AdamW moments) %s, "
-             "activations and scratch for %d x %d tokens %s",
+             "activations and scratch for %d x %d tokens%s %s",
              gib(g[0], need), np, ps / (double)np, c->optim_state == QAT_OPTIM_BF16 ? "BF16" : "FP32",
-             gib(g[1], ps), c->batch, c->seq_len, gib(g[2], need - ps));
+             gib(g[1], ps), c->batch, c->seq_len, c->recompute ? " (recomputed per block)" : "", gib(g[2], need - ps));
 }
 
 int trainer_memory_check(const ModelConfig *mc, const TrainConfig *c, double have, char *err)
 {
-    double need = need_of(mc, c->batch, c->seq_len, c->optim_state);
+    double need = need_of(mc, c, c->batch, c->seq_len, c->optim_state);
     if (have <= 0 || need <= have) return 0;
     ObBuf b = {0};
     int o = c->optim_state, bf = QAT_OPTIM_BF16;
-    if (o != bf && need_of(mc, c->batch, c->seq_len, bf) <= have) ob_buf_printf(&b, ", --optim-state bf16");
+    if (o != bf && need_of(mc, c, c->batch, c->seq_len, bf) <= have) ob_buf_printf(&b, ", --optim-state bf16");
+    if (!c->recompute) {
+        TrainConfig r = *c;
+        r.recompute = 1;
+        if (need_of(mc, &r, c->batch, c->seq_len, o) <= have) ob_buf_printf(&b, ", --recompute");
+    }
     int kb = largest_fit(mc, c, o, 0, c->batch, have), kt = largest_fit(mc, c, o, 1, c->seq_len, have);
     if (kb) ob_buf_printf(&b, ", --batch %d", kb);
     if (kt) ob_buf_printf(&b, ", --seq-len %d", kt);
@@ -158,7 +163,7 @@ int trainer_memory_check(const ModelConfig *mc, const TrainConfig *c, double hav
         ob_seterr(err, "%s; %s of memory is available; it would fit with%s", what, gib(g[0], have), b.s + 1);
     else
         ob_seterr(err, "%s; %s of memory is available, too little even with --optim-state bf16 --batch 1 --seq-len 2 (%s)",
-                  what, gib(g[0], have), gib(g[1], need_of(mc, 1, 2, bf)));
+                  what, gib(g[0], have), gib(g[1], need_of(mc, c, 1, 2, bf)));
     free(b.s);
     return -1;
 }
@@ -590,7 +595,7 @@ static void *run(void *arg)
     if (xnor_nll(t->teacher, t->data, &t->sum.xnor_nll, err)) { fail(t, err); return NULL; }
     trainer_memory_text(&t->teacher->cfg, k, err, sizeof err);
     emit_log(t, "%s", err);
-    t->q = qat_new(t->teacher, k->init, &(QatSize){k->batch, k->seq_len, (QatOptim)k->optim_state}, err);
+    t->q = qat_new(t->teacher, k->init, &(QatSize){k->batch, k->seq_len, (QatOptim)k->optim_state, k->recompute}, err);
     if (!t->q) { fail(t, err); return NULL; }
     if (qat_set_threads(t->q, trainer_threads(k), err)) { fail(t, err); return NULL; }
     t->batch_tok = ob_malloc((size_t)k->batch * k->seq_len * sizeof(int));

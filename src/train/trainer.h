@@ -61,6 +61,8 @@ typedef struct {
                           * self-generation; 0: all online cores (0) */
     uint64_t seed;       /* data sampling seed (1) */
     int optim_state;     /* AdamW moments' storage, a QatOptim (QAT_OPTIM_FP32) */
+    int recompute;       /* recompute each block's activations in the backward (0);
+                          * same results, so not part of a checkpoint */
     const char *out_path;    /* .onebit to export at the end (NULL: none) */
     const char *ckpt_path;   /* checkpoint file (NULL: no checkpoints) */
     const char *resume_path; /* checkpoint to resume from (NULL: fresh) */
@@ -83,7 +85,7 @@ int trainer_config_check(const TrainConfig *c, const ModelConfig *mc, char *err)
  * bytes per trainable parameter, activations. trainer_memory_check: 0 when
  * it fits in `have` bytes (have <= 0: unknown, fits), else -1 with err
  * saying so and naming the options that would make it fit (--optim-state
- * bf16, the largest --batch, the largest --seq-len). trainer_start checks
+ * bf16, --recompute, the largest --batch, the largest --seq-len). trainer_start checks
  * against qat_memory_available() and the run logs the text first. */
 void trainer_memory_text(const ModelConfig *mc, const TrainConfig *c, char *buf, size_t n);
 int trainer_memory_check(const ModelConfig *mc, const TrainConfig *c, double have, char *err);
