@@ -95,6 +95,29 @@ static int run(const TrainConfig *c, const char *sha, Seen *s, float **p, size_t
     return rc;
 }
 
+/* resume checkpoint ck with c (its optimizer state): the final parameters
+ * must be want (n); then with the other state it must be refused, naming
+ * the checkpoint's. The resumed run's events in *s. */
+static void resume_same_refuse_other(TrainConfig c, const char *ck, const float *want, size_t n, const char *what, Seen *s)
+{
+    char err[OB_ERRLEN];
+    c.resume_path = ck;
+    c.stop_after = 0;
+    c.ckpt_path = NULL;
+    TrainSummary sum;
+    float *p = NULL;
+    size_t np = 0;
+    CHECK(run(&c, SHA, s, &p, &np, &sum, err) == 0, "%s: resume: %s", what, sum.message);
+    CHECK(np == n && p && !memcmp(p, want, n * sizeof(float)), "%s: bit-identical final parameters after resume", what);
+    int own = c.optim_state;
+    c.optim_state = own == QAT_OPTIM_BF16 ? QAT_OPTIM_FP32 : QAT_OPTIM_BF16;
+    Seen s2;
+    CHECK(run(&c, SHA, &s2, NULL, NULL, &sum, err) == -1 &&
+              strstr(sum.message, own == QAT_OPTIM_BF16 ? "--optim-state bf16" : "--optim-state fp32"),
+          "%s: refused with the other optimizer state: %s", what, sum.message);
+    free(p);
+}
+
 /* a version 1 checkpoint (no optimizer state field, FP32 moments), made
  * from the version 2 file v2 of n parameters: it resumes to the same
  * final parameters want */
@@ -116,20 +139,8 @@ static void check_ckpt_v1(const TrainConfig *base, const char *v2, size_t n, con
     for (int i = 0; i < 8; i++) o[len + (size_t)i] = (unsigned char)(h >> 8 * i);
     snprintf(v1, sizeof v1, "%s.v1", v2);
     CHECK(file_write_atomic(v1, o, len + 8, err) == 0, "write %s: %s", v1, err);
-    TrainConfig c = *base;
-    c.ckpt_path = NULL;
-    c.stop_after = 0;
-    c.resume_path = v1;
     Seen s;
-    TrainSummary sum;
-    float *p = NULL;
-    size_t np = 0;
-    CHECK(run(&c, SHA, &s, &p, &np, &sum, err) == 0, "resume a version 1 checkpoint: %s", sum.message);
-    CHECK(np == n && p && !memcmp(p, want, n * sizeof(float)), "version 1 checkpoint: bit-identical final parameters");
-    c.optim_state = QAT_OPTIM_BF16;
-    CHECK(run(&c, SHA, &s, NULL, NULL, &sum, err) == -1 && strstr(sum.message, "--optim-state fp32"),
-          "a version 1 checkpoint refuses bf16 state: %s", sum.message);
-    free(p);
+    resume_same_refuse_other(*base, v1, want, n, "version 1 checkpoint", &s);
     free(o);
     free(raw);
     unlink(v1);
@@ -147,9 +158,9 @@ static void check_bf16(const TrainConfig *base, const char *ck, const float *p32
     c.stop_after = 0;
     c.ckpt_path = NULL;
     Seen a, b, b2;
-    TrainSummary sa, sb, sb2;
-    float *pa = NULL, *pb = NULL;
-    size_t na = 0, nb = 0;
+    TrainSummary sa, sb;
+    float *pa = NULL;
+    size_t na = 0;
     CHECK(run(&c, SHA, &a, &pa, &na, &sa, err) == 0 && a.nsteps == 12, "bf16 run: %s", sa.message);
     CHECK(na == n && pa && memcmp(pa, p32, n * sizeof(float)) != 0, "bf16 moments change the parameters");
     double worst = 0;
@@ -166,20 +177,12 @@ static void check_bf16(const TrainConfig *base, const char *ck, const float *p32
     CHECK(size > n * 8 + 12 && file_get_u32le((unsigned char *)raw + size - 8 - n * 8 - 4) == 1,
           "bf16 checkpoint: params (4 bytes) + m, v (2 bytes each) per parameter after the code 1 (%zu bytes)", size);
     free(raw);
-    c.stop_after = 0;
-    c.resume_path = ck;
-    c.ckpt_path = NULL;
-    CHECK(run(&c, SHA, &b2, &pb, &nb, &sb2, err) == 0 && b2.nsteps == 7, "bf16 resume: %s", sb2.message);
-    int same = 1;
+    resume_same_refuse_other(c, ck, pa, na, "bf16", &b2);
+    int same = b2.nsteps == 7;
     for (int i = 1; i <= 5; i++) same &= b.loss[i] == a.loss[i];
     for (int i = 6; i <= 12; i++) same &= b2.loss[i] == a.loss[i];
     CHECK(same, "bf16: 5 + resume + 7 steps, bit-identical losses");
-    CHECK(nb == na && pb && !memcmp(pa, pb, na * sizeof(float)), "bf16: bit-identical final parameters after resume");
-    c.optim_state = QAT_OPTIM_FP32;
-    CHECK(run(&c, SHA, &b2, NULL, NULL, &sb2, err) == -1 && strstr(sb2.message, "--optim-state bf16"),
-          "an fp32 run refuses the bf16 checkpoint: %s", sb2.message);
     free(pa);
-    free(pb);
     unlink(ck);
 }
 

@@ -2,7 +2,13 @@
  * full backward of the LLaMA block with 1-bit linears (every matmul is a
  * cblas_sgemm over all B·T tokens), the distillation loss (KL on logits +
  * normalised hidden-state MSE), AdamW, cosine LR schedule, gradient clipping.
- * Numerics of the FP parts follow src/model/model.c (llama2.c) exactly. */
+ * Numerics of the FP parts follow src/model/model.c (llama2.c) exactly.
+ * Memory (qat.h): per trainable parameter only W, its gradient and the two
+ * moments; sign(W) is expanded per linear into one scratch (expand_S), the
+ * STE factor computed in the backward (lp_ste); every buffer comes from
+ * take(), which qat_memory_bytes runs dry. Threads: a QatModel is used by
+ * one thread at a time (asserted); its work runs on its own pool (par_for,
+ * qsgemm), whose tasks never call back into the pool. */
 #include "train/qat.h"
 
 #include <assert.h>
