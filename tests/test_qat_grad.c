@@ -217,7 +217,7 @@ static void check_onebit(void)
         if (r > e) e = r;
     }
     report("onebit STE dW = dS*(1.001-tanh^2)", e, 1e-5);
-    /* the precomputed factor the student uses */
+    /* the factor the student computes from W in its backward pass */
     double es = 0;
     for (int i = -2000; i <= 2000; i++) {
         double w = i * 0.005, t = tanh(w);
