@@ -17,6 +17,13 @@ expect_exit 0 "tiny random model" "$BIN" bench train --random-model 12,20,2,3,1,
 check "json tok_s" contains "$TMP/out" '"tok_s":'
 check "json fraction" contains "$TMP/out" '"fraction":'
 check "json shape" contains "$TMP/out" '"dim":12,"hidden":20,"layers":2,"heads":3,"kv_heads":1,"vocab":37,"batch":2,"seq_len":7'
+expect_exit 0 "bf16 moments" "$BIN" bench train --random-model 12,20,2,3,1,37 --batch 2 --seq-len 7 --steps 2 --peak-size 64 --json --optim-state bf16
+check "json optim_state" contains "$TMP/out" '"optim_state":"bf16"'
+expect_exit 0 "text report" "$BIN" bench train --random-model 12,20,2,3,1,37 --batch 2 --seq-len 7 --steps 2 --peak-size 64
+check "training state first" contains "$TMP/out" "training state"
+check "bytes per parameter" contains "$TMP/out" "at 16 bytes each"
+expect_exit 1 "too big for this machine" "$BIN" bench train --random-model 12,20,2,3,1,37000 --batch 4096 --seq-len 4096 --steps 1
+check "refusal names --batch" contains "$TMP/err" "--batch"
 if [ -n "$SHARED" ] && [ -e "$SHARED/models/stories260K.bin" ]; then
     expect_exit 0 "stories260K" "$BIN" bench train --teacher "$SHARED/models/stories260K.bin" --batch 2 --seq-len 16 --steps 2 --peak-size 64
     check "text report" contains "$TMP/out" "tok/s"

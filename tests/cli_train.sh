@@ -24,6 +24,8 @@ check "lr message" contains "$TMP/err" "--lr"
 expect_exit 2 "zero lr" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --lr 0
 expect_exit 2 "bad init" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --init pca
 check "init message" contains "$TMP/err" "nmf or svd"
+expect_exit 2 "bad optim-state" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --optim-state fp16
+check "optim-state choices named" contains "$TMP/err" "fp32 or bf16"
 expect_exit 2 "bad batch" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 0 --out "$TMP/s.onebit"
 expect_exit 2 "warmup > steps" "$BIN" train $T --data "$X" --steps 5 --warmup 9 --seq-len 32 --batch 2 --out "$TMP/s.onebit"
 expect_exit 2 "unknown option" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --frobnicate

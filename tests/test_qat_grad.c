@@ -2,7 +2,8 @@
  * student (RMSNorm, RoPE, GQA attention, SwiGLU, the OneBit linear with its
  * LayerNorm, the STE) and of the whole distillation loss w.r.t. g, h and the
  * student's input, on tiny random models with odd sizes; the student
- * forward against model_forward with packed BitLinear layers; and the
+ * forward against model_forward with packed BitLinear layers; --recompute
+ * giving the same gradients bit for bit; and the
  * one-thread-at-a-time contract of a QatModel asserted (two threads in
  * qat_eval_nll_sum at once abort). */
 #include <pthread.h>
@@ -202,7 +203,7 @@ static void check_onebit(void)
     fill(W, nw, 1.5, 0);
     lin_loss(&c);
     memcpy(dy, c.R, ny * 4);
-    QatOnebitGrad p = {c.in, c.out, c.S, W, c.g, c.h, dW, dg, dh, dS, c.gx, dgx, NULL};
+    QatOnebitGrad p = {c.in, c.out, c.S, W, c.g, c.h, dW, dg, dh, dS, c.gx, dgx};
     qat_onebit_bwd(NULL, &p, c.x, c.N, c.a, c.y, c.rstd, dy, dx, 0);
     report("onebit dS (surrogate, LN incl.)", fd_check(lin_loss, &c, c.S, dS, nw, 2e-2), 5e-3);
     report("onebit dg", fd_check(lin_loss, &c, c.g, dg, c.in, 2e-2), 5e-3);
@@ -216,7 +217,7 @@ static void check_onebit(void)
         if (r > e) e = r;
     }
     report("onebit STE dW = dS*(1.001-tanh^2)", e, 1e-5);
-    /* the precomputed factor the student uses */
+    /* the factor the student computes from W in its backward pass */
     double es = 0;
     for (int i = -2000; i <= 2000; i++) {
         double w = i * 0.005, t = tanh(w);
@@ -224,15 +225,10 @@ static void check_onebit(void)
         if (r > es) es = r;
     }
     report("qat_ste(w) vs 1.001-tanh^2(w), |w|<=10", es, 1e-5);
-    float *ste = malloc(nw * 4), *dW2 = calloc(nw, 4), *dg2 = calloc(c.in, 4), *dh2 = calloc(c.out, 4);
-    for (size_t k = 0; k < nw; k++) ste[k] = qat_ste(W[k]);
-    QatOnebitGrad p2 = {c.in, c.out, c.S, W, c.g, c.h, dW2, dg2, dh2, dS, c.gx, dgx, ste};
-    memcpy(dy, c.R, ny * 4);
-    qat_onebit_bwd(NULL, &p2, c.x, c.N, c.a, c.y, c.rstd, dy, dx, 0);
-    double e2 = 0;
-    for (size_t k = 0; k < nw; k++) { double r = rel_err(dW2[k], dW[k], 1e-6); if (r > e2) e2 = r; }
-    report("onebit dW with precomputed STE", e2, 1e-5);
-    free(ste); free(dW2); free(dg2); free(dh2);
+    /* the factor is computed from W in the backward pass: exactly qat_ste */
+    int same = 1;
+    for (size_t k = 0; k < nw; k++) same &= dW[k] == dS[k] * qat_ste(W[k]);
+    CHECK(same, "onebit dW = dS * qat_ste(W), computed in the backward pass");
     /* accumulate = 1 adds to dx */
     float *dx2 = malloc(nx * 4);
     for (size_t i = 0; i < nx; i++) dx2[i] = 1.0f;
@@ -288,7 +284,7 @@ static void check_whole(int heads, int kv, int shared, const char *tag)
     int B = 2, T = 7, C = 12, V = 37, N = B * T;
     random_model(&m, C, 20, 2, heads, kv, V, shared);
     char err[OB_ERRLEN];
-    QatModel *q = qat_new(&m, SVID_NMF, B, T, err);
+    QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){B, T, QAT_OPTIM_FP32, 0}, err);
     CHECK(q != NULL, "qat_new: %s", err);
     if (!q) return;
     /* random latent weights and scales: the student differs from SVID */
@@ -301,7 +297,6 @@ static void check_whole(int heads, int kv, int shared, const char *tag)
         fill(g, in, 0.3, 1);
         fill(h, out, 0.3, 1);
     }
-    qat_sync(q);
     int tok[14];
     for (int i = 0; i < N; i++) tok[i] = (int)((urand() + 1) * 0.5 * V) % V;
     tok[3] = tok[9]; /* a repeated token: its input grads add up */
@@ -488,6 +483,48 @@ static void check_whole(int heads, int kv, int shared, const char *tag)
     model_free(&m);
 }
 
+/* --recompute: the same loss, parameter gradients and input gradient, bit
+ * for bit, as keeping every block's activations (3 layers: two blocks
+ * recomputed), with 1 and 3 threads; and less memory */
+static void check_recompute(int heads, int kv, int nt)
+{
+    Model m;
+    int B = 2, T = 7, V = 37, N = B * T, C = 12, L = 3;
+    random_model(&m, C, 20, L, heads, kv, V, 0);
+    char err[OB_ERRLEN];
+    QatModel *q[2];
+    for (int r = 0; r < 2; r++) {
+        q[r] = qat_new(&m, SVID_NMF, &(QatSize){B, T, QAT_OPTIM_FP32, r}, err);
+        CHECK(q[r] != NULL, "qat_new recompute %d: %s", r, err);
+        if (!q[r]) return;
+        CHECK(qat_set_threads(q[r], nt, err) == 0, "threads: %s", err);
+    }
+    size_t np = qat_num_params(q[0]);
+    fill(qat_params(q[0]), np, 1, 0);
+    memcpy(qat_params(q[1]), qat_params(q[0]), np * 4);
+    int tok[14];
+    for (int i = 0; i < N; i++) tok[i] = (int)((urand() + 1) * 0.5 * V) % V;
+    QatLossCfg lc = {1.0f, 0.01f};
+    QatLoss lo[2];
+    for (int r = 0; r < 2; r++) {
+        qat_zero_grads(q[r]);
+        qat_forward_backward(q[r], tok, B, T, &lc, 1.0f, &lo[r]);
+    }
+    CHECK(lo[0].loss == lo[1].loss && lo[0].kl == lo[1].kl && lo[0].mse == lo[1].mse, "recompute (%d/%d, %d threads): same loss %.9g %.9g",
+          heads, kv, nt, lo[0].loss, lo[1].loss);
+    CHECK(!memcmp(qat_grads(q[0]), qat_grads(q[1]), np * 4), "recompute (%d/%d, %d threads): bit-identical parameter gradients",
+          heads, kv, nt);
+    CHECK(!memcmp(qat_input_grad(q[0]), qat_input_grad(q[1]), (size_t)N * C * 4),
+          "recompute (%d/%d, %d threads): bit-identical input gradient", heads, kv, nt);
+    long n0, n1;
+    CHECK(qat_eval_nll_sum(q[0], tok, B, T, &n0) == qat_eval_nll_sum(q[1], tok, B, T, &n1), "recompute: same eval NLL");
+    CHECK(qat_allocated_bytes(q[1]) < qat_allocated_bytes(q[0]), "recompute keeps less: %.0f vs %.0f bytes",
+          qat_allocated_bytes(q[1]), qat_allocated_bytes(q[0]));
+    qat_free(q[0]);
+    qat_free(q[1]);
+    model_free(&m);
+}
+
 typedef struct { QatModel *q; const int *tok; } Shared;
 static void *eval_forever(void *arg)
 {
@@ -509,7 +546,7 @@ static void check_one_thread(void)
         char err[OB_ERRLEN];
         Model m;
         random_model(&m, 32, 48, 2, 4, 2, 64, 0);
-        QatModel *q = qat_new(&m, SVID_NMF, 2, 16, err);
+        QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){2, 16, QAT_OPTIM_FP32, 0}, err);
         if (!q) _exit(3);
         int tok[32];
         for (int i = 0; i < 32; i++) tok[i] = i % 64;
@@ -536,17 +573,19 @@ int main(void)
     check_onebit();
     check_whole(3, 1, 0, "GQA untied:");
     check_whole(2, 2, 1, "MHA tied:");
+    check_recompute(3, 1, 1);
+    check_recompute(2, 2, 3);
     char err[OB_ERRLEN];
     Model m;
     random_model(&m, 12, 20, 2, 3, 1, 37, 0);
-    CHECK(qat_new(&m, 7, 2, 7, err) == NULL, "bad init rejected");
-    CHECK(qat_new(&m, SVID_SVD, 2, 17, err) == NULL, "max_T > seq_len rejected");
-    CHECK(qat_new(&m, SVID_SVD, 1 << 20, 16, err) == NULL && strstr(err, "GiB"), "too big a batch: %s", err);
+    CHECK(qat_new(&m, 7, &(QatSize){2, 7, QAT_OPTIM_FP32, 0}, err) == NULL, "bad init rejected");
+    CHECK(qat_new(&m, SVID_SVD, &(QatSize){2, 17, QAT_OPTIM_FP32, 0}, err) == NULL, "max_T > seq_len rejected");
+    CHECK(qat_new(&m, SVID_SVD, &(QatSize){1 << 20, 16, QAT_OPTIM_FP32, 0}, err) == NULL && strstr(err, "GiB"), "too big a batch: %s", err);
     m.lin[3].out = 11;
-    CHECK(qat_new(&m, SVID_SVD, 2, 7, err) == NULL && strstr(err, "wo"), "linear shape mismatch: %s", err);
+    CHECK(qat_new(&m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_FP32, 0}, err) == NULL && strstr(err, "wo"), "linear shape mismatch: %s", err);
     m.lin[3].out = 12;
     m.wk[5] = NAN;
-    CHECK(qat_new(&m, SVID_NMF, 2, 7, err) == NULL && strstr(err, "wk"), "non-finite teacher weight: %s", err);
+    CHECK(qat_new(&m, SVID_NMF, &(QatSize){2, 7, QAT_OPTIM_FP32, 0}, err) == NULL && strstr(err, "wk"), "non-finite teacher weight: %s", err);
     model_free(&m);
     check_one_thread();
     return test_done("test_qat_grad");

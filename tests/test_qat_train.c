@@ -1,10 +1,15 @@
 /* test_qat_train.c -- the QAT optimiser pieces and training behaviour:
  * AdamW and the LR schedule against hand-computed values, gradient clipping,
  * the STE sign re-sync, gradient accumulation, bit-identical reruns, SVID
- * init, and a few dozen AdamW steps on stories260K lowering the loss. */
+ * init, AdamW with BF16 moments, qat_memory_bytes against what qat_new
+ * allocates, and a few dozen AdamW steps on stories260K lowering the loss. */
 #include <cblas.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__GLIBC__)
+#include <malloc.h> /* mallinfo2, mallopt */
+#endif
 
 #include "base/blas.h"
 #include "base/common.h"
@@ -46,37 +51,79 @@ static void check_schedule(void)
     CHECK_NEAR(qat_lr(5, 5, 5, 1e-3f, 0), 0, 1e-9, "total = warmup");
 }
 
+/* BF16 moments: the same two steps as check_adamw_clip; FP32 arithmetic,
+ * the moments rounded to nearest even on store; the step uses the
+ * unrounded moments */
+static void check_adamw_bf16(const Model *m)
+{
+    char err[OB_ERRLEN];
+    QatModel *q = qat_new(m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_BF16, 0}, err);
+    CHECK(q != NULL, "qat_new bf16: %s", err);
+    if (!q) return;
+    size_t eb;
+    const uint16_t *mb = qat_moments(q, 0, &eb), *vb = qat_moments(q, 1, NULL);
+    CHECK(qat_optim(q) == QAT_OPTIM_BF16 && eb == 2, "bf16 moments: %zu bytes each", eb);
+    float *P = qat_params(q), *G = qat_grads(q);
+    qat_zero_grads(q);
+    P[0] = 0.5f;
+    G[0] = 0.2f;
+    AdamWCfg c = {0.1f, 0.9f, 0.98f, 1e-8f, 0.01f};
+    qat_adamw_step(q, 1, &c);
+    CHECK_NEAR(P[0], 0.399500005, 1e-6, "bf16 adamw step 1 (as fp32: the step uses the unrounded moments)");
+    float m1 = (1.0f - 0.9f) * 0.2f, v1 = (1.0f - 0.98f) * 0.2f * 0.2f;
+    CHECK(mb[0] == ob_fp32_to_bf16(m1) && vb[0] == ob_fp32_to_bf16(v1), "m, v stored as bf16 of %g, %g: %#x %#x", m1, v1,
+          mb[0], vb[0]);
+    CHECK(qat_moment(q, 0, 0) == ob_bf16_to_fp32(mb[0]), "qat_moment reads bf16");
+    CHECK_NEAR(qat_moment(q, 0, 0), 0.02, 0.02 / 128, "m after step 1 within bf16 rounding");
+    G[0] = -0.1f;
+    float p1 = P[0];
+    qat_adamw_step(q, 2, &c);
+    /* step 2 by hand from the rounded moments */
+    float m2 = 0.9f * ob_bf16_to_fp32(ob_fp32_to_bf16(m1)) + (1.0f - 0.9f) * -0.1f;
+    float v2 = 0.98f * ob_bf16_to_fp32(ob_fp32_to_bf16(v1)) + (1.0f - 0.98f) * -0.1f * -0.1f;
+    float mh = m2 * (float)(1.0 / (1.0 - 0.81)), vh = v2 * (float)(1.0 / (1.0 - 0.98 * 0.98));
+    float want = p1 - 0.1f * (mh / (sqrtf(vh) + 1e-8f) + 0.01f * p1);
+    CHECK_NEAR(P[0], want, 1e-6, "bf16 adamw step 2 from the rounded moments");
+    CHECK_NEAR(P[0], 0.372389735, 2e-3, "bf16 adamw step 2 near the fp32 one");
+    CHECK(mb[0] == ob_fp32_to_bf16(m2) && vb[0] == ob_fp32_to_bf16(v2), "step 2 moments rounded on store");
+    /* half the moment bytes of an fp32 model of the same shape */
+    QatModel *q32 = qat_new(m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_FP32, 0}, err);
+    size_t n = qat_num_params(q);
+    CHECK(qat_allocated_bytes(q32) - qat_allocated_bytes(q) >= 4.0 * n && qat_allocated_bytes(q32) - qat_allocated_bytes(q) <= 4.0 * n + 128,
+          "bf16 saves 4 bytes per parameter: %.0f vs %.0f (%zu params)", qat_allocated_bytes(q), qat_allocated_bytes(q32), n);
+    qat_free(q32);
+    qat_free(q);
+}
+
 static void check_adamw_clip(void)
 {
     Model m;
     random_model(&m);
     char err[OB_ERRLEN];
-    QatModel *q = qat_new(&m, SVID_SVD, 2, 7, err);
+    QatModel *q = qat_new(&m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_FP32, 0}, err);
     CHECK(q != NULL, "qat_new: %s", err);
     size_t n = qat_num_params(q);
     float *P = qat_params(q), *G = qat_grads(q);
-    float *mm = calloc(n, 4), *vv = calloc(n, 4);
     /* parameter 0: p = 0.5, grads 0.2 then -0.1; parameter 1: p = -0.004
      * with grad -1: the step flips its sign (and S) */
     qat_zero_grads(q);
     P[0] = 0.5f; P[1] = -0.004f;
     G[0] = 0.2f; G[1] = -1.0f;
     AdamWCfg c = {0.1f, 0.9f, 0.98f, 1e-8f, 0.01f};
-    qat_adamw_step(q, mm, vv, 1, &c);
+    qat_adamw_step(q, 1, &c);
     CHECK_NEAR(P[0], 0.399500005, 1e-6, "adamw step 1");
-    CHECK_NEAR(mm[0], 0.02, 1e-8, "m after step 1");
-    CHECK_NEAR(vv[0], 0.0008, 1e-9, "v after step 1");
+    CHECK_NEAR(qat_moment(q, 0, 0), 0.02, 1e-8, "m after step 1");
+    CHECK_NEAR(qat_moment(q, 1, 0), 0.0008, 1e-9, "v after step 1");
     CHECK_NEAR(P[1], -0.004 - 0.1 * (-1.0 + 0.01 * -0.004), 1e-6, "adamw step 1, param 1");
     G[0] = -0.1f;
-    qat_adamw_step(q, mm, vv, 2, &c);
+    qat_adamw_step(q, 2, &c);
     CHECK_NEAR(P[0], 0.372389735, 1e-6, "adamw step 2");
-    CHECK_NEAR(mm[0], 0.008, 1e-8, "m after step 2");
-    CHECK_NEAR(vv[0], 0.000984, 1e-9, "v after step 2");
+    CHECK_NEAR(qat_moment(q, 0, 0), 0.008, 1e-8, "m after step 2");
+    CHECK_NEAR(qat_moment(q, 1, 0), 0.000984, 1e-9, "v after step 2");
     /* the student's forward must see the new sign of parameter 1: compare
      * with a student whose W[1] was set to the same value and synced */
-    QatModel *q2 = qat_new(&m, SVID_SVD, 2, 7, err);
+    QatModel *q2 = qat_new(&m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_FP32, 0}, err);
     memcpy(qat_params(q2), P, n * 4);
-    qat_sync(q2);
     int tok[14];
     for (int i = 0; i < 14; i++) tok[i] = (i * 7 + 3) % 37;
     long np;
@@ -93,9 +140,9 @@ static void check_adamw_clip(void)
     CHECK_NEAR(G[3], 0.6, 1e-6, "clipped 3");
     CHECK_NEAR(G[n - 1], 0.8, 1e-6, "clipped 4");
     CHECK_NEAR(qat_clip_grads(q, 0), 1.0, 1e-6, "norm after clip");
-    free(mm); free(vv);
     qat_free(q);
     qat_free(q2);
+    check_adamw_bf16(&m);
     model_free(&m);
 }
 
@@ -105,7 +152,7 @@ static void check_accumulation(void)
     Model m;
     random_model(&m);
     char err[OB_ERRLEN];
-    QatModel *q = qat_new(&m, SVID_NMF, 2, 7, err);
+    QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){2, 7, QAT_OPTIM_FP32, 0}, err);
     size_t n = qat_num_params(q);
     int tok[14];
     for (int i = 0; i < 14; i++) tok[i] = (int)((urand() + 1) * 18.5) % 37;
@@ -158,12 +205,11 @@ static void train_nt(const Model *m, const int *tok, int B, int T, int steps, do
                      size_t *np_out, int nt)
 {
     char err[OB_ERRLEN];
-    QatModel *q = qat_new(m, SVID_NMF, B, T, err);
+    QatModel *q = qat_new(m, SVID_NMF, &(QatSize){B, T, QAT_OPTIM_FP32, 0}, err);
     if (!q) { fprintf(stderr, "%s\n", err); exit(1); }
     if (qat_set_threads(q, nt, err)) { fprintf(stderr, "%s\n", err); exit(1); }
     CHECK(qat_threads(q) == nt, "qat_threads %d", qat_threads(q));
     size_t n = qat_num_params(q);
-    float *mm = calloc(n, 4), *vv = calloc(n, 4);
     QatLossCfg lc = {1.0f, 0.01f};
     for (int s = 0; s < steps; s++) {
         QatLoss L;
@@ -172,11 +218,10 @@ static void train_nt(const Model *m, const int *tok, int B, int T, int steps, do
         loss[s] = L.loss;
         qat_clip_grads(q, 1.0f);
         AdamWCfg c = {qat_lr(s, steps, 4, 4e-3f, 4e-4f), 0.9f, 0.98f, 1e-8f, 0.01f};
-        qat_adamw_step(q, mm, vv, s + 1, &c);
+        qat_adamw_step(q, s + 1, &c);
     }
     if (final_params) memcpy(final_params, qat_params(q), n * 4);
     if (np_out) *np_out = n;
-    free(mm); free(vv);
     qat_free(q);
 }
 
@@ -252,8 +297,66 @@ static void check_threads(void)
     model_free(&m);
 }
 
+/* qat_memory_bytes is what qat_new allocates: equal to the model's own
+ * count for several shapes, both moment precisions, with and without
+ * recomputation, and (glibc) to the
+ * heap's growth over qat_new within the allocator's per-block overhead;
+ * the parameter state is 16 or 12 bytes per trainable parameter */
+static void check_memory(void)
+{
+    static const int shapes[][7] = {{12, 20, 2, 3, 1, 37, 16}, {64, 176, 2, 4, 2, 96, 32}, {48, 64, 3, 6, 6, 50, 24}};
+    static const int bt[][2] = {{2, 7}, {1, 16}, {3, 5}};
+    char err[OB_ERRLEN];
+    int exact = 1, checked = 0;
+    for (int si = 0; si < 3; si++) {
+        const int *v = shapes[si];
+        ModelConfig cfg = {v[0], v[1], v[2], v[3], v[4], v[0] / v[3], v[5], v[6], 10000.0f, 1e-5f, 0};
+        Model m;
+        if (model_alloc(&m, &cfg, 1, err)) { CHECK(0, "model_alloc: %s", err); return; }
+        for (size_t i = 0; i < m.arena_floats; i++) m.arena[i] = (float)(0.5 * urand());
+        for (int o = 0; o < 4; o++)
+            for (int k = 0; k < 3; k++) {
+                QatSize sz = {bt[k][0], bt[k][1], o & 1 ? QAT_OPTIM_BF16 : QAT_OPTIM_FP32, o >> 1};
+                double want = qat_memory_bytes(&cfg, &sz);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+                struct mallinfo2 a0 = mallinfo2();
+#endif
+                QatModel *q = qat_new(&m, SVID_SVD, &sz, err);
+                if (!q) { CHECK(0, "qat_new: %s", err); continue; }
+                if (qat_allocated_bytes(q) != want) {
+                    exact = 0;
+                    printf("shape %d, %dx%d, variant %d: allocated %.0f, qat_memory_bytes %.0f\n", si, sz.max_B, sz.max_T, o,
+                           qat_allocated_bytes(q), want);
+                }
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+                struct mallinfo2 a1 = mallinfo2();
+                double grown = (double)(a1.uordblks + a1.hblkhd) - (double)(a0.uordblks + a0.hblkhd);
+                if (grown > 0) { /* 0 under a sanitizer's allocator */
+                    checked++;
+                    /* at most ~200 buffers, each with a header and up to 64 bytes of alignment */
+                    CHECK(grown >= want && grown <= want + 200 * 128,
+                          "shape %d %dx%d variant %d: the heap grew by %.0f bytes for %.0f counted", si, sz.max_B, sz.max_T, o,
+                          grown, want);
+                }
+#endif
+                size_t np = qat_num_params(q);
+                CHECK(np == qat_config_params(&cfg), "qat_config_params %zu vs %zu", qat_config_params(&cfg), np);
+                CHECK(qat_param_state_bytes(&cfg, sz.optim) == (o & 1 ? 12.0 : 16.0) * np, "%d bytes per parameter", o & 1 ? 12 : 16);
+                qat_free(q);
+            }
+        model_free(&m);
+    }
+    CHECK(exact, "qat_memory_bytes == qat_allocated_bytes for 3 shapes x 3 batches x 2 precisions x recompute or not");
+    printf("memory: heap growth checked for %d models\n", checked);
+}
+
 int main(void)
 {
+    /* every buffer on the heap proper, so that mallinfo2 sees it whole */
+#if defined(__GLIBC__)
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+#endif
+    check_memory();
     check_schedule();
     check_adamw_clip();
     check_accumulation();

@@ -1,7 +1,10 @@
 /* test_trainer.c -- the QAT trainer on stories260K: determinism, bitwise
  * resume (N steps straight == K steps + checkpoint + resume + N-K steps,
  * losses and final parameters), pause/resume/stop from another thread,
- * hostile checkpoints (corrupt, other teacher, other config), and a
+ * hostile checkpoints (corrupt, other teacher, other config), version 1
+ * checkpoints still resuming, --optim-state bf16 (its own bitwise resume,
+ * losses near fp32's, its checkpoint refused by an fp32 run), the memory
+ * check's hints (trainer_memory_check), and a
  * checkpoint path longer than an event's text reaching the run store
  * intact (the DbWriter records and hashes the file the trainer wrote). */
 #include <poll.h>
@@ -16,6 +19,7 @@
 #include "train/data.h"
 #include "onebit/student.h"
 #include "test.h"
+#include "train/qat.h"
 #include "train/trainer.h"
 #include "train/session.h"
 #include "base/opt.h"
@@ -91,6 +95,128 @@ static int run(const TrainConfig *c, const char *sha, Seen *s, float **p, size_t
     return rc;
 }
 
+/* resume checkpoint ck with c (its optimizer state): the final parameters
+ * must be want (n); then with the other state it must be refused, naming
+ * the checkpoint's. The resumed run's events in *s. */
+static void resume_same_refuse_other(TrainConfig c, const char *ck, const float *want, size_t n, const char *what, Seen *s)
+{
+    char err[OB_ERRLEN];
+    c.resume_path = ck;
+    c.stop_after = 0;
+    c.ckpt_path = NULL;
+    TrainSummary sum;
+    float *p = NULL;
+    size_t np = 0;
+    CHECK(run(&c, SHA, s, &p, &np, &sum, err) == 0, "%s: resume: %s", what, sum.message);
+    CHECK(np == n && p && !memcmp(p, want, n * sizeof(float)), "%s: bit-identical final parameters after resume", what);
+    int own = c.optim_state;
+    c.optim_state = own == QAT_OPTIM_BF16 ? QAT_OPTIM_FP32 : QAT_OPTIM_BF16;
+    Seen s2;
+    CHECK(run(&c, SHA, &s2, NULL, NULL, &sum, err) == -1 &&
+              strstr(sum.message, own == QAT_OPTIM_BF16 ? "--optim-state bf16" : "--optim-state fp32"),
+          "%s: refused with the other optimizer state: %s", what, sum.message);
+    free(p);
+}
+
+/* a version 1 checkpoint (no optimizer state field, FP32 moments), made
+ * from the version 2 file v2 of n parameters: it resumes to the same
+ * final parameters want */
+static void check_ckpt_v1(const TrainConfig *base, const char *v2, size_t n, const float *want)
+{
+    char err[OB_ERRLEN], v1[600];
+    char *raw = NULL;
+    size_t size = 0;
+    if (ob_read_file(v2, &raw, &size, err) || size < 8 + 3 * n * 4 + 12) { CHECK(0, "read %s: %s", v2, err); free(raw); return; }
+    size_t code = size - 8 - 3 * n * 4 - 4; /* the u32 optimizer state, right before the arrays */
+    CHECK(file_get_u32le((unsigned char *)raw + 8) == 2 && file_get_u32le((unsigned char *)raw + code) == 0,
+          "a version 2 checkpoint with FP32 state (code 0)");
+    unsigned char *o = malloc(size);
+    memcpy(o, raw, code);
+    memcpy(o + code, raw + code + 4, size - 8 - code - 4);
+    size_t len = size - 4 - 8;
+    o[8] = 1; o[9] = o[10] = o[11] = 0;
+    uint64_t h = file_fnv1a(FILE_FNV_INIT, o, len);
+    for (int i = 0; i < 8; i++) o[len + (size_t)i] = (unsigned char)(h >> 8 * i);
+    snprintf(v1, sizeof v1, "%s.v1", v2);
+    CHECK(file_write_atomic(v1, o, len + 8, err) == 0, "write %s: %s", v1, err);
+    Seen s;
+    resume_same_refuse_other(*base, v1, want, n, "version 1 checkpoint", &s);
+    free(o);
+    free(raw);
+    unlink(v1);
+}
+
+/* --optim-state bf16: its own bit-identical resume, half the moment bytes
+ * in the checkpoint, losses near fp32's (fp32 run: loss by step in a32,
+ * final parameters p32), and an FP32 resume of its checkpoint refused */
+static void check_bf16(const TrainConfig *base, const char *ck, const float *p32, size_t n, const Seen *a32)
+{
+    char err[OB_ERRLEN];
+    TrainConfig c = *base;
+    c.optim_state = QAT_OPTIM_BF16;
+    c.resume_path = NULL;
+    c.stop_after = 0;
+    c.ckpt_path = NULL;
+    Seen a, b, b2;
+    TrainSummary sa, sb;
+    float *pa = NULL;
+    size_t na = 0;
+    CHECK(run(&c, SHA, &a, &pa, &na, &sa, err) == 0 && a.nsteps == 12, "bf16 run: %s", sa.message);
+    CHECK(na == n && pa && memcmp(pa, p32, n * sizeof(float)) != 0, "bf16 moments change the parameters");
+    double worst = 0;
+    for (int i = 1; i <= 12; i++) worst = fmax(worst, fabs(a.loss[i] - a32->loss[i]) / a32->loss[i]);
+    CHECK(a.loss[1] == a32->loss[1] && worst < 0.02, "bf16 losses within 2%% of fp32's (worst %.4f)", worst);
+    c.ckpt_path = ck;
+    c.stop_after = 5;
+    CHECK(run(&c, SHA, &b, NULL, NULL, &sb, err) == 0 && sb.steps_done == 5, "bf16 5 steps: %s", sb.message);
+    struct stat st;
+    CHECK(stat(ck, &st) == 0, "bf16 checkpoint written");
+    char *raw = NULL;
+    size_t size = 0;
+    ob_read_file(ck, &raw, &size, err);
+    CHECK(size > n * 8 + 12 && file_get_u32le((unsigned char *)raw + size - 8 - n * 8 - 4) == 1,
+          "bf16 checkpoint: params (4 bytes) + m, v (2 bytes each) per parameter after the code 1 (%zu bytes)", size);
+    free(raw);
+    resume_same_refuse_other(c, ck, pa, na, "bf16", &b2);
+    int same = b2.nsteps == 7;
+    for (int i = 1; i <= 5; i++) same &= b.loss[i] == a.loss[i];
+    for (int i = 6; i <= 12; i++) same &= b2.loss[i] == a.loss[i];
+    CHECK(same, "bf16: 5 + resume + 7 steps, bit-identical losses");
+    free(pa);
+    unlink(ck);
+}
+
+/* trainer_memory_check against a given amount of memory: fits, or refused
+ * naming what would fit */
+static void check_memory_hints(void)
+{
+    char err[OB_ERRLEN];
+    TrainConfig c;
+    base_cfg(&c, 10);
+    const ModelConfig *mc = &M.cfg;
+    c.batch = 64;
+    c.seq_len = 256;
+    double f32 = qat_memory_bytes(mc, &(QatSize){64, 256, QAT_OPTIM_FP32, 0});
+    double b16 = qat_memory_bytes(mc, &(QatSize){64, 256, QAT_OPTIM_BF16, 0});
+    double one = qat_memory_bytes(mc, &(QatSize){1, 256, QAT_OPTIM_FP32, 0});
+    double np4 = 4.0 * (double)qat_config_params(mc);
+    CHECK(f32 - b16 >= np4 - 128 && f32 - b16 <= np4 + 128, "bf16 saves 4 bytes per parameter: %.0f for %.0f", f32 - b16, np4);
+    CHECK(trainer_memory_check(mc, &c, f32, err) == 0, "fits in exactly its size");
+    CHECK(trainer_memory_check(mc, &c, 0, err) == 0, "unknown memory: fits");
+    CHECK(trainer_memory_check(mc, &c, f32 - 1, err) == -1 && strstr(err, "--optim-state bf16") && strstr(err, "--batch 63") &&
+              strstr(err, "--seq-len") && strstr(err, "training state"), "one byte short: %s", err);
+    CHECK(trainer_memory_check(mc, &c, one + 1, err) == -1 && strstr(err, "--batch 1") && !strstr(err, "--optim-state"),
+          "room for batch 1 only: %s", err);
+    c.optim_state = QAT_OPTIM_BF16;
+    CHECK(trainer_memory_check(mc, &c, 1000, err) == -1 && strstr(err, "too little even with"), "nothing fits: %s", err);
+    char txt[512];
+    trainer_memory_text(mc, &c, txt, sizeof txt);
+    CHECK(strstr(txt, "at 12 bytes each (BF16 AdamW moments)") != NULL, "memory text: %s", txt);
+    c.optim_state = QAT_OPTIM_FP32;
+    trainer_memory_text(mc, &c, txt, sizeof txt);
+    CHECK(strstr(txt, "at 16 bytes each (FP32 AdamW moments)") != NULL, "memory text: %s", txt);
+}
+
 static int file_copy(const char *from, const char *to)
 {
     char *b, e[OB_ERRLEN];
@@ -141,6 +267,7 @@ int main(void)
     snprintf(ck, sizeof ck, "%s/run.ckpt", dir);
     snprintf(ck5, sizeof ck5, "%s/step5.ckpt", dir);
     check_blas_owner();
+    check_memory_hints();
 
     /* A: 12 steps straight */
     TrainConfig c;
@@ -231,6 +358,8 @@ int main(void)
     CHECK(nb2 == na && pb2 && !memcmp(pa, pb2, na * sizeof(float)), "bit-identical final parameters after resume");
     CHECK(sb2.student_nll == sa.student_nll, "same held-out NLL %.9g vs %.9g", sb2.student_nll, sa.student_nll);
     free(pb2);
+    check_ckpt_v1(&c, ck5, na, pa);
+    check_bf16(&c, ck, pa, na, &a);
     free(pa);
 
     /* hostile checkpoints */

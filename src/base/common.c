@@ -293,19 +293,6 @@ uint16_t ob_fp32_to_fp16(float f)
     return (uint16_t)(sign | r);
 }
 
-float ob_bf16_to_fp32(uint16_t h)
-{
-    uint32_t bits = (uint32_t)h << 16;
-    return f32_from_bits(bits);
-}
-
-uint16_t ob_fp32_to_bf16(float f)
-{
-    uint32_t x = f32_bits(f);
-    if ((x & 0x7fffffff) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40);
-    x += 0x7fff + ((x >> 16) & 1);
-    return (uint16_t)(x >> 16);
-}
 
 int ob_parse_int(const char *s, long lo, long hi, long *out)
 {

@@ -67,8 +67,21 @@ void ob_fmt_duration(char *buf, size_t n, double seconds);
 
 float ob_fp16_to_fp32(uint16_t h);
 uint16_t ob_fp32_to_fp16(float f);   /* round to nearest even */
-float ob_bf16_to_fp32(uint16_t h);
-uint16_t ob_fp32_to_bf16(float f);   /* round to nearest even */
+/* BF16 <-> FP32 inline: the AdamW loop (train/qat.c) converts every
+ * moment of every step. To BF16: round to nearest even, NaN stays NaN. */
+static inline float ob_bf16_to_fp32(uint16_t h)
+{
+    union { uint32_t u; float f; } v = {(uint32_t)h << 16};
+    return v.f;
+}
+static inline uint16_t ob_fp32_to_bf16(float f)
+{
+    union { float f; uint32_t u; } v = {f};
+    uint32_t x = v.u;
+    if ((x & 0x7fffffff) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40);
+    x += 0x7fff + ((x >> 16) & 1);
+    return (uint16_t)(x >> 16);
+}
 
 /* parse a positive/nonnegative integer or float option; -1 on junk */
 int ob_parse_int(const char *s, long lo, long hi, long *out);

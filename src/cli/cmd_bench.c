@@ -16,6 +16,7 @@
 #include "base/common.h"
 #include "base/opt.h"
 #include "train/qat.h"
+#include "train/trainer.h"
 #include "onebit/student.h"
 #include "onebit/svid.h"
 #include "base/pool.h"
@@ -138,7 +139,7 @@ static int bench_forward_random(const char *spec, long T, long reps, int json)
 
 typedef struct {
     char *teacher, *tokenizer, *student, *spec, *kernel, *act;
-    int tokens, reps, batch, seq_len, steps, peak, rows, cols, threads, mib, chunk;
+    int tokens, reps, batch, seq_len, steps, peak, rows, cols, threads, mib, chunk, optim, recompute;
     int cold, json;
 } BenchOpts;
 
@@ -163,6 +164,8 @@ static const OptSpec train_opts[] = {
     {"steps", OPT_INT, F(steps), 0, 1, 1000000, "10", NULL, "N", "timed steps (10)", NULL},
     {"threads", OPT_INT, F(threads), 0, 1, 1024, NULL, NULL, "K", "training threads (default: online CPUs)", NULL},
     {"peak-size", OPT_INT, F(peak), 0, 16, 8192, "1024", NULL, "P", "the sgemm peak's P x P x P (1024)", NULL},
+    {"optim-state", OPT_CHOICE, F(optim), 0, 0, 0, "fp32", "fp32|bf16", "fp32|bf16", "AdamW moments' storage, as train's (fp32)", NULL},
+    {"recompute", OPT_FLAG, F(recompute), 0, 0, 1, NULL, NULL, NULL, "recompute block activations in the backward, as train's", NULL},
     ROW_JSON, ROW_END};
 static const OptSpec gemv_opts[] = {
     {"rows", OPT_INT, F(rows), 0, 1, 1 << 20, "4096", NULL, "R", "weight rows (4096)", NULL},
@@ -293,13 +296,15 @@ static int random_model(Model *m, const char *spec, int seq_len, char *err)
 
 static const char train_usage[] =
     "Usage: onebit-tui bench train [--teacher M | --random-model D,F,L,H,KV,V] [--batch B]\n"
-    "                              [--seq-len T] [--steps N] [--threads K] [--peak-size P] [--json]\n"
+    "                              [--seq-len T] [--steps N] [--threads K] [--peak-size P]\n"
+    "                              [--optim-state fp32|bf16] [--recompute] [--json]\n"
     "\nQAT training steps (teacher forward, student forward + backward, clip,\n"
     "AdamW) on B random sequences of T tokens, split over K threads as `train`\n"
     "does (OpenBLAS on one thread each): median tokens/s and GFLOP/s of the\n"
     "matmuls, as a fraction of this machine's sgemm rate on P x P x P on the same\n"
     "threads (OpenBLAS's own threading) measured in the same process between the\n"
-    "steps (medians).\n\n";
+    "steps (medians). The training state (as `train` counts it) is printed\n"
+    "first; like `train`, it refuses to start when that exceeds the available memory.\n\n";
 
 static int train_run(const BenchOpts *o)
 {
@@ -319,12 +324,20 @@ static int train_run(const BenchOpts *o)
     }
     const ModelConfig *c = &m.cfg;
     if (T > c->seq_len) T = c->seq_len;
-    QatModel *q = qat_new(&m, SVID_NMF, (int)B, (int)T, err);
+    TrainConfig tc;
+    trainer_config_default(&tc);
+    tc.batch = (int)B;
+    tc.seq_len = (int)T;
+    tc.optim_state = o->optim;
+    tc.recompute = o->recompute;
+    char mem[OB_ERRLEN];
+    trainer_memory_text(c, &tc, mem, sizeof mem);
+    if (!json) { printf("%s\n", mem); fflush(stdout); }
+    if (trainer_memory_check(c, &tc, qat_memory_available(), err)) { model_free(&m); return cli_error("%s", err); }
+    QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){(int)B, (int)T, (QatOptim)o->optim, o->recompute}, err);
     if (!q) { model_free(&m); return cli_error("%s", err); }
     if (qat_set_threads(q, nt, err)) { qat_free(q); model_free(&m); return cli_error("%s", err); }
-    size_t np = qat_num_params(q);
     int *tok = random_tokens(B * T, c->vocab_size);
-    float *mm = ob_aligned_alloc(64, np * 4), *vv = ob_aligned_alloc(64, np * 4);
     double *dt = ob_malloc(steps * sizeof(double));
     QatLossCfg lc = {1.0f, 0.01f};
     AdamWCfg ac = {1e-4f, 0.9f, 0.98f, 1e-8f, 0.01f};
@@ -335,7 +348,7 @@ static int train_run(const BenchOpts *o)
     /* the peak on nt threads of OpenBLAS; the steps as `train` runs them:
      * qat's nt threads, OpenBLAS on one (this is the main thread, which
      * owns OpenBLAS's count: base/blas.h) */
-    if (blas_set_threads(nt, err)) { free(pk); free(dt); free(mm); free(vv); free(tok); qat_free(q); model_free(&m); return cli_error("%s", err); }
+    if (blas_set_threads(nt, err)) { free(pk); free(dt); free(tok); qat_free(q); model_free(&m); return cli_error("%s", err); }
     sgemm_rate((int)psize, 2, pk); /* warm up */
     for (long s = 0; s <= steps; s++) { /* step 0 warms up */
         blas_set_threads(nt, err);
@@ -345,7 +358,7 @@ static int train_run(const BenchOpts *o)
         qat_zero_grads(q);
         qat_forward_backward(q, tok, (int)B, (int)T, &lc, 1.0f, &L);
         qat_clip_grads(q, 1.0f);
-        qat_adamw_step(q, mm, vv, s + 1, &ac);
+        qat_adamw_step(q, s + 1, &ac);
         if (s) dt[s - 1] = ob_now() - t0;
     }
     double peak = median(pk + 4, (int)steps * 4);
@@ -359,21 +372,21 @@ static int train_run(const BenchOpts *o)
     if (json)
         printf("{\"dim\":%d,\"hidden\":%d,\"layers\":%d,\"heads\":%d,\"kv_heads\":%d,\"vocab\":%d,"
                "\"batch\":%ld,\"seq_len\":%ld,\"steps\":%ld,\"threads\":%d,\"step_s\":%.6f,\"tok_s\":%.1f,"
-               "\"gflop_per_step\":%.4f,\"gflop_s\":%.2f,\"peak_gflop_s\":%.2f,\"fraction\":%.4f,\"loss\":%.6f}\n",
+               "\"gflop_per_step\":%.4f,\"gflop_s\":%.2f,\"peak_gflop_s\":%.2f,\"fraction\":%.4f,\"loss\":%.6f,"
+               "\"optim_state\":\"%s\",\"recompute\":%d,\"state_bytes\":%.0f,\"trainable_params\":%zu}\n",
                c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, B, T, steps,
-               nt, step, tps, flops * 1e-9, gf, peak, gf / peak, L.loss);
+               nt, step, tps, flops * 1e-9, gf, peak, gf / peak, L.loss, o->optim == QAT_OPTIM_BF16 ? "bf16" : "fp32",
+               o->recompute, qat_allocated_bytes(q), qat_num_params(q));
     else
         printf("model dim %d hidden %d layers %d heads %d/%d vocab %d, batch %ld x %ld tokens, %d threads\n"
-               "train %.1f tok/s  step %.4f s  %.2f GFLOP/s (%.3f GFLOP/step)  sgemm %.2f GFLOP/s (%ld^3)  fraction %.1f%%\n"
-               "training state %.2f GiB\n",
+               "train %.1f tok/s  step %.4f s  %.2f GFLOP/s (%.3f GFLOP/step)  sgemm %.2f GFLOP/s (%ld^3)  fraction %.1f%%\n",
                c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, B, T,
-               nt, tps, step, gf, flops * 1e-9, peak, psize, 100 * gf / peak,
-               qat_memory_bytes(c, (int)B, (int)T) / 1073741824.0);
+               nt, tps, step, gf, flops * 1e-9, peak, psize, 100 * gf / peak);
     if (!json)
         printf("time split: teacher %.0f%%  student forward %.0f%%  loss %.0f%%  backward %.0f%%  optimizer %.0f%%\n",
                100 * ph[QAT_T_TEACHER] / phs, 100 * ph[QAT_T_FORWARD] / phs, 100 * ph[QAT_T_LOSS] / phs,
                100 * ph[QAT_T_BACKWARD] / phs, 100 * ph[QAT_T_OPTIM] / phs);
-    free(dt); free(mm); free(vv); free(tok);
+    free(dt); free(tok);
     qat_free(q);
     model_free(&m);
     return EXIT_OK;

@@ -2,7 +2,13 @@
  * full backward of the LLaMA block with 1-bit linears (every matmul is a
  * cblas_sgemm over all B·T tokens), the distillation loss (KL on logits +
  * normalised hidden-state MSE), AdamW, cosine LR schedule, gradient clipping.
- * Numerics of the FP parts follow src/model/model.c (llama2.c) exactly. */
+ * Numerics of the FP parts follow src/model/model.c (llama2.c) exactly.
+ * Memory (qat.h): per trainable parameter only W, its gradient and the two
+ * moments; sign(W) is expanded per linear into one scratch (expand_S), the
+ * STE factor computed in the backward (lp_ste); every buffer comes from
+ * take(), which qat_memory_bytes runs dry. Threads: a QatModel is used by
+ * one thread at a time (asserted); its work runs on its own pool (par_for,
+ * qsgemm), whose tasks never call back into the pool. */
 #include "train/qat.h"
 
 #include <assert.h>
@@ -25,10 +31,11 @@
 typedef struct {
     int in, out;
     size_t off_w, off_g, off_h; /* into the params / grads arenas */
-    float *S;                   /* (out, in) ±1 = sign(W) */
 } QLin;
 
-/* activations of one block kept for the backward pass; N = max_B·max_T rows */
+/* activations of one block kept for the backward pass; N = max_B·max_T rows.
+ * With recompute, every layer has its own x, and all share the rest: the
+ * backward pass recomputes them from x, block by block. */
 typedef struct {
     float *x;                 /* (N,C) block input (residual stream) */
     float *xn1, *r1;          /* (N,C) RMSNorm(att) output, (N) its 1/rms */
@@ -53,7 +60,12 @@ struct QatModel {
     double tsec[QAT_NTIMERS]; /* accumulated seconds per phase */
     size_t nparams;
     float *params, *grads;
-    float *ste;         /* params layout: 1.001 − tanh²(W) at the W slots */
+    QatOptim optim;
+    void *m, *v;        /* AdamW moments (nparams float or BF16 bits) */
+    float *Sx;          /* (maxout·maxin) sign(W) of the linear at hand, expanded before its sgemms */
+    double bytes;       /* what take() allocated (or counted, when dry) */
+    int dry;            /* qat_memory_bytes: count only the big buffers */
+    int recompute;      /* the layers share one set of block activations (all but x), recomputed in the backward */
     double *klrow;      /* (N) per-token KL */
     QLin *lin;          /* (L, LIN_PER_LAYER) */
     QLayer *layer;      /* (L) */
@@ -72,7 +84,6 @@ struct QatModel {
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static float *falloc(size_t n) { return ob_aligned_alloc(64, (n ? n : 1) * sizeof(float)); }
 
 /* ---- fork-join for the non-BLAS loops, on the persistent pool ---------- */
 /* fn(ctx, lo, hi) over [0, n) split into nt contiguous chunks, run as tasks
@@ -112,57 +123,196 @@ static inline float ste_of(float w)
     return 0.001f + 4.0f * t / (d * d);
 }
 
-/* S = sign(W) and the STE factor for the latent weights [k0, k1) of L */
-static void sync_range(QatModel *q, QLin *L, size_t k0, size_t k1)
-{
-    const float *W = q->params + L->off_w;
-    float *ste = q->ste + L->off_w;
-    for (size_t k = k0; k < k1; k++) {
-        L->S[k] = W[k] >= 0.0f ? 1.0f : -1.0f;
-        ste[k] = ste_of(W[k]);
-    }
-}
-
 float qat_ste(float w) { return ste_of(w); }
 
-static void sync_S(QatModel *q)
+/* S = sign(W) (w >= 0 -> +1) of one linear into the scratch q->Sx, right
+ * before the sgemms that use it: S is never kept (qat.h, Memory) */
+typedef struct { const float *W; float *S; } SignCtx;
+static void sign_range(void *c, size_t lo, size_t hi)
 {
-    for (int i = 0; i < q->cfg.n_layers * LIN_PER_LAYER; i++)
-        sync_range(q, &q->lin[i], 0, (size_t)q->lin[i].in * q->lin[i].out);
+    const SignCtx *p = c;
+    for (size_t k = lo; k < hi; k++) p->S[k] = p->W[k] >= 0.0f ? 1.0f : -1.0f;
 }
 
-void qat_sync(QatModel *q) { sync_S(q); }
+static const float *expand_S(QatModel *q, const QLin *L)
+{
+    SignCtx sc = {q->params + L->off_w, q->Sx};
+    par_for(&q->par, (size_t)L->in * L->out, 1, sign_range, &sc);
+    return q->Sx;
+}
 
 /* ---- construction ------------------------------------------------------ */
 
-double qat_memory_bytes(const ModelConfig *c, int B, int T)
+/* every buffer of a QatModel comes from take(): 64-byte aligned, zeroed,
+ * its rounded size counted in q->bytes. A dry model (qat_memory_bytes)
+ * counts the same calls; it allocates only the small ones (the per-linear
+ * and per-layer tables the sizes are computed from). */
+static void *take(QatModel *q, size_t bytes, int small)
 {
-    double N = (double)B * T, C = c->dim, F = c->hidden_dim, V = c->vocab_size, L = c->n_layers;
-    double qd = (double)c->n_heads * c->head_dim, kvd = (double)c->n_kv_heads * c->head_dim;
-    double sum_out = qd + 2 * kvd + C + 2 * F + C, sum_io = C * qd + 2 * C * kvd + qd * C + 3 * C * F;
-    double maxin = fmax(fmax(C, F), qd), maxio = fmax(fmax(C * qd, C * F), C * kvd);
-    double per_layer = 4 * N * C + 2 * N + 2 * N * sum_out + 7 * N + N * qd + N * kvd +
-                       (double)B * c->n_heads * T * T + N * qd + N * F;
-    double nparams = L * (sum_io + 2 * C + qd + 2 * kvd + 3 * C + 3 * F + 0.0);
-    double global = L * sum_io + 3 * nparams + 2 * N * C + 3 * N * V + L * N * C + 2 * N * C + N * maxin +
-                    3 * N * F + 2 * N * qd + 2 * N * kvd + 2 * N * maxin + maxio + (double)T * T;
-    return 4 * (L * per_layer + global);
+    size_t sz = (bytes + 63) / 64 * 64;
+    if (sz == 0) sz = 64;
+    q->bytes += (double)sz;
+    return q->dry && !small ? NULL : ob_aligned_alloc(64, sz);
+}
+static float *ftake(QatModel *q, size_t n) { return take(q, n * sizeof(float), 0); }
+
+/* the parameter layout and every buffer, for q->cfg, maxB, maxT, optim */
+static void alloc_buffers(QatModel *q)
+{
+    const ModelConfig *c = &q->cfg;
+    int Lc = c->n_layers, C = c->dim, F = c->hidden_dim, V = c->vocab_size, H = c->n_heads;
+    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    size_t N = (size_t)q->maxB * q->maxT;
+    q->lin = take(q, (size_t)Lc * LIN_PER_LAYER * sizeof(QLin), 1);
+    size_t off = 0, maxio = 0;
+    int maxin = 0;
+    for (int l = 0; l < Lc; l++) {
+        for (int j = 0; j < LIN_PER_LAYER; j++) {
+            QLin *L = &q->lin[l * LIN_PER_LAYER + j];
+            model_lin_shape(c, j, &L->out, &L->in);
+            L->off_w = off; off += (size_t)L->in * L->out;
+            L->off_g = off; off += L->in;
+            L->off_h = off; off += L->out;
+            if (L->in > maxin) maxin = L->in;
+            if ((size_t)L->in * L->out > maxio) maxio = (size_t)L->in * L->out;
+        }
+    }
+    q->nparams = off;
+    q->params = ftake(q, off);
+    q->grads = ftake(q, off);
+    size_t mb = q->optim == QAT_OPTIM_BF16 ? sizeof(uint16_t) : sizeof(float);
+    q->m = take(q, off * mb, 0);
+    q->v = take(q, off * mb, 0);
+    q->Sx = ftake(q, maxio);
+    q->klrow = take(q, N * sizeof(double), 0);
+    q->layer = take(q, (size_t)Lc * sizeof(QLayer), 1);
+    for (int l = 0; l < Lc; l++) {
+        QLayer *a = &q->layer[l];
+        a->x = ftake(q, N * C);
+        if (q->recompute && l > 0) { /* the rest: layer 0's */
+            float *x = a->x;
+            *a = q->layer[0];
+            a->x = x;
+            continue;
+        }
+        a->xn1 = ftake(q, N * C); a->r1 = ftake(q, N);
+        for (int j = 0; j < LIN_PER_LAYER; j++) {
+            const QLin *L = &q->lin[l * LIN_PER_LAYER + j];
+            a->ly[j] = ftake(q, N * L->out);
+            a->la[j] = ftake(q, N * L->out);
+            a->lr[j] = ftake(q, N);
+        }
+        a->qr = ftake(q, N * qd);
+        a->kr = ftake(q, N * kvd);
+        a->att = ftake(q, (size_t)q->maxB * H * q->maxT * q->maxT);
+        a->ao = ftake(q, N * qd);
+        a->xm = ftake(q, N * C);
+        a->xn2 = ftake(q, N * C); a->r2 = ftake(q, N);
+        a->hp = ftake(q, N * F);
+    }
+    q->xL = ftake(q, N * C);
+    q->xf = ftake(q, N * C); q->rf = ftake(q, N);
+    q->logits = ftake(q, N * V);
+    q->tlogits = ftake(q, N * V);
+    q->dlogits = ftake(q, N * V);
+    q->thid = ftake(q, (size_t)Lc * N * C);
+    q->rope_cos = ftake(q, (size_t)c->seq_len * c->head_dim / 2);
+    q->rope_sin = ftake(q, (size_t)c->seq_len * c->head_dim / 2);
+    int D = C > F ? C : F;
+    if (qd > D) D = qd;
+    q->dres = ftake(q, N * C);
+    q->dyb = ftake(q, N * D);
+    q->dxn = ftake(q, N * C);
+    q->dhp = ftake(q, N * F); q->dgate = ftake(q, N * F); q->dup = ftake(q, N * F);
+    q->dao = ftake(q, N * qd); q->dq = ftake(q, N * qd); q->dk = ftake(q, N * kvd); q->dv = ftake(q, N * kvd);
+    q->gx = ftake(q, N * maxin); q->dgx = ftake(q, N * maxin);
+    q->dSw = ftake(q, maxio);
+    q->dP = ftake(q, (size_t)q->maxT * q->maxT);
 }
 
-/* free what qat_new allocated before the activations */
-static void qat_free_partial(QatModel *q)
+/* free what alloc_buffers took (the NULLs of a dry run included) */
+static void free_buffers(QatModel *q)
 {
-    for (int i = 0; i < q->cfg.n_layers * LIN_PER_LAYER; i++) free(q->lin[i].S);
-    free(q->lin);
-    free(q->params); free(q->grads); free(q->ste); free(q->klrow);
-    free(q);
+    if (q->layer)
+        for (int l = 0; l < q->cfg.n_layers; l++) {
+            QLayer *a = &q->layer[l];
+            free(a->x);
+            if (q->recompute && l > 0) continue; /* the rest is layer 0's */
+            free(a->xn1); free(a->r1);
+            for (int j = 0; j < LIN_PER_LAYER; j++) { free(a->ly[j]); free(a->la[j]); free(a->lr[j]); }
+            free(a->qr); free(a->kr); free(a->att); free(a->ao); free(a->xm); free(a->xn2); free(a->r2); free(a->hp);
+        }
+    free(q->layer); free(q->lin);
+    free(q->params); free(q->grads); free(q->m); free(q->v); free(q->Sx); free(q->klrow);
+    free(q->xL); free(q->xf); free(q->rf); free(q->logits); free(q->tlogits); free(q->dlogits);
+    free(q->thid);
+    free(q->rope_cos); free(q->rope_sin);
+    free(q->dres); free(q->dyb); free(q->dxn); free(q->dhp); free(q->dgate); free(q->dup);
+    free(q->dao); free(q->dq); free(q->dk); free(q->dv); free(q->gx); free(q->dgx); free(q->dSw); free(q->dP);
 }
 
-QatModel *qat_new(const Model *teacher, SvidMethod init, int max_B, int max_T, char *err)
+/* the QatModel struct itself, counted like a buffer */
+#define QAT_STRUCT_BYTES ((double)((sizeof(QatModel) + 63) / 64 * 64))
+
+/* a dry model of (c, sz): its byte count and parameter count, no big buffer */
+static double dry_bytes(const ModelConfig *c, const QatSize *sz, size_t *nparams)
+{
+    QatModel d;
+    memset(&d, 0, sizeof d);
+    d.cfg = *c;
+    d.maxB = sz->max_B;
+    d.maxT = sz->max_T;
+    d.optim = sz->optim;
+    d.recompute = sz->recompute != 0;
+    d.dry = 1;
+    d.bytes = QAT_STRUCT_BYTES;
+    alloc_buffers(&d);
+    free_buffers(&d);
+    if (nparams) *nparams = d.nparams;
+    return d.bytes;
+}
+
+double qat_memory_bytes(const ModelConfig *c, const QatSize *sz) { return dry_bytes(c, sz, NULL); }
+
+size_t qat_config_params(const ModelConfig *c)
+{
+    size_t n;
+    dry_bytes(c, &(QatSize){1, 1, QAT_OPTIM_FP32, 0}, &n);
+    return n;
+}
+
+double qat_param_state_bytes(const ModelConfig *c, QatOptim optim)
+{
+    return (double)qat_config_params(c) * (optim == QAT_OPTIM_BF16 ? 12.0 : 16.0);
+}
+
+double qat_allocated_bytes(const QatModel *q) { return q->bytes; }
+
+double qat_memory_available(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (f) {
+        char line[256];
+        double kb = -1;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "MemAvailable: %lf kB", &kb) == 1) break;
+        fclose(f);
+        if (kb >= 0) return kb * 1024.0;
+    }
+    double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    return have > 0 ? have : 0;
+}
+
+QatModel *qat_new(const Model *teacher, SvidMethod init, const QatSize *sz, char *err)
 {
     const ModelConfig *c = &teacher->cfg;
+    int max_B = sz->max_B, max_T = sz->max_T;
     if (init != SVID_NMF && init != SVID_SVD && init != SVID_XNOR) {
         ob_seterr(err, "unknown SVID init method %d", (int)init);
+        return NULL;
+    }
+    if (sz->optim != QAT_OPTIM_FP32 && sz->optim != QAT_OPTIM_BF16) {
+        ob_seterr(err, "unknown optimizer state precision %d", (int)sz->optim);
         return NULL;
     }
     if (max_B <= 0 || max_T <= 0 || max_T > c->seq_len || (long)max_B * max_T > (1L << 24)) {
@@ -184,43 +334,25 @@ QatModel *qat_new(const Model *teacher, SvidMethod init, int max_B, int max_T, c
             return NULL;
         }
     }
-    double need = qat_memory_bytes(c, max_B, max_T);
-    double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
-    if (have > 0 && need > 0.9 * have) {
-        ob_seterr(err, "training batch %d x %d tokens needs %.1f GiB of activations and parameters; this machine has %.1f GiB",
-                  max_B, max_T, need / 1073741824.0, have / 1073741824.0);
+    double need = qat_memory_bytes(c, sz), have = qat_memory_available();
+    if (have > 0 && need > have) {
+        double ps = qat_param_state_bytes(c, sz->optim);
+        ob_seterr(err, "training batch %d x %d tokens needs %.1f GiB (parameters, gradients and AdamW state %.1f GiB, "
+                  "activations and scratch %.1f GiB); %.1f GiB of memory is available",
+                  max_B, max_T, need / 1073741824.0, ps / 1073741824.0, (need - ps) / 1073741824.0, have / 1073741824.0);
         return NULL;
     }
-    QatModel *q = ob_calloc(1, sizeof *q);
+    QatModel *q = ob_aligned_alloc(64, sizeof *q);
     q->t = teacher;
     q->cfg = *c;
     q->maxB = max_B;
     q->maxT = max_T;
-    int Lc = c->n_layers, C = c->dim, F = c->hidden_dim, V = c->vocab_size, H = c->n_heads;
-    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
-    size_t N = (size_t)max_B * max_T;
-    q->lin = ob_calloc((size_t)Lc * LIN_PER_LAYER, sizeof(QLin));
-    size_t off = 0, maxio = 0;
-    int maxin = 0;
-    for (int l = 0; l < Lc; l++) {
-        for (int j = 0; j < LIN_PER_LAYER; j++) {
-            QLin *L = &q->lin[l * LIN_PER_LAYER + j];
-            model_lin_shape(c, j, &L->out, &L->in);
-            L->off_w = off; off += (size_t)L->in * L->out;
-            L->off_g = off; off += L->in;
-            L->off_h = off; off += L->out;
-            L->S = falloc((size_t)L->in * L->out);
-            if (L->in > maxin) maxin = L->in;
-            if ((size_t)L->in * L->out > maxio) maxio = (size_t)L->in * L->out;
-        }
-    }
-    q->nparams = off;
-    q->params = falloc(off);
-    q->grads = falloc(off);
-    q->ste = falloc(off);
-    q->klrow = ob_calloc((size_t)max_B * max_T, sizeof(double));
+    q->optim = sz->optim;
+    q->recompute = sz->recompute != 0;
+    q->bytes = QAT_STRUCT_BYTES;
+    alloc_buffers(q);
     /* SVID init from the teacher: |W| ≈ a·bᵀ, h = a, g = b, W = 0.01·sign(W) */
-    for (int i = 0; i < Lc * LIN_PER_LAYER; i++) {
+    for (int i = 0; i < c->n_layers * LIN_PER_LAYER; i++) {
         QLin *L = &q->lin[i];
         const float *Wt = teacher->lin[i].w;
         float *W = q->params + L->off_w;
@@ -229,70 +361,19 @@ QatModel *qat_new(const Model *teacher, SvidMethod init, int max_B, int max_T, c
         char why[OB_ERRLEN];
         if (svid_rank1(Wt, L->out, L->in, (SvidMethod)init, q->params + L->off_h, q->params + L->off_g, NULL, why)) {
             ob_seterr(err, "SVID of layer %d %s: %s", i / LIN_PER_LAYER, model_lin_names[i % LIN_PER_LAYER], why);
-            qat_free_partial(q);
+            free_buffers(q);
+            free(q);
             return NULL;
         }
     }
-    sync_S(q);
-    q->layer = ob_calloc(Lc, sizeof(QLayer));
-    for (int l = 0; l < Lc; l++) {
-        QLayer *a = &q->layer[l];
-        a->x = falloc(N * C);
-        a->xn1 = falloc(N * C); a->r1 = falloc(N);
-        for (int j = 0; j < LIN_PER_LAYER; j++) {
-            const QLin *L = &q->lin[l * LIN_PER_LAYER + j];
-            a->ly[j] = falloc(N * L->out);
-            a->la[j] = falloc(N * L->out);
-            a->lr[j] = falloc(N);
-        }
-        a->qr = falloc(N * qd);
-        a->kr = falloc(N * kvd);
-        a->att = falloc((size_t)max_B * H * max_T * max_T);
-        a->ao = falloc(N * qd);
-        a->xm = falloc(N * C);
-        a->xn2 = falloc(N * C); a->r2 = falloc(N);
-        a->hp = falloc(N * F);
-    }
-    q->xL = falloc(N * C);
-    q->xf = falloc(N * C); q->rf = falloc(N);
-    q->logits = falloc(N * V);
-    q->tlogits = falloc(N * V);
-    q->dlogits = falloc(N * V);
-    q->thid = falloc((size_t)Lc * N * C);
-    q->rope_cos = falloc((size_t)c->seq_len * c->head_dim / 2);
-    q->rope_sin = falloc((size_t)c->seq_len * c->head_dim / 2);
     model_rope_table(c, q->rope_cos, q->rope_sin);
-    int D = C > F ? C : F;
-    if (qd > D) D = qd;
-    q->dres = falloc(N * C);
-    q->dyb = falloc(N * D);
-    q->dxn = falloc(N * C);
-    q->dhp = falloc(N * F); q->dgate = falloc(N * F); q->dup = falloc(N * F);
-    q->dao = falloc(N * qd); q->dq = falloc(N * qd); q->dk = falloc(N * kvd); q->dv = falloc(N * kvd);
-    q->gx = falloc(N * maxin); q->dgx = falloc(N * maxin);
-    q->dSw = falloc(maxio);
-    q->dP = falloc((size_t)max_T * max_T);
     return q;
 }
 
 void qat_free(QatModel *q)
 {
     if (!q) return;
-    int Lc = q->cfg.n_layers;
-    for (int i = 0; i < Lc * LIN_PER_LAYER; i++) free(q->lin[i].S);
-    for (int l = 0; l < Lc; l++) {
-        QLayer *a = &q->layer[l];
-        free(a->x); free(a->xn1); free(a->r1);
-        for (int j = 0; j < LIN_PER_LAYER; j++) { free(a->ly[j]); free(a->la[j]); free(a->lr[j]); }
-        free(a->qr); free(a->kr); free(a->att); free(a->ao); free(a->xm); free(a->xn2); free(a->r2); free(a->hp);
-    }
-    free(q->layer); free(q->lin);
-    free(q->params); free(q->grads); free(q->ste); free(q->klrow);
-    free(q->xL); free(q->xf); free(q->rf); free(q->logits); free(q->tlogits); free(q->dlogits);
-    free(q->thid);
-    free(q->rope_cos); free(q->rope_sin);
-    free(q->dres); free(q->dyb); free(q->dxn); free(q->dhp); free(q->dgate); free(q->dup);
-    free(q->dao); free(q->dq); free(q->dk); free(q->dv); free(q->gx); free(q->dgx); free(q->dSw); free(q->dP);
+    free_buffers(q);
     pool_free(q->par.pool);
     free(q);
 }
@@ -321,6 +402,19 @@ void qat_reuse_teacher(QatModel *q, int on) { q->reuse_teacher = on; }
 const float *qat_input_grad(const QatModel *q) { return q->dres; }
 const float *qat_teacher_logits(const QatModel *q) { return q->tlogits; }
 const float *qat_teacher_hidden(const QatModel *q) { return q->thid; }
+QatOptim qat_optim(const QatModel *q) { return q->optim; }
+
+void *qat_moments(QatModel *q, int which, size_t *elem_bytes)
+{
+    if (elem_bytes) *elem_bytes = q->optim == QAT_OPTIM_BF16 ? sizeof(uint16_t) : sizeof(float);
+    return which ? q->v : q->m;
+}
+
+float qat_moment(const QatModel *q, int which, size_t i)
+{
+    const void *a = which ? q->v : q->m;
+    return q->optim == QAT_OPTIM_BF16 ? ob_bf16_to_fp32(((const uint16_t *)a)[i]) : ((const float *)a)[i];
+}
 void qat_times(const QatModel *q, double sec[QAT_NTIMERS]) { memcpy(sec, q->tsec, sizeof q->tsec); }
 
 int qat_linear_params(QatModel *q, int l, int j, float **W, float **g, float **h, int *in, int *out)
@@ -694,18 +788,11 @@ static void lp_dx(void *c, size_t lo, size_t hi) /* rows: dx (+)= d(gx) ⊙ g */
     }
 }
 
-typedef struct { const float *dS, *ste, *W; float *dW; } SteCtx;
-static void lp_ste(void *c, size_t lo, size_t hi) /* dW += dS ⊙ (1.001 − tanh²(W)) */
+typedef struct { const float *dS, *W; float *dW; } SteCtx;
+static void lp_ste(void *c, size_t lo, size_t hi) /* dW += dS ⊙ (1.001 − tanh²(W)), from W */
 {
     const SteCtx *p = c;
-    if (p->ste) {
-        for (size_t k = lo; k < hi; k++) p->dW[k] += p->dS[k] * p->ste[k];
-    } else {
-        for (size_t k = lo; k < hi; k++) {
-            float th = tanhf(p->W[k]);
-            p->dW[k] += p->dS[k] * (1.001f - th * th);
-        }
-    }
+    for (size_t k = lo; k < hi; k++) p->dW[k] += p->dS[k] * ste_of(p->W[k]);
 }
 
 void qat_onebit_bwd(const QatPar *par, const QatOnebitGrad *p, const float *x, int N, const float *a, const float *y,
@@ -722,8 +809,8 @@ void qat_onebit_bwd(const QatPar *par, const QatOnebitGrad *p, const float *x, i
     qsgemm(par, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, p->S, in, 0.0f, p->dgx, in);
     // dS (out,in) = dzᵀ (out,N) · gx (N,in)
     qsgemm(par, CblasTrans, CblasNoTrans, out, in, N, 1.0f, dy, out, p->gx, in, 0.0f, p->dS, in);
-    if (p->ste || p->W) {
-        SteCtx sc = {p->dS, p->ste, p->W, p->dW};
+    if (p->W) {
+        SteCtx sc = {p->dS, p->W, p->dW};
         par_for(par, (size_t)in * out, 2, lp_ste, &sc);
     }
     par_for(par, (size_t)in, (size_t)N * 2, lp_dg, &lp);
@@ -732,50 +819,58 @@ void qat_onebit_bwd(const QatPar *par, const QatOnebitGrad *p, const float *x, i
 
 static void qlin_fwd(QatModel *q, const QLin *L, const float *x, int N, float *a, float *y, float *rstd)
 {
-    qat_onebit_fwd(&q->par, L->in, L->out, L->S, q->params + L->off_g, q->params + L->off_h, x, N, q->gx, a, y, rstd);
+    qat_onebit_fwd(&q->par, L->in, L->out, expand_S(q, L), q->params + L->off_g, q->params + L->off_h, x, N, q->gx, a, y, rstd);
 }
 
 static void qlin_bwd(QatModel *q, const QLin *L, const float *x, int N, const float *a, const float *y,
                      const float *rstd, float *dy, float *dx, int accumulate)
 {
-    QatOnebitGrad p = {L->in, L->out, L->S, q->params + L->off_w, q->params + L->off_g, q->params + L->off_h,
-                       q->grads + L->off_w, q->grads + L->off_g, q->grads + L->off_h,
-                       q->dSw, q->gx, q->dgx, q->ste + L->off_w};
+    QatOnebitGrad p = {L->in, L->out, expand_S(q, L), q->params + L->off_w, q->params + L->off_g,
+                       q->params + L->off_h, q->grads + L->off_w, q->grads + L->off_g, q->grads + L->off_h,
+                       q->dSw, q->gx, q->dgx};
     qat_onebit_bwd(&q->par, &p, x, N, a, y, rstd, dy, dx, accumulate);
 }
 
 /* ---- the student forward ------------------------------------------------ */
 
-static void student_forward(QatModel *q, const int *tokens, int B, int T)
+/* block l of the student from its input q->layer[l].x into its activations
+ * and, unless xout is NULL (a recomputation), its output xout */
+static void block_forward(QatModel *q, int l, int B, int T, float *xout)
 {
     const Model *m = q->t;
     const ModelConfig *c = &q->cfg;
     int C = c->dim, F = c->hidden_dim, N = B * T;
     int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    QLayer *a = &q->layer[l];
+    const QLin *L = q->lin + (size_t)l * LIN_PER_LAYER;
+    qat_rmsnorm_fwd(a->xn1, a->r1, a->x, m->rms_att + (size_t)l * C, N, C, c->norm_eps);
+    for (int j = LIN_Q; j <= LIN_V; j++) qlin_fwd(q, &L[j], a->xn1, N, a->la[j], a->ly[j], a->lr[j]);
+    memcpy(a->qr, a->ly[LIN_Q], (size_t)N * qd * sizeof(float));
+    memcpy(a->kr, a->ly[LIN_K], (size_t)N * kvd * sizeof(float));
+    qat_rope_fwd(a->qr, N, T, qd, c->head_dim, q->rope_cos, q->rope_sin);
+    qat_rope_fwd(a->kr, N, T, kvd, c->head_dim, q->rope_cos, q->rope_sin);
+    qat_attention_fwd(&q->par, c, a->qr, a->kr, a->ly[LIN_V], a->att, a->ao, B, T);
+    qlin_fwd(q, &L[LIN_O], a->ao, N, a->la[LIN_O], a->ly[LIN_O], a->lr[LIN_O]);
+    for (size_t i = 0; i < (size_t)N * C; i++) a->xm[i] = a->x[i] + a->ly[LIN_O][i];
+    qat_rmsnorm_fwd(a->xn2, a->r2, a->xm, m->rms_ffn + (size_t)l * C, N, C, c->norm_eps);
+    qlin_fwd(q, &L[LIN_GATE], a->xn2, N, a->la[LIN_GATE], a->ly[LIN_GATE], a->lr[LIN_GATE]);
+    qlin_fwd(q, &L[LIN_UP], a->xn2, N, a->la[LIN_UP], a->ly[LIN_UP], a->lr[LIN_UP]);
+    qat_swiglu_fwd(a->hp, a->ly[LIN_GATE], a->ly[LIN_UP], (size_t)N * F);
+    qlin_fwd(q, &L[LIN_DOWN], a->hp, N, a->la[LIN_DOWN], a->ly[LIN_DOWN], a->lr[LIN_DOWN]);
+    if (xout)
+        for (size_t i = 0; i < (size_t)N * C; i++) xout[i] = a->xm[i] + a->ly[LIN_DOWN][i];
+}
+
+static void student_forward(QatModel *q, const int *tokens, int B, int T)
+{
+    const Model *m = q->t;
+    const ModelConfig *c = &q->cfg;
+    int C = c->dim, N = B * T;
     q->B = B;
     q->T = T;
     float *x0 = q->layer[0].x;
     for (int n = 0; n < N; n++) memcpy(x0 + (size_t)n * C, m->tok_emb + (size_t)tokens[n] * C, C * sizeof(float));
-    for (int l = 0; l < c->n_layers; l++) {
-        QLayer *a = &q->layer[l];
-        const QLin *L = q->lin + (size_t)l * LIN_PER_LAYER;
-        float *xout = l + 1 < c->n_layers ? q->layer[l + 1].x : q->xL;
-        qat_rmsnorm_fwd(a->xn1, a->r1, a->x, m->rms_att + (size_t)l * C, N, C, c->norm_eps);
-        for (int j = LIN_Q; j <= LIN_V; j++) qlin_fwd(q, &L[j], a->xn1, N, a->la[j], a->ly[j], a->lr[j]);
-        memcpy(a->qr, a->ly[LIN_Q], (size_t)N * qd * sizeof(float));
-        memcpy(a->kr, a->ly[LIN_K], (size_t)N * kvd * sizeof(float));
-        qat_rope_fwd(a->qr, N, T, qd, c->head_dim, q->rope_cos, q->rope_sin);
-        qat_rope_fwd(a->kr, N, T, kvd, c->head_dim, q->rope_cos, q->rope_sin);
-        qat_attention_fwd(&q->par, c, a->qr, a->kr, a->ly[LIN_V], a->att, a->ao, B, T);
-        qlin_fwd(q, &L[LIN_O], a->ao, N, a->la[LIN_O], a->ly[LIN_O], a->lr[LIN_O]);
-        for (size_t i = 0; i < (size_t)N * C; i++) a->xm[i] = a->x[i] + a->ly[LIN_O][i];
-        qat_rmsnorm_fwd(a->xn2, a->r2, a->xm, m->rms_ffn + (size_t)l * C, N, C, c->norm_eps);
-        qlin_fwd(q, &L[LIN_GATE], a->xn2, N, a->la[LIN_GATE], a->ly[LIN_GATE], a->lr[LIN_GATE]);
-        qlin_fwd(q, &L[LIN_UP], a->xn2, N, a->la[LIN_UP], a->ly[LIN_UP], a->lr[LIN_UP]);
-        qat_swiglu_fwd(a->hp, a->ly[LIN_GATE], a->ly[LIN_UP], (size_t)N * F);
-        qlin_fwd(q, &L[LIN_DOWN], a->hp, N, a->la[LIN_DOWN], a->ly[LIN_DOWN], a->lr[LIN_DOWN]);
-        for (size_t i = 0; i < (size_t)N * C; i++) xout[i] = a->xm[i] + a->ly[LIN_DOWN][i];
-    }
+    for (int l = 0; l < c->n_layers; l++) block_forward(q, l, B, T, l + 1 < c->n_layers ? q->layer[l + 1].x : q->xL);
     qat_rmsnorm_fwd(q->xf, q->rf, q->xL, m->rms_final, N, C, c->norm_eps);
     // logits (N,V) = xf (N,C) · wclsᵀ
     qsgemm(&q->par, CblasNoTrans, CblasTrans, N, c->vocab_size, C, 1.0f, q->xf, C, m->wcls, C, 0.0f,
@@ -957,6 +1052,8 @@ static int forward_backward(QatModel *q, const int *tokens, int B, int T, const 
         QLayer *a = &q->layer[l];
         const QLin *L = q->lin + (size_t)l * LIN_PER_LAYER;
         mse += hidden_term(q, l, N, q->dres, hcoef) / N;
+        /* the shared activations hold the last block's after the forward */
+        if (q->recompute && l + 1 < Lc) block_forward(q, l, B, T, NULL);
         /* FFN: xout = xm + down(swiglu(gate(xn2), up(xn2))) */
         memcpy(q->dyb, q->dres, (size_t)N * C * sizeof(float));
         qlin_bwd(q, &L[LIN_DOWN], a->hp, N, a->la[LIN_DOWN], a->ly[LIN_DOWN], a->lr[LIN_DOWN], q->dyb, q->dhp, 0);
@@ -1049,48 +1146,46 @@ float qat_clip_grads(QatModel *q, float max_norm)
 
 typedef struct { float lr, b1, b2, eps, wd, ib1, ib2; } AdamK;
 
-/* AdamW on params [i0, i1) */
-static void adamw_range(QatModel *q, float *m, float *v, size_t i0, size_t i1, const AdamK *k)
+/* AdamW on params [i0, i1); the moments in FP32 arithmetic whatever their
+ * storage */
+static void adamw_range(QatModel *q, size_t i0, size_t i1, const AdamK *k)
 {
     float *p = q->params;
     const float *g = q->grads;
-    for (size_t i = i0; i < i1; i++) {
-        m[i] = k->b1 * m[i] + (1.0f - k->b1) * g[i];
-        v[i] = k->b2 * v[i] + (1.0f - k->b2) * g[i] * g[i];
-        float mh = m[i] * k->ib1, vh = v[i] * k->ib2;
-        p[i] -= k->lr * (mh / (sqrtf(vh) + k->eps) + k->wd * p[i]);
+    if (q->optim == QAT_OPTIM_FP32) {
+        float *m = q->m, *v = q->v;
+        for (size_t i = i0; i < i1; i++) {
+            m[i] = k->b1 * m[i] + (1.0f - k->b1) * g[i];
+            v[i] = k->b2 * v[i] + (1.0f - k->b2) * g[i] * g[i];
+            float mh = m[i] * k->ib1, vh = v[i] * k->ib2;
+            p[i] -= k->lr * (mh / (sqrtf(vh) + k->eps) + k->wd * p[i]);
+        }
+    } else {
+        uint16_t *m = q->m, *v = q->v;
+        for (size_t i = i0; i < i1; i++) {
+            float mi = k->b1 * ob_bf16_to_fp32(m[i]) + (1.0f - k->b1) * g[i];
+            float vi = k->b2 * ob_bf16_to_fp32(v[i]) + (1.0f - k->b2) * g[i] * g[i];
+            m[i] = ob_fp32_to_bf16(mi);
+            v[i] = ob_fp32_to_bf16(vi);
+            float mh = mi * k->ib1, vh = vi * k->ib2;
+            p[i] -= k->lr * (mh / (sqrtf(vh) + k->eps) + k->wd * p[i]);
+        }
     }
 }
 
-typedef struct { QatModel *q; float *m, *v; const AdamK *k; } AdamCtx;
-
-/* params [lo, hi): AdamW, and the sign/STE refresh of the latent weights
- * among them, in cache-sized chunks */
+typedef struct { QatModel *q; const AdamK *k; } AdamCtx;
 static void adam_par(void *c, size_t lo, size_t hi)
 {
     const AdamCtx *p = c;
-    QatModel *q = p->q;
-    for (int i = 0; i < q->cfg.n_layers * LIN_PER_LAYER; i++) {
-        QLin *L = &q->lin[i];
-        size_t w0 = L->off_w, w1 = L->off_w + (size_t)L->in * L->out, e1 = L->off_h + L->out;
-        size_t a = lo > w0 ? lo : w0, b = hi < w1 ? hi : w1;
-        for (size_t c0 = a; c0 < b; c0 += 8192) {
-            size_t c1 = c0 + 8192 < b ? c0 + 8192 : b;
-            adamw_range(q, p->m, p->v, c0, c1, p->k);
-            sync_range(q, L, c0 - w0, c1 - w0);
-        }
-        a = lo > w1 ? lo : w1;
-        b = hi < e1 ? hi : e1;
-        if (a < b) adamw_range(q, p->m, p->v, a, b, p->k); /* g, h */
-    }
+    adamw_range(p->q, lo, hi, p->k);
 }
 
-void qat_adamw_step(QatModel *q, float *m, float *v, long t, const AdamWCfg *c)
+void qat_adamw_step(QatModel *q, long t, const AdamWCfg *c)
 {
     double t0 = ob_now();
     AdamK k = {c->lr, c->beta1, c->beta2, c->eps, c->weight_decay,
                (float)(1.0 / (1.0 - pow(c->beta1, (double)t))), (float)(1.0 / (1.0 - pow(c->beta2, (double)t)))};
-    AdamCtx ac = {q, m, v, &k};
+    AdamCtx ac = {q, &k};
     par_for(&q->par, q->nparams, 16, adam_par, &ac);
     q->tsec[QAT_T_OPTIM] += ob_now() - t0;
 }

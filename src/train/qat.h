@@ -64,21 +64,59 @@ typedef struct {
     long tokens;    /* B·T */
 } QatLoss;
 
+/* how AdamW's two moments are stored: FP32, or BF16 (arithmetic in FP32,
+ * rounded to nearest even on store). The enum's values are --optim-state's
+ * choice indices and the checkpoint's code. */
+typedef enum { QAT_OPTIM_FP32 = 0, QAT_OPTIM_BF16 = 1 } QatOptim;
+
+/* what a QatModel is sized for: max_B, max_T bound qat_forward_backward's
+ * B and T (max_T <= the teacher's seq_len); optim: the moments' storage;
+ * recompute != 0: keep only each block's input for the backward pass and
+ * recompute the block's forward there (one block's activations instead of
+ * every block's; about one more student forward per step; the same
+ * results, bit for bit) */
+typedef struct {
+    int max_B, max_T;
+    QatOptim optim;
+    int recompute;
+} QatSize;
+
 /* Student initialised from the teacher by SVID of every dense linear:
  * |W| ≈ a·bᵀ (rank 1), h = a, g = b, latent W = 0.01·sign(W). init is
- * the SvidMethod (svid_rank1 of |W|). max_B, max_T bound qat_forward_backward's
- * B and T (max_T <= the teacher's seq_len). The teacher must stay alive and
- * unchanged while q exists. NULL with err on failure. */
-QatModel *qat_new(const Model *teacher, SvidMethod init, int max_B, int max_T, char *err);
+ * the SvidMethod (svid_rank1 of |W|). The teacher must stay alive and
+ * unchanged while q exists. NULL with err on failure, also when
+ * qat_memory_bytes exceeds qat_memory_available (the message says both, in
+ * GiB). */
+QatModel *qat_new(const Model *teacher, SvidMethod init, const QatSize *sz, char *err);
 void qat_free(QatModel *q);
 /* split the work over n threads (n >= 1; n - 1 pool workers are started,
  * n = 1 stops them) from now on. Not while the model is in use. 0, or -1
  * with err set (threads could not be made; nothing changes) */
 int qat_set_threads(QatModel *q, int n, char *err);
 int qat_threads(const QatModel *q);
-/* estimated bytes qat_new allocates for (max_B, max_T) (qat_new refuses
- * more than 90% of the physical memory) */
-double qat_memory_bytes(const ModelConfig *c, int max_B, int max_T);
+
+/* Memory. Per trainable parameter a QatModel holds the latent value and
+ * its gradient (FP32) and the two AdamW moments (FP32 or BF16): 16 or 12
+ * bytes. The ±1 matrix S = sign(W) and the STE factor are not stored: S is
+ * expanded into one scratch of the largest linear right before each of
+ * its sgemms, the STE factor recomputed from W in the backward pass.
+ * Besides: the activations kept for the backward pass (per layer), the
+ * teacher's logits and hidden states, and backward scratch, all for
+ * (max_B, max_T). The frozen teacher (embedding, norms, head, and the
+ * dense linears for the teacher forward) is the caller's and not counted.
+ * qat_memory_bytes is exactly what qat_new allocates (every buffer goes
+ * through one counting allocator; qat_allocated_bytes says what a model
+ * holds), apart from transient scratch of the calls (per worker thread at
+ * most vocab_size + max_T² floats) and the pool's threads. */
+double qat_memory_bytes(const ModelConfig *c, const QatSize *sz);
+/* the part of it that grows with the parameters (params, grads, moments) */
+double qat_param_state_bytes(const ModelConfig *c, QatOptim optim);
+/* trainable parameters of a config (qat_num_params of a model of it) */
+size_t qat_config_params(const ModelConfig *c);
+double qat_allocated_bytes(const QatModel *q);
+/* what this process may still allocate: MemAvailable of /proc/meminfo, or
+ * (without it) the physical memory; 0 when unknown */
+double qat_memory_available(void);
 
 const ModelConfig *qat_config(const QatModel *q);
 
@@ -90,10 +128,13 @@ void qat_zero_grads(QatModel *q);
 /* pointers of linear j (LIN_*) of layer l into the params arena (grads:
  * qat_grads(q) + the same offsets); in/out sizes. 0, or -1 on bad l/j. */
 int qat_linear_params(QatModel *q, int l, int j, float **W, float **g, float **h, int *in, int *out);
-/* after writing the params arena directly (e.g. loading a checkpoint):
- * recompute the ±1 matrices S from the latent W. qat_adamw_step does this
- * itself. */
-void qat_sync(QatModel *q);
+/* AdamW's moments: QatSize.optim, and the raw arrays (qat_num_params
+ * elements each, float or uint16_t BF16 bits; *elem_bytes 4 or 2), for
+ * checkpoints; zero after qat_new */
+QatOptim qat_optim(const QatModel *q);
+void *qat_moments(QatModel *q, int which /* 0: m, 1: v */, size_t *elem_bytes);
+/* moment which (0: m, 1: v) of parameter i as FP32 */
+float qat_moment(const QatModel *q, int which, size_t i);
 
 /* One micro-batch: tokens (B,T) row-major. Runs the teacher forward (no
  * grad), the student forward and backward, and ACCUMULATES into the grads
@@ -116,9 +157,10 @@ float qat_clip_grads(QatModel *q, float max_norm);
 
 typedef struct { float lr, beta1, beta2, eps, weight_decay; } AdamWCfg; /* ?, 0.9, 0.98, 1e-8, 0.01 */
 /* AdamW over the arena (decoupled weight decay p -= lr·wd·p on every
- * parameter); m, v: caller-owned, qat_num_params floats, zero at t = 1;
- * t is the 1-based step. Recomputes S afterwards. */
-void qat_adamw_step(QatModel *q, float *m, float *v, long t, const AdamWCfg *c);
+ * parameter) with the model's moments (qat_moments; zero at t = 1); t is
+ * the 1-based step. The moments' arithmetic is FP32 whatever their
+ * storage. */
+void qat_adamw_step(QatModel *q, long t, const AdamWCfg *c);
 /* llm.c convention, step 0-based: step < warmup: lr_max·(step+1)/warmup;
  * then cosine from lr_max (step = warmup) to lr_min (step = total);
  * lr_min after total */
@@ -186,12 +228,12 @@ typedef struct {
     float *dW, *dg, *dh;        /* accumulated */
     float *dS;                  /* (out,in) written: d/dS */
     float *gx, *dgx;            /* (N,in) scratch */
-    const float *ste;           /* (out,in) 1.001 − tanh²(W) precomputed, or NULL */
 } QatOnebitGrad;
-/* 1.001 − tanh²(w), what the student's STE uses (precomputed per weight) */
+/* 1.001 − tanh²(w), the student's STE factor (computed from W in the
+ * backward pass, never stored) */
 float qat_ste(float w);
 /* consumes dy (N,out); dx (N,in) written, or added when accumulate;
- * dW += dS ⊙ (1.001 − tanh²(W)) */
+ * dW += dS ⊙ qat_ste(W) */
 void qat_onebit_bwd(const QatPar *par, const QatOnebitGrad *p, const float *x, int N, const float *a, const float *y,
                     const float *rstd, float *dy, float *dx, int accumulate);
 

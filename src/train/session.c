@@ -14,6 +14,7 @@
 
 #include "base/common.h"
 #include "onebit/svid.h"
+#include "train/qat.h"
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -23,6 +24,8 @@
 
 /* --init is a choice row over the SvidMethod field: its index is the enum's */
 _Static_assert(sizeof(SvidMethod) == sizeof(int) && SVID_NMF == 0 && SVID_SVD == 1, "--init's choices are nmf|svd");
+/* --optim-state likewise over the int field, its index a QatOptim */
+_Static_assert(QAT_OPTIM_FP32 == 0 && QAT_OPTIM_BF16 == 1, "--optim-state's choices are fp32|bf16");
 
 /* The defaults here are trainer_config_default's (test_opt checks it). */
 const OptSpec session_opts[] = {
@@ -49,6 +52,10 @@ const OptSpec session_opts[] = {
     {"wd", OPT_FLOAT, C(wd), OPT_STORE, 0, INFINITY, "0.01", NULL, "X", "AdamW weight decay (0.01)", NULL},
     {"clip", OPT_FLOAT, C(clip), OPT_STORE, 0, INFINITY, "1", NULL, "X", "gradient-norm clip, 0 = none (1.0)", NULL},
     {"init", OPT_CHOICE, C(init), OPT_STORE, 0, 0, "nmf", "nmf|svd", "nmf|svd", "SVID initialisation (nmf)", NULL},
+    {"optim-state", OPT_CHOICE, C(optim_state), OPT_STORE, 0, 0, "fp32", "fp32|bf16", "fp32|bf16",
+     "AdamW moments' storage: 16 (fp32) or 12 (bf16) bytes\nper trainable parameter in all (fp32)", NULL},
+    {"recompute", OPT_FLAG, C(recompute), OPT_STORE, 0, 1, NULL, NULL, NULL,
+     "keep only each block's input, recompute its activations\nin the backward pass (less memory, same results)", NULL},
     {"seed", OPT_U64, C(seed), OPT_STORE, 0, (double)0x7fffffffffffffffL, "1", NULL, "S", "data sampling seed (1)", NULL},
     {"threads", OPT_INT, C(threads), OPT_STORE, 0, 1024, "0", NULL, "T", "training and self-generation threads (0: all online cores)", NULL},
     {"out", OPT_STR, F(out), OPT_STORE | OPT_PATH, 0, 0, NULL, NULL, "S.onebit",

@@ -38,8 +38,7 @@ struct Trainer {
     Job *job;           /* the training thread; pause/stop are its flags */
     int joined;
     /* training state */
-    QatModel *q;
-    float *m, *v;
+    QatModel *q;        /* the student, with AdamW's moments */
     long step;          /* completed optimizer steps */
     DataCursor cur;
     double elapsed;     /* active training seconds, over all sessions */
@@ -92,8 +91,81 @@ int trainer_config_check(const TrainConfig *c, const ModelConfig *mc, char *err)
     if (c->eval_every < 0 || c->ckpt_every < 0 || c->log_every < 1) BAD("--eval-every/--ckpt-every must be >= 0, log interval >= 1");
     if (c->stop_after < 0) BAD("--stop-after must be >= 0");
     if (c->threads < 0 || c->threads > 1024) BAD("--threads must be between 0 (all cores) and 1024");
+    if (c->optim_state != QAT_OPTIM_FP32 && c->optim_state != QAT_OPTIM_BF16) BAD("--optim-state must be fp32 or bf16");
     return 0;
 #undef BAD
+}
+
+/* ---- memory ------------------------------------------------------------------ */
+static double need_of(const ModelConfig *mc, const TrainConfig *c, int B, int T, int optim)
+{
+    return qat_memory_bytes(mc, &(QatSize){B, T, (QatOptim)optim, c->recompute});
+}
+
+/* the largest n in [1, hi) for which need(n) fits in have (need grows with
+ * n), 0 when none */
+static int largest_fit(const ModelConfig *mc, const TrainConfig *c, int optim, int vary_T, int hi, double have)
+{
+    int lo = 0;
+    while (hi - lo > 1) {
+        int mid = lo + (hi - lo) / 2;
+        double n = vary_T ? need_of(mc, c, c->batch, mid, optim) : need_of(mc, c, mid, c->seq_len, optim);
+        if (n <= have) lo = mid;
+        else hi = mid;
+    }
+    return vary_T && lo < 2 ? 0 : lo;
+}
+
+/* bytes for people: GiB from 1 GiB up, else MiB */
+static const char *gib(char *buf, double bytes)
+{
+    if (bytes >= 1073741824.0) snprintf(buf, 32, "%.2f GiB", bytes / 1073741824.0);
+    else snprintf(buf, 32, "%.1f MiB", bytes / 1048576.0);
+    return buf;
+}
+
+void trainer_memory_text(const ModelConfig *mc, const TrainConfig *c, char *buf, size_t n)
+{
+    double need = need_of(mc, c, c->batch, c->seq_len, c->optim_state), ps = qat_param_state_bytes(mc, (QatOptim)c->optim_state);
+    size_t np = qat_config_params(mc);
+    char g[3][32];
+    snprintf(buf, n, "training state %s: %zu trainable parameters at %.0f bytes each (%s AdamW moments) %s, "
+             "activations and scratch for %d x %d tokens%s %s",
+             gib(g[0], need), np, ps / (double)np, c->optim_state == QAT_OPTIM_BF16 ? "BF16" : "FP32",
+             gib(g[1], ps), c->batch, c->seq_len, c->recompute ? " (recomputed per block)" : "", gib(g[2], need - ps));
+}
+
+int trainer_memory_check(const ModelConfig *mc, const TrainConfig *c, double have, char *err)
+{
+    double need = need_of(mc, c, c->batch, c->seq_len, c->optim_state);
+    if (have <= 0 || need <= have) return 0;
+    ObBuf b = {0};
+    int o = c->optim_state, bf = QAT_OPTIM_BF16;
+    if (o != bf && need_of(mc, c, c->batch, c->seq_len, bf) <= have) ob_buf_printf(&b, ", --optim-state bf16");
+    if (!c->recompute) {
+        TrainConfig r = *c;
+        r.recompute = 1;
+        if (need_of(mc, &r, c->batch, c->seq_len, o) <= have) ob_buf_printf(&b, ", --recompute");
+    }
+    int kb = largest_fit(mc, c, o, 0, c->batch, have), kt = largest_fit(mc, c, o, 1, c->seq_len, have);
+    if (kb) ob_buf_printf(&b, ", --batch %d", kb);
+    if (kt) ob_buf_printf(&b, ", --seq-len %d", kt);
+    if (!b.s && o != bf) { /* bf16 and a smaller batch or sequence together */
+        kb = largest_fit(mc, c, bf, 0, c->batch, have);
+        kt = largest_fit(mc, c, bf, 1, c->seq_len, have);
+        if (kb) ob_buf_printf(&b, ", --optim-state bf16 --batch %d", kb);
+        if (kt) ob_buf_printf(&b, ", --optim-state bf16 --seq-len %d", kt);
+    }
+    char what[512];
+    trainer_memory_text(mc, c, what, sizeof what);
+    char g[2][32];
+    if (b.s)
+        ob_seterr(err, "%s; %s of memory is available; it would fit with%s", what, gib(g[0], have), b.s + 1);
+    else
+        ob_seterr(err, "%s; %s of memory is available, too little even with --optim-state bf16 --batch 1 --seq-len 2 (%s)",
+                  what, gib(g[0], have), gib(g[1], need_of(mc, c, 1, 2, bf)));
+    free(b.s);
+    return -1;
 }
 
 static float eff_lr_min(const TrainConfig *c) { return c->lr_min >= 0 ? c->lr_min : c->lr / 10; }
@@ -225,6 +297,7 @@ static int xnor_nll(const Model *teacher, const DataSet *d, double *nll, char *e
 
 /* ---- checkpoints -------------------------------------------------------------- */
 #define CKPT_MAGIC "OBCKPT1\n"
+#define CKPT_VERSION 2 /* 2: the moments' storage after the config; 1: FP32 moments, no code */
 
 typedef struct { unsigned char *p; size_t n, cap; } Buf;
 static void bput(Buf *b, const void *src, size_t n)
@@ -288,7 +361,7 @@ static int write_ckpt(Trainer *t, char *err)
     size_t np = qat_num_params(t->q);
     Buf b = {0};
     bput(&b, CKPT_MAGIC, 8);
-    bu32(&b, 1);
+    bu32(&b, CKPT_VERSION);
     bput(&b, t->sha, 64);
     bu64(&b, t->data_fp);
     uint32_t dims[7] = {c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, c->seq_len};
@@ -299,18 +372,24 @@ static int write_ckpt(Trainer *t, char *err)
     bu64(&b, t->cur.drawn);
     bf64(&b, t->elapsed);
     put_cfg(&b, &t->cfg);
+    bu32(&b, (uint32_t)qat_optim(t->q));
     /* the arrays, little-endian like the header: on a little-endian host
      * straight from memory to the file (no copy of the state), elsewhere
      * byte-swapped into one copy */
-    const void *parts[5] = {b.p, qat_params(t->q), t->m, t->v, NULL};
-    size_t lens[5] = {b.n, np * sizeof(float), np * sizeof(float), np * sizeof(float), 8};
+    size_t eb;
+    const void *parts[5] = {b.p, qat_params(t->q), qat_moments(t->q, 0, &eb), qat_moments(t->q, 1, NULL), NULL};
+    size_t lens[5] = {b.n, np * sizeof(float), np * eb, np * eb, 8};
     unsigned char *le = NULL;
     if (!FILE_HOST_LITTLE_ENDIAN) {
-        le = ob_malloc(3 * lens[1]);
-        for (int i = 0; i < 3; i++) {
-            file_f32_to_le(le + (size_t)i * lens[1], parts[1 + i], np);
-            parts[1 + i] = le + (size_t)i * lens[1];
+        le = ob_malloc(lens[1] + 2 * lens[2]);
+        file_f32_to_le(le, parts[1], np);
+        for (int i = 0; i < 2; i++) {
+            unsigned char *d = le + lens[1] + (size_t)i * lens[2];
+            if (eb == sizeof(float)) file_f32_to_le(d, parts[2 + i], np);
+            else for (size_t k = 0; k < np; k++) { uint16_t x = ((const uint16_t *)parts[2 + i])[k]; d[2 * k] = (unsigned char)x; d[2 * k + 1] = (unsigned char)(x >> 8); }
+            parts[2 + i] = d;
         }
+        parts[1] = le;
     }
     uint64_t h = FILE_FNV_INIT;
     for (int i = 0; i < 4; i++) h = file_fnv1a(h, parts[i], lens[i]);
@@ -344,7 +423,7 @@ static size_t ckpt_num_params(const ModelConfig *c)
  * version, teacher (sha), data fingerprint (*fp), model shape against c,
  * np parameters; r is left after them */
 static int ckpt_head(const char *path, const char *raw, size_t size, const ModelConfig *c, size_t np, char sha[65],
-                     uint64_t *fp, Rd *r, char *err)
+                     uint64_t *fp, uint32_t *version, Rd *r, char *err)
 {
     *r = (Rd){(const unsigned char *)raw, size, 0, 0};
     char magic[8];
@@ -356,7 +435,8 @@ static int ckpt_head(const char *path, const char *raw, size_t size, const Model
         return -1;
     }
     uint32_t ver = ru32(r);
-    if (ver != 1) { ob_seterr(err, "%s: unsupported checkpoint version %u", path, ver); return -1; }
+    if (ver != 1 && ver != CKPT_VERSION) { ob_seterr(err, "%s: unsupported checkpoint version %u", path, ver); return -1; }
+    *version = ver;
     rget(r, sha, 64);
     sha[64] = 0;
     *fp = ru64(r);
@@ -384,7 +464,8 @@ static int load_ckpt(Trainer *t, const char *path, char *err)
     size_t np = qat_num_params(t->q);
     char sha[65];
     uint64_t fp;
-    if (ckpt_head(path, raw, size, &t->teacher->cfg, np, sha, &fp, &r, err)) goto out;
+    uint32_t ver;
+    if (ckpt_head(path, raw, size, &t->teacher->cfg, np, sha, &fp, &ver, &r, err)) goto out;
     if (strncmp(sha, t->sha, 64) != 0) {
         ob_seterr(err, "%s: the checkpoint is for another teacher (sha256 %.16s..., this teacher %.16s...)", path, sha, t->sha);
         goto out;
@@ -400,6 +481,7 @@ static int load_ckpt(Trainer *t, const char *path, char *err)
     uint64_t seed = ru64(&r);
     double f[9];
     for (int i = 0; i < 9; i++) f[i] = rf64(&r);
+    uint32_t optim = ver >= 2 ? ru32(&r) : QAT_OPTIM_FP32; /* version 1: FP32 moments */
     const TrainConfig *k = &t->cfg;
     double g[9] = {k->lr, eff_lr_min(k), k->alpha, k->kl_scale, k->beta1, k->beta2, k->eps, k->wd, k->clip};
     static const char *const fname[9] = {"--lr", "--lr-min", "--alpha", "--kl-scale", "beta1", "beta2", "eps", "--wd", "--clip"};
@@ -417,23 +499,37 @@ static int load_ckpt(Trainer *t, const char *path, char *err)
     }
     for (int i = 0; i < 9; i++)
         if (f[i] != g[i]) { ob_seterr(err, "%s: the checkpoint was made with %s %g, not %g", path, fname[i], f[i], g[i]); goto out; }
+    if (optim != (uint32_t)qat_optim(t->q)) {
+        ob_seterr(err, "%s: the checkpoint holds %s optimizer state, this run keeps %s: resume with --optim-state %s",
+                  path, optim == QAT_OPTIM_BF16 ? "BF16" : optim == QAT_OPTIM_FP32 ? "FP32" : "unknown",
+                  k->optim_state == QAT_OPTIM_BF16 ? "BF16" : "FP32", optim == QAT_OPTIM_BF16 ? "bf16" : "fp32");
+        goto out;
+    }
     if ((long)step > k->steps) { ob_seterr(err, "%s: the checkpoint is at step %" PRIu64 ", beyond --steps %ld", path, step, k->steps); goto out; }
-    if (r.n - r.at != 3 * np * sizeof(float) + 8) { ob_seterr(err, "%s: size does not match %zu parameters", path, np); goto out; }
+    size_t eb;
+    void *mv[2] = {qat_moments(t->q, 0, &eb), qat_moments(t->q, 1, NULL)};
+    if (r.n - r.at != np * (sizeof(float) + 2 * eb) + 8) { ob_seterr(err, "%s: size does not match %zu parameters", path, np); goto out; }
     float *p = qat_params(t->q);
     rget(&r, p, np * sizeof(float));
-    rget(&r, t->m, np * sizeof(float));
-    rget(&r, t->v, np * sizeof(float));
+    rget(&r, mv[0], np * eb);
+    rget(&r, mv[1], np * eb);
     if (!FILE_HOST_LITTLE_ENDIAN) {
         file_f32_from_le(p, p, np);
-        file_f32_from_le(t->m, t->m, np);
-        file_f32_from_le(t->v, t->v, np);
+        for (int i = 0; i < 2; i++) {
+            if (eb == sizeof(float)) file_f32_from_le(mv[i], mv[i], np);
+            else for (size_t k2 = 0; k2 < np; k2++) {
+                unsigned char *x = (unsigned char *)mv[i] + 2 * k2;
+                ((uint16_t *)mv[i])[k2] = (uint16_t)(x[0] | x[1] << 8);
+            }
+        }
     }
-    for (size_t i = 0; i < np; i++)
-        if (!isfinite(p[i]) || !isfinite(t->m[i]) || !(t->v[i] >= 0) || !isfinite(t->v[i])) {
+    for (size_t i = 0; i < np; i++) {
+        float mi = qat_moment(t->q, 0, i), vi = qat_moment(t->q, 1, i);
+        if (!isfinite(p[i]) || !isfinite(mi) || !(vi >= 0) || !isfinite(vi)) {
             ob_seterr(err, "%s: non-finite value in the saved state (parameter %zu)", path, i);
             goto out;
         }
-    qat_sync(t->q);
+    }
     t->step = (long)step;
     t->cur.rng = rng;
     t->cur.drawn = drawn;
@@ -454,14 +550,21 @@ int trainer_ckpt_read(const char *path, const ModelConfig *c, const char *teache
     size_t np = ckpt_num_params(c);
     uint64_t fp;
     int rc = -1;
-    if (ckpt_head(path, map, size, c, np, out->teacher_sha, &fp, &r, err)) goto out;
+    uint32_t ver;
+    if (ckpt_head(path, map, size, c, np, out->teacher_sha, &fp, &ver, &r, err)) goto out;
     if (teacher_sha && strncmp(out->teacher_sha, teacher_sha, 64) != 0) {
         ob_seterr(err, "%s: the checkpoint is for another teacher (sha256 %.16s..., this teacher %.16s...)", path, out->teacher_sha, teacher_sha);
         goto out;
     }
     out->step = (long)ru64(&r);
     r.at += 8 + 8 + 8 + 8 + 4 * 5 + 8 + 9 * 8; /* rng, drawn, elapsed, the TrainConfig */
-    if (r.at > r.n || r.n - r.at != 3 * np * sizeof(float) + 8) { ob_seterr(err, "%s: size does not match %zu parameters", path, np); goto out; }
+    /* version 2: the moments' storage, then moments of that size */
+    uint32_t optim = ver >= 2 ? ru32(&r) : QAT_OPTIM_FP32;
+    size_t eb = optim == QAT_OPTIM_BF16 ? 2 : 4;
+    if (r.bad || r.at > r.n || r.n - r.at != np * (sizeof(float) + 2 * eb) + 8) {
+        ob_seterr(err, "%s: size does not match %zu parameters", path, np);
+        goto out;
+    }
     out->params = ob_malloc(np * sizeof(float));
     out->n_params = np;
     file_f32_from_le(out->params, r.p + r.at, np);
@@ -572,12 +675,11 @@ static void *run(void *arg)
     if (trainer_dense_nll(t->teacher, t->data, 0, &t->sum.teacher_nll, &ntok, err)) { fail(t, err); return NULL; }
     t->sum.eval_tokens = ntok;
     if (xnor_nll(t->teacher, t->data, &t->sum.xnor_nll, err)) { fail(t, err); return NULL; }
-    t->q = qat_new(t->teacher, k->init, k->batch, k->seq_len, err);
+    trainer_memory_text(&t->teacher->cfg, k, err, sizeof err);
+    emit_log(t, "%s", err);
+    t->q = qat_new(t->teacher, k->init, &(QatSize){k->batch, k->seq_len, (QatOptim)k->optim_state, k->recompute}, err);
     if (!t->q) { fail(t, err); return NULL; }
     if (qat_set_threads(t->q, trainer_threads(k), err)) { fail(t, err); return NULL; }
-    size_t np = qat_num_params(t->q);
-    t->m = ob_calloc(np, sizeof(float));
-    t->v = ob_calloc(np, sizeof(float));
     t->batch_tok = ob_malloc((size_t)k->batch * k->seq_len * sizeof(int));
     if (student_nll(t, 0, &t->sum.svid_nll, &ntok, err)) { fail(t, err); return NULL; }
     emit_log(t, "held-out split: %ld tokens to predict", ntok);
@@ -621,7 +723,7 @@ static void *run(void *arg)
         }
         float gn = qat_clip_grads(t->q, k->clip);
         ac.lr = qat_lr(t->step, k->steps, warmup, k->lr, lr_min);
-        qat_adamw_step(t->q, t->m, t->v, t->step + 1, &ac);
+        qat_adamw_step(t->q, t->step + 1, &ac);
         t->step++;
         session_steps++;
         iv_loss += loss; iv_kl += kl; iv_mse += mse; iv_n++;
@@ -689,6 +791,7 @@ int trainer_start(Trainer **out, const TrainConfig *cfg, const Model *teacher, c
     }
     for (int k = 0; k < teacher->cfg.n_layers * LIN_PER_LAYER; k++)
         if (teacher->lin[k].kind != LINEAR_DENSE) { ob_seterr(err, "the teacher must be a dense model, not a 1-bit student"); return -1; }
+    if (trainer_memory_check(&teacher->cfg, cfg, qat_memory_available(), err)) return -1;
     Trainer *t = ob_calloc(1, sizeof *t);
     t->cfg = *cfg;
     t->out_path = cfg->out_path ? ob_strdup(cfg->out_path) : NULL;
@@ -746,8 +849,6 @@ void trainer_free(Trainer *t)
     if (!t) return;
     job_free(t->job); /* a running trainer: stop (checkpoint) and join */
     if (t->q) qat_free(t->q);
-    free(t->m);
-    free(t->v);
     free(t->batch_tok);
     free(t->out_path);
     free(t->ckpt_path);

@@ -19,14 +19,18 @@
  *
  * Checkpoint file (little-endian; written to PATH.tmp.XXXXXX, fsync'd,
  * renamed over PATH):
- *   "OBCKPT1\n" (8), u32 version (1), char teacher_sha256[64],
+ *   "OBCKPT1\n" (8), u32 version (2), char teacher_sha256[64],
  *   u64 data fingerprint (FNV-1a of the data set's tokens and split),
  *   u32 dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len,
  *   u64 n_params, u64 step, u64 rng, u64 windows drawn, f64 elapsed seconds,
  *   TrainConfig numbers (u64 steps, u32 seq_len, batch, accum, warmup, init,
  *   seed(u64), f64 lr, lr_min, alpha, kl_scale, beta1, beta2, eps, wd, clip),
- *   f32 params[n_params], f32 adam_m[n_params], f32 adam_v[n_params],
- *   u64 FNV-1a 64 checksum of every byte before it. */
+ *   u32 optimizer state (0 FP32, 1 BF16; version 2 only),
+ *   f32 params[n_params], adam_m[n_params], adam_v[n_params] (f32, or BF16
+ *   as u16 with --optim-state bf16),
+ *   u64 FNV-1a 64 checksum of every byte before it.
+ * Version 1 files (no optimizer state field, FP32 moments) still load;
+ * a checkpoint resumes only with the optimizer state it was written with. */
 #ifndef OB_TRAINER_H
 #define OB_TRAINER_H
 
@@ -57,6 +61,9 @@ typedef struct {
     int threads;         /* threads of the training (qat's pool) and of
                           * self-generation; 0: all online cores (0) */
     uint64_t seed;       /* data sampling seed (1) */
+    int optim_state;     /* AdamW moments' storage, a QatOptim (QAT_OPTIM_FP32) */
+    int recompute;       /* recompute each block's activations in the backward (0);
+                          * same results, so not part of a checkpoint */
     const char *out_path;    /* .onebit to export at the end (NULL: none) */
     const char *ckpt_path;   /* checkpoint file (NULL: no checkpoints) */
     const char *resume_path; /* checkpoint to resume from (NULL: fresh) */
@@ -73,6 +80,16 @@ void trainer_config_default(TrainConfig *c);
 /* the threads a run uses: --threads, or all online cores when it is 0 */
 int trainer_threads(const TrainConfig *c);
 int trainer_config_check(const TrainConfig *c, const ModelConfig *mc, char *err);
+
+/* Memory: the training state of c on a teacher of config mc
+ * (qat_memory_bytes of its batch, seq_len, optim_state) in words: total,
+ * bytes per trainable parameter, activations. trainer_memory_check: 0 when
+ * it fits in `have` bytes (have <= 0: unknown, fits), else -1 with err
+ * saying so and naming the options that would make it fit (--optim-state
+ * bf16, --recompute, the largest --batch, the largest --seq-len). trainer_start checks
+ * against qat_memory_available() and the run logs the text first. */
+void trainer_memory_text(const ModelConfig *mc, const TrainConfig *c, char *buf, size_t n);
+int trainer_memory_check(const ModelConfig *mc, const TrainConfig *c, double have, char *err);
 
 /* numbers of the final summary (also sent as EV_LOG lines) */
 typedef struct {
