@@ -212,5 +212,9 @@ int db_writer_error(DbWriter *w, char *err);
 /* commit what is left, stop the thread, close; -1 with err when events
  * could not be stored (what was committed before stays intact) */
 int db_writer_stop(DbWriter *w, char *err);
+/* any thread: wait until the metrics of steps up to step are committed
+ * (so that a checkpoint written after it never runs ahead of the store);
+ * 0, or -1 after timeout_s seconds or when the writer is failing */
+int db_writer_wait_step(DbWriter *w, int step, double timeout_s);
 
 #endif

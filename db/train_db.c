@@ -200,6 +200,11 @@ int train_db_attach(TrainDb *t, EventRing *notify, char *err)
     return t->w ? 0 : -1;
 }
 
+int train_db_wait_step(TrainDb *t, int step)
+{
+    return t && t->w ? db_writer_wait_step(t->w, step, 30.0) : 0;
+}
+
 void train_db_event(TrainDb *t, const Event *e)
 {
     if (!t || !t->w) return;
@@ -265,6 +270,8 @@ static int rec_attach(SessionRecord *r, EventRing *notify, char *err)
 
 static void rec_event(SessionRecord *r, const Event *e) { train_db_event(((Record *)r)->t, e); }
 
+static int rec_wait_step(SessionRecord *r, int step) { return train_db_wait_step(((Record *)r)->t, step); }
+
 static int rec_end(SessionRecord *r, int exit_code, char *err)
 {
     Record *x = (Record *)r;
@@ -277,7 +284,7 @@ static int rec_end(SessionRecord *r, int exit_code, char *err)
 SessionRecord *train_db_record(const char *db_path)
 {
     Record *x = ob_calloc(1, sizeof *x);
-    x->r = (SessionRecord){rec_begin, rec_attach, rec_event, rec_end};
+    x->r = (SessionRecord){rec_begin, rec_attach, rec_event, rec_wait_step, rec_end};
     x->store = ob_strdup(db_path);
     return &x->r;
 }

@@ -6,6 +6,7 @@
  * rolled back, reported, and retried a second later with the same events;
  * what was committed before is never touched. */
 #include <errno.h>
+#include <time.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -35,6 +36,8 @@ struct DbWriter {
     int max_events, busy_ms, busy_applied;
     double max_seconds;
     DbWriterStats stats;
+    int committed_step;           /* the highest step whose metrics are committed (mu) */
+    pthread_cond_t committed;     /* signalled when it grows or the writer fails (mu) */
     long commit_hook_count;       /* transactions seen by sqlite3_commit_hook */
     char err[OB_ERRLEN];
     int has_err;
@@ -60,6 +63,7 @@ static void set_error(DbWriter *w, const char *msg)
     int fresh = !w->has_err || strcmp(w->err, msg);
     snprintf(w->err, sizeof w->err, "%s", msg);
     w->has_err = 1;
+    pthread_cond_broadcast(&w->committed); /* a waiter gives up now */
     pthread_mutex_unlock(&w->mu);
     if (fresh && w->notify) {
         Event e = {.kind = EV_LOG, .run_id = w->run};
@@ -231,10 +235,16 @@ static int flush(DbWriter *w, int durable)
     int busy = w->busy_ms;
     pthread_mutex_unlock(&w->mu);
     if (busy != w->busy_applied) sqlite3_busy_timeout(w->h, w->busy_applied = busy);
-    int n = w->npending;
+    int n = w->npending, top = 0;
+    for (int i = 0; i < n; i++)
+        if (w->pending[i].kind == EV_STEP && w->pending[i].step > top) top = w->pending[i].step;
     int rc = commit_pending(w, durable, err);
     pthread_mutex_lock(&w->mu);
     if (rc == 0) {
+        if (top > w->committed_step) {
+            w->committed_step = top;
+            pthread_cond_broadcast(&w->committed);
+        }
         w->stats.events += n;
         w->stats.commits = w->commit_hook_count; /* counted by SQLite's commit hook */
         w->has_err = 0;
@@ -352,9 +362,11 @@ DbWriter *db_writer_start(const char *path, int64_t run_id, EventRing *notify, c
     sqlite3_commit_hook(w->h, on_commit, w);
     if (evring_init(&w->ring, RING_CAP)) { ob_seterr(err, "%s: cannot create the writer's event ring: %s", path, strerror(errno)); goto fail; }
     pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->committed, NULL);
     atomic_init(&w->stop, 0);
     if ((errno = pthread_create(&w->thread, NULL, writer_main, w)) != 0) {
         ob_seterr(err, "%s: cannot start the writer thread: %s", path, strerror(errno));
+        pthread_cond_destroy(&w->committed);
         pthread_mutex_destroy(&w->mu);
         evring_destroy(&w->ring);
         goto fail;
@@ -410,6 +422,22 @@ int db_writer_error(DbWriter *w, char *err)
     return e;
 }
 
+int db_writer_wait_step(DbWriter *w, int step, double timeout_s)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)timeout_s;
+    until.tv_nsec += (long)((timeout_s - (double)(time_t)timeout_s) * 1e9);
+    if (until.tv_nsec >= 1000000000L) { until.tv_sec++; until.tv_nsec -= 1000000000L; }
+    pthread_mutex_lock(&w->mu);
+    int rc = 0;
+    while (w->committed_step < step && !w->has_err && rc == 0)
+        if (pthread_cond_timedwait(&w->committed, &w->mu, &until) == ETIMEDOUT) rc = -1;
+    int ok = w->committed_step >= step;
+    pthread_mutex_unlock(&w->mu);
+    return ok ? 0 : -1;
+}
+
 int db_writer_stop(DbWriter *w, char *err)
 {
     if (!w) return 0;
@@ -421,6 +449,7 @@ int db_writer_stop(DbWriter *w, char *err)
     if (rc) snprintf(err, OB_ERRLEN, "%s", w->final_err);
     sqlite3_close(w->h);
     evring_destroy(&w->ring);
+    pthread_cond_destroy(&w->committed);
     pthread_mutex_destroy(&w->mu);
     free(w->pending);
     free(w->path);

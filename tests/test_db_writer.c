@@ -334,6 +334,26 @@ static void test_deleted_run(void)
     db_close(f.db);
 }
 
+/* db_writer_wait_step: returns once the steps are committed (and so the
+ * rows are there), gives up after its timeout for steps never pushed */
+static void test_wait_step(void)
+{
+    char err[OB_ERRLEN];
+    WriterFix f;
+    if (fix_start(&f, "wait.db", "wait")) return;
+    db_writer_set_batch(f.w, 256, 0.2);
+    push_steps(f.w, 1, 41, 5.0, 0.01);
+    CHECK(db_writer_wait_step(f.w, 40, 30.0) == 0, "steps up to 40 committed");
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM metrics WHERE run_id=%lld", (long long)f.run);
+    CHECK(q_int(f.db->h, sql) == 40, "all 40 rows are there when it returns");
+    double t0 = ob_now();
+    CHECK(db_writer_wait_step(f.w, 41, 0.3) == -1, "a step never pushed: it gives up");
+    CHECK(ob_now() - t0 >= 0.25, "after its timeout");
+    CHECK(db_writer_stop(f.w, err) == 0, "stop: %s", err);
+    db_close(f.db);
+}
+
 int main(void)
 {
     if (test_tmpdir(dir, sizeof dir, "onebit-test-dbw")) return 1;
@@ -342,6 +362,7 @@ int main(void)
     test_locked();
     test_full_disk();
     test_deleted_run();
+    test_wait_step();
     test_rmtree(dir);
     return test_done("test_db_writer");
 }

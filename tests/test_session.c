@@ -77,7 +77,7 @@ static int r_end(SessionRecord *r, int code, char *err)
 static Rec *rec(Rec *x, int *freed)
 {
     memset(x, 0, sizeof *x);
-    x->r = (SessionRecord){r_begin, r_attach, r_event, r_end};
+    x->r = (SessionRecord){r_begin, r_attach, r_event, NULL, r_end};
     x->freed = freed;
     return x;
 }

@@ -229,6 +229,13 @@ void session_data_text(const Session *s, char *buf, size_t n)
                  (long long)d->heldout_tokens);
 }
 
+/* the trainer's thread: the record has stored the steps up to step */
+static int session_ckpt_gate(void *ud, long step)
+{
+    Session *s = ud;
+    return s->rec->wait_step(s->rec, (int)step);
+}
+
 int session_start(Session *s, EventRing *ring, char *err)
 {
     if (!s->have_data) { ob_seterr(err, "the session has no data yet"); return -1; }
@@ -238,6 +245,10 @@ int session_start(Session *s, EventRing *ring, char *err)
     cfg.out_path = s->o.out;
     cfg.ckpt_path = s->o.ckpt;
     cfg.resume_path = s->rec ? s->o.resume_ckpt : s->o.resume; /* with a record, --resume names the run */
+    if (s->rec && s->rec->wait_step) {
+        cfg.ckpt_gate = session_ckpt_gate;
+        cfg.ckpt_gate_ud = s;
+    }
     return trainer_start(&s->tr, &cfg, s->teacher, s->tok, &s->data, s->sha, ring, err);
 }
 

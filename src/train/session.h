@@ -68,6 +68,10 @@ struct SessionRecord {
     int (*attach)(SessionRecord *r, EventRing *notify, char *err);
     /* one trainer event (never blocks) */
     void (*event)(SessionRecord *r, const Event *e);
+    /* the trainer's thread, before a checkpoint: wait (bounded) until the
+     * events of steps up to step are stored, so that a run killed after the
+     * checkpoint resumes with every step recorded; 0, or -1 (it goes on) */
+    int (*wait_step)(SessionRecord *r, int step);
     /* store what is left, mark a run that never ended failed (exit_code in
      * the message), free the record; -1 when the store could not keep up */
     int (*end)(SessionRecord *r, int exit_code, char *err);

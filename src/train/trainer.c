@@ -700,6 +700,7 @@ static void *run(void *arg)
     long session_steps = 0;
     double iv_loss = 0, iv_kl = 0, iv_mse = 0;
     int iv_n = 0, first_logged = 0, stopped = 0;
+    long last_logged = 0; /* the last step an EV_STEP went out for in this session (0: none) */
     while (t->step < k->steps) {
         if (k->stop_after > 0 && t->step >= k->stop_after) { stopped = 1; break; }
         if (control(t, &active_since)) { stopped = 1; break; }
@@ -741,6 +742,7 @@ static void *run(void *arg)
             e.elapsed = active;
             e.eta = (k->steps - t->step) / sps;
             emit(t, &e);
+            last_logged = t->step;
             if (!first_logged) { t->sum.first_loss = e.loss; first_logged = 1; }
             t->sum.last_loss = e.loss;
             iv_loss = iv_kl = iv_mse = 0;
@@ -753,6 +755,9 @@ static void *run(void *arg)
         }
         if (t->ckpt_path && k->ckpt_every > 0 && t->step % k->ckpt_every == 0 && t->step < k->steps) {
             t->elapsed += ob_now() - active_since;
+            /* the run record first: a kill right after the checkpoint must
+             * not leave steps it covers unrecorded */
+            if (k->ckpt_gate && last_logged > 0) k->ckpt_gate(k->ckpt_gate_ud, last_logged);
             active_since = ob_now();
             if (write_ckpt(t, err)) { fail(t, err); return NULL; }
         }
@@ -760,6 +765,7 @@ static void *run(void *arg)
     t->elapsed += ob_now() - active_since;
     t->sum.steps_done = t->step;
     t->sum.elapsed = t->elapsed;
+    if (t->ckpt_path && k->ckpt_gate && last_logged > 0) k->ckpt_gate(k->ckpt_gate_ud, last_logged);
     if (t->ckpt_path && write_ckpt(t, err)) { fail(t, err); return NULL; }
     if (student_nll(t, 0, &t->sum.student_nll, &ntok, err)) { fail(t, err); return NULL; }
     emit_eval(t, t->step, "student", t->sum.student_nll);
