@@ -202,7 +202,7 @@ int train_db_attach(TrainDb *t, EventRing *notify, char *err)
 
 int train_db_wait_step(TrainDb *t, int step)
 {
-    return t && t->w ? db_writer_wait_step(t->w, step, 30.0) : 0;
+    return t && t->w ? db_writer_wait_step(t->w, step, 10.0) : 0;
 }
 
 void train_db_event(TrainDb *t, const Event *e)

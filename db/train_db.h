@@ -45,7 +45,7 @@ int train_db_attach(TrainDb *t, EventRing *notify, char *err);
 /* hand one trainer event to the writer (never blocks) */
 void train_db_event(TrainDb *t, const Event *e);
 /* any thread (the trainer's, before it writes a checkpoint): wait up to
- * 30 s until the metrics of steps up to step are committed; 0, or -1 */
+ * 10 s until the metrics of steps up to step are committed; 0, or -1 */
 int train_db_wait_step(TrainDb *t, int step);
 /* Stop the writer (everything is committed), record the student when the
  * run finished, and mark a run that never reported its end failed.

@@ -765,7 +765,8 @@ static void *run(void *arg)
     t->elapsed += ob_now() - active_since;
     t->sum.steps_done = t->step;
     t->sum.elapsed = t->elapsed;
-    if (t->ckpt_path && k->ckpt_gate && last_logged > 0) k->ckpt_gate(k->ckpt_gate_ud, last_logged);
+    /* no gate here: at a stop the caller may be joining this thread instead
+     * of passing events on, and its record's end stores what is left */
     if (t->ckpt_path && write_ckpt(t, err)) { fail(t, err); return NULL; }
     if (student_nll(t, 0, &t->sum.student_nll, &ntok, err)) { fail(t, err); return NULL; }
     emit_eval(t, t->step, "student", t->sum.student_nll);

@@ -67,9 +67,10 @@ typedef struct {
     const char *out_path;    /* .onebit to export at the end (NULL: none) */
     const char *ckpt_path;   /* checkpoint file (NULL: no checkpoints) */
     const char *resume_path; /* checkpoint to resume from (NULL: fresh) */
-    /* called on the trainer's thread before each checkpoint with the last
-     * step it logged; waits until the run record holds it (session.c; NULL:
-     * none). A failure only means the record lags: the checkpoint is written */
+    /* called on the trainer's thread before each periodic checkpoint with
+     * the last step it logged; waits until the run record holds it
+     * (session.c; NULL: none). A failure only means the record lags: the
+     * checkpoint is written. Not before the final one (see trainer.c) */
     int (*ckpt_gate)(void *ud, long step);
     void *ckpt_gate_ud;
     long stop_after;         /* stop like trainer_stop once this many steps are done (0: never) */
