@@ -214,6 +214,8 @@ tm send-keys -t e2e 4
 check "Runs screen lists the run" wait_re "run-1 +stopped"
 tm send-keys -t e2e Enter
 check "run details" wait_for "latest checkpoint: step"
+check "run details: evaluations labelled by model" wait_re "held-out ppl at step 0: .*ptq-xnor [0-9.]+ .*teacher [0-9.]+"
+check "run details: hyperparameters as name and value" wait_re "batch 2  .*lr 0\.00[0-9]+ "
 tm send-keys -t e2e r
 check "resume goes to Train" wait_re "run 1 .*\[(reading data|running|finished)\]" 60
 # the resumed run's charts and header go on from its history (issue #20):

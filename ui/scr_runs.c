@@ -8,6 +8,7 @@
  * with the run's student. r and c are requests to the Train and Chat
  * screens (app_post), not calls. */
 #include <fcntl.h>
+#include <cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,6 +117,37 @@ static void refresh(App *a)
     app_dirty(a);
 }
 
+/* the run's hyperparameters as "name value" pairs, wrapped to the width,
+ * numbers as %g (the stored JSON keeps every digit); the next free line */
+static int draw_hparams(UiGrid *g, const char *json, int y, int x0)
+{
+    cJSON *o = json ? cJSON_Parse(json) : NULL;
+    if (!cJSON_IsObject(o)) {
+        ui_grid_text(g, x0, y++, g->w - x0, UI_A_DIM, json ? json : "");
+        cJSON_Delete(o);
+        return y;
+    }
+    char line[1024] = "", item[600];
+    size_t k = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, o) {
+        if (cJSON_IsNumber(e)) snprintf(item, sizeof item, "%s %g", e->string, e->valuedouble);
+        else if (cJSON_IsString(e)) {
+            const char *v = strrchr(e->valuestring, '/'); /* paths: the file's name */
+            snprintf(item, sizeof item, "%s %.500s", e->string, v && v[1] ? v + 1 : e->valuestring);
+        } else continue;
+        size_t il = strlen(item);
+        if (k && (int)(k + 2 + il) > g->w - x0) {
+            ui_grid_text(g, x0, y++, g->w - x0, UI_A_DIM, line);
+            k = 0;
+        }
+        k += (size_t)snprintf(line + k, sizeof line - k, "%s%s", k ? "  " : "", item);
+    }
+    if (k) ui_grid_text(g, x0, y++, g->w - x0, UI_A_DIM, line);
+    cJSON_Delete(o);
+    return y;
+}
+
 static void draw_detail(App *a, UiGrid *g, const DbRun *r, int y0)
 {
     RunsState *S = state(a);
@@ -126,14 +158,21 @@ static void draw_detail(App *a, UiGrid *g, const DbRun *r, int y0)
                    r->message ? r->message : "");
     ui_grid_printf(g, 2, y++, g->w - 2, UI_A_NORMAL, "teacher %s", r->teacher_path ? r->teacher_path : "-");
     ui_grid_printf(g, 2, y++, g->w - 2, UI_A_NORMAL, "student %s", r->student_path ? r->student_path : "(not written yet)");
-    ui_grid_printf(g, 2, y++, g->w - 2, UI_A_DIM, "%s", r->hparams ? r->hparams : "");
+    y = draw_hparams(g, r->hparams, y, 2);
     DbEval *ev = NULL;
     int ne = 0;
     if (a->db && db_evals(a->db, r->id, &ev, &ne, err) == 0 && ne > 0) {
-        char line[512];
-        size_t k = (size_t)snprintf(line, sizeof line, "held-out ppl:");
-        for (int i = 0; i < ne && k < sizeof line - 24; i++) k += (size_t)snprintf(line + k, sizeof line - k, "  %d: %.3f", ev[i].step, ev[i].ppl);
-        ui_grid_text(g, 2, y++, g->w - 2, UI_A_NORMAL, line);
+        /* one line per step: whose perplexity, labelled (step 0: the
+         * teacher and the PTQ baselines; then the student) */
+        for (int i = 0; i < ne && y < g->h - 8;) {
+            char line[512];
+            size_t k = (size_t)snprintf(line, sizeof line, "held-out ppl at step %d:", ev[i].step);
+            int step = ev[i].step;
+            for (; i < ne && ev[i].step == step; i++)
+                if (k < sizeof line - 40)
+                    k += (size_t)snprintf(line + k, sizeof line - k, "  %s %.3f", ev[i].model[0] ? ev[i].model : "student", ev[i].ppl);
+            ui_grid_text(g, 2, y++, g->w - 2, UI_A_NORMAL, line);
+        }
     }
     free(ev);
     /* zero-shot tasks (eval --task --db): per task the student's newest
