@@ -49,6 +49,8 @@ static int64_t fixture(const char *path)
     db_eval_put(db, r, &e2, err);
     db_checkpoint_put(db, r, 5, "/ckpt/a-5.ckpt", "c5", err);
     db_checkpoint_put(db, r, 10, "/ckpt/a-10.ckpt", "c10", err);
+    /* one file saved three times: one line, its steps */
+    for (int st = 4; st <= 12; st += 4) db_checkpoint_put(db, r, st, "/ckpt/a.ckpt", "cc", err);
     FILE *f = fopen(tmp("a.onebit"), "w");
     fputs("student bytes", f);
     fclose(f);
@@ -92,7 +94,8 @@ int main(void)
 
     snprintf(a, sizeof a, "runs show distill-a --db '%s'", db);
     CHECK(run(a) == 0 && has(out, "finished: done") && has(out, "/ckpt/a-10.ckpt") && has(out, "\"lr\":0.0004") &&
-              has(out, "checkpoints  2") && has(out, "evaluations  3") && has(out, "teacher"),
+              has(out, "checkpoints  5") && has(out, "evaluations  3") && has(out, "teacher") &&
+              has(out, "steps 4..12 (3 saves; holds step 12)  /ckpt/a.ckpt") && !has(out, "step 8 "),
           "show:\n%s", out);
     snprintf(a, sizeof a, "runs show %lld --json --db '%s'", (long long)r, db);
     CHECK(run(a) == 0 && has(out, "\"hparams\":{\"lr\":0.0004,\"steps\":20,\"note\":\"a \\\"quoted\\\" one\"}") &&
@@ -122,7 +125,7 @@ int main(void)
                        "10,student,\"tiny,stories\",2.25,9.4877\n"),
           "evals.csv quoted: %s", out);
     test_slurp(tmp("exp/checkpoints.csv"), out, sizeof out);
-    CHECK(has(out, "step,path,sha256,time\n5,/ckpt/a-5.ckpt,c5,"), "checkpoints.csv: %s", out);
+    CHECK(has(out, "step,path,sha256,time\n4,/ckpt/a.ckpt,cc,") && has(out, "\n5,/ckpt/a-5.ckpt,c5,"), "checkpoints.csv: %s", out);
     test_slurp(tmp("exp/run.json"), out, sizeof out);
     CHECK(has(out, "\"name\":\"distill-a\"") && has(out, "\"evals\":["), "run.json");
     test_slurp(tmp("exp/a.onebit"), out, sizeof out);

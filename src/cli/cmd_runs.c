@@ -323,8 +323,19 @@ static int cmd_show(Db *db, const DbRun *r, int json)
         printf("\n");
     }
     db_task_results_free(tr, nt);
+    /* one line per file (a run rewrites one checkpoint file at every step
+     * it saves): its steps, the newest last, the state it holds now */
     printf("checkpoints  %d\n", nc);
-    for (int i = 0; i < nc; i++) printf("  step %-8d %s\n", ck[i].step, ck[i].path);
+    for (int i = 0; i < nc; i++) {
+        int seen = 0;
+        for (int j = 0; j < i && !seen; j++) seen = !strcmp(ck[j].path, ck[i].path);
+        if (seen) continue;
+        int n = 0, last = ck[i].step;
+        for (int j = i; j < nc; j++)
+            if (!strcmp(ck[j].path, ck[i].path)) { n++; last = ck[j].step; }
+        if (n == 1) printf("  step %-8d %s\n", last, ck[i].path);
+        else printf("  steps %d..%d (%d saves; holds step %d)  %s\n", ck[i].step, last, n, last, ck[i].path);
+    }
     free(ev);
     db_checkpoints_free(ck, nc);
     return EXIT_OK;
