@@ -61,7 +61,7 @@ const UiKey ui_keymap[] = {
     {UI_CTX_TRAIN, 'n', "n", A_NEW_RUN, 0, "new run: a form with the defaults; queued if one trains", "new run"},
     {UI_CTX_TRAIN, 'p', "p", A_PAUSE, 0, "pause / resume the run", "pause"},
     {UI_CTX_TRAIN, 'x', "x", A_STOP, 0, "stop the run (asks; writes a checkpoint), or cancel the generation of its data", "stop"},
-    {UI_CTX_TRAIN, 'l', "l", A_LOGSCALE, 0, "log-scale y axes of the loss charts on / off (perplexity is always log)", "log"},
+    {UI_CTX_TRAIN, 'l', "l", A_LOGSCALE, 0, "log-scale y axis of the loss chart on / off (KL/MSE and perplexity are always log)", "log"},
     {UI_CTX_TRAIN, 'm', "m", A_SMOOTH, 0, "smoothing of the loss curves on / off", "smooth"},
     {UI_CTX_TRAIN, 'c', "c", A_UNQUEUE, 0, "cancel a queued run (asks which: its number or name in the queue line)", NULL},
 

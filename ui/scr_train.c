@@ -515,7 +515,9 @@ static void train_draw(App *a, UiGrid *g)
     UiChart c = {.title = "loss", .xlabel = "step", .logy = R->logy, .smooth = R->smooth ? 0.9 : 0};
     c.series[c.nseries++] = (UiSeries){"total", R->c.step, R->c.loss, R->c.n, 0};
     ui_chart_render(&c, g, 0, y, lw, lh);
-    UiChart k = {.title = "KL / MSE", .xlabel = "step", .logy = R->logy, .smooth = R->smooth ? 0.9 : 0};
+    /* KL and the hidden-state MSE differ by orders of magnitude: on one
+     * linear axis the smaller is a flat line, so this chart is always log */
+    UiChart k = {.title = "KL / MSE (log)", .xlabel = "step", .logy = 1, .smooth = R->smooth ? 0.9 : 0};
     k.series[k.nseries++] = (UiSeries){"KL", R->c.step, R->c.kl, R->c.n, 0};
     k.series[k.nseries++] = (UiSeries){"MSE", R->c.step, R->c.mse, R->c.n, 0};
     ui_chart_render(&k, g, lw + 1, y, rw, lh);
