@@ -48,4 +48,8 @@ if [ -e "$SHARED/models/stories260K-hf/config.json" ]; then
     expect_exit 1 "directory without config.json" "$BIN" generate --teacher "$TMP/h" --tokenizer "$Z" -n 5
     check "says config.json" contains "$TMP/err" "config.json"
 fi
+# a text file given as a teacher is called one (issue #20, 8)
+printf 'Once upon a time there was a little dog named Spot.\nHe liked to run.\n' >"$TMP/story.txt"
+expect_exit 1 "a text file as the teacher" "$BIN" generate --teacher "$TMP/story.txt" -n 5
+check "says it is text" contains "$TMP/err" "a text file, not a model"
 done_tests

@@ -44,6 +44,14 @@ const LoaderFormat *loader_detect(const char *path, char *err)
         if (k < sizeof tried)
             k += (size_t)snprintf(tried + k, sizeof tried - k, "%s%s: %s", i ? "; " : "", loader_formats[i].name, why);
     }
+    /* text (a story, a README) says so first: the formats' own reasons,
+     * its letters read as a header's numbers, mislead */
+    int text = n >= 16;
+    for (size_t i = 0; i < n && text; i++) text = head[i] == '\n' || head[i] == '\r' || head[i] == '\t' || (head[i] >= 32 && head[i] < 127) || head[i] >= 0x80;
+    if (text) {
+        ob_seterr(err, "%s: a text file, not a model (a teacher is a llama2.c checkpoint, a GGUF file or a Hugging Face directory)", path);
+        return NULL;
+    }
     ob_seterr(err, "%s: not a teacher this program reads (tried %s)", path, tried);
     return NULL;
 }
