@@ -99,7 +99,15 @@ int main(void)
     fclose(f);
     err[0] = 0;
     CHECK(loader_detect(sub("notes.txt"), err) == NULL, "a text file detected as a model");
-    CHECK(!strncmp(err, sub("notes.txt"), strlen(sub("notes.txt"))) && strstr(err, "not a teacher") &&
+    CHECK(!strncmp(err, sub("notes.txt"), strlen(sub("notes.txt"))) && strstr(err, "a text file, not a model"),
+          "a text file is called one: %s", err);
+    /* binary that no format takes: every format's reason */
+    f = fopen(sub("blob.bin"), "wb");
+    for (int i = 0; i < 200; i++) fputc((i * 37 + 11) & 0xff, f);
+    fclose(f);
+    err[0] = 0;
+    CHECK(loader_detect(sub("blob.bin"), err) == NULL, "a blob detected as a model");
+    CHECK(!strncmp(err, sub("blob.bin"), strlen(sub("blob.bin"))) && strstr(err, "not a teacher") &&
               strstr(err, "gguf: no GGUF magic") && strstr(err, "hf: ") && strstr(err, "llama2c: "),
           "unknown file message: %s", err);
     LlamaFile lf;
