@@ -105,6 +105,16 @@ int db_exec(sqlite3 *h, const char *path, const char *sql, const char *what, int
     return 0;
 }
 
+int db_data_version(Db *db)
+{
+    sqlite3_stmt *st;
+    char err[OB_ERRLEN];
+    if (db_prep(db, &st, "PRAGMA data_version", "reading data_version", err)) return -1;
+    int v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_finalize(st);
+    return v;
+}
+
 void db_adopt(Db *db) { db->thread = pthread_self(); }
 
 int db_prep(Db *db, sqlite3_stmt **st, const char *sql, const char *what, char *err)

@@ -34,6 +34,11 @@
 
 typedef struct Db Db;
 
+/* SQLite's data_version: it changes when another connection (another
+ * process's run, its DB writer) has committed to the file since this
+ * connection last looked; cheap (no table is read). -1 on an error */
+int db_data_version(Db *db);
+
 /* make the calling thread the one that uses db from now on (db.h) */
 void db_adopt(Db *db);
 

@@ -424,6 +424,10 @@ tm send-keys -t e2e 4
 check "Runs screen" wait_re "run-1 +finished"
 tm send-keys -t e2e Enter
 check "Runs details: the teacher's task accuracy" wait_re "task tinystories_mc +student acc - +teacher acc 0\.[0-9]+"
+# a run another process records shows up on its own (SQLite's data_version)
+expect_exit 0 "a CLI run while Runs is shown" env OPENBLAS_NUM_THREADS=1 "$BIN" train --teacher "$TEACHER" --data "$DATA" \
+    --split "<|endoftext|>" --steps 3 --seq-len 32 --batch 2 --out "$TMP/run-99.onebit" --db "$DB" --name outside
+check "Runs lists the other process's run by itself" wait_re "outside +finished" 30
 quit_tui "quit"
 
 # ASCII, no colour: the screen is pure ASCII
@@ -631,8 +635,8 @@ tm send-keys -t e2e 5
 check "template: Chat names the template" wait_for "template chatml"
 tm send-keys -t e2e -l "Hi"
 tm send-keys -t e2e Enter
-check "template: the teacher replies" wait_re "teacher +(done|stopped): [0-9]+ tokens" 60
-tm send-keys -t e2e F10 # q would be text in the input line
+check "template: the teacher's reply ends" wait_re "teacher +[0-9]+ tokens, [0-9.]+ tokens/s +(student|$)" 60
+tm send-keys -t e2e F10
 check "template: quit" wait_file "$TMP/exit"
 tm kill-session -t e2e
 

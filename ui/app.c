@@ -926,8 +926,10 @@ int ui_main(int argc, char **argv)
         struct pollfd p[4] = {{0, POLLIN, 0}, {evring_fd(&a->ring), POLLIN, 0}, {sig_pipe[0], POLLIN, 0},
                               {err_pipe[0], POLLIN, 0}};
         int np = err_pipe[0] >= 0 ? 4 : 3;
-        int r = poll(p, np, -1);
+        int watch = cur_screen(a)->watch_ms;
+        int r = poll(p, np, watch > 0 ? watch : -1);
         if (r < 0 && errno != EINTR) break;
+        if (r == 0) a->dirty = 1; /* the shown screen's watch interval */
         /* input (also after EINTR: SIGWINCH makes curses queue KEY_RESIZE) */
         int key, got = 0;
         while (!a->quit && read_key(&key)) {

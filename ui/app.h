@@ -50,6 +50,10 @@ typedef struct {
     void (*teacher)(App *a);           /* a new teacher was installed; may be NULL */               /* a run would be cut short by quitting; may be NULL */
     void (*fini)(App *a);              /* stop workers, free what the state points to; may be NULL */
     size_t state_size;                 /* its state (app_state), owned by the app */
+    /* while shown, draw at least every watch_ms milliseconds, so that the
+     * screen can notice changes made outside (another process's runs);
+     * 0: only on input and events (an idle workbench sleeps) */
+    int watch_ms;
 } UiScreen;
 
 /* what screens ask each other for (Event.req of an EV_REQUEST) */

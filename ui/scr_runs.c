@@ -45,6 +45,8 @@ typedef struct {
     int64_t del_id;
     double last_refresh;
     int stale;           /* the store changed since the last read */
+    int data_version;    /* the store's PRAGMA data_version at the last look */
+    double last_look;
     int inited;
     int64_t export_id;   /* the run the export prompt is for */
 } RunsState;
@@ -218,6 +220,15 @@ static void draw_detail(App *a, UiGrid *g, const DbRun *r, int y0)
 static void runs_draw(App *a, UiGrid *g)
 {
     RunsState *S = state(a);
+    /* another process (a CLI or MPI run, its writer) committed to the store:
+     * SQLite's data_version says so without reading a table; looked at at
+     * most once a second, while shown (watch_ms wakes the loop for it) */
+    if (a->db && ob_now() - S->last_look >= 1.0) {
+        int v = db_data_version(a->db);
+        if (S->inited && v >= 0 && v != S->data_version) S->stale = 1;
+        S->data_version = v;
+        S->last_look = ob_now();
+    }
     if (!S->inited || (S->stale && ob_now() - S->last_refresh > 1.0)) { /* read only while shown, at most once a second */
         refresh(a);
         curve_free(&S->cur);
@@ -366,5 +377,5 @@ static void runs_fini(App *a)
 const UiScreen ui_scr_runs = {
     .name = "Runs", .number = 4, .ctx = UI_CTX_RUNS, .list = 1,
     .draw = runs_draw, .key = runs_key, .event = runs_event, .enter = runs_enter, .fini = runs_fini,
-    .state_size = sizeof(RunsState),
+    .state_size = sizeof(RunsState), .watch_ms = 1000,
 };
