@@ -22,3 +22,8 @@ void linear_head(const Linear *l, const float *W, const float *x, float *y, int 
     if (l->kind != LINEAR_DENSE && l->ops->head) l->ops->head(l->impl, W, x, y, rows, cols);
     else cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, cols, 1.0f, W, cols, x, 1, 0.0f, y, 1);
 }
+
+const KernExec *linear_exec(const Linear *l)
+{
+    return l->kind != LINEAR_DENSE && l->ops->exec ? l->ops->exec(l->impl) : NULL;
+}

@@ -10,6 +10,8 @@
 #ifndef OB_LINEAR_H
 #define OB_LINEAR_H
 
+#include "kernels/kernels.h"
+
 typedef enum { LINEAR_DENSE = 0, LINEAR_ONEBIT = 1 } LinearKind;
 
 /* what a non-dense linear does; impl is its Linear.impl */
@@ -20,6 +22,9 @@ typedef struct {
     /* a model whose linears these are computes its FP32 output head
      * y (rows) = W (rows, cols) · x with this, or NULL: OpenBLAS */
     void (*head)(const void *impl, const float *W, const float *x, float *y, int rows, int cols);
+    /* the execution context it runs with (its pool and helpers), or NULL:
+     * a model whose linears these are runs its decode attention with it */
+    const KernExec *(*exec)(const void *impl);
 } LinearOps;
 
 typedef struct {
@@ -38,5 +43,8 @@ void linear_forward(const Linear *l, const float *x, float *y, int N);
  * pool: OpenBLAS's threads busy-wait for a while after every call and would
  * share the cores with the 1-bit layers of the next token), else OpenBLAS */
 void linear_head(const Linear *l, const float *W, const float *x, float *y, int rows, int cols);
+
+/* l's execution context (LinearOps.exec), or NULL (dense: OpenBLAS) */
+const KernExec *linear_exec(const Linear *l);
 
 #endif

@@ -495,7 +495,9 @@ static void lin_head(const void *impl, const float *W, const float *x, float *y,
 
 static void lin_forward(const void *impl, const float *x, float *y, int N) { bitlinear_forward(impl, x, y, N); }
 
-static const LinearOps onebit_ops = {"onebit", lin_forward, lin_head};
+static const KernExec *lin_exec(const void *impl) { return &((const BitLinear *)impl)->ex; }
+
+static const LinearOps onebit_ops = {"onebit", lin_forward, lin_head, lin_exec};
 
 Linear bitlinear_linear(const BitLinear *bl)
 {
