@@ -71,7 +71,7 @@ static void time_model(const Model *m, ModelActs *a, ModelState *s, const int *t
 /* --random-model: a random LLaMA-shaped teacher and its 1-bit student (XNOR
  * init, LayerNorm on, written to a temporary .onebit and loaded from it as
  * any student is), timed in alternating repetitions in one process */
-static int bench_forward_random(const char *spec, long T, long reps, int json)
+static int bench_forward_random(const char *spec, long T, long reps, int head, int json)
 {
     char err[OB_ERRLEN];
     Model tm, sm;
@@ -86,7 +86,7 @@ static int bench_forward_random(const char *spec, long T, long reps, int json)
     if (fd < 0) rc = cli_error("%s: %s", path, strerror(errno));
     else close(fd);
     if (rc == EXIT_OK && student_quantize(&tm, SVID_XNOR, 1, lin, err)) rc = cli_error("%s", err);
-    if (rc == EXIT_OK && student_write(path, &tm, NULL, lin, NULL, err)) rc = cli_error("%s", err);
+    if (rc == EXIT_OK && student_write_ex(path, &tm, NULL, lin, NULL, head, err)) rc = cli_error("%s", err);
     if (rc == EXIT_OK && student_load(&sm, NULL, path, err)) rc = cli_error("%s", err);
     if (fd >= 0) unlink(path); /* the student stays mapped */
     student_src_free(lin, nlin);
@@ -117,14 +117,14 @@ static int bench_forward_random(const char *spec, long T, long reps, int json)
     }
     double mtp = median(tp, (int)reps), mtd = median(td, (int)reps), msp = median(sp, (int)reps), msd = median(sd, (int)reps);
     if (json)
-        printf("{\"model\":\"%s\",\"tokens\":%ld,\"reps\":%ld,\"act\":\"%s\",\"teacher_prefill_tok_s\":%.2f,\"teacher_decode_tok_s\":%.2f,"
+        printf("{\"model\":\"%s\",\"tokens\":%ld,\"reps\":%ld,\"act\":\"%s\",\"head\":\"%s\",\"teacher_prefill_tok_s\":%.2f,\"teacher_decode_tok_s\":%.2f,"
                "\"student_prefill_tok_s\":%.2f,\"student_decode_tok_s\":%.2f,\"decode_ratio\":%.2f,\"prefill_ratio\":%.2f}\n",
-               spec, T, reps, bitlinear_act_name(bitlinear_default_act()), mtp, mtd, msp, msd, msd / mtd, msp / mtp);
+               spec, T, reps, bitlinear_act_name(bitlinear_default_act()), student_head_name(head), mtp, mtd, msp, msd, msd / mtd, msp / mtp);
     else
         printf("random model %s (%ld tokens, median of %ld)\n"
                "teacher FP32:  prefill %.1f tok/s  decode %.2f tok/s\n"
-               "student 1-bit (%s activations): prefill %.1f tok/s  decode %.2f tok/s  (%.2fx / %.2fx the teacher)\n",
-               spec, T, reps, mtp, mtd, bitlinear_act_name(bitlinear_default_act()), msp, msd, msp / mtp, msd / mtd);
+               "student 1-bit (%s activations, %s embedding and head): prefill %.1f tok/s  decode %.2f tok/s  (%.2fx / %.2fx the teacher)\n",
+               spec, T, reps, mtp, mtd, bitlinear_act_name(bitlinear_default_act()), student_head_name(head), msp, msd, msp / mtp, msd / mtd);
     free(v); free(tok); free(logits);
     model_acts_free(&a);
     model_state_free(&st);
@@ -140,6 +140,7 @@ typedef struct {
     char *teacher, *tokenizer, *student, *spec, *kernel, *act;
     int tokens, reps, batch, seq_len, steps, peak, rows, cols, threads, mib, chunk;
     int cold, json;
+    int head;  /* STUDENT_HEAD_*: the order of "f32|f16|q8_0" */
 } BenchOpts;
 
 #define F(field) offsetof(BenchOpts, field)
@@ -151,6 +152,8 @@ static const OptSpec forward_opts[] = {
     {"student", OPT_STR, F(student), 0, 0, 0, NULL, NULL, "S", "a 1-bit student (.onebit) instead", NULL},
     {"random-model", OPT_STR, F(spec), 0, 0, 0, NULL, NULL, "D,F,L,H,KV,V",
      "a random teacher of this shape and its 1-bit student", NULL},
+    {"head", OPT_CHOICE, F(head), 0, 0, 0, "f16", "f32|f16|q8_0", "f16|q8_0|f32",
+     "--random-model: the student's embedding and head (f16)", NULL},
     {"tokenizer", OPT_STR, F(tokenizer), 0, 0, 0, NULL, NULL, "T", "the tokenizer", NULL},
     {"tokens", OPT_INT, F(tokens), 0, 1, 1 << 20, NULL, NULL, "N", "tokens per repetition", NULL},
     {"reps", OPT_INT, F(reps), 0, 1, 1000000, NULL, NULL, "R", "repetitions", NULL},
@@ -203,7 +206,8 @@ static int bench_opts(const char *cmd, const OptSpec *rows, BenchOpts *o, int ar
 
 static const char forward_usage[] =
     "Usage: onebit-tui bench forward [--teacher M | --student S | --random-model D,F,L,H,KV,V]\n"
-    "                             [--tokenizer T] [--tokens N] [--reps R] [--act fp32|int8]\n"
+    "                             [--head f16|q8_0|f32] [--tokenizer T] [--tokens N] [--reps R]\n"
+    "                             [--act fp32|int8]\n"
     "                             [--json]\n"
     "\nPrefill (batched forward over N tokens) and decode (incremental, KV cache)\n"
     "tokens/s, medians over R repetitions (default 20). N defaults to the model's\n"
@@ -211,6 +215,7 @@ static const char forward_usage[] =
     "(dim, hidden, layers, heads, kv heads, vocab) and its 1-bit student (XNOR\n"
     "init, LayerNorm on) in alternating repetitions of one process (N default 16,\n"
     "R default 5); 4096,11008,2,32,32,32000 is two LLaMA-7B layers (about 3.3 GB).\n"
+    "--head stores its embedding and head as FP16 (the default), Q8_0 or FP32.\n"
     "--act sets the student's activation precision (default fp32).\n\n";
 
 static int forward_run(const BenchOpts *o)
@@ -220,7 +225,7 @@ static int forward_run(const BenchOpts *o)
     int json = o->json;
     if (spec) {
         if (teacher || student || tokenizer) return cli_usage_error("bench forward", "--random-model excludes --teacher, --student and --tokenizer");
-        return bench_forward_random(spec, T ? T : 16, reps ? reps : 5, json);
+        return bench_forward_random(spec, T ? T : 16, reps ? reps : 5, o->head, json);
     }
     if (reps == 0) reps = 20;
     Model m;

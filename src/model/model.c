@@ -88,19 +88,23 @@ void model_bind_dense(Model *m)
     }
 }
 
-int model_alloc(Model *m, const ModelConfig *c, int with_linears, char *err)
+/* the arena for cfg: dense linears when with_linears; the embedding /
+ * the head in FP32 when emb_f32 / cls_f32 */
+static int alloc_arena(Model *m, const ModelConfig *c, int with_linears, int emb_f32, int cls_f32, char *err)
 {
     memset(m, 0, sizeof *m);
     if (llama_config_check(c, err)) return -1;
     m->cfg = *c;
     Sizes s;
     sizes_of(c, &s);
-    size_t n;
-    model_arena_size(c, with_linears, &n);
-    m->arena = ob_aligned_alloc(64, n * sizeof(float));
+    if (!emb_f32) s.emb = 0;
+    if (!cls_f32) s.wcls = 0;
+    size_t n = s.emb + s.rms_att + s.rms_ffn + s.rms_final + s.wcls;
+    if (with_linears) n += s.wq + s.wk + s.wv + s.wo + s.w1 + s.w2 + s.w3;
+    m->arena = ob_aligned_alloc(64, (n ? n : 1) * sizeof(float));
     m->arena_floats = n;
     float *p = m->arena;
-    m->tok_emb = p; p += s.emb;
+    if (emb_f32) { m->tok_emb = p; p += s.emb; }
     m->rms_att = p; p += s.rms_att;
     if (with_linears) {
         m->wq = p; p += s.wq;
@@ -116,10 +120,60 @@ int model_alloc(Model *m, const ModelConfig *c, int with_linears, char *err)
     }
     m->rms_final = p; p += s.rms_final;
     if (c->shared_classifier) m->wcls = m->tok_emb;
-    else { m->wcls = p; p += s.wcls; }
+    else if (cls_f32) { m->wcls = p; p += s.wcls; }
+    m->emb_w = m->tok_emb;
+    m->cls_w = m->wcls;
     m->lin = ob_calloc((size_t)c->n_layers * LIN_PER_LAYER, sizeof(Linear));
     if (with_linears) model_bind_dense(m);
     return 0;
+}
+
+int model_alloc(Model *m, const ModelConfig *c, int with_linears, char *err)
+{
+    return alloc_arena(m, c, with_linears, 1, 1, err);
+}
+
+int model_alloc_lean(Model *m, const ModelConfig *c, int emb_type, int cls_type, char *err)
+{
+    if (c->shared_classifier) cls_type = emb_type;
+    if (alloc_arena(m, c, 0, emb_type == LINEAR_W_F32, cls_type == LINEAR_W_F32, err)) return -1;
+    m->emb_type = emb_type;
+    m->cls_type = cls_type;
+    return 0;
+}
+
+void model_embed(const Model *m, int token, float *out)
+{
+    size_t C = m->cfg.dim;
+    if (m->emb_type == LINEAR_W_F16) kern_dec_default()->from_f16((const uint16_t *)m->emb_w + (size_t)token * C, out, C);
+    else if (m->emb_type == LINEAR_W_Q8_0) kern_q8_0_to_f32((const KernQ8_0 *)m->emb_w + (size_t)token * (C / KERN_Q8_0_BLOCK), out, C);
+    else memcpy(out, (const float *)m->emb_w + (size_t)token * C, C * sizeof(float));
+}
+
+/* rows of the head converted to FP32 per sgemm in the batched forwards */
+#define HEAD_TILE_ROWS 256
+
+/* logits (T, V) = x (T, C) · headᵀ: one sgemm over an FP32 head, else over
+ * tiles of its rows converted to FP32 (a bounded scratch), or for one token
+ * the head itself (linear_head) */
+static void head_batched(const Model *m, const float *x, int T, float *logits)
+{
+    const ModelConfig *c = &m->cfg;
+    int C = c->dim, V = c->vocab_size;
+    if (m->cls_type == LINEAR_W_F32) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, V, C, 1.0f, x, C, m->cls_w, C, 0.0f, logits, V);
+        return;
+    }
+    if (T == 1) { linear_head(&m->lin[0], m->cls_w, m->cls_type, x, logits, V, C); return; }
+    float *tile = ob_aligned_alloc(64, (size_t)HEAD_TILE_ROWS * C * sizeof(float));
+    const KernDec *d = kern_dec_default();
+    for (int r0 = 0; r0 < V; r0 += HEAD_TILE_ROWS) {
+        int n = V - r0 < HEAD_TILE_ROWS ? V - r0 : HEAD_TILE_ROWS;
+        if (m->cls_type == LINEAR_W_F16) d->from_f16((const uint16_t *)m->cls_w + (size_t)r0 * C, tile, (size_t)n * C);
+        else kern_q8_0_to_f32((const KernQ8_0 *)m->cls_w + (size_t)r0 * (C / KERN_Q8_0_BLOCK), tile, (size_t)n * C);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n, C, 1.0f, x, C, tile, C, 0.0f, logits + r0, V);
+    }
+    free(tile);
 }
 
 void model_free(Model *m)
@@ -408,7 +462,7 @@ void model_forward(const Model *m, ModelActs *a, const int *tokens, int T, float
     const ModelConfig *c = &m->cfg;
     int C = c->dim, hd = c->head_dim, half = hd / 2;
     int qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
-    for (int t = 0; t < T; t++) memcpy(a->x + (size_t)t * C, m->tok_emb + (size_t)tokens[t] * C, C * sizeof(float));
+    for (int t = 0; t < T; t++) model_embed(m, tokens[t], a->x + (size_t)t * C);
     for (int l = 0; l < c->n_layers; l++) {
         const Linear *L = m->lin + (size_t)l * LIN_PER_LAYER;
         rmsnorm_rows(m, a, m->rms_att + (size_t)l * C, 0, T);
@@ -424,9 +478,7 @@ void model_forward(const Model *m, ModelActs *a, const int *tokens, int T, float
         if (hidden) memcpy(hidden + (size_t)l * T * C, a->x, (size_t)T * C * sizeof(float));
     }
     rmsnorm_rows(m, a, m->rms_final, 0, T);
-    // logits (T,V) = xb (T,C) · wclsᵀ
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, c->vocab_size, C, 1.0f, a->xb, C, m->wcls, C, 0.0f,
-                logits, c->vocab_size);
+    head_batched(m, a->xb, T, logits); // (T,V)
 }
 
 /* ---- the chunked KV cache ------------------------------------------------- */
@@ -541,7 +593,7 @@ void model_forward_kv(const Model *m, ModelActs *a, ModelState *s, const int *to
     const KernDec *d = model_dec(m, s, &pool);
     kv_settle(m, s);
     kv_reserve(s, pos0 + T);
-    for (int t = 0; t < T; t++) memcpy(a->x + (size_t)t * C, m->tok_emb + (size_t)tokens[t] * C, C * sizeof(float));
+    for (int t = 0; t < T; t++) model_embed(m, tokens[t], a->x + (size_t)t * C);
     for (int l = 0; l < c->n_layers; l++) {
         const Linear *L = m->lin + (size_t)l * LIN_PER_LAYER;
         rmsnorm_rows(m, a, m->rms_att + (size_t)l * C, 0, T);
@@ -560,9 +612,7 @@ void model_forward_kv(const Model *m, ModelActs *a, ModelState *s, const int *to
     if (n_logits <= 0) return;
     int t0 = T - n_logits;
     rmsnorm_rows(m, a, m->rms_final, t0, T);
-    // logits (n,V) = xb (n,C) · wclsᵀ
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_logits, c->vocab_size, C, 1.0f, a->xb + (size_t)t0 * C, C,
-                m->wcls, C, 0.0f, logits, c->vocab_size);
+    head_batched(m, a->xb + (size_t)t0 * C, n_logits, logits); // (n,V)
 }
 
 /* ---- incremental forward ----------------------------------------------- */
@@ -678,7 +728,7 @@ float *model_step(const Model *m, ModelState *s, int token, int pos)
     kv_settle(m, s);
     kv_reserve(s, pos + 1);
     const int on_pool = (double)c->n_heads * (pos + 1) * hd >= STEP_ATTN_POOL_MIN && pool_threads(pool) > 1;
-    memcpy(s->x, m->tok_emb + (size_t)token * C, C * sizeof(float));
+    model_embed(m, token, s->x);
     for (int l = 0; l < c->n_layers; l++) {
         const Linear *L = m->lin + (size_t)l * LIN_PER_LAYER;
         model_rmsnorm(s->xb, s->x, m->rms_att + (size_t)l * C, C, c->norm_eps);
@@ -707,7 +757,7 @@ float *model_step(const Model *m, ModelState *s, int token, int pos)
     model_rmsnorm(s->x, s->x, m->rms_final, C, c->norm_eps);
     /* a student's head on its layers' pool (linear_head); a teacher's
      * through OpenBLAS, as every other matmul of it (and as llama2.c) */
-    linear_head(&m->lin[0], m->wcls, s->x, s->logits, c->vocab_size, C);
+    linear_head(&m->lin[0], m->cls_w, m->cls_type, s->x, s->logits, c->vocab_size, C);
     return s->logits;
 }
 

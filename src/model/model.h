@@ -38,6 +38,13 @@ typedef struct Model {
     float *rms_final; /* (C) */
     float *wcls;      /* (V, C); equals tok_emb when shared */
     Linear *lin;      /* (L, LIN_PER_LAYER): what the forward pass calls */
+    /* the embedding rows and the output head as the forward passes read
+     * them: emb_type / cls_type are LINEAR_W_* (linear.h); FP32 ones point
+     * at tok_emb / wcls, a lean student's FP16 or Q8_0 ones into its file
+     * (then tok_emb / wcls are NULL). Embedding rows are converted to FP32
+     * on lookup; the head runs on the stored weights. */
+    int emb_type, cls_type;
+    const void *emb_w, *cls_w;
     /* owner of anything else the model points into (e.g. an mmap'd student) */
     void *extra;
     void (*free_extra)(void *extra);
@@ -49,7 +56,14 @@ int model_arena_size(const ModelConfig *c, int with_linears, size_t *out);
  * leaves wq..w3 NULL (a 1-bit student keeps its linears elsewhere) and
  * m->lin zeroed for the caller to fill; otherwise m->lin is dense */
 int model_alloc(Model *m, const ModelConfig *c, int with_linears, char *err);
+/* the same without FP32 copies of the embedding (emb_type not LINEAR_W_F32)
+ * or of the head (cls_type not LINEAR_W_F32; a shared classifier takes
+ * emb_type): tok_emb / wcls are then NULL and the caller points emb_w /
+ * cls_w at the rows (a lean student; linears as with_linears = 0) */
+int model_alloc_lean(Model *m, const ModelConfig *c, int emb_type, int cls_type, char *err);
 void model_free(Model *m);
+/* token's embedding row in FP32 (C floats) */
+void model_embed(const Model *m, int token, float *out);
 /* point m->lin at the dense weights in the arena */
 void model_bind_dense(Model *m);
 
