@@ -28,6 +28,7 @@
 #include "kernels/variants.h"
 
 #include <immintrin.h>
+#include <string.h>
 
 #include "base/common.h"
 
@@ -352,19 +353,37 @@ DEC_SCORE_2(f16, uint16_t)
 DEC_ACCUM_2(f32, float)
 DEC_ACCUM_2(f16, uint16_t)
 
+/* FP16 <-> FP32 in vectors of 8; the last partial vector through a
+ * zero-padded copy, so every value goes through the same instruction */
 T2H void kern_dec_to_f16_avx2(const float *x, uint16_t *y, size_t n)
 {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-    for (; i < n; i++) y[i] = ob_fp32_to_fp16(x[i]);
+    for (size_t i = 0; i < n; i += 8) {
+        size_t k = n - i < 8 ? n - i : 8;
+        float pad[8] = {0};
+        const float *src = k == 8 ? x + i : memcpy(pad, x + i, k * sizeof(float));
+        __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(src), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        if (k == 8) _mm_storeu_si128((__m128i *)(y + i), h);
+        else {
+            uint16_t out[8];
+            _mm_storeu_si128((__m128i *)out, h);
+            memcpy(y + i, out, k * sizeof(uint16_t));
+        }
+    }
 }
 
 T2H void kern_dec_from_f16_avx2(const uint16_t *x, float *y, size_t n)
 {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, dec2_ld_f16(x + i));
-    for (; i < n; i++) y[i] = ob_fp16_to_fp32(x[i]);
+    for (size_t i = 0; i < n; i += 8) {
+        size_t k = n - i < 8 ? n - i : 8;
+        uint16_t pad[8] = {0};
+        __m256 f = dec2_ld_f16(k == 8 ? x + i : memcpy(pad, x + i, k * sizeof(uint16_t)));
+        if (k == 8) _mm256_storeu_ps(y + i, f);
+        else {
+            float out[8];
+            _mm256_storeu_ps(out, f);
+            memcpy(y + i, out, k * sizeof(float));
+        }
+    }
 }
 
 T2H void kern_dec_gemv_f16_avx2(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1)

@@ -250,42 +250,7 @@ T512 void kern_rows_avx512(const KernMat *km, const float *gx, int N, int b0, in
     }
 }
 
-/* four rows at a time, two accumulators each; a masked tail */
-T512 void kern_gemv_rows_avx512(const float *W, const float *x, float *y, int cols, int r0, int r1)
-{
-    const int c16 = cols & ~15;
-    const __mmask16 tail = (__mmask16)((1u << (cols - c16)) - 1);
-    int r = r0;
-    for (; r + 4 <= r1; r += 4) {
-        const float *w0 = W + (size_t)r * cols, *w1 = w0 + cols, *w2 = w1 + cols, *w3 = w2 + cols;
-        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
-        for (int c = 0; c < c16; c += 16) {
-            __m512 xv = _mm512_loadu_ps(x + c);
-            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + c), xv, a0);
-            a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w1 + c), xv, a1);
-            a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w2 + c), xv, a2);
-            a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w3 + c), xv, a3);
-        }
-        if (tail) {
-            __m512 xv = _mm512_maskz_loadu_ps(tail, x + c16);
-            a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w0 + c16), xv, a0);
-            a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w1 + c16), xv, a1);
-            a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w2 + c16), xv, a2);
-            a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w3 + c16), xv, a3);
-        }
-        y[r] = _mm512_reduce_add_ps(a0);
-        y[r + 1] = _mm512_reduce_add_ps(a1);
-        y[r + 2] = _mm512_reduce_add_ps(a2);
-        y[r + 3] = _mm512_reduce_add_ps(a3);
-    }
-    for (; r < r1; r++) {
-        const float *w = W + (size_t)r * cols;
-        __m512 a = _mm512_setzero_ps();
-        for (int c = 0; c < c16; c += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(w + c), _mm512_loadu_ps(x + c), a);
-        if (tail) a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w + c16), _mm512_maskz_loadu_ps(tail, x + c16), a);
-        y[r] = _mm512_reduce_add_ps(a);
-    }
-}
+/* kern_gemv_rows_avx512: with the decode helpers at the end (dot4_f32) */
 
 T512 void kern_mul_avx512(const float *x, const float *g, float *y, int n)
 {
@@ -667,39 +632,62 @@ T512 static inline __m512 dec_ld_f16(const uint16_t *p, __mmask16 m)
 }
 static inline __mmask16 dec_mask(int left) { return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1); }
 
-#define DEC_SCORE_512(sfx, T)                                                                                   \
-    T512 void kern_dec_score_##sfx##_avx512(const float *q, const T *K, size_t ld, int hd, int n, float scale,    \
-                                            float *s)                                                           \
-    {                                                                                                           \
-        int t = 0;                                                                                              \
-        for (; t + 4 <= n; t += 4) {                                                                            \
-            const T *k0 = K + (size_t)t * ld, *k1 = k0 + ld, *k2 = k1 + ld, *k3 = k2 + ld;                       \
-            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                         \
-            for (int i = 0; i < hd; i += 16) {                                                                  \
-                __mmask16 m = dec_mask(hd - i);                                                                 \
-                __m512 qv = _mm512_maskz_loadu_ps(m, q + i);                                                    \
-                a0 = _mm512_fmadd_ps(qv, dec_ld_##sfx(k0 + i, m), a0);                                          \
-                a1 = _mm512_fmadd_ps(qv, dec_ld_##sfx(k1 + i, m), a1);                                          \
-                a2 = _mm512_fmadd_ps(qv, dec_ld_##sfx(k2 + i, m), a2);                                          \
-                a3 = _mm512_fmadd_ps(qv, dec_ld_##sfx(k3 + i, m), a3);                                          \
-            }                                                                                                   \
-            s[t] = _mm512_reduce_add_ps(a0) * scale;                                                            \
-            s[t + 1] = _mm512_reduce_add_ps(a1) * scale;                                                        \
-            s[t + 2] = _mm512_reduce_add_ps(a2) * scale;                                                        \
-            s[t + 3] = _mm512_reduce_add_ps(a3) * scale;                                                        \
-        }                                                                                                       \
-        for (; t < n; t++) {                                                                                    \
-            const T *k = K + (size_t)t * ld;                                                                    \
-            __m512 a = _mm512_setzero_ps();                                                                     \
-            for (int i = 0; i < hd; i += 16) {                                                                  \
-                __mmask16 m = dec_mask(hd - i);                                                                 \
-                a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + i), dec_ld_##sfx(k + i, m), a);                \
-            }                                                                                                   \
-            s[t] = _mm512_reduce_add_ps(a) * scale;                                                             \
-        }                                                                                                       \
+/* y[r] = scale * (W[r] . x) for rows [r0, r1) of cols T weights at a stride
+ * of ld (LD: 16 of them as floats, masked): 4 rows at a time sharing the
+ * loads of x. The attention scores (rows = cached keys, x = the query), a
+ * student's FP32 head (kern_gemv_rows_avx512) and an FP16 head. */
+#define DOT4_512(NAME, T, LD)                                                                          \
+    T512 static void NAME(const T *W, size_t ld, int cols, const float *x, float scale, float *y, int r0, int r1) \
+    {                                                                                                  \
+        int r = r0;                                                                                    \
+        for (; r + 4 <= r1; r += 4) {                                                                  \
+            const T *w0 = W + (size_t)r * ld, *w1 = w0 + ld, *w2 = w1 + ld, *w3 = w2 + ld;             \
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                \
+            for (int c = 0; c < cols; c += 16) {                                                       \
+                __mmask16 m = dec_mask(cols - c);                                                      \
+                __m512 xv = _mm512_maskz_loadu_ps(m, x + c);                                           \
+                a0 = _mm512_fmadd_ps(LD(w0 + c, m), xv, a0);                                           \
+                a1 = _mm512_fmadd_ps(LD(w1 + c, m), xv, a1);                                           \
+                a2 = _mm512_fmadd_ps(LD(w2 + c, m), xv, a2);                                           \
+                a3 = _mm512_fmadd_ps(LD(w3 + c, m), xv, a3);                                           \
+            }                                                                                          \
+            y[r] = _mm512_reduce_add_ps(a0) * scale;                                                   \
+            y[r + 1] = _mm512_reduce_add_ps(a1) * scale;                                               \
+            y[r + 2] = _mm512_reduce_add_ps(a2) * scale;                                               \
+            y[r + 3] = _mm512_reduce_add_ps(a3) * scale;                                               \
+        }                                                                                              \
+        for (; r < r1; r++) {                                                                          \
+            const T *w = W + (size_t)r * ld;                                                           \
+            __m512 a = _mm512_setzero_ps();                                                            \
+            for (int c = 0; c < cols; c += 16) {                                                       \
+                __mmask16 m = dec_mask(cols - c);                                                      \
+                a = _mm512_fmadd_ps(LD(w + c, m), _mm512_maskz_loadu_ps(m, x + c), a);                 \
+            }                                                                                          \
+            y[r] = _mm512_reduce_add_ps(a) * scale;                                                    \
+        }                                                                                              \
     }
-DEC_SCORE_512(f32, float)
-DEC_SCORE_512(f16, uint16_t)
+DOT4_512(dot4_f32, float, dec_ld_f32)
+DOT4_512(dot4_f16, uint16_t, dec_ld_f16)
+
+T512 void kern_gemv_rows_avx512(const float *W, const float *x, float *y, int cols, int r0, int r1)
+{
+    dot4_f32(W, cols, cols, x, 1.0f, y, r0, r1);
+}
+
+T512 void kern_dec_gemv_f16_avx512(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1)
+{
+    dot4_f16(W, cols, cols, x, 1.0f, y, r0, r1);
+}
+
+T512 void kern_dec_score_f32_avx512(const float *q, const float *K, size_t ld, int hd, int n, float scale, float *s)
+{
+    dot4_f32(K, ld, hd, q, scale, s, 0, n);
+}
+
+T512 void kern_dec_score_f16_avx512(const float *q, const uint16_t *K, size_t ld, int hd, int n, float scale, float *s)
+{
+    dot4_f16(K, ld, hd, q, scale, s, 0, n);
+}
 
 #define DEC_ACCUM_512(sfx, T)                                                                                   \
     T512 void kern_dec_accum_##sfx##_avx512(const float *a, const T *V, size_t ld, int hd, int n, float *out)     \
@@ -747,35 +735,6 @@ T512 void kern_dec_from_f16_avx512(const uint16_t *x, float *y, size_t n)
     }
 }
 
-T512 void kern_dec_gemv_f16_avx512(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1)
-{
-    int r = r0;
-    for (; r + 4 <= r1; r += 4) {
-        const uint16_t *w0 = W + (size_t)r * cols, *w1 = w0 + cols, *w2 = w1 + cols, *w3 = w2 + cols;
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (int c = 0; c < cols; c += 16) {
-            __mmask16 m = dec_mask(cols - c);
-            __m512 xv = _mm512_maskz_loadu_ps(m, x + c);
-            a0 = _mm512_fmadd_ps(dec_ld_f16(w0 + c, m), xv, a0);
-            a1 = _mm512_fmadd_ps(dec_ld_f16(w1 + c, m), xv, a1);
-            a2 = _mm512_fmadd_ps(dec_ld_f16(w2 + c, m), xv, a2);
-            a3 = _mm512_fmadd_ps(dec_ld_f16(w3 + c, m), xv, a3);
-        }
-        y[r] = _mm512_reduce_add_ps(a0);
-        y[r + 1] = _mm512_reduce_add_ps(a1);
-        y[r + 2] = _mm512_reduce_add_ps(a2);
-        y[r + 3] = _mm512_reduce_add_ps(a3);
-    }
-    for (; r < r1; r++) {
-        const uint16_t *w = W + (size_t)r * cols;
-        __m512 a = _mm512_setzero_ps();
-        for (int c = 0; c < cols; c += 16) {
-            __mmask16 m = dec_mask(cols - c);
-            a = _mm512_fmadd_ps(dec_ld_f16(w + c, m), _mm512_maskz_loadu_ps(m, x + c), a);
-        }
-        y[r] = _mm512_reduce_add_ps(a);
-    }
-}
 
 /* an FP16 scale broadcast to 16 lanes */
 T512 static inline __m512 dec_d16(uint16_t d) { return _mm512_cvtph_ps(_mm256_set1_epi16((short)d)); }
