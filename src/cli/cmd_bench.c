@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -55,6 +56,13 @@ static int *random_tokens(long T, int vocab)
     uint64_t rng = 42;
     for (long i = 0; i < T; i++) tok[i] = (int)((rng = rng * 6364136223846793005ull + 1442695040888963407ull) >> 33) % vocab;
     return tok;
+}
+
+/* the process's peak resident set so far, in MB (getrusage) */
+static double max_rss_mb(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) ? 0.0 : ru.ru_maxrss / 1024.0;
 }
 
 /* one repetition: prefill and decode tokens/s of m over the T tokens tok */
@@ -118,8 +126,10 @@ static int bench_forward_random(const char *spec, long T, long reps, int head, i
     double mtp = median(tp, (int)reps), mtd = median(td, (int)reps), msp = median(sp, (int)reps), msd = median(sd, (int)reps);
     if (json)
         printf("{\"model\":\"%s\",\"tokens\":%ld,\"reps\":%ld,\"act\":\"%s\",\"head\":\"%s\",\"teacher_prefill_tok_s\":%.2f,\"teacher_decode_tok_s\":%.2f,"
-               "\"student_prefill_tok_s\":%.2f,\"student_decode_tok_s\":%.2f,\"decode_ratio\":%.2f,\"prefill_ratio\":%.2f}\n",
-               spec, T, reps, bitlinear_act_name(bitlinear_default_act()), student_head_name(head), mtp, mtd, msp, msd, msd / mtd, msp / mtp);
+               "\"student_prefill_tok_s\":%.2f,\"student_decode_tok_s\":%.2f,\"decode_ratio\":%.2f,\"prefill_ratio\":%.2f,"
+               "\"student_kv_mb\":%.1f,\"max_rss_mb\":%.0f}\n",
+               spec, T, reps, bitlinear_act_name(bitlinear_default_act()), student_head_name(head), mtp, mtd, msp, msd, msd / mtd, msp / mtp,
+               model_state_kv_bytes(&ss) / 1048576.0, max_rss_mb());
     else
         printf("random model %s (%ld tokens, median of %ld)\n"
                "teacher FP32:  prefill %.1f tok/s  decode %.2f tok/s\n"
@@ -246,7 +256,9 @@ static int forward_run(const BenchOpts *o)
     for (int r = 0; r < reps; r++) time_model(&m, &a, &s, tok, (int)T, logits, pre + r, dec + r);
     double mp = median(pre, (int)reps), md = median(dec, (int)reps);
     const char *an = student ? bitlinear_act_name(bitlinear_default_act()) : "fp32";
-    if (json) printf("{\"tokens\":%ld,\"reps\":%ld,\"act\":\"%s\",\"prefill_tok_s\":%.1f,\"decode_tok_s\":%.1f}\n", T, reps, an, mp, md);
+    if (json)
+        printf("{\"tokens\":%ld,\"reps\":%ld,\"act\":\"%s\",\"prefill_tok_s\":%.1f,\"decode_tok_s\":%.1f,\"kv_mb\":%.1f,\"max_rss_mb\":%.0f}\n",
+               T, reps, an, mp, md, model_state_kv_bytes(&s) / 1048576.0, max_rss_mb());
     else printf("prefill %.1f tok/s  decode %.1f tok/s  (%ld tokens, median of %ld%s)\n", mp, md, T, reps, student && bitlinear_default_act() == BITLINEAR_ACT_INT8 ? ", int8 activations" : "");
     free(pre); free(dec); free(tok); free(logits);
     model_acts_free(&a);
