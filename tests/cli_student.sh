@@ -45,8 +45,26 @@ expect_exit 0 "bench forward --student" "$BIN" bench forward --student "$TMP/xno
 check "bench prints prefill" contains "$TMP/out" "prefill"
 expect_exit 0 "bench forward --student --act int8" "$BIN" bench forward --student "$TMP/xnor.onebit" --tokens 8 --reps 2 --act int8 --json
 check "bench forward json says int8" contains "$TMP/out" '"act":"int8"'
+check "bench forward json gives the max RSS" contains "$TMP/out" '"max_rss_mb":'
 expect_exit 0 "generate --student --act int8" "$BIN" generate --student "$TMP/nmf.onebit" --act int8 --temp 0 -n 20 --prompt "Once upon a time"
 check "generate int8 prints the prompt" contains "$TMP/out" "Once upon a time"
+# the embedding and head: FP16 by default, the same greedy text as FP32 for
+# the reference prompts; q8_0 runs; the files shrink
+expect_exit 0 "quantize --head f32" "$BIN" quantize --teacher "$M" --tokenizer "$Z" --init xnor --head f32 --out "$TMP/h32.onebit"
+check "quantize reports the head" contains "$TMP/err" "embedding and head f32"
+expect_exit 0 "quantize --head q8_0" "$BIN" quantize --teacher "$M" --tokenizer "$Z" --init xnor --head q8_0 --out "$TMP/hq8.onebit"
+sz() { wc -c < "$1" | tr -d ' '; }
+check "f16 file smaller than f32 ($(sz "$TMP/xnor.onebit") < $(sz "$TMP/h32.onebit"))" lt "$(sz "$TMP/xnor.onebit")" "$(sz "$TMP/h32.onebit")"
+check "q8_0 file smaller than f16" lt "$(sz "$TMP/hq8.onebit")" "$(sz "$TMP/xnor.onebit")"
+for p in "" "Once upon a time"; do
+    for h in h32 xnor hq8; do
+        expect_exit 0 "generate --student $h '$p'" "$BIN" generate --student "$TMP/$h.onebit" --temp 0 -n 60 --prompt "$p"
+        cp "$TMP/out" "$TMP/gen_$h.txt"
+    done
+    check "FP16 head: the same greedy text as FP32 after '$p'" cmp -s "$TMP/gen_h32.txt" "$TMP/gen_xnor.txt"
+    check "Q8_0 head generates text after '$p'" test -s "$TMP/gen_hq8.txt"
+done
+expect_exit 2 "quantize bad --head" "$BIN" quantize --teacher "$M" --out "$TMP/x.onebit" --head bf16
 # errors
 expect_exit 2 "--teacher with --student" "$BIN" eval --teacher "$M" --student "$TMP/nmf.onebit" --text "$TMP/text.txt"
 expect_exit 2 "quantize without --out" "$BIN" quantize --teacher "$M" --tokenizer "$Z"

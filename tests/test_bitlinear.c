@@ -548,8 +548,30 @@ static void test_gemv(void)
             use(bl, NULL, KERN_ACT_FP32, t);
             Linear l = bitlinear_linear(bl);
             CHECK(l.kind != LINEAR_DENSE && l.ops && l.ops->head && l.impl == bl, "the 1-bit Linear's ops");
-            linear_head(&l, W, x, t == 1 ? y1 : y, R, C);
+            linear_head(&l, W, LINEAR_W_F32, x, t == 1 ? y1 : y, R, C);
             if (t > 1) CHECK(!memcmp(y, y1, R * 4), "gemv %dx%d: %d threads differ from 1", R, C, t);
+        }
+        /* FP16 and Q8_0 heads on the layer's pool: the layer's decode
+         * helpers row by row, whatever the thread count */
+        if (C % KERN_Q8_0_BLOCK == 0) {
+            uint16_t *W16 = ob_malloc((size_t)R * C * 2);
+            KernQ8_0 *Wq = ob_malloc((size_t)R * C / KERN_Q8_0_BLOCK * sizeof(KernQ8_0));
+            float *yr = ob_malloc(R * 4);
+            kern_dec_variant(KERN_DEC_REF)->to_f16(W, W16, (size_t)R * C);
+            kern_q8_0_quantize(W, Wq, (size_t)R * C);
+            for (int wt = LINEAR_W_F16; wt <= LINEAR_W_Q8_0; wt++) {
+                const void *Wt = wt == LINEAR_W_F16 ? (const void *)W16 : (const void *)Wq;
+                for (int t = 1; t <= 3; t++) {
+                    use(bl, NULL, KERN_ACT_FP32, t);
+                    Linear l = bitlinear_linear(bl);
+                    linear_head(&l, Wt, wt, x, y, R, C);
+                    if (wt == LINEAR_W_F16) bl->ex.dec->gemv_f16(W16, x, yr, C, 0, R);
+                    else bl->ex.dec->gemv_q8_0(Wq, x, yr, C, 0, R);
+                    CHECK(!memcmp(y, yr, R * 4), "%s head %dx%d on %d threads: not the helpers' rows",
+                          wt == LINEAR_W_F16 ? "FP16" : "Q8_0", R, C, t);
+                }
+            }
+            free(W16); free(Wq); free(yr);
         }
         bitlinear_free(bl);
         free(W); free(x); free(y); free(y1);

@@ -67,7 +67,11 @@ typedef struct {
 } Damage;
 
 static const Damage damages[] = {
-    {NULL, 8, 4, 2, "version 2", "version"},
+    {NULL, 8, 4, 3, "version 3", "version"},
+    /* version 1 files have an FP32 embedding (this one is FP16) */
+    {NULL, 8, 4, 1, "tok_emb is F16", "version 1 with an FP16 embedding"},
+    /* Q8_0 rows of 40 are not whole blocks of 32 */
+    {"tok_emb", 64, 4, 4, "does not match its shape", "Q8_0 block count"},
     {NULL, 28, 4, 0, "bad model config", "config"},                 /* n_heads */
     {NULL, 20, 4, 80, "the config needs", "config vs shapes"},      /* hidden_dim 72 -> 80 */
     {NULL, 60, 4, 0xffffffffu, "tensors, the config needs", "huge count"},
@@ -144,9 +148,19 @@ int main(void)
     /* huge size consistent with a huge shape: outside the file */
     b = copy();
     put64(entry(b, "tok_emb") + 80, 1ull << 40);
-    put64(entry(b, "tok_emb") + 104, (1ull << 40) * 40 * 4);
+    put64(entry(b, "tok_emb") + 104, (1ull << 40) * 40 * 2);
     fix_checksum(b, orig_n);
     expect_fail(b, orig_n, "outside the data area", "huge size");
+    free(b);
+    /* an FP16 embedding used in place: an infinity in it */
+    b = copy();
+    {
+        uint64_t off = get64(entry(b, "tok_emb") + 96);
+        b[off + 2 * 77] = 0x00;
+        b[off + 2 * 77 + 1] = 0x7c;
+    }
+    fix_checksum(b, orig_n);
+    expect_fail(b, orig_n, "element 77 is not finite", "FP16 embedding inf");
     free(b);
     /* offset past the end */
     b = copy();

@@ -12,6 +12,7 @@ enum {
     CPU_AVX512BW = 1u << 3,
     CPU_AVX512VL = 1u << 4,
     CPU_AVX512DQ = 1u << 5,
+    CPU_F16C = 1u << 6,
 };
 /* what the x86 kernels need (x86/avx2.c, x86/avx512.c) */
 #define CPU_NEEDS_AVX2 (CPU_AVX2 | CPU_FMA)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -58,6 +59,13 @@ static int *random_tokens(long T, int vocab)
     return tok;
 }
 
+/* the process's peak resident set so far, in MB (getrusage) */
+static double max_rss_mb(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) ? 0.0 : ru.ru_maxrss / 1024.0;
+}
+
 /* one repetition: prefill and decode tokens/s of m over the T tokens tok */
 static void time_model(const Model *m, ModelActs *a, ModelState *s, const int *tok, int T, float *logits, double *pre, double *dec)
 {
@@ -72,7 +80,7 @@ static void time_model(const Model *m, ModelActs *a, ModelState *s, const int *t
 /* --random-model: a random LLaMA-shaped teacher and its 1-bit student (XNOR
  * init, LayerNorm on, written to a temporary .onebit and loaded from it as
  * any student is), timed in alternating repetitions in one process */
-static int bench_forward_random(const char *spec, long T, long reps, int json)
+static int bench_forward_random(const char *spec, long T, long reps, int head, int json)
 {
     char err[OB_ERRLEN];
     Model tm, sm;
@@ -87,7 +95,7 @@ static int bench_forward_random(const char *spec, long T, long reps, int json)
     if (fd < 0) rc = cli_error("%s: %s", path, strerror(errno));
     else close(fd);
     if (rc == EXIT_OK && student_quantize(&tm, SVID_XNOR, 1, lin, err)) rc = cli_error("%s", err);
-    if (rc == EXIT_OK && student_write(path, &tm, NULL, lin, NULL, err)) rc = cli_error("%s", err);
+    if (rc == EXIT_OK && student_write_ex(path, &tm, NULL, lin, NULL, head, err)) rc = cli_error("%s", err);
     if (rc == EXIT_OK && student_load(&sm, NULL, path, err)) rc = cli_error("%s", err);
     if (fd >= 0) unlink(path); /* the student stays mapped */
     student_src_free(lin, nlin);
@@ -118,14 +126,16 @@ static int bench_forward_random(const char *spec, long T, long reps, int json)
     }
     double mtp = median(tp, (int)reps), mtd = median(td, (int)reps), msp = median(sp, (int)reps), msd = median(sd, (int)reps);
     if (json)
-        printf("{\"model\":\"%s\",\"tokens\":%ld,\"reps\":%ld,\"act\":\"%s\",\"teacher_prefill_tok_s\":%.2f,\"teacher_decode_tok_s\":%.2f,"
-               "\"student_prefill_tok_s\":%.2f,\"student_decode_tok_s\":%.2f,\"decode_ratio\":%.2f,\"prefill_ratio\":%.2f}\n",
-               spec, T, reps, bitlinear_act_name(bitlinear_default_act()), mtp, mtd, msp, msd, msd / mtd, msp / mtp);
+        printf("{\"model\":\"%s\",\"tokens\":%ld,\"reps\":%ld,\"act\":\"%s\",\"head\":\"%s\",\"teacher_prefill_tok_s\":%.2f,\"teacher_decode_tok_s\":%.2f,"
+               "\"student_prefill_tok_s\":%.2f,\"student_decode_tok_s\":%.2f,\"decode_ratio\":%.2f,\"prefill_ratio\":%.2f,"
+               "\"student_kv_mb\":%.1f,\"max_rss_mb\":%.0f}\n",
+               spec, T, reps, bitlinear_act_name(bitlinear_default_act()), student_head_name(head), mtp, mtd, msp, msd, msd / mtd, msp / mtp,
+               model_state_kv_bytes(&ss) / 1048576.0, max_rss_mb());
     else
         printf("random model %s (%ld tokens, median of %ld)\n"
                "teacher FP32:  prefill %.1f tok/s  decode %.2f tok/s\n"
-               "student 1-bit (%s activations): prefill %.1f tok/s  decode %.2f tok/s  (%.2fx / %.2fx the teacher)\n",
-               spec, T, reps, mtp, mtd, bitlinear_act_name(bitlinear_default_act()), msp, msd, msp / mtp, msd / mtd);
+               "student 1-bit (%s activations, %s embedding and head): prefill %.1f tok/s  decode %.2f tok/s  (%.2fx / %.2fx the teacher)\n",
+               spec, T, reps, mtp, mtd, bitlinear_act_name(bitlinear_default_act()), student_head_name(head), msp, msd, msp / mtp, msd / mtd);
     free(v); free(tok); free(logits);
     model_acts_free(&a);
     model_state_free(&st);
@@ -141,6 +151,7 @@ typedef struct {
     char *teacher, *tokenizer, *student, *spec, *kernel, *act;
     int tokens, reps, batch, seq_len, steps, peak, rows, cols, threads, mib, chunk, optim, recompute;
     int cold, json;
+    int head;  /* STUDENT_HEAD_*: the order of "f32|f16|q8_0" */
 } BenchOpts;
 
 #define F(field) offsetof(BenchOpts, field)
@@ -152,6 +163,8 @@ static const OptSpec forward_opts[] = {
     {"student", OPT_STR, F(student), 0, 0, 0, NULL, NULL, "S", "a 1-bit student (.onebit) instead", NULL},
     {"random-model", OPT_STR, F(spec), 0, 0, 0, NULL, NULL, "D,F,L,H,KV,V",
      "a random teacher of this shape and its 1-bit student", NULL},
+    {"head", OPT_CHOICE, F(head), 0, 0, 0, "f16", "f32|f16|q8_0", "f16|q8_0|f32",
+     "--random-model: the student's embedding and head (f16)", NULL},
     {"tokenizer", OPT_STR, F(tokenizer), 0, 0, 0, NULL, NULL, "T", "the tokenizer", NULL},
     {"tokens", OPT_INT, F(tokens), 0, 1, 1 << 20, NULL, NULL, "N", "tokens per repetition", NULL},
     {"reps", OPT_INT, F(reps), 0, 1, 1000000, NULL, NULL, "R", "repetitions", NULL},
@@ -206,7 +219,8 @@ static int bench_opts(const char *cmd, const OptSpec *rows, BenchOpts *o, int ar
 
 static const char forward_usage[] =
     "Usage: onebit-tui bench forward [--teacher M | --student S | --random-model D,F,L,H,KV,V]\n"
-    "                             [--tokenizer T] [--tokens N] [--reps R] [--act fp32|int8]\n"
+    "                             [--head f16|q8_0|f32] [--tokenizer T] [--tokens N] [--reps R]\n"
+    "                             [--act fp32|int8]\n"
     "                             [--json]\n"
     "\nPrefill (batched forward over N tokens) and decode (incremental, KV cache)\n"
     "tokens/s, medians over R repetitions (default 20). N defaults to the model's\n"
@@ -214,6 +228,7 @@ static const char forward_usage[] =
     "(dim, hidden, layers, heads, kv heads, vocab) and its 1-bit student (XNOR\n"
     "init, LayerNorm on) in alternating repetitions of one process (N default 16,\n"
     "R default 5); 4096,11008,2,32,32,32000 is two LLaMA-7B layers (about 3.3 GB).\n"
+    "--head stores its embedding and head as FP16 (the default), Q8_0 or FP32.\n"
     "--act sets the student's activation precision (default fp32).\n\n";
 
 static int forward_run(const BenchOpts *o)
@@ -223,7 +238,7 @@ static int forward_run(const BenchOpts *o)
     int json = o->json;
     if (spec) {
         if (teacher || student || tokenizer) return cli_usage_error("bench forward", "--random-model excludes --teacher, --student and --tokenizer");
-        return bench_forward_random(spec, T ? T : 16, reps ? reps : 5, json);
+        return bench_forward_random(spec, T ? T : 16, reps ? reps : 5, o->head, json);
     }
     if (reps == 0) reps = 20;
     Model m;
@@ -244,7 +259,9 @@ static int forward_run(const BenchOpts *o)
     for (int r = 0; r < reps; r++) time_model(&m, &a, &s, tok, (int)T, logits, pre + r, dec + r);
     double mp = median(pre, (int)reps), md = median(dec, (int)reps);
     const char *an = student ? bitlinear_act_name(bitlinear_default_act()) : "fp32";
-    if (json) printf("{\"tokens\":%ld,\"reps\":%ld,\"act\":\"%s\",\"prefill_tok_s\":%.1f,\"decode_tok_s\":%.1f}\n", T, reps, an, mp, md);
+    if (json)
+        printf("{\"tokens\":%ld,\"reps\":%ld,\"act\":\"%s\",\"prefill_tok_s\":%.1f,\"decode_tok_s\":%.1f,\"kv_mb\":%.1f,\"max_rss_mb\":%.0f}\n",
+               T, reps, an, mp, md, model_state_kv_bytes(&s) / 1048576.0, max_rss_mb());
     else printf("prefill %.1f tok/s  decode %.1f tok/s  (%ld tokens, median of %ld%s)\n", mp, md, T, reps, student && bitlinear_default_act() == BITLINEAR_ACT_INT8 ? ", int8 activations" : "");
     free(pre); free(dec); free(tok); free(logits);
     model_acts_free(&a);

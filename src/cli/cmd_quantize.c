@@ -16,6 +16,7 @@ typedef struct {
     char *teacher, *tokenizer, *out;
     int init;                    /* SvidMethod: the order of "nmf|svd|xnor" */
     int norm;
+    int head;                    /* STUDENT_HEAD_*: the order of "f32|f16|q8_0" */
 } QuantOpts;
 
 #define F(field) offsetof(QuantOpts, field)
@@ -29,6 +30,8 @@ static const OptSpec quant_opts[] = {
      "no LayerNorm after the 1-bit product (the default: the\nlayer then approximates W itself)", NULL},
     {"norm", OPT_FLAG, F(norm), 0, 0, 1, NULL, NULL, NULL,
      "LayerNorm after it, the OneBit architecture that training\n(QAT) needs; without training it changes the layer's scale", NULL},
+    {"head", OPT_CHOICE, F(head), 0, 0, 0, "f16", "f32|f16|q8_0", "f16|q8_0|f32",
+     "how the embedding and the output head are stored (f16;\nq8_0: GGUF's 8-bit blocks of 32; f32: as the teacher)", NULL},
     {NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL},
 };
 #undef F
@@ -36,7 +39,7 @@ static const OptSpec quant_opts[] = {
 static void help(void)
 {
     printf("Usage: onebit-tui quantize [--teacher M] [--tokenizer T] --out S.onebit\n"
-           "                           [--init nmf|svd|xnor] [--norm|--no-norm]\n"
+           "                           [--init nmf|svd|xnor] [--norm|--no-norm] [--head f16|q8_0|f32]\n"
            "\n"
            "Write a 1-bit student of the teacher without training: every linear\n"
            "becomes sign(W) with g, h from a rank-1 fit |W| ~ h g^T (--init, default\n"
@@ -65,12 +68,12 @@ static int quantize_main(const QuantOpts *o)
     else {
         char esc[2048], meta[4096];
         cli_json_string(esc, sizeof esc, tp);
-        snprintf(meta, sizeof meta, "{\"kind\":\"ptq\",\"init\":\"%s\",\"norm\":%s,\"teacher\":\"%s\",\"created\":%lld}",
-                 svid_method_name(init), norm ? "true" : "false", esc, (long long)time(NULL));
-        if (student_write(out, &m, &t, lin, meta, err)) rc = cli_error("%s", err);
+        snprintf(meta, sizeof meta, "{\"kind\":\"ptq\",\"init\":\"%s\",\"norm\":%s,\"head\":\"%s\",\"teacher\":\"%s\",\"created\":%lld}",
+                 svid_method_name(init), norm ? "true" : "false", student_head_name(o->head), esc, (long long)time(NULL));
+        if (student_write_ex(out, &m, &t, lin, meta, o->head, err)) rc = cli_error("%s", err);
         else
-            fprintf(stderr, "wrote %s: %d 1-bit linears, init %s, LayerNorm %s (%.2f s)\n", out, nlin, svid_method_name(init),
-                    norm ? "on" : "off", ob_now() - t0);
+            fprintf(stderr, "wrote %s: %d 1-bit linears, init %s, LayerNorm %s, embedding and head %s (%.2f s)\n", out, nlin,
+                    svid_method_name(init), norm ? "on" : "off", student_head_name(o->head), ob_now() - t0);
         student_src_free(lin, nlin);
     }
     free(lin);

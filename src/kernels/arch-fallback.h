@@ -21,5 +21,21 @@
 #define kern_mul_avx512 kern_mul_ref
 #define kern_quantize_avx512 kern_quantize_ref
 #define kern_layernorm_avx512 kern_layernorm_ref
+#define kern_dec_score_f32_avx2 kern_dec_score_f32_ref
+#define kern_dec_score_f16_avx2 kern_dec_score_f16_ref
+#define kern_dec_accum_f32_avx2 kern_dec_accum_f32_ref
+#define kern_dec_accum_f16_avx2 kern_dec_accum_f16_ref
+#define kern_dec_to_f16_avx2 kern_dec_to_f16_ref
+#define kern_dec_from_f16_avx2 kern_dec_from_f16_ref
+#define kern_dec_gemv_f16_avx2 kern_dec_gemv_f16_ref
+#define kern_dec_gemv_q8_0_avx2 kern_dec_gemv_q8_0_ref
+#define kern_dec_score_f32_avx512 kern_dec_score_f32_ref
+#define kern_dec_score_f16_avx512 kern_dec_score_f16_ref
+#define kern_dec_accum_f32_avx512 kern_dec_accum_f32_ref
+#define kern_dec_accum_f16_avx512 kern_dec_accum_f16_ref
+#define kern_dec_to_f16_avx512 kern_dec_to_f16_ref
+#define kern_dec_from_f16_avx512 kern_dec_from_f16_ref
+#define kern_dec_gemv_f16_avx512 kern_dec_gemv_f16_ref
+#define kern_dec_gemv_q8_0_avx512 kern_dec_gemv_q8_0_ref
 
 #endif

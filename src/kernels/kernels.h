@@ -235,6 +235,9 @@ typedef struct {
     void (*layernorm)(const float *x, float *y, int n);
     /* dense FP32 rows: y[r] = sum_c W[r * cols + c] * x[c] for r in [r0, r1) */
     void (*gemv_rows)(const float *W, const float *x, float *y, int cols, int r0, int r1);
+    /* the decode helpers (FP16 / Q8_0 head rows): the reference's with the
+     * reference kernel, else kern_dec_default() */
+    const struct KernDec *dec;
 } KernExec;
 
 /* k (NULL: kern_default()) at act on pool (a reference is taken; NULL: the
@@ -245,6 +248,54 @@ void kern_exec_init(KernExec *ex, const BitKernel *k, int act, Pool *pool);
 void kern_exec_fini(KernExec *ex);
 /* dst = src, with its own pool reference (dst initialised or zeroed) */
 void kern_exec_copy(KernExec *dst, const KernExec *src);
+
+/* ---- the decode path's vector helpers ----------------------------------
+ * What model_step and a lean student's output head run besides the 1-bit
+ * kernels: one query head's attention over cached keys and values in FP32
+ * or FP16, FP16 <-> FP32 conversion, and GEMV rows over FP16 or Q8_0
+ * weights. As for the 1-bit kernels: a scalar reference (ref.c) and AVX2
+ * (+FMA, F16C) / AVX-512 variants (x86/), one table (table.c), the default
+ * the fastest the CPU has ($ONEBIT_KERNEL=ref: the reference). The variants
+ * differ from the reference only in the order of the float sums
+ * (tests/test_decode); the conversions are exact and identical (FP16 is
+ * IEEE binary16, rounded to nearest even as ob_fp32_to_fp16).
+ *
+ * Q8_0 is GGUF's: blocks of 32 weights, an FP16 scale d and 32 int8 q,
+ * weight = d * q; a row of cols weights (cols a multiple of 32) is cols / 32
+ * blocks. Pure functions: any thread. */
+#define KERN_Q8_0_BLOCK 32
+typedef struct {
+    uint16_t d;       /* FP16 scale */
+    int8_t q[KERN_Q8_0_BLOCK];
+} KernQ8_0;           /* 34 bytes, as in a GGUF file */
+
+typedef struct KernDec {
+    const char *name;
+    unsigned needs;   /* CPU_* features */
+    /* scores: s[t] = scale * sum_{i<hd} q[i] * K[t * ld + i], t < n */
+    void (*score_f32)(const float *q, const float *K, size_t ld, int hd, int n, float scale, float *s);
+    void (*score_f16)(const float *q, const uint16_t *K, size_t ld, int hd, int n, float scale, float *s);
+    /* weighted values: out[i] += sum_{t<n} a[t] * V[t * ld + i], i < hd */
+    void (*accum_f32)(const float *a, const float *V, size_t ld, int hd, int n, float *out);
+    void (*accum_f16)(const float *a, const uint16_t *V, size_t ld, int hd, int n, float *out);
+    void (*to_f16)(const float *x, uint16_t *y, size_t n);
+    void (*from_f16)(const uint16_t *x, float *y, size_t n);
+    /* y[r] = sum_c W[r][c] * x[c] for r in [r0, r1), rows of cols weights */
+    void (*gemv_f16)(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1);
+    void (*gemv_q8_0)(const KernQ8_0 *W, const float *x, float *y, int cols, int r0, int r1);
+} KernDec;
+
+enum { KERN_DEC_REF, KERN_DEC_AVX2, KERN_DEC_AVX512, KERN_DEC_NVARIANTS };
+/* entry id (KERN_DEC_*), available on this CPU or not; NULL past the end */
+const KernDec *kern_dec_variant(int id);
+int kern_dec_available(const KernDec *d);
+/* the fastest available, or the reference when $ONEBIT_KERNEL is "ref";
+ * constant for the process */
+const KernDec *kern_dec_default(void);
+/* Q8_0 of n values (n a multiple of 32) as GGUF quantizes: d = max|x| / 127,
+ * q = roundf(x / d) (d = 0: q = 0); and back */
+void kern_q8_0_quantize(const float *x, KernQ8_0 *y, size_t n);
+void kern_q8_0_to_f32(const KernQ8_0 *x, float *y, size_t n);
 
 #define KERN_LN_EPS 1e-5f
 

@@ -1,13 +1,17 @@
 /* src/kernels/ref.c -- the scalar reference of the 1-bit kernel (FP32 and
  * int8 activations) and the generic helpers (quantize, multiply, LayerNorm,
- * dense rows): what every SIMD variant is tested against
- * (tests/test_bitlinear) and what non-x86 builds run. Pure functions of
+ * dense rows) and of the decode helpers (attention over FP32/FP16 caches,
+ * FP16 conversion, FP16/Q8_0 GEMV rows): what every SIMD variant is tested
+ * against (tests/test_bitlinear, tests/test_decode) and what non-x86 builds
+ * run. Pure functions of
  * their arguments: any thread may call any of them at any time. */
 #include "kernels/variants.h"
 
 #include <float.h>
 #include <math.h>
 #include <string.h>
+
+#include "base/common.h"
 
 /* the same sum, in the same order, as bitlinear_forward_ref */
 void kern_rows_ref(const KernMat *m, const float *gx, int N, int b0, int b1, float *acc)
@@ -110,5 +114,98 @@ void kern_gemv_rows_ref(const float *W, const float *x, float *y, int cols, int 
         float s = 0.0f;
         for (int c = 0; c < cols; c++) s += w[c] * x[c];
         y[r] = s;
+    }
+}
+
+/* ---- the decode helpers' reference (kernels.h KernDec) -------------------- */
+
+void kern_dec_score_f32_ref(const float *q, const float *K, size_t ld, int hd, int n, float scale, float *s)
+{
+    for (int t = 0; t < n; t++) {
+        const float *k = K + (size_t)t * ld;
+        float d = 0.0f;
+        for (int i = 0; i < hd; i++) d += q[i] * k[i];
+        s[t] = d * scale;
+    }
+}
+
+void kern_dec_score_f16_ref(const float *q, const uint16_t *K, size_t ld, int hd, int n, float scale, float *s)
+{
+    for (int t = 0; t < n; t++) {
+        const uint16_t *k = K + (size_t)t * ld;
+        float d = 0.0f;
+        for (int i = 0; i < hd; i++) d += q[i] * ob_fp16_to_fp32(k[i]);
+        s[t] = d * scale;
+    }
+}
+
+void kern_dec_accum_f32_ref(const float *a, const float *V, size_t ld, int hd, int n, float *out)
+{
+    for (int t = 0; t < n; t++) {
+        const float *v = V + (size_t)t * ld;
+        for (int i = 0; i < hd; i++) out[i] += a[t] * v[i];
+    }
+}
+
+void kern_dec_accum_f16_ref(const float *a, const uint16_t *V, size_t ld, int hd, int n, float *out)
+{
+    for (int t = 0; t < n; t++) {
+        const uint16_t *v = V + (size_t)t * ld;
+        for (int i = 0; i < hd; i++) out[i] += a[t] * ob_fp16_to_fp32(v[i]);
+    }
+}
+
+void kern_dec_to_f16_ref(const float *x, uint16_t *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++) y[i] = ob_fp32_to_fp16(x[i]);
+}
+
+void kern_dec_from_f16_ref(const uint16_t *x, float *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++) y[i] = ob_fp16_to_fp32(x[i]);
+}
+
+void kern_dec_gemv_f16_ref(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1)
+{
+    for (int r = r0; r < r1; r++) {
+        const uint16_t *w = W + (size_t)r * cols;
+        float s = 0.0f;
+        for (int c = 0; c < cols; c++) s += ob_fp16_to_fp32(w[c]) * x[c];
+        y[r] = s;
+    }
+}
+
+void kern_dec_gemv_q8_0_ref(const KernQ8_0 *W, const float *x, float *y, int cols, int r0, int r1)
+{
+    const int nb = cols / KERN_Q8_0_BLOCK;
+    for (int r = r0; r < r1; r++) {
+        const KernQ8_0 *b = W + (size_t)r * nb;
+        float s = 0.0f;
+        for (int j = 0; j < nb; j++) {
+            float p = 0.0f;
+            for (int i = 0; i < KERN_Q8_0_BLOCK; i++) p += (float)b[j].q[i] * x[j * KERN_Q8_0_BLOCK + i];
+            s += ob_fp16_to_fp32(b[j].d) * p;
+        }
+        y[r] = s;
+    }
+}
+
+void kern_q8_0_quantize(const float *x, KernQ8_0 *y, size_t n)
+{
+    for (size_t j = 0; j < n / KERN_Q8_0_BLOCK; j++) {
+        const float *v = x + j * KERN_Q8_0_BLOCK;
+        float amax = 0.0f;
+        for (int i = 0; i < KERN_Q8_0_BLOCK; i++) amax = fmaxf(amax, fabsf(v[i]));
+        float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
+        y[j].d = ob_fp32_to_fp16(d);
+        for (int i = 0; i < KERN_Q8_0_BLOCK; i++) y[j].q[i] = (int8_t)roundf(v[i] * id);
+    }
+}
+
+void kern_q8_0_to_f32(const KernQ8_0 *x, float *y, size_t n)
+{
+    for (size_t j = 0; j < n / KERN_Q8_0_BLOCK; j++) {
+        float d = ob_fp16_to_fp32(x[j].d);
+        for (int i = 0; i < KERN_Q8_0_BLOCK; i++) y[j * KERN_Q8_0_BLOCK + i] = d * (float)x[j].q[i];
     }
 }

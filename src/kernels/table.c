@@ -1,6 +1,7 @@
 /* src/kernels/table.c -- the table of kernel variants (one
  * designated-initializer entry each), the default choice ($ONEBIT_KERNEL,
- * the CPU probe of base/cpu.c), execution contexts, and the repacking into
+ * the CPU probe of base/cpu.c), the decode helpers' table (KernDec) and
+ * its default, execution contexts, and the repacking into
  * the kernel-private layouts (see kernels.h). The table and the default are
  * constant: any thread. kern_repack writes its matrix: its owner only. */
 #include "kernels/variants.h"
@@ -90,6 +91,42 @@ const BitKernel *kern_default(void)
     return def;
 }
 
+/* ---- the decode helpers (KernDec) ---------------------------------------- */
+
+#define DEC_ENTRY(sfx)                                                                                   \
+    .score_f32 = kern_dec_score_f32_##sfx, .score_f16 = kern_dec_score_f16_##sfx,                        \
+    .accum_f32 = kern_dec_accum_f32_##sfx, .accum_f16 = kern_dec_accum_f16_##sfx,                        \
+    .to_f16 = kern_dec_to_f16_##sfx, .from_f16 = kern_dec_from_f16_##sfx, .gemv_f16 = kern_dec_gemv_f16_##sfx, \
+    .gemv_q8_0 = kern_dec_gemv_q8_0_##sfx
+static const KernDec dec_table[KERN_DEC_NVARIANTS] = {
+    [KERN_DEC_REF] = {.name = "ref", .needs = 0, DEC_ENTRY(ref)},
+    [KERN_DEC_AVX2] = {.name = "avx2", .needs = CPU_NEEDS_AVX2 | CPU_F16C, DEC_ENTRY(avx2)},
+    [KERN_DEC_AVX512] = {.name = "avx512", .needs = CPU_NEEDS_AVX512, DEC_ENTRY(avx512)},
+};
+#undef DEC_ENTRY
+
+const KernDec *kern_dec_variant(int id) { return id >= 0 && id < KERN_DEC_NVARIANTS ? &dec_table[id] : NULL; }
+
+int kern_dec_available(const KernDec *d) { return cpu_has(d->needs); }
+
+static pthread_once_t dec_once = PTHREAD_ONCE_INIT;
+static const KernDec *dec_def;
+
+static void dec_init(void)
+{
+    const char *env = cpu_kernel_override();
+    dec_def = &dec_table[KERN_DEC_REF];
+    if (env && !strcmp(env, "ref")) return;
+    for (int i = KERN_DEC_NVARIANTS - 1; i > KERN_DEC_REF; i--)
+        if (kern_dec_available(&dec_table[i])) { dec_def = &dec_table[i]; break; }
+}
+
+const KernDec *kern_dec_default(void)
+{
+    pthread_once(&dec_once, dec_init);
+    return dec_def;
+}
+
 /* ---- execution contexts -------------------------------------------------- */
 
 static atomic_flag warned_q8 = ATOMIC_FLAG_INIT;
@@ -114,6 +151,7 @@ void kern_exec_init(KernExec *ex, const BitKernel *k, int act, Pool *pool)
     ex->quantize = h512 ? kern_quantize_avx512 : kern_quantize_ref;
     ex->layernorm = h512 && run != &table[KERN_REF] ? kern_layernorm_avx512 : kern_layernorm_ref;
     ex->gemv_rows = h512 ? kern_gemv_rows_avx512 : h2 ? kern_gemv_rows_avx2 : kern_gemv_rows_ref;
+    ex->dec = simd ? kern_dec_default() : &dec_table[KERN_DEC_REF];
 }
 
 void kern_exec_fini(KernExec *ex)

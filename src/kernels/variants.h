@@ -13,7 +13,22 @@ void kern_rows_ref(const KernMat *m, const float *gx, int N, int b0, int b1, flo
 void kern_rows_q8_ref(const KernMat *m, const int16_t *q, const float *scale, const void *prep, int N, int b0, int b1,
                       float *acc, int16_t *acc16);
 
+/* the decode helpers (kernels.h KernDec), one set per variant file */
+#define KERN_DEC_DECLARE(sfx)                                                                                  \
+    void kern_dec_score_f32_##sfx(const float *q, const float *K, size_t ld, int hd, int n, float scale, float *s); \
+    void kern_dec_score_f16_##sfx(const float *q, const uint16_t *K, size_t ld, int hd, int n, float scale,        \
+                                  float *s);                                                                   \
+    void kern_dec_accum_f32_##sfx(const float *a, const float *V, size_t ld, int hd, int n, float *out);         \
+    void kern_dec_accum_f16_##sfx(const float *a, const uint16_t *V, size_t ld, int hd, int n, float *out);      \
+    void kern_dec_to_f16_##sfx(const float *x, uint16_t *y, size_t n);                                         \
+    void kern_dec_from_f16_##sfx(const uint16_t *x, float *y, size_t n);                                       \
+    void kern_dec_gemv_f16_##sfx(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1);         \
+    void kern_dec_gemv_q8_0_##sfx(const KernQ8_0 *W, const float *x, float *y, int cols, int r0, int r1);
+KERN_DEC_DECLARE(ref)
+
 #if defined(OB_X86)
+KERN_DEC_DECLARE(avx2)
+KERN_DEC_DECLARE(avx512)
 /* x86/avx2.c */
 void kern_rows_avx2(const KernMat *m, const float *gx, int N, int b0, int b1, float *acc);
 void kern_rows_q8_avx2(const KernMat *m, const int16_t *q, const float *scale, const void *prep, int N, int b0, int b1,

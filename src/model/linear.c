@@ -17,8 +17,15 @@ void linear_forward(const Linear *l, const float *x, float *y, int N)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, l->out, l->in, 1.0f, x, l->in, l->w, l->in, 0.0f, y, l->out);
 }
 
-void linear_head(const Linear *l, const float *W, const float *x, float *y, int rows, int cols)
+void linear_head(const Linear *l, const void *W, int wtype, const float *x, float *y, int rows, int cols)
 {
-    if (l->kind != LINEAR_DENSE && l->ops->head) l->ops->head(l->impl, W, x, y, rows, cols);
+    if (l->kind != LINEAR_DENSE && l->ops->head) l->ops->head(l->impl, W, wtype, x, y, rows, cols);
+    else if (wtype == LINEAR_W_F16) kern_dec_default()->gemv_f16(W, x, y, cols, 0, rows);
+    else if (wtype == LINEAR_W_Q8_0) kern_dec_default()->gemv_q8_0(W, x, y, cols, 0, rows);
     else cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, cols, 1.0f, W, cols, x, 1, 0.0f, y, 1);
+}
+
+const KernExec *linear_exec(const Linear *l)
+{
+    return l->kind != LINEAR_DENSE && l->ops->exec ? l->ops->exec(l->impl) : NULL;
 }

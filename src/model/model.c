@@ -1,5 +1,9 @@
 /* model.c -- LLaMA model: parameter arena (built from what a format loader
- * read), batched and incremental forward passes. Numerics follow karpathy/llama2.c run.c. */
+ * read), batched and incremental forward passes, the chunked FP32/FP16 KV
+ * cache and the decode attention split over heads on a pool. Numerics follow
+ * karpathy/llama2.c run.c. Threads: a Model is read-only once built (any
+ * number of forwards at once); a ModelState or ModelActs belongs to one
+ * caller at a time; model_step's attention tasks run on the model's pool. */
 #include "model/model.h"
 
 #include "config.h"
@@ -84,19 +88,23 @@ void model_bind_dense(Model *m)
     }
 }
 
-int model_alloc(Model *m, const ModelConfig *c, int with_linears, char *err)
+/* the arena for cfg: dense linears when with_linears; the embedding /
+ * the head in FP32 when emb_f32 / cls_f32 */
+static int alloc_arena(Model *m, const ModelConfig *c, int with_linears, int emb_f32, int cls_f32, char *err)
 {
     memset(m, 0, sizeof *m);
     if (llama_config_check(c, err)) return -1;
     m->cfg = *c;
     Sizes s;
     sizes_of(c, &s);
-    size_t n;
-    model_arena_size(c, with_linears, &n);
-    m->arena = ob_aligned_alloc(64, n * sizeof(float));
+    if (!emb_f32) s.emb = 0;
+    if (!cls_f32) s.wcls = 0;
+    size_t n = s.emb + s.rms_att + s.rms_ffn + s.rms_final + s.wcls;
+    if (with_linears) n += s.wq + s.wk + s.wv + s.wo + s.w1 + s.w2 + s.w3;
+    m->arena = ob_aligned_alloc(64, (n ? n : 1) * sizeof(float));
     m->arena_floats = n;
     float *p = m->arena;
-    m->tok_emb = p; p += s.emb;
+    if (emb_f32) { m->tok_emb = p; p += s.emb; }
     m->rms_att = p; p += s.rms_att;
     if (with_linears) {
         m->wq = p; p += s.wq;
@@ -112,10 +120,60 @@ int model_alloc(Model *m, const ModelConfig *c, int with_linears, char *err)
     }
     m->rms_final = p; p += s.rms_final;
     if (c->shared_classifier) m->wcls = m->tok_emb;
-    else { m->wcls = p; p += s.wcls; }
+    else if (cls_f32) { m->wcls = p; p += s.wcls; }
+    m->emb_w = m->tok_emb;
+    m->cls_w = m->wcls;
     m->lin = ob_calloc((size_t)c->n_layers * LIN_PER_LAYER, sizeof(Linear));
     if (with_linears) model_bind_dense(m);
     return 0;
+}
+
+int model_alloc(Model *m, const ModelConfig *c, int with_linears, char *err)
+{
+    return alloc_arena(m, c, with_linears, 1, 1, err);
+}
+
+int model_alloc_lean(Model *m, const ModelConfig *c, int emb_type, int cls_type, char *err)
+{
+    if (c->shared_classifier) cls_type = emb_type;
+    if (alloc_arena(m, c, 0, emb_type == LINEAR_W_F32, cls_type == LINEAR_W_F32, err)) return -1;
+    m->emb_type = emb_type;
+    m->cls_type = cls_type;
+    return 0;
+}
+
+void model_embed(const Model *m, int token, float *out)
+{
+    size_t C = m->cfg.dim;
+    if (m->emb_type == LINEAR_W_F16) kern_dec_default()->from_f16((const uint16_t *)m->emb_w + (size_t)token * C, out, C);
+    else if (m->emb_type == LINEAR_W_Q8_0) kern_q8_0_to_f32((const KernQ8_0 *)m->emb_w + (size_t)token * (C / KERN_Q8_0_BLOCK), out, C);
+    else memcpy(out, (const float *)m->emb_w + (size_t)token * C, C * sizeof(float));
+}
+
+/* rows of the head converted to FP32 per sgemm in the batched forwards */
+#define HEAD_TILE_ROWS 256
+
+/* logits (T, V) = x (T, C) · headᵀ: one sgemm over an FP32 head, else over
+ * tiles of its rows converted to FP32 (a bounded scratch), or for one token
+ * the head itself (linear_head) */
+static void head_batched(const Model *m, const float *x, int T, float *logits)
+{
+    const ModelConfig *c = &m->cfg;
+    int C = c->dim, V = c->vocab_size;
+    if (m->cls_type == LINEAR_W_F32) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, V, C, 1.0f, x, C, m->cls_w, C, 0.0f, logits, V);
+        return;
+    }
+    if (T == 1) { linear_head(&m->lin[0], m->cls_w, m->cls_type, x, logits, V, C); return; }
+    float *tile = ob_aligned_alloc(64, (size_t)HEAD_TILE_ROWS * C * sizeof(float));
+    const KernDec *d = kern_dec_default();
+    for (int r0 = 0; r0 < V; r0 += HEAD_TILE_ROWS) {
+        int n = V - r0 < HEAD_TILE_ROWS ? V - r0 : HEAD_TILE_ROWS;
+        if (m->cls_type == LINEAR_W_F16) d->from_f16((const uint16_t *)m->cls_w + (size_t)r0 * C, tile, (size_t)n * C);
+        else kern_q8_0_to_f32((const KernQ8_0 *)m->cls_w + (size_t)r0 * (C / KERN_Q8_0_BLOCK), tile, (size_t)n * C);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n, C, 1.0f, x, C, tile, C, 0.0f, logits + r0, V);
+    }
+    free(tile);
 }
 
 void model_free(Model *m)
@@ -404,7 +462,7 @@ void model_forward(const Model *m, ModelActs *a, const int *tokens, int T, float
     const ModelConfig *c = &m->cfg;
     int C = c->dim, hd = c->head_dim, half = hd / 2;
     int qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
-    for (int t = 0; t < T; t++) memcpy(a->x + (size_t)t * C, m->tok_emb + (size_t)tokens[t] * C, C * sizeof(float));
+    for (int t = 0; t < T; t++) model_embed(m, tokens[t], a->x + (size_t)t * C);
     for (int l = 0; l < c->n_layers; l++) {
         const Linear *L = m->lin + (size_t)l * LIN_PER_LAYER;
         rmsnorm_rows(m, a, m->rms_att + (size_t)l * C, 0, T);
@@ -420,35 +478,108 @@ void model_forward(const Model *m, ModelActs *a, const int *tokens, int T, float
         if (hidden) memcpy(hidden + (size_t)l * T * C, a->x, (size_t)T * C * sizeof(float));
     }
     rmsnorm_rows(m, a, m->rms_final, 0, T);
-    // logits (T,V) = xb (T,C) · wclsᵀ
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, c->vocab_size, C, 1.0f, a->xb, C, m->wcls, C, 0.0f,
-                logits, c->vocab_size);
+    head_batched(m, a->xb, T, logits); // (T,V)
+}
+
+/* ---- the chunked KV cache ------------------------------------------------- */
+
+static size_t kv_esize(const ModelState *s) { return s->kv == MODEL_KV_F16 ? 2 : 4; }
+
+/* settle the precision (MODEL_KV_AUTO: by the model's linears) */
+static void kv_settle(const Model *m, ModelState *s)
+{
+    if (s->kv == MODEL_KV_AUTO) s->kv = m->lin[0].kind == LINEAR_DENSE ? MODEL_KV_F32 : MODEL_KV_F16;
+}
+
+/* chunks for positions [0, end) in every layer */
+static void kv_reserve(ModelState *s, int end)
+{
+    int need = (end + MODEL_KV_CHUNK - 1) / MODEL_KV_CHUNK;
+    size_t bytes = (size_t)MODEL_KV_CHUNK * s->kvd * kv_esize(s);
+    for (; s->chunks < need; s->chunks++)
+        for (int l = 0; l < s->n_layers; l++) {
+            s->kc[(size_t)l * s->n_chunks + s->chunks] = ob_aligned_alloc(64, bytes);
+            s->vc[(size_t)l * s->n_chunks + s->chunks] = ob_aligned_alloc(64, bytes);
+        }
+}
+
+/* the row of position pos of layer l in chunks `c` (kc or vc) */
+static void *kv_row(const ModelState *s, void *const *c, int l, int pos)
+{
+    return (char *)c[(size_t)l * s->n_chunks + pos / MODEL_KV_CHUNK] + (size_t)(pos % MODEL_KV_CHUNK) * s->kvd * kv_esize(s);
+}
+
+/* store n rows of keys and values (FP32, kvd each) at positions pos.. of layer l */
+static void kv_store(ModelState *s, const KernDec *d, int l, int pos, const float *k, const float *v, int n)
+{
+    for (int t = 0; t < n; t++) {
+        const float *kt = k + (size_t)t * s->kvd, *vt = v + (size_t)t * s->kvd;
+        void *kr = kv_row(s, s->kc, l, pos + t), *vr = kv_row(s, s->vc, l, pos + t);
+        if (s->kv == MODEL_KV_F16) { d->to_f16(kt, kr, s->kvd); d->to_f16(vt, vr, s->kvd); }
+        else { memcpy(kr, kt, s->kvd * sizeof(float)); memcpy(vr, vt, s->kvd * sizeof(float)); }
+    }
+}
+
+/* the keys (gk) and values (gv) of KV head g at positions 0..S-1 of layer l, FP32 (S, hd) */
+static void kv_gather(const ModelState *s, const KernDec *d, int l, int g, int hd, int S, float *gk, float *gv)
+{
+    for (int p = 0; p < S; p++) {
+        const char *kr = kv_row(s, s->kc, l, p), *vr = kv_row(s, s->vc, l, p);
+        size_t off = (size_t)g * hd * kv_esize(s);
+        if (s->kv == MODEL_KV_F16) {
+            d->from_f16((const uint16_t *)(kr + off), gk + (size_t)p * hd, hd);
+            d->from_f16((const uint16_t *)(vr + off), gv + (size_t)p * hd, hd);
+        } else {
+            memcpy(gk + (size_t)p * hd, kr + off, hd * sizeof(float));
+            memcpy(gv + (size_t)p * hd, vr + off, hd * sizeof(float));
+        }
+    }
+}
+
+/* the decode helpers and the pool of m: its linears' execution context, else
+ * the default helpers and the global pool (a reference s keeps) */
+static const KernDec *model_dec(const Model *m, ModelState *s, Pool **pool)
+{
+    const KernExec *ex = linear_exec(&m->lin[0]);
+    if (ex) { *pool = ex->pool; return ex->dec; }
+    if (!s->pool) s->pool = pool_global_ref();
+    *pool = s->pool;
+    return kern_dec_default();
 }
 
 /* ---- batched forward from a KV cache ------------------------------------ */
 
 /* causal attention of T queries at positions pos0.. over the cache's
- * positions 0..pos0+T-1, one head at a time with two sgemms */
-static void attention_cached(const ModelConfig *c, ModelActs *a, const float *kc, const float *vc, int T, int pos0)
+ * positions 0..pos0+T-1: per KV head its keys and values in FP32, then one
+ * query head at a time with two sgemms */
+static void attention_cached(const ModelConfig *c, ModelActs *a, ModelState *s, const KernDec *d, int l, int T, int pos0)
 {
-    int hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
+    int hd = c->head_dim, qd = c->n_heads * hd;
     int kv_mul = c->n_heads / c->n_kv_heads, S = pos0 + T;
     float scale = 1.0f / sqrtf((float)hd);
-    for (int h = 0; h < c->n_heads; h++) {
-        const float *Q = a->q + h * hd;
-        const float *K = kc + (h / kv_mul) * hd;
-        const float *V = vc + (h / kv_mul) * hd;
-        // att (T,S) = Q (T,hd) · Kᵀ (hd,S)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, hd, scale, Q, qd, K, kvd, 0.0f, a->att, S);
-        for (int t = 0; t < T; t++) {
-            float *row = a->att + (size_t)t * S;
-            int n = pos0 + t + 1;
-            model_softmax(row, n);
-            memset(row + n, 0, (size_t)(S - n) * sizeof(float));
+    size_t need = (size_t)2 * S * hd;
+    if (s->gather_cap < need) {
+        free(s->gather);
+        s->gather = ob_aligned_alloc(64, need * sizeof(float));
+        s->gather_cap = need;
+    }
+    float *K = s->gather, *V = s->gather + (size_t)S * hd;
+    for (int g = 0; g < c->n_kv_heads; g++) {
+        kv_gather(s, d, l, g, hd, S, K, V);
+        for (int h = g * kv_mul; h < (g + 1) * kv_mul; h++) {
+            const float *Q = a->q + h * hd;
+            // att (T,S) = Q (T,hd) · Kᵀ (hd,S)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, hd, scale, Q, qd, K, hd, 0.0f, a->att, S);
+            for (int t = 0; t < T; t++) {
+                float *row = a->att + (size_t)t * S;
+                int n = pos0 + t + 1;
+                model_softmax(row, n);
+                memset(row + n, 0, (size_t)(S - n) * sizeof(float));
+            }
+            // out (T,hd) = att (T,S) · V (S,hd)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, S, 1.0f, a->att, S, V, hd, 0.0f,
+                        a->attout + h * hd, qd);
         }
-        // out (T,hd) = att (T,S) · V (S,hd)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, S, 1.0f, a->att, S, V, kvd, 0.0f,
-                    a->attout + h * hd, qd);
     }
 }
 
@@ -458,33 +589,41 @@ void model_forward_kv(const Model *m, ModelActs *a, ModelState *s, const int *to
     const ModelConfig *c = &m->cfg;
     int C = c->dim, hd = c->head_dim, half = hd / 2;
     int qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
-    for (int t = 0; t < T; t++) memcpy(a->x + (size_t)t * C, m->tok_emb + (size_t)tokens[t] * C, C * sizeof(float));
+    Pool *pool;
+    const KernDec *d = model_dec(m, s, &pool);
+    kv_settle(m, s);
+    kv_reserve(s, pos0 + T);
+    for (int t = 0; t < T; t++) model_embed(m, tokens[t], a->x + (size_t)t * C);
     for (int l = 0; l < c->n_layers; l++) {
         const Linear *L = m->lin + (size_t)l * LIN_PER_LAYER;
-        float *kc = s->kcache + (size_t)l * c->seq_len * kvd;
-        float *vc = s->vcache + (size_t)l * c->seq_len * kvd;
-        float *kt = kc + (size_t)pos0 * kvd, *vt = vc + (size_t)pos0 * kvd;
         rmsnorm_rows(m, a, m->rms_att + (size_t)l * C, 0, T);
         linear_forward(&L[LIN_Q], a->xb, a->q, T); // (T, qd)
-        linear_forward(&L[LIN_K], a->xb, kt, T);   // (T, kvd) into the cache
-        linear_forward(&L[LIN_V], a->xb, vt, T);
+        linear_forward(&L[LIN_K], a->xb, a->k, T); // (T, kvd)
+        linear_forward(&L[LIN_V], a->xb, a->v, T);
         for (int t = 0; t < T; t++) {
             size_t p = (size_t)(pos0 + t) * half;
             model_rope(a->q + (size_t)t * qd, qd, hd, a->rope_cos + p, a->rope_sin + p);
-            model_rope(kt + (size_t)t * kvd, kvd, hd, a->rope_cos + p, a->rope_sin + p);
+            model_rope(a->k + (size_t)t * kvd, kvd, hd, a->rope_cos + p, a->rope_sin + p);
         }
-        attention_cached(c, a, kc, vc, T, pos0);
+        kv_store(s, d, l, pos0, a->k, a->v, T);
+        attention_cached(c, a, s, d, l, T, pos0);
         block_tail_batched(m, a, L, l, T);
     }
     if (n_logits <= 0) return;
     int t0 = T - n_logits;
     rmsnorm_rows(m, a, m->rms_final, t0, T);
-    // logits (n,V) = xb (n,C) · wclsᵀ
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_logits, c->vocab_size, C, 1.0f, a->xb + (size_t)t0 * C, C,
-                m->wcls, C, 0.0f, logits, c->vocab_size);
+    head_batched(m, a->xb + (size_t)t0 * C, n_logits, logits); // (n,V)
 }
 
 /* ---- incremental forward ----------------------------------------------- */
+
+int model_kv_parse(const char *name)
+{
+    if (!strcmp(name, "f32")) return MODEL_KV_F32;
+    if (!strcmp(name, "f16")) return MODEL_KV_F16;
+    if (!strcmp(name, "auto")) return MODEL_KV_AUTO;
+    return -1;
+}
 
 int model_state_init(ModelState *s, const ModelConfig *c)
 {
@@ -496,61 +635,112 @@ int model_state_init(ModelState *s, const ModelConfig *c)
     s->xb = ob_aligned_alloc(64, big * 4);
     s->xb2 = ob_aligned_alloc(64, C * 4);
     s->q = ob_aligned_alloc(64, qd * 4);
+    s->k = ob_aligned_alloc(64, kvd * 4);
+    s->v = ob_aligned_alloc(64, kvd * 4);
     s->att = ob_aligned_alloc(64, (size_t)c->n_heads * c->seq_len * 4);
     s->hb = ob_aligned_alloc(64, F * 4);
     s->hb2 = ob_aligned_alloc(64, F * 4);
     s->logits = ob_aligned_alloc(64, (size_t)c->vocab_size * 4);
-    s->kcache = ob_aligned_alloc(64, (size_t)c->n_layers * c->seq_len * kvd * 4);
-    s->vcache = ob_aligned_alloc(64, (size_t)c->n_layers * c->seq_len * kvd * 4);
+    s->n_layers = c->n_layers;
+    s->kvd = (int)kvd;
+    s->n_chunks = (c->seq_len + MODEL_KV_CHUNK - 1) / MODEL_KV_CHUNK;
+    s->kc = ob_calloc((size_t)c->n_layers * s->n_chunks, sizeof(void *));
+    s->vc = ob_calloc((size_t)c->n_layers * s->n_chunks, sizeof(void *));
+    const char *env = getenv("ONEBIT_KV");
+    int kv = env && *env ? model_kv_parse(env) : MODEL_KV_AUTO;
+    if (kv < 0) {
+        fprintf(stderr, "onebit-tui: warning: ONEBIT_KV=%s is not f32, f16 or auto; using auto\n", env);
+        kv = MODEL_KV_AUTO;
+    }
+    s->kv = kv;
     s->rope_cos = ob_aligned_alloc(64, (size_t)c->seq_len * c->head_dim / 2 * 4);
     s->rope_sin = ob_aligned_alloc(64, (size_t)c->seq_len * c->head_dim / 2 * 4);
     model_rope_table(c, s->rope_cos, s->rope_sin);
     return 0;
 }
 
+int model_state_set_kv(ModelState *s, int kv)
+{
+    if (s->chunks) return -1;
+    s->kv = kv;
+    return 0;
+}
+
+size_t model_state_kv_bytes(const ModelState *s)
+{
+    return (size_t)2 * s->n_layers * s->chunks * MODEL_KV_CHUNK * s->kvd * kv_esize(s);
+}
+
 void model_state_free(ModelState *s)
 {
-    free(s->x); free(s->xb); free(s->xb2); free(s->q); free(s->att); free(s->hb); free(s->hb2);
-    free(s->logits); free(s->kcache); free(s->vcache); free(s->rope_cos); free(s->rope_sin);
+    for (size_t i = 0; s->kc && i < (size_t)s->n_layers * s->n_chunks; i++) { free(s->kc[i]); free(s->vc[i]); }
+    free(s->kc); free(s->vc); free(s->gather);
+    if (s->pool) pool_free(s->pool);
+    free(s->x); free(s->xb); free(s->xb2); free(s->q); free(s->k); free(s->v); free(s->att); free(s->hb); free(s->hb2);
+    free(s->logits); free(s->rope_cos); free(s->rope_sin);
     memset(s, 0, sizeof *s);
 }
+
+/* one decode step's attention of layer l: a task per query head */
+typedef struct {
+    const ModelConfig *c;
+    ModelState *s;
+    const KernDec *d;
+    int l, pos;
+} StepAttn;
+
+static void step_attn_head(void *vc, int h)
+{
+    const StepAttn *a = vc;
+    const ModelConfig *c = a->c;
+    ModelState *s = a->s;
+    const KernDec *d = a->d;
+    const int hd = c->head_dim, S = a->pos + 1, f16 = s->kv == MODEL_KV_F16;
+    const size_t kvo = (size_t)(h / (c->n_heads / c->n_kv_heads)) * hd;
+    const float scale = 1.0f / sqrtf((float)hd), *q = s->q + (size_t)h * hd;
+    float *att = s->att + (size_t)h * c->seq_len, *out = s->xb + (size_t)h * hd;
+    void *const *kc = s->kc + (size_t)a->l * s->n_chunks, *const *vc2 = s->vc + (size_t)a->l * s->n_chunks;
+    for (int t0 = 0, j = 0; t0 < S; t0 += MODEL_KV_CHUNK, j++) {
+        int n = S - t0 < MODEL_KV_CHUNK ? S - t0 : MODEL_KV_CHUNK;
+        if (f16) d->score_f16(q, (const uint16_t *)kc[j] + kvo, s->kvd, hd, n, scale, att + t0);
+        else d->score_f32(q, (const float *)kc[j] + kvo, s->kvd, hd, n, scale, att + t0);
+    }
+    model_softmax(att, S);
+    memset(out, 0, hd * sizeof(float));
+    for (int t0 = 0, j = 0; t0 < S; t0 += MODEL_KV_CHUNK, j++) {
+        int n = S - t0 < MODEL_KV_CHUNK ? S - t0 : MODEL_KV_CHUNK;
+        if (f16) d->accum_f16(att + t0, (const uint16_t *)vc2[j] + kvo, s->kvd, hd, n, out);
+        else d->accum_f32(att + t0, (const float *)vc2[j] + kvo, s->kvd, hd, n, out);
+    }
+}
+
+/* below this many multiply-adds a step's attention stays on the caller (a
+ * pool run costs a few microseconds) */
+#define STEP_ATTN_POOL_MIN (1 << 15)
 
 float *model_step(const Model *m, ModelState *s, int token, int pos)
 {
     const ModelConfig *c = &m->cfg;
     int C = c->dim, F = c->hidden_dim, hd = c->head_dim, half = hd / 2;
-    int qd = c->n_heads * hd, kvd = c->n_kv_heads * hd, kv_mul = c->n_heads / c->n_kv_heads;
-    float scale = 1.0f / sqrtf((float)hd);
-    memcpy(s->x, m->tok_emb + (size_t)token * C, C * sizeof(float));
+    int qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
+    Pool *pool;
+    const KernDec *d = model_dec(m, s, &pool);
+    kv_settle(m, s);
+    kv_reserve(s, pos + 1);
+    const int on_pool = (double)c->n_heads * (pos + 1) * hd >= STEP_ATTN_POOL_MIN && pool_threads(pool) > 1;
+    model_embed(m, token, s->x);
     for (int l = 0; l < c->n_layers; l++) {
         const Linear *L = m->lin + (size_t)l * LIN_PER_LAYER;
-        float *kc = s->kcache + (size_t)l * c->seq_len * kvd;
-        float *vc = s->vcache + (size_t)l * c->seq_len * kvd;
         model_rmsnorm(s->xb, s->x, m->rms_att + (size_t)l * C, C, c->norm_eps);
         linear_forward(&L[LIN_Q], s->xb, s->q, 1);
-        linear_forward(&L[LIN_K], s->xb, kc + (size_t)pos * kvd, 1);
-        linear_forward(&L[LIN_V], s->xb, vc + (size_t)pos * kvd, 1);
+        linear_forward(&L[LIN_K], s->xb, s->k, 1);
+        linear_forward(&L[LIN_V], s->xb, s->v, 1);
         model_rope(s->q, qd, hd, s->rope_cos + (size_t)pos * half, s->rope_sin + (size_t)pos * half);
-        model_rope(kc + (size_t)pos * kvd, kvd, hd, s->rope_cos + (size_t)pos * half, s->rope_sin + (size_t)pos * half);
-        for (int h = 0; h < c->n_heads; h++) {
-            const float *q = s->q + h * hd;
-            float *att = s->att + (size_t)h * c->seq_len;
-            int kvo = (h / kv_mul) * hd;
-            for (int t = 0; t <= pos; t++) {
-                const float *k = kc + (size_t)t * kvd + kvo;
-                float score = 0.0f;
-                for (int i = 0; i < hd; i++) score += q[i] * k[i];
-                att[t] = score * scale;
-            }
-            model_softmax(att, pos + 1);
-            float *out = s->xb + h * hd;
-            memset(out, 0, hd * sizeof(float));
-            for (int t = 0; t <= pos; t++) {
-                const float *v = vc + (size_t)t * kvd + kvo;
-                float a = att[t];
-                for (int i = 0; i < hd; i++) out[i] += a * v[i];
-            }
-        }
+        model_rope(s->k, kvd, hd, s->rope_cos + (size_t)pos * half, s->rope_sin + (size_t)pos * half);
+        kv_store(s, d, l, pos, s->k, s->v, 1);
+        StepAttn sa = {c, s, d, l, pos};
+        if (on_pool) pool_run(pool, step_attn_head, &sa, c->n_heads);
+        else for (int h = 0; h < c->n_heads; h++) step_attn_head(&sa, h);
         linear_forward(&L[LIN_O], s->xb, s->xb2, 1);
         for (int i = 0; i < C; i++) s->x[i] += s->xb2[i];
         model_rmsnorm(s->xb, s->x, m->rms_ffn + (size_t)l * C, C, c->norm_eps);
@@ -567,7 +757,7 @@ float *model_step(const Model *m, ModelState *s, int token, int pos)
     model_rmsnorm(s->x, s->x, m->rms_final, C, c->norm_eps);
     /* a student's head on its layers' pool (linear_head); a teacher's
      * through OpenBLAS, as every other matmul of it (and as llama2.c) */
-    linear_head(&m->lin[0], m->wcls, s->x, s->logits, c->vocab_size, C);
+    linear_head(&m->lin[0], m->cls_w, m->cls_type, s->x, s->logits, c->vocab_size, C);
     return s->logits;
 }
 

@@ -7,6 +7,7 @@
 #define OB_MODEL_H
 
 #include <stddef.h>
+#include "base/pool.h"
 #include "format/llama.h"
 #include "model/linear.h"
 
@@ -37,6 +38,13 @@ typedef struct Model {
     float *rms_final; /* (C) */
     float *wcls;      /* (V, C); equals tok_emb when shared */
     Linear *lin;      /* (L, LIN_PER_LAYER): what the forward pass calls */
+    /* the embedding rows and the output head as the forward passes read
+     * them: emb_type / cls_type are LINEAR_W_* (linear.h); FP32 ones point
+     * at tok_emb / wcls, a lean student's FP16 or Q8_0 ones into its file
+     * (then tok_emb / wcls are NULL). Embedding rows are converted to FP32
+     * on lookup; the head runs on the stored weights. */
+    int emb_type, cls_type;
+    const void *emb_w, *cls_w;
     /* owner of anything else the model points into (e.g. an mmap'd student) */
     void *extra;
     void (*free_extra)(void *extra);
@@ -48,7 +56,14 @@ int model_arena_size(const ModelConfig *c, int with_linears, size_t *out);
  * leaves wq..w3 NULL (a 1-bit student keeps its linears elsewhere) and
  * m->lin zeroed for the caller to fill; otherwise m->lin is dense */
 int model_alloc(Model *m, const ModelConfig *c, int with_linears, char *err);
+/* the same without FP32 copies of the embedding (emb_type not LINEAR_W_F32)
+ * or of the head (cls_type not LINEAR_W_F32; a shared classifier takes
+ * emb_type): tok_emb / wcls are then NULL and the caller points emb_w /
+ * cls_w at the rows (a lean student; linears as with_linears = 0) */
+int model_alloc_lean(Model *m, const ModelConfig *c, int emb_type, int cls_type, char *err);
 void model_free(Model *m);
+/* token's embedding row in FP32 (C floats) */
+void model_embed(const Model *m, int token, float *out);
 /* point m->lin at the dense weights in the arena */
 void model_bind_dense(Model *m);
 
@@ -92,16 +107,44 @@ void model_acts_free(ModelActs *a);
 void model_forward(const Model *m, ModelActs *a, const int *tokens, int T,
                    float *logits, float *hidden);
 
-/* ---- incremental forward with a KV cache ------------------------------- */
+/* ---- incremental forward with a KV cache -------------------------------
+ * The cache holds each layer's keys and values, FP32 or FP16, in chunks of
+ * MODEL_KV_CHUNK positions allocated as the positions advance (nothing is
+ * sized to the context up front). The precision: $ONEBIT_KV (f32|f16) or
+ * model_state_set_kv, else chosen at the first forward (MODEL_KV_AUTO): FP32
+ * for a model with dense FP32 linears (a teacher, whose greedy outputs stay
+ * those of the reference), FP16 for the others (a 1-bit student).
+ *
+ * model_step runs attention split over the heads on the model's pool (the
+ * 1-bit layers' KernExec pool, else the global pool of base/pool.h), with
+ * the decode helpers of kernels.h (KernDec); each head is computed by one
+ * thread in a fixed order, so results do not depend on the thread count.
+ * Threads: a state belongs to one caller at a time. */
+#define MODEL_KV_CHUNK 64
+enum { MODEL_KV_AUTO = 0, MODEL_KV_F32 = 1, MODEL_KV_F16 = 2 };
+
 typedef struct {
-    float *x, *xb, *xb2, *q, *att, *hb, *hb2, *logits;
-    float *kcache;  /* (L, seq_len, KV*hd) */
-    float *vcache;
+    float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2, *logits;
+    int kv;                 /* MODEL_KV_*: AUTO until the first forward */
+    int n_layers, kvd;      /* kvd = n_kv_heads * head_dim */
+    int n_chunks;           /* chunk slots per layer: ceil(seq_len / MODEL_KV_CHUNK) */
+    int chunks;             /* chunks allocated in every layer so far */
+    void **kc, **vc;        /* (L, n_chunks): MODEL_KV_CHUNK x kvd elements each */
+    float *gather;          /* model_forward_kv: one KV head's keys and values in FP32 */
+    size_t gather_cap;      /* floats */
+    Pool *pool;             /* a global pool reference, for models without one */
     float *rope_cos, *rope_sin;
 } ModelState;
 
 int model_state_init(ModelState *s, const ModelConfig *c);
 void model_state_free(ModelState *s);
+/* the cache precision (MODEL_KV_*) from now on; only before the first
+ * forward on s. 0, or -1 when s already holds positions. */
+int model_state_set_kv(ModelState *s, int kv);
+/* "f32"/"f16" -> MODEL_KV_F32/F16, "auto" -> MODEL_KV_AUTO; -1 if unknown */
+int model_kv_parse(const char *name);
+/* bytes the cache holds now (allocated chunks, keys and values) */
+size_t model_state_kv_bytes(const ModelState *s);
 /* logits (V) for token at pos, given the cache holds positions 0..pos-1 */
 float *model_step(const Model *m, ModelState *s, int token, int pos);
 /* The batched forward continued from a KV cache (prefill after a prefix):

@@ -264,6 +264,9 @@ static void work_init(Work *w, const ModelConfig *c)
 {
     model_acts_init(&w->a, c, c->seq_len);
     model_state_init(&w->s, c);
+    /* scores are log-likelihoods compared across models: an FP32 cache
+     * unless $ONEBIT_KV says otherwise (FP16 moves them by ~1e-4) */
+    if (w->s.kv == MODEL_KV_AUTO) model_state_set_kv(&w->s, MODEL_KV_F32);
     w->last = ob_aligned_alloc(64, (size_t)c->vocab_size * sizeof(float));
     w->logits = NULL;
     w->rows = 0;

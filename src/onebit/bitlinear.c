@@ -469,33 +469,38 @@ void bitlinear_forward(const BitLinear *bl, const float *x, float *y, int N)
 
 typedef struct {
     const KernExec *ex;
-    const float *W, *x;
+    const void *W;
+    const float *x;
     float *y;
-    int rows, cols, ntasks;
+    int wtype, rows, cols, ntasks;
 } HeadCtx;
 
 static void head_task(void *vc, int t)
 {
     const HeadCtx *c = vc;
     int r0 = (int)((long)c->rows * t / c->ntasks), r1 = (int)((long)c->rows * (t + 1) / c->ntasks);
-    c->ex->gemv_rows(c->W, c->x, c->y, c->cols, r0, r1);
+    if (c->wtype == LINEAR_W_F16) c->ex->dec->gemv_f16(c->W, c->x, c->y, c->cols, r0, r1);
+    else if (c->wtype == LINEAR_W_Q8_0) c->ex->dec->gemv_q8_0(c->W, c->x, c->y, c->cols, r0, r1);
+    else c->ex->gemv_rows(c->W, c->x, c->y, c->cols, r0, r1);
 }
 
-/* the FP32 head y = W x on the layer's pool, with its helpers */
-static void lin_head(const void *impl, const float *W, const float *x, float *y, int rows, int cols)
+/* the head y = W x (FP32, FP16 or Q8_0 rows) on the layer's pool, with its helpers */
+static void lin_head(const void *impl, const void *W, int wtype, const float *x, float *y, int rows, int cols)
 {
     const BitLinear *bl = impl;
     Pool *p = bl->ex.pool;
     int T = pool_threads(p);
     /* a few contiguous chunks per thread, claimed dynamically */
-    HeadCtx c = {&bl->ex, W, x, y, rows, cols, T > 1 && (double)rows * cols >= 1 << 18 ? 4 * T : 1};
+    HeadCtx c = {&bl->ex, W, x, y, wtype, rows, cols, T > 1 && (double)rows * cols >= 1 << 18 ? 4 * T : 1};
     if (c.ntasks > rows) c.ntasks = rows;
     pool_run(p, head_task, &c, c.ntasks);
 }
 
 static void lin_forward(const void *impl, const float *x, float *y, int N) { bitlinear_forward(impl, x, y, N); }
 
-static const LinearOps onebit_ops = {"onebit", lin_forward, lin_head};
+static const KernExec *lin_exec(const void *impl) { return &((const BitLinear *)impl)->ex; }
+
+static const LinearOps onebit_ops = {"onebit", lin_forward, lin_head, lin_exec};
 
 Linear bitlinear_linear(const BitLinear *bl)
 {

@@ -7,7 +7,7 @@
  * is documented in man/onebit-tui.1 (FILES) and summarised here.
  *
  * All integers little-endian. Header, 128 bytes:
- *   0 magic "ONEBIT\0\0"   8 u32 version (1)   12 u32 header size (128)
+ *   0 magic "ONEBIT\0\0"   8 u32 version (2; 1 is read too)   12 u32 header size (128)
  *  16 i32 dim, hidden_dim, n_layers, n_heads, n_kv_heads, head_dim,
  *         vocab_size, seq_len        48 f32 rope_theta  52 f32 norm_eps
  *  56 u32 shared_classifier          60 u32 n_tensors
@@ -18,11 +18,16 @@
  * 112 16 reserved bytes (0)
  * Tensor table: n_tensors entries of 128 bytes:
  *   0 name[64] (NUL-terminated, NUL-padded)  64 u32 type (0 F32, 1 F16,
- *   2 U64, 3 BLOB bytes)  68 u32 flags  72 u32 ndim (1|2)  76 u32 reserved
+ *   2 U64, 3 BLOB bytes, 4 Q8_0)  68 u32 flags  72 u32 ndim (1|2)  76 u32 reserved
  *  80 u64 shape[2] (shape[1] = 1 when ndim = 1)  96 u64 offset  104 u64 size
  * 112 16 reserved bytes (0)
  * Data: every tensor at a 64-byte aligned offset inside [data offset, file
- * size), no two overlapping, size = elements × element size. */
+ * size), no two overlapping, size = elements × element size (Q8_0: 34 bytes
+ * per 32 elements of a row, rows a multiple of 32).
+ * Version 2 (this writer): tok_emb and wcls are F16 (the default), Q8_0 or
+ * F32; version 1 files have them F32 and are otherwise the same, so they load
+ * unchanged (the migration is the version check). The loader keeps F16 and
+ * Q8_0 ones in the mapping, which the model then holds (extra_free unmaps). */
 #include "onebit/student.h"
 
 #include <errno.h>
@@ -40,15 +45,42 @@
 #include "base/pool.h"
 #include "base/file.h"
 
-enum { T_F32 = 0, T_F16 = 1, T_U64 = 2, T_BLOB = 3 };
+enum { T_F32 = 0, T_F16 = 1, T_U64 = 2, T_BLOB = 3, T_Q8_0 = 4 };
 #define HDR_SIZE 128
 #define ENT_SIZE 128
 #define NAME_LEN 64
 #define CKSUM_OFF 104
 #define MAX_PIECE 65536
 
-static const size_t type_size[4] = {4, 2, 8, 1};
-static const char *const type_name[4] = {"F32", "F16", "U64", "BLOB"};
+static const size_t type_size[5] = {4, 2, 8, 1, 0};
+static const char *const type_name[5] = {"F32", "F16", "U64", "BLOB", "Q8_0"};
+
+/* the file type of a STUDENT_HEAD_* and back */
+static uint32_t head_ftype(int head) { return head == STUDENT_HEAD_F16 ? T_F16 : head == STUDENT_HEAD_Q8_0 ? T_Q8_0 : T_F32; }
+static int ftype_head(uint32_t t) { return t == T_F16 ? STUDENT_HEAD_F16 : t == T_Q8_0 ? STUDENT_HEAD_Q8_0 : STUDENT_HEAD_F32; }
+
+/* bytes of a (d0, d1) tensor of type t; -1 on overflow or a Q8_0 row that
+ * is not whole blocks */
+static int tensor_bytes(uint32_t t, uint64_t d0, uint64_t d1, size_t *out)
+{
+    size_t elems;
+    if (ob_mul_size(d0, d1, &elems)) return -1;
+    if (t == T_Q8_0) {
+        if (d1 % KERN_Q8_0_BLOCK) return -1;
+        return ob_mul_size(elems / KERN_Q8_0_BLOCK, sizeof(KernQ8_0), out);
+    }
+    return ob_mul_size(elems, type_size[t], out);
+}
+
+int student_head_parse(const char *name)
+{
+    if (!strcmp(name, "f16")) return STUDENT_HEAD_F16;
+    if (!strcmp(name, "q8_0")) return STUDENT_HEAD_Q8_0;
+    if (!strcmp(name, "f32")) return STUDENT_HEAD_F32;
+    return -1;
+}
+
+const char *student_head_name(int head) { return head == STUDENT_HEAD_F16 ? "f16" : head == STUDENT_HEAD_Q8_0 ? "q8_0" : "f32"; }
 
 /* ---- checksum ------------------------------------------------------------ */
 
@@ -78,16 +110,19 @@ static void set_entry(Entry *e, const char *name, uint32_t type, uint64_t d0, ui
     e->ndim = (uint32_t)ndim;
     e->shape[0] = d0;
     e->shape[1] = ndim == 2 ? d1 : 1;
-    e->size = d0 * e->shape[1] * type_size[type]; /* bounded by model_config_check */
+    size_t b = 0;
+    tensor_bytes(type, d0, e->shape[1], &b); /* bounded by model_config_check */
+    e->size = b;
 }
 
-/* the fixed part of the table for cfg: FP tensors then per linear sign/g/h.
- * Returns the count; e may be NULL to count. */
-static int expected_entries(const ModelConfig *c, Entry *e)
+/* the fixed part of the table for cfg: FP tensors then per linear sign/g/h,
+ * with the embedding and the head of file types emb and cls. Returns the
+ * count; e may be NULL to count. */
+static int expected_entries(const ModelConfig *c, uint32_t emb, uint32_t cls, Entry *e)
 {
     int n = 0;
     uint64_t V = c->vocab_size, C = c->dim, L = c->n_layers;
-    if (e) set_entry(&e[n], "tok_emb", T_F32, V, C, 2);
+    if (e) set_entry(&e[n], "tok_emb", emb, V, C, 2);
     n++;
     if (e) set_entry(&e[n], "rms_att", T_F32, L, C, 2);
     n++;
@@ -96,7 +131,7 @@ static int expected_entries(const ModelConfig *c, Entry *e)
     if (e) set_entry(&e[n], "rms_final", T_F32, C, 1, 1);
     n++;
     if (!c->shared_classifier) {
-        if (e) set_entry(&e[n], "wcls", T_F32, V, C, 2);
+        if (e) set_entry(&e[n], "wcls", cls, V, C, 2);
         n++;
     }
     for (int l = 0; l < c->n_layers; l++)
@@ -173,11 +208,71 @@ static int fp16_ok(float x, uint16_t *out)
     return 1;
 }
 
+/* an FP32 matrix of n values as file type t (F32, F16 or Q8_0; fp16_ok
+ * checked by the caller for F16) */
+static void w_mat(Writer *w, const float *x, size_t n, uint32_t t)
+{
+    if (t == T_F32) { w_f32(w, x, n); return; }
+    if (t == T_F16) {
+        unsigned char b[2];
+        for (size_t i = 0; i < n; i++) {
+            uint16_t v = ob_fp32_to_fp16(x[i]);
+            b[0] = v & 0xff;
+            b[1] = v >> 8;
+            w_bytes(w, b, 2);
+        }
+        return;
+    }
+    KernQ8_0 blk;
+    for (size_t i = 0; i < n; i += KERN_Q8_0_BLOCK) {
+        kern_q8_0_quantize(x + i, &blk, KERN_Q8_0_BLOCK);
+        unsigned char b[sizeof blk];
+        b[0] = blk.d & 0xff;
+        b[1] = blk.d >> 8;
+        memcpy(b + 2, blk.q, KERN_Q8_0_BLOCK);
+        w_bytes(w, b, sizeof b);
+    }
+}
+
+/* the first of x's n values that FP16 cannot hold, or -1 */
+static long not_fp16(const float *x, size_t n)
+{
+    uint16_t h;
+    for (size_t i = 0; i < n; i++)
+        if (!fp16_ok(x[i], &h)) return (long)i;
+    return -1;
+}
+
 int student_write(const char *path, const Model *teacher, const Tokenizer *tok,
                   const StudentLinearSrc *lin, const char *meta_json, char *err)
 {
+    return student_write_ex(path, teacher, tok, lin, meta_json, STUDENT_HEAD_DEFAULT, err);
+}
+
+int student_write_ex(const char *path, const Model *teacher, const Tokenizer *tok, const StudentLinearSrc *lin,
+                     const char *meta_json, int head, char *err)
+{
     const ModelConfig *c = &teacher->cfg;
     if (llama_config_check(c, err)) return -1;
+    const uint32_t ht = head_ftype(head);
+    if (ht == T_Q8_0 && c->dim % KERN_Q8_0_BLOCK) {
+        ob_seterr(err, "%s: a Q8_0 embedding and head need a dimension that is a multiple of %d (this one is %d)", path,
+                  KERN_Q8_0_BLOCK, c->dim);
+        return -1;
+    }
+    if (!teacher->tok_emb || (!c->shared_classifier && !teacher->wcls)) {
+        ob_seterr(err, "%s: the model has no FP32 embedding or head to write", path);
+        return -1;
+    }
+    if (ht == T_F16) {
+        size_t VC = (size_t)c->vocab_size * c->dim;
+        long i = not_fp16(teacher->tok_emb, VC), j = c->shared_classifier ? -1 : not_fp16(teacher->wcls, VC);
+        if (i >= 0 || j >= 0) {
+            ob_seterr(err, "%s: %s[%ld] = %g is not a finite FP16 value (write the head as f32 or q8_0)", path,
+                      i >= 0 ? "tok_emb" : "wcls", i >= 0 ? i : j, i >= 0 ? teacher->tok_emb[i] : teacher->wcls[j]);
+            return -1;
+        }
+    }
     if (tok && tok->vocab_size != c->vocab_size) {
         ob_seterr(err, "%s: tokenizer has %d tokens, the model %d", path, tok->vocab_size, c->vocab_size);
         return -1;
@@ -194,9 +289,9 @@ int student_write(const char *path, const Model *teacher, const Tokenizer *tok,
         for (int j = 0; j < out; j++)
             if (!fp16_ok(lin[i].h[j], &hv)) { ob_seterr(err, "%s: layers.%d.%s h[%d] = %g is not a finite FP16 value", path, i / LIN_PER_LAYER, model_lin_names[i % LIN_PER_LAYER], j, lin[i].h[j]); return -1; }
     }
-    int nfix = expected_entries(c, NULL), n = nfix + (tok ? 2 : 0) + (meta_json ? 1 : 0);
+    int nfix = expected_entries(c, ht, ht, NULL), n = nfix + (tok ? 2 : 0) + (meta_json ? 1 : 0);
     Entry *e = ob_calloc((size_t)n, sizeof *e);
-    expected_entries(c, e);
+    expected_entries(c, ht, ht, e);
     for (int i = 0; i < nlin; i++) e[nfix - 3 * nlin + 3 * i].flags = lin[i].norm ? 1 : 0;
     uint64_t pieces_size = 0;
     if (tok) {
@@ -249,11 +344,11 @@ int student_write(const char *path, const Model *teacher, const Tokenizer *tok,
     }
     int k = 0;
     size_t V = c->vocab_size, C = c->dim, L = c->n_layers;
-    w_pad(w, e[k].offset); w_f32(w, teacher->tok_emb, V * C); k++;
+    w_pad(w, e[k].offset); w_mat(w, teacher->tok_emb, V * C, ht); k++;
     w_pad(w, e[k].offset); w_f32(w, teacher->rms_att, L * C); k++;
     w_pad(w, e[k].offset); w_f32(w, teacher->rms_ffn, L * C); k++;
     w_pad(w, e[k].offset); w_f32(w, teacher->rms_final, C); k++;
-    if (!c->shared_classifier) { w_pad(w, e[k].offset); w_f32(w, teacher->wcls, V * C); k++; }
+    if (!c->shared_classifier) { w_pad(w, e[k].offset); w_mat(w, teacher->wcls, V * C, ht); k++; }
     for (int i = 0; i < nlin && !w->failed; i++) {
         int out, in;
         model_lin_shape(c, i % LIN_PER_LAYER, &out, &in);
@@ -317,6 +412,7 @@ typedef struct {
     int tok_n, bos, eos;
     const Entry *pieces, *scores, *meta;
     const Entry **lin; /* (L*7*3): sign, g, h */
+    int ver;
     const Entry *fp[5]; /* tok_emb, rms_att, rms_ffn, rms_final, wcls */
 } Parsed;
 
@@ -350,7 +446,7 @@ static int parse(Parsed *p, const char *path, char *err)
     const unsigned char *h = p->data;
     if (memcmp(h, STUDENT_MAGIC, 8) != 0) { ob_seterr(err, "%s: not a .onebit student (bad magic)", path); goto fail; }
     uint32_t ver = file_get_u32le(h + 8);
-    if (ver != STUDENT_VERSION) { ob_seterr(err, "%s: unsupported .onebit version %u (this program reads %d)", path, ver, STUDENT_VERSION); goto fail; }
+    if (ver != 1 && ver != STUDENT_VERSION) { ob_seterr(err, "%s: unsupported .onebit version %u (this program reads %d)", path, ver, STUDENT_VERSION); goto fail; }
     if (file_get_u32le(h + 12) != HDR_SIZE) { ob_seterr(err, "%s: bad header size %u", path, file_get_u32le(h + 12)); goto fail; }
     uint64_t fsize = file_get_u64le(h + 80);
     if (fsize != p->size) {
@@ -374,7 +470,7 @@ static int parse(Parsed *p, const char *path, char *err)
     for (int i = 112; i < HDR_SIZE; i++) if (h[i]) { ob_seterr(err, "%s: reserved header bytes are not zero", path); goto fail; }
     uint32_t n = file_get_u32le(h + 60);
     uint64_t toff = file_get_u64le(h + 64), doff = file_get_u64le(h + 72);
-    int nfix = expected_entries(c, NULL);
+    int nfix = expected_entries(c, T_F32, T_F32, NULL);
     if (n < (uint32_t)nfix || n > (uint32_t)nfix + 3) {
         ob_seterr(err, "%s: %u tensors, the config needs %d (+ up to 3 optional)", path, n, nfix);
         goto fail;
@@ -401,10 +497,10 @@ static int parse(Parsed *p, const char *path, char *err)
         e->offset = file_get_u64le(b + 96); e->size = file_get_u64le(b + 104);
         if (file_get_u32le(b + 76)) { ob_seterr(err, "%s: tensor %s: reserved field is not zero", path, e->name); goto fail; }
         for (int j = 112; j < ENT_SIZE; j++) if (b[j]) { ob_seterr(err, "%s: tensor %s: reserved bytes are not zero", path, e->name); goto fail; }
-        if (e->type > T_BLOB) { ob_seterr(err, "%s: tensor %s: unknown type %u", path, e->name, e->type); goto fail; }
+        if (e->type > T_Q8_0) { ob_seterr(err, "%s: tensor %s: unknown type %u", path, e->name, e->type); goto fail; }
         if (e->ndim < 1 || e->ndim > 2 || (e->ndim == 1 && e->shape[1] != 1)) { ob_seterr(err, "%s: tensor %s: bad rank %u", path, e->name, e->ndim); goto fail; }
-        size_t elems, bytes;
-        if (ob_mul_size(e->shape[0], e->shape[1], &elems) || ob_mul_size(elems, type_size[e->type], &bytes) || bytes != e->size) {
+        size_t bytes;
+        if (tensor_bytes(e->type, e->shape[0], e->shape[1], &bytes) || bytes != e->size) {
             ob_seterr(err, "%s: tensor %s: size %llu does not match its shape", path, e->name, (unsigned long long)e->size);
             goto fail;
         }
@@ -429,8 +525,18 @@ static int parse(Parsed *p, const char *path, char *err)
         }
     free(ord);
     /* match names against what the config needs */
+    /* version 2: the embedding and the head in the type the file says, if
+     * F32, F16 or Q8_0 (then checked like every other entry below) */
+    uint32_t emb_t = T_F32, cls_t = T_F32;
+    for (int i = 0; ver >= 2 && i < p->n; i++) {
+        uint32_t t = p->e[i].type;
+        if (t != T_F32 && t != T_F16 && t != T_Q8_0) continue;
+        if (!strcmp(p->e[i].name, "tok_emb")) emb_t = t;
+        if (!strcmp(p->e[i].name, "wcls")) cls_t = t;
+    }
+    p->ver = (int)ver;
     Entry *want = ob_calloc((size_t)nfix, sizeof *want);
-    expected_entries(c, want);
+    expected_entries(c, emb_t, cls_t, want);
     int nlin = c->n_layers * LIN_PER_LAYER;
     p->lin = ob_calloc((size_t)nlin * 3, sizeof *p->lin);
     const Entry **slot = ob_calloc((size_t)nfix, sizeof *slot);
@@ -487,7 +593,14 @@ fail:
     return -1;
 }
 
-typedef struct { int n; BitLinear **bl; } StudentExtra;
+/* what a loaded student owns besides its arena: the 1-bit layers and, when
+ * its embedding or head stay in the file (FP16 / Q8_0), the mapping */
+typedef struct {
+    int n;
+    BitLinear **bl;
+    void *map;
+    size_t map_size;
+} StudentExtra;
 
 static void extra_free(void *x)
 {
@@ -495,6 +608,7 @@ static void extra_free(void *x)
     if (!s) return;
     for (int i = 0; i < s->n; i++) bitlinear_free(s->bl[i]);
     free(s->bl);
+    file_unmap(s->map, s->map_size);
     free(s);
 }
 
@@ -540,6 +654,21 @@ static int copy_f16(float *dst, const Parsed *p, const Entry *e, const char *pat
     return 0;
 }
 
+/* an FP16 or Q8_0 embedding / head used in place: every value (scale) finite */
+static int check_in_place(const Parsed *p, const Entry *e, const char *path, char *err)
+{
+    const unsigned char *s = p->data + e->offset;
+    size_t step = e->type == T_F16 ? 2 : sizeof(KernQ8_0);
+    for (size_t i = 0; i < e->size / step; i++) {
+        uint16_t v = (uint16_t)(s[step * i] | s[step * i + 1] << 8);
+        if ((v & 0x7c00) == 0x7c00) {
+            ob_seterr(err, "%s: tensor %s: %s %zu is not finite", path, e->name, e->type == T_F16 ? "element" : "the scale of block", i);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int load_tokenizer(Tokenizer *tok, const Parsed *p, const char *path, char *err)
 {
     int n = p->tok_n;
@@ -574,9 +703,11 @@ out:
     return rc;
 }
 
-int student_new(Model *m, const ModelConfig *c, char *err)
+int student_new(Model *m, const ModelConfig *c, char *err) { return student_new_lean(m, c, STUDENT_HEAD_F32, STUDENT_HEAD_F32, err); }
+
+int student_new_lean(Model *m, const ModelConfig *c, int emb_type, int cls_type, char *err)
 {
-    if (model_alloc(m, c, 0, err)) return -1;
+    if (model_alloc_lean(m, c, emb_type, cls_type, err)) return -1;
     int nlin = c->n_layers * LIN_PER_LAYER;
     StudentExtra *x = ob_calloc(1, sizeof *x);
     x->bl = ob_calloc((size_t)nlin, sizeof *x->bl);
@@ -618,12 +749,25 @@ int student_load(Model *m, Tokenizer *tok, const char *path, char *err)
     if (parse(&p, path, err)) return -1;
     if (tok && !p.tok_n) { ob_seterr(err, "%s: the student has no tokenizer (pass --tokenizer)", path); parsed_free(&p); return -1; }
     const ModelConfig *c = &p.cfg;
-    if (student_new(m, c, err)) { parsed_free(&p); return -1; }
+    int emb_h = ftype_head(p.fp[0]->type), cls_h = c->shared_classifier ? emb_h : ftype_head(p.fp[4]->type);
+    if (student_new_lean(m, c, emb_h, cls_h, err)) { parsed_free(&p); return -1; }
     float *fpdst[5] = {m->tok_emb, m->rms_att, m->rms_ffn, m->rms_final, m->wcls};
     int nfp = c->shared_classifier ? 4 : 5;
     int nlin = c->n_layers * LIN_PER_LAYER, rc = -1;
-    for (int j = 0; j < nfp; j++)
-        if (copy_f32(fpdst[j], &p, p.fp[j], path, err)) goto fail;
+    StudentExtra *x = m->extra;
+    for (int j = 0; j < nfp; j++) {
+        if (fpdst[j]) {
+            if (copy_f32(fpdst[j], &p, p.fp[j], path, err)) goto fail;
+            continue;
+        }
+        /* FP16 / Q8_0 embedding or head: used where it lies in the mapping */
+        if (check_in_place(&p, p.fp[j], path, err)) goto fail;
+        if (j == 0) m->emb_w = p.data + p.fp[j]->offset;
+        else m->cls_w = p.data + p.fp[j]->offset;
+        x->map = (void *)p.data;
+        x->map_size = p.size;
+    }
+    if (c->shared_classifier) m->cls_w = m->emb_w;
     for (int i = 0; i < nlin; i++) {
         int out, in;
         model_lin_shape(c, i % LIN_PER_LAYER, &out, &in);
@@ -643,7 +787,9 @@ int student_load(Model *m, Tokenizer *tok, const char *path, char *err)
     }
     if (tok && load_tokenizer(tok, &p, path, err)) goto fail;
     rc = 0;
-fail: /* the parse state, and on failure the half-built model */
+fail: /* the parse state (the mapping stays with the model when it uses it:
+       * model_free unmaps it), and on failure the half-built model */
+    if (x->map) p.data = NULL;
     parsed_free(&p);
     if (rc) model_free(m);
     return rc;

@@ -3,8 +3,8 @@
  * XNOR init without training). Threads: a loaded student's forward may run
  * on any thread; student_set_exec only on its owner's, between forwards.
  *
- * A .onebit file holds the FP tensors (token embedding, RMSNorm weights,
- * output head), per linear the packed signs (bitlinear.h canonical layout),
+ * A .onebit file holds the FP tensors (token embedding and output head in
+ * FP16 / Q8_0 / FP32, RMSNorm weights in FP32), per linear the packed signs (bitlinear.h canonical layout),
  * FP16 g and h and the LayerNorm flag, the tokenizer and a metadata JSON
  * string. The layout is documented in man/onebit-tui.1 (FILES). */
 #ifndef OB_STUDENT_H
@@ -18,7 +18,17 @@
 #include "format/tokenizer.h"
 
 #define STUDENT_MAGIC "ONEBIT\0\0"
-#define STUDENT_VERSION 1
+/* version 2: the embedding and the head may be FP16 or Q8_0 (version 1
+ * files, FP32 ones, still load) */
+#define STUDENT_VERSION 2
+
+/* how a .onebit stores the embedding and the output head (linear.h's
+ * LINEAR_W_*): FP16 by default; Q8_0 as GGUF's (needs dim % 32 == 0) */
+enum { STUDENT_HEAD_F32 = LINEAR_W_F32, STUDENT_HEAD_F16 = LINEAR_W_F16, STUDENT_HEAD_Q8_0 = LINEAR_W_Q8_0 };
+#define STUDENT_HEAD_DEFAULT STUDENT_HEAD_F16
+/* "f32" / "f16" / "q8_0" -> STUDENT_HEAD_*, or -1 */
+int student_head_parse(const char *name);
+const char *student_head_name(int head);
 
 typedef struct {
     const float *w;  /* (out, in) sign source: sign(w) (w >= 0 -> +1) */
@@ -29,18 +39,24 @@ typedef struct {
                            * (bitlinear.h) */
 } StudentLinearSrc;
 
-/* write a .onebit: FP tensors (embedding, norms, head) from teacher, packed
+/* write a .onebit: FP tensors (embedding and head FP16, norms FP32) from teacher, packed
  * signs + FP16 g,h per linear (lin: L*7 in LIN_ order), the tokenizer (may
  * be NULL: then the file has none) and free-form metadata JSON (may be
  * NULL). Written to PATH.tmp.XXXXXX, fsync'd, renamed over PATH. Fails on
  * non-finite g/h or values out of FP16 range. */
 int student_write(const char *path, const Model *teacher, const Tokenizer *tok,
                   const StudentLinearSrc *lin, const char *meta_json, char *err);
+/* the same with the embedding and head stored as head (STUDENT_HEAD_*); FP16
+ * fails on values out of its range, Q8_0 on a dim not a multiple of 32 */
+int student_write_ex(const char *path, const Model *teacher, const Tokenizer *tok, const StudentLinearSrc *lin,
+                     const char *meta_json, int head, char *err);
 
 /* load with mmap and validate everything (magic, version, config, every
  * offset/size/count/shape/string, checksum, finite values); m gets
  * LINEAR_ONEBIT linears (BitLinear objects owned through m->extra /
- * m->free_extra; model_free releases them). tok may be NULL; if the file has
+ * m->free_extra; model_free releases them). An FP16 / Q8_0 embedding and
+ * head stay in the mapped file (m->emb_w, m->cls_w; m->tok_emb and m->wcls
+ * are NULL), only the rows used are touched; FP32 ones are copied. tok may be NULL; if the file has
  * no tokenizer and tok != NULL it fails. */
 int student_load(Model *m, Tokenizer *tok, const char *path, char *err);
 
@@ -49,6 +65,9 @@ int student_load(Model *m, Tokenizer *tok, const char *path, char *err);
  * all +1, g and h 0) that the caller fills (bitlinear_set_bits / _pack,
  * g, h); m->lin are set. 0, or -1 with err. */
 int student_new(Model *m, const ModelConfig *c, char *err);
+/* the same with the embedding and head kept as emb_type / cls_type
+ * (STUDENT_HEAD_*): not F32, they are the caller's to point at (emb_w, cls_w) */
+int student_new_lean(Model *m, const ModelConfig *c, int emb_type, int cls_type, char *err);
 /* the i-th 1-bit linear (LIN_ order, layer-major) of a student, or NULL */
 struct BitLinear *student_linear(const Model *m, int i);
 /* the sources student_write takes for a loaded student's own layers

@@ -21,10 +21,16 @@
  * and shifted (vpsllvd) so that lane i holds "bit i is 0" in its sign bit,
  * masked to the sign bit and XORed into gx, then added: 4 ops per 8 sign-MACs.
  * Rows go one at a time with two accumulators; for N > 1 the row's words stay
- * in L1 across the tokens. */
+ * in L1 across the tokens.
+ *
+ * At the end, the decode helpers (KernDec: attention over FP32/FP16 caches,
+ * FP16 conversion, FP16/Q8_0 GEMV rows), which also need F16C. */
 #include "kernels/variants.h"
 
 #include <immintrin.h>
+#include <string.h>
+
+#include "base/common.h"
 
 #define T2 __attribute__((target("avx2,fma")))
 
@@ -261,3 +267,158 @@ T2 void kern_gemv_rows_avx2(const float *W, const float *x, float *y, int cols, 
     }
 }
 
+
+/* ---- the decode helpers (kernels.h KernDec) --------------------------------
+ * 8 lanes; what is left of a row past a multiple of 8 in scalar code (the
+ * same products, added last). FP16 through F16C (vcvtph2ps / vcvtps2ph). */
+#define T2H __attribute__((target("avx2,fma,f16c")))
+
+T2H static inline __m256 dec2_ld_f32(const float *p) { return _mm256_loadu_ps(p); }
+T2H static inline __m256 dec2_ld_f16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+static inline float dec2_sc_f32(float v) { return v; }
+static inline float dec2_sc_f16(uint16_t v) { return ob_fp16_to_fp32(v); }
+
+T2H static inline float dec2_hsum(__m256 a)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+#define DEC_SCORE_2(sfx, T)                                                                                     \
+    T2H void kern_dec_score_##sfx##_avx2(const float *q, const T *K, size_t ld, int hd, int n, float scale,       \
+                                         float *s)                                                              \
+    {                                                                                                           \
+        const int h8 = hd & ~7;                                                                                 \
+        int t = 0;                                                                                              \
+        for (; t + 4 <= n; t += 4) {                                                                            \
+            const T *k0 = K + (size_t)t * ld, *k1 = k0 + ld, *k2 = k1 + ld, *k3 = k2 + ld;                       \
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                         \
+            for (int i = 0; i < h8; i += 8) {                                                                   \
+                __m256 qv = _mm256_loadu_ps(q + i);                                                             \
+                a0 = _mm256_fmadd_ps(qv, dec2_ld_##sfx(k0 + i), a0);                                            \
+                a1 = _mm256_fmadd_ps(qv, dec2_ld_##sfx(k1 + i), a1);                                            \
+                a2 = _mm256_fmadd_ps(qv, dec2_ld_##sfx(k2 + i), a2);                                            \
+                a3 = _mm256_fmadd_ps(qv, dec2_ld_##sfx(k3 + i), a3);                                            \
+            }                                                                                                   \
+            float d0 = dec2_hsum(a0), d1 = dec2_hsum(a1), d2 = dec2_hsum(a2), d3 = dec2_hsum(a3);               \
+            for (int i = h8; i < hd; i++) {                                                                     \
+                d0 += q[i] * dec2_sc_##sfx(k0[i]);                                                              \
+                d1 += q[i] * dec2_sc_##sfx(k1[i]);                                                              \
+                d2 += q[i] * dec2_sc_##sfx(k2[i]);                                                              \
+                d3 += q[i] * dec2_sc_##sfx(k3[i]);                                                              \
+            }                                                                                                   \
+            s[t] = d0 * scale, s[t + 1] = d1 * scale, s[t + 2] = d2 * scale, s[t + 3] = d3 * scale;             \
+        }                                                                                                       \
+        for (; t < n; t++) {                                                                                    \
+            const T *k = K + (size_t)t * ld;                                                                    \
+            __m256 a = _mm256_setzero_ps();                                                                     \
+            for (int i = 0; i < h8; i += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), dec2_ld_##sfx(k + i), a); \
+            float d = dec2_hsum(a);                                                                             \
+            for (int i = h8; i < hd; i++) d += q[i] * dec2_sc_##sfx(k[i]);                                      \
+            s[t] = d * scale;                                                                                   \
+        }                                                                                                       \
+    }
+DEC_SCORE_2(f32, float)
+DEC_SCORE_2(f16, uint16_t)
+
+#define DEC_ACCUM_2(sfx, T)                                                                                     \
+    T2H void kern_dec_accum_##sfx##_avx2(const float *a, const T *V, size_t ld, int hd, int n, float *out)        \
+    {                                                                                                           \
+        const int h32 = hd & ~31, h8 = hd & ~7;                                                                 \
+        for (int i = 0; i < h32; i += 32) {                                                                     \
+            __m256 o0 = _mm256_loadu_ps(out + i), o1 = _mm256_loadu_ps(out + i + 8);                            \
+            __m256 o2 = _mm256_loadu_ps(out + i + 16), o3 = _mm256_loadu_ps(out + i + 24);                      \
+            const T *v = V + i;                                                                                 \
+            for (int t = 0; t < n; t++, v += ld) {                                                              \
+                __m256 w = _mm256_set1_ps(a[t]);                                                                \
+                o0 = _mm256_fmadd_ps(w, dec2_ld_##sfx(v), o0);                                                  \
+                o1 = _mm256_fmadd_ps(w, dec2_ld_##sfx(v + 8), o1);                                              \
+                o2 = _mm256_fmadd_ps(w, dec2_ld_##sfx(v + 16), o2);                                             \
+                o3 = _mm256_fmadd_ps(w, dec2_ld_##sfx(v + 24), o3);                                             \
+            }                                                                                                   \
+            _mm256_storeu_ps(out + i, o0), _mm256_storeu_ps(out + i + 8, o1);                                   \
+            _mm256_storeu_ps(out + i + 16, o2), _mm256_storeu_ps(out + i + 24, o3);                             \
+        }                                                                                                       \
+        for (int i = h32; i < h8; i += 8) {                                                                     \
+            __m256 o = _mm256_loadu_ps(out + i);                                                                \
+            const T *v = V + i;                                                                                 \
+            for (int t = 0; t < n; t++, v += ld) o = _mm256_fmadd_ps(_mm256_set1_ps(a[t]), dec2_ld_##sfx(v), o); \
+            _mm256_storeu_ps(out + i, o);                                                                       \
+        }                                                                                                       \
+        for (int i = h8; i < hd; i++)                                                                           \
+            for (int t = 0; t < n; t++) out[i] += a[t] * dec2_sc_##sfx(V[(size_t)t * ld + i]);                  \
+    }
+DEC_ACCUM_2(f32, float)
+DEC_ACCUM_2(f16, uint16_t)
+
+/* FP16 <-> FP32 in vectors of 8; the last partial vector through a
+ * zero-padded copy, so every value goes through the same instruction */
+T2H void kern_dec_to_f16_avx2(const float *x, uint16_t *y, size_t n)
+{
+    for (size_t i = 0; i < n; i += 8) {
+        size_t k = n - i < 8 ? n - i : 8;
+        float pad[8] = {0};
+        const float *src = k == 8 ? x + i : memcpy(pad, x + i, k * sizeof(float));
+        __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(src), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        if (k == 8) _mm_storeu_si128((__m128i *)(y + i), h);
+        else {
+            uint16_t out[8];
+            _mm_storeu_si128((__m128i *)out, h);
+            memcpy(y + i, out, k * sizeof(uint16_t));
+        }
+    }
+}
+
+T2H void kern_dec_from_f16_avx2(const uint16_t *x, float *y, size_t n)
+{
+    for (size_t i = 0; i < n; i += 8) {
+        size_t k = n - i < 8 ? n - i : 8;
+        uint16_t pad[8] = {0};
+        __m256 f = dec2_ld_f16(k == 8 ? x + i : memcpy(pad, x + i, k * sizeof(uint16_t)));
+        if (k == 8) _mm256_storeu_ps(y + i, f);
+        else {
+            float out[8];
+            _mm256_storeu_ps(out, f);
+            memcpy(y + i, out, k * sizeof(float));
+        }
+    }
+}
+
+T2H void kern_dec_gemv_f16_avx2(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1)
+{
+    const int c8 = cols & ~7;
+    for (int r = r0; r < r1; r++) {
+        const uint16_t *w = W + (size_t)r * cols;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+        int c = 0;
+        for (; c + 16 <= c8; c += 16) {
+            a0 = _mm256_fmadd_ps(dec2_ld_f16(w + c), _mm256_loadu_ps(x + c), a0);
+            a1 = _mm256_fmadd_ps(dec2_ld_f16(w + c + 8), _mm256_loadu_ps(x + c + 8), a1);
+        }
+        for (; c < c8; c += 8) a0 = _mm256_fmadd_ps(dec2_ld_f16(w + c), _mm256_loadu_ps(x + c), a0);
+        float s = dec2_hsum(_mm256_add_ps(a0, a1));
+        for (; c < cols; c++) s += ob_fp16_to_fp32(w[c]) * x[c];
+        y[r] = s;
+    }
+}
+
+T2H void kern_dec_gemv_q8_0_avx2(const KernQ8_0 *W, const float *x, float *y, int cols, int r0, int r1)
+{
+    const int nb = cols / KERN_Q8_0_BLOCK;
+    for (int r = r0; r < r1; r++) {
+        const KernQ8_0 *b = W + (size_t)r * nb;
+        __m256 a = _mm256_setzero_ps();
+        for (int j = 0; j < nb; j++) {
+            const float *xj = x + j * KERN_Q8_0_BLOCK;
+            __m256 p = _mm256_setzero_ps();
+            for (int k = 0; k < 4; k++) {
+                __m256 q = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b[j].q + 8 * k))));
+                p = _mm256_fmadd_ps(q, _mm256_loadu_ps(xj + 8 * k), p);
+            }
+            a = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(b[j].d)), p, a);
+        }
+        y[r] = dec2_hsum(a);
+    }
+}

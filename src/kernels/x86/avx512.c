@@ -19,6 +19,9 @@
  * "avx512mask" (kern_rows_avx512mask, a measured alternative): canonical layout,
  * masked adds. P = sum of gx where the sign bit is 1, one _mm512_mask_add_ps
  * per 16 columns; the row's value is 2P - sum(gx).
+ *
+ * At the end, the decode helpers (KernDec: attention over FP32/FP16 caches,
+ * FP16 conversion, FP16/Q8_0 GEMV rows), 16 lanes with masked tails.
  */
 #include "kernels/variants.h"
 
@@ -247,42 +250,7 @@ T512 void kern_rows_avx512(const KernMat *km, const float *gx, int N, int b0, in
     }
 }
 
-/* four rows at a time, two accumulators each; a masked tail */
-T512 void kern_gemv_rows_avx512(const float *W, const float *x, float *y, int cols, int r0, int r1)
-{
-    const int c16 = cols & ~15;
-    const __mmask16 tail = (__mmask16)((1u << (cols - c16)) - 1);
-    int r = r0;
-    for (; r + 4 <= r1; r += 4) {
-        const float *w0 = W + (size_t)r * cols, *w1 = w0 + cols, *w2 = w1 + cols, *w3 = w2 + cols;
-        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
-        for (int c = 0; c < c16; c += 16) {
-            __m512 xv = _mm512_loadu_ps(x + c);
-            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + c), xv, a0);
-            a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w1 + c), xv, a1);
-            a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w2 + c), xv, a2);
-            a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w3 + c), xv, a3);
-        }
-        if (tail) {
-            __m512 xv = _mm512_maskz_loadu_ps(tail, x + c16);
-            a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w0 + c16), xv, a0);
-            a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w1 + c16), xv, a1);
-            a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w2 + c16), xv, a2);
-            a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w3 + c16), xv, a3);
-        }
-        y[r] = _mm512_reduce_add_ps(a0);
-        y[r + 1] = _mm512_reduce_add_ps(a1);
-        y[r + 2] = _mm512_reduce_add_ps(a2);
-        y[r + 3] = _mm512_reduce_add_ps(a3);
-    }
-    for (; r < r1; r++) {
-        const float *w = W + (size_t)r * cols;
-        __m512 a = _mm512_setzero_ps();
-        for (int c = 0; c < c16; c += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(w + c), _mm512_loadu_ps(x + c), a);
-        if (tail) a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w + c16), _mm512_maskz_loadu_ps(tail, x + c16), a);
-        y[r] = _mm512_reduce_add_ps(a);
-    }
-}
+/* kern_gemv_rows_avx512: with the decode helpers at the end (dot4_f32) */
 
 T512 void kern_mul_avx512(const float *x, const float *g, float *y, int n)
 {
@@ -651,3 +619,153 @@ T512 void kern_layernorm_avx512(const float *x, float *y, int n)
     for (; i < n; i++) y[i] = (x[i] - m) * inv;
 }
 
+
+/* ---- the decode helpers (kernels.h KernDec) --------------------------------
+ * 16 lanes, masked tails. Scores: 4 cached rows at a time against the query
+ * held in registers; weighted values: 64 output lanes in 4 accumulators per
+ * pass over the rows. FP16 through vcvtph2ps / vcvtps2ph (AVX-512F). */
+
+T512 static inline __m512 dec_ld_f32(const float *p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+T512 static inline __m512 dec_ld_f16(const uint16_t *p, __mmask16 m)
+{
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+}
+static inline __mmask16 dec_mask(int left) { return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1); }
+
+/* y[r] = scale * (W[r] . x) for rows [r0, r1) of cols T weights at a stride
+ * of ld (LD: 16 of them as floats, masked): 4 rows at a time sharing the
+ * loads of x. The attention scores (rows = cached keys, x = the query), a
+ * student's FP32 head (kern_gemv_rows_avx512) and an FP16 head. */
+#define DOT4_512(NAME, T, LD)                                                                          \
+    T512 static void NAME(const T *W, size_t ld, int cols, const float *x, float scale, float *y, int r0, int r1) \
+    {                                                                                                  \
+        int r = r0;                                                                                    \
+        for (; r + 4 <= r1; r += 4) {                                                                  \
+            const T *w0 = W + (size_t)r * ld, *w1 = w0 + ld, *w2 = w1 + ld, *w3 = w2 + ld;             \
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                \
+            for (int c = 0; c < cols; c += 16) {                                                       \
+                __mmask16 m = dec_mask(cols - c);                                                      \
+                __m512 xv = _mm512_maskz_loadu_ps(m, x + c);                                           \
+                a0 = _mm512_fmadd_ps(LD(w0 + c, m), xv, a0);                                           \
+                a1 = _mm512_fmadd_ps(LD(w1 + c, m), xv, a1);                                           \
+                a2 = _mm512_fmadd_ps(LD(w2 + c, m), xv, a2);                                           \
+                a3 = _mm512_fmadd_ps(LD(w3 + c, m), xv, a3);                                           \
+            }                                                                                          \
+            y[r] = _mm512_reduce_add_ps(a0) * scale;                                                   \
+            y[r + 1] = _mm512_reduce_add_ps(a1) * scale;                                               \
+            y[r + 2] = _mm512_reduce_add_ps(a2) * scale;                                               \
+            y[r + 3] = _mm512_reduce_add_ps(a3) * scale;                                               \
+        }                                                                                              \
+        for (; r < r1; r++) {                                                                          \
+            const T *w = W + (size_t)r * ld;                                                           \
+            __m512 a = _mm512_setzero_ps();                                                            \
+            for (int c = 0; c < cols; c += 16) {                                                       \
+                __mmask16 m = dec_mask(cols - c);                                                      \
+                a = _mm512_fmadd_ps(LD(w + c, m), _mm512_maskz_loadu_ps(m, x + c), a);                 \
+            }                                                                                          \
+            y[r] = _mm512_reduce_add_ps(a) * scale;                                                    \
+        }                                                                                              \
+    }
+DOT4_512(dot4_f32, float, dec_ld_f32)
+DOT4_512(dot4_f16, uint16_t, dec_ld_f16)
+
+T512 void kern_gemv_rows_avx512(const float *W, const float *x, float *y, int cols, int r0, int r1)
+{
+    dot4_f32(W, cols, cols, x, 1.0f, y, r0, r1);
+}
+
+T512 void kern_dec_gemv_f16_avx512(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1)
+{
+    dot4_f16(W, cols, cols, x, 1.0f, y, r0, r1);
+}
+
+T512 void kern_dec_score_f32_avx512(const float *q, const float *K, size_t ld, int hd, int n, float scale, float *s)
+{
+    dot4_f32(K, ld, hd, q, scale, s, 0, n);
+}
+
+T512 void kern_dec_score_f16_avx512(const float *q, const uint16_t *K, size_t ld, int hd, int n, float scale, float *s)
+{
+    dot4_f16(K, ld, hd, q, scale, s, 0, n);
+}
+
+#define DEC_ACCUM_512(sfx, T)                                                                                   \
+    T512 void kern_dec_accum_##sfx##_avx512(const float *a, const T *V, size_t ld, int hd, int n, float *out)     \
+    {                                                                                                           \
+        for (int i = 0; i < hd; i += 64) {                                                                      \
+            __mmask16 m0 = dec_mask(hd - i), m1 = hd - i > 16 ? dec_mask(hd - i - 16) : 0,                      \
+                      m2 = hd - i > 32 ? dec_mask(hd - i - 32) : 0, m3 = hd - i > 48 ? dec_mask(hd - i - 48) : 0; \
+            __m512 o0 = _mm512_maskz_loadu_ps(m0, out + i), o1 = _mm512_maskz_loadu_ps(m1, out + i + 16);        \
+            __m512 o2 = _mm512_maskz_loadu_ps(m2, out + i + 32), o3 = _mm512_maskz_loadu_ps(m3, out + i + 48);   \
+            const T *v = V + i;                                                                                 \
+            for (int t = 0; t < n; t++, v += ld) {                                                              \
+                __m512 w = _mm512_set1_ps(a[t]);                                                                \
+                o0 = _mm512_fmadd_ps(w, dec_ld_##sfx(v, m0), o0);                                               \
+                if (m1) o1 = _mm512_fmadd_ps(w, dec_ld_##sfx(v + 16, m1), o1);                                  \
+                if (m2) o2 = _mm512_fmadd_ps(w, dec_ld_##sfx(v + 32, m2), o2);                                  \
+                if (m3) o3 = _mm512_fmadd_ps(w, dec_ld_##sfx(v + 48, m3), o3);                                  \
+            }                                                                                                   \
+            _mm512_mask_storeu_ps(out + i, m0, o0);                                                             \
+            _mm512_mask_storeu_ps(out + i + 16, m1, o1);                                                        \
+            _mm512_mask_storeu_ps(out + i + 32, m2, o2);                                                        \
+            _mm512_mask_storeu_ps(out + i + 48, m3, o3);                                                        \
+        }                                                                                                       \
+    }
+DEC_ACCUM_512(f32, float)
+DEC_ACCUM_512(f16, uint16_t)
+
+T512 void kern_dec_to_f16_avx512(const float *x, uint16_t *y, size_t n)
+{
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(y + i), _mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    if (i < n) {
+        __mmask16 m = dec_mask((int)(n - i));
+        _mm256_mask_storeu_epi16(y + i, m, _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    }
+}
+
+T512 void kern_dec_from_f16_avx512(const uint16_t *x, float *y, size_t n)
+{
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i))));
+    if (i < n) {
+        __mmask16 m = dec_mask((int)(n - i));
+        _mm512_mask_storeu_ps(y + i, m, dec_ld_f16(x + i, m));
+    }
+}
+
+
+/* an FP16 scale broadcast to 16 lanes */
+T512 static inline __m512 dec_d16(uint16_t d) { return _mm512_cvtph_ps(_mm256_set1_epi16((short)d)); }
+
+/* one Q8_0 block of 32 against x: the int8 widened to floats, two FMAs */
+T512 static inline __m512 q8_0_block(const KernQ8_0 *b, const float *x)
+{
+    __m512 lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)b->q)));
+    __m512 hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b->q + 16))));
+    return _mm512_fmadd_ps(hi, _mm512_loadu_ps(x + 16), _mm512_mul_ps(lo, _mm512_loadu_ps(x)));
+}
+
+T512 void kern_dec_gemv_q8_0_avx512(const KernQ8_0 *W, const float *x, float *y, int cols, int r0, int r1)
+{
+    const int nb = cols / KERN_Q8_0_BLOCK;
+    int r = r0;
+    for (; r + 2 <= r1; r += 2) {
+        const KernQ8_0 *b0 = W + (size_t)r * nb, *b1 = b0 + nb;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+        for (int j = 0; j < nb; j++) {
+            const float *xj = x + j * KERN_Q8_0_BLOCK;
+            a0 = _mm512_fmadd_ps(dec_d16(b0[j].d), q8_0_block(b0 + j, xj), a0);
+            a1 = _mm512_fmadd_ps(dec_d16(b1[j].d), q8_0_block(b1 + j, xj), a1);
+        }
+        y[r] = _mm512_reduce_add_ps(a0);
+        y[r + 1] = _mm512_reduce_add_ps(a1);
+    }
+    for (; r < r1; r++) {
+        const KernQ8_0 *b = W + (size_t)r * nb;
+        __m512 a = _mm512_setzero_ps();
+        for (int j = 0; j < nb; j++) a = _mm512_fmadd_ps(dec_d16(b[j].d), q8_0_block(b + j, x + j * KERN_Q8_0_BLOCK), a);
+        y[r] = _mm512_reduce_add_ps(a);
+    }
+}

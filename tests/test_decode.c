@@ -1,0 +1,213 @@
+/* test_decode.c -- the decode path: every KernDec variant (kernels.h: the
+ * attention scores and weighted values over FP32 and FP16 caches, FP16
+ * conversion, FP16 and Q8_0 GEMV rows) against the scalar reference on
+ * sizes around every vector width; then model_step with its chunked KV cache
+ * against the batched forward on a random model whose attention goes to the
+ * pool, the same logits on 1 and 2 threads, and the cache grown in chunks. */
+#include <stdint.h>
+
+#include "base/common.h"
+#include "base/pool.h"
+#include "kernels/kernels.h"
+#include "model/model.h"
+#include "test.h"
+
+static uint64_t rng = 12345;
+static float frand(void)
+{
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (float)((rng >> 11) * (1.0 / 9007199254740992.0) * 2 - 1);
+}
+
+/* |got - want| relative to the sum of the magnitudes of the terms */
+static double rel(double got, double want, double mag) { return fabs(got - want) / (mag > 1e-30 ? mag : 1e-30); }
+
+static void check_variant(const KernDec *d, const KernDec *r)
+{
+    enum { MAXN = 150, MAXHD = 160, LD = 200 };
+    float *Kf = malloc(sizeof(float) * MAXN * LD), *q = malloc(sizeof(float) * MAXHD), *a = malloc(sizeof(float) * MAXN);
+    uint16_t *Kh = malloc(sizeof(uint16_t) * MAXN * LD);
+    for (int i = 0; i < MAXN * LD; i++) { Kf[i] = frand(); Kh[i] = ob_fp32_to_fp16(frand() * 4); }
+    for (int i = 0; i < MAXHD; i++) q[i] = frand();
+    for (int i = 0; i < MAXN; i++) a[i] = (frand() + 1) / MAXN;
+    static const int hds[] = {1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 48, 63, 64, 65, 96, 128, 129, 160};
+    static const int ns[] = {0, 1, 3, 4, 5, 8, 63, 64, 150};
+    double ws = 0, wa = 0;
+    for (size_t hi = 0; hi < sizeof hds / sizeof *hds; hi++)
+        for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++) {
+            int hd = hds[hi], n = ns[ni];
+            size_t ld = hd + (hd & 1 ? 3 : 40);
+            for (int f16 = 0; f16 < 2; f16++) {
+                float s1[MAXN + 1], s2[MAXN + 1], o1[MAXHD + 1], o2[MAXHD + 1];
+                s1[n] = s2[n] = 42.0f;
+                if (f16) { d->score_f16(q, Kh, ld, hd, n, 0.5f, s1); r->score_f16(q, Kh, ld, hd, n, 0.5f, s2); }
+                else { d->score_f32(q, Kf, ld, hd, n, 0.5f, s1); r->score_f32(q, Kf, ld, hd, n, 0.5f, s2); }
+                for (int t = 0; t < n; t++) {
+                    double mag = 0;
+                    for (int i = 0; i < hd; i++)
+                        mag += fabs(q[i] * (f16 ? ob_fp16_to_fp32(Kh[t * ld + i]) : Kf[t * ld + i])) * 0.5;
+                    ws = fmax(ws, rel(s1[t], s2[t], mag));
+                }
+                CHECK(s1[n] == 42.0f, "%s: score writes past n (hd %d n %d)", d->name, hd, n);
+                for (int i = 0; i <= hd; i++) o1[i] = o2[i] = (float)i * 0.01f;
+                if (f16) { d->accum_f16(a, Kh, ld, hd, n, o1); r->accum_f16(a, Kh, ld, hd, n, o2); }
+                else { d->accum_f32(a, Kf, ld, hd, n, o1); r->accum_f32(a, Kf, ld, hd, n, o2); }
+                for (int i = 0; i < hd; i++) {
+                    double mag = fabs(i * 0.01);
+                    for (int t = 0; t < n; t++) mag += fabs(a[t] * (f16 ? ob_fp16_to_fp32(Kh[t * ld + i]) : Kf[t * ld + i]));
+                    wa = fmax(wa, rel(o1[i], o2[i], mag));
+                }
+                CHECK(o1[hd] == hd * 0.01f, "%s: accum writes past hd (hd %d n %d)", d->name, hd, n);
+            }
+        }
+    CHECK(ws < 1e-5, "%s: scores vs ref: max relative error %g", d->name, ws);
+    CHECK(wa < 1e-5, "%s: weighted values vs ref: max relative error %g", d->name, wa);
+
+    /* conversions: every FP16 value to FP32 and back, and FP32 values
+     * around every rounding case, bit-identical to the reference */
+    uint16_t *h = malloc(65536 * 2), *h2 = malloc(65536 * 2), *h3 = malloc(65536 * 2);
+    float *f = malloc(65536 * 4), *f2 = malloc(65536 * 4);
+    for (int i = 0; i < 65536; i++) h[i] = (uint16_t)i;
+    d->from_f16(h, f, 65536);
+    r->from_f16(h, f2, 65536);
+    int bad = 0;
+    for (int i = 0; i < 65536; i++) bad += memcmp(&f[i], &f2[i], 4) != 0 && !(isnan(f[i]) && isnan(f2[i]));
+    CHECK(bad == 0, "%s: from_f16 differs from the reference on %d values", d->name, bad);
+    for (int i = 0; i < 65536; i++) {
+        f[i] = (i & 1) ? frand() * 70000 : frand() * 1e-4f;
+        if (i % 7 == 0) { uint32_t b = (uint32_t)(rng >> 20) & 0x47ffe000u; b |= 0x1000; memcpy(&f[i], &b, 4); } /* ties */
+    }
+    for (int n = 65536; n >= 65520; n--) { /* tails */
+        memset(h2, 0, 65536 * 2); memset(h3, 0, 65536 * 2);
+        d->to_f16(f, h2, n);
+        r->to_f16(f, h3, n);
+        CHECK(!memcmp(h2, h3, 65536 * 2), "%s: to_f16 differs from the reference (n %d)", d->name, n);
+    }
+    free(h); free(h2); free(h3); free(f); free(f2);
+
+    /* GEMV rows over FP16 and Q8_0 weights */
+    static const int colss[] = {32, 64, 96, 160, 4096 + 64};
+    for (size_t ci = 0; ci < sizeof colss / sizeof *colss; ci++) {
+        int cols = colss[ci], rows = 13;
+        uint16_t *W = malloc((size_t)rows * cols * 2);
+        float *Wf = malloc((size_t)rows * cols * 4), *x = malloc((size_t)cols * 4);
+        KernQ8_0 *Wq = malloc((size_t)rows * cols / 32 * sizeof(KernQ8_0));
+        for (int i = 0; i < rows * cols; i++) { Wf[i] = frand(); W[i] = ob_fp32_to_fp16(Wf[i]); }
+        for (int i = 0; i < cols; i++) x[i] = frand();
+        kern_q8_0_quantize(Wf, Wq, (size_t)rows * cols);
+        float y1[16], y2[16];
+        double w16 = 0, wq = 0;
+        for (int r0 = 0; r0 < 3; r0++) {
+            for (int i = 0; i < 16; i++) y1[i] = y2[i] = -7.0f;
+            d->gemv_f16(W, x, y1, cols, r0, rows);
+            r->gemv_f16(W, x, y2, cols, r0, rows);
+            for (int i = 0; i < 16; i++) if (i < r0 || i >= rows) CHECK(y1[i] == -7.0f, "%s: gemv_f16 writes row %d", d->name, i);
+            for (int i = r0; i < rows; i++) w16 = fmax(w16, fabs(y1[i] - y2[i]) / sqrt((double)cols));
+            d->gemv_q8_0(Wq, x, y1, cols, r0, rows);
+            r->gemv_q8_0(Wq, x, y2, cols, r0, rows);
+            for (int i = r0; i < rows; i++) wq = fmax(wq, fabs(y1[i] - y2[i]) / sqrt((double)cols));
+        }
+        CHECK(w16 < 1e-5, "%s: gemv_f16 vs ref (cols %d): %g", d->name, cols, w16);
+        CHECK(wq < 1e-5, "%s: gemv_q8_0 vs ref (cols %d): %g", d->name, cols, wq);
+        free(W); free(Wf); free(x); free(Wq);
+    }
+    free(Kf); free(Kh); free(q); free(a);
+}
+
+static void check_q8_0(void)
+{
+    float x[64], y[64];
+    KernQ8_0 b[2];
+    for (int i = 0; i < 64; i++) x[i] = frand() * 3;
+    for (int i = 32; i < 64; i++) x[i] = 0; /* an all-zero block: d = 0 */
+    kern_q8_0_quantize(x, b, 64);
+    kern_q8_0_to_f32(b, y, 64);
+    CHECK(sizeof(KernQ8_0) == 34, "a Q8_0 block is 34 bytes");
+    double amax = 0, e = 0;
+    for (int i = 0; i < 32; i++) { amax = fmax(amax, fabs(x[i])); e = fmax(e, fabs(y[i] - x[i])); }
+    /* half a step, plus 127 times the FP16 rounding of the scale (GGUF
+     * quantizes with the FP32 scale and stores it as FP16) */
+    CHECK(e <= amax / 127 * (0.5 + 127.0 / 2048) + 1e-6, "Q8_0 round trip within half a step: %g", e);
+    int zero = b[1].d == 0;
+    for (int i = 32; i < 64; i++) zero &= y[i] == 0;
+    CHECK(zero, "an all-zero block stays zero");
+}
+
+/* a random LLaMA-shaped teacher whose decode attention goes to the pool */
+static void random_teacher(Model *m, int seq_len)
+{
+    char err[OB_ERRLEN];
+    ModelConfig c = {256, 512, 2, 4, 2, 64, 300, seq_len, 10000.0f, 1e-5f, 1};
+    CHECK(model_alloc(m, &c, 1, err) == 0, "%s", err);
+    for (size_t i = 0; i < m->arena_floats; i++) m->arena[i] = frand() * 0.15f;
+    for (int i = 0; i < c.n_layers * c.dim; i++) m->rms_att[i] = m->rms_ffn[i] = 1.0f;
+    for (int i = 0; i < c.dim; i++) m->rms_final[i] = 1.0f;
+}
+
+static void check_model(void)
+{
+    enum { T = 150 };
+    Model m;
+    random_teacher(&m, 160);
+    const ModelConfig *c = &m.cfg;
+    int V = c->vocab_size, tok[T];
+    for (int i = 0; i < T; i++) tok[i] = (int)((frand() + 1) * 149.9);
+    ModelActs a;
+    model_acts_init(&a, c, T);
+    float *ref = malloc((size_t)T * V * 4), *got1 = malloc((size_t)T * V * 4), *got2 = malloc((size_t)T * V * 4);
+    model_forward(&m, &a, tok, T, ref, NULL);
+    char err[OB_ERRLEN];
+    for (int kv = MODEL_KV_F32; kv <= MODEL_KV_F16; kv++) {
+        for (int th = 1; th <= 2; th++) {
+            CHECK(pool_set_global_threads(th, err) == 0, "%s", err);
+            ModelState s;
+            model_state_init(&s, c);
+            model_state_set_kv(&s, kv);
+            CHECK(s.chunks == 0 && model_state_kv_bytes(&s) == 0, "nothing cached up front");
+            for (int p = 0; p < T; p++) {
+                memcpy((th == 1 ? got1 : got2) + (size_t)p * V, model_step(&m, &s, tok[p], p), (size_t)V * 4);
+                if (p == MODEL_KV_CHUNK - 1) CHECK(s.chunks == 1, "one chunk for %d positions", MODEL_KV_CHUNK);
+                if (p == MODEL_KV_CHUNK) CHECK(s.chunks == 2, "a second chunk at position %d", MODEL_KV_CHUNK);
+            }
+            size_t esz = kv == MODEL_KV_F16 ? 2 : 4;
+            CHECK(model_state_kv_bytes(&s) == (size_t)2 * c->n_layers * 3 * MODEL_KV_CHUNK * c->n_kv_heads * c->head_dim * esz,
+                  "cache bytes for %d positions: %zu", T, model_state_kv_bytes(&s));
+            model_state_free(&s);
+        }
+        CHECK(!memcmp(got1, got2, (size_t)T * V * 4), "%s cache: 1 and 2 threads give the same logits", kv == MODEL_KV_F16 ? "FP16" : "FP32");
+        double md = 0, mag = 0;
+        for (size_t i = 0; i < (size_t)T * V; i++) { md = fmax(md, fabs(got1[i] - ref[i])); mag = fmax(mag, fabs(ref[i])); }
+        CHECK(md <= (kv == MODEL_KV_F32 ? 1e-4 : 3e-3) * fmax(1, mag), "%s cache: model_step vs model_forward: %g (logits up to %g)",
+              kv == MODEL_KV_F16 ? "FP16" : "FP32", md, mag);
+        /* model_forward_kv in two parts over the same cache precision */
+        ModelState s;
+        model_state_init(&s, c);
+        model_state_set_kv(&s, kv);
+        model_forward_kv(&m, &a, &s, tok, 70, 0, got2, 70);
+        model_forward_kv(&m, &a, &s, tok + 70, T - 70, 70, got2 + (size_t)70 * V, T - 70);
+        md = 0;
+        for (size_t i = 0; i < (size_t)T * V; i++) md = fmax(md, fabs(got2[i] - ref[i]));
+        CHECK(md <= (kv == MODEL_KV_F32 ? 1e-4 : 3e-3) * fmax(1, mag), "%s cache: model_forward_kv vs model_forward: %g",
+              kv == MODEL_KV_F16 ? "FP16" : "FP32", md);
+        model_state_free(&s);
+    }
+    pool_set_global_threads(0, err);
+    free(ref); free(got1); free(got2);
+    model_acts_free(&a);
+    model_free(&m);
+}
+
+int main(void)
+{
+    const KernDec *r = kern_dec_variant(KERN_DEC_REF);
+    CHECK(r && !strcmp(r->name, "ref") && kern_dec_available(r), "the reference");
+    CHECK(kern_dec_default() != NULL, "a default");
+    printf("decode helpers:");
+    for (int i = 0; kern_dec_variant(i); i++) printf(" %s%s", kern_dec_variant(i)->name, kern_dec_available(kern_dec_variant(i)) ? "" : "(n/a)");
+    printf("; default %s\n", kern_dec_default()->name);
+    for (int i = 0; kern_dec_variant(i); i++)
+        if (kern_dec_available(kern_dec_variant(i))) check_variant(kern_dec_variant(i), r);
+    check_q8_0();
+    check_model();
+    return test_done("test_decode");
+}
