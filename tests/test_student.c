@@ -463,7 +463,7 @@ static void stories_head(const char *dir)
         CHECK(student_write_ex(path[k], &t, &tok, src, NULL, k ? STUDENT_HEAD_F16 : STUDENT_HEAD_F32, err) == 0, "%s", err);
         CHECK(student_load(&s[k], NULL, path[k], err) == 0, "%s", err);
         for (int p = 0; p < 2; p++) {
-            GenParams gp = {200, 0.0f, 0.0f, 1};
+            GenParams gp = {.n_new = 200, .temperature = 0.0f, .topp = 0.0f, .seed = 1};
             ids[k][p][0] = 0;
             CHECK(gen_run(&s[k], &tok, prompts[p], &gp, collect_ids, ids[k][p], NULL, err) == 0, "%s", err);
         }

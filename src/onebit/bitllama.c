@@ -379,6 +379,19 @@ static int write_ckpt_dir(const OutList *o, const OutSrc *s, uint64_t shard_byte
     return file_dir_commit(tmp, out, err);
 }
 
+/* the (vocab, dim) rows of type type at w (LINEAR_W_*) as FP32, malloc'd:
+ * model_embed's conversion, row by row */
+static float *rows_f32(const Model *m, int type, const void *w)
+{
+    size_t C = (size_t)m->cfg.dim, V = (size_t)m->cfg.vocab_size;
+    float *out = ob_malloc(V * C * sizeof(float));
+    Model t = *m;
+    t.emb_type = type;
+    t.emb_w = w;
+    for (size_t r = 0; r < V; r++) model_embed(&t, (int)r, out + r * C);
+    return out;
+}
+
 int bitllama_export(const Model *m, const Tokenizer *tok, const char *tok_dir, const char *out, char *err)
 {
     const ModelConfig *c = &m->cfg;
@@ -394,12 +407,20 @@ int bitllama_export(const Model *m, const Tokenizer *tok, const char *tok_dir, c
         }
         g[i] = bl->g;
     }
+    /* a lean student keeps its embedding and head in FP16 or Q8_0: their
+     * checkpoint holds FP32 (exact for FP16) */
+    Model fpm = *m;
+    float *emb = NULL, *cls = NULL;
+    if (!m->tok_emb) fpm.tok_emb = emb = rows_f32(m, m->emb_type, m->emb_w);
+    if (!c->shared_classifier && !m->wcls) fpm.wcls = cls = rows_f32(m, m->cls_type, m->cls_w);
     OutList o = {0};
-    out_list(&o, m, PART_PACKED, g);
+    out_list(&o, &fpm, PART_PACKED, g);
     OutSrc s = {m, NULL, 0};
     int rc = write_ckpt_dir(&o, &s, UINT64_MAX, "BitLlamaForCausalLMInf", tok, tok_dir, out, err);
     free(o.t);
     free(g);
+    free(emb);
+    free(cls);
     return rc;
 }
 
