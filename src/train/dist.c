@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/common.h"
+#include "base/file.h"
 
 #ifdef HAVE_MPI
 #include <mpi.h>
@@ -120,6 +121,14 @@ void dist_bcast(void *buf, size_t bytes)
 #else
     (void)buf; (void)bytes;
 #endif
+}
+
+int dist_same(const void *buf, size_t bytes)
+{
+    if (g_size < 2) return 1;
+    uint64_t h = file_fnv1a(FILE_FNV_INIT, buf, bytes), h0 = h;
+    dist_bcast(&h0, sizeof h0);
+    return !dist_any(h != h0);
 }
 
 void dist_barrier(void)

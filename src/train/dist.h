@@ -40,6 +40,9 @@ void dist_sum_ordered(double *v, int n);
 void dist_sum_f32(float *buf, size_t n);
 /* rank 0's bytes to every rank (in chunks below 1 GiB) */
 void dist_bcast(void *buf, size_t bytes);
+/* 1 on every rank when buf's bytes (FNV-1a) are rank 0's on every rank:
+ * that the replicas of the trained state did not drift apart */
+int dist_same(const void *buf, size_t bytes);
 /* every rank waits for the others */
 void dist_barrier(void);
 /* end the whole job at once: msg to stderr (with the rank), MPI_Abort(code)

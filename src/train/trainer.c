@@ -710,6 +710,10 @@ static void *run(void *arg)
         emit_log(t, "data parallel: gradient allreduce of %zu floats (%.2f MB) took %.3f ms per step (%.1f%% of the step time)",
                  qat_num_params(t->q), qat_num_params(t->q) * 4e-6, 1e3 * comm / session_steps,
                  100 * comm / (t->elapsed - elapsed0 + 1e-9));
+    if (!dist_same(qat_params(t->q), qat_num_params(t->q) * sizeof(float))) {
+        fail(t, "data parallel: the ranks' parameters differ after training (the MPI sum is not the same on every rank)");
+        return NULL;
+    }
     t->sum.steps_done = t->step;
     t->sum.elapsed = t->elapsed;
     if (t->ckpt_path && write_ckpt(t, err)) { fail(t, err); return NULL; }
