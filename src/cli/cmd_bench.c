@@ -17,6 +17,7 @@
 #include "base/common.h"
 #include "base/opt.h"
 #include "train/qat.h"
+#include "train/dist.h"
 #include "train/trainer.h"
 #include "onebit/student.h"
 #include "onebit/svid.h"
@@ -194,6 +195,10 @@ static const OptSpec membw_opts[] = {
     {"mib", OPT_INT, F(mib), 0, 1, 1 << 20, "1024", NULL, "M", "buffer size in MiB (1024)", NULL},
     {"chunk", OPT_INT, F(chunk), 0, 1, 1 << 20, "8", NULL, "C", "chunk size in MiB (8)", NULL},
     {"reps", OPT_INT, F(reps), 0, 1, 10000000, "500", NULL, "K", "chunks timed (500)", NULL},
+    ROW_JSON, ROW_END};
+static const OptSpec allreduce_opts[] = {
+    {"mib", OPT_INT, F(mib), 0, 1, 1 << 20, "64", NULL, "M", "floats to sum, in MiB (64)", NULL},
+    {"reps", OPT_INT, F(reps), 0, 1, 100000, "10", NULL, "K", "timed repetitions (10)", NULL},
     ROW_JSON, ROW_END};
 #undef ROW_JSON
 #undef ROW_ACT
@@ -589,6 +594,45 @@ static int membw_run(const BenchOpts *o)
     return EXIT_OK;
 }
 
+/* ---- bench allreduce: the trainer's gradient sum across MPI ranks ---- */
+static const char allreduce_usage[] =
+    "Usage: mpirun -np N onebit-tui bench allreduce [--mib M] [--reps K] [--json]\n"
+    "\nThe gradient sum of data-parallel training (train/dist.h: MPI_Allreduce in\n"
+    "buckets of 16 MiB) over M MiB of floats, the median of K repetitions after\n"
+    "one untimed; rank 0 prints it. Needs a --with-mpi build started by mpirun.\n\n";
+
+static int allreduce_run(const BenchOpts *o)
+{
+    char err[OB_ERRLEN];
+    if (dist_init(NULL, NULL, err)) return cli_error("%s", err);
+    if (dist_size() < 2) {
+        dist_finalize();
+        return cli_error("bench allreduce needs several ranks: mpirun -np N onebit-tui bench allreduce (a --with-mpi build)");
+    }
+    size_t n = ((size_t)o->mib << 20) / sizeof(float);
+    float *g = ob_malloc(n * sizeof(float));
+    double *t = ob_malloc((size_t)o->reps * sizeof(double));
+    for (size_t i = 0; i < n; i++) g[i] = 1e-3f * (float)(i % 1000);
+    dist_sum_f32(g, n); /* untimed: connections, page faults */
+    for (int r = 0; r < o->reps; r++) {
+        dist_barrier();
+        double t0 = ob_now();
+        dist_sum_f32(g, n);
+        t[r] = ob_now() - t0;
+    }
+    double ms = 1e3 * median(t, o->reps);
+    /* a ring allreduce moves 2(N-1)/N of the data through each rank's link */
+    double busbw = 2.0 * (dist_size() - 1) / dist_size() * (double)n * sizeof(float) / (ms * 1e-3) / 1e9;
+    if (dist_rank() == 0) {
+        if (o->json) printf("{\"mib\":%d,\"ranks\":%d,\"reps\":%d,\"ms\":%.3f,\"bus_gb_s\":%.2f}\n", o->mib, dist_size(), o->reps, ms, busbw);
+        else printf("allreduce %d MiB (%zu floats) over %d ranks: %.3f ms (median of %d), %.2f GB/s bus bandwidth\n", o->mib, n,
+                    dist_size(), ms, o->reps, busbw);
+    }
+    free(g);
+    free(t);
+    dist_finalize();
+    return EXIT_OK;
+}
 
 /* every bench: its option rows, its --help text and its body */
 static const struct {
@@ -602,6 +646,7 @@ static const struct {
     {"train", train_opts, train_usage, train_run, "QAT training tokens/s and fraction of the sgemm peak"},
     {"gemv", gemv_opts, gemv_usage, gemv_run, "1-bit layer vs FP32 OpenBLAS sgemv/sgemm, same shape"},
     {"membw", membw_opts, membw_usage, membw_run, "DRAM streaming read bandwidth (GB/s)"},
+    {"allreduce", allreduce_opts, allreduce_usage, allreduce_run, "MPI gradient allreduce time over the ranks (mpirun)"},
 };
 
 int cli_bench(int argc, char **argv)

@@ -21,6 +21,7 @@
 #include "train/qat.h"
 #include "base/opt.h"
 #include "db/train_db.h"
+#include "train/dist.h"
 #include "train/session.h"
 #include "train/trainer.h"
 
@@ -41,7 +42,11 @@ static void help(void)
            "SIGINT/SIGTERM finish the current step, write the checkpoint and exit 130;\n"
            "a second one exits at once (the last checkpoint stays valid).\n"
            "Exit status: 0 finished (or stopped by --stop-after), 1 runtime error,\n"
-           "2 usage error, 130 interrupted (checkpoint written).\n");
+           "2 usage error, 130 interrupted (checkpoint written).\n"
+           "\n"
+           "Data parallel (built with ./configure --with-mpi): mpirun -np N onebit-tui train ...\n"
+           "trains on N ranks, each on its own --batch x --accum sequences of every step;\n"
+           "rank 0 alone prints, writes the checkpoint, the student and the run store.\n");
 }
 
 static volatile sig_atomic_t g_interrupted;
@@ -148,6 +153,16 @@ int cli_train(int argc, char **argv)
     }
     if (k == 0) k = session_opts_check(&o, NULL, 1, err);
     if (k) { session_opts_free(&o); return cli_usage_error("train", "%s", err); }
+    /* data parallelism (train/dist.h): rank 0 alone records the run and
+     * prints; the others are silent but for errors */
+    if (dist_init(&argc, &argv, err)) { session_opts_free(&o); return cli_error("%s", err); }
+    int rank = dist_rank(), joined = 0;
+    if (rank > 0) {
+        free(o.db);
+        free(o.name);
+        o.db = o.name = NULL;
+        if (!freopen("/dev/null", "w", stdout)) { session_opts_free(&o); return cli_error("rank %d: /dev/null: %s", rank, strerror(errno)); }
+    }
 
     int rc = EXIT_RUNTIME;
     Session *s = NULL;
@@ -207,7 +222,7 @@ int cli_train(int argc, char **argv)
     for (;;) {
         if (g_interrupted && !stop_sent) {
             clear_bar();
-            fprintf(stderr, "interrupt: stopping after the current step and writing the checkpoint "
+            if (rank == 0) fprintf(stderr, "interrupt: stopping after the current step and writing the checkpoint "
                             "(interrupt again to quit at once)...\n");
             trainer_stop(tr);
             stop_sent = 1;
@@ -219,6 +234,7 @@ int cli_train(int argc, char **argv)
     }
     TrainSummary sum;
     int jr = session_join(s, &sum);
+    joined = !jr;
     drain(&ring, s);
     clear_bar();
     if (jr) { cli_error("%s", sum.message); goto out; }
@@ -231,13 +247,15 @@ int cli_train(int argc, char **argv)
            sum.steps_done);
     if (isfinite(sum.first_loss)) printf(", loss %.4f -> %.4f", sum.first_loss, sum.last_loss);
     printf(")\n");
-    if (sum.status == RUN_STOPPED) {
+    if (sum.status == RUN_STOPPED && rank == 0) {
         if (so->db)
             fprintf(stderr, "stopped at step %ld of %ld: resume with --db %s --resume %lld\n", sum.steps_done,
                     so->cfg.steps, so->db, (long long)session_run_id(s));
         else
             fprintf(stderr, "stopped at step %ld of %ld: resume with --resume %s\n", sum.steps_done, so->cfg.steps,
                     so->ckpt);
+        rc = g_interrupted ? 130 : EXIT_OK;
+    } else if (sum.status == RUN_STOPPED) {
         rc = g_interrupted ? 130 : EXIT_OK;
     } else {
         printf("wrote %s\n", so->out);
@@ -251,5 +269,9 @@ out:
     session_opts_free(&o);
     tok_free(&tok);
     model_free(&m);
+    /* a rank that fails before or while training ends every rank (they
+     * would wait in a collective); after a clean end the ranks leave together */
+    if (!joined) dist_abort(rc == EXIT_OK ? EXIT_RUNTIME : rc, "train failed");
+    dist_finalize();
     return rc;
 }

@@ -25,6 +25,7 @@
 #include "base/file.h"
 #include "model/eval.h"
 #include "train/qat.h"
+#include "train/dist.h"
 #include "onebit/student.h"
 
 struct Trainer {
@@ -168,6 +169,10 @@ int trainer_memory_check(const ModelConfig *mc, const TrainConfig *c, double hav
     return -1;
 }
 
+
+/* micro-batches of --batch sequences per optimizer step over all ranks (data
+ * parallelism, train/dist.h): what checkpoints and students record as accum */
+static int global_accum(const TrainConfig *c) { return c->accum * dist_size(); }
 static float eff_lr_min(const TrainConfig *c) { return c->lr_min >= 0 ? c->lr_min : c->lr / 10; }
 static long eff_warmup(const TrainConfig *c) { return c->warmup >= 0 ? c->warmup : c->steps / 20; }
 
@@ -348,7 +353,7 @@ static uint64_t data_fingerprint(const DataSet *d)
 static void put_cfg(Buf *b, const TrainConfig *c)
 {
     bu64(b, (uint64_t)c->steps);
-    bu32(b, (uint32_t)c->seq_len); bu32(b, (uint32_t)c->batch); bu32(b, (uint32_t)c->accum);
+    bu32(b, (uint32_t)c->seq_len); bu32(b, (uint32_t)c->batch); bu32(b, (uint32_t)global_accum(c));
     bu32(b, (uint32_t)eff_warmup(c)); bu32(b, (uint32_t)c->init);
     bu64(b, c->seed);
     double f[9] = {c->lr, eff_lr_min(c), c->alpha, c->kl_scale, c->beta1, c->beta2, c->eps, c->wd, c->clip};
@@ -357,6 +362,7 @@ static void put_cfg(Buf *b, const TrainConfig *c)
 
 static int write_ckpt(Trainer *t, char *err)
 {
+    if (dist_rank() != 0) return 0; /* rank 0 writes the (whole, replicated) state */
     const ModelConfig *c = &t->teacher->cfg;
     size_t np = qat_num_params(t->q);
     Buf b = {0};
@@ -487,9 +493,10 @@ static int load_ckpt(Trainer *t, const char *path, char *err)
     static const char *const fname[9] = {"--lr", "--lr-min", "--alpha", "--kl-scale", "beta1", "beta2", "eps", "--wd", "--clip"};
     (void)steps;
     if (r.bad) { ob_seterr(err, "%s: truncated header", path); goto out; }
-    if ((int)seq_len != k->seq_len || (int)batch != k->batch || (int)accum != k->accum) {
-        ob_seterr(err, "%s: the checkpoint was made with --seq-len %u --batch %u --accum %u, not %d/%d/%d",
-                  path, seq_len, batch, accum, k->seq_len, k->batch, k->accum);
+    if ((int)seq_len != k->seq_len || (int)batch != k->batch || (int)accum != global_accum(k)) {
+        ob_seterr(err, "%s: the checkpoint was made with --seq-len %u --batch %u --accum %u, not %d/%d/%d%s",
+                  path, seq_len, batch, accum, k->seq_len, k->batch, global_accum(k),
+                  dist_size() > 1 ? " (--accum times the number of ranks)" : "");
         goto out;
     }
     if ((long)warmup != eff_warmup(k) || init != (uint32_t)k->init || seed != k->seed) {
@@ -538,6 +545,32 @@ static int load_ckpt(Trainer *t, const char *path, char *err)
 out:
     file_unmap(raw, size);
     return rc;
+}
+
+/* data parallelism (train/dist.h): every rank continues from rank 0's state
+ * (its SVID init, or the checkpoint only rank 0 read), so that the replicas
+ * agree whatever each host's kernels; -1 when a rank's data differs */
+static int share_state(Trainer *t, char *err)
+{
+    if (dist_size() < 2) return 0;
+    size_t np = qat_num_params(t->q);
+    dist_bcast(qat_params(t->q), np * sizeof(float));
+    size_t eb; /* the moments as the student keeps them: FP32 or BF16 */
+    void *mv[2] = {qat_moments(t->q, 0, &eb), qat_moments(t->q, 1, NULL)};
+    dist_bcast(mv[0], np * eb);
+    dist_bcast(mv[1], np * eb);
+    uint64_t h[5] = {(uint64_t)t->step, t->cur.rng, t->cur.drawn, 0, t->data_fp};
+    memcpy(&h[3], &t->elapsed, sizeof(double));
+    dist_bcast(h, sizeof h);
+    t->step = (long)h[0];
+    t->cur.rng = h[1];
+    t->cur.drawn = h[2];
+    memcpy(&t->elapsed, &h[3], sizeof(double));
+    if (dist_any(h[4] != t->data_fp)) {
+        ob_seterr(err, "the ranks have different training data (each rank must read the same --data / cache)");
+        return -1;
+    }
+    return 0;
 }
 
 int trainer_ckpt_read(const char *path, const ModelConfig *c, const char *teacher_sha, TrainerCkpt *out, char *err)
@@ -603,6 +636,7 @@ void trainer_ckpt_free(TrainerCkpt *k)
 /* ---- export ----------------------------------------------------------------------- */
 static int export_student(Trainer *t, char *err)
 {
+    if (dist_rank() != 0) return 0; /* rank 0 writes the student */
     const ModelConfig *c = &t->teacher->cfg;
     int nl = c->n_layers * LIN_PER_LAYER;
     QatLinearSrc *qs = ob_calloc((size_t)nl, sizeof(QatLinearSrc));
@@ -620,7 +654,7 @@ static int export_student(Trainer *t, char *err)
              "{\"method\":\"onebit-qat\",\"teacher_sha256\":\"%s\",\"steps\":%ld,\"seq_len\":%d,\"batch\":%d,\"accum\":%d,"
              "\"lr\":%g,\"lr_min\":%g,\"warmup\":%ld,\"alpha\":%g,\"kl_scale\":%g,\"init\":\"%s\",\"seed\":%" PRIu64 ","
              "\"heldout_nll\":%.6f,\"teacher_heldout_nll\":%.6f}",
-             t->sha, t->step, k->seq_len, k->batch, k->accum, k->lr, eff_lr_min(k), eff_warmup(k), k->alpha, k->kl_scale,
+             t->sha, t->step, k->seq_len, k->batch, global_accum(k), k->lr, eff_lr_min(k), eff_warmup(k), k->alpha, k->kl_scale,
              svid_method_name(k->init), k->seed, t->sum.student_nll, t->sum.teacher_nll);
     int rc = n == nl ? student_write(t->out_path, t->teacher, t->tok, ss, meta, err) : -1;
     if (n != nl) ob_seterr(err, "the student has %d linears, expected %d", n, nl);
@@ -636,6 +670,7 @@ static int fail(Trainer *t, const char *msg)
     snprintf(t->sum.message, sizeof t->sum.message, "%s", msg);
     emit_status(t, RUN_FAILED, "%s", msg);
     t->rc = -1;
+    dist_abort(1, msg); /* with several ranks the others would wait forever */
     return -1;
 }
 
@@ -687,10 +722,15 @@ static void *run(void *arg)
     emit_eval(t, 0, "ptq-xnor", t->sum.xnor_nll);
     emit_eval(t, 0, "ptq-svid", t->sum.svid_nll);
     data_cursor_init(&t->cur, k->seed);
-    if (t->resume_path) {
+    if (t->resume_path && dist_rank() == 0) {
         if (load_ckpt(t, t->resume_path, err)) { fail(t, err); return NULL; }
         emit_log(t, "resumed from %s at step %ld", t->resume_path, t->step);
     }
+    if (share_state(t, err)) { fail(t, err); return NULL; }
+    if (dist_size() > 1)
+        emit_log(t, "data parallel: %d ranks x --batch %d x --accum %d = global batch of %d sequences of %d tokens",
+                 dist_size(), k->batch, k->accum, k->batch * global_accum(k), k->seq_len);
+    double comm = 0; /* seconds in the gradient allreduce */
     emit_status(t, RUN_RUNNING, "training");
     QatLossCfg lc = {.alpha = k->alpha, .kl_scale = k->kl_scale};
     AdamWCfg ac = {.lr = k->lr, .beta1 = k->beta1, .beta2 = k->beta2, .eps = k->eps, .weight_decay = k->wd};
@@ -702,20 +742,32 @@ static void *run(void *arg)
     int iv_n = 0, first_logged = 0, stopped = 0;
     long last_logged = 0; /* the last step an EV_STEP went out for in this session (0: none) */
     while (t->step < k->steps) {
-        if (k->stop_after > 0 && t->step >= k->stop_after) { stopped = 1; break; }
-        if (control(t, &active_since)) { stopped = 1; break; }
+        /* every rank stops after the same step */
+        if (dist_any((k->stop_after > 0 && t->step >= k->stop_after) || control(t, &active_since))) { stopped = 1; break; }
         qat_zero_grads(t->q);
         double loss = 0, kl = 0, mse = 0;
-        for (int a = 0; a < k->accum; a++) {
+        /* the step's na micro-batches are drawn on every rank (one cursor);
+         * rank r trains on micro-batches r·accum .. r·accum+accum-1, as one
+         * rank with --accum na would */
+        int na = global_accum(k), mine = dist_rank() * k->accum;
+        for (int a = 0; a < na; a++) {
             for (int b = 0; b < k->batch; b++) data_sample(t->data, &t->cur, t->batch_tok + (size_t)b * k->seq_len);
+            if (a < mine || a >= mine + k->accum) continue;
             QatLoss ql;
-            if (qat_forward_backward(t->q, t->batch_tok, k->batch, k->seq_len, &lc, 1.0f / k->accum, &ql)) {
+            if (qat_forward_backward(t->q, t->batch_tok, k->batch, k->seq_len, &lc, 1.0f / na, &ql)) {
                 fail(t, "qat_forward_backward rejected the batch (token out of range or bad shape)");
                 return NULL;
             }
-            loss += ql.loss / k->accum;
-            kl += ql.kl / k->accum;
-            mse += ql.mse / k->accum;
+            loss += ql.loss / na;
+            kl += ql.kl / na;
+            mse += ql.mse / na;
+        }
+        if (dist_size() > 1) {
+            double c0 = ob_now(), lkm[3] = {loss, kl, mse};
+            dist_sum_f32(qat_grads(t->q), qat_num_params(t->q));
+            dist_sum_ordered(lkm, 3);
+            loss = lkm[0]; kl = lkm[1]; mse = lkm[2];
+            comm += ob_now() - c0;
         }
         if (!isfinite(loss)) {
             snprintf(err, sizeof err, "the loss is not finite at step %ld (try a lower --lr)", t->step + 1);
@@ -738,7 +790,7 @@ static void *run(void *arg)
             e.lr = ac.lr;
             e.grad_norm = gn;
             double sps = session_steps / (active - elapsed0 + 1e-9);
-            e.tokens_per_s = sps * k->batch * k->accum * k->seq_len;
+            e.tokens_per_s = sps * k->batch * global_accum(k) * k->seq_len;
             e.elapsed = active;
             e.eta = (k->steps - t->step) / sps;
             emit(t, &e);
@@ -763,6 +815,14 @@ static void *run(void *arg)
         }
     }
     t->elapsed += ob_now() - active_since;
+    if (dist_size() > 1 && session_steps > 0)
+        emit_log(t, "data parallel: gradient allreduce of %zu floats (%.2f MB) took %.3f ms per step (%.1f%% of the step time)",
+                 qat_num_params(t->q), qat_num_params(t->q) * 4e-6, 1e3 * comm / session_steps,
+                 100 * comm / (t->elapsed - elapsed0 + 1e-9));
+    if (!dist_same(qat_params(t->q), qat_num_params(t->q) * sizeof(float))) {
+        fail(t, "data parallel: the ranks' parameters differ after training (the MPI sum is not the same on every rank)");
+        return NULL;
+    }
     t->sum.steps_done = t->step;
     t->sum.elapsed = t->elapsed;
     /* no gate here: at a stop the caller may be joining this thread instead

@@ -10,6 +10,15 @@
  * Determinism: the same data, config, seed and thread count give
  * bit-identical losses and parameters, also across a checkpoint + resume.
  *
+ * Data parallelism (train/dist.h, started by mpirun in a --with-mpi build):
+ * every rank runs the job; rank r trains on micro-batches r·accum ..
+ * r·accum+accum-1 of the step's ranks·accum, the gradients are summed over
+ * the ranks before clipping and AdamW (replicated), the state starts from
+ * rank 0's; rank 0 alone writes the checkpoint and the student, whose
+ * "accum" is ranks·accum (2 ranks == 1 rank with --accum 2, bit for bit,
+ * and a checkpoint resumes on any number of ranks with the same product).
+ * A failing rank ends every rank (dist_abort).
+ *
  * Events: EV_STATUS (running/paused/finished/failed/stopped + message),
  * EV_STEP every log_every steps (means over the interval of loss, kl, mse;
  * lr, grad_norm of the last step; tokens/s, elapsed, ETA), EV_CKPT (path),

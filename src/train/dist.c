@@ -1,0 +1,150 @@
+/* src/train/dist.c -- dist.h: MPI (MPI_THREAD_SERIALIZED) when built with
+ * HAVE_MPI and started by a launcher, else rank 0 of 1. dist_init and
+ * dist_finalize from the main thread; the rest from one thread at a time
+ * (the trainer's). */
+#include "config.h"
+#include "train/dist.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/common.h"
+#include "base/file.h"
+
+#ifdef HAVE_MPI
+#include <mpi.h>
+#endif
+
+static int g_rank = 0, g_size = 1, g_mpi = 0;
+
+static int launched(void)
+{
+    return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK");
+}
+
+int dist_init(int *argc, char ***argv, char *err)
+{
+    if (g_mpi || !launched()) return 0;
+#ifdef HAVE_MPI
+    int provided = 0;
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS) {
+        ob_seterr(err, "MPI_Init_thread failed");
+        return -1;
+    }
+    g_mpi = 1;
+    if (provided < MPI_THREAD_SERIALIZED) {
+        ob_seterr(err, "the MPI library does not support MPI_THREAD_SERIALIZED (got level %d)", provided);
+        return -1;
+    }
+    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+    return 0;
+#else
+    (void)argc; (void)argv;
+    const char *n = getenv("OMPI_COMM_WORLD_SIZE");
+    if (n && atoi(n) > 1) {
+        ob_seterr(err, "started by mpirun with %s ranks, but this onebit-tui was built without MPI "
+                       "(./configure --with-mpi)", n);
+        return -1;
+    }
+    return 0;
+#endif
+}
+
+void dist_finalize(void)
+{
+#ifdef HAVE_MPI
+    if (g_mpi) MPI_Finalize();
+#endif
+    g_mpi = 0;
+    g_rank = 0;
+    g_size = 1;
+}
+
+int dist_rank(void) { return g_rank; }
+int dist_size(void) { return g_size; }
+
+int dist_any(int flag)
+{
+#ifdef HAVE_MPI
+    if (g_size > 1) {
+        int in = flag != 0, out = 0;
+        MPI_Allreduce(&in, &out, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD);
+        return out;
+    }
+#endif
+    return flag != 0;
+}
+
+void dist_sum_ordered(double *v, int n)
+{
+#ifdef HAVE_MPI
+    if (g_size > 1 && n > 0) {
+        double *all = ob_malloc((size_t)n * g_size * sizeof(double));
+        MPI_Allgather(v, n, MPI_DOUBLE, all, n, MPI_DOUBLE, MPI_COMM_WORLD);
+        for (int i = 0; i < n; i++) {
+            double s = 0;
+            for (int r = 0; r < g_size; r++) s += all[(size_t)r * n + i];
+            v[i] = s;
+        }
+        free(all);
+    }
+#else
+    (void)v; (void)n;
+#endif
+}
+
+void dist_sum_f32(float *buf, size_t n)
+{
+#ifdef HAVE_MPI
+    if (g_size > 1)
+        for (size_t o = 0; o < n; o += DIST_BUCKET) {
+            size_t k = n - o < DIST_BUCKET ? n - o : DIST_BUCKET;
+            MPI_Allreduce(MPI_IN_PLACE, buf + o, (int)k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+        }
+#else
+    (void)buf; (void)n;
+#endif
+}
+
+void dist_bcast(void *buf, size_t bytes)
+{
+#ifdef HAVE_MPI
+    const size_t chunk = (size_t)1 << 30;
+    if (g_size > 1)
+        for (size_t o = 0; o < bytes; o += chunk) {
+            size_t k = bytes - o < chunk ? bytes - o : chunk;
+            MPI_Bcast((char *)buf + o, (int)k, MPI_BYTE, 0, MPI_COMM_WORLD);
+        }
+#else
+    (void)buf; (void)bytes;
+#endif
+}
+
+int dist_same(const void *buf, size_t bytes)
+{
+    if (g_size < 2) return 1;
+    uint64_t h = file_fnv1a(FILE_FNV_INIT, buf, bytes), h0 = h;
+    dist_bcast(&h0, sizeof h0);
+    return !dist_any(h != h0);
+}
+
+void dist_barrier(void)
+{
+#ifdef HAVE_MPI
+    if (g_size > 1) MPI_Barrier(MPI_COMM_WORLD);
+#endif
+}
+
+void dist_abort(int code, const char *msg)
+{
+    if (g_size <= 1) return;
+    fprintf(stderr, "onebit-tui: rank %d of %d: %s: ending all ranks\n", g_rank, g_size, msg ? msg : "failed");
+    fflush(stderr);
+#ifdef HAVE_MPI
+    MPI_Abort(MPI_COMM_WORLD, code);
+#endif
+    exit(code);
+}
