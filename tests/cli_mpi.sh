@@ -43,6 +43,11 @@ check "2 ranks: same final loss line" sh -c "test -s '$TMP/a.sum' && cmp -s '$TM
 check "rank 1 is silent" sh -c "test \$(grep -c 'wrote $TMP/b.onebit' '$TMP/b.log') -eq 2" # the [finished] line and the summary, once each
 
 # ---- a 2-rank checkpoint resumes on 1 rank (--accum 2) to the same student ----
+# the same with BF16 AdamW moments: rank 0's moments go to the others at
+# their stored size
+expect_exit 0 "1 rank --accum 2, bf16 moments" "$BIN" train $A --steps 6 --accum 2 --optim-state bf16 --out "$TMP/a16.onebit"
+expect_exit 0 "2 ranks, bf16 moments" $MPI "$BIN" train $A --steps 6 --optim-state bf16 --out "$TMP/b16.onebit"
+check "2 ranks, bf16 moments: same student bytes" cmp "$TMP/a16.onebit" "$TMP/b16.onebit"
 expect_exit 0 "2 ranks stop after 3" $MPI "$BIN" train $A --steps 6 --stop-after 3 --out "$TMP/c.onebit"
 check "2 ranks: checkpoint written" test -s "$TMP/c.onebit.ckpt"
 expect_exit 0 "resume on 1 rank" "$BIN" train $A --steps 6 --accum 2 --resume "$TMP/c.onebit.ckpt" --out "$TMP/c.onebit"
