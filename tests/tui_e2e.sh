@@ -420,6 +420,8 @@ tm send-keys -t e2e 2
 check "layer statistics from the run store" wait_for "layers.0.wq"
 tm send-keys -t e2e 6
 check "read, not computed" wait_for "read from the run store"
+tm send-keys -t e2e 3
+check "Train after a restart names the stored runs" wait_re "No run in this session; [0-9]+ in the run store, the newest: "
 tm send-keys -t e2e 4
 check "Runs screen" wait_re "run-1 +finished"
 tm send-keys -t e2e Enter

@@ -478,8 +478,19 @@ static void train_draw(App *a, UiGrid *g)
     TrainScr *R = state(a);
     int y = 0;
     if (!R->sess && !R->prep && !R->it.cfg.steps && R->nq == 0) { /* no run yet in this session */
-        ui_grid_text(g, 2, 1, g->w - 4, UI_A_NORMAL, "No run yet. Press n for a new training run (a form with the trainer's defaults).");
-        if (R->status_text[0]) ui_grid_text(g, 2, 3, g->w - 4, UI_A_DIM, R->status_text);
+        /* the store's newest run, so that a restart does not look like a
+         * first start (the Runs screen has them all) */
+        DbRun *runs = NULL;
+        int n = 0;
+        char err[OB_ERRLEN];
+        if (a->db && db_run_list(a->db, &runs, &n, err) == 0 && n > 0) {
+            ui_grid_printf(g, 2, 1, g->w - 4, UI_A_NORMAL, "No run in this session; %d in the run store, the newest: %s [%s] step %d/%d.", n,
+                           runs[0].name, run_status_name(runs[0].status), runs[0].steps_done, runs[0].total_steps);
+            ui_grid_text(g, 2, 2, g->w - 4, UI_A_NORMAL, "Press n for a new training run; the Runs screen (4) resumes, compares and chats with them.");
+        } else
+            ui_grid_text(g, 2, 1, g->w - 4, UI_A_NORMAL, "No run yet. Press n for a new training run (a form with the trainer's defaults).");
+        db_run_list_free(runs, n);
+        if (R->status_text[0]) ui_grid_text(g, 2, 4, g->w - 4, UI_A_DIM, R->status_text);
         return;
     }
     const Event *e = &R->last;
