@@ -103,6 +103,24 @@ int main(void)
               has(out, "\"config\":{\"dim\":64}") && has(out, "{\"step\":10,\"path\":\"/ckpt/a-10.ckpt\",\"sha256\":\"c10\""),
           "show --json: %s", out);
 
+    /* the Chat screen's kept conversations with the run's student */
+    {
+        char e2[OB_ERRLEN];
+        Db *h = db_open(db, 0, e2);
+        int64_t s1 = h ? db_chat_new_session(h, r, 0, e2) : -1;
+        if (h) {
+            db_chat_add(h, r, 0, s1, "user", "Once upon a time", e2);
+            db_chat_add(h, r, 0, s1, "assistant", "there was a \"dog\".", e2);
+            db_close(h);
+        }
+        snprintf(a, sizeof a, "runs chats distill-a --db '%s'", db);
+        CHECK(run(a) == 0 && has(out, "-- conversation") && has(out, "user      Once upon a time") &&
+                  has(out, "assistant there was a \"dog\"."),
+              "chats:\n%s", out);
+        snprintf(a, sizeof a, "runs chats distill-a --json --db '%s'", db);
+        CHECK(run(a) == 0 && has(out, "\"role\":\"assistant\",\"text\":\"there was a \\\"dog\\\".\""), "chats --json: %s", out);
+    }
+
     snprintf(a, sizeof a, "runs curves distill-a --csv --db '%s'", db);
     static const char head[] = "step,loss,kl,mse,lr,grad_norm,tokens_per_s,wall\n1,5.75,4.8,0.5,0.0004,1.25,2000,0.5\n";
     CHECK(run(a) == 0 && !strncmp(out, head, strlen(head)) &&

@@ -20,6 +20,7 @@ static void help(void)
     printf("Usage: onebit-tui runs [list] [--db DB] [--json]\n"
            "       onebit-tui runs show RUN [--db DB] [--json]\n"
            "       onebit-tui runs curves RUN [--csv | --json] [--db DB]\n"
+           "       onebit-tui runs chats RUN [--db DB] [--json]\n"
            "       onebit-tui runs delete RUN [--db DB]\n"
            "       onebit-tui runs export RUN DIR [--db DB]\n"
            "\n"
@@ -31,6 +32,7 @@ static void help(void)
            "  show     everything about one run: hyperparameters, the loss curve's ends,\n"
            "           evaluations, checkpoints\n"
            "  curves   the per-step metrics (loss, kl, mse, lr, grad norm, tokens/s, wall time)\n"
+           "  chats    the conversations kept from the Chat screen with the run's student\n"
            "  delete   remove the run and its metrics, evaluations, checkpoint records and\n"
            "           chats from the database (files on disk are kept)\n"
            "  export   write DIR/run.json, metrics.csv, evals.csv, checkpoints.csv and a\n"
@@ -512,6 +514,37 @@ static int cmd_export(Db *db, const DbRun *r, const char *dir)
     return EXIT_OK;
 }
 
+/* ---- chats: the transcripts the Chat screen kept -------------------------------------- */
+
+static int cmd_chats(Db *db, const DbRun *r, int json)
+{
+    char err[OB_ERRLEN];
+    DbChat *c;
+    int n;
+    if (db_chat_list(db, r->id, 0, -1, &c, &n, err)) return cli_error("%s", err);
+    if (json) fputc('[', stdout);
+    for (int i = 0; i < n; i++) {
+        if (json) {
+            char tb[32];
+            fprintf(stdout, "%s{\"session\":%lld,\"role\":", i ? "," : "", (long long)c[i].session);
+            json_str(stdout, c[i].role);
+            fputs(",\"text\":", stdout);
+            json_str(stdout, c[i].text);
+            fprintf(stdout, ",\"time\":\"%s\"}", utc_time(c[i].time, tb, sizeof tb));
+            continue;
+        }
+        if (i == 0 || c[i].session != c[i - 1].session) {
+            char tb[32];
+            printf("%s-- conversation %lld, %s\n", i ? "\n" : "", (long long)c[i].session, local_time(c[i].time, tb, sizeof tb));
+        }
+        printf("%-9s %s\n", c[i].role, c[i].text);
+    }
+    if (json) fputs("]\n", stdout);
+    else if (n == 0) printf("no chats kept with run %lld's student\n", (long long)r->id);
+    db_chat_list_free(c, n);
+    return EXIT_OK;
+}
+
 /* ---- dispatch ------------------------------------------------------------------------ */
 
 int cli_runs(int argc, char **argv)
@@ -538,9 +571,9 @@ int cli_runs(int argc, char **argv)
     const char *sub = npos > 0 ? pos[0] : "list";
     int want; /* positional arguments after the subcommand */
     if (!strcmp(sub, "list")) want = 0;
-    else if (!strcmp(sub, "show") || !strcmp(sub, "curves") || !strcmp(sub, "delete")) want = 1;
+    else if (!strcmp(sub, "show") || !strcmp(sub, "curves") || !strcmp(sub, "chats") || !strcmp(sub, "delete")) want = 1;
     else if (!strcmp(sub, "export")) want = 2;
-    else return cli_usage_error("runs", "unknown subcommand '%s' (list, show, curves, delete, export)", sub);
+    else return cli_usage_error("runs", "unknown subcommand '%s' (list, show, curves, chats, delete, export)", sub);
     int have = npos > 0 ? npos - 1 : 0;
     if (have < want)
         return cli_usage_error("runs", "'%s' needs %s", sub, want == 1 ? "a RUN (id or name)" : "a RUN and a DIR");
@@ -578,6 +611,7 @@ int cli_runs(int argc, char **argv)
     }
     if (!strcmp(sub, "show")) rc = cmd_show(db, &r, json);
     else if (!strcmp(sub, "curves")) rc = cmd_curves(db, &r, json, csv);
+    else if (!strcmp(sub, "chats")) rc = cmd_chats(db, &r, json);
     else if (!strcmp(sub, "export")) rc = cmd_export(db, &r, pos[2]);
     else {
         if (r.status == RUN_RUNNING || r.status == RUN_PAUSED) {
