@@ -83,6 +83,12 @@ static void json_num_field(FILE *f, const char *key, double v)
     json_num(f, v);
 }
 
+/* n more number fields of a JSON object: ,"key[i]":v[i] */
+static void json_num_fields(FILE *f, const char *const *key, const double *v, int n)
+{
+    for (int i = 0; i < n; i++) json_num_field(f, key[i], v[i]);
+}
+
 static void csv_num(FILE *f, double v)
 {
     if (isfinite(v)) fprintf(f, "%.9g", v);
@@ -247,10 +253,8 @@ static int write_run_json(FILE *f, Db *db, const DbRun *r, char *err)
         json_str_field(f, "model", tr[i].model);
         json_str_field(f, "file", tr[i].file);
         fprintf(f, ",\"items\":%d", tr[i].items);
-        json_num_field(f, "acc", tr[i].acc);
-        json_num_field(f, "acc_stderr", tr[i].acc_stderr);
-        json_num_field(f, "acc_norm", tr[i].acc_norm);
-        json_num_field(f, "acc_norm_stderr", tr[i].acc_norm_stderr);
+        static const char *const keys[] = {"acc", "acc_stderr", "acc_norm", "acc_norm_stderr"};
+        json_num_fields(f, keys, (const double[]){tr[i].acc, tr[i].acc_stderr, tr[i].acc_norm, tr[i].acc_norm_stderr}, 4);
         fputc('}', f);
     }
     db_task_results_free(tr, nt);
@@ -374,12 +378,8 @@ static int cmd_curves(Db *db, const DbRun *r, int json, int csv)
         for (int i = 0; i < n; i++) {
             printf("%s{\"step\":%d,\"loss\":", i ? "," : "", m[i].step);
             json_num(stdout, m[i].loss);
-            json_num_field(stdout, "kl", m[i].kl);
-            json_num_field(stdout, "mse", m[i].mse);
-            json_num_field(stdout, "lr", m[i].lr);
-            json_num_field(stdout, "grad_norm", m[i].grad_norm);
-            json_num_field(stdout, "tokens_per_s", m[i].tokens_per_s);
-            json_num_field(stdout, "wall", m[i].wall);
+            static const char *const keys[] = {"kl", "mse", "lr", "grad_norm", "tokens_per_s", "wall"};
+            json_num_fields(stdout, keys, (const double[]){m[i].kl, m[i].mse, m[i].lr, m[i].grad_norm, m[i].tokens_per_s, m[i].wall}, 6);
             fputc('}', stdout);
         }
         fputs("]\n", stdout);
