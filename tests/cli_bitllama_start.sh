@@ -97,6 +97,15 @@ PY
     done
 fi
 
+# --data DIR: the same dataset alone, or beside a start checkpoint
+expect_exit 0 "export --data alone" "$BIN" export --data "$TMP/ds2" --data-cache "$f" $T
+check "--data alone: the same dataset" cmp "$TMP/ds/onebit_selfgen.json" "$TMP/ds2/onebit_selfgen.json"
+expect_exit 0 "bitllama-start with --data" "$BIN" export --format bitllama-start $T --out "$TMP/start2" --data "$TMP/ds3" --data-cache "$f"
+check "--data beside the start checkpoint" cmp "$TMP/ds/onebit_selfgen.json" "$TMP/ds3/onebit_selfgen.json"
+check "and the start checkpoint" test -s "$TMP/start2/config.json"
+expect_exit 2 "--data without --data-cache" "$BIN" export --data "$TMP/ds4" $T
+expect_exit 2 "--data with bitllama-inf" "$BIN" export --format bitllama-inf --student "$TMP/q.onebit" --out "$TMP/inf9" --data "$TMP/ds5" --data-cache "$f"
+
 # ---- errors: nothing written ----
 expect_exit 1 "into a non-empty directory" "$BIN" export --format bitllama-start $T --out "$TMP/svid"
 check "non-empty message" contains "$TMP/err" "not empty"

@@ -34,7 +34,7 @@ typedef struct {
     char *format;                /* a name of fmt_names (--format or --to) */
     int init;                    /* SvidMethod: nmf | svd */
     uint64_t shard_size;         /* bytes per safetensors shard */
-    char *student, *teacher, *tokenizer, *ckpt, *data_cache, *out;
+    char *student, *teacher, *tokenizer, *ckpt, *data_cache, *out, *data;
     int fmt;                     /* set by check: the index of format */
     const char *cmd;             /* "export" or "convert" (not a row: set before parsing) */
 } ExportOpts;
@@ -58,7 +58,9 @@ static const OptSpec export_opts[] = {
      "bitllama-start: safetensors shards of at most BYTES\n(5000000000), with model.safetensors.index.json", NULL},
     {"data-cache", OPT_STR, F(data_cache), 0, 0, 0, NULL, NULL, "F",
      "dataset: a token cache of `train --self-generate N\n--data-cache DIR` (DIR/selfgen-*.tok)", NULL},
-    {"out", OPT_STR, F(out), OPT_NOHELP | OPT_REQUIRED, 0, 0, NULL, NULL, "OUT", "the output", NULL},
+    {"data", OPT_STR, F(data), 0, 0, 0, NULL, NULL, "DIR",
+     "the self-generated data (--data-cache) as their LLaMA-Factory\ndataset in DIR: beside --format bitllama-start, or alone\n(= --format dataset --out DIR)", NULL},
+    {"out", OPT_STR, F(out), OPT_NOHELP, 0, 0, NULL, NULL, "OUT", "the output", NULL},
     {"o", OPT_STR, F(out), OPT_NOHELP, 0, 0, NULL, NULL, "OUT", "the same as --out", NULL},
     {NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL},
 };
@@ -202,6 +204,10 @@ static int export_check(const void *p)
 {
     ExportOpts *o = (ExportOpts *)p; /* fmt is the check's result */
     o->fmt = -1;
+    /* --data DIR alone: the dataset into DIR */
+    if (o->data && !o->format) o->format = ob_strdup("dataset");
+    if (o->data && !o->out && !strcmp(o->format, "dataset")) o->out = ob_strdup(o->data);
+    if (!o->out) return cli_usage_error(o->cmd, "--out OUT is required");
     for (int i = 0; i < FMT_N && o->format; i++)
         if (!strcmp(o->format, fmt_names[i])) o->fmt = i;
     if (!o->format)
@@ -211,15 +217,23 @@ static int export_check(const void *p)
     if (with_student && !o->student) return cli_usage_error(o->cmd, "--format %s needs --student S", o->format);
     if (!with_student && o->student) return cli_usage_error(o->cmd, "--format %s takes no --student (it starts from --teacher)", o->format);
     if (o->ckpt && o->fmt != FMT_START) return cli_usage_error(o->cmd, "--ckpt is for --format bitllama-start");
-    if (o->data_cache && o->fmt != FMT_DATASET) return cli_usage_error(o->cmd, "--data-cache is for --format dataset");
-    if (o->fmt == FMT_DATASET && !o->data_cache) return cli_usage_error(o->cmd, "--format dataset needs --data-cache F");
+    int with_data = o->fmt == FMT_DATASET || (o->fmt == FMT_START && o->data);
+    if (o->data && o->fmt != FMT_DATASET && o->fmt != FMT_START) return cli_usage_error(o->cmd, "--data is for --format bitllama-start or dataset");
+    if (o->data_cache && !with_data) return cli_usage_error(o->cmd, "--data-cache is for --format dataset or --data DIR");
+    if (with_data && !o->data_cache) return cli_usage_error(o->cmd, "the dataset needs --data-cache F");
     return -1;
 }
 
 static int export_run(const void *p)
 {
     const ExportOpts *o = p;
-    if (o->fmt == FMT_START) return export_start(o);
+    if (o->fmt == FMT_START) {
+        int rc = export_start(o);
+        if (rc != EXIT_OK || !o->data) return rc;
+        ExportOpts d = *o; /* the dataset beside it, into --data */
+        d.out = o->data;
+        return export_dataset(&d);
+    }
     if (o->fmt == FMT_DATASET) return export_dataset(o);
     return cli_with_student(o->student, o->tokenizer, export_student, o);
 }
