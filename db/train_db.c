@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "base/common.h"
+#include "base/file.h"
 #include "format/loader.h"
 #include "format/trainer_state.h"
 #include "db/db.h"
@@ -26,17 +27,6 @@ struct TrainDb {
     int ended;          /* a terminal EV_STATUS went to the writer */
     RunStatus last;
 };
-
-static char *abs_path(const char *p)
-{
-    if (!p) return NULL;
-    if (p[0] == '/') return ob_strdup(p);
-    char cwd[4096];
-    if (!getcwd(cwd, sizeof cwd)) return ob_strdup(p);
-    char *r = NULL;
-    if (asprintf(&r, "%s/%s", cwd, p) < 0) abort();
-    return r;
-}
 
 /* ---- a small JSON object writer ------------------------------------------------ */
 typedef ObBuf Json;
@@ -63,7 +53,7 @@ static char *config_json(const ModelConfig *m)
 int64_t train_db_teacher(Db *db, const char *teacher_path, const char *sha, const ModelConfig *mc, char *err)
 {
     char *cj = config_json(mc);
-    char *tp = abs_path(teacher_path);
+    char *tp = file_abs(teacher_path);
     char why[OB_ERRLEN];
     const LoaderFormat *lf = loader_detect(tp, why); /* by content, as the loader read it */
     const char *fmt = lf ? lf->name : "";
@@ -177,7 +167,7 @@ int train_db_begin(TrainDb **out, const char *store, SessionOpts *o, const char 
     }
     fflush(stdout);
     cfg->run_id = t->run;
-    t->out_path = abs_path(o->out);
+    t->out_path = file_abs(o->out);
     if (o->data) {
         if (asprintf(&t->data_name, "%s held-out", base_name(o->data)) < 0) abort();
     } else {
@@ -210,7 +200,7 @@ void train_db_event(TrainDb *t, const Event *e)
     if (!t || !t->w) return;
     if (e->kind == EV_CKPT && event_path(e)[0] && event_path(e)[0] != '/') { /* resumable from any directory */
         Event c = *e;
-        char *p = abs_path(event_path(e));
+        char *p = file_abs(event_path(e));
         c.path = evring_intern(p); /* whole, however long (events.h) */
         snprintf(c.text, sizeof c.text, "%s", p);
         free(p);
@@ -323,7 +313,7 @@ int64_t train_db_import(const char *db_path, const TrainImport *im, int (*write_
     int total = ts ? (ts->max_steps > 0 ? ts->max_steps : ts->global_step > 0 ? ts->global_step : 0) : 0;
     for (int i = 0; ts && i < ts->n; i++)
         if (ts->rows[i].step > total) total = ts->rows[i].step;
-    char *src = abs_path(im->source), *student = abs_path(im->student_path);
+    char *src = file_abs(im->source), *student = file_abs(im->student_path);
     Json j = {0};
     ob_buf_printf(&j, "{");
     jkey(&j, "imported-from");

@@ -268,6 +268,14 @@ char *file_join(const char *dir, const char *name)
     return p;
 }
 
+char *file_abs(const char *p)
+{
+    if (!p) return NULL;
+    char cwd[4096];
+    if (p[0] == '/' || !getcwd(cwd, sizeof cwd)) return ob_strdup(p);
+    return file_join(cwd, p);
+}
+
 /* ---- directories written whole -------------------------------------------- */
 
 char *file_dir_begin(const char *out, char *err)

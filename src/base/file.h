@@ -110,6 +110,10 @@ void file_f32_from_le(float *dst, const void *src, size_t n); /* 4n bytes in */
 /* ---- paths --------------------------------------------------------------- */
 /* "dir/name" (malloc'd); no second slash when dir already ends with one */
 char *file_join(const char *dir, const char *name);
+/* path made absolute against the working directory, as the run store keeps
+ * paths (malloc'd; NULL for NULL; a path the working directory cannot be
+ * read for stays as it is) */
+char *file_abs(const char *path);
 
 /* ---- directories written whole ------------------------------------------- */
 /* A directory of files is filled in a temporary directory beside it

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "base/common.h"
+#include "base/file.h"
 
 #define FIELD(obj, o, T) ((T *)(void *)((char *)(obj) + (o)->off))
 #define CFIELD(obj, o, T) ((const T *)(const void *)((const char *)(obj) + (o)->off))
@@ -298,17 +299,6 @@ void opt_help_width(FILE *f, const OptSpec *rows, int width)
 void opt_help(FILE *f, const OptSpec *rows) { opt_help_width(f, rows, 20); }
 
 /* ---- JSON ------------------------------------------------------------------------ */
-static char *abs_path(const char *p)
-{
-    if (p[0] == '/') return ob_strdup(p);
-    char cwd[4096];
-    if (!getcwd(cwd, sizeof cwd)) return ob_strdup(p);
-    size_t n = strlen(cwd) + strlen(p) + 2;
-    char *r = ob_malloc(n);
-    snprintf(r, n, "%s/%s", cwd, p);
-    return r;
-}
-
 char *opt_to_json(const OptSpec *rows, const void *obj)
 {
     char *s = NULL;
@@ -327,7 +317,7 @@ char *opt_to_json(const OptSpec *rows, const void *obj)
             char *own = NULL;
             if (o->type == OPT_STR) {
                 v = *CFIELD(obj, o, char *);
-                if (o->flags & OPT_PATH) v = own = abs_path(v);
+                if (o->flags & OPT_PATH) v = own = file_abs(v);
             } else opt_format(o, obj, cb, sizeof cb);
             fprintf(b, "\"");
             for (const unsigned char *p = (const unsigned char *)v; *p; p++) {

@@ -13,6 +13,7 @@
 #include "db/train_db.h"
 #include "format/loader.h"
 #include "base/common.h"
+#include "base/file.h"
 #include "base/blas.h"
 #include "model/eval.h"
 #include "model/tasks.h"
@@ -104,18 +105,6 @@ typedef struct {
     ModelConfig cfg;
 } Scored;
 
-/* path made absolute against the working directory (as the run store keeps
- * paths); malloc'd */
-static char *abs_of(const char *p)
-{
-    char cwd[4096];
-    if (p[0] == '/' || !getcwd(cwd, sizeof cwd)) return ob_strdup(p);
-    size_t n = strlen(cwd) + strlen(p) + 2;
-    char *r = ob_malloc(n);
-    snprintf(r, n, "%s/%s", cwd, p);
-    return r;
-}
-
 /* the run a student's result goes to: --run, else the run whose student file
  * it is; 0 with a message when there is none, -1 on an error */
 static int64_t student_run(Db *db, const char *run, const char *student, char *err)
@@ -127,7 +116,7 @@ static int64_t student_run(Db *db, const char *run, const char *student, char *e
         db_run_free(&r);
         return id;
     }
-    char *a = abs_of(student), *rp = realpath(student, NULL);
+    char *a = file_abs(student), *rp = realpath(student, NULL);
     int64_t id = db_run_of_student(db, a, err);
     if (id == 0 && rp) id = db_run_of_student(db, rp, err);
     free(a);
@@ -156,7 +145,7 @@ static int record_results(Db *db, const char *teacher, const Task *task, const c
         snprintf(r.model, sizeof r.model, "%s", sc[k].label);
         snprintf(r.task, sizeof r.task, "%s", task->name);
         r.file = realpath(file, NULL);
-        if (!r.file) r.file = abs_of(file);
+        if (!r.file) r.file = file_abs(file);
         r.items = sc[k].r.n;
         r.acc = sc[k].r.acc;
         r.acc_stderr = sc[k].r.acc_stderr;
