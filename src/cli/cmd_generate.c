@@ -184,24 +184,12 @@ int cli_generate(int argc, char **argv)
 
 /* ---- chat ------------------------------------------------------------------- */
 
-typedef struct {
-    char *buf;
-    size_t n, cap;
-} Text;
-
+/* a reply's pieces into an ObBuf (user), printed as they come */
 static int collect_piece(void *user, int token, const char *piece, int is_prompt)
 {
     (void)token;
     if (is_prompt) return 0;
-    Text *r = user;
-    size_t k = strlen(piece);
-    if (r->n + k + 1 > r->cap) {
-        r->cap = 2 * (r->n + k + 1) + 256;
-        r->buf = realloc(r->buf, r->cap);
-        if (!r->buf) { fprintf(stderr, "error: out of memory\n"); exit(1); }
-    }
-    memcpy(r->buf + r->n, piece, k + 1);
-    r->n += k;
+    ob_buf_put(user, piece, strlen(piece));
     if (tok_piece_printable(piece)) fputs(piece, stdout);
     fflush(stdout);
     return 0;
@@ -215,11 +203,7 @@ typedef struct {
 
 static void conv_add(Conv *c, const char *role, const char *text)
 {
-    if (c->n == c->cap) {
-        c->cap = c->cap ? 2 * c->cap : 16;
-        c->m = realloc(c->m, (size_t)c->cap * sizeof *c->m);
-        if (!c->m) { fprintf(stderr, "error: out of memory\n"); exit(1); }
-    }
+    c->m = ob_grow(c->m, (size_t)c->n, &c->cap, 16, sizeof *c->m);
     c->m[c->n++] = (ChatMsg){role, ob_strdup(text)};
 }
 
@@ -233,7 +217,7 @@ static void conv_clear(Conv *c, int keep)
  * tokens of the rendered conversation the context does not hold yet are fed
  * (all of them after a reset or when the context's tokens are not its
  * prefix), then the reply is sampled; 0, 1 when the context is full, -1 */
-static int chat_turn(GenCtx *g, ChatFamily fam, int stop, const Conv *c, int n_new, Text *reply, char *err)
+static int chat_turn(GenCtx *g, ChatFamily fam, int stop, const Conv *c, int n_new, ObBuf *reply, char *err)
 {
     int *ids, n;
     if (chat_render(fam, g->t, c->m, c->n, &ids, &n, err)) return -1;
@@ -253,7 +237,7 @@ static int chat_turn(GenCtx *g, ChatFamily fam, int stop, const Conv *c, int n_n
     free(ids);
     if (rc) return -1;
     reply->n = 0;
-    if (reply->buf) reply->buf[0] = 0;
+    if (reply->s) reply->s[0] = 0;
     gen_ctx_generate(g, n_new, stop, collect_piece, reply, &st);
     printf("\n");
     fflush(stdout);
@@ -287,7 +271,7 @@ int cli_chat(int argc, char **argv)
     Conv c = {0};
     if (o.system) conv_add(&c, "system", o.system);
     int keep = c.n;
-    Text reply = {0};
+    ObBuf reply = {0};
     char *line = NULL;
     size_t cap = 0;
     rc = EXIT_OK;
@@ -314,13 +298,13 @@ int cli_chat(int argc, char **argv)
         }
         if (r == 1) { fprintf(stderr, "error: the message does not fit the context\n"); conv_clear(&c, keep); continue; }
         if (r < 0) { rc = cli_error("%s", err); break; }
-        conv_add(&c, "assistant", reply.buf ? reply.buf : "");
+        conv_add(&c, "assistant", reply.s ? reply.s : "");
     }
     gen_ctx_free(&g);
 out:
     conv_clear(&c, 0);
     free(c.m);
-    free(reply.buf);
+    free(reply.s);
     free(line);
     tok_free(&t);
     model_free(&m);

@@ -42,11 +42,7 @@ typedef struct {
 static void put_id(Ids *b, int id)
 {
     if (id < 0) return;
-    if (b->n == b->cap) {
-        b->cap = b->cap ? 2 * b->cap : 256;
-        b->v = realloc(b->v, (size_t)b->cap * sizeof(int));
-        if (!b->v) { fprintf(stderr, "error: out of memory\n"); exit(1); }
-    }
+    b->v = ob_grow(b->v, (size_t)b->n, &b->cap, 256, sizeof(int));
     b->v[b->n++] = id;
 }
 

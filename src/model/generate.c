@@ -1,7 +1,6 @@
 /* generate.c -- prompt + sampling loop over model_step (see generate.h). */
 #include "model/generate.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,11 +37,7 @@ static void step(GenCtx *g, int token)
 {
     g->logits = model_step(g->m, &g->s, token, g->pos++);
     g->last = token;
-    if (g->nhist == g->cap) {
-        g->cap = g->cap ? 2 * g->cap : 256;
-        g->hist = realloc(g->hist, (size_t)g->cap * sizeof(int));
-        if (!g->hist) { fprintf(stderr, "error: out of memory\n"); exit(1); }
-    }
+    g->hist = ob_grow(g->hist, (size_t)g->nhist, &g->cap, 256, sizeof(int));
     g->hist[g->nhist++] = token;
 }
 
