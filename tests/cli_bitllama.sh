@@ -22,6 +22,8 @@ expect_exit 0 "generate .onebit" "$BIN" generate --student "$TMP/x.onebit" --tem
 cp "$TMP/out" "$TMP/greedy.onebit.txt"
 expect_exit 0 "generate --student DIR" "$BIN" generate --student "$TMP/inf" --temp 0 -n 48 --prompt "Once upon a time"
 check "same greedy text from the directory" cmp -s "$TMP/out" "$TMP/greedy.onebit.txt"
+expect_exit 0 "generate -m DIR (a bitllama directory is a student by its config.json)" "$BIN" generate -m "$TMP/inf" --temp 0 -n 48 -p "Once upon a time"
+check "-m DIR: the same greedy text" cmp -s "$TMP/out" "$TMP/greedy.onebit.txt"
 expect_exit 0 "convert --to onebit" "$BIN" convert --to onebit --student "$TMP/inf" --out "$TMP/y.onebit"
 check "convert reports" contains "$TMP/err" "35 1-bit linears"
 expect_exit 0 "generate converted" "$BIN" generate --student "$TMP/y.onebit" --temp 0 -n 48 --prompt "Once upon a time"

@@ -435,10 +435,9 @@ int hf_model_f32(const HFModel *m, const char *name, uint64_t rows, uint64_t col
 
 char *hf_chat_template(const char *dir)
 {
-    char *path = file_join(dir, "tokenizer_config.json"), *txt = NULL, *out = NULL, why[OB_ERRLEN];
-    size_t len;
-    if (access(path, F_OK) == 0 && ob_read_file(path, &txt, &len, why) == 0) {
-        cJSON *root = cJSON_ParseWithLength(txt, len);
+    char *path = file_join(dir, "tokenizer_config.json"), *out = NULL, why[OB_ERRLEN];
+    cJSON *root = access(path, F_OK) == 0 ? read_json(path, why) : NULL;
+    if (root) {
         const cJSON *ct = cJSON_GetObjectItemCaseSensitive(root, "chat_template");
         if (cJSON_IsString(ct)) out = ob_strdup(ct->valuestring);
         else if (cJSON_IsArray(ct)) {
@@ -451,10 +450,21 @@ char *hf_chat_template(const char *dir)
             if (pick) out = ob_strdup(pick->valuestring);
         }
         cJSON_Delete(root);
-        free(txt);
     }
     free(path);
     return out;
+}
+
+int hf_model_type(const char *dir, char *buf, size_t n)
+{
+    char *path = file_join(dir, "config.json"), why[OB_ERRLEN];
+    cJSON *root = read_json(path, why);
+    free(path);
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    int rc = cJSON_IsString(mt) ? 0 : -1;
+    if (!rc) snprintf(buf, n, "%s", mt->valuestring);
+    cJSON_Delete(root);
+    return rc;
 }
 
 int hf_model_tokenizer(const HFModel *m, Tokenizer *tok, int *loaded, char *err)

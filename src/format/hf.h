@@ -55,6 +55,9 @@ int hf_model_f32(const HFModel *m, const char *name, uint64_t rows, uint64_t col
  * {name, template} (the "default" one, else the first); malloc'd, NULL when
  * absent or unreadable (a template is optional) */
 char *hf_chat_template(const char *dir);
+/* config.json's model_type in dir into buf (n bytes); 0, or -1 when the
+ * file or the key is missing or unreadable */
+int hf_model_type(const char *dir, char *buf, size_t n);
 /* the directory's tokenizer.json, else tokenizer.model, into tok
  * (*loaded = 1); *loaded = 0 when it has neither */
 int hf_model_tokenizer(const HFModel *m, Tokenizer *tok, int *loaded, char *err);

@@ -2,7 +2,6 @@
  * (see open.h). */
 #include "onebit/open.h"
 
-#include <cJSON.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,18 +152,8 @@ int open_is_student(const char *path)
     struct stat st;
     if (stat(path, &st) != 0) return 0;
     if (S_ISDIR(st.st_mode)) {
-        char *cfg = file_join(path, "config.json"), *txt = NULL, why[OB_ERRLEN];
-        size_t len;
-        int yes = 0;
-        if (ob_read_file(cfg, &txt, &len, why) == 0) {
-            cJSON *root = cJSON_ParseWithLength(txt, len);
-            const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
-            yes = cJSON_IsString(mt) && !strcmp(mt->valuestring, "bitllama");
-            cJSON_Delete(root);
-            free(txt);
-        }
-        free(cfg);
-        return yes;
+        char type[32];
+        return hf_model_type(path, type, sizeof type) == 0 && !strcmp(type, "bitllama");
     }
     FILE *f = fopen(path, "rb");
     if (!f) return 0;
