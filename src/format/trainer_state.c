@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "base/common.h"
+#include "base/file.h"
 
 /* *v = the number at key (NAN when absent); -1 with err when it is there but
  * not a finite number */
@@ -89,11 +90,7 @@ int tstate_load(const char *path, TState *out, char *err)
     memset(out, 0, sizeof *out);
     struct stat sb;
     char *file = NULL;
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-        size_t n = strlen(path) + sizeof "/trainer_state.json";
-        file = ob_malloc(n);
-        snprintf(file, n, "%s/trainer_state.json", path);
-    }
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) file = file_join(path, "trainer_state.json");
     const char *f = file ? file : path;
     char *text;
     size_t len;
