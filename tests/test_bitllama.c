@@ -23,23 +23,15 @@
 static const char *const proj[7] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                                     "mlp.gate_proj", "mlp.down_proj", "mlp.up_proj"};
 
-/* the embedding (head = 0) or the head of a and b as FP32 rows, equal (a
- * lean student keeps them in FP16 or Q8_0; its checkpoint holds them in FP32) */
+/* the embedding (head = 0) or the head of a and b as FP32, equal (a lean
+ * student keeps them in FP16 or Q8_0; its checkpoint holds them in FP32) */
 static int rows_equal(const Model *a, const Model *b, int head)
 {
     size_t C = a->cfg.dim, V = a->cfg.vocab_size;
-    float *ra = malloc(C * 4), *rb = malloc(C * 4);
-    Model ta = *a, tb = *b;
-    if (head) {
-        ta.emb_type = a->cls_type; ta.emb_w = a->cls_w;
-        tb.emb_type = b->cls_type; tb.emb_w = b->cls_w;
-    }
-    int ok = 1;
-    for (size_t r = 0; r < V && ok; r++) {
-        model_embed(&ta, (int)r, ra);
-        model_embed(&tb, (int)r, rb);
-        ok = !memcmp(ra, rb, C * 4);
-    }
+    float *ra = malloc(V * C * 4), *rb = malloc(V * C * 4);
+    model_rows_f32(head ? a->cls_type : a->emb_type, head ? a->cls_w : a->emb_w, 0, V, C, ra);
+    model_rows_f32(head ? b->cls_type : b->emb_type, head ? b->cls_w : b->emb_w, 0, V, C, rb);
+    int ok = !memcmp(ra, rb, V * C * 4);
     free(ra);
     free(rb);
     return ok;

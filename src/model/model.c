@@ -142,12 +142,16 @@ int model_alloc_lean(Model *m, const ModelConfig *c, int emb_type, int cls_type,
     return 0;
 }
 
+void model_rows_f32(int type, const void *w, size_t r0, size_t n, size_t C, float *out)
+{
+    if (type == LINEAR_W_F16) kern_dec_default()->from_f16((const uint16_t *)w + r0 * C, out, n * C);
+    else if (type == LINEAR_W_Q8_0) kern_q8_0_to_f32((const KernQ8_0 *)w + r0 * (C / KERN_Q8_0_BLOCK), out, n * C);
+    else memcpy(out, (const float *)w + r0 * C, n * C * sizeof(float));
+}
+
 void model_embed(const Model *m, int token, float *out)
 {
-    size_t C = m->cfg.dim;
-    if (m->emb_type == LINEAR_W_F16) kern_dec_default()->from_f16((const uint16_t *)m->emb_w + (size_t)token * C, out, C);
-    else if (m->emb_type == LINEAR_W_Q8_0) kern_q8_0_to_f32((const KernQ8_0 *)m->emb_w + (size_t)token * (C / KERN_Q8_0_BLOCK), out, C);
-    else memcpy(out, (const float *)m->emb_w + (size_t)token * C, C * sizeof(float));
+    model_rows_f32(m->emb_type, m->emb_w, (size_t)token, 1, (size_t)m->cfg.dim, out);
 }
 
 /* rows of the head converted to FP32 per sgemm in the batched forwards */
@@ -166,11 +170,9 @@ static void head_batched(const Model *m, const float *x, int T, float *logits)
     }
     if (T == 1) { linear_head(&m->lin[0], m->cls_w, m->cls_type, x, logits, V, C); return; }
     float *tile = ob_aligned_alloc(64, (size_t)HEAD_TILE_ROWS * C * sizeof(float));
-    const KernDec *d = kern_dec_default();
     for (int r0 = 0; r0 < V; r0 += HEAD_TILE_ROWS) {
         int n = V - r0 < HEAD_TILE_ROWS ? V - r0 : HEAD_TILE_ROWS;
-        if (m->cls_type == LINEAR_W_F16) d->from_f16((const uint16_t *)m->cls_w + (size_t)r0 * C, tile, (size_t)n * C);
-        else kern_q8_0_to_f32((const KernQ8_0 *)m->cls_w + (size_t)r0 * (C / KERN_Q8_0_BLOCK), tile, (size_t)n * C);
+        model_rows_f32(m->cls_type, m->cls_w, (size_t)r0, (size_t)n, (size_t)C, tile);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n, C, 1.0f, x, C, tile, C, 0.0f, logits + r0, V);
     }
     free(tile);

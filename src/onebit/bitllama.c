@@ -379,16 +379,12 @@ static int write_ckpt_dir(const OutList *o, const OutSrc *s, uint64_t shard_byte
     return file_dir_commit(tmp, out, err);
 }
 
-/* the (vocab, dim) rows of type type at w (LINEAR_W_*) as FP32, malloc'd:
- * model_embed's conversion, row by row */
+/* the (vocab, dim) matrix of type type at w (LINEAR_W_*) as FP32, malloc'd */
 static float *rows_f32(const Model *m, int type, const void *w)
 {
     size_t C = (size_t)m->cfg.dim, V = (size_t)m->cfg.vocab_size;
     float *out = ob_malloc(V * C * sizeof(float));
-    Model t = *m;
-    t.emb_type = type;
-    t.emb_w = w;
-    for (size_t r = 0; r < V; r++) model_embed(&t, (int)r, out + r * C);
+    model_rows_f32(type, w, 0, V, C, out);
     return out;
 }
 
