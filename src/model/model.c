@@ -459,22 +459,31 @@ static void attention_batched(const ModelConfig *c, ModelActs *a, int T)
     }
 }
 
+/* the head of block l for T tokens at positions pos0..: RMSNorm of a->x
+ * into a->xb, then q (T, qd), k, v (T, kvd), q and k rotated (RoPE) */
+static void block_qkv_batched(const Model *m, ModelActs *a, const Linear *L, int l, int T, int pos0)
+{
+    const ModelConfig *c = &m->cfg;
+    int hd = c->head_dim, half = hd / 2, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
+    rmsnorm_rows(m, a, m->rms_att + (size_t)l * c->dim, 0, T);
+    linear_forward(&L[LIN_Q], a->xb, a->q, T); // (T, qd)
+    linear_forward(&L[LIN_K], a->xb, a->k, T); // (T, kvd)
+    linear_forward(&L[LIN_V], a->xb, a->v, T); // (T, kvd)
+    for (int t = 0; t < T; t++) {
+        size_t p = (size_t)(pos0 + t) * half;
+        model_rope(a->q + (size_t)t * qd, qd, hd, a->rope_cos + p, a->rope_sin + p);
+        model_rope(a->k + (size_t)t * kvd, kvd, hd, a->rope_cos + p, a->rope_sin + p);
+    }
+}
+
 void model_forward(const Model *m, ModelActs *a, const int *tokens, int T, float *logits, float *hidden)
 {
     const ModelConfig *c = &m->cfg;
-    int C = c->dim, hd = c->head_dim, half = hd / 2;
-    int qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
+    int C = c->dim;
     for (int t = 0; t < T; t++) model_embed(m, tokens[t], a->x + (size_t)t * C);
     for (int l = 0; l < c->n_layers; l++) {
         const Linear *L = m->lin + (size_t)l * LIN_PER_LAYER;
-        rmsnorm_rows(m, a, m->rms_att + (size_t)l * C, 0, T);
-        linear_forward(&L[LIN_Q], a->xb, a->q, T); // (T, qd)
-        linear_forward(&L[LIN_K], a->xb, a->k, T); // (T, kvd)
-        linear_forward(&L[LIN_V], a->xb, a->v, T); // (T, kvd)
-        for (int t = 0; t < T; t++) {
-            model_rope(a->q + (size_t)t * qd, qd, hd, a->rope_cos + (size_t)t * half, a->rope_sin + (size_t)t * half);
-            model_rope(a->k + (size_t)t * kvd, kvd, hd, a->rope_cos + (size_t)t * half, a->rope_sin + (size_t)t * half);
-        }
+        block_qkv_batched(m, a, L, l, T, 0);
         attention_batched(c, a, T);
         block_tail_batched(m, a, L, l, T);
         if (hidden) memcpy(hidden + (size_t)l * T * C, a->x, (size_t)T * C * sizeof(float));
@@ -589,8 +598,7 @@ void model_forward_kv(const Model *m, ModelActs *a, ModelState *s, const int *to
                       float *logits, int n_logits)
 {
     const ModelConfig *c = &m->cfg;
-    int C = c->dim, hd = c->head_dim, half = hd / 2;
-    int qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
+    int C = c->dim;
     Pool *pool;
     const KernDec *d = model_dec(m, s, &pool);
     kv_settle(m, s);
@@ -598,15 +606,7 @@ void model_forward_kv(const Model *m, ModelActs *a, ModelState *s, const int *to
     for (int t = 0; t < T; t++) model_embed(m, tokens[t], a->x + (size_t)t * C);
     for (int l = 0; l < c->n_layers; l++) {
         const Linear *L = m->lin + (size_t)l * LIN_PER_LAYER;
-        rmsnorm_rows(m, a, m->rms_att + (size_t)l * C, 0, T);
-        linear_forward(&L[LIN_Q], a->xb, a->q, T); // (T, qd)
-        linear_forward(&L[LIN_K], a->xb, a->k, T); // (T, kvd)
-        linear_forward(&L[LIN_V], a->xb, a->v, T);
-        for (int t = 0; t < T; t++) {
-            size_t p = (size_t)(pos0 + t) * half;
-            model_rope(a->q + (size_t)t * qd, qd, hd, a->rope_cos + p, a->rope_sin + p);
-            model_rope(a->k + (size_t)t * kvd, kvd, hd, a->rope_cos + p, a->rope_sin + p);
-        }
+        block_qkv_batched(m, a, L, l, T, pos0);
         kv_store(s, d, l, pos0, a->k, a->v, T);
         attention_cached(c, a, s, d, l, T, pos0);
         block_tail_batched(m, a, L, l, T);
