@@ -10,17 +10,20 @@
 #include "ui/tui.h"
 
 const CliCommand cli_commands[] = {
+    /* run a model */
     {"generate", cli_generate, "generate text with a teacher or a 1-bit student"},
     {"chat", cli_chat, "a conversation in the terminal, with the model's chat template"},
     {"eval", cli_eval, "perplexity on a text file, or zero-shot accuracy on a task (--task)"},
-    {"train", cli_train, "distil a 1-bit student from the teacher (QAT), with checkpoints"},
     {"bench", cli_bench, "benchmarks: forward, gemv, membw, train"},
-    {"runs", cli_runs, "list, show, curves, delete and export recorded training runs"},
+    /* make a student */
     {"inspect", cli_inspect, "per-layer SVID errors, sign balance and 1-bit sizes of a teacher"},
     {"quantize", cli_quantize, "a 1-bit student from a teacher without training (SVID/XNOR)"},
+    {"train", cli_train, "distil a 1-bit student from the teacher (QAT), with checkpoints"},
+    {"runs", cli_runs, "list, show, curves, delete and export recorded training runs"},
+    /* other tools' files */
     {"synth", cli_synth, "a random-weight teacher of a real shape (HF directory or GGUF)"},
-    {"convert", cli_export, "the same as export (--to for --format)"},
     {"export", cli_export, "students, start checkpoints and data to/from the OneBit authors' formats"},
+    {"convert", cli_export, "the same as export (--to for --format)"},
     {"import", cli_import, "a run trained elsewhere (the OneBit authors' trainer) into the run store"},
     {NULL, NULL, NULL},
 };
