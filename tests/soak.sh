@@ -35,7 +35,7 @@ ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "$1"; }
 tm new-session -d -s soak -x 140 -y 45 "env TERM=screen OPENBLAS_NUM_THREADS=1 $BIN \
     --teacher $SHARED/models/stories260K.bin --tokenizer $SHARED/models/tok512.bin --db $TMP/runs.db; sleep 600"
 wait_for "1-bit bpw" 60
-PID=$(pgrep -n -f "onebit-tui --teacher $SHARED/models/stories260K.bin")
+PID=$(pgrep -P "$(tm display-message -p -t soak '#{pane_pid}')" | head -n1) # the shell's child: env exec'd the workbench
 tm send-keys -t soak 3 n
 wait_for "New training run" 30
 # name, data, split, self-generate, steps, seq-len, batch, lr, warmup,
