@@ -356,7 +356,7 @@ static int train_run(const BenchOpts *o)
     trainer_memory_text(c, &tc, mem, sizeof mem);
     if (!json) { printf("%s\n", mem); fflush(stdout); }
     if (trainer_memory_check(c, &tc, qat_memory_available(), err)) { model_free(&m); return cli_error("%s", err); }
-    QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){(int)B, (int)T, (QatOptim)o->optim, o->recompute}, err);
+    QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){(int)B, (int)T, (QatOptim)o->optim, o->recompute, dist_size(), dist_rank()}, err);
     if (!q) { model_free(&m); return cli_error("%s", err); }
     if (qat_set_threads(q, nt, err)) { qat_free(q); model_free(&m); return cli_error("%s", err); }
     int *tok = random_tokens(B * T, c->vocab_size);
