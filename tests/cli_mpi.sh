@@ -82,6 +82,16 @@ check "2 -> 2 ranks: same student bytes" cmp "$TMP/a.onebit" "$TMP/f.onebit"
 expect_exit 1 "resume on 1 rank without --accum 2" "$BIN" train $A --steps 6 --resume "$TMP/c.onebit.ckpt" --out "$TMP/d.onebit"
 check "accum mismatch message" contains "$TMP/err" "--accum 2"
 
+# ---- bench train on 2 ranks: ZeRO-1's step, the communication timed ----
+expect_exit 0 "bench train on 2 ranks" $MPI "$BIN" bench train --teacher "$M" --batch 2 --seq-len 16 --steps 2 --threads 1 --peak-size 64 --json
+check "bench train: one report (rank 0)" sh -c "test \$(grep -c '\"ranks\":2,' '$TMP/out') -eq 1"
+check "bench train: communication timed" grep -q '"comm":{"ms":[0-9.]*,"pct":[0-9.]*}' "$TMP/out"
+sb() { sed -n 's/.*"state_bytes":\([0-9]*\).*/\1/p' "$1"; }
+s2=$(sb "$TMP/out")
+expect_exit 0 "bench train on 1 rank" "$BIN" bench train --teacher "$M" --batch 2 --seq-len 16 --steps 2 --threads 1 --peak-size 64 --json
+s1=$(sb "$TMP/out")
+check "bench train: less state per rank on 2 ranks ($s2 < $s1 bytes)" test -n "$s1" -a -n "$s2" -a "$s2" -lt "$s1"
+
 # ---- a killed rank ends the job; the last checkpoint stays valid, the
 # ---- recorded run shows as interrupted and resumes on 1 rank ----
 rm -f "$TMP"/pid.*
