@@ -630,8 +630,10 @@ static int membw_run(const BenchOpts *o)
 static const char allreduce_usage[] =
     "Usage: mpirun -np N onebit-tui bench allreduce [--mib M] [--reps K] [--json]\n"
     "\nThe gradient sum of data-parallel training (train/dist.h: MPI_Allreduce in\n"
-    "buckets of 16 MiB) over M MiB of floats, the median of K repetitions after\n"
-    "one untimed; rank 0 prints it. Needs a --with-mpi build started by mpirun.\n\n";
+    "buckets of 16 MiB) over M MiB of floats, and what `train` does instead\n"
+    "(ZeRO-1): the gradients' reduce-scatter plus the parameters' all-gather of\n"
+    "the same M MiB in the trainer's slices; medians of K repetitions after one\n"
+    "untimed; rank 0 prints them. Needs a --with-mpi build started by mpirun.\n\n";
 
 static int allreduce_run(const BenchOpts *o)
 {
@@ -643,23 +645,32 @@ static int allreduce_run(const BenchOpts *o)
     }
     size_t n = ((size_t)o->mib << 20) / sizeof(float);
     float *g = ob_malloc(n * sizeof(float));
-    double *t = ob_malloc((size_t)o->reps * sizeof(double));
+    double *t = ob_malloc(2 * (size_t)o->reps * sizeof(double)), *tz = t + o->reps;
+    size_t *off = ob_malloc(((size_t)dist_size() + 1) * sizeof(size_t));
+    qat_shard_offsets(n, dist_size(), off);
     for (size_t i = 0; i < n; i++) g[i] = 1e-3f * (float)(i % 1000);
-    dist_sum_f32(g, n); /* untimed: connections, page faults */
-    for (int r = 0; r < o->reps; r++) {
+    for (int r = -1; r < o->reps; r++) { /* r = -1 untimed: connections, page faults */
         dist_barrier();
         double t0 = ob_now();
         dist_sum_f32(g, n);
-        t[r] = ob_now() - t0;
+        double t1 = ob_now();
+        dist_barrier();
+        double t2 = ob_now();
+        dist_reduce_scatter_f32(g, off);
+        dist_allgather_f32(g, off);
+        if (r >= 0) { t[r] = t1 - t0; tz[r] = ob_now() - t2; }
     }
-    double ms = 1e3 * median(t, o->reps);
+    double ms = 1e3 * median(t, o->reps), zms = 1e3 * median(tz, o->reps);
     /* a ring allreduce moves 2(N-1)/N of the data through each rank's link */
     double busbw = 2.0 * (dist_size() - 1) / dist_size() * (double)n * sizeof(float) / (ms * 1e-3) / 1e9;
     if (dist_rank() == 0) {
-        if (o->json) printf("{\"mib\":%d,\"ranks\":%d,\"reps\":%d,\"ms\":%.3f,\"bus_gb_s\":%.2f}\n", o->mib, dist_size(), o->reps, ms, busbw);
-        else printf("allreduce %d MiB (%zu floats) over %d ranks: %.3f ms (median of %d), %.2f GB/s bus bandwidth\n", o->mib, n,
-                    dist_size(), ms, o->reps, busbw);
+        if (o->json)
+            printf("{\"mib\":%d,\"ranks\":%d,\"reps\":%d,\"ms\":%.3f,\"bus_gb_s\":%.2f,\"zero_ms\":%.3f}\n", o->mib, dist_size(),
+                   o->reps, ms, busbw, zms);
+        else printf("allreduce %d MiB (%zu floats) over %d ranks: %.3f ms (median of %d), %.2f GB/s bus bandwidth\n"
+                    "reduce-scatter + all-gather (ZeRO-1) of the same: %.3f ms\n", o->mib, n, dist_size(), ms, o->reps, busbw, zms);
     }
+    free(off);
     free(g);
     free(t);
     dist_finalize();

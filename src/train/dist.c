@@ -18,6 +18,10 @@
 #endif
 
 static int g_rank = 0, g_size = 1, g_mpi = 0;
+#ifdef HAVE_MPI
+static float *g_stage; /* the ZeRO-1 collectives' staging buffer, g_stage_n floats */
+static size_t g_stage_n;
+#endif
 
 static int launched(void)
 {
@@ -57,6 +61,9 @@ void dist_finalize(void)
 {
 #ifdef HAVE_MPI
     if (g_mpi) MPI_Finalize();
+    free(g_stage);
+    g_stage = NULL;
+    g_stage_n = 0;
 #endif
     g_mpi = 0;
     g_rank = 0;
@@ -142,7 +149,15 @@ static void zero_collective(float *buf, const size_t *off, int gather)
 #ifdef HAVE_MPI
     size_t P, nr = g_size > 1 ? zero_rounds(off, g_size, &P) : 0;
     if (!nr) return;
-    float *stage = ob_malloc((off[g_size] < DIST_BUCKET ? off[g_size] : DIST_BUCKET) * sizeof(float));
+    /* one staging buffer kept from call to call (until dist_finalize): a
+     * fresh one each time costs the transport far more than the copies */
+    size_t need = off[g_size] < DIST_BUCKET ? off[g_size] : DIST_BUCKET;
+    if (need > g_stage_n) {
+        free(g_stage);
+        g_stage = ob_malloc(need * sizeof(float));
+        g_stage_n = need;
+    }
+    float *stage = g_stage;
     int *cnt = ob_malloc(2 * (size_t)g_size * sizeof(int)), *dsp = cnt + g_size;
     for (size_t k = 0; k < nr; k++) {
         zero_round(off, g_size, P, k, cnt, dsp);
@@ -158,7 +173,6 @@ static void zero_collective(float *buf, const size_t *off, int gather)
         }
     }
     free(cnt);
-    free(stage);
 #else
     (void)buf; (void)off; (void)gather;
 #endif
