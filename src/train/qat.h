@@ -111,7 +111,7 @@ int qat_threads(const QatModel *q);
 
 /* Memory. Per trainable parameter a QatModel holds the latent value and
  * its gradient (FP32) and the two AdamW moments (FP32 or BF16): 16 or 12
- * bytes. The ±1 matrix S = sign(W) and the STE factor are not stored: S is
+ * bytes; a sharded one (QatSize.shards) the moments of its slice only. The ±1 matrix S = sign(W) and the STE factor are not stored: S is
  * expanded into one scratch of the largest linear right before each of
  * its sgemms, the STE factor recomputed from W in the backward pass.
  * Besides: the activations kept for the backward pass (per layer), the
