@@ -92,6 +92,10 @@ expect_exit 0 "bench train on 1 rank" "$BIN" bench train --teacher "$M" --batch 
 s1=$(sb "$TMP/out")
 check "bench train: less state per rank on 2 ranks ($s2 < $s1 bytes)" test -n "$s1" -a -n "$s2" -a "$s2" -lt "$s1"
 
+# ---- bench allreduce times the allreduce and ZeRO-1's reduce-scatter + all-gather ----
+expect_exit 0 "bench allreduce on 2 ranks" $MPI "$BIN" bench allreduce --mib 1 --reps 2 --json
+check "bench allreduce: both timed" grep -q '"ranks":2,"reps":2,"ms":[0-9.]*,"bus_gb_s":[0-9.]*,"zero_ms":[0-9.]*}' "$TMP/out"
+
 # ---- a killed rank ends the job; the last checkpoint stays valid, the
 # ---- recorded run shows as interrupted and resumes on 1 rank ----
 rm -f "$TMP"/pid.*
