@@ -61,7 +61,9 @@ struct QatModel {
     size_t nparams;
     float *params, *grads;
     QatOptim optim;
-    void *m, *v;        /* AdamW moments (nparams float or BF16 bits) */
+    int shards, shard;  /* ZeRO-1: this model's slice [lo, hi) of the arena (qat_shard_range) */
+    size_t lo, hi;
+    void *m, *v;        /* AdamW moments (hi - lo floats or BF16 bits) */
     float *Sx;          /* (maxout·maxin) sign(W) of the linear at hand, expanded before its sgemms */
     double bytes;       /* what take() allocated (or counted, when dry) */
     int dry;            /* qat_memory_bytes: count only the big buffers */
@@ -178,11 +180,12 @@ static void alloc_buffers(QatModel *q)
         }
     }
     q->nparams = off;
+    qat_shard_range(off, q->shards, q->shard, &q->lo, &q->hi);
     q->params = ftake(q, off);
     q->grads = ftake(q, off);
     size_t mb = q->optim == QAT_OPTIM_BF16 ? sizeof(uint16_t) : sizeof(float);
-    q->m = take(q, off * mb, 0);
-    q->v = take(q, off * mb, 0);
+    q->m = take(q, (q->hi - q->lo) * mb, 0);
+    q->v = take(q, (q->hi - q->lo) * mb, 0);
     q->Sx = ftake(q, maxio);
     q->klrow = take(q, N * sizeof(double), 0);
     q->layer = take(q, (size_t)Lc * sizeof(QLayer), 1);
@@ -264,6 +267,8 @@ static double dry_bytes(const ModelConfig *c, const QatSize *sz, size_t *nparams
     d.maxT = sz->max_T;
     d.optim = sz->optim;
     d.recompute = sz->recompute != 0;
+    d.shards = sz->shards;
+    d.shard = sz->shard;
     d.dry = 1;
     d.bytes = QAT_STRUCT_BYTES;
     alloc_buffers(&d);
@@ -277,13 +282,35 @@ double qat_memory_bytes(const ModelConfig *c, const QatSize *sz) { return dry_by
 size_t qat_config_params(const ModelConfig *c)
 {
     size_t n;
-    dry_bytes(c, &(QatSize){1, 1, QAT_OPTIM_FP32, 0}, &n);
+    dry_bytes(c, &(QatSize){1, 1, QAT_OPTIM_FP32, 0, 0, 0}, &n);
     return n;
 }
 
-double qat_param_state_bytes(const ModelConfig *c, QatOptim optim)
+void qat_shard_range(size_t n, int shards, int shard, size_t *lo, size_t *hi)
 {
-    return (double)qat_config_params(c) * (optim == QAT_OPTIM_BF16 ? 12.0 : 16.0);
+    if (shards <= 1) { *lo = 0; *hi = n; return; }
+    /* shard r: blocks [ceil(nb·r/S), ceil(nb·(r+1)/S)), shard 0 the first ceil(nb/S) */
+    size_t nb = (n + QAT_CLIP_BLOCK - 1) / QAT_CLIP_BLOCK, S = (size_t)shards;
+    size_t b0 = (nb * (size_t)shard + S - 1) / S, b1 = (nb * ((size_t)shard + 1) + S - 1) / S;
+    *lo = b0 * QAT_CLIP_BLOCK < n ? b0 * QAT_CLIP_BLOCK : n;
+    *hi = b1 * QAT_CLIP_BLOCK < n ? b1 * QAT_CLIP_BLOCK : n;
+}
+
+void qat_shard_offsets(size_t n, int shards, size_t *off)
+{
+    int S = shards > 1 ? shards : 1;
+    for (int r = 0; r < S; r++) {
+        size_t hi;
+        qat_shard_range(n, S, r, &off[r], &hi);
+    }
+    off[S] = n;
+}
+
+double qat_param_state_bytes(const ModelConfig *c, QatOptim optim, int shards)
+{
+    size_t n = qat_config_params(c), lo, hi;
+    qat_shard_range(n, shards, 0, &lo, &hi);
+    return (double)n * 8.0 + (double)(hi - lo) * (optim == QAT_OPTIM_BF16 ? 4.0 : 8.0);
 }
 
 double qat_allocated_bytes(const QatModel *q) { return q->bytes; }
@@ -315,6 +342,10 @@ QatModel *qat_new(const Model *teacher, SvidMethod init, const QatSize *sz, char
         ob_seterr(err, "unknown optimizer state precision %d", (int)sz->optim);
         return NULL;
     }
+    if (sz->shards < 0 || sz->shard < 0 || sz->shard >= (sz->shards > 1 ? sz->shards : 1)) {
+        ob_seterr(err, "bad optimizer shard %d of %d", sz->shard, sz->shards);
+        return NULL;
+    }
     if (max_B <= 0 || max_T <= 0 || max_T > c->seq_len || (long)max_B * max_T > (1L << 24)) {
         ob_seterr(err, "bad batch shape %d x %d (seq_len %d)", max_B, max_T, c->seq_len);
         return NULL;
@@ -336,7 +367,7 @@ QatModel *qat_new(const Model *teacher, SvidMethod init, const QatSize *sz, char
     }
     double need = qat_memory_bytes(c, sz), have = qat_memory_available();
     if (have > 0 && need > have) {
-        double ps = qat_param_state_bytes(c, sz->optim);
+        double ps = qat_param_state_bytes(c, sz->optim, sz->shards);
         ob_seterr(err, "training batch %d x %d tokens needs %.1f GiB (parameters, gradients and AdamW state %.1f GiB, "
                   "activations and scratch %.1f GiB); %.1f GiB of memory is available",
                   max_B, max_T, need / 1073741824.0, ps / 1073741824.0, (need - ps) / 1073741824.0, have / 1073741824.0);
@@ -349,6 +380,8 @@ QatModel *qat_new(const Model *teacher, SvidMethod init, const QatSize *sz, char
     q->maxT = max_T;
     q->optim = sz->optim;
     q->recompute = sz->recompute != 0;
+    q->shards = sz->shards;
+    q->shard = sz->shard;
     q->bytes = QAT_STRUCT_BYTES;
     alloc_buffers(q);
     /* SVID init from the teacher: |W| ≈ a·bᵀ, h = a, g = b, W = 0.01·sign(W) */
@@ -403,6 +436,7 @@ const float *qat_input_grad(const QatModel *q) { return q->dres; }
 const float *qat_teacher_logits(const QatModel *q) { return q->tlogits; }
 const float *qat_teacher_hidden(const QatModel *q) { return q->thid; }
 QatOptim qat_optim(const QatModel *q) { return q->optim; }
+void qat_shard(const QatModel *q, size_t *lo, size_t *hi) { *lo = q->lo; *hi = q->hi; }
 
 void *qat_moments(QatModel *q, int which, size_t *elem_bytes)
 {
@@ -416,6 +450,10 @@ float qat_moment(const QatModel *q, int which, size_t i)
     return q->optim == QAT_OPTIM_BF16 ? ob_bf16_to_fp32(((const uint16_t *)a)[i]) : ((const float *)a)[i];
 }
 void qat_times(const QatModel *q, double sec[QAT_NTIMERS]) { memcpy(sec, q->tsec, sizeof q->tsec); }
+void qat_add_time(QatModel *q, int phase, double sec)
+{
+    if (phase >= 0 && phase < QAT_NTIMERS) q->tsec[phase] += sec;
+}
 
 int qat_linear_params(QatModel *q, int l, int j, float **W, float **g, float **h, int *in, int *out)
 {
@@ -1108,16 +1146,17 @@ static double eval_nll_sum(QatModel *q, const int *tokens, int B, int T, long *n
 
 /* ---- optimiser ----------------------------------------------------------- */
 
-/* squares of the grads in fixed blocks of 65536 (independent of threads) */
-#define CLIP_BLOCK 65536
-typedef struct { const float *g; size_t n; double *part; float k; float *gw; } ClipCtx;
+/* squares of the grads in fixed blocks of QAT_CLIP_BLOCK (independent of
+ * threads and of the ZeRO-1 slices, which are made of whole blocks);
+ * tasks count blocks from b0, the slice's first */
+typedef struct { const float *g; size_t n, b0; double *part; float k; float *gw; } ClipCtx;
 static void clip_sq(void *c, size_t lo, size_t hi)
 {
     const ClipCtx *p = c;
-    for (size_t b = lo; b < hi; b++) {
-        size_t i1 = (b + 1) * CLIP_BLOCK < p->n ? (b + 1) * CLIP_BLOCK : p->n;
+    for (size_t b = p->b0 + lo; b < p->b0 + hi; b++) {
+        size_t i1 = (b + 1) * QAT_CLIP_BLOCK < p->n ? (b + 1) * QAT_CLIP_BLOCK : p->n;
         double s = 0;
-        for (size_t i = b * CLIP_BLOCK; i < i1; i++) s += (double)p->g[i] * p->g[i];
+        for (size_t i = b * QAT_CLIP_BLOCK; i < i1; i++) s += (double)p->g[i] * p->g[i];
         p->part[b] = s;
     }
 }
@@ -1127,31 +1166,48 @@ static void clip_scale(void *c, size_t lo, size_t hi)
     for (size_t i = lo; i < hi; i++) p->gw[i] *= p->k;
 }
 
-float qat_clip_grads(QatModel *q, float max_norm)
+size_t qat_grad_blocks(const QatModel *q) { return (q->nparams + QAT_CLIP_BLOCK - 1) / QAT_CLIP_BLOCK; }
+
+void qat_grad_sq_blocks(QatModel *q, double *part)
 {
-    size_t nb = (q->nparams + CLIP_BLOCK - 1) / CLIP_BLOCK;
-    double *part = ob_calloc(nb ? nb : 1, sizeof(double));
-    ClipCtx cc = {q->grads, q->nparams, part, 1.0f, q->grads};
-    par_for(&q->par, nb, CLIP_BLOCK, clip_sq, &cc);
-    double ss = 0;
-    for (size_t b = 0; b < nb; b++) ss += part[b];
-    free(part);
+    double t0 = ob_now();
+    size_t b0 = q->lo / QAT_CLIP_BLOCK, b1 = (q->hi + QAT_CLIP_BLOCK - 1) / QAT_CLIP_BLOCK;
+    ClipCtx cc = {q->grads, q->hi, b0, part, 1.0f, NULL};
+    par_for(&q->par, b1 - b0, QAT_CLIP_BLOCK, clip_sq, &cc);
+    q->tsec[QAT_T_OPTIM] += ob_now() - t0;
+}
+
+float qat_clip_parts(QatModel *q, const double *part, float max_norm)
+{
+    double t0 = ob_now(), ss = 0;
+    for (size_t b = 0, nb = qat_grad_blocks(q); b < nb; b++) ss += part[b];
     double norm = sqrt(ss);
     if (max_norm > 0 && norm > max_norm) {
-        cc.k = (float)(max_norm / (norm + 1e-6));
-        par_for(&q->par, q->nparams, 1, clip_scale, &cc);
+        ClipCtx cc = {NULL, 0, 0, NULL, (float)(max_norm / (norm + 1e-6)), q->grads + q->lo};
+        par_for(&q->par, q->hi - q->lo, 1, clip_scale, &cc);
     }
+    q->tsec[QAT_T_OPTIM] += ob_now() - t0;
     return (float)norm;
+}
+
+float qat_clip_grads(QatModel *q, float max_norm)
+{
+    size_t nb = qat_grad_blocks(q);
+    double *part = ob_calloc(nb ? nb : 1, sizeof(double));
+    qat_grad_sq_blocks(q, part);
+    float norm = qat_clip_parts(q, part, max_norm);
+    free(part);
+    return norm;
 }
 
 typedef struct { float lr, b1, b2, eps, wd, ib1, ib2; } AdamK;
 
-/* AdamW on params [i0, i1); the moments in FP32 arithmetic whatever their
- * storage */
+/* AdamW on params lo + [i0, i1) of the model's slice; the moments in FP32
+ * arithmetic whatever their storage */
 static void adamw_range(QatModel *q, size_t i0, size_t i1, const AdamK *k)
 {
-    float *p = q->params;
-    const float *g = q->grads;
+    float *p = q->params + q->lo;
+    const float *g = q->grads + q->lo;
     if (q->optim == QAT_OPTIM_FP32) {
         float *m = q->m, *v = q->v;
         for (size_t i = i0; i < i1; i++) {
@@ -1186,7 +1242,7 @@ void qat_adamw_step(QatModel *q, long t, const AdamWCfg *c)
     AdamK k = {c->lr, c->beta1, c->beta2, c->eps, c->weight_decay,
                (float)(1.0 / (1.0 - pow(c->beta1, (double)t))), (float)(1.0 / (1.0 - pow(c->beta2, (double)t)))};
     AdamCtx ac = {q, &k};
-    par_for(&q->par, q->nparams, 16, adam_par, &ac);
+    par_for(&q->par, q->hi - q->lo, 16, adam_par, &ac);
     q->tsec[QAT_T_OPTIM] += ob_now() - t0;
 }
 

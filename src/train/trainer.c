@@ -45,6 +45,8 @@ struct Trainer {
     double elapsed;     /* active training seconds, over all sessions */
     uint64_t data_fp;
     int *batch_tok;     /* (batch, seq_len) */
+    size_t *off;        /* ZeRO-1: every rank's slice of the arena (dist_size() + 1 offsets) */
+    void *ld[2];        /* rank 0, resuming: the checkpoint's whole moments until share_state hands out the slices */
     TrainSummary sum;
     int rc;
 };
@@ -100,7 +102,8 @@ int trainer_config_check(const TrainConfig *c, const ModelConfig *mc, char *err)
 /* ---- memory ------------------------------------------------------------------ */
 static double need_of(const ModelConfig *mc, const TrainConfig *c, int B, int T, int optim)
 {
-    return qat_memory_bytes(mc, &(QatSize){B, T, (QatOptim)optim, c->recompute});
+    /* per rank: ZeRO-1 shards the moments over dist_size() ranks, shard 0's the largest */
+    return qat_memory_bytes(mc, &(QatSize){B, T, (QatOptim)optim, c->recompute, dist_size(), 0});
 }
 
 /* the largest n in [1, hi) for which need(n) fits in have (need grows with
@@ -127,13 +130,17 @@ static const char *gib(char *buf, double bytes)
 
 void trainer_memory_text(const ModelConfig *mc, const TrainConfig *c, char *buf, size_t n)
 {
-    double need = need_of(mc, c, c->batch, c->seq_len, c->optim_state), ps = qat_param_state_bytes(mc, (QatOptim)c->optim_state);
+    int ranks = dist_size();
+    double need = need_of(mc, c, c->batch, c->seq_len, c->optim_state),
+           ps = qat_param_state_bytes(mc, (QatOptim)c->optim_state, ranks);
     size_t np = qat_config_params(mc);
-    char g[3][32];
-    snprintf(buf, n, "training state %s: %zu trainable parameters at %.0f bytes each (%s AdamW moments) %s, "
+    char g[3][32], zero[64] = "";
+    if (ranks > 1) snprintf(zero, sizeof zero, " sharded over %d ranks: ZeRO-1", ranks);
+    snprintf(buf, n, "training state %s%s: %zu trainable parameters at %.0f bytes each (%s AdamW moments%s) %s, "
              "activations and scratch for %d x %d tokens%s %s",
-             gib(g[0], need), np, ps / (double)np, c->optim_state == QAT_OPTIM_BF16 ? "BF16" : "FP32",
-             gib(g[1], ps), c->batch, c->seq_len, c->recompute ? " (recomputed per block)" : "", gib(g[2], need - ps));
+             gib(g[0], need), ranks > 1 ? " per rank" : "", np, ps / (double)np,
+             c->optim_state == QAT_OPTIM_BF16 ? "BF16" : "FP32", zero, gib(g[1], ps), c->batch, c->seq_len,
+             c->recompute ? " (recomputed per block)" : "", gib(g[2], need - ps));
 }
 
 int trainer_memory_check(const ModelConfig *mc, const TrainConfig *c, double have, char *err)
@@ -360,9 +367,28 @@ static void put_cfg(Buf *b, const TrainConfig *c)
     for (int i = 0; i < 9; i++) bf64(b, f[i]);
 }
 
+/* the whole moments on rank 0: its own arrays with one rank, else the
+ * ranks' slices gathered into mv (freed by the caller); NULLs elsewhere */
+static void gather_moments(Trainer *t, void *mv[2], void *own[2])
+{
+    size_t eb;
+    void *mine[2] = {qat_moments(t->q, 0, &eb), qat_moments(t->q, 1, NULL)};
+    for (int i = 0; i < 2; i++) {
+        own[i] = NULL;
+        mv[i] = mine[i];
+        if (dist_size() < 2) continue;
+        own[i] = mv[i] = dist_rank() == 0 ? ob_malloc(qat_num_params(t->q) * eb) : NULL;
+        dist_gather(mine[i], mv[i], t->off, eb);
+    }
+}
+
 static int write_ckpt(Trainer *t, char *err)
 {
-    if (dist_rank() != 0) return 0; /* rank 0 writes the (whole, replicated) state */
+    /* rank 0 writes the whole state: the (replicated) parameters and every
+     * rank's slice of the moments, so that any number of ranks resumes */
+    void *mv[2], *own[2];
+    gather_moments(t, mv, own);
+    if (dist_rank() != 0) return 0;
     const ModelConfig *c = &t->teacher->cfg;
     size_t np = qat_num_params(t->q);
     Buf b = {0};
@@ -383,7 +409,8 @@ static int write_ckpt(Trainer *t, char *err)
      * straight from memory to the file (no copy of the state), elsewhere
      * byte-swapped into one copy */
     size_t eb;
-    const void *parts[5] = {b.p, qat_params(t->q), qat_moments(t->q, 0, &eb), qat_moments(t->q, 1, NULL), NULL};
+    qat_moments(t->q, 0, &eb);
+    const void *parts[5] = {b.p, qat_params(t->q), mv[0], mv[1], NULL};
     size_t lens[5] = {b.n, np * sizeof(float), np * eb, np * eb, 8};
     unsigned char *le = NULL;
     if (!FILE_HOST_LITTLE_ENDIAN) {
@@ -405,6 +432,8 @@ static int write_ckpt(Trainer *t, char *err)
     int rc = file_write_atomic_parts(t->ckpt_path, parts, lens, 5, err);
     free(le);
     free(b.p);
+    free(own[0]);
+    free(own[1]);
     if (rc == 0) {
         Event e = {.kind = EV_CKPT, .step = (int)t->step, .path = evring_intern(t->ckpt_path)};
         snprintf(e.text, sizeof e.text, "%s", t->ckpt_path); /* for display; path is the whole */
@@ -456,6 +485,12 @@ static int ckpt_head(const char *path, const char *raw, size_t size, const Model
     uint64_t cnp = ru64(r);
     if (cnp != np) { ob_seterr(err, "%s: %" PRIu64 " parameters, the student has %zu", path, cnp, np); return -1; }
     return 0;
+}
+
+/* element i of a moment array of elem_bytes 4 (FP32) or 2 (BF16) as FP32 */
+static float moment_at(const void *a, size_t elem_bytes, size_t i)
+{
+    return elem_bytes == 2 ? ob_bf16_to_fp32(((const uint16_t *)a)[i]) : ((const float *)a)[i];
 }
 
 static int load_ckpt(Trainer *t, const char *path, char *err)
@@ -514,8 +549,12 @@ static int load_ckpt(Trainer *t, const char *path, char *err)
     }
     if ((long)step > k->steps) { ob_seterr(err, "%s: the checkpoint is at step %" PRIu64 ", beyond --steps %ld", path, step, k->steps); goto out; }
     size_t eb;
-    void *mv[2] = {qat_moments(t->q, 0, &eb), qat_moments(t->q, 1, NULL)};
+    qat_moments(t->q, 0, &eb);
     if (r.n - r.at != np * (sizeof(float) + 2 * eb) + 8) { ob_seterr(err, "%s: size does not match %zu parameters", path, np); goto out; }
+    /* one rank: straight into its moments; several: the whole moments
+     * until share_state gives each rank its slice */
+    void *mv[2] = {qat_moments(t->q, 0, NULL), qat_moments(t->q, 1, NULL)};
+    for (int i = 0; i < 2 && dist_size() > 1; i++) mv[i] = t->ld[i] = ob_malloc(np * eb);
     float *p = qat_params(t->q);
     rget(&r, p, np * sizeof(float));
     rget(&r, mv[0], np * eb);
@@ -531,7 +570,7 @@ static int load_ckpt(Trainer *t, const char *path, char *err)
         }
     }
     for (size_t i = 0; i < np; i++) {
-        float mi = qat_moment(t->q, 0, i), vi = qat_moment(t->q, 1, i);
+        float mi = moment_at(mv[0], eb, i), vi = moment_at(mv[1], eb, i);
         if (!isfinite(p[i]) || !isfinite(mi) || !(vi >= 0) || !isfinite(vi)) {
             ob_seterr(err, "%s: non-finite value in the saved state (parameter %zu)", path, i);
             goto out;
@@ -549,16 +588,20 @@ out:
 
 /* data parallelism (train/dist.h): every rank continues from rank 0's state
  * (its SVID init, or the checkpoint only rank 0 read), so that the replicas
- * agree whatever each host's kernels; -1 when a rank's data differs */
+ * agree whatever each host's kernels, and takes its slice of the moments
+ * (ZeRO-1; zero without a checkpoint); -1 when a rank's data differs */
 static int share_state(Trainer *t, char *err)
 {
-    if (dist_size() < 2) return 0;
-    size_t np = qat_num_params(t->q);
-    dist_bcast(qat_params(t->q), np * sizeof(float));
     size_t eb; /* the moments as the student keeps them: FP32 or BF16 */
     void *mv[2] = {qat_moments(t->q, 0, &eb), qat_moments(t->q, 1, NULL)};
-    dist_bcast(mv[0], np * eb);
-    dist_bcast(mv[1], np * eb);
+    if (dist_size() < 2) return 0;
+    if (t->resume_path) /* rank 0 read the checkpoint (or failed and ended the job) */
+        for (int i = 0; i < 2; i++) {
+            dist_scatter(t->ld[i], mv[i], t->off, eb);
+            free(t->ld[i]);
+            t->ld[i] = NULL;
+        }
+    dist_bcast(qat_params(t->q), qat_num_params(t->q) * sizeof(float));
     uint64_t h[5] = {(uint64_t)t->step, t->cur.rng, t->cur.drawn, 0, t->data_fp};
     memcpy(&h[3], &t->elapsed, sizeof(double));
     dist_bcast(h, sizeof h);
@@ -663,6 +706,28 @@ static int export_student(Trainer *t, char *err)
     return rc;
 }
 
+/* ---- the optimizer step (ZeRO-1) ------------------------------------------------------ */
+float trainer_zero_step(QatModel *q, const size_t *off, float clip, long t, const AdamWCfg *ac)
+{
+    double c0 = ob_now();
+    dist_reduce_scatter_f32(qat_grads(q), off);
+    double comm = ob_now() - c0;
+    /* the global norm: each rank's blocks, added in block order on every rank */
+    size_t nb = qat_grad_blocks(q);
+    double *part = ob_calloc(nb ? nb : 1, sizeof(double));
+    qat_grad_sq_blocks(q, part);
+    c0 = ob_now();
+    dist_sum_ordered(part, (int)nb); /* one rank's value and zeros: exact */
+    comm += ob_now() - c0;
+    float gn = qat_clip_parts(q, part, clip);
+    free(part);
+    qat_adamw_step(q, t, ac);
+    c0 = ob_now();
+    dist_allgather_f32(qat_params(q), off);
+    qat_add_time(q, QAT_T_COMM, comm + ob_now() - c0);
+    return gn;
+}
+
 /* ---- the thread ------------------------------------------------------------------------ */
 static int fail(Trainer *t, const char *msg)
 {
@@ -712,8 +777,11 @@ static void *run(void *arg)
     if (xnor_nll(t->teacher, t->data, &t->sum.xnor_nll, err)) { fail(t, err); return NULL; }
     trainer_memory_text(&t->teacher->cfg, k, err, sizeof err);
     emit_log(t, "%s", err);
-    t->q = qat_new(t->teacher, k->init, &(QatSize){k->batch, k->seq_len, (QatOptim)k->optim_state, k->recompute}, err);
+    t->q = qat_new(t->teacher, k->init,
+                   &(QatSize){k->batch, k->seq_len, (QatOptim)k->optim_state, k->recompute, dist_size(), dist_rank()}, err);
     if (!t->q) { fail(t, err); return NULL; }
+    t->off = ob_malloc(((size_t)dist_size() + 1) * sizeof(size_t));
+    qat_shard_offsets(qat_num_params(t->q), dist_size(), t->off);
     if (qat_set_threads(t->q, trainer_threads(k), err)) { fail(t, err); return NULL; }
     t->batch_tok = ob_malloc((size_t)k->batch * k->seq_len * sizeof(int));
     if (student_nll(t, 0, &t->sum.svid_nll, &ntok, err)) { fail(t, err); return NULL; }
@@ -730,7 +798,6 @@ static void *run(void *arg)
     if (dist_size() > 1)
         emit_log(t, "data parallel: %d ranks x --batch %d x --accum %d = global batch of %d sequences of %d tokens",
                  dist_size(), k->batch, k->accum, k->batch * global_accum(k), k->seq_len);
-    double comm = 0; /* seconds in the gradient allreduce */
     emit_status(t, RUN_RUNNING, "training");
     QatLossCfg lc = {.alpha = k->alpha, .kl_scale = k->kl_scale};
     AdamWCfg ac = {.lr = k->lr, .beta1 = k->beta1, .beta2 = k->beta2, .eps = k->eps, .weight_decay = k->wd};
@@ -764,19 +831,17 @@ static void *run(void *arg)
         }
         if (dist_size() > 1) {
             double c0 = ob_now(), lkm[3] = {loss, kl, mse};
-            dist_sum_f32(qat_grads(t->q), qat_num_params(t->q));
             dist_sum_ordered(lkm, 3);
             loss = lkm[0]; kl = lkm[1]; mse = lkm[2];
-            comm += ob_now() - c0;
+            qat_add_time(t->q, QAT_T_COMM, ob_now() - c0);
         }
         if (!isfinite(loss)) {
             snprintf(err, sizeof err, "the loss is not finite at step %ld (try a lower --lr)", t->step + 1);
             fail(t, err);
             return NULL;
         }
-        float gn = qat_clip_grads(t->q, k->clip);
         ac.lr = qat_lr(t->step, k->steps, warmup, k->lr, lr_min);
-        qat_adamw_step(t->q, t->step + 1, &ac);
+        float gn = trainer_zero_step(t->q, t->off, k->clip, t->step + 1, &ac);
         t->step++;
         session_steps++;
         iv_loss += loss; iv_kl += kl; iv_mse += mse; iv_n++;
@@ -815,10 +880,13 @@ static void *run(void *arg)
         }
     }
     t->elapsed += ob_now() - active_since;
-    if (dist_size() > 1 && session_steps > 0)
-        emit_log(t, "data parallel: gradient allreduce of %zu floats (%.2f MB) took %.3f ms per step (%.1f%% of the step time)",
-                 qat_num_params(t->q), qat_num_params(t->q) * 4e-6, 1e3 * comm / session_steps,
-                 100 * comm / (t->elapsed - elapsed0 + 1e-9));
+    if (dist_size() > 1 && session_steps > 0) {
+        double ph[QAT_NTIMERS];
+        qat_times(t->q, ph);
+        emit_log(t, "data parallel (ZeRO-1): gradient reduce-scatter and parameter all-gather of %zu floats (%.2f MB) "
+                 "took %.3f ms per step (%.1f%% of the step time)", qat_num_params(t->q), qat_num_params(t->q) * 4e-6,
+                 1e3 * ph[QAT_T_COMM] / session_steps, 100 * ph[QAT_T_COMM] / (t->elapsed - elapsed0 + 1e-9));
+    }
     if (!dist_same(qat_params(t->q), qat_num_params(t->q) * sizeof(float))) {
         fail(t, "data parallel: the ranks' parameters differ after training (the MPI sum is not the same on every rank)");
         return NULL;
@@ -917,6 +985,9 @@ void trainer_free(Trainer *t)
     job_free(t->job); /* a running trainer: stop (checkpoint) and join */
     if (t->q) qat_free(t->q);
     free(t->batch_tok);
+    free(t->off);
+    free(t->ld[0]);
+    free(t->ld[1]);
     free(t->out_path);
     free(t->ckpt_path);
     free(t->resume_path);

@@ -51,6 +51,7 @@
 #include "onebit/svid.h"
 #include "format/tokenizer.h"
 #include "onebit/student.h"
+#include "train/qat.h"
 
 typedef struct {
     long steps;          /* optimizer steps (required) */
@@ -105,6 +106,17 @@ int trainer_config_check(const TrainConfig *c, const ModelConfig *mc, char *err)
  * against qat_memory_available() and the run logs the text first. */
 void trainer_memory_text(const ModelConfig *mc, const TrainConfig *c, char *buf, size_t n);
 int trainer_memory_check(const ModelConfig *mc, const TrainConfig *c, double have, char *err);
+
+/* One optimizer step of data-parallel training with ZeRO-1 (train/dist.h),
+ * after every rank's backward passes into q's grads: the gradients summed
+ * over the ranks into each rank's slice (off: qat_shard_offsets of q's
+ * shards; reduce-scatter), the global norm from every slice's blocks added
+ * in block order (the single-rank norm, bit for bit) clipped to clip,
+ * AdamW step t (1-based) on the rank's slice with its moments, and the
+ * updated slices to every rank (all-gather). One rank: clip and AdamW over
+ * the whole arena. The collectives' seconds go to qat's QAT_T_COMM.
+ * Every rank calls it at the same step. Returns the pre-clip norm. */
+float trainer_zero_step(QatModel *q, const size_t *off, float clip, long t, const AdamWCfg *ac);
 
 /* numbers of the final summary (also sent as EV_LOG lines) */
 typedef struct {
