@@ -58,9 +58,9 @@ static void dq_sym(const uint8_t *b, float *y, int bits)
     int mid = 1 << (bits - 1);
     uint32_t qh = bits == 5 ? (uint32_t)b[2] | (uint32_t)b[3] << 8 | (uint32_t)b[4] << 16 | (uint32_t)b[5] << 24 : 0;
     const uint8_t *qs = b + (bits == 5 ? 6 : 2);
-    for (int i = 0; i < 32; i++) {
-        int q = ((qs[i % 16] >> (4 * (i / 16))) & 15) | (int)((qh >> i) & 1) << 4;
-        y[i] = d * (float)(q - mid);
+    for (int i = 0; i < 16; i++) {
+        y[i] = d * (float)(((qs[i] & 15) | (int)((qh >> i) & 1) << 4) - mid);
+        y[i + 16] = d * (float)(((qs[i] >> 4) | (int)((qh >> (i + 16)) & 1) << 4) - mid);
     }
 }
 
@@ -193,13 +193,18 @@ static void q6_pos(int i, int *lo, int *lo_shift, int *hi, int *hi_shift)
 
 static void dq_q6_k(const uint8_t *b, float *y)
 {
-    float d = get_h(b + 208);
-    for (int i = 0; i < 256; i++) {
-        int lo, ls, hi, hs;
-        q6_pos(i, &lo, &ls, &hi, &hs);
-        int q = ((b[lo] >> ls) & 15) | ((b[hi] >> hs) & 3) << 4;
-        y[i] = d * (float)(int8_t)b[192 + i / 16] * (float)(q - 32);
-    }
+    float d = get_h(b + 208), a[16];
+    for (int j = 0; j < 16; j++) a[j] = d * (float)(int8_t)b[192 + j];
+    for (int h = 0; h < 2; h++)
+        for (int g = 0; g < 4; g++) { /* the 32 weights 128 h + 32 g + l, as q6_pos places them */
+            const uint8_t *ql = b + 64 * h + 32 * (g & 1), *qh = b + 128 + 32 * h;
+            const float *sa = a + 8 * h + 2 * g;
+            float *yy = y + 128 * h + 32 * g;
+            for (int l = 0; l < 32; l++) {
+                int q = ((ql[l] >> (4 * (g >> 1))) & 15) | ((qh[l] >> (2 * g)) & 3) << 4;
+                yy[l] = sa[l / 16] * (float)(q - 32);
+            }
+        }
 }
 
 /* per sub-block of 16: the scale -(the weight of largest magnitude) / 32;
