@@ -5,7 +5,8 @@
  * values computed here from the description; block sizes and row offsets;
  * the quantizers: exact round trips where the values sit on the levels,
  * finite output for zero blocks, and the round-trip error of normal weights
- * in the order the bit widths imply. */
+ * in the order the bit widths imply; every KernDec variant's Q4_K/Q6_K
+ * block expansion against the reference's, bit for bit. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 
 #include "base/common.h"
 #include "format/llama.h"
+#include "kernels/kernels.h"
 #include "test.h"
 
 static void put16(uint8_t *p, uint16_t h) { p[0] = (uint8_t)h; p[1] = (uint8_t)(h >> 8); }
@@ -199,6 +201,41 @@ static void test_roundtrip(void)
     free(x); free(y); free(b);
 }
 
+/* random nibbles and high bits, scales and mins of both signs, zero and
+ * large: each available variant gives exactly the reference's floats */
+static void test_variants(void)
+{
+    const KernDec *r = kern_dec_variant(KERN_DEC_REF);
+    uint8_t ql[128], qh[64];
+    float a[16], m[8], want[256], got[256];
+    uint32_t s = 99;
+    int tested = 0;
+    for (int i = 0; kern_dec_variant(i); i++) {
+        const KernDec *v = kern_dec_variant(i);
+        if (!kern_dec_available(v)) { printf("%s: not on this CPU\n", v->name); continue; }
+        int bad4 = 0, bad6 = 0;
+        for (int t = 0; t < 200; t++) {
+            for (int k = 0; k < 128; k++) { s = s * 1664525u + 1013904223u; ql[k] = (uint8_t)(s >> 24); }
+            for (int k = 0; k < 64; k++) { s = s * 1664525u + 1013904223u; qh[k] = (uint8_t)(s >> 24); }
+            for (int k = 0; k < 16; k++) {
+                s = s * 1664525u + 1013904223u;
+                a[k] = k == t % 16 ? 0.0f : ((float)(s >> 8) / 8388608.0f - 1.0f) * (t % 3 ? 0.01f : 3e5f);
+                if (k < 8) m[k] = a[k] * 0.37f - (float)t * 1e-3f;
+            }
+            r->dq_q4_k(ql, a, m, want);
+            v->dq_q4_k(ql, a, m, got);
+            bad4 += memcmp(want, got, sizeof want) != 0;
+            r->dq_q6_k(ql, qh, a, want);
+            v->dq_q6_k(ql, qh, a, got);
+            bad6 += memcmp(want, got, sizeof want) != 0;
+        }
+        CHECK(bad4 == 0 && bad6 == 0, "%s: %d Q4_K and %d Q6_K of 200 blocks differ from the reference", v->name, bad4, bad6);
+        printf("%s: Q4_K/Q6_K expansions equal the reference's\n", v->name);
+        tested++;
+    }
+    CHECK(tested >= 1, "no variant tested");
+}
+
 int main(void)
 {
     test_q4_0_q5_0();
@@ -207,5 +244,6 @@ int main(void)
     test_sizes();
     test_exact();
     test_roundtrip();
+    test_variants();
     return test_done("test_quants");
 }
