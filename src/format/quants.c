@@ -1,12 +1,15 @@
 /* quants.c -- ggml's Q8_0, Q4_0, Q5_0, Q4_K, Q5_K and Q6_K blocks: scalar
  * dequantization and round-to-nearest quantization (see quants.h). Every
- * multi-byte field is little-endian, as GGUF stores it. */
+ * multi-byte field is little-endian, as GGUF stores it. Q4_K's and Q6_K's
+ * weights, once the scales are decoded here, are expanded by the fastest
+ * KernDec variant (kernels.h; exact, the same bits as its reference). */
 #include "format/quants.h"
 
 #include <math.h>
 #include <string.h>
 
 #include "base/common.h"
+#include "kernels/kernels.h"
 
 static float get_h(const uint8_t *p) { return ob_fp16_to_fp32((uint16_t)(p[0] | p[1] << 8)); }
 
@@ -34,7 +37,7 @@ static float signed_absmax(const float *x, int n)
 
 /* ---- Q8_0: fp16 d, 32 int8 q; w = d * q -------------------------------- */
 
-static void dq_q8_0(const uint8_t *b, float *y)
+static void dq_q8_0(const KernDec *k, const uint8_t *b, float *y)
 {
     float d = get_h(b);
     for (int i = 0; i < 32; i++) y[i] = d * (float)(int8_t)b[2 + i];
@@ -82,8 +85,8 @@ static void qz_sym(const float *x, uint8_t *b, int bits)
         for (int k = 0; k < 4; k++) b[2 + k] = (uint8_t)(qh >> (8 * k));
 }
 
-static void dq_q4_0(const uint8_t *b, float *y) { dq_sym(b, y, 4); }
-static void dq_q5_0(const uint8_t *b, float *y) { dq_sym(b, y, 5); }
+static void dq_q4_0(const KernDec *k, const uint8_t *b, float *y) { dq_sym(b, y, 4); }
+static void dq_q5_0(const KernDec *k, const uint8_t *b, float *y) { dq_sym(b, y, 5); }
 static void qz_q4_0(const float *x, uint8_t *b) { qz_sym(x, b, 4); }
 static void qz_q5_0(const float *x, uint8_t *b) { qz_sym(x, b, 5); }
 
@@ -117,20 +120,35 @@ static void k_pack(uint8_t *s, const int *sc, const int *mn)
     }
 }
 
-static void dq_k45(const uint8_t *b, float *y, const uint8_t *qh, const uint8_t *qs)
+/* the eight sub-blocks' a = d * sc and m = dmin * mn */
+static void k_scales(const uint8_t *b, float *a, float *m)
 {
     float d = get_h(b), dmin = get_h(b + 2);
     for (int j = 0; j < 8; j++) {
         int sc, mn;
         k_scale_min(b + 4, j, &sc, &mn);
-        float a = d * (float)sc, m = dmin * (float)mn;
-        const uint8_t *q = qs + 32 * (j / 2);
-        for (int l = 0; l < 32; l++) {
-            int v = (q[l] >> (4 * (j & 1))) & 15;
-            if (qh) v |= ((qh[l] >> j) & 1) << 4;
-            y[32 * j + l] = a * (float)v - m;
-        }
+        a[j] = d * (float)sc;
+        m[j] = dmin * (float)mn;
     }
+}
+
+static void dq_q4_k(const KernDec *k, const uint8_t *b, float *y)
+{
+    float a[8], m[8];
+    k_scales(b, a, m);
+    k->dq_q4_k(b + 16, a, m, y);
+}
+
+static void dq_q5_k(const KernDec *k, const uint8_t *b, float *y)
+{
+    float a[8], m[8];
+    const uint8_t *qh = b + 16, *qs = b + 48;
+    k_scales(b, a, m);
+    for (int j = 0; j < 8; j++)
+        for (int l = 0; l < 32; l++) {
+            int v = ((qs[32 * (j / 2) + l] >> (4 * (j & 1))) & 15) | ((qh[l] >> j) & 1) << 4;
+            y[32 * j + l] = a[j] * (float)v - m[j];
+        }
 }
 
 /* per sub-block: the offset -min(0, min x) and the scale (max x + offset) /
@@ -170,8 +188,6 @@ static void qz_k45(const float *x, uint8_t *b, uint8_t *qh, uint8_t *qs, int qma
     }
 }
 
-static void dq_q4_k(const uint8_t *b, float *y) { dq_k45(b, y, NULL, b + 16); }
-static void dq_q5_k(const uint8_t *b, float *y) { dq_k45(b, y, b + 16, b + 48); }
 static void qz_q4_k(const float *x, uint8_t *b) { qz_k45(x, b, NULL, b + 16, 15); }
 static void qz_q5_k(const float *x, uint8_t *b) { qz_k45(x, b, b + 16, b + 48, 31); }
 
@@ -191,20 +207,11 @@ static void q6_pos(int i, int *lo, int *lo_shift, int *hi, int *hi_shift)
     *hi_shift = 2 * g;
 }
 
-static void dq_q6_k(const uint8_t *b, float *y)
+static void dq_q6_k(const KernDec *k, const uint8_t *b, float *y)
 {
     float d = get_h(b + 208), a[16];
     for (int j = 0; j < 16; j++) a[j] = d * (float)(int8_t)b[192 + j];
-    for (int h = 0; h < 2; h++)
-        for (int g = 0; g < 4; g++) { /* the 32 weights 128 h + 32 g + l, as q6_pos places them */
-            const uint8_t *ql = b + 64 * h + 32 * (g & 1), *qh = b + 128 + 32 * h;
-            const float *sa = a + 8 * h + 2 * g;
-            float *yy = y + 128 * h + 32 * g;
-            for (int l = 0; l < 32; l++) {
-                int q = ((ql[l] >> (4 * (g >> 1))) & 15) | ((qh[l] >> (2 * g)) & 3) << 4;
-                yy[l] = sa[l / 16] * (float)(q - 32);
-            }
-        }
+    k->dq_q6_k(b, b + 128, a, y);
 }
 
 /* per sub-block of 16: the scale -(the weight of largest magnitude) / 32;
@@ -236,7 +243,7 @@ static void qz_q6_k(const float *x, uint8_t *b)
 
 typedef struct {
     int elems, bytes;
-    void (*dq)(const uint8_t *b, float *y);
+    void (*dq)(const KernDec *k, const uint8_t *b, float *y);
     void (*qz)(const float *x, uint8_t *b);
 } QType;
 
@@ -258,7 +265,8 @@ void quant_dequant(int qt, const uint8_t *src, float *dst, size_t nb)
 {
     const QType *q = qtype(qt);
     if (!q) return;
-    for (size_t b = 0; b < nb; b++) q->dq(src + b * (size_t)q->bytes, dst + b * (size_t)q->elems);
+    const KernDec *k = kern_dec_default();
+    for (size_t b = 0; b < nb; b++) q->dq(k, src + b * (size_t)q->bytes, dst + b * (size_t)q->elems);
 }
 
 void quant_quantize(int qt, const float *src, uint8_t *dst, size_t nb)
