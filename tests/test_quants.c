@@ -5,7 +5,7 @@
  * values computed here from the description; block sizes and row offsets;
  * the quantizers: exact round trips where the values sit on the levels,
  * finite output for zero blocks, and the round-trip error of normal weights
- * in the order the bit widths imply; every KernDec variant's Q4_K/Q6_K
+ * in the order the bit widths imply; every KernDec variant's Q4_K/Q5_K/Q6_K
  * block expansion against the reference's, bit for bit. */
 #include <math.h>
 #include <stdint.h>
@@ -213,7 +213,7 @@ static void test_variants(void)
     for (int i = 0; kern_dec_variant(i); i++) {
         const KernDec *v = kern_dec_variant(i);
         if (!kern_dec_available(v)) { printf("%s: not on this CPU\n", v->name); continue; }
-        int bad4 = 0, bad6 = 0;
+        int bad4 = 0, bad5 = 0, bad6 = 0;
         for (int t = 0; t < 200; t++) {
             for (int k = 0; k < 128; k++) { s = s * 1664525u + 1013904223u; ql[k] = (uint8_t)(s >> 24); }
             for (int k = 0; k < 64; k++) { s = s * 1664525u + 1013904223u; qh[k] = (uint8_t)(s >> 24); }
@@ -225,12 +225,16 @@ static void test_variants(void)
             r->dq_q4_k(ql, a, m, want);
             v->dq_q4_k(ql, a, m, got);
             bad4 += memcmp(want, got, sizeof want) != 0;
+            r->dq_q5_k(ql, qh, a, m, want);
+            v->dq_q5_k(ql, qh, a, m, got);
+            bad5 += memcmp(want, got, sizeof want) != 0;
             r->dq_q6_k(ql, qh, a, want);
             v->dq_q6_k(ql, qh, a, got);
             bad6 += memcmp(want, got, sizeof want) != 0;
         }
-        CHECK(bad4 == 0 && bad6 == 0, "%s: %d Q4_K and %d Q6_K of 200 blocks differ from the reference", v->name, bad4, bad6);
-        printf("%s: Q4_K/Q6_K expansions equal the reference's\n", v->name);
+        CHECK(bad4 == 0 && bad5 == 0 && bad6 == 0, "%s: %d Q4_K, %d Q5_K and %d Q6_K of 200 blocks differ from the reference",
+              v->name, bad4, bad5, bad6);
+        printf("%s: Q4_K/Q5_K/Q6_K expansions equal the reference's\n", v->name);
         tested++;
     }
     CHECK(tested >= 1, "no variant tested");

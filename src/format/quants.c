@@ -1,6 +1,6 @@
 /* quants.c -- ggml's Q8_0, Q4_0, Q5_0, Q4_K, Q5_K and Q6_K blocks: scalar
  * dequantization and round-to-nearest quantization (see quants.h). Every
- * multi-byte field is little-endian, as GGUF stores it. Q4_K's and Q6_K's
+ * multi-byte field is little-endian, as GGUF stores it. The K types'
  * weights, once the scales are decoded here, are expanded by the fastest
  * KernDec variant (kernels.h; exact, the same bits as its reference). */
 #include "format/quants.h"
@@ -142,13 +142,8 @@ static void dq_q4_k(const KernDec *k, const uint8_t *b, float *y)
 static void dq_q5_k(const KernDec *k, const uint8_t *b, float *y)
 {
     float a[8], m[8];
-    const uint8_t *qh = b + 16, *qs = b + 48;
     k_scales(b, a, m);
-    for (int j = 0; j < 8; j++)
-        for (int l = 0; l < 32; l++) {
-            int v = ((qs[32 * (j / 2) + l] >> (4 * (j & 1))) & 15) | ((qh[l] >> j) & 1) << 4;
-            y[32 * j + l] = a[j] * (float)v - m[j];
-        }
+    k->dq_q5_k(b + 48, b + 16, a, m, y);
 }
 
 /* per sub-block: the offset -min(0, min x) and the scale (max x + offset) /

@@ -4,9 +4,9 @@
  * packed in 12 bytes) and Q6_K (256 weights, sixteen int8 scales, fp16 d).
  * Scalar dequantization and simple round-to-nearest quantizers: each block's (or sub-block's) scale comes from its largest
  * magnitude and every weight rounds to the nearest level -- valid files of
- * these types, not llama.cpp's searched scales or imatrix. Q4_K's and
- * Q6_K's weights are expanded by the fastest decode kernel (kernels.h
- * KernDec; bit-identical to its scalar reference). Pure functions of their
+ * these types, not llama.cpp's searched scales or imatrix. The K types'
+ * weights are expanded by the fastest decode kernel (kernels.h KernDec;
+ * bit-identical to its scalar reference). Pure functions of their
  * arguments: any thread may call them. format/llama.h's
  * llama_dequant, llama_quantize and llama_dtype_bytes dispatch here (its
  * LLAMA_Q8_0 ... LLAMA_Q6_K are these types in this order). */

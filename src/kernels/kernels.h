@@ -286,12 +286,14 @@ typedef struct KernDec {
     void (*gemv_q8_0)(const KernQ8_0 *W, const float *x, float *y, int cols, int r0, int r1);
     /* the 256 weights of a ggml K-quant block once format/quants.c has
      * decoded its scales: Q4_K, y[32 j + l] = a[j] * q - m[j] with q the low
-     * (j even) or high (j odd) nibble of qs[32 (j / 2) + l]; Q6_K, y[i] =
-     * a[i / 16] * (q - 32) with q's low 4 bits in ql[64 h + 32 (g % 2) + l]
-     * (the high nibble for g >= 2) and bits 4-5 in bits 2g, 2g+1 of
-     * qh[32 h + l], i = 128 h + 32 g + l. Exact: every variant gives the
-     * reference's bits (a multiply, then a subtraction; no FMA). */
+     * (j even) or high (j odd) nibble of qs[32 (j / 2) + l]; Q5_K, the same
+     * with bit j of qh[l] as q's fifth bit; Q6_K, y[i] = a[i / 16] * (q - 32)
+     * with q's low 4 bits in ql[64 h + 32 (g % 2) + l] (the high nibble for
+     * g >= 2) and bits 4-5 in bits 2g, 2g+1 of qh[32 h + l], i = 128 h + 32 g
+     * + l. Exact: every variant gives the reference's bits (a multiply, then
+     * a subtraction; no FMA). */
     void (*dq_q4_k)(const uint8_t *qs, const float *a, const float *m, float *y);
+    void (*dq_q5_k)(const uint8_t *qs, const uint8_t *qh, const float *a, const float *m, float *y);
     void (*dq_q6_k)(const uint8_t *ql, const uint8_t *qh, const float *a, float *y);
 } KernDec;
 

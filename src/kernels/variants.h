@@ -28,6 +28,7 @@ void kern_rows_q8_ref(const KernMat *m, const int16_t *q, const float *scale, co
  * takes avx2's) */
 #define KERN_DQ_DECLARE(sfx)                                                                                   \
     void kern_dec_dq_q4_k_##sfx(const uint8_t *qs, const float *a, const float *m, float *y);                   \
+    void kern_dec_dq_q5_k_##sfx(const uint8_t *qs, const uint8_t *qh, const float *a, const float *m, float *y); \
     void kern_dec_dq_q6_k_##sfx(const uint8_t *ql, const uint8_t *qh, const float *a, float *y);
 KERN_DEC_DECLARE(ref)
 KERN_DQ_DECLARE(ref)

@@ -25,7 +25,8 @@
  *
  * At the end, the decode helpers (KernDec: attention over FP32/FP16 caches,
  * FP16 conversion, FP16/Q8_0 GEMV rows), which also need F16C, and the
- * Q4_K/Q6_K block expansions (AVX2 only; the avx512 entry uses them too). */
+ * Q4_K/Q5_K/Q6_K block expansions (AVX2 only; the avx512 entry uses them
+ * too). */
 #include "kernels/variants.h"
 
 #include <immintrin.h>
@@ -424,7 +425,7 @@ T2H void kern_dec_gemv_q8_0_avx2(const KernQ8_0 *W, const float *x, float *y, in
     }
 }
 
-/* ---- the K-quant block expansions (kernels.h KernDec dq_q4_k, dq_q6_k) -----
+/* ---- the K-quant block expansions (kernels.h KernDec dq_q4_k/q5_k/q6_k) ----
  * 32 levels at a time: bytes to int32 to float, then a multiply and a
  * subtraction as in the reference (no FMA, so the same bits). */
 #define T2Q __attribute__((target("avx2")))
@@ -441,15 +442,30 @@ T2Q static inline void dq2_run(__m256i v, __m256 lo, __m256 hi, __m256 m, float 
     }
 }
 
-T2Q void kern_dec_dq_q4_k_avx2(const uint8_t *qs, const float *a, const float *m, float *y)
+/* Q4_K (qh NULL) and Q5_K: sub-blocks 2c (low nibbles, fifth bit 2c of qh)
+ * and 2c + 1 (high nibbles, bit 2c + 1) */
+T2Q static inline void dq2_k45(const uint8_t *qs, const uint8_t *qh, const float *a, const float *m, float *y)
 {
-    const __m256i low = _mm256_set1_epi8(15);
-    for (int c = 0; c < 4; c++) { /* sub-blocks 2c (low nibbles) and 2c + 1 (high) */
+    const __m256i low = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
+    __m256i hb = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
+    for (int c = 0; c < 4; c++) {
         __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+        __m256i q0 = _mm256_and_si256(v, low), q1 = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+        if (qh) {
+            q0 = _mm256_or_si256(q0, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * c)), one), 4));
+            q1 = _mm256_or_si256(q1, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * c + 1)), one), 4));
+        }
         __m256 a0 = _mm256_set1_ps(a[2 * c]), a1 = _mm256_set1_ps(a[2 * c + 1]);
-        dq2_run(_mm256_and_si256(v, low), a0, a0, _mm256_set1_ps(m[2 * c]), y + 64 * c);
-        dq2_run(_mm256_and_si256(_mm256_srli_epi16(v, 4), low), a1, a1, _mm256_set1_ps(m[2 * c + 1]), y + 64 * c + 32);
+        dq2_run(q0, a0, a0, _mm256_set1_ps(m[2 * c]), y + 64 * c);
+        dq2_run(q1, a1, a1, _mm256_set1_ps(m[2 * c + 1]), y + 64 * c + 32);
     }
+}
+
+T2Q void kern_dec_dq_q4_k_avx2(const uint8_t *qs, const float *a, const float *m, float *y) { dq2_k45(qs, NULL, a, m, y); }
+
+T2Q void kern_dec_dq_q5_k_avx2(const uint8_t *qs, const uint8_t *qh, const float *a, const float *m, float *y)
+{
+    dq2_k45(qs, qh, a, m, y);
 }
 
 T2Q void kern_dec_dq_q6_k_avx2(const uint8_t *ql, const uint8_t *qh, const float *a, float *y)
