@@ -607,9 +607,9 @@ static const char dequant_usage[] =
     "Usage: onebit-tui bench dequant [--dtype T] [--mib M] [--reps K] [--json]\n"
     "\nllama_dequant of M MiB worth of FP32 weights stored as T (a GGUF type: what a\n"
     "teacher's load spends converting its tensors), one thread, the median of K\n"
-    "repetitions after one untimed. The Q4_K and Q6_K blocks are expanded by the\n"
-    "fastest decode kernels on this CPU; ONEBIT_KERNEL=ref times the scalar\n"
-    "reference.\n\n";
+    "repetitions after one untimed. The K types' blocks (Q4_K, Q5_K, Q6_K) are\n"
+    "expanded by the fastest decode kernels on this CPU; ONEBIT_KERNEL=ref times\n"
+    "the scalar reference.\n\n";
 
 static int dequant_run(const BenchOpts *o)
 {
