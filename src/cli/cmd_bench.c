@@ -23,6 +23,7 @@
 #include "onebit/svid.h"
 #include "base/pool.h"
 #include "kernels/kernels.h"
+#include "format/llama.h"
 #include "onebit/bitlinear.h"
 
 /* pause before each round of 1-bit calls (see bench gemv) */
@@ -153,6 +154,7 @@ typedef struct {
     int tokens, reps, batch, seq_len, steps, peak, rows, cols, threads, mib, chunk, optim, recompute;
     int cold, json;
     int head;  /* STUDENT_HEAD_*: the order of "f32|f16|q8_0" */
+    int dtype; /* LLAMA_*: the order of dequant's --dtype choices */
 } BenchOpts;
 
 #define F(field) offsetof(BenchOpts, field)
@@ -195,6 +197,12 @@ static const OptSpec membw_opts[] = {
     {"mib", OPT_INT, F(mib), 0, 1, 1 << 20, "1024", NULL, "M", "buffer size in MiB (1024)", NULL},
     {"chunk", OPT_INT, F(chunk), 0, 1, 1 << 20, "8", NULL, "C", "chunk size in MiB (8)", NULL},
     {"reps", OPT_INT, F(reps), 0, 1, 10000000, "500", NULL, "K", "chunks timed (500)", NULL},
+    ROW_JSON, ROW_END};
+static const OptSpec dequant_opts[] = {
+    {"dtype", OPT_CHOICE, F(dtype), 0, 0, 0, "q4_k", "f32|f16|bf16|q8_0|q4_0|q5_0|q4_k|q5_k|q6_k", "T",
+     "the element type (q4_k)", NULL},
+    {"mib", OPT_INT, F(mib), 0, 1, 1 << 16, "64", NULL, "M", "FP32 output per repetition, in MiB (64)", NULL},
+    {"reps", OPT_INT, F(reps), 0, 1, 100000, "10", NULL, "K", "timed repetitions (10)", NULL},
     ROW_JSON, ROW_END};
 static const OptSpec allreduce_opts[] = {
     {"mib", OPT_INT, F(mib), 0, 1, 1 << 20, "64", NULL, "M", "floats to sum, in MiB (64)", NULL},
@@ -626,6 +634,47 @@ static int membw_run(const BenchOpts *o)
     return EXIT_OK;
 }
 
+/* ---- bench dequant: a teacher's conversion to FP32 at load, per type ---- */
+static const char dequant_usage[] =
+    "Usage: onebit-tui bench dequant [--dtype T] [--mib M] [--reps K] [--json]\n"
+    "\nllama_dequant of M MiB worth of FP32 weights stored as T (a GGUF type: what a\n"
+    "teacher's load spends converting its tensors), one thread, the median of K\n"
+    "repetitions after one untimed. The K types' blocks (Q4_K, Q5_K, Q6_K) are\n"
+    "expanded by the fastest decode kernels on this CPU; ONEBIT_KERNEL=ref times\n"
+    "the scalar reference.\n\n";
+
+static int dequant_run(const BenchOpts *o)
+{
+    int blk = llama_dtype_block(o->dtype);
+    size_t n = ((size_t)o->mib << 18) / (size_t)blk * (size_t)blk; /* mib MiB of floats, whole blocks */
+    if (!n) return cli_usage_error("bench dequant", "--mib %d holds no whole block", o->mib);
+    float *x = ob_malloc(n * sizeof(float)), *y = ob_malloc(n * sizeof(float));
+    uint8_t *q = ob_malloc(llama_dtype_bytes(o->dtype, n));
+    double *t = ob_malloc((size_t)o->reps * sizeof(double));
+    uint64_t s = 1;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = ((float)(s >> 40) / 16777216.0f - 0.5f) * 0.1f;
+    }
+    llama_quantize(o->dtype, x, q, n);
+    llama_dequant(o->dtype, q, y, n); /* untimed: page faults */
+    for (int r = 0; r < o->reps; r++) {
+        double t0 = ob_now();
+        llama_dequant(o->dtype, q, y, n);
+        t[r] = ob_now() - t0;
+    }
+    double sec = median(t, o->reps), mw = (double)n / sec / 1e6;
+    const char *kern = kern_dec_default()->name, *name = llama_dtype_name(o->dtype);
+    if (o->json)
+        printf("{\"dtype\":\"%s\",\"weights\":%zu,\"reps\":%d,\"ms\":%.3f,\"mweights_s\":%.1f,\"kernel\":\"%s\"}\n", name, n, o->reps,
+               sec * 1e3, mw, kern);
+    else
+        printf("dequant %s: %zu weights in %.3f ms (median of %d), %.0f M weights/s, %.2f GB/s of FP32 out, kernel=%s (checksum %g)\n",
+               name, n, sec * 1e3, o->reps, mw, mw * 4e-3, kern, (double)y[n / 2]);
+    free(x); free(y); free(q); free(t);
+    return EXIT_OK;
+}
+
 /* ---- bench allreduce: the trainer's gradient sum across MPI ranks ---- */
 static const char allreduce_usage[] =
     "Usage: mpirun -np N onebit-tui bench allreduce [--mib M] [--reps K] [--json]\n"
@@ -689,6 +738,7 @@ static const struct {
     {"train", train_opts, train_usage, train_run, "QAT training tokens/s and fraction of the sgemm peak"},
     {"gemv", gemv_opts, gemv_usage, gemv_run, "1-bit layer vs FP32 OpenBLAS sgemv/sgemm, same shape"},
     {"membw", membw_opts, membw_usage, membw_run, "DRAM streaming read bandwidth (GB/s)"},
+    {"dequant", dequant_opts, dequant_usage, dequant_run, "a GGUF type's conversion to FP32 (M weights/s)"},
     {"allreduce", allreduce_opts, allreduce_usage, allreduce_run, "MPI gradient allreduce time over the ranks (mpirun)"},
 };
 

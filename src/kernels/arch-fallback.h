@@ -37,5 +37,8 @@
 #define kern_dec_from_f16_avx512 kern_dec_from_f16_ref
 #define kern_dec_gemv_f16_avx512 kern_dec_gemv_f16_ref
 #define kern_dec_gemv_q8_0_avx512 kern_dec_gemv_q8_0_ref
+#define kern_dec_dq_q4_k_avx2 kern_dec_dq_q4_k_ref
+#define kern_dec_dq_q5_k_avx2 kern_dec_dq_q5_k_ref
+#define kern_dec_dq_q6_k_avx2 kern_dec_dq_q6_k_ref
 
 #endif
