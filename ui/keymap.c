@@ -55,6 +55,8 @@ const UiKey ui_keymap[] = {
     {UI_CTX_LAYERS, UI_KEY_ESC, "Esc", A_ESCAPE, 0, "back to the table", NULL},
     {UI_CTX_LAYERS, 's', "s", A_SORT, 0, "sort by the next column", "sort"},
     {UI_CTX_LAYERS, 'S', "S", A_SORT_REV, 0, "reverse the sort order", NULL},
+    {UI_CTX_LAYERS, UI_FN(KEY_F(6)), "F6", A_SORT_PICK, 0, "sort by a column picked from a list (remembered)", NULL},
+    {UI_CTX_LAYERS, '/', "/", A_FILTER, 0, "filter: show the rows with a cell that contains the text typed (Esc clears)", "filter"},
     {UI_CTX_LAYERS, 'R', "R", A_RECOMPUTE, 0, "compute the statistics again (ignore the stored ones)", "recompute"},
 
     /* Train */
@@ -76,6 +78,8 @@ const UiKey ui_keymap[] = {
     {UI_CTX_RUNS, 'R', "R", A_REFRESH, 0, "read the run store again", NULL},
     {UI_CTX_RUNS, 's', "s", A_SORT, 0, "sort by the next column", "sort"},
     {UI_CTX_RUNS, 'S', "S", A_SORT_REV, 0, "reverse the sort order", NULL},
+    {UI_CTX_RUNS, UI_FN(KEY_F(6)), "F6", A_SORT_PICK, 0, "sort by a column picked from a list (remembered)", NULL},
+    {UI_CTX_RUNS, '/', "/", A_FILTER, 0, "filter: show the rows with a cell that contains the text typed (Esc clears)", "filter"},
 
     /* Chat */
     ENTER_KEYS(UI_CTX_CHAT, A_FOCUS, "type a message (focus the input line)", "type"),
@@ -111,6 +115,10 @@ const UiKey ui_keymap[] = {
 
     /* Log */
     {UI_CTX_LOG, 'c', "c", A_CLEAR, 0, "clear the log", "clear"},
+    {UI_CTX_LOG, '/', "/", A_FILTER, 0, "search: the first line from the top shown that contains the text typed", "search"},
+    {UI_CTX_LOG, 'n', "n", A_NEXT_MATCH, 0, "the next line that matches the search", NULL},
+    {UI_CTX_LOG, 'N', "N", A_PREV_MATCH, 0, "the previous line that matches the search", NULL},
+    {UI_CTX_LOG, UI_KEY_ESC, "Esc", A_ESCAPE, 0, "end the search (no highlight)", NULL},
 
     /* line editing in any text field */
     {UI_CTX_EDIT, UI_FN(KEY_LEFT), "Left", A_ED_LEFT, 0, "cursor left", NULL},
@@ -154,6 +162,19 @@ const UiKey ui_keymap[] = {
     {UI_CTX_HELP, UI_KEY_ESC, "Esc", A_CANCEL, 0, "close the help", "close"},
     {UI_CTX_HELP, 'q', "q", A_CANCEL, 0, "close the help", NULL},
     {UI_CTX_HELP, '?', "?", A_CANCEL, 0, "close the help", NULL},
+
+    /* pick lists */
+    {UI_CTX_MENU, UI_FN(KEY_UP), "Up", A_UP, 0, "previous choice", NULL},
+    {UI_CTX_MENU, UI_FN(KEY_DOWN), "Down", A_DOWN, 0, "next choice", "move"},
+    ENTER_KEYS(UI_CTX_MENU, A_ACCEPT, "take the choice (the column sorted now: the other way round)", "pick"),
+    {UI_CTX_MENU, UI_KEY_ESC, "Esc", A_CANCEL, 0, "close the list", "cancel"},
+
+    /* the mouse (off with --no-mouse or mouse = off) */
+    {UI_CTX_MOUSE, UI_KEY_CLICK, "click", A_CLICK, 0, "a tab: its screen; a row: select it; the selected row (a double click): Enter", NULL},
+    {UI_CTX_MOUSE, UI_KEY_CLICK + 1, "click a title", A_CLICK, 1, "sort by that column (again: reversed)", NULL},
+    {UI_CTX_MOUSE, UI_KEY_CLICK + 2, "click a field", A_CLICK, 2, "focus the form field; a choice in a list: take it", NULL},
+    {UI_CTX_MOUSE, UI_KEY_CLICK + 3, "click a line", A_CLICK, 3, "Log: select the line (n and N search from it)", NULL},
+    {UI_CTX_MOUSE, UI_KEY_WHEEL, "wheel", A_WHEEL, 0, "scroll lists, the Log, the help and the chat transcript", NULL},
 };
 const int ui_keymap_len = (int)(sizeof ui_keymap / sizeof ui_keymap[0]);
 
@@ -163,7 +184,7 @@ const char *ui_ctx_name(UiCtx c)
         "Everywhere but while typing", "Everywhere", "Lists and tables", "Model screen", "Layers screen",
         "Train screen", "Runs screen", "Chat screen", "Chat input line",
         "Chat input line, before typing", "Log screen", "Text fields",
-        "Prompts", "Forms", "Questions", "Help"};
+        "Prompts", "Forms", "Questions", "Help", "Pick lists", "Mouse"};
     return (unsigned)c < UI_CTX_COUNT ? names[c] : "?";
 }
 

@@ -239,7 +239,7 @@ static void runs_draw(App *a, UiGrid *g)
     if (th > S->nruns + 1 && S->detail) th = S->nruns + 1;
     ui_table_render(&S->t, g, 0, 0, g->w, th, 1);
     if (S->mark) {
-        for (int i = 0; i < S->t.page && S->t.top + i < S->nruns; i++)
+        for (int i = 0; i < S->t.page && S->t.top + i < S->t.nshow; i++)
             if (S->runs[S->t.order[S->t.top + i]].id == S->mark) ui_grid_put(g, 0, 1 + i, '*', UI_A_BOLD);
     }
     const DbRun *r = selected(S);
@@ -374,8 +374,14 @@ static void runs_fini(App *a)
     memset(S, 0, sizeof *S);
 }
 
+static UiTable *runs_table(App *a)
+{
+    RunsState *S = state(a);
+    return S->inited ? &S->t : NULL;
+}
+
 const UiScreen ui_scr_runs = {
     .name = "Runs", .number = 4, .ctx = UI_CTX_RUNS, .list = 1,
     .draw = runs_draw, .key = runs_key, .event = runs_event, .enter = runs_enter, .fini = runs_fini,
-    .state_size = sizeof(RunsState), .watch_ms = 1000,
+    .state_size = sizeof(RunsState), .watch_ms = 1000, .table = runs_table,
 };
