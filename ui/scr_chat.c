@@ -421,6 +421,11 @@ static void settings_done(App *a, UiForm *f, int ok)
         ui_form_num(f, 2, &v); C->n_new = (int)v;
         ui_form_num(f, 3, &v); C->seed = (unsigned long)v;
         app_msg(a, 0, "sampling: temperature %.2f, top-p %.2f, %d tokens", C->temp, C->topp, C->n_new);
+        /* the next start begins with these (the settings file) */
+        app_conf_set(a, "chat.temperature", "%g", C->temp);
+        app_conf_set(a, "chat.top-p", "%g", C->topp);
+        app_conf_set(a, "chat.max-tokens", "%d", C->n_new);
+        app_conf_set(a, "chat.seed", "%lu", C->seed);
     }
     ui_form_free(f);
     free(f);
@@ -558,14 +563,17 @@ static void chat_status(App *a, char *buf, int n)
     }
 }
 
-static void chat_enter_init(ChatState *C)
+/* the first visit: sampling as the settings file keeps it (the bounds of
+ * the Sampling form), else the defaults */
+static void chat_enter_init(App *a, ChatState *C)
 {
     if (!C->inited) {
         C->inited = 1;
         ui_input_init(&C->input);
-        C->temp = 0.8f;
-        C->topp = 0.9f;
-        C->n_new = 256;
+        C->temp = (float)app_conf_num(a, "chat.temperature", 0.8, 0, 10);
+        C->topp = (float)app_conf_num(a, "chat.top-p", 0.9, 0, 1);
+        C->n_new = (int)app_conf_num(a, "chat.max-tokens", 256, 1, 1 << 20);
+        C->seed = (unsigned long)app_conf_num(a, "chat.seed", 0, 0, 2147483647);
         C->follow = 1;
     }
 }
@@ -591,7 +599,7 @@ static void default_student(App *a)
 static void chat_enter(App *a)
 {
     ChatState *C = state(a);
-    chat_enter_init(C);
+    chat_enter_init(a, C);
     default_student(a);
     C->focus = FOCUS_READY;
 }
@@ -600,7 +608,7 @@ static void chat_enter(App *a)
 static void use_student(App *a, const char *path, int64_t run)
 {
     ChatState *C = state(a);
-    chat_enter_init(C);
+    chat_enter_init(a, C);
     if (load_student(a, path, run) == 0) app_switch(a, 5);
 }
 

@@ -351,11 +351,19 @@ static void form_done(App *a, UiForm *f, int ok)
         app_form(a, f, form_done);
         return;
     }
-    /* the next form starts from these, with a fresh name and student file */
+    /* the next form starts from these, with a fresh name and student file;
+     * so does the first form of the next start (the settings file) */
     session_opts_free(&R->form);
     session_opts_copy(&R->form, &q.o);
     set_str(&R->form.name, NULL);
     set_str(&R->form.out, NULL);
+    for (int i = 0; i < N_FORM; i++)
+        if (strcmp(form_rows[i], "name") && strcmp(form_rows[i], "out")) {
+            char key[64], v[4096];
+            snprintf(key, sizeof key, "train.%s", form_rows[i]);
+            opt_format(form_row(i), &R->form, v, sizeof v);
+            app_conf_set(a, key, "%s", v);
+        }
     R->have_form = 1;
     ui_form_free(f);
     free(f);
@@ -377,6 +385,14 @@ static void open_form(App *a)
         R->form.cfg.max_eval_windows = 16;
         R->form.cfg.ckpt_every = 100;
         R->have_form = 1;
+        /* the values of the last form accepted in an earlier start */
+        for (int i = 0; i < N_FORM; i++) {
+            char key[64], err[OB_ERRLEN];
+            snprintf(key, sizeof key, "train.%s", form_rows[i]);
+            const char *v = app_conf(a, key);
+            if (v && opt_set(form_row(i), &R->form, v, err))
+                app_msg(a, 1, "settings: %s = '%.60s': %s (the default used)", key, v, err);
+        }
     }
     UiForm *f = ob_malloc(sizeof *f);
     ui_form_init(f, "New training run");
