@@ -522,6 +522,13 @@ tm send-keys -t e2e C-u
 tm send-keys -t e2e -l 0.25
 tm send-keys -t e2e Enter
 check "Chat: temperature 0.25" wait_for "temperature 0.25"
+check "Chat: the new run's student beside the teacher" wait_re "student remembered-[0-9-]+\.onebit"
+tm send-keys -t e2e i
+tm send-keys -t e2e -l "Lily had a red ball"
+tm send-keys -t e2e Enter
+check "Chat: the student replies" wait_re "student +[0-9]+ tokens, [0-9.]+ tokens/s" 60
+check "Chat: both replies finish" wait_gone "tokens/s ..." 60
+tm send-keys -t e2e Escape
 # the Log: / searches (the matching line selected), n and N go on, a
 # click selects a line; Esc ends the search
 click 60 1
@@ -560,6 +567,19 @@ tm send-keys -t e2e -l "$(printf '\033[M L!')" # button 1, column 44, row 1 (eac
 check "restart: an X10 click on '4 Runs'; the sort kept" wait_for "name▼"
 tm send-keys -t e2e 5 Escape
 check "restart: the sampling kept" wait_for "temperature 0.25"
+# the Runs screen's t: the conversations kept with a run's student
+tm send-keys -t e2e 4 /
+tm send-keys -t e2e -l remembered
+tm send-keys -t e2e Enter
+check "restart: the run 'remembered'" wait_re "remembered +finished"
+tm send-keys -t e2e t
+check "t: the chats kept with its student" wait_re "chats kept with run [0-9]+'s student: 2 messages"
+check "t: a conversation, the message typed" wait_re "^user +Lily had a red ball"
+check "t: the student's reply" wait_re "^assistant +"
+check "t: the conversation's header" wait_re "^-- conversation [0-9]+, "
+tm send-keys -t e2e Escape
+check "Esc: back to the table" wait_re "remembered +finished"
+tm send-keys -t e2e Escape
 tm send-keys -t e2e 3 n
 check "restart: the New-run form keeps the last steps" wait_re "steps +4 "
 check "restart: the data file was kept" grep -qxF "train.data = $DATA" "$TMP/settings/onebit-tui/config"
@@ -748,6 +768,18 @@ queue_run() { # queue_run NAME: a new run behind the training one
 queue_run q3
 queue_run q4
 check "the queue line numbers the runs" wait_for "queued (2, c cancels one): 1 q3, 2 q4"
+tm send-keys -t e2e -
+check "- asks which queued run goes later" wait_for "Start which queued run later (1-2 or its name)"
+tm send-keys -t e2e C-u
+tm send-keys -t e2e -l q3
+tm send-keys -t e2e Enter
+check "q3 is second now" wait_for "queued (2, c cancels one): 1 q4, 2 q3"
+tm send-keys -t e2e +
+check "+ asks which goes sooner (the last, by default)" wait_for "Start which queued run sooner (1-2 or its name): 2"
+tm send-keys -t e2e C-u 1 Enter
+check "+ on the first: said, nothing moves" wait_for "the queued run 'q4' is first already"
+tm send-keys -t e2e + Enter
+check "+ on q3: the order as it was" wait_for "queued (2, c cancels one): 1 q3, 2 q4"
 tm send-keys -t e2e q
 check "quitting warns about the queued runs" wait_for "A run is training; it keeps its last checkpoint; 2 queued runs are dropped. Quit?"
 tm send-keys -t e2e n

@@ -66,6 +66,8 @@ const UiKey ui_keymap[] = {
     {UI_CTX_TRAIN, 'l', "l", A_LOGSCALE, 0, "log-scale y axis of the loss chart on / off (KL/MSE and perplexity are always log)", "log"},
     {UI_CTX_TRAIN, 'm', "m", A_SMOOTH, 0, "smoothing of the loss curves on / off", "smooth"},
     {UI_CTX_TRAIN, 'c', "c", A_UNQUEUE, 0, "cancel a queued run (asks which: its number or name in the queue line)", NULL},
+    {UI_CTX_TRAIN, '+', "+", A_QUEUE_SOONER, 0, "start a queued run sooner: it moves one place up the queue (asks which)", NULL},
+    {UI_CTX_TRAIN, '-', "-", A_QUEUE_LATER, 0, "start a queued run later: it moves one place down the queue (asks which)", NULL},
 
     /* Runs */
     ENTER_KEYS(UI_CTX_RUNS, A_OPEN, "details and loss curve of the run (again: hide)", "details"),
@@ -75,6 +77,7 @@ const UiKey ui_keymap[] = {
     {UI_CTX_RUNS, 'd', "d", A_DELETE, 0, "delete the run's records (asks; files stay)", "delete"},
     {UI_CTX_RUNS, 'e', "e", A_EXPORT, 0, "export the run to a directory (runs export)", "export"},
     {UI_CTX_RUNS, 'c', "c", A_CHAT_STUDENT, 0, "chat with the run's student", "chat"},
+    {UI_CTX_RUNS, 't', "t", A_CHATS, 0, "the chats kept with the run's student, scrolled by the list keys (again or Esc: back)", "chats"},
     {UI_CTX_RUNS, 'R', "R", A_REFRESH, 0, "read the run store again", NULL},
     {UI_CTX_RUNS, 's', "s", A_SORT, 0, "sort by the next column", "sort"},
     {UI_CTX_RUNS, 'S', "S", A_SORT_REV, 0, "reverse the sort order", NULL},

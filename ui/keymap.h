@@ -50,11 +50,11 @@ typedef enum {
     /* model */
     A_OPEN, A_RECENT,
     /* train */
-    A_NEW_RUN, A_PAUSE, A_STOP, A_LOGSCALE, A_SMOOTH, A_UNQUEUE,
+    A_NEW_RUN, A_PAUSE, A_STOP, A_LOGSCALE, A_SMOOTH, A_UNQUEUE, A_QUEUE_SOONER, A_QUEUE_LATER,
     /* mouse (help only) */
     A_CLICK, A_WHEEL,
     /* runs */
-    A_REFRESH, A_MARK, A_RESUME, A_DELETE, A_EXPORT, A_CHAT_STUDENT,
+    A_REFRESH, A_MARK, A_RESUME, A_DELETE, A_EXPORT, A_CHAT_STUDENT, A_CHATS,
     /* layers */
     A_RECOMPUTE,
     /* chat */

@@ -458,8 +458,9 @@ static void unqueue_answer(App *a, int yes)
     R->nq--;
 }
 
-/* the prompt's answer: a number in the queue line or a queued run's name */
-static void unqueue_prompt_done(App *a, const char *text)
+/* a prompt's answer: a number in the queue line or a queued run's name;
+ * its index, or -1 (said in the message line) */
+static int queue_index(App *a, const char *text)
 {
     TrainScr *R = state(a);
     long num;
@@ -467,12 +468,38 @@ static void unqueue_prompt_done(App *a, const char *text)
     if (ob_parse_int(text, 1, R->nq, &num) == 0) i = (int)num - 1;
     for (int j = 0; j < R->nq && i < 0; j++)
         if (!strcmp(queued_name(&R->queue[j]), text)) i = j;
-    if (i < 0) { app_msg(a, 1, "no queued run '%s' (the queue line numbers them 1-%d)", text, R->nq); return; }
+    if (i < 0) app_msg(a, 1, "no queued run '%s' (the queue line numbers them 1-%d)", text, R->nq);
+    return i;
+}
+
+static void unqueue_prompt_done(App *a, const char *text)
+{
+    TrainScr *R = state(a);
+    int i = queue_index(a, text);
+    if (i < 0) return;
     char q[256];
     snprintf(q, sizeof q, "Cancel the queued run %d '%.200s'?", i + 1, queued_name(&R->queue[i]));
     R->unqueue = i + 1;
     app_confirm(a, q, unqueue_answer);
 }
+
+/* + and -: the queued run named moves one place towards the front or the back */
+static void move_queued(App *a, const char *text, int by)
+{
+    TrainScr *R = state(a);
+    int i = queue_index(a, text), j = i + by;
+    if (i < 0) return;
+    if (j < 0 || j >= R->nq) {
+        app_msg(a, 1, "the queued run '%s' is %s already", queued_name(&R->queue[i]), by < 0 ? "first" : "last");
+        return;
+    }
+    QItem t = R->queue[i];
+    R->queue[i] = R->queue[j];
+    R->queue[j] = t;
+    app_msg(a, 0, "the queued run '%s' is number %d now", queued_name(&R->queue[j]), j + 1);
+}
+static void sooner_prompt_done(App *a, const char *text) { move_queued(a, text, -1); }
+static void later_prompt_done(App *a, const char *text) { move_queued(a, text, 1); }
 
 /* ---- drawing ------------------------------------------------------------------------ */
 static void progress_bar(UiGrid *g, int x, int y, int w, double frac)
@@ -602,6 +629,16 @@ static int train_key(App *a, const UiKey *k, int key)
         snprintf(t, sizeof t, "Cancel which queued run (1-%d or its name)", R->nq);
         snprintf(init, sizeof init, "%d", R->nq);
         app_prompt(a, t, init, 0, unqueue_prompt_done);
+        return 1;
+    }
+    case A_QUEUE_SOONER:
+    case A_QUEUE_LATER: {
+        if (R->nq < 2) { app_msg(a, 1, R->nq ? "one run is queued: nothing to reorder" : "no run is queued"); return 1; }
+        int sooner = k->action == A_QUEUE_SOONER;
+        char t[80], init[16];
+        snprintf(t, sizeof t, "Start which queued run %s (1-%d or its name)", sooner ? "sooner" : "later", R->nq);
+        snprintf(init, sizeof init, "%d", sooner ? R->nq : 1);
+        app_prompt(a, t, init, 0, sooner ? sooner_prompt_done : later_prompt_done);
         return 1;
     }
     case A_LOGSCALE: R->logy = !R->logy; return 1;
