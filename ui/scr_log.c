@@ -5,6 +5,7 @@
  * matching lines in bold, the current one highlighted and scrolled to), n
  * and N go to the next and previous match, a click selects a line. */
 #include "ui/app.h"
+#include "ui/table.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -189,18 +190,11 @@ static int log_key(App *a, const UiKey *k, int key)
     case A_NEXT_MATCH: search_next(a, L, 1); return 1;
     case A_PREV_MATCH: search_next(a, L, -1); return 1;
     case A_ESCAPE: L->search[0] = 0; L->sel = -1; return 1;
-    case A_UP: L->top--; break;
-    case A_DOWN: L->top++; break;
-    case A_PGUP: L->top -= L->page; break;
-    case A_PGDN: L->top += L->page; break;
-    case A_HOME: L->top = 0; break;
-    case A_END: L->top = maxtop; break;
-    default: return 0;
+    default:
+        if (!ui_scroll(&L->top, k->action, L->page, maxtop)) return 0;
+        L->follow = L->top >= maxtop;
+        return 1;
     }
-    if (L->top < 0) L->top = 0;
-    if (L->top > maxtop) L->top = maxtop;
-    L->follow = L->top >= maxtop;
-    return 1;
 }
 
 const UiScreen ui_scr_log = {

@@ -295,23 +295,12 @@ static void chats_open(App *a, const DbRun *r)
     S->chat_top = 0;
 }
 
-/* the list keys scroll the view; 1 when k was one of them */
+/* the list keys scroll the view, Esc and t close it; 1 when k was one of them */
 static int chats_key(RunsState *S, UiAction act)
 {
-    long page = S->chat_page > 1 ? S->chat_page : 1, max = S->chat_rows - page > 0 ? S->chat_rows - page : 0;
-    switch (act) {
-    case A_UP: S->chat_top--; break;
-    case A_DOWN: S->chat_top++; break;
-    case A_PGUP: S->chat_top -= page; break;
-    case A_PGDN: S->chat_top += page; break;
-    case A_HOME: S->chat_top = 0; break;
-    case A_END: S->chat_top = max; break;
-    case A_ESCAPE: case A_CHATS: chats_close(S); return 1;
-    default: return 0;
-    }
-    if (S->chat_top > max) S->chat_top = max;
-    if (S->chat_top < 0) S->chat_top = 0;
-    return 1;
+    if (act == A_ESCAPE || act == A_CHATS) { chats_close(S); return 1; }
+    long page = S->chat_page > 1 ? S->chat_page : 1;
+    return ui_scroll(&S->chat_top, act, page, S->chat_rows - page > 0 ? S->chat_rows - page : 0);
 }
 
 static void runs_draw(App *a, UiGrid *g)

@@ -140,20 +140,28 @@ void ui_table_select_row(UiTable *t, int row)
         if (t->order[i] == row) t->sel = i;
 }
 
-int ui_table_nav(UiTable *t, UiAction a)
+int ui_scroll(long *pos, UiAction a, long page, long max)
 {
-    int page = t->page > 1 ? t->page : 1;
+    if (page < 1) page = 1;
     switch (a) {
-    case A_UP: t->sel--; break;
-    case A_DOWN: t->sel++; break;
-    case A_PGUP: t->sel -= page; break;
-    case A_PGDN: t->sel += page; break;
-    case A_HOME: t->sel = 0; break;
-    case A_END: t->sel = t->nshow - 1; break;
+    case A_UP: --*pos; break;
+    case A_DOWN: ++*pos; break;
+    case A_PGUP: *pos -= page; break;
+    case A_PGDN: *pos += page; break;
+    case A_HOME: *pos = 0; break;
+    case A_END: *pos = max; break;
     default: return 0;
     }
-    if (t->sel >= t->nshow) t->sel = t->nshow - 1;
-    if (t->sel < 0) t->sel = 0;
+    if (*pos > max) *pos = max;
+    if (*pos < 0) *pos = 0;
+    return 1;
+}
+
+int ui_table_nav(UiTable *t, UiAction a)
+{
+    long sel = t->sel;
+    if (!ui_scroll(&sel, a, t->page, t->nshow - 1)) return 0;
+    t->sel = (int)sel;
     return 1;
 }
 

@@ -46,6 +46,10 @@ const char *ui_table_get(const UiTable *t, int row, int col);
 /* sort by col (desc or not) and apply the filter; the selected row stays
  * selected when it still matches */
 void ui_table_sort(UiTable *t, int col, int desc);
+/* a list position moved by A_UP/A_DOWN (one), A_PGUP/A_PGDN (page),
+ * A_HOME/A_END, kept in [0, max]: 1, or 0 when a is none of them (every
+ * scrolling view's keys: tables, the Log, the help, a run's chats) */
+int ui_scroll(long *pos, UiAction a, long page, long max);
 /* A_UP/A_DOWN/A_PGUP/A_PGDN/A_HOME/A_END; returns 1 if handled */
 int ui_table_nav(UiTable *t, UiAction a);
 /* ui_table_nav, plus A_SORT (the next of the first nsort columns) and
