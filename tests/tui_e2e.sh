@@ -617,7 +617,7 @@ TERM_E2E=screen
 start --ascii --no-color --teacher "$TEACHER" --db "$DB"
 check "ascii: Model screen" wait_for "1-bit bpw"
 tm send-keys -t e2e 5
-check "ascii: Chat with the teacher and the newest student" wait_re "Chat with teacher \| student run-[0-9-]+\.onebit"
+check "ascii: Chat with the teacher and the newest student" wait_re "Chat with teacher \| student [a-z]+-[0-9-]+\.onebit"
 check "ascii: only ASCII on screen" sh -c "! LC_ALL=C grep -q '[^ -~]' '$TMP/screen'"
 tm send-keys -t e2e F10
 check "F10 quits from the input line" wait_file "$TMP/exit"
