@@ -515,6 +515,17 @@ check "mouse: a click on 'name' focuses it" wait_for "the run's name in"
 fill_form remembered 4
 tm send-keys -t e2e Enter
 check "the run of the form finishes" wait_re "remembered +\[finished\] +step 4/4" 120
+# the charts zoom in (z) and scroll (PgUp/PgDn, the wheel)
+tm send-keys -t e2e z
+check "z: the newest half of the steps" wait_for "loss (steps 3-4 of 4"
+tm send-keys -t e2e PPage
+check "PgUp: back by half of them" wait_for "loss (steps 2-3 of 4"
+sgr 64 30 20
+check "the wheel up: back again" wait_for "loss (steps 1-2 of 4"
+sgr 65 30 20
+check "the wheel down: forward" wait_for "loss (steps 2-3 of 4"
+tm send-keys -t e2e z
+check "z again: all the steps" wait_gone "loss (steps"
 # sampling settings, kept for the next start
 tm send-keys -t e2e 5 Escape s
 check "Chat: the sampling form" wait_for "Sampling"

@@ -50,7 +50,7 @@ typedef enum {
     /* model */
     A_OPEN, A_RECENT,
     /* train */
-    A_NEW_RUN, A_PAUSE, A_STOP, A_LOGSCALE, A_SMOOTH, A_UNQUEUE, A_QUEUE_SOONER, A_QUEUE_LATER,
+    A_NEW_RUN, A_PAUSE, A_STOP, A_LOGSCALE, A_SMOOTH, A_UNQUEUE, A_QUEUE_SOONER, A_QUEUE_LATER, A_ZOOM,
     /* mouse (help only) */
     A_CLICK, A_WHEEL,
     /* runs */

@@ -70,6 +70,8 @@ typedef struct {
     Event last;                  /* the latest EV_STEP */
     Curves c;
     int logy, smooth;
+    int zoom;                    /* the charts show the newest n >> zoom points (0: all) */
+    long pan;                    /* ... ending this many points before the newest */
     int unqueue;                 /* the queued run the question is about (index + 1) */
     SessionOpts form;            /* the last form's options: the next form's defaults */
     int have_form;
@@ -566,23 +568,36 @@ static void train_draw(App *a, UiGrid *g)
     int ch = g->h - y;
     if (ch < 8) return;
     int lh = ch * 3 / 5, rh = ch - lh, lw = g->w * 3 / 5, rw = g->w - lw - 1;
-    UiChart c = {.title = "loss", .xlabel = "step", .logy = R->logy, .smooth = R->smooth ? 0.9 : 0};
-    c.series[c.nseries++] = (UiSeries){"total", R->c.step, R->c.loss, R->c.n, 0};
+    /* the steps shown: all, or a window z zoomed into and PgUp/PgDn moved */
+    int n = R->c.n, o = 0, e0 = 0, ne = R->c.ne;
+    char title[96] = "loss";
+    if (R->zoom && n > 2) {
+        int len = n >> R->zoom < 2 ? 2 : n >> R->zoom;
+        if (R->pan > n - len) R->pan = n - len;
+        o = n - (int)R->pan - len;
+        n = len;
+        while (e0 < R->c.ne && R->c.estep[e0] < R->c.step[o]) e0++;
+        for (ne = 0; e0 + ne < R->c.ne && R->c.estep[e0 + ne] <= R->c.step[o + n - 1]; ne++) {}
+        snprintf(title, sizeof title, "loss (steps %g-%g of %g; z, PgUp, PgDn)", R->c.step[o], R->c.step[o + n - 1],
+                 R->c.step[R->c.n - 1]);
+    }
+    UiChart c = {.title = title, .xlabel = "step", .logy = R->logy, .smooth = R->smooth ? 0.9 : 0};
+    c.series[c.nseries++] = (UiSeries){"total", R->c.step + o, R->c.loss + o, n, 0};
     ui_chart_render(&c, g, 0, y, lw, lh);
     /* KL and the hidden-state MSE differ by orders of magnitude: on one
      * linear axis the smaller is a flat line, so this chart is always log */
     UiChart k = {.title = "KL / MSE (log)", .xlabel = "step", .logy = 1, .smooth = R->smooth ? 0.9 : 0};
-    k.series[k.nseries++] = (UiSeries){"KL", R->c.step, R->c.kl, R->c.n, 0};
-    k.series[k.nseries++] = (UiSeries){"MSE", R->c.step, R->c.mse, R->c.n, 0};
+    k.series[k.nseries++] = (UiSeries){"KL", R->c.step + o, R->c.kl + o, n, 0};
+    k.series[k.nseries++] = (UiSeries){"MSE", R->c.step + o, R->c.mse + o, n, 0};
     ui_chart_render(&k, g, lw + 1, y, rw, lh);
     UiChart l = {.title = "learning rate", .xlabel = "step"};
-    l.series[l.nseries++] = (UiSeries){NULL, R->c.step, R->c.lr, R->c.n, 0};
+    l.series[l.nseries++] = (UiSeries){NULL, R->c.step + o, R->c.lr + o, n, 0};
     ui_chart_render(&l, g, 0, y + lh, lw, rh);
     UiChart p = {.title = "held-out ppl", .xlabel = "step", .logy = 1}; /* spans decades: always log */
-    p.series[p.nseries++] = (UiSeries){"student", R->c.estep, R->c.eppl, R->c.ne, 1};
+    p.series[p.nseries++] = (UiSeries){"student", R->c.estep + e0, R->c.eppl + e0, ne, 1};
     if (isfinite(R->c.teacher_ppl) && R->c.ne > 0) { /* the teacher as a line across */
-        R->c.ref_x[0] = 0;
-        R->c.ref_x[1] = R->it.cfg.steps;
+        R->c.ref_x[0] = o || n < R->c.n ? R->c.step[o] : 0;
+        R->c.ref_x[1] = o || n < R->c.n ? R->c.step[o + n - 1] : R->it.cfg.steps;
         R->c.ref_t[0] = R->c.ref_t[1] = R->c.teacher_ppl;
         p.series[p.nseries++] = (UiSeries){"teacher", R->c.ref_x, R->c.ref_t, 2, 0};
     }
@@ -639,6 +654,17 @@ static int train_key(App *a, const UiKey *k, int key)
         snprintf(t, sizeof t, "Start which queued run %s (1-%d or its name)", sooner ? "sooner" : "later", R->nq);
         snprintf(init, sizeof init, "%d", sooner ? R->nq : 1);
         app_prompt(a, t, init, 0, sooner ? sooner_prompt_done : later_prompt_done);
+        return 1;
+    }
+    case A_ZOOM:
+        R->zoom = R->c.n >> (R->zoom + 1) >= 2 ? R->zoom + 1 : 0; /* halves while 2 points are left, then all */
+        R->pan = 0;
+        return 1;
+    case A_PGUP:
+    case A_PGDN: {
+        long len = R->zoom ? R->c.n >> R->zoom : R->c.n;
+        R->pan += (k->action == A_PGUP ? 1 : -1) * (len / 2 > 1 ? len / 2 : 1);
+        if (R->pan < 0) R->pan = 0; /* at the newest: follows it; the upper bound: drawing */
         return 1;
     }
     case A_LOGSCALE: R->logy = !R->logy; return 1;
