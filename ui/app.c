@@ -1064,7 +1064,7 @@ static void usage(FILE *f)
             "  --tokenizer T   its tokenizer (default: beside the teacher)\n"
             "  --db FILE       the run store (default $XDG_DATA_HOME/onebit-tui/runs.db)\n"
             "  --ascii         ASCII charts and borders (default when the locale is not UTF-8)\n"
-            "  --no-color      no colours (also when NO_COLOR is set; the settings' theme = mono)\n"
+            "  --no-color      no colours: the mono theme (also when NO_COLOR is set)\n"
             "  --no-mouse      leave the mouse to the terminal (its own selection; mouse = off)\n"
             "\n"
             "Settings (sort orders, chat sampling, the New-run form, theme, mouse) are kept\n"
