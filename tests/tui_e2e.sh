@@ -566,6 +566,13 @@ tm send-keys -t e2e n
 check "n: the next match" poll_screen "n to move on from line $m1" "$W" moved_from "$m1"
 tm send-keys -t e2e N
 check "N: back to the first" wait_re "search 'loaded': line $m1 of"
+tm send-keys -t e2e f
+check "f: only the matching lines" wait_for "only the matching lines shown"
+only_loaded() { grep -E '^[0-9]{2}:[0-9]{2}:[0-9]{2} ' "$TMP/screen" >"$TMP/stamped"; [ -s "$TMP/stamped" ] && ! grep -qv loaded "$TMP/stamped"; }
+check "f: every line shown has 'loaded'" poll_screen "only lines with 'loaded'" "$W" only_loaded
+tm send-keys -t e2e f
+check "f again: all lines" wait_gone "only the matching lines shown"
+check "f again: the others are back" poll_screen "lines without 'loaded'" "$W" sh -c "grep -E '^[0-9]{2}:[0-9]{2}:[0-9]{2} ' '$TMP/screen' | grep -qv loaded"
 tm send-keys -t e2e Escape
 check "Esc ends the search" wait_gone "search 'loaded'"
 quit_tui "mouse: quit"

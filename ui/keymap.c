@@ -124,6 +124,7 @@ const UiKey ui_keymap[] = {
     {UI_CTX_LOG, '/', "/", A_FILTER, 0, "search: the first line from the top shown that contains the text typed", "search"},
     {UI_CTX_LOG, 'n', "n", A_NEXT_MATCH, 0, "the next line that matches the search", NULL},
     {UI_CTX_LOG, 'N', "N", A_PREV_MATCH, 0, "the previous line that matches the search", NULL},
+    {UI_CTX_LOG, 'f', "f", A_LOG_ONLY, 0, "filter: only the lines that match the search (again: all)", NULL},
     {UI_CTX_LOG, UI_KEY_ESC, "Esc", A_ESCAPE, 0, "end the search (no highlight)", NULL},
 
     /* line editing in any text field */

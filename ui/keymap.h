@@ -46,7 +46,7 @@ typedef enum {
     A_QUIT, A_HELP, A_SCREEN, A_NEXT_SCREEN, A_PREV_SCREEN, A_REDRAW,
     /* lists */
     A_UP, A_DOWN, A_PGUP, A_PGDN, A_HOME, A_END, A_SORT, A_SORT_REV,
-    A_FILTER, A_SORT_PICK, A_NEXT_MATCH, A_PREV_MATCH,
+    A_FILTER, A_SORT_PICK, A_NEXT_MATCH, A_PREV_MATCH, A_LOG_ONLY,
     /* model */
     A_OPEN, A_RECENT,
     /* train */

@@ -3,7 +3,8 @@
  * cut off at the right edge); follows new lines while scrolled to the
  * bottom. Scrolling counts wrapped rows. / searches as you type (the
  * matching lines in bold, the current one highlighted and scrolled to), n
- * and N go to the next and previous match, a click selects a line. */
+ * and N go to the next and previous match, f shows only the matching
+ * lines (a filter), a click selects a line. */
 #include "ui/app.h"
 #include "ui/table.h"
 
@@ -17,6 +18,7 @@ typedef struct {
     int follow, page, width, inited;
     char search[128];  /* "" = no search */
     int nomatch;       /* the search matches no line */
+    int only;          /* show only the lines that match the search (f) */
     long sel;          /* the selected line, counted from the log's start (log_total); -1: none */
     long rowline[LOG_ROWS_MAX]; /* the line index drawn on each row of the last draw (-1: none) */
 } LogState;
@@ -51,24 +53,26 @@ static void log_row(void *user, const char *start, int len)
     d->indent = LOG_INDENT;
 }
 
-/* rows line i takes at width w: the first row is w wide, the rest w-2 */
-static long log_rows_of(const char *s, int w)
+/* rows line s takes at width w: the first row is w wide, the rest w-2;
+ * none when only matching lines show and it does not match */
+static long log_rows_of(const LogState *L, const char *s, int w)
 {
+    if (L->only && L->search[0] && !ui_text_find(s, L->search)) return 0;
     int first = ui_text_width(s);
     if (first <= w && !strchr(s, '\n')) return 1;
     return ui_wrap(s, w > LOG_INDENT + 1 ? w - LOG_INDENT : 1, NULL, NULL);
 }
 
-static long log_total_rows(App *a, int w)
+static long log_total_rows(App *a, const LogState *L, int w)
 {
     long n = 0;
-    for (long i = 0; i < a->nlog; i++) n += log_rows_of(app_log_line(a, i), w);
+    for (long i = 0; i < a->nlog; i++) n += log_rows_of(L, app_log_line(a, i), w);
     return n;
 }
 
-static long log_maxtop(App *a, int w, int h)
+static long log_maxtop(App *a, const LogState *L, int w, int h)
 {
-    long total = log_total_rows(a, w);
+    long total = log_total_rows(a, L, w);
     return total - h > 0 ? total - h : 0;
 }
 
@@ -94,7 +98,7 @@ static void log_draw(App *a, UiGrid *g)
     int h = g->h - (L->search[0] ? 1 : 0); /* the last row says where the search is */
     L->page = h;
     L->width = g->w;
-    long maxtop = log_maxtop(a, g->w, h);
+    long maxtop = log_maxtop(a, L, g->w, h);
     if (L->follow || L->top > maxtop) L->top = maxtop;
     for (int y = 0; y < LOG_ROWS_MAX; y++) L->rowline[y] = -1;
     if (a->nlog == 0) { ui_grid_text(g, 2, 1, g->w - 4, UI_A_DIM, "(empty)"); return; }
@@ -104,12 +108,14 @@ static void log_draw(App *a, UiGrid *g)
         if (L->nomatch || sel < 0)
             ui_grid_printf(g, 0, h, g->w, UI_A_ERR, "search '%s': no line of the log contains it", L->search);
         else
-            ui_grid_printf(g, 0, h, g->w, UI_A_DIM, "search '%s': line %ld of %d   (n next, N previous, Esc ends)", L->search,
-                           sel + 1, a->nlog);
+            ui_grid_printf(g, 0, h, g->w, UI_A_DIM, "search '%s': line %ld of %d%s   (n next, N previous, f %s, Esc ends)",
+                           L->search, sel + 1, a->nlog, L->only ? ", only the matching lines shown" : "",
+                           L->only ? "all lines" : "only these");
     }
     for (long i = 0; i < a->nlog && d.row < L->top + h; i++) {
         const char *s = app_log_line(a, i);
-        long n = log_rows_of(s, g->w);
+        long n = log_rows_of(L, s, g->w);
+        if (n == 0) continue; /* filtered out */
         if (d.row + n <= L->top) { d.row += n; continue; }
         d.indent = 0;
         d.line = i;
@@ -125,8 +131,8 @@ static void select_line(App *a, LogState *L, long i)
     L->sel = a->log_total - a->nlog + i;
     int w = L->width > 0 ? L->width : 80, h = L->page > 0 ? L->page : 1;
     long row = 0;
-    for (long j = 0; j < i; j++) row += log_rows_of(app_log_line(a, j), w);
-    long maxtop = log_maxtop(a, w, h);
+    for (long j = 0; j < i; j++) row += log_rows_of(L, app_log_line(a, j), w);
+    long maxtop = log_maxtop(a, L, w, h);
     if (row < L->top || row >= L->top + h) L->top = row - h / 3;
     if (L->top > maxtop) L->top = maxtop;
     if (L->top < 0) L->top = 0;
@@ -182,14 +188,20 @@ static int log_key(App *a, const UiKey *k, int key)
     LogState *L = state(a);
     log_init(L);
     int w = L->width > 0 ? L->width : 80, h = L->page > 0 ? L->page : 1;
-    long maxtop = log_maxtop(a, w, h);
+    long maxtop = log_maxtop(a, L, w, h);
     if (L->follow) L->top = maxtop;
     switch (k->action) {
     case A_CLEAR: app_log_clear(a); L->top = 0; L->follow = 1; L->sel = -1; return 1;
     case A_FILTER: app_prompt_live(a, "Search the log (Enter keeps, Esc ends)", L->search, search_live); return 1;
     case A_NEXT_MATCH: search_next(a, L, 1); return 1;
     case A_PREV_MATCH: search_next(a, L, -1); return 1;
-    case A_ESCAPE: L->search[0] = 0; L->sel = -1; return 1;
+    case A_ESCAPE: L->search[0] = 0; L->sel = -1; L->only = 0; return 1;
+    case A_LOG_ONLY:
+        if (!L->search[0]) { app_msg(a, 1, "no search: / first"); return 1; }
+        L->only = !L->only;
+        L->follow = 0;
+        if (sel_line(a, L) >= 0) select_line(a, L, sel_line(a, L));
+        return 1;
     default:
         if (!ui_scroll(&L->top, k->action, L->page, maxtop)) return 0;
         L->follow = L->top >= maxtop;
