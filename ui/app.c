@@ -936,8 +936,7 @@ static void handle_mouse(App *a)
         a->click_enter_y = by;
         a->click_enter_t = now;
         handle_key(a, '\r');
-    }
-    else if (hit == UI_TABLE_MISS && s->click) s->click(a, me.x, by);
+    } else if (hit == UI_TABLE_MISS && s->click) s->click(a, me.x, by);
 }
 
 /* ---- captured stdout and stderr: what the library prints goes to the Log,
