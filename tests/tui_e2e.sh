@@ -624,11 +624,16 @@ check "mono: the error line is bold and reverse" grep -q "$(printf '\033')\[1;7m
 tm send-keys -t e2e 4 F6 Escape
 quit_tui "mono: quit"
 check "a settings file with a bad line is left as it was" cmp -s "$TMP/settings.before" "$TMP/settings/onebit-tui/config"
-ENV_E2E= CONF=
+mkdir -p "$TMP/light/onebit-tui"
+printf 'theme = light\n' >"$TMP/light/onebit-tui/config"
+ENV_E2E= CONF=$TMP/light
 start --no-mouse --teacher "$TEACHER" --db "$DB"
 check "--no-mouse: started" wait_for "1-bit bpw"
 check "--no-mouse: no mouse reports asked for" poll_screen "mouse flags 00" "$W" mouse_flags 00
+tm send-keys -t e2e 6
+check "theme = light, without NO_COLOR" wait_for "light theme, mouse off"
 quit_tui "--no-mouse: quit"
+CONF=
 TERM_E2E=screen
 
 # ASCII, no colour: the screen is pure ASCII
