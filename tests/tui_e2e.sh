@@ -531,8 +531,13 @@ tm send-keys -t e2e 5 Escape s
 check "Chat: the sampling form" wait_for "Sampling"
 tm send-keys -t e2e C-u
 tm send-keys -t e2e -l 0.25
+tm send-keys -t e2e Down Down Down Down C-u
+tm send-keys -t e2e -l 40
+tm send-keys -t e2e Down Down C-u
+tm send-keys -t e2e -l 1.1
 tm send-keys -t e2e Enter
 check "Chat: temperature 0.25" wait_for "temperature 0.25"
+check "Chat: top-k 40 and a repeat penalty (llama.cpp's filters)" wait_for " top-k 40  repeat penalty 1.10 "
 check "Chat: the new run's student beside the teacher" wait_re "student remembered-[0-9-]+\.onebit"
 tm send-keys -t e2e i
 tm send-keys -t e2e -l "Lily had a red ball"
@@ -585,6 +590,7 @@ tm send-keys -t e2e -l "$(printf '\033[M L!')" # button 1, column 44, row 1 (eac
 check "restart: an X10 click on '4 Runs'; the sort kept" wait_for "name▼"
 tm send-keys -t e2e 5 Escape
 check "restart: the sampling kept" wait_for "temperature 0.25"
+check "restart: the filters kept" wait_for " top-k 40  repeat penalty 1.10 "
 # the Runs screen's t: the conversations kept with a run's student
 tm send-keys -t e2e 4 /
 tm send-keys -t e2e -l remembered
