@@ -103,6 +103,7 @@ int main(void)
 #endif
 
     for (int i = 0; i < a->nscreens; i++) free(a->state[i]);
+    app_log_clear(a); /* the messages of app_conf_num */
     free(a->posted);
     free(a);
     return test_done("test_ui_app");
