@@ -1,6 +1,10 @@
 /* ui/app.c -- the workbench main loop (the UI thread; every App function
- * asserts it): curses setup and teardown (a crash: ui/crash.c), options, poll() on the terminal + the event ring + a signal pipe +
- * captured stderr, key dispatch through the keymap, and drawing: the tab bar,
+ * asserts it): curses setup and teardown (a crash: ui/crash.c), options,
+ * the settings file (ui/conf.h: read at start, written after the key or
+ * event that changed it), poll() on the terminal + the event ring + a signal pipe +
+ * captured stderr, key dispatch through the keymap, mouse reports (tabs,
+ * the shown table's rows and titles, form fields, pick lists, the wheel as
+ * list keys), the shown table's filter, sort picker and remembered sort, and drawing: the tab bar,
  * the current screen's body, overlays (help, form), the message line and the
  * status bar into one UiGrid that is blitted cell by cell where it changed,
  * then wnoutrefresh + one doupdate. Jobs' events and the screens' requests

@@ -1,7 +1,7 @@
 /* ui/app.h -- the workbench shell: the App state shared by the screens, the
  * screen interface, and the services screens use (message line, log, path
- * prompt, yes/no question, modal form, background-job ids, requests to
- * other screens). The main loop in app.c blocks in poll() on the terminal,
+ * prompt and live prompt, yes/no question, modal form, pick list, settings,
+ * background-job ids, requests to other screens). The main loop in app.c blocks in poll() on the terminal,
  * the EventRing that background jobs (base/job.h) push to, and a signal
  * self-pipe; it redraws only when something changed.
  *
