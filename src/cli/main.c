@@ -34,7 +34,7 @@ const CliCommand cli_commands[] = {
 static void usage(FILE *f)
 {
     fprintf(f,
-            "Usage: onebit-tui [--teacher M] [--tokenizer T] [--db F] [--ascii] [--no-color]\n"
+            "Usage: onebit-tui [--teacher M] [--tokenizer T] [--db F] [--ascii] [--no-color] [--no-mouse]\n"
             "       onebit-tui COMMAND [OPTIONS]\n"
             "       onebit-tui --help | --version\n"
             "\n"
