@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "base/common.h"
+#include "base/file.h"
 #include "db/db_internal.h"
 
 /* ---- errors ---------------------------------------------------------------- */
@@ -300,19 +301,9 @@ int db_schema_version(void)
 
 char *db_default_path(char *err)
 {
-    const char *x = getenv("XDG_DATA_HOME");
-    char *p = NULL;
-    if (x && x[0] == '/') {
-        if (asprintf(&p, "%s/onebit-tui/runs.db", x) < 0) p = NULL;
-    } else {
-        const char *home = getenv("HOME");
-        if (!home || home[0] != '/') {
-            ob_seterr(err, "no database location: set XDG_DATA_HOME or HOME, or pass --db PATH");
-            return NULL;
-        }
-        if (asprintf(&p, "%s/.local/share/onebit-tui/runs.db", home) < 0) p = NULL;
-    }
-    if (!p) ob_seterr(err, "out of memory");
+    char why[OB_ERRLEN];
+    char *p = file_xdg_path("XDG_DATA_HOME", ".local/share", "onebit-tui/runs.db", why);
+    if (!p) ob_seterr(err, "no database location (%s): pass --db PATH", why);
     return p;
 }
 

@@ -1,6 +1,6 @@
 /* test_common.c -- unit tests of common.c: FP16/BF16 conversion, checked
  * arithmetic, number parsing, little-endian float arrays, JSON string
- * escaping. */
+ * escaping, the XDG base directory paths. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,8 +10,31 @@
 #include "base/file.h"
 #include "test.h"
 
+/* file_xdg_path: the XDG base directory rules the run store and the
+ * settings file share */
+static void test_xdg(void)
+{
+    char err[OB_ERRLEN];
+    setenv("XDG_STATE_HOME", "/x/state/", 1);
+    setenv("HOME", "/home/u", 1);
+    char *p = file_xdg_path("XDG_STATE_HOME", ".local/state", "app/f", err);
+    CHECK(p && !strcmp(p, "/x/state/app/f"), "an absolute $XDG_STATE_HOME wins: %s", p ? p : err);
+    free(p);
+    setenv("XDG_STATE_HOME", "relative/ignored", 1); /* the spec: only absolute paths count */
+    p = file_xdg_path("XDG_STATE_HOME", ".local/state", "app/f", err);
+    CHECK(p && !strcmp(p, "/home/u/.local/state/app/f"), "else under $HOME: %s", p ? p : err);
+    free(p);
+    setenv("HOME", "home/relative", 1);
+    CHECK(!file_xdg_path("XDG_STATE_HOME", ".local/state", "app/f", err) && strstr(err, "XDG_STATE_HOME"),
+          "a relative HOME is no location: %s", err);
+    unsetenv("XDG_STATE_HOME");
+    unsetenv("HOME");
+    CHECK(!file_xdg_path("XDG_STATE_HOME", ".local/state", "app/f", err) && strstr(err, "HOME"), "neither: %s", err);
+}
+
 int main(void)
 {
+    test_xdg();
     /* fp16 round trip of every finite half value */
     int bad = 0;
     for (uint32_t h = 0; h < 65536; h++) {

@@ -92,11 +92,7 @@ char *ui_conf_text(const UiConf *c)
 
 char *ui_conf_path(char *err)
 {
-    const char *x = getenv("XDG_CONFIG_HOME"), *h = getenv("HOME");
-    if (x && x[0] == '/') return file_join(x, "onebit-tui/config");
-    if (h && h[0]) return file_join(h, ".config/onebit-tui/config");
-    ob_seterr(err, "neither XDG_CONFIG_HOME nor HOME is set");
-    return NULL;
+    return file_xdg_path("XDG_CONFIG_HOME", ".config", "onebit-tui/config", err);
 }
 
 int ui_conf_load(UiConf *c, const char *path, char *err)
