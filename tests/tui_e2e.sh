@@ -625,8 +625,10 @@ tm send-keys -t e2e 1 o C-u
 tm send-keys -t e2e -l "$TMP/no-such-teacher.bin"
 tm send-keys -t e2e Enter
 check "the error shows" wait_for "no-such-teacher.bin"
-tm capture-pane -e -p -t e2e >"$TMP/screen-attrs"
-check "mono: the error line is bold and reverse" grep -q "$(printf '\033')\[1;7m.*no-such-teacher" "$TMP/screen-attrs"
+# attrs_have REGEX: the pane with its attributes (capture-pane -e) matches
+attrs_have() { tm capture-pane -e -p -t e2e >"$TMP/screen-attrs" && grep -q "$1" "$TMP/screen-attrs"; }
+check "mono: the error line is bold and reverse" poll_screen "a bold reverse error" "$W" \
+    attrs_have "$(printf '\033')\[1;7m.*no-such-teacher"
 tm send-keys -t e2e 4 F6 Escape
 quit_tui "mono: quit"
 check "a settings file with a bad line is left as it was" cmp -s "$TMP/settings.before" "$TMP/settings/onebit-tui/config"

@@ -1077,6 +1077,9 @@ static void usage(FILE *f)
 /* the workbench's own command-line errors, worded as the subcommands' */
 enum { APP_EXIT_OK = 0, APP_EXIT_RUNTIME = 1, APP_EXIT_USAGE = 2 };
 
+/* the shortest time between two frames drawn for jobs' reports (keys draw at once) */
+#define UI_FRAME_S 0.05
+
 static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void usage_error(const char *fmt, ...)
 {
@@ -1215,22 +1218,35 @@ int ui_main(int argc, char **argv)
         if (a->screens[i]->enter && a->screens[i] == &ui_scr_model) a->screens[i]->enter(a);
     a->dirty = 1;
 
+    /* a key draws at once; what jobs report (a training step, a streamed
+     * token: tens a second) draws at most UI_FRAME_S after the last frame */
+    double drawn = 0;
+    int urgent = 1;
     while (!a->quit) {
+        int frame_ms = -1; /* > 0: a frame is due in this many ms */
         if (a->dirty) {
-            a->dirty = 0;
-            render(a);
+            double since = ob_now() - drawn;
+            if (urgent || since >= UI_FRAME_S) {
+                a->dirty = urgent = 0;
+                render(a);
+                drawn = ob_now();
+            } else {
+                frame_ms = (int)((UI_FRAME_S - since) * 1000) + 1;
+            }
         }
         conf_save(a);
         struct pollfd p[4] = {{0, POLLIN, 0}, {evring_fd(&a->ring), POLLIN, 0}, {sig_pipe[0], POLLIN, 0},
                               {err_pipe[0], POLLIN, 0}};
         int np = err_pipe[0] >= 0 ? 4 : 3;
-        int watch = cur_screen(a)->watch_ms;
-        int r = poll(p, np, watch > 0 ? watch : -1);
+        int watch = cur_screen(a)->watch_ms, timeout = watch > 0 ? watch : -1;
+        if (frame_ms > 0 && (timeout < 0 || frame_ms < timeout)) timeout = frame_ms;
+        int r = poll(p, np, timeout);
         if (r < 0 && errno != EINTR) break;
-        if (r == 0) a->dirty = 1; /* the shown screen's watch interval */
+        if (r == 0) a->dirty = 1; /* the frame that was due, or the shown screen's watch interval */
         /* input (also after EINTR: SIGWINCH makes curses queue KEY_RESIZE) */
         int key, got = 0;
         while (!a->quit && read_key(&key)) {
+            urgent = 1;
             got = 1;
             handle_key(a, key);
             app_dispatch_posted(a);
