@@ -4,7 +4,7 @@
 # Every minute it prints the process's RSS, its total CPU time and that of the
 # UI thread alone (the main thread; the trainer and the chat run on their
 # own), so a leak shows as a growing RSS and a busy UI loop as UI CPU that
-# grows while nobody types.
+# grows while nobody types; then one idle minute (the run stopped).
 #   tests/soak.sh [MINUTES]     (default 30; run from the build directory)
 # Needs tmux and ../shared (or ONEBIT_SHARED). Writes into a temporary
 # directory only.
@@ -67,6 +67,14 @@ while [ "$m" -lt "$MIN" ]; do
         "$(echo "$ui / $HZ" | bc -l)" "$(echo "($ui - $ui0) * 100 / $HZ / 60" | bc -l)" "$step"
     ui0=$ui
 done
+# then idle: the run stopped, nobody typing, the Train screen shown
 tm send-keys -t soak 3 x
 sleep 1
 tm send-keys -t soak y
+sleep 10
+ui0=$(ticks /proc/$PID/task/$PID/stat)
+all0=$(ticks /proc/$PID/stat)
+sleep 60
+printf 'idle minute: UI thread %.2f%%, whole process %.2f%% of a core, rss %s KiB\n' \
+    "$(echo "($(ticks /proc/$PID/task/$PID/stat) - $ui0) * 100 / $HZ / 60" | bc -l)" \
+    "$(echo "($(ticks /proc/$PID/stat) - $all0) * 100 / $HZ / 60" | bc -l)" "$(awk '/^VmRSS/ { print $2 }' /proc/$PID/status)"
