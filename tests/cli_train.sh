@@ -17,7 +17,7 @@ check "no data message" contains "$TMP/err" "--data FILE or --self-generate"
 expect_exit 2 "both data kinds" "$BIN" train $T --data "$X" --self-generate 10 --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit"
 expect_exit 2 "split without data" "$BIN" train $T --self-generate 10 --split x --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit"
 expect_exit 2 "no steps" "$BIN" train $T --data "$X" --seq-len 32 --batch 2 --out "$TMP/s.onebit"
-check "steps message" contains "$TMP/err" "--steps"
+check "steps message" contains "$TMP/err" "--steps S is required (or a time budget: --time D)"
 expect_exit 2 "no out" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2
 expect_exit 2 "bad lr" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --lr abc
 check "lr message" contains "$TMP/err" "--lr"
@@ -28,6 +28,13 @@ expect_exit 2 "bad optim-state" "$BIN" train $T --data "$X" --steps 5 --seq-len 
 check "optim-state choices named" contains "$TMP/err" "fp32 or bf16"
 expect_exit 2 "bad batch" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 0 --out "$TMP/s.onebit"
 expect_exit 2 "warmup > steps" "$BIN" train $T --data "$X" --steps 5 --warmup 9 --seq-len 32 --batch 2 --out "$TMP/s.onebit"
+expect_exit 2 "bad ste" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --ste smooth:0
+check "ste message" contains "$TMP/err" "smooth:A needs a number A > 0"
+expect_exit 2 "unknown ste" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --ste tanh
+check "ste choices named" contains "$TMP/err" "onebit (1.001-tanh^2(W)), smooth:A"
+expect_exit 2 "bad time" "$BIN" train $T --data "$X" --seq-len 32 --batch 2 --out "$TMP/s.onebit" --time 10x
+check "time message" contains "$TMP/err" "--time needs a duration such as 90s"
+expect_exit 2 "zero time" "$BIN" train $T --data "$X" --seq-len 32 --batch 2 --out "$TMP/s.onebit" --time 0s
 expect_exit 2 "unknown option" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --frobnicate
 expect_exit 2 "missing value" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out
 expect_exit 2 "stray argument" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" extra
@@ -94,6 +101,25 @@ check "batch mismatch message" contains "$TMP/err" "--batch"
 expect_exit 1 "resume on other data" "$BIN" train $T --data "$X" --split "$S" --steps 60 --seq-len 64 --batch 4 \
     --out "$TMP/res2.onebit" --resume "$TMP/res.onebit.ckpt"
 check "data mismatch message" contains "$TMP/err" "other data"
+
+# ---- --time: a tiny budget ends the run with its student, in fewer steps
+# than --steps allows; the plan and the options are recorded ----
+expect_exit 0 "time budget" "$BIN" train $T --data "$TMP/stories.txt" --split "$S" --time 1s --steps 1000000 --seq-len 64 \
+    --batch 4 --log-every 100000 --ste smooth:3 --out "$TMP/time.onebit" --db "$TMP/time.db" --name timed
+cp "$TMP/out" "$TMP/time.out"
+check "the plan is logged" contains "$TMP/time.out" "time budget 1s: a step takes about"
+planned=$(sed -n 's/.*laid over \([0-9]*\) steps.*/\1/p' "$TMP/time.out")
+ran=$(sed -n 's/.*student (QAT).*(\([0-9]*\) steps.*/\1/p' "$TMP/time.out")
+check "planned ($planned) and ran ($ran) at least 1, fewer than --steps, ran <= planned" \
+    awk -v p="$planned" -v r="$ran" 'BEGIN { exit !(p >= 1 && r >= 1 && p < 1000000 && r <= p) }'
+check "the last step is logged" grep -q "^step $ran/$planned loss" "$TMP/time.out"
+check "timed student written" test -s "$TMP/time.onebit"
+check "timed checkpoint written" test -s "$TMP/time.onebit.ckpt"
+expect_exit 0 "runs show the timed run" "$BIN" runs show timed --db "$TMP/time.db" --json
+check "--time recorded" contains "$TMP/out" '"time":"1s"'
+check "--ste recorded" contains "$TMP/out" '"ste":"smooth:3"'
+check "steps recorded ($ran/$planned)" contains "$TMP/out" "\"steps_done\":$ran,\"total_steps\":$planned"
+check "finished in the budget" contains "$TMP/out" "finished $ran steps in the time budget"
 
 # ---- self-generation: cached and reused ----
 mkdir "$TMP/cache"

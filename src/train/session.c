@@ -39,7 +39,11 @@ const OptSpec session_opts[] = {
      " greedy tokens, then sampled at temperature 1)", NULL},
     {"data-cache", OPT_STR, F(data_cache), OPT_STORE | OPT_PATH, 0, 0, NULL, NULL, "DIR",
      "where generated sequences are cached (default: the\ndirectory of --out)", NULL},
-    {"steps", OPT_LONG, C(steps), OPT_STORE | OPT_REQUIRED, 1, BIG, NULL, NULL, "S", "optimizer steps (required)", "Training"},
+    {"steps", OPT_LONG, C(steps), OPT_STORE, 1, BIG, NULL, NULL, "S",
+     "optimizer steps (required unless --time; with it, at most S)", "Training"},
+    {"time", OPT_STR, F(time), OPT_STORE, 0, 0, NULL, NULL, "D",
+     "wall-clock budget of the training steps (90s, 10m, 1h; a\nnumber is seconds): the step time is measured first and\n"
+     "the cosine schedule and warmup laid over the steps that\nfit; the run ends with its student when the time is up", NULL},
     {"seq-len", OPT_INT, C(seq_len), OPT_STORE | OPT_REQUIRED, 2, 1 << 20, NULL, NULL, "L",
      "tokens per sequence (required, <= the model's context)", NULL},
     {"batch", OPT_INT, C(batch), OPT_STORE | OPT_REQUIRED, 1, 1 << 16, NULL, NULL, "B", "sequences per micro-batch (required)", NULL},
@@ -52,6 +56,10 @@ const OptSpec session_opts[] = {
     {"wd", OPT_FLOAT, C(wd), OPT_STORE, 0, INFINITY, "0.01", NULL, "X", "AdamW weight decay (0.01)", NULL},
     {"clip", OPT_FLOAT, C(clip), OPT_STORE, 0, INFINITY, "1", NULL, "X", "gradient-norm clip, 0 = none (1.0)", NULL},
     {"init", OPT_CHOICE, C(init), OPT_STORE, 0, 0, "nmf", "nmf|svd", "nmf|svd", "SVID initialisation (nmf)", NULL},
+    {"ste", OPT_STR, F(ste), OPT_STORE, 0, 0, "onebit", NULL, "E",
+     "the sign's straight-through estimator, dW = dS*f(W): onebit\n"
+     "f = 1.001-tanh^2(W) (the paper's), smooth:A f = A*(1-tanh^2(A*W))\n"
+     "(LittleBit's), clip f = 1 where |W| <= 1 else 0 (onebit)", NULL},
     {"optim-state", OPT_CHOICE, C(optim_state), OPT_STORE, 0, 0, "fp32", "fp32|bf16", "fp32|bf16",
      "AdamW moments' storage: 16 (fp32) or 12 (bf16) bytes\nper trainable parameter in all (fp32)", NULL},
     {"recompute", OPT_FLAG, C(recompute), OPT_STORE, 0, 1, NULL, NULL, NULL,
@@ -109,9 +117,26 @@ int session_opts_check(const SessionOpts *o, const ModelConfig *mc, int need_out
     if (o->data && o->self_generate) { ob_seterr(err, "--data and --self-generate exclude each other"); return -1; }
     if (o->split && !o->data) { ob_seterr(err, "--split needs --data"); return -1; }
     if (o->data_cache && !o->self_generate) { ob_seterr(err, "--data-cache needs --self-generate"); return -1; }
+    if (!o->time && o->cfg.steps < 1) { ob_seterr(err, "--steps S is required (or a time budget: --time D)"); return -1; }
     if (opt_check_required(session_opts, o, err)) return -1;
     if (need_out && !o->out) { ob_seterr(err, "--out S.onebit is required"); return -1; }
-    return trainer_config_check(&o->cfg, mc, err);
+    TrainConfig cfg;
+    if (session_train_config(o, &cfg, err)) return -1;
+    return trainer_config_check(&cfg, mc, err);
+}
+
+int session_train_config(const SessionOpts *o, TrainConfig *cfg, char *err)
+{
+    *cfg = o->cfg;
+    char e2[OB_ERRLEN];
+    if (o->ste && qat_ste_parse(o->ste, &cfg->ste, e2)) { ob_seterr(err, "--ste %s", e2); return -1; }
+    cfg->time_limit = 0;
+    if (o->time && ob_parse_duration(o->time, &cfg->time_limit)) {
+        ob_seterr(err, "--time needs a duration such as 90s, 10m or 1h, not '%s'", o->time);
+        return -1;
+    }
+    if (o->time && cfg->steps < 1) cfg->steps = SESSION_TIME_STEPS;
+    return 0;
 }
 
 /* ---- the session -------------------------------------------------------------------- */
@@ -241,7 +266,8 @@ int session_start(Session *s, EventRing *ring, char *err)
     if (!s->have_data) { ob_seterr(err, "the session has no data yet"); return -1; }
     if (session_record_begin(s, err)) return -1;
     if (s->rec && s->rec->attach(s->rec, ring, err)) return -1;
-    TrainConfig cfg = s->o.cfg;
+    TrainConfig cfg;
+    if (session_train_config(&s->o, &cfg, err)) return -1; /* checked by session_init */
     cfg.out_path = s->o.out;
     cfg.ckpt_path = s->o.ckpt;
     cfg.resume_path = s->rec ? s->o.resume_ckpt : s->o.resume; /* with a record, --resume names the run */
