@@ -317,6 +317,16 @@ static int sweep_opts(const SessionOpts *base, const char *sweep, const SweepAxi
     return 0;
 }
 
+/* delete the n runs queued so far (a later one could not be queued) */
+static void unqueue(const char *store, const int64_t *ids, long n)
+{
+    char err[OB_ERRLEN];
+    Db *db = n > 0 ? db_open(store, 0, err) : NULL;
+    for (long i = 0; db && i < n; i++)
+        if (db_run_delete(db, ids[i], err)) fprintf(stderr, "error: %s\n", err);
+    db_close(db);
+}
+
 static int run_sweep(const SessionOpts *base, const char *spec, const Model *m, const Tokenizer *tok, const char *tpath,
                      const char *sha)
 {
@@ -344,7 +354,11 @@ static int run_sweep(const SessionOpts *base, const char *spec, const Model *m, 
         q.teacher = ob_strdup(tpath); /* recorded as the session records it */
         ids[queued] = train_db_queue(base->db, &q, sha, &m->cfg, sweep, err);
         session_opts_free(&q);
-        if (ids[queued] < 0) rc = cli_error("%s", err);
+        if (ids[queued] < 0) {
+            rc = cli_error("%s", err);
+            unqueue(base->db, ids, queued); /* all or nothing */
+            break;
+        }
     }
     if (rc == EXIT_OK) printf("sweep '%s': %ld runs queued in %s\n", sweep, n, base->db);
     for (long i = 0; rc == EXIT_OK && i < n; i++) {
@@ -359,10 +373,12 @@ static int run_sweep(const SessionOpts *base, const char *spec, const Model *m, 
         int r = train_one(&runs[i], m, tok, tpath, sha, 0, &joined);
         if (r != EXIT_OK) rc = r;
     }
-    if (g_interrupted || rc != EXIT_OK)
-        fprintf(stderr, "sweep '%s' ended early; its pending runs start with: onebit-tui train --db %s --resume NAME\n",
-                sweep, base->db);
-    printf("\ncompare them: onebit-tui runs compare --db %s --sweep %s\n", base->db, sweep);
+    if (queued == n) {
+        if (g_interrupted || rc != EXIT_OK)
+            fprintf(stderr, "sweep '%s' ended early; a pending run starts with: onebit-tui train --db %s --resume NAME\n",
+                    sweep, base->db);
+        printf("\ncompare them: onebit-tui runs compare --db %s --sweep %s\n", base->db, sweep);
+    }
     for (long i = 0; i < made; i++) session_opts_free(&runs[i]);
     free(runs);
     free(ids);
