@@ -23,7 +23,7 @@ expect_exit 2 "bad lr" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batc
 check "lr message" contains "$TMP/err" "--lr"
 expect_exit 2 "zero lr" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --lr 0
 expect_exit 2 "bad init" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --init pca
-check "init message" contains "$TMP/err" "nmf or svd"
+check "init message" contains "$TMP/err" "nmf, svd, xnor or sign"
 expect_exit 2 "bad optim-state" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --optim-state fp16
 check "optim-state choices named" contains "$TMP/err" "fp32 or bf16"
 expect_exit 2 "bad batch" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 0 --out "$TMP/s.onebit"

@@ -203,8 +203,10 @@ static int train_one(const SessionOpts *o, const Model *m, const Tokenizer *tok,
     printf("\nheld-out split: %ld tokens predicted\n", sum.eval_tokens);
     printf("  %-22s nll %.6f  ppl %10.4f\n", "teacher", sum.teacher_nll, exp(sum.teacher_nll));
     printf("  %-22s nll %.6f  ppl %10.4f\n", "PTQ XNOR (sign x mean)", sum.xnor_nll, exp(sum.xnor_nll));
-    printf("  %-22s nll %.6f  ppl %10.4f\n", so->cfg.init ? "PTQ SVID (svd)" : "PTQ SVID (nmf)", sum.svid_nll,
-           exp(sum.svid_nll));
+    char init_name[32]; /* the untrained student: "PTQ SVID (nmf)", "PTQ init (sign)" */
+    snprintf(init_name, sizeof init_name, "PTQ %s (%s)", so->cfg.init <= SVID_SVD ? "SVID" : "init",
+             svid_method_name(so->cfg.init));
+    printf("  %-22s nll %.6f  ppl %10.4f\n", init_name, sum.svid_nll, exp(sum.svid_nll));
     printf("  %-22s nll %.6f  ppl %10.4f  (%ld steps", "student (QAT)", sum.student_nll, exp(sum.student_nll),
            sum.steps_done);
     if (isfinite(sum.first_loss)) printf(", loss %.4f -> %.4f", sum.first_loss, sum.last_loss);
