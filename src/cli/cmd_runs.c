@@ -577,7 +577,7 @@ static int run_figures(Db *db, const DbRun *r, RunFigures *f, char *err)
     for (int i = 0; i < ne; i++) {
         if (strcmp(ev[i].model, "student") && *ev[i].model) continue;
         if (strstr(ev[i].dataset, " held-out")) f->heldout_ppl = ev[i].ppl;
-        if (has_ci(ev[i].dataset, "tinystories")) f->ts_ppl = ev[i].ppl;
+        else if (has_ci(ev[i].dataset, "tinystories")) f->ts_ppl = ev[i].ppl; /* eval --text --db */
     }
     free(ev);
     if (db_metrics(db, r->id, &m, &nm, err)) return -1;
