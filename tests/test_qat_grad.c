@@ -191,13 +191,24 @@ static double lin_loss(void *p)
     qat_onebit_fwd(NULL, c->in, c->out, c->S, c->g, c->h, c->x, c->N, c->gx, c->a, c->y, c->rstd);
     return dotR(c->y, c->R, (size_t)c->N * c->out);
 }
+/* c's buffers for its in, out, N; S (when fill_S, first), g, h, x, R random */
+static void lin_ctx_alloc(LinCtx *c, int fill_S)
+{
+    size_t nx = (size_t)c->N * c->in, ny = (size_t)c->N * c->out, nw = (size_t)c->in * c->out;
+    c->S = malloc(nw * 4); c->g = malloc(c->in * 4); c->h = malloc(c->out * 4); c->x = malloc(nx * 4);
+    c->gx = malloc(nx * 4); c->a = malloc(ny * 4); c->y = malloc(ny * 4); c->rstd = malloc(c->N * 4); c->R = malloc(ny * 4);
+    if (fill_S) fill(c->S, nw, 1, 0);
+    fill(c->g, c->in, 0.5, 1); fill(c->h, c->out, 0.5, 1); fill(c->x, nx, 1, 0); fill(c->R, ny, 1, 0);
+}
+static void lin_ctx_free(LinCtx *c)
+{
+    free(c->S); free(c->g); free(c->h); free(c->x); free(c->gx); free(c->a); free(c->y); free(c->rstd); free(c->R);
+}
 static void check_onebit(void)
 {
     LinCtx c = {.in = 11, .out = 9, .N = 6};
     size_t nx = (size_t)c.N * c.in, ny = (size_t)c.N * c.out, nw = (size_t)c.in * c.out;
-    c.S = malloc(nw * 4); c.g = malloc(c.in * 4); c.h = malloc(c.out * 4); c.x = malloc(nx * 4);
-    c.gx = malloc(nx * 4); c.a = malloc(ny * 4); c.y = malloc(ny * 4); c.rstd = malloc(c.N * 4); c.R = malloc(ny * 4);
-    fill(c.S, nw, 1, 0); fill(c.g, c.in, 0.5, 1); fill(c.h, c.out, 0.5, 1); fill(c.x, nx, 1, 0); fill(c.R, ny, 1, 0);
+    lin_ctx_alloc(&c, 1);
     float *W = malloc(nw * 4), *dW = calloc(nw, 4), *dS = malloc(nw * 4), *dg = calloc(c.in, 4), *dh = calloc(c.out, 4);
     float *dx = malloc(nx * 4), *dy = malloc(ny * 4), *dgx = malloc(nx * 4);
     fill(W, nw, 1.5, 0);
@@ -251,7 +262,7 @@ static void check_onebit(void)
     bitlinear_free(bl);
     free(yr); free(dx2);
     free(W); free(dW); free(dS); free(dg); free(dh); free(dx); free(dy); free(dgx);
-    free(c.S); free(c.g); free(c.h); free(c.x); free(c.gx); free(c.a); free(c.y); free(c.rstd); free(c.R);
+    lin_ctx_free(&c);
 }
 
 /* ---- the STE variants: each dW = dS ⊙ f(W) is the exact gradient of the
@@ -282,9 +293,7 @@ static void check_ste_variant(const char *spec, const char *name)
     SteLossCtx s = {.c = {.in = 7, .out = 5, .N = 4}, .ste = &e};
     LinCtx *c = &s.c;
     size_t nx = (size_t)c->N * c->in, ny = (size_t)c->N * c->out, nw = (size_t)c->in * c->out;
-    c->S = malloc(nw * 4); c->g = malloc(c->in * 4); c->h = malloc(c->out * 4); c->x = malloc(nx * 4);
-    c->gx = malloc(nx * 4); c->a = malloc(ny * 4); c->y = malloc(ny * 4); c->rstd = malloc(c->N * 4); c->R = malloc(ny * 4);
-    fill(c->g, c->in, 0.5, 1); fill(c->h, c->out, 0.5, 1); fill(c->x, nx, 1, 0); fill(c->R, ny, 1, 0);
+    lin_ctx_alloc(c, 0);
     float *dW = calloc(nw, 4), *dS = malloc(nw * 4), *dg = calloc(c->in, 4), *dh = calloc(c->out, 4);
     float *dx = malloc(nx * 4), *dy = malloc(ny * 4), *dgx = malloc(nx * 4);
     s.W = malloc(nw * 4);
@@ -300,7 +309,7 @@ static void check_ste_variant(const char *spec, const char *name)
     for (size_t k = 0; k < nw; k++) same &= dW[k] == dS[k] * qat_ste_factor(&e, s.W[k]);
     CHECK(same, "%s: dW = dS * qat_ste_factor(W) in the backward pass", spec);
     free(s.W); free(dW); free(dS); free(dg); free(dh); free(dx); free(dy); free(dgx);
-    free(c->S); free(c->g); free(c->h); free(c->x); free(c->gx); free(c->a); free(c->y); free(c->rstd); free(c->R);
+    lin_ctx_free(c);
 }
 static void check_ste(void)
 {
