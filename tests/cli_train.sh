@@ -121,6 +121,23 @@ check "--ste recorded" contains "$TMP/out" '"ste":"smooth:3"'
 check "steps recorded ($ran/$planned)" contains "$TMP/out" "\"steps_done\":$ran,\"total_steps\":$planned"
 check "finished in the budget" contains "$TMP/out" "finished $ran steps in the time budget"
 
+# ---- --preset: recorded with its values; the command line overrides them ----
+expect_exit 2 "unknown preset" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --preset fast
+check "preset message" contains "$TMP/err" "--preset must be onebit or best, not 'fast'"
+expect_exit 2 "preset with resume" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" \
+    --preset best --resume "$TMP/none.ckpt"
+check "preset with resume message" contains "$TMP/err" "a resumed run keeps its options"
+for p in onebit best best-lr; do
+    extra=
+    [ $p = best-lr ] && extra="--lr 0.001"
+    expect_exit 0 "preset $p" "$BIN" train $T --data "$TMP/stories.txt" --split "$S" --steps 2 --seq-len 32 --batch 2 \
+        --out "$TMP/p-$p.onebit" --db "$TMP/time.db" --name "p-$p" --preset "${p%-lr}" $extra
+done
+expect_exit 0 "compare the presets" "$BIN" runs compare p-onebit p-best p-best-lr --db "$TMP/time.db" --json
+check "onebit: the defaults" contains "$TMP/out" '"name":"p-onebit","status":"finished","options":{"preset":"onebit","lr":"0.002"}'
+check "best: lr 0.016" contains "$TMP/out" '"name":"p-best","status":"finished","options":{"preset":"best","lr":"0.016"}'
+check "best --lr 0.001: the command line wins" contains "$TMP/out" '"options":{"preset":"best","lr":"0.001"}'
+
 # ---- self-generation: cached and reused ----
 mkdir "$TMP/cache"
 expect_exit 0 "self-generate" "$BIN" train $T --self-generate 24 --data-cache "$TMP/cache" --steps 3 --seq-len 64 --batch 2 --out "$TMP/g.onebit"

@@ -254,7 +254,7 @@ static int sweep_parse(const char *spec, SweepAxis *ax, int *nax, long *nruns, c
         *eq = 0;
         const OptSpec *row = opt_find(session_opts, part);
         if (!row || !(row->flags & OPT_STORE) || (row->flags & (OPT_NOCLI | OPT_ALIAS)) || row->type == OPT_NOTE ||
-            !strcmp(part, "out") || !strcmp(part, "ckpt")) {
+            !strcmp(part, "out") || !strcmp(part, "ckpt") || !strcmp(part, "preset")) {
             ob_seterr(err, "--sweep: '%s' is not a training option a sweep can vary (e.g. lr, ste, init, steps)", part);
             rc = -1;
             break;
@@ -426,6 +426,15 @@ int cli_train(int argc, char **argv)
     if (k == 0 && sweep && (o.resume || o.out || o.ckpt)) {
         ob_seterr(err, "--sweep makes its own runs: no --resume, --out or --ckpt (each student goes beside the store)");
         k = -1;
+    }
+    if (k == 0 && o.preset && o.resume) { ob_seterr(err, "--preset starts a run; a resumed run keeps its options"); k = -1; }
+    if (k == 0 && o.preset) { /* the preset's values, then the command line's again over them */
+        char *name = ob_strdup(o.preset);
+        session_opts_free(&o);
+        session_opts_init(&o);
+        k = session_apply_preset(&o, name, err);
+        free(name);
+        if (k == 0) k = opt_parse_argv(session_opts, &o, argc, argv, err);
     }
     if (k == 0 && o.db && o.resume) { /* RUN's stored options, then the command line's again over them */
         char *db = ob_strdup(o.db), *run = ob_strdup(o.resume);

@@ -28,10 +28,21 @@ _Static_assert(sizeof(SvidMethod) == sizeof(int) && SVID_NMF == 0 && SVID_SVD ==
 /* --optim-state likewise over the int field, its index a QatOptim */
 _Static_assert(QAT_OPTIM_FP32 == 0 && QAT_OPTIM_BF16 == 1, "--optim-state's choices are fp32|bf16");
 
+/* --preset's recipes (README, "Recipes and ablations", has the
+ * measurements behind best) */
+#define PRESET_BEST "lr=0.016"
+#define PRESET_BEST_HELP "the defaults with --lr 0.016"
+static const struct { const char *name, *values; } presets[] = {
+    {"onebit", ""},
+    {"best", PRESET_BEST},
+};
+
 /* The defaults here are trainer_config_default's (test_opt checks it). */
 const OptSpec session_opts[] = {
     {"teacher", OPT_STR, F(teacher), OPT_STORE | OPT_PATH | OPT_NOHELP, 0, 0, NULL, NULL, "M", "the teacher", NULL},
     {"tokenizer", OPT_STR, F(tokenizer), OPT_STORE | OPT_PATH | OPT_NOHELP, 0, 0, NULL, NULL, "T", "its tokenizer", NULL},
+    {"preset", OPT_STR, F(preset), OPT_STORE, 0, 0, NULL, NULL, "P",
+     "a recipe: onebit (the paper's: the defaults) or best\n(" PRESET_BEST_HELP "); options given\nas well override it", "Recipe"},
     {"data", OPT_STR, F(data), OPT_STORE | OPT_PATH, 0, 0, NULL, NULL, "FILE", "text file, tokenized once", "Data"},
     {"split", OPT_STR, F(split), OPT_STORE, 0, 0, NULL, NULL, "SEP",
      "one document per SEP (e.g. '<|endoftext|>'), each with BOS", NULL},
@@ -119,12 +130,40 @@ int session_opts_check(const SessionOpts *o, const ModelConfig *mc, int need_out
     if (o->data && o->self_generate) { ob_seterr(err, "--data and --self-generate exclude each other"); return -1; }
     if (o->split && !o->data) { ob_seterr(err, "--split needs --data"); return -1; }
     if (o->data_cache && !o->self_generate) { ob_seterr(err, "--data-cache needs --self-generate"); return -1; }
+    if (o->preset && !session_preset(o->preset)) { ob_seterr(err, "--preset must be onebit or best, not '%s'", o->preset); return -1; }
     if (!o->time && o->cfg.steps < 1) { ob_seterr(err, "--steps S is required (or a time budget: --time D)"); return -1; }
     if (opt_check_required(session_opts, o, err)) return -1;
     if (need_out && !o->out) { ob_seterr(err, "--out S.onebit is required"); return -1; }
     TrainConfig cfg;
     if (session_train_config(o, &cfg, err)) return -1;
     return trainer_config_check(&cfg, mc, err);
+}
+
+const char *session_preset(const char *name)
+{
+    for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
+        if (!strcmp(presets[i].name, name)) return presets[i].values;
+    return NULL;
+}
+
+int session_apply_preset(SessionOpts *o, const char *name, char *err)
+{
+    const char *v = session_preset(name);
+    if (!v) { ob_seterr(err, "--preset must be onebit or best, not '%s'", name); return -1; }
+    free(o->preset);
+    o->preset = ob_strdup(name);
+    char *copy = ob_strdup(v), *save = NULL, e2[OB_ERRLEN];
+    int rc = 0;
+    for (char *kv = strtok_r(copy, ";", &save); kv && !rc; kv = strtok_r(NULL, ";", &save)) {
+        char *eq = strchr(kv, '=');
+        const OptSpec *row = eq ? (*eq = 0, opt_find(session_opts, kv)) : NULL;
+        if (!row || opt_set(row, o, eq + 1, e2)) { /* the table above is wrong */
+            ob_seterr(err, "preset %s: bad value '%s'", name, kv);
+            rc = -1;
+        }
+    }
+    free(copy);
+    return rc;
 }
 
 int session_train_config(const SessionOpts *o, TrainConfig *cfg, char *err)
