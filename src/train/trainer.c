@@ -693,9 +693,9 @@ static int control(Trainer *t, double *active_since)
 
 /* --time: time one step's micro-batches twice (the first warms the
  * caches; the gradients are thrown away, the data cursor is a copy) and
- * set steps to those that fit in what is left of the budget after
- * `spent` seconds; every rank takes rank 0's plan. 0, or -1 with err. */
-static int plan_time(Trainer *t, double spent, char *err)
+ * set steps to those that fit in what is left of the budget after the
+ * two; every rank takes rank 0's plan. 0, or -1 with err. */
+static int plan_time(Trainer *t, char *err)
 {
     const TrainConfig *k = &t->cfg;
     DataCursor cur = t->cur;
@@ -714,8 +714,7 @@ static int plan_time(Trainer *t, double spent, char *err)
         step_s = ob_now() - t0;
     }
     qat_zero_grads(t->q);
-    spent += 2 * step_s;
-    double left = k->time_limit - spent;
+    double left = k->time_limit - 2 * step_s;
     long fit = left > 0 ? (long)(left / (step_s + 1e-9)) : 0;
     if (fit < 1) fit = 1;
     long plan = fit < k->steps ? fit : k->steps;
@@ -770,7 +769,7 @@ static void *run(void *arg)
     }
     if (share_state(t, err)) { fail(t, err); return NULL; }
     double budget_since = ob_now(); /* --time bounds this session's training */
-    if (k->time_limit > 0 && t->step == 0 && plan_time(t, 0, err)) { fail(t, err); return NULL; }
+    if (k->time_limit > 0 && t->step == 0 && plan_time(t, err)) { fail(t, err); return NULL; }
     if (dist_size() > 1)
         emit_log(t, "data parallel: %d ranks x --batch %d x --accum %d = global batch of %d sequences of %d tokens",
                  dist_size(), k->batch, k->accum, k->batch * global_accum(k), k->seq_len);
