@@ -121,6 +121,20 @@ check "--ste recorded" contains "$TMP/out" '"ste":"smooth:3"'
 check "steps recorded ($ran/$planned)" contains "$TMP/out" "\"steps_done\":$ran,\"total_steps\":$planned"
 check "finished in the budget" contains "$TMP/out" "finished $ran steps in the time budget"
 
+# a budget that fits --steps: the plan is --steps, and the timing probe
+# leaves the training alone (the same student as a plain run, byte for
+# byte); a stopped timed run resumes with its checkpoint's plan
+B3="--data $TMP/stories.txt --seq-len 64 --batch 4 --log-every 10"
+expect_exit 0 "plain 30 steps" "$BIN" train $T $B3 --split "$S" --steps 30 --out "$TMP/p30.onebit"
+expect_exit 0 "1h budget, at most 30 steps" "$BIN" train $T $B3 --split "$S" --time 1h --steps 30 --out "$TMP/t30.onebit"
+check "the plan is --steps" contains "$TMP/out" "the schedule is laid over 30 steps"
+check "timed = plain, byte for byte" cmp -s "$TMP/p30.onebit" "$TMP/t30.onebit"
+expect_exit 0 "timed, stopped at 12" "$BIN" train $T $B3 --split "$S" --time 1h --steps 30 --out "$TMP/r30.onebit" --stop-after 12
+expect_exit 0 "timed, resumed without --steps" "$BIN" train $T $B3 --split "$S" --time 1h --out "$TMP/r30.onebit" \
+    --resume "$TMP/r30.onebit.ckpt"
+check "resumed at 12 with the plan of 30" contains "$TMP/out" "step 30/30 loss"
+check "stop + resume = straight, byte for byte" cmp -s "$TMP/p30.onebit" "$TMP/r30.onebit"
+
 # ---- --preset: recorded with its values; the command line overrides them ----
 expect_exit 2 "unknown preset" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --preset fast
 check "preset message" contains "$TMP/err" "--preset must be onebit or best, not 'fast'"
