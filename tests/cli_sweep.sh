@@ -18,6 +18,8 @@ expect_exit 2 "sweep with out" "$BIN" train $T $A --db "$DB" --out "$TMP/x.onebi
 check "no --out" contains "$TMP/err" "no --resume, --out or --ckpt"
 expect_exit 2 "unknown key" "$BIN" train $T $A --db "$DB" --sweep 'frob=1,2'
 check "unknown key message" contains "$TMP/err" "'frob' is not a training option a sweep can vary"
+expect_exit 2 "preset is no sweep key" "$BIN" train $T $A --db "$DB" --sweep 'preset=onebit,best'
+check "preset key message" contains "$TMP/err" "'preset' is not a training option a sweep can vary"
 expect_exit 2 "no values" "$BIN" train $T $A --db "$DB" --sweep 'lr='
 check "no values message" contains "$TMP/err" "'lr' has no values"
 expect_exit 2 "not KEY=V" "$BIN" train $T $A --db "$DB" --sweep 'lr'
