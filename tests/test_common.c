@@ -99,6 +99,15 @@ int main(void)
     CHECK(!strcmp(dur, "?"), "negative duration %s", dur);
     ob_fmt_duration(dur, sizeof dur, NAN);
     CHECK(!strcmp(dur, "?"), "NaN duration %s", dur);
+    /* durations as --time takes them */
+    double sec = 0;
+    CHECK(ob_parse_duration("90", &sec) == 0 && sec == 90, "90 -> %g", sec);
+    CHECK(ob_parse_duration("90s", &sec) == 0 && sec == 90, "90s -> %g", sec);
+    CHECK(ob_parse_duration("2.5m", &sec) == 0 && sec == 150, "2.5m -> %g", sec);
+    CHECK(ob_parse_duration("1h", &sec) == 0 && sec == 3600, "1h -> %g", sec);
+    const char *bad_dur[] = {"", "m", "0", "-5s", "10x", "10 s", "1hh", "inf", "nan", "1e12"};
+    for (size_t i = 0; i < sizeof bad_dur / sizeof *bad_dur; i++)
+        CHECK(ob_parse_duration(bad_dur[i], &sec) == -1, "'%s' is not a duration", bad_dur[i]);
     CHECK(ob_parse_int("12", 0, 100, &v) == 0 && v == 12, "int");
     CHECK(ob_parse_int("12x", 0, 100, &v) == -1, "junk int");
     CHECK(ob_parse_int("101", 0, 100, &v) == -1, "range");

@@ -191,19 +191,30 @@ static double lin_loss(void *p)
     qat_onebit_fwd(NULL, c->in, c->out, c->S, c->g, c->h, c->x, c->N, c->gx, c->a, c->y, c->rstd);
     return dotR(c->y, c->R, (size_t)c->N * c->out);
 }
+/* c's buffers for its in, out, N; S (when fill_S, first), g, h, x, R random */
+static void lin_ctx_alloc(LinCtx *c, int fill_S)
+{
+    size_t nx = (size_t)c->N * c->in, ny = (size_t)c->N * c->out, nw = (size_t)c->in * c->out;
+    c->S = malloc(nw * 4); c->g = malloc(c->in * 4); c->h = malloc(c->out * 4); c->x = malloc(nx * 4);
+    c->gx = malloc(nx * 4); c->a = malloc(ny * 4); c->y = malloc(ny * 4); c->rstd = malloc(c->N * 4); c->R = malloc(ny * 4);
+    if (fill_S) fill(c->S, nw, 1, 0);
+    fill(c->g, c->in, 0.5, 1); fill(c->h, c->out, 0.5, 1); fill(c->x, nx, 1, 0); fill(c->R, ny, 1, 0);
+}
+static void lin_ctx_free(LinCtx *c)
+{
+    free(c->S); free(c->g); free(c->h); free(c->x); free(c->gx); free(c->a); free(c->y); free(c->rstd); free(c->R);
+}
 static void check_onebit(void)
 {
     LinCtx c = {.in = 11, .out = 9, .N = 6};
     size_t nx = (size_t)c.N * c.in, ny = (size_t)c.N * c.out, nw = (size_t)c.in * c.out;
-    c.S = malloc(nw * 4); c.g = malloc(c.in * 4); c.h = malloc(c.out * 4); c.x = malloc(nx * 4);
-    c.gx = malloc(nx * 4); c.a = malloc(ny * 4); c.y = malloc(ny * 4); c.rstd = malloc(c.N * 4); c.R = malloc(ny * 4);
-    fill(c.S, nw, 1, 0); fill(c.g, c.in, 0.5, 1); fill(c.h, c.out, 0.5, 1); fill(c.x, nx, 1, 0); fill(c.R, ny, 1, 0);
+    lin_ctx_alloc(&c, 1);
     float *W = malloc(nw * 4), *dW = calloc(nw, 4), *dS = malloc(nw * 4), *dg = calloc(c.in, 4), *dh = calloc(c.out, 4);
     float *dx = malloc(nx * 4), *dy = malloc(ny * 4), *dgx = malloc(nx * 4);
     fill(W, nw, 1.5, 0);
     lin_loss(&c);
     memcpy(dy, c.R, ny * 4);
-    QatOnebitGrad p = {c.in, c.out, c.S, W, c.g, c.h, dW, dg, dh, dS, c.gx, dgx};
+    QatOnebitGrad p = {c.in, c.out, c.S, W, c.g, c.h, dW, dg, dh, dS, c.gx, dgx, {QAT_STE_ONEBIT, 0}};
     qat_onebit_bwd(NULL, &p, c.x, c.N, c.a, c.y, c.rstd, dy, dx, 0);
     report("onebit dS (surrogate, LN incl.)", fd_check(lin_loss, &c, c.S, dS, nw, 2e-2), 5e-3);
     report("onebit dg", fd_check(lin_loss, &c, c.g, dg, c.in, 2e-2), 5e-3);
@@ -251,7 +262,70 @@ static void check_onebit(void)
     bitlinear_free(bl);
     free(yr); free(dx2);
     free(W); free(dW); free(dS); free(dg); free(dh); free(dx); free(dy); free(dgx);
-    free(c.S); free(c.g); free(c.h); free(c.x); free(c.gx); free(c.a); free(c.y); free(c.rstd); free(c.R);
+    lin_ctx_free(&c);
+}
+
+/* ---- the STE variants: each dW = dS ⊙ f(W) is the exact gradient of the
+ * linear with S = s(W), s the estimator's surrogate of sign ------------------ */
+typedef struct { LinCtx c; float *W; const QatSte *ste; } SteLossCtx;
+static double ste_surrogate(const QatSte *e, double w)
+{
+    switch (e->kind) {
+    case QAT_STE_SMOOTH: return tanh(e->a * w);
+    case QAT_STE_CLIP: return w < -1 ? -1 : w > 1 ? 1 : w;
+    default: return tanh(w) + 0.001 * w;
+    }
+}
+static double ste_loss(void *p)
+{
+    SteLossCtx *s = p;
+    for (size_t k = 0; k < (size_t)s->c.in * s->c.out; k++) s->c.S[k] = (float)ste_surrogate(s->ste, s->W[k]);
+    return lin_loss(&s->c);
+}
+static void check_ste_variant(const char *spec, const char *name)
+{
+    QatSte e;
+    char err[256];
+    CHECK(qat_ste_parse(spec, &e, err) == 0, "qat_ste_parse(%s): %s", spec, err);
+    char back[64];
+    qat_ste_format(&e, back, sizeof back);
+    CHECK(!strcmp(back, spec), "qat_ste_format gives '%s' for '%s'", back, spec);
+    SteLossCtx s = {.c = {.in = 7, .out = 5, .N = 4}, .ste = &e};
+    LinCtx *c = &s.c;
+    size_t nx = (size_t)c->N * c->in, ny = (size_t)c->N * c->out, nw = (size_t)c->in * c->out;
+    lin_ctx_alloc(c, 0);
+    float *dW = calloc(nw, 4), *dS = malloc(nw * 4), *dg = calloc(c->in, 4), *dh = calloc(c->out, 4);
+    float *dx = malloc(nx * 4), *dy = malloc(ny * 4), *dgx = malloc(nx * 4);
+    s.W = malloc(nw * 4);
+    fill(s.W, nw, 1.5, 0);
+    for (size_t k = 0; k < nw; k++) /* keep the finite differences off clip's kinks at |w| = 1 */
+        if (fabs(fabs(s.W[k]) - 1.0) < 0.05) s.W[k] *= 0.9f;
+    ste_loss(&s);
+    memcpy(dy, c->R, ny * 4);
+    QatOnebitGrad p = {c->in, c->out, c->S, s.W, c->g, c->h, dW, dg, dh, dS, c->gx, dgx, e};
+    qat_onebit_bwd(NULL, &p, c->x, c->N, c->a, c->y, c->rstd, dy, dx, 0);
+    report(name, fd_check(ste_loss, &s, s.W, dW, nw, 2e-2), 5e-3);
+    int same = 1;
+    for (size_t k = 0; k < nw; k++) same &= dW[k] == dS[k] * qat_ste_factor(&e, s.W[k]);
+    CHECK(same, "%s: dW = dS * qat_ste_factor(W) in the backward pass", spec);
+    free(s.W); free(dW); free(dS); free(dg); free(dh); free(dx); free(dy); free(dgx);
+    lin_ctx_free(c);
+}
+static void check_ste(void)
+{
+    check_ste_variant("onebit", "ste onebit dW vs d/dW (tanh W+.001W)");
+    check_ste_variant("smooth:3", "ste smooth:3 dW vs d/dW tanh(3W)");
+    check_ste_variant("smooth:0.5", "ste smooth:0.5 dW vs d/dW tanh(W/2)");
+    check_ste_variant("clip", "ste clip dW vs d/dW clamp(W,-1,1)");
+    QatSte e, zero = {0, 0};
+    CHECK(qat_ste_factor(&zero, 0.3f) == qat_ste(0.3f), "a zeroed QatSte is the paper's estimator");
+    char err[256];
+    const char *bad[] = {"smooth:0", "smooth:", "smooth:-1", "smooth:x", "smooth:2x", "tanh", "", "smooth:inf"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        err[0] = 0;
+        CHECK(qat_ste_parse(bad[i], &e, err) == -1 && err[0], "qat_ste_parse('%s') must fail with a message", bad[i]);
+    }
+    printf("  qat_ste_parse('tanh'): %s\n", (qat_ste_parse("tanh", &e, err), err));
 }
 
 /* ---- whole model ---------------------------------------------------------------- */
@@ -575,6 +649,7 @@ int main(void)
     check_whole(2, 2, 1, "MHA tied:");
     check_recompute(3, 1, 1);
     check_recompute(2, 2, 3);
+    check_ste(); /* last: it draws from the shared rng */
     char err[OB_ERRLEN];
     Model m;
     random_model(&m, 12, 20, 2, 3, 1, 37, 0);

@@ -68,6 +68,7 @@ struct QatModel {
     double bytes;       /* what take() allocated (or counted, when dry) */
     int dry;            /* qat_memory_bytes: count only the big buffers */
     int recompute;      /* the layers share one set of block activations (all but x), recomputed in the backward */
+    QatSte ste;         /* the sign's straight-through estimator (qat_set_ste) */
     double *klrow;      /* (N) per-token KL */
     QLin *lin;          /* (L, LIN_PER_LAYER) */
     QLayer *layer;      /* (L) */
@@ -126,6 +127,50 @@ static inline float ste_of(float w)
 }
 
 float qat_ste(float w) { return ste_of(w); }
+
+/* sech²(x) = 1 − tanh²(x), with one expf as ste_of */
+static inline float sech2(float x)
+{
+    float t = expf(-2.0f * fabsf(x)), d = 1.0f + t;
+    return 4.0f * t / (d * d);
+}
+
+float qat_ste_factor(const QatSte *s, float w)
+{
+    switch (s->kind) {
+    case QAT_STE_SMOOTH: return s->a * sech2(s->a * w);
+    case QAT_STE_CLIP: return fabsf(w) <= 1.0f ? 1.0f : 0.0f;
+    default: return ste_of(w);
+    }
+}
+
+int qat_ste_parse(const char *s, QatSte *out, char *err)
+{
+    QatSte r = {QAT_STE_ONEBIT, 0};
+    if (!strcmp(s, "clip")) r.kind = QAT_STE_CLIP;
+    else if (!strncmp(s, "smooth:", 7)) {
+        char *end;
+        double a = strtod(s + 7, &end);
+        if (end == s + 7 || *end || !(a > 0) || !isfinite(a) || a > 1e6) {
+            ob_seterr(err, "'%s': smooth:A needs a number A > 0 (e.g. smooth:5)", s);
+            return -1;
+        }
+        r.kind = QAT_STE_SMOOTH;
+        r.a = (float)a;
+    } else if (strcmp(s, "onebit")) {
+        ob_seterr(err, "'%s' is not an estimator: onebit (1.001-tanh^2(W)), smooth:A (A*(1-tanh^2(A*W))) or clip "
+                  "(1 where |W|<=1)", s);
+        return -1;
+    }
+    *out = r;
+    return 0;
+}
+
+void qat_ste_format(const QatSte *s, char *buf, size_t n)
+{
+    if (s->kind == QAT_STE_SMOOTH) snprintf(buf, n, "smooth:%g", (double)s->a);
+    else snprintf(buf, n, "%s", s->kind == QAT_STE_CLIP ? "clip" : "onebit");
+}
 
 /* S = sign(W) (w >= 0 -> +1) of one linear into the scratch q->Sx, right
  * before the sgemms that use it: S is never kept (qat.h, Memory) */
@@ -334,7 +379,7 @@ QatModel *qat_new(const Model *teacher, SvidMethod init, const QatSize *sz, char
 {
     const ModelConfig *c = &teacher->cfg;
     int max_B = sz->max_B, max_T = sz->max_T;
-    if (init != SVID_NMF && init != SVID_SVD && init != SVID_XNOR) {
+    if (init != SVID_NMF && init != SVID_SVD && init != SVID_XNOR && init != SVID_SIGN) {
         ob_seterr(err, "unknown SVID init method %d", (int)init);
         return NULL;
     }
@@ -382,6 +427,7 @@ QatModel *qat_new(const Model *teacher, SvidMethod init, const QatSize *sz, char
     q->recompute = sz->recompute != 0;
     q->shards = sz->shards;
     q->shard = sz->shard;
+    q->ste = (QatSte){QAT_STE_ONEBIT, 0};
     q->bytes = QAT_STRUCT_BYTES;
     alloc_buffers(q);
     /* SVID init from the teacher: |W| ≈ a·bᵀ, h = a, g = b, W = 0.01·sign(W) */
@@ -424,6 +470,7 @@ int qat_set_threads(QatModel *q, int n, char *err)
 }
 
 int qat_threads(const QatModel *q) { return par_threads(&q->par); }
+void qat_set_ste(QatModel *q, const QatSte *s) { q->ste = *s; }
 
 const ModelConfig *qat_config(const QatModel *q) { return &q->cfg; }
 size_t qat_num_params(const QatModel *q) { return q->nparams; }
@@ -826,11 +873,14 @@ static void lp_dx(void *c, size_t lo, size_t hi) /* rows: dx (+)= d(gx) ⊙ g */
     }
 }
 
-typedef struct { const float *dS, *W; float *dW; } SteCtx;
-static void lp_ste(void *c, size_t lo, size_t hi) /* dW += dS ⊙ (1.001 − tanh²(W)), from W */
+typedef struct { const float *dS, *W; float *dW; const QatSte *ste; } SteCtx;
+static void lp_ste(void *c, size_t lo, size_t hi) /* dW += dS ⊙ f(W), from W (QatSte) */
 {
     const SteCtx *p = c;
-    for (size_t k = lo; k < hi; k++) p->dW[k] += p->dS[k] * ste_of(p->W[k]);
+    if (p->ste->kind == QAT_STE_ONEBIT) /* the default, inlined */
+        for (size_t k = lo; k < hi; k++) p->dW[k] += p->dS[k] * ste_of(p->W[k]);
+    else
+        for (size_t k = lo; k < hi; k++) p->dW[k] += p->dS[k] * qat_ste_factor(p->ste, p->W[k]);
 }
 
 void qat_onebit_bwd(const QatPar *par, const QatOnebitGrad *p, const float *x, int N, const float *a, const float *y,
@@ -848,7 +898,7 @@ void qat_onebit_bwd(const QatPar *par, const QatOnebitGrad *p, const float *x, i
     // dS (out,in) = dzᵀ (out,N) · gx (N,in)
     qsgemm(par, CblasTrans, CblasNoTrans, out, in, N, 1.0f, dy, out, p->gx, in, 0.0f, p->dS, in);
     if (p->W) {
-        SteCtx sc = {p->dS, p->W, p->dW};
+        SteCtx sc = {p->dS, p->W, p->dW, &p->ste};
         par_for(par, (size_t)in * out, 2, lp_ste, &sc);
     }
     par_for(par, (size_t)in, (size_t)N * 2, lp_dg, &lp);
@@ -865,7 +915,7 @@ static void qlin_bwd(QatModel *q, const QLin *L, const float *x, int N, const fl
 {
     QatOnebitGrad p = {L->in, L->out, expand_S(q, L), q->params + L->off_w, q->params + L->off_g,
                        q->params + L->off_h, q->grads + L->off_w, q->grads + L->off_g, q->grads + L->off_h,
-                       q->dSw, q->gx, q->dgx};
+                       q->dSw, q->gx, q->dgx, q->ste};
     qat_onebit_bwd(&q->par, &p, x, N, a, y, rstd, dy, dx, accumulate);
 }
 

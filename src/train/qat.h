@@ -7,7 +7,8 @@
  *     y = LayerNorm( h ⊙ (S · (g ⊙ x)) ),   S = sign(W) (w >= 0 -> +1)
  * LayerNorm without affine parameters, eps 1e-5, over the output dim. The
  * latent FP32 W (out,in), g (in), h (out) are trained; the gradient through
- * sign is the STE dW = dS ⊙ (1.001 − tanh²(W)). Embedding, RMSNorm weights
+ * sign is the STE dW = dS ⊙ (1.001 − tanh²(W)) by default (QatSte: other
+ * straight-through estimators as options). Embedding, RMSNorm weights
  * and the output head are the teacher's, frozen (referenced, not copied).
  *
  * Loss of one micro-batch of B sequences of T tokens (N = B·T tokens):
@@ -47,6 +48,25 @@
 #include "onebit/svid.h"
 
 typedef struct QatModel QatModel;
+
+/* The straight-through estimator of sign: dW = dS ⊙ f(W), f the
+ * derivative of a smooth surrogate of sign (--ste):
+ *   QAT_STE_ONEBIT  f = 1.001 − tanh²(w)    (tanh(w) + 0.001·w; the paper's, default)
+ *   QAT_STE_SMOOTH  f = a·(1 − tanh²(a·w))  (tanh(a·w); LittleBit's, "smooth:A")
+ *   QAT_STE_CLIP    f = 1 for |w| <= 1, else 0 (clamp(w, −1, 1); the clipped identity)
+ * A zeroed QatSte is the default. */
+typedef enum { QAT_STE_ONEBIT = 0, QAT_STE_SMOOTH = 1, QAT_STE_CLIP = 2 } QatSteKind;
+typedef struct {
+    int kind;  /* a QatSteKind */
+    float a;   /* QAT_STE_SMOOTH's sharpness (> 0) */
+} QatSte;
+/* "onebit" | "smooth:A" (A > 0, finite) | "clip" -> 0; else -1 with err
+ * saying what is accepted */
+int qat_ste_parse(const char *s, QatSte *out, char *err);
+/* the text qat_ste_parse reads back */
+void qat_ste_format(const QatSte *s, char *buf, size_t n);
+/* f(w) of the estimator */
+float qat_ste_factor(const QatSte *s, float w);
 
 /* the threads a piece of qat work may use: a pool (NULL: the calling
  * thread alone). The helpers below that take one accept NULL. */
@@ -108,6 +128,8 @@ void qat_free(QatModel *q);
  * with err set (threads could not be made; nothing changes) */
 int qat_set_threads(QatModel *q, int n, char *err);
 int qat_threads(const QatModel *q);
+/* the STE of the backward passes from now on (qat_new: the default) */
+void qat_set_ste(QatModel *q, const QatSte *s);
 
 /* Memory. Per trainable parameter a QatModel holds the latent value and
  * its gradient (FP32) and the two AdamW moments (FP32 or BF16): 16 or 12
@@ -259,12 +281,13 @@ typedef struct {
     float *dW, *dg, *dh;        /* accumulated */
     float *dS;                  /* (out,in) written: d/dS */
     float *gx, *dgx;            /* (N,in) scratch */
+    QatSte ste;                 /* the estimator (zero: the default) */
 } QatOnebitGrad;
-/* 1.001 − tanh²(w), the student's STE factor (computed from W in the
+/* 1.001 − tanh²(w), the default STE factor (computed from W in the
  * backward pass, never stored) */
 float qat_ste(float w);
 /* consumes dy (N,out); dx (N,in) written, or added when accumulate;
- * dW += dS ⊙ qat_ste(W) */
+ * dW += dS ⊙ qat_ste_factor(&p->ste, W) */
 void qat_onebit_bwd(const QatPar *par, const QatOnebitGrad *p, const float *x, int N, const float *a, const float *y,
                     const float *rstd, float *dy, float *dx, int accumulate);
 

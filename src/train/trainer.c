@@ -90,7 +90,10 @@ int trainer_config_check(const TrainConfig *c, const ModelConfig *mc, char *err)
     if (!(c->eps > 0)) BAD("eps must be positive");
     if (!(c->wd >= 0) || !isfinite(c->wd)) BAD("--wd must be >= 0");
     if (!(c->clip >= 0) || !isfinite(c->clip)) BAD("--clip must be >= 0 (0: no clipping)");
-    if (c->init != SVID_NMF && c->init != SVID_SVD) BAD("--init must be nmf or svd");
+    if (c->init != SVID_NMF && c->init != SVID_SVD && c->init != SVID_XNOR && c->init != SVID_SIGN)
+        BAD("--init must be nmf, svd, xnor or sign");
+    if (c->ste.kind < QAT_STE_ONEBIT || c->ste.kind > QAT_STE_CLIP || (c->ste.kind == QAT_STE_SMOOTH && !(c->ste.a > 0)))
+        BAD("--ste must be onebit, smooth:A (A > 0) or clip");
     if (c->eval_every < 0 || c->ckpt_every < 0 || c->log_every < 1) BAD("--eval-every/--ckpt-every must be >= 0, log interval >= 1");
     if (c->stop_after < 0) BAD("--stop-after must be >= 0");
     if (c->threads < 0 || c->threads > 1024) BAD("--threads must be between 0 (all cores) and 1024");
@@ -523,10 +526,10 @@ static int load_ckpt(Trainer *t, const char *path, char *err)
     double f[9];
     for (int i = 0; i < 9; i++) f[i] = rf64(&r);
     uint32_t optim = ver >= 2 ? ru32(&r) : QAT_OPTIM_FP32; /* version 1: FP32 moments */
+    if (t->cfg.time_limit > 0 && steps >= 1 && steps <= (uint64_t)t->cfg.steps) t->cfg.steps = (long)steps; /* its plan */
     const TrainConfig *k = &t->cfg;
     double g[9] = {k->lr, eff_lr_min(k), k->alpha, k->kl_scale, k->beta1, k->beta2, k->eps, k->wd, k->clip};
     static const char *const fname[9] = {"--lr", "--lr-min", "--alpha", "--kl-scale", "beta1", "beta2", "eps", "--wd", "--clip"};
-    (void)steps;
     if (r.bad) { ob_seterr(err, "%s: truncated header", path); goto out; }
     if ((int)seq_len != k->seq_len || (int)batch != k->batch || (int)accum != global_accum(k)) {
         ob_seterr(err, "%s: the checkpoint was made with --seq-len %u --batch %u --accum %u, not %d/%d/%d%s",
@@ -753,6 +756,43 @@ static int control(Trainer *t, double *active_since)
     return job_cancelled(j);
 }
 
+/* --time: time one step's micro-batches twice (the first warms the
+ * caches; the gradients are thrown away, the data cursor is a copy) and
+ * set steps to those that fit in what is left of the budget after the
+ * two; every rank takes rank 0's plan. 0, or -1 with err. */
+static int plan_time(Trainer *t, char *err)
+{
+    const TrainConfig *k = &t->cfg;
+    DataCursor cur = t->cur;
+    QatLossCfg lc = {.alpha = k->alpha, .kl_scale = k->kl_scale};
+    double t0 = 0, step_s = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        t0 = ob_now();
+        for (int a = 0; a < k->accum; a++) {
+            for (int b = 0; b < k->batch; b++) data_sample(t->data, &cur, t->batch_tok + (size_t)b * k->seq_len);
+            QatLoss ql;
+            if (qat_forward_backward(t->q, t->batch_tok, k->batch, k->seq_len, &lc, 1.0f / k->accum, &ql)) {
+                ob_seterr(err, "qat_forward_backward rejected the batch (token out of range or bad shape)");
+                return -1;
+            }
+        }
+        step_s = ob_now() - t0;
+    }
+    qat_zero_grads(t->q);
+    double left = k->time_limit - 2 * step_s;
+    long fit = left > 0 ? (long)(left / (step_s + 1e-9)) : 0;
+    if (fit < 1) fit = 1;
+    long plan = fit < k->steps ? fit : k->steps;
+    int64_t p64 = plan;
+    dist_bcast(&p64, sizeof p64);
+    t->cfg.steps = (long)p64;
+    char b1[32];
+    ob_fmt_duration(b1, sizeof b1, k->time_limit);
+    emit_log(t, "time budget %s: a step takes about %.1f ms, the schedule is laid over %ld steps", b1, 1e3 * step_s,
+             t->cfg.steps);
+    return 0;
+}
+
 static void *run(void *arg);
 static int run_job(Job *j, void *arg)
 {
@@ -783,6 +823,7 @@ static void *run(void *arg)
     t->off = ob_malloc(((size_t)dist_size() + 1) * sizeof(size_t));
     qat_shard_offsets(qat_num_params(t->q), dist_size(), t->off);
     if (qat_set_threads(t->q, trainer_threads(k), err)) { fail(t, err); return NULL; }
+    qat_set_ste(t->q, &k->ste);
     t->batch_tok = ob_malloc((size_t)k->batch * k->seq_len * sizeof(int));
     if (student_nll(t, 0, &t->sum.svid_nll, &ntok, err)) { fail(t, err); return NULL; }
     emit_log(t, "held-out split: %ld tokens to predict", ntok);
@@ -795,6 +836,8 @@ static void *run(void *arg)
         emit_log(t, "resumed from %s at step %ld", t->resume_path, t->step);
     }
     if (share_state(t, err)) { fail(t, err); return NULL; }
+    double budget_since = ob_now(); /* --time bounds this session's training */
+    if (k->time_limit > 0 && t->step == 0 && plan_time(t, err)) { fail(t, err); return NULL; }
     if (dist_size() > 1)
         emit_log(t, "data parallel: %d ranks x --batch %d x --accum %d = global batch of %d sequences of %d tokens",
                  dist_size(), k->batch, k->accum, k->batch * global_accum(k), k->seq_len);
@@ -803,12 +846,12 @@ static void *run(void *arg)
     AdamWCfg ac = {.lr = k->lr, .beta1 = k->beta1, .beta2 = k->beta2, .eps = k->eps, .weight_decay = k->wd};
     float lr_min = eff_lr_min(k);
     long warmup = eff_warmup(k);
-    double active_since = ob_now(), elapsed0 = t->elapsed;
+    double active_since = ob_now(), elapsed0 = t->elapsed, probe_s = active_since - budget_since;
     long session_steps = 0;
     double iv_loss = 0, iv_kl = 0, iv_mse = 0;
-    int iv_n = 0, first_logged = 0, stopped = 0;
+    int iv_n = 0, first_logged = 0, stopped = 0, time_up = 0;
     long last_logged = 0; /* the last step an EV_STEP went out for in this session (0: none) */
-    while (t->step < k->steps) {
+    while (t->step < k->steps && !time_up) {
         /* every rank stops after the same step */
         if (dist_any((k->stop_after > 0 && t->step >= k->stop_after) || control(t, &active_since))) { stopped = 1; break; }
         qat_zero_grads(t->q);
@@ -847,7 +890,9 @@ static void *run(void *arg)
         iv_loss += loss; iv_kl += kl; iv_mse += mse; iv_n++;
         double now = ob_now();
         double active = t->elapsed + (now - active_since);
-        if (t->step % k->log_every == 0 || t->step == k->steps) {
+        /* --time: paused time does not count (active is training time) */
+        if (k->time_limit > 0 && dist_any(probe_s + active - elapsed0 >= k->time_limit)) time_up = 1;
+        if (t->step % k->log_every == 0 || t->step == k->steps || time_up) {
             Event e = {.kind = EV_STEP, .step = (int)t->step};
             e.loss = iv_loss / iv_n;
             e.kl = iv_kl / iv_n;
@@ -865,12 +910,12 @@ static void *run(void *arg)
             iv_loss = iv_kl = iv_mse = 0;
             iv_n = 0;
         }
-        if (k->eval_every > 0 && t->step % k->eval_every == 0 && t->step < k->steps) {
+        if (k->eval_every > 0 && t->step % k->eval_every == 0 && t->step < k->steps && !time_up) {
             double nll;
             if (student_nll(t, k->max_eval_windows, &nll, &ntok, err)) { fail(t, err); return NULL; }
             emit_eval(t, t->step, k->max_eval_windows > 0 ? "student-partial" : "student", nll);
         }
-        if (t->ckpt_path && k->ckpt_every > 0 && t->step % k->ckpt_every == 0 && t->step < k->steps) {
+        if (t->ckpt_path && k->ckpt_every > 0 && t->step % k->ckpt_every == 0 && t->step < k->steps && !time_up) {
             t->elapsed += ob_now() - active_since;
             /* the run record first: a kill right after the checkpoint must
              * not leave steps it covers unrecorded */
@@ -909,8 +954,8 @@ static void *run(void *arg)
         if (export_student(t, err)) { fail(t, err); return NULL; }
     }
     t->sum.status = RUN_FINISHED;
-    snprintf(t->sum.message, sizeof t->sum.message, "finished %ld steps%s%s", t->step, t->out_path ? "; wrote " : "",
-             t->out_path ? t->out_path : "");
+    snprintf(t->sum.message, sizeof t->sum.message, "finished %ld steps%s%s%s", t->step,
+             k->time_limit > 0 ? " in the time budget" : "", t->out_path ? "; wrote " : "", t->out_path ? t->out_path : "");
     emit_status(t, RUN_FINISHED, "%s", t->sum.message);
     return NULL;
 }

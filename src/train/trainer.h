@@ -64,7 +64,14 @@ typedef struct {
     float alpha;         /* hidden-state MSE weight (1) */
     float kl_scale;      /* KL weight (0.01) */
     float beta1, beta2, eps, wd, clip; /* 0.9, 0.98, 1e-8, 0.01, 1.0 */
-    SvidMethod init;     /* SVID_NMF | SVID_SVD (SVID_NMF) */
+    SvidMethod init;     /* SVID_NMF | SVID_SVD | SVID_XNOR | SVID_SIGN (SVID_NMF) */
+    QatSte ste;          /* the sign's straight-through estimator (zero: the paper's) */
+    double time_limit;   /* wall-clock budget of the steps in seconds (0: none): the
+                          * trainer times one step's micro-batches (twice, not
+                          * applied), sets steps to those that fit (at most
+                          * steps) and stops when the time is up, finishing as at
+                          * the last step; a resumed run keeps its checkpoint's
+                          * steps and the budget bounds the new session */
     long eval_every;     /* held-out eval every K steps (0: only at the end) */
     long ckpt_every;     /* checkpoint every K steps (0: only at stop/end) */
     long log_every;      /* EV_STEP every K steps (1) */
