@@ -502,15 +502,17 @@ tm send-keys -t e2e Enter
 check "mouse: the wheel moved the selection three rows" wait_for "layers.0.wo  64 x 64"
 tm send-keys -t e2e Escape
 check "Layers: back to the table" wait_for "layers.0.w1 "
-# a click on a form field focuses it: its help shows (the form's fields
-# start on row 5: name, data, split, self-generate, steps)
+# a click on a form field focuses it: its help shows (the fields' rows are
+# read from the screen: the form is centred, its height its fields')
 click 36 1
 check "mouse: the Train tab" wait_re "(No run|run-)"
 tm send-keys -t e2e n
 check "the New-run form" wait_for "New training run"
-click 30 9
-check "mouse: a click on 'steps' focuses it" wait_for "optimizer steps (required)"
-click 30 5
+# row_of REGEX: the screen row (1-based) of the first line that matches
+row_of() { grep -n -- "$1" "$TMP/screen" | head -n1 | cut -d: -f1; }
+click 30 "$(row_of '. steps  ')"
+check "mouse: a click on 'steps' focuses it" wait_for "optimizer steps (required"
+click 30 "$(row_of '. name  ')"
 check "mouse: a click on 'name' focuses it" wait_for "the run's name in"
 fill_form remembered 4
 tm send-keys -t e2e Enter
