@@ -23,6 +23,8 @@ void kern_rows_q8_ref(const KernMat *m, const int16_t *q, const float *scale, co
     void kern_dec_to_f16_##sfx(const float *x, uint16_t *y, size_t n);                                         \
     void kern_dec_from_f16_##sfx(const uint16_t *x, float *y, size_t n);                                       \
     void kern_dec_gemv_f16_##sfx(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1);         \
+    void kern_dec_from_bf16_##sfx(const uint16_t *x, float *y, size_t n);                                      \
+    void kern_dec_gemv_bf16_##sfx(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1);        \
     void kern_dec_gemv_q8_0_##sfx(const KernQ8_0 *W, const float *x, float *y, int cols, int r0, int r1);
 KERN_DEC_DECLARE(ref)
 

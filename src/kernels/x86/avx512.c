@@ -21,7 +21,9 @@
  * per 16 columns; the row's value is 2P - sum(gx).
  *
  * At the end, the decode helpers (KernDec: attention over FP32/FP16 caches,
- * FP16 conversion, FP16/Q8_0 GEMV rows), 16 lanes with masked tails.
+ * FP16 and BF16 conversion, FP16/BF16/Q8_0 GEMV rows), 16 lanes with masked
+ * tails. BF16 is widened by a shift (the upper half of an FP32), so the
+ * products are those of the reference.
  */
 #include "kernels/variants.h"
 
@@ -630,6 +632,10 @@ T512 static inline __m512 dec_ld_f16(const uint16_t *p, __mmask16 m)
 {
     return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
 }
+T512 static inline __m512 dec_ld_bf16(const uint16_t *p, __mmask16 m)
+{
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+}
 static inline __mmask16 dec_mask(int left) { return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1); }
 
 /* y[r] = scale * (W[r] . x) for rows [r0, r1) of cols T weights at a stride
@@ -668,6 +674,7 @@ static inline __mmask16 dec_mask(int left) { return left >= 16 ? (__mmask16)0xff
     }
 DOT4_512(dot4_f32, float, dec_ld_f32)
 DOT4_512(dot4_f16, uint16_t, dec_ld_f16)
+DOT4_512(dot4_bf16, uint16_t, dec_ld_bf16)
 
 T512 void kern_gemv_rows_avx512(const float *W, const float *x, float *y, int cols, int r0, int r1)
 {
@@ -677,6 +684,11 @@ T512 void kern_gemv_rows_avx512(const float *W, const float *x, float *y, int co
 T512 void kern_dec_gemv_f16_avx512(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1)
 {
     dot4_f16(W, cols, cols, x, 1.0f, y, r0, r1);
+}
+
+T512 void kern_dec_gemv_bf16_avx512(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1)
+{
+    dot4_bf16(W, cols, cols, x, 1.0f, y, r0, r1);
 }
 
 T512 void kern_dec_score_f32_avx512(const float *q, const float *K, size_t ld, int hd, int n, float scale, float *s)
@@ -725,16 +737,18 @@ T512 void kern_dec_to_f16_avx512(const float *x, uint16_t *y, size_t n)
     }
 }
 
-T512 void kern_dec_from_f16_avx512(const uint16_t *x, float *y, size_t n)
-{
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i))));
-    if (i < n) {
-        __mmask16 m = dec_mask((int)(n - i));
-        _mm512_mask_storeu_ps(y + i, m, dec_ld_f16(x + i, m));
+#define DEC_FROM_512(sfx)                                                                                 \
+    T512 void kern_dec_from_##sfx##_avx512(const uint16_t *x, float *y, size_t n)                         \
+    {                                                                                                     \
+        size_t i = 0;                                                                                     \
+        for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, dec_ld_##sfx(x + i, (__mmask16)0xffff));     \
+        if (i < n) {                                                                                      \
+            __mmask16 m = dec_mask((int)(n - i));                                                         \
+            _mm512_mask_storeu_ps(y + i, m, dec_ld_##sfx(x + i, m));                                      \
+        }                                                                                                 \
     }
-}
-
+DEC_FROM_512(f16)
+DEC_FROM_512(bf16)
 
 /* an FP16 scale broadcast to 16 lanes */
 T512 static inline __m512 dec_d16(uint16_t d) { return _mm512_cvtph_ps(_mm256_set1_epi16((short)d)); }
