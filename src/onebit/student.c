@@ -59,6 +59,8 @@ static const char *const type_name[5] = {"F32", "F16", "U64", "BLOB", "Q8_0"};
 static uint32_t head_ftype(int head) { return head == STUDENT_HEAD_F16 ? T_F16 : head == STUDENT_HEAD_Q8_0 ? T_Q8_0 : T_F32; }
 static int ftype_head(uint32_t t) { return t == T_F16 ? STUDENT_HEAD_F16 : t == T_Q8_0 ? STUDENT_HEAD_Q8_0 : STUDENT_HEAD_F32; }
 
+int student_head_wtype(int head) { return head == STUDENT_HEAD_F16 ? LINEAR_W_F16 : head == STUDENT_HEAD_Q8_0 ? LINEAR_W_Q8_0 : LINEAR_W_F32; }
+
 /* bytes of a (d0, d1) tensor of type t; -1 on overflow or a Q8_0 row that
  * is not whole blocks */
 static int tensor_bytes(uint32_t t, uint64_t d0, uint64_t d1, size_t *out)
@@ -249,6 +251,9 @@ int student_write(const char *path, const Model *teacher, const Tokenizer *tok,
     return student_write_ex(path, teacher, tok, lin, meta_json, STUDENT_HEAD_DEFAULT, err);
 }
 
+static int write_ex(const char *path, const Model *teacher, const Tokenizer *tok, const StudentLinearSrc *lin,
+                    const char *meta_json, uint32_t ht, const float *emb, const float *cls, char *err);
+
 int student_write_ex(const char *path, const Model *teacher, const Tokenizer *tok, const StudentLinearSrc *lin,
                      const char *meta_json, int head, char *err)
 {
@@ -260,22 +265,33 @@ int student_write_ex(const char *path, const Model *teacher, const Tokenizer *to
                   KERN_Q8_0_BLOCK, c->dim);
         return -1;
     }
-    if (!teacher->tok_emb || (!c->shared_classifier && !teacher->wcls)) {
-        ob_seterr(err, "%s: the model has no FP32 embedding or head to write", path);
-        return -1;
-    }
-    if (ht == T_F16) {
-        size_t VC = (size_t)c->vocab_size * c->dim;
-        long i = not_fp16(teacher->tok_emb, VC), j = c->shared_classifier ? -1 : not_fp16(teacher->wcls, VC);
-        if (i >= 0 || j >= 0) {
-            ob_seterr(err, "%s: %s[%ld] = %g is not a finite FP16 value (write the head as f32 or q8_0)", path,
-                      i >= 0 ? "tok_emb" : "wcls", i >= 0 ? i : j, i >= 0 ? teacher->tok_emb[i] : teacher->wcls[j]);
-            return -1;
-        }
-    }
     if (tok && tok->vocab_size != c->vocab_size) {
         ob_seterr(err, "%s: tokenizer has %d tokens, the model %d", path, tok->vocab_size, c->vocab_size);
         return -1;
+    }
+    /* the embedding and head in FP32: the arena's, or a mapped teacher's
+     * (or a lean student's) converted */
+    float *emb_tmp, *cls_tmp = NULL;
+    const float *emb = model_vocab_f32(teacher, 0, &emb_tmp), *cls = c->shared_classifier ? emb : model_vocab_f32(teacher, 1, &cls_tmp);
+    int rc = write_ex(path, teacher, tok, lin, meta_json, ht, emb, cls, err);
+    free(emb_tmp);
+    free(cls_tmp);
+    return rc;
+}
+
+/* student_write_ex once the embedding and head are FP32 (emb, cls) */
+static int write_ex(const char *path, const Model *teacher, const Tokenizer *tok, const StudentLinearSrc *lin,
+                    const char *meta_json, uint32_t ht, const float *emb, const float *cls, char *err)
+{
+    const ModelConfig *c = &teacher->cfg;
+    if (ht == T_F16) {
+        size_t VC = (size_t)c->vocab_size * c->dim;
+        long i = not_fp16(emb, VC), j = c->shared_classifier ? -1 : not_fp16(cls, VC);
+        if (i >= 0 || j >= 0) {
+            ob_seterr(err, "%s: %s[%ld] = %g is not a finite FP16 value (write the head as f32 or q8_0)", path,
+                      i >= 0 ? "tok_emb" : "wcls", i >= 0 ? i : j, i >= 0 ? emb[i] : cls[j]);
+            return -1;
+        }
     }
     int nlin = c->n_layers * LIN_PER_LAYER;
     /* validate the sources before creating anything */
@@ -344,11 +360,11 @@ int student_write_ex(const char *path, const Model *teacher, const Tokenizer *to
     }
     int k = 0;
     size_t V = c->vocab_size, C = c->dim, L = c->n_layers;
-    w_pad(w, e[k].offset); w_mat(w, teacher->tok_emb, V * C, ht); k++;
+    w_pad(w, e[k].offset); w_mat(w, emb, V * C, ht); k++;
     w_pad(w, e[k].offset); w_f32(w, teacher->rms_att, L * C); k++;
     w_pad(w, e[k].offset); w_f32(w, teacher->rms_ffn, L * C); k++;
     w_pad(w, e[k].offset); w_f32(w, teacher->rms_final, C); k++;
-    if (!c->shared_classifier) { w_pad(w, e[k].offset); w_mat(w, teacher->wcls, V * C, ht); k++; }
+    if (!c->shared_classifier) { w_pad(w, e[k].offset); w_mat(w, cls, V * C, ht); k++; }
     for (int i = 0; i < nlin && !w->failed; i++) {
         int out, in;
         model_lin_shape(c, i % LIN_PER_LAYER, &out, &in);
@@ -703,7 +719,7 @@ out:
     return rc;
 }
 
-int student_new(Model *m, const ModelConfig *c, char *err) { return student_new_lean(m, c, STUDENT_HEAD_F32, STUDENT_HEAD_F32, err); }
+int student_new(Model *m, const ModelConfig *c, char *err) { return student_new_lean(m, c, LINEAR_W_F32, LINEAR_W_F32, err); }
 
 int student_new_lean(Model *m, const ModelConfig *c, int emb_type, int cls_type, char *err)
 {
@@ -736,7 +752,7 @@ int student_sources(const Model *m, StudentLinearSrc *lin, char *err)
     for (int i = 0; i < nlin; i++) {
         const BitLinear *bl = student_linear(m, i);
         if (!bl) { ob_seterr(err, "not a 1-bit student"); return -1; }
-        lin[i] = (StudentLinearSrc){NULL, bl->g, bl->h, bl->norm, bl->bits};
+        lin[i] = (StudentLinearSrc){.g = bl->g, .h = bl->h, .norm = bl->norm, .bits = bl->bits};
     }
     return 0;
 }
@@ -750,7 +766,7 @@ int student_load(Model *m, Tokenizer *tok, const char *path, char *err)
     if (tok && !p.tok_n) { ob_seterr(err, "%s: the student has no tokenizer (pass --tokenizer)", path); parsed_free(&p); return -1; }
     const ModelConfig *c = &p.cfg;
     int emb_h = ftype_head(p.fp[0]->type), cls_h = c->shared_classifier ? emb_h : ftype_head(p.fp[4]->type);
-    if (student_new_lean(m, c, emb_h, cls_h, err)) { parsed_free(&p); return -1; }
+    if (student_new_lean(m, c, student_head_wtype(emb_h), student_head_wtype(cls_h), err)) { parsed_free(&p); return -1; }
     float *fpdst[5] = {m->tok_emb, m->rms_att, m->rms_ffn, m->rms_final, m->wcls};
     int nfp = c->shared_classifier ? 4 : 5;
     int nlin = c->n_layers * LIN_PER_LAYER, rc = -1;
@@ -829,12 +845,23 @@ int student_quantize(const Model *teacher, SvidMethod init, int norm, StudentLin
         const Linear *L = &teacher->lin[i];
         g[i] = ob_malloc((size_t)L->in * sizeof(float));
         h[i] = ob_malloc((size_t)L->out * sizeof(float));
-        lin_out[i] = (StudentLinearSrc){L->w, g[i], h[i], norm, NULL};
+        lin_out[i] = (StudentLinearSrc){.w = L->w, .g = g[i], .h = h[i], .norm = norm};
     }
     /* the linears are independent: one worker per CPU, each takes the next */
     int rc = svid_model_rank1(teacher, init, pool_default_threads(), h, g, err);
     free(h);
     free(g);
+    /* a mapped teacher: the signs of each matrix, converted one at a time */
+    for (int i = 0; i < nlin && !rc; i++) {
+        const Linear *L = &teacher->lin[i];
+        if (L->w) continue;
+        float *tmp;
+        const float *W = model_lin_f32(teacher, i, &tmp);
+        lin_out[i].own_bits = ob_malloc((size_t)L->out * ((L->in + 63) / 64) * sizeof(uint64_t));
+        bitlinear_signs(W, L->out, L->in, lin_out[i].own_bits);
+        lin_out[i].bits = lin_out[i].own_bits;
+        free(tmp);
+    }
     if (rc) student_src_free(lin_out, nlin);
     return rc;
 }
@@ -844,7 +871,9 @@ void student_src_free(StudentLinearSrc *lin, int n)
     for (int i = 0; i < n; i++) {
         free((void *)lin[i].g);
         free((void *)lin[i].h);
+        free(lin[i].own_bits);
         lin[i].g = lin[i].h = NULL;
+        lin[i].own_bits = NULL;
     }
 }
 
