@@ -3,8 +3,9 @@
  * arena (model_from_llama): synth teachers in BF16 and F16 (a Hugging Face
  * directory, whose q/k rows are in rotate-half order, and a GGUF file) give
  * the same logits within 1e-4 of the largest in the batched forward (tiles
- * of converted rows), the cached forward and decode (GEMV on the stored
- * rows, on a pool of 2), every matrix through model_lin_f32 / model_vocab_f32
+ * of converted rows and sgemm), the cached forward of a few tokens (blocks of
+ * rows dotted with each token) and decode (GEMV on the stored rows), on a
+ * pool of 2, every matrix through model_lin_f32 / model_vocab_f32
  * bit-identical to the arena's, the same SVID statistics and the same
  * .onebit bytes from quantize; a non-finite BF16 weight is refused; model_load
  * maps by default and $ONEBIT_TEACHER_LOAD=arena forces the arena. */
@@ -73,7 +74,7 @@ static int load_both(const char *path, Model *a, Model *m)
 static void compare_logits(const Model *a, const Model *m, const char *what)
 {
     const ModelConfig *c = &a->cfg;
-    enum { T = 9 };
+    enum { T = 20 }; /* > LINEAR_SMALL_N: tiles and sgemm; the 4-token prefix: blocks of rows */
     int tok[T];
     for (int t = 0; t < T; t++) tok[t] = (t * 37 + 5) % c->vocab_size;
     size_t V = (size_t)c->vocab_size;

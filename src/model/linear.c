@@ -89,6 +89,46 @@ static void gemv_pooled(int type, const void *W, const float *x, float *y, int r
     pool_free(p);
 }
 
+/* a few tokens at once: each task converts blocks of SMALL_ROWS rows to
+ * FP32 (a scratch that stays in cache) and takes the dot products of every
+ * token with them (KernDec score_f32), so the stored rows are read once for
+ * all N tokens, on the pool's threads */
+#define SMALL_ROWS 16
+typedef struct {
+    const Linear *l;
+    const KernDec *d;
+    const float *x;
+    float *y;
+    int N, ntasks;
+} SmallCtx;
+
+static void small_task(void *vc, int t)
+{
+    const SmallCtx *c = vc;
+    const Linear *l = c->l;
+    int r0 = (int)((long)l->out * t / c->ntasks), r1 = (int)((long)l->out * (t + 1) / c->ntasks);
+    float *tile = ob_aligned_alloc(64, (size_t)SMALL_ROWS * l->in * sizeof(float)), dot[SMALL_ROWS];
+    for (int b = r0; b < r1; b += SMALL_ROWS) {
+        int n = r1 - b < SMALL_ROWS ? r1 - b : SMALL_ROWS;
+        linear_rows_f32(l, (size_t)b, (size_t)n, tile);
+        for (int k = 0; k < c->N; k++) {
+            c->d->score_f32(c->x + (size_t)k * l->in, tile, (size_t)l->in, l->in, n, 1.0f, dot);
+            memcpy(c->y + (size_t)k * l->out + b, dot, (size_t)n * sizeof(float));
+        }
+    }
+    free(tile);
+}
+
+static void small_forward(const Linear *l, const float *x, float *y, int N)
+{
+    Pool *p = pool_global_ref();
+    int T = pool_threads(p);
+    SmallCtx c = {l, kern_dec_default(), x, y, N, T > 1 ? 4 * T : 1};
+    if (c.ntasks > (l->out + SMALL_ROWS - 1) / SMALL_ROWS) c.ntasks = (l->out + SMALL_ROWS - 1) / SMALL_ROWS;
+    pool_run(p, small_task, &c, c.ntasks);
+    pool_free(p);
+}
+
 /* a dense linear in another precision than FP32 */
 static void dense_stored_forward(const Linear *l, const float *x, float *y, int N)
 {
@@ -101,6 +141,7 @@ static void dense_stored_forward(const Linear *l, const float *x, float *y, int 
         free(ys);
         return;
     }
+    if (N <= LINEAR_SMALL_N) { small_forward(l, x, y, N); return; }
     size_t rows = LINEAR_TILE_BYTES / ((size_t)l->in * sizeof(float));
     if (rows < 1) rows = 1;
     if (rows > (size_t)l->out) rows = (size_t)l->out;

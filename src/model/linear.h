@@ -6,9 +6,10 @@
  * only ever calls linear_forward, so teacher and student share one forward,
  * and model/ knows no 1-bit code.
  *
- * A dense linear of another dtype than FP32 runs, for N > 1 tokens, sgemm
- * over tiles of its rows converted to FP32 in a bounded scratch
- * (LINEAR_TILE_BYTES), and for one token (decode) GEMV rows on the stored
+ * A dense linear of another dtype than FP32 runs, for N > LINEAR_SMALL_N
+ * tokens, sgemm over tiles of its rows converted to FP32 in a bounded
+ * scratch (LINEAR_TILE_BYTES), for 1 < N <= LINEAR_SMALL_N blocks of rows
+ * converted and dotted with every token on the global pool, and for one token (decode) GEMV rows on the stored
  * weights (kernels.h KernDec: FP16, BF16, Q8_0; other dtypes through
  * llama_dequant a row at a time) split over the global pool (base/pool.h).
  *
@@ -66,6 +67,10 @@ void linear_forward(const Linear *l, const float *x, float *y, int N);
 
 /* bytes of a tile of FP32 rows a dense non-FP32 linear converts per sgemm */
 #define LINEAR_TILE_BYTES (2u << 20)
+/* up to this many tokens such a linear converts blocks of 16 rows on the
+ * global pool and takes every token's dot products with them instead (the
+ * stored rows read once, both ways; sgemm wins for more tokens) */
+#define LINEAR_SMALL_N 16
 
 /* the stored row of a dense linear's row r (r itself unless rope_heads) */
 size_t linear_stored_row(const Linear *l, size_t r);
