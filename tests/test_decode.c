@@ -126,6 +126,24 @@ static void check_variant(const KernDec *d, const KernDec *r)
         CHECK(wb < 1e-5, "%s: gemv_bf16 vs ref (cols %d): %g", d->name, cols, wb);
         free(W); free(Wb); free(Wf); free(x); free(Wq);
     }
+    /* 16-bit GEMV rows on widths that are not whole vectors (masked tails) */
+    static const int odd[] = {1, 7, 17, 33, 50, 4097};
+    for (size_t ci = 0; ci < sizeof odd / sizeof *odd; ci++) {
+        int cols = odd[ci], rows = 6;
+        uint16_t *W = malloc((size_t)rows * cols * 2), *Wb = malloc((size_t)rows * cols * 2);
+        float *x = malloc((size_t)cols * 4), y1[8], y2[8];
+        for (int i = 0; i < rows * cols; i++) { float v = frand(); W[i] = ob_fp32_to_fp16(v); Wb[i] = ob_fp32_to_bf16(v); }
+        for (int i = 0; i < cols; i++) x[i] = frand();
+        double e16 = 0, eb = 0;
+        d->gemv_f16(W, x, y1, cols, 0, rows);
+        r->gemv_f16(W, x, y2, cols, 0, rows);
+        for (int i = 0; i < rows; i++) e16 = fmax(e16, fabs(y1[i] - y2[i]) / sqrt((double)cols));
+        d->gemv_bf16(Wb, x, y1, cols, 0, rows);
+        r->gemv_bf16(Wb, x, y2, cols, 0, rows);
+        for (int i = 0; i < rows; i++) eb = fmax(eb, fabs(y1[i] - y2[i]) / sqrt((double)cols));
+        CHECK(e16 < 1e-5 && eb < 1e-5, "%s: 16-bit GEMV tails vs ref (cols %d): f16 %g bf16 %g", d->name, cols, e16, eb);
+        free(W); free(Wb); free(x);
+    }
     free(Kf); free(Kh); free(q); free(a);
 }
 

@@ -41,5 +41,6 @@
 #define kern_dec_gemv_q8_0_avx512 kern_dec_gemv_q8_0_ref
 #define kern_dec_from_bf16_avx512 kern_dec_from_bf16_ref
 #define kern_dec_gemv_bf16_avx512 kern_dec_gemv_bf16_ref
+#define kern_dec_gemv_bf16_avx512bf16 kern_dec_gemv_bf16_ref
 
 #endif

@@ -289,7 +289,7 @@ typedef struct KernDec {
     void (*gemv_bf16)(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1);
 } KernDec;
 
-enum { KERN_DEC_REF, KERN_DEC_AVX2, KERN_DEC_AVX512, KERN_DEC_NVARIANTS };
+enum { KERN_DEC_REF, KERN_DEC_AVX2, KERN_DEC_AVX512, KERN_DEC_AVX512BF16, KERN_DEC_NVARIANTS };
 /* entry id (KERN_DEC_*), available on this CPU or not; NULL past the end */
 const KernDec *kern_dec_variant(int id);
 int kern_dec_available(const KernDec *d);
