@@ -2,7 +2,7 @@
  * model_from_llama_mapped) against the same file converted to the FP32
  * arena (model_from_llama): synth teachers in BF16 and F16 (a Hugging Face
  * directory, whose q/k rows are in rotate-half order, and a GGUF file) give
- * the same logits within 1e-4 of the largest in the batched forward (tiles
+ * and a tied Q8_0 GGUF give the same logits within 1e-4 of the largest in the batched forward (tiles
  * of converted rows and sgemm), the cached forward of a few tokens (blocks of
  * rows dotted with each token) and decode (GEMV on the stored rows), on a
  * pool of 2, every matrix through model_lin_f32 / model_vocab_f32
@@ -20,6 +20,7 @@
 #include "onebit/student.h"
 #include "onebit/svid.h"
 #include "test.h"
+#include "writers.h"
 
 static char dir[512];
 
@@ -156,6 +157,8 @@ static void compare_tools(const Model *a, const Model *m, const char *what)
     free(lm);
 }
 
+static void check_pair(const char *name, int emb, int rope_heads);
+
 static void one(const char *name, int format, int dtype)
 {
     char err[OB_ERRLEN];
@@ -168,14 +171,21 @@ static void one(const char *name, int format, int dtype)
     o.dtype = dtype;
     o.seed = 3;
     CHECK(synth_write(&o, sub(name), err) == 0, "synth %s: %s", name, err);
+    check_pair(name, dtype == SYNTH_F32 ? LINEAR_W_F32 : dtype == SYNTH_F16 ? LINEAR_W_F16 : LINEAR_W_BF16,
+               format == SYNTH_HF ? 8 : 0);
+}
+
+/* arena vs mapped for the file name: embedding type emb, q's rope_heads */
+static void check_pair(const char *name, int emb, int rope_heads)
+{
     Model a, m;
     if (load_both(sub(name), &a, &m)) return;
     CHECK(model_is_mapped(&m) && !model_is_mapped(&a) && m.wq == NULL, "%s: mapped", name);
     /* an FP32 embedding and head are copied into the arena, the others stay in the file */
-    CHECK(dtype == SYNTH_F32 ? m.tok_emb && m.emb_type == LINEAR_W_F32 : !m.tok_emb && m.emb_type == (dtype == SYNTH_F16 ? LINEAR_W_F16 : LINEAR_W_BF16), "%s: embedding type", name);
-    CHECK(dtype == SYNTH_F32 || m.arena_floats * 20 < a.arena_floats, "%s: the mapped arena holds only the norms (%zu of %zu floats)",
+    CHECK(m.emb_type == emb && (emb == LINEAR_W_F32) == (m.tok_emb != NULL) && m.lin[LIN_GATE].wtype == emb, "%s: embedding type", name);
+    CHECK(emb == LINEAR_W_F32 || m.arena_floats * 20 < a.arena_floats, "%s: the mapped arena holds only the norms (%zu of %zu floats)",
           name, m.arena_floats, a.arena_floats);
-    CHECK(format != SYNTH_HF || m.lin[LIN_Q].rope_heads == 8, "%s: q rows stay in rotate-half order", name);
+    CHECK(m.lin[LIN_Q].rope_heads == rope_heads, "%s: q rows in their file's order", name);
     compare_logits(&a, &m, name);
     compare_matrices(&a, &m, name);
     compare_tools(&a, &m, name);
@@ -228,6 +238,15 @@ int main(void)
     one("g-f16.gguf", SYNTH_GGUF, SYNTH_F16);
     one("hf-f16", SYNTH_HF, SYNTH_F16);
     one("hf-f32", SYNTH_HF, SYNTH_F32);
+    /* Q8_0 everywhere (rows of 32-multiples), tied head: GGUF's own type */
+    Model t;
+    tiny_model_hd(&t, 256, 1024, 2, 8, 2, 32, 600, 1);
+    t.cfg.seq_len = 64; /* the 20-token forward of compare_logits */
+    GGUFW w = {0};
+    gw_model(&w, &t, GGML_Q8_0, 1);
+    CHECK(gw_save(&w, sub("q8_0.gguf")) == 0, "write q8_0.gguf");
+    model_free(&t);
+    check_pair("q8_0.gguf", LINEAR_W_Q8_0, 0);
     load_modes();
     nonfinite();
     test_rmtree(dir);
