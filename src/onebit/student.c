@@ -237,12 +237,45 @@ static void w_mat(Writer *w, const float *x, size_t n, uint32_t t)
 }
 
 /* the first of x's n values that FP16 cannot hold, or -1 */
-static long not_fp16(const float *x, size_t n)
+/* rows [r0, r0 + n) of the embedding (head 0) or the output head (1) of m
+ * in FP32: in place when they are, else converted into buf */
+static const float *vocab_rows(const Model *m, int head, size_t r0, size_t n, float *buf)
 {
+    int type = head ? m->cls_type : m->emb_type;
+    const void *w = head ? m->cls_w : m->emb_w;
+    size_t C = (size_t)m->cfg.dim;
+    if (type == LINEAR_W_F32) return (const float *)w + r0 * C;
+    model_rows_f32(type, w, r0, n, C, buf);
+    return buf;
+}
+
+/* rows of the embedding / head converted per step (a bounded scratch) */
+#define VOCAB_ROWS 256
+
+/* the index of the first element of the embedding / head that is not a
+ * finite FP16 value (its value in *bad), or -1 */
+static long vocab_not_fp16(const Model *m, int head, float *buf, float *bad)
+{
+    size_t V = (size_t)m->cfg.vocab_size, C = (size_t)m->cfg.dim;
     uint16_t h;
-    for (size_t i = 0; i < n; i++)
-        if (!fp16_ok(x[i], &h)) return (long)i;
+    for (size_t r0 = 0; r0 < V; r0 += VOCAB_ROWS) {
+        size_t n = V - r0 < VOCAB_ROWS ? V - r0 : VOCAB_ROWS;
+        const float *x = vocab_rows(m, head, r0, n, buf);
+        for (size_t i = 0; i < n * C; i++)
+            if (!fp16_ok(x[i], &h)) { *bad = x[i]; return (long)(r0 * C + i); }
+    }
     return -1;
+}
+
+/* the embedding / head as file type t, converted VOCAB_ROWS rows at a time
+ * (a mapped teacher's or a lean student's never whole in FP32) */
+static void w_vocab(Writer *w, const Model *m, int head, uint32_t t, float *buf)
+{
+    size_t V = (size_t)m->cfg.vocab_size, C = (size_t)m->cfg.dim;
+    for (size_t r0 = 0; r0 < V; r0 += VOCAB_ROWS) {
+        size_t n = V - r0 < VOCAB_ROWS ? V - r0 : VOCAB_ROWS;
+        w_mat(w, vocab_rows(m, head, r0, n, buf), n * C, t);
+    }
 }
 
 int student_write(const char *path, const Model *teacher, const Tokenizer *tok,
@@ -250,9 +283,6 @@ int student_write(const char *path, const Model *teacher, const Tokenizer *tok,
 {
     return student_write_ex(path, teacher, tok, lin, meta_json, STUDENT_HEAD_DEFAULT, err);
 }
-
-static int write_ex(const char *path, const Model *teacher, const Tokenizer *tok, const StudentLinearSrc *lin,
-                    const char *meta_json, uint32_t ht, const float *emb, const float *cls, char *err);
 
 int student_write_ex(const char *path, const Model *teacher, const Tokenizer *tok, const StudentLinearSrc *lin,
                      const char *meta_json, int head, char *err)
@@ -265,33 +295,19 @@ int student_write_ex(const char *path, const Model *teacher, const Tokenizer *to
                   KERN_Q8_0_BLOCK, c->dim);
         return -1;
     }
+    if (ht == T_F16) {
+        float *buf = ob_malloc((size_t)VOCAB_ROWS * c->dim * sizeof(float)), bad = 0;
+        long i = vocab_not_fp16(teacher, 0, buf, &bad), j = c->shared_classifier || i >= 0 ? -1 : vocab_not_fp16(teacher, 1, buf, &bad);
+        free(buf);
+        if (i >= 0 || j >= 0) {
+            ob_seterr(err, "%s: %s[%ld] = %g is not a finite FP16 value (write the head as f32 or q8_0)", path,
+                      i >= 0 ? "tok_emb" : "wcls", i >= 0 ? i : j, bad);
+            return -1;
+        }
+    }
     if (tok && tok->vocab_size != c->vocab_size) {
         ob_seterr(err, "%s: tokenizer has %d tokens, the model %d", path, tok->vocab_size, c->vocab_size);
         return -1;
-    }
-    /* the embedding and head in FP32: the arena's, or a mapped teacher's
-     * (or a lean student's) converted */
-    float *emb_tmp, *cls_tmp = NULL;
-    const float *emb = model_vocab_f32(teacher, 0, &emb_tmp), *cls = c->shared_classifier ? emb : model_vocab_f32(teacher, 1, &cls_tmp);
-    int rc = write_ex(path, teacher, tok, lin, meta_json, ht, emb, cls, err);
-    free(emb_tmp);
-    free(cls_tmp);
-    return rc;
-}
-
-/* student_write_ex once the embedding and head are FP32 (emb, cls) */
-static int write_ex(const char *path, const Model *teacher, const Tokenizer *tok, const StudentLinearSrc *lin,
-                    const char *meta_json, uint32_t ht, const float *emb, const float *cls, char *err)
-{
-    const ModelConfig *c = &teacher->cfg;
-    if (ht == T_F16) {
-        size_t VC = (size_t)c->vocab_size * c->dim;
-        long i = not_fp16(emb, VC), j = c->shared_classifier ? -1 : not_fp16(cls, VC);
-        if (i >= 0 || j >= 0) {
-            ob_seterr(err, "%s: %s[%ld] = %g is not a finite FP16 value (write the head as f32 or q8_0)", path,
-                      i >= 0 ? "tok_emb" : "wcls", i >= 0 ? i : j, i >= 0 ? emb[i] : cls[j]);
-            return -1;
-        }
     }
     int nlin = c->n_layers * LIN_PER_LAYER;
     /* validate the sources before creating anything */
@@ -359,12 +375,14 @@ static int write_ex(const char *path, const Model *teacher, const Tokenizer *tok
         w_bytes(w, b, ENT_SIZE);
     }
     int k = 0;
-    size_t V = c->vocab_size, C = c->dim, L = c->n_layers;
-    w_pad(w, e[k].offset); w_mat(w, emb, V * C, ht); k++;
+    size_t C = c->dim, L = c->n_layers;
+    float *vbuf = ob_malloc((size_t)VOCAB_ROWS * C * sizeof(float));
+    w_pad(w, e[k].offset); w_vocab(w, teacher, 0, ht, vbuf); k++;
     w_pad(w, e[k].offset); w_f32(w, teacher->rms_att, L * C); k++;
     w_pad(w, e[k].offset); w_f32(w, teacher->rms_ffn, L * C); k++;
     w_pad(w, e[k].offset); w_f32(w, teacher->rms_final, C); k++;
-    if (!c->shared_classifier) { w_pad(w, e[k].offset); w_mat(w, cls, V * C, ht); k++; }
+    if (!c->shared_classifier) { w_pad(w, e[k].offset); w_vocab(w, teacher, 1, ht, vbuf); k++; }
+    free(vbuf);
     for (int i = 0; i < nlin && !w->failed; i++) {
         int out, in;
         model_lin_shape(c, i % LIN_PER_LAYER, &out, &in);
