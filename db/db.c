@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "base/common.h"
+#include "base/file.h"
 #include "db/db_internal.h"
 
 /* ---- errors ---------------------------------------------------------------- */
@@ -300,19 +301,9 @@ int db_schema_version(void)
 
 char *db_default_path(char *err)
 {
-    const char *x = getenv("XDG_DATA_HOME");
-    char *p = NULL;
-    if (x && x[0] == '/') {
-        if (asprintf(&p, "%s/onebit-tui/runs.db", x) < 0) p = NULL;
-    } else {
-        const char *home = getenv("HOME");
-        if (!home || home[0] != '/') {
-            ob_seterr(err, "no database location: set XDG_DATA_HOME or HOME, or pass --db PATH");
-            return NULL;
-        }
-        if (asprintf(&p, "%s/.local/share/onebit-tui/runs.db", home) < 0) p = NULL;
-    }
-    if (!p) ob_seterr(err, "out of memory");
+    char why[OB_ERRLEN];
+    char *p = file_xdg_path("XDG_DATA_HOME", ".local/share", "onebit-tui/runs.db", why);
+    if (!p) ob_seterr(err, "no database location (%s): pass --db PATH", why);
     return p;
 }
 
@@ -697,7 +688,7 @@ void db_teacher_free(DbTeacher *t) { cols_free(&teacher_table, t); }
     "(SELECT max(step) FROM checkpoints c WHERE c.run_id=r.id), "                                                \
     "coalesce((SELECT min(ppl) FROM evals e WHERE e.run_id=r.id AND e.model='student'), "                           \
     "(SELECT min(ppl) FROM evals e WHERE e.run_id=r.id AND e.model='student-partial')), " \
-    "r.owner_pid, r.owner_start, r.owner_boot, r.owner_host "                                                      \
+    "r.sweep, r.owner_pid, r.owner_start, r.owner_boot, r.owner_host "                                             \
     "FROM runs r LEFT JOIN teachers t ON t.id=r.teacher_id "
 
 /* RUN_COLS' columns; status and the last checkpoint are read by hand */
@@ -706,7 +697,8 @@ static const Col run_cols[] = {
     COL(COL_STR, DbRun, teacher_path), COL(COL_STR, DbRun, hparams),       COL(COL_SKIP, DbRun, status),
     COL(COL_STR, DbRun, message),      COL(COL_INT, DbRun, total_steps),   COL(COL_STR, DbRun, student_path),
     COL(COL_REAL, DbRun, created),     COL(COL_REAL, DbRun, updated),      COL(COL_INT, DbRun, steps_done),
-    COL(COL_SKIP, DbRun, last_ckpt_step), COL(COL_REAL_NAN, DbRun, best_ppl), COL(COL_I64, DbRun, owner_pid),
+    COL(COL_SKIP, DbRun, last_ckpt_step), COL(COL_REAL_NAN, DbRun, best_ppl), COL(COL_STR, DbRun, sweep),
+    COL(COL_I64, DbRun, owner_pid),
 };
 static const ColTable run_table = COL_TABLE(run_cols, DbRun, 0);
 
@@ -719,7 +711,7 @@ static void run_from_row(Db *db, sqlite3_stmt *st, DbRun *r)
     r->status = status < 0 ? RUN_FAILED : (RunStatus)status;
     r->last_ckpt_step = sqlite3_column_type(st, 12) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 12);
     /* a long-lived reader (the UI) sees a dead owner at once */
-    if ((r->status == RUN_RUNNING || r->status == RUN_PAUSED) && owner_dead(&db->self, st, 14)) r->status = RUN_INTERRUPTED;
+    if ((r->status == RUN_RUNNING || r->status == RUN_PAUSED) && owner_dead(&db->self, st, 15)) r->status = RUN_INTERRUPTED;
 }
 
 void db_run_free(DbRun *r) { cols_free(&run_table, r); }
@@ -739,7 +731,10 @@ static void bind_owner(sqlite3_stmt *st, int i, const DbOwner *o)
     sqlite3_bind_text(st, i + 3, o->host, -1, SQLITE_TRANSIENT);
 }
 
-int64_t db_run_create(Db *db, const char *name, int64_t teacher_id, const char *hparams_json, int total_steps, char *err)
+/* a new run: running and owned by this process, or pending (queued) without
+ * an owner */
+static int64_t run_insert(Db *db, const char *name, int64_t teacher_id, const char *hparams_json, int total_steps,
+                          const char *sweep, int queued, char *err)
 {
     sqlite3_stmt *st;
     if (name && !*name) { ob_seterr(err, "%s: a run name must not be empty", db->path); return -1; }
@@ -750,16 +745,18 @@ int64_t db_run_create(Db *db, const char *name, int64_t teacher_id, const char *
     if (db_exec(db->h, db->path, "BEGIN IMMEDIATE", "creating a run", db->busy_ms, err)) return -1;
     if (db_prep(db, &st,
              "INSERT INTO runs(name, teacher_id, hparams, status, total_steps, created, updated, owner_pid, owner_start, "
-             "owner_boot, owner_host) VALUES (coalesce(?1, 'run-' || hex(randomblob(6))), ?2, json(?3), 'running', ?4, ?5, "
-             "?5, ?6, ?7, ?8, ?9)",
+             "owner_boot, owner_host, sweep) VALUES (coalesce(?1, 'run-' || hex(randomblob(6))), ?2, json(?3), ?10, ?4, ?5, "
+             "?5, ?6, ?7, ?8, ?9, ?11)",
              "creating a run", err))
         goto fail;
+    sqlite3_bind_text(st, 10, queued ? "pending" : "running", -1, SQLITE_STATIC);
+    if (sweep) sqlite3_bind_text(st, 11, sweep, -1, SQLITE_TRANSIENT);
     if (name) sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
     if (teacher_id > 0) sqlite3_bind_int64(st, 2, teacher_id);
     sqlite3_bind_text(st, 3, hparams_json && *hparams_json ? hparams_json : "{}", -1, SQLITE_TRANSIENT);
     sqlite3_bind_int(st, 4, total_steps);
     sqlite3_bind_double(st, 5, db_wall_time());
-    bind_owner(st, 6, &db->self);
+    if (!queued) bind_owner(st, 6, &db->self);
     int rc = sqlite3_step(st);
     char e2[OB_ERRLEN];
     if (rc != SQLITE_DONE) dberr(db, rc, "creating a run", e2); /* while errno is known */
@@ -789,6 +786,17 @@ int64_t db_run_create(Db *db, const char *name, int64_t teacher_id, const char *
 fail:
     sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
     return -1;
+}
+
+int64_t db_run_create(Db *db, const char *name, int64_t teacher_id, const char *hparams_json, int total_steps, char *err)
+{
+    return run_insert(db, name, teacher_id, hparams_json, total_steps, NULL, 0, err);
+}
+
+int64_t db_run_queue(Db *db, const char *name, int64_t teacher_id, const char *hparams_json, int total_steps,
+                     const char *sweep, char *err)
+{
+    return run_insert(db, name, teacher_id, hparams_json, total_steps, sweep, 1, err);
 }
 
 int db_run_get(Db *db, int64_t id, DbRun *out, char *err)

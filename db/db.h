@@ -88,12 +88,17 @@ typedef struct {
                                      else capped ones), NAN: none */
     double created, updated;
     int64_t owner_pid;            /* 0: none */
+    char *sweep;                  /* the sweep it was queued in (train --sweep), NULL: none */
 } DbRun;
 
 /* a new run in state running, owned by this process; name must be unique
  * (NULL: "run-<id>"); teacher_id 0 for none; returns the id */
 int64_t db_run_create(Db *db, const char *name, int64_t teacher_id, const char *hparams_json,
                       int total_steps, char *err);
+/* a run queued in state pending (no owner) as part of sweep (NULL: none),
+ * to be taken over later as a resume is (train_db_begin); name as above */
+int64_t db_run_queue(Db *db, const char *name, int64_t teacher_id, const char *hparams_json, int total_steps,
+                     const char *sweep, char *err);
 int db_run_get(Db *db, int64_t id, DbRun *out, char *err);
 /* by id (all digits) or by name; "no run 'X'" when neither matches */
 int db_run_find(Db *db, const char *id_or_name, DbRun *out, char *err);

@@ -147,6 +147,8 @@ int train_db_begin(TrainDb **out, const char *store, SessionOpts *o, const char 
             printf("run %lld '%s' in %s: resuming from the checkpoint of step %d (%s)\n", (long long)r.id, r.name,
                    db_path(t->db), c.step, c.path);
             free(c.path);
+        } else if (r.status == RUN_PENDING) {
+            printf("run %lld '%s' in %s: starting the queued run\n", (long long)r.id, r.name, db_path(t->db));
         } else {
             printf("run %lld '%s' in %s: no checkpoint was recorded; starting it over from step 0\n", (long long)r.id,
                    r.name, db_path(t->db));
@@ -181,6 +183,21 @@ fail:
     free(t->data_name);
     free(t);
     return -1;
+}
+
+int64_t train_db_queue(const char *store, const SessionOpts *o, const char *teacher_sha, const ModelConfig *mc,
+                       const char *sweep, char *err)
+{
+    Db *db = db_open(store, 0, err);
+    if (!db) return -1;
+    int64_t teacher = train_db_teacher(db, o->teacher, teacher_sha, mc, err), id = -1;
+    if (teacher >= 0) {
+        char *hp = opt_to_json(session_opts, o);
+        id = db_run_queue(db, o->name, teacher, hp, (int)o->cfg.steps, sweep, err);
+        free(hp);
+    }
+    db_close(db);
+    return id;
 }
 
 int train_db_attach(TrainDb *t, EventRing *notify, char *err)

@@ -40,6 +40,12 @@ int train_db_load_opts_named(const char *db_path, const char *run, SessionOpts *
  * Sets o->cfg.run_id. Prints one line saying which run it is. */
 int train_db_begin(TrainDb **out, const char *db_path, SessionOpts *o, const char *teacher_sha, const ModelConfig *mc,
                    char *err);
+/* Queue a run named o->name with o's options in state pending, as part of
+ * sweep (NULL: none), for a later train_db_begin with o->resume naming it
+ * (which starts it from step 0: it has no checkpoint). Returns its id, or
+ * -1 with err (a name taken already, a store that cannot be written). */
+int64_t train_db_queue(const char *db_path, const SessionOpts *o, const char *teacher_sha, const ModelConfig *mc,
+                       const char *sweep, char *err);
 /* start the writer; its errors go to notify as EV_LOG */
 int train_db_attach(TrainDb *t, EventRing *notify, char *err);
 /* hand one trainer event to the writer (never blocks) */

@@ -48,4 +48,13 @@ done
 expect_exit 0 "membw json" "$BIN" bench membw --mib 8 --chunk 2 --reps 4 --threads 2 --json
 check "membw gb_s" contains "$TMP/out" '"gb_s":'
 expect_exit 2 "membw bad --mib" "$BIN" bench membw --mib -3
+for d in q4_k q6_k q5_0; do
+    expect_exit 0 "dequant $d" "$BIN" bench dequant --dtype $d --mib 1 --reps 2 --json
+    D=$(echo $d | tr a-z A-Z)
+    check "dequant $d json" contains "$TMP/out" "\"dtype\":\"$D\",\"weights\":262144,\"reps\":2"
+done
+expect_exit 0 "dequant ONEBIT_KERNEL=ref" env ONEBIT_KERNEL=ref "$BIN" bench dequant --dtype q6_k --mib 1 --reps 1
+check "dequant names the reference" contains "$TMP/out" "kernel=ref"
+expect_exit 2 "dequant bad --dtype" "$BIN" bench dequant --dtype q3_k
+check "dequant names the types" contains "$TMP/err" "q4_k"
 done_tests

@@ -1,8 +1,12 @@
 #!/bin/sh
 # cli_mpi.sh -- data-parallel `train` over Open MPI (src/train/dist.h), on
 # stories260K: 2 ranks with --batch B write the student of 1 rank with
-# --batch B --accum 2 byte for byte (the final summary line too); a 2-rank
-# checkpoint resumes on 1 rank to the same student; a rank killed mid-run
+# --batch B --accum 2 byte for byte (the final summary line too), FP32 and
+# BF16 moments, although with ZeRO-1 each rank keeps and updates only its
+# slice of the moments (and says so: less training state per rank); a
+# 2-rank checkpoint (rank 0 gathers the slices) resumes on 1 rank, and a
+# 1-rank one on 2 ranks (each takes its slice), to the student of an
+# uninterrupted run; a rank killed mid-run
 # ends the job promptly with a non-zero exit and the last checkpoint valid
 # (the recorded run shows as interrupted and resumes on 1 rank). SKIP (77)
 # without --with-mpi or without mpirun; a build without MPI refuses to run
@@ -34,8 +38,14 @@ expect_exit 0 "1 rank --accum 2" "$BIN" train $A --steps 6 --accum 2 --out "$TMP
 cp "$TMP/out" "$TMP/a.log"
 expect_exit 0 "2 ranks" $MPI "$BIN" train $A --steps 6 --out "$TMP/b.onebit"
 cp "$TMP/out" "$TMP/b.log"
+# the training state per rank: ZeRO-1 shards the moments, so 2 ranks hold less each
+state_mib() { sed -n 's/^training state \([0-9.]*\) MiB.*/\1/p' "$1" | head -n 1; }
+s1=$(state_mib "$TMP/a.log"); s2=$(state_mib "$TMP/b.log")
+check "2 ranks: state printed per rank" contains "$TMP/b.log" "MiB per rank: 232340 trainable parameters"
+check "2 ranks: moments sharded" contains "$TMP/b.log" "sharded over 2 ranks: ZeRO-1"
+check "2 ranks: less state per rank ($s2 < $s1 MiB)" awk -v a="$s1" -v b="$s2" 'BEGIN { exit !(a > 0 && b > 0 && b < a) }'
 check "2 ranks: global batch logged" contains "$TMP/b.log" "2 ranks x --batch 2 x --accum 1 = global batch of 4 sequences"
-check "2 ranks: allreduce time logged" contains "$TMP/b.log" "gradient allreduce of"
+check "2 ranks: reduce-scatter time logged" contains "$TMP/b.log" "gradient reduce-scatter and parameter all-gather of"
 check "2 ranks: same student bytes" cmp "$TMP/a.onebit" "$TMP/b.onebit"
 grep "student (QAT)" "$TMP/a.log" > "$TMP/a.sum"
 grep "student (QAT)" "$TMP/b.log" > "$TMP/b.sum"
@@ -50,10 +60,41 @@ expect_exit 0 "2 ranks, bf16 moments" $MPI "$BIN" train $A --steps 6 --optim-sta
 check "2 ranks, bf16 moments: same student bytes" cmp "$TMP/a16.onebit" "$TMP/b16.onebit"
 expect_exit 0 "2 ranks stop after 3" $MPI "$BIN" train $A --steps 6 --stop-after 3 --out "$TMP/c.onebit"
 check "2 ranks: checkpoint written" test -s "$TMP/c.onebit.ckpt"
+cp "$TMP/c.onebit.ckpt" "$TMP/c3.ckpt" # the resumed run below rewrites it at its end
 expect_exit 0 "resume on 1 rank" "$BIN" train $A --steps 6 --accum 2 --resume "$TMP/c.onebit.ckpt" --out "$TMP/c.onebit"
 check "resumed on 1 rank: same student bytes" cmp "$TMP/a.onebit" "$TMP/c.onebit"
+# the same with BF16 moments, and the other way: a 1-rank checkpoint
+# resumes on 2 ranks, each taking its slice of the moments
+expect_exit 0 "2 ranks stop after 3, bf16" $MPI "$BIN" train $A --steps 6 --stop-after 3 --optim-state bf16 --out "$TMP/c16.onebit"
+expect_exit 0 "resume on 1 rank, bf16" "$BIN" train $A --steps 6 --accum 2 --optim-state bf16 --resume "$TMP/c16.onebit.ckpt" --out "$TMP/c16.onebit"
+check "resumed on 1 rank, bf16: same student bytes" cmp "$TMP/a16.onebit" "$TMP/c16.onebit"
+expect_exit 0 "1 rank stops after 3" "$BIN" train $A --steps 6 --accum 2 --stop-after 3 --out "$TMP/e.onebit"
+expect_exit 0 "resume on 2 ranks" $MPI "$BIN" train $A --steps 6 --resume "$TMP/e.onebit.ckpt" --out "$TMP/e.onebit"
+check "resumed on 2 ranks: from the checkpoint" contains "$TMP/out" "resumed from $TMP/e.onebit.ckpt at step 3"
+check "resumed on 2 ranks: same student bytes" cmp "$TMP/a.onebit" "$TMP/e.onebit"
+expect_exit 0 "1 rank stops after 3, bf16" "$BIN" train $A --steps 6 --accum 2 --stop-after 3 --optim-state bf16 --out "$TMP/e16.onebit"
+expect_exit 0 "resume on 2 ranks, bf16" $MPI "$BIN" train $A --steps 6 --optim-state bf16 --resume "$TMP/e16.onebit.ckpt" --out "$TMP/e16.onebit"
+check "resumed on 2 ranks, bf16: same student bytes" cmp "$TMP/a16.onebit" "$TMP/e16.onebit"
+# a 2-rank checkpoint holds the whole state: resumed on 2 ranks at step 3, the same student
+expect_exit 0 "resume on 2 ranks from 2 ranks" $MPI "$BIN" train $A --steps 6 --resume "$TMP/c3.ckpt" --out "$TMP/f.onebit"
+check "2 -> 2 ranks: from step 3" contains "$TMP/out" "resumed from $TMP/c3.ckpt at step 3"
+check "2 -> 2 ranks: same student bytes" cmp "$TMP/a.onebit" "$TMP/f.onebit"
 expect_exit 1 "resume on 1 rank without --accum 2" "$BIN" train $A --steps 6 --resume "$TMP/c.onebit.ckpt" --out "$TMP/d.onebit"
 check "accum mismatch message" contains "$TMP/err" "--accum 2"
+
+# ---- bench train on 2 ranks: ZeRO-1's step, the communication timed ----
+expect_exit 0 "bench train on 2 ranks" $MPI "$BIN" bench train --teacher "$M" --batch 2 --seq-len 16 --steps 2 --threads 1 --peak-size 64 --json
+check "bench train: one report (rank 0)" sh -c "test \$(grep -c '\"ranks\":2,' '$TMP/out') -eq 1"
+check "bench train: communication timed" grep -q '"comm":{"ms":[0-9.]*,"pct":[0-9.]*}' "$TMP/out"
+sb() { sed -n 's/.*"state_bytes":\([0-9]*\).*/\1/p' "$1"; }
+s2=$(sb "$TMP/out")
+expect_exit 0 "bench train on 1 rank" "$BIN" bench train --teacher "$M" --batch 2 --seq-len 16 --steps 2 --threads 1 --peak-size 64 --json
+s1=$(sb "$TMP/out")
+check "bench train: less state per rank on 2 ranks ($s2 < $s1 bytes)" test -n "$s1" -a -n "$s2" -a "$s2" -lt "$s1"
+
+# ---- bench allreduce times the allreduce and ZeRO-1's reduce-scatter + all-gather ----
+expect_exit 0 "bench allreduce on 2 ranks" $MPI "$BIN" bench allreduce --mib 1 --reps 2 --json
+check "bench allreduce: both timed" grep -q '"ranks":2,"reps":2,"ms":[0-9.]*,"bus_gb_s":[0-9.]*,"zero_ms":[0-9.]*}' "$TMP/out"
 
 # ---- a killed rank ends the job; the last checkpoint stays valid, the
 # ---- recorded run shows as interrupted and resumes on 1 rank ----

@@ -1,6 +1,7 @@
 #!/bin/sh
 # tests/cli_synth.sh -- `synth`: a small shape in each format and dtype loads
-# (generate, inspect and eval run and stay finite), the same seed gives
+# (generate, inspect and eval run and stay finite), GGUF in each ggml block
+# type evaluates within a little of the F32 file, the same seed gives
 # byte-identical output and another seed does not, sharding, usage errors
 # for bad shapes, runtime errors for outputs that cannot be written.
 . "${ONEBIT_SRCDIR:-.}/tests/lib.sh"
@@ -37,6 +38,27 @@ assert c['architectures'] == ['LlamaForCausalLM'] and c['torch_dtype'] == 'bfloa
 assert (c['hidden_size'], c['intermediate_size'], c['num_hidden_layers'], c['num_attention_heads'], c['num_key_value_heads'], c['vocab_size']) == (64, 172, 2, 4, 2, 512)
 assert c['rope_theta'] == 10000 and c['rms_norm_eps'] == 1e-5 and c['max_position_embeddings'] == 2048
 "
+
+# ggml's block types (GGUF only): DIM and HIDDEN multiples of the block
+SQ=256,512,1,4,2,512
+expect_exit 0 "synth gguf f32 $SQ" "$BIN" synth --shape $SQ --format gguf --dtype f32 --seed 5 --out "$TMP/q-f32.gguf"
+expect_exit 0 "eval f32 $SQ" "$BIN" eval --teacher "$TMP/q-f32.gguf" --text "$TMP/text" --seq-len 16
+nll32=$(awk '/^nll/ { print $2 }' "$TMP/out")
+for d in q8_0 q4_0 q5_0 q4_k q5_k q6_k; do
+    o="$TMP/q-$d.gguf"
+    D=$(echo $d | tr a-z A-Z)
+    expect_exit 0 "synth gguf $d" "$BIN" synth --shape $SQ --format gguf --dtype $d --seed 5 --out "$o"
+    check "$d: summary names the type" contains "$TMP/out" "of $D weights"
+    expect_exit 0 "generate $d" "$BIN" generate -m "$o" --temp 0 -n 8
+    check "$d: 8 tokens generated" contains "$TMP/err" "(8 tokens)"
+    expect_exit 0 "eval $d" "$BIN" eval --teacher "$o" --text "$TMP/text" --seq-len 16
+    # random weights: the held-out nll moves by the quantization error only
+    check "$d: eval nll within 0.05 of F32's $nll32" awk -v r="$nll32" '/^nll/ { d = $2 - r; ok = (d < 0.05 && d > -0.05) } END { exit !ok }' "$TMP/out"
+done
+expect_exit 2 "q4_k with HIDDEN 172" "$BIN" synth --shape $S --format gguf --dtype q4_k --out "$TMP/bad.gguf"
+check "q4_k: names the block" contains "$TMP/err" "must be multiples of 256"
+expect_exit 2 "q8_0 as hf" "$BIN" synth --shape $SQ --format hf --dtype q8_0 --out "$TMP/bad-hf"
+check "q8_0 hf: says gguf only" contains "$TMP/err" "is for GGUF output"
 
 # determinism
 expect_exit 0 "gguf again, same seed" "$BIN" synth --shape $S --format gguf --dtype bf16 --seed 5 --out "$TMP/again.gguf"
@@ -98,7 +120,7 @@ check "no output for bad shapes" test ! -e "$TMP/bad.gguf"
 expect_exit 2 "bad format" "$BIN" synth --shape $S --format onnx --dtype f16 --out "$TMP/x"
 check "names the formats" contains "$TMP/err" "--format must be hf or gguf"
 expect_exit 2 "bad dtype" "$BIN" synth --shape $S --format gguf --dtype q4 --out "$TMP/x"
-check "names the dtypes" contains "$TMP/err" "--dtype must be bf16, f16 or f32"
+check "names the dtypes" contains "$TMP/err" "--dtype must be bf16, f16, f32, q8_0, q4_0, q5_0, q4_k, q5_k or q6_k"
 expect_exit 2 "no --out" "$BIN" synth --shape $S --format gguf --dtype f16
 expect_exit 0 "--help" "$BIN" synth --help
 check "help lists the presets" contains "$TMP/out" "tinyllama-1.1b, llama2-7b, llama3-8b"

@@ -135,4 +135,17 @@ expect_exit 0 "runs show --json" "$BIN" runs show taskrun --db "$TMP/runs.db" --
 first_task() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['tasks'][0][sys.argv[2]])" "$TMP/out" "$1"; }
 check "json tasks" test "$(first_task task)" = tinystories_mc
 check "the student's acc as recorded ($(first_task acc) = $st)" test "$(first_task acc)" = "$st"
+# a student's perplexity on a text, recorded as an evaluation of its run; runs compare shows both
+expect_exit 2 "--db with --text needs --student" $E --text "$TMP/small.txt" --db "$TMP/runs.db"
+check "says what --db records" contains "$TMP/err" "record a student's perplexity (--student S) or task results"
+expect_exit 0 "a student's perplexity recorded" "$BIN" eval --student "$TMP/run.onebit" --text "$X" --split '<|endoftext|>' \
+    --db "$TMP/runs.db" --json
+ppl=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['ppl'])" "$TMP/out")
+check "recorded at the run's last step" contains "$TMP/err" "recorded as an evaluation of run 1 'taskrun' at step 3"
+expect_exit 0 "runs compare" "$BIN" runs compare taskrun --db "$TMP/runs.db" --json
+check "compare: TinyStories ppl = eval's ($ppl), tinystories_mc acc = $st" python3 -c "
+import json, sys
+r = json.load(open(sys.argv[1]))[0]
+sys.exit(not (abs(r['tinystories_ppl'] - float(sys.argv[2])) < 1e-4 * float(sys.argv[2]) and r['tinystories_mc_acc'] == float(sys.argv[3])
+              and r['steps'] == 3 and r['heldout_ppl'] > 1))" "$TMP/out" "$ppl" "$st"
 done_tests

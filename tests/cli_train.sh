@@ -17,17 +17,24 @@ check "no data message" contains "$TMP/err" "--data FILE or --self-generate"
 expect_exit 2 "both data kinds" "$BIN" train $T --data "$X" --self-generate 10 --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit"
 expect_exit 2 "split without data" "$BIN" train $T --self-generate 10 --split x --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit"
 expect_exit 2 "no steps" "$BIN" train $T --data "$X" --seq-len 32 --batch 2 --out "$TMP/s.onebit"
-check "steps message" contains "$TMP/err" "--steps"
+check "steps message" contains "$TMP/err" "--steps S is required (or a time budget: --time D)"
 expect_exit 2 "no out" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2
 expect_exit 2 "bad lr" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --lr abc
 check "lr message" contains "$TMP/err" "--lr"
 expect_exit 2 "zero lr" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --lr 0
 expect_exit 2 "bad init" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --init pca
-check "init message" contains "$TMP/err" "nmf or svd"
+check "init message" contains "$TMP/err" "nmf, svd, xnor or sign"
 expect_exit 2 "bad optim-state" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --optim-state fp16
 check "optim-state choices named" contains "$TMP/err" "fp32 or bf16"
 expect_exit 2 "bad batch" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 0 --out "$TMP/s.onebit"
 expect_exit 2 "warmup > steps" "$BIN" train $T --data "$X" --steps 5 --warmup 9 --seq-len 32 --batch 2 --out "$TMP/s.onebit"
+expect_exit 2 "bad ste" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --ste smooth:0
+check "ste message" contains "$TMP/err" "smooth:A needs a number A > 0"
+expect_exit 2 "unknown ste" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --ste tanh
+check "ste choices named" contains "$TMP/err" "onebit (1.001-tanh^2(W)), smooth:A"
+expect_exit 2 "bad time" "$BIN" train $T --data "$X" --seq-len 32 --batch 2 --out "$TMP/s.onebit" --time 10x
+check "time message" contains "$TMP/err" "--time needs a duration such as 90s"
+expect_exit 2 "zero time" "$BIN" train $T --data "$X" --seq-len 32 --batch 2 --out "$TMP/s.onebit" --time 0s
 expect_exit 2 "unknown option" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --frobnicate
 expect_exit 2 "missing value" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out
 expect_exit 2 "stray argument" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" extra
@@ -94,6 +101,56 @@ check "batch mismatch message" contains "$TMP/err" "--batch"
 expect_exit 1 "resume on other data" "$BIN" train $T --data "$X" --split "$S" --steps 60 --seq-len 64 --batch 4 \
     --out "$TMP/res2.onebit" --resume "$TMP/res.onebit.ckpt"
 check "data mismatch message" contains "$TMP/err" "other data"
+
+# ---- --time: a tiny budget ends the run with its student, in fewer steps
+# than --steps allows; the plan and the options are recorded ----
+expect_exit 0 "time budget" "$BIN" train $T --data "$TMP/stories.txt" --split "$S" --time 1s --steps 1000000 --seq-len 64 \
+    --batch 4 --log-every 100000 --ste smooth:3 --out "$TMP/time.onebit" --db "$TMP/time.db" --name timed
+cp "$TMP/out" "$TMP/time.out"
+check "the plan is logged" contains "$TMP/time.out" "time budget 1s: a step takes about"
+planned=$(sed -n 's/.*laid over \([0-9]*\) steps.*/\1/p' "$TMP/time.out")
+ran=$(sed -n 's/.*student (QAT).*(\([0-9]*\) steps.*/\1/p' "$TMP/time.out")
+check "planned ($planned) and ran ($ran) at least 1, fewer than --steps, ran <= planned" \
+    awk -v p="$planned" -v r="$ran" 'BEGIN { exit !(p >= 1 && r >= 1 && p < 1000000 && r <= p) }'
+check "the last step is logged" grep -q "^step $ran/$planned loss" "$TMP/time.out"
+check "timed student written" test -s "$TMP/time.onebit"
+check "timed checkpoint written" test -s "$TMP/time.onebit.ckpt"
+expect_exit 0 "runs show the timed run" "$BIN" runs show timed --db "$TMP/time.db" --json
+check "--time recorded" contains "$TMP/out" '"time":"1s"'
+check "--ste recorded" contains "$TMP/out" '"ste":"smooth:3"'
+check "steps recorded ($ran/$planned)" contains "$TMP/out" "\"steps_done\":$ran,\"total_steps\":$planned"
+check "finished in the budget" contains "$TMP/out" "finished $ran steps in the time budget"
+
+# a budget that fits --steps: the plan is --steps, and the timing probe
+# leaves the training alone (the same student as a plain run, byte for
+# byte); a stopped timed run resumes with its checkpoint's plan
+B3="--data $TMP/stories.txt --seq-len 64 --batch 4 --log-every 10"
+expect_exit 0 "plain 30 steps" "$BIN" train $T $B3 --split "$S" --steps 30 --out "$TMP/p30.onebit"
+expect_exit 0 "1h budget, at most 30 steps" "$BIN" train $T $B3 --split "$S" --time 1h --steps 30 --out "$TMP/t30.onebit"
+check "the plan is --steps" contains "$TMP/out" "the schedule is laid over 30 steps"
+check "timed = plain, byte for byte" cmp -s "$TMP/p30.onebit" "$TMP/t30.onebit"
+expect_exit 0 "timed, stopped at 12" "$BIN" train $T $B3 --split "$S" --time 1h --steps 30 --out "$TMP/r30.onebit" --stop-after 12
+expect_exit 0 "timed, resumed without --steps" "$BIN" train $T $B3 --split "$S" --time 1h --out "$TMP/r30.onebit" \
+    --resume "$TMP/r30.onebit.ckpt"
+check "resumed at 12 with the plan of 30" contains "$TMP/out" "step 30/30 loss"
+check "stop + resume = straight, byte for byte" cmp -s "$TMP/p30.onebit" "$TMP/r30.onebit"
+
+# ---- --preset: recorded with its values; the command line overrides them ----
+expect_exit 2 "unknown preset" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --preset fast
+check "preset message" contains "$TMP/err" "--preset must be onebit or best, not 'fast'"
+expect_exit 2 "preset with resume" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" \
+    --preset best --resume "$TMP/none.ckpt"
+check "preset with resume message" contains "$TMP/err" "a resumed run keeps its options"
+for p in onebit best best-lr; do
+    extra=
+    [ $p = best-lr ] && extra="--lr 0.001"
+    expect_exit 0 "preset $p" "$BIN" train $T --data "$TMP/stories.txt" --split "$S" --steps 2 --seq-len 32 --batch 2 \
+        --out "$TMP/p-$p.onebit" --db "$TMP/time.db" --name "p-$p" --preset "${p%-lr}" $extra
+done
+expect_exit 0 "compare the presets" "$BIN" runs compare p-onebit p-best p-best-lr --db "$TMP/time.db" --json
+check "onebit: the defaults" contains "$TMP/out" '"name":"p-onebit","status":"finished","options":{"preset":"onebit","lr":"0.002"}'
+check "best: lr 0.016" contains "$TMP/out" '"name":"p-best","status":"finished","options":{"preset":"best","lr":"0.016"}'
+check "best --lr 0.001: the command line wins" contains "$TMP/out" '"options":{"preset":"best","lr":"0.001"}'
 
 # ---- self-generation: cached and reused ----
 mkdir "$TMP/cache"

@@ -62,6 +62,73 @@ static int64_t fixture(const char *path)
     return r;
 }
 
+
+/* runs compare: a sweep of two queued runs (one trained, with a
+ * TinyStories evaluation and a tinystories_mc result; one still pending)
+ * and a run of its own, by --sweep and by name */
+static void test_compare(void)
+{
+    char err[OB_ERRLEN], a[2048], db[600];
+    snprintf(db, sizeof db, "%s", tmp("cmp.db"));
+    Db *h = db_open(db, 0, err);
+    CHECK(h != NULL, "open: %s", err);
+    if (!h) return;
+    int64_t t = db_teacher_upsert(h, "/models/stories260K.bin", "ab12", "llama2c", "{}", err);
+    int64_t s1 = db_run_queue(h, "sw-ste=onebit", t, "{\"ste\":\"onebit\",\"lr\":0.002,\"out\":\"/s/1.onebit\"}", 40, "sw", err);
+    int64_t s2 = db_run_queue(h, "sw-ste=clip", t, "{\"ste\":\"clip\",\"lr\":0.002,\"out\":\"/s/2.onebit\"}", 40, "sw", err);
+    int64_t solo = db_run_create(h, "solo", t, "{\"lr\":0.004}", 40, err);
+    CHECK(s1 > 0 && s2 > 0 && solo > 0, "fixture: %s", err);
+    for (int st = 1; st <= 40; st++) {
+        DbMetric m = {st, 5.0, 4.0, 0.1, 2e-3, 1.0, 1000, 2.5 * st};
+        db_metric_put(h, s1, &m, err);
+    }
+    DbEval e1 = {.step = 20, .dataset = "self-generated held-out", .model = "student", .nll = 3, .ppl = 20.0855};
+    DbEval e2 = {.step = 40, .dataset = "self-generated held-out", .model = "student", .nll = 2.5, .ppl = 12.1825};
+    DbEval e3 = {.step = 40, .dataset = "tinystories_train_head_sample.txt", .model = "student", .nll = 2.75, .ppl = 15.6426};
+    DbEval e4 = {.step = 0, .dataset = "self-generated held-out", .model = "teacher", .nll = 1, .ppl = 2.71828};
+    db_eval_put(h, s1, &e1, err);
+    db_eval_put(h, s1, &e2, err);
+    db_eval_put(h, s1, &e3, err);
+    db_eval_put(h, s1, &e4, err);
+    DbTaskResult tr = {.run_id = s1, .model = "student", .task = "tinystories_mc", .file = "/t/ts.jsonl", .items = 50,
+                       .acc = 0.42, .acc_stderr = 0.07, .acc_norm = 0.4, .acc_norm_stderr = 0.07};
+    CHECK(db_task_result_put(h, &tr, err) > 0, "task result: %s", err);
+    db_run_set_status(h, s1, RUN_FINISHED, "finished 40 steps", err);
+    db_close(h);
+
+    snprintf(a, sizeof a, "runs compare --sweep sw --db '%s'", db);
+    CHECK(run(a) == 0, "compare --sweep: %s", errout);
+    CHECK(has(out, "RUN") && has(out, "ste") && !has(out, " lr ") && !has(out, " out ") && has(out, "HELD-OUT PPL") &&
+              has(out, "TS_MC ACC"),
+          "the varied option is the only option column:\n%s", out);
+    CHECK(has(out, "sw-ste=onebit  onebit  finished") && has(out, " 12.18") && has(out, "15.643") && has(out, "0.4200") &&
+              has(out, "1m40s"),
+          "the trained run's row:\n%s", out);
+    CHECK(has(out, "sw-ste=clip    clip    pending") && strstr(out, "sw-ste=onebit") < strstr(out, "sw-ste=clip") &&
+              !has(out, "solo"),
+          "the pending run, in queue order, no other runs:\n%s", out);
+    snprintf(a, sizeof a, "runs compare --sweep sw --json --db '%s'", db);
+    CHECK(run(a) == 0 &&
+              has(out, "\"name\":\"sw-ste=onebit\",\"status\":\"finished\",\"options\":{\"ste\":\"onebit\"},\"steps\":40,"
+                       "\"heldout_ppl\":12.1825,\"tinystories_ppl\":15.6426,\"tinystories_mc_acc\":0.42,\"wall\":100}") &&
+              has(out, "\"options\":{\"ste\":\"clip\"},\"steps\":0,\"heldout_ppl\":null,\"tinystories_ppl\":null,"
+                       "\"tinystories_mc_acc\":null,\"wall\":null}"),
+          "compare --json: %s", out);
+    /* by name: the options that differ between these two; a missing ste is its default */
+    snprintf(a, sizeof a, "runs compare solo sw-ste=clip --json --db '%s'", db);
+    CHECK(run(a) == 0 && has(out, "\"name\":\"solo\",\"status\":\"running\",\"options\":{\"lr\":\"0.004\",\"ste\":\"onebit\"}") &&
+              has(out, "\"options\":{\"lr\":\"0.002\",\"ste\":\"clip\"}"),
+          "compare by name: %s", out);
+    snprintf(a, sizeof a, "runs compare --sweep nope --db '%s'", db);
+    CHECK(run(a) == 1 && has(errout, "no runs of sweep 'nope'"), "unknown sweep: %s", errout);
+    snprintf(a, sizeof a, "runs compare --db '%s'", db);
+    CHECK(run(a) == 2 && has(errout, "needs RUNs or --sweep NAME"), "compare without runs: %s", errout);
+    snprintf(a, sizeof a, "runs list --sweep sw --db '%s'", db);
+    CHECK(run(a) == 2 && has(errout, "--sweep goes with 'compare'"), "--sweep elsewhere: %s", errout);
+    snprintf(a, sizeof a, "runs compare solo nope --db '%s'", db);
+    CHECK(run(a) == 1 && has(errout, "no run 'nope'"), "compare a missing run: %s", errout);
+}
+
 int main(void)
 {
     bin = getenv("ONEBIT_BIN");
@@ -78,6 +145,7 @@ int main(void)
     CHECK(access(db, F_OK) != 0, "listing did not create a database");
 
     int64_t r = fixture(db);
+    test_compare();
 
     snprintf(a, sizeof a, "runs list --db '%s'", db);
     CHECK(run(a) == 0, "list: %s", errout);

@@ -1,6 +1,6 @@
 /* test_common.c -- unit tests of common.c: FP16/BF16 conversion, checked
  * arithmetic, number parsing, little-endian float arrays, JSON string
- * escaping. */
+ * escaping, the XDG base directory paths. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,8 +10,31 @@
 #include "base/file.h"
 #include "test.h"
 
+/* file_xdg_path: the XDG base directory rules the run store and the
+ * settings file share */
+static void test_xdg(void)
+{
+    char err[OB_ERRLEN];
+    setenv("XDG_STATE_HOME", "/x/state/", 1);
+    setenv("HOME", "/home/u", 1);
+    char *p = file_xdg_path("XDG_STATE_HOME", ".local/state", "app/f", err);
+    CHECK(p && !strcmp(p, "/x/state/app/f"), "an absolute $XDG_STATE_HOME wins: %s", p ? p : err);
+    free(p);
+    setenv("XDG_STATE_HOME", "relative/ignored", 1); /* the spec: only absolute paths count */
+    p = file_xdg_path("XDG_STATE_HOME", ".local/state", "app/f", err);
+    CHECK(p && !strcmp(p, "/home/u/.local/state/app/f"), "else under $HOME: %s", p ? p : err);
+    free(p);
+    setenv("HOME", "home/relative", 1);
+    CHECK(!file_xdg_path("XDG_STATE_HOME", ".local/state", "app/f", err) && strstr(err, "XDG_STATE_HOME"),
+          "a relative HOME is no location: %s", err);
+    unsetenv("XDG_STATE_HOME");
+    unsetenv("HOME");
+    CHECK(!file_xdg_path("XDG_STATE_HOME", ".local/state", "app/f", err) && strstr(err, "HOME"), "neither: %s", err);
+}
+
 int main(void)
 {
+    test_xdg();
     /* fp16 round trip of every finite half value */
     int bad = 0;
     for (uint32_t h = 0; h < 65536; h++) {
@@ -76,6 +99,15 @@ int main(void)
     CHECK(!strcmp(dur, "?"), "negative duration %s", dur);
     ob_fmt_duration(dur, sizeof dur, NAN);
     CHECK(!strcmp(dur, "?"), "NaN duration %s", dur);
+    /* durations as --time takes them */
+    double sec = 0;
+    CHECK(ob_parse_duration("90", &sec) == 0 && sec == 90, "90 -> %g", sec);
+    CHECK(ob_parse_duration("90s", &sec) == 0 && sec == 90, "90s -> %g", sec);
+    CHECK(ob_parse_duration("2.5m", &sec) == 0 && sec == 150, "2.5m -> %g", sec);
+    CHECK(ob_parse_duration("1h", &sec) == 0 && sec == 3600, "1h -> %g", sec);
+    const char *bad_dur[] = {"", "m", "0", "-5s", "10x", "10 s", "1hh", "inf", "nan", "1e12"};
+    for (size_t i = 0; i < sizeof bad_dur / sizeof *bad_dur; i++)
+        CHECK(ob_parse_duration(bad_dur[i], &sec) == -1, "'%s' is not a duration", bad_dur[i]);
     CHECK(ob_parse_int("12", 0, 100, &v) == 0 && v == 12, "int");
     CHECK(ob_parse_int("12x", 0, 100, &v) == -1, "junk int");
     CHECK(ob_parse_int("101", 0, 100, &v) == -1, "range");

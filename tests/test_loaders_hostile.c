@@ -38,7 +38,7 @@ static void expect_fail(const char *path, const char *errpath, const char *needl
 enum {
     G_GOOD, G_DIMS5, G_OVERFLOW, G_TYPE99, G_Q4K, G_DUP, G_MISSING, G_SHAPE, G_MISALIGN, G_OVERLAP, G_PASTEND,
     G_ALIGN3, G_ARCH, G_NOLAYERS, G_LAYERS_STR, G_KVTYPE, G_DEEP, G_ARRBIG, G_Q8ROW, G_TOKCOUNT, G_DUPKEY, G_BOS,
-    G_NAN, G_V1, G_V99, G_NG
+    G_NAN, G_V1, G_V99, G_Q6KROW, G_Q50ROW, G_Q41, G_NG
 };
 
 static Buf gguf_variant(int v)
@@ -85,6 +85,9 @@ static Buf gguf_variant(int v)
     if (v == G_OVERFLOW) { q->ne[0] = 1ull << 40; q->ne[1] = 1ull << 40; }
     if (v == G_TYPE99) q->type = 99;
     if (v == G_Q4K) q->type = 12;
+    if (v == G_Q6KROW) q->type = GGML_Q6_K;
+    if (v == G_Q50ROW) { q->type = GGML_Q5_0; q->ne[0] = 16; q->ne[1] = 64; }
+    if (v == G_Q41) q->type = 3; /* Q4_1: a ggml type not read here */
     if (v == G_DUP) snprintf(w.t[4].name, sizeof w.t[4].name, "%s", q->name);
     if (v == G_MISSING) w.n_t--; /* drops blk.0.ffn_up.weight */
     if (v == G_SHAPE) { q->ne[1] = 16; }
@@ -104,7 +107,9 @@ static Buf gguf_variant(int v)
 static void gguf_cases(void)
 {
     static const struct { int v; const char *needle; } cases[] = {
-        {G_DIMS5, "dimensions"}, {G_OVERFLOW, "too large"}, {G_TYPE99, "type unknown (99)"}, {G_Q4K, "Q4_K"},
+        {G_DIMS5, "dimensions"}, {G_OVERFLOW, "too large"}, {G_TYPE99, "type unknown (99)"}, {G_Q4K, "Q4_K row length 32 is not a multiple of 256"},
+        {G_Q6KROW, "Q6_K row length 32 is not a multiple of 256"}, {G_Q50ROW, "Q5_0 row length 16 is not a multiple of 32"},
+        {G_Q41, "type Q4_1 (3); supported: F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K"},
         {G_DUP, "duplicate tensor name blk.0.attn_q.weight"}, {G_MISSING, "missing tensor blk.0.ffn_up.weight"},
         {G_SHAPE, "shape [32, 16]"}, {G_MISALIGN, "alignment"}, {G_OVERLAP, "overlap"}, {G_PASTEND, "past the end"},
         {G_ALIGN3, "general.alignment"}, {G_ARCH, "architecture 'gpt2'"}, {G_NOLAYERS, "missing metadata llama.block_count"},
@@ -178,6 +183,53 @@ static void gguf_cases(void)
     CHECK(bad == 0, "%d of %d truncated GGUF files loaded or gave no path", bad, n);
     free(b.p);
     free(good.p);
+}
+
+/* each ggml block type read: a tiny model (rows of 256) in that type loads
+ * with logits near its F32 original's; the file one byte short fails
+ * naming the last tensor with its exact size in the type; the files seed
+ * the fuzz corpus */
+static void gguf_quant_cases(void)
+{
+    static const struct { uint32_t type; int block, bytes; } q[] = {
+        {GGML_Q4_0, 32, 18}, {GGML_Q5_0, 32, 22}, {GGML_Q4_K, 256, 144}, {GGML_Q5_K, 256, 176}, {GGML_Q6_K, 256, 210},
+    };
+    static const int toks[4] = {1, 5, 2, 7};
+    Model qm;
+    tiny_model(&qm, 256, 256, 1, 4, 1, 8, 1);
+    const char *dump = getenv("ONEBIT_FUZZ_SEEDS");
+    for (size_t k = 0; k < sizeof q / sizeof q[0]; k++) {
+        GGUFW w = {0};
+        gw_model(&w, &qm, q[k].type, 1);
+        gw_tokenizer(&w, &tt);
+        Buf b = {0};
+        gw_build(&w, &b);
+        free(w.kv.p);
+        char name[64], needle[96], err[OB_ERRLEN];
+        snprintf(name, sizeof name, "tiny_%s.gguf", gguf_type_name(q[k].type));
+        char *p = path_of(name);
+        write_buf(p, b.p, b.n);
+        if (dump) {
+            char sp[1000];
+            snprintf(sp, sizeof sp, "%s/%s", dump, name);
+            write_buf(sp, b.p, b.n);
+        }
+        Model m;
+        Tokenizer t;
+        int tl = 0;
+        if (model_load_ex(&m, &t, &tl, p, err) == 0) {
+            double d = max_logit_diff(&qm, &m, toks, 4);
+            printf("%s: max |logit diff| vs F32 %g\n", name, d);
+            CHECK(d > 0 && d < 0.05, "%s: logits differ from F32 by %g", name, d);
+            model_free(&m);
+            if (tl) tok_free(&t);
+        } else CHECK(0, "%s: %s", name, err);
+        write_buf(p, b.p, b.n - 1);
+        snprintf(needle, sizeof needle, "tensor blk.0.ffn_up.weight (%d bytes", 256 * 256 / q[k].block * q[k].bytes);
+        expect_fail(p, NULL, needle, name);
+        free(b.p);
+    }
+    model_free(&qm);
 }
 
 /* ---- safetensors / Hugging Face ------------------------------------------*/
@@ -424,6 +476,7 @@ int main(void)
     char err[OB_ERRLEN];
     if (tok_init(&tt, 8, pieces, scores, 1, 2, err)) { fprintf(stderr, "%s\n", err); return 1; }
     gguf_cases();
+    gguf_quant_cases();
     hf_cases();
     tokenizer_json_cases();
     tok_free(&tt);

@@ -191,19 +191,30 @@ static double lin_loss(void *p)
     qat_onebit_fwd(NULL, c->in, c->out, c->S, c->g, c->h, c->x, c->N, c->gx, c->a, c->y, c->rstd);
     return dotR(c->y, c->R, (size_t)c->N * c->out);
 }
+/* c's buffers for its in, out, N; S (when fill_S, first), g, h, x, R random */
+static void lin_ctx_alloc(LinCtx *c, int fill_S)
+{
+    size_t nx = (size_t)c->N * c->in, ny = (size_t)c->N * c->out, nw = (size_t)c->in * c->out;
+    c->S = malloc(nw * 4); c->g = malloc(c->in * 4); c->h = malloc(c->out * 4); c->x = malloc(nx * 4);
+    c->gx = malloc(nx * 4); c->a = malloc(ny * 4); c->y = malloc(ny * 4); c->rstd = malloc(c->N * 4); c->R = malloc(ny * 4);
+    if (fill_S) fill(c->S, nw, 1, 0);
+    fill(c->g, c->in, 0.5, 1); fill(c->h, c->out, 0.5, 1); fill(c->x, nx, 1, 0); fill(c->R, ny, 1, 0);
+}
+static void lin_ctx_free(LinCtx *c)
+{
+    free(c->S); free(c->g); free(c->h); free(c->x); free(c->gx); free(c->a); free(c->y); free(c->rstd); free(c->R);
+}
 static void check_onebit(void)
 {
     LinCtx c = {.in = 11, .out = 9, .N = 6};
     size_t nx = (size_t)c.N * c.in, ny = (size_t)c.N * c.out, nw = (size_t)c.in * c.out;
-    c.S = malloc(nw * 4); c.g = malloc(c.in * 4); c.h = malloc(c.out * 4); c.x = malloc(nx * 4);
-    c.gx = malloc(nx * 4); c.a = malloc(ny * 4); c.y = malloc(ny * 4); c.rstd = malloc(c.N * 4); c.R = malloc(ny * 4);
-    fill(c.S, nw, 1, 0); fill(c.g, c.in, 0.5, 1); fill(c.h, c.out, 0.5, 1); fill(c.x, nx, 1, 0); fill(c.R, ny, 1, 0);
+    lin_ctx_alloc(&c, 1);
     float *W = malloc(nw * 4), *dW = calloc(nw, 4), *dS = malloc(nw * 4), *dg = calloc(c.in, 4), *dh = calloc(c.out, 4);
     float *dx = malloc(nx * 4), *dy = malloc(ny * 4), *dgx = malloc(nx * 4);
     fill(W, nw, 1.5, 0);
     lin_loss(&c);
     memcpy(dy, c.R, ny * 4);
-    QatOnebitGrad p = {c.in, c.out, c.S, W, c.g, c.h, dW, dg, dh, dS, c.gx, dgx};
+    QatOnebitGrad p = {c.in, c.out, c.S, W, c.g, c.h, dW, dg, dh, dS, c.gx, dgx, {QAT_STE_ONEBIT, 0}};
     qat_onebit_bwd(NULL, &p, c.x, c.N, c.a, c.y, c.rstd, dy, dx, 0);
     report("onebit dS (surrogate, LN incl.)", fd_check(lin_loss, &c, c.S, dS, nw, 2e-2), 5e-3);
     report("onebit dg", fd_check(lin_loss, &c, c.g, dg, c.in, 2e-2), 5e-3);
@@ -251,7 +262,70 @@ static void check_onebit(void)
     bitlinear_free(bl);
     free(yr); free(dx2);
     free(W); free(dW); free(dS); free(dg); free(dh); free(dx); free(dy); free(dgx);
-    free(c.S); free(c.g); free(c.h); free(c.x); free(c.gx); free(c.a); free(c.y); free(c.rstd); free(c.R);
+    lin_ctx_free(&c);
+}
+
+/* ---- the STE variants: each dW = dS ⊙ f(W) is the exact gradient of the
+ * linear with S = s(W), s the estimator's surrogate of sign ------------------ */
+typedef struct { LinCtx c; float *W; const QatSte *ste; } SteLossCtx;
+static double ste_surrogate(const QatSte *e, double w)
+{
+    switch (e->kind) {
+    case QAT_STE_SMOOTH: return tanh(e->a * w);
+    case QAT_STE_CLIP: return w < -1 ? -1 : w > 1 ? 1 : w;
+    default: return tanh(w) + 0.001 * w;
+    }
+}
+static double ste_loss(void *p)
+{
+    SteLossCtx *s = p;
+    for (size_t k = 0; k < (size_t)s->c.in * s->c.out; k++) s->c.S[k] = (float)ste_surrogate(s->ste, s->W[k]);
+    return lin_loss(&s->c);
+}
+static void check_ste_variant(const char *spec, const char *name)
+{
+    QatSte e;
+    char err[256];
+    CHECK(qat_ste_parse(spec, &e, err) == 0, "qat_ste_parse(%s): %s", spec, err);
+    char back[64];
+    qat_ste_format(&e, back, sizeof back);
+    CHECK(!strcmp(back, spec), "qat_ste_format gives '%s' for '%s'", back, spec);
+    SteLossCtx s = {.c = {.in = 7, .out = 5, .N = 4}, .ste = &e};
+    LinCtx *c = &s.c;
+    size_t nx = (size_t)c->N * c->in, ny = (size_t)c->N * c->out, nw = (size_t)c->in * c->out;
+    lin_ctx_alloc(c, 0);
+    float *dW = calloc(nw, 4), *dS = malloc(nw * 4), *dg = calloc(c->in, 4), *dh = calloc(c->out, 4);
+    float *dx = malloc(nx * 4), *dy = malloc(ny * 4), *dgx = malloc(nx * 4);
+    s.W = malloc(nw * 4);
+    fill(s.W, nw, 1.5, 0);
+    for (size_t k = 0; k < nw; k++) /* keep the finite differences off clip's kinks at |w| = 1 */
+        if (fabs(fabs(s.W[k]) - 1.0) < 0.05) s.W[k] *= 0.9f;
+    ste_loss(&s);
+    memcpy(dy, c->R, ny * 4);
+    QatOnebitGrad p = {c->in, c->out, c->S, s.W, c->g, c->h, dW, dg, dh, dS, c->gx, dgx, e};
+    qat_onebit_bwd(NULL, &p, c->x, c->N, c->a, c->y, c->rstd, dy, dx, 0);
+    report(name, fd_check(ste_loss, &s, s.W, dW, nw, 2e-2), 5e-3);
+    int same = 1;
+    for (size_t k = 0; k < nw; k++) same &= dW[k] == dS[k] * qat_ste_factor(&e, s.W[k]);
+    CHECK(same, "%s: dW = dS * qat_ste_factor(W) in the backward pass", spec);
+    free(s.W); free(dW); free(dS); free(dg); free(dh); free(dx); free(dy); free(dgx);
+    lin_ctx_free(c);
+}
+static void check_ste(void)
+{
+    check_ste_variant("onebit", "ste onebit dW vs d/dW (tanh W+.001W)");
+    check_ste_variant("smooth:3", "ste smooth:3 dW vs d/dW tanh(3W)");
+    check_ste_variant("smooth:0.5", "ste smooth:0.5 dW vs d/dW tanh(W/2)");
+    check_ste_variant("clip", "ste clip dW vs d/dW clamp(W,-1,1)");
+    QatSte e, zero = {0, 0};
+    CHECK(qat_ste_factor(&zero, 0.3f) == qat_ste(0.3f), "a zeroed QatSte is the paper's estimator");
+    char err[256];
+    const char *bad[] = {"smooth:0", "smooth:", "smooth:-1", "smooth:x", "smooth:2x", "tanh", "", "smooth:inf"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        err[0] = 0;
+        CHECK(qat_ste_parse(bad[i], &e, err) == -1 && err[0], "qat_ste_parse('%s') must fail with a message", bad[i]);
+    }
+    printf("  qat_ste_parse('tanh'): %s\n", (qat_ste_parse("tanh", &e, err), err));
 }
 
 /* ---- whole model ---------------------------------------------------------------- */
@@ -284,7 +358,7 @@ static void check_whole(int heads, int kv, int shared, const char *tag)
     int B = 2, T = 7, C = 12, V = 37, N = B * T;
     random_model(&m, C, 20, 2, heads, kv, V, shared);
     char err[OB_ERRLEN];
-    QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){B, T, QAT_OPTIM_FP32, 0}, err);
+    QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){B, T, QAT_OPTIM_FP32, 0, 0, 0}, err);
     CHECK(q != NULL, "qat_new: %s", err);
     if (!q) return;
     /* random latent weights and scales: the student differs from SVID */
@@ -494,7 +568,7 @@ static void check_recompute(int heads, int kv, int nt)
     char err[OB_ERRLEN];
     QatModel *q[2];
     for (int r = 0; r < 2; r++) {
-        q[r] = qat_new(&m, SVID_NMF, &(QatSize){B, T, QAT_OPTIM_FP32, r}, err);
+        q[r] = qat_new(&m, SVID_NMF, &(QatSize){B, T, QAT_OPTIM_FP32, r, 0, 0}, err);
         CHECK(q[r] != NULL, "qat_new recompute %d: %s", r, err);
         if (!q[r]) return;
         CHECK(qat_set_threads(q[r], nt, err) == 0, "threads: %s", err);
@@ -546,7 +620,7 @@ static void check_one_thread(void)
         char err[OB_ERRLEN];
         Model m;
         random_model(&m, 32, 48, 2, 4, 2, 64, 0);
-        QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){2, 16, QAT_OPTIM_FP32, 0}, err);
+        QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){2, 16, QAT_OPTIM_FP32, 0, 0, 0}, err);
         if (!q) _exit(3);
         int tok[32];
         for (int i = 0; i < 32; i++) tok[i] = i % 64;
@@ -575,17 +649,18 @@ int main(void)
     check_whole(2, 2, 1, "MHA tied:");
     check_recompute(3, 1, 1);
     check_recompute(2, 2, 3);
+    check_ste(); /* last: it draws from the shared rng */
     char err[OB_ERRLEN];
     Model m;
     random_model(&m, 12, 20, 2, 3, 1, 37, 0);
-    CHECK(qat_new(&m, 7, &(QatSize){2, 7, QAT_OPTIM_FP32, 0}, err) == NULL, "bad init rejected");
-    CHECK(qat_new(&m, SVID_SVD, &(QatSize){2, 17, QAT_OPTIM_FP32, 0}, err) == NULL, "max_T > seq_len rejected");
-    CHECK(qat_new(&m, SVID_SVD, &(QatSize){1 << 20, 16, QAT_OPTIM_FP32, 0}, err) == NULL && strstr(err, "GiB"), "too big a batch: %s", err);
+    CHECK(qat_new(&m, 7, &(QatSize){2, 7, QAT_OPTIM_FP32, 0, 0, 0}, err) == NULL, "bad init rejected");
+    CHECK(qat_new(&m, SVID_SVD, &(QatSize){2, 17, QAT_OPTIM_FP32, 0, 0, 0}, err) == NULL, "max_T > seq_len rejected");
+    CHECK(qat_new(&m, SVID_SVD, &(QatSize){1 << 20, 16, QAT_OPTIM_FP32, 0, 0, 0}, err) == NULL && strstr(err, "GiB"), "too big a batch: %s", err);
     m.lin[3].out = 11;
-    CHECK(qat_new(&m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_FP32, 0}, err) == NULL && strstr(err, "wo"), "linear shape mismatch: %s", err);
+    CHECK(qat_new(&m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_FP32, 0, 0, 0}, err) == NULL && strstr(err, "wo"), "linear shape mismatch: %s", err);
     m.lin[3].out = 12;
     m.wk[5] = NAN;
-    CHECK(qat_new(&m, SVID_NMF, &(QatSize){2, 7, QAT_OPTIM_FP32, 0}, err) == NULL && strstr(err, "wk"), "non-finite teacher weight: %s", err);
+    CHECK(qat_new(&m, SVID_NMF, &(QatSize){2, 7, QAT_OPTIM_FP32, 0, 0, 0}, err) == NULL && strstr(err, "wk"), "non-finite teacher weight: %s", err);
     model_free(&m);
     check_one_thread();
     return test_done("test_qat_grad");

@@ -2,7 +2,9 @@
  * AdamW and the LR schedule against hand-computed values, gradient clipping,
  * the STE sign re-sync, gradient accumulation, bit-identical reruns, SVID
  * init, AdamW with BF16 moments, qat_memory_bytes against what qat_new
- * allocates, and a few dozen AdamW steps on stories260K lowering the loss. */
+ * allocates (sharded moments too), ZeRO-1's sharded clip and AdamW giving
+ * the unsharded step's bits, and a few dozen AdamW steps on stories260K
+ * lowering the loss. */
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -57,7 +59,7 @@ static void check_schedule(void)
 static void check_adamw_bf16(const Model *m)
 {
     char err[OB_ERRLEN];
-    QatModel *q = qat_new(m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_BF16, 0}, err);
+    QatModel *q = qat_new(m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_BF16, 0, 0, 0}, err);
     CHECK(q != NULL, "qat_new bf16: %s", err);
     if (!q) return;
     size_t eb;
@@ -87,7 +89,7 @@ static void check_adamw_bf16(const Model *m)
     CHECK_NEAR(P[0], 0.372389735, 2e-3, "bf16 adamw step 2 near the fp32 one");
     CHECK(mb[0] == ob_fp32_to_bf16(m2) && vb[0] == ob_fp32_to_bf16(v2), "step 2 moments rounded on store");
     /* half the moment bytes of an fp32 model of the same shape */
-    QatModel *q32 = qat_new(m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_FP32, 0}, err);
+    QatModel *q32 = qat_new(m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_FP32, 0, 0, 0}, err);
     size_t n = qat_num_params(q);
     CHECK(qat_allocated_bytes(q32) - qat_allocated_bytes(q) >= 4.0 * n && qat_allocated_bytes(q32) - qat_allocated_bytes(q) <= 4.0 * n + 128,
           "bf16 saves 4 bytes per parameter: %.0f vs %.0f (%zu params)", qat_allocated_bytes(q), qat_allocated_bytes(q32), n);
@@ -100,7 +102,7 @@ static void check_adamw_clip(void)
     Model m;
     random_model(&m);
     char err[OB_ERRLEN];
-    QatModel *q = qat_new(&m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_FP32, 0}, err);
+    QatModel *q = qat_new(&m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_FP32, 0, 0, 0}, err);
     CHECK(q != NULL, "qat_new: %s", err);
     size_t n = qat_num_params(q);
     float *P = qat_params(q), *G = qat_grads(q);
@@ -122,7 +124,7 @@ static void check_adamw_clip(void)
     CHECK_NEAR(qat_moment(q, 1, 0), 0.000984, 1e-9, "v after step 2");
     /* the student's forward must see the new sign of parameter 1: compare
      * with a student whose W[1] was set to the same value and synced */
-    QatModel *q2 = qat_new(&m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_FP32, 0}, err);
+    QatModel *q2 = qat_new(&m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_FP32, 0, 0, 0}, err);
     memcpy(qat_params(q2), P, n * 4);
     int tok[14];
     for (int i = 0; i < 14; i++) tok[i] = (i * 7 + 3) % 37;
@@ -152,7 +154,7 @@ static void check_accumulation(void)
     Model m;
     random_model(&m);
     char err[OB_ERRLEN];
-    QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){2, 7, QAT_OPTIM_FP32, 0}, err);
+    QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){2, 7, QAT_OPTIM_FP32, 0, 0, 0}, err);
     size_t n = qat_num_params(q);
     int tok[14];
     for (int i = 0; i < 14; i++) tok[i] = (int)((urand() + 1) * 18.5) % 37;
@@ -205,7 +207,7 @@ static void train_nt(const Model *m, const int *tok, int B, int T, int steps, do
                      size_t *np_out, int nt)
 {
     char err[OB_ERRLEN];
-    QatModel *q = qat_new(m, SVID_NMF, &(QatSize){B, T, QAT_OPTIM_FP32, 0}, err);
+    QatModel *q = qat_new(m, SVID_NMF, &(QatSize){B, T, QAT_OPTIM_FP32, 0, 0, 0}, err);
     if (!q) { fprintf(stderr, "%s\n", err); exit(1); }
     if (qat_set_threads(q, nt, err)) { fprintf(stderr, "%s\n", err); exit(1); }
     CHECK(qat_threads(q) == nt, "qat_threads %d", qat_threads(q));
@@ -314,9 +316,9 @@ static void check_memory(void)
         Model m;
         if (model_alloc(&m, &cfg, 1, err)) { CHECK(0, "model_alloc: %s", err); return; }
         for (size_t i = 0; i < m.arena_floats; i++) m.arena[i] = (float)(0.5 * urand());
-        for (int o = 0; o < 4; o++)
+        for (int o = 0; o < 6; o++) /* bit 0: bf16; bit 1: recompute; 4, 5: shard 1 of 2 */
             for (int k = 0; k < 3; k++) {
-                QatSize sz = {bt[k][0], bt[k][1], o & 1 ? QAT_OPTIM_BF16 : QAT_OPTIM_FP32, o >> 1};
+                QatSize sz = {bt[k][0], bt[k][1], o & 1 ? QAT_OPTIM_BF16 : QAT_OPTIM_FP32, (o >> 1) & 1, o & 4 ? 2 : 0, o >> 2};
                 double want = qat_memory_bytes(&cfg, &sz);
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
                 struct mallinfo2 a0 = mallinfo2();
@@ -341,13 +343,88 @@ static void check_memory(void)
 #endif
                 size_t np = qat_num_params(q);
                 CHECK(np == qat_config_params(&cfg), "qat_config_params %zu vs %zu", qat_config_params(&cfg), np);
-                CHECK(qat_param_state_bytes(&cfg, sz.optim) == (o & 1 ? 12.0 : 16.0) * np, "%d bytes per parameter", o & 1 ? 12 : 16);
+                size_t lo, hi;
+                qat_shard(q, &lo, &hi);
+                CHECK(o & 4 ? lo <= hi && hi == np : lo == 0 && hi == np, "variant %d: slice %zu..%zu of %zu", o, lo, hi, np);
+                if (!(o & 4))
+                    CHECK(qat_param_state_bytes(&cfg, sz.optim, 0) == (o & 1 ? 12.0 : 16.0) * np, "%d bytes per parameter",
+                          o & 1 ? 12 : 16);
                 qat_free(q);
             }
         model_free(&m);
     }
-    CHECK(exact, "qat_memory_bytes == qat_allocated_bytes for 3 shapes x 3 batches x 2 precisions x recompute or not");
+    CHECK(exact, "qat_memory_bytes == qat_allocated_bytes for 3 shapes x 3 batches x 2 precisions x recompute or not x sharded or not");
     printf("memory: heap growth checked for %d models\n", checked);
+}
+
+/* ZeRO-1 without MPI: S sharded models (one slice each, one of them
+ * empty) doing what trainer_zero_step does on S ranks (their blocks' parts
+ * of the norm into one array, the clip, AdamW on the slice, the slices
+ * copied to every model) give the unsharded model's parameters and
+ * moments bit for bit, FP32 and BF16; sharded moments need less memory */
+static void check_zero(void)
+{
+    enum { S = 3 };
+    ModelConfig cfg = {64, 176, 2, 4, 2, 16, 96, 32, 10000.0f, 1e-5f, 0};
+    Model m;
+    char err[OB_ERRLEN];
+    if (model_alloc(&m, &cfg, 1, err)) { CHECK(0, "model_alloc: %s", err); return; }
+    for (size_t i = 0; i < m.arena_floats; i++) m.arena[i] = (float)(0.5 * urand());
+    for (int o = 0; o < 2; o++) {
+        QatOptim opt = o ? QAT_OPTIM_BF16 : QAT_OPTIM_FP32;
+        QatModel *q0 = qat_new(&m, SVID_SVD, &(QatSize){1, 4, opt, 0, 0, 0}, err), *q[S];
+        CHECK(q0 != NULL, "qat_new: %s", err);
+        if (!q0) break;
+        size_t n = qat_num_params(q0), off[S + 1], nb = qat_grad_blocks(q0);
+        CHECK(nb >= 2, "a model of %zu parameters has %zu clip blocks", n, nb);
+        qat_shard_offsets(n, S, off);
+        CHECK(off[0] == 0 && off[S] == n && off[S - 1] == n && off[1] % QAT_CLIP_BLOCK == 0 && off[1] > 0,
+              "slices %zu %zu %zu %zu", off[0], off[1], off[2], off[3]);
+        for (int r = 0; r < S; r++) {
+            q[r] = qat_new(&m, SVID_SVD, &(QatSize){1, 4, opt, 0, S, r}, err);
+            size_t lo, hi;
+            qat_shard(q[r], &lo, &hi);
+            CHECK(lo == off[r] && hi == off[r + 1], "shard %d: %zu..%zu", r, lo, hi);
+        }
+        AdamWCfg c = {1e-2f, 0.9f, 0.98f, 1e-8f, 0.01f};
+        float *g = ob_malloc(n * sizeof(float));
+        for (long t = 1; t <= 3; t++) {
+            for (size_t i = 0; i < n; i++) g[i] = (float)(0.01 * urand());
+            memcpy(qat_grads(q0), g, n * sizeof(float));
+            float n0 = qat_clip_grads(q0, 0.5f);
+            qat_adamw_step(q0, t, &c);
+            double *part = ob_calloc(nb, sizeof(double));
+            for (int r = 0; r < S; r++) {
+                memcpy(qat_grads(q[r]), g, n * sizeof(float));
+                qat_grad_sq_blocks(q[r], part);
+            }
+            for (int r = 0; r < S; r++) {
+                float nr = qat_clip_parts(q[r], part, 0.5f);
+                CHECK(nr == n0 && n0 > 0.5f, "step %ld shard %d: norm %.9g, unsharded %.9g", t, r, nr, n0);
+                qat_adamw_step(q[r], t, &c);
+            }
+            free(part);
+            for (int r = 0; r < S; r++) /* the all-gather */
+                for (int k = 0; k < S; k++)
+                    if (k != r) memcpy(qat_params(q[k]) + off[r], qat_params(q[r]) + off[r], (off[r + 1] - off[r]) * sizeof(float));
+        }
+        size_t eb;
+        qat_moments(q0, 0, &eb);
+        for (int r = 0; r < S; r++) {
+            CHECK(memcmp(qat_params(q[r]), qat_params(q0), n * sizeof(float)) == 0, "%s: shard %d's parameters are the unsharded ones",
+                  o ? "bf16" : "fp32", r);
+            for (int w = 0; w < 2; w++)
+                CHECK(memcmp(qat_moments(q[r], w, NULL), (char *)qat_moments(q0, w, NULL) + off[r] * eb, (off[r + 1] - off[r]) * eb) == 0,
+                      "%s: shard %d's moment %d is its slice of the unsharded one", o ? "bf16" : "fp32", r, w);
+            qat_free(q[r]);
+        }
+        CHECK(qat_param_state_bytes(&cfg, opt, S) < qat_param_state_bytes(&cfg, opt, 1),
+              "sharded moments need less: %.0f vs %.0f", qat_param_state_bytes(&cfg, opt, S), qat_param_state_bytes(&cfg, opt, 1));
+        free(g);
+        qat_free(q0);
+    }
+    CHECK(qat_new(&m, SVID_SVD, &(QatSize){1, 4, QAT_OPTIM_FP32, 0, 2, 2}, err) == NULL && strstr(err, "shard"), "shard 2 of 2: %s", err);
+    model_free(&m);
 }
 
 int main(void)
@@ -357,6 +434,7 @@ int main(void)
     mallopt(M_MMAP_THRESHOLD, 64 << 20);
 #endif
     check_memory();
+    check_zero();
     check_schedule();
     check_adamw_clip();
     check_accumulation();

@@ -49,6 +49,12 @@ static void exact_rank1(void)
     CHECK(info.rel_err > 0.1, "xnor cannot fit a varying column scale: %g", info.rel_err);
     CHECK(info.iters == 0, "xnor iterations %d", info.iters);
     for (int j = 0; j < C; j++) CHECK(b[j] == 1.0f, "xnor b[%d] = %g", j, b[j]);
+    double xnor_err = info.rel_err;
+    /* sign-only: no values at all, g = h = 1 */
+    CHECK(svid_rank1(W, R, C, SVID_SIGN, a, b, &info, err) == 0, "%s", err);
+    for (int i = 0; i < R; i++) CHECK(a[i] == 1.0f, "sign a[%d] = %g", i, a[i]);
+    for (int j = 0; j < C; j++) CHECK(b[j] == 1.0f, "sign b[%d] = %g", j, b[j]);
+    CHECK(info.iters == 0 && info.rel_err > xnor_err, "sign fits worse than xnor: %g vs %g", info.rel_err, xnor_err);
     free(W); free(a); free(b);
 }
 
@@ -86,6 +92,7 @@ static void bad_input(void)
     CHECK(svid_method_parse("nmf", &m) == 0 && m == SVID_NMF, "parse nmf");
     CHECK(svid_method_parse("svd", &m) == 0 && m == SVID_SVD, "parse svd");
     CHECK(svid_method_parse("xnor", &m) == 0 && m == SVID_XNOR, "parse xnor");
+    CHECK(svid_method_parse("sign", &m) == 0 && m == SVID_SIGN && !strcmp(svid_method_name(m), "sign"), "parse sign");
     CHECK(svid_method_parse("NMF", &m) == -1 && svid_method_parse("", &m) == -1, "parse junk");
     CHECK(!strcmp(svid_method_name(SVID_SVD), "svd"), "name");
     CHECK(svid_rank1(W, 0, 3, SVID_NMF, a, b, NULL, err) == -1 && strstr(err, "shape"), "zero rows: %s", err);

@@ -4,7 +4,9 @@
  * to the dtype, statistics of an initialised model, finite logits, the
  * synthetic tokenizer identical in tokenizer.json and GGUF, a llama2.c
  * tokenizer.bin carried over with the same encodings, sharding, and the
- * refusals (no space, existing output, interrupted) leaving nothing behind. */
+ * refusals (no space, existing output, interrupted) leaving nothing behind;
+ * GGUF in each ggml block type close to the same seed's F32 model within
+ * that type's quantization error. */
 #include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
@@ -19,6 +21,7 @@
 #include "format/tokenizer.h"
 #include "model/model.h"
 #include "test.h"
+#include "writers.h"
 
 static char dir[600];
 
@@ -259,6 +262,62 @@ static void test_llama2c_tokenizer(const char *rel, int V)
     tok_free(&ref);
 }
 
+/* GGUF in each block type against the same seed's F32 file, both through
+ * the normal loader: the weights' relative RMS error and the largest logit
+ * difference over 8 tokens stay within each type's bound and fall with the
+ * bits; shapes and formats a block type cannot have are refused */
+static void test_quant_types(void)
+{
+    static const struct { int dtype; double werr, lerr; } q[] = {
+        /* measured 0.0028/0.013, 0.010/0.048, 0.021/0.118, 0.023/0.125, 0.042/0.196, 0.046/0.225 */
+        {LLAMA_Q8_0, 0.005, 0.03}, {LLAMA_Q6_K, 0.015, 0.08}, {LLAMA_Q5_K, 0.03, 0.18},
+        {LLAMA_Q5_0, 0.035, 0.2}, {LLAMA_Q4_K, 0.06, 0.35}, {LLAMA_Q4_0, 0.07, 0.4},
+    };
+    static const int toks[8] = {1, 17, 300, 42, 7, 511, 256, 3};
+    char err[OB_ERRLEN], nm[64];
+    SynthOpts o = small_opts(SYNTH_GGUF, SYNTH_F32, 9);
+    CHECK(synth_shape_parse("256,512,2,4,2,512", &o.shape, err) == 0, "%s", err);
+    Model ref, m;
+    Tokenizer t;
+    int tl = 0;
+    if (synth_write(&o, sub("q-f32.gguf"), err) || load(sub("q-f32.gguf"), &ref, &t, &tl)) { CHECK(0, "F32: %s", err); return; }
+    if (tl) tok_free(&t);
+    double werr[6], lerr[6];
+    for (int k = 0; k < 6; k++) {
+        const char *name = synth_dtype_name(q[k].dtype);
+        o.dtype = q[k].dtype;
+        snprintf(nm, sizeof nm, "q-%s.gguf", name);
+        werr[k] = lerr[k] = INFINITY;
+        if (synth_write(&o, sub(nm), err) || load(sub(nm), &m, &t, &tl)) { CHECK(0, "%s: %s", name, err); continue; }
+        if (tl) tok_free(&t);
+        CHECK(m.arena_floats == ref.arena_floats, "%s: the same weights", name);
+        double se = 0, sx = 0;
+        for (size_t i = 0; i < ref.arena_floats; i++) {
+            double e = (double)m.arena[i] - ref.arena[i];
+            se += e * e;
+            sx += (double)ref.arena[i] * ref.arena[i];
+        }
+        werr[k] = sqrt(se / sx);
+        lerr[k] = max_logit_diff(&ref, &m, toks, 8);
+        printf("%s: relative RMS weight error %.4f, max |logit diff| vs F32 %.4f\n", name, werr[k], lerr[k]);
+        CHECK(werr[k] > 0 && werr[k] < q[k].werr, "%s: weight error %g (bound %g)", name, werr[k], q[k].werr);
+        CHECK(lerr[k] > 0 && lerr[k] < q[k].lerr, "%s: logit difference %g (bound %g)", name, lerr[k], q[k].lerr);
+        model_free(&m);
+    }
+    CHECK(werr[0] < werr[1] && werr[1] < werr[2] && werr[2] < werr[4] && werr[3] < werr[5], "weight error falls with the bits");
+    CHECK(lerr[0] < lerr[1] && lerr[1] < lerr[4] && lerr[3] < lerr[5], "logit error falls with the bits");
+    model_free(&ref);
+    o.dtype = LLAMA_Q4_K;
+    o.shape.hidden_dim = 640;
+    CHECK(synth_write(&o, sub("q-bad.gguf"), err) == -1 && strstr(err, "HIDDEN 640 must be multiples of 256"), "%s", err);
+    o = small_opts(SYNTH_GGUF, LLAMA_Q4_0, 1); /* 172 is no multiple of 32 */
+    CHECK(synth_write(&o, sub("q-bad.gguf"), err) == -1 && strstr(err, "blocks of 32"), "%s", err);
+    o = small_opts(SYNTH_HF, LLAMA_Q8_0, 1);
+    o.shape.hidden_dim = 192;
+    CHECK(synth_write(&o, sub("q-bad-hf"), err) == -1 && strstr(err, "is for GGUF"), "%s", err);
+    CHECK(access(sub("q-bad.gguf"), F_OK) != 0 && access(sub("q-bad-hf"), F_OK) != 0, "nothing written for refusals");
+}
+
 int main(void)
 {
     /* the loaders' FP32 arena conversion, whatever the dtype (the mapped
@@ -269,6 +328,7 @@ int main(void)
     test_formats_agree();
     test_determinism_and_shards();
     test_refusals();
+    test_quant_types();
     test_llama2c_tokenizer("models/tok512.bin", 512);
     test_llama2c_tokenizer("models/tokenizer.bin", 32000); /* Llama 2's */
     if (!t_fail) test_rmtree(dir);

@@ -8,23 +8,23 @@
 #include "test.h"
 #include "format/tokenizer.h"
 
-/* llama2.c's encode() merge loop, literally, on our vocabulary: deliberately a
- * separate copy of tokenizer.c's encode, the independent reference it is checked against */
+/* llama2.c's encode() on our vocabulary, written independently of
+ * tokenizer.c's: the text cut into UTF-8 characters (a lead byte and at most
+ * three continuation bytes) up front, each looked up whole or spelt as byte
+ * tokens (<0x00> is id 3), then llama2.c's merge loop -- the reference
+ * tokenizer.c's encode is checked against */
 static int naive_encode(const Tokenizer *t, const char *text, int *tokens)
 {
     int n = 0;
     tokens[n++] = 1;
     if (text[0]) tokens[n++] = tok_lookup(t, " ", 1);
-    char sb[8];
-    size_t sl = 0;
-    for (const char *c = text; *c; c++) {
-        if ((*c & 0xC0) != 0x80) sl = 0;
-        sb[sl++] = *c;
-        if ((c[1] & 0xC0) == 0x80 && sl < 4) continue;
-        int id = tok_lookup(t, sb, sl);
-        if (id != -1) tokens[n++] = id;
-        else for (size_t i = 0; i < sl; i++) tokens[n++] = (unsigned char)sb[i] + 3;
-        sl = 0;
+    for (size_t at = 0, len; text[at]; at += len) {
+        for (len = 1; len < 4 && ((unsigned char)text[at + len] & 0xC0) == 0x80; len++) {}
+        int id = tok_lookup(t, text + at, len);
+        if (id == -1)
+            for (size_t b = 0; b < len; b++) tokens[n++] = 3 + (unsigned char)text[at + b];
+        else
+            tokens[n++] = id;
     }
     char *buf = malloc(t->max_token_length * 2 + 3);
     for (;;) {

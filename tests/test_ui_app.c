@@ -3,7 +3,9 @@
  * per screen), screens ask each other through requests (app_post: every
  * screen sees each request once, in order, also requests posted while one
  * is handled; a path arrives whole), and the App is for the UI thread only
- * (app_assert_ui from another thread aborts: checked in a child). */
+ * (app_assert_ui from another thread aborts: checked in a child); the
+ * settings (app_conf_num takes a value in bounds, else the default with a
+ * message; app_conf_set marks a change only) and the pick list. */
 #include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -60,6 +62,31 @@ int main(void)
     app_dispatch_posted(a);
     CHECK(pa->n == 3, "each request once");
 
+    /* settings: a number in bounds is taken, anything else gives the
+     * default and says why; setting the same value again is no change */
+    ui_conf_parse(&a->conf, "chat.temperature = 0.3\nchat.top-p = 7\nchat.seed = x\n", NULL);
+    CHECK(app_conf_num(a, "chat.temperature", 0.8, 0, 10) == 0.3, "a value in bounds");
+    CHECK(app_conf_num(a, "chat.top-p", 0.9, 0, 1) == 0.9 && strstr(a->msg, "chat.top-p = '7'"), "out of bounds: the default, said: %s",
+          a->msg);
+    CHECK(app_conf_num(a, "chat.seed", 0, 0, 10) == 0 && strstr(a->msg, "chat.seed"), "not a number: the default");
+    CHECK(app_conf_num(a, "nothing", 5, 0, 10) == 5, "missing: the default");
+    a->conf_path[0] = 0;
+    app_conf_set(a, "theme", "%s", "mono");
+    CHECK(!strcmp(app_conf(a, "theme"), "mono") && !a->conf_dirty, "set; no file: nothing to write");
+    snprintf(a->conf_path, sizeof a->conf_path, "/nonexistent/config");
+    app_conf_set(a, "theme", "%s", "mono");
+    CHECK(!a->conf_dirty, "the same value: no change to write");
+    app_conf_set(a, "theme", "%s", "light");
+    CHECK(a->conf_dirty, "a new value: to be written");
+    ui_conf_free(&a->conf);
+    /* the pick list: at most UI_MENU_MAX items, the current one kept in range */
+    const char *items[UI_MENU_MAX + 4];
+    for (int i = 0; i < UI_MENU_MAX + 4; i++) items[i] = "col";
+    app_menu(a, "Sort by", items, UI_MENU_MAX + 4, 99, NULL);
+    CHECK(a->menu && a->menu_n == UI_MENU_MAX && a->menu_cur == 0, "menu: clipped, the current in range");
+    app_menu(a, "Sort by", items, 0, 0, NULL);
+    CHECK(!a->menu, "an empty menu is not shown");
+
     /* the UI-thread contract: another thread is refused (assert -> abort) */
 #ifndef NDEBUG
     fflush(stdout);
@@ -76,6 +103,7 @@ int main(void)
 #endif
 
     for (int i = 0; i < a->nscreens; i++) free(a->state[i]);
+    app_log_clear(a); /* the messages of app_conf_num */
     free(a->posted);
     free(a);
     return test_done("test_ui_app");

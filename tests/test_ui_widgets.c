@@ -2,7 +2,8 @@
  * scaling, ticks and glyphs (braille and ASCII), smoothing, histogram
  * binning and bars, the keymap (no duplicate keys, help and hints agree with
  * the table), text fields and file-name completion, word wrap, table sorting
- * and navigation, form validation. */
+ * and navigation, filters and mouse clicks, form validation and clicks,
+ * the settings file's parser. */
 #include <curses.h>
 #include <locale.h>
 #include <stdint.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "ui/chart.h"
+#include "ui/conf.h"
 #include "ui/form.h"
 #include "ui/grid.h"
 #include "ui/hist.h"
@@ -401,12 +403,108 @@ static void test_table(void)
     CHECK(!ui_grid_contains(&g, "0.10"), "rows above scrolled out");
     ui_table_nav(&t, A_HOME);
     CHECK(ui_table_selected(&t) == 1, "Home");
+    /* the filter: rows with a cell that contains the text, any case */
+    ui_table_filter(&t, "W");
+    CHECK(t.nshow == 4, "every name has a w");
+    ui_table_filter(&t, "0.4");
+    CHECK(t.nshow == 1 && ui_table_selected(&t) == 2, "one row has 0.40: selected");
+    ui_table_render(&t, &g, 0, 0, 20, 3, 1);
+    CHECK(ui_grid_contains(&g, "wv") && !ui_grid_contains(&g, "wq"), "only the match drawn");
+    ui_table_filter(&t, "nothing");
+    CHECK(t.nshow == 0 && ui_table_selected(&t) == -1 && ui_table_nav(&t, A_DOWN) == 1, "no match: nothing selected");
+    int r = ui_table_add(&t);
+    CHECK(r == 4 && t.nshow == 1, "a row added shows until the next sort filters");
+    ui_table_sort(&t, t.sort_col, t.sort_desc);
+    CHECK(t.nshow == 0, "the sort filters it");
+    ui_table_filter(&t, "");
+    CHECK(t.nshow == 5, "an empty filter shows all");
+    /* clicks: the header row sorts, a row selects, the selected row again */
+    ui_grid_free(&g);
+    ui_grid_init(&g, 20, 6, 1);
+    ui_table_render(&t, &g, 0, 1, 20, 5, 1); /* header at y 1: rows 2.. */
+    CHECK(ui_table_click(&t, 2, 1) == UI_TABLE_HEADER && t.sort_col == 0 && !t.sort_desc, "title 'name' sorts by name");
+    CHECK(ui_table_click(&t, 2, 1) == UI_TABLE_HEADER && t.sort_col == 0 && t.sort_desc, "again: reversed");
+    CHECK(ui_table_click(&t, 12, 1) == UI_TABLE_HEADER && t.sort_col == 1, "title 'err' sorts by it");
+    ui_table_render(&t, &g, 0, 1, 20, 5, 1);
+    CHECK(ui_table_click(&t, 3, 3) == UI_TABLE_ROW && ui_table_selected(&t) == t.order[1], "a row selects it");
+    CHECK(ui_table_click(&t, 3, 3) == UI_TABLE_ROW_AGAIN, "the selected row again: Enter");
+    CHECK(ui_table_click(&t, 3, 0) == UI_TABLE_MISS && ui_table_click(&t, 25, 3) == UI_TABLE_MISS, "outside: a miss");
+    ui_table_filter(&t, "wq");
+    ui_table_render(&t, &g, 0, 1, 20, 5, 1);
+    CHECK(ui_table_click(&t, 3, 4) == UI_TABLE_MISS, "below the shown rows: a miss");
     ui_grid_free(&g);
     ui_table_free(&t);
     UiTable e;
     ui_table_init(&e, cols, 2);
     CHECK(ui_table_selected(&e) == -1 && ui_table_nav(&e, A_DOWN) == 1 && ui_table_selected(&e) == -1, "empty table");
     ui_table_free(&e);
+}
+
+static void test_grid_helpers(void)
+{
+    CHECK(ui_text_find("layers.0.WQ", "wq") && ui_text_find("abc", "") && !ui_text_find("abc", "abcd"),
+          "ui_text_find: without case, empty everywhere, longer never");
+    CHECK(ui_text_find("xxab", "ab") && !ui_text_find("", "a"), "at the end; not in empty");
+    UiGrid g;
+    ui_grid_init(&g, 10, 4, 1);
+    ui_grid_text(&g, 0, 1, 10, UI_A_NORMAL, "junkjunkju");
+    ui_grid_box(&g, 1, 0, 6, 3);
+    char row[64];
+    CHECK(!strcmp(ui_grid_row(&g, 0, row, sizeof row), " +----+   "), "box top: '%s'", row);
+    CHECK(!strcmp(ui_grid_row(&g, 1, row, sizeof row), "j|    |kju"), "box sides, inside cleared: '%s'", row);
+    ui_grid_free(&g);
+}
+
+/* the settings file: key = value, comments, bad lines skipped and named,
+ * later keys win, written back and read again the same */
+static void test_conf(void)
+{
+    UiConf c = {0};
+    char err[256] = "";
+    int bad = ui_conf_parse(&c, "# a comment\n sort.runs = best ppl desc \n\ntheme=mono\r\nthis line is junk\n= no key\n"
+                                "chat.temperature = 0.5\nchat.temperature = 0.7\nempty =\nlast=1", err);
+    CHECK(bad == 2 && strstr(err, "line 5"), "two bad lines, the first named: %d %s", bad, err);
+    CHECK(!strcmp(ui_conf_get(&c, "sort.runs"), "best ppl desc"), "spaces trimmed, inner kept");
+    CHECK(!strcmp(ui_conf_get(&c, "theme"), "mono"), "no spaces, CRLF");
+    CHECK(!strcmp(ui_conf_get(&c, "chat.temperature"), "0.7"), "the later wins");
+    CHECK(!strcmp(ui_conf_get(&c, "empty"), "") && !strcmp(ui_conf_get(&c, "last"), "1"), "empty value; no final newline");
+    CHECK(ui_conf_get(&c, "nothing") == NULL, "unknown: NULL");
+    CHECK(ui_conf_set(&c, "theme", "light") == 1 && ui_conf_set(&c, "theme", "light") == 0, "set says when it changed");
+    char dir[] = "/tmp/test_conf_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "temp dir");
+    char path[256];
+    snprintf(path, sizeof path, "%s/sub/dir/config", dir);
+    CHECK(ui_conf_save(&c, path, err) == 0, "saved, directories made: %s", err);
+    UiConf d = {0};
+    CHECK(ui_conf_load(&d, path, err) == 0 && d.n == c.n, "read back: %d of %d", d.n, c.n);
+    for (int i = 0; i < c.n && i < d.n; i++)
+        CHECK(!strcmp(ui_conf_get(&d, c.keys[i]), c.vals[i]), "%s read back", c.keys[i]);
+    ui_conf_free(&d);
+    char missing[300];
+    snprintf(missing, sizeof missing, "%s/none", dir);
+    CHECK(ui_conf_load(&d, missing, err) == 0 && d.n == 0, "a missing file: no settings, no error");
+    FILE *f = fopen(path, "wb");
+    fwrite("a = 1\n\0\x01", 1, 9, f);
+    fclose(f);
+    CHECK(ui_conf_load(&d, path, err) < 0 && strstr(err, "not a text file"), "binary refused: %s", err);
+    ui_conf_free(&d);
+    CHECK(ui_conf_load(&d, dir, err) < 0, "a directory cannot be read: %s", err);
+    ui_conf_free(&d);
+    snprintf(missing, sizeof missing, "%s/sub/dir/config/below", dir);
+    CHECK(ui_conf_save(&c, missing, err) < 0, "cannot write below a file: %s", err);
+    /* the XDG rules are file_xdg_path's (test_common): here the names */
+    setenv("XDG_CONFIG_HOME", "/x/cfg", 1);
+    char *p = ui_conf_path(err);
+    CHECK(p && !strcmp(p, "/x/cfg/onebit-tui/config"), "XDG_CONFIG_HOME: %s", p ? p : err);
+    free(p);
+    unsetenv("XDG_CONFIG_HOME");
+    setenv("HOME", "/home/u", 1);
+    p = ui_conf_path(err);
+    CHECK(p && !strcmp(p, "/home/u/.config/onebit-tui/config"), "HOME: %s", p ? p : err);
+    free(p);
+    snprintf(path, sizeof path, "rm -rf '%s'", dir);
+    CHECK(system(path) == 0, "clean up");
+    ui_conf_free(&c);
 }
 
 static void test_form(void)
@@ -442,6 +540,8 @@ static void test_form(void)
     ui_form_render(&f, &g, &cx, &cy);
     CHECK(ui_grid_contains(&g, "Sampling") && ui_grid_contains(&g, "temperature") && cx >= 0 && cy >= 0, "form drawn");
     CHECK(ui_grid_contains(&g, "Enter accept"), "form hints from the keymap");
+    CHECK(ui_form_click(&f, cy + 1) && f.cur == 1, "a click on the next field's row focuses it");
+    CHECK(!ui_form_click(&f, 0) && f.cur == 1, "a click on the border does not");
     ui_grid_free(&g);
     ui_form_free(&f);
 
@@ -555,6 +655,8 @@ int main(void)
     test_complete();
     test_wrap();
     test_table();
+    test_grid_helpers();
+    test_conf();
     test_form();
     test_man_keys();
     return test_done("test_ui_widgets");

@@ -61,6 +61,8 @@ wait_re() { poll_screen "/$1/" "${2:-$W}" grep -qE -- "$1" "$TMP/screen"; }
 wait_gone() { poll_screen "'$1' to go" "${2:-$W}" absent "$1"; }
 # the step counter of the Train screen
 train_step() { sed -n 's/.* step \([0-9]*\)\/[0-9]*.*/\1/p' "$TMP/screen" | head -n1; }
+# wait_file_has PATH LINE: poll until the file has the line
+wait_file_has() { poll_screen "'$2' in $1" "$W" grep -qxF -- "$2" "$1"; }
 wait_file() { # wait_file PATH [SECONDS]
     deadline=$(( $(date +%s) + ${2:-$W} ))
     while [ ! -s "$1" ]; do
@@ -95,14 +97,21 @@ fill_form() {
     tm send-keys -t e2e Down C-u
     tm send-keys -t e2e -l 2
 }
+# Settings: every start has a settings directory of its own under $TMP
+# (never the real ~/.config), unless CONF names one to share between
+# starts; TERM_E2E is the terminal type (screen: X10 mouse reports; xterm:
+# SGR 1006), ENV_E2E more variables for the workbench (NO_COLOR=1)
+CONF= TERM_E2E=screen ENV_E2E= _starts=0
 start_sized() { # start_sized COLS LINES ARGS...
     _cols=$1 _lines=$2
     shift 2
     rm -f "$TMP/exit"
+    _starts=$((_starts + 1))
+    _conf=${CONF:-$TMP/config.$_starts}
     tm has-session -t keep 2>/dev/null || tm new-session -d -s keep -x 20 -y 5 "sleep 86400" 2>/dev/null || true
     _tries=0
     while ! tm new-session -d -s e2e -x "$_cols" -y "$_lines" \
-        "$RUN_AS env LC_ALL=C.UTF-8 TERM=screen OPENBLAS_NUM_THREADS=1 ASAN_OPTIONS='${ASAN_OPTIONS:-}:log_path=$TMP/asan' \
+        "$RUN_AS env LC_ALL=C.UTF-8 TERM=$TERM_E2E XDG_CONFIG_HOME='$_conf' $ENV_E2E OPENBLAS_NUM_THREADS=1 ASAN_OPTIONS='${ASAN_OPTIONS:-}:log_path=$TMP/asan' \
          UBSAN_OPTIONS='log_path=$TMP/ubsan' TSAN_OPTIONS='${TSAN_OPTIONS:-}:log_path=$TMP/tsan' \
          $BIN $*; echo \$? >$TMP/exit; sleep 600"; do
         _tries=$((_tries + 1))
@@ -432,11 +441,214 @@ expect_exit 0 "a CLI run while Runs is shown" env OPENBLAS_NUM_THREADS=1 "$BIN" 
 check "Runs lists the other process's run by itself" wait_re "outside +finished" 30
 quit_tui "quit"
 
+# the mouse, as xterm reports it (SGR 1006; tmux passes the reports of a
+# pane that asked for them through, and send-keys -l injects them here),
+# the / filter, the F6 sort picker, and the settings file that keeps the
+# sort, the sampling and the New-run form over a restart. The tab bar:
+# " onebit-tui " is columns 1-12, then " 1 Model " 13-21, " 2 Layers "
+# 22-31, " 3 Train " 32-40, " 4 Runs " 41-48, " 5 Chat " 49-56, " 6 Log "
+# 57-63 (SGR columns and rows count from 1)
+sgr() { tm send-keys -t e2e -l "$(printf '\033[<%d;%d;%dM' "$1" "$2" "$3")"; }
+click() { sgr 0 "$1" "$2"; tm send-keys -t e2e -l "$(printf '\033[<0;%d;%dm' "$1" "$2")"; }
+mouse_flags() { tm display -p -t e2e '#{mouse_standard_flag}#{mouse_sgr_flag}' >"$TMP/flags"; grep -qx "$1" "$TMP/flags"; }
+CONF=$TMP/settings TERM_E2E=xterm-256color
+start --teacher "$TEACHER" --db "$DB"
+check "mouse: started" wait_for "1-bit bpw"
+check "mouse: the workbench asked for SGR mouse reports" poll_screen "mouse flags 11" "$W" mouse_flags 11
+click 44 1
+check "mouse: a click on the tab '4 Runs'" wait_re "run-1 +finished"
+tm send-keys -t e2e F6
+check "F6: the sort picker lists the columns" wait_for "Sort by"
+check "F6: best ppl among them" wait_re "│ best ppl +│"
+tm send-keys -t e2e Down Enter
+check "F6: sorted by name" wait_for "sorted by name, ascending"
+check "F6: the name column is marked" wait_for "name▲"
+click 4 2
+check "mouse: a click on the title 'id' sorts by id" wait_for "id▲"
+click 10 2
+check "mouse: on 'name': by name" wait_for "name▲"
+click 10 2
+check "mouse: on 'name' again: reversed" wait_for "name▼"
+check "the sort is written to the settings" wait_file_has "$TMP/settings/onebit-tui/config" "sort.runs = name desc"
+tm send-keys -t e2e /
+tm send-keys -t e2e -l OUTS
+check "/: the filter shows as it is typed, whatever the case" wait_re "/OUTS: 1 of [0-9]+"
+check "/: the other runs are hidden" absent "run-1 "
+check "/: the matching run shows" wait_re "outside +finished"
+tm send-keys -t e2e Escape
+check "/: Esc in the prompt clears the filter" wait_re "run-1 +finished"
+check "/: no filter shown" absent "/OUTS"
+tm send-keys -t e2e /
+tm send-keys -t e2e -l no-such-run
+tm send-keys -t e2e Enter
+check "/: Enter keeps the filter; no row matches" wait_for "no row matches /no-such-run"
+tm send-keys -t e2e Escape
+check "Esc on the screen clears the filter" wait_re "run-1 +finished"
+tm send-keys -t e2e /
+tm send-keys -t e2e -l outside
+tm send-keys -t e2e Enter
+check "/outside kept" wait_re "/outside: 1 of"
+click 20 3
+check "mouse: a click on the selected row is Enter (the details)" wait_re "run [0-9]+  outside  \[finished\]"
+tm send-keys -t e2e Escape Escape
+check "Esc, Esc: details hidden, filter cleared" wait_re "run-1 +finished"
+check "no details" absent "  outside  [finished]"
+# the wheel on Layers: one notch down is three rows (wq wk wv -> wo); Enter
+# then shows that layer
+click 26 1
+check "mouse: the Layers tab" wait_for "layers.0.wq"
+sgr 65 30 5
+tm send-keys -t e2e Enter
+check "mouse: the wheel moved the selection three rows" wait_for "layers.0.wo  64 x 64"
+tm send-keys -t e2e Escape
+check "Layers: back to the table" wait_for "layers.0.w1 "
+# a click on a form field focuses it: its help shows (the form's fields
+# start on row 5: name, data, split, self-generate, steps)
+click 36 1
+check "mouse: the Train tab" wait_re "(No run|run-)"
+tm send-keys -t e2e n
+check "the New-run form" wait_for "New training run"
+click 30 9
+check "mouse: a click on 'steps' focuses it" wait_for "optimizer steps (required)"
+click 30 5
+check "mouse: a click on 'name' focuses it" wait_for "the run's name in"
+fill_form remembered 4
+tm send-keys -t e2e Enter
+check "the run of the form finishes" wait_re "remembered +\[finished\] +step 4/4" 120
+# the charts zoom in (z) and scroll (PgUp/PgDn, the wheel)
+tm send-keys -t e2e z
+check "z: the newest half of the steps" wait_for "loss (steps 3-4 of 4"
+tm send-keys -t e2e PPage
+check "PgUp: back by half of them" wait_for "loss (steps 2-3 of 4"
+sgr 64 30 20
+check "the wheel up: back again" wait_for "loss (steps 1-2 of 4"
+sgr 65 30 20
+check "the wheel down: forward" wait_for "loss (steps 2-3 of 4"
+tm send-keys -t e2e z
+check "z again: all the steps" wait_gone "loss (steps"
+# sampling settings, kept for the next start
+tm send-keys -t e2e 5 Escape s
+check "Chat: the sampling form" wait_for "Sampling"
+tm send-keys -t e2e C-u
+tm send-keys -t e2e -l 0.25
+tm send-keys -t e2e Down Down Down Down C-u
+tm send-keys -t e2e -l 40
+tm send-keys -t e2e Down Down C-u
+tm send-keys -t e2e -l 1.1
+tm send-keys -t e2e Enter
+check "Chat: temperature 0.25" wait_for "temperature 0.25"
+check "Chat: top-k 40 and a repeat penalty (llama.cpp's filters)" wait_for " top-k 40  repeat penalty 1.10 "
+check "Chat: the new run's student beside the teacher" wait_re "student remembered-[0-9-]+\.onebit"
+tm send-keys -t e2e i
+tm send-keys -t e2e -l "Lily had a red ball"
+tm send-keys -t e2e Enter
+check "Chat: the student replies" wait_re "student +[0-9]+ tokens, [0-9.]+ tokens/s" 60
+check "Chat: both replies finish" wait_gone "tokens/s ..." 60
+tm send-keys -t e2e Escape
+# the Log: / searches (the matching line selected), n and N go on, a
+# click selects a line; Esc ends the search
+click 60 1
+check "mouse: the Log tab" wait_for "/ search"
+tm send-keys -t e2e /
+tm send-keys -t e2e -l "zzz-not-logged"
+check "/ in the Log: no line matches, as it is typed" wait_for "search 'zzz-not-logged': no line of the log contains it"
+tm send-keys -t e2e Escape
+check "Esc in the prompt ends the search" wait_gone "search 'zzz"
+tm send-keys -t e2e n
+check "n without a search says so" wait_for "no search: / first"
+tm send-keys -t e2e /
+tm send-keys -t e2e -l "settings:"
+tm send-keys -t e2e Enter
+check "/ in the Log: the match found" wait_re "search 'settings:': line 1 of [0-9]+"
+tm send-keys -t e2e / C-u # the prompt starts from the last search
+tm send-keys -t e2e -l loaded
+tm send-keys -t e2e Enter
+check "/ again: the teacher and the student were loaded" wait_re "search 'loaded': line [0-9]+ of"
+match_line() { sed -n "s/.*search 'loaded': line \([0-9]*\) of.*/\1/p" "$TMP/screen"; }
+moved_from() { _m=$(match_line); [ -n "$_m" ] && [ "$_m" != "$1" ]; }
+m1=$(match_line)
+tm send-keys -t e2e n
+check "n: the next match" poll_screen "n to move on from line $m1" "$W" moved_from "$m1"
+tm send-keys -t e2e N
+check "N: back to the first" wait_re "search 'loaded': line $m1 of"
+tm send-keys -t e2e f
+check "f: only the matching lines" wait_for "only the matching lines shown"
+only_loaded() { grep -E '^[0-9]{2}:[0-9]{2}:[0-9]{2} ' "$TMP/screen" >"$TMP/stamped"; [ -s "$TMP/stamped" ] && ! grep -qv loaded "$TMP/stamped"; }
+check "f: every line shown has 'loaded'" poll_screen "only lines with 'loaded'" "$W" only_loaded
+tm send-keys -t e2e f
+check "f again: all lines" wait_gone "only the matching lines shown"
+check "f again: the others are back" poll_screen "lines without 'loaded'" "$W" sh -c "grep -E '^[0-9]{2}:[0-9]{2}:[0-9]{2} ' '$TMP/screen' | grep -qv loaded"
+tm send-keys -t e2e Escape
+check "Esc ends the search" wait_gone "search 'loaded'"
+quit_tui "mouse: quit"
+
+CONF=$TMP/settings TERM_E2E=screen
+start --teacher "$TEACHER" --db "$DB"
+check "restart: started" wait_for "1-bit bpw"
+check "restart, TERM=screen: X10 mouse reports asked for" poll_screen "mouse flags 10" "$W" mouse_flags 10
+tm send-keys -t e2e -l "$(printf '\033[M L!')" # button 1, column 44, row 1 (each + 32)
+check "restart: an X10 click on '4 Runs'; the sort kept" wait_for "name▼"
+tm send-keys -t e2e 5 Escape
+check "restart: the sampling kept" wait_for "temperature 0.25"
+check "restart: the filters kept" wait_for " top-k 40  repeat penalty 1.10 "
+# the Runs screen's t: the conversations kept with a run's student
+tm send-keys -t e2e 4 /
+tm send-keys -t e2e -l remembered
+tm send-keys -t e2e Enter
+check "restart: the run 'remembered'" wait_re "remembered +finished"
+tm send-keys -t e2e t
+check "t: the chats kept with its student" wait_re "chats kept with run [0-9]+'s student: 2 messages"
+check "t: a conversation, the message typed" wait_re "^user +Lily had a red ball"
+check "t: the student's reply" wait_re "^assistant +"
+check "t: the conversation's header" wait_re "^-- conversation [0-9]+, "
+tm send-keys -t e2e Escape
+check "Esc: back to the table" wait_re "remembered +finished"
+tm send-keys -t e2e Escape
+tm send-keys -t e2e 3 n
+check "restart: the New-run form keeps the last steps" wait_re "steps +4 "
+check "restart: the data file was kept" grep -qxF "train.data = $DATA" "$TMP/settings/onebit-tui/config"
+tm send-keys -t e2e Escape
+quit_tui "restart: quit"
+
+# --no-mouse (and mouse = off) leave the mouse to the terminal; NO_COLOR
+# gives the mono theme, where an error is bold and reverse
+printf 'theme = light\nmouse = off\nbroken line\n' >"$TMP/settings/onebit-tui/config"
+cp "$TMP/settings/onebit-tui/config" "$TMP/settings.before"
+ENV_E2E=NO_COLOR=1
+start --teacher "$TEACHER" --db "$DB"
+check "mono: started" wait_for "1-bit bpw"
+check "mouse = off: no mouse reports asked for" poll_screen "mouse flags 00" "$W" mouse_flags 00
+tm send-keys -t e2e 6
+check "a bad settings line: a message, not a failure" wait_for "settings: line 3 is not 'key = value': broken line"
+check "NO_COLOR wins over theme = light" wait_for "no colour, mouse off"
+tm send-keys -t e2e 1 o C-u
+tm send-keys -t e2e -l "$TMP/no-such-teacher.bin"
+tm send-keys -t e2e Enter
+check "the error shows" wait_for "no-such-teacher.bin"
+# attrs_have REGEX: the pane with its attributes (capture-pane -e) matches
+attrs_have() { tm capture-pane -e -p -t e2e >"$TMP/screen-attrs" && grep -q "$1" "$TMP/screen-attrs"; }
+check "mono: the error line is bold and reverse" poll_screen "a bold reverse error" "$W" \
+    attrs_have "$(printf '\033')\[1;7m.*no-such-teacher"
+tm send-keys -t e2e 4 F6 Escape
+quit_tui "mono: quit"
+check "a settings file with a bad line is left as it was" cmp -s "$TMP/settings.before" "$TMP/settings/onebit-tui/config"
+mkdir -p "$TMP/light/onebit-tui"
+printf 'theme = light\n' >"$TMP/light/onebit-tui/config"
+ENV_E2E= CONF=$TMP/light
+start --no-mouse --teacher "$TEACHER" --db "$DB"
+check "--no-mouse: started" wait_for "1-bit bpw"
+check "--no-mouse: no mouse reports asked for" poll_screen "mouse flags 00" "$W" mouse_flags 00
+tm send-keys -t e2e 6
+check "theme = light, without NO_COLOR" wait_for "light theme, mouse off"
+quit_tui "--no-mouse: quit"
+CONF=
+TERM_E2E=screen
+
 # ASCII, no colour: the screen is pure ASCII
 start --ascii --no-color --teacher "$TEACHER" --db "$DB"
 check "ascii: Model screen" wait_for "1-bit bpw"
 tm send-keys -t e2e 5
-check "ascii: Chat with the teacher and the newest student" wait_re "Chat with teacher \| student run-[0-9-]+\.onebit"
+check "ascii: Chat with the teacher and the newest student" wait_re "Chat with teacher \| student [a-z]+-[0-9-]+\.onebit"
 check "ascii: only ASCII on screen" sh -c "! LC_ALL=C grep -q '[^ -~]' '$TMP/screen'"
 tm send-keys -t e2e F10
 check "F10 quits from the input line" wait_file "$TMP/exit"
@@ -448,14 +660,14 @@ tm kill-session -t e2e
 start_sized 64 18 --teacher "$TEACHER" --db "$DB"
 check "64x18: started" wait_for "1-bit projections"
 tm send-keys -t e2e 3 n
-check "64x18: the form says which fields show" wait_for "fields 1-10 of 16"
+check "64x18: the form says which fields show" wait_for "fields 1-10 of 18"
 fill_form small 3
 tm send-keys -t e2e Down Down Down C-u
 tm send-keys -t e2e -l 7
 tm send-keys -t e2e Down Down C-u
 tm send-keys -t e2e -l 9
 check "64x18: ckpt-every scrolled into view" wait_re "ckpt-every +9"
-check "64x18: the fields shown moved" wait_for "fields 3-12 of 16"
+check "64x18: the fields shown moved" wait_for "fields 3-12 of 18"
 tm send-keys -t e2e Down C-u
 tm send-keys -t e2e -l 2
 check "64x18: a threads field, with its help" wait_for "training and self-generation"
@@ -463,10 +675,10 @@ check "64x18: threads 2 typed" wait_re "threads +2"
 tm send-keys -t e2e Enter
 check "64x18: the run finishes" wait_re "small +\[finished\] +step 3/3" 120
 tm send-keys -t e2e n
-check "64x18: a second form" wait_for "fields 1-10 of 16"
+check "64x18: a second form" wait_for "fields 1-10 of 18"
 check "64x18: eval-every kept" wait_re "eval-every +7"
 tm send-keys -t e2e Up
-check "64x18: Up from the first field wraps to the last" wait_for "fields 7-16 of 16"
+check "64x18: Up from the first field wraps to the last" wait_for "fields 9-18 of 18"
 check "64x18: ckpt-every kept" wait_re "ckpt-every +9"
 check "64x18: threads kept" wait_re "threads +2"
 tm send-keys -t e2e Escape q
@@ -587,6 +799,18 @@ queue_run() { # queue_run NAME: a new run behind the training one
 queue_run q3
 queue_run q4
 check "the queue line numbers the runs" wait_for "queued (2, c cancels one): 1 q3, 2 q4"
+tm send-keys -t e2e -
+check "- asks which queued run goes later" wait_for "Start which queued run later (1-2 or its name)"
+tm send-keys -t e2e C-u
+tm send-keys -t e2e -l q3
+tm send-keys -t e2e Enter
+check "q3 is second now" wait_for "queued (2, c cancels one): 1 q4, 2 q3"
+tm send-keys -t e2e +
+check "+ asks which goes sooner (the last, by default)" wait_for "Start which queued run sooner (1-2 or its name): 2"
+tm send-keys -t e2e C-u 1 Enter
+check "+ on the first: said, nothing moves" wait_for "the queued run 'q4' is first already"
+tm send-keys -t e2e + Enter
+check "+ on q3: the order as it was" wait_for "queued (2, c cancels one): 1 q3, 2 q4"
 tm send-keys -t e2e q
 check "quitting warns about the queued runs" wait_for "A run is training; it keeps its last checkpoint; 2 queued runs are dropped. Quit?"
 tm send-keys -t e2e n

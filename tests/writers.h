@@ -1,5 +1,6 @@
 /* writers.h -- small GGUF and safetensors writers for the loader tests: they
- * turn a Model (e.g. stories260K.bin) into F32/F16/BF16/Q8_0 GGUF files or
+ * turn a Model (e.g. stories260K.bin) into F32/F16/BF16/Q8_0 GGUF files (the
+ * other ggml block types through the library's llama_quantize) or
  * Hugging Face directories, and give knobs to break them on purpose. */
 #ifndef OB_TEST_WRITERS_H
 #define OB_TEST_WRITERS_H
@@ -105,12 +106,9 @@ static inline uint64_t wt_elems(const WTensor *t)
 static inline size_t wt_bytes(const WTensor *t)
 {
     uint64_t n = wt_elems(t);
-    switch (t->type) {
-    case GGML_F32: return n * 4;
-    case GGML_F16: case GGML_BF16: return n * 2;
-    case GGML_Q8_0: return n / 32 * 34;
-    default: return 64;
-    }
+    int dt = gguf_llama_dtype(t->type);
+    size_t b = dt >= 0 ? llama_dtype_bytes(dt, n) : 0;
+    return b ? b : 64; /* unknown types and partial blocks: 64 bytes of zeros */
 }
 
 static inline void gw_build(GGUFW *w, Buf *out)
@@ -147,6 +145,8 @@ static inline void gw_build(GGUFW *w, Buf *out)
         }
         if (t->type == GGML_Q8_0)
             for (uint64_t b = 0; b < n / 32; b++) q8_0_block(t->src + b * 32, d + b * 34);
+        else if (gguf_llama_dtype(t->type) > LLAMA_Q8_0 && llama_dtype_bytes(gguf_llama_dtype(t->type), n))
+            llama_quantize(gguf_llama_dtype(t->type), t->src, d, n);
     }
     buf_put(out, data, off);
     (void)base;

@@ -1,6 +1,10 @@
 /* ui/app.c -- the workbench main loop (the UI thread; every App function
- * asserts it): curses setup and teardown (a crash: ui/crash.c), options, poll() on the terminal + the event ring + a signal pipe +
- * captured stderr, key dispatch through the keymap, and drawing: the tab bar,
+ * asserts it): curses setup and teardown (a crash: ui/crash.c), options,
+ * the settings file (ui/conf.h: read at start, written after the key or
+ * event that changed it), poll() on the terminal + the event ring + a signal pipe +
+ * captured stderr, key dispatch through the keymap, mouse reports (tabs,
+ * the shown table's rows and titles, form fields, pick lists, the wheel as
+ * list keys), the shown table's filter, sort picker and remembered sort, and drawing: the tab bar,
  * the current screen's body, overlays (help, form), the message line and the
  * status bar into one UiGrid that is blitted cell by cell where it changed,
  * then wnoutrefresh + one doupdate. Jobs' events and the screens' requests
@@ -201,6 +205,7 @@ void app_msg(App *a, int err, const char *fmt, ...)
 
 void app_prompt(App *a, const char *title, const char *init, int path, void (*cb)(App *, const char *))
 {
+    a->prompt_live = NULL;
     snprintf(a->prompt_title, sizeof a->prompt_title, "%s", title);
     ui_input_set(&a->prompt, init ? init : "");
     a->prompt_path = path;
@@ -208,6 +213,64 @@ void app_prompt(App *a, const char *title, const char *init, int path, void (*cb
     a->prompt_listing[0] = 0;
     a->prompting = 1;
     a->dirty = 1;
+}
+
+void app_prompt_live(App *a, const char *title, const char *init, void (*live)(App *, const char *))
+{
+    app_prompt(a, title, init, 0, live);
+    a->prompt_live = live;
+}
+
+void app_menu(App *a, const char *title, const char *const *items, int n, int cur, void (*cb)(App *, int choice))
+{
+    snprintf(a->menu_title, sizeof a->menu_title, "%s", title);
+    a->menu_n = n < UI_MENU_MAX ? n : UI_MENU_MAX;
+    for (int i = 0; i < a->menu_n; i++) snprintf(a->menu_items[i], sizeof a->menu_items[i], "%s", items[i]);
+    a->menu_cur = cur >= 0 && cur < a->menu_n ? cur : 0;
+    a->menu_cb = cb;
+    a->menu = a->menu_n > 0;
+    a->dirty = 1;
+}
+
+const char *app_conf(App *a, const char *key)
+{
+    app_assert_ui(a);
+    return ui_conf_get(&a->conf, key);
+}
+
+double app_conf_num(App *a, const char *key, double def, double lo, double hi)
+{
+    const char *v = app_conf(a, key);
+    double x;
+    if (!v) return def;
+    if (ob_parse_float(v, &x) || !(x >= lo && x <= hi)) {
+        app_msg(a, 1, "settings: %s = '%.40s' is not a number in [%g, %g] (%g used)", key, v, lo, hi, def);
+        return def;
+    }
+    return x;
+}
+
+void app_conf_set(App *a, const char *key, const char *fmt, ...)
+{
+    app_assert_ui(a);
+    char v[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v, sizeof v, fmt, ap);
+    va_end(ap);
+    if (ui_conf_set(&a->conf, key, v) && a->conf_path[0]) a->conf_dirty = 1;
+}
+
+/* the main loop, after a key or event changed settings: one write for all */
+static void conf_save(App *a)
+{
+    char err[OB_ERRLEN];
+    if (!a->conf_dirty) return;
+    a->conf_dirty = 0;
+    if (ui_conf_save(&a->conf, a->conf_path, err) && !a->conf_err_shown) {
+        a->conf_err_shown = 1; /* once: the settings still hold for this session */
+        app_msg(a, 1, "settings not saved: %s", err);
+    }
 }
 
 void app_confirm(App *a, const char *question, void (*cb)(App *, int yes))
@@ -348,20 +411,23 @@ static void proc_sample(App *a)
 static int color_on;
 enum { PAIR_DIM = 1, PAIR_TITLE, PAIR_SEL, PAIR_ERR, PAIR_OK, PAIR_S1, PAIR_S2, PAIR_S3, PAIR_S4 };
 
+/* the theme's colours: dark (light text on a dark background), light
+ * (darker hues that read on white), mono (none: attributes only) */
 static void init_colors(App *a)
 {
-    color_on = a->opt.color && has_colors() && start_color() == OK;
+    color_on = a->theme != UI_THEME_MONO && has_colors() && start_color() == OK;
     if (!color_on) return;
     use_default_colors();
-    init_pair(PAIR_DIM, COLOR_CYAN, -1);
-    init_pair(PAIR_TITLE, COLOR_BLACK, COLOR_CYAN);
-    init_pair(PAIR_SEL, COLOR_BLACK, COLOR_GREEN);
+    int light = a->theme == UI_THEME_LIGHT;
+    init_pair(PAIR_DIM, light ? COLOR_BLUE : COLOR_CYAN, -1);
+    init_pair(PAIR_TITLE, light ? COLOR_WHITE : COLOR_BLACK, light ? COLOR_BLUE : COLOR_CYAN);
+    init_pair(PAIR_SEL, light ? COLOR_WHITE : COLOR_BLACK, light ? COLOR_BLACK : COLOR_GREEN);
     init_pair(PAIR_ERR, COLOR_RED, -1);
-    init_pair(PAIR_OK, COLOR_GREEN, -1);
-    init_pair(PAIR_S1, COLOR_GREEN, -1);
-    init_pair(PAIR_S2, COLOR_YELLOW, -1);
+    init_pair(PAIR_OK, light ? COLOR_BLUE : COLOR_GREEN, -1);
+    init_pair(PAIR_S1, light ? COLOR_BLUE : COLOR_GREEN, -1);
+    init_pair(PAIR_S2, light ? COLOR_RED : COLOR_YELLOW, -1);
     init_pair(PAIR_S3, COLOR_MAGENTA, -1);
-    init_pair(PAIR_S4, COLOR_CYAN, -1);
+    init_pair(PAIR_S4, light ? COLOR_BLACK : COLOR_CYAN, -1);
 }
 
 static attr_t map_attr(int at, short *pair)
@@ -372,7 +438,7 @@ static attr_t map_attr(int at, short *pair)
     case UI_A_BOLD: return A_BOLD;
     case UI_A_TITLE: if (color_on) { *pair = PAIR_TITLE; return A_NORMAL; } return A_REVERSE;
     case UI_A_SEL: if (color_on) { *pair = PAIR_SEL; return A_BOLD; } return A_REVERSE | A_BOLD;
-    case UI_A_ERR: if (color_on) *pair = PAIR_ERR; return A_BOLD;
+    case UI_A_ERR: if (color_on) { *pair = PAIR_ERR; return A_BOLD; } return A_BOLD | A_REVERSE; /* mono: still stands out */
     case UI_A_OK: if (color_on) *pair = PAIR_OK; return A_NORMAL;
     case UI_A_INPUT: return A_UNDERLINE;
     case UI_A_S1: if (color_on) *pair = PAIR_S1; return A_NORMAL;
@@ -422,6 +488,7 @@ static int active_ctxs(App *a, UiCtx *out)
     if (a->confirming) out[n++] = UI_CTX_CONFIRM;
     else if (a->form) out[n++] = UI_CTX_FORM;
     else if (a->prompting) out[n++] = UI_CTX_PROMPT;
+    else if (a->menu) out[n++] = UI_CTX_MENU;
     else if (a->help) { out[n++] = UI_CTX_HELP; out[n++] = UI_CTX_LIST; }
     else {
         UiCtx t = typing_ctx(a);
@@ -465,6 +532,8 @@ static void help_contexts(App *a, UiCtx *ctxs, int *n)
     ctxs[(*n)++] = UI_CTX_FORM;
     ctxs[(*n)++] = UI_CTX_CONFIRM;
     ctxs[(*n)++] = UI_CTX_HELP;
+    ctxs[(*n)++] = UI_CTX_MENU;
+    ctxs[(*n)++] = UI_CTX_MOUSE;
 }
 
 static void draw_help(App *a, UiGrid *g)
@@ -481,6 +550,119 @@ static void draw_help(App *a, UiGrid *g)
     ui_keymap_help(ctxs, n, help_line, &h);
     ui_grid_printf(g, 1, g->h - 1, g->w - 2, UI_A_DIM, "Keys %d-%d of %d lines. Esc closes; Up/Down/PgUp/PgDn scroll.",
                    a->help_top + 1, a->help_top + rows < total ? a->help_top + rows : total, total);
+}
+
+/* the pick list: a box in the middle of the body, the choice highlighted */
+static void draw_menu(App *a, UiGrid *g)
+{
+    int w = ui_text_width(a->menu_title) + 6;
+    for (int i = 0; i < a->menu_n; i++)
+        if (ui_text_width(a->menu_items[i]) + 6 > w) w = ui_text_width(a->menu_items[i]) + 6;
+    if (w > g->w) w = g->w;
+    int h = a->menu_n + 2, x = (g->w - w) / 2, y = (g->h - h) / 2;
+    if (y < 0) y = 0;
+    ui_grid_box(g, x, y, w, h);
+    ui_grid_printf(g, x + 2, y, w - 4, UI_A_BOLD, " %s ", a->menu_title);
+    a->menu_y0 = y + 1;
+    for (int i = 0; i < a->menu_n; i++) {
+        int at = i == a->menu_cur ? UI_A_SEL : UI_A_NORMAL;
+        ui_grid_hline(g, x + 1, y + 1 + i, w - 2, ' ', at);
+        ui_grid_text(g, x + 2, y + 1 + i, w - 4, at, a->menu_items[i]);
+    }
+}
+
+/* ---- the shown table: filter, sort picker, remembered sort --------------- */
+static UiTable *cur_table(App *a)
+{
+    const UiScreen *s = cur_screen(a);
+    UiTable *t = s->table ? s->table(a) : NULL;
+    return t && t->cols ? t : NULL;
+}
+
+/* the settings key of the shown screen's sort: sort.runs */
+static void sort_key(App *a, char *key, size_t n)
+{
+    int k = snprintf(key, n, "sort.%s", cur_screen(a)->name);
+    for (int i = 5; i < k && i < (int)n; i++)
+        if (key[i] >= 'A' && key[i] <= 'Z') key[i] = (char)(key[i] + 32);
+}
+
+/* after a draw: the first time a table is shown it takes the sort the
+ * settings remember ("sort.runs = best ppl desc"); after that, a changed
+ * sort (s, S, F6, a click on a title) is written to the settings */
+static void table_conf(App *a)
+{
+    UiTable *t = cur_table(a);
+    if (!t) return;
+    char key[64];
+    sort_key(a, key, sizeof key);
+    if (!t->conf_done) {
+        t->conf_done = 1;
+        const char *v = app_conf(a, key);
+        const char *sp = v ? strrchr(v, ' ') : NULL;
+        for (int c = 0; sp && c < t->ncols; c++)
+            if (!strncmp(v, t->cols[c].title, (size_t)(sp - v)) && !t->cols[c].title[sp - v]) {
+                ui_table_sort(t, c, !strcmp(sp + 1, "desc"));
+                a->dirty = 1; /* drawn again, sorted */
+            }
+        return;
+    }
+    if (t->sort_col >= 0 && t->sort_col < t->ncols)
+        app_conf_set(a, key, "%s %s", t->cols[t->sort_col].title, t->sort_desc ? "desc" : "asc");
+}
+
+static void filter_live(App *a, const char *text)
+{
+    UiTable *t = cur_table(a);
+    if (t) ui_table_filter(t, text);
+}
+
+static void sort_pick(App *a, int col)
+{
+    UiTable *t = cur_table(a);
+    if (!t || col < 0 || col >= t->ncols) return;
+    ui_table_sort(t, col, col == t->sort_col ? !t->sort_desc : 0);
+    app_msg(a, 0, "sorted by %s, %s", t->cols[col].title, t->sort_desc ? "descending" : "ascending");
+}
+
+/* the keys the app handles for the shown table: 1 when k was one */
+static int table_key(App *a, const UiKey *k)
+{
+    UiTable *t = cur_table(a);
+    if (!t || !k) return 0;
+    switch (k->action) {
+    case A_FILTER: app_prompt_live(a, "Filter rows (Enter keeps, Esc clears)", t->filter, filter_live); return 1;
+    case A_ESCAPE:
+        if (!t->filter[0]) return 0;
+        ui_table_filter(t, "");
+        return 1;
+    case A_SORT_PICK: {
+        const char *items[UI_MENU_MAX];
+        char lab[UI_MENU_MAX][64];
+        int n = t->ncols < UI_MENU_MAX ? t->ncols : UI_MENU_MAX;
+        for (int c = 0; c < n; c++) {
+            snprintf(lab[c], sizeof lab[c], "%s%s", t->cols[c].title,
+                     c != t->sort_col ? "" : t->sort_desc ? "  (sorted, descending)" : "  (sorted, ascending)");
+            items[c] = lab[c];
+        }
+        app_menu(a, "Sort by", items, n, t->sort_col, sort_pick);
+        return 1;
+    }
+    default: return 0;
+    }
+}
+
+static void menu_key(App *a, int key)
+{
+    const UiKey *k = ui_keymap_find(UI_CTX_MENU, key);
+    if (!k) return;
+    switch (k->action) {
+    case A_UP: a->menu_cur = (a->menu_cur + a->menu_n - 1) % a->menu_n; break;
+    case A_DOWN: a->menu_cur = (a->menu_cur + 1) % a->menu_n; break;
+    case A_ACCEPT: a->menu = 0; if (a->menu_cb) a->menu_cb(a, a->menu_cur); break;
+    case A_CANCEL: a->menu = 0; break;
+    default: break;
+    }
 }
 
 static void render(App *a)
@@ -512,8 +694,10 @@ static void render(App *a)
     for (int i = 0; i < a->nscreens; i++) {
         char t[64];
         snprintf(t, sizeof t, " %d %s ", a->screens[i]->number, a->screens[i]->name);
+        a->tab_x[i] = x;
         x += ui_grid_text(g, x, 0, W - x, i == a->cur ? UI_A_SEL : UI_A_TITLE, t);
     }
+    a->tab_x[a->nscreens] = x;
     if (a->teacher) {
         const char *base = strrchr(a->teacher_path, '/');
         base = base ? base + 1 : a->teacher_path;
@@ -536,11 +720,13 @@ static void render(App *a)
     if (a->help) draw_help(a, &body_grid);
     else {
         cur_screen(a)->draw(a, &body_grid);
+        table_conf(a);
         if (a->form) {
             int cx = 0, cy = 0;
             ui_form_render(a->form, &body_grid, &cx, &cy);
             app_cursor(a, cx, cy);
         }
+        if (a->menu) draw_menu(a, &body_grid);
     }
     memcpy(g->cells + (size_t)W * by, body_grid.cells, sizeof(UiCell) * W * a->body_h);
     /* message line: a prompt, a question or the last message */
@@ -603,7 +789,11 @@ static void prompt_key(App *a, int key)
             free(text);
             return;
         }
-        case A_CANCEL: a->prompting = 0; a->prompt_listing[0] = 0; return;
+        case A_CANCEL:
+            a->prompting = 0;
+            a->prompt_listing[0] = 0;
+            if (a->prompt_live) a->prompt_live(a, "");
+            return;
         case A_ED_COMPLETE: {
             int n = ui_input_complete(&a->prompt, a->prompt_listing, sizeof a->prompt_listing);
             if (n <= 1) a->prompt_listing[0] = 0;
@@ -614,6 +804,7 @@ static void prompt_key(App *a, int key)
         }
     }
     ui_input_key(&a->prompt, key);
+    if (a->prompt_live) a->prompt_live(a, a->prompt.buf);
 }
 
 static void global_action(App *a, const UiKey *k)
@@ -629,10 +820,13 @@ static void global_action(App *a, const UiKey *k)
     }
 }
 
+static void handle_mouse(App *a);
+
 static void handle_key(App *a, int key)
 {
     a->dirty = 1;
     if (key == UI_FN(KEY_RESIZE)) { shown_valid = 0; return; }
+    if (key == UI_FN(KEY_MOUSE)) { handle_mouse(a); return; }
     const UiKey *any = ui_keymap_find(UI_CTX_ANYWHERE, key);
     if (any) {
         if (any->action == A_QUIT && a->confirming && a->confirm_cb == quit_answer) a->quit = 1;
@@ -657,6 +851,7 @@ static void handle_key(App *a, int key)
         return;
     }
     if (a->prompting) { prompt_key(a, key); return; }
+    if (a->menu) { menu_key(a, key); return; }
     if (a->help) {
         UiCtx hc[2] = {UI_CTX_HELP, UI_CTX_LIST};
         const UiKey *k = ui_keymap_lookup(hc, 2, key);
@@ -691,7 +886,61 @@ static void handle_key(App *a, int key)
     ctxs[n++] = UI_CTX_GLOBAL;
     const UiKey *k = ui_keymap_lookup(ctxs, n, key);
     if (k && k->ctx == UI_CTX_GLOBAL) global_action(a, k);
-    else s->key(a, k, key);
+    else if (!table_key(a, k)) s->key(a, k, key);
+}
+
+/* a mouse event (KEY_MOUSE): the wheel scrolls what is shown (as Up/Down
+ * three times on lists, else PgUp/PgDn), a click takes a tab, a pick-list
+ * choice, a form field, a table row (again: Enter) or column title, else
+ * goes to the screen's click */
+static void handle_mouse(App *a)
+{
+    MEVENT me;
+    if (getmouse(&me) != OK) return;
+    int wheel = (me.bstate & BUTTON4_PRESSED) ? -1 : 0;
+#ifdef BUTTON5_PRESSED
+    if (me.bstate & BUTTON5_PRESSED) wheel = 1;
+#endif
+    int click = (me.bstate & (BUTTON1_PRESSED | BUTTON1_CLICKED)) != 0, by = me.y - a->body_y;
+    if ((!wheel && !click) || a->confirming || a->prompting) return;
+    if (a->menu) {
+        if (wheel) a->menu_cur = (a->menu_cur + a->menu_n + wheel) % a->menu_n;
+        else if (by >= a->menu_y0 && by < a->menu_y0 + a->menu_n) {
+            a->menu_cur = by - a->menu_y0;
+            menu_key(a, '\n');
+        }
+        return;
+    }
+    if (a->form) {
+        if (wheel) handle_key(a, UI_FN(wheel < 0 ? KEY_UP : KEY_DOWN));
+        else ui_form_click(a->form, by);
+        return;
+    }
+    if (a->help) { a->help_top += 3 * wheel; return; }
+    if (click && me.y == 0) {
+        for (int i = 0; i < a->nscreens; i++)
+            if (me.x >= a->tab_x[i] && me.x < a->tab_x[i + 1]) app_switch(a, a->screens[i]->number);
+        return;
+    }
+    if (by < 0 || by >= a->body_h) return;
+    const UiScreen *s = cur_screen(a);
+    if (wheel) {
+        int key = s->list ? (wheel < 0 ? KEY_UP : KEY_DOWN) : (wheel < 0 ? KEY_PPAGE : KEY_NPAGE);
+        for (int i = 0; i < (s->list ? 3 : 1); i++) handle_key(a, UI_FN(key));
+        return;
+    }
+    UiTable *t = cur_table(a);
+    int hit = t ? ui_table_click(t, me.x, by) : UI_TABLE_MISS;
+    /* a click on the selected row is Enter, but not the second click of a
+     * double click on it (that would undo the first's Enter) */
+    double now = ob_now();
+    int second = hit == UI_TABLE_ROW_AGAIN && a->click_enter_y == by && now - a->click_enter_t < 0.4;
+    a->click_enter_y = -1;
+    if (hit == UI_TABLE_ROW_AGAIN && !second) {
+        a->click_enter_y = by;
+        a->click_enter_t = now;
+        handle_key(a, '\r');
+    } else if (hit == UI_TABLE_MISS && s->click) s->click(a, me.x, by);
 }
 
 /* ---- captured stdout and stderr: what the library prints goes to the Log,
@@ -777,11 +1026,39 @@ int app_db_writable(App *a, const char *what)
     return 0;
 }
 
+/* ---- the settings file ---------------------------------------------------- */
+/* read at start; a file that cannot be read or has bad lines is reported
+ * and then left alone (not written over) for this session */
+static void load_conf(App *a)
+{
+    char err[OB_ERRLEN];
+    char *p = ui_conf_path(err);
+    if (!p) app_log(a, "settings: %s (not kept)", err);
+    else {
+        snprintf(a->conf_path, sizeof a->conf_path, "%s", p);
+        free(p);
+        int r = ui_conf_load(&a->conf, a->conf_path, err);
+        if (r) {
+            if (r < 0) app_msg(a, 1, "settings: %s (defaults used; the file is left as it is)", err);
+            else app_msg(a, 1, "settings: %s (%d bad line%s skipped; %s is left as it is)", err, r, r == 1 ? "" : "s",
+                         a->conf_path);
+            a->conf_path[0] = 0;
+        } else app_log(a, "settings: %s", a->conf_path);
+    }
+    const char *t = ui_conf_get(&a->conf, "theme"), *m = ui_conf_get(&a->conf, "mouse");
+    a->theme = UI_THEME_DARK;
+    if (t && !strcmp(t, "light")) a->theme = UI_THEME_LIGHT;
+    else if (t && !strcmp(t, "mono")) a->theme = UI_THEME_MONO;
+    else if (t && strcmp(t, "dark")) app_msg(a, 1, "settings: theme '%.40s' is not dark, light or mono (dark used)", t);
+    if (!a->opt.color) a->theme = UI_THEME_MONO;
+    a->mouse = a->opt.mouse != 0 && !(m && (!strcmp(m, "off") || !strcmp(m, "no") || !strcmp(m, "0")));
+}
+
 /* ---- options and the loop -------------------------------------------------- */
 static void usage(FILE *f)
 {
     fprintf(f,
-            "Usage: onebit-tui [--teacher M] [--tokenizer T] [--db FILE] [--ascii] [--no-color]\n"
+            "Usage: onebit-tui [--teacher M] [--tokenizer T] [--db FILE] [--ascii] [--no-color] [--no-mouse]\n"
             "       onebit-tui COMMAND [OPTIONS]   (see 'onebit-tui --help')\n"
             "\n"
             "Start the full-screen workbench.\n"
@@ -790,11 +1067,18 @@ static void usage(FILE *f)
             "  --tokenizer T   its tokenizer (default: beside the teacher)\n"
             "  --db FILE       the run store (default $XDG_DATA_HOME/onebit-tui/runs.db)\n"
             "  --ascii         ASCII charts and borders (default when the locale is not UTF-8)\n"
-            "  --no-color      no colours (also when NO_COLOR is set)\n");
+            "  --no-color      no colours: the mono theme (also when NO_COLOR is set)\n"
+            "  --no-mouse      leave the mouse to the terminal (its own selection; mouse = off)\n"
+            "\n"
+            "Settings (sort orders, chat sampling, the New-run form, theme, mouse) are kept\n"
+            "in $XDG_CONFIG_HOME/onebit-tui/config (default ~/.config/onebit-tui/config).\n");
 }
 
 /* the workbench's own command-line errors, worded as the subcommands' */
 enum { APP_EXIT_OK = 0, APP_EXIT_RUNTIME = 1, APP_EXIT_USAGE = 2 };
+
+/* the shortest time between two frames drawn for jobs' reports (keys draw at once) */
+#define UI_FRAME_S 0.05
 
 static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void usage_error(const char *fmt, ...)
@@ -823,10 +1107,11 @@ static int parse_options(int argc, char **argv, UiOptions *o)
         {"teacher", required_argument, 0, 'm'}, {"tokenizer", required_argument, 0, 'z'},
         {"db", required_argument, 0, 'd'},      {"ascii", no_argument, 0, 'a'},
         {"no-color", no_argument, 0, 'c'},      {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"no-mouse", no_argument, 0, 'M'},      {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->color = 1;
-    const char *nc = getenv("NO_COLOR");
+    o->mouse = -1;
+    const char *nc = getenv("NO_COLOR"); /* no-color.org: set and not empty */
     if (nc && *nc) o->color = 0;
     optind = 0;
     opterr = 0;
@@ -838,6 +1123,7 @@ static int parse_options(int argc, char **argv, UiOptions *o)
         case 'd': o->db = optarg; break;
         case 'a': o->ascii = 1; break;
         case 'c': o->color = 0; break;
+        case 'M': o->mouse = 0; break;
         case 'h': usage(stdout); return 1;
         case ':': usage_error("option '%s' needs a value", argv[optind - 1]); return 2;
         default: usage_error("unknown option '%s'", argv[optind - 1]); return 2;
@@ -911,28 +1197,56 @@ int ui_main(int argc, char **argv)
     keypad(stdscr, TRUE);
     nodelay(stdscr, TRUE);
     set_escdelay(25);
+    load_conf(a);
     init_colors(a);
-    app_log(a, "onebit-tui started (%s, %s)", a->opt.ascii ? "ASCII" : "UTF-8", color_on ? "colour" : "no colour");
+    if (a->mouse) {
+        /* presses only (mouseinterval 0: no waiting to tell clicks apart);
+         * the terminal (tmux too) then reports them, as SGR 1006 where
+         * terminfo says so */
+        mmask_t want = BUTTON1_PRESSED | BUTTON4_PRESSED;
+#ifdef BUTTON5_PRESSED
+        want |= BUTTON5_PRESSED;
+#endif
+        mouseinterval(0);
+        if (mousemask(want, NULL)) ui_crash_add("\033[?1006l\033[?1000l");
+        else a->mouse = 0;
+    }
+    app_log(a, "onebit-tui started (%s, %s, mouse %s)", a->opt.ascii ? "ASCII" : "UTF-8",
+            color_on ? (a->theme == UI_THEME_LIGHT ? "light theme" : "dark theme") : "no colour", a->mouse ? "on" : "off");
     open_db(a);
     for (int i = 0; i < a->nscreens; i++)
         if (a->screens[i]->enter && a->screens[i] == &ui_scr_model) a->screens[i]->enter(a);
     a->dirty = 1;
 
+    /* a key draws at once; what jobs report (a training step, a streamed
+     * token: tens a second) draws at most UI_FRAME_S after the last frame */
+    double drawn = 0;
+    int urgent = 1;
     while (!a->quit) {
+        int frame_ms = -1; /* > 0: a frame is due in this many ms */
         if (a->dirty) {
-            a->dirty = 0;
-            render(a);
+            double since = ob_now() - drawn;
+            if (urgent || since >= UI_FRAME_S) {
+                a->dirty = urgent = 0;
+                render(a);
+                drawn = ob_now();
+            } else {
+                frame_ms = (int)((UI_FRAME_S - since) * 1000) + 1;
+            }
         }
+        conf_save(a);
         struct pollfd p[4] = {{0, POLLIN, 0}, {evring_fd(&a->ring), POLLIN, 0}, {sig_pipe[0], POLLIN, 0},
                               {err_pipe[0], POLLIN, 0}};
         int np = err_pipe[0] >= 0 ? 4 : 3;
-        int watch = cur_screen(a)->watch_ms;
-        int r = poll(p, np, watch > 0 ? watch : -1);
+        int watch = cur_screen(a)->watch_ms, timeout = watch > 0 ? watch : -1;
+        if (frame_ms > 0 && (timeout < 0 || frame_ms < timeout)) timeout = frame_ms;
+        int r = poll(p, np, timeout);
         if (r < 0 && errno != EINTR) break;
-        if (r == 0) a->dirty = 1; /* the shown screen's watch interval */
+        if (r == 0) a->dirty = 1; /* the frame that was due, or the shown screen's watch interval */
         /* input (also after EINTR: SIGWINCH makes curses queue KEY_RESIZE) */
         int key, got = 0;
         while (!a->quit && read_key(&key)) {
+            urgent = 1;
             got = 1;
             handle_key(a, key);
             app_dispatch_posted(a);
@@ -965,6 +1279,7 @@ int ui_main(int argc, char **argv)
         if (a->screens[i]->fini) a->screens[i]->fini(a);
     for (int i = 0; i < a->nscreens; i++) free(a->state[i]);
     free(a->posted);
+    conf_save(a);
     restore_terminal();
     delscreen(scr);
     fclose(tty);
@@ -975,6 +1290,7 @@ int ui_main(int argc, char **argv)
     if (a->db) db_close(a->db);
     for (int i = 0; i < a->nlog; i++) free(a->log[(a->log_first + i) % UI_LOG_MAX]);
     ui_input_free(&a->prompt);
+    ui_conf_free(&a->conf);
     ui_grid_free(&screen_grid);
     ui_grid_free(&shown_grid);
     ui_grid_free(&body_grid);

@@ -1,7 +1,7 @@
 /* ui/app.h -- the workbench shell: the App state shared by the screens, the
  * screen interface, and the services screens use (message line, log, path
- * prompt, yes/no question, modal form, background-job ids, requests to
- * other screens). The main loop in app.c blocks in poll() on the terminal,
+ * prompt and live prompt, yes/no question, modal form, pick list, settings,
+ * background-job ids, requests to other screens). The main loop in app.c blocks in poll() on the terminal,
  * the EventRing that background jobs (base/job.h) push to, and a signal
  * self-pipe; it redraws only when something changed.
  *
@@ -20,10 +20,12 @@
 
 #include "base/events.h"
 #include "base/job.h"
+#include "ui/conf.h"
 #include "ui/form.h"
 #include "ui/grid.h"
 #include "ui/keymap.h"
 #include "model/model.h"
+#include "ui/table.h"
 #include "ui/textinput.h"
 #include "format/tokenizer.h"
 #include "ui/tui.h"
@@ -54,6 +56,12 @@ typedef struct {
      * screen can notice changes made outside (another process's runs);
      * 0: only on input and events (an idle workbench sleeps) */
     int watch_ms;
+    /* the table shown now, or NULL (may be NULL): the app gives it mouse
+     * clicks, the / filter, the F6 sort picker, and keeps its sort in the
+     * settings as sort.<name in lower case> */
+    UiTable *(*table)(App *a);
+    /* a click at body (x,y) that no table took; may be NULL */
+    void (*click)(App *a, int x, int y);
 } UiScreen;
 
 /* what screens ask each other for (Event.req of an EV_REQUEST) */
@@ -65,8 +73,12 @@ enum {
 
 typedef struct {
     const char *teacher, *tokenizer, *db;
-    int ascii, color;
+    int ascii, color; /* color 0: --no-color or NO_COLOR (the mono theme) */
+    int mouse;        /* -1: as the settings say (on), 0: --no-mouse */
 } UiOptions;
+
+enum { UI_THEME_DARK, UI_THEME_LIGHT, UI_THEME_MONO };
+#define UI_MENU_MAX 16
 
 #define UI_LOG_MAX 2000
 
@@ -115,8 +127,20 @@ struct App {
     int confirming;
     char question[256];
     void (*confirm_cb)(App *a, int yes);
+    void (*prompt_live)(App *a, const char *text); /* on every edit (app_prompt_live) */
     UiForm *form;
     void (*form_cb)(App *a, UiForm *f, int accepted);
+    int menu, menu_n, menu_cur, menu_y0; /* a pick list (app_menu); menu_y0: its first row in the body */
+    char menu_title[64], menu_items[UI_MENU_MAX][64];
+    void (*menu_cb)(App *a, int choice);
+
+    /* the settings file (ui/conf.h) */
+    UiConf conf;
+    char conf_path[4096];              /* "" when there is none */
+    int conf_dirty, conf_err_shown, theme, mouse; /* conf_dirty: written after this key or event */
+    int tab_x[9];                      /* the tab bar: tab i spans [tab_x[i], tab_x[i+1]) */
+    int click_enter_y;                 /* the body row a click made Enter on, and when */
+    double click_enter_t;
 
     /* the process's own figures for the status bar while something runs
      * (from /proc/self, sampled at most once a second) */
@@ -145,6 +169,20 @@ void app_log_clear(App *a);
 /* one-line prompt in the message line; path: Tab completes file names */
 void app_prompt(App *a, const char *title, const char *init, int path, void (*cb)(App *, const char *));
 void app_confirm(App *a, const char *question, void (*cb)(App *, int yes));
+/* a prompt whose live(a, text) runs after every edit, on Enter, and with ""
+ * on Esc (a filter that follows the typing) */
+void app_prompt_live(App *a, const char *title, const char *init, void (*live)(App *, const char *));
+/* a pick list of n items (n <= UI_MENU_MAX), cur selected: cb gets the
+ * index taken (never called on Esc) */
+void app_menu(App *a, const char *title, const char *const *items, int n, int cur, void (*cb)(App *, int choice));
+/* a setting of the settings file, or NULL */
+const char *app_conf(App *a, const char *key);
+/* a numeric setting in [lo, hi], else def (a value that is not one is
+ * reported in the message line) */
+double app_conf_num(App *a, const char *key, double def, double lo, double hi);
+/* change a setting; when it changed the file is written (atomically) once
+ * the current key or event is handled */
+void app_conf_set(App *a, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* show f as a modal form; cb gets it back (the callee frees it) */
 void app_form(App *a, UiForm *f, void (*cb)(App *, UiForm *, int accepted));
 /* the cursor goes to body (x,y) after this draw */

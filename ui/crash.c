@@ -96,6 +96,16 @@ void ui_crash_arm(int tty_fd, const char *seq, int saved_stderr)
     armed = 1;
 }
 
+void ui_crash_add(const char *seq)
+{
+    size_t n = strlen(seq);
+    if (restore_len + n >= sizeof restore_seq) return;
+    armed = 0; /* the handler never sees a half-written sequence */
+    memcpy(restore_seq + restore_len, seq, n);
+    restore_len += (int)n;
+    armed = 1;
+}
+
 void ui_crash_disarm(void)
 {
     armed = 0;

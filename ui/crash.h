@@ -15,6 +15,9 @@ void ui_crash_save_modes(int tty_fd);
  * the message goes to saved_stderr when >= 0 (fd 2 is the Log's pipe
  * while the workbench runs), else to fd 2. Installs the handler. */
 void ui_crash_arm(int tty_fd, const char *seq, int saved_stderr);
+/* more bytes for the crash restore (after ui_crash_arm): e.g. mouse
+ * reporting off once the workbench turned it on */
+void ui_crash_add(const char *seq);
 /* curses has been ended normally: the handler only reports and re-raises */
 void ui_crash_disarm(void);
 /* what the handler writes to the terminal (for tests); its length in *n */

@@ -108,20 +108,7 @@ void ui_form_render(UiForm *f, UiGrid *g, int *cx, int *cy)
     int x = (g->w - w) / 2, y = (g->h - h) / 2;
     if (x < 0) x = 0;
     if (y < 0) y = 0;
-    int ascii = g->ascii;
-    uint32_t hb = ascii ? '-' : 0x2500, vb = ascii ? '|' : 0x2502;
-    uint32_t tl = ascii ? '+' : 0x250c, tr = ascii ? '+' : 0x2510, bl = ascii ? '+' : 0x2514, br = ascii ? '+' : 0x2518;
-    for (int r = 0; r < h; r++) ui_grid_hline(g, x, y + r, w, ' ', UI_A_NORMAL);
-    ui_grid_put(g, x, y, tl, UI_A_DIM);
-    ui_grid_hline(g, x + 1, y, w - 2, hb, UI_A_DIM);
-    ui_grid_put(g, x + w - 1, y, tr, UI_A_DIM);
-    for (int r = 1; r < h - 1; r++) {
-        ui_grid_put(g, x, y + r, vb, UI_A_DIM);
-        ui_grid_put(g, x + w - 1, y + r, vb, UI_A_DIM);
-    }
-    ui_grid_put(g, x, y + h - 1, bl, UI_A_DIM);
-    ui_grid_hline(g, x + 1, y + h - 1, w - 2, hb, UI_A_DIM);
-    ui_grid_put(g, x + w - 1, y + h - 1, br, UI_A_DIM);
+    ui_grid_box(g, x, y, w, h);
     ui_grid_printf(g, x + 2, y, w - 4, UI_A_BOLD, " %s ", f->title);
     int fx = x + 2 + lw + 2, fw = w - (fx - x) - 2;
     int rows = h - 5 > 1 ? h - 5 : 1; /* rows for fields, above help, error and hints */
@@ -135,6 +122,8 @@ void ui_form_render(UiForm *f, UiGrid *g, int *cx, int *cy)
         int l = snprintf(pos, sizeof pos, " fields %d-%d of %d ", f->top + 1, last, f->n);
         ui_grid_text(g, x + w - 2 - l, y, l, UI_A_DIM, pos);
     }
+    f->ry = y + 1;
+    f->rrows = rows;
     for (int r = 0; r < rows && f->top + r < f->n; r++) {
         int i = f->top + r, yy = y + 1 + r, cur = i == f->cur;
         ui_grid_text(g, x + 2, yy, lw, cur ? UI_A_BOLD : UI_A_NORMAL, f->f[i].label);
@@ -149,4 +138,13 @@ void ui_form_render(UiForm *f, UiGrid *g, int *cx, int *cy)
     char hints[200];
     UiCtx fc = UI_CTX_FORM;
     ui_grid_text(g, x + 2, y + h - 2, w - 4, UI_A_DIM, ui_keymap_hints(&fc, 1, hints, sizeof hints));
+}
+
+int ui_form_click(UiForm *f, int y)
+{
+    int i = f->top + y - f->ry;
+    if (y < f->ry || y >= f->ry + f->rrows || i < 0 || i >= f->n) return 0;
+    f->cur = i;
+    f->listing[0] = 0;
+    return 1;
 }

@@ -25,6 +25,7 @@ typedef struct {
     int top;            /* the first field shown when they do not all fit (scrolls with cur) */
     char err[256];      /* the last validation error */
     char listing[512];  /* completion choices of a path field */
+    int ry, rrows;      /* grid row of the first field shown, rows of fields (the last render) */
 } UiForm;
 
 enum { UI_FORM_CONTINUE = 0, UI_FORM_ACCEPT, UI_FORM_CANCEL };
@@ -46,5 +47,8 @@ int ui_form_validate(UiForm *f);
  * fields do not fit, they scroll to keep the current one in view and the
  * top border says which are shown ("fields 3-12 of 15") */
 void ui_form_render(UiForm *f, UiGrid *g, int *cx, int *cy);
+/* a click on grid row y of the last render: the field there gets focus; 1
+ * when a field was hit */
+int ui_form_click(UiForm *f, int y);
 
 #endif

@@ -85,6 +85,24 @@ void ui_grid_hline(UiGrid *g, int x, int y, int w, uint32_t ch, int attr)
     for (int i = 0; i < w; i++) ui_grid_put(g, x + i, y, ch, attr);
 }
 
+void ui_grid_box(UiGrid *g, int x, int y, int w, int h)
+{
+    int ascii = g->ascii;
+    uint32_t hb = ascii ? '-' : 0x2500, vb = ascii ? '|' : 0x2502;
+    uint32_t tl = ascii ? '+' : 0x250c, tr = ascii ? '+' : 0x2510, bl = ascii ? '+' : 0x2514, br = ascii ? '+' : 0x2518;
+    for (int r = 0; r < h; r++) ui_grid_hline(g, x, y + r, w, ' ', UI_A_NORMAL);
+    ui_grid_put(g, x, y, tl, UI_A_DIM);
+    ui_grid_hline(g, x + 1, y, w - 2, hb, UI_A_DIM);
+    ui_grid_put(g, x + w - 1, y, tr, UI_A_DIM);
+    for (int r = 1; r < h - 1; r++) {
+        ui_grid_put(g, x, y + r, vb, UI_A_DIM);
+        ui_grid_put(g, x + w - 1, y + r, vb, UI_A_DIM);
+    }
+    ui_grid_put(g, x, y + h - 1, bl, UI_A_DIM);
+    ui_grid_hline(g, x + 1, y + h - 1, w - 2, hb, UI_A_DIM);
+    ui_grid_put(g, x + w - 1, y + h - 1, br, UI_A_DIM);
+}
+
 void ui_grid_attr(UiGrid *g, int x, int y, int w, int attr)
 {
     for (int i = 0; i < w; i++) {
@@ -172,6 +190,18 @@ int ui_text_width(const char *s)
         w += ui_cp_width(cp);
     }
     return w;
+}
+
+static int lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+
+int ui_text_find(const char *hay, const char *needle)
+{
+    for (;; hay++) {
+        size_t i = 0;
+        while (needle[i] && lower((unsigned char)hay[i]) == lower((unsigned char)needle[i])) i++;
+        if (!needle[i]) return 1;
+        if (!*hay) return 0;
+    }
 }
 
 int ui_wrap(const char *s, int width, void (*line)(void *user, const char *start, int len), void *user)

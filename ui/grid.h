@@ -53,6 +53,9 @@ int ui_grid_printf(UiGrid *g, int x, int y, int maxw, int attr, const char *fmt,
 /* fill columns [x, x+w) of row y with ch / set their attribute */
 void ui_grid_hline(UiGrid *g, int x, int y, int w, uint32_t ch, int attr);
 void ui_grid_attr(UiGrid *g, int x, int y, int w, int attr);
+/* a box border around [x, x+w) x [y, y+h) (ASCII or line drawing), its
+ * inside cleared */
+void ui_grid_box(UiGrid *g, int x, int y, int w, int h);
 /* row y as UTF-8 (trailing spaces kept); buf must hold 4*w+1 bytes */
 char *ui_grid_row(const UiGrid *g, int y, char *buf, size_t n);
 /* 1 if the text occurs in some row (for tests) */
@@ -66,6 +69,9 @@ int ui_utf8_encode(uint32_t cp, char *out); /* returns bytes (1..4) */
 /* display width of a code point (0, 1 or 2) */
 int ui_cp_width(uint32_t cp);
 int ui_text_width(const char *s);
+/* 1 when needle occurs in hay, ASCII letters compared without case (an
+ * empty needle occurs everywhere) */
+int ui_text_find(const char *hay, const char *needle);
 /* Word-wrap s into lines of at most width columns, breaking at spaces when
  * possible and at newlines always. Calls line(user, start, len) per line,
  * start/len in bytes of s. Returns the number of lines (an empty string is

@@ -55,6 +55,8 @@ const UiKey ui_keymap[] = {
     {UI_CTX_LAYERS, UI_KEY_ESC, "Esc", A_ESCAPE, 0, "back to the table", NULL},
     {UI_CTX_LAYERS, 's', "s", A_SORT, 0, "sort by the next column", "sort"},
     {UI_CTX_LAYERS, 'S', "S", A_SORT_REV, 0, "reverse the sort order", NULL},
+    {UI_CTX_LAYERS, UI_FN(KEY_F(6)), "F6", A_SORT_PICK, 0, "sort by a column picked from a list (remembered)", NULL},
+    {UI_CTX_LAYERS, '/', "/", A_FILTER, 0, "filter: show the rows with a cell that contains the text typed (Esc clears)", "filter"},
     {UI_CTX_LAYERS, 'R', "R", A_RECOMPUTE, 0, "compute the statistics again (ignore the stored ones)", "recompute"},
 
     /* Train */
@@ -63,7 +65,12 @@ const UiKey ui_keymap[] = {
     {UI_CTX_TRAIN, 'x', "x", A_STOP, 0, "stop the run (asks; writes a checkpoint), or cancel the generation of its data", "stop"},
     {UI_CTX_TRAIN, 'l', "l", A_LOGSCALE, 0, "log-scale y axis of the loss chart on / off (KL/MSE and perplexity are always log)", "log"},
     {UI_CTX_TRAIN, 'm', "m", A_SMOOTH, 0, "smoothing of the loss curves on / off", "smooth"},
+    {UI_CTX_TRAIN, 'z', "z", A_ZOOM, 0, "charts: the newest half of the steps shown (again: a quarter ..., then all)", "zoom"},
+    {UI_CTX_TRAIN, UI_FN(KEY_PPAGE), "PgUp", A_PGUP, 0, "charts zoomed in: back by half the steps shown (also the wheel)", NULL},
+    {UI_CTX_TRAIN, UI_FN(KEY_NPAGE), "PgDn", A_PGDN, 0, "charts zoomed in: forward (at the newest they follow it again)", NULL},
     {UI_CTX_TRAIN, 'c', "c", A_UNQUEUE, 0, "cancel a queued run (asks which: its number or name in the queue line)", NULL},
+    {UI_CTX_TRAIN, '+', "+", A_QUEUE_SOONER, 0, "start a queued run sooner: it moves one place up the queue (asks which)", NULL},
+    {UI_CTX_TRAIN, '-', "-", A_QUEUE_LATER, 0, "start a queued run later: it moves one place down the queue (asks which)", NULL},
 
     /* Runs */
     ENTER_KEYS(UI_CTX_RUNS, A_OPEN, "details and loss curve of the run (again: hide)", "details"),
@@ -73,9 +80,12 @@ const UiKey ui_keymap[] = {
     {UI_CTX_RUNS, 'd', "d", A_DELETE, 0, "delete the run's records (asks; files stay)", "delete"},
     {UI_CTX_RUNS, 'e', "e", A_EXPORT, 0, "export the run to a directory (runs export)", "export"},
     {UI_CTX_RUNS, 'c', "c", A_CHAT_STUDENT, 0, "chat with the run's student", "chat"},
+    {UI_CTX_RUNS, 't', "t", A_CHATS, 0, "the chats kept with the run's student, scrolled by the list keys (again or Esc: back)", "chats"},
     {UI_CTX_RUNS, 'R', "R", A_REFRESH, 0, "read the run store again", NULL},
     {UI_CTX_RUNS, 's', "s", A_SORT, 0, "sort by the next column", "sort"},
     {UI_CTX_RUNS, 'S', "S", A_SORT_REV, 0, "reverse the sort order", NULL},
+    {UI_CTX_RUNS, UI_FN(KEY_F(6)), "F6", A_SORT_PICK, 0, "sort by a column picked from a list (remembered)", NULL},
+    {UI_CTX_RUNS, '/', "/", A_FILTER, 0, "filter: show the rows with a cell that contains the text typed (Esc clears)", "filter"},
 
     /* Chat */
     ENTER_KEYS(UI_CTX_CHAT, A_FOCUS, "type a message (focus the input line)", "type"),
@@ -111,6 +121,11 @@ const UiKey ui_keymap[] = {
 
     /* Log */
     {UI_CTX_LOG, 'c', "c", A_CLEAR, 0, "clear the log", "clear"},
+    {UI_CTX_LOG, '/', "/", A_FILTER, 0, "search: the first line from the top shown that contains the text typed", "search"},
+    {UI_CTX_LOG, 'n', "n", A_NEXT_MATCH, 0, "the next line that matches the search", NULL},
+    {UI_CTX_LOG, 'N', "N", A_PREV_MATCH, 0, "the previous line that matches the search", NULL},
+    {UI_CTX_LOG, 'f', "f", A_LOG_ONLY, 0, "filter: only the lines that match the search (again: all)", NULL},
+    {UI_CTX_LOG, UI_KEY_ESC, "Esc", A_ESCAPE, 0, "end the search (no highlight)", NULL},
 
     /* line editing in any text field */
     {UI_CTX_EDIT, UI_FN(KEY_LEFT), "Left", A_ED_LEFT, 0, "cursor left", NULL},
@@ -154,6 +169,19 @@ const UiKey ui_keymap[] = {
     {UI_CTX_HELP, UI_KEY_ESC, "Esc", A_CANCEL, 0, "close the help", "close"},
     {UI_CTX_HELP, 'q', "q", A_CANCEL, 0, "close the help", NULL},
     {UI_CTX_HELP, '?', "?", A_CANCEL, 0, "close the help", NULL},
+
+    /* pick lists */
+    {UI_CTX_MENU, UI_FN(KEY_UP), "Up", A_UP, 0, "previous choice", NULL},
+    {UI_CTX_MENU, UI_FN(KEY_DOWN), "Down", A_DOWN, 0, "next choice", "move"},
+    ENTER_KEYS(UI_CTX_MENU, A_ACCEPT, "take the choice (the column sorted now: the other way round)", "pick"),
+    {UI_CTX_MENU, UI_KEY_ESC, "Esc", A_CANCEL, 0, "close the list", "cancel"},
+
+    /* the mouse (off with --no-mouse or mouse = off) */
+    {UI_CTX_MOUSE, UI_KEY_CLICK, "click", A_CLICK, 0, "a tab: its screen; a row: select it; the selected row (a double click): Enter", NULL},
+    {UI_CTX_MOUSE, UI_KEY_CLICK + 1, "click a title", A_CLICK, 1, "sort by that column (again: reversed)", NULL},
+    {UI_CTX_MOUSE, UI_KEY_CLICK + 2, "click a field", A_CLICK, 2, "focus the form field; a choice in a list: take it", NULL},
+    {UI_CTX_MOUSE, UI_KEY_CLICK + 3, "click a line", A_CLICK, 3, "Log: select the line (n and N search from it)", NULL},
+    {UI_CTX_MOUSE, UI_KEY_WHEEL, "wheel", A_WHEEL, 0, "scroll lists, the Log, the help and the chat transcript", NULL},
 };
 const int ui_keymap_len = (int)(sizeof ui_keymap / sizeof ui_keymap[0]);
 
@@ -163,7 +191,7 @@ const char *ui_ctx_name(UiCtx c)
         "Everywhere but while typing", "Everywhere", "Lists and tables", "Model screen", "Layers screen",
         "Train screen", "Runs screen", "Chat screen", "Chat input line",
         "Chat input line, before typing", "Log screen", "Text fields",
-        "Prompts", "Forms", "Questions", "Help"};
+        "Prompts", "Forms", "Questions", "Help", "Pick lists", "Mouse"};
     return (unsigned)c < UI_CTX_COUNT ? names[c] : "?";
 }
 

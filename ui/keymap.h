@@ -14,6 +14,9 @@
 #define UI_IS_FN(k) (((k) & 0x1000000) != 0)
 #define UI_CTRL(c) ((c) & 0x1f)
 #define UI_KEY_ESC 27
+/* the mouse's rows in the help (never typed: app.c reads KEY_MOUSE) */
+#define UI_KEY_CLICK UI_FN(0xfff0)
+#define UI_KEY_WHEEL UI_FN(0xffef)
 
 typedef enum {
     UI_CTX_GLOBAL,     /* everywhere except while typing */
@@ -32,6 +35,8 @@ typedef enum {
     UI_CTX_FORM,       /* a form of fields */
     UI_CTX_CONFIRM,    /* a yes/no question */
     UI_CTX_HELP,
+    UI_CTX_MENU,       /* a pick list (the sort picker) */
+    UI_CTX_MOUSE,      /* the mouse (help rows only: app.c dispatches it) */
     UI_CTX_COUNT
 } UiCtx;
 
@@ -41,12 +46,15 @@ typedef enum {
     A_QUIT, A_HELP, A_SCREEN, A_NEXT_SCREEN, A_PREV_SCREEN, A_REDRAW,
     /* lists */
     A_UP, A_DOWN, A_PGUP, A_PGDN, A_HOME, A_END, A_SORT, A_SORT_REV,
+    A_FILTER, A_SORT_PICK, A_NEXT_MATCH, A_PREV_MATCH, A_LOG_ONLY,
     /* model */
     A_OPEN, A_RECENT,
     /* train */
-    A_NEW_RUN, A_PAUSE, A_STOP, A_LOGSCALE, A_SMOOTH, A_UNQUEUE,
+    A_NEW_RUN, A_PAUSE, A_STOP, A_LOGSCALE, A_SMOOTH, A_UNQUEUE, A_QUEUE_SOONER, A_QUEUE_LATER, A_ZOOM,
+    /* mouse (help only) */
+    A_CLICK, A_WHEEL,
     /* runs */
-    A_REFRESH, A_MARK, A_RESUME, A_DELETE, A_EXPORT, A_CHAT_STUDENT,
+    A_REFRESH, A_MARK, A_RESUME, A_DELETE, A_EXPORT, A_CHAT_STUDENT, A_CHATS,
     /* layers */
     A_RECOMPUTE,
     /* chat */

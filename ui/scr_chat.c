@@ -71,6 +71,8 @@ typedef struct {
     int64_t student_run;
     int64_t sess[2];      /* run-store chat sessions (0: none yet) */
     float temp, topp;
+    int topk;             /* llama.cpp's filters, 0: off */
+    float minp, rpen;
     int n_new;
     unsigned long seed;   /* 0: from the clock */
     int inited;
@@ -228,7 +230,8 @@ static GenJob *start_job(App *a, int side, const Model *m, const Tokenizer *t, c
     j->t = t;
     j->prompt = ob_strdup(text);
     j->fam = chat_template_of(a, t);
-    j->gp = (GenParams){.n_new = C->n_new, .temperature = C->temp, .topp = C->topp,
+    j->gp = (GenParams){.n_new = C->n_new, .temperature = C->temp, .topp = C->topp, .top_k = C->topk, .min_p = C->minp,
+                        .repeat_penalty = C->rpen,
                         .seed = C->seed ? C->seed : (uint64_t)time(NULL) ^ (uint64_t)pair};
     pthread_mutex_init(&j->mu, NULL);
     Turn *tu = add_turn(C, side ? ROLE_STUDENT : ROLE_TEACHER, "");
@@ -392,6 +395,12 @@ static void chat_draw(App *a, UiGrid *g)
     uint32_t hb = g->ascii ? '-' : 0x2500;
     ui_grid_hline(g, 0, g->h - 2, g->w, hb, UI_A_DIM);
     if (!C->follow && C->top < maxtop) ui_grid_printf(g, 2, g->h - 2, g->w - 4, UI_A_DIM, " %d more lines below (End follows) ", maxtop - C->top);
+    char extra[96] = ""; /* llama.cpp's filters that are on, at the right of the rule (the header is full) */
+    size_t k = 0;
+    if (C->topk) k += (size_t)snprintf(extra + k, sizeof extra - k, " top-k %d ", C->topk);
+    if (C->minp > 0) k += (size_t)snprintf(extra + k, sizeof extra - k, " min-p %.2f ", C->minp);
+    if (C->rpen > 0 && C->rpen != 1) k += (size_t)snprintf(extra + k, sizeof extra - k, " repeat penalty %.2f ", C->rpen);
+    if (k && (int)k < g->w / 2) ui_grid_text(g, g->w - (int)k - 2, g->h - 2, (int)k, UI_A_DIM, extra);
     int x = ui_grid_text(g, 0, g->h - 1, 2, C->focus ? UI_A_BOLD : UI_A_DIM, "> "), cx;
     ui_input_render(&C->input, g, x, g->h - 1, g->w - x, C->focus ? UI_A_INPUT : UI_A_NORMAL, &cx);
     if (C->focus) app_cursor(a, cx, g->h - 1);
@@ -420,7 +429,18 @@ static void settings_done(App *a, UiForm *f, int ok)
         ui_form_num(f, 1, &v); C->topp = (float)v;
         ui_form_num(f, 2, &v); C->n_new = (int)v;
         ui_form_num(f, 3, &v); C->seed = (unsigned long)v;
+        ui_form_num(f, 4, &v); C->topk = (int)v;
+        ui_form_num(f, 5, &v); C->minp = (float)v;
+        ui_form_num(f, 6, &v); C->rpen = (float)v;
         app_msg(a, 0, "sampling: temperature %.2f, top-p %.2f, %d tokens", C->temp, C->topp, C->n_new);
+        /* the next start begins with these (the settings file) */
+        app_conf_set(a, "chat.temperature", "%g", C->temp);
+        app_conf_set(a, "chat.top-p", "%g", C->topp);
+        app_conf_set(a, "chat.max-tokens", "%d", C->n_new);
+        app_conf_set(a, "chat.seed", "%lu", C->seed);
+        app_conf_set(a, "chat.top-k", "%d", C->topk);
+        app_conf_set(a, "chat.min-p", "%g", C->minp);
+        app_conf_set(a, "chat.repeat-penalty", "%g", C->rpen);
     }
     ui_form_free(f);
     free(f);
@@ -430,16 +450,22 @@ static void open_settings(App *a)
 {
     ChatState *C = state(a);
     UiForm *f = ob_malloc(sizeof *f);
-    char b[4][32];
+    char b[7][32];
     snprintf(b[0], 32, "%g", C->temp);
     snprintf(b[1], 32, "%g", C->topp);
     snprintf(b[2], 32, "%d", C->n_new);
     snprintf(b[3], 32, "%lu", C->seed);
+    snprintf(b[4], 32, "%d", C->topk);
+    snprintf(b[5], 32, "%g", C->minp);
+    snprintf(b[6], 32, "%g", C->rpen);
     ui_form_init(f, "Sampling");
     ui_form_add(f, "temperature", UI_F_NUM, b[0], 0, 10, "0 = greedy (always the most likely token)");
     ui_form_add(f, "top-p", UI_F_NUM, b[1], 0, 1, "nucleus sampling threshold; 0 or 1 = off");
     ui_form_add(f, "max new tokens", UI_F_INT, b[2], 1, 1 << 20, "the reply stops here, at EOS or at the context end");
     ui_form_add(f, "seed", UI_F_INT, b[3], 0, 2147483647, "0 = a new seed from the clock for every reply");
+    ui_form_add(f, "top-k", UI_F_INT, b[4], 0, 1 << 20, "keep the k most likely tokens; 0 = off (as llama.cpp's --top-k)");
+    ui_form_add(f, "min-p", UI_F_NUM, b[5], 0, 1, "drop tokens below min-p x the top probability; 0 = off");
+    ui_form_add(f, "repeat penalty", UI_F_NUM, b[6], 0, 10, "> 1 penalises repeats of the last 64 tokens; 0 or 1 = off");
     app_form(a, f, settings_done);
 }
 
@@ -558,14 +584,20 @@ static void chat_status(App *a, char *buf, int n)
     }
 }
 
-static void chat_enter_init(ChatState *C)
+/* the first visit: sampling as the settings file keeps it (the bounds of
+ * the Sampling form), else the defaults */
+static void chat_enter_init(App *a, ChatState *C)
 {
     if (!C->inited) {
         C->inited = 1;
         ui_input_init(&C->input);
-        C->temp = 0.8f;
-        C->topp = 0.9f;
-        C->n_new = 256;
+        C->temp = (float)app_conf_num(a, "chat.temperature", 0.8, 0, 10);
+        C->topp = (float)app_conf_num(a, "chat.top-p", 0.9, 0, 1);
+        C->n_new = (int)app_conf_num(a, "chat.max-tokens", 256, 1, 1 << 20);
+        C->seed = (unsigned long)app_conf_num(a, "chat.seed", 0, 0, 2147483647);
+        C->topk = (int)app_conf_num(a, "chat.top-k", 0, 0, 1 << 20);
+        C->minp = (float)app_conf_num(a, "chat.min-p", 0, 0, 1);
+        C->rpen = (float)app_conf_num(a, "chat.repeat-penalty", 0, 0, 10);
         C->follow = 1;
     }
 }
@@ -591,7 +623,7 @@ static void default_student(App *a)
 static void chat_enter(App *a)
 {
     ChatState *C = state(a);
-    chat_enter_init(C);
+    chat_enter_init(a, C);
     default_student(a);
     C->focus = FOCUS_READY;
 }
@@ -600,7 +632,7 @@ static void chat_enter(App *a)
 static void use_student(App *a, const char *path, int64_t run)
 {
     ChatState *C = state(a);
-    chat_enter_init(C);
+    chat_enter_init(a, C);
     if (load_student(a, path, run) == 0) app_switch(a, 5);
 }
 

@@ -277,8 +277,16 @@ static void layers_fini(App *a)
     memset(L, 0, sizeof *L); /* the app frees the state itself */
 }
 
+/* the table while it is shown (not behind a layer's charts) */
+static UiTable *layers_table(App *a)
+{
+    LayersState *L = state(a);
+    return L->inited && !L->detail ? &L->t : NULL;
+}
+
 const UiScreen ui_scr_layers = {
     .name = "Layers", .number = 2, .ctx = UI_CTX_LAYERS, .list = 1,
     .draw = layers_draw, .key = layers_key, .event = layers_event,
     .status = layers_status, .teacher = layers_teacher, .fini = layers_fini, .state_size = sizeof(LayersState),
+    .table = layers_table,
 };

@@ -5,8 +5,9 @@
  * comparison; r resumes from the latest checkpoint (Train screen), d
  * deletes (asks first), e exports to a directory by running `onebit-tui
  * runs export` as a child process (its output goes to the Log), c chats
- * with the run's student. r and c are requests to the Train and Chat
- * screens (app_post), not calls. */
+ * with the run's student, t shows the conversations the Chat screen kept
+ * with it (db_chat_list, as `runs chats`) in a scrolling view. r and c are
+ * requests to the Train and Chat screens (app_post), not calls. */
 #include <fcntl.h>
 #include <cJSON.h>
 #include <math.h>
@@ -49,6 +50,11 @@ typedef struct {
     double last_look;
     int inited;
     int64_t export_id;   /* the run the export prompt is for */
+    /* the chats view (t): the run's kept conversations, scrolled by rows */
+    int64_t chats_run;   /* 0: not shown */
+    DbChat *chat;
+    int nchat, chat_rows, chat_page;
+    long chat_top;       /* first row shown */
 } RunsState;
 
 static RunsState *state(App *a) { return app_state(a, &ui_scr_runs); }
@@ -217,9 +223,90 @@ static void draw_detail(App *a, UiGrid *g, const DbRun *r, int y0)
     if (g->h - y > 6) ui_chart_render(&c, g, 0, y + 1, g->w, g->h - y - 1);
 }
 
+/* ---- the chats view --------------------------------------------------------- */
+typedef struct {
+    UiGrid *g;
+    const char *role;    /* the role column of the first row of a message */
+    long row, top;
+} ChatDraw;
+
+enum { ROLE_W = 10 };    /* the role column, "assistant " */
+
+static void chat_row(void *user, const char *start, int len)
+{
+    ChatDraw *d = user;
+    long y = d->row++ - d->top;
+    if (y < 1 || y >= d->g->h) return; /* row 0 of the grid: the title */
+    char buf[1024];
+    if (len > (int)sizeof buf - 1) len = (int)sizeof buf - 1;
+    memcpy(buf, start, (size_t)len);
+    buf[len] = 0;
+    if (d->role) ui_grid_text(d->g, 0, (int)y, ROLE_W, UI_A_BOLD, d->role);
+    ui_grid_text(d->g, ROLE_W, (int)y, d->g->w - ROLE_W, UI_A_NORMAL, buf);
+    d->role = NULL;
+}
+
+/* the conversations, a header line before each; also counts the rows */
+static void draw_chats(App *a, UiGrid *g)
+{
+    RunsState *S = state(a);
+    S->chat_page = g->h - 1;
+    ChatDraw d = {.g = g, .row = 1, .top = S->chat_top};
+    for (int i = 0; i < S->nchat; i++) {
+        const DbChat *c = &S->chat[i];
+        if (i == 0 || c->session != S->chat[i - 1].session) {
+            long y = d.row++ - d.top;
+            char tb[32];
+            time_t tt = (time_t)c->time;
+            struct tm tm;
+            localtime_r(&tt, &tm);
+            strftime(tb, sizeof tb, "%Y-%m-%d %H:%M", &tm);
+            if (y >= 1 && y < g->h) ui_grid_printf(g, 0, (int)y, g->w, UI_A_DIM, "-- conversation %lld, %s", (long long)c->session, tb);
+        }
+        d.role = c->role;
+        ui_wrap(c->text, g->w - ROLE_W > 8 ? g->w - ROLE_W : 8, chat_row, &d);
+    }
+    S->chat_rows = (int)d.row - 1;
+    ui_grid_hline(g, 0, 0, g->w, ' ', UI_A_TITLE);
+    ui_grid_printf(g, 0, 0, g->w, UI_A_TITLE, " chats kept with run %lld's student: %d message%s  (Up/Down/PgUp/PgDn scroll, Esc or t: back)",
+                   (long long)S->chats_run, S->nchat, S->nchat == 1 ? "" : "s");
+    if (S->nchat == 0) ui_grid_text(g, 2, 2, g->w - 4, UI_A_DIM, "no chats kept with this run's student (c chats with it)");
+}
+
+static void chats_close(RunsState *S)
+{
+    db_chat_list_free(S->chat, S->nchat);
+    S->chat = NULL;
+    S->nchat = 0;
+    S->chats_run = 0;
+}
+
+static void chats_open(App *a, const DbRun *r)
+{
+    RunsState *S = state(a);
+    char err[OB_ERRLEN];
+    DbChat *c;
+    int n;
+    if (db_chat_list(a->db, r->id, 0, -1, &c, &n, err)) { app_msg(a, 1, "run store: %s", err); return; }
+    chats_close(S);
+    S->chat = c;
+    S->nchat = n;
+    S->chats_run = r->id;
+    S->chat_top = 0;
+}
+
+/* the list keys scroll the view, Esc and t close it; 1 when k was one of them */
+static int chats_key(RunsState *S, UiAction act)
+{
+    if (act == A_ESCAPE || act == A_CHATS) { chats_close(S); return 1; }
+    long page = S->chat_page > 1 ? S->chat_page : 1;
+    return ui_scroll(&S->chat_top, act, page, S->chat_rows - page > 0 ? S->chat_rows - page : 0);
+}
+
 static void runs_draw(App *a, UiGrid *g)
 {
     RunsState *S = state(a);
+    if (S->chats_run) { draw_chats(a, g); return; }
     /* another process (a CLI or MPI run, its writer) committed to the store:
      * SQLite's data_version says so without reading a table; looked at at
      * most once a second, while shown (watch_ms wakes the loop for it) */
@@ -239,7 +326,7 @@ static void runs_draw(App *a, UiGrid *g)
     if (th > S->nruns + 1 && S->detail) th = S->nruns + 1;
     ui_table_render(&S->t, g, 0, 0, g->w, th, 1);
     if (S->mark) {
-        for (int i = 0; i < S->t.page && S->t.top + i < S->nruns; i++)
+        for (int i = 0; i < S->t.page && S->t.top + i < S->t.nshow; i++)
             if (S->runs[S->t.order[S->t.top + i]].id == S->mark) ui_grid_put(g, 0, 1 + i, '*', UI_A_BOLD);
     }
     const DbRun *r = selected(S);
@@ -302,8 +389,12 @@ static int runs_key(App *a, const UiKey *k, int key)
 {
     RunsState *S = state(a);
     if (!k) return 0;
+    if (S->chats_run) return chats_key(S, k->action);
     const DbRun *r = selected(S);
     switch (k->action) {
+    case A_CHATS:
+        if (r && a->db) chats_open(a, r);
+        return 1;
     case A_OPEN: S->detail = !S->detail; return 1;
     case A_ESCAPE: S->detail = 0; return 1;
     case A_REFRESH: refresh(a); return 1;
@@ -370,12 +461,19 @@ static void runs_fini(App *a)
     db_run_list_free(S->runs, S->nruns);
     curve_free(&S->cur);
     curve_free(&S->cmp);
+    chats_close(S);
     if (S->inited) ui_table_free(&S->t);
     memset(S, 0, sizeof *S);
+}
+
+static UiTable *runs_table(App *a)
+{
+    RunsState *S = state(a);
+    return S->inited && !S->chats_run ? &S->t : NULL;
 }
 
 const UiScreen ui_scr_runs = {
     .name = "Runs", .number = 4, .ctx = UI_CTX_RUNS, .list = 1,
     .draw = runs_draw, .key = runs_key, .event = runs_event, .enter = runs_enter, .fini = runs_fini,
-    .state_size = sizeof(RunsState), .watch_ms = 1000,
+    .state_size = sizeof(RunsState), .watch_ms = 1000, .table = runs_table,
 };

@@ -70,6 +70,8 @@ typedef struct {
     Event last;                  /* the latest EV_STEP */
     Curves c;
     int logy, smooth;
+    int zoom;                    /* the charts show the newest n >> zoom points (0: all) */
+    long pan;                    /* ... ending this many points before the newest */
     int unqueue;                 /* the queued run the question is about (index + 1) */
     SessionOpts form;            /* the last form's options: the next form's defaults */
     int have_form;
@@ -315,7 +317,7 @@ static void enqueue(App *a, QItem *q)
  * given" (the student file: students/<name>-<time>.onebit) */
 static const char *const form_rows[] = {"name", "data", "split", "self-generate", "steps", "seq-len", "batch",
                                         "lr", "warmup", "eval-every", "eval-windows", "ckpt-every", "threads", "init",
-                                        "optim-state", "out"};
+                                        "optim-state", "time", "ste", "out"};
 #define N_FORM ((int)(sizeof form_rows / sizeof form_rows[0]))
 
 static const OptSpec *form_row(int i)
@@ -351,11 +353,19 @@ static void form_done(App *a, UiForm *f, int ok)
         app_form(a, f, form_done);
         return;
     }
-    /* the next form starts from these, with a fresh name and student file */
+    /* the next form starts from these, with a fresh name and student file;
+     * so does the first form of the next start (the settings file) */
     session_opts_free(&R->form);
     session_opts_copy(&R->form, &q.o);
     set_str(&R->form.name, NULL);
     set_str(&R->form.out, NULL);
+    for (int i = 0; i < N_FORM; i++)
+        if (strcmp(form_rows[i], "name") && strcmp(form_rows[i], "out")) {
+            char key[64], v[4096];
+            snprintf(key, sizeof key, "train.%s", form_rows[i]);
+            opt_format(form_row(i), &R->form, v, sizeof v);
+            app_conf_set(a, key, "%s", v);
+        }
     R->have_form = 1;
     ui_form_free(f);
     free(f);
@@ -377,6 +387,14 @@ static void open_form(App *a)
         R->form.cfg.max_eval_windows = 16;
         R->form.cfg.ckpt_every = 100;
         R->have_form = 1;
+        /* the values of the last form accepted in an earlier start */
+        for (int i = 0; i < N_FORM; i++) {
+            char key[64], err[OB_ERRLEN];
+            snprintf(key, sizeof key, "train.%s", form_rows[i]);
+            const char *v = app_conf(a, key);
+            if (v && opt_set(form_row(i), &R->form, v, err))
+                app_msg(a, 1, "settings: %s = '%.60s': %s (the default used)", key, v, err);
+        }
     }
     UiForm *f = ob_malloc(sizeof *f);
     ui_form_init(f, "New training run");
@@ -442,8 +460,9 @@ static void unqueue_answer(App *a, int yes)
     R->nq--;
 }
 
-/* the prompt's answer: a number in the queue line or a queued run's name */
-static void unqueue_prompt_done(App *a, const char *text)
+/* a prompt's answer: a number in the queue line or a queued run's name;
+ * its index, or -1 (said in the message line) */
+static int queue_index(App *a, const char *text)
 {
     TrainScr *R = state(a);
     long num;
@@ -451,12 +470,38 @@ static void unqueue_prompt_done(App *a, const char *text)
     if (ob_parse_int(text, 1, R->nq, &num) == 0) i = (int)num - 1;
     for (int j = 0; j < R->nq && i < 0; j++)
         if (!strcmp(queued_name(&R->queue[j]), text)) i = j;
-    if (i < 0) { app_msg(a, 1, "no queued run '%s' (the queue line numbers them 1-%d)", text, R->nq); return; }
+    if (i < 0) app_msg(a, 1, "no queued run '%s' (the queue line numbers them 1-%d)", text, R->nq);
+    return i;
+}
+
+static void unqueue_prompt_done(App *a, const char *text)
+{
+    TrainScr *R = state(a);
+    int i = queue_index(a, text);
+    if (i < 0) return;
     char q[256];
     snprintf(q, sizeof q, "Cancel the queued run %d '%.200s'?", i + 1, queued_name(&R->queue[i]));
     R->unqueue = i + 1;
     app_confirm(a, q, unqueue_answer);
 }
+
+/* + and -: the queued run named moves one place towards the front or the back */
+static void move_queued(App *a, const char *text, int by)
+{
+    TrainScr *R = state(a);
+    int i = queue_index(a, text), j = i + by;
+    if (i < 0) return;
+    if (j < 0 || j >= R->nq) {
+        app_msg(a, 1, "the queued run '%s' is %s already", queued_name(&R->queue[i]), by < 0 ? "first" : "last");
+        return;
+    }
+    QItem t = R->queue[i];
+    R->queue[i] = R->queue[j];
+    R->queue[j] = t;
+    app_msg(a, 0, "the queued run '%s' is number %d now", queued_name(&R->queue[j]), j + 1);
+}
+static void sooner_prompt_done(App *a, const char *text) { move_queued(a, text, -1); }
+static void later_prompt_done(App *a, const char *text) { move_queued(a, text, 1); }
 
 /* ---- drawing ------------------------------------------------------------------------ */
 static void progress_bar(UiGrid *g, int x, int y, int w, double frac)
@@ -523,23 +568,36 @@ static void train_draw(App *a, UiGrid *g)
     int ch = g->h - y;
     if (ch < 8) return;
     int lh = ch * 3 / 5, rh = ch - lh, lw = g->w * 3 / 5, rw = g->w - lw - 1;
-    UiChart c = {.title = "loss", .xlabel = "step", .logy = R->logy, .smooth = R->smooth ? 0.9 : 0};
-    c.series[c.nseries++] = (UiSeries){"total", R->c.step, R->c.loss, R->c.n, 0};
+    /* the steps shown: all, or a window z zoomed into and PgUp/PgDn moved */
+    int n = R->c.n, o = 0, e0 = 0, ne = R->c.ne;
+    char title[96] = "loss";
+    if (R->zoom && n > 2) {
+        int len = n >> R->zoom < 2 ? 2 : n >> R->zoom;
+        if (R->pan > n - len) R->pan = n - len;
+        o = n - (int)R->pan - len;
+        n = len;
+        while (e0 < R->c.ne && R->c.estep[e0] < R->c.step[o]) e0++;
+        for (ne = 0; e0 + ne < R->c.ne && R->c.estep[e0 + ne] <= R->c.step[o + n - 1]; ne++) {}
+        snprintf(title, sizeof title, "loss (steps %g-%g of %g; z, PgUp, PgDn)", R->c.step[o], R->c.step[o + n - 1],
+                 R->c.step[R->c.n - 1]);
+    }
+    UiChart c = {.title = title, .xlabel = "step", .logy = R->logy, .smooth = R->smooth ? 0.9 : 0};
+    c.series[c.nseries++] = (UiSeries){"total", R->c.step + o, R->c.loss + o, n, 0};
     ui_chart_render(&c, g, 0, y, lw, lh);
     /* KL and the hidden-state MSE differ by orders of magnitude: on one
      * linear axis the smaller is a flat line, so this chart is always log */
     UiChart k = {.title = "KL / MSE (log)", .xlabel = "step", .logy = 1, .smooth = R->smooth ? 0.9 : 0};
-    k.series[k.nseries++] = (UiSeries){"KL", R->c.step, R->c.kl, R->c.n, 0};
-    k.series[k.nseries++] = (UiSeries){"MSE", R->c.step, R->c.mse, R->c.n, 0};
+    k.series[k.nseries++] = (UiSeries){"KL", R->c.step + o, R->c.kl + o, n, 0};
+    k.series[k.nseries++] = (UiSeries){"MSE", R->c.step + o, R->c.mse + o, n, 0};
     ui_chart_render(&k, g, lw + 1, y, rw, lh);
     UiChart l = {.title = "learning rate", .xlabel = "step"};
-    l.series[l.nseries++] = (UiSeries){NULL, R->c.step, R->c.lr, R->c.n, 0};
+    l.series[l.nseries++] = (UiSeries){NULL, R->c.step + o, R->c.lr + o, n, 0};
     ui_chart_render(&l, g, 0, y + lh, lw, rh);
     UiChart p = {.title = "held-out ppl", .xlabel = "step", .logy = 1}; /* spans decades: always log */
-    p.series[p.nseries++] = (UiSeries){"student", R->c.estep, R->c.eppl, R->c.ne, 1};
+    p.series[p.nseries++] = (UiSeries){"student", R->c.estep + e0, R->c.eppl + e0, ne, 1};
     if (isfinite(R->c.teacher_ppl) && R->c.ne > 0) { /* the teacher as a line across */
-        R->c.ref_x[0] = 0;
-        R->c.ref_x[1] = R->it.cfg.steps;
+        R->c.ref_x[0] = o || n < R->c.n ? R->c.step[o] : 0;
+        R->c.ref_x[1] = o || n < R->c.n ? R->c.step[o + n - 1] : R->it.cfg.steps;
         R->c.ref_t[0] = R->c.ref_t[1] = R->c.teacher_ppl;
         p.series[p.nseries++] = (UiSeries){"teacher", R->c.ref_x, R->c.ref_t, 2, 0};
     }
@@ -586,6 +644,27 @@ static int train_key(App *a, const UiKey *k, int key)
         snprintf(t, sizeof t, "Cancel which queued run (1-%d or its name)", R->nq);
         snprintf(init, sizeof init, "%d", R->nq);
         app_prompt(a, t, init, 0, unqueue_prompt_done);
+        return 1;
+    }
+    case A_QUEUE_SOONER:
+    case A_QUEUE_LATER: {
+        if (R->nq < 2) { app_msg(a, 1, R->nq ? "one run is queued: nothing to reorder" : "no run is queued"); return 1; }
+        int sooner = k->action == A_QUEUE_SOONER;
+        char t[80], init[16];
+        snprintf(t, sizeof t, "Start which queued run %s (1-%d or its name)", sooner ? "sooner" : "later", R->nq);
+        snprintf(init, sizeof init, "%d", sooner ? R->nq : 1);
+        app_prompt(a, t, init, 0, sooner ? sooner_prompt_done : later_prompt_done);
+        return 1;
+    }
+    case A_ZOOM:
+        R->zoom = R->c.n >> (R->zoom + 1) >= 2 ? R->zoom + 1 : 0; /* halves while 2 points are left, then all */
+        R->pan = 0;
+        return 1;
+    case A_PGUP:
+    case A_PGDN: {
+        long len = R->zoom ? R->c.n >> R->zoom : R->c.n;
+        R->pan += (k->action == A_PGUP ? 1 : -1) * (len / 2 > 1 ? len / 2 : 1);
+        if (R->pan < 0) R->pan = 0; /* at the newest: follows it; the upper bound: drawing */
         return 1;
     }
     case A_LOGSCALE: R->logy = !R->logy; return 1;

@@ -1,4 +1,4 @@
-/* table.c -- sortable scrolling tables (see table.h). */
+/* table.c -- sortable, filterable scrolling tables (see table.h). */
 #include "ui/table.h"
 
 #include <math.h>
@@ -20,7 +20,7 @@ void ui_table_init(UiTable *t, const UiColumn *cols, int ncols)
 void ui_table_clear(UiTable *t)
 {
     for (int i = 0; i < t->nrows * t->ncols; i++) free(t->cells[i]);
-    t->nrows = 0;
+    t->nrows = t->nshow = 0;
     t->sel = t->top = 0;
 }
 
@@ -55,7 +55,7 @@ int ui_table_add(UiTable *t)
         t->cells[(size_t)r * t->ncols + c] = ob_strdup("");
         t->keys[(size_t)r * t->ncols + c] = NAN;
     }
-    t->order[r] = r;
+    t->order[t->nshow++] = r; /* shown until the next ui_table_sort filters */
     return r;
 }
 
@@ -97,47 +97,71 @@ static int cmp_rows(const void *pa, const void *pb)
     return r ? r : (a < b ? -1 : a > b); /* stable */
 }
 
+static int row_matches(const UiTable *t, int r)
+{
+    for (int c = 0; c < t->ncols; c++)
+        if (ui_text_find(t->cells[(size_t)r * t->ncols + c], t->filter)) return 1;
+    return 0;
+}
+
 void ui_table_sort(UiTable *t, int col, int desc)
 {
     int selrow = ui_table_selected(t);
     t->sort_col = col;
     t->sort_desc = desc;
-    for (int i = 0; i < t->nrows; i++) t->order[i] = i;
+    t->nshow = 0;
+    for (int i = 0; i < t->nrows; i++)
+        if (row_matches(t, i)) t->order[t->nshow++] = i;
     if (col >= 0 && col < t->ncols) {
         sort_t = t;
-        qsort(t->order, t->nrows, sizeof(int), cmp_rows);
+        qsort(t->order, t->nshow, sizeof(int), cmp_rows);
         sort_t = NULL;
     }
+    t->sel = 0;
     if (selrow >= 0) ui_table_select_row(t, selrow);
+}
+
+void ui_table_filter(UiTable *t, const char *text)
+{
+    snprintf(t->filter, sizeof t->filter, "%s", text ? text : "");
+    ui_table_sort(t, t->sort_col, t->sort_desc);
 }
 
 int ui_table_selected(const UiTable *t)
 {
-    if (t->nrows == 0) return -1;
-    int s = t->sel < 0 ? 0 : t->sel >= t->nrows ? t->nrows - 1 : t->sel;
+    if (t->nshow == 0) return -1;
+    int s = t->sel < 0 ? 0 : t->sel >= t->nshow ? t->nshow - 1 : t->sel;
     return t->order[s];
 }
 
 void ui_table_select_row(UiTable *t, int row)
 {
-    for (int i = 0; i < t->nrows; i++)
+    for (int i = 0; i < t->nshow; i++)
         if (t->order[i] == row) t->sel = i;
+}
+
+int ui_scroll(long *pos, UiAction a, long page, long max)
+{
+    if (page < 1) page = 1;
+    switch (a) {
+    case A_UP: --*pos; break;
+    case A_DOWN: ++*pos; break;
+    case A_PGUP: *pos -= page; break;
+    case A_PGDN: *pos += page; break;
+    case A_HOME: *pos = 0; break;
+    case A_END: *pos = max; break;
+    default: return 0;
+    }
+    if (*pos > max) *pos = max;
+    if (*pos < 0) *pos = 0;
+    return 1;
 }
 
 int ui_table_nav(UiTable *t, UiAction a)
 {
-    int page = t->page > 1 ? t->page : 1;
-    switch (a) {
-    case A_UP: t->sel--; break;
-    case A_DOWN: t->sel++; break;
-    case A_PGUP: t->sel -= page; break;
-    case A_PGDN: t->sel += page; break;
-    case A_HOME: t->sel = 0; break;
-    case A_END: t->sel = t->nrows - 1; break;
-    default: return 0;
-    }
-    if (t->sel >= t->nrows) t->sel = t->nrows - 1;
-    if (t->sel < 0) t->sel = 0;
+    long sel = t->sel;
+    if (!ui_scroll(&sel, a, t->page, t->nshow - 1)) return 0;
+    t->sel = (int)sel;
     return 1;
 }
 
@@ -150,10 +174,10 @@ int ui_table_keys(UiTable *t, UiAction a, int nsort)
     }
 }
 
-void ui_table_render(UiTable *t, UiGrid *g, int x, int y, int w, int h, int focused)
+/* column widths at a total width w: the fixed ones, the rest shared by the
+ * flexible ones (cw: ncols entries, the caller frees) */
+static int *col_widths(const UiTable *t, int w)
 {
-    if (w < 1 || h < 1) return;
-    /* column widths: fixed ones, the rest shared by the flexible ones */
     int fixed = 0, flex = 0;
     for (int c = 0; c < t->ncols; c++) {
         if (t->cols[c].width) fixed += t->cols[c].width + 1;
@@ -163,6 +187,37 @@ void ui_table_render(UiTable *t, UiGrid *g, int x, int y, int w, int h, int focu
     if (fw < 4) fw = 4;
     int *cw = ob_malloc(sizeof(int) * (t->ncols + 1));
     for (int c = 0; c < t->ncols; c++) cw[c] = t->cols[c].width ? t->cols[c].width : fw;
+    return cw;
+}
+
+int ui_table_click(UiTable *t, int x, int y)
+{
+    if (t->rw < 1 || x < t->rx || x >= t->rx + t->rw || y < t->ry) return UI_TABLE_MISS;
+    if (y == t->ry) {
+        int *cw = col_widths(t, t->rw), cx = t->rx, col = -1;
+        for (int c = 0; c < t->ncols && col < 0; c++) {
+            if (x < cx + cw[c] + 1) col = c;
+            cx += cw[c] + 1;
+        }
+        free(cw);
+        if (col < 0) return UI_TABLE_MISS;
+        ui_table_sort(t, col, col == t->sort_col ? !t->sort_desc : 0);
+        return UI_TABLE_HEADER;
+    }
+    int pos = t->top + y - t->ry - 1;
+    if (y - t->ry > t->page || pos >= t->nshow) return UI_TABLE_MISS;
+    if (pos == t->sel) return UI_TABLE_ROW_AGAIN;
+    t->sel = pos;
+    return UI_TABLE_ROW;
+}
+
+void ui_table_render(UiTable *t, UiGrid *g, int x, int y, int w, int h, int focused)
+{
+    if (w < 1 || h < 1) return;
+    t->rx = x;
+    t->ry = y;
+    t->rw = w;
+    int *cw = col_widths(t, w);
     /* header */
     ui_grid_hline(g, x, y, w, ' ', UI_A_TITLE);
     int cx = x;
@@ -175,15 +230,22 @@ void ui_table_render(UiTable *t, UiGrid *g, int x, int y, int w, int h, int focu
         ui_grid_text(g, cx + off, y, lim - off, UI_A_TITLE, head);
         cx += cw[c] + 1;
     }
+    if (t->filter[0]) { /* the filter at the header's right end */
+        char f[200];
+        int fl = snprintf(f, sizeof f, " /%s: %d of %d ", t->filter, t->nshow, t->nrows);
+        if (fl > 0 && fl < w) ui_grid_text(g, x + w - fl, y, fl, UI_A_SEL, f);
+    }
     int rows = h - 1;
     t->page = rows;
-    if (t->sel >= t->nrows) t->sel = t->nrows - 1;
+    if (t->sel >= t->nshow) t->sel = t->nshow - 1;
     if (t->sel < 0) t->sel = 0;
     if (t->sel < t->top) t->top = t->sel;
     if (t->sel >= t->top + rows) t->top = t->sel - rows + 1;
-    if (t->top > t->nrows - rows) t->top = t->nrows - rows;
+    if (t->top > t->nshow - rows) t->top = t->nshow - rows;
     if (t->top < 0) t->top = 0;
-    for (int i = 0; i < rows && t->top + i < t->nrows; i++) {
+    if (t->nshow == 0 && t->nrows > 0 && rows > 0)
+        ui_grid_printf(g, x + 1, y + 1, w - 1, UI_A_DIM, "no row matches /%s (Esc clears the filter)", t->filter);
+    for (int i = 0; i < rows && t->top + i < t->nshow; i++) {
         int pos = t->top + i, row = t->order[pos], yy = y + 1 + i;
         int attr = pos == t->sel && focused ? UI_A_SEL : UI_A_NORMAL;
         if (attr == UI_A_SEL) ui_grid_hline(g, x, yy, w, ' ', attr);

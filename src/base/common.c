@@ -232,6 +232,19 @@ void ob_fmt_duration(char *b, size_t n, double s)
     else snprintf(b, n, "%lds", x);
 }
 
+int ob_parse_duration(const char *s, double *seconds)
+{
+    char *end;
+    double v = strtod(s, &end), unit = 1;
+    if (end == s || !isfinite(v)) return -1;
+    if (*end == 'h') unit = 3600, end++;
+    else if (*end == 'm') unit = 60, end++;
+    else if (*end == 's') end++;
+    if (*end || !(v > 0) || v * unit > 1e9) return -1;
+    *seconds = v * unit;
+    return 0;
+}
+
 void ob_sleep(double seconds)
 {
     if (!(seconds > 0)) return;

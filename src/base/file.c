@@ -276,6 +276,19 @@ char *file_abs(const char *p)
     return file_join(cwd, p);
 }
 
+char *file_xdg_path(const char *var, const char *home_dir, const char *rel, char *err)
+{
+    const char *x = getenv(var), *home = getenv("HOME");
+    if (x && x[0] == '/') return file_join(x, rel);
+    if (!home || home[0] != '/') {
+        ob_seterr(err, "neither %s nor HOME is set to an absolute path", var);
+        return NULL;
+    }
+    char *d = file_join(home, home_dir), *p = file_join(d, rel);
+    free(d);
+    return p;
+}
+
 /* ---- directories written whole -------------------------------------------- */
 
 char *file_dir_begin(const char *out, char *err)

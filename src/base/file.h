@@ -114,6 +114,10 @@ char *file_join(const char *dir, const char *name);
  * paths (malloc'd; NULL for NULL; a path the working directory cannot be
  * read for stays as it is) */
 char *file_abs(const char *path);
+/* where a per-user file lives by the XDG base directory spec: $VAR/rel when
+ * the variable VAR holds an absolute path, else $HOME/home_dir/rel (HOME
+ * absolute); NULL with err when neither (malloc'd) */
+char *file_xdg_path(const char *var, const char *home_dir, const char *rel, char *err);
 
 /* ---- directories written whole ------------------------------------------- */
 /* A directory of files is filled in a temporary directory beside it

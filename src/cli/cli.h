@@ -12,7 +12,7 @@ enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
 typedef struct {
     const char *name;
-    int (*run)(int argc, char **argv);  /* argv[0] is the subcommand */
+    int (*run)(int argc, char **argv);  /* argv[0] is the subcommand; NULL: a heading */
     const char *summary;
 } CliCommand;
 

@@ -23,6 +23,7 @@
 #include "onebit/svid.h"
 #include "base/pool.h"
 #include "kernels/kernels.h"
+#include "format/llama.h"
 #include "onebit/bitlinear.h"
 
 /* pause before each round of 1-bit calls (see bench gemv) */
@@ -153,6 +154,7 @@ typedef struct {
     int tokens, reps, batch, seq_len, steps, peak, rows, cols, threads, mib, chunk, optim, recompute;
     int cold, json;
     int head;  /* STUDENT_HEAD_*: the order of "f32|f16|q8_0" */
+    int dtype; /* LLAMA_*: the order of dequant's --dtype choices */
 } BenchOpts;
 
 #define F(field) offsetof(BenchOpts, field)
@@ -195,6 +197,12 @@ static const OptSpec membw_opts[] = {
     {"mib", OPT_INT, F(mib), 0, 1, 1 << 20, "1024", NULL, "M", "buffer size in MiB (1024)", NULL},
     {"chunk", OPT_INT, F(chunk), 0, 1, 1 << 20, "8", NULL, "C", "chunk size in MiB (8)", NULL},
     {"reps", OPT_INT, F(reps), 0, 1, 10000000, "500", NULL, "K", "chunks timed (500)", NULL},
+    ROW_JSON, ROW_END};
+static const OptSpec dequant_opts[] = {
+    {"dtype", OPT_CHOICE, F(dtype), 0, 0, 0, "q4_k", "f32|f16|bf16|q8_0|q4_0|q5_0|q4_k|q5_k|q6_k", "T",
+     "the element type (q4_k)", NULL},
+    {"mib", OPT_INT, F(mib), 0, 1, 1 << 16, "64", NULL, "M", "FP32 output per repetition, in MiB (64)", NULL},
+    {"reps", OPT_INT, F(reps), 0, 1, 100000, "10", NULL, "K", "timed repetitions (10)", NULL},
     ROW_JSON, ROW_END};
 static const OptSpec allreduce_opts[] = {
     {"mib", OPT_INT, F(mib), 0, 1, 1 << 20, "64", NULL, "M", "floats to sum, in MiB (64)", NULL},
@@ -326,9 +334,31 @@ static const char train_usage[] =
     "matmuls, as a fraction of this machine's sgemm rate on P x P x P on the same\n"
     "threads (OpenBLAS's own threading) measured in the same process between the\n"
     "steps (medians). The training state (as `train` counts it) is printed\n"
-    "first; like `train`, it refuses to start when that exceeds the available memory.\n\n";
+    "first; like `train`, it refuses to start when that exceeds the available memory.\n"
+    "Then each phase's median time per step and its share of their sum: teacher\n"
+    "forward, student forward, loss, backward, optimizer (clip and AdamW) and\n"
+    "communication (MPI collectives; 0 on one rank). Under mpirun -np N (a\n"
+    "--with-mpi build) every rank runs the steps as `train` does on N ranks\n"
+    "(ZeRO-1: gradient reduce-scatter, AdamW on the rank's slice, parameter\n"
+    "all-gather); tok/s counts the tokens of all N ranks; rank 0 prints.\n\n";
 
+/* the phases of the split, in qat.h's QAT_T_* order: JSON name, text name */
+static const char *const phase_names[QAT_NTIMERS][2] = {
+    {"teacher", "teacher forward"}, {"student_forward", "student forward"}, {"loss", "loss"},
+    {"backward", "backward"}, {"optimizer", "optimizer (clip, AdamW)"}, {"comm", "communication"}};
+
+static int train_body(const BenchOpts *o);
 static int train_run(const BenchOpts *o)
+{
+    char err[OB_ERRLEN];
+    if (dist_init(NULL, NULL, err)) return cli_error("%s", err);
+    if (dist_rank() > 0 && !freopen("/dev/null", "w", stdout)) return cli_error("rank %d: /dev/null", dist_rank());
+    int rc = train_body(o);
+    dist_finalize();
+    return rc;
+}
+
+static int train_body(const BenchOpts *o)
 {
     const char *teacher = o->teacher, *spec = o->spec;
     long B = o->batch, T = o->seq_len, steps = o->steps, psize = o->peak;
@@ -356,11 +386,13 @@ static int train_run(const BenchOpts *o)
     trainer_memory_text(c, &tc, mem, sizeof mem);
     if (!json) { printf("%s\n", mem); fflush(stdout); }
     if (trainer_memory_check(c, &tc, qat_memory_available(), err)) { model_free(&m); return cli_error("%s", err); }
-    QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){(int)B, (int)T, (QatOptim)o->optim, o->recompute}, err);
+    QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){(int)B, (int)T, (QatOptim)o->optim, o->recompute, dist_size(), dist_rank()}, err);
     if (!q) { model_free(&m); return cli_error("%s", err); }
     if (qat_set_threads(q, nt, err)) { qat_free(q); model_free(&m); return cli_error("%s", err); }
-    int *tok = random_tokens(B * T, c->vocab_size);
-    double *dt = ob_malloc(steps * sizeof(double));
+    int *tok = random_tokens(B * T, c->vocab_size), ranks = dist_size();
+    double *dt = ob_malloc(steps * sizeof(double)), *pt = ob_malloc((size_t)steps * QAT_NTIMERS * sizeof(double));
+    size_t *off = ob_malloc(((size_t)ranks + 1) * sizeof(size_t));
+    qat_shard_offsets(qat_num_params(q), ranks, off);
     QatLossCfg lc = {1.0f, 0.01f};
     AdamWCfg ac = {1e-4f, 0.9f, 0.98f, 1e-8f, 0.01f};
     QatLoss L;
@@ -370,45 +402,53 @@ static int train_run(const BenchOpts *o)
     /* the peak on nt threads of OpenBLAS; the steps as `train` runs them:
      * qat's nt threads, OpenBLAS on one (this is the main thread, which
      * owns OpenBLAS's count: base/blas.h) */
-    if (blas_set_threads(nt, err)) { free(pk); free(dt); free(tok); qat_free(q); model_free(&m); return cli_error("%s", err); }
+    if (blas_set_threads(nt, err)) { free(pk); free(pt); free(off); free(dt); free(tok); qat_free(q); model_free(&m); return cli_error("%s", err); }
     sgemm_rate((int)psize, 2, pk); /* warm up */
     for (long s = 0; s <= steps; s++) { /* step 0 warms up */
         blas_set_threads(nt, err);
         sgemm_rate((int)psize, 4, pk + s * 4);
         blas_set_threads(1, err);
-        double t0 = ob_now();
+        double t0 = ob_now(), p0[QAT_NTIMERS], p1[QAT_NTIMERS];
+        qat_times(q, p0);
         qat_zero_grads(q);
         qat_forward_backward(q, tok, (int)B, (int)T, &lc, 1.0f, &L);
-        qat_clip_grads(q, 1.0f);
-        qat_adamw_step(q, s + 1, &ac);
-        if (s) dt[s - 1] = ob_now() - t0;
+        trainer_zero_step(q, off, 1.0f, s + 1, &ac);
+        if (!s) continue;
+        dt[s - 1] = ob_now() - t0;
+        qat_times(q, p1);
+        for (int i = 0; i < QAT_NTIMERS; i++) pt[(size_t)i * steps + s - 1] = p1[i] - p0[i];
     }
     double peak = median(pk + 4, (int)steps * 4);
     free(pk);
-    double ph[QAT_NTIMERS];
-    qat_times(q, ph);
-    double phs = 0;
-    for (int i = 0; i < QAT_NTIMERS; i++) phs += ph[i];
+    /* each phase's median per step, and its share of their sum */
+    double ph[QAT_NTIMERS], phs = 0;
+    for (int i = 0; i < QAT_NTIMERS; i++) phs += ph[i] = median(pt + (size_t)i * steps, (int)steps);
     double step = median(dt, (int)steps), flops = qat_flops(q, (int)B, (int)T);
-    double tps = B * T / step, gf = flops / step * 1e-9;
+    double tps = B * T * ranks / step, gf = flops / step * 1e-9;
+    ObBuf split = {0};
     if (json)
         printf("{\"dim\":%d,\"hidden\":%d,\"layers\":%d,\"heads\":%d,\"kv_heads\":%d,\"vocab\":%d,"
                "\"batch\":%ld,\"seq_len\":%ld,\"steps\":%ld,\"threads\":%d,\"step_s\":%.6f,\"tok_s\":%.1f,"
                "\"gflop_per_step\":%.4f,\"gflop_s\":%.2f,\"peak_gflop_s\":%.2f,\"fraction\":%.4f,\"loss\":%.6f,"
-               "\"optim_state\":\"%s\",\"recompute\":%d,\"state_bytes\":%.0f,\"trainable_params\":%zu}\n",
+               "\"optim_state\":\"%s\",\"recompute\":%d,\"state_bytes\":%.0f,\"trainable_params\":%zu,\"ranks\":%d,"
+               "\"phases\":{",
                c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, B, T, steps,
                nt, step, tps, flops * 1e-9, gf, peak, gf / peak, L.loss, o->optim == QAT_OPTIM_BF16 ? "bf16" : "fp32",
-               o->recompute, qat_allocated_bytes(q), qat_num_params(q));
+               o->recompute, qat_allocated_bytes(q), qat_num_params(q), ranks);
     else
         printf("model dim %d hidden %d layers %d heads %d/%d vocab %d, batch %ld x %ld tokens, %d threads\n"
                "train %.1f tok/s  step %.4f s  %.2f GFLOP/s (%.3f GFLOP/step)  sgemm %.2f GFLOP/s (%ld^3)  fraction %.1f%%\n",
                c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, B, T,
                nt, tps, step, gf, flops * 1e-9, peak, psize, 100 * gf / peak);
-    if (!json)
-        printf("time split: teacher %.0f%%  student forward %.0f%%  loss %.0f%%  backward %.0f%%  optimizer %.0f%%\n",
-               100 * ph[QAT_T_TEACHER] / phs, 100 * ph[QAT_T_FORWARD] / phs, 100 * ph[QAT_T_LOSS] / phs,
-               100 * ph[QAT_T_BACKWARD] / phs, 100 * ph[QAT_T_OPTIM] / phs);
-    free(dt); free(tok);
+    for (int i = 0; i < QAT_NTIMERS; i++) {
+        double pct = phs > 0 ? 100 * ph[i] / phs : 0;
+        if (json) ob_buf_printf(&split, "%s\"%s\":{\"ms\":%.4f,\"pct\":%.2f}", i ? "," : "", phase_names[i][0], 1e3 * ph[i], pct);
+        else ob_buf_printf(&split, "%s%s %.3f ms (%.1f%%)", i ? ", " : "", phase_names[i][1], 1e3 * ph[i], pct);
+    }
+    if (json) printf("%s}}\n", split.s);
+    else printf("per step (medians over %d rank%s): %s\n", ranks, ranks > 1 ? "s" : "", split.s);
+    free(split.s);
+    free(dt); free(pt); free(off); free(tok);
     qat_free(q);
     model_free(&m);
     return EXIT_OK;
@@ -594,12 +634,55 @@ static int membw_run(const BenchOpts *o)
     return EXIT_OK;
 }
 
+/* ---- bench dequant: a teacher's conversion to FP32 at load, per type ---- */
+static const char dequant_usage[] =
+    "Usage: onebit-tui bench dequant [--dtype T] [--mib M] [--reps K] [--json]\n"
+    "\nllama_dequant of M MiB worth of FP32 weights stored as T (a GGUF type: what a\n"
+    "teacher's load spends converting its tensors), one thread, the median of K\n"
+    "repetitions after one untimed. The K types' blocks (Q4_K, Q5_K, Q6_K) are\n"
+    "expanded by the fastest decode kernels on this CPU; ONEBIT_KERNEL=ref times\n"
+    "the scalar reference.\n\n";
+
+static int dequant_run(const BenchOpts *o)
+{
+    int blk = llama_dtype_block(o->dtype);
+    size_t n = ((size_t)o->mib << 18) / (size_t)blk * (size_t)blk; /* mib MiB of floats, whole blocks */
+    if (!n) return cli_usage_error("bench dequant", "--mib %d holds no whole block", o->mib);
+    float *x = ob_malloc(n * sizeof(float)), *y = ob_malloc(n * sizeof(float));
+    uint8_t *q = ob_malloc(llama_dtype_bytes(o->dtype, n));
+    double *t = ob_malloc((size_t)o->reps * sizeof(double));
+    uint64_t s = 1;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = ((float)(s >> 40) / 16777216.0f - 0.5f) * 0.1f;
+    }
+    llama_quantize(o->dtype, x, q, n);
+    llama_dequant(o->dtype, q, y, n); /* untimed: page faults */
+    for (int r = 0; r < o->reps; r++) {
+        double t0 = ob_now();
+        llama_dequant(o->dtype, q, y, n);
+        t[r] = ob_now() - t0;
+    }
+    double sec = median(t, o->reps), mw = (double)n / sec / 1e6;
+    const char *kern = kern_dec_default()->name, *name = llama_dtype_name(o->dtype);
+    if (o->json)
+        printf("{\"dtype\":\"%s\",\"weights\":%zu,\"reps\":%d,\"ms\":%.3f,\"mweights_s\":%.1f,\"kernel\":\"%s\"}\n", name, n, o->reps,
+               sec * 1e3, mw, kern);
+    else
+        printf("dequant %s: %zu weights in %.3f ms (median of %d), %.0f M weights/s, %.2f GB/s of FP32 out, kernel=%s (checksum %g)\n",
+               name, n, sec * 1e3, o->reps, mw, mw * 4e-3, kern, (double)y[n / 2]);
+    free(x); free(y); free(q); free(t);
+    return EXIT_OK;
+}
+
 /* ---- bench allreduce: the trainer's gradient sum across MPI ranks ---- */
 static const char allreduce_usage[] =
     "Usage: mpirun -np N onebit-tui bench allreduce [--mib M] [--reps K] [--json]\n"
     "\nThe gradient sum of data-parallel training (train/dist.h: MPI_Allreduce in\n"
-    "buckets of 16 MiB) over M MiB of floats, the median of K repetitions after\n"
-    "one untimed; rank 0 prints it. Needs a --with-mpi build started by mpirun.\n\n";
+    "buckets of 16 MiB) over M MiB of floats, and what `train` does instead\n"
+    "(ZeRO-1): the gradients' reduce-scatter plus the parameters' all-gather of\n"
+    "the same M MiB in the trainer's slices; medians of K repetitions after one\n"
+    "untimed; rank 0 prints them. Needs a --with-mpi build started by mpirun.\n\n";
 
 static int allreduce_run(const BenchOpts *o)
 {
@@ -611,23 +694,32 @@ static int allreduce_run(const BenchOpts *o)
     }
     size_t n = ((size_t)o->mib << 20) / sizeof(float);
     float *g = ob_malloc(n * sizeof(float));
-    double *t = ob_malloc((size_t)o->reps * sizeof(double));
+    double *t = ob_malloc(2 * (size_t)o->reps * sizeof(double)), *tz = t + o->reps;
+    size_t *off = ob_malloc(((size_t)dist_size() + 1) * sizeof(size_t));
+    qat_shard_offsets(n, dist_size(), off);
     for (size_t i = 0; i < n; i++) g[i] = 1e-3f * (float)(i % 1000);
-    dist_sum_f32(g, n); /* untimed: connections, page faults */
-    for (int r = 0; r < o->reps; r++) {
+    for (int r = -1; r < o->reps; r++) { /* r = -1 untimed: connections, page faults */
         dist_barrier();
         double t0 = ob_now();
         dist_sum_f32(g, n);
-        t[r] = ob_now() - t0;
+        double t1 = ob_now();
+        dist_barrier();
+        double t2 = ob_now();
+        dist_reduce_scatter_f32(g, off);
+        dist_allgather_f32(g, off);
+        if (r >= 0) { t[r] = t1 - t0; tz[r] = ob_now() - t2; }
     }
-    double ms = 1e3 * median(t, o->reps);
+    double ms = 1e3 * median(t, o->reps), zms = 1e3 * median(tz, o->reps);
     /* a ring allreduce moves 2(N-1)/N of the data through each rank's link */
     double busbw = 2.0 * (dist_size() - 1) / dist_size() * (double)n * sizeof(float) / (ms * 1e-3) / 1e9;
     if (dist_rank() == 0) {
-        if (o->json) printf("{\"mib\":%d,\"ranks\":%d,\"reps\":%d,\"ms\":%.3f,\"bus_gb_s\":%.2f}\n", o->mib, dist_size(), o->reps, ms, busbw);
-        else printf("allreduce %d MiB (%zu floats) over %d ranks: %.3f ms (median of %d), %.2f GB/s bus bandwidth\n", o->mib, n,
-                    dist_size(), ms, o->reps, busbw);
+        if (o->json)
+            printf("{\"mib\":%d,\"ranks\":%d,\"reps\":%d,\"ms\":%.3f,\"bus_gb_s\":%.2f,\"zero_ms\":%.3f}\n", o->mib, dist_size(),
+                   o->reps, ms, busbw, zms);
+        else printf("allreduce %d MiB (%zu floats) over %d ranks: %.3f ms (median of %d), %.2f GB/s bus bandwidth\n"
+                    "reduce-scatter + all-gather (ZeRO-1) of the same: %.3f ms\n", o->mib, n, dist_size(), ms, o->reps, busbw, zms);
     }
+    free(off);
     free(g);
     free(t);
     dist_finalize();
@@ -646,6 +738,7 @@ static const struct {
     {"train", train_opts, train_usage, train_run, "QAT training tokens/s and fraction of the sgemm peak"},
     {"gemv", gemv_opts, gemv_usage, gemv_run, "1-bit layer vs FP32 OpenBLAS sgemv/sgemm, same shape"},
     {"membw", membw_opts, membw_usage, membw_run, "DRAM streaming read bandwidth (GB/s)"},
+    {"dequant", dequant_opts, dequant_usage, dequant_run, "a GGUF type's conversion to FP32 (M weights/s)"},
     {"allreduce", allreduce_opts, allreduce_usage, allreduce_run, "MPI gradient allreduce time over the ranks (mpirun)"},
 };
 

@@ -43,7 +43,7 @@ static const OptSpec eval_opts[] = {
     {"task-file", OPT_STR, F(task_file), 0, 0, 0, NULL, NULL, "F", "the task's JSONL file (llm-foundry's format)", NULL},
     {"limit", OPT_INT, F(limit), 0, 1, 1 << 30, NULL, NULL, "N", "the first N items only", NULL},
     {"threads", OPT_INT, F(threads), 0, 1, 1024, NULL, NULL, "N", "items scored in parallel, each on one thread\n(default: online CPUs)", NULL},
-    {"db", OPT_STR, F(db), 0, 0, 0, NULL, NULL, "DB", "record the accuracies in the run store DB: the teacher's\nunder the teacher, the student's under its run", NULL},
+    {"db", OPT_STR, F(db), 0, 0, 0, NULL, NULL, "DB", "record the accuracies in the run store DB: the teacher's\nunder the teacher, the student's under its run; with\n--text, the student's perplexity as an evaluation of its run", NULL},
     {"run", OPT_STR, F(run), 0, 0, 0, NULL, NULL, "RUN", "the run (id or name) the student's result belongs to\n(default: the run whose student file it is)", NULL},
     {NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL},
 };
@@ -69,6 +69,31 @@ static void help(void)
     opt_help_width(stdout, eval_opts, 13);
 }
 
+static int64_t student_run(Db *db, const char *run, const char *student, char *err);
+
+/* --text with --db: the student's perplexity as an evaluation of its run
+ * (model student, dataset the file's name, at the run's last step), which
+ * `runs show` and `runs compare` read back */
+static int record_text_eval(const EvalOpts *o, double nll, char *err)
+{
+    Db *db = db_open(o->db, 0, err);
+    if (!db) return -1;
+    int64_t run = student_run(db, o->run, o->student, err);
+    DbRun r;
+    int rc = run > 0 ? db_run_get(db, run, &r, err) : -1;
+    if (rc == 0) {
+        DbEval e = {.step = r.steps_done, .model = "student", .nll = nll, .ppl = exp(nll)};
+        const char *b = strrchr(o->text, '/');
+        snprintf(e.dataset, sizeof e.dataset, "%s%s", b ? b + 1 : o->text, o->split ? " (documents)" : "");
+        rc = db_eval_put(db, run, &e, err);
+        if (rc == 0) fprintf(stderr, "recorded as an evaluation of run %lld '%s' at step %d in %s\n", (long long)run, r.name,
+                             r.steps_done, db_path(db));
+        db_run_free(&r);
+    }
+    db_close(db);
+    return rc;
+}
+
 static int eval_main(const EvalOpts *o)
 {
     char err[OB_ERRLEN];
@@ -86,6 +111,7 @@ static int eval_main(const EvalOpts *o)
         double nll = r.nll_sum / r.tokens;
         if (o->json) printf("{\"nll\":%.6f,\"ppl\":%.6f,\"tokens\":%ld,\"windows\":%d}\n", nll, exp(nll), r.tokens, r.windows);
         else printf("nll %.6f  ppl %.6f  tokens %ld  %s %d\n", nll, exp(nll), r.tokens, o->split ? "documents" : "windows", r.windows);
+        if (o->db && record_text_eval(o, nll, err)) rc = cli_error("%s", err);
     }
     free(text);
     tok_free(&t);
@@ -282,7 +308,10 @@ int cli_eval(int argc, char **argv)
         opt_free(eval_opts, &o);
         return rc;
     }
-    if (rc < 0 && (o.limit || o.threads || o.db || o.run)) rc = cli_usage_error("eval", "--limit, --threads, --db and --run go with --task");
+    if (rc < 0 && (o.limit || o.threads)) rc = cli_usage_error("eval", "--limit and --threads go with --task");
+    if (rc < 0 && (o.db || o.run) && !o.student)
+        rc = cli_usage_error("eval", "--db and --run record a student's perplexity (--student S) or task results (--task)");
+    if (rc < 0 && o.run && !o.db) rc = cli_usage_error("eval", "--run goes with --db");
     if (rc < 0 && !o.text) rc = cli_usage_error("eval", "--text FILE (or --task NAME --task-file FILE) is required");
     if (rc < 0 && o.teacher && o.student) rc = cli_usage_error("eval", "--teacher and --student exclude each other");
     if (rc >= 0) { opt_free(eval_opts, &o); return rc; }

@@ -40,23 +40,6 @@ static const OptSpec import_opts[] = {
 };
 #undef F
 
-static void help(void)
-{
-    printf("Usage: onebit-tui import --from DIR [--teacher M] [--name NAME] [--out S.onebit]\n"
-           "                         [--db DB] [--tokenizer T]\n"
-           "\n"
-           "Bring a run trained elsewhere -- the OneBit authors' trainer's output\n"
-           "directory: a bitllama checkpoint (BitLlamaForCausalLM latent weights, taken as\n"
-           "sign(W), or BitLlamaForCausalLMInf; teacher_model.* keys are ignored) and the\n"
-           "Hugging Face Trainer's trainer_state.json -- into onebit-tui: the student as a\n"
-           ".onebit, and a finished run in the run store with the training logs as its\n"
-           "metrics (loss, lr, grad_norm, kl, mse) and eval_loss as held-out evaluations\n"
-           "(dataset \"imported eval_loss\"). Without trainer_state.json the run has no\n"
-           "metrics. Nothing is recorded when anything fails.\n"
-           "\n");
-    opt_help_width(stdout, import_opts, 13);
-}
-
 typedef struct {
     const ImportOpts *o;
     const char *out;            /* the .onebit */
@@ -137,6 +120,23 @@ static int import_run(const void *p)
     free(dir);
     tstate_free(&ts);
     return rc;
+}
+
+static void help(void)
+{
+    printf("Usage: onebit-tui import --from DIR [--teacher M] [--name NAME] [--out S.onebit]\n"
+           "                         [--db DB] [--tokenizer T]\n"
+           "\n"
+           "Bring a run trained elsewhere -- the OneBit authors' trainer's output\n"
+           "directory: a bitllama checkpoint (BitLlamaForCausalLM latent weights, taken as\n"
+           "sign(W), or BitLlamaForCausalLMInf; teacher_model.* keys are ignored) and the\n"
+           "Hugging Face Trainer's trainer_state.json -- into onebit-tui: the student as a\n"
+           ".onebit, and a finished run in the run store with the training logs as its\n"
+           "metrics (loss, lr, grad_norm, kl, mse) and eval_loss as held-out evaluations\n"
+           "(dataset \"imported eval_loss\"). Without trainer_state.json the run has no\n"
+           "metrics. Nothing is recorded when anything fails.\n"
+           "\n");
+    opt_help_width(stdout, import_opts, 13);
 }
 
 int cli_import(int argc, char **argv)

@@ -39,20 +39,6 @@ static const OptSpec insp_opts[] = {
 };
 #undef F
 
-static void help(void)
-{
-    printf("Usage: onebit-tui inspect [--teacher M] [--tokenizer T] [--init nmf|svd|xnor]\n"
-           "                          [--threads N] [--json|--csv] [--db DB]\n"
-           "\n"
-           "For every linear layer of the teacher: the relative Frobenius error\n"
-           "||W - sign(W)*(a b^T)||/||W|| of the three rank-1 inits (nmf, svd, xnor), the\n"
-           "fraction of weights >= 0 (whole matrix, min/max over rows and columns), the\n"
-           "range of g and h from the --init method, and bits per weight of the layer.\n"
-           "Then totals: parameters (all, 1-bit-able), FP32/FP16/1-bit sizes and bpw.\n"
-           "\n");
-    opt_help_width(stdout, insp_opts, 13);
-}
-
 typedef struct {
     unsigned long long params, params_1bit, fp32_bytes, fp16_bytes, onebit_bytes;
     double bpw_model, bpw_linears, mean_err[3];
@@ -201,6 +187,20 @@ static int inspect_check(const void *p)
 }
 
 static int inspect_run(const void *o) { return inspect_main(o); }
+
+static void help(void)
+{
+    printf("Usage: onebit-tui inspect [--teacher M] [--tokenizer T] [--init nmf|svd|xnor]\n"
+           "                          [--threads N] [--json|--csv] [--db DB]\n"
+           "\n"
+           "For every linear layer of the teacher: the relative Frobenius error\n"
+           "||W - sign(W)*(a b^T)||/||W|| of the three rank-1 inits (nmf, svd, xnor), the\n"
+           "fraction of weights >= 0 (whole matrix, min/max over rows and columns), the\n"
+           "range of g and h from the --init method, and bits per weight of the layer.\n"
+           "Then totals: parameters (all, 1-bit-able), FP32/FP16/1-bit sizes and bpw.\n"
+           "\n");
+    opt_help_width(stdout, insp_opts, 13);
+}
 
 int cli_inspect(int argc, char **argv)
 {

@@ -1,5 +1,5 @@
-/* cmd_runs.c -- `onebit-tui runs`: list, show, curves, delete and export
- * the training runs recorded in the run store (db/db.h). */
+/* cmd_runs.c -- `onebit-tui runs`: list, show, curves, compare, delete and
+ * export the training runs recorded in the run store (db/db.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -14,6 +14,7 @@
 #include "cli/cli.h"
 #include "base/common.h"
 #include "db/db.h"
+#include "train/session.h"
 
 static void help(void)
 {
@@ -21,6 +22,7 @@ static void help(void)
            "       onebit-tui runs show RUN [--db DB] [--json]\n"
            "       onebit-tui runs curves RUN [--csv | --json] [--db DB]\n"
            "       onebit-tui runs chats RUN [--db DB] [--json]\n"
+           "       onebit-tui runs compare RUN... | --sweep NAME [--db DB] [--json]\n"
            "       onebit-tui runs delete RUN [--db DB]\n"
            "       onebit-tui runs export RUN DIR [--db DB]\n"
            "\n"
@@ -33,6 +35,11 @@ static void help(void)
            "           evaluations, checkpoints\n"
            "  curves   the per-step metrics (loss, kl, mse, lr, grad norm, tokens/s, wall time)\n"
            "  chats    the conversations kept from the Chat screen with the run's student\n"
+           "  compare  one row per run (the runs given, and/or those of sweep NAME from\n"
+           "           'train --sweep'): the options whose values differ, steps done,\n"
+           "           the final held-out perplexity, the latest TinyStories perplexity\n"
+           "           and tinystories_mc accuracy of the student when recorded, the\n"
+           "           training's wall time\n"
            "  delete   remove the run and its metrics, evaluations, checkpoint records and\n"
            "           chats from the database (files on disk are kept)\n"
            "  export   write DIR/run.json, metrics.csv, evals.csv, checkpoints.csv and a\n"
@@ -41,6 +48,7 @@ static void help(void)
            "  --db DB   the database (default $XDG_DATA_HOME/onebit-tui/runs.db,\n"
            "            ~/.local/share/onebit-tui/runs.db without XDG_DATA_HOME)\n"
            "  --json    machine-readable output\n"
+           "  --sweep NAME  compare: the runs queued by train --sweep under NAME\n"
            "  --csv     curves as CSV\n");
 }
 
@@ -547,12 +555,169 @@ static int cmd_chats(Db *db, const DbRun *r, int json)
 
 /* ---- dispatch ------------------------------------------------------------------------ */
 
+
+/* ---- compare -------------------------------------------------------------------- */
+
+/* what compare shows of one run */
+typedef struct {
+    double heldout_ppl, ts_ppl, ts_mc_acc, wall; /* NAN: not recorded */
+} RunFigures;
+
+static int has_ci(const char *hay, const char *needle) { return strcasestr(hay, needle) != NULL; }
+
+static int run_figures(Db *db, const DbRun *r, RunFigures *f, char *err)
+{
+    f->heldout_ppl = f->ts_ppl = f->ts_mc_acc = f->wall = NAN;
+    DbEval *ev;
+    DbMetric *m;
+    DbTaskResult *tr;
+    int ne, nm, nt;
+    if (db_evals(db, r->id, &ev, &ne, err)) return -1;
+    /* in step order: the last full student evaluation of each kind wins */
+    for (int i = 0; i < ne; i++) {
+        if (strcmp(ev[i].model, "student") && *ev[i].model) continue;
+        if (strstr(ev[i].dataset, " held-out")) f->heldout_ppl = ev[i].ppl;
+        else if (has_ci(ev[i].dataset, "tinystories")) f->ts_ppl = ev[i].ppl; /* eval --text --db */
+    }
+    free(ev);
+    if (db_metrics(db, r->id, &m, &nm, err)) return -1;
+    if (nm > 0) f->wall = m[nm - 1].wall;
+    free(m);
+    if (db_task_results(db, r->id, 0, &tr, &nt, err)) return -1;
+    for (int i = 0; i < nt; i++) /* newest first */
+        if (!strcmp(tr[i].model, "student") && !strcmp(tr[i].task, "tinystories_mc")) {
+            f->ts_mc_acc = tr[i].acc;
+            break;
+        }
+    db_task_results_free(tr, nt);
+    return 0;
+}
+
+/* a recorded option of run r as text; the row's default when absent */
+static void run_option(Db *db, const DbRun *r, const OptSpec *o, char *buf, size_t n)
+{
+    char err[OB_ERRLEN];
+    if (db_run_hparam(db, r->id, o->name, buf, n, err) != 1) snprintf(buf, n, "%s", o->def ? o->def : "-");
+}
+
+/* the recorded train options whose values differ between the runs (each
+ * run's own out and ckpt aside) */
+static int varied_options(Db *db, const DbRun *runs, int n, const OptSpec **out)
+{
+    int k = 0;
+    for (const OptSpec *o = session_opts; o->name; o++) {
+        if (!(o->flags & OPT_STORE) || !strcmp(o->name, "out") || !strcmp(o->name, "ckpt")) continue;
+        char first[256], v[256];
+        run_option(db, &runs[0], o, first, sizeof first);
+        for (int i = 1; i < n; i++) {
+            run_option(db, &runs[i], o, v, sizeof v);
+            if (strcmp(v, first)) { out[k++] = o; break; }
+        }
+    }
+    return k;
+}
+
+static void fmt_fig(char *buf, size_t n, const char *fmt, double v)
+{
+    if (isfinite(v)) snprintf(buf, n, fmt, v);
+    else snprintf(buf, n, "-");
+}
+
+static int cmd_compare(Db *db, DbRun *runs, int n, int json)
+{
+    char err[OB_ERRLEN];
+    const OptSpec *var[128];
+    int nv = varied_options(db, runs, n, var);
+    RunFigures *fig = ob_calloc((size_t)n, sizeof *fig);
+    for (int i = 0; i < n; i++)
+        if (run_figures(db, &runs[i], &fig[i], err)) { free(fig); return cli_error("%s", err); }
+    char v[256];
+    if (json) {
+        fputc('[', stdout);
+        for (int i = 0; i < n; i++) {
+            fprintf(stdout, "%s{\"id\":%lld", i ? "," : "", (long long)runs[i].id);
+            json_str_field(stdout, "name", runs[i].name);
+            json_str_field(stdout, "status", run_status_name(runs[i].status));
+            fputs(",\"options\":{", stdout);
+            for (int k = 0; k < nv; k++) {
+                run_option(db, &runs[i], var[k], v, sizeof v);
+                fprintf(stdout, "%s\"%s\":", k ? "," : "", var[k]->name);
+                json_str(stdout, v);
+            }
+            fprintf(stdout, "},\"steps\":%d", runs[i].steps_done);
+            static const char *const keys[] = {"heldout_ppl", "tinystories_ppl", "tinystories_mc_acc", "wall"};
+            json_num_fields(stdout, keys, (const double[]){fig[i].heldout_ppl, fig[i].ts_ppl, fig[i].ts_mc_acc, fig[i].wall}, 4);
+            fputc('}', stdout);
+        }
+        fputs("]\n", stdout);
+        free(fig);
+        return EXIT_OK;
+    }
+    int wn = 3;
+    for (int i = 0; i < n; i++)
+        if ((int)strlen(runs[i].name) > wn) wn = (int)strlen(runs[i].name);
+    int w[128];
+    for (int k = 0; k < nv; k++) {
+        w[k] = (int)strlen(var[k]->name);
+        for (int i = 0; i < n; i++) {
+            run_option(db, &runs[i], var[k], v, sizeof v);
+            if ((int)strlen(v) > w[k]) w[k] = (int)strlen(v);
+        }
+    }
+    printf("%-*s", wn, "RUN");
+    for (int k = 0; k < nv; k++) printf("  %-*s", w[k], var[k]->name);
+    printf("  %-11s %6s %12s %15s %9s %8s\n", "STATUS", "STEPS", "HELD-OUT PPL", "TINYSTORIES PPL", "TS_MC ACC", "WALL");
+    for (int i = 0; i < n; i++) {
+        printf("%-*s", wn, runs[i].name);
+        for (int k = 0; k < nv; k++) {
+            run_option(db, &runs[i], var[k], v, sizeof v);
+            printf("  %-*s", w[k], v);
+        }
+        char a[32], b[32], c[32], d[32];
+        fmt_fig(a, sizeof a, "%.3f", fig[i].heldout_ppl);
+        fmt_fig(b, sizeof b, "%.3f", fig[i].ts_ppl);
+        fmt_fig(c, sizeof c, "%.4f", fig[i].ts_mc_acc);
+        if (isfinite(fig[i].wall)) ob_fmt_duration(d, sizeof d, fig[i].wall);
+        else snprintf(d, sizeof d, "-");
+        printf("  %-11s %6d %12s %15s %9s %8s\n", run_status_name(runs[i].status), runs[i].steps_done, a, b, c, d);
+    }
+    free(fig);
+    return EXIT_OK;
+}
+
+/* the runs named on the command line, then those of sweep (id order) */
+static int compare_runs(Db *db, char **names, int nn, const char *sweep, DbRun **out, int *n, char *err)
+{
+    DbRun *all = NULL;
+    int na = 0, cap = nn;
+    if (sweep && db_run_list(db, &all, &na, err)) return -1;
+    cap += na;
+    DbRun *r = ob_calloc((size_t)(cap > 0 ? cap : 1), sizeof *r);
+    int k = 0;
+    for (int i = 0; i < nn; i++, k++)
+        if (db_run_find(db, names[i], &r[k], err)) { db_run_list_free(r, k); db_run_list_free(all, na); return -1; }
+    for (int i = na - 1; i >= 0; i--) /* the list is newest first */
+        if (all[i].sweep && !strcmp(all[i].sweep, sweep)) {
+            r[k++] = all[i];
+            memset(&all[i], 0, sizeof all[i]); /* moved */
+        }
+    db_run_list_free(all, na);
+    if (sweep && k == nn) {
+        ob_seterr(err, "%s: no runs of sweep '%s' (train --sweep queues them)", db_path(db), sweep);
+        db_run_list_free(r, k);
+        return -1;
+    }
+    *out = r;
+    *n = k;
+    return 0;
+}
+
 int cli_runs(int argc, char **argv)
 {
     static const struct option opts[] = {{"db", required_argument, 0, 'd'}, {"json", no_argument, 0, 'j'},
                                          {"csv", no_argument, 0, 'c'},       {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    const char *dbpath = NULL;
+                                         {"sweep", required_argument, 0, 's'}, {0, 0, 0, 0}};
+    const char *dbpath = NULL, *sweep = NULL;
     int json = 0, csv = 0, ch;
     optind = 0;
     opterr = 0;
@@ -561,6 +726,7 @@ int cli_runs(int argc, char **argv)
         case 'd': dbpath = optarg; break;
         case 'j': json = 1; break;
         case 'c': csv = 1; break;
+        case 's': sweep = optarg; break;
         case 'h': help(); return EXIT_OK;
         case ':': return cli_usage_error("runs", "option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage_error("runs", "unknown option '%s'", argv[optind - 1]);
@@ -573,8 +739,12 @@ int cli_runs(int argc, char **argv)
     if (!strcmp(sub, "list")) want = 0;
     else if (!strcmp(sub, "show") || !strcmp(sub, "curves") || !strcmp(sub, "chats") || !strcmp(sub, "delete")) want = 1;
     else if (!strcmp(sub, "export")) want = 2;
-    else return cli_usage_error("runs", "unknown subcommand '%s' (list, show, curves, chats, delete, export)", sub);
+    else if (!strcmp(sub, "compare")) want = -1;
+    else return cli_usage_error("runs", "unknown subcommand '%s' (list, show, curves, compare, chats, delete, export)", sub);
     int have = npos > 0 ? npos - 1 : 0;
+    if (sweep && want != -1) return cli_usage_error("runs", "--sweep goes with 'compare'");
+    if (want == -1 && have == 0 && !sweep) return cli_usage_error("runs", "'compare' needs RUNs or --sweep NAME");
+    if (want == -1) want = have;
     if (have < want)
         return cli_usage_error("runs", "'%s' needs %s", sub, want == 1 ? "a RUN (id or name)" : "a RUN and a DIR");
     if (have > want) return cli_usage_error("runs", "unexpected argument '%s'", pos[1 + want]);
@@ -601,6 +771,17 @@ int cli_runs(int argc, char **argv)
     }
     if (!strcmp(sub, "list")) {
         rc = cmd_list(db, json);
+        db_close(db);
+        return rc;
+    }
+    if (!strcmp(sub, "compare")) {
+        DbRun *runs;
+        int n;
+        if (compare_runs(db, pos + 1, have, sweep, &runs, &n, err)) rc = cli_error("%s", err);
+        else {
+            rc = cmd_compare(db, runs, n, json);
+            db_run_list_free(runs, n);
+        }
         db_close(db);
         return rc;
     }

@@ -26,7 +26,11 @@ static const OptSpec synth_opts[] = {
     {"format", OPT_STR, F(format), OPT_REQUIRED, 0, 0, NULL, NULL, "hf|gguf",
      "hf: a directory (config.json, safetensors shards of at most\n--max-shard-size bytes with model.safetensors.index.json\n"
      "when there are several, tokenizer.json); gguf: one GGUF file", NULL},
-    {"dtype", OPT_STR, F(dtype), OPT_REQUIRED, 0, 0, NULL, NULL, "bf16|f16|f32", "the matrices' type", NULL},
+    {"dtype", OPT_STR, F(dtype), OPT_REQUIRED, 0, 0, NULL, NULL, "T",
+     "the matrices' type: bf16, f16, f32, or for gguf one of ggml's\n"
+     "q8_0, q4_0, q5_0 (blocks of 32 weights), q4_k, q5_k, q6_k (256):\n"
+     "each block quantized round-to-nearest from its largest weight\n"
+     "(no scale search); DIM and HIDDEN must be multiples of the block", NULL},
     {"out", OPT_STR, F(out), OPT_REQUIRED | OPT_PATH, 0, 0, NULL, NULL, "PATH",
      "must not exist; written under a temporary name, then renamed", NULL},
     {"o", OPT_STR, F(out), OPT_NOHELP | OPT_PATH, 0, 0, NULL, NULL, "PATH", "the same as --out", NULL},
@@ -43,7 +47,7 @@ static const OptSpec synth_opts[] = {
 
 static void help(void)
 {
-    printf("Usage: onebit-tui synth --shape S --format hf|gguf --dtype bf16|f16|f32 --out PATH\n"
+    printf("Usage: onebit-tui synth --shape S --format hf|gguf --dtype T --out PATH\n"
            "                        [--seed N] [--seq-len N] [--tokenizer tokenizer.bin]\n"
            "                        [--max-shard-size N] [--quiet]\n"
            "\n"
@@ -82,9 +86,11 @@ static int synth_main(const SynthCli *c)
     memset(&o, 0, sizeof o);
     char err[OB_ERRLEN];
     if (synth_format_parse(c->format, &o.format)) return cli_usage_error("synth", "--format must be hf or gguf, not '%s'", c->format);
-    if (synth_dtype_parse(c->dtype, &o.dtype)) return cli_usage_error("synth", "--dtype must be bf16, f16 or f32, not '%s'", c->dtype);
+    if (synth_dtype_parse(c->dtype, &o.dtype))
+        return cli_usage_error("synth", "--dtype must be bf16, f16, f32, q8_0, q4_0, q5_0, q4_k, q5_k or q6_k, not '%s'", c->dtype);
     if (synth_shape_parse(c->shape, &o.shape, err)) return cli_usage_error("synth", "%s", err);
     if (c->seq_len > 0) o.shape.seq_len = c->seq_len;
+    if (synth_check(&o, err)) return cli_usage_error("synth", "%s", err);
     o.seed = c->seed;
     o.max_shard_bytes = c->max_shard;
     o.tokenizer_path = c->tokenizer;

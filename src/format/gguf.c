@@ -176,22 +176,19 @@ static int tensor_bytes(GGUFTensor *t, char *err)
         n *= t->ne[d];
     }
     t->n_elems = n;
-    switch (t->type) {
-    case GGML_F32: t->n_bytes = n * 4; break;
-    case GGML_F16: case GGML_BF16: t->n_bytes = n * 2; break;
-    case GGML_Q8_0:
-        if (t->ne[0] % 32) {
-            ob_seterr(err, "tensor %s: Q8_0 row length %llu is not a multiple of 32", shown(t->name, t->name_len, nb, sizeof nb),
-                      (unsigned long long)t->ne[0]);
-            return -1;
-        }
-        t->n_bytes = n / 32 * 34;
-        break;
-    default:
-        ob_seterr(err, "tensor %s has type %s (%u); supported: F32, F16, BF16, Q8_0",
+    int dt = gguf_llama_dtype(t->type);
+    if (dt < 0) {
+        ob_seterr(err, "tensor %s has type %s (%u); supported: F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K",
                   shown(t->name, t->name_len, nb, sizeof nb), gguf_type_name(t->type), t->type);
         return -1;
     }
+    int blk = llama_dtype_block(dt);
+    if (t->ne[0] % (uint64_t)blk) {
+        ob_seterr(err, "tensor %s: %s row length %llu is not a multiple of %d (the type's block)",
+                  shown(t->name, t->name_len, nb, sizeof nb), gguf_type_name(t->type), (unsigned long long)t->ne[0], blk);
+        return -1;
+    }
+    t->n_bytes = llama_dtype_bytes(dt, n);
     return 0;
 }
 
@@ -376,15 +373,23 @@ char *gguf_get_str(const GGUF *g, const char *key)
 
 /* ---- llama teacher ------------------------------------------------------ */
 
-static int llama_dtype_of(uint32_t ggml_type)
+static const struct { uint32_t ggml; int dtype; } ggml_dtypes[] = {
+    {GGML_F32, LLAMA_F32},   {GGML_F16, LLAMA_F16},   {GGML_BF16, LLAMA_BF16}, {GGML_Q8_0, LLAMA_Q8_0}, {GGML_Q4_0, LLAMA_Q4_0},
+    {GGML_Q5_0, LLAMA_Q5_0}, {GGML_Q4_K, LLAMA_Q4_K}, {GGML_Q5_K, LLAMA_Q5_K}, {GGML_Q6_K, LLAMA_Q6_K},
+};
+
+int gguf_llama_dtype(uint32_t ggml_type)
 {
-    switch (ggml_type) {
-    case GGML_F32: return LLAMA_F32;
-    case GGML_F16: return LLAMA_F16;
-    case GGML_BF16: return LLAMA_BF16;
-    case GGML_Q8_0: return LLAMA_Q8_0;
-    }
+    for (size_t i = 0; i < sizeof ggml_dtypes / sizeof ggml_dtypes[0]; i++)
+        if (ggml_dtypes[i].ggml == ggml_type) return ggml_dtypes[i].dtype;
     return -1;
+}
+
+uint32_t gguf_ggml_type(int llama_dtype)
+{
+    for (size_t i = 0; i < sizeof ggml_dtypes / sizeof ggml_dtypes[0]; i++)
+        if (ggml_dtypes[i].dtype == llama_dtype) return ggml_dtypes[i].ggml;
+    return UINT32_MAX;
 }
 
 /* add tensor `name` to f as (role, layer) after checking it is (rows, cols)
@@ -404,7 +409,7 @@ static int take(const GGUF *g, LlamaFile *f, const char *name, int role, int lay
         else ob_seterr(err, "tensor %s has shape [%s], the metadata implies [%zu]", name, shape, cols);
         return -1;
     }
-    llama_file_add(f, role, layer, llama_dtype_of(t->type), rows ? rows : 1, cols, g->data + g->data_offset + t->offset, 0);
+    llama_file_add(f, role, layer, gguf_llama_dtype(t->type), rows ? rows : 1, cols, g->data + g->data_offset + t->offset, 0);
     return 0;
 }
 

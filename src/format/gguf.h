@@ -1,7 +1,8 @@
 /* gguf.h -- GGUF (llama.cpp) v2/v3 reader: a bounds-checked parser over a
  * byte buffer (header, metadata key/values of every type, tensor infos,
  * alignment, data offset) and the llama teacher reader on top of it
- * (F32/F16/BF16/Q8_0 tensors described in place, the tokenizer from
+ * (F32/F16/BF16/Q8_0/Q4_0/Q5_0/Q4_K/Q5_K/Q6_K tensors described in
+ * place, the tokenizer from
  * tokenizer.ggml.*). GGUF keeps llama.cpp's interleaved RoPE pairs, the same
  * layout as llama2.c, so no row permutation is needed. */
 #ifndef OB_GGUF_H
@@ -21,7 +22,10 @@ enum {
     GGUF_STRING, GGUF_ARRAY, GGUF_U64, GGUF_I64, GGUF_F64, GGUF_NTYPES
 };
 /* ggml tensor types read here */
-enum { GGML_F32 = 0, GGML_F16 = 1, GGML_Q8_0 = 8, GGML_BF16 = 30 };
+enum {
+    GGML_F32 = 0, GGML_F16 = 1, GGML_Q4_0 = 2, GGML_Q5_0 = 6, GGML_Q8_0 = 8, GGML_Q4_K = 12, GGML_Q5_K = 13,
+    GGML_Q6_K = 14, GGML_BF16 = 30
+};
 
 #define GGUF_MAX_DIMS 4
 #define GGUF_MAX_DEPTH 4 /* arrays of arrays */
@@ -69,6 +73,10 @@ int gguf_get_float(const GGUF *g, const char *key, double *out, char *err);
 /* string value as a malloc'd NUL-terminated copy, or NULL */
 char *gguf_get_str(const GGUF *g, const char *key);
 const char *gguf_type_name(uint32_t ggml_type);
+/* the LLAMA_* element type of a ggml type, -1 if not read here; and back
+ * (UINT32_MAX if none) */
+int gguf_llama_dtype(uint32_t ggml_type);
+uint32_t gguf_ggml_type(int llama_dtype);
 
 /* 1 when the file starts with the GGUF magic, else 0 with why */
 int gguf_probe(const char *path, const struct stat *st, const unsigned char *head, size_t n, char *why);

@@ -9,6 +9,7 @@
 
 #include "base/common.h"
 #include "base/file.h"
+#include "format/quants.h"
 
 /* limits that keep every size computation far from overflow and reject
  * absurd headers before any allocation */
@@ -143,8 +144,16 @@ int llama_file_check(const LlamaFile *f, char *err)
 
 const char *llama_dtype_name(int dtype)
 {
-    static const char *const names[LLAMA_NDTYPES] = {"F32", "F16", "BF16", "Q8_0"};
+    static const char *const names[LLAMA_NDTYPES] = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_0", "Q4_K", "Q5_K", "Q6_K"};
     return dtype >= 0 && dtype < LLAMA_NDTYPES ? names[dtype] : "unknown";
+}
+
+/* the block types: quants.h's QUANT_* in the same order from LLAMA_Q8_0 */
+static int qtype(int dtype) { return dtype >= LLAMA_Q8_0 && dtype < LLAMA_NDTYPES ? dtype - LLAMA_Q8_0 : -1; }
+
+int llama_dtype_block(int dtype)
+{
+    return dtype == LLAMA_F32 || dtype == LLAMA_F16 || dtype == LLAMA_BF16 ? 1 : quant_block_elems(qtype(dtype));
 }
 
 size_t llama_dtype_bytes(int dtype, uint64_t n)
@@ -152,9 +161,9 @@ size_t llama_dtype_bytes(int dtype, uint64_t n)
     switch (dtype) {
     case LLAMA_F32: return (size_t)n * 4;
     case LLAMA_F16: case LLAMA_BF16: return (size_t)n * 2;
-    case LLAMA_Q8_0: return n % 32 ? 0 : (size_t)(n / 32 * 34);
     }
-    return 0;
+    uint64_t e = (uint64_t)quant_block_elems(qtype(dtype));
+    return e && n % e == 0 ? (size_t)(n / e * (uint64_t)quant_block_bytes(qtype(dtype))) : 0;
 }
 
 void llama_dequant(int dtype, const void *src_, float *dst, size_t n)
@@ -168,15 +177,25 @@ void llama_dequant(int dtype, const void *src_, float *dst, size_t n)
     case LLAMA_BF16:
         for (size_t i = 0; i < n; i++) { uint16_t h; memcpy(&h, src + 2 * i, 2); dst[i] = ob_bf16_to_fp32(h); }
         break;
-    case LLAMA_Q8_0:
-        for (size_t b = 0; b < n / 32; b++) {
-            const uint8_t *blk = src + b * 34;
-            uint16_t h;
-            memcpy(&h, blk, 2);
-            float d = ob_fp16_to_fp32(h);
-            for (int i = 0; i < 32; i++) dst[b * 32 + i] = d * (float)(int8_t)blk[2 + i];
+    default:
+        if (qtype(dtype) >= 0) quant_dequant(qtype(dtype), src, dst, n / (size_t)quant_block_elems(qtype(dtype)));
+    }
+}
+
+void llama_quantize(int dtype, const float *src, void *dst_, size_t n)
+{
+    uint8_t *dst = dst_;
+    switch (dtype) {
+    case LLAMA_F32: file_f32_to_le(dst, src, n); break;
+    case LLAMA_F16: case LLAMA_BF16:
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h = dtype == LLAMA_F16 ? ob_fp32_to_fp16(src[i]) : ob_fp32_to_bf16(src[i]);
+            dst[2 * i] = (uint8_t)h;
+            dst[2 * i + 1] = (uint8_t)(h >> 8);
         }
         break;
+    default:
+        if (qtype(dtype) >= 0) quant_quantize(qtype(dtype), src, dst, n / (size_t)quant_block_elems(qtype(dtype)));
     }
 }
 

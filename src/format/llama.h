@@ -46,8 +46,13 @@ enum {
 };
 #define LLAMA_FIRST_LAYER_ROLE LLAMA_RMS_ATT_L
 
-/* element types of tensor data */
-enum { LLAMA_F32, LLAMA_F16, LLAMA_BF16, LLAMA_Q8_0, LLAMA_NDTYPES };
+/* element types of tensor data: floats, and ggml's blocks (format/quants.h,
+ * in its QUANT_* order: Q8_0, Q4_0, Q5_0 of 32 weights, Q4_K, Q5_K, Q6_K of
+ * 256) */
+enum {
+    LLAMA_F32, LLAMA_F16, LLAMA_BF16, LLAMA_Q8_0, LLAMA_Q4_0, LLAMA_Q5_0, LLAMA_Q4_K, LLAMA_Q5_K, LLAMA_Q6_K,
+    LLAMA_NDTYPES
+};
 
 typedef struct {
     int role;
@@ -92,10 +97,19 @@ int llama_file_check(const LlamaFile *f, char *err);
 
 const char *llama_role_name(int role);
 const char *llama_dtype_name(int dtype);
-/* bytes of n elements of dtype (n a multiple of 32 for Q8_0), 0 if unknown */
+/* elements per block of dtype: 1 for F32/F16/BF16, 32 or 256 for the
+ * block types, 0 if unknown */
+int llama_dtype_block(int dtype);
+/* bytes of n elements of dtype; 0 if unknown or n is not a multiple of the
+ * block. Row r of a (rows, cols) tensor starts at llama_dtype_bytes(dtype,
+ * r * cols) when cols is a multiple of the block. */
 size_t llama_dtype_bytes(int dtype, uint64_t n);
-/* n elements of dtype at src into FP32 */
+/* n elements of dtype at src into FP32 (n a multiple of the block) */
 void llama_dequant(int dtype, const void *src, float *dst, size_t n);
+/* n FP32 values into dtype at dst (llama_dtype_bytes(dtype, n) bytes; n a
+ * multiple of the block): F16/BF16 round to nearest even, the block types
+ * by quants.h's round-to-nearest quantizers */
+void llama_quantize(int dtype, const float *src, void *dst, size_t n);
 /* the tensor as FP32 (rows*cols floats), RoPE rows made interleaved */
 void llama_tensor_to_f32(const LlamaTensor *t, float *dst);
 /* interleaved row h*hd + 2i + j <- rotate-half row h*hd + j*(hd/2) + i, for

@@ -86,17 +86,33 @@ int synth_format_parse(const char *s, int *out)
     return 0;
 }
 
+static const char *const dtype_args[LLAMA_NDTYPES] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q5_0", "q4_k", "q5_k", "q6_k"};
+
 int synth_dtype_parse(const char *s, int *out)
 {
-    if (!strcmp(s, "f32")) *out = SYNTH_F32;
-    else if (!strcmp(s, "f16")) *out = SYNTH_F16;
-    else if (!strcmp(s, "bf16")) *out = SYNTH_BF16;
-    else return -1;
-    return 0;
+    for (int d = 0; d < LLAMA_NDTYPES; d++)
+        if (!strcmp(s, dtype_args[d])) { *out = d; return 0; }
+    return -1;
 }
 
-const char *synth_dtype_name(int dtype) { return dtype == SYNTH_F32 ? "F32" : dtype == SYNTH_F16 ? "F16" : "BF16"; }
-static size_t dtype_size(int dtype) { return dtype == SYNTH_F32 ? 4 : 2; }
+const char *synth_dtype_name(int dtype) { return llama_dtype_name(dtype); }
+
+int synth_check(const SynthOpts *o, char *err)
+{
+    if (synth_shape_check(&o->shape, err)) return -1;
+    int blk = llama_dtype_block(o->dtype);
+    if (blk < 1) { ob_seterr(err, "unknown dtype %d", o->dtype); return -1; }
+    if (blk > 1 && o->format != SYNTH_GGUF) {
+        ob_seterr(err, "dtype %s is for GGUF output (safetensors has no such type)", dtype_args[o->dtype]);
+        return -1;
+    }
+    if (o->shape.dim % blk || o->shape.hidden_dim % blk) {
+        ob_seterr(err, "dtype %s quantizes rows in blocks of %d: DIM %d and HIDDEN %d must be multiples of %d",
+                  dtype_args[o->dtype], blk, o->shape.dim, o->shape.hidden_dim, blk);
+        return -1;
+    }
+    return 0;
+}
 
 /* ---- the weights ---------------------------------------------------------*/
 
@@ -146,7 +162,7 @@ static int tensor_list(const SynthOpts *o, STns **out)
         snprintf(x->hf, sizeof x->hf, "%s", h); snprintf(x->gg, sizeof x->gg, "%s", g);          \
         x->rows = r; x->cols = c; x->id = i; x->heads = hh;                                      \
         x->dtype = (r) ? o->dtype : normtype;                                                    \
-        x->bytes = ((r) ? (r) : 1) * (c) * dtype_size(x->dtype);                                 \
+        x->bytes = ((r) ? (r) : 1) * llama_dtype_bytes(x->dtype, c);                             \
     } while (0)
     ADD("model.embed_tokens.weight", "token_embd.weight", V, C, 0, 0);
     char h[96], g[96];
@@ -222,42 +238,42 @@ static int write_all(int fd, const void *p, size_t n, const char *path, char *er
     return 0;
 }
 
-static inline void put16(uint8_t *d, uint16_t v) { d[0] = (uint8_t)v; d[1] = (uint8_t)(v >> 8); }
+/* write the k bytes gathered in w->buf, report progress, honour cancel */
+static int flush_chunk(W *w, int fd, size_t *k, const char *path, char *err)
+{
+    if (*k && write_all(fd, w->buf, *k, path, err)) return -1;
+    w->done += *k;
+    *k = 0;
+    if (w->o->progress) w->o->progress(w->o->progress_ctx, w->file, w->done, w->total);
+    if (w->o->cancel && *w->o->cancel) { ob_seterr(err, "interrupted"); return -1; }
+    return 0;
+}
 
-/* stream tensor t's data into fd, CHUNK_BYTES at a time; HF order permutes
- * q/k rows to rotate-half */
+/* stream tensor t's data into fd a row at a time (converted to its dtype
+ * by llama_quantize), CHUNK_BYTES at most per write; HF order permutes q/k
+ * rows to rotate-half */
 static int write_tensor(W *w, int fd, const STns *t, int hf, const char *path, char *err)
 {
-    size_t es = dtype_size(t->dtype);
     uint64_t rows = t->rows ? t->rows : 1, cols = t->cols;
     uint64_t key = tensor_key(w->o->seed, t->id);
     uint64_t hd = t->heads ? rows / (uint64_t)t->heads : 0;
-    size_t per = CHUNK_BYTES / es, k = 0;
+    size_t rb = llama_dtype_bytes(t->dtype, cols), k = 0; /* rb <= 1 MB: cols <= 2^18 */
+    float *x = ob_malloc((size_t)cols * sizeof(float));
+    int rc = 0;
     for (uint64_t r = 0; r < rows; r++) {
         uint64_t lr = r; /* the logical (interleaved) row written here */
         if (hf && t->heads) {
             uint64_t h = r / hd, rem = r % hd, j = rem / (hd / 2), i = rem % (hd / 2);
             lr = h * hd + 2 * i + j;
         }
-        for (uint64_t c = 0; c < cols; c++) {
-            float x = t->rows ? normalish(key, lr * cols + c) : 1.0f;
-            uint8_t *d = w->buf + k * es;
-            if (t->dtype == SYNTH_F32) file_f32_to_le(d, &x, 1);
-            else put16(d, t->dtype == SYNTH_F16 ? ob_fp32_to_fp16(x) : ob_fp32_to_bf16(x));
-            if (++k == per) {
-                if (write_all(fd, w->buf, k * es, path, err)) return -1;
-                w->done += k * es;
-                k = 0;
-                if (w->o->progress) w->o->progress(w->o->progress_ctx, w->file, w->done, w->total);
-                if (w->o->cancel && *w->o->cancel) { ob_seterr(err, "interrupted"); return -1; }
-            }
-        }
+        for (uint64_t c = 0; c < cols; c++) x[c] = t->rows ? normalish(key, lr * cols + c) : 1.0f;
+        if (k + rb > CHUNK_BYTES && (rc = flush_chunk(w, fd, &k, path, err))) break;
+        llama_quantize(t->dtype, x, w->buf + k, (size_t)cols);
+        k += rb;
     }
-    if (k && write_all(fd, w->buf, k * es, path, err)) return -1;
-    w->done += k * es;
-    if (w->o->progress) w->o->progress(w->o->progress_ctx, w->file, w->done, w->total);
-    if (w->o->cancel && *w->o->cancel) { ob_seterr(err, "interrupted"); return -1; }
-    return 0;
+    if (!rc) rc = flush_chunk(w, fd, &k, path, err);
+    free(x);
+    return rc;
 }
 
 static int pad_to(int fd, uint64_t *pos, uint64_t align, const char *path, char *err)
@@ -673,7 +689,9 @@ static int write_gguf(W *w, const char *path, char *err)
     char nm[64];
     snprintf(nm, sizeof nm, "synth-%s", s->name);
     K(gk_str(&kv, "general.name", nm));
-    K(gk_u32(&kv, "general.file_type", o->dtype == SYNTH_F32 ? 0 : o->dtype == SYNTH_F16 ? 1 : 32));
+    /* llama.cpp's file types: all F32, mostly F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K_S, Q5_K_S, Q6_K */
+    static const uint32_t file_type[LLAMA_NDTYPES] = {0, 1, 32, 7, 2, 8, 14, 16, 18};
+    K(gk_u32(&kv, "general.file_type", file_type[o->dtype]));
     K(gk_u32(&kv, "general.alignment", GGUF_ALIGN));
     K(gk_u32(&kv, "llama.vocab_size", (uint32_t)s->vocab_size));
     K(gk_u32(&kv, "llama.context_length", (uint32_t)s->seq_len));
@@ -716,7 +734,7 @@ static int write_gguf(W *w, const char *path, char *err)
         sb_u32(&b, t[i].rows ? 2 : 1);
         sb_u64(&b, t[i].cols);
         if (t[i].rows) sb_u64(&b, t[i].rows);
-        sb_u32(&b, t[i].dtype == SYNTH_F32 ? GGML_F32 : t[i].dtype == SYNTH_F16 ? GGML_F16 : GGML_BF16);
+        sb_u32(&b, gguf_ggml_type(t[i].dtype));
         sb_u64(&b, off);
         t[i].off = off;
         off += (t[i].bytes + GGUF_ALIGN - 1) / GGUF_ALIGN * GGUF_ALIGN;
@@ -756,7 +774,7 @@ int synth_write(const SynthOpts *o, const char *out, char *err)
 static int synth_write_to(const SynthOpts *o, const char *out, char *err)
 {
     if (!*out) { ob_seterr(err, "empty output path"); return -1; }
-    if (synth_shape_check(&o->shape, err)) return -1;
+    if (synth_check(o, err)) return -1;
     struct stat st;
     if (lstat(out, &st) == 0) { ob_seterr(err, "%s: already exists (remove it first)", out); return -1; }
     if (ob_check_writable(out, 0, err)) return -1;

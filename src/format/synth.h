@@ -2,7 +2,8 @@
  * Llama-2-7B, Llama-3-8B or any DIM,HIDDEN,LAYERS,HEADS,KV,VOCAB), written
  * as a Hugging Face directory (config.json, sharded safetensors with
  * model.safetensors.index.json, tokenizer.json) or as one GGUF file, in
- * F32, F16 or BF16. Weights are a deterministic function of the seed, the
+ * F32, F16 or BF16 -- GGUF also in ggml's Q8_0, Q4_0, Q5_0, Q4_K, Q5_K or
+ * Q6_K, each block quantized round-to-nearest (format/quants.h). Weights are a deterministic function of the seed, the
  * tensor and the element (normal-ish, std 0.02; norms 1), so the same seed
  * gives byte-identical files and the HF and GGUF outputs hold the same
  * model. Written one tensor at a time through a bounded buffer, into a
@@ -13,8 +14,10 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "format/llama.h"
+
 enum { SYNTH_HF = 0, SYNTH_GGUF = 1 };
-enum { SYNTH_F32 = 0, SYNTH_F16 = 1, SYNTH_BF16 = 2 };
+enum { SYNTH_F32 = LLAMA_F32, SYNTH_F16 = LLAMA_F16, SYNTH_BF16 = LLAMA_BF16 };
 
 typedef struct {
     char name[32];       /* preset name, or "custom" */
@@ -26,7 +29,8 @@ typedef struct {
 typedef struct {
     SynthShape shape;
     int format;          /* SYNTH_HF or SYNTH_GGUF */
-    int dtype;           /* SYNTH_F32/F16/BF16 for the matrices */
+    int dtype;           /* the matrices': SYNTH_F32/F16/BF16, or for GGUF a
+                            LLAMA_* block type (Q8_0 ... Q6_K) */
     uint64_t seed;
     /* a llama2.c tokenizer.bin or a SentencePiece tokenizer.model (by
      * content) of exactly vocab_size entries (e.g. the Llama 2 one for
@@ -47,8 +51,13 @@ int synth_shape_parse(const char *s, SynthShape *out, char *err);
  * HEADS, the head size even (RoPE pairs) */
 int synth_shape_check(const SynthShape *s, char *err);
 int synth_format_parse(const char *s, int *out);  /* "hf" | "gguf"; -1 otherwise */
-int synth_dtype_parse(const char *s, int *out);   /* "f32" | "f16" | "bf16" */
-const char *synth_dtype_name(int dtype);          /* "F32", "F16", "BF16" */
+/* "f32" | "f16" | "bf16" | "q8_0" | "q4_0" | "q5_0" | "q4_k" | "q5_k" | "q6_k" */
+int synth_dtype_parse(const char *s, int *out);
+const char *synth_dtype_name(int dtype);          /* "F32", "F16", "BF16", "Q4_K", ... */
+/* the shape (synth_shape_check), and the dtype fits the format and shape:
+ * a block type only in GGUF, with DIM and HIDDEN (every row length) a
+ * multiple of its block */
+int synth_check(const SynthOpts *o, char *err);
 
 /* parameter count and bytes of tensor data for the options */
 uint64_t synth_param_count(const SynthShape *s);

@@ -258,7 +258,8 @@ void kern_exec_copy(KernExec *dst, const KernExec *src);
  * the fastest the CPU has ($ONEBIT_KERNEL=ref: the reference). The variants
  * differ from the reference only in the order of the float sums
  * (tests/test_decode); the conversions are exact and identical (FP16 is
- * IEEE binary16, rounded to nearest even as ob_fp32_to_fp16).
+ * IEEE binary16, rounded to nearest even as ob_fp32_to_fp16), and so are
+ * the K-quant block expansions (tests/test_quants).
  *
  * Q8_0 is GGUF's: blocks of 32 weights, an FP16 scale d and 32 int8 q,
  * weight = d * q; a row of cols weights (cols a multiple of 32) is cols / 32
@@ -287,6 +288,17 @@ typedef struct KernDec {
      * to FP32 (exact), and GEMV rows as gemv_f16 */
     void (*from_bf16)(const uint16_t *x, float *y, size_t n);
     void (*gemv_bf16)(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1);
+    /* the 256 weights of a ggml K-quant block once format/quants.c has
+     * decoded its scales: Q4_K, y[32 j + l] = a[j] * q - m[j] with q the low
+     * (j even) or high (j odd) nibble of qs[32 (j / 2) + l]; Q5_K, the same
+     * with bit j of qh[l] as q's fifth bit; Q6_K, y[i] = a[i / 16] * (q - 32)
+     * with q's low 4 bits in ql[64 h + 32 (g % 2) + l] (the high nibble for
+     * g >= 2) and bits 4-5 in bits 2g, 2g+1 of qh[32 h + l], i = 128 h + 32 g
+     * + l. Exact: every variant gives the reference's bits (a multiply, then
+     * a subtraction; no FMA). */
+    void (*dq_q4_k)(const uint8_t *qs, const float *a, const float *m, float *y);
+    void (*dq_q5_k)(const uint8_t *qs, const uint8_t *qh, const float *a, const float *m, float *y);
+    void (*dq_q6_k)(const uint8_t *ql, const uint8_t *qh, const float *a, float *y);
 } KernDec;
 
 enum { KERN_DEC_REF, KERN_DEC_AVX2, KERN_DEC_AVX512, KERN_DEC_AVX512BF16, KERN_DEC_NVARIANTS };

@@ -184,6 +184,33 @@ void kern_dec_from_bf16_ref(const uint16_t *x, float *y, size_t n)
 REF_GEMV16(f16, ob_fp16_to_fp32)
 REF_GEMV16(bf16, ob_bf16_to_fp32)
 
+/* Q4_K (qh NULL) and Q5_K */
+static void dq_k45_ref(const uint8_t *qs, const uint8_t *qh, const float *a, const float *m, float *y)
+{
+    for (int j = 0; j < 8; j++)
+        for (int l = 0; l < 32; l++) {
+            int q = ((qs[32 * (j / 2) + l] >> (4 * (j & 1))) & 15) | (qh ? ((qh[l] >> j) & 1) << 4 : 0);
+            y[32 * j + l] = a[j] * (float)q - m[j];
+        }
+}
+
+void kern_dec_dq_q4_k_ref(const uint8_t *qs, const float *a, const float *m, float *y) { dq_k45_ref(qs, NULL, a, m, y); }
+
+void kern_dec_dq_q5_k_ref(const uint8_t *qs, const uint8_t *qh, const float *a, const float *m, float *y)
+{
+    dq_k45_ref(qs, qh, a, m, y);
+}
+
+void kern_dec_dq_q6_k_ref(const uint8_t *ql, const uint8_t *qh, const float *a, float *y)
+{
+    for (int h = 0; h < 2; h++)
+        for (int g = 0; g < 4; g++)
+            for (int l = 0; l < 32; l++) {
+                int q = ((ql[64 * h + 32 * (g & 1) + l] >> (4 * (g >> 1))) & 15) | ((qh[32 * h + l] >> (2 * g)) & 3) << 4;
+                y[128 * h + 32 * g + l] = a[8 * h + 2 * g + l / 16] * (float)(q - 32);
+            }
+}
+
 void kern_dec_gemv_q8_0_ref(const KernQ8_0 *W, const float *x, float *y, int cols, int r0, int r1)
 {
     const int nb = cols / KERN_Q8_0_BLOCK;

@@ -285,61 +285,55 @@ static void softmax_scalar(float *x, int n)
         V = MUL(p, CAST(SLLI(ADDI(CVT(nn), SET1I(127)), 23)));                               \
     } while (0)
 
-__attribute__((target("avx512f"))) static void softmax_avx512(float *x, int n)
-{
-    __m512 vmax = _mm512_set1_ps(-INFINITY);
-    int k = 0;
-    for (; k + 16 <= n; k += 16) vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(x + k));
-    float max = _mm512_reduce_max_ps(vmax);
-    for (; k < n; k++) if (x[k] > max) max = x[k];
-    __m512 vm = _mm512_set1_ps(max), vsum = _mm512_setzero_ps();
-    for (k = 0; k + 16 <= n; k += 16) {
-        __m512 v = _mm512_sub_ps(_mm512_loadu_ps(x + k), vm);
-#define R512(a) _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
-        EXP_POLY(v, _mm512_fmadd_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_add_ps, _mm512_sub_ps, _mm512_max_ps,
-                 R512, _mm512_cvtps_epi32, _mm512_slli_epi32, _mm512_add_epi32, _mm512_castsi512_ps, _mm512_set1_epi32);
-#undef R512
-        _mm512_storeu_ps(x + k, v);
-        vsum = _mm512_add_ps(vsum, v);
+/* one softmax per ISA from one template: the scalar reference's three
+ * passes (max, exp and sum, scale) W lanes at a time with the same
+ * arithmetic; HMAX/HSUM reduce a vector (AVX2 has no reduce intrinsics) */
+#define SOFTMAX_SIMD(NAME, TARGET, W, VT, P, HMAX, HSUM, ROUND, CAST)                                     \
+    __attribute__((target(TARGET))) static void NAME(float *x, int n)                                        \
+    {                                                                                                        \
+        VT vmax = P##_set1_ps(-INFINITY);                                                                    \
+        int k = 0;                                                                                           \
+        for (; k + W <= n; k += W) vmax = P##_max_ps(vmax, P##_loadu_ps(x + k));                             \
+        float max = HMAX(vmax);                                                                              \
+        for (; k < n; k++) if (x[k] > max) max = x[k];                                                       \
+        VT vm = P##_set1_ps(max), vsum = P##_setzero_ps();                                                   \
+        for (k = 0; k + W <= n; k += W) {                                                                    \
+            VT v = P##_sub_ps(P##_loadu_ps(x + k), vm);                                                      \
+            EXP_POLY(v, P##_fmadd_ps, P##_mul_ps, P##_set1_ps, P##_add_ps, P##_sub_ps, P##_max_ps, ROUND,    \
+                     P##_cvtps_epi32, P##_slli_epi32, P##_add_epi32, CAST, P##_set1_epi32);                \
+            P##_storeu_ps(x + k, v);                                                                         \
+            vsum = P##_add_ps(vsum, v);                                                                      \
+        }                                                                                                    \
+        float sum = HSUM(vsum);                                                                              \
+        for (; k < n; k++) { x[k] = exp_nonpos(x[k] - max); sum += x[k]; }                                   \
+        VT vinv = P##_set1_ps(1.0f / sum);                                                                   \
+        for (k = 0; k + W <= n; k += W) P##_storeu_ps(x + k, P##_mul_ps(P##_loadu_ps(x + k), vinv));         \
+        for (; k < n; k++) x[k] *= 1.0f / sum;                                                               \
     }
-    float sum = _mm512_reduce_add_ps(vsum);
-    for (; k < n; k++) { x[k] = exp_nonpos(x[k] - max); sum += x[k]; }
-    __m512 vinv = _mm512_set1_ps(1.0f / sum);
-    for (k = 0; k + 16 <= n; k += 16) _mm512_storeu_ps(x + k, _mm512_mul_ps(_mm512_loadu_ps(x + k), vinv));
-    for (; k < n; k++) x[k] *= 1.0f / sum;
+
+__attribute__((target("avx2"))) static inline float hmax256(__m256 v)
+{
+    float t[8];
+    _mm256_storeu_ps(t, v);
+    float m = t[0];
+    for (int j = 1; j < 8; j++) if (t[j] > m) m = t[j];
+    return m;
 }
 
-/* deliberately a separate copy of softmax_avx512: the same three passes at
- * 8 lanes with a manual horizontal max/sum (AVX2 has no reduce intrinsics);
- * a shared macro would hide the hot loop of each ISA */
-__attribute__((target("avx2,fma"))) static void softmax_avx2(float *x, int n)
+__attribute__((target("avx2"))) static inline float hsum256(__m256 v)
 {
-    __m256 vmax = _mm256_set1_ps(-INFINITY);
-    int k = 0;
-    for (; k + 8 <= n; k += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(x + k));
-    float t[8];
-    _mm256_storeu_ps(t, vmax);
-    float max = t[0];
-    for (int j = 1; j < 8; j++) if (t[j] > max) max = t[j];
-    for (; k < n; k++) if (x[k] > max) max = x[k];
-    __m256 vm = _mm256_set1_ps(max), vsum = _mm256_setzero_ps();
-    for (k = 0; k + 8 <= n; k += 8) {
-        __m256 v = _mm256_sub_ps(_mm256_loadu_ps(x + k), vm);
-#define R256(a) _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
-        EXP_POLY(v, _mm256_fmadd_ps, _mm256_mul_ps, _mm256_set1_ps, _mm256_add_ps, _mm256_sub_ps, _mm256_max_ps,
-                 R256, _mm256_cvtps_epi32, _mm256_slli_epi32, _mm256_add_epi32, _mm256_castsi256_ps, _mm256_set1_epi32);
-#undef R256
-        _mm256_storeu_ps(x + k, v);
-        vsum = _mm256_add_ps(vsum, v);
-    }
-    _mm256_storeu_ps(t, vsum);
-    float sum = 0.0f;
-    for (int j = 0; j < 8; j++) sum += t[j];
-    for (; k < n; k++) { x[k] = exp_nonpos(x[k] - max); sum += x[k]; }
-    __m256 vinv = _mm256_set1_ps(1.0f / sum);
-    for (k = 0; k + 8 <= n; k += 8) _mm256_storeu_ps(x + k, _mm256_mul_ps(_mm256_loadu_ps(x + k), vinv));
-    for (; k < n; k++) x[k] *= 1.0f / sum;
+    float t[8], s = 0.0f;
+    _mm256_storeu_ps(t, v);
+    for (int j = 0; j < 8; j++) s += t[j];
+    return s;
 }
+
+#define R512(a) _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define R256(a) _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+SOFTMAX_SIMD(softmax_avx512, "avx512f", 16, __m512, _mm512, _mm512_reduce_max_ps, _mm512_reduce_add_ps, R512, _mm512_castsi512_ps)
+SOFTMAX_SIMD(softmax_avx2, "avx2,fma", 8, __m256, _mm256, hmax256, hsum256, R256, _mm256_castsi256_ps)
+#undef R512
+#undef R256
 #endif
 
 int model_softmax_variants(const char **names, void (**fns)(float *, int), int max)

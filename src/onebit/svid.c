@@ -19,6 +19,7 @@ int svid_method_parse(const char *s, SvidMethod *m)
     if (!strcmp(s, "nmf")) *m = SVID_NMF;
     else if (!strcmp(s, "svd")) *m = SVID_SVD;
     else if (!strcmp(s, "xnor")) *m = SVID_XNOR;
+    else if (!strcmp(s, "sign")) *m = SVID_SIGN;
     else return -1;
     return 0;
 }
@@ -29,6 +30,7 @@ const char *svid_method_name(SvidMethod m)
     case SVID_NMF: return "nmf";
     case SVID_SVD: return "svd";
     case SVID_XNOR: return "xnor";
+    case SVID_SIGN: return "sign";
     }
     return "?";
 }
@@ -169,7 +171,10 @@ static int anls_nmf(const float *W, int rows, int cols, double *a, double *b)
 int svid_rank1(const float *W, int rows, int cols, SvidMethod m, float *a, float *b, SvidInfo *info, char *err)
 {
     if (rows <= 0 || cols <= 0) { ob_seterr(err, "svid: bad shape (%d, %d)", rows, cols); return -1; }
-    if (m != SVID_NMF && m != SVID_SVD && m != SVID_XNOR) { ob_seterr(err, "svid: unknown method %d", (int)m); return -1; }
+    if (m != SVID_NMF && m != SVID_SVD && m != SVID_XNOR && m != SVID_SIGN) {
+        ob_seterr(err, "svid: unknown method %d", (int)m);
+        return -1;
+    }
     double norm2 = 0;
     size_t n = (size_t)rows * cols;
     for (size_t k = 0; k < n; k++) {
@@ -178,7 +183,10 @@ int svid_rank1(const float *W, int rows, int cols, SvidMethod m, float *a, float
     }
     double *da = ob_malloc((size_t)rows * sizeof(double)), *db = ob_malloc((size_t)cols * sizeof(double));
     int iters = 0;
-    if (m == SVID_XNOR) {
+    if (m == SVID_SIGN) {
+        for (int i = 0; i < rows; i++) da[i] = 1;
+        for (int j = 0; j < cols; j++) db[j] = 1;
+    } else if (m == SVID_XNOR) {
         for (int i = 0; i < rows; i++) {
             const float *w = W + (size_t)i * cols;
             double s = 0;

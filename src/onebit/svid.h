@@ -11,6 +11,8 @@
  *   SVID_SVD   leading singular pair of |W| by power iteration, taken
  *              nonnegative (Perron-Frobenius), scaled by σ: a = √σ·u, b = √σ·v.
  *   SVID_XNOR  a = per-row mean|W|, b = 1 (sign × row scale, XNOR-style).
+ *   SVID_SIGN  a = 1, b = 1: sign(W) alone, no value information (the
+ *              sign-only baseline of OneBit's initialisation ablation).
  * For a nonnegative rank-1 fit ‖W − sign(W)⊙(abᵀ)‖_F = ‖|W| − abᵀ‖_F, so the
  * errors below are also the PTQ errors of the student weight. */
 #ifndef OB_SVID_H
@@ -18,9 +20,9 @@
 
 #include "model/model.h"
 
-typedef enum { SVID_NMF = 0, SVID_SVD = 1, SVID_XNOR = 2 } SvidMethod;
+typedef enum { SVID_NMF = 0, SVID_SVD = 1, SVID_XNOR = 2, SVID_SIGN = 3 } SvidMethod;
 
-/* "nmf" | "svd" | "xnor" -> 0, else -1 */
+/* "nmf" | "svd" | "xnor" | "sign" -> 0, else -1 */
 int svid_method_parse(const char *s, SvidMethod *m);
 const char *svid_method_name(SvidMethod m);
 

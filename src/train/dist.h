@@ -15,7 +15,17 @@
  * arena order (MPI_Allreduce, MPI_SUM); with 2 ranks a+b is exact whatever
  * the order, so 2 ranks give the bits of 1 rank with --accum 2.
  * dist_sum_ordered gathers every rank's values and adds them in rank order
- * (the order of --accum's micro-batches). */
+ * (the order of --accum's micro-batches).
+ *
+ * ZeRO-1 (the trainer's optimizer step): the parameter arena is cut into
+ * one contiguous slice per rank, off[r] .. off[r+1] (train/qat.h's
+ * qat_shard_offsets); dist_reduce_scatter_f32 leaves on each rank the sum
+ * of its own slice (MPI_Reduce_scatter, MPI_SUM: with 2 ranks the bits of
+ * dist_sum_f32's), dist_allgather_f32 copies every rank's slice to every
+ * rank. Both go in rounds of at most DIST_BUCKET floats over all ranks
+ * through one staging buffer of that size; together they move the bytes
+ * of one allreduce. dist_gather / dist_scatter move slices of elements of
+ * any size between rank 0 and the others (checkpoints). */
 #ifndef OB_DIST_H
 #define OB_DIST_H
 
@@ -38,6 +48,16 @@ int dist_any(int flag);
 void dist_sum_ordered(double *v, int n);
 /* buf[0..n) := Σ over ranks, in place, in buckets of DIST_BUCKET floats */
 void dist_sum_f32(float *buf, size_t n);
+/* buf[off[r], off[r+1]) := Σ over ranks of it, on rank r (off: size + 1
+ * offsets, off[0] = 0, off[size] = n); the rest of buf is left undefined */
+void dist_reduce_scatter_f32(float *buf, const size_t *off);
+/* buf[off[r], off[r+1]) := rank r's, on every rank */
+void dist_allgather_f32(float *buf, const size_t *off);
+/* rank r's mine (off[r+1] − off[r] elements of elem bytes) to
+ * all + off[r]·elem on rank 0 (all is only used there) */
+void dist_gather(const void *mine, void *all, const size_t *off, size_t elem);
+/* the reverse: all + off[r]·elem on rank 0 to rank r's mine */
+void dist_scatter(const void *all, void *mine, const size_t *off, size_t elem);
 /* rank 0's bytes to every rank (in chunks below 1 GiB) */
 void dist_bcast(void *buf, size_t bytes);
 /* 1 on every rank when buf's bytes (FNV-1a) are rank 0's on every rank:

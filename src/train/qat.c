@@ -64,11 +64,14 @@ struct QatModel {
     size_t nparams;
     float *params, *grads;
     QatOptim optim;
-    void *m, *v;        /* AdamW moments (nparams float or BF16 bits) */
+    int shards, shard;  /* ZeRO-1: this model's slice [lo, hi) of the arena (qat_shard_range) */
+    size_t lo, hi;
+    void *m, *v;        /* AdamW moments (hi - lo floats or BF16 bits) */
     float *Sx;          /* (maxout·maxin) sign(W) of the linear at hand, expanded before its sgemms */
     double bytes;       /* what take() allocated (or counted, when dry) */
     int dry;            /* qat_memory_bytes: count only the big buffers */
     int recompute;      /* the layers share one set of block activations (all but x), recomputed in the backward */
+    QatSte ste;         /* the sign's straight-through estimator (qat_set_ste) */
     double *klrow;      /* (N) per-token KL */
     QLin *lin;          /* (L, LIN_PER_LAYER) */
     QLayer *layer;      /* (L) */
@@ -128,6 +131,50 @@ static inline float ste_of(float w)
 
 float qat_ste(float w) { return ste_of(w); }
 
+/* sech²(x) = 1 − tanh²(x), with one expf as ste_of */
+static inline float sech2(float x)
+{
+    float t = expf(-2.0f * fabsf(x)), d = 1.0f + t;
+    return 4.0f * t / (d * d);
+}
+
+float qat_ste_factor(const QatSte *s, float w)
+{
+    switch (s->kind) {
+    case QAT_STE_SMOOTH: return s->a * sech2(s->a * w);
+    case QAT_STE_CLIP: return fabsf(w) <= 1.0f ? 1.0f : 0.0f;
+    default: return ste_of(w);
+    }
+}
+
+int qat_ste_parse(const char *s, QatSte *out, char *err)
+{
+    QatSte r = {QAT_STE_ONEBIT, 0};
+    if (!strcmp(s, "clip")) r.kind = QAT_STE_CLIP;
+    else if (!strncmp(s, "smooth:", 7)) {
+        char *end;
+        double a = strtod(s + 7, &end);
+        if (end == s + 7 || *end || !(a > 0) || !isfinite(a) || a > 1e6) {
+            ob_seterr(err, "'%s': smooth:A needs a number A > 0 (e.g. smooth:5)", s);
+            return -1;
+        }
+        r.kind = QAT_STE_SMOOTH;
+        r.a = (float)a;
+    } else if (strcmp(s, "onebit")) {
+        ob_seterr(err, "'%s' is not an estimator: onebit (1.001-tanh^2(W)), smooth:A (A*(1-tanh^2(A*W))) or clip "
+                  "(1 where |W|<=1)", s);
+        return -1;
+    }
+    *out = r;
+    return 0;
+}
+
+void qat_ste_format(const QatSte *s, char *buf, size_t n)
+{
+    if (s->kind == QAT_STE_SMOOTH) snprintf(buf, n, "smooth:%g", (double)s->a);
+    else snprintf(buf, n, "%s", s->kind == QAT_STE_CLIP ? "clip" : "onebit");
+}
+
 /* S = sign(W) (w >= 0 -> +1) of one linear into the scratch q->Sx, right
  * before the sgemms that use it: S is never kept (qat.h, Memory) */
 typedef struct { const float *W; float *S; } SignCtx;
@@ -181,11 +228,12 @@ static void alloc_buffers(QatModel *q)
         }
     }
     q->nparams = off;
+    qat_shard_range(off, q->shards, q->shard, &q->lo, &q->hi);
     q->params = ftake(q, off);
     q->grads = ftake(q, off);
     size_t mb = q->optim == QAT_OPTIM_BF16 ? sizeof(uint16_t) : sizeof(float);
-    q->m = take(q, off * mb, 0);
-    q->v = take(q, off * mb, 0);
+    q->m = take(q, (q->hi - q->lo) * mb, 0);
+    q->v = take(q, (q->hi - q->lo) * mb, 0);
     q->Sx = ftake(q, maxio);
     q->klrow = take(q, N * sizeof(double), 0);
     q->layer = take(q, (size_t)Lc * sizeof(QLayer), 1);
@@ -267,6 +315,8 @@ static double dry_bytes(const ModelConfig *c, const QatSize *sz, size_t *nparams
     d.maxT = sz->max_T;
     d.optim = sz->optim;
     d.recompute = sz->recompute != 0;
+    d.shards = sz->shards;
+    d.shard = sz->shard;
     d.dry = 1;
     d.bytes = QAT_STRUCT_BYTES;
     alloc_buffers(&d);
@@ -280,13 +330,35 @@ double qat_memory_bytes(const ModelConfig *c, const QatSize *sz) { return dry_by
 size_t qat_config_params(const ModelConfig *c)
 {
     size_t n;
-    dry_bytes(c, &(QatSize){1, 1, QAT_OPTIM_FP32, 0}, &n);
+    dry_bytes(c, &(QatSize){1, 1, QAT_OPTIM_FP32, 0, 0, 0}, &n);
     return n;
 }
 
-double qat_param_state_bytes(const ModelConfig *c, QatOptim optim)
+void qat_shard_range(size_t n, int shards, int shard, size_t *lo, size_t *hi)
 {
-    return (double)qat_config_params(c) * (optim == QAT_OPTIM_BF16 ? 12.0 : 16.0);
+    if (shards <= 1) { *lo = 0; *hi = n; return; }
+    /* shard r: blocks [ceil(nb·r/S), ceil(nb·(r+1)/S)), shard 0 the first ceil(nb/S) */
+    size_t nb = (n + QAT_CLIP_BLOCK - 1) / QAT_CLIP_BLOCK, S = (size_t)shards;
+    size_t b0 = (nb * (size_t)shard + S - 1) / S, b1 = (nb * ((size_t)shard + 1) + S - 1) / S;
+    *lo = b0 * QAT_CLIP_BLOCK < n ? b0 * QAT_CLIP_BLOCK : n;
+    *hi = b1 * QAT_CLIP_BLOCK < n ? b1 * QAT_CLIP_BLOCK : n;
+}
+
+void qat_shard_offsets(size_t n, int shards, size_t *off)
+{
+    int S = shards > 1 ? shards : 1;
+    for (int r = 0; r < S; r++) {
+        size_t hi;
+        qat_shard_range(n, S, r, &off[r], &hi);
+    }
+    off[S] = n;
+}
+
+double qat_param_state_bytes(const ModelConfig *c, QatOptim optim, int shards)
+{
+    size_t n = qat_config_params(c), lo, hi;
+    qat_shard_range(n, shards, 0, &lo, &hi);
+    return (double)n * 8.0 + (double)(hi - lo) * (optim == QAT_OPTIM_BF16 ? 4.0 : 8.0);
 }
 
 double qat_allocated_bytes(const QatModel *q) { return q->bytes; }
@@ -310,12 +382,16 @@ QatModel *qat_new(const Model *teacher, SvidMethod init, const QatSize *sz, char
 {
     const ModelConfig *c = &teacher->cfg;
     int max_B = sz->max_B, max_T = sz->max_T;
-    if (init != SVID_NMF && init != SVID_SVD && init != SVID_XNOR) {
+    if (init != SVID_NMF && init != SVID_SVD && init != SVID_XNOR && init != SVID_SIGN) {
         ob_seterr(err, "unknown SVID init method %d", (int)init);
         return NULL;
     }
     if (sz->optim != QAT_OPTIM_FP32 && sz->optim != QAT_OPTIM_BF16) {
         ob_seterr(err, "unknown optimizer state precision %d", (int)sz->optim);
+        return NULL;
+    }
+    if (sz->shards < 0 || sz->shard < 0 || sz->shard >= (sz->shards > 1 ? sz->shards : 1)) {
+        ob_seterr(err, "bad optimizer shard %d of %d", sz->shard, sz->shards);
         return NULL;
     }
     if (max_B <= 0 || max_T <= 0 || max_T > c->seq_len || (long)max_B * max_T > (1L << 24)) {
@@ -339,7 +415,7 @@ QatModel *qat_new(const Model *teacher, SvidMethod init, const QatSize *sz, char
     }
     double need = qat_memory_bytes(c, sz), have = qat_memory_available();
     if (have > 0 && need > have) {
-        double ps = qat_param_state_bytes(c, sz->optim);
+        double ps = qat_param_state_bytes(c, sz->optim, sz->shards);
         ob_seterr(err, "training batch %d x %d tokens needs %.1f GiB (parameters, gradients and AdamW state %.1f GiB, "
                   "activations and scratch %.1f GiB); %.1f GiB of memory is available",
                   max_B, max_T, need / 1073741824.0, ps / 1073741824.0, (need - ps) / 1073741824.0, have / 1073741824.0);
@@ -352,6 +428,9 @@ QatModel *qat_new(const Model *teacher, SvidMethod init, const QatSize *sz, char
     q->maxT = max_T;
     q->optim = sz->optim;
     q->recompute = sz->recompute != 0;
+    q->shards = sz->shards;
+    q->shard = sz->shard;
+    q->ste = (QatSte){QAT_STE_ONEBIT, 0};
     q->bytes = QAT_STRUCT_BYTES;
     alloc_buffers(q);
     /* SVID init from the teacher: |W| ≈ a·bᵀ, h = a, g = b, W = 0.01·sign(W) */
@@ -401,6 +480,7 @@ int qat_set_threads(QatModel *q, int n, char *err)
 }
 
 int qat_threads(const QatModel *q) { return par_threads(&q->par); }
+void qat_set_ste(QatModel *q, const QatSte *s) { q->ste = *s; }
 
 const ModelConfig *qat_config(const QatModel *q) { return &q->cfg; }
 size_t qat_num_params(const QatModel *q) { return q->nparams; }
@@ -413,6 +493,7 @@ const float *qat_input_grad(const QatModel *q) { return q->dres; }
 const float *qat_teacher_logits(const QatModel *q) { return q->tlogits; }
 const float *qat_teacher_hidden(const QatModel *q) { return q->thid; }
 QatOptim qat_optim(const QatModel *q) { return q->optim; }
+void qat_shard(const QatModel *q, size_t *lo, size_t *hi) { *lo = q->lo; *hi = q->hi; }
 
 void *qat_moments(QatModel *q, int which, size_t *elem_bytes)
 {
@@ -426,6 +507,10 @@ float qat_moment(const QatModel *q, int which, size_t i)
     return q->optim == QAT_OPTIM_BF16 ? ob_bf16_to_fp32(((const uint16_t *)a)[i]) : ((const float *)a)[i];
 }
 void qat_times(const QatModel *q, double sec[QAT_NTIMERS]) { memcpy(sec, q->tsec, sizeof q->tsec); }
+void qat_add_time(QatModel *q, int phase, double sec)
+{
+    if (phase >= 0 && phase < QAT_NTIMERS) q->tsec[phase] += sec;
+}
 
 int qat_linear_params(QatModel *q, int l, int j, float **W, float **g, float **h, int *in, int *out)
 {
@@ -798,11 +883,14 @@ static void lp_dx(void *c, size_t lo, size_t hi) /* rows: dx (+)= d(gx) ⊙ g */
     }
 }
 
-typedef struct { const float *dS, *W; float *dW; } SteCtx;
-static void lp_ste(void *c, size_t lo, size_t hi) /* dW += dS ⊙ (1.001 − tanh²(W)), from W */
+typedef struct { const float *dS, *W; float *dW; const QatSte *ste; } SteCtx;
+static void lp_ste(void *c, size_t lo, size_t hi) /* dW += dS ⊙ f(W), from W (QatSte) */
 {
     const SteCtx *p = c;
-    for (size_t k = lo; k < hi; k++) p->dW[k] += p->dS[k] * ste_of(p->W[k]);
+    if (p->ste->kind == QAT_STE_ONEBIT) /* the default, inlined */
+        for (size_t k = lo; k < hi; k++) p->dW[k] += p->dS[k] * ste_of(p->W[k]);
+    else
+        for (size_t k = lo; k < hi; k++) p->dW[k] += p->dS[k] * qat_ste_factor(p->ste, p->W[k]);
 }
 
 void qat_onebit_bwd(const QatPar *par, const QatOnebitGrad *p, const float *x, int N, const float *a, const float *y,
@@ -820,7 +908,7 @@ void qat_onebit_bwd(const QatPar *par, const QatOnebitGrad *p, const float *x, i
     // dS (out,in) = dzᵀ (out,N) · gx (N,in)
     qsgemm(par, CblasTrans, CblasNoTrans, out, in, N, 1.0f, dy, out, p->gx, in, 0.0f, p->dS, in);
     if (p->W) {
-        SteCtx sc = {p->dS, p->W, p->dW};
+        SteCtx sc = {p->dS, p->W, p->dW, &p->ste};
         par_for(par, (size_t)in * out, 2, lp_ste, &sc);
     }
     par_for(par, (size_t)in, (size_t)N * 2, lp_dg, &lp);
@@ -837,7 +925,7 @@ static void qlin_bwd(QatModel *q, const QLin *L, const float *x, int N, const fl
 {
     QatOnebitGrad p = {L->in, L->out, expand_S(q, L), q->params + L->off_w, q->params + L->off_g,
                        q->params + L->off_h, q->grads + L->off_w, q->grads + L->off_g, q->grads + L->off_h,
-                       q->dSw, q->gx, q->dgx};
+                       q->dSw, q->gx, q->dgx, q->ste};
     qat_onebit_bwd(&q->par, &p, x, N, a, y, rstd, dy, dx, accumulate);
 }
 
@@ -1120,16 +1208,17 @@ static double eval_nll_sum(QatModel *q, const int *tokens, int B, int T, long *n
 
 /* ---- optimiser ----------------------------------------------------------- */
 
-/* squares of the grads in fixed blocks of 65536 (independent of threads) */
-#define CLIP_BLOCK 65536
-typedef struct { const float *g; size_t n; double *part; float k; float *gw; } ClipCtx;
+/* squares of the grads in fixed blocks of QAT_CLIP_BLOCK (independent of
+ * threads and of the ZeRO-1 slices, which are made of whole blocks);
+ * tasks count blocks from b0, the slice's first */
+typedef struct { const float *g; size_t n, b0; double *part; float k; float *gw; } ClipCtx;
 static void clip_sq(void *c, size_t lo, size_t hi)
 {
     const ClipCtx *p = c;
-    for (size_t b = lo; b < hi; b++) {
-        size_t i1 = (b + 1) * CLIP_BLOCK < p->n ? (b + 1) * CLIP_BLOCK : p->n;
+    for (size_t b = p->b0 + lo; b < p->b0 + hi; b++) {
+        size_t i1 = (b + 1) * QAT_CLIP_BLOCK < p->n ? (b + 1) * QAT_CLIP_BLOCK : p->n;
         double s = 0;
-        for (size_t i = b * CLIP_BLOCK; i < i1; i++) s += (double)p->g[i] * p->g[i];
+        for (size_t i = b * QAT_CLIP_BLOCK; i < i1; i++) s += (double)p->g[i] * p->g[i];
         p->part[b] = s;
     }
 }
@@ -1139,31 +1228,48 @@ static void clip_scale(void *c, size_t lo, size_t hi)
     for (size_t i = lo; i < hi; i++) p->gw[i] *= p->k;
 }
 
-float qat_clip_grads(QatModel *q, float max_norm)
+size_t qat_grad_blocks(const QatModel *q) { return (q->nparams + QAT_CLIP_BLOCK - 1) / QAT_CLIP_BLOCK; }
+
+void qat_grad_sq_blocks(QatModel *q, double *part)
 {
-    size_t nb = (q->nparams + CLIP_BLOCK - 1) / CLIP_BLOCK;
-    double *part = ob_calloc(nb ? nb : 1, sizeof(double));
-    ClipCtx cc = {q->grads, q->nparams, part, 1.0f, q->grads};
-    par_for(&q->par, nb, CLIP_BLOCK, clip_sq, &cc);
-    double ss = 0;
-    for (size_t b = 0; b < nb; b++) ss += part[b];
-    free(part);
+    double t0 = ob_now();
+    size_t b0 = q->lo / QAT_CLIP_BLOCK, b1 = (q->hi + QAT_CLIP_BLOCK - 1) / QAT_CLIP_BLOCK;
+    ClipCtx cc = {q->grads, q->hi, b0, part, 1.0f, NULL};
+    par_for(&q->par, b1 - b0, QAT_CLIP_BLOCK, clip_sq, &cc);
+    q->tsec[QAT_T_OPTIM] += ob_now() - t0;
+}
+
+float qat_clip_parts(QatModel *q, const double *part, float max_norm)
+{
+    double t0 = ob_now(), ss = 0;
+    for (size_t b = 0, nb = qat_grad_blocks(q); b < nb; b++) ss += part[b];
     double norm = sqrt(ss);
     if (max_norm > 0 && norm > max_norm) {
-        cc.k = (float)(max_norm / (norm + 1e-6));
-        par_for(&q->par, q->nparams, 1, clip_scale, &cc);
+        ClipCtx cc = {NULL, 0, 0, NULL, (float)(max_norm / (norm + 1e-6)), q->grads + q->lo};
+        par_for(&q->par, q->hi - q->lo, 1, clip_scale, &cc);
     }
+    q->tsec[QAT_T_OPTIM] += ob_now() - t0;
     return (float)norm;
+}
+
+float qat_clip_grads(QatModel *q, float max_norm)
+{
+    size_t nb = qat_grad_blocks(q);
+    double *part = ob_calloc(nb ? nb : 1, sizeof(double));
+    qat_grad_sq_blocks(q, part);
+    float norm = qat_clip_parts(q, part, max_norm);
+    free(part);
+    return norm;
 }
 
 typedef struct { float lr, b1, b2, eps, wd, ib1, ib2; } AdamK;
 
-/* AdamW on params [i0, i1); the moments in FP32 arithmetic whatever their
- * storage */
+/* AdamW on params lo + [i0, i1) of the model's slice; the moments in FP32
+ * arithmetic whatever their storage */
 static void adamw_range(QatModel *q, size_t i0, size_t i1, const AdamK *k)
 {
-    float *p = q->params;
-    const float *g = q->grads;
+    float *p = q->params + q->lo;
+    const float *g = q->grads + q->lo;
     if (q->optim == QAT_OPTIM_FP32) {
         float *m = q->m, *v = q->v;
         for (size_t i = i0; i < i1; i++) {
@@ -1198,7 +1304,7 @@ void qat_adamw_step(QatModel *q, long t, const AdamWCfg *c)
     AdamK k = {c->lr, c->beta1, c->beta2, c->eps, c->weight_decay,
                (float)(1.0 / (1.0 - pow(c->beta1, (double)t))), (float)(1.0 / (1.0 - pow(c->beta2, (double)t)))};
     AdamCtx ac = {q, &k};
-    par_for(&q->par, q->nparams, 16, adam_par, &ac);
+    par_for(&q->par, q->hi - q->lo, 16, adam_par, &ac);
     q->tsec[QAT_T_OPTIM] += ob_now() - t0;
 }
 

@@ -7,7 +7,8 @@
  *     y = LayerNorm( h ⊙ (S · (g ⊙ x)) ),   S = sign(W) (w >= 0 -> +1)
  * LayerNorm without affine parameters, eps 1e-5, over the output dim. The
  * latent FP32 W (out,in), g (in), h (out) are trained; the gradient through
- * sign is the STE dW = dS ⊙ (1.001 − tanh²(W)). Embedding, RMSNorm weights
+ * sign is the STE dW = dS ⊙ (1.001 − tanh²(W)) by default (QatSte: other
+ * straight-through estimators as options). Embedding, RMSNorm weights
  * and the output head are the teacher's, frozen (referenced, not copied).
  *
  * Loss of one micro-batch of B sequences of T tokens (N = B·T tokens):
@@ -48,6 +49,25 @@
 
 typedef struct QatModel QatModel;
 
+/* The straight-through estimator of sign: dW = dS ⊙ f(W), f the
+ * derivative of a smooth surrogate of sign (--ste):
+ *   QAT_STE_ONEBIT  f = 1.001 − tanh²(w)    (tanh(w) + 0.001·w; the paper's, default)
+ *   QAT_STE_SMOOTH  f = a·(1 − tanh²(a·w))  (tanh(a·w); LittleBit's, "smooth:A")
+ *   QAT_STE_CLIP    f = 1 for |w| <= 1, else 0 (clamp(w, −1, 1); the clipped identity)
+ * A zeroed QatSte is the default. */
+typedef enum { QAT_STE_ONEBIT = 0, QAT_STE_SMOOTH = 1, QAT_STE_CLIP = 2 } QatSteKind;
+typedef struct {
+    int kind;  /* a QatSteKind */
+    float a;   /* QAT_STE_SMOOTH's sharpness (> 0) */
+} QatSte;
+/* "onebit" | "smooth:A" (A > 0, finite) | "clip" -> 0; else -1 with err
+ * saying what is accepted */
+int qat_ste_parse(const char *s, QatSte *out, char *err);
+/* the text qat_ste_parse reads back */
+void qat_ste_format(const QatSte *s, char *buf, size_t n);
+/* f(w) of the estimator */
+float qat_ste_factor(const QatSte *s, float w);
+
 /* the threads a piece of qat work may use: a pool (NULL: the calling
  * thread alone). The helpers below that take one accept NULL. */
 typedef struct { Pool *pool; } QatPar;
@@ -79,7 +99,21 @@ typedef struct {
     int max_B, max_T;
     QatOptim optim;
     int recompute;
+    /* ZeRO-1 (train/dist.h): with shards > 1 the model keeps AdamW's
+     * moments only for its slice qat_shard_range(nparams, shards, shard)
+     * of the parameter arena, and clips and updates only that slice;
+     * 0 or 1: the whole arena (shard must then be 0) */
+    int shards, shard;
 } QatSize;
+
+/* the ZeRO-1 slices: slice `shard` of `shards` of an arena of n floats is
+ * [lo, hi), in whole blocks of QAT_CLIP_BLOCK floats (so that a slice's
+ * part of the gradient norm is made of whole blocks of qat_clip_grads'),
+ * shard 0's the largest (it sizes the memory check); slices may be empty.
+ * off[0..shards] receives every slice's start and n at the end. */
+#define QAT_CLIP_BLOCK ((size_t)65536)
+void qat_shard_range(size_t n, int shards, int shard, size_t *lo, size_t *hi);
+void qat_shard_offsets(size_t n, int shards, size_t *off);
 
 /* Student initialised from the teacher by SVID of every dense linear:
  * |W| ≈ a·bᵀ (rank 1), h = a, g = b, latent W = 0.01·sign(W). init is
@@ -94,10 +128,12 @@ void qat_free(QatModel *q);
  * with err set (threads could not be made; nothing changes) */
 int qat_set_threads(QatModel *q, int n, char *err);
 int qat_threads(const QatModel *q);
+/* the STE of the backward passes from now on (qat_new: the default) */
+void qat_set_ste(QatModel *q, const QatSte *s);
 
 /* Memory. Per trainable parameter a QatModel holds the latent value and
  * its gradient (FP32) and the two AdamW moments (FP32 or BF16): 16 or 12
- * bytes. The ±1 matrix S = sign(W) and the STE factor are not stored: S is
+ * bytes; a sharded one (QatSize.shards) the moments of its slice only. The ±1 matrix S = sign(W) and the STE factor are not stored: S is
  * expanded into one scratch of the largest linear right before each of
  * its sgemms, the STE factor recomputed from W in the backward pass.
  * Besides: the activations kept for the backward pass (per layer), the
@@ -109,8 +145,9 @@ int qat_threads(const QatModel *q);
  * holds), apart from transient scratch of the calls (per worker thread at
  * most vocab_size + max_T² floats) and the pool's threads. */
 double qat_memory_bytes(const ModelConfig *c, const QatSize *sz);
-/* the part of it that grows with the parameters (params, grads, moments) */
-double qat_param_state_bytes(const ModelConfig *c, QatOptim optim);
+/* the part of it that grows with the parameters (params, grads, and the
+ * moments of shard 0's slice of `shards`: all with 0 or 1) */
+double qat_param_state_bytes(const ModelConfig *c, QatOptim optim, int shards);
 /* trainable parameters of a config (qat_num_params of a model of it) */
 size_t qat_config_params(const ModelConfig *c);
 double qat_allocated_bytes(const QatModel *q);
@@ -128,12 +165,13 @@ void qat_zero_grads(QatModel *q);
 /* pointers of linear j (LIN_*) of layer l into the params arena (grads:
  * qat_grads(q) + the same offsets); in/out sizes. 0, or -1 on bad l/j. */
 int qat_linear_params(QatModel *q, int l, int j, float **W, float **g, float **h, int *in, int *out);
-/* AdamW's moments: QatSize.optim, and the raw arrays (qat_num_params
- * elements each, float or uint16_t BF16 bits; *elem_bytes 4 or 2), for
- * checkpoints; zero after qat_new */
+/* AdamW's moments: QatSize.optim, and the raw arrays (one element per
+ * parameter of the model's slice [lo, hi) of qat_shard, float or uint16_t
+ * BF16 bits; *elem_bytes 4 or 2), for checkpoints; zero after qat_new */
 QatOptim qat_optim(const QatModel *q);
+void qat_shard(const QatModel *q, size_t *lo, size_t *hi);
 void *qat_moments(QatModel *q, int which /* 0: m, 1: v */, size_t *elem_bytes);
-/* moment which (0: m, 1: v) of parameter i as FP32 */
+/* moment which (0: m, 1: v) of parameter lo + i (i-th of the slice) as FP32 */
 float qat_moment(const QatModel *q, int which, size_t i);
 
 /* One micro-batch: tokens (B,T) row-major. Runs the teacher forward (no
@@ -152,13 +190,24 @@ double qat_eval_nll_sum(QatModel *q, const int *tokens, int B, int T, long *n_pr
 const float *qat_logits(const QatModel *q);
 
 /* clip the global L2 norm of the grads to max_norm; returns the pre-clip
- * norm (computed in double, fixed order); max_norm <= 0: no clip */
+ * norm (computed in double, fixed order); max_norm <= 0: no clip. A
+ * sharded model: the norm and the clip of its slice alone. */
 float qat_clip_grads(QatModel *q, float max_norm);
+/* the same in two halves, for ZeRO-1: qat_grad_sq_blocks writes Σg² of
+ * every block of QAT_CLIP_BLOCK floats of the model's slice into
+ * part[block] (part has qat_grad_blocks(q) entries; the others are left
+ * alone); qat_clip_parts takes the norm as the square root of all parts
+ * added in block order (so that the slices' parts, combined, give the
+ * whole arena's norm bit for bit), clips the slice's grads and returns it.
+ * Both count as QAT_T_OPTIM. */
+size_t qat_grad_blocks(const QatModel *q);
+void qat_grad_sq_blocks(QatModel *q, double *part);
+float qat_clip_parts(QatModel *q, const double *part, float max_norm);
 
 typedef struct { float lr, beta1, beta2, eps, weight_decay; } AdamWCfg; /* ?, 0.9, 0.98, 1e-8, 0.01 */
-/* AdamW over the arena (decoupled weight decay p -= lr·wd·p on every
- * parameter) with the model's moments (qat_moments; zero at t = 1); t is
- * the 1-based step. The moments' arithmetic is FP32 whatever their
+/* AdamW over the arena, or a sharded model's slice of it (decoupled
+ * weight decay p -= lr·wd·p on every parameter) with the model's moments
+ * (qat_moments; zero at t = 1); t is the 1-based step. The moments' arithmetic is FP32 whatever their
  * storage. */
 void qat_adamw_step(QatModel *q, long t, const AdamWCfg *c);
 /* llm.c convention, step 0-based: step < warmup: lr_max·(step+1)/warmup;
@@ -178,9 +227,13 @@ typedef struct {
  * pointers into the params arena; returns the count */
 int qat_linear_srcs(const QatModel *q, void *lin_out);
 
-/* seconds spent so far in each phase (for benchmarks and progress) */
-enum { QAT_T_TEACHER, QAT_T_FORWARD, QAT_T_LOSS, QAT_T_BACKWARD, QAT_T_OPTIM, QAT_NTIMERS };
+/* seconds spent so far in each phase (for benchmarks and progress): qat
+ * times its own phases with one monotonic clock read at each phase's ends;
+ * QAT_T_COMM is what the caller adds with qat_add_time (the trainer's MPI
+ * collectives) */
+enum { QAT_T_TEACHER, QAT_T_FORWARD, QAT_T_LOSS, QAT_T_BACKWARD, QAT_T_OPTIM, QAT_T_COMM, QAT_NTIMERS };
 void qat_times(const QatModel *q, double sec[QAT_NTIMERS]);
+void qat_add_time(QatModel *q, int phase, double sec);
 
 /* FLOPs of one qat_forward_backward with (B,T): matmuls only (teacher
  * forward, student forward and backward), for `bench train` */
@@ -228,12 +281,13 @@ typedef struct {
     float *dW, *dg, *dh;        /* accumulated */
     float *dS;                  /* (out,in) written: d/dS */
     float *gx, *dgx;            /* (N,in) scratch */
+    QatSte ste;                 /* the estimator (zero: the default) */
 } QatOnebitGrad;
-/* 1.001 − tanh²(w), the student's STE factor (computed from W in the
+/* 1.001 − tanh²(w), the default STE factor (computed from W in the
  * backward pass, never stored) */
 float qat_ste(float w);
 /* consumes dy (N,out); dx (N,in) written, or added when accumulate;
- * dW += dS ⊙ qat_ste(W) */
+ * dW += dS ⊙ qat_ste_factor(&p->ste, W) */
 void qat_onebit_bwd(const QatPar *par, const QatOnebitGrad *p, const float *x, int N, const float *a, const float *y,
                     const float *rstd, float *dy, float *dx, int accumulate);
 

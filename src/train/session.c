@@ -23,14 +23,26 @@
 #define BIG 1e9
 
 /* --init is a choice row over the SvidMethod field: its index is the enum's */
-_Static_assert(sizeof(SvidMethod) == sizeof(int) && SVID_NMF == 0 && SVID_SVD == 1, "--init's choices are nmf|svd");
+_Static_assert(sizeof(SvidMethod) == sizeof(int) && SVID_NMF == 0 && SVID_SVD == 1 && SVID_XNOR == 2 && SVID_SIGN == 3,
+               "--init's choices are nmf|svd|xnor|sign");
 /* --optim-state likewise over the int field, its index a QatOptim */
 _Static_assert(QAT_OPTIM_FP32 == 0 && QAT_OPTIM_BF16 == 1, "--optim-state's choices are fp32|bf16");
+
+/* --preset's recipes (README, "Recipes and ablations", has the
+ * measurements behind best) */
+#define PRESET_BEST "lr=0.016"
+#define PRESET_BEST_HELP "the defaults with --lr 0.016"
+static const struct { const char *name, *values; } presets[] = {
+    {"onebit", ""},
+    {"best", PRESET_BEST},
+};
 
 /* The defaults here are trainer_config_default's (test_opt checks it). */
 const OptSpec session_opts[] = {
     {"teacher", OPT_STR, F(teacher), OPT_STORE | OPT_PATH | OPT_NOHELP, 0, 0, NULL, NULL, "M", "the teacher", NULL},
     {"tokenizer", OPT_STR, F(tokenizer), OPT_STORE | OPT_PATH | OPT_NOHELP, 0, 0, NULL, NULL, "T", "its tokenizer", NULL},
+    {"preset", OPT_STR, F(preset), OPT_STORE, 0, 0, NULL, NULL, "P",
+     "a recipe: onebit (the paper's: the defaults) or best\n(" PRESET_BEST_HELP "); options given\nas well override it", "Recipe"},
     {"data", OPT_STR, F(data), OPT_STORE | OPT_PATH, 0, 0, NULL, NULL, "FILE", "text file, tokenized once", "Data"},
     {"split", OPT_STR, F(split), OPT_STORE, 0, 0, NULL, NULL, "SEP",
      "one document per SEP (e.g. '<|endoftext|>'), each with BOS", NULL},
@@ -39,7 +51,11 @@ const OptSpec session_opts[] = {
      " greedy tokens, then sampled at temperature 1)", NULL},
     {"data-cache", OPT_STR, F(data_cache), OPT_STORE | OPT_PATH, 0, 0, NULL, NULL, "DIR",
      "where generated sequences are cached (default: the\ndirectory of --out)", NULL},
-    {"steps", OPT_LONG, C(steps), OPT_STORE | OPT_REQUIRED, 1, BIG, NULL, NULL, "S", "optimizer steps (required)", "Training"},
+    {"steps", OPT_LONG, C(steps), OPT_STORE, 1, BIG, NULL, NULL, "S",
+     "optimizer steps (required unless --time; with it, at most S)", "Training"},
+    {"time", OPT_STR, F(time), OPT_STORE, 0, 0, NULL, NULL, "D",
+     "wall-clock budget of the training steps (90s, 10m, 1h; a\nnumber is seconds): the step time is measured first and\n"
+     "the cosine schedule and warmup laid over the steps that\nfit; the run ends with its student when the time is up", NULL},
     {"seq-len", OPT_INT, C(seq_len), OPT_STORE | OPT_REQUIRED, 2, 1 << 20, NULL, NULL, "L",
      "tokens per sequence (required, <= the model's context)", NULL},
     {"batch", OPT_INT, C(batch), OPT_STORE | OPT_REQUIRED, 1, 1 << 16, NULL, NULL, "B", "sequences per micro-batch (required)", NULL},
@@ -51,7 +67,12 @@ const OptSpec session_opts[] = {
     {"kl-scale", OPT_FLOAT, C(kl_scale), OPT_STORE, 0, INFINITY, "0.01", NULL, "K", "KL weight (0.01)", NULL},
     {"wd", OPT_FLOAT, C(wd), OPT_STORE, 0, INFINITY, "0.01", NULL, "X", "AdamW weight decay (0.01)", NULL},
     {"clip", OPT_FLOAT, C(clip), OPT_STORE, 0, INFINITY, "1", NULL, "X", "gradient-norm clip, 0 = none (1.0)", NULL},
-    {"init", OPT_CHOICE, C(init), OPT_STORE, 0, 0, "nmf", "nmf|svd", "nmf|svd", "SVID initialisation (nmf)", NULL},
+    {"init", OPT_CHOICE, C(init), OPT_STORE, 0, 0, "nmf", "nmf|svd|xnor|sign", "I",
+     "initialisation of g and h: SVID nmf or svd, xnor (h =\nrow mean|W|, g = 1) or sign (g = h = 1) (nmf)", NULL},
+    {"ste", OPT_STR, F(ste), OPT_STORE, 0, 0, "onebit", NULL, "E",
+     "the sign's straight-through estimator, dW = dS*f(W): onebit\n"
+     "f = 1.001-tanh^2(W) (the paper's), smooth:A f = A*(1-tanh^2(A*W))\n"
+     "(LittleBit's), clip f = 1 where |W| <= 1 else 0 (onebit)", NULL},
     {"optim-state", OPT_CHOICE, C(optim_state), OPT_STORE, 0, 0, "fp32", "fp32|bf16", "fp32|bf16",
      "AdamW moments' storage: 16 (fp32) or 12 (bf16) bytes\nper trainable parameter in all (fp32)", NULL},
     {"recompute", OPT_FLAG, C(recompute), OPT_STORE, 0, 1, NULL, NULL, NULL,
@@ -109,9 +130,54 @@ int session_opts_check(const SessionOpts *o, const ModelConfig *mc, int need_out
     if (o->data && o->self_generate) { ob_seterr(err, "--data and --self-generate exclude each other"); return -1; }
     if (o->split && !o->data) { ob_seterr(err, "--split needs --data"); return -1; }
     if (o->data_cache && !o->self_generate) { ob_seterr(err, "--data-cache needs --self-generate"); return -1; }
+    if (o->preset && !session_preset(o->preset)) { ob_seterr(err, "--preset must be onebit or best, not '%s'", o->preset); return -1; }
+    if (!o->time && o->cfg.steps < 1) { ob_seterr(err, "--steps S is required (or a time budget: --time D)"); return -1; }
     if (opt_check_required(session_opts, o, err)) return -1;
     if (need_out && !o->out) { ob_seterr(err, "--out S.onebit is required"); return -1; }
-    return trainer_config_check(&o->cfg, mc, err);
+    TrainConfig cfg;
+    if (session_train_config(o, &cfg, err)) return -1;
+    return trainer_config_check(&cfg, mc, err);
+}
+
+const char *session_preset(const char *name)
+{
+    for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
+        if (!strcmp(presets[i].name, name)) return presets[i].values;
+    return NULL;
+}
+
+int session_apply_preset(SessionOpts *o, const char *name, char *err)
+{
+    const char *v = session_preset(name);
+    if (!v) { ob_seterr(err, "--preset must be onebit or best, not '%s'", name); return -1; }
+    free(o->preset);
+    o->preset = ob_strdup(name);
+    char *copy = ob_strdup(v), *save = NULL, e2[OB_ERRLEN];
+    int rc = 0;
+    for (char *kv = strtok_r(copy, ";", &save); kv && !rc; kv = strtok_r(NULL, ";", &save)) {
+        char *eq = strchr(kv, '=');
+        const OptSpec *row = eq ? (*eq = 0, opt_find(session_opts, kv)) : NULL;
+        if (!row || opt_set(row, o, eq + 1, e2)) { /* the table above is wrong */
+            ob_seterr(err, "preset %s: bad value '%s'", name, kv);
+            rc = -1;
+        }
+    }
+    free(copy);
+    return rc;
+}
+
+int session_train_config(const SessionOpts *o, TrainConfig *cfg, char *err)
+{
+    *cfg = o->cfg;
+    char e2[OB_ERRLEN];
+    if (o->ste && qat_ste_parse(o->ste, &cfg->ste, e2)) { ob_seterr(err, "--ste %s", e2); return -1; }
+    cfg->time_limit = 0;
+    if (o->time && ob_parse_duration(o->time, &cfg->time_limit)) {
+        ob_seterr(err, "--time needs a duration such as 90s, 10m or 1h, not '%s'", o->time);
+        return -1;
+    }
+    if (o->time && cfg->steps < 1) cfg->steps = SESSION_TIME_STEPS;
+    return 0;
 }
 
 /* ---- the session -------------------------------------------------------------------- */
@@ -241,7 +307,8 @@ int session_start(Session *s, EventRing *ring, char *err)
     if (!s->have_data) { ob_seterr(err, "the session has no data yet"); return -1; }
     if (session_record_begin(s, err)) return -1;
     if (s->rec && s->rec->attach(s->rec, ring, err)) return -1;
-    TrainConfig cfg = s->o.cfg;
+    TrainConfig cfg;
+    if (session_train_config(&s->o, &cfg, err)) return -1; /* checked by session_init */
     cfg.out_path = s->o.out;
     cfg.ckpt_path = s->o.ckpt;
     cfg.resume_path = s->rec ? s->o.resume_ckpt : s->o.resume; /* with a record, --resume names the run */

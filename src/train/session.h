@@ -41,6 +41,9 @@ typedef struct {
     char *out, *ckpt;                  /* the student; its checkpoint (default out.ckpt) */
     char *resume;                      /* a checkpoint; with a run record: the run (id or name) */
     char *db, *name;                   /* the run store; the new run's name */
+    char *ste;                         /* --ste as given (qat_ste_parse; into cfg.ste at the start) */
+    char *time;                        /* --time as given (ob_parse_duration; into cfg.time_limit) */
+    char *preset;                      /* --preset as given (recorded; session_apply_preset) */
     char *resume_ckpt;                 /* not an option: the checkpoint the record resumes from */
 } SessionOpts;
 
@@ -54,9 +57,24 @@ void session_opts_free(SessionOpts *o);
 void session_opts_copy(SessionOpts *dst, const SessionOpts *src);
 /* the combinations and ranges: data or self-generation (not both, --split
  * with --data, --data-cache with --self-generate), the required options
- * (--out too when need_out), trainer_config_check with the model's context
- * when mc is given. The message names the option. */
+ * (--out too when need_out; --steps unless --time), --ste and --time,
+ * trainer_config_check with the model's context when mc is given. The
+ * message names the option. */
 int session_opts_check(const SessionOpts *o, const ModelConfig *mc, int need_out, char *err);
+/* the TrainConfig the options make: o->cfg with --ste and --time parsed
+ * into it, and --steps SESSION_TIME_STEPS when only --time bounds the run */
+int session_train_config(const SessionOpts *o, TrainConfig *cfg, char *err);
+#define SESSION_TIME_STEPS 1000000000L
+
+/* --preset NAME: a named set of option values. "onebit" is the paper's
+ * recipe (the defaults, nothing set); "best" the defaults with what the
+ * measurements of README's "Recipes and ablations" found to help. The
+ * values as "KEY=V;KEY2=V2" ("" for none), NULL for an unknown name. */
+const char *session_preset(const char *name);
+/* set o->preset and its values, each through its row as on the command
+ * line (give the command line again afterwards: it overrides them); -1
+ * with err naming the presets for an unknown name */
+int session_apply_preset(SessionOpts *o, const char *name, char *err);
 
 /* ---- the run record --------------------------------------------------------------- */
 typedef struct SessionRecord SessionRecord;

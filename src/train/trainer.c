@@ -45,6 +45,8 @@ struct Trainer {
     double elapsed;     /* active training seconds, over all sessions */
     uint64_t data_fp;
     int *batch_tok;     /* (batch, seq_len) */
+    size_t *off;        /* ZeRO-1: every rank's slice of the arena (dist_size() + 1 offsets) */
+    void *ld[2];        /* rank 0, resuming: the checkpoint's whole moments until share_state hands out the slices */
     TrainSummary sum;
     int rc;
 };
@@ -88,7 +90,10 @@ int trainer_config_check(const TrainConfig *c, const ModelConfig *mc, char *err)
     if (!(c->eps > 0)) BAD("eps must be positive");
     if (!(c->wd >= 0) || !isfinite(c->wd)) BAD("--wd must be >= 0");
     if (!(c->clip >= 0) || !isfinite(c->clip)) BAD("--clip must be >= 0 (0: no clipping)");
-    if (c->init != SVID_NMF && c->init != SVID_SVD) BAD("--init must be nmf or svd");
+    if (c->init != SVID_NMF && c->init != SVID_SVD && c->init != SVID_XNOR && c->init != SVID_SIGN)
+        BAD("--init must be nmf, svd, xnor or sign");
+    if (c->ste.kind < QAT_STE_ONEBIT || c->ste.kind > QAT_STE_CLIP || (c->ste.kind == QAT_STE_SMOOTH && !(c->ste.a > 0)))
+        BAD("--ste must be onebit, smooth:A (A > 0) or clip");
     if (c->eval_every < 0 || c->ckpt_every < 0 || c->log_every < 1) BAD("--eval-every/--ckpt-every must be >= 0, log interval >= 1");
     if (c->stop_after < 0) BAD("--stop-after must be >= 0");
     if (c->threads < 0 || c->threads > 1024) BAD("--threads must be between 0 (all cores) and 1024");
@@ -100,7 +105,8 @@ int trainer_config_check(const TrainConfig *c, const ModelConfig *mc, char *err)
 /* ---- memory ------------------------------------------------------------------ */
 static double need_of(const ModelConfig *mc, const TrainConfig *c, int B, int T, int optim)
 {
-    return qat_memory_bytes(mc, &(QatSize){B, T, (QatOptim)optim, c->recompute});
+    /* per rank: ZeRO-1 shards the moments over dist_size() ranks, shard 0's the largest */
+    return qat_memory_bytes(mc, &(QatSize){B, T, (QatOptim)optim, c->recompute, dist_size(), 0});
 }
 
 /* the largest n in [1, hi) for which need(n) fits in have (need grows with
@@ -127,13 +133,17 @@ static const char *gib(char *buf, double bytes)
 
 void trainer_memory_text(const ModelConfig *mc, const TrainConfig *c, char *buf, size_t n)
 {
-    double need = need_of(mc, c, c->batch, c->seq_len, c->optim_state), ps = qat_param_state_bytes(mc, (QatOptim)c->optim_state);
+    int ranks = dist_size();
+    double need = need_of(mc, c, c->batch, c->seq_len, c->optim_state),
+           ps = qat_param_state_bytes(mc, (QatOptim)c->optim_state, ranks);
     size_t np = qat_config_params(mc);
-    char g[3][32];
-    snprintf(buf, n, "training state %s: %zu trainable parameters at %.0f bytes each (%s AdamW moments) %s, "
+    char g[3][32], zero[64] = "";
+    if (ranks > 1) snprintf(zero, sizeof zero, " sharded over %d ranks: ZeRO-1", ranks);
+    snprintf(buf, n, "training state %s%s: %zu trainable parameters at %.0f bytes each (%s AdamW moments%s) %s, "
              "activations and scratch for %d x %d tokens%s %s",
-             gib(g[0], need), np, ps / (double)np, c->optim_state == QAT_OPTIM_BF16 ? "BF16" : "FP32",
-             gib(g[1], ps), c->batch, c->seq_len, c->recompute ? " (recomputed per block)" : "", gib(g[2], need - ps));
+             gib(g[0], need), ranks > 1 ? " per rank" : "", np, ps / (double)np,
+             c->optim_state == QAT_OPTIM_BF16 ? "BF16" : "FP32", zero, gib(g[1], ps), c->batch, c->seq_len,
+             c->recompute ? " (recomputed per block)" : "", gib(g[2], need - ps));
 }
 
 int trainer_memory_check(const ModelConfig *mc, const TrainConfig *c, double have, char *err)
@@ -362,9 +372,28 @@ static void put_cfg(Buf *b, const TrainConfig *c)
     for (int i = 0; i < 9; i++) bf64(b, f[i]);
 }
 
+/* the whole moments on rank 0: its own arrays with one rank, else the
+ * ranks' slices gathered into mv (freed by the caller); NULLs elsewhere */
+static void gather_moments(Trainer *t, void *mv[2], void *own[2])
+{
+    size_t eb;
+    void *mine[2] = {qat_moments(t->q, 0, &eb), qat_moments(t->q, 1, NULL)};
+    for (int i = 0; i < 2; i++) {
+        own[i] = NULL;
+        mv[i] = mine[i];
+        if (dist_size() < 2) continue;
+        own[i] = mv[i] = dist_rank() == 0 ? ob_malloc(qat_num_params(t->q) * eb) : NULL;
+        dist_gather(mine[i], mv[i], t->off, eb);
+    }
+}
+
 static int write_ckpt(Trainer *t, char *err)
 {
-    if (dist_rank() != 0) return 0; /* rank 0 writes the (whole, replicated) state */
+    /* rank 0 writes the whole state: the (replicated) parameters and every
+     * rank's slice of the moments, so that any number of ranks resumes */
+    void *mv[2], *own[2];
+    gather_moments(t, mv, own);
+    if (dist_rank() != 0) return 0;
     const ModelConfig *c = &t->teacher->cfg;
     size_t np = qat_num_params(t->q);
     Buf b = {0};
@@ -385,7 +414,8 @@ static int write_ckpt(Trainer *t, char *err)
      * straight from memory to the file (no copy of the state), elsewhere
      * byte-swapped into one copy */
     size_t eb;
-    const void *parts[5] = {b.p, qat_params(t->q), qat_moments(t->q, 0, &eb), qat_moments(t->q, 1, NULL), NULL};
+    qat_moments(t->q, 0, &eb);
+    const void *parts[5] = {b.p, qat_params(t->q), mv[0], mv[1], NULL};
     size_t lens[5] = {b.n, np * sizeof(float), np * eb, np * eb, 8};
     unsigned char *le = NULL;
     if (!FILE_HOST_LITTLE_ENDIAN) {
@@ -407,6 +437,8 @@ static int write_ckpt(Trainer *t, char *err)
     int rc = file_write_atomic_parts(t->ckpt_path, parts, lens, 5, err);
     free(le);
     free(b.p);
+    free(own[0]);
+    free(own[1]);
     if (rc == 0) {
         Event e = {.kind = EV_CKPT, .step = (int)t->step, .path = evring_intern(t->ckpt_path)};
         snprintf(e.text, sizeof e.text, "%s", t->ckpt_path); /* for display; path is the whole */
@@ -460,6 +492,12 @@ static int ckpt_head(const char *path, const char *raw, size_t size, const Model
     return 0;
 }
 
+/* element i of a moment array of elem_bytes 4 (FP32) or 2 (BF16) as FP32 */
+static float moment_at(const void *a, size_t elem_bytes, size_t i)
+{
+    return elem_bytes == 2 ? ob_bf16_to_fp32(((const uint16_t *)a)[i]) : ((const float *)a)[i];
+}
+
 static int load_ckpt(Trainer *t, const char *path, char *err)
 {
     /* mapped, not read: a big model's state is not copied twice */
@@ -490,10 +528,10 @@ static int load_ckpt(Trainer *t, const char *path, char *err)
     double f[9];
     for (int i = 0; i < 9; i++) f[i] = rf64(&r);
     uint32_t optim = ver >= 2 ? ru32(&r) : QAT_OPTIM_FP32; /* version 1: FP32 moments */
+    if (t->cfg.time_limit > 0 && steps >= 1 && steps <= (uint64_t)t->cfg.steps) t->cfg.steps = (long)steps; /* its plan */
     const TrainConfig *k = &t->cfg;
     double g[9] = {k->lr, eff_lr_min(k), k->alpha, k->kl_scale, k->beta1, k->beta2, k->eps, k->wd, k->clip};
     static const char *const fname[9] = {"--lr", "--lr-min", "--alpha", "--kl-scale", "beta1", "beta2", "eps", "--wd", "--clip"};
-    (void)steps;
     if (r.bad) { ob_seterr(err, "%s: truncated header", path); goto out; }
     if ((int)seq_len != k->seq_len || (int)batch != k->batch || (int)accum != global_accum(k)) {
         ob_seterr(err, "%s: the checkpoint was made with --seq-len %u --batch %u --accum %u, not %d/%d/%d%s",
@@ -516,8 +554,12 @@ static int load_ckpt(Trainer *t, const char *path, char *err)
     }
     if ((long)step > k->steps) { ob_seterr(err, "%s: the checkpoint is at step %" PRIu64 ", beyond --steps %ld", path, step, k->steps); goto out; }
     size_t eb;
-    void *mv[2] = {qat_moments(t->q, 0, &eb), qat_moments(t->q, 1, NULL)};
+    qat_moments(t->q, 0, &eb);
     if (r.n - r.at != np * (sizeof(float) + 2 * eb) + 8) { ob_seterr(err, "%s: size does not match %zu parameters", path, np); goto out; }
+    /* one rank: straight into its moments; several: the whole moments
+     * until share_state gives each rank its slice */
+    void *mv[2] = {qat_moments(t->q, 0, NULL), qat_moments(t->q, 1, NULL)};
+    for (int i = 0; i < 2 && dist_size() > 1; i++) mv[i] = t->ld[i] = ob_malloc(np * eb);
     float *p = qat_params(t->q);
     rget(&r, p, np * sizeof(float));
     rget(&r, mv[0], np * eb);
@@ -533,7 +575,7 @@ static int load_ckpt(Trainer *t, const char *path, char *err)
         }
     }
     for (size_t i = 0; i < np; i++) {
-        float mi = qat_moment(t->q, 0, i), vi = qat_moment(t->q, 1, i);
+        float mi = moment_at(mv[0], eb, i), vi = moment_at(mv[1], eb, i);
         if (!isfinite(p[i]) || !isfinite(mi) || !(vi >= 0) || !isfinite(vi)) {
             ob_seterr(err, "%s: non-finite value in the saved state (parameter %zu)", path, i);
             goto out;
@@ -551,16 +593,20 @@ out:
 
 /* data parallelism (train/dist.h): every rank continues from rank 0's state
  * (its SVID init, or the checkpoint only rank 0 read), so that the replicas
- * agree whatever each host's kernels; -1 when a rank's data differs */
+ * agree whatever each host's kernels, and takes its slice of the moments
+ * (ZeRO-1; zero without a checkpoint); -1 when a rank's data differs */
 static int share_state(Trainer *t, char *err)
 {
-    if (dist_size() < 2) return 0;
-    size_t np = qat_num_params(t->q);
-    dist_bcast(qat_params(t->q), np * sizeof(float));
     size_t eb; /* the moments as the student keeps them: FP32 or BF16 */
     void *mv[2] = {qat_moments(t->q, 0, &eb), qat_moments(t->q, 1, NULL)};
-    dist_bcast(mv[0], np * eb);
-    dist_bcast(mv[1], np * eb);
+    if (dist_size() < 2) return 0;
+    if (t->resume_path) /* rank 0 read the checkpoint (or failed and ended the job) */
+        for (int i = 0; i < 2; i++) {
+            dist_scatter(t->ld[i], mv[i], t->off, eb);
+            free(t->ld[i]);
+            t->ld[i] = NULL;
+        }
+    dist_bcast(qat_params(t->q), qat_num_params(t->q) * sizeof(float));
     uint64_t h[5] = {(uint64_t)t->step, t->cur.rng, t->cur.drawn, 0, t->data_fp};
     memcpy(&h[3], &t->elapsed, sizeof(double));
     dist_bcast(h, sizeof h);
@@ -665,6 +711,28 @@ static int export_student(Trainer *t, char *err)
     return rc;
 }
 
+/* ---- the optimizer step (ZeRO-1) ------------------------------------------------------ */
+float trainer_zero_step(QatModel *q, const size_t *off, float clip, long t, const AdamWCfg *ac)
+{
+    double c0 = ob_now();
+    dist_reduce_scatter_f32(qat_grads(q), off);
+    double comm = ob_now() - c0;
+    /* the global norm: each rank's blocks, added in block order on every rank */
+    size_t nb = qat_grad_blocks(q);
+    double *part = ob_calloc(nb ? nb : 1, sizeof(double));
+    qat_grad_sq_blocks(q, part);
+    c0 = ob_now();
+    dist_sum_ordered(part, (int)nb); /* one rank's value and zeros: exact */
+    comm += ob_now() - c0;
+    float gn = qat_clip_parts(q, part, clip);
+    free(part);
+    qat_adamw_step(q, t, ac);
+    c0 = ob_now();
+    dist_allgather_f32(qat_params(q), off);
+    qat_add_time(q, QAT_T_COMM, comm + ob_now() - c0);
+    return gn;
+}
+
 /* ---- the thread ------------------------------------------------------------------------ */
 static int fail(Trainer *t, const char *msg)
 {
@@ -688,6 +756,43 @@ static int control(Trainer *t, double *active_since)
         if (!stop) emit_status(t, RUN_RUNNING, "resumed at step %ld", t->step);
     }
     return job_cancelled(j);
+}
+
+/* --time: time one step's micro-batches twice (the first warms the
+ * caches; the gradients are thrown away, the data cursor is a copy) and
+ * set steps to those that fit in what is left of the budget after the
+ * two; every rank takes rank 0's plan. 0, or -1 with err. */
+static int plan_time(Trainer *t, char *err)
+{
+    const TrainConfig *k = &t->cfg;
+    DataCursor cur = t->cur;
+    QatLossCfg lc = {.alpha = k->alpha, .kl_scale = k->kl_scale};
+    double t0 = 0, step_s = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        t0 = ob_now();
+        for (int a = 0; a < k->accum; a++) {
+            for (int b = 0; b < k->batch; b++) data_sample(t->data, &cur, t->batch_tok + (size_t)b * k->seq_len);
+            QatLoss ql;
+            if (qat_forward_backward(t->q, t->batch_tok, k->batch, k->seq_len, &lc, 1.0f / k->accum, &ql)) {
+                ob_seterr(err, "qat_forward_backward rejected the batch (token out of range or bad shape)");
+                return -1;
+            }
+        }
+        step_s = ob_now() - t0;
+    }
+    qat_zero_grads(t->q);
+    double left = k->time_limit - 2 * step_s;
+    long fit = left > 0 ? (long)(left / (step_s + 1e-9)) : 0;
+    if (fit < 1) fit = 1;
+    long plan = fit < k->steps ? fit : k->steps;
+    int64_t p64 = plan;
+    dist_bcast(&p64, sizeof p64);
+    t->cfg.steps = (long)p64;
+    char b1[32];
+    ob_fmt_duration(b1, sizeof b1, k->time_limit);
+    emit_log(t, "time budget %s: a step takes about %.1f ms, the schedule is laid over %ld steps", b1, 1e3 * step_s,
+             t->cfg.steps);
+    return 0;
 }
 
 static void *run(void *arg);
@@ -714,9 +819,13 @@ static void *run(void *arg)
     if (xnor_nll(t->teacher, t->data, &t->sum.xnor_nll, err)) { fail(t, err); return NULL; }
     trainer_memory_text(&t->teacher->cfg, k, err, sizeof err);
     emit_log(t, "%s", err);
-    t->q = qat_new(t->teacher, k->init, &(QatSize){k->batch, k->seq_len, (QatOptim)k->optim_state, k->recompute}, err);
+    t->q = qat_new(t->teacher, k->init,
+                   &(QatSize){k->batch, k->seq_len, (QatOptim)k->optim_state, k->recompute, dist_size(), dist_rank()}, err);
     if (!t->q) { fail(t, err); return NULL; }
+    t->off = ob_malloc(((size_t)dist_size() + 1) * sizeof(size_t));
+    qat_shard_offsets(qat_num_params(t->q), dist_size(), t->off);
     if (qat_set_threads(t->q, trainer_threads(k), err)) { fail(t, err); return NULL; }
+    qat_set_ste(t->q, &k->ste);
     t->batch_tok = ob_malloc((size_t)k->batch * k->seq_len * sizeof(int));
     if (student_nll(t, 0, &t->sum.svid_nll, &ntok, err)) { fail(t, err); return NULL; }
     emit_log(t, "held-out split: %ld tokens to predict", ntok);
@@ -729,21 +838,22 @@ static void *run(void *arg)
         emit_log(t, "resumed from %s at step %ld", t->resume_path, t->step);
     }
     if (share_state(t, err)) { fail(t, err); return NULL; }
+    double budget_since = ob_now(); /* --time bounds this session's training */
+    if (k->time_limit > 0 && t->step == 0 && plan_time(t, err)) { fail(t, err); return NULL; }
     if (dist_size() > 1)
         emit_log(t, "data parallel: %d ranks x --batch %d x --accum %d = global batch of %d sequences of %d tokens",
                  dist_size(), k->batch, k->accum, k->batch * global_accum(k), k->seq_len);
-    double comm = 0; /* seconds in the gradient allreduce */
     emit_status(t, RUN_RUNNING, "training");
     QatLossCfg lc = {.alpha = k->alpha, .kl_scale = k->kl_scale};
     AdamWCfg ac = {.lr = k->lr, .beta1 = k->beta1, .beta2 = k->beta2, .eps = k->eps, .weight_decay = k->wd};
     float lr_min = eff_lr_min(k);
     long warmup = eff_warmup(k);
-    double active_since = ob_now(), elapsed0 = t->elapsed;
+    double active_since = ob_now(), elapsed0 = t->elapsed, probe_s = active_since - budget_since;
     long session_steps = 0;
     double iv_loss = 0, iv_kl = 0, iv_mse = 0;
-    int iv_n = 0, first_logged = 0, stopped = 0;
+    int iv_n = 0, first_logged = 0, stopped = 0, time_up = 0;
     long last_logged = 0; /* the last step an EV_STEP went out for in this session (0: none) */
-    while (t->step < k->steps) {
+    while (t->step < k->steps && !time_up) {
         /* every rank stops after the same step */
         if (dist_any((k->stop_after > 0 && t->step >= k->stop_after) || control(t, &active_since))) { stopped = 1; break; }
         qat_zero_grads(t->q);
@@ -766,25 +876,25 @@ static void *run(void *arg)
         }
         if (dist_size() > 1) {
             double c0 = ob_now(), lkm[3] = {loss, kl, mse};
-            dist_sum_f32(qat_grads(t->q), qat_num_params(t->q));
             dist_sum_ordered(lkm, 3);
             loss = lkm[0]; kl = lkm[1]; mse = lkm[2];
-            comm += ob_now() - c0;
+            qat_add_time(t->q, QAT_T_COMM, ob_now() - c0);
         }
         if (!isfinite(loss)) {
             snprintf(err, sizeof err, "the loss is not finite at step %ld (try a lower --lr)", t->step + 1);
             fail(t, err);
             return NULL;
         }
-        float gn = qat_clip_grads(t->q, k->clip);
         ac.lr = qat_lr(t->step, k->steps, warmup, k->lr, lr_min);
-        qat_adamw_step(t->q, t->step + 1, &ac);
+        float gn = trainer_zero_step(t->q, t->off, k->clip, t->step + 1, &ac);
         t->step++;
         session_steps++;
         iv_loss += loss; iv_kl += kl; iv_mse += mse; iv_n++;
         double now = ob_now();
         double active = t->elapsed + (now - active_since);
-        if (t->step % k->log_every == 0 || t->step == k->steps) {
+        /* --time: paused time does not count (active is training time) */
+        if (k->time_limit > 0 && dist_any(probe_s + active - elapsed0 >= k->time_limit)) time_up = 1;
+        if (t->step % k->log_every == 0 || t->step == k->steps || time_up) {
             Event e = {.kind = EV_STEP, .step = (int)t->step};
             e.loss = iv_loss / iv_n;
             e.kl = iv_kl / iv_n;
@@ -802,12 +912,12 @@ static void *run(void *arg)
             iv_loss = iv_kl = iv_mse = 0;
             iv_n = 0;
         }
-        if (k->eval_every > 0 && t->step % k->eval_every == 0 && t->step < k->steps) {
+        if (k->eval_every > 0 && t->step % k->eval_every == 0 && t->step < k->steps && !time_up) {
             double nll;
             if (student_nll(t, k->max_eval_windows, &nll, &ntok, err)) { fail(t, err); return NULL; }
             emit_eval(t, t->step, k->max_eval_windows > 0 ? "student-partial" : "student", nll);
         }
-        if (t->ckpt_path && k->ckpt_every > 0 && t->step % k->ckpt_every == 0 && t->step < k->steps) {
+        if (t->ckpt_path && k->ckpt_every > 0 && t->step % k->ckpt_every == 0 && t->step < k->steps && !time_up) {
             t->elapsed += ob_now() - active_since;
             /* the run record first: a kill right after the checkpoint must
              * not leave steps it covers unrecorded */
@@ -817,10 +927,13 @@ static void *run(void *arg)
         }
     }
     t->elapsed += ob_now() - active_since;
-    if (dist_size() > 1 && session_steps > 0)
-        emit_log(t, "data parallel: gradient allreduce of %zu floats (%.2f MB) took %.3f ms per step (%.1f%% of the step time)",
-                 qat_num_params(t->q), qat_num_params(t->q) * 4e-6, 1e3 * comm / session_steps,
-                 100 * comm / (t->elapsed - elapsed0 + 1e-9));
+    if (dist_size() > 1 && session_steps > 0) {
+        double ph[QAT_NTIMERS];
+        qat_times(t->q, ph);
+        emit_log(t, "data parallel (ZeRO-1): gradient reduce-scatter and parameter all-gather of %zu floats (%.2f MB) "
+                 "took %.3f ms per step (%.1f%% of the step time)", qat_num_params(t->q), qat_num_params(t->q) * 4e-6,
+                 1e3 * ph[QAT_T_COMM] / session_steps, 100 * ph[QAT_T_COMM] / (t->elapsed - elapsed0 + 1e-9));
+    }
     if (!dist_same(qat_params(t->q), qat_num_params(t->q) * sizeof(float))) {
         fail(t, "data parallel: the ranks' parameters differ after training (the MPI sum is not the same on every rank)");
         return NULL;
@@ -843,8 +956,8 @@ static void *run(void *arg)
         if (export_student(t, err)) { fail(t, err); return NULL; }
     }
     t->sum.status = RUN_FINISHED;
-    snprintf(t->sum.message, sizeof t->sum.message, "finished %ld steps%s%s", t->step, t->out_path ? "; wrote " : "",
-             t->out_path ? t->out_path : "");
+    snprintf(t->sum.message, sizeof t->sum.message, "finished %ld steps%s%s%s", t->step,
+             k->time_limit > 0 ? " in the time budget" : "", t->out_path ? "; wrote " : "", t->out_path ? t->out_path : "");
     emit_status(t, RUN_FINISHED, "%s", t->sum.message);
     return NULL;
 }
@@ -919,6 +1032,9 @@ void trainer_free(Trainer *t)
     job_free(t->job); /* a running trainer: stop (checkpoint) and join */
     if (t->q) qat_free(t->q);
     free(t->batch_tok);
+    free(t->off);
+    free(t->ld[0]);
+    free(t->ld[1]);
     free(t->out_path);
     free(t->ckpt_path);
     free(t->resume_path);

@@ -51,6 +51,7 @@
 #include "onebit/svid.h"
 #include "format/tokenizer.h"
 #include "onebit/student.h"
+#include "train/qat.h"
 
 typedef struct {
     long steps;          /* optimizer steps (required) */
@@ -63,7 +64,14 @@ typedef struct {
     float alpha;         /* hidden-state MSE weight (1) */
     float kl_scale;      /* KL weight (0.01) */
     float beta1, beta2, eps, wd, clip; /* 0.9, 0.98, 1e-8, 0.01, 1.0 */
-    SvidMethod init;     /* SVID_NMF | SVID_SVD (SVID_NMF) */
+    SvidMethod init;     /* SVID_NMF | SVID_SVD | SVID_XNOR | SVID_SIGN (SVID_NMF) */
+    QatSte ste;          /* the sign's straight-through estimator (zero: the paper's) */
+    double time_limit;   /* wall-clock budget of the steps in seconds (0: none): the
+                          * trainer times one step's micro-batches (twice, not
+                          * applied), sets steps to those that fit (at most
+                          * steps) and stops when the time is up, finishing as at
+                          * the last step; a resumed run keeps its checkpoint's
+                          * steps and the budget bounds the new session */
     long eval_every;     /* held-out eval every K steps (0: only at the end) */
     long ckpt_every;     /* checkpoint every K steps (0: only at stop/end) */
     long log_every;      /* EV_STEP every K steps (1) */
@@ -105,6 +113,17 @@ int trainer_config_check(const TrainConfig *c, const ModelConfig *mc, char *err)
  * against qat_memory_available() and the run logs the text first. */
 void trainer_memory_text(const ModelConfig *mc, const TrainConfig *c, char *buf, size_t n);
 int trainer_memory_check(const ModelConfig *mc, const TrainConfig *c, double have, char *err);
+
+/* One optimizer step of data-parallel training with ZeRO-1 (train/dist.h),
+ * after every rank's backward passes into q's grads: the gradients summed
+ * over the ranks into each rank's slice (off: qat_shard_offsets of q's
+ * shards; reduce-scatter), the global norm from every slice's blocks added
+ * in block order (the single-rank norm, bit for bit) clipped to clip,
+ * AdamW step t (1-based) on the rank's slice with its moments, and the
+ * updated slices to every rank (all-gather). One rank: clip and AdamW over
+ * the whole arena. The collectives' seconds go to qat's QAT_T_COMM.
+ * Every rank calls it at the same step. Returns the pre-clip norm. */
+float trainer_zero_step(QatModel *q, const size_t *off, float clip, long t, const AdamWCfg *ac);
 
 /* numbers of the final summary (also sent as EV_LOG lines) */
 typedef struct {

@@ -1,6 +1,9 @@
 /* fuzz_gguf.c -- libFuzzer harness for the GGUF reader: parse, llama config,
- * tensor shapes and dequantization, the embedded tokenizer (then encode and
- * decode a little text with it). Built by `make fuzz` (clang). */
+ * tensor shapes and dequantization (every block type read: Q8_0, Q4_0,
+ * Q5_0, Q4_K, Q5_K, Q6_K), the embedded tokenizer (then encode and decode a
+ * little text with it). Built by `make fuzz` (clang). Seed corpus: the files
+ * tests/test_gguf and tests/test_loaders_hostile write into
+ * $ONEBIT_FUZZ_SEEDS (a tiny model in each block type among them). */
 #include <stdint.h>
 #include <stdlib.h>
 

@@ -24,7 +24,9 @@
  * in L1 across the tokens.
  *
  * At the end, the decode helpers (KernDec: attention over FP32/FP16 caches,
- * FP16 and BF16 conversion, FP16/BF16/Q8_0 GEMV rows), which also need F16C. */
+ * FP16 and BF16 conversion, FP16/BF16/Q8_0 GEMV rows), which also need F16C, and
+ * the Q4_K/Q5_K/Q6_K block expansions (AVX2 only; the avx512 entries use them
+ * too). */
 #include "kernels/variants.h"
 
 #include <immintrin.h>
@@ -430,5 +432,65 @@ T2H void kern_dec_gemv_q8_0_avx2(const KernQ8_0 *W, const float *x, float *y, in
             a = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(b[j].d)), p, a);
         }
         y[r] = dec2_hsum(a);
+    }
+}
+
+/* ---- the K-quant block expansions (kernels.h KernDec dq_q4_k/q5_k/q6_k) ----
+ * 32 levels at a time: bytes to int32 to float, then a multiply and a
+ * subtraction as in the reference (no FMA, so the same bits). */
+#define T2Q __attribute__((target("avx2")))
+
+/* y[i] = a_i * v[i] - m for the 32 signed bytes of v, a_i = lo for i < 16,
+ * hi after */
+T2Q static inline void dq2_run(__m256i v, __m256 lo, __m256 hi, __m256 m, float *y)
+{
+    __m128i h[2] = {_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)};
+    for (int k = 0; k < 4; k++) {
+        __m128i b = k & 1 ? _mm_srli_si128(h[k >> 1], 8) : h[k >> 1];
+        __m256 q = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
+        _mm256_storeu_ps(y + 8 * k, _mm256_sub_ps(_mm256_mul_ps(k < 2 ? lo : hi, q), m));
+    }
+}
+
+/* Q4_K (qh NULL) and Q5_K: sub-blocks 2c (low nibbles, fifth bit 2c of qh)
+ * and 2c + 1 (high nibbles, bit 2c + 1) */
+T2Q static inline void dq2_k45(const uint8_t *qs, const uint8_t *qh, const float *a, const float *m, float *y)
+{
+    const __m256i low = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
+    __m256i hb = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
+    for (int c = 0; c < 4; c++) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+        __m256i q0 = _mm256_and_si256(v, low), q1 = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+        if (qh) {
+            q0 = _mm256_or_si256(q0, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * c)), one), 4));
+            q1 = _mm256_or_si256(q1, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * c + 1)), one), 4));
+        }
+        __m256 a0 = _mm256_set1_ps(a[2 * c]), a1 = _mm256_set1_ps(a[2 * c + 1]);
+        dq2_run(q0, a0, a0, _mm256_set1_ps(m[2 * c]), y + 64 * c);
+        dq2_run(q1, a1, a1, _mm256_set1_ps(m[2 * c + 1]), y + 64 * c + 32);
+    }
+}
+
+T2Q void kern_dec_dq_q4_k_avx2(const uint8_t *qs, const float *a, const float *m, float *y) { dq2_k45(qs, NULL, a, m, y); }
+
+T2Q void kern_dec_dq_q5_k_avx2(const uint8_t *qs, const uint8_t *qh, const float *a, const float *m, float *y)
+{
+    dq2_k45(qs, qh, a, m, y);
+}
+
+T2Q void kern_dec_dq_q6_k_avx2(const uint8_t *ql, const uint8_t *qh, const float *a, float *y)
+{
+    const __m256i low = _mm256_set1_epi8(15), two = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+    const __m256 zero = _mm256_setzero_ps();
+    for (int h = 0; h < 2; h++) {
+        __m256i hb = _mm256_loadu_si256((const __m256i *)(qh + 32 * h));
+        for (int g = 0; g < 4; g++) { /* the 32 weights 128 h + 32 g + l */
+            __m256i lb = _mm256_loadu_si256((const __m256i *)(ql + 64 * h + 32 * (g & 1)));
+            if (g >> 1) lb = _mm256_srli_epi16(lb, 4);
+            __m256i hi = _mm256_and_si256(_mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * g)), two);
+            __m256i q = _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(lb, low), _mm256_slli_epi16(hi, 4)), off);
+            const float *sa = a + 8 * h + 2 * g;
+            dq2_run(q, _mm256_set1_ps(sa[0]), _mm256_set1_ps(sa[1]), zero, y + 128 * h + 32 * g);
+        }
     }
 }
