@@ -171,8 +171,7 @@ static void one(const char *name, int format, int dtype)
     o.dtype = dtype;
     o.seed = 3;
     CHECK(synth_write(&o, sub(name), err) == 0, "synth %s: %s", name, err);
-    check_pair(name, dtype == SYNTH_F32 ? LINEAR_W_F32 : dtype == SYNTH_F16 ? LINEAR_W_F16 : LINEAR_W_BF16,
-               format == SYNTH_HF ? 8 : 0);
+    check_pair(name, dtype, format == SYNTH_HF ? 8 : 0); /* SYNTH_ and LINEAR_W_ types are LLAMA_ dtypes */
 }
 
 /* arena vs mapped for the file name: embedding type emb, q's rope_heads */
@@ -238,6 +237,10 @@ int main(void)
     one("g-f16.gguf", SYNTH_GGUF, SYNTH_F16);
     one("hf-f16", SYNTH_HF, SYNTH_F16);
     one("hf-f32", SYNTH_HF, SYNTH_F32);
+    /* GGUF block types: rows through llama_dequant (the K types' expansions) */
+    one("g-q4_k.gguf", SYNTH_GGUF, LLAMA_Q4_K);
+    one("g-q6_k.gguf", SYNTH_GGUF, LLAMA_Q6_K);
+    one("g-q5_0.gguf", SYNTH_GGUF, LLAMA_Q5_0);
     /* Q8_0 everywhere (rows of 32-multiples), tied head: GGUF's own type */
     Model t;
     tiny_model_hd(&t, 256, 1024, 2, 8, 2, 32, 600, 1);
