@@ -559,7 +559,9 @@ static void test_gemv(void)
             float *yr = ob_malloc(R * 4);
             kern_dec_variant(KERN_DEC_REF)->to_f16(W, W16, (size_t)R * C);
             kern_q8_0_quantize(W, Wq, (size_t)R * C);
-            for (int wt = LINEAR_W_F16; wt <= LINEAR_W_Q8_0; wt++) {
+            static const int wts[] = {LINEAR_W_F16, LINEAR_W_Q8_0};
+            for (int wi = 0; wi < 2; wi++) {
+                int wt = wts[wi];
                 const void *Wt = wt == LINEAR_W_F16 ? (const void *)W16 : (const void *)Wq;
                 for (int t = 1; t <= 3; t++) {
                     use(bl, NULL, KERN_ACT_FP32, t);

@@ -1,6 +1,6 @@
 /* test_decode.c -- the decode path: every KernDec variant (kernels.h: the
  * attention scores and weighted values over FP32 and FP16 caches, FP16
- * conversion, FP16 and Q8_0 GEMV rows) against the scalar reference on
+ * and BF16 conversion, FP16, BF16 and Q8_0 GEMV rows) against the scalar reference on
  * sizes around every vector width; then model_step with its chunked KV cache
  * against the batched forward on a random model whose attention goes to the
  * pool, the same logits on 1 and 2 threads, and the cache grown in chunks. */
@@ -73,6 +73,15 @@ static void check_variant(const KernDec *d, const KernDec *r)
     int bad = 0;
     for (int i = 0; i < 65536; i++) bad += memcmp(&f[i], &f2[i], 4) != 0 && !(isnan(f[i]) && isnan(f2[i]));
     CHECK(bad == 0, "%s: from_f16 differs from the reference on %d values", d->name, bad);
+    d->from_bf16(h, f, 65536);
+    bad = 0;
+    for (int i = 0; i < 65536; i++) { uint32_t u = (uint32_t)i << 16; bad += memcmp(&f[i], &u, 4) != 0; }
+    for (int n = 1; n < 40; n++) { /* tails: nothing written past n */
+        for (int i = 0; i < 41; i++) f2[i] = -7.0f;
+        d->from_bf16(h + 1000, f2, (size_t)n);
+        for (int i = 0; i < 41; i++) bad += i < n ? f2[i] != ob_bf16_to_fp32(h[1000 + i]) : f2[i] != -7.0f;
+    }
+    CHECK(bad == 0, "%s: from_bf16 is not the exact widening on %d values", d->name, bad);
     for (int i = 0; i < 65536; i++) {
         f[i] = (i & 1) ? frand() * 70000 : frand() * 1e-4f;
         if (i % 7 == 0) { uint32_t b = (uint32_t)(rng >> 20) & 0x47ffe000u; b |= 0x1000; memcpy(&f[i], &b, 4); } /* ties */
@@ -89,27 +98,51 @@ static void check_variant(const KernDec *d, const KernDec *r)
     static const int colss[] = {32, 64, 96, 160, 4096 + 64};
     for (size_t ci = 0; ci < sizeof colss / sizeof *colss; ci++) {
         int cols = colss[ci], rows = 13;
-        uint16_t *W = malloc((size_t)rows * cols * 2);
+        uint16_t *W = malloc((size_t)rows * cols * 2), *Wb = malloc((size_t)rows * cols * 2);
         float *Wf = malloc((size_t)rows * cols * 4), *x = malloc((size_t)cols * 4);
         KernQ8_0 *Wq = malloc((size_t)rows * cols / 32 * sizeof(KernQ8_0));
-        for (int i = 0; i < rows * cols; i++) { Wf[i] = frand(); W[i] = ob_fp32_to_fp16(Wf[i]); }
+        for (int i = 0; i < rows * cols; i++) { Wf[i] = frand(); W[i] = ob_fp32_to_fp16(Wf[i]); Wb[i] = ob_fp32_to_bf16(Wf[i]); }
         for (int i = 0; i < cols; i++) x[i] = frand();
         kern_q8_0_quantize(Wf, Wq, (size_t)rows * cols);
         float y1[16], y2[16];
-        double w16 = 0, wq = 0;
+        double w16 = 0, wq = 0, wb = 0;
         for (int r0 = 0; r0 < 3; r0++) {
             for (int i = 0; i < 16; i++) y1[i] = y2[i] = -7.0f;
             d->gemv_f16(W, x, y1, cols, r0, rows);
             r->gemv_f16(W, x, y2, cols, r0, rows);
             for (int i = 0; i < 16; i++) if (i < r0 || i >= rows) CHECK(y1[i] == -7.0f, "%s: gemv_f16 writes row %d", d->name, i);
             for (int i = r0; i < rows; i++) w16 = fmax(w16, fabs(y1[i] - y2[i]) / sqrt((double)cols));
+            for (int i = 0; i < 16; i++) y1[i] = y2[i] = -7.0f;
+            d->gemv_bf16(Wb, x, y1, cols, r0, rows);
+            r->gemv_bf16(Wb, x, y2, cols, r0, rows);
+            for (int i = 0; i < 16; i++) if (i < r0 || i >= rows) CHECK(y1[i] == -7.0f, "%s: gemv_bf16 writes row %d", d->name, i);
+            for (int i = r0; i < rows; i++) wb = fmax(wb, fabs(y1[i] - y2[i]) / sqrt((double)cols));
             d->gemv_q8_0(Wq, x, y1, cols, r0, rows);
             r->gemv_q8_0(Wq, x, y2, cols, r0, rows);
             for (int i = r0; i < rows; i++) wq = fmax(wq, fabs(y1[i] - y2[i]) / sqrt((double)cols));
         }
         CHECK(w16 < 1e-5, "%s: gemv_f16 vs ref (cols %d): %g", d->name, cols, w16);
         CHECK(wq < 1e-5, "%s: gemv_q8_0 vs ref (cols %d): %g", d->name, cols, wq);
-        free(W); free(Wf); free(x); free(Wq);
+        CHECK(wb < 1e-5, "%s: gemv_bf16 vs ref (cols %d): %g", d->name, cols, wb);
+        free(W); free(Wb); free(Wf); free(x); free(Wq);
+    }
+    /* 16-bit GEMV rows on widths that are not whole vectors (masked tails) */
+    static const int odd[] = {1, 7, 17, 33, 50, 4097};
+    for (size_t ci = 0; ci < sizeof odd / sizeof *odd; ci++) {
+        int cols = odd[ci], rows = 6;
+        uint16_t *W = malloc((size_t)rows * cols * 2), *Wb = malloc((size_t)rows * cols * 2);
+        float *x = malloc((size_t)cols * 4), y1[8], y2[8];
+        for (int i = 0; i < rows * cols; i++) { float v = frand(); W[i] = ob_fp32_to_fp16(v); Wb[i] = ob_fp32_to_bf16(v); }
+        for (int i = 0; i < cols; i++) x[i] = frand();
+        double e16 = 0, eb = 0;
+        d->gemv_f16(W, x, y1, cols, 0, rows);
+        r->gemv_f16(W, x, y2, cols, 0, rows);
+        for (int i = 0; i < rows; i++) e16 = fmax(e16, fabs(y1[i] - y2[i]) / sqrt((double)cols));
+        d->gemv_bf16(Wb, x, y1, cols, 0, rows);
+        r->gemv_bf16(Wb, x, y2, cols, 0, rows);
+        for (int i = 0; i < rows; i++) eb = fmax(eb, fabs(y1[i] - y2[i]) / sqrt((double)cols));
+        CHECK(e16 < 1e-5 && eb < 1e-5, "%s: 16-bit GEMV tails vs ref (cols %d): f16 %g bf16 %g", d->name, cols, e16, eb);
+        free(W); free(Wb); free(x);
     }
     free(Kf); free(Kh); free(q); free(a);
 }

@@ -39,6 +39,9 @@ static float through(uint32_t ty, float x) {
 
 int main(void)
 {
+    /* the loaders' FP32 arena conversion, whatever the dtype (the mapped
+     * teacher has its own test, test_teacher_mapped) */
+    setenv("ONEBIT_TEACHER_LOAD", "arena", 1);
     REQUIRE_SHARED(bin, "models/stories260K.bin");
     REQUIRE_SHARED(gguf, "models/stories260K.gguf");
     REQUIRE_SHARED(tokp, "models/tok512.bin");

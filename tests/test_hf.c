@@ -86,6 +86,9 @@ static void pretok_case(const char *text, int mode, const char *const *want, int
 
 int main(void)
 {
+    /* the loaders' FP32 arena conversion, whatever the dtype (the mapped
+     * teacher has its own test, test_teacher_mapped) */
+    setenv("ONEBIT_TEACHER_LOAD", "arena", 1);
     REQUIRE_SHARED(bin, "models/stories260K.bin");
     REQUIRE_SHARED(hfcfg, "models/stories260K-hf/config.json");
     REQUIRE_SHARED(tokp, "models/tok512.bin");

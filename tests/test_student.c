@@ -186,7 +186,7 @@ static void round_trip(const ModelConfig *c, int with_tok, const char *dir)
         float *g = malloc(L->in * 4), *h = malloc(L->out * 4);
         for (int j = 0; j < L->in; j++) g[j] = (float)(0.01 + urand());
         for (int j = 0; j < L->out; j++) h[j] = (float)(0.01 + urand() * 0.1);
-        src[i] = (StudentLinearSrc){L->w, g, h, i % 3 != 1, NULL};
+        src[i] = (StudentLinearSrc){.w = L->w, .g = g, .h = h, .norm = i % 3 != 1};
     }
     /* an FP32 embedding and head: the exact round trip (the FP16 / Q8_0
      * ones: lean_students) */
@@ -377,7 +377,7 @@ static void lean_students(const ModelConfig *c, const char *dir)
         CHECK(student_load(&s[k], NULL, path[k], err) == 0, "load %s: %s", student_head_name(heads[k]), err);
         FILE *f = fopen(path[k], "rb");
         if (f) { fseek(f, 0, SEEK_END); size[k] = ftell(f); fclose(f); }
-        CHECK(s[k].emb_type == heads[k] && s[k].cls_type == heads[k], "%s: embedding and head types", student_head_name(heads[k]));
+        CHECK(s[k].emb_type == student_head_wtype(heads[k]) && s[k].cls_type == student_head_wtype(heads[k]), "%s: embedding and head types", student_head_name(heads[k]));
         CHECK((heads[k] == STUDENT_HEAD_F32) == (s[k].tok_emb != NULL), "%s: an FP32 copy only for f32", student_head_name(heads[k]));
         lg[k] = malloc((size_t)T * V * 4);
         st[k] = malloc((size_t)T * V * 4);

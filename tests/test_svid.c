@@ -160,7 +160,9 @@ static void model_stats(void)
     CHECK(svid_model_stats(&m, 3, SVID_NMF, par, NULL, NULL, err) == 0, "%s", err);
     for (int i = 0; i < n; i++) {
         int r, cc;
-        const float *W = svid_model_weight(&m, i / LIN_PER_LAYER, i % LIN_PER_LAYER, &r, &cc);
+        float *tmp;
+        const float *W = svid_model_weight(&m, i / LIN_PER_LAYER, i % LIN_PER_LAYER, &r, &cc, &tmp);
+        CHECK(W && !tmp, "an arena teacher's weight is in place");
         svid_layer_name(ser[i].name, sizeof ser[i].name, i / LIN_PER_LAYER, i % LIN_PER_LAYER);
         ser[i].layer = i / LIN_PER_LAYER;
         ser[i].kind = i % LIN_PER_LAYER;

@@ -320,6 +320,9 @@ static void test_quant_types(void)
 
 int main(void)
 {
+    /* the loaders' FP32 arena conversion, whatever the dtype (the mapped
+     * teacher has its own test, test_teacher_mapped) */
+    setenv("ONEBIT_TEACHER_LOAD", "arena", 1);
     if (test_tmpdir(dir, sizeof dir, "onebit-synth")) return 1;
     test_shapes();
     test_formats_agree();

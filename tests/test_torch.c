@@ -457,6 +457,9 @@ static void test_stories(const char *hfdir)
 
 int main(int argc, char **argv)
 {
+    /* the loaders' FP32 arena conversion, whatever the dtype (the mapped
+     * teacher has its own test, test_teacher_mapped) */
+    setenv("ONEBIT_TEACHER_LOAD", "arena", 1);
     if (argc == 6 && !strcmp(argv[1], "--write-hf")) {
         Model m;
         char err[OB_ERRLEN];

@@ -114,7 +114,7 @@ static void start(App *a, int force)
         app_log(a, "layer statistics of %s read from the run store", a->teacher_path);
         return;
     }
-    if (!a->teacher->wq) { app_msg(a, 1, "layer statistics need a dense teacher"); return; }
+    if (!model_lin_dense(a->teacher, 0)) { app_msg(a, 1, "layer statistics need a dense teacher"); return; }
     StatsJob *j = ob_calloc(1, sizeof *j);
     j->m = a->teacher;
     j->n = a->teacher->cfg.n_layers * LIN_PER_LAYER;
@@ -181,8 +181,11 @@ static void draw_detail(App *a, UiGrid *g, const LayerStats *s)
     ui_hist_render(&h1, g, 0, 2, hw, hh);
     ui_hist_render(&h2, g, hw + 2, 2, g->w - hw - 2, hh);
     int rows, cc;
-    const float *W = a->teacher && a->teacher->wq ? svid_model_weight(a->teacher, s->layer, s->kind, &rows, &cc) : NULL;
+    float *tmp = NULL;
+    const float *W = a->teacher && model_lin_dense(a->teacher, 0)
+                         ? svid_model_weight(a->teacher, s->layer, s->kind, &rows, &cc, &tmp) : NULL;
     if (!W || rows != s->rows || cc != s->cols) {
+        free(tmp);
         ui_grid_text(g, 0, 2 + hh + 1, g->w, UI_A_DIM, "(sign balance charts need the teacher loaded)");
         return;
     }
@@ -196,6 +199,7 @@ static void draw_detail(App *a, UiGrid *g, const LayerStats *s)
     ui_hist_render(&b2, g, hw + 2, 2 + hh, g->w - hw - 2, g->h - 2 - hh);
     free(c1);
     free(c2);
+    free(tmp);
 }
 
 static void layers_draw(App *a, UiGrid *g)

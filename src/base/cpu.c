@@ -25,6 +25,12 @@ static void probe(void)
     unsigned a, b, c, d;
     __asm__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
     if (c >> 29 & 1) features |= CPU_F16C;
+    /* AVX512_BF16: cpuid 7.1, eax bit 5 (when leaf 7 exists) */
+    __asm__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0), "c"(0));
+    if (a >= 7) {
+        __asm__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(7), "c"(1));
+        if (a >> 5 & 1) features |= CPU_AVX512BF16;
+    }
 #endif
     const char *env = getenv("ONEBIT_KERNEL");
     if (env && *env && strlen(env) < sizeof override) strcpy(override, env);

@@ -13,6 +13,7 @@ enum {
     CPU_AVX512VL = 1u << 4,
     CPU_AVX512DQ = 1u << 5,
     CPU_F16C = 1u << 6,
+    CPU_AVX512BF16 = 1u << 7, /* vdpbf16ps (x86/avx512.c's BF16 GEMV) */
 };
 /* what the x86 kernels need (x86/avx2.c, x86/avx512.c) */
 #define CPU_NEEDS_AVX2 (CPU_AVX2 | CPU_FMA)

@@ -29,6 +29,8 @@
 #define kern_dec_from_f16_avx2 kern_dec_from_f16_ref
 #define kern_dec_gemv_f16_avx2 kern_dec_gemv_f16_ref
 #define kern_dec_gemv_q8_0_avx2 kern_dec_gemv_q8_0_ref
+#define kern_dec_from_bf16_avx2 kern_dec_from_bf16_ref
+#define kern_dec_gemv_bf16_avx2 kern_dec_gemv_bf16_ref
 #define kern_dec_score_f32_avx512 kern_dec_score_f32_ref
 #define kern_dec_score_f16_avx512 kern_dec_score_f16_ref
 #define kern_dec_accum_f32_avx512 kern_dec_accum_f32_ref
@@ -37,6 +39,9 @@
 #define kern_dec_from_f16_avx512 kern_dec_from_f16_ref
 #define kern_dec_gemv_f16_avx512 kern_dec_gemv_f16_ref
 #define kern_dec_gemv_q8_0_avx512 kern_dec_gemv_q8_0_ref
+#define kern_dec_from_bf16_avx512 kern_dec_from_bf16_ref
+#define kern_dec_gemv_bf16_avx512 kern_dec_gemv_bf16_ref
+#define kern_dec_gemv_bf16_avx512bf16 kern_dec_gemv_bf16_ref
 #define kern_dec_dq_q4_k_avx2 kern_dec_dq_q4_k_ref
 #define kern_dec_dq_q5_k_avx2 kern_dec_dq_q5_k_ref
 #define kern_dec_dq_q6_k_avx2 kern_dec_dq_q6_k_ref

@@ -252,8 +252,8 @@ void kern_exec_copy(KernExec *dst, const KernExec *src);
 /* ---- the decode path's vector helpers ----------------------------------
  * What model_step and a lean student's output head run besides the 1-bit
  * kernels: one query head's attention over cached keys and values in FP32
- * or FP16, FP16 <-> FP32 conversion, and GEMV rows over FP16 or Q8_0
- * weights. As for the 1-bit kernels: a scalar reference (ref.c) and AVX2
+ * or FP16, FP16 <-> FP32 and BF16 -> FP32 conversion, and GEMV rows over
+ * FP16, BF16 or Q8_0 weights (a lean student's head, a mapped teacher). As for the 1-bit kernels: a scalar reference (ref.c) and AVX2
  * (+FMA, F16C) / AVX-512 variants (x86/), one table (table.c), the default
  * the fastest the CPU has ($ONEBIT_KERNEL=ref: the reference). The variants
  * differ from the reference only in the order of the float sums
@@ -284,6 +284,10 @@ typedef struct KernDec {
     /* y[r] = sum_c W[r][c] * x[c] for r in [r0, r1), rows of cols weights */
     void (*gemv_f16)(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1);
     void (*gemv_q8_0)(const KernQ8_0 *W, const float *x, float *y, int cols, int r0, int r1);
+    /* BF16 (the upper 16 bits of an FP32; a mapped teacher's weights):
+     * to FP32 (exact), and GEMV rows as gemv_f16 */
+    void (*from_bf16)(const uint16_t *x, float *y, size_t n);
+    void (*gemv_bf16)(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1);
     /* the 256 weights of a ggml K-quant block once format/quants.c has
      * decoded its scales: Q4_K, y[32 j + l] = a[j] * q - m[j] with q the low
      * (j even) or high (j odd) nibble of qs[32 (j / 2) + l]; Q5_K, the same
@@ -297,7 +301,7 @@ typedef struct KernDec {
     void (*dq_q6_k)(const uint8_t *ql, const uint8_t *qh, const float *a, float *y);
 } KernDec;
 
-enum { KERN_DEC_REF, KERN_DEC_AVX2, KERN_DEC_AVX512, KERN_DEC_NVARIANTS };
+enum { KERN_DEC_REF, KERN_DEC_AVX2, KERN_DEC_AVX512, KERN_DEC_AVX512BF16, KERN_DEC_NVARIANTS };
 /* entry id (KERN_DEC_*), available on this CPU or not; NULL past the end */
 const KernDec *kern_dec_variant(int id);
 int kern_dec_available(const KernDec *d);

@@ -165,15 +165,24 @@ void kern_dec_from_f16_ref(const uint16_t *x, float *y, size_t n)
     for (size_t i = 0; i < n; i++) y[i] = ob_fp16_to_fp32(x[i]);
 }
 
-void kern_dec_gemv_f16_ref(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1)
+void kern_dec_from_bf16_ref(const uint16_t *x, float *y, size_t n)
 {
-    for (int r = r0; r < r1; r++) {
-        const uint16_t *w = W + (size_t)r * cols;
-        float s = 0.0f;
-        for (int c = 0; c < cols; c++) s += ob_fp16_to_fp32(w[c]) * x[c];
-        y[r] = s;
-    }
+    for (size_t i = 0; i < n; i++) y[i] = ob_bf16_to_fp32(x[i]);
 }
+
+/* GEMV rows over 16-bit weights widened by CONV (FP16, BF16) */
+#define REF_GEMV16(sfx, CONV)                                                                             \
+    void kern_dec_gemv_##sfx##_ref(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1) \
+    {                                                                                                     \
+        for (int r = r0; r < r1; r++) {                                                                   \
+            const uint16_t *w = W + (size_t)r * cols;                                                     \
+            float s = 0.0f;                                                                               \
+            for (int c = 0; c < cols; c++) s += CONV(w[c]) * x[c];                                        \
+            y[r] = s;                                                                                     \
+        }                                                                                                 \
+    }
+REF_GEMV16(f16, ob_fp16_to_fp32)
+REF_GEMV16(bf16, ob_bf16_to_fp32)
 
 /* Q4_K (qh NULL) and Q5_K */
 static void dq_k45_ref(const uint8_t *qs, const uint8_t *qh, const float *a, const float *m, float *y)

@@ -23,6 +23,8 @@ void kern_rows_q8_ref(const KernMat *m, const int16_t *q, const float *scale, co
     void kern_dec_to_f16_##sfx(const float *x, uint16_t *y, size_t n);                                         \
     void kern_dec_from_f16_##sfx(const uint16_t *x, float *y, size_t n);                                       \
     void kern_dec_gemv_f16_##sfx(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1);         \
+    void kern_dec_from_bf16_##sfx(const uint16_t *x, float *y, size_t n);                                      \
+    void kern_dec_gemv_bf16_##sfx(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1);        \
     void kern_dec_gemv_q8_0_##sfx(const KernQ8_0 *W, const float *x, float *y, int cols, int r0, int r1);
 /* the K-quant block expansions: ref.c and x86/avx2.c (the avx512 entry
  * takes avx2's) */
@@ -54,6 +56,7 @@ void kern_gemv_rows_avx512(const float *W, const float *x, float *y, int cols, i
 void kern_mul_avx512(const float *x, const float *g, float *y, int n);
 void kern_quantize_avx512(const float *gx, int in_pad, int16_t *q, float *scale);
 void kern_layernorm_avx512(const float *x, float *y, int n);
+void kern_dec_gemv_bf16_avx512bf16(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1);
 #else
 #include "kernels/arch-fallback.h"
 #endif

@@ -1,22 +1,36 @@
-/* src/model/linear.h -- one linear projection y = x·Wᵀ: dense FP32 (the
- * teacher, OpenBLAS) or one whose code lives above the model (a packed
+/* src/model/linear.h -- one linear projection y = x·Wᵀ: dense (a teacher:
+ * FP32 rows through OpenBLAS, or rows in a mapped file's own precision,
+ * FP16 / BF16 / Q8_0 / any format/llama.h dtype) or one whose code lives
+ * above the model (a packed
  * OneBit layer: src/onebit fills in its ops table). The model's forward pass
  * only ever calls linear_forward, so teacher and student share one forward,
  * and model/ knows no 1-bit code.
  *
+ * A dense linear of another dtype than FP32 runs, for N > LINEAR_SMALL_N
+ * tokens, sgemm over tiles of its rows converted to FP32 in a bounded
+ * scratch (LINEAR_TILE_BYTES), for 1 < N <= LINEAR_SMALL_N blocks of rows
+ * converted and dotted with every token on the global pool, and for one token (decode) GEMV rows on the stored
+ * weights (kernels.h KernDec: FP16, BF16, Q8_0; other dtypes through
+ * llama_dequant a row at a time) split over the global pool (base/pool.h).
+ *
  * Threads: linear_forward may be called from any thread, concurrently, for
  * the dense kind (OpenBLAS, whose thread count is set once by the program's
- * start-up code) and for ops whose forward says so (the OneBit one does). */
+ * start-up code; the global pool serialises its callers) and for ops whose
+ * forward says so (the OneBit one does). */
 #ifndef OB_LINEAR_H
 #define OB_LINEAR_H
 
+#include "format/llama.h"
 #include "kernels/kernels.h"
 
 typedef enum { LINEAR_DENSE = 0, LINEAR_ONEBIT = 1 } LinearKind;
 
-/* how an output head's (or embedding's) weights are stored: FP32, FP16, or
- * Q8_0 blocks (kernels.h KernQ8_0; rows of cols / 32 blocks) */
-enum { LINEAR_W_F32 = 0, LINEAR_W_F16 = 1, LINEAR_W_Q8_0 = 2 };
+/* how a dense linear's, an output head's or an embedding's weights are
+ * stored: the element types of format/llama.h (LLAMA_*), so that whatever a
+ * loader maps can be run as it is: FP32, FP16, BF16, Q8_0 blocks (kernels.h
+ * KernQ8_0; rows of cols / 32 blocks), and any further LLAMA_* dtype (rows
+ * of llama_dtype_bytes(type, cols) bytes, converted by llama_dequant) */
+enum { LINEAR_W_F32 = LLAMA_F32, LINEAR_W_F16 = LLAMA_F16, LINEAR_W_BF16 = LLAMA_BF16, LINEAR_W_Q8_0 = LLAMA_Q8_0 };
 
 /* what a non-dense linear does; impl is its Linear.impl */
 typedef struct {
@@ -35,13 +49,41 @@ typedef struct {
 typedef struct {
     LinearKind kind;        /* LINEAR_DENSE, or one run by ops */
     int in, out;
-    const float *w;         /* LINEAR_DENSE: (out, in) row-major */
+    const float *w;         /* LINEAR_DENSE in FP32: (out, in) row-major; else NULL */
     const LinearOps *ops;   /* the others' */
     const void *impl;       /* what ops work on (a BitLinear) */
+    /* LINEAR_DENSE in another precision (wtype not LINEAR_W_F32; w NULL):
+     * the (out, in) rows of type wtype at wd (into a mapped file). With
+     * rope_heads > 0 the stored rows are in Hugging Face's rotate-half
+     * order within each of rope_heads heads and row r of the linear is
+     * stored row linear_stored_row(l, r) (format/llama.h) */
+    int wtype;
+    const void *wd;
+    int rope_heads;
 } Linear;
 
 /* y (N,out) = linear(x (N,in)). x and y must not alias. */
 void linear_forward(const Linear *l, const float *x, float *y, int N);
+
+/* bytes of a tile of FP32 rows a dense non-FP32 linear converts per sgemm */
+#define LINEAR_TILE_BYTES (2u << 20)
+/* up to this many tokens such a linear converts blocks of 16 rows on the
+ * global pool and takes every token's dot products with them instead (the
+ * stored rows read once, both ways; sgemm wins for more tokens) */
+#define LINEAR_SMALL_N 16
+
+/* the stored row of a dense linear's row r (r itself unless rope_heads) */
+size_t linear_stored_row(const Linear *l, size_t r);
+/* rows [r0, r0 + n) of a dense linear as FP32 into out (n * in floats) */
+void linear_rows_f32(const Linear *l, size_t r0, size_t n, float *out);
+/* rows [r0, r0 + n) of a (rows, cols) matrix of type (LINEAR_W_*) at w, as
+ * FP32 into out (n * cols floats): the SIMD conversions of kernels.h for
+ * FP16 / BF16 / Q8_0, llama_dequant for the rest */
+void linear_w_rows_f32(int type, const void *w, size_t r0, size_t n, size_t cols, float *out);
+/* y[r] = W[r] · x for r in [r0, r1), W rows of cols weights of type
+ * (LINEAR_W_*) through the helpers d (a row at a time through llama_dequant
+ * for the types d has no GEMV for) */
+void linear_gemv_rows(const KernDec *d, int type, const void *W, const float *x, float *y, int cols, int r0, int r1);
 
 /* the output head of a model with these linears: y (rows) = W (rows, cols) · x,
  * W of LINEAR_W_* wtype, through l->ops->head when there is one (a 1-bit

@@ -10,7 +10,9 @@
 
 #include <cblas.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,13 +80,13 @@ void model_bind_dense(Model *m)
     int C = c->dim, F = c->hidden_dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     for (int l = 0; l < c->n_layers; l++) {
         Linear *L = m->lin + (size_t)l * LIN_PER_LAYER;
-        L[LIN_Q] = (Linear){LINEAR_DENSE, C, qd, m->wq + (size_t)l * qd * C, NULL, NULL};
-        L[LIN_K] = (Linear){LINEAR_DENSE, C, kvd, m->wk + (size_t)l * kvd * C, NULL, NULL};
-        L[LIN_V] = (Linear){LINEAR_DENSE, C, kvd, m->wv + (size_t)l * kvd * C, NULL, NULL};
-        L[LIN_O] = (Linear){LINEAR_DENSE, qd, C, m->wo + (size_t)l * C * qd, NULL, NULL};
-        L[LIN_GATE] = (Linear){LINEAR_DENSE, C, F, m->w1 + (size_t)l * F * C, NULL, NULL};
-        L[LIN_DOWN] = (Linear){LINEAR_DENSE, F, C, m->w2 + (size_t)l * C * F, NULL, NULL};
-        L[LIN_UP] = (Linear){LINEAR_DENSE, C, F, m->w3 + (size_t)l * F * C, NULL, NULL};
+        L[LIN_Q] = (Linear){.kind = LINEAR_DENSE, .in = C, .out = qd, .w = m->wq + (size_t)l * qd * C};
+        L[LIN_K] = (Linear){.kind = LINEAR_DENSE, .in = C, .out = kvd, .w = m->wk + (size_t)l * kvd * C};
+        L[LIN_V] = (Linear){.kind = LINEAR_DENSE, .in = C, .out = kvd, .w = m->wv + (size_t)l * kvd * C};
+        L[LIN_O] = (Linear){.kind = LINEAR_DENSE, .in = qd, .out = C, .w = m->wo + (size_t)l * C * qd};
+        L[LIN_GATE] = (Linear){.kind = LINEAR_DENSE, .in = C, .out = F, .w = m->w1 + (size_t)l * F * C};
+        L[LIN_DOWN] = (Linear){.kind = LINEAR_DENSE, .in = F, .out = C, .w = m->w2 + (size_t)l * C * F};
+        L[LIN_UP] = (Linear){.kind = LINEAR_DENSE, .in = C, .out = F, .w = m->w3 + (size_t)l * F * C};
     }
 }
 
@@ -144,9 +146,36 @@ int model_alloc_lean(Model *m, const ModelConfig *c, int emb_type, int cls_type,
 
 void model_rows_f32(int type, const void *w, size_t r0, size_t n, size_t C, float *out)
 {
-    if (type == LINEAR_W_F16) kern_dec_default()->from_f16((const uint16_t *)w + r0 * C, out, n * C);
-    else if (type == LINEAR_W_Q8_0) kern_q8_0_to_f32((const KernQ8_0 *)w + r0 * (C / KERN_Q8_0_BLOCK), out, n * C);
-    else memcpy(out, (const float *)w + r0 * C, n * C * sizeof(float));
+    linear_w_rows_f32(type, w, r0, n, C, out);
+}
+
+const float *model_lin_f32(const Model *m, int i, float **tmp)
+{
+    const Linear *L = &m->lin[i];
+    *tmp = NULL;
+    if (!model_lin_dense(m, i)) return NULL;
+    if (L->w) return L->w;
+    *tmp = ob_aligned_alloc(64, (size_t)L->out * L->in * sizeof(float));
+    linear_rows_f32(L, 0, (size_t)L->out, *tmp);
+    return *tmp;
+}
+
+int model_lin_dense(const Model *m, int i)
+{
+    const Linear *L = &m->lin[i];
+    return L->kind == LINEAR_DENSE && (L->w || L->wd);
+}
+
+const float *model_vocab_f32(const Model *m, int head, float **tmp)
+{
+    int type = head ? m->cls_type : m->emb_type;
+    const void *w = head ? m->cls_w : m->emb_w;
+    *tmp = NULL;
+    if (type == LINEAR_W_F32) return w;
+    size_t V = (size_t)m->cfg.vocab_size, C = (size_t)m->cfg.dim;
+    *tmp = ob_aligned_alloc(64, V * C * sizeof(float));
+    model_rows_f32(type, w, 0, V, C, *tmp);
+    return *tmp;
 }
 
 void model_embed(const Model *m, int token, float *out)
@@ -794,6 +823,137 @@ int model_from_llama(Model *m, const LlamaFile *f, const char *path, char *err)
     return 0;
 }
 
+/* the linear of each per-layer role (-1: a norm) */
+static int role_lin(int role)
+{
+    switch (role) {
+    case LLAMA_WQ_L: return LIN_Q;
+    case LLAMA_WK_L: return LIN_K;
+    case LLAMA_WV_L: return LIN_V;
+    case LLAMA_WO_L: return LIN_O;
+    case LLAMA_W1_L: return LIN_GATE;
+    case LLAMA_W2_L: return LIN_DOWN;
+    case LLAMA_W3_L: return LIN_UP;
+    }
+    return -1;
+}
+
+/* -1 if every element of t is finite, else the index of the first one that
+ * is not; converted a tile of rows at a time */
+static long long tensor_nonfinite(const LlamaTensor *t)
+{
+    size_t cols = (size_t)t->cols, rows = (size_t)t->rows, tr = 65536 / cols ? 65536 / cols : 1;
+    float *buf = ob_malloc(tr * cols * sizeof(float));
+    long long at = -1;
+    for (size_t r0 = 0; r0 < rows && at < 0; r0 += tr) {
+        size_t n = rows - r0 < tr ? rows - r0 : tr;
+        linear_w_rows_f32(t->dtype, t->data, r0, n, cols, buf);
+        int bad = 0;
+        for (size_t i = 0; i < n * cols; i++) bad |= !(fabsf(buf[i]) <= FLT_MAX);
+        for (size_t i = 0; bad && i < n * cols; i++)
+            if (!isfinite(buf[i])) { at = (long long)(r0 * cols + i); break; }
+    }
+    free(buf);
+    return at;
+}
+
+static void free_llama_extra(void *p)
+{
+    llama_file_free(p);
+    free(p);
+}
+
+/* every tensor's rows are whole blocks of its type (a row can be converted alone) */
+static int rows_whole(const LlamaFile *f)
+{
+    for (int i = 0; i < f->n; i++)
+        if (!llama_dtype_bytes(f->t[i].dtype, f->t[i].cols)) return 0;
+    return 1;
+}
+
+int model_from_llama_mapped(Model *m, LlamaFile *f, const char *path, char *err)
+{
+    memset(m, 0, sizeof *m);
+    LlamaFile *own = ob_malloc(sizeof *own);
+    *own = *f;
+    memset(f, 0, sizeof *f);
+    char why[OB_ERRLEN];
+    if (llama_file_check(own, why)) { ob_seterr(err, "%s: %s", path, why); free_llama_extra(own); return -1; }
+    if (!rows_whole(own)) {
+        ob_seterr(err, "%s: a tensor's rows are not whole blocks of its type; it cannot be mapped (ONEBIT_TEACHER_LOAD=arena)", path);
+        free_llama_extra(own);
+        return -1;
+    }
+    const LlamaConfig *c = &own->cfg;
+    const LlamaTensor *emb = llama_file_find(own, LLAMA_TOK_EMB, -1);
+    const LlamaTensor *cls = c->shared_classifier ? emb : llama_file_find(own, LLAMA_WCLS, -1);
+    if (model_alloc_lean(m, c, emb->dtype, cls->dtype, err)) { free_llama_extra(own); return -1; }
+    m->extra = own;
+    m->free_extra = free_llama_extra;
+    size_t C = (size_t)c->dim;
+    for (int i = 0; i < own->n; i++) {
+        const LlamaTensor *t = &own->t[i];
+        long long bad = tensor_nonfinite(t);
+        if (bad >= 0) {
+            char where[32] = "";
+            if (t->layer >= 0) snprintf(where, sizeof where, " of layer %d", t->layer);
+            ob_seterr(err, "%s: weight %lld of the %s tensor%s is not finite", path, bad, llama_role_name(t->role), where);
+            model_free(m);
+            return -1;
+        }
+        int k = t->role >= LLAMA_FIRST_LAYER_ROLE ? role_lin(t->role) : -1;
+        if (k >= 0) {
+            Linear *L = &m->lin[(size_t)t->layer * LIN_PER_LAYER + k];
+            model_lin_shape(c, k, &L->out, &L->in);
+            L->kind = LINEAR_DENSE;
+            L->wtype = t->dtype;
+            L->wd = t->data;
+            L->rope_heads = t->rope_heads;
+            /* FP32 rows in their order, aligned: OpenBLAS reads them in place */
+            if (t->dtype == LLAMA_F32 && !t->rope_heads && (uintptr_t)t->data % sizeof(float) == 0) L->w = t->data;
+            continue;
+        }
+        float *dst = NULL;
+        switch (t->role) {
+        case LLAMA_RMS_ATT_L: dst = m->rms_att + (size_t)t->layer * C; break;
+        case LLAMA_RMS_FFN_L: dst = m->rms_ffn + (size_t)t->layer * C; break;
+        case LLAMA_RMS_FINAL: dst = m->rms_final; break;
+        case LLAMA_TOK_EMB: dst = m->tok_emb; m->emb_w = m->tok_emb ? (const void *)m->tok_emb : t->data; break;
+        case LLAMA_WCLS: dst = m->wcls; m->cls_w = m->wcls ? (const void *)m->wcls : t->data; break;
+        }
+        if (dst) llama_tensor_to_f32(t, dst);
+    }
+    if (c->shared_classifier) m->cls_w = m->emb_w;
+    return 0;
+}
+
+int model_is_mapped(const Model *m)
+{
+    return m->lin && m->lin[0].kind == LINEAR_DENSE && m->lin[0].wd != NULL;
+}
+
+/* MODEL_TEACHER_* from $ONEBIT_TEACHER_LOAD (a warning and auto if unknown) */
+static int teacher_mode(void)
+{
+    const char *env = getenv("ONEBIT_TEACHER_LOAD");
+    if (!env || !*env || !strcmp(env, "auto")) return MODEL_TEACHER_AUTO;
+    if (!strcmp(env, "arena")) return MODEL_TEACHER_ARENA;
+    if (!strcmp(env, "mapped")) return MODEL_TEACHER_MAPPED;
+    fprintf(stderr, "onebit-tui: warning: ONEBIT_TEACHER_LOAD=%s is not auto, arena or mapped; using auto\n", env);
+    return MODEL_TEACHER_AUTO;
+}
+
+/* auto: map when a linear is not FP32 and every row can be converted alone */
+static int want_mapped(const LlamaFile *f)
+{
+    int mode = teacher_mode();
+    if (mode != MODEL_TEACHER_AUTO) return mode == MODEL_TEACHER_MAPPED;
+    if (!rows_whole(f)) return 0;
+    for (int i = 0; i < f->n; i++)
+        if (role_lin(f->t[i].role) >= 0 && f->t[i].dtype != LLAMA_F32) return 1;
+    return 0;
+}
+
 int model_load_ex(Model *m, Tokenizer *tok, int *tok_loaded, const char *path, char *err)
 {
     int dummy;
@@ -802,8 +962,12 @@ int model_load_ex(Model *m, Tokenizer *tok, int *tok_loaded, const char *path, c
     memset(m, 0, sizeof *m);
     LlamaFile f;
     if (loader_load(&f, tok, tok_loaded, path, err)) return -1;
-    int rc = model_from_llama(m, &f, path, err);
-    llama_file_free(&f);
+    int rc;
+    if (want_mapped(&f)) rc = model_from_llama_mapped(m, &f, path, err);
+    else {
+        rc = model_from_llama(m, &f, path, err);
+        llama_file_free(&f);
+    }
     if (rc && *tok_loaded) {
         tok_free(tok);
         *tok_loaded = 0;

@@ -22,12 +22,15 @@ void model_lin_shape(const ModelConfig *c, int k, int *out, int *in);
 
 typedef struct Model {
     ModelConfig cfg;
-    float *arena;        /* every FP32 parameter lives here */
+    float *arena;        /* every FP32 parameter lives here (a mapped
+                          * teacher's: only the norms and FP32 embedding /
+                          * head; its linears are in lin[].wd) */
     size_t arena_floats;
     /* pointers into the arena; layer tensors are stacked over layers */
     float *tok_emb;   /* (V, C) */
     float *rms_att;   /* (L, C) */
-    float *wq;        /* (L, H*hd, C) -- NULL in a 1-bit student */
+    float *wq;        /* (L, H*hd, C) -- NULL in a 1-bit student and a
+                       * mapped teacher (model_lin_f32 reads any) */
     float *wk;        /* (L, KV*hd, C) */
     float *wv;        /* (L, KV*hd, C) */
     float *wo;        /* (L, C, H*hd) */
@@ -65,17 +68,45 @@ void model_free(Model *m);
 /* token's embedding row in FP32 (C floats) */
 void model_embed(const Model *m, int token, float *out);
 /* rows [r0, r0 + n) of a (rows, C) matrix of type (LINEAR_W_*: F32, F16,
- * Q8_0 in blocks of a row) at w, as FP32 into out (n * C floats) */
+ * BF16, Q8_0 in blocks of a row, any LLAMA_* dtype) at w, as FP32 into out
+ * (n * C floats) */
 void model_rows_f32(int type, const void *w, size_t r0, size_t n, size_t C, float *out);
+/* The one way to the FP32 matrix of dense linear i (layer i / LIN_PER_LAYER,
+ * LIN_* i % LIN_PER_LAYER), (out, in) row-major, for a teacher in the FP32
+ * arena or a mapped one: a pointer into the arena (*tmp = NULL), or the
+ * matrix converted into *tmp (ob_aligned_alloc'd, the caller frees it),
+ * rows in the engine's order. NULL (and *tmp NULL) when linear i is not
+ * dense (a 1-bit student). One matrix at a time: what inspect and quantize
+ * hold of a mapped teacher. Any thread. */
+const float *model_lin_f32(const Model *m, int i, float **tmp);
+/* 1 if linear i is dense (model_lin_f32 gives its matrix), without converting */
+int model_lin_dense(const Model *m, int i);
+/* the same for the embedding (head = 0) or the output head (head = 1),
+ * (V, C): tok_emb / wcls when FP32, else converted into *tmp */
+const float *model_vocab_f32(const Model *m, int head, float **tmp);
 /* point m->lin at the dense weights in the arena */
 void model_bind_dense(Model *m);
 
 /* the FP32 model of what a loader read (any format: the model knows none);
  * every weight must be finite. path is only for messages. */
 int model_from_llama(Model *m, const LlamaFile *f, const char *path, char *err);
+/* the mapped teacher of what a loader read: linears, embedding and head
+ * stay in the file's own precision where f's data pointers are (Linear
+ * wtype / wd, emb_type / emb_w, cls_type / cls_w; wq..w3 NULL; tok_emb /
+ * wcls only for FP32 ones, copied), the norms go into the FP32 arena. m
+ * takes f over (model_free frees it; f is zeroed), also on failure. Every
+ * weight must be finite (the file is read through once). */
+int model_from_llama_mapped(Model *m, LlamaFile *f, const char *path, char *err);
+/* how model_load opens a teacher: MODEL_TEACHER_AUTO maps it when a linear
+ * is stored in another precision than FP32 (else the FP32 arena), ARENA
+ * always converts it to the FP32 arena, MAPPED always maps it. Set by
+ * $ONEBIT_TEACHER_LOAD (auto|arena|mapped), read at each load. */
+enum { MODEL_TEACHER_AUTO = 0, MODEL_TEACHER_ARENA = 1, MODEL_TEACHER_MAPPED = 2 };
+/* 1 if m is a mapped teacher (dense linears not in the arena) */
+int model_is_mapped(const Model *m);
 /* any supported teacher format, detected by content (format/loader.h): a
  * llama2.c .bin, a GGUF file, or a Hugging Face directory (config.json +
- * safetensors) */
+ * safetensors); mapped or in the FP32 arena as $ONEBIT_TEACHER_LOAD says */
 int model_load(Model *m, const char *path, char *err);
 /* the same; when tok is not NULL and the teacher carries a tokenizer (GGUF
  * tokenizer.ggml.*, a directory's tokenizer.json) it is loaded into tok and

@@ -46,16 +46,21 @@ void bitlinear_free(BitLinear *bl)
     free(bl);
 }
 
-void bitlinear_pack(BitLinear *bl, const float *W)
+void bitlinear_signs(const float *W, int out, int in, uint64_t *bits)
 {
-    int wpr = bl->words_per_row;
-    for (int r = 0; r < bl->out; r++) {
-        uint64_t *row = bl->bits + (size_t)r * wpr;
+    int wpr = (in + 63) / 64;
+    for (int r = 0; r < out; r++) {
+        uint64_t *row = bits + (size_t)r * wpr;
         memset(row, 0, wpr * sizeof(uint64_t));
-        const float *w = W + (size_t)r * bl->in;
-        for (int c = 0; c < bl->in; c++)
+        const float *w = W + (size_t)r * in;
+        for (int c = 0; c < in; c++)
             if (!(w[c] < 0)) row[c >> 6] |= 1ull << (c & 63);
     }
+}
+
+void bitlinear_pack(BitLinear *bl, const float *W)
+{
+    bitlinear_signs(W, bl->out, bl->in, bl->bits);
     bitlinear_repack(bl);
 }
 
@@ -479,12 +484,11 @@ static void head_task(void *vc, int t)
 {
     const HeadCtx *c = vc;
     int r0 = (int)((long)c->rows * t / c->ntasks), r1 = (int)((long)c->rows * (t + 1) / c->ntasks);
-    if (c->wtype == LINEAR_W_F16) c->ex->dec->gemv_f16(c->W, c->x, c->y, c->cols, r0, r1);
-    else if (c->wtype == LINEAR_W_Q8_0) c->ex->dec->gemv_q8_0(c->W, c->x, c->y, c->cols, r0, r1);
-    else c->ex->gemv_rows(c->W, c->x, c->y, c->cols, r0, r1);
+    if (c->wtype == LINEAR_W_F32) c->ex->gemv_rows(c->W, c->x, c->y, c->cols, r0, r1);
+    else linear_gemv_rows(c->ex->dec, c->wtype, c->W, c->x, c->y, c->cols, r0, r1);
 }
 
-/* the head y = W x (FP32, FP16 or Q8_0 rows) on the layer's pool, with its helpers */
+/* the head y = W x (FP32, FP16, Q8_0 or any LINEAR_W_* rows) on the layer's pool, with its helpers */
 static void lin_head(const void *impl, const void *W, int wtype, const float *x, float *y, int rows, int cols)
 {
     const BitLinear *bl = impl;
@@ -504,5 +508,5 @@ static const LinearOps onebit_ops = {"onebit", lin_forward, lin_head, lin_exec};
 
 Linear bitlinear_linear(const BitLinear *bl)
 {
-    return (Linear){LINEAR_ONEBIT, bl->in, bl->out, NULL, &onebit_ops, bl};
+    return (Linear){.kind = LINEAR_ONEBIT, .in = bl->in, .out = bl->out, .ops = &onebit_ops, .impl = bl};
 }

@@ -76,6 +76,9 @@ BitLinear *bitlinear_new(int out, int in);
 void bitlinear_free(BitLinear *bl);
 /* signs from a dense (out, in) matrix */
 void bitlinear_pack(BitLinear *bl, const float *W);
+/* the canonical sign bits (kernels.h KernMat) of the (out, in) FP32 W:
+ * out * ceil(in / 64) words, bit 1 where w >= 0 (what bitlinear_pack packs) */
+void bitlinear_signs(const float *W, int out, int in, uint64_t *bits);
 /* signs from canonical packed words (out * words_per_row) */
 void bitlinear_set_bits(BitLinear *bl, const uint64_t *bits);
 /* rebuild the kernel-private layout after writing bl->bits directly */

@@ -307,6 +307,11 @@ static void *out_make(const OutSrc *s, const OutTensor *t)
                 if (8 * j + 8 > in) minus &= (uint8_t)((1u << (in - 8 * j)) - 1); /* padding bits 0 */
                 dst[j] = minus;
             }
+        } else if (!src->w) { /* PART_LATENT from packed signs (a mapped teacher's quantize) */
+            size_t in = (size_t)t->d1, wpr = (in + 63) / 64;
+            const uint64_t *w = src->bits + (size_t)er * wpr;
+            float *dst = (float *)buf + (size_t)r * in;
+            for (size_t j = 0; j < in; j++) dst[j] = w[j / 64] >> (j & 63) & 1 ? 0.01f : -0.01f;
         } else { /* PART_LATENT */
             size_t in = (size_t)t->d1;
             const float *w = src->w + (size_t)er * in;
@@ -379,13 +384,16 @@ static int write_ckpt_dir(const OutList *o, const OutSrc *s, uint64_t shard_byte
     return file_dir_commit(tmp, out, err);
 }
 
-/* the (vocab, dim) matrix of type type at w (LINEAR_W_*) as FP32, malloc'd */
-static float *rows_f32(const Model *m, int type, const void *w)
+/* m with an FP32 embedding and head (what out_list reads): a lean
+ * student's or a mapped teacher's converted into *emb / *cls (freed by the
+ * caller; NULL when m has them in FP32) */
+static Model fp_view(const Model *m, float **emb, float **cls)
 {
-    size_t C = (size_t)m->cfg.dim, V = (size_t)m->cfg.vocab_size;
-    float *out = ob_malloc(V * C * sizeof(float));
-    model_rows_f32(type, w, 0, V, C, out);
-    return out;
+    Model fpm = *m;
+    fpm.tok_emb = (float *)model_vocab_f32(m, 0, emb);
+    *cls = NULL;
+    fpm.wcls = m->cfg.shared_classifier ? fpm.tok_emb : (float *)model_vocab_f32(m, 1, cls);
+    return fpm;
 }
 
 int bitllama_export(const Model *m, const Tokenizer *tok, const char *tok_dir, const char *out, char *err)
@@ -405,10 +413,8 @@ int bitllama_export(const Model *m, const Tokenizer *tok, const char *tok_dir, c
     }
     /* a lean student keeps its embedding and head in FP16 or Q8_0: their
      * checkpoint holds FP32 (exact for FP16) */
-    Model fpm = *m;
-    float *emb = NULL, *cls = NULL;
-    if (!m->tok_emb) fpm.tok_emb = emb = rows_f32(m, m->emb_type, m->emb_w);
-    if (!c->shared_classifier && !m->wcls) fpm.wcls = cls = rows_f32(m, m->cls_type, m->cls_w);
+    float *emb, *cls;
+    Model fpm = fp_view(m, &emb, &cls);
     OutList o = {0};
     out_list(&o, &fpm, PART_PACKED, g);
     OutSrc s = {m, NULL, 0};
@@ -427,11 +433,15 @@ int bitllama_export_start(const Model *fp, const StudentLinearSrc *lin, int late
     int nlin = c->n_layers * LIN_PER_LAYER;
     const float **g = ob_calloc((size_t)nlin, sizeof *g);
     for (int i = 0; i < nlin; i++) g[i] = lin[i].g;
+    float *emb, *cls; /* a mapped teacher's embedding and head in FP32 */
+    Model fpm = fp_view(fp, &emb, &cls);
     OutList o = {0};
-    out_list(&o, fp, PART_LATENT, g);
+    out_list(&o, &fpm, PART_LATENT, g);
     OutSrc s = {fp, lin, latent};
     int rc = write_ckpt_dir(&o, &s, shard_bytes ? shard_bytes : BITLLAMA_SHARD_BYTES, "BitLlamaForCausalLM", tok, tok_dir, out, err);
     free(o.t);
     free(g);
+    free(emb);
+    free(cls);
     return rc;
 }

@@ -59,6 +59,8 @@ static const char *const type_name[5] = {"F32", "F16", "U64", "BLOB", "Q8_0"};
 static uint32_t head_ftype(int head) { return head == STUDENT_HEAD_F16 ? T_F16 : head == STUDENT_HEAD_Q8_0 ? T_Q8_0 : T_F32; }
 static int ftype_head(uint32_t t) { return t == T_F16 ? STUDENT_HEAD_F16 : t == T_Q8_0 ? STUDENT_HEAD_Q8_0 : STUDENT_HEAD_F32; }
 
+int student_head_wtype(int head) { return head == STUDENT_HEAD_F16 ? LINEAR_W_F16 : head == STUDENT_HEAD_Q8_0 ? LINEAR_W_Q8_0 : LINEAR_W_F32; }
+
 /* bytes of a (d0, d1) tensor of type t; -1 on overflow or a Q8_0 row that
  * is not whole blocks */
 static int tensor_bytes(uint32_t t, uint64_t d0, uint64_t d1, size_t *out)
@@ -235,12 +237,45 @@ static void w_mat(Writer *w, const float *x, size_t n, uint32_t t)
 }
 
 /* the first of x's n values that FP16 cannot hold, or -1 */
-static long not_fp16(const float *x, size_t n)
+/* rows [r0, r0 + n) of the embedding (head 0) or the output head (1) of m
+ * in FP32: in place when they are, else converted into buf */
+static const float *vocab_rows(const Model *m, int head, size_t r0, size_t n, float *buf)
 {
+    int type = head ? m->cls_type : m->emb_type;
+    const void *w = head ? m->cls_w : m->emb_w;
+    size_t C = (size_t)m->cfg.dim;
+    if (type == LINEAR_W_F32) return (const float *)w + r0 * C;
+    model_rows_f32(type, w, r0, n, C, buf);
+    return buf;
+}
+
+/* rows of the embedding / head converted per step (a bounded scratch) */
+#define VOCAB_ROWS 256
+
+/* the index of the first element of the embedding / head that is not a
+ * finite FP16 value (its value in *bad), or -1 */
+static long vocab_not_fp16(const Model *m, int head, float *buf, float *bad)
+{
+    size_t V = (size_t)m->cfg.vocab_size, C = (size_t)m->cfg.dim;
     uint16_t h;
-    for (size_t i = 0; i < n; i++)
-        if (!fp16_ok(x[i], &h)) return (long)i;
+    for (size_t r0 = 0; r0 < V; r0 += VOCAB_ROWS) {
+        size_t n = V - r0 < VOCAB_ROWS ? V - r0 : VOCAB_ROWS;
+        const float *x = vocab_rows(m, head, r0, n, buf);
+        for (size_t i = 0; i < n * C; i++)
+            if (!fp16_ok(x[i], &h)) { *bad = x[i]; return (long)(r0 * C + i); }
+    }
     return -1;
+}
+
+/* the embedding / head as file type t, converted VOCAB_ROWS rows at a time
+ * (a mapped teacher's or a lean student's never whole in FP32) */
+static void w_vocab(Writer *w, const Model *m, int head, uint32_t t, float *buf)
+{
+    size_t V = (size_t)m->cfg.vocab_size, C = (size_t)m->cfg.dim;
+    for (size_t r0 = 0; r0 < V; r0 += VOCAB_ROWS) {
+        size_t n = V - r0 < VOCAB_ROWS ? V - r0 : VOCAB_ROWS;
+        w_mat(w, vocab_rows(m, head, r0, n, buf), n * C, t);
+    }
 }
 
 int student_write(const char *path, const Model *teacher, const Tokenizer *tok,
@@ -260,16 +295,13 @@ int student_write_ex(const char *path, const Model *teacher, const Tokenizer *to
                   KERN_Q8_0_BLOCK, c->dim);
         return -1;
     }
-    if (!teacher->tok_emb || (!c->shared_classifier && !teacher->wcls)) {
-        ob_seterr(err, "%s: the model has no FP32 embedding or head to write", path);
-        return -1;
-    }
     if (ht == T_F16) {
-        size_t VC = (size_t)c->vocab_size * c->dim;
-        long i = not_fp16(teacher->tok_emb, VC), j = c->shared_classifier ? -1 : not_fp16(teacher->wcls, VC);
+        float *buf = ob_malloc((size_t)VOCAB_ROWS * c->dim * sizeof(float)), bad = 0;
+        long i = vocab_not_fp16(teacher, 0, buf, &bad), j = c->shared_classifier || i >= 0 ? -1 : vocab_not_fp16(teacher, 1, buf, &bad);
+        free(buf);
         if (i >= 0 || j >= 0) {
             ob_seterr(err, "%s: %s[%ld] = %g is not a finite FP16 value (write the head as f32 or q8_0)", path,
-                      i >= 0 ? "tok_emb" : "wcls", i >= 0 ? i : j, i >= 0 ? teacher->tok_emb[i] : teacher->wcls[j]);
+                      i >= 0 ? "tok_emb" : "wcls", i >= 0 ? i : j, bad);
             return -1;
         }
     }
@@ -343,12 +375,14 @@ int student_write_ex(const char *path, const Model *teacher, const Tokenizer *to
         w_bytes(w, b, ENT_SIZE);
     }
     int k = 0;
-    size_t V = c->vocab_size, C = c->dim, L = c->n_layers;
-    w_pad(w, e[k].offset); w_mat(w, teacher->tok_emb, V * C, ht); k++;
+    size_t C = c->dim, L = c->n_layers;
+    float *vbuf = ob_malloc((size_t)VOCAB_ROWS * C * sizeof(float));
+    w_pad(w, e[k].offset); w_vocab(w, teacher, 0, ht, vbuf); k++;
     w_pad(w, e[k].offset); w_f32(w, teacher->rms_att, L * C); k++;
     w_pad(w, e[k].offset); w_f32(w, teacher->rms_ffn, L * C); k++;
     w_pad(w, e[k].offset); w_f32(w, teacher->rms_final, C); k++;
-    if (!c->shared_classifier) { w_pad(w, e[k].offset); w_mat(w, teacher->wcls, V * C, ht); k++; }
+    if (!c->shared_classifier) { w_pad(w, e[k].offset); w_vocab(w, teacher, 1, ht, vbuf); k++; }
+    free(vbuf);
     for (int i = 0; i < nlin && !w->failed; i++) {
         int out, in;
         model_lin_shape(c, i % LIN_PER_LAYER, &out, &in);
@@ -703,7 +737,7 @@ out:
     return rc;
 }
 
-int student_new(Model *m, const ModelConfig *c, char *err) { return student_new_lean(m, c, STUDENT_HEAD_F32, STUDENT_HEAD_F32, err); }
+int student_new(Model *m, const ModelConfig *c, char *err) { return student_new_lean(m, c, LINEAR_W_F32, LINEAR_W_F32, err); }
 
 int student_new_lean(Model *m, const ModelConfig *c, int emb_type, int cls_type, char *err)
 {
@@ -736,7 +770,7 @@ int student_sources(const Model *m, StudentLinearSrc *lin, char *err)
     for (int i = 0; i < nlin; i++) {
         const BitLinear *bl = student_linear(m, i);
         if (!bl) { ob_seterr(err, "not a 1-bit student"); return -1; }
-        lin[i] = (StudentLinearSrc){NULL, bl->g, bl->h, bl->norm, bl->bits};
+        lin[i] = (StudentLinearSrc){.g = bl->g, .h = bl->h, .norm = bl->norm, .bits = bl->bits};
     }
     return 0;
 }
@@ -750,7 +784,7 @@ int student_load(Model *m, Tokenizer *tok, const char *path, char *err)
     if (tok && !p.tok_n) { ob_seterr(err, "%s: the student has no tokenizer (pass --tokenizer)", path); parsed_free(&p); return -1; }
     const ModelConfig *c = &p.cfg;
     int emb_h = ftype_head(p.fp[0]->type), cls_h = c->shared_classifier ? emb_h : ftype_head(p.fp[4]->type);
-    if (student_new_lean(m, c, emb_h, cls_h, err)) { parsed_free(&p); return -1; }
+    if (student_new_lean(m, c, student_head_wtype(emb_h), student_head_wtype(cls_h), err)) { parsed_free(&p); return -1; }
     float *fpdst[5] = {m->tok_emb, m->rms_att, m->rms_ffn, m->rms_final, m->wcls};
     int nfp = c->shared_classifier ? 4 : 5;
     int nlin = c->n_layers * LIN_PER_LAYER, rc = -1;
@@ -829,12 +863,23 @@ int student_quantize(const Model *teacher, SvidMethod init, int norm, StudentLin
         const Linear *L = &teacher->lin[i];
         g[i] = ob_malloc((size_t)L->in * sizeof(float));
         h[i] = ob_malloc((size_t)L->out * sizeof(float));
-        lin_out[i] = (StudentLinearSrc){L->w, g[i], h[i], norm, NULL};
+        lin_out[i] = (StudentLinearSrc){.w = L->w, .g = g[i], .h = h[i], .norm = norm};
     }
     /* the linears are independent: one worker per CPU, each takes the next */
     int rc = svid_model_rank1(teacher, init, pool_default_threads(), h, g, err);
     free(h);
     free(g);
+    /* a mapped teacher: the signs of each matrix, converted one at a time */
+    for (int i = 0; i < nlin && !rc; i++) {
+        const Linear *L = &teacher->lin[i];
+        if (L->w) continue;
+        float *tmp;
+        const float *W = model_lin_f32(teacher, i, &tmp);
+        lin_out[i].own_bits = ob_malloc((size_t)L->out * ((L->in + 63) / 64) * sizeof(uint64_t));
+        bitlinear_signs(W, L->out, L->in, lin_out[i].own_bits);
+        lin_out[i].bits = lin_out[i].own_bits;
+        free(tmp);
+    }
     if (rc) student_src_free(lin_out, nlin);
     return rc;
 }
@@ -844,7 +889,9 @@ void student_src_free(StudentLinearSrc *lin, int n)
     for (int i = 0; i < n; i++) {
         free((void *)lin[i].g);
         free((void *)lin[i].h);
+        free(lin[i].own_bits);
         lin[i].g = lin[i].h = NULL;
+        lin[i].own_bits = NULL;
     }
 }
 

@@ -22,9 +22,11 @@
  * files, FP32 ones, still load) */
 #define STUDENT_VERSION 2
 
-/* how a .onebit stores the embedding and the output head (linear.h's
- * LINEAR_W_*): FP16 by default; Q8_0 as GGUF's (needs dim % 32 == 0) */
-enum { STUDENT_HEAD_F32 = LINEAR_W_F32, STUDENT_HEAD_F16 = LINEAR_W_F16, STUDENT_HEAD_Q8_0 = LINEAR_W_Q8_0 };
+/* how a .onebit stores the embedding and the output head: FP16 by
+ * default; Q8_0 as GGUF's (needs dim % 32 == 0). The order of the option
+ * choices "f32|f16|q8_0"; student_head_wtype gives linear.h's LINEAR_W_* */
+enum { STUDENT_HEAD_F32 = 0, STUDENT_HEAD_F16 = 1, STUDENT_HEAD_Q8_0 = 2 };
+int student_head_wtype(int head);
 #define STUDENT_HEAD_DEFAULT STUDENT_HEAD_F16
 /* "f32" / "f16" / "q8_0" -> STUDENT_HEAD_*, or -1 */
 int student_head_parse(const char *name);
@@ -37,6 +39,8 @@ typedef struct {
     int norm;        /* 1: LayerNorm after (OneBit); 0: none (PTQ baseline) */
     const uint64_t *bits; /* when w is NULL: the canonical packed signs
                            * (bitlinear.h) */
+    uint64_t *own_bits;   /* bits when they are the source's own (malloc'd;
+                           * student_src_free frees them) */
 } StudentLinearSrc;
 
 /* write a .onebit: FP tensors (embedding and head FP16, norms FP32) from teacher, packed
@@ -92,8 +96,9 @@ int student_read_meta(const char *path, char **meta_json, char *err);
 int student_has_tokenizer(const char *path, char *err);
 
 /* PTQ: a student from a dense teacher without training. lin_out receives
- * L*7 sources (w points into the teacher; g, h malloc'd), free with
- * student_src_free(lin_out, L*7). */
+ * L*7 sources (w points into an FP32 arena teacher; a mapped teacher's
+ * signs are packed into own_bits, one matrix converted at a time; g, h
+ * malloc'd), free with student_src_free(lin_out, L*7). */
 int student_quantize(const Model *teacher, SvidMethod init, int norm, StudentLinearSrc *lin_out, char *err);
 void student_src_free(StudentLinearSrc *lin, int n);
 

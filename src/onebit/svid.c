@@ -314,13 +314,12 @@ void svid_layer_name(char *buf, size_t n, int l, int k)
     snprintf(buf, n, "layers.%d.%s", l, model_lin_names[k]);
 }
 
-const float *svid_model_weight(const Model *m, int l, int k, int *rows, int *cols)
+const float *svid_model_weight(const Model *m, int l, int k, int *rows, int *cols, float **tmp)
 {
     const Linear *L = &m->lin[(size_t)l * LIN_PER_LAYER + k];
-    if (L->kind != LINEAR_DENSE || !L->w) return NULL;
     *rows = L->out;
     *cols = L->in;
-    return L->w;
+    return model_lin_f32(m, l * LIN_PER_LAYER + k, tmp);
 }
 
 /* the per-linear work over a whole model: the statistics (stats) or the
@@ -337,7 +336,8 @@ static int model_item(void *ctx, int i, char *err)
 {
     const ModelWork *j = ctx;
     int l = i / LIN_PER_LAYER, k = i % LIN_PER_LAYER, rows = 0, cols = 0;
-    const float *W = svid_model_weight(j->m, l, k, &rows, &cols);
+    float *tmp;
+    const float *W = svid_model_weight(j->m, l, k, &rows, &cols, &tmp);
     char name[64], why[OB_ERRLEN];
     svid_layer_name(name, sizeof name, l, k);
     int rc;
@@ -350,6 +350,7 @@ static int model_item(void *ctx, int i, char *err)
     } else {
         rc = svid_rank1(W, rows, cols, j->init, j->h[i], j->g[i], NULL, why);
     }
+    free(tmp);
     if (!rc) return 0;
     ob_seterr(err, "%s: %s", name, why);
     return -1;
@@ -359,8 +360,7 @@ static int model_item(void *ctx, int i, char *err)
 static int model_dense(const Model *m, const char *msg, char *err)
 {
     for (int i = 0; i < m->cfg.n_layers * LIN_PER_LAYER; i++) {
-        int r, c;
-        if (!svid_model_weight(m, i / LIN_PER_LAYER, i % LIN_PER_LAYER, &r, &c)) {
+        if (!model_lin_dense(m, i)) {
             ob_seterr(err, "%s", msg);
             return -1;
         }

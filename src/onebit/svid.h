@@ -72,9 +72,11 @@ int svid_model_stats(const Model *m, int threads, SvidMethod init, LayerStats *o
  * as svid_model_stats. 0, or -1 with err naming the linear */
 int svid_model_rank1(const Model *m, SvidMethod init, int threads, float *const *h, float *const *g, char *err);
 
-/* the dense (out, in) weight of linear k of layer l of a dense model, and
- * its name ("layers.l.wq") */
-const float *svid_model_weight(const Model *m, int l, int k, int *rows, int *cols);
+/* the dense (out, in) weight of linear k of layer l of a dense model (in
+ * the FP32 arena, or converted from a mapped teacher into *tmp, which the
+ * caller frees: model_lin_f32), NULL if not dense; and its name
+ * ("layers.l.wq") */
+const float *svid_model_weight(const Model *m, int l, int k, int *rows, int *cols, float **tmp);
 void svid_layer_name(char *buf, size_t n, int l, int k);
 
 #endif

@@ -54,6 +54,9 @@ struct QatModel {
     QatPar par;         /* the pool qat splits its work over (qat_set_threads) */
     atomic_int in_use;  /* 1 during a forward(-backward): one thread at a time (qat.h), asserted */
     const Model *t;     /* the teacher: frozen FP tensors live there */
+    const float *emb, *cls; /* its embedding and head in FP32 (V, C): the arena's, or a
+                             * mapped teacher's converted into emb32 / cls32 (owned) */
+    float *emb32, *cls32;
     ModelConfig cfg;
     int maxB, maxT, B, T; /* bounds; shape of the last forward */
     int reuse_teacher;
@@ -398,8 +401,8 @@ QatModel *qat_new(const Model *teacher, SvidMethod init, const QatSize *sz, char
     for (int i = 0; i < c->n_layers * LIN_PER_LAYER; i++) {
         int in, out;
         model_lin_shape(c, i % LIN_PER_LAYER, &out, &in);
-        if (teacher->lin[i].kind != LINEAR_DENSE || !teacher->lin[i].w) {
-            ob_seterr(err, "teacher linear %s of layer %d is not dense FP32", model_lin_names[i % LIN_PER_LAYER],
+        if (!model_lin_dense(teacher, i)) {
+            ob_seterr(err, "teacher linear %s of layer %d is not dense", model_lin_names[i % LIN_PER_LAYER],
                       i / LIN_PER_LAYER);
             return NULL;
         }
@@ -433,18 +436,23 @@ QatModel *qat_new(const Model *teacher, SvidMethod init, const QatSize *sz, char
     /* SVID init from the teacher: |W| ≈ a·bᵀ, h = a, g = b, W = 0.01·sign(W) */
     for (int i = 0; i < c->n_layers * LIN_PER_LAYER; i++) {
         QLin *L = &q->lin[i];
-        const float *Wt = teacher->lin[i].w;
+        float *tmp; /* a mapped teacher's matrix, converted one at a time */
+        const float *Wt = model_lin_f32(teacher, i, &tmp);
         float *W = q->params + L->off_w;
         size_t n = (size_t)L->in * L->out;
         for (size_t k = 0; k < n; k++) W[k] = Wt[k] >= 0.0f ? 0.01f : -0.01f;
         char why[OB_ERRLEN];
-        if (svid_rank1(Wt, L->out, L->in, (SvidMethod)init, q->params + L->off_h, q->params + L->off_g, NULL, why)) {
+        int bad = svid_rank1(Wt, L->out, L->in, (SvidMethod)init, q->params + L->off_h, q->params + L->off_g, NULL, why);
+        free(tmp);
+        if (bad) {
             ob_seterr(err, "SVID of layer %d %s: %s", i / LIN_PER_LAYER, model_lin_names[i % LIN_PER_LAYER], why);
             free_buffers(q);
             free(q);
             return NULL;
         }
     }
+    q->emb = model_vocab_f32(teacher, 0, &q->emb32);
+    q->cls = c->shared_classifier ? q->emb : model_vocab_f32(teacher, 1, &q->cls32);
     model_rope_table(c, q->rope_cos, q->rope_sin);
     return q;
 }
@@ -453,6 +461,8 @@ void qat_free(QatModel *q)
 {
     if (!q) return;
     free_buffers(q);
+    free(q->emb32);
+    free(q->cls32);
     pool_free(q->par.pool);
     free(q);
 }
@@ -957,17 +967,19 @@ static void student_forward(QatModel *q, const int *tokens, int B, int T)
     q->B = B;
     q->T = T;
     float *x0 = q->layer[0].x;
-    for (int n = 0; n < N; n++) memcpy(x0 + (size_t)n * C, m->tok_emb + (size_t)tokens[n] * C, C * sizeof(float));
+    for (int n = 0; n < N; n++) memcpy(x0 + (size_t)n * C, q->emb + (size_t)tokens[n] * C, C * sizeof(float));
     for (int l = 0; l < c->n_layers; l++) block_forward(q, l, B, T, l + 1 < c->n_layers ? q->layer[l + 1].x : q->xL);
     qat_rmsnorm_fwd(q->xf, q->rf, q->xL, m->rms_final, N, C, c->norm_eps);
     // logits (N,V) = xf (N,C) · wclsᵀ
-    qsgemm(&q->par, CblasNoTrans, CblasTrans, N, c->vocab_size, C, 1.0f, q->xf, C, m->wcls, C, 0.0f,
+    qsgemm(&q->par, CblasNoTrans, CblasTrans, N, c->vocab_size, C, 1.0f, q->xf, C, q->cls, C, 0.0f,
                 q->logits, c->vocab_size);
 }
 
-/* y (N,out) = x (N,in) · Wᵀ: a dense teacher linear, as linear_forward */
+/* y (N,out) = x (N,in) · Wᵀ: a dense teacher linear, as linear_forward
+ * (which a mapped teacher's runs: tiles of its rows converted to FP32) */
 static void dense_fwd(const QatPar *par, const Linear *L, const float *x, float *y, int N)
 {
+    if (!L->w) { linear_forward(L, x, y, N); return; }
     qsgemm(par, CblasNoTrans, CblasTrans, N, L->out, L->in, 1.0f, x, L->in, L->w, L->in, 0.0f, y,
                 L->out);
 }
@@ -984,7 +996,7 @@ static void teacher_forward(QatModel *q, const int *tokens, int B, int T)
     int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     QLayer *s = &q->layer[0];
     float *x = q->xL;
-    for (int n = 0; n < N; n++) memcpy(x + (size_t)n * C, m->tok_emb + (size_t)tokens[n] * C, C * sizeof(float));
+    for (int n = 0; n < N; n++) memcpy(x + (size_t)n * C, q->emb + (size_t)tokens[n] * C, C * sizeof(float));
     for (int l = 0; l < c->n_layers; l++) {
         const Linear *L = m->lin + (size_t)l * LIN_PER_LAYER;
         qat_rmsnorm_fwd(s->xn1, s->r1, x, m->rms_att + (size_t)l * C, N, C, c->norm_eps);
@@ -1005,7 +1017,7 @@ static void teacher_forward(QatModel *q, const int *tokens, int B, int T)
         memcpy(q->thid + (size_t)l * N * C, x, (size_t)N * C * sizeof(float));
     }
     qat_rmsnorm_fwd(q->xf, q->rf, x, m->rms_final, N, C, c->norm_eps);
-    qsgemm(&q->par, CblasNoTrans, CblasTrans, N, c->vocab_size, C, 1.0f, q->xf, C, m->wcls, C, 0.0f,
+    qsgemm(&q->par, CblasNoTrans, CblasTrans, N, c->vocab_size, C, 1.0f, q->xf, C, q->cls, C, 0.0f,
                 q->tlogits, c->vocab_size);
 }
 
@@ -1132,7 +1144,7 @@ static int forward_backward(QatModel *q, const int *tokens, int B, int T, const 
     double t3 = ob_now();
     /* backward: head (frozen) -> final RMSNorm */
     // dxf (N,C) = dlogits (N,V) · wcls (V,C)
-    qsgemm(&q->par, CblasNoTrans, CblasNoTrans, N, C, V, 1.0f, q->dlogits, V, m->wcls, C, 0.0f, q->dxn, C);
+    qsgemm(&q->par, CblasNoTrans, CblasNoTrans, N, C, V, 1.0f, q->dlogits, V, q->cls, C, 0.0f, q->dxn, C);
     memset(q->dres, 0, (size_t)N * C * sizeof(float));
     qat_rmsnorm_bwd(q->dres, q->dxn, q->xL, m->rms_final, q->rf, N, C);
     double mse = 0, hcoef = (double)lc->alpha / N * grad_scale;

@@ -291,16 +291,18 @@ static int xnor_nll(const Model *teacher, const DataSet *d, double *nll, char *e
         const Linear *src = &teacher->lin[k];
         x.lin[k] = *src;
         if (src->kind != LINEAR_DENSE) continue;
-        float *w = ob_malloc((size_t)src->in * src->out * sizeof(float));
+        float *w = ob_malloc((size_t)src->in * src->out * sizeof(float)), *tmp;
+        const float *W = model_lin_f32(teacher, k, &tmp); /* a mapped teacher's converted */
         for (int r = 0; r < src->out; r++) {
-            const float *row = src->w + (size_t)r * src->in;
+            const float *row = W + (size_t)r * src->in;
             double s = 0;
             for (int i = 0; i < src->in; i++) s += fabsf(row[i]);
             float a = (float)(s / src->in);
             for (int i = 0; i < src->in; i++) w[(size_t)r * src->in + i] = row[i] >= 0 ? a : -a;
         }
+        free(tmp);
         bufs[k] = w;
-        x.lin[k].w = w;
+        x.lin[k] = (Linear){.kind = LINEAR_DENSE, .in = src->in, .out = src->out, .w = w};
     }
     long n;
     int rc = trainer_dense_nll(&x, d, 0, nll, &n, err);

@@ -24,8 +24,8 @@
  * in L1 across the tokens.
  *
  * At the end, the decode helpers (KernDec: attention over FP32/FP16 caches,
- * FP16 conversion, FP16/Q8_0 GEMV rows), which also need F16C, and the
- * Q4_K/Q5_K/Q6_K block expansions (AVX2 only; the avx512 entry uses them
+ * FP16 and BF16 conversion, FP16/BF16/Q8_0 GEMV rows), which also need F16C, and
+ * the Q4_K/Q5_K/Q6_K block expansions (AVX2 only; the avx512 entries use them
  * too). */
 #include "kernels/variants.h"
 
@@ -279,6 +279,12 @@ T2H static inline __m256 dec2_ld_f32(const float *p) { return _mm256_loadu_ps(p)
 T2H static inline __m256 dec2_ld_f16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
 static inline float dec2_sc_f32(float v) { return v; }
 static inline float dec2_sc_f16(uint16_t v) { return ob_fp16_to_fp32(v); }
+/* BF16: the upper half of an FP32, widened by a shift */
+T2H static inline __m256 dec2_ld_bf16(const uint16_t *p)
+{
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+}
+static inline float dec2_sc_bf16(uint16_t v) { return ob_bf16_to_fp32(v); }
 
 T2H static inline float dec2_hsum(__m256 a)
 {
@@ -373,38 +379,42 @@ T2H void kern_dec_to_f16_avx2(const float *x, uint16_t *y, size_t n)
     }
 }
 
-T2H void kern_dec_from_f16_avx2(const uint16_t *x, float *y, size_t n)
-{
-    for (size_t i = 0; i < n; i += 8) {
-        size_t k = n - i < 8 ? n - i : 8;
-        uint16_t pad[8] = {0};
-        __m256 f = dec2_ld_f16(k == 8 ? x + i : memcpy(pad, x + i, k * sizeof(uint16_t)));
-        if (k == 8) _mm256_storeu_ps(y + i, f);
-        else {
-            float out[8];
-            _mm256_storeu_ps(out, f);
-            memcpy(y + i, out, k * sizeof(float));
-        }
+/* FP16 / BF16 -> FP32 in vectors of 8 (the last partial one through a
+ * zero-padded copy) and GEMV rows over them: the same code, two loaders */
+#define DEC_WIDE_2(sfx)                                                                                         \
+    T2H void kern_dec_from_##sfx##_avx2(const uint16_t *x, float *y, size_t n)                                  \
+    {                                                                                                           \
+        for (size_t i = 0; i < n; i += 8) {                                                                     \
+            size_t k = n - i < 8 ? n - i : 8;                                                                   \
+            uint16_t pad[8] = {0};                                                                              \
+            __m256 f = dec2_ld_##sfx(k == 8 ? x + i : memcpy(pad, x + i, k * sizeof(uint16_t)));                \
+            if (k == 8) _mm256_storeu_ps(y + i, f);                                                             \
+            else {                                                                                              \
+                float out[8];                                                                                   \
+                _mm256_storeu_ps(out, f);                                                                       \
+                memcpy(y + i, out, k * sizeof(float));                                                          \
+            }                                                                                                   \
+        }                                                                                                       \
+    }                                                                                                           \
+    T2H void kern_dec_gemv_##sfx##_avx2(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1)  \
+    {                                                                                                           \
+        const int c8 = cols & ~7;                                                                               \
+        for (int r = r0; r < r1; r++) {                                                                         \
+            const uint16_t *w = W + (size_t)r * cols;                                                           \
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0;                                                           \
+            int c = 0;                                                                                          \
+            for (; c + 16 <= c8; c += 16) {                                                                     \
+                a0 = _mm256_fmadd_ps(dec2_ld_##sfx(w + c), _mm256_loadu_ps(x + c), a0);                         \
+                a1 = _mm256_fmadd_ps(dec2_ld_##sfx(w + c + 8), _mm256_loadu_ps(x + c + 8), a1);                 \
+            }                                                                                                   \
+            for (; c < c8; c += 8) a0 = _mm256_fmadd_ps(dec2_ld_##sfx(w + c), _mm256_loadu_ps(x + c), a0);      \
+            float s = dec2_hsum(_mm256_add_ps(a0, a1));                                                         \
+            for (; c < cols; c++) s += dec2_sc_##sfx(w[c]) * x[c];                                              \
+            y[r] = s;                                                                                           \
+        }                                                                                                       \
     }
-}
-
-T2H void kern_dec_gemv_f16_avx2(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1)
-{
-    const int c8 = cols & ~7;
-    for (int r = r0; r < r1; r++) {
-        const uint16_t *w = W + (size_t)r * cols;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0;
-        int c = 0;
-        for (; c + 16 <= c8; c += 16) {
-            a0 = _mm256_fmadd_ps(dec2_ld_f16(w + c), _mm256_loadu_ps(x + c), a0);
-            a1 = _mm256_fmadd_ps(dec2_ld_f16(w + c + 8), _mm256_loadu_ps(x + c + 8), a1);
-        }
-        for (; c < c8; c += 8) a0 = _mm256_fmadd_ps(dec2_ld_f16(w + c), _mm256_loadu_ps(x + c), a0);
-        float s = dec2_hsum(_mm256_add_ps(a0, a1));
-        for (; c < cols; c++) s += ob_fp16_to_fp32(w[c]) * x[c];
-        y[r] = s;
-    }
-}
+DEC_WIDE_2(f16)
+DEC_WIDE_2(bf16)
 
 T2H void kern_dec_gemv_q8_0_avx2(const KernQ8_0 *W, const float *x, float *y, int cols, int r0, int r1)
 {

@@ -21,7 +21,13 @@
  * per 16 columns; the row's value is 2P - sum(gx).
  *
  * At the end, the decode helpers (KernDec: attention over FP32/FP16 caches,
- * FP16 conversion, FP16/Q8_0 GEMV rows), 16 lanes with masked tails.
+ * FP16 and BF16 conversion, FP16/BF16/Q8_0 GEMV rows), 16 lanes with masked
+ * tails. BF16 is widened by a shift (the upper half of an FP32), so the
+ * products are those of the reference. On CPUs with AVX512_BF16 the BF16
+ * GEMV (kern_dec_gemv_bf16_avx512bf16) uses vdpbf16ps instead: x is split
+ * into BF16 hi + lo parts (x - hi rounded again), two dot products of
+ * pairs per 32 weights; the products are exact and x is kept to about 16
+ * bits of mantissa, so rows differ from the reference by ~1e-6 relative.
  */
 #include "kernels/variants.h"
 
@@ -630,6 +636,10 @@ T512 static inline __m512 dec_ld_f16(const uint16_t *p, __mmask16 m)
 {
     return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
 }
+T512 static inline __m512 dec_ld_bf16(const uint16_t *p, __mmask16 m)
+{
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+}
 static inline __mmask16 dec_mask(int left) { return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1); }
 
 /* y[r] = scale * (W[r] . x) for rows [r0, r1) of cols T weights at a stride
@@ -668,6 +678,7 @@ static inline __mmask16 dec_mask(int left) { return left >= 16 ? (__mmask16)0xff
     }
 DOT4_512(dot4_f32, float, dec_ld_f32)
 DOT4_512(dot4_f16, uint16_t, dec_ld_f16)
+DOT4_512(dot4_bf16, uint16_t, dec_ld_bf16)
 
 T512 void kern_gemv_rows_avx512(const float *W, const float *x, float *y, int cols, int r0, int r1)
 {
@@ -677,6 +688,11 @@ T512 void kern_gemv_rows_avx512(const float *W, const float *x, float *y, int co
 T512 void kern_dec_gemv_f16_avx512(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1)
 {
     dot4_f16(W, cols, cols, x, 1.0f, y, r0, r1);
+}
+
+T512 void kern_dec_gemv_bf16_avx512(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1)
+{
+    dot4_bf16(W, cols, cols, x, 1.0f, y, r0, r1);
 }
 
 T512 void kern_dec_score_f32_avx512(const float *q, const float *K, size_t ld, int hd, int n, float scale, float *s)
@@ -725,16 +741,78 @@ T512 void kern_dec_to_f16_avx512(const float *x, uint16_t *y, size_t n)
     }
 }
 
-T512 void kern_dec_from_f16_avx512(const uint16_t *x, float *y, size_t n)
-{
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i))));
-    if (i < n) {
-        __mmask16 m = dec_mask((int)(n - i));
-        _mm512_mask_storeu_ps(y + i, m, dec_ld_f16(x + i, m));
+#define DEC_FROM_512(sfx)                                                                                 \
+    T512 void kern_dec_from_##sfx##_avx512(const uint16_t *x, float *y, size_t n)                         \
+    {                                                                                                     \
+        size_t i = 0;                                                                                     \
+        for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, dec_ld_##sfx(x + i, (__mmask16)0xffff));     \
+        if (i < n) {                                                                                      \
+            __mmask16 m = dec_mask((int)(n - i));                                                         \
+            _mm512_mask_storeu_ps(y + i, m, dec_ld_##sfx(x + i, m));                                      \
+        }                                                                                                 \
     }
+DEC_FROM_512(f16)
+DEC_FROM_512(bf16)
+
+#define T512BF __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512bf16,fma")))
+
+/* x (cols) as BF16 hi and lo = bf16(x - hi), zero-padded to a multiple of 32 */
+T512BF static void bf16_split(const float *x, int cols, uint16_t *hi, uint16_t *lo)
+{
+    int c = 0;
+    for (; c < cols; c += 16) {
+        __mmask16 m = dec_mask(cols - c);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + c);
+        __m256bh h = _mm512_cvtneps_pbh(v);
+        __m512 hf = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)h), 16));
+        _mm256_storeu_si256((__m256i *)(hi + c), (__m256i)h);
+        _mm256_storeu_si256((__m256i *)(lo + c), (__m256i)_mm512_cvtneps_pbh(_mm512_sub_ps(v, hf)));
+    }
+    for (; c % 32; c++) hi[c] = lo[c] = 0;
 }
 
+/* one row's 32 weights at w (masked) against hi and lo */
+#define BF16_DOT(acc, w, m, c) \
+    do { \
+        __m512bh wv = (__m512bh)_mm512_maskz_loadu_epi16(m, (w) + (c)); \
+        acc = _mm512_dpbf16_ps(acc, wv, (__m512bh)_mm512_loadu_si512(hi + (c))); \
+        acc = _mm512_dpbf16_ps(acc, wv, (__m512bh)_mm512_loadu_si512(lo + (c))); \
+    } while (0)
+
+T512BF void kern_dec_gemv_bf16_avx512bf16(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1)
+{
+    int pad = (cols + 31) & ~31;
+    uint16_t *hi = aligned_alloc(64, (size_t)pad * 4), *lo = hi + pad;
+    if (!hi) { kern_dec_gemv_bf16_avx512(W, x, y, cols, r0, r1); return; }
+    bf16_split(x, cols, hi, lo);
+    int r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        const uint16_t *w0 = W + (size_t)r * cols, *w1 = w0 + cols, *w2 = w1 + cols, *w3 = w2 + cols;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int c = 0; c < cols; c += 32) {
+            __mmask32 m = cols - c >= 32 ? 0xffffffffu : (1u << (cols - c)) - 1;
+            BF16_DOT(a0, w0, m, c);
+            BF16_DOT(a1, w1, m, c);
+            BF16_DOT(a2, w2, m, c);
+            BF16_DOT(a3, w3, m, c);
+        }
+        y[r] = _mm512_reduce_add_ps(a0);
+        y[r + 1] = _mm512_reduce_add_ps(a1);
+        y[r + 2] = _mm512_reduce_add_ps(a2);
+        y[r + 3] = _mm512_reduce_add_ps(a3);
+    }
+    for (; r < r1; r++) {
+        const uint16_t *w = W + (size_t)r * cols;
+        __m512 a = _mm512_setzero_ps();
+        for (int c = 0; c < cols; c += 32) {
+            __mmask32 m = cols - c >= 32 ? 0xffffffffu : (1u << (cols - c)) - 1;
+            BF16_DOT(a, w, m, c);
+        }
+        y[r] = _mm512_reduce_add_ps(a);
+    }
+    free(hi);
+}
+#undef BF16_DOT
 
 /* an FP16 scale broadcast to 16 lanes */
 T512 static inline __m512 dec_d16(uint16_t d) { return _mm512_cvtph_ps(_mm256_set1_epi16((short)d)); }
