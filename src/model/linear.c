@@ -60,9 +60,10 @@ void linear_gemv_rows(const KernDec *d, int type, const void *W, const float *x,
     free(row);
 }
 
-/* GEMV rows over the stored weights, split over the global pool */
+/* GEMV rows over the stored weights, split over a pool */
 typedef struct {
     const KernDec *d;
+    LinearRowsF32 f32_rows;
     const void *W;
     const float *x;
     float *y;
@@ -73,20 +74,27 @@ static void gemv_task(void *vc, int t)
 {
     const GemvCtx *c = vc;
     int r0 = (int)((long)c->rows * t / c->ntasks), r1 = (int)((long)c->rows * (t + 1) / c->ntasks);
-    linear_gemv_rows(c->d, c->type, c->W, c->x, c->y, c->cols, r0, r1);
+    if (c->f32_rows && c->type == LINEAR_W_F32) c->f32_rows(c->W, c->x, c->y, c->cols, r0, r1);
+    else linear_gemv_rows(c->d, c->type, c->W, c->x, c->y, c->cols, r0, r1);
 }
 
-/* y (rows) = W x, W of type stored; a few contiguous chunks per thread */
+void linear_gemv_pool(Pool *p, const KernDec *d, LinearRowsF32 f32_rows, int type, const void *W, const float *x,
+                      float *y, int rows, int cols)
+{
+    GemvCtx c = {d, f32_rows, W, x, y, type, rows, cols, 1};
+    if ((double)rows * cols < (1 << 18)) { gemv_task(&c, 0); return; }
+    Pool *own = p ? NULL : pool_global_ref();
+    int T = pool_threads(p ? p : own);
+    c.ntasks = T > 1 ? 4 * T : 1; /* a few contiguous chunks per thread, claimed dynamically */
+    if (c.ntasks > rows) c.ntasks = rows;
+    pool_run(p ? p : own, gemv_task, &c, c.ntasks);
+    pool_free(own);
+}
+
+/* y (rows) = W x, W of type stored, on the global pool with the default helpers */
 static void gemv_pooled(int type, const void *W, const float *x, float *y, int rows, int cols)
 {
-    GemvCtx c = {kern_dec_default(), W, x, y, type, rows, cols, 1};
-    if ((double)rows * cols < (1 << 18)) { gemv_task(&c, 0); return; }
-    Pool *p = pool_global_ref();
-    int T = pool_threads(p);
-    c.ntasks = T > 1 ? 4 * T : 1;
-    if (c.ntasks > rows) c.ntasks = rows;
-    pool_run(p, gemv_task, &c, c.ntasks);
-    pool_free(p);
+    linear_gemv_pool(NULL, kern_dec_default(), NULL, type, W, x, y, rows, cols);
 }
 
 /* a few tokens at once: each task converts blocks of SMALL_ROWS rows to

@@ -20,6 +20,7 @@
 #ifndef OB_LINEAR_H
 #define OB_LINEAR_H
 
+#include "base/pool.h"
 #include "format/llama.h"
 #include "kernels/kernels.h"
 
@@ -84,6 +85,14 @@ void linear_w_rows_f32(int type, const void *w, size_t r0, size_t n, size_t cols
  * (LINEAR_W_*) through the helpers d (a row at a time through llama_dequant
  * for the types d has no GEMV for) */
 void linear_gemv_rows(const KernDec *d, int type, const void *W, const float *x, float *y, int cols, int r0, int r1);
+/* FP32 GEMV rows y[r] = W[r] · x, r in [r0, r1) (a BitKernel's gemv_rows) */
+typedef void (*LinearRowsF32)(const float *W, const float *x, float *y, int cols, int r0, int r1);
+/* y (rows) = W x, W of type (LINEAR_W_*), split over pool p (NULL: the
+ * global pool) in a few chunks per thread; small products on the calling
+ * thread. FP32 rows through f32_rows when given, the rest through
+ * linear_gemv_rows with the helpers d */
+void linear_gemv_pool(Pool *p, const KernDec *d, LinearRowsF32 f32_rows, int type, const void *W,
+                      const float *x, float *y, int rows, int cols);
 
 /* the output head of a model with these linears: y (rows) = W (rows, cols) · x,
  * W of LINEAR_W_* wtype, through l->ops->head when there is one (a 1-bit

@@ -472,32 +472,11 @@ void bitlinear_forward(const BitLinear *bl, const float *x, float *y, int N)
 
 /* ---- as a model's Linear ------------------------------------------------ */
 
-typedef struct {
-    const KernExec *ex;
-    const void *W;
-    const float *x;
-    float *y;
-    int wtype, rows, cols, ntasks;
-} HeadCtx;
-
-static void head_task(void *vc, int t)
-{
-    const HeadCtx *c = vc;
-    int r0 = (int)((long)c->rows * t / c->ntasks), r1 = (int)((long)c->rows * (t + 1) / c->ntasks);
-    if (c->wtype == LINEAR_W_F32) c->ex->gemv_rows(c->W, c->x, c->y, c->cols, r0, r1);
-    else linear_gemv_rows(c->ex->dec, c->wtype, c->W, c->x, c->y, c->cols, r0, r1);
-}
-
 /* the head y = W x (FP32, FP16, Q8_0 or any LINEAR_W_* rows) on the layer's pool, with its helpers */
 static void lin_head(const void *impl, const void *W, int wtype, const float *x, float *y, int rows, int cols)
 {
     const BitLinear *bl = impl;
-    Pool *p = bl->ex.pool;
-    int T = pool_threads(p);
-    /* a few contiguous chunks per thread, claimed dynamically */
-    HeadCtx c = {&bl->ex, W, x, y, wtype, rows, cols, T > 1 && (double)rows * cols >= 1 << 18 ? 4 * T : 1};
-    if (c.ntasks > rows) c.ntasks = rows;
-    pool_run(p, head_task, &c, c.ntasks);
+    linear_gemv_pool(bl->ex.pool, bl->ex.dec, bl->ex.gemv_rows, wtype, W, x, y, rows, cols);
 }
 
 static void lin_forward(const void *impl, const float *x, float *y, int N) { bitlinear_forward(impl, x, y, N); }
