@@ -99,30 +99,22 @@ static int alloc_arena(Model *m, const ModelConfig *c, int with_linears, int emb
     m->cfg = *c;
     Sizes s;
     sizes_of(c, &s);
-    if (!emb_f32) s.emb = 0;
-    if (!cls_f32) s.wcls = 0;
-    size_t n = s.emb + s.rms_att + s.rms_ffn + s.rms_final + s.wcls;
-    if (with_linears) n += s.wq + s.wk + s.wv + s.wo + s.w1 + s.w2 + s.w3;
+    /* the arena in llama2.c's order; a part whose field is NULL is left out */
+    const int L = with_linears, cls = cls_f32 && !c->shared_classifier;
+    struct { float **field; size_t n; } part[] = {
+        {emb_f32 ? &m->tok_emb : NULL, s.emb}, {&m->rms_att, s.rms_att}, {L ? &m->wq : NULL, s.wq},
+        {L ? &m->wk : NULL, s.wk}, {L ? &m->wv : NULL, s.wv}, {L ? &m->wo : NULL, s.wo}, {&m->rms_ffn, s.rms_ffn},
+        {L ? &m->w1 : NULL, s.w1}, {L ? &m->w2 : NULL, s.w2}, {L ? &m->w3 : NULL, s.w3},
+        {&m->rms_final, s.rms_final}, {cls ? &m->wcls : NULL, s.wcls}};
+    const int nparts = (int)(sizeof part / sizeof part[0]);
+    size_t n = 0;
+    for (int i = 0; i < nparts; i++) n += part[i].field ? part[i].n : 0;
     m->arena = ob_aligned_alloc(64, (n ? n : 1) * sizeof(float));
     m->arena_floats = n;
     float *p = m->arena;
-    if (emb_f32) { m->tok_emb = p; p += s.emb; }
-    m->rms_att = p; p += s.rms_att;
-    if (with_linears) {
-        m->wq = p; p += s.wq;
-        m->wk = p; p += s.wk;
-        m->wv = p; p += s.wv;
-        m->wo = p; p += s.wo;
-    }
-    m->rms_ffn = p; p += s.rms_ffn;
-    if (with_linears) {
-        m->w1 = p; p += s.w1;
-        m->w2 = p; p += s.w2;
-        m->w3 = p; p += s.w3;
-    }
-    m->rms_final = p; p += s.rms_final;
+    for (int i = 0; i < nparts; i++)
+        if (part[i].field) { *part[i].field = p; p += part[i].n; }
     if (c->shared_classifier) m->wcls = m->tok_emb;
-    else if (cls_f32) { m->wcls = p; p += s.wcls; }
     m->emb_w = m->tok_emb;
     m->cls_w = m->wcls;
     m->lin = ob_calloc((size_t)c->n_layers * LIN_PER_LAYER, sizeof(Linear));
