@@ -95,6 +95,8 @@ int main(void)
     CHECK(!strcmp(dur, "3m07s"), "duration %s", dur);
     ob_fmt_duration(dur, sizeof dur, 7530.0);
     CHECK(!strcmp(dur, "2h05m"), "duration %s", dur);
+    CHECK(!strcmp(ob_fmt_bytes(dur, sizeof dur, 1.5 * 1073741824.0), "1.50 GiB"), "bytes %s", dur);
+    CHECK(!strcmp(ob_fmt_bytes(dur, sizeof dur, 12.5 * 1048576.0), "12.5 MiB"), "bytes %s", dur);
     ob_fmt_duration(dur, sizeof dur, -1.0);
     CHECK(!strcmp(dur, "?"), "negative duration %s", dur);
     ob_fmt_duration(dur, sizeof dur, NAN);

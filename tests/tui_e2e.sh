@@ -190,6 +190,7 @@ tm send-keys -t e2e Down C-u
 tm send-keys -t e2e -l 50
 tm send-keys -t e2e Enter
 check "the run starts" wait_for "run 1 " 60
+check "Train: the run's threads and training state" wait_re "ETA [^ ]+  [0-9]+ threads, state [0-9.]+ (MiB|GiB)"
 check "step counter moves" wait_re " step ([5-9]|[1-9][0-9]+)/150 " 120
 s1=$(train_step)
 sed -n '5,16p' "$TMP/screen" >"$TMP/chart1"

@@ -546,8 +546,12 @@ static void train_draw(App *a, UiGrid *g)
     if (R->prep && R->prep->selfgen > 0) snprintf(gen, sizeof gen, "generating data %ld/%ld", R->gen_done, R->prep->selfgen);
     else snprintf(gen, sizeof gen, "reading data");
     const char *st = R->prep ? gen : R->sess ? (R->paused ? "paused" : run_status_name(R->status)) : run_status_name(R->status);
-    ui_grid_printf(g, 0, y++, g->w, UI_A_BOLD, "%s %s  [%s]  step %d/%ld  %.0f tokens/s  elapsed %s  ETA %s", RUN_LABEL(R),
-                   R->it.name ? R->it.name : "", st, e->step, R->it.cfg.steps, e->tokens_per_s, el, eta);
+    /* the run's own threads and training state (the status bar has the process's) */
+    char mem[32] = "";
+    if (a->teacher) ob_fmt_bytes(mem, sizeof mem, trainer_memory_bytes(&a->teacher->cfg, &R->it.cfg));
+    ui_grid_printf(g, 0, y++, g->w, UI_A_BOLD, "%s %s  [%s]  step %d/%ld  %.0f tokens/s  elapsed %s  ETA %s  %d threads%s%s",
+                   RUN_LABEL(R), R->it.name ? R->it.name : "", st, e->step, R->it.cfg.steps, e->tokens_per_s, el, eta,
+                   trainer_threads(&R->it.cfg), mem[0] ? ", state " : "", mem);
     int bw = g->w - 2;
     progress_bar(g, 0, y++, bw, R->it.cfg.steps ? (double)e->step / R->it.cfg.steps : 0);
     ui_grid_printf(g, 0, y++, g->w, UI_A_DIM, "loss %.4f  kl %.4f  mse %.4f  lr %.2e  grad norm %.3f   %s", e->loss, e->kl,

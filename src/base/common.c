@@ -232,6 +232,13 @@ void ob_fmt_duration(char *b, size_t n, double s)
     else snprintf(b, n, "%lds", x);
 }
 
+const char *ob_fmt_bytes(char *b, size_t n, double bytes)
+{
+    if (bytes >= 1073741824.0) snprintf(b, n, "%.2f GiB", bytes / 1073741824.0);
+    else snprintf(b, n, "%.1f MiB", bytes / 1048576.0);
+    return b;
+}
+
 int ob_parse_duration(const char *s, double *seconds)
 {
     char *end;

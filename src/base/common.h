@@ -63,6 +63,8 @@ double ob_now(void);                 /* monotonic seconds */
 void ob_sleep(double seconds);        /* nanosleep, resumed after signals */
 /* a duration for people: "42s", "3m07s", "2h05m"; "?" if negative or not finite */
 void ob_fmt_duration(char *buf, size_t n, double seconds);
+/* bytes for people: "1.25 GiB" from 1 GiB up, else "12.5 MiB"; returns buf */
+const char *ob_fmt_bytes(char *buf, size_t n, double bytes);
 /* a duration as people write it: "90", "90s", "2.5m", "10m", "1h" (a plain
  * number is seconds) -> 0 with *seconds > 0; -1 for anything else */
 int ob_parse_duration(const char *s, double *seconds);

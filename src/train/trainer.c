@@ -123,12 +123,11 @@ static int largest_fit(const ModelConfig *mc, const TrainConfig *c, int optim, i
     return vary_T && lo < 2 ? 0 : lo;
 }
 
-/* bytes for people: GiB from 1 GiB up, else MiB */
-static const char *gib(char *buf, double bytes)
+static const char *gib(char *buf, double bytes) { return ob_fmt_bytes(buf, 32, bytes); }
+
+double trainer_memory_bytes(const ModelConfig *mc, const TrainConfig *c)
 {
-    if (bytes >= 1073741824.0) snprintf(buf, 32, "%.2f GiB", bytes / 1073741824.0);
-    else snprintf(buf, 32, "%.1f MiB", bytes / 1048576.0);
-    return buf;
+    return need_of(mc, c, c->batch, c->seq_len, c->optim_state);
 }
 
 void trainer_memory_text(const ModelConfig *mc, const TrainConfig *c, char *buf, size_t n)

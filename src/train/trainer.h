@@ -112,6 +112,8 @@ int trainer_config_check(const TrainConfig *c, const ModelConfig *mc, char *err)
  * bf16, --recompute, the largest --batch, the largest --seq-len). trainer_start checks
  * against qat_memory_available() and the run logs the text first. */
 void trainer_memory_text(const ModelConfig *mc, const TrainConfig *c, char *buf, size_t n);
+/* the bytes trainer_memory_text totals (per rank) */
+double trainer_memory_bytes(const ModelConfig *mc, const TrainConfig *c);
 int trainer_memory_check(const ModelConfig *mc, const TrainConfig *c, double have, char *err);
 
 /* One optimizer step of data-parallel training with ZeRO-1 (train/dist.h),
