@@ -746,6 +746,8 @@ chmod 755 "$TMP/ro"
 # bad teacher: the error shows in the message line, the UI keeps running
 start --teacher "$TMP/nope.bin" --db "$DB"
 check "load error in the message line" wait_for "nope.bin"
+check "the empty Model screen names every teacher format" wait_for "a llama2.c .bin, a GGUF"
+check "... and Hugging Face directories" wait_for "or a Hugging Face directory"
 tm send-keys -t e2e 6
 check "the error is in the Log" wait_for "nope.bin"
 # SIGTERM: a clean exit with the terminal restored

@@ -206,8 +206,10 @@ static void model_draw(App *a, UiGrid *g)
     int y = 1;
     if (M->loading) ui_grid_printf(g, 2, y++, g->w - 4, UI_A_BOLD, "Loading %s ...", M->loading->path);
     if (!a->teacher) {
-        ui_grid_text(g, 2, y + 1, g->w - 4, UI_A_NORMAL, "No teacher loaded. Press o to open a llama2.c checkpoint, r for a recent one.");
-        if (M->show_recent) ui_table_render(&M->recent, g, 2, y + 3, g->w - 4, g->h - y - 3, 1);
+        ui_grid_text(g, 2, y + 1, g->w - 4, UI_A_NORMAL, "No teacher loaded. Press o to open one, r for a recent one:");
+        ui_grid_text(g, 2, y + 2, g->w - 4, UI_A_DIM,
+                     "a llama2.c .bin, a GGUF or a Hugging Face directory (man onebit-tui)");
+        if (M->show_recent) ui_table_render(&M->recent, g, 2, y + 4, g->w - 4, g->h - y - 4, 1);
         return;
     }
     const ModelConfig *c = &a->teacher->cfg;
