@@ -102,6 +102,17 @@ fill_form() {
 # starts; TERM_E2E is the terminal type (screen: X10 mouse reports; xterm:
 # SGR 1006), ENV_E2E more variables for the workbench (NO_COLOR=1)
 CONF= TERM_E2E=screen ENV_E2E= _starts=0
+# type_enter TEXT: type TEXT into the focused prompt or field and press Enter
+type_enter() { tm send-keys -t e2e -l "$1"; tm send-keys -t e2e Enter; }
+# say TEXT WHAT: type TEXT into Chat's input and send it; the student's
+# reply comes and every reply finishes (a reply still streaming, its header
+# ending in " ...", would take a following Esc as "stop")
+say() {
+    tm send-keys -t e2e i
+    type_enter "$1"
+    check "$2: the student replies" wait_re "student +[0-9]+ tokens, [0-9.]+ tokens/s" 60
+    check "$2: the replies finish" wait_gone "tokens/s ..." 60
+}
 start_sized() { # start_sized COLS LINES ARGS...
     _cols=$1 _lines=$2
     shift 2
@@ -292,11 +303,7 @@ check "int8 activations" wait_for "student activations: int8"
 check "header says int8" wait_re "Chat with teacher \| student run-[0-9-]+\.onebit \(int8\)"
 tm send-keys -t e2e n
 check "transcript cleared" wait_gone "Once upon a time"
-tm send-keys -t e2e i
-tm send-keys -t e2e -l "The cat"
-tm send-keys -t e2e Enter
-check "int8 student replies" wait_re "student +[0-9]+ tokens, [0-9.]+ tokens/s" 60
-check "int8 replies finish" wait_gone "tokens/s ..." 60
+say "The cat" "int8"
 tm send-keys -t e2e Escape a
 check "fp32 activations" wait_for "student activations: fp32 (exact)"
 check "header without int8" wait_gone "(int8)"
@@ -542,11 +549,7 @@ tm send-keys -t e2e Enter
 check "Chat: temperature 0.25" wait_for "temperature 0.25"
 check "Chat: top-k 40 and a repeat penalty (llama.cpp's filters)" wait_for " top-k 40  repeat penalty 1.10 "
 check "Chat: the new run's student beside the teacher" wait_re "student remembered-[0-9-]+\.onebit"
-tm send-keys -t e2e i
-tm send-keys -t e2e -l "Lily had a red ball"
-tm send-keys -t e2e Enter
-check "Chat: the student replies" wait_re "student +[0-9]+ tokens, [0-9.]+ tokens/s" 60
-check "Chat: both replies finish" wait_gone "tokens/s ..." 60
+say "Lily had a red ball" "Chat"
 tm send-keys -t e2e Escape
 # the Log: / searches (the matching line selected), n and N go on, a
 # click selects a line; Esc ends the search
@@ -596,8 +599,7 @@ check "restart: the sampling kept" wait_for "temperature 0.25"
 check "restart: the filters kept" wait_for " top-k 40  repeat penalty 1.10 "
 # the Runs screen's t: the conversations kept with a run's student
 tm send-keys -t e2e 4 /
-tm send-keys -t e2e -l remembered
-tm send-keys -t e2e Enter
+type_enter remembered
 check "restart: the run 'remembered'" wait_re "remembered +finished"
 tm send-keys -t e2e t
 check "t: the chats kept with its student" wait_re "chats kept with run [0-9]+'s student: 2 messages"
@@ -823,8 +825,7 @@ check "no: the question goes" wait_gone "Quit? (y/n)"
 tm send-keys -t e2e c
 check "c asks which queued run" wait_for "Cancel which queued run (1-2 or its name)"
 tm send-keys -t e2e C-u
-tm send-keys -t e2e -l q3
-tm send-keys -t e2e Enter
+type_enter q3
 check "and asks before cancelling" wait_for "Cancel the queued run 1 'q3'?"
 tm send-keys -t e2e y
 check "q3 cancelled" wait_for "cancelled the queued run 'q3'"
