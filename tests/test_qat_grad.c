@@ -358,7 +358,7 @@ static void check_whole(int heads, int kv, int shared, const char *tag)
     int B = 2, T = 7, C = 12, V = 37, N = B * T;
     random_model(&m, C, 20, 2, heads, kv, V, shared);
     char err[OB_ERRLEN];
-    QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){B, T, QAT_OPTIM_FP32, 0, 0, 0}, err);
+    QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){B, T, QAT_OPTIM_FP32, 0, 0, 0, 0}, err);
     CHECK(q != NULL, "qat_new: %s", err);
     if (!q) return;
     /* random latent weights and scales: the student differs from SVID */
@@ -568,7 +568,7 @@ static void check_recompute(int heads, int kv, int nt)
     char err[OB_ERRLEN];
     QatModel *q[2];
     for (int r = 0; r < 2; r++) {
-        q[r] = qat_new(&m, SVID_NMF, &(QatSize){B, T, QAT_OPTIM_FP32, r, 0, 0}, err);
+        q[r] = qat_new(&m, SVID_NMF, &(QatSize){B, T, QAT_OPTIM_FP32, r, 0, 0, 0}, err);
         CHECK(q[r] != NULL, "qat_new recompute %d: %s", r, err);
         if (!q[r]) return;
         CHECK(qat_set_threads(q[r], nt, err) == 0, "threads: %s", err);
@@ -620,7 +620,7 @@ static void check_one_thread(void)
         char err[OB_ERRLEN];
         Model m;
         random_model(&m, 32, 48, 2, 4, 2, 64, 0);
-        QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){2, 16, QAT_OPTIM_FP32, 0, 0, 0}, err);
+        QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){2, 16, QAT_OPTIM_FP32, 0, 0, 0, 0}, err);
         if (!q) _exit(3);
         int tok[32];
         for (int i = 0; i < 32; i++) tok[i] = i % 64;
@@ -653,14 +653,14 @@ int main(void)
     char err[OB_ERRLEN];
     Model m;
     random_model(&m, 12, 20, 2, 3, 1, 37, 0);
-    CHECK(qat_new(&m, 7, &(QatSize){2, 7, QAT_OPTIM_FP32, 0, 0, 0}, err) == NULL, "bad init rejected");
-    CHECK(qat_new(&m, SVID_SVD, &(QatSize){2, 17, QAT_OPTIM_FP32, 0, 0, 0}, err) == NULL, "max_T > seq_len rejected");
-    CHECK(qat_new(&m, SVID_SVD, &(QatSize){1 << 20, 16, QAT_OPTIM_FP32, 0, 0, 0}, err) == NULL && strstr(err, "GiB"), "too big a batch: %s", err);
+    CHECK(qat_new(&m, 7, &(QatSize){2, 7, QAT_OPTIM_FP32, 0, 0, 0, 0}, err) == NULL, "bad init rejected");
+    CHECK(qat_new(&m, SVID_SVD, &(QatSize){2, 17, QAT_OPTIM_FP32, 0, 0, 0, 0}, err) == NULL, "max_T > seq_len rejected");
+    CHECK(qat_new(&m, SVID_SVD, &(QatSize){1 << 20, 16, QAT_OPTIM_FP32, 0, 0, 0, 0}, err) == NULL && strstr(err, "GiB"), "too big a batch: %s", err);
     m.lin[3].out = 11;
-    CHECK(qat_new(&m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_FP32, 0, 0, 0}, err) == NULL && strstr(err, "wo"), "linear shape mismatch: %s", err);
+    CHECK(qat_new(&m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_FP32, 0, 0, 0, 0}, err) == NULL && strstr(err, "wo"), "linear shape mismatch: %s", err);
     m.lin[3].out = 12;
     m.wk[5] = NAN;
-    CHECK(qat_new(&m, SVID_NMF, &(QatSize){2, 7, QAT_OPTIM_FP32, 0, 0, 0}, err) == NULL && strstr(err, "wk"), "non-finite teacher weight: %s", err);
+    CHECK(qat_new(&m, SVID_NMF, &(QatSize){2, 7, QAT_OPTIM_FP32, 0, 0, 0, 0}, err) == NULL && strstr(err, "wk"), "non-finite teacher weight: %s", err);
     model_free(&m);
     check_one_thread();
     return test_done("test_qat_grad");

@@ -19,6 +19,7 @@
 #include "model/model.h"
 #include "onebit/student.h"
 #include "onebit/svid.h"
+#include "train/qat.h"
 #include "test.h"
 #include "writers.h"
 
@@ -174,6 +175,21 @@ static void one(const char *name, int format, int dtype)
     check_pair(name, dtype, format == SYNTH_HF ? 8 : 0); /* SYNTH_ and LINEAR_W_ types are LLAMA_ dtypes */
 }
 
+/* training on a mapped teacher: its embedding and head in another precision
+ * are FP32 copies in the QatModel, counted by qat_memory_bytes exactly */
+static void qat_counts(const Model *m, const char *what)
+{
+    char err[OB_ERRLEN];
+    QatSize sz = {2, 8, QAT_OPTIM_FP32, 0, 0, 0, qat_vocab_copies(m)};
+    int want = (m->emb_type != LINEAR_W_F32) + (!m->cfg.shared_classifier && m->cls_type != LINEAR_W_F32);
+    QatModel *q = qat_new(m, SVID_NMF, &sz, err);
+    CHECK(q && sz.vocab_copies == want, "%s: qat on the mapped teacher (%d FP32 copies): %s", what, want, q ? "" : err);
+    if (!q) return;
+    CHECK(qat_allocated_bytes(q) == qat_memory_bytes(&m->cfg, &sz), "%s: qat_memory_bytes %.0f == allocated %.0f", what,
+          qat_memory_bytes(&m->cfg, &sz), qat_allocated_bytes(q));
+    qat_free(q);
+}
+
 /* arena vs mapped for the file name: embedding type emb, q's rope_heads */
 static void check_pair(const char *name, int emb, int rope_heads)
 {
@@ -188,6 +204,7 @@ static void check_pair(const char *name, int emb, int rope_heads)
     compare_logits(&a, &m, name);
     compare_matrices(&a, &m, name);
     compare_tools(&a, &m, name);
+    qat_counts(&m, name);
     model_free(&a);
     model_free(&m);
 }

@@ -196,24 +196,24 @@ static void check_memory_hints(void)
     const ModelConfig *mc = &M.cfg;
     c.batch = 64;
     c.seq_len = 256;
-    double f32 = qat_memory_bytes(mc, &(QatSize){64, 256, QAT_OPTIM_FP32, 0, 0, 0});
-    double b16 = qat_memory_bytes(mc, &(QatSize){64, 256, QAT_OPTIM_BF16, 0, 0, 0});
-    double one = qat_memory_bytes(mc, &(QatSize){1, 256, QAT_OPTIM_FP32, 0, 0, 0});
+    double f32 = qat_memory_bytes(mc, &(QatSize){64, 256, QAT_OPTIM_FP32, 0, 0, 0, 0});
+    double b16 = qat_memory_bytes(mc, &(QatSize){64, 256, QAT_OPTIM_BF16, 0, 0, 0, 0});
+    double one = qat_memory_bytes(mc, &(QatSize){1, 256, QAT_OPTIM_FP32, 0, 0, 0, 0});
     double np4 = 4.0 * (double)qat_config_params(mc);
     CHECK(f32 - b16 >= np4 - 128 && f32 - b16 <= np4 + 128, "bf16 saves 4 bytes per parameter: %.0f for %.0f", f32 - b16, np4);
-    CHECK(trainer_memory_check(mc, &c, f32, err) == 0, "fits in exactly its size");
-    CHECK(trainer_memory_check(mc, &c, 0, err) == 0, "unknown memory: fits");
-    CHECK(trainer_memory_check(mc, &c, f32 - 1, err) == -1 && strstr(err, "--optim-state bf16") && strstr(err, "--batch 63") &&
+    CHECK(trainer_memory_check(&M, &c, f32, err) == 0, "fits in exactly its size");
+    CHECK(trainer_memory_check(&M, &c, 0, err) == 0, "unknown memory: fits");
+    CHECK(trainer_memory_check(&M, &c, f32 - 1, err) == -1 && strstr(err, "--optim-state bf16") && strstr(err, "--batch 63") &&
               strstr(err, "--seq-len") && strstr(err, "training state"), "one byte short: %s", err);
-    CHECK(trainer_memory_check(mc, &c, one + 1, err) == -1 && strstr(err, "--batch 1") && !strstr(err, "--optim-state"),
+    CHECK(trainer_memory_check(&M, &c, one + 1, err) == -1 && strstr(err, "--batch 1") && !strstr(err, "--optim-state"),
           "room for batch 1 only: %s", err);
     c.optim_state = QAT_OPTIM_BF16;
-    CHECK(trainer_memory_check(mc, &c, 1000, err) == -1 && strstr(err, "too little even with"), "nothing fits: %s", err);
+    CHECK(trainer_memory_check(&M, &c, 1000, err) == -1 && strstr(err, "too little even with"), "nothing fits: %s", err);
     char txt[512];
-    trainer_memory_text(mc, &c, txt, sizeof txt);
+    trainer_memory_text(&M, &c, txt, sizeof txt);
     CHECK(strstr(txt, "at 12 bytes each (BF16 AdamW moments)") != NULL, "memory text: %s", txt);
     c.optim_state = QAT_OPTIM_FP32;
-    trainer_memory_text(mc, &c, txt, sizeof txt);
+    trainer_memory_text(&M, &c, txt, sizeof txt);
     CHECK(strstr(txt, "at 16 bytes each (FP32 AdamW moments)") != NULL, "memory text: %s", txt);
 }
 

@@ -548,7 +548,7 @@ static void train_draw(App *a, UiGrid *g)
     const char *st = R->prep ? gen : R->sess ? (R->paused ? "paused" : run_status_name(R->status)) : run_status_name(R->status);
     /* the run's own threads and training state (the status bar has the process's) */
     char mem[32] = "";
-    if (a->teacher) ob_fmt_bytes(mem, sizeof mem, trainer_memory_bytes(&a->teacher->cfg, &R->it.cfg));
+    if (a->teacher) ob_fmt_bytes(mem, sizeof mem, trainer_memory_bytes(a->teacher, &R->it.cfg));
     ui_grid_printf(g, 0, y++, g->w, UI_A_BOLD, "%s %s  [%s]  step %d/%ld  %.0f tokens/s  elapsed %s  ETA %s  %d threads%s%s",
                    RUN_LABEL(R), R->it.name ? R->it.name : "", st, e->step, R->it.cfg.steps, e->tokens_per_s, el, eta,
                    trainer_threads(&R->it.cfg), mem[0] ? ", state " : "", mem);

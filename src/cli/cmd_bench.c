@@ -383,10 +383,11 @@ static int train_body(const BenchOpts *o)
     tc.optim_state = o->optim;
     tc.recompute = o->recompute;
     char mem[OB_ERRLEN];
-    trainer_memory_text(c, &tc, mem, sizeof mem);
+    trainer_memory_text(&m, &tc, mem, sizeof mem);
     if (!json) { printf("%s\n", mem); fflush(stdout); }
-    if (trainer_memory_check(c, &tc, qat_memory_available(), err)) { model_free(&m); return cli_error("%s", err); }
-    QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){(int)B, (int)T, (QatOptim)o->optim, o->recompute, dist_size(), dist_rank()}, err);
+    if (trainer_memory_check(&m, &tc, qat_memory_available(), err)) { model_free(&m); return cli_error("%s", err); }
+    QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){(int)B, (int)T, (QatOptim)o->optim, o->recompute, dist_size(), dist_rank(),
+                                                               qat_vocab_copies(&m)}, err);
     if (!q) { model_free(&m); return cli_error("%s", err); }
     if (qat_set_threads(q, nt, err)) { qat_free(q); model_free(&m); return cli_error("%s", err); }
     int *tok = random_tokens(B * T, c->vocab_size), ranks = dist_size();

@@ -305,6 +305,17 @@ static void free_buffers(QatModel *q)
 /* the QatModel struct itself, counted like a buffer */
 #define QAT_STRUCT_BYTES ((double)((sizeof(QatModel) + 63) / 64 * 64))
 
+/* one FP32 copy of a (V, C) embedding or head, as take() would count it */
+static double vocab_copy_bytes(const ModelConfig *c)
+{
+    return (double)(((size_t)c->vocab_size * c->dim * sizeof(float) + 63) / 64 * 64);
+}
+
+int qat_vocab_copies(const Model *t)
+{
+    return (t->emb_type != LINEAR_W_F32) + (!t->cfg.shared_classifier && t->cls_type != LINEAR_W_F32);
+}
+
 /* a dry model of (c, sz): its byte count and parameter count, no big buffer */
 static double dry_bytes(const ModelConfig *c, const QatSize *sz, size_t *nparams)
 {
@@ -318,7 +329,7 @@ static double dry_bytes(const ModelConfig *c, const QatSize *sz, size_t *nparams
     d.shards = sz->shards;
     d.shard = sz->shard;
     d.dry = 1;
-    d.bytes = QAT_STRUCT_BYTES;
+    d.bytes = QAT_STRUCT_BYTES + sz->vocab_copies * vocab_copy_bytes(c);
     alloc_buffers(&d);
     free_buffers(&d);
     if (nparams) *nparams = d.nparams;
@@ -330,7 +341,7 @@ double qat_memory_bytes(const ModelConfig *c, const QatSize *sz) { return dry_by
 size_t qat_config_params(const ModelConfig *c)
 {
     size_t n;
-    dry_bytes(c, &(QatSize){1, 1, QAT_OPTIM_FP32, 0, 0, 0}, &n);
+    dry_bytes(c, &(QatSize){1, 1, QAT_OPTIM_FP32, 0, 0, 0, 0}, &n);
     return n;
 }
 
@@ -453,6 +464,7 @@ QatModel *qat_new(const Model *teacher, SvidMethod init, const QatSize *sz, char
     }
     q->emb = model_vocab_f32(teacher, 0, &q->emb32);
     q->cls = c->shared_classifier ? q->emb : model_vocab_f32(teacher, 1, &q->cls32);
+    q->bytes += ((q->emb32 != NULL) + (q->cls32 != NULL)) * vocab_copy_bytes(c);
     model_rope_table(c, q->rope_cos, q->rope_sin);
     return q;
 }

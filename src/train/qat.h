@@ -104,7 +104,14 @@ typedef struct {
      * of the parameter arena, and clips and updates only that slice;
      * 0 or 1: the whole arena (shard must then be 0) */
     int shards, shard;
+    /* how many of the teacher's embedding and head (0 to 2) training keeps
+     * as FP32 copies: those stored in another precision (a mapped teacher;
+     * qat_vocab_copies) */
+    int vocab_copies;
 } QatSize;
+
+/* QatSize.vocab_copies for this teacher */
+int qat_vocab_copies(const Model *teacher);
 
 /* the ZeRO-1 slices: slice `shard` of `shards` of an arena of n floats is
  * [lo, hi), in whole blocks of QAT_CLIP_BLOCK floats (so that a slice's

@@ -103,20 +103,20 @@ int trainer_config_check(const TrainConfig *c, const ModelConfig *mc, char *err)
 }
 
 /* ---- memory ------------------------------------------------------------------ */
-static double need_of(const ModelConfig *mc, const TrainConfig *c, int B, int T, int optim)
+static double need_of(const Model *t, const TrainConfig *c, int B, int T, int optim)
 {
     /* per rank: ZeRO-1 shards the moments over dist_size() ranks, shard 0's the largest */
-    return qat_memory_bytes(mc, &(QatSize){B, T, (QatOptim)optim, c->recompute, dist_size(), 0});
+    return qat_memory_bytes(&t->cfg, &(QatSize){B, T, (QatOptim)optim, c->recompute, dist_size(), 0, qat_vocab_copies(t)});
 }
 
 /* the largest n in [1, hi) for which need(n) fits in have (need grows with
  * n), 0 when none */
-static int largest_fit(const ModelConfig *mc, const TrainConfig *c, int optim, int vary_T, int hi, double have)
+static int largest_fit(const Model *t, const TrainConfig *c, int optim, int vary_T, int hi, double have)
 {
     int lo = 0;
     while (hi - lo > 1) {
         int mid = lo + (hi - lo) / 2;
-        double n = vary_T ? need_of(mc, c, c->batch, mid, optim) : need_of(mc, c, mid, c->seq_len, optim);
+        double n = vary_T ? need_of(t, c, c->batch, mid, optim) : need_of(t, c, mid, c->seq_len, optim);
         if (n <= have) lo = mid;
         else hi = mid;
     }
@@ -125,17 +125,17 @@ static int largest_fit(const ModelConfig *mc, const TrainConfig *c, int optim, i
 
 static const char *gib(char *buf, double bytes) { return ob_fmt_bytes(buf, 32, bytes); }
 
-double trainer_memory_bytes(const ModelConfig *mc, const TrainConfig *c)
+double trainer_memory_bytes(const Model *t, const TrainConfig *c)
 {
-    return need_of(mc, c, c->batch, c->seq_len, c->optim_state);
+    return need_of(t, c, c->batch, c->seq_len, c->optim_state);
 }
 
-void trainer_memory_text(const ModelConfig *mc, const TrainConfig *c, char *buf, size_t n)
+void trainer_memory_text(const Model *t, const TrainConfig *c, char *buf, size_t n)
 {
     int ranks = dist_size();
-    double need = need_of(mc, c, c->batch, c->seq_len, c->optim_state),
-           ps = qat_param_state_bytes(mc, (QatOptim)c->optim_state, ranks);
-    size_t np = qat_config_params(mc);
+    double need = need_of(t, c, c->batch, c->seq_len, c->optim_state),
+           ps = qat_param_state_bytes(&t->cfg, (QatOptim)c->optim_state, ranks);
+    size_t np = qat_config_params(&t->cfg);
     char g[3][32], zero[64] = "";
     if (ranks > 1) snprintf(zero, sizeof zero, " sharded over %d ranks: ZeRO-1", ranks);
     snprintf(buf, n, "training state %s%s: %zu trainable parameters at %.0f bytes each (%s AdamW moments%s) %s, "
@@ -145,35 +145,35 @@ void trainer_memory_text(const ModelConfig *mc, const TrainConfig *c, char *buf,
              c->recompute ? " (recomputed per block)" : "", gib(g[2], need - ps));
 }
 
-int trainer_memory_check(const ModelConfig *mc, const TrainConfig *c, double have, char *err)
+int trainer_memory_check(const Model *t, const TrainConfig *c, double have, char *err)
 {
-    double need = need_of(mc, c, c->batch, c->seq_len, c->optim_state);
+    double need = need_of(t, c, c->batch, c->seq_len, c->optim_state);
     if (have <= 0 || need <= have) return 0;
     ObBuf b = {0};
     int o = c->optim_state, bf = QAT_OPTIM_BF16;
-    if (o != bf && need_of(mc, c, c->batch, c->seq_len, bf) <= have) ob_buf_printf(&b, ", --optim-state bf16");
+    if (o != bf && need_of(t, c, c->batch, c->seq_len, bf) <= have) ob_buf_printf(&b, ", --optim-state bf16");
     if (!c->recompute) {
         TrainConfig r = *c;
         r.recompute = 1;
-        if (need_of(mc, &r, c->batch, c->seq_len, o) <= have) ob_buf_printf(&b, ", --recompute");
+        if (need_of(t, &r, c->batch, c->seq_len, o) <= have) ob_buf_printf(&b, ", --recompute");
     }
-    int kb = largest_fit(mc, c, o, 0, c->batch, have), kt = largest_fit(mc, c, o, 1, c->seq_len, have);
+    int kb = largest_fit(t, c, o, 0, c->batch, have), kt = largest_fit(t, c, o, 1, c->seq_len, have);
     if (kb) ob_buf_printf(&b, ", --batch %d", kb);
     if (kt) ob_buf_printf(&b, ", --seq-len %d", kt);
     if (!b.s && o != bf) { /* bf16 and a smaller batch or sequence together */
-        kb = largest_fit(mc, c, bf, 0, c->batch, have);
-        kt = largest_fit(mc, c, bf, 1, c->seq_len, have);
+        kb = largest_fit(t, c, bf, 0, c->batch, have);
+        kt = largest_fit(t, c, bf, 1, c->seq_len, have);
         if (kb) ob_buf_printf(&b, ", --optim-state bf16 --batch %d", kb);
         if (kt) ob_buf_printf(&b, ", --optim-state bf16 --seq-len %d", kt);
     }
     char what[512];
-    trainer_memory_text(mc, c, what, sizeof what);
+    trainer_memory_text(t, c, what, sizeof what);
     char g[2][32];
     if (b.s)
         ob_seterr(err, "%s; %s of memory is available; it would fit with%s", what, gib(g[0], have), b.s + 1);
     else
         ob_seterr(err, "%s; %s of memory is available, too little even with --optim-state bf16 --batch 1 --seq-len 2 (%s)",
-                  what, gib(g[0], have), gib(g[1], need_of(mc, c, 1, 2, bf)));
+                  what, gib(g[0], have), gib(g[1], need_of(t, c, 1, 2, bf)));
     free(b.s);
     return -1;
 }
@@ -816,10 +816,11 @@ static void *run(void *arg)
     if (trainer_dense_nll(t->teacher, t->data, 0, &t->sum.teacher_nll, &ntok, err)) { fail(t, err); return NULL; }
     t->sum.eval_tokens = ntok;
     if (xnor_nll(t->teacher, t->data, &t->sum.xnor_nll, err)) { fail(t, err); return NULL; }
-    trainer_memory_text(&t->teacher->cfg, k, err, sizeof err);
+    trainer_memory_text(t->teacher, k, err, sizeof err);
     emit_log(t, "%s", err);
     t->q = qat_new(t->teacher, k->init,
-                   &(QatSize){k->batch, k->seq_len, (QatOptim)k->optim_state, k->recompute, dist_size(), dist_rank()}, err);
+                   &(QatSize){k->batch, k->seq_len, (QatOptim)k->optim_state, k->recompute, dist_size(), dist_rank(),
+                              qat_vocab_copies(t->teacher)}, err);
     if (!t->q) { fail(t, err); return NULL; }
     t->off = ob_malloc(((size_t)dist_size() + 1) * sizeof(size_t));
     qat_shard_offsets(qat_num_params(t->q), dist_size(), t->off);
@@ -972,7 +973,7 @@ int trainer_start(Trainer **out, const TrainConfig *cfg, const Model *teacher, c
     }
     for (int k = 0; k < teacher->cfg.n_layers * LIN_PER_LAYER; k++)
         if (teacher->lin[k].kind != LINEAR_DENSE) { ob_seterr(err, "the teacher must be a dense model, not a 1-bit student"); return -1; }
-    if (trainer_memory_check(&teacher->cfg, cfg, qat_memory_available(), err)) return -1;
+    if (trainer_memory_check(teacher, cfg, qat_memory_available(), err)) return -1;
     Trainer *t = ob_calloc(1, sizeof *t);
     t->cfg = *cfg;
     t->out_path = cfg->out_path ? ob_strdup(cfg->out_path) : NULL;

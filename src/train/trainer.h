@@ -104,17 +104,17 @@ void trainer_config_default(TrainConfig *c);
 int trainer_threads(const TrainConfig *c);
 int trainer_config_check(const TrainConfig *c, const ModelConfig *mc, char *err);
 
-/* Memory: the training state of c on a teacher of config mc
- * (qat_memory_bytes of its batch, seq_len, optim_state) in words: total,
+/* Memory: the training state of c on the teacher (qat_memory_bytes of its
+ * batch, seq_len, optim_state and the teacher's FP32 copies) in words: total,
  * bytes per trainable parameter, activations. trainer_memory_check: 0 when
  * it fits in `have` bytes (have <= 0: unknown, fits), else -1 with err
  * saying so and naming the options that would make it fit (--optim-state
  * bf16, --recompute, the largest --batch, the largest --seq-len). trainer_start checks
  * against qat_memory_available() and the run logs the text first. */
-void trainer_memory_text(const ModelConfig *mc, const TrainConfig *c, char *buf, size_t n);
+void trainer_memory_text(const Model *teacher, const TrainConfig *c, char *buf, size_t n);
 /* the bytes trainer_memory_text totals (per rank) */
-double trainer_memory_bytes(const ModelConfig *mc, const TrainConfig *c);
-int trainer_memory_check(const ModelConfig *mc, const TrainConfig *c, double have, char *err);
+double trainer_memory_bytes(const Model *teacher, const TrainConfig *c);
+int trainer_memory_check(const Model *teacher, const TrainConfig *c, double have, char *err);
 
 /* One optimizer step of data-parallel training with ZeRO-1 (train/dist.h),
  * after every rank's backward passes into q's grads: the gradients summed
