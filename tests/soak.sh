@@ -32,7 +32,8 @@ field() { [ -n "$1" ] && tm send-keys -t soak C-u && tm send-keys -t soak -l "$1
 # utime+stime of /proc/PID[/task/TID]/stat in clock ticks
 ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "$1"; }
 
-tm new-session -d -s soak -x 140 -y 45 "env TERM=screen OPENBLAS_NUM_THREADS=1 $BIN \
+# its own settings file (the New-run form it fills is remembered there)
+tm new-session -d -s soak -x 140 -y 45 "env TERM=screen OPENBLAS_NUM_THREADS=1 XDG_CONFIG_HOME=$TMP $BIN \
     --teacher $SHARED/models/stories260K.bin --tokenizer $SHARED/models/tok512.bin --db $TMP/runs.db; sleep 600"
 wait_for "1-bit bpw" 60
 PID=$(pgrep -P "$(tm display-message -p -t soak '#{pane_pid}')" | head -n1) # the shell's child: env exec'd the workbench
