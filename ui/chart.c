@@ -251,6 +251,8 @@ void ui_chart_render(const UiChart *c, UiGrid *g, int x0, int y0, int w, int h)
             if (!isfinite(xv) || !ok_y(&f, yv)) { have = 0; continue; }
             int X, Y;
             to_pixel(&f, xv, yv, &X, &Y);
+            /* a long run has many points to a dot: a line to the dot it is on draws nothing new */
+            if (have && X == pX && Y == pY) continue;
             if (se->points) {
                 plot_pixel(g, &f, X, Y, attrs[s], (uint32_t)marks[s]);
                 if (f.sx == 2) { /* a visible mark: 2x2 dots */
