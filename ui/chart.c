@@ -245,14 +245,17 @@ void ui_chart_render(const UiChart *c, UiGrid *g, int x0, int y0, int w, int h)
     for (int s = 0; s < ns; s++) {
         const UiSeries *se = &c->series[s];
         if (!ys[s]) continue;
-        int have = 0, pX = 0, pY = 0;
+        int have = 0, pX = 0, pY = 0, clo = 0, chi = 0; /* the dots of column pX drawn: rows clo..chi */
         for (int i = 0; i < se->n; i++) {
             double xv = se->x ? se->x[i] : i, yv = ys[s][i];
             if (!isfinite(xv) || !ok_y(&f, yv)) { have = 0; continue; }
             int X, Y;
             to_pixel(&f, xv, yv, &X, &Y);
-            /* a long run has many points to a dot: a line to the dot it is on draws nothing new */
-            if (have && X == pX && Y == pY) continue;
+            /* a long run has many points to a column of dots: a line within
+             * what the column already shows draws nothing new */
+            if (!se->points && have && X == pX && Y >= clo && Y <= chi) { pY = Y; continue; }
+            if (!have || X != pX) clo = chi = Y;
+            if (have && X == pX) { clo = Y < clo ? Y : clo; chi = Y > chi ? Y : chi; }
             if (se->points) {
                 plot_pixel(g, &f, X, Y, attrs[s], (uint32_t)marks[s]);
                 if (f.sx == 2) { /* a visible mark: 2x2 dots */
