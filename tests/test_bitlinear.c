@@ -418,7 +418,7 @@ static void test_int8(void)
 {
     char err[OB_ERRLEN];
     const BitKernel *const *all = kern_all();
-    static const int Ns[] = {1, 2, 3, 4, 5, 8, 9, 19};
+    static const int Ns[] = {1, 2, 3, 4, 5, 8, 9, 17, 19};
     static const int threads[] = {1, 2, 3};
     CHECK(bitlinear_set_act("int9", err) == -1 && strstr(err, "int9"), "bad act name accepted: %s", err);
     for (int wi = 0; wi <= NW; wi++) {

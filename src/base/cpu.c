@@ -21,6 +21,7 @@ static void probe(void)
     if (__builtin_cpu_supports("avx512bw")) features |= CPU_AVX512BW;
     if (__builtin_cpu_supports("avx512vl")) features |= CPU_AVX512VL;
     if (__builtin_cpu_supports("avx512dq")) features |= CPU_AVX512DQ;
+    if (__builtin_cpu_supports("avx512vnni")) features |= CPU_AVX512VNNI;
     /* F16C has no __builtin_cpu_supports name in older compilers: cpuid 1, ecx bit 29 */
     unsigned a, b, c, d;
     __asm__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));

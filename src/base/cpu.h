@@ -14,6 +14,7 @@ enum {
     CPU_AVX512DQ = 1u << 5,
     CPU_F16C = 1u << 6,
     CPU_AVX512BF16 = 1u << 7, /* vdpbf16ps (x86/avx512.c's BF16 GEMV) */
+    CPU_AVX512VNNI = 1u << 8, /* vpdpbusd (x86/avx512.c's avx512vnni int8 kernel) */
 };
 /* what the x86 kernels need (x86/avx2.c, x86/avx512.c) */
 #define CPU_NEEDS_AVX2 (CPU_AVX2 | CPU_FMA)

@@ -16,6 +16,9 @@
 #define kern_rows_q8_avx512 kern_rows_q8_ref
 #define kern_prep_q8_bytes_avx512 NULL
 #define kern_prep_q8_avx512 NULL
+#define kern_prep_q8_bytes_vnni NULL
+#define kern_prep_q8_vnni NULL
+#define kern_rows_q8_vnni kern_rows_q8_ref
 #define kern_rows_avx512mask kern_rows_ref
 #define kern_gemv_rows_avx512 kern_gemv_rows_ref
 #define kern_mul_avx512 kern_mul_ref

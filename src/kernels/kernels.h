@@ -126,6 +126,10 @@ typedef struct BitKernel {
     void (*prep_q8)(const KernMat *m, const int16_t *q, int N, int n0, int n1, void *prep);
     /* the kbits layout rows_q8 reads (rows reads `layout`) */
     int layout_q8;
+    /* with prep_q8: the most tokens bitlinear_forward gives rows_q8 at once
+     * (more are cut into calls of this many); 0: its default (8, for the
+     * lookup tables of avx512, 80 KB per token at 4096 columns) */
+    int q8_chunk;
 } BitKernel;
 
 static inline int kern_in_pad(const KernMat *m) { return m->words_per_row * 64; }
@@ -191,7 +195,7 @@ static inline int kern_seg_end(int s, int b1)
 #define KERN_PF_DW (24 * 32)
 
 /* ---- the table of variants (table.c) ---------------------------------- */
-enum { KERN_REF, KERN_AVX2, KERN_AVX2FLIP, KERN_AVX512, KERN_AVX512MASK, KERN_NVARIANTS };
+enum { KERN_REF, KERN_AVX2, KERN_AVX2FLIP, KERN_AVX512, KERN_AVX512MASK, KERN_AVX512VNNI, KERN_NVARIANTS };
 /* entry id of the table (KERN_*) */
 const BitKernel *kern_variant(int id);
 /* all variants compiled in (available or not on this CPU), fastest first,

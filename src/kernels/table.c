@@ -14,6 +14,12 @@
 #include "base/common.h"
 #include "base/cpu.h"
 
+/* tokens per rows_q8 call of avx512vnni (its prep is the int8 input, 1
+ * byte per column and token, not tables; 4 tiles of 16 tokens) */
+#ifndef KERN_VNNI_CHUNK
+#define KERN_VNNI_CHUNK 64
+#endif
+
 static const BitKernel table[KERN_NVARIANTS] = {
     [KERN_REF] = {
         .name = "ref", .desc = "scalar reference",
@@ -41,11 +47,17 @@ static const BitKernel table[KERN_NVARIANTS] = {
         .needs = CPU_NEEDS_AVX512, .needs_kbits = 0, .layout = KERN_LAYOUT_BW, .layout_q8 = KERN_LAYOUT_BW,
         .rows = kern_rows_avx512mask,
     },
+    [KERN_AVX512VNNI] = {
+        .name = "avx512vnni", .desc = "avx512, with int8 activations for N > 1 by vpdpbusd dot products (AVX512_VNNI; slower than avx512 on Zen 5)",
+        .needs = CPU_NEEDS_AVX512 | CPU_AVX512VNNI, .needs_kbits = 1, .layout = KERN_LAYOUT_L6, .layout_q8 = KERN_LAYOUT_W16,
+        .rows = kern_rows_avx512, .rows_q8 = kern_rows_q8_vnni,
+        .prep_q8_bytes = kern_prep_q8_bytes_vnni, .prep_q8 = kern_prep_q8_vnni, .q8_chunk = KERN_VNNI_CHUNK,
+    },
 };
 
 /* fastest first */
 static const BitKernel *const all[] = {&table[KERN_AVX512], &table[KERN_AVX2], &table[KERN_REF], &table[KERN_AVX512MASK],
-                                       &table[KERN_AVX2FLIP], NULL};
+                                       &table[KERN_AVX2FLIP], &table[KERN_AVX512VNNI], NULL};
 
 const BitKernel *kern_variant(int id) { return id >= 0 && id < KERN_NVARIANTS ? &table[id] : NULL; }
 
@@ -66,7 +78,7 @@ const BitKernel *kern_lookup(const char *name, char *err)
     if (!k) {
         int known = 0;
         for (int i = 0; all[i]; i++) known |= !strcmp(all[i]->name, name);
-        ob_seterr(err, known ? "kernel '%s' is not available on this CPU" : "unknown kernel '%s' (try ref, avx2, avx2flip, avx512, avx512mask)", name);
+        ob_seterr(err, known ? "kernel '%s' is not available on this CPU" : "unknown kernel '%s' (try ref, avx2, avx2flip, avx512, avx512mask, avx512vnni)", name);
     }
     return k;
 }

@@ -51,6 +51,10 @@ void kern_rows_q8_avx512(const KernMat *m, const int16_t *q, const float *scale,
                          float *acc, int16_t *acc16);
 size_t kern_prep_q8_bytes_avx512(const KernMat *m, int N);
 void kern_prep_q8_avx512(const KernMat *m, const int16_t *q, int N, int n0, int n1, void *prep);
+size_t kern_prep_q8_bytes_vnni(const KernMat *m, int N);
+void kern_prep_q8_vnni(const KernMat *m, const int16_t *q, int N, int n0, int n1, void *prep);
+void kern_rows_q8_vnni(const KernMat *m, const int16_t *q, const float *scale, const void *prep, int N, int b0, int b1,
+                       float *acc, int16_t *acc16);
 void kern_rows_avx512mask(const KernMat *m, const float *gx, int N, int b0, int b1, float *acc);
 void kern_gemv_rows_avx512(const float *W, const float *x, float *y, int cols, int r0, int r1);
 void kern_mul_avx512(const float *x, const float *g, float *y, int n);

@@ -394,14 +394,16 @@ static void forward(const BitLinear *bl, const float *x, float *y, int N)
     const int q8 = ex->act == KERN_ACT_INT8;
     const KernMat *km = &bl->km;
     const int in = bl->in, in_pad = kern_in_pad(km), nblk = kern_nblk(km);
-    /* int8 with the kernel's tables, many tokens: FWD_CHUNK_N at a time.
+    /* int8 with the kernel's tables, many tokens: FWD_CHUNK_N (or the
+     * kernel's own q8_chunk) at a time.
      * Every panel of rows reads the tables of all N tokens (80 KB per token
      * for 4096 columns), which for many tokens no longer fit in the caches;
      * a chunk's do, and the signs are read once per chunk instead. Tokens
      * are independent, so the results are the same. */
-    if (q8 && K->prep_q8 && N > FWD_CHUNK_N) {
-        for (int n0 = 0; n0 < N; n0 += FWD_CHUNK_N)
-            forward(bl, x + (size_t)n0 * in, y + (size_t)n0 * bl->out, N - n0 < FWD_CHUNK_N ? N - n0 : FWD_CHUNK_N);
+    const int chunk = K->q8_chunk ? K->q8_chunk : FWD_CHUNK_N;
+    if (q8 && K->prep_q8 && N > chunk) {
+        for (int n0 = 0; n0 < N; n0 += chunk)
+            forward(bl, x + (size_t)n0 * in, y + (size_t)n0 * bl->out, N - n0 < chunk ? N - n0 : chunk);
         return;
     }
     Pool *pool = ex->pool;

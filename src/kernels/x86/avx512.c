@@ -16,6 +16,10 @@
  * at N = 1, `bench gemv --rows 1024 --cols 4096 --threads 1`, on this
  * Zen 5; they are in the history, commit 404ca34.)
  *
+ * "avx512vnni" (kern_rows_q8_vnni, a measured alternative on AVX512_VNNI
+ * CPUs): avx512 with vpdpbusd dot products for int8 activations and N > 1;
+ * see "avx512vnni" below.
+ *
  * "avx512mask" (kern_rows_avx512mask, a measured alternative): canonical layout,
  * masked adds. P = sum of gx where the sign bit is 1, one _mm512_mask_add_ps
  * per 16 columns; the row's value is 2P - sum(gx).
@@ -515,6 +519,148 @@ void kern_rows_q8_avx512(const KernMat *km, const int16_t *q, const float *scale
     (void)q;
     assert(km->layout == KERN_LAYOUT_W16);
     w16_rows(km, scale, prep, N, b0, b1, acc, acc16);
+}
+
+/* ---- "avx512vnni": int8 activations with vpdpbusd (AVX512_VNNI) ---------
+ * The avx512 variant with another rows_q8 for N > 1 (N = 1 runs avx512's
+ * lookup tables, on the same KERN_LAYOUT_W16). With bits w in {0, 1} (1 =
+ * +1) a row's block sum is  sum s q = 2 sum w q - sum q : vpdpbusd adds, in
+ * each of 16 dword lanes (16 rows), 4 products of unsigned bytes (w, 0 or 1)
+ * and signed bytes (q, 4 columns of a token broadcast to every lane) to an
+ * int32, exactly. The bits of a 16-column word of 16 rows (a half of a
+ * W16 load, zero-extended to one dword per row) become the w bytes of 4
+ * columns at a time by a byte shuffle (each lane's byte of those columns to
+ * its 4 bytes), a test against (1, 2, 4, 8) or (16, 32, 64, 128) and a
+ * masked move of ones: 3 operations shared by KV_T tokens, whose int32 sums
+ * stay in registers for a 512-column block; then 2 sum - sum q (per token
+ * and block, made in prep) is exact, and the scaling is the reference's:
+ * sc * isum for the first block, fmaf(sc, isum, s) after, times h. The
+ * prep holds q as bytes, 4 columns of the N tokens per 4N bytes (so a
+ * tile's broadcasts are at fixed offsets), then the sums of q (N, nq).
+ * Not the default: a vpdpbusd does 64 products (16 rows x 4 columns), where
+ * W16's tables do 32 rows x 16 columns in 3 permutes and 3 adds (about 85
+ * products an operation against at most 64, and 52 with the expansion),
+ * and on this Zen 5 (a busy 2-core VM) vpdpbusd, vpermw and vpaddd each
+ * measured about the same time per operation. int8, 11008x4096, N = 128
+ * (bench gemv, mins of 10): 30-36 ms on 2 threads against 19.3 for avx512;
+ * 1024x4096, N = 64, 1 thread: 1.53-1.58 ms against 0.86. Kept for
+ * comparison, and for CPUs where vpdpbusd is the cheaper operation. */
+#define TVNNI __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma,avx512vnni")))
+#define KV_T 16 /* tokens per tile: 16 int32 accumulators */
+
+static size_t vnni_q_bytes(const KernMat *km, int N) { return ((size_t)kern_in_pad(km) * N + 63) & ~(size_t)63; }
+
+size_t kern_prep_q8_bytes_vnni(const KernMat *km, int N)
+{
+    assert(km->layout == KERN_LAYOUT_W16);
+    if (N == 1) return w16_prep_bytes(km, N);
+    return vnni_q_bytes(km, N) + (size_t)N * kern_nqblk(km) * sizeof(int32_t);
+}
+
+TVNNI void kern_prep_q8_vnni(const KernMat *km, const int16_t *q, int N, int n0, int n1, void *prep)
+{
+    assert(km->layout == KERN_LAYOUT_W16);
+    if (N == 1) {
+        w16_prep(km, q, N, n0, n1, prep);
+        return;
+    }
+    const int in_pad = kern_in_pad(km), nq = kern_nqblk(km);
+    int8_t *Q = prep;
+    int32_t *S = (int32_t *)((char *)prep + vnni_q_bytes(km, N));
+    for (int n = n0; n < n1; n++) {
+        const int16_t *qn = q + (size_t)n * in_pad;
+        for (int j = 0; j < nq; j++) S[(size_t)n * nq + j] = 0;
+        for (int c = 0; c < in_pad; c += 16) {
+            __m512i v = _mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)(qn + c)));
+            S[(size_t)n * nq + c / KERN_QBLOCK] += _mm512_reduce_add_epi32(v);
+            int32_t d[4];
+            _mm_storeu_si128((__m128i *)d, _mm512_cvtepi32_epi8(v));
+            for (int k = 0; k < 4; k++) memcpy(Q + ((size_t)(c / 4 + k) * N + n) * 4, &d[k], 4);
+        }
+    }
+}
+
+/* the w bytes (0 or 1) of columns 4g .. 4g+3 of each lane's 16 (e: one
+ * dword per row, the row's 16 bits in its low word) */
+TVNNI static inline __attribute__((always_inline)) __m512i vnni_w(__m512i e, int g)
+{
+    /* byte 0 (columns 0-7) or 1 (8-15) of each dword of a 128-bit lane */
+    const __m512i sh = _mm512_add_epi8(_mm512_set4_epi32(0x0c0c0c0c, 0x08080808, 0x04040404, 0),
+                                       _mm512_set1_epi8(g < 2 ? 0 : 1));
+    const __m512i bit = _mm512_set1_epi32(g & 1 ? (int)0x80402010 : 0x08040201);
+    __mmask64 m = _mm512_test_epi8_mask(_mm512_shuffle_epi8(e, sh), bit);
+    return _mm512_maskz_mov_epi8(m, _mm512_set1_epi8(1));
+}
+
+/* *a += the dot products of w's unsigned bytes and the 4 signed bytes at q
+ * in every lane: vpdpbusd with an embedded broadcast (GCC would load the
+ * broadcast into a register first, an operation per vpdpbusd) */
+TVNNI static inline __attribute__((always_inline)) void vnni_dp(__m512i *a, __m512i w, const int32_t *q)
+{
+    __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(*a) : "v"(w), "m"(*q));
+}
+
+/* 16-row block b (half b & 1 of wblock b / 2), tokens [n0, n0 + nt) */
+TVNNI static inline __attribute__((always_inline)) void vnni_tile(const KernMat *km, const int8_t *Q, const int32_t *S,
+                                                                  const float *scale, int N, int b, int n0, const int nt,
+                                                                  float *acc)
+{
+    const int nj = kern_in_pad(km) / 32, nq = kern_nqblk(km), jpq = KERN_QBLOCK / 32;
+    const size_t out_pad = (size_t)kern_nblk(km) * KERN_ROWBLK;
+    const uint16_t *kb = (const uint16_t *)km->kbits + (b & 1) * 16;
+    const int w = b / 2;
+    const size_t off0 = kern_w16_off(km, 0, w), step = kern_w16_off(km, 1, w) - off0;
+    for (int jq = 0; jq < nq; jq++) {
+        __m512i A[KV_T];
+#pragma GCC unroll 16
+        for (int t = 0; t < nt; t++) A[t] = _mm512_setzero_si512();
+        const int j1 = (jq + 1) * jpq < nj ? (jq + 1) * jpq : nj;
+        for (int j = jq * jpq; j < j1; j++) {
+            const uint16_t *p = kb + off0 + (size_t)j * step;
+            const __m512i e0 = _mm512_cvtepu16_epi32(_mm256_load_si256((const __m256i *)p));
+            const __m512i e1 = _mm512_cvtepu16_epi32(_mm256_load_si256((const __m256i *)(p + 32)));
+            const int32_t *qj = (const int32_t *)Q + ((size_t)j * 8) * N + n0;
+#pragma GCC unroll 8
+            for (int g = 0; g < 8; g++) {
+                const __m512i wv = vnni_w(g < 4 ? e0 : e1, g & 3);
+                const int32_t *qg = qj + (size_t)g * N;
+#pragma GCC unroll 16
+                for (int t = 0; t < nt; t++) vnni_dp(&A[t], wv, qg + t);
+            }
+        }
+#pragma GCC unroll 16
+        for (int t = 0; t < nt; t++) {
+            const int n = n0 + t;
+            __m512i is = _mm512_sub_epi32(_mm512_add_epi32(A[t], A[t]), _mm512_set1_epi32(S[(size_t)n * nq + jq]));
+            __m512 f = _mm512_cvtepi32_ps(is), sc = _mm512_set1_ps(scale[(size_t)n * nq + jq]);
+            float *ap = acc + (size_t)n * out_pad + (size_t)b * KERN_ROWBLK;
+            _mm512_storeu_ps(ap, jq ? _mm512_fmadd_ps(sc, f, _mm512_loadu_ps(ap)) : _mm512_mul_ps(sc, f));
+        }
+    }
+}
+
+TVNNI static void vnni_rows(const KernMat *km, const float *scale, const void *prep, int N, int b0, int b1, float *acc)
+{
+    const int8_t *Q = prep;
+    const int32_t *S = (const int32_t *)((const char *)prep + vnni_q_bytes(km, N));
+    for (int b = b0; b < b1; b++) {
+        int n0 = 0;
+        for (; N - n0 >= 16; n0 += 16) vnni_tile(km, Q, S, scale, N, b, n0, 16, acc);
+        if (N - n0 >= 8) vnni_tile(km, Q, S, scale, N, b, n0, 8, acc), n0 += 8;
+        if (N - n0 >= 4) vnni_tile(km, Q, S, scale, N, b, n0, 4, acc), n0 += 4;
+        if (N - n0 >= 2) vnni_tile(km, Q, S, scale, N, b, n0, 2, acc), n0 += 2;
+        if (N - n0 >= 1) vnni_tile(km, Q, S, scale, N, b, n0, 1, acc);
+    }
+    scale_h(km, N, b0, b1, acc);
+}
+
+void kern_rows_q8_vnni(const KernMat *km, const int16_t *q, const float *scale, const void *prep, int N, int b0, int b1, float *acc,
+                       int16_t *acc16)
+{
+    (void)q;
+    assert(km->layout == KERN_LAYOUT_W16);
+    if (N == 1) w16_rows(km, scale, prep, N, b0, b1, acc, acc16);
+    else vnni_rows(km, scale, prep, N, b0, b1, acc);
 }
 
 /* kern_quantize_ref with 16 floats at a time (the same operations, so the
