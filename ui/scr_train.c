@@ -63,6 +63,7 @@ typedef struct {
     /* the active run */
     Session *sess;               /* its session (train/session.h): trainer and run record */
     SessionOpts it;              /* its options (a copy that outlives the session, for drawing) */
+    double state_bytes;          /* its training state on its teacher (trainer_memory_bytes), 0: unknown */
     int64_t run_id;
     RunStatus status;
     int paused;
@@ -272,6 +273,8 @@ static void prep_done(App *a)
     }
     session_opts_free(&R->it);
     session_opts_copy(&R->it, session_opts_of(s));
+    /* once, not per frame: a dry QatModel is sized for it */
+    R->state_bytes = a->teacher ? trainer_memory_bytes(a->teacher, &R->it.cfg) : 0;
     R->sess = s;
     a->teacher_users++;
     R->run_id = session_run_id(s);
@@ -548,7 +551,7 @@ static void train_draw(App *a, UiGrid *g)
     const char *st = R->prep ? gen : R->sess ? (R->paused ? "paused" : run_status_name(R->status)) : run_status_name(R->status);
     /* the run's own threads and training state (the status bar has the process's) */
     char mem[32] = "";
-    if (a->teacher) ob_fmt_bytes(mem, sizeof mem, trainer_memory_bytes(a->teacher, &R->it.cfg));
+    if (R->state_bytes > 0) ob_fmt_bytes(mem, sizeof mem, R->state_bytes);
     ui_grid_printf(g, 0, y++, g->w, UI_A_BOLD, "%s %s  [%s]  step %d/%ld  %.0f tokens/s  elapsed %s  ETA %s  %d threads%s%s",
                    RUN_LABEL(R), R->it.name ? R->it.name : "", st, e->step, R->it.cfg.steps, e->tokens_per_s, el, eta,
                    trainer_threads(&R->it.cfg), mem[0] ? ", state " : "", mem);
