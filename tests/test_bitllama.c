@@ -29,8 +29,8 @@ static int rows_equal(const Model *a, const Model *b, int head)
 {
     size_t C = a->cfg.dim, V = a->cfg.vocab_size;
     float *ra = malloc(V * C * 4), *rb = malloc(V * C * 4);
-    model_rows_f32(head ? a->cls_type : a->emb_type, head ? a->cls_w : a->emb_w, 0, V, C, ra);
-    model_rows_f32(head ? b->cls_type : b->emb_type, head ? b->cls_w : b->emb_w, 0, V, C, rb);
+    linear_w_rows_f32(head ? a->cls_type : a->emb_type, head ? a->cls_w : a->emb_w, 0, V, C, ra);
+    linear_w_rows_f32(head ? b->cls_type : b->emb_type, head ? b->cls_w : b->emb_w, 0, V, C, rb);
     int ok = !memcmp(ra, rb, V * C * 4);
     free(ra);
     free(rb);

@@ -136,11 +136,6 @@ int model_alloc_lean(Model *m, const ModelConfig *c, int emb_type, int cls_type,
     return 0;
 }
 
-void model_rows_f32(int type, const void *w, size_t r0, size_t n, size_t C, float *out)
-{
-    linear_w_rows_f32(type, w, r0, n, C, out);
-}
-
 const float *model_lin_f32(const Model *m, int i, float **tmp)
 {
     const Linear *L = &m->lin[i];
@@ -166,13 +161,13 @@ const float *model_vocab_f32(const Model *m, int head, float **tmp)
     if (type == LINEAR_W_F32) return w;
     size_t V = (size_t)m->cfg.vocab_size, C = (size_t)m->cfg.dim;
     *tmp = ob_aligned_alloc(64, V * C * sizeof(float));
-    model_rows_f32(type, w, 0, V, C, *tmp);
+    linear_w_rows_f32(type, w, 0, V, C, *tmp);
     return *tmp;
 }
 
 void model_embed(const Model *m, int token, float *out)
 {
-    model_rows_f32(m->emb_type, m->emb_w, (size_t)token, 1, (size_t)m->cfg.dim, out);
+    linear_w_rows_f32(m->emb_type, m->emb_w, (size_t)token, 1, (size_t)m->cfg.dim, out);
 }
 
 /* rows of the head converted to FP32 per sgemm in the batched forwards */
@@ -193,7 +188,7 @@ static void head_batched(const Model *m, const float *x, int T, float *logits)
     float *tile = ob_aligned_alloc(64, (size_t)HEAD_TILE_ROWS * C * sizeof(float));
     for (int r0 = 0; r0 < V; r0 += HEAD_TILE_ROWS) {
         int n = V - r0 < HEAD_TILE_ROWS ? V - r0 : HEAD_TILE_ROWS;
-        model_rows_f32(m->cls_type, m->cls_w, (size_t)r0, (size_t)n, (size_t)C, tile);
+        linear_w_rows_f32(m->cls_type, m->cls_w, (size_t)r0, (size_t)n, (size_t)C, tile);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n, C, 1.0f, x, C, tile, C, 0.0f, logits + r0, V);
     }
     free(tile);

@@ -67,10 +67,6 @@ int model_alloc_lean(Model *m, const ModelConfig *c, int emb_type, int cls_type,
 void model_free(Model *m);
 /* token's embedding row in FP32 (C floats) */
 void model_embed(const Model *m, int token, float *out);
-/* rows [r0, r0 + n) of a (rows, C) matrix of type (LINEAR_W_*: F32, F16,
- * BF16, Q8_0 in blocks of a row, any LLAMA_* dtype) at w, as FP32 into out
- * (n * C floats) */
-void model_rows_f32(int type, const void *w, size_t r0, size_t n, size_t C, float *out);
 /* The one way to the FP32 matrix of dense linear i (layer i / LIN_PER_LAYER,
  * LIN_* i % LIN_PER_LAYER), (out, in) row-major, for a teacher in the FP32
  * arena or a mapped one: a pointer into the arena (*tmp = NULL), or the

@@ -245,7 +245,7 @@ static const float *vocab_rows(const Model *m, int head, size_t r0, size_t n, fl
     const void *w = head ? m->cls_w : m->emb_w;
     size_t C = (size_t)m->cfg.dim;
     if (type == LINEAR_W_F32) return (const float *)w + r0 * C;
-    model_rows_f32(type, w, r0, n, C, buf);
+    linear_w_rows_f32(type, w, r0, n, C, buf);
     return buf;
 }
 
