@@ -1,6 +1,6 @@
 /* test_common.c -- unit tests of common.c: FP16/BF16 conversion, checked
  * arithmetic, number parsing, little-endian float arrays, JSON string
- * escaping, the XDG base directory paths. */
+ * escaping, the XDG base directory paths, dropping a file mapping's pages. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,9 +32,57 @@ static void test_xdg(void)
     CHECK(!file_xdg_path("XDG_STATE_HOME", ".local/state", "app/f", err) && strstr(err, "HOME"), "neither: %s", err);
 }
 
+/* resident pages of this process (/proc/self/statm's second field) */
+static long resident_pages(void)
+{
+    long size = 0, res = -1;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f && fscanf(f, "%ld %ld", &size, &res) != 2) res = -1;
+    if (f) fclose(f);
+    return res;
+}
+
+/* file_map_drop: a 32 MiB mapped file read through leaves the RSS when
+ * dropped and reads back the same; memory that is no file mapping, and a
+ * range past a mapping's end, are left alone */
+static void test_map_drop(void)
+{
+    char dir[512], path[600], err[OB_ERRLEN];
+    if (test_tmpdir(dir, sizeof dir, "common")) return;
+    snprintf(path, sizeof path, "%s/m.bin", dir);
+    size_t n = 32u << 20, pg = (size_t)sysconf(_SC_PAGESIZE);
+    unsigned char *buf = ob_malloc(n);
+    for (size_t i = 0; i < n; i++) buf[i] = (unsigned char)(i * 2654435761u >> 13);
+    CHECK(file_write_atomic(path, buf, n, err) == 0, "write: %s", err);
+    void *map;
+    size_t size;
+    CHECK(file_map(path, &map, &size, err) == 0 && size == n, "map: %s", err);
+    if (!map) { free(buf); return; }
+    const unsigned char *m = map;
+    long r0 = resident_pages();
+    unsigned sum = 0, want = 0;
+    for (size_t i = 0; i < n; i += pg) sum += ((const volatile unsigned char *)m)[i];
+    for (size_t i = 0; i < n; i += pg) want += buf[i];
+    long r1 = resident_pages();
+    CHECK(sum == want, "the mapping holds the file");
+    CHECK(r1 - r0 >= (long)(n / pg) * 9 / 10, "reading the mapping makes it resident (%ld pages)", r1 - r0);
+    CHECK(file_map_drop(m + 1, n) == 0, "a range past the mapping's end is refused");
+    CHECK(file_map_drop(buf, n) == 0 && buf[12345] == (unsigned char)(12345u * 2654435761u >> 13),
+          "malloc'd memory is no file mapping: left alone");
+    CHECK(file_map_drop(m + 1, n - 1) == n - pg, "the whole pages inside the range: %zu bytes", n - pg);
+    long r2 = resident_pages();
+    CHECK(r1 - r2 >= (long)(n / pg) * 9 / 10, "dropped pages leave the RSS (%ld of %zu)", r1 - r2, n / pg);
+    CHECK(!memcmp(m, buf, n), "and read back the file's bytes");
+    file_unmap(map, size);
+    CHECK(file_map_drop(m, pg) == 0, "an unmapped range is no mapping any more");
+    free(buf);
+    test_rmtree(dir);
+}
+
 int main(void)
 {
     test_xdg();
+    test_map_drop();
     /* fp16 round trip of every finite half value */
     int bad = 0;
     for (uint32_t h = 0; h < 65536; h++) {

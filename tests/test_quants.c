@@ -213,7 +213,7 @@ static void test_variants(void)
     for (int i = 0; kern_dec_variant(i); i++) {
         const KernDec *v = kern_dec_variant(i);
         if (!kern_dec_available(v)) { printf("%s: not on this CPU\n", v->name); continue; }
-        int bad4 = 0, bad5 = 0, bad6 = 0;
+        int bad4 = 0, bad5 = 0, bad6 = 0, bad0 = 0;
         for (int t = 0; t < 200; t++) {
             for (int k = 0; k < 128; k++) { s = s * 1664525u + 1013904223u; ql[k] = (uint8_t)(s >> 24); }
             for (int k = 0; k < 64; k++) { s = s * 1664525u + 1013904223u; qh[k] = (uint8_t)(s >> 24); }
@@ -231,10 +231,17 @@ static void test_variants(void)
             r->dq_q6_k(ql, qh, a, want);
             v->dq_q6_k(ql, qh, a, got);
             bad6 += memcmp(want, got, sizeof want) != 0;
+            uint32_t h32 = (uint32_t)qh[0] | (uint32_t)qh[1] << 8 | (uint32_t)qh[2] << 16 | (uint32_t)qh[3] << 24;
+            for (int mid = 8; mid <= 16; mid += 8) { /* Q4_0 (no fifth bit), Q5_0 */
+                r->dq_sym(ql, mid == 8 ? 0 : h32, mid, a[t % 16 ? 1 : 0], want);
+                v->dq_sym(ql, mid == 8 ? 0 : h32, mid, a[t % 16 ? 1 : 0], got);
+                bad0 += memcmp(want, got, 32 * sizeof(float)) != 0;
+            }
         }
-        CHECK(bad4 == 0 && bad5 == 0 && bad6 == 0, "%s: %d Q4_K, %d Q5_K and %d Q6_K of 200 blocks differ from the reference",
-              v->name, bad4, bad5, bad6);
-        printf("%s: Q4_K/Q5_K/Q6_K expansions equal the reference's\n", v->name);
+        CHECK(bad4 == 0 && bad5 == 0 && bad6 == 0 && bad0 == 0,
+              "%s: %d Q4_K, %d Q5_K, %d Q6_K and %d Q4_0/Q5_0 of 200 blocks differ from the reference", v->name, bad4, bad5, bad6,
+              bad0);
+        printf("%s: Q4_0/Q5_0/Q4_K/Q5_K/Q6_K expansions equal the reference's\n", v->name);
         tested++;
     }
     CHECK(tested >= 1, "no variant tested");

@@ -190,6 +190,31 @@ static void qat_counts(const Model *m, const char *what)
     qat_free(q);
 }
 
+/* training's teacher forward on qat's pool of 2 (B·T = 32 tokens: tiles of
+ * converted rows and qat's own sgemm split, training keeps OpenBLAS on one
+ * thread): the mapped teacher's logits and loss are the arena's within 1e-4 */
+static void qat_teacher(const Model *a, const Model *m, const char *what)
+{
+    char err[OB_ERRLEN];
+    QatSize sz = {2, 16, QAT_OPTIM_FP32, 0, 0, 0, 0}, szm = sz;
+    szm.vocab_copies = qat_vocab_copies(m);
+    QatModel *qa = qat_new(a, SVID_NMF, &sz, err), *qm = qat_new(m, SVID_NMF, &szm, err);
+    CHECK(qa && qm && !qat_set_threads(qa, 2, err) && !qat_set_threads(qm, 2, err), "%s: qat on 2 threads: %s", what, err);
+    if (qa && qm) {
+        int tok[32];
+        for (int i = 0; i < 32; i++) tok[i] = (i * 7 + 1) % a->cfg.vocab_size;
+        QatLossCfg lc = {1.0f, 0.01f};
+        QatLoss la, lm;
+        CHECK(!qat_forward_backward(qa, tok, 2, 16, &lc, 1.0f, &la) && !qat_forward_backward(qm, tok, 2, 16, &lc, 1.0f, &lm),
+              "%s: forward_backward", what);
+        double d = max_rel(qat_teacher_logits(qm), qat_teacher_logits(qa), (size_t)32 * a->cfg.vocab_size);
+        CHECK(d < 1e-4, "%s: qat's mapped teacher logits within 1e-4 of the arena's (%.2g)", what, d);
+        CHECK(fabs(la.loss - lm.loss) <= 1e-4 * fabs(la.loss), "%s: loss %.7g vs %.7g", what, lm.loss, la.loss);
+    }
+    qat_free(qa);
+    qat_free(qm);
+}
+
 /* arena vs mapped for the file name: embedding type emb, q's rope_heads */
 static void check_pair(const char *name, int emb, int rope_heads)
 {
@@ -205,6 +230,7 @@ static void check_pair(const char *name, int emb, int rope_heads)
     compare_matrices(&a, &m, name);
     compare_tools(&a, &m, name);
     qat_counts(&m, name);
+    qat_teacher(&a, &m, name);
     model_free(&a);
     model_free(&m);
 }

@@ -1,10 +1,13 @@
-/* file.c -- file utilities: atomic writes, SHA-256, FNV-1a, path join (see
- * file.h). */
+/* file.c -- file utilities: atomic writes, read-only mappings, SHA-256,
+ * FNV-1a, path join (see file.h). Any thread (the table of live mappings
+ * has a mutex). */
 #include "base/file.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +109,40 @@ int file_write_atomic(const char *path, const void *buf, size_t n, char *err)
 
 /* ---- read-only mappings ------------------------------------------------- */
 
+/* the live mappings, for file_map_drop (a fixed table: a process maps a few
+ * files at once; past its size a mapping is simply not droppable) */
+#define MAPS_MAX 256
+static struct { const char *p; size_t n; } maps[MAPS_MAX];
+static pthread_mutex_t maps_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void maps_set(const void *p, size_t n, const void *from)
+{
+    pthread_mutex_lock(&maps_mu);
+    for (int i = 0; i < MAPS_MAX; i++)
+        if (maps[i].p == from) {
+            maps[i].p = p;
+            maps[i].n = n;
+            break;
+        }
+    pthread_mutex_unlock(&maps_mu);
+}
+
+size_t file_map_drop(const void *p, size_t n)
+{
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE), done = 0;
+    const char *a = p;
+    pthread_mutex_lock(&maps_mu);
+    for (int i = 0; i < MAPS_MAX && n; i++) {
+        if (!maps[i].p || a < maps[i].p || a + n > maps[i].p + maps[i].n) continue;
+        /* the whole pages inside the range: a neighbour's page stays */
+        uintptr_t lo = ((uintptr_t)a + pg - 1) / pg * pg, hi = ((uintptr_t)a + n) / pg * pg;
+        if (hi > lo && madvise((void *)lo, hi - lo, MADV_DONTNEED) == 0) done = hi - lo;
+        break;
+    }
+    pthread_mutex_unlock(&maps_mu);
+    return done;
+}
+
 int file_map(const char *path, void **data, size_t *size, char *err)
 {
     *data = NULL;
@@ -124,12 +161,15 @@ int file_map(const char *path, void **data, size_t *size, char *err)
     if (map == MAP_FAILED) { ob_seterr(err, "%s: mmap: %s", path, strerror(errno)); return -1; }
     *data = map;
     *size = (size_t)st.st_size;
+    maps_set(map, *size, NULL);
     return 0;
 }
 
 void file_unmap(void *data, size_t size)
 {
-    if (data) munmap(data, size);
+    if (!data) return;
+    maps_set(NULL, 0, data);
+    munmap(data, size);
 }
 
 /* ---- SHA-256 (FIPS 180-4) ------------------------------------------------ */

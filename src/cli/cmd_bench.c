@@ -640,7 +640,7 @@ static const char dequant_usage[] =
     "Usage: onebit-tui bench dequant [--dtype T] [--mib M] [--reps K] [--json]\n"
     "\nllama_dequant of M MiB worth of FP32 weights stored as T (a GGUF type: what a\n"
     "teacher's load spends converting its tensors), one thread, the median of K\n"
-    "repetitions after one untimed. The K types' blocks (Q4_K, Q5_K, Q6_K) are\n"
+    "repetitions after one untimed. The blocks of Q4_0, Q5_0 and the K types are\n"
     "expanded by the fastest decode kernels on this CPU; ONEBIT_KERNEL=ref times\n"
     "the scalar reference.\n\n";
 

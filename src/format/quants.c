@@ -1,7 +1,7 @@
 /* quants.c -- ggml's Q8_0, Q4_0, Q5_0, Q4_K, Q5_K and Q6_K blocks: scalar
  * dequantization and round-to-nearest quantization (see quants.h). Every
- * multi-byte field is little-endian, as GGUF stores it. The K types'
- * weights, once the scales are decoded here, are expanded by the fastest
+ * multi-byte field is little-endian, as GGUF stores it. The weights, once
+ * the scales (and Q5_0's high bits) are read here, are expanded by the fastest
  * KernDec variant (kernels.h; exact, the same bits as its reference). */
 #include "format/quants.h"
 
@@ -55,16 +55,10 @@ static void qz_q8_0(const float *x, uint8_t *b)
  * weight 16 + i in the high nibble; Q5_0's fifth bit of weight i is bit i
  * of qh. w = d * (q - 8) for Q4_0, d * (q - 16) for Q5_0. */
 
-static void dq_sym(const uint8_t *b, float *y, int bits)
+static void dq_sym(const KernDec *k, const uint8_t *b, float *y, int bits)
 {
-    float d = get_h(b);
-    int mid = 1 << (bits - 1);
     uint32_t qh = bits == 5 ? (uint32_t)b[2] | (uint32_t)b[3] << 8 | (uint32_t)b[4] << 16 | (uint32_t)b[5] << 24 : 0;
-    const uint8_t *qs = b + (bits == 5 ? 6 : 2);
-    for (int i = 0; i < 16; i++) {
-        y[i] = d * (float)(((qs[i] & 15) | (int)((qh >> i) & 1) << 4) - mid);
-        y[i + 16] = d * (float)(((qs[i] >> 4) | (int)((qh >> (i + 16)) & 1) << 4) - mid);
-    }
+    k->dq_sym(b + (bits == 5 ? 6 : 2), qh, 1 << (bits - 1), get_h(b), y);
 }
 
 /* d = -(the weight of largest magnitude) / mid, so that weight is level 0;
@@ -85,8 +79,8 @@ static void qz_sym(const float *x, uint8_t *b, int bits)
         for (int k = 0; k < 4; k++) b[2 + k] = (uint8_t)(qh >> (8 * k));
 }
 
-static void dq_q4_0(const KernDec *k, const uint8_t *b, float *y) { dq_sym(b, y, 4); }
-static void dq_q5_0(const KernDec *k, const uint8_t *b, float *y) { dq_sym(b, y, 5); }
+static void dq_q4_0(const KernDec *k, const uint8_t *b, float *y) { dq_sym(k, b, y, 4); }
+static void dq_q5_0(const KernDec *k, const uint8_t *b, float *y) { dq_sym(k, b, y, 5); }
 static void qz_q4_0(const float *x, uint8_t *b) { qz_sym(x, b, 4); }
 static void qz_q5_0(const float *x, uint8_t *b) { qz_sym(x, b, 5); }
 

@@ -46,6 +46,7 @@
 #define kern_dec_gemv_bf16_avx512 kern_dec_gemv_bf16_ref
 #define kern_dec_gemv_bf16_avx512bf16 kern_dec_gemv_bf16_ref
 #define kern_dec_dq_q4_k_avx2 kern_dec_dq_q4_k_ref
+#define kern_dec_dq_sym_avx2 kern_dec_dq_sym_ref
 #define kern_dec_dq_q5_k_avx2 kern_dec_dq_q5_k_ref
 #define kern_dec_dq_q6_k_avx2 kern_dec_dq_q6_k_ref
 

@@ -301,6 +301,10 @@ typedef struct KernDec {
      * + l. Exact: every variant gives the reference's bits (a multiply, then
      * a subtraction; no FMA). */
     void (*dq_q4_k)(const uint8_t *qs, const float *a, const float *m, float *y);
+    /* the 32 weights of a Q4_0 (qh 0, mid 8) or Q5_0 (mid 16) block:
+     * y[i] = d * (q - mid), q the low (i < 16) or high nibble of
+     * qs[i % 16] with bit i of qh as its fifth bit. Exact, as the others. */
+    void (*dq_sym)(const uint8_t *qs, uint32_t qh, int mid, float d, float *y);
     void (*dq_q5_k)(const uint8_t *qs, const uint8_t *qh, const float *a, const float *m, float *y);
     void (*dq_q6_k)(const uint8_t *ql, const uint8_t *qh, const float *a, float *y);
 } KernDec;

@@ -194,6 +194,14 @@ static void dq_k45_ref(const uint8_t *qs, const uint8_t *qh, const float *a, con
         }
 }
 
+void kern_dec_dq_sym_ref(const uint8_t *qs, uint32_t qh, int mid, float d, float *y)
+{
+    for (int i = 0; i < 32; i++) {
+        int q = ((qs[i % 16] >> (4 * (i / 16))) & 15) | (int)((qh >> i) & 1) << 4;
+        y[i] = d * (float)(q - mid);
+    }
+}
+
 void kern_dec_dq_q4_k_ref(const uint8_t *qs, const float *a, const float *m, float *y) { dq_k45_ref(qs, NULL, a, m, y); }
 
 void kern_dec_dq_q5_k_ref(const uint8_t *qs, const uint8_t *qh, const float *a, const float *m, float *y)

@@ -26,10 +26,11 @@ void kern_rows_q8_ref(const KernMat *m, const int16_t *q, const float *scale, co
     void kern_dec_from_bf16_##sfx(const uint16_t *x, float *y, size_t n);                                      \
     void kern_dec_gemv_bf16_##sfx(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1);        \
     void kern_dec_gemv_q8_0_##sfx(const KernQ8_0 *W, const float *x, float *y, int cols, int r0, int r1);
-/* the K-quant block expansions: ref.c and x86/avx2.c (the avx512 entry
+/* the Q4_0/Q5_0 and K-quant block expansions: ref.c and x86/avx2.c (the avx512 entry
  * takes avx2's) */
 #define KERN_DQ_DECLARE(sfx)                                                                                   \
     void kern_dec_dq_q4_k_##sfx(const uint8_t *qs, const float *a, const float *m, float *y);                   \
+    void kern_dec_dq_sym_##sfx(const uint8_t *qs, uint32_t qh, int mid, float d, float *y);                    \
     void kern_dec_dq_q5_k_##sfx(const uint8_t *qs, const uint8_t *qh, const float *a, const float *m, float *y); \
     void kern_dec_dq_q6_k_##sfx(const uint8_t *ql, const uint8_t *qh, const float *a, float *y);
 KERN_DEC_DECLARE(ref)

@@ -77,6 +77,9 @@ void linear_forward(const Linear *l, const float *x, float *y, int N);
 size_t linear_stored_row(const Linear *l, size_t r);
 /* rows [r0, r0 + n) of a dense linear as FP32 into out (n * in floats) */
 void linear_rows_f32(const Linear *l, size_t r0, size_t n, float *out);
+/* the same, converted in contiguous chunks on pool p's threads (NULL: the
+ * global pool); the caller must not be one of p's tasks */
+void linear_rows_f32_pool(Pool *p, const Linear *l, size_t r0, size_t n, float *out);
 /* rows [r0, r0 + n) of a (rows, cols) matrix of type (LINEAR_W_*) at w, as
  * FP32 into out (n * cols floats): the SIMD conversions of kernels.h for
  * FP16 / BF16 / Q8_0, llama_dequant for the rest */

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 
 #include "base/common.h"
+#include "base/file.h"
 #include "format/loader.h"
 
 const char *const model_lin_names[LIN_PER_LAYER] = {"wq", "wk", "wv", "wo", "w1", "w2", "w3"};
@@ -144,6 +145,8 @@ const float *model_lin_f32(const Model *m, int i, float **tmp)
     if (L->w) return L->w;
     *tmp = ob_aligned_alloc(64, (size_t)L->out * L->in * sizeof(float));
     linear_rows_f32(L, 0, (size_t)L->out, *tmp);
+    /* streamed one matrix at a time: the stored rows leave the RSS */
+    file_map_drop(L->wd, (size_t)L->out * llama_dtype_bytes(L->wtype, (size_t)L->in));
     return *tmp;
 }
 
@@ -162,6 +165,7 @@ const float *model_vocab_f32(const Model *m, int head, float **tmp)
     size_t V = (size_t)m->cfg.vocab_size, C = (size_t)m->cfg.dim;
     *tmp = ob_aligned_alloc(64, V * C * sizeof(float));
     linear_w_rows_f32(type, w, 0, V, C, *tmp);
+    file_map_drop(w, V * llama_dtype_bytes(type, C));
     return *tmp;
 }
 
@@ -841,6 +845,8 @@ static long long tensor_nonfinite(const LlamaTensor *t)
             if (!isfinite(buf[i])) { at = (long long)(r0 * cols + i); break; }
     }
     free(buf);
+    /* read once to check it: its pages leave the RSS until a matmul wants them */
+    file_map_drop(t->data, t->rows * llama_dtype_bytes(t->dtype, cols));
     return at;
 }
 

@@ -471,6 +471,22 @@ T2Q static inline void dq2_k45(const uint8_t *qs, const uint8_t *qh, const float
     }
 }
 
+/* Q4_0 / Q5_0: the 16 bytes' low nibbles are weights 0-15, the high ones
+ * 16-31; bit i of qh spread to byte i (a shuffle of qh's bytes, then each
+ * byte's own bit) is the fifth bit */
+T2Q void kern_dec_dq_sym_avx2(const uint8_t *qs, uint32_t qh, int mid, float d, float *y)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)qs), low = _mm_set1_epi8(15);
+    __m256i q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), low), _mm_and_si128(v, low));
+    const __m256i sel = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    __m256i hb = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), sel);
+    hb = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hb, bit), bit), _mm256_set1_epi8(16));
+    q = _mm256_sub_epi8(_mm256_or_si256(q, hb), _mm256_set1_epi8((char)mid));
+    __m256 dv = _mm256_set1_ps(d);
+    dq2_run(q, dv, dv, _mm256_setzero_ps(), y);
+}
+
 T2Q void kern_dec_dq_q4_k_avx2(const uint8_t *qs, const float *a, const float *m, float *y) { dq2_k45(qs, NULL, a, m, y); }
 
 T2Q void kern_dec_dq_q5_k_avx2(const uint8_t *qs, const uint8_t *qh, const float *a, const float *m, float *y)
