@@ -134,8 +134,11 @@ size_t file_map_drop(const void *p, size_t n)
     pthread_mutex_lock(&maps_mu);
     for (int i = 0; i < MAPS_MAX && n; i++) {
         if (!maps[i].p || a < maps[i].p || a + n > maps[i].p + maps[i].n) continue;
-        /* the whole pages inside the range: a neighbour's page stays */
-        uintptr_t lo = ((uintptr_t)a + pg - 1) / pg * pg, hi = ((uintptr_t)a + n) / pg * pg;
+        /* widened to whole pages (a neighbour's part of one is dropped too:
+         * it reads back from the file), within the mapping */
+        uintptr_t lo = (uintptr_t)a / pg * pg, hi = ((uintptr_t)a + n + pg - 1) / pg * pg;
+        uintptr_t mhi = ((uintptr_t)maps[i].p + maps[i].n + pg - 1) / pg * pg;
+        if (hi > mhi) hi = mhi;
         if (hi > lo && madvise((void *)lo, hi - lo, MADV_DONTNEED) == 0) done = hi - lo;
         break;
     }

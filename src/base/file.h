@@ -40,10 +40,11 @@ int file_write_atomic_parts(const char *path, const void *const *bufs, const siz
 int file_map(const char *path, void **data, size_t *size, char *err);
 void file_unmap(void *data, size_t size);
 /* release the pages of [p, p + n) from the process (its RSS) when the range
- * lies inside a live file_map mapping: they stay in the page cache and are
- * read back from it if touched again. Anything else (memory that is not such
- * a mapping, or a range past one's end) is left alone; returns the bytes
- * released. For code that has read a big mapped tensor once (a teacher's
+ * lies inside a live file_map mapping, widened to whole pages (the
+ * neighbours' share of the end pages goes too): they stay in the page cache
+ * and are read back from it if touched again. Anything else (memory that is
+ * not such a mapping, or a range past one's end) is left alone, so it is
+ * safe on any pointer; returns the bytes released. For code that has read a big mapped tensor once (a teacher's
  * matrix converted to FP32, its load-time check). Any thread. */
 size_t file_map_drop(const void *p, size_t n);
 
