@@ -44,8 +44,9 @@ void file_unmap(void *data, size_t size);
  * neighbours' share of the end pages goes too): they stay in the page cache
  * and are read back from it if touched again. Anything else (memory that is
  * not such a mapping, or a range past one's end) is left alone, so it is
- * safe on any pointer; returns the bytes released. For code that has read a big mapped tensor once (a teacher's
- * matrix converted to FP32, its load-time check). Any thread. */
+ * safe on any pointer; returns the bytes released. For code that has read
+ * a big mapped tensor once (a teacher's matrix converted to FP32, its
+ * load-time check, a student's signs once repacked). Any thread. */
 size_t file_map_drop(const void *p, size_t n);
 
 /* ---- SHA-256 ------------------------------------------------------------- */
