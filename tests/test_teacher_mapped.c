@@ -196,7 +196,7 @@ static void qat_counts(const Model *m, const char *what)
 static void qat_teacher(const Model *a, const Model *m, const char *what)
 {
     char err[OB_ERRLEN];
-    QatSize sz = {2, 16, QAT_OPTIM_FP32, 0, 0, 0, 0}, szm = sz;
+    QatSize sz = {.max_B = 2, .max_T = 16, .optim = QAT_OPTIM_FP32}, szm = sz;
     szm.vocab_copies = qat_vocab_copies(m);
     QatModel *qa = qat_new(a, SVID_NMF, &sz, err), *qm = qat_new(m, SVID_NMF, &szm, err);
     CHECK(qa && qm && !qat_set_threads(qa, 2, err) && !qat_set_threads(qm, 2, err), "%s: qat on 2 threads: %s", what, err);
