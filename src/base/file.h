@@ -39,6 +39,16 @@ int file_write_atomic_parts(const char *path, const void *const *bufs, const siz
  * nothing (*data NULL, *size 0). Errors are "path: why". */
 int file_map(const char *path, void **data, size_t *size, char *err);
 void file_unmap(void *data, size_t size);
+/* drop the resident pages of [p, p + n), a range inside a file_map mapping
+ * (widened to whole pages: the neighbours' are dropped too), so they no
+ * longer count in the process's memory; touched again, they are read back
+ * from the file (the page cache). Only for file_map mappings: on other
+ * memory it would lose the data. */
+void file_map_drop(const void *p, size_t n);
+/* 64-bit FNV-1a (file_fnv1a) of [p, p + n) inside a file_map mapping,
+ * dropping the pages as it goes (file_map_drop): the whole file is never
+ * resident at once */
+uint64_t file_map_fnv1a(uint64_t h, const void *p, size_t n);
 
 /* ---- SHA-256 ------------------------------------------------------------- */
 typedef struct {
