@@ -829,6 +829,9 @@ int student_load(Model *m, Tokenizer *tok, const char *path, char *err)
         else m->cls_w = p.data + p.fp[j]->offset;
     }
     if (c->shared_classifier) m->cls_w = m->emb_w;
+    /* only the rows looked up stay resident (model_embed drops the rest);
+     * a shared head reads the whole table at every token anyway */
+    else m->emb_mapped = !fpdst[0];
     for (int i = 0; i < nlin; i++) {
         int out, in;
         model_lin_shape(c, i % LIN_PER_LAYER, &out, &in);
@@ -850,6 +853,11 @@ int student_load(Model *m, Tokenizer *tok, const char *path, char *err)
         bl->norm = (int)(es->flags & 1);
     }
     if (tok && load_tokenizer(tok, &p, path, err)) goto fail;
+    /* what the load touched besides (g, h, norms, the tokenizer, and the
+     * 64 KB the kernel maps around each fault) is not kept either: the
+     * head comes back at the first token, the signs when a kernel without
+     * kbits reads them */
+    file_map_drop(p.data, p.size);
     rc = 0;
 fail: /* the parse state (the mapping stays with the model: model_free
        * unmaps it, after the layers that point into it), and on failure
