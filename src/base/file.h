@@ -1,5 +1,6 @@
 /* file.h -- file utilities shared by every layer: atomic writes (a temp
- * file, fsync, rename over the target, fsync of the directory), SHA-256
+ * file, fsync, rename over the target, fsync of the directory), read-only
+ * mappings (and dropping their resident pages), SHA-256
  * (FIPS 180-4) of bytes and files, 64-bit FNV-1a, little-endian get/put of
  * fixed-width integers, joining a directory and a name, and directories
  * written whole (a temporary directory renamed into place). */
