@@ -46,6 +46,10 @@ check "bench prints prefill" contains "$TMP/out" "prefill"
 expect_exit 0 "bench forward --student --act int8" "$BIN" bench forward --student "$TMP/xnor.onebit" --tokens 8 --reps 2 --act int8 --json
 check "bench forward json says int8" contains "$TMP/out" '"act":"int8"'
 check "bench forward json gives the max RSS" contains "$TMP/out" '"max_rss_mb":'
+expect_exit 0 "bench forward --context" "$BIN" bench forward --student "$TMP/xnor.onebit" --tokens 8 --reps 2 --context 100 --json
+check "bench forward json gives the context" contains "$TMP/out" '"tokens":8,"context":100,'
+expect_exit 2 "bench forward --context past the model's" "$BIN" bench forward --student "$TMP/xnor.onebit" --context 512
+check "bench forward --context error" contains "$TMP/err" "the model's context is 512 tokens"
 expect_exit 0 "generate --student --act int8" "$BIN" generate --student "$TMP/nmf.onebit" --act int8 --temp 0 -n 20 --prompt "Once upon a time"
 check "generate int8 prints the prompt" contains "$TMP/out" "Once upon a time"
 # the embedding and head: FP16 by default, the same greedy text as FP32 for

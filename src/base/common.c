@@ -134,12 +134,14 @@ void *ob_huge_alloc(size_t n)
     const size_t huge = (size_t)2 << 20;
     if (n < huge) return ob_aligned_alloc(64, n);
     void *p = NULL;
-    size_t sz = (n + huge - 1) / huge * huge;
-    if (posix_memalign(&p, huge, sz) != 0) oom(n);
+    if (posix_memalign(&p, huge, n) != 0) oom(n);
 #ifdef MADV_HUGEPAGE
-    madvise(p, sz, MADV_HUGEPAGE); /* a hint: without THP the memory is still good */
+    /* a hint: without THP the memory is still good. Only the whole huge
+     * pages: a huge page for the tail would make up to 2 MiB past n
+     * resident (60 MiB over a 7B student's 224 matrices) */
+    madvise(p, n / huge * huge, MADV_HUGEPAGE);
 #endif
-    memset(p, 0, sz);
+    memset(p, 0, n);
     return p;
 }
 

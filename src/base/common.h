@@ -40,8 +40,9 @@ void *ob_grow(void *arr, size_t n, int *cap, int first, size_t elem);
 void *ob_malloc(size_t n);           /* aborts with a message on OOM */
 void *ob_calloc(size_t n, size_t sz);
 void *ob_aligned_alloc(size_t align, size_t n); /* zeroed; free() it */
-/* zeroed, 64-byte aligned; from 2 MiB up, 2 MiB aligned and marked for
- * transparent huge pages (streamed weights: far fewer TLB misses) */
+/* zeroed, 64-byte aligned; from 2 MiB up, 2 MiB aligned and its whole
+ * 2 MiB pages marked for transparent huge pages (streamed weights: far
+ * fewer TLB misses; the tail stays in small pages, nothing past n resident) */
 void *ob_huge_alloc(size_t n);
 char *ob_strdup(const char *s);
 /* the directory part of a path (malloc'd): "." without a slash, "/" for "/x" */

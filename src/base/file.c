@@ -175,6 +175,20 @@ void file_unmap(void *data, size_t size)
     munmap(data, size);
 }
 
+/* bytes hashed between drops */
+#define MAP_FNV_CHUNK ((size_t)16 << 20)
+
+uint64_t file_map_fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    for (size_t o = 0; o < n; o += MAP_FNV_CHUNK) {
+        size_t k = n - o < MAP_FNV_CHUNK ? n - o : MAP_FNV_CHUNK;
+        h = file_fnv1a(h, s + o, k);
+        file_map_drop(s + o, k);
+    }
+    return h;
+}
+
 /* ---- SHA-256 (FIPS 180-4) ------------------------------------------------ */
 
 static const uint32_t sha_k[64] = {

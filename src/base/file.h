@@ -1,5 +1,6 @@
 /* file.h -- file utilities shared by every layer: atomic writes (a temp
- * file, fsync, rename over the target, fsync of the directory), SHA-256
+ * file, fsync, rename over the target, fsync of the directory), read-only
+ * mappings (and dropping their resident pages), SHA-256
  * (FIPS 180-4) of bytes and files, 64-bit FNV-1a, little-endian get/put of
  * fixed-width integers, joining a directory and a name, and directories
  * written whole (a temporary directory renamed into place). */
@@ -48,6 +49,10 @@ void file_unmap(void *data, size_t size);
  * a big mapped tensor once (a teacher's matrix converted to FP32, its
  * load-time check, a student's signs once repacked). Any thread. */
 size_t file_map_drop(const void *p, size_t n);
+/* 64-bit FNV-1a (file_fnv1a) of [p, p + n) inside a file_map mapping,
+ * dropping the pages as it goes (file_map_drop): the whole file is never
+ * resident at once */
+uint64_t file_map_fnv1a(uint64_t h, const void *p, size_t n);
 
 /* ---- SHA-256 ------------------------------------------------------------- */
 typedef struct {

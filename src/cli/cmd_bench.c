@@ -68,14 +68,16 @@ static double max_rss_mb(void)
     return getrusage(RUSAGE_SELF, &ru) ? 0.0 : ru.ru_maxrss / 1024.0;
 }
 
-/* one repetition: prefill and decode tokens/s of m over the T tokens tok */
-static void time_model(const Model *m, ModelActs *a, ModelState *s, const int *tok, int T, float *logits, double *pre, double *dec)
+/* one repetition: prefill and decode tokens/s of m over the T tokens tok,
+ * decoded at positions pos0 .. pos0 + T - 1 (the cache before pos0 filled) */
+static void time_model(const Model *m, ModelActs *a, ModelState *s, const int *tok, int T, int pos0, float *logits, double *pre,
+                       double *dec)
 {
     double t0 = ob_now();
     model_forward(m, a, tok, T, logits, NULL);
     *pre = T / (ob_now() - t0);
     t0 = ob_now();
-    for (int p = 0; p < T; p++) model_step(m, s, tok[p], p);
+    for (int p = 0; p < T; p++) model_step(m, s, tok[p], pos0 + p);
     *dec = T / (ob_now() - t0);
 }
 
@@ -111,10 +113,10 @@ static int bench_forward_random(const char *spec, long T, long reps, int head, i
     model_state_init(&ss, &sm.cfg);
     float *logits = ob_aligned_alloc(64, (size_t)T * c->vocab_size * 4);
     double *v = ob_malloc(4 * reps * sizeof(double)), *tp = v, *td = v + reps, *sp = v + 2 * reps, *sd = v + 3 * reps;
-    time_model(&tm, &a, &st, tok, (int)T, logits, tp, td); /* warm up */
-    time_model(&sm, &a, &ss, tok, (int)T, logits, sp, sd);
+    time_model(&tm, &a, &st, tok, (int)T, 0, logits, tp, td); /* warm up */
+    time_model(&sm, &a, &ss, tok, (int)T, 0, logits, sp, sd);
     for (long r = 0; r < reps; r++) {
-        time_model(&tm, &a, &st, tok, (int)T, logits, tp + r, td + r);
+        time_model(&tm, &a, &st, tok, (int)T, 0, logits, tp + r, td + r);
         /* OpenBLAS's threads busy-wait after the teacher's sgemv/sgemm (see
          * bench gemv); the student's own head sgemv is part of its time */
         if (bitlinear_threads() > 1) {
@@ -124,7 +126,7 @@ static int bench_forward_random(const char *spec, long T, long reps, int head, i
             double w0 = ob_now();
             for (long k = 0; ob_now() - w0 < BENCH_WARM_S; k++) model_step(&sm, &ss, tok[k % T], (int)(k % T));
         }
-        time_model(&sm, &a, &ss, tok, (int)T, logits, sp + r, sd + r);
+        time_model(&sm, &a, &ss, tok, (int)T, 0, logits, sp + r, sd + r);
     }
     double mtp = median(tp, (int)reps), mtd = median(td, (int)reps), msp = median(sp, (int)reps), msd = median(sd, (int)reps);
     if (json)
@@ -151,7 +153,7 @@ static int bench_forward_random(const char *spec, long T, long reps, int head, i
 
 typedef struct {
     char *teacher, *tokenizer, *student, *spec, *kernel, *act;
-    int tokens, reps, batch, seq_len, steps, peak, rows, cols, threads, mib, chunk, optim, recompute;
+    int tokens, reps, batch, seq_len, steps, peak, rows, cols, threads, mib, chunk, optim, recompute, context;
     int cold, json;
     int head;  /* STUDENT_HEAD_*: the order of "f32|f16|q8_0" */
     int dtype; /* LLAMA_*: the order of dequant's --dtype choices */
@@ -171,6 +173,8 @@ static const OptSpec forward_opts[] = {
     {"tokenizer", OPT_STR, F(tokenizer), 0, 0, 0, NULL, NULL, "T", "the tokenizer", NULL},
     {"tokens", OPT_INT, F(tokens), 0, 1, 1 << 20, NULL, NULL, "N", "tokens per repetition", NULL},
     {"reps", OPT_INT, F(reps), 0, 1, 1000000, NULL, NULL, "R", "repetitions", NULL},
+    {"context", OPT_INT, F(context), 0, 0, 1 << 20, "0", NULL, "C",
+     "decode after C tokens in the cache (filled untimed once), at positions C .. C+N-1 (0)", NULL},
     ROW_ACT, ROW_JSON, ROW_END};
 static const OptSpec train_opts[] = {
     {"teacher", OPT_STR, F(teacher), 0, 0, 0, NULL, NULL, "M", "a teacher (default: the default teacher)", NULL},
@@ -233,13 +237,15 @@ static int bench_opts(const char *cmd, const OptSpec *rows, BenchOpts *o, int ar
 static const char forward_usage[] =
     "Usage: onebit-tui bench forward [--teacher M | --student S | --random-model D,F,L,H,KV,V]\n"
     "                             [--head f16|q8_0|f32] [--tokenizer T] [--tokens N] [--reps R]\n"
-    "                             [--act fp32|int8]\n"
+    "                             [--context C] [--act fp32|int8]\n"
     "                             [--json]\n"
     "\nPrefill (batched forward over N tokens) and decode (incremental, KV cache)\n"
     "tokens/s, medians over R repetitions (default 20). N defaults to the model's\n"
-    "context. --random-model times a LLaMA-shaped teacher with random weights\n"
-    "(dim, hidden, layers, heads, kv heads, vocab) and its 1-bit student (XNOR\n"
-    "init, LayerNorm on) in alternating repetitions of one process (N default 16,\n"
+    "context (less C). --context C decodes at positions C .. C+N-1, after C tokens\n"
+    "filled the KV cache once (untimed): the speed at that context.\n"
+    "--random-model times a LLaMA-shaped teacher with random weights (dim,\n"
+    "hidden, layers, heads, kv heads, vocab) and its 1-bit student (XNOR init,\n"
+    "LayerNorm on) in alternating repetitions of one process (N default 16,\n"
     "R default 5); 4096,11008,2,32,32,32000 is two LLaMA-7B layers (about 3.3 GB).\n"
     "--head stores its embedding and head as FP16 (the default), Q8_0 or FP32.\n"
     "--act sets the student's activation precision (default fp32).\n\n";
@@ -250,7 +256,8 @@ static int forward_run(const BenchOpts *o)
     long T = o->tokens, reps = o->reps;
     int json = o->json;
     if (spec) {
-        if (teacher || student || tokenizer) return cli_usage_error("bench forward", "--random-model excludes --teacher, --student and --tokenizer");
+        if (teacher || student || tokenizer || o->context)
+            return cli_usage_error("bench forward", "--random-model excludes --teacher, --student, --tokenizer and --context");
         return bench_forward_random(spec, T ? T : 16, reps ? reps : 5, o->head, json);
     }
     if (reps == 0) reps = 20;
@@ -260,22 +267,31 @@ static int forward_run(const BenchOpts *o)
     char err[OB_ERRLEN];
     if (open_model(teacher, student, tokenizer, &m, &t, err)) return cli_error("%s", err);
     const ModelConfig *c = &m.cfg;
-    if (T == 0 || T > c->seq_len) T = c->seq_len;
-    int *tok = random_tokens(T, c->vocab_size);
+    const long C = o->context;
+    if (C >= c->seq_len) {
+        int n = c->seq_len;
+        tok_free(&t);
+        model_free(&m);
+        return cli_usage_error("bench forward", "--context %ld: the model's context is %d tokens", C, n);
+    }
+    if (T == 0 || T > c->seq_len - C) T = c->seq_len - C;
+    int *tok = random_tokens(C + T, c->vocab_size), *dtok = tok + C;
     ModelActs a;
     model_acts_init(&a, c, (int)T);
     float *logits = ob_aligned_alloc(64, (size_t)T * c->vocab_size * 4);
     double *pre = ob_malloc(reps * sizeof(double)), *dec = ob_malloc(reps * sizeof(double));
     ModelState s;
     model_state_init(&s, c);
-    model_forward(&m, &a, tok, (int)T, logits, NULL); /* warm up */
-    for (int r = 0; r < reps; r++) time_model(&m, &a, &s, tok, (int)T, logits, pre + r, dec + r);
+    model_forward(&m, &a, dtok, (int)T, logits, NULL); /* warm up */
+    for (long p = 0; p < C; p++) model_step(&m, &s, tok[p], (int)p); /* the cache before the timed positions */
+    for (int r = 0; r < reps; r++) time_model(&m, &a, &s, dtok, (int)T, (int)C, logits, pre + r, dec + r);
     double mp = median(pre, (int)reps), md = median(dec, (int)reps);
     const char *an = student ? bitlinear_act_name(bitlinear_default_act()) : "fp32";
     if (json)
-        printf("{\"tokens\":%ld,\"reps\":%ld,\"act\":\"%s\",\"prefill_tok_s\":%.1f,\"decode_tok_s\":%.1f,\"kv_mb\":%.1f,\"max_rss_mb\":%.0f}\n",
-               T, reps, an, mp, md, model_state_kv_bytes(&s) / 1048576.0, max_rss_mb());
-    else printf("prefill %.1f tok/s  decode %.1f tok/s  (%ld tokens, median of %ld%s)\n", mp, md, T, reps, student && bitlinear_default_act() == BITLINEAR_ACT_INT8 ? ", int8 activations" : "");
+        printf("{\"tokens\":%ld,\"context\":%ld,\"reps\":%ld,\"act\":\"%s\",\"prefill_tok_s\":%.1f,\"decode_tok_s\":%.2f,\"kv_mb\":%.1f,\"max_rss_mb\":%.0f}\n",
+               T, C, reps, an, mp, md, model_state_kv_bytes(&s) / 1048576.0, max_rss_mb());
+    else printf("prefill %.1f tok/s  decode %.2f tok/s  (%ld tokens after %ld, median of %ld%s)\n", mp, md, T, C, reps,
+                student && bitlinear_default_act() == BITLINEAR_ACT_INT8 ? ", int8 activations" : "");
     free(pre); free(dec); free(tok); free(logits);
     model_acts_free(&a);
     model_state_free(&s);

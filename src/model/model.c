@@ -169,9 +169,23 @@ const float *model_vocab_f32(const Model *m, int head, float **tmp)
     return *tmp;
 }
 
+/* the kernel's fault-around: a fault on a file mapping maps the pages of
+ * the page cache in the aligned 64 KB around it */
+#define EMB_FAULT_AROUND ((uintptr_t)64 << 10)
+
 void model_embed(const Model *m, int token, float *out)
 {
-    linear_w_rows_f32(m->emb_type, m->emb_w, (size_t)token, 1, (size_t)m->cfg.dim, out);
+    const size_t C = (size_t)m->cfg.dim;
+    linear_w_rows_f32(m->emb_type, m->emb_w, (size_t)token, 1, C, out);
+    if (!m->emb_mapped) return;
+    /* the window the lookup faulted in, within the embedding (a file
+     * mapping: dropped pages are read back from the file when needed) */
+    const size_t row = llama_dtype_bytes(m->emb_type, C);
+    const uintptr_t e0 = (uintptr_t)m->emb_w, e1 = e0 + row * (size_t)m->cfg.vocab_size;
+    uintptr_t a = (e0 + row * (size_t)token) & ~(EMB_FAULT_AROUND - 1), b = (e0 + row * ((size_t)token + 1) + EMB_FAULT_AROUND - 1) & ~(EMB_FAULT_AROUND - 1);
+    if (a < e0) a = e0;
+    if (b > e1) b = e1;
+    file_map_drop((const void *)a, b - a);
 }
 
 /* rows of the head converted to FP32 per sgemm in the batched forwards */

@@ -48,6 +48,11 @@ typedef struct Model {
      * on lookup; the head runs on the stored weights. */
     int emb_type, cls_type;
     const void *emb_w, *cls_w;
+    /* 1: emb_w lies in a read-only file mapping (base/file.h file_map) that
+     * model_embed reads only the looked-up rows of: it drops the pages a
+     * lookup brought in (the kernel maps 64 KB around each fault), so only
+     * the rows in use stay resident, as the lookup copies them */
+    int emb_mapped;
     /* owner of anything else the model points into (e.g. an mmap'd student) */
     void *extra;
     void (*free_extra)(void *extra);

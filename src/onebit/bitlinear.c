@@ -13,33 +13,70 @@
 #include <string.h>
 
 #include "base/common.h"
+#include "base/file.h"
 #include "base/pool.h"
 #include "kernels/kernels.h"
 
-BitLinear *bitlinear_new(int out, int in)
+/* kbits for the layer's kernel: allocated (zeroed) when it reads them, none
+ * when it reads only the canonical bits */
+static void kbits_fit(BitLinear *bl)
+{
+    if (bl->ex.kernel->needs_kbits && !bl->kbits) bl->kbits = ob_huge_alloc(kern_kbits_bytes(&bl->km));
+    else if (!bl->ex.kernel->needs_kbits && bl->kbits) {
+        free(bl->kbits);
+        bl->kbits = NULL;
+    }
+    bl->km.kbits = bl->kbits;
+}
+
+static size_t bits_bytes(const BitLinear *bl) { return (size_t)bl->out * bl->words_per_row * sizeof(uint64_t); }
+
+/* a layer on the signs `mapped` (NULL: a zeroed buffer of its own) */
+static BitLinear *make(int out, int in, const uint64_t *mapped)
 {
     BitLinear *bl = ob_calloc(1, sizeof *bl);
     bl->in = in;
     bl->out = out;
     bl->words_per_row = (in + 63) / 64;
-    bl->bits = ob_aligned_alloc(64, (size_t)out * bl->words_per_row * sizeof(uint64_t));
+    /* read only when mapped: nothing writes a mapped layer's bits (bits_own first) */
+    bl->bits = mapped ? (uint64_t *)mapped : ob_aligned_alloc(64, bits_bytes(bl));
+    bl->bits_mapped = mapped != NULL;
     bl->g = ob_aligned_alloc(64, (size_t)in * sizeof(float));
     bl->h = ob_aligned_alloc(64, (size_t)out * sizeof(float));
     bl->km = (KernMat){in, out, bl->words_per_row, bl->bits, bl->h, NULL, KERN_LAYOUT_BW};
-    bl->kbits = bl->km.kbits = ob_huge_alloc(kern_kbits_bytes(&bl->km));
     for (int i = 0; i < in; i++) bl->g[i] = 1.0f;
     for (int i = 0; i < out; i++) bl->h[i] = 1.0f;
     bl->norm = 1;
     bitlinear_default_exec(&bl->ex);
+    kbits_fit(bl);
     atomic_init(&bl->running, 0);
     return bl;
+}
+
+BitLinear *bitlinear_new(int out, int in) { return make(out, in, NULL); }
+
+BitLinear *bitlinear_new_mapped(int out, int in, const uint64_t *bits)
+{
+    BitLinear *bl = make(out, in, bits);
+    bitlinear_repack(bl);
+    return bl;
+}
+
+/* the layer owns its canonical signs from now on (about to write them):
+ * for mapped ones a buffer of its own, contents undefined */
+static void bits_own(BitLinear *bl)
+{
+    if (!bl->bits_mapped) return;
+    bl->bits = ob_aligned_alloc(64, bits_bytes(bl));
+    bl->km.bits = bl->bits;
+    bl->bits_mapped = 0;
 }
 
 void bitlinear_free(BitLinear *bl)
 {
     if (!bl) return;
     kern_exec_fini(&bl->ex);
-    free(bl->bits);
+    if (!bl->bits_mapped) free(bl->bits);
     free(bl->g);
     free(bl->h);
     free(bl->kbits);
@@ -60,13 +97,21 @@ void bitlinear_signs(const float *W, int out, int in, uint64_t *bits)
 
 void bitlinear_pack(BitLinear *bl, const float *W)
 {
+    bits_own(bl);
     bitlinear_signs(W, bl->out, bl->in, bl->bits);
     bitlinear_repack(bl);
 }
 
 void bitlinear_repack(BitLinear *bl)
 {
-    kern_repack(&bl->km, kern_layout_for(bl->ex.kernel, bl->ex.act));
+    kbits_fit(bl);
+    const int layout = kern_layout_for(bl->ex.kernel, bl->ex.act);
+    if (bl->kbits) kern_repack(&bl->km, layout);
+    else bl->km.layout = layout;
+    /* mapped signs were read (a kbits layout built, or the padding checked
+     * by the loader): not kept resident beside kbits; a kernel without
+     * kbits reads them back from the file at its first forward */
+    if (bl->bits_mapped) file_map_drop(bl->bits, bits_bytes(bl));
 }
 
 int bitlinear_set_exec_all(BitLinear *const *bl, int n, const KernExec *ex, char *err)
@@ -93,8 +138,8 @@ int bitlinear_set_exec(BitLinear *bl, const KernExec *ex, char *err) { return bi
 
 void bitlinear_set_bits(BitLinear *bl, const uint64_t *bits)
 {
-    size_t n = (size_t)bl->out * bl->words_per_row;
-    memcpy(bl->bits, bits, n * sizeof(uint64_t));
+    bits_own(bl);
+    memcpy(bl->bits, bits, bits_bytes(bl));
     int tail = bl->in & 63;
     if (tail) /* keep the padding zero whatever the file said */
         for (int r = 0; r < bl->out; r++) bl->bits[(size_t)r * bl->words_per_row + bl->words_per_row - 1] &= (1ull << tail) - 1;
@@ -103,7 +148,7 @@ void bitlinear_set_bits(BitLinear *bl, const uint64_t *bits)
 
 void bitlinear_get_bits(const BitLinear *bl, uint64_t *bits)
 {
-    memcpy(bits, bl->bits, (size_t)bl->out * bl->words_per_row * sizeof(uint64_t));
+    memcpy(bits, bl->bits, bits_bytes(bl));
 }
 
 void bitlinear_set_scales(BitLinear *bl, const float *g, const float *h)

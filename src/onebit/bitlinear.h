@@ -12,10 +12,22 @@
  * returns): row-major over output rows; row r takes words_per_row =
  * ceil(in/64) uint64 words; bit j (LSB = 0) of word k is column 64k+j;
  * 1 means +1, 0 means -1; padding bits past `in` are 0. The kernels see the
- * layer as a KernMat (bl->km, src/kernels/kernels.h) and keep a private
- * copy of the signs (`kbits`) in the layout of the layer's kernel and
- * activation precision; code that writes `bits` directly must call
- * bitlinear_repack before the next bitlinear_forward.
+ * layer as a KernMat (bl->km, src/kernels/kernels.h); those that read a
+ * layout of their own (BitKernel.needs_kbits) get a private copy of the
+ * signs (`kbits`) in the layout of the layer's kernel and activation
+ * precision, the others none (kbits NULL); code that writes `bits`
+ * directly must call bitlinear_repack before the next bitlinear_forward.
+ *
+ * Where the canonical signs live. A layer made by bitlinear_new owns them
+ * (malloc'd; pack, set_bits). A loaded student's layers use them where they
+ * lie in the read-only mapping of the .onebit file (bitlinear_new_mapped:
+ * bits_mapped = 1, not owned, not copied): kbits is built from them and
+ * the mapping's pages dropped (base/file.h file_map_drop), so a loaded
+ * layer holds one copy of its signs in memory, kbits or (a kernel without
+ * kbits) the mapping's pages. Whatever reads `bits` later (get_bits, a
+ * repack for another kernel, export, the Model screen) reads the mapping
+ * again, from the file. Writing the signs (pack, set_bits) makes the layer
+ * own them first.
  *
  * Execution context. Each layer holds a KernExec (bl->ex): the kernel
  * variant, the activation precision and the thread pool its forward runs
@@ -60,11 +72,15 @@
 struct BitLinear {
     int in, out;
     int words_per_row;   /* ceil(in/64) */
-    uint64_t *bits;      /* (out, words_per_row), canonical layout */
+    uint64_t *bits;      /* (out, words_per_row), canonical layout; read-only
+                          * when bits_mapped */
+    int bits_mapped;     /* 1: bits lie in a file mapping (bitlinear_new_mapped),
+                          * which the layer does not own */
     float *g;            /* (in) */
     float *h;            /* (out) */
     int norm;            /* 1: LayerNorm after (OneBit, the default); 0: none */
-    uint32_t *kbits;     /* kernel-private copy of the signs (kernels/kernels.h) */
+    uint32_t *kbits;     /* kernel-private copy of the signs (kernels/kernels.h),
+                          * NULL when the kernel reads only bits */
     KernMat km;          /* the kernels' view: bits, h, kbits and kbits' layout */
     KernExec ex;         /* what bitlinear_forward runs with (bitlinear_set_exec) */
     atomic_int running;  /* forwards in progress on this layer; -1 while
@@ -73,6 +89,12 @@ struct BitLinear {
 typedef struct BitLinear BitLinear;
 
 BitLinear *bitlinear_new(int out, int in);
+/* a layer on the canonical signs `bits` (out * words_per_row words, padding
+ * bits zero) where they lie in a read-only file mapping (base/file.h
+ * file_map), which must outlive it (or its next set_bits / pack): not
+ * copied, not owned; kbits is built from them (when the kernel has it) and
+ * their pages dropped. g and h 1, norm 1, as bitlinear_new. */
+BitLinear *bitlinear_new_mapped(int out, int in, const uint64_t *bits);
 void bitlinear_free(BitLinear *bl);
 /* signs from a dense (out, in) matrix */
 void bitlinear_pack(BitLinear *bl, const float *W);

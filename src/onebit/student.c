@@ -464,6 +464,17 @@ static int cmp_off(const void *a, const void *b)
     return (x->offset > y->offset) - (x->offset < y->offset);
 }
 
+/* student_checksum of the mapped file without keeping it resident: the
+ * pages are dropped as they are hashed (file_map_fnv1a), so validating a
+ * file of gigabytes costs page cache, not the process's memory */
+static uint64_t checksum_mapped(const unsigned char *file, size_t n)
+{
+    static const unsigned char zero[8] = {0};
+    uint64_t h = file_fnv1a(FILE_FNV_INIT, file, CKSUM_OFF); /* parse checked n >= HDR_SIZE */
+    h = file_fnv1a(h, zero, 8);
+    return file_map_fnv1a(h, file + CKSUM_OFF + 8, n - CKSUM_OFF - 8);
+}
+
 static int parse(Parsed *p, const char *path, char *err)
 {
     memset(p, 0, sizeof *p);
@@ -615,7 +626,7 @@ static int parse(Parsed *p, const char *path, char *err)
     free(want);
     free(slot);
     if (!ok) goto fail;
-    uint64_t want_ck = file_get_u64le(h + CKSUM_OFF), got_ck = student_checksum(p->data, p->size);
+    uint64_t want_ck = file_get_u64le(h + CKSUM_OFF), got_ck = checksum_mapped(p->data, p->size);
     if (want_ck != got_ck) {
         ob_seterr(err, "%s: checksum mismatch (file says %016llx, contents give %016llx): the file is corrupt", path,
                   (unsigned long long)want_ck, (unsigned long long)got_ck);
@@ -627,8 +638,9 @@ fail:
     return -1;
 }
 
-/* what a loaded student owns besides its arena: the 1-bit layers and, when
- * its embedding or head stay in the file (FP16 / Q8_0), the mapping */
+/* what a loaded student owns besides its arena: the 1-bit layers and the
+ * mapping of its file, where the layers' canonical signs (and an FP16 /
+ * Q8_0 embedding and head) stay; NULL for a student built in memory */
 typedef struct {
     int n;
     BitLinear **bl;
@@ -700,6 +712,7 @@ static int check_in_place(const Parsed *p, const Entry *e, const char *path, cha
             return -1;
         }
     }
+    file_map_drop(s, e->size); /* only the rows used are touched from now on */
     return 0;
 }
 
@@ -739,20 +752,32 @@ out:
 
 int student_new(Model *m, const ModelConfig *c, char *err) { return student_new_lean(m, c, LINEAR_W_F32, LINEAR_W_F32, err); }
 
-int student_new_lean(Model *m, const ModelConfig *c, int emb_type, int cls_type, char *err)
+/* a student of config c without its 1-bit layers yet (student_add) */
+static StudentExtra *student_alloc(Model *m, const ModelConfig *c, int emb_type, int cls_type, char *err)
 {
-    if (model_alloc_lean(m, c, emb_type, cls_type, err)) return -1;
-    int nlin = c->n_layers * LIN_PER_LAYER;
+    if (model_alloc_lean(m, c, emb_type, cls_type, err)) return NULL;
     StudentExtra *x = ob_calloc(1, sizeof *x);
-    x->bl = ob_calloc((size_t)nlin, sizeof *x->bl);
+    x->bl = ob_calloc((size_t)c->n_layers * LIN_PER_LAYER, sizeof *x->bl);
     m->extra = x;
     m->free_extra = extra_free;
-    for (int i = 0; i < nlin; i++) {
+    return x;
+}
+
+/* the next 1-bit layer of m (LIN_ order) */
+static void student_add(Model *m, StudentExtra *x, BitLinear *bl)
+{
+    m->lin[x->n] = bitlinear_linear(bl);
+    x->bl[x->n++] = bl;
+}
+
+int student_new_lean(Model *m, const ModelConfig *c, int emb_type, int cls_type, char *err)
+{
+    StudentExtra *x = student_alloc(m, c, emb_type, cls_type, err);
+    if (!x) return -1;
+    for (int i = 0; i < c->n_layers * LIN_PER_LAYER; i++) {
         int out, in;
         model_lin_shape(c, i % LIN_PER_LAYER, &out, &in);
-        BitLinear *bl = bitlinear_new(out, in);
-        x->bl[x->n++] = bl;
-        m->lin[i] = bitlinear_linear(bl);
+        student_add(m, x, bitlinear_new(out, in));
     }
     return 0;
 }
@@ -784,11 +809,15 @@ int student_load(Model *m, Tokenizer *tok, const char *path, char *err)
     if (tok && !p.tok_n) { ob_seterr(err, "%s: the student has no tokenizer (pass --tokenizer)", path); parsed_free(&p); return -1; }
     const ModelConfig *c = &p.cfg;
     int emb_h = ftype_head(p.fp[0]->type), cls_h = c->shared_classifier ? emb_h : ftype_head(p.fp[4]->type);
-    if (student_new_lean(m, c, student_head_wtype(emb_h), student_head_wtype(cls_h), err)) { parsed_free(&p); return -1; }
+    StudentExtra *x = student_alloc(m, c, student_head_wtype(emb_h), student_head_wtype(cls_h), err);
+    if (!x) { parsed_free(&p); return -1; }
     float *fpdst[5] = {m->tok_emb, m->rms_att, m->rms_ffn, m->rms_final, m->wcls};
     int nfp = c->shared_classifier ? 4 : 5;
     int nlin = c->n_layers * LIN_PER_LAYER, rc = -1;
-    StudentExtra *x = m->extra;
+    /* the model keeps the mapping: its signs (and an FP16 / Q8_0 embedding
+     * and head) stay there */
+    x->map = (void *)p.data;
+    x->map_size = p.size;
     for (int j = 0; j < nfp; j++) {
         if (fpdst[j]) {
             if (copy_f32(fpdst[j], &p, p.fp[j], path, err)) goto fail;
@@ -798,32 +827,42 @@ int student_load(Model *m, Tokenizer *tok, const char *path, char *err)
         if (check_in_place(&p, p.fp[j], path, err)) goto fail;
         if (j == 0) m->emb_w = p.data + p.fp[j]->offset;
         else m->cls_w = p.data + p.fp[j]->offset;
-        x->map = (void *)p.data;
-        x->map_size = p.size;
     }
     if (c->shared_classifier) m->cls_w = m->emb_w;
+    /* only the rows looked up stay resident (model_embed drops the rest);
+     * a shared head reads the whole table at every token anyway */
+    else m->emb_mapped = !fpdst[0];
     for (int i = 0; i < nlin; i++) {
         int out, in;
         model_lin_shape(c, i % LIN_PER_LAYER, &out, &in);
         const Entry *es = p.lin[3 * i], *eg = p.lin[3 * i + 1], *eh = p.lin[3 * i + 2];
-        BitLinear *bl = student_linear(m, i);
         const uint64_t *words = (const uint64_t *)(p.data + es->offset); /* 64-byte aligned in a page-aligned map */
-        int wpr = bl->words_per_row, tail = in & 63;
+        int wpr = (in + 63) / 64, tail = in & 63;
         if (tail)
             for (int r = 0; r < out; r++)
                 if (words[(size_t)r * wpr + wpr - 1] >> tail) {
                     ob_seterr(err, "%s: tensor %s: padding bits of row %d are not zero", path, es->name, r);
                     goto fail;
                 }
-        bitlinear_set_bits(bl, words);
+        /* one copy of the signs, also while loading: the layer's signs stay
+         * in the mapping, the kernel's layout (if any) is built from them
+         * and their pages dropped (bitlinear_new_mapped) */
+        BitLinear *bl = bitlinear_new_mapped(out, in, words);
+        student_add(m, x, bl);
         if (copy_f16(bl->g, &p, eg, path, err) || copy_f16(bl->h, &p, eh, path, err)) goto fail;
         bl->norm = (int)(es->flags & 1);
     }
     if (tok && load_tokenizer(tok, &p, path, err)) goto fail;
+    /* what the load touched besides (g, h, norms, the tokenizer, and the
+     * 64 KB the kernel maps around each fault) is not kept either: the
+     * head comes back at the first token, the signs when a kernel without
+     * kbits reads them */
+    file_map_drop(p.data, p.size);
     rc = 0;
-fail: /* the parse state (the mapping stays with the model when it uses it:
-       * model_free unmaps it), and on failure the half-built model */
-    if (x->map) p.data = NULL;
+fail: /* the parse state (the mapping stays with the model: model_free
+       * unmaps it, after the layers that point into it), and on failure
+       * the half-built model */
+    p.data = NULL;
     parsed_free(&p);
     if (rc) model_free(m);
     return rc;

@@ -58,10 +58,13 @@ int student_write_ex(const char *path, const Model *teacher, const Tokenizer *to
 /* load with mmap and validate everything (magic, version, config, every
  * offset/size/count/shape/string, checksum, finite values); m gets
  * LINEAR_ONEBIT linears (BitLinear objects owned through m->extra /
- * m->free_extra; model_free releases them). An FP16 / Q8_0 embedding and
- * head stay in the mapped file (m->emb_w, m->cls_w; m->tok_emb and m->wcls
- * are NULL), only the rows used are touched; FP32 ones are copied. tok may be NULL; if the file has
- * no tokenizer and tok != NULL it fails. */
+ * m->free_extra; model_free releases them). The layers' signs stay in the
+ * mapped file (bitlinear_new_mapped: one copy in memory, the kernel's
+ * layout or the mapping's pages, also during the load: the checksum and
+ * the checks drop the pages they read). An FP16 / Q8_0 embedding and head
+ * stay there too (m->emb_w, m->cls_w; m->tok_emb and m->wcls are NULL;
+ * m->emb_mapped: only the rows used stay resident); FP32 ones are copied.
+ * tok may be NULL; if the file has no tokenizer and tok != NULL it fails. */
 int student_load(Model *m, Tokenizer *tok, const char *path, char *err);
 
 /* the empty student of config c that student_load fills: m's FP arena
