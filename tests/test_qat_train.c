@@ -59,7 +59,7 @@ static void check_schedule(void)
 static void check_adamw_bf16(const Model *m)
 {
     char err[OB_ERRLEN];
-    QatModel *q = qat_new(m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_BF16, 0, 0, 0, 0}, err);
+    QatModel *q = qat_new(m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_BF16, 0, 0, 0, 0, 0, 0}, err);
     CHECK(q != NULL, "qat_new bf16: %s", err);
     if (!q) return;
     size_t eb;
@@ -89,7 +89,7 @@ static void check_adamw_bf16(const Model *m)
     CHECK_NEAR(P[0], 0.372389735, 2e-3, "bf16 adamw step 2 near the fp32 one");
     CHECK(mb[0] == ob_fp32_to_bf16(m2) && vb[0] == ob_fp32_to_bf16(v2), "step 2 moments rounded on store");
     /* half the moment bytes of an fp32 model of the same shape */
-    QatModel *q32 = qat_new(m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_FP32, 0, 0, 0, 0}, err);
+    QatModel *q32 = qat_new(m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_FP32, 0, 0, 0, 0, 0, 0}, err);
     size_t n = qat_num_params(q);
     CHECK(qat_allocated_bytes(q32) - qat_allocated_bytes(q) >= 4.0 * n && qat_allocated_bytes(q32) - qat_allocated_bytes(q) <= 4.0 * n + 128,
           "bf16 saves 4 bytes per parameter: %.0f vs %.0f (%zu params)", qat_allocated_bytes(q), qat_allocated_bytes(q32), n);
@@ -102,7 +102,7 @@ static void check_adamw_clip(void)
     Model m;
     random_model(&m);
     char err[OB_ERRLEN];
-    QatModel *q = qat_new(&m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_FP32, 0, 0, 0, 0}, err);
+    QatModel *q = qat_new(&m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_FP32, 0, 0, 0, 0, 0, 0}, err);
     CHECK(q != NULL, "qat_new: %s", err);
     size_t n = qat_num_params(q);
     float *P = qat_params(q), *G = qat_grads(q);
@@ -124,7 +124,7 @@ static void check_adamw_clip(void)
     CHECK_NEAR(qat_moment(q, 1, 0), 0.000984, 1e-9, "v after step 2");
     /* the student's forward must see the new sign of parameter 1: compare
      * with a student whose W[1] was set to the same value and synced */
-    QatModel *q2 = qat_new(&m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_FP32, 0, 0, 0, 0}, err);
+    QatModel *q2 = qat_new(&m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_FP32, 0, 0, 0, 0, 0, 0}, err);
     memcpy(qat_params(q2), P, n * 4);
     int tok[14];
     for (int i = 0; i < 14; i++) tok[i] = (i * 7 + 3) % 37;
@@ -154,7 +154,7 @@ static void check_accumulation(void)
     Model m;
     random_model(&m);
     char err[OB_ERRLEN];
-    QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){2, 7, QAT_OPTIM_FP32, 0, 0, 0, 0}, err);
+    QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){2, 7, QAT_OPTIM_FP32, 0, 0, 0, 0, 0, 0}, err);
     size_t n = qat_num_params(q);
     int tok[14];
     for (int i = 0; i < 14; i++) tok[i] = (int)((urand() + 1) * 18.5) % 37;
@@ -207,7 +207,7 @@ static void train_nt(const Model *m, const int *tok, int B, int T, int steps, do
                      size_t *np_out, int nt)
 {
     char err[OB_ERRLEN];
-    QatModel *q = qat_new(m, SVID_NMF, &(QatSize){B, T, QAT_OPTIM_FP32, 0, 0, 0, 0}, err);
+    QatModel *q = qat_new(m, SVID_NMF, &(QatSize){B, T, QAT_OPTIM_FP32, 0, 0, 0, 0, 0, 0}, err);
     if (!q) { fprintf(stderr, "%s\n", err); exit(1); }
     if (qat_set_threads(q, nt, err)) { fprintf(stderr, "%s\n", err); exit(1); }
     CHECK(qat_threads(q) == nt, "qat_threads %d", qat_threads(q));
@@ -316,9 +316,10 @@ static void check_memory(void)
         Model m;
         if (model_alloc(&m, &cfg, 1, err)) { CHECK(0, "model_alloc: %s", err); return; }
         for (size_t i = 0; i < m.arena_floats; i++) m.arena[i] = (float)(0.5 * urand());
+        for (int mos = 0; mos <= 3; mos += 3) /* and a mixture of 3 scale experts */
         for (int o = 0; o < 6; o++) /* bit 0: bf16; bit 1: recompute; 4, 5: shard 1 of 2 */
             for (int k = 0; k < 3; k++) {
-                QatSize sz = {bt[k][0], bt[k][1], o & 1 ? QAT_OPTIM_BF16 : QAT_OPTIM_FP32, (o >> 1) & 1, o & 4 ? 2 : 0, o >> 2, 0};
+                QatSize sz = {bt[k][0], bt[k][1], o & 1 ? QAT_OPTIM_BF16 : QAT_OPTIM_FP32, (o >> 1) & 1, o & 4 ? 2 : 0, o >> 2, 0, mos, 7};
                 double want = qat_memory_bytes(&cfg, &sz);
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
                 struct mallinfo2 a0 = mallinfo2();
@@ -342,18 +343,25 @@ static void check_memory(void)
                 }
 #endif
                 size_t np = qat_num_params(q);
-                CHECK(np == qat_config_params(&cfg), "qat_config_params %zu vs %zu", qat_config_params(&cfg), np);
+                CHECK(np == qat_config_params_mos(&cfg, mos), "qat_config_params %zu vs %zu", qat_config_params_mos(&cfg, mos), np);
+                size_t want_np = 0; /* per linear W, g, h; with MoS E·in g experts, E·out h experts, E·in router */
+                for (int j = 0; j < LIN_PER_LAYER; j++) {
+                    int out, in;
+                    model_lin_shape(&cfg, j, &out, &in);
+                    want_np += (size_t)cfg.n_layers * ((size_t)out * in + (size_t)(mos ? mos : 1) * (in + out) + (size_t)mos * in);
+                }
+                CHECK(np == want_np, "--mos %d: %zu parameters, expected %zu", mos, np, want_np);
                 size_t lo, hi;
                 qat_shard(q, &lo, &hi);
                 CHECK(o & 4 ? lo <= hi && hi == np : lo == 0 && hi == np, "variant %d: slice %zu..%zu of %zu", o, lo, hi, np);
                 if (!(o & 4))
-                    CHECK(qat_param_state_bytes(&cfg, sz.optim, 0) == (o & 1 ? 12.0 : 16.0) * np, "%d bytes per parameter",
+                    CHECK(qat_param_state_bytes_mos(&cfg, sz.optim, 0, mos) == (o & 1 ? 12.0 : 16.0) * np, "%d bytes per parameter",
                           o & 1 ? 12 : 16);
                 qat_free(q);
             }
         model_free(&m);
     }
-    CHECK(exact, "qat_memory_bytes == qat_allocated_bytes for 3 shapes x 3 batches x 2 precisions x recompute or not x sharded or not");
+    CHECK(exact, "qat_memory_bytes == qat_allocated_bytes for 3 shapes x 3 batches x 2 precisions x recompute or not x sharded or not x --mos 0 or 3");
     printf("memory: heap growth checked for %d models\n", checked);
 }
 
@@ -372,7 +380,7 @@ static void check_zero(void)
     for (size_t i = 0; i < m.arena_floats; i++) m.arena[i] = (float)(0.5 * urand());
     for (int o = 0; o < 2; o++) {
         QatOptim opt = o ? QAT_OPTIM_BF16 : QAT_OPTIM_FP32;
-        QatModel *q0 = qat_new(&m, SVID_SVD, &(QatSize){1, 4, opt, 0, 0, 0, 0}, err), *q[S];
+        QatModel *q0 = qat_new(&m, SVID_SVD, &(QatSize){1, 4, opt, 0, 0, 0, 0, 0, 0}, err), *q[S];
         CHECK(q0 != NULL, "qat_new: %s", err);
         if (!q0) break;
         size_t n = qat_num_params(q0), off[S + 1], nb = qat_grad_blocks(q0);
@@ -381,7 +389,7 @@ static void check_zero(void)
         CHECK(off[0] == 0 && off[S] == n && off[S - 1] == n && off[1] % QAT_CLIP_BLOCK == 0 && off[1] > 0,
               "slices %zu %zu %zu %zu", off[0], off[1], off[2], off[3]);
         for (int r = 0; r < S; r++) {
-            q[r] = qat_new(&m, SVID_SVD, &(QatSize){1, 4, opt, 0, S, r, 0}, err);
+            q[r] = qat_new(&m, SVID_SVD, &(QatSize){1, 4, opt, 0, S, r, 0, 0, 0}, err);
             size_t lo, hi;
             qat_shard(q[r], &lo, &hi);
             CHECK(lo == off[r] && hi == off[r + 1], "shard %d: %zu..%zu", r, lo, hi);
@@ -423,7 +431,7 @@ static void check_zero(void)
         free(g);
         qat_free(q0);
     }
-    CHECK(qat_new(&m, SVID_SVD, &(QatSize){1, 4, QAT_OPTIM_FP32, 0, 2, 2, 0}, err) == NULL && strstr(err, "shard"), "shard 2 of 2: %s", err);
+    CHECK(qat_new(&m, SVID_SVD, &(QatSize){1, 4, QAT_OPTIM_FP32, 0, 2, 2, 0, 0, 0}, err) == NULL && strstr(err, "shard"), "shard 2 of 2: %s", err);
     model_free(&m);
 }
 

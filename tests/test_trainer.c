@@ -196,9 +196,9 @@ static void check_memory_hints(void)
     const ModelConfig *mc = &M.cfg;
     c.batch = 64;
     c.seq_len = 256;
-    double f32 = qat_memory_bytes(mc, &(QatSize){64, 256, QAT_OPTIM_FP32, 0, 0, 0, 0});
-    double b16 = qat_memory_bytes(mc, &(QatSize){64, 256, QAT_OPTIM_BF16, 0, 0, 0, 0});
-    double one = qat_memory_bytes(mc, &(QatSize){1, 256, QAT_OPTIM_FP32, 0, 0, 0, 0});
+    double f32 = qat_memory_bytes(mc, &(QatSize){64, 256, QAT_OPTIM_FP32, 0, 0, 0, 0, 0, 0});
+    double b16 = qat_memory_bytes(mc, &(QatSize){64, 256, QAT_OPTIM_BF16, 0, 0, 0, 0, 0, 0});
+    double one = qat_memory_bytes(mc, &(QatSize){1, 256, QAT_OPTIM_FP32, 0, 0, 0, 0, 0, 0});
     double np4 = 4.0 * (double)qat_config_params(mc);
     CHECK(f32 - b16 >= np4 - 128 && f32 - b16 <= np4 + 128, "bf16 saves 4 bytes per parameter: %.0f for %.0f", f32 - b16, np4);
     CHECK(trainer_memory_check(&M, &c, f32, err) == 0, "fits in exactly its size");

@@ -387,7 +387,7 @@ static int train_body(const BenchOpts *o)
     if (!json) { printf("%s\n", mem); fflush(stdout); }
     if (trainer_memory_check(&m, &tc, qat_memory_available(), err)) { model_free(&m); return cli_error("%s", err); }
     QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){(int)B, (int)T, (QatOptim)o->optim, o->recompute, dist_size(), dist_rank(),
-                                                               qat_vocab_copies(&m)}, err);
+                                                               qat_vocab_copies(&m), 0, 0}, err);
     if (!q) { model_free(&m); return cli_error("%s", err); }
     if (qat_set_threads(q, nt, err)) { qat_free(q); model_free(&m); return cli_error("%s", err); }
     int *tok = random_tokens(B * T, c->vocab_size), ranks = dist_size();

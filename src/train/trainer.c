@@ -106,7 +106,7 @@ int trainer_config_check(const TrainConfig *c, const ModelConfig *mc, char *err)
 static double need_of(const Model *t, const TrainConfig *c, int B, int T, int optim)
 {
     /* per rank: ZeRO-1 shards the moments over dist_size() ranks, shard 0's the largest */
-    return qat_memory_bytes(&t->cfg, &(QatSize){B, T, (QatOptim)optim, c->recompute, dist_size(), 0, qat_vocab_copies(t)});
+    return qat_memory_bytes(&t->cfg, &(QatSize){B, T, (QatOptim)optim, c->recompute, dist_size(), 0, qat_vocab_copies(t), 0, 0});
 }
 
 /* the largest n in [1, hi) for which need(n) fits in have (need grows with
@@ -820,7 +820,7 @@ static void *run(void *arg)
     emit_log(t, "%s", err);
     t->q = qat_new(t->teacher, k->init,
                    &(QatSize){k->batch, k->seq_len, (QatOptim)k->optim_state, k->recompute, dist_size(), dist_rank(),
-                              qat_vocab_copies(t->teacher)}, err);
+                              qat_vocab_copies(t->teacher), 0, 0}, err);
     if (!t->q) { fail(t, err); return NULL; }
     t->off = ob_malloc(((size_t)dist_size() + 1) * sizeof(size_t));
     qat_shard_offsets(qat_num_params(t->q), dist_size(), t->off);
