@@ -1518,17 +1518,21 @@ float qat_lr(long step, long total, long warmup, float lr_max, float lr_min)
 double qat_flops(const QatModel *q, int B, int T)
 {
     const ModelConfig *c = &q->cfg;
-    double N = (double)B * T, lin = 0;
+    double N = (double)B * T, lin = 0, mos = 0;
     for (int j = 0; j < LIN_PER_LAYER; j++) {
         int in, out;
         model_lin_shape(c, j, &out, &in);
         lin += 2.0 * N * in * out;
+        /* MoS: router, g(x), h(x) forward; g(x), h(x) again, dG_in, dH_out,
+         * dr (2), dG, dx backward */
+        mos += 2.0 * N * q->mos * (6.0 * in + 4.0 * out + 4.0 * in);
     }
     lin *= c->n_layers;
+    mos *= q->mos > 1 ? c->n_layers : 0;
     double att = 4.0 * B * c->n_heads * (double)T * T * c->head_dim * c->n_layers; /* QKᵀ + PV */
     double head = 2.0 * N * c->dim * c->vocab_size;
     double teacher = lin + att + head;
     double student_fwd = lin + att + head;
     double student_bwd = 2 * lin + 2 * att + head; /* dX and dS per linear; dP,dV,dQ,dK; dxf */
-    return teacher + student_fwd + student_bwd;
+    return teacher + student_fwd + student_bwd + mos;
 }

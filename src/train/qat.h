@@ -273,7 +273,8 @@ void qat_times(const QatModel *q, double sec[QAT_NTIMERS]);
 void qat_add_time(QatModel *q, int phase, double sec);
 
 /* FLOPs of one qat_forward_backward with (B,T): matmuls only (teacher
- * forward, student forward and backward), for `bench train` */
+ * forward, student forward and backward, a mixture of scales' products),
+ * for `bench train` */
 double qat_flops(const QatModel *q, int B, int T);
 
 /* ---- testing hooks ------------------------------------------------------ */
