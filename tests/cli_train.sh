@@ -168,6 +168,8 @@ check "its perplexity" contains "$TMP/out" '"ppl":'
 expect_exit 0 "the MoS student with int8 activations" "$BIN" eval --student "$TMP/mos.onebit" --text "$TMP/stories.txt" \
     --split "$S" --seq-len 64 --act int8 --json
 check "its int8 perplexity" contains "$TMP/out" '"ppl":'
+expect_exit 1 "no bitllama checkpoint of a MoS student" "$BIN" export --format bitllama-inf --student "$TMP/mos.onebit" --out "$TMP/mos-inf"
+check "the export says why" contains "$TMP/err" "a mixture of 2 scales (train --mos)"
 
 # ---- self-generation: cached and reused ----
 mkdir "$TMP/cache"
