@@ -778,7 +778,7 @@ static void check_whole_mos(int heads, int kv, int shared, const char *tag)
 /* --recompute: the same loss, parameter gradients and input gradient, bit
  * for bit, as keeping every block's activations (3 layers: two blocks
  * recomputed), with 1 and 3 threads; and less memory */
-static void check_recompute(int heads, int kv, int nt)
+static void check_recompute(int heads, int kv, int nt, int mos)
 {
     Model m;
     int B = 2, T = 7, V = 37, N = B * T, C = 12, L = 3;
@@ -786,7 +786,7 @@ static void check_recompute(int heads, int kv, int nt)
     char err[OB_ERRLEN];
     QatModel *q[2];
     for (int r = 0; r < 2; r++) {
-        q[r] = qat_new(&m, SVID_NMF, &(QatSize){B, T, QAT_OPTIM_FP32, r, 0, 0, 0, 0, 0}, err);
+        q[r] = qat_new(&m, SVID_NMF, &(QatSize){B, T, QAT_OPTIM_FP32, r, 0, 0, 0, mos, 1}, err);
         CHECK(q[r] != NULL, "qat_new recompute %d: %s", r, err);
         if (!q[r]) return;
         CHECK(qat_set_threads(q[r], nt, err) == 0, "threads: %s", err);
@@ -868,8 +868,9 @@ int main(void)
     check_whole(2, 2, 1, "MHA tied:");
     check_whole_mos(3, 1, 0, "GQA untied:");
     check_whole_mos(2, 2, 1, "MHA tied:");
-    check_recompute(3, 1, 1);
-    check_recompute(2, 2, 3);
+    check_recompute(3, 1, 1, 0);
+    check_recompute(2, 2, 3, 0);
+    check_recompute(3, 1, 2, 3); /* a mixture of scales: its router probabilities recomputed too */
     check_ste(); /* last: it draws from the shared rng */
     char err[OB_ERRLEN];
     Model m;
