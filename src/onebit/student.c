@@ -381,18 +381,13 @@ int student_write_ex(const char *path, const Model *teacher, const Tokenizer *to
     Entry *e = ob_calloc((size_t)n, sizeof *e);
     expected_entries(c, ht, ht, e);
     for (int i = 0; i < nlin; i++) e[nfix - 3 * nlin + 3 * i].flags = lin[i].norm ? 1 : 0;
-    /* a mixture of scales: the experts after the fixed tensors; the
-     * linear's g and h are their means (what a uniform router gives) */
-    float **mean = ob_calloc((size_t)nlin, sizeof *mean);
+    /* a mixture of scales: the experts after the fixed tensors */
     for (int i = 0, k = nfix; i < nlin; i++) {
         if (!lin[i].mos) continue;
         int out, in;
         model_lin_shape(c, i % LIN_PER_LAYER, &out, &in);
         mos_entries(&e[k], i / LIN_PER_LAYER, model_lin_names[i % LIN_PER_LAYER], lin[i].mos, in, out);
         k += 3;
-        mean[i] = ob_malloc((size_t)(in + out) * sizeof(float));
-        expert_mean(lin[i].g_experts, lin[i].mos, in, mean[i]);
-        expert_mean(lin[i].h_experts, lin[i].mos, out, mean[i] + in);
     }
     uint64_t pieces_size = 0;
     int ktok = nfix + 3 * nmos;
@@ -453,6 +448,17 @@ int student_write_ex(const char *path, const Model *teacher, const Tokenizer *to
     w_pad(w, e[k].offset); w_f32(w, teacher->rms_final, C); k++;
     if (!c->shared_classifier) { w_pad(w, e[k].offset); w_vocab(w, teacher, 1, ht, vbuf); k++; }
     free(vbuf);
+    /* a mixture of scales: the linear's g and h are its experts' means
+     * (what a uniform router gives) */
+    float **mean = ob_calloc((size_t)nlin, sizeof *mean);
+    for (int i = 0; i < nlin; i++) {
+        if (!lin[i].mos) continue;
+        int out, in;
+        model_lin_shape(c, i % LIN_PER_LAYER, &out, &in);
+        mean[i] = ob_malloc((size_t)(in + out) * sizeof(float));
+        expert_mean(lin[i].g_experts, lin[i].mos, in, mean[i]);
+        expert_mean(lin[i].h_experts, lin[i].mos, out, mean[i] + in);
+    }
     for (int i = 0; i < nlin && !w->failed; i++) {
         int out, in;
         model_lin_shape(c, i % LIN_PER_LAYER, &out, &in);
