@@ -612,9 +612,10 @@ static void test_layernorm(void)
 }
 
 /* a mixture of scales (bitlinear_set_mos): for each token, exactly the
- * plain layer with g = g(x) and h = h(x) (r = softmax(R·x) by
- * model_softmax, g(x) = Σ_e r_e G_e and h(x) = Σ_e r_e H_e summed in
- * expert order, as the layer does), bit for bit for every kernel, fp32
+ * plain layer with g = g(x) and h = h(x) (r = softmax(R·x), R·x by the
+ * kernel's FP32 GEMV rows, softmax by model_softmax, g(x) = Σ_e r_e G_e and
+ * h(x) = Σ_e r_e H_e summed in expert order, as the layer does), bit for
+ * bit for every kernel, fp32
  * and int8 (int8 quantizes x ⊙ g(x)), 1 and 3 threads, norm on and off;
  * N tokens at once as close as test_variants allows */
 static void test_mos(void)
@@ -646,11 +647,7 @@ static void test_mos(void)
                     for (int n = 0; n < N; n++) {
                         const float *xn = x + (size_t)n * in;
                         float r[E];
-                        for (int e = 0; e < E; e++) {
-                            float s = 0.0f;
-                            for (int c = 0; c < in; c++) s += R[(size_t)e * in + c] * xn[c];
-                            r[e] = s;
-                        }
+                        bl->ex.gemv_rows(R, xn, r, in, 0, E);
                         model_softmax(r, E);
                         for (int c = 0; c < in; c++) {
                             gx[c] = r[0] * G[c];

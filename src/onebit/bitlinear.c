@@ -69,15 +69,12 @@ int bitlinear_set_mos(BitLinear *bl, int E, const float *router, const float *g_
     return 0;
 }
 
-/* MoS: the router's probabilities r (E) of token x (in) */
-static void mos_route(const BitLinear *bl, const float *x, float *r)
+/* MoS: the router's probabilities r (E) of token x (in): its E logits by
+ * gemv (a KernExec's gemv_rows: the kernel's FP32 GEMV), then softmax */
+static void mos_route(const BitLinear *bl, void (*gemv)(const float *, const float *, float *, int, int, int), const float *x,
+                      float *r)
 {
-    for (int e = 0; e < bl->mos; e++) {
-        const float *w = bl->router + (size_t)e * bl->in;
-        float s = 0.0f;
-        for (int c = 0; c < bl->in; c++) s += w[c] * x[c];
-        r[e] = s;
-    }
+    gemv(bl->router, x, r, bl->in, 0, bl->mos);
     model_softmax(r, bl->mos);
 }
 
@@ -170,7 +167,7 @@ void bitlinear_forward_ref(const BitLinear *bl, const float *x, float *y, int N)
         const float *xn = x + (size_t)n * bl->in, *g = bl->g, *h = bl->h;
         float *yn = y + (size_t)n * bl->out;
         if (bl->mos) {
-            mos_route(bl, xn, rt);
+            mos_route(bl, kern_gemv_rows_ref, xn, rt);
             mos_mix(rt, bl->g_experts, bl->mos, bl->in, gv);
             mos_mix(rt, bl->h_experts, bl->mos, bl->out, hv);
             g = gv;
@@ -361,7 +358,7 @@ static void fwd_input_task(void *vc, int t)
         const float *xn = c->x + (size_t)n * in;
         if (c->mos) { /* gn = x ⊙ g(x) */
             float *r = c->r + (k * c->N + (size_t)n) * c->mos->mos;
-            mos_route(c->mos, xn, r);
+            mos_route(c->mos, c->ex->gemv_rows, xn, r);
             mos_mix(r, c->mos->g_experts, c->mos->mos, in, gn);
             for (int i = 0; i < in; i++) gn[i] *= xn[i];
         } else c->ex->mul(xn, g, gn, in);

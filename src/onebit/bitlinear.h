@@ -14,7 +14,8 @@
  *     y = LayerNorm( h(x) ⊙ (sign(W) · (g(x) ⊙ x)) )   (LayerNorm per norm)
  * with R (E,in) the router (row e: expert e's weights), G (E,in) and H
  * (E,out) the experts, all FP32 in memory. The forward computes r, g(x) and
- * h(x) per token in FP32 (the router is a small GEMV), gives the kernel g(x)
+ * h(x) per token in FP32 (the router is a small GEMV: the layer's
+ * KernExec.gemv_rows, the reference's in bitlinear_forward_ref), gives the kernel g(x)
  * ⊙ x as its input (what int8 activations quantize) with row scales 1, and
  * applies h(x) to its output before the LayerNorm.
  *
