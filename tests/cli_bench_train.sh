@@ -26,6 +26,14 @@ ns=$(grep -o '"pct":[0-9.]*' "$TMP/out" | cut -d: -f2 | awk '{ s += $1; n++ } EN
 check "json: 6 shares summing to 100% ($ns)" awk -v n="${ns% *}" -v s="${ns#* }" 'BEGIN { exit !(n == 6 && s > 99.9 && s < 100.1) }'
 expect_exit 0 "bf16 moments" "$BIN" bench train --random-model 12,20,2,3,1,37 --batch 2 --seq-len 7 --steps 2 --peak-size 64 --json --optim-state bf16
 check "json optim_state" contains "$TMP/out" '"optim_state":"bf16"'
+expect_exit 0 "a mixture of scales" "$BIN" bench train --random-model 12,20,2,3,1,37 --batch 2 --seq-len 7 --steps 2 --peak-size 64 --json --mos 3
+check "json mos" contains "$TMP/out" '"mos":3,'
+# the experts: OneBit's 2560 (W 1104 + g, h 176 per layer) and per layer
+# (E - 1) x sum(in + out) more g, h experts + E x sum(in) router weights:
+# 2 x 176 + 3 x 92 = 628, two layers
+check "json: the experts' parameters" contains "$TMP/out" '"trainable_params":3816,'
+expect_exit 2 "one expert" "$BIN" bench train --random-model 12,20,2,3,1,37 --mos 1
+check "mos message" contains "$TMP/err" "--mos must be 0 (off) or 2 to 64"
 expect_exit 0 "text report" "$BIN" bench train --random-model 12,20,2,3,1,37 --batch 2 --seq-len 7 --steps 2 --peak-size 64
 check "training state first" contains "$TMP/out" "training state"
 check "bytes per parameter" contains "$TMP/out" "at 16 bytes each"

@@ -2,7 +2,8 @@
 # cli_train.sh -- `train`: bad flags (exit 2), bad data (exit 1), a short run
 # on stories260K that lowers the loss and beats the SVID PTQ student on the
 # held-out split, stop + resume == straight run (byte-identical .onebit),
-# self-generation cache reuse, SIGINT = checkpoint + exit 130.
+# self-generation cache reuse, --mos recorded and its student evaluated,
+# SIGINT = checkpoint + exit 130.
 . "${ONEBIT_SRCDIR:-.}/tests/lib.sh"
 need_shared models/stories260K.bin models/tok512.bin data/tinystories_train_head_sample.txt
 M="$SHARED/models/stories260K.bin"
@@ -32,6 +33,10 @@ expect_exit 2 "bad ste" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --bat
 check "ste message" contains "$TMP/err" "smooth:A needs a number A > 0"
 expect_exit 2 "unknown ste" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --ste tanh
 check "ste choices named" contains "$TMP/err" "onebit (1.001-tanh^2(W)), smooth:A"
+expect_exit 2 "one expert" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --mos 1
+check "mos message" contains "$TMP/err" "--mos must be 0 (off) or 2 to 64 experts, not 1"
+expect_exit 2 "too many experts" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --mos 65
+check "mos range message" contains "$TMP/err" "--mos"
 expect_exit 2 "bad time" "$BIN" train $T --data "$X" --seq-len 32 --batch 2 --out "$TMP/s.onebit" --time 10x
 check "time message" contains "$TMP/err" "--time needs a duration such as 90s"
 expect_exit 2 "zero time" "$BIN" train $T --data "$X" --seq-len 32 --batch 2 --out "$TMP/s.onebit" --time 0s
@@ -151,6 +156,20 @@ expect_exit 0 "compare the presets" "$BIN" runs compare p-onebit p-best p-best-l
 check "onebit: the defaults" contains "$TMP/out" '"name":"p-onebit","status":"finished","options":{"preset":"onebit","lr":"0.002"}'
 check "best: lr 0.016" contains "$TMP/out" '"name":"p-best","status":"finished","options":{"preset":"best","lr":"0.016"}'
 check "best --lr 0.001: the command line wins" contains "$TMP/out" '"options":{"preset":"best","lr":"0.001"}'
+
+# ---- --mos: a mixture of scales, recorded; its student evaluates ----
+expect_exit 0 "a mixture of scales" "$BIN" train $T --data "$TMP/stories.txt" --split "$S" --steps 4 --seq-len 32 --batch 2 \
+    --mos 2 --out "$TMP/mos.onebit" --db "$TMP/time.db" --name mos2
+check "the MoS student trained" contains "$TMP/out" "student (QAT)"
+expect_exit 0 "runs show mos2" "$BIN" runs show mos2 --db "$TMP/time.db" --json
+check "--mos recorded" contains "$TMP/out" '"mos":2'
+expect_exit 0 "eval the MoS student" "$BIN" eval --student "$TMP/mos.onebit" --text "$TMP/stories.txt" --split "$S" --seq-len 64 --json
+check "its perplexity" contains "$TMP/out" '"ppl":'
+expect_exit 0 "the MoS student with int8 activations" "$BIN" eval --student "$TMP/mos.onebit" --text "$TMP/stories.txt" \
+    --split "$S" --seq-len 64 --act int8 --json
+check "its int8 perplexity" contains "$TMP/out" '"ppl":'
+expect_exit 1 "no bitllama checkpoint of a MoS student" "$BIN" export --format bitllama-inf --student "$TMP/mos.onebit" --out "$TMP/mos-inf"
+check "the export says why" contains "$TMP/err" "a mixture of 2 scales (train --mos)"
 
 # ---- self-generation: cached and reused ----
 mkdir "$TMP/cache"

@@ -1,7 +1,9 @@
 /* test_qat_grad.c -- finite-difference checks of every backward of the QAT
  * student (RMSNorm, RoPE, GQA attention, SwiGLU, the OneBit linear with its
  * LayerNorm, the STE) and of the whole distillation loss w.r.t. g, h and the
- * student's input, on tiny random models with odd sizes; the student
+ * student's input, on tiny random models with odd sizes; the mixture of
+ * scales (--mos: router, g and h experts; identical experts with a uniform
+ * router = OneBit; a random router breaks their symmetry); the student
  * forward against model_forward with packed BitLinear layers; --recompute
  * giving the same gradients bit for bit; and the
  * one-thread-at-a-time contract of a QatModel asserted (two threads in
@@ -265,6 +267,108 @@ static void check_onebit(void)
     lin_ctx_free(&c);
 }
 
+/* ---- the mixture-of-scales linear (BinaryMoS), S free ------------------------ */
+typedef struct { LinCtx c; QatMos m; float *r; } MosCtx;
+static double mos_loss(void *p)
+{
+    MosCtx *k = p;
+    LinCtx *c = &k->c;
+    qat_mos_fwd(NULL, c->in, c->out, c->S, &k->m, c->x, c->N, c->gx, k->r, c->a, c->y, c->rstd);
+    return dotR(c->y, c->R, (size_t)c->N * c->out);
+}
+/* k's experts (E, random around 1), router (random, scale rs) and scratch */
+static void mos_ctx_alloc(MosCtx *k, int E, double rs)
+{
+    LinCtx *c = &k->c;
+    size_t nx = (size_t)c->N * c->in, ny = (size_t)c->N * c->out, ei = (size_t)E * c->in, eo = (size_t)E * c->out;
+    float *G = malloc(ei * 4), *Gin = malloc(ei * 4), *Hout = malloc(eo * 4);
+    fill(G, ei, rs, 0); fill(Gin, ei, 0.5, 1); fill(Hout, eo, 0.5, 1);
+    k->m = (QatMos){E, G, Gin, Hout, calloc(ei, 4), calloc(ei, 4), calloc(eo, 4), malloc(nx * 4), malloc(ny * 4),
+                    malloc(ny * 4), malloc((size_t)c->N * E * 4)};
+    k->r = malloc((size_t)c->N * E * 4);
+}
+static void mos_ctx_free(MosCtx *k)
+{
+    free((void *)k->m.G); free((void *)k->m.Gin); free((void *)k->m.Hout); free(k->m.dG); free(k->m.dGin); free(k->m.dHout);
+    free(k->m.gv); free(k->m.hv); free(k->m.dhv); free(k->m.dr); free(k->r);
+}
+/* the backward of k at its inputs: dS, dW (W latent), dx, and the experts'
+ * gradients in k->m (zeroed first) */
+static void mos_backward(MosCtx *k, const float *W, float *dW, float *dS, float *dx)
+{
+    LinCtx *c = &k->c;
+    size_t nx = (size_t)c->N * c->in, ny = (size_t)c->N * c->out, E = (size_t)k->m.E;
+    memset(k->m.dG, 0, E * c->in * 4); memset(k->m.dGin, 0, E * c->in * 4); memset(k->m.dHout, 0, E * c->out * 4);
+    float *dy = malloc(ny * 4), *dgx = malloc(nx * 4);
+    mos_loss(k);
+    memcpy(dy, c->R, ny * 4);
+    QatOnebitGrad p = {c->in, c->out, c->S, W, c->g, c->h, dW, NULL, NULL, dS, c->gx, dgx, {QAT_STE_ONEBIT, 0}};
+    qat_mos_bwd(NULL, &p, &k->m, c->x, c->N, k->r, c->a, c->y, c->rstd, dy, dx, 0);
+    free(dy); free(dgx);
+}
+static void check_mos(void)
+{
+    int E = 3;
+    MosCtx k = {.c = {.in = 11, .out = 9, .N = 6}};
+    LinCtx *c = &k.c;
+    size_t nx = (size_t)c->N * c->in, ny = (size_t)c->N * c->out, nw = (size_t)c->in * c->out;
+    lin_ctx_alloc(c, 1);
+    mos_ctx_alloc(&k, E, 0.7);
+    float *W = malloc(nw * 4), *dW = calloc(nw, 4), *dS = malloc(nw * 4), *dx = malloc(nx * 4);
+    fill(W, nw, 1.5, 0);
+    mos_backward(&k, W, dW, dS, dx);
+    report("mos dS (LN incl.)", fd_check(mos_loss, &k, c->S, dS, nw, 2e-2), 5e-3);
+    report("mos dG (router)", fd_check(mos_loss, &k, (float *)k.m.G, k.m.dG, (size_t)E * c->in, 2e-2), 5e-3);
+    report("mos dG_in (g experts)", fd_check(mos_loss, &k, (float *)k.m.Gin, k.m.dGin, (size_t)E * c->in, 2e-2), 5e-3);
+    report("mos dH_out (h experts)", fd_check(mos_loss, &k, (float *)k.m.Hout, k.m.dHout, (size_t)E * c->out, 2e-2), 5e-3);
+    report("mos dx (router and scales incl.)", fd_check(mos_loss, &k, c->x, dx, nx, 2e-2), 5e-3);
+    int same = 1;
+    for (size_t i = 0; i < nw; i++) same &= dW[i] == dS[i] * qat_ste(W[i]);
+    CHECK(same, "mos dW = dS * qat_ste(W)");
+    /* identical experts (g, h) and a zero router: the OneBit linear */
+    float *y1 = malloc(ny * 4);
+    qat_onebit_fwd(NULL, c->in, c->out, c->S, c->g, c->h, c->x, c->N, c->gx, c->a, y1, c->rstd);
+    for (int e = 0; e < E; e++) {
+        memcpy((float *)k.m.Gin + (size_t)e * c->in, c->g, c->in * 4);
+        memcpy((float *)k.m.Hout + (size_t)e * c->out, c->h, c->out * 4);
+    }
+    memset((float *)k.m.G, 0, (size_t)E * c->in * 4);
+    mos_loss(&k);
+    double md = 0;
+    for (size_t i = 0; i < ny; i++) md = fmax(md, fabs(y1[i] - c->y[i]));
+    CHECK(md < 1e-5, "mos with identical experts and a uniform router == the OneBit linear: %g", md);
+    /* ... whose experts get identical gradients for ever; a small random
+     * router (qat_new's init) makes them differ from the first step */
+    double sym = 0, asym = 0, gm = 0;
+    mos_backward(&k, W, dW, dS, dx);
+    for (int i = 0; i < c->in; i++) sym = fmax(sym, fabs(k.m.dGin[i] - k.m.dGin[c->in + i]));
+    fill((float *)k.m.G, (size_t)E * c->in, 0.03, 0);
+    mos_backward(&k, W, dW, dS, dx);
+    for (int i = 0; i < c->in; i++) {
+        asym = fmax(asym, fabs(k.m.dGin[i] - k.m.dGin[c->in + i]));
+        gm = fmax(gm, fabs(k.m.dGin[i]));
+    }
+    printf("  mos identical experts: |dG_in[0] - dG_in[1]| %.3g with G = 0, %.3g with a random G (|dG_in| %.3g)\n", sym, asym, gm);
+    CHECK(sym == 0, "identical experts, G = 0: identical gradients (%g)", sym);
+    CHECK(asym > 1e-3 * gm, "identical experts, random G: the gradients differ (%g of %g)", asym, gm);
+    /* the sign version equals bitlinear_forward_ref with the same experts */
+    for (size_t i = 0; i < nw; i++) c->S[i] = W[i] >= 0 ? 1.0f : -1.0f;
+    mos_loss(&k);
+    BitLinear *bl = bitlinear_new(c->out, c->in);
+    bitlinear_pack(bl, W);
+    CHECK(bitlinear_set_mos(bl, E, k.m.G, k.m.Gin, k.m.Hout) == 0, "bitlinear_set_mos");
+    bitlinear_forward_ref(bl, c->x, y1, c->N);
+    md = 0;
+    for (size_t i = 0; i < ny; i++) md = fmax(md, fabs(y1[i] - c->y[i]));
+    CHECK(md < 1e-4, "qat_mos_fwd vs bitlinear_forward_ref: %g", md);
+    CHECK(bitlinear_set_mos(bl, 1, k.m.G, k.m.Gin, k.m.Hout) == -1 && bitlinear_set_mos(bl, 65, NULL, NULL, NULL) == -1,
+          "bitlinear_set_mos: 1 or 65 experts refused");
+    bitlinear_free(bl);
+    free(y1); free(W); free(dW); free(dS); free(dx);
+    mos_ctx_free(&k);
+    lin_ctx_free(c);
+}
+
 /* ---- the STE variants: each dW = dS ⊙ f(W) is the exact gradient of the
  * linear with S = s(W), s the estimator's surrogate of sign ------------------ */
 typedef struct { LinCtx c; float *W; const QatSte *ste; } SteLossCtx;
@@ -352,13 +456,94 @@ static double whole_loss(void *p)
     return L.loss;
 }
 
+/* the derivative of the whole loss along D (np entries) against the
+ * analytic G·D: relative error */
+static double directional(WholeCtx *c, float *P, const float *G, const float *D, size_t np)
+{
+    double an = 0;
+    for (size_t i = 0; i < np; i++) an += (double)G[i] * D[i];
+    float *P0 = malloc(np * 4);
+    memcpy(P0, P, np * 4);
+    double fd[2];
+    for (int r = 0; r < 2; r++) {
+        double e = r ? 1.25e-3 : 2.5e-3, lp, lm;
+        for (size_t i = 0; i < np; i++) P[i] = P0[i] + (float)(e * D[i]);
+        lp = whole_loss(c);
+        for (size_t i = 0; i < np; i++) P[i] = P0[i] - (float)(e * D[i]);
+        lm = whole_loss(c);
+        fd[r] = (lp - lm) / (2 * e);
+    }
+    memcpy(P, P0, np * 4);
+    free(P0);
+    double num = (4 * fd[1] - fd[0]) / 3;
+    printf("    directional: analytic %.9g numeric %.9g (eps 2.5e-3: %.9g)\n", an, num, fd[0]);
+    return fabs(an - num) / fabs(num);
+}
+
+/* q's student forward (qat_eval_nll_sum) == model_forward of a Model with
+ * m's FP tensors and packed BitLinear layers made from qat_linear_srcs (a
+ * mixture of scales included): logits within 1e-4 */
+static void check_student_fwd(QatModel *q, const Model *m, const int *tok, int B, int T, const char *tag)
+{
+    char err[OB_ERRLEN];
+    int C = m->cfg.dim, V = m->cfg.vocab_size, nl = m->cfg.n_layers * LIN_PER_LAYER, shared = m->cfg.shared_classifier;
+    Model s;
+    CHECK(model_alloc(&s, &m->cfg, 0, err) == 0, "alloc");
+    memcpy(s.tok_emb, m->tok_emb, (size_t)V * C * 4);
+    memcpy(s.rms_att, m->rms_att, (size_t)m->cfg.n_layers * C * 4);
+    memcpy(s.rms_ffn, m->rms_ffn, (size_t)m->cfg.n_layers * C * 4);
+    memcpy(s.rms_final, m->rms_final, C * 4);
+    if (!shared) memcpy(s.wcls, m->wcls, (size_t)V * C * 4);
+    QatLinearSrc *src = calloc((size_t)nl, sizeof *src);
+    CHECK(qat_linear_srcs(q, src) == nl, "srcs");
+    BitLinear **bls = calloc((size_t)nl, sizeof *bls);
+    for (int i = 0; i < nl; i++) {
+        bls[i] = bitlinear_new(src[i].out, src[i].in);
+        bitlinear_pack(bls[i], src[i].w);
+        bitlinear_set_scales(bls[i], src[i].g, src[i].h);
+        if (src[i].mos) bitlinear_set_mos(bls[i], src[i].mos, src[i].router, src[i].g_experts, src[i].h_experts);
+        s.lin[i] = bitlinear_linear(bls[i]);
+    }
+    long np_ = 0;
+    double nll = qat_eval_nll_sum(q, tok, B, T, &np_);
+    CHECK(np_ == B * (T - 1), "n_pred %ld", np_);
+    const float *lq = qat_logits(q);
+    ModelActs a;
+    model_acts_init(&a, &s.cfg, T);
+    float *lg = malloc((size_t)T * V * 4);
+    double md = 0, nll2 = 0;
+    for (int b = 0; b < B; b++) {
+        model_forward(&s, &a, tok + b * T, T, lg, NULL);
+        for (int i = 0; i < T * V; i++) {
+            double d = fabs(lg[i] - lq[(size_t)b * T * V + i]);
+            if (d > md) md = d;
+        }
+        for (int t = 0; t + 1 < T; t++) {
+            float *z = lg + (size_t)t * V;
+            double mx = z[0], sum = 0;
+            for (int v = 1; v < V; v++) if (z[v] > mx) mx = z[v];
+            for (int v = 0; v < V; v++) sum += exp(z[v] - mx);
+            nll2 += mx + log(sum) - z[tok[b * T + t + 1]];
+        }
+    }
+    printf("  %s student fwd vs model_forward(BitLinear): max |dlogit| %.3g, nll %.6f vs %.6f\n", tag, md, nll, nll2);
+    CHECK(md < 1e-4, "%s student logits vs model_forward: %g", tag, md);
+    CHECK(fabs(nll - nll2) < 1e-4 * fabs(nll2), "%s nll %g vs %g", tag, nll, nll2);
+    free(lg);
+    model_acts_free(&a);
+    for (int i = 0; i < nl; i++) bitlinear_free(bls[i]);
+    free(bls);
+    free(src);
+    model_free(&s);
+}
+
 static void check_whole(int heads, int kv, int shared, const char *tag)
 {
     Model m;
     int B = 2, T = 7, C = 12, V = 37, N = B * T;
     random_model(&m, C, 20, 2, heads, kv, V, shared);
     char err[OB_ERRLEN];
-    QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){B, T, QAT_OPTIM_FP32, 0, 0, 0, 0}, err);
+    QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){B, T, QAT_OPTIM_FP32, 0, 0, 0, 0, 0, 0}, err);
     CHECK(q != NULL, "qat_new: %s", err);
     if (!q) return;
     /* random latent weights and scales: the student differs from SVID */
@@ -408,26 +593,10 @@ static void check_whole(int heads, int kv, int shared, const char *tag)
             for (int i = 0; i < in; i++) D[g - P + i] = urand() < 0 ? -1.0f : 1.0f;
             for (int i = 0; i < out; i++) D[h - P + i] = urand() < 0 ? -1.0f : 1.0f;
         }
-        double an = 0;
-        for (size_t i = 0; i < np; i++) an += (double)G[i] * D[i];
-        float *P0 = malloc(np * 4);
-        memcpy(P0, P, np * 4);
-        double fd[2];
-        for (int r = 0; r < 2; r++) {
-            double e = r ? 1.25e-3 : 2.5e-3, lp, lm;
-            for (size_t i = 0; i < np; i++) P[i] = P0[i] + (float)(e * D[i]);
-            lp = whole_loss(&c);
-            for (size_t i = 0; i < np; i++) P[i] = P0[i] - (float)(e * D[i]);
-            lm = whole_loss(&c);
-            fd[r] = (lp - lm) / (2 * e);
-        }
-        memcpy(P, P0, np * 4);
-        free(P0); free(D);
-        double num = (4 * fd[1] - fd[0]) / 3;
-        printf("    directional: analytic %.9g numeric %.9g (eps 2.5e-3: %.9g)\n", an, num, fd[0]);
         static char nd[3][64];
         snprintf(nd[k], 64, "%s %s directional (g,h)", tag, names[k]);
-        report(nd[k], fabs(an - num) / fabs(num), 2e-3);
+        report(nd[k], directional(&c, P, G, D, np), 2e-3);
+        free(D);
     }
     /* the input: teacher outputs held fixed, perturb embedding rows (with
      * an untied head only: a tied one would move the head too) */
@@ -458,53 +627,7 @@ static void check_whole(int heads, int kv, int shared, const char *tag)
         free(dx);
     }
     /* student forward == model_forward through packed BitLinear layers */
-    {
-        Model s;
-        CHECK(model_alloc(&s, &m.cfg, 0, err) == 0, "alloc");
-        memcpy(s.tok_emb, m.tok_emb, (size_t)V * C * 4);
-        memcpy(s.rms_att, m.rms_att, 2 * C * 4);
-        memcpy(s.rms_ffn, m.rms_ffn, 2 * C * 4);
-        memcpy(s.rms_final, m.rms_final, C * 4);
-        if (!shared) memcpy(s.wcls, m.wcls, (size_t)V * C * 4);
-        QatLinearSrc src[2 * LIN_PER_LAYER];
-        CHECK(qat_linear_srcs(q, src) == 2 * LIN_PER_LAYER, "srcs");
-        BitLinear *bls[2 * LIN_PER_LAYER];
-        for (int i = 0; i < 2 * LIN_PER_LAYER; i++) {
-            bls[i] = bitlinear_new(src[i].out, src[i].in);
-            bitlinear_pack(bls[i], src[i].w);
-            bitlinear_set_scales(bls[i], src[i].g, src[i].h);
-            s.lin[i] = bitlinear_linear(bls[i]);
-        }
-        long np_ = 0;
-        double nll = qat_eval_nll_sum(q, tok, B, T, &np_);
-        CHECK(np_ == B * (T - 1), "n_pred %ld", np_);
-        const float *lq = qat_logits(q);
-        ModelActs a;
-        model_acts_init(&a, &s.cfg, T);
-        float *lg = malloc((size_t)T * V * 4);
-        double md = 0, nll2 = 0;
-        for (int b = 0; b < B; b++) {
-            model_forward(&s, &a, tok + b * T, T, lg, NULL);
-            for (int i = 0; i < T * V; i++) {
-                double d = fabs(lg[i] - lq[(size_t)b * T * V + i]);
-                if (d > md) md = d;
-            }
-            for (int t = 0; t + 1 < T; t++) {
-                float *z = lg + (size_t)t * V;
-                double mx = z[0], sum = 0;
-                for (int v = 1; v < V; v++) if (z[v] > mx) mx = z[v];
-                for (int v = 0; v < V; v++) sum += exp(z[v] - mx);
-                nll2 += mx + log(sum) - z[tok[b * T + t + 1]];
-            }
-        }
-        printf("  %s student fwd vs model_forward(BitLinear): max |dlogit| %.3g, nll %.6f vs %.6f\n", tag, md, nll, nll2);
-        CHECK(md < 1e-4, "%s student logits vs model_forward: %g", tag, md);
-        CHECK(fabs(nll - nll2) < 1e-4 * fabs(nll2), "%s nll %g vs %g", tag, nll, nll2);
-        free(lg);
-        model_acts_free(&a);
-        for (int i = 0; i < 2 * LIN_PER_LAYER; i++) bitlinear_free(bls[i]);
-        model_free(&s);
-    }
+    check_student_fwd(q, &m, tok, B, T, tag);
     /* the batched teacher forward == model_forward; the KL value from the
      * two sets of logits in double */
     {
@@ -557,10 +680,105 @@ static void check_whole(int heads, int kv, int shared, const char *tag)
     model_free(&m);
 }
 
+/* a mixture of E = 3 scales in the whole student: qat_new's initialisation
+ * (every expert the SVID g, h; a seeded N(0, 0.02²) router), then at
+ * random parameters finite differences of the whole loss for every router,
+ * g expert and h expert entry and along a random direction over all of
+ * them, and the student forward against model_forward with MoS BitLinears */
+static void check_whole_mos(int heads, int kv, int shared, const char *tag)
+{
+    Model m;
+    int B = 2, T = 7, C = 12, V = 37, N = B * T, E = 3, nl = 2 * LIN_PER_LAYER;
+    random_model(&m, C, 20, 2, heads, kv, V, shared);
+    char err[OB_ERRLEN];
+    QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){B, T, QAT_OPTIM_FP32, 0, 0, 0, 0, E, 5}, err);
+    QatModel *q0 = qat_new(&m, SVID_NMF, &(QatSize){B, T, QAT_OPTIM_FP32, 0, 0, 0, 0, 0, 0}, err);
+    QatModel *q5 = qat_new(&m, SVID_NMF, &(QatSize){B, T, QAT_OPTIM_FP32, 0, 0, 0, 0, E, 5}, err);
+    QatModel *q6 = qat_new(&m, SVID_NMF, &(QatSize){B, T, QAT_OPTIM_FP32, 0, 0, 0, 0, E, 6}, err);
+    CHECK(q && q0 && q5 && q6, "qat_new --mos 3: %s", err);
+    if (!q || !q0 || !q5 || !q6) return;
+    CHECK(qat_mos(q) == E && qat_mos(q0) == 0, "qat_mos");
+    int init_ok = 1;
+    double s2 = 0;
+    size_t nr = 0;
+    for (int l = 0; l < 2; l++) for (int j = 0; j < LIN_PER_LAYER; j++) {
+        float *g0, *h0, *Gin, *Hout, *G, *G5, *G6;
+        int in, out;
+        qat_linear_params(q0, l, j, NULL, &g0, &h0, &in, &out);
+        init_ok &= qat_linear_mos(q, l, j, &Gin, &Hout, &G) == E && qat_linear_mos(q0, l, j, NULL, NULL, NULL) == 0;
+        qat_linear_mos(q5, l, j, NULL, NULL, &G5);
+        qat_linear_mos(q6, l, j, NULL, NULL, &G6);
+        for (int e = 0; e < E; e++)
+            init_ok &= !memcmp(Gin + (size_t)e * in, g0, in * 4) && !memcmp(Hout + (size_t)e * out, h0, out * 4);
+        init_ok &= !memcmp(G, G5, (size_t)E * in * 4) && memcmp(G, G6, (size_t)E * in * 4);
+        for (int i = 0; i < E * in; i++) s2 += (double)G[i] * G[i];
+        nr += (size_t)E * in;
+    }
+    double sd = sqrt(s2 / nr);
+    printf("  %s --mos 3 init: router std %.4f over %zu weights\n", tag, sd, nr);
+    CHECK(init_ok, "%s --mos init: every expert = the SVID g, h; the router from the seed", tag);
+    CHECK(sd > 0.015 && sd < 0.025, "%s router init std %g (0.02)", tag, sd);
+    qat_free(q0); qat_free(q5); qat_free(q6);
+    /* random parameters */
+    float *P = qat_params(q);
+    size_t np = qat_num_params(q);
+    fill(P, np, 1, 0);
+    for (int l = 0; l < 2; l++) for (int j = 0; j < LIN_PER_LAYER; j++) {
+        float *Gin, *Hout, *G;
+        int in, out;
+        qat_linear_params(q, l, j, NULL, NULL, NULL, &in, &out);
+        qat_linear_mos(q, l, j, &Gin, &Hout, &G);
+        fill(Gin, (size_t)E * in, 0.3, 1);
+        fill(Hout, (size_t)E * out, 0.3, 1);
+        fill(G, (size_t)E * in, 0.5, 0);
+    }
+    int tok[14];
+    for (int i = 0; i < N; i++) tok[i] = (int)((urand() + 1) * 0.5 * V) % V;
+    WholeCtx c = {q, tok, B, T, {1.0f, 0.01f}};
+    whole_loss(&c);
+    float *Gr = malloc(np * 4), *D = calloc(np, 4);
+    memcpy(Gr, qat_grads(q), np * 4);
+    double eG = 0, eGin = 0, eHout = 0;
+    for (int i = 0; i < nl; i++) {
+        float *Gin, *Hout, *G;
+        int in, out;
+        qat_linear_params(q, i / LIN_PER_LAYER, i % LIN_PER_LAYER, NULL, NULL, NULL, &in, &out);
+        qat_linear_mos(q, i / LIN_PER_LAYER, i % LIN_PER_LAYER, &Gin, &Hout, &G);
+        /* the router's effect on the loss is small against the float32
+         * rounding of the whole forward: a larger step (the error falls
+         * with it, so it is rounding, not truncation: 5e-3 gives 0.1-0.3) */
+        eG = fmax(eG, fd_check(whole_loss, &c, G, Gr + (G - P), (size_t)E * in, 8e-2));
+        eGin = fmax(eGin, fd_check(whole_loss, &c, Gin, Gr + (Gin - P), (size_t)E * in, 2e-2));
+        eHout = fmax(eHout, fd_check(whole_loss, &c, Hout, Gr + (Hout - P), (size_t)E * out, 2e-2));
+        for (int k = 0; k < E * in; k++) {
+            D[G - P + k] = urand() < 0 ? -1.0f : 1.0f;
+            D[Gin - P + k] = urand() < 0 ? -1.0f : 1.0f;
+        }
+        for (int k = 0; k < E * out; k++) D[Hout - P + k] = urand() < 0 ? -1.0f : 1.0f;
+    }
+    static char nm[4][64];
+    snprintf(nm[0], 64, "%s mos dG (router)", tag);
+    snprintf(nm[1], 64, "%s mos dG_in", tag);
+    snprintf(nm[2], 64, "%s mos dH_out", tag);
+    snprintf(nm[3], 64, "%s mos directional (G,G_in,H_out)", tag);
+    report(nm[0], eG, 5e-2);
+    report(nm[1], eGin, 5e-2);
+    report(nm[2], eHout, 5e-2);
+    report(nm[3], directional(&c, P, Gr, D, np), 2e-3);
+    check_student_fwd(q, &m, tok, B, T, tag);
+    free(Gr); free(D);
+    qat_free(q);
+    CHECK(qat_new(&m, SVID_NMF, &(QatSize){B, T, QAT_OPTIM_FP32, 0, 0, 0, 0, 1, 0}, err) == NULL && strstr(err, "experts"),
+          "--mos 1 refused: %s", err);
+    CHECK(qat_new(&m, SVID_NMF, &(QatSize){B, T, QAT_OPTIM_FP32, 0, 0, 0, 0, QAT_MOS_MAX + 1, 0}, err) == NULL,
+          "--mos %d refused", QAT_MOS_MAX + 1);
+    model_free(&m);
+}
+
 /* --recompute: the same loss, parameter gradients and input gradient, bit
  * for bit, as keeping every block's activations (3 layers: two blocks
  * recomputed), with 1 and 3 threads; and less memory */
-static void check_recompute(int heads, int kv, int nt)
+static void check_recompute(int heads, int kv, int nt, int mos)
 {
     Model m;
     int B = 2, T = 7, V = 37, N = B * T, C = 12, L = 3;
@@ -568,7 +786,7 @@ static void check_recompute(int heads, int kv, int nt)
     char err[OB_ERRLEN];
     QatModel *q[2];
     for (int r = 0; r < 2; r++) {
-        q[r] = qat_new(&m, SVID_NMF, &(QatSize){B, T, QAT_OPTIM_FP32, r, 0, 0, 0}, err);
+        q[r] = qat_new(&m, SVID_NMF, &(QatSize){B, T, QAT_OPTIM_FP32, r, 0, 0, 0, mos, 1}, err);
         CHECK(q[r] != NULL, "qat_new recompute %d: %s", r, err);
         if (!q[r]) return;
         CHECK(qat_set_threads(q[r], nt, err) == 0, "threads: %s", err);
@@ -620,7 +838,7 @@ static void check_one_thread(void)
         char err[OB_ERRLEN];
         Model m;
         random_model(&m, 32, 48, 2, 4, 2, 64, 0);
-        QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){2, 16, QAT_OPTIM_FP32, 0, 0, 0, 0}, err);
+        QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){2, 16, QAT_OPTIM_FP32, 0, 0, 0, 0, 0, 0}, err);
         if (!q) _exit(3);
         int tok[32];
         for (int i = 0; i < 32; i++) tok[i] = i % 64;
@@ -645,22 +863,26 @@ int main(void)
     check_attention(3, 3, "attention dq (MHA 3/3)", "attention dk (MHA 3/3)", "attention dv (MHA 3/3)");
     check_swiglu();
     check_onebit();
+    check_mos();
     check_whole(3, 1, 0, "GQA untied:");
     check_whole(2, 2, 1, "MHA tied:");
-    check_recompute(3, 1, 1);
-    check_recompute(2, 2, 3);
+    check_whole_mos(3, 1, 0, "GQA untied:");
+    check_whole_mos(2, 2, 1, "MHA tied:");
+    check_recompute(3, 1, 1, 0);
+    check_recompute(2, 2, 3, 0);
+    check_recompute(3, 1, 2, 3); /* a mixture of scales: its router probabilities recomputed too */
     check_ste(); /* last: it draws from the shared rng */
     char err[OB_ERRLEN];
     Model m;
     random_model(&m, 12, 20, 2, 3, 1, 37, 0);
-    CHECK(qat_new(&m, 7, &(QatSize){2, 7, QAT_OPTIM_FP32, 0, 0, 0, 0}, err) == NULL, "bad init rejected");
-    CHECK(qat_new(&m, SVID_SVD, &(QatSize){2, 17, QAT_OPTIM_FP32, 0, 0, 0, 0}, err) == NULL, "max_T > seq_len rejected");
-    CHECK(qat_new(&m, SVID_SVD, &(QatSize){1 << 20, 16, QAT_OPTIM_FP32, 0, 0, 0, 0}, err) == NULL && strstr(err, "GiB"), "too big a batch: %s", err);
+    CHECK(qat_new(&m, 7, &(QatSize){2, 7, QAT_OPTIM_FP32, 0, 0, 0, 0, 0, 0}, err) == NULL, "bad init rejected");
+    CHECK(qat_new(&m, SVID_SVD, &(QatSize){2, 17, QAT_OPTIM_FP32, 0, 0, 0, 0, 0, 0}, err) == NULL, "max_T > seq_len rejected");
+    CHECK(qat_new(&m, SVID_SVD, &(QatSize){1 << 20, 16, QAT_OPTIM_FP32, 0, 0, 0, 0, 0, 0}, err) == NULL && strstr(err, "GiB"), "too big a batch: %s", err);
     m.lin[3].out = 11;
-    CHECK(qat_new(&m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_FP32, 0, 0, 0, 0}, err) == NULL && strstr(err, "wo"), "linear shape mismatch: %s", err);
+    CHECK(qat_new(&m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_FP32, 0, 0, 0, 0, 0, 0}, err) == NULL && strstr(err, "wo"), "linear shape mismatch: %s", err);
     m.lin[3].out = 12;
     m.wk[5] = NAN;
-    CHECK(qat_new(&m, SVID_NMF, &(QatSize){2, 7, QAT_OPTIM_FP32, 0, 0, 0, 0}, err) == NULL && strstr(err, "wk"), "non-finite teacher weight: %s", err);
+    CHECK(qat_new(&m, SVID_NMF, &(QatSize){2, 7, QAT_OPTIM_FP32, 0, 0, 0, 0, 0, 0}, err) == NULL && strstr(err, "wk"), "non-finite teacher weight: %s", err);
     model_free(&m);
     check_one_thread();
     return test_done("test_qat_grad");

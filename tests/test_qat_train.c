@@ -4,7 +4,8 @@
  * init, AdamW with BF16 moments, qat_memory_bytes against what qat_new
  * allocates (sharded moments too), ZeRO-1's sharded clip and AdamW giving
  * the unsharded step's bits, and a few dozen AdamW steps on stories260K
- * lowering the loss. */
+ * lowering the loss, also with a mixture of scales (--mos), whose written
+ * .onebit then gives the QAT model's logits. */
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -17,7 +18,9 @@
 #include "base/common.h"
 #include "blaswatch.h"
 #include "model/model.h"
+#include "onebit/student.h"
 #include "train/qat.h"
+#include <unistd.h>
 #include "onebit/svid.h"
 #include "test.h"
 #include "format/tokenizer.h"
@@ -59,7 +62,7 @@ static void check_schedule(void)
 static void check_adamw_bf16(const Model *m)
 {
     char err[OB_ERRLEN];
-    QatModel *q = qat_new(m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_BF16, 0, 0, 0, 0}, err);
+    QatModel *q = qat_new(m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_BF16, 0, 0, 0, 0, 0, 0}, err);
     CHECK(q != NULL, "qat_new bf16: %s", err);
     if (!q) return;
     size_t eb;
@@ -89,7 +92,7 @@ static void check_adamw_bf16(const Model *m)
     CHECK_NEAR(P[0], 0.372389735, 2e-3, "bf16 adamw step 2 near the fp32 one");
     CHECK(mb[0] == ob_fp32_to_bf16(m2) && vb[0] == ob_fp32_to_bf16(v2), "step 2 moments rounded on store");
     /* half the moment bytes of an fp32 model of the same shape */
-    QatModel *q32 = qat_new(m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_FP32, 0, 0, 0, 0}, err);
+    QatModel *q32 = qat_new(m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_FP32, 0, 0, 0, 0, 0, 0}, err);
     size_t n = qat_num_params(q);
     CHECK(qat_allocated_bytes(q32) - qat_allocated_bytes(q) >= 4.0 * n && qat_allocated_bytes(q32) - qat_allocated_bytes(q) <= 4.0 * n + 128,
           "bf16 saves 4 bytes per parameter: %.0f vs %.0f (%zu params)", qat_allocated_bytes(q), qat_allocated_bytes(q32), n);
@@ -102,7 +105,7 @@ static void check_adamw_clip(void)
     Model m;
     random_model(&m);
     char err[OB_ERRLEN];
-    QatModel *q = qat_new(&m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_FP32, 0, 0, 0, 0}, err);
+    QatModel *q = qat_new(&m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_FP32, 0, 0, 0, 0, 0, 0}, err);
     CHECK(q != NULL, "qat_new: %s", err);
     size_t n = qat_num_params(q);
     float *P = qat_params(q), *G = qat_grads(q);
@@ -124,7 +127,7 @@ static void check_adamw_clip(void)
     CHECK_NEAR(qat_moment(q, 1, 0), 0.000984, 1e-9, "v after step 2");
     /* the student's forward must see the new sign of parameter 1: compare
      * with a student whose W[1] was set to the same value and synced */
-    QatModel *q2 = qat_new(&m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_FP32, 0, 0, 0, 0}, err);
+    QatModel *q2 = qat_new(&m, SVID_SVD, &(QatSize){2, 7, QAT_OPTIM_FP32, 0, 0, 0, 0, 0, 0}, err);
     memcpy(qat_params(q2), P, n * 4);
     int tok[14];
     for (int i = 0; i < 14; i++) tok[i] = (i * 7 + 3) % 37;
@@ -154,7 +157,7 @@ static void check_accumulation(void)
     Model m;
     random_model(&m);
     char err[OB_ERRLEN];
-    QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){2, 7, QAT_OPTIM_FP32, 0, 0, 0, 0}, err);
+    QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){2, 7, QAT_OPTIM_FP32, 0, 0, 0, 0, 0, 0}, err);
     size_t n = qat_num_params(q);
     int tok[14];
     for (int i = 0; i < 14; i++) tok[i] = (int)((urand() + 1) * 18.5) % 37;
@@ -202,16 +205,9 @@ static void check_accumulation(void)
     model_free(&m);
 }
 
-/* run steps of training; returns the losses */
-static void train_nt(const Model *m, const int *tok, int B, int T, int steps, double *loss, float *final_params,
-                     size_t *np_out, int nt)
+/* steps of training of q on the batch tok (B,T); the losses into loss */
+static void train_steps(QatModel *q, const int *tok, int B, int T, int steps, double *loss)
 {
-    char err[OB_ERRLEN];
-    QatModel *q = qat_new(m, SVID_NMF, &(QatSize){B, T, QAT_OPTIM_FP32, 0, 0, 0, 0}, err);
-    if (!q) { fprintf(stderr, "%s\n", err); exit(1); }
-    if (qat_set_threads(q, nt, err)) { fprintf(stderr, "%s\n", err); exit(1); }
-    CHECK(qat_threads(q) == nt, "qat_threads %d", qat_threads(q));
-    size_t n = qat_num_params(q);
     QatLossCfg lc = {1.0f, 0.01f};
     for (int s = 0; s < steps; s++) {
         QatLoss L;
@@ -222,6 +218,19 @@ static void train_nt(const Model *m, const int *tok, int B, int T, int steps, do
         AdamWCfg c = {qat_lr(s, steps, 4, 4e-3f, 4e-4f), 0.9f, 0.98f, 1e-8f, 0.01f};
         qat_adamw_step(q, s + 1, &c);
     }
+}
+
+/* run steps of training; returns the losses */
+static void train_nt(const Model *m, const int *tok, int B, int T, int steps, double *loss, float *final_params,
+                     size_t *np_out, int nt)
+{
+    char err[OB_ERRLEN];
+    QatModel *q = qat_new(m, SVID_NMF, &(QatSize){B, T, QAT_OPTIM_FP32, 0, 0, 0, 0, 0, 0}, err);
+    if (!q) { fprintf(stderr, "%s\n", err); exit(1); }
+    if (qat_set_threads(q, nt, err)) { fprintf(stderr, "%s\n", err); exit(1); }
+    CHECK(qat_threads(q) == nt, "qat_threads %d", qat_threads(q));
+    size_t n = qat_num_params(q);
+    train_steps(q, tok, B, T, steps, loss);
     if (final_params) memcpy(final_params, qat_params(q), n * 4);
     if (np_out) *np_out = n;
     qat_free(q);
@@ -316,9 +325,10 @@ static void check_memory(void)
         Model m;
         if (model_alloc(&m, &cfg, 1, err)) { CHECK(0, "model_alloc: %s", err); return; }
         for (size_t i = 0; i < m.arena_floats; i++) m.arena[i] = (float)(0.5 * urand());
+        for (int mos = 0; mos <= 3; mos += 3) /* and a mixture of 3 scale experts */
         for (int o = 0; o < 6; o++) /* bit 0: bf16; bit 1: recompute; 4, 5: shard 1 of 2 */
             for (int k = 0; k < 3; k++) {
-                QatSize sz = {bt[k][0], bt[k][1], o & 1 ? QAT_OPTIM_BF16 : QAT_OPTIM_FP32, (o >> 1) & 1, o & 4 ? 2 : 0, o >> 2, 0};
+                QatSize sz = {bt[k][0], bt[k][1], o & 1 ? QAT_OPTIM_BF16 : QAT_OPTIM_FP32, (o >> 1) & 1, o & 4 ? 2 : 0, o >> 2, 0, mos, 7};
                 double want = qat_memory_bytes(&cfg, &sz);
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
                 struct mallinfo2 a0 = mallinfo2();
@@ -342,18 +352,25 @@ static void check_memory(void)
                 }
 #endif
                 size_t np = qat_num_params(q);
-                CHECK(np == qat_config_params(&cfg), "qat_config_params %zu vs %zu", qat_config_params(&cfg), np);
+                CHECK(np == qat_config_params_mos(&cfg, mos), "qat_config_params %zu vs %zu", qat_config_params_mos(&cfg, mos), np);
+                size_t want_np = 0; /* per linear W, g, h; with MoS E·in g experts, E·out h experts, E·in router */
+                for (int j = 0; j < LIN_PER_LAYER; j++) {
+                    int out, in;
+                    model_lin_shape(&cfg, j, &out, &in);
+                    want_np += (size_t)cfg.n_layers * ((size_t)out * in + (size_t)(mos ? mos : 1) * (in + out) + (size_t)mos * in);
+                }
+                CHECK(np == want_np, "--mos %d: %zu parameters, expected %zu", mos, np, want_np);
                 size_t lo, hi;
                 qat_shard(q, &lo, &hi);
                 CHECK(o & 4 ? lo <= hi && hi == np : lo == 0 && hi == np, "variant %d: slice %zu..%zu of %zu", o, lo, hi, np);
                 if (!(o & 4))
-                    CHECK(qat_param_state_bytes(&cfg, sz.optim, 0) == (o & 1 ? 12.0 : 16.0) * np, "%d bytes per parameter",
+                    CHECK(qat_param_state_bytes_mos(&cfg, sz.optim, 0, mos) == (o & 1 ? 12.0 : 16.0) * np, "%d bytes per parameter",
                           o & 1 ? 12 : 16);
                 qat_free(q);
             }
         model_free(&m);
     }
-    CHECK(exact, "qat_memory_bytes == qat_allocated_bytes for 3 shapes x 3 batches x 2 precisions x recompute or not x sharded or not");
+    CHECK(exact, "qat_memory_bytes == qat_allocated_bytes for 3 shapes x 3 batches x 2 precisions x recompute or not x sharded or not x --mos 0 or 3");
     printf("memory: heap growth checked for %d models\n", checked);
 }
 
@@ -372,7 +389,7 @@ static void check_zero(void)
     for (size_t i = 0; i < m.arena_floats; i++) m.arena[i] = (float)(0.5 * urand());
     for (int o = 0; o < 2; o++) {
         QatOptim opt = o ? QAT_OPTIM_BF16 : QAT_OPTIM_FP32;
-        QatModel *q0 = qat_new(&m, SVID_SVD, &(QatSize){1, 4, opt, 0, 0, 0, 0}, err), *q[S];
+        QatModel *q0 = qat_new(&m, SVID_SVD, &(QatSize){1, 4, opt, 0, 0, 0, 0, 0, 0}, err), *q[S];
         CHECK(q0 != NULL, "qat_new: %s", err);
         if (!q0) break;
         size_t n = qat_num_params(q0), off[S + 1], nb = qat_grad_blocks(q0);
@@ -381,7 +398,7 @@ static void check_zero(void)
         CHECK(off[0] == 0 && off[S] == n && off[S - 1] == n && off[1] % QAT_CLIP_BLOCK == 0 && off[1] > 0,
               "slices %zu %zu %zu %zu", off[0], off[1], off[2], off[3]);
         for (int r = 0; r < S; r++) {
-            q[r] = qat_new(&m, SVID_SVD, &(QatSize){1, 4, opt, 0, S, r, 0}, err);
+            q[r] = qat_new(&m, SVID_SVD, &(QatSize){1, 4, opt, 0, S, r, 0, 0, 0}, err);
             size_t lo, hi;
             qat_shard(q[r], &lo, &hi);
             CHECK(lo == off[r] && hi == off[r + 1], "shard %d: %zu..%zu", r, lo, hi);
@@ -423,8 +440,84 @@ static void check_zero(void)
         free(g);
         qat_free(q0);
     }
-    CHECK(qat_new(&m, SVID_SVD, &(QatSize){1, 4, QAT_OPTIM_FP32, 0, 2, 2, 0}, err) == NULL && strstr(err, "shard"), "shard 2 of 2: %s", err);
+    CHECK(qat_new(&m, SVID_SVD, &(QatSize){1, 4, QAT_OPTIM_FP32, 0, 2, 2, 0, 0, 0}, err) == NULL && strstr(err, "shard"), "shard 2 of 2: %s", err);
     model_free(&m);
+}
+
+/* max |a − b| over n, relative to max |b| */
+static double max_rel(const float *a, const float *b, size_t n)
+{
+    double md = 0, mx = 0;
+    for (size_t i = 0; i < n; i++) {
+        md = fmax(md, fabs((double)a[i] - b[i]));
+        mx = fmax(mx, fabs(b[i]));
+    }
+    return md / (mx > 0 ? mx : 1);
+}
+
+/* --mos 4 on stories260K: the loss falls; the student written to a
+ * .onebit (FP32 head), loaded and run through model_forward gives the QAT
+ * model's logits (qat_eval_nll_sum) within FP16 storage of the router and
+ * experts, and within 1e-4 once the QAT model's router and experts are
+ * themselves rounded to FP16 */
+static void check_mos_export(const Model *m, const int *tok, int B, int T)
+{
+    enum { STEPS = 20, E = 4 };
+    char err[OB_ERRLEN], path[] = "/tmp/onebit-mos-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) { CHECK(0, "mkstemp"); return; }
+    close(fd);
+    QatModel *q = qat_new(m, SVID_NMF, &(QatSize){B, T, QAT_OPTIM_FP32, 0, 0, 0, 0, E, 3}, err);
+    if (!q) { CHECK(0, "qat_new --mos: %s", err); return; }
+    double loss[STEPS];
+    train_steps(q, tok, B, T, STEPS, loss);
+    printf("stories260K --mos %d: loss %.4f -> %.4f over %d AdamW steps\n", E, loss[0], loss[STEPS - 1], STEPS);
+    CHECK(loss[STEPS - 1] < 0.8 * loss[0], "--mos: the loss falls by >20%%: %g -> %g", loss[0], loss[STEPS - 1]);
+    int V = m->cfg.vocab_size, nl = m->cfg.n_layers * LIN_PER_LAYER;
+    float *lg = malloc((size_t)T * V * 4);
+    for (int round = 0; round < 2; round++) {
+        if (round) /* the router and the experts as the file stores them */
+            for (int i = 0; i < nl; i++) {
+                float *Gin, *Hout, *G;
+                int in, out;
+                qat_linear_params(q, i / LIN_PER_LAYER, i % LIN_PER_LAYER, NULL, NULL, NULL, &in, &out);
+                qat_linear_mos(q, i / LIN_PER_LAYER, i % LIN_PER_LAYER, &Gin, &Hout, &G);
+                for (size_t k = 0; k < (size_t)E * in; k++) {
+                    Gin[k] = ob_fp16_to_fp32(ob_fp32_to_fp16(Gin[k]));
+                    G[k] = ob_fp16_to_fp32(ob_fp32_to_fp16(G[k]));
+                }
+                for (size_t k = 0; k < (size_t)E * out; k++) Hout[k] = ob_fp16_to_fp32(ob_fp32_to_fp16(Hout[k]));
+            }
+        QatLinearSrc *qs = calloc((size_t)nl, sizeof *qs);
+        StudentLinearSrc *ss = calloc((size_t)nl, sizeof *ss);
+        qat_linear_srcs(q, qs);
+        for (int i = 0; i < nl; i++)
+            ss[i] = (StudentLinearSrc){.w = qs[i].w, .g = qs[i].g, .h = qs[i].h, .norm = qs[i].norm, .mos = qs[i].mos,
+                                       .router = qs[i].router, .g_experts = qs[i].g_experts, .h_experts = qs[i].h_experts};
+        CHECK(student_write_ex(path, m, NULL, ss, NULL, STUDENT_HEAD_F32, err) == 0, "write the MoS student: %s", err);
+        free(qs);
+        free(ss);
+        Model s;
+        if (student_load(&s, NULL, path, err)) { CHECK(0, "load the MoS student: %s", err); break; }
+        qat_eval_nll_sum(q, tok, B, T, NULL);
+        const float *lq = qat_logits(q);
+        ModelActs a;
+        model_acts_init(&a, &s.cfg, T);
+        double worst = 0;
+        for (int b = 0; b < B; b++) {
+            model_forward(&s, &a, tok + b * T, T, lg, NULL);
+            worst = fmax(worst, max_rel(lg, lq + (size_t)b * T * V, (size_t)T * V));
+        }
+        model_acts_free(&a);
+        model_free(&s);
+        printf("stories260K --mos %d student (.onebit) vs the QAT forward: max |dlogit| / max |logit| %.3g (%s)\n", E, worst,
+               round ? "router and experts rounded to FP16 in both" : "FP32 in training, FP16 in the file");
+        /* FP16 storage: 4.4e-5 measured here; a bound with margin */
+        CHECK(worst < (round ? 1e-4 : 1e-3), "--mos student vs QAT logits (%s): %g", round ? "FP16 both" : "as trained", worst);
+    }
+    free(lg);
+    unlink(path);
+    qat_free(q);
 }
 
 int main(void)
@@ -465,6 +558,7 @@ int main(void)
     printf("stories260K: loss %.4f -> %.4f over %d AdamW steps (B=%d T=%d)\n", first, last, STEPS, B, T);
     CHECK(last < 0.8 * first, "loss fell by >20%%: %g -> %g", first, last);
     for (int s = 0; s < STEPS; s++) CHECK(isfinite(loss[s]), "finite loss at step %d", s);
+    check_mos_export(&m, tok, B, T);
     free(ids);
     free(data);
     tok_free(&tk);

@@ -7,7 +7,8 @@
  * random models and on stories260K (when the shared models are there: the
  * logits within 1e-3 relative to the largest, the greedy text of the
  * reference prompts unchanged);
- * version 1 files still load. */
+ * version 1 files still load; mixtures of scales (--mos) against their dense
+ * FP32 evaluation. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,15 +36,47 @@ static double urand(void)
 
 /* ---- the dense FP32 reference of a student ----------------------------------- */
 
-typedef struct { int in, out, norm; float *S, *g, *h; } DenseLin; /* S (out,in) of ±1 */
+/* S (out,in) of ±1; with a mixture of E scales (E > 0) R (E,in) the
+ * router, G (E,in) and H (E,out) the experts instead of g and h */
+typedef struct { int in, out, norm; float *S, *g, *h; int E; const float *R, *G, *H; } DenseLin;
+
+/* a mixture of scales: this token's W_eff = diag(h(x)) · S · diag(g(x))
+ * (out,in) from r = softmax(x·Rᵀ), g(x) = r·G, h(x) = r·H, in double */
+static double *dense_weff(const DenseLin *d, const float *x)
+{
+    double z[64], mx = -1e300, sum = 0;
+    for (int e = 0; e < d->E; e++) {
+        z[e] = 0;
+        for (int c = 0; c < d->in; c++) z[e] += (double)d->R[(size_t)e * d->in + c] * x[c];
+        if (z[e] > mx) mx = z[e];
+    }
+    for (int e = 0; e < d->E; e++) sum += (z[e] = exp(z[e] - mx));
+    double *W = malloc((size_t)d->out * d->in * sizeof(double)), *gx = calloc(d->in, sizeof(double));
+    for (int e = 0; e < d->E; e++)
+        for (int c = 0; c < d->in; c++) gx[c] += z[e] / sum * d->G[(size_t)e * d->in + c];
+    for (int r = 0; r < d->out; r++) {
+        double hr = 0;
+        for (int e = 0; e < d->E; e++) hr += z[e] / sum * d->H[(size_t)e * d->out + r];
+        for (int c = 0; c < d->in; c++) W[(size_t)r * d->in + c] = hr * d->S[(size_t)r * d->in + c] * gx[c];
+    }
+    free(gx);
+    return W;
+}
 
 static void dense_lin(const DenseLin *d, const float *x, float *y)
 {
+    double *W = d->E ? dense_weff(d, x) : NULL;
     for (int r = 0; r < d->out; r++) {
         double acc = 0;
+        if (W) {
+            for (int c = 0; c < d->in; c++) acc += W[(size_t)r * d->in + c] * x[c];
+            y[r] = (float)acc;
+            continue;
+        }
         for (int c = 0; c < d->in; c++) acc += (double)d->S[(size_t)r * d->in + c] * d->g[c] * x[c];
         y[r] = (float)(acc * d->h[r]);
     }
+    free(W);
     if (d->norm) {
         double mean = 0, var = 0;
         for (int r = 0; r < d->out; r++) mean += y[r];
@@ -239,7 +272,7 @@ static void round_trip(const ModelConfig *c, int with_tok, const char *dir)
     DenseLin *D = calloc(nlin, sizeof *D);
     for (int i = 0; i < nlin; i++) {
         const BitLinear *bl = BL(&s.lin[i]);
-        D[i] = (DenseLin){bl->in, bl->out, bl->norm, malloc((size_t)bl->in * bl->out * 4), bl->g, bl->h};
+        D[i] = (DenseLin){bl->in, bl->out, bl->norm, malloc((size_t)bl->in * bl->out * 4), bl->g, bl->h, 0, NULL, NULL, NULL};
         for (int r = 0; r < bl->out; r++)
             for (int q = 0; q < bl->in; q++) D[i].S[(size_t)r * bl->in + q] = src[i].w[(size_t)r * bl->in + q] >= 0 ? 1.0f : -1.0f;
     }
@@ -332,6 +365,127 @@ static void round_trip(const ModelConfig *c, int with_tok, const char *dir)
     model_free(&s);
     student_src_free(src, nlin);
     free(src);
+    model_free(&t);
+}
+
+/* a mixture of scales in a .onebit: linears with 2, 3 or 4 experts and some
+ * without in one file; experts and router round trip within FP16 rounding
+ * (g, h entries: the experts' means); the packed student's logits against
+ * the dense FP32 evaluation above (W_eff rebuilt per token) for every kernel
+ * this CPU runs, prefill and decode, FP32 activations within 1e-4, int8
+ * ones close; student_sources writes it again unchanged; bad sources refused */
+static void mos_student(const ModelConfig *c, const char *dir)
+{
+    char err[OB_ERRLEN], path[4096], path2[4096];
+    snprintf(path, sizeof path, "%s/mos.onebit", dir);
+    snprintf(path2, sizeof path2, "%s/mos2.onebit", dir);
+    Model t;
+    random_teacher(&t, c);
+    int nlin = c->n_layers * LIN_PER_LAYER, V = c->vocab_size;
+    StudentLinearSrc *src = calloc(nlin, sizeof *src);
+    float **own = calloc(nlin, sizeof *own);
+    for (int i = 0; i < nlin; i++) {
+        const Linear *L = &t.lin[i];
+        int E = i % 4 == 3 ? 0 : 2 + i % 3;
+        size_t ni = (size_t)(E ? E : 1) * L->in, no = (size_t)(E ? E : 1) * L->out;
+        float *v = own[i] = malloc((2 * ni + no) * 4);
+        for (size_t j = 0; j < ni; j++) v[j] = (float)(0.01 + urand());
+        for (size_t j = 0; j < no; j++) v[ni + j] = (float)(0.01 + urand() * 0.1);
+        for (size_t j = 0; j < ni; j++) v[ni + no + j] = (float)((urand() - 0.5) * 2);
+        src[i] = (StudentLinearSrc){.w = L->w, .g = v, .h = v + ni, .norm = i % 5 != 2, .mos = E};
+        if (E) src[i].g_experts = v, src[i].h_experts = v + ni, src[i].router = v + ni + no;
+    }
+    CHECK(student_write_ex(path, &t, NULL, src, NULL, STUDENT_HEAD_F32, err) == 0, "write a MoS student: %s", err);
+    Model s;
+    CHECK(student_load(&s, NULL, path, err) == 0, "load a MoS student: %s", err);
+    if (s.lin[0].kind != LINEAR_ONEBIT) { model_free(&t); return; }
+    int bad = 0, nmos = 0;
+    for (int i = 0; i < nlin; i++) {
+        const BitLinear *bl = BL(&s.lin[i]);
+        int E = src[i].mos;
+        bad += bl->mos != E;
+        if (!E || bl->mos != E) continue;
+        nmos++;
+        size_t ni = (size_t)E * bl->in, no = (size_t)E * bl->out;
+        for (size_t j = 0; j < ni; j++) {
+            bad += fabsf(bl->g_experts[j] - src[i].g_experts[j]) > fabsf(src[i].g_experts[j]) * (1.0f / 2048);
+            bad += fabsf(bl->router[j] - src[i].router[j]) > fabsf(src[i].router[j]) * (1.0f / 2048);
+        }
+        for (size_t j = 0; j < no; j++) bad += fabsf(bl->h_experts[j] - src[i].h_experts[j]) > fabsf(src[i].h_experts[j]) * (1.0f / 2048);
+        for (int j = 0; j < bl->in; j++) {
+            double m = 0;
+            for (int e = 0; e < E; e++) m += src[i].g_experts[(size_t)e * bl->in + j];
+            bad += fabs(bl->g[j] - m / E) > m / E / 1024;
+        }
+    }
+    CHECK(bad == 0 && nmos == nlin - nlin / 4, "MoS round trip: %d values beyond FP16 rounding or E wrong (%d MoS linears)", bad, nmos);
+    int T = 7, toks[7];
+    for (int i = 0; i < T; i++) toks[i] = (int)(urand() * V);
+    DenseLin *D = calloc(nlin, sizeof *D);
+    for (int i = 0; i < nlin; i++) {
+        const BitLinear *bl = BL(&s.lin[i]);
+        D[i] = (DenseLin){bl->in, bl->out, bl->norm, malloc((size_t)bl->in * bl->out * 4), bl->g, bl->h, bl->mos, bl->router,
+                          bl->g_experts, bl->h_experts};
+        for (int r = 0; r < bl->out; r++)
+            for (int q = 0; q < bl->in; q++) D[i].S[(size_t)r * bl->in + q] = src[i].w[(size_t)r * bl->in + q] >= 0 ? 1.0f : -1.0f;
+    }
+    float *ref = malloc((size_t)T * V * 4), *got = malloc((size_t)T * V * 4);
+    dense_forward(&s, D, toks, T, ref);
+    ModelActs a;
+    model_acts_init(&a, c, T);
+    const KernExec *cur = student_exec(&s);
+    int nk = 0;
+    for (const BitKernel *const *k = kern_all(); *k; k++) {
+        if (!kern_available(*k)) continue;
+        for (int act = KERN_ACT_FP32; act <= KERN_ACT_INT8; act++) {
+            KernExec ex;
+            kern_exec_init(&ex, *k, act, cur->pool);
+            CHECK(student_set_exec(&s, &ex, err) == 0, "%s: %s", (*k)->name, err);
+            kern_exec_fini(&ex);
+            model_forward(&s, &a, toks, T, got, NULL);
+            double rel = max_rel(got, ref, (size_t)T * V), rel2 = 0;
+            ModelState ms;
+            model_state_init(&ms, c);
+            model_state_set_kv(&ms, MODEL_KV_F32);
+            for (int p = 0; p < T; p++) {
+                double r = max_rel(model_step(&s, &ms, toks[p], p), ref + (size_t)p * V, V);
+                if (r > rel2) rel2 = r;
+            }
+            model_state_free(&ms);
+            printf("  MoS student, %s %s: prefill vs dense max rel diff %.3g, decode %.3g\n", (*k)->name,
+                   act == KERN_ACT_INT8 ? "int8" : "fp32", rel, rel2);
+            /* int8 activations are lossy (as round_trip's) */
+            double tol = act == KERN_ACT_INT8 ? 0.1 : 1e-4;
+            CHECK(rel <= tol && rel2 <= tol, "MoS %s %s: prefill %g, decode %g vs dense", (*k)->name,
+                  act == KERN_ACT_INT8 ? "int8" : "fp32", rel, rel2);
+            nk++;
+        }
+    }
+    CHECK(nk >= 2, "%d kernel/precision pairs", nk);
+    /* a loaded MoS student written again: the same file contents */
+    StudentLinearSrc *again = calloc(nlin, sizeof *again);
+    CHECK(student_sources(&s, again, err) == 0, "sources: %s", err);
+    CHECK(student_write_ex(path2, &s, NULL, again, NULL, STUDENT_HEAD_F32, err) == 0, "write again: %s", err);
+    char *d1, *d2;
+    size_t n1, n2;
+    CHECK(ob_read_file(path, &d1, &n1, err) == 0 && ob_read_file(path2, &d2, &n2, err) == 0, "%s", err);
+    CHECK(n1 == n2 && !memcmp(d1, d2, n1), "a MoS student rewritten from its sources is the same file");
+    free(d1); free(d2); free(again);
+    /* bad sources */
+    StudentLinearSrc keep = src[0];
+    src[0].mos = 1;
+    CHECK(student_write(path2, &t, NULL, src, NULL, err) == -1 && strstr(err, "2 to"), "1 expert: %s", err);
+    src[0] = keep;
+    src[0].router = NULL;
+    CHECK(student_write(path2, &t, NULL, src, NULL, err) == -1 && strstr(err, "router"), "no router: %s", err);
+    src[0] = keep;
+    ((float *)src[0].g_experts)[5] = NAN;
+    CHECK(student_write(path2, &t, NULL, src, NULL, err) == -1 && strstr(err, "g_experts[5]"), "NaN expert: %s", err);
+    model_acts_free(&a);
+    for (int i = 0; i < nlin; i++) { free(D[i].S); free(own[i]); }
+    free(D); free(own); free(src); free(ref); free(got);
+    unlink(path); unlink(path2);
+    model_free(&s);
     model_free(&t);
 }
 
@@ -537,6 +691,8 @@ int main(void)
     lean_students(&c2, dir);
     stories_head(dir);
     write_errors(dir);
+    mos_student(&c1, dir); /* after the others: it draws from the shared rng */
+    mos_student(&c2, dir);
     rmdir(dir);
     return test_done("test_student");
 }

@@ -1,6 +1,6 @@
-/* test_student_hostile.c -- damaged and hostile .onebit files: each gives
- * a clear error from student_load (and nothing leaks or crashes under
- * ASan). Most damage is made with a recomputed checksum, so the specific
+/* test_student_hostile.c -- damaged and hostile .onebit files (mixtures of
+ * scales included): each gives a clear error from student_load (and
+ * nothing leaks or crashes under ASan). Most damage is made with a recomputed checksum, so the specific
  * structural check is what must catch it. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -9,6 +9,7 @@
 
 #include "base/common.h"
 #include "model/model.h"
+#include "onebit/bitlinear.h"
 #include "onebit/student.h"
 #include "test.h"
 #include "format/tokenizer.h"
@@ -46,6 +47,66 @@ static void expect_fail(const unsigned char *buf, size_t n, const char *want, co
     int rc = student_load(&m, &t, path, err);
     CHECK(rc == -1 && strstr(err, want) && strstr(err, path), "%s: rc %d, error '%s' (wanted '%s')", what, rc, err, want);
     if (rc == 0) { model_free(&m); tok_free(&t); }
+}
+
+/* tensor `name`'s table entry renamed to `to`, or its shape (d0, d1) and
+ * type t set (to NULL), checksum recomputed: load fails with `want` */
+static void expect_fail_entry(const char *name, const char *to, uint32_t t, uint64_t d0, uint64_t d1, const char *want)
+{
+    unsigned char *b = malloc(orig_n), *e;
+    memcpy(b, orig, orig_n);
+    e = entry(b, name);
+    if (to) {
+        memset(e, 0, 64);
+        strcpy((char *)e, to);
+    } else {
+        put32(e + 64, t);
+        put64(e + 80, d0);
+        put64(e + 88, d1);
+    }
+    fix_checksum(b, orig_n);
+    expect_fail(b, orig_n, want, name);
+    free(b);
+}
+
+/* a student with a mixture of 2 scales on layer 0's wq and wk (the rest
+ * of src) written to PATH; the file becomes orig. Its damages: experts
+ * missing, of the wrong shape, type or expert count, a NaN in them,
+ * unknown names; the file itself loads with its experts */
+static void mos_hostile(const Model *t, const Tokenizer *tok, StudentLinearSrc *src, const char *path)
+{
+    char err[OB_ERRLEN];
+    int in = t->cfg.dim, E = 2;
+    float *v = malloc((size_t)E * in * 3 * sizeof(float));
+    for (int i = 0; i < E * in * 3; i++) v[i] = (float)((i * 37 % 101) - 50) * 0.01f + (i < 2 * E * in ? 1.0f : 0.0f);
+    for (int j = 0; j < 2; j++) src[j].mos = E, src[j].g_experts = v, src[j].h_experts = v + E * in, src[j].router = v + 2 * E * in;
+    CHECK(student_write(path, t, tok, src, NULL, err) == 0, "write MoS: %s", err);
+    free(v);
+    free(orig);
+    char *data;
+    CHECK(ob_read_file(path, &data, &orig_n, err) == 0, "%s", err);
+    orig = (unsigned char *)data;
+    Model m;
+    int rc = student_load(&m, NULL, path, err);
+    CHECK(rc == 0, "the MoS file loads: %s", err);
+    if (rc == 0) {
+        const BitLinear *a = m.lin[0].impl, *b = m.lin[2].impl;
+        CHECK(a->mos == E && b->mos == 0, "experts where the file has them: %d, %d", a->mos, b->mos);
+        model_free(&m);
+    }
+    expect_fail_entry("layers.0.wq.g_experts", "layers.0.wv.g_experts", 0, 0, 0, "layers.0.wq has a mixture of scales without its g_experts");
+    expect_fail_entry("layers.0.wk.g_experts", "layers.0.wk.q_experts", 0, 0, 0, "unexpected tensor 'layers.0.wk.q_experts'");
+    expect_fail_entry("layers.0.wk.router", "layers.7.wk.router", 0, 0, 0, "unexpected tensor 'layers.7.wk.router'");
+    expect_fail_entry("layers.0.wq.g_experts", NULL, 1, (uint64_t)in, 2, "layers.0.wq.g_experts is F16 (40, 2), a mixture of 2 scales needs F16 (2, 40)");
+    expect_fail_entry("layers.0.wq.g_experts", NULL, 0, 2, (uint64_t)in / 2, "needs F16 (2, 40)");
+    expect_fail_entry("layers.0.wq.router", NULL, 1, 1, 2 * (uint64_t)in, "router is F16 (1, 80), a mixture of 1 scales needs F16 (1, 40) with 2 to");
+    expect_fail_entry("layers.0.wk.h_experts", NULL, 1, 4, (uint64_t)in / 2, "layers.0.wk.h_experts is F16 (4, 20)");
+    unsigned char *b = malloc(orig_n);
+    memcpy(b, orig, orig_n);
+    b[get64(entry(b, "layers.0.wk.router") + 96) + 7] = 0x7e;
+    fix_checksum(b, orig_n);
+    expect_fail(b, orig_n, "layers.0.wk.router: element 3 is not finite", "NaN router");
+    free(b);
 }
 
 static unsigned char *copy(void)
@@ -117,7 +178,6 @@ int main(void)
     CHECK(student_quantize(&t, SVID_NMF, 1, src, err) == 0, "%s", err);
     snprintf(path, sizeof path, "%s/good.onebit", dir);
     CHECK(student_write(path, &t, &tok, src, "{\"a\":1}", err) == 0, "write: %s", err);
-    student_src_free(src, 2 * LIN_PER_LAYER);
     char *data;
     if (ob_read_file(path, &data, &orig_n, err)) { fprintf(stderr, "%s\n", err); return 1; }
     orig = (unsigned char *)data;
@@ -125,6 +185,9 @@ int main(void)
         Model m;
         Tokenizer tt;
         CHECK(student_load(&m, &tt, path, err) == 0, "the good file loads: %s", err);
+        int nm = 0;
+        for (int i = 0; i < 2 * LIN_PER_LAYER; i++) nm += ((const BitLinear *)m.lin[i].impl)->mos != 0;
+        CHECK(nm == 0, "a file without experts: no mixture of scales (%d)", nm);
         model_free(&m);
         tok_free(&tt);
     }
@@ -244,6 +307,8 @@ int main(void)
     fix_checksum(b, orig_n);
     expect_fail(b, orig_n, "reserved", "reserved header");
     free(b);
+    mos_hostile(&t, &tok, src, path);
+    student_src_free(src, 2 * LIN_PER_LAYER);
     /* not a file */
     {
         Model m;

@@ -180,7 +180,7 @@ static void one(const char *name, int format, int dtype)
 static void qat_counts(const Model *m, const char *what)
 {
     char err[OB_ERRLEN];
-    QatSize sz = {2, 8, QAT_OPTIM_FP32, 0, 0, 0, qat_vocab_copies(m)};
+    QatSize sz = {2, 8, QAT_OPTIM_FP32, 0, 0, 0, qat_vocab_copies(m), 0, 0};
     int want = (m->emb_type != LINEAR_W_F32) + (!m->cfg.shared_classifier && m->cls_type != LINEAR_W_F32);
     QatModel *q = qat_new(m, SVID_NMF, &sz, err);
     CHECK(q && sz.vocab_copies == want, "%s: qat on the mapped teacher (%d FP32 copies): %s", what, want, q ? "" : err);

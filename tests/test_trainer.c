@@ -17,6 +17,7 @@
 #include "base/file.h"
 #include "blaswatch.h"
 #include "train/data.h"
+#include "onebit/bitlinear.h"
 #include "onebit/student.h"
 #include "test.h"
 #include "train/qat.h"
@@ -118,29 +119,31 @@ static void resume_same_refuse_other(TrainConfig c, const char *ck, const float 
     free(p);
 }
 
-/* a version 1 checkpoint (no optimizer state field, FP32 moments), made
- * from the version 2 file v2 of n parameters: it resumes to the same
- * final parameters want */
-static void check_ckpt_v1(const TrainConfig *base, const char *v2, size_t n, const float *want)
+/* an older checkpoint made from the version 3 file v3 of n parameters:
+ * version 1 (no optimizer state nor experts field, FP32 moments) or 2 (no
+ * experts field); it resumes to the same final parameters want */
+static void check_ckpt_old(const TrainConfig *base, const char *v3, size_t n, const float *want, int ver)
 {
     char err[OB_ERRLEN], v1[600];
     char *raw = NULL;
     size_t size = 0;
-    if (ob_read_file(v2, &raw, &size, err) || size < 8 + 3 * n * 4 + 12) { CHECK(0, "read %s: %s", v2, err); free(raw); return; }
-    size_t code = size - 8 - 3 * n * 4 - 4; /* the u32 optimizer state, right before the arrays */
-    CHECK(file_get_u32le((unsigned char *)raw + 8) == 2 && file_get_u32le((unsigned char *)raw + code) == 0,
-          "a version 2 checkpoint with FP32 state (code 0)");
+    if (ob_read_file(v3, &raw, &size, err) || size < 8 + 3 * n * 4 + 16) { CHECK(0, "read %s: %s", v3, err); free(raw); return; }
+    size_t code = size - 8 - 3 * n * 4 - 8; /* the u32 optimizer state and u32 experts, right before the arrays */
+    CHECK(file_get_u32le((unsigned char *)raw + 8) == 3 && file_get_u32le((unsigned char *)raw + code) == 0 &&
+              file_get_u32le((unsigned char *)raw + code + 4) == 0,
+          "a version 3 checkpoint with FP32 state (code 0), no experts (0)");
+    size_t cut = ver == 1 ? 8 : 4, at = ver == 1 ? code : code + 4; /* the fields a version ver file lacks */
     unsigned char *o = malloc(size);
-    memcpy(o, raw, code);
-    memcpy(o + code, raw + code + 4, size - 8 - code - 4);
-    size_t len = size - 4 - 8;
-    o[8] = 1; o[9] = o[10] = o[11] = 0;
+    memcpy(o, raw, at);
+    memcpy(o + at, raw + at + cut, size - 8 - at - cut);
+    size_t len = size - cut - 8;
+    o[8] = (unsigned char)ver; o[9] = o[10] = o[11] = 0;
     uint64_t h = file_fnv1a(FILE_FNV_INIT, o, len);
     for (int i = 0; i < 8; i++) o[len + (size_t)i] = (unsigned char)(h >> 8 * i);
-    snprintf(v1, sizeof v1, "%s.v1", v2);
+    snprintf(v1, sizeof v1, "%s.v%d", v3, ver);
     CHECK(file_write_atomic(v1, o, len + 8, err) == 0, "write %s: %s", v1, err);
     Seen s;
-    resume_same_refuse_other(*base, v1, want, n, "version 1 checkpoint", &s);
+    resume_same_refuse_other(*base, v1, want, n, ver == 1 ? "version 1 checkpoint" : "version 2 checkpoint", &s);
     free(o);
     free(raw);
     unlink(v1);
@@ -174,8 +177,8 @@ static void check_bf16(const TrainConfig *base, const char *ck, const float *p32
     char *raw = NULL;
     size_t size = 0;
     ob_read_file(ck, &raw, &size, err);
-    CHECK(size > n * 8 + 12 && file_get_u32le((unsigned char *)raw + size - 8 - n * 8 - 4) == 1,
-          "bf16 checkpoint: params (4 bytes) + m, v (2 bytes each) per parameter after the code 1 (%zu bytes)", size);
+    CHECK(size > n * 8 + 16 && file_get_u32le((unsigned char *)raw + size - 8 - n * 8 - 8) == 1,
+          "bf16 checkpoint: params (4 bytes) + m, v (2 bytes each) per parameter after the code 1 and the experts (%zu bytes)", size);
     free(raw);
     resume_same_refuse_other(c, ck, pa, na, "bf16", &b2);
     int same = b2.nsteps == 7;
@@ -183,6 +186,67 @@ static void check_bf16(const TrainConfig *base, const char *ck, const float *p32
     for (int i = 6; i <= 12; i++) same &= b2.loss[i] == a.loss[i];
     CHECK(same, "bf16: 5 + resume + 7 steps, bit-identical losses");
     free(pa);
+    unlink(ck);
+}
+
+/* --mos 3: a run of 12 steps; 5 + checkpoint + resume gives its bits; the
+ * checkpoint records E (resuming it without --mos or with another E is
+ * refused, naming it; so is the OneBit checkpoint ck5 with --mos); the
+ * memory text counts the experts; the exported student has them */
+static void check_mos(const TrainConfig *base, const char *ck, const char *ck5)
+{
+    char err[OB_ERRLEN], sp[600];
+    TrainConfig c = *base;
+    c.mos = 3;
+    c.resume_path = NULL;
+    c.stop_after = 0;
+    c.ckpt_path = NULL;
+    snprintf(sp, sizeof sp, "%s.mos.onebit", ck);
+    c.out_path = sp;
+    Seen a, b, b2, h;
+    TrainSummary sa, sb, sh;
+    float *pa = NULL, *pb = NULL;
+    size_t na = 0, nb = 0;
+    CHECK(run(&c, SHA, &a, &pa, &na, &sa, err) == 0 && a.nsteps == 12, "--mos 3 run: %s", sa.message);
+    CHECK(na == qat_config_params_mos(&M.cfg, 3) && na > qat_config_params(&M.cfg), "--mos 3: %zu parameters", na);
+    printf("--mos 3: held-out student nll %.4f (svid %.4f, teacher %.4f)\n", sa.student_nll, sa.svid_nll, sa.teacher_nll);
+    Model sm;
+    if (student_load(&sm, NULL, sp, err) == 0) {
+        const BitLinear *bl = student_linear(&sm, 0);
+        double nll;
+        long nt;
+        CHECK(bl && bl->mos == 3, "the exported student has 3 experts per linear");
+        CHECK(trainer_dense_nll(&sm, &D, 0, &nll, &nt, err) == 0, "student eval: %s", err);
+        CHECK_NEAR(nll, sa.student_nll, 0.02, "packed --mos student vs trainer held-out NLL");
+        model_free(&sm);
+    } else
+        CHECK(0, "student_load: %s", err);
+    unlink(sp);
+    c.out_path = NULL;
+    c.ckpt_path = ck;
+    c.stop_after = 5;
+    CHECK(run(&c, SHA, &b, NULL, NULL, &sb, err) == 0 && sb.steps_done == 5, "--mos 5 steps: %s", sb.message);
+    c.stop_after = 0;
+    c.resume_path = ck;
+    c.ckpt_path = NULL;
+    CHECK(run(&c, SHA, &b2, &pb, &nb, &sb, err) == 0 && b2.nsteps == 7, "--mos resume: %s", sb.message);
+    CHECK(nb == na && pa && pb && !memcmp(pa, pb, na * 4), "--mos: 5 + resume + 7 steps, bit-identical parameters");
+    c.mos = 2;
+    CHECK(run(&c, SHA, &h, NULL, NULL, &sh, err) == -1 && strstr(sh.message, "resume with --mos 3"), "--mos 2 refused: %s", sh.message);
+    c.mos = 0;
+    CHECK(run(&c, SHA, &h, NULL, NULL, &sh, err) == -1 && strstr(sh.message, "--mos 3"), "no --mos refused: %s", sh.message);
+    c.mos = 3;
+    c.resume_path = ck5;
+    CHECK(run(&c, SHA, &h, NULL, NULL, &sh, err) == -1 && strstr(sh.message, "resume with --mos 0"), "a OneBit checkpoint with --mos 3: %s", sh.message);
+    char txt[512];
+    trainer_memory_text(&M, &c, txt, sizeof txt);
+    char want[64];
+    snprintf(want, sizeof want, "%zu trainable parameters", na);
+    CHECK(strstr(txt, want) != NULL, "memory text counts the experts: %s", txt);
+    c.mos = 1;
+    CHECK(trainer_config_check(&c, &M.cfg, err) == -1 && strstr(err, "--mos"), "--mos 1 refused: %s", err);
+    free(pa);
+    free(pb);
     unlink(ck);
 }
 
@@ -196,9 +260,9 @@ static void check_memory_hints(void)
     const ModelConfig *mc = &M.cfg;
     c.batch = 64;
     c.seq_len = 256;
-    double f32 = qat_memory_bytes(mc, &(QatSize){64, 256, QAT_OPTIM_FP32, 0, 0, 0, 0});
-    double b16 = qat_memory_bytes(mc, &(QatSize){64, 256, QAT_OPTIM_BF16, 0, 0, 0, 0});
-    double one = qat_memory_bytes(mc, &(QatSize){1, 256, QAT_OPTIM_FP32, 0, 0, 0, 0});
+    double f32 = qat_memory_bytes(mc, &(QatSize){64, 256, QAT_OPTIM_FP32, 0, 0, 0, 0, 0, 0});
+    double b16 = qat_memory_bytes(mc, &(QatSize){64, 256, QAT_OPTIM_BF16, 0, 0, 0, 0, 0, 0});
+    double one = qat_memory_bytes(mc, &(QatSize){1, 256, QAT_OPTIM_FP32, 0, 0, 0, 0, 0, 0});
     double np4 = 4.0 * (double)qat_config_params(mc);
     CHECK(f32 - b16 >= np4 - 128 && f32 - b16 <= np4 + 128, "bf16 saves 4 bytes per parameter: %.0f for %.0f", f32 - b16, np4);
     CHECK(trainer_memory_check(&M, &c, f32, err) == 0, "fits in exactly its size");
@@ -358,7 +422,9 @@ int main(void)
     CHECK(nb2 == na && pb2 && !memcmp(pa, pb2, na * sizeof(float)), "bit-identical final parameters after resume");
     CHECK(sb2.student_nll == sa.student_nll, "same held-out NLL %.9g vs %.9g", sb2.student_nll, sa.student_nll);
     free(pb2);
-    check_ckpt_v1(&c, ck5, na, pa);
+    check_ckpt_old(&c, ck5, na, pa, 1);
+    check_ckpt_old(&c, ck5, na, pa, 2);
+    check_mos(&c, ck, ck5);
     check_bf16(&c, ck, pa, na, &a);
     free(pa);
 

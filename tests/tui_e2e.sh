@@ -665,14 +665,14 @@ tm kill-session -t e2e
 start_sized 64 18 --teacher "$TEACHER" --db "$DB"
 check "64x18: started" wait_for "1-bit projections"
 tm send-keys -t e2e 3 n
-check "64x18: the form says which fields show" wait_for "fields 1-10 of 18"
+check "64x18: the form says which fields show" wait_for "fields 1-10 of 19"
 fill_form small 3
 tm send-keys -t e2e Down Down Down C-u
 tm send-keys -t e2e -l 7
 tm send-keys -t e2e Down Down C-u
 tm send-keys -t e2e -l 9
 check "64x18: ckpt-every scrolled into view" wait_re "ckpt-every +9"
-check "64x18: the fields shown moved" wait_for "fields 3-12 of 18"
+check "64x18: the fields shown moved" wait_for "fields 3-12 of 19"
 tm send-keys -t e2e Down C-u
 tm send-keys -t e2e -l 2
 check "64x18: a threads field, with its help" wait_for "training and self-generation"
@@ -680,10 +680,10 @@ check "64x18: threads 2 typed" wait_re "threads +2"
 tm send-keys -t e2e Enter
 check "64x18: the run finishes" wait_re "small +\[finished\] +step 3/3" 120
 tm send-keys -t e2e n
-check "64x18: a second form" wait_for "fields 1-10 of 18"
+check "64x18: a second form" wait_for "fields 1-10 of 19"
 check "64x18: eval-every kept" wait_re "eval-every +7"
 tm send-keys -t e2e Up
-check "64x18: Up from the first field wraps to the last" wait_for "fields 9-18 of 18"
+check "64x18: Up from the first field wraps to the last" wait_for "fields 10-19 of 19"
 check "64x18: ckpt-every kept" wait_re "ckpt-every +9"
 check "64x18: threads kept" wait_re "threads +2"
 tm send-keys -t e2e Escape q

@@ -320,7 +320,7 @@ static void enqueue(App *a, QItem *q)
  * given" (the student file: students/<name>-<time>.onebit) */
 static const char *const form_rows[] = {"name", "data", "split", "self-generate", "steps", "seq-len", "batch",
                                         "lr", "warmup", "eval-every", "eval-windows", "ckpt-every", "threads", "init",
-                                        "optim-state", "time", "ste", "out"};
+                                        "optim-state", "time", "ste", "mos", "out"};
 #define N_FORM ((int)(sizeof form_rows / sizeof form_rows[0]))
 
 static const OptSpec *form_row(int i)

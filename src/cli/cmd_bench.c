@@ -153,7 +153,7 @@ static int bench_forward_random(const char *spec, long T, long reps, int head, i
 
 typedef struct {
     char *teacher, *tokenizer, *student, *spec, *kernel, *act;
-    int tokens, reps, batch, seq_len, steps, peak, rows, cols, threads, mib, chunk, optim, recompute, context;
+    int tokens, reps, batch, seq_len, steps, peak, rows, cols, threads, mib, chunk, optim, recompute, context, mos;
     int cold, json;
     int head;  /* STUDENT_HEAD_*: the order of "f32|f16|q8_0" */
     int dtype; /* LLAMA_*: the order of dequant's --dtype choices */
@@ -186,6 +186,7 @@ static const OptSpec train_opts[] = {
     {"peak-size", OPT_INT, F(peak), 0, 16, 8192, "1024", NULL, "P", "the sgemm peak's P x P x P (1024)", NULL},
     {"optim-state", OPT_CHOICE, F(optim), 0, 0, 0, "fp32", "fp32|bf16", "fp32|bf16", "AdamW moments' storage, as train's (fp32)", NULL},
     {"recompute", OPT_FLAG, F(recompute), 0, 0, 1, NULL, NULL, NULL, "recompute block activations in the backward, as train's", NULL},
+    {"mos", OPT_INT, F(mos), 0, 0, QAT_MOS_MAX, "0", NULL, "E", "a mixture of E scale experts per linear, as train's (0: off)", NULL},
     ROW_JSON, ROW_END};
 static const OptSpec gemv_opts[] = {
     {"rows", OPT_INT, F(rows), 0, 1, 1 << 20, "4096", NULL, "R", "weight rows (4096)", NULL},
@@ -343,7 +344,7 @@ static int random_model(Model *m, const char *spec, int seq_len, char *err)
 static const char train_usage[] =
     "Usage: onebit-tui bench train [--teacher M | --random-model D,F,L,H,KV,V] [--batch B]\n"
     "                              [--seq-len T] [--steps N] [--threads K] [--peak-size P]\n"
-    "                              [--optim-state fp32|bf16] [--recompute] [--json]\n"
+    "                              [--optim-state fp32|bf16] [--recompute] [--mos E] [--json]\n"
     "\nQAT training steps (teacher forward, student forward + backward, clip,\n"
     "AdamW) on B random sequences of T tokens, split over K threads as `train`\n"
     "does (OpenBLAS on one thread each): median tokens/s and GFLOP/s of the\n"
@@ -380,6 +381,7 @@ static int train_body(const BenchOpts *o)
     long B = o->batch, T = o->seq_len, steps = o->steps, psize = o->peak;
     int json = o->json, nt = o->threads > 0 ? o->threads : pool_default_threads();
     if (teacher && spec) return cli_usage_error("bench train", "--teacher and --random-model exclude each other");
+    if (o->mos == 1) return cli_usage_error("bench train", "--mos must be 0 (off) or 2 to %d experts, not 1", QAT_MOS_MAX);
     char err[OB_ERRLEN];
     Model m;
     if (spec) {
@@ -398,12 +400,13 @@ static int train_body(const BenchOpts *o)
     tc.seq_len = (int)T;
     tc.optim_state = o->optim;
     tc.recompute = o->recompute;
+    tc.mos = o->mos;
     char mem[OB_ERRLEN];
     trainer_memory_text(&m, &tc, mem, sizeof mem);
     if (!json) { printf("%s\n", mem); fflush(stdout); }
     if (trainer_memory_check(&m, &tc, qat_memory_available(), err)) { model_free(&m); return cli_error("%s", err); }
     QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){(int)B, (int)T, (QatOptim)o->optim, o->recompute, dist_size(), dist_rank(),
-                                                               qat_vocab_copies(&m)}, err);
+                                                               qat_vocab_copies(&m), o->mos, 1}, err);
     if (!q) { model_free(&m); return cli_error("%s", err); }
     if (qat_set_threads(q, nt, err)) { qat_free(q); model_free(&m); return cli_error("%s", err); }
     int *tok = random_tokens(B * T, c->vocab_size), ranks = dist_size();
@@ -447,11 +450,11 @@ static int train_body(const BenchOpts *o)
         printf("{\"dim\":%d,\"hidden\":%d,\"layers\":%d,\"heads\":%d,\"kv_heads\":%d,\"vocab\":%d,"
                "\"batch\":%ld,\"seq_len\":%ld,\"steps\":%ld,\"threads\":%d,\"step_s\":%.6f,\"tok_s\":%.1f,"
                "\"gflop_per_step\":%.4f,\"gflop_s\":%.2f,\"peak_gflop_s\":%.2f,\"fraction\":%.4f,\"loss\":%.6f,"
-               "\"optim_state\":\"%s\",\"recompute\":%d,\"state_bytes\":%.0f,\"trainable_params\":%zu,\"ranks\":%d,"
+               "\"optim_state\":\"%s\",\"recompute\":%d,\"mos\":%d,\"state_bytes\":%.0f,\"trainable_params\":%zu,\"ranks\":%d,"
                "\"phases\":{",
                c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, B, T, steps,
                nt, step, tps, flops * 1e-9, gf, peak, gf / peak, L.loss, o->optim == QAT_OPTIM_BF16 ? "bf16" : "fp32",
-               o->recompute, qat_allocated_bytes(q), qat_num_params(q), ranks);
+               o->recompute, o->mos, qat_allocated_bytes(q), qat_num_params(q), ranks);
     else
         printf("model dim %d hidden %d layers %d heads %d/%d vocab %d, batch %ld x %ld tokens, %d threads\n"
                "train %.1f tok/s  step %.4f s  %.2f GFLOP/s (%.3f GFLOP/step)  sgemm %.2f GFLOP/s (%ld^3)  fraction %.1f%%\n",

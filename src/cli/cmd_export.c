@@ -81,7 +81,7 @@ static void help(void)
            "                  sign(W)) as a self-contained .onebit\n"
            "  bitllama-inf    a student as their inference checkpoint (signs packed 8 per\n"
            "                  int8, weight_scale = h, input_factor = g; every layer must\n"
-           "                  have its LayerNorm)\n"
+           "                  have its LayerNorm and no mixture of scales)\n"
            "  bitllama-start  the start checkpoint their trainer begins from, as their\n"
            "                  build_start_ckpt.py writes it: latent FP32 weight =\n"
            "                  0.01 sign(W), weight_scale, input_factor from SVID of the\n"

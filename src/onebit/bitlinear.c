@@ -16,6 +16,7 @@
 #include "base/file.h"
 #include "base/pool.h"
 #include "kernels/kernels.h"
+#include "model/model.h"
 
 /* kbits for the layer's kernel: allocated (zeroed) when it reads them, none
  * when it reads only the canonical bits */
@@ -80,7 +81,46 @@ void bitlinear_free(BitLinear *bl)
     free(bl->g);
     free(bl->h);
     free(bl->kbits);
+    bitlinear_set_mos(bl, 0, NULL, NULL, NULL);
     free(bl);
+}
+
+int bitlinear_set_mos(BitLinear *bl, int E, const float *router, const float *g_experts, const float *h_experts)
+{
+    if (E != 0 && (E < 2 || E > BITLINEAR_MOS_MAX)) return -1;
+    free(bl->router); free(bl->g_experts); free(bl->h_experts); free(bl->ones);
+    bl->router = bl->g_experts = bl->h_experts = bl->ones = NULL;
+    bl->mos = E;
+    bl->km.h = bl->h;
+    if (!E) return 0;
+    size_t ni = (size_t)E * bl->in * sizeof(float), no = (size_t)E * bl->out * sizeof(float);
+    bl->router = ob_aligned_alloc(64, ni);
+    bl->g_experts = ob_aligned_alloc(64, ni);
+    bl->h_experts = ob_aligned_alloc(64, no);
+    memcpy(bl->router, router, ni);
+    memcpy(bl->g_experts, g_experts, ni);
+    memcpy(bl->h_experts, h_experts, no);
+    bl->ones = ob_aligned_alloc(64, (size_t)bl->out * sizeof(float));
+    for (int i = 0; i < bl->out; i++) bl->ones[i] = 1.0f;
+    bl->km.h = bl->ones;
+    return 0;
+}
+
+/* MoS: the router's probabilities r (E) of token x (in): its E logits by
+ * gemv (a KernExec's gemv_rows: the kernel's FP32 GEMV), then softmax */
+static void mos_route(const BitLinear *bl, void (*gemv)(const float *, const float *, float *, int, int, int), const float *x,
+                      float *r)
+{
+    gemv(bl->router, x, r, bl->in, 0, bl->mos);
+    model_softmax(r, bl->mos);
+}
+
+/* MoS: v (n) = r · M (E, n): g(x) or h(x) */
+static void mos_mix(const float *r, const float *M, int E, int n, float *v)
+{
+    for (int i = 0; i < n; i++) v[i] = r[0] * M[i];
+    for (int e = 1; e < E; e++)
+        for (int i = 0; i < n; i++) v[i] += r[e] * M[(size_t)e * n + i];
 }
 
 void bitlinear_signs(const float *W, int out, int in, uint64_t *bits)
@@ -163,19 +203,32 @@ void bitlinear_layernorm(float *y, int n) { kern_layernorm_ref(y, y, n); }
 
 void bitlinear_forward_ref(const BitLinear *bl, const float *x, float *y, int N)
 {
-    float *gx = ob_malloc((size_t)bl->in * sizeof(float));
+    float *gx = ob_malloc((size_t)bl->in * sizeof(float)), *gv = NULL, *hv = NULL, rt[BITLINEAR_MOS_MAX];
+    if (bl->mos) {
+        gv = ob_malloc((size_t)bl->in * sizeof(float));
+        hv = ob_malloc((size_t)bl->out * sizeof(float));
+    }
     for (int n = 0; n < N; n++) {
-        const float *xn = x + (size_t)n * bl->in;
+        const float *xn = x + (size_t)n * bl->in, *g = bl->g, *h = bl->h;
         float *yn = y + (size_t)n * bl->out;
-        for (int c = 0; c < bl->in; c++) gx[c] = xn[c] * bl->g[c];
+        if (bl->mos) {
+            mos_route(bl, kern_gemv_rows_ref, xn, rt);
+            mos_mix(rt, bl->g_experts, bl->mos, bl->in, gv);
+            mos_mix(rt, bl->h_experts, bl->mos, bl->out, hv);
+            g = gv;
+            h = hv;
+        }
+        for (int c = 0; c < bl->in; c++) gx[c] = xn[c] * g[c];
         for (int r = 0; r < bl->out; r++) {
             float acc = 0.0f;
             for (int c = 0; c < bl->in; c++) acc += bitlinear_sign(bl, r, c) > 0 ? gx[c] : -gx[c];
-            yn[r] = acc * bl->h[r];
+            yn[r] = acc * h[r];
         }
         if (bl->norm) bitlinear_layernorm(yn, bl->out);
     }
     free(gx);
+    free(gv);
+    free(hv);
 }
 
 /* ---- the fast path: kernel variants on the thread pool ----------------- */
@@ -183,7 +236,7 @@ void bitlinear_forward_ref(const BitLinear *bl, const float *x, float *y, int N)
 /* per-thread scratch, grown as needed and kept (no allocation per call);
  * freed by a thread-specific-data destructor when the thread exits (chat and
  * training start threads of their own) */
-enum { SCR_GX, SCR_ACC, SCR_SCALE, SCR_Q, SCR_ACC16, SCR_PREP, SCR_N };
+enum { SCR_GX, SCR_ACC, SCR_SCALE, SCR_Q, SCR_ACC16, SCR_PREP, SCR_MOS, SCR_N };
 typedef struct {
     void *p[SCR_N];      /* 64-byte aligned buffers, by SCR_* */
     size_t have[SCR_N];  /* their sizes in bytes */
@@ -259,6 +312,8 @@ typedef struct {
     float *acc, *y;
     const float *g;       /* the layer's g */
     int norm;             /* the layer's norm */
+    const BitLinear *mos; /* the layer when it has a mixture of scales, else NULL */
+    float *r;             /* mos: (copies, N, E) the router's probabilities per token */
     int N, nblk, ntasks, by_panel;
     /* int8 with a copy per thread (FWD_COPIES_N): thread t makes gx, q,
      * scale and prep of every token in copy t (pool_run_each; the caller
@@ -345,7 +400,13 @@ static void fwd_input_task(void *vc, int t)
     int16_t *q = c->q ? c->q + k * c->N * in_pad : NULL;
     for (int n = n0; n < n1; n++) {
         float *gn = gx + (size_t)n * in_pad;
-        c->ex->mul(c->x + (size_t)n * in, g, gn, in);
+        const float *xn = c->x + (size_t)n * in;
+        if (c->mos) { /* gn = x ⊙ g(x) */
+            float *r = c->r + (k * c->N + (size_t)n) * c->mos->mos;
+            mos_route(c->mos, c->ex->gemv_rows, xn, r);
+            mos_mix(r, c->mos->g_experts, c->mos->mos, in, gn);
+            for (int i = 0; i < in; i++) gn[i] *= xn[i];
+        } else c->ex->mul(xn, g, gn, in);
         memset(gn + in, 0, (size_t)(in_pad - in) * sizeof(float));
         if (q) c->ex->quantize(gn, in_pad, q + (size_t)n * in_pad, scale + (size_t)n * nq);
     }
@@ -360,7 +421,11 @@ static void fwd_norm_task(void *vc, int t)
     int n0 = (int)((long)c->N * t / c->ntasks), n1 = (int)((long)c->N * (t + 1) / c->ntasks);
     for (int n = n0; n < n1; n++) {
         float *yn = c->y + (size_t)n * out;
-        const float *an = c->acc + n * out_pad;
+        float *an = c->acc + n * out_pad;
+        if (c->mos) { /* the kernel's rows had scales 1: an ⊙ h(x), h(x) in yn */
+            mos_mix(c->r + (size_t)n * c->mos->mos, c->mos->h_experts, c->mos->mos, out, yn);
+            for (int o = 0; o < out; o++) an[o] *= yn[o];
+        }
         if (!c->norm) memcpy(yn, an, (size_t)out * sizeof(float));
         else c->ex->layernorm(an, yn, out);
     }
@@ -474,7 +539,9 @@ static void forward(const BitLinear *bl, const float *x, float *y, int N)
     }
     double work = (double)bl->out * in * N;
     PanelRange ranges[FWD_MAX_RANGES];
-    FwdCtx c = {km, ex, K, x, gx, q, qscale, prep, acc16, acc, y, bl->g, bl->norm, N, nblk, 1, 0, copies, prep_bytes, ranges};
+    FwdCtx c = {km, ex, K, x, gx, q, qscale, prep, acc16, acc, y, bl->g, bl->norm, bl->mos ? bl : NULL, NULL,
+                N, nblk, 1, 0, copies, prep_bytes, ranges};
+    if (bl->mos) c.r = scratch(sc, SCR_MOS, (size_t)nc * N * bl->mos);
     /* the input, split by tokens or one copy per thread (one pool run, so
      * the threads are awake for the rows) */
     c.ntasks = copies ? copies : T > 1 && N > 1 && (double)N * in_pad >= 1 << 13 ? (T < N ? T : N) : 1;

@@ -8,6 +8,17 @@
  * sign(w) is +1 for w >= 0 and -1 for w < 0 (a weight of exactly 0 is +1).
  * g (in) and h (out) are FP32 in memory (FP16 in .onebit files).
  *
+ * Mixture of scales (BinaryMoS; bitlinear_set_mos): E scale experts and a
+ * router replace g and h. Per token x (a row):
+ *     r = softmax(x · Rᵀ) (E),  g(x) = r · G (in),  h(x) = r · H (out)
+ *     y = LayerNorm( h(x) ⊙ (sign(W) · (g(x) ⊙ x)) )   (LayerNorm per norm)
+ * with R (E,in) the router (row e: expert e's weights), G (E,in) and H
+ * (E,out) the experts, all FP32 in memory. The forward computes r, g(x) and
+ * h(x) per token in FP32 (the router is a small GEMV: the layer's
+ * KernExec.gemv_rows, the reference's in bitlinear_forward_ref), gives the kernel g(x)
+ * ⊙ x as its input (what int8 activations quantize) with row scales 1, and
+ * applies h(x) to its output before the LayerNorm.
+ *
  * Canonical sign packing (what files store and what bitlinear_get_bits
  * returns): row-major over output rows; row r takes words_per_row =
  * ceil(in/64) uint64 words; bit j (LSB = 0) of word k is column 64k+j;
@@ -79,6 +90,11 @@ struct BitLinear {
     float *g;            /* (in) */
     float *h;            /* (out) */
     int norm;            /* 1: LayerNorm after (OneBit, the default); 0: none */
+    int mos;             /* mixture of scales: experts E (0: none, g and h are used) */
+    float *router;       /* (E, in) with mos */
+    float *g_experts;    /* (E, in) */
+    float *h_experts;    /* (E, out) */
+    float *ones;         /* (out) 1s: the kernels' row scales with mos */
     uint32_t *kbits;     /* kernel-private copy of the signs (kernels/kernels.h),
                           * NULL when the kernel reads only bits */
     KernMat km;          /* the kernels' view: bits, h, kbits and kbits' layout */
@@ -119,6 +135,11 @@ Linear bitlinear_linear(const BitLinear *bl);
 /* canonical packed words (out * words_per_row) */
 void bitlinear_get_bits(const BitLinear *bl, uint64_t *bits);
 void bitlinear_set_scales(BitLinear *bl, const float *g, const float *h);
+/* a mixture of E scale experts (2..BITLINEAR_MOS_MAX; copies of router,
+ * g_experts (E,in) and h_experts (E,out)), or none (E = 0: g and h again).
+ * The owner, while no forward runs. 0, or -1 on a bad E */
+#define BITLINEAR_MOS_MAX 64
+int bitlinear_set_mos(BitLinear *bl, int E, const float *router, const float *g_experts, const float *h_experts);
 /* +1 or -1 */
 int bitlinear_sign(const BitLinear *bl, int row, int col);
 

@@ -409,6 +409,12 @@ int bitllama_export(const Model *m, const Tokenizer *tok, const char *tok_dir, c
             free(g);
             return -1;
         }
+        if (bl->mos) {
+            ob_seterr(err, "layers.%d.%s has a mixture of %d scales (train --mos): bitllama has one g and h per projection",
+                      i / LIN_PER_LAYER, proj_names[i % LIN_PER_LAYER], bl->mos);
+            free(g);
+            return -1;
+        }
         g[i] = bl->g;
     }
     /* a lean student keeps its embedding and head in FP16 or Q8_0: their

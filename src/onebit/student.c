@@ -27,7 +27,13 @@
  * Version 2 (this writer): tok_emb and wcls are F16 (the default), Q8_0 or
  * F32; version 1 files have them F32 and are otherwise the same, so they load
  * unchanged (the migration is the version check). The loader keeps F16 and
- * Q8_0 ones in the mapping, which the model then holds (extra_free unmaps). */
+ * Q8_0 ones in the mapping, which the model then holds (extra_free unmaps).
+ * A mixture of scales (--mos, bitlinear.h) adds, for each linear that has
+ * one, three F16 tensors after the fixed ones: layers.L.NAME.router (E,in),
+ * .g_experts (E,in), .h_experts (E,out), 2 <= E <= 64, all three or none;
+ * its g and h entries then hold the experts' means (a uniform router).
+ * Files without them load as before; older programs refuse files with them
+ * ("unexpected tensor"), so the version stays 2. */
 #include "onebit/student.h"
 
 #include <errno.h>
@@ -156,6 +162,21 @@ static int expected_entries(const ModelConfig *c, uint32_t emb, uint32_t cls, En
 
 static uint64_t align64(uint64_t x) { return (x + 63) & ~(uint64_t)63; }
 
+/* the names of a mixture of scales' tensors, the suffixes of
+ * layers.L.NAME., in the order of mos_entries */
+static const char *const mos_kind[3] = {"router", "g_experts", "h_experts"};
+
+/* the three F16 entries of a mixture of E scales of linear NAME of layer
+ * l: router (E,in), g_experts (E,in), h_experts (E,out) */
+static void mos_entries(Entry *e, int l, const char *name, int E, int in, int out)
+{
+    char nm[NAME_LEN];
+    for (int k = 0; k < 3; k++) {
+        snprintf(nm, sizeof nm, "layers.%d.%s.%s", l, name, mos_kind[k]);
+        set_entry(&e[k], nm, T_F16, (uint64_t)E, (uint64_t)(k == 2 ? out : in), 2);
+    }
+}
+
 /* ---- writer ---------------------------------------------------------------- */
 
 typedef struct {
@@ -208,6 +229,43 @@ static int fp16_ok(float x, uint16_t *out)
     if ((h & 0x7c00) == 0x7c00) return 0;
     *out = h;
     return 1;
+}
+
+/* v (n) = the mean of the E rows of M (E, n) as FP16 stores them (so that
+ * a loaded student writes the same file again) */
+static void expert_mean(const float *M, int E, int n, float *v)
+{
+    for (int i = 0; i < n; i++) {
+        double s = 0;
+        for (int e = 0; e < E; e++) s += ob_fp16_to_fp32(ob_fp32_to_fp16(M[(size_t)e * n + i]));
+        v[i] = (float)(s / E);
+    }
+}
+
+/* -1 with err when a value of linear i's g, h (without MoS) or experts
+ * and router (with) is not a finite FP16 value or its MoS is incomplete */
+static int lin_not_fp16(const char *path, const ModelConfig *c, int i, const StudentLinearSrc *s, char *err)
+{
+    int out, in, E = s->mos;
+    model_lin_shape(c, i % LIN_PER_LAYER, &out, &in);
+    const char *nm = model_lin_names[i % LIN_PER_LAYER];
+    if (E && (E < 2 || E > BITLINEAR_MOS_MAX || !s->router || !s->g_experts || !s->h_experts)) {
+        ob_seterr(err, "%s: layers.%d.%s: a mixture of scales needs 2 to %d experts, a router and both experts", path,
+                  i / LIN_PER_LAYER, nm, BITLINEAR_MOS_MAX);
+        return -1;
+    }
+    const float *v[3] = {E ? s->router : s->g, E ? s->g_experts : s->h, E ? s->h_experts : NULL};
+    const char *what[3] = {E ? "router" : "g", E ? "g_experts" : "h", "h_experts"};
+    size_t len[3] = {(size_t)(E ? E : 1) * in, E ? (size_t)E * in : (size_t)out, (size_t)E * out};
+    uint16_t hv;
+    for (int k = 0; k < 3; k++)
+        for (size_t j = 0; v[k] && j < len[k]; j++)
+            if (!fp16_ok(v[k][j], &hv)) {
+                ob_seterr(err, "%s: layers.%d.%s %s[%zu] = %g is not a finite FP16 value", path, i / LIN_PER_LAYER, nm,
+                          what[k], j, v[k][j]);
+                return -1;
+            }
+    return 0;
 }
 
 /* an FP32 matrix of n values as file type t (F32, F16 or Q8_0; fp16_ok
@@ -309,27 +367,34 @@ int student_write_ex(const char *path, const Model *teacher, const Tokenizer *to
         ob_seterr(err, "%s: tokenizer has %d tokens, the model %d", path, tok->vocab_size, c->vocab_size);
         return -1;
     }
-    int nlin = c->n_layers * LIN_PER_LAYER;
+    int nlin = c->n_layers * LIN_PER_LAYER, nmos = 0;
     /* validate the sources before creating anything */
     for (int i = 0; i < nlin; i++) {
-        int out, in;
-        model_lin_shape(c, i % LIN_PER_LAYER, &out, &in);
-        if ((!lin[i].w && !lin[i].bits) || !lin[i].g || !lin[i].h) { ob_seterr(err, "%s: linear %d has no weights", path, i); return -1; }
-        uint16_t hv = 0;
-        for (int j = 0; j < in; j++)
-            if (!fp16_ok(lin[i].g[j], &hv)) { ob_seterr(err, "%s: layers.%d.%s g[%d] = %g is not a finite FP16 value", path, i / LIN_PER_LAYER, model_lin_names[i % LIN_PER_LAYER], j, lin[i].g[j]); return -1; }
-        for (int j = 0; j < out; j++)
-            if (!fp16_ok(lin[i].h[j], &hv)) { ob_seterr(err, "%s: layers.%d.%s h[%d] = %g is not a finite FP16 value", path, i / LIN_PER_LAYER, model_lin_names[i % LIN_PER_LAYER], j, lin[i].h[j]); return -1; }
+        if ((!lin[i].w && !lin[i].bits) || (!lin[i].mos && (!lin[i].g || !lin[i].h))) {
+            ob_seterr(err, "%s: linear %d has no weights", path, i);
+            return -1;
+        }
+        if (lin_not_fp16(path, c, i, &lin[i], err)) return -1;
+        nmos += lin[i].mos != 0;
     }
-    int nfix = expected_entries(c, ht, ht, NULL), n = nfix + (tok ? 2 : 0) + (meta_json ? 1 : 0);
+    int nfix = expected_entries(c, ht, ht, NULL), n = nfix + 3 * nmos + (tok ? 2 : 0) + (meta_json ? 1 : 0);
     Entry *e = ob_calloc((size_t)n, sizeof *e);
     expected_entries(c, ht, ht, e);
     for (int i = 0; i < nlin; i++) e[nfix - 3 * nlin + 3 * i].flags = lin[i].norm ? 1 : 0;
+    /* a mixture of scales: the experts after the fixed tensors */
+    for (int i = 0, k = nfix; i < nlin; i++) {
+        if (!lin[i].mos) continue;
+        int out, in;
+        model_lin_shape(c, i % LIN_PER_LAYER, &out, &in);
+        mos_entries(&e[k], i / LIN_PER_LAYER, model_lin_names[i % LIN_PER_LAYER], lin[i].mos, in, out);
+        k += 3;
+    }
     uint64_t pieces_size = 0;
+    int ktok = nfix + 3 * nmos;
     if (tok) {
         for (int i = 0; i < tok->vocab_size; i++) pieces_size += 4 + (uint64_t)tok->vocab_len[i];
-        set_entry(&e[nfix], "tokenizer.pieces", T_BLOB, pieces_size, 1, 1);
-        set_entry(&e[nfix + 1], "tokenizer.scores", T_F32, (uint64_t)tok->vocab_size, 1, 1);
+        set_entry(&e[ktok], "tokenizer.pieces", T_BLOB, pieces_size, 1, 1);
+        set_entry(&e[ktok + 1], "tokenizer.scores", T_F32, (uint64_t)tok->vocab_size, 1, 1);
     }
     if (meta_json) set_entry(&e[n - 1], "meta", T_BLOB, strlen(meta_json), 1, 1);
     uint64_t data_off = align64(HDR_SIZE + (uint64_t)n * ENT_SIZE), off = data_off;
@@ -383,6 +448,17 @@ int student_write_ex(const char *path, const Model *teacher, const Tokenizer *to
     w_pad(w, e[k].offset); w_f32(w, teacher->rms_final, C); k++;
     if (!c->shared_classifier) { w_pad(w, e[k].offset); w_vocab(w, teacher, 1, ht, vbuf); k++; }
     free(vbuf);
+    /* a mixture of scales: the linear's g and h are its experts' means
+     * (what a uniform router gives) */
+    float **mean = ob_calloc((size_t)nlin, sizeof *mean);
+    for (int i = 0; i < nlin; i++) {
+        if (!lin[i].mos) continue;
+        int out, in;
+        model_lin_shape(c, i % LIN_PER_LAYER, &out, &in);
+        mean[i] = ob_malloc((size_t)(in + out) * sizeof(float));
+        expert_mean(lin[i].g_experts, lin[i].mos, in, mean[i]);
+        expert_mean(lin[i].h_experts, lin[i].mos, out, mean[i] + in);
+    }
     for (int i = 0; i < nlin && !w->failed; i++) {
         int out, in;
         model_lin_shape(c, i % LIN_PER_LAYER, &out, &in);
@@ -404,12 +480,25 @@ int student_write_ex(const char *path, const Model *teacher, const Tokenizer *to
                 w_bytes(w, b, 8);
             }
         }
-        uint16_t hv = 0;
         w_pad(w, e[k++].offset);
-        for (int j = 0; j < in; j++) { fp16_ok(lin[i].g[j], &hv); b[0] = hv & 0xff; b[1] = hv >> 8; w_bytes(w, b, 2); }
+        w_mat(w, mean[i] ? mean[i] : lin[i].g, (size_t)in, T_F16);
         w_pad(w, e[k++].offset);
-        for (int j = 0; j < out; j++) { fp16_ok(lin[i].h[j], &hv); b[0] = hv & 0xff; b[1] = hv >> 8; w_bytes(w, b, 2); }
+        w_mat(w, mean[i] ? mean[i] + in : lin[i].h, (size_t)out, T_F16);
     }
+    for (int i = 0; i < nlin && !w->failed; i++) {
+        if (!lin[i].mos) continue;
+        int out, in;
+        model_lin_shape(c, i % LIN_PER_LAYER, &out, &in);
+        size_t ei = (size_t)lin[i].mos * in;
+        w_pad(w, e[k++].offset);
+        w_mat(w, lin[i].router, ei, T_F16);
+        w_pad(w, e[k++].offset);
+        w_mat(w, lin[i].g_experts, ei, T_F16);
+        w_pad(w, e[k++].offset);
+        w_mat(w, lin[i].h_experts, (size_t)lin[i].mos * out, T_F16);
+    }
+    for (int i = 0; i < nlin; i++) free(mean[i]);
+    free(mean);
     if (tok) {
         w_pad(w, e[k++].offset);
         unsigned char b[4];
@@ -446,6 +535,7 @@ typedef struct {
     int tok_n, bos, eos;
     const Entry *pieces, *scores, *meta;
     const Entry **lin; /* (L*7*3): sign, g, h */
+    const Entry **mos; /* (L*7*3): router, g_experts, h_experts of a mixture of scales, or NULLs */
     int ver;
     const Entry *fp[5]; /* tok_emb, rms_att, rms_ffn, rms_final, wcls */
 } Parsed;
@@ -455,6 +545,7 @@ static void parsed_free(Parsed *p)
     file_unmap((void *)p->data, p->size);
     free(p->e);
     free(p->lin);
+    free(p->mos);
     memset(p, 0, sizeof *p);
 }
 
@@ -473,6 +564,50 @@ static uint64_t checksum_mapped(const unsigned char *file, size_t n)
     uint64_t h = file_fnv1a(FILE_FNV_INIT, file, CKSUM_OFF); /* parse checked n >= HDR_SIZE */
     h = file_fnv1a(h, zero, 8);
     return file_map_fnv1a(h, file + CKSUM_OFF + 8, n - CKSUM_OFF - 8);
+}
+
+/* the index 3·i + k into Parsed.mos of a tensor named
+ * layers.L.NAME.<mos_kind[k]> (linear i = L·7 + NAME's), or -1 */
+static int mos_slot(const ModelConfig *c, const char *name)
+{
+    int l, at = 0;
+    char lin[16], kind[16];
+    if (sscanf(name, "layers.%d.%15[^.].%15s%n", &l, lin, kind, &at) != 3 || name[at] || l < 0 || l >= c->n_layers)
+        return -1;
+    for (int j = 0; j < LIN_PER_LAYER; j++)
+        for (int k = 0; k < 3; k++)
+            if (!strcmp(lin, model_lin_names[j]) && !strcmp(kind, mos_kind[k])) return 3 * (l * LIN_PER_LAYER + j) + k;
+    return -1;
+}
+
+/* linear i's mixture-of-scales tensors e[3] (router, g_experts, h_experts):
+ * none, or all three F16 (E,in), (E,in), (E,out) with one E in
+ * 2..BITLINEAR_MOS_MAX; else -1 with err */
+static int mos_bad(const char *path, const ModelConfig *c, int i, const Entry *const *e, char *err)
+{
+    int out, in, l = i / LIN_PER_LAYER;
+    model_lin_shape(c, i % LIN_PER_LAYER, &out, &in);
+    const char *nm = model_lin_names[i % LIN_PER_LAYER];
+    if (!e[0] && !e[1] && !e[2]) return 0;
+    for (int k = 0; k < 3; k++)
+        if (!e[k]) {
+            ob_seterr(err, "%s: layers.%d.%s has a mixture of scales without its %s tensor (router, g_experts and h_experts go together)",
+                      path, l, nm, mos_kind[k]);
+            return -1;
+        }
+    uint64_t E = e[0]->shape[0];
+    for (int k = 0; k < 3; k++) {
+        uint64_t cols = k == 2 ? (uint64_t)out : (uint64_t)in;
+        if (e[k]->type != T_F16 || e[k]->ndim != 2 || e[k]->shape[0] != E || e[k]->shape[1] != cols || E < 2 ||
+            E > BITLINEAR_MOS_MAX) {
+            ob_seterr(err, "%s: tensor %s is %s (%llu, %llu), a mixture of %llu scales needs F16 (%llu, %llu) with 2 to %d experts",
+                      path, e[k]->name, type_name[e[k]->type], (unsigned long long)e[k]->shape[0],
+                      (unsigned long long)e[k]->shape[1], (unsigned long long)E, (unsigned long long)E,
+                      (unsigned long long)cols, BITLINEAR_MOS_MAX);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static int parse(Parsed *p, const char *path, char *err)
@@ -515,9 +650,9 @@ static int parse(Parsed *p, const char *path, char *err)
     for (int i = 112; i < HDR_SIZE; i++) if (h[i]) { ob_seterr(err, "%s: reserved header bytes are not zero", path); goto fail; }
     uint32_t n = file_get_u32le(h + 60);
     uint64_t toff = file_get_u64le(h + 64), doff = file_get_u64le(h + 72);
-    int nfix = expected_entries(c, T_F32, T_F32, NULL);
-    if (n < (uint32_t)nfix || n > (uint32_t)nfix + 3) {
-        ob_seterr(err, "%s: %u tensors, the config needs %d (+ up to 3 optional)", path, n, nfix);
+    int nfix = expected_entries(c, T_F32, T_F32, NULL), nmax = nfix + 3 + 3 * c->n_layers * LIN_PER_LAYER;
+    if (n < (uint32_t)nfix || n > (uint32_t)nmax) {
+        ob_seterr(err, "%s: %u tensors, the config needs %d (+ up to %d optional)", path, n, nfix, nmax - nfix);
         goto fail;
     }
     if (toff != HDR_SIZE) { ob_seterr(err, "%s: tensor table at offset %llu, expected %d", path, (unsigned long long)toff, HDR_SIZE); goto fail; }
@@ -584,17 +719,20 @@ static int parse(Parsed *p, const char *path, char *err)
     expected_entries(c, emb_t, cls_t, want);
     int nlin = c->n_layers * LIN_PER_LAYER;
     p->lin = ob_calloc((size_t)nlin * 3, sizeof *p->lin);
+    p->mos = ob_calloc((size_t)nlin * 3, sizeof *p->mos);
     const Entry **slot = ob_calloc((size_t)nfix, sizeof *slot);
     int ok = 1;
     for (int i = 0; i < p->n && ok; i++) {
         Entry *e = &p->e[i];
         const Entry **dst = NULL;
         const Entry *w = NULL;
+        int j;
         if (!strcmp(e->name, "tokenizer.pieces")) dst = &p->pieces;
         else if (!strcmp(e->name, "tokenizer.scores")) dst = &p->scores;
         else if (!strcmp(e->name, "meta")) dst = &p->meta;
+        else if ((j = mos_slot(c, e->name)) >= 0) dst = &p->mos[j];
         else
-            for (int j = 0; j < nfix; j++)
+            for (j = 0; j < nfix; j++)
                 if (!strcmp(e->name, want[j].name)) { dst = &slot[j]; w = &want[j]; break; }
         if (!dst) { ob_seterr(err, "%s: unexpected tensor '%s'", path, e->name); ok = 0; break; }
         if (*dst) { ob_seterr(err, "%s: tensor '%s' appears twice", path, e->name); ok = 0; break; }
@@ -608,6 +746,7 @@ static int parse(Parsed *p, const char *path, char *err)
     }
     for (int j = 0; j < nfix && ok; j++)
         if (!slot[j]) { ob_seterr(err, "%s: missing tensor %s", path, want[j].name); ok = 0; }
+    for (int i = 0; i < nlin && ok; i++) ok = !mos_bad(path, c, i, p->mos + 3 * i, err);
     if (ok && (p->pieces || p->scores || tn) && !(p->pieces && p->scores && tn)) {
         ob_seterr(err, "%s: incomplete tokenizer (pieces, scores and a token count are all needed)", path);
         ok = 0;
@@ -750,6 +889,18 @@ out:
     return rc;
 }
 
+/* a mixture of scales from its checked entries e[3] into bl */
+static int load_mos(BitLinear *bl, const Parsed *p, const Entry *const *e, const char *path, char *err)
+{
+    int E = (int)e[0]->shape[0];
+    size_t ni = (size_t)E * bl->in;
+    float *v = ob_malloc((2 * ni + (size_t)E * bl->out) * sizeof(float));
+    int rc = copy_f16(v, p, e[0], path, err) || copy_f16(v + ni, p, e[1], path, err) || copy_f16(v + 2 * ni, p, e[2], path, err)
+                 ? -1 : bitlinear_set_mos(bl, E, v, v + ni, v + 2 * ni);
+    free(v);
+    return rc;
+}
+
 int student_new(Model *m, const ModelConfig *c, char *err) { return student_new_lean(m, c, LINEAR_W_F32, LINEAR_W_F32, err); }
 
 /* a student of config c without its 1-bit layers yet (student_add) */
@@ -795,7 +946,8 @@ int student_sources(const Model *m, StudentLinearSrc *lin, char *err)
     for (int i = 0; i < nlin; i++) {
         const BitLinear *bl = student_linear(m, i);
         if (!bl) { ob_seterr(err, "not a 1-bit student"); return -1; }
-        lin[i] = (StudentLinearSrc){.g = bl->g, .h = bl->h, .norm = bl->norm, .bits = bl->bits};
+        lin[i] = (StudentLinearSrc){.g = bl->g, .h = bl->h, .norm = bl->norm, .bits = bl->bits, .mos = bl->mos,
+                                    .router = bl->router, .g_experts = bl->g_experts, .h_experts = bl->h_experts};
     }
     return 0;
 }
@@ -851,6 +1003,7 @@ int student_load(Model *m, Tokenizer *tok, const char *path, char *err)
         student_add(m, x, bl);
         if (copy_f16(bl->g, &p, eg, path, err) || copy_f16(bl->h, &p, eh, path, err)) goto fail;
         bl->norm = (int)(es->flags & 1);
+        if (p.mos[3 * i] && load_mos(bl, &p, p.mos + 3 * i, path, err)) goto fail;
     }
     if (tok && load_tokenizer(tok, &p, path, err)) goto fail;
     /* what the load touched besides (g, h, norms, the tokenizer, and the

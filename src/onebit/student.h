@@ -5,7 +5,8 @@
  *
  * A .onebit file holds the FP tensors (token embedding and output head in
  * FP16 / Q8_0 / FP32, RMSNorm weights in FP32), per linear the packed signs (bitlinear.h canonical layout),
- * FP16 g and h and the LayerNorm flag, the tokenizer and a metadata JSON
+ * FP16 g and h and the LayerNorm flag, with a mixture of scales (--mos)
+ * its FP16 router and experts, the tokenizer and a metadata JSON
  * string. The layout is documented in man/onebit-tui.1 (FILES). */
 #ifndef OB_STUDENT_H
 #define OB_STUDENT_H
@@ -41,13 +42,20 @@ typedef struct {
                            * (bitlinear.h) */
     uint64_t *own_bits;   /* bits when they are the source's own (malloc'd;
                            * student_src_free frees them) */
+    int mos;              /* mixture of scales: experts E (0: none; then the
+                           * three below are NULL and unused) */
+    const float *router;    /* (E, in): expert e's router weights, row e */
+    const float *g_experts; /* (E, in) */
+    const float *h_experts; /* (E, out) */
 } StudentLinearSrc;
 
 /* write a .onebit: FP tensors (embedding and head FP16, norms FP32) from teacher, packed
- * signs + FP16 g,h per linear (lin: L*7 in LIN_ order), the tokenizer (may
- * be NULL: then the file has none) and free-form metadata JSON (may be
- * NULL). Written to PATH.tmp.XXXXXX, fsync'd, renamed over PATH. Fails on
- * non-finite g/h or values out of FP16 range. */
+ * signs + FP16 g,h per linear (lin: L*7 in LIN_ order; a linear with mos
+ * writes its router and experts, and as g, h the experts' means), the
+ * tokenizer (may be NULL: then the file has none) and free-form metadata
+ * JSON (may be NULL). Written to PATH.tmp.XXXXXX, fsync'd, renamed over
+ * PATH. Fails on non-finite g/h/experts or values out of FP16 range, and
+ * on a mixture without 2 to BITLINEAR_MOS_MAX experts or a router. */
 int student_write(const char *path, const Model *teacher, const Tokenizer *tok,
                   const StudentLinearSrc *lin, const char *meta_json, char *err);
 /* the same with the embedding and head stored as head (STUDENT_HEAD_*); FP16

@@ -31,6 +31,7 @@
 typedef struct {
     int in, out;
     size_t off_w, off_g, off_h; /* into the params / grads arenas */
+    size_t off_r;               /* the router (MoS; qat.h): E·in */
 } QLin;
 
 /* activations of one block kept for the backward pass; N = max_B·max_T rows.
@@ -42,6 +43,7 @@ typedef struct {
     float *ly[LIN_PER_LAYER]; /* (N,out) each linear's output (after LayerNorm) */
     float *la[LIN_PER_LAYER]; /* (N,out) S·(g⊙x) before h and LayerNorm */
     float *lr[LIN_PER_LAYER]; /* (N) each linear's LayerNorm 1/std */
+    float *lrt[LIN_PER_LAYER]; /* (N,E) each linear's router probabilities (MoS; else NULL) */
     float *qr, *kr;           /* (N,qd), (N,kvd) q, k after RoPE */
     float *att;               /* (B,H,T,T) attention probabilities */
     float *ao;                /* (N,qd) attention output */
@@ -72,6 +74,9 @@ struct QatModel {
     int dry;            /* qat_memory_bytes: count only the big buffers */
     int recompute;      /* the layers share one set of block activations (all but x), recomputed in the backward */
     QatSte ste;         /* the sign's straight-through estimator (qat_set_ste) */
+    int mos;            /* experts per linear (QatSize.mos; 0: OneBit) */
+    unsigned long long mos_seed;
+    float *gv, *hv, *dhv, *dr; /* MoS scratch: (N,maxin) g(x), (N,maxout) h(x) and its gradient, (N,E) */
     double *klrow;      /* (N) per-token KL */
     QLin *lin;          /* (L, LIN_PER_LAYER) */
     QLayer *layer;      /* (L) */
@@ -214,16 +219,18 @@ static void alloc_buffers(QatModel *q)
     int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     size_t N = (size_t)q->maxB * q->maxT;
     q->lin = take(q, (size_t)Lc * LIN_PER_LAYER * sizeof(QLin), 1);
-    size_t off = 0, maxio = 0;
-    int maxin = 0;
+    size_t off = 0, maxio = 0, E = q->mos > 1 ? (size_t)q->mos : 1;
+    int maxin = 0, maxout = 0;
     for (int l = 0; l < Lc; l++) {
         for (int j = 0; j < LIN_PER_LAYER; j++) {
             QLin *L = &q->lin[l * LIN_PER_LAYER + j];
             model_lin_shape(c, j, &L->out, &L->in);
             L->off_w = off; off += (size_t)L->in * L->out;
-            L->off_g = off; off += L->in;
-            L->off_h = off; off += L->out;
+            L->off_g = off; off += E * L->in;
+            L->off_h = off; off += E * L->out;
+            L->off_r = off; off += E > 1 ? E * L->in : 0;
             if (L->in > maxin) maxin = L->in;
+            if (L->out > maxout) maxout = L->out;
             if ((size_t)L->in * L->out > maxio) maxio = (size_t)L->in * L->out;
         }
     }
@@ -252,6 +259,7 @@ static void alloc_buffers(QatModel *q)
             a->ly[j] = ftake(q, N * L->out);
             a->la[j] = ftake(q, N * L->out);
             a->lr[j] = ftake(q, N);
+            if (E > 1) a->lrt[j] = ftake(q, N * E);
         }
         a->qr = ftake(q, N * qd);
         a->kr = ftake(q, N * kvd);
@@ -279,6 +287,12 @@ static void alloc_buffers(QatModel *q)
     q->gx = ftake(q, N * maxin); q->dgx = ftake(q, N * maxin);
     q->dSw = ftake(q, maxio);
     q->dP = ftake(q, (size_t)q->maxT * q->maxT);
+    if (E > 1) {
+        q->gv = ftake(q, N * maxin);
+        q->hv = ftake(q, N * maxout);
+        q->dhv = ftake(q, N * maxout);
+        q->dr = ftake(q, N * E);
+    }
 }
 
 /* free what alloc_buffers took (the NULLs of a dry run included) */
@@ -290,7 +304,7 @@ static void free_buffers(QatModel *q)
             free(a->x);
             if (q->recompute && l > 0) continue; /* the rest is layer 0's */
             free(a->xn1); free(a->r1);
-            for (int j = 0; j < LIN_PER_LAYER; j++) { free(a->ly[j]); free(a->la[j]); free(a->lr[j]); }
+            for (int j = 0; j < LIN_PER_LAYER; j++) { free(a->ly[j]); free(a->la[j]); free(a->lr[j]); free(a->lrt[j]); }
             free(a->qr); free(a->kr); free(a->att); free(a->ao); free(a->xm); free(a->xn2); free(a->r2); free(a->hp);
         }
     free(q->layer); free(q->lin);
@@ -300,6 +314,7 @@ static void free_buffers(QatModel *q)
     free(q->rope_cos); free(q->rope_sin);
     free(q->dres); free(q->dyb); free(q->dxn); free(q->dhp); free(q->dgate); free(q->dup);
     free(q->dao); free(q->dq); free(q->dk); free(q->dv); free(q->gx); free(q->dgx); free(q->dSw); free(q->dP);
+    free(q->gv); free(q->hv); free(q->dhv); free(q->dr);
 }
 
 /* the QatModel struct itself, counted like a buffer */
@@ -328,6 +343,7 @@ static double dry_bytes(const ModelConfig *c, const QatSize *sz, size_t *nparams
     d.recompute = sz->recompute != 0;
     d.shards = sz->shards;
     d.shard = sz->shard;
+    d.mos = sz->mos;
     d.dry = 1;
     d.bytes = QAT_STRUCT_BYTES + sz->vocab_copies * vocab_copy_bytes(c);
     alloc_buffers(&d);
@@ -338,12 +354,14 @@ static double dry_bytes(const ModelConfig *c, const QatSize *sz, size_t *nparams
 
 double qat_memory_bytes(const ModelConfig *c, const QatSize *sz) { return dry_bytes(c, sz, NULL); }
 
-size_t qat_config_params(const ModelConfig *c)
+size_t qat_config_params_mos(const ModelConfig *c, int mos)
 {
     size_t n;
-    dry_bytes(c, &(QatSize){1, 1, QAT_OPTIM_FP32, 0, 0, 0, 0}, &n);
+    dry_bytes(c, &(QatSize){1, 1, QAT_OPTIM_FP32, 0, 0, 0, 0, mos, 0}, &n);
     return n;
 }
+
+size_t qat_config_params(const ModelConfig *c) { return qat_config_params_mos(c, 0); }
 
 void qat_shard_range(size_t n, int shards, int shard, size_t *lo, size_t *hi)
 {
@@ -367,7 +385,12 @@ void qat_shard_offsets(size_t n, int shards, size_t *off)
 
 double qat_param_state_bytes(const ModelConfig *c, QatOptim optim, int shards)
 {
-    size_t n = qat_config_params(c), lo, hi;
+    return qat_param_state_bytes_mos(c, optim, shards, 0);
+}
+
+double qat_param_state_bytes_mos(const ModelConfig *c, QatOptim optim, int shards, int mos)
+{
+    size_t n = qat_config_params_mos(c, mos), lo, hi;
     qat_shard_range(n, shards, 0, &lo, &hi);
     return (double)n * 8.0 + (double)(hi - lo) * (optim == QAT_OPTIM_BF16 ? 4.0 : 8.0);
 }
@@ -389,6 +412,34 @@ double qat_memory_available(void)
     return have > 0 ? have : 0;
 }
 
+/* a uniform variate in (0, 1) from the splitmix64 state *s */
+static double mos_uniform(unsigned long long *s)
+{
+    unsigned long long z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    return ((double)(z >> 11) + 0.5) / 9007199254740992.0;
+}
+
+/* MoS (qat.h): every expert of linear L a copy of its SVID g and h (expert
+ * 0, in place), the router N(0, 0.02²) by Box-Muller from the seed and the
+ * linear's index i */
+static void mos_init(QatModel *q, const QLin *L, unsigned long long i)
+{
+    if (q->mos < 2) return;
+    float *p = q->params;
+    for (int e = 1; e < q->mos; e++) {
+        memcpy(p + L->off_g + (size_t)e * L->in, p + L->off_g, (size_t)L->in * sizeof(float));
+        memcpy(p + L->off_h + (size_t)e * L->out, p + L->off_h, (size_t)L->out * sizeof(float));
+    }
+    unsigned long long st = q->mos_seed * 0x100000001b3ull ^ (i + 1) * 0xd6e8feb86659fd93ull;
+    for (size_t k = 0, n = (size_t)q->mos * L->in; k < n; k++) {
+        double u1 = mos_uniform(&st), u2 = mos_uniform(&st);
+        p[L->off_r + k] = (float)(0.02 * sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
+    }
+}
+
 QatModel *qat_new(const Model *teacher, SvidMethod init, const QatSize *sz, char *err)
 {
     const ModelConfig *c = &teacher->cfg;
@@ -403,6 +454,10 @@ QatModel *qat_new(const Model *teacher, SvidMethod init, const QatSize *sz, char
     }
     if (sz->shards < 0 || sz->shard < 0 || sz->shard >= (sz->shards > 1 ? sz->shards : 1)) {
         ob_seterr(err, "bad optimizer shard %d of %d", sz->shard, sz->shards);
+        return NULL;
+    }
+    if (sz->mos < 0 || sz->mos == 1 || sz->mos > QAT_MOS_MAX) {
+        ob_seterr(err, "a mixture of scales has 2 to %d experts (0: off), not %d", QAT_MOS_MAX, sz->mos);
         return NULL;
     }
     if (max_B <= 0 || max_T <= 0 || max_T > c->seq_len || (long)max_B * max_T > (1L << 24)) {
@@ -426,7 +481,7 @@ QatModel *qat_new(const Model *teacher, SvidMethod init, const QatSize *sz, char
     }
     double need = qat_memory_bytes(c, sz), have = qat_memory_available();
     if (have > 0 && need > have) {
-        double ps = qat_param_state_bytes(c, sz->optim, sz->shards);
+        double ps = qat_param_state_bytes_mos(c, sz->optim, sz->shards, sz->mos);
         ob_seterr(err, "training batch %d x %d tokens needs %.1f GiB (parameters, gradients and AdamW state %.1f GiB, "
                   "activations and scratch %.1f GiB); %.1f GiB of memory is available",
                   max_B, max_T, need / 1073741824.0, ps / 1073741824.0, (need - ps) / 1073741824.0, have / 1073741824.0);
@@ -442,6 +497,8 @@ QatModel *qat_new(const Model *teacher, SvidMethod init, const QatSize *sz, char
     q->shards = sz->shards;
     q->shard = sz->shard;
     q->ste = (QatSte){QAT_STE_ONEBIT, 0};
+    q->mos = sz->mos;
+    q->mos_seed = sz->mos_seed;
     q->bytes = QAT_STRUCT_BYTES;
     alloc_buffers(q);
     /* SVID init from the teacher: |W| ≈ a·bᵀ, h = a, g = b, W = 0.01·sign(W) */
@@ -461,6 +518,7 @@ QatModel *qat_new(const Model *teacher, SvidMethod init, const QatSize *sz, char
             free(q);
             return NULL;
         }
+        mos_init(q, L, (unsigned long long)i);
     }
     q->emb = model_vocab_f32(teacher, 0, &q->emb32);
     q->cls = c->shared_classifier ? q->emb : model_vocab_f32(teacher, 1, &q->cls32);
@@ -536,13 +594,28 @@ int qat_linear_params(QatModel *q, int l, int j, float **W, float **g, float **h
     return 0;
 }
 
+int qat_mos(const QatModel *q) { return q->mos; }
+
+int qat_linear_mos(QatModel *q, int l, int j, float **Gin, float **Hout, float **G)
+{
+    if (l < 0 || l >= q->cfg.n_layers || j < 0 || j >= LIN_PER_LAYER) return -1;
+    const QLin *L = &q->lin[l * LIN_PER_LAYER + j];
+    int on = q->mos > 1;
+    if (Gin) *Gin = on ? q->params + L->off_g : NULL;
+    if (Hout) *Hout = on ? q->params + L->off_h : NULL;
+    if (G) *G = on ? q->params + L->off_r : NULL;
+    return on ? q->mos : 0;
+}
+
 int qat_linear_srcs(const QatModel *q, void *lin_out)
 {
     QatLinearSrc *o = lin_out;
-    int n = q->cfg.n_layers * LIN_PER_LAYER;
+    int n = q->cfg.n_layers * LIN_PER_LAYER, E = q->mos > 1 ? q->mos : 0;
     for (int i = 0; i < n; i++) {
         const QLin *L = &q->lin[i];
-        o[i] = (QatLinearSrc){L->in, L->out, q->params + L->off_w, q->params + L->off_g, q->params + L->off_h, 1};
+        const float *g = q->params + L->off_g, *h = q->params + L->off_h;
+        o[i] = (QatLinearSrc){L->in, L->out, q->params + L->off_w, g, h, 1, E,
+                              E ? q->params + L->off_r : NULL, E ? g : NULL, E ? h : NULL};
     }
     return n;
 }
@@ -786,22 +859,24 @@ void qat_swiglu_bwd(float *dgate, float *dup, const float *dhp, const float *gat
 /* ---- the OneBit linear --------------------------------------------------- */
 
 /* the elementwise and per-row/per-column parts of the OneBit linear, as
- * par_for bodies */
+ * par_for bodies. g and h are one vector (gs, hs 0) or, with a mixture of
+ * scales, one per row (gs = in, hs = out: g(x), h(x)) */
 typedef struct {
     int in, out;
     const float *x, *g, *h, *a, *y, *rstd_in, *dgx;
     float *gx, *yo, *rstd, *dy, *dx, *dg, *dh;
     size_t N;
     int accumulate;
+    size_t gs, hs;
 } LinPar;
 
 static void lp_gx(void *c, size_t lo, size_t hi) /* rows: gx = x ⊙ g */
 {
     const LinPar *p = c;
     for (size_t n = lo; n < hi; n++) {
-        const float *xn = p->x + n * p->in;
+        const float *xn = p->x + n * p->in, *g = p->g + n * p->gs;
         float *gxn = p->gx + n * p->in;
-        for (int i = 0; i < p->in; i++) gxn[i] = xn[i] * p->g[i];
+        for (int i = 0; i < p->in; i++) gxn[i] = xn[i] * g[i];
     }
 }
 
@@ -810,23 +885,51 @@ static void lp_ln_fwd(void *c, size_t lo, size_t hi) /* rows: y = LN(h ⊙ a) */
     const LinPar *p = c;
     int out = p->out;
     for (size_t n = lo; n < hi; n++) {
-        const float *an = p->a + n * out;
+        const float *an = p->a + n * out, *h = p->h + n * p->hs;
         float *yn = p->yo + n * out;
-        for (int o = 0; o < out; o++) yn[o] = an[o] * p->h[o];
+        for (int o = 0; o < out; o++) yn[o] = an[o] * h[o];
         p->rstd[n] = kern_layernorm_inplace(yn, out, QAT_LN_EPS); /* as bitlinear_layernorm */
     }
 }
 
-/* y (N,out) = LayerNorm(h ⊙ (S · (g ⊙ x))); keeps a = S·(g⊙x) (N,out) and
- * the LayerNorm's 1/std (N); gx: (N,in) scratch */
-void qat_onebit_fwd(const QatPar *par, int in, int out, const float *S, const float *g, const float *h, const float *x, int N,
-                    float *gx, float *a, float *y, float *rstd)
+/* MoS: the router's probabilities r (N,E) = softmax(x · Gᵀ) and from them
+ * g(x) = r · G_in (N,in) into m->gv, h(x) = r · H_out (N,out) into m->hv */
+static void mos_scales(const QatPar *par, int in, int out, const QatMos *m, const float *x, int N, float *r, int route)
 {
-    LinPar p = {.in = in, .out = out, .x = x, .g = g, .h = h, .a = a, .gx = gx, .yo = y, .rstd = rstd};
+    int E = m->E;
+    if (route) {
+        // r (N,E) = x (N,in) · Gᵀ (in,E), then softmax per row
+        qsgemm(par, CblasNoTrans, CblasTrans, N, E, in, 1.0f, x, in, m->G, in, 0.0f, r, E);
+        for (int n = 0; n < N; n++) model_softmax(r + (size_t)n * E, E);
+    }
+    // gv (N,in) = r (N,E) · G_in (E,in);  hv (N,out) = r · H_out (E,out)
+    qsgemm(par, CblasNoTrans, CblasNoTrans, N, in, E, 1.0f, r, E, m->Gin, in, 0.0f, m->gv, in);
+    qsgemm(par, CblasNoTrans, CblasNoTrans, N, out, E, 1.0f, r, E, m->Hout, out, 0.0f, m->hv, out);
+}
+
+/* y (N,out) = LayerNorm(h ⊙ (S · (g ⊙ x))); keeps a = S·(g⊙x) (N,out) and
+ * the LayerNorm's 1/std (N); gx: (N,in) scratch; gs, hs: LinPar's */
+static void onebit_fwd(const QatPar *par, int in, int out, const float *S, const float *g, const float *h, size_t gs,
+                       size_t hs, const float *x, int N, float *gx, float *a, float *y, float *rstd)
+{
+    LinPar p = {.in = in, .out = out, .x = x, .g = g, .h = h, .a = a, .gx = gx, .yo = y, .rstd = rstd, .gs = gs, .hs = hs};
     par_for(par, (size_t)N, (size_t)in, lp_gx, &p);
     // a (N,out) = gx (N,in) · Sᵀ (in,out)
     qsgemm(par, CblasNoTrans, CblasTrans, N, out, in, 1.0f, gx, in, S, in, 0.0f, a, out);
     par_for(par, (size_t)N, (size_t)out * 4, lp_ln_fwd, &p);
+}
+
+void qat_onebit_fwd(const QatPar *par, int in, int out, const float *S, const float *g, const float *h, const float *x, int N,
+                    float *gx, float *a, float *y, float *rstd)
+{
+    onebit_fwd(par, in, out, S, g, h, 0, 0, x, N, gx, a, y, rstd);
+}
+
+void qat_mos_fwd(const QatPar *par, int in, int out, const float *S, const QatMos *m, const float *x, int N, float *gx,
+                 float *r, float *a, float *y, float *rstd)
+{
+    mos_scales(par, in, out, m, x, N, r, 1);
+    onebit_fwd(par, in, out, S, m->gv, m->hv, (size_t)in, (size_t)out, x, N, gx, a, y, rstd);
 }
 
 static void lp_ln_bwd(void *c, size_t lo, size_t hi) /* rows: du = r·(dy − mean(dy) − y·mean(dy⊙y)) */
@@ -872,9 +975,23 @@ static void lp_dz_gx(void *c, size_t lo, size_t hi) /* rows: dz = du ⊙ h; gx =
     const LinPar *p = c;
     for (size_t n = lo; n < hi; n++) {
         float *d = p->dy + n * p->out;
-        for (int o = 0; o < p->out; o++) d[o] *= p->h[o];
+        const float *h = p->h + n * p->hs;
+        for (int o = 0; o < p->out; o++) d[o] *= h[o];
     }
     lp_gx(c, lo, hi);
+}
+
+static void lp_dhv(void *c, size_t lo, size_t hi) /* rows (MoS): d(h(x)) = du ⊙ a into dh */
+{
+    const LinPar *p = c;
+    for (size_t k = lo * p->out; k < hi * p->out; k++) p->dh[k] = p->dy[k] * p->a[k];
+}
+
+static void lp_dgv(void *c, size_t lo, size_t hi) /* rows (MoS): d(g(x)) = d(gx) ⊙ x, in place */
+{
+    const LinPar *p = c;
+    float *d = (float *)p->dgx;
+    for (size_t k = lo * p->in; k < hi * p->in; k++) d[k] *= p->x[k];
 }
 
 static void lp_dg(void *c, size_t lo, size_t hi) /* columns: dg += Σ_n d(gx) ⊙ x */
@@ -888,10 +1005,10 @@ static void lp_dx(void *c, size_t lo, size_t hi) /* rows: dx (+)= d(gx) ⊙ g */
     const LinPar *p = c;
     int in = p->in;
     for (size_t n = lo; n < hi; n++) {
-        const float *dg = p->dgx + n * in;
+        const float *dg = p->dgx + n * in, *g = p->g + n * p->gs;
         float *dxn = p->dx + n * in;
-        if (p->accumulate) for (int i = 0; i < in; i++) dxn[i] += dg[i] * p->g[i];
-        else for (int i = 0; i < in; i++) dxn[i] = dg[i] * p->g[i];
+        if (p->accumulate) for (int i = 0; i < in; i++) dxn[i] += dg[i] * g[i];
+        else for (int i = 0; i < in; i++) dxn[i] = dg[i] * g[i];
     }
 }
 
@@ -905,15 +1022,32 @@ static void lp_ste(void *c, size_t lo, size_t hi) /* dW += dS ⊙ f(W), from W (
         for (size_t k = lo; k < hi; k++) p->dW[k] += p->dS[k] * qat_ste_factor(p->ste, p->W[k]);
 }
 
-void qat_onebit_bwd(const QatPar *par, const QatOnebitGrad *p, const float *x, int N, const float *a, const float *y,
-                    const float *rstd, float *dy, float *dx, int accumulate)
+/* MoS: softmax backward of the router in place, dr -> dz = r ⊙ (dr − r·dr) */
+static void mos_softmax_bwd(float *dr, const float *r, int N, int E)
+{
+    for (int n = 0; n < N; n++) {
+        float *d = dr + (size_t)n * E;
+        const float *rn = r + (size_t)n * E;
+        double s = 0;
+        for (int e = 0; e < E; e++) s += (double)rn[e] * d[e];
+        for (int e = 0; e < E; e++) d[e] = rn[e] * (d[e] - (float)s);
+    }
+}
+
+/* the backward of onebit_fwd; with m (MoS) g(x), h(x) are m->gv, m->hv
+ * (mos_scales, r the router's probabilities) and the experts' and router's
+ * gradients go to m */
+static void onebit_bwd(const QatPar *par, const QatOnebitGrad *p, const QatMos *m, const float *r, const float *x, int N,
+                       const float *a, const float *y, const float *rstd, float *dy, float *dx, int accumulate)
 {
     int in = p->in, out = p->out;
-    LinPar lp = {.in = in, .out = out, .x = x, .g = p->g, .h = p->h, .a = a, .y = y, .rstd_in = rstd,
-                 .dgx = p->dgx, .gx = p->gx, .dy = dy, .dx = dx, .dg = p->dg, .dh = p->dh, .N = (size_t)N,
-                 .accumulate = accumulate};
+    LinPar lp = {.in = in, .out = out, .x = x, .g = m ? m->gv : p->g, .h = m ? m->hv : p->h, .a = a, .y = y,
+                 .rstd_in = rstd, .dgx = p->dgx, .gx = p->gx, .dy = dy, .dx = dx, .dg = p->dg,
+                 .dh = m ? m->dhv : p->dh, .N = (size_t)N, .accumulate = accumulate,
+                 .gs = m ? (size_t)in : 0, .hs = m ? (size_t)out : 0};
     par_for(par, (size_t)N, (size_t)out * 4, lp_ln_bwd, &lp);
-    par_for(par, (size_t)out, (size_t)N * 2, lp_dh, &lp);
+    if (m) par_for(par, (size_t)N, (size_t)out, lp_dhv, &lp);
+    else par_for(par, (size_t)out, (size_t)N * 2, lp_dh, &lp);
     par_for(par, (size_t)N, (size_t)(in + out), lp_dz_gx, &lp);
     // d(gx) (N,in) = dz (N,out) · S (out,in)
     qsgemm(par, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, p->S, in, 0.0f, p->dgx, in);
@@ -923,12 +1057,56 @@ void qat_onebit_bwd(const QatPar *par, const QatOnebitGrad *p, const float *x, i
         SteCtx sc = {p->dS, p->W, p->dW, &p->ste};
         par_for(par, (size_t)in * out, 2, lp_ste, &sc);
     }
-    par_for(par, (size_t)in, (size_t)N * 2, lp_dg, &lp);
     par_for(par, (size_t)N, (size_t)in, lp_dx, &lp);
+    if (!m) {
+        par_for(par, (size_t)in, (size_t)N * 2, lp_dg, &lp);
+        return;
+    }
+    int E = m->E;
+    par_for(par, (size_t)N, (size_t)in, lp_dgv, &lp); /* p->dgx is now d(g(x)) */
+    // dG_in (E,in) += rᵀ (E,N) · d(g(x)) (N,in);  dH_out (E,out) += rᵀ · d(h(x))
+    qsgemm(par, CblasTrans, CblasNoTrans, E, in, N, 1.0f, r, E, p->dgx, in, 1.0f, m->dGin, in);
+    qsgemm(par, CblasTrans, CblasNoTrans, E, out, N, 1.0f, r, E, m->dhv, out, 1.0f, m->dHout, out);
+    // dr (N,E) = d(g(x)) · G_inᵀ + d(h(x)) · H_outᵀ, then through the softmax
+    qsgemm(par, CblasNoTrans, CblasTrans, N, E, in, 1.0f, p->dgx, in, m->Gin, in, 0.0f, m->dr, E);
+    qsgemm(par, CblasNoTrans, CblasTrans, N, E, out, 1.0f, m->dhv, out, m->Hout, out, 1.0f, m->dr, E);
+    mos_softmax_bwd(m->dr, r, N, E);
+    // dG (E,in) += dzᵀ (E,N) · x (N,in);  dx (N,in) += dz (N,E) · G (E,in)
+    qsgemm(par, CblasTrans, CblasNoTrans, E, in, N, 1.0f, m->dr, E, x, in, 1.0f, m->dG, in);
+    qsgemm(par, CblasNoTrans, CblasNoTrans, N, in, E, 1.0f, m->dr, E, m->G, in, 1.0f, dx, in);
+}
+
+void qat_onebit_bwd(const QatPar *par, const QatOnebitGrad *p, const float *x, int N, const float *a, const float *y,
+                    const float *rstd, float *dy, float *dx, int accumulate)
+{
+    onebit_bwd(par, p, NULL, NULL, x, N, a, y, rstd, dy, dx, accumulate);
+}
+
+void qat_mos_bwd(const QatPar *par, const QatOnebitGrad *p, const QatMos *m, const float *x, int N, const float *r,
+                 const float *a, const float *y, const float *rstd, float *dy, float *dx, int accumulate)
+{
+    mos_scales(par, p->in, p->out, m, x, N, (float *)r, 0);
+    onebit_bwd(par, p, m, r, x, N, a, y, rstd, dy, dx, accumulate);
+}
+
+/* MoS: linear L's experts, gradients and scratch, and its router
+ * probabilities (*r, (N,E) of its layer's activations) */
+static QatMos qlin_mos(QatModel *q, const QLin *L, float **r)
+{
+    size_t i = (size_t)(L - q->lin);
+    *r = q->layer[i / LIN_PER_LAYER].lrt[i % LIN_PER_LAYER];
+    return (QatMos){q->mos, q->params + L->off_r, q->params + L->off_g, q->params + L->off_h, q->grads + L->off_r,
+                    q->grads + L->off_g, q->grads + L->off_h, q->gv, q->hv, q->dhv, q->dr};
 }
 
 static void qlin_fwd(QatModel *q, const QLin *L, const float *x, int N, float *a, float *y, float *rstd)
 {
+    if (q->mos > 1) {
+        float *r;
+        QatMos m = qlin_mos(q, L, &r);
+        qat_mos_fwd(&q->par, L->in, L->out, expand_S(q, L), &m, x, N, q->gx, r, a, y, rstd);
+        return;
+    }
     qat_onebit_fwd(&q->par, L->in, L->out, expand_S(q, L), q->params + L->off_g, q->params + L->off_h, x, N, q->gx, a, y, rstd);
 }
 
@@ -938,6 +1116,12 @@ static void qlin_bwd(QatModel *q, const QLin *L, const float *x, int N, const fl
     QatOnebitGrad p = {L->in, L->out, expand_S(q, L), q->params + L->off_w, q->params + L->off_g,
                        q->params + L->off_h, q->grads + L->off_w, q->grads + L->off_g, q->grads + L->off_h,
                        q->dSw, q->gx, q->dgx, q->ste};
+    if (q->mos > 1) {
+        float *r;
+        QatMos m = qlin_mos(q, L, &r);
+        qat_mos_bwd(&q->par, &p, &m, x, N, r, a, y, rstd, dy, dx, accumulate);
+        return;
+    }
     qat_onebit_bwd(&q->par, &p, x, N, a, y, rstd, dy, dx, accumulate);
 }
 
@@ -1348,17 +1532,21 @@ float qat_lr(long step, long total, long warmup, float lr_max, float lr_min)
 double qat_flops(const QatModel *q, int B, int T)
 {
     const ModelConfig *c = &q->cfg;
-    double N = (double)B * T, lin = 0;
+    double N = (double)B * T, lin = 0, mos = 0;
     for (int j = 0; j < LIN_PER_LAYER; j++) {
         int in, out;
         model_lin_shape(c, j, &out, &in);
         lin += 2.0 * N * in * out;
+        /* MoS: router, g(x), h(x) forward; g(x), h(x) again, dG_in, dH_out,
+         * dr (2), dG, dx backward */
+        mos += 2.0 * N * q->mos * (6.0 * in + 4.0 * out + 4.0 * in);
     }
     lin *= c->n_layers;
+    mos *= q->mos > 1 ? c->n_layers : 0;
     double att = 4.0 * B * c->n_heads * (double)T * T * c->head_dim * c->n_layers; /* QKᵀ + PV */
     double head = 2.0 * N * c->dim * c->vocab_size;
     double teacher = lin + att + head;
     double student_fwd = lin + att + head;
     double student_bwd = 2 * lin + 2 * att + head; /* dX and dS per linear; dP,dV,dQ,dK; dxf */
-    return teacher + student_fwd + student_bwd;
+    return teacher + student_fwd + student_bwd + mos;
 }

@@ -23,6 +23,18 @@
  * in 0..L-1, for linear j in LIN_Q..LIN_UP (model.h order): W (out·in, row
  * major), then g (in), then h (out). qat_linear_params() gives the pointers.
  *
+ * Mixture of scales (QatSize.mos = E >= 2, BinaryMoS): per linear E scale
+ * experts and a router; per token (row x)
+ *     r = softmax(x · Gᵀ) (E),  g(x) = r · G_in (in),  h(x) = r · H_out (out)
+ *     y = LayerNorm( h(x) ⊙ (S · (g(x) ⊙ x)) )
+ * The arena holds per linear W, then G_in (E·in, expert-major: where g is
+ * without MoS), H_out (E·out, where h is), then the router G (E·in: one row
+ * of in weights per expert, i.e. the (in x E) router transposed). With one
+ * expert and no router this is the layout above; with a uniform router (G =
+ * 0) and identical experts, exactly the OneBit linear. qat_new sets every
+ * expert to the SVID g and h and G to N(0, 0.02²) from mos_seed, so that
+ * the experts' gradients differ from the first step.
+ *
  * Determinism: the same inputs and OpenBLAS thread count give bit-identical
  * results (fixed reduction order everywhere, no atomics); different thread
  * counts agree to rounding.
@@ -108,7 +120,13 @@ typedef struct {
      * as FP32 copies: those stored in another precision (a mapped teacher;
      * qat_vocab_copies) */
     int vocab_copies;
+    /* mixture of scales (BinaryMoS, --mos): E scale experts per linear
+     * (0: off, the OneBit linear; 2..QAT_MOS_MAX), and the seed of the
+     * routers' random initialisation */
+    int mos;
+    unsigned long long mos_seed;
 } QatSize;
+#define QAT_MOS_MAX 64
 
 /* QatSize.vocab_copies for this teacher */
 int qat_vocab_copies(const Model *teacher);
@@ -155,8 +173,12 @@ double qat_memory_bytes(const ModelConfig *c, const QatSize *sz);
 /* the part of it that grows with the parameters (params, grads, and the
  * moments of shard 0's slice of `shards`: all with 0 or 1) */
 double qat_param_state_bytes(const ModelConfig *c, QatOptim optim, int shards);
-/* trainable parameters of a config (qat_num_params of a model of it) */
+/* the same with E experts per linear (QatSize.mos) */
+double qat_param_state_bytes_mos(const ModelConfig *c, QatOptim optim, int shards, int mos);
+/* trainable parameters of a config (qat_num_params of a model of it),
+ * with E experts per linear (mos: QatSize.mos) */
 size_t qat_config_params(const ModelConfig *c);
+size_t qat_config_params_mos(const ModelConfig *c, int mos);
 double qat_allocated_bytes(const QatModel *q);
 /* what this process may still allocate: MemAvailable of /proc/meminfo, or
  * (without it) the physical memory; 0 when unknown */
@@ -172,6 +194,11 @@ void qat_zero_grads(QatModel *q);
 /* pointers of linear j (LIN_*) of layer l into the params arena (grads:
  * qat_grads(q) + the same offsets); in/out sizes. 0, or -1 on bad l/j. */
 int qat_linear_params(QatModel *q, int l, int j, float **W, float **g, float **h, int *in, int *out);
+/* the experts of a mixture of scales (QatSize.mos): E, and the pointers of
+ * linear j of layer l to G_in (E,in) (= *g above), H_out (E,out) (= *h) and
+ * the router G (E,in); E = 0 (pointers NULL) without MoS; -1 on bad l/j */
+int qat_mos(const QatModel *q);
+int qat_linear_mos(QatModel *q, int l, int j, float **Gin, float **Hout, float **G);
 /* AdamW's moments: QatSize.optim, and the raw arrays (one element per
  * parameter of the model's slice [lo, hi) of qat_shard, float or uint16_t
  * BF16 bits; *elem_bytes 4 or 2), for checkpoints; zero after qat_new */
@@ -229,6 +256,9 @@ typedef struct {
     const float *g;  /* (in) */
     const float *h;  /* (out) */
     int norm;        /* 1: LayerNorm after */
+    int mos;         /* experts E (0: none; then the three below are NULL) */
+    const float *router, *g_experts; /* (E, in) each */
+    const float *h_experts;          /* (E, out) */
 } QatLinearSrc;
 /* fills lin_out (a QatLinearSrc array of L*LIN_PER_LAYER, layer-major) with
  * pointers into the params arena; returns the count */
@@ -243,7 +273,8 @@ void qat_times(const QatModel *q, double sec[QAT_NTIMERS]);
 void qat_add_time(QatModel *q, int phase, double sec);
 
 /* FLOPs of one qat_forward_backward with (B,T): matmuls only (teacher
- * forward, student forward and backward), for `bench train` */
+ * forward, student forward and backward, a mixture of scales' products),
+ * for `bench train` */
 double qat_flops(const QatModel *q, int B, int T);
 
 /* ---- testing hooks ------------------------------------------------------ */
@@ -297,5 +328,21 @@ float qat_ste(float w);
  * dW += dS ⊙ qat_ste_factor(&p->ste, W) */
 void qat_onebit_bwd(const QatPar *par, const QatOnebitGrad *p, const float *x, int N, const float *a, const float *y,
                     const float *rstd, float *dy, float *dx, int accumulate);
+/* the mixture-of-scales linear (qat.h, Mixture of scales) with S free:
+ * its experts, their gradients and scratch */
+typedef struct {
+    int E;
+    const float *G, *Gin, *Hout; /* router (E,in), g experts (E,in), h experts (E,out) */
+    float *dG, *dGin, *dHout;    /* accumulated by qat_mos_bwd */
+    float *gv, *hv, *dhv, *dr;   /* scratch: (N,in), (N,out), (N,out), (N,E) */
+} QatMos;
+/* y (N,out) = LN(h(x) ⊙ (S·(g(x) ⊙ x))); keeps r (N,E) the router's
+ * probabilities, a = S·(g(x)⊙x) (N,out) and rstd (N); gx (N,in) scratch */
+void qat_mos_fwd(const QatPar *par, int in, int out, const float *S, const QatMos *m, const float *x, int N, float *gx,
+                 float *r, float *a, float *y, float *rstd);
+/* as qat_onebit_bwd (p's g, h, dg, dh unused), the experts' gradients
+ * into m's; r, a, y, rstd from qat_mos_fwd */
+void qat_mos_bwd(const QatPar *par, const QatOnebitGrad *p, const QatMos *m, const float *x, int N, const float *r,
+                 const float *a, const float *y, const float *rstd, float *dy, float *dx, int accumulate);
 
 #endif

@@ -77,6 +77,9 @@ const OptSpec session_opts[] = {
      "AdamW moments' storage: 16 (fp32) or 12 (bf16) bytes\nper trainable parameter in all (fp32)", NULL},
     {"recompute", OPT_FLAG, C(recompute), OPT_STORE, 0, 1, NULL, NULL, NULL,
      "keep only each block's input, recompute its activations\nin the backward pass (less memory, same results)", NULL},
+    {"mos", OPT_INT, C(mos), OPT_STORE, 0, QAT_MOS_MAX, "0", NULL, "E",
+     "mixture of scales (BinaryMoS): E scale experts of g and h\nper linear and a router choosing them per token; 0: off,\n"
+     "the OneBit linear (0)", NULL},
     {"seed", OPT_U64, C(seed), OPT_STORE, 0, (double)0x7fffffffffffffffL, "1", NULL, "S", "data sampling seed (1)", NULL},
     {"threads", OPT_INT, C(threads), OPT_STORE, 0, 1024, "0", NULL, "T", "training and self-generation threads (0: all online cores)", NULL},
     {"out", OPT_STR, F(out), OPT_STORE | OPT_PATH, 0, 0, NULL, NULL, "S.onebit",

@@ -98,6 +98,7 @@ int trainer_config_check(const TrainConfig *c, const ModelConfig *mc, char *err)
     if (c->stop_after < 0) BAD("--stop-after must be >= 0");
     if (c->threads < 0 || c->threads > 1024) BAD("--threads must be between 0 (all cores) and 1024");
     if (c->optim_state != QAT_OPTIM_FP32 && c->optim_state != QAT_OPTIM_BF16) BAD("--optim-state must be fp32 or bf16");
+    if (c->mos < 0 || c->mos == 1 || c->mos > QAT_MOS_MAX) BAD("--mos must be 0 (off) or 2 to %d experts, not %d", QAT_MOS_MAX, c->mos);
     return 0;
 #undef BAD
 }
@@ -106,7 +107,8 @@ int trainer_config_check(const TrainConfig *c, const ModelConfig *mc, char *err)
 static double need_of(const Model *t, const TrainConfig *c, int B, int T, int optim)
 {
     /* per rank: ZeRO-1 shards the moments over dist_size() ranks, shard 0's the largest */
-    return qat_memory_bytes(&t->cfg, &(QatSize){B, T, (QatOptim)optim, c->recompute, dist_size(), 0, qat_vocab_copies(t)});
+    return qat_memory_bytes(&t->cfg, &(QatSize){B, T, (QatOptim)optim, c->recompute, dist_size(), 0, qat_vocab_copies(t),
+                                                c->mos, c->seed});
 }
 
 /* the largest n in [1, hi) for which need(n) fits in have (need grows with
@@ -134,8 +136,8 @@ void trainer_memory_text(const Model *t, const TrainConfig *c, char *buf, size_t
 {
     int ranks = dist_size();
     double need = need_of(t, c, c->batch, c->seq_len, c->optim_state),
-           ps = qat_param_state_bytes(&t->cfg, (QatOptim)c->optim_state, ranks);
-    size_t np = qat_config_params(&t->cfg);
+           ps = qat_param_state_bytes_mos(&t->cfg, (QatOptim)c->optim_state, ranks, c->mos);
+    size_t np = qat_config_params_mos(&t->cfg, c->mos);
     char g[3][32], zero[64] = "";
     if (ranks > 1) snprintf(zero, sizeof zero, " sharded over %d ranks: ZeRO-1", ranks);
     snprintf(buf, n, "training state %s%s: %zu trainable parameters at %.0f bytes each (%s AdamW moments%s) %s, "
@@ -313,7 +315,7 @@ static int xnor_nll(const Model *teacher, const DataSet *d, double *nll, char *e
 
 /* ---- checkpoints -------------------------------------------------------------- */
 #define CKPT_MAGIC "OBCKPT1\n"
-#define CKPT_VERSION 2 /* 2: the moments' storage after the config; 1: FP32 moments, no code */
+#define CKPT_VERSION 3 /* 3: MoS experts after the moments' storage; 2: the moments' storage after the config; 1: FP32 moments, no code */
 
 typedef struct { unsigned char *p; size_t n, cap; } Buf;
 static void bput(Buf *b, const void *src, size_t n)
@@ -409,6 +411,7 @@ static int write_ckpt(Trainer *t, char *err)
     bf64(&b, t->elapsed);
     put_cfg(&b, &t->cfg);
     bu32(&b, (uint32_t)qat_optim(t->q));
+    bu32(&b, (uint32_t)qat_mos(t->q));
     /* the arrays, little-endian like the header: on a little-endian host
      * straight from memory to the file (no copy of the state), elsewhere
      * byte-swapped into one copy */
@@ -460,8 +463,8 @@ static size_t ckpt_num_params(const ModelConfig *c)
 
 /* a mapped checkpoint's header up to the parameter count: magic, checksum,
  * version, teacher (sha), data fingerprint (*fp), model shape against c,
- * np parameters; r is left after them */
-static int ckpt_head(const char *path, const char *raw, size_t size, const ModelConfig *c, size_t np, char sha[65],
+ * the parameter count (*np: the caller checks it); r is left after them */
+static int ckpt_head(const char *path, const char *raw, size_t size, const ModelConfig *c, uint64_t *np, char sha[65],
                      uint64_t *fp, uint32_t *version, Rd *r, char *err)
 {
     *r = (Rd){(const unsigned char *)raw, size, 0, 0};
@@ -474,7 +477,7 @@ static int ckpt_head(const char *path, const char *raw, size_t size, const Model
         return -1;
     }
     uint32_t ver = ru32(r);
-    if (ver != 1 && ver != CKPT_VERSION) { ob_seterr(err, "%s: unsupported checkpoint version %u", path, ver); return -1; }
+    if (ver < 1 || ver > CKPT_VERSION) { ob_seterr(err, "%s: unsupported checkpoint version %u", path, ver); return -1; }
     *version = ver;
     rget(r, sha, 64);
     sha[64] = 0;
@@ -486,9 +489,15 @@ static int ckpt_head(const char *path, const char *raw, size_t size, const Model
                   path, dims[0], dims[2], dims[5], want[0], want[2], want[5]);
         return -1;
     }
-    uint64_t cnp = ru64(r);
-    if (cnp != np) { ob_seterr(err, "%s: %" PRIu64 " parameters, the student has %zu", path, cnp, np); return -1; }
+    *np = ru64(r);
     return 0;
+}
+
+static int ckpt_np(const char *path, uint64_t cnp, size_t np, char *err)
+{
+    if (cnp == np) return 0;
+    ob_seterr(err, "%s: %" PRIu64 " parameters, the student has %zu", path, cnp, np);
+    return -1;
 }
 
 /* element i of a moment array of elem_bytes 4 (FP32) or 2 (BF16) as FP32 */
@@ -510,7 +519,8 @@ static int load_ckpt(Trainer *t, const char *path, char *err)
     char sha[65];
     uint64_t fp;
     uint32_t ver;
-    if (ckpt_head(path, raw, size, &t->teacher->cfg, np, sha, &fp, &ver, &r, err)) goto out;
+    uint64_t cnp;
+    if (ckpt_head(path, raw, size, &t->teacher->cfg, &cnp, sha, &fp, &ver, &r, err)) goto out;
     if (strncmp(sha, t->sha, 64) != 0) {
         ob_seterr(err, "%s: the checkpoint is for another teacher (sha256 %.16s..., this teacher %.16s...)", path, sha, t->sha);
         goto out;
@@ -527,6 +537,7 @@ static int load_ckpt(Trainer *t, const char *path, char *err)
     double f[9];
     for (int i = 0; i < 9; i++) f[i] = rf64(&r);
     uint32_t optim = ver >= 2 ? ru32(&r) : QAT_OPTIM_FP32; /* version 1: FP32 moments */
+    uint32_t mos = ver >= 3 ? ru32(&r) : 0;                 /* before version 3: no experts */
     if (t->cfg.time_limit > 0 && steps >= 1 && steps <= (uint64_t)t->cfg.steps) t->cfg.steps = (long)steps; /* its plan */
     const TrainConfig *k = &t->cfg;
     double g[9] = {k->lr, eff_lr_min(k), k->alpha, k->kl_scale, k->beta1, k->beta2, k->eps, k->wd, k->clip};
@@ -551,6 +562,12 @@ static int load_ckpt(Trainer *t, const char *path, char *err)
                   k->optim_state == QAT_OPTIM_BF16 ? "BF16" : "FP32", optim == QAT_OPTIM_BF16 ? "bf16" : "fp32");
         goto out;
     }
+    if (mos != (uint32_t)qat_mos(t->q)) {
+        ob_seterr(err, "%s: the checkpoint's student has %u scale experts per linear (--mos %u), this run %d: resume with --mos %u",
+                  path, mos, mos, qat_mos(t->q), mos);
+        goto out;
+    }
+    if (ckpt_np(path, cnp, np, err)) goto out;
     if ((long)step > k->steps) { ob_seterr(err, "%s: the checkpoint is at step %" PRIu64 ", beyond --steps %ld", path, step, k->steps); goto out; }
     size_t eb;
     qat_moments(t->q, 0, &eb);
@@ -631,7 +648,8 @@ int trainer_ckpt_read(const char *path, const ModelConfig *c, const char *teache
     uint64_t fp;
     int rc = -1;
     uint32_t ver;
-    if (ckpt_head(path, map, size, c, np, out->teacher_sha, &fp, &ver, &r, err)) goto out;
+    uint64_t cnp;
+    if (ckpt_head(path, map, size, c, &cnp, out->teacher_sha, &fp, &ver, &r, err)) goto out;
     if (teacher_sha && strncmp(out->teacher_sha, teacher_sha, 64) != 0) {
         ob_seterr(err, "%s: the checkpoint is for another teacher (sha256 %.16s..., this teacher %.16s...)", path, out->teacher_sha, teacher_sha);
         goto out;
@@ -640,6 +658,11 @@ int trainer_ckpt_read(const char *path, const ModelConfig *c, const char *teache
     r.at += 8 + 8 + 8 + 8 + 4 * 5 + 8 + 9 * 8; /* rng, drawn, elapsed, the TrainConfig */
     /* version 2: the moments' storage, then moments of that size */
     uint32_t optim = ver >= 2 ? ru32(&r) : QAT_OPTIM_FP32;
+    if (ver >= 3 && ru32(&r) != 0) {
+        ob_seterr(err, "%s: the checkpoint's student is a mixture of scales (--mos): only a OneBit one can be read here", path);
+        goto out;
+    }
+    if (ckpt_np(path, cnp, np, err)) goto out;
     size_t eb = optim == QAT_OPTIM_BF16 ? 2 : 4;
     if (r.bad || r.at > r.n || r.n - r.at != np * (sizeof(float) + 2 * eb) + 8) {
         ob_seterr(err, "%s: size does not match %zu parameters", path, np);
@@ -694,15 +717,19 @@ static int export_student(Trainer *t, char *err)
         ss[i].g = qs[i].g;
         ss[i].h = qs[i].h;
         ss[i].norm = qs[i].norm;
+        ss[i].mos = qs[i].mos;
+        ss[i].router = qs[i].router;
+        ss[i].g_experts = qs[i].g_experts;
+        ss[i].h_experts = qs[i].h_experts;
     }
     char meta[1024];
     const TrainConfig *k = &t->cfg;
     snprintf(meta, sizeof meta,
              "{\"method\":\"onebit-qat\",\"teacher_sha256\":\"%s\",\"steps\":%ld,\"seq_len\":%d,\"batch\":%d,\"accum\":%d,"
              "\"lr\":%g,\"lr_min\":%g,\"warmup\":%ld,\"alpha\":%g,\"kl_scale\":%g,\"init\":\"%s\",\"seed\":%" PRIu64 ","
-             "\"heldout_nll\":%.6f,\"teacher_heldout_nll\":%.6f}",
+             "\"mos\":%d,\"heldout_nll\":%.6f,\"teacher_heldout_nll\":%.6f}",
              t->sha, t->step, k->seq_len, k->batch, global_accum(k), k->lr, eff_lr_min(k), eff_warmup(k), k->alpha, k->kl_scale,
-             svid_method_name(k->init), k->seed, t->sum.student_nll, t->sum.teacher_nll);
+             svid_method_name(k->init), k->seed, k->mos, t->sum.student_nll, t->sum.teacher_nll);
     int rc = n == nl ? student_write(t->out_path, t->teacher, t->tok, ss, meta, err) : -1;
     if (n != nl) ob_seterr(err, "the student has %d linears, expected %d", n, nl);
     free(qs);
@@ -820,7 +847,7 @@ static void *run(void *arg)
     emit_log(t, "%s", err);
     t->q = qat_new(t->teacher, k->init,
                    &(QatSize){k->batch, k->seq_len, (QatOptim)k->optim_state, k->recompute, dist_size(), dist_rank(),
-                              qat_vocab_copies(t->teacher)}, err);
+                              qat_vocab_copies(t->teacher), k->mos, k->seed}, err);
     if (!t->q) { fail(t, err); return NULL; }
     t->off = ob_malloc(((size_t)dist_size() + 1) * sizeof(size_t));
     qat_shard_offsets(qat_num_params(t->q), dist_size(), t->off);

@@ -28,18 +28,20 @@
  *
  * Checkpoint file (little-endian; written to PATH.tmp.XXXXXX, fsync'd,
  * renamed over PATH):
- *   "OBCKPT1\n" (8), u32 version (2), char teacher_sha256[64],
+ *   "OBCKPT1\n" (8), u32 version (3), char teacher_sha256[64],
  *   u64 data fingerprint (FNV-1a of the data set's tokens and split),
  *   u32 dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len,
  *   u64 n_params, u64 step, u64 rng, u64 windows drawn, f64 elapsed seconds,
  *   TrainConfig numbers (u64 steps, u32 seq_len, batch, accum, warmup, init,
  *   seed(u64), f64 lr, lr_min, alpha, kl_scale, beta1, beta2, eps, wd, clip),
- *   u32 optimizer state (0 FP32, 1 BF16; version 2 only),
+ *   u32 optimizer state (0 FP32, 1 BF16; versions 2 and 3),
+ *   u32 mixture-of-scales experts per linear (0: none; version 3 only),
  *   f32 params[n_params], adam_m[n_params], adam_v[n_params] (f32, or BF16
  *   as u16 with --optim-state bf16),
  *   u64 FNV-1a 64 checksum of every byte before it.
- * Version 1 files (no optimizer state field, FP32 moments) still load;
- * a checkpoint resumes only with the optimizer state it was written with. */
+ * Version 1 files (no optimizer state field, FP32 moments) and version 2
+ * ones (no experts field: 0) still load; a checkpoint resumes only with the
+ * optimizer state and --mos it was written with. */
 #ifndef OB_TRAINER_H
 #define OB_TRAINER_H
 
@@ -81,6 +83,8 @@ typedef struct {
     int optim_state;     /* AdamW moments' storage, a QatOptim (QAT_OPTIM_FP32) */
     int recompute;       /* recompute each block's activations in the backward (0);
                           * same results, so not part of a checkpoint */
+    int mos;             /* mixture of scales: experts per linear (0: off, the
+                          * OneBit linear; 2..QAT_MOS_MAX; qat.h) */
     const char *out_path;    /* .onebit to export at the end (NULL: none) */
     const char *ckpt_path;   /* checkpoint file (NULL: no checkpoints) */
     const char *resume_path; /* checkpoint to resume from (NULL: fresh) */
@@ -168,8 +172,9 @@ int trainer_params(Trainer *t, float **out, size_t *n);
 /* A checkpoint's trained student, read without a trainer (`export
  * --format bitllama-start --ckpt`): the file is checked (magic, version,
  * checksum, the model shape against c, the parameter count, finite values;
- * the teacher when teacher_sha is not NULL) and its latent parameters
- * copied out (the qat_params layout). */
+ * the teacher when teacher_sha is not NULL; a OneBit student, not a
+ * mixture of scales) and its latent parameters copied out (the qat_params
+ * layout). */
 typedef struct {
     char teacher_sha[65];
     long step;
