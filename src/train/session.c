@@ -23,8 +23,8 @@
 #define BIG 1e9
 
 /* --init is a choice row over the SvidMethod field: its index is the enum's */
-_Static_assert(sizeof(SvidMethod) == sizeof(int) && SVID_NMF == 0 && SVID_SVD == 1 && SVID_XNOR == 2 && SVID_SIGN == 3,
-               "--init's choices are nmf|svd|xnor|sign");
+_Static_assert(sizeof(SvidMethod) == sizeof(int) && SVID_NMF == 0 && SVID_SVD == 1 && SVID_XNOR == 2 && SVID_SIGN == 3 &&
+               SVID_ARB == 4, "--init's choices are nmf|svd|xnor|sign|arb");
 /* --optim-state likewise over the int field, its index a QatOptim */
 _Static_assert(QAT_OPTIM_FP32 == 0 && QAT_OPTIM_BF16 == 1, "--optim-state's choices are fp32|bf16");
 
@@ -67,8 +67,9 @@ const OptSpec session_opts[] = {
     {"kl-scale", OPT_FLOAT, C(kl_scale), OPT_STORE, 0, INFINITY, "0.01", NULL, "K", "KL weight (0.01)", NULL},
     {"wd", OPT_FLOAT, C(wd), OPT_STORE, 0, INFINITY, "0.01", NULL, "X", "AdamW weight decay (0.01)", NULL},
     {"clip", OPT_FLOAT, C(clip), OPT_STORE, 0, INFINITY, "1", NULL, "X", "gradient-norm clip, 0 = none (1.0)", NULL},
-    {"init", OPT_CHOICE, C(init), OPT_STORE, 0, 0, "nmf", "nmf|svd|xnor|sign", "I",
-     "initialisation of g and h: SVID nmf or svd, xnor (h =\nrow mean|W|, g = 1) or sign (g = h = 1) (nmf)", NULL},
+    {"init", OPT_CHOICE, C(init), OPT_STORE, 0, 0, "nmf", "nmf|svd|xnor|sign|arb", "I",
+     "initialisation of g and h: SVID nmf or svd, xnor (h =\nrow mean|W|, g = 1), sign (g = h = 1) or arb (row and\n"
+     "column scales refined by alternating least squares) (nmf)", NULL},
     {"ste", OPT_STR, F(ste), OPT_STORE, 0, 0, "onebit", NULL, "E",
      "the sign's straight-through estimator, dW = dS*f(W): onebit\n"
      "f = 1.001-tanh^2(W) (the paper's), smooth:A f = A*(1-tanh^2(A*W))\n"

@@ -90,8 +90,8 @@ int trainer_config_check(const TrainConfig *c, const ModelConfig *mc, char *err)
     if (!(c->eps > 0)) BAD("eps must be positive");
     if (!(c->wd >= 0) || !isfinite(c->wd)) BAD("--wd must be >= 0");
     if (!(c->clip >= 0) || !isfinite(c->clip)) BAD("--clip must be >= 0 (0: no clipping)");
-    if (c->init != SVID_NMF && c->init != SVID_SVD && c->init != SVID_XNOR && c->init != SVID_SIGN)
-        BAD("--init must be nmf, svd, xnor or sign");
+    if (c->init != SVID_NMF && c->init != SVID_SVD && c->init != SVID_XNOR && c->init != SVID_SIGN && c->init != SVID_ARB)
+        BAD("--init must be nmf, svd, xnor, sign or arb");
     if (c->ste.kind < QAT_STE_ONEBIT || c->ste.kind > QAT_STE_CLIP || (c->ste.kind == QAT_STE_SMOOTH && !(c->ste.a > 0)))
         BAD("--ste must be onebit, smooth:A (A > 0) or clip");
     if (c->eval_every < 0 || c->ckpt_every < 0 || c->log_every < 1) BAD("--eval-every/--ckpt-every must be >= 0, log interval >= 1");
