@@ -23,15 +23,15 @@ expect_exit 2 "bad lr" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batc
 check "lr message" contains "$TMP/err" "--lr"
 expect_exit 2 "zero lr" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --lr 0
 expect_exit 2 "bad init" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --init pca
-check "init message" contains "$TMP/err" "nmf, svd, xnor or sign"
+check "init message" contains "$TMP/err" "nmf, svd, xnor, sign or arb"
 expect_exit 2 "bad optim-state" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --optim-state fp16
 check "optim-state choices named" contains "$TMP/err" "fp32 or bf16"
 expect_exit 2 "bad batch" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 0 --out "$TMP/s.onebit"
 expect_exit 2 "warmup > steps" "$BIN" train $T --data "$X" --steps 5 --warmup 9 --seq-len 32 --batch 2 --out "$TMP/s.onebit"
 expect_exit 2 "bad ste" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --ste smooth:0
 check "ste message" contains "$TMP/err" "smooth:A needs a number A > 0"
-expect_exit 2 "unknown ste" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --ste tanh
-check "ste choices named" contains "$TMP/err" "onebit (1.001-tanh^2(W)), smooth:A"
+expect_exit 2 "unknown ste" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --ste sigmoid
+check "ste choices named" contains "$TMP/err" "onebit (1.001-tanh^2(W)), tanh (1-tanh^2(W)), smooth:A"
 expect_exit 2 "bad time" "$BIN" train $T --data "$X" --seq-len 32 --batch 2 --out "$TMP/s.onebit" --time 10x
 check "time message" contains "$TMP/err" "--time needs a duration such as 90s"
 expect_exit 2 "zero time" "$BIN" train $T --data "$X" --seq-len 32 --batch 2 --out "$TMP/s.onebit" --time 0s

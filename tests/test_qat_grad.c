@@ -316,16 +316,22 @@ static void check_ste(void)
     check_ste_variant("onebit", "ste onebit dW vs d/dW (tanh W+.001W)");
     check_ste_variant("smooth:3", "ste smooth:3 dW vs d/dW tanh(3W)");
     check_ste_variant("smooth:0.5", "ste smooth:0.5 dW vs d/dW tanh(W/2)");
+    check_ste_variant("tanh", "ste tanh dW vs d/dW tanh(W)");
     check_ste_variant("clip", "ste clip dW vs d/dW clamp(W,-1,1)");
     QatSte e, zero = {0, 0};
     CHECK(qat_ste_factor(&zero, 0.3f) == qat_ste(0.3f), "a zeroed QatSte is the paper's estimator");
     char err[256];
-    const char *bad[] = {"smooth:0", "smooth:", "smooth:-1", "smooth:x", "smooth:2x", "tanh", "", "smooth:inf"};
+    /* tanh is LittleBit's surrogate at sharpness 1: smooth:1, read back as tanh */
+    QatSte t1, s1;
+    CHECK(qat_ste_parse("tanh", &t1, err) == 0 && qat_ste_parse("smooth:1", &s1, err) == 0, "tanh, smooth:1: %s", err);
+    CHECK(t1.kind == QAT_STE_SMOOTH && t1.a == 1.0f && s1.kind == t1.kind && s1.a == t1.a, "tanh = smooth:1");
+    CHECK_NEAR(qat_ste_factor(&t1, 0.7f), 1 - tanh(0.7) * tanh(0.7), 1e-6, "tanh's f(0.7) = 1 - tanh^2(0.7)");
+    const char *bad[] = {"smooth:0", "smooth:", "smooth:-1", "smooth:x", "smooth:2x", "sigmoid", "", "smooth:inf", "tanh:2"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         err[0] = 0;
         CHECK(qat_ste_parse(bad[i], &e, err) == -1 && err[0], "qat_ste_parse('%s') must fail with a message", bad[i]);
     }
-    printf("  qat_ste_parse('tanh'): %s\n", (qat_ste_parse("tanh", &e, err), err));
+    printf("  qat_ste_parse('sigmoid'): %s\n", (qat_ste_parse("sigmoid", &e, err), err));
 }
 
 /* ---- whole model ---------------------------------------------------------------- */

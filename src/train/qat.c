@@ -151,6 +151,7 @@ int qat_ste_parse(const char *s, QatSte *out, char *err)
 {
     QatSte r = {QAT_STE_ONEBIT, 0};
     if (!strcmp(s, "clip")) r.kind = QAT_STE_CLIP;
+    else if (!strcmp(s, "tanh")) r = (QatSte){QAT_STE_SMOOTH, 1.0f};
     else if (!strncmp(s, "smooth:", 7)) {
         char *end;
         double a = strtod(s + 7, &end);
@@ -161,8 +162,8 @@ int qat_ste_parse(const char *s, QatSte *out, char *err)
         r.kind = QAT_STE_SMOOTH;
         r.a = (float)a;
     } else if (strcmp(s, "onebit")) {
-        ob_seterr(err, "'%s' is not an estimator: onebit (1.001-tanh^2(W)), smooth:A (A*(1-tanh^2(A*W))) or clip "
-                  "(1 where |W|<=1)", s);
+        ob_seterr(err, "'%s' is not an estimator: onebit (1.001-tanh^2(W)), tanh (1-tanh^2(W)), smooth:A "
+                  "(A*(1-tanh^2(A*W))) or clip (1 where |W|<=1)", s);
         return -1;
     }
     *out = r;
@@ -171,7 +172,8 @@ int qat_ste_parse(const char *s, QatSte *out, char *err)
 
 void qat_ste_format(const QatSte *s, char *buf, size_t n)
 {
-    if (s->kind == QAT_STE_SMOOTH) snprintf(buf, n, "smooth:%g", (double)s->a);
+    if (s->kind == QAT_STE_SMOOTH && s->a == 1.0f) snprintf(buf, n, "tanh");
+    else if (s->kind == QAT_STE_SMOOTH) snprintf(buf, n, "smooth:%g", (double)s->a);
     else snprintf(buf, n, "%s", s->kind == QAT_STE_CLIP ? "clip" : "onebit");
 }
 

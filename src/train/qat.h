@@ -52,7 +52,8 @@ typedef struct QatModel QatModel;
 /* The straight-through estimator of sign: dW = dS ⊙ f(W), f the
  * derivative of a smooth surrogate of sign (--ste):
  *   QAT_STE_ONEBIT  f = 1.001 − tanh²(w)    (tanh(w) + 0.001·w; the paper's, default)
- *   QAT_STE_SMOOTH  f = a·(1 − tanh²(a·w))  (tanh(a·w); LittleBit's, "smooth:A")
+ *   QAT_STE_SMOOTH  f = a·(1 − tanh²(a·w))  (tanh(a·w); LittleBit's, "smooth:A";
+ *                   a = 1 is "tanh", plain tanh(w) without OneBit's 0.001·w)
  *   QAT_STE_CLIP    f = 1 for |w| <= 1, else 0 (clamp(w, −1, 1); the clipped identity)
  * A zeroed QatSte is the default. */
 typedef enum { QAT_STE_ONEBIT = 0, QAT_STE_SMOOTH = 1, QAT_STE_CLIP = 2 } QatSteKind;
@@ -60,10 +61,10 @@ typedef struct {
     int kind;  /* a QatSteKind */
     float a;   /* QAT_STE_SMOOTH's sharpness (> 0) */
 } QatSte;
-/* "onebit" | "smooth:A" (A > 0, finite) | "clip" -> 0; else -1 with err
- * saying what is accepted */
+/* "onebit" | "tanh" (= smooth:1) | "smooth:A" (A > 0, finite) | "clip" -> 0;
+ * else -1 with err saying what is accepted */
 int qat_ste_parse(const char *s, QatSte *out, char *err);
-/* the text qat_ste_parse reads back */
+/* the text qat_ste_parse reads back ("tanh" for smooth:1) */
 void qat_ste_format(const QatSte *s, char *buf, size_t n);
 /* f(w) of the estimator */
 float qat_ste_factor(const QatSte *s, float w);

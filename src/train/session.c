@@ -73,7 +73,7 @@ const OptSpec session_opts[] = {
     {"ste", OPT_STR, F(ste), OPT_STORE, 0, 0, "onebit", NULL, "E",
      "the sign's straight-through estimator, dW = dS*f(W): onebit\n"
      "f = 1.001-tanh^2(W) (the paper's), smooth:A f = A*(1-tanh^2(A*W))\n"
-     "(LittleBit's), clip f = 1 where |W| <= 1 else 0 (onebit)", NULL},
+     "(LittleBit's), tanh = smooth:1, clip f = 1 where |W| <= 1\nelse 0 (onebit)", NULL},
     {"optim-state", OPT_CHOICE, C(optim_state), OPT_STORE, 0, 0, "fp32", "fp32|bf16", "fp32|bf16",
      "AdamW moments' storage: 16 (fp32) or 12 (bf16) bytes\nper trainable parameter in all (fp32)", NULL},
     {"recompute", OPT_FLAG, C(recompute), OPT_STORE, 0, 1, NULL, NULL, NULL,

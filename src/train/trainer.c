@@ -93,7 +93,7 @@ int trainer_config_check(const TrainConfig *c, const ModelConfig *mc, char *err)
     if (c->init != SVID_NMF && c->init != SVID_SVD && c->init != SVID_XNOR && c->init != SVID_SIGN && c->init != SVID_ARB)
         BAD("--init must be nmf, svd, xnor, sign or arb");
     if (c->ste.kind < QAT_STE_ONEBIT || c->ste.kind > QAT_STE_CLIP || (c->ste.kind == QAT_STE_SMOOTH && !(c->ste.a > 0)))
-        BAD("--ste must be onebit, smooth:A (A > 0) or clip");
+        BAD("--ste must be onebit, tanh, smooth:A (A > 0) or clip");
     if (c->eval_every < 0 || c->ckpt_every < 0 || c->log_every < 1) BAD("--eval-every/--ckpt-every must be >= 0, log interval >= 1");
     if (c->stop_after < 0) BAD("--stop-after must be >= 0");
     if (c->threads < 0 || c->threads > 1024) BAD("--threads must be between 0 (all cores) and 1024");
