@@ -1,7 +1,8 @@
 /* test_qat_grad.c -- finite-difference checks of every backward of the QAT
  * student (RMSNorm, RoPE, GQA attention, SwiGLU, the OneBit linear with its
  * LayerNorm, the STE) and of the whole distillation loss w.r.t. g, h and the
- * student's input, on tiny random models with odd sizes; the student
+ * student's input, on tiny random models with odd sizes, also with the
+ * linears' LayerNorms off (--layernorm off); the student
  * forward against model_forward with packed BitLinear layers; --recompute
  * giving the same gradients bit for bit; and the
  * one-thread-at-a-time contract of a QatModel asserted (two threads in
@@ -204,11 +205,15 @@ static void lin_ctx_free(LinCtx *c)
 {
     free(c->S); free(c->g); free(c->h); free(c->x); free(c->gx); free(c->a); free(c->y); free(c->rstd); free(c->R);
 }
-static void check_onebit(void)
+/* norm = 0: the linear without its LayerNorm (rstd NULL), y = h⊙(S·(g⊙x)) */
+static void check_onebit(int norm)
 {
     LinCtx c = {.in = 11, .out = 9, .N = 6};
     size_t nx = (size_t)c.N * c.in, ny = (size_t)c.N * c.out, nw = (size_t)c.in * c.out;
     lin_ctx_alloc(&c, 1);
+    if (!norm) { free(c.rstd); c.rstd = NULL; }
+    const char *tag = norm ? "onebit" : "onebit no-LN";
+    char nm[4][64];
     float *W = malloc(nw * 4), *dW = calloc(nw, 4), *dS = malloc(nw * 4), *dg = calloc(c.in, 4), *dh = calloc(c.out, 4);
     float *dx = malloc(nx * 4), *dy = malloc(ny * 4), *dgx = malloc(nx * 4);
     fill(W, nw, 1.5, 0);
@@ -216,10 +221,14 @@ static void check_onebit(void)
     memcpy(dy, c.R, ny * 4);
     QatOnebitGrad p = {c.in, c.out, c.S, W, c.g, c.h, dW, dg, dh, dS, c.gx, dgx, {QAT_STE_ONEBIT, 0}};
     qat_onebit_bwd(NULL, &p, c.x, c.N, c.a, c.y, c.rstd, dy, dx, 0);
-    report("onebit dS (surrogate, LN incl.)", fd_check(lin_loss, &c, c.S, dS, nw, 2e-2), 5e-3);
-    report("onebit dg", fd_check(lin_loss, &c, c.g, dg, c.in, 2e-2), 5e-3);
-    report("onebit dh", fd_check(lin_loss, &c, c.h, dh, c.out, 2e-2), 5e-3);
-    report("onebit dx", fd_check(lin_loss, &c, c.x, dx, nx, 2e-2), 5e-3);
+    snprintf(nm[0], 64, "%s dS (surrogate%s)", tag, norm ? ", LN incl." : "");
+    report(nm[0], fd_check(lin_loss, &c, c.S, dS, nw, 2e-2), 5e-3);
+    float *const ps[3] = {c.g, c.h, c.x}, *const gs[3] = {dg, dh, dx};
+    const size_t ns[3] = {(size_t)c.in, (size_t)c.out, nx};
+    for (int k = 0; k < 3; k++) {
+        snprintf(nm[1 + k], 64, "%s d%s", tag, k == 0 ? "g" : k == 1 ? "h" : "x");
+        report(nm[1 + k], fd_check(lin_loss, &c, ps[k], gs[k], ns[k], 2e-2), 5e-3);
+    }
     /* STE: dW = dS ⊙ (1.001 − tanh²(W)) */
     double e = 0;
     for (size_t k = 0; k < nw; k++) {
@@ -254,11 +263,12 @@ static void check_onebit(void)
     BitLinear *bl = bitlinear_new(c.out, c.in);
     bitlinear_pack(bl, W);
     bitlinear_set_scales(bl, c.g, c.h);
+    bl->norm = norm;
     float *yr = malloc(ny * 4);
     bitlinear_forward_ref(bl, c.x, yr, c.N);
     double md = 0;
     for (size_t i = 0; i < ny; i++) if (fabs(yr[i] - c.y[i]) > md) md = fabs(yr[i] - c.y[i]);
-    CHECK(md < 1e-4, "qat_onebit_fwd vs bitlinear_forward_ref: %g", md);
+    CHECK(md < 1e-4, "%s: qat_onebit_fwd vs bitlinear_forward_ref: %g", tag, md);
     bitlinear_free(bl);
     free(yr); free(dx2);
     free(W); free(dW); free(dS); free(dg); free(dh); free(dx); free(dy); free(dgx);
@@ -358,7 +368,8 @@ static double whole_loss(void *p)
     return L.loss;
 }
 
-static void check_whole(int heads, int kv, int shared, const char *tag)
+/* norm = 0: the student's linears without their LayerNorm (qat_set_layernorm) */
+static void check_whole(int heads, int kv, int shared, int norm, const char *tag)
 {
     Model m;
     int B = 2, T = 7, C = 12, V = 37, N = B * T;
@@ -367,15 +378,20 @@ static void check_whole(int heads, int kv, int shared, const char *tag)
     QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){B, T, QAT_OPTIM_FP32, 0, 0, 0, 0}, err);
     CHECK(q != NULL, "qat_new: %s", err);
     if (!q) return;
-    /* random latent weights and scales: the student differs from SVID */
+    CHECK(qat_layernorm(q) == 1, "qat_new: LayerNorm on");
+    qat_set_layernorm(q, norm);
+    /* random latent weights and scales: the student differs from SVID
+     * (without LayerNorms smaller scales, so that the activations stay
+     * O(1) and the loss smooth at the finite differences' steps) */
     float *P = qat_params(q);
     fill(P, qat_num_params(q), 1, 0);
+    double sc = norm ? 1 : 0.3;
     for (int l = 0; l < 2; l++) for (int j = 0; j < LIN_PER_LAYER; j++) {
         float *g, *h;
         int in, out;
         qat_linear_params(q, l, j, NULL, &g, &h, &in, &out);
-        fill(g, in, 0.3, 1);
-        fill(h, out, 0.3, 1);
+        fill(g, in, 0.3 * sc, sc);
+        fill(h, out, 0.3 * sc, sc);
     }
     int tok[14];
     for (int i = 0; i < N; i++) tok[i] = (int)((urand() + 1) * 0.5 * V) % V;
@@ -394,8 +410,8 @@ static void check_whole(int heads, int kv, int shared, const char *tag)
             float *g, *h, *W;
             int in, out;
             qat_linear_params(q, l, j, &W, &g, &h, &in, &out);
-            double e1 = fd_check(whole_loss, &c, g, G + (g - P), in, 2e-2);
-            double e2 = fd_check(whole_loss, &c, h, G + (h - P), out, 2e-2);
+            double e1 = fd_check(whole_loss, &c, g, G + (g - P), in, norm ? 2e-2 : 5e-2);
+            double e2 = fd_check(whole_loss, &c, h, G + (h - P), out, norm ? 2e-2 : 5e-2);
             if (e1 > eg) eg = e1;
             if (e2 > eh) eh = e2;
         }
@@ -479,6 +495,8 @@ static void check_whole(int heads, int kv, int shared, const char *tag)
             bls[i] = bitlinear_new(src[i].out, src[i].in);
             bitlinear_pack(bls[i], src[i].w);
             bitlinear_set_scales(bls[i], src[i].g, src[i].h);
+            CHECK(src[i].norm == norm, "%s qat_linear_srcs: norm %d", tag, src[i].norm);
+            bls[i]->norm = src[i].norm;
             s.lin[i] = bitlinear_linear(bls[i]);
         }
         long np_ = 0;
@@ -650,12 +668,15 @@ int main(void)
     check_attention(3, 1, "attention dq (GQA 3/1)", "attention dk (GQA 3/1)", "attention dv (GQA 3/1)");
     check_attention(3, 3, "attention dq (MHA 3/3)", "attention dk (MHA 3/3)", "attention dv (MHA 3/3)");
     check_swiglu();
-    check_onebit();
-    check_whole(3, 1, 0, "GQA untied:");
-    check_whole(2, 2, 1, "MHA tied:");
+    check_onebit(1);
+    check_whole(3, 1, 0, 1, "GQA untied:");
+    check_whole(2, 2, 1, 1, "MHA tied:");
     check_recompute(3, 1, 1);
     check_recompute(2, 2, 3);
-    check_ste(); /* last: it draws from the shared rng */
+    check_ste(); /* after the checks above: it draws from the shared rng */
+    check_onebit(0); /* --layernorm off */
+    check_whole(3, 1, 0, 0, "GQA untied, no LN:");
+    check_whole(2, 2, 1, 0, "MHA tied, no LN:");
     char err[OB_ERRLEN];
     Model m;
     random_model(&m, 12, 20, 2, 3, 1, 37, 0);

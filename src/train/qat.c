@@ -72,6 +72,7 @@ struct QatModel {
     int dry;            /* qat_memory_bytes: count only the big buffers */
     int recompute;      /* the layers share one set of block activations (all but x), recomputed in the backward */
     QatSte ste;         /* the sign's straight-through estimator (qat_set_ste) */
+    int no_norm;        /* the linears without their LayerNorm (qat_set_layernorm) */
     double *klrow;      /* (N) per-token KL */
     QLin *lin;          /* (L, LIN_PER_LAYER) */
     QLayer *layer;      /* (L) */
@@ -495,6 +496,8 @@ int qat_set_threads(QatModel *q, int n, char *err)
 
 int qat_threads(const QatModel *q) { return par_threads(&q->par); }
 void qat_set_ste(QatModel *q, const QatSte *s) { q->ste = *s; }
+void qat_set_layernorm(QatModel *q, int on) { q->no_norm = !on; }
+int qat_layernorm(const QatModel *q) { return !q->no_norm; }
 
 const ModelConfig *qat_config(const QatModel *q) { return &q->cfg; }
 size_t qat_num_params(const QatModel *q) { return q->nparams; }
@@ -544,7 +547,7 @@ int qat_linear_srcs(const QatModel *q, void *lin_out)
     int n = q->cfg.n_layers * LIN_PER_LAYER;
     for (int i = 0; i < n; i++) {
         const QLin *L = &q->lin[i];
-        o[i] = (QatLinearSrc){L->in, L->out, q->params + L->off_w, q->params + L->off_g, q->params + L->off_h, 1};
+        o[i] = (QatLinearSrc){L->in, L->out, q->params + L->off_w, q->params + L->off_g, q->params + L->off_h, !q->no_norm};
     }
     return n;
 }
@@ -807,7 +810,7 @@ static void lp_gx(void *c, size_t lo, size_t hi) /* rows: gx = x ⊙ g */
     }
 }
 
-static void lp_ln_fwd(void *c, size_t lo, size_t hi) /* rows: y = LN(h ⊙ a) */
+static void lp_ln_fwd(void *c, size_t lo, size_t hi) /* rows: y = LN(h ⊙ a), or h ⊙ a without rstd */
 {
     const LinPar *p = c;
     int out = p->out;
@@ -815,12 +818,12 @@ static void lp_ln_fwd(void *c, size_t lo, size_t hi) /* rows: y = LN(h ⊙ a) */
         const float *an = p->a + n * out;
         float *yn = p->yo + n * out;
         for (int o = 0; o < out; o++) yn[o] = an[o] * p->h[o];
-        p->rstd[n] = kern_layernorm_inplace(yn, out, QAT_LN_EPS); /* as bitlinear_layernorm */
+        if (p->rstd) p->rstd[n] = kern_layernorm_inplace(yn, out, QAT_LN_EPS); /* as bitlinear_layernorm */
     }
 }
 
 /* y (N,out) = LayerNorm(h ⊙ (S · (g ⊙ x))); keeps a = S·(g⊙x) (N,out) and
- * the LayerNorm's 1/std (N); gx: (N,in) scratch */
+ * the LayerNorm's 1/std (N); rstd NULL: no LayerNorm; gx: (N,in) scratch */
 void qat_onebit_fwd(const QatPar *par, int in, int out, const float *S, const float *g, const float *h, const float *x, int N,
                     float *gx, float *a, float *y, float *rstd)
 {
@@ -914,7 +917,7 @@ void qat_onebit_bwd(const QatPar *par, const QatOnebitGrad *p, const float *x, i
     LinPar lp = {.in = in, .out = out, .x = x, .g = p->g, .h = p->h, .a = a, .y = y, .rstd_in = rstd,
                  .dgx = p->dgx, .gx = p->gx, .dy = dy, .dx = dx, .dg = p->dg, .dh = p->dh, .N = (size_t)N,
                  .accumulate = accumulate};
-    par_for(par, (size_t)N, (size_t)out * 4, lp_ln_bwd, &lp);
+    if (rstd) par_for(par, (size_t)N, (size_t)out * 4, lp_ln_bwd, &lp); /* else du = dy */
     par_for(par, (size_t)out, (size_t)N * 2, lp_dh, &lp);
     par_for(par, (size_t)N, (size_t)(in + out), lp_dz_gx, &lp);
     // d(gx) (N,in) = dz (N,out) · S (out,in)
@@ -931,7 +934,8 @@ void qat_onebit_bwd(const QatPar *par, const QatOnebitGrad *p, const float *x, i
 
 static void qlin_fwd(QatModel *q, const QLin *L, const float *x, int N, float *a, float *y, float *rstd)
 {
-    qat_onebit_fwd(&q->par, L->in, L->out, expand_S(q, L), q->params + L->off_g, q->params + L->off_h, x, N, q->gx, a, y, rstd);
+    qat_onebit_fwd(&q->par, L->in, L->out, expand_S(q, L), q->params + L->off_g, q->params + L->off_h, x, N, q->gx, a, y,
+                   q->no_norm ? NULL : rstd);
 }
 
 static void qlin_bwd(QatModel *q, const QLin *L, const float *x, int N, const float *a, const float *y,
@@ -940,7 +944,7 @@ static void qlin_bwd(QatModel *q, const QLin *L, const float *x, int N, const fl
     QatOnebitGrad p = {L->in, L->out, expand_S(q, L), q->params + L->off_w, q->params + L->off_g,
                        q->params + L->off_h, q->grads + L->off_w, q->grads + L->off_g, q->grads + L->off_h,
                        q->dSw, q->gx, q->dgx, q->ste};
-    qat_onebit_bwd(&q->par, &p, x, N, a, y, rstd, dy, dx, accumulate);
+    qat_onebit_bwd(&q->par, &p, x, N, a, y, q->no_norm ? NULL : rstd, dy, dx, accumulate);
 }
 
 /* ---- the student forward ------------------------------------------------ */

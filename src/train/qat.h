@@ -5,7 +5,8 @@
  *
  * Student linear (every q,k,v,o,gate,down,up projection):
  *     y = LayerNorm( h ⊙ (S · (g ⊙ x)) ),   S = sign(W) (w >= 0 -> +1)
- * LayerNorm without affine parameters, eps 1e-5, over the output dim. The
+ * LayerNorm without affine parameters, eps 1e-5, over the output dim
+ * (qat_set_layernorm: optionally none, for the ablation). The
  * latent FP32 W (out,in), g (in), h (out) are trained; the gradient through
  * sign is the STE dW = dS ⊙ (1.001 − tanh²(W)) by default (QatSte: other
  * straight-through estimators as options). Embedding, RMSNorm weights
@@ -138,6 +139,11 @@ int qat_set_threads(QatModel *q, int n, char *err);
 int qat_threads(const QatModel *q);
 /* the STE of the backward passes from now on (qat_new: the default) */
 void qat_set_ste(QatModel *q, const QatSte *s);
+/* on = 0: every student linear without its LayerNorm, y = h ⊙ (S·(g⊙x)),
+ * in the forward and backward passes from now on and in qat_linear_srcs'
+ * norm flag (qat_new: on, the paper's). Memory is the same either way. */
+void qat_set_layernorm(QatModel *q, int on);
+int qat_layernorm(const QatModel *q);
 
 /* Memory. Per trainable parameter a QatModel holds the latent value and
  * its gradient (FP32) and the two AdamW moments (FP32 or BF16): 16 or 12
@@ -280,7 +286,8 @@ void qat_attention_bwd(const QatPar *par, const ModelConfig *c, const float *q, 
 void qat_swiglu_fwd(float *hp, const float *gate, const float *up, size_t n);
 void qat_swiglu_bwd(float *dgate, float *dup, const float *dhp, const float *gate, const float *up, size_t n);
 /* the OneBit linear with S a free FP (out,in) matrix: y = LN(h⊙(S·(g⊙x)));
- * keeps a = S·(g⊙x) (N,out), rstd (N); gx (N,in) scratch */
+ * keeps a = S·(g⊙x) (N,out), rstd (N); gx (N,in) scratch. rstd NULL: no
+ * LayerNorm, y = h⊙(S·(g⊙x)) (and qat_onebit_bwd given NULL likewise) */
 void qat_onebit_fwd(const QatPar *par, int in, int out, const float *S, const float *g, const float *h, const float *x, int N,
                     float *gx, float *a, float *y, float *rstd);
 typedef struct {
