@@ -74,6 +74,9 @@ const OptSpec session_opts[] = {
      "the sign's straight-through estimator, dW = dS*f(W): onebit\n"
      "f = 1.001-tanh^2(W) (the paper's), smooth:A f = A*(1-tanh^2(A*W))\n"
      "(LittleBit's), tanh = smooth:1, clip f = 1 where |W| <= 1\nelse 0 (onebit)", NULL},
+    {"layernorm", OPT_CHOICE, C(no_layernorm), OPT_STORE, 0, 0, "on", "on|off", "on|off",
+     "the LayerNorm after each 1-bit product (the paper's); off:\ny = h*(S*(g*x)), for the ablation; the student file\n"
+     "records it per linear (on)", NULL},
     {"optim-state", OPT_CHOICE, C(optim_state), OPT_STORE, 0, 0, "fp32", "fp32|bf16", "fp32|bf16",
      "AdamW moments' storage: 16 (fp32) or 12 (bf16) bytes\nper trainable parameter in all (fp32)", NULL},
     {"recompute", OPT_FLAG, C(recompute), OPT_STORE, 0, 1, NULL, NULL, NULL,
