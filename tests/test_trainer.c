@@ -121,6 +121,28 @@ static void resume_same_refuse_other(TrainConfig c, const char *ck, const float 
     free(p);
 }
 
+/* the exported .onebit sp: every linear's LayerNorm flag is norm, and
+ * (up to FP16 g, h) it gives the trainer's held-out NLL; sp removed */
+static void check_student(const char *sp, double nll_want, int norm, const char *what)
+{
+    char err[OB_ERRLEN];
+    Model sm;
+    Tokenizer st;
+    if (student_load(&sm, &st, sp, err) == 0) {
+        int norms = 0, n = sm.cfg.n_layers * LIN_PER_LAYER;
+        for (int i = 0; i < n; i++) norms += ((const BitLinear *)sm.lin[i].impl)->norm;
+        CHECK(norms == norm * n, "%s: %d of %d linears of the student have a LayerNorm", what, norms, n);
+        double nll;
+        long nt;
+        CHECK(trainer_dense_nll(&sm, &D, 0, &nll, &nt, err) == 0, "%s: student eval: %s", what, err);
+        CHECK_NEAR(nll, nll_want, 0.02, "packed student vs trainer held-out NLL");
+        tok_free(&st);
+        model_free(&sm);
+    } else
+        CHECK(0, "%s: student_load: %s", what, err);
+    unlink(sp);
+}
+
 /* version 1 and 2 checkpoints, made from the version 3 file v3 of n
  * parameters by dropping the fields they lack (version 2: the estimator
  * and the LayerNorm flag, 16 bytes; version 1: the optimizer state too):
@@ -207,21 +229,7 @@ static void check_layernorm_off(const TrainConfig *base, double loss0)
     c.out_path = sp;
     CHECK(run(&c, SHA, &s, NULL, NULL, &sum, err) == 0 && sum.status == RUN_FINISHED && s.nsteps == 3,
           "no LN: resumed to 6: %s", sum.message);
-    Model sm;
-    Tokenizer st;
-    if (student_load(&sm, &st, sp, err) == 0) {
-        int norms = 0;
-        for (int i = 0; i < sm.cfg.n_layers * LIN_PER_LAYER; i++) norms += ((const BitLinear *)sm.lin[i].impl)->norm;
-        CHECK(norms == 0, "no LN: %d linears of the student have a LayerNorm", norms);
-        double nll;
-        long nt;
-        CHECK(trainer_dense_nll(&sm, &D, 0, &nll, &nt, err) == 0, "no LN: student eval: %s", err);
-        CHECK_NEAR(nll, sum.student_nll, 0.02, "no LN: packed student vs trainer held-out NLL");
-        tok_free(&st);
-        model_free(&sm);
-    } else
-        CHECK(0, "no LN: student_load: %s", err);
-    unlink(sp);
+    check_student(sp, sum.student_nll, 0, "no LN");
     unlink(ck);
 }
 
@@ -374,18 +382,7 @@ int main(void)
         TrainSummary se;
         CHECK(run(&ce, SHA, &e, NULL, NULL, &se, err) == 0 && access(sp, R_OK) == 0, "export: %s", se.message);
         CHECK(se.student_nll == sa.student_nll, "export does not change the run");
-        Model sm;
-        Tokenizer st;
-        if (student_load(&sm, &st, sp, err) == 0) {
-            double nll;
-            long nt;
-            CHECK(trainer_dense_nll(&sm, &D, 0, &nll, &nt, err) == 0, "student eval: %s", err);
-            CHECK_NEAR(nll, sa.student_nll, 0.02, "packed student vs trainer held-out NLL");
-            tok_free(&st);
-            model_free(&sm);
-        } else
-            CHECK(0, "student_load: %s", err);
-        unlink(sp);
+        check_student(sp, sa.student_nll, 1, "LayerNorm on");
     }
 
     /* determinism: the same run again, bit for bit */

@@ -125,6 +125,17 @@ static int power_svd(const float *W, int rows, int cols, double *a, double *b)
     return it;
 }
 
+/* the scale balanced between the factors, ‖a‖ = ‖b‖ (the product unchanged) */
+static void balance(double *a, int rows, double *b, int cols)
+{
+    double na = sqrt(dot(a, a, rows)), nb = sqrt(dot(b, b, cols));
+    if (na > 0 && nb > 0) {
+        double s = sqrt(nb / na);
+        for (int i = 0; i < rows; i++) a[i] *= s;
+        for (int j = 0; j < cols; j++) b[j] /= s;
+    }
+}
+
 /* rank-1 ANLS: a = max(0, |W| b / bᵀb), b = max(0, |W|ᵀ a / aᵀa), from the
  * row/column means (a_i = mean_j |w_ij|, b = column means / overall mean) */
 static int anls_nmf(const float *W, int rows, int cols, double *a, double *b)
@@ -159,13 +170,7 @@ static int anls_nmf(const float *W, int rows, int cols, double *a, double *b)
         for (int j = 0; j < cols; j++) b[j] = b[j] > 0 ? b[j] / aa : 0;
         if (dir_change(b, bold, cols) <= SVID_TOL) break;
     }
-    /* balance the scale between the factors: ‖a‖ = ‖b‖ (the product is unchanged) */
-    double na = sqrt(dot(a, a, rows)), nb = sqrt(dot(b, b, cols));
-    if (na > 0 && nb > 0) {
-        double s = sqrt(nb / na);
-        for (int i = 0; i < rows; i++) a[i] *= s;
-        for (int j = 0; j < cols; j++) b[j] /= s;
-    }
+    balance(a, rows, b, cols);
     free(bold);
     return it;
 }
@@ -182,13 +187,21 @@ static void xnor_rows(const float *W, int rows, int cols, double *a, double *b)
     for (int j = 0; j < cols; j++) b[j] = 1;
 }
 
-/* the error ‖|W| − abᵀ‖_F² of a and b rounded to float (what svid_rank1
- * returns), the rounded factors left in ra, rb */
-static double f32_err2(const float *W, int rows, int cols, const double *a, const double *b, double *ra, double *rb)
+/* ARB's candidates: ca, cb rounded to float (what svid_rank1 returns) into
+ * ra, rb; when their error ‖|W| − abᵀ‖_F² is below *best, they become the
+ * best (a, b). Returns the error. */
+typedef struct { const float *W; int rows, cols; double *a, *b, *ra, *rb, best; } ArbBest;
+static double arb_offer(ArbBest *k, const double *ca, const double *cb)
 {
-    for (int i = 0; i < rows; i++) ra[i] = (float)a[i];
-    for (int j = 0; j < cols; j++) rb[j] = (float)b[j];
-    return fit_err2(W, rows, cols, ra, rb);
+    for (int i = 0; i < k->rows; i++) k->ra[i] = (float)ca[i];
+    for (int j = 0; j < k->cols; j++) k->rb[j] = (float)cb[j];
+    double e = fit_err2(k->W, k->rows, k->cols, k->ra, k->rb);
+    if (e < k->best) {
+        k->best = e;
+        memcpy(k->a, k->ra, (size_t)k->rows * sizeof(double));
+        memcpy(k->b, k->rb, (size_t)k->cols * sizeof(double));
+    }
+    return e;
 }
 
 /* ARB-style alternating refinement of the row and column scales (ARB-LLM's
@@ -203,24 +216,19 @@ static double f32_err2(const float *W, int rows, int cols, const double *a, cons
 static int arb_refine(const float *W, int rows, int cols, double *a, double *b)
 {
     size_t nr = (size_t)rows * sizeof(double), nc = (size_t)cols * sizeof(double);
-    double *ca = ob_malloc(nr), *cb = ob_malloc(nc), *ra = ob_malloc(nr), *rb = ob_malloc(nc);
-    double best = INFINITY;
+    double *ca = ob_malloc(nr), *cb = ob_malloc(nc);
+    ArbBest k = {W, rows, cols, a, b, ob_malloc(nr), ob_malloc(nc), INFINITY};
     for (int s = 0; s < 3; s++) { /* the starts: a, b keep the best one's rounded factors */
         if (s == 0) anls_nmf(W, rows, cols, ca, cb);
         else if (s == 1) power_svd(W, rows, cols, ca, cb);
         else xnor_rows(W, rows, cols, ca, cb);
-        double e = f32_err2(W, rows, cols, ca, cb, ra, rb);
-        if (e < best) {
-            best = e;
-            memcpy(a, ra, nr);
-            memcpy(b, rb, nc);
-        }
+        arb_offer(&k, ca, cb);
     }
     memcpy(ca, a, nr);
     memcpy(cb, b, nc);
     int r = 0;
-    double prev = best;
-    while (r < SVID_ARB_ROUNDS && best > 0) {
+    double prev = k.best;
+    while (r < SVID_ARB_ROUNDS && k.best > 0) {
         r++;
         double bb = dot(cb, cb, cols);
         if (bb == 0) break;
@@ -230,19 +238,12 @@ static int arb_refine(const float *W, int rows, int cols, double *a, double *b)
         if (aa == 0) break;
         abstmv(W, rows, cols, ca, cb);
         for (int j = 0; j < cols; j++) cb[j] /= aa;
-        double na = sqrt(dot(ca, ca, rows)), nb = sqrt(dot(cb, cb, cols)), k = sqrt(nb / na);
-        for (int i = 0; i < rows; i++) ca[i] *= k;
-        for (int j = 0; j < cols; j++) cb[j] /= k;
-        double e = f32_err2(W, rows, cols, ca, cb, ra, rb);
-        if (e < best) {
-            best = e;
-            memcpy(a, ra, nr);
-            memcpy(b, rb, nc);
-        }
+        balance(ca, rows, cb, cols);
+        double e = arb_offer(&k, ca, cb);
         if (!(e < prev * (1 - SVID_ARB_TOL))) break; /* stopped falling */
         prev = e;
     }
-    free(ca); free(cb); free(ra); free(rb);
+    free(ca); free(cb); free(k.ra); free(k.rb);
     return r;
 }
 
