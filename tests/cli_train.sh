@@ -148,9 +148,9 @@ for p in onebit best best-lr; do
         --out "$TMP/p-$p.onebit" --db "$TMP/time.db" --name "p-$p" --preset "${p%-lr}" $extra
 done
 expect_exit 0 "compare the presets" "$BIN" runs compare p-onebit p-best p-best-lr --db "$TMP/time.db" --json
-check "onebit: the defaults" contains "$TMP/out" '"name":"p-onebit","status":"finished","options":{"preset":"onebit","lr":"0.002"}'
-check "best: lr 0.016" contains "$TMP/out" '"name":"p-best","status":"finished","options":{"preset":"best","lr":"0.016"}'
-check "best --lr 0.001: the command line wins" contains "$TMP/out" '"options":{"preset":"best","lr":"0.001"}'
+check "onebit: the defaults" contains "$TMP/out" '"name":"p-onebit","status":"finished","options":{"preset":"onebit","lr":"0.002","kl-scale":"0.01"}'
+check "best: lr 0.016, kl-scale 0.05" contains "$TMP/out" '"name":"p-best","status":"finished","options":{"preset":"best","lr":"0.016","kl-scale":"0.05"}'
+check "best --lr 0.001: the command line wins" contains "$TMP/out" '"options":{"preset":"best","lr":"0.001","kl-scale":"0.05"}'
 
 # ---- self-generation: cached and reused ----
 mkdir "$TMP/cache"

@@ -30,8 +30,8 @@ _Static_assert(QAT_OPTIM_FP32 == 0 && QAT_OPTIM_BF16 == 1, "--optim-state's choi
 
 /* --preset's recipes (README, "Recipes and ablations", has the
  * measurements behind best) */
-#define PRESET_BEST "lr=0.016"
-#define PRESET_BEST_HELP "the defaults with --lr 0.016"
+#define PRESET_BEST "lr=0.016;kl-scale=0.05"
+#define PRESET_BEST_HELP "the defaults with --lr 0.016 --kl-scale 0.05"
 static const struct { const char *name, *values; } presets[] = {
     {"onebit", ""},
     {"best", PRESET_BEST},
@@ -42,7 +42,7 @@ const OptSpec session_opts[] = {
     {"teacher", OPT_STR, F(teacher), OPT_STORE | OPT_PATH | OPT_NOHELP, 0, 0, NULL, NULL, "M", "the teacher", NULL},
     {"tokenizer", OPT_STR, F(tokenizer), OPT_STORE | OPT_PATH | OPT_NOHELP, 0, 0, NULL, NULL, "T", "its tokenizer", NULL},
     {"preset", OPT_STR, F(preset), OPT_STORE, 0, 0, NULL, NULL, "P",
-     "a recipe: onebit (the paper's: the defaults) or best\n(" PRESET_BEST_HELP "); options given\nas well override it", "Recipe"},
+     "a recipe: onebit (the paper's: the defaults) or best\n(" PRESET_BEST_HELP ");\noptions given as well override it", "Recipe"},
     {"data", OPT_STR, F(data), OPT_STORE | OPT_PATH, 0, 0, NULL, NULL, "FILE", "text file, tokenized once", "Data"},
     {"split", OPT_STR, F(split), OPT_STORE, 0, 0, NULL, NULL, "SEP",
      "one document per SEP (e.g. '<|endoftext|>'), each with BOS", NULL},
