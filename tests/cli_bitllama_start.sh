@@ -115,6 +115,10 @@ expect_exit 1 "checkpoint of another teacher" "$BIN" export --format bitllama-st
 check "another-teacher message names the checkpoint" contains "$TMP/err" "g.onebit.ckpt: the checkpoint is for another teacher"
 expect_exit 1 "dataset of another teacher" "$BIN" export --format dataset --data-cache "$f" --teacher "$TMP/other.bin" --tokenizer "$Z" --out "$TMP/x2"
 check "dataset teacher message" contains "$TMP/err" "another teacher"
+# a checkpoint trained without the LayerNorms: bitllama always normalizes
+expect_exit 0 "train --layernorm off" "$BIN" train $T --self-generate 24 --data-cache "$TMP/cache" --steps 2 --seq-len 64 --batch 2 --layernorm off --out "$TMP/noln.onebit"
+expect_exit 1 "export of a --layernorm off checkpoint" "$BIN" export --format bitllama-start --ckpt "$TMP/noln.onebit.ckpt" $T --out "$TMP/x6"
+check "layernorm-off message" contains "$TMP/err" "noln.onebit.ckpt: trained with --layernorm off"
 head -c 300 "$TMP/g.onebit.ckpt" > "$TMP/trunc.ckpt"
 expect_exit 1 "truncated checkpoint" "$BIN" export --format bitllama-start --ckpt "$TMP/trunc.ckpt" $T --out "$TMP/x3"
 check "truncated message" contains "$TMP/err" "trunc.ckpt"

@@ -53,8 +53,10 @@ check "table has sizes" contains "$TMP/out" "size 1-bit"
 cp "$M" "$TMP/alone.bin" # no tokenizer beside it: inspect does not need one
 expect_exit 0 "inspect without a tokenizer" "$BIN" inspect --teacher "$TMP/alone.bin" --csv
 check "same csv without a tokenizer" test "$(tail -1 "$TMP/out")" = "$(cd "$TMP" && "$BIN" inspect --teacher "$M" --tokenizer "$Z" --csv | tail -1)"
+expect_exit 0 "inspect --init arb" "$BIN" inspect --teacher "$M" --tokenizer "$Z" --init arb --json
+check "arb named as the init" contains "$TMP/out" '"init":"arb"'
 expect_exit 2 "bad --init" "$BIN" inspect --teacher "$M" --init pca
-check "bad --init message" contains "$TMP/err" "nmf, svd or xnor"
+check "bad --init message" contains "$TMP/err" "nmf, svd, xnor, sign or arb"
 expect_exit 2 "--json --csv" "$BIN" inspect --teacher "$M" --json --csv
 expect_exit 2 "bad --threads" "$BIN" inspect --teacher "$M" --threads 0
 expect_exit 1 "missing teacher" "$BIN" inspect --teacher "$TMP/none.bin" --tokenizer "$Z"

@@ -24,15 +24,15 @@ expect_exit 2 "bad lr" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batc
 check "lr message" contains "$TMP/err" "--lr"
 expect_exit 2 "zero lr" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --lr 0
 expect_exit 2 "bad init" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --init pca
-check "init message" contains "$TMP/err" "nmf, svd, xnor or sign"
+check "init message" contains "$TMP/err" "nmf, svd, xnor, sign or arb"
 expect_exit 2 "bad optim-state" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --optim-state fp16
 check "optim-state choices named" contains "$TMP/err" "fp32 or bf16"
 expect_exit 2 "bad batch" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 0 --out "$TMP/s.onebit"
 expect_exit 2 "warmup > steps" "$BIN" train $T --data "$X" --steps 5 --warmup 9 --seq-len 32 --batch 2 --out "$TMP/s.onebit"
 expect_exit 2 "bad ste" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --ste smooth:0
 check "ste message" contains "$TMP/err" "smooth:A needs a number A > 0"
-expect_exit 2 "unknown ste" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --ste tanh
-check "ste choices named" contains "$TMP/err" "onebit (1.001-tanh^2(W)), smooth:A"
+expect_exit 2 "unknown ste" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --ste sigmoid
+check "ste choices named" contains "$TMP/err" "onebit (1.001-tanh^2(W)), tanh (1-tanh^2(W)), smooth:A"
 expect_exit 2 "one expert" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --mos 1
 check "mos message" contains "$TMP/err" "--mos must be 0 (off) or 2 to 64 experts, not 1"
 expect_exit 2 "too many experts" "$BIN" train $T --data "$X" --steps 5 --seq-len 32 --batch 2 --out "$TMP/s.onebit" --mos 65
@@ -153,9 +153,9 @@ for p in onebit best best-lr; do
         --out "$TMP/p-$p.onebit" --db "$TMP/time.db" --name "p-$p" --preset "${p%-lr}" $extra
 done
 expect_exit 0 "compare the presets" "$BIN" runs compare p-onebit p-best p-best-lr --db "$TMP/time.db" --json
-check "onebit: the defaults" contains "$TMP/out" '"name":"p-onebit","status":"finished","options":{"preset":"onebit","lr":"0.002"}'
-check "best: lr 0.016" contains "$TMP/out" '"name":"p-best","status":"finished","options":{"preset":"best","lr":"0.016"}'
-check "best --lr 0.001: the command line wins" contains "$TMP/out" '"options":{"preset":"best","lr":"0.001"}'
+check "onebit: the defaults" contains "$TMP/out" '"name":"p-onebit","status":"finished","options":{"preset":"onebit","lr":"0.002","kl-scale":"0.01"}'
+check "best: lr 0.016, kl-scale 0.05" contains "$TMP/out" '"name":"p-best","status":"finished","options":{"preset":"best","lr":"0.016","kl-scale":"0.05"}'
+check "best --lr 0.001: the command line wins" contains "$TMP/out" '"options":{"preset":"best","lr":"0.001","kl-scale":"0.05"}'
 
 # ---- --mos: a mixture of scales, recorded; its student evaluates ----
 expect_exit 0 "a mixture of scales" "$BIN" train $T --data "$TMP/stories.txt" --split "$S" --steps 4 --seq-len 32 --batch 2 \

@@ -1,9 +1,10 @@
 /* test_qat_grad.c -- finite-difference checks of every backward of the QAT
  * student (RMSNorm, RoPE, GQA attention, SwiGLU, the OneBit linear with its
  * LayerNorm, the STE) and of the whole distillation loss w.r.t. g, h and the
- * student's input, on tiny random models with odd sizes; the mixture of
- * scales (--mos: router, g and h experts; identical experts with a uniform
- * router = OneBit; a random router breaks their symmetry); the student
+ * student's input, on tiny random models with odd sizes, also with the
+ * linears' LayerNorms off (--layernorm off); the mixture of scales (--mos:
+ * router, g and h experts; identical experts with a uniform router =
+ * OneBit; a random router breaks their symmetry); the student
  * forward against model_forward with packed BitLinear layers; --recompute
  * giving the same gradients bit for bit; and the
  * one-thread-at-a-time contract of a QatModel asserted (two threads in
@@ -206,11 +207,15 @@ static void lin_ctx_free(LinCtx *c)
 {
     free(c->S); free(c->g); free(c->h); free(c->x); free(c->gx); free(c->a); free(c->y); free(c->rstd); free(c->R);
 }
-static void check_onebit(void)
+/* norm = 0: the linear without its LayerNorm (rstd NULL), y = h⊙(S·(g⊙x)) */
+static void check_onebit(int norm)
 {
     LinCtx c = {.in = 11, .out = 9, .N = 6};
     size_t nx = (size_t)c.N * c.in, ny = (size_t)c.N * c.out, nw = (size_t)c.in * c.out;
     lin_ctx_alloc(&c, 1);
+    if (!norm) { free(c.rstd); c.rstd = NULL; }
+    const char *tag = norm ? "onebit" : "onebit no-LN";
+    char nm[4][64];
     float *W = malloc(nw * 4), *dW = calloc(nw, 4), *dS = malloc(nw * 4), *dg = calloc(c.in, 4), *dh = calloc(c.out, 4);
     float *dx = malloc(nx * 4), *dy = malloc(ny * 4), *dgx = malloc(nx * 4);
     fill(W, nw, 1.5, 0);
@@ -218,10 +223,14 @@ static void check_onebit(void)
     memcpy(dy, c.R, ny * 4);
     QatOnebitGrad p = {c.in, c.out, c.S, W, c.g, c.h, dW, dg, dh, dS, c.gx, dgx, {QAT_STE_ONEBIT, 0}};
     qat_onebit_bwd(NULL, &p, c.x, c.N, c.a, c.y, c.rstd, dy, dx, 0);
-    report("onebit dS (surrogate, LN incl.)", fd_check(lin_loss, &c, c.S, dS, nw, 2e-2), 5e-3);
-    report("onebit dg", fd_check(lin_loss, &c, c.g, dg, c.in, 2e-2), 5e-3);
-    report("onebit dh", fd_check(lin_loss, &c, c.h, dh, c.out, 2e-2), 5e-3);
-    report("onebit dx", fd_check(lin_loss, &c, c.x, dx, nx, 2e-2), 5e-3);
+    snprintf(nm[0], 64, "%s dS (surrogate%s)", tag, norm ? ", LN incl." : "");
+    report(nm[0], fd_check(lin_loss, &c, c.S, dS, nw, 2e-2), 5e-3);
+    float *const ps[3] = {c.g, c.h, c.x}, *const gs[3] = {dg, dh, dx};
+    const size_t ns[3] = {(size_t)c.in, (size_t)c.out, nx};
+    for (int k = 0; k < 3; k++) {
+        snprintf(nm[1 + k], 64, "%s d%s", tag, k == 0 ? "g" : k == 1 ? "h" : "x");
+        report(nm[1 + k], fd_check(lin_loss, &c, ps[k], gs[k], ns[k], 2e-2), 5e-3);
+    }
     /* STE: dW = dS ⊙ (1.001 − tanh²(W)) */
     double e = 0;
     for (size_t k = 0; k < nw; k++) {
@@ -256,11 +265,12 @@ static void check_onebit(void)
     BitLinear *bl = bitlinear_new(c.out, c.in);
     bitlinear_pack(bl, W);
     bitlinear_set_scales(bl, c.g, c.h);
+    bl->norm = norm;
     float *yr = malloc(ny * 4);
     bitlinear_forward_ref(bl, c.x, yr, c.N);
     double md = 0;
     for (size_t i = 0; i < ny; i++) if (fabs(yr[i] - c.y[i]) > md) md = fabs(yr[i] - c.y[i]);
-    CHECK(md < 1e-4, "qat_onebit_fwd vs bitlinear_forward_ref: %g", md);
+    CHECK(md < 1e-4, "%s: qat_onebit_fwd vs bitlinear_forward_ref: %g", tag, md);
     bitlinear_free(bl);
     free(yr); free(dx2);
     free(W); free(dW); free(dS); free(dg); free(dh); free(dx); free(dy); free(dgx);
@@ -420,16 +430,22 @@ static void check_ste(void)
     check_ste_variant("onebit", "ste onebit dW vs d/dW (tanh W+.001W)");
     check_ste_variant("smooth:3", "ste smooth:3 dW vs d/dW tanh(3W)");
     check_ste_variant("smooth:0.5", "ste smooth:0.5 dW vs d/dW tanh(W/2)");
+    check_ste_variant("tanh", "ste tanh dW vs d/dW tanh(W)");
     check_ste_variant("clip", "ste clip dW vs d/dW clamp(W,-1,1)");
     QatSte e, zero = {0, 0};
     CHECK(qat_ste_factor(&zero, 0.3f) == qat_ste(0.3f), "a zeroed QatSte is the paper's estimator");
     char err[256];
-    const char *bad[] = {"smooth:0", "smooth:", "smooth:-1", "smooth:x", "smooth:2x", "tanh", "", "smooth:inf"};
+    /* tanh is LittleBit's surrogate at sharpness 1: smooth:1, read back as tanh */
+    QatSte t1, s1;
+    CHECK(qat_ste_parse("tanh", &t1, err) == 0 && qat_ste_parse("smooth:1", &s1, err) == 0, "tanh, smooth:1: %s", err);
+    CHECK(t1.kind == QAT_STE_SMOOTH && t1.a == 1.0f && s1.kind == t1.kind && s1.a == t1.a, "tanh = smooth:1");
+    CHECK_NEAR(qat_ste_factor(&t1, 0.7f), 1 - tanh(0.7) * tanh(0.7), 1e-6, "tanh's f(0.7) = 1 - tanh^2(0.7)");
+    const char *bad[] = {"smooth:0", "smooth:", "smooth:-1", "smooth:x", "smooth:2x", "sigmoid", "", "smooth:inf", "tanh:2"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         err[0] = 0;
         CHECK(qat_ste_parse(bad[i], &e, err) == -1 && err[0], "qat_ste_parse('%s') must fail with a message", bad[i]);
     }
-    printf("  qat_ste_parse('tanh'): %s\n", (qat_ste_parse("tanh", &e, err), err));
+    printf("  qat_ste_parse('sigmoid'): %s\n", (qat_ste_parse("sigmoid", &e, err), err));
 }
 
 /* ---- whole model ---------------------------------------------------------------- */
@@ -501,6 +517,7 @@ static void check_student_fwd(QatModel *q, const Model *m, const int *tok, int B
         bls[i] = bitlinear_new(src[i].out, src[i].in);
         bitlinear_pack(bls[i], src[i].w);
         bitlinear_set_scales(bls[i], src[i].g, src[i].h);
+        bls[i]->norm = src[i].norm;
         if (src[i].mos) bitlinear_set_mos(bls[i], src[i].mos, src[i].router, src[i].g_experts, src[i].h_experts);
         s.lin[i] = bitlinear_linear(bls[i]);
     }
@@ -537,7 +554,8 @@ static void check_student_fwd(QatModel *q, const Model *m, const int *tok, int B
     model_free(&s);
 }
 
-static void check_whole(int heads, int kv, int shared, const char *tag)
+/* norm = 0: the student's linears without their LayerNorm (qat_set_layernorm) */
+static void check_whole(int heads, int kv, int shared, int norm, const char *tag)
 {
     Model m;
     int B = 2, T = 7, C = 12, V = 37, N = B * T;
@@ -546,15 +564,20 @@ static void check_whole(int heads, int kv, int shared, const char *tag)
     QatModel *q = qat_new(&m, SVID_NMF, &(QatSize){B, T, QAT_OPTIM_FP32, 0, 0, 0, 0, 0, 0}, err);
     CHECK(q != NULL, "qat_new: %s", err);
     if (!q) return;
-    /* random latent weights and scales: the student differs from SVID */
+    CHECK(qat_layernorm(q) == 1, "qat_new: LayerNorm on");
+    qat_set_layernorm(q, norm);
+    /* random latent weights and scales: the student differs from SVID
+     * (without LayerNorms smaller scales, so that the activations stay
+     * O(1) and the loss smooth at the finite differences' steps) */
     float *P = qat_params(q);
     fill(P, qat_num_params(q), 1, 0);
+    double sc = norm ? 1 : 0.3;
     for (int l = 0; l < 2; l++) for (int j = 0; j < LIN_PER_LAYER; j++) {
         float *g, *h;
         int in, out;
         qat_linear_params(q, l, j, NULL, &g, &h, &in, &out);
-        fill(g, in, 0.3, 1);
-        fill(h, out, 0.3, 1);
+        fill(g, in, 0.3 * sc, sc);
+        fill(h, out, 0.3 * sc, sc);
     }
     int tok[14];
     for (int i = 0; i < N; i++) tok[i] = (int)((urand() + 1) * 0.5 * V) % V;
@@ -573,8 +596,8 @@ static void check_whole(int heads, int kv, int shared, const char *tag)
             float *g, *h, *W;
             int in, out;
             qat_linear_params(q, l, j, &W, &g, &h, &in, &out);
-            double e1 = fd_check(whole_loss, &c, g, G + (g - P), in, 2e-2);
-            double e2 = fd_check(whole_loss, &c, h, G + (h - P), out, 2e-2);
+            double e1 = fd_check(whole_loss, &c, g, G + (g - P), in, norm ? 2e-2 : 5e-2);
+            double e2 = fd_check(whole_loss, &c, h, G + (h - P), out, norm ? 2e-2 : 5e-2);
             if (e1 > eg) eg = e1;
             if (e2 > eh) eh = e2;
         }
@@ -626,7 +649,13 @@ static void check_whole(int heads, int kv, int shared, const char *tag)
         report(nm, e, 2e-2);
         free(dx);
     }
-    /* student forward == model_forward through packed BitLinear layers */
+    /* student forward == model_forward through packed BitLinear layers
+     * (with the LayerNorm flag qat_linear_srcs gives them) */
+    {
+        QatLinearSrc src[2 * LIN_PER_LAYER];
+        CHECK(qat_linear_srcs(q, src) == 2 * LIN_PER_LAYER && src[0].norm == norm && src[2 * LIN_PER_LAYER - 1].norm == norm,
+              "%s qat_linear_srcs: norm %d", tag, norm);
+    }
     check_student_fwd(q, &m, tok, B, T, tag);
     /* the batched teacher forward == model_forward; the KL value from the
      * two sets of logits in double */
@@ -862,16 +891,19 @@ int main(void)
     check_attention(3, 1, "attention dq (GQA 3/1)", "attention dk (GQA 3/1)", "attention dv (GQA 3/1)");
     check_attention(3, 3, "attention dq (MHA 3/3)", "attention dk (MHA 3/3)", "attention dv (MHA 3/3)");
     check_swiglu();
-    check_onebit();
+    check_onebit(1);
     check_mos();
-    check_whole(3, 1, 0, "GQA untied:");
-    check_whole(2, 2, 1, "MHA tied:");
+    check_whole(3, 1, 0, 1, "GQA untied:");
+    check_whole(2, 2, 1, 1, "MHA tied:");
     check_whole_mos(3, 1, 0, "GQA untied:");
     check_whole_mos(2, 2, 1, "MHA tied:");
     check_recompute(3, 1, 1, 0);
     check_recompute(2, 2, 3, 0);
     check_recompute(3, 1, 2, 3); /* a mixture of scales: its router probabilities recomputed too */
-    check_ste(); /* last: it draws from the shared rng */
+    check_ste(); /* after the checks above: it draws from the shared rng */
+    check_onebit(0); /* --layernorm off */
+    check_whole(3, 1, 0, 0, "GQA untied, no LN:");
+    check_whole(2, 2, 1, 0, "MHA tied, no LN:");
     char err[OB_ERRLEN];
     Model m;
     random_model(&m, 12, 20, 2, 3, 1, 37, 0);

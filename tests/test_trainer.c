@@ -2,7 +2,9 @@
  * resume (N steps straight == K steps + checkpoint + resume + N-K steps,
  * losses and final parameters), pause/resume/stop from another thread,
  * hostile checkpoints (corrupt, other teacher, other config), version 1
- * checkpoints still resuming, --optim-state bf16 (its own bitwise resume,
+ * and 2 checkpoints still resuming, --layernorm off (its checkpoint and
+ * student, a resume with another --layernorm or --ste refused),
+ * --optim-state bf16 (its own bitwise resume,
  * losses near fp32's, its checkpoint refused by an fp32 run), the memory
  * check's hints (trainer_memory_check), and a
  * checkpoint path longer than an event's text reaching the run store
@@ -119,34 +121,117 @@ static void resume_same_refuse_other(TrainConfig c, const char *ck, const float 
     free(p);
 }
 
-/* an older checkpoint made from the version 3 file v3 of n parameters:
- * version 1 (no optimizer state nor experts field, FP32 moments) or 2 (no
- * experts field); it resumes to the same final parameters want */
-static void check_ckpt_old(const TrainConfig *base, const char *v3, size_t n, const float *want, int ver)
+/* the exported .onebit sp: every linear's LayerNorm flag is norm, and
+ * (up to FP16 g, h) it gives the trainer's held-out NLL; sp removed */
+static void check_student(const char *sp, double nll_want, int norm, const char *what)
 {
-    char err[OB_ERRLEN], v1[600];
+    char err[OB_ERRLEN];
+    Model sm;
+    Tokenizer st;
+    if (student_load(&sm, &st, sp, err) == 0) {
+        int norms = 0, n = sm.cfg.n_layers * LIN_PER_LAYER;
+        for (int i = 0; i < n; i++) norms += ((const BitLinear *)sm.lin[i].impl)->norm;
+        CHECK(norms == norm * n, "%s: %d of %d linears of the student have a LayerNorm", what, norms, n);
+        double nll;
+        long nt;
+        CHECK(trainer_dense_nll(&sm, &D, 0, &nll, &nt, err) == 0, "%s: student eval: %s", what, err);
+        CHECK_NEAR(nll, nll_want, 0.02, "packed student vs trainer held-out NLL");
+        tok_free(&st);
+        model_free(&sm);
+    } else
+        CHECK(0, "%s: student_load: %s", what, err);
+    unlink(sp);
+}
+
+/* version 1 and 2 checkpoints, made from the version 3 file v3 of n
+ * parameters by dropping the fields they lack (version 2: the experts,
+ * the estimator and the LayerNorm flag, 20 bytes; version 1: the optimizer
+ * state too):
+ * each resumes to the same final parameters want, taking the defaults
+ * (a resume with another --ste is refused) */
+static void check_ckpt_old(const TrainConfig *base, const char *v3, size_t n, const float *want)
+{
+    char err[OB_ERRLEN], old[600];
     char *raw = NULL;
     size_t size = 0;
-    if (ob_read_file(v3, &raw, &size, err) || size < 8 + 3 * n * 4 + 16) { CHECK(0, "read %s: %s", v3, err); free(raw); return; }
-    size_t code = size - 8 - 3 * n * 4 - 8; /* the u32 optimizer state and u32 experts, right before the arrays */
-    CHECK(file_get_u32le((unsigned char *)raw + 8) == 3 && file_get_u32le((unsigned char *)raw + code) == 0 &&
-              file_get_u32le((unsigned char *)raw + code + 4) == 0,
-          "a version 3 checkpoint with FP32 state (code 0), no experts (0)");
-    size_t cut = ver == 1 ? 8 : 4, at = ver == 1 ? code : code + 4; /* the fields a version ver file lacks */
+    if (ob_read_file(v3, &raw, &size, err) || size < 8 + 3 * n * 4 + 32) { CHECK(0, "read %s: %s", v3, err); free(raw); return; }
+    size_t arrays = size - 8 - 3 * n * 4, code = arrays - 24; /* u32 optimizer state, u32 experts, u32 + f64 ste, u32 no LayerNorm */
+    const unsigned char *u = (unsigned char *)raw;
+    CHECK(file_get_u32le(u + 8) == 3 && file_get_u32le(u + code) == 0 && file_get_u32le(u + code + 4) == 0 && file_get_u32le(u + code + 8) == QAT_STE_ONEBIT &&
+              file_get_u32le(u + arrays - 4) == 0,
+          "a version 3 checkpoint with FP32 state (code 0), no experts, the paper's estimator, LayerNorm on");
     unsigned char *o = malloc(size);
-    memcpy(o, raw, at);
-    memcpy(o + at, raw + at + cut, size - 8 - at - cut);
-    size_t len = size - cut - 8;
-    o[8] = (unsigned char)ver; o[9] = o[10] = o[11] = 0;
-    uint64_t h = file_fnv1a(FILE_FNV_INIT, o, len);
-    for (int i = 0; i < 8; i++) o[len + (size_t)i] = (unsigned char)(h >> 8 * i);
-    snprintf(v1, sizeof v1, "%s.v%d", v3, ver);
-    CHECK(file_write_atomic(v1, o, len + 8, err) == 0, "write %s: %s", v1, err);
-    Seen s;
-    resume_same_refuse_other(*base, v1, want, n, ver == 1 ? "version 1 checkpoint" : "version 2 checkpoint", &s);
+    for (uint32_t ver = 2; ver >= 1; ver--) {
+        size_t cut = ver == 2 ? 20 : 24, at = arrays - cut; /* the fields dropped end where the arrays begin */
+        memcpy(o, raw, at);
+        memcpy(o + at, raw + arrays, size - 8 - arrays);
+        size_t len = size - 8 - cut;
+        o[8] = (unsigned char)ver; o[9] = o[10] = o[11] = 0;
+        uint64_t h = file_fnv1a(FILE_FNV_INIT, o, len);
+        for (int i = 0; i < 8; i++) o[len + (size_t)i] = (unsigned char)(h >> 8 * i);
+        snprintf(old, sizeof old, "%s.v%u", v3, ver);
+        CHECK(file_write_atomic(old, o, len + 8, err) == 0, "write %s: %s", old, err);
+        Seen s;
+        resume_same_refuse_other(*base, old, want, n, ver == 2 ? "version 2 checkpoint" : "version 1 checkpoint", &s);
+        TrainConfig c = *base;
+        c.resume_path = old;
+        c.ckpt_path = NULL;
+        c.ste.kind = QAT_STE_CLIP;
+        TrainSummary sum;
+        CHECK(run(&c, SHA, &s, NULL, NULL, &sum, err) == -1 && strstr(sum.message, "--ste onebit"),
+              "version %u: the default estimator taken, --ste clip refused: %s", ver, sum.message);
+        unlink(old);
+    }
     free(o);
     free(raw);
-    unlink(v1);
+}
+
+/* --layernorm off: the losses differ from base's (first step loss0), the
+ * checkpoint records it (trainer_ckpt_read: norm 0; a resume with LayerNorm
+ * on, or with another --ste, refused naming the checkpoint's), the resumed
+ * run writes a student whose every linear has no LayerNorm and whose
+ * held-out NLL is the trainer's (so the file's flag is honoured) */
+static void check_layernorm_off(const TrainConfig *base, double loss0)
+{
+    char err[OB_ERRLEN], ck[512], sp[512];
+    snprintf(ck, sizeof ck, "%s/noln.ckpt", dir);
+    snprintf(sp, sizeof sp, "%s/noln.onebit", dir);
+    TrainConfig c = *base;
+    c.resume_path = NULL;
+    c.no_layernorm = 1;
+    c.steps = 6;
+    c.stop_after = 3;
+    c.ckpt_path = ck;
+    Seen s;
+    TrainSummary sum;
+    CHECK(run(&c, SHA, &s, NULL, NULL, &sum, err) == 0 && sum.status == RUN_STOPPED, "no LN: 3 steps: %s", sum.message);
+    CHECK(isfinite(s.loss[1]) && s.loss[1] != loss0, "no LN: another loss at step 1 (%.9g vs %.9g)", s.loss[1], loss0);
+    TrainerCkpt k;
+    CHECK(trainer_ckpt_read(ck, &M.cfg, SHA, &k, err) == 0 && k.norm == 0 && k.step == 3, "no LN: checkpoint: %s", err);
+    StudentLinearSrc *src = calloc((size_t)M.cfg.n_layers * LIN_PER_LAYER, sizeof *src);
+    trainer_ckpt_sources(&k, &M.cfg, src);
+    int off = 1;
+    for (int i = 0; i < M.cfg.n_layers * LIN_PER_LAYER; i++) off &= src[i].norm == 0;
+    CHECK(off, "no LN: the checkpoint's sources have norm 0");
+    free(src);
+    trainer_ckpt_free(&k);
+    c.stop_after = 0;
+    c.resume_path = ck;
+    c.ckpt_path = NULL;
+    c.no_layernorm = 0;
+    CHECK(run(&c, SHA, &s, NULL, NULL, &sum, err) == -1 && strstr(sum.message, "--layernorm off"),
+          "no LN: a resume with LayerNorm on refused: %s", sum.message);
+    c.no_layernorm = 1;
+    c.ste.kind = QAT_STE_SMOOTH;
+    c.ste.a = 1;
+    CHECK(run(&c, SHA, &s, NULL, NULL, &sum, err) == -1 && strstr(sum.message, "--ste onebit") && strstr(sum.message, "not tanh"),
+          "no LN: a resume with --ste tanh refused: %s", sum.message);
+    c.ste = base->ste;
+    c.out_path = sp;
+    CHECK(run(&c, SHA, &s, NULL, NULL, &sum, err) == 0 && sum.status == RUN_FINISHED && s.nsteps == 3,
+          "no LN: resumed to 6: %s", sum.message);
+    check_student(sp, sum.student_nll, 0, "no LN");
+    unlink(ck);
 }
 
 /* --optim-state bf16: its own bit-identical resume, half the moment bytes
@@ -177,8 +262,9 @@ static void check_bf16(const TrainConfig *base, const char *ck, const float *p32
     char *raw = NULL;
     size_t size = 0;
     ob_read_file(ck, &raw, &size, err);
-    CHECK(size > n * 8 + 16 && file_get_u32le((unsigned char *)raw + size - 8 - n * 8 - 8) == 1,
-          "bf16 checkpoint: params (4 bytes) + m, v (2 bytes each) per parameter after the code 1 and the experts (%zu bytes)", size);
+    CHECK(size > n * 8 + 32 && file_get_u32le((unsigned char *)raw + size - 8 - n * 8 - 24) == 1,
+          "bf16 checkpoint: params (4 bytes) + m, v (2 bytes each) per parameter after the code 1 (and the "
+          "experts, estimator and LayerNorm fields) (%zu bytes)", size);
     free(raw);
     resume_same_refuse_other(c, ck, pa, na, "bf16", &b2);
     int same = b2.nsteps == 7;
@@ -358,18 +444,7 @@ int main(void)
         TrainSummary se;
         CHECK(run(&ce, SHA, &e, NULL, NULL, &se, err) == 0 && access(sp, R_OK) == 0, "export: %s", se.message);
         CHECK(se.student_nll == sa.student_nll, "export does not change the run");
-        Model sm;
-        Tokenizer st;
-        if (student_load(&sm, &st, sp, err) == 0) {
-            double nll;
-            long nt;
-            CHECK(trainer_dense_nll(&sm, &D, 0, &nll, &nt, err) == 0, "student eval: %s", err);
-            CHECK_NEAR(nll, sa.student_nll, 0.02, "packed student vs trainer held-out NLL");
-            tok_free(&st);
-            model_free(&sm);
-        } else
-            CHECK(0, "student_load: %s", err);
-        unlink(sp);
+        check_student(sp, sa.student_nll, 1, "LayerNorm on");
     }
 
     /* determinism: the same run again, bit for bit */
@@ -422,8 +497,8 @@ int main(void)
     CHECK(nb2 == na && pb2 && !memcmp(pa, pb2, na * sizeof(float)), "bit-identical final parameters after resume");
     CHECK(sb2.student_nll == sa.student_nll, "same held-out NLL %.9g vs %.9g", sb2.student_nll, sa.student_nll);
     free(pb2);
-    check_ckpt_old(&c, ck5, na, pa, 1);
-    check_ckpt_old(&c, ck5, na, pa, 2);
+    check_ckpt_old(&c, ck5, na, pa);
+    check_layernorm_off(&c, a.loss[1]);
     check_mos(&c, ck, ck5);
     check_bf16(&c, ck, pa, na, &a);
     free(pa);

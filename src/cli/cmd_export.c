@@ -142,6 +142,11 @@ static int export_start(const ExportOpts *o)
             cli_error("%s", err);
             goto out;
         }
+        if (!k.norm) { /* bitllama's BitLinear always normalizes */
+            cli_error("%s: trained with --layernorm off; a bitllama start checkpoint has the LayerNorm after every "
+                      "1-bit product", o->ckpt);
+            goto out;
+        }
         trainer_ckpt_sources(&k, c, lin);
         latent = 1;
     } else if (student_quantize(&m, (SvidMethod)o->init, 1, lin, err)) { /* what `quantize --norm` writes */

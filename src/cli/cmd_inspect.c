@@ -19,7 +19,7 @@
 
 typedef struct {
     char *teacher, *tokenizer, *db;
-    int init;                    /* SvidMethod: the order of "nmf|svd|xnor" */
+    int init;                    /* SvidMethod: the order of "nmf|svd|xnor|sign|arb" */
     int threads;                 /* 0: the online CPUs */
     int json, csv;
 } InspOpts;
@@ -30,7 +30,7 @@ typedef struct {
 static const OptSpec insp_opts[] = {
     {"teacher", OPT_STR, F(teacher), OPT_NOHELP, 0, 0, NULL, NULL, "M", "the teacher", NULL},
     {"tokenizer", OPT_STR, F(tokenizer), 0, 0, 0, NULL, NULL, "T", "only checked against the teacher (not needed)", NULL},
-    {"init", OPT_CHOICE, F(init), 0, 0, 0, "nmf", "nmf|svd|xnor", "M", "method for the g/h ranges (default nmf)", NULL},
+    {"init", OPT_CHOICE, F(init), 0, 0, 0, "nmf", "nmf|svd|xnor|sign|arb", "M", "method for the g/h ranges (default nmf)", NULL},
     {"threads", OPT_INT, F(threads), 0, 1, 1024, NULL, NULL, "N", "worker threads (default: online CPUs)", NULL},
     {"json", OPT_FLAG, F(json), 0, 0, 1, NULL, NULL, NULL, "{\"layers\":[...],\"totals\":{...}} with histograms", NULL},
     {"csv", OPT_FLAG, F(csv), 0, 0, 1, NULL, NULL, NULL, "one CSV row per layer, then a 'total' row", NULL},
@@ -190,7 +190,7 @@ static int inspect_run(const void *o) { return inspect_main(o); }
 
 static void help(void)
 {
-    printf("Usage: onebit-tui inspect [--teacher M] [--tokenizer T] [--init nmf|svd|xnor]\n"
+    printf("Usage: onebit-tui inspect [--teacher M] [--tokenizer T] [--init nmf|svd|xnor|sign|arb]\n"
            "                          [--threads N] [--json|--csv] [--db DB]\n"
            "\n"
            "For every linear layer of the teacher: the relative Frobenius error\n"

@@ -14,7 +14,7 @@
 
 typedef struct {
     char *teacher, *tokenizer, *out;
-    int init;                    /* SvidMethod: the order of "nmf|svd|xnor" */
+    int init;                    /* SvidMethod: the order of "nmf|svd|xnor|sign|arb" */
     int norm;
     int head;                    /* STUDENT_HEAD_*: the order of "f32|f16|q8_0" */
 } QuantOpts;
@@ -25,7 +25,7 @@ static const OptSpec quant_opts[] = {
     {"tokenizer", OPT_STR, F(tokenizer), OPT_NOHELP, 0, 0, NULL, NULL, "T", "its tokenizer", NULL},
     {"out", OPT_STR, F(out), 0, 0, 0, NULL, NULL, "S", "the .onebit file (written to a temporary file, then renamed)", NULL},
     {"o", OPT_STR, F(out), OPT_NOHELP, 0, 0, NULL, NULL, "S", "the same as --out", NULL},
-    {"init", OPT_CHOICE, F(init), OPT_NOHELP, 0, 0, "nmf", "nmf|svd|xnor", "nmf|svd|xnor", "the rank-1 fit", NULL},
+    {"init", OPT_CHOICE, F(init), OPT_NOHELP, 0, 0, "nmf", "nmf|svd|xnor|sign|arb", "nmf|svd|xnor|sign|arb", "the rank-1 fit", NULL},
     {"no-norm", OPT_FLAG, F(norm), 0, 0, 0, NULL, NULL, NULL,
      "no LayerNorm after the 1-bit product (the default: the\nlayer then approximates W itself)", NULL},
     {"norm", OPT_FLAG, F(norm), 0, 0, 1, NULL, NULL, NULL,
@@ -39,7 +39,7 @@ static const OptSpec quant_opts[] = {
 static void help(void)
 {
     printf("Usage: onebit-tui quantize [--teacher M] [--tokenizer T] --out S.onebit\n"
-           "                           [--init nmf|svd|xnor] [--norm|--no-norm] [--head f16|q8_0|f32]\n"
+           "                           [--init nmf|svd|xnor|sign|arb] [--norm|--no-norm] [--head f16|q8_0|f32]\n"
            "\n"
            "Write a 1-bit student of the teacher without training: every linear\n"
            "becomes sign(W) with g, h from a rank-1 fit |W| ~ h g^T (--init, default\n"

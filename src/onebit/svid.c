@@ -20,6 +20,7 @@ int svid_method_parse(const char *s, SvidMethod *m)
     else if (!strcmp(s, "svd")) *m = SVID_SVD;
     else if (!strcmp(s, "xnor")) *m = SVID_XNOR;
     else if (!strcmp(s, "sign")) *m = SVID_SIGN;
+    else if (!strcmp(s, "arb")) *m = SVID_ARB;
     else return -1;
     return 0;
 }
@@ -31,6 +32,7 @@ const char *svid_method_name(SvidMethod m)
     case SVID_SVD: return "svd";
     case SVID_XNOR: return "xnor";
     case SVID_SIGN: return "sign";
+    case SVID_ARB: return "arb";
     }
     return "?";
 }
@@ -123,6 +125,17 @@ static int power_svd(const float *W, int rows, int cols, double *a, double *b)
     return it;
 }
 
+/* the scale balanced between the factors, ‖a‖ = ‖b‖ (the product unchanged) */
+static void balance(double *a, int rows, double *b, int cols)
+{
+    double na = sqrt(dot(a, a, rows)), nb = sqrt(dot(b, b, cols));
+    if (na > 0 && nb > 0) {
+        double s = sqrt(nb / na);
+        for (int i = 0; i < rows; i++) a[i] *= s;
+        for (int j = 0; j < cols; j++) b[j] /= s;
+    }
+}
+
 /* rank-1 ANLS: a = max(0, |W| b / bᵀb), b = max(0, |W|ᵀ a / aᵀa), from the
  * row/column means (a_i = mean_j |w_ij|, b = column means / overall mean) */
 static int anls_nmf(const float *W, int rows, int cols, double *a, double *b)
@@ -157,21 +170,87 @@ static int anls_nmf(const float *W, int rows, int cols, double *a, double *b)
         for (int j = 0; j < cols; j++) b[j] = b[j] > 0 ? b[j] / aa : 0;
         if (dir_change(b, bold, cols) <= SVID_TOL) break;
     }
-    /* balance the scale between the factors: ‖a‖ = ‖b‖ (the product is unchanged) */
-    double na = sqrt(dot(a, a, rows)), nb = sqrt(dot(b, b, cols));
-    if (na > 0 && nb > 0) {
-        double s = sqrt(nb / na);
-        for (int i = 0; i < rows; i++) a[i] *= s;
-        for (int j = 0; j < cols; j++) b[j] /= s;
-    }
+    balance(a, rows, b, cols);
     free(bold);
     return it;
+}
+
+/* XNOR's factors: a = row means of |W|, b = 1 */
+static void xnor_rows(const float *W, int rows, int cols, double *a, double *b)
+{
+    for (int i = 0; i < rows; i++) {
+        const float *w = W + (size_t)i * cols;
+        double s = 0;
+        for (int j = 0; j < cols; j++) s += fabsf(w[j]);
+        a[i] = s / cols;
+    }
+    for (int j = 0; j < cols; j++) b[j] = 1;
+}
+
+/* ARB's candidates: ca, cb rounded to float (what svid_rank1 returns) into
+ * ra, rb; when their error ‖|W| − abᵀ‖_F² is below *best, they become the
+ * best (a, b). Returns the error. */
+typedef struct { const float *W; int rows, cols; double *a, *b, *ra, *rb, best; } ArbBest;
+static double arb_offer(ArbBest *k, const double *ca, const double *cb)
+{
+    for (int i = 0; i < k->rows; i++) k->ra[i] = (float)ca[i];
+    for (int j = 0; j < k->cols; j++) k->rb[j] = (float)cb[j];
+    double e = fit_err2(k->W, k->rows, k->cols, k->ra, k->rb);
+    if (e < k->best) {
+        k->best = e;
+        memcpy(k->a, k->ra, (size_t)k->rows * sizeof(double));
+        memcpy(k->b, k->rb, (size_t)k->cols * sizeof(double));
+    }
+    return e;
+}
+
+/* ARB-style alternating refinement of the row and column scales (ARB-LLM's
+ * row-column variant) with S = sign(W) fixed: ‖W − diag(a)·S·diag(b)‖_F² =
+ * ‖|W| − abᵀ‖_F², minimised over one factor at a time in closed form,
+ *     a_i = Σ_j W_ij S_ij b_j / Σ_j b_j²,   b_j = Σ_i W_ij S_ij a_i / Σ_i a_i²,
+ * each round an exact minimisation, so the error never rises. Started from
+ * the best (in the float factors' error) of NMF, SVD and XNOR; rounds until
+ * the float factors' error stops falling or SVID_ARB_ROUNDS; a, b receive the
+ * best factors seen (balanced, ‖a‖ = ‖b‖), so the result is never worse
+ * than any of the three starts. Returns the rounds. */
+static int arb_refine(const float *W, int rows, int cols, double *a, double *b)
+{
+    size_t nr = (size_t)rows * sizeof(double), nc = (size_t)cols * sizeof(double);
+    double *ca = ob_malloc(nr), *cb = ob_malloc(nc);
+    ArbBest k = {W, rows, cols, a, b, ob_malloc(nr), ob_malloc(nc), INFINITY};
+    for (int s = 0; s < 3; s++) { /* the starts: a, b keep the best one's rounded factors */
+        if (s == 0) anls_nmf(W, rows, cols, ca, cb);
+        else if (s == 1) power_svd(W, rows, cols, ca, cb);
+        else xnor_rows(W, rows, cols, ca, cb);
+        arb_offer(&k, ca, cb);
+    }
+    memcpy(ca, a, nr);
+    memcpy(cb, b, nc);
+    int r = 0;
+    double prev = k.best;
+    while (r < SVID_ARB_ROUNDS && k.best > 0) {
+        r++;
+        double bb = dot(cb, cb, cols);
+        if (bb == 0) break;
+        absmv(W, rows, cols, cb, ca); /* Σ_j W_ij S_ij b_j = Σ_j |W_ij| b_j */
+        for (int i = 0; i < rows; i++) ca[i] /= bb;
+        double aa = dot(ca, ca, rows);
+        if (aa == 0) break;
+        abstmv(W, rows, cols, ca, cb);
+        for (int j = 0; j < cols; j++) cb[j] /= aa;
+        balance(ca, rows, cb, cols);
+        double e = arb_offer(&k, ca, cb);
+        if (!(e < prev * (1 - SVID_ARB_TOL))) break; /* stopped falling */
+        prev = e;
+    }
+    free(ca); free(cb); free(k.ra); free(k.rb);
+    return r;
 }
 
 int svid_rank1(const float *W, int rows, int cols, SvidMethod m, float *a, float *b, SvidInfo *info, char *err)
 {
     if (rows <= 0 || cols <= 0) { ob_seterr(err, "svid: bad shape (%d, %d)", rows, cols); return -1; }
-    if (m != SVID_NMF && m != SVID_SVD && m != SVID_XNOR && m != SVID_SIGN) {
+    if (m != SVID_NMF && m != SVID_SVD && m != SVID_XNOR && m != SVID_SIGN && m != SVID_ARB) {
         ob_seterr(err, "svid: unknown method %d", (int)m);
         return -1;
     }
@@ -187,13 +266,9 @@ int svid_rank1(const float *W, int rows, int cols, SvidMethod m, float *a, float
         for (int i = 0; i < rows; i++) da[i] = 1;
         for (int j = 0; j < cols; j++) db[j] = 1;
     } else if (m == SVID_XNOR) {
-        for (int i = 0; i < rows; i++) {
-            const float *w = W + (size_t)i * cols;
-            double s = 0;
-            for (int j = 0; j < cols; j++) s += fabsf(w[j]);
-            da[i] = s / cols;
-        }
-        for (int j = 0; j < cols; j++) db[j] = 1;
+        xnor_rows(W, rows, cols, da, db);
+    } else if (m == SVID_ARB) {
+        iters = arb_refine(W, rows, cols, da, db);
     } else if (m == SVID_SVD) {
         iters = power_svd(W, rows, cols, da, db);
     } else {
@@ -259,16 +334,17 @@ int svid_layer_stats(const float *W, int rows, int cols, SvidMethod init, LayerS
     float *a = ob_malloc((size_t)rows * sizeof(float)), *b = ob_malloc((size_t)cols * sizeof(float));
     const SvidMethod ms[3] = {SVID_NMF, SVID_SVD, SVID_XNOR};
     double *errs[3] = {&st->nmf_err, &st->svd_err, &st->xnor_err};
-    /* the init method last, so a and b hold its factors */
+    /* the init method last, so a and b hold its factors (one more call when
+     * it is none of the three) */
     int order[3], k = 0;
     for (int i = 0; i < 3; i++) if (ms[i] != init) order[k++] = i;
-    order[k] = (int)init;
-    if (init != SVID_NMF && init != SVID_SVD && init != SVID_XNOR) { ob_seterr(err, "svid: unknown method %d", (int)init); goto fail; }
+    if (k < 3) order[k] = (int)init;
     for (int i = 0; i < 3; i++) {
         SvidInfo info;
         if (svid_rank1(W, rows, cols, ms[order[i]], a, b, &info, err)) goto fail;
         *errs[order[i]] = info.rel_err;
     }
+    if (k == 3 && svid_rank1(W, rows, cols, init, a, b, NULL, err)) goto fail;
     vec_range(b, cols, &st->g_min, &st->g_max);
     vec_range(a, rows, &st->h_min, &st->h_max);
     /* sign balance */

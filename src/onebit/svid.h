@@ -13,6 +13,13 @@
  *   SVID_XNOR  a = per-row mean|W|, b = 1 (sign × row scale, XNOR-style).
  *   SVID_SIGN  a = 1, b = 1: sign(W) alone, no value information (the
  *              sign-only baseline of OneBit's initialisation ablation).
+ *   SVID_ARB   ARB-style (ARB-LLM's row-column refinement): with S = sign(W)
+ *              fixed, alternating closed-form least squares for the row
+ *              and the column scale, minimising ‖W − diag(a)·S·diag(b)‖_F
+ *              directly, from the best of NMF, SVD and XNOR, until the
+ *              error stops falling; never worse than any of them. (The
+ *              objective is ‖|W| − abᵀ‖_F, SVID's own: it ends at the
+ *              same optimum, checked rather than assumed.)
  * For a nonnegative rank-1 fit ‖W − sign(W)⊙(abᵀ)‖_F = ‖|W| − abᵀ‖_F, so the
  * errors below are also the PTQ errors of the student weight. */
 #ifndef OB_SVID_H
@@ -20,18 +27,22 @@
 
 #include "model/model.h"
 
-typedef enum { SVID_NMF = 0, SVID_SVD = 1, SVID_XNOR = 2, SVID_SIGN = 3 } SvidMethod;
+typedef enum { SVID_NMF = 0, SVID_SVD = 1, SVID_XNOR = 2, SVID_SIGN = 3, SVID_ARB = 4 } SvidMethod;
 
-/* "nmf" | "svd" | "xnor" | "sign" -> 0, else -1 */
+/* "nmf" | "svd" | "xnor" | "sign" | "arb" -> 0, else -1 */
 int svid_method_parse(const char *s, SvidMethod *m);
 const char *svid_method_name(SvidMethod m);
 
 /* stopping rules (relative change of the fit / of the singular vector) */
 #define SVID_TOL 1e-7
 #define SVID_MAX_ITERS 500
+/* SVID_ARB: at most this many rounds; a round that lowers the error by
+ * less than this fraction ends them */
+#define SVID_ARB_ROUNDS 100
+#define SVID_ARB_TOL 1e-12
 
 typedef struct {
-    int iters;       /* iterations used (0 for XNOR) */
+    int iters;       /* iterations used (0 for XNOR; ARB: its rounds) */
     double rel_err;  /* ‖|W| − a bᵀ‖_F / ‖W‖_F (0 when W = 0) */
 } SvidInfo;
 

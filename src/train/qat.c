@@ -77,6 +77,7 @@ struct QatModel {
     int mos;            /* experts per linear (QatSize.mos; 0: OneBit) */
     unsigned long long mos_seed;
     float *gv, *hv, *dhv, *dr; /* MoS scratch: (N,maxin) g(x), (N,maxout) h(x) and its gradient, (N,E) */
+    int no_norm;        /* the linears without their LayerNorm (qat_set_layernorm) */
     double *klrow;      /* (N) per-token KL */
     QLin *lin;          /* (L, LIN_PER_LAYER) */
     QLayer *layer;      /* (L) */
@@ -156,6 +157,7 @@ int qat_ste_parse(const char *s, QatSte *out, char *err)
 {
     QatSte r = {QAT_STE_ONEBIT, 0};
     if (!strcmp(s, "clip")) r.kind = QAT_STE_CLIP;
+    else if (!strcmp(s, "tanh")) r = (QatSte){QAT_STE_SMOOTH, 1.0f};
     else if (!strncmp(s, "smooth:", 7)) {
         char *end;
         double a = strtod(s + 7, &end);
@@ -166,8 +168,8 @@ int qat_ste_parse(const char *s, QatSte *out, char *err)
         r.kind = QAT_STE_SMOOTH;
         r.a = (float)a;
     } else if (strcmp(s, "onebit")) {
-        ob_seterr(err, "'%s' is not an estimator: onebit (1.001-tanh^2(W)), smooth:A (A*(1-tanh^2(A*W))) or clip "
-                  "(1 where |W|<=1)", s);
+        ob_seterr(err, "'%s' is not an estimator: onebit (1.001-tanh^2(W)), tanh (1-tanh^2(W)), smooth:A "
+                  "(A*(1-tanh^2(A*W))) or clip (1 where |W|<=1)", s);
         return -1;
     }
     *out = r;
@@ -176,7 +178,8 @@ int qat_ste_parse(const char *s, QatSte *out, char *err)
 
 void qat_ste_format(const QatSte *s, char *buf, size_t n)
 {
-    if (s->kind == QAT_STE_SMOOTH) snprintf(buf, n, "smooth:%g", (double)s->a);
+    if (s->kind == QAT_STE_SMOOTH && s->a == 1.0f) snprintf(buf, n, "tanh");
+    else if (s->kind == QAT_STE_SMOOTH) snprintf(buf, n, "smooth:%g", (double)s->a);
     else snprintf(buf, n, "%s", s->kind == QAT_STE_CLIP ? "clip" : "onebit");
 }
 
@@ -444,7 +447,7 @@ QatModel *qat_new(const Model *teacher, SvidMethod init, const QatSize *sz, char
 {
     const ModelConfig *c = &teacher->cfg;
     int max_B = sz->max_B, max_T = sz->max_T;
-    if (init != SVID_NMF && init != SVID_SVD && init != SVID_XNOR && init != SVID_SIGN) {
+    if (init != SVID_NMF && init != SVID_SVD && init != SVID_XNOR && init != SVID_SIGN && init != SVID_ARB) {
         ob_seterr(err, "unknown SVID init method %d", (int)init);
         return NULL;
     }
@@ -551,6 +554,8 @@ int qat_set_threads(QatModel *q, int n, char *err)
 
 int qat_threads(const QatModel *q) { return par_threads(&q->par); }
 void qat_set_ste(QatModel *q, const QatSte *s) { q->ste = *s; }
+void qat_set_layernorm(QatModel *q, int on) { q->no_norm = !on; }
+int qat_layernorm(const QatModel *q) { return !q->no_norm; }
 
 const ModelConfig *qat_config(const QatModel *q) { return &q->cfg; }
 size_t qat_num_params(const QatModel *q) { return q->nparams; }
@@ -614,7 +619,7 @@ int qat_linear_srcs(const QatModel *q, void *lin_out)
     for (int i = 0; i < n; i++) {
         const QLin *L = &q->lin[i];
         const float *g = q->params + L->off_g, *h = q->params + L->off_h;
-        o[i] = (QatLinearSrc){L->in, L->out, q->params + L->off_w, g, h, 1, E,
+        o[i] = (QatLinearSrc){L->in, L->out, q->params + L->off_w, g, h, !q->no_norm, E,
                               E ? q->params + L->off_r : NULL, E ? g : NULL, E ? h : NULL};
     }
     return n;
@@ -880,7 +885,7 @@ static void lp_gx(void *c, size_t lo, size_t hi) /* rows: gx = x ⊙ g */
     }
 }
 
-static void lp_ln_fwd(void *c, size_t lo, size_t hi) /* rows: y = LN(h ⊙ a) */
+static void lp_ln_fwd(void *c, size_t lo, size_t hi) /* rows: y = LN(h ⊙ a), or h ⊙ a without rstd */
 {
     const LinPar *p = c;
     int out = p->out;
@@ -888,7 +893,7 @@ static void lp_ln_fwd(void *c, size_t lo, size_t hi) /* rows: y = LN(h ⊙ a) */
         const float *an = p->a + n * out, *h = p->h + n * p->hs;
         float *yn = p->yo + n * out;
         for (int o = 0; o < out; o++) yn[o] = an[o] * h[o];
-        p->rstd[n] = kern_layernorm_inplace(yn, out, QAT_LN_EPS); /* as bitlinear_layernorm */
+        if (p->rstd) p->rstd[n] = kern_layernorm_inplace(yn, out, QAT_LN_EPS); /* as bitlinear_layernorm */
     }
 }
 
@@ -908,7 +913,8 @@ static void mos_scales(const QatPar *par, int in, int out, const QatMos *m, cons
 }
 
 /* y (N,out) = LayerNorm(h ⊙ (S · (g ⊙ x))); keeps a = S·(g⊙x) (N,out) and
- * the LayerNorm's 1/std (N); gx: (N,in) scratch; gs, hs: LinPar's */
+ * the LayerNorm's 1/std (N); rstd NULL: no LayerNorm; gx: (N,in) scratch; gs,
+ * hs: LinPar's */
 static void onebit_fwd(const QatPar *par, int in, int out, const float *S, const float *g, const float *h, size_t gs,
                        size_t hs, const float *x, int N, float *gx, float *a, float *y, float *rstd)
 {
@@ -1045,7 +1051,7 @@ static void onebit_bwd(const QatPar *par, const QatOnebitGrad *p, const QatMos *
                  .rstd_in = rstd, .dgx = p->dgx, .gx = p->gx, .dy = dy, .dx = dx, .dg = p->dg,
                  .dh = m ? m->dhv : p->dh, .N = (size_t)N, .accumulate = accumulate,
                  .gs = m ? (size_t)in : 0, .hs = m ? (size_t)out : 0};
-    par_for(par, (size_t)N, (size_t)out * 4, lp_ln_bwd, &lp);
+    if (rstd) par_for(par, (size_t)N, (size_t)out * 4, lp_ln_bwd, &lp); /* else du = dy */
     if (m) par_for(par, (size_t)N, (size_t)out, lp_dhv, &lp);
     else par_for(par, (size_t)out, (size_t)N * 2, lp_dh, &lp);
     par_for(par, (size_t)N, (size_t)(in + out), lp_dz_gx, &lp);
@@ -1101,13 +1107,14 @@ static QatMos qlin_mos(QatModel *q, const QLin *L, float **r)
 
 static void qlin_fwd(QatModel *q, const QLin *L, const float *x, int N, float *a, float *y, float *rstd)
 {
+    float *rs = q->no_norm ? NULL : rstd;
     if (q->mos > 1) {
         float *r;
         QatMos m = qlin_mos(q, L, &r);
-        qat_mos_fwd(&q->par, L->in, L->out, expand_S(q, L), &m, x, N, q->gx, r, a, y, rstd);
+        qat_mos_fwd(&q->par, L->in, L->out, expand_S(q, L), &m, x, N, q->gx, r, a, y, rs);
         return;
     }
-    qat_onebit_fwd(&q->par, L->in, L->out, expand_S(q, L), q->params + L->off_g, q->params + L->off_h, x, N, q->gx, a, y, rstd);
+    qat_onebit_fwd(&q->par, L->in, L->out, expand_S(q, L), q->params + L->off_g, q->params + L->off_h, x, N, q->gx, a, y, rs);
 }
 
 static void qlin_bwd(QatModel *q, const QLin *L, const float *x, int N, const float *a, const float *y,
@@ -1116,13 +1123,14 @@ static void qlin_bwd(QatModel *q, const QLin *L, const float *x, int N, const fl
     QatOnebitGrad p = {L->in, L->out, expand_S(q, L), q->params + L->off_w, q->params + L->off_g,
                        q->params + L->off_h, q->grads + L->off_w, q->grads + L->off_g, q->grads + L->off_h,
                        q->dSw, q->gx, q->dgx, q->ste};
+    const float *rs = q->no_norm ? NULL : rstd;
     if (q->mos > 1) {
         float *r;
         QatMos m = qlin_mos(q, L, &r);
-        qat_mos_bwd(&q->par, &p, &m, x, N, r, a, y, rstd, dy, dx, accumulate);
+        qat_mos_bwd(&q->par, &p, &m, x, N, r, a, y, rs, dy, dx, accumulate);
         return;
     }
-    qat_onebit_bwd(&q->par, &p, x, N, a, y, rstd, dy, dx, accumulate);
+    qat_onebit_bwd(&q->par, &p, x, N, a, y, rs, dy, dx, accumulate);
 }
 
 /* ---- the student forward ------------------------------------------------ */

@@ -5,7 +5,8 @@
  *
  * Student linear (every q,k,v,o,gate,down,up projection):
  *     y = LayerNorm( h ⊙ (S · (g ⊙ x)) ),   S = sign(W) (w >= 0 -> +1)
- * LayerNorm without affine parameters, eps 1e-5, over the output dim. The
+ * LayerNorm without affine parameters, eps 1e-5, over the output dim
+ * (qat_set_layernorm: optionally none, for the ablation). The
  * latent FP32 W (out,in), g (in), h (out) are trained; the gradient through
  * sign is the STE dW = dS ⊙ (1.001 − tanh²(W)) by default (QatSte: other
  * straight-through estimators as options). Embedding, RMSNorm weights
@@ -64,7 +65,8 @@ typedef struct QatModel QatModel;
 /* The straight-through estimator of sign: dW = dS ⊙ f(W), f the
  * derivative of a smooth surrogate of sign (--ste):
  *   QAT_STE_ONEBIT  f = 1.001 − tanh²(w)    (tanh(w) + 0.001·w; the paper's, default)
- *   QAT_STE_SMOOTH  f = a·(1 − tanh²(a·w))  (tanh(a·w); LittleBit's, "smooth:A")
+ *   QAT_STE_SMOOTH  f = a·(1 − tanh²(a·w))  (tanh(a·w); LittleBit's, "smooth:A";
+ *                   a = 1 is "tanh", plain tanh(w) without OneBit's 0.001·w)
  *   QAT_STE_CLIP    f = 1 for |w| <= 1, else 0 (clamp(w, −1, 1); the clipped identity)
  * A zeroed QatSte is the default. */
 typedef enum { QAT_STE_ONEBIT = 0, QAT_STE_SMOOTH = 1, QAT_STE_CLIP = 2 } QatSteKind;
@@ -72,10 +74,10 @@ typedef struct {
     int kind;  /* a QatSteKind */
     float a;   /* QAT_STE_SMOOTH's sharpness (> 0) */
 } QatSte;
-/* "onebit" | "smooth:A" (A > 0, finite) | "clip" -> 0; else -1 with err
- * saying what is accepted */
+/* "onebit" | "tanh" (= smooth:1) | "smooth:A" (A > 0, finite) | "clip" -> 0;
+ * else -1 with err saying what is accepted */
 int qat_ste_parse(const char *s, QatSte *out, char *err);
-/* the text qat_ste_parse reads back */
+/* the text qat_ste_parse reads back ("tanh" for smooth:1) */
 void qat_ste_format(const QatSte *s, char *buf, size_t n);
 /* f(w) of the estimator */
 float qat_ste_factor(const QatSte *s, float w);
@@ -155,6 +157,11 @@ int qat_set_threads(QatModel *q, int n, char *err);
 int qat_threads(const QatModel *q);
 /* the STE of the backward passes from now on (qat_new: the default) */
 void qat_set_ste(QatModel *q, const QatSte *s);
+/* on = 0: every student linear without its LayerNorm, y = h ⊙ (S·(g⊙x)),
+ * in the forward and backward passes from now on and in qat_linear_srcs'
+ * norm flag (qat_new: on, the paper's). Memory is the same either way. */
+void qat_set_layernorm(QatModel *q, int on);
+int qat_layernorm(const QatModel *q);
 
 /* Memory. Per trainable parameter a QatModel holds the latent value and
  * its gradient (FP32) and the two AdamW moments (FP32 or BF16): 16 or 12
@@ -310,7 +317,8 @@ void qat_attention_bwd(const QatPar *par, const ModelConfig *c, const float *q, 
 void qat_swiglu_fwd(float *hp, const float *gate, const float *up, size_t n);
 void qat_swiglu_bwd(float *dgate, float *dup, const float *dhp, const float *gate, const float *up, size_t n);
 /* the OneBit linear with S a free FP (out,in) matrix: y = LN(h⊙(S·(g⊙x)));
- * keeps a = S·(g⊙x) (N,out), rstd (N); gx (N,in) scratch */
+ * keeps a = S·(g⊙x) (N,out), rstd (N); gx (N,in) scratch. rstd NULL: no
+ * LayerNorm, y = h⊙(S·(g⊙x)) (and qat_onebit_bwd given NULL likewise) */
 void qat_onebit_fwd(const QatPar *par, int in, int out, const float *S, const float *g, const float *h, const float *x, int N,
                     float *gx, float *a, float *y, float *rstd);
 typedef struct {

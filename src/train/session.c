@@ -23,15 +23,15 @@
 #define BIG 1e9
 
 /* --init is a choice row over the SvidMethod field: its index is the enum's */
-_Static_assert(sizeof(SvidMethod) == sizeof(int) && SVID_NMF == 0 && SVID_SVD == 1 && SVID_XNOR == 2 && SVID_SIGN == 3,
-               "--init's choices are nmf|svd|xnor|sign");
+_Static_assert(sizeof(SvidMethod) == sizeof(int) && SVID_NMF == 0 && SVID_SVD == 1 && SVID_XNOR == 2 && SVID_SIGN == 3 &&
+               SVID_ARB == 4, "--init's choices are nmf|svd|xnor|sign|arb");
 /* --optim-state likewise over the int field, its index a QatOptim */
 _Static_assert(QAT_OPTIM_FP32 == 0 && QAT_OPTIM_BF16 == 1, "--optim-state's choices are fp32|bf16");
 
 /* --preset's recipes (README, "Recipes and ablations", has the
  * measurements behind best) */
-#define PRESET_BEST "lr=0.016"
-#define PRESET_BEST_HELP "the defaults with --lr 0.016"
+#define PRESET_BEST "lr=0.016;kl-scale=0.05"
+#define PRESET_BEST_HELP "the defaults with --lr 0.016 --kl-scale 0.05"
 static const struct { const char *name, *values; } presets[] = {
     {"onebit", ""},
     {"best", PRESET_BEST},
@@ -42,7 +42,7 @@ const OptSpec session_opts[] = {
     {"teacher", OPT_STR, F(teacher), OPT_STORE | OPT_PATH | OPT_NOHELP, 0, 0, NULL, NULL, "M", "the teacher", NULL},
     {"tokenizer", OPT_STR, F(tokenizer), OPT_STORE | OPT_PATH | OPT_NOHELP, 0, 0, NULL, NULL, "T", "its tokenizer", NULL},
     {"preset", OPT_STR, F(preset), OPT_STORE, 0, 0, NULL, NULL, "P",
-     "a recipe: onebit (the paper's: the defaults) or best\n(" PRESET_BEST_HELP "); options given\nas well override it", "Recipe"},
+     "a recipe: onebit (the paper's: the defaults) or best\n(" PRESET_BEST_HELP ");\noptions given as well override it", "Recipe"},
     {"data", OPT_STR, F(data), OPT_STORE | OPT_PATH, 0, 0, NULL, NULL, "FILE", "text file, tokenized once", "Data"},
     {"split", OPT_STR, F(split), OPT_STORE, 0, 0, NULL, NULL, "SEP",
      "one document per SEP (e.g. '<|endoftext|>'), each with BOS", NULL},
@@ -67,12 +67,16 @@ const OptSpec session_opts[] = {
     {"kl-scale", OPT_FLOAT, C(kl_scale), OPT_STORE, 0, INFINITY, "0.01", NULL, "K", "KL weight (0.01)", NULL},
     {"wd", OPT_FLOAT, C(wd), OPT_STORE, 0, INFINITY, "0.01", NULL, "X", "AdamW weight decay (0.01)", NULL},
     {"clip", OPT_FLOAT, C(clip), OPT_STORE, 0, INFINITY, "1", NULL, "X", "gradient-norm clip, 0 = none (1.0)", NULL},
-    {"init", OPT_CHOICE, C(init), OPT_STORE, 0, 0, "nmf", "nmf|svd|xnor|sign", "I",
-     "initialisation of g and h: SVID nmf or svd, xnor (h =\nrow mean|W|, g = 1) or sign (g = h = 1) (nmf)", NULL},
+    {"init", OPT_CHOICE, C(init), OPT_STORE, 0, 0, "nmf", "nmf|svd|xnor|sign|arb", "I",
+     "initialisation of g and h: SVID nmf or svd, xnor (h =\nrow mean|W|, g = 1), sign (g = h = 1) or arb (row and\n"
+     "column scales refined by alternating least squares) (nmf)", NULL},
     {"ste", OPT_STR, F(ste), OPT_STORE, 0, 0, "onebit", NULL, "E",
      "the sign's straight-through estimator, dW = dS*f(W): onebit\n"
      "f = 1.001-tanh^2(W) (the paper's), smooth:A f = A*(1-tanh^2(A*W))\n"
-     "(LittleBit's), clip f = 1 where |W| <= 1 else 0 (onebit)", NULL},
+     "(LittleBit's), tanh = smooth:1, clip f = 1 where |W| <= 1\nelse 0 (onebit)", NULL},
+    {"layernorm", OPT_CHOICE, C(no_layernorm), OPT_STORE, 0, 0, "on", "on|off", "on|off",
+     "the LayerNorm after each 1-bit product (the paper's); off:\ny = h*(S*(g*x)), for the ablation; the student file\n"
+     "records it per linear (on)", NULL},
     {"optim-state", OPT_CHOICE, C(optim_state), OPT_STORE, 0, 0, "fp32", "fp32|bf16", "fp32|bf16",
      "AdamW moments' storage: 16 (fp32) or 12 (bf16) bytes\nper trainable parameter in all (fp32)", NULL},
     {"recompute", OPT_FLAG, C(recompute), OPT_STORE, 0, 1, NULL, NULL, NULL,

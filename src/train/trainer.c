@@ -90,15 +90,16 @@ int trainer_config_check(const TrainConfig *c, const ModelConfig *mc, char *err)
     if (!(c->eps > 0)) BAD("eps must be positive");
     if (!(c->wd >= 0) || !isfinite(c->wd)) BAD("--wd must be >= 0");
     if (!(c->clip >= 0) || !isfinite(c->clip)) BAD("--clip must be >= 0 (0: no clipping)");
-    if (c->init != SVID_NMF && c->init != SVID_SVD && c->init != SVID_XNOR && c->init != SVID_SIGN)
-        BAD("--init must be nmf, svd, xnor or sign");
+    if (c->init != SVID_NMF && c->init != SVID_SVD && c->init != SVID_XNOR && c->init != SVID_SIGN && c->init != SVID_ARB)
+        BAD("--init must be nmf, svd, xnor, sign or arb");
     if (c->ste.kind < QAT_STE_ONEBIT || c->ste.kind > QAT_STE_CLIP || (c->ste.kind == QAT_STE_SMOOTH && !(c->ste.a > 0)))
-        BAD("--ste must be onebit, smooth:A (A > 0) or clip");
+        BAD("--ste must be onebit, tanh, smooth:A (A > 0) or clip");
     if (c->eval_every < 0 || c->ckpt_every < 0 || c->log_every < 1) BAD("--eval-every/--ckpt-every must be >= 0, log interval >= 1");
     if (c->stop_after < 0) BAD("--stop-after must be >= 0");
     if (c->threads < 0 || c->threads > 1024) BAD("--threads must be between 0 (all cores) and 1024");
     if (c->optim_state != QAT_OPTIM_FP32 && c->optim_state != QAT_OPTIM_BF16) BAD("--optim-state must be fp32 or bf16");
     if (c->mos < 0 || c->mos == 1 || c->mos > QAT_MOS_MAX) BAD("--mos must be 0 (off) or 2 to %d experts, not %d", QAT_MOS_MAX, c->mos);
+    if (c->no_layernorm != 0 && c->no_layernorm != 1) BAD("--layernorm must be on or off");
     return 0;
 #undef BAD
 }
@@ -315,7 +316,8 @@ static int xnor_nll(const Model *teacher, const DataSet *d, double *nll, char *e
 
 /* ---- checkpoints -------------------------------------------------------------- */
 #define CKPT_MAGIC "OBCKPT1\n"
-#define CKPT_VERSION 3 /* 3: MoS experts after the moments' storage; 2: the moments' storage after the config; 1: FP32 moments, no code */
+#define CKPT_VERSION 3 /* 3: MoS experts, the estimator and the LayerNorm flag after the moments' storage;
+                        * 2: the moments' storage after the config; 1: FP32 moments, no code */
 
 typedef struct { unsigned char *p; size_t n, cap; } Buf;
 static void bput(Buf *b, const void *src, size_t n)
@@ -411,7 +413,10 @@ static int write_ckpt(Trainer *t, char *err)
     bf64(&b, t->elapsed);
     put_cfg(&b, &t->cfg);
     bu32(&b, (uint32_t)qat_optim(t->q));
-    bu32(&b, (uint32_t)qat_mos(t->q));
+    bu32(&b, (uint32_t)qat_mos(t->q)); /* version 3 */
+    bu32(&b, (uint32_t)t->cfg.ste.kind);
+    bf64(&b, t->cfg.ste.a);
+    bu32(&b, (uint32_t)t->cfg.no_layernorm);
     /* the arrays, little-endian like the header: on a little-endian host
      * straight from memory to the file (no copy of the state), elsewhere
      * byte-swapped into one copy */
@@ -537,7 +542,14 @@ static int load_ckpt(Trainer *t, const char *path, char *err)
     double f[9];
     for (int i = 0; i < 9; i++) f[i] = rf64(&r);
     uint32_t optim = ver >= 2 ? ru32(&r) : QAT_OPTIM_FP32; /* version 1: FP32 moments */
-    uint32_t mos = ver >= 3 ? ru32(&r) : 0;                 /* before version 3: no experts */
+    uint32_t mos = 0, no_ln = 0;      /* before version 3: no experts, the defaults */
+    QatSte ste = {QAT_STE_ONEBIT, 0};
+    if (ver >= 3) {
+        mos = ru32(&r);
+        ste.kind = (int)ru32(&r);
+        ste.a = (float)rf64(&r);
+        no_ln = ru32(&r);
+    }
     if (t->cfg.time_limit > 0 && steps >= 1 && steps <= (uint64_t)t->cfg.steps) t->cfg.steps = (long)steps; /* its plan */
     const TrainConfig *k = &t->cfg;
     double g[9] = {k->lr, eff_lr_min(k), k->alpha, k->kl_scale, k->beta1, k->beta2, k->eps, k->wd, k->clip};
@@ -565,6 +577,19 @@ static int load_ckpt(Trainer *t, const char *path, char *err)
     if (mos != (uint32_t)qat_mos(t->q)) {
         ob_seterr(err, "%s: the checkpoint's student has %u scale experts per linear (--mos %u), this run %d: resume with --mos %u",
                   path, mos, mos, qat_mos(t->q), mos);
+        goto out;
+    }
+    if (ste.kind != k->ste.kind || (ste.kind == QAT_STE_SMOOTH && ste.a != k->ste.a)) {
+        char was[48], now[48];
+        qat_ste_format(&ste, was, sizeof was);
+        qat_ste_format(&k->ste, now, sizeof now);
+        ob_seterr(err, "%s: the checkpoint was made with --ste %s, not %s: resume with --ste %s", path, was, now, was);
+        goto out;
+    }
+    if (no_ln != (uint32_t)k->no_layernorm) {
+        const char *was = no_ln ? "off" : "on";
+        ob_seterr(err, "%s: the checkpoint was made with --layernorm %s, not %s: resume with --layernorm %s", path, was,
+                  k->no_layernorm ? "off" : "on", was);
         goto out;
     }
     if (ckpt_np(path, cnp, np, err)) goto out;
@@ -655,13 +680,17 @@ int trainer_ckpt_read(const char *path, const ModelConfig *c, const char *teache
         goto out;
     }
     out->step = (long)ru64(&r);
-    r.at += 8 + 8 + 8 + 8 + 4 * 5 + 8 + 9 * 8; /* rng, drawn, elapsed, the TrainConfig */
-    /* version 2: the moments' storage, then moments of that size */
+    unsigned char skip[8 + 8 + 8 + 8 + 4 * 5 + 8 + 9 * 8];
+    rget(&r, skip, sizeof skip); /* rng, drawn, elapsed, the TrainConfig (bounds-checked) */
+    /* version 2: the moments' storage, then moments of that size; version
+     * 3: the experts, the estimator (u32, f64) and the LayerNorm flag */
     uint32_t optim = ver >= 2 ? ru32(&r) : QAT_OPTIM_FP32;
     if (ver >= 3 && ru32(&r) != 0) {
         ob_seterr(err, "%s: the checkpoint's student is a mixture of scales (--mos): only a OneBit one can be read here", path);
         goto out;
     }
+    if (ver >= 3) rget(&r, skip, 4 + 8); /* the estimator */
+    out->norm = ver >= 3 ? !ru32(&r) : 1;
     if (ckpt_np(path, cnp, np, err)) goto out;
     size_t eb = optim == QAT_OPTIM_BF16 ? 2 : 4;
     if (r.bad || r.at > r.n || r.n - r.at != np * (sizeof(float) + 2 * eb) + 8) {
@@ -692,7 +721,7 @@ void trainer_ckpt_sources(const TrainerCkpt *k, const ModelConfig *c, StudentLin
             s->w = p;
             s->g = p + (size_t)out * in;
             s->h = s->g + in;
-            s->norm = 1;
+            s->norm = k->norm;
             p = s->h + out;
         }
 }
@@ -722,14 +751,16 @@ static int export_student(Trainer *t, char *err)
         ss[i].g_experts = qs[i].g_experts;
         ss[i].h_experts = qs[i].h_experts;
     }
-    char meta[1024];
+    char meta[1024], ste[48];
     const TrainConfig *k = &t->cfg;
+    qat_ste_format(&k->ste, ste, sizeof ste);
     snprintf(meta, sizeof meta,
              "{\"method\":\"onebit-qat\",\"teacher_sha256\":\"%s\",\"steps\":%ld,\"seq_len\":%d,\"batch\":%d,\"accum\":%d,"
-             "\"lr\":%g,\"lr_min\":%g,\"warmup\":%ld,\"alpha\":%g,\"kl_scale\":%g,\"init\":\"%s\",\"seed\":%" PRIu64 ","
-             "\"mos\":%d,\"heldout_nll\":%.6f,\"teacher_heldout_nll\":%.6f}",
+             "\"lr\":%g,\"lr_min\":%g,\"warmup\":%ld,\"alpha\":%g,\"kl_scale\":%g,\"init\":\"%s\",\"ste\":\"%s\","
+             "\"layernorm\":%s,\"seed\":%" PRIu64 ",\"mos\":%d,\"heldout_nll\":%.6f,\"teacher_heldout_nll\":%.6f}",
              t->sha, t->step, k->seq_len, k->batch, global_accum(k), k->lr, eff_lr_min(k), eff_warmup(k), k->alpha, k->kl_scale,
-             svid_method_name(k->init), k->seed, k->mos, t->sum.student_nll, t->sum.teacher_nll);
+             svid_method_name(k->init), ste, k->no_layernorm ? "false" : "true", k->seed, k->mos, t->sum.student_nll,
+             t->sum.teacher_nll);
     int rc = n == nl ? student_write(t->out_path, t->teacher, t->tok, ss, meta, err) : -1;
     if (n != nl) ob_seterr(err, "the student has %d linears, expected %d", n, nl);
     free(qs);
@@ -853,6 +884,7 @@ static void *run(void *arg)
     qat_shard_offsets(qat_num_params(t->q), dist_size(), t->off);
     if (qat_set_threads(t->q, trainer_threads(k), err)) { fail(t, err); return NULL; }
     qat_set_ste(t->q, &k->ste);
+    qat_set_layernorm(t->q, !k->no_layernorm);
     t->batch_tok = ob_malloc((size_t)k->batch * k->seq_len * sizeof(int));
     if (student_nll(t, 0, &t->sum.svid_nll, &ntok, err)) { fail(t, err); return NULL; }
     emit_log(t, "held-out split: %ld tokens to predict", ntok);

@@ -34,14 +34,17 @@
  *   u64 n_params, u64 step, u64 rng, u64 windows drawn, f64 elapsed seconds,
  *   TrainConfig numbers (u64 steps, u32 seq_len, batch, accum, warmup, init,
  *   seed(u64), f64 lr, lr_min, alpha, kl_scale, beta1, beta2, eps, wd, clip),
- *   u32 optimizer state (0 FP32, 1 BF16; versions 2 and 3),
- *   u32 mixture-of-scales experts per linear (0: none; version 3 only),
+ *   u32 optimizer state (0 FP32, 1 BF16; version 2 on),
+ *   u32 mixture-of-scales experts per linear (0: none), u32 estimator kind
+ *   (a QatSteKind), f64 its sharpness, u32 1 when the linears have no
+ *   LayerNorm (--layernorm off) (version 3 on),
  *   f32 params[n_params], adam_m[n_params], adam_v[n_params] (f32, or BF16
  *   as u16 with --optim-state bf16),
  *   u64 FNV-1a 64 checksum of every byte before it.
  * Version 1 files (no optimizer state field, FP32 moments) and version 2
- * ones (no experts field: 0) still load; a checkpoint resumes only with the
- * optimizer state and --mos it was written with. */
+ * files (no experts, estimator or LayerNorm flag: the defaults) still load;
+ * a checkpoint resumes only with the optimizer state, --mos, --ste and
+ * --layernorm it was written with (else a message naming the value to give). */
 #ifndef OB_TRAINER_H
 #define OB_TRAINER_H
 
@@ -68,6 +71,8 @@ typedef struct {
     float beta1, beta2, eps, wd, clip; /* 0.9, 0.98, 1e-8, 0.01, 1.0 */
     SvidMethod init;     /* SVID_NMF | SVID_SVD | SVID_XNOR | SVID_SIGN (SVID_NMF) */
     QatSte ste;          /* the sign's straight-through estimator (zero: the paper's) */
+    int no_layernorm;    /* 1: the student's linears without their LayerNorm
+                          * (qat_set_layernorm; --layernorm off) (0) */
     double time_limit;   /* wall-clock budget of the steps in seconds (0: none): the
                           * trainer times one step's micro-batches (twice, not
                           * applied), sets steps to those that fit (at most
@@ -178,11 +183,12 @@ int trainer_params(Trainer *t, float **out, size_t *n);
 typedef struct {
     char teacher_sha[65];
     long step;
+    int norm;            /* 1: the linears have their LayerNorm (0: --layernorm off) */
     float *params;
     size_t n_params;
 } TrainerCkpt;
 int trainer_ckpt_read(const char *path, const ModelConfig *c, const char *teacher_sha, TrainerCkpt *out, char *err);
-/* the L*7 sources (latent w, g, h, norm 1; pointing into k) of the student
+/* the L*7 sources (latent w, g, h, k's norm; pointing into k) of the student
  * the trainer writes from these parameters */
 void trainer_ckpt_sources(const TrainerCkpt *k, const ModelConfig *c, StudentLinearSrc *lin);
 void trainer_ckpt_free(TrainerCkpt *k);
