@@ -162,6 +162,27 @@ static void small_forward(const Linear *l, const float *x, float *y, int N)
     pool_free(p);
 }
 
+void linear_forward_tiles(const Linear *l, Pool *p, LinearGemmFn gemm, void *ctx, const float *x, float *y, int N)
+{
+    size_t rows = LINEAR_TILE_BYTES / ((size_t)l->in * sizeof(float));
+    if (rows < 1) rows = 1;
+    if (rows > (size_t)l->out) rows = (size_t)l->out;
+    float *tile = ob_aligned_alloc(64, rows * l->in * sizeof(float));
+    for (size_t r0 = 0; r0 < (size_t)l->out; r0 += rows) {
+        size_t n = (size_t)l->out - r0 < rows ? (size_t)l->out - r0 : rows;
+        linear_rows_f32_pool(p, l, r0, n, tile); // (n, in)
+        gemm(ctx, N, (int)n, l->in, x, tile, y + r0, l->out);
+    }
+    free(tile);
+}
+
+/* LinearGemmFn with OpenBLAS */
+static void sgemm_nt(void *ctx, int N, int n, int in, const float *x, const float *tile, float *y, int ldc)
+{
+    (void)ctx;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, n, in, 1.0f, x, in, tile, in, 0.0f, y, ldc);
+}
+
 /* a dense linear in another precision than FP32 */
 static void dense_stored_forward(const Linear *l, const float *x, float *y, int N)
 {
@@ -175,17 +196,7 @@ static void dense_stored_forward(const Linear *l, const float *x, float *y, int 
         return;
     }
     if (N <= LINEAR_SMALL_N) { small_forward(l, x, y, N); return; }
-    size_t rows = LINEAR_TILE_BYTES / ((size_t)l->in * sizeof(float));
-    if (rows < 1) rows = 1;
-    if (rows > (size_t)l->out) rows = (size_t)l->out;
-    float *tile = ob_aligned_alloc(64, rows * l->in * sizeof(float));
-    for (size_t r0 = 0; r0 < (size_t)l->out; r0 += rows) {
-        size_t n = (size_t)l->out - r0 < rows ? (size_t)l->out - r0 : rows;
-        linear_rows_f32_pool(NULL, l, r0, n, tile);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, (int)n, l->in, 1.0f, x, l->in, tile, l->in, 0.0f,
-                    y + r0, l->out);
-    }
-    free(tile);
+    linear_forward_tiles(l, NULL, sgemm_nt, NULL, x, y, N);
 }
 
 void linear_forward(const Linear *l, const float *x, float *y, int N)

@@ -1179,6 +1179,12 @@ static void student_forward(QatModel *q, const int *tokens, int B, int T)
                 q->logits, c->vocab_size);
 }
 
+/* LinearGemmFn on qat's pool (ctx: the QatPar) */
+static void qsgemm_nt(void *ctx, int N, int n, int in, const float *x, const float *tile, float *y, int ldc)
+{
+    qsgemm(ctx, CblasNoTrans, CblasTrans, N, n, in, 1.0f, x, in, tile, in, 0.0f, y, ldc);
+}
+
 /* y (N,out) = x (N,in) · Wᵀ: a dense teacher linear. A mapped teacher's
  * (rows in its file's precision) as linear_forward does it, tiles of rows
  * converted to FP32 in a bounded scratch, but both the conversion and the
@@ -1190,16 +1196,7 @@ static void dense_fwd(const QatPar *par, const Linear *L, const float *x, float 
         return;
     }
     if (N <= LINEAR_SMALL_N || !par->pool) { linear_forward(L, x, y, N); return; }
-    size_t rows = LINEAR_TILE_BYTES / ((size_t)L->in * sizeof(float));
-    if (rows < 1) rows = 1;
-    if (rows > (size_t)L->out) rows = (size_t)L->out;
-    float *tile = ob_aligned_alloc(64, rows * L->in * sizeof(float));
-    for (size_t r0 = 0; r0 < (size_t)L->out; r0 += rows) {
-        size_t n = (size_t)L->out - r0 < rows ? (size_t)L->out - r0 : rows;
-        linear_rows_f32_pool(par->pool, L, r0, n, tile); // (n, in)
-        qsgemm(par, CblasNoTrans, CblasTrans, N, (int)n, L->in, 1.0f, x, L->in, tile, L->in, 0.0f, y + r0, L->out);
-    }
-    free(tile);
+    linear_forward_tiles(L, par->pool, qsgemm_nt, (void *)par, x, y, N);
 }
 
 /* the teacher's forward (model_forward's computation) batched over all B·T
