@@ -67,7 +67,7 @@ typedef struct {
 void linear_forward(const Linear *l, const float *x, float *y, int N);
 
 /* bytes of a tile of FP32 rows a dense non-FP32 linear converts per sgemm */
-#define LINEAR_TILE_BYTES (2u << 20)
+#define LINEAR_TILE_BYTES (16u << 20)
 /* up to this many tokens such a linear converts blocks of 16 rows on the
  * global pool and takes every token's dot products with them instead (the
  * stored rows read once, both ways; sgemm wins for more tokens) */
