@@ -754,7 +754,7 @@ int torch_parse(STFile *f, const void *data, size_t size, char *err)
     vm.none.kind = K_NONE;
     vm.yes.kind = vm.no.kind = K_BOOL;
     vm.yes.u.i = 1;
-    Obj *top;
+    Obj *top = NULL; /* run() sets it when it returns 0 */
     if (run(&vm, &top)) goto out;
     if (top->kind != K_DICT) { ob_seterr(err, "data.pkl holds a %s, not a state dict", kind_names[top->kind]); goto out; }
     f->base = data;
