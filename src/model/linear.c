@@ -1,6 +1,6 @@
 /* src/model/linear.c -- a linear projection: OpenBLAS for the dense kind in
- * FP32, tiles of rows converted on the global pool (N > 1) or GEMV rows
- * on it (N = 1) for the dense kind in another precision, the ops table for the
+ * FP32, tiles of converted rows (N > 1) or GEMV rows on the global pool
+ * (N = 1) for the dense kind in another precision, the ops table for the
  * others (see linear.h). Any thread. */
 #include "model/linear.h"
 
@@ -39,31 +39,6 @@ void linear_rows_f32(const Linear *l, size_t r0, size_t n, float *out)
     if (l->w) { memcpy(out, l->w + r0 * in, n * in * sizeof(float)); return; }
     if (l->rope_heads <= 0) { linear_w_rows_f32(l->wtype, l->wd, r0, n, in, out); return; }
     for (size_t i = 0; i < n; i++) linear_w_rows_f32(l->wtype, l->wd, linear_stored_row(l, r0 + i), 1, in, out + i * in);
-}
-
-/* rows converted on a pool: task t takes rows [r0 + n·t/T, r0 + n·(t+1)/T) */
-typedef struct {
-    const Linear *l;
-    size_t r0, n;
-    float *out;
-    int ntasks;
-} RowsCtx;
-
-static void rows_task(void *vc, int t)
-{
-    const RowsCtx *c = vc;
-    size_t a = c->n * (size_t)t / (size_t)c->ntasks, b = c->n * (size_t)(t + 1) / (size_t)c->ntasks;
-    if (b > a) linear_rows_f32(c->l, c->r0 + a, b - a, c->out + a * (size_t)c->l->in);
-}
-
-void linear_rows_f32_pool(Pool *p, const Linear *l, size_t r0, size_t n, float *out)
-{
-    Pool *own = p ? NULL : pool_global_ref();
-    int T = pool_threads(p ? p : own);
-    RowsCtx c = {l, r0, n, out, T > 1 && n >= 2 * (size_t)T ? 2 * T : 1};
-    if (c.ntasks == 1) rows_task(&c, 0);
-    else pool_run(p ? p : own, rows_task, &c, c.ntasks);
-    pool_free(own);
 }
 
 void linear_gemv_rows(const KernDec *d, int type, const void *W, const float *x, float *y, int cols, int r0, int r1)
@@ -162,7 +137,7 @@ static void small_forward(const Linear *l, const float *x, float *y, int N)
     pool_free(p);
 }
 
-void linear_forward_tiles(const Linear *l, Pool *p, LinearGemmFn gemm, void *ctx, const float *x, float *y, int N)
+void linear_forward_tiles(const Linear *l, LinearGemmFn gemm, void *ctx, const float *x, float *y, int N)
 {
     size_t rows = LINEAR_TILE_BYTES / ((size_t)l->in * sizeof(float));
     if (rows < 1) rows = 1;
@@ -170,7 +145,7 @@ void linear_forward_tiles(const Linear *l, Pool *p, LinearGemmFn gemm, void *ctx
     float *tile = ob_aligned_alloc(64, rows * l->in * sizeof(float));
     for (size_t r0 = 0; r0 < (size_t)l->out; r0 += rows) {
         size_t n = (size_t)l->out - r0 < rows ? (size_t)l->out - r0 : rows;
-        linear_rows_f32_pool(p, l, r0, n, tile); // (n, in)
+        linear_rows_f32(l, r0, n, tile); // (n, in)
         gemm(ctx, N, (int)n, l->in, x, tile, y + r0, l->out);
     }
     free(tile);
@@ -196,7 +171,7 @@ static void dense_stored_forward(const Linear *l, const float *x, float *y, int 
         return;
     }
     if (N <= LINEAR_SMALL_N) { small_forward(l, x, y, N); return; }
-    linear_forward_tiles(l, NULL, sgemm_nt, NULL, x, y, N);
+    linear_forward_tiles(l, sgemm_nt, NULL, x, y, N);
 }
 
 void linear_forward(const Linear *l, const float *x, float *y, int N)

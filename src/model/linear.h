@@ -77,16 +77,14 @@ void linear_forward(const Linear *l, const float *x, float *y, int N);
 size_t linear_stored_row(const Linear *l, size_t r);
 /* rows [r0, r0 + n) of a dense linear as FP32 into out (n * in floats) */
 void linear_rows_f32(const Linear *l, size_t r0, size_t n, float *out);
-/* the same, converted in contiguous chunks on pool p's threads (NULL: the
- * global pool); the caller must not be one of p's tasks */
-void linear_rows_f32_pool(Pool *p, const Linear *l, size_t r0, size_t n, float *out);
 /* y (N,out) = x (N,in) · Wᵀ for a dense linear in another precision than
  * FP32 and many tokens: its rows as FP32 tiles of at most
- * LINEAR_TILE_BYTES (one scratch), each converted on pool p (NULL: the
- * global pool) and multiplied by gemm(ctx, N, n, in, x, tile, y + r0, out):
- * y (N,n) with row stride ldc = x (N,in) · tile (n,in)ᵀ */
+ * LINEAR_TILE_BYTES (one scratch), each converted (the conversion is a few
+ * percent of the product's time: on one thread) and multiplied by
+ * gemm(ctx, N, n, in, x, tile, y + r0, out): y (N,n) with row stride ldc =
+ * x (N,in) · tile (n,in)ᵀ */
 typedef void (*LinearGemmFn)(void *ctx, int N, int n, int in, const float *x, const float *tile, float *y, int ldc);
-void linear_forward_tiles(const Linear *l, Pool *p, LinearGemmFn gemm, void *ctx, const float *x, float *y, int N);
+void linear_forward_tiles(const Linear *l, LinearGemmFn gemm, void *ctx, const float *x, float *y, int N);
 /* rows [r0, r0 + n) of a (rows, cols) matrix of type (LINEAR_W_*) at w, as
  * FP32 into out (n * cols floats): the SIMD conversions of kernels.h for
  * FP16 / BF16 / Q8_0, llama_dequant for the rest */

@@ -1187,8 +1187,8 @@ static void qsgemm_nt(void *ctx, int N, int n, int in, const float *x, const flo
 
 /* y (N,out) = x (N,in) · Wᵀ: a dense teacher linear. A mapped teacher's
  * (rows in its file's precision) as linear_forward does it, tiles of rows
- * converted to FP32 in a bounded scratch, but both the conversion and the
- * products on qat's own pool (training runs OpenBLAS on one thread) */
+ * converted to FP32 in a bounded scratch, but the products on qat's own
+ * pool (training runs OpenBLAS on one thread) */
 static void dense_fwd(const QatPar *par, const Linear *L, const float *x, float *y, int N)
 {
     if (L->w) {
@@ -1196,7 +1196,7 @@ static void dense_fwd(const QatPar *par, const Linear *L, const float *x, float 
         return;
     }
     if (N <= LINEAR_SMALL_N || !par->pool) { linear_forward(L, x, y, N); return; }
-    linear_forward_tiles(L, par->pool, qsgemm_nt, (void *)par, x, y, N);
+    linear_forward_tiles(L, qsgemm_nt, (void *)par, x, y, N);
 }
 
 /* the teacher's forward (model_forward's computation) batched over all B·T
