@@ -49,9 +49,9 @@ void file_unmap(void *data, size_t size);
  * a big mapped tensor once (a teacher's matrix converted to FP32, its
  * load-time check, a student's signs once repacked). Any thread. */
 size_t file_map_drop(const void *p, size_t n);
-/* 64-bit FNV-1a (file_fnv1a) of [p, p + n) inside a file_map mapping,
- * dropping the pages as it goes (file_map_drop): the whole file is never
- * resident at once */
+/* 64-bit FNV-1a (file_fnv1a) of [p, p + n), dropping the pages as it goes
+ * when they are a file_map mapping's (file_map_drop): the whole file is
+ * never resident at once; other memory is only hashed */
 uint64_t file_map_fnv1a(uint64_t h, const void *p, size_t n);
 
 /* ---- SHA-256 ------------------------------------------------------------- */

@@ -98,7 +98,10 @@ uint64_t student_checksum(const unsigned char *file, size_t n)
     if (n < CKSUM_OFF + 8) return file_fnv1a(FILE_FNV_INIT, file, n);
     uint64_t h = file_fnv1a(FILE_FNV_INIT, file, CKSUM_OFF);
     h = file_fnv1a(h, zero, 8);
-    return file_fnv1a(h, file + CKSUM_OFF + 8, n - CKSUM_OFF - 8);
+    /* a mapped file's pages are dropped as they are hashed, so validating
+     * a file of gigabytes costs page cache, not the process's memory (on
+     * other memory file_map_fnv1a is file_fnv1a) */
+    return file_map_fnv1a(h, file + CKSUM_OFF + 8, n - CKSUM_OFF - 8);
 }
 
 
@@ -555,17 +558,6 @@ static int cmp_off(const void *a, const void *b)
     return (x->offset > y->offset) - (x->offset < y->offset);
 }
 
-/* student_checksum of the mapped file without keeping it resident: the
- * pages are dropped as they are hashed (file_map_fnv1a), so validating a
- * file of gigabytes costs page cache, not the process's memory */
-static uint64_t checksum_mapped(const unsigned char *file, size_t n)
-{
-    static const unsigned char zero[8] = {0};
-    uint64_t h = file_fnv1a(FILE_FNV_INIT, file, CKSUM_OFF); /* parse checked n >= HDR_SIZE */
-    h = file_fnv1a(h, zero, 8);
-    return file_map_fnv1a(h, file + CKSUM_OFF + 8, n - CKSUM_OFF - 8);
-}
-
 /* the index 3·i + k into Parsed.mos of a tensor named
  * layers.L.NAME.<mos_kind[k]> (linear i = L·7 + NAME's), or -1 */
 static int mos_slot(const ModelConfig *c, const char *name)
@@ -765,7 +757,7 @@ static int parse(Parsed *p, const char *path, char *err)
     free(want);
     free(slot);
     if (!ok) goto fail;
-    uint64_t want_ck = file_get_u64le(h + CKSUM_OFF), got_ck = checksum_mapped(p->data, p->size);
+    uint64_t want_ck = file_get_u64le(h + CKSUM_OFF), got_ck = student_checksum(p->data, p->size);
     if (want_ck != got_ck) {
         ob_seterr(err, "%s: checksum mismatch (file says %016llx, contents give %016llx): the file is corrupt", path,
                   (unsigned long long)want_ck, (unsigned long long)got_ck);

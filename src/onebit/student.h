@@ -115,7 +115,8 @@ void student_src_free(StudentLinearSrc *lin, int n);
 
 /* the file checksum: 64-bit FNV-1a (offset basis 14695981039346656037,
  * prime 1099511628211) over all n bytes of the file with the 8 checksum
- * bytes at offset 104 taken as zero */
+ * bytes at offset 104 taken as zero; on a mapped file (base/file.h
+ * file_map) the pages it has hashed are dropped as it goes */
 uint64_t student_checksum(const unsigned char *file, size_t n);
 
 /* 1-bit storage in bytes of a model config: signs + FP16 g,h for the
