@@ -183,6 +183,9 @@ static void bad_input(void)
     CHECK(svid_method_parse("NMF", &m) == -1 && svid_method_parse("", &m) == -1, "parse junk");
     CHECK(!strcmp(svid_method_name(SVID_SVD), "svd"), "name");
     CHECK(svid_rank1(W, 0, 3, SVID_NMF, a, b, NULL, err) == -1 && strstr(err, "shape"), "zero rows: %s", err);
+    CHECK(svid_method_ok(SVID_NMF) && svid_method_ok(SVID_ARB) && !svid_method_ok((SvidMethod)5) && !svid_method_ok((SvidMethod)-1),
+          "svid_method_ok: the five methods and nothing else");
+    CHECK(svid_rank1(W, 2, 3, (SvidMethod)5, a, b, NULL, err) == -1 && strstr(err, "unknown method 5"), "method 5: %s", err);
     W[4] = NAN;
     CHECK(svid_rank1(W, 2, 3, SVID_SVD, a, b, NULL, err) == -1 && strstr(err, "(1, 1)"), "NaN: %s", err);
     memset(W, 0, sizeof W);

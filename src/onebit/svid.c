@@ -247,10 +247,12 @@ static int arb_refine(const float *W, int rows, int cols, double *a, double *b)
     return r;
 }
 
+int svid_method_ok(SvidMethod m) { return (int)m >= SVID_NMF && (int)m <= SVID_ARB; }
+
 int svid_rank1(const float *W, int rows, int cols, SvidMethod m, float *a, float *b, SvidInfo *info, char *err)
 {
     if (rows <= 0 || cols <= 0) { ob_seterr(err, "svid: bad shape (%d, %d)", rows, cols); return -1; }
-    if (m != SVID_NMF && m != SVID_SVD && m != SVID_XNOR && m != SVID_SIGN && m != SVID_ARB) {
+    if (!svid_method_ok(m)) {
         ob_seterr(err, "svid: unknown method %d", (int)m);
         return -1;
     }

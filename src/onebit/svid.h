@@ -32,6 +32,9 @@ typedef enum { SVID_NMF = 0, SVID_SVD = 1, SVID_XNOR = 2, SVID_SIGN = 3, SVID_AR
 /* "nmf" | "svd" | "xnor" | "sign" | "arb" -> 0, else -1 */
 int svid_method_parse(const char *s, SvidMethod *m);
 const char *svid_method_name(SvidMethod m);
+/* 1 for one of the SvidMethod values, else 0 (a number read from a file or
+ * given by a caller) */
+int svid_method_ok(SvidMethod m);
 
 /* stopping rules (relative change of the fit / of the singular vector) */
 #define SVID_TOL 1e-7

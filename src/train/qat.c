@@ -447,7 +447,7 @@ QatModel *qat_new(const Model *teacher, SvidMethod init, const QatSize *sz, char
 {
     const ModelConfig *c = &teacher->cfg;
     int max_B = sz->max_B, max_T = sz->max_T;
-    if (init != SVID_NMF && init != SVID_SVD && init != SVID_XNOR && init != SVID_SIGN && init != SVID_ARB) {
+    if (!svid_method_ok(init)) {
         ob_seterr(err, "unknown SVID init method %d", (int)init);
         return NULL;
     }

@@ -90,7 +90,7 @@ int trainer_config_check(const TrainConfig *c, const ModelConfig *mc, char *err)
     if (!(c->eps > 0)) BAD("eps must be positive");
     if (!(c->wd >= 0) || !isfinite(c->wd)) BAD("--wd must be >= 0");
     if (!(c->clip >= 0) || !isfinite(c->clip)) BAD("--clip must be >= 0 (0: no clipping)");
-    if (c->init != SVID_NMF && c->init != SVID_SVD && c->init != SVID_XNOR && c->init != SVID_SIGN && c->init != SVID_ARB)
+    if (!svid_method_ok(c->init))
         BAD("--init must be nmf, svd, xnor, sign or arb");
     if (c->ste.kind < QAT_STE_ONEBIT || c->ste.kind > QAT_STE_CLIP || (c->ste.kind == QAT_STE_SMOOTH && !(c->ste.a > 0)))
         BAD("--ste must be onebit, tanh, smooth:A (A > 0) or clip");
