@@ -345,6 +345,20 @@ static uint32_t ru32(Rd *r) { unsigned char x[4]; rget(r, x, 4); return file_get
 static uint64_t ru64(Rd *r) { unsigned char x[8]; rget(r, x, 8); return file_get_u64le(x); }
 static double rf64(Rd *r) { uint64_t v = ru64(r); double d; memcpy(&d, &v, 8); return d; }
 
+/* the fields version 3 added after the moments' storage (earlier versions:
+ * the defaults): experts per linear, the estimator, the no-LayerNorm flag */
+typedef struct { uint32_t mos, no_ln; QatSte ste; } CkptV3;
+static CkptV3 rv3(Rd *r, uint32_t ver)
+{
+    CkptV3 v = {0, 0, {QAT_STE_ONEBIT, 0}};
+    if (ver < 3) return v;
+    v.mos = ru32(r);
+    v.ste.kind = (int)ru32(r);
+    v.ste.a = (float)rf64(r);
+    v.no_ln = ru32(r);
+    return v;
+}
+
 /* FNV-1a of n integers of `size` bytes as they are little-endian, so that
  * the fingerprint (and a checkpoint) is the same on every host */
 static uint64_t fnv_le(uint64_t h, const void *v, size_t size, size_t n)
@@ -542,14 +556,9 @@ static int load_ckpt(Trainer *t, const char *path, char *err)
     double f[9];
     for (int i = 0; i < 9; i++) f[i] = rf64(&r);
     uint32_t optim = ver >= 2 ? ru32(&r) : QAT_OPTIM_FP32; /* version 1: FP32 moments */
-    uint32_t mos = 0, no_ln = 0;      /* before version 3: no experts, the defaults */
-    QatSte ste = {QAT_STE_ONEBIT, 0};
-    if (ver >= 3) {
-        mos = ru32(&r);
-        ste.kind = (int)ru32(&r);
-        ste.a = (float)rf64(&r);
-        no_ln = ru32(&r);
-    }
+    const CkptV3 v3 = rv3(&r, ver);
+    const uint32_t mos = v3.mos, no_ln = v3.no_ln;
+    const QatSte ste = v3.ste;
     if (t->cfg.time_limit > 0 && steps >= 1 && steps <= (uint64_t)t->cfg.steps) t->cfg.steps = (long)steps; /* its plan */
     const TrainConfig *k = &t->cfg;
     double g[9] = {k->lr, eff_lr_min(k), k->alpha, k->kl_scale, k->beta1, k->beta2, k->eps, k->wd, k->clip};
@@ -685,12 +694,12 @@ int trainer_ckpt_read(const char *path, const ModelConfig *c, const char *teache
     /* version 2: the moments' storage, then moments of that size; version
      * 3: the experts, the estimator (u32, f64) and the LayerNorm flag */
     uint32_t optim = ver >= 2 ? ru32(&r) : QAT_OPTIM_FP32;
-    if (ver >= 3 && ru32(&r) != 0) {
+    const CkptV3 v3 = rv3(&r, ver);
+    if (v3.mos) {
         ob_seterr(err, "%s: the checkpoint's student is a mixture of scales (--mos): only a OneBit one can be read here", path);
         goto out;
     }
-    if (ver >= 3) rget(&r, skip, 4 + 8); /* the estimator */
-    out->norm = ver >= 3 ? !ru32(&r) : 1;
+    out->norm = !v3.no_ln;
     if (ckpt_np(path, cnp, np, err)) goto out;
     size_t eb = optim == QAT_OPTIM_BF16 ? 2 : 4;
     if (r.bad || r.at > r.n || r.n - r.at != np * (sizeof(float) + 2 * eb) + 8) {
