@@ -68,14 +68,23 @@ static double max_rss_mb(void)
     return getrusage(RUSAGE_SELF, &ru) ? 0.0 : ru.ru_maxrss / 1024.0;
 }
 
-/* one repetition: prefill and decode tokens/s of m over the T tokens tok,
- * decoded at positions pos0 .. pos0 + T - 1 (the cache before pos0 filled) */
-static void time_model(const Model *m, ModelActs *a, ModelState *s, const int *tok, int T, int pos0, float *logits, double *pre,
-                       double *dec)
+/* one repetition of m over the T tokens tok: prefill (the batched forward,
+ * logits of every token) and decode tokens/s, decoded at positions pos0 ..
+ * pos0 + T - 1 (the cache before pos0 filled); with ps, also the prompt as
+ * generate and chat feed it (model_forward_kv into the cache ps, logits of
+ * the last token only, as llama.cpp's llama-bench times its prompts): *ttft
+ * is that time to the first token in seconds */
+static void time_model(const Model *m, ModelActs *a, ModelState *s, ModelState *ps, const int *tok, int T, int pos0, float *logits,
+                       double *pre, double *dec, double *ttft)
 {
     double t0 = ob_now();
     model_forward(m, a, tok, T, logits, NULL);
     *pre = T / (ob_now() - t0);
+    if (ps) {
+        t0 = ob_now();
+        model_forward_kv(m, a, ps, tok, T, 0, logits, 1);
+        *ttft = ob_now() - t0;
+    }
     t0 = ob_now();
     for (int p = 0; p < T; p++) model_step(m, s, tok[p], pos0 + p);
     *dec = T / (ob_now() - t0);
@@ -107,16 +116,19 @@ static int bench_forward_random(const char *spec, long T, long reps, int head, i
     if (rc != EXIT_OK) { model_free(&tm); return rc; }
     int *tok = random_tokens(T, c->vocab_size);
     ModelActs a;
-    ModelState st, ss;
+    ModelState st, ss, pst, pss;
     model_acts_init(&a, c, (int)T);
     model_state_init(&st, c);
     model_state_init(&ss, &sm.cfg);
+    model_state_init(&pst, c);
+    model_state_init(&pss, &sm.cfg);
     float *logits = ob_aligned_alloc(64, (size_t)T * c->vocab_size * 4);
-    double *v = ob_malloc(4 * reps * sizeof(double)), *tp = v, *td = v + reps, *sp = v + 2 * reps, *sd = v + 3 * reps;
-    time_model(&tm, &a, &st, tok, (int)T, 0, logits, tp, td); /* warm up */
-    time_model(&sm, &a, &ss, tok, (int)T, 0, logits, sp, sd);
+    double *v = ob_malloc(6 * reps * sizeof(double)), *tp = v, *td = v + reps, *sp = v + 2 * reps, *sd = v + 3 * reps;
+    double *tf = v + 4 * reps, *sf = v + 5 * reps;
+    time_model(&tm, &a, &st, &pst, tok, (int)T, 0, logits, tp, td, tf); /* warm up */
+    time_model(&sm, &a, &ss, &pss, tok, (int)T, 0, logits, sp, sd, sf);
     for (long r = 0; r < reps; r++) {
-        time_model(&tm, &a, &st, tok, (int)T, 0, logits, tp + r, td + r);
+        time_model(&tm, &a, &st, &pst, tok, (int)T, 0, logits, tp + r, td + r, tf + r);
         /* OpenBLAS's threads busy-wait after the teacher's sgemv/sgemm (see
          * bench gemv); the student's own head sgemv is part of its time */
         if (bitlinear_threads() > 1) {
@@ -126,24 +138,29 @@ static int bench_forward_random(const char *spec, long T, long reps, int head, i
             double w0 = ob_now();
             for (long k = 0; ob_now() - w0 < BENCH_WARM_S; k++) model_step(&sm, &ss, tok[k % T], (int)(k % T));
         }
-        time_model(&sm, &a, &ss, tok, (int)T, 0, logits, sp + r, sd + r);
+        time_model(&sm, &a, &ss, &pss, tok, (int)T, 0, logits, sp + r, sd + r, sf + r);
     }
     double mtp = median(tp, (int)reps), mtd = median(td, (int)reps), msp = median(sp, (int)reps), msd = median(sd, (int)reps);
+    double mtf = median(tf, (int)reps), msf = median(sf, (int)reps);
     if (json)
         printf("{\"model\":\"%s\",\"tokens\":%ld,\"reps\":%ld,\"act\":\"%s\",\"head\":\"%s\",\"teacher_prefill_tok_s\":%.2f,\"teacher_decode_tok_s\":%.2f,"
                "\"student_prefill_tok_s\":%.2f,\"student_decode_tok_s\":%.2f,\"decode_ratio\":%.2f,\"prefill_ratio\":%.2f,"
-               "\"student_kv_mb\":%.1f,\"max_rss_mb\":%.0f}\n",
+               "\"teacher_prompt_tok_s\":%.2f,\"student_prompt_tok_s\":%.2f,\"student_ttft_ms\":%.1f,\"student_kv_mb\":%.1f,\"max_rss_mb\":%.0f}\n",
                spec, T, reps, bitlinear_act_name(bitlinear_default_act()), student_head_name(head), mtp, mtd, msp, msd, msd / mtd, msp / mtp,
-               model_state_kv_bytes(&ss) / 1048576.0, max_rss_mb());
+               T / mtf, T / msf, msf * 1e3, model_state_kv_bytes(&ss) / 1048576.0, max_rss_mb());
     else
         printf("random model %s (%ld tokens, median of %ld)\n"
                "teacher FP32:  prefill %.1f tok/s  decode %.2f tok/s\n"
-               "student 1-bit (%s activations, %s embedding and head): prefill %.1f tok/s  decode %.2f tok/s  (%.2fx / %.2fx the teacher)\n",
-               spec, T, reps, mtp, mtd, bitlinear_act_name(bitlinear_default_act()), student_head_name(head), msp, msd, msp / mtp, msd / mtd);
+               "student 1-bit (%s activations, %s embedding and head): prefill %.1f tok/s  decode %.2f tok/s  (%.2fx / %.2fx the teacher)\n"
+               "prompt (KV cache, last token's logits): teacher %.1f tok/s, student %.1f tok/s (first token after %.1f ms)\n",
+               spec, T, reps, mtp, mtd, bitlinear_act_name(bitlinear_default_act()), student_head_name(head), msp, msd, msp / mtp, msd / mtd,
+               T / mtf, T / msf, msf * 1e3);
     free(v); free(tok); free(logits);
     model_acts_free(&a);
     model_state_free(&st);
     model_state_free(&ss);
+    model_state_free(&pst);
+    model_state_free(&pss);
     model_free(&sm);
     model_free(&tm);
     return EXIT_OK;
@@ -240,7 +257,10 @@ static const char forward_usage[] =
     "                             [--head f16|q8_0|f32] [--tokenizer T] [--tokens N] [--reps R]\n"
     "                             [--context C] [--act fp32|int8]\n"
     "                             [--json]\n"
-    "\nPrefill (batched forward over N tokens) and decode (incremental, KV cache)\n"
+    "\nPrefill (batched forward over N tokens, logits of each), prompt (N tokens\n"
+    "into the KV cache, logits of the last only: what generate and chat do before\n"
+    "their first token, and what llama.cpp's llama-bench times as pp; the time to\n"
+    "the first token is printed with it) and decode (incremental, KV cache)\n"
     "tokens/s, medians over R repetitions (default 20). N defaults to the model's\n"
     "context (less C). --context C decodes at positions C .. C+N-1, after C tokens\n"
     "filled the KV cache once (untimed): the speed at that context.\n"
@@ -280,22 +300,26 @@ static int forward_run(const BenchOpts *o)
     ModelActs a;
     model_acts_init(&a, c, (int)T);
     float *logits = ob_aligned_alloc(64, (size_t)T * c->vocab_size * 4);
-    double *pre = ob_malloc(reps * sizeof(double)), *dec = ob_malloc(reps * sizeof(double));
-    ModelState s;
+    double *pre = ob_malloc(reps * sizeof(double)), *dec = ob_malloc(reps * sizeof(double)), *ft = ob_malloc(reps * sizeof(double));
+    ModelState s, ps;
     model_state_init(&s, c);
+    model_state_init(&ps, c);
     model_forward(&m, &a, dtok, (int)T, logits, NULL); /* warm up */
     for (long p = 0; p < C; p++) model_step(&m, &s, tok[p], (int)p); /* the cache before the timed positions */
-    for (int r = 0; r < reps; r++) time_model(&m, &a, &s, dtok, (int)T, (int)C, logits, pre + r, dec + r);
-    double mp = median(pre, (int)reps), md = median(dec, (int)reps);
+    for (int r = 0; r < reps; r++) time_model(&m, &a, &s, &ps, dtok, (int)T, (int)C, logits, pre + r, dec + r, ft + r);
+    double mp = median(pre, (int)reps), md = median(dec, (int)reps), mf = median(ft, (int)reps);
     const char *an = student ? bitlinear_act_name(bitlinear_default_act()) : "fp32";
     if (json)
-        printf("{\"tokens\":%ld,\"context\":%ld,\"reps\":%ld,\"act\":\"%s\",\"prefill_tok_s\":%.1f,\"decode_tok_s\":%.2f,\"kv_mb\":%.1f,\"max_rss_mb\":%.0f}\n",
-               T, C, reps, an, mp, md, model_state_kv_bytes(&s) / 1048576.0, max_rss_mb());
-    else printf("prefill %.1f tok/s  decode %.2f tok/s  (%ld tokens after %ld, median of %ld%s)\n", mp, md, T, C, reps,
+        printf("{\"tokens\":%ld,\"context\":%ld,\"reps\":%ld,\"act\":\"%s\",\"prefill_tok_s\":%.1f,\"prompt_tok_s\":%.1f,\"ttft_ms\":%.1f,"
+               "\"decode_tok_s\":%.2f,\"kv_mb\":%.1f,\"max_rss_mb\":%.0f}\n",
+               T, C, reps, an, mp, T / mf, mf * 1e3, md, model_state_kv_bytes(&s) / 1048576.0, max_rss_mb());
+    else printf("prefill %.1f tok/s  prompt %.1f tok/s (first token after %.1f ms)  decode %.2f tok/s  (%ld tokens after %ld, median of %ld%s)\n",
+                mp, T / mf, mf * 1e3, md, T, C, reps,
                 student && bitlinear_default_act() == BITLINEAR_ACT_INT8 ? ", int8 activations" : "");
-    free(pre); free(dec); free(tok); free(logits);
+    free(pre); free(dec); free(ft); free(tok); free(logits);
     model_acts_free(&a);
     model_state_free(&s);
+    model_state_free(&ps);
     tok_free(&t);
     model_free(&m);
     return EXIT_OK;
