@@ -588,9 +588,56 @@ static const KernDec *model_dec(const Model *m, ModelState *s, Pool **pool)
 
 /* ---- batched forward from a KV cache ------------------------------------ */
 
+/* query head h of layer l over the cached positions 0..S-1: scores into
+ * att (S), softmax, the weighted values into out (hd) */
+static void attn_query(const ModelConfig *c, const ModelState *s, const KernDec *d, int l, int h, int S, const float *q, float *att,
+                       float *out)
+{
+    const int hd = c->head_dim, f16 = s->kv == MODEL_KV_F16;
+    const size_t kvo = (size_t)(h / (c->n_heads / c->n_kv_heads)) * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    void *const *kc = s->kc + (size_t)l * s->n_chunks, *const *vc2 = s->vc + (size_t)l * s->n_chunks;
+    for (int t0 = 0, j = 0; t0 < S; t0 += MODEL_KV_CHUNK, j++) {
+        int n = S - t0 < MODEL_KV_CHUNK ? S - t0 : MODEL_KV_CHUNK;
+        if (f16) d->score_f16(q, (const uint16_t *)kc[j] + kvo, s->kvd, hd, n, scale, att + t0);
+        else d->score_f32(q, (const float *)kc[j] + kvo, s->kvd, hd, n, scale, att + t0);
+    }
+    model_softmax(att, S);
+    memset(out, 0, hd * sizeof(float));
+    for (int t0 = 0, j = 0; t0 < S; t0 += MODEL_KV_CHUNK, j++) {
+        int n = S - t0 < MODEL_KV_CHUNK ? S - t0 : MODEL_KV_CHUNK;
+        if (f16) d->accum_f16(att + t0, (const uint16_t *)vc2[j] + kvo, s->kvd, hd, n, out);
+        else d->accum_f32(att + t0, (const float *)vc2[j] + kvo, s->kvd, hd, n, out);
+    }
+}
+
+/* the prompt's attention of layer l over an FP16 cache, a task per query
+ * head: each of the T queries as model_step's (attn_query), so a prompt
+ * and the decode read the cache with the same kernels; on the model's pool
+ * and without OpenBLAS, whose threads would spin beside the pool's */
+typedef struct {
+    const ModelConfig *c;
+    const ModelState *s;
+    const KernDec *d;
+    ModelActs *a;
+    int l, T, pos0;
+} PromptAttn;
+
+static void prompt_attn_head(void *vc, int h)
+{
+    const PromptAttn *p = vc;
+    const ModelConfig *c = p->c;
+    const int hd = c->head_dim, qd = c->n_heads * hd;
+    float *att = p->s->att + (size_t)h * c->seq_len;
+    for (int t = 0; t < p->T; t++)
+        attn_query(c, p->s, p->d, p->l, h, p->pos0 + t + 1, p->a->q + (size_t)t * qd + (size_t)h * hd, att,
+                   p->a->attout + (size_t)t * qd + (size_t)h * hd);
+}
+
 /* causal attention of T queries at positions pos0.. over the cache's
  * positions 0..pos0+T-1: per KV head its keys and values in FP32, then one
- * query head at a time with two sgemms */
+ * query head at a time with two sgemms (an FP32 cache: a teacher, whose
+ * outputs stay those of the reference) */
 static void attention_cached(const ModelConfig *c, ModelActs *a, ModelState *s, const KernDec *d, int l, int T, int pos0)
 {
     int hd = c->head_dim, qd = c->n_heads * hd;
@@ -636,7 +683,10 @@ void model_forward_kv(const Model *m, ModelActs *a, ModelState *s, const int *to
         const Linear *L = m->lin + (size_t)l * LIN_PER_LAYER;
         block_qkv_batched(m, a, L, l, T, pos0);
         kv_store(s, d, l, pos0, a->k, a->v, T);
-        attention_cached(c, a, s, d, l, T, pos0);
+        if (s->kv == MODEL_KV_F16) {
+            PromptAttn pa = {c, s, d, a, l, T, pos0};
+            pool_run(pool, prompt_attn_head, &pa, c->n_heads);
+        } else attention_cached(c, a, s, d, l, T, pos0);
         block_tail_batched(m, a, L, l, T);
     }
     if (n_logits <= 0) return;
@@ -722,26 +772,9 @@ typedef struct {
 static void step_attn_head(void *vc, int h)
 {
     const StepAttn *a = vc;
-    const ModelConfig *c = a->c;
-    ModelState *s = a->s;
-    const KernDec *d = a->d;
-    const int hd = c->head_dim, S = a->pos + 1, f16 = s->kv == MODEL_KV_F16;
-    const size_t kvo = (size_t)(h / (c->n_heads / c->n_kv_heads)) * hd;
-    const float scale = 1.0f / sqrtf((float)hd), *q = s->q + (size_t)h * hd;
-    float *att = s->att + (size_t)h * c->seq_len, *out = s->xb + (size_t)h * hd;
-    void *const *kc = s->kc + (size_t)a->l * s->n_chunks, *const *vc2 = s->vc + (size_t)a->l * s->n_chunks;
-    for (int t0 = 0, j = 0; t0 < S; t0 += MODEL_KV_CHUNK, j++) {
-        int n = S - t0 < MODEL_KV_CHUNK ? S - t0 : MODEL_KV_CHUNK;
-        if (f16) d->score_f16(q, (const uint16_t *)kc[j] + kvo, s->kvd, hd, n, scale, att + t0);
-        else d->score_f32(q, (const float *)kc[j] + kvo, s->kvd, hd, n, scale, att + t0);
-    }
-    model_softmax(att, S);
-    memset(out, 0, hd * sizeof(float));
-    for (int t0 = 0, j = 0; t0 < S; t0 += MODEL_KV_CHUNK, j++) {
-        int n = S - t0 < MODEL_KV_CHUNK ? S - t0 : MODEL_KV_CHUNK;
-        if (f16) d->accum_f16(att + t0, (const uint16_t *)vc2[j] + kvo, s->kvd, hd, n, out);
-        else d->accum_f32(att + t0, (const float *)vc2[j] + kvo, s->kvd, hd, n, out);
-    }
+    const int hd = a->c->head_dim;
+    attn_query(a->c, a->s, a->d, a->l, h, a->pos + 1, a->s->q + (size_t)h * hd, a->s->att + (size_t)h * a->c->seq_len,
+               a->s->xb + (size_t)h * hd);
 }
 
 /* below this many multiply-adds a step's attention stays on the caller (a
