@@ -435,12 +435,55 @@ void model_acts_free(ModelActs *a)
     memset(a, 0, sizeof *a);
 }
 
+/* the batched forwards' per-token steps between the matmuls, split by
+ * tokens over the pool of the model's linears (a student's; a model
+ * without one runs them on the caller): each token's values are computed as
+ * on one thread, so results do not depend on the thread count */
+enum { ROWS_RMSNORM, ROWS_RESIDUAL, ROWS_SWIGLU };
+typedef struct {
+    const Model *m;
+    ModelActs *a;
+    const float *w;
+    int op, t0, T, ntasks;
+} RowsTask;
+
+static void rows_task(void *vc, int k)
+{
+    const RowsTask *r = vc;
+    const ModelConfig *c = &r->m->cfg;
+    ModelActs *a = r->a;
+    const size_t C = c->dim, F = c->hidden_dim;
+    const int t0 = r->t0 + (int)((long)(r->T - r->t0) * k / r->ntasks), t1 = r->t0 + (int)((long)(r->T - r->t0) * (k + 1) / r->ntasks);
+    for (int t = t0; t < t1; t++) {
+        if (r->op == ROWS_RMSNORM) model_rmsnorm(a->xb + t * C, a->x + t * C, r->w, (int)C, c->norm_eps);
+        else if (r->op == ROWS_RESIDUAL) for (size_t i = t * C; i < (t + 1) * C; i++) a->x[i] += a->xb2[i];
+        else
+            for (size_t i = t * F; i < (t + 1) * F; i++) {
+                float v = a->hb[i];
+                v *= 1.0f / (1.0f + expf(-v));
+                a->hb[i] = v * a->hb2[i];
+            }
+    }
+}
+
+/* op over the tokens t0..T-1: RMSNORM xb[t] = rmsnorm(x[t]) * w, RESIDUAL
+ * x[t] += xb2[t], SWIGLU hb[t] = silu(hb[t]) * hb2[t] */
+static void rows_run(const Model *m, ModelActs *a, int op, const float *w, int t0, int T)
+{
+    const KernExec *ex = linear_exec(&m->lin[0]);
+    Pool *pool = ex ? ex->pool : NULL;
+    int n = pool ? pool_threads(pool) : 1;
+    if (n > T - t0) n = T - t0;
+    if (n < 1) return;
+    RowsTask r = {m, a, w, op, t0, T, n};
+    if (n > 1) pool_run(pool, rows_task, &r, n);
+    else rows_task(&r, 0);
+}
+
 /* xb[t] = rmsnorm(x[t]) * w for rows t0..T-1 (shared by both batched forwards) */
 static void rmsnorm_rows(const Model *m, ModelActs *a, const float *w, int t0, int T)
 {
-    int C = m->cfg.dim;
-    for (int t = t0; t < T; t++)
-        model_rmsnorm(a->xb + (size_t)t * C, a->x + (size_t)t * C, w, C, m->cfg.norm_eps);
+    rows_run(m, a, ROWS_RMSNORM, w, t0, T);
 }
 
 /* the rest of a layer once attout holds the attention output: output
@@ -448,19 +491,15 @@ static void rmsnorm_rows(const Model *m, ModelActs *a, const float *w, int t0, i
 static void block_tail_batched(const Model *m, ModelActs *a, const Linear *L, int l, int T)
 {
     const ModelConfig *c = &m->cfg;
-    int C = c->dim, F = c->hidden_dim;
+    int C = c->dim;
     linear_forward(&L[LIN_O], a->attout, a->xb2, T); // (T, C)
-    for (size_t i = 0; i < (size_t)T * C; i++) a->x[i] += a->xb2[i];
+    rows_run(m, a, ROWS_RESIDUAL, NULL, 0, T);
     rmsnorm_rows(m, a, m->rms_ffn + (size_t)l * C, 0, T);
     linear_forward(&L[LIN_GATE], a->xb, a->hb, T); // (T, F)
     linear_forward(&L[LIN_UP], a->xb, a->hb2, T);  // (T, F)
-    for (size_t i = 0; i < (size_t)T * F; i++) {
-        float v = a->hb[i];
-        v *= 1.0f / (1.0f + expf(-v));
-        a->hb[i] = v * a->hb2[i];
-    }
+    rows_run(m, a, ROWS_SWIGLU, NULL, 0, T);
     linear_forward(&L[LIN_DOWN], a->hb, a->xb2, T); // (T, C)
-    for (size_t i = 0; i < (size_t)T * C; i++) a->x[i] += a->xb2[i];
+    rows_run(m, a, ROWS_RESIDUAL, NULL, 0, T);
 }
 
 /* causal grouped-query attention over the whole sequence, one head at a time
