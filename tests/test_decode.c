@@ -212,17 +212,25 @@ static void check_model(void)
         for (size_t i = 0; i < (size_t)T * V; i++) { md = fmax(md, fabs(got1[i] - ref[i])); mag = fmax(mag, fabs(ref[i])); }
         CHECK(md <= (kv == MODEL_KV_F32 ? 1e-4 : 3e-3) * fmax(1, mag), "%s cache: model_step vs model_forward: %g (logits up to %g)",
               kv == MODEL_KV_F16 ? "FP16" : "FP32", md, mag);
-        /* model_forward_kv in two parts over the same cache precision */
-        ModelState s;
-        model_state_init(&s, c);
-        model_state_set_kv(&s, kv);
-        model_forward_kv(&m, &a, &s, tok, 70, 0, got2, 70);
-        model_forward_kv(&m, &a, &s, tok + 70, T - 70, 70, got2 + (size_t)70 * V, T - 70);
+        /* model_forward_kv in two parts over the same cache precision, on
+         * 1 and 2 threads (the FP16 cache's prompt attention runs on the
+         * pool): the same bits */
+        for (int th = 1; th <= 2; th++) {
+            CHECK(pool_set_global_threads(th, err) == 0, "%s", err);
+            ModelState s;
+            model_state_init(&s, c);
+            model_state_set_kv(&s, kv);
+            float *got = th == 1 ? got1 : got2;
+            model_forward_kv(&m, &a, &s, tok, 70, 0, got, 70);
+            model_forward_kv(&m, &a, &s, tok + 70, T - 70, 70, got + (size_t)70 * V, T - 70);
+            model_state_free(&s);
+        }
+        CHECK(!memcmp(got1, got2, (size_t)T * V * 4), "%s cache: model_forward_kv on 1 and 2 threads gives the same logits",
+              kv == MODEL_KV_F16 ? "FP16" : "FP32");
         md = 0;
         for (size_t i = 0; i < (size_t)T * V; i++) md = fmax(md, fabs(got2[i] - ref[i]));
         CHECK(md <= (kv == MODEL_KV_F32 ? 1e-4 : 3e-3) * fmax(1, mag), "%s cache: model_forward_kv vs model_forward: %g",
               kv == MODEL_KV_F16 ? "FP16" : "FP32", md);
-        model_state_free(&s);
     }
     pool_set_global_threads(0, err);
     free(ref); free(got1); free(got2);

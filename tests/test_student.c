@@ -298,6 +298,17 @@ static void round_trip(const ModelConfig *c, int with_tok, const char *dir)
         CHECK(rel2 <= (kv == MODEL_KV_F32 ? 1e-4 : 3e-3), "model_step (%s cache) vs dense logits: max rel diff %g",
               kv == MODEL_KV_F32 ? "FP32" : "FP16", rel2);
         model_state_free(&ms);
+        /* the prompt path (generate, chat): model_forward_kv into a fresh
+         * cache, the student's norms, SwiGLU and (FP16) attention on its pool */
+        model_state_init(&ms, c);
+        CHECK(model_state_set_kv(&ms, kv) == 0, "set the cache precision");
+        float *kvl = malloc((size_t)T * c->vocab_size * 4);
+        model_forward_kv(&s, &a, &ms, toks, T, 0, kvl, T);
+        rel2 = max_rel(kvl, ref, (size_t)T * c->vocab_size);
+        free(kvl);
+        CHECK(rel2 <= (kv == MODEL_KV_F32 ? 1e-4 : 3e-3), "model_forward_kv (%s cache) vs dense logits: max rel diff %g",
+              kv == MODEL_KV_F32 ? "FP32" : "FP16", rel2);
+        model_state_free(&ms);
     }
     {
         ModelState ms;
