@@ -65,4 +65,12 @@ expect_exit 0 "dequant ONEBIT_KERNEL=ref" env ONEBIT_KERNEL=ref "$BIN" bench deq
 check "dequant names the reference" contains "$TMP/out" "kernel=ref"
 expect_exit 2 "dequant bad --dtype" "$BIN" bench dequant --dtype q3_k
 check "dequant names the types" contains "$TMP/err" "q4_k"
+# bench ops: the clock, and on AVX-512 CPUs the permute and sum rates
+expect_exit 0 "ops json" "$BIN" bench ops --reps 1 --json
+check "ops gives the clock" contains "$TMP/out" '"ghz":'
+if grep -q avx512bw /proc/cpuinfo 2>/dev/null; then
+    check "ops measures vpermt2w" contains "$TMP/out" '"op":"vpermt2w zmm","per_ns":'
+    check "ops measures the mix" contains "$TMP/out" '"op":"vpermt2w + vpaddw"'
+fi
+expect_exit 2 "ops bad --reps" "$BIN" bench ops --reps 0
 done_tests

@@ -220,6 +220,9 @@ static const OptSpec membw_opts[] = {
     {"chunk", OPT_INT, F(chunk), 0, 1, 1 << 20, "8", NULL, "C", "chunk size in MiB (8)", NULL},
     {"reps", OPT_INT, F(reps), 0, 1, 10000000, "500", NULL, "K", "chunks timed (500)", NULL},
     ROW_JSON, ROW_END};
+static const OptSpec ops_opts[] = {
+    {"reps", OPT_INT, F(reps), 0, 1, 1000000, "3", NULL, "K", "repetitions, the median printed (3)", NULL},
+    ROW_JSON, ROW_END};
 static const OptSpec dequant_opts[] = {
     {"dtype", OPT_CHOICE, F(dtype), 0, 0, 0, "q4_k", "f32|f16|bf16|q8_0|q4_0|q5_0|q4_k|q5_k|q6_k", "T",
      "the element type (q4_k)", NULL},
@@ -678,6 +681,44 @@ static int membw_run(const BenchOpts *o)
     return EXIT_OK;
 }
 
+/* ---- bench ops: the int8 kernels' vector operations per ns and cycle ---- */
+static const char ops_usage[] =
+    "Usage: onebit-tui bench ops [--reps K] [--json]\n"
+    "\nThroughput of the vector operations the int8 1-bit kernels are made of (the\n"
+    "avx512 lookup tables' vpermw/vpermt2w and vpaddw, avx512vnni's vpdpbusd), on\n"
+    "one thread, in operations per ns and, with the clock a chain of dependent\n"
+    "scalar adds shows, per cycle; the mixed rows tell whether two kinds share a\n"
+    "pipe. Medians of K repetitions. Needs AVX-512 (else only the clock).\n\n";
+
+#define OPS_MAX 16
+#define OPS_ITERS 20000000L
+
+static int ops_run(const BenchOpts *o)
+{
+    long reps = o->reps;
+    KernOpRate r[OPS_MAX];
+    double *v = ob_malloc((size_t)reps * OPS_MAX * sizeof(double)), med[OPS_MAX];
+    int n = 0;
+    for (long k = 0; k < reps; k++) {
+        n = kern_op_rates(r, OPS_MAX, OPS_ITERS);
+        for (int i = 0; i < n; i++) v[(size_t)i * reps + k] = r[i].per_ns;
+    }
+    for (int i = 0; i < n; i++) med[i] = median(v + (size_t)i * reps, (int)reps);
+    free(v);
+    if (n == 0) return cli_error("bench ops: this build has no x86 kernels");
+    const double ghz = med[0]; /* one dependent add a cycle */
+    if (o->json) {
+        printf("{\"reps\":%ld,\"ghz\":%.3f,\"ops\":[", reps, ghz);
+        for (int i = 1; i < n; i++) printf("%s{\"op\":\"%s\",\"per_ns\":%.3f,\"per_cycle\":%.3f}", i > 1 ? "," : "", r[i].name, med[i], med[i] / ghz);
+        printf("]}\n");
+    } else {
+        printf("clock (dependent scalar adds): %.2f GHz (median of %ld)\n", ghz, reps);
+        for (int i = 1; i < n; i++) printf("  %-22s %6.2f per ns  %5.2f per cycle   %s\n", r[i].name, med[i], med[i] / ghz, r[i].what);
+        if (n == 1) printf("  (no AVX-512 on this CPU: nothing else to measure)\n");
+    }
+    return EXIT_OK;
+}
+
 /* ---- bench dequant: a teacher's conversion to FP32 at load, per type ---- */
 static const char dequant_usage[] =
     "Usage: onebit-tui bench dequant [--dtype T] [--mib M] [--reps K] [--json]\n"
@@ -783,6 +824,7 @@ static const struct {
     {"gemv", gemv_opts, gemv_usage, gemv_run, "1-bit layer vs FP32 OpenBLAS sgemv/sgemm, same shape"},
     {"membw", membw_opts, membw_usage, membw_run, "DRAM streaming read bandwidth (GB/s)"},
     {"dequant", dequant_opts, dequant_usage, dequant_run, "a GGUF type's conversion to FP32 (M weights/s)"},
+    {"ops", ops_opts, ops_usage, ops_run, "vector operations per cycle of the int8 kernels (AVX-512)"},
     {"allreduce", allreduce_opts, allreduce_usage, allreduce_run, "MPI gradient allreduce time over the ranks (mpirun)"},
 };
 

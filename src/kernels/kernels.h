@@ -321,6 +321,18 @@ const KernDec *kern_dec_default(void);
 void kern_q8_0_quantize(const float *x, KernQ8_0 *y, size_t n);
 void kern_q8_0_to_f32(const KernQ8_0 *x, float *y, size_t n);
 
+/* ---- operation throughput (bench ops, x86/ops.c) -------------------------
+ * ops per nanosecond of the vector operations the int8 kernels are made of,
+ * measured on registers in independent chains (throughput), with the clock
+ * from a chain of dependent scalar adds first (r[0], one a cycle). Fills at
+ * most max entries (iters loop iterations each; only those the CPU has) and
+ * returns how many; 0 on hosts without the x86 kernels. Any thread. */
+typedef struct {
+    const char *name, *what;
+    double per_ns;
+} KernOpRate;
+int kern_op_rates(KernOpRate *r, int max, long iters);
+
 #define KERN_LN_EPS 1e-5f
 
 /* the generic (scalar) helpers, also what KernExec holds with the reference */

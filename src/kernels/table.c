@@ -240,3 +240,12 @@ void kern_repack(KernMat *m, int layout)
         }
     m->layout = l6 ? KERN_LAYOUT_L6 : KERN_LAYOUT_BW;
 }
+
+#if !defined(OB_X86)
+/* no x86/ops.c: nothing to measure */
+int kern_op_rates(KernOpRate *r, int max, long iters)
+{
+    (void)r; (void)max; (void)iters;
+    return 0;
+}
+#endif
