@@ -15,6 +15,8 @@
  * LayerNorm the same bound is divided by the pre-norm standard deviation.
  */
 #include <cblas.h>
+#include <math.h>
+#include <float.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -611,6 +613,42 @@ static void test_layernorm(void)
         }
 }
 
+/* the SwiGLU helper: the AVX-512 one (its own exp) against the reference's
+ * expf within a few ulp, over the whole range of exp's argument, at the
+ * tails of a vector (masked), with NaN kept NaN and the infinities as the
+ * reference gives them; the KernExec of the reference kernel holds the
+ * reference */
+static void test_silu(void)
+{
+    KernExec ex;
+    kern_exec_init(&ex, kern_variant(KERN_REF), KERN_ACT_FP32, NULL);
+    CHECK(ex.silu_mul == kern_silu_mul_ref, "the reference kernel's context has the reference SwiGLU");
+    kern_exec_fini(&ex);
+    if (!avail(KERN_AVX512)) return;
+    enum { N = 4099 };
+    float *h = ob_malloc(N * 4), *u = ob_malloc(N * 4), *h1 = ob_malloc(N * 4), *h2 = ob_malloc(N * 4);
+    for (int k = 0; k < N; k++) {
+        h[k] = k < 4000 ? -120.0f + 240.0f * k / 4000 : 8.0f * frand(); /* exp's whole range, then the usual */
+        u[k] = frand() + 0.5f;
+    }
+    h[7] = NAN, h[8] = INFINITY, h[9] = -INFINITY, h[10] = 0.0f, h[11] = -0.0f, h[12] = 88.5f, h[13] = -88.5f;
+    for (int n = 1; n <= N; n += n < 40 ? 1 : 1021) {
+        memcpy(h1, h, N * 4);
+        memcpy(h2, h, N * 4);
+        kern_silu_mul_ref(h1, u, (size_t)n);
+        kern_silu_mul_avx512(h2, u, (size_t)n);
+        int bad = 0;
+        for (int k = 0; k < N; k++) {
+            if (k >= n) { bad += memcmp(&h2[k], &h[k], 4) != 0; continue; } /* past n: untouched */
+            if (isnan(h1[k]) || isnan(h2[k])) { bad += !(isnan(h1[k]) && isnan(h2[k])); continue; }
+            if (isinf(h1[k]) || isinf(h2[k])) { bad += h1[k] != h2[k]; continue; }
+            bad += !(fabsf(h2[k] - h1[k]) <= 4.0f * FLT_EPSILON * fabsf(h1[k]) + 1e-37f);
+        }
+        CHECK(bad == 0, "silu_mul n %d: %d values off the reference", n, bad);
+    }
+    free(h); free(u); free(h1); free(h2);
+}
+
 /* a mixture of scales (bitlinear_set_mos): for each token, exactly the
  * plain layer with g = g(x) and h = h(x) (r = softmax(R·x), R·x by the
  * kernel's FP32 GEMV rows, softmax by model_softmax, g(x) = Σ_e r_e G_e and
@@ -689,6 +727,7 @@ int main(void)
     test_int8();
     test_gemv();
     test_layernorm();
+    test_silu();
     test_mos();
     for (int t = 1; t <= 3; t++) pool_free(pools[t]);
     return test_done("test_bitlinear");

@@ -24,6 +24,7 @@
 #define kern_mul_avx512 kern_mul_ref
 #define kern_quantize_avx512 kern_quantize_ref
 #define kern_layernorm_avx512 kern_layernorm_ref
+#define kern_silu_mul_avx512 kern_silu_mul_ref
 #define kern_dec_score_f32_avx2 kern_dec_score_f32_ref
 #define kern_dec_score_f16_avx2 kern_dec_score_f16_ref
 #define kern_dec_accum_f32_avx2 kern_dec_accum_f32_ref

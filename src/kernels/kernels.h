@@ -239,6 +239,11 @@ typedef struct {
     void (*layernorm)(const float *x, float *y, int n);
     /* dense FP32 rows: y[r] = sum_c W[r * cols + c] * x[c] for r in [r0, r1) */
     void (*gemv_rows)(const float *W, const float *x, float *y, int cols, int r0, int r1);
+    /* the SwiGLU between a student's FFN products: h[i] = silu(h[i]) * u[i],
+     * silu(v) = v * (1 / (1 + exp(-v))), i < n. The reference with expf;
+     * the AVX-512 one with its own exp (Cephes' expf polynomial, about 1
+     * ulp), so within a few ulp of it (tests/test_bitlinear) */
+    void (*silu_mul)(float *h, const float *u, size_t n);
     /* the decode helpers (FP16 / Q8_0 head rows): the reference's with the
      * reference kernel, else kern_dec_default() */
     const struct KernDec *dec;
@@ -338,6 +343,7 @@ int kern_op_rates(KernOpRate *r, int max, long iters);
 /* the generic (scalar) helpers, also what KernExec holds with the reference */
 void kern_quantize_ref(const float *gx, int in_pad, int16_t *q, float *scale);
 void kern_mul_ref(const float *x, const float *g, float *y, int n);
+void kern_silu_mul_ref(float *h, const float *u, size_t n);
 void kern_layernorm_ref(const float *x, float *y, int n);
 /* y = (y - mean) / sqrt(var + eps) in place (double sums); returns the
  * 1/sqrt(var + eps) it used (the backward pass keeps it) */

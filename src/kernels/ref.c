@@ -89,6 +89,16 @@ void kern_mul_ref(const float *x, const float *g, float *y, int n)
     for (int i = 0; i < n; i++) y[i] = x[i] * g[i];
 }
 
+/* the model's SwiGLU expression, as model.c writes it for teachers */
+void kern_silu_mul_ref(float *h, const float *u, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float v = h[i];
+        v *= 1.0f / (1.0f + expf(-v));
+        h[i] = v * u[i];
+    }
+}
+
 float kern_layernorm_inplace(float *y, int n, double eps)
 {
     double mean = 0, var = 0;

@@ -61,6 +61,7 @@ void kern_gemv_rows_avx512(const float *W, const float *x, float *y, int cols, i
 void kern_mul_avx512(const float *x, const float *g, float *y, int n);
 void kern_quantize_avx512(const float *gx, int in_pad, int16_t *q, float *scale);
 void kern_layernorm_avx512(const float *x, float *y, int n);
+void kern_silu_mul_avx512(float *h, const float *u, size_t n);
 void kern_dec_gemv_bf16_avx512bf16(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1);
 #else
 #include "kernels/arch-fallback.h"

@@ -444,6 +444,7 @@ typedef struct {
     const Model *m;
     ModelActs *a;
     const float *w;
+    const KernExec *ex; /* the linears' (a student's SwiGLU: its silu_mul), or NULL */
     int op, t0, T, ntasks;
 } RowsTask;
 
@@ -457,6 +458,7 @@ static void rows_task(void *vc, int k)
     for (int t = t0; t < t1; t++) {
         if (r->op == ROWS_RMSNORM) model_rmsnorm(a->xb + t * C, a->x + t * C, r->w, (int)C, c->norm_eps);
         else if (r->op == ROWS_RESIDUAL) for (size_t i = t * C; i < (t + 1) * C; i++) a->x[i] += a->xb2[i];
+        else if (r->ex) r->ex->silu_mul(a->hb + t * F, a->hb2 + t * F, F);
         else
             for (size_t i = t * F; i < (t + 1) * F; i++) {
                 float v = a->hb[i];
@@ -467,7 +469,8 @@ static void rows_task(void *vc, int k)
 }
 
 /* op over the tokens t0..T-1: RMSNORM xb[t] = rmsnorm(x[t]) * w, RESIDUAL
- * x[t] += xb2[t], SWIGLU hb[t] = silu(hb[t]) * hb2[t] */
+ * x[t] += xb2[t], SWIGLU hb[t] = silu(hb[t]) * hb2[t] (a student's with its
+ * KernExec's silu_mul, a teacher's with expf as the reference) */
 static void rows_run(const Model *m, ModelActs *a, int op, const float *w, int t0, int T)
 {
     const KernExec *ex = linear_exec(&m->lin[0]);
@@ -475,7 +478,7 @@ static void rows_run(const Model *m, ModelActs *a, int op, const float *w, int t
     int n = pool ? pool_threads(pool) : 1;
     if (n > T - t0) n = T - t0;
     if (n < 1) return;
-    RowsTask r = {m, a, w, op, t0, T, n};
+    RowsTask r = {m, a, w, ex, op, t0, T, n};
     if (n > 1) pool_run(pool, rows_task, &r, n);
     else rows_task(&r, 0);
 }
@@ -827,6 +830,7 @@ float *model_step(const Model *m, ModelState *s, int token, int pos)
     int qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
     Pool *pool;
     const KernDec *d = model_dec(m, s, &pool);
+    const KernExec *ex = linear_exec(&m->lin[0]);
     kv_settle(m, s);
     kv_reserve(s, pos + 1);
     const int on_pool = (double)c->n_heads * (pos + 1) * hd >= STEP_ATTN_POOL_MIN && pool_threads(pool) > 1;
@@ -848,11 +852,13 @@ float *model_step(const Model *m, ModelState *s, int token, int pos)
         model_rmsnorm(s->xb, s->x, m->rms_ffn + (size_t)l * C, C, c->norm_eps);
         linear_forward(&L[LIN_GATE], s->xb, s->hb, 1);
         linear_forward(&L[LIN_UP], s->xb, s->hb2, 1);
-        for (int i = 0; i < F; i++) {
-            float v = s->hb[i];
-            v *= 1.0f / (1.0f + expf(-v));
-            s->hb[i] = v * s->hb2[i];
-        }
+        if (ex) ex->silu_mul(s->hb, s->hb2, (size_t)F); /* a student's */
+        else
+            for (int i = 0; i < F; i++) {
+                float v = s->hb[i];
+                v *= 1.0f / (1.0f + expf(-v));
+                s->hb[i] = v * s->hb2[i];
+            }
         linear_forward(&L[LIN_DOWN], s->hb, s->xb2, 1);
         for (int i = 0; i < C; i++) s->x[i] += s->xb2[i];
     }

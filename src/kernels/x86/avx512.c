@@ -993,3 +993,37 @@ T512 void kern_dec_gemv_q8_0_avx512(const KernQ8_0 *W, const float *x, float *y,
         y[r] = _mm512_reduce_add_ps(a);
     }
 }
+
+/* ---- SwiGLU (KernExec.silu_mul) ------------------------------------------
+ * exp as Cephes' expf: x = n ln2 + r with n = round(x / ln2) and ln2 in two
+ * parts (Cody-Waite), e^r by its degree-7 polynomial on |r| <= ln2 / 2,
+ * times 2^n by vscalefps (which gives inf past the range, 0 below it, as
+ * expf). About 1 ulp from expf; NaN stays NaN (the clamps take x as their
+ * second operand, which vmaxps/vminps return for a NaN). */
+T512 static inline __m512 exp512(__m512 x)
+{
+    x = _mm512_min_ps(_mm512_set1_ps(100.0f), _mm512_max_ps(_mm512_set1_ps(-110.0f), x));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+/* h = silu(h) * u as kern_silu_mul_ref, the same operations but exp */
+T512 void kern_silu_mul_avx512(float *h, const float *u, size_t n)
+{
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(m, h + i);
+        __m512 t = _mm512_div_ps(one, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), v))));
+        _mm512_mask_storeu_ps(h + i, m, _mm512_mul_ps(_mm512_mul_ps(v, t), _mm512_maskz_loadu_ps(m, u + i)));
+    }
+}
