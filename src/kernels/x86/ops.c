@@ -38,13 +38,14 @@
 #define OP_DPBUSD(r) __asm__ volatile("vpdpbusd %1, %2, %0" : "+v"(r) : "v"(t), "v"(t2));
 
 /* one loop of n iterations of the ops in `body`; returns a value of the
- * chains so that they are kept */
+ * chains so that they are kept (an OR: vector adds wrap, a scalar sum could
+ * overflow) */
 #define OPS_LOOP(attr, fname, body)                                              \
     attr static int fname(long n)                                                \
     {                                                                            \
         CHAINS_DECL;                                                             \
         for (long i = 0; i < n; i++) { body }                                    \
-        return _mm512_reduce_add_epi32(_mm512_add_epi32(CHAINS_SUM(a), CHAINS_SUM(b))); \
+        return _mm512_reduce_or_epi32(_mm512_add_epi32(CHAINS_SUM(a), CHAINS_SUM(b))); \
     }
 OPS_LOOP(TOPS, loop_add, X10(OP_ADD, a))
 OPS_LOOP(TOPS, loop_permw, X10(OP_PERMW, a))
