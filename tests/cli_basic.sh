@@ -27,7 +27,7 @@ expect_exit 0 "bench forward --help" "$BIN" bench forward --help
 expect_exit 2 "bench without what" "$BIN" bench
 # a random teacher and its 1-bit student in one process (a tiny shape)
 expect_exit 0 "bench forward --random-model" "$BIN" bench forward --random-model 64,172,2,4,4,100 --tokens 8 --reps 2 --json
-for key in teacher_prefill_tok_s teacher_decode_tok_s student_prefill_tok_s student_decode_tok_s decode_ratio teacher_prompt_tok_s student_prompt_tok_s student_ttft_ms; do
+for key in teacher_prefill_tok_s teacher_decode_tok_s student_prefill_tok_s student_decode_tok_s decode_ratio teacher_prompt_tok_s student_prompt_tok_s student_ttft_ms student_read_mb_per_token student_decode_gb_s; do
     check "random-model json has $key" contains "$TMP/out" "\"$key\":"
 done
 check "random-model json names the shape" contains "$TMP/out" '"model":"64,172,2,4,4,100","tokens":8,"reps":2'

@@ -48,6 +48,8 @@ check "bench forward json says int8" contains "$TMP/out" '"act":"int8"'
 check "bench forward json gives the max RSS" contains "$TMP/out" '"max_rss_mb":'
 check "bench forward json gives the prompt's speed" contains "$TMP/out" '"prompt_tok_s":'
 check "bench forward json gives the time to the first token" contains "$TMP/out" '"ttft_ms":'
+check "bench forward json gives the bytes a token reads" contains "$TMP/out" '"read_mb_per_token":'
+check "bench forward json gives the decode's bandwidth" contains "$TMP/out" '"decode_gb_s":'
 expect_exit 0 "bench forward --context" "$BIN" bench forward --student "$TMP/xnor.onebit" --tokens 8 --reps 2 --context 100 --json
 check "bench forward json gives the context" contains "$TMP/out" '"tokens":8,"context":100,'
 expect_exit 2 "bench forward --context past the model's" "$BIN" bench forward --student "$TMP/xnor.onebit" --context 512

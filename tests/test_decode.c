@@ -208,6 +208,23 @@ static void check_model(void)
             model_state_free(&s);
         }
         CHECK(!memcmp(got1, got2, (size_t)T * V * 4), "%s cache: 1 and 2 threads give the same logits", kv == MODEL_KV_F16 ? "FP16" : "FP32");
+        {   /* the bytes a step reads: the FP32 weights, norms and head, and the cache up to pos */
+            ModelState s;
+            model_state_init(&s, c);
+            model_state_set_kv(&s, kv);
+            double w = 0;
+            for (int k = 0; k < LIN_PER_LAYER; k++) {
+                int out, in;
+                model_lin_shape(c, k, &out, &in);
+                w += (double)out * in * 4 * c->n_layers;
+            }
+            w += (double)(2 * c->n_layers + 1) * c->dim * 4 + (double)V * c->dim * 4;
+            double kvb = 2.0 * c->n_layers * c->n_kv_heads * c->head_dim * (kv == MODEL_KV_F16 ? 2 : 4);
+            CHECK(model_step_bytes(&m, &s, 0) == w + kvb && model_step_bytes(&m, &s, 99) == w + 100 * kvb,
+                  "%s cache: model_step_bytes %.0f / %.0f, want %.0f / %.0f", kv == MODEL_KV_F16 ? "FP16" : "FP32",
+                  model_step_bytes(&m, &s, 0), model_step_bytes(&m, &s, 99), w + kvb, w + 100 * kvb);
+            model_state_free(&s);
+        }
         double md = 0, mag = 0;
         for (size_t i = 0; i < (size_t)T * V; i++) { md = fmax(md, fabs(got1[i] - ref[i])); mag = fmax(mag, fabs(ref[i])); }
         CHECK(md <= (kv == MODEL_KV_F32 ? 1e-4 : 3e-3) * fmax(1, mag), "%s cache: model_step vs model_forward: %g (logits up to %g)",

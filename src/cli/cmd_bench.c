@@ -142,19 +142,22 @@ static int bench_forward_random(const char *spec, long T, long reps, int head, i
     }
     double mtp = median(tp, (int)reps), mtd = median(td, (int)reps), msp = median(sp, (int)reps), msd = median(sd, (int)reps);
     double mtf = median(tf, (int)reps), msf = median(sf, (int)reps);
+    double rb = (model_step_bytes(&sm, &ss, 0) + model_step_bytes(&sm, &ss, (int)T - 1)) / 2; /* a student's token, on average */
     if (json)
         printf("{\"model\":\"%s\",\"tokens\":%ld,\"reps\":%ld,\"act\":\"%s\",\"head\":\"%s\",\"teacher_prefill_tok_s\":%.2f,\"teacher_decode_tok_s\":%.2f,"
                "\"student_prefill_tok_s\":%.2f,\"student_decode_tok_s\":%.2f,\"decode_ratio\":%.2f,\"prefill_ratio\":%.2f,"
-               "\"teacher_prompt_tok_s\":%.2f,\"student_prompt_tok_s\":%.2f,\"student_ttft_ms\":%.1f,\"student_kv_mb\":%.1f,\"max_rss_mb\":%.0f}\n",
+               "\"teacher_prompt_tok_s\":%.2f,\"student_prompt_tok_s\":%.2f,\"student_ttft_ms\":%.1f,\"student_read_mb_per_token\":%.1f,"
+               "\"student_decode_gb_s\":%.2f,\"student_kv_mb\":%.1f,\"max_rss_mb\":%.0f}\n",
                spec, T, reps, bitlinear_act_name(bitlinear_default_act()), student_head_name(head), mtp, mtd, msp, msd, msd / mtd, msp / mtp,
-               T / mtf, T / msf, msf * 1e3, model_state_kv_bytes(&ss) / 1048576.0, max_rss_mb());
+               T / mtf, T / msf, msf * 1e3, rb / 1e6, rb * msd / 1e9, model_state_kv_bytes(&ss) / 1048576.0, max_rss_mb());
     else
         printf("random model %s (%ld tokens, median of %ld)\n"
                "teacher FP32:  prefill %.1f tok/s  decode %.2f tok/s\n"
                "student 1-bit (%s activations, %s embedding and head): prefill %.1f tok/s  decode %.2f tok/s  (%.2fx / %.2fx the teacher)\n"
-               "prompt (KV cache, last token's logits): teacher %.1f tok/s, student %.1f tok/s (first token after %.1f ms)\n",
+               "prompt (KV cache, last token's logits): teacher %.1f tok/s, student %.1f tok/s (first token after %.1f ms)\n"
+               "student decode: %.1f MB read a token = %.2f GB/s\n",
                spec, T, reps, mtp, mtd, bitlinear_act_name(bitlinear_default_act()), student_head_name(head), msp, msd, msp / mtp, msd / mtd,
-               T / mtf, T / msf, msf * 1e3);
+               T / mtf, T / msf, msf * 1e3, rb / 1e6, rb * msd / 1e9);
     free(v); free(tok); free(logits);
     model_acts_free(&a);
     model_state_free(&st);
@@ -311,13 +314,16 @@ static int forward_run(const BenchOpts *o)
     for (long p = 0; p < C; p++) model_step(&m, &s, tok[p], (int)p); /* the cache before the timed positions */
     for (int r = 0; r < reps; r++) time_model(&m, &a, &s, &ps, dtok, (int)T, (int)C, logits, pre + r, dec + r, ft + r);
     double mp = median(pre, (int)reps), md = median(dec, (int)reps), mf = median(ft, (int)reps);
+    /* what a decoded token reads, on average over the positions timed, and
+     * the bandwidth that makes at the decode's speed */
+    double rb = (model_step_bytes(&m, &s, (int)C) + model_step_bytes(&m, &s, (int)(C + T - 1))) / 2;
     const char *an = student ? bitlinear_act_name(bitlinear_default_act()) : "fp32";
     if (json)
         printf("{\"tokens\":%ld,\"context\":%ld,\"reps\":%ld,\"act\":\"%s\",\"prefill_tok_s\":%.1f,\"prompt_tok_s\":%.1f,\"ttft_ms\":%.1f,"
-               "\"decode_tok_s\":%.2f,\"kv_mb\":%.1f,\"max_rss_mb\":%.0f}\n",
-               T, C, reps, an, mp, T / mf, mf * 1e3, md, model_state_kv_bytes(&s) / 1048576.0, max_rss_mb());
-    else printf("prefill %.1f tok/s  prompt %.1f tok/s (first token after %.1f ms)  decode %.2f tok/s  (%ld tokens after %ld, median of %ld%s)\n",
-                mp, T / mf, mf * 1e3, md, T, C, reps,
+               "\"decode_tok_s\":%.2f,\"read_mb_per_token\":%.1f,\"decode_gb_s\":%.2f,\"kv_mb\":%.1f,\"max_rss_mb\":%.0f}\n",
+               T, C, reps, an, mp, T / mf, mf * 1e3, md, rb / 1e6, rb * md / 1e9, model_state_kv_bytes(&s) / 1048576.0, max_rss_mb());
+    else printf("prefill %.1f tok/s  prompt %.1f tok/s (first token after %.1f ms)  decode %.2f tok/s, %.1f MB read a token = %.2f GB/s  (%ld tokens after %ld, median of %ld%s)\n",
+                mp, T / mf, mf * 1e3, md, rb / 1e6, rb * md / 1e9, T, C, reps,
                 student && bitlinear_default_act() == BITLINEAR_ACT_INT8 ? ", int8 activations" : "");
     free(pre); free(dec); free(ft); free(tok); free(logits);
     model_acts_free(&a);

@@ -869,6 +869,22 @@ float *model_step(const Model *m, ModelState *s, int token, int pos)
     return s->logits;
 }
 
+double model_step_bytes(const Model *m, const ModelState *s, int pos)
+{
+    const ModelConfig *c = &m->cfg;
+    double b = 0;
+    for (int i = 0; i < c->n_layers * LIN_PER_LAYER; i++) {
+        const Linear *L = &m->lin[i];
+        if (L->kind != LINEAR_DENSE) b += (double)L->out * ((L->in + 63) / 64) * 8 + (double)(L->in + L->out) * 4;
+        else b += (double)L->out * llama_dtype_bytes(L->w ? LINEAR_W_F32 : L->wtype, (uint64_t)L->in);
+    }
+    b += (double)(2 * c->n_layers + 1) * c->dim * 4;
+    b += (double)c->vocab_size * llama_dtype_bytes(m->cls_type, (uint64_t)c->dim);
+    int kv = s->kv != MODEL_KV_AUTO ? s->kv : m->lin[0].kind == LINEAR_DENSE ? MODEL_KV_F32 : MODEL_KV_F16;
+    b += 2.0 * c->n_layers * s->kvd * (kv == MODEL_KV_F16 ? 2 : 4) * (pos + 1.0);
+    return b;
+}
+
 /* ---- from a loader's description --------------------------------------- */
 
 int model_from_llama(Model *m, const LlamaFile *f, const char *path, char *err)

@@ -182,6 +182,12 @@ int model_kv_parse(const char *name);
 size_t model_state_kv_bytes(const ModelState *s);
 /* logits (V) for token at pos, given the cache holds positions 0..pos-1 */
 float *model_step(const Model *m, ModelState *s, int token, int pos);
+/* the bytes a model_step at pos reads from memory: every linear's weights
+ * (a 1-bit one's packed signs and FP32 g and h; a dense one's rows in its
+ * precision), the norms, the output head in its precision and the cache's
+ * keys and values of positions 0..pos (in s's precision, FP16 if not yet
+ * settled for a 1-bit model); what a decode's bandwidth is measured by */
+double model_step_bytes(const Model *m, const ModelState *s, int pos);
 /* The batched forward continued from a KV cache (prefill after a prefix):
  * tokens[0..T-1] at positions pos0..pos0+T-1 attend to the cached positions
  * 0..pos0-1 and to themselves; their keys and values go into s's cache.
