@@ -53,7 +53,8 @@
  * configuration and releases the tiles before returning. The emulation's
  * tile state is thread-local too. Pure functions of their arguments (the
  * guard's result is computed once under pthread_once): any thread may call
- * any of them at any time.
+ * any of them at any time, kern_rows_q8_amx (tile instructions) only in a
+ * process where kern_amx_usable() is 1.
  */
 #include "kernels/variants.h"
 
