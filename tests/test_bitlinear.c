@@ -696,7 +696,8 @@ static void amx_emul_off(const KernMat *m, const int16_t *q, const float *scale,
  * same code as the variant's but for the six tile macros) bit-identical to
  * the reference on odd shapes: rows not a multiple of 16 (a row block alone
  * in its pair), columns not a multiple of 512 (short 512-column blocks),
- * partial token tiles (N = 2, 15, 17, 33) and many (64, 128); the rows in
+ * partial token tiles (N = 2, 15, 17, 33) and many (64, 128; 161: more than
+ * a group of 128, a partial group of 33, the smaller shapes); the rows in
  * one call and in calls of 2 blocks, the prep in three token ranges over
  * stale bytes; a token of zeros (scale 0) and the extremes ±127. The real
  * variant the same way when this CPU has AMX (and the loops over the
@@ -712,7 +713,7 @@ static void test_amx_emul(void)
     const int real = kern_available(amx);
     printf("AMX emulation vs reference%s\n", real ? ", and the real AMX kernel" : " (no usable AMX here: the real kernel is not run)");
     static const int shapes[][2] = {{37, 1100}, {16, 64}, {17, 65}, {1, 3}, {100, 1000}, {33, 512}, {129, 1536}, {300, 4097}};
-    static const int Ns[] = {1, 2, 15, 16, 17, 33, 64, 128};
+    static const int Ns[] = {1, 2, 15, 16, 17, 33, 64, 128, 161};
     long compared = 0;
     for (int si = 0; si < (int)(sizeof shapes / sizeof shapes[0]); si++) {
         const int out = shapes[si][0], in = shapes[si][1];
@@ -725,7 +726,7 @@ static void test_amx_emul(void)
         const size_t out_pad = (size_t)nblk * KERN_ROWBLK;
         for (int ni = 0; ni < (int)(sizeof Ns / sizeof Ns[0]); ni++) {
             const int N = Ns[ni];
-            if ((double)N * out * in > 2e8) continue;
+            if ((double)N * out * in > 2e8 || (N > 128 && out * in > 200000)) continue;
             float *gx = ob_calloc((size_t)in_pad, sizeof(float)), *sc = ob_malloc((size_t)N * nq * sizeof(float));
             int16_t *q = ob_malloc((size_t)N * in_pad * sizeof(int16_t));
             for (int n = 0; n < N; n++) {

@@ -18,12 +18,17 @@
  *   (amx_expand_b) once and used by every 16-token A tile of the call;
  *   C tiles (int32, 16 tokens x 16 rows) zeroed per 512-column block, 8
  *   TDPBSSD (exact: |sum| <= 512 * 127), then combined with the scales as
- *   the contract says (the first block a multiply, later ones fmaf, the
- *   last times h), 16 rows of a token per vector: the reference's bits.
+ *   the contract says (the first block a multiply, later ones fmaf) into
+ *   float row sums kept on the stack, 16 rows of a token per vector, and
+ *   after the last block times h into acc: the reference's bits.
  *
- * Blocking (amx-body.h): 2 token tiles x 2 row blocks = 4 C tiles, 2 A and
- * 2 B tiles, 4 TDPBSSD per 4 tile loads. Tokens per call: KERN_AMX_CHUNK
- * (table.c).
+ * Blocking (amx-body.h): groups of up to AMX_NG tokens; per pair of row
+ * blocks and 512-column block the B tiles are expanded, then 2 token tiles
+ * x 2 row blocks = 4 C tiles, 2 A and 2 B tiles, 4 TDPBSSD per 4 tile
+ * loads. The row sums stay in L1 (acc rows of 4096 floats are 16 KB apart,
+ * one L1 set: read-modify-writes of acc per 512-column block took 3 times
+ * as long as the rest of the non-tile work, measured without the tiles).
+ * Tokens per call: KERN_AMX_CHUNK (table.c).
  *
  * The tile code is written once (amx-body.h) against six macros and
  * compiled twice: with the real instructions (amx_rows_hw, the variant) and
@@ -123,48 +128,65 @@ T512 void kern_prep_q8_amx(const KernMat *km, const int16_t *q, int N, int n0, i
  * each at B: byte 4n+i of row kk = sign of (row 16b+n, column 64k+4kk+i),
  * +1 or -1. From KERN_LAYOUT_W16: the 32-column index j of wblock b/2 holds
  * the 16 rows of block b at [16 (b & 1)] (columns 0-15) and [32 + 16 (b &
- * 1)] (16-31); each row's 16 bits go to a dword lane, a byte shuffle
- * copies the byte of the 4 columns of row kk to the lane's 4 bytes, a test
- * against their bits and a blend make ±1 */
+ * 1)] (16-31), and the next index is `step` uint16 further (the same panel).
+ * Each row's 16 bits go to a dword lane; a byte shuffle copies the lane's
+ * byte of columns 0-7 (8-15) to its 4 bytes, a test against the bits of 4
+ * of those columns and a blend make the ±1 bytes of a B row: per 4 B rows 2
+ * shuffles, 4 tests, 4 blends and 4 stores */
+#define AMX_EXPAND4(e, dst)                                                                                      \
+    do {                                                                                                         \
+        const __m512i x0_ = _mm512_shuffle_epi8((e), sh0), x1_ = _mm512_shuffle_epi8((e), sh1);                \
+        _mm512_store_si512((void *)(dst), _mm512_mask_blend_epi8(_mm512_test_epi8_mask(x0_, bit0), minus, plus)); \
+        _mm512_store_si512((void *)((dst) + 64), _mm512_mask_blend_epi8(_mm512_test_epi8_mask(x0_, bit1), minus, plus)); \
+        _mm512_store_si512((void *)((dst) + 128), _mm512_mask_blend_epi8(_mm512_test_epi8_mask(x1_, bit0), minus, plus)); \
+        _mm512_store_si512((void *)((dst) + 192), _mm512_mask_blend_epi8(_mm512_test_epi8_mask(x1_, bit1), minus, plus)); \
+    } while (0)
+
 T512 static void amx_expand_b(const KernMat *km, int b, int k0, int kc, int8_t *B)
 {
-    const uint16_t *kb = (const uint16_t *)km->kbits;
-    const int w = b / 2, hh = b & 1;
+    const int w = b / 2;
+    const size_t off0 = kern_w16_off(km, 0, w), step = kern_w16_off(km, 1, w) - off0;
+    const uint16_t *p = (const uint16_t *)km->kbits + off0 + (size_t)(2 * k0) * step + (b & 1) * 16;
     const __m512i plus = _mm512_set1_epi8(1), minus = _mm512_set1_epi8(-1);
     const __m512i sh0 = _mm512_set4_epi32(0x0c0c0c0c, 0x08080808, 0x04040404, 0);
     const __m512i sh1 = _mm512_add_epi8(sh0, plus);
     const __m512i bit0 = _mm512_set1_epi32(0x08040201), bit1 = _mm512_set1_epi32((int)0x80402010);
-    for (int k = 0; k < kc; k++) {
-        int8_t *Bt = B + (size_t)k * 1024;
-        for (int g = 0; g < 4; g++) { /* columns 16g .. 16g+15 of the step */
-            const int j = 2 * (k0 + k) + g / 2;
-            const uint16_t *p = kb + kern_w16_off(km, j, w) + (g & 1) * 32 + hh * 16;
-            const __m512i e = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
-            for (int s = 0; s < 4; s++) { /* B row 4g+s: columns 16g+4s .. 16g+4s+3 */
-                __m512i x = _mm512_shuffle_epi8(e, s < 2 ? sh0 : sh1);
-                __mmask64 mk = _mm512_test_epi8_mask(x, s & 1 ? bit1 : bit0);
-                _mm512_store_si512((void *)(Bt + (4 * g + s) * 64), _mm512_mask_blend_epi8(mk, minus, plus));
-            }
+    for (int k = 0; k < kc; k++, B += 1024)
+        for (int hf = 0; hf < 2; hf++, p += step) { /* columns 32hf .. 32hf+31 of the step */
+            const __m512i e0 = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
+            const __m512i e1 = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p + 32)));
+            AMX_EXPAND4(e0, B + 512 * hf);       /* B rows 8hf .. 8hf+3: columns 32hf .. 32hf+15 */
+            AMX_EXPAND4(e1, B + 512 * hf + 256); /* 8hf+4 .. 8hf+7: 32hf+16 .. 32hf+31 */
         }
+}
+#undef AMX_EXPAND4
+
+/* tokens per group (amx-body.h): their row sums stay in a buffer on the
+ * stack (F, 2 blocks x AMX_NG tokens x 16 floats) for all 512-column blocks */
+#define AMX_NG 128
+
+/* the C tile (int32, 16 tokens x 16 rows) of tokens [n0, n0 + nt) into
+ * their row sums F (16 floats a token) with the scales of 512-column block
+ * jq, as the contract says: the first block a multiply, later ones fmaf */
+T512 static void amx_combine(const int32_t *C, const float *scale, int nq, int n0, int nt, int jq, float *F)
+{
+    for (int t = 0; t < nt; t++) {
+        const __m512 f = _mm512_cvtepi32_ps(_mm512_load_si512((const void *)(C + 16 * t)));
+        const __m512 sc = _mm512_set1_ps(scale[(size_t)(n0 + t) * nq + jq]);
+        float *fp = F + 16 * t;
+        _mm512_store_ps(fp, jq ? _mm512_fmadd_ps(sc, f, _mm512_load_ps(fp)) : _mm512_mul_ps(sc, f));
     }
 }
 
-/* the C tile of token tile at n0 and block b (int32, 16 tokens x 16 rows)
- * into acc with the scales of 512-column block jq, as the contract says */
-T512 static void amx_combine(const KernMat *km, const int32_t *C, const float *scale, int N, int n0, int b, int jq, float *acc)
+/* the row sums F of tokens [n0, n0 + nt) and block b times h into acc
+ * (rows past out: h = 0) */
+T512 static void amx_store(const KernMat *km, const float *F, int n0, int nt, int b, float *acc)
 {
-    const int nq = kern_nqblk(km), r = b * KERN_ROWBLK, left = km->out - r, last = jq == nq - 1;
+    const int r = b * KERN_ROWBLK, left = km->out - r;
     const size_t out_pad = (size_t)kern_nblk(km) * KERN_ROWBLK;
     const __m512 h = _mm512_maskz_loadu_ps(left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1), km->h + r);
-    for (int t = 0; t < 16 && n0 + t < N; t++) {
-        const int n = n0 + t;
-        const __m512 f = _mm512_cvtepi32_ps(_mm512_load_si512((const void *)(C + 16 * t)));
-        const __m512 sc = _mm512_set1_ps(scale[(size_t)n * nq + jq]);
-        float *ap = acc + (size_t)n * out_pad + r;
-        __m512 v = jq ? _mm512_fmadd_ps(sc, f, _mm512_loadu_ps(ap)) : _mm512_mul_ps(sc, f);
-        if (last) v = _mm512_mul_ps(v, h);
-        _mm512_storeu_ps(ap, v);
-    }
+    for (int t = 0; t < nt; t++)
+        _mm512_storeu_ps(acc + (size_t)(n0 + t) * out_pad + r, _mm512_mul_ps(_mm512_load_ps(F + 16 * t), h));
 }
 
 /* ---- the real instructions ------------------------------------------------
