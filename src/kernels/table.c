@@ -20,13 +20,17 @@
 #define KERN_VNNI_CHUNK 64
 #endif
 
-/* tokens per rows_q8 call of avx512amx: its prep (N_pad x in_pad int8,
- * 256 KB at 4096 columns, 704 KB at 11008) stays in the L2 of an AMX Xeon
- * (2 MB a core) beside the signs, and each B tile it expands (about 64
- * vector operations) serves 4 token tiles, 4 TDPBSSD of 16 cycles each.
- * Not measured on AMX hardware (x86/amx.c). */
+/* tokens per rows_q8 call of avx512amx: the B tiles it expands from the
+ * signs (x86/amx.c) serve every token tile of a call, and the expansion,
+ * measured here without the tile instructions (11008x4096, 1 thread, 64
+ * tokens: 1.0-1.6 ms of non-tile work, two thirds of it the expansion,
+ * where the TDPBSSDs would take about 1.1 ms at 1024 products a cycle and
+ * 2.5 GHz), is then paid once per 8 token tiles: a 128-token prompt is one
+ * call. Its prep (tokens x in_pad int8: 512 KB at 4096 columns, 1.4 MB at
+ * 11008) stays in the 2 MB L2 of an AMX Xeon. Not measured on AMX
+ * hardware. */
 #ifndef KERN_AMX_CHUNK
-#define KERN_AMX_CHUNK 64
+#define KERN_AMX_CHUNK 128
 #endif
 
 static const BitKernel table[KERN_NVARIANTS] = {
