@@ -41,12 +41,22 @@ if [ $rc -eq 2 ] && contains "$TMP/err" "not available"; then echo "kernel avx51
     check "avx512vnni int8 is its own" contains "$TMP/out" "kernel=avx512vnni act=int8"
     check "avx512vnni int8 does not warn" test "$(grep -c 'no int8-activation variant' "$TMP/err")" = 0
 fi
+
+# avx512amx (only with usable AMX-INT8 that passed its self-test) likewise;
+# without AMX it is "not available", with a failed self-test it says so
+rc=0
+"$BIN" bench gemv --rows 40 --cols 1100 --batch 19 --reps 2 --kernel avx512amx --act int8 >"$TMP/out" 2>"$TMP/err" || rc=$?
+if [ $rc -eq 2 ] && contains "$TMP/err" "not available"; then echo "kernel avx512amx not available here"; else
+    check "avx512amx int8 runs (exit $rc)" [ $rc -eq 0 ]
+    check "avx512amx int8 is its own" contains "$TMP/out" "kernel=avx512amx act=int8"
+    check "avx512amx int8 does not warn" test "$(grep -c 'warning' "$TMP/err")" = 0
+fi
 expect_exit 0 "gemv json" "$BIN" bench gemv --rows 33 --cols 65 --batch 3 --threads 2 --reps 3 --json
 for key in rows cols batch threads cold kernel act onebit_ms sgemv_ms ratio; do
     check "json has $key" contains "$TMP/out" "\"$key\":"
 done
 check "json rows" contains "$TMP/out" '"rows":33,"cols":65,"batch":3,"threads":2,"cold":false'
-for k in ref avx2 avx2flip avx512 avx512mask avx512vnni; do
+for k in ref avx2 avx2flip avx512 avx512mask avx512vnni avx512amx; do
     rc=0
     "$BIN" bench gemv --rows 20 --cols 70 --reps 2 --kernel $k >"$TMP/out" 2>"$TMP/err" || rc=$?
     if [ $rc -eq 2 ] && contains "$TMP/err" "not available"; then echo "kernel $k not available here"; continue; fi

@@ -4,8 +4,10 @@
  * norm on and off, 1/2/3 threads (bitwise identical across thread counts),
  * the whole layer against a dense FP32 evaluation through cblas_sgemm, and
  * the execution context a layer holds (changing defaults or another layer's
- * context does not change what it computes, also while it runs), and a
- * mixture of scales token by token against the layer with its g(x), h(x).
+ * context does not change what it computes, also while it runs), a
+ * mixture of scales token by token against the layer with its g(x), h(x),
+ * and avx512amx's kernel with its tile instructions emulated (x86/amx.c)
+ * bit-identical to the int8 reference (and its guard's check).
  *
  * Tolerance: for output row r the pre-norm value is h_r * sum_c s_rc gx_c; we
  * allow |diff| <= 1e-5 * B_r with B_r = |h_r| * sum_c |gx_c|. Reordering an
@@ -717,6 +719,95 @@ static void test_mos(void)
     free(W); free(R); free(G); free(H); free(x); free(y); free(y1); free(yp); free(gx); free(hx);
 }
 
+#if defined(OB_X86)
+/* the guard's comparison must see one wrong bit: the emulated kernel with
+ * the last token's sixth row one ulp off */
+static void amx_emul_off(const KernMat *m, const int16_t *q, const float *scale, const void *prep, int N, int b0, int b1, float *acc,
+                         int16_t *acc16)
+{
+    kern_rows_q8_amx_emul(m, q, scale, prep, N, b0, b1, acc, acc16);
+    float *a = acc + (size_t)(N - 1) * kern_nblk(m) * KERN_ROWBLK + 5;
+    if (b0 == 0) *a = nextafterf(*a, INFINITY);
+}
+
+/* avx512amx's kernel with its tile instructions emulated (x86/amx.c, the
+ * same code as the variant's but for the six tile macros) bit-identical to
+ * the reference on odd shapes: rows not a multiple of 16 (a row block alone
+ * in its pair), columns not a multiple of 512 (short 512-column blocks),
+ * partial token tiles (N = 2, 15, 17, 33) and many (64, 128; 161: more than
+ * a group of 128, a partial group of 33, the smaller shapes); the rows in
+ * one call and in calls of 2 blocks, the prep in three token ranges over
+ * stale bytes; a token of zeros (scale 0) and the extremes ±127. The real
+ * variant the same way when this CPU has AMX (and the loops over the
+ * available variants above run it through bitlinear_forward). Also the
+ * guard's check: it passes the emulation and refuses a one-ulp error. */
+static void test_amx_emul(void)
+{
+    if (!cpu_has(CPU_NEEDS_AVX512)) {
+        printf("SKIP AMX emulation: no AVX-512 here\n");
+        return;
+    }
+    const BitKernel *amx = kern_variant(KERN_AVX512AMX);
+    const int real = kern_available(amx);
+    printf("AMX emulation vs reference%s\n", real ? ", and the real AMX kernel" : " (no usable AMX here: the real kernel is not run)");
+    static const int shapes[][2] = {{37, 1100}, {16, 64}, {17, 65}, {1, 3}, {100, 1000}, {33, 512}, {129, 1536}, {300, 4097}};
+    static const int Ns[] = {1, 2, 15, 16, 17, 33, 64, 128, 161};
+    long compared = 0;
+    for (int si = 0; si < (int)(sizeof shapes / sizeof shapes[0]); si++) {
+        const int out = shapes[si][0], in = shapes[si][1];
+        float *W = ob_malloc((size_t)out * in * sizeof(float));
+        BitLinear *bl = random_layer(out, in, W);
+        use(bl, kern_variant(KERN_AVX512), KERN_ACT_INT8, 1); /* packs KERN_LAYOUT_W16 */
+        const KernMat *km = &bl->km;
+        CHECK(km->layout == KERN_LAYOUT_W16, "amx: layout %d", km->layout);
+        const int in_pad = kern_in_pad(km), nq = kern_nqblk(km), nblk = kern_nblk(km);
+        const size_t out_pad = (size_t)nblk * KERN_ROWBLK;
+        for (int ni = 0; ni < (int)(sizeof Ns / sizeof Ns[0]); ni++) {
+            const int N = Ns[ni];
+            if ((double)N * out * in > 2e8 || (N > 128 && out * in > 200000)) continue;
+            float *gx = ob_calloc((size_t)in_pad, sizeof(float)), *sc = ob_malloc((size_t)N * nq * sizeof(float));
+            int16_t *q = ob_malloc((size_t)N * in_pad * sizeof(int16_t));
+            for (int n = 0; n < N; n++) {
+                for (int c = 0; c < in; c++) gx[c] = n == 1 ? 0.0f : frand();
+                if (n == 2) gx[in / 2] = 50.0f; /* the others round to small values */
+                kern_quantize_ref(gx, in_pad, q + (size_t)n * in_pad, sc + (size_t)n * nq);
+            }
+            const size_t pbytes = (kern_prep_q8_bytes_amx(km, N) + 63) & ~(size_t)63;
+            void *prep = ob_aligned_alloc(64, pbytes);
+            int16_t *acc16 = ob_aligned_alloc(64, (size_t)N * kern_acc16_per_token(km) * sizeof(int16_t));
+            float *want = ob_malloc((size_t)N * out_pad * sizeof(float)), *got = ob_malloc((size_t)N * out_pad * sizeof(float));
+            kern_rows_q8_ref(km, q, sc, NULL, N, 0, nblk, want, NULL);
+            memset(prep, 0x5a, pbytes);
+            kern_prep_q8_amx(km, q, N, 0, N / 3, prep);
+            kern_prep_q8_amx(km, q, N, N / 3, 2 * N / 3, prep);
+            kern_prep_q8_amx(km, q, N, 2 * N / 3, N, prep);
+            for (int r = 0; r < 2 + real * 2; r++) {
+                KernRowsQ8 f = r < 2 ? kern_rows_q8_amx_emul : kern_rows_q8_amx;
+                for (size_t i = 0; i < (size_t)N * out_pad; i++) got[i] = NAN;
+                if (r % 2 == 0) f(km, q, sc, prep, N, 0, nblk, got, acc16);
+                else
+                    for (int b = 0; b < nblk; b += 2) f(km, q, sc, prep, N, b, b + 2 < nblk ? b + 2 : nblk, got, acc16);
+                int bad = 0;
+                for (int n = 0; n < N; n++) bad += memcmp(got + n * out_pad, want + n * out_pad, (size_t)out * sizeof(float)) != 0;
+                CHECK(bad == 0, "amx %s: out %d in %d N %d, %s: %d of %d tokens differ from the reference", r < 2 ? "emulation" : "real", out,
+                      in, N, r % 2 ? "calls of 2 blocks" : "one call", bad, N);
+                compared += N;
+            }
+            free(gx); free(sc); free(q); free(prep); free(acc16); free(want); free(got);
+        }
+        bitlinear_free(bl);
+        free(W);
+    }
+    printf("AMX: %ld token results compared\n", compared);
+    CHECK(kern_amx_check(kern_rows_q8_amx_emul) == 1, "amx guard: the emulation fails the check");
+    CHECK(kern_amx_check(amx_emul_off) == 0, "amx guard: a one-ulp error passes the check");
+    if (!cpu_has(CPU_AMX_INT8)) {
+        char err[OB_ERRLEN];
+        CHECK(!real && kern_lookup("avx512amx", err) == NULL && strstr(err, "not available"), "avx512amx without AMX: %s", err);
+    }
+}
+#endif
+
 int main(void)
 {
     test_packing();
@@ -725,6 +816,9 @@ int main(void)
     test_exec_isolated();
     test_quantize();
     test_int8();
+#if defined(OB_X86)
+    test_amx_emul();
+#endif
     test_gemv();
     test_layernorm();
     test_silu();

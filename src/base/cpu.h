@@ -1,5 +1,5 @@
 /* src/base/cpu.h -- what the CPU can run, probed once (cpuid through the
- * compiler's builtins), and the $ONEBIT_KERNEL override, read once. Both are
+ * compiler's builtins; for AMX also xgetbv and Linux's permission request), and the $ONEBIT_KERNEL override, read once. Both are
  * constant for the process after the first call (pthread_once): any thread
  * may call anything here at any time. */
 #ifndef OB_CPU_H
@@ -15,6 +15,11 @@ enum {
     CPU_F16C = 1u << 6,
     CPU_AVX512BF16 = 1u << 7, /* vdpbf16ps (x86/avx512.c's BF16 GEMV) */
     CPU_AVX512VNNI = 1u << 8, /* vpdpbusd (x86/avx512.c's avx512vnni int8 kernel) */
+    /* AMX-TILE and AMX-INT8 (x86/amx.c's avx512amx kernel), usable: cpuid
+     * 7.0 edx bits 24-25, the OS enables the tile state in XCR0 (bits 17-18)
+     * and Linux granted this process XTILEDATA (arch_prctl
+     * ARCH_REQ_XCOMP_PERM, asked once by the probe); never set elsewhere */
+    CPU_AMX_INT8 = 1u << 9,
 };
 /* what the x86 kernels need (x86/avx2.c, x86/avx512.c) */
 #define CPU_NEEDS_AVX2 (CPU_AVX2 | CPU_FMA)

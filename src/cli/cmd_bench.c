@@ -215,7 +215,7 @@ static const OptSpec gemv_opts[] = {
     {"threads", OPT_INT, F(threads), 0, 1, 1024, NULL, NULL, "T", "threads (default: $ONEBIT_THREADS or online CPUs)", NULL},
     {"cold", OPT_FLAG, F(cold), 0, 0, 1, NULL, NULL, NULL, "read the weights from DRAM every call", NULL},
     {"reps", OPT_INT, F(reps), 0, 1, 1000000, "100", NULL, "K", "repetitions (100)", NULL},
-    {"kernel", OPT_STR, F(kernel), 0, 0, 0, NULL, NULL, "NAME", "ref, avx2, avx2flip, avx512, avx512mask, avx512vnni (default: fastest)", NULL},
+    {"kernel", OPT_STR, F(kernel), 0, 0, 0, NULL, NULL, "NAME", "ref, avx2, avx2flip, avx512, avx512mask, avx512vnni, avx512amx (default: fastest)", NULL},
     ROW_ACT, ROW_JSON, ROW_END};
 static const OptSpec membw_opts[] = {
     {"threads", OPT_INT, F(threads), 0, 1, 1024, NULL, NULL, "T", "threads (default: online CPUs)", NULL},

@@ -19,6 +19,10 @@
 #define kern_prep_q8_bytes_vnni NULL
 #define kern_prep_q8_vnni NULL
 #define kern_rows_q8_vnni kern_rows_q8_ref
+#define kern_prep_q8_bytes_amx NULL
+#define kern_prep_q8_amx NULL
+#define kern_rows_q8_amx kern_rows_q8_ref
+#define kern_amx_usable() 0
 #define kern_rows_avx512mask kern_rows_ref
 #define kern_gemv_rows_avx512 kern_gemv_rows_ref
 #define kern_mul_avx512 kern_mul_ref

@@ -15,7 +15,8 @@
  *
  * The kernels know a packed matrix only through KernMat (below): its
  * dimensions, the canonical sign words, the row scales h and the
- * kernel-private copy kbits with its layout.
+ * kernel-private copy kbits with its layout. (x86/amx.c, "avx512amx", adds
+ * AMX-INT8 tiles; it is available only once its self-test passed.)
  *
  * Every variant computes, for a range of 16-row blocks and N tokens,
  *
@@ -195,7 +196,7 @@ static inline int kern_seg_end(int s, int b1)
 #define KERN_PF_DW (24 * 32)
 
 /* ---- the table of variants (table.c) ---------------------------------- */
-enum { KERN_REF, KERN_AVX2, KERN_AVX2FLIP, KERN_AVX512, KERN_AVX512MASK, KERN_AVX512VNNI, KERN_NVARIANTS };
+enum { KERN_REF, KERN_AVX2, KERN_AVX2FLIP, KERN_AVX512, KERN_AVX512MASK, KERN_AVX512VNNI, KERN_AVX512AMX, KERN_NVARIANTS };
 /* entry id of the table (KERN_*) */
 const BitKernel *kern_variant(int id);
 /* all variants compiled in (available or not on this CPU), fastest first,

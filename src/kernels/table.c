@@ -20,6 +20,19 @@
 #define KERN_VNNI_CHUNK 64
 #endif
 
+/* tokens per rows_q8 call of avx512amx: the B tiles it expands from the
+ * signs (x86/amx.c) serve every token tile of a call, and the expansion,
+ * measured here without the tile instructions (11008x4096, 1 thread, 64
+ * tokens: 1.0-1.6 ms of non-tile work, two thirds of it the expansion,
+ * where the TDPBSSDs would take about 1.1 ms at 1024 products a cycle and
+ * 2.5 GHz), is then paid once per 8 token tiles: a 128-token prompt is one
+ * call. Its prep (tokens x in_pad int8: 512 KB at 4096 columns, 1.4 MB at
+ * 11008) stays in the 2 MB L2 of an AMX Xeon. Not measured on AMX
+ * hardware. */
+#ifndef KERN_AMX_CHUNK
+#define KERN_AMX_CHUNK 128
+#endif
+
 static const BitKernel table[KERN_NVARIANTS] = {
     [KERN_REF] = {
         .name = "ref", .desc = "scalar reference",
@@ -53,22 +66,46 @@ static const BitKernel table[KERN_NVARIANTS] = {
         .rows = kern_rows_avx512, .rows_q8 = kern_rows_q8_vnni,
         .prep_q8_bytes = kern_prep_q8_bytes_vnni, .prep_q8 = kern_prep_q8_vnni, .q8_chunk = KERN_VNNI_CHUNK,
     },
+    [KERN_AVX512AMX] = {
+        .name = "avx512amx", .desc = "avx512, with int8 activations for N > 1 by AMX-INT8 tiles (TDPBSSD, 16 tokens x 16 rows x 64 columns; self-tested at first use)",
+        .needs = CPU_NEEDS_AVX512 | CPU_AMX_INT8, .needs_kbits = 1, .layout = KERN_LAYOUT_L6, .layout_q8 = KERN_LAYOUT_W16,
+        .rows = kern_rows_avx512, .rows_q8 = kern_rows_q8_amx,
+        .prep_q8_bytes = kern_prep_q8_bytes_amx, .prep_q8 = kern_prep_q8_amx, .q8_chunk = KERN_AMX_CHUNK,
+    },
 };
 
-/* fastest first */
-static const BitKernel *const all[] = {&table[KERN_AVX512], &table[KERN_AVX2], &table[KERN_REF], &table[KERN_AVX512MASK],
+/* fastest first (avx512amx: on AMX CPUs only, see kern_available) */
+static const BitKernel *const all[] = {&table[KERN_AVX512AMX], &table[KERN_AVX512], &table[KERN_AVX2], &table[KERN_REF], &table[KERN_AVX512MASK],
                                        &table[KERN_AVX2FLIP], &table[KERN_AVX512VNNI], NULL};
 
 const BitKernel *kern_variant(int id) { return id >= 0 && id < KERN_NVARIANTS ? &table[id] : NULL; }
 
 const BitKernel *const *kern_all(void) { return all; }
 
-int kern_available(const BitKernel *k) { return cpu_has(k->needs); }
+/* avx512amx also needs its self-test (x86/amx.c: never run on AMX
+ * hardware here, so it must give the reference's bits on this CPU before
+ * it is used) */
+int kern_available(const BitKernel *k)
+{
+    if (!cpu_has(k->needs)) return 0;
+    return k == &table[KERN_AVX512AMX] ? kern_amx_usable() : 1;
+}
+
+/* whether k is there but failed its self-test */
+static int failed_selftest(const BitKernel *k) { return cpu_has(k->needs) && !kern_available(k); }
+
+static atomic_flag warned_amx = ATOMIC_FLAG_INIT;
 
 const BitKernel *kern_find(const char *name)
 {
     for (int i = 0; all[i]; i++)
-        if (!strcmp(all[i]->name, name)) return kern_available(all[i]) ? all[i] : NULL;
+        if (!strcmp(all[i]->name, name)) {
+            if (kern_available(all[i])) return all[i];
+            /* asked for by name ($ONEBIT_KERNEL, --kernel): say why, once */
+            if (failed_selftest(all[i]) && !atomic_flag_test_and_set(&warned_amx))
+                fprintf(stderr, "onebit-tui: warning: kernel %s failed its self-test on this CPU (its results differed from the reference); it is disabled\n", name);
+            return NULL;
+        }
     return NULL;
 }
 
@@ -76,9 +113,11 @@ const BitKernel *kern_lookup(const char *name, char *err)
 {
     const BitKernel *k = kern_find(name);
     if (!k) {
-        int known = 0;
-        for (int i = 0; all[i]; i++) known |= !strcmp(all[i]->name, name);
-        ob_seterr(err, known ? "kernel '%s' is not available on this CPU" : "unknown kernel '%s' (try ref, avx2, avx2flip, avx512, avx512mask, avx512vnni)", name);
+        const BitKernel *known = NULL;
+        for (int i = 0; all[i]; i++)
+            if (!strcmp(all[i]->name, name)) known = all[i];
+        if (known && failed_selftest(known)) ob_seterr(err, "kernel '%s' failed its self-test on this CPU", name);
+        else ob_seterr(err, known ? "kernel '%s' is not available on this CPU" : "unknown kernel '%s' (try ref, avx2, avx2flip, avx512, avx512mask, avx512vnni, avx512amx)", name);
     }
     return k;
 }

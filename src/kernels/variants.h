@@ -1,5 +1,5 @@
 /* src/kernels/variants.h -- private to src/kernels: the functions of each
- * variant file (ref.c, x86/avx2.c, x86/avx512.c) that the table in table.c
+ * variant file (ref.c, x86/avx2.c, x86/avx512.c, x86/amx.c) that the table in table.c
  * lists. Non-x86 builds compile no x86/ file and get their names mapped to
  * the generic functions by arch-fallback.h. Pure functions: any thread. */
 #ifndef OB_KERNELS_VARIANTS_H
@@ -63,6 +63,23 @@ void kern_quantize_avx512(const float *gx, int in_pad, int16_t *q, float *scale)
 void kern_layernorm_avx512(const float *x, float *y, int n);
 void kern_silu_mul_avx512(float *h, const float *u, size_t n);
 void kern_dec_gemv_bf16_avx512bf16(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1);
+/* x86/amx.c: "avx512amx" (int8, N > 1 by AMX-INT8 tiles; N = 1 avx512's).
+ * kern_rows_q8_amx executes tile instructions: only where kern_amx_usable()
+ * (the probe's CPU_AMX_INT8 and the self-test) */
+typedef void (*KernRowsQ8)(const KernMat *m, const int16_t *q, const float *scale, const void *prep, int N, int b0, int b1,
+                           float *acc, int16_t *acc16);
+size_t kern_prep_q8_bytes_amx(const KernMat *m, int N);
+void kern_prep_q8_amx(const KernMat *m, const int16_t *q, int N, int n0, int n1, void *prep);
+void kern_rows_q8_amx(const KernMat *m, const int16_t *q, const float *scale, const void *prep, int N, int b0, int b1,
+                      float *acc, int16_t *acc16);
+/* the same code with the tile instructions emulated in C (tests; AVX-512) */
+void kern_rows_q8_amx_emul(const KernMat *m, const int16_t *q, const float *scale, const void *prep, int N, int b0, int b1,
+                           float *acc, int16_t *acc16);
+/* 1 if rows_q8 (with kern_prep_q8_amx) gives the reference's bits on the
+ * guard's fixed product (odd shapes), else 0 (also when out of memory) */
+int kern_amx_check(KernRowsQ8 rows_q8);
+/* the guard: CPU_AMX_INT8 and kern_amx_check(kern_rows_q8_amx), run once */
+int kern_amx_usable(void);
 #else
 #include "kernels/arch-fallback.h"
 #endif
