@@ -33,24 +33,21 @@ if [ $rc -eq 2 ] && contains "$TMP/err" "not available"; then echo "kernel avx2f
     check "avx2 int8 does not warn" test "$(grep -c 'no int8-activation variant' "$TMP/err")" = 0
 fi
 
-# avx512vnni (only with AVX512_VNNI) has its own int8 variant, at N = 1 and N > 1
-rc=0
-"$BIN" bench gemv --rows 20 --cols 70 --batch 3 --reps 2 --kernel avx512vnni --act int8 >"$TMP/out" 2>"$TMP/err" || rc=$?
-if [ $rc -eq 2 ] && contains "$TMP/err" "not available"; then echo "kernel avx512vnni not available here"; else
-    check "avx512vnni int8 runs (exit $rc)" [ $rc -eq 0 ]
-    check "avx512vnni int8 is its own" contains "$TMP/out" "kernel=avx512vnni act=int8"
-    check "avx512vnni int8 does not warn" test "$(grep -c 'no int8-activation variant' "$TMP/err")" = 0
-fi
-
-# avx512amx (only with usable AMX-INT8 that passed its self-test) likewise;
-# without AMX it is "not available", with a failed self-test it says so
-rc=0
-"$BIN" bench gemv --rows 40 --cols 1100 --batch 19 --reps 2 --kernel avx512amx --act int8 >"$TMP/out" 2>"$TMP/err" || rc=$?
-if [ $rc -eq 2 ] && contains "$TMP/err" "not available"; then echo "kernel avx512amx not available here"; else
-    check "avx512amx int8 runs (exit $rc)" [ $rc -eq 0 ]
-    check "avx512amx int8 is its own" contains "$TMP/out" "kernel=avx512amx act=int8"
-    check "avx512amx int8 does not warn" test "$(grep -c 'warning' "$TMP/err")" = 0
-fi
+# a kernel with an int8 variant of its own, where the CPU has it: it runs,
+# reports itself and warns of nothing (else "not available")
+own_int8() {
+    k=$1; shift
+    rc=0
+    "$BIN" bench gemv --reps 2 --kernel $k --act int8 "$@" >"$TMP/out" 2>"$TMP/err" || rc=$?
+    if [ $rc -eq 2 ] && contains "$TMP/err" "not available"; then echo "kernel $k not available here"; return; fi
+    check "$k int8 runs (exit $rc)" [ $rc -eq 0 ]
+    check "$k int8 is its own" contains "$TMP/out" "kernel=$k act=int8"
+    check "$k int8 does not warn" test "$(grep -c 'warning' "$TMP/err")" = 0
+}
+# avx512vnni (only with AVX512_VNNI), at N > 1; avx512amx (only with usable
+# AMX-INT8 that passed its self-test; with a failed self-test it says so)
+own_int8 avx512vnni --rows 20 --cols 70 --batch 3
+own_int8 avx512amx --rows 40 --cols 1100 --batch 19
 expect_exit 0 "gemv json" "$BIN" bench gemv --rows 33 --cols 65 --batch 3 --threads 2 --reps 3 --json
 for key in rows cols batch threads cold kernel act onebit_ms sgemv_ms ratio; do
     check "json has $key" contains "$TMP/out" "\"$key\":"

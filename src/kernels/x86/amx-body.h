@@ -76,3 +76,13 @@ AMX_TARGET static void AMX_NAME(const KernMat *km, const int8_t *Q, const float 
     }
     TILE_RELEASE();
 }
+
+/* the parameters are the includer's for this one instance */
+#undef AMX_NAME
+#undef AMX_TARGET
+#undef TILE_LOADCONFIG
+#undef TILE_ZERO
+#undef TILE_LOADD
+#undef TILE_STORED
+#undef TILE_DPBSSD
+#undef TILE_RELEASE

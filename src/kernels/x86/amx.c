@@ -228,14 +228,6 @@ T512 static void amx_store(const KernMat *km, const float *F, int n0, int nt, in
 #define TILE_DPBSSD HW_DPBSSD
 #define TILE_RELEASE HW_RELEASE
 #include "kernels/x86/amx-body.h"
-#undef AMX_NAME
-#undef AMX_TARGET
-#undef TILE_LOADCONFIG
-#undef TILE_ZERO
-#undef TILE_LOADD
-#undef TILE_STORED
-#undef TILE_DPBSSD
-#undef TILE_RELEASE
 
 /* ---- the emulation (Intel SDM, "Intel AMX instructions") ----------------- */
 
@@ -334,14 +326,6 @@ static void emu_release(void) { memset(&emu, 0, sizeof emu); }
 #define TILE_DPBSSD(d, a, b) emu_dpbssd(d, a, b)
 #define TILE_RELEASE() emu_release()
 #include "kernels/x86/amx-body.h"
-#undef AMX_NAME
-#undef AMX_TARGET
-#undef TILE_LOADCONFIG
-#undef TILE_ZERO
-#undef TILE_LOADD
-#undef TILE_STORED
-#undef TILE_DPBSSD
-#undef TILE_RELEASE
 
 /* ---- the entry points ------------------------------------------------------ */
 
