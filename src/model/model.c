@@ -696,6 +696,8 @@ int model_state_set_kv(ModelState *s, int kv)
     return 0;
 }
 
+void model_state_set_attn(ModelState *s, int attn) { s->attn = attn; }
+
 size_t model_state_kv_bytes(const ModelState *s)
 {
     return (size_t)2 * s->n_layers * s->chunks * MODEL_KV_CHUNK * s->kvd * kv_esize(s);
@@ -704,7 +706,7 @@ size_t model_state_kv_bytes(const ModelState *s)
 void model_state_free(ModelState *s)
 {
     for (size_t i = 0; s->kc && i < (size_t)s->n_layers * s->n_chunks; i++) { free(s->kc[i]); free(s->vc[i]); }
-    free(s->kc); free(s->vc); free(s->gather);
+    free(s->kc); free(s->vc); free(s->gather); free(s->part);
     if (s->pool) pool_free(s->pool);
     free(s->x); free(s->xb); free(s->xb2); free(s->q); free(s->k); free(s->v); free(s->att); free(s->hb); free(s->hb2);
     free(s->logits); free(s->rope_cos); free(s->rope_sin);
@@ -744,6 +746,73 @@ static void step_attn_head(void *vc, int h)
     }
 }
 
+/* floats of one position block's slot in s->part: the partial output (qd),
+ * the maxima and exp-sums (n_heads each), the scores (n_heads x block) */
+static size_t step_part_floats(const ModelConfig *c)
+{
+    return (size_t)c->n_heads * c->head_dim + (size_t)c->n_heads * (2 + MODEL_ATTN_BLOCK);
+}
+
+/* one decode step's attention of layer l over the positions
+ * [b * MODEL_ATTN_BLOCK, +MODEL_ATTN_BLOCK) of an FP16 cache, for all heads
+ * (flash-decoding): 4 whole cached rows at a time, each head's scores of
+ * them, then per head the block's maximum m and sum l of exp(score - m),
+ * and the partial output sum_t exp(score_t - m) V_t, into block b's slot */
+static void step_attn_block(void *vc, int b)
+{
+    const StepAttn *a = vc;
+    const ModelConfig *c = a->c;
+    ModelState *s = a->s;
+    const KernDec *d = a->d;
+    const int hd = c->head_dim, nh = c->n_heads, group = c->n_heads / c->n_kv_heads, kvd = s->kvd;
+    const int t0 = b * MODEL_ATTN_BLOCK, S = a->pos + 1, n = S - t0 < MODEL_ATTN_BLOCK ? S - t0 : MODEL_ATTN_BLOCK;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *o = s->part + (size_t)b * step_part_floats(c), *m = o + (size_t)nh * hd, *l = m + nh, *sc = l + nh;
+    const size_t ci = (size_t)a->l * s->n_chunks + t0 / MODEL_KV_CHUNK, r0 = (size_t)(t0 % MODEL_KV_CHUNK) * kvd;
+    const uint16_t *K = (const uint16_t *)s->kc[ci] + r0, *V = (const uint16_t *)s->vc[ci] + r0;
+    for (int t = 0; t < n; t += 4) {
+        int nn = n - t < 4 ? n - t : 4;
+        for (int h = 0; h < nh; h++)
+            d->score_f16(s->q + (size_t)h * hd, K + (size_t)t * kvd + (size_t)(h / group) * hd, kvd, hd, nn, scale, sc + (size_t)h * n + t);
+    }
+    for (int h = 0; h < nh; h++) {
+        float *p = sc + (size_t)h * n, mx = p[0], sum = 0;
+        for (int t = 1; t < n; t++) mx = p[t] > mx ? p[t] : mx;
+        for (int t = 0; t < n; t++) { p[t] = expf(p[t] - mx); sum += p[t]; }
+        m[h] = mx;
+        l[h] = sum;
+    }
+    memset(o, 0, (size_t)nh * hd * sizeof(float));
+    for (int t = 0; t < n; t += 4) {
+        int nn = n - t < 4 ? n - t : 4;
+        for (int h = 0; h < nh; h++)
+            d->accum_f16(sc + (size_t)h * n + t, V + (size_t)t * kvd + (size_t)(h / group) * hd, kvd, hd, nn, o + (size_t)h * hd);
+    }
+}
+
+/* the merge of a step's nb position blocks into s->xb, head by head in block
+ * order: M the blocks' largest maximum, w_b = exp(m_b - M) / sum_b' l_b'
+ * exp(m_b' - M), out = sum_b w_b o_b */
+static void step_attn_merge(const ModelConfig *c, ModelState *s, const KernDec *d, int nb)
+{
+    const int hd = c->head_dim, nh = c->n_heads;
+    const size_t pf = step_part_floats(c), qd = (size_t)nh * hd;
+    float *w = s->att;
+    for (int h = 0; h < nh; h++) {
+        float M = s->part[qd + h], L = 0;
+        for (int b = 1; b < nb; b++) M = fmaxf(M, s->part[(size_t)b * pf + qd + h]);
+        for (int b = 0; b < nb; b++) {
+            const float *mb = s->part + (size_t)b * pf + qd;
+            w[b] = expf(mb[h] - M);
+            L += mb[nh + h] * w[b];
+        }
+        for (int b = 0; b < nb; b++) w[b] /= L;
+        float *out = s->xb + (size_t)h * hd;
+        memset(out, 0, hd * sizeof(float));
+        d->accum_f32(w, s->part + (size_t)h * hd, pf, hd, nb, out);
+    }
+}
+
 /* below this many multiply-adds a step's attention stays on the caller (a
  * pool run costs a few microseconds) */
 #define STEP_ATTN_POOL_MIN (1 << 15)
@@ -758,6 +827,17 @@ float *model_step(const Model *m, ModelState *s, int token, int pos)
     kv_settle(m, s);
     kv_reserve(s, pos + 1);
     const int on_pool = (double)c->n_heads * (pos + 1) * hd >= STEP_ATTN_POOL_MIN && pool_threads(pool) > 1;
+    const int by_pos = s->kv == MODEL_KV_F16 && s->attn != MODEL_ATTN_HEADS;
+    if (by_pos) {
+        size_t need = (size_t)((pos + MODEL_ATTN_BLOCK) / MODEL_ATTN_BLOCK) * step_part_floats(c);
+        if (s->part_cap < need) {
+            /* room for the whole context at once: a step never reallocates twice */
+            size_t all = (size_t)((c->seq_len + MODEL_ATTN_BLOCK - 1) / MODEL_ATTN_BLOCK) * step_part_floats(c);
+            free(s->part);
+            s->part = ob_aligned_alloc(64, (all > need ? all : need) * sizeof(float));
+            s->part_cap = all > need ? all : need;
+        }
+    }
     model_embed(m, token, s->x);
     for (int l = 0; l < c->n_layers; l++) {
         const Linear *L = m->lin + (size_t)l * LIN_PER_LAYER;
@@ -769,7 +849,12 @@ float *model_step(const Model *m, ModelState *s, int token, int pos)
         model_rope(s->k, kvd, hd, s->rope_cos + (size_t)pos * half, s->rope_sin + (size_t)pos * half);
         kv_store(s, d, l, pos, s->k, s->v, 1);
         StepAttn sa = {c, s, d, l, pos};
-        if (on_pool) pool_run(pool, step_attn_head, &sa, c->n_heads);
+        if (by_pos) {
+            int nb = (pos + MODEL_ATTN_BLOCK) / MODEL_ATTN_BLOCK;
+            if (on_pool) pool_run(pool, step_attn_block, &sa, nb);
+            else for (int b = 0; b < nb; b++) step_attn_block(&sa, b);
+            step_attn_merge(c, s, d, nb);
+        } else if (on_pool) pool_run(pool, step_attn_head, &sa, c->n_heads);
         else for (int h = 0; h < c->n_heads; h++) step_attn_head(&sa, h);
         linear_forward(&L[LIN_O], s->xb, s->xb2, 1);
         for (int i = 0; i < C; i++) s->x[i] += s->xb2[i];
