@@ -831,9 +831,29 @@ T512 void kern_gemv_rows_avx512(const float *W, const float *x, float *y, int co
     dot4_f32(W, cols, cols, x, 1.0f, y, r0, r1);
 }
 
+/* FP16 GEMV rows one at a time: each task then reads one contiguous stream
+ * of weights (8 KB rows back to back), which DRAM and the hardware
+ * prefetchers serve faster than dot4's 4 rows at once (4 interleaved
+ * streams): an FP16 7B head measured 11.3 vs 16.1 ms on 2 threads. 64
+ * columns per pass in 4 accumulators, then 16 at a time, masked. */
 T512 void kern_dec_gemv_f16_avx512(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1)
 {
-    dot4_f16(W, cols, cols, x, 1.0f, y, r0, r1);
+    for (int r = r0; r < r1; r++) {
+        const uint16_t *w = W + (size_t)r * cols;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        int c = 0;
+        for (; c + 64 <= cols; c += 64) {
+            a0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + c))), _mm512_loadu_ps(x + c), a0);
+            a1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + c + 16))), _mm512_loadu_ps(x + c + 16), a1);
+            a2 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + c + 32))), _mm512_loadu_ps(x + c + 32), a2);
+            a3 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + c + 48))), _mm512_loadu_ps(x + c + 48), a3);
+        }
+        for (; c < cols; c += 16) {
+            __mmask16 m = dec_mask(cols - c);
+            a0 = _mm512_fmadd_ps(dec_ld_f16(w + c, m), _mm512_maskz_loadu_ps(m, x + c), a0);
+        }
+        y[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+    }
 }
 
 T512 void kern_dec_gemv_bf16_avx512(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1)
