@@ -167,7 +167,7 @@ enum { MODEL_KV_AUTO = 0, MODEL_KV_F32 = 1, MODEL_KV_F16 = 2 };
  * over the heads always */
 enum { MODEL_ATTN_AUTO = 0, MODEL_ATTN_HEADS = 1, MODEL_ATTN_POS = 2 };
 /* positions per task of MODEL_ATTN_POS (a divisor of MODEL_KV_CHUNK) */
-#define MODEL_ATTN_BLOCK 32
+#define MODEL_ATTN_BLOCK 16
 
 typedef struct {
     float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2, *logits;
