@@ -831,11 +831,15 @@ float *model_step(const Model *m, ModelState *s, int token, int pos)
     if (by_pos) {
         size_t need = (size_t)((pos + MODEL_ATTN_BLOCK) / MODEL_ATTN_BLOCK) * step_part_floats(c);
         if (s->part_cap < need) {
-            /* room for the whole context at once: a step never reallocates twice */
+            /* twice what is needed, up to the whole context: a few
+             * reallocations as the positions grow, and no memory sized to a
+             * long context up front */
             size_t all = (size_t)((c->seq_len + MODEL_ATTN_BLOCK - 1) / MODEL_ATTN_BLOCK) * step_part_floats(c);
+            size_t cap = 2 * need < all ? 2 * need : all;
+            if (cap < need) cap = need;
             free(s->part);
-            s->part = ob_aligned_alloc(64, (all > need ? all : need) * sizeof(float));
-            s->part_cap = all > need ? all : need;
+            s->part = ob_aligned_alloc(64, cap * sizeof(float));
+            s->part_cap = cap;
         }
     }
     model_embed(m, token, s->x);
