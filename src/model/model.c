@@ -746,6 +746,9 @@ static void step_attn_head(void *vc, int h)
     }
 }
 
+/* a position block lies in one chunk of the cache (step_attn_block) */
+_Static_assert(MODEL_KV_CHUNK % MODEL_ATTN_BLOCK == 0, "MODEL_ATTN_BLOCK divides MODEL_KV_CHUNK");
+
 /* floats of one position block's slot in s->part: the partial output (qd),
  * the maxima and exp-sums (n_heads each), the scores (n_heads x block) */
 static size_t step_part_floats(const ModelConfig *c)
