@@ -225,6 +225,23 @@ static void check_model(void)
                   model_step_bytes(&m, &s, 0), model_step_bytes(&m, &s, 99), w + kvb, w + 100 * kvb);
             model_state_free(&s);
         }
+        if (kv == MODEL_KV_F16) {
+            /* the position split (the FP16 default) against the head split: float order only */
+            ModelState s;
+            model_state_init(&s, c);
+            model_state_set_kv(&s, kv);
+            model_state_set_attn(&s, MODEL_ATTN_HEADS);
+            double hdiff = 0, hmag = 0;
+            for (int p = 0; p < T; p++) {
+                const float *lg = model_step(&m, &s, tok[p], p);
+                for (int i = 0; i < V; i++) {
+                    hdiff = fmax(hdiff, fabs(lg[i] - got1[(size_t)p * V + i]));
+                    hmag = fmax(hmag, fabs(lg[i]));
+                }
+            }
+            CHECK(hdiff <= 1e-4 * fmax(1, hmag), "FP16 cache: attention over positions vs over heads: %g (logits up to %g)", hdiff, hmag);
+            model_state_free(&s);
+        }
         double md = 0, mag = 0;
         for (size_t i = 0; i < (size_t)T * V; i++) { md = fmax(md, fabs(got1[i] - ref[i])); mag = fmax(mag, fabs(ref[i])); }
         CHECK(md <= (kv == MODEL_KV_F32 ? 1e-4 : 3e-3) * fmax(1, mag), "%s cache: model_step vs model_forward: %g (logits up to %g)",

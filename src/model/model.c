@@ -458,13 +458,7 @@ static void rows_task(void *vc, int k)
     for (int t = t0; t < t1; t++) {
         if (r->op == ROWS_RMSNORM) model_rmsnorm(a->xb + t * C, a->x + t * C, r->w, (int)C, c->norm_eps);
         else if (r->op == ROWS_RESIDUAL) for (size_t i = t * C; i < (t + 1) * C; i++) a->x[i] += a->xb2[i];
-        else if (r->ex) r->ex->silu_mul(a->hb + t * F, a->hb2 + t * F, F);
-        else
-            for (size_t i = t * F; i < (t + 1) * F; i++) {
-                float v = a->hb[i];
-                v *= 1.0f / (1.0f + expf(-v));
-                a->hb[i] = v * a->hb2[i];
-            }
+        else (r->ex ? r->ex->silu_mul : kern_silu_mul_ref)(a->hb + t * F, a->hb2 + t * F, F);
     }
 }
 
@@ -788,6 +782,8 @@ int model_state_set_kv(ModelState *s, int kv)
     return 0;
 }
 
+void model_state_set_attn(ModelState *s, int attn) { s->attn = attn; }
+
 size_t model_state_kv_bytes(const ModelState *s)
 {
     return (size_t)2 * s->n_layers * s->chunks * MODEL_KV_CHUNK * s->kvd * kv_esize(s);
@@ -796,7 +792,7 @@ size_t model_state_kv_bytes(const ModelState *s)
 void model_state_free(ModelState *s)
 {
     for (size_t i = 0; s->kc && i < (size_t)s->n_layers * s->n_chunks; i++) { free(s->kc[i]); free(s->vc[i]); }
-    free(s->kc); free(s->vc); free(s->gather);
+    free(s->kc); free(s->vc); free(s->gather); free(s->part);
     if (s->pool) pool_free(s->pool);
     free(s->x); free(s->xb); free(s->xb2); free(s->q); free(s->k); free(s->v); free(s->att); free(s->hb); free(s->hb2);
     free(s->logits); free(s->rope_cos); free(s->rope_sin);
@@ -819,6 +815,98 @@ static void step_attn_head(void *vc, int h)
                a->s->xb + (size_t)h * hd);
 }
 
+/* a position block lies in one chunk of the cache (step_attn_block) */
+_Static_assert(MODEL_KV_CHUNK % MODEL_ATTN_BLOCK == 0, "MODEL_ATTN_BLOCK divides MODEL_KV_CHUNK");
+
+/* floats of one position block's slot in s->part: the partial output (qd),
+ * the maxima and exp-sums (n_heads each), the scores (n_heads x block) */
+static size_t step_part_floats(const ModelConfig *c)
+{
+    return (size_t)c->n_heads * c->head_dim + (size_t)c->n_heads * (2 + MODEL_ATTN_BLOCK);
+}
+
+/* one decode step's attention of layer l over the positions
+ * [b * MODEL_ATTN_BLOCK, +MODEL_ATTN_BLOCK) of an FP16 cache, for all heads
+ * (flash-decoding): 4 whole cached rows at a time, each head's scores of
+ * them, then per head the block's maximum m and sum l of exp(score - m),
+ * and the partial output sum_t exp(score_t - m) V_t, into block b's slot */
+static void step_attn_block(void *vc, int b)
+{
+    const StepAttn *a = vc;
+    const ModelConfig *c = a->c;
+    ModelState *s = a->s;
+    const KernDec *d = a->d;
+    const int hd = c->head_dim, nh = c->n_heads, group = c->n_heads / c->n_kv_heads, kvd = s->kvd;
+    const int t0 = b * MODEL_ATTN_BLOCK, S = a->pos + 1, n = S - t0 < MODEL_ATTN_BLOCK ? S - t0 : MODEL_ATTN_BLOCK;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *o = s->part + (size_t)b * step_part_floats(c), *m = o + (size_t)nh * hd, *l = m + nh, *sc = l + nh;
+    const size_t ci = (size_t)a->l * s->n_chunks + t0 / MODEL_KV_CHUNK, r0 = (size_t)(t0 % MODEL_KV_CHUNK) * kvd;
+    const uint16_t *K = (const uint16_t *)s->kc[ci] + r0, *V = (const uint16_t *)s->vc[ci] + r0;
+    for (int t = 0; t < n; t += 4) {
+        int nn = n - t < 4 ? n - t : 4;
+        for (int h = 0; h < nh; h++)
+            d->score_f16(s->q + (size_t)h * hd, K + (size_t)t * kvd + (size_t)(h / group) * hd, kvd, hd, nn, scale, sc + (size_t)h * n + t);
+    }
+    for (int h = 0; h < nh; h++) {
+        float *p = sc + (size_t)h * n, mx = p[0], sum = 0;
+        for (int t = 1; t < n; t++) mx = p[t] > mx ? p[t] : mx;
+        for (int t = 0; t < n; t++) { p[t] = expf(p[t] - mx); sum += p[t]; }
+        m[h] = mx;
+        l[h] = sum;
+    }
+    memset(o, 0, (size_t)nh * hd * sizeof(float));
+    for (int t = 0; t < n; t += 4) {
+        int nn = n - t < 4 ? n - t : 4;
+        for (int h = 0; h < nh; h++)
+            d->accum_f16(sc + (size_t)h * n + t, V + (size_t)t * kvd + (size_t)(h / group) * hd, kvd, hd, nn, o + (size_t)h * hd);
+    }
+}
+
+/* the merge of a step's nb position blocks into s->xb, head by head in block
+ * order: M the blocks' largest maximum, w_b = exp(m_b - M) / sum_b' l_b'
+ * exp(m_b' - M), out = sum_b w_b o_b */
+static void step_attn_merge(const ModelConfig *c, ModelState *s, const KernDec *d, int nb)
+{
+    const int hd = c->head_dim, nh = c->n_heads;
+    const size_t pf = step_part_floats(c), qd = (size_t)nh * hd;
+    float *w = s->att;
+    for (int h = 0; h < nh; h++) {
+        float M = s->part[qd + h], L = 0;
+        for (int b = 1; b < nb; b++) M = fmaxf(M, s->part[(size_t)b * pf + qd + h]);
+        for (int b = 0; b < nb; b++) {
+            const float *mb = s->part + (size_t)b * pf + qd;
+            w[b] = expf(mb[h] - M);
+            L += mb[nh + h] * w[b];
+        }
+        for (int b = 0; b < nb; b++) w[b] /= L;
+        float *out = s->xb + (size_t)h * hd;
+        memset(out, 0, hd * sizeof(float));
+        d->accum_f32(w, s->part + (size_t)h * hd, pf, hd, nb, out);
+    }
+}
+
+/* a step's SwiGLU, hb = silu(hb) * hb2 over F values (a student's with its
+ * KernExec's silu_mul, a teacher's with the reference's expf), in a fixed
+ * split: task t of ntasks takes [F t / ntasks, F (t + 1) / ntasks) */
+typedef struct {
+    float *hb;
+    const float *hb2;
+    const KernExec *ex;
+    int F, ntasks;
+} StepSwiglu;
+
+#define STEP_SWIGLU_TASKS 4
+/* from this many values the SwiGLU goes to the pool (its expf is serial
+ * work the other threads would wait for: 2.8% of a 7B token on 2 threads) */
+#define STEP_SWIGLU_POOL_MIN 4096
+
+static void step_swiglu(void *vc, int t)
+{
+    const StepSwiglu *w = vc;
+    int i0 = (int)((long)w->F * t / w->ntasks), i1 = (int)((long)w->F * (t + 1) / w->ntasks);
+    (w->ex ? w->ex->silu_mul : kern_silu_mul_ref)(w->hb + i0, w->hb2 + i0, (size_t)(i1 - i0));
+}
+
 /* below this many multiply-adds a step's attention stays on the caller (a
  * pool run costs a few microseconds) */
 #define STEP_ATTN_POOL_MIN (1 << 15)
@@ -834,6 +922,21 @@ float *model_step(const Model *m, ModelState *s, int token, int pos)
     kv_settle(m, s);
     kv_reserve(s, pos + 1);
     const int on_pool = (double)c->n_heads * (pos + 1) * hd >= STEP_ATTN_POOL_MIN && pool_threads(pool) > 1;
+    const int by_pos = s->kv == MODEL_KV_F16 && s->attn != MODEL_ATTN_HEADS;
+    if (by_pos) {
+        size_t need = (size_t)((pos + MODEL_ATTN_BLOCK) / MODEL_ATTN_BLOCK) * step_part_floats(c);
+        if (s->part_cap < need) {
+            /* twice what is needed, up to the whole context: a few
+             * reallocations as the positions grow, and no memory sized to a
+             * long context up front */
+            size_t all = (size_t)((c->seq_len + MODEL_ATTN_BLOCK - 1) / MODEL_ATTN_BLOCK) * step_part_floats(c);
+            size_t cap = 2 * need < all ? 2 * need : all;
+            if (cap < need) cap = need;
+            free(s->part);
+            s->part = ob_aligned_alloc(64, cap * sizeof(float));
+            s->part_cap = cap;
+        }
+    }
     model_embed(m, token, s->x);
     for (int l = 0; l < c->n_layers; l++) {
         const Linear *L = m->lin + (size_t)l * LIN_PER_LAYER;
@@ -845,20 +948,21 @@ float *model_step(const Model *m, ModelState *s, int token, int pos)
         model_rope(s->k, kvd, hd, s->rope_cos + (size_t)pos * half, s->rope_sin + (size_t)pos * half);
         kv_store(s, d, l, pos, s->k, s->v, 1);
         StepAttn sa = {c, s, d, l, pos};
-        if (on_pool) pool_run(pool, step_attn_head, &sa, c->n_heads);
+        if (by_pos) {
+            int nb = (pos + MODEL_ATTN_BLOCK) / MODEL_ATTN_BLOCK;
+            if (on_pool) pool_run(pool, step_attn_block, &sa, nb);
+            else for (int b = 0; b < nb; b++) step_attn_block(&sa, b);
+            step_attn_merge(c, s, d, nb);
+        } else if (on_pool) pool_run(pool, step_attn_head, &sa, c->n_heads);
         else for (int h = 0; h < c->n_heads; h++) step_attn_head(&sa, h);
         linear_forward(&L[LIN_O], s->xb, s->xb2, 1);
         for (int i = 0; i < C; i++) s->x[i] += s->xb2[i];
         model_rmsnorm(s->xb, s->x, m->rms_ffn + (size_t)l * C, C, c->norm_eps);
         linear_forward(&L[LIN_GATE], s->xb, s->hb, 1);
         linear_forward(&L[LIN_UP], s->xb, s->hb2, 1);
-        if (ex) ex->silu_mul(s->hb, s->hb2, (size_t)F); /* a student's */
-        else
-            for (int i = 0; i < F; i++) {
-                float v = s->hb[i];
-                v *= 1.0f / (1.0f + expf(-v));
-                s->hb[i] = v * s->hb2[i];
-            }
+        StepSwiglu sw = {s->hb, s->hb2, ex, F, STEP_SWIGLU_TASKS};
+        if (F >= STEP_SWIGLU_POOL_MIN && pool_threads(pool) > 1) pool_run(pool, step_swiglu, &sw, sw.ntasks);
+        else for (int t = 0; t < sw.ntasks; t++) step_swiglu(&sw, t);
         linear_forward(&L[LIN_DOWN], s->hb, s->xb2, 1);
         for (int i = 0; i < C; i++) s->x[i] += s->xb2[i];
     }

@@ -150,13 +150,24 @@ void model_forward(const Model *m, ModelActs *a, const int *tokens, int T,
  * for a model with dense FP32 linears (a teacher, whose greedy outputs stay
  * those of the reference), FP16 for the others (a 1-bit student).
  *
- * model_step runs attention split over the heads on the model's pool (the
- * 1-bit layers' KernExec pool, else the global pool of base/pool.h), with
- * the decode helpers of kernels.h (KernDec); each head is computed by one
- * thread in a fixed order, so results do not depend on the thread count.
+ * model_step runs attention on the model's pool (the 1-bit layers' KernExec
+ * pool, else the global pool of base/pool.h), with the decode helpers of
+ * kernels.h (KernDec), split over the heads (a task per query head) or over
+ * the positions (flash-decoding: a task per MODEL_ATTN_BLOCK positions for
+ * all heads, reading whole cached rows, whose partial outputs are merged per
+ * head in block order with log-sum-exp rescaling). Either way every task's
+ * work and the merge order are fixed, so results do not depend on the
+ * thread count.
  * Threads: a state belongs to one caller at a time. */
 #define MODEL_KV_CHUNK 64
 enum { MODEL_KV_AUTO = 0, MODEL_KV_F32 = 1, MODEL_KV_F16 = 2 };
+/* model_step's attention: MODEL_ATTN_AUTO (and MODEL_ATTN_POS) split over
+ * the positions with an FP16 cache and over the heads with an FP32 one (a
+ * teacher's greedy outputs stay those of the head split); MODEL_ATTN_HEADS
+ * over the heads always */
+enum { MODEL_ATTN_AUTO = 0, MODEL_ATTN_HEADS = 1, MODEL_ATTN_POS = 2 };
+/* positions per task of MODEL_ATTN_POS (a divisor of MODEL_KV_CHUNK) */
+#define MODEL_ATTN_BLOCK 16
 
 typedef struct {
     float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2, *logits;
@@ -167,6 +178,9 @@ typedef struct {
     void **kc, **vc;        /* (L, n_chunks): MODEL_KV_CHUNK x kvd elements each */
     float *gather;          /* model_forward_kv: one KV head's keys and values in FP32 */
     size_t gather_cap;      /* floats */
+    int attn;               /* MODEL_ATTN_*: how model_step splits its attention */
+    float *part;            /* model_step's position blocks: partial outputs, maxima, sums, scores */
+    size_t part_cap;        /* floats */
     Pool *pool;             /* a global pool reference, for models without one */
     float *rope_cos, *rope_sin;
 } ModelState;
@@ -176,6 +190,8 @@ void model_state_free(ModelState *s);
 /* the cache precision (MODEL_KV_*) from now on; only before the first
  * forward on s. 0, or -1 when s already holds positions. */
 int model_state_set_kv(ModelState *s, int kv);
+/* model_step's attention split (MODEL_ATTN_*) from now on; any time */
+void model_state_set_attn(ModelState *s, int attn);
 /* "f32"/"f16" -> MODEL_KV_F32/F16, "auto" -> MODEL_KV_AUTO; -1 if unknown */
 int model_kv_parse(const char *name);
 /* bytes the cache holds now (allocated chunks, keys and values) */

@@ -260,7 +260,7 @@ T512 void kern_rows_avx512(const KernMat *km, const float *gx, int N, int b0, in
     }
 }
 
-/* kern_gemv_rows_avx512: with the decode helpers at the end (dot4_f32) */
+/* kern_gemv_rows_avx512: with the decode helpers at the end (GEMV1_512) */
 
 T512 void kern_mul_avx512(const float *x, const float *g, float *y, int n)
 {
@@ -826,15 +826,37 @@ DOT4_512(dot4_f32, float, dec_ld_f32)
 DOT4_512(dot4_f16, uint16_t, dec_ld_f16)
 DOT4_512(dot4_bf16, uint16_t, dec_ld_bf16)
 
-T512 void kern_gemv_rows_avx512(const float *W, const float *x, float *y, int cols, int r0, int r1)
-{
-    dot4_f32(W, cols, cols, x, 1.0f, y, r0, r1);
-}
 
-T512 void kern_dec_gemv_f16_avx512(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1)
-{
-    dot4_f16(W, cols, cols, x, 1.0f, y, r0, r1);
-}
+/* GEMV rows one at a time: each task then reads one contiguous stream of
+ * weights (8 KB rows back to back), which DRAM and the hardware prefetchers
+ * serve faster than dot4's 4 rows at once (4 interleaved streams): an FP16
+ * 7B head measured 11.3 vs 16.1 ms on 2 threads. 64 columns per pass in 4
+ * accumulators, then 16 at a time, masked. FP32 (a student's FP32 head, the
+ * KernExec's gemv_rows) and FP16 rows share the order of the sums, so an
+ * FP16 head and its exact FP32 copy give the same bits (test_bitllama). */
+#define GEMV1_512(NAME, T, LD)                                                                                  \
+    T512 void NAME(const T *W, const float *x, float *y, int cols, int r0, int r1)                               \
+    {                                                                                                           \
+        const __mmask16 all = (__mmask16)0xffff;                                                                \
+        for (int r = r0; r < r1; r++) {                                                                         \
+            const T *w = W + (size_t)r * cols;                                                                  \
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                         \
+            int c = 0;                                                                                          \
+            for (; c + 64 <= cols; c += 64) {                                                                   \
+                a0 = _mm512_fmadd_ps(LD(w + c, all), _mm512_loadu_ps(x + c), a0);                               \
+                a1 = _mm512_fmadd_ps(LD(w + c + 16, all), _mm512_loadu_ps(x + c + 16), a1);                     \
+                a2 = _mm512_fmadd_ps(LD(w + c + 32, all), _mm512_loadu_ps(x + c + 32), a2);                     \
+                a3 = _mm512_fmadd_ps(LD(w + c + 48, all), _mm512_loadu_ps(x + c + 48), a3);                     \
+            }                                                                                                   \
+            for (; c < cols; c += 16) {                                                                         \
+                __mmask16 m = dec_mask(cols - c);                                                               \
+                a0 = _mm512_fmadd_ps(LD(w + c, m), _mm512_maskz_loadu_ps(m, x + c), a0);                        \
+            }                                                                                                   \
+            y[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));          \
+        }                                                                                                       \
+    }
+GEMV1_512(kern_gemv_rows_avx512, float, dec_ld_f32)
+GEMV1_512(kern_dec_gemv_f16_avx512, uint16_t, dec_ld_f16)
 
 T512 void kern_dec_gemv_bf16_avx512(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1)
 {
