@@ -68,6 +68,13 @@ static double max_rss_mb(void)
     return getrusage(RUSAGE_SELF, &ru) ? 0.0 : ru.ru_maxrss / 1024.0;
 }
 
+/* the bytes a decoded token of m reads (model_step_bytes), on average over
+ * the positions pos0 .. pos0 + T - 1 (linear in the position) */
+static double step_bytes_mean(const Model *m, const ModelState *s, long pos0, long T)
+{
+    return (model_step_bytes(m, s, (int)pos0) + model_step_bytes(m, s, (int)(pos0 + T - 1))) / 2;
+}
+
 /* one repetition of m over the T tokens tok: prefill (the batched forward,
  * logits of every token) and decode tokens/s, decoded at positions pos0 ..
  * pos0 + T - 1 (the cache before pos0 filled); with ps, also the prompt as
@@ -142,7 +149,7 @@ static int bench_forward_random(const char *spec, long T, long reps, int head, i
     }
     double mtp = median(tp, (int)reps), mtd = median(td, (int)reps), msp = median(sp, (int)reps), msd = median(sd, (int)reps);
     double mtf = median(tf, (int)reps), msf = median(sf, (int)reps);
-    double rb = (model_step_bytes(&sm, &ss, 0) + model_step_bytes(&sm, &ss, (int)T - 1)) / 2; /* a student's token, on average */
+    double rb = step_bytes_mean(&sm, &ss, 0, T); /* a student's token */
     if (json)
         printf("{\"model\":\"%s\",\"tokens\":%ld,\"reps\":%ld,\"act\":\"%s\",\"head\":\"%s\",\"teacher_prefill_tok_s\":%.2f,\"teacher_decode_tok_s\":%.2f,"
                "\"student_prefill_tok_s\":%.2f,\"student_decode_tok_s\":%.2f,\"decode_ratio\":%.2f,\"prefill_ratio\":%.2f,"
@@ -314,9 +321,9 @@ static int forward_run(const BenchOpts *o)
     for (long p = 0; p < C; p++) model_step(&m, &s, tok[p], (int)p); /* the cache before the timed positions */
     for (int r = 0; r < reps; r++) time_model(&m, &a, &s, &ps, dtok, (int)T, (int)C, logits, pre + r, dec + r, ft + r);
     double mp = median(pre, (int)reps), md = median(dec, (int)reps), mf = median(ft, (int)reps);
-    /* what a decoded token reads, on average over the positions timed, and
-     * the bandwidth that makes at the decode's speed */
-    double rb = (model_step_bytes(&m, &s, (int)C) + model_step_bytes(&m, &s, (int)(C + T - 1))) / 2;
+    /* what a decoded token reads, and the bandwidth that makes at the
+     * decode's speed */
+    double rb = step_bytes_mean(&m, &s, C, T);
     const char *an = student ? bitlinear_act_name(bitlinear_default_act()) : "fp32";
     if (json)
         printf("{\"tokens\":%ld,\"context\":%ld,\"reps\":%ld,\"act\":\"%s\",\"prefill_tok_s\":%.1f,\"prompt_tok_s\":%.1f,\"ttft_ms\":%.1f,"

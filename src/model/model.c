@@ -561,9 +561,15 @@ void model_forward(const Model *m, ModelActs *a, const int *tokens, int T, float
 static size_t kv_esize(const ModelState *s) { return s->kv == MODEL_KV_F16 ? 2 : 4; }
 
 /* settle the precision (MODEL_KV_AUTO: by the model's linears) */
+/* the precision s's cache has or will have with m (MODEL_KV_AUTO resolved) */
+static int kv_kind(const Model *m, const ModelState *s)
+{
+    return s->kv != MODEL_KV_AUTO ? s->kv : m->lin[0].kind == LINEAR_DENSE ? MODEL_KV_F32 : MODEL_KV_F16;
+}
+
 static void kv_settle(const Model *m, ModelState *s)
 {
-    if (s->kv == MODEL_KV_AUTO) s->kv = m->lin[0].kind == LINEAR_DENSE ? MODEL_KV_F32 : MODEL_KV_F16;
+    s->kv = kv_kind(m, s);
 }
 
 /* chunks for positions [0, end) in every layer */
@@ -984,8 +990,7 @@ double model_step_bytes(const Model *m, const ModelState *s, int pos)
     }
     b += (double)(2 * c->n_layers + 1) * c->dim * 4;
     b += (double)c->vocab_size * llama_dtype_bytes(m->cls_type, (uint64_t)c->dim);
-    int kv = s->kv != MODEL_KV_AUTO ? s->kv : m->lin[0].kind == LINEAR_DENSE ? MODEL_KV_F32 : MODEL_KV_F16;
-    b += 2.0 * c->n_layers * s->kvd * (kv == MODEL_KV_F16 ? 2 : 4) * (pos + 1.0);
+    b += 2.0 * c->n_layers * s->kvd * (kv_kind(m, s) == MODEL_KV_F16 ? 2 : 4) * (pos + 1.0);
     return b;
 }
 

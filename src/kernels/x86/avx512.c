@@ -1043,7 +1043,7 @@ T512 void kern_silu_mul_avx512(float *h, const float *u, size_t n)
 {
     const __m512 one = _mm512_set1_ps(1.0f);
     for (size_t i = 0; i < n; i += 16) {
-        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __mmask16 m = dec_mask(n - i >= 16 ? 16 : (int)(n - i));
         __m512 v = _mm512_maskz_loadu_ps(m, h + i);
         __m512 t = _mm512_div_ps(one, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), v))));
         _mm512_mask_storeu_ps(h + i, m, _mm512_mul_ps(_mm512_mul_ps(v, t), _mm512_maskz_loadu_ps(m, u + i)));
