@@ -236,7 +236,7 @@ void bitlinear_forward_ref(const BitLinear *bl, const float *x, float *y, int N)
 /* per-thread scratch, grown as needed and kept (no allocation per call);
  * freed by a thread-specific-data destructor when the thread exits (chat and
  * training start threads of their own) */
-enum { SCR_GX, SCR_ACC, SCR_SCALE, SCR_Q, SCR_ACC16, SCR_PREP, SCR_MOS, SCR_N };
+enum { SCR_GX, SCR_ACC, SCR_SCALE, SCR_Q, SCR_ACC16, SCR_PREP, SCR_MOS, SCR_RANGES, SCR_N };
 typedef struct {
     void *p[SCR_N];      /* 64-byte aligned buffers, by SCR_* */
     size_t have[SCR_N];  /* their sizes in bytes */
@@ -431,6 +431,99 @@ static void fwd_norm_task(void *vc, int t)
     }
 }
 
+/* int8 with the kernel's tables for N tokens in chunks (bitlinear_forward),
+ * on T > 1 threads: one pool_run_each for all the chunks and one pool_run
+ * for the norms, where a call per chunk made three pool runs (input, rows,
+ * norms): 48 a layer for a 128-token prompt, 10752 for a 7B model's. Task
+ * t goes through the chunks in order: its own copy t of the chunk's input
+ * and tables (as fwd_input_task with copies), then its own panels of the
+ * chunk and what is left of the other tasks' (fwd_rows_task), with no wait
+ * between chunks; a chunk with nothing left is skipped, so a task that
+ * starts late (pool_run_each: a sleeping worker, or the caller standing in
+ * for it) makes no tables for nothing. Each row of each token is still one
+ * kernel call's over tables made from the same input, so the results are
+ * those of the call per chunk, on any thread. */
+typedef struct {
+    FwdCtx base;         /* the whole call (x, acc, y of all N tokens); gx,
+                          * q, scale, prep, acc16: copy 0 of T */
+    int T, chunk, nch;
+    size_t gx_n, q_n, scale_n, acc16_n; /* elements of one copy */
+    PanelRange *ranges;  /* (nch, T) */
+} ChunksCtx;
+
+static void fwd_chunks_task(void *vc, int t)
+{
+    const ChunksCtx *cc = vc;
+    const FwdCtx *b = &cc->base;
+    const size_t out_pad = (size_t)b->nblk * KERN_ROWBLK;
+    for (int ch = 0; ch < cc->nch; ch++) {
+        PanelRange *r = cc->ranges + (size_t)ch * cc->T;
+        int left = 0;
+        for (int j = 0; j < cc->T && !left; j++) {
+            uint64_t v = atomic_load(&r[j].fb);
+            left = (uint32_t)v < (uint32_t)(v >> 32);
+        }
+        if (!left) continue;
+        const int n0 = ch * cc->chunk;
+        FwdCtx c = *b;
+        c.N = b->N - n0 < cc->chunk ? b->N - n0 : cc->chunk;
+        c.x = b->x + (size_t)n0 * b->bl->in;
+        c.acc = b->acc + (size_t)n0 * out_pad;
+        /* copy t, as copy 0 of a one-copy call */
+        c.gx = b->gx + (size_t)t * cc->gx_n;
+        c.q = b->q + (size_t)t * cc->q_n;
+        c.scale = b->scale + (size_t)t * cc->scale_n;
+        c.prep = (char *)b->prep + (size_t)t * b->prep_bytes;
+        c.acc16 = b->acc16 + (size_t)t * cc->acc16_n;
+        c.copies = 1;
+        c.ntasks = 1;
+        fwd_input_task(&c, 0);
+        c.ntasks = cc->T;
+        c.by_panel = 1;
+        c.ranges = r;
+        fwd_rows_task(&c, t);
+    }
+}
+
+/* bitlinear_forward's int8 chunks this way (fwd_chunks_task); 0 when it
+ * does not apply (one thread, a mixture of scales, too few panels to split,
+ * chunks above FWD_COPIES_N), and the caller makes a call per chunk */
+static int forward_chunks(const BitLinear *bl, const float *x, float *y, int N, int chunk)
+{
+    const KernExec *ex = &bl->ex;
+    const BitKernel *K = ex->kernel;
+    const KernMat *km = &bl->km;
+    Pool *pool = ex->pool;
+    const int T = pool_threads(pool), nblk = kern_nblk(km), np = (nblk + KERN_PANEL - 1) / KERN_PANEL;
+    if (T < 2 || T > FWD_MAX_RANGES || bl->mos || chunk > FWD_COPIES_N || np < 2 * T) return 0;
+    const int in_pad = kern_in_pad(km), nch = (N + chunk - 1) / chunk;
+    ChunksCtx cc = {.T = T, .chunk = chunk, .nch = nch};
+    cc.gx_n = (size_t)chunk * in_pad;
+    cc.q_n = (size_t)chunk * in_pad;
+    cc.scale_n = (size_t)chunk * kern_nqblk(km);
+    cc.acc16_n = (size_t)chunk * kern_acc16_per_token(km);
+    Scratch *sc = scratch_get();
+    FwdCtx *c = &cc.base;
+    *c = (FwdCtx){.bl = km, .ex = ex, .K = K, .x = x, .y = y, .g = bl->g, .norm = bl->norm, .N = N, .nblk = nblk, .ntasks = 1};
+    c->gx = scratch(sc, SCR_GX, (size_t)T * cc.gx_n);
+    c->acc = scratch(sc, SCR_ACC, (size_t)N * nblk * KERN_ROWBLK);
+    c->q = scratch_bytes(sc, SCR_Q, (size_t)T * cc.q_n * sizeof(int16_t));
+    c->scale = scratch(sc, SCR_SCALE, (size_t)T * cc.scale_n);
+    c->acc16 = scratch_bytes(sc, SCR_ACC16, (size_t)T * cc.acc16_n * sizeof(int16_t));
+    c->prep_bytes = (K->prep_q8_bytes(km, chunk) + 63) & ~(size_t)63;
+    c->prep = scratch_bytes(sc, SCR_PREP, (size_t)T * c->prep_bytes);
+    cc.ranges = scratch_bytes(sc, SCR_RANGES, (size_t)nch * T * sizeof(PanelRange));
+    for (int ch = 0; ch < nch; ch++)
+        for (int t = 0; t < T; t++) {
+            uint64_t p0 = (uint64_t)np * t / T, p1 = (uint64_t)np * (t + 1) / T;
+            atomic_init(&cc.ranges[(size_t)ch * T + t].fb, p1 << 32 | p0);
+        }
+    pool_run_each(pool, fwd_chunks_task, &cc);
+    c->ntasks = N >= 4 && (double)N * bl->out >= 1 << 16 ? (T < N ? T : N) : 1;
+    pool_run(pool, fwd_norm_task, c, c->ntasks);
+    return 1;
+}
+
 /* ---- the defaults new layers take ------------------------------------- */
 
 int bitlinear_set_threads(int n, char *err) { return pool_set_global_threads(n, err); }
@@ -512,6 +605,7 @@ static void forward(const BitLinear *bl, const float *x, float *y, int N)
      * are independent, so the results are the same. */
     const int chunk = K->q8_chunk ? K->q8_chunk : FWD_CHUNK_N;
     if (q8 && K->prep_q8 && N > chunk) {
+        if (forward_chunks(bl, x, y, N, chunk)) return;
         for (int n0 = 0; n0 < N; n0 += chunk)
             forward(bl, x + (size_t)n0 * in, y + (size_t)n0 * bl->out, N - n0 < chunk ? N - n0 : chunk);
         return;
