@@ -812,6 +812,58 @@ static void test_amx_emul(void)
 }
 #endif
 
+/* bitlinear_forward_many: the same bits as a bitlinear_forward each, on
+ * every variant, both precisions, 1-3 threads and 1-8 tokens; with 2 threads
+ * the three layers (4 to 6 panels each) take the one-run path, with 3 the
+ * 2100-row one has too few panels and all fall back, as do layers of
+ * another width */
+static void test_many(void)
+{
+    enum { NL = 3, IN = 1000 };
+    static const int outs_m[NL] = {2100, 1600, 3000}, Ns[] = {1, 2, 5, 8};
+    BitLinear *bl[NL + 1];
+    float *y[NL + 1], *y1[NL + 1];
+    float *x = ob_malloc((size_t)8 * IN * sizeof(float));
+    for (int i = 0; i < 8 * IN; i++) x[i] = frand();
+    for (int i = 0; i <= NL; i++) {
+        int out = i < NL ? outs_m[i] : 700, in = i < NL ? IN : 300;
+        float *W = ob_malloc((size_t)out * in * sizeof(float));
+        bl[i] = random_layer(out, in, W);
+        free(W);
+        y[i] = ob_malloc((size_t)8 * out * sizeof(float));
+        y1[i] = ob_malloc((size_t)8 * out * sizeof(float));
+    }
+    bl[1]->norm = 0;
+    int cases = 0;
+    for (int id = 0; id < KERN_NVARIANTS; id++) {
+        if (!avail(id)) continue;
+        for (int act = KERN_ACT_FP32; act <= KERN_ACT_INT8; act++)
+            for (int t = 1; t <= 3; t++) {
+                for (int i = 0; i <= NL; i++) use(bl[i], kern_variant(id), act, t);
+                for (int ni = 0; ni < (int)(sizeof Ns / sizeof Ns[0]); ni++) {
+                    const int N = Ns[ni];
+                    for (int i = 0; i < NL; i++) bitlinear_forward(bl[i], x, y1[i], N);
+                    for (int i = 0; i < NL; i++) memset(y[i], 0xff, (size_t)N * bl[i]->out * sizeof(float));
+                    bitlinear_forward_many((const BitLinear *const *)bl, NL, x, y, N);
+                    for (int i = 0; i < NL; i++)
+                        CHECK(!memcmp(y[i], y1[i], (size_t)N * bl[i]->out * sizeof(float)), "many %s %s threads %d N %d: layer %d differs",
+                              kern_variant(id)->name, act ? "int8" : "fp32", t, N, i);
+                    /* a layer of another width in the set: one call each */
+                    bitlinear_forward(bl[NL], x, y1[NL], N);
+                    BitLinear *mixed[2] = {bl[0], bl[NL]};
+                    float *ym[2] = {y[0], y[NL]};
+                    bitlinear_forward_many((const BitLinear *const *)mixed, 2, x, ym, N);
+                    CHECK(!memcmp(y[0], y1[0], (size_t)N * bl[0]->out * 4) && !memcmp(y[NL], y1[NL], (size_t)N * bl[NL]->out * 4),
+                          "many with another width: %s threads %d N %d", kern_variant(id)->name, t, N);
+                    cases++;
+                }
+            }
+    }
+    CHECK(cases > 0, "no case ran");
+    for (int i = 0; i <= NL; i++) { bitlinear_free(bl[i]); free(y[i]); free(y1[i]); }
+    free(x);
+}
+
 int main(void)
 {
     test_packing();
@@ -827,6 +879,7 @@ int main(void)
     test_layernorm();
     test_silu();
     test_mos();
+    test_many();
     for (int t = 1; t <= 3; t++) pool_free(pools[t]);
     return test_done("test_bitlinear");
 }

@@ -187,6 +187,21 @@ void linear_forward(const Linear *l, const float *x, float *y, int N)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, l->out, l->in, 1.0f, x, l->in, l->w, l->in, 0.0f, y, l->out);
 }
 
+#define LINEAR_MANY_MAX 8
+
+void linear_forward_many(const Linear *const *ls, int n, const float *x, float *const *ys, int N)
+{
+    int same = n >= 2 && n <= LINEAR_MANY_MAX && ls[0]->kind != LINEAR_DENSE && ls[0]->ops->forward_many;
+    for (int i = 1; same && i < n; i++) same = ls[i]->kind == ls[0]->kind && ls[i]->ops == ls[0]->ops;
+    if (!same) {
+        for (int i = 0; i < n; i++) linear_forward(ls[i], x, ys[i], N);
+        return;
+    }
+    const void *impls[LINEAR_MANY_MAX];
+    for (int i = 0; i < n; i++) impls[i] = ls[i]->impl;
+    ls[0]->ops->forward_many(impls, n, x, ys, N);
+}
+
 void linear_head(const Linear *l, const void *W, int wtype, const float *x, float *y, int rows, int cols)
 {
     if (l->kind != LINEAR_DENSE && l->ops->head) l->ops->head(l->impl, W, wtype, x, y, rows, cols);

@@ -45,6 +45,9 @@ typedef struct {
     /* the execution context it runs with (its pool and helpers), or NULL:
      * a model whose linears these are runs its decode attention with it */
     const KernExec *(*exec)(const void *impl);
+    /* ys[i] = forward(impls[i], x) for n linears of these ops and one input
+     * (linear_forward_many), or NULL: a forward each */
+    void (*forward_many)(const void *const *impls, int n, const float *x, float *const *ys, int N);
 } LinearOps;
 
 typedef struct {
@@ -65,6 +68,11 @@ typedef struct {
 
 /* y (N,out) = linear(x (N,in)). x and y must not alias. */
 void linear_forward(const Linear *l, const float *x, float *y, int N);
+/* ys[i] (N, ls[i]->out) = linear(ls[i], x (N, in)) for n linears of one input
+ * (a layer's q, k, v): through their ops' forward_many when they all have the
+ * same ops (a 1-bit model's: one pool run for all their rows), else one
+ * linear_forward each; the same results either way. */
+void linear_forward_many(const Linear *const *ls, int n, const float *x, float *const *ys, int N);
 
 /* bytes of a tile of FP32 rows a dense non-FP32 linear converts per sgemm */
 #define LINEAR_TILE_BYTES (16u << 20)

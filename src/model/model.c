@@ -947,9 +947,9 @@ float *model_step(const Model *m, ModelState *s, int token, int pos)
     for (int l = 0; l < c->n_layers; l++) {
         const Linear *L = m->lin + (size_t)l * LIN_PER_LAYER;
         model_rmsnorm(s->xb, s->x, m->rms_att + (size_t)l * C, C, c->norm_eps);
-        linear_forward(&L[LIN_Q], s->xb, s->q, 1);
-        linear_forward(&L[LIN_K], s->xb, s->k, 1);
-        linear_forward(&L[LIN_V], s->xb, s->v, 1);
+        const Linear *qkv[3] = {&L[LIN_Q], &L[LIN_K], &L[LIN_V]};
+        float *const qkv_y[3] = {s->q, s->k, s->v};
+        linear_forward_many(qkv, 3, s->xb, qkv_y, 1);
         model_rope(s->q, qd, hd, s->rope_cos + (size_t)pos * half, s->rope_sin + (size_t)pos * half);
         model_rope(s->k, kvd, hd, s->rope_cos + (size_t)pos * half, s->rope_sin + (size_t)pos * half);
         kv_store(s, d, l, pos, s->k, s->v, 1);
@@ -964,8 +964,9 @@ float *model_step(const Model *m, ModelState *s, int token, int pos)
         linear_forward(&L[LIN_O], s->xb, s->xb2, 1);
         for (int i = 0; i < C; i++) s->x[i] += s->xb2[i];
         model_rmsnorm(s->xb, s->x, m->rms_ffn + (size_t)l * C, C, c->norm_eps);
-        linear_forward(&L[LIN_GATE], s->xb, s->hb, 1);
-        linear_forward(&L[LIN_UP], s->xb, s->hb2, 1);
+        const Linear *gu[2] = {&L[LIN_GATE], &L[LIN_UP]};
+        float *const gu_y[2] = {s->hb, s->hb2};
+        linear_forward_many(gu, 2, s->xb, gu_y, 1);
         StepSwiglu sw = {s->hb, s->hb2, ex, F, STEP_SWIGLU_TASKS};
         if (F >= STEP_SWIGLU_POOL_MIN && pool_threads(pool) > 1) pool_run(pool, step_swiglu, &sw, sw.ntasks);
         else for (int t = 0; t < sw.ntasks; t++) step_swiglu(&sw, t);

@@ -588,6 +588,18 @@ void bitlinear_default_exec(KernExec *ex)
     kern_exec_init(ex, atomic_load(&g_kernel), bitlinear_default_act(), NULL);
 }
 
+/* the waits of bitlinear_forward for a layer's switch, and the release */
+static void running_enter(const BitLinear *bl)
+{
+    atomic_int *run = (atomic_int *)&bl->running;
+    for (int v = atomic_load(run);;) {
+        if (v < 0) { sched_yield(); v = atomic_load(run); continue; }
+        if (atomic_compare_exchange_weak(run, &v, v + 1)) break;
+    }
+}
+
+static void running_leave(const BitLinear *bl) { atomic_fetch_sub((atomic_int *)&bl->running, 1); }
+
 /* ---- the forward ------------------------------------------------------- */
 
 static void forward(const BitLinear *bl, const float *x, float *y, int N)
@@ -669,13 +681,149 @@ void bitlinear_forward(const BitLinear *bl, const float *x, float *y, int N)
     /* the owner's writes (bitlinear_set_exec) check this; a forward only
      * reads the layer, so concurrent forwards are fine; while a switch holds
      * the layer (-1), wait for it (a repack: milliseconds) */
-    atomic_int *run = (atomic_int *)&bl->running;
-    for (int v = atomic_load(run);;) {
-        if (v < 0) { sched_yield(); v = atomic_load(run); continue; }
-        if (atomic_compare_exchange_weak(run, &v, v + 1)) break;
-    }
+    running_enter(bl);
     forward(bl, x, y, N);
-    atomic_fetch_sub((atomic_int *)&bl->running, 1);
+    running_leave(bl);
+}
+
+/* ---- several layers of one input ---------------------------------------- */
+
+/* bitlinear_forward_many: the layers' contexts, their rows in one pool run
+ * (fwd_many_task) */
+#define FWD_MANY_MAX 4
+typedef struct {
+    FwdCtx c[FWD_MANY_MAX];
+    PanelRange ranges[FWD_MANY_MAX][FWD_MAX_RANGES];
+    int n, T;
+    /* int8 with a copy per thread: the elements of one copy */
+    int copies;
+    size_t gx_n, q_n, scale_n;
+} ManyCtx;
+
+static int panels_left(PanelRange *r, int T)
+{
+    for (int j = 0; j < T; j++) {
+        uint64_t v = atomic_load(&r[j].fb);
+        if ((uint32_t)v < (uint32_t)(v >> 32)) return 1;
+    }
+    return 0;
+}
+
+/* task t: layer by layer, (int8 with copies: its own copy t of the layer's
+ * input and tables, as fwd_input_task, unless no panel is left) its own
+ * panels of the layer and what is left of the others' (fwd_rows_task),
+ * with no wait between layers */
+static void fwd_many_task(void *vc, int t)
+{
+    const ManyCtx *mc = vc;
+    for (int i = 0; i < mc->n; i++) {
+        FwdCtx c = mc->c[i];
+        if (mc->copies) {
+            if (!panels_left(c.ranges, mc->T)) continue;
+            c.gx += (size_t)t * mc->gx_n;
+            c.q += (size_t)t * mc->q_n;
+            c.scale += (size_t)t * mc->scale_n;
+            if (c.prep) c.prep = (char *)c.prep + (size_t)t * c.prep_bytes;
+            c.copies = 1;
+            c.ntasks = 1;
+            fwd_input_task(&c, 0);
+            c.ntasks = mc->T;
+        }
+        fwd_rows_task(&c, t);
+    }
+}
+
+/* the conditions of bitlinear_forward_many's one run: the same pool,
+ * kernel, activations and input width, no mixture of scales, few tokens,
+ * and every layer split in whole panels (as forward does them) */
+static int many_ok(const BitLinear *const *bl, int n, int N)
+{
+    if (n < 2 || n > FWD_MANY_MAX || N > FWD_COPIES_N) return 0;
+    const int T = pool_threads(bl[0]->ex.pool);
+    if (T < 2 || T > FWD_MAX_RANGES) return 0;
+    for (int i = 0; i < n; i++) {
+        const KernExec *ex = &bl[i]->ex;
+        int np = (kern_nblk(&bl[i]->km) + KERN_PANEL - 1) / KERN_PANEL;
+        if (bl[i]->mos || ex->pool != bl[0]->ex.pool || ex->kernel != bl[0]->ex.kernel || ex->act != bl[0]->ex.act ||
+            bl[i]->in != bl[0]->in || np < 2 * T || (double)bl[i]->out * bl[i]->in * N < 1 << 18)
+            return 0;
+    }
+    return 1;
+}
+
+static void forward_many(const BitLinear *const *bl, int n, const float *x, float *const *y, int N)
+{
+    ManyCtx many, *mc = &many;
+    const KernExec *ex = &bl[0]->ex;
+    const BitKernel *K = ex->kernel;
+    const int q8 = ex->act == KERN_ACT_INT8, T = pool_threads(ex->pool), in_pad = kern_in_pad(&bl[0]->km);
+    const int nq = kern_nqblk(&bl[0]->km);
+    mc->n = n;
+    mc->T = T;
+    mc->copies = q8 && K->prep_q8 ? T : 0;
+    const int nc = mc->copies ? T : 1;
+    mc->gx_n = mc->q_n = (size_t)N * in_pad;
+    mc->scale_n = (size_t)N * nq;
+    /* the layers' buffers, one after the other in each scratch */
+    size_t acc_n = 0, a16_n = 0, prep_n = 0;
+    for (int i = 0; i < n; i++) {
+        acc_n += (size_t)N * kern_nblk(&bl[i]->km) * KERN_ROWBLK;
+        if (q8) a16_n += (size_t)N * kern_acc16_per_token(&bl[i]->km);
+        if (q8 && K->prep_q8) prep_n += nc * ((K->prep_q8_bytes(&bl[i]->km, N) + 63) & ~(size_t)63);
+    }
+    Scratch *sc = scratch_get();
+    float *gx = scratch(sc, SCR_GX, (size_t)n * nc * mc->gx_n), *acc = scratch(sc, SCR_ACC, acc_n);
+    int16_t *q = q8 ? scratch_bytes(sc, SCR_Q, (size_t)n * nc * mc->q_n * sizeof(int16_t)) : NULL;
+    float *qscale = q8 ? scratch(sc, SCR_SCALE, (size_t)n * nc * mc->scale_n) : NULL;
+    int16_t *acc16 = q8 ? scratch_bytes(sc, SCR_ACC16, a16_n * sizeof(int16_t)) : NULL;
+    char *prep = prep_n ? scratch_bytes(sc, SCR_PREP, prep_n) : NULL;
+    for (int i = 0; i < n; i++) {
+        const KernMat *km = &bl[i]->km;
+        const int nblk = kern_nblk(km), np = (nblk + KERN_PANEL - 1) / KERN_PANEL;
+        FwdCtx *c = &mc->c[i];
+        *c = (FwdCtx){.bl = km, .ex = &bl[i]->ex, .K = K, .x = x, .gx = gx, .q = q, .scale = qscale, .acc16 = acc16, .acc = acc,
+                      .y = y[i], .g = bl[i]->g, .norm = bl[i]->norm, .N = N, .nblk = nblk, .ntasks = T, .by_panel = 1,
+                      .copies = mc->copies, .ranges = mc->ranges[i]};
+        for (int t = 0; t < T; t++) {
+            uint64_t p0 = (uint64_t)np * t / T, p1 = (uint64_t)np * (t + 1) / T;
+            atomic_init(&mc->ranges[i][t].fb, p1 << 32 | p0);
+        }
+        gx += nc * mc->gx_n;
+        acc += (size_t)N * nblk * KERN_ROWBLK;
+        if (q8) {
+            q += nc * mc->q_n;
+            qscale += nc * mc->scale_n;
+            acc16 += (size_t)N * kern_acc16_per_token(km);
+        }
+        if (prep) {
+            c->prep = prep;
+            c->prep_bytes = (K->prep_q8_bytes(km, N) + 63) & ~(size_t)63;
+            prep += nc * c->prep_bytes;
+        }
+        if (!mc->copies) { /* the input here, by the caller (as forward's for so few tokens) */
+            FwdCtx in = *c;
+            in.ntasks = 1;
+            fwd_input_task(&in, 0);
+        }
+    }
+    if (mc->copies) pool_run_each(ex->pool, fwd_many_task, mc);
+    else pool_run(ex->pool, fwd_many_task, mc, T);
+    for (int i = 0; i < n; i++) {
+        FwdCtx *c = &mc->c[i];
+        c->ntasks = N >= 4 && (double)N * bl[i]->out >= 1 << 16 ? (T < N ? T : N) : 1;
+        pool_run(ex->pool, fwd_norm_task, c, c->ntasks);
+    }
+}
+
+
+void bitlinear_forward_many(const BitLinear *const *bl, int n, const float *x, float *const *y, int N)
+{
+    if (N <= 0 || n <= 0) return;
+    for (int i = 0; i < n; i++) running_enter(bl[i]);
+    if (many_ok(bl, n, N)) forward_many(bl, n, x, y, N);
+    else
+        for (int i = 0; i < n; i++) forward(bl[i], x, y[i], N);
+    for (int i = 0; i < n; i++) running_leave(bl[i]);
 }
 
 /* ---- as a model's Linear ------------------------------------------------ */
@@ -691,7 +839,12 @@ static void lin_forward(const void *impl, const float *x, float *y, int N) { bit
 
 static const KernExec *lin_exec(const void *impl) { return &((const BitLinear *)impl)->ex; }
 
-static const LinearOps onebit_ops = {"onebit", lin_forward, lin_head, lin_exec};
+static void lin_forward_many(const void *const *impls, int n, const float *x, float *const *ys, int N)
+{
+    bitlinear_forward_many((const BitLinear *const *)impls, n, x, ys, N);
+}
+
+static const LinearOps onebit_ops = {"onebit", lin_forward, lin_head, lin_exec, lin_forward_many};
 
 Linear bitlinear_linear(const BitLinear *bl)
 {

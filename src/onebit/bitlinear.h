@@ -145,6 +145,11 @@ int bitlinear_sign(const BitLinear *bl, int row, int col);
 
 /* y (N,out) = layer(x (N,in)) with bl->ex; any thread, concurrently */
 void bitlinear_forward(const BitLinear *bl, const float *x, float *y, int N);
+/* y[i] = bitlinear_forward(bl[i], x) for the n layers of one input x (the
+ * same in; a model's q, k and v, or its gate and up): the same results,
+ * with the rows of all n in one pool run where separate calls make one each
+ * (for up to 8 tokens on more than one thread; else one call each) */
+void bitlinear_forward_many(const BitLinear *const *bl, int n, const float *x, float *const *y, int N);
 /* the plain scalar reference of the same computation */
 void bitlinear_forward_ref(const BitLinear *bl, const float *x, float *y, int N);
 
