@@ -277,20 +277,24 @@ T512 void kern_mul_avx512(const float *x, const float *g, float *y, int n)
  * groups of one row, which costs index masking and a negate per group. In
  * W16 a zmm holds 16 columns of 32 rows, one word each, so all 32 lanes look
  * up the same table and the word itself is the index: a 64-entry int16 table
- * (two registers) over columns 0-5, one over 6-11 (the word >> 6; vpermt2w
- * reads the low 6 bits) and a 16-entry one over 12-15 (>> 12, vpermw). Per
- * 16 columns of 32 rows and token: 3 permutes and 3 adds, and 2 shifts
- * shared by the tokens. Whole bitlinear_forward, 11008x4096, N = 1, 2
+ * (two registers, vpermt2w, which reads the low 6 bits) over columns 0-5 and
+ * two 32-entry ones (one register each, vpermw, the low 5 bits) over 6-10
+ * (the word >> 6) and 11-15 (>> 11). Per 16 columns of 32 rows and token: 3
+ * permutes and 3 adds, and 2 shifts shared by the tokens. (Until 6+5+5 the
+ * split was 6+6+4, 5 registers per 16 columns against 4: a token pair's 20
+ * table registers spilled in w16_blocks. 11008x4096, N = 128 in chunks of
+ * 8, 1 thread, prep and rows alone (/tmp harness), best of 5 alternated
+ * runs: 14.9 ms against 15.2; N = 1 0.120 against 0.121.) Whole
+ * bitlinear_forward, 11008x4096, N = 1, 2
  * threads, signs in cache, medians of 2000 alternated calls: 0.067 ms
  * against 0.082 for L6's int8 path and 0.103 for the FP32 kernel (1 thread:
  * 0.122, 0.155, 0.194). Entry e of a table is
  * sum_t (bit t of e ? q_t : -q_t). Two int16 sums per row and token, one
- * per 16-column half of the 32, each over at most 256 columns of a
- * 512-column block (<= 32512), widened to int32 and added at the end of the
- * block: the exact block sum of kernels.h. */
+ * per 256-column half of a 512-column block (<= 32512), widened to int32 and
+ * added at the end of the block: the exact block sum of kernels.h. */
 typedef struct {
-    __m512i a0, b0, a1, b1;  /* columns 0-5 (entries 0-31, 32-63), 6-11 */
-    __m512i t2;              /* columns 12-15 (entries 0-15) */
+    __m512i a0, b0;  /* columns 0-5 (entries 0-31, 32-63) */
+    __m512i t1, t2;  /* columns 6-10 and 11-15 (entries 0-31) */
 } TabX;
 
 /* partial sums over 5 columns: lane e = sum of c[t] for the bits t of e */
@@ -303,23 +307,25 @@ T512 static inline __m512i tabx_p5(int16_t c0, int16_t c1, int16_t c2, int16_t c
     return _mm512_mask_add_epi16(p, 0xFFFF0000u, p, _mm512_set1_epi16(c4));
 }
 
+/* the table of the 5 columns c[0..4]: 2 p - (the sum of all 5) */
+T512 static inline __m512i tabx_t5(const int16_t *c)
+{
+    __m512i p = tabx_p5(c[0], c[1], c[2], c[3], c[4]);
+    return _mm512_sub_epi16(_mm512_add_epi16(p, p), _mm512_permutexvar_epi16(_mm512_set1_epi16(31), p));
+}
+
 /* the tables of the 16 columns q[0..15] */
 T512 static inline void make_tabx(const int16_t *q, TabX *T)
 {
-    const __m512i l31 = _mm512_set1_epi16(31), l15 = _mm512_set1_epi16(15);
-    for (int g = 0; g < 2; g++) {
-        const int16_t *c = q + 6 * g;
-        __m512i p = tabx_p5(c[0], c[1], c[2], c[3], c[4]);
-        __m512i t = _mm512_sub_epi16(_mm512_add_epi16(p, p), _mm512_permutexvar_epi16(l31, p)), v5 = _mm512_set1_epi16(c[5]);
-        (g ? &T->a1 : &T->a0)[0] = _mm512_sub_epi16(t, v5);
-        (g ? &T->b1 : &T->b0)[0] = _mm512_add_epi16(t, v5);
-    }
-    __m512i p = tabx_p5(q[12], q[13], q[14], q[15], 0);
-    T->t2 = _mm512_sub_epi16(_mm512_add_epi16(p, p), _mm512_permutexvar_epi16(l15, p));
+    __m512i t = tabx_t5(q), v5 = _mm512_set1_epi16(q[5]);
+    T->a0 = _mm512_sub_epi16(t, v5);
+    T->b0 = _mm512_add_epi16(t, v5);
+    T->t1 = tabx_t5(q + 6);
+    T->t2 = tabx_t5(q + 11);
 }
 
 /* the table indices of v beyond its low 6 bits: *i1 = v >> 6 and *i2 =
- * v >> 12, the second as the high half of v * 16, a multiply that runs beside
+ * v >> 11, the second as the high half of v * 32, a multiply that runs beside
  * the permutes where a second shift competes with them for the same pipes (as
  * in KERN_LAYOUT_L6). v is loaded into a register once: the compiler would
  * fold the load into both index operations. 11008x4096, N = 1, alternated
@@ -331,13 +337,13 @@ T512 static inline __attribute__((always_inline)) void w16_idx(__m512i *v, __m51
 {
     __asm__("" : "+v"(*v));
     *i1 = _mm512_srli_epi16(*v, 6);
-    *i2 = _mm512_mulhi_epu16(*v, _mm512_set1_epi16(16));
+    *i2 = _mm512_mulhi_epu16(*v, _mm512_set1_epi16(32));
 }
 
 /* the 16 columns of 32 rows in v (i1 = v >> 6, i2 = v >> 12) */
 #define TABX_SUM(T, v, i1, i2)                                                                        \
     _mm512_add_epi16(_mm512_add_epi16(_mm512_permutex2var_epi16((T).a0, (v), (T).b0),                  \
-                                      _mm512_permutex2var_epi16((T).a1, (i1), (T).b1)),                \
+                                      _mm512_permutexvar_epi16((i1), (T).t1)),                         \
                      _mm512_permutexvar_epi16((i2), (T).t2))
 
 /* software prefetch distance along a panel's stream for this kernel, in
@@ -380,13 +386,11 @@ T512 static inline __attribute__((always_inline)) void w16_blocks(const uint16_t
     for (int t = 0; t < nt; t++) {
         A[t].a0 = _mm512_load_si512((const void *)&x0[t].a0);
         A[t].b0 = _mm512_load_si512((const void *)&x0[t].b0);
-        A[t].a1 = _mm512_load_si512((const void *)&x0[t].a1);
-        A[t].b1 = _mm512_load_si512((const void *)&x0[t].b1);
+        A[t].t1 = _mm512_load_si512((const void *)&x0[t].t1);
         A[t].t2 = _mm512_load_si512((const void *)&x0[t].t2);
         B[t].a0 = _mm512_load_si512((const void *)&x1[t].a0);
         B[t].b0 = _mm512_load_si512((const void *)&x1[t].b0);
-        B[t].a1 = _mm512_load_si512((const void *)&x1[t].a1);
-        B[t].b1 = _mm512_load_si512((const void *)&x1[t].b1);
+        B[t].t1 = _mm512_load_si512((const void *)&x1[t].t1);
         B[t].t2 = _mm512_load_si512((const void *)&x1[t].t2);
     }
     for (int b = 0; b < nb; b++, w += 64, a += 96) {
