@@ -352,11 +352,11 @@ T512 static inline __attribute__((always_inline)) void w16_idx(__m512i *v, __m51
 #define W16_PF (2560)
 #endif
 
-/* where the sums of a 32-column index go at the end of a 512-column block
- * (w16_blocks with end = 1): token t's block scale at scale[t * nq], its acc
- * (row 32 w0) at acc + t * out_pad; second: the block has a first half in
- * the int16 slot before; full: the last of the wblocks has both 16-row
- * blocks in acc (else only the first) */
+/* where the sums go at the end of a 512-column block (w16_blocks with
+ * end = 1): token t's block scale at scale[t * nq], its acc (row 32 w0) at
+ * acc + t * out_pad; second: the block has a first half in the int16 slot
+ * 32 words before; full: the last of the wblocks has both 16-row blocks in
+ * acc (else only the first) */
 typedef struct {
     const float *scale;
     float *acc;
@@ -364,46 +364,48 @@ typedef struct {
     int nq, second, jq, full;
 } W16End;
 
-/* nb wblocks of the 32-column index j for nt (1 or 2) tokens: their tables
- * x0 (columns 0-15) and x1 (16-31), the int16 sums of token t at
- * a + t * stride. end (a constant): 0 keeps the sums there; 1 (the end of a
- * 512-column block) widens them, adds the first half's int16 sums (in the
- * slot 32 words before, E->second) and puts them into acc with the block's
- * scale, while they are in registers. The widening is two vpmaddwd (even
- * and odd rows, on the multiply pipes beside the permutes: vpmovsxwd and
- * vextracti64x4 take the permute pipe), so acc holds a wblock's rows as
- * 0, 2, .., 30, 1, 3, .., 31 (w16_scale_h puts them back in order; see
- * W16End for the last wblock's). Against w16_flush's pass over acc16 after
- * each half: `bench gemv --rows 11008 --cols 4096 --batch 128 --threads 1
- * --act int8`, alternated binaries, 15.6-15.7 ms against 16.4 */
-T512 static inline __attribute__((always_inline)) void w16_blocks(const uint16_t *w, int nb, const TabX *x0, const TabX *x1, const int nt,
-                                                                  int16_t *a, size_t stride, int first, int pf, const int end,
-                                                                  const W16End *E)
+/* nb wblocks of one 16-column word of a 32-column index for nt (1 to 4)
+ * tokens: the words at w (64 apart), the tables x[t] (as values, loaded
+ * once), the int16 sums of token t and wblock b at a + t * stride +
+ * b * wstep. Four tokens share the two index operations of a word: 26 vector
+ * operations per 2048 multiply-adds, against 28 with token pairs over both
+ * words of the index (20 table registers with 6+6+4; the AB harness below,
+ * medians of 60-100 alternated calls, 1 thread: 4096x4096 5.43 ms against
+ * 5.53, 11008x4096 14.85 against 15.14). end (a constant): 0 keeps the sums
+ * there; 1 (the end of a 512-column block, after the second word) widens
+ * them, adds the first half's int16 sums (E->second) and puts them into acc
+ * with the block's scale, while they are in registers. The widening is two
+ * vpmaddwd (even and odd rows, on the multiply pipes beside the permutes:
+ * vpmovsxwd and vextracti64x4 take the permute pipe), so acc holds a
+ * wblock's rows as 0, 2, .., 30, 1, 3, .., 31 (w16_scale_h puts them back in
+ * order; the last wblock with one 16-row block 0, 2, .., 14, 1, 3, .., 15).
+ * Against w16_flush's pass over acc16 after each 256-column half:
+ * `bench gemv --rows 11008 --cols 4096 --batch 128 --threads 1 --act int8`,
+ * alternated binaries, 15.6-15.7 ms against 16.4. (AB harness: the kernel's
+ * prep and rows over N = 128 in chunks of 8, two builds of this file linked
+ * into one program, called alternately.) */
+T512 static inline __attribute__((always_inline)) void w16_blocks(const uint16_t *w, int nb, const TabX *x, const int nt, int16_t *a,
+                                                                   size_t stride, size_t wstep, int first, int pf, const int end,
+                                                                   const W16End *E)
 {
-    /* the tables as values, loaded once (as in q8_blocks) */
-    TabX A[2], B[2];
-#pragma GCC unroll 2
+    TabX A[4];
+#pragma GCC unroll 4
     for (int t = 0; t < nt; t++) {
-        A[t].a0 = _mm512_load_si512((const void *)&x0[t].a0);
-        A[t].b0 = _mm512_load_si512((const void *)&x0[t].b0);
-        A[t].t1 = _mm512_load_si512((const void *)&x0[t].t1);
-        A[t].t2 = _mm512_load_si512((const void *)&x0[t].t2);
-        B[t].a0 = _mm512_load_si512((const void *)&x1[t].a0);
-        B[t].b0 = _mm512_load_si512((const void *)&x1[t].b0);
-        B[t].t1 = _mm512_load_si512((const void *)&x1[t].t1);
-        B[t].t2 = _mm512_load_si512((const void *)&x1[t].t2);
+        A[t].a0 = _mm512_load_si512((const void *)&x[t].a0);
+        A[t].b0 = _mm512_load_si512((const void *)&x[t].b0);
+        A[t].t1 = _mm512_load_si512((const void *)&x[t].t1);
+        A[t].t2 = _mm512_load_si512((const void *)&x[t].t2);
     }
-    for (int b = 0; b < nb; b++, w += 64, a += 96) {
+    for (int b = 0; b < nb; b++, w += 64, a += wstep) {
         if (pf) {
             _mm_prefetch((const char *)(w + W16_PF), _MM_HINT_T0);
             _mm_prefetch((const char *)(w + W16_PF + 32), _MM_HINT_T0);
         }
-        __m512i v0 = _mm512_load_si512((const void *)w), v1 = _mm512_load_si512((const void *)(w + 32)), i01, i02, i11, i12;
-        w16_idx(&v0, &i01, &i02);
-        w16_idx(&v1, &i11, &i12);
-#pragma GCC unroll 2
+        __m512i v = _mm512_load_si512((const void *)w), i1, i2;
+        w16_idx(&v, &i1, &i2);
+#pragma GCC unroll 4
         for (int t = 0; t < nt; t++) {
-            __m512i s = _mm512_add_epi16(TABX_SUM(A[t], v0, i01, i02), TABX_SUM(B[t], v1, i11, i12));
+            __m512i s = TABX_SUM(A[t], v, i1, i2);
             int16_t *ap = a + t * stride;
             if (!first) s = _mm512_add_epi16(_mm512_load_si512((const void *)ap), s);
             if (end == 0) {
@@ -424,8 +426,7 @@ T512 static inline __attribute__((always_inline)) void w16_blocks(const uint16_t
                 _mm512_storeu_ps(fp, E->jq ? _mm512_fmadd_ps(sc, f0, _mm512_loadu_ps(fp)) : _mm512_mul_ps(sc, f0));
                 _mm512_storeu_ps(fp + 16, E->jq ? _mm512_fmadd_ps(sc, f1, _mm512_loadu_ps(fp + 16)) : _mm512_mul_ps(sc, f1));
             } else {
-                /* rows 0-15 only: lanes 0-7 of each, as 0, 2, .., 14, 1, 3, .., 15 */
-                __m512 f = _mm512_shuffle_f32x4(f0, f1, 0x44); /* f0 lanes 0-7, f1 lanes 0-7 */
+                __m512 f = _mm512_shuffle_f32x4(f0, f1, 0x44);
                 _mm512_storeu_ps(fp, E->jq ? _mm512_fmadd_ps(sc, f, _mm512_loadu_ps(fp)) : _mm512_mul_ps(sc, f));
             }
         }
@@ -545,12 +546,21 @@ T512 static void w16_scale_h(const KernMat *km, int N, int b0, int b1, float *ac
 }
 
 /* blocks [b0, b1) (b0 even: kern_blk_align), panel segment by panel
- * segment: for each 32-column index, tokens in pairs over the segment's
- * wblocks; at the end of a 512-column block its sums into acc */
+ * segment: for each 32-column index and each of its two 16-column words,
+ * tokens in fours over the segment's wblocks; at the end of a 512-column
+ * block its sums into acc. N > 1 keeps acc16 as 64 int16 per token and
+ * wblock (the two 256-column halves), the N tokens of a wblock side by side:
+ * a token's sums kern_acc16_per_token apart (24 KiB at 4096 rows) put the
+ * four tokens of a pass on the same 4 KiB offsets. AB harness, 4096x4096,
+ * 1 thread: 5.4 ms against 6.5-7.3 */
+/* w16_blocks for word u of the tokens n .. n + nt - 1 (inside w16_rows) */
+#define W16_CALL(nt, end) w16_blocks(w + 32 * u, nb, x + n, nt, a, stride, wstep, first && !u, !u && !n, end, &E)
+
 T512 static void w16_rows(const KernMat *km, const float *scale, const void *prep, int N, int b0, int b1, float *acc, int16_t *acc16)
 {
     const int nj = kern_in_pad(km) / 32, nq = kern_nqblk(km), nblk = kern_nblk(km), jpq = KERN_QBLOCK / 32;
-    const size_t stride = kern_acc16_per_token(km), out_pad = (size_t)nblk * KERN_ROWBLK;
+    const size_t out_pad = (size_t)nblk * KERN_ROWBLK;
+    const size_t stride = 64, wstep = (size_t)N * 64;
     const uint16_t *kb = (const uint16_t *)km->kbits;
     const TabX *T = prep;
     for (int s0 = b0, s1; s0 < b1; s0 = s1) {
@@ -560,25 +570,32 @@ T512 static void w16_rows(const KernMat *km, const float *scale, const void *pre
             w16_seg1(km, scale, T, w0, w1, acc, acc16);
             continue;
         }
+        const int nb = w1 - w0;
         for (int j = 0; j < nj; j++) {
             const uint16_t *w = kb + kern_w16_off(km, j, w0);
             const int first = w16_half_start(j);
-            const TabX *x0 = T + (size_t)(2 * j) * N, *x1 = T + (size_t)(2 * j + 1) * N;
             /* the first 256-column half of a block in the int16 slot at 0, the second at 32 */
             const int second = j % jpq >= jpq / 2, end = j % jpq == jpq - 1 || j == nj - 1;
-            W16End E = {scale + j / jpq, acc + (size_t)w0 * 32, out_pad, nq, second, j / jpq, !(s1 & 1)};
-            for (int n = 0; n < N; n += 2) {
-                int16_t *a = acc16 + (size_t)n * stride + (size_t)w0 * 96 + 32 * second;
-                const int two = N - n >= 2;
-                if (!end) {
-                    if (two) w16_blocks(w, w1 - w0, x0 + n, x1 + n, 2, a, stride, first, n == 0, 0, &E);
-                    else w16_blocks(w, w1 - w0, x0 + n, x1 + n, 1, a, stride, first, n == 0, 0, &E);
-                } else {
-                    if (two) w16_blocks(w, w1 - w0, x0 + n, x1 + n, 2, a, stride, first, n == 0, 1, &E);
-                    else w16_blocks(w, w1 - w0, x0 + n, x1 + n, 1, a, stride, first, n == 0, 1, &E);
+            for (int u = 0; u < 2; u++) {
+                const TabX *x = T + (size_t)(2 * j + u) * N;
+                W16End E = {scale + j / jpq, acc + (size_t)w0 * 32, out_pad, nq, second, j / jpq, !(s1 & 1)};
+                for (int n = 0; n < N; n += 4) {
+                    int16_t *a = acc16 + ((size_t)w0 * N + n) * 64 + 32 * second;
+                    const int nt = N - n < 4 ? N - n : 4;
+                    if (!(end && u)) {
+                        if (nt == 4) W16_CALL(4, 0);
+                        else if (nt == 3) W16_CALL(3, 0);
+                        else if (nt == 2) W16_CALL(2, 0);
+                        else W16_CALL(1, 0);
+                    } else {
+                        if (nt == 4) W16_CALL(4, 1);
+                        else if (nt == 3) W16_CALL(3, 1);
+                        else if (nt == 2) W16_CALL(2, 1);
+                        else W16_CALL(1, 1);
+                    }
+                    E.scale += 4 * (size_t)nq;
+                    E.acc += 4 * out_pad;
                 }
-                E.scale += 2 * (size_t)nq;
-                E.acc += 2 * out_pad;
             }
         }
     }
