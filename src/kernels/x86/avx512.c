@@ -401,6 +401,11 @@ T512 static inline __attribute__((always_inline)) void w16_blocks(const uint16_t
             _mm_prefetch((const char *)(w + W16_PF), _MM_HINT_T0);
             _mm_prefetch((const char *)(w + W16_PF + 32), _MM_HINT_T0);
         }
+        /* the next call's tables (the 4 tokens after these, or the next
+         * word's first 4: prep is word-major), a line an iteration. AB
+         * harness, 4096x4096, best of 60 alternated calls, 3 runs: 5.26-5.28
+         * ms against 5.44-5.47 without, 5.38-5.43 two calls ahead */
+        _mm_prefetch((const char *)((uintptr_t)(x + nt) + 64 * (b & 15)), _MM_HINT_T0);
         __m512i v = _mm512_load_si512((const void *)w), i1, i2;
         w16_idx(&v, &i1, &i2);
 #pragma GCC unroll 4
