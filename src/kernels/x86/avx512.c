@@ -285,8 +285,8 @@ T512 void kern_mul_avx512(const float *x, const float *g, float *y, int n)
  * table registers spilled in w16_blocks. 11008x4096, N = 128 in chunks of
  * 8, 1 thread, prep and rows alone (/tmp harness), best of 5 alternated
  * runs: 14.9 ms against 15.2; N = 1 0.120 against 0.121.) Whole
- * bitlinear_forward, 11008x4096, N = 1, 2
- * threads, signs in cache, medians of 2000 alternated calls: 0.067 ms
+ * bitlinear_forward, 11008x4096, N = 1, 2 threads, signs in cache, medians
+ * of 2000 alternated calls (6+6+4 tables): 0.067 ms
  * against 0.082 for L6's int8 path and 0.103 for the FP32 kernel (1 thread:
  * 0.122, 0.155, 0.194). Entry e of a table is
  * sum_t (bit t of e ? q_t : -q_t). Two int16 sums per row and token, one
@@ -340,7 +340,7 @@ T512 static inline __attribute__((always_inline)) void w16_idx(__m512i *v, __m51
     *i2 = _mm512_mulhi_epu16(*v, _mm512_set1_epi16(32));
 }
 
-/* the 16 columns of 32 rows in v (i1 = v >> 6, i2 = v >> 12) */
+/* the 16 columns of 32 rows in v (i1 = v >> 6, i2 = v >> 11) */
 #define TABX_SUM(T, v, i1, i2)                                                                        \
     _mm512_add_epi16(_mm512_add_epi16(_mm512_permutex2var_epi16((T).a0, (v), (T).b0),                  \
                                       _mm512_permutexvar_epi16((i1), (T).t1)),                         \
@@ -369,9 +369,9 @@ typedef struct {
  * once), the int16 sums of token t and wblock b at a + t * stride +
  * b * wstep. Four tokens share the two index operations of a word: 26 vector
  * operations per 2048 multiply-adds, against 28 with token pairs over both
- * words of the index (20 table registers with 6+6+4; the AB harness below,
- * medians of 60-100 alternated calls, 1 thread: 4096x4096 5.43 ms against
- * 5.53, 11008x4096 14.85 against 15.14). end (a constant): 0 keeps the sums
+ * words of the index (16 table registers; the AB harness below, medians of
+ * 60-100 alternated calls, 1 thread: 4096x4096 5.43 ms against 5.53,
+ * 11008x4096 14.85 against 15.14). end (a constant): 0 keeps the sums
  * there; 1 (the end of a 512-column block, after the second word) widens
  * them, adds the first half's int16 sums (E->second) and puts them into acc
  * with the block's scale, while they are in registers. The widening is two
