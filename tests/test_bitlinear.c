@@ -66,8 +66,8 @@ static float frand(void) { return (float)(rnd() % 2000001) / 1e6f - 1.0f; } /* [
 /* the last two have several panels of KERN_PANEL blocks (the last one
  * short), so the kernels' panel segments and bitlinear_forward's per-thread
  * panel ranges with stealing are exercised at 2 and 3 threads */
-static const int widths[] = {1, 3, 31, 63, 64, 65, 127, 129, 200, 1000, 4097, 200, 130};
-static const int outs[] = {1, 7, 16, 17, 33, 100, 129, 31, 300, 97, 161, 2100, 4500};
+static const int widths[] = {1, 3, 31, 63, 64, 65, 127, 129, 200, 1000, 4097, 200, 130, 900};
+static const int outs[] = {1, 7, 16, 17, 33, 100, 129, 31, 300, 97, 161, 2100, 4500, 47};
 #define NW (int)(sizeof widths / sizeof widths[0])
 
 static BitLinear *random_layer(int out, int in, float *W)

@@ -277,20 +277,24 @@ T512 void kern_mul_avx512(const float *x, const float *g, float *y, int n)
  * groups of one row, which costs index masking and a negate per group. In
  * W16 a zmm holds 16 columns of 32 rows, one word each, so all 32 lanes look
  * up the same table and the word itself is the index: a 64-entry int16 table
- * (two registers) over columns 0-5, one over 6-11 (the word >> 6; vpermt2w
- * reads the low 6 bits) and a 16-entry one over 12-15 (>> 12, vpermw). Per
- * 16 columns of 32 rows and token: 3 permutes and 3 adds, and 2 shifts
- * shared by the tokens. Whole bitlinear_forward, 11008x4096, N = 1, 2
- * threads, signs in cache, medians of 2000 alternated calls: 0.067 ms
+ * (two registers, vpermt2w, which reads the low 6 bits) over columns 0-5 and
+ * two 32-entry ones (one register each, vpermw, the low 5 bits) over 6-10
+ * (the word >> 6) and 11-15 (>> 11). Per 16 columns of 32 rows and token: 3
+ * permutes and 3 adds, and 2 shifts shared by the tokens. (Until 6+5+5 the
+ * split was 6+6+4, 5 registers per 16 columns against 4: a token pair's 20
+ * table registers spilled in w16_blocks. 11008x4096, N = 128 in chunks of
+ * 8, 1 thread, prep and rows alone (/tmp harness), best of 5 alternated
+ * runs: 14.9 ms against 15.2; N = 1 0.120 against 0.121.) Whole
+ * bitlinear_forward, 11008x4096, N = 1, 2 threads, signs in cache, medians
+ * of 2000 alternated calls (6+6+4 tables): 0.067 ms
  * against 0.082 for L6's int8 path and 0.103 for the FP32 kernel (1 thread:
  * 0.122, 0.155, 0.194). Entry e of a table is
  * sum_t (bit t of e ? q_t : -q_t). Two int16 sums per row and token, one
- * per 16-column half of the 32, each over at most 256 columns of a
- * 512-column block (<= 32512), widened to int32 and added at the end of the
- * block: the exact block sum of kernels.h. */
+ * per 256-column half of a 512-column block (<= 32512), widened to int32 and
+ * added at the end of the block: the exact block sum of kernels.h. */
 typedef struct {
-    __m512i a0, b0, a1, b1;  /* columns 0-5 (entries 0-31, 32-63), 6-11 */
-    __m512i t2;              /* columns 12-15 (entries 0-15) */
+    __m512i a0, b0;  /* columns 0-5 (entries 0-31, 32-63) */
+    __m512i t1, t2;  /* columns 6-10 and 11-15 (entries 0-31) */
 } TabX;
 
 /* partial sums over 5 columns: lane e = sum of c[t] for the bits t of e */
@@ -303,23 +307,25 @@ T512 static inline __m512i tabx_p5(int16_t c0, int16_t c1, int16_t c2, int16_t c
     return _mm512_mask_add_epi16(p, 0xFFFF0000u, p, _mm512_set1_epi16(c4));
 }
 
+/* the table of the 5 columns c[0..4]: 2 p - (the sum of all 5) */
+T512 static inline __m512i tabx_t5(const int16_t *c)
+{
+    __m512i p = tabx_p5(c[0], c[1], c[2], c[3], c[4]);
+    return _mm512_sub_epi16(_mm512_add_epi16(p, p), _mm512_permutexvar_epi16(_mm512_set1_epi16(31), p));
+}
+
 /* the tables of the 16 columns q[0..15] */
 T512 static inline void make_tabx(const int16_t *q, TabX *T)
 {
-    const __m512i l31 = _mm512_set1_epi16(31), l15 = _mm512_set1_epi16(15);
-    for (int g = 0; g < 2; g++) {
-        const int16_t *c = q + 6 * g;
-        __m512i p = tabx_p5(c[0], c[1], c[2], c[3], c[4]);
-        __m512i t = _mm512_sub_epi16(_mm512_add_epi16(p, p), _mm512_permutexvar_epi16(l31, p)), v5 = _mm512_set1_epi16(c[5]);
-        (g ? &T->a1 : &T->a0)[0] = _mm512_sub_epi16(t, v5);
-        (g ? &T->b1 : &T->b0)[0] = _mm512_add_epi16(t, v5);
-    }
-    __m512i p = tabx_p5(q[12], q[13], q[14], q[15], 0);
-    T->t2 = _mm512_sub_epi16(_mm512_add_epi16(p, p), _mm512_permutexvar_epi16(l15, p));
+    __m512i t = tabx_t5(q), v5 = _mm512_set1_epi16(q[5]);
+    T->a0 = _mm512_sub_epi16(t, v5);
+    T->b0 = _mm512_add_epi16(t, v5);
+    T->t1 = tabx_t5(q + 6);
+    T->t2 = tabx_t5(q + 11);
 }
 
 /* the table indices of v beyond its low 6 bits: *i1 = v >> 6 and *i2 =
- * v >> 12, the second as the high half of v * 16, a multiply that runs beside
+ * v >> 11, the second as the high half of v * 32, a multiply that runs beside
  * the permutes where a second shift competes with them for the same pipes (as
  * in KERN_LAYOUT_L6). v is loaded into a register once: the compiler would
  * fold the load into both index operations. 11008x4096, N = 1, alternated
@@ -331,13 +337,13 @@ T512 static inline __attribute__((always_inline)) void w16_idx(__m512i *v, __m51
 {
     __asm__("" : "+v"(*v));
     *i1 = _mm512_srli_epi16(*v, 6);
-    *i2 = _mm512_mulhi_epu16(*v, _mm512_set1_epi16(16));
+    *i2 = _mm512_mulhi_epu16(*v, _mm512_set1_epi16(32));
 }
 
-/* the 16 columns of 32 rows in v (i1 = v >> 6, i2 = v >> 12) */
+/* the 16 columns of 32 rows in v (i1 = v >> 6, i2 = v >> 11) */
 #define TABX_SUM(T, v, i1, i2)                                                                        \
     _mm512_add_epi16(_mm512_add_epi16(_mm512_permutex2var_epi16((T).a0, (v), (T).b0),                  \
-                                      _mm512_permutex2var_epi16((T).a1, (i1), (T).b1)),                \
+                                      _mm512_permutexvar_epi16((i1), (T).t1)),                         \
                      _mm512_permutexvar_epi16((i2), (T).t2))
 
 /* software prefetch distance along a panel's stream for this kernel, in
@@ -346,39 +352,88 @@ T512 static inline __attribute__((always_inline)) void w16_idx(__m512i *v, __m51
 #define W16_PF (2560)
 #endif
 
-/* nb wblocks of the 32-column index j for nt (1 or 2) tokens: their tables
- * x0 (columns 0-15) and x1 (16-31), acc16 of token t at a + t * stride */
-T512 static inline __attribute__((always_inline)) void w16_blocks(const uint16_t *w, int nb, const TabX *x0, const TabX *x1, const int nt,
-                                                                  int16_t *a, size_t stride, int first, int pf)
+/* where the sums go at the end of a 512-column block (w16_blocks with
+ * end = 1): token t's block scale at scale[t * nq], its acc (row 32 w0) at
+ * acc + t * out_pad; second: the block has a first half in the int16 slot
+ * 32 words before; full: the last of the wblocks has both 16-row blocks in
+ * acc (else only the first) */
+typedef struct {
+    const float *scale;
+    float *acc;
+    size_t out_pad;
+    int nq, second, jq, full;
+} W16End;
+
+/* nb wblocks of one 16-column word of a 32-column index for nt (1 to 4)
+ * tokens: the words at w (64 apart), the tables x[t] (as values, loaded
+ * once), the int16 sums of token t and wblock b at a + t * stride +
+ * b * wstep. Four tokens share the two index operations of a word: 26 vector
+ * operations per 2048 multiply-adds, against 28 with token pairs over both
+ * words of the index (16 table registers; the AB harness below, medians of
+ * 60-100 alternated calls, 1 thread: 4096x4096 5.43 ms against 5.53,
+ * 11008x4096 14.85 against 15.14). end (a constant): 0 keeps the sums
+ * there; 1 (the end of a 512-column block, after the second word) widens
+ * them, adds the first half's int16 sums (E->second) and puts them into acc
+ * with the block's scale, while they are in registers. The widening is two
+ * vpmaddwd (even and odd rows, on the multiply pipes beside the permutes:
+ * vpmovsxwd and vextracti64x4 take the permute pipe), so acc holds a
+ * wblock's rows as 0, 2, .., 30, 1, 3, .., 31 (w16_scale_h puts them back in
+ * order; the last wblock with one 16-row block 0, 2, .., 14, 1, 3, .., 15).
+ * Against w16_flush's pass over acc16 after each 256-column half:
+ * `bench gemv --rows 11008 --cols 4096 --batch 128 --threads 1 --act int8`,
+ * alternated binaries, 15.6-15.7 ms against 16.4. (AB harness: the kernel's
+ * prep and rows over N = 128 in chunks of 8, two builds of this file linked
+ * into one program, called alternately.) */
+T512 static inline __attribute__((always_inline)) void w16_blocks(const uint16_t *w, int nb, const TabX *x, const int nt, int16_t *a,
+                                                                   size_t stride, size_t wstep, int first, int pf, const int end,
+                                                                   const W16End *E)
 {
-    /* the tables as values, loaded once (as in q8_blocks) */
-    TabX A[2], B[2];
-#pragma GCC unroll 2
+    TabX A[4];
+#pragma GCC unroll 4
     for (int t = 0; t < nt; t++) {
-        A[t].a0 = _mm512_load_si512((const void *)&x0[t].a0);
-        A[t].b0 = _mm512_load_si512((const void *)&x0[t].b0);
-        A[t].a1 = _mm512_load_si512((const void *)&x0[t].a1);
-        A[t].b1 = _mm512_load_si512((const void *)&x0[t].b1);
-        A[t].t2 = _mm512_load_si512((const void *)&x0[t].t2);
-        B[t].a0 = _mm512_load_si512((const void *)&x1[t].a0);
-        B[t].b0 = _mm512_load_si512((const void *)&x1[t].b0);
-        B[t].a1 = _mm512_load_si512((const void *)&x1[t].a1);
-        B[t].b1 = _mm512_load_si512((const void *)&x1[t].b1);
-        B[t].t2 = _mm512_load_si512((const void *)&x1[t].t2);
+        A[t].a0 = _mm512_load_si512((const void *)&x[t].a0);
+        A[t].b0 = _mm512_load_si512((const void *)&x[t].b0);
+        A[t].t1 = _mm512_load_si512((const void *)&x[t].t1);
+        A[t].t2 = _mm512_load_si512((const void *)&x[t].t2);
     }
-    for (int b = 0; b < nb; b++, w += 64, a += 96) {
+    for (int b = 0; b < nb; b++, w += 64, a += wstep) {
         if (pf) {
             _mm_prefetch((const char *)(w + W16_PF), _MM_HINT_T0);
             _mm_prefetch((const char *)(w + W16_PF + 32), _MM_HINT_T0);
         }
-        __m512i v0 = _mm512_load_si512((const void *)w), v1 = _mm512_load_si512((const void *)(w + 32)), i01, i02, i11, i12;
-        w16_idx(&v0, &i01, &i02);
-        w16_idx(&v1, &i11, &i12);
-#pragma GCC unroll 2
+        /* the next call's tables (the 4 tokens after these, or the next
+         * word's first 4: prep is word-major), a line an iteration. AB
+         * harness, 4096x4096, best of 60 alternated calls, 3 runs: 5.26-5.28
+         * ms against 5.44-5.47 without, 5.38-5.43 two calls ahead */
+        _mm_prefetch((const char *)((uintptr_t)(x + nt) + 64 * (b & 15)), _MM_HINT_T0);
+        __m512i v = _mm512_load_si512((const void *)w), i1, i2;
+        w16_idx(&v, &i1, &i2);
+#pragma GCC unroll 4
         for (int t = 0; t < nt; t++) {
-            __m512i s = _mm512_add_epi16(TABX_SUM(A[t], v0, i01, i02), TABX_SUM(B[t], v1, i11, i12));
+            __m512i s = TABX_SUM(A[t], v, i1, i2);
             int16_t *ap = a + t * stride;
-            _mm512_store_si512((void *)ap, first ? s : _mm512_add_epi16(_mm512_load_si512((const void *)ap), s));
+            if (!first) s = _mm512_add_epi16(_mm512_load_si512((const void *)ap), s);
+            if (end == 0) {
+                _mm512_store_si512((void *)ap, s);
+                continue;
+            }
+            const __m512i ev = _mm512_set1_epi32(1), od = _mm512_set1_epi32(0x10000);
+            __m512i r0 = _mm512_madd_epi16(s, ev), r1 = _mm512_madd_epi16(s, od);
+            if (E->second) {
+                const __m512i h = _mm512_load_si512((const void *)(ap - 32));
+                r0 = _mm512_add_epi32(r0, _mm512_madd_epi16(h, ev));
+                r1 = _mm512_add_epi32(r1, _mm512_madd_epi16(h, od));
+            }
+            const __m512 sc = _mm512_set1_ps(E->scale[(size_t)t * E->nq]);
+            float *fp = E->acc + (size_t)t * E->out_pad + (size_t)b * 32;
+            __m512 f0 = _mm512_cvtepi32_ps(r0), f1 = _mm512_cvtepi32_ps(r1);
+            if (b < nb - 1 || E->full) {
+                _mm512_storeu_ps(fp, E->jq ? _mm512_fmadd_ps(sc, f0, _mm512_loadu_ps(fp)) : _mm512_mul_ps(sc, f0));
+                _mm512_storeu_ps(fp + 16, E->jq ? _mm512_fmadd_ps(sc, f1, _mm512_loadu_ps(fp + 16)) : _mm512_mul_ps(sc, f1));
+            } else {
+                __m512 f = _mm512_shuffle_f32x4(f0, f1, 0x44);
+                _mm512_storeu_ps(fp, E->jq ? _mm512_fmadd_ps(sc, f, _mm512_loadu_ps(fp)) : _mm512_mul_ps(sc, f));
+            }
         }
     }
 }
@@ -395,10 +450,11 @@ T512 static void w16_prep(const KernMat *km, const int16_t *q, int N, int n0, in
         for (int n = n0; n < n1; n++) make_tabx(q + (size_t)n * in_pad + 16 * u, &T[(size_t)u * N + n]);
 }
 
-/* the end of a 256-column half block at the 32-column index j, for the
- * wblocks [w0, w1) of token n: its int16 sums widened and kept as int32 (the
- * first half), or added to the first half's and into acc (the end of the
- * 512-column block) */
+/* N = 1 (w16_seg1; N > 1 does this inside w16_blocks): the end of a
+ * 256-column half block at the 32-column index j, for the wblocks [w0, w1)
+ * of token n: its int16 sums widened and kept as int32 (the first half), or
+ * added to the first half's and into acc (the end of the 512-column
+ * block) */
 T512 static inline void w16_flush(const KernMat *km, const float *scale, int N, int n, int j, int w0, int w1, float *acc,
                                   int16_t *acc16)
 {
@@ -467,13 +523,49 @@ T512 static void w16_seg1(const KernMat *km, const float *scale, const TabX *T, 
     }
 }
 
+/* scale_h for acc from w16_blocks: a wblock's rows 0, 2, .., 30, 1, 3, .., 31
+ * (a last wblock with one 16-row block: 0, 2, .., 14, 1, 3, .., 15) back in
+ * order, times h */
+T512 static void w16_scale_h(const KernMat *km, int N, int b0, int b1, float *acc)
+{
+    const int out_pad = kern_nblk(km) * KERN_ROWBLK;
+    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
+    const __m512i one = _mm512_set_epi32(15, 7, 14, 6, 13, 5, 12, 4, 11, 3, 10, 2, 9, 1, 8, 0);
+    for (int b = b0; b < b1; b += 2) {
+        const int r = b * KERN_ROWBLK, left = km->out - r;
+        const __mmask16 m0 = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+        const __mmask16 m1 = left >= 32 ? (__mmask16)0xffff : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
+        const __m512 h0 = _mm512_maskz_loadu_ps(m0, km->h + r), h1 = _mm512_maskz_loadu_ps(m1, km->h + r + 16);
+        for (int n = 0; n < N; n++) {
+            float *a = acc + (size_t)n * out_pad + r;
+            if (b + 1 < b1) {
+                const __m512 e = _mm512_loadu_ps(a), o = _mm512_loadu_ps(a + 16);
+                _mm512_storeu_ps(a, _mm512_mul_ps(_mm512_permutex2var_ps(e, lo, o), h0));
+                _mm512_storeu_ps(a + 16, _mm512_mul_ps(_mm512_permutex2var_ps(e, hi, o), h1));
+            } else {
+                _mm512_storeu_ps(a, _mm512_mul_ps(_mm512_permutexvar_ps(one, _mm512_loadu_ps(a)), h0));
+            }
+        }
+    }
+}
+
 /* blocks [b0, b1) (b0 even: kern_blk_align), panel segment by panel
- * segment: for each 32-column index, tokens in pairs over the segment's
- * wblocks; at the end of a 512-column block its sums into acc */
+ * segment: for each 32-column index and each of its two 16-column words,
+ * tokens in fours over the segment's wblocks; at the end of a 512-column
+ * block its sums into acc. N > 1 keeps acc16 as 64 int16 per token and
+ * wblock (the two 256-column halves), the N tokens of a wblock side by side:
+ * a token's sums kern_acc16_per_token apart (24 KiB at 4096 rows) put the
+ * four tokens of a pass on the same 4 KiB offsets. AB harness, 4096x4096,
+ * 1 thread: 5.4 ms against 6.5-7.3 */
+/* w16_blocks for word u of the tokens n .. n + nt - 1 (inside w16_rows) */
+#define W16_CALL(nt, end) w16_blocks(w + 32 * u, nb, x + n, nt, a, stride, wstep, first && !u, !u && !n, end, &E)
+
 T512 static void w16_rows(const KernMat *km, const float *scale, const void *prep, int N, int b0, int b1, float *acc, int16_t *acc16)
 {
-    const int nj = kern_in_pad(km) / 32;
-    const size_t stride = kern_acc16_per_token(km);
+    const int nj = kern_in_pad(km) / 32, nq = kern_nqblk(km), nblk = kern_nblk(km), jpq = KERN_QBLOCK / 32;
+    const size_t out_pad = (size_t)nblk * KERN_ROWBLK;
+    const size_t stride = 64, wstep = (size_t)N * 64;
     const uint16_t *kb = (const uint16_t *)km->kbits;
     const TabX *T = prep;
     for (int s0 = b0, s1; s0 < b1; s0 = s1) {
@@ -483,20 +575,37 @@ T512 static void w16_rows(const KernMat *km, const float *scale, const void *pre
             w16_seg1(km, scale, T, w0, w1, acc, acc16);
             continue;
         }
+        const int nb = w1 - w0;
         for (int j = 0; j < nj; j++) {
             const uint16_t *w = kb + kern_w16_off(km, j, w0);
             const int first = w16_half_start(j);
-            const TabX *x0 = T + (size_t)(2 * j) * N, *x1 = T + (size_t)(2 * j + 1) * N;
-            for (int n = 0; n < N; n += 2) {
-                int16_t *a = acc16 + (size_t)n * stride + (size_t)w0 * 96;
-                if (N - n >= 2) w16_blocks(w, w1 - w0, x0 + n, x1 + n, 2, a, stride, first, n == 0);
-                else w16_blocks(w, w1 - w0, x0 + n, x1 + n, 1, a, stride, first, n == 0);
+            /* the first 256-column half of a block in the int16 slot at 0, the second at 32 */
+            const int second = j % jpq >= jpq / 2, end = j % jpq == jpq - 1 || j == nj - 1;
+            for (int u = 0; u < 2; u++) {
+                const TabX *x = T + (size_t)(2 * j + u) * N;
+                W16End E = {scale + j / jpq, acc + (size_t)w0 * 32, out_pad, nq, second, j / jpq, !(s1 & 1)};
+                for (int n = 0; n < N; n += 4) {
+                    int16_t *a = acc16 + ((size_t)w0 * N + n) * 64 + 32 * second;
+                    const int nt = N - n < 4 ? N - n : 4;
+                    if (!(end && u)) {
+                        if (nt == 4) W16_CALL(4, 0);
+                        else if (nt == 3) W16_CALL(3, 0);
+                        else if (nt == 2) W16_CALL(2, 0);
+                        else W16_CALL(1, 0);
+                    } else {
+                        if (nt == 4) W16_CALL(4, 1);
+                        else if (nt == 3) W16_CALL(3, 1);
+                        else if (nt == 2) W16_CALL(2, 1);
+                        else W16_CALL(1, 1);
+                    }
+                    E.scale += 4 * (size_t)nq;
+                    E.acc += 4 * out_pad;
+                }
             }
-            if (w16_half_end(km, j))
-                for (int n = 0; n < N; n++) w16_flush(km, scale, N, n, j, w0, w1, acc, acc16);
         }
     }
-    scale_h(km, N, b0, b1, acc);
+    if (N == 1) scale_h(km, N, b0, b1, acc);
+    else w16_scale_h(km, N, b0, b1, acc);
 }
 
 /* int8 activations: on KERN_LAYOUT_W16 (the variant's layout_q8, which
