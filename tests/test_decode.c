@@ -1,7 +1,8 @@
 /* test_decode.c -- the decode path: every KernDec variant (kernels.h: the
  * attention scores and weighted values over FP32 and FP16 caches, FP16
  * and BF16 conversion, FP16, BF16 and Q8_0 GEMV rows) against the scalar reference on
- * sizes around every vector width; then model_step with its chunked KV cache
+ * sizes around every vector width, and the blocked prompt attention
+ * (attn_f16) against a dense causal attention; then model_step with its chunked KV cache
  * against the batched forward on a random model whose attention goes to the
  * pool, the same logits on 1 and 2 threads, and the cache grown in chunks. */
 #include <stdint.h>
@@ -166,6 +167,92 @@ static void check_q8_0(void)
     CHECK(zero, "an all-zero block stays zero");
 }
 
+/* attn_f16 as model.c drives it: a tile of nq queries (rows of Q, hd each)
+ * at positions qpos.., the keys 0..qpos+nq-1 in blocks of kb, into O (rows
+ * of ldo) divided by the sums; lanes past nq hold zero queries */
+static void attn_tile(const KernDec *d, const float *Q, int nq, int qpos, const uint16_t *K, const uint16_t *V, size_t ld, int hd,
+                      int kb, float *O, size_t ldo)
+{
+    enum { QB = KERN_ATTN_QB };
+    float *Qt = calloc((size_t)QB * hd, sizeof(float)), *ws = malloc(KERN_ATTN_WS(hd) * sizeof(float)), m[QB], l[QB];
+    for (int i = 0; i < nq; i++)
+        for (int j = 0; j < hd; j++) Qt[j * QB + i] = Q[(size_t)i * hd + j];
+    for (int i = 0; i < QB; i++) { m[i] = -INFINITY; l[i] = 0.0f; }
+    for (int i = 0; i < nq; i++) memset(O + (size_t)i * ldo, 0, (size_t)hd * sizeof(float));
+    const int end = qpos + nq;
+    for (int kp = 0; kp < end; kp += kb) {
+        int n = end - kp < kb ? end - kp : kb;
+        d->attn_f16(Qt, nq, K + (size_t)kp * ld, V + (size_t)kp * ld, ld, hd, n, qpos - kp, 0.3f, m, l, O, ldo, ws);
+    }
+    for (int i = 0; i < nq; i++)
+        for (int j = 0; j < hd; j++) O[(size_t)i * ldo + j] /= l[i];
+    free(Qt);
+    free(ws);
+}
+
+/* attn_f16 of every variant against a dense causal attention in double:
+ * query i at position qpos + i weighs exactly the keys 0..qpos + i (a mask
+ * off by one either way changes the outputs by ~1/positions, far past the
+ * tolerance), over tiles of 1..16 queries, positions that start and end
+ * inside key blocks, blocks of 1..64 keys, head sizes around the vector
+ * widths; rows past nq and columns past hd are not written */
+static void check_attn(const KernDec *d)
+{
+    enum { MAXS = 150, MAXHD = 136, LD = 2 * MAXHD + 8 };
+    uint16_t *K = malloc(sizeof(uint16_t) * MAXS * LD), *V = malloc(sizeof(uint16_t) * MAXS * LD);
+    float *Q = malloc(sizeof(float) * KERN_ATTN_QB * MAXHD), *O = malloc(sizeof(float) * (KERN_ATTN_QB + 1) * (MAXHD + 8));
+    double *w = malloc(sizeof(double) * MAXS);
+    for (int i = 0; i < MAXS * LD; i++) { K[i] = ob_fp32_to_fp16(frand() * 3); V[i] = ob_fp32_to_fp16(frand()); }
+    static const int hds[] = {64, 128, 1, 7, 16, 40, 72, 136};
+    static const struct { int nq, qpos, kb; } cs[] = {
+        {16, 0, 32}, {16, 16, 32}, {16, 48, 32}, {13, 0, 32}, {5, 70, 32}, {16, 33, 64}, {1, 0, 32}, {1, 63, 64},
+        {1, 64, 32}, {7, 121, 64}, {16, 100, 17}, {3, 31, 1}, {16, 134, 64}, {9, 90, 8},
+    };
+    double worst = 0;
+    for (size_t hi = 0; hi < sizeof hds / sizeof *hds; hi++)
+        for (size_t ci = 0; ci < sizeof cs / sizeof *cs; ci++) {
+            const int hd = hds[hi], nq = cs[ci].nq, qpos = cs[ci].qpos, kb = cs[ci].kb;
+            const size_t ld = (size_t)hd + (hd & 1 ? 5 : 24), ldo = (size_t)hd + 3;
+            for (int i = 0; i < nq * hd; i++) Q[i] = frand();
+            for (size_t i = 0; i < (KERN_ATTN_QB + 1) * ldo; i++) O[i] = 42.0f;
+            attn_tile(d, Q, nq, qpos, K, V, ld, hd, kb, O, ldo);
+            int untouched = 1;
+            for (size_t i = 0; i < (size_t)nq * ldo; i++) untouched &= i % ldo < (size_t)hd || O[i] == 42.0f;
+            for (size_t i = (size_t)nq * ldo; i < (KERN_ATTN_QB + 1) * ldo; i++) untouched &= O[i] == 42.0f;
+            CHECK(untouched, "%s: attn_f16 writes past its rows (hd %d nq %d qpos %d)", d->name, hd, nq, qpos);
+            for (int i = 0; i < nq; i++) {
+                const int S = qpos + i + 1;
+                double mx = -INFINITY, sum = 0;
+                for (int t = 0; t < S; t++) {
+                    double dot = 0;
+                    for (int j = 0; j < hd; j++) dot += (double)Q[i * hd + j] * ob_fp16_to_fp32(K[(size_t)t * ld + j]);
+                    w[t] = 0.3 * dot;
+                    mx = fmax(mx, w[t]);
+                }
+                for (int t = 0; t < S; t++) sum += w[t] = exp(w[t] - mx);
+                for (int j = 0; j < hd; j++) {
+                    double o = 0, mag = 0;
+                    for (int t = 0; t < S; t++) {
+                        double v = ob_fp16_to_fp32(V[(size_t)t * ld + j]);
+                        o += w[t] / sum * v;
+                        mag += fabs(w[t] / sum * v);
+                    }
+                    double e = rel(O[(size_t)i * ldo + j], o, fmax(mag, 1e-3));
+                    if (e > worst) worst = e;
+                    if (e >= 1e-4) {
+                        CHECK(e < 1e-4, "%s: attn_f16 hd %d nq %d qpos %d kb %d: query %d column %d: %g, want %g", d->name, hd, nq,
+                              qpos, kb, i, j, O[(size_t)i * ldo + j], o);
+                        i = nq;
+                        break;
+                    }
+                }
+            }
+        }
+    CHECK(worst < 1e-4, "%s: attn_f16 vs a dense causal attention: max relative error %g", d->name, worst);
+    printf("%s: attn_f16 vs dense causal attention: max relative error %.3g\n", d->name, worst);
+    free(K); free(V); free(Q); free(O); free(w);
+}
+
 /* a random LLaMA-shaped teacher whose decode attention goes to the pool */
 static void random_teacher(Model *m, int seq_len)
 {
@@ -281,7 +368,10 @@ int main(void)
     for (int i = 0; kern_dec_variant(i); i++) printf(" %s%s", kern_dec_variant(i)->name, kern_dec_available(kern_dec_variant(i)) ? "" : "(n/a)");
     printf("; default %s\n", kern_dec_default()->name);
     for (int i = 0; kern_dec_variant(i); i++)
-        if (kern_dec_available(kern_dec_variant(i))) check_variant(kern_dec_variant(i), r);
+        if (kern_dec_available(kern_dec_variant(i))) {
+            check_variant(kern_dec_variant(i), r);
+            if (kern_dec_variant(i)->attn_f16) check_attn(kern_dec_variant(i));
+        }
     check_q8_0();
     check_model();
     return test_done("test_decode");

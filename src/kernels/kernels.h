@@ -313,7 +313,29 @@ typedef struct KernDec {
     void (*dq_sym)(const uint8_t *qs, uint32_t qh, int mid, float d, float *y);
     void (*dq_q5_k)(const uint8_t *qs, const uint8_t *qh, const float *a, const float *m, float *y);
     void (*dq_q6_k)(const uint8_t *ql, const uint8_t *qh, const float *a, float *y);
+    /* one key block of a blocked (flash-attention style) causal attention
+     * over FP16 keys and values, for a tile of nq <= KERN_ATTN_QB queries
+     * held transposed (lanes = queries): Qt[d * KERN_ATTN_QB + i] is query
+     * i's element d (d < hd; lanes i >= nq zero); K[t * ld + d] and
+     * V[t * ld + d] the block's n <= KERN_ATTN_KB keys and values. Query i
+     * sees key t iff t <= diag + i (diag: the first query's position minus
+     * the first key's). With s_it = scale * (query i . key t) over the keys
+     * it sees and M_i the larger of m[i] and their maximum: a_i = exp(m[i] -
+     * M_i), l[i] = l[i] a_i + sum_t exp(s_it - M_i), O[i * ldo + d] =
+     * O[i * ldo + d] a_i + sum_t exp(s_it - M_i) V[t][d] (i < nq), m[i] =
+     * M_i (sums over t ascending). Start with m = -inf, l = 0, O = 0 and a
+     * first block whose key 0 every lane sees (diag >= 0); the output is
+     * O[i] / l[i] after the last block. m and l have KERN_ATTN_QB lanes, ws
+     * KERN_ATTN_WS(hd) floats of scratch. NULL in a variant without it
+     * (model.c then runs the per-query helpers above). */
+    void (*attn_f16)(const float *Qt, int nq, const uint16_t *K, const uint16_t *V, size_t ld, int hd, int n, int diag,
+                     float scale, float *m, float *l, float *O, size_t ldo, float *ws);
 } KernDec;
+/* attn_f16's queries per tile, largest key block, and scratch floats (the
+ * block's keys or values in FP32, its weights, a spare output row) */
+#define KERN_ATTN_QB 16
+#define KERN_ATTN_KB 64
+#define KERN_ATTN_WS(hd) ((size_t)KERN_ATTN_KB * ((size_t)(hd) + KERN_ATTN_QB) + (size_t)(hd))
 
 enum { KERN_DEC_REF, KERN_DEC_AVX2, KERN_DEC_AVX512, KERN_DEC_AVX512BF16, KERN_DEC_NVARIANTS };
 /* entry id (KERN_DEC_*), available on this CPU or not; NULL past the end */

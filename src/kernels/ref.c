@@ -165,6 +165,45 @@ void kern_dec_accum_f16_ref(const float *a, const uint16_t *V, size_t ld, int hd
     }
 }
 
+/* one key block of the blocked causal attention (kernels.h attn_f16), lane
+ * by lane: the scores of the keys each query sees (the rest -inf) into ws,
+ * the new maxima, the rescale a = exp(m - M) (0 from m = -inf), the sums,
+ * then each output row rescaled and the block's values added key by key */
+void kern_dec_attn_f16_ref(const float *Qt, int nq, const uint16_t *K, const uint16_t *V, size_t ld, int hd, int n, int diag,
+                           float scale, float *m, float *l, float *O, size_t ldo, float *ws)
+{
+    enum { QB = KERN_ATTN_QB };
+    float *P = ws, M[QB];
+    for (int i = 0; i < QB; i++) M[i] = m[i];
+    for (int t = 0; t < n; t++) {
+        const uint16_t *k = K + (size_t)t * ld;
+        for (int i = 0; i < QB; i++) {
+            if (t > diag + i) { P[t * QB + i] = -INFINITY; continue; }
+            float d = 0.0f;
+            for (int j = 0; j < hd; j++) d += Qt[j * QB + i] * ob_fp16_to_fp32(k[j]);
+            P[t * QB + i] = d * scale;
+            if (P[t * QB + i] > M[i]) M[i] = P[t * QB + i];
+        }
+    }
+    for (int i = 0; i < QB; i++) {
+        float a = expf(m[i] - M[i]);
+        l[i] *= a;
+        for (int t = 0; t < n; t++) {
+            float p = t > diag + i ? 0.0f : expf(P[t * QB + i] - M[i]);
+            P[t * QB + i] = p;
+            l[i] += p;
+        }
+        if (i < nq)
+            for (int j = 0; j < hd; j++) O[(size_t)i * ldo + j] *= a;
+        m[i] = M[i];
+    }
+    for (int i = 0; i < nq; i++)
+        for (int t = 0; t < n; t++) {
+            const uint16_t *v = V + (size_t)t * ld;
+            for (int j = 0; j < hd; j++) O[(size_t)i * ldo + j] += P[t * QB + i] * ob_fp16_to_fp32(v[j]);
+        }
+}
+
 void kern_dec_to_f16_ref(const float *x, uint16_t *y, size_t n)
 {
     for (size_t i = 0; i < n; i++) y[i] = ob_fp32_to_fp16(x[i]);

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <float.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -653,16 +654,18 @@ static void attn_query(const ModelConfig *c, const ModelState *s, const KernDec 
     }
 }
 
-/* the prompt's attention of layer l over an FP16 cache, a task per query
- * head: each of the T queries as model_step's (attn_query), so a prompt
- * and the decode read the cache with the same kernels; on the model's pool
- * and without OpenBLAS, whose threads would spin beside the pool's */
+/* the prompt's attention of layer l over an FP16 cache, on the model's pool
+ * and without OpenBLAS, whose threads would spin beside the pool's: blocked
+ * (prompt_attn_tile), or with a KernDec without attn_f16 a task per query
+ * head, each of the T queries as model_step's (attn_query) */
 typedef struct {
     const ModelConfig *c;
     const ModelState *s;
     const KernDec *d;
     ModelActs *a;
     int l, T, pos0;
+    atomic_int *busy; /* prompt_attn_tile: which of s->tile's nslots slots a task holds */
+    int nslots;
 } PromptAttn;
 
 static void prompt_attn_head(void *vc, int h)
@@ -674,6 +677,69 @@ static void prompt_attn_head(void *vc, int h)
     for (int t = 0; t < p->T; t++)
         attn_query(c, p->s, p->d, p->l, h, p->pos0 + t + 1, p->a->q + (size_t)t * qd + (size_t)h * hd, att,
                    p->a->attout + (size_t)t * qd + (size_t)h * hd);
+}
+
+/* the prompt's attention of layer l over an FP16 cache, blocked (flash
+ * attention): a task per query head h and tile of KERN_ATTN_QB consecutive
+ * queries, the largest tiles (the most keys) first so the pool's dynamic
+ * claiming balances the threads. The tile's queries transposed into a free
+ * slot of s->tile, then the keys 0..its last query's position in blocks of
+ * PROMPT_ATTN_KB (within one cache chunk), each read and widened once for
+ * the tile's queries by the KernDec's attn_f16 (online softmax, the causal
+ * mask on the blocks that reach the tile), the outputs accumulated in
+ * attout's rows, then divided by their sums. Each tile's arithmetic is
+ * fixed, so results do not depend on the thread count. The per-query path
+ * re-read and re-converted every earlier key and value for each query: at
+ * the 7B shape its attention took 4.1 ms a layer at 128 tokens on one
+ * thread, this one 2.1 ms (65 and 31 ms at 512; see x86/avx512.c). The
+ * whole prompt (model_forward_kv of a random-weight 7B-shape student, int8
+ * activations, ONEBIT_THREADS=2, the two paths alternating in one process
+ * on the same tokens, on a shared and loaded machine): median 3401 -> 3346
+ * ms at 128 tokens (7 rounds), 15738 -> 14921 ms at 512 (3 rounds). */
+#define PROMPT_ATTN_KB 32
+_Static_assert(MODEL_KV_CHUNK % PROMPT_ATTN_KB == 0 && PROMPT_ATTN_KB <= KERN_ATTN_KB, "a key block lies in one chunk");
+
+/* floats of one thread's slot: Qt, m, l and attn_f16's scratch */
+static size_t prompt_tile_floats(int hd)
+{
+    return ((size_t)KERN_ATTN_QB * hd + 2 * KERN_ATTN_QB + KERN_ATTN_WS(hd) + 15) & ~(size_t)15;
+}
+
+static void prompt_attn_tile(void *vc, int k)
+{
+    const PromptAttn *p = vc;
+    const ModelConfig *c = p->c;
+    const ModelState *s = p->s;
+    enum { QB = KERN_ATTN_QB };
+    const int hd = c->head_dim, qd = c->n_heads * hd, nt = (p->T + QB - 1) / QB;
+    const int h = k % c->n_heads, t0 = (nt - 1 - k / c->n_heads) * QB, nq = p->T - t0 < QB ? p->T - t0 : QB;
+    const int qpos = p->pos0 + t0, end = qpos + nq;
+    const size_t kvo = (size_t)(h / (c->n_heads / c->n_kv_heads)) * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    /* a free slot (as many as the pool's threads, so one is), first the
+     * thread's own; a caller that is another pool's worker may share its index */
+    int slot = pool_thread_index() % p->nslots;
+    while (atomic_exchange_explicit(&p->busy[slot], 1, memory_order_acquire)) slot = (slot + 1) % p->nslots;
+    float *Qt = s->tile + (size_t)slot * prompt_tile_floats(hd), *m = Qt + (size_t)QB * hd, *l = m + QB, *ws = l + QB;
+    const float *q = p->a->q + (size_t)t0 * qd + (size_t)h * hd;
+    if (nq < QB) memset(Qt, 0, (size_t)QB * hd * sizeof(float));
+    for (int i = 0; i < nq; i++)
+        for (int d = 0; d < hd; d++) Qt[d * QB + i] = q[(size_t)i * qd + d];
+    float *out = p->a->attout + (size_t)t0 * qd + (size_t)h * hd;
+    for (int i = 0; i < nq; i++) memset(out + (size_t)i * qd, 0, (size_t)hd * sizeof(float));
+    for (int i = 0; i < QB; i++) { m[i] = -INFINITY; l[i] = 0.0f; }
+    void *const *kc = s->kc + (size_t)p->l * s->n_chunks, *const *vc2 = s->vc + (size_t)p->l * s->n_chunks;
+    for (int kp = 0; kp < end; kp += PROMPT_ATTN_KB) {
+        int n = end - kp < PROMPT_ATTN_KB ? end - kp : PROMPT_ATTN_KB;
+        size_t r = (size_t)(kp % MODEL_KV_CHUNK) * s->kvd + kvo;
+        p->d->attn_f16(Qt, nq, (const uint16_t *)kc[kp / MODEL_KV_CHUNK] + r, (const uint16_t *)vc2[kp / MODEL_KV_CHUNK] + r,
+                       s->kvd, hd, n, qpos - kp, scale, m, l, out, qd, ws);
+    }
+    for (int i = 0; i < nq; i++) {
+        const float inv = 1.0f / l[i];
+        for (int d = 0; d < hd; d++) out[(size_t)i * qd + d] *= inv;
+    }
+    atomic_store_explicit(&p->busy[slot], 0, memory_order_release);
 }
 
 /* causal attention of T queries at positions pos0.. over the cache's
@@ -720,17 +786,30 @@ void model_forward_kv(const Model *m, ModelActs *a, ModelState *s, const int *to
     const KernDec *d = model_dec(m, s, &pool);
     kv_settle(m, s);
     kv_reserve(s, pos0 + T);
+    const int tiles = s->kv == MODEL_KV_F16 && d->attn_f16, nslots = pool_threads(pool);
+    atomic_int *busy = tiles ? ob_calloc((size_t)nslots, sizeof(atomic_int)) : NULL;
+    for (int i = 0; busy && i < nslots; i++) atomic_init(&busy[i], 0);
+    if (tiles) {
+        size_t need = (size_t)nslots * prompt_tile_floats(c->head_dim);
+        if (s->tile_cap < need) {
+            free(s->tile);
+            s->tile = ob_aligned_alloc(64, need * sizeof(float));
+            s->tile_cap = need;
+        }
+    }
     for (int t = 0; t < T; t++) model_embed(m, tokens[t], a->x + (size_t)t * C);
     for (int l = 0; l < c->n_layers; l++) {
         const Linear *L = m->lin + (size_t)l * LIN_PER_LAYER;
         block_qkv_batched(m, a, L, l, T, pos0);
         kv_store(s, d, l, pos0, a->k, a->v, T);
         if (s->kv == MODEL_KV_F16) {
-            PromptAttn pa = {c, s, d, a, l, T, pos0};
-            pool_run(pool, prompt_attn_head, &pa, c->n_heads);
+            PromptAttn pa = {c, s, d, a, l, T, pos0, busy, nslots};
+            if (tiles) pool_run(pool, prompt_attn_tile, &pa, c->n_heads * ((T + KERN_ATTN_QB - 1) / KERN_ATTN_QB));
+            else pool_run(pool, prompt_attn_head, &pa, c->n_heads);
         } else attention_cached(c, a, s, d, l, T, pos0);
         block_tail_batched(m, a, L, l, T);
     }
+    free(busy);
     if (n_logits <= 0) return;
     int t0 = T - n_logits;
     rmsnorm_rows(m, a, m->rms_final, t0, T);
@@ -798,7 +877,7 @@ size_t model_state_kv_bytes(const ModelState *s)
 void model_state_free(ModelState *s)
 {
     for (size_t i = 0; s->kc && i < (size_t)s->n_layers * s->n_chunks; i++) { free(s->kc[i]); free(s->vc[i]); }
-    free(s->kc); free(s->vc); free(s->gather); free(s->part);
+    free(s->kc); free(s->vc); free(s->gather); free(s->part); free(s->tile);
     if (s->pool) pool_free(s->pool);
     free(s->x); free(s->xb); free(s->xb2); free(s->q); free(s->k); free(s->v); free(s->att); free(s->hb); free(s->hb2);
     free(s->logits); free(s->rope_cos); free(s->rope_sin);

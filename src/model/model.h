@@ -181,6 +181,8 @@ typedef struct {
     int attn;               /* MODEL_ATTN_*: how model_step splits its attention */
     float *part;            /* model_step's position blocks: partial outputs, maxima, sums, scores */
     size_t part_cap;        /* floats */
+    float *tile;            /* model_forward_kv's FP16 prompt attention: a slot per pool thread */
+    size_t tile_cap;        /* floats */
     Pool *pool;             /* a global pool reference, for models without one */
     float *rope_cos, *rope_sin;
 } ModelState;
@@ -210,7 +212,10 @@ double model_step_bytes(const Model *m, const ModelState *s, int pos);
  * logits (n_logits, V) receive the rows of the last n_logits positions
  * (0 <= n_logits <= T). Needs pos0 + T <= seq_len and a capacity a->T >= T
  * with T * (pos0 + T) <= a->T * a->T (true for a->T = seq_len). With pos0 =
- * 0 it computes what model_forward does. */
+ * 0 it computes what model_forward does. With an FP16 cache the attention
+ * runs on the model's pool, blocked (flash attention: tiles of queries of a
+ * head, the keys read once per tile, an online softmax), the same bits at
+ * any thread count. */
 void model_forward_kv(const Model *m, ModelActs *a, ModelState *s, const int *tokens, int T, int pos0,
                       float *logits, int n_logits);
 
