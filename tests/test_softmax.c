@@ -58,5 +58,38 @@ int main(void)
     /* length 1 is exactly 1 */
     x[0] = -1e30f;
     for (int v = 0; v < nv; v++) { y[0] = x[0]; fns[v](y, 1); CHECK(y[0] == 1.0f, "%s: n=1 gives %g", names[v], y[0]); }
+    /* RoPE: every variant gives the reference's bits, for head sizes around
+     * the vector width (whole and partial vectors of pairs) and several
+     * heads, at positions whose angles are far from 0 */
+    const char *rn[8];
+    void (*rf[8])(float *, int, int, const float *, const float *);
+    int nr = model_rope_variants(rn, rf, 8);
+    CHECK(nr >= 1 && strcmp(rn[0], "ref") == 0, "rope: reference first");
+    static const int hds[] = {2, 6, 8, 14, 16, 18, 30, 32, 64, 72, 128};
+    int rope_cases = 0;
+    for (size_t hi = 0; hi < sizeof hds / sizeof hds[0]; hi++) {
+        const int hd = hds[hi], heads = 3, n = heads * hd;
+        float cs[64], sn[64], v0[3 * 128], want_r[3 * 128], got[3 * 128];
+        for (int p = 0; p < hd / 2; p++) { cs[p] = cosf(37.1f * (p + 1)); sn[p] = sinf(37.1f * (p + 1)); }
+        for (int i = 0; i < n; i++) {
+            rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+            v0[i] = (float)(((rng >> 11) * (1.0 / 9007199254740992.0) * 2 - 1) * 3);
+        }
+        memcpy(want_r, v0, n * sizeof(float));
+        rf[0](want_r, n, hd, cs, sn);
+        /* the reference is the rotation */
+        for (int i = 0; i < n; i += 2) {
+            int p = (i % hd) / 2;
+            CHECK(fabs(want_r[i] - (v0[i] * cs[p] - v0[i + 1] * sn[p])) < 1e-5 &&
+                      fabs(want_r[i + 1] - (v0[i] * sn[p] + v0[i + 1] * cs[p])) < 1e-5, "rope ref hd %d pair %d", hd, i / 2);
+        }
+        for (int v = 1; v < nr; v++) {
+            memcpy(got, v0, n * sizeof(float));
+            rf[v](got, n, hd, cs, sn);
+            CHECK(!memcmp(got, want_r, n * sizeof(float)), "rope %s hd %d: not the reference's bits", rn[v], hd);
+            rope_cases++;
+        }
+    }
+    printf("rope variants: %d, %d cases\n", nr, rope_cases);
     return test_done("test_softmax");
 }

@@ -223,6 +223,9 @@ void model_forward_kv(const Model *m, ModelActs *a, ModelState *s, const int *to
 void model_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
 void model_rope_table(const ModelConfig *c, float *cosv, float *sinv);
 void model_rope(float *v, int n, int hd, const float *cosv, const float *sinv);
+/* model_rope's variants for this CPU, the reference first (names "ref",
+ * "avx512"; the same bits, tests/test_softmax); returns how many */
+int model_rope_variants(const char **names, void (**fns)(float *, int, int, const float *, const float *), int max);
 void model_softmax(float *x, int n);
 /* the softmax variants this CPU runs ("ref" first), for tests and benches */
 int model_softmax_variants(const char **names, void (**fns)(float *, int), int max);
