@@ -38,6 +38,23 @@ void kern_rows_q8_ref(const KernMat *m, const int16_t *q, const float *scale, co
 KERN_DEC_DECLARE(ref)
 KERN_DQ_DECLARE(ref)
 
+/* Cephes' expf polynomial, shared by the x86 variants' vector exps: with
+ * x = n ln2 + r (n rounded, ln2 in two parts, Cody-Waite), p = e^r by its
+ * degree-7 polynomial on |r| <= ln2 / 2; the width's intrinsics as
+ * FNMADD, FMADD, MUL, ADD and SET1 (x, n given; r, p assigned) */
+#define KERN_EXPF_POLY(x, n, r, p, FNMADD, FMADD, MUL, ADD, SET1)        \
+    do {                                                                 \
+        r = FNMADD(n, SET1(0.693359375f), x);                            \
+        r = FNMADD(n, SET1(-2.12194440e-4f), r);                         \
+        p = SET1(1.9875691500e-4f);                                      \
+        p = FMADD(p, r, SET1(1.3981999507e-3f));                         \
+        p = FMADD(p, r, SET1(8.3334519073e-3f));                         \
+        p = FMADD(p, r, SET1(4.1665795894e-2f));                         \
+        p = FMADD(p, r, SET1(1.6666665459e-1f));                         \
+        p = FMADD(p, r, SET1(5.0000001201e-1f));                         \
+        p = FMADD(p, MUL(r, r), ADD(r, SET1(1.0f)));                     \
+    } while (0)
+
 #if defined(OB_X86)
 KERN_DEC_DECLARE(avx2)
 KERN_DEC_DECLARE(avx512)
