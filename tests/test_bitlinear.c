@@ -655,6 +655,43 @@ static void test_silu(void)
     free(h); free(u); free(h1); free(h2);
 }
 
+/* KernExec.rmsnorm: the reference is model_rmsnorm's expression (in-order
+ * FP32 sum), the AVX-512 one within a few ulp of it on lengths around the
+ * vector widths, in place too, nothing written past n */
+static void test_rmsnorm(void)
+{
+    KernExec ex;
+    kern_exec_init(&ex, kern_variant(KERN_REF), KERN_ACT_FP32, NULL);
+    CHECK(ex.rmsnorm == kern_rmsnorm_ref, "the reference kernel's context has the reference RMSNorm");
+    kern_exec_fini(&ex);
+    enum { N = 4100 };
+    float *x = ob_malloc(N * 4), *w = ob_malloc(N * 4), *y1 = ob_malloc(N * 4), *y2 = ob_malloc(N * 4);
+    for (int k = 0; k < N; k++) { x[k] = 4.0f * frand(); w[k] = 0.5f + frand(); }
+    /* the reference, by its definition */
+    double ss = 0;
+    float s32 = 0.0f;
+    for (int k = 0; k < 77; k++) { s32 += x[k] * x[k]; ss += (double)x[k] * x[k]; }
+    kern_rmsnorm_ref(y1, x, w, 77, 1e-5f);
+    const float sc = 1.0f / sqrtf(s32 / 77 + 1e-5f);
+    int exact = 1;
+    for (int k = 0; k < 77; k++) exact &= y1[k] == w[k] * (sc * x[k]);
+    CHECK(exact && fabs(sc - 1.0 / sqrt(ss / 77 + 1e-5)) < 1e-5 * sc, "rmsnorm ref: not model_rmsnorm's expression");
+    if (!avail(KERN_AVX512)) { free(x); free(w); free(y1); free(y2); return; }
+    for (int n = 1; n <= N - 4; n += n < 80 ? 1 : 1009) {
+        for (int k = 0; k < N; k++) y1[k] = y2[k] = -7.0f;
+        kern_rmsnorm_ref(y1, x, w, n, 1e-5f);
+        kern_rmsnorm_avx512(y2, x, w, n, 1e-5f);
+        int bad = 0;
+        for (int k = 0; k < N; k++)
+            bad += k >= n ? y2[k] != -7.0f : !(fabsf(y2[k] - y1[k]) <= 8.0f * FLT_EPSILON * fabsf(y1[k]) + 1e-30f);
+        memcpy(y2, x, (size_t)n * 4);
+        kern_rmsnorm_avx512(y2, y2, w, n, 1e-5f); /* in place */
+        for (int k = 0; k < n; k++) bad += !(fabsf(y2[k] - y1[k]) <= 8.0f * FLT_EPSILON * fabsf(y1[k]) + 1e-30f);
+        CHECK(bad == 0, "rmsnorm avx512 n %d: %d values off the reference", n, bad);
+    }
+    free(x); free(w); free(y1); free(y2);
+}
+
 /* a mixture of scales (bitlinear_set_mos): for each token, exactly the
  * plain layer with g = g(x) and h = h(x) (r = softmax(R·x), R·x by the
  * kernel's FP32 GEMV rows, softmax by model_softmax, g(x) = Σ_e r_e G_e and
@@ -878,6 +915,7 @@ int main(void)
     test_gemv();
     test_layernorm();
     test_silu();
+    test_rmsnorm();
     test_mos();
     test_many();
     for (int t = 1; t <= 3; t++) pool_free(pools[t]);

@@ -245,6 +245,11 @@ typedef struct {
      * the AVX-512 one with its own exp (Cephes' expf polynomial, about 1
      * ulp), so within a few ulp of it (tests/test_bitlinear) */
     void (*silu_mul)(float *h, const float *u, size_t n);
+    /* a student's RMSNorm: out[i] = w[i] * (s * x[i]), s = 1 / sqrt(mean of
+     * x^2 + eps), out may be x. The reference sums the squares in order in
+     * FP32 (as model_rmsnorm, a teacher's); the AVX-512 one in 64 lanes, so
+     * s within a few ulp of it (tests/test_bitlinear) */
+    void (*rmsnorm)(float *out, const float *x, const float *w, int n, float eps);
     /* the decode helpers (FP16 / Q8_0 head rows): the reference's with the
      * reference kernel, else kern_dec_default() */
     const struct KernDec *dec;
@@ -367,6 +372,7 @@ int kern_op_rates(KernOpRate *r, int max, long iters);
 void kern_quantize_ref(const float *gx, int in_pad, int16_t *q, float *scale);
 void kern_mul_ref(const float *x, const float *g, float *y, int n);
 void kern_silu_mul_ref(float *h, const float *u, size_t n);
+void kern_rmsnorm_ref(float *out, const float *x, const float *w, int n, float eps);
 void kern_layernorm_ref(const float *x, float *y, int n);
 /* y = (y - mean) / sqrt(var + eps) in place (double sums); returns the
  * 1/sqrt(var + eps) it used (the backward pass keeps it) */

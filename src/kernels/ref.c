@@ -99,6 +99,17 @@ void kern_silu_mul_ref(float *h, const float *u, size_t n)
     }
 }
 
+/* the model's RMSNorm expression (model_rmsnorm, a teacher's) */
+void kern_rmsnorm_ref(float *out, const float *x, const float *w, int n, float eps)
+{
+    float ss = 0.0f;
+    for (int j = 0; j < n; j++) ss += x[j] * x[j];
+    ss /= n;
+    ss += eps;
+    ss = 1.0f / sqrtf(ss);
+    for (int j = 0; j < n; j++) out[j] = w[j] * (ss * x[j]);
+}
+
 float kern_layernorm_inplace(float *y, int n, double eps)
 {
     double mean = 0, var = 0;

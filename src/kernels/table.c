@@ -209,6 +209,7 @@ void kern_exec_init(KernExec *ex, const BitKernel *k, int act, Pool *pool)
     ex->layernorm = h512 && run != &table[KERN_REF] ? kern_layernorm_avx512 : kern_layernorm_ref;
     ex->gemv_rows = h512 ? kern_gemv_rows_avx512 : h2 ? kern_gemv_rows_avx2 : kern_gemv_rows_ref;
     ex->silu_mul = h512 ? kern_silu_mul_avx512 : kern_silu_mul_ref;
+    ex->rmsnorm = h512 ? kern_rmsnorm_avx512 : kern_rmsnorm_ref;
     ex->dec = simd ? kern_dec_default() : &dec_table[KERN_DEC_REF];
 }
 

@@ -81,6 +81,7 @@ void kern_mul_avx512(const float *x, const float *g, float *y, int n);
 void kern_quantize_avx512(const float *gx, int in_pad, int16_t *q, float *scale);
 void kern_layernorm_avx512(const float *x, float *y, int n);
 void kern_silu_mul_avx512(float *h, const float *u, size_t n);
+void kern_rmsnorm_avx512(float *out, const float *x, const float *w, int n, float eps);
 void kern_dec_gemv_bf16_avx512bf16(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1);
 /* x86/amx.c: "avx512amx" (int8, N > 1 by AMX-INT8 tiles; N = 1 avx512's).
  * kern_rows_q8_amx executes tile instructions: only where kern_amx_usable()

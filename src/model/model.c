@@ -224,15 +224,7 @@ void model_free(Model *m)
 
 /* ---- building blocks --------------------------------------------------- */
 
-void model_rmsnorm(float *out, const float *x, const float *w, int n, float eps)
-{
-    float ss = 0.0f;
-    for (int j = 0; j < n; j++) ss += x[j] * x[j];
-    ss /= n;
-    ss += eps;
-    ss = 1.0f / sqrtf(ss);
-    for (int j = 0; j < n; j++) out[j] = w[j] * (ss * x[j]);
-}
+void model_rmsnorm(float *out, const float *x, const float *w, int n, float eps) { kern_rmsnorm_ref(out, x, w, n, eps); }
 
 /* exp(x) for x <= 0 (softmax arguments after the max is subtracted), within
  * ~1 ulp: x = n·ln2 + r, |r| <= ln2/2, degree-7 Taylor polynomial for e^r,
@@ -502,7 +494,7 @@ typedef struct {
     const Model *m;
     ModelActs *a;
     const float *w;
-    const KernExec *ex; /* the linears' (a student's SwiGLU: its silu_mul), or NULL */
+    const KernExec *ex; /* the linears' (a student's SwiGLU and RMSNorm: its silu_mul, rmsnorm), or NULL */
     int op, t0, T, ntasks;
     int pos0; /* ROWS_ROPE: token t's position is pos0 + t */
 } RowsTask;
@@ -515,7 +507,7 @@ static void rows_task(void *vc, int k)
     const size_t C = c->dim, F = c->hidden_dim;
     const int t0 = r->t0 + (int)((long)(r->T - r->t0) * k / r->ntasks), t1 = r->t0 + (int)((long)(r->T - r->t0) * (k + 1) / r->ntasks);
     for (int t = t0; t < t1; t++) {
-        if (r->op == ROWS_RMSNORM) model_rmsnorm(a->xb + t * C, a->x + t * C, r->w, (int)C, c->norm_eps);
+        if (r->op == ROWS_RMSNORM) (r->ex ? r->ex->rmsnorm : model_rmsnorm)(a->xb + t * C, a->x + t * C, r->w, (int)C, c->norm_eps);
         else if (r->op == ROWS_RESIDUAL) for (size_t i = t * C; i < (t + 1) * C; i++) a->x[i] += a->xb2[i];
         else if (r->op == ROWS_ROPE) { /* q and k of token t at position pos0 + t */
             const int hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
@@ -1065,6 +1057,9 @@ float *model_step(const Model *m, ModelState *s, int token, int pos)
     Pool *pool;
     const KernDec *d = model_dec(m, s, &pool);
     const KernExec *ex = linear_exec(&m->lin[0]);
+    /* a student's RMSNorms with its KernExec's (vectorised), a teacher's
+     * with the reference */
+    void (*rms)(float *, const float *, const float *, int, float) = ex ? ex->rmsnorm : model_rmsnorm;
     kv_settle(m, s);
     kv_reserve(s, pos + 1);
     const int on_pool = (double)c->n_heads * (pos + 1) * hd >= STEP_ATTN_POOL_MIN && pool_threads(pool) > 1;
@@ -1086,7 +1081,7 @@ float *model_step(const Model *m, ModelState *s, int token, int pos)
     model_embed(m, token, s->x);
     for (int l = 0; l < c->n_layers; l++) {
         const Linear *L = m->lin + (size_t)l * LIN_PER_LAYER;
-        model_rmsnorm(s->xb, s->x, m->rms_att + (size_t)l * C, C, c->norm_eps);
+        rms(s->xb, s->x, m->rms_att + (size_t)l * C, C, c->norm_eps);
         const Linear *qkv[3] = {&L[LIN_Q], &L[LIN_K], &L[LIN_V]};
         float *const qkv_y[3] = {s->q, s->k, s->v};
         linear_forward_many(qkv, 3, s->xb, qkv_y, 1);
@@ -1103,7 +1098,7 @@ float *model_step(const Model *m, ModelState *s, int token, int pos)
         else for (int h = 0; h < c->n_heads; h++) step_attn_head(&sa, h);
         linear_forward(&L[LIN_O], s->xb, s->xb2, 1);
         for (int i = 0; i < C; i++) s->x[i] += s->xb2[i];
-        model_rmsnorm(s->xb, s->x, m->rms_ffn + (size_t)l * C, C, c->norm_eps);
+        rms(s->xb, s->x, m->rms_ffn + (size_t)l * C, C, c->norm_eps);
         const Linear *gu[2] = {&L[LIN_GATE], &L[LIN_UP]};
         float *const gu_y[2] = {s->hb, s->hb2};
         linear_forward_many(gu, 2, s->xb, gu_y, 1);
@@ -1113,7 +1108,7 @@ float *model_step(const Model *m, ModelState *s, int token, int pos)
         linear_forward(&L[LIN_DOWN], s->hb, s->xb2, 1);
         for (int i = 0; i < C; i++) s->x[i] += s->xb2[i];
     }
-    model_rmsnorm(s->x, s->x, m->rms_final, C, c->norm_eps);
+    rms(s->x, s->x, m->rms_final, C, c->norm_eps);
     /* a student's head on its layers' pool (linear_head); a teacher's
      * through OpenBLAS, as every other matmul of it (and as llama2.c) */
     linear_head(&m->lin[0], m->cls_w, m->cls_type, s->x, s->logits, c->vocab_size, C);
