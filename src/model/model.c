@@ -365,7 +365,7 @@ static void softmax_pick(void)
 void model_softmax(float *x, int n)
 {
     void (*f)(float *, int) = __atomic_load_n(&softmax_impl, __ATOMIC_ACQUIRE);
-    if (!f) { softmax_pick(); f = softmax_impl; }
+    if (!f) { softmax_pick(); f = __atomic_load_n(&softmax_impl, __ATOMIC_ACQUIRE); }
     f(x, n);
 }
 
@@ -449,7 +449,7 @@ static void rope_pick(void)
 void model_rope(float *v, int n, int hd, const float *cosv, const float *sinv)
 {
     void (*f)(float *, int, int, const float *, const float *) = __atomic_load_n(&rope_impl, __ATOMIC_ACQUIRE);
-    if (!f) { rope_pick(); f = rope_impl; }
+    if (!f) { rope_pick(); f = __atomic_load_n(&rope_impl, __ATOMIC_ACQUIRE); } /* (threads may pick at once: the same f) */
     f(v, n, hd, cosv, sinv);
 }
 
