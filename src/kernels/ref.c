@@ -89,7 +89,8 @@ void kern_mul_ref(const float *x, const float *g, float *y, int n)
     for (int i = 0; i < n; i++) y[i] = x[i] * g[i];
 }
 
-/* the model's SwiGLU expression, as model.c writes it for teachers */
+/* the model's SwiGLU expression (a teacher's: model.c calls this for a model
+ * without a KernExec) */
 void kern_silu_mul_ref(float *h, const float *u, size_t n)
 {
     for (size_t i = 0; i < n; i++) {

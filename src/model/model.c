@@ -614,13 +614,14 @@ void model_forward(const Model *m, ModelActs *a, const int *tokens, int T, float
 
 static size_t kv_esize(const ModelState *s) { return s->kv == MODEL_KV_F16 ? 2 : 4; }
 
-/* settle the precision (MODEL_KV_AUTO: by the model's linears) */
-/* the precision s's cache has or will have with m (MODEL_KV_AUTO resolved) */
+/* the precision s's cache has or will have with m (MODEL_KV_AUTO: by the
+ * model's linears) */
 static int kv_kind(const Model *m, const ModelState *s)
 {
     return s->kv != MODEL_KV_AUTO ? s->kv : m->lin[0].kind == LINEAR_DENSE ? MODEL_KV_F32 : MODEL_KV_F16;
 }
 
+/* settle the precision */
 static void kv_settle(const Model *m, ModelState *s)
 {
     s->kv = kv_kind(m, s);

@@ -355,6 +355,23 @@ static int claim_panels(PanelRange *r, int back, int want, int *n)
     }
 }
 
+/* whether any of the T ranges r has a panel left */
+static int panels_left(PanelRange *r, int T)
+{
+    for (int j = 0; j < T; j++) {
+        uint64_t v = atomic_load(&r[j].fb);
+        if ((uint32_t)v < (uint32_t)(v >> 32)) return 1;
+    }
+    return 0;
+}
+
+/* task t's own range of T over np panels, contiguous */
+static void range_init(PanelRange *r, int np, int t, int T)
+{
+    uint64_t p0 = (uint64_t)np * t / T, p1 = (uint64_t)np * (t + 1) / T;
+    atomic_init(&r->fb, p1 << 32 | p0);
+}
+
 /* blocks [b0, b1), with the call's activation precision (int8 with copies:
  * the calling thread's copy) */
 static void fwd_blocks(const FwdCtx *c, int b0, int b1)
@@ -427,6 +444,10 @@ static void fwd_input_task(void *vc, int t)
     if (c->prep && n1 > n0) c->K->prep_q8(bl, q, c->N, n0, n1, (char *)c->prep + k * c->prep_bytes);
 }
 
+/* fwd_norm_task's tasks for N tokens of out values on T threads: by tokens
+ * once there are enough of them */
+static int norm_ntasks(int T, int N, int out) { return T > 1 && N >= 4 && (double)N * out >= 1 << 16 ? (T < N ? T : N) : 1; }
+
 static void fwd_norm_task(void *vc, int t)
 {
     const FwdCtx *c = vc;
@@ -474,12 +495,7 @@ static void fwd_chunks_task(void *vc, int t)
     const size_t out_pad = (size_t)b->nblk * KERN_ROWBLK;
     for (int ch = 0; ch < cc->nch; ch++) {
         PanelRange *r = cc->ranges + (size_t)ch * cc->T;
-        int left = 0;
-        for (int j = 0; j < cc->T && !left; j++) {
-            uint64_t v = atomic_load(&r[j].fb);
-            left = (uint32_t)v < (uint32_t)(v >> 32);
-        }
-        if (!left) continue;
+        if (!panels_left(r, cc->T)) continue;
         const int n0 = ch * cc->chunk;
         FwdCtx c = *b;
         c.N = b->N - n0 < cc->chunk ? b->N - n0 : cc->chunk;
@@ -530,12 +546,9 @@ static int forward_chunks(const BitLinear *bl, const float *x, float *y, int N, 
     c->prep = scratch_bytes(sc, SCR_PREP, (size_t)T * c->prep_bytes);
     cc.ranges = scratch_bytes(sc, SCR_RANGES, (size_t)nch * T * sizeof(PanelRange));
     for (int ch = 0; ch < nch; ch++)
-        for (int t = 0; t < T; t++) {
-            uint64_t p0 = (uint64_t)np * t / T, p1 = (uint64_t)np * (t + 1) / T;
-            atomic_init(&cc.ranges[(size_t)ch * T + t].fb, p1 << 32 | p0);
-        }
+        for (int t = 0; t < T; t++) range_init(&cc.ranges[(size_t)ch * T + t], np, t, T);
     pool_run_each(pool, fwd_chunks_task, &cc);
-    c->ntasks = N >= 4 && (double)N * bl->out >= 1 << 16 ? (T < N ? T : N) : 1;
+    c->ntasks = norm_ntasks(T, N, bl->out);
     pool_run(pool, fwd_norm_task, c, c->ntasks);
     return 1;
 }
@@ -677,17 +690,14 @@ static void forward(const BitLinear *bl, const float *x, float *y, int N)
              * (fwd_rows_task) */
             c.by_panel = 1;
             c.ntasks = T;
-            for (int t = 0; t < T; t++) {
-                uint64_t p0 = (uint64_t)np * t / T, p1 = (uint64_t)np * (t + 1) / T;
-                atomic_init(&ranges[t].fb, p1 << 32 | p0);
-            }
+            for (int t = 0; t < T; t++) range_init(&ranges[t], np, t, T);
         } else {
             /* blocks: up to 8 ranges per thread, claimed dynamically */
             c.ntasks = T * 8 < nblk ? T * 8 : nblk;
         }
     }
     pool_run(pool, fwd_rows_task, &c, c.ntasks);
-    c.ntasks = T > 1 && N >= 4 && (double)N * bl->out >= 1 << 16 ? (T < N ? T : N) : 1;
+    c.ntasks = norm_ntasks(T, N, bl->out);
     pool_run(pool, fwd_norm_task, &c, c.ntasks);
 }
 
@@ -715,15 +725,6 @@ typedef struct {
     int copies;
     size_t gx_n, q_n, scale_n;
 } ManyCtx;
-
-static int panels_left(PanelRange *r, int T)
-{
-    for (int j = 0; j < T; j++) {
-        uint64_t v = atomic_load(&r[j].fb);
-        if ((uint32_t)v < (uint32_t)(v >> 32)) return 1;
-    }
-    return 0;
-}
 
 /* task t: layer by layer, (int8 with copies: its own copy t of the layer's
  * input and tables, as fwd_input_task, unless no panel is left) its own
@@ -801,10 +802,7 @@ static void forward_many(const BitLinear *const *bl, int n, const float *x, floa
                       .acc = acc_is_y(bl[i]) ? y[i] : acc,
                       .y = y[i], .g = bl[i]->g, .norm = bl[i]->norm, .N = N, .nblk = nblk, .ntasks = T, .by_panel = 1,
                       .copies = mc->copies, .ranges = mc->ranges[i]};
-        for (int t = 0; t < T; t++) {
-            uint64_t p0 = (uint64_t)np * t / T, p1 = (uint64_t)np * (t + 1) / T;
-            atomic_init(&mc->ranges[i][t].fb, p1 << 32 | p0);
-        }
+        for (int t = 0; t < T; t++) range_init(&mc->ranges[i][t], np, t, T);
         gx += nc * mc->gx_n;
         if (!acc_is_y(bl[i])) acc += (size_t)N * nblk * KERN_ROWBLK;
         if (q8) {
@@ -827,11 +825,10 @@ static void forward_many(const BitLinear *const *bl, int n, const float *x, floa
     else pool_run(ex->pool, fwd_many_task, mc, T);
     for (int i = 0; i < n; i++) {
         FwdCtx *c = &mc->c[i];
-        c->ntasks = N >= 4 && (double)N * bl[i]->out >= 1 << 16 ? (T < N ? T : N) : 1;
+        c->ntasks = norm_ntasks(T, N, bl[i]->out);
         pool_run(ex->pool, fwd_norm_task, c, c->ntasks);
     }
 }
-
 
 void bitlinear_forward_many(const BitLinear *const *bl, int n, const float *x, float *const *y, int N)
 {
