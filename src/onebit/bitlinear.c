@@ -468,6 +468,24 @@ static void fwd_norm_task(void *vc, int t)
     }
 }
 
+/* c, a context with a copy of the input per thread, made to read copy t
+ * (gx_n, q_n, scale_n: the elements of one copy; the prep's prep_bytes),
+ * and copy t made there as copy 0 of a one-copy call; then ntasks = T for
+ * the rows (fwd_chunks_task, fwd_many_task) */
+static void fwd_own_input(FwdCtx *c, int t, int T, size_t gx_n, size_t q_n, size_t scale_n)
+{
+    c->gx += (size_t)t * gx_n;
+    if (c->q) {
+        c->q += (size_t)t * q_n;
+        c->scale += (size_t)t * scale_n;
+    }
+    if (c->prep) c->prep = (char *)c->prep + (size_t)t * c->prep_bytes;
+    c->copies = 1;
+    c->ntasks = 1;
+    fwd_input_task(c, 0);
+    c->ntasks = T;
+}
+
 /* int8 with the kernel's tables for N tokens in chunks (bitlinear_forward),
  * on T > 1 threads: one pool_run_each for all the chunks and one pool_run
  * for the norms, where a call per chunk made three pool runs (input, rows,
@@ -501,16 +519,8 @@ static void fwd_chunks_task(void *vc, int t)
         c.N = b->N - n0 < cc->chunk ? b->N - n0 : cc->chunk;
         c.x = b->x + (size_t)n0 * b->bl->in;
         c.acc = b->acc + (size_t)n0 * out_pad;
-        /* copy t, as copy 0 of a one-copy call */
-        c.gx = b->gx + (size_t)t * cc->gx_n;
-        c.q = b->q + (size_t)t * cc->q_n;
-        c.scale = b->scale + (size_t)t * cc->scale_n;
-        c.prep = (char *)b->prep + (size_t)t * b->prep_bytes;
-        c.acc16 = b->acc16 + (size_t)t * cc->acc16_n;
-        c.copies = 1;
-        c.ntasks = 1;
-        fwd_input_task(&c, 0);
-        c.ntasks = cc->T;
+        c.acc16 = b->acc16 + (size_t)t * cc->acc16_n; /* the rows of one chunk: the int16 sums per thread too */
+        fwd_own_input(&c, t, cc->T, cc->gx_n, cc->q_n, cc->scale_n);
         c.by_panel = 1;
         c.ranges = r;
         fwd_rows_task(&c, t);
@@ -737,14 +747,7 @@ static void fwd_many_task(void *vc, int t)
         FwdCtx c = mc->c[i];
         if (mc->copies) {
             if (!panels_left(c.ranges, mc->T)) continue;
-            c.gx += (size_t)t * mc->gx_n;
-            c.q += (size_t)t * mc->q_n;
-            c.scale += (size_t)t * mc->scale_n;
-            if (c.prep) c.prep = (char *)c.prep + (size_t)t * c.prep_bytes;
-            c.copies = 1;
-            c.ntasks = 1;
-            fwd_input_task(&c, 0);
-            c.ntasks = mc->T;
+            fwd_own_input(&c, t, mc->T, mc->gx_n, mc->q_n, mc->scale_n);
         }
         fwd_rows_task(&c, t);
     }
