@@ -2,7 +2,8 @@
  * attention scores and weighted values over FP32 and FP16 caches, FP16
  * and BF16 conversion, FP16, BF16 and Q8_0 GEMV rows) against the scalar reference on
  * sizes around every vector width, and the blocked prompt attention
- * (attn_f16) against a dense causal attention; then model_step with its chunked KV cache
+ * (attn_f16) against a dense causal attention, a decode step's attention
+ * (step_f16) against one query's in double; then model_step with its chunked KV cache
  * against the batched forward on a random model whose attention goes to the
  * pool, the same logits on 1 and 2 threads, and the cache grown in chunks. */
 #include <stdint.h>
@@ -359,6 +360,75 @@ static void check_model(void)
     model_free(&m);
 }
 
+/* step_f16 of a variant against one decode query's attention in double:
+ * nh query heads over nh / group cached heads, the positions in calls of
+ * `piece` (the state carried from call to call), the result o / l; one key
+ * made to dominate (at the first position or the last) so that both the
+ * rescale of earlier calls' sums and a maximum that does not move are
+ * exercised; o's rows past each head and the scratch past KERN_STEP_SC are
+ * not written */
+static void check_step(const KernDec *d)
+{
+    static const int shapes[][3] = {{1, 1, 1}, {3, 1, 7}, {4, 1, 16}, {5, 5, 17}, {8, 2, 33}, {8, 4, 64}, {12, 3, 65}, {32, 1, 128}, {6, 2, 129}};
+    static const int ns[] = {1, 3, 16, 17, 40, 64, 150};
+    double worst = 0;
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
+        for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++)
+            for (int dom = 0; dom < 2; dom++) {
+                const int nh = shapes[si][0], group = shapes[si][1], hd = shapes[si][2], n = ns[ni], nkv = nh / group;
+                const size_t ld = (size_t)nkv * hd + (hd & 1 ? 5 : 0);
+                const int piece = n > 64 ? 64 : n > 20 ? 17 : n;
+                float *q = malloc(sizeof(float) * nh * hd), *o = malloc(sizeof(float) * (nh * hd + 1)), m[32], l[32];
+                float *sc = malloc(sizeof(float) * (KERN_STEP_SC(nh) + 1));
+                uint16_t *K = malloc(2 * ld * n), *V = malloc(2 * ld * n);
+                for (int i = 0; i < nh * hd; i++) q[i] = frand();
+                for (size_t i = 0; i < ld * n; i++) { K[i] = ob_fp32_to_fp16(frand()); V[i] = ob_fp32_to_fp16(frand() * 3); }
+                /* key dom ? n - 1 : 0 of head 0's group points along query 0: a large score */
+                const int tk = dom ? n - 1 : 0;
+                for (int i = 0; i < hd; i++) K[(size_t)tk * ld + i] = ob_fp32_to_fp16(q[i] * 6);
+                for (int h = 0; h < nh; h++) m[h] = -INFINITY, l[h] = 0.0f;
+                memset(o, 0, sizeof(float) * nh * hd);
+                o[nh * hd] = 42.0f;
+                sc[KERN_STEP_SC(nh)] = 42.0f;
+                const float scale = 1.0f / sqrtf((float)hd);
+                for (int p = 0; p < n; p += piece) {
+                    int len = n - p < piece ? n - p : piece;
+                    d->step_f16(q, K + (size_t)p * ld, V + (size_t)p * ld, ld, nh, group, hd, len, scale, m, l, o, sc);
+                }
+                CHECK(o[nh * hd] == 42.0f && sc[KERN_STEP_SC(nh)] == 42.0f, "%s: step_f16 writes past o or its scratch (nh %d hd %d n %d)",
+                      d->name, nh, hd, n);
+                for (int h = 0; h < nh; h++) {
+                    const float *qh = q + (size_t)h * hd;
+                    double mx = -1e300, sum = 0, *w = malloc(sizeof(double) * n);
+                    for (int t = 0; t < n; t++) {
+                        double s = 0;
+                        for (int i = 0; i < hd; i++) s += (double)qh[i] * ob_fp16_to_fp32(K[(size_t)t * ld + (size_t)(h / group) * hd + i]);
+                        w[t] = s * scale;
+                        mx = fmax(mx, w[t]);
+                    }
+                    for (int t = 0; t < n; t++) sum += w[t] = exp(w[t] - mx);
+                    CHECK(fabs(m[h] - mx) <= 1e-4 * fmax(1, fabs(mx)), "%s: step_f16 maximum of head %d: %g, want %g", d->name, h, m[h], mx);
+                    for (int i = 0; i < hd; i++) {
+                        double want = 0, mag = 0;
+                        for (int t = 0; t < n; t++) {
+                            double v = ob_fp16_to_fp32(V[(size_t)t * ld + (size_t)(h / group) * hd + i]);
+                            want += w[t] * v;
+                            mag += w[t] * fabs(v);
+                        }
+                        double e = rel(o[(size_t)h * hd + i] / l[h], want / sum, mag / sum);
+                        worst = fmax(worst, e);
+                        if (e >= 1e-4)
+                            CHECK(0, "%s: step_f16 nh %d group %d hd %d n %d (pieces of %d, dominant key %d): head %d column %d: %g, want %g",
+                                  d->name, nh, group, hd, n, piece, tk, h, i, o[(size_t)h * hd + i] / l[h], want / sum);
+                    }
+                    free(w);
+                }
+                free(q); free(o); free(sc); free(K); free(V);
+            }
+    CHECK(worst < 1e-4, "%s: step_f16 vs one query's attention: max relative error %g", d->name, worst);
+    printf("%s: step_f16 vs one query's attention in double: max relative error %.3g\n", d->name, worst);
+}
+
 int main(void)
 {
     const KernDec *r = kern_dec_variant(KERN_DEC_REF);
@@ -371,6 +441,7 @@ int main(void)
         if (kern_dec_available(kern_dec_variant(i))) {
             check_variant(kern_dec_variant(i), r);
             if (kern_dec_variant(i)->attn_f16) check_attn(kern_dec_variant(i));
+            check_step(kern_dec_variant(i));
         }
     check_q8_0();
     check_model();

@@ -40,6 +40,7 @@
 #define kern_dec_from_bf16_avx2 kern_dec_from_bf16_ref
 #define kern_dec_gemv_bf16_avx2 kern_dec_gemv_bf16_ref
 #define kern_dec_attn_f16_avx2 kern_dec_attn_f16_ref
+#define kern_dec_step_f16_avx2 kern_dec_step_f16_ref
 #define kern_dec_score_f32_avx512 kern_dec_score_f32_ref
 #define kern_dec_score_f16_avx512 kern_dec_score_f16_ref
 #define kern_dec_accum_f32_avx512 kern_dec_accum_f32_ref
@@ -51,6 +52,7 @@
 #define kern_dec_from_bf16_avx512 kern_dec_from_bf16_ref
 #define kern_dec_gemv_bf16_avx512 kern_dec_gemv_bf16_ref
 #define kern_dec_attn_f16_avx512 kern_dec_attn_f16_ref
+#define kern_dec_step_f16_avx512 kern_dec_step_f16_ref
 #define kern_dec_gemv_bf16_avx512bf16 kern_dec_gemv_bf16_ref
 #define kern_dec_dq_q4_k_avx2 kern_dec_dq_q4_k_ref
 #define kern_dec_dq_sym_avx2 kern_dec_dq_sym_ref

@@ -335,7 +335,21 @@ typedef struct KernDec {
      * (model.c then runs the per-query helpers above). */
     void (*attn_f16)(const float *Qt, int nq, const uint16_t *K, const uint16_t *V, size_t ld, int hd, int n, int diag,
                      float scale, float *m, float *l, float *O, size_t ldo, float *ws);
+    /* one decode step's attention over n (1..KERN_STEP_N) cached positions
+     * for all nh query heads at once (flash-decoding), with FP16 keys and
+     * values K[t * ld + j], V[t * ld + j] (nh / group heads of hd each) and
+     * the queries q (nh, hd): with s_ht = scale * (q_h . K_t[h / group]) and
+     * M_h the larger of m[h] and the s_ht, a_h = exp(m[h] - M_h), l[h] =
+     * l[h] a_h + sum_t exp(s_ht - M_h), o_h = o_h a_h + sum_t exp(s_ht - M_h)
+     * V_t[h / group] (o (nh, hd)), m[h] = M_h. Start with m = -inf, l = 0,
+     * o = 0; the output is o_h / l[h] after the last call. sc: scratch of
+     * KERN_STEP_SC(nh) floats. The variants read the cached rows one after
+     * another, each once (one stream through the cache). */
+    void (*step_f16)(const float *q, const uint16_t *K, const uint16_t *V, size_t ld, int nh, int group, int hd, int n,
+                     float scale, float *m, float *l, float *o, float *sc);
 } KernDec;
+#define KERN_STEP_N 64
+#define KERN_STEP_SC(nh) ((size_t)(nh) * (KERN_STEP_N + 1))
 /* attn_f16's queries per tile, largest key block, and scratch floats (the
  * block's keys or values in FP32, its weights, a spare output row) */
 #define KERN_ATTN_QB 16

@@ -177,6 +177,38 @@ void kern_dec_accum_f16_ref(const float *a, const uint16_t *V, size_t ld, int hd
     }
 }
 
+/* one decode step's attention over n cached positions (kernels.h
+ * step_f16), as the variants order it: every row's scores, then per head
+ * the new maximum, the rescale and the weights, then the rows' values, the
+ * first row's with the rescale */
+void kern_dec_step_f16_ref(const float *q, const uint16_t *K, const uint16_t *V, size_t ld, int nh, int group, int hd, int n,
+                           float scale, float *m, float *l, float *o, float *sc)
+{
+    float *al = sc + (size_t)nh * n;
+    for (int t = 0; t < n; t++)
+        for (int h = 0; h < nh; h++) {
+            const uint16_t *k = K + (size_t)t * ld + (size_t)(h / group) * hd;
+            const float *qh = q + (size_t)h * hd;
+            float d = 0.0f;
+            for (int i = 0; i < hd; i++) d += qh[i] * ob_fp16_to_fp32(k[i]);
+            sc[(size_t)h * n + t] = d * scale;
+        }
+    for (int h = 0; h < nh; h++) {
+        float *p = sc + (size_t)h * n, M = m[h], sum = 0.0f;
+        for (int t = 0; t < n; t++) M = p[t] > M ? p[t] : M;
+        for (int t = 0; t < n; t++) { p[t] = expf(p[t] - M); sum += p[t]; }
+        al[h] = expf(m[h] - M);
+        l[h] = l[h] * al[h] + sum;
+        m[h] = M;
+    }
+    for (int t = 0; t < n; t++)
+        for (int h = 0; h < nh; h++) {
+            const uint16_t *v = V + (size_t)t * ld + (size_t)(h / group) * hd;
+            float *oh = o + (size_t)h * hd, w = sc[(size_t)h * n + t], a = t == 0 ? al[h] : 1.0f;
+            for (int i = 0; i < hd; i++) oh[i] = oh[i] * a + w * ob_fp16_to_fp32(v[i]);
+        }
+}
+
 /* one key block of the blocked causal attention (kernels.h attn_f16), lane
  * by lane: the scores of the keys each query sees (the rest -inf) into ws,
  * the new maxima, the rescale a = exp(m - M) (0 from m = -inf), the sums,

@@ -149,7 +149,7 @@ const BitKernel *kern_default(void)
     .score_f32 = kern_dec_score_f32_##sfx, .score_f16 = kern_dec_score_f16_##sfx,                        \
     .accum_f32 = kern_dec_accum_f32_##sfx, .accum_f16 = kern_dec_accum_f16_##sfx,                        \
     .to_f16 = kern_dec_to_f16_##sfx, .from_f16 = kern_dec_from_f16_##sfx, .gemv_f16 = kern_dec_gemv_f16_##sfx, \
-    .gemv_q8_0 = kern_dec_gemv_q8_0_##sfx, .attn_f16 = kern_dec_attn_f16_##sfx, .from_bf16 = kern_dec_from_bf16_##sfx, .dq_q4_k = kern_dec_dq_q4_k_##dq, \
+    .gemv_q8_0 = kern_dec_gemv_q8_0_##sfx, .attn_f16 = kern_dec_attn_f16_##sfx, .step_f16 = kern_dec_step_f16_##sfx, .from_bf16 = kern_dec_from_bf16_##sfx, .dq_q4_k = kern_dec_dq_q4_k_##dq, \
     .dq_sym = kern_dec_dq_sym_##dq, .dq_q5_k = kern_dec_dq_q5_k_##dq, .dq_q6_k = kern_dec_dq_q6_k_##dq
 static const KernDec dec_table[KERN_DEC_NVARIANTS] = {
     [KERN_DEC_REF] = {.name = "ref", .needs = 0, DEC_ENTRY(ref, ref), .gemv_bf16 = kern_dec_gemv_bf16_ref},

@@ -27,7 +27,9 @@ void kern_rows_q8_ref(const KernMat *m, const int16_t *q, const float *scale, co
     void kern_dec_gemv_bf16_##sfx(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1);        \
     void kern_dec_gemv_q8_0_##sfx(const KernQ8_0 *W, const float *x, float *y, int cols, int r0, int r1);        \
     void kern_dec_attn_f16_##sfx(const float *Qt, int nq, const uint16_t *K, const uint16_t *V, size_t ld, int hd,  \
-                                 int n, int diag, float scale, float *m, float *l, float *O, size_t ldo, float *ws);
+                                 int n, int diag, float scale, float *m, float *l, float *O, size_t ldo, float *ws); \
+    void kern_dec_step_f16_##sfx(const float *q, const uint16_t *K, const uint16_t *V, size_t ld, int nh, int group,  \
+                                 int hd, int n, float scale, float *m, float *l, float *o, float *sc);
 /* the Q4_0/Q5_0 and K-quant block expansions: ref.c and x86/avx2.c (the avx512 entry
  * takes avx2's) */
 #define KERN_DQ_DECLARE(sfx)                                                                                   \

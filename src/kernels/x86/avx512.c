@@ -1184,6 +1184,90 @@ T512 void kern_silu_mul_avx512(float *h, const float *u, size_t n)
     }
 }
 
+/* ---- a decode step's attention (KernDec.step_f16) -----------------------
+ * The cached rows one after another (a single stream through the cache):
+ * each key row's scores for 4 heads at a time (8 accumulators, then their
+ * sums), the maxima, rescales and weights 16 positions to a vector (exp512),
+ * then each value row added into every head's output, the first row's with
+ * the rescale. 7B shape, 2 threads, context 512, one process alternating:
+ * attention 10.0-10.2 ms a token against 11.0-11.1 ms for score_f16 +
+ * softmax + accum_f16 over 4 rows at a time (both with the cache in huge
+ * pages). */
+T512 void kern_dec_step_f16_avx512(const float *q, const uint16_t *K, const uint16_t *V, size_t ld, int nh, int group, int hd,
+                                   int n, float scale, float *m, float *l, float *o, float *sc)
+{
+    float *al = sc + (size_t)nh * n;
+    for (int t = 0; t < n; t++) {
+        const uint16_t *k = K + (size_t)t * ld;
+        int h = 0;
+        for (; h + 4 <= nh; h += 4) {
+            const uint16_t *k0 = k + (size_t)(h / group) * hd, *k1 = k + (size_t)((h + 1) / group) * hd,
+                           *k2 = k + (size_t)((h + 2) / group) * hd, *k3 = k + (size_t)((h + 3) / group) * hd;
+            const float *q0 = q + (size_t)h * hd, *q1 = q0 + hd, *q2 = q1 + hd, *q3 = q2 + hd;
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+            for (int c = 0; c < hd; c += 32) {
+                const __mmask16 ma = dec_mask(hd - c), mb = hd - c > 16 ? dec_mask(hd - c - 16) : 0;
+                a0 = _mm512_fmadd_ps(dec_ld_f16(k0 + c, ma), _mm512_maskz_loadu_ps(ma, q0 + c), a0);
+                a1 = _mm512_fmadd_ps(dec_ld_f16(k1 + c, ma), _mm512_maskz_loadu_ps(ma, q1 + c), a1);
+                a2 = _mm512_fmadd_ps(dec_ld_f16(k2 + c, ma), _mm512_maskz_loadu_ps(ma, q2 + c), a2);
+                a3 = _mm512_fmadd_ps(dec_ld_f16(k3 + c, ma), _mm512_maskz_loadu_ps(ma, q3 + c), a3);
+                b0 = _mm512_fmadd_ps(dec_ld_f16(k0 + c + 16, mb), _mm512_maskz_loadu_ps(mb, q0 + c + 16), b0);
+                b1 = _mm512_fmadd_ps(dec_ld_f16(k1 + c + 16, mb), _mm512_maskz_loadu_ps(mb, q1 + c + 16), b1);
+                b2 = _mm512_fmadd_ps(dec_ld_f16(k2 + c + 16, mb), _mm512_maskz_loadu_ps(mb, q2 + c + 16), b2);
+                b3 = _mm512_fmadd_ps(dec_ld_f16(k3 + c + 16, mb), _mm512_maskz_loadu_ps(mb, q3 + c + 16), b3);
+            }
+            sc[(size_t)h * n + t] = _mm512_reduce_add_ps(_mm512_add_ps(a0, b0)) * scale;
+            sc[(size_t)(h + 1) * n + t] = _mm512_reduce_add_ps(_mm512_add_ps(a1, b1)) * scale;
+            sc[(size_t)(h + 2) * n + t] = _mm512_reduce_add_ps(_mm512_add_ps(a2, b2)) * scale;
+            sc[(size_t)(h + 3) * n + t] = _mm512_reduce_add_ps(_mm512_add_ps(a3, b3)) * scale;
+        }
+        for (; h < nh; h++) {
+            const uint16_t *k0 = k + (size_t)(h / group) * hd;
+            const float *q0 = q + (size_t)h * hd;
+            __m512 a0 = _mm512_setzero_ps();
+            for (int c = 0; c < hd; c += 16) {
+                const __mmask16 ma = dec_mask(hd - c);
+                a0 = _mm512_fmadd_ps(dec_ld_f16(k0 + c, ma), _mm512_maskz_loadu_ps(ma, q0 + c), a0);
+            }
+            sc[(size_t)h * n + t] = _mm512_reduce_add_ps(a0) * scale;
+        }
+    }
+    for (int h = 0; h < nh; h++) {
+        float *p = sc + (size_t)h * n;
+        __m512 mx = _mm512_set1_ps(m[h]);
+        for (int t = 0; t < n; t += 16) {
+            const __mmask16 mk = dec_mask(n - t);
+            mx = _mm512_mask_max_ps(mx, mk, mx, _mm512_maskz_loadu_ps(mk, p + t));
+        }
+        const float M = _mm512_reduce_max_ps(mx);
+        const __m512 Mv = _mm512_set1_ps(M);
+        __m512 sum = _mm512_setzero_ps();
+        for (int t = 0; t < n; t += 16) {
+            const __mmask16 mk = dec_mask(n - t);
+            __m512 e = _mm512_maskz_mov_ps(mk, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, p + t), Mv)));
+            _mm512_mask_storeu_ps(p + t, mk, e);
+            sum = _mm512_add_ps(sum, e);
+        }
+        al[h] = _mm512_cvtss_f32(exp512(_mm512_set1_ps(m[h] - M)));
+        l[h] = l[h] * al[h] + _mm512_reduce_add_ps(sum);
+        m[h] = M;
+    }
+    for (int t = 0; t < n; t++) {
+        const uint16_t *v = V + (size_t)t * ld;
+        for (int h = 0; h < nh; h++) {
+            const uint16_t *vh = v + (size_t)(h / group) * hd;
+            float *oh = o + (size_t)h * hd;
+            const __m512 w = _mm512_set1_ps(sc[(size_t)h * n + t]), a = _mm512_set1_ps(t == 0 ? al[h] : 1.0f);
+            for (int c = 0; c < hd; c += 16) {
+                const __mmask16 mk = dec_mask(hd - c);
+                __m512 ov = _mm512_maskz_loadu_ps(mk, oh + c);
+                if (t == 0) ov = _mm512_mul_ps(ov, a);
+                _mm512_mask_storeu_ps(oh + c, mk, _mm512_fmadd_ps(w, dec_ld_f16(vh + c, mk), ov));
+            }
+        }
+    }
+}
+
 /* ---- blocked prompt attention (KernDec.attn_f16) ------------------------
  * The 16 queries of a tile in the 16 lanes: the block's keys widened to
  * FP32 once into ws (n rows of hd), then each key's 16 scores by hd FMAs of
