@@ -153,9 +153,9 @@ void model_forward(const Model *m, ModelActs *a, const int *tokens, int T,
  * model_step runs attention on the model's pool (the 1-bit layers' KernExec
  * pool, else the global pool of base/pool.h), with the decode helpers of
  * kernels.h (KernDec), split over the heads (a task per query head) or over
- * the positions (flash-decoding: a task per MODEL_ATTN_BLOCK positions for
+ * the positions (flash-decoding: a task per range of positions for
  * all heads, reading whole cached rows, whose partial outputs are merged per
- * head in block order with log-sum-exp rescaling). Either way every task's
+ * head in range order with log-sum-exp rescaling). Either way every task's
  * work and the merge order are fixed, so results do not depend on the
  * thread count.
  * Threads: a state belongs to one caller at a time. */
@@ -166,8 +166,11 @@ enum { MODEL_KV_AUTO = 0, MODEL_KV_F32 = 1, MODEL_KV_F16 = 2 };
  * teacher's greedy outputs stay those of the head split); MODEL_ATTN_HEADS
  * over the heads always */
 enum { MODEL_ATTN_AUTO = 0, MODEL_ATTN_HEADS = 1, MODEL_ATTN_POS = 2 };
-/* positions per task of MODEL_ATTN_POS (a divisor of MODEL_KV_CHUNK) */
-#define MODEL_ATTN_BLOCK 16
+/* MODEL_ATTN_POS's tasks: a range of positions each, one per
+ * MODEL_ATTN_MIN positions up to MODEL_ATTN_TASKS ranges (enough for 16
+ * threads; each range's partial output is read once more by the merge) */
+#define MODEL_ATTN_MIN 16
+#define MODEL_ATTN_TASKS 16
 
 typedef struct {
     float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2, *logits;
@@ -175,12 +178,12 @@ typedef struct {
     int n_layers, kvd;      /* kvd = n_kv_heads * head_dim */
     int n_chunks;           /* chunk slots per layer: ceil(seq_len / MODEL_KV_CHUNK) */
     int chunks;             /* chunks allocated in every layer so far */
-    void **kc, **vc;        /* (L, n_chunks): MODEL_KV_CHUNK x kvd elements each */
+    void **kc, **vc;        /* (L, n_chunks): MODEL_KV_CHUNK x kvd elements each; chunk j of
+                             * every layer in one allocation, which kc[j] (layer 0) begins */
     float *gather;          /* model_forward_kv: one KV head's keys and values in FP32 */
     size_t gather_cap;      /* floats */
     int attn;               /* MODEL_ATTN_*: how model_step splits its attention */
-    float *part;            /* model_step's position blocks: partial outputs, maxima, sums, scores */
-    size_t part_cap;        /* floats */
+    float *part;            /* model_step's position ranges: partial outputs, maxima, sums, scratch */
     float *tile;            /* model_forward_kv's FP16 prompt attention: a slot per pool thread */
     size_t tile_cap;        /* floats */
     Pool *pool;             /* a global pool reference, for models without one */
