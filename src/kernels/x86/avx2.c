@@ -536,7 +536,14 @@ T2H static inline __m256 exp2v(__m256 x)
 /* a decode step's attention (KernDec.step_f16) as the AVX-512 one: the
  * cached rows one after another, 4 heads' scores at a time (8 lanes, the
  * last hd % 8 columns scalar), the weights 8 positions to a vector (exp2v;
- * the last n % 8 with expf), each value row into every head's output */
+ * the last n % 8 with expf), each value row into every head's output, the
+ * next row's part prefetched into L2 (measured on Zen 5 with the AVX-512
+ * variant only) */
+T2H static inline void step2_pf(const uint16_t *from, const uint16_t *to)
+{
+    for (const char *p = (const char *)from; p < (const char *)to; p += 64) _mm_prefetch(p, _MM_HINT_T1);
+}
+
 T2H void kern_dec_step_f16_avx2(const float *q, const uint16_t *K, const uint16_t *V, size_t ld, int nh, int group, int hd,
                                 int n, float scale, float *m, float *l, float *o, float *sc)
 {
@@ -549,6 +556,7 @@ T2H void kern_dec_step_f16_avx2(const float *q, const uint16_t *K, const uint16_
             const uint16_t *k0 = k + (size_t)(h / group) * hd, *k1 = k + (size_t)((h + 1) / group) * hd,
                            *k2 = k + (size_t)((h + 2) / group) * hd, *k3 = k + (size_t)((h + 3) / group) * hd;
             const float *q0 = q + (size_t)h * hd, *q1 = q0 + hd, *q2 = q1 + hd, *q3 = q2 + hd;
+            step2_pf(k0 + ld, k3 + ld + hd);
             __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
             for (int c = 0; c < h8; c += 8) {
                 a0 = _mm256_fmadd_ps(dec2_ld_f16(k0 + c), _mm256_loadu_ps(q0 + c), a0);
@@ -569,6 +577,7 @@ T2H void kern_dec_step_f16_avx2(const float *q, const uint16_t *K, const uint16_
         for (; h < nh; h++) {
             const uint16_t *k0 = k + (size_t)(h / group) * hd;
             const float *q0 = q + (size_t)h * hd;
+            step2_pf(k0 + ld, k0 + ld + hd);
             __m256 a0 = _mm256_setzero_ps();
             for (int c = 0; c < h8; c += 8) a0 = _mm256_fmadd_ps(dec2_ld_f16(k0 + c), _mm256_loadu_ps(q0 + c), a0);
             float d0 = dec2_hsum(a0);
@@ -599,6 +608,7 @@ T2H void kern_dec_step_f16_avx2(const float *q, const uint16_t *K, const uint16_
             const uint16_t *vh = v + (size_t)(h / group) * hd;
             float *oh = o + (size_t)h * hd, w = sc[(size_t)h * n + t], a = t == 0 ? al[h] : 1.0f;
             const __m256 wv = _mm256_set1_ps(w), av = _mm256_set1_ps(a);
+            if (h % 4 == 0) step2_pf(vh + ld, v + ld + (size_t)((h + 4 < nh ? h + 3 : nh - 1) / group) * hd + hd);
             for (int c = 0; c < h8; c += 8)
                 _mm256_storeu_ps(oh + c, _mm256_fmadd_ps(wv, dec2_ld_f16(vh + c), _mm256_mul_ps(_mm256_loadu_ps(oh + c), av)));
             for (int c = h8; c < hd; c++) oh[c] = oh[c] * a + w * ob_fp16_to_fp32(vh[c]);
