@@ -57,6 +57,58 @@ KERN_DQ_DECLARE(ref)
         p = FMADD(p, MUL(r, r), ADD(r, SET1(1.0f)));                     \
     } while (0)
 
+/* step_f16's x86 variants (KERN_STEP_F16_BODY): the parts of cached row r
+ * for heads h..h+3 (heads of hd, group query heads to a cached one) */
+static inline void kern_step_parts(const uint16_t *r, int h, int group, int hd, const uint16_t *p[4])
+{
+    for (int i = 0; i < 4; i++) p[i] = r + (size_t)((h + i) / group) * hd;
+}
+/* the cache lines of [from, to) prefetched into L2 (prefetcht1) */
+static inline void kern_prefetch_l2(const void *from, const void *to)
+{
+    for (const char *c = (const char *)from; c < (const char *)to; c += 64) __builtin_prefetch(c, 0, 2);
+}
+
+/* the body of a step_f16 variant (kernels.h), with the function's
+ * parameters in scope, over the variant's vector helpers: the cached rows
+ * one after another, each row's scores of 4 heads at a time through
+ * SCORE4(kp, q4, hd, scale, s, n) (kp the heads' parts of the row, q4 their
+ * queries; head i's score into s[i * n]) and of the rest through DOT1(k, q,
+ * hd) times scale, the same part of the next row prefetched into L2 (one
+ * stream through the cache); then SOFTMAX(p, n, &m, &l, &a) for each head
+ * (its n scores into weights, its maximum, sum and rescale a); then each
+ * value row into every head's output through AXPY(v, o, hd, w, a), o = o a
+ * + w v (a = 1 after a head's first row), the next row's part prefetched
+ * once every 4 heads */
+#define KERN_STEP_F16_BODY(SCORE4, DOT1, SOFTMAX, AXPY)                                                          \
+    do {                                                                                                        \
+        float *al_ = sc + (size_t)nh * n;                                                                       \
+        for (int t = 0; t < n; t++) {                                                                           \
+            const uint16_t *k = K + (size_t)t * ld;                                                             \
+            int h = 0;                                                                                          \
+            for (; h + 4 <= nh; h += 4) {                                                                       \
+                const uint16_t *kp[4];                                                                          \
+                kern_step_parts(k, h, group, hd, kp);                                                           \
+                kern_prefetch_l2(kp[0] + ld, kp[3] + ld + hd);                                                  \
+                SCORE4(kp, q + (size_t)h * hd, hd, scale, sc + (size_t)h * n + t, n);                           \
+            }                                                                                                   \
+            for (; h < nh; h++) {                                                                               \
+                const uint16_t *k0 = k + (size_t)(h / group) * hd;                                             \
+                kern_prefetch_l2(k0 + ld, k0 + ld + hd);                                                        \
+                sc[(size_t)h * n + t] = DOT1(k0, q + (size_t)h * hd, hd) * scale;                               \
+            }                                                                                                   \
+        }                                                                                                       \
+        for (int h = 0; h < nh; h++) SOFTMAX(sc + (size_t)h * n, n, &m[h], &l[h], &al_[h]);                     \
+        for (int t = 0; t < n; t++) {                                                                           \
+            const uint16_t *v = V + (size_t)t * ld;                                                             \
+            for (int h = 0; h < nh; h++) {                                                                      \
+                const uint16_t *vh = v + (size_t)(h / group) * hd;                                             \
+                if (h % 4 == 0) kern_prefetch_l2(vh + ld, v + ld + (size_t)((h + 4 < nh ? h + 3 : nh - 1) / group) * hd + hd); \
+                AXPY(vh, o + (size_t)h * hd, hd, sc[(size_t)h * n + t], t == 0 ? al_[h] : 1.0f);                \
+            }                                                                                                   \
+        }                                                                                                       \
+    } while (0)
+
 #if defined(OB_X86)
 KERN_DEC_DECLARE(avx2)
 KERN_DEC_DECLARE(avx512)

@@ -533,87 +533,77 @@ T2H static inline __m256 exp2v(__m256 x)
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
-/* a decode step's attention (KernDec.step_f16) as the AVX-512 one: the
- * cached rows one after another, 4 heads' scores at a time (8 lanes, the
- * last hd % 8 columns scalar), the weights 8 positions to a vector (exp2v;
- * the last n % 8 with expf), each value row into every head's output, the
- * next row's part prefetched into L2 (measured on Zen 5 with the AVX-512
- * variant only) */
-T2H static inline void step2_pf(const uint16_t *from, const uint16_t *to)
+/* a decode step's attention (KernDec.step_f16) as the AVX-512 one, in 8
+ * lanes (the prefetch into L2 measured on Zen 5 with the AVX-512 variant
+ * only) */
+
+/* step_f16's helpers (KERN_STEP_F16_BODY): 4 heads' dot products, the last
+ * hd % 8 columns scalar */
+T2H static inline void step2_score4(const uint16_t *const kp[4], const float *q, int hd, float scale, float *s, int n)
 {
-    for (const char *p = (const char *)from; p < (const char *)to; p += 64) _mm_prefetch(p, _MM_HINT_T1);
+    const int h8 = hd & ~7;
+    const uint16_t *k0 = kp[0], *k1 = kp[1], *k2 = kp[2], *k3 = kp[3];
+    const float *q0 = q, *q1 = q0 + hd, *q2 = q1 + hd, *q3 = q2 + hd;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int c = 0; c < h8; c += 8) {
+        a0 = _mm256_fmadd_ps(dec2_ld_f16(k0 + c), _mm256_loadu_ps(q0 + c), a0);
+        a1 = _mm256_fmadd_ps(dec2_ld_f16(k1 + c), _mm256_loadu_ps(q1 + c), a1);
+        a2 = _mm256_fmadd_ps(dec2_ld_f16(k2 + c), _mm256_loadu_ps(q2 + c), a2);
+        a3 = _mm256_fmadd_ps(dec2_ld_f16(k3 + c), _mm256_loadu_ps(q3 + c), a3);
+    }
+    float d0 = dec2_hsum(a0), d1 = dec2_hsum(a1), d2 = dec2_hsum(a2), d3 = dec2_hsum(a3);
+    for (int c = h8; c < hd; c++) {
+        d0 += q0[c] * ob_fp16_to_fp32(k0[c]);
+        d1 += q1[c] * ob_fp16_to_fp32(k1[c]);
+        d2 += q2[c] * ob_fp16_to_fp32(k2[c]);
+        d3 += q3[c] * ob_fp16_to_fp32(k3[c]);
+    }
+    s[0] = d0 * scale, s[n] = d1 * scale, s[2 * n] = d2 * scale, s[3 * n] = d3 * scale;
+}
+
+T2H static inline float step2_dot1(const uint16_t *k, const float *q, int hd)
+{
+    const int h8 = hd & ~7;
+    __m256 a = _mm256_setzero_ps();
+    for (int c = 0; c < h8; c += 8) a = _mm256_fmadd_ps(dec2_ld_f16(k + c), _mm256_loadu_ps(q + c), a);
+    float d = dec2_hsum(a);
+    for (int c = h8; c < hd; c++) d += q[c] * ob_fp16_to_fp32(k[c]);
+    return d;
+}
+
+/* a head's n scores at p: the weights 8 to a vector (exp2v), the last n % 8
+ * with expf */
+T2H static inline void step2_softmax(float *p, int n, float *m, float *l, float *a)
+{
+    const int n8 = n & ~7;
+    float M = *m, sum;
+    for (int t = 0; t < n; t++) M = p[t] > M ? p[t] : M;
+    const __m256 Mv = _mm256_set1_ps(M);
+    __m256 sv = _mm256_setzero_ps();
+    for (int t = 0; t < n8; t += 8) {
+        __m256 e = exp2v(_mm256_sub_ps(_mm256_loadu_ps(p + t), Mv));
+        _mm256_storeu_ps(p + t, e);
+        sv = _mm256_add_ps(sv, e);
+    }
+    sum = dec2_hsum(sv);
+    for (int t = n8; t < n; t++) { p[t] = expf(p[t] - M); sum += p[t]; }
+    *a = expf(*m - M);
+    *l = *l * *a + sum;
+    *m = M;
+}
+
+T2H static inline void step2_axpy(const uint16_t *v, float *o, int hd, float w, float a)
+{
+    const int h8 = hd & ~7;
+    const __m256 wv = _mm256_set1_ps(w), av = _mm256_set1_ps(a);
+    for (int c = 0; c < h8; c += 8) _mm256_storeu_ps(o + c, _mm256_fmadd_ps(wv, dec2_ld_f16(v + c), _mm256_mul_ps(_mm256_loadu_ps(o + c), av)));
+    for (int c = h8; c < hd; c++) o[c] = o[c] * a + w * ob_fp16_to_fp32(v[c]);
 }
 
 T2H void kern_dec_step_f16_avx2(const float *q, const uint16_t *K, const uint16_t *V, size_t ld, int nh, int group, int hd,
                                 int n, float scale, float *m, float *l, float *o, float *sc)
 {
-    float *al = sc + (size_t)nh * n;
-    const int h8 = hd & ~7;
-    for (int t = 0; t < n; t++) {
-        const uint16_t *k = K + (size_t)t * ld;
-        int h = 0;
-        for (; h + 4 <= nh; h += 4) {
-            const uint16_t *k0 = k + (size_t)(h / group) * hd, *k1 = k + (size_t)((h + 1) / group) * hd,
-                           *k2 = k + (size_t)((h + 2) / group) * hd, *k3 = k + (size_t)((h + 3) / group) * hd;
-            const float *q0 = q + (size_t)h * hd, *q1 = q0 + hd, *q2 = q1 + hd, *q3 = q2 + hd;
-            step2_pf(k0 + ld, k3 + ld + hd);
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-            for (int c = 0; c < h8; c += 8) {
-                a0 = _mm256_fmadd_ps(dec2_ld_f16(k0 + c), _mm256_loadu_ps(q0 + c), a0);
-                a1 = _mm256_fmadd_ps(dec2_ld_f16(k1 + c), _mm256_loadu_ps(q1 + c), a1);
-                a2 = _mm256_fmadd_ps(dec2_ld_f16(k2 + c), _mm256_loadu_ps(q2 + c), a2);
-                a3 = _mm256_fmadd_ps(dec2_ld_f16(k3 + c), _mm256_loadu_ps(q3 + c), a3);
-            }
-            float d0 = dec2_hsum(a0), d1 = dec2_hsum(a1), d2 = dec2_hsum(a2), d3 = dec2_hsum(a3);
-            for (int c = h8; c < hd; c++) {
-                d0 += q0[c] * ob_fp16_to_fp32(k0[c]);
-                d1 += q1[c] * ob_fp16_to_fp32(k1[c]);
-                d2 += q2[c] * ob_fp16_to_fp32(k2[c]);
-                d3 += q3[c] * ob_fp16_to_fp32(k3[c]);
-            }
-            sc[(size_t)h * n + t] = d0 * scale, sc[(size_t)(h + 1) * n + t] = d1 * scale;
-            sc[(size_t)(h + 2) * n + t] = d2 * scale, sc[(size_t)(h + 3) * n + t] = d3 * scale;
-        }
-        for (; h < nh; h++) {
-            const uint16_t *k0 = k + (size_t)(h / group) * hd;
-            const float *q0 = q + (size_t)h * hd;
-            step2_pf(k0 + ld, k0 + ld + hd);
-            __m256 a0 = _mm256_setzero_ps();
-            for (int c = 0; c < h8; c += 8) a0 = _mm256_fmadd_ps(dec2_ld_f16(k0 + c), _mm256_loadu_ps(q0 + c), a0);
-            float d0 = dec2_hsum(a0);
-            for (int c = h8; c < hd; c++) d0 += q0[c] * ob_fp16_to_fp32(k0[c]);
-            sc[(size_t)h * n + t] = d0 * scale;
-        }
-    }
-    const int n8 = n & ~7;
-    for (int h = 0; h < nh; h++) {
-        float *p = sc + (size_t)h * n, M = m[h], sum = 0.0f;
-        for (int t = 0; t < n; t++) M = p[t] > M ? p[t] : M;
-        const __m256 Mv = _mm256_set1_ps(M);
-        __m256 sv = _mm256_setzero_ps();
-        for (int t = 0; t < n8; t += 8) {
-            __m256 e = exp2v(_mm256_sub_ps(_mm256_loadu_ps(p + t), Mv));
-            _mm256_storeu_ps(p + t, e);
-            sv = _mm256_add_ps(sv, e);
-        }
-        sum = dec2_hsum(sv);
-        for (int t = n8; t < n; t++) { p[t] = expf(p[t] - M); sum += p[t]; }
-        al[h] = expf(m[h] - M);
-        l[h] = l[h] * al[h] + sum;
-        m[h] = M;
-    }
-    for (int t = 0; t < n; t++) {
-        const uint16_t *v = V + (size_t)t * ld;
-        for (int h = 0; h < nh; h++) {
-            const uint16_t *vh = v + (size_t)(h / group) * hd;
-            float *oh = o + (size_t)h * hd, w = sc[(size_t)h * n + t], a = t == 0 ? al[h] : 1.0f;
-            const __m256 wv = _mm256_set1_ps(w), av = _mm256_set1_ps(a);
-            if (h % 4 == 0) step2_pf(vh + ld, v + ld + (size_t)((h + 4 < nh ? h + 3 : nh - 1) / group) * hd + hd);
-            for (int c = 0; c < h8; c += 8)
-                _mm256_storeu_ps(oh + c, _mm256_fmadd_ps(wv, dec2_ld_f16(vh + c), _mm256_mul_ps(_mm256_loadu_ps(oh + c), av)));
-            for (int c = h8; c < hd; c++) oh[c] = oh[c] * a + w * ob_fp16_to_fp32(vh[c]);
-        }
-    }
+    KERN_STEP_F16_BODY(step2_score4, step2_dot1, step2_softmax, step2_axpy);
 }
 
 /* the lanes (of 8 from lane0) that see key t: i >= t - diag, as all-ones */

@@ -957,8 +957,7 @@ DOT4_512(dot4_bf16, uint16_t, dec_ld_bf16)
             __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                         \
             int c = 0;                                                                                          \
             for (; c + 64 <= cols; c += 64) {                                                                   \
-                for (size_t z = 0; z < 64 * sizeof(T); z += 64)                                                 \
-                    _mm_prefetch((const char *)(w + c) + GEMV_PF + z, _MM_HINT_T1);                             \
+                kern_prefetch_l2((const char *)(w + c) + GEMV_PF, (const char *)(w + c + 64) + GEMV_PF);        \
                 a0 = _mm512_fmadd_ps(LD(w + c, all), _mm512_loadu_ps(x + c), a0);                               \
                 a1 = _mm512_fmadd_ps(LD(w + c + 16, all), _mm512_loadu_ps(x + c + 16), a1);                     \
                 a2 = _mm512_fmadd_ps(LD(w + c + 32, all), _mm512_loadu_ps(x + c + 32), a2);                     \
@@ -1196,95 +1195,86 @@ T512 void kern_silu_mul_avx512(float *h, const float *u, size_t n)
  * each key row's scores for 4 heads at a time (8 accumulators, then their
  * sums), the maxima, rescales and weights 16 positions to a vector (exp512),
  * then each value row added into every head's output, the first row's with
- * the rescale. Each 4 heads' part of a row is read with the same part of
- * the next row prefetched into L2 (step_pf). 7B shape, 2 threads, context
- * 512, one process alternating, attention per token: 10.0-10.2 ms against
+ * the rescale (KERN_STEP_F16_BODY). Each 4 heads' part of a row is read
+ * with the same part of the next row prefetched into L2. 7B shape, 2
+ * threads, context 512, one process alternating, attention per token: 10.0-10.2 ms against
  * 11.0-11.1 ms for score_f16 + softmax + accum_f16 over 4 rows at a time
  * (both with the cache in huge pages, no prefetch); with the prefetch 9.0
  * ms against 12.5-12.8 without (another phase of the machine); the next
  * row into L1 instead, or 2 rows ahead, or the value rows during the keys'
  * pass, were slower. */
-T512 static inline void step_pf(const uint16_t *from, const uint16_t *to)
+
+/* step_f16's helpers (KERN_STEP_F16_BODY): 4 heads' dot products in 8
+ * accumulators, then their sums */
+T512 static inline void step_score4(const uint16_t *const kp[4], const float *q, int hd, float scale, float *s, int n)
 {
-    for (const char *p = (const char *)from; p < (const char *)to; p += 64) _mm_prefetch(p, _MM_HINT_T1);
+    const uint16_t *k0 = kp[0], *k1 = kp[1], *k2 = kp[2], *k3 = kp[3];
+    const float *q0 = q, *q1 = q0 + hd, *q2 = q1 + hd, *q3 = q2 + hd;
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    for (int c = 0; c < hd; c += 32) {
+        const __mmask16 ma = dec_mask(hd - c), mb = hd - c > 16 ? dec_mask(hd - c - 16) : 0;
+        a0 = _mm512_fmadd_ps(dec_ld_f16(k0 + c, ma), _mm512_maskz_loadu_ps(ma, q0 + c), a0);
+        a1 = _mm512_fmadd_ps(dec_ld_f16(k1 + c, ma), _mm512_maskz_loadu_ps(ma, q1 + c), a1);
+        a2 = _mm512_fmadd_ps(dec_ld_f16(k2 + c, ma), _mm512_maskz_loadu_ps(ma, q2 + c), a2);
+        a3 = _mm512_fmadd_ps(dec_ld_f16(k3 + c, ma), _mm512_maskz_loadu_ps(ma, q3 + c), a3);
+        b0 = _mm512_fmadd_ps(dec_ld_f16(k0 + c + 16, mb), _mm512_maskz_loadu_ps(mb, q0 + c + 16), b0);
+        b1 = _mm512_fmadd_ps(dec_ld_f16(k1 + c + 16, mb), _mm512_maskz_loadu_ps(mb, q1 + c + 16), b1);
+        b2 = _mm512_fmadd_ps(dec_ld_f16(k2 + c + 16, mb), _mm512_maskz_loadu_ps(mb, q2 + c + 16), b2);
+        b3 = _mm512_fmadd_ps(dec_ld_f16(k3 + c + 16, mb), _mm512_maskz_loadu_ps(mb, q3 + c + 16), b3);
+    }
+    s[0] = _mm512_reduce_add_ps(_mm512_add_ps(a0, b0)) * scale;
+    s[n] = _mm512_reduce_add_ps(_mm512_add_ps(a1, b1)) * scale;
+    s[2 * n] = _mm512_reduce_add_ps(_mm512_add_ps(a2, b2)) * scale;
+    s[3 * n] = _mm512_reduce_add_ps(_mm512_add_ps(a3, b3)) * scale;
+}
+
+T512 static inline float step_dot1(const uint16_t *k, const float *q, int hd)
+{
+    __m512 a = _mm512_setzero_ps();
+    for (int c = 0; c < hd; c += 16) {
+        const __mmask16 ma = dec_mask(hd - c);
+        a = _mm512_fmadd_ps(dec_ld_f16(k + c, ma), _mm512_maskz_loadu_ps(ma, q + c), a);
+    }
+    return _mm512_reduce_add_ps(a);
+}
+
+/* a head's n scores at p: the maximum with *m, the weights 16 to a vector */
+T512 static inline void step_softmax(float *p, int n, float *m, float *l, float *a)
+{
+    __m512 mx = _mm512_set1_ps(*m);
+    for (int t = 0; t < n; t += 16) {
+        const __mmask16 mk = dec_mask(n - t);
+        mx = _mm512_mask_max_ps(mx, mk, mx, _mm512_maskz_loadu_ps(mk, p + t));
+    }
+    const float M = _mm512_reduce_max_ps(mx);
+    const __m512 Mv = _mm512_set1_ps(M);
+    __m512 sum = _mm512_setzero_ps();
+    for (int t = 0; t < n; t += 16) {
+        const __mmask16 mk = dec_mask(n - t);
+        __m512 e = _mm512_maskz_mov_ps(mk, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, p + t), Mv)));
+        _mm512_mask_storeu_ps(p + t, mk, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    *a = _mm512_cvtss_f32(exp512(_mm512_set1_ps(*m - M)));
+    *l = *l * *a + _mm512_reduce_add_ps(sum);
+    *m = M;
+}
+
+T512 static inline void step_axpy(const uint16_t *v, float *o, int hd, float w, float a)
+{
+    const __m512 wv = _mm512_set1_ps(w), av = _mm512_set1_ps(a);
+    for (int c = 0; c < hd; c += 16) {
+        const __mmask16 mk = dec_mask(hd - c);
+        __m512 ov = _mm512_maskz_loadu_ps(mk, o + c);
+        if (a != 1.0f) ov = _mm512_mul_ps(ov, av);
+        _mm512_mask_storeu_ps(o + c, mk, _mm512_fmadd_ps(wv, dec_ld_f16(v + c, mk), ov));
+    }
 }
 
 T512 void kern_dec_step_f16_avx512(const float *q, const uint16_t *K, const uint16_t *V, size_t ld, int nh, int group, int hd,
                                    int n, float scale, float *m, float *l, float *o, float *sc)
 {
-    float *al = sc + (size_t)nh * n;
-    for (int t = 0; t < n; t++) {
-        const uint16_t *k = K + (size_t)t * ld;
-        int h = 0;
-        for (; h + 4 <= nh; h += 4) {
-            const uint16_t *k0 = k + (size_t)(h / group) * hd, *k1 = k + (size_t)((h + 1) / group) * hd,
-                           *k2 = k + (size_t)((h + 2) / group) * hd, *k3 = k + (size_t)((h + 3) / group) * hd;
-            const float *q0 = q + (size_t)h * hd, *q1 = q0 + hd, *q2 = q1 + hd, *q3 = q2 + hd;
-            step_pf(k0 + ld, k3 + ld + hd);
-            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-            for (int c = 0; c < hd; c += 32) {
-                const __mmask16 ma = dec_mask(hd - c), mb = hd - c > 16 ? dec_mask(hd - c - 16) : 0;
-                a0 = _mm512_fmadd_ps(dec_ld_f16(k0 + c, ma), _mm512_maskz_loadu_ps(ma, q0 + c), a0);
-                a1 = _mm512_fmadd_ps(dec_ld_f16(k1 + c, ma), _mm512_maskz_loadu_ps(ma, q1 + c), a1);
-                a2 = _mm512_fmadd_ps(dec_ld_f16(k2 + c, ma), _mm512_maskz_loadu_ps(ma, q2 + c), a2);
-                a3 = _mm512_fmadd_ps(dec_ld_f16(k3 + c, ma), _mm512_maskz_loadu_ps(ma, q3 + c), a3);
-                b0 = _mm512_fmadd_ps(dec_ld_f16(k0 + c + 16, mb), _mm512_maskz_loadu_ps(mb, q0 + c + 16), b0);
-                b1 = _mm512_fmadd_ps(dec_ld_f16(k1 + c + 16, mb), _mm512_maskz_loadu_ps(mb, q1 + c + 16), b1);
-                b2 = _mm512_fmadd_ps(dec_ld_f16(k2 + c + 16, mb), _mm512_maskz_loadu_ps(mb, q2 + c + 16), b2);
-                b3 = _mm512_fmadd_ps(dec_ld_f16(k3 + c + 16, mb), _mm512_maskz_loadu_ps(mb, q3 + c + 16), b3);
-            }
-            sc[(size_t)h * n + t] = _mm512_reduce_add_ps(_mm512_add_ps(a0, b0)) * scale;
-            sc[(size_t)(h + 1) * n + t] = _mm512_reduce_add_ps(_mm512_add_ps(a1, b1)) * scale;
-            sc[(size_t)(h + 2) * n + t] = _mm512_reduce_add_ps(_mm512_add_ps(a2, b2)) * scale;
-            sc[(size_t)(h + 3) * n + t] = _mm512_reduce_add_ps(_mm512_add_ps(a3, b3)) * scale;
-        }
-        for (; h < nh; h++) {
-            const uint16_t *k0 = k + (size_t)(h / group) * hd;
-            const float *q0 = q + (size_t)h * hd;
-            step_pf(k0 + ld, k0 + ld + hd);
-            __m512 a0 = _mm512_setzero_ps();
-            for (int c = 0; c < hd; c += 16) {
-                const __mmask16 ma = dec_mask(hd - c);
-                a0 = _mm512_fmadd_ps(dec_ld_f16(k0 + c, ma), _mm512_maskz_loadu_ps(ma, q0 + c), a0);
-            }
-            sc[(size_t)h * n + t] = _mm512_reduce_add_ps(a0) * scale;
-        }
-    }
-    for (int h = 0; h < nh; h++) {
-        float *p = sc + (size_t)h * n;
-        __m512 mx = _mm512_set1_ps(m[h]);
-        for (int t = 0; t < n; t += 16) {
-            const __mmask16 mk = dec_mask(n - t);
-            mx = _mm512_mask_max_ps(mx, mk, mx, _mm512_maskz_loadu_ps(mk, p + t));
-        }
-        const float M = _mm512_reduce_max_ps(mx);
-        const __m512 Mv = _mm512_set1_ps(M);
-        __m512 sum = _mm512_setzero_ps();
-        for (int t = 0; t < n; t += 16) {
-            const __mmask16 mk = dec_mask(n - t);
-            __m512 e = _mm512_maskz_mov_ps(mk, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, p + t), Mv)));
-            _mm512_mask_storeu_ps(p + t, mk, e);
-            sum = _mm512_add_ps(sum, e);
-        }
-        al[h] = _mm512_cvtss_f32(exp512(_mm512_set1_ps(m[h] - M)));
-        l[h] = l[h] * al[h] + _mm512_reduce_add_ps(sum);
-        m[h] = M;
-    }
-    for (int t = 0; t < n; t++) {
-        const uint16_t *v = V + (size_t)t * ld;
-        for (int h = 0; h < nh; h++) {
-            const uint16_t *vh = v + (size_t)(h / group) * hd;
-            float *oh = o + (size_t)h * hd;
-            const __m512 w = _mm512_set1_ps(sc[(size_t)h * n + t]), a = _mm512_set1_ps(t == 0 ? al[h] : 1.0f);
-            if (h % 4 == 0) step_pf(vh + ld, v + ld + (size_t)((h + 4 < nh ? h + 3 : nh - 1) / group) * hd + hd);
-            for (int c = 0; c < hd; c += 16) {
-                const __mmask16 mk = dec_mask(hd - c);
-                __m512 ov = _mm512_maskz_loadu_ps(mk, oh + c);
-                if (t == 0) ov = _mm512_mul_ps(ov, a);
-                _mm512_mask_storeu_ps(oh + c, mk, _mm512_fmadd_ps(w, dec_ld_f16(vh + c, mk), ov));
-            }
-        }
-    }
+    KERN_STEP_F16_BODY(step_score4, step_dot1, step_softmax, step_axpy);
 }
 
 /* ---- blocked prompt attention (KernDec.attn_f16) ------------------------
