@@ -498,7 +498,13 @@ static inline int w16_half_end(const KernMat *km, int j)
  * segment's 32-column indices are 16 wblocks each, so the work per index
  * is short). 11008x4096, signs in cache, alternated calls: 0.066-0.075 ms on
  * 2 threads against 0.077-0.086 through w16_blocks, 0.117-0.123 against
- * 0.135-0.139 on 1; no difference cold */
+ * 0.135-0.139 on 1; no difference cold. No software prefetch: the hardware
+ * prefetchers alone stream the signs faster than with w16_blocks' W16_PF
+ * into L1 (`bench gemv --cold --act int8 --threads 2`, 3 rounds alternated,
+ * 11008x4096 0.189-0.200 against 0.199-0.209 ms, 4096x11008 0.160-0.201
+ * against 0.190-0.229, 4096x4096 0.069-0.072 against 0.073-0.079; the 7B
+ * student's int8 decode at context 64, 26.4-26.8 against 23.5-25.2 tok/s;
+ * prefetching 8 KiB ahead into L2 was about as fast as none) */
 T512 static void w16_seg1(const KernMat *km, const float *scale, const TabX *T, int w0, int w1, float *acc, int16_t *acc16)
 {
     const int nj = kern_in_pad(km) / 32, nb = w1 - w0;
@@ -511,8 +517,6 @@ T512 static void w16_seg1(const KernMat *km, const float *scale, const TabX *T, 
         const uint16_t *p = w;
         int16_t *a = a0;
         for (int b = 0; b < nb; b++, p += 64, a += 96) {
-            _mm_prefetch((const char *)(p + W16_PF), _MM_HINT_T0);
-            _mm_prefetch((const char *)(p + W16_PF + 32), _MM_HINT_T0);
             __m512i v0 = _mm512_load_si512((const void *)p), v1 = _mm512_load_si512((const void *)(p + 32)), i01, i02, i11, i12;
             w16_idx(&v0, &i01, &i02);
             w16_idx(&v1, &i11, &i12);
