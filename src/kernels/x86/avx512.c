@@ -950,7 +950,7 @@ DOT4_512(dot4_bf16, uint16_t, dec_ld_bf16)
  * The stream GEMV_PF bytes ahead is prefetched into L2: the 7B FP16 head
  * alone, 2 threads, one process alternating (medians of 31-41), 9.33 ->
  * 8.92 ms with `bench membw` at 33.5 GB/s and 7.51 -> 6.56 ms at 48 GB/s
- * (4 and 16 KiB ahead were about the same; into L1, or none, slower) */
+ * (4 and 16 KiB ahead were about the same, none slower) */
 #define GEMV_PF 8192
 #define GEMV1_512(NAME, T, LD)                                                                                  \
     T512 void NAME(const T *W, const float *x, float *y, int cols, int r0, int r1)                               \
@@ -1201,12 +1201,12 @@ T512 void kern_silu_mul_avx512(float *h, const float *u, size_t n)
  * then each value row added into every head's output, the first row's with
  * the rescale (KERN_STEP_F16_BODY). Each 4 heads' part of a row is read
  * with the same part of the next row prefetched into L2. 7B shape, 2
- * threads, context 512, one process alternating, attention per token: 10.0-10.2 ms against
- * 11.0-11.1 ms for score_f16 + softmax + accum_f16 over 4 rows at a time
- * (both with the cache in huge pages, no prefetch); with the prefetch 9.0
- * ms against 12.5-12.8 without (another phase of the machine); the next
- * row into L1 instead, or 2 rows ahead, or the value rows during the keys'
- * pass, were slower. */
+ * threads, context 512, one process alternating, attention per token:
+ * 10.0-10.2 ms against 11.0-11.1 ms for score_f16 + softmax + accum_f16
+ * over 4 rows at a time (both with the cache in huge pages, no prefetch);
+ * with the prefetch 9.0 ms against 12.5-12.8 without (another phase of the
+ * machine); the next row into L1 instead, or 2 rows ahead, or the value
+ * rows during the keys' pass, were slower. */
 
 /* step_f16's helpers (KERN_STEP_F16_BODY): 4 heads' dot products in 8
  * accumulators, then their sums */
