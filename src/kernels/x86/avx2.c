@@ -613,15 +613,10 @@ T2H static inline __m256 attn2_vis(int t, int diag, int lane0)
     return _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_add_epi32(iota, _mm256_set1_epi32(lane0)), _mm256_set1_epi32(t - diag)));
 }
 
+/* n rows of X (a stride of ld) widened to FP32 rows of hd in B */
 T2H static void attn2_widen(const uint16_t *X, size_t ld, int hd, int n, float *B)
 {
-    for (int t = 0; t < n; t++) {
-        const uint16_t *x = X + (size_t)t * ld;
-        float *b = B + (size_t)t * hd;
-        int j = 0;
-        for (; j + 8 <= hd; j += 8) _mm256_storeu_ps(b + j, dec2_ld_f16(x + j));
-        for (; j < hd; j++) b[j] = ob_fp16_to_fp32(x[j]);
-    }
+    for (int t = 0; t < n; t++) kern_dec_from_f16_avx2(X + (size_t)t * ld, B + (size_t)t * hd, (size_t)hd);
 }
 
 T2H void kern_dec_attn_f16_avx2(const float *Qt, int nq, const uint16_t *K, const uint16_t *V, size_t ld, int hd, int n,

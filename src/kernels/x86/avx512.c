@@ -1301,13 +1301,10 @@ static inline __mmask16 attn_vis(int t, int diag)
     return k <= 0 ? (__mmask16)0xffff : k >= 16 ? (__mmask16)0 : (__mmask16)(0xffffu << k);
 }
 
+/* n rows of X (a stride of ld) widened to FP32 rows of hd in B */
 T512 static void attn_widen(const uint16_t *X, size_t ld, int hd, int n, float *B)
 {
-    for (int t = 0; t < n; t++)
-        for (int j = 0; j < hd; j += 16) {
-            __mmask16 mk = dec_mask(hd - j);
-            _mm512_mask_storeu_ps(B + (size_t)t * hd + j, mk, dec_ld_f16(X + (size_t)t * ld + j, mk));
-        }
+    for (int t = 0; t < n; t++) kern_dec_from_f16_avx512(X + (size_t)t * ld, B + (size_t)t * hd, (size_t)hd);
 }
 
 T512 void kern_dec_attn_f16_avx512(const float *Qt, int nq, const uint16_t *K, const uint16_t *V, size_t ld, int hd, int n,
