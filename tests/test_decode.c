@@ -440,7 +440,7 @@ int main(void)
     for (int i = 0; kern_dec_variant(i); i++)
         if (kern_dec_available(kern_dec_variant(i))) {
             check_variant(kern_dec_variant(i), r);
-            if (kern_dec_variant(i)->attn_f16) check_attn(kern_dec_variant(i));
+            check_attn(kern_dec_variant(i));
             check_step(kern_dec_variant(i));
         }
     check_q8_0();

@@ -331,8 +331,7 @@ typedef struct KernDec {
      * M_i (sums over t ascending). Start with m = -inf, l = 0, O = 0 and a
      * first block whose key 0 every lane sees (diag >= 0); the output is
      * O[i] / l[i] after the last block. m and l have KERN_ATTN_QB lanes, ws
-     * KERN_ATTN_WS(hd) floats of scratch. NULL in a variant without it
-     * (model.c then runs the per-query helpers above). */
+     * KERN_ATTN_WS(hd) floats of scratch. */
     void (*attn_f16)(const float *Qt, int nq, const uint16_t *K, const uint16_t *V, size_t ld, int hd, int n, int diag,
                      float scale, float *m, float *l, float *O, size_t ldo, float *ws);
     /* one decode step's attention over n (1..KERN_STEP_N) cached positions

@@ -715,9 +715,8 @@ static void attn_query(const ModelConfig *c, const ModelState *s, const KernDec 
 }
 
 /* the prompt's attention of layer l over an FP16 cache, on the model's pool
- * and without OpenBLAS, whose threads would spin beside the pool's: blocked
- * (prompt_attn_tile), or with a KernDec without attn_f16 a task per query
- * head, each of the T queries as model_step's (attn_query) */
+ * and without OpenBLAS, whose threads would spin beside the pool's
+ * (prompt_attn_tile) */
 typedef struct {
     const ModelConfig *c;
     const ModelState *s;
@@ -727,17 +726,6 @@ typedef struct {
     atomic_int *busy; /* prompt_attn_tile: which of s->tile's nslots slots a task holds */
     int nslots;
 } PromptAttn;
-
-static void prompt_attn_head(void *vc, int h)
-{
-    const PromptAttn *p = vc;
-    const ModelConfig *c = p->c;
-    const int hd = c->head_dim, qd = c->n_heads * hd;
-    float *att = p->s->att + (size_t)h * c->seq_len;
-    for (int t = 0; t < p->T; t++)
-        attn_query(c, p->s, p->d, p->l, h, p->pos0 + t + 1, p->a->q + (size_t)t * qd + (size_t)h * hd, att,
-                   p->a->attout + (size_t)t * qd + (size_t)h * hd);
-}
 
 /* the prompt's attention of layer l over an FP16 cache, blocked (flash
  * attention): a task per query head h and tile of KERN_ATTN_QB consecutive
@@ -846,7 +834,7 @@ void model_forward_kv(const Model *m, ModelActs *a, ModelState *s, const int *to
     const KernDec *d = model_dec(m, s, &pool);
     kv_settle(m, s);
     kv_reserve(s, pos0 + T);
-    const int tiles = s->kv == MODEL_KV_F16 && d->attn_f16, nslots = pool_threads(pool);
+    const int tiles = s->kv == MODEL_KV_F16, nslots = pool_threads(pool);
     atomic_int *busy = tiles ? ob_calloc((size_t)nslots, sizeof(atomic_int)) : NULL;
     for (int i = 0; busy && i < nslots; i++) atomic_init(&busy[i], 0);
     if (tiles) {
@@ -862,10 +850,9 @@ void model_forward_kv(const Model *m, ModelActs *a, ModelState *s, const int *to
         const Linear *L = m->lin + (size_t)l * LIN_PER_LAYER;
         block_qkv_batched(m, a, L, l, T, pos0);
         kv_store(s, d, l, pos0, a->k, a->v, T);
-        if (s->kv == MODEL_KV_F16) {
+        if (tiles) {
             PromptAttn pa = {c, s, d, a, l, T, pos0, busy, nslots};
-            if (tiles) pool_run(pool, prompt_attn_tile, &pa, c->n_heads * ((T + KERN_ATTN_QB - 1) / KERN_ATTN_QB));
-            else pool_run(pool, prompt_attn_head, &pa, c->n_heads);
+            pool_run(pool, prompt_attn_tile, &pa, c->n_heads * ((T + KERN_ATTN_QB - 1) / KERN_ATTN_QB));
         } else attention_cached(c, a, s, d, l, T, pos0);
         block_tail_batched(m, a, L, l, T);
     }
