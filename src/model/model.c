@@ -433,17 +433,14 @@ int model_rope_variants(const char **names, void (**fns)(float *, int, int, cons
 
 static void (*rope_impl)(float *, int, int, const float *, const float *);
 
-/* the variant for this CPU (the same bits as the reference either way);
- * ONEBIT_KERNEL=ref forces the reference */
+/* the last of model_rope_variants (the same bits as the reference either
+ * way); ONEBIT_KERNEL=ref forces the reference */
 static void rope_pick(void)
 {
-    void (*f)(float *, int, int, const float *, const float *) = rope_scalar;
-#ifdef OB_X86
-    const char *k = getenv("ONEBIT_KERNEL");
-    __builtin_cpu_init();
-    if (!(k && strcmp(k, "ref") == 0) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) f = rope_avx512;
-#endif
-    __atomic_store_n(&rope_impl, f, __ATOMIC_RELEASE);
+    const char *names[2], *k = getenv("ONEBIT_KERNEL");
+    void (*fns[2])(float *, int, int, const float *, const float *);
+    int n = model_rope_variants(names, fns, 2);
+    __atomic_store_n(&rope_impl, k && strcmp(k, "ref") == 0 ? fns[0] : fns[n - 1], __ATOMIC_RELEASE);
 }
 
 void model_rope(float *v, int n, int hd, const float *cosv, const float *sinv)
