@@ -291,6 +291,13 @@ static float *acc_for(const BitLinear *bl, float *y, Scratch *sc, size_t n)
     return scratch(sc, SCR_ACC, n);
 }
 
+/* panels (KERN_PANEL row blocks) of m */
+static int npanels(const KernMat *m) { return (kern_nblk(m) + KERN_PANEL - 1) / KERN_PANEL; }
+
+/* bytes of one copy of the kernel's int8 preparation for N tokens, rounded
+ * up so that every copy starts 64-byte aligned */
+static size_t prep_copy_bytes(const BitKernel *K, const KernMat *m, int N) { return (K->prep_q8_bytes(m, N) + 63) & ~(size_t)63; }
+
 /* a range of panels, claimed from the front by its owner and from the back
  * by the others: (back << 32) | front, one cache line each */
 typedef struct {
@@ -536,7 +543,7 @@ static int forward_chunks(const BitLinear *bl, const float *x, float *y, int N, 
     const BitKernel *K = ex->kernel;
     const KernMat *km = &bl->km;
     Pool *pool = ex->pool;
-    const int T = pool_threads(pool), nblk = kern_nblk(km), np = (nblk + KERN_PANEL - 1) / KERN_PANEL;
+    const int T = pool_threads(pool), nblk = kern_nblk(km), np = npanels(km);
     if (T < 2 || T > FWD_MAX_RANGES || bl->mos || chunk > FWD_COPIES_N || np < 2 * T) return 0;
     const int in_pad = kern_in_pad(km), nch = (N + chunk - 1) / chunk;
     ChunksCtx cc = {.T = T, .chunk = chunk, .nch = nch};
@@ -552,7 +559,7 @@ static int forward_chunks(const BitLinear *bl, const float *x, float *y, int N, 
     c->q = scratch_bytes(sc, SCR_Q, (size_t)T * cc.q_n * sizeof(int16_t));
     c->scale = scratch(sc, SCR_SCALE, (size_t)T * cc.scale_n);
     c->acc16 = scratch_bytes(sc, SCR_ACC16, (size_t)T * cc.acc16_n * sizeof(int16_t));
-    c->prep_bytes = (K->prep_q8_bytes(km, chunk) + 63) & ~(size_t)63;
+    c->prep_bytes = prep_copy_bytes(K, km, chunk);
     c->prep = scratch_bytes(sc, SCR_PREP, (size_t)T * c->prep_bytes);
     cc.ranges = scratch_bytes(sc, SCR_RANGES, (size_t)nch * T * sizeof(PanelRange));
     for (int ch = 0; ch < nch; ch++)
@@ -678,7 +685,7 @@ static void forward(const BitLinear *bl, const float *x, float *y, int N)
         qscale = scratch(sc, SCR_SCALE, (size_t)nc * N * kern_nqblk(km));
         acc16 = scratch_bytes(sc, SCR_ACC16, (size_t)N * kern_acc16_per_token(km) * sizeof(int16_t));
         if (K->prep_q8) {
-            prep_bytes = (K->prep_q8_bytes(km, N) + 63) & ~(size_t)63; /* each copy 64-byte aligned */
+            prep_bytes = prep_copy_bytes(K, km, N);
             prep = scratch_bytes(sc, SCR_PREP, nc * prep_bytes);
         }
     }
@@ -694,7 +701,7 @@ static void forward(const BitLinear *bl, const float *x, float *y, int N)
     else pool_run(pool, fwd_input_task, &c, c.ntasks);
     c.ntasks = 1;
     if (T > 1 && work >= 1 << 18) {
-        int np = (nblk + KERN_PANEL - 1) / KERN_PANEL;
+        int np = npanels(km);
         if (np >= 2 * T && T <= FWD_MAX_RANGES) {
             /* whole panels: a contiguous range per thread, with stealing
              * (fwd_rows_task) */
@@ -763,7 +770,7 @@ static int many_ok(const BitLinear *const *bl, int n, int N)
     if (T < 2 || T > FWD_MAX_RANGES) return 0;
     for (int i = 0; i < n; i++) {
         const KernExec *ex = &bl[i]->ex;
-        int np = (kern_nblk(&bl[i]->km) + KERN_PANEL - 1) / KERN_PANEL;
+        int np = npanels(&bl[i]->km);
         if (bl[i]->mos || ex->pool != bl[0]->ex.pool || ex->kernel != bl[0]->ex.kernel || ex->act != bl[0]->ex.act ||
             bl[i]->in != bl[0]->in || np < 2 * T || (double)bl[i]->out * bl[i]->in * N < 1 << 18)
             return 0;
@@ -789,7 +796,7 @@ static void forward_many(const BitLinear *const *bl, int n, const float *x, floa
     for (int i = 0; i < n; i++) {
         if (!acc_is_y(bl[i])) acc_n += (size_t)N * kern_nblk(&bl[i]->km) * KERN_ROWBLK;
         if (q8) a16_n += (size_t)N * kern_acc16_per_token(&bl[i]->km);
-        if (q8 && K->prep_q8) prep_n += nc * ((K->prep_q8_bytes(&bl[i]->km, N) + 63) & ~(size_t)63);
+        if (q8 && K->prep_q8) prep_n += nc * prep_copy_bytes(K, &bl[i]->km, N);
     }
     Scratch *sc = scratch_get();
     float *gx = scratch(sc, SCR_GX, (size_t)n * nc * mc->gx_n), *acc = acc_n ? scratch(sc, SCR_ACC, acc_n) : NULL;
@@ -799,7 +806,7 @@ static void forward_many(const BitLinear *const *bl, int n, const float *x, floa
     char *prep = prep_n ? scratch_bytes(sc, SCR_PREP, prep_n) : NULL;
     for (int i = 0; i < n; i++) {
         const KernMat *km = &bl[i]->km;
-        const int nblk = kern_nblk(km), np = (nblk + KERN_PANEL - 1) / KERN_PANEL;
+        const int nblk = kern_nblk(km), np = npanels(km);
         FwdCtx *c = &mc->c[i];
         *c = (FwdCtx){.bl = km, .ex = &bl[i]->ex, .K = K, .x = x, .gx = gx, .q = q, .scale = qscale, .acc16 = acc16,
                       .acc = acc_is_y(bl[i]) ? y[i] : acc,
@@ -815,7 +822,7 @@ static void forward_many(const BitLinear *const *bl, int n, const float *x, floa
         }
         if (prep) {
             c->prep = prep;
-            c->prep_bytes = (K->prep_q8_bytes(km, N) + 63) & ~(size_t)63;
+            c->prep_bytes = prep_copy_bytes(K, km, N);
             prep += nc * c->prep_bytes;
         }
         if (!mc->copies) { /* the input here, by the caller (as forward's for so few tokens) */
