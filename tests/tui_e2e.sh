@@ -872,6 +872,28 @@ tm send-keys -t e2e F10
 check "template: quit" wait_file "$TMP/exit"
 tm kill-session -t e2e
 
+# a reply longer than the view keeps its header on the view's first row:
+# at 64x18 the teacher's greedy continuation of "Once upon a time" (252
+# tokens, PROVENANCE.md) fills more than the 12 rows of the transcript
+start_sized 64 18 --teacher "$TEACHER" --db "$TMP/pinned.db"
+check "pinned: started" wait_for "Config"
+tm send-keys -t e2e 5 Escape s
+check "pinned: the sampling form" wait_for "Sampling"
+tm send-keys -t e2e C-u
+tm send-keys -t e2e -l 0
+tm send-keys -t e2e Enter
+check "pinned: greedy" wait_for "temperature 0.00"
+tm send-keys -t e2e i
+type_enter "Once upon a time"
+check "pinned: the reply ends" wait_re "teacher done: [0-9]+ tokens"
+check "pinned: the prompt has scrolled off" absent "Once upon a time"
+top_header() { sed -n 3p "$TMP/screen" | grep -qE "^teacher +[0-9]+ tokens, [0-9.]+ tokens/s *$"; }
+check "pinned: the reply's header on the first row" top_header
+tm send-keys -t e2e PPage PPage PPage
+check "pinned: PgUp goes back to the prompt" wait_for "Once upon a time"
+tm send-keys -t e2e Escape
+quit_tui "pinned: quit"
+
 # sanitizer builds: the workbench's own reports (its stderr is the Log)
 no_reports() {
     for f in "$TMP"/asan.* "$TMP"/ubsan.* "$TMP"/tsan.*; do

@@ -6,7 +6,8 @@
  * whose per-token callback appends to the job's text under a mutex, pushes
  * an EV_TOKEN to wake the UI and checks the job's cancel flag (Esc), so a
  * partial reply is kept. The
- * transcript follows the output only while it is scrolled to the bottom and
+ * transcript follows the output only while it is scrolled to the bottom (a
+ * reply taller than the view keeps its header on the view's first row) and
  * is saved to the run store (db_chat_add). */
 #include <pthread.h>
 #include <stdio.h>
@@ -349,6 +350,17 @@ static int reply(UiGrid *g, const Turn *t, int x, int w, int y, int line0, int s
     return d.count - line0;
 }
 
+/* a reply's header kept on the first row of the view while the reply's
+ * lines (or its pair's) are shown and the header has scrolled off: the
+ * tokens and speed of a long reply stay in sight as it streams */
+static void pin_header(UiGrid *g, const Turn *t, int x, int w, int y)
+{
+    char hb[128];
+    if (t->role == ROLE_USER) return;
+    ui_grid_hline(g, x, y, w, ' ', UI_A_NORMAL);
+    ui_grid_text(g, x, y, w, t->role == ROLE_TEACHER ? UI_A_S1 : UI_A_S2, turn_header(t, hb, sizeof hb));
+}
+
 /* lines of the transcript at width w; draws rows [skip, skip+rows) when g.
  * The replies of teacher and student to one prompt go side by side. */
 static int transcript(const ChatState *C, UiGrid *g, int y, int w, int skip, int rows)
@@ -360,11 +372,18 @@ static int transcript(const ChatState *C, UiGrid *g, int y, int w, int skip, int
             int half = (w - 1) / 2;
             int l1 = reply(g, t, 0, half, y, line, skip, rows);
             int l2 = reply(g, &C->turns[i + 1], half + 1, w - half - 1, y, line, skip, rows);
-            line += (l1 > l2 ? l1 : l2) + 1;
+            int l = l1 > l2 ? l1 : l2;
+            if (g && rows > 0 && line < skip && line + l > skip) {
+                pin_header(g, t, 0, half, y);
+                pin_header(g, &C->turns[i + 1], half + 1, w - half - 1, y);
+            }
+            line += l + 1;
             i++;
             continue;
         }
-        line += reply(g, t, 0, w, y, line, skip, rows) + 1;
+        int l = reply(g, t, 0, w, y, line, skip, rows);
+        if (g && rows > 0 && line < skip && line + l > skip) pin_header(g, t, 0, w, y);
+        line += l + 1;
     }
     return line;
 }
