@@ -119,8 +119,10 @@ static void check_variant(const KernDec *d, const KernDec *r)
             r->gemv_bf16(Wb, x, y2, cols, r0, rows);
             for (int i = 0; i < 16; i++) if (i < r0 || i >= rows) CHECK(y1[i] == -7.0f, "%s: gemv_bf16 writes row %d", d->name, i);
             for (int i = r0; i < rows; i++) wb = fmax(wb, fabs(y1[i] - y2[i]) / sqrt((double)cols));
+            for (int i = 0; i < 16; i++) y1[i] = y2[i] = -7.0f;
             d->gemv_q8_0(Wq, x, y1, cols, r0, rows);
             r->gemv_q8_0(Wq, x, y2, cols, r0, rows);
+            for (int i = 0; i < 16; i++) if (i < r0 || i >= rows) CHECK(y1[i] == -7.0f, "%s: gemv_q8_0 writes row %d", d->name, i);
             for (int i = r0; i < rows; i++) wq = fmax(wq, fabs(y1[i] - y2[i]) / sqrt((double)cols));
         }
         CHECK(w16 < 1e-5, "%s: gemv_f16 vs ref (cols %d): %g", d->name, cols, w16);
