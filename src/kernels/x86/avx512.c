@@ -937,7 +937,6 @@ static inline __mmask16 dec_mask(int left) { return left >= 16 ? (__mmask16)0xff
     }
 DOT4_512(dot4_f32, float, dec_ld_f32)
 DOT4_512(dot4_f16, uint16_t, dec_ld_f16)
-DOT4_512(dot4_bf16, uint16_t, dec_ld_bf16)
 
 
 /* GEMV rows one at a time: each task then reads one contiguous stream of
@@ -976,11 +975,11 @@ DOT4_512(dot4_bf16, uint16_t, dec_ld_bf16)
     }
 GEMV1_512(kern_gemv_rows_avx512, float, dec_ld_f32)
 GEMV1_512(kern_dec_gemv_f16_avx512, uint16_t, dec_ld_f16)
-
-T512 void kern_dec_gemv_bf16_avx512(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1)
-{
-    dot4_bf16(W, cols, cols, x, 1.0f, y, r0, r1);
-}
+/* BF16 rows likewise (they were dot4's 4 rows at once): 32000 x 4096 from
+ * DRAM, one thread, 15.9-16.2 -> 22.1-22.4 GB/s (vdpbf16ps below: 15.6-17.6
+ * -> 20.1-22.2); the 7B BF16 teacher's decode on one thread 1.30 -> 1.47
+ * tok/s, on two about the same (2.28-2.66, near `bench membw`) */
+GEMV1_512(kern_dec_gemv_bf16_avx512, uint16_t, dec_ld_bf16)
 
 T512 void kern_dec_score_f32_avx512(const float *q, const float *K, size_t ld, int hd, int n, float scale, float *s)
 {
@@ -1066,36 +1065,31 @@ T512BF static void bf16_split(const float *x, int cols, uint16_t *hi, uint16_t *
         acc = _mm512_dpbf16_ps(acc, wv, (__m512bh)_mm512_loadu_si512(lo + (c))); \
     } while (0)
 
+/* rows one at a time (one stream a task, as GEMV1_512), 128 columns a pass
+ * in four accumulators, the stream GEMV_PF bytes ahead prefetched into L2 */
 T512BF void kern_dec_gemv_bf16_avx512bf16(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1)
 {
     int pad = (cols + 31) & ~31;
     uint16_t *hi = aligned_alloc(64, (size_t)pad * 4), *lo = hi + pad;
     if (!hi) { kern_dec_gemv_bf16_avx512(W, x, y, cols, r0, r1); return; }
     bf16_split(x, cols, hi, lo);
-    int r = r0;
-    for (; r + 4 <= r1; r += 4) {
-        const uint16_t *w0 = W + (size_t)r * cols, *w1 = w0 + cols, *w2 = w1 + cols, *w3 = w2 + cols;
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (int c = 0; c < cols; c += 32) {
-            __mmask32 m = cols - c >= 32 ? 0xffffffffu : (1u << (cols - c)) - 1;
-            BF16_DOT(a0, w0, m, c);
-            BF16_DOT(a1, w1, m, c);
-            BF16_DOT(a2, w2, m, c);
-            BF16_DOT(a3, w3, m, c);
-        }
-        y[r] = _mm512_reduce_add_ps(a0);
-        y[r + 1] = _mm512_reduce_add_ps(a1);
-        y[r + 2] = _mm512_reduce_add_ps(a2);
-        y[r + 3] = _mm512_reduce_add_ps(a3);
-    }
-    for (; r < r1; r++) {
+    const __mmask32 all = 0xffffffffu;
+    for (int r = r0; r < r1; r++) {
         const uint16_t *w = W + (size_t)r * cols;
-        __m512 a = _mm512_setzero_ps();
-        for (int c = 0; c < cols; c += 32) {
-            __mmask32 m = cols - c >= 32 ? 0xffffffffu : (1u << (cols - c)) - 1;
-            BF16_DOT(a, w, m, c);
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        int c = 0;
+        for (; c + 128 <= cols; c += 128) {
+            kern_prefetch_l2((const char *)(w + c) + GEMV_PF, (const char *)(w + c + 128) + GEMV_PF);
+            BF16_DOT(a0, w, all, c);
+            BF16_DOT(a1, w, all, c + 32);
+            BF16_DOT(a2, w, all, c + 64);
+            BF16_DOT(a3, w, all, c + 96);
         }
-        y[r] = _mm512_reduce_add_ps(a);
+        for (; c < cols; c += 32) {
+            __mmask32 m = cols - c >= 32 ? all : (1u << (cols - c)) - 1;
+            BF16_DOT(a0, w, m, c);
+        }
+        y[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
     }
     free(hi);
 }
