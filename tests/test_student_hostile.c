@@ -274,6 +274,21 @@ int main(void)
     b = copy();
     b[105] ^= 1;
     expect_fail(b, orig_n, "checksum mismatch", "checksum (field)");
+    /* student_has_tokenizer reads the header and table only (the checksum
+     * is student_load's) */
+    snprintf(path, sizeof path, "%s/bad.onebit", dir);
+    err[0] = 0;
+    CHECK(student_has_tokenizer(path, err) == 1, "has_tokenizer on a bad checksum: %s", err);
+    free(b);
+    /* damage the layers' build finds too, the checksum not redone: the
+     * checksum (computed beside the build) is the error */
+    b = copy();
+    memcpy(b + get64(entry(b, "layers.1.w3.g") + 96) + 6, (const unsigned char[]){0x00, 0x7e}, 2);
+    expect_fail(b, orig_n, "checksum mismatch", "NaN g and a bad checksum");
+    free(b);
+    b = copy();
+    b[get64(entry(b, "layers.0.wq.sign") + 96) + 7] |= 0x80;
+    expect_fail(b, orig_n, "checksum mismatch", "padding bits and a bad checksum");
     free(b);
     /* in the data: NaN / Inf in g (FP16), h and an FP32 tensor, a
      * tokenizer piece length past the end */

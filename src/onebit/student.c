@@ -1,6 +1,7 @@
 /* src/onebit/student.c -- (reentrant; student_quantize fans out to helper
- * jobs through svid_model_rank1, joined before it returns; student_set_exec: the owner of
- * a loaded student, between forwards) the .onebit student file: writer
+ * jobs through svid_model_rank1 and student_load checks the file's checksum
+ * on a thread of its own, each joined before it returns; student_set_exec:
+ * the owner of a loaded student, between forwards) the .onebit student file: writer
  * (temp file + fsync + rename), mmap loader that validates every field, the
  * execution context of a loaded student's layers, and post-training
  * quantisation of a teacher by SVID / XNOR (see student.h). The byte layout
@@ -39,6 +40,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -602,7 +604,19 @@ static int mos_bad(const char *path, const ModelConfig *c, int i, const Entry *c
     return 0;
 }
 
-static int parse(Parsed *p, const char *path, char *err)
+/* -1 with err set when got is not the checksum the file's header says */
+static int checksum_err(const Parsed *p, uint64_t got, const char *path, char *err)
+{
+    uint64_t want = file_get_u64le(p->data + CKSUM_OFF);
+    if (want == got) return 0;
+    ob_seterr(err, "%s: checksum mismatch (file says %016llx, contents give %016llx): the file is corrupt", path,
+              (unsigned long long)want, (unsigned long long)got);
+    return -1;
+}
+
+/* verify: also the whole file's checksum (student_load checks it itself,
+ * beside the layers' build: load_checksum) */
+static int parse(Parsed *p, const char *path, int verify, char *err)
 {
     memset(p, 0, sizeof *p);
     void *map;
@@ -757,12 +771,7 @@ static int parse(Parsed *p, const char *path, char *err)
     free(want);
     free(slot);
     if (!ok) goto fail;
-    uint64_t want_ck = file_get_u64le(h + CKSUM_OFF), got_ck = student_checksum(p->data, p->size);
-    if (want_ck != got_ck) {
-        ob_seterr(err, "%s: checksum mismatch (file says %016llx, contents give %016llx): the file is corrupt", path,
-                  (unsigned long long)want_ck, (unsigned long long)got_ck);
-        goto fail;
-    }
+    if (verify && checksum_err(p, student_checksum(p->data, p->size), path, err)) goto fail;
     return 0;
 fail:
     parsed_free(p);
@@ -944,17 +953,45 @@ int student_sources(const Model *m, StudentLinearSrc *lin, char *err)
     return 0;
 }
 
+/* the whole file's checksum on a thread of its own while student_load
+ * builds the layers: FNV-1a goes a byte at a time (about 1 GB/s), and the
+ * build (the kernels' layouts) is the other half of a load. The 7B
+ * student: see the commit */
+typedef struct {
+    const unsigned char *data;
+    size_t size;
+    uint64_t got;
+} LoadChecksum;
+
+static void *load_checksum(void *arg)
+{
+    LoadChecksum *c = arg;
+    c->got = student_checksum(c->data, c->size);
+    return NULL;
+}
+
 int student_load(Model *m, Tokenizer *tok, const char *path, char *err)
 {
     memset(m, 0, sizeof *m);
     if (tok) memset(tok, 0, sizeof *tok);
     Parsed p;
-    if (parse(&p, path, err)) return -1;
+    if (parse(&p, path, 0, err)) return -1;
     if (tok && !p.tok_n) { ob_seterr(err, "%s: the student has no tokenizer (pass --tokenizer)", path); parsed_free(&p); return -1; }
+    /* the checksum beside the build; it joins before anything is freed or
+     * returned, and a mismatch is the error whatever else failed */
+    LoadChecksum ck = {p.data, p.size, 0};
+    pthread_t ck_thread;
+    int ck_threaded = pthread_create(&ck_thread, NULL, load_checksum, &ck) == 0;
+    if (!ck_threaded) load_checksum(&ck);
     const ModelConfig *c = &p.cfg;
     int emb_h = ftype_head(p.fp[0]->type), cls_h = c->shared_classifier ? emb_h : ftype_head(p.fp[4]->type);
     StudentExtra *x = student_alloc(m, c, student_head_wtype(emb_h), student_head_wtype(cls_h), err);
-    if (!x) { parsed_free(&p); return -1; }
+    if (!x) {
+        if (ck_threaded) pthread_join(ck_thread, NULL);
+        checksum_err(&p, ck.got, path, err);
+        parsed_free(&p);
+        return -1;
+    }
     float *fpdst[5] = {m->tok_emb, m->rms_att, m->rms_ffn, m->rms_final, m->wcls};
     int nfp = c->shared_classifier ? 4 : 5;
     int nlin = c->n_layers * LIN_PER_LAYER, rc = -1;
@@ -1002,11 +1039,19 @@ int student_load(Model *m, Tokenizer *tok, const char *path, char *err)
      * 64 KB the kernel maps around each fault) is not kept either: the
      * head comes back at the first token, the signs when a kernel without
      * kbits reads them */
+    if (ck_threaded) pthread_join(ck_thread, NULL);
+    ck_threaded = 0;
+    if (checksum_err(&p, ck.got, path, err)) goto fail;
     file_map_drop(p.data, p.size);
     rc = 0;
-fail: /* the parse state (the mapping stays with the model: model_free
-       * unmaps it, after the layers that point into it), and on failure
-       * the half-built model */
+fail: /* the checksum's thread joined (its mismatch is the error), the
+       * parse state (the mapping stays with the model: model_free unmaps
+       * it, after the layers that point into it), and on failure the
+       * half-built model */
+    if (ck_threaded) {
+        pthread_join(ck_thread, NULL);
+        checksum_err(&p, ck.got, path, err);
+    }
     p.data = NULL;
     parsed_free(&p);
     if (rc) model_free(m);
@@ -1016,7 +1061,7 @@ fail: /* the parse state (the mapping stays with the model: model_free
 int student_read_meta(const char *path, char **meta_json, char *err)
 {
     Parsed p;
-    if (parse(&p, path, err)) return -1;
+    if (parse(&p, path, 1, err)) return -1;
     size_t n = p.meta ? p.meta->size : 0;
     if (p.meta && memchr(p.data + p.meta->offset, 0, n)) { ob_seterr(err, "%s: metadata contains a NUL byte", path); parsed_free(&p); return -1; }
     char *s = ob_malloc(n + 1);
@@ -1030,7 +1075,7 @@ int student_read_meta(const char *path, char **meta_json, char *err)
 int student_has_tokenizer(const char *path, char *err)
 {
     Parsed p;
-    if (parse(&p, path, err)) return -1;
+    if (parse(&p, path, 0, err)) return -1; /* the header and table only: student_load checks the rest */
     int has = p.tok_n > 0;
     parsed_free(&p);
     return has;
