@@ -1054,7 +1054,10 @@ fail: /* the checksum's thread joined (its mismatch is the error), the
     }
     p.data = NULL;
     parsed_free(&p);
-    if (rc) model_free(m);
+    if (rc) {
+        model_free(m);
+        tok_free(tok); /* (zeroed above: also before load_tokenizer) */
+    }
     return rc;
 }
 
