@@ -891,6 +891,18 @@ top_header() { sed -n 3p "$TMP/screen" | grep -qE "^teacher +[0-9]+ tokens, [0-9
 check "pinned: the reply's header on the first row" top_header
 tm send-keys -t e2e PPage PPage PPage
 check "pinned: PgUp goes back to the prompt" wait_for "Once upon a time"
+# l loads a student by its path (in a background job): a missing file is
+# an error in the message line, a student joins the teacher
+tm send-keys -t e2e Escape l
+check "l: the student prompt" wait_for "Student (.onebit"
+tm send-keys -t e2e C-u
+type_enter "$TMP/no-such.onebit"
+check "l: a missing file is an error" wait_re "error: .*no-such\.onebit"
+tm send-keys -t e2e Escape l
+check "l: the student prompt again" wait_for "Student (.onebit"
+tm send-keys -t e2e C-u
+type_enter "$TMP/run-99.onebit"
+check "l: the student joins the teacher" wait_re "Chat with teacher \| student run-99\.onebit"
 tm send-keys -t e2e Escape
 quit_tui "pinned: quit"
 

@@ -1,7 +1,8 @@
 /* ui/scr_chat.c -- screen 5, Chat (UI thread only, but for the generation
- * jobs' functions on_token and gen_main): type a prompt and the teacher, a
- * 1-bit student (a finished run's .onebit or a OneBit checkpoint directory,
- * open_student) or both side by
+ * jobs' functions on_token and gen_main and the student's load job,
+ * student_load_main): type a prompt and the teacher, a 1-bit student (a
+ * finished run's .onebit or a OneBit checkpoint directory, open_student,
+ * loaded in a background job) or both side by
  * side continue it. Each reply is gen_run in a background job (base/job.h)
  * whose per-token callback appends to the job's text under a mutex, pushes
  * an EV_TOKEN to wake the UI and checks the job's cancel flag (Esc), so a
@@ -57,6 +58,18 @@ typedef struct {
     char err[OB_ERRLEN];
 } GenJob;
 
+/* a student loading in a background job (student_load_main: open_student,
+ * whose checks and kernel layouts take seconds for a 7B student), put in
+ * place by the UI thread at the job's end event (student_loaded) */
+typedef struct {
+    Job *job;
+    char path[4096];
+    int64_t run;
+    Model *m;
+    Tokenizer *t;         /* the student's own tokenizer, or NULL */
+    char err[OB_ERRLEN];
+} StudentLoad;
+
 typedef struct {
     Turn *turns;
     int n, cap;
@@ -68,6 +81,7 @@ typedef struct {
     int target;
     Model *student;
     Tokenizer *stok;      /* the student's own tokenizer, or NULL: the teacher's */
+    StudentLoad *loading; /* the student being loaded, or NULL */
     char student_path[4096];
     int64_t student_run;
     int64_t sess[2];      /* run-store chat sessions (0: none yet) */
@@ -260,6 +274,7 @@ static void send(App *a)
     if (busy(C)) { app_msg(a, 1, "a reply is still streaming: Esc stops it"); return; }
     int want_t = C->target != TO_STUDENT, want_s = C->target != TO_TEACHER;
     if (want_t && !a->teacher) { app_msg(a, 1, "no teacher loaded (screen 1, o)"); return; }
+    if (want_s && C->loading) { app_msg(a, 1, "the student is still loading: %s", C->loading->path); return; }
     if (want_s && !C->student) { app_msg(a, 1, "no student loaded (l, or c on the Runs screen)"); return; }
     const char *text = C->input.buf;
     Turn *u = add_turn(C, ROLE_USER, text);
@@ -278,36 +293,73 @@ static void free_student(ChatState *C)
     if (C->stok) { tok_free(C->stok); free(C->stok); C->stok = NULL; }
 }
 
+static int student_load_main(Job *job, void *arg)
+{
+    (void)job;
+    StudentLoad *l = arg;
+    int has = open_student_has_tokenizer(l->path, l->err);
+    if (has < 0) return -1;
+    l->m = ob_calloc(1, sizeof *l->m);
+    l->t = has ? ob_calloc(1, sizeof *l->t) : NULL;
+    if (open_student(l->m, l->t, l->path, l->err)) {
+        free(l->m);
+        free(l->t);
+        l->m = NULL;
+        l->t = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* start loading the student at path (of run, or 0) in a background job;
+ * 0 when it started */
 static int load_student(App *a, const char *path, int64_t run)
 {
     ChatState *C = state(a);
     if (C->jobs[1]) { app_msg(a, 1, "the student is still replying: Esc stops it"); return -1; }
+    if (C->loading) { app_msg(a, 1, "a student is still loading: %s", C->loading->path); return -1; }
+    StudentLoad *l = ob_calloc(1, sizeof *l);
+    snprintf(l->path, sizeof l->path, "%s", path);
+    l->run = run;
     char err[OB_ERRLEN];
-    int has = open_student_has_tokenizer(path, err);
-    if (has < 0) { app_msg(a, 1, "error: %s", err); return -1; }
-    Model *m = ob_calloc(1, sizeof *m);
-    Tokenizer *t = has ? ob_calloc(1, sizeof *t) : NULL;
-    if (open_student(m, t, path, err)) {
-        app_msg(a, 1, "error: %s", err);
-        free(m);
-        free(t);
+    JobSpec js = {.name = "student load", .id = app_new_id(a), .ring = &a->ring, .fn = student_load_main, .arg = l, .end_event = 1};
+    if (job_start(&l->job, &js, err)) {
+        app_msg(a, 1, "%s: %s", path, err);
+        free(l);
         return -1;
     }
-    if (!t && (!a->tok || a->tok->vocab_size < m->cfg.vocab_size)) {
-        app_msg(a, 1, "%s has no tokenizer and the teacher's does not fit", path);
-        model_free(m);
-        free(m);
-        return -1;
-    }
-    free_student(C);
-    C->student = m;
-    C->stok = t;
-    C->student_run = run;
-    C->sess[1] = 0;
-    snprintf(C->student_path, sizeof C->student_path, "%s", path);
-    C->target = a->teacher ? TO_BOTH : TO_STUDENT;
-    app_msg(a, 0, "student %s loaded; talking to %s", path, C->target == TO_BOTH ? "teacher and student side by side" : "the student");
+    C->loading = l;
+    app_msg(a, 0, "loading the student %s ...", path);
     return 0;
+}
+
+/* the load's end event: the student in place of the one before, or the
+ * error said */
+static void student_loaded(App *a)
+{
+    ChatState *C = state(a);
+    StudentLoad *l = C->loading;
+    int rc = job_join(l->job);
+    job_free(l->job);
+    C->loading = NULL;
+    if (rc) app_msg(a, 1, "error: %s", l->err);
+    else if (!l->t && (!a->tok || a->tok->vocab_size < l->m->cfg.vocab_size)) {
+        app_msg(a, 1, "%s has no tokenizer and the teacher's does not fit", l->path);
+        model_free(l->m);
+        free(l->m);
+    } else { /* (no student reply runs: send waits for the load) */
+        free_student(C);
+        C->student = l->m;
+        C->stok = l->t;
+        C->student_run = l->run;
+        C->sess[1] = 0;
+        snprintf(C->student_path, sizeof C->student_path, "%s", l->path);
+        C->target = a->teacher ? TO_BOTH : TO_STUDENT;
+        app_msg(a, 0, "student %s loaded; talking to %s", l->path,
+                C->target == TO_BOTH ? "teacher and student side by side" : "the student");
+    }
+    free(l);
+    app_dirty(a);
 }
 
 static void student_prompt_done(App *a, const char *path)
@@ -580,6 +632,10 @@ static void chat_event(App *a, const Event *ev)
         if (ev->req == UI_REQ_CHAT_STUDENT && ev->path) use_student(a, ev->path, ev->run_id);
         return;
     }
+    if (C->loading && ev->kind == EV_STATUS && ev->run_id == job_id(C->loading->job)) {
+        student_loaded(a);
+        return;
+    }
     for (int i = 0; i < 2; i++) {
         if (!C->jobs[i] || ev->run_id != C->jobs[i]->id) continue;
         if (ev->kind == EV_TOKEN) sync_turn(C, C->jobs[i]);
@@ -626,7 +682,7 @@ static void chat_enter_init(App *a, ChatState *C)
 static void default_student(App *a)
 {
     ChatState *C = state(a);
-    if (C->student || C->jobs[1] || !a->db) return;
+    if (C->student || C->loading || C->jobs[1] || !a->db) return;
     DbRun *runs;
     int n;
     char err[OB_ERRLEN];
@@ -663,6 +719,17 @@ static void chat_fini(App *a)
             job_cancel(C->jobs[i]->job);
             finish_job(a, i);
         }
+    if (C->loading) { /* (the load cannot be cut short: it ends by itself) */
+        StudentLoad *l = C->loading;
+        if (job_join(l->job) == 0) {
+            model_free(l->m);
+            free(l->m);
+            if (l->t) tok_free(l->t);
+            free(l->t);
+        }
+        job_free(l->job);
+        free(l);
+    }
     free_student(C);
     for (int i = 0; i < C->n; i++) free(C->turns[i].text);
     free(C->turns);
