@@ -865,9 +865,11 @@ start --teacher "$TMP/hfchat" --tokenizer "$SHARED/models/tok512.bin" --db "$DB"
 check "template: started" wait_for "1-bit bpw"
 tm send-keys -t e2e 5
 check "template: Chat names the template" wait_for "template chatml"
+# the newest run's student loads in the background: a message waits for it
+check "template: the newest student joins" wait_re "Chat with teacher \| student "
 tm send-keys -t e2e -l "Hi"
 tm send-keys -t e2e Enter
-check "template: the teacher's reply ends" wait_re "teacher +[0-9]+ tokens, [0-9.]+ tokens/s +(student|$)" 60
+check "template: the teacher's reply ends" wait_re "teacher +[0-9]+ tokens, [0-9.]+ tokens/s( +student|$)" 60
 tm send-keys -t e2e F10
 check "template: quit" wait_file "$TMP/exit"
 tm kill-session -t e2e

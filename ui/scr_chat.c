@@ -274,7 +274,9 @@ static void send(App *a)
     if (busy(C)) { app_msg(a, 1, "a reply is still streaming: Esc stops it"); return; }
     int want_t = C->target != TO_STUDENT, want_s = C->target != TO_TEACHER;
     if (want_t && !a->teacher) { app_msg(a, 1, "no teacher loaded (screen 1, o)"); return; }
-    if (want_s && C->loading) { app_msg(a, 1, "the student is still loading: %s", C->loading->path); return; }
+    /* a load ends with the student beside the teacher: what is sent waits
+     * for it (the input line keeps the message) */
+    if (C->loading) { app_msg(a, 1, "the student is still loading: %s", C->loading->path); return; }
     if (want_s && !C->student) { app_msg(a, 1, "no student loaded (l, or c on the Runs screen)"); return; }
     const char *text = C->input.buf;
     Turn *u = add_turn(C, ROLE_USER, text);
@@ -347,7 +349,7 @@ static void student_loaded(App *a)
         app_msg(a, 1, "%s has no tokenizer and the teacher's does not fit", l->path);
         model_free(l->m);
         free(l->m);
-    } else { /* (no student reply runs: send waits for the load) */
+    } else { /* (no reply runs: send waits for the load) */
         free_student(C);
         C->student = l->m;
         C->stok = l->t;
