@@ -154,6 +154,8 @@ void bitlinear_repack(BitLinear *bl)
     if (bl->bits_mapped) file_map_drop(bl->bits, bits_bytes(bl));
 }
 
+static void repack_task(void *ctx, int i) { bitlinear_repack(((BitLinear *const *)ctx)[i]); }
+
 int bitlinear_set_exec_all(BitLinear *const *bl, int n, const KernExec *ex, char *err)
 {
     /* claim every layer (running 0 -> -1: no forward in it, and none can
@@ -166,10 +168,14 @@ int bitlinear_set_exec_all(BitLinear *const *bl, int n, const KernExec *ex, char
             return -1;
         }
     }
-    for (int i = 0; i < n; i++) {
-        kern_exec_copy(&bl[i]->ex, ex);
-        bitlinear_repack(bl[i]);
-    }
+    /* the contexts here (they hold pool references: pool_free is not for
+     * a pool's own tasks), the layouts a layer a task on ex's pool: the 7B
+     * student's 224 layers, fp32 <-> int8: 0.51-0.83 s on one thread,
+     * 0.26-0.43 s on two */
+    for (int i = 0; i < n; i++) kern_exec_copy(&bl[i]->ex, ex);
+    if (ex->pool && n > 1) pool_run(ex->pool, repack_task, (void *)bl, n);
+    else
+        for (int i = 0; i < n; i++) bitlinear_repack(bl[i]);
     for (int i = 0; i < n; i++) atomic_store(&bl[i]->running, 0);
     return 0;
 }
