@@ -956,7 +956,7 @@ int student_sources(const Model *m, StudentLinearSrc *lin, char *err)
 /* the whole file's checksum on a thread of its own while student_load
  * builds the layers: FNV-1a goes a byte at a time (about 1 GB/s), and the
  * build (the kernels' layouts) is the other half of a load. The 7B
- * student: see the commit */
+ * student (1.34 GB, 2 threads, alternated): 3.3-4.3 s -> 1.63-1.79 s */
 typedef struct {
     const unsigned char *data;
     size_t size;
