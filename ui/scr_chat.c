@@ -349,7 +349,7 @@ static void student_loaded(App *a)
         app_msg(a, 1, "%s has no tokenizer and the teacher's does not fit", l->path);
         model_free(l->m);
         free(l->m);
-    } else { /* (no reply runs: send waits for the load) */
+    } else { /* (no student reply runs: load_student refused to start beside one, send waits for the load) */
         free_student(C);
         C->student = l->m;
         C->stok = l->t;
