@@ -63,6 +63,9 @@ static inline void kern_step_parts(const uint16_t *r, int h, int group, int hd, 
 {
     for (int i = 0; i < 4; i++) p[i] = r + (size_t)((h + i) / group) * hd;
 }
+/* how far ahead the x86 GEMV rows (FP16, BF16, Q8_0, FP32) prefetch their
+ * stream into L2 (measurements at x86/avx512.c's GEMV1_512) */
+#define KERN_GEMV_PF 8192
 /* the cache lines of [from, to) prefetched into L2 (prefetcht1) */
 static inline void kern_prefetch_l2(const void *from, const void *to)
 {
@@ -73,14 +76,15 @@ static inline void kern_prefetch_l2(const void *from, const void *to)
  * parameters in scope, over the variant's vector helpers: the cached rows
  * one after another, each row's scores of 4 heads at a time through
  * SCORE4(kp, q4, hd, scale, s, n) (kp the heads' parts of the row, q4 their
- * queries; head i's score into s[i * n]) and of the rest through DOT1(k, q,
- * hd) times scale, the same part of the next row prefetched into L2 (one
+ * queries; head i's score into s[i * n]) and of the rest through the
+ * variant's score_f16 over one row, SCORE1(q, k, ld, hd, 1, scale, s), the
+ * same part of the next row prefetched into L2 (one
  * stream through the cache); then SOFTMAX(p, n, &m, &l, &a) for each head
  * (its n scores into weights, its maximum, sum and rescale a); then each
  * value row into every head's output through AXPY(v, o, hd, w, a), o = o a
  * + w v (a = 1 after a head's first row), the next row's part prefetched
  * once every 4 heads */
-#define KERN_STEP_F16_BODY(SCORE4, DOT1, SOFTMAX, AXPY)                                                          \
+#define KERN_STEP_F16_BODY(SCORE4, SCORE1, SOFTMAX, AXPY)                                                          \
     do {                                                                                                        \
         float *al_ = sc + (size_t)nh * n;                                                                       \
         for (int t = 0; t < n; t++) {                                                                           \
@@ -95,7 +99,7 @@ static inline void kern_prefetch_l2(const void *from, const void *to)
             for (; h < nh; h++) {                                                                               \
                 const uint16_t *k0 = k + (size_t)(h / group) * hd;                                             \
                 kern_prefetch_l2(k0 + ld, k0 + ld + hd);                                                        \
-                sc[(size_t)h * n + t] = DOT1(k0, q + (size_t)h * hd, hd) * scale;                               \
+                SCORE1(q + (size_t)h * hd, k0, ld, hd, 1, scale, sc + (size_t)h * n + t);                       \
             }                                                                                                   \
         }                                                                                                       \
         for (int h = 0; h < nh; h++) SOFTMAX(sc + (size_t)h * n, n, &m[h], &l[h], &al_[h]);                     \

@@ -432,8 +432,7 @@ T2H static inline __m256 q8_0_block2(const KernQ8_0 *b, const float *x)
 /* rows one at a time (one stream a task), two blocks in flight (a block's
  * sum of four dependent FMAs then the scale's made a chain of 5 FMAs a
  * block: 15 GB/s on one Zen 5 core where the AVX-512 variant reads 19),
- * the stream GEMV_PF bytes ahead prefetched into L2 */
-#define GEMV_PF 8192
+ * the stream KERN_GEMV_PF bytes ahead prefetched into L2 */
 T2H void kern_dec_gemv_q8_0_avx2(const KernQ8_0 *W, const float *x, float *y, int cols, int r0, int r1)
 {
     const int nb = cols / KERN_Q8_0_BLOCK;
@@ -442,7 +441,7 @@ T2H void kern_dec_gemv_q8_0_avx2(const KernQ8_0 *W, const float *x, float *y, in
         __m256 a0 = _mm256_setzero_ps(), a1 = a0;
         int j = 0;
         for (; j + 2 <= nb; j += 2) {
-            const char *pf = (const char *)(b + j) + GEMV_PF;
+            const char *pf = (const char *)(b + j) + KERN_GEMV_PF;
             kern_prefetch_l2(pf, pf + 2 * sizeof *b);
             a0 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(b[j].d)), q8_0_block2(b + j, x + j * KERN_Q8_0_BLOCK), a0);
             a1 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(b[j + 1].d)), q8_0_block2(b + j + 1, x + (j + 1) * KERN_Q8_0_BLOCK), a1);
@@ -451,7 +450,6 @@ T2H void kern_dec_gemv_q8_0_avx2(const KernQ8_0 *W, const float *x, float *y, in
         y[r] = dec2_hsum(_mm256_add_ps(a0, a1));
     }
 }
-#undef GEMV_PF
 
 /* ---- the K-quant block expansions (kernels.h KernDec dq_q4_k/q5_k/q6_k) ----
  * 32 levels at a time: bytes to int32 to float, then a multiply and a
@@ -578,16 +576,6 @@ T2H static inline void step2_score4(const uint16_t *const kp[4], const float *q,
     s[0] = d0 * scale, s[n] = d1 * scale, s[2 * n] = d2 * scale, s[3 * n] = d3 * scale;
 }
 
-T2H static inline float step2_dot1(const uint16_t *k, const float *q, int hd)
-{
-    const int h8 = hd & ~7;
-    __m256 a = _mm256_setzero_ps();
-    for (int c = 0; c < h8; c += 8) a = _mm256_fmadd_ps(dec2_ld_f16(k + c), _mm256_loadu_ps(q + c), a);
-    float d = dec2_hsum(a);
-    for (int c = h8; c < hd; c++) d += q[c] * ob_fp16_to_fp32(k[c]);
-    return d;
-}
-
 /* a head's n scores at p: the weights 8 to a vector (exp2v), the last n % 8
  * with expf */
 T2H static inline void step2_softmax(float *p, int n, float *m, float *l, float *a)
@@ -620,7 +608,7 @@ T2H static inline void step2_axpy(const uint16_t *v, float *o, int hd, float w, 
 T2H void kern_dec_step_f16_avx2(const float *q, const uint16_t *K, const uint16_t *V, size_t ld, int nh, int group, int hd,
                                 int n, float scale, float *m, float *l, float *o, float *sc)
 {
-    KERN_STEP_F16_BODY(step2_score4, step2_dot1, step2_softmax, step2_axpy);
+    KERN_STEP_F16_BODY(step2_score4, kern_dec_score_f16_avx2, step2_softmax, step2_axpy);
 }
 
 /* the lanes (of 8 from lane0) that see key t: i >= t - diag, as all-ones */

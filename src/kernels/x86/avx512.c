@@ -946,11 +946,10 @@ DOT4_512(dot4_f16, uint16_t, dec_ld_f16)
  * accumulators, then 16 at a time, masked. FP32 (a student's FP32 head, the
  * KernExec's gemv_rows) and FP16 rows share the order of the sums, so an
  * FP16 head and its exact FP32 copy give the same bits (test_bitllama).
- * The stream GEMV_PF bytes ahead is prefetched into L2: the 7B FP16 head
+ * The stream KERN_GEMV_PF bytes ahead is prefetched into L2: the 7B FP16 head
  * alone, 2 threads, one process alternating (medians of 31-41), 9.33 ->
  * 8.92 ms with `bench membw` at 33.5 GB/s and 7.51 -> 6.56 ms at 48 GB/s
  * (4 and 16 KiB ahead were about the same, none slower) */
-#define GEMV_PF 8192
 #define GEMV1_512(NAME, T, LD)                                                                                  \
     T512 void NAME(const T *W, const float *x, float *y, int cols, int r0, int r1)                               \
     {                                                                                                           \
@@ -960,7 +959,7 @@ DOT4_512(dot4_f16, uint16_t, dec_ld_f16)
             __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                         \
             int c = 0;                                                                                          \
             for (; c + 64 <= cols; c += 64) {                                                                   \
-                kern_prefetch_l2((const char *)(w + c) + GEMV_PF, (const char *)(w + c + 64) + GEMV_PF);        \
+                kern_prefetch_l2((const char *)(w + c) + KERN_GEMV_PF, (const char *)(w + c + 64) + KERN_GEMV_PF); \
                 a0 = _mm512_fmadd_ps(LD(w + c, all), _mm512_loadu_ps(x + c), a0);                               \
                 a1 = _mm512_fmadd_ps(LD(w + c + 16, all), _mm512_loadu_ps(x + c + 16), a1);                     \
                 a2 = _mm512_fmadd_ps(LD(w + c + 32, all), _mm512_loadu_ps(x + c + 32), a2);                     \
@@ -1066,7 +1065,7 @@ T512BF static void bf16_split(const float *x, int cols, uint16_t *hi, uint16_t *
     } while (0)
 
 /* rows one at a time (one stream a task, as GEMV1_512), 128 columns a pass
- * in four accumulators, the stream GEMV_PF bytes ahead prefetched into L2 */
+ * in four accumulators, the stream KERN_GEMV_PF bytes ahead prefetched into L2 */
 T512BF void kern_dec_gemv_bf16_avx512bf16(const uint16_t *W, const float *x, float *y, int cols, int r0, int r1)
 {
     int pad = (cols + 31) & ~31;
@@ -1079,7 +1078,7 @@ T512BF void kern_dec_gemv_bf16_avx512bf16(const uint16_t *W, const float *x, flo
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         int c = 0;
         for (; c + 128 <= cols; c += 128) {
-            kern_prefetch_l2((const char *)(w + c) + GEMV_PF, (const char *)(w + c + 128) + GEMV_PF);
+            kern_prefetch_l2((const char *)(w + c) + KERN_GEMV_PF, (const char *)(w + c + 128) + KERN_GEMV_PF);
             BF16_DOT(a0, w, all, c);
             BF16_DOT(a1, w, all, c + 32);
             BF16_DOT(a2, w, all, c + 64);
@@ -1108,7 +1107,7 @@ T512 static inline __m512 q8_0_block(const KernQ8_0 *b, const float *x)
 
 /* Q8_0 rows one at a time, as GEMV1_512 and for its reason (one contiguous
  * stream a task), with four accumulators over the blocks j % 4 and the
- * stream GEMV_PF bytes ahead prefetched into L2 (a 4-block step is 136
+ * stream KERN_GEMV_PF bytes ahead prefetched into L2 (a 4-block step is 136
  * bytes: three lines). The 7B Q8_0 head (32000 x 4096, 139 MB) alone, 2
  * threads, a 256 MB sweep between calls, medians of 41, 3 alternated
  * rounds, `bench membw` 35.8-36.5 GB/s: 7.40-7.48 ms with two rows at a
@@ -1122,7 +1121,7 @@ T512 void kern_dec_gemv_q8_0_avx512(const KernQ8_0 *W, const float *x, float *y,
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         int j = 0;
         for (; j + 4 <= nb; j += 4) {
-            const char *pf = (const char *)(b + j) + GEMV_PF;
+            const char *pf = (const char *)(b + j) + KERN_GEMV_PF;
             kern_prefetch_l2(pf, pf + 4 * sizeof *b);
             const float *xj = x + j * KERN_Q8_0_BLOCK;
             a0 = _mm512_fmadd_ps(dec_d16(b[j].d), q8_0_block(b + j, xj), a0);
@@ -1232,16 +1231,6 @@ T512 static inline void step_score4(const uint16_t *const kp[4], const float *q,
     s[3 * n] = _mm512_reduce_add_ps(_mm512_add_ps(a3, b3)) * scale;
 }
 
-T512 static inline float step_dot1(const uint16_t *k, const float *q, int hd)
-{
-    __m512 a = _mm512_setzero_ps();
-    for (int c = 0; c < hd; c += 16) {
-        const __mmask16 ma = dec_mask(hd - c);
-        a = _mm512_fmadd_ps(dec_ld_f16(k + c, ma), _mm512_maskz_loadu_ps(ma, q + c), a);
-    }
-    return _mm512_reduce_add_ps(a);
-}
-
 /* a head's n scores at p: the maximum with *m, the weights 16 to a vector */
 T512 static inline void step_softmax(float *p, int n, float *m, float *l, float *a)
 {
@@ -1278,7 +1267,7 @@ T512 static inline void step_axpy(const uint16_t *v, float *o, int hd, float w, 
 T512 void kern_dec_step_f16_avx512(const float *q, const uint16_t *K, const uint16_t *V, size_t ld, int nh, int group, int hd,
                                    int n, float scale, float *m, float *l, float *o, float *sc)
 {
-    KERN_STEP_F16_BODY(step_score4, step_dot1, step_softmax, step_axpy);
+    KERN_STEP_F16_BODY(step_score4, kern_dec_score_f16_avx512, step_softmax, step_axpy);
 }
 
 /* ---- blocked prompt attention (KernDec.attn_f16) ------------------------
