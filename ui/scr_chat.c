@@ -335,6 +335,15 @@ static int load_student(App *a, const char *path, int64_t run)
     return 0;
 }
 
+/* a loaded student not put in place: freed */
+static void load_discard(StudentLoad *l)
+{
+    model_free(l->m);
+    free(l->m);
+    if (l->t) tok_free(l->t);
+    free(l->t);
+}
+
 /* the load's end event: the student in place of the one before, or the
  * error said */
 static void student_loaded(App *a)
@@ -347,8 +356,7 @@ static void student_loaded(App *a)
     if (rc) app_msg(a, 1, "error: %s", l->err);
     else if (!l->t && (!a->tok || a->tok->vocab_size < l->m->cfg.vocab_size)) {
         app_msg(a, 1, "%s has no tokenizer and the teacher's does not fit", l->path);
-        model_free(l->m);
-        free(l->m);
+        load_discard(l);
     } else { /* (no student reply runs: load_student refused to start beside one, send waits for the load) */
         free_student(C);
         C->student = l->m;
@@ -723,12 +731,7 @@ static void chat_fini(App *a)
         }
     if (C->loading) { /* (the load cannot be cut short: it ends by itself) */
         StudentLoad *l = C->loading;
-        if (job_join(l->job) == 0) {
-            model_free(l->m);
-            free(l->m);
-            if (l->t) tok_free(l->t);
-            free(l->t);
-        }
+        if (job_join(l->job) == 0) load_discard(l);
         job_free(l->job);
         free(l);
     }
